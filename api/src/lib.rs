@@ -1,0 +1,3 @@
+//! rk8s object model.
+pub mod path;
+pub mod yaml;
