@@ -1,3 +1,4 @@
 //! rk8s object model.
 pub mod path;
+pub mod quantity;
 pub mod yaml;
