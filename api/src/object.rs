@@ -1,0 +1,261 @@
+//! The kinds rk8s serves, and one type that holds an object of any of them.
+//!
+//! [`ObjectKind`] tells the store, the API server and the CLI what they need to know
+//! about a kind — its group, version, plural, scope, storage key and URL — all taken
+//! from `k8s-openapi`'s own constants. [`AnyObject`] lets them handle every kind
+//! through one path.
+
+use std::any::TypeId;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Service};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+/// Whether objects of a kind live in a namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// `/namespaces/{ns}/{plural}/{name}`.
+    Namespaced,
+    /// `/{plural}/{name}`.
+    Cluster,
+}
+
+/// What rk8s knows about one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectKind {
+    /// API group, empty for the core group.
+    pub group: &'static str,
+    /// API version within the group (`v1`, `v2`).
+    pub version: &'static str,
+    /// `apiVersion` as written in manifests (`v1`, `apps/v1`).
+    pub api_version: &'static str,
+    /// `kind` as written in manifests (`Pod`).
+    pub kind: &'static str,
+    /// Lowercase plural used in URLs and storage keys (`pods`).
+    pub plural: &'static str,
+    /// Namespaced or cluster-scoped.
+    pub scope: Scope,
+}
+
+impl ObjectKind {
+    /// The descriptor of a `k8s-openapi` type.
+    pub fn of<K: k8s_openapi::Resource + 'static>() -> Self {
+        ObjectKind {
+            group: K::GROUP,
+            version: K::VERSION,
+            api_version: K::API_VERSION,
+            kind: K::KIND,
+            plural: K::URL_PATH_SEGMENT,
+            scope: if TypeId::of::<K::Scope>() == TypeId::of::<NamespaceResourceScope>() {
+                Scope::Namespaced
+            } else {
+                Scope::Cluster
+            },
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn is_namespaced(&self) -> bool {
+        self.scope == Scope::Namespaced
+    }
+
+    /// The store key prefix for a list: `/registry/pods/` for all namespaces,
+    /// `/registry/pods/default/` for one (as Kubernetes lays out etcd).
+    pub fn storage_prefix(&self, namespace: Option<&str>) -> String {
+        match (self.scope, namespace) {
+            (Scope::Namespaced, Some(ns)) => format!("/registry/{}/{ns}/", self.plural),
+            _ => format!("/registry/{}/", self.plural),
+        }
+    }
+
+    /// The store key of one object: `/registry/<plural>/<ns>/<name>`, or
+    /// `/registry/<plural>/<name>` for cluster-scoped kinds.
+    pub fn storage_key(&self, namespace: Option<&str>, name: &str) -> String {
+        format!("{}{name}", self.storage_prefix(namespace))
+    }
+
+    /// The URL of a collection (`/api/v1/namespaces/default/pods`,
+    /// `/apis/apps/v1/deployments`).
+    pub fn collection_path(&self, namespace: Option<&str>) -> String {
+        let root = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        match (self.scope, namespace) {
+            (Scope::Namespaced, Some(ns)) => format!("{root}/namespaces/{ns}/{}", self.plural),
+            _ => format!("{root}/{}", self.plural),
+        }
+    }
+
+    /// The URL of one object.
+    pub fn object_path(&self, namespace: Option<&str>, name: &str) -> String {
+        format!("{}/{name}", self.collection_path(namespace))
+    }
+}
+
+macro_rules! kinds {
+    ($($variant:ident => $ty:ty),* $(,)?) => {
+        /// An object of any kind rk8s serves.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum AnyObject {
+            $(
+                #[doc = concat!("A `", stringify!($variant), "`.")]
+                $variant(Box<$ty>),
+            )*
+        }
+
+        /// Every kind rk8s serves, in a stable order.
+        pub fn kinds() -> Vec<ObjectKind> {
+            vec![$(ObjectKind::of::<$ty>()),*]
+        }
+
+        impl AnyObject {
+            /// The descriptor of this object's kind.
+            pub fn kind(&self) -> ObjectKind {
+                match self {
+                    $(AnyObject::$variant(_) => ObjectKind::of::<$ty>(),)*
+                }
+            }
+
+            /// The object's metadata.
+            pub fn metadata(&self) -> &ObjectMeta {
+                use k8s_openapi::Metadata;
+                match self {
+                    $(AnyObject::$variant(o) => o.metadata(),)*
+                }
+            }
+
+            /// The object's metadata, to change.
+            pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                use k8s_openapi::Metadata;
+                match self {
+                    $(AnyObject::$variant(o) => o.metadata_mut(),)*
+                }
+            }
+
+            /// Decodes a JSON value of the given kind, reporting the field that did not
+            /// fit. `kind` must be one of [`kinds`]; `apiVersion` is not checked here.
+            pub fn from_value(
+                kind: &ObjectKind,
+                value: Value,
+            ) -> Option<Result<Self, serde_path_to_error::Error<serde_json::Error>>> {
+                $(
+                    if kind.kind == <$ty as k8s_openapi::Resource>::KIND {
+                        return Some(
+                            serde_path_to_error::deserialize::<_, $ty>(value)
+                                .map(|o| AnyObject::$variant(Box::new(o))),
+                        );
+                    }
+                )*
+                None
+            }
+
+            /// The object as JSON, with `apiVersion` and `kind` set.
+            pub fn to_value(&self) -> Value {
+                let value = match self {
+                    $(AnyObject::$variant(o) => serde_json::to_value(o.as_ref()),)*
+                };
+                // Serializing these types cannot fail: they hold no maps with
+                // non-string keys and no non-finite floats.
+                value.unwrap_or(Value::Null)
+            }
+        }
+
+        $(
+            impl From<$ty> for AnyObject {
+                fn from(o: $ty) -> Self {
+                    AnyObject::$variant(Box::new(o))
+                }
+            }
+        )*
+    };
+}
+
+kinds! {
+    Namespace => Namespace,
+    Node => Node,
+    Pod => Pod,
+    Service => Service,
+    Endpoints => Endpoints,
+    Event => Event,
+    ReplicaSet => ReplicaSet,
+    Deployment => Deployment,
+    HorizontalPodAutoscaler => HorizontalPodAutoscaler,
+    Lease => Lease,
+    Job => Job,
+    RuntimeClass => RuntimeClass,
+}
+
+/// The kind named `kind` (as in manifests, `Pod`), if rk8s serves it.
+pub fn kind_named(kind: &str) -> Option<ObjectKind> {
+    kinds().into_iter().find(|k| k.kind == kind)
+}
+
+/// The kind whose plural is `plural` (as in URLs, `pods`) in `group`.
+pub fn kind_by_plural(group: &str, plural: &str) -> Option<ObjectKind> {
+    kinds()
+        .into_iter()
+        .find(|k| k.group == group && k.plural == plural)
+}
+
+impl AnyObject {
+    /// The object's name (empty if it has none yet).
+    pub fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or("")
+    }
+
+    /// The object's namespace, for namespaced kinds.
+    pub fn namespace(&self) -> Option<&str> {
+        if self.kind().is_namespaced() {
+            self.metadata().namespace.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// The object's store key (`/registry/pods/default/web`).
+    pub fn storage_key(&self) -> String {
+        self.kind().storage_key(self.namespace(), self.name())
+    }
+
+    /// `kind/name`, as kubectl prints it (`pod/web`).
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.kind().kind.to_lowercase(), self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_know_their_urls_and_keys() {
+        let pods = kind_named("Pod").unwrap();
+        assert_eq!(pods.plural, "pods");
+        assert_eq!(pods.storage_key(Some("default"), "web"), "/registry/pods/default/web");
+        assert_eq!(
+            pods.object_path(Some("default"), "web"),
+            "/api/v1/namespaces/default/pods/web"
+        );
+        let nodes = kind_named("Node").unwrap();
+        assert_eq!(nodes.scope, Scope::Cluster);
+        assert_eq!(nodes.storage_key(Some("ignored"), "n1"), "/registry/nodes/n1");
+        let hpa = kind_named("HorizontalPodAutoscaler").unwrap();
+        assert_eq!(
+            hpa.collection_path(Some("prod")),
+            "/apis/autoscaling/v2/namespaces/prod/horizontalpodautoscalers"
+        );
+        assert_eq!(
+            kind_by_plural("node.k8s.io", "runtimeclasses").unwrap().scope,
+            Scope::Cluster
+        );
+        assert_eq!(kinds().len(), 12);
+    }
+}

@@ -1,0 +1,658 @@
+//! Label and field selectors.
+//!
+//! Label selectors use `kube-core`'s [`Selector`] and [`Expression`] (matching, the
+//! string form, conversion to and from `LabelSelector`); this module adds what kube-core
+//! lacks: parsing the string syntax (`app=web,tier!=db,env in (a,b),!legacy`) and
+//! checking a `LabelSelector`'s keys, values and operators. Field selectors
+//! (`metadata.name=web,spec.nodeName!=n1`) are rk8s's own.
+//!
+//! ```
+//! use rk8s_api::selector::parse_label_selector;
+//! use kube_core::SelectorExt;
+//!
+//! let sel = parse_label_selector("app=web, env in (prod,staging), !legacy")?;
+//! let labels = [("app".to_string(), "web".to_string()), ("env".into(), "prod".into())];
+//! assert!(sel.matches(&labels.into_iter().collect()));
+//! # Ok::<(), rk8s_api::selector::SelectorError>(())
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+pub use kube_core::{Expression, Selector, SelectorExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::names;
+use crate::object::{AnyObject, ObjectKind};
+
+/// A selector that cannot be parsed or used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// The text does not follow the selector syntax.
+    #[error("invalid selector \"{selector}\": {reason}")]
+    Syntax {
+        /// The whole selector text.
+        selector: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A field selector names a field that the kind cannot be selected by.
+    #[error("field label not supported: {field} (supported for {kind}: {supported})")]
+    UnsupportedField {
+        /// The field named.
+        field: String,
+        /// The kind selected.
+        kind: String,
+        /// The fields that are supported, comma-separated.
+        supported: String,
+    },
+}
+
+#[derive(Debug, PartialEq, Clone)]
+enum Token {
+    Word(String),
+    Comma,
+    Open,
+    Close,
+    Eq,
+    DoubleEq,
+    NotEq,
+    Bang,
+}
+
+fn tokenize(s: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            ',' => out.push(Token::Comma),
+            '(' => out.push(Token::Open),
+            ')' => out.push(Token::Close),
+            '=' if chars.peek() == Some(&'=') => {
+                chars.next();
+                out.push(Token::DoubleEq);
+            }
+            '=' => out.push(Token::Eq),
+            '!' if chars.peek() == Some(&'=') => {
+                chars.next();
+                out.push(Token::NotEq);
+            }
+            '!' => out.push(Token::Bang),
+            '<' | '>' => {
+                return Err(format!(
+                    "operator '{c}' is not supported (use =, ==, !=, in, notin, exists or !key)"
+                ));
+            }
+            c => {
+                let mut word = String::from(c);
+                while let Some(&n) = chars.peek() {
+                    if n.is_whitespace() || ",()=!<>".contains(n) {
+                        break;
+                    }
+                    word.push(n);
+                    chars.next();
+                }
+                out.push(Token::Word(word));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_key(key: &str) -> Result<(), String> {
+    match names::qualified_name(key).first() {
+        None => Ok(()),
+        Some(e) => Err(format!("invalid label key \"{key}\": {e}")),
+    }
+}
+
+fn check_value(value: &str) -> Result<(), String> {
+    match names::label_value(value).first() {
+        None => Ok(()),
+        Some(e) => Err(format!("invalid label value \"{value}\": {e}")),
+    }
+}
+
+/// Parses the string form of a label selector, as `kubectl -l` and `?labelSelector=`
+/// take it. The empty string selects everything.
+pub fn parse_label_selector(s: &str) -> Result<Selector, SelectorError> {
+    parse_expressions(s)
+        .map(Selector::from_iter)
+        .map_err(|reason| SelectorError::Syntax {
+            selector: s.to_string(),
+            reason,
+        })
+}
+
+fn parse_expressions(s: &str) -> Result<Vec<Expression>, String> {
+    let tokens = tokenize(s)?;
+    let mut exprs = Vec::new();
+    let mut pos = 0;
+    let word = |pos: usize, what: &str| match tokens.get(pos) {
+        Some(Token::Word(w)) => Ok(w.clone()),
+        Some(t) => Err(format!("expected {what}, found {t:?}")),
+        None => Err(format!("expected {what} at the end")),
+    };
+    while pos < tokens.len() {
+        let expr = if tokens[pos] == Token::Bang {
+            let key = word(pos + 1, "a label key after '!'")?;
+            check_key(&key)?;
+            pos += 2;
+            Expression::DoesNotExist(key)
+        } else {
+            let key = word(pos, "a label key")?;
+            check_key(&key)?;
+            pos += 1;
+            match tokens.get(pos) {
+                None | Some(Token::Comma) => Expression::Exists(key),
+                Some(op @ (Token::Eq | Token::DoubleEq | Token::NotEq)) => {
+                    let op = op.clone();
+                    // `key=` selects an empty value.
+                    let value = match tokens.get(pos + 1) {
+                        Some(Token::Word(w)) => {
+                            pos += 2;
+                            w.clone()
+                        }
+                        None | Some(Token::Comma) => {
+                            pos += 1;
+                            String::new()
+                        }
+                        Some(t) => return Err(format!("expected a label value, found {t:?}")),
+                    };
+                    check_value(&value)?;
+                    if op == Token::NotEq {
+                        Expression::NotEqual(key, value)
+                    } else {
+                        Expression::Equal(key, value)
+                    }
+                }
+                Some(Token::Word(op)) if op == "in" || op == "notin" => {
+                    let op = op.clone();
+                    if tokens.get(pos + 1) != Some(&Token::Open) {
+                        return Err(format!("expected '(' after '{op}'"));
+                    }
+                    pos += 2;
+                    let mut values = BTreeSet::new();
+                    loop {
+                        match tokens.get(pos) {
+                            Some(Token::Word(v)) => {
+                                check_value(v)?;
+                                values.insert(v.clone());
+                                pos += 1;
+                            }
+                            Some(t) => return Err(format!("expected a label value, found {t:?}")),
+                            None => return Err("missing ')'".to_string()),
+                        }
+                        match tokens.get(pos) {
+                            Some(Token::Comma) => pos += 1,
+                            Some(Token::Close) => {
+                                pos += 1;
+                                break;
+                            }
+                            _ => return Err("expected ',' or ')' in a value list".to_string()),
+                        }
+                    }
+                    if op == "in" {
+                        Expression::In(key, values)
+                    } else {
+                        Expression::NotIn(key, values)
+                    }
+                }
+                Some(t) => return Err(format!("expected an operator after \"{key}\", found {t:?}")),
+            }
+        };
+        exprs.push(expr);
+        match tokens.get(pos) {
+            None => {}
+            Some(Token::Comma) if pos + 1 < tokens.len() => pos += 1,
+            Some(Token::Comma) => return Err("trailing ','".to_string()),
+            Some(t) => return Err(format!("expected ',' between requirements, found {t:?}")),
+        }
+    }
+    Ok(exprs)
+}
+
+/// Checks a `LabelSelector` (keys, values, operators and their values) and turns it
+/// into a [`Selector`]. Each problem is returned with the field it is in, relative to
+/// the selector (`matchExpressions[0].values`).
+pub fn label_selector(sel: &LabelSelector) -> Result<Selector, Vec<(String, String)>> {
+    let mut errs = Vec::new();
+    for (k, v) in sel.match_labels.iter().flatten() {
+        if let Err(e) = check_key(k) {
+            errs.push((format!("matchLabels[{k}]"), e));
+        }
+        if let Err(e) = check_value(v) {
+            errs.push((format!("matchLabels[{k}]"), e));
+        }
+    }
+    for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
+        if let Err(e) = check_key(&req.key) {
+            errs.push((format!("matchExpressions[{i}].key"), e));
+        }
+        let values = req.values.as_deref().unwrap_or_default();
+        match req.operator.as_str() {
+            "In" | "NotIn" if values.is_empty() => errs.push((
+                format!("matchExpressions[{i}].values"),
+                "must be specified when `operator` is 'In' or 'NotIn'".to_string(),
+            )),
+            "Exists" | "DoesNotExist" if !values.is_empty() => errs.push((
+                format!("matchExpressions[{i}].values"),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'".to_string(),
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            other => errs.push((
+                format!("matchExpressions[{i}].operator"),
+                format!(
+                    "unsupported value \"{other}\": supported values: \"In\", \"NotIn\", \"Exists\", \"DoesNotExist\""
+                ),
+            )),
+        }
+        for v in values {
+            if let Err(e) = check_value(v) {
+                errs.push((format!("matchExpressions[{i}].values"), e));
+            }
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    Selector::try_from(sel.clone()).map_err(|e| vec![(String::new(), e.to_string())])
+}
+
+/// The operator of a field selector requirement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldOp {
+    /// `=` or `==`.
+    Equal,
+    /// `!=`.
+    NotEqual,
+}
+
+/// One `field=value` or `field!=value` requirement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldRequirement {
+    /// The field (`spec.nodeName`).
+    pub field: String,
+    /// `=` or `!=`.
+    pub op: FieldOp,
+    /// The value compared with (may be empty).
+    pub value: String,
+}
+
+/// A field selector: all requirements must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldSelector(pub Vec<FieldRequirement>);
+
+/// Splits on an unescaped `sep`, keeping escapes (`\,` `\=` `\\`) for a later unescape.
+fn split_unescaped(s: &str, sep: char) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut escaped = false;
+    for c in s.chars() {
+        let last = parts.last_mut();
+        match (escaped, c, last) {
+            (false, '\\', Some(p)) => {
+                escaped = true;
+                p.push(c);
+            }
+            (false, c, _) if c == sep => parts.push(String::new()),
+            (_, c, Some(p)) => {
+                escaped = false;
+                p.push(c);
+            }
+            (_, _, None) => {}
+        }
+    }
+    parts
+}
+
+fn unescape(s: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(e @ ('\\' | ',' | '=')) => out.push(e),
+                _ => return Err(format!("invalid escape sequence in \"{s}\"")),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+impl FromStr for FieldSelector {
+    type Err = SelectorError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = |reason: String| SelectorError::Syntax {
+            selector: s.to_string(),
+            reason,
+        };
+        let mut reqs = Vec::new();
+        if s.trim().is_empty() {
+            return Ok(FieldSelector(reqs));
+        }
+        for part in split_unescaped(s, ',') {
+            let (field, op, value) = if let Some((f, v)) = part.split_once("!=") {
+                (f, FieldOp::NotEqual, v)
+            } else if let Some((f, v)) = part.split_once("==") {
+                (f, FieldOp::Equal, v)
+            } else if let Some((f, v)) = part.split_once('=') {
+                (f, FieldOp::Equal, v)
+            } else {
+                return Err(syntax(format!("\"{part}\" has no operator (=, == or !=)")));
+            };
+            let field = field.trim();
+            if field.is_empty() {
+                return Err(syntax(format!("\"{part}\" has no field name")));
+            }
+            reqs.push(FieldRequirement {
+                field: field.to_string(),
+                op,
+                value: unescape(value.trim()).map_err(syntax)?,
+            });
+        }
+        Ok(FieldSelector(reqs))
+    }
+}
+
+impl fmt::Display for FieldSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            let value = r
+                .value
+                .replace('\\', "\\\\")
+                .replace(',', "\\,")
+                .replace('=', "\\=");
+            let op = match r.op {
+                FieldOp::Equal => "=",
+                FieldOp::NotEqual => "!=",
+            };
+            write!(f, "{}{op}{value}", r.field)?;
+        }
+        Ok(())
+    }
+}
+
+/// The fields a kind can be selected by (every kind: `metadata.name` and
+/// `metadata.namespace`).
+pub fn supported_fields(kind: &ObjectKind) -> &'static [&'static str] {
+    match kind.kind {
+        "Pod" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "status.phase",
+            "status.podIP",
+        ],
+        "Node" => &["metadata.name", "spec.unschedulable"],
+        "Namespace" => &["metadata.name", "status.phase"],
+        "Event" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.name",
+            "involvedObject.namespace",
+            "involvedObject.uid",
+            "reason",
+            "type",
+        ],
+        _ if kind.is_namespaced() => &["metadata.name", "metadata.namespace"],
+        _ => &["metadata.name"],
+    }
+}
+
+/// The value of a selectable field of an object (empty when unset, as Kubernetes
+/// compares it), or `None` if the field is not selectable on that kind.
+pub fn field_value(obj: &AnyObject, field: &str) -> Option<String> {
+    if !supported_fields(&obj.kind()).contains(&field) {
+        return None;
+    }
+    let s = |v: Option<&String>| v.cloned().unwrap_or_default();
+    let meta = obj.metadata();
+    Some(match (obj, field) {
+        (_, "metadata.name") => s(meta.name.as_ref()),
+        (_, "metadata.namespace") => s(meta.namespace.as_ref()),
+        (AnyObject::Pod(p), f) => {
+            let spec = p.spec.as_ref();
+            let status = p.status.as_ref();
+            match f {
+                "spec.nodeName" => s(spec.and_then(|s| s.node_name.as_ref())),
+                "spec.restartPolicy" => s(spec.and_then(|s| s.restart_policy.as_ref())),
+                "spec.schedulerName" => s(spec.and_then(|s| s.scheduler_name.as_ref())),
+                "status.phase" => s(status.and_then(|s| s.phase.as_ref())),
+                "status.podIP" => s(status.and_then(|s| s.pod_ip.as_ref())),
+                _ => return None,
+            }
+        }
+        (AnyObject::Node(n), "spec.unschedulable") => n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
+            .to_string(),
+        (AnyObject::Namespace(n), "status.phase") => {
+            s(n.status.as_ref().and_then(|s| s.phase.as_ref()))
+        }
+        (AnyObject::Event(e), f) => {
+            let o = &e.involved_object;
+            match f {
+                "involvedObject.kind" => s(o.kind.as_ref()),
+                "involvedObject.name" => s(o.name.as_ref()),
+                "involvedObject.namespace" => s(o.namespace.as_ref()),
+                "involvedObject.uid" => s(o.uid.as_ref()),
+                "reason" => s(e.reason.as_ref()),
+                "type" => s(e.type_.as_ref()),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+impl FieldSelector {
+    /// Checks that every field can be selected on `kind`.
+    pub fn check(&self, kind: &ObjectKind) -> Result<(), SelectorError> {
+        let supported = supported_fields(kind);
+        match self.0.iter().find(|r| !supported.contains(&r.field.as_str())) {
+            None => Ok(()),
+            Some(r) => Err(SelectorError::UnsupportedField {
+                field: r.field.clone(),
+                kind: kind.kind.to_string(),
+                supported: supported.join(", "),
+            }),
+        }
+    }
+
+    /// Whether `obj` satisfies every requirement (an unsupported field never matches).
+    pub fn matches(&self, obj: &AnyObject) -> bool {
+        self.0.iter().all(|r| match field_value(obj, &r.field) {
+            None => false,
+            Some(v) => (v == r.value) == (r.op == FieldOp::Equal),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_every_operator() {
+        let sel = parse_label_selector("app=web,tier!=db,env in (a,b),!legacy,track,x==y,k notin (z)")
+            .unwrap();
+        assert_eq!(
+            sel.to_string(),
+            "app=web,tier!=db,env in (a,b),!legacy,track,x=y,k notin (z)"
+        );
+        let l = labels(&[("app", "web"), ("env", "a"), ("track", "1"), ("x", "y")]);
+        assert!(sel.matches(&l));
+        let l = labels(&[("app", "web"), ("env", "c"), ("track", "1"), ("x", "y")]);
+        assert!(!sel.matches(&l));
+        assert!(parse_label_selector("").unwrap().selects_all());
+        assert!(
+            parse_label_selector("a=").unwrap().matches(&labels(&[("a", "")]))
+        );
+    }
+
+    #[test]
+    fn syntax_errors_say_what_is_wrong() {
+        let err = |s: &str| parse_label_selector(s).unwrap_err().to_string();
+        assert_eq!(
+            err("env in a,b"),
+            "invalid selector \"env in a,b\": expected '(' after 'in'"
+        );
+        assert_eq!(err("a=b,"), "invalid selector \"a=b,\": trailing ','");
+        assert!(err("x>1").contains("not supported"));
+        assert!(err("bad key=1").contains("expected an operator"));
+        assert!(err("-a=1").contains("invalid label key"));
+        assert!(err("env in ()").contains("expected a label value"));
+    }
+
+    #[test]
+    fn label_selector_struct_is_checked() {
+        let sel = LabelSelector {
+            match_labels: Some(labels(&[("app", "web")])),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "env".into(),
+                    operator: "In".into(),
+                    values: None,
+                },
+                LabelSelectorRequirement {
+                    key: "x".into(),
+                    operator: "Matches".into(),
+                    values: None,
+                },
+            ]),
+        };
+        let errs = label_selector(&sel).unwrap_err();
+        assert_eq!(errs[0].0, "matchExpressions[0].values");
+        assert!(errs[1].1.contains("unsupported value \"Matches\""));
+    }
+
+    #[test]
+    fn field_selectors_match_pods() {
+        let pod: AnyObject = Pod {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some("n1".into()),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                ..Default::default()
+            }),
+        }
+        .into();
+        let sel: FieldSelector = "spec.nodeName=n1,status.phase!=Pending".parse().unwrap();
+        assert!(sel.matches(&pod));
+        let sel: FieldSelector = "spec.nodeName==".parse().unwrap();
+        assert!(!sel.matches(&pod));
+        let sel: FieldSelector = "spec.host=n1".parse().unwrap();
+        assert_eq!(
+            sel.check(&pod.kind()).unwrap_err().to_string(),
+            "field label not supported: spec.host (supported for Pod: metadata.name, \
+             metadata.namespace, spec.nodeName, spec.restartPolicy, spec.schedulerName, \
+             status.phase, status.podIP)"
+        );
+        let escaped: FieldSelector = r"metadata.name=a\,b".parse().unwrap();
+        assert_eq!(escaped.0[0].value, "a,b");
+        assert_eq!(escaped.to_string(), r"metadata.name=a\,b");
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z][a-z0-9]{0,8}",
+            "[a-z]{1,5}\\.[a-z]{2,4}/[a-zA-Z][a-zA-Z0-9_.-]{0,6}[a-zA-Z0-9]",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof!["[A-Za-z0-9]([A-Za-z0-9_.-]{0,8}[A-Za-z0-9])?", Just(String::new())]
+    }
+
+    fn nonempty_values() -> impl Strategy<Value = BTreeSet<String>> {
+        proptest::collection::btree_set("[a-z0-9]{1,6}", 1..4)
+    }
+
+    fn expression() -> impl Strategy<Value = Expression> {
+        prop_oneof![
+            (key(), nonempty_values()).prop_map(|(k, v)| Expression::In(k, v)),
+            (key(), nonempty_values()).prop_map(|(k, v)| Expression::NotIn(k, v)),
+            (key(), value()).prop_map(|(k, v)| Expression::Equal(k, v)),
+            (key(), value()).prop_map(|(k, v)| Expression::NotEqual(k, v)),
+            key().prop_map(Expression::Exists),
+            key().prop_map(Expression::DoesNotExist),
+        ]
+    }
+
+    fn requirement() -> impl Strategy<Value = LabelSelectorRequirement> {
+        prop_oneof![
+            (key(), nonempty_values(), prop::bool::ANY).prop_map(|(k, v, in_)| {
+                LabelSelectorRequirement {
+                    key: k,
+                    operator: if in_ { "In" } else { "NotIn" }.into(),
+                    values: Some(v.into_iter().collect()),
+                }
+            }),
+            (key(), prop::bool::ANY).prop_map(|(k, exists)| LabelSelectorRequirement {
+                key: k,
+                operator: if exists { "Exists" } else { "DoesNotExist" }.into(),
+                values: None,
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn string_form_round_trips(exprs in proptest::collection::vec(expression(), 0..6)) {
+            let sel = Selector::from_iter(exprs);
+            let parsed = parse_label_selector(&sel.to_string()).unwrap();
+            prop_assert_eq!(parsed, sel);
+        }
+
+        #[test]
+        fn struct_form_round_trips_through_the_string_form(
+            match_labels in proptest::collection::btree_map(key(), value(), 0..4),
+            match_expressions in proptest::collection::vec(requirement(), 0..4),
+        ) {
+            let original = LabelSelector {
+                match_labels: (!match_labels.is_empty()).then_some(match_labels),
+                match_expressions: (!match_expressions.is_empty()).then_some(match_expressions),
+            };
+            let text = label_selector(&original).unwrap().to_string();
+            let back = LabelSelector::from(parse_label_selector(&text).unwrap());
+            prop_assert_eq!(back, original);
+        }
+
+        #[test]
+        fn parsing_arbitrary_text_never_panics(s in "\\PC{0,40}") {
+            let _ = parse_label_selector(&s);
+            let _ = s.parse::<FieldSelector>();
+        }
+    }
+}
