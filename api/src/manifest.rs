@@ -1,0 +1,330 @@
+//! Manifests: YAML or JSON text (several documents, `kind: List`) decoded into
+//! objects, with every problem reported at its file, line, column and field.
+//!
+//! ```
+//! use rk8s_api::manifest;
+//!
+//! let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - {name: web, image: busybox, resources: {limits: {cpu: 5OOm}}}\n";
+//! let errors = manifest::load("pod.yaml", text).unwrap_err();
+//! assert_eq!(
+//!     errors[0].to_string(),
+//!     "pod.yaml:6:54: spec.containers[0].resources.limits.cpu: \"5OOm\" is not a quantity"
+//! );
+//! ```
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::defaults::apply_defaults;
+use crate::object::{AnyObject, ObjectKind, kind_named, kinds};
+use crate::path::FieldPath;
+use crate::validation::{self, FieldError, Reason};
+use crate::yaml::{self, Location, Positions};
+
+/// A problem in a manifest, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file name as the user gave it (`-` or `<stdin>` for standard input).
+    pub file: String,
+    /// Line and column, when known.
+    pub location: Option<Location>,
+    /// The field, when the problem is in one.
+    pub field: Option<FieldPath>,
+    /// What is wrong (including the field path, as Kubernetes prints it).
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some(l) => write!(f, "{}:{}:{}: {}", self.file, l.line, l.column, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// One decoded object and where it came from.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// The file it was read from.
+    pub file: String,
+    /// Its document number in the file, from 1.
+    pub document: usize,
+    /// The object.
+    pub object: AnyObject,
+    positions: Positions,
+}
+
+impl Manifest {
+    /// Where a field of this object is in its file.
+    pub fn locate(&self, path: &FieldPath) -> Option<Location> {
+        self.positions.locate(path)
+    }
+
+    /// A validation error as a diagnostic pointing into the file.
+    pub fn diagnostic(&self, err: &FieldError) -> Diagnostic {
+        Diagnostic {
+            file: self.file.clone(),
+            location: self.locate(&err.path),
+            field: Some(err.path.clone()),
+            message: err.to_string(),
+        }
+    }
+
+    /// Validates the object (as it is now: call [`apply_defaults`] first to validate
+    /// what the API server would store).
+    /// The diagnostics come in the order of the file.
+    pub fn validate(&self) -> Vec<Diagnostic> {
+        let mut diags: Vec<Diagnostic> = validation::validate(&self.object)
+            .iter()
+            .map(|e| self.diagnostic(e))
+            .collect();
+        diags.sort_by_key(|d| d.location);
+        diags
+    }
+}
+
+/// Decodes every document of a YAML or JSON text into objects.
+///
+/// Returns the objects that decoded and a diagnostic for each problem in the rest:
+/// malformed YAML, a missing or unknown `kind`, a wrong `apiVersion`, a field of the
+/// wrong type, or an unknown field (as kubectl's strict field validation reports).
+pub fn decode(file: &str, text: &str) -> (Vec<Manifest>, Vec<Diagnostic>) {
+    let mut out = Vec::new();
+    let mut diags = Vec::new();
+    let docs = match yaml::parse_documents(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            diags.push(Diagnostic {
+                file: file.to_string(),
+                location: Some(e.location),
+                field: None,
+                message: e.message,
+            });
+            return (out, diags);
+        }
+    };
+    for (i, doc) in docs.into_iter().enumerate() {
+        if doc.value.is_null() {
+            continue;
+        }
+        let ctx = Context {
+            file,
+            document: i + 1,
+        };
+        match ctx.decode_value(doc.value, doc.positions) {
+            Ok(mut objects) => out.append(&mut objects),
+            Err(mut d) => diags.append(&mut d),
+        }
+    }
+    (out, diags)
+}
+
+/// Decodes, defaults and validates: the objects if everything is valid, otherwise every
+/// problem found.
+pub fn load(file: &str, text: &str) -> Result<Vec<Manifest>, Vec<Diagnostic>> {
+    let (mut manifests, mut diags) = decode(file, text);
+    for m in &mut manifests {
+        apply_defaults(&mut m.object);
+        diags.extend(m.validate());
+    }
+    if diags.is_empty() {
+        Ok(manifests)
+    } else {
+        Err(diags)
+    }
+}
+
+struct Context<'a> {
+    file: &'a str,
+    document: usize,
+}
+
+impl Context<'_> {
+    fn diag(&self, positions: &Positions, path: FieldPath, reason: Reason) -> Diagnostic {
+        let err = FieldError { path, reason };
+        Diagnostic {
+            file: self.file.to_string(),
+            location: positions.locate(&err.path),
+            message: err.to_string(),
+            field: Some(err.path),
+        }
+    }
+
+    fn decode_value(&self, value: Value, positions: Positions) -> Result<Vec<Manifest>, Vec<Diagnostic>> {
+        let root = FieldPath::root();
+        let Value::Object(map) = &value else {
+            let what = match value {
+                Value::Array(_) => "a list",
+                Value::String(_) => "a string",
+                _ => "a scalar",
+            };
+            return Err(vec![self.diag(
+                &positions,
+                root,
+                Reason::Message(format!(
+                    "document {} is {what}, not an object with apiVersion and kind",
+                    self.document
+                )),
+            )]);
+        };
+        let kind = match map.get("kind") {
+            Some(Value::String(k)) if !k.is_empty() => k.clone(),
+            Some(Value::String(_)) | None => {
+                let hint = if map.contains_key("services") {
+                    " (this looks like a Compose file: use `rk8sctl compose`)"
+                } else if map.contains_key("image") {
+                    " (this looks like a single-container file: use `rk8sctl container run`)"
+                } else {
+                    ""
+                };
+                return Err(vec![self.diag(
+                    &positions,
+                    root.key("kind"),
+                    Reason::Message(format!("required value{hint}")),
+                )]);
+            }
+            Some(other) => {
+                return Err(vec![self.diag(
+                    &positions,
+                    root.key("kind"),
+                    Reason::Invalid {
+                        value: other.to_string(),
+                        detail: "must be a string".into(),
+                    },
+                )]);
+            }
+        };
+        if kind == "List" {
+            return self.decode_list(value, &positions);
+        }
+        let Some(object_kind) = kind_named(&kind) else {
+            let supported: Vec<String> = kinds().iter().map(|k| k.kind.to_string()).collect();
+            return Err(vec![self.diag(
+                &positions,
+                root.key("kind"),
+                Reason::Message(format!(
+                    "unsupported kind \"{kind}\": supported kinds: {}, List",
+                    supported.join(", ")
+                )),
+            )]);
+        };
+        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        if api_version != object_kind.api_version {
+            let reason = if api_version.is_empty() {
+                Reason::Message(format!(
+                    "required value (kind {kind} is served as apiVersion \"{}\")",
+                    object_kind.api_version
+                ))
+            } else {
+                Reason::NotSupported {
+                    value: api_version.to_string(),
+                    supported: vec![object_kind.api_version.to_string()],
+                }
+            };
+            return Err(vec![self.diag(&positions, root.key("apiVersion"), reason)]);
+        }
+        self.decode_object(&object_kind, value, positions)
+            .map(|m| vec![m])
+    }
+
+    fn decode_list(&self, value: Value, positions: &Positions) -> Result<Vec<Manifest>, Vec<Diagnostic>> {
+        let items = match value {
+            Value::Object(mut m) => m.remove("items"),
+            _ => None,
+        };
+        let items = match items {
+            Some(Value::Array(items)) => items,
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => {
+                return Err(vec![self.diag(
+                    positions,
+                    FieldPath::root().key("items"),
+                    Reason::Message("must be a list of objects".into()),
+                )]);
+            }
+        };
+        let mut out = Vec::new();
+        let mut diags = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let sub = positions.subtree(&FieldPath::root().key("items").index(i));
+            match self.decode_value(item, sub) {
+                Ok(mut m) => out.append(&mut m),
+                Err(mut d) => diags.append(&mut d),
+            }
+        }
+        if diags.is_empty() { Ok(out) } else { Err(diags) }
+    }
+
+    fn decode_object(
+        &self,
+        kind: &ObjectKind,
+        value: Value,
+        positions: Positions,
+    ) -> Result<Manifest, Vec<Diagnostic>> {
+        let decoded = AnyObject::from_value(kind, value.clone()).ok_or_else(|| {
+            vec![self.diag(
+                &positions,
+                FieldPath::root().key("kind"),
+                Reason::Message(format!("kind {} cannot be decoded", kind.kind)),
+            )]
+        })?;
+        let object = decoded.map_err(|e| {
+            let path = FieldPath::from(e.path());
+            vec![self.diag(&positions, path, Reason::Message(e.inner().to_string()))]
+        })?;
+        let mut unknown = Vec::new();
+        unknown_fields(&value, &object.to_value(), &FieldPath::root(), &mut unknown);
+        if !unknown.is_empty() {
+            return Err(unknown
+                .into_iter()
+                .map(|(path, name)| {
+                    self.diag(&positions, path, Reason::Message(format!("unknown field \"{name}\"")))
+                })
+                .collect());
+        }
+        Ok(Manifest {
+            file: self.file.to_string(),
+            document: self.document,
+            object,
+            positions,
+        })
+    }
+}
+
+/// Finds the fields of `input` that did not survive decoding into a typed object (and
+/// so are not fields of that kind). Nulls are skipped: they mean "unset".
+pub fn unknown_fields(input: &Value, decoded: &Value, path: &FieldPath, out: &mut Vec<(FieldPath, String)>) {
+    match (input, decoded) {
+        (Value::Object(i), Value::Object(d)) => {
+            for (k, v) in i {
+                if v.is_null() {
+                    continue;
+                }
+                match d.get(k) {
+                    Some(dv) => unknown_fields(v, dv, &path.key(k.clone()), out),
+                    None => out.push((path.key(k.clone()), k.clone())),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(d)) => {
+            for (n, (iv, dv)) in i.iter().zip(d).enumerate() {
+                unknown_fields(iv, dv, &path.index(n), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Encodes objects as a YAML stream (one document per object).
+pub fn to_yaml(objects: &[AnyObject]) -> String {
+    let mut out = String::new();
+    for (i, o) in objects.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        crate::emit::write_yaml(&mut out, &o.to_value());
+    }
+    out
+}

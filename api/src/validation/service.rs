@@ -1,0 +1,126 @@
+//! Services and Endpoints.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+
+use super::{Errors, meta, pod::PROTOCOLS};
+use crate::names;
+use crate::path::FieldPath;
+
+const SERVICE_TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
+/// Kubernetes' default `--service-node-port-range`.
+pub const NODE_PORT_RANGE: (i32, i32) = (30000, 32767);
+
+pub(super) fn service(errs: &mut Errors, svc: &Service) {
+    let path = FieldPath::root().key("spec");
+    let Some(spec) = &svc.spec else {
+        return errs.required(&path);
+    };
+    let kind = spec.type_.as_deref().unwrap_or("ClusterIP");
+    errs.one_of(&path.key("type"), kind, SERVICE_TYPES);
+    let cluster_ip = spec.cluster_ip.as_deref().unwrap_or("");
+    let headless = cluster_ip == "None";
+    if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<IpAddr>().is_err() {
+        errs.invalid(&path.key("clusterIP"), cluster_ip, "must be empty, 'None', or a valid IP address");
+    }
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    if kind == "ExternalName" {
+        match spec.external_name.as_deref() {
+            None | Some("") => errs.required(&path.key("externalName")),
+            Some(n) => errs.syntax(&path.key("externalName"), n, names::dns1123_subdomain(n)),
+        }
+        if !cluster_ip.is_empty() && !headless {
+            errs.forbidden(&path.key("clusterIP"), "may not be set for type 'ExternalName'");
+        }
+    } else if ports.is_empty() && !headless {
+        errs.required(&path.key("ports"));
+    }
+    let node_ports_allowed = matches!(kind, "NodePort" | "LoadBalancer");
+    let mut port_names = HashSet::new();
+    let mut port_protocols = HashSet::new();
+    let mut node_ports = HashSet::new();
+    for (i, port) in ports.iter().enumerate() {
+        let p = path.key("ports").index(i);
+        match port.name.as_deref() {
+            None | Some("") if ports.len() > 1 => errs.required(&p.key("name")),
+            None | Some("") => {}
+            Some(name) => {
+                errs.syntax(&p.key("name"), name, names::dns1123_label(name));
+                if !port_names.insert(name.to_string()) {
+                    errs.duplicate(&p.key("name"), name);
+                }
+            }
+        }
+        errs.port(&p.key("port"), port.port);
+        let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".into());
+        errs.one_of(&p.key("protocol"), &protocol, PROTOCOLS);
+        if !port_protocols.insert((port.port, protocol.clone())) {
+            errs.duplicate(&p, format!("{}/{protocol}", port.port));
+        }
+        if let Some(target) = &port.target_port {
+            errs.port_or_name(&p.key("targetPort"), target);
+        }
+        if let Some(np) = port.node_port.filter(|n| *n != 0) {
+            if !node_ports_allowed {
+                errs.forbidden(&p.key("nodePort"), format!("may not be used when `type` is '{kind}'"));
+            } else if !(NODE_PORT_RANGE.0..=NODE_PORT_RANGE.1).contains(&np) {
+                errs.invalid(
+                    &p.key("nodePort"),
+                    np,
+                    format!(
+                        "provided port is not in the valid range. The range of valid ports is {}-{}",
+                        NODE_PORT_RANGE.0, NODE_PORT_RANGE.1
+                    ),
+                );
+            } else if !node_ports.insert((np, protocol)) {
+                errs.duplicate(&p.key("nodePort"), np);
+            }
+        }
+    }
+    meta::labels(errs, &path.key("selector"), spec.selector.as_ref());
+    errs.opt_one_of(&path.key("sessionAffinity"), spec.session_affinity.as_ref(), &["None", "ClientIP"]);
+    if let Some(policy) = &spec.external_traffic_policy {
+        if node_ports_allowed {
+            errs.one_of(&path.key("externalTrafficPolicy"), policy, &["Cluster", "Local"]);
+        } else {
+            errs.forbidden(
+                &path.key("externalTrafficPolicy"),
+                "may only be set for externally-accessible services (NodePort, LoadBalancer)",
+            );
+        }
+    }
+    errs.opt_one_of(
+        &path.key("internalTrafficPolicy"),
+        spec.internal_traffic_policy.as_ref(),
+        &["Cluster", "Local"],
+    );
+}
+
+pub(super) fn endpoints(errs: &mut Errors, ep: &Endpoints) {
+    for (i, subset) in ep.subsets.iter().flatten().enumerate() {
+        let p = FieldPath::root().key("subsets").index(i);
+        for field in ["addresses", "notReadyAddresses"] {
+            let addrs = if field == "addresses" {
+                &subset.addresses
+            } else {
+                &subset.not_ready_addresses
+            };
+            for (j, a) in addrs.iter().flatten().enumerate() {
+                if a.ip.parse::<IpAddr>().is_err() {
+                    errs.invalid(&p.key(field).index(j).key("ip"), &a.ip, "must be a valid IP address");
+                }
+            }
+        }
+        let ports = subset.ports.as_deref().unwrap_or_default();
+        for (j, port) in ports.iter().enumerate() {
+            let pp = p.key("ports").index(j);
+            errs.port(&pp.key("port"), port.port);
+            errs.opt_one_of(&pp.key("protocol"), port.protocol.as_ref(), PROTOCOLS);
+            if ports.len() > 1 && port.name.as_deref().unwrap_or("").is_empty() {
+                errs.required(&pp.key("name"));
+            }
+        }
+    }
+}
