@@ -1,6 +1,7 @@
 //! rk8s object model.
 pub mod defaults;
 pub mod emit;
+pub mod formats;
 pub mod manifest;
 pub mod names;
 pub mod object;

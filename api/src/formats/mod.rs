@@ -1,0 +1,58 @@
+//! rk8s's own file formats, besides Kubernetes manifests: the original single-container
+//! file and the Compose subset of `rk8sctl compose`.
+
+pub mod compose;
+pub mod container;
+
+use serde::de::DeserializeOwned;
+
+use crate::manifest::Diagnostic;
+use crate::path::FieldPath;
+use crate::validation::{FieldError, Reason};
+use crate::yaml::{self, Positions};
+
+pub use compose::{ComposeFile, decode_compose};
+pub use container::{ContainerSpec, decode_container};
+
+/// A field error as a diagnostic located in `file`.
+pub(crate) fn diagnostic(file: &str, positions: &Positions, e: &FieldError) -> Diagnostic {
+    Diagnostic {
+        file: file.to_string(),
+        location: positions.locate(&e.path),
+        field: Some(e.path.clone()),
+        message: e.to_string(),
+    }
+}
+
+/// Decodes a file that holds exactly one YAML/JSON document into `T`.
+pub(crate) fn decode_single<T: DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<(T, Positions), Vec<Diagnostic>> {
+    let one = |location, message: String| {
+        vec![Diagnostic {
+            file: file.to_string(),
+            location,
+            field: None,
+            message,
+        }]
+    };
+    let docs = yaml::parse_documents(text).map_err(|e| one(Some(e.location), e.message))?;
+    let mut docs = docs.into_iter().filter(|d| !d.value.is_null());
+    let Some(doc) = docs.next() else {
+        return Err(one(None, "the file is empty".into()));
+    };
+    if let Some(extra) = docs.next() {
+        return Err(one(Some(extra.start), "expected one document, found several".into()));
+    }
+    match serde_path_to_error::deserialize::<_, T>(doc.value) {
+        Ok(v) => Ok((v, doc.positions)),
+        Err(e) => {
+            let err = FieldError {
+                path: FieldPath::from(e.path()),
+                reason: Reason::Message(e.inner().to_string()),
+            };
+            Err(vec![diagnostic(file, &doc.positions, &err)])
+        }
+    }
+}
