@@ -1,4 +1,27 @@
-//! rk8s object model.
+//! The rk8s object model: what every rk8s component speaks.
+//!
+//! Kubernetes kinds are `k8s-openapi`'s types (Kubernetes 1.33), so rk8s reads and
+//! writes exactly the JSON and YAML that Kubernetes does; label selectors come from
+//! `kube-core`. On top, this crate adds what no crate gives:
+//!
+//! - [`object`]: the kinds rk8s serves, their URLs and storage keys, and [`AnyObject`];
+//! - [`quantity`]: exact Kubernetes quantities; [`resources`]: their cgroup values;
+//! - [`selector`]: label selector parsing and field selectors;
+//! - [`defaults`] and [`validation`]: what the API server fills in and refuses;
+//! - [`manifest`]: YAML/JSON decoding whose every error names file, line, column and
+//!   field; [`formats`]: the single-container and Compose files of the local modes.
+//!
+//! The crate does no I/O: callers hand it text.
+//!
+//! ```
+//! use rk8s_api::manifest;
+//!
+//! let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: busybox}]}\n";
+//! let objects = manifest::load("web.yaml", text).map_err(|e| format!("{e:?}"))?;
+//! assert_eq!(objects[0].object.storage_key(), "/registry/deployments/default/web");
+//! # Ok::<(), String>(())
+//! ```
+
 pub mod defaults;
 pub mod emit;
 pub mod formats;
@@ -7,6 +30,12 @@ pub mod names;
 pub mod object;
 pub mod path;
 pub mod quantity;
+pub mod resources;
 pub mod selector;
 pub mod validation;
 pub mod yaml;
+
+pub use manifest::{Diagnostic, Manifest};
+pub use object::{AnyObject, ObjectKind, Scope};
+pub use path::FieldPath;
+pub use quantity::Quantity;

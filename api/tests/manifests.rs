@@ -147,3 +147,14 @@ fn invalid_manifests_give_the_expected_messages() {
         assert_eq!(actual, expected, "messages for {name} changed");
     }
 }
+
+#[test]
+fn the_local_mode_examples_are_valid() {
+    let root = repo_root().join("examples");
+    let text = fs::read_to_string(root.join("container.yaml")).unwrap();
+    let spec = rk8s_api::formats::decode_container("container.yaml", &text).unwrap();
+    assert_eq!(spec.name, "single-container-test");
+    let text = fs::read_to_string(root.join("compose.yaml")).unwrap();
+    let app = rk8s_api::formats::decode_compose("compose.yaml", &text).unwrap();
+    assert_eq!(app.start_order().unwrap(), ["web", "client"]);
+}

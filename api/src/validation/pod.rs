@@ -236,8 +236,12 @@ fn resources(errs: &mut Errors, path: &FieldPath, r: &ResourceRequirements) {
     let mut parsed = |field: &str, map: &BTreeMap<String, K8sQuantity>| {
         let mut out = BTreeMap::new();
         for (name, q) in map {
-            // A request defaulted from a bad limit is reported once, at the limit.
-            if field == "requests" && limits.get(name) == Some(q) && Quantity::try_from(q).is_err() {
+            // A request equal to its limit (as defaulting makes it) has the limit's
+            // problems, which are reported once, at the limit.
+            if field == "requests" && limits.get(name) == Some(q) {
+                if let Ok(v) = Quantity::try_from(q) {
+                    out.insert(name.clone(), v);
+                }
                 continue;
             }
             let p = path.key(field).key(name);
