@@ -7,8 +7,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
 };
 use k8s_openapi::api::autoscaling::v2::{
-    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
-    HorizontalPodAutoscalerBehavior, MetricSpec, MetricTarget, ResourceMetricSource,
+    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
+    MetricSpec, MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Probe, Service};
@@ -55,7 +55,12 @@ pub fn apply_defaults(obj: &mut AnyObject) {
         AnyObject::Service(s) => service(s),
         AnyObject::HorizontalPodAutoscaler(h) => hpa(h),
         AnyObject::Endpoints(e) => {
-            for port in e.subsets.iter_mut().flatten().flat_map(|s| s.ports.iter_mut().flatten()) {
+            for port in e
+                .subsets
+                .iter_mut()
+                .flatten()
+                .flat_map(|s| s.ports.iter_mut().flatten())
+            {
                 set_str(&mut port.protocol, "TCP");
             }
         }
@@ -72,7 +77,10 @@ pub fn pod_spec(spec: &mut PodSpec) {
     set_str(&mut spec.restart_policy, "Always");
     set_str(&mut spec.dns_policy, "ClusterFirst");
     set_str(&mut spec.scheduler_name, DEFAULT_SCHEDULER);
-    set(&mut spec.termination_grace_period_seconds, DEFAULT_TERMINATION_GRACE_SECONDS);
+    set(
+        &mut spec.termination_grace_period_seconds,
+        DEFAULT_TERMINATION_GRACE_SECONDS,
+    );
     set(&mut spec.enable_service_links, true);
     let init = spec.init_containers.iter_mut().flatten();
     for c in spec.containers.iter_mut().chain(init) {
@@ -113,9 +121,13 @@ fn container(c: &mut Container) {
             requests.entry(name.clone()).or_insert_with(|| q.clone());
         }
     }
-    for p in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe]
-        .into_iter()
-        .flatten()
+    for p in [
+        &mut c.liveness_probe,
+        &mut c.readiness_probe,
+        &mut c.startup_probe,
+    ]
+    .into_iter()
+    .flatten()
     {
         probe(p);
     }
@@ -162,7 +174,9 @@ fn deployment(d: &mut Deployment) {
     set(&mut spec.replicas, 1);
     set(&mut spec.revision_history_limit, 10);
     set(&mut spec.progress_deadline_seconds, 600);
-    let strategy = spec.strategy.get_or_insert_with(DeploymentStrategy::default);
+    let strategy = spec
+        .strategy
+        .get_or_insert_with(DeploymentStrategy::default);
     set_str(&mut strategy.type_, "RollingUpdate");
     if strategy.type_.as_deref() == Some("RollingUpdate") {
         let ru = strategy
@@ -191,7 +205,11 @@ fn job(j: &mut Job) {
         ps.restart_policy = restart;
     }
     if j.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
-        j.metadata.labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone());
+        j.metadata.labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone());
     }
 }
 
@@ -254,7 +272,10 @@ fn merge_rules(rules: &mut Option<HPAScalingRules>, defaults: HPAScalingRules) {
     match rules {
         None => *rules = Some(defaults),
         Some(r) => {
-            set(&mut r.stabilization_window_seconds, defaults.stabilization_window_seconds.unwrap_or(0));
+            set(
+                &mut r.stabilization_window_seconds,
+                defaults.stabilization_window_seconds.unwrap_or(0),
+            );
             set_str(&mut r.select_policy, "Max");
             if r.policies.is_none() {
                 r.policies = defaults.policies;
@@ -297,7 +318,10 @@ mod tests {
         assert_eq!(image_pull_policy("busybox:latest"), "Always");
         assert_eq!(image_pull_policy("busybox:1.36"), "IfNotPresent");
         assert_eq!(image_pull_policy("localhost:5000/busybox"), "Always");
-        assert_eq!(image_pull_policy("localhost:5000/busybox:1"), "IfNotPresent");
+        assert_eq!(
+            image_pull_policy("localhost:5000/busybox:1"),
+            "IfNotPresent"
+        );
         assert_eq!(image_pull_policy("busybox@sha256:abcd"), "IfNotPresent");
     }
 }

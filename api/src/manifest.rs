@@ -152,7 +152,11 @@ impl Context<'_> {
         }
     }
 
-    fn decode_value(&self, value: Value, positions: Positions) -> Result<Vec<Manifest>, Vec<Diagnostic>> {
+    fn decode_value(
+        &self,
+        value: Value,
+        positions: Positions,
+    ) -> Result<Vec<Manifest>, Vec<Diagnostic>> {
         let root = FieldPath::root();
         let Value::Object(map) = &value else {
             let what = match value {
@@ -229,7 +233,11 @@ impl Context<'_> {
             .map(|m| vec![m])
     }
 
-    fn decode_list(&self, value: Value, positions: &Positions) -> Result<Vec<Manifest>, Vec<Diagnostic>> {
+    fn decode_list(
+        &self,
+        value: Value,
+        positions: &Positions,
+    ) -> Result<Vec<Manifest>, Vec<Diagnostic>> {
         let items = match value {
             Value::Object(mut m) => m.remove("items"),
             _ => None,
@@ -254,7 +262,11 @@ impl Context<'_> {
                 Err(mut d) => diags.append(&mut d),
             }
         }
-        if diags.is_empty() { Ok(out) } else { Err(diags) }
+        if diags.is_empty() {
+            Ok(out)
+        } else {
+            Err(diags)
+        }
     }
 
     fn decode_object(
@@ -280,7 +292,11 @@ impl Context<'_> {
             return Err(unknown
                 .into_iter()
                 .map(|(path, name)| {
-                    self.diag(&positions, path, Reason::Message(format!("unknown field \"{name}\"")))
+                    self.diag(
+                        &positions,
+                        path,
+                        Reason::Message(format!("unknown field \"{name}\"")),
+                    )
                 })
                 .collect());
         }
@@ -295,7 +311,12 @@ impl Context<'_> {
 
 /// Finds the fields of `input` that did not survive decoding into a typed object (and
 /// so are not fields of that kind). Nulls are skipped: they mean "unset".
-pub fn unknown_fields(input: &Value, decoded: &Value, path: &FieldPath, out: &mut Vec<(FieldPath, String)>) {
+pub fn unknown_fields(
+    input: &Value,
+    decoded: &Value,
+    path: &FieldPath,
+    out: &mut Vec<(FieldPath, String)>,
+) {
     match (input, decoded) {
         (Value::Object(i), Value::Object(d)) => {
             for (k, v) in i {

@@ -239,21 +239,29 @@ mod tests {
     fn kinds_know_their_urls_and_keys() {
         let pods = kind_named("Pod").unwrap();
         assert_eq!(pods.plural, "pods");
-        assert_eq!(pods.storage_key(Some("default"), "web"), "/registry/pods/default/web");
+        assert_eq!(
+            pods.storage_key(Some("default"), "web"),
+            "/registry/pods/default/web"
+        );
         assert_eq!(
             pods.object_path(Some("default"), "web"),
             "/api/v1/namespaces/default/pods/web"
         );
         let nodes = kind_named("Node").unwrap();
         assert_eq!(nodes.scope, Scope::Cluster);
-        assert_eq!(nodes.storage_key(Some("ignored"), "n1"), "/registry/nodes/n1");
+        assert_eq!(
+            nodes.storage_key(Some("ignored"), "n1"),
+            "/registry/nodes/n1"
+        );
         let hpa = kind_named("HorizontalPodAutoscaler").unwrap();
         assert_eq!(
             hpa.collection_path(Some("prod")),
             "/apis/autoscaling/v2/namespaces/prod/horizontalpodautoscalers"
         );
         assert_eq!(
-            kind_by_plural("node.k8s.io", "runtimeclasses").unwrap().scope,
+            kind_by_plural("node.k8s.io", "runtimeclasses")
+                .unwrap()
+                .scope,
             Scope::Cluster
         );
         assert_eq!(kinds().len(), 12);

@@ -159,7 +159,11 @@ impl Quantity {
     /// bounds of `i64` (Kubernetes' `ScaledValue`).
     pub fn scaled_value(&self, scale: i32) -> i64 {
         let shift = i64::from(self.exponent) - i64::from(scale);
-        let saturated = if self.mantissa < 0 { i64::MIN } else { i64::MAX };
+        let saturated = if self.mantissa < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        };
         let v = if shift >= 0 {
             match u32::try_from(shift).ok().and_then(pow10) {
                 Some(p) => self.mantissa.checked_mul(p),
@@ -330,10 +334,7 @@ impl FromStr for Quantity {
                     .map_err(|_| QuantityError::OutOfRange(s.to_string()))?;
                 (false, e, Format::DecimalExponent)
             }
-            s => match (-9..=18)
-                .step_by(3)
-                .find(|e| decimal_suffix(*e) == Some(s))
-            {
+            s => match (-9..=18).step_by(3).find(|e| decimal_suffix(*e) == Some(s)) {
                 Some(e) => (false, i64::from(e), Format::DecimalSI),
                 None => return Err(invalid()),
             },
@@ -366,7 +367,7 @@ impl FromStr for Quantity {
                 exp10 = i64::from(NANO);
             }
         }
-        if exp10 > MAX_EXPONENT || exp10 < -MAX_EXPONENT {
+        if !(-MAX_EXPONENT..=MAX_EXPONENT).contains(&exp10) {
             return Err(QuantityError::OutOfRange(s.to_string()));
         }
         if digits.len() > MAX_DIGITS {
@@ -562,7 +563,9 @@ mod tests {
 
     #[test]
     fn rejects_what_kubernetes_rejects() {
-        for bad in ["", "m", "1.2.3", "5OOm", "1K", "1 Gi", " 1", "1e", "1e+", "1Gb", "--1", "1ee3"] {
+        for bad in [
+            "", "m", "1.2.3", "5OOm", "1K", "1 Gi", " 1", "1e", "1e+", "1Gb", "--1", "1ee3",
+        ] {
             assert_eq!(
                 bad.parse::<Quantity>(),
                 Err(QuantityError::Invalid(bad.to_string())),
@@ -592,7 +595,10 @@ mod tests {
     #[test]
     fn arithmetic_is_exact() {
         assert_eq!(q("100m").checked_add(&q("200m")).unwrap(), q("300m"));
-        assert_eq!(q("1Gi").checked_sub(&q("512Mi")).unwrap().to_string(), "512Mi");
+        assert_eq!(
+            q("1Gi").checked_sub(&q("512Mi")).unwrap().to_string(),
+            "512Mi"
+        );
         assert_eq!(q("0.1").checked_mul(3).unwrap(), q("300m"));
         assert!(q("1e10000").checked_add(&q("1")).is_none());
     }
@@ -634,7 +640,10 @@ mod tests {
                     let sign = if int < 0 { "-" } else { "" };
                     let whole = i128::from(int).abs() * 1000 + i128::from(milli);
                     let v = whole * (unit / 1000) * if int < 0 { -1 } else { 1 };
-                    (format!("{sign}{}.{milli:03}{suffix}", int.unsigned_abs()), v)
+                    (
+                        format!("{sign}{}.{milli:03}{suffix}", int.unsigned_abs()),
+                        v,
+                    )
                 };
                 let nanos = if suffix.ends_with('i') {
                     let cap = i128::from(i64::MAX) * 1_000_000_000;

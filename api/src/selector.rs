@@ -20,8 +20,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-pub use kube_core::{Expression, Selector, SelectorExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+pub use kube_core::{Expression, Selector, SelectorExt};
 
 use crate::names;
 use crate::object::{AnyObject, ObjectKind};
@@ -200,7 +200,9 @@ fn parse_expressions(s: &str) -> Result<Vec<Expression>, String> {
                         Expression::NotIn(key, values)
                     }
                 }
-                Some(t) => return Err(format!("expected an operator after \"{key}\", found {t:?}")),
+                Some(t) => {
+                    return Err(format!("expected an operator after \"{key}\", found {t:?}"));
+                }
             }
         };
         exprs.push(expr);
@@ -462,7 +464,11 @@ impl FieldSelector {
     /// Checks that every field can be selected on `kind`.
     pub fn check(&self, kind: &ObjectKind) -> Result<(), SelectorError> {
         let supported = supported_fields(kind);
-        match self.0.iter().find(|r| !supported.contains(&r.field.as_str())) {
+        match self
+            .0
+            .iter()
+            .find(|r| !supported.contains(&r.field.as_str()))
+        {
             None => Ok(()),
             Some(r) => Err(SelectorError::UnsupportedField {
                 field: r.field.clone(),
@@ -498,8 +504,9 @@ mod tests {
 
     #[test]
     fn parses_every_operator() {
-        let sel = parse_label_selector("app=web,tier!=db,env in (a,b),!legacy,track,x==y,k notin (z)")
-            .unwrap();
+        let sel =
+            parse_label_selector("app=web,tier!=db,env in (a,b),!legacy,track,x==y,k notin (z)")
+                .unwrap();
         assert_eq!(
             sel.to_string(),
             "app=web,tier!=db,env in (a,b),!legacy,track,x=y,k notin (z)"
@@ -510,7 +517,9 @@ mod tests {
         assert!(!sel.matches(&l));
         assert!(parse_label_selector("").unwrap().selects_all());
         assert!(
-            parse_label_selector("a=").unwrap().matches(&labels(&[("a", "")]))
+            parse_label_selector("a=")
+                .unwrap()
+                .matches(&labels(&[("a", "")]))
         );
     }
 
@@ -592,7 +601,10 @@ mod tests {
     }
 
     fn value() -> impl Strategy<Value = String> {
-        prop_oneof!["[A-Za-z0-9]([A-Za-z0-9_.-]{0,8}[A-Za-z0-9])?", Just(String::new())]
+        prop_oneof![
+            "[A-Za-z0-9]([A-Za-z0-9_.-]{0,8}[A-Za-z0-9])?",
+            Just(String::new())
+        ]
     }
 
     fn nonempty_values() -> impl Strategy<Value = BTreeSet<String>> {

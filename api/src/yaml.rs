@@ -153,10 +153,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
             Event::DocumentStart(_) => {
                 doc_start = loc(&span);
                 loader.positions = Positions::default();
-                loader
-                    .positions
-                    .map
-                    .insert(Vec::new(), doc_start);
+                loader.positions.map.insert(Vec::new(), doc_start);
                 loader.root = None;
                 loader.anchors.clear();
             }
@@ -237,7 +234,9 @@ impl Loader {
         if self.nodes > MAX_NODES {
             return Err(err(
                 span,
-                format!("document is too large: more than {MAX_NODES} nodes after expanding aliases"),
+                format!(
+                    "document is too large: more than {MAX_NODES} nodes after expanding aliases"
+                ),
             ));
         }
         Ok(())
@@ -246,7 +245,10 @@ impl Loader {
     /// The path of a collection that starts now, recording its position; checks depth.
     fn child_path(&mut self, span: &Span) -> Result<FieldPath, SyntaxError> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(err(span, format!("nesting is deeper than {MAX_DEPTH} levels")));
+            return Err(err(
+                span,
+                format!("nesting is deeper than {MAX_DEPTH} levels"),
+            ));
         }
         let path = match self.stack.last() {
             None => FieldPath::root(),
@@ -255,9 +257,16 @@ impl Loader {
                 self.positions.map.insert(p.segments().to_vec(), loc(span));
                 p
             }
-            Some(Frame::Map { key: Some((k, _)), path, .. }) => path.key(k.clone()),
+            Some(Frame::Map {
+                key: Some((k, _)),
+                path,
+                ..
+            }) => path.key(k.clone()),
             Some(Frame::Map { key: None, .. }) => {
-                return Err(err(span, "a mapping or sequence cannot be used as a mapping key"));
+                return Err(err(
+                    span,
+                    "a mapping or sequence cannot be used as a mapping key",
+                ));
             }
         };
         Ok(path)
@@ -328,10 +337,18 @@ fn merge_into(
             .into_iter()
             .map(|v| match v {
                 Value::Object(m) => Ok(m),
-                _ => Err(err(span, "a merge key (<<) takes a mapping or a list of mappings")),
+                _ => Err(err(
+                    span,
+                    "a merge key (<<) takes a mapping or a list of mappings",
+                )),
             })
             .collect::<Result<_, _>>()?,
-        _ => return Err(err(span, "a merge key (<<) takes a mapping or a list of mappings")),
+        _ => {
+            return Err(err(
+                span,
+                "a merge key (<<) takes a mapping or a list of mappings",
+            ));
+        }
     };
     for source in sources {
         for (k, v) in source {
@@ -379,9 +396,10 @@ fn resolve_scalar(
             "bool" if resolved.is_boolean() => Ok(resolved),
             "int" if resolved.is_i64() || resolved.is_u64() => Ok(resolved),
             "float" if resolved.is_number() => Ok(resolved),
-            "null" | "bool" | "int" | "float" => {
-                Err(err(span, format!("\"{text}\" is not a valid !!{}", tag.suffix)))
-            }
+            "null" | "bool" | "int" | "float" => Err(err(
+                span,
+                format!("\"{text}\" is not a valid !!{}", tag.suffix),
+            )),
             _ => Err(err(span, format!("unsupported tag {tag}"))),
         };
     }
@@ -401,10 +419,10 @@ fn resolve_plain(text: &str) -> Value {
     if let Some(n) = parse_int(text) {
         return Value::Number(n);
     }
-    if is_float(text) {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Value::Number(n);
-        }
+    if is_float(text)
+        && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64)
+    {
+        return Value::Number(n);
     }
     Value::String(text.to_string())
 }
@@ -474,7 +492,8 @@ mod tests {
 
     #[test]
     fn resolves_scalars_with_the_core_schema() {
-        let d = one("a: 1\nb: -2\nc: 1.5\nd: 1e3\ne: true\nf: ~\ng: yes\nh: '1'\ni: 0x1f\nj: 500m\n");
+        let d =
+            one("a: 1\nb: -2\nc: 1.5\nd: 1e3\ne: true\nf: ~\ng: yes\nh: '1'\ni: 0x1f\nj: 500m\n");
         assert_eq!(
             d.value,
             json!({"a": 1, "b": -2, "c": 1.5, "d": 1000.0, "e": true, "f": null,
@@ -488,10 +507,19 @@ mod tests {
         let at = |p: &str| d.positions.locate(&FieldPath::parse(p)).unwrap();
         assert_eq!(at("kind"), Location { line: 1, column: 1 });
         assert_eq!(at("spec.containers"), Location { line: 3, column: 3 });
-        assert_eq!(at("spec.containers[0].image"), Location { line: 5, column: 5 });
-        assert_eq!(at("spec.containers[1].name"), Location { line: 6, column: 5 });
+        assert_eq!(
+            at("spec.containers[0].image"),
+            Location { line: 5, column: 5 }
+        );
+        assert_eq!(
+            at("spec.containers[1].name"),
+            Location { line: 6, column: 5 }
+        );
         // A path with no entry of its own falls back to its nearest ancestor.
-        assert_eq!(at("spec.containers[1].ports[0]"), Location { line: 6, column: 5 });
+        assert_eq!(
+            at("spec.containers[1].ports[0]"),
+            Location { line: 6, column: 5 }
+        );
     }
 
     #[test]
@@ -524,7 +552,10 @@ mod tests {
         let text = "[".repeat(1000);
         let e = parse_documents(&text).unwrap_err();
         // saphyr-parser stops at its own recursion limit before ours is reached.
-        assert!(e.message.contains("deeper") || e.message.contains("recursion"), "{e}");
+        assert!(
+            e.message.contains("deeper") || e.message.contains("recursion"),
+            "{e}"
+        );
     }
 
     #[test]

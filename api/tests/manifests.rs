@@ -3,6 +3,9 @@
 //! `fixtures/invalid/*.expected` files (regenerate with `UPDATE_EXPECTED=1` and review
 //! the diff).
 
+// Test helpers may panic: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -18,8 +21,18 @@ fn example_files() -> Vec<PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("compose"))
-        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("container"))
+        .filter(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("compose")
+        })
+        .filter(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("container")
+        })
         .collect();
     files.sort();
     files
@@ -40,7 +53,10 @@ fn objects(ms: &[Manifest]) -> Vec<AnyObject> {
 #[test]
 fn examples_are_valid_and_round_trip_through_yaml_and_json() {
     let files = example_files();
-    assert!(files.len() >= 6, "examples/ is missing manifests: {files:?}");
+    assert!(
+        files.len() >= 6,
+        "examples/ is missing manifests: {files:?}"
+    );
     for path in files {
         let decoded = objects(&load(&path));
         assert!(!decoded.is_empty(), "{}", path.display());
@@ -48,7 +64,12 @@ fn examples_are_valid_and_round_trip_through_yaml_and_json() {
         let yaml = manifest::to_yaml(&decoded);
         let (again, errs) = manifest::decode("re-encoded.yaml", &yaml);
         assert!(errs.is_empty(), "{errs:?}\n{yaml}");
-        assert_eq!(objects(&again), decoded, "YAML round trip of {}", path.display());
+        assert_eq!(
+            objects(&again),
+            decoded,
+            "YAML round trip of {}",
+            path.display()
+        );
 
         for obj in &decoded {
             let json = serde_json::to_string_pretty(&obj.to_value()).unwrap();
@@ -89,12 +110,18 @@ fn defaults_are_filled_in_as_kubernetes_does() {
     assert_eq!(pod["containers"][0]["imagePullPolicy"], "IfNotPresent");
     assert_eq!(pod["containers"][0]["ports"][0]["protocol"], "TCP");
     assert_eq!(pod["containers"][0]["readinessProbe"]["timeoutSeconds"], 1);
-    assert_eq!(pod["containers"][0]["readinessProbe"]["httpGet"]["scheme"], "HTTP");
+    assert_eq!(
+        pod["containers"][0]["readinessProbe"]["httpGet"]["scheme"],
+        "HTTP"
+    );
 
     let ms = load(&repo_root().join("examples/pod.yaml"));
     let v = ms[0].object.to_value();
     // A limit without a request requests the limit.
-    assert_eq!(v["spec"]["containers"][1]["resources"]["requests"]["cpu"], "100m");
+    assert_eq!(
+        v["spec"]["containers"][1]["resources"]["requests"]["cpu"],
+        "100m"
+    );
 
     let hpa = manifest::load(
         "hpa.yaml",
@@ -105,7 +132,10 @@ fn defaults_are_filled_in_as_kubernetes_does() {
     .unwrap();
     let v = hpa[0].object.to_value();
     assert_eq!(v["spec"]["minReplicas"], 1);
-    assert_eq!(v["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 80);
+    assert_eq!(
+        v["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        80
+    );
     let b = &v["spec"]["behavior"];
     assert_eq!(b["scaleUp"]["policies"][0]["value"], 4);
     assert_eq!(b["scaleDown"]["stabilizationWindowSeconds"], 30);

@@ -140,7 +140,10 @@ impl TryFrom<Value> for Command {
                 .map_err(|e| format!("cannot split \"{s}\" into words: {e}")),
             Value::Array(items) => items
                 .into_iter()
-                .map(|i| scalar_string(&i).ok_or_else(|| "command list entries must be strings".to_string()))
+                .map(|i| {
+                    scalar_string(&i)
+                        .ok_or_else(|| "command list entries must be strings".to_string())
+                })
                 .collect::<Result<_, _>>()
                 .map(Command),
             _ => Err("must be a string or a list of strings".into()),
@@ -252,7 +255,9 @@ fn parse_protocol(s: &str) -> Result<Protocol, String> {
     match s {
         "tcp" => Ok(Protocol::Tcp),
         "udp" => Ok(Protocol::Udp),
-        other => Err(format!("unsupported protocol \"{other}\": supported: tcp, udp")),
+        other => Err(format!(
+            "unsupported protocol \"{other}\": supported: tcp, udp"
+        )),
     }
 }
 
@@ -308,17 +313,35 @@ impl TryFrom<Value> for PortMapping {
                 })
             }
             Value::Object(mut m) => {
-                let known = ["target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"];
+                let known = [
+                    "target",
+                    "published",
+                    "host_ip",
+                    "protocol",
+                    "mode",
+                    "name",
+                    "app_protocol",
+                ];
                 if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
-                    return Err(format!("unknown field `{k}`, expected one of `{}`", known.join("`, `")));
+                    return Err(format!(
+                        "unknown field `{k}`, expected one of `{}`",
+                        known.join("`, `")
+                    ));
                 }
-                let field = |m: &mut serde_json::Map<String, Value>, k: &str| m.remove(k).and_then(|v| scalar_string(&v));
+                let field = |m: &mut serde_json::Map<String, Value>, k: &str| {
+                    m.remove(k).and_then(|v| scalar_string(&v))
+                };
                 let target = field(&mut m, "target").ok_or("`target` is required")?;
                 Ok(PortMapping {
                     target: parse_port(&target)?,
-                    published: field(&mut m, "published").map(|p| parse_port(&p)).transpose()?,
+                    published: field(&mut m, "published")
+                        .map(|p| parse_port(&p))
+                        .transpose()?,
                     host_ip: field(&mut m, "host_ip")
-                        .map(|ip| ip.parse().map_err(|_| format!("\"{ip}\" is not an IP address")))
+                        .map(|ip| {
+                            ip.parse()
+                                .map_err(|_| format!("\"{ip}\" is not an IP address"))
+                        })
                         .transpose()?,
                     protocol: field(&mut m, "protocol")
                         .map(|p| parse_protocol(&p))
@@ -372,7 +395,9 @@ impl TryFrom<Value> for VolumeMount {
                 let read_only = match mode {
                     None | Some("rw") => false,
                     Some("ro") => true,
-                    Some(m) => return Err(format!("unsupported mount mode \"{m}\": supported: ro, rw")),
+                    Some(m) => {
+                        return Err(format!("unsupported mount mode \"{m}\": supported: ro, rw"));
+                    }
                 };
                 let kind = match source {
                     Some(s) if s.starts_with(['/', '.', '~']) => MountKind::Bind,
@@ -386,16 +411,31 @@ impl TryFrom<Value> for VolumeMount {
                 })
             }
             Value::Object(m) => {
-                let known = ["type", "source", "target", "read_only", "bind", "volume", "tmpfs"];
+                let known = [
+                    "type",
+                    "source",
+                    "target",
+                    "read_only",
+                    "bind",
+                    "volume",
+                    "tmpfs",
+                ];
                 if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
-                    return Err(format!("unknown field `{k}`, expected one of `{}`", known.join("`, `")));
+                    return Err(format!(
+                        "unknown field `{k}`, expected one of `{}`",
+                        known.join("`, `")
+                    ));
                 }
                 let get = |k: &str| m.get(k).and_then(scalar_string);
                 let kind = match get("type").as_deref() {
                     Some("bind") => MountKind::Bind,
                     Some("volume") | None => MountKind::Volume,
                     Some("tmpfs") => MountKind::Tmpfs,
-                    Some(t) => return Err(format!("unsupported mount type \"{t}\": supported: bind, volume, tmpfs")),
+                    Some(t) => {
+                        return Err(format!(
+                            "unsupported mount type \"{t}\": supported: bind, volume, tmpfs"
+                        ));
+                    }
                 };
                 Ok(VolumeMount {
                     kind,
@@ -432,10 +472,14 @@ impl TryFrom<Value> for ServiceNetworks {
                         Value::Null => Vec::new(),
                         Value::Object(c) => {
                             if let Some(k) = c.keys().find(|k| *k != "aliases") {
-                                return Err(format!("unknown field `{k}` in network \"{name}\", expected `aliases`"));
+                                return Err(format!(
+                                    "unknown field `{k}` in network \"{name}\", expected `aliases`"
+                                ));
                             }
                             match c.get("aliases") {
-                                Some(Value::Array(a)) => a.iter().filter_map(scalar_string).collect(),
+                                Some(Value::Array(a)) => {
+                                    a.iter().filter_map(scalar_string).collect()
+                                }
                                 None => Vec::new(),
                                 Some(_) => return Err("`aliases` must be a list".into()),
                             }
@@ -485,9 +529,11 @@ impl TryFrom<Value> for DependsOn {
                         None | Some("service_started") => Condition::Started,
                         Some("service_healthy") => Condition::Healthy,
                         Some("service_completed_successfully") => Condition::CompletedSuccessfully,
-                        Some(c) => return Err(format!(
-                            "unsupported condition \"{c}\": supported: service_started, service_healthy, service_completed_successfully"
-                        )),
+                        Some(c) => {
+                            return Err(format!(
+                                "unsupported condition \"{c}\": supported: service_started, service_healthy, service_completed_successfully"
+                            ));
+                        }
                     };
                     out.insert(name, condition);
                 }
@@ -503,7 +549,8 @@ const RESTART_POLICIES: &[&str] = &["no", "always", "on-failure", "unless-stoppe
 /// Compose's rule for service names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 fn valid_service_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// Turns a directory name into a project name as Compose does: lowercase, keeping only
@@ -576,59 +623,95 @@ impl ComposeFile {
         };
         let root = FieldPath::root();
         if self.services.is_empty() {
-            push(root.key("services"), "must define at least one service".into());
+            push(
+                root.key("services"),
+                "must define at least one service".into(),
+            );
         }
         let mut container_names = HashMap::new();
         let mut published = HashSet::new();
         for (name, svc) in &self.services {
             let p = root.key("services").key(name.clone());
             if !valid_service_name(name) {
-                push(p.clone(), format!("invalid service name \"{name}\": must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"));
+                push(
+                    p.clone(),
+                    format!(
+                        "invalid service name \"{name}\": must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+                    ),
+                );
             }
             if svc.image.as_deref().is_none_or(str::is_empty) {
-                push(p.key("image"), "required value (rk8s runs images; `build` is not supported)".into());
+                push(
+                    p.key("image"),
+                    "required value (rk8s runs images; `build` is not supported)".into(),
+                );
             }
             if let Some(cn) = &svc.container_name
                 && let Some(other) = container_names.insert(cn.clone(), name.clone())
             {
-                push(p.key("container_name"), format!("duplicate value \"{cn}\" (also used by service \"{other}\")"));
+                push(
+                    p.key("container_name"),
+                    format!("duplicate value \"{cn}\" (also used by service \"{other}\")"),
+                );
             }
             if let Some(r) = &svc.restart {
                 let base = r.split(':').next().unwrap_or_default();
                 if !RESTART_POLICIES.contains(&base) {
-                    push(p.key("restart"), format!("unsupported value \"{r}\": supported values: no, always, on-failure[:N], unless-stopped"));
+                    push(
+                        p.key("restart"),
+                        format!(
+                            "unsupported value \"{r}\": supported values: no, always, on-failure[:N], unless-stopped"
+                        ),
+                    );
                 }
             }
             for (i, port) in svc.ports.iter().enumerate() {
                 if let Some(host) = port.published
                     && !published.insert((port.host_ip, host, port.protocol))
                 {
-                    push(p.key("ports").index(i), format!("host port {host} is published twice"));
+                    push(
+                        p.key("ports").index(i),
+                        format!("host port {host} is published twice"),
+                    );
                 }
             }
             for (i, m) in svc.volumes.iter().enumerate() {
                 let mp = p.key("volumes").index(i);
                 if !m.target.starts_with('/') {
-                    push(mp.clone(), format!("target \"{}\" must be an absolute path", m.target));
+                    push(
+                        mp.clone(),
+                        format!("target \"{}\" must be an absolute path", m.target),
+                    );
                 }
                 if m.kind == MountKind::Volume
                     && let Some(source) = &m.source
                     && !self.volumes.contains_key(source)
                 {
-                    push(mp, format!("service \"{name}\" refers to undefined volume \"{source}\": declare it under the top-level `volumes`"));
+                    push(
+                        mp,
+                        format!(
+                            "service \"{name}\" refers to undefined volume \"{source}\": declare it under the top-level `volumes`"
+                        ),
+                    );
                 }
             }
             if let Some(n) = &svc.networks {
                 for net in n.0.keys() {
                     if net != "default" && !self.networks.contains_key(net) {
-                        push(p.key("networks"), format!("service \"{name}\" refers to undefined network \"{net}\""));
+                        push(
+                            p.key("networks"),
+                            format!("service \"{name}\" refers to undefined network \"{net}\""),
+                        );
                     }
                 }
             }
             if let Some(deps) = &svc.depends_on {
                 for dep in deps.0.keys() {
                     if !self.services.contains_key(dep) {
-                        push(p.key("depends_on"), format!("service \"{name}\" depends on undefined service \"{dep}\""));
+                        push(
+                            p.key("depends_on"),
+                            format!("service \"{name}\" depends on undefined service \"{dep}\""),
+                        );
                     }
                 }
             }
@@ -637,14 +720,20 @@ impl ComposeFile {
             if let Some(driver) = v.as_ref().and_then(|v| v.driver.as_deref())
                 && driver != "local"
             {
-                push(root.key("volumes").key(name.clone()).key("driver"), format!("unsupported driver \"{driver}\": supported: local"));
+                push(
+                    root.key("volumes").key(name.clone()).key("driver"),
+                    format!("unsupported driver \"{driver}\": supported: local"),
+                );
             }
         }
         for (name, n) in &self.networks {
             if let Some(driver) = n.as_ref().and_then(|n| n.driver.as_deref())
                 && driver != "bridge"
             {
-                push(root.key("networks").key(name.clone()).key("driver"), format!("unsupported driver \"{driver}\": supported: bridge"));
+                push(
+                    root.key("networks").key(name.clone()).key("driver"),
+                    format!("unsupported driver \"{driver}\": supported: bridge"),
+                );
             }
         }
         if let Err(cycle) = self.start_order() {
@@ -663,14 +752,30 @@ pub fn decode_compose(file: &str, text: &str) -> Result<ComposeFile, Vec<Diagnos
         .map(|e| diagnostic(file, &positions, e))
         .collect();
     diags.sort_by_key(|d| d.location);
-    if diags.is_empty() { Ok(compose) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(compose)
+    } else {
+        Err(diags)
+    }
 }
 
 /// The keys of a service that rk8s supports, for help texts.
 pub fn supported_service_keys() -> BTreeSet<&'static str> {
     [
-        "image", "container_name", "command", "entrypoint", "environment", "ports", "volumes",
-        "networks", "depends_on", "working_dir", "user", "hostname", "restart", "labels",
+        "image",
+        "container_name",
+        "command",
+        "entrypoint",
+        "environment",
+        "ports",
+        "volumes",
+        "networks",
+        "depends_on",
+        "working_dir",
+        "user",
+        "hostname",
+        "restart",
+        "labels",
     ]
     .into_iter()
     .collect()
@@ -717,7 +822,10 @@ networks:
     fn a_typical_app_decodes() {
         let c = decode_compose("compose.yaml", APP).unwrap();
         let web = &c.services["web"];
-        assert_eq!(web.command.as_ref().unwrap().0, ["httpd", "-f", "-p", "8080", "-h", "/www root"]);
+        assert_eq!(
+            web.command.as_ref().unwrap().0,
+            ["httpd", "-f", "-p", "8080", "-h", "/www root"]
+        );
         assert_eq!(web.ports[1].host_ip, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(web.ports[1].protocol, Protocol::Udp);
         assert_eq!(web.ports[2].published, None);
@@ -761,6 +869,9 @@ networks:
     fn bad_ports_say_why() {
         let text = "services:\n  a:\n    image: x\n    ports: [\"80:99999\"]\n";
         let msg = decode_compose("c.yaml", text).unwrap_err()[0].to_string();
-        assert_eq!(msg, "c.yaml:4:13: services.a.ports[0]: \"99999\" is not a port number (1-65535)");
+        assert_eq!(
+            msg,
+            "c.yaml:4:13: services.a.ports[0]: \"99999\" is not a port number (1-65535)"
+        );
     }
 }

@@ -129,7 +129,11 @@ pub fn decode_container(file: &str, text: &str) -> Result<ContainerSpec, Vec<Dia
         })
         .collect();
     diags.sort_by_key(|d| d.location);
-    if diags.is_empty() { Ok(spec) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(spec)
+    } else {
+        Err(diags)
+    }
 }
 
 #[cfg(test)]
@@ -160,7 +164,8 @@ mod tests {
                 "c.yaml:7:5: resources.limits.cpu: \"lots\" is not a quantity",
             ]
         );
-        let err = decode_container("c.yaml", "name: web\nimage: x\nimagePullSecret: y\n").unwrap_err();
+        let err =
+            decode_container("c.yaml", "name: web\nimage: x\nimagePullSecret: y\n").unwrap_err();
         assert!(err[0].to_string().starts_with("c.yaml:3:1: imagePullSecret: unknown field `imagePullSecret`, expected one of `name`, `image`"), "{}", err[0]);
     }
 }

@@ -43,7 +43,10 @@ pub(crate) fn decode_single<T: DeserializeOwned>(
         return Err(one(None, "the file is empty".into()));
     };
     if let Some(extra) = docs.next() {
-        return Err(one(Some(extra.start), "expected one document, found several".into()));
+        return Err(one(
+            Some(extra.start),
+            "expected one document, found several".into(),
+        ));
     }
     match serde_path_to_error::deserialize::<_, T>(doc.value) {
         Ok(v) => Ok((v, doc.positions)),
@@ -54,5 +57,31 @@ pub(crate) fn decode_single<T: DeserializeOwned>(
             };
             Err(vec![diagnostic(file, &doc.positions, &err)])
         }
+    }
+}
+
+/// What kind of file a text is, judged by its first document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Kubernetes manifests (documents with `kind`).
+    Manifests,
+    /// A Compose file (`services`, no `kind`).
+    Compose,
+    /// An rk8s single-container file (`image`, no `kind`).
+    Container,
+}
+
+/// Guesses the format of a text; malformed or unrecognised text counts as manifests,
+/// whose decoder then reports what is wrong.
+pub fn detect(text: &str) -> FileFormat {
+    let Ok(docs) = yaml::parse_documents(text) else {
+        return FileFormat::Manifests;
+    };
+    let first = docs.into_iter().find(|d| !d.value.is_null());
+    match first.as_ref().and_then(|d| d.value.as_object()) {
+        Some(m) if m.contains_key("kind") => FileFormat::Manifests,
+        Some(m) if m.contains_key("services") => FileFormat::Compose,
+        Some(m) if m.contains_key("image") => FileFormat::Container,
+        _ => FileFormat::Manifests,
     }
 }

@@ -7,7 +7,13 @@ use k8s_openapi::api::autoscaling::v2::{
 use super::Errors;
 use crate::path::FieldPath;
 
-const METRIC_TYPES: &[&str] = &["Object", "Pods", "Resource", "ContainerResource", "External"];
+const METRIC_TYPES: &[&str] = &[
+    "Object",
+    "Pods",
+    "Resource",
+    "ContainerResource",
+    "External",
+];
 
 pub(super) fn hpa(errs: &mut Errors, hpa: &HorizontalPodAutoscaler) {
     let path = FieldPath::root().key("spec");
@@ -22,9 +28,17 @@ pub(super) fn hpa(errs: &mut Errors, hpa: &HorizontalPodAutoscaler) {
         errs.required(&target.key("name"));
     }
     let min = spec.min_replicas.unwrap_or(1);
-    errs.at_least(&path.key("minReplicas"), spec.min_replicas.map(i64::from), 1);
+    errs.at_least(
+        &path.key("minReplicas"),
+        spec.min_replicas.map(i64::from),
+        1,
+    );
     if spec.max_replicas < 1 {
-        errs.invalid(&path.key("maxReplicas"), spec.max_replicas, "must be greater than or equal to 1");
+        errs.invalid(
+            &path.key("maxReplicas"),
+            spec.max_replicas,
+            "must be greater than or equal to 1",
+        );
     } else if spec.max_replicas < min {
         errs.invalid(
             &path.key("maxReplicas"),
@@ -65,9 +79,15 @@ fn metric(errs: &mut Errors, path: &FieldPath, m: &MetricSpec) {
     };
     for (field, set) in sources {
         if field == expected && !set {
-            errs.message(&path.key(field), "required value: must populate information for the given metric source");
+            errs.message(
+                &path.key(field),
+                "required value: must populate information for the given metric source",
+            );
         } else if field != expected && set && !expected.is_empty() {
-            errs.forbidden(&path.key(field), "must populate the given metric source only");
+            errs.forbidden(
+                &path.key(field),
+                "must populate the given metric source only",
+            );
         }
     }
     if let Some(r) = &m.resource {
@@ -75,7 +95,12 @@ fn metric(errs: &mut Errors, path: &FieldPath, m: &MetricSpec) {
         if r.name.is_empty() {
             errs.required(&p.key("name"));
         }
-        target(errs, &p.key("target"), &r.target, &["Utilization", "Value", "AverageValue"]);
+        target(
+            errs,
+            &p.key("target"),
+            &r.target,
+            &["Utilization", "Value", "AverageValue"],
+        );
     }
     if let Some(r) = &m.container_resource {
         let p = path.key("containerResource");
@@ -85,7 +110,12 @@ fn metric(errs: &mut Errors, path: &FieldPath, m: &MetricSpec) {
         if r.container.is_empty() {
             errs.required(&p.key("container"));
         }
-        target(errs, &p.key("target"), &r.target, &["Utilization", "Value", "AverageValue"]);
+        target(
+            errs,
+            &p.key("target"),
+            &r.target,
+            &["Utilization", "Value", "AverageValue"],
+        );
     }
     if let Some(pods) = &m.pods {
         let p = path.key("pods");
@@ -105,31 +135,50 @@ fn metric(errs: &mut Errors, path: &FieldPath, m: &MetricSpec) {
         if o.metric.name.is_empty() {
             errs.required(&p.key("metric").key("name"));
         }
-        target(errs, &p.key("target"), &o.target, &["Value", "AverageValue"]);
+        target(
+            errs,
+            &p.key("target"),
+            &o.target,
+            &["Value", "AverageValue"],
+        );
     }
     if let Some(e) = &m.external {
         let p = path.key("external");
         if e.metric.name.is_empty() {
             errs.required(&p.key("metric").key("name"));
         }
-        target(errs, &p.key("target"), &e.target, &["Value", "AverageValue"]);
+        target(
+            errs,
+            &p.key("target"),
+            &e.target,
+            &["Value", "AverageValue"],
+        );
     }
 }
 
 fn target(errs: &mut Errors, path: &FieldPath, t: &MetricTarget, types: &[&str]) {
     errs.one_of(&path.key("type"), &t.type_, types);
-    let positive = |errs: &mut Errors, field: &str, q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
-        match q {
-            None => errs.message(&path.key(field), format!("required value: must be set when the target type is {}", t.type_)),
-            Some(q) => {
-                if let Some(v) = errs.quantity(&path.key(field), q)
-                    && v.signum() <= 0
-                {
-                    errs.invalid(&path.key(field), &q.0, "must be positive");
+    let positive =
+        |errs: &mut Errors,
+         field: &str,
+         q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+            match q {
+                None => errs.message(
+                    &path.key(field),
+                    format!(
+                        "required value: must be set when the target type is {}",
+                        t.type_
+                    ),
+                ),
+                Some(q) => {
+                    if let Some(v) = errs.quantity(&path.key(field), q)
+                        && v.signum() <= 0
+                    {
+                        errs.invalid(&path.key(field), &q.0, "must be positive");
+                    }
                 }
             }
-        }
-    };
+        };
     match t.type_.as_str() {
         "Utilization" => match t.average_utilization {
             None => errs.message(
@@ -154,9 +203,16 @@ fn rules(errs: &mut Errors, path: &FieldPath, r: &HPAScalingRules) {
         0,
         3600,
     );
-    errs.opt_one_of(&path.key("selectPolicy"), r.select_policy.as_ref(), &["Max", "Min", "Disabled"]);
+    errs.opt_one_of(
+        &path.key("selectPolicy"),
+        r.select_policy.as_ref(),
+        &["Max", "Min", "Disabled"],
+    );
     match r.policies.as_deref() {
-        Some([]) => errs.message(&path.key("policies"), "required value: must specify at least one Policy"),
+        Some([]) => errs.message(
+            &path.key("policies"),
+            "required value: must specify at least one Policy",
+        ),
         Some(policies) => {
             for (i, p) in policies.iter().enumerate() {
                 let pp = path.key("policies").index(i);
@@ -164,7 +220,12 @@ fn rules(errs: &mut Errors, path: &FieldPath, r: &HPAScalingRules) {
                 if p.value <= 0 {
                     errs.invalid(&pp.key("value"), p.value, "must be greater than zero");
                 }
-                errs.in_range(&pp.key("periodSeconds"), Some(p.period_seconds.into()), 1, 1800);
+                errs.in_range(
+                    &pp.key("periodSeconds"),
+                    Some(p.period_seconds.into()),
+                    1,
+                    1800,
+                );
             }
         }
         None => {}

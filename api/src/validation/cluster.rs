@@ -29,11 +29,19 @@ pub(super) fn node(errs: &mut Errors, node: &Node) {
     if let Some(cidr) = spec.pod_cidr.as_deref().filter(|c| !c.is_empty())
         && !is_cidr(cidr)
     {
-        errs.invalid(&path.key("podCIDR"), cidr, "must be a valid CIDR (e.g. 10.244.1.0/24)");
+        errs.invalid(
+            &path.key("podCIDR"),
+            cidr,
+            "must be a valid CIDR (e.g. 10.244.1.0/24)",
+        );
     }
     for (i, cidr) in spec.pod_cidrs.iter().flatten().enumerate() {
         if !is_cidr(cidr) {
-            errs.invalid(&path.key("podCIDRs").index(i), cidr, "must be a valid CIDR (e.g. 10.244.1.0/24)");
+            errs.invalid(
+                &path.key("podCIDRs").index(i),
+                cidr,
+                "must be a valid CIDR (e.g. 10.244.1.0/24)",
+            );
         }
     }
     let mut seen = HashSet::new();
@@ -61,14 +69,26 @@ pub(super) fn event(errs: &mut Errors, e: &Event) {
     if e.involved_object.name.as_deref().unwrap_or("").is_empty() {
         errs.required(&path.key("name"));
     }
-    errs.opt_one_of(&FieldPath::root().key("type"), e.type_.as_ref(), &["Normal", "Warning"]);
+    errs.opt_one_of(
+        &FieldPath::root().key("type"),
+        e.type_.as_ref(),
+        &["Normal", "Warning"],
+    );
 }
 
 pub(super) fn lease(errs: &mut Errors, l: &Lease) {
     let Some(spec) = &l.spec else { return };
     let path = FieldPath::root().key("spec");
-    errs.at_least(&path.key("leaseDurationSeconds"), spec.lease_duration_seconds.map(i64::from), 1);
-    errs.at_least(&path.key("leaseTransitions"), spec.lease_transitions.map(i64::from), 0);
+    errs.at_least(
+        &path.key("leaseDurationSeconds"),
+        spec.lease_duration_seconds.map(i64::from),
+        1,
+    );
+    errs.at_least(
+        &path.key("leaseTransitions"),
+        spec.lease_transitions.map(i64::from),
+        0,
+    );
 }
 
 pub(super) fn runtime_class(errs: &mut Errors, rc: &RuntimeClass) {
@@ -80,7 +100,13 @@ pub(super) fn runtime_class(errs: &mut Errors, rc: &RuntimeClass) {
     }
     if let Some(overhead) = rc.overhead.as_ref().and_then(|o| o.pod_fixed.as_ref()) {
         for (name, q) in overhead {
-            errs.quantity(&FieldPath::root().key("overhead").key("podFixed").key(name.clone()), q);
+            errs.quantity(
+                &FieldPath::root()
+                    .key("overhead")
+                    .key("podFixed")
+                    .key(name.clone()),
+                q,
+            );
         }
     }
     if let Some(s) = &rc.scheduling {

@@ -27,14 +27,18 @@ pub(super) fn object_meta(errs: &mut Errors, obj: &AnyObject) {
             errs.syntax(&path.key("name"), name, problems);
         }
         (_, Some(prefix)) if !prefix.is_empty() => {}
-        _ => errs.message(&path.key("name"), "required value: name or generateName is required"),
+        _ => errs.message(
+            &path.key("name"),
+            "required value: name or generateName is required",
+        ),
     }
     match (&meta.namespace, kind.is_namespaced()) {
         (Some(ns), true) => errs.syntax(&path.key("namespace"), ns, names::dns1123_label(ns)),
         (None, true) => errs.required(&path.key("namespace")),
-        (Some(ns), false) if !ns.is_empty() => {
-            errs.forbidden(&path.key("namespace"), format!("not allowed on a cluster-scoped kind ({})", kind.kind))
-        }
+        (Some(ns), false) if !ns.is_empty() => errs.forbidden(
+            &path.key("namespace"),
+            format!("not allowed on a cluster-scoped kind ({})", kind.kind),
+        ),
         _ => {}
     }
     labels(errs, &path.key("labels"), meta.labels.as_ref());
@@ -42,7 +46,11 @@ pub(super) fn object_meta(errs: &mut Errors, obj: &AnyObject) {
         let p = path.key("annotations");
         let mut size = 0;
         for (k, v) in annotations {
-            errs.syntax(&p.key(k.clone()), k, names::qualified_name(&k.to_lowercase()));
+            errs.syntax(
+                &p.key(k.clone()),
+                k,
+                names::qualified_name(&k.to_lowercase()),
+            );
             size += k.len() + v.len();
         }
         if size > MAX_ANNOTATIONS_BYTES {
@@ -53,7 +61,11 @@ pub(super) fn object_meta(errs: &mut Errors, obj: &AnyObject) {
         }
     }
     for (i, f) in meta.finalizers.iter().flatten().enumerate() {
-        errs.syntax(&path.key("finalizers").index(i), f, names::qualified_name(f));
+        errs.syntax(
+            &path.key("finalizers").index(i),
+            f,
+            names::qualified_name(f),
+        );
     }
     let mut controllers = 0;
     for (i, r) in meta.owner_references.iter().flatten().enumerate() {
@@ -71,14 +83,21 @@ pub(super) fn object_meta(errs: &mut Errors, obj: &AnyObject) {
         if r.controller == Some(true) {
             controllers += 1;
             if controllers > 1 {
-                errs.message(&p.key("controller"), "only one reference can have `controller` set to true");
+                errs.message(
+                    &p.key("controller"),
+                    "only one reference can have `controller` set to true",
+                );
             }
         }
     }
 }
 
 /// Label keys and values (also used for selectors and node selectors).
-pub(super) fn labels(errs: &mut Errors, path: &FieldPath, labels: Option<&BTreeMap<String, String>>) {
+pub(super) fn labels(
+    errs: &mut Errors,
+    path: &FieldPath,
+    labels: Option<&BTreeMap<String, String>>,
+) {
     for (k, v) in labels.into_iter().flatten() {
         let p = path.key(k.clone());
         errs.syntax(&p, k, names::qualified_name(k));

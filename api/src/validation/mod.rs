@@ -136,7 +136,12 @@ impl Errors {
     }
 
     /// Like [`Errors::one_of`] for an optional field (unset is fine).
-    pub(crate) fn opt_one_of(&mut self, path: &FieldPath, value: Option<&String>, supported: &[&str]) {
+    pub(crate) fn opt_one_of(
+        &mut self,
+        path: &FieldPath,
+        value: Option<&String>,
+        supported: &[&str],
+    ) {
         if let Some(v) = value {
             self.one_of(path, v, supported);
         }
@@ -161,7 +166,11 @@ impl Errors {
         if let Some(v) = value
             && !(min..=max).contains(&v)
         {
-            self.invalid(path, v, format!("must be between {min} and {max}, inclusive"));
+            self.invalid(
+                path,
+                v,
+                format!("must be between {min} and {max}, inclusive"),
+            );
         }
     }
 

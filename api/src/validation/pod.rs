@@ -9,9 +9,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 
 use super::{Errors, meta};
-use crate::quantity::Quantity;
 use crate::names;
 use crate::path::FieldPath;
+use crate::quantity::Quantity;
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
@@ -20,14 +20,22 @@ pub(super) const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
 pub(super) const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
 pub(super) fn pod_spec(errs: &mut Errors, path: &FieldPath, spec: &PodSpec) {
-    let volumes = volumes(errs, &path.key("volumes"), spec.volumes.as_deref().unwrap_or_default());
+    let volumes = volumes(
+        errs,
+        &path.key("volumes"),
+        spec.volumes.as_deref().unwrap_or_default(),
+    );
     if spec.containers.is_empty() {
         errs.required(&path.key("containers"));
     }
     let mut names = HashSet::new();
     let mut host_ports = HashSet::new();
     let groups = [
-        ("initContainers", spec.init_containers.as_deref().unwrap_or_default(), true),
+        (
+            "initContainers",
+            spec.init_containers.as_deref().unwrap_or_default(),
+            true,
+        ),
         ("containers", spec.containers.as_slice(), false),
     ];
     for (field, containers, init) in groups {
@@ -48,17 +56,33 @@ pub(super) fn pod_spec(errs: &mut Errors, path: &FieldPath, spec: &PodSpec) {
             }
         }
     }
-    errs.opt_one_of(&path.key("restartPolicy"), spec.restart_policy.as_ref(), RESTART_POLICIES);
-    errs.opt_one_of(&path.key("dnsPolicy"), spec.dns_policy.as_ref(), DNS_POLICIES);
+    errs.opt_one_of(
+        &path.key("restartPolicy"),
+        spec.restart_policy.as_ref(),
+        RESTART_POLICIES,
+    );
+    errs.opt_one_of(
+        &path.key("dnsPolicy"),
+        spec.dns_policy.as_ref(),
+        DNS_POLICIES,
+    );
     errs.at_least(
         &path.key("terminationGracePeriodSeconds"),
         spec.termination_grace_period_seconds,
         0,
     );
-    errs.at_least(&path.key("activeDeadlineSeconds"), spec.active_deadline_seconds, 1);
+    errs.at_least(
+        &path.key("activeDeadlineSeconds"),
+        spec.active_deadline_seconds,
+        1,
+    );
     meta::labels(errs, &path.key("nodeSelector"), spec.node_selector.as_ref());
     if let Some(rc) = &spec.runtime_class_name {
-        errs.syntax(&path.key("runtimeClassName"), rc, names::dns1123_subdomain(rc));
+        errs.syntax(
+            &path.key("runtimeClassName"),
+            rc,
+            names::dns1123_subdomain(rc),
+        );
     }
     if let Some(node) = &spec.node_name
         && !node.is_empty()
@@ -111,12 +135,18 @@ fn container(
     }
     match c.image.as_deref() {
         None | Some("") => errs.required(&path.key("image")),
-        Some(image) if image.trim() != image => {
-            errs.invalid(&path.key("image"), image, "must not have leading or trailing whitespace")
-        }
+        Some(image) if image.trim() != image => errs.invalid(
+            &path.key("image"),
+            image,
+            "must not have leading or trailing whitespace",
+        ),
         Some(_) => {}
     }
-    errs.opt_one_of(&path.key("imagePullPolicy"), c.image_pull_policy.as_ref(), PULL_POLICIES);
+    errs.opt_one_of(
+        &path.key("imagePullPolicy"),
+        c.image_pull_policy.as_ref(),
+        PULL_POLICIES,
+    );
     match (&c.restart_policy, init) {
         (Some(p), true) => errs.one_of(&path.key("restartPolicy"), p, &["Always"]),
         (Some(_), false) => errs.forbidden(
@@ -245,7 +275,8 @@ fn resources(errs: &mut Errors, path: &FieldPath, r: &ResourceRequirements) {
                 continue;
             }
             let p = path.key(field).key(name);
-            let standard = STANDARD_RESOURCES.contains(&name.as_str()) || name.starts_with("hugepages-");
+            let standard =
+                STANDARD_RESOURCES.contains(&name.as_str()) || name.starts_with("hugepages-");
             if !standard {
                 if !name.contains('/') {
                     errs.invalid(
@@ -257,7 +288,9 @@ fn resources(errs: &mut Errors, path: &FieldPath, r: &ResourceRequirements) {
                 }
                 errs.syntax(&p, name, names::qualified_name(name));
             }
-            let Some(value) = errs.quantity(&p, q) else { continue };
+            let Some(value) = errs.quantity(&p, q) else {
+                continue;
+            };
             if value.signum() < 0 {
                 errs.invalid(&p, &q.0, "must be greater than or equal to 0");
             } else if is_extended_resource(name) && value.value() != value.milli_value() / 1000 {
@@ -272,9 +305,11 @@ fn resources(errs: &mut Errors, path: &FieldPath, r: &ResourceRequirements) {
     for (name, request) in &requests {
         let p = path.key("requests").key(name.clone());
         match limits.get(name) {
-            Some(limit) if is_extended_resource(name) && request != limit => {
-                errs.invalid(&p, request, format!("must be equal to {name} limit of {limit}"))
-            }
+            Some(limit) if is_extended_resource(name) && request != limit => errs.invalid(
+                &p,
+                request,
+                format!("must be equal to {name} limit of {limit}"),
+            ),
             Some(limit) if request > limit => errs.invalid(
                 &p,
                 request,
@@ -282,7 +317,9 @@ fn resources(errs: &mut Errors, path: &FieldPath, r: &ResourceRequirements) {
             ),
             None if is_extended_resource(name) => errs.forbidden(
                 &path.key("limits").key(name.clone()),
-                format!("a limit must be set for {name}: extended resources cannot be overcommitted"),
+                format!(
+                    "a limit must be set for {name}: extended resources cannot be overcommitted"
+                ),
             ),
             _ => {}
         }
@@ -314,7 +351,11 @@ fn probe(errs: &mut Errors, path: &FieldPath, probe: &Probe, must_succeed_once: 
     }
     if let Some(h) = &probe.http_get {
         errs.port_or_name(&path.key("httpGet").key("port"), &h.port);
-        errs.opt_one_of(&path.key("httpGet").key("scheme"), h.scheme.as_ref(), &["HTTP", "HTTPS"]);
+        errs.opt_one_of(
+            &path.key("httpGet").key("scheme"),
+            h.scheme.as_ref(),
+            &["HTTP", "HTTPS"],
+        );
     }
     if let Some(t) = &probe.tcp_socket {
         errs.port_or_name(&path.key("tcpSocket").key("port"), &t.port);
@@ -323,11 +364,23 @@ fn probe(errs: &mut Errors, path: &FieldPath, probe: &Probe, must_succeed_once: 
         errs.port(&path.key("grpc").key("port"), g.port);
     }
     let num = |v: Option<i32>| v.map(i64::from);
-    errs.at_least(&path.key("initialDelaySeconds"), num(probe.initial_delay_seconds), 0);
+    errs.at_least(
+        &path.key("initialDelaySeconds"),
+        num(probe.initial_delay_seconds),
+        0,
+    );
     errs.at_least(&path.key("periodSeconds"), num(probe.period_seconds), 1);
     errs.at_least(&path.key("timeoutSeconds"), num(probe.timeout_seconds), 1);
-    errs.at_least(&path.key("failureThreshold"), num(probe.failure_threshold), 1);
-    errs.at_least(&path.key("successThreshold"), num(probe.success_threshold), 1);
+    errs.at_least(
+        &path.key("failureThreshold"),
+        num(probe.failure_threshold),
+        1,
+    );
+    errs.at_least(
+        &path.key("successThreshold"),
+        num(probe.success_threshold),
+        1,
+    );
     if must_succeed_once
         && let Some(s) = probe.success_threshold
         && s != 1
@@ -352,7 +405,11 @@ pub(super) fn toleration(errs: &mut Errors, path: &FieldPath, t: &Toleration) {
     errs.one_of(&path.key("operator"), operator, &["Equal", "Exists"]);
     let value = t.value.as_deref().unwrap_or_default();
     if operator == "Exists" && !value.is_empty() {
-        errs.invalid(&path.key("value"), value, "value must be empty when `operator` is 'Exists'");
+        errs.invalid(
+            &path.key("value"),
+            value,
+            "value must be empty when `operator` is 'Exists'",
+        );
     } else {
         errs.syntax(&path.key("value"), value, names::label_value(value));
     }

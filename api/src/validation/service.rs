@@ -23,7 +23,11 @@ pub(super) fn service(errs: &mut Errors, svc: &Service) {
     let cluster_ip = spec.cluster_ip.as_deref().unwrap_or("");
     let headless = cluster_ip == "None";
     if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<IpAddr>().is_err() {
-        errs.invalid(&path.key("clusterIP"), cluster_ip, "must be empty, 'None', or a valid IP address");
+        errs.invalid(
+            &path.key("clusterIP"),
+            cluster_ip,
+            "must be empty, 'None', or a valid IP address",
+        );
     }
     let ports = spec.ports.as_deref().unwrap_or_default();
     if kind == "ExternalName" {
@@ -32,7 +36,10 @@ pub(super) fn service(errs: &mut Errors, svc: &Service) {
             Some(n) => errs.syntax(&path.key("externalName"), n, names::dns1123_subdomain(n)),
         }
         if !cluster_ip.is_empty() && !headless {
-            errs.forbidden(&path.key("clusterIP"), "may not be set for type 'ExternalName'");
+            errs.forbidden(
+                &path.key("clusterIP"),
+                "may not be set for type 'ExternalName'",
+            );
         }
     } else if ports.is_empty() && !headless {
         errs.required(&path.key("ports"));
@@ -64,7 +71,10 @@ pub(super) fn service(errs: &mut Errors, svc: &Service) {
         }
         if let Some(np) = port.node_port.filter(|n| *n != 0) {
             if !node_ports_allowed {
-                errs.forbidden(&p.key("nodePort"), format!("may not be used when `type` is '{kind}'"));
+                errs.forbidden(
+                    &p.key("nodePort"),
+                    format!("may not be used when `type` is '{kind}'"),
+                );
             } else if !(NODE_PORT_RANGE.0..=NODE_PORT_RANGE.1).contains(&np) {
                 errs.invalid(
                     &p.key("nodePort"),
@@ -80,10 +90,18 @@ pub(super) fn service(errs: &mut Errors, svc: &Service) {
         }
     }
     meta::labels(errs, &path.key("selector"), spec.selector.as_ref());
-    errs.opt_one_of(&path.key("sessionAffinity"), spec.session_affinity.as_ref(), &["None", "ClientIP"]);
+    errs.opt_one_of(
+        &path.key("sessionAffinity"),
+        spec.session_affinity.as_ref(),
+        &["None", "ClientIP"],
+    );
     if let Some(policy) = &spec.external_traffic_policy {
         if node_ports_allowed {
-            errs.one_of(&path.key("externalTrafficPolicy"), policy, &["Cluster", "Local"]);
+            errs.one_of(
+                &path.key("externalTrafficPolicy"),
+                policy,
+                &["Cluster", "Local"],
+            );
         } else {
             errs.forbidden(
                 &path.key("externalTrafficPolicy"),
@@ -109,7 +127,11 @@ pub(super) fn endpoints(errs: &mut Errors, ep: &Endpoints) {
             };
             for (j, a) in addrs.iter().flatten().enumerate() {
                 if a.ip.parse::<IpAddr>().is_err() {
-                    errs.invalid(&p.key(field).index(j).key("ip"), &a.ip, "must be a valid IP address");
+                    errs.invalid(
+                        &p.key(field).index(j).key("ip"),
+                        &a.ip,
+                        "must be a valid IP address",
+                    );
                 }
             }
         }

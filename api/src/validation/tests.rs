@@ -6,10 +6,7 @@ use crate::manifest;
 fn errors(text: &str) -> Vec<String> {
     match manifest::load("t.yaml", text) {
         Ok(_) => Vec::new(),
-        Err(diags) => diags
-            .into_iter()
-            .map(|d| d.message)
-            .collect(),
+        Err(diags) => diags.into_iter().map(|d| d.message).collect(),
     }
 }
 
@@ -19,13 +16,19 @@ fn pod(containers: &str) -> String {
 
 #[test]
 fn a_minimal_pod_is_valid() {
-    assert_eq!(errors(&pod("[{name: a, image: busybox}]")), Vec::<String>::new());
+    assert_eq!(
+        errors(&pod("[{name: a, image: busybox}]")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
 fn container_names_are_unique_across_init_and_app_containers() {
     let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers: [{name: web, image: x}]\n  containers: [{name: web, image: x}]\n";
-    assert_eq!(errors(text), ["spec.containers[0].name: duplicate value \"web\""]);
+    assert_eq!(
+        errors(text),
+        ["spec.containers[0].name: duplicate value \"web\""]
+    );
 }
 
 #[test]
@@ -35,9 +38,13 @@ fn extended_resources_are_whole_and_not_overcommitted() {
     ));
     assert_eq!(
         e,
-        ["spec.containers[0].resources.requests[nvidia.com/gpu]: invalid value \"1\": must be equal to nvidia.com/gpu limit of 2"]
+        [
+            "spec.containers[0].resources.requests[nvidia.com/gpu]: invalid value \"1\": must be equal to nvidia.com/gpu limit of 2"
+        ]
     );
-    let e = errors(&pod("[{name: a, image: x, resources: {limits: {nvidia.com/gpu: 500m}}}]"));
+    let e = errors(&pod(
+        "[{name: a, image: x, resources: {limits: {nvidia.com/gpu: 500m}}}]",
+    ));
     assert!(e[0].ends_with("must be an integer"), "{e:?}");
     let e = errors(&pod("[{name: a, image: x, resources: {limits: {gpu: 1}}}]"));
     assert!(e[0].contains("must be a standard resource type"), "{e:?}");
@@ -45,10 +52,14 @@ fn extended_resources_are_whole_and_not_overcommitted() {
 
 #[test]
 fn negative_quantities_are_refused() {
-    let e = errors(&pod("[{name: a, image: x, resources: {limits: {memory: -1Gi}}}]"));
+    let e = errors(&pod(
+        "[{name: a, image: x, resources: {limits: {memory: -1Gi}}}]",
+    ));
     assert_eq!(
         e,
-        ["spec.containers[0].resources.limits.memory: invalid value \"-1Gi\": must be greater than or equal to 0"]
+        [
+            "spec.containers[0].resources.limits.memory: invalid value \"-1Gi\": must be greater than or equal to 0"
+        ]
     );
 }
 
@@ -100,7 +111,9 @@ fn jobs_must_not_restart_forever() {
     let text = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: x}]\n";
     assert_eq!(
         errors(text),
-        ["spec.template.spec.restartPolicy: unsupported value \"\": supported values: \"OnFailure\", \"Never\""]
+        [
+            "spec.template.spec.restartPolicy: unsupported value \"\": supported values: \"OnFailure\", \"Never\""
+        ]
     );
 }
 
@@ -134,7 +147,9 @@ fn selectors_must_be_well_formed_and_select_something() {
     let text = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r}\nspec:\n  selector: {matchExpressions: [{key: app, operator: In}]}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: a, image: x}]}\n";
     assert_eq!(
         errors(text),
-        ["spec.selector.matchExpressions[0].values: must be specified when `operator` is 'In' or 'NotIn'"]
+        [
+            "spec.selector.matchExpressions[0].values: must be specified when `operator` is 'In' or 'NotIn'"
+        ]
     );
     let text = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r}\nspec:\n  selector: {}\n  template:\n    spec: {containers: [{name: a, image: x}]}\n";
     assert!(errors(text)[0].contains("empty selector is invalid"));

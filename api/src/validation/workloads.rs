@@ -28,7 +28,10 @@ fn selector_and_template(
         Some(sel) => match selector::label_selector(sel) {
             Err(problems) => {
                 for (field, problem) in problems {
-                    errs.message(&spec.key("selector").join(&FieldPath::parse(&field)), problem);
+                    errs.message(
+                        &spec.key("selector").join(&FieldPath::parse(&field)),
+                        problem,
+                    );
                 }
             }
             Ok(s) if s.selects_all() => errs.invalid(
@@ -58,7 +61,11 @@ fn selector_and_template(
                 Some(ps) => {
                     pod::pod_spec(errs, &tpath.key("spec"), ps);
                     let policy = ps.restart_policy.as_deref().unwrap_or("Always");
-                    errs.one_of(&tpath.key("spec").key("restartPolicy"), policy, restart_policies);
+                    errs.one_of(
+                        &tpath.key("spec").key("restartPolicy"),
+                        policy,
+                        restart_policies,
+                    );
                 }
             }
         }
@@ -71,12 +78,27 @@ pub(super) fn replica_set(errs: &mut Errors, rs: &ReplicaSet) {
         return errs.required(&path);
     };
     errs.at_least(&path.key("replicas"), spec.replicas.map(i64::from), 0);
-    errs.at_least(&path.key("minReadySeconds"), spec.min_ready_seconds.map(i64::from), 0);
-    selector_and_template(errs, &path, Some(&spec.selector), spec.template.as_ref(), &["Always"]);
+    errs.at_least(
+        &path.key("minReadySeconds"),
+        spec.min_ready_seconds.map(i64::from),
+        0,
+    );
+    selector_and_template(
+        errs,
+        &path,
+        Some(&spec.selector),
+        spec.template.as_ref(),
+        &["Always"],
+    );
 }
 
 /// `maxSurge` / `maxUnavailable`: a count ≥ 0 or a percentage.
-fn int_or_percent(errs: &mut Errors, path: &FieldPath, v: &IntOrString, max_percent: Option<i64>) -> bool {
+fn int_or_percent(
+    errs: &mut Errors,
+    path: &FieldPath,
+    v: &IntOrString,
+    max_percent: Option<i64>,
+) -> bool {
     match v {
         IntOrString::Int(n) => {
             errs.at_least(path, Some(i64::from(*n)), 0);
@@ -106,8 +128,16 @@ pub(super) fn deployment(errs: &mut Errors, d: &Deployment) {
         return errs.required(&path);
     };
     errs.at_least(&path.key("replicas"), spec.replicas.map(i64::from), 0);
-    errs.at_least(&path.key("minReadySeconds"), spec.min_ready_seconds.map(i64::from), 0);
-    errs.at_least(&path.key("revisionHistoryLimit"), spec.revision_history_limit.map(i64::from), 0);
+    errs.at_least(
+        &path.key("minReadySeconds"),
+        spec.min_ready_seconds.map(i64::from),
+        0,
+    );
+    errs.at_least(
+        &path.key("revisionHistoryLimit"),
+        spec.revision_history_limit.map(i64::from),
+        0,
+    );
     if let Some(deadline) = spec.progress_deadline_seconds {
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         if deadline <= min_ready {
@@ -133,9 +163,10 @@ pub(super) fn deployment(errs: &mut Errors, d: &Deployment) {
                     .max_surge
                     .as_ref()
                     .is_some_and(|v| int_or_percent(errs, &rp.key("maxSurge"), v, None));
-                let unavailable_zero = ru.max_unavailable.as_ref().is_some_and(|v| {
-                    int_or_percent(errs, &rp.key("maxUnavailable"), v, Some(100))
-                });
+                let unavailable_zero = ru
+                    .max_unavailable
+                    .as_ref()
+                    .is_some_and(|v| int_or_percent(errs, &rp.key("maxUnavailable"), v, Some(100)));
                 if surge_zero && unavailable_zero {
                     errs.invalid(
                         &rp.key("maxUnavailable"),
@@ -147,7 +178,13 @@ pub(super) fn deployment(errs: &mut Errors, d: &Deployment) {
             (None, _) => {}
         }
     }
-    selector_and_template(errs, &path, Some(&spec.selector), Some(&spec.template), &["Always"]);
+    selector_and_template(
+        errs,
+        &path,
+        Some(&spec.selector),
+        Some(&spec.template),
+        &["Always"],
+    );
 }
 
 pub(super) fn job(errs: &mut Errors, j: &Job) {
@@ -157,15 +194,27 @@ pub(super) fn job(errs: &mut Errors, j: &Job) {
     };
     errs.at_least(&path.key("parallelism"), spec.parallelism.map(i64::from), 0);
     errs.at_least(&path.key("completions"), spec.completions.map(i64::from), 0);
-    errs.at_least(&path.key("backoffLimit"), spec.backoff_limit.map(i64::from), 0);
-    errs.at_least(&path.key("activeDeadlineSeconds"), spec.active_deadline_seconds, 1);
+    errs.at_least(
+        &path.key("backoffLimit"),
+        spec.backoff_limit.map(i64::from),
+        0,
+    );
+    errs.at_least(
+        &path.key("activeDeadlineSeconds"),
+        spec.active_deadline_seconds,
+        1,
+    );
     errs.at_least(
         &path.key("ttlSecondsAfterFinished"),
         spec.ttl_seconds_after_finished.map(i64::from),
         0,
     );
     let mode = spec.completion_mode.as_deref().unwrap_or("NonIndexed");
-    errs.one_of(&path.key("completionMode"), mode, &["NonIndexed", "Indexed"]);
+    errs.one_of(
+        &path.key("completionMode"),
+        mode,
+        &["NonIndexed", "Indexed"],
+    );
     if mode == "Indexed" && spec.completions.is_none() {
         errs.message(
             &path.key("completions"),
@@ -189,13 +238,20 @@ pub(super) fn job(errs: &mut Errors, j: &Job) {
                 Some(ps) => {
                     pod::pod_spec(errs, &tpath.key("spec"), ps);
                     let policy = ps.restart_policy.as_deref().unwrap_or("");
-                    errs.one_of(&tpath.key("spec").key("restartPolicy"), policy, &["OnFailure", "Never"]);
+                    errs.one_of(
+                        &tpath.key("spec").key("restartPolicy"),
+                        policy,
+                        &["OnFailure", "Never"],
+                    );
                 }
             }
             meta::labels(
                 errs,
                 &tpath.key("metadata").key("labels"),
-                spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                spec.template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.as_ref()),
             );
         }
     }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building and testing rk8s needs on Debian, as root. Idempotent: it
+# only calls apt-get or cargo for what is missing, so a second run is quick and works
+# without network once everything is there.
+set -euo pipefail
+
+# Debian packages. Later parts of rk8s add theirs here.
+PACKAGES=(
+  build-essential # cc for crates with C parts, and libFuzzer for the fuzz target
+  pkg-config
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Cargo tools, pinned so that every machine runs the same checks.
+install_tool() { # name version binary
+  if ! command -v "$3" >/dev/null 2>&1 || ! "$3" --version 2>/dev/null | grep -q "$2"; then
+    echo "setup: installing $1 $2"
+    cargo install --locked --quiet "$1" --version "$2"
+  fi
+}
+install_tool cargo-fuzz 0.13.2 cargo-fuzz
+install_tool cargo-deny 0.20.2 cargo-deny
+
+command -v cargo >/dev/null || { echo "setup: cargo is missing: install Rust ${RUST_VERSION:-1.89 or newer}"; exit 1; }

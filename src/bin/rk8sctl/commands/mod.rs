@@ -1,0 +1,3 @@
+//! One module per `rk8sctl` verb.
+
+pub mod validate;
