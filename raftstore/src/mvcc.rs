@@ -1,0 +1,478 @@
+//! The multi-version key space with etcd v3's semantics: one global revision that every
+//! write transaction advances by one; per key `create_revision`, `mod_revision` and
+//! `version`; reads at past revisions; history kept until compacted.
+//!
+//! Pure and deterministic: every replica that applies the same commands in the same
+//! order holds the same state. It knows nothing of Raft, time or I/O.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+
+use crate::error::{Error, Result, key_text};
+use crate::lease::Lessor;
+use crate::proto::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, KeyValue,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, SnapshotKey,
+    SnapshotRevision, TxnRequest, TxnResponse, request_op, response_op,
+};
+
+/// Whether an [`Event`] wrote or deleted its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Created or updated.
+    Put,
+    /// Deleted.
+    Delete,
+}
+
+/// One change to one key, as watchers receive it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Put or delete.
+    pub kind: EventKind,
+    /// The key after the change; for a delete only `key` and `mod_revision` (the
+    /// revision of the deletion) are set.
+    pub kv: KeyValue,
+    /// The key before the change, if it existed.
+    pub prev_kv: Option<KeyValue>,
+}
+
+impl Event {
+    /// The revision the change happened at.
+    pub fn revision(&self) -> i64 {
+        self.kv.mod_revision
+    }
+}
+
+/// One retained revision of a key: its value as of then, or `None` for a deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rev {
+    revision: i64,
+    kv: Option<KeyValue>,
+}
+
+/// The key-value history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mvcc {
+    revision: i64,
+    compact_revision: i64,
+    keys: BTreeMap<Vec<u8>, Vec<Rev>>,
+}
+
+/// The smallest key after every key that starts with `prefix` (etcd's
+/// `GetPrefixRangeEnd`); `[0]` ("to the end") when there is none.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// The bounds of `[key, range_end)` in etcd's encoding: empty `range_end` is the key
+/// alone, `[0]` is everything from `key` on.
+fn bounds<'a>(key: &'a [u8], range_end: &'a [u8]) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+    match range_end {
+        [] => (Bound::Included(key), Bound::Included(key)),
+        [0] => (Bound::Included(key), Bound::Unbounded),
+        end => (Bound::Included(key), Bound::Excluded(end)),
+    }
+}
+
+fn in_range(key: &[u8], start: &[u8], range_end: &[u8]) -> bool {
+    match range_end {
+        [] => key == start,
+        [0] => key >= start,
+        end => key >= start && key < end,
+    }
+}
+
+impl Mvcc {
+    /// The revision of the last write (0 for an empty store).
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The compaction point: revisions below it can no longer be read or watched.
+    pub fn compact_revision(&self) -> i64 {
+        self.compact_revision
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.keys
+            .values()
+            .filter(|h| h.last().is_some_and(|r| r.kv.is_some()))
+            .count()
+    }
+
+    /// Whether no key is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The key's current value.
+    pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
+        self.keys.get(key)?.last()?.kv.as_ref()
+    }
+
+    fn at(history: &[Rev], revision: i64) -> Option<&KeyValue> {
+        let i = history.partition_point(|r| r.revision <= revision);
+        history.get(i.checked_sub(1)?)?.kv.as_ref()
+    }
+
+    fn check_read_revision(&self, revision: i64) -> Result<i64> {
+        if revision == 0 {
+            return Ok(self.revision);
+        }
+        if revision > self.revision {
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            });
+        }
+        if revision < self.compact_revision {
+            return Err(Error::Compacted {
+                requested: revision,
+                compact_revision: self.compact_revision,
+            });
+        }
+        Ok(revision)
+    }
+
+    /// Reads a key or a range, now or at a past revision.
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
+        let revision = self.check_read_revision(req.revision)?;
+        Ok(self.range_at(req, revision))
+    }
+
+    fn range_at(&self, req: &RangeRequest, revision: i64) -> RangeResponse {
+        let mut resp = RangeResponse::default();
+        let limit = usize::try_from(req.limit).ok().filter(|l| *l > 0);
+        for (_, history) in self.keys.range::<[u8], _>(bounds(&req.key, &req.range_end)) {
+            let Some(kv) = Self::at(history, revision) else {
+                continue;
+            };
+            resp.count += 1;
+            if req.count_only {
+                continue;
+            }
+            if limit.is_some_and(|l| resp.kvs.len() >= l) {
+                resp.more = true;
+                continue;
+            }
+            let mut kv = kv.clone();
+            if req.keys_only {
+                kv.value.clear();
+            }
+            resp.kvs.push(kv);
+        }
+        resp
+    }
+
+    fn compare_holds(&self, c: &Compare) -> bool {
+        let kv = self.get(&c.key);
+        let ordering = match CompareTarget::try_from(c.target) {
+            Ok(CompareTarget::Value) => match kv {
+                // etcd: a value compare against a missing key is false.
+                None => return false,
+                Some(kv) => kv.value.as_slice().cmp(c.value.as_slice()),
+            },
+            Ok(target) => {
+                let n = kv.map_or(0, |kv| match target {
+                    CompareTarget::Version => kv.version,
+                    CompareTarget::Create => kv.create_revision,
+                    CompareTarget::Mod => kv.mod_revision,
+                    CompareTarget::Lease => kv.lease,
+                    CompareTarget::Value => 0,
+                });
+                n.cmp(&c.number)
+            }
+            Err(_) => return false,
+        };
+        match CompareResult::try_from(c.result) {
+            Ok(CompareResult::Equal) => ordering.is_eq(),
+            Ok(CompareResult::NotEqual) => ordering.is_ne(),
+            Ok(CompareResult::Greater) => ordering.is_gt(),
+            Ok(CompareResult::Less) => ordering.is_lt(),
+            Err(_) => false,
+        }
+    }
+
+    /// Checks what would make a transaction fail half-way, so that it either applies
+    /// whole or not at all: the same key put twice, or a put to a missing lease.
+    fn check_ops(ops: &[RequestOp], lessor: &Lessor) -> Result<()> {
+        let mut keys = HashSet::new();
+        for op in ops {
+            if let Some(request_op::Request::Put(p)) = &op.request {
+                if !keys.insert(p.key.as_slice()) {
+                    return Err(Error::DuplicateKey(key_text(&p.key)));
+                }
+                if p.lease != 0 && !lessor.contains(p.lease) {
+                    return Err(Error::LeaseNotFound(p.lease));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a transaction: compares, then the success or failure operations, all at
+    /// one new revision (the revision advances only if something changed).
+    pub fn txn(
+        &mut self,
+        req: &TxnRequest,
+        lessor: &mut Lessor,
+    ) -> Result<(TxnResponse, Vec<Event>)> {
+        let succeeded = req.compare.iter().all(|c| self.compare_holds(c));
+        let ops = if succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
+        Self::check_ops(ops, lessor)?;
+        let revision = self.revision + 1;
+        let mut events = Vec::new();
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let response = match &op.request {
+                None => None,
+                // Reads inside a transaction see its earlier writes (made at
+                // `revision`), whatever revision they name.
+                Some(request_op::Request::Range(r)) => {
+                    Some(response_op::Response::Range(self.range_at(r, revision)))
+                }
+                Some(request_op::Request::Put(p)) => {
+                    let (resp, event) = self.put(p, revision, lessor);
+                    events.push(event);
+                    Some(response_op::Response::Put(resp))
+                }
+                Some(request_op::Request::DeleteRange(d)) => {
+                    let (resp, mut evs) = self.delete_range(d, revision, lessor);
+                    events.append(&mut evs);
+                    Some(response_op::Response::DeleteRange(resp))
+                }
+            };
+            responses.push(ResponseOp { response });
+        }
+        if !events.is_empty() {
+            self.revision = revision;
+        }
+        Ok((
+            TxnResponse {
+                succeeded,
+                responses,
+                revision: self.revision,
+            },
+            events,
+        ))
+    }
+
+    fn put(&mut self, p: &PutRequest, revision: i64, lessor: &mut Lessor) -> (PutResponse, Event) {
+        let history = self.keys.entry(p.key.clone()).or_default();
+        let prev = history.last().and_then(|r| r.kv.clone());
+        let kv = KeyValue {
+            key: p.key.clone(),
+            value: p.value.clone(),
+            create_revision: prev.as_ref().map_or(revision, |k| k.create_revision),
+            mod_revision: revision,
+            version: prev.as_ref().map_or(1, |k| k.version + 1),
+            lease: p.lease,
+        };
+        history.push(Rev {
+            revision,
+            kv: Some(kv.clone()),
+        });
+        if let Some(prev) = &prev
+            && prev.lease != 0
+            && prev.lease != p.lease
+        {
+            lessor.detach(prev.lease, &p.key);
+        }
+        if p.lease != 0 {
+            lessor.attach(p.lease, &p.key);
+        }
+        let event = Event {
+            kind: EventKind::Put,
+            kv: kv.clone(),
+            prev_kv: prev.clone(),
+        };
+        (
+            PutResponse {
+                prev_kv: prev,
+                kv: Some(kv),
+            },
+            event,
+        )
+    }
+
+    fn delete_range(
+        &mut self,
+        d: &DeleteRangeRequest,
+        revision: i64,
+        lessor: &mut Lessor,
+    ) -> (DeleteRangeResponse, Vec<Event>) {
+        let mut resp = DeleteRangeResponse::default();
+        let mut events = Vec::new();
+        for (key, history) in self.keys.range_mut::<[u8], _>(bounds(&d.key, &d.range_end)) {
+            let Some(prev) = history.last().and_then(|r| r.kv.clone()) else {
+                continue;
+            };
+            history.push(Rev { revision, kv: None });
+            if prev.lease != 0 {
+                lessor.detach(prev.lease, key);
+            }
+            resp.deleted += 1;
+            resp.prev_kvs.push(prev.clone());
+            events.push(Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key: key.clone(),
+                    mod_revision: revision,
+                    ..Default::default()
+                },
+                prev_kv: Some(prev),
+            });
+        }
+        (resp, events)
+    }
+
+    /// Deletes the given keys at one new revision (a revoked or expired lease's keys).
+    pub fn delete_keys(&mut self, keys: &[Vec<u8>], lessor: &mut Lessor) -> Vec<Event> {
+        let revision = self.revision + 1;
+        let mut events = Vec::new();
+        for key in keys {
+            let req = DeleteRangeRequest {
+                key: key.clone(),
+                range_end: Vec::new(),
+            };
+            events.append(&mut self.delete_range(&req, revision, lessor).1);
+        }
+        if !events.is_empty() {
+            self.revision = revision;
+        }
+        events
+    }
+
+    /// Drops history before `revision`; each key keeps its latest value as of then.
+    pub fn compact(&mut self, revision: i64) -> Result<()> {
+        if revision > self.revision {
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            });
+        }
+        if revision <= self.compact_revision {
+            return Err(Error::Compacted {
+                requested: revision,
+                compact_revision: self.compact_revision,
+            });
+        }
+        self.keys.retain(|_, history| {
+            let keep_from = history
+                .partition_point(|r| r.revision <= revision)
+                .saturating_sub(1);
+            history.drain(..keep_from);
+            if history
+                .first()
+                .is_some_and(|r| r.revision <= revision && r.kv.is_none())
+            {
+                history.remove(0);
+            }
+            !history.is_empty()
+        });
+        self.compact_revision = revision;
+        Ok(())
+    }
+
+    /// Every change to keys in `[key, range_end)` at `from_revision` or later, in
+    /// revision order — or `Compacted` if that history is gone. Never a silent gap.
+    pub fn events_since(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        from_revision: i64,
+    ) -> Result<Vec<Event>> {
+        if from_revision <= self.compact_revision {
+            return Err(Error::Compacted {
+                requested: from_revision,
+                compact_revision: self.compact_revision,
+            });
+        }
+        let mut events = Vec::new();
+        for (k, history) in self.keys.range::<[u8], _>(bounds(key, range_end)) {
+            let start = history.partition_point(|r| r.revision < from_revision);
+            for i in start..history.len() {
+                let prev_kv = i
+                    .checked_sub(1)
+                    .and_then(|p| history.get(p))
+                    .and_then(|r| r.kv.clone());
+                let r = &history[i];
+                events.push(match &r.kv {
+                    Some(kv) => Event {
+                        kind: EventKind::Put,
+                        kv: kv.clone(),
+                        prev_kv,
+                    },
+                    None => Event {
+                        kind: EventKind::Delete,
+                        kv: KeyValue {
+                            key: k.clone(),
+                            mod_revision: r.revision,
+                            ..Default::default()
+                        },
+                        prev_kv,
+                    },
+                });
+            }
+        }
+        events.sort_by_key(Event::revision);
+        Ok(events)
+    }
+
+    /// Whether `key` is in `[start, range_end)` (etcd's range encoding).
+    pub fn key_in_range(key: &[u8], start: &[u8], range_end: &[u8]) -> bool {
+        in_range(key, start, range_end)
+    }
+
+    /// The retained history, for a snapshot.
+    pub fn snapshot_keys(&self) -> Vec<SnapshotKey> {
+        self.keys
+            .iter()
+            .map(|(k, h)| SnapshotKey {
+                key: k.clone(),
+                revisions: h
+                    .iter()
+                    .map(|r| SnapshotRevision {
+                        revision: r.revision,
+                        kv: r.kv.clone(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Rebuilds from a snapshot's parts.
+    pub fn restore(revision: i64, compact_revision: i64, keys: Vec<SnapshotKey>) -> Self {
+        Mvcc {
+            revision,
+            compact_revision,
+            keys: keys
+                .into_iter()
+                .map(|k| {
+                    let revs = k
+                        .revisions
+                        .into_iter()
+                        .map(|r| Rev {
+                            revision: r.revision,
+                            kv: r.kv,
+                        })
+                        .collect();
+                    (k.key, revs)
+                })
+                .collect(),
+        }
+    }
+}
