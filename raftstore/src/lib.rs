@@ -24,6 +24,7 @@ pub mod mvcc;
 pub mod ops;
 pub mod proto;
 pub mod state;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use mvcc::{Event, EventKind, Mvcc, prefix_end};
