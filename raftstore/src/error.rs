@@ -43,6 +43,18 @@ pub enum Error {
     /// A command with no request in it.
     #[error("empty command")]
     EmptyCommand,
+    /// This member cannot serve the request: ask the leader.
+    #[error("not the leader{}", match leader { Some(id) => format!(" (the leader is member {id})"), None => " (no leader is known yet)".to_string() })]
+    NotLeader {
+        /// The leader this member knows of.
+        leader: Option<u64>,
+    },
+    /// The request was not answered in time; a write may or may not have happened.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The store cannot serve: its log failed, or it is shutting down.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// A log entry or message that does not decode.
     #[error("corrupt data: {0}")]
     Decode(String),

@@ -20,7 +20,10 @@
 
 pub mod error;
 pub mod lease;
+pub mod log;
+pub mod logger;
 pub mod mvcc;
+pub mod node;
 pub mod ops;
 pub mod proto;
 pub mod state;

@@ -22,6 +22,13 @@ pub enum Applied {
         /// Its time to live, in seconds.
         ttl: i64,
     },
+    /// A membership change applied: the members now.
+    Membership {
+        /// Voting members.
+        voters: Vec<u64>,
+        /// Learners (receive the log, do not vote).
+        learners: Vec<u64>,
+    },
     /// A lease revoked; its keys deleted at this revision.
     LeaseRevoked {
         /// The revision after the deletions.

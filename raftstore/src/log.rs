@@ -1,0 +1,397 @@
+//! The Raft log of one member: entries, hard state, membership and the latest snapshot.
+//!
+//! Entries and hard state are kept in `raft-engine` (built for Raft logs) and cached in
+//! memory, where raft-rs reads them through [`raft::Storage`]. The snapshot is one file
+//! beside it, replaced atomically. Without a directory the log lives in memory only
+//! (unit tests).
+//!
+//! MUST: call [`RaftLog::persist`] for what a `Ready` asks to persist before sending the
+//! Ready's persisted messages (raft-rs' rule), and before `advance`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState, StorageError};
+use raft_engine::{Config as EngineConfig, Engine, LogBatch, MessageExt};
+
+/// The one Raft group rk8s keeps in the engine.
+const GROUP: u64 = 1;
+const HARD_STATE_KEY: &[u8] = b"hard_state";
+const CONF_STATE_KEY: &[u8] = b"conf_state";
+const SNAPSHOT_FILE: &str = "snapshot.bin";
+
+/// Tells raft-engine how to index raft-rs entries.
+#[derive(Clone)]
+struct EntryExt;
+
+impl MessageExt for EntryExt {
+    type Entry = Entry;
+
+    fn index(e: &Entry) -> u64 {
+        e.index
+    }
+}
+
+/// Errors of the log's persistence.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// raft-engine failed.
+    #[error("raft log engine at {dir}: {source}")]
+    Engine {
+        /// The log directory.
+        dir: String,
+        /// The engine's error.
+        #[source]
+        source: raft_engine::Error,
+    },
+    /// Reading or writing the snapshot file failed.
+    #[error("snapshot file {path}: {source}")]
+    Snapshot {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stored data did not decode.
+    #[error("corrupt raft log data: {0}")]
+    Corrupt(String),
+}
+
+struct Disk {
+    engine: Arc<Engine>,
+    dir: PathBuf,
+    sync: bool,
+}
+
+/// A member's Raft log.
+pub struct RaftLog {
+    hard_state: HardState,
+    /// The newest applied membership.
+    conf_state: ConfState,
+    snapshot: Snapshot,
+    /// Entries after the snapshot, in index order.
+    entries: Vec<Entry>,
+    disk: Option<Disk>,
+}
+
+impl RaftLog {
+    /// A log in memory only, starting with the given voters (a new cluster's first
+    /// members) or empty (a member waiting to be added).
+    pub fn in_memory(voters: &[u64]) -> Self {
+        let mut snapshot = Snapshot::default();
+        let meta = snapshot.mut_metadata();
+        meta.mut_conf_state().voters = voters.to_vec();
+        // A fresh cluster's log starts after a conventional empty snapshot at index
+        // 0, term 0 (as raft-rs' MemStorage does with `new_with_conf_state`).
+        RaftLog {
+            hard_state: HardState::default(),
+            conf_state: snapshot.get_metadata().get_conf_state().clone(),
+            snapshot,
+            entries: Vec::new(),
+            disk: None,
+        }
+    }
+
+    /// Opens (or creates) the log in `dir`. `voters` is used only when the directory
+    /// is new. With `sync`, every persisted batch is fsynced (tests that model process
+    /// crashes, not power loss, may turn it off).
+    pub fn open(dir: &Path, voters: &[u64], sync: bool) -> Result<Self, LogError> {
+        let engine_err = |source| LogError::Engine {
+            dir: dir.display().to_string(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(|source| LogError::Snapshot {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let engine = Engine::open(EngineConfig {
+            dir: dir.join("log").display().to_string(),
+            ..Default::default()
+        })
+        .map_err(engine_err)?;
+        let mut log = RaftLog::in_memory(voters);
+        let snap_path = dir.join(SNAPSHOT_FILE);
+        match fs::read(&snap_path) {
+            Ok(bytes) => {
+                log.snapshot = Snapshot::parse_from_bytes(&bytes)
+                    .map_err(|e| LogError::Corrupt(format!("{}: {e}", snap_path.display())))?;
+                log.conf_state = log.snapshot.get_metadata().get_conf_state().clone();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(LogError::Snapshot {
+                    path: snap_path,
+                    source,
+                });
+            }
+        }
+        if let Some(hs) = engine
+            .get_message::<HardState>(GROUP, HARD_STATE_KEY)
+            .map_err(engine_err)?
+        {
+            log.hard_state = hs;
+        }
+        if let Some(cs) = engine
+            .get_message::<ConfState>(GROUP, CONF_STATE_KEY)
+            .map_err(engine_err)?
+        {
+            // Written at every membership change and snapshot: the newest.
+            log.conf_state = cs;
+        }
+        let snap_index = log.snapshot.get_metadata().index;
+        if let (Some(first), Some(last)) = (engine.first_index(GROUP), engine.last_index(GROUP)) {
+            let first = first.max(snap_index + 1);
+            if first <= last {
+                engine
+                    .fetch_entries_to::<EntryExt>(GROUP, first, last + 1, None, &mut log.entries)
+                    .map_err(engine_err)?;
+            }
+        }
+        log.disk = Some(Disk {
+            engine: Arc::new(engine),
+            dir: dir.to_path_buf(),
+            sync,
+        });
+        Ok(log)
+    }
+
+    fn snapshot_index(&self) -> u64 {
+        self.snapshot.get_metadata().index
+    }
+
+    fn first(&self) -> u64 {
+        self.snapshot_index() + 1
+    }
+
+    fn last(&self) -> u64 {
+        self.entries
+            .last()
+            .map_or(self.snapshot_index(), |e| e.index)
+    }
+
+    /// The membership as of the newest applied configuration.
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    /// The hard state (term, vote, commit).
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    /// The latest snapshot (its data is the state machine's).
+    pub fn latest_snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Appends entries, replacing any conflicting suffix, and updates the hard state;
+    /// then writes both in one batch (one fsync).
+    pub fn persist(&mut self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<(), LogError> {
+        if let Some(first) = entries.first() {
+            let keep = self
+                .entries
+                .partition_point(|e| e.index < first.index);
+            self.entries.truncate(keep);
+            self.entries.extend_from_slice(entries);
+        }
+        if let Some(hs) = hard_state {
+            self.hard_state = hs.clone();
+        }
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        let mut batch = LogBatch::default();
+        let corrupt = |e: raft_engine::Error| LogError::Engine {
+            dir: disk.dir.display().to_string(),
+            source: e,
+        };
+        batch
+            .add_entries::<EntryExt>(GROUP, entries)
+            .map_err(corrupt)?;
+        if let Some(hs) = hard_state {
+            batch
+                .put_message(GROUP, HARD_STATE_KEY.to_vec(), hs)
+                .map_err(corrupt)?;
+        }
+        if !batch.is_empty() {
+            disk.engine.write(&mut batch, disk.sync).map_err(corrupt)?;
+        }
+        Ok(())
+    }
+
+    /// Records the commit index (raft-rs reports it after `advance`).
+    pub fn set_commit(&mut self, commit: u64) -> Result<(), LogError> {
+        let mut hs = self.hard_state.clone();
+        hs.commit = commit;
+        self.persist(&[], Some(&hs))
+    }
+
+    /// Records a membership change applied at `index`.
+    pub fn set_conf_state(&mut self, cs: ConfState) -> Result<(), LogError> {
+        self.conf_state = cs.clone();
+        if let Some(disk) = &self.disk {
+            let mut batch = LogBatch::default();
+            let err = |e| LogError::Engine {
+                dir: disk.dir.display().to_string(),
+                source: e,
+            };
+            batch
+                .put_message(GROUP, CONF_STATE_KEY.to_vec(), &cs)
+                .map_err(err)?;
+            disk.engine.write(&mut batch, disk.sync).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Installs a snapshot (received from the leader, or taken locally): it replaces
+    /// the entries it covers and becomes what lagging members are sent.
+    pub fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), LogError> {
+        let index = snapshot.get_metadata().index;
+        if index <= self.snapshot_index() {
+            return Ok(());
+        }
+        let keep = self.entries.partition_point(|e| e.index <= index);
+        let consistent = self
+            .entries
+            .get(keep.wrapping_sub(1))
+            .is_some_and(|e| e.index == index && e.term == snapshot.get_metadata().term);
+        if consistent {
+            self.entries.drain(..keep);
+        } else {
+            self.entries.clear();
+        }
+        if self.hard_state.commit < index {
+            self.hard_state.commit = index;
+        }
+        if self.hard_state.term < snapshot.get_metadata().term {
+            self.hard_state.term = snapshot.get_metadata().term;
+        }
+        if let Some(disk) = &self.disk {
+            let path = disk.dir.join(SNAPSHOT_FILE);
+            let tmp = disk.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+            let io = |source| LogError::Snapshot {
+                path: path.clone(),
+                source,
+            };
+            let bytes = snapshot
+                .write_to_bytes()
+                .map_err(|e| LogError::Corrupt(e.to_string()))?;
+            let mut f = fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&bytes).map_err(io)?;
+            if disk.sync {
+                f.sync_all().map_err(io)?;
+            }
+            fs::rename(&tmp, &path).map_err(io)?;
+            if disk.sync {
+                fs::File::open(&disk.dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+            let err = |e| LogError::Engine {
+                dir: disk.dir.display().to_string(),
+                source: e,
+            };
+            if consistent {
+                disk.engine.compact_to(GROUP, index + 1);
+            } else {
+                // Every entry the engine holds conflicts with the snapshot.
+                let mut batch = LogBatch::default();
+                batch.add_command(GROUP, raft_engine::Command::Clean);
+                disk.engine.write(&mut batch, disk.sync).map_err(err)?;
+            }
+            let mut batch = LogBatch::default();
+            batch
+                .put_message(GROUP, HARD_STATE_KEY.to_vec(), &self.hard_state)
+                .map_err(err)?;
+            batch
+                .put_message(
+                    GROUP,
+                    CONF_STATE_KEY.to_vec(),
+                    snapshot.get_metadata().get_conf_state(),
+                )
+                .map_err(err)?;
+            disk.engine.write(&mut batch, disk.sync).map_err(err)?;
+        }
+        self.conf_state = snapshot.get_metadata().get_conf_state().clone();
+        self.snapshot = snapshot;
+        Ok(())
+    }
+
+    /// Number of entries kept after the snapshot.
+    pub fn entries_since_snapshot(&self) -> u64 {
+        self.last() - self.snapshot_index()
+    }
+}
+
+fn unavailable() -> raft::Error {
+    raft::Error::Store(StorageError::Unavailable)
+}
+
+impl raft::Storage for RaftLog {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState {
+            hard_state: self.hard_state.clone(),
+            conf_state: self.conf_state().clone(),
+        })
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low < self.first() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last() + 1 {
+            return Err(unavailable());
+        }
+        let offset = self.first();
+        let slice = &self.entries[(low - offset) as usize..(high - offset) as usize];
+        let max = max_size.into().unwrap_or(u64::MAX);
+        let mut size = 0u64;
+        let mut out = Vec::new();
+        for e in slice {
+            size += u64::from(e.compute_size());
+            // Always return at least one entry (raft-rs' rule).
+            if !out.is_empty() && size > max {
+                break;
+            }
+            out.push(e.clone());
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.snapshot_index() {
+            return Ok(self.snapshot.get_metadata().term);
+        }
+        if idx < self.first() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.last() {
+            return Err(unavailable());
+        }
+        Ok(self.entries[(idx - self.first()) as usize].term)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.first())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if self.snapshot_index() < request_index {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        }
+        Ok(self.snapshot.clone())
+    }
+}
