@@ -191,11 +191,13 @@ impl RaftLog {
 
     /// Appends entries, replacing any conflicting suffix, and updates the hard state;
     /// then writes both in one batch (one fsync).
-    pub fn persist(&mut self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<(), LogError> {
+    pub fn persist(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+    ) -> Result<(), LogError> {
         if let Some(first) = entries.first() {
-            let keep = self
-                .entries
-                .partition_point(|e| e.index < first.index);
+            let keep = self.entries.partition_point(|e| e.index < first.index);
             self.entries.truncate(keep);
             self.entries.extend_from_slice(entries);
         }
@@ -288,7 +290,9 @@ impl RaftLog {
             }
             fs::rename(&tmp, &path).map_err(io)?;
             if disk.sync {
-                fs::File::open(&disk.dir).and_then(|d| d.sync_all()).map_err(io)?;
+                fs::File::open(&disk.dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io)?;
             }
             let err = |e| LogError::Engine {
                 dir: disk.dir.display().to_string(),
@@ -390,7 +394,9 @@ impl raft::Storage for RaftLog {
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         if self.snapshot_index() < request_index {
-            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
         }
         Ok(self.snapshot.clone())
     }

@@ -16,7 +16,9 @@ use std::time::Instant;
 
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, Snapshot,
+};
 use raft::{RawNode, StateRole, Storage};
 
 use crate::error::{Error, Result};
@@ -146,7 +148,8 @@ impl RaftNode {
             ..Default::default()
         };
         raft_cfg.validate().map_err(unavailable)?;
-        let raw = RawNode::new(&raft_cfg, log, &crate::logger::raft_logger(cfg.id)).map_err(unavailable)?;
+        let raw = RawNode::new(&raft_cfg, log, &crate::logger::raft_logger(cfg.id))
+            .map_err(unavailable)?;
         Ok(RaftNode {
             raw,
             sm,
@@ -400,7 +403,10 @@ impl RaftNode {
         out.extend(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.raw.mut_store().set_commit(commit).map_err(unavailable)?;
+            self.raw
+                .mut_store()
+                .set_commit(commit)
+                .map_err(unavailable)?;
         }
         out.extend(light.take_messages());
         self.apply_entries(light.take_committed_entries(), now)?;
@@ -456,7 +462,8 @@ impl RaftNode {
                 }
                 EntryType::EntryNormal => {
                     let (result, events) = self.sm.apply_bytes(&entry.data);
-                    if let Ok(Applied::LeaseRevoked { .. }) | Err(Error::LeaseNotFound(_)) = &result {
+                    if let Ok(Applied::LeaseRevoked { .. }) | Err(Error::LeaseNotFound(_)) = &result
+                    {
                         self.revoking.retain(|id| self.sm.lessor.contains(*id));
                     }
                     if let Ok(Applied::LeaseGranted { id, .. }) = &result
@@ -482,10 +489,12 @@ impl RaftNode {
 
     fn apply_conf_change(&mut self, entry: &Entry) -> Result<Applied> {
         let cs = if entry.get_entry_type() == EntryType::EntryConfChange {
-            let cc = ConfChange::parse_from_bytes(&entry.data).map_err(|e| Error::Decode(e.to_string()))?;
+            let cc = ConfChange::parse_from_bytes(&entry.data)
+                .map_err(|e| Error::Decode(e.to_string()))?;
             self.raw.apply_conf_change(&cc)
         } else {
-            let cc = ConfChangeV2::parse_from_bytes(&entry.data).map_err(|e| Error::Decode(e.to_string()))?;
+            let cc = ConfChangeV2::parse_from_bytes(&entry.data)
+                .map_err(|e| Error::Decode(e.to_string()))?;
             self.raw.apply_conf_change(&cc)
         }
         .map_err(unavailable)?;

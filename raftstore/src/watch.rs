@@ -44,7 +44,9 @@ pub enum WatchMessage {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WatchEnd {
     /// The watcher did not keep up: resume with a new watch from `resume_revision`.
-    #[error("watcher fell more than {buffer} messages behind; resume from revision {resume_revision}")]
+    #[error(
+        "watcher fell more than {buffer} messages behind; resume from revision {resume_revision}"
+    )]
     TooSlow {
         /// The buffer that overflowed.
         buffer: usize,
@@ -190,7 +192,7 @@ impl WatchHub {
                 range_end: req.range_end.clone(),
                 tx,
                 end: end.clone(),
-                next_revision: start.max(current + 1),
+                next_revision: if start <= current { current + 1 } else { start },
             },
         );
         Ok(WatchStream {
@@ -223,6 +225,11 @@ impl WatchHub {
         let buffer = self.buffer;
         let mut dead = Vec::new();
         for (id, w) in &mut self.watchers {
+            // A member replaying its log after a restart applies revisions the watcher
+            // asked to skip.
+            if revision < w.next_revision {
+                continue;
+            }
             let matching: Vec<Event> = events
                 .iter()
                 .filter(|e| Mvcc::key_in_range(&e.kv.key, &w.key, &w.range_end))
@@ -253,16 +260,16 @@ impl WatchHub {
     /// Sends a bookmark with the current revision to every watcher with room for it
     /// (a full buffer skips the bookmark: it is only a hint).
     pub fn progress(&mut self, revision: i64) {
-        self.watchers.retain(|_, w| {
-            match w.tx.try_send(WatchMessage::Progress { revision }) {
+        self.watchers.retain(
+            |_, w| match w.tx.try_send(WatchMessage::Progress { revision }) {
                 Ok(()) => {
                     w.next_revision = w.next_revision.max(revision + 1);
                     true
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => true,
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        });
+            },
+        );
     }
 }
 
@@ -307,7 +314,10 @@ mod tests {
         assert_eq!(revisions(w.try_next()), [5]);
         assert!(w.try_next().is_none());
         hub.progress(sm.mvcc.revision());
-        assert_eq!(w.try_next(), Some(Ok(WatchMessage::Progress { revision: 5 })));
+        assert_eq!(
+            w.try_next(),
+            Some(Ok(WatchMessage::Progress { revision: 5 }))
+        );
     }
 
     #[test]
