@@ -18,6 +18,7 @@
 //! assert!(!ops::txn_succeeded(&result));
 //! ```
 
+pub mod client;
 pub mod error;
 pub mod lease;
 pub mod log;
@@ -26,8 +27,10 @@ pub mod mvcc;
 pub mod node;
 pub mod ops;
 pub mod proto;
+pub mod server;
 pub mod state;
 pub mod watch;
+pub mod wire;
 
 pub use error::{Error, Result};
 pub use mvcc::{Event, EventKind, Mvcc, prefix_end};

@@ -105,6 +105,9 @@ pub struct RaftNode {
     leadership: Leadership,
     leadership_changes: Vec<Leadership>,
     snapshots_taken: u64,
+    /// Set when a member was added: it must be able to start from a snapshot that
+    /// already lists it (raft-rs refuses a snapshot whose membership lacks it).
+    snapshot_wanted: bool,
 }
 
 /// Proposal ids carry the proposer's id in their top 16 bits, so a member recognises
@@ -168,6 +171,7 @@ impl RaftNode {
             },
             leadership_changes: Vec::new(),
             snapshots_taken: 0,
+            snapshot_wanted: false,
         })
     }
 
@@ -200,6 +204,11 @@ impl RaftNode {
     /// The replicated state, as applied here.
     pub fn state_machine(&self) -> &StateMachine {
         &self.sm
+    }
+
+    /// The index of the latest snapshot (0: none yet).
+    pub fn snapshot_index(&self) -> u64 {
+        self.raw.store().latest_snapshot().get_metadata().index
     }
 
     /// Snapshots this member has taken of its own state.
@@ -412,7 +421,11 @@ impl RaftNode {
         self.apply_entries(light.take_committed_entries(), now)?;
         self.raw.advance_apply();
         self.serve_reads();
-        self.maybe_snapshot()?;
+        if std::mem::take(&mut self.snapshot_wanted) {
+            self.snapshot_now()?;
+        } else {
+            self.maybe_snapshot()?;
+        }
         let term = self.raw.raft.term;
         if term != self.leadership.term {
             self.leadership.term = term;
@@ -502,6 +515,7 @@ impl RaftNode {
             .mut_store()
             .set_conf_state(cs.clone())
             .map_err(unavailable)?;
+        self.snapshot_wanted = true;
         Ok(Applied::Membership {
             voters: cs.voters,
             learners: cs.learners,

@@ -352,3 +352,179 @@ pub struct StateSnapshot {
     #[prost(int64, tag = "5")]
     pub last_lease_id: i64,
 }
+
+/// A linearizable or serializable read.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct ReadRequest {
+    /// What to read.
+    #[prost(message, optional, tag = "1")]
+    pub range: Option<RangeRequest>,
+    /// Confirm with a quorum first (the default for clients).
+    #[prost(bool, tag = "2")]
+    pub linearizable: bool,
+}
+
+/// Asks the cluster to add a member (as a learner first).
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct JoinRequest {
+    /// The new member's id.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Where its peers reach it (`host:port`).
+    #[prost(string, tag = "2")]
+    pub address: String,
+}
+
+/// Member ids.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct MemberId {
+    /// The id.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+}
+
+/// A member's view of the cluster.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct StatusResponse {
+    /// This member's id.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// The leader it knows (0: none).
+    #[prost(uint64, tag = "2")]
+    pub leader: u64,
+    /// The current term.
+    #[prost(uint64, tag = "3")]
+    pub term: u64,
+    /// Last applied log index.
+    #[prost(uint64, tag = "4")]
+    pub applied: u64,
+    /// The store revision.
+    #[prost(int64, tag = "5")]
+    pub revision: i64,
+    /// Voting members.
+    #[prost(uint64, repeated, tag = "6")]
+    pub voters: Vec<u64>,
+    /// Learners.
+    #[prost(uint64, repeated, tag = "7")]
+    pub learners: Vec<u64>,
+    /// Every member's address, as recorded in the store.
+    #[prost(message, repeated, tag = "8")]
+    pub addresses: Vec<JoinRequest>,
+}
+
+/// A request from a client (or a joining member) to a member.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct ClientRequest {
+    /// Matches the response to the request.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// The request.
+    #[prost(oneof = "client_request::Request", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    pub request: Option<client_request::Request>,
+}
+
+/// [`ClientRequest`]'s choices.
+pub mod client_request {
+    use super::*;
+
+    /// A client request.
+    #[derive(Clone, PartialEq, Eq, Oneof)]
+    pub enum Request {
+        /// A transaction.
+        #[prost(message, tag = "2")]
+        Txn(TxnRequest),
+        /// A read.
+        #[prost(message, tag = "3")]
+        Read(ReadRequest),
+        /// A compaction.
+        #[prost(message, tag = "4")]
+        Compact(CompactRequest),
+        /// A new lease.
+        #[prost(message, tag = "5")]
+        LeaseGrant(LeaseGrantRequest),
+        /// Revoke a lease.
+        #[prost(message, tag = "6")]
+        LeaseRevoke(LeaseRevokeRequest),
+        /// Keep a lease alive.
+        #[prost(message, tag = "7")]
+        LeaseKeepAlive(LeaseRevokeRequest),
+        /// Add a member.
+        #[prost(message, tag = "8")]
+        Join(JoinRequest),
+        /// This member's status.
+        #[prost(message, tag = "9")]
+        Status(MemberId),
+        /// Remove a member.
+        #[prost(message, tag = "10")]
+        RemoveMember(MemberId),
+    }
+}
+
+/// A member's answer.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct ClientResponse {
+    /// The request's id.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Empty on success, otherwise what went wrong.
+    #[prost(string, tag = "2")]
+    pub error: String,
+    /// With a "not the leader" error: the leader, if known.
+    #[prost(uint64, tag = "3")]
+    pub leader: u64,
+    /// The result.
+    #[prost(oneof = "client_response::Response", tags = "4, 5, 6, 7, 8")]
+    pub response: Option<client_response::Response>,
+}
+
+/// [`ClientResponse`]'s choices.
+pub mod client_response {
+    use super::*;
+
+    /// A result.
+    #[derive(Clone, PartialEq, Eq, Oneof)]
+    pub enum Response {
+        /// A transaction's result.
+        #[prost(message, tag = "4")]
+        Txn(TxnResponse),
+        /// A read's result.
+        #[prost(message, tag = "5")]
+        Range(RangeResponse),
+        /// A lease id and ttl (grant, keep-alive).
+        #[prost(message, tag = "6")]
+        Lease(SnapshotLease),
+        /// A revision (compaction, revocation).
+        #[prost(message, tag = "7")]
+        Revision(CompactRequest),
+        /// A status or membership.
+        #[prost(message, tag = "8")]
+        Status(StatusResponse),
+    }
+}
+
+/// What travels between members and clients: length-prefixed frames.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct Frame {
+    /// The payload.
+    #[prost(oneof = "frame::Body", tags = "1, 2, 3")]
+    pub body: Option<frame::Body>,
+}
+
+/// [`Frame`]'s choices.
+pub mod frame {
+    use super::*;
+
+    /// A raft message (raft-rs' protobuf encoding), a request or a response.
+    #[derive(Clone, PartialEq, Eq, Oneof)]
+    pub enum Body {
+        /// A raft message between members.
+        #[prost(bytes = "vec", tag = "1")]
+        Raft(Vec<u8>),
+        /// A client request.
+        #[prost(message, tag = "2")]
+        Request(ClientRequest),
+        /// A response.
+        #[prost(message, tag = "3")]
+        Response(ClientResponse),
+    }
+}

@@ -1,0 +1,748 @@
+//! A running store member: the [`RaftNode`] on its own thread (the only thread that
+//! touches the log, so fsync never blocks an async runtime), peers connected over TCP,
+//! and a [`Store`] handle that the rest of the process uses.
+//!
+//! Members find each other through the store itself: the key `/rk8s/members/<id>`
+//! holds each member's address, written by the leader when a member joins (and by the
+//! first member for itself), so a restarted member knows its peers from its own log.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::client::StoreClient;
+use crate::error::{Error, Result};
+use crate::log::RaftLog;
+use crate::node::{Leadership, MembershipChange, NodeConfig, RaftNode};
+use crate::ops;
+use crate::proto::{
+    ClientRequest, ClientResponse, Frame, JoinRequest, RangeRequest, RangeResponse, SnapshotLease,
+    StatusResponse, TxnRequest, TxnResponse, client_request, client_response, frame,
+};
+use crate::state::Applied;
+use crate::watch::{WatchRequest, WatchStream};
+use crate::wire;
+
+/// Where members record their peer addresses.
+pub const MEMBERS_PREFIX: &str = "/rk8s/members/";
+
+/// How to run a member.
+#[derive(Clone, Debug)]
+pub struct MemberConfig {
+    /// Where the log, snapshot and member id live.
+    pub data_dir: PathBuf,
+    /// Address to listen on for peers and clients.
+    pub listen: SocketAddr,
+    /// Address peers use to reach this member (defaults to `listen`).
+    pub advertise: Option<String>,
+    /// A member of an existing cluster to join through (only used when the data
+    /// directory is new).
+    pub join: Option<String>,
+    /// Raft tick interval.
+    pub tick: Duration,
+    /// Fsync every persisted batch (turn off only in tests).
+    pub sync: bool,
+    /// Log entries between snapshots.
+    pub snapshot_entries: u64,
+}
+
+impl MemberConfig {
+    /// A member with defaults: 100 ms ticks, fsync on.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        MemberConfig {
+            data_dir: data_dir.into(),
+            listen,
+            advertise: None,
+            join: None,
+            tick: Duration::from_millis(100),
+            sync: true,
+            snapshot_entries: 10_000,
+        }
+    }
+}
+
+/// Errors starting a member.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Preparing the data directory failed.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The raft log could not be opened.
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Joining the cluster failed.
+    #[error("cannot join the cluster through {peer}: {reason}")]
+    Join {
+        /// The member contacted.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store refused to start.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+enum Request {
+    Propose(crate::proto::Command, crate::node::Reply),
+    Read(RangeRequest, bool, crate::node::ReadReply),
+    Watch(WatchRequest, oneshot::Sender<Result<WatchStream>>),
+    KeepAlive(i64, oneshot::Sender<Result<i64>>),
+    Membership(u64, MembershipChange, crate::node::Reply),
+    Status(oneshot::Sender<StatusResponse>),
+    Raft(Box<Message>),
+    Shutdown,
+}
+
+/// The handle to a running member. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: std_mpsc::Sender<Request>,
+    leadership: watch::Receiver<Leadership>,
+    id: u64,
+}
+
+fn stopped() -> Error {
+    Error::Unavailable("the store has stopped".into())
+}
+
+impl Store {
+    /// This member's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Follows leadership changes (the control plane runs only on the leader).
+    pub fn leadership(&self) -> watch::Receiver<Leadership> {
+        self.leadership.clone()
+    }
+
+    async fn propose(&self, cmd: crate::proto::Command) -> Result<Applied> {
+        let (tx, rx) = oneshot::channel();
+        let reply: crate::node::Reply = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        self.tx
+            .send(Request::Propose(cmd, reply))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Runs a transaction; returns once a quorum has committed it and this member has
+    /// applied it.
+    pub async fn txn(&self, t: TxnRequest) -> Result<TxnResponse> {
+        match self.propose(ops::txn(t)).await? {
+            Applied::Txn(r) => Ok(r),
+            other => Err(Error::Decode(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    /// Writes a key, optionally only at an expected `mod_revision` (see [`ops::put`]);
+    /// a mismatch is a [`Error::Conflict`].
+    pub async fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+        expected: Option<i64>,
+    ) -> Result<TxnResponse> {
+        let result = self.propose(ops::put(key, value, lease, expected)).await;
+        ops::expect_cas(key, expected.unwrap_or(0), result)
+    }
+
+    /// Deletes a key, optionally only at an expected `mod_revision`.
+    pub async fn delete(&self, key: &[u8], expected: Option<i64>) -> Result<TxnResponse> {
+        let result = self.propose(ops::delete(key, expected)).await;
+        ops::expect_cas(key, expected.unwrap_or(0), result)
+    }
+
+    /// Reads keys, linearizable (confirmed with a quorum) or serializable (local).
+    pub async fn range(&self, req: RangeRequest, linearizable: bool) -> Result<RangeResponse> {
+        let (tx, rx) = oneshot::channel();
+        let reply: crate::node::ReadReply = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        self.tx
+            .send(Request::Read(req, linearizable, reply))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Watches a key range from a revision.
+    pub async fn watch(&self, req: WatchRequest) -> Result<WatchStream> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Watch(req, tx))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Compacts history before `revision`.
+    pub async fn compact(&self, revision: i64) -> Result<()> {
+        self.propose(ops::compact(revision)).await.map(|_| ())
+    }
+
+    /// Grants a lease; returns its id.
+    pub async fn lease_grant(&self, ttl: i64) -> Result<i64> {
+        match self.propose(ops::lease_grant(ttl)).await? {
+            Applied::LeaseGranted { id, .. } => Ok(id),
+            other => Err(Error::Decode(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    /// Revokes a lease, deleting its keys; returns the revision after.
+    pub async fn lease_revoke(&self, id: i64) -> Result<i64> {
+        match self.propose(ops::lease_revoke(id)).await? {
+            Applied::LeaseRevoked { revision } => Ok(revision),
+            other => Err(Error::Decode(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    /// Extends a lease (on the leader); returns its ttl.
+    pub async fn lease_keep_alive(&self, id: i64) -> Result<i64> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::KeepAlive(id, tx))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Changes membership (see [`MembershipChange`]).
+    pub async fn change_membership(
+        &self,
+        id: u64,
+        change: MembershipChange,
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
+        let (tx, rx) = oneshot::channel();
+        let reply: crate::node::Reply = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        self.tx
+            .send(Request::Membership(id, change, reply))
+            .map_err(|_| stopped())?;
+        match rx.await.map_err(|_| stopped())?? {
+            Applied::Membership { voters, learners } => Ok((voters, learners)),
+            other => Err(Error::Decode(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    /// Adds a member: records its address, then adds it as a learner (the leader
+    /// promotes it to voter once it has caught up).
+    pub async fn add_member(&self, id: u64, address: &str) -> Result<(Vec<u64>, Vec<u64>)> {
+        self.put(
+            format!("{MEMBERS_PREFIX}{id}").as_bytes(),
+            address.as_bytes(),
+            0,
+            None,
+        )
+        .await?;
+        self.change_membership(id, MembershipChange::AddLearner)
+            .await
+    }
+
+    /// Removes a member.
+    pub async fn remove_member(&self, id: u64) -> Result<(Vec<u64>, Vec<u64>)> {
+        let members = self.change_membership(id, MembershipChange::Remove).await?;
+        self.delete(format!("{MEMBERS_PREFIX}{id}").as_bytes(), None)
+            .await?;
+        Ok(members)
+    }
+
+    /// Every member's recorded address.
+    pub async fn member_addresses(&self) -> Result<Vec<JoinRequest>> {
+        let prefix = MEMBERS_PREFIX.as_bytes();
+        let req = RangeRequest {
+            key: prefix.to_vec(),
+            range_end: crate::prefix_end(prefix),
+            ..Default::default()
+        };
+        let resp = self.range(req, false).await?;
+        Ok(resp
+            .kvs
+            .into_iter()
+            .filter_map(|kv| {
+                let id = String::from_utf8_lossy(&kv.key[prefix.len()..])
+                    .parse()
+                    .ok()?;
+                Some(JoinRequest {
+                    id,
+                    address: String::from_utf8_lossy(&kv.value).into_owned(),
+                })
+            })
+            .collect())
+    }
+
+    /// This member's view of the cluster.
+    pub async fn status(&self) -> Result<StatusResponse> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Request::Status(tx)).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())
+    }
+
+    /// Stops the member (its raft thread finishes the current batch first).
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Request::Shutdown);
+    }
+}
+
+fn read_or_create_id(dir: &Path) -> std::result::Result<(u64, bool), StartError> {
+    let io = |source| StartError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let path = dir.join("member_id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().parse().map(|id| (id, false)).map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a member id", path.display()),
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::hash::{BuildHasher, RandomState};
+            // Member ids are random (and fit raft-rs' proposal-id scheme: 16 bits).
+            let id =
+                (RandomState::new().hash_one((std::process::id(), Instant::now())) % 0xfffe) + 1;
+            std::fs::write(&path, format!("{id}\n")).map_err(io)?;
+            Ok((id, true))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Starts a member: opens (or creates) its data, joins a cluster if asked, starts the
+/// raft thread and the listener. Must be called inside a tokio runtime.
+pub async fn start(cfg: MemberConfig) -> std::result::Result<Store, StartError> {
+    let (id, new) = read_or_create_id(&cfg.data_dir)?;
+    let advertise = cfg
+        .advertise
+        .clone()
+        .unwrap_or_else(|| cfg.listen.to_string());
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let mut seed_addresses = HashMap::new();
+    let voters = match (&cfg.join, new) {
+        (Some(peer), true) => {
+            seed_addresses = join_through(peer, id, &advertise).await?;
+            Vec::new()
+        }
+        (_, true) => vec![id],
+        // An existing member keeps its membership from its log.
+        (_, false) => Vec::new(),
+    };
+    let log = RaftLog::open(&cfg.data_dir.join("raft"), &voters, cfg.sync)?;
+    let mut node_cfg = NodeConfig::new(id);
+    node_cfg.snapshot_entries = cfg.snapshot_entries.max(1);
+    let node = RaftNode::new(node_cfg, log)?;
+    let (tx, rx) = std_mpsc::channel();
+    let (lead_tx, lead_rx) = watch::channel(node.leadership());
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    tokio::spawn(send_to_peers(out_rx));
+    let tick = cfg.tick;
+    let self_addr = advertise.clone();
+    std::thread::Builder::new()
+        .name(format!("raft-{id}"))
+        .spawn(move || drive(node, rx, out_tx, lead_tx, tick, self_addr, seed_addresses))
+        .map_err(|source| StartError::DataDir {
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
+    let store = Store {
+        tx,
+        leadership: lead_rx,
+        id,
+    };
+    tokio::spawn(serve(listener, store.clone()));
+    tracing::info!(member = id, listen = %cfg.listen, %advertise, "store member started");
+    Ok(store)
+}
+
+/// Asks `peer` to add this member; returns the members' addresses, which this member
+/// needs before its log tells it (it answers the leader before it has applied anything).
+async fn join_through(
+    peer: &str,
+    id: u64,
+    advertise: &str,
+) -> std::result::Result<HashMap<u64, String>, StartError> {
+    let err = |reason: String| StartError::Join {
+        peer: peer.to_string(),
+        reason,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = async {
+            let client = StoreClient::connect(peer).await?;
+            client.join(id, advertise).await
+        };
+        match attempt.await {
+            Ok(addresses) => return Ok(addresses.into_iter().map(|a| (a.id, a.address)).collect()),
+            Err(e) if Instant::now() < deadline => {
+                tracing::info!("joining through {peer} failed ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(err(e.to_string())),
+        }
+    }
+}
+
+/// The raft thread: ticks, requests, ready handling. Ends on shutdown or on a log
+/// failure (fail-stop: a member that cannot persist must not go on).
+fn drive(
+    mut node: RaftNode,
+    rx: std_mpsc::Receiver<Request>,
+    out: mpsc::UnboundedSender<(u64, String, Vec<u8>)>,
+    leadership: watch::Sender<Leadership>,
+    tick: Duration,
+    self_addr: String,
+    seed_addresses: HashMap<u64, String>,
+) {
+    let id = node.id();
+    let mut next_tick = Instant::now() + tick;
+    let mut promoting: HashSet<u64> = HashSet::new();
+    let mut registering = false;
+    let mut addresses = seed_addresses.clone();
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let first = match rx.recv_timeout(wait) {
+            Ok(r) => Some(r),
+            Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut shutdown = false;
+        // Take everything queued: one ready (one fsync) covers the whole batch.
+        for req in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            let now = Instant::now();
+            match req {
+                Request::Propose(cmd, reply) => node.propose(&cmd, reply),
+                Request::Read(r, lin, reply) => node.read(r, lin, reply),
+                Request::Watch(w, reply) => {
+                    let _ = reply.send(node.watch(&w));
+                }
+                Request::KeepAlive(lease, reply) => {
+                    let _ = reply.send(node.lease_keep_alive(lease, now));
+                }
+                Request::Membership(m, change, reply) => node.change_membership(m, change, reply),
+                Request::Status(reply) => {
+                    let l = node.leadership();
+                    let (voters, learners) = node.members();
+                    let _ = reply.send(StatusResponse {
+                        id,
+                        leader: l.leader.unwrap_or(0),
+                        term: l.term,
+                        applied: node.applied(),
+                        revision: node.state_machine().mvcc.revision(),
+                        voters,
+                        learners,
+                        addresses: member_addresses(&node)
+                            .into_iter()
+                            .map(|(id, address)| JoinRequest { id, address })
+                            .collect(),
+                    });
+                }
+                Request::Raft(m) => node.step(*m),
+                Request::Shutdown => shutdown = true,
+            }
+        }
+        if shutdown {
+            break;
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            node.tick(now);
+            next_tick += tick;
+            if next_tick < now {
+                next_tick = now + tick;
+            }
+            if node.is_leader() {
+                leader_duties(&mut node, &mut promoting, &mut registering, &self_addr);
+            }
+        }
+        let msgs = match node.process_ready(now) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(member = id, "stopping: {e}");
+                break;
+            }
+        };
+        if !msgs.is_empty() {
+            // What the store records wins over what the join answer said.
+            addresses = seed_addresses.clone();
+            addresses.extend(member_addresses(&node));
+        }
+        for m in msgs {
+            let Some(addr) = addresses.get(&m.to) else {
+                tracing::debug!(member = id, "no address for member {} yet", m.to);
+                continue;
+            };
+            match m.write_to_bytes() {
+                Ok(bytes) => {
+                    let _ = out.send((m.to, addr.clone(), bytes));
+                }
+                Err(e) => tracing::warn!("cannot encode a raft message: {e}"),
+            }
+        }
+        for change in node.take_leadership_changes() {
+            tracing::info!(member = id, leader = ?change.leader, term = change.term, "leadership changed");
+            let _ = leadership.send(change);
+        }
+    }
+    tracing::info!(member = id, "raft thread stopped");
+}
+
+fn member_addresses(node: &RaftNode) -> HashMap<u64, String> {
+    let prefix = MEMBERS_PREFIX.as_bytes();
+    let req = RangeRequest {
+        key: prefix.to_vec(),
+        range_end: crate::prefix_end(prefix),
+        ..Default::default()
+    };
+    let mut out = HashMap::new();
+    if let Ok(resp) = node.state_machine().mvcc.range(&req) {
+        for kv in resp.kvs {
+            let id = String::from_utf8_lossy(&kv.key[prefix.len()..])
+                .parse()
+                .ok();
+            if let Some(id) = id {
+                out.insert(id, String::from_utf8_lossy(&kv.value).into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// What only the leader does: record its own address, promote learners that caught up.
+fn leader_duties(
+    node: &mut RaftNode,
+    promoting: &mut HashSet<u64>,
+    registering: &mut bool,
+    self_addr: &str,
+) {
+    let key = format!("{MEMBERS_PREFIX}{}", node.id());
+    let registered = node
+        .state_machine()
+        .mvcc
+        .get(key.as_bytes())
+        .is_some_and(|kv| kv.value == self_addr.as_bytes());
+    if !registered && !*registering {
+        *registering = true;
+        node.propose(
+            &ops::put(key.as_bytes(), self_addr.as_bytes(), 0, None),
+            Box::new(|_| {}),
+        );
+    } else if registered {
+        *registering = false;
+    }
+    let (_, learners) = node.members();
+    promoting.retain(|l| learners.contains(l));
+    for l in learners {
+        if promoting.contains(&l) {
+            continue;
+        }
+        if let Some((matched, last)) = node.learner_progress(l)
+            && matched > 0
+            && matched + 10 >= last
+        {
+            promoting.insert(l);
+            tracing::info!("promoting member {l}: it has caught up ({matched}/{last})");
+            node.change_membership(l, MembershipChange::Promote, Box::new(|_| {}));
+        }
+    }
+}
+
+/// Keeps one connection per peer and sends it its messages; messages to a peer that
+/// cannot be reached are dropped (raft retries what matters).
+async fn send_to_peers(mut rx: mpsc::UnboundedReceiver<(u64, String, Vec<u8>)>) {
+    let mut peers: HashMap<u64, (String, mpsc::Sender<Vec<u8>>)> = HashMap::new();
+    while let Some((to, addr, bytes)) = rx.recv().await {
+        let entry = peers
+            .entry(to)
+            .or_insert_with(|| (addr.clone(), spawn_peer(addr.clone())));
+        if entry.0 != addr || entry.1.is_closed() {
+            *entry = (addr.clone(), spawn_peer(addr));
+        }
+        let _ = entry.1.try_send(bytes);
+    }
+}
+
+fn spawn_peer(addr: String) -> mpsc::Sender<Vec<u8>> {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4096);
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let mut stream = match TcpStream::connect(&addr).await {
+                Ok(s) => {
+                    backoff = Duration::from_millis(50);
+                    let _ = s.set_nodelay(true);
+                    s
+                }
+                Err(_) => {
+                    // Drop what queued meanwhile: stale raft messages are useless.
+                    while rx.try_recv().is_ok() {}
+                    if rx.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            while let Some(bytes) = rx.recv().await {
+                let frame = Frame {
+                    body: Some(frame::Body::Raft(bytes)),
+                };
+                if wire::write_frame(&mut stream, &frame).await.is_err() {
+                    break;
+                }
+            }
+            if rx.is_closed() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
+/// Accepts connections from peers (raft messages) and clients (requests).
+async fn serve(listener: TcpListener, store: Store) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, store.clone()));
+    }
+}
+
+async fn connection(stream: TcpStream, store: Store) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (resp_tx, mut resp_rx) = mpsc::unbounded_channel::<ClientResponse>();
+    tokio::spawn(async move {
+        while let Some(r) = resp_rx.recv().await {
+            let frame = Frame {
+                body: Some(frame::Body::Response(r)),
+            };
+            if wire::write_frame(&mut writer, &frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let frame = match wire::read_frame(&mut reader).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!("dropping a connection: {e}");
+                return;
+            }
+        };
+        match frame.body {
+            Some(frame::Body::Raft(bytes)) => match Message::parse_from_bytes(&bytes) {
+                Ok(m) => {
+                    if store.tx.send(Request::Raft(Box::new(m))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!("undecodable raft message: {e}"),
+            },
+            Some(frame::Body::Request(req)) => {
+                let store = store.clone();
+                let resp_tx = resp_tx.clone();
+                tokio::spawn(async move {
+                    let _ = resp_tx.send(handle(&store, req).await);
+                });
+            }
+            Some(frame::Body::Response(_)) | None => {}
+        }
+    }
+}
+
+async fn handle(store: &Store, req: ClientRequest) -> ClientResponse {
+    use client_request::Request as Q;
+    use client_response::Response as R;
+    let result: Result<Option<R>> = match req.request {
+        None => Err(Error::EmptyCommand),
+        Some(Q::Txn(t)) => store.txn(t).await.map(|r| Some(R::Txn(r))),
+        Some(Q::Read(r)) => store
+            .range(r.range.unwrap_or_default(), r.linearizable)
+            .await
+            .map(|r| Some(R::Range(r))),
+        Some(Q::Compact(c)) => store.compact(c.revision).await.map(|()| None),
+        Some(Q::LeaseGrant(g)) => store
+            .lease_grant(g.ttl)
+            .await
+            .map(|id| Some(R::Lease(SnapshotLease { id, ttl: g.ttl }))),
+        Some(Q::LeaseRevoke(r)) => store
+            .lease_revoke(r.id)
+            .await
+            .map(|revision| Some(R::Revision(crate::proto::CompactRequest { revision }))),
+        Some(Q::LeaseKeepAlive(r)) => store
+            .lease_keep_alive(r.id)
+            .await
+            .map(|ttl| Some(R::Lease(SnapshotLease { id: r.id, ttl }))),
+        Some(Q::Join(j)) => match store.add_member(j.id, &j.address).await {
+            Ok((voters, learners)) => store.member_addresses().await.map(|addresses| {
+                Some(R::Status(StatusResponse {
+                    voters,
+                    learners,
+                    addresses,
+                    ..Default::default()
+                }))
+            }),
+            Err(e) => Err(e),
+        },
+        Some(Q::RemoveMember(m)) => store.remove_member(m.id).await.map(|(voters, learners)| {
+            Some(R::Status(StatusResponse {
+                voters,
+                learners,
+                ..Default::default()
+            }))
+        }),
+        Some(Q::Status(_)) => store.status().await.map(|s| Some(R::Status(s))),
+    };
+    match result {
+        Ok(response) => ClientResponse {
+            id: req.id,
+            response,
+            ..Default::default()
+        },
+        Err(e) => ClientResponse {
+            id: req.id,
+            leader: match &e {
+                Error::NotLeader { leader } => leader.unwrap_or(0),
+                _ => 0,
+            },
+            error: e.to_string(),
+            response: None,
+        },
+    }
+}
