@@ -6,7 +6,7 @@
 //! holds each member's address, written by the leader when a member joins (and by the
 //! first member for itself), so a restarted member knows its peers from its own log.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
@@ -425,7 +425,7 @@ fn drive(
 ) {
     let id = node.id();
     let mut next_tick = Instant::now() + tick;
-    let mut promoting: HashSet<u64> = HashSet::new();
+    let mut promoting: HashMap<u64, Instant> = HashMap::new();
     let mut registering = false;
     let mut addresses = seed_addresses.clone();
     loop {
@@ -543,7 +543,7 @@ fn member_addresses(node: &RaftNode) -> HashMap<u64, String> {
 /// What only the leader does: record its own address, promote learners that caught up.
 fn leader_duties(
     node: &mut RaftNode,
-    promoting: &mut HashSet<u64>,
+    promoting: &mut HashMap<u64, Instant>,
     registering: &mut bool,
     self_addr: &str,
 ) {
@@ -562,19 +562,25 @@ fn leader_duties(
     } else if registered {
         *registering = false;
     }
+    // One membership change at a time (raft-rs drops a second one while the first is
+    // pending); a promotion not applied within a few seconds is proposed again.
     let (_, learners) = node.members();
-    promoting.retain(|l| learners.contains(l));
+    let now = Instant::now();
+    promoting.retain(|l, since| {
+        learners.contains(l) && now.duration_since(*since) < Duration::from_secs(3)
+    });
+    if !promoting.is_empty() {
+        return;
+    }
     for l in learners {
-        if promoting.contains(&l) {
-            continue;
-        }
         if let Some((matched, last)) = node.learner_progress(l)
             && matched > 0
             && matched + 10 >= last
         {
-            promoting.insert(l);
+            promoting.insert(l, now);
             tracing::info!("promoting member {l}: it has caught up ({matched}/{last})");
             node.change_membership(l, MembershipChange::Promote, Box::new(|_| {}));
+            return;
         }
     }
 }
