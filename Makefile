@@ -26,6 +26,7 @@ lint:
 # registries this project's machines reach; licenses, bans and sources are checked
 # offline. See deny.toml.
 deny:
+	$(CARGO) fetch --locked
 	$(CARGO) deny --offline check bans licenses sources
 
 unit:
@@ -39,6 +40,11 @@ fuzz:
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none manifest \
 		fuzz/corpus/manifest examples api/tests/fixtures/invalid -- \
 		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
+
+## make bench: the benchmarks (not part of make test); tables on stdout, JSON under
+## target/bench/. Results go in docs/benchmarks.md.
+bench: setup
+	$(CARGO) bench -p rk8s-raftstore --bench writes
 
 fmt:
 	$(CARGO) fmt --all
