@@ -33,7 +33,7 @@ struct Row {
     p99_us: u64,
 }
 
-async fn cluster(root: &PathBuf, members: usize) -> (Vec<server::Store>, String) {
+async fn cluster(root: &std::path::Path, members: usize) -> (Vec<server::Store>, String) {
     let first = free_addr();
     let mut stores = vec![
         server::start(MemberConfig::new(root.join("m0"), first))
