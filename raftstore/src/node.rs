@@ -293,9 +293,19 @@ impl RaftNode {
 
     /// Proposes a command; `reply` gets its result once it is applied on this member.
     pub fn propose(&mut self, cmd: &Command, reply: Reply) {
+        let id = self.next_request_id();
+        let proposed = self.raw.propose(id_bytes(id), cmd.encode_to_vec());
+        self.track_proposal(id, proposed, reply);
+    }
+
+    fn next_request_id(&mut self) -> u64 {
         self.seq += 1;
-        let id = request_id(self.cfg.id, self.seq);
-        match self.raw.propose(id_bytes(id), cmd.encode_to_vec()) {
+        request_id(self.cfg.id, self.seq)
+    }
+
+    /// Waits for a proposal to be applied, or answers at once if raft refused it.
+    fn track_proposal(&mut self, id: u64, proposed: raft::Result<()>, reply: Reply) {
+        match proposed {
             Ok(()) => {
                 let deadline = self.ticks + self.cfg.request_timeout_ticks;
                 self.proposals.insert(id, (deadline, reply));
@@ -315,8 +325,7 @@ impl RaftNode {
             reply(self.sm.mvcc.range(&req));
             return;
         }
-        self.seq += 1;
-        let id = request_id(self.cfg.id, self.seq);
+        let id = self.next_request_id();
         self.reads.insert(
             id,
             PendingRead {
@@ -358,18 +367,9 @@ impl RaftNode {
         let mut cc = ConfChange::default();
         cc.set_change_type(kind);
         cc.node_id = id;
-        self.seq += 1;
-        let rid = request_id(self.cfg.id, self.seq);
-        match self.raw.propose_conf_change(id_bytes(rid), cc) {
-            Ok(()) => {
-                let deadline = self.ticks + self.cfg.request_timeout_ticks;
-                self.proposals.insert(rid, (deadline, reply));
-            }
-            Err(raft::Error::ProposalDropped) => reply(Err(Error::NotLeader {
-                leader: self.leadership.leader,
-            })),
-            Err(e) => reply(Err(unavailable(e))),
-        }
+        let rid = self.next_request_id();
+        let proposed = self.raw.propose_conf_change(id_bytes(rid), cc);
+        self.track_proposal(rid, proposed, reply);
     }
 
     /// How far a learner's log matches the leader's, and the leader's last index

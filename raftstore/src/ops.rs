@@ -37,40 +37,37 @@ pub fn txn(t: TxnRequest) -> Command {
     }
 }
 
-/// Writes `key`; with `expected = Some(rev)` only if its `mod_revision` is `rev`
-/// (`Some(0)`: only if it does not exist).
-pub fn put(key: &[u8], value: &[u8], lease: i64, expected: Option<i64>) -> Command {
+/// `op` on `key`, only if its `mod_revision` is `expected` when given; a refused
+/// transaction reads the key, so the caller learns its current revision.
+fn guarded(key: &[u8], expected: Option<i64>, op: request_op::Request) -> Command {
     txn(TxnRequest {
         compare: expected
             .map(|e| mod_revision_is(key, e))
             .into_iter()
             .collect(),
-        success: vec![RequestOp {
-            request: Some(request_op::Request::Put(PutRequest {
-                key: key.to_vec(),
-                value: value.to_vec(),
-                lease,
-            })),
-        }],
+        success: vec![RequestOp { request: Some(op) }],
         failure: vec![read(key)],
     })
 }
 
+/// Writes `key`; with `expected = Some(rev)` only if its `mod_revision` is `rev`
+/// (`Some(0)`: only if it does not exist).
+pub fn put(key: &[u8], value: &[u8], lease: i64, expected: Option<i64>) -> Command {
+    let op = request_op::Request::Put(PutRequest {
+        key: key.to_vec(),
+        value: value.to_vec(),
+        lease,
+    });
+    guarded(key, expected, op)
+}
+
 /// Deletes `key`; with `expected = Some(rev)` only if its `mod_revision` is `rev`.
 pub fn delete(key: &[u8], expected: Option<i64>) -> Command {
-    txn(TxnRequest {
-        compare: expected
-            .map(|e| mod_revision_is(key, e))
-            .into_iter()
-            .collect(),
-        success: vec![RequestOp {
-            request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
-                key: key.to_vec(),
-                range_end: Vec::new(),
-            })),
-        }],
-        failure: vec![read(key)],
-    })
+    let op = request_op::Request::DeleteRange(DeleteRangeRequest {
+        key: key.to_vec(),
+        range_end: Vec::new(),
+    });
+    guarded(key, expected, op)
 }
 
 /// Deletes every key starting with `prefix`.

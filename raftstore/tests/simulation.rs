@@ -415,24 +415,34 @@ impl Sim {
         }
     }
 
+    /// One tick of every live member.
+    fn tick_all(&mut self) {
+        self.clock += 1;
+        let now = self.now();
+        for n in self.nodes.values_mut().flatten() {
+            n.tick(now);
+        }
+    }
+
+    /// Lets messages flow for a tick: ready handling and delivery, three rounds.
+    fn exchange(&mut self) {
+        for _ in 0..3 {
+            self.pump();
+            self.deliver();
+        }
+        self.read_watches();
+    }
+
     fn run(&mut self, ticks: u64) {
         for tick in 1..=ticks {
-            self.clock += 1;
-            let now = self.now();
-            for n in self.nodes.values_mut().flatten() {
-                n.tick(now);
-            }
+            self.tick_all();
             self.faults(tick);
             for c in 0..self.clients.len() {
                 if self.clients[c].busy.is_none() && self.rng.chance(60) {
                     self.issue(c);
                 }
             }
-            for _ in 0..3 {
-                self.pump();
-                self.deliver();
-            }
-            self.read_watches();
+            self.exchange();
         }
     }
 
@@ -453,16 +463,8 @@ impl Sim {
             self.watch_resume(id);
         }
         for _ in 0..400 {
-            self.clock += 1;
-            let now = self.now();
-            for n in self.nodes.values_mut().flatten() {
-                n.tick(now);
-            }
-            for _ in 0..3 {
-                self.pump();
-                self.deliver();
-            }
-            self.read_watches();
+            self.tick_all();
+            self.exchange();
             let applied: HashSet<u64> =
                 self.nodes.values().flatten().map(|n| n.applied()).collect();
             let leader = self.nodes.values().flatten().any(|n| n.is_leader());
