@@ -44,11 +44,12 @@ fuzz:
 ## make bench: the benchmarks (not part of make test); tables on stdout, JSON under
 ## target/bench/. Results go in docs/benchmarks.md.
 bench: setup
-	$(CARGO) bench -p rk8s-raftstore --bench writes
+	scripts/setup-bench.sh
+	$(CARGO) run --release --manifest-path bench/Cargo.toml --bin store-writes
 
 fmt:
 	$(CARGO) fmt --all
 
 clean:
 	$(CARGO) clean
-	rm -rf fuzz/target fuzz/corpus fuzz/artifacts
+	rm -rf fuzz/target fuzz/corpus fuzz/artifacts bench/target

@@ -1,0 +1,264 @@
+//! Store write benchmark: rk8s's store against etcd 3.4 on the same machine, same
+//! workload. Puts of 256-byte values with fsync on, 1 and 3 members on loopback,
+//! 1, 16 and 256 concurrent clients, all talking to the leader. Prints a table with the
+//! rk8s/etcd ratio per row and writes `target/bench/store-writes.json`.
+//!
+//! rk8s members run in this process (each with its own raft thread and TCP listener);
+//! etcd members are `etcd` processes (Debian `etcd-server`), driven through the
+//! `etcd-client` crate. Run with `make bench`; `BENCH_SECONDS` sets the time per row
+//! (default 5).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rk8s_raftstore::client::StoreClient;
+use rk8s_raftstore::server::{self, MemberConfig};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn free_port() -> Result<u16, Error> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Processes and directories of one cluster, removed on drop.
+struct Guard {
+    children: Vec<Child>,
+    stores: Vec<server::Store>,
+    dir: PathBuf,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for s in &self.stores {
+            s.shutdown();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Clone)]
+enum Client {
+    Rk8s(StoreClient),
+    Etcd(etcd_client::KvClient),
+}
+
+impl Client {
+    async fn put(&mut self, key: String, value: Vec<u8>) -> Result<(), Error> {
+        match self {
+            Client::Rk8s(c) => c.put(key.as_bytes(), &value).await.map(|_| ()).map_err(Into::into),
+            Client::Etcd(c) => c.put(key, value, None).await.map(|_| ()).map_err(Into::into),
+        }
+    }
+}
+
+async fn rk8s_cluster(dir: &Path, members: usize) -> Result<(Guard, Vec<Client>), Error> {
+    let first = format!("127.0.0.1:{}", free_port()?);
+    let mut guard = Guard {
+        children: Vec::new(),
+        stores: Vec::new(),
+        dir: dir.to_path_buf(),
+    };
+    guard
+        .stores
+        .push(server::start(MemberConfig::new(dir.join("m0"), first.parse()?)).await?);
+    wait_rk8s(&first, 1).await?;
+    for i in 1..members {
+        let mut cfg = MemberConfig::new(dir.join(format!("m{i}")), format!("127.0.0.1:{}", free_port()?).parse()?);
+        cfg.join = Some(first.clone());
+        guard.stores.push(server::start(cfg).await?);
+        wait_rk8s(&first, i + 1).await?;
+    }
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(Client::Rk8s(StoreClient::connect(&first).await?));
+    }
+    Ok((guard, clients))
+}
+
+async fn wait_rk8s(addr: &str, voters: usize) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(c) = StoreClient::connect(addr).await
+            && let Ok(s) = c.status().await
+            && s.leader == s.id
+            && s.voters.len() == voters
+            && s.learners.is_empty()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the rk8s cluster did not form".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn etcd_cluster(dir: &Path, members: usize) -> Result<(Guard, Vec<Client>), Error> {
+    let ports: Vec<(u16, u16)> = (0..members)
+        .map(|_| Ok::<_, Error>((free_port()?, free_port()?)))
+        .collect::<Result<_, _>>()?;
+    let initial: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer))| format!("e{i}=http://127.0.0.1:{peer}"))
+        .collect();
+    let mut guard = Guard {
+        children: Vec::new(),
+        stores: Vec::new(),
+        dir: dir.to_path_buf(),
+    };
+    std::fs::create_dir_all(dir)?;
+    for (i, (client, peer)) in ports.iter().enumerate() {
+        let log = std::fs::File::create(dir.join(format!("etcd{i}.log")))?;
+        let child = Command::new("etcd")
+            .args(["--name", &format!("e{i}")])
+            .arg("--data-dir")
+            .arg(dir.join(format!("e{i}")))
+            .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
+            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-cluster", &initial.join(",")])
+            .args(["--initial-cluster-state", "new", "--initial-cluster-token", "rk8s-bench"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start etcd (Debian package etcd-server): {e}"))?;
+        guard.children.push(child);
+    }
+    // Find the leader, and talk only to it (as rk8s clients do).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let mut found = None;
+        for (client, _) in &ports {
+            let endpoint = format!("http://127.0.0.1:{client}");
+            if let Ok(mut c) = etcd_client::Client::connect([endpoint.as_str()], None).await
+                && let Ok(s) = c.status().await
+                && s.header().is_some_and(|h| h.member_id() == s.leader())
+            {
+                found = Some(endpoint);
+            }
+        }
+        if let Some(l) = found {
+            break l;
+        }
+        if Instant::now() > deadline {
+            return Err("the etcd cluster did not elect a leader".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let c = etcd_client::Client::connect([leader.as_str()], None).await?;
+        clients.push(Client::Etcd(c.kv_client()));
+    }
+    Ok((guard, clients))
+}
+
+struct Row {
+    writes: usize,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn load(clients: &[Client], concurrency: usize, seconds: f64) -> Result<Row, Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let mut client = clients[c % clients.len()].clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let value = vec![b'x'; 256];
+            let mut latencies = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                client.put(format!("/bench/{c}/{i}"), value.clone()).await?;
+                latencies.push(t.elapsed().as_micros() as u64);
+                i += 1;
+            }
+            Ok::<_, Error>(latencies)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
+        all.get(i).copied().unwrap_or(0) as f64 / 1000.0
+    };
+    Ok(Row {
+        writes: all.len(),
+        per_second: all.len() as f64 / elapsed,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+    })
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Error> {
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    let tmp = out.join("tmp");
+    println!(
+        "{:>7} {:>11} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>10}",
+        "members", "concurrency", "rk8s w/s", "p50 ms", "p99 ms", "etcd w/s", "p50 ms", "p99 ms", "rk8s/etcd"
+    );
+    let mut rows = Vec::new();
+    for members in [1usize, 3] {
+        for concurrency in [1usize, 16, 256] {
+            let rk8s = {
+                let (_guard, clients) = rk8s_cluster(&tmp.join(format!("rk8s-{members}-{concurrency}")), members).await?;
+                load(&clients, concurrency, seconds).await?
+            };
+            let etcd = {
+                let (_guard, clients) = etcd_cluster(&tmp.join(format!("etcd-{members}-{concurrency}")), members).await?;
+                load(&clients, concurrency, seconds).await?
+            };
+            let ratio = rk8s.per_second / etcd.per_second.max(f64::MIN_POSITIVE);
+            println!(
+                "{members:>7} {concurrency:>11} | {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>9.2}x",
+                rk8s.per_second, rk8s.p50_ms, rk8s.p99_ms, etcd.per_second, etcd.p50_ms, etcd.p99_ms, ratio
+            );
+            rows.push(serde_json::json!({
+                "members": members,
+                "concurrency": concurrency,
+                "rk8s": {"writes": rk8s.writes, "writes_per_second": rk8s.per_second, "p50_ms": rk8s.p50_ms, "p99_ms": rk8s.p99_ms},
+                "etcd": {"writes": etcd.writes, "writes_per_second": etcd.per_second, "p50_ms": etcd.p50_ms, "p99_ms": etcd.p99_ms},
+                "ratio": ratio,
+            }));
+        }
+    }
+    std::fs::create_dir_all(&out)?;
+    let path = out.join("store-writes.json");
+    let json = serde_json::json!({
+        "benchmark": "store-writes",
+        "value_bytes": 256,
+        "fsync": true,
+        "seconds_per_row": seconds,
+        "etcd_version": "3.4 (Debian etcd-server)",
+        "rows": rows,
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
