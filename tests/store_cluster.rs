@@ -178,6 +178,7 @@ async fn the_store_survives_the_leader_being_killed() {
         }
     }
     let leader = leader.expect("the leader answers");
+    let applied_at_kill = status(&addrs[leader]).await.unwrap().applied;
     cluster.kill(leader);
     let survivors: Vec<String> = addrs
         .iter()

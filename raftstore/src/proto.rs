@@ -410,6 +410,9 @@ pub struct StatusResponse {
     /// Every member's address, as recorded in the store.
     #[prost(message, repeated, tag = "8")]
     pub addresses: Vec<JoinRequest>,
+    /// The log index of this member's latest snapshot.
+    #[prost(uint64, tag = "9")]
+    pub snapshot_index: u64,
 }
 
 /// A request from a client (or a joining member) to a member.

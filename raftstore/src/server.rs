@@ -460,6 +460,7 @@ fn drive(
                         leader: l.leader.unwrap_or(0),
                         term: l.term,
                         applied: node.applied(),
+                        snapshot_index: node.snapshot_index(),
                         revision: node.state_machine().mvcc.revision(),
                         voters,
                         learners,
