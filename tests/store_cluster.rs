@@ -210,12 +210,19 @@ async fn the_store_survives_the_leader_being_killed() {
     cluster.spawn(leader, None);
     let revision = status(&survivors[0]).await.unwrap().revision;
     let killed = addrs[leader].clone();
-    wait_for(
+    let caught_up = wait_for(
         "the restarted member to catch up",
         Duration::from_secs(30),
         async || status(&killed).await.filter(|s| s.revision >= revision),
     )
     .await;
+    // It holds a snapshot newer than what it had when killed: the others compacted the
+    // log it missed (200-entry snapshots during 600 writes), so it came from the leader.
+    assert!(
+        caught_up.snapshot_index > applied_at_kill,
+        "expected a snapshot past index {applied_at_kill}, got {}",
+        caught_up.snapshot_index
+    );
 
     // No acknowledged write is lost, on any member (read locally on each).
     for addr in &addrs {
