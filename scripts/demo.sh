@@ -6,10 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RK8SCTL=$PWD/target/release/rk8sctl
+SERVER=$PWD/target/release/rk8s-server
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 step "1. Every example manifest decodes, defaults and validates (rk8sctl validate -f examples/)"
 "$RK8SCTL" validate -f examples/
@@ -49,12 +57,57 @@ if (cd "$tmp" && "$RK8SCTL" validate -f broken.yaml); then
   exit 1
 fi
 
+step "4. The store that replaces etcd: three rk8s-server members, then the leader is killed"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+eps=("127.0.0.1:$(free_port)" "127.0.0.1:$(free_port)" "127.0.0.1:$(free_port)")
+start_member() { # index [join-endpoint]
+  local args=(--data-dir "$tmp/member$1" --peer-listen "${eps[$1]}")
+  [ $# -gt 1 ] && args+=(--join "$2")
+  RUST_LOG=warn "$SERVER" "${args[@]}" 2>>"$tmp/member$1.log" &
+  pids[$1]=$!
+}
+wait_until() { # seconds command...
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { echo "demo: timed out waiting for: $*" >&2; return 1; }
+    sleep 0.3
+  done
+}
+voters() { "$SERVER" member status --endpoint "$1" 2>/dev/null | grep -c ' voter ' ; }
+has_voters() { [ "$(voters "$1")" = "$2" ]; }
+start_member 0
+wait_until 20 has_voters "${eps[0]}" 1
+start_member 1 "${eps[0]}"
+start_member 2 "${eps[0]}"
+wait_until 30 has_voters "${eps[0]}" 3
+"$SERVER" member status --endpoint "${eps[0]}" | sed 's/^/   /'
+leader_id=$("$SERVER" member status --endpoint "${eps[0]}" | awk '/^leader/ {print $2}')
+for i in 0 1 2; do
+  if "$SERVER" member status --endpoint "${eps[$i]}" | grep -q "^member *$leader_id\$"; then leader=$i; fi
+done
+echo
+echo "   kill -9 the leader (member $leader_id, pid ${pids[$leader]}) ..."
+{ kill -9 "${pids[$leader]}"; wait "${pids[$leader]}"; } 2>/dev/null || true
+survivor=$(( (leader + 1) % 3 ))
+new_leader() { local l; l=$("$SERVER" member status --endpoint "${eps[$survivor]}" | awk '/^leader/ {print $2}'); [ "$l" != none ] && [ "$l" != "$leader_id" ]; }
+wait_until 30 new_leader
+"$SERVER" member status --endpoint "${eps[$survivor]}" | sed 's/^/   /'
+echo "   a new leader was elected by the two survivors; restarting the killed member ..."
+start_member "$leader"
+knows_leader() { "$SERVER" member status --endpoint "${eps[$leader]}" | grep -q '^leader *[0-9]'; }
+wait_until 30 knows_leader
+"$SERVER" member status --endpoint "${eps[$leader]}" | sed -n '1,2p' | sed 's/^/   /'
+
 step "Next"
 cat <<TEXT
    rk8sctl validate -f FILE|DIR|-      check manifests, Compose files and single-container files
    rk8sctl validate -f FILE -o yaml    print objects as the API server would store them
    make test                           run everything CI runs
 
-   The cluster itself (rk8s-server with its Raft store, rk8s-node, and the
-   apply/get/scale commands) is being built next: see "Status" in README.md.
+   rk8s-server --data-dir DIR --peer-listen HOST:PORT [--join HOST:PORT]
+                                       run a store member (rk8s-server member status|remove)
+
+   The API server on the store, rk8s-node and the apply/get/scale commands are
+   being built next: see "Status" in README.md. Everything this demo started has
+   been stopped and removed.
 TEXT

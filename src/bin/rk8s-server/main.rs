@@ -1,36 +1,28 @@
 //! `rk8s-server`: the control plane. Today it runs a member of the embedded,
-//! Raft-replicated store; the API server, scheduler and controllers join it as they
-//! land.
+//! Raft-replicated store (and manages store membership); the API server, scheduler
+//! and controllers join it as they land.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+mod commands;
+
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::Parser;
-use rk8s_raftstore::server::{self, MemberConfig};
-use tokio::signal::unix::{SignalKind, signal};
+use clap::{Parser, Subcommand};
 
-/// Run an rk8s control-plane member.
+/// Run an rk8s control-plane member, or manage the members.
 #[derive(Parser)]
 #[command(name = "rk8s-server", version, about)]
-struct Args {
-    /// Where the store's log and snapshots live.
-    #[arg(long, default_value = "/var/lib/rk8s")]
-    data_dir: PathBuf,
-    /// Address for peers and store clients.
-    #[arg(long, default_value = "127.0.0.1:2380")]
-    peer_listen: SocketAddr,
-    /// Address peers should use to reach this member (default: --peer-listen).
-    #[arg(long)]
-    advertise: Option<String>,
-    /// Join an existing cluster through this member (`host:port`); only used the first
-    /// time, when the data directory is new.
-    #[arg(long)]
-    join: Option<String>,
-    /// Log entries between store snapshots.
-    #[arg(long, default_value_t = 10_000)]
-    snapshot_entries: u64,
+struct Cli {
+    #[command(flatten)]
+    run: commands::run::Args,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Store membership: status of a member, removal of a member.
+    #[command(subcommand)]
+    Member(commands::member::Command),
 }
 
 fn main() -> ExitCode {
@@ -41,7 +33,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -49,31 +41,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(async {
+        match cli.command {
+            None => commands::run::run(cli.run).await,
+            Some(Command::Member(c)) => commands::member::run(c).await,
+        }
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run(args: Args) -> anyhow::Result<()> {
-    let mut cfg = MemberConfig::new(&args.data_dir, args.peer_listen);
-    cfg.advertise = args.advertise;
-    cfg.join = args.join;
-    cfg.snapshot_entries = args.snapshot_entries;
-    let store = server::start(cfg)
-        .await
-        .context("failed to start the store member")?;
-    let mut term = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down");
-    store.shutdown();
-    // Give the raft thread a moment to finish its batch.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    Ok(())
 }

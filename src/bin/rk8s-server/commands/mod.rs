@@ -1,0 +1,4 @@
+//! One module per `rk8s-server` verb.
+
+pub mod member;
+pub mod run;
