@@ -226,11 +226,25 @@ impl RaftLog {
         Ok(())
     }
 
-    /// Records the commit index (raft-rs reports it after `advance`).
+    /// Records the commit index (raft-rs reports it after `advance`). Written without
+    /// fsync: a commit index lost in a crash is learned again from the leader, and it
+    /// never falls below the snapshot the member restarts from; syncing it would cost a
+    /// second fsync per ready.
     pub fn set_commit(&mut self, commit: u64) -> Result<(), LogError> {
-        let mut hs = self.hard_state.clone();
-        hs.commit = commit;
-        self.persist(&[], Some(&hs))
+        self.hard_state.commit = commit;
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        let err = |e| LogError::Engine {
+            dir: disk.dir.display().to_string(),
+            source: e,
+        };
+        let mut batch = LogBatch::default();
+        batch
+            .put_message(GROUP, HARD_STATE_KEY.to_vec(), &self.hard_state)
+            .map_err(err)?;
+        disk.engine.write(&mut batch, false).map_err(err)?;
+        Ok(())
     }
 
     /// Records a membership change applied at `index`.
