@@ -389,15 +389,26 @@ impl RaftNode {
     /// Handles everything raft has ready; returns the messages to send to peers.
     pub fn process_ready(&mut self, now: Instant) -> Result<Vec<Message>> {
         let mut out = Vec::new();
+        self.process_ready_sending(now, &mut |msgs| out.extend(msgs))?;
+        Ok(out)
+    }
+
+    /// Like [`RaftNode::process_ready`], but hands messages to `send` as soon as they
+    /// may go: the leader's appends before its own fsync, so that followers persist in
+    /// parallel with it (raft-rs' rule for `Ready::messages`).
+    pub fn process_ready_sending(&mut self, now: Instant, send: &mut dyn FnMut(Vec<Message>)) -> Result<()> {
+        let mut out = Vec::new();
         if !self.raw.has_ready() {
-            return Ok(out);
+            return Ok(());
         }
         let mut ready = self.raw.ready();
         if let Some(ss) = ready.ss() {
             self.on_soft_state(ss.leader_id, ss.raft_state, now);
         }
-        // The leader may send before persisting (raft-rs' rule for `messages`).
-        out.extend(ready.take_messages());
+        let early = ready.take_messages();
+        if !early.is_empty() {
+            send(early);
+        }
         if !ready.snapshot().is_empty() {
             self.apply_snapshot(ready.snapshot().clone())?;
         }
@@ -430,7 +441,10 @@ impl RaftNode {
         if term != self.leadership.term {
             self.leadership.term = term;
         }
-        Ok(out)
+        if !out.is_empty() {
+            send(out);
+        }
+        Ok(())
     }
 
     fn on_soft_state(&mut self, leader_id: u64, role: StateRole, now: Instant) {

@@ -488,30 +488,28 @@ fn drive(
                 leader_duties(&mut node, &mut promoting, &mut registering, &self_addr);
             }
         }
-        let msgs = match node.process_ready(now) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(member = id, "stopping: {e}");
-                break;
-            }
-        };
-        if !msgs.is_empty() {
-            // What the store records wins over what the join answer said.
-            addresses = seed_addresses.clone();
-            addresses.extend(member_addresses(&node));
-        }
-        for m in msgs {
-            let Some(addr) = addresses.get(&m.to) else {
-                tracing::debug!(member = id, "no address for member {} yet", m.to);
-                continue;
-            };
-            match m.write_to_bytes() {
-                Ok(bytes) => {
-                    let _ = out.send((m.to, addr.clone(), bytes));
+        let result = node.process_ready_sending(now, &mut |msgs| {
+            for m in msgs {
+                let Some(addr) = addresses.get(&m.to) else {
+                    tracing::debug!(member = id, "no address for member {} yet", m.to);
+                    continue;
+                };
+                match m.write_to_bytes() {
+                    Ok(bytes) => {
+                        let _ = out.send((m.to, addr.clone(), bytes));
+                    }
+                    Err(e) => tracing::warn!("cannot encode a raft message: {e}"),
                 }
-                Err(e) => tracing::warn!("cannot encode a raft message: {e}"),
             }
+        });
+        if let Err(e) = result {
+            tracing::error!(member = id, "stopping: {e}");
+            break;
         }
+        // Peer addresses come from the store itself (what it records wins over what
+        // the join answer said).
+        addresses = seed_addresses.clone();
+        addresses.extend(member_addresses(&node));
         for change in node.take_leadership_changes() {
             tracing::info!(member = id, leader = ?change.leader, term = change.term, "leadership changed");
             let _ = leadership.send(change);
