@@ -396,7 +396,11 @@ impl RaftNode {
     /// Like [`RaftNode::process_ready`], but hands messages to `send` as soon as they
     /// may go: the leader's appends before its own fsync, so that followers persist in
     /// parallel with it (raft-rs' rule for `Ready::messages`).
-    pub fn process_ready_sending(&mut self, now: Instant, send: &mut dyn FnMut(Vec<Message>)) -> Result<()> {
+    pub fn process_ready_sending(
+        &mut self,
+        now: Instant,
+        send: &mut dyn FnMut(Vec<Message>),
+    ) -> Result<()> {
         let mut out = Vec::new();
         if !self.raw.has_ready() {
             return Ok(());
