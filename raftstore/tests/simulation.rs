@@ -184,13 +184,25 @@ impl Sim {
         }
     }
 
-    fn issue(&mut self, client: usize) {
-        let live: Vec<u64> = self
-            .nodes
+    /// The ids of the members that are running (`true`) or crashed (`false`).
+    fn member_ids(&self, running: bool) -> Vec<u64> {
+        self.nodes
             .iter()
-            .filter(|(_, n)| n.is_some())
+            .filter(|(_, n)| n.is_some() == running)
             .map(|(id, _)| *id)
-            .collect();
+            .collect()
+    }
+
+    /// Restarts a crashed member from its on-disk log and resumes its watch.
+    fn restart(&mut self, id: u64) {
+        let voters: Vec<u64> = self.nodes.keys().copied().collect();
+        let node = self.open(id, &voters);
+        self.nodes.insert(id, Some(node));
+        self.watch_resume(id);
+    }
+
+    fn issue(&mut self, client: usize) {
+        let live = self.member_ids(true);
         let member = live[self.rng.below(live.len() as u64) as usize];
         let key = self.rng.below(KEYS);
         self.next_value += 1;
@@ -404,12 +416,7 @@ impl Sim {
                         }
                     }
                 }
-                Some(None) => {
-                    let voters: Vec<u64> = self.nodes.keys().copied().collect();
-                    let node = self.open(id, &voters);
-                    self.nodes.insert(id, Some(node));
-                    self.watch_resume(id);
-                }
+                Some(None) => self.restart(id),
                 _ => {}
             }
         }
@@ -450,17 +457,8 @@ impl Sim {
     fn heal(&mut self) {
         self.isolated.clear();
         self.drop_percent = 0;
-        let ids: Vec<u64> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            let voters: Vec<u64> = self.nodes.keys().copied().collect();
-            let node = self.open(id, &voters);
-            self.nodes.insert(id, Some(node));
-            self.watch_resume(id);
+        for id in self.member_ids(false) {
+            self.restart(id);
         }
         for _ in 0..400 {
             self.tick_all();
