@@ -110,10 +110,18 @@ pub struct RaftNode {
     snapshot_wanted: bool,
 }
 
-/// Proposal ids carry the proposer's id in their top 16 bits, so a member recognises
-/// its own proposals when they are applied.
+/// Proposal and read ids carry the proposer's id in their top 16 bits, so a member
+/// recognises its own proposals when they are applied.
 fn request_id(node: u64, seq: u64) -> u64 {
     (node << 48) | (seq & ((1 << 48) - 1))
+}
+
+/// The members a batch of messages sends snapshots to.
+fn snapshot_targets(msgs: &[Message]) -> Vec<u64> {
+    msgs.iter()
+        .filter(|m| m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot)
+        .map(|m| m.to)
+        .collect()
 }
 
 fn id_bytes(id: u64) -> Vec<u8> {
@@ -151,6 +159,13 @@ impl RaftNode {
             ..Default::default()
         };
         raft_cfg.validate().map_err(unavailable)?;
+        // Ids must not repeat across restarts: a proposal or ReadIndex answer of the
+        // previous run, still in flight, must never match a request of this one. Each
+        // run starts its sequence at a random point of the 48-bit space.
+        let seq = {
+            use std::hash::{BuildHasher, RandomState};
+            RandomState::new().hash_one((cfg.id, Instant::now())) & ((1 << 47) - 1)
+        };
         let raw = RawNode::new(&raft_cfg, log, &crate::logger::raft_logger(cfg.id))
             .map_err(unavailable)?;
         Ok(RaftNode {
@@ -160,7 +175,7 @@ impl RaftNode {
             clock: LeaseClock::default(),
             cfg,
             ticks: 0,
-            seq: 0,
+            seq,
             proposals: HashMap::new(),
             reads: HashMap::new(),
             revoking: HashSet::new(),
@@ -410,6 +425,7 @@ impl RaftNode {
             self.on_soft_state(ss.leader_id, ss.raft_state, now);
         }
         let early = ready.take_messages();
+        let snapshots_to = snapshot_targets(&early);
         if !early.is_empty() {
             send(early);
         }
@@ -445,8 +461,17 @@ impl RaftNode {
         if term != self.leadership.term {
             self.leadership.term = term;
         }
+        let mut snapshots_to = snapshots_to;
+        snapshots_to.extend(snapshot_targets(&out));
         if !out.is_empty() {
             send(out);
+        }
+        // Snapshots go out best-effort, like every message: report them sent, so that a
+        // lost one is sent again (raft-rs otherwise keeps that follower paused waiting
+        // for it forever). A follower that missed it rejects the next append, and the
+        // leader sends a fresh snapshot.
+        for to in snapshots_to {
+            self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
         }
         Ok(())
     }

@@ -485,9 +485,17 @@ impl Sim {
             .flatten()
             .map(|n| n.state_machine().snapshot())
             .collect();
+        let views: Vec<(u64, u64, i64)> = self
+            .nodes
+            .iter()
+            .filter_map(|(id, n)| {
+                n.as_ref()
+                    .map(|n| (*id, n.applied(), n.state_machine().mvcc.revision()))
+            })
+            .collect();
         assert!(
             states.windows(2).all(|w| w[0] == w[1]),
-            "seed {seed}: members disagree after healing"
+            "seed {seed}: members disagree after healing (member, applied, revision): {views:?}"
         );
         // 2. Linearizability. Values are unique, and no history is compacted here, so
         // whether a write without an answer happened can be read off the committed
