@@ -83,14 +83,6 @@ impl FieldPath {
         &self.0
     }
 
-    /// The parent path (the root's parent is the root).
-    #[must_use]
-    pub fn parent(&self) -> Self {
-        let mut p = self.clone();
-        p.0.pop();
-        p
-    }
-
     /// Whether this is the root path.
     pub fn is_root(&self) -> bool {
         self.0.is_empty()

@@ -168,11 +168,4 @@ impl LeaseClock {
         }
         out
     }
-
-    /// Seconds left on a lease, if the clock runs for it.
-    pub fn remaining(&self, id: i64, now: Instant) -> Option<Duration> {
-        self.deadlines
-            .get(&id)
-            .map(|d| d.saturating_duration_since(now))
-    }
 }

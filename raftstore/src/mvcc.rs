@@ -101,19 +101,6 @@ impl Mvcc {
         self.compact_revision
     }
 
-    /// Number of live keys.
-    pub fn len(&self) -> usize {
-        self.keys
-            .values()
-            .filter(|h| h.last().is_some_and(|r| r.kv.is_some()))
-            .count()
-    }
-
-    /// Whether no key is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The key's current value.
     pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
         self.keys.get(key)?.last()?.kv.as_ref()

@@ -366,11 +366,6 @@ impl RaftNode {
             .ok_or(Error::LeaseNotFound(id))
     }
 
-    /// Seconds left on a lease (leader only).
-    pub fn lease_time_to_live(&self, id: i64, now: Instant) -> Option<std::time::Duration> {
-        self.clock.remaining(id, now)
-    }
-
     /// Proposes a membership change: add `id` as a learner (it receives the log but
     /// does not vote), promote a learner to voter, or remove a member.
     pub fn change_membership(&mut self, id: u64, change: MembershipChange, reply: Reply) {

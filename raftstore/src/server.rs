@@ -272,26 +272,7 @@ impl Store {
 
     /// Every member's recorded address.
     pub async fn member_addresses(&self) -> Result<Vec<JoinRequest>> {
-        let prefix = MEMBERS_PREFIX.as_bytes();
-        let req = RangeRequest {
-            key: prefix.to_vec(),
-            range_end: crate::prefix_end(prefix),
-            ..Default::default()
-        };
-        let resp = self.range(req, false).await?;
-        Ok(resp
-            .kvs
-            .into_iter()
-            .filter_map(|kv| {
-                let id = String::from_utf8_lossy(&kv.key[prefix.len()..])
-                    .parse()
-                    .ok()?;
-                Some(JoinRequest {
-                    id,
-                    address: String::from_utf8_lossy(&kv.value).into_owned(),
-                })
-            })
-            .collect())
+        self.status().await.map(|s| s.addresses)
     }
 
     /// This member's view of the cluster.
@@ -464,10 +445,7 @@ fn drive(
                         revision: node.state_machine().mvcc.revision(),
                         voters,
                         learners,
-                        addresses: member_addresses(&node)
-                            .into_iter()
-                            .map(|(id, address)| JoinRequest { id, address })
-                            .collect(),
+                        addresses: member_addresses(&node),
                     });
                 }
                 Request::Raft(m) => node.step(*m),
@@ -478,7 +456,9 @@ fn drive(
             break;
         }
         let now = Instant::now();
+        let mut refresh_addresses = false;
         if now >= next_tick {
+            refresh_addresses = true;
             node.tick(now);
             next_tick += tick;
             if next_tick < now {
@@ -492,6 +472,7 @@ fn drive(
             for m in msgs {
                 let Some(addr) = addresses.get(&m.to) else {
                     tracing::debug!(member = id, "no address for member {} yet", m.to);
+                    refresh_addresses = true;
                     continue;
                 };
                 match m.write_to_bytes() {
@@ -507,9 +488,16 @@ fn drive(
             break;
         }
         // Peer addresses come from the store itself (what it records wins over what
-        // the join answer said).
-        addresses = seed_addresses.clone();
-        addresses.extend(member_addresses(&node));
+        // the join answer said). They change rarely: re-read them once a tick, or at
+        // once when a message had nowhere to go — not on every write.
+        if refresh_addresses {
+            addresses = seed_addresses.clone();
+            addresses.extend(
+                member_addresses(&node)
+                    .into_iter()
+                    .map(|a| (a.id, a.address)),
+            );
+        }
         for change in node.take_leadership_changes() {
             tracing::info!(member = id, leader = ?change.leader, term = change.term, "leadership changed");
             let _ = leadership.send(change);
@@ -518,25 +506,31 @@ fn drive(
     tracing::info!(member = id, "raft thread stopped");
 }
 
-fn member_addresses(node: &RaftNode) -> HashMap<u64, String> {
+/// The member addresses recorded in the store (`/rk8s/members/<id>`).
+fn member_addresses(node: &RaftNode) -> Vec<JoinRequest> {
     let prefix = MEMBERS_PREFIX.as_bytes();
     let req = RangeRequest {
         key: prefix.to_vec(),
         range_end: crate::prefix_end(prefix),
         ..Default::default()
     };
-    let mut out = HashMap::new();
-    if let Ok(resp) = node.state_machine().mvcc.range(&req) {
-        for kv in resp.kvs {
+    let kvs = node
+        .state_machine()
+        .mvcc
+        .range(&req)
+        .map(|r| r.kvs)
+        .unwrap_or_default();
+    kvs.into_iter()
+        .filter_map(|kv| {
             let id = String::from_utf8_lossy(&kv.key[prefix.len()..])
                 .parse()
-                .ok();
-            if let Some(id) = id {
-                out.insert(id, String::from_utf8_lossy(&kv.value).into_owned());
-            }
-        }
-    }
-    out
+                .ok()?;
+            Some(JoinRequest {
+                id,
+                address: String::from_utf8_lossy(&kv.value).into_owned(),
+            })
+        })
+        .collect()
 }
 
 /// What only the leader does: record its own address, promote learners that caught up.

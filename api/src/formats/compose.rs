@@ -5,7 +5,7 @@
 //! Anything else is refused with its file:line and the list of supported keys, rather
 //! than silently ignored. `version` is accepted and ignored, as the specification says.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde::Deserialize;
@@ -757,28 +757,6 @@ pub fn decode_compose(file: &str, text: &str) -> Result<ComposeFile, Vec<Diagnos
     } else {
         Err(diags)
     }
-}
-
-/// The keys of a service that rk8s supports, for help texts.
-pub fn supported_service_keys() -> BTreeSet<&'static str> {
-    [
-        "image",
-        "container_name",
-        "command",
-        "entrypoint",
-        "environment",
-        "ports",
-        "volumes",
-        "networks",
-        "depends_on",
-        "working_dir",
-        "user",
-        "hostname",
-        "restart",
-        "labels",
-    ]
-    .into_iter()
-    .collect()
 }
 
 #[cfg(test)]

@@ -28,11 +28,7 @@ pub(super) fn hpa(errs: &mut Errors, hpa: &HorizontalPodAutoscaler) {
         errs.required(&target.key("name"));
     }
     let min = spec.min_replicas.unwrap_or(1);
-    errs.at_least(
-        &path.key("minReplicas"),
-        spec.min_replicas.map(i64::from),
-        1,
-    );
+    errs.at_least(&path.key("minReplicas"), spec.min_replicas, 1);
     if spec.max_replicas < 1 {
         errs.invalid(
             &path.key("maxReplicas"),
@@ -199,7 +195,7 @@ fn target(errs: &mut Errors, path: &FieldPath, t: &MetricTarget, types: &[&str])
 fn rules(errs: &mut Errors, path: &FieldPath, r: &HPAScalingRules) {
     errs.in_range(
         &path.key("stabilizationWindowSeconds"),
-        r.stabilization_window_seconds.map(i64::from),
+        r.stabilization_window_seconds,
         0,
         3600,
     );
@@ -220,12 +216,7 @@ fn rules(errs: &mut Errors, path: &FieldPath, r: &HPAScalingRules) {
                 if p.value <= 0 {
                     errs.invalid(&pp.key("value"), p.value, "must be greater than zero");
                 }
-                errs.in_range(
-                    &pp.key("periodSeconds"),
-                    Some(p.period_seconds.into()),
-                    1,
-                    1800,
-                );
+                errs.in_range(&pp.key("periodSeconds"), Some(p.period_seconds), 1, 1800);
             }
         }
         None => {}

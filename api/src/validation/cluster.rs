@@ -81,14 +81,10 @@ pub(super) fn lease(errs: &mut Errors, l: &Lease) {
     let path = FieldPath::root().key("spec");
     errs.at_least(
         &path.key("leaseDurationSeconds"),
-        spec.lease_duration_seconds.map(i64::from),
+        spec.lease_duration_seconds,
         1,
     );
-    errs.at_least(
-        &path.key("leaseTransitions"),
-        spec.lease_transitions.map(i64::from),
-        0,
-    );
+    errs.at_least(&path.key("leaseTransitions"), spec.lease_transitions, 0);
 }
 
 pub(super) fn runtime_class(errs: &mut Errors, rc: &RuntimeClass) {

@@ -154,16 +154,22 @@ impl Errors {
         }
     }
 
-    pub(crate) fn at_least(&mut self, path: &FieldPath, value: Option<i64>, min: i64) {
-        if let Some(v) = value
+    pub(crate) fn at_least(&mut self, path: &FieldPath, value: Option<impl Into<i64>>, min: i64) {
+        if let Some(v) = value.map(Into::into)
             && v < min
         {
             self.invalid(path, v, format!("must be greater than or equal to {min}"));
         }
     }
 
-    pub(crate) fn in_range(&mut self, path: &FieldPath, value: Option<i64>, min: i64, max: i64) {
-        if let Some(v) = value
+    pub(crate) fn in_range(
+        &mut self,
+        path: &FieldPath,
+        value: Option<impl Into<i64>>,
+        min: i64,
+        max: i64,
+    ) {
+        if let Some(v) = value.map(Into::into)
             && !(min..=max).contains(&v)
         {
             self.invalid(
@@ -176,7 +182,7 @@ impl Errors {
 
     /// A port number: 1–65535.
     pub(crate) fn port(&mut self, path: &FieldPath, port: i32) {
-        self.in_range(path, Some(port.into()), 1, 65535);
+        self.in_range(path, Some(port), 1, 65535);
     }
 
     /// A port given by number (1–65535) or by name (an IANA service name).

@@ -363,7 +363,7 @@ fn probe(errs: &mut Errors, path: &FieldPath, probe: &Probe, must_succeed_once: 
     if let Some(g) = &probe.grpc {
         errs.port(&path.key("grpc").key("port"), g.port);
     }
-    let num = |v: Option<i32>| v.map(i64::from);
+    let num = |v: Option<i32>| v;
     errs.at_least(
         &path.key("initialDelaySeconds"),
         num(probe.initial_delay_seconds),

@@ -77,12 +77,8 @@ pub(super) fn replica_set(errs: &mut Errors, rs: &ReplicaSet) {
     let Some(spec) = &rs.spec else {
         return errs.required(&path);
     };
-    errs.at_least(&path.key("replicas"), spec.replicas.map(i64::from), 0);
-    errs.at_least(
-        &path.key("minReadySeconds"),
-        spec.min_ready_seconds.map(i64::from),
-        0,
-    );
+    errs.at_least(&path.key("replicas"), spec.replicas, 0);
+    errs.at_least(&path.key("minReadySeconds"), spec.min_ready_seconds, 0);
     selector_and_template(
         errs,
         &path,
@@ -127,15 +123,11 @@ pub(super) fn deployment(errs: &mut Errors, d: &Deployment) {
     let Some(spec) = &d.spec else {
         return errs.required(&path);
     };
-    errs.at_least(&path.key("replicas"), spec.replicas.map(i64::from), 0);
-    errs.at_least(
-        &path.key("minReadySeconds"),
-        spec.min_ready_seconds.map(i64::from),
-        0,
-    );
+    errs.at_least(&path.key("replicas"), spec.replicas, 0);
+    errs.at_least(&path.key("minReadySeconds"), spec.min_ready_seconds, 0);
     errs.at_least(
         &path.key("revisionHistoryLimit"),
-        spec.revision_history_limit.map(i64::from),
+        spec.revision_history_limit,
         0,
     );
     if let Some(deadline) = spec.progress_deadline_seconds {
@@ -192,13 +184,9 @@ pub(super) fn job(errs: &mut Errors, j: &Job) {
     let Some(spec) = &j.spec else {
         return errs.required(&path);
     };
-    errs.at_least(&path.key("parallelism"), spec.parallelism.map(i64::from), 0);
-    errs.at_least(&path.key("completions"), spec.completions.map(i64::from), 0);
-    errs.at_least(
-        &path.key("backoffLimit"),
-        spec.backoff_limit.map(i64::from),
-        0,
-    );
+    errs.at_least(&path.key("parallelism"), spec.parallelism, 0);
+    errs.at_least(&path.key("completions"), spec.completions, 0);
+    errs.at_least(&path.key("backoffLimit"), spec.backoff_limit, 0);
     errs.at_least(
         &path.key("activeDeadlineSeconds"),
         spec.active_deadline_seconds,
@@ -206,7 +194,7 @@ pub(super) fn job(errs: &mut Errors, j: &Job) {
     );
     errs.at_least(
         &path.key("ttlSecondsAfterFinished"),
-        spec.ttl_seconds_after_finished.map(i64::from),
+        spec.ttl_seconds_after_finished,
         0,
     );
     let mode = spec.completion_mode.as_deref().unwrap_or("NonIndexed");
