@@ -116,6 +116,13 @@ macro_rules! kinds {
             vec![$(ObjectKind::of::<$ty>()),*]
         }
 
+        /// The JSON schema of every kind (from `k8s-openapi`, named as Kubernetes'
+        /// OpenAPI names them: `io.k8s.api.core.v1.Pod`), as references into the
+        /// generator's definitions, where the schemas themselves land.
+        pub fn schemas(generator: &mut schemars::SchemaGenerator) -> Vec<(ObjectKind, schemars::Schema)> {
+            vec![$((ObjectKind::of::<$ty>(), generator.subschema_for::<$ty>())),*]
+        }
+
         impl AnyObject {
             /// The descriptor of this object's kind.
             pub fn kind(&self) -> ObjectKind {

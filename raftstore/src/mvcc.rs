@@ -137,7 +137,10 @@ impl Mvcc {
     }
 
     fn range_at(&self, req: &RangeRequest, revision: i64) -> RangeResponse {
-        let mut resp = RangeResponse::default();
+        let mut resp = RangeResponse {
+            revision,
+            ..RangeResponse::default()
+        };
         let limit = usize::try_from(req.limit).ok().filter(|l| *l > 0);
         for (_, history) in self.keys.range::<[u8], _>(bounds(&req.key, &req.range_end)) {
             let Some(kv) = Self::at(history, revision) else {

@@ -114,6 +114,10 @@ pub struct RangeResponse {
     /// Whether `limit` left keys out.
     #[prost(bool, tag = "3")]
     pub more: bool,
+    /// The revision the range was read at (etcd's header revision): a watch from the
+    /// next revision continues it without a gap.
+    #[prost(int64, tag = "4")]
+    pub revision: i64,
 }
 
 /// Writes a key.

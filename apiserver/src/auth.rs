@@ -1,0 +1,282 @@
+//! Who is asking, and what they may do.
+//!
+//! Every request carries a bearer token. The store keeps, per token, only its SHA-256
+//! (under `/rk8s/tokens/<hex>`, outside the `/registry` objects the API serves) and
+//! what it stands for: the admin, one node, or a bootstrap token that may only
+//! register a node. Authorization follows Kubernetes' Node authorizer: a node reads
+//! what it needs and writes only its own Node and Lease, the status of pods bound to
+//! it, and events.
+
+use rk8s_raftstore::proto::RangeRequest;
+use rk8s_raftstore::server::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::request::{ResourceRequest, Verb};
+use crate::status::{ApiError, ApiResult};
+
+/// Where token records live in the store.
+pub const TOKENS_PREFIX: &str = "/rk8s/tokens/";
+
+/// The namespace of node heartbeat leases.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+
+/// What a token stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    /// Who the token authenticates.
+    pub identity: Identity,
+    /// When the token stops working (never if unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<jiff::Timestamp>,
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "camelCase")]
+pub enum Identity {
+    /// May do everything.
+    Admin,
+    /// A node agent, by node name.
+    Node(String),
+    /// A bootstrap token, by token id: may only register a node.
+    Bootstrap(String),
+}
+
+impl Identity {
+    /// The user name Kubernetes would give this caller.
+    pub fn user(&self) -> String {
+        match self {
+            Identity::Admin => "admin".to_string(),
+            Identity::Node(n) => format!("system:node:{n}"),
+            Identity::Bootstrap(id) => format!("system:bootstrap:{id}"),
+        }
+    }
+}
+
+/// A new random secret: 32 bytes as 64 hex digits.
+pub fn new_secret() -> ApiResult<String> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::internal("the system random number generator failed"))?;
+    Ok(crate::pki::hex(&bytes))
+}
+
+/// The store key of a token's record.
+pub fn token_key(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    format!("{TOKENS_PREFIX}{}", crate::pki::hex(digest.as_ref()))
+}
+
+/// Records a token in the store.
+pub async fn store_token(store: &Store, token: &str, record: &TokenRecord) -> ApiResult<()> {
+    let value = serde_json::to_vec(record).map_err(|e| ApiError::internal(e.to_string()))?;
+    store
+        .put(token_key(token).as_bytes(), &value, 0, None)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("could not record a token: {e}")))?;
+    Ok(())
+}
+
+/// The caller behind an `Authorization` header value, or 401.
+pub async fn authenticate(store: &Store, header: Option<&str>) -> ApiResult<Identity> {
+    let token = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(ApiError::unauthorized)?;
+    let range = RangeRequest {
+        key: token_key(token).into_bytes(),
+        ..RangeRequest::default()
+    };
+    // A local read: tokens change rarely, and a follower that is a moment behind only
+    // delays a new token by that moment.
+    let found = store
+        .range(range, false)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let kv = found.kvs.first().ok_or_else(ApiError::unauthorized)?;
+    let record: TokenRecord =
+        serde_json::from_slice(&kv.value).map_err(|_| ApiError::unauthorized())?;
+    if record
+        .expires
+        .is_some_and(|e| e <= jiff::Timestamp::now())
+    {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(record.identity)
+}
+
+/// What an allowed request may touch; the handler checks the object-dependent parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anything the request addresses.
+    All,
+    /// Only an object named after this node (its Node or its Lease), also when the
+    /// name comes from the body of a create.
+    OwnName(String),
+    /// Only pods whose `spec.nodeName` is this node.
+    PodsBoundTo(String),
+}
+
+fn denied(identity: &Identity, req: &ResourceRequest) -> ApiError {
+    let group = req.kind.group;
+    let mut message = format!(
+        "{} is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{group}\"",
+        match &req.name {
+            Some(n) => crate::status::qualified(&req.kind, n),
+            None => req.resource(),
+        },
+        identity.user(),
+        req.verb.as_str(),
+        req.resource(),
+    );
+    match &req.namespace {
+        Some(ns) => message.push_str(&format!(" in the namespace \"{ns}\"")),
+        None => message.push_str(" at the cluster scope"),
+    }
+    ApiError::forbidden(message)
+}
+
+/// Decides whether `identity` may make `req`.
+pub fn authorize(identity: &Identity, req: &ResourceRequest) -> ApiResult<Access> {
+    let node = match identity {
+        Identity::Admin => return Ok(Access::All),
+        Identity::Bootstrap(_) => return Err(denied(identity, req)),
+        Identity::Node(n) => n,
+    };
+    if !req.verb.is_write() {
+        return Ok(Access::All);
+    }
+    let own = || match &req.name {
+        Some(name) if name != node => Err(denied(identity, req)),
+        _ => Ok(Access::OwnName(node.clone())),
+    };
+    let verb = req.verb;
+    let single = matches!(verb, Verb::Create | Verb::Update | Verb::Patch | Verb::Get);
+    match (req.kind.plural, req.subresource.as_deref()) {
+        ("nodes", None | Some("status")) if single => own(),
+        ("leases", None)
+            if (single || verb == Verb::Delete)
+                && req.namespace.as_deref() == Some(NODE_LEASE_NAMESPACE) =>
+        {
+            own()
+        }
+        ("pods", Some("status")) if matches!(verb, Verb::Update | Verb::Patch) => {
+            Ok(Access::PodsBoundTo(node.clone()))
+        }
+        ("pods", None) if verb == Verb::Delete => Ok(Access::PodsBoundTo(node.clone())),
+        ("events", None) if matches!(verb, Verb::Create | Verb::Update | Verb::Patch) => {
+            Ok(Access::All)
+        }
+        _ => Err(denied(identity, req)),
+    }
+}
+
+/// Checks an object-dependent [`Access`] against the object's name and, for pods, the
+/// node it is bound to.
+pub fn check_access(
+    access: &Access,
+    identity: &Identity,
+    req: &ResourceRequest,
+    name: &str,
+    node_name: Option<&str>,
+) -> ApiResult<()> {
+    let ok = match access {
+        Access::All => true,
+        Access::OwnName(n) => n == name,
+        Access::PodsBoundTo(n) => node_name == Some(n.as_str()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        let mut named = req.clone();
+        named.name = Some(name.to_string());
+        Err(denied(identity, &named))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{Route, route};
+    use http::Method;
+
+    fn req(method: Method, path: &str) -> ResourceRequest {
+        match route(&method, path, None).unwrap() {
+            Route::Resource(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nodes_write_only_their_own_objects() {
+        let n1 = Identity::Node("n1".into());
+        let ok = |m, p| authorize(&n1, &req(m, p));
+        assert_eq!(ok(Method::GET, "/api/v1/pods").unwrap(), Access::All);
+        assert!(ok(Method::PUT, "/api/v1/nodes/n1/status").is_ok());
+        assert!(ok(Method::PUT, "/api/v1/nodes/n2/status").is_err());
+        assert_eq!(
+            ok(Method::POST, "/api/v1/nodes").unwrap(),
+            Access::OwnName("n1".into())
+        );
+        assert!(ok(Method::DELETE, "/api/v1/nodes/n1").is_err());
+        assert!(
+            ok(
+                Method::PUT,
+                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1"
+            )
+            .is_ok()
+        );
+        assert!(
+            ok(
+                Method::PUT,
+                "/apis/coordination.k8s.io/v1/namespaces/default/leases/n1"
+            )
+            .is_err()
+        );
+        assert_eq!(
+            ok(Method::PATCH, "/api/v1/namespaces/d/pods/web/status").unwrap(),
+            Access::PodsBoundTo("n1".into())
+        );
+        assert!(ok(Method::PUT, "/api/v1/namespaces/d/pods/web").is_err());
+        assert!(ok(Method::POST, "/api/v1/namespaces/d/pods").is_err());
+        assert!(ok(Method::POST, "/api/v1/namespaces/d/events").is_ok());
+        let e = ok(Method::DELETE, "/apis/apps/v1/namespaces/d/deployments/web").unwrap_err();
+        assert_eq!(e.code, http::StatusCode::FORBIDDEN);
+        assert_eq!(
+            e.message,
+            "deployments.apps \"web\" is forbidden: User \"system:node:n1\" cannot delete resource \"deployments\" in API group \"apps\" in the namespace \"d\""
+        );
+        let pods = req(Method::PATCH, "/api/v1/namespaces/d/pods/web/status");
+        let access = Access::PodsBoundTo("n1".into());
+        assert!(check_access(&access, &n1, &pods, "web", Some("n1")).is_ok());
+        assert!(check_access(&access, &n1, &pods, "web", Some("n2")).is_err());
+        assert!(check_access(&access, &n1, &pods, "web", None).is_err());
+    }
+
+    #[test]
+    fn bootstrap_tokens_reach_no_resources() {
+        let b = Identity::Bootstrap("abcdef".into());
+        assert!(authorize(&b, &req(Method::GET, "/api/v1/pods")).is_err());
+        assert_eq!(
+            authorize(&Identity::Admin, &req(Method::DELETE, "/api/v1/nodes/x")).unwrap(),
+            Access::All
+        );
+    }
+
+    #[test]
+    fn token_records_round_trip() {
+        let r = TokenRecord {
+            identity: Identity::Node("n1".into()),
+            expires: None,
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#"{"identity":{"kind":"node","name":"n1"}}"#);
+        assert_eq!(serde_json::from_str::<TokenRecord>(&json).unwrap(), r);
+        assert_ne!(token_key("a"), token_key("b"));
+        assert_eq!(new_secret().unwrap().len(), 64);
+    }
+}

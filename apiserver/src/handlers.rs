@@ -1,0 +1,1057 @@
+//! The verbs: create, get, list, watch, update, patch, delete and deletecollection on
+//! every served kind, and the `status`, `scale` and `binding` subresources.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
+use k8s_openapi::api::core::v1::{Binding, PodCondition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
+use rk8s_api::defaults::apply_defaults;
+use rk8s_api::object::{kind_named, kinds};
+use rk8s_api::selector::{FieldSelector, SelectorExt, parse_label_selector};
+use rk8s_api::validation::validate;
+use rk8s_api::{AnyObject, FieldPath, ObjectKind};
+use rk8s_raftstore::proto::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, RequestOp, TxnRequest, request_op,
+};
+use rk8s_raftstore::prefix_end;
+use serde_json::{Value, json};
+
+use crate::auth::{Access, Identity, check_access};
+use crate::discovery::{has_scale, has_status};
+use crate::registry::{self, Change, Registry, Updated, parse_resource_version};
+use crate::request::{Query, ResourceRequest, Verb};
+use crate::status::{ApiError, ApiResult};
+use crate::strategy;
+use crate::watch::WatchCache;
+
+/// Namespaces every cluster has, which may not be deleted.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// A request as the verbs see it: who, what, and the parts of the HTTP request they
+/// read.
+pub struct Call<'a> {
+    /// The caller.
+    pub identity: &'a Identity,
+    /// What the caller may touch.
+    pub access: Access,
+    /// The resource request.
+    pub req: &'a ResourceRequest,
+    /// Query parameters.
+    pub query: &'a Query,
+    /// The request body.
+    pub body: Bytes,
+    /// The body's media type.
+    pub content_type: String,
+}
+
+/// A successful answer: status code, JSON body, warnings for the `Warning` header.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub code: http::StatusCode,
+    /// The body.
+    pub body: Value,
+    /// Warnings (unknown fields under `fieldValidation=Warn`).
+    pub warnings: Vec<String>,
+}
+
+impl Reply {
+    fn ok(body: Value) -> Self {
+        Reply {
+            code: http::StatusCode::OK,
+            body,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The state the verbs work on.
+pub struct Handlers {
+    /// Objects in the store.
+    pub registry: Registry,
+    /// One watch cache per kind, by plural.
+    pub caches: HashMap<&'static str, Arc<WatchCache>>,
+}
+
+fn node_of(obj: &AnyObject) -> Option<&str> {
+    match obj {
+        AnyObject::Pod(p) => p.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        _ => None,
+    }
+}
+
+fn random_suffix() -> ApiResult<String> {
+    // Kubernetes' alphabet for generated names: no vowels, no look-alikes.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let secret = crate::auth::new_secret()?;
+    Ok(secret
+        .as_bytes()
+        .chunks(2)
+        .take(5)
+        .map(|c| ALPHABET[usize::from(c[0] ^ c[1].rotate_left(3)) % ALPHABET.len()] as char)
+        .collect())
+}
+
+/// How unknown fields in a body are treated (`fieldValidation`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+fn field_validation(q: &Query) -> ApiResult<FieldValidation> {
+    match q.get("fieldValidation").unwrap_or("Warn") {
+        "Ignore" | "" => Ok(FieldValidation::Ignore),
+        "Warn" => Ok(FieldValidation::Warn),
+        "Strict" => Ok(FieldValidation::Strict),
+        other => Err(ApiError::bad_request(format!(
+            "fieldValidation: unsupported value {other:?}: supported values: \"Ignore\", \"Warn\", \"Strict\""
+        ))),
+    }
+}
+
+/// Parses a request body as JSON (or YAML, for `application/yaml`).
+fn parse_body(content_type: &str, body: &[u8]) -> ApiResult<Value> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    match media {
+        "application/yaml" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+            let mut docs = rk8s_api::yaml::parse_documents(text)
+                .map_err(|e| ApiError::bad_request(format!("the body is not valid YAML: {e}")))?;
+            docs.retain(|d| !d.value.is_null());
+            match docs.len() {
+                1 => Ok(docs.remove(0).value),
+                n => Err(ApiError::bad_request(format!(
+                    "the body must hold one YAML document, it holds {n}"
+                ))),
+            }
+        }
+        "application/json" | "" | "*/*" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"))),
+        other => Err(ApiError::unsupported_media_type(
+            other,
+            &["application/json", "application/yaml"],
+        )),
+    }
+}
+
+/// Decodes a JSON value into an object of `kind`, checking `apiVersion` and `kind`
+/// and collecting unknown fields.
+fn decode_value(
+    kind: &ObjectKind,
+    value: Value,
+    mode: FieldValidation,
+) -> ApiResult<(AnyObject, Vec<String>)> {
+    for (field, expected) in [("apiVersion", kind.api_version), ("kind", kind.kind)] {
+        match value.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s == expected => {}
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "the {field} in the body ({other}) does not match the expected {field} ({expected:?})"
+                )));
+            }
+        }
+    }
+    let obj = AnyObject::from_value(kind, value.clone())
+        .ok_or_else(|| ApiError::internal(format!("kind {} is not served", kind.kind)))?
+        .map_err(|e| {
+            ApiError::bad_request(format!(
+                "{} in version {:?} cannot be handled as a {}: {} at {}",
+                kind.kind,
+                kind.version,
+                kind.kind,
+                e.inner(),
+                e.path()
+            ))
+        })?;
+    let mut unknown = Vec::new();
+    if mode != FieldValidation::Ignore {
+        rk8s_api::manifest::unknown_fields(&value, &obj.to_value(), &FieldPath::root(), &mut unknown);
+    }
+    let unknown: Vec<String> = unknown
+        .into_iter()
+        .map(|(path, _)| format!("unknown field {:?}", path.to_string()))
+        .collect();
+    if mode == FieldValidation::Strict && !unknown.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            unknown.join(", ")
+        )));
+    }
+    Ok((obj, unknown))
+}
+
+fn check_valid(obj: &AnyObject, old: Option<&AnyObject>) -> ApiResult<()> {
+    let mut errors = validate(obj);
+    if let Some(old) = old {
+        errors.extend(strategy::validate_update(obj, old));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&obj.kind(), obj.name(), &errors))
+    }
+}
+
+fn dry_run(q: &Query) -> ApiResult<bool> {
+    match q.get("dryRun") {
+        None | Some("") => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "dryRun: unsupported value {other:?}: supported values: \"All\""
+        ))),
+    }
+}
+
+/// A continue token: where the next page starts and the revision the list is read at.
+fn encode_continue(revision: i64, next_key: &[u8]) -> String {
+    use base64::Engine;
+    let token = json!({"rv": revision, "start": String::from_utf8_lossy(next_key)});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str, prefix: &str) -> ApiResult<(i64, Vec<u8>)> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request("continue: invalid token: it was not returned by this server");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
+    if !start.starts_with(prefix) {
+        return Err(bad());
+    }
+    Ok((rv, start.as_bytes().to_vec()))
+}
+
+/// Label and field selectors of a list or watch.
+pub struct Filter {
+    labels: Option<kube_core::Selector>,
+    fields: Option<FieldSelector>,
+}
+
+impl Filter {
+    /// Reads `labelSelector` and `fieldSelector`; 400 if either does not parse.
+    pub fn from_query(kind: &ObjectKind, q: &Query) -> ApiResult<Self> {
+        let labels = q
+            .get("labelSelector")
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                parse_label_selector(s)
+                    .map_err(|e| ApiError::bad_request(format!("labelSelector: {e}")))
+            })
+            .transpose()?;
+        let fields = q
+            .get("fieldSelector")
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let f: FieldSelector = s
+                    .parse()
+                    .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
+                f.check(kind)
+                    .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
+                Ok::<_, ApiError>(f)
+            })
+            .transpose()?;
+        Ok(Filter { labels, fields })
+    }
+
+    /// Whether the filter selects everything.
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
+    }
+
+    /// Whether `obj` is selected.
+    pub fn matches(&self, obj: &AnyObject) -> bool {
+        let labels = obj.metadata().labels.clone().unwrap_or_default();
+        self.labels.as_ref().is_none_or(|s| s.matches(&labels))
+            && self.fields.as_ref().is_none_or(|f| f.matches(obj))
+    }
+}
+
+/// A list's result.
+pub struct Listed {
+    /// The objects, in key order.
+    pub items: Vec<AnyObject>,
+    /// The revision read at.
+    pub revision: i64,
+    /// Where the next page starts, if there is one.
+    pub continue_token: Option<String>,
+    /// Objects after this page, when known.
+    pub remaining: Option<i64>,
+}
+
+impl Handlers {
+    /// Reads objects of `req`'s kind (in its namespace, if any) as `q` asks.
+    pub async fn list_objects(&self, req: &ResourceRequest, q: &Query) -> ApiResult<Listed> {
+        let kind = &req.kind;
+        let filter = Filter::from_query(kind, q)?;
+        let prefix = kind.storage_prefix(req.namespace.as_deref());
+        let limit = q.number("limit")?.unwrap_or(0);
+        let (mut revision, mut start) = match q.get("continue").filter(|c| !c.is_empty()) {
+            Some(token) => decode_continue(token, &prefix)?,
+            None => {
+                let rv = q.get("resourceVersion").unwrap_or("");
+                let exact = q.get("resourceVersionMatch") == Some("Exact");
+                let r = parse_resource_version(rv)?;
+                (if exact { r } else { 0 }, Vec::new())
+            }
+        };
+        let mut items = Vec::new();
+        loop {
+            // With a filter, read in chunks until the page is full.
+            let want = if limit == 0 { 0 } else { limit - items.len() as i64 };
+            let chunk = if filter.is_everything() || want == 0 { want } else { want.max(256) };
+            let page = self
+                .registry
+                .page(kind, &prefix, &start, chunk, revision)
+                .await
+                .map_err(|e| match (e.code, start.is_empty()) {
+                    (http::StatusCode::GONE, false) => ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ),
+                    _ => e,
+                })?;
+            revision = page.revision;
+            // The first key not looked at, if the page was cut short.
+            let mut cut_at = None;
+            for kv in &page.kvs {
+                if limit > 0 && items.len() as i64 >= limit {
+                    cut_at = Some(kv.key.clone());
+                    break;
+                }
+                let obj = registry::decode(kind, kv)?;
+                if filter.matches(&obj) {
+                    items.push(obj);
+                }
+            }
+            let next = match (&cut_at, page.more) {
+                (Some(k), _) => Some(k.clone()),
+                (None, true) => page.kvs.last().map(|kv| {
+                    let mut k = kv.key.clone();
+                    k.push(0);
+                    k
+                }),
+                (None, false) => None,
+            };
+            let full = limit > 0 && items.len() as i64 >= limit;
+            match next {
+                Some(k) if full => {
+                    return Ok(Listed {
+                        items,
+                        revision,
+                        continue_token: Some(encode_continue(revision, &k)),
+                        remaining: (filter.is_everything() && cut_at.is_none())
+                            .then_some(page.remaining),
+                    });
+                }
+                Some(k) => start = k,
+                None => {
+                    return Ok(Listed {
+                        items,
+                        revision,
+                        continue_token: None,
+                        remaining: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// GET of a collection.
+    pub async fn list(&self, c: &Call<'_>, accept: Option<&str>) -> ApiResult<Reply> {
+        let listed = self.list_objects(c.req, c.query).await?;
+        let kind = &c.req.kind;
+        if crate::table::wants_table(accept) {
+            return Ok(Reply::ok(crate::table::table(
+                kind,
+                &listed.items,
+                &listed.revision.to_string(),
+                listed.continue_token.as_deref(),
+                c.query.get("includeObject"),
+            )));
+        }
+        let mut metadata = json!({"resourceVersion": listed.revision.to_string()});
+        if let Some(t) = &listed.continue_token {
+            metadata["continue"] = json!(t);
+        }
+        if let Some(r) = listed.remaining.filter(|r| *r > 0) {
+            metadata["remainingItemCount"] = json!(r);
+        }
+        Ok(Reply::ok(json!({
+            "kind": format!("{}List", kind.kind),
+            "apiVersion": kind.api_version,
+            "metadata": metadata,
+            "items": listed.items.iter().map(AnyObject::to_value).collect::<Vec<_>>(),
+        })))
+    }
+
+    /// GET of one object or subresource.
+    pub async fn get(&self, c: &Call<'_>, accept: Option<&str>) -> ApiResult<Reply> {
+        let req = c.req;
+        let obj = self
+            .registry
+            .get(&req.kind, req.namespace.as_deref(), req.name())
+            .await?;
+        match req.subresource.as_deref() {
+            None | Some("status") if req.subresource.is_none() || has_status(&req.kind) => {
+                if crate::table::wants_table(accept) {
+                    let rv = obj.metadata().resource_version.clone().unwrap_or_default();
+                    return Ok(Reply::ok(crate::table::table(
+                        &req.kind,
+                        std::slice::from_ref(&obj),
+                        &rv,
+                        None,
+                        c.query.get("includeObject"),
+                    )));
+                }
+                Ok(Reply::ok(obj.to_value()))
+            }
+            Some("scale") if has_scale(&req.kind) => Ok(Reply::ok(scale_of(&obj)?)),
+            _ => Err(ApiError::no_route()),
+        }
+    }
+
+    /// POST: create an object, or a pod's binding.
+    pub async fn create(&self, c: &Call<'_>) -> ApiResult<Reply> {
+        let req = c.req;
+        match req.subresource.as_deref() {
+            None => {}
+            Some("binding") if req.kind.plural == "pods" => return self.bind(c).await,
+            Some(_) => return Err(ApiError::no_route()),
+        }
+        if req.kind.is_namespaced() && req.namespace.is_none() {
+            return Err(ApiError::method_not_allowed("create", &format!("{} without a namespace", req.kind.plural)));
+        }
+        let mode = field_validation(c.query)?;
+        let value = parse_body(&c.content_type, &c.body)?;
+        let (mut obj, warnings) = decode_value(&req.kind, value, mode)?;
+        if req.kind.is_namespaced() {
+            let url_ns = req.namespace.clone().unwrap_or_default();
+            let meta = obj.metadata_mut();
+            match meta.namespace.as_deref() {
+                None | Some("") => meta.namespace = Some(url_ns),
+                Some(ns) if ns == url_ns => {}
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+            }
+        }
+        let meta = obj.metadata_mut();
+        if meta.name.as_deref().is_none_or(str::is_empty)
+            && let Some(prefix) = meta.generate_name.clone().filter(|p| !p.is_empty())
+        {
+            meta.name = Some(format!("{prefix}{}", random_suffix()?));
+        }
+        check_access(&c.access, c.identity, req, obj.name(), node_of(&obj))?;
+        strategy::prepare_create(&mut obj);
+        apply_defaults(&mut obj);
+        check_valid(&obj, None)?;
+        if let Some(ns) = obj.namespace() {
+            self.require_namespace(ns).await?;
+        }
+        let created = if dry_run(c.query)? {
+            obj
+        } else {
+            self.registry.create(&obj).await?
+        };
+        Ok(Reply {
+            code: http::StatusCode::CREATED,
+            body: created.to_value(),
+            warnings,
+        })
+    }
+
+    async fn require_namespace(&self, ns: &str) -> ApiResult<()> {
+        let Some(kind) = kind_named("Namespace") else {
+            return Ok(());
+        };
+        match self.registry.find(&kind, None, ns).await? {
+            Some(_) => Ok(()),
+            None => Err(ApiError::not_found(&kind, ns)),
+        }
+    }
+
+    /// `POST pods/{name}/binding`: assigns a pod to a node (the scheduler's write).
+    async fn bind(&self, c: &Call<'_>) -> ApiResult<Reply> {
+        let value = parse_body(&c.content_type, &c.body)?;
+        let binding: Binding = serde_json::from_value(value)
+            .map_err(|e| ApiError::bad_request(format!("invalid Binding: {e}")))?;
+        let node = binding.target.name.clone().unwrap_or_default();
+        if node.is_empty() {
+            return Err(ApiError::bad_request("Binding: target.name is required"));
+        }
+        let req = c.req;
+        let kind = req.kind;
+        let name = req.name().to_string();
+        let result = self
+            .registry
+            .update(&kind, req.namespace.as_deref(), &name, |current| {
+                let AnyObject::Pod(mut pod) = current else {
+                    return Err(ApiError::internal("binding on something that is not a pod"));
+                };
+                if pod.metadata.deletion_timestamp.is_some() {
+                    return Err(ApiError::conflict(&kind, &name, "the pod is being deleted"));
+                }
+                let spec = pod.spec.get_or_insert_with(Default::default);
+                if let Some(existing) = &spec.node_name {
+                    return Err(ApiError::conflict(
+                        &kind,
+                        &name,
+                        &format!("pod {name} is already assigned to node \"{existing}\""),
+                    ));
+                }
+                spec.node_name = Some(node.clone());
+                let status = pod.status.get_or_insert_with(Default::default);
+                let conditions = status.conditions.get_or_insert_with(Vec::new);
+                conditions.retain(|c| c.type_ != "PodScheduled");
+                conditions.push(PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "True".into(),
+                    last_transition_time: Some(strategy::now()),
+                    ..PodCondition::default()
+                });
+                Ok(Change::Replace(AnyObject::Pod(pod)))
+            })
+            .await?;
+        let _ = result;
+        Ok(Reply {
+            code: http::StatusCode::CREATED,
+            body: serde_json::to_value(crate::status::success()).unwrap_or(Value::Null),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// PUT or PATCH of an object or its `status` or `scale`.
+    pub async fn update(&self, c: &Call<'_>) -> ApiResult<Reply> {
+        let req = c.req;
+        let sub = req.subresource.as_deref();
+        match sub {
+            None => {}
+            Some("status") if has_status(&req.kind) => {}
+            Some("scale") if has_scale(&req.kind) => {}
+            _ => return Err(ApiError::no_route()),
+        }
+        let mode = field_validation(c.query)?;
+        let is_patch = c.req.verb == Verb::Patch;
+        let body = if is_patch {
+            None
+        } else {
+            Some(parse_body(&c.content_type, &c.body)?)
+        };
+        let dry = dry_run(c.query)?;
+        let name = req.name().to_string();
+        let kind = req.kind;
+        let mut warnings = Vec::new();
+        let outcome = self
+            .registry
+            .update(&kind, req.namespace.as_deref(), &name, |current| {
+                check_access(&c.access, c.identity, req, &name, node_of(&current))?;
+                let current_rv = current.metadata().resource_version.clone();
+                // The new state the caller asks for, in the shape of the subresource.
+                let shown = match sub {
+                    Some("scale") => scale_of(&current)?,
+                    _ => current.to_value(),
+                };
+                let asked = match &body {
+                    Some(b) => b.clone(),
+                    None => {
+                        let mut patched = shown;
+                        crate::patch::apply(&c.content_type, &mut patched, &c.body)?;
+                        patched
+                    }
+                };
+                let mut new = match sub {
+                    Some("scale") => with_replicas(&current, &asked)?,
+                    _ => {
+                        let (new, w) = decode_value(&kind, asked, mode)?;
+                        warnings = w;
+                        new
+                    }
+                };
+                let asked_rv = match sub {
+                    Some("scale") => scale_rv(&c.body, &body),
+                    _ => new.metadata().resource_version.clone(),
+                };
+                if let Some(rv) = asked_rv.filter(|rv| !rv.is_empty())
+                    && Some(&rv) != current_rv.as_ref()
+                {
+                    parse_resource_version(&rv)?;
+                    return Err(ApiError::modified(&kind, &name));
+                }
+                let (meta_name, meta_ns) = (new.metadata().name.clone(), new.metadata().namespace.clone());
+                if meta_name.as_deref().is_some_and(|n| !n.is_empty() && n != name) {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({}) does not match the name on the URL ({name})",
+                        meta_name.unwrap_or_default()
+                    )));
+                }
+                if kind.is_namespaced()
+                    && meta_ns.as_deref().is_some_and(|n| !n.is_empty() && Some(n) != req.namespace.as_deref())
+                {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                new.metadata_mut().resource_version = current_rv;
+                match sub {
+                    Some("status") => strategy::prepare_status_update(&mut new, &current),
+                    _ => strategy::prepare_update(&mut new, &current),
+                }
+                apply_defaults(&mut new);
+                check_valid(&new, Some(&current))?;
+                if registry::encode(&new) == registry::encode(&current) {
+                    return Ok(Change::Unchanged);
+                }
+                let meta = new.metadata();
+                if meta.deletion_timestamp.is_some()
+                    && meta.finalizers.as_ref().is_none_or(Vec::is_empty)
+                    && !matches!(new, AnyObject::Pod(_))
+                {
+                    return Ok(Change::Delete(current));
+                }
+                if dry {
+                    return Ok(Change::DryRun(new));
+                }
+                Ok(Change::Replace(new))
+            })
+            .await;
+        let obj = match outcome? {
+            Updated::Replaced(o) | Updated::Unchanged(o) | Updated::Deleted(o, _) => o,
+        };
+        let body = match sub {
+            Some("scale") => scale_of(&obj)?,
+            _ => obj.to_value(),
+        };
+        Ok(Reply {
+            code: http::StatusCode::OK,
+            body,
+            warnings,
+        })
+    }
+
+    /// DELETE of one object. Pods bound to a node are deleted gracefully: they get a
+    /// `deletionTimestamp` and the node deletes them for good once their containers
+    /// have stopped. Objects with finalizers wait for them.
+    pub async fn delete(&self, c: &Call<'_>) -> ApiResult<Reply> {
+        let req = c.req;
+        if req.subresource.is_some() {
+            return Err(ApiError::no_route());
+        }
+        let options = delete_options(c)?;
+        let kind = req.kind;
+        let name = req.name().to_string();
+        if kind.kind == "Namespace" {
+            return self.delete_namespace(&name, &options).await;
+        }
+        let obj = self
+            .delete_one(c, req.namespace.as_deref(), &name, &options)
+            .await?;
+        Ok(Reply::ok(obj.to_value()))
+    }
+
+    async fn delete_one(
+        &self,
+        c: &Call<'_>,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> ApiResult<AnyObject> {
+        let kind = c.req.kind;
+        let outcome = self
+            .registry
+            .update(&kind, namespace, name, |current| {
+                check_access(&c.access, c.identity, c.req, name, node_of(&current))?;
+                check_preconditions(&kind, name, options, &current)?;
+                deletion(current, options)
+            })
+            .await?;
+        Ok(match outcome {
+            Updated::Replaced(o) | Updated::Unchanged(o) => o,
+            Updated::Deleted(mut o, revision) => {
+                o.metadata_mut().resource_version = Some(revision.to_string());
+                o
+            }
+        })
+    }
+
+    /// Deleting a namespace deletes everything in it, in one transaction.
+    async fn delete_namespace(&self, name: &str, options: &DeleteOptions) -> ApiResult<Reply> {
+        let Some(kind) = kind_named("Namespace") else {
+            return Err(ApiError::no_route());
+        };
+        if SYSTEM_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
+        let current = self.registry.get(&kind, None, name).await?;
+        check_preconditions(&kind, name, options, &current)?;
+        let rv = registry::resource_version(&current)?;
+        let key = kind.storage_key(None, name);
+        let mut ops: Vec<RequestOp> = kinds()
+            .iter()
+            .filter(|k| k.is_namespaced())
+            .map(|k| {
+                let prefix = k.storage_prefix(Some(name));
+                RequestOp {
+                    request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
+                        range_end: prefix_end(prefix.as_bytes()),
+                        key: prefix.into_bytes(),
+                    })),
+                }
+            })
+            .collect();
+        ops.push(RequestOp {
+            request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
+                key: key.clone().into_bytes(),
+                range_end: Vec::new(),
+            })),
+        });
+        let txn = TxnRequest {
+            compare: vec![Compare {
+                key: key.into_bytes(),
+                target: CompareTarget::Mod as i32,
+                result: CompareResult::Equal as i32,
+                number: rv,
+                value: Vec::new(),
+            }],
+            success: ops,
+            failure: Vec::new(),
+        };
+        let resp = self
+            .registry
+            .store()
+            .txn(txn)
+            .await
+            .map_err(|e| ApiError::from_store(&kind, name, e))?;
+        if !resp.succeeded {
+            return Err(ApiError::modified(&kind, name));
+        }
+        let mut gone = current;
+        gone.metadata_mut().resource_version = Some(resp.revision.to_string());
+        Ok(Reply::ok(gone.to_value()))
+    }
+
+    /// DELETE of a collection: every selected object, one by one.
+    pub async fn delete_collection(&self, c: &Call<'_>) -> ApiResult<Reply> {
+        if c.req.kind.kind == "Namespace" {
+            return Err(ApiError::method_not_allowed("deletecollection", "namespaces"));
+        }
+        let options = delete_options(c)?;
+        let listed = self.list_objects(c.req, c.query).await?;
+        let mut deleted = Vec::new();
+        for obj in listed.items {
+            match self
+                .delete_one(c, obj.namespace(), obj.name(), &options)
+                .await
+            {
+                Ok(o) => deleted.push(o.to_value()),
+                Err(e) if e.code == http::StatusCode::NOT_FOUND => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let kind = c.req.kind;
+        Ok(Reply::ok(json!({
+            "kind": format!("{}List", kind.kind),
+            "apiVersion": kind.api_version,
+            "metadata": {"resourceVersion": ""},
+            "items": deleted,
+        })))
+    }
+}
+
+fn delete_options(c: &Call<'_>) -> ApiResult<DeleteOptions> {
+    let mut options: DeleteOptions = if c.body.is_empty() {
+        DeleteOptions::default()
+    } else {
+        serde_json::from_slice(&c.body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+    };
+    if let Some(g) = c.query.number("gracePeriodSeconds")? {
+        options.grace_period_seconds = Some(g);
+    }
+    if let Some(p) = c.query.get("propagationPolicy") {
+        options.propagation_policy = Some(p.to_string());
+    }
+    if options.orphan_dependents == Some(true) && options.propagation_policy.is_none() {
+        options.propagation_policy = Some("Orphan".into());
+    }
+    match options.propagation_policy.as_deref() {
+        None | Some("Background" | "Foreground" | "Orphan") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: unsupported value {other:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
+            )));
+        }
+    }
+    if dry_run(c.query)? {
+        return Err(ApiError::bad_request("dry-run deletes are not supported"));
+    }
+    Ok(options)
+}
+
+fn check_preconditions(
+    kind: &ObjectKind,
+    name: &str,
+    options: &DeleteOptions,
+    current: &AnyObject,
+) -> ApiResult<()> {
+    let Some(pre) = &options.preconditions else {
+        return Ok(());
+    };
+    let meta = current.metadata();
+    if pre.uid.as_ref().is_some_and(|u| Some(u) != meta.uid.as_ref()) {
+        return Err(ApiError::conflict(
+            kind,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                pre.uid.clone().unwrap_or_default(),
+                meta.uid.clone().unwrap_or_default()
+            ),
+        ));
+    }
+    if pre
+        .resource_version
+        .as_ref()
+        .is_some_and(|r| Some(r) != meta.resource_version.as_ref())
+    {
+        return Err(ApiError::modified(kind, name));
+    }
+    Ok(())
+}
+
+/// What deleting `current` does: delete it now, or mark it and wait (for the node to
+/// stop a pod's containers, or for finalizers).
+fn deletion(mut obj: AnyObject, options: &DeleteOptions) -> ApiResult<Change> {
+    let grace = match &obj {
+        AnyObject::Pod(p) => {
+            let terminal = p
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|ph| ph == "Succeeded" || ph == "Failed");
+            let bound = p.spec.as_ref().is_some_and(|s| s.node_name.is_some());
+            let asked = options.grace_period_seconds.or_else(|| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            });
+            if terminal || !bound {
+                0
+            } else {
+                asked.unwrap_or(rk8s_api::defaults::DEFAULT_TERMINATION_GRACE_SECONDS).max(0)
+            }
+        }
+        _ => 0,
+    };
+    let meta = obj.metadata_mut();
+    let finalizers = meta.finalizers.get_or_insert_with(Vec::new);
+    let policy_finalizer = match options.propagation_policy.as_deref() {
+        Some("Foreground") => Some("foregroundDeletion"),
+        Some("Orphan") => Some("orphan"),
+        _ => None,
+    };
+    let first_time = meta.deletion_timestamp.is_none();
+    if let Some(f) = policy_finalizer.filter(|_| first_time)
+        && !finalizers.iter().any(|x| x == f)
+    {
+        finalizers.push(f.to_string());
+    }
+    let has_finalizers = !finalizers.is_empty();
+    if meta.finalizers.as_ref().is_some_and(Vec::is_empty) {
+        meta.finalizers = None;
+    }
+    if grace == 0 && !has_finalizers {
+        return Ok(Change::Delete(obj));
+    }
+    // Mark for deletion; a shorter grace period than the one already set wins.
+    let current_grace = meta.deletion_grace_period_seconds;
+    if !first_time && current_grace.is_some_and(|g| g <= grace) {
+        return Ok(if policy_finalizer.is_some() {
+            Change::Replace(obj)
+        } else {
+            Change::Unchanged
+        });
+    }
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(grace))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    meta.deletion_timestamp = Some(Time(
+        jiff::Timestamp::from_second(at.as_second()).unwrap_or(at),
+    ));
+    meta.deletion_grace_period_seconds = Some(grace);
+    Ok(Change::Replace(obj))
+}
+
+fn replicas_and_selector(obj: &AnyObject) -> (i32, i32, String) {
+    let text = |s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector| {
+        rk8s_api::selector::label_selector(s)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    };
+    match obj {
+        AnyObject::Deployment(d) => {
+            let spec = d.spec.as_ref();
+            (
+                spec.and_then(|s| s.replicas).unwrap_or(1),
+                d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                spec.map(|s| text(&s.selector)).unwrap_or_default(),
+            )
+        }
+        AnyObject::ReplicaSet(rs) => {
+            let spec = rs.spec.as_ref();
+            (
+                spec.and_then(|s| s.replicas).unwrap_or(1),
+                rs.status.as_ref().map_or(0, |s| s.replicas),
+                spec.map(|s| text(&s.selector)).unwrap_or_default(),
+            )
+        }
+        _ => (0, 0, String::new()),
+    }
+}
+
+/// The `scale` subresource of a Deployment or ReplicaSet (autoscaling/v1 `Scale`).
+fn scale_of(obj: &AnyObject) -> ApiResult<Value> {
+    let (spec_replicas, replicas, selector) = replicas_and_selector(obj);
+    let meta = obj.metadata();
+    let scale = Scale {
+        metadata: ObjectMeta {
+            name: meta.name.clone(),
+            namespace: meta.namespace.clone(),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+            creation_timestamp: meta.creation_timestamp.clone(),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ScaleSpec {
+            replicas: Some(spec_replicas),
+        }),
+        status: Some(ScaleStatus {
+            replicas,
+            selector: Some(selector),
+        }),
+    };
+    serde_json::to_value(&scale).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn scale_rv(raw: &[u8], body: &Option<Value>) -> Option<String> {
+    let v = match body {
+        Some(b) => b.clone(),
+        None => serde_json::from_slice::<Value>(raw).ok()?,
+    };
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// `current` with `spec.replicas` from a `Scale` body.
+fn with_replicas(current: &AnyObject, scale: &Value) -> ApiResult<AnyObject> {
+    let scale: Scale = serde_json::from_value(scale.clone())
+        .map_err(|e| ApiError::bad_request(format!("invalid Scale: {e}")))?;
+    let replicas = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
+    let mut obj = current.clone();
+    match &mut obj {
+        AnyObject::Deployment(d) => d.spec.get_or_insert_with(Default::default).replicas = Some(replicas),
+        AnyObject::ReplicaSet(rs) => rs.spec.get_or_insert_with(Default::default).replicas = Some(replicas),
+        _ => return Err(ApiError::no_route()),
+    }
+    Ok(obj)
+}
+
+/// Creates the namespaces every cluster has, if they are missing.
+pub async fn ensure_system_namespaces(registry: &Registry) -> ApiResult<()> {
+    for name in SYSTEM_NAMESPACES {
+        let mut ns: AnyObject = k8s_openapi::api::core::v1::Namespace {
+            metadata: ObjectMeta {
+                name: Some((*name).to_string()),
+                ..ObjectMeta::default()
+            },
+            ..Default::default()
+        }
+        .into();
+        strategy::prepare_create(&mut ns);
+        match registry.create(&ns).await {
+            Ok(_) => {}
+            Err(e) if e.reason == "AlreadyExists" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_foreign_prefixes() {
+        let t = encode_continue(42, b"/registry/pods/default/web\0");
+        assert_eq!(
+            decode_continue(&t, "/registry/pods/default/").unwrap(),
+            (42, b"/registry/pods/default/web\0".to_vec())
+        );
+        assert!(decode_continue(&t, "/registry/pods/other/").is_err());
+        assert!(decode_continue("garbage!", "/registry/pods/").is_err());
+    }
+
+    #[test]
+    fn generated_names_use_the_kubernetes_alphabet() {
+        let s = random_suffix().unwrap();
+        assert_eq!(s.len(), 5);
+        assert!(s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+    }
+
+    #[test]
+    fn unknown_fields_warn_or_fail() {
+        let pods = kind_named("Pod").unwrap();
+        let v = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                       "spec": {"containers": [{"name": "a", "image": "x", "imagee": "y"}]}});
+        let (_, warnings) = decode_value(&pods, v.clone(), FieldValidation::Warn).unwrap();
+        assert_eq!(warnings, vec!["unknown field \"spec.containers[0].imagee\"".to_string()]);
+        let e = decode_value(&pods, v, FieldValidation::Strict).unwrap_err();
+        assert_eq!(e.code.as_u16(), 400);
+        assert!(e.message.contains("strict decoding error"), "{}", e.message);
+        let wrong = json!({"apiVersion": "apps/v1", "kind": "Pod"});
+        assert_eq!(decode_value(&pods, wrong, FieldValidation::Ignore).unwrap_err().code.as_u16(), 400);
+        let bad_type = json!({"metadata": {"name": 5}});
+        let e = decode_value(&pods, bad_type, FieldValidation::Ignore).unwrap_err();
+        assert!(e.message.contains("metadata.name"), "{}", e.message);
+    }
+
+    #[test]
+    fn pods_on_nodes_are_deleted_gracefully() {
+        let pods = kind_named("Pod").unwrap();
+        let v = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": []}});
+        let pod = AnyObject::from_value(&pods, v).unwrap().unwrap();
+        let change = deletion(pod.clone(), &DeleteOptions::default()).unwrap();
+        let Change::Replace(marked) = change else { panic!("{change:?}") };
+        assert_eq!(marked.metadata().deletion_grace_period_seconds, Some(30));
+        // Deleting again with grace 0 (the node's confirmation) deletes it.
+        let now = DeleteOptions { grace_period_seconds: Some(0), ..Default::default() };
+        assert!(matches!(deletion(marked.clone(), &now).unwrap(), Change::Delete(_)));
+        // Again with the same grace: nothing changes.
+        assert!(matches!(deletion(marked, &DeleteOptions::default()).unwrap(), Change::Unchanged));
+        // An unscheduled pod goes at once.
+        let v = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
+        let pending = AnyObject::from_value(&pods, v).unwrap().unwrap();
+        assert!(matches!(deletion(pending, &DeleteOptions::default()).unwrap(), Change::Delete(_)));
+        // Finalizers hold any object; foreground deletion adds one.
+        let deploys = kind_named("Deployment").unwrap();
+        let d = AnyObject::from_value(&deploys, json!({"metadata": {"name": "d"}})).unwrap().unwrap();
+        let fg = DeleteOptions { propagation_policy: Some("Foreground".into()), ..Default::default() };
+        let Change::Replace(held) = deletion(d, &fg).unwrap() else { panic!() };
+        assert_eq!(held.metadata().finalizers.as_deref(), Some(&["foregroundDeletion".to_string()][..]));
+        assert!(held.metadata().deletion_timestamp.is_some());
+    }
+}

@@ -1,0 +1,27 @@
+//! rk8s's API server: Kubernetes' REST API over the raftstore, so kubectl, client
+//! libraries and rk8s's own components all speak to rk8s as they would to Kubernetes.
+//!
+//! - [`request`]: what a request asks (verb, kind, namespace, name, subresource);
+//! - [`auth`]: bearer tokens and what each caller may do;
+//! - [`registry`]: objects in the store, one key each, `resourceVersion` = revision;
+//! - [`handlers`]: the verbs and subresources; [`strategy`]: what the server fills in;
+//! - [`patch`]: merge, JSON and strategic merge patches;
+//! - [`watch`]: the watch cache that fans one store watch out to many watchers;
+//! - [`discovery`], [`openapi`], [`table`]: what kubectl reads to find and print kinds;
+//! - [`pki`]: the cluster CA and serving certificates; [`server`]: TLS and HTTP.
+
+pub mod auth;
+pub mod discovery;
+pub mod handlers;
+pub mod openapi;
+pub mod patch;
+pub mod pki;
+pub mod registry;
+pub mod request;
+pub mod server;
+pub mod status;
+pub mod strategy;
+pub mod table;
+pub mod watch;
+
+pub use server::{ApiServer, serve};

@@ -1,0 +1,221 @@
+//! The cluster's certificates: one CA per cluster (kept in the store, so every member
+//! signs with the same one), and a serving certificate per member signed by it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+
+const CA_NAME: &str = "rk8s-ca";
+
+/// The cluster CA: certificate and key, PEM.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ClusterCa {
+    /// The CA certificate (what clients trust).
+    pub cert_pem: String,
+    /// The CA private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterCa").finish_non_exhaustive()
+    }
+}
+
+/// A certificate problem.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// Generating or signing failed.
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A stored certificate or key does not parse.
+    #[error("invalid {what}: {detail}")]
+    Invalid {
+        /// What was being read.
+        what: &'static str,
+        /// Why it failed.
+        detail: String,
+    },
+    /// TLS setup failed.
+    #[error("TLS configuration failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, CA_NAME);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    valid_for(&mut params, 10 * 365);
+    params
+}
+
+/// Valid from yesterday (clock skew between members) for `days`.
+fn valid_for(params: &mut CertificateParams, days: i64) {
+    let day = |offset: i64| {
+        let d = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * offset))
+            .unwrap_or(jiff::Timestamp::MAX)
+            .to_zoned(jiff::tz::TimeZone::UTC);
+        rcgen::date_time_ymd(i32::from(d.year()), d.month().unsigned_abs(), d.day().unsigned_abs())
+    };
+    params.not_before = day(-1);
+    params.not_after = day(days);
+}
+
+impl ClusterCa {
+    /// A new CA, valid for ten years.
+    pub fn generate() -> Result<Self, PkiError> {
+        let key = KeyPair::generate()?;
+        let cert = ca_params().self_signed(&key)?;
+        Ok(ClusterCa {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues a serving certificate for `names` (DNS names or IP addresses), valid for
+    /// a year; returns (certificate PEM, key PEM).
+    pub fn issue_server(&self, names: &[String]) -> Result<(String, String), PkiError> {
+        let ca_key = KeyPair::from_pem(&self.key_pem).map_err(|e| PkiError::Invalid {
+            what: "CA key",
+            detail: e.to_string(),
+        })?;
+        let issuer = Issuer::new(ca_params(), ca_key);
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "rk8s-apiserver");
+        params.distinguished_name = dn;
+        params.subject_alt_names = names
+            .iter()
+            .map(|n| match n.parse::<IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => n.clone().try_into().map(SanType::DnsName),
+            })
+            .collect::<Result<_, _>>()?;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        valid_for(&mut params, 365);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// `sha256:<hex>` of the CA certificate (DER): what `rk8s-node join
+    /// --ca-cert-hash` pins.
+    pub fn cert_hash(&self) -> Result<String, PkiError> {
+        let der = CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).map_err(|e| {
+            PkiError::Invalid {
+                what: "CA certificate",
+                detail: e.to_string(),
+            }
+        })?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+        Ok(format!("sha256:{}", hex(digest.as_ref())))
+    }
+}
+
+/// Lowercase hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A TLS server configuration from a certificate chain and key (PEM), speaking
+/// HTTP/2 and HTTP/1.1.
+pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PkiError::Invalid {
+            what: "server certificate",
+            detail: e.to_string(),
+        })?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| PkiError::Invalid {
+        what: "server key",
+        detail: e.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS client configuration trusting only `ca_pem` (for tests and tools).
+pub fn client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let cert = cert.map_err(|e| PkiError::Invalid {
+            what: "CA certificate",
+            detail: e.to_string(),
+        })?;
+        roots.add(cert)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(ca_pem: &str) -> Arc<rustls::client::WebPkiServerVerifier> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn issued_certificates_chain_to_the_ca() {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::{ServerName, UnixTime};
+        let ca = ClusterCa::generate().unwrap();
+        let (cert, key) = ca
+            .issue_server(&["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        server_config(&cert, &key).unwrap();
+        client_config(&ca.cert_pem).unwrap();
+        let end = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        for name in ["localhost", "127.0.0.1"] {
+            let name = ServerName::try_from(name).unwrap();
+            verifier(&ca.cert_pem)
+                .verify_server_cert(&end, &[], &name, &[], UnixTime::now())
+                .unwrap();
+        }
+        let other = ClusterCa::generate().unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        assert!(
+            verifier(&other.cert_pem)
+                .verify_server_cert(&end, &[], &name, &[], UnixTime::now())
+                .is_err()
+        );
+        assert!(ca.cert_hash().unwrap().starts_with("sha256:"));
+        assert_eq!(ca.cert_hash().unwrap().len(), 7 + 64);
+    }
+}

@@ -1,0 +1,268 @@
+//! Objects in the store, as Kubernetes keeps them in etcd: one key per object
+//! (`/registry/<plural>/<ns>/<name>`), its JSON as the value, and its
+//! `resourceVersion` the key's `mod_revision` (not stored, set on every read).
+
+use rk8s_api::{AnyObject, ObjectKind};
+use rk8s_raftstore::proto::{KeyValue, RangeRequest};
+use rk8s_raftstore::server::Store;
+use rk8s_raftstore::{Error as StoreError, prefix_end};
+use serde_json::Value;
+
+use crate::status::{ApiError, ApiResult};
+
+/// How many times a read-modify-write is retried when another writer wins the race.
+const UPDATE_ATTEMPTS: usize = 8;
+
+/// Decodes a stored value into an object of `kind` with its `resourceVersion` set.
+pub fn decode(kind: &ObjectKind, kv: &KeyValue) -> ApiResult<AnyObject> {
+    let value: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError::internal(format!(
+            "stored object {} is not JSON: {e}",
+            String::from_utf8_lossy(&kv.key)
+        ))
+    })?;
+    let mut obj = AnyObject::from_value(kind, value)
+        .ok_or_else(|| ApiError::internal(format!("kind {} is not served", kind.kind)))?
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "stored object {} does not decode at {}: {}",
+                String::from_utf8_lossy(&kv.key),
+                e.path(),
+                e.inner()
+            ))
+        })?;
+    obj.metadata_mut().resource_version = Some(kv.mod_revision.to_string());
+    Ok(obj)
+}
+
+/// The bytes stored for an object: its JSON without `resourceVersion`.
+pub fn encode(obj: &AnyObject) -> Vec<u8> {
+    let mut obj = obj.clone();
+    obj.metadata_mut().resource_version = None;
+    serde_json::to_vec(&obj.to_value()).unwrap_or_default()
+}
+
+/// A page of a list.
+#[derive(Debug)]
+pub struct Page {
+    /// The keys read, in key order.
+    pub kvs: Vec<KeyValue>,
+    /// The revision the page was read at.
+    pub revision: i64,
+    /// Whether keys after the last one remain.
+    pub more: bool,
+    /// Keys left after this page (for `remainingItemCount`).
+    pub remaining: i64,
+}
+
+/// The objects of the API in the store.
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+}
+
+impl Registry {
+    /// Objects kept in `store`.
+    pub fn new(store: Store) -> Self {
+        Registry { store }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Reads one object, linearizably; `None` if it does not exist.
+    pub async fn find(
+        &self,
+        kind: &ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Option<AnyObject>> {
+        let key = kind.storage_key(namespace, name);
+        let range = RangeRequest {
+            key: key.into_bytes(),
+            ..RangeRequest::default()
+        };
+        let resp = self
+            .store
+            .range(range, true)
+            .await
+            .map_err(|e| ApiError::from_store(kind, name, e))?;
+        resp.kvs.first().map(|kv| decode(kind, kv)).transpose()
+    }
+
+    /// Reads one object; 404 if it does not exist.
+    pub async fn get(
+        &self,
+        kind: &ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<AnyObject> {
+        self.find(kind, namespace, name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(kind, name))
+    }
+
+    /// Reads up to `limit` keys (0: all) under `prefix`, from `start` (a key under the
+    /// prefix, or empty for its beginning), at `revision` (0: now, linearizably).
+    pub async fn page(
+        &self,
+        kind: &ObjectKind,
+        prefix: &str,
+        start: &[u8],
+        limit: i64,
+        revision: i64,
+    ) -> ApiResult<Page> {
+        let key = if start.is_empty() {
+            prefix.as_bytes().to_vec()
+        } else {
+            start.to_vec()
+        };
+        let range = RangeRequest {
+            key,
+            range_end: prefix_end(prefix.as_bytes()),
+            limit,
+            revision,
+            ..RangeRequest::default()
+        };
+        let resp = self
+            .store
+            .range(range, revision == 0)
+            .await
+            .map_err(|e| ApiError::from_store(kind, "", e))?;
+        let remaining = resp.count - i64::try_from(resp.kvs.len()).unwrap_or(i64::MAX);
+        Ok(Page {
+            kvs: resp.kvs,
+            revision: resp.revision,
+            more: resp.more,
+            remaining,
+        })
+    }
+
+    /// Stores a new object; 409 `AlreadyExists` if the name is taken.
+    pub async fn create(&self, obj: &AnyObject) -> ApiResult<AnyObject> {
+        let kind = obj.kind();
+        let key = obj.storage_key();
+        match self.store.put(key.as_bytes(), &encode(obj), 0, Some(0)).await {
+            Ok(resp) => {
+                let mut created = obj.clone();
+                created.metadata_mut().resource_version = Some(resp.revision.to_string());
+                Ok(created)
+            }
+            Err(StoreError::Conflict { .. }) => Err(ApiError::already_exists(&kind, obj.name())),
+            Err(e) => Err(ApiError::from_store(&kind, obj.name(), e)),
+        }
+    }
+
+    /// Replaces an object at the `resourceVersion` it carries; 409 `Conflict` if the
+    /// stored one has moved on, 404 if it is gone.
+    pub async fn replace(&self, obj: &AnyObject) -> ApiResult<AnyObject> {
+        let kind = obj.kind();
+        let expected = resource_version(obj)?;
+        let key = obj.storage_key();
+        match self
+            .store
+            .put(key.as_bytes(), &encode(obj), 0, Some(expected))
+            .await
+        {
+            Ok(resp) => {
+                let mut stored = obj.clone();
+                stored.metadata_mut().resource_version = Some(resp.revision.to_string());
+                Ok(stored)
+            }
+            Err(StoreError::Conflict { actual: 0, .. }) => {
+                Err(ApiError::not_found(&kind, obj.name()))
+            }
+            Err(e) => Err(ApiError::from_store(&kind, obj.name(), e)),
+        }
+    }
+
+    /// Deletes an object at the `resourceVersion` it carries; returns the revision of
+    /// the deletion.
+    pub async fn remove(&self, obj: &AnyObject) -> ApiResult<i64> {
+        let kind = obj.kind();
+        let expected = resource_version(obj)?;
+        match self
+            .store
+            .delete(obj.storage_key().as_bytes(), Some(expected))
+            .await
+        {
+            Ok(resp) => Ok(resp.revision),
+            Err(StoreError::Conflict { actual: 0, .. }) => {
+                Err(ApiError::not_found(&kind, obj.name()))
+            }
+            Err(e) => Err(ApiError::from_store(&kind, obj.name(), e)),
+        }
+    }
+
+    /// Read-modify-write with retries: `change` gets the current object and returns
+    /// the new one (`None`: nothing to write). When `change` pins a resourceVersion
+    /// (the caller's precondition) a conflict is returned rather than retried.
+    pub async fn update<F>(
+        &self,
+        kind: &ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+        mut change: F,
+    ) -> ApiResult<Updated>
+    where
+        F: FnMut(AnyObject) -> ApiResult<Change>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.get(kind, namespace, name).await?;
+            let result = match change(current.clone())? {
+                Change::Unchanged => return Ok(Updated::Unchanged(current)),
+                Change::DryRun(new) => return Ok(Updated::Replaced(new)),
+                Change::Replace(new) => self.replace(&new).await.map(Updated::Replaced),
+                Change::Delete(old) => self.remove(&old).await.map(|r| Updated::Deleted(old, r)),
+            };
+            match result {
+                Err(e) if e.reason == "Conflict" && attempt < UPDATE_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// What a read-modify-write does with the current object.
+#[derive(Debug)]
+pub enum Change {
+    /// Nothing: the object already is as asked.
+    Unchanged,
+    /// Store this object (its resourceVersion is the one it replaces).
+    Replace(AnyObject),
+    /// Delete this object (at its resourceVersion): its last finalizer is gone.
+    Delete(AnyObject),
+    /// Write nothing, answer with this object (`dryRun=All`).
+    DryRun(AnyObject),
+}
+
+/// What a read-modify-write did.
+#[derive(Debug)]
+pub enum Updated {
+    /// Nothing changed; the current object.
+    Unchanged(AnyObject),
+    /// The stored object.
+    Replaced(AnyObject),
+    /// The object was deleted, at this revision.
+    Deleted(AnyObject, i64),
+}
+
+/// An object's `resourceVersion` as a store revision.
+pub fn resource_version(obj: &AnyObject) -> ApiResult<i64> {
+    parse_resource_version(obj.metadata().resource_version.as_deref().unwrap_or("0"))
+}
+
+/// Parses a `resourceVersion`; 400 if it is not a number.
+pub fn parse_resource_version(rv: &str) -> ApiResult<i64> {
+    if rv.is_empty() {
+        return Ok(0);
+    }
+    rv.parse::<i64>()
+        .ok()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version {rv:?}")))
+}

@@ -1,0 +1,359 @@
+//! What a request asks for, read off its method, path and query the way Kubernetes'
+//! `RequestInfo` does: `GET /apis/apps/v1/namespaces/prod/deployments/web/scale` is
+//! verb `get` on `deployments` in group `apps`, namespace `prod`, name `web`,
+//! subresource `scale`.
+
+use http::Method;
+use rk8s_api::ObjectKind;
+use rk8s_api::object::kind_by_plural;
+
+use crate::status::{ApiError, ApiResult};
+
+/// The verbs of Kubernetes' authorization model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// `GET` one object.
+    Get,
+    /// `GET` a collection.
+    List,
+    /// `GET` a collection with `watch=true`.
+    Watch,
+    /// `POST`.
+    Create,
+    /// `PUT`.
+    Update,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE` one object.
+    Delete,
+    /// `DELETE` a collection.
+    DeleteCollection,
+}
+
+impl Verb {
+    /// The verb's name as Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+        }
+    }
+
+    /// Whether the verb changes state.
+    pub fn is_write(self) -> bool {
+        !matches!(self, Verb::Get | Verb::List | Verb::Watch)
+    }
+}
+
+/// A request for a resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceRequest {
+    /// What is asked.
+    pub verb: Verb,
+    /// The kind addressed.
+    pub kind: ObjectKind,
+    /// The namespace in the path, if any.
+    pub namespace: Option<String>,
+    /// The object's name, if the path names one.
+    pub name: Option<String>,
+    /// `status`, `scale`, `binding`, ... if the path has one.
+    pub subresource: Option<String>,
+}
+
+impl ResourceRequest {
+    /// The object's name, or an error for a path without one.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+
+    /// `pods`, `pods/status`: the resource as authorization sees it.
+    pub fn resource(&self) -> String {
+        match &self.subresource {
+            Some(s) => format!("{}/{s}", self.kind.plural),
+            None => self.kind.plural.to_string(),
+        }
+    }
+}
+
+/// What a path addresses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Route {
+    /// `/api`.
+    CoreVersions,
+    /// `/apis`.
+    Groups,
+    /// `/api/v1` or `/apis/<group>/<version>`: the resource list.
+    Resources {
+        /// The group (`""` for core).
+        group: String,
+        /// The version.
+        version: String,
+    },
+    /// `/apis/<group>`: one group's versions.
+    Group(String),
+    /// A resource or subresource.
+    Resource(ResourceRequest),
+    /// `/version`.
+    Version,
+    /// `/healthz`, `/livez`, `/readyz` (and their `/<check>` children).
+    Health(&'static str),
+    /// `/openapi/v2`.
+    OpenApiV2,
+    /// `/openapi/v3`: the index.
+    OpenApiV3Index,
+    /// `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>`.
+    OpenApiV3 {
+        /// The group (`""` for core).
+        group: String,
+        /// The version.
+        version: String,
+    },
+}
+
+fn is_true(v: &str) -> bool {
+    matches!(v, "true" | "1" | "True")
+}
+
+/// Reads a request's route from its method, path and `watch` parameter.
+pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Route> {
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, version, rest) = match parts.as_slice() {
+        ["api"] => return Ok(Route::CoreVersions),
+        ["apis"] => return Ok(Route::Groups),
+        ["version"] => return Ok(Route::Version),
+        ["healthz", ..] => return Ok(Route::Health("healthz")),
+        ["livez", ..] => return Ok(Route::Health("livez")),
+        ["readyz", ..] => return Ok(Route::Health("readyz")),
+        ["openapi", "v2"] => return Ok(Route::OpenApiV2),
+        ["openapi", "v3"] => return Ok(Route::OpenApiV3Index),
+        ["openapi", "v3", "api", v] => {
+            return Ok(Route::OpenApiV3 {
+                group: String::new(),
+                version: v.to_string(),
+            });
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return Ok(Route::OpenApiV3 {
+                group: g.to_string(),
+                version: v.to_string(),
+            });
+        }
+        ["apis", g] => return Ok(Route::Group(g.to_string())),
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    if rest.is_empty() {
+        return Ok(Route::Resources {
+            group: group.to_string(),
+            version: version.to_string(),
+        });
+    }
+    // `namespaces/{ns}/{resource}...`, but `namespaces/{name}[/status]` is the
+    // Namespace object itself.
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, resource, tail @ ..] if *resource != "status" && *resource != "finalize" => {
+            (Some(ns.to_string()), {
+                let mut v = vec![*resource];
+                v.extend_from_slice(tail);
+                v
+            })
+        }
+        other => (None, other.to_vec()),
+    };
+    let (plural, name, subresource) = match rest.as_slice() {
+        [r] => (*r, None, None),
+        [r, n] => (*r, Some(n.to_string()), None),
+        [r, n, s] => (*r, Some(n.to_string()), Some(s.to_string())),
+        _ => return Err(ApiError::no_route()),
+    };
+    let kind = kind_by_plural(group, plural)
+        .filter(|k| k.version == version)
+        .ok_or_else(ApiError::no_route)?;
+    if namespace.is_some() && !kind.is_namespaced() {
+        return Err(ApiError::no_route());
+    }
+    let collection = name.is_none();
+    let verb = match *method {
+        Method::GET if collection && watch.is_some_and(is_true) => Verb::Watch,
+        Method::GET if collection => Verb::List,
+        Method::GET => Verb::Get,
+        // `POST .../pods/{name}/binding` creates a subresource of a named object.
+        Method::POST if collection || subresource.is_some() => Verb::Create,
+        Method::PUT if !collection => Verb::Update,
+        Method::PATCH if !collection => Verb::Patch,
+        Method::DELETE if collection => Verb::DeleteCollection,
+        Method::DELETE => Verb::Delete,
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                method.as_str(),
+                kind.plural,
+            ));
+        }
+    };
+    Ok(Route::Resource(ResourceRequest {
+        verb,
+        kind,
+        namespace,
+        name,
+        subresource,
+    }))
+}
+
+/// The query string's parameters, decoded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    /// Parses `a=1&b=x%2Fy`.
+    pub fn parse(query: Option<&str>) -> Self {
+        Query(
+            query
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// The first value of a parameter.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean parameter (`true`, `1`).
+    pub fn flag(&self, key: &str) -> bool {
+        self.get(key).is_some_and(is_true)
+    }
+
+    /// A non-negative integer parameter; an error names it if it is not one.
+    pub fn number(&self, key: &str) -> ApiResult<Option<i64>> {
+        self.get(key)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "{key}: invalid value {v:?}: must be a non-negative integer"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(method: Method, path: &str) -> ResourceRequest {
+        match route(&method, path, None).unwrap() {
+            Route::Resource(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn paths_map_to_resources() {
+        let r = resource(Method::GET, "/api/v1/namespaces/default/pods/web");
+        assert_eq!(
+            (r.verb, r.kind.plural, r.namespace.as_deref(), r.name.as_deref()),
+            (Verb::Get, "pods", Some("default"), Some("web"))
+        );
+        let r = resource(
+            Method::PUT,
+            "/apis/apps/v1/namespaces/prod/deployments/web/scale",
+        );
+        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Update, Some("scale")));
+        let r = resource(Method::GET, "/api/v1/namespaces/kube-system");
+        assert_eq!((r.kind.plural, r.name.as_deref()), ("namespaces", Some("kube-system")));
+        let r = resource(Method::PUT, "/api/v1/namespaces/x/status");
+        assert_eq!(
+            (r.kind.plural, r.name.as_deref(), r.subresource.as_deref()),
+            ("namespaces", Some("x"), Some("status"))
+        );
+        let r = resource(Method::GET, "/api/v1/pods");
+        assert_eq!((r.verb, r.namespace), (Verb::List, None));
+        let r = resource(Method::POST, "/api/v1/namespaces/d/pods/web/binding");
+        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Create, Some("binding")));
+        let r = resource(Method::DELETE, "/apis/batch/v1/namespaces/d/jobs");
+        assert_eq!(r.verb, Verb::DeleteCollection);
+        assert!(matches!(
+            route(&Method::GET, "/api/v1/pods", Some("true")).unwrap(),
+            Route::Resource(ResourceRequest { verb: Verb::Watch, .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_paths_are_not_found() {
+        for path in [
+            "/api/v2/pods",
+            "/apis/apps/v2/deployments",
+            "/apis/apps/v1/pods",
+            "/api/v1/namespaces/d/nodes/n",
+            "/api/v1/namespaces/d/pods/web/log/extra",
+            "/nope",
+        ] {
+            let e = route(&Method::GET, path, None).unwrap_err();
+            assert_eq!(e.code, http::StatusCode::NOT_FOUND, "{path}");
+        }
+        let e = route(&Method::PUT, "/api/v1/pods", None).unwrap_err();
+        assert_eq!(e.code, http::StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn queries_decode() {
+        let q = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5&bad=%zz"));
+        assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
+        assert!(q.flag("watch"));
+        assert_eq!(q.number("limit").unwrap(), Some(5));
+        assert_eq!(q.get("bad"), Some("%zz"));
+        assert!(Query::parse(Some("limit=-1")).number("limit").is_err());
+        assert_eq!(Query::parse(Some("x=%4")).get("x"), Some("%4"));
+    }
+}

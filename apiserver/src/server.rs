@@ -1,0 +1,413 @@
+//! The HTTPS server: TLS (rustls), HTTP/1.1 and HTTP/2 (hyper), authentication,
+//! routing to the verbs, and watch streams.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rk8s_api::object::kinds;
+use rk8s_raftstore::server::Store;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::auth::{self, Identity};
+use crate::handlers::{Call, Filter, Handlers, Reply};
+use crate::registry::{Registry, parse_resource_version};
+use crate::request::{Query, ResourceRequest, Route, Verb, route};
+use crate::status::{ApiError, ApiResult};
+use crate::watch::{Message, WatchCache};
+use crate::{discovery, openapi, table};
+
+/// The largest request body accepted (Kubernetes' limit).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// A response body: a whole JSON document or a watch stream.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// The API server's shared state.
+pub struct ApiServer {
+    handlers: Handlers,
+    store: Store,
+}
+
+/// A body fed from a channel (watch streams).
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {w:?}")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    let status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
+    let mut body = status;
+    body["kind"] = json!("Status");
+    body["apiVersion"] = json!("v1");
+    json_response(e.code, &body, &[])
+}
+
+fn text_response(code: StatusCode, text: &str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(text.to_string())).boxed());
+    *resp.status_mut() = code;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+async fn read_body(body: Incoming, length: Option<u64>) -> ApiResult<Bytes> {
+    if length.is_some_and(|l| l > MAX_BODY as u64) {
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(MAX_BODY)),
+        Err(e) => Err(ApiError::bad_request(format!("could not read the request body: {e}"))),
+    }
+}
+
+impl ApiServer {
+    /// An API server over `store`; starts a watch cache per kind.
+    pub fn new(store: Store) -> Arc<Self> {
+        let mut caches = HashMap::new();
+        for kind in kinds() {
+            let cache = WatchCache::new(kind, store.clone());
+            tokio::spawn(cache.clone().run());
+            caches.insert(kind.plural, cache);
+        }
+        Arc::new(ApiServer {
+            handlers: Handlers {
+                registry: Registry::new(store.clone()),
+                caches,
+            },
+            store,
+        })
+    }
+
+    /// The objects this server serves.
+    pub fn registry(&self) -> &Registry {
+        &self.handlers.registry
+    }
+
+    /// Answers one request; never fails (errors become `Status` responses).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let started = std::time::Instant::now();
+        let resp = match self.dispatch(req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+        tracing::debug!(
+            "{method} {path} {} {:.1}ms",
+            resp.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        Ok(resp)
+    }
+
+    async fn dispatch(&self, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+        let query = Query::parse(req.uri().query());
+        let route = route(req.method(), req.uri().path(), query.get("watch"))?;
+        let ok = |v: Value| Ok(json_response(StatusCode::OK, &v, &[]));
+        // Health and version are public, as in Kubernetes.
+        match &route {
+            Route::Health(check) => return Ok(self.health(check).await),
+            Route::Version => return ok(discovery::version()),
+            _ => {}
+        }
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let identity = auth::authenticate(&self.store, authorization.as_deref()).await?;
+        let not_found = ApiError::no_route;
+        match route {
+            Route::CoreVersions => ok(discovery::core_versions()),
+            Route::Groups => ok(discovery::group_list()),
+            Route::Group(g) => discovery::group(&g).ok_or_else(not_found).and_then(ok),
+            Route::Resources { group, version } => discovery::resource_list(&group, &version)
+                .ok_or_else(not_found)
+                .and_then(ok),
+            Route::OpenApiV2 => ok(openapi::v2()),
+            Route::OpenApiV3Index => ok(openapi::v3_index()),
+            Route::OpenApiV3 { group, version } => openapi::v3(&group, &version)
+                .ok_or_else(not_found)
+                .and_then(ok),
+            Route::Resource(r) => self.resource(req, r, &identity, &query).await,
+            Route::Health(_) | Route::Version => Err(not_found()),
+        }
+    }
+
+    async fn health(&self, check: &str) -> Response<Body> {
+        if check == "livez" {
+            return text_response(StatusCode::OK, "ok");
+        }
+        // Ready when the store has a leader and answers a quorum read.
+        let range = rk8s_raftstore::proto::RangeRequest {
+            key: b"/registry/namespaces/default".to_vec(),
+            count_only: true,
+            ..Default::default()
+        };
+        let read = tokio::time::timeout(Duration::from_secs(2), self.store.range(range, true)).await;
+        match read {
+            Ok(Ok(_)) => text_response(StatusCode::OK, "ok"),
+            Ok(Err(e)) => text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}")),
+            Err(_) => text_response(StatusCode::SERVICE_UNAVAILABLE, "store: no answer within 2s"),
+        }
+    }
+
+    async fn resource(
+        &self,
+        req: Request<Incoming>,
+        r: ResourceRequest,
+        identity: &Identity,
+        query: &Query,
+    ) -> ApiResult<Response<Body>> {
+        let access = auth::authorize(identity, &r)?;
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if r.verb == Verb::Watch {
+            return self.watch(&r, query, accept.as_deref()).await;
+        }
+        let length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = match *req.method() {
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+                read_body(req.into_body(), length).await?
+            }
+            _ => Bytes::new(),
+        };
+        let call = Call {
+            identity,
+            access,
+            req: &r,
+            query,
+            body,
+            content_type,
+        };
+        let h = &self.handlers;
+        let reply: Reply = match r.verb {
+            Verb::Get => h.get(&call, accept.as_deref()).await?,
+            Verb::List => h.list(&call, accept.as_deref()).await?,
+            Verb::Create => h.create(&call).await?,
+            Verb::Update | Verb::Patch => h.update(&call).await?,
+            Verb::Delete => h.delete(&call).await?,
+            Verb::DeleteCollection => h.delete_collection(&call).await?,
+            Verb::Watch => return Err(ApiError::no_route()),
+        };
+        Ok(json_response(reply.code, &reply.body, &reply.warnings))
+    }
+
+    /// `?watch=true`: a stream of `{"type": ..., "object": ...}` lines.
+    async fn watch(
+        &self,
+        r: &ResourceRequest,
+        query: &Query,
+        accept: Option<&str>,
+    ) -> ApiResult<Response<Body>> {
+        let kind = r.kind;
+        let filter = Filter::from_query(&kind, query)?;
+        let bookmarks = query.flag("allowWatchBookmarks");
+        let as_table = table::wants_table(accept);
+        let timeout = query.number("timeoutSeconds")?.map(|s| Duration::from_secs(s.unsigned_abs()));
+        let rv = query.get("resourceVersion").unwrap_or("");
+        // No resourceVersion (or "0"): the current state as ADDED events, then changes.
+        let (initial, from) = if rv.is_empty() || rv == "0" {
+            let listed = self.handlers.list_objects(r, &without_paging(query)).await?;
+            (listed.items, listed.revision)
+        } else {
+            (Vec::new(), parse_resource_version(rv)?)
+        };
+        let prefix = kind.storage_prefix(r.namespace.as_deref());
+        let cache = self
+            .handlers
+            .caches
+            .get(kind.plural)
+            .ok_or_else(ApiError::no_route)?;
+        let mut sub = cache.subscribe(&prefix, from).await?;
+        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        let encode = move |ty: &str, obj: &rk8s_api::AnyObject, json: Option<&Bytes>| -> Bytes {
+            let object = if as_table {
+                let rv = obj.metadata().resource_version.clone().unwrap_or_default();
+                Bytes::from(serde_json::to_vec(&table::table(&kind, std::slice::from_ref(obj), &rv, None, None)).unwrap_or_default())
+            } else {
+                match json {
+                    Some(j) => j.clone(),
+                    None => Bytes::from(serde_json::to_vec(&obj.to_value()).unwrap_or_default()),
+                }
+            };
+            let mut line = Vec::with_capacity(object.len() + 32);
+            line.extend_from_slice(b"{\"type\":\"");
+            line.extend_from_slice(ty.as_bytes());
+            line.extend_from_slice(b"\",\"object\":");
+            line.extend_from_slice(&object);
+            line.extend_from_slice(b"}\n");
+            Bytes::from(line)
+        };
+        tokio::spawn(async move {
+            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            for obj in &initial {
+                if filter.matches(obj) && tx.send(encode("ADDED", obj, None)).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let next = match deadline {
+                    Some(d) => match tokio::time::timeout_at(d, sub.next(&kind)).await {
+                        Ok(n) => n,
+                        Err(_) => return,
+                    },
+                    None => tokio::select! {
+                        n = sub.next(&kind) => n,
+                        _ = tx.closed() => return,
+                    },
+                };
+                let messages = match next {
+                    Ok(m) => m,
+                    Err(Some(e)) => {
+                        let status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
+                        let line = format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n");
+                        let _ = tx.send(Bytes::from(line)).await;
+                        return;
+                    }
+                    Err(None) => return,
+                };
+                for m in messages {
+                    let line = match m {
+                        Message::Progress(rev) if bookmarks => {
+                            let obj = json!({"kind": kind.kind, "apiVersion": kind.api_version,
+                                             "metadata": {"resourceVersion": rev.to_string()}});
+                            Some(Bytes::from(format!("{{\"type\":\"BOOKMARK\",\"object\":{obj}}}\n")))
+                        }
+                        Message::Progress(_) => None,
+                        Message::Change(c) if c.revision <= from => None,
+                        Message::Change(c) => {
+                            let now = c.object.as_ref().is_some_and(|o| filter.matches(o));
+                            let before = c.prev.as_ref().is_some_and(|o| filter.matches(o));
+                            let ty = match (c.object.is_some(), before, now) {
+                                (true, false, true) => Some("ADDED"),
+                                (true, true, true) => Some("MODIFIED"),
+                                (true, true, false) | (false, true, _) => Some("DELETED"),
+                                _ => None,
+                            };
+                            ty.and_then(|ty| c.shown().map(|o| encode(ty, o, Some(&c.json))))
+                        }
+                    };
+                    if let Some(line) = line
+                        && tx.send(line).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut resp = Response::new(BodyExt::boxed(ChannelBody(rx)));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(resp)
+    }
+}
+
+fn without_paging(q: &Query) -> Query {
+    let mut kept = Vec::new();
+    for key in ["labelSelector", "fieldSelector"] {
+        if let Some(v) = q.get(key) {
+            kept.push(format!("{key}={}", encode_component(v)));
+        }
+    }
+    Query::parse(Some(&kept.join("&")))
+}
+
+fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Serves the API on `listener` with TLS until the task is dropped.
+pub async fn serve(
+    api: Arc<ApiServer>,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer): (tokio::net::TcpStream, SocketAddr) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let api = api.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper::service::service_fn(move |req| api.clone().handle(req));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+}
