@@ -100,10 +100,7 @@ pub async fn authenticate(store: &Store, header: Option<&str>) -> ApiResult<Iden
     let kv = found.kvs.first().ok_or_else(ApiError::unauthorized)?;
     let record: TokenRecord =
         serde_json::from_slice(&kv.value).map_err(|_| ApiError::unauthorized())?;
-    if record
-        .expires
-        .is_some_and(|e| e <= jiff::Timestamp::now())
-    {
+    if record.expires.is_some_and(|e| e <= jiff::Timestamp::now()) {
         return Err(ApiError::unauthorized());
     }
     Ok(record.identity)

@@ -39,7 +39,11 @@ pub fn short_names(kind: &ObjectKind) -> &'static [&'static str] {
 /// Kinds in kubectl's `all` category.
 fn categories(kind: &ObjectKind) -> &'static [&'static str] {
     match kind.plural {
-        "pods" | "services" | "replicasets" | "deployments" | "horizontalpodautoscalers"
+        "pods"
+        | "services"
+        | "replicasets"
+        | "deployments"
+        | "horizontalpodautoscalers"
         | "jobs" => &["all"],
         _ => &[],
     }

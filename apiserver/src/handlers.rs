@@ -13,10 +13,10 @@ use rk8s_api::object::{kind_named, kinds};
 use rk8s_api::selector::{FieldSelector, SelectorExt, parse_label_selector};
 use rk8s_api::validation::validate;
 use rk8s_api::{AnyObject, FieldPath, ObjectKind};
+use rk8s_raftstore::prefix_end;
 use rk8s_raftstore::proto::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, RequestOp, TxnRequest, request_op,
 };
-use rk8s_raftstore::prefix_end;
 use serde_json::{Value, json};
 
 use crate::auth::{Access, Identity, check_access};
@@ -28,7 +28,8 @@ use crate::strategy;
 use crate::watch::WatchCache;
 
 /// Namespaces every cluster has, which may not be deleted.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// A request as the verbs see it: who, what, and the parts of the HTTP request they
 /// read.
@@ -172,7 +173,12 @@ fn decode_value(
         })?;
     let mut unknown = Vec::new();
     if mode != FieldValidation::Ignore {
-        rk8s_api::manifest::unknown_fields(&value, &obj.to_value(), &FieldPath::root(), &mut unknown);
+        rk8s_api::manifest::unknown_fields(
+            &value,
+            &obj.to_value(),
+            &FieldPath::root(),
+            &mut unknown,
+        );
     }
     let unknown: Vec<String> = unknown
         .into_iter()
@@ -218,7 +224,8 @@ fn encode_continue(revision: i64, next_key: &[u8]) -> String {
 
 fn decode_continue(token: &str, prefix: &str) -> ApiResult<(i64, Vec<u8>)> {
     use base64::Engine;
-    let bad = || ApiError::bad_request("continue: invalid token: it was not returned by this server");
+    let bad =
+        || ApiError::bad_request("continue: invalid token: it was not returned by this server");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| bad())?;
@@ -307,8 +314,16 @@ impl Handlers {
         let mut items = Vec::new();
         loop {
             // With a filter, read in chunks until the page is full.
-            let want = if limit == 0 { 0 } else { limit - items.len() as i64 };
-            let chunk = if filter.is_everything() || want == 0 { want } else { want.max(256) };
+            let want = if limit == 0 {
+                0
+            } else {
+                limit - items.len() as i64
+            };
+            let chunk = if filter.is_everything() || want == 0 {
+                want
+            } else {
+                want.max(256)
+            };
             let page = self
                 .registry
                 .page(kind, &prefix, &start, chunk, revision)
@@ -428,7 +443,10 @@ impl Handlers {
             Some(_) => return Err(ApiError::no_route()),
         }
         if req.kind.is_namespaced() && req.namespace.is_none() {
-            return Err(ApiError::method_not_allowed("create", &format!("{} without a namespace", req.kind.plural)));
+            return Err(ApiError::method_not_allowed(
+                "create",
+                &format!("{} without a namespace", req.kind.plural),
+            ));
         }
         let mode = field_validation(c.query)?;
         let value = parse_body(&c.content_type, &c.body)?;
@@ -745,7 +763,10 @@ impl Handlers {
     /// DELETE of a collection: every selected object, one by one.
     pub async fn delete_collection(&self, c: &Call<'_>) -> ApiResult<Reply> {
         if c.req.kind.kind == "Namespace" {
-            return Err(ApiError::method_not_allowed("deletecollection", "namespaces"));
+            return Err(ApiError::method_not_allowed(
+                "deletecollection",
+                "namespaces",
+            ));
         }
         let options = delete_options(c)?;
         let listed = self.list_objects(c.req, c.query).await?;
@@ -810,7 +831,11 @@ fn check_preconditions(
         return Ok(());
     };
     let meta = current.metadata();
-    if pre.uid.as_ref().is_some_and(|u| Some(u) != meta.uid.as_ref()) {
+    if pre
+        .uid
+        .as_ref()
+        .is_some_and(|u| Some(u) != meta.uid.as_ref())
+    {
         return Err(ApiError::conflict(
             kind,
             name,
@@ -850,7 +875,9 @@ fn deletion(mut obj: AnyObject, options: &DeleteOptions) -> ApiResult<Change> {
             if terminal || !bound {
                 0
             } else {
-                asked.unwrap_or(rk8s_api::defaults::DEFAULT_TERMINATION_GRACE_SECONDS).max(0)
+                asked
+                    .unwrap_or(rk8s_api::defaults::DEFAULT_TERMINATION_GRACE_SECONDS)
+                    .max(0)
             }
         }
         _ => 0,
@@ -962,8 +989,12 @@ fn with_replicas(current: &AnyObject, scale: &Value) -> ApiResult<AnyObject> {
     let replicas = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
     let mut obj = current.clone();
     match &mut obj {
-        AnyObject::Deployment(d) => d.spec.get_or_insert_with(Default::default).replicas = Some(replicas),
-        AnyObject::ReplicaSet(rs) => rs.spec.get_or_insert_with(Default::default).replicas = Some(replicas),
+        AnyObject::Deployment(d) => {
+            d.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+        }
+        AnyObject::ReplicaSet(rs) => {
+            rs.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
+        }
         _ => return Err(ApiError::no_route()),
     }
     Ok(obj)
@@ -1018,12 +1049,21 @@ mod tests {
         let v = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                        "spec": {"containers": [{"name": "a", "image": "x", "imagee": "y"}]}});
         let (_, warnings) = decode_value(&pods, v.clone(), FieldValidation::Warn).unwrap();
-        assert_eq!(warnings, vec!["unknown field \"spec.containers[0].imagee\"".to_string()]);
+        assert_eq!(
+            warnings,
+            vec!["unknown field \"spec.containers[0].imagee\"".to_string()]
+        );
         let e = decode_value(&pods, v, FieldValidation::Strict).unwrap_err();
         assert_eq!(e.code.as_u16(), 400);
         assert!(e.message.contains("strict decoding error"), "{}", e.message);
         let wrong = json!({"apiVersion": "apps/v1", "kind": "Pod"});
-        assert_eq!(decode_value(&pods, wrong, FieldValidation::Ignore).unwrap_err().code.as_u16(), 400);
+        assert_eq!(
+            decode_value(&pods, wrong, FieldValidation::Ignore)
+                .unwrap_err()
+                .code
+                .as_u16(),
+            400
+        );
         let bad_type = json!({"metadata": {"name": 5}});
         let e = decode_value(&pods, bad_type, FieldValidation::Ignore).unwrap_err();
         assert!(e.message.contains("metadata.name"), "{}", e.message);
@@ -1035,23 +1075,47 @@ mod tests {
         let v = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": []}});
         let pod = AnyObject::from_value(&pods, v).unwrap().unwrap();
         let change = deletion(pod.clone(), &DeleteOptions::default()).unwrap();
-        let Change::Replace(marked) = change else { panic!("{change:?}") };
+        let Change::Replace(marked) = change else {
+            panic!("{change:?}")
+        };
         assert_eq!(marked.metadata().deletion_grace_period_seconds, Some(30));
         // Deleting again with grace 0 (the node's confirmation) deletes it.
-        let now = DeleteOptions { grace_period_seconds: Some(0), ..Default::default() };
-        assert!(matches!(deletion(marked.clone(), &now).unwrap(), Change::Delete(_)));
+        let now = DeleteOptions {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            deletion(marked.clone(), &now).unwrap(),
+            Change::Delete(_)
+        ));
         // Again with the same grace: nothing changes.
-        assert!(matches!(deletion(marked, &DeleteOptions::default()).unwrap(), Change::Unchanged));
+        assert!(matches!(
+            deletion(marked, &DeleteOptions::default()).unwrap(),
+            Change::Unchanged
+        ));
         // An unscheduled pod goes at once.
         let v = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
         let pending = AnyObject::from_value(&pods, v).unwrap().unwrap();
-        assert!(matches!(deletion(pending, &DeleteOptions::default()).unwrap(), Change::Delete(_)));
+        assert!(matches!(
+            deletion(pending, &DeleteOptions::default()).unwrap(),
+            Change::Delete(_)
+        ));
         // Finalizers hold any object; foreground deletion adds one.
         let deploys = kind_named("Deployment").unwrap();
-        let d = AnyObject::from_value(&deploys, json!({"metadata": {"name": "d"}})).unwrap().unwrap();
-        let fg = DeleteOptions { propagation_policy: Some("Foreground".into()), ..Default::default() };
-        let Change::Replace(held) = deletion(d, &fg).unwrap() else { panic!() };
-        assert_eq!(held.metadata().finalizers.as_deref(), Some(&["foregroundDeletion".to_string()][..]));
+        let d = AnyObject::from_value(&deploys, json!({"metadata": {"name": "d"}}))
+            .unwrap()
+            .unwrap();
+        let fg = DeleteOptions {
+            propagation_policy: Some("Foreground".into()),
+            ..Default::default()
+        };
+        let Change::Replace(held) = deletion(d, &fg).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            held.metadata().finalizers.as_deref(),
+            Some(&["foregroundDeletion".to_string()][..])
+        );
         assert!(held.metadata().deletion_timestamp.is_some());
     }
 }

@@ -11,6 +11,7 @@
 //! - [`pki`]: the cluster CA and serving certificates; [`server`]: TLS and HTTP.
 
 pub mod auth;
+pub mod cluster;
 pub mod discovery;
 pub mod handlers;
 pub mod openapi;

@@ -46,10 +46,11 @@ fn param(name: &str, location: &str, v3: bool) -> Value {
 
 /// The operations on a kind's collection and item paths.
 fn paths(kind: &ObjectKind, schema_ref: &Value, prefix: &str, v3: bool) -> Vec<(String, Value)> {
-    let ns = kind
-        .is_namespaced()
-        .then(|| "{namespace}".to_string());
-    let collection = format!("/{}", kind.collection_path(ns.as_deref()).trim_start_matches('/'));
+    let ns = kind.is_namespaced().then(|| "{namespace}".to_string());
+    let collection = format!(
+        "/{}",
+        kind.collection_path(ns.as_deref()).trim_start_matches('/')
+    );
     let item = format!("{collection}/{{name}}");
     let body = |required: bool| {
         if v3 {
@@ -199,8 +200,12 @@ mod tests {
     #[test]
     fn v3_documents_say_patch_takes_field_validation() {
         let apps = v3("apps", "v1").unwrap();
-        let patch = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
+        let patch =
+            &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"]["kind"],
+            "Deployment"
+        );
         assert!(
             patch["parameters"]
                 .as_array()
@@ -209,7 +214,10 @@ mod tests {
                 .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
         );
         let schema = &apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
-        assert_eq!(schema["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        assert_eq!(
+            schema["x-kubernetes-group-version-kind"][0]["kind"],
+            "Deployment"
+        );
         assert!(schema["properties"]["spec"].is_object());
         assert!(v3_index()["paths"]["apis/autoscaling/v2"]["serverRelativeURL"].is_string());
         assert!(v3("apps", "v9").is_none());

@@ -78,9 +78,7 @@ fn merge_key(path: &str) -> Option<Option<&'static str>> {
         (_, "volumes" | "imagePullSecrets" | "env" | "resourceClaims") => "name",
         ("containers" | "initContainers" | "ephemeralContainers", "ports") => "containerPort",
         ("containers" | "initContainers" | "ephemeralContainers", "volumeMounts") => "mountPath",
-        ("containers" | "initContainers" | "ephemeralContainers", "volumeDevices") => {
-            "devicePath"
-        }
+        ("containers" | "initContainers" | "ephemeralContainers", "volumeDevices") => "devicePath",
         ("spec", "ports") => "port",
         (_, "hostAliases") => "ip",
         (_, "ownerReferences") => "uid",
@@ -157,12 +155,7 @@ fn strategic_merge(target: &mut Value, patch: &Map<String, Value>, path: &str) -
     Ok(())
 }
 
-fn merge_list(
-    target: &mut Value,
-    items: &[Value],
-    key: Option<&str>,
-    path: &str,
-) -> ApiResult<()> {
+fn merge_list(target: &mut Value, items: &[Value], key: Option<&str>, path: &str) -> ApiResult<()> {
     if !target.is_array() {
         *target = Value::Array(Vec::new());
     }
@@ -243,12 +236,12 @@ mod tests {
             {"name": "b", "image": "b:1"}
         ]}}}});
         let patch = json!({"spec": {"template": {"spec": {
-            "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
-            "containers": [
-                {"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]},
-                {"name": "b", "$patch": "delete"},
-                {"name": "c", "image": "c:1"}
-            ]}}}});
+        "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+        "containers": [
+            {"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]},
+            {"name": "b", "$patch": "delete"},
+            {"name": "c", "image": "c:1"}
+        ]}}}});
         let out = smp(target, patch);
         assert_eq!(
             out,
@@ -275,7 +268,10 @@ mod tests {
         assert_eq!(out["metadata"]["labels"], json!({"a": "1", "c": "3"}));
         assert_eq!(out["metadata"]["finalizers"], json!(["y"]));
         assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
-        assert_eq!(out["spec"]["ports"], json!([{"port": 80, "name": "web"}, {"port": 443}]));
+        assert_eq!(
+            out["spec"]["ports"],
+            json!([{"port": 80, "name": "web"}, {"port": 443}])
+        );
         // Lists without a merge key are replaced.
         assert_eq!(out["spec"]["args"], json!(["c"]));
         let replaced = smp(
@@ -313,7 +309,12 @@ mod tests {
         assert_eq!(e.code.as_u16(), 415);
         let e = apply("application/merge-patch+json", &mut t, b"[1]").unwrap_err();
         assert_eq!(e.code.as_u16(), 400);
-        let e = apply("application/strategic-merge-patch+json", &mut t, b"{\"spec\": {\"containers\": [1]}}").unwrap_err();
+        let e = apply(
+            "application/strategic-merge-patch+json",
+            &mut t,
+            b"{\"spec\": {\"containers\": [1]}}",
+        )
+        .unwrap_err();
         assert_eq!(e.code.as_u16(), 400);
     }
 }

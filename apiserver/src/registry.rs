@@ -144,7 +144,11 @@ impl Registry {
     pub async fn create(&self, obj: &AnyObject) -> ApiResult<AnyObject> {
         let kind = obj.kind();
         let key = obj.storage_key();
-        match self.store.put(key.as_bytes(), &encode(obj), 0, Some(0)).await {
+        match self
+            .store
+            .put(key.as_bytes(), &encode(obj), 0, Some(0))
+            .await
+        {
             Ok(resp) => {
                 let mut created = obj.clone();
                 created.metadata_mut().resource_version = Some(resp.revision.to_string());

@@ -162,7 +162,9 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
     // `namespaces/{ns}/{resource}...`, but `namespaces/{name}[/status]` is the
     // Namespace object itself.
     let (namespace, rest) = match rest {
-        ["namespaces", ns, resource, tail @ ..] if *resource != "status" && *resource != "finalize" => {
+        ["namespaces", ns, resource, tail @ ..]
+            if *resource != "status" && *resource != "finalize" =>
+        {
             (Some(ns.to_string()), {
                 let mut v = vec![*resource];
                 v.extend_from_slice(tail);
@@ -195,10 +197,7 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
         Method::DELETE if collection => Verb::DeleteCollection,
         Method::DELETE => Verb::Delete,
         _ => {
-            return Err(ApiError::method_not_allowed(
-                method.as_str(),
-                kind.plural,
-            ));
+            return Err(ApiError::method_not_allowed(method.as_str(), kind.plural));
         }
     };
     Ok(Route::Resource(ResourceRequest {
@@ -248,14 +247,11 @@ impl Query {
         self.get(key)
             .filter(|v| !v.is_empty())
             .map(|v| {
-                v.parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "{key}: invalid value {v:?}: must be a non-negative integer"
-                        ))
-                    })
+                v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "{key}: invalid value {v:?}: must be a non-negative integer"
+                    ))
+                })
             })
             .transpose()
     }
@@ -302,16 +298,27 @@ mod tests {
     fn paths_map_to_resources() {
         let r = resource(Method::GET, "/api/v1/namespaces/default/pods/web");
         assert_eq!(
-            (r.verb, r.kind.plural, r.namespace.as_deref(), r.name.as_deref()),
+            (
+                r.verb,
+                r.kind.plural,
+                r.namespace.as_deref(),
+                r.name.as_deref()
+            ),
             (Verb::Get, "pods", Some("default"), Some("web"))
         );
         let r = resource(
             Method::PUT,
             "/apis/apps/v1/namespaces/prod/deployments/web/scale",
         );
-        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Update, Some("scale")));
+        assert_eq!(
+            (r.verb, r.subresource.as_deref()),
+            (Verb::Update, Some("scale"))
+        );
         let r = resource(Method::GET, "/api/v1/namespaces/kube-system");
-        assert_eq!((r.kind.plural, r.name.as_deref()), ("namespaces", Some("kube-system")));
+        assert_eq!(
+            (r.kind.plural, r.name.as_deref()),
+            ("namespaces", Some("kube-system"))
+        );
         let r = resource(Method::PUT, "/api/v1/namespaces/x/status");
         assert_eq!(
             (r.kind.plural, r.name.as_deref(), r.subresource.as_deref()),
@@ -320,12 +327,18 @@ mod tests {
         let r = resource(Method::GET, "/api/v1/pods");
         assert_eq!((r.verb, r.namespace), (Verb::List, None));
         let r = resource(Method::POST, "/api/v1/namespaces/d/pods/web/binding");
-        assert_eq!((r.verb, r.subresource.as_deref()), (Verb::Create, Some("binding")));
+        assert_eq!(
+            (r.verb, r.subresource.as_deref()),
+            (Verb::Create, Some("binding"))
+        );
         let r = resource(Method::DELETE, "/apis/batch/v1/namespaces/d/jobs");
         assert_eq!(r.verb, Verb::DeleteCollection);
         assert!(matches!(
             route(&Method::GET, "/api/v1/pods", Some("true")).unwrap(),
-            Route::Resource(ResourceRequest { verb: Verb::Watch, .. })
+            Route::Resource(ResourceRequest {
+                verb: Verb::Watch,
+                ..
+            })
         ));
     }
 
@@ -348,7 +361,9 @@ mod tests {
 
     #[test]
     fn queries_decode() {
-        let q = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5&bad=%zz"));
+        let q = Query::parse(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5&bad=%zz",
+        ));
         assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
         assert!(q.flag("watch"));
         assert_eq!(q.number("limit").unwrap(), Some(5));

@@ -82,8 +82,10 @@ fn error_response(e: &ApiError) -> Response<Body> {
 fn text_response(code: StatusCode, text: &str) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(text.to_string())).boxed());
     *resp.status_mut() = code;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -94,7 +96,9 @@ async fn read_body(body: Incoming, length: Option<u64>) -> ApiResult<Bytes> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(MAX_BODY)),
-        Err(e) => Err(ApiError::bad_request(format!("could not read the request body: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "could not read the request body: {e}"
+        ))),
     }
 }
 
@@ -122,7 +126,10 @@ impl ApiServer {
     }
 
     /// Answers one request; never fails (errors become `Status` responses).
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let started = std::time::Instant::now();
@@ -182,11 +189,15 @@ impl ApiServer {
             count_only: true,
             ..Default::default()
         };
-        let read = tokio::time::timeout(Duration::from_secs(2), self.store.range(range, true)).await;
+        let read =
+            tokio::time::timeout(Duration::from_secs(2), self.store.range(range, true)).await;
         match read {
             Ok(Ok(_)) => text_response(StatusCode::OK, "ok"),
             Ok(Err(e)) => text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}")),
-            Err(_) => text_response(StatusCode::SERVICE_UNAVAILABLE, "store: no answer within 2s"),
+            Err(_) => text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store: no answer within 2s",
+            ),
         }
     }
 
@@ -255,11 +266,16 @@ impl ApiServer {
         let filter = Filter::from_query(&kind, query)?;
         let bookmarks = query.flag("allowWatchBookmarks");
         let as_table = table::wants_table(accept);
-        let timeout = query.number("timeoutSeconds")?.map(|s| Duration::from_secs(s.unsigned_abs()));
+        let timeout = query
+            .number("timeoutSeconds")?
+            .map(|s| Duration::from_secs(s.unsigned_abs()));
         let rv = query.get("resourceVersion").unwrap_or("");
         // No resourceVersion (or "0"): the current state as ADDED events, then changes.
         let (initial, from) = if rv.is_empty() || rv == "0" {
-            let listed = self.handlers.list_objects(r, &without_paging(query)).await?;
+            let listed = self
+                .handlers
+                .list_objects(r, &without_paging(query))
+                .await?;
             (listed.items, listed.revision)
         } else {
             (Vec::new(), parse_resource_version(rv)?)
@@ -275,7 +291,16 @@ impl ApiServer {
         let encode = move |ty: &str, obj: &rk8s_api::AnyObject, json: Option<&Bytes>| -> Bytes {
             let object = if as_table {
                 let rv = obj.metadata().resource_version.clone().unwrap_or_default();
-                Bytes::from(serde_json::to_vec(&table::table(&kind, std::slice::from_ref(obj), &rv, None, None)).unwrap_or_default())
+                Bytes::from(
+                    serde_json::to_vec(&table::table(
+                        &kind,
+                        std::slice::from_ref(obj),
+                        &rv,
+                        None,
+                        None,
+                    ))
+                    .unwrap_or_default(),
+                )
             } else {
                 match json {
                     Some(j) => j.clone(),
@@ -323,7 +348,9 @@ impl ApiServer {
                         Message::Progress(rev) if bookmarks => {
                             let obj = json!({"kind": kind.kind, "apiVersion": kind.api_version,
                                              "metadata": {"resourceVersion": rev.to_string()}});
-                            Some(Bytes::from(format!("{{\"type\":\"BOOKMARK\",\"object\":{obj}}}\n")))
+                            Some(Bytes::from(format!(
+                                "{{\"type\":\"BOOKMARK\",\"object\":{obj}}}\n"
+                            )))
                         }
                         Message::Progress(_) => None,
                         Message::Change(c) if c.revision <= from => None,
@@ -369,18 +396,16 @@ fn without_paging(q: &Query) -> Query {
 fn encode_component(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 /// Serves the API on `listener` with TLS until the task is dropped.
-pub async fn serve(
-    api: Arc<ApiServer>,
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-) {
+pub async fn serve(api: Arc<ApiServer>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let (tcp, peer): (tokio::net::TcpStream, SocketAddr) = match listener.accept().await {
@@ -395,14 +420,15 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let api = api.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let service = hyper::service::service_fn(move |req| api.clone().handle(req));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {

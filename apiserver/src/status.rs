@@ -92,7 +92,9 @@ impl ApiError {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
-            format!("the server does not allow this method on the requested resource: {verb} on {what}"),
+            format!(
+                "the server does not allow this method on the requested resource: {verb} on {what}"
+            ),
         )
     }
 
@@ -115,7 +117,10 @@ impl ApiError {
             ..Self::new(
                 StatusCode::CONFLICT,
                 "Conflict",
-                format!("Operation cannot be fulfilled on {}: {why}", qualified(kind, name)),
+                format!(
+                    "Operation cannot be fulfilled on {}: {why}",
+                    qualified(kind, name)
+                ),
             )
         }
     }
@@ -204,7 +209,11 @@ impl ApiError {
 
     /// 503.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            message,
+        )
     }
 
     /// 504.
@@ -225,9 +234,9 @@ impl ApiError {
             StoreError::FutureRevision { requested, current } => Self::timeout(format!(
                 "Too large resource version: {requested}, current: {current}"
             )),
-            StoreError::NotLeader { .. } => Self::unavailable(format!(
-                "the store has no leader yet, try again: {e}"
-            )),
+            StoreError::NotLeader { .. } => {
+                Self::unavailable(format!("the store has no leader yet, try again: {e}"))
+            }
             StoreError::Timeout(_) => Self::timeout(e.to_string()),
             StoreError::Unavailable(_) => Self::unavailable(e.to_string()),
             other => Self::internal(other.to_string()),
@@ -249,7 +258,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.code.as_u16(), self.reason, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.code.as_u16(),
+            self.reason,
+            self.message
+        )
     }
 }
 
@@ -303,7 +318,11 @@ mod tests {
         };
         let e = ApiError::from_store(&d, "web", conflict);
         assert_eq!(e.code, StatusCode::CONFLICT);
-        assert!(e.message.contains("deployments.apps \"web\""), "{}", e.message);
+        assert!(
+            e.message.contains("deployments.apps \"web\""),
+            "{}",
+            e.message
+        );
         let gone = StoreError::Compacted {
             requested: 2,
             compact_revision: 5,

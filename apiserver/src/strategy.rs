@@ -85,7 +85,10 @@ pub fn prepare_create(obj: &mut AnyObject) {
 /// Kubernetes' QoS class: Guaranteed (every container's requests equal its limits for
 /// cpu and memory), BestEffort (no requests or limits at all), else Burstable.
 pub fn qos_class(spec: &k8s_openapi::api::core::v1::PodSpec) -> &'static str {
-    let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
     let mut any = false;
     let mut guaranteed = true;
     for c in containers {
@@ -160,7 +163,11 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
             // Only images, activeDeadlineSeconds and added tolerations may change.
             let strip = |p: &k8s_openapi::api::core::v1::Pod| {
                 let mut s = p.spec.clone().unwrap_or_default();
-                for c in s.containers.iter_mut().chain(s.init_containers.iter_mut().flatten()) {
+                for c in s
+                    .containers
+                    .iter_mut()
+                    .chain(s.init_containers.iter_mut().flatten())
+                {
                     c.image = None;
                 }
                 s.active_deadline_seconds = None;
@@ -184,17 +191,42 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
             }
         }
         (AnyObject::Deployment(_), _) | (AnyObject::ReplicaSet(_), _) => {
-            immutable(&mut errs, "spec.selector", spec(new, "/spec/selector"), spec(old, "/spec/selector"));
+            immutable(
+                &mut errs,
+                "spec.selector",
+                spec(new, "/spec/selector"),
+                spec(old, "/spec/selector"),
+            );
         }
         (AnyObject::Job(_), _) => {
-            immutable(&mut errs, "spec.selector", spec(new, "/spec/selector"), spec(old, "/spec/selector"));
-            immutable(&mut errs, "spec.template", spec(new, "/spec/template"), spec(old, "/spec/template"));
-            immutable(&mut errs, "spec.completions", spec(new, "/spec/completions"), spec(old, "/spec/completions"));
+            immutable(
+                &mut errs,
+                "spec.selector",
+                spec(new, "/spec/selector"),
+                spec(old, "/spec/selector"),
+            );
+            immutable(
+                &mut errs,
+                "spec.template",
+                spec(new, "/spec/template"),
+                spec(old, "/spec/template"),
+            );
+            immutable(
+                &mut errs,
+                "spec.completions",
+                spec(new, "/spec/completions"),
+                spec(old, "/spec/completions"),
+            );
         }
         (AnyObject::Service(_), _) => {
             let old_ip = spec(old, "/spec/clusterIP");
             if !old_ip.is_null() && old_ip != "" {
-                immutable(&mut errs, "spec.clusterIP", spec(new, "/spec/clusterIP"), old_ip);
+                immutable(
+                    &mut errs,
+                    "spec.clusterIP",
+                    spec(new, "/spec/clusterIP"),
+                    old_ip,
+                );
             }
         }
         _ => {}
@@ -223,7 +255,9 @@ mod tests {
         assert!(d.metadata().uid.is_some());
         assert_eq!(d.metadata().generation, Some(1));
         assert!(matches!(&d, AnyObject::Deployment(x) if x.status.is_none()));
-        let mut p = load("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: x, resources: {limits: {cpu: 1, memory: 1Gi}}}]}\n");
+        let mut p = load(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: x, resources: {limits: {cpu: 1, memory: 1Gi}}}]}\n",
+        );
         prepare_create(&mut p);
         let AnyObject::Pod(pod) = &p else { panic!() };
         let status = pod.status.as_ref().unwrap();
@@ -245,7 +279,9 @@ mod tests {
         prepare_update(&mut new, &old);
         assert_eq!(new.metadata().generation, Some(2));
         assert_eq!(new.metadata().uid, old.metadata().uid);
-        assert!(matches!(&new, AnyObject::Deployment(x) if x.status.as_ref().unwrap().replicas == Some(2)));
+        assert!(
+            matches!(&new, AnyObject::Deployment(x) if x.status.as_ref().unwrap().replicas == Some(2))
+        );
         // Labels only: no generation bump.
         let mut relabel = old.clone();
         relabel.metadata_mut().labels = Some([("a".to_string(), "b".to_string())].into());
@@ -254,19 +290,28 @@ mod tests {
         // A status write changes only the status.
         let mut status = new.clone();
         prepare_status_update(&mut status, &old);
-        assert!(matches!(&status, AnyObject::Deployment(x) if x.spec.as_ref().unwrap().replicas == Some(2)));
+        assert!(
+            matches!(&status, AnyObject::Deployment(x) if x.spec.as_ref().unwrap().replicas == Some(2))
+        );
     }
 
     #[test]
     fn immutable_fields_are_refused() {
         let old = load(DEPLOY);
-        let new = load(&DEPLOY.replace("matchLabels: {app: web}", "matchLabels: {app: web2}").replace("labels: {app: web}", "labels: {app: web2}"));
+        let new = load(
+            &DEPLOY
+                .replace("matchLabels: {app: web}", "matchLabels: {app: web2}")
+                .replace("labels: {app: web}", "labels: {app: web2}"),
+        );
         let errs = validate_update(&new, &old);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].path.to_string(), "spec.selector");
         let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: x}]}\n";
         let old = load(pod);
         assert!(validate_update(&load(&pod.replace("image: x", "image: y")), &old).is_empty());
-        assert_eq!(validate_update(&load(&pod.replace("name: a", "name: b")), &old).len(), 1);
+        assert_eq!(
+            validate_update(&load(&pod.replace("name: a", "name: b")), &old).len(),
+            1
+        );
     }
 }

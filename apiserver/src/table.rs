@@ -115,10 +115,16 @@ fn age(t: Option<&Time>) -> String {
 }
 
 fn or_none(s: String) -> String {
-    if s.is_empty() { "<none>".to_string() } else { s }
+    if s.is_empty() {
+        "<none>".to_string()
+    } else {
+        s
+    }
 }
 
-fn selector_text(sel: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>) -> String {
+fn selector_text(
+    sel: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> String {
     sel.and_then(|s| rk8s_api::selector::label_selector(s).ok())
         .map(|s| s.to_string())
         .unwrap_or_default()
@@ -132,7 +138,11 @@ fn containers_and_images(
         .map(|s| s.containers.as_slice())
         .unwrap_or_default();
     (
-        containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(","),
+        containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         containers
             .iter()
             .map(|c| c.image.as_deref().unwrap_or(""))
@@ -188,9 +198,14 @@ fn cells(obj: &AnyObject) -> Vec<Value> {
                 json!(pod_status(p)),
                 json!(restarts.to_string()),
                 json!(created),
-                json!(or_none(status.and_then(|s| s.pod_ip.clone()).unwrap_or_default())),
                 json!(or_none(
-                    p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default()
+                    status.and_then(|s| s.pod_ip.clone()).unwrap_or_default()
+                )),
+                json!(or_none(
+                    p.spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.clone())
+                        .unwrap_or_default()
                 )),
             ]);
         }
@@ -199,10 +214,20 @@ fn cells(obj: &AnyObject) -> Vec<Value> {
             let ready = status
                 .and_then(|s| s.conditions.as_ref())
                 .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-                .map(|c| if c.status == "True" { "Ready" } else { "NotReady" })
+                .map(|c| {
+                    if c.status == "True" {
+                        "Ready"
+                    } else {
+                        "NotReady"
+                    }
+                })
                 .unwrap_or("Unknown");
             let mut ready = ready.to_string();
-            if n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
+            if n.spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false)
+            {
                 ready.push_str(",SchedulingDisabled");
             }
             let roles: Vec<&str> = meta
@@ -319,7 +344,12 @@ fn cells(obj: &AnyObject) -> Vec<Value> {
                         .and_then(|r| r.current.average_utilization)
                         .map(|u| format!("{u}%"))
                         .unwrap_or_else(|| "<unknown>".into());
-                    format!("{}: {now}/{target}", m.resource.as_ref().map_or(m.type_.as_str(), |r| r.name.as_str()))
+                    format!(
+                        "{}: {now}/{target}",
+                        m.resource
+                            .as_ref()
+                            .map_or(m.type_.as_str(), |r| r.name.as_str())
+                    )
                 })
                 .collect();
             row.extend([
@@ -342,7 +372,9 @@ fn cells(obj: &AnyObject) -> Vec<Value> {
                 .map(|c| c.type_.clone());
             let duration = match (&s.start_time, &s.completion_time) {
                 (Some(a), Some(b)) => human_duration(b.0.as_second() - a.0.as_second()),
-                (Some(a), None) => human_duration(jiff::Timestamp::now().as_second() - a.0.as_second()),
+                (Some(a), None) => {
+                    human_duration(jiff::Timestamp::now().as_second() - a.0.as_second())
+                }
                 _ => String::new(),
             };
             row.extend([
@@ -468,12 +500,20 @@ mod tests {
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(t["columnDefinitions"].as_array().unwrap().len(), 7);
         let d = &objs[1].object;
-        let t = table(&d.kind(), std::slice::from_ref(d), "7", Some("c"), Some("Object"));
+        let t = table(
+            &d.kind(),
+            std::slice::from_ref(d),
+            "7",
+            Some("c"),
+            Some("Object"),
+        );
         assert_eq!(t["rows"][0]["cells"][1], "0/3");
         assert_eq!(t["rows"][0]["cells"][7], "app=web");
         assert_eq!(t["rows"][0]["object"]["kind"], "Deployment");
         assert_eq!(t["metadata"]["continue"], "c");
-        assert!(wants_table(Some("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")));
+        assert!(wants_table(Some(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        )));
         assert!(!wants_table(Some("application/json")));
     }
 }

@@ -148,7 +148,9 @@ impl Subscription {
                     .map(|e| Change::from_event(kind, e).map(|c| Message::Change(Arc::new(c))))
                     .collect::<ApiResult<_>>()
                     .map_err(Some),
-                Some(Ok(WatchMessage::Progress { revision })) => Ok(vec![Message::Progress(revision)]),
+                Some(Ok(WatchMessage::Progress { revision })) => {
+                    Ok(vec![Message::Progress(revision)])
+                }
                 Some(Err(WatchEnd::TooSlow { .. })) | None => Err(None),
                 Some(Err(WatchEnd::Stopped(reason))) => Err(Some(ApiError::unavailable(reason))),
             },
@@ -224,7 +226,11 @@ impl WatchCache {
             }
             Err(StoreError::Unavailable(e)) => {
                 self.reset(0);
-                return if e.contains("stopped") { Ok(()) } else { Err(e) };
+                return if e.contains("stopped") {
+                    Ok(())
+                } else {
+                    Err(e)
+                };
             }
             Err(e) => return Err(e.to_string()),
         };
@@ -295,8 +301,12 @@ impl WatchCache {
         let mut st = self.lock();
         st.revision = st.revision.max(revision);
         let r = st.revision;
-        st.subscribers
-            .retain(|s| !matches!(s.tx.try_send(Message::Progress(r)), Err(mpsc::error::TrySendError::Closed(_))));
+        st.subscribers.retain(|s| {
+            !matches!(
+                s.tx.try_send(Message::Progress(r)),
+                Err(mpsc::error::TrySendError::Closed(_))
+            )
+        });
     }
 
     /// Watches keys under `prefix` for changes after `revision`.

@@ -1,6 +1,6 @@
-//! `rk8s-server`: the control plane. Today it runs a member of the embedded,
-//! Raft-replicated store (and manages store membership); the API server, scheduler
-//! and controllers join it as they land.
+//! `rk8s-server`: the control plane. It runs a member of the embedded,
+//! Raft-replicated store with the Kubernetes API server on top (and manages store
+//! membership); the scheduler and controllers join it as they land.
 
 mod commands;
 

@@ -1,17 +1,31 @@
-//! `rk8s-server` (no verb): run a member until SIGTERM or Ctrl-C.
+//! `rk8s-server` (no verb): run a control-plane member — the store and the API
+//! server — until SIGTERM or Ctrl-C.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use rk8s_apiserver::cluster::{self, ApiConfig};
 use rk8s_raftstore::server::{self, MemberConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where the store's log and snapshots live.
+    /// Where the store's log and snapshots and the certificates live.
     #[arg(long, default_value = "/var/lib/rk8s")]
     data_dir: PathBuf,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    address: IpAddr,
+    /// Port of the API server (HTTPS).
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    /// Extra DNS names or IP addresses for the API server's certificate.
+    #[arg(long = "tls-san", value_name = "NAME")]
+    tls_sans: Vec<String>,
+    /// Where to write the admin kubeconfig [default: ~/.rk8s/config].
+    #[arg(long, env = "RK8S_ADMIN_KUBECONFIG")]
+    admin_kubeconfig: Option<PathBuf>,
     /// Address for peers and store clients.
     #[arg(long, default_value = "127.0.0.1:2380")]
     peer_listen: SocketAddr,
@@ -27,6 +41,10 @@ pub struct Args {
     snapshot_entries: u64,
 }
 
+fn default_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rk8s").join("config"))
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = MemberConfig::new(&args.data_dir, args.peer_listen);
     cfg.advertise = args.advertise;
@@ -35,12 +53,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = server::start(cfg)
         .await
         .context("failed to start the store member")?;
+    let api = cluster::start(
+        store.clone(),
+        ApiConfig {
+            data_dir: args.data_dir,
+            listen: SocketAddr::new(args.address, args.port),
+            tls_sans: args.tls_sans,
+            admin_kubeconfig: args.admin_kubeconfig.or_else(default_kubeconfig),
+        },
+    )
+    .await
+    .context("failed to start the API server")?;
     let mut term = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("shutting down");
+    api.stop();
     store.shutdown();
     // Give the raft thread a moment to finish its batch.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -1,0 +1,255 @@
+//! Starting the API server on a store member: the cluster's CA and admin token
+//! (created once, kept in the store so every member shares them), this member's
+//! serving certificate, the system namespaces, and the admin kubeconfig.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rk8s_raftstore::Error as StoreError;
+use rk8s_raftstore::proto::RangeRequest;
+use rk8s_raftstore::server::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::{Identity, TokenRecord, new_secret, store_token};
+use crate::handlers::ensure_system_namespaces;
+use crate::pki::{ClusterCa, PkiError, server_config};
+use crate::server::{ApiServer, serve};
+
+/// Where the cluster's shared secrets live in the store.
+const CLUSTER_KEY: &str = "/rk8s/cluster/ca";
+
+/// How the API server starts.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// The member's data directory (certificates go to `<data_dir>/pki`).
+    pub data_dir: PathBuf,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Extra names or addresses for the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// Where to write the admin kubeconfig (`None`: do not write one).
+    pub admin_kubeconfig: Option<PathBuf>,
+}
+
+/// Why the API server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Certificates could not be made or loaded.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store did not become ready.
+    #[error("the store is not ready: {0}")]
+    Store(String),
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The secrets every member shares.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterSecrets {
+    ca: ClusterCa,
+}
+
+fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), StartError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| StartError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    if private {
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(io)?;
+    std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Waits until the store answers a quorum read (it has a leader).
+async fn wait_ready(store: &Store) -> Result<(), StartError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let probe = RangeRequest {
+            key: CLUSTER_KEY.as_bytes().to_vec(),
+            count_only: true,
+            ..RangeRequest::default()
+        };
+        match tokio::time::timeout(Duration::from_secs(3), store.range(probe, true)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) if tokio::time::Instant::now() > deadline => {
+                return Err(StartError::Store(e.to_string()));
+            }
+            Err(_) if tokio::time::Instant::now() > deadline => {
+                return Err(StartError::Store("no leader after 60s".into()));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Reads the cluster's secrets, creating them (and the admin token) if this is the
+/// first start of the cluster. Returns them and, when this call created the cluster,
+/// the admin token.
+async fn cluster_secrets(store: &Store) -> Result<(ClusterSecrets, Option<String>), StartError> {
+    let failed = |e: StoreError| StartError::Store(e.to_string());
+    loop {
+        let read = RangeRequest {
+            key: CLUSTER_KEY.as_bytes().to_vec(),
+            ..RangeRequest::default()
+        };
+        let found = store.range(read, true).await.map_err(failed)?;
+        if let Some(kv) = found.kvs.first() {
+            let secrets = serde_json::from_slice(&kv.value)
+                .map_err(|e| StartError::Store(format!("{CLUSTER_KEY} does not decode: {e}")))?;
+            return Ok((secrets, None));
+        }
+        let secrets = ClusterSecrets {
+            ca: ClusterCa::generate()?,
+        };
+        let value = serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
+        match store.put(CLUSTER_KEY.as_bytes(), &value, 0, Some(0)).await {
+            Ok(_) => {
+                let token = new_secret().map_err(|e| StartError::Store(e.message))?;
+                let record = TokenRecord {
+                    identity: Identity::Admin,
+                    expires: None,
+                };
+                store_token(store, &token, &record)
+                    .await
+                    .map_err(|e| StartError::Store(e.message))?;
+                return Ok((secrets, Some(token)));
+            }
+            // Another member created them first: read theirs.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(failed(e)),
+        }
+    }
+}
+
+/// A kubeconfig for `server` trusting `ca_pem`, authenticating with `token`.
+pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "rk8s", "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "rk8s", "context": {"cluster": "rk8s", "user": user}}],
+        "current-context": "rk8s",
+        "preferences": {},
+    });
+    let mut out = String::new();
+    rk8s_api::emit::write_yaml(&mut out, &config);
+    out
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// A running API server.
+pub struct Running {
+    /// The server's state (for in-process callers).
+    pub api: Arc<ApiServer>,
+    /// The address it listens on.
+    pub local_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting connections.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the API server on `store` as `cfg` says.
+pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> {
+    wait_ready(&store).await?;
+    let (secrets, admin_token) = cluster_secrets(&store).await?;
+    let pki = cfg.data_dir.join("pki");
+    write_file(&pki.join("ca.crt"), &secrets.ca.cert_pem, false)?;
+    let token_file = pki.join("admin.token");
+    if let Some(t) = &admin_token {
+        write_file(&token_file, &format!("{t}\n"), true)?;
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    names.extend(hostname());
+    if !local_addr.ip().is_unspecified() {
+        names.push(local_addr.ip().to_string());
+    }
+    names.extend(cfg.tls_sans.iter().cloned());
+    names.sort();
+    names.dedup();
+    let (cert, key) = secrets.ca.issue_server(&names)?;
+    write_file(&pki.join("apiserver.crt"), &cert, false)?;
+    write_file(&pki.join("apiserver.key"), &key, true)?;
+    let tls = server_config(&cert, &key)?;
+    let api = ApiServer::new(store.clone());
+    ensure_system_namespaces(api.registry())
+        .await
+        .map_err(|e| StartError::Store(e.message))?;
+    if let Some(path) = &cfg.admin_kubeconfig {
+        match std::fs::read_to_string(&token_file) {
+            Ok(token) => {
+                let host = if local_addr.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    local_addr.ip().to_string()
+                };
+                let server = format!("https://{host}:{}", local_addr.port());
+                let text = kubeconfig(&server, &secrets.ca.cert_pem, "admin", token.trim());
+                write_file(path, &text, true)?;
+                tracing::info!("admin kubeconfig written to {}", path.display());
+            }
+            Err(_) => tracing::info!(
+                "no admin token on this member (it was created on the first member); copy that member's kubeconfig"
+            ),
+        }
+    }
+    tracing::info!("API server listening on https://{local_addr}");
+    let task = tokio::spawn(serve(api.clone(), listener, tls));
+    Ok(Running {
+        api,
+        local_addr,
+        task,
+    })
+}
