@@ -60,8 +60,10 @@ fi
 step "4. The store that replaces etcd: three rk8s-server members, then the leader is killed"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 eps=("127.0.0.1:$(free_port)" "127.0.0.1:$(free_port)" "127.0.0.1:$(free_port)")
+api_ports=("$(free_port)" "$(free_port)" "$(free_port)")
 start_member() { # index [join-endpoint]
-  local args=(--data-dir "$tmp/member$1" --peer-listen "${eps[$1]}")
+  local args=(--data-dir "$tmp/member$1" --peer-listen "${eps[$1]}" --port "${api_ports[$1]}"
+              --admin-kubeconfig "$tmp/member$1.kubeconfig")
   [ $# -gt 1 ] && args+=(--join "$2")
   RUST_LOG=warn "$SERVER" "${args[@]}" 2>>"$tmp/member$1.log" &
   pids[$1]=$!

@@ -55,6 +55,10 @@ impl Cluster {
             .arg(&member.addr)
             .arg("--snapshot-entries")
             .arg("200")
+            .arg("--port")
+            .arg(free_port().to_string())
+            .arg("--admin-kubeconfig")
+            .arg(self.root.join(format!("member{i}.kubeconfig")))
             .env("RUST_LOG", "info,raft=warn")
             .stdout(Stdio::null())
             .stderr(log);

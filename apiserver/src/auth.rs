@@ -64,6 +64,24 @@ pub fn new_secret() -> ApiResult<String> {
     Ok(crate::pki::hex(&bytes))
 }
 
+/// A new bootstrap token in Kubernetes' format, `[a-z0-9]{6}.[a-z0-9]{16}`: the id
+/// (public, shown in logs) and the secret.
+pub fn new_bootstrap_token() -> ApiResult<(String, String)> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let random = new_secret()?;
+    let chars: Vec<char> = random
+        .as_bytes()
+        .chunks(2)
+        .map(|c| {
+            let byte = u8::from_str_radix(std::str::from_utf8(c).unwrap_or("0"), 16).unwrap_or(0);
+            ALPHABET[usize::from(byte) % ALPHABET.len()] as char
+        })
+        .collect();
+    let id: String = chars[..6].iter().collect();
+    let secret: String = chars[6..22].iter().collect();
+    Ok((id, secret))
+}
+
 /// The store key of a token's record.
 pub fn token_key(token: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
@@ -275,5 +293,12 @@ mod tests {
         assert_eq!(serde_json::from_str::<TokenRecord>(&json).unwrap(), r);
         assert_ne!(token_key("a"), token_key("b"));
         assert_eq!(new_secret().unwrap().len(), 64);
+        let (id, secret) = new_bootstrap_token().unwrap();
+        assert_eq!((id.len(), secret.len()), (6, 16));
+        assert!(
+            id.chars()
+                .chain(secret.chars())
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::pki::{ClusterCa, PkiError, server_config};
 use crate::server::{ApiServer, serve};
 
 /// Where the cluster's shared secrets live in the store.
-const CLUSTER_KEY: &str = "/rk8s/cluster/ca";
+pub const CLUSTER_KEY: &str = "/rk8s/cluster/ca";
 
 /// How the API server starts.
 #[derive(Clone, Debug)]
@@ -32,6 +32,9 @@ pub struct ApiConfig {
     pub tls_sans: Vec<String>,
     /// Where to write the admin kubeconfig (`None`: do not write one).
     pub admin_kubeconfig: Option<PathBuf>,
+    /// How often the leader compacts the store's history (as Kubernetes compacts
+    /// etcd): each time, everything older than the previous round goes.
+    pub compaction_interval: Duration,
 }
 
 /// Why the API server could not start.
@@ -64,8 +67,9 @@ pub enum StartError {
 /// The secrets every member shares.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ClusterSecrets {
-    ca: ClusterCa,
+pub struct ClusterSecrets {
+    /// The cluster CA.
+    pub ca: ClusterCa,
 }
 
 fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), StartError> {
@@ -175,6 +179,40 @@ fn hostname() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// Every `interval`, on the leader, compacts history up to the revision seen one
+/// interval earlier, so watchers and paginated lists get at least one interval.
+async fn compact_periodically(store: Store, interval: Duration) {
+    let mut previous: Option<i64> = None;
+    let mut compacted = 0;
+    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(100)));
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if !store.leadership().borrow().is_self {
+            previous = None;
+            continue;
+        }
+        let probe = RangeRequest {
+            key: CLUSTER_KEY.as_bytes().to_vec(),
+            count_only: true,
+            ..RangeRequest::default()
+        };
+        let Ok(now) = store.range(probe, true).await.map(|r| r.revision) else {
+            continue;
+        };
+        if let Some(rev) = previous.filter(|r| *r > compacted) {
+            match store.compact(rev).await {
+                Ok(()) => {
+                    compacted = rev;
+                    tracing::debug!("compacted the store up to revision {rev}");
+                }
+                Err(e) => tracing::debug!("compaction to {rev} skipped: {e}"),
+            }
+        }
+        previous = Some(now);
+    }
+}
+
 /// A running API server.
 pub struct Running {
     /// The server's state (for in-process callers).
@@ -246,7 +284,11 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         }
     }
     tracing::info!("API server listening on https://{local_addr}");
-    let task = tokio::spawn(serve(api.clone(), listener, tls));
+    let serving = tokio::spawn(serve(api.clone(), listener, tls));
+    let compacting = tokio::spawn(compact_periodically(store, cfg.compaction_interval));
+    let task = tokio::spawn(async move {
+        let _ = tokio::join!(serving, compacting);
+    });
     Ok(Running {
         api,
         local_addr,

@@ -158,9 +158,8 @@ fn build() -> Docs {
     let mut v3 = BTreeMap::new();
     for k in kinds() {
         let key = gv_path(k.group, k.version);
-        if !v3.contains_key(&key) {
-            v3.insert(key, document(true, Some((k.group, k.version))));
-        }
+        v3.entry(key)
+            .or_insert_with(|| document(true, Some((k.group, k.version))));
     }
     Docs {
         v2: document(false, None),

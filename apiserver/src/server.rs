@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rk8s_api::object::kinds;
@@ -89,17 +89,36 @@ fn text_response(code: StatusCode, text: &str) -> Response<Body> {
     resp
 }
 
-async fn read_body(body: Incoming, length: Option<u64>) -> ApiResult<Bytes> {
-    if length.is_some_and(|l| l > MAX_BODY as u64) {
+/// Bodies over the limit are still read (and dropped), up to this much, so that a
+/// client still sending gets its 413 rather than a broken connection.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+async fn read_body(mut body: Incoming, length: Option<u64>) -> ApiResult<Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0u64;
+    let too_large = length.is_some_and(|l| l > MAX_BODY as u64);
+    while seen < DRAIN_LIMIT {
+        match body.frame().await {
+            None => break,
+            Some(Err(e)) => {
+                return Err(ApiError::bad_request(format!(
+                    "could not read the request body: {e}"
+                )));
+            }
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    seen += data.len() as u64;
+                    if !too_large && seen <= MAX_BODY as u64 {
+                        buf.extend_from_slice(data);
+                    }
+                }
+            }
+        }
+    }
+    if too_large || seen > MAX_BODY as u64 {
         return Err(ApiError::too_large(MAX_BODY));
     }
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(MAX_BODY)),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "could not read the request body: {e}"
-        ))),
-    }
+    Ok(buf.freeze())
 }
 
 impl ApiServer {

@@ -17,19 +17,19 @@ pub struct ApiError {
     /// What a user reads.
     pub message: String,
     /// Which object, and for `Invalid`, one cause per field.
-    pub details: Option<StatusDetails>,
+    pub details: Option<Box<StatusDetails>>,
 }
 
 /// `Result` with an [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
 
-fn details(kind: &ObjectKind, name: &str) -> Option<StatusDetails> {
-    Some(StatusDetails {
+fn details(kind: &ObjectKind, name: &str) -> Option<Box<StatusDetails>> {
+    Some(Box::new(StatusDetails {
         group: Some(kind.group.to_string()),
         kind: Some(kind.plural.to_string()),
         name: Some(name.to_string()),
         ..StatusDetails::default()
-    })
+    }))
 }
 
 /// `pods "web"`, `deployments.apps "web"`: how Kubernetes names an object in messages.
@@ -185,10 +185,10 @@ impl ApiError {
             _ => format!("[{}]", list.join(", ")),
         };
         ApiError {
-            details: Some(StatusDetails {
+            details: Some(Box::new(StatusDetails {
                 causes: Some(causes),
-                ..details(kind, name).unwrap_or_default()
-            }),
+                ..details(kind, name).map(|d| *d).unwrap_or_default()
+            })),
             ..Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Invalid",
@@ -247,7 +247,7 @@ impl ApiError {
     pub fn to_status(&self) -> Status {
         Status {
             code: Some(i32::from(self.code.as_u16())),
-            details: self.details.clone(),
+            details: self.details.as_deref().cloned(),
             message: Some(self.message.clone()),
             reason: Some(self.reason.to_string()),
             status: Some("Failure".to_string()),

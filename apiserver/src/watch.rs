@@ -309,8 +309,26 @@ impl WatchCache {
         });
     }
 
-    /// Watches keys under `prefix` for changes after `revision`.
+    /// Watches keys under `prefix` for changes after `revision`; 410 if the store
+    /// has compacted that history away (even where the cache still holds it, so that
+    /// every member answers alike).
     pub async fn subscribe(&self, prefix: &str, revision: i64) -> ApiResult<Subscription> {
+        let probe = RangeRequest {
+            key: prefix.as_bytes().to_vec(),
+            count_only: true,
+            ..RangeRequest::default()
+        };
+        let now = self
+            .store
+            .range(probe, false)
+            .await
+            .map_err(|e| ApiError::from_store(&self.kind, "", e))?;
+        if revision + 1 < now.compact_revision {
+            return Err(ApiError::gone(format!(
+                "too old resource version: {revision} ({})",
+                now.compact_revision
+            )));
+        }
         {
             let mut st = self.lock();
             // The cache can serve a revision if every change after it is still held.

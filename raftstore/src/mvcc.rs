@@ -139,6 +139,7 @@ impl Mvcc {
     fn range_at(&self, req: &RangeRequest, revision: i64) -> RangeResponse {
         let mut resp = RangeResponse {
             revision,
+            compact_revision: self.compact_revision,
             ..RangeResponse::default()
         };
         let limit = usize::try_from(req.limit).ok().filter(|l| *l > 0);

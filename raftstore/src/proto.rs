@@ -118,6 +118,9 @@ pub struct RangeResponse {
     /// next revision continues it without a gap.
     #[prost(int64, tag = "4")]
     pub revision: i64,
+    /// The oldest revision still readable and watchable (the compaction point).
+    #[prost(int64, tag = "5")]
+    pub compact_revision: i64,
 }
 
 /// Writes a key.

@@ -23,6 +23,9 @@ enum Command {
     /// Store membership: status of a member, removal of a member.
     #[command(subcommand)]
     Member(commands::member::Command),
+    /// Bootstrap tokens for joining nodes, and node credentials.
+    #[command(subcommand)]
+    Token(commands::token::Command),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         match cli.command {
             None => commands::run::run(cli.run).await,
             Some(Command::Member(c)) => commands::member::run(c).await,
+            Some(Command::Token(c)) => commands::token::run(c).await,
         }
     });
     match result {

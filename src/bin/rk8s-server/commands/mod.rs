@@ -2,3 +2,4 @@
 
 pub mod member;
 pub mod run;
+pub mod token;

@@ -36,9 +36,21 @@ pub struct Args {
     /// time, when the data directory is new.
     #[arg(long)]
     join: Option<String>,
+    /// How often the store's history is compacted (watchers and paginated lists can
+    /// resume from revisions up to one interval old).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    compaction_interval: std::time::Duration,
     /// Log entries between store snapshots.
     #[arg(long, default_value_t = 10_000)]
     snapshot_entries: u64,
+}
+
+/// `90s`, `5m`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration such as 30s, 5m or 1h30m: {e}"))?;
+    std::time::Duration::try_from(d).map_err(|_| format!("{s:?} must not be negative"))
 }
 
 fn default_kubeconfig() -> Option<PathBuf> {
@@ -60,6 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             listen: SocketAddr::new(args.address, args.port),
             tls_sans: args.tls_sans,
             admin_kubeconfig: args.admin_kubeconfig.or_else(default_kubeconfig),
+            compaction_interval: args.compaction_interval,
         },
     )
     .await

@@ -1,0 +1,83 @@
+//! `rk8s-server token create`: bootstrap tokens for `rk8s-node join`, and node
+//! credentials. Written straight into the store through a member's client port.
+
+use anyhow::Context;
+use clap::Subcommand;
+use rk8s_apiserver::auth::{Identity, TokenRecord, new_bootstrap_token, new_secret, token_key};
+use rk8s_apiserver::cluster::{CLUSTER_KEY, ClusterSecrets};
+use rk8s_raftstore::client::StoreClient;
+use rk8s_raftstore::proto::RangeRequest;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a bootstrap token and print the `rk8s-node join` command that uses it
+    /// (or, with `--node`, a credential for one node).
+    Create {
+        /// How long the token works (`0`: forever).
+        #[arg(long, default_value = "24h", value_parser = super::run::parse_duration)]
+        ttl: std::time::Duration,
+        /// Create the credential of this node instead of a bootstrap token.
+        #[arg(long)]
+        node: Option<String>,
+        /// A member's store address (`host:port`).
+        #[arg(long, default_value = "127.0.0.1:2380")]
+        endpoint: String,
+        /// The API server URL printed in the join command.
+        #[arg(long, default_value = "https://127.0.0.1:6443")]
+        server: String,
+    },
+}
+
+pub async fn run(cmd: Command) -> anyhow::Result<()> {
+    let Command::Create {
+        ttl,
+        node,
+        endpoint,
+        server,
+    } = cmd;
+    let client = StoreClient::connect(&endpoint)
+        .await
+        .with_context(|| format!("failed to reach the member at {endpoint}"))?;
+    let expires = (!ttl.is_zero())
+        .then(|| jiff::SignedDuration::try_from(ttl).ok())
+        .flatten()
+        .and_then(|d| jiff::Timestamp::now().checked_add(d).ok());
+    let (token, identity) = match &node {
+        Some(name) => (
+            new_secret().map_err(|e| anyhow::anyhow!(e.message))?,
+            Identity::Node(name.clone()),
+        ),
+        None => {
+            let (id, secret) = new_bootstrap_token().map_err(|e| anyhow::anyhow!(e.message))?;
+            (format!("{id}.{secret}"), Identity::Bootstrap(id))
+        }
+    };
+    let record = TokenRecord { identity, expires };
+    client
+        .put(token_key(&token).as_bytes(), &serde_json::to_vec(&record)?)
+        .await
+        .context("failed to record the token")?;
+    if node.is_some() {
+        println!("{token}");
+        return Ok(());
+    }
+    let found = client
+        .range(
+            RangeRequest {
+                key: CLUSTER_KEY.as_bytes().to_vec(),
+                ..RangeRequest::default()
+            },
+            true,
+        )
+        .await
+        .context("failed to read the cluster CA")?;
+    let kv = found
+        .kvs
+        .first()
+        .context("the cluster has no CA yet: has its API server started once?")?;
+    let secrets: ClusterSecrets =
+        serde_json::from_slice(&kv.value).context("the cluster CA record does not decode")?;
+    let hash = secrets.ca.cert_hash()?;
+    println!("rk8s-node join {server} --token {token} --ca-cert-hash {hash}");
+    Ok(())
+}

@@ -1,0 +1,584 @@
+//! The API server as a real `rk8s-server` process over HTTPS, driven by the `kube`
+//! client (a Kubernetes client nobody on this project wrote) and by the Debian
+//! `kubectl`: CRUD of every kind, conflicts, validation, watch resume and expiry,
+//! authentication and authorization, subresources and graceful pod deletion.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
+use kube::core::{ApiResource, GroupVersionKind};
+use rk8s_api::AnyObject;
+use serde_json::json;
+use support::apiserver::Server;
+
+fn code(e: kube::Error) -> u16 {
+    match e {
+        kube::Error::Api(s) => s.code,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn api_resource(obj: &AnyObject) -> ApiResource {
+    let k = obj.kind();
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(k.group, k.version, k.kind), k.plural)
+}
+
+fn dynamic(client: &kube::Client, obj: &AnyObject) -> Api<DynamicObject> {
+    let ar = api_resource(obj);
+    match obj.namespace() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// Objects of every served kind: the examples plus the kinds only components write.
+fn every_kind() -> Vec<AnyObject> {
+    let mut objects = Vec::new();
+    for f in std::fs::read_dir("examples").unwrap() {
+        let path = f.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if rk8s_api::formats::detect(&text) != rk8s_api::formats::FileFormat::Manifests {
+            continue;
+        }
+        for m in rk8s_api::manifest::load(&path.display().to_string(), &text).unwrap() {
+            objects.push(m.object);
+        }
+    }
+    let extra = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: n1, labels: {kubernetes.io/hostname: n1}}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: web}
+subsets: [{addresses: [{ip: 10.0.0.5}], ports: [{port: 80}]}]
+---
+apiVersion: v1
+kind: Event
+metadata: {name: web.1}
+involvedObject: {kind: Pod, name: web, namespace: default}
+reason: Started
+message: started
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: n1, namespace: kube-node-lease}
+spec: {holderIdentity: n1, leaseDurationSeconds: 40}
+"#;
+    for m in rk8s_api::manifest::load("extra.yaml", extra).unwrap() {
+        objects.push(m.object);
+    }
+    let mut kinds: Vec<&str> = objects.iter().map(|o| o.kind().kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(kinds.len(), rk8s_api::object::kinds().len(), "{kinds:?}");
+    objects
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crud_for_every_kind() {
+    let server = Server::start(&[]);
+    let client = server.client().await;
+    // Namespaces first: the other objects may live in them.
+    let mut objects = every_kind();
+    objects.sort_by_key(|o| o.kind().kind != "Namespace");
+    for obj in &objects {
+        let api = dynamic(&client, obj);
+        let name = obj.name().to_string();
+        let value: DynamicObject = serde_json::from_value(obj.to_value()).unwrap();
+        let created = api.create(&PostParams::default(), &value).await.unwrap();
+        let rv = created.metadata.resource_version.clone().unwrap();
+        assert!(created.metadata.uid.is_some(), "{name}");
+        assert!(created.metadata.creation_timestamp.is_some(), "{name}");
+        let got = api.get(&name).await.unwrap();
+        assert_eq!(got.metadata.resource_version.as_deref(), Some(rv.as_str()));
+        let listed = api.list(&ListParams::default()).await.unwrap();
+        assert!(
+            listed
+                .items
+                .iter()
+                .any(|o| o.metadata.name.as_deref() == Some(&name))
+        );
+        let mut changed = got.clone();
+        changed
+            .metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("crud".into(), "yes".into());
+        let replaced = api
+            .replace(&name, &PostParams::default(), &changed)
+            .await
+            .unwrap();
+        assert_ne!(
+            replaced.metadata.resource_version.as_deref(),
+            Some(rv.as_str())
+        );
+        assert_eq!(replaced.metadata.labels.unwrap()["crud"], "yes");
+        // The old resourceVersion is stale now: 409.
+        assert_eq!(
+            code(
+                api.replace(&name, &PostParams::default(), &changed)
+                    .await
+                    .unwrap_err()
+            ),
+            409
+        );
+        // Creating it again: 409 AlreadyExists.
+        assert_eq!(
+            code(
+                api.create(&PostParams::default(), &value)
+                    .await
+                    .unwrap_err()
+            ),
+            409
+        );
+    }
+    for obj in objects.iter().rev() {
+        // Unscheduled pods (like these) go at once, without a grace period.
+        let api = dynamic(&client, obj);
+        api.delete(obj.name(), &DeleteParams::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            code(api.get(obj.name()).await.unwrap_err()),
+            404,
+            "{}",
+            obj.reference()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_kubernetes_statuses() {
+    let server = Server::start(&[]);
+    let client = server.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // 422 with one cause per invalid field.
+    let bad = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"},
+                     "spec": {"containers": [{"name": "a", "image": "x", "resources": {"limits": {"cpu": "5OOm"}}}]}});
+    let err = pods
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(bad).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!()
+    };
+    assert_eq!(status.code, 422, "{status:?}");
+    let causes = status.details.unwrap().causes;
+    let fields: Vec<String> = causes.iter().map(|c| c.field.clone()).collect();
+    assert!(fields.contains(&"metadata.name".to_string()), "{fields:?}");
+    assert!(
+        fields.contains(&"spec.containers[0].resources.limits.cpu".to_string()),
+        "{fields:?}"
+    );
+    // generateName.
+    let generated = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"},
+                     "spec": {"containers": [{"name": "a", "image": "busybox"}]}});
+    let created = pods
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(generated).unwrap(),
+        )
+        .await
+        .unwrap();
+    let name = created.metadata.name.unwrap();
+    assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+    // 404 for an unknown namespace, 404 for a missing object.
+    let elsewhere: Api<Pod> = Api::namespaced(client.clone(), "nowhere");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+    )
+    .unwrap();
+    assert_eq!(
+        code(
+            elsewhere
+                .create(&PostParams::default(), &pod)
+                .await
+                .unwrap_err()
+        ),
+        404
+    );
+    assert_eq!(code(pods.get("missing").await.unwrap_err()), 404);
+    // 413 for a body over 3 MiB.
+    let mut huge = pod.clone();
+    huge.metadata.annotations = Some([("big".to_string(), "x".repeat(4 << 20))].into());
+    assert_eq!(
+        code(
+            pods.create(&PostParams::default(), &huge)
+                .await
+                .unwrap_err()
+        ),
+        413
+    );
+    // 400 for a body that is not JSON at all.
+    let req = http::Request::post("/api/v1/namespaces/default/pods")
+        .header("content-type", "application/json")
+        .body(b"{not json".to_vec())
+        .unwrap();
+    let err = client.request::<Pod>(req).await.unwrap_err();
+    assert_eq!(code(err), 400);
+    // System namespaces may not be deleted.
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    assert_eq!(
+        code(
+            ns.delete("default", &DeleteParams::default())
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_resumes_without_gaps_and_expires_after_compaction() {
+    let server = Server::start(&["--compaction-interval", "1s"]);
+    let client = server.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut rvs = Vec::new();
+    for i in 0..10 {
+        let pod: Pod = serde_json::from_value(
+            json!({"metadata": {"name": format!("p{i}"), "labels": {"i": i.to_string()}},
+            "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+        )
+        .unwrap();
+        let p = pods.create(&PostParams::default(), &pod).await.unwrap();
+        rvs.push(p.metadata.resource_version.unwrap());
+    }
+    // From the third write's revision: exactly the seven after it, in order.
+    let mut stream = pods
+        .watch(&WatchParams::default().timeout(5), &rvs[2])
+        .await
+        .unwrap()
+        .boxed();
+    let mut seen = Vec::new();
+    while seen.len() < 7 {
+        match stream.next().await.unwrap().unwrap() {
+            WatchEvent::Added(p) => seen.push(p.metadata.name.unwrap()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let expected: Vec<String> = (3..10).map(|i| format!("p{i}")).collect();
+    assert_eq!(seen, expected);
+    // A selector turns a label change into ADDED / DELETED for that watcher.
+    let lp = WatchParams::default().labels("i=9").timeout(5);
+    let mut selected = pods.watch(&lp, &rvs[9]).await.unwrap().boxed();
+    pods.patch(
+        "p9",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"i": "x"}}})),
+    )
+    .await
+    .unwrap();
+    match selected.next().await.unwrap().unwrap() {
+        WatchEvent::Deleted(p) => assert_eq!(p.metadata.name.as_deref(), Some("p9")),
+        other => panic!("unexpected {other:?}"),
+    }
+    // After two compaction rounds the first revisions are gone: 410.
+    let old = rvs[0].clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        pods.patch("p0", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"t": format!("{:?}", std::time::Instant::now())}}})))
+            .await
+            .unwrap();
+        let result = pods.watch(&WatchParams::default().timeout(1), &old).await;
+        let expired = match result {
+            Err(e) => code(e) == 410,
+            Ok(s) => {
+                let mut s = s.boxed();
+                matches!(s.next().await, Some(Ok(WatchEvent::Error(e))) if e.code == 410)
+            }
+        };
+        if expired {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 410 after compaction"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_authenticate_and_nodes_write_only_their_own() {
+    let server = Server::start(&[]);
+    let admin = server.client().await;
+    // No token: 401. A wrong token: 401.
+    let anonymous: Api<Pod> = Api::namespaced(server.client_with_token(None).await, "default");
+    assert_eq!(
+        code(anonymous.list(&ListParams::default()).await.unwrap_err()),
+        401
+    );
+    let wrong: Api<Pod> = Api::namespaced(server.client_with_token(Some("nope")).await, "default");
+    assert_eq!(
+        code(wrong.list(&ListParams::default()).await.unwrap_err()),
+        401
+    );
+    // Pods bound to n1 and n2.
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    for (name, node) in [("on-n1", "n1"), ("on-n2", "n2")] {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "a", "image": "x"}]}}))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    let n1 = server
+        .client_with_token(Some(&server.node_token("n1")))
+        .await;
+    let n1_pods: Api<Pod> = Api::namespaced(n1.clone(), "default");
+    assert_eq!(
+        n1_pods
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    let running = Patch::Merge(json!({"status": {"phase": "Running"}}));
+    let p = n1_pods
+        .patch_status("on-n1", &PatchParams::default(), &running)
+        .await
+        .unwrap();
+    assert_eq!(p.status.unwrap().phase.as_deref(), Some("Running"));
+    let err = n1_pods
+        .patch_status("on-n2", &PatchParams::default(), &running)
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), 403);
+    // Spec writes and creates of pods are not a node's.
+    let spec = Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}}));
+    assert_eq!(
+        code(
+            n1_pods
+                .patch("on-n1", &PatchParams::default(), &spec)
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+    // Its own Node yes, another's no.
+    let nodes: Api<Node> = Api::all(n1.clone());
+    let node = |name: &str| -> Node {
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+    };
+    nodes
+        .create(&PostParams::default(), &node("n1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            nodes
+                .create(&PostParams::default(), &node("n2"))
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+    // Deployments are out of reach.
+    let deploys: Api<Deployment> = Api::namespaced(n1, "default");
+    assert_eq!(
+        code(
+            deploys
+                .delete("x", &DeleteParams::default())
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subresources_and_graceful_deletion() {
+    let server = Server::start(&[]);
+    let client = server.client().await;
+    let text = std::fs::read_to_string("examples/deployment.yaml").unwrap();
+    let deploy = rk8s_api::manifest::load("d.yaml", &text)
+        .unwrap()
+        .remove(0)
+        .object;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(deploy.to_value()).unwrap();
+    let name = d.metadata.name.clone().unwrap();
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    // A status write leaves the spec alone; a spec write leaves the status alone.
+    let status = Patch::Merge(
+        json!({"spec": {"replicas": 9}, "status": {"replicas": 2, "readyReplicas": 1}}),
+    );
+    let after = deploys
+        .patch_status(&name, &PatchParams::default(), &status)
+        .await
+        .unwrap();
+    assert_eq!(after.spec.as_ref().unwrap().replicas, Some(2));
+    assert_eq!(after.status.as_ref().unwrap().ready_replicas, Some(1));
+    let spec = Patch::Merge(json!({"spec": {"replicas": 3}, "status": {"replicas": 0}}));
+    let after = deploys
+        .patch(&name, &PatchParams::default(), &spec)
+        .await
+        .unwrap();
+    assert_eq!(after.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(after.status.as_ref().unwrap().replicas, Some(2));
+    assert_eq!(after.metadata.generation, Some(2));
+    // Scale.
+    let scale = deploys.get_scale(&name).await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=web"));
+    let scaled = deploys
+        .patch_scale(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scaled.spec.unwrap().replicas, Some(5));
+    assert_eq!(
+        deploys.get(&name).await.unwrap().spec.unwrap().replicas,
+        Some(5)
+    );
+    // Binding, once.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+        "spec": {"terminationGracePeriodSeconds": 20, "containers": [{"name": "a", "image": "x"}]}})).unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
+    let bind = |body: serde_json::Value| {
+        http::Request::post("/api/v1/namespaces/default/pods/p/binding")
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    };
+    client
+        .request::<serde_json::Value>(bind(binding.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        pods.get("p")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .node_name
+            .as_deref(),
+        Some("n1")
+    );
+    assert_eq!(
+        code(
+            client
+                .request::<serde_json::Value>(bind(binding))
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
+    // A bound pod is deleted gracefully: marked, and gone when the node confirms.
+    pods.delete("p", &DeleteParams::default()).await.unwrap();
+    let marked = pods.get("p").await.unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(20));
+    pods.delete(
+        "p",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(code(pods.get("p").await.unwrap_err()), 404);
+}
+
+fn kubectl(server: &Server, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(args)
+        .output()
+        .expect("kubectl is installed by scripts/setup.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn kubectl_works_against_rk8s() {
+    let server = Server::start(&[]);
+    let run = |args: &[&str]| {
+        let (ok, out) = kubectl(&server, args);
+        assert!(ok, "kubectl {args:?} failed:\n{out}");
+        out
+    };
+    assert!(run(&["version"]).contains("Server Version: v1.33"));
+    let out = run(&["apply", "-f", "examples/deployment.yaml"]);
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let out = run(&["apply", "-f", "examples/deployment.yaml"]);
+    assert!(out.contains("deployment.apps/web unchanged"), "{out}");
+    run(&["create", "-f", "examples/pod.yaml"]);
+    let node = server.dir.path().join("node.yaml");
+    std::fs::write(&node, "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n").unwrap();
+    run(&["create", "-f", node.to_str().unwrap()]);
+    // `get -w` streams changes for pods, deployments and nodes.
+    let watchers: Vec<_> = ["pods", "deployments", "nodes"]
+        .iter()
+        .map(|kind| {
+            std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(server.kubeconfig())
+                .args(["get", kind, "-w", "--request-timeout=8s", "-o", "name"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let out = run(&["scale", "deployment/web", "--replicas=4"]);
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    run(&["label", "node", "n1", "zone=a"]);
+    run(&["annotate", "pod", "--all", "seen=yes"]);
+    let out = run(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(out.trim(), "4");
+    let out = run(&["get", "pods"]);
+    assert!(
+        out.contains("NAME") && out.contains("STATUS") && out.contains("web-with-writer"),
+        "{out}"
+    );
+    run(&["delete", "-f", "examples/pod.yaml"]);
+    run(&["delete", "node", "n1"]);
+    let mut outputs = Vec::new();
+    for w in watchers {
+        let out = w.wait_with_output().unwrap();
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    // Each watch saw the initial object and at least one change to it.
+    assert!(
+        outputs[0].matches("pod/web-with-writer").count() >= 2,
+        "{}",
+        outputs[0]
+    );
+    assert!(
+        outputs[1].matches("deployment.apps/web").count() >= 2,
+        "{}",
+        outputs[1]
+    );
+    assert!(outputs[2].matches("node/n1").count() >= 2, "{}", outputs[2]);
+    let (ok, out) = kubectl(&server, &["get", "node", "n1"]);
+    assert!(!ok && out.contains("NotFound"), "{out}");
+}

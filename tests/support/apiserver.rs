@@ -1,0 +1,113 @@
+//! A real `rk8s-server` process for tests: its own data directory, free ports, an
+//! admin kubeconfig in the test's directory; killed and removed on drop (also when the
+//! test fails).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub peer: String,
+    child: Child,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts a one-member server and waits for its kubeconfig and `/readyz`.
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let peer = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--port", &port.to_string(), "--peer-listen", &peer])
+            .arg("--admin-kubeconfig")
+            .arg(dir.path().join("config"))
+            .args(extra)
+            .env("RUST_LOG", "info,raft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("failed to start rk8s-server");
+        let server = Server { dir, peer, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server.kubeconfig().exists() {
+            assert!(
+                Instant::now() < deadline,
+                "rk8s-server did not start; log:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A kube client with the admin kubeconfig.
+    pub async fn client(&self) -> kube::Client {
+        client_from(&self.kubeconfig()).await
+    }
+
+    /// A kube client with the admin kubeconfig's cluster and CA but `token` (or none).
+    pub async fn client_with_token(&self, token: Option<&str>) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        config.auth_info = kube::config::AuthInfo::default();
+        if let Some(t) = token {
+            config.auth_info.token = Some(t.to_string().into());
+        }
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// `rk8s-server token create --node NAME` against this server's store.
+    pub fn node_token(&self, node: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+            .args(["token", "create", "--node", node, "--endpoint", &self.peer])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+pub async fn client_from(path: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("rk8s-server log:\n{}", self.log());
+        }
+    }
+}
