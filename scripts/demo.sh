@@ -100,16 +100,28 @@ knows_leader() { "$SERVER" member status --endpoint "${eps[$leader]}" | grep -q 
 wait_until 30 knows_leader
 "$SERVER" member status --endpoint "${eps[$leader]}" | sed -n '1,2p' | sed 's/^/   /'
 
+step "5. The Kubernetes API on the store: kubectl talks to rk8s-server"
+kc=(kubectl --kubeconfig "$tmp/member0.kubeconfig")
+wait_until 30 "${kc[@]}" get --raw /readyz
+"${kc[@]}" version 2>/dev/null | sed 's/^/   /'
+"${kc[@]}" apply -f examples/deployment.yaml | sed 's/^/   /'
+"${kc[@]}" apply -f examples/deployment.yaml | sed 's/^/   /'
+"${kc[@]}" scale deployment web --replicas=3 | sed 's/^/   /'
+"${kc[@]}" get deployments,namespaces | sed 's/^/   /'
+echo "   (pods stay Pending until the scheduler and node agents arrive)"
+
 step "Next"
 cat <<TEXT
    rk8sctl validate -f FILE|DIR|-      check manifests, Compose files and single-container files
    rk8sctl validate -f FILE -o yaml    print objects as the API server would store them
    make test                           run everything CI runs
 
-   rk8s-server --data-dir DIR --peer-listen HOST:PORT [--join HOST:PORT]
-                                       run a store member (rk8s-server member status|remove)
+   rk8s-server                         run a control-plane member: store + API on https://127.0.0.1:6443,
+                                       admin kubeconfig in ~/.rk8s/config (kubectl --kubeconfig ~/.rk8s/config)
+   rk8s-server --data-dir DIR --peer-listen HOST:PORT [--join HOST:PORT] [--port N]
+                                       more members (rk8s-server member status|remove, token create)
 
-   The API server on the store, rk8s-node and the apply/get/scale commands are
+   rk8sctl's apply/get/scale on the API, the scheduler, controllers and rk8s-node are
    being built next: see "Status" in README.md. Everything this demo started has
    been stopped and removed.
 TEXT

@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential # cc for crates with C parts, and libFuzzer for the fuzz target
   pkg-config
+  kubectl         # the API-compatibility tests drive rk8s-server with it
 )
 
 missing=()
