@@ -60,6 +60,41 @@ impl ObjectKind {
         }
     }
 
+    /// The short names kubectl accepts for the kind (`po`, `deploy`).
+    pub fn short_names(&self) -> &'static [&'static str] {
+        match self.plural {
+            "namespaces" => &["ns"],
+            "pods" => &["po"],
+            "nodes" => &["no"],
+            "services" => &["svc"],
+            "endpoints" => &["ep"],
+            "events" => &["ev"],
+            "replicasets" => &["rs"],
+            "deployments" => &["deploy"],
+            "horizontalpodautoscalers" => &["hpa"],
+            _ => &[],
+        }
+    }
+
+    /// `pods`, `deployments.apps`: the resource as kubectl names it in messages.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// `pod`, `deployment.apps`: the kind as `-o name` prints it.
+    pub fn qualified_singular(&self) -> String {
+        let kind = self.kind.to_lowercase();
+        if self.group.is_empty() {
+            kind
+        } else {
+            format!("{kind}.{}", self.group)
+        }
+    }
+
     /// Whether objects of this kind live in a namespace.
     pub fn is_namespaced(&self) -> bool {
         self.scope == Scope::Namespaced
@@ -205,6 +240,23 @@ pub fn kind_named(kind: &str) -> Option<ObjectKind> {
     kinds().into_iter().find(|k| k.kind == kind)
 }
 
+/// The kind a user means by `name`, as kubectl resolves it: plural (`pods`), singular
+/// (`pod`), short name (`po`), kind (`Pod`), optionally qualified with the group
+/// (`deployments.apps`).
+pub fn resolve(name: &str) -> Option<ObjectKind> {
+    let lower = name.to_lowercase();
+    let (base, group) = match lower.split_once('.') {
+        Some((b, g)) => (b.to_string(), Some(g.to_string())),
+        None => (lower.clone(), None),
+    };
+    kinds().into_iter().find(|k| {
+        group.as_deref().is_none_or(|g| g == k.group)
+            && (k.plural == base
+                || k.kind.to_lowercase() == base
+                || k.short_names().contains(&base.as_str()))
+    })
+}
+
 /// The kind whose plural is `plural` (as in URLs, `pods`) in `group`.
 pub fn kind_by_plural(group: &str, plural: &str) -> Option<ObjectKind> {
     kinds()
@@ -272,5 +324,20 @@ mod tests {
             Scope::Cluster
         );
         assert_eq!(kinds().len(), 12);
+        for (name, plural) in [
+            ("po", "pods"),
+            ("Deployment", "deployments"),
+            ("deployments.apps", "deployments"),
+            ("hpa", "horizontalpodautoscalers"),
+            ("node", "nodes"),
+        ] {
+            assert_eq!(resolve(name).unwrap().plural, plural, "{name}");
+        }
+        assert!(resolve("deployments.batch").is_none());
+        assert!(resolve("secrets").is_none());
+        assert_eq!(
+            kind_named("Deployment").unwrap().qualified_singular(),
+            "deployment.apps"
+        );
     }
 }

@@ -20,22 +20,6 @@ const VERBS: &[&str] = &[
 /// The Kubernetes version whose API rk8s serves.
 pub const KUBERNETES_MINOR: &str = "33";
 
-/// Short names kubectl accepts (`po`, `deploy`).
-pub fn short_names(kind: &ObjectKind) -> &'static [&'static str] {
-    match kind.plural {
-        "namespaces" => &["ns"],
-        "pods" => &["po"],
-        "nodes" => &["no"],
-        "services" => &["svc"],
-        "endpoints" => &["ep"],
-        "events" => &["ev"],
-        "replicasets" => &["rs"],
-        "deployments" => &["deploy"],
-        "horizontalpodautoscalers" => &["hpa"],
-        _ => &[],
-    }
-}
-
 /// Kinds in kubectl's `all` category.
 fn categories(kind: &ObjectKind) -> &'static [&'static str] {
     match kind.plural {
@@ -77,7 +61,7 @@ fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
         "namespaced": kind.is_namespaced(),
         "kind": kind.kind,
         "verbs": VERBS,
-        "shortNames": short_names(kind),
+        "shortNames": kind.short_names(),
         "categories": categories(kind),
     })];
     let sub = |name: &str, kind_name: &str, verbs: &[&str]| {

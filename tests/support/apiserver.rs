@@ -2,6 +2,9 @@
 //! admin kubeconfig in the test's directory; killed and removed on drop (also when the
 //! test fails).
 
+// Each test file uses part of this harness.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,32 +1,137 @@
-//! `rk8sctl`: the rk8s command line.
+//! `rk8sctl`: the rk8s command line. Cluster commands are `rk8s_ctl`'s; this file only
+//! parses arguments and reports errors.
 
 mod commands;
-mod input;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use rk8s_ctl::commands::{self as ctl, ConfigCommand, DeleteArgs, Files, GetArgs, Global, MetaMap};
 
-/// Drive an rk8s cluster, or run containers, pods and Compose apps locally.
+/// Drive an rk8s cluster, or check manifests locally.
 #[derive(Parser)]
 #[command(name = "rk8sctl", version, about)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create or update objects from files so the cluster matches them.
+    Apply(Files),
+    /// Create objects from files (fails if they exist).
+    Create(Files),
+    /// List objects, or show some (`get KIND [NAME...]`, `get KIND/NAME`).
+    Get(GetArgs),
+    /// Show objects in detail, with their events.
+    Describe {
+        /// `KIND [NAME...]` or `KIND/NAME`.
+        #[arg(required = true)]
+        resources: Vec<String>,
+    },
+    /// Delete objects by name, selector or file.
+    Delete(DeleteArgs),
+    /// Set the replicas of a Deployment or ReplicaSet.
+    Scale {
+        /// `KIND/NAME` or `KIND`.
+        resource: String,
+        /// The name, when not given as KIND/NAME.
+        name: Option<String>,
+        /// The number of replicas.
+        #[arg(long)]
+        replicas: u32,
+    },
+    /// Set (`key=value`) or remove (`key-`) labels.
+    Label {
+        /// `KIND NAME` or `KIND/NAME`, then the changes.
+        #[arg(required = true)]
+        args: Vec<String>,
+        /// Allow changing an existing value.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Set (`key=value`) or remove (`key-`) annotations.
+    Annotate {
+        /// `KIND NAME` or `KIND/NAME`, then the changes.
+        #[arg(required = true)]
+        args: Vec<String>,
+        /// Allow changing an existing value.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Edit an object in $EDITOR and save it back.
+    Edit {
+        /// `KIND/NAME` or `KIND`.
+        resource: String,
+        /// The name, when not given as KIND/NAME.
+        name: Option<String>,
+    },
+    /// Where the control plane is, and whether it is ready.
+    ClusterInfo,
+    /// The versions of rk8sctl and of the server.
+    Version,
+    /// Read or change the kubeconfig.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Check manifests, single-container files and Compose files without applying them.
     Validate(commands::validate::Args),
 }
 
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Apply(f) => ctl::apply(g, &f).await?,
+        Command::Create(f) => ctl::create(g, &f).await?,
+        Command::Get(a) => ctl::get(g, &a).await?,
+        Command::Describe { resources } => ctl::describe(g, &resources).await?,
+        Command::Delete(a) => ctl::delete(g, &a).await?,
+        Command::Scale {
+            resource,
+            name,
+            replicas,
+        } => ctl::scale(g, &resource, name.as_deref(), replicas).await?,
+        Command::Label { args, overwrite } => {
+            ctl::set_metadata(g, MetaMap::Labels, &args, overwrite).await?
+        }
+        Command::Annotate { args, overwrite } => {
+            ctl::set_metadata(g, MetaMap::Annotations, &args, overwrite).await?
+        }
+        Command::Edit { resource, name } => ctl::edit(g, &resource, name.as_deref()).await?,
+        Command::ClusterInfo => ctl::cluster_info(g).await?,
+        Command::Version => ctl::version(g).await?,
+        Command::Config(c) => ctl::config(g, &c)?,
+        Command::Completion { shell } => clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "rk8sctl",
+            &mut std::io::stdout(),
+        ),
+        Command::Validate(args) => return commands::validate::run(args),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Validate(args) => commands::validate::run(args),
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    match result {
+    match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

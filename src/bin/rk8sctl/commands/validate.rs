@@ -7,7 +7,7 @@ use clap::ValueEnum;
 use rk8s_api::formats::{self, FileFormat};
 use rk8s_api::{AnyObject, Diagnostic, manifest};
 
-use crate::input;
+use rk8s_ctl::input;
 
 #[derive(clap::Args)]
 pub struct Args {

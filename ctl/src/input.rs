@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 
 /// One input text and the name to report it by.
 pub struct Input {
+    /// The file name, or `<stdin>`.
     pub name: String,
+    /// Its contents.
     pub text: String,
 }
 

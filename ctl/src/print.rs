@@ -1,0 +1,158 @@
+//! Output as kubectl prints it: aligned columns from the server's `Table`, YAML, JSON,
+//! or `kind/name`.
+
+use serde_json::Value;
+
+/// The `Accept` header asking for a Table (with whole objects, for `-A` and names).
+pub const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+/// Options of a table.
+#[derive(Clone, Debug, Default)]
+pub struct TableStyle {
+    /// `-o wide`: every column.
+    pub wide: bool,
+    /// `-A`: a NAMESPACE column first.
+    pub namespace_column: bool,
+    /// Leave the header line out (rows of a watch after the first).
+    pub no_headers: bool,
+    /// Prefix names with `kind/` (when several kinds are printed).
+    pub kind_prefix: Option<String>,
+}
+
+fn cell_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "<none>".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The rows of a Table as text lines, columns aligned as kubectl aligns them (three
+/// spaces apart).
+pub fn table_lines(table: &Value, style: &TableStyle) -> Vec<String> {
+    let empty = Vec::new();
+    let columns = table["columnDefinitions"].as_array().unwrap_or(&empty);
+    let shown: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| style.wide || c["priority"].as_i64().unwrap_or(0) == 0)
+        .map(|(i, _)| i)
+        .collect();
+    let mut grid: Vec<Vec<String>> = Vec::new();
+    if !style.no_headers {
+        let mut header: Vec<String> = shown
+            .iter()
+            .map(|i| columns[*i]["name"].as_str().unwrap_or("").to_uppercase())
+            .collect();
+        if style.namespace_column {
+            header.insert(0, "NAMESPACE".into());
+        }
+        grid.push(header);
+    }
+    for row in table["rows"].as_array().unwrap_or(&empty) {
+        let cells = row["cells"].as_array().unwrap_or(&empty);
+        let mut line: Vec<String> = shown
+            .iter()
+            .map(|i| {
+                let text = cells.get(*i).map(cell_text).unwrap_or_default();
+                match (&style.kind_prefix, columns[*i]["format"].as_str()) {
+                    (Some(k), Some("name")) => format!("{k}/{text}"),
+                    _ => text,
+                }
+            })
+            .collect();
+        if style.namespace_column {
+            let ns = row["object"]["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            line.insert(0, ns);
+        }
+        grid.push(line);
+    }
+    let widths: Vec<usize> = (0..grid.first().map_or(0, Vec::len))
+        .map(|c| {
+            grid.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    grid.iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                if c + 1 == r.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+                }
+            }
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// An object or list as YAML.
+pub fn yaml(value: &Value) -> String {
+    let mut out = String::new();
+    rk8s_api::emit::write_yaml(&mut out, value);
+    out
+}
+
+/// An object as `get -o yaml|json` shows it: without `managedFields`.
+pub fn for_output(mut value: Value) -> Value {
+    if let Some(Value::Object(meta)) = value.get_mut("metadata") {
+        meta.remove("managedFields");
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_align_like_kubectl() {
+        let t = json!({
+            "columnDefinitions": [
+                {"name": "Name", "format": "name", "priority": 0},
+                {"name": "Status", "format": "", "priority": 0},
+                {"name": "Node", "format": "", "priority": 1}],
+            "rows": [
+                {"cells": ["web", "Running", "n1"], "object": {"metadata": {"namespace": "default"}}},
+                {"cells": ["a-much-longer-name", "Pending", null], "object": {"metadata": {"namespace": "kube-system"}}}]
+        });
+        assert_eq!(
+            table_lines(&t, &TableStyle::default()),
+            vec![
+                "NAME                 STATUS",
+                "web                  Running",
+                "a-much-longer-name   Pending"
+            ]
+        );
+        let wide = table_lines(
+            &t,
+            &TableStyle {
+                wide: true,
+                namespace_column: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(wide[0], "NAMESPACE     NAME                 STATUS    NODE");
+        assert_eq!(
+            wide[2],
+            "kube-system   a-much-longer-name   Pending   <none>"
+        );
+        let named = table_lines(
+            &t,
+            &TableStyle {
+                no_headers: true,
+                kind_prefix: Some("pod".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(named[0], "pod/web                  Running");
+    }
+}

@@ -1,0 +1,224 @@
+//! `rk8sctl` against a real `rk8s-server`: apply (created / unchanged / configured,
+//! with removals), get in every output format, describe, scale, label, annotate,
+//! edit through $EDITOR, delete, config, completion, and errors that name the file,
+//! line and field and apply nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+
+use support::apiserver::Server;
+
+struct Ctl<'a> {
+    server: &'a Server,
+}
+
+impl Ctl<'_> {
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        self.run_env(args, &[])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
+            .args(args)
+            .env("RK8S_CONFIG", self.server.kubeconfig())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "rk8sctl {args:?} failed:\n{out}{err}");
+        out
+    }
+}
+
+fn write(server: &Server, name: &str, text: &str) -> String {
+    let path = server.dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels: {app: web, team: a}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: busybox}]\n";
+
+#[test]
+fn apply_get_and_change_objects() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    let file = write(&server, "web.yaml", DEPLOY);
+    assert_eq!(
+        ctl.ok(&["apply", "-f", &file]),
+        "deployment.apps/web created\n"
+    );
+    assert_eq!(
+        ctl.ok(&["apply", "-f", &file]),
+        "deployment.apps/web unchanged\n"
+    );
+    // A label someone else added survives; one the file stopped setting goes.
+    ctl.ok(&["label", "deploy", "web", "owner=ops"]);
+    let changed = DEPLOY
+        .replace("labels: {app: web, team: a}", "labels: {app: web}")
+        .replace("replicas: 2", "replicas: 3");
+    std::fs::write(&file, changed).unwrap();
+    assert_eq!(
+        ctl.ok(&["apply", "-f", &file]),
+        "deployment.apps/web configured\n"
+    );
+    let labels = ctl.ok(&["get", "deploy", "web", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(
+        v["metadata"]["labels"],
+        serde_json::json!({"app": "web", "owner": "ops"})
+    );
+    assert_eq!(v["spec"]["replicas"], 3);
+    // kubectl sees the same last-applied configuration: its apply is a no-op too.
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["apply", "-f", &file])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "deployment.apps/web unchanged\n"
+    );
+    // Tables.
+    let table = ctl.ok(&["get", "deployments"]);
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("NAME   READY   UP-TO-DATE   AVAILABLE   AGE"),
+        "{table}"
+    );
+    assert!(lines.next().unwrap().starts_with("web    0/3"), "{table}");
+    assert!(
+        ctl.ok(&["get", "deploy", "-A", "-o", "wide"])
+            .starts_with("NAMESPACE   NAME")
+    );
+    assert_eq!(
+        ctl.ok(&["get", "deploy", "-o", "name"]),
+        "deployment.apps/web\n"
+    );
+    assert!(
+        ctl.ok(&["get", "deploy/web", "-o", "yaml"])
+            .contains("kind: Deployment\n")
+    );
+    assert!(ctl.ok(&["get", "ns"]).contains("kube-system"));
+    // Scale, annotate, label rules.
+    assert_eq!(
+        ctl.ok(&["scale", "deploy/web", "--replicas", "5"]),
+        "deployment.apps/web scaled\n"
+    );
+    assert!(
+        ctl.ok(&["describe", "deploy", "web"])
+            .contains("replicas: 5")
+    );
+    ctl.ok(&["annotate", "deploy", "web", "note=hi"]);
+    let (code, _, err) = ctl.run(&["label", "deploy/web", "owner=dev"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("'owner' already has a value (ops), and --overwrite is false"),
+        "{err}"
+    );
+    ctl.ok(&["label", "deploy/web", "owner=dev", "--overwrite"]);
+    ctl.ok(&["label", "deploy/web", "owner-"]);
+    // Edit through an "editor" that changes the replicas.
+    let editor = write(
+        &server,
+        "editor.sh",
+        "#!/bin/sh\nsed -i 's/replicas: 5/replicas: 7/' \"$1\"\n",
+    );
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (code, out, err) = ctl.run_env(&["edit", "deploy/web"], &[("EDITOR", &editor)]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "deployment.apps/web edited\n"),
+        "{err}"
+    );
+    assert_eq!(
+        ctl.ok(&["get", "deploy", "web", "-o", "json"])
+            .matches("\"replicas\": 7")
+            .count(),
+        1
+    );
+    // Delete.
+    assert_eq!(
+        ctl.ok(&["delete", "deploy", "web"]),
+        "deployments.apps \"web\" deleted\n"
+    );
+    let (code, _, err) = ctl.run(&["get", "deploy", "web"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Error from server (NotFound): deployments.apps \"web\" not found"),
+        "{err}"
+    );
+    let (_, out, err) = ctl.run(&["get", "deploy"]);
+    assert_eq!(out, "");
+    assert!(err.contains("No resources found in default namespace."));
+}
+
+#[test]
+fn bad_files_apply_nothing_and_say_where() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    let good = "apiVersion: v1\nkind: Namespace\nmetadata: {name: fine}\n---\n";
+    let file = write(
+        &server,
+        "bad.yaml",
+        &format!("{good}{}", DEPLOY.replace("replicas: 2", "replicas: -2")),
+    );
+    let (code, out, err) = ctl.run(&["apply", "-f", &file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains("bad.yaml:11:3: spec.replicas: invalid value \"-2\""),
+        "{err}"
+    );
+    // Nothing was applied, not even the valid namespace.
+    let (code, _, _) = ctl.run(&["get", "ns", "fine"]);
+    assert_eq!(code, 1);
+    let (code, _, err) = ctl.run(&["get", "secrets"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("doesn't have a resource type \"secrets\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_and_completion() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    let view = ctl.ok(&["config", "view"]);
+    assert!(
+        view.contains("token: REDACTED") && view.contains("DATA+OMITTED"),
+        "{view}"
+    );
+    assert!(
+        !view.contains(
+            &std::fs::read_to_string(server.dir.path().join("data/pki/admin.token"))
+                .unwrap()
+                .trim()
+                .to_string()
+        )
+    );
+    assert_eq!(ctl.ok(&["config", "current-context"]), "rk8s\n");
+    assert_eq!(
+        ctl.ok(&["config", "use-context", "rk8s"]),
+        "Switched to context \"rk8s\".\n"
+    );
+    let (code, _, err) = ctl.run(&["config", "use-context", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no context exists with the name: \"nope\""));
+    // The rewritten kubeconfig still works.
+    assert!(ctl.ok(&["version"]).contains("Server Version: v1.33"));
+    assert!(ctl.ok(&["cluster-info"]).contains("(readyz: ok)"));
+    assert!(ctl.ok(&["completion", "bash"]).contains("rk8sctl"));
+}
