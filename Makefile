@@ -46,6 +46,7 @@ fuzz:
 bench: setup
 	scripts/setup-bench.sh
 	$(CARGO) run --release --manifest-path bench/Cargo.toml --bin store-writes
+	ulimit -n 16384 && $(CARGO) bench --bench api
 
 fmt:
 	$(CARGO) fmt --all

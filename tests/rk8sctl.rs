@@ -193,6 +193,30 @@ fn bad_files_apply_nothing_and_say_where() {
 }
 
 #[test]
+fn get_watch_prints_changes() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    let file = write(&server, "web.yaml", DEPLOY);
+    ctl.ok(&["apply", "-f", &file]);
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
+        .args(["get", "deploy", "-w"])
+        .env("RK8S_CONFIG", server.kubeconfig())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    ctl.ok(&["scale", "deploy/web", "--replicas", "4"]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    watch.kill().unwrap();
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("NAME"), "{text}");
+    assert!(lines[1].starts_with("web    0/2"), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("web    0/4")), "{text}");
+}
+
+#[test]
 fn config_and_completion() {
     let server = Server::start(&[]);
     let ctl = Ctl { server: &server };

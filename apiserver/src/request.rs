@@ -214,17 +214,11 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
-    /// Parses `a=1&b=x%2Fy`.
+    /// Parses `a=1&b=x%2Fy` (form encoding: `+` is a space).
     pub fn parse(query: Option<&str>) -> Self {
         Query(
-            query
-                .unwrap_or("")
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (percent_decode(k), percent_decode(v))
-                })
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )
     }
@@ -255,32 +249,6 @@ impl Query {
             })
             .transpose()
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -368,6 +336,11 @@ mod tests {
         assert!(q.flag("watch"));
         assert_eq!(q.number("limit").unwrap(), Some(5));
         assert_eq!(q.get("bad"), Some("%zz"));
+        let q = Query::parse(Some("a&b=&c=%E2%9C%93"));
+        assert_eq!(
+            (q.get("a"), q.get("b"), q.get("c")),
+            (Some(""), Some(""), Some("✓"))
+        );
         assert!(Query::parse(Some("limit=-1")).number("limit").is_err());
         assert_eq!(Query::parse(Some("x=%4")).get("x"), Some("%4"));
     }

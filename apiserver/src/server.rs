@@ -402,25 +402,15 @@ impl ApiServer {
     }
 }
 
+/// The query's selectors alone (a watch's initial list reads everything they select).
 fn without_paging(q: &Query) -> Query {
-    let mut kept = Vec::new();
+    let mut kept = form_urlencoded::Serializer::new(String::new());
     for key in ["labelSelector", "fieldSelector"] {
         if let Some(v) = q.get(key) {
-            kept.push(format!("{key}={}", encode_component(v)));
+            kept.append_pair(key, v);
         }
     }
-    Query::parse(Some(&kept.join("&")))
-}
-
-fn encode_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    Query::parse(Some(&kept.finish()))
 }
 
 /// Serves the API on `listener` with TLS until the task is dropped.

@@ -302,14 +302,14 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
         };
         let mut rows = 0;
         let mut lines = Vec::new();
+        let mut printer = print::Printer::new(TableStyle {
+            kind_prefix: several.then(|| kind.qualified_singular()),
+            ..style
+        });
         for t in &tables {
             rows += t["rows"].as_array().map_or(0, Vec::len);
-            let style = TableStyle {
-                no_headers: !lines.is_empty(),
-                kind_prefix: several.then(|| kind.qualified_singular()),
-                ..style.clone()
-            };
-            lines.extend(print::table_lines(t, &style));
+            printer.style.no_headers = !lines.is_empty();
+            lines.extend(printer.lines(t));
         }
         if rows > 0 {
             if printed_any {
@@ -326,7 +326,8 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
                 .and_then(|t| t["metadata"]["resourceVersion"].as_str())
                 .unwrap_or("")
                 .to_string();
-            return watch(&cluster, kind, ns, names, a, &rv, style).await;
+            printer.style.no_headers = true;
+            return watch(&cluster, kind, ns, names, a, &rv, printer).await;
         }
     }
     match a.output {
@@ -377,7 +378,7 @@ async fn watch(
     names: &[String],
     a: &GetArgs,
     rv: &str,
-    style: TableStyle,
+    mut printer: print::Printer,
 ) -> Result<()> {
     let field = match names {
         [one] => Some(format!("metadata.name={one}")),
@@ -406,10 +407,6 @@ async fn watch(
         .await
         .map_err(explain)?
         .boxed();
-    let style = TableStyle {
-        no_headers: true,
-        ..style
-    };
     while let Some(ev) = events.next().await {
         let obj = match ev.map_err(explain)? {
             kube::api::WatchEvent::Added(o)
@@ -422,7 +419,7 @@ async fn watch(
         };
         match a.output {
             None | Some(Output::Wide) => {
-                for l in print::table_lines(&obj, &style) {
+                for l in printer.lines(&obj) {
                     println!("{l}");
                 }
             }

@@ -30,6 +30,36 @@ fn cell_text(v: &Value) -> String {
 /// The rows of a Table as text lines, columns aligned as kubectl aligns them (three
 /// spaces apart).
 pub fn table_lines(table: &Value, style: &TableStyle) -> Vec<String> {
+    table_lines_at(table, style, &mut Vec::new())
+}
+
+/// Prints tables one after another with columns that only grow (the initial list and
+/// then the rows of a watch line up).
+#[derive(Clone, Debug, Default)]
+pub struct Printer {
+    /// How rows are shown.
+    pub style: TableStyle,
+    widths: Vec<usize>,
+}
+
+impl Printer {
+    /// A printer in `style`.
+    pub fn new(style: TableStyle) -> Self {
+        Printer {
+            style,
+            widths: Vec::new(),
+        }
+    }
+
+    /// The lines of `table`.
+    pub fn lines(&mut self, table: &Value) -> Vec<String> {
+        table_lines_at(table, &self.style, &mut self.widths)
+    }
+}
+
+/// Like [`table_lines`], with columns at least as wide as `widths`, which grows to
+/// the widths used (so the rows of a watch line up with the table before them).
+fn table_lines_at(table: &Value, style: &TableStyle, widths: &mut Vec<usize>) -> Vec<String> {
     let empty = Vec::new();
     let columns = table["columnDefinitions"].as_array().unwrap_or(&empty);
     let shown: Vec<usize> = columns
@@ -70,14 +100,16 @@ pub fn table_lines(table: &Value, style: &TableStyle) -> Vec<String> {
         }
         grid.push(line);
     }
-    let widths: Vec<usize> = (0..grid.first().map_or(0, Vec::len))
-        .map(|c| {
-            grid.iter()
-                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let count = grid.first().map_or(0, Vec::len);
+    widths.resize(widths.len().max(count), 0);
+    for (c, w) in widths.iter_mut().enumerate().take(count) {
+        let widest = grid
+            .iter()
+            .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+            .max()
+            .unwrap_or(0);
+        *w = (*w).max(widest);
+    }
     grid.iter()
         .map(|r| {
             let mut line = String::new();

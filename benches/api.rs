@@ -1,0 +1,294 @@
+//! API server benchmark (`make bench`): a real one-member `rk8s-server` over HTTPS,
+//! driven by the `kube` client from this process.
+//!
+//! - create-pod latency (p50, p99) and rate with 1 and 64 concurrent clients;
+//! - listing 10,000 pods (one request, and in pages of 500);
+//! - 1,000 concurrent watchers receiving one write: delivery latency p50/p99/max.
+//!
+//! Prints a table and writes `target/bench/api.json`. Client and server share this
+//! machine's cores, so client work (TLS, JSON) is inside every number.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+
+struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--port", &free_port().to_string()])
+        .args(["--peer-listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--admin-kubeconfig")
+        .arg(&kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("failed to start rk8s-server");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kubeconfig.exists() {
+        assert!(Instant::now() < deadline, "rk8s-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server {
+        child,
+        _dir: dir,
+        kubeconfig,
+    }
+}
+
+async fn client(path: &PathBuf) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+                                  "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}
+    }))
+    .unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Creates `total` pods named `{prefix}-{i}` from `clients` concurrent tasks; returns
+/// each request's latency and the wall time.
+async fn create_pods(
+    api: &Api<Pod>,
+    prefix: &str,
+    total: usize,
+    clients: usize,
+) -> (Vec<Duration>, Duration) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let api = api.clone();
+        let next = next.clone();
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return lat;
+                }
+                let t = Instant::now();
+                api.create(&PostParams::default(), &pod(&format!("{prefix}-{i}")))
+                    .await
+                    .unwrap();
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    (all, started.elapsed())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let server = start();
+    let kube = client(&server.kubeconfig).await;
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), "default");
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut json_rows = Vec::new();
+
+    // Warm up connections and caches.
+    create_pods(&pods, "warm", 50, 4).await;
+    for (clients, total) in [(1usize, 1000usize), (64, 4000)] {
+        let (lat, wall) = create_pods(&pods, &format!("c{clients}"), total, clients).await;
+        let rate = total as f64 / wall.as_secs_f64();
+        rows.push((
+            format!("create pod, {clients} client(s)"),
+            format!(
+                "p50 {:.2} ms, p99 {:.2} ms",
+                ms(percentile(&lat, 0.5)),
+                ms(percentile(&lat, 0.99))
+            ),
+            format!("{rate:.0} creates/s ({total} pods)"),
+        ));
+        json_rows.push(json!({"case": "create_pod", "clients": clients, "pods": total,
+            "p50_ms": ms(percentile(&lat, 0.5)), "p99_ms": ms(percentile(&lat, 0.99)), "per_second": rate}));
+    }
+
+    // Fill up to 10,000 pods, then list them.
+    let have = pods.list(&ListParams::default()).await.unwrap().items.len();
+    create_pods(&pods, "fill", 10_000usize.saturating_sub(have), 64).await;
+    let mut whole = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let list = pods.list(&ListParams::default()).await.unwrap();
+        whole.push(t.elapsed());
+        assert_eq!(list.items.len(), 10_000);
+    }
+    whole.sort();
+    let mut paged = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut count = 0;
+        let mut lp = ListParams::default().limit(500);
+        loop {
+            let page = pods.list(&lp).await.unwrap();
+            count += page.items.len();
+            match page.metadata.continue_ {
+                Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+                _ => break,
+            }
+        }
+        paged.push(t.elapsed());
+        assert_eq!(count, 10_000);
+    }
+    paged.sort();
+    rows.push((
+        "list 10,000 pods".into(),
+        format!("median {:.0} ms (one request)", ms(percentile(&whole, 0.5))),
+        format!(
+            "median {:.0} ms (pages of 500)",
+            ms(percentile(&paged, 0.5))
+        ),
+    ));
+    json_rows.push(
+        json!({"case": "list_10000_pods", "median_ms": ms(percentile(&whole, 0.5)),
+        "paged_500_median_ms": ms(percentile(&paged, 0.5))}),
+    );
+
+    // 1,000 watchers, one write at a time.
+    let target = "c1-0";
+    let rv = pods
+        .get(target)
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let watchers = 1000;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    let mut handles = Vec::new();
+    let ready = Arc::new(tokio::sync::Barrier::new(watchers + 1));
+    for w in 0..watchers {
+        // One client per 100 watchers keeps connection pools small.
+        let api: Api<Pod> = Api::namespaced(kube.clone(), "default");
+        let tx = tx.clone();
+        let rv = rv.clone();
+        let ready = ready.clone();
+        handles.push(tokio::spawn(async move {
+            let wp = WatchParams::default().fields(&format!("metadata.name={target}"));
+            let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
+            ready.wait().await;
+            while let Some(ev) = stream.next().await {
+                if let Ok(WatchEvent::Modified(_)) = ev {
+                    let _ = tx.send((w, Instant::now()));
+                }
+            }
+        }));
+    }
+    ready.wait().await;
+    // Let every watch reach the server's cache before writing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut delivery = Vec::new();
+    for round in 0..5 {
+        let sent = Instant::now();
+        pods.patch(
+            target,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"round": round.to_string()}}})),
+        )
+        .await
+        .unwrap();
+        let mut got = 0;
+        while got < watchers {
+            let (_, at) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("watchers did not all receive the write")
+                .unwrap();
+            delivery.push(at - sent);
+            got += 1;
+        }
+    }
+    for h in handles {
+        h.abort();
+    }
+    delivery.sort();
+    rows.push((
+        format!("{watchers} watchers, one write (×5)"),
+        format!(
+            "p50 {:.1} ms, p99 {:.1} ms",
+            ms(percentile(&delivery, 0.5)),
+            ms(percentile(&delivery, 0.99))
+        ),
+        format!(
+            "max {:.1} ms",
+            ms(*delivery.last().unwrap_or(&Duration::ZERO))
+        ),
+    ));
+    json_rows.push(
+        json!({"case": "watch_fanout", "watchers": watchers, "writes": 5,
+        "p50_ms": ms(percentile(&delivery, 0.5)), "p99_ms": ms(percentile(&delivery, 0.99)),
+        "max_ms": ms(*delivery.last().unwrap_or(&Duration::ZERO))}),
+    );
+
+    println!("\nrk8s API server, one member, HTTPS on loopback (client in the same machine)\n");
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    for (a, b, c) in &rows {
+        println!("{a:<w0$}   {b:<w1$}   {c}");
+    }
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("api.json"),
+        serde_json::to_string_pretty(&json!({"benchmark": "api", "rows": json_rows})).unwrap(),
+    )
+    .unwrap();
+    println!("\nwrote {}", out.join("api.json").display());
+}
