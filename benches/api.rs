@@ -148,6 +148,7 @@ async fn main() {
     for (clients, total) in [(1usize, 1000usize), (64, 4000)] {
         let (lat, wall) = create_pods(&pods, &format!("c{clients}"), total, clients).await;
         let rate = total as f64 / wall.as_secs_f64();
+        eprintln!("create pod, {clients} client(s): done");
         rows.push((
             format!("create pod, {clients} client(s)"),
             format!(
@@ -214,25 +215,30 @@ async fn main() {
     let watchers = 1000;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
     let mut handles = Vec::new();
-    let ready = Arc::new(tokio::sync::Barrier::new(watchers + 1));
-    for w in 0..watchers {
-        // One client per 100 watchers keeps connection pools small.
-        let api: Api<Pod> = Api::namespaced(kube.clone(), "default");
-        let tx = tx.clone();
-        let rv = rv.clone();
-        let ready = ready.clone();
-        handles.push(tokio::spawn(async move {
-            let wp = WatchParams::default().fields(&format!("metadata.name={target}"));
-            let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
-            ready.wait().await;
-            while let Some(ev) = stream.next().await {
-                if let Ok(WatchEvent::Modified(_)) = ev {
-                    let _ = tx.send((w, Instant::now()));
+    // Watches are opened 50 at a time (each is a TLS connection): the point is the
+    // fan-out of one write, not a connection storm.
+    for batch in 0..watchers / 50 {
+        let ready = Arc::new(tokio::sync::Barrier::new(51));
+        for i in 0..50 {
+            let w = batch * 50 + i;
+            let api: Api<Pod> = Api::namespaced(kube.clone(), "default");
+            let tx = tx.clone();
+            let rv = rv.clone();
+            let ready = ready.clone();
+            handles.push(tokio::spawn(async move {
+                let wp = WatchParams::default().fields(&format!("metadata.name={target}"));
+                let stream = api.watch(&wp, &rv).await;
+                ready.wait().await;
+                let mut stream = stream.unwrap().boxed();
+                while let Some(ev) = stream.next().await {
+                    if let Ok(WatchEvent::Modified(_)) = ev {
+                        let _ = tx.send((w, Instant::now()));
+                    }
                 }
-            }
-        }));
+            }));
+        }
+        ready.wait().await;
     }
-    ready.wait().await;
     // Let every watch reach the server's cache before writing.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut delivery = Vec::new();

@@ -502,6 +502,42 @@ async fn subresources_and_graceful_deletion() {
     assert_eq!(code(pods.get("p").await.unwrap_err()), 404);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_serves_the_api_and_followers_forward_writes() {
+    let first = Server::start(&[]);
+    let second = Server::join(&first);
+    let third = Server::join(&first);
+    let clients = [
+        first.client().await,
+        first.client_for(&second).await,
+        first.client_for(&third).await,
+    ];
+    // Members that joined serve the API once they have caught up (same CA, same token).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for c in &clients[1..] {
+        let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
+        while ns.get("default").await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a member never served the API"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // A write through each member is read back through every other.
+    for (i, c) in clients.iter().enumerate() {
+        let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": format!("via-{i}")},
+            "spec": {"containers": [{"name": "a", "image": "x"}]}}))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        for other in &clients {
+            let pods: Api<Pod> = Api::namespaced(other.clone(), "default");
+            pods.get(&format!("via-{i}")).await.unwrap();
+        }
+    }
+}
+
 fn kubectl(server: &Server, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new("kubectl")
         .arg("--kubeconfig")

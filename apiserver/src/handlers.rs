@@ -493,9 +493,10 @@ impl Handlers {
         let Some(kind) = kind_named("Namespace") else {
             return Ok(());
         };
-        match self.registry.find(&kind, None, ns).await? {
-            Some(_) => Ok(()),
-            None => Err(ApiError::not_found(&kind, ns)),
+        if self.registry.exists_locally(&kind, None, ns).await? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(&kind, ns))
         }
     }
 

@@ -79,6 +79,27 @@ impl Registry {
         namespace: Option<&str>,
         name: &str,
     ) -> ApiResult<Option<AnyObject>> {
+        self.find_at(kind, namespace, name, true).await
+    }
+
+    /// Whether an object exists as far as this member has applied (no quorum round:
+    /// for admission checks, which Kubernetes also makes from a cache).
+    pub async fn exists_locally(
+        &self,
+        kind: &ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<bool> {
+        Ok(self.find_at(kind, namespace, name, false).await?.is_some())
+    }
+
+    async fn find_at(
+        &self,
+        kind: &ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+        linearizable: bool,
+    ) -> ApiResult<Option<AnyObject>> {
         let key = kind.storage_key(namespace, name);
         let range = RangeRequest {
             key: key.into_bytes(),
@@ -86,7 +107,7 @@ impl Registry {
         };
         let resp = self
             .store
-            .range(range, true)
+            .range(range, linearizable)
             .await
             .map_err(|e| ApiError::from_store(kind, name, e))?;
         resp.kvs.first().map(|kv| decode(kind, kv)).transpose()

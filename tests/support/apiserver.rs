@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub peer: String,
+    pub port: u16,
     child: Child,
 }
 
@@ -25,8 +26,40 @@ pub fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Starts a one-member server and waits for its kubeconfig and `/readyz`.
+    /// Starts a one-member server and waits for its kubeconfig.
     pub fn start(extra: &[&str]) -> Self {
+        let server = Self::spawn(extra);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server.kubeconfig().exists() {
+            assert!(
+                Instant::now() < deadline,
+                "rk8s-server did not start; log:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Starts a member that joins `first`'s cluster (it has no admin kubeconfig of its
+    /// own: use `first`'s with [`Server::client_for`]).
+    pub fn join(first: &Server) -> Self {
+        Self::spawn(&["--join", &first.peer])
+    }
+
+    /// A client with `self`'s admin credentials talking to `member`'s API.
+    pub async fn client_for(&self, member: &Server) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        config.cluster_url = format!("https://127.0.0.1:{}", member.port)
+            .parse()
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    fn spawn(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let peer = format!("127.0.0.1:{}", free_port());
@@ -43,17 +76,12 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("failed to start rk8s-server");
-        let server = Server { dir, peer, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !server.kubeconfig().exists() {
-            assert!(
-                Instant::now() < deadline,
-                "rk8s-server did not start; log:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        Server {
+            dir,
+            peer,
+            port,
+            child,
         }
-        server
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
