@@ -244,6 +244,84 @@ async fn errors_are_kubernetes_statuses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_objects_certificates_and_tokens() {
+    let mut server = Server::start(&[]);
+    let pods: Api<Pod> = Api::namespaced(server.client().await, "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "kept"},
+        "spec": {"containers": [{"name": "a", "image": "x"}]}}))
+    .unwrap();
+    let created = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let ca = std::fs::read_to_string(server.data_dir().join("pki/ca.crt")).unwrap();
+    let config = std::fs::read_to_string(server.kubeconfig()).unwrap();
+    server.restart();
+    // The same kubeconfig (CA and admin token) works against the restarted server.
+    let pods: Api<Pod> = Api::namespaced(server.client().await, "default");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let kept = loop {
+        match pods.get("kept").await {
+            Ok(p) => break p,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("not back after a restart: {e}\n{}", server.log()),
+        }
+    };
+    assert_eq!(kept.metadata.uid, created.metadata.uid);
+    assert_eq!(
+        kept.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    assert_eq!(
+        std::fs::read_to_string(server.data_dir().join("pki/ca.crt")).unwrap(),
+        ca
+    );
+    assert_eq!(
+        std::fs::read_to_string(server.kubeconfig()).unwrap(),
+        config
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_beyond_the_inflight_limit_get_429() {
+    let server = Server::start(&["--max-mutating-requests-inflight", "1"]);
+    let pods: Api<Pod> = Api::namespaced(server.client_without_retries().await, "default");
+    let mut throttled = 0;
+    for round in 0..10 {
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let pods = pods.clone();
+                tokio::spawn(async move {
+                    let pod: Pod = serde_json::from_value(
+                        json!({"metadata": {"name": format!("p{round}-{i}")},
+                        "spec": {"containers": [{"name": "a", "image": "x"}]}}),
+                    )
+                    .unwrap();
+                    pods.create(&PostParams::default(), &pod).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(code(e), 429);
+                    throttled += 1;
+                }
+            }
+        }
+        if throttled > 0 {
+            break;
+        }
+    }
+    assert!(
+        throttled > 0,
+        "32 concurrent creates never exceeded a limit of 1"
+    );
+    // Reads are limited separately.
+    pods.list(&ListParams::default()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_resumes_without_gaps_and_expires_after_compaction() {
     let server = Server::start(&["--compaction-interval", "1s"]);
     let client = server.client().await;

@@ -35,6 +35,10 @@ pub struct ApiConfig {
     /// How often the leader compacts the store's history (as Kubernetes compacts
     /// etcd): each time, everything older than the previous round goes.
     pub compaction_interval: Duration,
+    /// Concurrent reads served before 429 (0: no limit).
+    pub max_requests_inflight: usize,
+    /// Concurrent writes served before 429 (0: no limit).
+    pub max_mutating_requests_inflight: usize,
 }
 
 /// Why the API server could not start.
@@ -261,7 +265,18 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     write_file(&pki.join("apiserver.crt"), &cert, false)?;
     write_file(&pki.join("apiserver.key"), &key, true)?;
     let tls = server_config(&cert, &key)?;
-    let api = ApiServer::new(store.clone());
+    let unlimited = |n: usize| {
+        if n == 0 {
+            tokio::sync::Semaphore::MAX_PERMITS
+        } else {
+            n
+        }
+    };
+    let api = ApiServer::with_limits(
+        store.clone(),
+        unlimited(cfg.max_requests_inflight),
+        unlimited(cfg.max_mutating_requests_inflight),
+    );
     ensure_system_namespaces(api.registry())
         .await
         .map_err(|e| StartError::Store(e.message))?;

@@ -38,7 +38,16 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub struct ApiServer {
     handlers: Handlers,
     store: Store,
+    /// Requests being served, as kube-apiserver's `--max-requests-inflight` and
+    /// `--max-mutating-requests-inflight` count them (watches are not counted).
+    reads_inflight: Arc<tokio::sync::Semaphore>,
+    writes_inflight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Kubernetes' default limits of concurrent requests.
+pub const MAX_READS_INFLIGHT: usize = 400;
+/// See [`MAX_READS_INFLIGHT`].
+pub const MAX_WRITES_INFLIGHT: usize = 200;
 
 /// A body fed from a channel (watch streams).
 struct ChannelBody(mpsc::Receiver<Bytes>);
@@ -76,7 +85,12 @@ fn error_response(e: &ApiError) -> Response<Body> {
     let mut body = status;
     body["kind"] = json!("Status");
     body["apiVersion"] = json!("v1");
-    json_response(e.code, &body, &[])
+    let mut resp = json_response(e.code, &body, &[]);
+    if e.code == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
 }
 
 fn text_response(code: StatusCode, text: &str) -> Response<Body> {
@@ -124,6 +138,12 @@ async fn read_body(mut body: Incoming, length: Option<u64>) -> ApiResult<Bytes> 
 impl ApiServer {
     /// An API server over `store`; starts a watch cache per kind.
     pub fn new(store: Store) -> Arc<Self> {
+        Self::with_limits(store, MAX_READS_INFLIGHT, MAX_WRITES_INFLIGHT)
+    }
+
+    /// An API server that answers 429 beyond `reads` concurrent reads or `writes`
+    /// concurrent writes.
+    pub fn with_limits(store: Store, reads: usize, writes: usize) -> Arc<Self> {
         let mut caches = HashMap::new();
         for kind in kinds() {
             let cache = WatchCache::new(kind, store.clone());
@@ -136,6 +156,8 @@ impl ApiServer {
                 caches,
             },
             store,
+            reads_inflight: Arc::new(tokio::sync::Semaphore::new(reads)),
+            writes_inflight: Arc::new(tokio::sync::Semaphore::new(writes)),
         })
     }
 
@@ -242,6 +264,16 @@ impl ApiServer {
         if r.verb == Verb::Watch {
             return self.watch(&r, query, accept.as_deref()).await;
         }
+        let limit = if r.verb.is_write() {
+            &self.writes_inflight
+        } else {
+            &self.reads_inflight
+        };
+        let Ok(_permit) = limit.clone().try_acquire_owned() else {
+            return Err(ApiError::too_many_requests(
+                "too many requests, please try again later",
+            ));
+        };
         let length = req
             .headers()
             .get(header::CONTENT_LENGTH)

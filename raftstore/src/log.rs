@@ -136,10 +136,11 @@ impl RaftLog {
         {
             log.hard_state = hs;
         }
-        if let Some(cs) = engine
+        let stored_conf_state = engine
             .get_message::<ConfState>(GROUP, CONF_STATE_KEY)
-            .map_err(engine_err)?
-        {
+            .map_err(engine_err)?;
+        let fresh = stored_conf_state.is_none() && log.snapshot.get_metadata().index == 0;
+        if let Some(cs) = stored_conf_state {
             // Written at every membership change and snapshot: the newest.
             log.conf_state = cs;
         }
@@ -157,6 +158,13 @@ impl RaftLog {
             dir: dir.to_path_buf(),
             sync,
         });
+        // A new cluster's first membership is written at once: a single member that
+        // never changes membership nor snapshots must still know it is a voter after a
+        // restart.
+        if fresh && !voters.is_empty() {
+            let cs = log.conf_state.clone();
+            log.set_conf_state(cs)?;
+        }
         Ok(log)
     }
 
@@ -413,5 +421,31 @@ impl raft::Storage for RaftLog {
             ));
         }
         Ok(self.snapshot.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_clusters_membership_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RaftLog::open(dir.path(), &[7], true).unwrap();
+        assert_eq!(log.conf_state().voters, vec![7]);
+        drop(log);
+        // Restarted members pass no voters: the membership comes from disk.
+        let log = RaftLog::open(dir.path(), &[], true).unwrap();
+        assert_eq!(log.conf_state().voters, vec![7]);
+        // A member waiting to be added stays without membership.
+        let empty = tempfile::tempdir().unwrap();
+        drop(RaftLog::open(empty.path(), &[], true).unwrap());
+        assert!(
+            RaftLog::open(empty.path(), &[], true)
+                .unwrap()
+                .conf_state()
+                .voters
+                .is_empty()
+        );
     }
 }

@@ -14,6 +14,7 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub peer: String,
     pub port: u16,
+    extra: Vec<String>,
     child: Child,
 }
 
@@ -63,25 +64,55 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let peer = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Self::run(dir.path(), port, &peer, &extra);
+        Server {
+            dir,
+            peer,
+            port,
+            extra,
+            child,
+        }
+    }
+
+    fn run(dir: &Path, port: u16, peer: &str, extra: &[String]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--port", &port.to_string(), "--peer-listen", &peer])
+            .arg(dir.join("data"))
+            .args(["--port", &port.to_string(), "--peer-listen", peer])
             .arg("--admin-kubeconfig")
-            .arg(dir.path().join("config"))
+            .arg(dir.join("config"))
             .args(extra)
             .env("RUST_LOG", "info,raft=warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("failed to start rk8s-server");
-        Server {
-            dir,
-            peer,
-            port,
-            child,
-        }
+            .expect("failed to start rk8s-server")
+    }
+
+    /// Stops the server with SIGTERM (it must exit cleanly) and starts it again on the
+    /// same data directory and ports.
+    pub fn restart(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(
+            exit.success(),
+            "rk8s-server did not exit cleanly on SIGTERM: {exit}"
+        );
+        self.child = Self::run(self.dir.path(), self.port, &self.peer, &self.extra);
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -90,6 +121,17 @@ impl Server {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A kube client with the admin kubeconfig that does not retry 429/503/504 (to see
+    /// them).
+    pub async fn client_without_retries(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        config.default_retry = false;
+        kube::Client::try_from(config).unwrap()
     }
 
     /// A kube client with the admin kubeconfig.

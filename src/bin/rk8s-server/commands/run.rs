@@ -40,6 +40,13 @@ pub struct Args {
     /// resume from revisions up to one interval old).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     compaction_interval: std::time::Duration,
+    /// Concurrent non-mutating requests served before 429 Too Many Requests (0: no
+    /// limit).
+    #[arg(long, default_value_t = rk8s_apiserver::server::MAX_READS_INFLIGHT)]
+    max_requests_inflight: usize,
+    /// Concurrent mutating requests served before 429 (0: no limit).
+    #[arg(long, default_value_t = rk8s_apiserver::server::MAX_WRITES_INFLIGHT)]
+    max_mutating_requests_inflight: usize,
     /// Log entries between store snapshots.
     #[arg(long, default_value_t = 10_000)]
     snapshot_entries: u64,
@@ -73,6 +80,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tls_sans: args.tls_sans,
             admin_kubeconfig: args.admin_kubeconfig.or_else(default_kubeconfig),
             compaction_interval: args.compaction_interval,
+            max_requests_inflight: args.max_requests_inflight,
+            max_mutating_requests_inflight: args.max_mutating_requests_inflight,
         },
     )
     .await
