@@ -7,6 +7,8 @@
 //! what it needs and writes only its own Node and Lease, the status of pods bound to
 //! it, and events.
 
+use std::collections::HashMap;
+
 use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::server::Store;
 use serde::{Deserialize, Serialize};
@@ -98,30 +100,78 @@ pub async fn store_token(store: &Store, token: &str, record: &TokenRecord) -> Ap
     Ok(())
 }
 
-/// The caller behind an `Authorization` header value, or 401.
-pub async fn authenticate(store: &Store, header: Option<&str>) -> ApiResult<Identity> {
-    let token = header
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(ApiError::unauthorized)?;
-    let range = RangeRequest {
-        key: token_key(token).into_bytes(),
-        ..RangeRequest::default()
-    };
-    // A local read: tokens change rarely, and a follower that is a moment behind only
-    // delays a new token by that moment.
-    let found = store
-        .range(range, false)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let kv = found.kvs.first().ok_or_else(ApiError::unauthorized)?;
-    let record: TokenRecord =
-        serde_json::from_slice(&kv.value).map_err(|_| ApiError::unauthorized())?;
-    if record.expires.is_some_and(|e| e <= jiff::Timestamp::now()) {
-        return Err(ApiError::unauthorized());
+/// How long a successful authentication is remembered (kube-apiserver caches token
+/// reviews for 10 s too): a revoked token may keep working that long.
+pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Authenticates bearer tokens against the store, remembering successes for
+/// [`AUTH_CACHE_TTL`] so most requests skip the store read.
+pub struct Authenticator {
+    store: Store,
+    cache: std::sync::Mutex<HashMap<String, (TokenRecord, std::time::Instant)>>,
+}
+
+impl Authenticator {
+    /// Tokens from `store`.
+    pub fn new(store: Store) -> Self {
+        Authenticator {
+            store,
+            cache: std::sync::Mutex::new(HashMap::new()),
+        }
     }
-    Ok(record.identity)
+
+    /// The caller behind an `Authorization` header value, or 401.
+    pub async fn authenticate(&self, header: Option<&str>) -> ApiResult<Identity> {
+        let token = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        let key = token_key(token);
+        let cached = {
+            let cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() < AUTH_CACHE_TTL)
+                .map(|(r, _)| r.clone())
+        };
+        let record = match cached {
+            Some(r) => r,
+            None => {
+                let r = self.lookup(&key).await?;
+                let mut cache = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                cache.retain(|_, (_, at)| at.elapsed() < AUTH_CACHE_TTL);
+                cache.insert(key, (r.clone(), std::time::Instant::now()));
+                r
+            }
+        };
+        if record.expires.is_some_and(|e| e <= jiff::Timestamp::now()) {
+            return Err(ApiError::unauthorized());
+        }
+        Ok(record.identity)
+    }
+
+    async fn lookup(&self, key: &str) -> ApiResult<TokenRecord> {
+        let range = RangeRequest {
+            key: key.as_bytes().to_vec(),
+            ..RangeRequest::default()
+        };
+        // A local read: tokens change rarely, and a follower that is a moment behind
+        // only delays a new token by that moment.
+        let found = self
+            .store
+            .range(range, false)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let kv = found.kvs.first().ok_or_else(ApiError::unauthorized)?;
+        serde_json::from_slice(&kv.value).map_err(|_| ApiError::unauthorized())
+    }
 }
 
 /// What an allowed request may touch; the handler checks the object-dependent parts.

@@ -38,6 +38,7 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub struct ApiServer {
     handlers: Handlers,
     store: Store,
+    authenticator: auth::Authenticator,
     /// Requests being served, as kube-apiserver's `--max-requests-inflight` and
     /// `--max-mutating-requests-inflight` count them (watches are not counted).
     reads_inflight: Arc<tokio::sync::Semaphore>,
@@ -155,6 +156,7 @@ impl ApiServer {
                 registry: Registry::new(store.clone()),
                 caches,
             },
+            authenticator: auth::Authenticator::new(store.clone()),
             store,
             reads_inflight: Arc::new(tokio::sync::Semaphore::new(reads)),
             writes_inflight: Arc::new(tokio::sync::Semaphore::new(writes)),
@@ -201,7 +203,10 @@ impl ApiServer {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let identity = auth::authenticate(&self.store, authorization.as_deref()).await?;
+        let identity = self
+            .authenticator
+            .authenticate(authorization.as_deref())
+            .await?;
         let not_found = ApiError::no_route;
         match route {
             Route::CoreVersions => ok(discovery::core_versions()),
