@@ -100,14 +100,16 @@ knows_leader() { "$SERVER" member status --endpoint "${eps[$leader]}" | grep -q 
 wait_until 30 knows_leader
 "$SERVER" member status --endpoint "${eps[$leader]}" | sed -n '1,2p' | sed 's/^/   /'
 
-step "5. The Kubernetes API on the store: kubectl talks to rk8s-server"
-kc=(kubectl --kubeconfig "$tmp/member0.kubeconfig")
-wait_until 30 "${kc[@]}" get --raw /readyz
-"${kc[@]}" version 2>/dev/null | sed 's/^/   /'
-"${kc[@]}" apply -f examples/deployment.yaml | sed 's/^/   /'
-"${kc[@]}" apply -f examples/deployment.yaml | sed 's/^/   /'
-"${kc[@]}" scale deployment web --replicas=3 | sed 's/^/   /'
-"${kc[@]}" get deployments,namespaces | sed 's/^/   /'
+step "5. The Kubernetes API on the store: rk8sctl and kubectl talk to rk8s-server"
+ctl() { RK8S_CONFIG="$tmp/member0.kubeconfig" "$RK8SCTL" "$@"; }
+wait_until 30 ctl cluster-info
+ctl version | sed 's/^/   /'
+ctl apply -f examples/deployment.yaml | sed 's/^/   /'
+ctl apply -f examples/deployment.yaml | sed 's/^/   /'
+ctl scale deploy/web --replicas 3 | sed 's/^/   /'
+ctl get deployments,namespaces | sed 's/^/   /'
+echo "   kubectl reads the same kubeconfig:"
+kubectl --kubeconfig "$tmp/member0.kubeconfig" get deploy web -o wide | sed 's/^/   /'
 echo "   (pods stay Pending until the scheduler and node agents arrive)"
 
 step "Next"
@@ -121,7 +123,8 @@ cat <<TEXT
    rk8s-server --data-dir DIR --peer-listen HOST:PORT [--join HOST:PORT] [--port N]
                                        more members (rk8s-server member status|remove, token create)
 
-   rk8sctl's apply/get/scale on the API, the scheduler, controllers and rk8s-node are
-   being built next: see "Status" in README.md. Everything this demo started has
-   been stopped and removed.
+   rk8sctl apply|get|describe|scale|delete|edit ...   the cluster commands (kubeconfig: ~/.rk8s/config)
+
+   The scheduler, controllers and rk8s-node are being built next: see "Status" in
+   README.md. Everything this demo started has been stopped and removed.
 TEXT
