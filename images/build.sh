@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the two OCI image layouts rk8s' tests and demo use, offline, from Debian
+# packages: `busybox` (busybox-static with its applets: sh, httpd, nc, …) and `pause`
+# (images/pause/pause.c, built static). Output: OUT/busybox and OUT/pause, each an OCI
+# image layout with the tag `latest`. Idempotent: an existing layout newer than its
+# inputs is kept.
+#
+#   images/build.sh [OUT]      (default: target/images)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-target/images}
+mkdir -p "$OUT"
+OUT=$(realpath "$OUT")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# image NAME ROOTFS_DIR CONFIG_ARGS...
+image() {
+  local name=$1 rootfs=$2
+  shift 2
+  local layout="$OUT/$name"
+  rm -rf "$layout"
+  umoci init --layout "$layout"
+  umoci new --image "$layout:latest"
+  umoci unpack --image "$layout:latest" "$work/$name-bundle" >/dev/null
+  cp -a "$rootfs/." "$work/$name-bundle/rootfs/"
+  umoci repack --image "$layout:latest" "$work/$name-bundle" >/dev/null
+  umoci config --image "$layout:latest" --os linux --architecture amd64 "$@"
+  umoci gc --layout "$layout"
+  echo "images: built $layout"
+}
+
+fresh() { # LAYOUT INPUT... : true when the layout exists and is newer than every input
+  local layout=$1
+  shift
+  [ -f "$layout/index.json" ] || return 1
+  for input in "$@"; do [ "$input" -nt "$layout/index.json" ] && return 1; done
+  return 0
+}
+
+if ! fresh "$OUT/busybox" /bin/busybox "$0"; then
+  root="$work/busybox-rootfs"
+  mkdir -p "$root"/{bin,etc,tmp,var/www,proc,sys,dev,root}
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnobody:x:65534:\n' >"$root/etc/group"
+  echo '<h1>rk8s busybox</h1>' >"$root/var/www/index.html"
+  chmod 1777 "$root/tmp"
+  image busybox "$root" --config.cmd sh --config.env PATH=/bin --config.workingdir /
+fi
+
+if ! fresh "$OUT/pause" images/pause/pause.c "$0"; then
+  root="$work/pause-rootfs"
+  mkdir -p "$root"
+  gcc -static -Os -s -o "$root/pause" images/pause/pause.c
+  image pause "$root" --config.entrypoint /pause
+fi

@@ -1,0 +1,62 @@
+//! Errors of the pod network.
+
+use std::path::PathBuf;
+
+/// What went wrong while changing the host's network.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command (`ip`, `nft`, `sysctl`) failed; its stderr is kept.
+    #[error("`{command}` failed: {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A command could not be started at all (not installed?).
+    #[error("failed to run `{program}` (is it installed?): {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading or writing the network's state files failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The address range has no free address.
+    #[error("no free address left in {range}")]
+    RangeFull {
+        /// The exhausted range.
+        range: String,
+    },
+    /// A CIDR string does not parse.
+    #[error("{value:?} is not an IPv4 CIDR such as 10.88.0.0/16")]
+    InvalidCidr {
+        /// The rejected text.
+        value: String,
+    },
+    /// A host port is already mapped or bound.
+    #[error("host port {port}/{protocol} is already in use by {owner}")]
+    PortTaken {
+        /// The port.
+        port: u16,
+        /// tcp or udp.
+        protocol: String,
+        /// Who has it: a pod id, or "another process on this host".
+        owner: String,
+    },
+    /// Output of `nft -j` could not be understood.
+    #[error("unexpected output of nft: {0}")]
+    NftOutput(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,155 @@
+//! The seam between network decisions and the host: every change is a command
+//! (`ip`, `nft`, `sysctl`), run by [`System`] for real or recorded by [`Recorder`].
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// Runs the host's network commands.
+pub trait Host: Send + Sync {
+    /// Runs `program args…`, feeding `stdin` if given; returns its stdout.
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String>;
+
+    /// Whether a host process has bound `port` (tcp or udp) on any address.
+    fn port_in_use(&self, port: u16, udp: bool) -> bool;
+
+    /// Sets a kernel parameter (`net.ipv4.ip_forward` → `/proc/sys/net/ipv4/ip_forward`).
+    fn sysctl(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Whether a named network namespace exists (`/run/netns/NAME`).
+    fn netns_exists(&self, name: &str) -> bool;
+}
+
+/// The real host.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct System;
+
+impl Host for System {
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|source| Error::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // A failed write shows up as the command's own error below.
+            let _ = pipe.write_all(input.as_bytes());
+        }
+        let output = child.wait_with_output().map_err(|source| Error::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(Error::Command {
+                command: format!("{program} {}", args.join(" ")),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    fn port_in_use(&self, port: u16, udp: bool) -> bool {
+        if udp {
+            std::net::UdpSocket::bind(("0.0.0.0", port)).is_err()
+        } else {
+            std::net::TcpListener::bind(("0.0.0.0", port)).is_err()
+        }
+    }
+
+    fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let path = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|source| Error::Io { path, source })
+    }
+
+    fn netns_exists(&self, name: &str) -> bool {
+        std::path::Path::new("/run/netns").join(name).exists()
+    }
+}
+
+/// A fake host that records the commands it is given and answers from a script.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    commands: Mutex<Vec<String>>,
+    answers: Mutex<Vec<(String, String)>>,
+    bound_ports: Vec<u16>,
+}
+
+impl Recorder {
+    /// A recorder where every command succeeds with empty output.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answers commands whose line starts with `prefix` with `stdout`.
+    pub fn answer(&self, prefix: &str, stdout: &str) {
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.push((prefix.to_string(), stdout.to_string()));
+        }
+    }
+
+    /// Pretends a host process has bound these ports.
+    pub fn with_bound_ports(mut self, ports: &[u16]) -> Self {
+        self.bound_ports = ports.to_vec();
+        self
+    }
+
+    /// The command lines run so far (stdin appended after ` <<< `).
+    pub fn commands(&self) -> Vec<String> {
+        self.commands.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl Host for Recorder {
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        let mut line = format!("{program} {}", args.join(" "));
+        let answer = self
+            .answers
+            .lock()
+            .ok()
+            .and_then(|answers| {
+                answers
+                    .iter()
+                    .rev()
+                    .find(|(prefix, _)| line.starts_with(prefix.as_str()))
+                    .map(|(_, out)| out.clone())
+            })
+            .unwrap_or_default();
+        if let Some(input) = stdin {
+            line.push_str(" <<< ");
+            line.push_str(input.trim());
+        }
+        if let Ok(mut commands) = self.commands.lock() {
+            commands.push(line);
+        }
+        Ok(answer)
+    }
+
+    fn port_in_use(&self, port: u16, _udp: bool) -> bool {
+        self.bound_ports.contains(&port)
+    }
+
+    fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        if let Ok(mut commands) = self.commands.lock() {
+            commands.push(format!("sysctl {key}={value}"));
+        }
+        Ok(())
+    }
+
+    fn netns_exists(&self, name: &str) -> bool {
+        self.commands()
+            .iter()
+            .any(|c| c == &format!("ip netns add {name}"))
+    }
+}

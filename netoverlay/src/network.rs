@@ -1,0 +1,408 @@
+//! A bridge network on one host: the bridge with the range's gateway address, a veth
+//! pair per pod into the pod's named network namespace, masquerading for traffic
+//! leaving the range, and the pods' host ports.
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cidr::Ipv4Net;
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::ipam::Ipam;
+use crate::portmap::{self, PortMapping, TABLE};
+
+/// Where a network lives and how it is named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    /// The network's name (Compose: `<project>_default`); tags its rules.
+    pub name: String,
+    /// The bridge device (at most 15 characters).
+    pub bridge: String,
+    /// The address range; its first host address is the bridge's (the gateway).
+    pub subnet: Ipv4Net,
+    /// Directory for allocations and attachment records.
+    pub state_dir: PathBuf,
+}
+
+impl NetworkConfig {
+    /// The default local network of `rk8sctl` and static pods: bridge `rk8s0`,
+    /// 10.88.0.0/16.
+    pub fn local(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            name: "rk8s".to_string(),
+            bridge: "rk8s0".to_string(),
+            subnet: Ipv4Net::LOCAL_DEFAULT,
+            state_dir: state_dir.into(),
+        }
+    }
+}
+
+/// A pod's place on the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The pod (sandbox) id it belongs to.
+    pub owner: String,
+    /// The pod's address.
+    pub address: Ipv4Addr,
+    /// The range's prefix length.
+    pub prefix: u8,
+    /// The default gateway (the bridge).
+    pub gateway: Ipv4Addr,
+    /// The named network namespace (`ip netns` name).
+    pub netns: String,
+    /// Its path, for the OCI spec's `linux.namespaces[].path`.
+    pub netns_path: PathBuf,
+    /// The host end of the veth pair.
+    pub host_veth: String,
+    /// Host ports forwarded to the pod.
+    pub ports: Vec<PortMapping>,
+}
+
+/// A bridge network on this host.
+pub struct Network {
+    config: NetworkConfig,
+    host: Box<dyn Host>,
+    ipam: Ipam,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// Opens the network, creating the bridge, its address and the masquerade rule
+    /// when they are missing (so a reboot, which loses them, needs nothing else).
+    pub fn new(config: NetworkConfig, host: impl Host + 'static) -> Result<Self> {
+        let ipam = Ipam::new(config.state_dir.join(&config.name).join("ipam"), config.subnet);
+        let network = Self {
+            config,
+            host: Box::new(host),
+            ipam,
+        };
+        network.ensure()?;
+        Ok(network)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+
+    fn gateway(&self) -> Result<Ipv4Addr> {
+        self.ipam.gateway().ok_or_else(|| Error::RangeFull {
+            range: self.config.subnet.to_string(),
+        })
+    }
+
+    fn ensure(&self) -> Result<()> {
+        let c = &self.config;
+        let host = self.host.as_ref();
+        if host.run("ip", &["link", "show", &c.bridge], None).is_err() {
+            host.run("ip", &["link", "add", &c.bridge, "type", "bridge"], None)?;
+        }
+        let gateway = format!("{}/{}", self.gateway()?, c.subnet.prefix());
+        host.run("ip", &["addr", "replace", &gateway, "dev", &c.bridge], None)?;
+        host.run("ip", &["link", "set", &c.bridge, "up"], None)?;
+        host.sysctl("net.ipv4.ip_forward", "1")?;
+        // Lets host ports answer on 127.0.0.1: loopback-sourced packets may be routed
+        // to the bridge after DNAT (they are masqueraded below).
+        host.sysctl(&format!("net.ipv4.conf.{}.route_localnet", c.bridge), "1")?;
+        portmap::ensure_table(host)?;
+        let tag = format!("net:{}", c.name);
+        if !portmap::rules(host, "postrouting")?
+            .iter()
+            .any(|r| r.comment == tag)
+        {
+            let script = format!(
+                "add rule ip {TABLE} postrouting ip saddr {net} ip daddr != {net} masquerade comment \"{tag}\"\n\
+                 add rule ip {TABLE} postrouting ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade comment \"{tag}\"\n",
+                net = c.subnet,
+                bridge = c.bridge,
+            );
+            host.run("nft", &["-f", "-"], Some(&script))?;
+        }
+        Ok(())
+    }
+
+    /// Gives the pod `owner` an address, a network namespace `rk8s-<owner>` with `eth0`
+    /// and `lo` up and a default route, and its host ports. Idempotent: attaching an
+    /// attached pod returns its attachment.
+    pub fn attach(&self, owner: &str) -> Result<Attachment> {
+        self.attach_with_ports(owner, &[])
+    }
+
+    /// [`attach`](Self::attach) with host ports.
+    pub fn attach_with_ports(&self, owner: &str, ports: &[PortMapping]) -> Result<Attachment> {
+        if let Some(existing) = self.attachment(owner)? {
+            return Ok(existing);
+        }
+        let netns = netns_name(owner);
+        let host_veth = veth_name(owner);
+        let address = self.ipam.allocate(owner)?;
+        let attachment = Attachment {
+            owner: owner.to_string(),
+            address,
+            prefix: self.config.subnet.prefix(),
+            gateway: self.gateway()?,
+            netns_path: Path::new("/run/netns").join(&netns),
+            netns,
+            host_veth,
+            ports: ports.to_vec(),
+        };
+        let result = self.wire(&attachment);
+        if let Err(e) = result {
+            // Leave nothing half-made behind: the caller sees the first error.
+            let _ = self.unwire(&attachment);
+            let _ = self.ipam.release(owner);
+            return Err(e);
+        }
+        let path = self.record_path(owner);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let json = serde_json::to_vec_pretty(&attachment).unwrap_or_default();
+        fs::write(&path, json).map_err(|source| Error::Io { path, source })?;
+        Ok(attachment)
+    }
+
+    fn wire(&self, a: &Attachment) -> Result<()> {
+        let host = self.host.as_ref();
+        if !host.netns_exists(&a.netns) {
+            host.run("ip", &["netns", "add", &a.netns], None)?;
+        }
+        let ns = a.netns.as_str();
+        host.run(
+            "ip",
+            &[
+                "link", "add", &a.host_veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ],
+            None,
+        )?;
+        host.run(
+            "ip",
+            &["link", "set", &a.host_veth, "master", &self.config.bridge, "up"],
+            None,
+        )?;
+        let cidr = format!("{}/{}", a.address, a.prefix);
+        host.run("ip", &["-n", ns, "addr", "add", &cidr, "dev", "eth0"], None)?;
+        host.run("ip", &["-n", ns, "link", "set", "lo", "up"], None)?;
+        host.run("ip", &["-n", ns, "link", "set", "eth0", "up"], None)?;
+        let gateway = a.gateway.to_string();
+        host.run(
+            "ip",
+            &["-n", ns, "route", "add", "default", "via", &gateway],
+            None,
+        )?;
+        portmap::add(host, &a.owner, a.address, &a.ports)
+    }
+
+    fn unwire(&self, a: &Attachment) -> Result<()> {
+        let host = self.host.as_ref();
+        portmap::remove(host, &a.owner)?;
+        // Deleting the namespace destroys eth0 and with it the host end of the pair.
+        if host.netns_exists(&a.netns) {
+            host.run("ip", &["netns", "delete", &a.netns], None)?;
+        }
+        if host.run("ip", &["link", "show", &a.host_veth], None).is_ok() {
+            host.run("ip", &["link", "delete", &a.host_veth], None)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the pod's namespace, veth pair, host ports and address. Detaching a pod
+    /// that is not attached does nothing.
+    pub fn detach(&self, owner: &str) -> Result<()> {
+        let attachment = match self.attachment(owner)? {
+            Some(a) => a,
+            None => Attachment {
+                owner: owner.to_string(),
+                address: Ipv4Addr::UNSPECIFIED,
+                prefix: self.config.subnet.prefix(),
+                gateway: Ipv4Addr::UNSPECIFIED,
+                netns: netns_name(owner),
+                netns_path: PathBuf::new(),
+                host_veth: veth_name(owner),
+                ports: Vec::new(),
+            },
+        };
+        self.unwire(&attachment)?;
+        self.ipam.release(owner)?;
+        let path = self.record_path(owner);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    /// The attachment of `owner`, if attached.
+    pub fn attachment(&self, owner: &str) -> Result<Option<Attachment>> {
+        let path = self.record_path(owner);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    /// Every attached pod.
+    pub fn attachments(&self) -> Result<Vec<Attachment>> {
+        let dir = self.config.state_dir.join(&self.config.name).join("pods");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            if let Ok(bytes) = fs::read(entry.path()) {
+                if let Ok(a) = serde_json::from_slice(&bytes) {
+                    out.push(a);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the network from the host: every attachment, the masquerade rules, the
+    /// bridge and the state directory. The `rk8s` table goes when nothing else uses it.
+    pub fn destroy(self) -> Result<()> {
+        for a in self.attachments()? {
+            self.detach(&a.owner)?;
+        }
+        let host = self.host.as_ref();
+        let tag = format!("net:{}", self.config.name);
+        portmap::delete_where(host, "postrouting", |c| c == tag)?;
+        if host
+            .run("ip", &["link", "show", &self.config.bridge], None)
+            .is_ok()
+        {
+            host.run("ip", &["link", "delete", &self.config.bridge], None)?;
+        }
+        let unused = portmap::rules(host, "postrouting")?.is_empty()
+            && portmap::rules(host, "hostports")?.is_empty();
+        if unused {
+            // Another process may have removed it already.
+            let _ = host.run("nft", &["delete", "table", "ip", TABLE], None);
+        }
+        let dir = self.config.state_dir.join(&self.config.name);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Io { path: dir, source }),
+        }
+    }
+
+    fn record_path(&self, owner: &str) -> PathBuf {
+        self.config
+            .state_dir
+            .join(&self.config.name)
+            .join("pods")
+            .join(format!("{owner}.json"))
+    }
+}
+
+/// `rk8s-` and the owner, cut to fit in a file name comfortably.
+pub fn netns_name(owner: &str) -> String {
+    let short: String = owner.chars().take(48).collect();
+    format!("rk8s-{short}")
+}
+
+/// `veth` and eight hex digits of a hash of the owner: interface names have at most
+/// 15 characters, pod ids are longer.
+pub fn veth_name(owner: &str) -> String {
+    // FNV-1a: stable across runs and builds, unlike std's hasher.
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in owner.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("veth{hash:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Recorder;
+    use crate::portmap::Protocol;
+    use std::sync::Arc;
+
+    struct Shared(Arc<Recorder>);
+    impl Host for Shared {
+        fn run(&self, p: &str, a: &[&str], s: Option<&str>) -> Result<String> {
+            self.0.run(p, a, s)
+        }
+        fn port_in_use(&self, port: u16, udp: bool) -> bool {
+            self.0.port_in_use(port, udp)
+        }
+        fn sysctl(&self, k: &str, v: &str) -> Result<()> {
+            self.0.sysctl(k, v)
+        }
+        fn netns_exists(&self, name: &str) -> bool {
+            self.0.netns_exists(name)
+        }
+    }
+
+    fn config(dir: &Path) -> NetworkConfig {
+        NetworkConfig {
+            name: "t".into(),
+            bridge: "rk8st0".into(),
+            subnet: "10.99.0.0/24".parse().unwrap(),
+            state_dir: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn attach_wires_a_veth_into_the_pod_namespace_with_a_default_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Arc::new(Recorder::new());
+        // `ip link show rk8st0` succeeds on the recorder: the bridge "exists".
+        let net = Network::new(config(dir.path()), Shared(recorder.clone())).unwrap();
+        let ports = [PortMapping {
+            host_port: 8080,
+            container_port: 80,
+            protocol: Protocol::Tcp,
+        }];
+        let a = net.attach_with_ports("pod1", &ports).unwrap();
+        assert_eq!(a.address.to_string(), "10.99.0.2");
+        assert_eq!(a.gateway.to_string(), "10.99.0.1");
+        let veth = veth_name("pod1");
+        let expected = [
+            "ip netns add rk8s-pod1".to_string(),
+            format!("ip link add {veth} type veth peer name eth0 netns rk8s-pod1"),
+            format!("ip link set {veth} master rk8st0 up"),
+            "ip -n rk8s-pod1 addr add 10.99.0.2/24 dev eth0".to_string(),
+            "ip -n rk8s-pod1 link set lo up".to_string(),
+            "ip -n rk8s-pod1 link set eth0 up".to_string(),
+            "ip -n rk8s-pod1 route add default via 10.99.0.1".to_string(),
+        ];
+        let commands = recorder.commands();
+        let start = commands
+            .iter()
+            .position(|c| c == &expected[0])
+            .expect("netns add");
+        assert_eq!(&commands[start..start + expected.len()], &expected);
+        assert!(commands.iter().any(|c| c.contains("tcp dport 8080 dnat to 10.99.0.2:80")));
+        assert_eq!(net.attach("pod1").unwrap(), a, "attach is idempotent");
+        net.detach("pod1").unwrap();
+        assert!(recorder.commands().contains(&"ip netns delete rk8s-pod1".to_string()));
+        assert_eq!(net.attachment("pod1").unwrap(), None);
+        assert!(net.ipam.allocations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn veth_names_fit_in_an_interface_name() {
+        let name = veth_name("0f8c2b8e-1d2a-4c55-9a5e-7f1d1f0c9a11");
+        assert_eq!(name.len(), 12);
+        assert_eq!(name, veth_name("0f8c2b8e-1d2a-4c55-9a5e-7f1d1f0c9a11"));
+        assert_ne!(name, veth_name("other"));
+    }
+}
