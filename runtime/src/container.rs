@@ -1,0 +1,187 @@
+//! What a container is to the runtime: its description on create, its state, its
+//! lifecycle (a checked state machine) and exec'd processes.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Which OCI runtime runs a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Engine {
+    /// youki's libcontainer, in the helper process (the default).
+    #[default]
+    Libcontainer,
+    /// An external OCI runtime binary driven through its CLI (runc's commands).
+    Oci {
+        /// Name, as in a RuntimeClass `handler` (e.g. `runc`).
+        name: String,
+        /// Path of the binary.
+        binary: PathBuf,
+    },
+}
+
+impl Engine {
+    /// `runc` from `$PATH` (or /usr/sbin/runc).
+    pub fn runc() -> Self {
+        Engine::Oci {
+            name: "runc".to_string(),
+            binary: PathBuf::from("runc"),
+        }
+    }
+
+    /// Its name in messages and RuntimeClass handlers.
+    pub fn name(&self) -> &str {
+        match self {
+            Engine::Libcontainer => "libcontainer",
+            Engine::Oci { name, .. } => name,
+        }
+    }
+}
+
+/// Everything needed to create a container from a prepared bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateContainer {
+    /// Unique id on this host.
+    pub id: String,
+    /// The bundle directory (config.json; the rootfs is mounted by then).
+    pub bundle: PathBuf,
+    /// Which runtime creates it.
+    pub engine: Engine,
+    /// Where stdout and stderr go, in the CRI log format.
+    pub log_path: PathBuf,
+    /// Size at which the log file is rotated.
+    pub log_max_bytes: u64,
+}
+
+/// Lifecycle of a container, as in the OCI runtime spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Status {
+    /// Created: namespaces and cgroups exist, the process waits for start.
+    Created,
+    /// Its process runs.
+    Running,
+    /// Its process has exited.
+    Stopped,
+}
+
+impl Status {
+    /// Whether `start` is allowed.
+    pub fn can_start(self) -> bool {
+        self == Status::Created
+    }
+
+    /// Whether signals can be delivered.
+    pub fn can_kill(self) -> bool {
+        matches!(self, Status::Created | Status::Running)
+    }
+
+    /// Whether `delete` is allowed without force.
+    pub fn can_delete(self) -> bool {
+        self == Status::Stopped
+    }
+
+    /// Whether processes can be exec'd into it.
+    pub fn can_exec(self) -> bool {
+        self == Status::Running
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// Why a container stopped, in Kubernetes' words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitReason {
+    /// Exit code 0.
+    Completed,
+    /// Any other exit.
+    Error,
+    /// Killed by the kernel's OOM killer in its memory cgroup.
+    #[serde(rename = "OOMKilled")]
+    OomKilled,
+    /// It exited while no helper watched it, so its exit code is lost.
+    #[serde(rename = "ContainerStatusUnknown")]
+    Unknown,
+}
+
+impl ExitReason {
+    /// The reason string of a Kubernetes `ContainerStateTerminated`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Completed => "Completed",
+            ExitReason::Error => "Error",
+            ExitReason::OomKilled => "OOMKilled",
+            ExitReason::Unknown => "ContainerStatusUnknown",
+        }
+    }
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exit {
+    /// Exit code; 128 + signal number when killed by a signal.
+    pub code: i32,
+    /// Why.
+    pub reason: ExitReason,
+    /// When, in nanoseconds since the Unix epoch.
+    pub finished_at_ns: i128,
+}
+
+/// A container as the runtime knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    /// How it was created.
+    #[serde(flatten)]
+    pub spec: CreateContainer,
+    /// Its lifecycle state.
+    pub status: Status,
+    /// Its init process on the host.
+    pub pid: Option<i32>,
+    /// The init process' start time in clock ticks since boot (from /proc), to tell
+    /// it apart from a later process with the same pid.
+    pub pid_start_ticks: Option<u64>,
+    /// Its cgroup path (the spec's `linux.cgroupsPath`).
+    pub cgroup_path: Option<String>,
+    /// When it was created, in nanoseconds since the Unix epoch.
+    pub created_at_ns: i128,
+    /// When it was started.
+    pub started_at_ns: Option<i128>,
+    /// How it ended, once stopped.
+    pub exit: Option<Exit>,
+}
+
+impl ContainerState {
+    /// Its id.
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+}
+
+/// A process to run inside a running container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecProcess {
+    /// Program and arguments.
+    pub args: Vec<String>,
+    /// Extra environment (`KEY=VALUE`), on top of the container's.
+    pub env: Vec<String>,
+    /// Working directory; the container's when empty.
+    pub cwd: Option<String>,
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i128 {
+    jiff::Timestamp::now().as_nanosecond()
+}

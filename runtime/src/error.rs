@@ -1,0 +1,93 @@
+//! Errors of the runtime.
+
+use std::path::PathBuf;
+
+/// What went wrong in the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No container with this id.
+    #[error("container {id:?} not found")]
+    ContainerNotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// A container with this id exists already.
+    #[error("container {id:?} already exists")]
+    ContainerExists {
+        /// The id.
+        id: String,
+    },
+    /// The container is not in a state that allows the operation.
+    #[error("container {id:?} is {status}: cannot {operation}")]
+    IncorrectStatus {
+        /// The container.
+        id: String,
+        /// Its status.
+        status: String,
+        /// What was asked.
+        operation: &'static str,
+    },
+    /// The OCI runtime (libcontainer or an external binary) failed.
+    #[error("{engine}: {message}")]
+    Engine {
+        /// libcontainer, or the binary's name.
+        engine: String,
+        /// What it reported.
+        message: String,
+    },
+    /// The container helper process could not be reached or answered nonsense.
+    #[error("container helper at {socket}: {message}")]
+    Helper {
+        /// Its socket.
+        socket: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// An image is missing, or its files are broken.
+    #[error("image {reference}: {message}")]
+    Image {
+        /// The reference or path tried.
+        reference: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A pod or container description that cannot be run.
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// The pod network failed.
+    #[error(transparent)]
+    Network(#[from] rk8s_netoverlay::Error),
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A system call failed.
+    #[error("{operation}: {source}")]
+    Sys {
+        /// What was attempted.
+        operation: String,
+        /// The errno.
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Wraps an I/O error with the path it concerns.
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}
+
+/// Wraps an errno with the operation that failed.
+pub(crate) fn sys(operation: impl Into<String>) -> impl FnOnce(nix::Error) -> Error {
+    let operation = operation.into();
+    move |source| Error::Sys { operation, source }
+}

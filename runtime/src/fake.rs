@@ -1,0 +1,207 @@
+//! A runtime that runs nothing: containers go through the same state machine with a
+//! configurable latency per call. Simulated nodes (scheduler benchmarks, controller
+//! tests) use it.
+
+use std::collections::BTreeMap;
+use std::os::fd::BorrowedFd;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::container::{ContainerState, CreateContainer, ExecProcess, Exit, ExitReason, Status, now_ns};
+use crate::error::{Error, Result};
+use crate::runtime::ContainerRuntime;
+
+/// The fake runtime.
+#[derive(Debug, Default)]
+pub struct FakeRuntime {
+    latency: Duration,
+    containers: Mutex<BTreeMap<String, ContainerState>>,
+    next_pid: Mutex<i32>,
+}
+
+impl FakeRuntime {
+    /// A fake that answers at once.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every call takes this long (as a real runtime would).
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Makes a running container exit with `code`, as if its process had.
+    pub fn exit(&self, id: &str, code: i32) -> Result<()> {
+        self.update(id, |state| {
+            state.status = Status::Stopped;
+            state.exit = Some(Exit {
+                code,
+                reason: if code == 0 {
+                    ExitReason::Completed
+                } else {
+                    ExitReason::Error
+                },
+                finished_at_ns: now_ns(),
+            });
+            Ok(())
+        })
+    }
+
+    fn pause(&self) {
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut ContainerState) -> Result<()>) -> Result<()> {
+        self.pause();
+        let mut containers = self.containers.lock().map_err(|_| poisoned())?;
+        let state = containers
+            .get_mut(id)
+            .ok_or_else(|| Error::ContainerNotFound { id: id.to_string() })?;
+        f(state)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::InvalidSpec("fake runtime state poisoned by a panic".to_string())
+}
+
+fn incorrect(state: &ContainerState, operation: &'static str) -> Error {
+    Error::IncorrectStatus {
+        id: state.spec.id.clone(),
+        status: state.status.to_string(),
+        operation,
+    }
+}
+
+impl ContainerRuntime for FakeRuntime {
+    fn create(&self, spec: &CreateContainer) -> Result<ContainerState> {
+        self.pause();
+        let mut containers = self.containers.lock().map_err(|_| poisoned())?;
+        if containers.contains_key(&spec.id) {
+            return Err(Error::ContainerExists {
+                id: spec.id.clone(),
+            });
+        }
+        let pid = {
+            let mut next = self.next_pid.lock().map_err(|_| poisoned())?;
+            *next += 1;
+            100_000 + *next
+        };
+        let state = ContainerState {
+            spec: spec.clone(),
+            status: Status::Created,
+            pid: Some(pid),
+            pid_start_ticks: None,
+            cgroup_path: None,
+            created_at_ns: now_ns(),
+            started_at_ns: None,
+            exit: None,
+        };
+        containers.insert(spec.id.clone(), state.clone());
+        Ok(state)
+    }
+
+    fn start(&self, id: &str) -> Result<()> {
+        self.update(id, |state| {
+            if !state.status.can_start() {
+                return Err(incorrect(state, "start"));
+            }
+            state.status = Status::Running;
+            state.started_at_ns = Some(now_ns());
+            Ok(())
+        })
+    }
+
+    fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        self.update(id, |state| {
+            if state.status.can_kill() {
+                state.status = Status::Stopped;
+                state.exit = Some(Exit {
+                    code: 128 + signal,
+                    reason: ExitReason::Error,
+                    finished_at_ns: now_ns(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn delete(&self, id: &str, force: bool) -> Result<()> {
+        self.pause();
+        let mut containers = self.containers.lock().map_err(|_| poisoned())?;
+        let state = containers
+            .get(id)
+            .ok_or_else(|| Error::ContainerNotFound { id: id.to_string() })?;
+        if !force && !state.status.can_delete() {
+            return Err(incorrect(state, "delete"));
+        }
+        containers.remove(id);
+        Ok(())
+    }
+
+    fn state(&self, id: &str) -> Result<ContainerState> {
+        let containers = self.containers.lock().map_err(|_| poisoned())?;
+        containers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::ContainerNotFound { id: id.to_string() })
+    }
+
+    fn list(&self) -> Result<Vec<ContainerState>> {
+        let containers = self.containers.lock().map_err(|_| poisoned())?;
+        Ok(containers.values().cloned().collect())
+    }
+
+    fn exec(&self, id: &str, _process: &ExecProcess, _stdio: [BorrowedFd<'_>; 3]) -> Result<i32> {
+        let state = self.state(id)?;
+        if !state.status.can_exec() {
+            return Err(incorrect(&state, "exec"));
+        }
+        self.pause();
+        Ok(state.pid.unwrap_or(0) + 50_000)
+    }
+
+    fn wait_exec(&self, _pid: i32) -> Result<i32> {
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &str) -> CreateContainer {
+        CreateContainer {
+            id: id.into(),
+            bundle: "/nonexistent".into(),
+            engine: Default::default(),
+            log_path: "/nonexistent/log".into(),
+            log_max_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn the_fake_follows_the_oci_state_machine() {
+        let rt = FakeRuntime::new();
+        rt.create(&spec("a")).unwrap();
+        assert!(matches!(rt.create(&spec("a")), Err(Error::ContainerExists { .. })));
+        assert!(matches!(rt.delete("a", false), Err(Error::IncorrectStatus { .. })));
+        rt.start("a").unwrap();
+        assert!(matches!(rt.start("a"), Err(Error::IncorrectStatus { .. })));
+        assert_eq!(rt.state("a").unwrap().status, Status::Running);
+        rt.kill("a", 15).unwrap();
+        let state = rt.state("a").unwrap();
+        assert_eq!(state.exit.unwrap().code, 143);
+        rt.delete("a", false).unwrap();
+        assert!(matches!(rt.state("a"), Err(Error::ContainerNotFound { .. })));
+        rt.create(&spec("b")).unwrap();
+        rt.start("b").unwrap();
+        rt.exit("b", 0).unwrap();
+        assert_eq!(rt.state("b").unwrap().exit.unwrap().reason, ExitReason::Completed);
+        rt.delete("b", true).unwrap();
+        assert!(rt.list().unwrap().is_empty());
+    }
+}

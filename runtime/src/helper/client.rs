@@ -1,0 +1,244 @@
+//! The client side of the helper: one connection per call, and the helper started on
+//! first use if none runs.
+
+use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::protocol::{self, Request, Response};
+use super::{HELPER_ARG, socket_path};
+use crate::container::{ContainerState, CreateContainer, ExecProcess};
+use crate::error::{Error, Result, io};
+use crate::runtime::ContainerRuntime;
+
+/// Talks to the helper that owns the state directory `root`, starting it when needed.
+#[derive(Debug, Clone)]
+pub struct HelperClient {
+    root: PathBuf,
+    exe: PathBuf,
+    idle_exit: Option<Duration>,
+}
+
+impl HelperClient {
+    /// A client for the helper of `root`; `exe` is started as the helper when none runs
+    /// (a binary that calls [`super::run_if_requested`]).
+    pub fn new(root: impl Into<PathBuf>, exe: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            exe: exe.into(),
+            idle_exit: None,
+        }
+    }
+
+    /// A helper started by this client exits after being idle this long (no container,
+    /// no client).
+    pub fn with_idle_exit(mut self, idle: Duration) -> Self {
+        self.idle_exit = Some(idle);
+        self
+    }
+
+    /// The helper's state directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn helper_error(&self, message: impl Into<String>) -> Error {
+        Error::Helper {
+            socket: socket_path(&self.root),
+            message: message.into(),
+        }
+    }
+
+    fn connect(&self) -> Result<UnixStream> {
+        let socket = socket_path(&self.root);
+        if let Ok(stream) = UnixStream::connect(&socket) {
+            return Ok(stream);
+        }
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let log = self.root.join("helper.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(io(&log))?;
+        let log_err = log_file.try_clone().map_err(io(&log))?;
+        let mut command = Command::new(&self.exe);
+        command
+            .arg(HELPER_ARG)
+            .arg("--root")
+            .arg(&self.root)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err)
+            // Its own process group: a Ctrl-C in the client's terminal does not reach it.
+            .process_group(0);
+        if let Some(idle) = self.idle_exit {
+            command
+                .arg("--idle-exit-seconds")
+                .arg(idle.as_secs().max(1).to_string());
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| self.helper_error(format!("failed to start {}: {e}", self.exe.display())))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(stream) = UnixStream::connect(&socket) {
+                // Reap it whenever it exits, so it never lingers as a zombie of ours.
+                std::thread::spawn(move || child.wait());
+                return Ok(stream);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // Another client may have started one at the same moment.
+                if let Ok(stream) = UnixStream::connect(&socket) {
+                    return Ok(stream);
+                }
+                return Err(self.helper_error(format!(
+                    "the helper exited with {status}; see {}",
+                    log.display()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(self.helper_error("the helper did not come up within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends one request and returns the answer; errors of the helper become [`Error`]s.
+    pub fn call(&self, request: &Request, fds: &[BorrowedFd<'_>]) -> Result<Response> {
+        let mut stream = self.connect()?;
+        protocol::send(&mut stream, request, fds).map_err(|e| self.helper_error(e.to_string()))?;
+        match protocol::recv::<Response>(&mut stream) {
+            Ok(Some((Response::Error { kind, message }, _))) => Err(match kind.as_str() {
+                "notFound" => Error::ContainerNotFound {
+                    id: request_id(request),
+                },
+                "exists" => Error::ContainerExists {
+                    id: request_id(request),
+                },
+                _ => self.helper_error(message),
+            }),
+            Ok(Some((response, _))) => Ok(response),
+            Ok(None) => Err(self.helper_error("the helper closed the connection")),
+            Err(e) => Err(self.helper_error(e.to_string())),
+        }
+    }
+
+    /// Whether a helper answers now (without starting one).
+    pub fn is_running(&self) -> bool {
+        UnixStream::connect(socket_path(&self.root)).is_ok()
+    }
+
+    /// Stops the helper if it runs. Containers keep running.
+    pub fn shutdown(&self) -> Result<()> {
+        if !self.is_running() {
+            return Ok(());
+        }
+        self.call(&Request::Shutdown, &[])?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.is_running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    fn expect_ok(&self, response: Response) -> Result<()> {
+        match response {
+            Response::Ok => Ok(()),
+            other => Err(self.helper_error(format!("unexpected answer {other:?}"))),
+        }
+    }
+}
+
+fn request_id(request: &Request) -> String {
+    match request {
+        Request::Create(spec) => spec.id.clone(),
+        Request::Start { id }
+        | Request::Kill { id, .. }
+        | Request::Delete { id, .. }
+        | Request::State { id }
+        | Request::Exec { id, .. } => id.clone(),
+        Request::WaitExec { pid } => format!("exec process {pid}"),
+        Request::Ping | Request::List | Request::Shutdown => String::new(),
+    }
+}
+
+impl ContainerRuntime for HelperClient {
+    fn create(&self, spec: &CreateContainer) -> Result<ContainerState> {
+        match self.call(&Request::Create(spec.clone()), &[])? {
+            Response::State { state } => Ok(*state),
+            other => Err(self.helper_error(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    fn start(&self, id: &str) -> Result<()> {
+        let response = self.call(&Request::Start { id: id.to_string() }, &[])?;
+        self.expect_ok(response)
+    }
+
+    fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        let response = self.call(
+            &Request::Kill {
+                id: id.to_string(),
+                signal,
+            },
+            &[],
+        )?;
+        self.expect_ok(response)
+    }
+
+    fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let response = self.call(
+            &Request::Delete {
+                id: id.to_string(),
+                force,
+            },
+            &[],
+        )?;
+        self.expect_ok(response)
+    }
+
+    fn state(&self, id: &str) -> Result<ContainerState> {
+        match self.call(&Request::State { id: id.to_string() }, &[])? {
+            Response::State { state } => Ok(*state),
+            other => Err(self.helper_error(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<ContainerState>> {
+        match self.call(&Request::List, &[])? {
+            Response::List { containers } => Ok(containers),
+            other => Err(self.helper_error(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    fn exec(&self, id: &str, process: &ExecProcess, stdio: [BorrowedFd<'_>; 3]) -> Result<i32> {
+        let request = Request::Exec {
+            id: id.to_string(),
+            process: process.clone(),
+        };
+        match self.call(&request, &stdio)? {
+            Response::Exec { pid } => Ok(pid),
+            other => Err(self.helper_error(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    fn wait_exec(&self, pid: i32) -> Result<i32> {
+        let mut stream = self.connect()?;
+        // An exec'd process may run for as long as it likes.
+        stream
+            .set_read_timeout(None)
+            .map_err(|e| self.helper_error(e.to_string()))?;
+        protocol::send(&mut stream, &Request::WaitExec { pid }, &[])
+            .map_err(|e| self.helper_error(e.to_string()))?;
+        match protocol::recv::<Response>(&mut stream) {
+            Ok(Some((Response::Exited { code }, _))) => Ok(code),
+            Ok(Some((Response::Error { message, .. }, _))) => Err(self.helper_error(message)),
+            Ok(other) => Err(self.helper_error(format!("unexpected answer {other:?}"))),
+            Err(e) => Err(self.helper_error(e.to_string())),
+        }
+    }
+}

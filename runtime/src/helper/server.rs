@@ -1,0 +1,642 @@
+//! The container helper: one process, one thread, that makes every libcontainer call
+//! (libcontainer changes the process-wide working directory, so it must never run on an
+//! async runtime's threads), reaps container processes as their child subreaper,
+//! records how they exit, and copies their output into CRI logs.
+//!
+//! It outlives its clients: a node agent that crashes and restarts finds its
+//! containers running and their logs intact. If the helper itself dies, containers
+//! keep running — their stdout and stderr are FIFOs they hold open for reading and
+//! writing, so nothing gets SIGPIPE — and a new helper adopts them and their logs;
+//! only the exit code of a container that exits while no helper watches is lost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::engine::{self, Stdio3};
+use super::protocol::{self, Request, Response};
+use crate::container::{ContainerState, CreateContainer, Exit, ExitReason, Status, now_ns};
+use crate::error::{Error, Result, io, sys};
+use crate::logs::{LogWriter, Stream};
+
+/// How the helper runs.
+#[derive(Debug, Clone)]
+pub struct HelperConfig {
+    /// Its state directory; the socket is `<root>/helper.sock`.
+    pub root: PathBuf,
+    /// Exit after this long with no container and no client (None: never).
+    pub idle_exit: Option<Duration>,
+}
+
+/// The socket of the helper with state directory `root`.
+pub fn socket_path(root: &Path) -> PathBuf {
+    root.join("helper.sock")
+}
+
+struct Client {
+    stream: UnixStream,
+    waiting_for: Option<i32>,
+}
+
+struct Logs {
+    writer: LogWriter,
+    stdout: Option<File>,
+    stderr: Option<File>,
+}
+
+struct Managed {
+    state: ContainerState,
+    logs: Option<Logs>,
+    /// Adopted from an earlier helper: not our child, so watched through /proc.
+    adopted: bool,
+}
+
+struct Helper {
+    root: PathBuf,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    containers: BTreeMap<String, Managed>,
+    exec_owner: HashMap<i32, String>,
+    exec_exits: HashMap<i32, i32>,
+    last_activity: Instant,
+    shutdown: bool,
+}
+
+/// Runs the helper until it is told to shut down (or is idle for `idle_exit`).
+pub fn run(config: HelperConfig) -> Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(sys("PR_SET_CHILD_SUBREAPER"))?;
+    let containers_dir = config.root.join("containers");
+    std::fs::create_dir_all(&containers_dir).map_err(io(&containers_dir))?;
+    let socket = socket_path(&config.root);
+    if UnixStream::connect(&socket).is_ok() {
+        return Err(Error::Helper {
+            socket,
+            message: "another helper is already running".to_string(),
+        });
+    }
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(io(&socket))?;
+    listener.set_nonblocking(true).map_err(io(&socket))?;
+    let mut helper = Helper {
+        root: config.root.clone(),
+        listener,
+        clients: Vec::new(),
+        containers: BTreeMap::new(),
+        exec_owner: HashMap::new(),
+        exec_exits: HashMap::new(),
+        last_activity: Instant::now(),
+        shutdown: false,
+    };
+    helper.adopt()?;
+    tracing::info!(socket = %socket.display(), containers = helper.containers.len(), "container helper ready");
+    let mut last_check = Instant::now();
+    while !helper.shutdown {
+        helper.turn()?;
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            helper.check_adopted();
+            last_check = Instant::now();
+        }
+        if let Some(idle) = config.idle_exit {
+            let busy = !helper.clients.is_empty()
+                || helper
+                    .containers
+                    .values()
+                    .any(|c| c.state.status != Status::Stopped);
+            if busy {
+                helper.last_activity = Instant::now();
+            } else if helper.last_activity.elapsed() >= idle && helper.containers.is_empty() {
+                tracing::info!("container helper idle: exiting");
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+impl Helper {
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    /// One round: wait for sockets and logs, serve them, reap children.
+    fn turn(&mut self) -> Result<()> {
+        let (listener_ready, client_ready, log_ready) = {
+            let mut fds = vec![PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+            for client in &self.clients {
+                fds.push(PollFd::new(client.stream.as_fd(), PollFlags::POLLIN));
+            }
+            let mut log_fds = Vec::new();
+            for (id, managed) in &self.containers {
+                if let Some(logs) = &managed.logs {
+                    for (stream, file) in [(Stream::Stdout, &logs.stdout), (Stream::Stderr, &logs.stderr)] {
+                        if let Some(file) = file {
+                            fds.push(PollFd::new(file.as_fd(), PollFlags::POLLIN));
+                            log_fds.push((id.clone(), stream));
+                        }
+                    }
+                }
+            }
+            match poll(&mut fds, PollTimeout::from(100u16)) {
+                Ok(_) => {}
+                Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(sys("poll")(e)),
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            let clients = ready[1..1 + self.clients.len()].to_vec();
+            let logs: Vec<(String, Stream)> = log_fds
+                .into_iter()
+                .zip(&ready[1 + self.clients.len()..])
+                .filter(|(_, r)| **r)
+                .map(|(l, _)| l)
+                .collect();
+            (ready[0], clients, logs)
+        };
+        for (id, stream) in log_ready {
+            self.pump(&id, stream);
+        }
+        if listener_ready {
+            while let Ok((stream, _)) = self.listener.accept() {
+                if stream.set_nonblocking(false).is_ok()
+                    && stream.set_read_timeout(Some(Duration::from_secs(10))).is_ok()
+                {
+                    self.clients.push(Client {
+                        stream,
+                        waiting_for: None,
+                    });
+                }
+            }
+        }
+        let mut gone = Vec::new();
+        for (index, ready) in client_ready.into_iter().enumerate() {
+            if ready && !self.serve(index) {
+                gone.push(index);
+            }
+        }
+        for index in gone.into_iter().rev() {
+            self.clients.remove(index);
+        }
+        self.reap();
+        Ok(())
+    }
+
+    /// Reads and answers one request of a client; false when the client is gone.
+    fn serve(&mut self, index: usize) -> bool {
+        let received = protocol::recv::<Request>(&mut self.clients[index].stream);
+        let (request, fds) = match received {
+            Ok(Some(message)) => message,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::debug!("dropping client: {e}");
+                return false;
+            }
+        };
+        self.last_activity = Instant::now();
+        let response = match request {
+            Request::WaitExec { pid } => match self.exec_exits.remove(&pid) {
+                Some(code) => Response::Exited { code },
+                None if self.exec_owner.contains_key(&pid) => {
+                    self.clients[index].waiting_for = Some(pid);
+                    return true;
+                }
+                None => error_response(&Error::ContainerNotFound {
+                    id: format!("exec process {pid}"),
+                }),
+            },
+            Request::Shutdown => {
+                self.shutdown = true;
+                Response::Ok
+            }
+            other => self.handle(other, fds).unwrap_or_else(|e| error_response(&e)),
+        };
+        protocol::send(&mut self.clients[index].stream, &response, &[]).is_ok()
+    }
+
+    fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> Result<Response> {
+        match request {
+            Request::Ping => Ok(Response::Ok),
+            Request::Create(spec) => self.create(spec).map(|state| Response::State {
+                state: Box::new(state),
+            }),
+            Request::Start { id } => {
+                let managed = self.get(&id)?;
+                if !managed.state.status.can_start() {
+                    return Err(incorrect(&managed.state, "start"));
+                }
+                engine::for_engine(&managed.state.spec.engine, &self.root).start(&id)?;
+                let managed = self.get_mut(&id)?;
+                // It may have exited already: keep a recorded exit.
+                if managed.state.status == Status::Created {
+                    managed.state.status = Status::Running;
+                }
+                managed.state.started_at_ns = Some(now_ns());
+                self.save(&id);
+                Ok(Response::Ok)
+            }
+            Request::Kill { id, signal } => {
+                let managed = self.get(&id)?;
+                if managed.state.status.can_kill() {
+                    engine::for_engine(&managed.state.spec.engine, &self.root).kill(&id, signal)?;
+                }
+                Ok(Response::Ok)
+            }
+            Request::Delete { id, force } => self.delete(&id, force).map(|()| Response::Ok),
+            Request::State { id } => Ok(Response::State {
+                state: Box::new(self.get(&id)?.state.clone()),
+            }),
+            Request::List => Ok(Response::List {
+                containers: self.containers.values().map(|m| m.state.clone()).collect(),
+            }),
+            Request::Exec { id, process } => {
+                let managed = self.get(&id)?;
+                if !managed.state.status.can_exec() {
+                    return Err(incorrect(&managed.state, "exec"));
+                }
+                let mut fds = fds.into_iter();
+                let (Some(stdin), Some(stdout), Some(stderr)) = (fds.next(), fds.next(), fds.next())
+                else {
+                    return Err(Error::InvalidSpec(
+                        "exec needs three file descriptors (stdin, stdout, stderr)".to_string(),
+                    ));
+                };
+                let pid = engine::for_engine(&managed.state.spec.engine, &self.root).exec(
+                    &id,
+                    &process,
+                    Stdio3 {
+                        stdin,
+                        stdout,
+                        stderr,
+                    },
+                )?;
+                self.exec_owner.insert(pid, id);
+                Ok(Response::Exec { pid })
+            }
+            Request::WaitExec { .. } | Request::Shutdown => Ok(Response::Ok),
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<&Managed> {
+        self.containers
+            .get(id)
+            .ok_or_else(|| Error::ContainerNotFound { id: id.to_string() })
+    }
+
+    fn get_mut(&mut self, id: &str) -> Result<&mut Managed> {
+        self.containers
+            .get_mut(id)
+            .ok_or_else(|| Error::ContainerNotFound { id: id.to_string() })
+    }
+
+    fn create(&mut self, spec: CreateContainer) -> Result<ContainerState> {
+        let id = spec.id.clone();
+        if self.containers.contains_key(&id) {
+            return Err(Error::ContainerExists { id });
+        }
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(Error::InvalidSpec(format!("{id:?} is not a container id")));
+        }
+        let dir = self.container_dir(&id);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let result = self.create_in(&dir, &spec);
+        match result {
+            Ok(managed) => {
+                let state = managed.state.clone();
+                self.containers.insert(id.clone(), managed);
+                self.save(&id);
+                Ok(state)
+            }
+            Err(e) => {
+                let _ = engine::for_engine(&spec.engine, &self.root).delete(&id, true);
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    fn create_in(&self, dir: &Path, spec: &CreateContainer) -> Result<Managed> {
+        let mut readers = Vec::new();
+        let mut writers = Vec::new();
+        for name in ["stdout", "stderr"] {
+            let fifo = dir.join(name);
+            nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
+                .map_err(sys(format!("mkfifo {}", fifo.display())))?;
+            readers.push(open_reader(&fifo)?);
+            // Read-write: the container is a reader too, so its writes never raise
+            // SIGPIPE while no helper reads (they wait for the next helper instead).
+            writers.push(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&fifo)
+                    .map_err(io(&fifo))?,
+            );
+        }
+        let writer = LogWriter::open(&spec.log_path, spec.log_max_bytes)?;
+        let stdin = File::open("/dev/null").map_err(io("/dev/null"))?;
+        let cgroup_path = cgroup_path_of(&spec.bundle);
+        let mut writers = writers.into_iter();
+        let (Some(stdout), Some(stderr)) = (writers.next(), writers.next()) else {
+            return Err(Error::InvalidSpec("no log pipes".to_string()));
+        };
+        let pid = engine::for_engine(&spec.engine, &self.root).create(
+            &spec.id,
+            &spec.bundle,
+            Stdio3 {
+                stdin: stdin.into(),
+                stdout: stdout.into(),
+                stderr: stderr.into(),
+            },
+        )?;
+        let mut readers = readers.into_iter();
+        Ok(Managed {
+            state: ContainerState {
+                spec: spec.clone(),
+                status: Status::Created,
+                pid: Some(pid),
+                pid_start_ticks: start_ticks(pid),
+                cgroup_path,
+                created_at_ns: now_ns(),
+                started_at_ns: None,
+                exit: None,
+            },
+            logs: Some(Logs {
+                writer,
+                stdout: readers.next(),
+                stderr: readers.next(),
+            }),
+            adopted: false,
+        })
+    }
+
+    fn delete(&mut self, id: &str, force: bool) -> Result<()> {
+        let managed = self.get(id)?;
+        if !force && !managed.state.status.can_delete() {
+            return Err(incorrect(&managed.state, "delete"));
+        }
+        let engine = managed.state.spec.engine.clone();
+        let pid = managed.state.pid;
+        engine::for_engine(&engine, &self.root).delete(id, force)?;
+        if let Some(pid) = pid {
+            self.wait_gone(pid);
+        }
+        // Copy what is still in the pipes before they go.
+        self.pump(id, Stream::Stdout);
+        self.pump(id, Stream::Stderr);
+        self.containers.remove(id);
+        self.exec_owner.retain(|_, owner| owner != id);
+        let dir = self.container_dir(id);
+        std::fs::remove_dir_all(&dir).map_err(io(&dir))
+    }
+
+    /// Reaps `pid` if it is our child and has exited (a forced delete just killed it).
+    fn wait_gone(&mut self, pid: i32) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(5)),
+                _ => return,
+            }
+        }
+    }
+
+    fn save(&self, id: &str) {
+        if let Some(managed) = self.containers.get(id) {
+            let path = self.container_dir(id).join("state.json");
+            let tmp = path.with_extension("tmp");
+            let json = serde_json::to_vec_pretty(&managed.state).unwrap_or_default();
+            if let Err(e) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path)) {
+                tracing::warn!(id, "failed to save container state: {e}");
+            }
+        }
+    }
+
+    /// Copies available output of a container's stream into its log.
+    fn pump(&mut self, id: &str, stream: Stream) {
+        let Some(logs) = self.containers.get_mut(id).and_then(|m| m.logs.as_mut()) else {
+            return;
+        };
+        let slot = match stream {
+            Stream::Stdout => &mut logs.stdout,
+            Stream::Stderr => &mut logs.stderr,
+        };
+        let Some(file) = slot.as_mut() else {
+            return;
+        };
+        let mut buffer = [0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buffer) {
+                Ok(0) => {
+                    *slot = None;
+                    if let Err(e) = logs.writer.flush_stream(stream) {
+                        tracing::warn!(id, "log: {e}");
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    if let Err(e) = logs.writer.write(stream, &buffer[..n]) {
+                        tracing::warn!(id, "log: {e}");
+                    }
+                    if n < buffer.len() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(id, "log pipe: {e}");
+                    *slot = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), code),
+                Ok(WaitStatus::Signaled(pid, signal, _)) => (pid.as_raw(), 128 + signal as i32),
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            self.exited(pid, Some(code));
+        }
+    }
+
+    fn exited(&mut self, pid: i32, code: Option<i32>) {
+        let id = self
+            .containers
+            .iter()
+            .find(|(_, m)| m.state.pid == Some(pid) && m.state.status != Status::Stopped)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = id {
+            self.pump(&id, Stream::Stdout);
+            self.pump(&id, Stream::Stderr);
+            if let Some(managed) = self.containers.get_mut(&id) {
+                let reason = match code {
+                    None => ExitReason::Unknown,
+                    Some(0) => ExitReason::Completed,
+                    Some(_) if managed.state.cgroup_path.as_deref().is_some_and(crate::cgroups::oom_killed) => {
+                        ExitReason::OomKilled
+                    }
+                    Some(_) => ExitReason::Error,
+                };
+                managed.state.status = Status::Stopped;
+                managed.state.exit = Some(Exit {
+                    code: code.unwrap_or(255),
+                    reason,
+                    finished_at_ns: now_ns(),
+                });
+                tracing::debug!(id, ?code, ?reason, "container exited");
+            }
+            self.save(&id);
+            return;
+        }
+        if let Some(code) = code {
+            if self.exec_owner.remove(&pid).is_some() {
+                let mut answered = false;
+                for client in &mut self.clients {
+                    if client.waiting_for == Some(pid) {
+                        client.waiting_for = None;
+                        answered |= protocol::send(&mut client.stream, &Response::Exited { code }, &[]).is_ok();
+                    }
+                }
+                if !answered {
+                    self.exec_exits.insert(pid, code);
+                }
+            }
+        }
+    }
+
+    /// Loads the containers of an earlier helper and resumes their logs.
+    fn adopt(&mut self) -> Result<()> {
+        let dir = self.root.join("containers");
+        let entries = std::fs::read_dir(&dir).map_err(io(&dir))?;
+        for entry in entries.flatten() {
+            let path = entry.path().join("state.json");
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let Ok(state) = serde_json::from_slice::<ContainerState>(&bytes) else {
+                tracing::warn!(path = %path.display(), "unreadable container state: skipped");
+                continue;
+            };
+            let id = state.spec.id.clone();
+            let logs = if state.status == Status::Stopped {
+                None
+            } else {
+                let stdout = open_reader(&entry.path().join("stdout")).ok();
+                let stderr = open_reader(&entry.path().join("stderr")).ok();
+                LogWriter::open(&state.spec.log_path, state.spec.log_max_bytes)
+                    .ok()
+                    .map(|writer| Logs {
+                        writer,
+                        stdout,
+                        stderr,
+                    })
+            };
+            self.containers.insert(
+                id,
+                Managed {
+                    state,
+                    logs,
+                    adopted: true,
+                },
+            );
+        }
+        self.check_adopted();
+        Ok(())
+    }
+
+    /// Adopted containers are not our children: see whether they still live.
+    fn check_adopted(&mut self) {
+        let dead: Vec<i32> = self
+            .containers
+            .values()
+            .filter(|m| m.adopted && m.state.status != Status::Stopped)
+            .filter_map(|m| m.state.pid.filter(|pid| !alive(*pid, m.state.pid_start_ticks)))
+            .collect();
+        for pid in dead {
+            self.exited(pid, None);
+        }
+    }
+}
+
+fn open_reader(fifo: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(fifo)
+        .map_err(io(fifo))
+}
+
+fn incorrect(state: &ContainerState, operation: &'static str) -> Error {
+    Error::IncorrectStatus {
+        id: state.spec.id.clone(),
+        status: state.status.to_string(),
+        operation,
+    }
+}
+
+fn error_response(e: &Error) -> Response {
+    let kind = match e {
+        Error::ContainerNotFound { .. } => "notFound",
+        Error::ContainerExists { .. } => "exists",
+        Error::IncorrectStatus { .. } => "status",
+        Error::Engine { .. } => "engine",
+        _ => "other",
+    };
+    Response::Error {
+        kind: kind.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The `linux.cgroupsPath` of a bundle's config.json.
+fn cgroup_path_of(bundle: &Path) -> Option<String> {
+    let config = std::fs::read(bundle.join("config.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&config).ok()?;
+    value
+        .pointer("/linux/cgroupsPath")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
+/// The start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat).
+pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is alive (not a zombie) and still the process that started at `ticks`.
+pub(crate) fn alive(pid: i32, ticks: Option<u64>) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return false;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    if fields.first().is_some_and(|s| *s == "Z" || *s == "X") {
+        return false;
+    }
+    match (ticks, fields.get(19).and_then(|t| t.parse::<u64>().ok())) {
+        (Some(expected), Some(actual)) => expected == actual,
+        _ => true,
+    }
+}
