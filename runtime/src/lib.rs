@@ -17,9 +17,11 @@ pub mod cgroups;
 pub mod container;
 pub mod error;
 pub mod fake;
+pub mod image;
 pub mod helper;
 pub mod logs;
 pub mod runtime;
+pub mod spec;
 
 pub use container::{ContainerState, CreateContainer, Engine, ExecProcess, Exit, ExitReason, Status};
 pub use error::{Error, Result};

@@ -1,0 +1,124 @@
+//! Unpacking a layer tarball into a directory that overlayfs can stack: whiteout files
+//! (`.wh.NAME`) become 0:0 character devices and opaque markers (`.wh..wh..opq`) the
+//! `trusted.overlay.opaque` attribute, as overlayfs expects them.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+
+use crate::error::{Error, Result, io, sys};
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// How a layer blob is compressed, from its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip.
+    Gzip,
+}
+
+impl Compression {
+    /// From an OCI or Docker layer media type.
+    pub fn from_media_type(media_type: &str) -> Result<Self> {
+        if media_type.ends_with("tar+gzip") || media_type.ends_with("tar.gzip") {
+            Ok(Compression::Gzip)
+        } else if media_type.ends_with(".tar") || media_type.ends_with("layer.v1.tar") {
+            Ok(Compression::None)
+        } else {
+            Err(Error::Image {
+                reference: media_type.to_string(),
+                message: "unsupported layer media type (gzip and plain tar are)".to_string(),
+            })
+        }
+    }
+}
+
+/// Unpacks the layer `blob` into `target` (created; must not exist). Unpacks into a
+/// temporary sibling first, so a crash never leaves a half-unpacked layer in place.
+pub fn unpack_layer(blob: &Path, compression: Compression, target: &Path) -> Result<()> {
+    let tmp = PathBuf::from(format!("{}.unpacking", target.display()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let file = File::open(blob).map_err(io(blob))?;
+    let reader: Box<dyn Read> = match compression {
+        Compression::None => Box::new(BufReader::new(file)),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
+    };
+    if let Err(e) = unpack_into(reader, &tmp, blob) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, target).map_err(io(target))
+}
+
+fn unpack_into(reader: impl Read, dir: &Path, blob: &Path) -> Result<()> {
+    let broken = |message: String| Error::Image {
+        reference: blob.display().to_string(),
+        message,
+    };
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_unpack_xattrs(true);
+    archive.set_overwrite(true);
+    let entries = archive.entries().map_err(|e| broken(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| broken(e.to_string()))?;
+        let path = entry.path().map_err(|e| broken(e.to_string()))?.into_owned();
+        if path
+            .components()
+            .any(|c| matches!(c, Component::ParentDir))
+        {
+            return Err(broken(format!("{} leaves the layer", path.display())));
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let parent = dir.join(path.parent().unwrap_or(Path::new("")));
+        match name.as_deref() {
+            Some(OPAQUE) => {
+                std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+                xattr::set(&parent, "trusted.overlay.opaque", b"y").map_err(io(&parent))?;
+            }
+            Some(n) if n.starts_with(WHITEOUT_PREFIX) => {
+                std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+                let hidden = parent.join(&n[WHITEOUT_PREFIX.len()..]);
+                let _ = std::fs::remove_file(&hidden);
+                mknod(&hidden, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
+                    .map_err(sys(format!("mknod {}", hidden.display())))?;
+            }
+            _ => {
+                entry
+                    .unpack_in(dir)
+                    .map_err(|e| broken(format!("{}: {e}", path.display())))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_name_their_compression() {
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+gzip").unwrap(),
+            Compression::Gzip
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip")
+                .unwrap(),
+            Compression::Gzip
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar").unwrap(),
+            Compression::None
+        );
+        assert!(Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd").is_err());
+    }
+}

@@ -1,0 +1,413 @@
+//! The OCI runtime spec (`config.json`) of one container: its process, the namespaces
+//! it creates or joins, its cgroup and limits, mounts, and the security defaults every
+//! container gets (Docker's default capability set, a deny-all device rule with the
+//! standard devices allowed, no-new-privileges, masked and read-only /proc paths, and
+//! a seccomp filter).
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, LinuxSeccomp, Mount,
+    Spec, User,
+};
+use rk8s_api::resources::CgroupResources;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+
+/// A namespace the container creates (no path) or joins (path of /proc/PID/ns/… or a
+/// bind-mounted namespace such as /run/netns/NAME).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    /// Which one.
+    pub kind: LinuxNamespaceType,
+    /// Join this one instead of creating a new one.
+    pub path: Option<PathBuf>,
+}
+
+/// A bind mount into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Path on the host.
+    pub source: PathBuf,
+    /// Path in the container.
+    pub destination: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// Everything that goes into a container's spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerConfig {
+    /// Program and arguments.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` pairs.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User and group ids.
+    pub uid: u32,
+    /// Primary group.
+    pub gid: u32,
+    /// The container's hostname (only with a new UTS namespace).
+    pub hostname: Option<String>,
+    /// The (already mounted) root filesystem, absolute.
+    pub rootfs: PathBuf,
+    /// Mount the rootfs read-only.
+    pub readonly_rootfs: bool,
+    /// Namespaces to create or join.
+    pub namespaces: Vec<Namespace>,
+    /// `linux.cgroupsPath`.
+    pub cgroups_path: String,
+    /// CPU and memory limits.
+    pub resources: CgroupResources,
+    /// Most processes the container may have (None: unlimited).
+    pub pids_limit: Option<i64>,
+    /// Extra bind mounts (volumes, /etc/hosts, …).
+    pub mounts: Vec<BindMount>,
+    /// Capabilities added to the default set (`NET_ADMIN`, with or without `CAP_`).
+    pub cap_add: Vec<String>,
+    /// Capabilities removed from it (`ALL` removes every one).
+    pub cap_drop: Vec<String>,
+}
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// System calls refused with EPERM: those Docker's default profile withholds from a
+/// container without extra capabilities (kernel modules, kexec, keyrings, bpf,
+/// perf, clocks, swap, mounts and namespaces, reboot, …).
+pub const DENIED_SYSCALLS: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "delete_module",
+    "finit_module",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mount",
+    "move_pages",
+    "open_by_handle_at",
+    "perf_event_open",
+    "pivot_root",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "syslog",
+    "umount2",
+    "unshare",
+    "userfaultfd",
+];
+
+/// The standard devices every container may use: (type, major, minor).
+const ALLOWED_DEVICES: &[(&str, i64, Option<i64>)] = &[
+    ("c", 1, Some(3)),   // null
+    ("c", 1, Some(5)),   // zero
+    ("c", 1, Some(7)),   // full
+    ("c", 1, Some(8)),   // random
+    ("c", 1, Some(9)),   // urandom
+    ("c", 5, Some(0)),   // tty
+    ("c", 5, Some(1)),   // console
+    ("c", 5, Some(2)),   // ptmx
+    ("c", 136, None),    // pts/*
+];
+
+impl ContainerConfig {
+    /// The OCI runtime spec.
+    pub fn to_spec(&self) -> Result<Spec> {
+        if self.args.is_empty() {
+            return Err(Error::InvalidSpec(
+                "the container has no command: neither the pod nor the image gives one".to_string(),
+            ));
+        }
+        let invalid = |what: &str, e: &dyn std::fmt::Display| Error::InvalidSpec(format!("{what}: {e}"));
+        let mut spec = Spec::default();
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_args(Some(self.args.clone()));
+        process.set_env(Some(self.env.clone()));
+        process.set_cwd(PathBuf::from(if self.cwd.is_empty() { "/" } else { &self.cwd }));
+        let mut user = User::default();
+        user.set_uid(self.uid);
+        user.set_gid(self.gid);
+        process.set_user(user);
+        process.set_no_new_privileges(Some(true));
+        process.set_terminal(Some(false));
+        let caps = self.capabilities()?;
+        let set: std::collections::HashSet<Capability> = caps.into_iter().collect();
+        let mut capabilities = LinuxCapabilities::default();
+        capabilities.set_bounding(Some(set.clone()));
+        capabilities.set_effective(Some(set.clone()));
+        capabilities.set_permitted(Some(set));
+        capabilities.set_inheritable(None);
+        capabilities.set_ambient(None);
+        process.set_capabilities(Some(capabilities));
+        spec.set_process(Some(process));
+
+        let mut root = spec.root().clone().unwrap_or_default();
+        root.set_path(self.rootfs.clone());
+        root.set_readonly(Some(self.readonly_rootfs));
+        spec.set_root(Some(root));
+        spec.set_hostname(self.hostname.clone());
+
+        let mut mounts: Vec<Mount> = spec.mounts().clone().unwrap_or_default();
+        // The cgroup filesystem is not needed by workloads and differs between v1/v2.
+        mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
+        for bind in &self.mounts {
+            let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+            options.push(if bind.readonly { "ro" } else { "rw" }.to_string());
+            let mount: Mount = serde_json::from_value(json!({
+                "destination": bind.destination,
+                "type": "bind",
+                "source": bind.source,
+                "options": options,
+            }))
+            .map_err(|e| invalid("mount", &e))?;
+            mounts.push(mount);
+        }
+        spec.set_mounts(Some(mounts));
+
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        let namespaces: Vec<LinuxNamespace> = self
+            .namespaces
+            .iter()
+            .map(|ns| {
+                let mut n = LinuxNamespace::default();
+                n.set_typ(ns.kind);
+                n.set_path(ns.path.clone());
+                n
+            })
+            .collect();
+        linux.set_namespaces(Some(namespaces));
+        linux.set_cgroups_path(Some(PathBuf::from(&self.cgroups_path)));
+        let mut devices = vec![json!({"allow": false, "access": "rwm"})];
+        for (typ, major, minor) in ALLOWED_DEVICES {
+            devices.push(json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": "rwm"}));
+        }
+        let r = &self.resources;
+        let resources = serde_json::from_value(json!({
+            "devices": devices,
+            "cpu": {
+                "shares": r.cpu_shares,
+                "quota": r.cpu_quota,
+                "period": r.cpu_quota.map(|_| r.cpu_period),
+            },
+            "memory": { "limit": r.memory_limit },
+            "pids": self.pids_limit.map(|limit| json!({"limit": limit})),
+        }))
+        .map_err(|e| invalid("resources", &e))?;
+        linux.set_resources(Some(resources));
+        linux.set_seccomp(Some(default_seccomp()?));
+        spec.set_linux(Some(linux));
+        Ok(spec)
+    }
+
+    fn capabilities(&self) -> Result<Vec<Capability>> {
+        let norm = |c: &String| {
+            let upper = c.to_ascii_uppercase();
+            if upper.starts_with("CAP_") || upper == "ALL" {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            }
+        };
+        let drop: Vec<String> = self.cap_drop.iter().map(norm).collect();
+        let mut names: Vec<String> = if drop.iter().any(|d| d == "ALL") {
+            Vec::new()
+        } else {
+            DEFAULT_CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .filter(|c| !drop.contains(c))
+                .collect()
+        };
+        for add in self.cap_add.iter().map(norm) {
+            if !names.contains(&add) {
+                names.push(add);
+            }
+        }
+        names
+            .iter()
+            .map(|name| {
+                serde_json::from_value::<Capability>(json!(name))
+                    .map_err(|_| Error::InvalidSpec(format!("{name:?} is not a Linux capability")))
+            })
+            .collect()
+    }
+}
+
+/// The namespaces of a pod sandbox (pause): new pid, ipc, uts and mount namespaces, and
+/// the pod's network namespace.
+pub fn sandbox_namespaces(netns: Option<&Path>) -> Vec<Namespace> {
+    let mut namespaces = vec![
+        Namespace { kind: LinuxNamespaceType::Pid, path: None },
+        Namespace { kind: LinuxNamespaceType::Ipc, path: None },
+        Namespace { kind: LinuxNamespaceType::Uts, path: None },
+        Namespace { kind: LinuxNamespaceType::Mount, path: None },
+    ];
+    namespaces.push(Namespace {
+        kind: LinuxNamespaceType::Network,
+        path: netns.map(Path::to_path_buf),
+    });
+    namespaces
+}
+
+/// The namespaces of a work container in a sandbox whose pause process is `pause_pid`:
+/// it joins the pod's network, ipc and uts namespaces (and pid with
+/// `shareProcessNamespace`) and gets its own mount namespace.
+pub fn container_namespaces(pause_pid: i32, share_pid: bool) -> Vec<Namespace> {
+    let join = |kind, name: &str| Namespace {
+        kind,
+        path: Some(PathBuf::from(format!("/proc/{pause_pid}/ns/{name}"))),
+    };
+    vec![
+        join(LinuxNamespaceType::Network, "net"),
+        join(LinuxNamespaceType::Ipc, "ipc"),
+        join(LinuxNamespaceType::Uts, "uts"),
+        if share_pid {
+            join(LinuxNamespaceType::Pid, "pid")
+        } else {
+            Namespace { kind: LinuxNamespaceType::Pid, path: None }
+        },
+        Namespace { kind: LinuxNamespaceType::Mount, path: None },
+    ]
+}
+
+fn default_seccomp() -> Result<LinuxSeccomp> {
+    let architectures = match std::env::consts::ARCH {
+        "x86_64" => vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "aarch64" => vec!["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        _ => vec![],
+    };
+    serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": architectures,
+        "syscalls": [{
+            "names": DENIED_SYSCALLS,
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": 1,
+        }],
+    }))
+    .map_err(|e| Error::InvalidSpec(format!("seccomp: {e}")))
+}
+
+/// Writes `spec` as `<bundle>/config.json`.
+pub fn write(bundle: &Path, spec: &Spec) -> Result<()> {
+    let path = bundle.join("config.json");
+    let json = serde_json::to_vec_pretty(spec)
+        .map_err(|e| Error::InvalidSpec(format!("config.json: {e}")))?;
+    std::fs::write(&path, json).map_err(crate::error::io(&path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ContainerConfig {
+        ContainerConfig {
+            args: vec!["sh".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: String::new(),
+            uid: 0,
+            gid: 0,
+            hostname: Some("web".into()),
+            rootfs: "/var/lib/rk8s/c/rootfs".into(),
+            readonly_rootfs: false,
+            namespaces: sandbox_namespaces(Some(Path::new("/run/netns/rk8s-x"))),
+            cgroups_path: "/rk8s/podU/web".into(),
+            resources: CgroupResources {
+                cpu_shares: 512,
+                cpu_quota: Some(50_000),
+                cpu_period: 100_000,
+                memory_limit: Some(64 << 20),
+            },
+            pids_limit: Some(100),
+            mounts: vec![BindMount {
+                source: "/var/lib/rk8s/pods/U/hosts".into(),
+                destination: "/etc/hosts".into(),
+                readonly: false,
+            }],
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["mknod".into()],
+        }
+    }
+
+    #[test]
+    fn the_spec_carries_limits_namespaces_and_security_defaults() {
+        let spec = config().to_spec().unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["linux"]["cgroupsPath"], "/rk8s/podU/web");
+        assert_eq!(json["linux"]["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(json["linux"]["resources"]["cpu"]["period"], 100_000);
+        assert_eq!(json["linux"]["resources"]["cpu"]["shares"], 512);
+        assert_eq!(json["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(json["linux"]["resources"]["pids"]["limit"], 100);
+        assert_eq!(json["linux"]["resources"]["devices"][0]["allow"], false);
+        assert_eq!(json["process"]["noNewPrivileges"], true);
+        let caps = json["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert!(caps.contains(&json!("CAP_NET_ADMIN")));
+        assert!(!caps.contains(&json!("CAP_MKNOD")));
+        assert!(!caps.contains(&json!("CAP_SYS_ADMIN")));
+        assert!(json["linux"]["maskedPaths"].as_array().unwrap().contains(&json!("/proc/kcore")));
+        let net = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .unwrap()
+            .clone();
+        assert_eq!(net["path"], "/run/netns/rk8s-x");
+        assert_eq!(json["linux"]["seccomp"]["syscalls"][0]["action"], "SCMP_ACT_ERRNO");
+        assert_eq!(json["hostname"], "web");
+    }
+
+    #[test]
+    fn a_container_without_command_or_with_unknown_capability_is_refused() {
+        let mut c = config();
+        c.args.clear();
+        assert!(c.to_spec().unwrap_err().to_string().contains("no command"));
+        let mut c = config();
+        c.cap_add = vec!["FLY".into()];
+        assert!(c.to_spec().unwrap_err().to_string().contains("CAP_FLY"));
+        let mut c = config();
+        c.cap_drop = vec!["ALL".into()];
+        c.cap_add.clear();
+        let json = serde_json::to_value(c.to_spec().unwrap()).unwrap();
+        assert!(json["process"]["capabilities"]["bounding"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn work_containers_join_the_sandbox_namespaces() {
+        let ns = container_namespaces(42, false);
+        assert_eq!(ns[0].path.as_deref(), Some(Path::new("/proc/42/ns/net")));
+        assert!(ns.iter().any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_none()));
+        let shared = container_namespaces(42, true);
+        assert!(shared.iter().any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_some()));
+    }
+}
