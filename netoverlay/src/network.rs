@@ -274,7 +274,7 @@ impl Network {
 
     /// Removes the network from the host: every attachment, the masquerade rules, the
     /// bridge and the state directory. The `rk8s` table goes when nothing else uses it.
-    pub fn destroy(self) -> Result<()> {
+    pub fn destroy(&self) -> Result<()> {
         for a in self.attachments()? {
             self.detach(&a.owner)?;
         }

@@ -135,7 +135,7 @@ pub struct Exit {
     /// Why.
     pub reason: ExitReason,
     /// When, in nanoseconds since the Unix epoch.
-    pub finished_at_ns: i128,
+    pub finished_at_ns: i64,
 }
 
 /// A container as the runtime knows it.
@@ -155,9 +155,9 @@ pub struct ContainerState {
     /// Its cgroup path (the spec's `linux.cgroupsPath`).
     pub cgroup_path: Option<String>,
     /// When it was created, in nanoseconds since the Unix epoch.
-    pub created_at_ns: i128,
+    pub created_at_ns: i64,
     /// When it was started.
-    pub started_at_ns: Option<i128>,
+    pub started_at_ns: Option<i64>,
     /// How it ended, once stopped.
     pub exit: Option<Exit>,
 }
@@ -182,6 +182,6 @@ pub struct ExecProcess {
 }
 
 /// Nanoseconds since the Unix epoch, now.
-pub fn now_ns() -> i128 {
-    jiff::Timestamp::now().as_nanosecond()
+pub fn now_ns() -> i64 {
+    i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX)
 }

@@ -20,6 +20,9 @@ pub mod fake;
 pub mod image;
 pub mod helper;
 pub mod logs;
+pub mod pod;
+pub mod restart;
+pub mod rootfs;
 pub mod runtime;
 pub mod spec;
 

@@ -45,10 +45,13 @@ pub struct ContainerConfig {
     pub env: Vec<String>,
     /// Working directory.
     pub cwd: String,
-    /// User and group ids.
-    pub uid: u32,
-    /// Primary group.
-    pub gid: u32,
+    /// User id (runAsUser); from `image_user` when None.
+    pub uid: Option<u32>,
+    /// Group id (runAsGroup); from `image_user` when None.
+    pub gid: Option<u32>,
+    /// The image's `User` (`name`, `uid`, `uid:gid`, `name:group`), resolved against the
+    /// rootfs' /etc/passwd and /etc/group.
+    pub image_user: String,
     /// The container's hostname (only with a new UTS namespace).
     pub hostname: Option<String>,
     /// The (already mounted) root filesystem, absolute.
@@ -70,6 +73,9 @@ pub struct ContainerConfig {
     /// Capabilities removed from it (`ALL` removes every one).
     pub cap_drop: Vec<String>,
 }
+
+/// PATH for images that set none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Docker's default capability set.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
@@ -151,11 +157,17 @@ impl ContainerConfig {
         let mut spec = Spec::default();
         let mut process = spec.process().clone().unwrap_or_default();
         process.set_args(Some(self.args.clone()));
-        process.set_env(Some(self.env.clone()));
+        let mut env = self.env.clone();
+        if !env.iter().any(|kv| kv.starts_with("PATH=")) {
+            // What containerd and Docker give a process whose image sets no PATH.
+            env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        process.set_env(Some(env));
         process.set_cwd(PathBuf::from(if self.cwd.is_empty() { "/" } else { &self.cwd }));
+        let (uid, gid) = resolve_user(&self.image_user, &self.rootfs);
         let mut user = User::default();
-        user.set_uid(self.uid);
-        user.set_gid(self.gid);
+        user.set_uid(self.uid.unwrap_or(uid));
+        user.set_gid(self.gid.unwrap_or(gid));
         process.set_user(user);
         process.set_no_new_privileges(Some(true));
         process.set_terminal(Some(false));
@@ -317,6 +329,40 @@ fn default_seccomp() -> Result<LinuxSeccomp> {
     .map_err(|e| Error::InvalidSpec(format!("seccomp: {e}")))
 }
 
+/// The uid and gid of an image's `User`, looked up in `rootfs`' /etc/passwd and
+/// /etc/group when given by name (root when empty or unknown).
+fn resolve_user(image_user: &str, rootfs: &Path) -> (u32, u32) {
+    let (user, group) = match image_user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (image_user, None),
+    };
+    let read = |file: &str| std::fs::read_to_string(rootfs.join(file)).unwrap_or_default();
+    // name:x:id:primary-gid:… in both files (group has no fourth numeric field).
+    let find = |name: &str, text: &str| -> Option<(u32, Option<u32>)> {
+        if let Ok(id) = name.parse() {
+            return Some((id, None));
+        }
+        text.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&name)).then(|| {
+                (
+                    fields.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
+                    fields.get(3).and_then(|v| v.parse().ok()),
+                )
+            })
+        })
+    };
+    if user.is_empty() {
+        return (0, 0);
+    }
+    let (uid, primary) = find(user, &read("etc/passwd")).unwrap_or((0, None));
+    let gid = match group {
+        Some(g) => find(g, &read("etc/group")).map_or(0, |(gid, _)| gid),
+        None => primary.unwrap_or(0),
+    };
+    (uid, gid)
+}
+
 /// Writes `spec` as `<bundle>/config.json`.
 pub fn write(bundle: &Path, spec: &Spec) -> Result<()> {
     let path = bundle.join("config.json");
@@ -334,8 +380,9 @@ mod tests {
             args: vec!["sh".into()],
             env: vec!["PATH=/bin".into()],
             cwd: String::new(),
-            uid: 0,
-            gid: 0,
+            uid: None,
+            gid: Some(0),
+            image_user: String::new(),
             hostname: Some("web".into()),
             rootfs: "/var/lib/rk8s/c/rootfs".into(),
             readonly_rootfs: false,
@@ -400,6 +447,18 @@ mod tests {
         c.cap_add.clear();
         let json = serde_json::to_value(c.to_spec().unwrap()).unwrap();
         assert!(json["process"]["capabilities"]["bounding"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn image_users_resolve_against_the_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/:/bin/sh\nweb:x:1000:1001::/:/bin/sh\n").unwrap();
+        std::fs::write(dir.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        assert_eq!(resolve_user("web", dir.path()), (1000, 1001));
+        assert_eq!(resolve_user("web:staff", dir.path()), (1000, 50));
+        assert_eq!(resolve_user("123:456", dir.path()), (123, 456));
+        assert_eq!(resolve_user("", dir.path()), (0, 0));
     }
 
     #[test]

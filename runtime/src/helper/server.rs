@@ -98,6 +98,8 @@ pub fn run(config: HelperConfig) -> Result<()> {
         shutdown: false,
     };
     helper.adopt()?;
+    let pid_file = config.root.join("helper.pid");
+    std::fs::write(&pid_file, std::process::id().to_string()).map_err(io(&pid_file))?;
     tracing::info!(socket = %socket.display(), containers = helper.containers.len(), "container helper ready");
     let mut last_check = Instant::now();
     while !helper.shutdown {
@@ -121,6 +123,7 @@ pub fn run(config: HelperConfig) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&pid_file);
     Ok(())
 }
 
@@ -621,6 +624,11 @@ pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 2..];
     after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `pid` is alive (not a zombie).
+pub fn alive_pid(pid: i32) -> bool {
+    alive(pid, None)
 }
 
 /// Whether `pid` is alive (not a zombie) and still the process that started at `ticks`.

@@ -120,6 +120,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Started as the container helper: that runs here, before any async runtime.
+    rk8s_runtime::helper::run_if_requested();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,0 +1,157 @@
+//! A pod host for root tests: its own data and state directories, its own container
+//! helper, its own bridge network; everything removed on drop, also after a failure,
+//! and checked for leftovers.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use rk8s_netoverlay::host::System;
+use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
+use rk8s_runtime::helper::HelperClient;
+use rk8s_runtime::pod::{PodRuntime, PodRuntimeConfig};
+
+/// Tests that change the host's network and cgroups run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The OCI layouts of images/build.sh (built once).
+pub fn images() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/images");
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*built {
+        let status = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
+            .arg(&dir)
+            .status()
+            .expect("run images/build.sh");
+        assert!(status.success(), "images/build.sh failed");
+        *built = true;
+    }
+    dir
+}
+
+pub fn busybox() -> String {
+    images().join("busybox").display().to_string()
+}
+
+pub struct PodHost {
+    pub pods: PodRuntime,
+    pub helper: HelperClient,
+    pub network: Arc<Network>,
+    pub data: tempfile::TempDir,
+    pub run: PathBuf,
+    pub bridge: String,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl PodHost {
+    pub fn new() -> Self {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{}{n}", std::process::id() % 10000);
+        let data = tempfile::Builder::new().prefix("rk8s-rt-").tempdir_in("/var/tmp").unwrap();
+        let run = PathBuf::from(format!("/run/rk8s-test-{tag}"));
+        let bridge = format!("rk8st{tag}");
+        let helper = HelperClient::new(run.join("helper"), env!("CARGO_BIN_EXE_rk8sctl"));
+        let network = Network::new(
+            NetworkConfig {
+                name: format!("test{tag}"),
+                bridge: bridge.clone(),
+                subnet: Ipv4Net::new(std::net::Ipv4Addr::new(10, 200, (n % 200) as u8, 0), 24).unwrap(),
+                state_dir: run.join("net"),
+            },
+            System,
+        )
+        .unwrap();
+        let network = Arc::new(network);
+        let mut config = PodRuntimeConfig::new(data.path(), images().join("pause").display().to_string());
+        config.nameservers = vec!["10.200.255.53".to_string()];
+        let pods = PodRuntime::new(config, Arc::new(helper.clone()), Some(network.clone())).unwrap();
+        Self { pods, helper, network, data, run, bridge, _serial: serial }
+    }
+
+    pub fn pod(&self, manifest: serde_json::Value) -> Pod {
+        let mut pod: Pod = serde_json::from_value(manifest).unwrap();
+        pod.metadata.uid = Some(format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
+        pod.metadata.namespace.get_or_insert_with(|| "default".to_string());
+        pod
+    }
+
+    /// Syncs the pod until `done` holds for its status (10 s at most).
+    pub async fn sync_until(&self, uid: &str, what: &str, done: impl Fn(&PodStatus) -> bool) -> PodStatus {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let status = self.pods.sync_pod(uid, rk8s_runtime::container::now_ns()).await.unwrap();
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "pod {uid} never got {what}: {status:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What the host still has of a pod after it was stopped: every item is a leak.
+    pub fn leftovers(&self, uid: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let netns = Path::new("/run/netns").join(format!("rk8s-{uid}"));
+        if netns.exists() {
+            found.push(format!("netns {}", netns.display()));
+        }
+        let links = std::process::Command::new("ip").args(["-o", "link", "show", "master", &self.bridge]).output().unwrap();
+        let links = String::from_utf8_lossy(&links.stdout).to_string();
+        if !links.trim().is_empty() {
+            found.push(format!("links on the bridge: {links}"));
+        }
+        let rules = std::process::Command::new("nft").args(["list", "table", "ip", "rk8s"]).output().unwrap();
+        if String::from_utf8_lossy(&rules.stdout).contains(uid) {
+            found.push("nftables rules naming the pod".to_string());
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let data = self.data.path().display().to_string();
+        for line in mounts.lines().filter(|l| l.contains(&data)) {
+            found.push(format!("mount {line}"));
+        }
+        for controller in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let dir = controller.path().join("rk8s").join(format!("pod{uid}"));
+            if dir.exists() {
+                found.push(format!("cgroup {}", dir.display()));
+            }
+        }
+        for state in rk8s_runtime::ContainerRuntime::list(&self.helper).unwrap_or_default() {
+            if state.spec.id.starts_with(uid) {
+                found.push(format!("container {}", state.spec.id));
+            }
+        }
+        if self.data.path().join("pods").join(uid).exists() {
+            found.push("pod directory".to_string());
+        }
+        found
+    }
+}
+
+impl Drop for PodHost {
+    fn drop(&mut self) {
+        // Drop may run inside the test's async runtime: clean up from a thread of its own.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                for record in self.pods.pods().unwrap_or_default() {
+                    let _ = runtime.block_on(self.pods.stop_pod(&record.uid, Duration::ZERO));
+                }
+            });
+        });
+        // Containers of pods whose record was lost.
+        for state in rk8s_runtime::ContainerRuntime::list(&self.helper).unwrap_or_default() {
+            let _ = rk8s_runtime::ContainerRuntime::delete(&self.helper, &state.spec.id, true);
+        }
+        let _ = self.helper.shutdown();
+        let _ = self.network.destroy();
+        let _ = std::fs::remove_dir_all(&self.run);
+        let _ = std::process::Command::new("ip").args(["link", "delete", &self.bridge]).output();
+    }
+}
