@@ -8,7 +8,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use rk8s_runtime::ExecProcess;
+use rk8s_runtime::{ContainerRuntime as _, ExecProcess};
 use serde_json::json;
 use support::{PodHost, busybox};
 
@@ -81,5 +81,283 @@ async fn two_containers_of_a_pod_share_localhost_and_limits_reach_the_cgroups() 
     assert_eq!(usage.memory_limit_bytes, 64 << 20);
 
     host.pods.stop_pod(&uid, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_hog_is_oom_killed_and_reported_so() {
+    let host = PodHost::new();
+    let pod = host.pod(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "hog"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "hog", "image": busybox(),
+                "command": ["sh", "-c", "x=$(yes aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa | head -c 200000000); echo survived"],
+                "resources": {"limits": {"memory": "16Mi"}}}]
+        }
+    }));
+    let uid = pod.metadata.uid.clone().unwrap();
+    host.pods.run_pod(&pod).await.unwrap();
+    let status = host.sync_until(&uid, "Failed", |s| s.phase.as_deref() == Some("Failed")).await;
+    let terminated = status.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+    assert_eq!(terminated.reason.as_deref(), Some("OOMKilled"));
+    assert_eq!(terminated.exit_code, 137);
+    assert!(!container_log(&host, &uid, "hog").contains("survived"));
+    host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
+    assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_container_restarts_after_a_doubling_backoff() {
+    let host = PodHost::new();
+    let pod = host.pod(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "crash"},
+        "spec": {
+            "initContainers": [{"name": "init", "image": busybox(), "command": ["sh", "-c", "echo init done"]}],
+            "containers": [{"name": "crash", "image": busybox(), "command": ["sh", "-c", "echo attempt; exit 3"]}]
+        }
+    }));
+    let uid = pod.metadata.uid.clone().unwrap();
+    host.pods.run_pod(&pod).await.unwrap();
+    // A stopped container waiting out its backoff shows that stop as its last state.
+    let backing_off = |s: &k8s_openapi::api::core::v1::PodStatus, restarts: i32| {
+        s.container_statuses.as_ref().is_some_and(|c| {
+            c[0].restart_count == restarts
+                && c[0].state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+                    == Some("CrashLoopBackOff")
+        })
+    };
+    let terminated = |s: &k8s_openapi::api::core::v1::PodStatus| {
+        s.container_statuses.as_ref().and_then(|c| c[0].last_state.clone()).and_then(|st| st.terminated)
+    };
+    let status = host.sync_until(&uid, "the first exit", |s| backing_off(s, 0)).await;
+    assert_eq!(status.init_container_statuses.clone().unwrap()[0].state.clone().unwrap().terminated.unwrap().exit_code, 0);
+    let finished = |s: &k8s_openapi::api::core::v1::PodStatus| {
+        let t = terminated(s).unwrap().finished_at.unwrap().0;
+        i64::try_from(t.as_nanosecond()).unwrap()
+    };
+    let first_exit = finished(&status);
+    let second = Duration::from_secs(1).as_nanos() as i64;
+    // The clock is the caller's: 5 s after the exit it waits, 11 s after it restarts.
+    let waiting = host.pods.sync_pod(&uid, first_exit + 5 * second).await.unwrap();
+    let state = waiting.container_statuses.unwrap()[0].clone();
+    assert_eq!(state.state.unwrap().waiting.unwrap().reason.as_deref(), Some("CrashLoopBackOff"));
+    assert_eq!(state.restart_count, 0);
+    let restarted = host.pods.sync_pod(&uid, first_exit + 11 * second).await.unwrap();
+    assert_eq!(restarted.container_statuses.unwrap()[0].restart_count, 1);
+    let status = host.sync_until(&uid, "the second exit", |s| backing_off(s, 1)).await;
+    let last = status.container_statuses.unwrap()[0].last_state.clone().unwrap().terminated.unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
+    let record = host.pods.record(&uid).unwrap().unwrap();
+    let id = record.containers["crash"].id.clone().unwrap();
+    let second_exit = host.pods.runtime().state(&id).unwrap().exit.unwrap().finished_at_ns;
+    // Second crash: 20 s.
+    let early = host.pods.sync_pod(&uid, second_exit + 15 * second).await.unwrap();
+    assert_eq!(early.container_statuses.unwrap()[0].restart_count, 1);
+    let late = host.pods.sync_pod(&uid, second_exit + 21 * second).await.unwrap();
+    assert_eq!(late.container_statuses.unwrap()[0].restart_count, 2);
+    // Each attempt has its own log; --previous reads the last one.
+    let (previous, _) = host.pods.container_log(&uid, "crash", true).unwrap();
+    assert!(previous.ends_with("crash/1.log"), "{}", previous.display());
+    host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
+    assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_survive_a_killed_helper_and_are_adopted_not_restarted() {
+    let host = PodHost::new();
+    let pod = host.pod(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "ticker"},
+        "spec": {"containers": [{"name": "tick", "image": busybox(),
+            "command": ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"]}]}
+    }));
+    let uid = pod.metadata.uid.clone().unwrap();
+    host.pods.run_pod(&pod).await.unwrap();
+    host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running")).await;
+    let id = host.pods.record(&uid).unwrap().unwrap().containers["tick"].id.clone().unwrap();
+    let before = host.pods.runtime().state(&id).unwrap();
+
+    let helper = nix::unistd::Pid::from_raw(host.helper_pid());
+    nix::sys::signal::kill(helper, nix::sys::signal::Signal::SIGKILL).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lines_at_kill = container_log(&host, &uid, "tick").lines().count();
+
+    // A restarted agent: a new pod runtime over the same directories starts a new helper.
+    let agent = host.reopen();
+    let status = agent.sync_pod(&uid, rk8s_runtime::container::now_ns()).await.unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(status.container_statuses.unwrap()[0].restart_count, 0);
+    let after = agent.runtime().state(&id).unwrap();
+    assert_eq!((after.pid, after.status), (before.pid, rk8s_runtime::Status::Running));
+    assert_ne!(host.helper_pid(), helper.as_raw());
+    // Output written while no helper read it, and after, reaches the log.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = container_log(&host, &uid, "tick");
+    assert!(log.lines().count() > lines_at_kill + 3, "{log}");
+    let numbers: Vec<u64> = log.lines().filter_map(|l| l.strip_prefix("tick ")?.parse().ok()).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "no line lost: {numbers:?}");
+
+    agent.stop_pod(&uid, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runc_backend_runs_the_same_pod() {
+    let host = PodHost::new();
+    let pod = host.pod(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "runc-web"},
+        "spec": {
+            "runtimeClassName": "runc",
+            "containers": [
+                {"name": "httpd", "image": busybox(), "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
+                 "resources": {"limits": {"memory": "32Mi"}}},
+                {"name": "client", "image": busybox(), "command": ["sleep", "3600"]}
+            ]
+        }
+    }));
+    let uid = pod.metadata.uid.clone().unwrap();
+    let record = host.pods.run_pod(&pod).await.unwrap();
+    assert_eq!(record.engine.name(), "runc");
+    host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out) = exec_output(&host, &uid, "client", &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]).await;
+        if code == 0 {
+            assert_eq!(out.trim(), "<h1>rk8s busybox</h1>");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "wget: {code} {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let limit = rk8s_runtime::cgroups::usage(&rk8s_runtime::cgroups::container_path(&uid, "httpd")).unwrap();
+    assert_eq!(limit.memory_limit_bytes, 32 << 20);
+    host.pods.stop_pod(&uid, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_pods_created_at_once_all_run() {
+    let host = PodHost::new();
+    let pods: Vec<_> = (0..20)
+        .map(|i| {
+            host.pod(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("many-{i}")},
+                "spec": {"containers": [{"name": "main", "image": busybox(), "command": ["sleep", "3600"]}]}
+            }))
+        })
+        .collect();
+    let started = futures_util::future::join_all(pods.iter().map(|p| host.pods.run_pod(p))).await;
+    for result in &started {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let host = &host;
+    let statuses = futures_util::future::join_all(pods.iter().map(|p| {
+        let uid = p.metadata.uid.clone().unwrap();
+        async move { host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running")).await }
+    }))
+    .await;
+    let mut ips: Vec<_> = statuses.iter().map(|s| s.pod_ip.clone().unwrap()).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 20, "every pod has its own address");
+    let stopped = futures_util::future::join_all(
+        pods.iter().map(|p| host.pods.stop_pod(p.metadata.uid.as_deref().unwrap(), Duration::from_secs(2))),
+    )
+    .await;
+    for (pod, result) in pods.iter().zip(stopped) {
+        result.unwrap();
+        assert_eq!(host.leftovers(pod.metadata.uid.as_deref().unwrap()), Vec::<String>::new());
+    }
+}
+
+/// A local registry (Debian's docker-registry) on a loopback port, stopped on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry)");
+        let registry = Registry { child, port, _dir: dir };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+
+    fn push(&self, layout: &std::path::Path, name: &str) -> String {
+        let target = format!("127.0.0.1:{}/{name}", self.port);
+        let status = std::process::Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("docker://{target}"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "skopeo copy");
+        target
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_pulled_from_a_local_registry_runs() {
+    let registry = Registry::start();
+    let reference = registry.push(&support::images().join("busybox"), "rk8s/busybox:v1");
+    let insecure = format!("127.0.0.1:{}", registry.port);
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let host = PodHost::with_config(|c| {
+        c.pull.insecure_registries = vec![insecure];
+        c.pull.progress = Some(std::sync::Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())));
+    });
+    let pod = host.pod(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "pulled"},
+        "spec": {"restartPolicy": "Never",
+                 "containers": [{"name": "main", "image": reference, "command": ["sh", "-c", "echo pulled ok"]}]}
+    }));
+    let uid = pod.metadata.uid.clone().unwrap();
+    host.pods.run_pod(&pod).await.unwrap();
+    host.sync_until(&uid, "Succeeded", |s| s.phase.as_deref() == Some("Succeeded")).await;
+    assert_eq!(container_log(&host, &uid, "main"), "pulled ok\n");
+    let images = host.pods.images().list().unwrap();
+    assert!(images.iter().any(|i| i.reference == reference && i.size > 0), "{images:?}");
+    assert!(lines.lock().unwrap().iter().any(|l| l.contains("layer 1/1")), "progress lines");
+    // Pulling again finds every layer present.
+    host.pods.images().remove(&reference).unwrap();
+    assert!(host.pods.images().get(&reference).unwrap().is_none());
+    host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
     assert_eq!(host.leftovers(&uid), Vec::<String>::new());
 }

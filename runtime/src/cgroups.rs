@@ -40,10 +40,9 @@ pub fn directories(path: &str) -> Vec<PathBuf> {
     };
     let mut dirs: Vec<PathBuf> = entries
         .flatten()
-        .filter(|e| {
-            // Skip the v1 symlinks (cpu → cpu,cpuacct) and the empty v2 mount.
-            e.file_type().map(|t| t.is_dir()).unwrap_or(false) && e.file_name() != "unified"
-        })
+        // Every hierarchy, the v2 one of the hybrid layout included (runc puts its
+        // containers there too); the v1 aliases (cpu → cpu,cpuacct) are symlinks.
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
         .map(|e| e.path().join(relative))
         .collect();
     dirs.sort();

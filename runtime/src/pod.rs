@@ -791,16 +791,28 @@ impl PodRuntime {
             Ok(())
         })
         .await?;
+        // Every step is tried even when one fails, so that a second stop finds less to
+        // do; the first error is reported.
+        let mut first_error = None;
         for id in ids.iter().chain(std::iter::once(&record.pause_id)) {
-            self.remove_container(id).await?;
+            if let Err(e) = self.remove_container(id).await {
+                first_error.get_or_insert(e);
+            }
         }
         if let (Some(_), Some(network)) = (&record.attachment, &self.network) {
             let network = network.clone();
             let uid = uid.to_string();
-            blocking(move || network.detach(&uid).map_err(Error::from)).await?;
+            if let Err(e) = blocking(move || network.detach(&uid).map_err(Error::from)).await {
+                first_error.get_or_insert(e);
+            }
         }
         let pod_cgroup = cgroups::pod_path(uid);
-        blocking(move || cgroups::remove(&pod_cgroup)).await?;
+        if let Err(e) = blocking(move || cgroups::remove(&pod_cgroup)).await {
+            first_error.get_or_insert(e);
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         let dir = self.pod_dir(uid);
         std::fs::remove_dir_all(&dir).map_err(io(&dir))
     }
@@ -912,7 +924,11 @@ fn container_status(
         started: Some(running),
         restart_count: entry.map_or(0, |e| i32::try_from(e.restart_count).unwrap_or(i32::MAX)),
         state: Some(current),
-        last_state: entry.and_then(|e| e.last.as_ref()).map(k8s_state),
+        // While a stopped container waits to restart, its last state is that stop.
+        last_state: match (waiting, state) {
+            (Some(_), Some(s)) if s.status == Status::Stopped => Some(k8s_state(s)),
+            _ => entry.and_then(|e| e.last.as_ref()).map(k8s_state),
+        },
         ..Default::default()
     }
 }

@@ -46,11 +46,16 @@ pub struct PodHost {
     pub data: tempfile::TempDir,
     pub run: PathBuf,
     pub bridge: String,
+    pub config: PodRuntimeConfig,
     _serial: MutexGuard<'static, ()>,
 }
 
 impl PodHost {
     pub fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    pub fn with_config(adjust: impl FnOnce(&mut PodRuntimeConfig)) -> Self {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}{n}", std::process::id() % 10000);
@@ -71,8 +76,21 @@ impl PodHost {
         let network = Arc::new(network);
         let mut config = PodRuntimeConfig::new(data.path(), images().join("pause").display().to_string());
         config.nameservers = vec!["10.200.255.53".to_string()];
+        adjust(&mut config);
+        let config_copy = config.clone();
         let pods = PodRuntime::new(config, Arc::new(helper.clone()), Some(network.clone())).unwrap();
-        Self { pods, helper, network, data, run, bridge, _serial: serial }
+        Self { pods, helper, network, data, run, bridge, config: config_copy, _serial: serial }
+    }
+
+    /// A second pod runtime over the same directories, as a restarted agent makes.
+    pub fn reopen(&self) -> PodRuntime {
+        let helper = HelperClient::new(self.run.join("helper"), env!("CARGO_BIN_EXE_rk8sctl"));
+        PodRuntime::new(self.config.clone(), Arc::new(helper), Some(self.network.clone())).unwrap()
+    }
+
+    /// The pid of the running container helper.
+    pub fn helper_pid(&self) -> i32 {
+        std::fs::read_to_string(self.run.join("helper/helper.pid")).unwrap().trim().parse().unwrap()
     }
 
     pub fn pod(&self, manifest: serde_json::Value) -> Pod {
@@ -153,5 +171,11 @@ impl Drop for PodHost {
         let _ = self.network.destroy();
         let _ = std::fs::remove_dir_all(&self.run);
         let _ = std::process::Command::new("ip").args(["link", "delete", &self.bridge]).output();
+        // The parent of all pod cgroups, when no other pod uses it.
+        if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+            for controller in controllers.flatten() {
+                let _ = std::fs::remove_dir(controller.path().join("rk8s"));
+            }
+        }
     }
 }

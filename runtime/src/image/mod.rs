@@ -175,13 +175,23 @@ impl ImageStore {
     }
 
     fn set_ref(&self, reference: &str, digest: Option<&str>) -> Result<()> {
+        // One writer at a time, across processes too.
+        let lock_path = self.root.join("refs.lock");
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| crate::error::sys(format!("flock {}", lock_path.display()))(e))?;
         let mut refs = self.refs()?;
         match digest {
             Some(d) => refs.insert(reference.to_string(), d.to_string()),
             None => refs.remove(reference),
         };
         let path = self.root.join("refs.json");
-        let tmp = self.root.join("refs.json.tmp");
+        let tmp = self.root.join(format!("refs.json.{}.tmp", std::process::id()));
         let json = serde_json::to_vec_pretty(&refs).unwrap_or_default();
         fs::write(&tmp, json).map_err(io(&tmp))?;
         fs::rename(&tmp, &path).map_err(io(&path))
@@ -198,7 +208,7 @@ impl ImageStore {
             });
         }
         if !path.exists() {
-            let tmp = path.with_extension("tmp");
+            let tmp = unique_tmp(&path);
             fs::write(&tmp, bytes).map_err(io(&tmp))?;
             fs::rename(&tmp, &path).map_err(io(&path))?;
         }
@@ -248,7 +258,7 @@ impl ImageStore {
             if !self.blob_path(&d)?.exists() {
                 let src = layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
                 let dst = self.blob_path(&d)?;
-                let tmp = dst.with_extension("tmp");
+                let tmp = unique_tmp(&dst);
                 fs::copy(&src, &tmp).map_err(io(&src))?;
                 let got = sha256_file(&tmp)?;
                 if got != d {
@@ -429,7 +439,9 @@ impl ImageStore {
             let dir = self.root.join(dir);
             for entry in fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if !keep.contains(&name) {
+                // Files being written by a concurrent pull or unpack are not garbage.
+                let in_progress = name.ends_with(".tmp") || name.contains(".unpacking-");
+                if !keep.contains(&name) && !in_progress {
                     let path = entry.path();
                     let removed = if path.is_dir() {
                         fs::remove_dir_all(&path)
@@ -476,6 +488,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::InvalidSpec(format!("image task failed: {e}")))?
+}
+
+/// A temporary name next to `path` that no concurrent writer shares.
+pub(crate) fn unique_tmp(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    PathBuf::from(format!("{}.{}-{n}.tmp", path.display(), std::process::id()))
 }
 
 /// `sha256:<hex>` of `bytes`.

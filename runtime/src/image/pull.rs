@@ -122,7 +122,7 @@ pub(super) async fn pull(store: &ImageStore, reference: &str, options: &PullOpti
             i + 1,
             layer.size()
         ));
-        let tmp = path.with_extension("download");
+        let tmp = super::unique_tmp(&path);
         let mut file = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
         let result = client.pull_blob(&image_ref, layer_digest.as_str(), &mut file).await;
         file.flush().await.map_err(io(&tmp))?;

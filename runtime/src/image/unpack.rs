@@ -41,8 +41,11 @@ impl Compression {
 /// Unpacks the layer `blob` into `target` (created; must not exist). Unpacks into a
 /// temporary sibling first, so a crash never leaves a half-unpacked layer in place.
 pub fn unpack_layer(blob: &Path, compression: Compression, target: &Path) -> Result<()> {
-    let tmp = PathBuf::from(format!("{}.unpacking", target.display()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    // Unique per call: two pods may unpack the same layer at once; the first rename
+    // wins and the other copy is dropped.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = PathBuf::from(format!("{}.unpacking-{}-{n}", target.display(), std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let file = File::open(blob).map_err(io(blob))?;
     let reader: Box<dyn Read> = match compression {
@@ -53,7 +56,17 @@ pub fn unpack_layer(blob: &Path, compression: Compression, target: &Path) -> Res
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, target).map_err(io(target))
+    match std::fs::rename(&tmp, target) {
+        Ok(()) => Ok(()),
+        Err(_) if target.is_dir() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(io(target)(e))
+        }
+    }
 }
 
 fn unpack_into(reader: impl Read, dir: &Path, blob: &Path) -> Result<()> {
