@@ -9,6 +9,14 @@ PACKAGES=(
   build-essential # cc for crates with C parts, and libFuzzer for the fuzz target
   pkg-config
   kubectl         # the API-compatibility tests drive rk8s-server with it
+  libseccomp-dev  # libcontainer's seccomp filters
+  busybox-static  # contents of the test and demo images (images/build.sh)
+  umoci           # builds those OCI image layouts offline
+  skopeo          # pushes them to a registry in the pull tests
+  docker-registry # the local OCI registry of the pull tests
+  runc            # the external OCI runtime backend (RuntimeClass handler "runc")
+  iproute2        # ip: bridges, veth pairs, network namespaces
+  nftables        # nft: masquerading and host ports
 )
 
 missing=()

@@ -1,6 +1,8 @@
 //! The node runtime with real containers (root): pods of busybox containers through
 //! the container helper and youki's libcontainer (and runc), on a real bridge network.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/runtime.rs"]
 mod support;
 
@@ -8,7 +10,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use rk8s_runtime::{ContainerRuntime as _, ExecProcess};
+use rk8s_runtime::ExecProcess;
 use serde_json::json;
 use support::{PodHost, busybox};
 
@@ -16,10 +18,19 @@ async fn exec_output(host: &PodHost, uid: &str, container: &str, args: &[&str]) 
     let (out_r, out_w) = nix::unistd::pipe().unwrap();
     let devnull: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
     let err_w = out_w.try_clone().unwrap();
-    let process = ExecProcess { args: args.iter().map(|s| s.to_string()).collect(), ..Default::default() };
-    let code = host.pods.exec(uid, container, process, [devnull, out_w, err_w]).await.unwrap();
+    let process = ExecProcess {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let code = host
+        .pods
+        .exec(uid, container, process, [devnull, out_w, err_w])
+        .await
+        .unwrap();
     let mut text = String::new();
-    std::fs::File::from(out_r).read_to_string(&mut text).unwrap();
+    std::fs::File::from(out_r)
+        .read_to_string(&mut text)
+        .unwrap();
     (code, text)
 }
 
@@ -54,12 +65,22 @@ async fn two_containers_of_a_pod_share_localhost_and_limits_reach_the_cgroups() 
     assert!(status.pod_ip.is_some());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !container_log(&host, &uid, "client").contains("fetched") {
-        assert!(std::time::Instant::now() < deadline, "client log: {}", container_log(&host, &uid, "client"));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "client log: {}",
+            container_log(&host, &uid, "client")
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(container_log(&host, &uid, "client").contains("rk8s busybox"));
 
-    let (code, out) = exec_output(&host, &uid, "client", &["wget", "-q", "-O", "-", "http://localhost:8080/"]).await;
+    let (code, out) = exec_output(
+        &host,
+        &uid,
+        "client",
+        &["wget", "-q", "-O", "-", "http://localhost:8080/"],
+    )
+    .await;
     assert_eq!((code, out.trim()), (0, "<h1>rk8s busybox</h1>"));
     let (code, _) = exec_output(&host, &uid, "client", &["sh", "-c", "exit 7"]).await;
     assert_eq!(code, 7);
@@ -68,19 +89,32 @@ async fn two_containers_of_a_pod_share_localhost_and_limits_reach_the_cgroups() 
 
     let cgroup = |controller: &str, file: &str| {
         let v1 = format!("/sys/fs/cgroup/{controller}/rk8s/pod{uid}/httpd/{file}");
-        std::fs::read_to_string(&v1).unwrap_or_else(|e| panic!("{v1}: {e}")).trim().to_string()
+        std::fs::read_to_string(&v1)
+            .unwrap_or_else(|e| panic!("{v1}: {e}"))
+            .trim()
+            .to_string()
     };
     if !rk8s_runtime::cgroups::is_unified() {
-        assert_eq!(cgroup("memory", "memory.limit_in_bytes"), (64 << 20).to_string());
+        assert_eq!(
+            cgroup("memory", "memory.limit_in_bytes"),
+            (64 << 20).to_string()
+        );
         assert_eq!(cgroup("cpu", "cpu.cfs_quota_us"), "50000");
         assert_eq!(cgroup("cpu", "cpu.cfs_period_us"), "100000");
         assert_eq!(cgroup("cpu", "cpu.shares"), "512");
     }
-    let usage = rk8s_runtime::cgroups::usage(&rk8s_runtime::cgroups::container_path(&uid, "httpd")).unwrap();
-    assert!(usage.memory_usage_bytes > 0 && usage.cpu_usage_ns > 0, "{usage:?}");
+    let usage = rk8s_runtime::cgroups::usage(&rk8s_runtime::cgroups::container_path(&uid, "httpd"))
+        .unwrap();
+    assert!(
+        usage.memory_usage_bytes > 0 && usage.cpu_usage_ns > 0,
+        "{usage:?}"
+    );
     assert_eq!(usage.memory_limit_bytes, 64 << 20);
 
-    host.pods.stop_pod(&uid, Duration::from_secs(5)).await.unwrap();
+    host.pods
+        .stop_pod(&uid, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(host.leftovers(&uid), Vec::<String>::new());
 }
 
@@ -99,8 +133,15 @@ async fn a_memory_hog_is_oom_killed_and_reported_so() {
     }));
     let uid = pod.metadata.uid.clone().unwrap();
     host.pods.run_pod(&pod).await.unwrap();
-    let status = host.sync_until(&uid, "Failed", |s| s.phase.as_deref() == Some("Failed")).await;
-    let terminated = status.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+    let status = host
+        .sync_until(&uid, "Failed", |s| s.phase.as_deref() == Some("Failed"))
+        .await;
+    let terminated = status.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
     assert_eq!(terminated.reason.as_deref(), Some("OOMKilled"));
     assert_eq!(terminated.exit_code, 137);
     assert!(!container_log(&host, &uid, "hog").contains("survived"));
@@ -125,15 +166,33 @@ async fn a_crashing_container_restarts_after_a_doubling_backoff() {
     let backing_off = |s: &k8s_openapi::api::core::v1::PodStatus, restarts: i32| {
         s.container_statuses.as_ref().is_some_and(|c| {
             c[0].restart_count == restarts
-                && c[0].state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+                && c[0]
+                    .state
+                    .as_ref()
+                    .and_then(|st| st.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref())
                     == Some("CrashLoopBackOff")
         })
     };
     let terminated = |s: &k8s_openapi::api::core::v1::PodStatus| {
-        s.container_statuses.as_ref().and_then(|c| c[0].last_state.clone()).and_then(|st| st.terminated)
+        s.container_statuses
+            .as_ref()
+            .and_then(|c| c[0].last_state.clone())
+            .and_then(|st| st.terminated)
     };
-    let status = host.sync_until(&uid, "the first exit", |s| backing_off(s, 0)).await;
-    assert_eq!(status.init_container_statuses.clone().unwrap()[0].state.clone().unwrap().terminated.unwrap().exit_code, 0);
+    let status = host
+        .sync_until(&uid, "the first exit", |s| backing_off(s, 0))
+        .await;
+    assert_eq!(
+        status.init_container_statuses.clone().unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap()
+            .exit_code,
+        0
+    );
     let finished = |s: &k8s_openapi::api::core::v1::PodStatus| {
         let t = terminated(s).unwrap().finished_at.unwrap().0;
         i64::try_from(t.as_nanosecond()).unwrap()
@@ -141,22 +200,55 @@ async fn a_crashing_container_restarts_after_a_doubling_backoff() {
     let first_exit = finished(&status);
     let second = Duration::from_secs(1).as_nanos() as i64;
     // The clock is the caller's: 5 s after the exit it waits, 11 s after it restarts.
-    let waiting = host.pods.sync_pod(&uid, first_exit + 5 * second).await.unwrap();
+    let waiting = host
+        .pods
+        .sync_pod(&uid, first_exit + 5 * second)
+        .await
+        .unwrap();
     let state = waiting.container_statuses.unwrap()[0].clone();
-    assert_eq!(state.state.unwrap().waiting.unwrap().reason.as_deref(), Some("CrashLoopBackOff"));
+    assert_eq!(
+        state.state.unwrap().waiting.unwrap().reason.as_deref(),
+        Some("CrashLoopBackOff")
+    );
     assert_eq!(state.restart_count, 0);
-    let restarted = host.pods.sync_pod(&uid, first_exit + 11 * second).await.unwrap();
+    let restarted = host
+        .pods
+        .sync_pod(&uid, first_exit + 11 * second)
+        .await
+        .unwrap();
     assert_eq!(restarted.container_statuses.unwrap()[0].restart_count, 1);
-    let status = host.sync_until(&uid, "the second exit", |s| backing_off(s, 1)).await;
-    let last = status.container_statuses.unwrap()[0].last_state.clone().unwrap().terminated.unwrap();
+    let status = host
+        .sync_until(&uid, "the second exit", |s| backing_off(s, 1))
+        .await;
+    let last = status.container_statuses.unwrap()[0]
+        .last_state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
     let record = host.pods.record(&uid).unwrap().unwrap();
     let id = record.containers["crash"].id.clone().unwrap();
-    let second_exit = host.pods.runtime().state(&id).unwrap().exit.unwrap().finished_at_ns;
+    let second_exit = host
+        .pods
+        .runtime()
+        .state(&id)
+        .unwrap()
+        .exit
+        .unwrap()
+        .finished_at_ns;
     // Second crash: 20 s.
-    let early = host.pods.sync_pod(&uid, second_exit + 15 * second).await.unwrap();
+    let early = host
+        .pods
+        .sync_pod(&uid, second_exit + 15 * second)
+        .await
+        .unwrap();
     assert_eq!(early.container_statuses.unwrap()[0].restart_count, 1);
-    let late = host.pods.sync_pod(&uid, second_exit + 21 * second).await.unwrap();
+    let late = host
+        .pods
+        .sync_pod(&uid, second_exit + 21 * second)
+        .await
+        .unwrap();
     assert_eq!(late.container_statuses.unwrap()[0].restart_count, 2);
     // Each attempt has its own log; --previous reads the last one.
     let (previous, _) = host.pods.container_log(&uid, "crash", true).unwrap();
@@ -176,8 +268,12 @@ async fn containers_survive_a_killed_helper_and_are_adopted_not_restarted() {
     }));
     let uid = pod.metadata.uid.clone().unwrap();
     host.pods.run_pod(&pod).await.unwrap();
-    host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running")).await;
-    let id = host.pods.record(&uid).unwrap().unwrap().containers["tick"].id.clone().unwrap();
+    host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running"))
+        .await;
+    let id = host.pods.record(&uid).unwrap().unwrap().containers["tick"]
+        .id
+        .clone()
+        .unwrap();
     let before = host.pods.runtime().state(&id).unwrap();
 
     let helper = nix::unistd::Pid::from_raw(host.helper_pid());
@@ -187,18 +283,30 @@ async fn containers_survive_a_killed_helper_and_are_adopted_not_restarted() {
 
     // A restarted agent: a new pod runtime over the same directories starts a new helper.
     let agent = host.reopen();
-    let status = agent.sync_pod(&uid, rk8s_runtime::container::now_ns()).await.unwrap();
+    let status = agent
+        .sync_pod(&uid, rk8s_runtime::container::now_ns())
+        .await
+        .unwrap();
     assert_eq!(status.phase.as_deref(), Some("Running"));
     assert_eq!(status.container_statuses.unwrap()[0].restart_count, 0);
     let after = agent.runtime().state(&id).unwrap();
-    assert_eq!((after.pid, after.status), (before.pid, rk8s_runtime::Status::Running));
+    assert_eq!(
+        (after.pid, after.status),
+        (before.pid, rk8s_runtime::Status::Running)
+    );
     assert_ne!(host.helper_pid(), helper.as_raw());
     // Output written while no helper read it, and after, reaches the log.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let log = container_log(&host, &uid, "tick");
     assert!(log.lines().count() > lines_at_kill + 3, "{log}");
-    let numbers: Vec<u64> = log.lines().filter_map(|l| l.strip_prefix("tick ")?.parse().ok()).collect();
-    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "no line lost: {numbers:?}");
+    let numbers: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "no line lost: {numbers:?}"
+    );
 
     agent.stop_pod(&uid, Duration::from_secs(2)).await.unwrap();
     assert_eq!(host.leftovers(&uid), Vec::<String>::new());
@@ -222,10 +330,17 @@ async fn the_runc_backend_runs_the_same_pod() {
     let uid = pod.metadata.uid.clone().unwrap();
     let record = host.pods.run_pod(&pod).await.unwrap();
     assert_eq!(record.engine.name(), "runc");
-    host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running")).await;
+    host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running"))
+        .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (code, out) = exec_output(&host, &uid, "client", &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]).await;
+        let (code, out) = exec_output(
+            &host,
+            &uid,
+            "client",
+            &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"],
+        )
+        .await;
         if code == 0 {
             assert_eq!(out.trim(), "<h1>rk8s busybox</h1>");
             break;
@@ -233,9 +348,13 @@ async fn the_runc_backend_runs_the_same_pod() {
         assert!(std::time::Instant::now() < deadline, "wget: {code} {out}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let limit = rk8s_runtime::cgroups::usage(&rk8s_runtime::cgroups::container_path(&uid, "httpd")).unwrap();
+    let limit = rk8s_runtime::cgroups::usage(&rk8s_runtime::cgroups::container_path(&uid, "httpd"))
+        .unwrap();
     assert_eq!(limit.memory_limit_bytes, 32 << 20);
-    host.pods.stop_pod(&uid, Duration::from_secs(2)).await.unwrap();
+    host.pods
+        .stop_pod(&uid, Duration::from_secs(2))
+        .await
+        .unwrap();
     assert_eq!(host.leftovers(&uid), Vec::<String>::new());
 }
 
@@ -258,20 +377,27 @@ async fn twenty_pods_created_at_once_all_run() {
     let host = &host;
     let statuses = futures_util::future::join_all(pods.iter().map(|p| {
         let uid = p.metadata.uid.clone().unwrap();
-        async move { host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running")).await }
+        async move {
+            host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running"))
+                .await
+        }
     }))
     .await;
     let mut ips: Vec<_> = statuses.iter().map(|s| s.pod_ip.clone().unwrap()).collect();
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 20, "every pod has its own address");
-    let stopped = futures_util::future::join_all(
-        pods.iter().map(|p| host.pods.stop_pod(p.metadata.uid.as_deref().unwrap(), Duration::from_secs(2))),
-    )
+    let stopped = futures_util::future::join_all(pods.iter().map(|p| {
+        host.pods
+            .stop_pod(p.metadata.uid.as_deref().unwrap(), Duration::from_secs(2))
+    }))
     .await;
     for (pod, result) in pods.iter().zip(stopped) {
         result.unwrap();
-        assert_eq!(host.leftovers(pod.metadata.uid.as_deref().unwrap()), Vec::<String>::new());
+        assert_eq!(
+            host.leftovers(pod.metadata.uid.as_deref().unwrap()),
+            Vec::<String>::new()
+        );
     }
 }
 
@@ -285,7 +411,11 @@ struct Registry {
 impl Registry {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
@@ -302,10 +432,17 @@ impl Registry {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("docker-registry (Debian package docker-registry)");
-        let registry = Registry { child, port, _dir: dir };
+        let registry = Registry {
+            child,
+            port,
+            _dir: dir,
+        };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "registry did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "registry did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         registry
@@ -340,7 +477,9 @@ async fn an_image_pulled_from_a_local_registry_runs() {
     let sink = lines.clone();
     let host = PodHost::with_config(|c| {
         c.pull.insecure_registries = vec![insecure];
-        c.pull.progress = Some(std::sync::Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())));
+        c.pull.progress = Some(std::sync::Arc::new(move |l: &str| {
+            sink.lock().unwrap().push(l.to_string())
+        }));
     });
     let pod = host.pod(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -350,11 +489,26 @@ async fn an_image_pulled_from_a_local_registry_runs() {
     }));
     let uid = pod.metadata.uid.clone().unwrap();
     host.pods.run_pod(&pod).await.unwrap();
-    host.sync_until(&uid, "Succeeded", |s| s.phase.as_deref() == Some("Succeeded")).await;
+    host.sync_until(&uid, "Succeeded", |s| {
+        s.phase.as_deref() == Some("Succeeded")
+    })
+    .await;
     assert_eq!(container_log(&host, &uid, "main"), "pulled ok\n");
     let images = host.pods.images().list().unwrap();
-    assert!(images.iter().any(|i| i.reference == reference && i.size > 0), "{images:?}");
-    assert!(lines.lock().unwrap().iter().any(|l| l.contains("layer 1/1")), "progress lines");
+    assert!(
+        images
+            .iter()
+            .any(|i| i.reference == reference && i.size > 0),
+        "{images:?}"
+    );
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("layer 1/1")),
+        "progress lines"
+    );
     // Pulling again finds every layer present.
     host.pods.images().remove(&reference).unwrap();
     assert!(host.pods.images().get(&reference).unwrap().is_none());

@@ -112,7 +112,10 @@ mod tests {
         assert!(net.contains("10.88.255.1".parse().unwrap()));
         assert!(!net.contains("10.89.0.1".parse().unwrap()));
         assert_eq!(net.nth(1), Some("10.88.0.1".parse().unwrap()));
-        assert_eq!(net.broadcast(), "10.88.255.255".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(
+            net.broadcast(),
+            "10.88.255.255".parse::<Ipv4Addr>().unwrap()
+        );
         assert_eq!(net.size(), 65536);
         assert_eq!(net.nth(65536), None);
     }

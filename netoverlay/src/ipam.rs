@@ -145,7 +145,10 @@ mod tests {
         assert_eq!(ipam.address_of("f").unwrap(), Some(f));
         let all: Vec<_> = ipam.allocations().unwrap();
         assert_eq!(all.len(), 5);
-        assert!(all.iter().all(|(addr, _)| *addr != "10.1.0.7".parse::<Ipv4Addr>().unwrap()));
+        assert!(
+            all.iter()
+                .all(|(addr, _)| *addr != "10.1.0.7".parse::<Ipv4Addr>().unwrap())
+        );
     }
 
     #[test]

@@ -80,7 +80,10 @@ impl Network {
     /// Opens the network, creating the bridge, its address and the masquerade rule
     /// when they are missing (so a reboot, which loses them, needs nothing else).
     pub fn new(config: NetworkConfig, host: impl Host + 'static) -> Result<Self> {
-        let ipam = Ipam::new(config.state_dir.join(&config.name).join("ipam"), config.subnet);
+        let ipam = Ipam::new(
+            config.state_dir.join(&config.name).join("ipam"),
+            config.subnet,
+        );
         let network = Self {
             config,
             host: Box::new(host),
@@ -184,13 +187,29 @@ impl Network {
         host.run(
             "ip",
             &[
-                "link", "add", &a.host_veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+                "link",
+                "add",
+                &a.host_veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ns,
             ],
             None,
         )?;
         host.run(
             "ip",
-            &["link", "set", &a.host_veth, "master", &self.config.bridge, "up"],
+            &[
+                "link",
+                "set",
+                &a.host_veth,
+                "master",
+                &self.config.bridge,
+                "up",
+            ],
             None,
         )?;
         let cidr = format!("{}/{}", a.address, a.prefix);
@@ -266,10 +285,10 @@ impl Network {
         };
         let mut out = Vec::new();
         for entry in entries.flatten() {
-            if let Ok(bytes) = fs::read(entry.path()) {
-                if let Ok(a) = serde_json::from_slice(&bytes) {
-                    out.push(a);
-                }
+            if let Ok(bytes) = fs::read(entry.path())
+                && let Ok(a) = serde_json::from_slice(&bytes)
+            {
+                out.push(a);
             }
         }
         Ok(out)
@@ -393,10 +412,18 @@ mod tests {
             .position(|c| c == &expected[0])
             .expect("netns add");
         assert_eq!(&commands[start..start + expected.len()], &expected);
-        assert!(commands.iter().any(|c| c.contains("tcp dport 8080 dnat to 10.99.0.2:80")));
+        assert!(
+            commands
+                .iter()
+                .any(|c| c.contains("tcp dport 8080 dnat to 10.99.0.2:80"))
+        );
         assert_eq!(net.attach("pod1").unwrap(), a, "attach is idempotent");
         net.detach("pod1").unwrap();
-        assert!(recorder.commands().contains(&"ip netns delete rk8s-pod1".to_string()));
+        assert!(
+            recorder
+                .commands()
+                .contains(&"ip netns delete rk8s-pod1".to_string())
+        );
         assert_eq!(net.attachment("pod1").unwrap(), None);
         assert!(net.ipam.allocations().unwrap().is_empty());
     }

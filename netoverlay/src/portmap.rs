@@ -253,9 +253,10 @@ mod tests {
             &LISTING.replace("web-1", "p1"),
         );
         remove(&host, "p1").unwrap();
-        assert!(host
-            .commands()
-            .iter()
-            .any(|c| c.ends_with("delete rule ip rk8s hostports handle 9")));
+        assert!(
+            host.commands()
+                .iter()
+                .any(|c| c.ends_with("delete rule ip rk8s hostports handle 9"))
+        );
     }
 }

@@ -55,7 +55,10 @@ pub fn oom_killed(path: &str) -> bool {
     let file = if is_unified() {
         Path::new(ROOT).join(relative).join("memory.events")
     } else {
-        Path::new(ROOT).join("memory").join(relative).join("memory.oom_control")
+        Path::new(ROOT)
+            .join("memory")
+            .join(relative)
+            .join("memory.oom_control")
     };
     std::fs::read_to_string(file)
         .ok()

@@ -7,7 +7,9 @@ use std::os::fd::BorrowedFd;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::container::{ContainerState, CreateContainer, ExecProcess, Exit, ExitReason, Status, now_ns};
+use crate::container::{
+    ContainerState, CreateContainer, ExecProcess, Exit, ExitReason, Status, now_ns,
+};
 use crate::error::{Error, Result};
 use crate::runtime::ContainerRuntime;
 
@@ -187,8 +189,14 @@ mod tests {
     fn the_fake_follows_the_oci_state_machine() {
         let rt = FakeRuntime::new();
         rt.create(&spec("a")).unwrap();
-        assert!(matches!(rt.create(&spec("a")), Err(Error::ContainerExists { .. })));
-        assert!(matches!(rt.delete("a", false), Err(Error::IncorrectStatus { .. })));
+        assert!(matches!(
+            rt.create(&spec("a")),
+            Err(Error::ContainerExists { .. })
+        ));
+        assert!(matches!(
+            rt.delete("a", false),
+            Err(Error::IncorrectStatus { .. })
+        ));
         rt.start("a").unwrap();
         assert!(matches!(rt.start("a"), Err(Error::IncorrectStatus { .. })));
         assert_eq!(rt.state("a").unwrap().status, Status::Running);
@@ -196,11 +204,17 @@ mod tests {
         let state = rt.state("a").unwrap();
         assert_eq!(state.exit.unwrap().code, 143);
         rt.delete("a", false).unwrap();
-        assert!(matches!(rt.state("a"), Err(Error::ContainerNotFound { .. })));
+        assert!(matches!(
+            rt.state("a"),
+            Err(Error::ContainerNotFound { .. })
+        ));
         rt.create(&spec("b")).unwrap();
         rt.start("b").unwrap();
         rt.exit("b", 0).unwrap();
-        assert_eq!(rt.state("b").unwrap().exit.unwrap().reason, ExitReason::Completed);
+        assert_eq!(
+            rt.state("b").unwrap().exit.unwrap().reason,
+            ExitReason::Completed
+        );
         rt.delete("b", true).unwrap();
         assert!(rt.list().unwrap().is_empty());
     }

@@ -17,8 +17,8 @@ pub mod cgroups;
 pub mod container;
 pub mod error;
 pub mod fake;
-pub mod image;
 pub mod helper;
+pub mod image;
 pub mod logs;
 pub mod pod;
 pub mod restart;
@@ -26,6 +26,8 @@ pub mod rootfs;
 pub mod runtime;
 pub mod spec;
 
-pub use container::{ContainerState, CreateContainer, Engine, ExecProcess, Exit, ExitReason, Status};
+pub use container::{
+    ContainerState, CreateContainer, Engine, ExecProcess, Exit, ExitReason, Status,
+};
 pub use error::{Error, Result};
 pub use runtime::ContainerRuntime;

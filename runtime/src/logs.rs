@@ -321,10 +321,17 @@ mod tests {
         w.write(Stream::Stdout, b"no newline").unwrap();
         w.flush_stream(Stream::Stdout).unwrap();
         let raw = std::fs::read_to_string(&path).unwrap();
-        let records: Vec<_> = raw.lines().map(|l| parse_line(l.as_bytes()).unwrap()).collect();
+        let records: Vec<_> = raw
+            .lines()
+            .map(|l| parse_line(l.as_bytes()).unwrap())
+            .collect();
         assert_eq!(records.len(), 4);
         assert_eq!(records[1].stream, Stream::Stderr);
-        assert!(records[0].time.ends_with('Z') && records[0].time.len() == 30, "{}", records[0].time);
+        assert!(
+            records[0].time.ends_with('Z') && records[0].time.len() == 30,
+            "{}",
+            records[0].time
+        );
         assert_eq!(
             read_all(&path, &ReadOptions::default()),
             "hello\noops\nworld\nno newline\n"
@@ -342,11 +349,15 @@ mod tests {
         let path = dir.path().join("c.log");
         let mut w = LogWriter::open(&path, DEFAULT_MAX_BYTES).unwrap();
         let long = "x".repeat(MAX_RECORD * 2 + 10);
-        w.write(Stream::Stdout, format!("{long}\n").as_bytes()).unwrap();
+        w.write(Stream::Stdout, format!("{long}\n").as_bytes())
+            .unwrap();
         let raw = std::fs::read_to_string(&path).unwrap();
         let tags: Vec<_> = raw.lines().map(|l| l.split(' ').nth(2).unwrap()).collect();
         assert_eq!(tags, ["P", "P", "F"]);
-        assert_eq!(read_all(&path, &ReadOptions::default()), format!("{long}\n"));
+        assert_eq!(
+            read_all(&path, &ReadOptions::default()),
+            format!("{long}\n")
+        );
     }
 
     #[test]
@@ -355,7 +366,8 @@ mod tests {
         let path = dir.path().join("c.log");
         let mut w = LogWriter::open(&path, 4096).unwrap();
         for i in 0..200 {
-            w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .unwrap();
         }
         assert!(rotated(&path).exists());
         assert!(std::fs::metadata(&path).unwrap().len() <= 4096);

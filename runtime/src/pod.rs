@@ -129,7 +129,9 @@ pub struct PodRuntime {
 
 impl std::fmt::Debug for PodRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PodRuntime").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("PodRuntime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -174,7 +176,10 @@ impl PodRuntime {
 
     /// The log file of attempt `attempt` of `container` (kubelet's layout).
     pub fn log_path(&self, uid: &str, container: &str, attempt: u32) -> PathBuf {
-        self.pod_dir(uid).join("logs").join(container).join(format!("{attempt}.log"))
+        self.pod_dir(uid)
+            .join("logs")
+            .join(container)
+            .join(format!("{attempt}.log"))
     }
 
     /// The record of pod `uid`.
@@ -251,7 +256,12 @@ impl PodRuntime {
             containers: BTreeMap::new(),
             created_at_ns: now_ns(),
         };
-        for c in spec.init_containers.iter().flatten().chain(&spec.containers) {
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+        {
             record.containers.insert(
                 c.name.clone(),
                 ContainerRecord {
@@ -286,14 +296,20 @@ impl PodRuntime {
             let ports = host_ports(&spec.containers);
             let network = network.clone();
             let uid = record.uid.clone();
-            record.attachment =
-                Some(blocking(move || network.attach_with_ports(&uid, &ports).map_err(Error::from)).await?);
+            record.attachment = Some(
+                blocking(move || network.attach_with_ports(&uid, &ports).map_err(Error::from))
+                    .await?,
+            );
             self.save(record)?;
         }
         let dir = self.pod_dir(&record.uid);
         let name = record.pod.metadata.name.clone().unwrap_or_default();
         let hostname = spec.hostname.clone().unwrap_or_else(|| name.clone());
-        let hostname = if host_network { host_hostname() } else { hostname };
+        let hostname = if host_network {
+            host_hostname()
+        } else {
+            hostname
+        };
         write_etc_files(&dir, &hostname, record, &self.config)?;
         for volume in spec.volumes.iter().flatten() {
             if volume.empty_dir.is_some() {
@@ -310,7 +326,9 @@ impl PodRuntime {
                 )));
             }
         }
-        let pause = self.image(&self.config.pause_image.clone(), PullPolicy::IfNotPresent).await?;
+        let pause = self
+            .image(&self.config.pause_image.clone(), PullPolicy::IfNotPresent)
+            .await?;
         let netns = record.attachment.as_ref().map(|a| a.netns_path.clone());
         let mut namespaces = spec::sandbox_namespaces(netns.as_deref());
         if host_network {
@@ -341,8 +359,14 @@ impl PodRuntime {
             cap_drop: vec!["ALL".to_string()],
         };
         let id = record.pause_id.clone();
-        self.create_and_start(&id, &pause, config, record.engine.clone(), &self.log_path(&record.uid, "pause", 0))
-            .await?;
+        self.create_and_start(
+            &id,
+            &pause,
+            config,
+            record.engine.clone(),
+            &self.log_path(&record.uid, "pause", 0),
+        )
+        .await?;
         Ok(())
     }
 
@@ -419,9 +443,9 @@ impl PodRuntime {
     /// restart what stopped and may run again once its backoff has passed; returns the
     /// pod's status.
     pub async fn sync_pod(&self, uid: &str, now_ns: i64) -> Result<PodStatus> {
-        let mut record = self
-            .record(uid)?
-            .ok_or_else(|| Error::ContainerNotFound { id: format!("pod {uid}") })?;
+        let mut record = self.record(uid)?.ok_or_else(|| Error::ContainerNotFound {
+            id: format!("pod {uid}"),
+        })?;
         let spec = record.pod.spec.clone().unwrap_or_default();
         let policy = RestartPolicy::from_k8s(spec.restart_policy.as_deref());
         let mut waiting: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -434,7 +458,8 @@ impl PodRuntime {
                 match state.as_ref().map(|s| (s.status, s.exit.map(|e| e.code))) {
                     Some((Status::Stopped, Some(0))) => continue,
                     Some((Status::Stopped, Some(code))) if policy.restarts_init(code) => {
-                        self.restart(&mut record, c, now_ns, &mut waiting, false).await?;
+                        self.restart(&mut record, c, now_ns, &mut waiting, false)
+                            .await?;
                     }
                     Some((Status::Stopped, _)) => {}
                     Some(_) => {}
@@ -449,7 +474,8 @@ impl PodRuntime {
                     match state.as_ref().map(|s| (s.status, s.exit.map(|e| e.code))) {
                         None => self.start(&mut record, c, true, &mut waiting).await?,
                         Some((Status::Stopped, code)) if policy.restarts(code.unwrap_or(255)) => {
-                            self.restart(&mut record, c, now_ns, &mut waiting, true).await?;
+                            self.restart(&mut record, c, now_ns, &mut waiting, true)
+                                .await?;
                         }
                         Some(_) => {}
                     }
@@ -497,7 +523,8 @@ impl PodRuntime {
             entry.crashes = restart::next_crashes(entry.crashes, ran);
             let delay = restart::delay(entry.crashes);
             let finished = old.exit.map_or(now_ns, |e| e.finished_at_ns);
-            entry.backoff_until_ns = Some(finished + i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX));
+            entry.backoff_until_ns =
+                Some(finished + i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX));
         }
         if entry.backoff_until_ns.is_some_and(|until| now_ns < until) {
             waiting.insert(
@@ -531,14 +558,21 @@ impl PodRuntime {
         waiting: &mut BTreeMap<String, (String, String)>,
     ) -> Result<()> {
         let _ = app;
-        let attempt = record.containers.get(&container.name).map_or(0, |c| c.restart_count);
+        let attempt = record
+            .containers
+            .get(&container.name)
+            .map_or(0, |c| c.restart_count);
         let id = format!("{}-{}-{attempt}", record.uid, container.name);
         let image_name = container.image.clone().unwrap_or_default();
         let policy = PullPolicy::from_k8s(container.image_pull_policy.as_deref(), &image_name);
         let image = match self.image(&image_name, policy).await {
             Ok(image) => image,
             Err(e) => {
-                let reason = if matches!(e, Error::Image { .. }) { "ErrImagePull" } else { "CreateContainerError" };
+                let reason = if matches!(e, Error::Image { .. }) {
+                    "ErrImagePull"
+                } else {
+                    "CreateContainerError"
+                };
                 waiting.insert(container.name.clone(), (reason.to_string(), e.to_string()));
                 return Ok(());
             }
@@ -546,7 +580,10 @@ impl PodRuntime {
         let config = match self.container_config(record, container, &image) {
             Ok(config) => config,
             Err(e) => {
-                waiting.insert(container.name.clone(), ("CreateContainerConfigError".to_string(), e.to_string()));
+                waiting.insert(
+                    container.name.clone(),
+                    ("CreateContainerConfigError".to_string(), e.to_string()),
+                );
                 return Ok(());
             }
         };
@@ -556,23 +593,36 @@ impl PodRuntime {
             entry.image_id = image.id.clone();
         }
         self.save(record)?;
-        if let Err(e) = self.create_and_start(&id, &image, config, record.engine.clone(), &log).await {
+        if let Err(e) = self
+            .create_and_start(&id, &image, config, record.engine.clone(), &log)
+            .await
+        {
             if let Some(entry) = record.containers.get_mut(&container.name) {
                 entry.id = None;
             }
-            waiting.insert(container.name.clone(), ("CreateContainerError".to_string(), e.to_string()));
+            waiting.insert(
+                container.name.clone(),
+                ("CreateContainerError".to_string(), e.to_string()),
+            );
         }
         Ok(())
     }
 
-    fn container_config(&self, record: &PodRecord, c: &Container, image: &Image) -> Result<ContainerConfig> {
+    fn container_config(
+        &self,
+        record: &PodRecord,
+        c: &Container,
+        image: &Image,
+    ) -> Result<ContainerConfig> {
         let pod_spec = record.pod.spec.clone().unwrap_or_default();
         let pause_pid = self
             .runtime
             .state(&record.pause_id)?
             .pid
             .filter(|pid| crate::helper::server::alive_pid(*pid))
-            .ok_or_else(|| Error::InvalidSpec("the pod sandbox (pause) is not running".to_string()))?;
+            .ok_or_else(|| {
+                Error::InvalidSpec("the pod sandbox (pause) is not running".to_string())
+            })?;
         // Kubernetes: command replaces the entrypoint, args the cmd.
         let args = match (&c.command, &c.args) {
             (Some(command), args) => [command.clone(), args.clone().unwrap_or_default()].concat(),
@@ -580,7 +630,11 @@ impl PodRuntime {
             (None, None) => [image.process.entrypoint.clone(), image.process.cmd.clone()].concat(),
         };
         let mut env: Vec<String> = image.process.env.clone();
-        let pod_ip = record.attachment.as_ref().map(|a| a.address.to_string()).unwrap_or_default();
+        let pod_ip = record
+            .attachment
+            .as_ref()
+            .map(|a| a.address.to_string())
+            .unwrap_or_default();
         for var in c.env.iter().flatten() {
             let value = match (&var.value, &var.value_from) {
                 (_, Some(from)) => {
@@ -596,7 +650,9 @@ impl PodRuntime {
                         })?;
                     match field {
                         "metadata.name" => record.pod.metadata.name.clone().unwrap_or_default(),
-                        "metadata.namespace" => record.pod.metadata.namespace.clone().unwrap_or_default(),
+                        "metadata.namespace" => {
+                            record.pod.metadata.namespace.clone().unwrap_or_default()
+                        }
                         "metadata.uid" => record.uid.clone(),
                         "status.podIP" => pod_ip.clone(),
                         "spec.nodeName" => pod_spec.node_name.clone().unwrap_or_default(),
@@ -614,13 +670,28 @@ impl PodRuntime {
             env.push(format!("{}={value}", var.name));
         }
         let resources = c.resources.clone().unwrap_or_default();
-        let resources = CgroupResources::from_requirements(resources.requests.as_ref(), resources.limits.as_ref())
-            .map_err(|e| Error::InvalidSpec(format!("container {}: resources: {e}", c.name)))?;
+        let resources = CgroupResources::from_requirements(
+            resources.requests.as_ref(),
+            resources.limits.as_ref(),
+        )
+        .map_err(|e| Error::InvalidSpec(format!("container {}: resources: {e}", c.name)))?;
         let dir = self.pod_dir(&record.uid);
         let mut mounts = vec![
-            BindMount { source: dir.join("hosts"), destination: "/etc/hosts".into(), readonly: false },
-            BindMount { source: dir.join("resolv.conf"), destination: "/etc/resolv.conf".into(), readonly: false },
-            BindMount { source: dir.join("hostname"), destination: "/etc/hostname".into(), readonly: false },
+            BindMount {
+                source: dir.join("hosts"),
+                destination: "/etc/hosts".into(),
+                readonly: false,
+            },
+            BindMount {
+                source: dir.join("resolv.conf"),
+                destination: "/etc/resolv.conf".into(),
+                readonly: false,
+            },
+            BindMount {
+                source: dir.join("hostname"),
+                destination: "/etc/hostname".into(),
+                readonly: false,
+            },
         ];
         for m in c.volume_mounts.iter().flatten() {
             let volume = pod_spec
@@ -628,16 +699,28 @@ impl PodRuntime {
                 .iter()
                 .flatten()
                 .find(|v| v.name == m.name)
-                .ok_or_else(|| Error::InvalidSpec(format!("volumeMount {:?}: no such volume in the pod", m.name)))?;
+                .ok_or_else(|| {
+                    Error::InvalidSpec(format!(
+                        "volumeMount {:?}: no such volume in the pod",
+                        m.name
+                    ))
+                })?;
             let source = match (&volume.empty_dir, &volume.host_path) {
                 (Some(_), _) => dir.join("volumes").join(&volume.name),
                 (None, Some(h)) => PathBuf::from(&h.path),
-                _ => return Err(Error::InvalidSpec(format!("volume {:?} is not supported", volume.name))),
+                _ => {
+                    return Err(Error::InvalidSpec(format!(
+                        "volume {:?} is not supported",
+                        volume.name
+                    )));
+                }
             };
             let source = match &m.sub_path {
                 Some(sub) if !sub.is_empty() => {
                     if sub.split('/').any(|p| p == "..") {
-                        return Err(Error::InvalidSpec(format!("subPath {sub:?} leaves the volume")));
+                        return Err(Error::InvalidSpec(format!(
+                            "subPath {sub:?} leaves the volume"
+                        )));
                     }
                     let s = source.join(sub);
                     std::fs::create_dir_all(&s).map_err(io(&s))?;
@@ -660,7 +743,10 @@ impl PodRuntime {
         let config = ContainerConfig {
             args,
             env,
-            cwd: c.working_dir.clone().unwrap_or_else(|| image.process.working_dir.clone()),
+            cwd: c
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| image.process.working_dir.clone()),
             uid: uid.and_then(|u| u32::try_from(u).ok()),
             gid: gid.and_then(|g| u32::try_from(g).ok()),
             image_user: image.process.user.clone(),
@@ -694,7 +780,11 @@ impl PodRuntime {
         let mut failed = 0;
         let mut all_ready = true;
         let inits: Vec<&Container> = spec.init_containers.iter().flatten().collect();
-        for (c, is_init) in inits.iter().map(|c| (*c, true)).chain(spec.containers.iter().map(|c| (c, false))) {
+        for (c, is_init) in inits
+            .iter()
+            .map(|c| (*c, true))
+            .chain(spec.containers.iter().map(|c| (c, false)))
+        {
             let entry = record.containers.get(&c.name);
             let state = self.current(record, &c.name).await?;
             let status = container_status(c, entry, state.as_ref(), waiting.get(&c.name));
@@ -704,8 +794,14 @@ impl PodRuntime {
             }
             match state.as_ref().map(|s| (s.status, s.exit.map(|e| e.code))) {
                 Some((Status::Running, _)) => running += 1,
-                Some((Status::Stopped, Some(0))) if !waiting.contains_key(&c.name) && !policy.restarts(0) => succeeded += 1,
-                Some((Status::Stopped, code)) if !policy.restarts(code.unwrap_or(255)) => failed += 1,
+                Some((Status::Stopped, Some(0)))
+                    if !waiting.contains_key(&c.name) && !policy.restarts(0) =>
+                {
+                    succeeded += 1
+                }
+                Some((Status::Stopped, code)) if !policy.restarts(code.unwrap_or(255)) => {
+                    failed += 1
+                }
                 _ => {}
             }
             all_ready &= status.ready;
@@ -713,9 +809,12 @@ impl PodRuntime {
         }
         let total = spec.containers.len();
         let init_failed = policy == RestartPolicy::Never
-            && init_statuses
-                .iter()
-                .any(|s| s.state.as_ref().and_then(|st| st.terminated.as_ref()).is_some_and(|t| t.exit_code != 0));
+            && init_statuses.iter().any(|s| {
+                s.state
+                    .as_ref()
+                    .and_then(|st| st.terminated.as_ref())
+                    .is_some_and(|t| t.exit_code != 0)
+            });
         let phase = if !sandbox_ok && record.pause_id.is_empty() {
             "Unknown"
         } else if init_failed || (failed > 0 && succeeded + failed == total) {
@@ -740,7 +839,9 @@ impl PodRuntime {
             phase: Some(phase.to_string()),
             pod_ip: pod_ip.clone(),
             pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
-            start_time: Some(Time(jiff::Timestamp::from_nanosecond(i128::from(record.created_at_ns)).unwrap_or(now.0))),
+            start_time: Some(Time(
+                jiff::Timestamp::from_nanosecond(i128::from(record.created_at_ns)).unwrap_or(now.0),
+            )),
             conditions: Some(vec![
                 condition("PodReadyToStartContainers", sandbox_ok),
                 condition("Initialized", inits_done),
@@ -760,7 +861,11 @@ impl PodRuntime {
         let Some(record) = self.record(uid)? else {
             return Ok(());
         };
-        let mut ids: Vec<String> = record.containers.values().filter_map(|c| c.id.clone()).collect();
+        let mut ids: Vec<String> = record
+            .containers
+            .values()
+            .filter_map(|c| c.id.clone())
+            .collect();
         // Attempts a crash left unrecorded belong to the pod too.
         let prefix = format!("{uid}-");
         for state in self.runtime.list()? {
@@ -781,7 +886,10 @@ impl PodRuntime {
             let deadline = std::time::Instant::now() + grace;
             while std::time::Instant::now() < deadline {
                 let all_stopped = term_ids.iter().all(|id| {
-                    runtime.state(id).map(|s| s.status == Status::Stopped).unwrap_or(true)
+                    runtime
+                        .state(id)
+                        .map(|s| s.status == Status::Stopped)
+                        .unwrap_or(true)
                 });
                 if all_stopped {
                     break;
@@ -826,18 +934,24 @@ impl PodRuntime {
         process: ExecProcess,
         stdio: [std::os::fd::OwnedFd; 3],
     ) -> Result<i32> {
-        let record = self
-            .record(uid)?
-            .ok_or_else(|| Error::ContainerNotFound { id: format!("pod {uid}") })?;
+        let record = self.record(uid)?.ok_or_else(|| Error::ContainerNotFound {
+            id: format!("pod {uid}"),
+        })?;
         let id = record
             .containers
             .get(name)
             .and_then(|c| c.id.clone())
-            .ok_or_else(|| Error::ContainerNotFound { id: format!("{}/{name}", record.key()) })?;
+            .ok_or_else(|| Error::ContainerNotFound {
+                id: format!("{}/{name}", record.key()),
+            })?;
         let runtime = self.runtime.clone();
         blocking(move || {
             let [stdin, stdout, stderr] = &stdio;
-            let pid = runtime.exec(&id, &process, [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()])?;
+            let pid = runtime.exec(
+                &id,
+                &process,
+                [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
+            )?;
             drop(stdio);
             runtime.wait_exec(pid)
         })
@@ -846,21 +960,33 @@ impl PodRuntime {
 
     /// The log file of the current (or, with `previous`, the last) attempt of a
     /// container.
-    pub fn container_log(&self, uid: &str, name: &str, previous: bool) -> Result<(PathBuf, Option<String>)> {
-        let record = self
-            .record(uid)?
-            .ok_or_else(|| Error::ContainerNotFound { id: format!("pod {uid}") })?;
+    pub fn container_log(
+        &self,
+        uid: &str,
+        name: &str,
+        previous: bool,
+    ) -> Result<(PathBuf, Option<String>)> {
+        let record = self.record(uid)?.ok_or_else(|| Error::ContainerNotFound {
+            id: format!("pod {uid}"),
+        })?;
         let entry = record
             .containers
             .get(name)
-            .ok_or_else(|| Error::ContainerNotFound { id: format!("{}/{name}", record.key()) })?;
+            .ok_or_else(|| Error::ContainerNotFound {
+                id: format!("{}/{name}", record.key()),
+            })?;
         if previous {
             let last = entry.last.as_ref().ok_or_else(|| {
-                Error::InvalidSpec(format!("container {name:?} has not been restarted: no previous log"))
+                Error::InvalidSpec(format!(
+                    "container {name:?} has not been restarted: no previous log"
+                ))
             })?;
             return Ok((last.spec.log_path.clone(), None));
         }
-        Ok((self.log_path(uid, name, entry.restart_count), entry.id.clone()))
+        Ok((
+            self.log_path(uid, name, entry.restart_count),
+            entry.id.clone(),
+        ))
     }
 }
 
@@ -870,7 +996,11 @@ fn container_status(
     state: Option<&ContainerState>,
     waiting: Option<&(String, String)>,
 ) -> ContainerStatus {
-    let time = |ns: i64| Time(jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(jiff::Timestamp::UNIX_EPOCH));
+    let time = |ns: i64| {
+        Time(
+            jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        )
+    };
     let k8s_state = |s: &ContainerState| -> K8sState {
         match (s.status, s.exit) {
             (Status::Stopped, Some(exit)) => K8sState {
@@ -885,7 +1015,9 @@ fn container_status(
                 ..Default::default()
             },
             (Status::Running, _) => K8sState {
-                running: Some(ContainerStateRunning { started_at: s.started_at_ns.map(time) }),
+                running: Some(ContainerStateRunning {
+                    started_at: s.started_at_ns.map(time),
+                }),
                 ..Default::default()
             },
             _ => K8sState {
@@ -943,13 +1075,22 @@ fn host_ports(containers: &[Container]) -> Vec<PortMapping> {
             Some(PortMapping {
                 host_port,
                 container_port: u16::try_from(p.container_port).ok()?,
-                protocol: if p.protocol.as_deref() == Some("UDP") { Protocol::Udp } else { Protocol::Tcp },
+                protocol: if p.protocol.as_deref() == Some("UDP") {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                },
             })
         })
         .collect()
 }
 
-fn write_etc_files(dir: &Path, hostname: &str, record: &PodRecord, config: &PodRuntimeConfig) -> Result<()> {
+fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    record: &PodRecord,
+    config: &PodRuntimeConfig,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let spec = record.pod.spec.clone().unwrap_or_default();
     let mut hosts = String::from(

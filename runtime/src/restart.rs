@@ -58,7 +58,11 @@ pub fn delay(crashes: u32) -> Duration {
 /// The crash count after a container that ran for `ran` stops, given the count
 /// before: a long run forgets earlier crashes.
 pub fn next_crashes(previous: u32, ran: Duration) -> u32 {
-    if ran >= BACKOFF_RESET { 1 } else { previous.saturating_add(1) }
+    if ran >= BACKOFF_RESET {
+        1
+    } else {
+        previous.saturating_add(1)
+    }
 }
 
 #[cfg(test)]

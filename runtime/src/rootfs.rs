@@ -33,7 +33,9 @@ impl Rootfs {
     /// already mounted rootfs does nothing.
     pub fn mount(&self, layers: &[PathBuf]) -> Result<()> {
         if layers.is_empty() {
-            return Err(Error::InvalidSpec("an image without layers has no rootfs".to_string()));
+            return Err(Error::InvalidSpec(
+                "an image without layers has no rootfs".to_string(),
+            ));
         }
         if self.is_mounted() {
             return Ok(());

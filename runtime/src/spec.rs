@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, LinuxSeccomp, Mount,
-    Spec, User,
+    Capability, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, LinuxSeccomp, Mount, Spec,
+    User,
 };
 use rk8s_api::resources::CgroupResources;
 use serde_json::json;
@@ -134,15 +134,15 @@ pub const DENIED_SYSCALLS: &[&str] = &[
 
 /// The standard devices every container may use: (type, major, minor).
 const ALLOWED_DEVICES: &[(&str, i64, Option<i64>)] = &[
-    ("c", 1, Some(3)),   // null
-    ("c", 1, Some(5)),   // zero
-    ("c", 1, Some(7)),   // full
-    ("c", 1, Some(8)),   // random
-    ("c", 1, Some(9)),   // urandom
-    ("c", 5, Some(0)),   // tty
-    ("c", 5, Some(1)),   // console
-    ("c", 5, Some(2)),   // ptmx
-    ("c", 136, None),    // pts/*
+    ("c", 1, Some(3)), // null
+    ("c", 1, Some(5)), // zero
+    ("c", 1, Some(7)), // full
+    ("c", 1, Some(8)), // random
+    ("c", 1, Some(9)), // urandom
+    ("c", 5, Some(0)), // tty
+    ("c", 5, Some(1)), // console
+    ("c", 5, Some(2)), // ptmx
+    ("c", 136, None),  // pts/*
 ];
 
 impl ContainerConfig {
@@ -153,7 +153,8 @@ impl ContainerConfig {
                 "the container has no command: neither the pod nor the image gives one".to_string(),
             ));
         }
-        let invalid = |what: &str, e: &dyn std::fmt::Display| Error::InvalidSpec(format!("{what}: {e}"));
+        let invalid =
+            |what: &str, e: &dyn std::fmt::Display| Error::InvalidSpec(format!("{what}: {e}"));
         let mut spec = Spec::default();
         let mut process = spec.process().clone().unwrap_or_default();
         process.set_args(Some(self.args.clone()));
@@ -163,7 +164,11 @@ impl ContainerConfig {
             env.insert(0, format!("PATH={DEFAULT_PATH}"));
         }
         process.set_env(Some(env));
-        process.set_cwd(PathBuf::from(if self.cwd.is_empty() { "/" } else { &self.cwd }));
+        process.set_cwd(PathBuf::from(if self.cwd.is_empty() {
+            "/"
+        } else {
+            &self.cwd
+        }));
         let (uid, gid) = resolve_user(&self.image_user, &self.rootfs);
         let mut user = User::default();
         user.set_uid(self.uid.unwrap_or(uid));
@@ -278,10 +283,22 @@ impl ContainerConfig {
 /// the pod's network namespace.
 pub fn sandbox_namespaces(netns: Option<&Path>) -> Vec<Namespace> {
     let mut namespaces = vec![
-        Namespace { kind: LinuxNamespaceType::Pid, path: None },
-        Namespace { kind: LinuxNamespaceType::Ipc, path: None },
-        Namespace { kind: LinuxNamespaceType::Uts, path: None },
-        Namespace { kind: LinuxNamespaceType::Mount, path: None },
+        Namespace {
+            kind: LinuxNamespaceType::Pid,
+            path: None,
+        },
+        Namespace {
+            kind: LinuxNamespaceType::Ipc,
+            path: None,
+        },
+        Namespace {
+            kind: LinuxNamespaceType::Uts,
+            path: None,
+        },
+        Namespace {
+            kind: LinuxNamespaceType::Mount,
+            path: None,
+        },
     ];
     namespaces.push(Namespace {
         kind: LinuxNamespaceType::Network,
@@ -305,9 +322,15 @@ pub fn container_namespaces(pause_pid: i32, share_pid: bool) -> Vec<Namespace> {
         if share_pid {
             join(LinuxNamespaceType::Pid, "pid")
         } else {
-            Namespace { kind: LinuxNamespaceType::Pid, path: None }
+            Namespace {
+                kind: LinuxNamespaceType::Pid,
+                path: None,
+            }
         },
-        Namespace { kind: LinuxNamespaceType::Mount, path: None },
+        Namespace {
+            kind: LinuxNamespaceType::Mount,
+            path: None,
+        },
     ]
 }
 
@@ -417,11 +440,18 @@ mod tests {
         assert_eq!(json["linux"]["resources"]["pids"]["limit"], 100);
         assert_eq!(json["linux"]["resources"]["devices"][0]["allow"], false);
         assert_eq!(json["process"]["noNewPrivileges"], true);
-        let caps = json["process"]["capabilities"]["bounding"].as_array().unwrap();
+        let caps = json["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap();
         assert!(caps.contains(&json!("CAP_NET_ADMIN")));
         assert!(!caps.contains(&json!("CAP_MKNOD")));
         assert!(!caps.contains(&json!("CAP_SYS_ADMIN")));
-        assert!(json["linux"]["maskedPaths"].as_array().unwrap().contains(&json!("/proc/kcore")));
+        assert!(
+            json["linux"]["maskedPaths"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("/proc/kcore"))
+        );
         let net = json["linux"]["namespaces"]
             .as_array()
             .unwrap()
@@ -430,7 +460,10 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(net["path"], "/run/netns/rk8s-x");
-        assert_eq!(json["linux"]["seccomp"]["syscalls"][0]["action"], "SCMP_ACT_ERRNO");
+        assert_eq!(
+            json["linux"]["seccomp"]["syscalls"][0]["action"],
+            "SCMP_ACT_ERRNO"
+        );
         assert_eq!(json["hostname"], "web");
     }
 
@@ -446,14 +479,23 @@ mod tests {
         c.cap_drop = vec!["ALL".into()];
         c.cap_add.clear();
         let json = serde_json::to_value(c.to_spec().unwrap()).unwrap();
-        assert!(json["process"]["capabilities"]["bounding"].as_array().unwrap().is_empty());
+        assert!(
+            json["process"]["capabilities"]["bounding"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn image_users_resolve_against_the_rootfs() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/:/bin/sh\nweb:x:1000:1001::/:/bin/sh\n").unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\nweb:x:1000:1001::/:/bin/sh\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
         assert_eq!(resolve_user("web", dir.path()), (1000, 1001));
         assert_eq!(resolve_user("web:staff", dir.path()), (1000, 50));
@@ -465,8 +507,15 @@ mod tests {
     fn work_containers_join_the_sandbox_namespaces() {
         let ns = container_namespaces(42, false);
         assert_eq!(ns[0].path.as_deref(), Some(Path::new("/proc/42/ns/net")));
-        assert!(ns.iter().any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_none()));
+        assert!(
+            ns.iter()
+                .any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_none())
+        );
         let shared = container_namespaces(42, true);
-        assert!(shared.iter().any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_some()));
+        assert!(
+            shared
+                .iter()
+                .any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_some())
+        );
     }
 }

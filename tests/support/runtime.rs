@@ -2,7 +2,7 @@
 //! helper, its own bridge network; everything removed on drop, also after a failure,
 //! and checked for leftovers.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,10 +25,12 @@ pub fn images() -> PathBuf {
     static BUILT: Mutex<bool> = Mutex::new(false);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !*built {
-        let status = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
-            .arg(&dir)
-            .status()
-            .expect("run images/build.sh");
+        let status = std::process::Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"),
+        )
+        .arg(&dir)
+        .status()
+        .expect("run images/build.sh");
         assert!(status.success(), "images/build.sh failed");
         *built = true;
     }
@@ -59,7 +61,10 @@ impl PodHost {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}{n}", std::process::id() % 10000);
-        let data = tempfile::Builder::new().prefix("rk8s-rt-").tempdir_in("/var/tmp").unwrap();
+        let data = tempfile::Builder::new()
+            .prefix("rk8s-rt-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
         let run = PathBuf::from(format!("/run/rk8s-test-{tag}"));
         let bridge = format!("rk8st{tag}");
         let helper = HelperClient::new(run.join("helper"), env!("CARGO_BIN_EXE_rk8sctl"));
@@ -67,48 +72,87 @@ impl PodHost {
             NetworkConfig {
                 name: format!("test{tag}"),
                 bridge: bridge.clone(),
-                subnet: Ipv4Net::new(std::net::Ipv4Addr::new(10, 200, (n % 200) as u8, 0), 24).unwrap(),
+                subnet: Ipv4Net::new(std::net::Ipv4Addr::new(10, 200, (n % 200) as u8, 0), 24)
+                    .unwrap(),
                 state_dir: run.join("net"),
             },
             System,
         )
         .unwrap();
         let network = Arc::new(network);
-        let mut config = PodRuntimeConfig::new(data.path(), images().join("pause").display().to_string());
+        let mut config =
+            PodRuntimeConfig::new(data.path(), images().join("pause").display().to_string());
         config.nameservers = vec!["10.200.255.53".to_string()];
         adjust(&mut config);
         let config_copy = config.clone();
-        let pods = PodRuntime::new(config, Arc::new(helper.clone()), Some(network.clone())).unwrap();
-        Self { pods, helper, network, data, run, bridge, config: config_copy, _serial: serial }
+        let pods =
+            PodRuntime::new(config, Arc::new(helper.clone()), Some(network.clone())).unwrap();
+        Self {
+            pods,
+            helper,
+            network,
+            data,
+            run,
+            bridge,
+            config: config_copy,
+            _serial: serial,
+        }
     }
 
     /// A second pod runtime over the same directories, as a restarted agent makes.
     pub fn reopen(&self) -> PodRuntime {
         let helper = HelperClient::new(self.run.join("helper"), env!("CARGO_BIN_EXE_rk8sctl"));
-        PodRuntime::new(self.config.clone(), Arc::new(helper), Some(self.network.clone())).unwrap()
+        PodRuntime::new(
+            self.config.clone(),
+            Arc::new(helper),
+            Some(self.network.clone()),
+        )
+        .unwrap()
     }
 
     /// The pid of the running container helper.
     pub fn helper_pid(&self) -> i32 {
-        std::fs::read_to_string(self.run.join("helper/helper.pid")).unwrap().trim().parse().unwrap()
+        std::fs::read_to_string(self.run.join("helper/helper.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     pub fn pod(&self, manifest: serde_json::Value) -> Pod {
         let mut pod: Pod = serde_json::from_value(manifest).unwrap();
-        pod.metadata.uid = Some(format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
-        pod.metadata.namespace.get_or_insert_with(|| "default".to_string());
+        pod.metadata.uid = Some(format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        pod.metadata
+            .namespace
+            .get_or_insert_with(|| "default".to_string());
         pod
     }
 
     /// Syncs the pod until `done` holds for its status (10 s at most).
-    pub async fn sync_until(&self, uid: &str, what: &str, done: impl Fn(&PodStatus) -> bool) -> PodStatus {
+    pub async fn sync_until(
+        &self,
+        uid: &str,
+        what: &str,
+        done: impl Fn(&PodStatus) -> bool,
+    ) -> PodStatus {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let status = self.pods.sync_pod(uid, rk8s_runtime::container::now_ns()).await.unwrap();
+            let status = self
+                .pods
+                .sync_pod(uid, rk8s_runtime::container::now_ns())
+                .await
+                .unwrap();
             if done(&status) {
                 return status;
             }
-            assert!(Instant::now() < deadline, "pod {uid} never got {what}: {status:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "pod {uid} never got {what}: {status:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -120,12 +164,18 @@ impl PodHost {
         if netns.exists() {
             found.push(format!("netns {}", netns.display()));
         }
-        let links = std::process::Command::new("ip").args(["-o", "link", "show", "master", &self.bridge]).output().unwrap();
+        let links = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "master", &self.bridge])
+            .output()
+            .unwrap();
         let links = String::from_utf8_lossy(&links.stdout).to_string();
         if !links.trim().is_empty() {
             found.push(format!("links on the bridge: {links}"));
         }
-        let rules = std::process::Command::new("nft").args(["list", "table", "ip", "rk8s"]).output().unwrap();
+        let rules = std::process::Command::new("nft")
+            .args(["list", "table", "ip", "rk8s"])
+            .output()
+            .unwrap();
         if String::from_utf8_lossy(&rules.stdout).contains(uid) {
             found.push("nftables rules naming the pod".to_string());
         }
@@ -157,7 +207,10 @@ impl Drop for PodHost {
         // Drop may run inside the test's async runtime: clean up from a thread of its own.
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 for record in self.pods.pods().unwrap_or_default() {
                     let _ = runtime.block_on(self.pods.stop_pod(&record.uid, Duration::ZERO));
                 }
@@ -170,7 +223,9 @@ impl Drop for PodHost {
         let _ = self.helper.shutdown();
         let _ = self.network.destroy();
         let _ = std::fs::remove_dir_all(&self.run);
-        let _ = std::process::Command::new("ip").args(["link", "delete", &self.bridge]).output();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .output();
         // The parent of all pod cgroups, when no other pod uses it.
         if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
             for controller in controllers.flatten() {

@@ -80,9 +80,9 @@ impl HelperClient {
                 .arg("--idle-exit-seconds")
                 .arg(idle.as_secs().max(1).to_string());
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| self.helper_error(format!("failed to start {}: {e}", self.exe.display())))?;
+        let mut child = command.spawn().map_err(|e| {
+            self.helper_error(format!("failed to start {}: {e}", self.exe.display()))
+        })?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(stream) = UnixStream::connect(&socket) {

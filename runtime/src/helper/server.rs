@@ -142,7 +142,10 @@ impl Helper {
             let mut log_fds = Vec::new();
             for (id, managed) in &self.containers {
                 if let Some(logs) = &managed.logs {
-                    for (stream, file) in [(Stream::Stdout, &logs.stdout), (Stream::Stderr, &logs.stderr)] {
+                    for (stream, file) in [
+                        (Stream::Stdout, &logs.stdout),
+                        (Stream::Stderr, &logs.stderr),
+                    ] {
                         if let Some(file) = file {
                             fds.push(PollFd::new(file.as_fd(), PollFlags::POLLIN));
                             log_fds.push((id.clone(), stream));
@@ -174,7 +177,9 @@ impl Helper {
         if listener_ready {
             while let Ok((stream, _)) = self.listener.accept() {
                 if stream.set_nonblocking(false).is_ok()
-                    && stream.set_read_timeout(Some(Duration::from_secs(10))).is_ok()
+                    && stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .is_ok()
                 {
                     self.clients.push(Client {
                         stream,
@@ -223,7 +228,9 @@ impl Helper {
                 self.shutdown = true;
                 Response::Ok
             }
-            other => self.handle(other, fds).unwrap_or_else(|e| error_response(&e)),
+            other => self
+                .handle(other, fds)
+                .unwrap_or_else(|e| error_response(&e)),
         };
         protocol::send(&mut self.clients[index].stream, &response, &[]).is_ok()
     }
@@ -269,7 +276,8 @@ impl Helper {
                     return Err(incorrect(&managed.state, "exec"));
                 }
                 let mut fds = fds.into_iter();
-                let (Some(stdin), Some(stdout), Some(stderr)) = (fds.next(), fds.next(), fds.next())
+                let (Some(stdin), Some(stdout), Some(stderr)) =
+                    (fds.next(), fds.next(), fds.next())
                 else {
                     return Err(Error::InvalidSpec(
                         "exec needs three file descriptors (stdin, stdout, stderr)".to_string(),
@@ -456,7 +464,9 @@ impl Helper {
                         return;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted =>
+                {
                     return;
                 }
                 Err(e) => {
@@ -493,7 +503,13 @@ impl Helper {
                 let reason = match code {
                     None => ExitReason::Unknown,
                     Some(0) => ExitReason::Completed,
-                    Some(_) if managed.state.cgroup_path.as_deref().is_some_and(crate::cgroups::oom_killed) => {
+                    Some(_)
+                        if managed
+                            .state
+                            .cgroup_path
+                            .as_deref()
+                            .is_some_and(crate::cgroups::oom_killed) =>
+                    {
                         ExitReason::OomKilled
                     }
                     Some(_) => ExitReason::Error,
@@ -509,18 +525,19 @@ impl Helper {
             self.save(&id);
             return;
         }
-        if let Some(code) = code {
-            if self.exec_owner.remove(&pid).is_some() {
-                let mut answered = false;
-                for client in &mut self.clients {
-                    if client.waiting_for == Some(pid) {
-                        client.waiting_for = None;
-                        answered |= protocol::send(&mut client.stream, &Response::Exited { code }, &[]).is_ok();
-                    }
+        if let Some(code) = code
+            && self.exec_owner.remove(&pid).is_some()
+        {
+            let mut answered = false;
+            for client in &mut self.clients {
+                if client.waiting_for == Some(pid) {
+                    client.waiting_for = None;
+                    answered |=
+                        protocol::send(&mut client.stream, &Response::Exited { code }, &[]).is_ok();
                 }
-                if !answered {
-                    self.exec_exits.insert(pid, code);
-                }
+            }
+            if !answered {
+                self.exec_exits.insert(pid, code);
             }
         }
     }
@@ -571,7 +588,11 @@ impl Helper {
             .containers
             .values()
             .filter(|m| m.adopted && m.state.status != Status::Stopped)
-            .filter_map(|m| m.state.pid.filter(|pid| !alive(*pid, m.state.pid_start_ticks)))
+            .filter_map(|m| {
+                m.state
+                    .pid
+                    .filter(|pid| !alive(*pid, m.state.pid_start_ticks))
+            })
             .collect();
         for pid in dead {
             self.exited(pid, None);

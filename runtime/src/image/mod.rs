@@ -191,7 +191,9 @@ impl ImageStore {
             None => refs.remove(reference),
         };
         let path = self.root.join("refs.json");
-        let tmp = self.root.join(format!("refs.json.{}.tmp", std::process::id()));
+        let tmp = self
+            .root
+            .join(format!("refs.json.{}.tmp", std::process::id()));
         let json = serde_json::to_vec_pretty(&refs).unwrap_or_default();
         fs::write(&tmp, json).map_err(io(&tmp))?;
         fs::rename(&tmp, &path).map_err(io(&path))
@@ -217,13 +219,25 @@ impl ImageStore {
 
     /// Imports the image tagged `tag` (or the only one) from the OCI layout at `layout`
     /// under `reference` (default: the layout's path).
-    pub fn import_layout(&self, layout: &Path, tag: Option<&str>, reference: Option<&str>) -> Result<Image> {
+    pub fn import_layout(
+        &self,
+        layout: &Path,
+        tag: Option<&str>,
+        reference: Option<&str>,
+    ) -> Result<Image> {
         let not_layout = |message: String| Error::Image {
             reference: layout.display().to_string(),
             message,
         };
-        let index = ImageIndex::from_file(layout.join("index.json"))
-            .map_err(|e| not_layout(format!("not an OCI image layout: {e}")))?;
+        let index_path = layout.join("index.json");
+        if !index_path.is_file() {
+            return Err(not_layout(format!(
+                "not an OCI image layout: {} does not exist",
+                index_path.display()
+            )));
+        }
+        let index = ImageIndex::from_file(&index_path)
+            .map_err(|e| not_layout(format!("{}: {e}", index_path.display())))?;
         let manifests = index.manifests();
         let chosen = match tag {
             Some(tag) => manifests.iter().find(|m| {
@@ -240,7 +254,12 @@ impl ImageStore {
                     .is_some_and(|name| name == "latest")
             }),
         }
-        .ok_or_else(|| not_layout(format!("no image tagged {:?} in index.json", tag.unwrap_or("latest"))))?;
+        .ok_or_else(|| {
+            not_layout(format!(
+                "no image tagged {:?} in index.json",
+                tag.unwrap_or("latest")
+            ))
+        })?;
         let digest = chosen.digest().to_string();
         let read_blob = |digest: &str| -> Result<Vec<u8>> {
             let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
@@ -256,7 +275,9 @@ impl ImageStore {
         for layer in manifest.layers() {
             let d = layer.digest().to_string();
             if !self.blob_path(&d)?.exists() {
-                let src = layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+                let src = layout
+                    .join("blobs/sha256")
+                    .join(d.trim_start_matches("sha256:"));
                 let dst = self.blob_path(&d)?;
                 let tmp = unique_tmp(&dst);
                 fs::copy(&src, &tmp).map_err(io(&src))?;
@@ -290,14 +311,18 @@ impl ImageStore {
         };
         let manifest = ImageManifest::from_file(self.blob_path(digest)?)
             .map_err(|e| broken(format!("manifest: {e}")))?;
-        let config = ImageConfiguration::from_file(self.blob_path(&manifest.config().digest().to_string())?)
-            .map_err(|e| broken(format!("config: {e}")))?;
+        let config =
+            ImageConfiguration::from_file(self.blob_path(manifest.config().digest().as_ref())?)
+                .map_err(|e| broken(format!("config: {e}")))?;
         let mut layers = Vec::new();
         for layer in manifest.layers() {
             let d = layer.digest().to_string();
-            let dir = self.root.join("layers").join(d.trim_start_matches("sha256:"));
+            let dir = self
+                .root
+                .join("layers")
+                .join(d.trim_start_matches("sha256:"));
             if !dir.exists() {
-                let compression = Compression::from_media_type(&layer.media_type().to_string())?;
+                let compression = Compression::from_media_type(layer.media_type().as_ref())?;
                 unpack_layer(&self.blob_path(&d)?, compression, &dir)?;
             }
             layers.push(dir);
@@ -335,7 +360,11 @@ impl ImageStore {
                 let index_digest = self.refs()?.get(&reference).cloned().unwrap_or_default();
                 let fresh = ImageIndex::from_file(dir.join("index.json"))
                     .ok()
-                    .is_some_and(|i| i.manifests().iter().any(|m| m.digest().to_string() == index_digest));
+                    .is_some_and(|i| {
+                        i.manifests()
+                            .iter()
+                            .any(|m| m.digest().to_string() == index_digest)
+                    });
                 if fresh {
                     return Ok(image);
                 }
@@ -361,7 +390,12 @@ impl ImageStore {
     }
 
     /// Finds or fetches `image` as `policy` says. Local paths are always read in place.
-    pub async fn ensure(&self, image: &str, policy: PullPolicy, options: &PullOptions) -> Result<Image> {
+    pub async fn ensure(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        options: &PullOptions,
+    ) -> Result<Image> {
         if is_local(image) {
             let store = self.clone();
             let image = image.to_string();
@@ -412,7 +446,11 @@ impl ImageStore {
             normalize(reference)
         };
         let refs = self.refs()?;
-        let key = if refs.contains_key(&key) { key } else { reference.to_string() };
+        let key = if refs.contains_key(&key) {
+            key
+        } else {
+            reference.to_string()
+        };
         if !refs.contains_key(&key) {
             return Err(Error::Image {
                 reference: reference.to_string(),
@@ -429,9 +467,20 @@ impl ImageStore {
         for digest in self.refs()?.values() {
             keep.insert(digest.trim_start_matches("sha256:").to_string());
             if let Ok(m) = ImageManifest::from_file(self.blob_path(digest)?) {
-                keep.insert(m.config().digest().to_string().trim_start_matches("sha256:").to_string());
+                keep.insert(
+                    m.config()
+                        .digest()
+                        .to_string()
+                        .trim_start_matches("sha256:")
+                        .to_string(),
+                );
                 for l in m.layers() {
-                    keep.insert(l.digest().to_string().trim_start_matches("sha256:").to_string());
+                    keep.insert(
+                        l.digest()
+                            .to_string()
+                            .trim_start_matches("sha256:")
+                            .to_string(),
+                    );
                 }
             }
         }
@@ -468,7 +517,11 @@ fn bundle_process(config: &Path) -> ImageProcess {
         value
             .pointer(pointer)
             .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     ImageProcess {
@@ -542,10 +595,22 @@ mod tests {
     #[test]
     fn pull_policy_defaults_follow_kubernetes() {
         assert_eq!(PullPolicy::from_k8s(None, "busybox"), PullPolicy::Always);
-        assert_eq!(PullPolicy::from_k8s(None, "busybox:latest"), PullPolicy::Always);
-        assert_eq!(PullPolicy::from_k8s(None, "busybox:1.36"), PullPolicy::IfNotPresent);
-        assert_eq!(PullPolicy::from_k8s(None, "localhost:5000/b"), PullPolicy::Always);
-        assert_eq!(PullPolicy::from_k8s(Some("Never"), "b:1"), PullPolicy::Never);
+        assert_eq!(
+            PullPolicy::from_k8s(None, "busybox:latest"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            PullPolicy::from_k8s(None, "busybox:1.36"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(
+            PullPolicy::from_k8s(None, "localhost:5000/b"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            PullPolicy::from_k8s(Some("Never"), "b:1"),
+            PullPolicy::Never
+        );
     }
 
     #[test]

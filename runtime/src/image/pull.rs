@@ -35,7 +35,10 @@ impl std::fmt::Debug for PullOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PullOptions")
             .field("insecure_registries", &self.insecure_registries)
-            .field("basic_auth", &self.basic_auth.as_ref().map(|(u, _)| (u, "…")))
+            .field(
+                "basic_auth",
+                &self.basic_auth.as_ref().map(|(u, _)| (u, "…")),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -48,7 +51,11 @@ const MANIFEST_TYPES: &[&str] = &[
 ];
 
 /// Pulls `reference` (normalised) into `store`; returns the manifest digest.
-pub(super) async fn pull(store: &ImageStore, reference: &str, options: &PullOptions) -> Result<String> {
+pub(super) async fn pull(
+    store: &ImageStore,
+    reference: &str,
+    options: &PullOptions,
+) -> Result<String> {
     let failed = |message: String| Error::Image {
         reference: reference.to_string(),
         message,
@@ -77,8 +84,11 @@ pub(super) async fn pull(store: &ImageStore, reference: &str, options: &PullOpti
         .await
         .map_err(|e| failed(e.to_string()))?;
     let mut image_ref = parsed.clone();
-    if let Ok(index) = ImageIndex::from_reader(&bytes[..]) {
-        if !index.manifests().is_empty() && ImageManifest::from_reader(&bytes[..]).is_err() {
+    if let Ok(index) = ImageIndex::from_reader(&bytes[..])
+        && !index.manifests().is_empty()
+        && ImageManifest::from_reader(&bytes[..]).is_err()
+    {
+        {
             let arch = host_arch();
             let chosen = index
                 .manifests()
@@ -101,7 +111,8 @@ pub(super) async fn pull(store: &ImageStore, reference: &str, options: &PullOpti
         digest = sha256(&bytes);
     }
     store.put_blob(&digest, &bytes)?;
-    let manifest = ImageManifest::from_reader(&bytes[..]).map_err(|e| failed(format!("manifest: {e}")))?;
+    let manifest =
+        ImageManifest::from_reader(&bytes[..]).map_err(|e| failed(format!("manifest: {e}")))?;
     let config_digest = manifest.config().digest().to_string();
     let mut config = Vec::new();
     client
@@ -114,7 +125,10 @@ pub(super) async fn pull(store: &ImageStore, reference: &str, options: &PullOpti
         let layer_digest = layer.digest().to_string();
         let path = store.blob_path(&layer_digest)?;
         if path.exists() {
-            say(format!("{reference}: layer {}/{total} {layer_digest} already present", i + 1));
+            say(format!(
+                "{reference}: layer {}/{total} {layer_digest} already present",
+                i + 1
+            ));
             continue;
         }
         say(format!(
@@ -124,7 +138,9 @@ pub(super) async fn pull(store: &ImageStore, reference: &str, options: &PullOpti
         ));
         let tmp = super::unique_tmp(&path);
         let mut file = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
-        let result = client.pull_blob(&image_ref, layer_digest.as_str(), &mut file).await;
+        let result = client
+            .pull_blob(&image_ref, layer_digest.as_str(), &mut file)
+            .await;
         file.flush().await.map_err(io(&tmp))?;
         drop(file);
         if let Err(e) = result {
@@ -134,7 +150,9 @@ pub(super) async fn pull(store: &ImageStore, reference: &str, options: &PullOpti
         let got = sha256_file(&tmp)?;
         if got != layer_digest {
             let _ = std::fs::remove_file(&tmp);
-            return Err(failed(format!("layer {layer_digest} arrived with digest {got}")));
+            return Err(failed(format!(
+                "layer {layer_digest} arrived with digest {got}"
+            )));
         }
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
     }

@@ -45,7 +45,11 @@ pub fn unpack_layer(blob: &Path, compression: Compression, target: &Path) -> Res
     // wins and the other copy is dropped.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = PathBuf::from(format!("{}.unpacking-{}-{n}", target.display(), std::process::id()));
+    let tmp = PathBuf::from(format!(
+        "{}.unpacking-{}-{n}",
+        target.display(),
+        std::process::id()
+    ));
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let file = File::open(blob).map_err(io(blob))?;
     let reader: Box<dyn Read> = match compression {
@@ -82,11 +86,11 @@ fn unpack_into(reader: impl Read, dir: &Path, blob: &Path) -> Result<()> {
     let entries = archive.entries().map_err(|e| broken(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| broken(e.to_string()))?;
-        let path = entry.path().map_err(|e| broken(e.to_string()))?.into_owned();
-        if path
-            .components()
-            .any(|c| matches!(c, Component::ParentDir))
-        {
+        let path = entry
+            .path()
+            .map_err(|e| broken(e.to_string()))?
+            .into_owned();
+        if path.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(broken(format!("{} leaves the layer", path.display())));
         }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -132,6 +136,8 @@ mod tests {
             Compression::from_media_type("application/vnd.oci.image.layer.v1.tar").unwrap(),
             Compression::None
         );
-        assert!(Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd").is_err());
+        assert!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd").is_err()
+        );
     }
 }

@@ -83,6 +83,8 @@ enum Command {
     },
     /// Check manifests, single-container files and Compose files without applying them.
     Validate(commands::validate::Args),
+    /// Manage the local image store (pull, import, ls, rm).
+    Image(commands::image::Args),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -115,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &mut std::io::stdout(),
         ),
         Command::Validate(args) => return commands::validate::run(args),
+        Command::Image(args) => commands::image::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,3 +1,4 @@
 //! One module per `rk8sctl` verb.
 
+pub mod image;
 pub mod validate;

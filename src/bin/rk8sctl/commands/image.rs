@@ -1,0 +1,146 @@
+//! `rk8sctl image pull|import|ls|rm`: the local image store that `rk8sctl`'s local modes
+//! and static pods run from.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args as ClapArgs, Subcommand};
+use rk8s_runtime::image::{ImageStore, PullOptions, PullPolicy};
+
+/// Where local images live unless `--root` says otherwise.
+pub const DEFAULT_ROOT: &str = "/var/lib/rk8s/local";
+
+#[derive(ClapArgs)]
+pub struct Args {
+    /// The local data directory (images are in its `images/`).
+    #[arg(long, env = "RK8S_LOCAL_ROOT", default_value = DEFAULT_ROOT, global = true)]
+    root: PathBuf,
+    #[command(subcommand)]
+    command: ImageCommand,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Pull an image from a registry (`busybox`, `localhost:5000/web:v1`).
+    Pull {
+        /// The image reference.
+        reference: String,
+        /// A registry reached over plain HTTP (`HOST:PORT`); repeatable.
+        #[arg(long = "insecure-registry")]
+        insecure: Vec<String>,
+        /// User name for basic auth (the password is read from stdin).
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// Import an OCI image layout directory.
+    Import {
+        /// The layout directory (with index.json).
+        layout: PathBuf,
+        /// The tag in the layout to import (default: its only image, or `latest`).
+        #[arg(long)]
+        tag: Option<String>,
+        /// The reference to store it under (default: the directory's path).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List stored images.
+    Ls,
+    /// Remove an image and every layer no other image uses.
+    Rm {
+        /// The image reference (or layout path).
+        reference: String,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let store = ImageStore::open(args.root.join("images")).with_context(|| {
+        format!(
+            "failed to open the image store under {}",
+            args.root.display()
+        )
+    })?;
+    match args.command {
+        ImageCommand::Pull {
+            reference,
+            insecure,
+            username,
+        } => {
+            let basic_auth = match username {
+                Some(user) => {
+                    let mut password = String::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut password)
+                        .context("failed to read the password from stdin")?;
+                    Some((user, password.trim_end().to_string()))
+                }
+                None => None,
+            };
+            let tty = std::io::stderr().is_terminal();
+            let options = PullOptions {
+                insecure_registries: insecure,
+                basic_auth,
+                progress: Some(Arc::new(move |line: &str| {
+                    let mut err = std::io::stderr();
+                    // One updating line on a terminal, one line each otherwise.
+                    let _ = if tty {
+                        write!(err, "\r\x1b[2K{line}")
+                    } else {
+                        writeln!(err, "{line}")
+                    };
+                })),
+            };
+            let image = store
+                .ensure(&reference, PullPolicy::Always, &options)
+                .await?;
+            if tty {
+                eprintln!();
+            }
+            println!("{} {}", image.reference, image.id);
+        }
+        ImageCommand::Import { layout, tag, name } => {
+            let image = store.import_layout(&layout, tag.as_deref(), name.as_deref())?;
+            println!("{} {}", image.reference, image.id);
+        }
+        ImageCommand::Ls => {
+            let images = store.list()?;
+            let width = images
+                .iter()
+                .map(|i| i.reference.len())
+                .max()
+                .unwrap_or(0)
+                .max(9);
+            println!("{:width$}  {:19}  SIZE", "REFERENCE", "DIGEST");
+            for image in images {
+                let short = image.digest.get(..19).unwrap_or(&image.digest);
+                println!(
+                    "{:width$}  {short:19}  {}",
+                    image.reference,
+                    human_size(image.size)
+                );
+            }
+        }
+        ImageCommand::Rm { reference } => {
+            store.remove(&reference)?;
+            println!("removed {reference}");
+        }
+    }
+    Ok(())
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
