@@ -47,6 +47,7 @@ bench: setup
 	scripts/setup-bench.sh
 	$(CARGO) run --release --manifest-path bench/Cargo.toml --bin store-writes
 	ulimit -n 16384 && $(CARGO) bench --bench api
+	$(CARGO) bench --bench runtime
 
 fmt:
 	$(CARGO) fmt --all

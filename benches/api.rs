@@ -10,11 +10,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{ms, percentile, write_json};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
@@ -83,18 +86,6 @@ fn pod(name: &str) -> Pod {
                                   "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}
     }))
     .unwrap()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Creates `total` pods named `{prefix}-{i}` from `clients` concurrent tasks; returns
@@ -289,12 +280,5 @@ async fn main() {
     for (a, b, c) in &rows {
         println!("{a:<w0$}   {b:<w1$}   {c}");
     }
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(
-        out.join("api.json"),
-        serde_json::to_string_pretty(&json!({"benchmark": "api", "rows": json_rows})).unwrap(),
-    )
-    .unwrap();
-    println!("\nwrote {}", out.join("api.json").display());
+    write_json("api", &json!({"benchmark": "api", "rows": json_rows}));
 }

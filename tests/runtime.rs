@@ -515,3 +515,55 @@ async fn an_image_pulled_from_a_local_registry_runs() {
     host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
     assert_eq!(host.leftovers(&uid), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_gate_readiness_and_a_failed_liveness_probe_kills_the_container() {
+    let host = PodHost::new();
+    let pod = host.pod(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "probed"},
+        "spec": {"containers": [{
+            "name": "web", "image": busybox(),
+            "command": ["sh", "-c", "touch /tmp/alive; sleep 1; httpd -p 8080 -h /var/www; exec sleep 3600"],
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 1},
+            "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 2}
+        }]}
+    }));
+    let uid = pod.metadata.uid.clone().unwrap();
+    host.pods.run_pod(&pod).await.unwrap();
+    let ready = |s: &k8s_openapi::api::core::v1::PodStatus| {
+        s.container_statuses.as_ref().is_some_and(|c| c[0].ready)
+    };
+    let running = host
+        .sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running"))
+        .await;
+    assert!(
+        !ready(&running),
+        "not ready before the readiness probe passed"
+    );
+    let status = host.sync_until(&uid, "Ready", ready).await;
+    let condition = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(condition.status, "True");
+
+    let (code, _) = exec_output(&host, &uid, "web", &["rm", "/tmp/alive"]).await;
+    assert_eq!(code, 0);
+    let status = host
+        .sync_until(&uid, "the liveness kill", |s| {
+            s.container_statuses.as_ref().is_some_and(|c| {
+                c[0].last_state
+                    .as_ref()
+                    .and_then(|l| l.terminated.as_ref())
+                    .is_some_and(|t| t.exit_code == 137)
+            })
+        })
+        .await;
+    assert!(!ready(&status));
+    host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
+    assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+}

@@ -21,6 +21,7 @@ pub mod helper;
 pub mod image;
 pub mod logs;
 pub mod pod;
+pub mod probe;
 pub mod restart;
 pub mod rootfs;
 pub mod runtime;

@@ -31,7 +31,7 @@ use crate::restart::{self, RestartPolicy};
 use crate::rootfs::Rootfs;
 use crate::runtime::ContainerRuntime;
 use crate::spec::{self, BindMount, ContainerConfig};
-use crate::{cgroups, logs};
+use crate::{cgroups, logs, probe};
 
 /// Where a pod runtime keeps things and what it runs with.
 #[derive(Debug, Clone)]
@@ -125,6 +125,16 @@ pub struct PodRuntime {
     images: ImageStore,
     runtime: Arc<dyn ContainerRuntime>,
     network: Option<Arc<Network>>,
+    /// Probe results per container attempt (kept in memory, as kubelet does: a
+    /// restarted agent probes afresh).
+    probes: std::sync::Mutex<std::collections::HashMap<(String, probe::Kind), probe::Tracker>>,
+}
+
+/// What the probes say of a running container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Health {
+    ready: bool,
+    started: bool,
 }
 
 impl std::fmt::Debug for PodRuntime {
@@ -153,6 +163,7 @@ impl PodRuntime {
             images,
             runtime,
             network,
+            probes: Default::default(),
         })
     }
 
@@ -483,7 +494,156 @@ impl PodRuntime {
             }
         }
         self.save(&record)?;
-        self.status(&record, sandbox_ok, inits_done, &waiting).await
+        let mut health = BTreeMap::new();
+        if sandbox_ok && inits_done {
+            for c in &spec.containers {
+                if let Some(state) = self.current(&record, &c.name).await?
+                    && state.status == Status::Running
+                {
+                    health.insert(c.name.clone(), self.probe(&record, c, &state, now_ns).await);
+                }
+            }
+        }
+        self.status(&record, sandbox_ok, inits_done, &waiting, &health)
+            .await
+    }
+
+    /// Runs the container's due probes; a failed startup or liveness probe kills it
+    /// (the restart policy then decides, as in kubelet).
+    async fn probe(
+        &self,
+        record: &PodRecord,
+        c: &Container,
+        state: &ContainerState,
+        now_ns: i64,
+    ) -> Health {
+        let started_ns = state.started_at_ns.unwrap_or(state.created_at_ns);
+        let id = state.spec.id.clone();
+        let tracker = |kind| -> probe::Tracker {
+            self.probes
+                .lock()
+                .ok()
+                .and_then(|p| p.get(&(id.clone(), kind)).cloned())
+                .unwrap_or_default()
+        };
+        let mut kinds = vec![probe::Kind::Startup];
+        let startup_passed = probe::of(c, probe::Kind::Startup).is_none()
+            || tracker(probe::Kind::Startup).passing == Some(true);
+        if startup_passed {
+            kinds = vec![probe::Kind::Liveness, probe::Kind::Readiness];
+        }
+        for kind in kinds {
+            let Some(spec) = probe::of(c, kind) else {
+                continue;
+            };
+            let mut t = tracker(kind);
+            if kind == probe::Kind::Startup && t.passing == Some(true) {
+                continue;
+            }
+            if !t.due(spec, started_ns, now_ns) {
+                continue;
+            }
+            let outcome = self.run_probe(record, c, &id, spec).await;
+            let verdict = t.record(spec, outcome, now_ns);
+            if let Ok(mut probes) = self.probes.lock() {
+                probes.insert((id.clone(), kind), t.clone());
+            }
+            if verdict == Some(false) && kind != probe::Kind::Readiness {
+                tracing::info!(
+                    pod = %record.key(),
+                    container = %c.name,
+                    "{kind:?} probe failed: {}; killing the container",
+                    t.message.as_deref().unwrap_or_default()
+                );
+                let runtime = self.runtime.clone();
+                let id = id.clone();
+                let _ =
+                    blocking(move || runtime.kill(&id, nix::sys::signal::Signal::SIGKILL as i32))
+                        .await;
+            }
+        }
+        let started = probe::of(c, probe::Kind::Startup).is_none()
+            || tracker(probe::Kind::Startup).passing == Some(true);
+        let ready = started
+            && (probe::of(c, probe::Kind::Readiness).is_none()
+                || tracker(probe::Kind::Readiness).passing == Some(true));
+        Health { ready, started }
+    }
+
+    async fn run_probe(
+        &self,
+        record: &PodRecord,
+        c: &Container,
+        id: &str,
+        spec: &k8s_openapi::api::core::v1::Probe,
+    ) -> probe::Outcome {
+        let timeout = probe::timeout(spec);
+        let ip = record
+            .attachment
+            .as_ref()
+            .map_or(std::net::Ipv4Addr::LOCALHOST, |a| a.address);
+        if let Some(exec) = &spec.exec {
+            let process = ExecProcess {
+                args: exec.command.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            let runtime = self.runtime.clone();
+            let id = id.to_string();
+            let run = blocking(move || {
+                let null = std::fs::File::open("/dev/null").map_err(io("/dev/null"))?;
+                let out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/null")
+                    .map_err(io("/dev/null"))?;
+                let pid = runtime.exec(&id, &process, [null.as_fd(), out.as_fd(), out.as_fd()])?;
+                runtime.wait_exec(pid)
+            });
+            return match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(0)) => probe::Outcome::Success,
+                Ok(Ok(code)) => probe::Outcome::Failure(format!("command exited with {code}")),
+                Ok(Err(e)) => probe::Outcome::Failure(e.to_string()),
+                Err(_) => probe::Outcome::Failure(format!(
+                    "command timed out after {}s",
+                    timeout.as_secs()
+                )),
+            };
+        }
+        if let Some(get) = &spec.http_get {
+            if get.scheme.as_deref() == Some("HTTPS") {
+                return probe::Outcome::Failure("HTTPS probes are not supported".to_string());
+            }
+            let port = match probe::port(c, &get.port) {
+                Ok(p) => p,
+                Err(e) => return probe::Outcome::Failure(e),
+            };
+            let host = get.host.clone().and_then(|h| h.parse().ok()).unwrap_or(ip);
+            let addr = std::net::SocketAddr::from((host, port));
+            let path = get.path.clone().unwrap_or_else(|| "/".to_string());
+            let headers: Vec<(String, String)> = get
+                .http_headers
+                .iter()
+                .flatten()
+                .map(|h| (h.name.clone(), h.value.clone()))
+                .collect();
+            let host_header = addr.to_string();
+            return tokio::task::spawn_blocking(move || {
+                probe::http_get(addr, &host_header, &path, &headers, timeout)
+            })
+            .await
+            .unwrap_or_else(|e| probe::Outcome::Failure(e.to_string()));
+        }
+        if let Some(tcp) = &spec.tcp_socket {
+            let port = match probe::port(c, &tcp.port) {
+                Ok(p) => p,
+                Err(e) => return probe::Outcome::Failure(e),
+            };
+            let host = tcp.host.clone().and_then(|h| h.parse().ok()).unwrap_or(ip);
+            let addr = std::net::SocketAddr::from((host, port));
+            return tokio::task::spawn_blocking(move || probe::tcp(addr, timeout))
+                .await
+                .unwrap_or_else(|e| probe::Outcome::Failure(e.to_string()));
+        }
+        probe::Outcome::Failure("only exec, httpGet and tcpSocket probes are supported".to_string())
     }
 
     async fn current(&self, record: &PodRecord, name: &str) -> Result<Option<ContainerState>> {
@@ -770,6 +930,7 @@ impl PodRuntime {
         sandbox_ok: bool,
         inits_done: bool,
         waiting: &BTreeMap<String, (String, String)>,
+        health: &BTreeMap<String, Health>,
     ) -> Result<PodStatus> {
         let spec = record.pod.spec.clone().unwrap_or_default();
         let policy = RestartPolicy::from_k8s(spec.restart_policy.as_deref());
@@ -787,7 +948,13 @@ impl PodRuntime {
         {
             let entry = record.containers.get(&c.name);
             let state = self.current(record, &c.name).await?;
-            let status = container_status(c, entry, state.as_ref(), waiting.get(&c.name));
+            let mut status = container_status(c, entry, state.as_ref(), waiting.get(&c.name));
+            if let Some(h) = health.get(&c.name) {
+                status.ready = status.started == Some(true) && h.ready;
+                status.started = Some(status.started == Some(true) && h.started);
+            } else if !is_init {
+                status.ready = false;
+            }
             if is_init {
                 init_statuses.push(status);
                 continue;
@@ -1052,7 +1219,7 @@ fn container_status(
         image: c.image.clone().unwrap_or_default(),
         image_id: entry.map(|e| e.image_id.clone()).unwrap_or_default(),
         container_id: state.map(|s| format!("rk8s://{}", s.spec.id)),
-        ready: running && c.readiness_probe.is_none(),
+        ready: running,
         started: Some(running),
         restart_count: entry.map_or(0, |e| i32::try_from(e.restart_count).unwrap_or(i32::MAX)),
         state: Some(current),
