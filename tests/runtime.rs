@@ -53,8 +53,10 @@ async fn two_containers_of_a_pod_share_localhost_and_limits_reach_the_cgroups() 
                  "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
                  "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}}},
                 {"name": "client", "image": busybox(),
-                 "command": ["sh", "-c", "until wget -q -O - http://127.0.0.1:8080/; do sleep 0.1; done; echo fetched; exec sleep 3600"]}
-            ]
+                 "command": ["sh", "-c", "until wget -q -O - http://127.0.0.1:8080/; do sleep 0.1; done; echo fetched; echo shared > /data/note; exec sleep 3600"],
+                 "volumeMounts": [{"name": "scratch", "mountPath": "/data"}]}
+            ],
+            "volumes": [{"name": "scratch", "emptyDir": {}}]
         }
     }));
     let uid = pod.metadata.uid.clone().unwrap();
@@ -82,6 +84,17 @@ async fn two_containers_of_a_pod_share_localhost_and_limits_reach_the_cgroups() 
     )
     .await;
     assert_eq!((code, out.trim()), (0, "<h1>rk8s busybox</h1>"));
+    let (code, _) = exec_output(&host, &uid, "client", &["sh", "-c", "exit 7"]).await;
+    assert_eq!(code, 7);
+    let (_, note) = exec_output(&host, &uid, "client", &["cat", "/data/note"]).await;
+    assert_eq!(note, "shared\n");
+    let note_on_host = host
+        .data
+        .path()
+        .join("pods")
+        .join(&uid)
+        .join("volumes/scratch/note");
+    assert_eq!(std::fs::read_to_string(note_on_host).unwrap(), "shared\n");
     let (code, _) = exec_output(&host, &uid, "client", &["sh", "-c", "exit 7"]).await;
     assert_eq!(code, 7);
     let (_, hostname) = exec_output(&host, &uid, "client", &["hostname"]).await;
@@ -308,7 +321,18 @@ async fn containers_survive_a_killed_helper_and_are_adopted_not_restarted() {
         "no line lost: {numbers:?}"
     );
 
-    agent.stop_pod(&uid, Duration::from_secs(2)).await.unwrap();
+    // The agent learns the pod is gone (its record too, as after a crash half-way):
+    // what is left of it is found and removed.
+    assert_eq!(
+        agent.remove_orphans(|_| true).await.unwrap(),
+        Vec::<String>::new()
+    );
+    std::fs::remove_file(host.data.path().join("pods").join(&uid).join("pod.json")).unwrap();
+    let removed = agent.remove_orphans(|_| true).await.unwrap();
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert!(removed.iter().any(|r| r.starts_with("network attachment")));
+    std::fs::remove_dir_all(host.data.path().join("pods").join(&uid)).unwrap();
+    rk8s_runtime::cgroups::remove(&rk8s_runtime::cgroups::pod_path(&uid)).unwrap();
     assert_eq!(host.leftovers(&uid), Vec::<String>::new());
 }
 

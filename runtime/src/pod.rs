@@ -1092,6 +1092,42 @@ impl PodRuntime {
         std::fs::remove_dir_all(&dir).map_err(io(&dir))
     }
 
+    /// Removes what belongs to no wanted pod: pods for which `keep` is false (stopped
+    /// at once), containers of the helper and network attachments that no pod record
+    /// names (left by a crash between steps). Returns what was removed.
+    pub async fn remove_orphans(&self, keep: impl Fn(&PodRecord) -> bool) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        let mut known = std::collections::BTreeSet::new();
+        for record in self.pods()? {
+            if keep(&record) {
+                known.insert(record.pause_id.clone());
+                known.extend(record.containers.values().filter_map(|c| c.id.clone()));
+                known.insert(record.uid.clone());
+            } else {
+                self.stop_pod(&record.uid, Duration::ZERO).await?;
+                removed.push(format!("pod {}", record.key()));
+            }
+        }
+        let runtime = self.runtime.clone();
+        for state in blocking(move || runtime.list()).await? {
+            if !known.contains(state.id()) {
+                self.remove_container(state.id()).await?;
+                removed.push(format!("container {}", state.id()));
+            }
+        }
+        if let Some(network) = &self.network {
+            for attachment in network.attachments()? {
+                if !known.contains(&attachment.owner) {
+                    let network = network.clone();
+                    let owner = attachment.owner.clone();
+                    blocking(move || network.detach(&owner).map_err(Error::from)).await?;
+                    removed.push(format!("network attachment {}", attachment.owner));
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Runs `process` in container `name` of pod `uid` with the given stdio; returns
     /// its exit code.
     pub async fn exec(
