@@ -108,9 +108,13 @@ fn unpack_into(reader: impl Read, dir: &Path, blob: &Path) -> Result<()> {
                     .map_err(sys(format!("mknod {}", hidden.display())))?;
             }
             _ => {
-                entry
-                    .unpack_in(dir)
-                    .map_err(|e| broken(format!("{}: {e}", path.display())))?;
+                entry.unpack_in(dir).map_err(|e| {
+                    // tar's message names the file; the cause is in the source.
+                    let cause = std::error::Error::source(&e)
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default();
+                    broken(format!("{e}{cause}"))
+                })?;
             }
         }
     }
@@ -120,6 +124,58 @@ fn unpack_into(reader: impl Read, dir: &Path, blob: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    fn layer(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_cksum();
+            builder.append_data(&mut header, path, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_become_what_overlayfs_expects() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // mknod of a whiteout and trusted.* attributes need root
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("layer.tar");
+        std::fs::write(
+            &blob,
+            layer(&[("etc/motd", b"hi"), ("etc/.wh.passwd", b""), ("var/cache/.wh..wh..opq", b"")]),
+        )
+        .unwrap();
+        let target = dir.path().join("unpacked");
+        unpack_layer(&blob, Compression::None, &target).unwrap();
+        assert_eq!(std::fs::read(target.join("etc/motd")).unwrap(), b"hi");
+        let whiteout = std::fs::symlink_metadata(target.join("etc/passwd")).unwrap();
+        assert!(whiteout.file_type().is_char_device());
+        assert!(!target.join("etc/.wh.passwd").exists());
+        assert_eq!(
+            xattr::get(target.join("var/cache"), "trusted.overlay.opaque").unwrap().as_deref(),
+            Some(&b"y"[..])
+        );
+        // A path that climbs out of the layer is refused and nothing is left behind.
+        let evil = dir.path().join("evil.tar");
+        let mut data = layer(&[("ok", b"1")]);
+        // Rewrite the name in the header: tar::Builder refuses to write "..".
+        data[..5].copy_from_slice(b"../x\0");
+        let mut header = tar::Header::from_byte_slice(&data[..512]).clone();
+        header.set_cksum();
+        data[..512].copy_from_slice(header.as_bytes());
+        std::fs::write(&evil, &data).unwrap();
+        let err = unpack_layer(&evil, Compression::None, &dir.path().join("evil")).unwrap_err();
+        assert!(err.to_string().contains("leaves the layer"), "{err}");
+        assert!(!dir.path().join("evil").exists() && !dir.path().join("x").exists());
+    }
 
     #[test]
     fn media_types_name_their_compression() {
