@@ -101,26 +101,67 @@ fn a_missing_file_is_named() {
 #[test]
 fn image_import_ls_and_rm_round_trip_through_the_local_store() {
     let images = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/images");
-    let built = Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
-        .arg(&images)
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let built =
+        Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
+            .arg(&images)
+            .output()
+            .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
     let root = tempfile::tempdir().unwrap();
     let root_arg = root.path().display().to_string();
     let layout = images.join("busybox").display().to_string();
-    let out = rk8sctl(&["image", "--root", &root_arg, "import", &layout, "--name", "busybox:local"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rk8sctl(
+        &[
+            "image",
+            "--root",
+            &root_arg,
+            "import",
+            &layout,
+            "--name",
+            "busybox:local",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("busybox:local sha256:"));
     let ls = rk8sctl(&["image", "--root", &root_arg, "ls"], None);
     let table = String::from_utf8_lossy(&ls.stdout).to_string();
-    assert!(table.starts_with("REFERENCE") && table.contains("busybox:local"), "{table}");
+    assert!(
+        table.starts_with("REFERENCE") && table.contains("busybox:local"),
+        "{table}"
+    );
     let rm = rk8sctl(&["image", "--root", &root_arg, "rm", "busybox:local"], None);
-    assert!(rm.status.success(), "{}", String::from_utf8_lossy(&rm.stderr));
-    let blobs = std::fs::read_dir(root.path().join("images/blobs/sha256")).unwrap().count();
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    let blobs = std::fs::read_dir(root.path().join("images/blobs/sha256"))
+        .unwrap()
+        .count();
     assert_eq!(blobs, 0, "every blob of a removed image goes");
-    let missing = rk8sctl(&["image", "--root", &root_arg, "import", "/nonexistent-layout"], None);
+    let missing = rk8sctl(
+        &[
+            "image",
+            "--root",
+            &root_arg,
+            "import",
+            "/nonexistent-layout",
+        ],
+        None,
+    );
     assert!(!missing.status.success());
     let err = String::from_utf8_lossy(&missing.stderr);
-    assert!(err.contains("/nonexistent-layout") && err.contains("index.json"), "{err}");
+    assert!(
+        err.contains("/nonexistent-layout") && err.contains("index.json"),
+        "{err}"
+    );
 }

@@ -337,8 +337,13 @@ async fn containers_survive_a_killed_helper_and_are_adopted_not_restarted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_runc_backend_runs_the_same_pod() {
+async fn the_runc_backend_runs_the_same_pod_and_its_host_port_answers() {
     let host = PodHost::new();
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let pod = host.pod(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "runc-web"},
@@ -346,6 +351,7 @@ async fn the_runc_backend_runs_the_same_pod() {
             "runtimeClassName": "runc",
             "containers": [
                 {"name": "httpd", "image": busybox(), "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
+                 "ports": [{"containerPort": 8080, "hostPort": host_port}],
                  "resources": {"limits": {"memory": "32Mi"}}},
                 {"name": "client", "image": busybox(), "command": ["sleep", "3600"]}
             ]
@@ -372,6 +378,41 @@ async fn the_runc_backend_runs_the_same_pod() {
         assert!(std::time::Instant::now() < deadline, "wget: {code} {out}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The host port forwards loopback traffic on the host into the pod (nftables DNAT).
+    let body = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", host_port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(
+        body.contains(" 200 OK") && body.contains("rk8s busybox"),
+        "{body}"
+    );
+    // A second pod may not take the same host port.
+    let rival = host.pod(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "rival"},
+        "spec": {"containers": [{"name": "c", "image": busybox(), "command": ["sleep", "1"],
+                 "ports": [{"containerPort": 80, "hostPort": host_port}]}]}
+    }));
+    let err = host.pods.run_pod(&rival).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "host port {host_port}/tcp is already in use by {uid}"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        host.leftovers(rival.metadata.uid.as_deref().unwrap()),
+        Vec::<String>::new()
+    );
     let limit = rk8s_runtime::cgroups::usage(&rk8s_runtime::cgroups::container_path(&uid, "httpd"))
         .unwrap();
     assert_eq!(limit.memory_limit_bytes, 32 << 20);
@@ -590,4 +631,56 @@ async fn probes_gate_readiness_and_a_failed_liveness_probe_kills_the_container()
     assert!(!ready(&status));
     host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
     assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_with_a_tty_gives_the_caller_the_terminal() {
+    for handler in [None, Some("runc")] {
+        let host = PodHost::new();
+        let pod = host.pod(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tty"},
+            "spec": {"runtimeClassName": handler,
+                     "containers": [{"name": "main", "image": busybox(), "command": ["sleep", "3600"]}]}
+        }));
+        let uid = pod.metadata.uid.clone().unwrap();
+        host.pods.run_pod(&pod).await.unwrap();
+        host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running"))
+            .await;
+        let process = ExecProcess {
+            args: vec!["sh".into()],
+            env: vec!["PS1=$ ".into()],
+            ..Default::default()
+        };
+        let (pid, pty) = host.pods.exec_tty(&uid, "main", process).await.unwrap();
+        let mut terminal = std::fs::File::from(pty);
+        let reader = std::thread::spawn({
+            let mut terminal = terminal.try_clone().unwrap();
+            move || {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The master reads EIO once the shell, the last holder of the slave, exits.
+                while let Ok(n) = terminal.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                String::from_utf8_lossy(&seen).into_owned()
+            }
+        });
+        use std::io::Write;
+        terminal
+            .write_all(b"tty; [ -t 0 ] && echo interactive; exit 3\n")
+            .unwrap();
+        let code = host.pods.wait_exec(pid).await.unwrap();
+        assert_eq!(code, 3, "{handler:?}");
+        drop(terminal);
+        let seen = reader.join().unwrap();
+        assert!(
+            seen.contains("/dev/pts/") && seen.contains("interactive"),
+            "{handler:?}: {seen}"
+        );
+        host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
+        assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+    }
 }

@@ -179,6 +179,19 @@ pub struct ExecProcess {
     pub env: Vec<String>,
     /// Working directory; the container's when empty.
     pub cwd: Option<String>,
+    /// Run it on a new pseudo-terminal, whose master end comes back to the caller
+    /// (`kubectl exec -t`).
+    #[serde(default)]
+    pub tty: bool,
+}
+
+/// A started exec'd process.
+#[derive(Debug)]
+pub struct ExecHandle {
+    /// Its pid on the host, for `wait_exec`.
+    pub pid: i32,
+    /// The master end of its terminal, with `tty`.
+    pub pty: Option<std::os::fd::OwnedFd>,
 }
 
 /// Nanoseconds since the Unix epoch, now.

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::container::{
-    ContainerState, CreateContainer, ExecProcess, Exit, ExitReason, Status, now_ns,
+    ContainerState, CreateContainer, ExecHandle, ExecProcess, Exit, ExitReason, Status, now_ns,
 };
 use crate::error::{Error, Result};
 use crate::runtime::ContainerRuntime;
@@ -157,13 +157,21 @@ impl ContainerRuntime for FakeRuntime {
         Ok(containers.values().cloned().collect())
     }
 
-    fn exec(&self, id: &str, _process: &ExecProcess, _stdio: [BorrowedFd<'_>; 3]) -> Result<i32> {
+    fn exec(
+        &self,
+        id: &str,
+        _process: &ExecProcess,
+        _stdio: Option<[BorrowedFd<'_>; 3]>,
+    ) -> Result<ExecHandle> {
         let state = self.state(id)?;
         if !state.status.can_exec() {
             return Err(incorrect(&state, "exec"));
         }
         self.pause();
-        Ok(state.pid.unwrap_or(0) + 50_000)
+        Ok(ExecHandle {
+            pid: state.pid.unwrap_or(0) + 50_000,
+            pty: None,
+        })
     }
 
     fn wait_exec(&self, _pid: i32) -> Result<i32> {

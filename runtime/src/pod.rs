@@ -595,8 +595,12 @@ impl PodRuntime {
                     .write(true)
                     .open("/dev/null")
                     .map_err(io("/dev/null"))?;
-                let pid = runtime.exec(&id, &process, [null.as_fd(), out.as_fd(), out.as_fd()])?;
-                runtime.wait_exec(pid)
+                let exec = runtime.exec(
+                    &id,
+                    &process,
+                    Some([null.as_fd(), out.as_fd(), out.as_fd()]),
+                )?;
+                runtime.wait_exec(exec.pid)
             });
             return match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(0)) => probe::Outcome::Success,
@@ -1150,15 +1154,58 @@ impl PodRuntime {
         let runtime = self.runtime.clone();
         blocking(move || {
             let [stdin, stdout, stderr] = &stdio;
-            let pid = runtime.exec(
+            let exec = runtime.exec(
                 &id,
                 &process,
-                [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
+                Some([stdin.as_fd(), stdout.as_fd(), stderr.as_fd()]),
             )?;
             drop(stdio);
-            runtime.wait_exec(pid)
+            runtime.wait_exec(exec.pid)
         })
         .await
+    }
+
+    /// Starts `args` in container `name` of pod `uid` on a new terminal; returns its
+    /// pid (for [`wait_exec`](Self::wait_exec)) and the terminal's master end, which
+    /// the caller reads and writes (`kubectl exec -it`).
+    pub async fn exec_tty(
+        &self,
+        uid: &str,
+        name: &str,
+        mut process: ExecProcess,
+    ) -> Result<(i32, std::os::fd::OwnedFd)> {
+        let id = self.container_id(uid, name)?;
+        process.tty = true;
+        let runtime = self.runtime.clone();
+        blocking(move || {
+            let exec = runtime.exec(&id, &process, None)?;
+            let pty = exec.pty.ok_or_else(|| Error::Engine {
+                engine: "exec".to_string(),
+                message: "the runtime gave no terminal".to_string(),
+            })?;
+            Ok((exec.pid, pty))
+        })
+        .await
+    }
+
+    /// Waits for a process started by [`exec_tty`](Self::exec_tty); returns its exit
+    /// code.
+    pub async fn wait_exec(&self, pid: i32) -> Result<i32> {
+        let runtime = self.runtime.clone();
+        blocking(move || runtime.wait_exec(pid)).await
+    }
+
+    fn container_id(&self, uid: &str, name: &str) -> Result<String> {
+        let record = self.record(uid)?.ok_or_else(|| Error::ContainerNotFound {
+            id: format!("pod {uid}"),
+        })?;
+        record
+            .containers
+            .get(name)
+            .and_then(|c| c.id.clone())
+            .ok_or_else(|| Error::ContainerNotFound {
+                id: format!("{}/{name}", record.key()),
+            })
     }
 
     /// The log file of the current (or, with `previous`, the last) attempt of a

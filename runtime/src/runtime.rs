@@ -10,7 +10,7 @@
 
 use std::os::fd::BorrowedFd;
 
-use crate::container::{ContainerState, CreateContainer, ExecProcess};
+use crate::container::{ContainerState, CreateContainer, ExecHandle, ExecProcess};
 use crate::error::Result;
 
 /// Runs containers from prepared bundles. Calls block; async code calls them through
@@ -28,9 +28,15 @@ pub trait ContainerRuntime: Send + Sync {
     fn state(&self, id: &str) -> Result<ContainerState>;
     /// Every container.
     fn list(&self) -> Result<Vec<ContainerState>>;
-    /// Runs a process in a running container with the given stdin, stdout and stderr;
-    /// returns its pid for [`wait_exec`](Self::wait_exec).
-    fn exec(&self, id: &str, process: &ExecProcess, stdio: [BorrowedFd<'_>; 3]) -> Result<i32>;
+    /// Runs a process in a running container with the given stdin, stdout and stderr
+    /// (None with `process.tty`: the handle then carries the terminal's master end);
+    /// the handle's pid is for [`wait_exec`](Self::wait_exec).
+    fn exec(
+        &self,
+        id: &str,
+        process: &ExecProcess,
+        stdio: Option<[BorrowedFd<'_>; 3]>,
+    ) -> Result<ExecHandle>;
     /// Waits for an exec'd process; returns its exit code.
     fn wait_exec(&self, pid: i32) -> Result<i32>;
 }

@@ -164,13 +164,9 @@ impl PodHost {
         if netns.exists() {
             found.push(format!("netns {}", netns.display()));
         }
-        let links = std::process::Command::new("ip")
-            .args(["-o", "link", "show", "master", &self.bridge])
-            .output()
-            .unwrap();
-        let links = String::from_utf8_lossy(&links.stdout).to_string();
-        if !links.trim().is_empty() {
-            found.push(format!("links on the bridge: {links}"));
+        let veth = rk8s_netoverlay::network::veth_name(uid);
+        if Path::new("/sys/class/net").join(&veth).exists() {
+            found.push(format!("link {veth}"));
         }
         let rules = std::process::Command::new("nft")
             .args(["list", "table", "ip", "rk8s"])
@@ -180,8 +176,7 @@ impl PodHost {
             found.push("nftables rules naming the pod".to_string());
         }
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let data = self.data.path().display().to_string();
-        for line in mounts.lines().filter(|l| l.contains(&data)) {
+        for line in mounts.lines().filter(|l| l.contains(uid)) {
             found.push(format!("mount {line}"));
         }
         for controller in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {

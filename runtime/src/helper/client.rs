@@ -1,7 +1,7 @@
 //! The client side of the helper: one connection per call, and the helper started on
 //! first use if none runs.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{self, Request, Response};
 use super::{HELPER_ARG, socket_path};
-use crate::container::{ContainerState, CreateContainer, ExecProcess};
+use crate::container::{ContainerState, CreateContainer, ExecHandle, ExecProcess};
 use crate::error::{Error, Result, io};
 use crate::runtime::ContainerRuntime;
 
@@ -109,6 +109,16 @@ impl HelperClient {
 
     /// Sends one request and returns the answer; errors of the helper become [`Error`]s.
     pub fn call(&self, request: &Request, fds: &[BorrowedFd<'_>]) -> Result<Response> {
+        self.call_with_fds(request, fds)
+            .map(|(response, _)| response)
+    }
+
+    /// [`call`](Self::call), also returning the descriptors that came with the answer.
+    pub fn call_with_fds(
+        &self,
+        request: &Request,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(Response, Vec<OwnedFd>)> {
         let mut stream = self.connect()?;
         protocol::send(&mut stream, request, fds).map_err(|e| self.helper_error(e.to_string()))?;
         match protocol::recv::<Response>(&mut stream) {
@@ -121,7 +131,7 @@ impl HelperClient {
                 },
                 _ => self.helper_error(message),
             }),
-            Ok(Some((response, _))) => Ok(response),
+            Ok(Some((response, fds))) => Ok((response, fds)),
             Ok(None) => Err(self.helper_error("the helper closed the connection")),
             Err(e) => Err(self.helper_error(e.to_string())),
         }
@@ -215,14 +225,23 @@ impl ContainerRuntime for HelperClient {
         }
     }
 
-    fn exec(&self, id: &str, process: &ExecProcess, stdio: [BorrowedFd<'_>; 3]) -> Result<i32> {
+    fn exec(
+        &self,
+        id: &str,
+        process: &ExecProcess,
+        stdio: Option<[BorrowedFd<'_>; 3]>,
+    ) -> Result<ExecHandle> {
         let request = Request::Exec {
             id: id.to_string(),
             process: process.clone(),
         };
-        match self.call(&request, &stdio)? {
-            Response::Exec { pid } => Ok(pid),
-            other => Err(self.helper_error(format!("unexpected answer {other:?}"))),
+        let fds = stdio.as_ref().map_or(&[][..], |s| &s[..]);
+        match self.call_with_fds(&request, fds)? {
+            (Response::Exec { pid }, mut fds) => Ok(ExecHandle {
+                pid,
+                pty: if process.tty { fds.pop() } else { None },
+            }),
+            (other, _) => Err(self.helper_error(format!("unexpected answer {other:?}"))),
         }
     }
 

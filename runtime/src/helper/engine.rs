@@ -23,6 +23,18 @@ pub struct Stdio3 {
     pub stderr: OwnedFd,
 }
 
+/// Where an exec'd process' stdio goes.
+#[derive(Debug)]
+pub enum ExecIo {
+    /// These three descriptors.
+    Pipes(Stdio3),
+    /// A new terminal, whose master end the runtime sends to this console socket.
+    Tty {
+        /// A listening Unix socket.
+        console_socket: PathBuf,
+    },
+}
+
 /// An OCI runtime as the helper uses it.
 pub trait OciRuntime {
     /// Creates the container from `bundle`; returns its init pid.
@@ -33,8 +45,8 @@ pub trait OciRuntime {
     fn kill(&self, id: &str, signal: i32) -> Result<()>;
     /// Deletes it (its cgroup and runtime state).
     fn delete(&self, id: &str, force: bool) -> Result<()>;
-    /// Runs a process in it; returns the pid.
-    fn exec(&self, id: &str, process: &ExecProcess, stdio: Stdio3) -> Result<i32>;
+    /// Runs a process in it (the container's bundle is `bundle`); returns the pid.
+    fn exec(&self, id: &str, bundle: &Path, process: &ExecProcess, io: ExecIo) -> Result<i32>;
 }
 
 /// The runtime for `engine`, keeping its state under `root`.
@@ -119,26 +131,38 @@ impl OciRuntime for Libcontainer {
         }
     }
 
-    fn exec(&self, id: &str, process: &ExecProcess, stdio: Stdio3) -> Result<i32> {
-        let env = process
-            .env
-            .iter()
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let pid = ContainerBuilder::new(id.to_string(), SyscallType::default())
+    fn exec(&self, id: &str, bundle: &Path, process: &ExecProcess, io: ExecIo) -> Result<i32> {
+        let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.root)
-            .map_err(lc_error)?
-            .with_stdin(stdio.stdin)
-            .with_stdout(stdio.stdout)
-            .with_stderr(stdio.stderr)
-            .as_tenant()
-            .with_container_args(process.args.clone())
-            .with_env(env)
-            .with_cwd(process.cwd.as_ref())
-            .with_detach(true)
-            .build()
             .map_err(lc_error)?;
+        let tenant = match io {
+            ExecIo::Pipes(stdio) => {
+                let env = process
+                    .env
+                    .iter()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                builder
+                    .with_stdin(stdio.stdin)
+                    .with_stdout(stdio.stdout)
+                    .with_stderr(stdio.stderr)
+                    .as_tenant()
+                    .with_container_args(process.args.clone())
+                    .with_env(env)
+                    .with_cwd(process.cwd.as_ref())
+            }
+            ExecIo::Tty { console_socket } => {
+                // A terminal needs the whole process description (terminal: true).
+                let file = self.root.join(format!("{id}.exec-process.json"));
+                write_tty_process(bundle, process, &file)?;
+                builder
+                    .with_console_socket(Some(console_socket))
+                    .as_tenant()
+                    .with_process(Some(file))
+            }
+        };
+        let pid = tenant.with_detach(true).build().map_err(lc_error)?;
         Ok(pid.as_raw())
     }
 }
@@ -250,7 +274,7 @@ impl OciRuntime for OciBinary {
         self.run(command)
     }
 
-    fn exec(&self, id: &str, process: &ExecProcess, stdio: Stdio3) -> Result<i32> {
+    fn exec(&self, id: &str, _bundle: &Path, process: &ExecProcess, io: ExecIo) -> Result<i32> {
         let pid_file = self.root.join(format!("{id}.exec.pid"));
         let mut command = self.command();
         command
@@ -264,9 +288,56 @@ impl OciRuntime for OciBinary {
         if let Some(cwd) = &process.cwd {
             command.arg("--cwd").arg(cwd);
         }
+        let stdio = match io {
+            ExecIo::Pipes(stdio) => stdio,
+            ExecIo::Tty { console_socket } => {
+                command
+                    .arg("--tty")
+                    .arg("--console-socket")
+                    .arg(console_socket);
+                let null = |write: bool| -> Result<OwnedFd> {
+                    std::fs::OpenOptions::new()
+                        .read(!write)
+                        .write(write)
+                        .open("/dev/null")
+                        .map(OwnedFd::from)
+                        .map_err(crate::error::io("/dev/null"))
+                };
+                Stdio3 {
+                    stdin: null(false)?,
+                    stdout: null(true)?,
+                    stderr: null(true)?,
+                }
+            }
+        };
         command.arg(id).args(&process.args);
         self.run_with_stdio(command, stdio, &pid_file)
     }
+}
+
+/// The process file of a terminal exec: the container's own process (user,
+/// capabilities, environment) with the new arguments, extra environment and cwd.
+fn write_tty_process(bundle: &Path, process: &ExecProcess, file: &Path) -> Result<()> {
+    let config = bundle.join("config.json");
+    let spec = oci_spec::runtime::Spec::load(&config).map_err(|e| Error::Engine {
+        engine: "libcontainer".to_string(),
+        message: format!("{}: {e}", config.display()),
+    })?;
+    let mut base = spec.process().clone().unwrap_or_default();
+    let mut env = base.env().clone().unwrap_or_default();
+    for kv in &process.env {
+        let key = kv.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    base.set_args(Some(process.args.clone()));
+    base.set_env(Some(env));
+    base.set_terminal(Some(true));
+    if let Some(cwd) = &process.cwd {
+        base.set_cwd(PathBuf::from(cwd));
+    }
+    let json = serde_json::to_vec(&base).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    std::fs::write(file, json).map_err(crate::error::io(file))
 }
 
 fn libc_sigkill() -> i32 {

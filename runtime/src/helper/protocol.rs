@@ -131,6 +131,39 @@ pub fn send<T: Serialize>(
     stream.write_all(&body)
 }
 
+/// Receives one descriptor sent alone (a console socket's terminal master).
+pub fn recv_fd(stream: &mut UnixStream) -> std::io::Result<OwnedFd> {
+    let mut buf = [0u8; 4096];
+    let mut cmsg_space = nix::cmsg_space!([i32; 1]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg_space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?;
+    let mut fds = owned(msg.cmsgs().map_err(std::io::Error::from)?);
+    fds.pop()
+        .ok_or_else(|| std::io::Error::other("no descriptor came with the message"))
+}
+
+/// Takes ownership of the descriptors of `SCM_RIGHTS` messages.
+fn owned(cmsgs: nix::sys::socket::CmsgIterator<'_>) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    for cmsg in cmsgs {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            for fd in raw {
+                #[allow(unsafe_code)]
+                // SAFETY: the kernel has just installed these descriptors in this
+                // process for us (SCM_RIGHTS); nothing else refers to them.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    fds
+}
+
 /// Receives one message and the file descriptors that came with it. `Ok(None)` at a
 /// clean end of stream.
 pub fn recv<T: DeserializeOwned>(
@@ -147,17 +180,7 @@ pub fn recv<T: DeserializeOwned>(
             MsgFlags::MSG_CMSG_CLOEXEC,
         )
         .map_err(std::io::Error::from)?;
-        let mut fds = Vec::new();
-        for cmsg in msg.cmsgs().map_err(std::io::Error::from)? {
-            if let ControlMessageOwned::ScmRights(raw) = cmsg {
-                for fd in raw {
-                    #[allow(unsafe_code)]
-                    // SAFETY: the kernel has just installed these descriptors in this
-                    // process for us (SCM_RIGHTS); nothing else refers to them.
-                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-        }
+        let fds = owned(msg.cmsgs().map_err(std::io::Error::from)?);
         (msg.bytes, fds)
     };
     if read == 0 {

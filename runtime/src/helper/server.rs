@@ -23,7 +23,7 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use super::engine::{self, Stdio3};
+use super::engine::{self, ExecIo, Stdio3};
 use super::protocol::{self, Request, Response};
 use crate::container::{ContainerState, CreateContainer, Exit, ExitReason, Status, now_ns};
 use crate::error::{Error, Result, io, sys};
@@ -228,15 +228,57 @@ impl Helper {
                 self.shutdown = true;
                 Response::Ok
             }
-            other => self
-                .handle(other, fds)
-                .unwrap_or_else(|e| error_response(&e)),
+            other => match self.handle(other, fds) {
+                Ok((response, Some(fd))) => {
+                    let stream = &mut self.clients[index].stream;
+                    return protocol::send(stream, &response, &[fd.as_fd()]).is_ok();
+                }
+                Ok((response, None)) => response,
+                Err(e) => error_response(&e),
+            },
         };
         protocol::send(&mut self.clients[index].stream, &response, &[]).is_ok()
     }
 
-    fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> Result<Response> {
-        match request {
+    /// Runs a terminal exec: the runtime sends the terminal's master end to a console
+    /// socket of ours, which goes back to the client.
+    fn exec_tty(
+        &self,
+        engine: &dyn engine::OciRuntime,
+        id: &str,
+        bundle: &Path,
+        process: &crate::container::ExecProcess,
+    ) -> Result<(i32, OwnedFd)> {
+        let socket = self.container_dir(id).join("console.sock");
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).map_err(io(&socket))?;
+        let result = engine
+            .exec(
+                id,
+                bundle,
+                process,
+                ExecIo::Tty {
+                    console_socket: socket.clone(),
+                },
+            )
+            .and_then(|pid| {
+                let (mut stream, _) = listener.accept().map_err(io(&socket))?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .map_err(io(&socket))?;
+                let pty = protocol::recv_fd(&mut stream).map_err(io(&socket))?;
+                Ok((pid, pty))
+            });
+        let _ = std::fs::remove_file(&socket);
+        result
+    }
+
+    fn handle(
+        &mut self,
+        request: Request,
+        fds: Vec<OwnedFd>,
+    ) -> Result<(Response, Option<OwnedFd>)> {
+        let response = match request {
             Request::Ping => Ok(Response::Ok),
             Request::Create(spec) => self.create(spec).map(|state| Response::State {
                 state: Box::new(state),
@@ -275,6 +317,13 @@ impl Helper {
                 if !managed.state.status.can_exec() {
                     return Err(incorrect(&managed.state, "exec"));
                 }
+                let engine = engine::for_engine(&managed.state.spec.engine, &self.root);
+                let bundle = managed.state.spec.bundle.clone();
+                if process.tty {
+                    let (pid, pty) = self.exec_tty(engine.as_ref(), &id, &bundle, &process)?;
+                    self.exec_owner.insert(pid, id);
+                    return Ok((Response::Exec { pid }, Some(pty)));
+                }
                 let mut fds = fds.into_iter();
                 let (Some(stdin), Some(stdout), Some(stderr)) =
                     (fds.next(), fds.next(), fds.next())
@@ -283,20 +332,18 @@ impl Helper {
                         "exec needs three file descriptors (stdin, stdout, stderr)".to_string(),
                     ));
                 };
-                let pid = engine::for_engine(&managed.state.spec.engine, &self.root).exec(
-                    &id,
-                    &process,
-                    Stdio3 {
-                        stdin,
-                        stdout,
-                        stderr,
-                    },
-                )?;
+                let stdio = Stdio3 {
+                    stdin,
+                    stdout,
+                    stderr,
+                };
+                let pid = engine.exec(&id, &bundle, &process, ExecIo::Pipes(stdio))?;
                 self.exec_owner.insert(pid, id);
-                Ok(Response::Exec { pid })
+                return Ok((Response::Exec { pid }, None));
             }
             Request::WaitExec { .. } | Request::Shutdown => Ok(Response::Ok),
-        }
+        };
+        response.map(|r| (r, None))
     }
 
     fn get(&self, id: &str) -> Result<&Managed> {

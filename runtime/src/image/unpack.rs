@@ -150,7 +150,11 @@ mod tests {
         let blob = dir.path().join("layer.tar");
         std::fs::write(
             &blob,
-            layer(&[("etc/motd", b"hi"), ("etc/.wh.passwd", b""), ("var/cache/.wh..wh..opq", b"")]),
+            layer(&[
+                ("etc/motd", b"hi"),
+                ("etc/.wh.passwd", b""),
+                ("var/cache/.wh..wh..opq", b""),
+            ]),
         )
         .unwrap();
         let target = dir.path().join("unpacked");
@@ -160,7 +164,9 @@ mod tests {
         assert!(whiteout.file_type().is_char_device());
         assert!(!target.join("etc/.wh.passwd").exists());
         assert_eq!(
-            xattr::get(target.join("var/cache"), "trusted.overlay.opaque").unwrap().as_deref(),
+            xattr::get(target.join("var/cache"), "trusted.overlay.opaque")
+                .unwrap()
+                .as_deref(),
             Some(&b"y"[..])
         );
         // A path that climbs out of the layer is refused and nothing is left behind.
