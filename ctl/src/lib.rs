@@ -13,4 +13,5 @@ pub mod cluster;
 pub mod commands;
 pub mod describe;
 pub mod input;
+pub mod local;
 pub mod print;

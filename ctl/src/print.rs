@@ -140,6 +140,42 @@ pub fn for_output(mut value: Value) -> Value {
     value
 }
 
+/// Prints rows with columns aligned three spaces apart, as kubectl prints tables.
+pub fn table(rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            let w = cell.chars().count();
+            match widths.get_mut(i) {
+                Some(max) => *max = (*max).max(w),
+                None => widths.push(w),
+            }
+        }
+    }
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            } else {
+                line.push_str(cell);
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+/// An age as kubectl shows it: `45s`, `3m`, `5h`, `2d`.
+pub fn age(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,8 +36,11 @@ use crate::{cgroups, logs, probe};
 /// Where a pod runtime keeps things and what it runs with.
 #[derive(Debug, Clone)]
 pub struct PodRuntimeConfig {
-    /// Persistent data: `images/`, `containers/<id>/` bundles, `pods/<uid>/`.
+    /// Pod data: `containers/<id>/` bundles, `pods/<uid>/`.
     pub data_dir: PathBuf,
+    /// The image store (default `<data_dir>/images`; local modes share one store
+    /// across projects).
+    pub images_dir: Option<PathBuf>,
     /// The pause image (path or reference).
     pub pause_image: String,
     /// How to reach registries.
@@ -59,6 +62,7 @@ impl PodRuntimeConfig {
     pub fn new(data_dir: impl Into<PathBuf>, pause_image: impl Into<String>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            images_dir: None,
             pause_image: pause_image.into(),
             pull: PullOptions::default(),
             handlers: BTreeMap::from([("runc".to_string(), Engine::runc())]),
@@ -153,7 +157,12 @@ impl PodRuntime {
         runtime: Arc<dyn ContainerRuntime>,
         network: Option<Arc<Network>>,
     ) -> Result<Self> {
-        let images = ImageStore::open(config.data_dir.join("images"))?;
+        let images = ImageStore::open(
+            config
+                .images_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("images")),
+        )?;
         for dir in ["pods", "containers"] {
             let d = config.data_dir.join(dir);
             std::fs::create_dir_all(&d).map_err(io(&d))?;
@@ -1025,21 +1034,50 @@ impl PodRuntime {
         })
     }
 
-    /// Stops pod `uid`: SIGTERM to its containers, SIGKILL after `grace`, then removes
-    /// containers, rootfs mounts, bundles, cgroups, network and files. Stopping a pod
-    /// that is gone does nothing.
-    pub async fn stop_pod(&self, uid: &str, grace: Duration) -> Result<()> {
-        let Some(record) = self.record(uid)? else {
-            return Ok(());
-        };
+    /// Stops the containers of pod `uid` (SIGTERM, then SIGKILL after `grace`) and
+    /// keeps them, their logs and the sandbox (`rk8sctl container stop`).
+    pub async fn stop_containers(&self, uid: &str, grace: Duration) -> Result<()> {
+        let record = self.record(uid)?.ok_or_else(|| Error::ContainerNotFound {
+            id: format!("pod {uid}"),
+        })?;
+        let ids = self.terminate(&record, grace).await?;
+        let runtime = self.runtime.clone();
+        blocking(move || {
+            for id in &ids {
+                match runtime.kill(id, nix::sys::signal::Signal::SIGKILL as i32) {
+                    Ok(()) | Err(Error::ContainerNotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            // Wait for the kill to be seen, so that a `state` right after says so.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < deadline
+                && ids.iter().any(|id| {
+                    runtime
+                        .state(id)
+                        .map(|s| s.status != Status::Stopped)
+                        .unwrap_or(false)
+                })
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sends SIGTERM to every container of the pod (all attempts, the pause
+    /// excepted) and waits up to `grace` for them to stop; returns their ids.
+    async fn terminate(&self, record: &PodRecord, grace: Duration) -> Result<Vec<String>> {
         let mut ids: Vec<String> = record
             .containers
             .values()
             .filter_map(|c| c.id.clone())
             .collect();
         // Attempts a crash left unrecorded belong to the pod too.
-        let prefix = format!("{uid}-");
-        for state in self.runtime.list()? {
+        let prefix = format!("{}-", record.uid);
+        let runtime = self.runtime.clone();
+        for state in blocking(move || runtime.list()).await? {
             let id = state.spec.id;
             if id.starts_with(&prefix) && id != record.pause_id && !ids.contains(&id) {
                 ids.push(id);
@@ -1070,6 +1108,17 @@ impl PodRuntime {
             Ok(())
         })
         .await?;
+        Ok(ids)
+    }
+
+    /// Stops pod `uid`: SIGTERM to its containers, SIGKILL after `grace`, then removes
+    /// containers, rootfs mounts, bundles, cgroups, network and files. Stopping a pod
+    /// that is gone does nothing.
+    pub async fn stop_pod(&self, uid: &str, grace: Duration) -> Result<()> {
+        let Some(record) = self.record(uid)? else {
+            return Ok(());
+        };
+        let ids = self.terminate(&record, grace).await?;
         // Every step is tried even when one fails, so that a second stop finds less to
         // do; the first error is reported.
         let mut first_error = None;

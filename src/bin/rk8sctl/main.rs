@@ -85,6 +85,12 @@ enum Command {
     Validate(commands::validate::Args),
     /// Manage the local image store (pull, import, ls, rm).
     Image(commands::image::Args),
+    /// Run single containers on this host, without a cluster (original rk8s files).
+    #[command(subcommand)]
+    Container(rk8s_ctl::local::commands::LocalCommand),
+    /// Run pods on this host, without a cluster.
+    #[command(subcommand)]
+    Pod(rk8s_ctl::local::commands::LocalCommand),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -118,6 +124,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Command::Validate(args) => return commands::validate::run(args),
         Command::Image(args) => commands::image::run(args).await?,
+        Command::Container(c) => return rk8s_ctl::local::commands::run("container", c).await,
+        Command::Pod(c) => return rk8s_ctl::local::commands::run("pod", c).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,12 +10,12 @@ use clap::{Args as ClapArgs, Subcommand};
 use rk8s_runtime::image::{ImageStore, PullOptions, PullPolicy};
 
 /// Where local images live unless `--root` says otherwise.
-pub const DEFAULT_ROOT: &str = "/var/lib/rk8s/local";
+pub const DEFAULT_ROOT: &str = "/var/lib/rk8s";
 
 #[derive(ClapArgs)]
 pub struct Args {
     /// The local data directory (images are in its `images/`).
-    #[arg(long, env = "RK8S_LOCAL_ROOT", default_value = DEFAULT_ROOT, global = true)]
+    #[arg(long, env = "RK8S_DATA_DIR", default_value = DEFAULT_ROOT, global = true)]
     root: PathBuf,
     #[command(subcommand)]
     command: ImageCommand,

@@ -1,0 +1,238 @@
+//! `rk8sctl container` and `rk8sctl pod` as a user runs them (root, real containers):
+//! every command a new process, state found again from the run directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/runtime.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// An isolated local environment: its own run and data directories, bridge and range.
+struct Local {
+    run: tempfile::TempDir,
+    data: tempfile::TempDir,
+    bridge: String,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Local {
+    fn new() -> Self {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        support::images();
+        Local {
+            run: tempfile::tempdir().unwrap(),
+            data: tempfile::tempdir().unwrap(),
+            bridge: format!("rk8sl{}", std::process::id() % 100_000),
+            _serial: serial,
+        }
+    }
+
+    fn rk8sctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
+            .args(args)
+            .env("RK8S_RUN_DIR", self.run.path())
+            .env("RK8S_DATA_DIR", self.data.path())
+            .env("RK8S_LOCAL_BRIDGE", &self.bridge)
+            .env("RK8S_LOCAL_SUBNET", "10.202.0.0/24")
+            .env("RK8S_PAUSE_IMAGE", support::images().join("pause"))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.rk8sctl(args);
+        assert!(
+            out.status.success(),
+            "rk8sctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path: PathBuf = self.run.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        for mode in ["container", "pod"] {
+            let ls = self.rk8sctl(&[mode, "ls"]);
+            for line in String::from_utf8_lossy(&ls.stdout).lines().skip(1) {
+                if let Some(name) = line.split_whitespace().next() {
+                    let _ = self.rk8sctl(&[mode, "rm", "--force", name]);
+                }
+            }
+        }
+        let helper = rk8s_runtime::helper::HelperClient::new(
+            self.run.path().join("local/helper"),
+            env!("CARGO_BIN_EXE_rk8sctl"),
+        );
+        let _ = helper.shutdown();
+        let net = rk8s_netoverlay::Network::new(
+            rk8s_netoverlay::NetworkConfig {
+                name: "rk8s".into(),
+                bridge: self.bridge.clone(),
+                subnet: "10.202.0.0/24".parse().unwrap(),
+                state_dir: self.run.path().join("local/net"),
+            },
+            rk8s_netoverlay::host::System,
+        );
+        if let Ok(net) = net {
+            let _ = net.destroy();
+        }
+        if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+            for controller in controllers.flatten() {
+                let _ = std::fs::remove_dir(controller.path().join("rk8s"));
+            }
+        }
+    }
+}
+
+#[test]
+fn container_mode_runs_the_original_single_container_file() {
+    let local = Local::new();
+    let file = local.file(
+        "web.yaml",
+        &format!(
+            "name: web\nimage: {}\ncommand: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/var/www\"]\nresources:\n  limits:\n    cpu: 500m\n    memory: 233Mi\n",
+            support::busybox()
+        ),
+    );
+    assert_eq!(
+        local.ok(&["container", "run", &file]),
+        "container web: Running\n"
+    );
+    let ls = local.ok(&["container", "ls"]);
+    assert!(
+        ls.lines().nth(1).unwrap().starts_with("web ") && ls.contains("Running"),
+        "{ls}"
+    );
+    let record_dir = std::fs::read_dir(local.run.path().join("local/pods"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let uid = record_dir.file_name().to_string_lossy().to_string();
+    if !rk8s_runtime::cgroups::is_unified() {
+        let read = |c: &str, f: &str| {
+            std::fs::read_to_string(format!("/sys/fs/cgroup/{c}/rk8s/pod{uid}/web/{f}")).unwrap()
+        };
+        assert_eq!(read("cpu", "cpu.cfs_quota_us").trim(), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us").trim(), "100000");
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes").trim(),
+            (233u64 << 20).to_string()
+        );
+    }
+    assert_eq!(
+        local.ok(&[
+            "container",
+            "exec",
+            "web",
+            "--",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://127.0.0.1:8080/"
+        ]),
+        "<h1>rk8s busybox</h1>\n"
+    );
+    let failing = local.rk8sctl(&[
+        "container",
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo oops >&2; exit 4",
+    ]);
+    assert_eq!(failing.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&failing.stderr), "oops\n");
+    // A running container is not removed without --force; a stopped one is.
+    let refused = local.rk8sctl(&["container", "rm", "web"]);
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("is running")
+    );
+    assert_eq!(
+        local.ok(&["container", "stop", "web", "--time", "1"]),
+        "web stopped\n"
+    );
+    let state = local.ok(&["container", "state", "web"]);
+    assert!(state.contains("Failed") && state.contains("137"), "{state}");
+    assert_eq!(local.ok(&["container", "rm", "web"]), "web removed\n");
+    assert_eq!(local.ok(&["container", "ls"]).lines().count(), 1);
+    assert!(!std::path::Path::new(&format!("/run/netns/rk8s-{uid}")).exists());
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/rk8s/pod{uid}")).exists());
+    let missing = local.rk8sctl(&["container", "logs", "web"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no container named \"web\""));
+}
+
+#[test]
+fn pod_mode_runs_a_two_container_pod() {
+    let local = Local::new();
+    let busybox = support::busybox();
+    let file = local.file(
+        "pod.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: duo\nspec:\n  containers:\n  - name: web\n    image: {busybox}\n    command: [httpd, -f, -p, '80', -h, /var/www]\n  - name: shell\n    image: {busybox}\n    command: [sh, -c, 'echo hello from shell; exec sleep 3600']\n"
+        ),
+    );
+    assert_eq!(local.ok(&["pod", "run", &file]), "pod duo: Running\n");
+    let state = local.ok(&["pod", "state", "duo"]);
+    assert!(
+        state
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains("Running")),
+        "{state}"
+    );
+    assert!(
+        state
+            .lines()
+            .any(|l| l.starts_with("shell ") && l.contains("Running")),
+        "{state}"
+    );
+    assert_eq!(
+        local.ok(&[
+            "pod",
+            "exec",
+            "duo",
+            "-c",
+            "shell",
+            "--",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "localhost"
+        ]),
+        "<h1>rk8s busybox</h1>\n"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while local.ok(&["pod", "logs", "duo", "-c", "shell"]) != "hello from shell\n" {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&local.ok(&["pod", "state", "duo", "--json"])).unwrap();
+    assert_eq!(json["phase"], "Running");
+    assert_eq!(local.ok(&["pod", "rm", "--force", "duo"]), "duo removed\n");
+    assert_eq!(local.ok(&["pod", "ls"]).lines().count(), 1);
+    // A file of the other mode is named as such.
+    let wrong = local.rk8sctl(&[
+        "pod",
+        "run",
+        &local.file("c.yaml", &format!("name: c\nimage: {busybox}\n")),
+    ]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("use `rk8sctl container run`"));
+}
