@@ -236,3 +236,90 @@ fn pod_mode_runs_a_two_container_pod() {
     ]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("use `rk8sctl container run`"));
 }
+
+#[test]
+fn compose_up_runs_services_that_find_each_other_by_name_and_down_removes_everything() {
+    let local = Local::new();
+    let busybox = support::busybox();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = local.run.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let file = app.join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  web:\n    image: {busybox}\n    command: [httpd, -f, -p, '80', -h, /var/www]\n    ports:\n      - \"{port}:80\"\n  client:\n    image: {busybox}\n    depends_on: [web]\n    environment:\n      TARGET: web\n    command: [sh, -c, 'wget -q -O - http://$$TARGET/ && echo fetched-by-name; exec sleep 3600']\n"
+        )
+        .replace("$$", "$"),
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    let up = local.ok(&["compose", "-f", &f, "up", "-d"]);
+    assert_eq!(up, "web: Running\nclient: Running\n");
+    let ps = local.ok(&["compose", "-f", &f, "ps"]);
+    assert!(
+        ps.contains("app-web-1") && ps.contains("app-client-1"),
+        "{ps}"
+    );
+    assert_eq!(ps.matches("Running").count(), 2, "{ps}");
+    assert!(ps.contains(&format!("0.0.0.0:{port}->80/tcp")), "{ps}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let logs = local.ok(&["compose", "-f", &f, "logs"]);
+        if logs.contains("client | fetched-by-name") {
+            assert!(!logs.contains("bad address"), "{logs}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{logs}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The published port answers on the host's loopback.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("rk8s busybox"), "{answer}");
+    // A second `up` changes nothing.
+    assert_eq!(
+        local.ok(&["compose", "-f", &f, "up", "-d"]),
+        "web: up to date\nclient: up to date\n"
+    );
+    let down = local.ok(&["compose", "-f", &f, "down", "--timeout", "1"]);
+    assert!(down.ends_with("removed network app_default\n"), "{down}");
+    assert_eq!(local.ok(&["compose", "-f", &f, "ps"]).lines().count(), 1);
+    let bridge = format!(
+        "rk8s{}",
+        &rk8s_netoverlay::network::veth_name("app_default")[4..]
+    );
+    assert!(
+        !std::path::Path::new("/sys/class/net")
+            .join(&bridge)
+            .exists(),
+        "bridge {bridge} left"
+    );
+    let nft = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&nft.stdout).contains("app_default"));
+    assert!(!String::from_utf8_lossy(&nft.stdout).contains(&format!("dport {port}")));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&local.run.path().display().to_string()));
+    // An unknown key is named with its place and the keys that are known.
+    std::fs::write(
+        &file,
+        format!("services:\n  a:\n    image: {busybox}\n    bogus: 1\n"),
+    )
+    .unwrap();
+    let bad = local.rk8sctl(&["compose", "-f", &f, "up", "-d"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("compose.yaml:4:5") && err.contains("bogus") && err.contains("depends_on"),
+        "{err}"
+    );
+}

@@ -1145,6 +1145,34 @@ impl PodRuntime {
         std::fs::remove_dir_all(&dir).map_err(io(&dir))
     }
 
+    /// Sets the peer entries of pod `uid`'s /etc/hosts (Compose services reaching each
+    /// other by name), replacing earlier ones. The file is rewritten in place, so
+    /// running containers see the change.
+    pub fn set_peer_hosts(
+        &self,
+        uid: &str,
+        peers: &[(std::net::Ipv4Addr, Vec<String>)],
+    ) -> Result<()> {
+        const MARK: &str = "# peers (rk8s)";
+        let path = self.pod_dir(uid).join("hosts");
+        let current = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let mut text = current.split(MARK).next().unwrap_or_default().to_string();
+        if !peers.is_empty() {
+            text.push_str(MARK);
+            text.push('\n');
+            for (ip, names) in peers {
+                text.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+            }
+        }
+        // Truncate and write the same inode: it is bind-mounted into the containers.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io(&path))
+    }
+
     /// Removes what belongs to no wanted pod: pods for which `keep` is false (stopped
     /// at once), containers of the helper and network attachments that no pod record
     /// names (left by a crash between steps). Returns what was removed.

@@ -9,6 +9,7 @@
 //! directory (`/var/lib/rk8s/images`).
 
 pub mod commands;
+pub mod compose;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -91,6 +91,8 @@ enum Command {
     /// Run pods on this host, without a cluster.
     #[command(subcommand)]
     Pod(rk8s_ctl::local::commands::LocalCommand),
+    /// Run a Compose app on this host, without a cluster.
+    Compose(rk8s_ctl::local::compose::ComposeArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -126,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(args) => commands::image::run(args).await?,
         Command::Container(c) => return rk8s_ctl::local::commands::run("container", c).await,
         Command::Pod(c) => return rk8s_ctl::local::commands::run("pod", c).await,
+        Command::Compose(args) => return rk8s_ctl::local::compose::run(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -150,5 +153,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // clap checks every subcommand (unique short options, …) only when it is used;
+        // this checks them all.
+        super::Cli::command().debug_assert();
     }
 }
