@@ -323,3 +323,162 @@ fn compose_up_runs_services_that_find_each_other_by_name_and_down_removes_everyt
         "{err}"
     );
 }
+
+/// Waits up to 20 s for `done`.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn static_pods_follow_their_manifest_directory() {
+    let local = Local::new();
+    let manifests = local.run.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let node_run = local.run.path().join("node");
+    let node_data = local.data.path().join("node");
+    let node = Command::new(env!("CARGO_BIN_EXE_rk8s-node"))
+        .args([
+            "run",
+            "--name",
+            "testnode",
+            "--sync-period",
+            "200ms",
+            "--pod-cidr",
+            "10.203.0.0/24",
+        ])
+        .args([
+            "--bridge",
+            &format!("rk8sn{}", std::process::id() % 100_000),
+        ])
+        .arg("--manifests")
+        .arg(&manifests)
+        .arg("--data-dir")
+        .arg(&node_data)
+        .arg("--run-dir")
+        .arg(&node_run)
+        .arg("--pause-image")
+        .arg(support::images().join("pause"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    /// Stops the node, then removes whatever it left running, also after a failure.
+    struct NodeGuard {
+        child: std::process::Child,
+        run: PathBuf,
+        data: PathBuf,
+        bridge: String,
+    }
+    impl Drop for NodeGuard {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let helper = rk8s_runtime::helper::HelperClient::new(
+                self.run.join("helper"),
+                env!("CARGO_BIN_EXE_rk8sctl"),
+            );
+            let net = rk8s_netoverlay::Network::new(
+                rk8s_netoverlay::NetworkConfig {
+                    name: "node".into(),
+                    bridge: self.bridge.clone(),
+                    subnet: "10.203.0.0/24".parse().unwrap(),
+                    state_dir: self.run.join("net"),
+                },
+                rk8s_netoverlay::host::System,
+            )
+            .unwrap();
+            let net = std::sync::Arc::new(net);
+            let config = rk8s_runtime::pod::PodRuntimeConfig::new(&self.data, "unused");
+            let runtime = rk8s_runtime::pod::PodRuntime::new(
+                config,
+                std::sync::Arc::new(helper.clone()),
+                Some(net.clone()),
+            )
+            .unwrap();
+            let tokio = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = tokio.block_on(runtime.remove_orphans(|_| false));
+            let _ = helper.shutdown();
+            let _ = net.destroy();
+        }
+    }
+    let bridge = format!("rk8sn{}", std::process::id() % 100_000);
+    let node_guard = NodeGuard {
+        child: node,
+        run: node_run.clone(),
+        data: node_data.clone(),
+        bridge,
+    };
+    // What the node runs, read from its state: (pod name, running containers' ids).
+    let helper = rk8s_runtime::helper::HelperClient::new(
+        node_run.join("helper"),
+        env!("CARGO_BIN_EXE_rk8sctl"),
+    );
+    let pods = || -> Vec<(String, String)> {
+        let Ok(dirs) = std::fs::read_dir(node_data.join("pods")) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for dir in dirs.flatten() {
+            let Ok(bytes) = std::fs::read(dir.path().join("pod.json")) else {
+                continue;
+            };
+            let record: rk8s_runtime::pod::PodRecord = serde_json::from_slice(&bytes).unwrap();
+            for c in record.containers.values() {
+                if let Some(id) = &c.id
+                    && rk8s_runtime::ContainerRuntime::state(&helper, id)
+                        .is_ok_and(|s| s.status == rk8s_runtime::Status::Running)
+                {
+                    out.push((
+                        record.pod.metadata.name.clone().unwrap(),
+                        record.pod.spec.as_ref().unwrap().containers[0]
+                            .command
+                            .clone()
+                            .unwrap()
+                            .join(" "),
+                    ));
+                }
+            }
+        }
+        out
+    };
+    let manifest = |command: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {}\n    command: [sh, -c, '{command}']\n",
+            support::busybox()
+        )
+    };
+    std::fs::write(manifests.join("web.yaml"), manifest("sleep 3600")).unwrap();
+    eventually("the static pod runs", || {
+        pods()
+            == vec![(
+                "static-web-testnode".to_string(),
+                "sh -c sleep 3600".to_string(),
+            )]
+    });
+    std::fs::write(manifests.join("web.yaml"), manifest("sleep 7200")).unwrap();
+    eventually("the edit replaces it", || {
+        pods()
+            == vec![(
+                "static-web-testnode".to_string(),
+                "sh -c sleep 7200".to_string(),
+            )]
+    });
+    std::fs::remove_file(manifests.join("web.yaml")).unwrap();
+    eventually("removal stops it", || {
+        std::fs::read_dir(node_data.join("pods"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
+    });
+    drop(node_guard);
+    assert!(
+        !std::path::Path::new("/sys/class/net")
+            .join(format!("rk8sn{}", std::process::id() % 100_000))
+            .exists()
+    );
+}

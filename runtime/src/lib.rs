@@ -26,6 +26,7 @@ pub mod restart;
 pub mod rootfs;
 pub mod runtime;
 pub mod spec;
+pub mod static_pods;
 
 pub use container::{
     ContainerState, CreateContainer, Engine, ExecProcess, Exit, ExitReason, Status,

@@ -47,15 +47,7 @@ impl LocalPaths {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let data_dir =
             PathBuf::from(var("RK8S_DATA_DIR").unwrap_or_else(|| "/var/lib/rk8s".into()));
-        let pause_image = var("RK8S_PAUSE_IMAGE").unwrap_or_else(|| {
-            let beside = std::env::current_exe()
-                .ok()
-                .and_then(|exe| exe.parent().map(|d| d.join("../images/pause")))
-                .filter(|p| p.join("index.json").exists());
-            beside
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| data_dir.join("images/pause-layout").display().to_string())
-        });
+        let pause_image = rk8s_runtime::image::default_pause_image(&data_dir);
         let subnet = match var("RK8S_LOCAL_SUBNET") {
             Some(s) => s
                 .parse()

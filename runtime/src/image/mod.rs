@@ -100,6 +100,26 @@ pub struct ImageStore {
     root: PathBuf,
 }
 
+/// The pause image to use when none is configured: `RK8S_PAUSE_IMAGE`, else the
+/// layout `images/build.sh` makes next to the binary's directory (`target/images/pause`
+/// for `target/release/…`), else `<data_dir>/images/pause-layout`.
+pub fn default_pause_image(data_dir: &Path) -> String {
+    if let Some(image) = std::env::var("RK8S_PAUSE_IMAGE")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        return image;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("../images/pause")))
+        .filter(|p| p.join("index.json").exists())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .unwrap_or_else(|| data_dir.join("images/pause-layout"))
+        .display()
+        .to_string()
+}
+
 /// Whether `image` names a local path rather than a registry reference.
 pub fn is_local(image: &str) -> bool {
     image.starts_with('/') || image.starts_with("./") || image.starts_with("../") || image == "."
