@@ -405,7 +405,7 @@ async fn the_runc_backend_runs_the_same_pod_and_its_host_port_answers() {
     let err = host.pods.run_pod(&rival).await.unwrap_err().to_string();
     assert!(
         err.contains(&format!(
-            "host port {host_port}/tcp is already in use by {uid}"
+            "host port {host_port}/tcp is already in use by pod default/runc-web"
         )),
         "{err}"
     );

@@ -316,10 +316,10 @@ impl PodRuntime {
             let ports = host_ports(&spec.containers);
             let network = network.clone();
             let uid = record.uid.clone();
-            record.attachment = Some(
+            let attached =
                 blocking(move || network.attach_with_ports(&uid, &ports).map_err(Error::from))
-                    .await?,
-            );
+                    .await;
+            record.attachment = Some(attached.map_err(|e| self.name_port_owner(e))?);
             self.save(record)?;
         }
         let dir = self.pod_dir(&record.uid);
@@ -388,6 +388,28 @@ impl PodRuntime {
         )
         .await?;
         Ok(())
+    }
+
+    /// A taken host port names its owner by pod uid; say which pod that is.
+    fn name_port_owner(&self, e: Error) -> Error {
+        match e {
+            Error::Network(rk8s_netoverlay::Error::PortTaken {
+                port,
+                protocol,
+                owner,
+            }) => {
+                let owner = match self.record(&owner) {
+                    Ok(Some(r)) => format!("pod {}", r.key()),
+                    _ => owner,
+                };
+                Error::Network(rk8s_netoverlay::Error::PortTaken {
+                    port,
+                    protocol,
+                    owner,
+                })
+            }
+            other => other,
+        }
     }
 
     async fn image(&self, image: &str, policy: PullPolicy) -> Result<Image> {
