@@ -11,9 +11,26 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 tmp=$(mktemp -d)
 pids=()
+# Local mode (step 6) state, network and helper: all of it goes at the end.
+export RK8S_RUN_DIR=$tmp/run RK8S_DATA_DIR=$tmp/data RK8S_LOCAL_BRIDGE=rk8sdemo0 \
+  RK8S_LOCAL_SUBNET=10.205.0.0/24 RK8S_PAUSE_IMAGE=$PWD/target/images/pause
+local_cleanup() {
+  [ -d "$tmp/run" ] || return 0
+  "$RK8SCTL" compose -f examples/compose.yaml down -t 1 >/dev/null 2>&1 || true
+  "$RK8SCTL" container rm -f single-container-test >/dev/null 2>&1 || true
+  [ -f "$tmp/run/local/helper/helper.pid" ] && kill "$(cat "$tmp/run/local/helper/helper.pid")" 2>/dev/null || true
+  ip link delete rk8sdemo0 2>/dev/null || true
+  for h in $(nft -a list chain ip rk8s postrouting 2>/dev/null | grep 'comment "net:rk8s"' | sed 's/.*handle //'); do
+    nft delete rule ip rk8s postrouting handle "$h" || true
+  done
+  nft list chain ip rk8s postrouting 2>/dev/null | grep -q masquerade || nft delete table ip rk8s 2>/dev/null || true
+  # The parent of the pods' cgroups, when no other pod is left in it.
+  for dir in /sys/fs/cgroup/*/rk8s; do rmdir "$dir" 2>/dev/null || true; done
+}
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  local_cleanup
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -112,6 +129,20 @@ echo "   kubectl reads the same kubeconfig:"
 kubectl --kubeconfig "$tmp/member0.kubeconfig" get deploy web -o wide | sed 's/^/   /'
 echo "   (pods stay Pending until the scheduler and node agents arrive)"
 
+step "6. Pods as real containers (youki's libcontainer), no control plane needed: rk8sctl compose"
+images/build.sh >/dev/null
+"$RK8SCTL" image import target/images/busybox --name docker.io/library/busybox:1.36 | sed 's/^/   /'
+"$RK8SCTL" compose -f examples/compose.yaml up -d | sed 's/^/   /'
+"$RK8SCTL" compose -f examples/compose.yaml ps | sed 's/^/   /'
+sleep 1
+"$RK8SCTL" compose -f examples/compose.yaml logs | sed 's/^/   /'
+"$RK8SCTL" container run examples/container.yaml | sed 's/^/   /'
+echo "   rk8sctl container exec single-container-test -- hostname; cat /proc/self/cgroup | grep memory:"
+"$RK8SCTL" container exec single-container-test -- hostname | sed 's/^/   /'
+"$RK8SCTL" container exec single-container-test -- sh -c 'grep memory /proc/self/cgroup' | sed 's/^/   /'
+"$RK8SCTL" compose -f examples/compose.yaml down -t 1 | sed 's/^/   /'
+"$RK8SCTL" container rm -f single-container-test | sed 's/^/   /'
+
 step "Next"
 cat <<TEXT
    rk8sctl validate -f FILE|DIR|-      check manifests, Compose files and single-container files
@@ -125,6 +156,10 @@ cat <<TEXT
 
    rk8sctl apply|get|describe|scale|delete|edit ...   the cluster commands (kubeconfig: ~/.rk8s/config)
 
-   The scheduler, controllers and rk8s-node are being built next: see "Status" in
+   rk8sctl container|pod run FILE, ls, state, logs, exec NAME -- CMD, stop, rm
+   rk8sctl compose [-f FILE] up -d|ps|logs|down  local containers, pods and Compose apps
+   rk8s-node run --manifests DIR                 static pods from a directory
+
+   The scheduler, controllers and rk8s-node join are being built next: see "Status" in
    README.md. Everything this demo started has been stopped and removed.
 TEXT

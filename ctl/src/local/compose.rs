@@ -79,6 +79,8 @@ struct ProjectState {
 struct Project {
     name: String,
     dir: PathBuf,
+    /// Where named volumes live (they outlive `down`, as in Compose).
+    volumes_dir: PathBuf,
     state_dir: PathBuf,
     file: Option<(PathBuf, ComposeFile)>,
 }
@@ -140,6 +142,7 @@ fn load(args: &ComposeArgs, paths: &LocalPaths, need_file: bool) -> Result<Proje
     }
     Ok(Project {
         state_dir: paths.run_dir.join("compose").join(&name),
+        volumes_dir: paths.data_dir.join("compose").join(&name).join("volumes"),
         name,
         dir,
         file: parsed,
@@ -304,13 +307,7 @@ fn service_pod(project: &Project, name: &str, service: &Service) -> Result<Pod> 
                     project.dir.join(p)
                 }
             }
-            (MountKind::Volume, Some(source)) => {
-                // Named volumes outlive `down`, as in Compose.
-                PathBuf::from("/var/lib/rk8s/compose")
-                    .join(&project.name)
-                    .join("volumes")
-                    .join(source)
-            }
+            (MountKind::Volume, Some(source)) => project.volumes_dir.join(source),
             (MountKind::Volume, None) => project
                 .state_dir
                 .join("anonymous")
