@@ -634,6 +634,39 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_image_names_what_was_tried() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path().join("store")).unwrap();
+        let err = store
+            .local("/nonexistent/bundles/web")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/bundles/web"), "{err}");
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let err = store
+            .local(&empty.display().to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("neither an OCI image layout") && err.contains("rootfs"),
+            "{err}"
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = runtime
+            .block_on(store.ensure("busybox:1.36", PullPolicy::Never, &PullOptions::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("docker.io/library/busybox:1.36") && err.contains("Never"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn blobs_are_checked_against_their_digest() {
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::open(dir.path()).unwrap();
