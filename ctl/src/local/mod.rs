@@ -66,7 +66,9 @@ impl LocalPaths {
     /// The container helper shared by every local mode.
     pub fn helper(&self) -> Result<HelperClient> {
         let exe = std::env::current_exe().context("failed to find this program's path")?;
-        Ok(HelperClient::new(self.run_dir.join("local/helper"), exe))
+        // Nothing watches local containers between commands but the helper; once none
+        // is left it goes too.
+        Ok(HelperClient::new(self.run_dir.join("local/helper"), exe).with_idle_exit(Duration::from_secs(60)))
     }
 }
 
