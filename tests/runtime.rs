@@ -452,6 +452,19 @@ async fn twenty_pods_created_at_once_all_run() {
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 20, "every pod has its own address");
+    // Twenty clients found no helper at once: exactly one was started.
+    let root = host.run.join("helper").display().to_string();
+    let helpers = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.iter().any(|a| *a == b"__runtime-helper")
+                && args.iter().any(|a| *a == root.as_bytes())
+        })
+        .count();
+    assert_eq!(helpers, 1, "helpers for {root}");
     let stopped = futures_util::future::join_all(pods.iter().map(|p| {
         host.pods
             .stop_pod(p.metadata.uid.as_deref().unwrap(), Duration::from_secs(2))

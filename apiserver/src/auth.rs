@@ -31,6 +31,20 @@ pub struct TokenRecord {
     /// When the token stops working (never if unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<jiff::Timestamp>,
+    /// For a bootstrap token: the node that used it (it works once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<String>,
+}
+
+/// The 401 for a bootstrap token that was used already.
+pub fn used_token(id: &str, node: &str) -> ApiError {
+    ApiError::new(
+        http::StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        format!(
+            "bootstrap token {id} was already used (by node {node}): create a new one with rk8s-server token create"
+        ),
+    )
 }
 
 /// An authenticated caller.
@@ -151,8 +165,15 @@ impl Authenticator {
                 r
             }
         };
-        if record.expires.is_some_and(|e| e <= jiff::Timestamp::now()) {
-            return Err(ApiError::unauthorized());
+        if let Some(expired) = record.expires.filter(|e| *e <= jiff::Timestamp::now()) {
+            return Err(ApiError::new(
+                http::StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                format!("the token expired at {expired}"),
+            ));
+        }
+        if let (Identity::Bootstrap(id), Some(node)) = (&record.identity, &record.used_by) {
+            return Err(used_token(id, node));
         }
         Ok(record.identity)
     }
@@ -337,6 +358,7 @@ mod tests {
         let r = TokenRecord {
             identity: Identity::Node("n1".into()),
             expires: None,
+            used_by: None,
         };
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(json, r#"{"identity":{"kind":"node","name":"n1"}}"#);

@@ -39,6 +39,8 @@ pub struct ApiConfig {
     pub max_requests_inflight: usize,
     /// Concurrent writes served before 429 (0: no limit).
     pub max_mutating_requests_inflight: usize,
+    /// The ranges joining nodes get.
+    pub pod_cidrs: crate::join::PodCidrs,
 }
 
 /// Why the API server could not start.
@@ -145,6 +147,7 @@ async fn cluster_secrets(store: &Store) -> Result<(ClusterSecrets, Option<String
                 let record = TokenRecord {
                     identity: Identity::Admin,
                     expires: None,
+                    used_by: None,
                 };
                 store_token(store, &token, &record)
                     .await
@@ -277,6 +280,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         unlimited(cfg.max_requests_inflight),
         unlimited(cfg.max_mutating_requests_inflight),
     );
+    api.set_pod_cidrs(cfg.pod_cidrs);
     ensure_system_namespaces(api.registry())
         .await
         .map_err(|e| StartError::Store(e.message))?;

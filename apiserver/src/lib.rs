@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cluster;
 pub mod discovery;
 pub mod handlers;
+pub mod join;
 pub mod openapi;
 pub mod patch;
 pub mod pki;

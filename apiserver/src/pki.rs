@@ -135,6 +135,16 @@ impl ClusterCa {
     }
 }
 
+/// The DER bytes of a PEM certificate.
+pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .map(|der| der.as_ref().to_vec())
+        .map_err(|e| PkiError::Invalid {
+            what: "certificate",
+            detail: e.to_string(),
+        })
+}
+
 /// Lowercase hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -101,6 +101,10 @@ pub enum Route {
     Resource(ResourceRequest),
     /// `/version`.
     Version,
+    /// `GET /rk8s/v1/cluster-info`: the cluster CA, for joining nodes (anonymous).
+    ClusterInfo,
+    /// `POST /rk8s/v1/join`: a bootstrap token becomes a node credential.
+    Join,
     /// `/healthz`, `/livez`, `/readyz` (and their `/<check>` children).
     Health(&'static str),
     /// `/openapi/v2`.
@@ -131,6 +135,8 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
         ["api"] => return Ok(Route::CoreVersions),
         ["apis"] => return Ok(Route::Groups),
         ["version"] => return Ok(Route::Version),
+        ["rk8s", "v1", "cluster-info"] if method == Method::GET => return Ok(Route::ClusterInfo),
+        ["rk8s", "v1", "join"] if method == Method::POST => return Ok(Route::Join),
         ["healthz", ..] => return Ok(Route::Health("healthz")),
         ["livez", ..] => return Ok(Route::Health("livez")),
         ["readyz", ..] => return Ok(Route::Health("readyz")),

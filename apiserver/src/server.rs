@@ -43,6 +43,7 @@ pub struct ApiServer {
     /// `--max-mutating-requests-inflight` count them (watches are not counted).
     reads_inflight: Arc<tokio::sync::Semaphore>,
     writes_inflight: Arc<tokio::sync::Semaphore>,
+    pod_cidrs: std::sync::OnceLock<crate::join::PodCidrs>,
 }
 
 /// Kubernetes' default limits of concurrent requests.
@@ -160,7 +161,13 @@ impl ApiServer {
             store,
             reads_inflight: Arc::new(tokio::sync::Semaphore::new(reads)),
             writes_inflight: Arc::new(tokio::sync::Semaphore::new(writes)),
+            pod_cidrs: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the ranges joining nodes get (once; the default is 10.244.0.0/16 in /24s).
+    pub fn set_pod_cidrs(&self, cidrs: crate::join::PodCidrs) {
+        let _ = self.pod_cidrs.set(cidrs);
     }
 
     /// The objects this server serves.
@@ -196,6 +203,7 @@ impl ApiServer {
         match &route {
             Route::Health(check) => return Ok(self.health(check).await),
             Route::Version => return ok(discovery::version()),
+            Route::ClusterInfo => return self.cluster_info().await.and_then(ok),
             _ => {}
         }
         let authorization = req
@@ -221,8 +229,53 @@ impl ApiServer {
                 .ok_or_else(not_found)
                 .and_then(ok),
             Route::Resource(r) => self.resource(req, r, &identity, &query).await,
-            Route::Health(_) | Route::Version => Err(not_found()),
+            Route::Join => {
+                let bearer = authorization
+                    .as_deref()
+                    .and_then(|h| h.strip_prefix("Bearer "))
+                    .map(str::trim)
+                    .unwrap_or_default()
+                    .to_string();
+                let length = req
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                let body = read_body(req.into_body(), length).await?;
+                let cidrs = self.pod_cidrs.get().copied().unwrap_or_default();
+                let joined =
+                    crate::join::join(&self.store, &identity, &bearer, &body, cidrs).await?;
+                let value =
+                    serde_json::to_value(&joined).map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(json_response(StatusCode::CREATED, &value, &[]))
+            }
+            Route::Health(_) | Route::Version | Route::ClusterInfo => Err(not_found()),
         }
+    }
+
+    /// The cluster CA and its hash (what `--ca-cert-hash` pins).
+    async fn cluster_info(&self) -> ApiResult<Value> {
+        let range = rk8s_raftstore::proto::RangeRequest {
+            key: crate::cluster::CLUSTER_KEY.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        let found = self
+            .store
+            .range(range, false)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        let kv = found
+            .kvs
+            .first()
+            .ok_or_else(|| ApiError::unavailable("the cluster has no CA yet"))?;
+        let secrets: crate::cluster::ClusterSecrets =
+            serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+        let hash = secrets
+            .ca
+            .cert_hash()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        // Only the public half leaves the store.
+        Ok(serde_json::json!({"caCert": secrets.ca.cert_pem, "caCertHash": hash}))
     }
 
     async fn health(&self, check: &str) -> Response<Body> {

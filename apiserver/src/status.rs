@@ -42,7 +42,8 @@ pub fn qualified(kind: &ObjectKind, name: &str) -> String {
 }
 
 impl ApiError {
-    fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    /// An error with this status code, Kubernetes reason and message.
+    pub fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code,
             reason,

@@ -68,7 +68,8 @@ impl LocalPaths {
         let exe = std::env::current_exe().context("failed to find this program's path")?;
         // Nothing watches local containers between commands but the helper; once none
         // is left it goes too.
-        Ok(HelperClient::new(self.run_dir.join("local/helper"), exe).with_idle_exit(Duration::from_secs(60)))
+        Ok(HelperClient::new(self.run_dir.join("local/helper"), exe)
+            .with_idle_exit(Duration::from_secs(60)))
     }
 }
 

@@ -58,6 +58,20 @@ impl HelperClient {
             return Ok(stream);
         }
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        // Clients that find no helper at once start one between them: the first to get
+        // this lock starts it, the others then connect to it.
+        let lock_path = self.root.join("helper-start.lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        let _starting = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| self.helper_error(format!("flock {}: {e}", lock_path.display())))?;
+        if let Ok(stream) = UnixStream::connect(&socket) {
+            return Ok(stream);
+        }
         let log = self.root.join("helper.log");
         let log_file = std::fs::OpenOptions::new()
             .create(true)

@@ -78,12 +78,21 @@ pub fn run(config: HelperConfig) -> Result<()> {
     let containers_dir = config.root.join("containers");
     std::fs::create_dir_all(&containers_dir).map_err(io(&containers_dir))?;
     let socket = socket_path(&config.root);
-    if UnixStream::connect(&socket).is_ok() {
-        return Err(Error::Helper {
-            socket,
+    // One helper per state directory, for as long as it lives: the lock goes with the
+    // process, so a crashed helper never blocks the next one.
+    let lock_path = config.root.join("helper.lock");
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| Error::Helper {
+            socket: socket.clone(),
             message: "another helper is already running".to_string(),
-        });
-    }
+        })?;
+    // A socket left by a helper that died is stale now.
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(io(&socket))?;
     listener.set_nonblocking(true).map_err(io(&socket))?;

@@ -1,6 +1,7 @@
-//! `rk8s-node`: the node agent. `rk8s-node run` runs this host's static pods — the Pod
-//! manifests of a directory — with no control plane, and keeps them as the files say.
-//! (Joining a cluster comes with the node agent.)
+//! `rk8s-node`: the node agent. `rk8s-node join` joins a cluster with a bootstrap token
+//! (the node is registered, gets its podCIDR and credential, and keeps its Lease
+//! renewed); `rk8s-node run` starts again from the saved identity, or without one runs
+//! only the static pods of a manifest directory, with no control plane.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rk8s_actors::node::{identity, registration};
 use rk8s_netoverlay::host::System;
 use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
 use rk8s_runtime::helper::HelperClient;
@@ -25,8 +27,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the static pods of a manifest directory (no control plane needed).
+    /// Run as the node: with the saved identity if this node joined a cluster, and the
+    /// static pods of the manifest directory (which need no control plane).
     Run(RunArgs),
+    /// Join a cluster (`rk8s-server token create` prints this command), then run.
+    Join(JoinArgs),
+}
+
+#[derive(clap::Args)]
+struct JoinArgs {
+    /// The API server, `https://HOST:6443`.
+    server: String,
+    /// The bootstrap token, `ID.SECRET` (used once).
+    #[arg(long)]
+    token: String,
+    /// `sha256:<hex>` of the cluster CA: the server is trusted only if its CA matches.
+    #[arg(long)]
+    ca_cert_hash: String,
+    /// Labels (`key=value`, repeatable or comma-separated) besides kubernetes.io/*.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Taints (`key[=value]:Effect`, repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    taints: Vec<String>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(clap::Args)]
@@ -47,9 +72,19 @@ struct RunArgs {
     /// The node's name (default: the hostname).
     #[arg(long)]
     name: Option<String>,
-    /// The pods' address range on this node.
+    /// The pods' address range on this node when it has not joined a cluster (a joined
+    /// node uses the podCIDR the cluster gave it).
     #[arg(long, default_value = "10.90.0.0/24")]
     pod_cidr: Ipv4Net,
+    /// CPU kept for the system (millicores), not offered to pods.
+    #[arg(long, default_value_t = 100)]
+    reserved_cpu_milli: u64,
+    /// Memory kept for the system (MiB), not offered to pods.
+    #[arg(long, default_value_t = 256)]
+    reserved_memory_mib: u64,
+    /// Most pods on this node.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
     /// The pods' bridge.
     #[arg(long, default_value = "rk8snode0")]
     bridge: String,
@@ -66,16 +101,81 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from(d).map_err(|e| e.to_string())
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let node = match args.name {
-        Some(n) => n,
+async fn join(args: JoinArgs) -> anyhow::Result<()> {
+    let node = match &args.run.name {
+        Some(n) => n.clone(),
         None => nix_hostname()?,
+    };
+    let mut labels = std::collections::BTreeMap::new();
+    for label in &args.labels {
+        let (k, v) = label
+            .split_once('=')
+            .with_context(|| format!("label {label:?}: expected key=value"))?;
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let taints = args
+        .taints
+        .iter()
+        .map(|t| registration::parse_taint(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let identity = identity::join(&args.server, &args.token, &args.ca_cert_hash, &node).await?;
+    identity.save(&args.run.data_dir)?;
+    println!(
+        "joined {} as node {} (podCIDR {}); credentials in {}",
+        identity.server,
+        identity.node_name,
+        identity.pod_cidr,
+        args.run.data_dir.display()
+    );
+    run(args.run, Some((labels, taints))).await
+}
+
+async fn run(
+    args: RunArgs,
+    join: Option<(
+        std::collections::BTreeMap<String, String>,
+        Vec<k8s_openapi::api::core::v1::Taint>,
+    )>,
+) -> anyhow::Result<()> {
+    let identity = identity::Identity::load(&args.data_dir)?;
+    let node = match (&identity, args.name.clone()) {
+        (Some(id), _) => id.node_name.clone(),
+        (None, Some(n)) => n,
+        (None, None) => nix_hostname()?,
+    };
+    let subnet = match &identity {
+        Some(id) => id
+            .pod_cidr
+            .parse()
+            .with_context(|| format!("the saved podCIDR {:?}", id.pod_cidr))?,
+        None => args.pod_cidr,
+    };
+    let cluster = match &identity {
+        Some(id) => {
+            let (labels, taints) = join.unwrap_or_default();
+            let info = registration::NodeInfo {
+                name: node.clone(),
+                labels,
+                taints,
+                pod_cidr: id.pod_cidr.clone(),
+                reserved_cpu_milli: args.reserved_cpu_milli,
+                reserved_memory: args.reserved_memory_mib * 1024 * 1024,
+                max_pods: args.max_pods,
+                data_dir: args.data_dir.clone(),
+            };
+            let client = id.client()?;
+            registration::register(&client, &info).await?;
+            registration::renew_lease(&client, &node).await?;
+            tracing::info!(node, server = %id.server, "registered");
+            Some((client, info))
+        }
+        None => None,
     };
     let network = Network::new(
         NetworkConfig {
             name: "node".into(),
             bridge: args.bridge.clone(),
-            subnet: args.pod_cidr,
+            subnet,
             state_dir: args.run_dir.join("net"),
         },
         System,
@@ -93,9 +193,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(node, manifests = %args.manifests.display(), "running static pods");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("failed to watch SIGTERM")?;
+    let mut last_heartbeat = std::time::Instant::now();
     loop {
         if let Err(e) = pods.reconcile().await {
             tracing::warn!("static pods: {e}");
+        }
+        // The control plane may be away: pods keep running, the heartbeat resumes.
+        if let Some((client, info)) = &cluster
+            && last_heartbeat.elapsed() >= registration::LEASE_RENEW
+        {
+            last_heartbeat = std::time::Instant::now();
+            if let Err(e) = registration::renew_lease(client, &node).await {
+                tracing::warn!("lease: {e}");
+            }
+            if let Err(e) = registration::post_status(client, info).await {
+                tracing::warn!("node status: {e}");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(args.sync_period) => {}
@@ -137,7 +250,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Run(args) => runtime.block_on(run(args, None)),
+        Command::Join(args) => runtime.block_on(join(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

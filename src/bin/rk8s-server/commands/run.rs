@@ -47,6 +47,12 @@ pub struct Args {
     /// Concurrent mutating requests served before 429 (0: no limit).
     #[arg(long, default_value_t = rk8s_apiserver::server::MAX_WRITES_INFLIGHT)]
     max_mutating_requests_inflight: usize,
+    /// The pods' address range of the whole cluster; each joining node gets a piece.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: rk8s_netoverlay::Ipv4Net,
+    /// The prefix length of each node's piece of --cluster-cidr.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(8..=30))]
+    node_cidr_mask_size: u8,
     /// Log entries between store snapshots.
     #[arg(long, default_value_t = 10_000)]
     snapshot_entries: u64,
@@ -65,6 +71,13 @@ fn default_kubeconfig() -> Option<PathBuf> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.node_cidr_mask_size < args.cluster_cidr.prefix() {
+        anyhow::bail!(
+            "--node-cidr-mask-size {} is larger a range than --cluster-cidr {} itself",
+            args.node_cidr_mask_size,
+            args.cluster_cidr
+        );
+    }
     let mut cfg = MemberConfig::new(&args.data_dir, args.peer_listen);
     cfg.advertise = args.advertise;
     cfg.join = args.join;
@@ -82,6 +95,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             compaction_interval: args.compaction_interval,
             max_requests_inflight: args.max_requests_inflight,
             max_mutating_requests_inflight: args.max_mutating_requests_inflight,
+            pod_cidrs: rk8s_apiserver::join::PodCidrs {
+                cluster: args.cluster_cidr,
+                node_prefix: args.node_cidr_mask_size,
+            },
         },
     )
     .await

@@ -52,7 +52,11 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             (format!("{id}.{secret}"), Identity::Bootstrap(id))
         }
     };
-    let record = TokenRecord { identity, expires };
+    let record = TokenRecord {
+        identity,
+        expires,
+        used_by: None,
+    };
     client
         .put(token_key(&token).as_bytes(), &serde_json::to_vec(&record)?)
         .await

@@ -1,0 +1,48 @@
+//! The node agent's side of the cluster.
+
+pub mod identity;
+pub mod registration;
+
+/// Errors of joining and registering.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server's CA is not the one the join command pinned.
+    #[error(
+        "the server's CA has hash {actual}, not the {expected} given with --ca-cert-hash: refusing to trust it"
+    )]
+    CaMismatch {
+        /// The pinned hash.
+        expected: String,
+        /// The server's.
+        actual: String,
+    },
+    /// The API refused or failed a request.
+    #[error("{what}: {source}")]
+    Api {
+        /// What was attempted.
+        what: String,
+        /// The cause (the server's message for 4xx).
+        #[source]
+        source: kube::Error,
+    },
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, with a sentence.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Api { what, source }
+}

@@ -1,0 +1,352 @@
+//! Keeping a node registered: its Node object (labels, taints, podCIDR; capacity,
+//! allocatable, conditions, addresses, node info in its status) and its Lease in
+//! `kube-node-lease`, renewed as kubelet renews it (every 10 s).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{Node, NodeSpec, Taint};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::{Error, Result, api};
+
+/// How often the Lease is renewed (kubelet's default).
+pub const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(10);
+/// The Lease's duration (kubelet: 40 s); the node lifecycle controller marks a node
+/// NotReady when it is not renewed within it.
+pub const LEASE_SECONDS: i32 = 40;
+
+/// What the node says of itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeInfo {
+    /// Its name.
+    pub name: String,
+    /// Labels besides kubernetes.io/{hostname,os,arch}.
+    pub labels: BTreeMap<String, String>,
+    /// Taints (`key=value:Effect`).
+    pub taints: Vec<Taint>,
+    /// Its pod range.
+    pub pod_cidr: String,
+    /// CPU kept for the system, in millicores.
+    pub reserved_cpu_milli: u64,
+    /// Memory kept for the system, in bytes.
+    pub reserved_memory: u64,
+    /// Most pods it runs.
+    pub max_pods: u32,
+    /// The directory whose filesystem counts for DiskPressure.
+    pub data_dir: std::path::PathBuf,
+}
+
+/// Parses a taint as kubectl writes it: `key[=value]:Effect`.
+pub fn parse_taint(s: &str) -> Result<Taint> {
+    let (kv, effect) = s
+        .rsplit_once(':')
+        .ok_or_else(|| Error::Other(format!("taint {s:?}: expected key[=value]:Effect")))?;
+    if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        return Err(Error::Other(format!(
+            "taint {s:?}: effect must be NoSchedule, PreferNoSchedule or NoExecute"
+        )));
+    }
+    let (key, value) = match kv.split_once('=') {
+        Some((k, v)) => (k, Some(v.to_string())),
+        None => (kv, None),
+    };
+    if key.is_empty() {
+        return Err(Error::Other(format!("taint {s:?}: the key is empty")));
+    }
+    Ok(Taint {
+        key: key.to_string(),
+        value,
+        effect: effect.to_string(),
+        time_added: None,
+    })
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// CPUs and memory (bytes) of this host.
+pub fn host_capacity() -> (u64, u64) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    (cpus, meminfo("MemTotal").unwrap_or(0))
+}
+
+fn meminfo(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(&format!("{field}:")))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The host's first non-loopback IPv4 address.
+fn internal_ip() -> Option<String> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let addr = ifa.address?;
+        let ip = addr.as_sockaddr_in()?.ip();
+        (!ip.is_loopback()).then(|| ip.to_string())
+    })
+}
+
+/// (condition type, status, reason, message) as kubelet reports them.
+fn conditions(data_dir: &Path) -> Vec<(&'static str, bool, &'static str, String)> {
+    let available = meminfo("MemAvailable").unwrap_or(u64::MAX);
+    // kubelet's default hard eviction thresholds: memory.available < 100Mi,
+    // nodefs.available < 10%, and PIDs near the limit.
+    let memory_pressure = available < 100 * 1024 * 1024;
+    let disk_pressure = nix::sys::statvfs::statvfs(data_dir)
+        .map(|s| {
+            let total = s.blocks() as u128 * s.fragment_size() as u128;
+            let free = s.blocks_available() as u128 * s.fragment_size() as u128;
+            total > 0 && free * 10 < total
+        })
+        .unwrap_or(false);
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    let processes = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+                .count() as u64
+        })
+        .unwrap_or(0);
+    let pid_pressure = processes * 10 > pid_max * 9;
+    let ready = !memory_pressure && !disk_pressure && !pid_pressure;
+    vec![
+        (
+            "MemoryPressure",
+            memory_pressure,
+            if memory_pressure {
+                "KubeletHasInsufficientMemory"
+            } else {
+                "KubeletHasSufficientMemory"
+            },
+            format!("{} MiB available", available / (1 << 20)),
+        ),
+        (
+            "DiskPressure",
+            disk_pressure,
+            if disk_pressure {
+                "KubeletHasDiskPressure"
+            } else {
+                "KubeletHasNoDiskPressure"
+            },
+            String::new(),
+        ),
+        (
+            "PIDPressure",
+            pid_pressure,
+            if pid_pressure {
+                "KubeletHasInsufficientPID"
+            } else {
+                "KubeletHasSufficientPID"
+            },
+            format!("{processes} processes of {pid_max}"),
+        ),
+        (
+            "Ready",
+            ready,
+            if ready {
+                "KubeletReady"
+            } else {
+                "KubeletNotReady"
+            },
+            if ready {
+                "rk8s-node is posting ready status".to_string()
+            } else {
+                "the node is under pressure".to_string()
+            },
+        ),
+    ]
+}
+
+/// Creates the Node (or updates its labels and taints) and posts its status.
+pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut labels = info.labels.clone();
+    labels.insert("kubernetes.io/hostname".into(), info.name.clone());
+    labels.insert("kubernetes.io/os".into(), "linux".into());
+    labels.insert("kubernetes.io/arch".into(), arch().into());
+    let existing = nodes
+        .get_opt(&info.name)
+        .await
+        .map_err(api(format!("failed to read node {}", info.name)))?;
+    if existing.is_none() {
+        let node = Node {
+            metadata: ObjectMeta {
+                name: Some(info.name.clone()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            spec: Some(NodeSpec {
+                pod_cidr: Some(info.pod_cidr.clone()),
+                pod_cidrs: Some(vec![info.pod_cidr.clone()]),
+                taints: (!info.taints.is_empty()).then(|| info.taints.clone()),
+                ..Default::default()
+            }),
+            status: None,
+        };
+        nodes
+            .create(&PostParams::default(), &node)
+            .await
+            .map_err(api(format!("failed to register node {}", info.name)))?;
+    } else {
+        let patch = json!({
+            "metadata": {"labels": labels},
+            "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr], "taints": info.taints},
+        });
+        nodes
+            .patch(&info.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api(format!("failed to update node {}", info.name)))?;
+    }
+    post_status(client, info).await
+}
+
+/// Posts the node's status: capacity, allocatable, conditions, addresses, node info.
+pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let (cpus, memory) = host_capacity();
+    let quantity = |s: String| Quantity(s);
+    let capacity = json!({
+        "cpu": quantity(cpus.to_string()),
+        "memory": quantity(format!("{}Ki", memory / 1024)),
+        "pods": quantity(info.max_pods.to_string()),
+    });
+    let allocatable = json!({
+        "cpu": quantity(format!("{}m", (cpus * 1000).saturating_sub(info.reserved_cpu_milli))),
+        "memory": quantity(format!("{}Ki", memory.saturating_sub(info.reserved_memory) / 1024)),
+        "pods": quantity(info.max_pods.to_string()),
+    });
+    let now = jiff::Timestamp::now().to_string();
+    let conditions: Vec<_> = conditions(&info.data_dir)
+        .into_iter()
+        .map(|(type_, status, reason, message)| {
+            json!({
+                "type": type_,
+                "status": if status { "True" } else { "False" },
+                "reason": reason,
+                "message": message,
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            })
+        })
+        .collect();
+    let mut addresses = vec![json!({"type": "Hostname", "address": info.name})];
+    if let Some(ip) = internal_ip() {
+        addresses.insert(0, json!({"type": "InternalIP", "address": ip}));
+    }
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let machine_id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let patch = json!({"status": {
+        "capacity": capacity,
+        "allocatable": allocatable,
+        "conditions": conditions,
+        "addresses": addresses,
+        "nodeInfo": {
+            "architecture": arch(),
+            "operatingSystem": "linux",
+            "kernelVersion": kernel.trim(),
+            "osImage": "Linux",
+            "bootID": boot_id.trim(),
+            "machineID": machine_id.trim(),
+            "systemUUID": machine_id.trim(),
+            "containerRuntimeVersion": "libcontainer://0.7.0",
+            "kubeletVersion": format!("v1.33.0-rk8s.{}", env!("CARGO_PKG_VERSION")),
+            "kubeProxyVersion": "",
+        },
+    }});
+    nodes
+        .patch_status(&info.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(api(format!(
+            "failed to post the status of node {}",
+            info.name
+        )))
+}
+
+/// Creates or renews the node's Lease in `kube-node-lease`.
+pub async fn renew_lease(client: &kube::Client, node: &str) -> Result<Lease> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let now = MicroTime(jiff::Timestamp::now());
+    match leases
+        .get_opt(node)
+        .await
+        .map_err(api(format!("failed to read the lease of {node}")))?
+    {
+        Some(mut lease) => {
+            let spec = lease.spec.get_or_insert_with(Default::default);
+            spec.renew_time = Some(now);
+            spec.holder_identity = Some(node.to_string());
+            spec.lease_duration_seconds = Some(LEASE_SECONDS);
+            // resourceVersion kept: a concurrent writer makes this a 409, tried again next time.
+            leases
+                .replace(node, &PostParams::default(), &lease)
+                .await
+                .map_err(api(format!("failed to renew the lease of {node}")))
+        }
+        None => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(node.to_string()),
+                    namespace: Some("kube-node-lease".into()),
+                    ..Default::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(node.to_string()),
+                    lease_duration_seconds: Some(LEASE_SECONDS),
+                    renew_time: Some(now.clone()),
+                    acquire_time: Some(now),
+                    ..Default::default()
+                }),
+            };
+            leases
+                .create(&PostParams::default(), &lease)
+                .await
+                .map_err(api(format!("failed to create the lease of {node}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taints_parse_as_kubectl_writes_them() {
+        let t = parse_taint("gpu=true:NoSchedule").unwrap();
+        assert_eq!(
+            (t.key.as_str(), t.value.as_deref(), t.effect.as_str()),
+            ("gpu", Some("true"), "NoSchedule")
+        );
+        let t = parse_taint("dedicated:NoExecute").unwrap();
+        assert_eq!(
+            (t.key.as_str(), t.value, t.effect.as_str()),
+            ("dedicated", None, "NoExecute")
+        );
+        assert!(parse_taint("x=y").is_err());
+        assert!(parse_taint("x=y:Sometimes").is_err());
+        assert!(parse_taint("=y:NoSchedule").is_err());
+    }
+
+    #[test]
+    fn this_host_has_capacity_and_conditions() {
+        let (cpus, memory) = host_capacity();
+        assert!(cpus >= 1 && memory > 0);
+        let c = conditions(Path::new("/"));
+        assert_eq!(c.len(), 4);
+        assert_eq!(c[3].0, "Ready");
+    }
+}

@@ -1,0 +1,278 @@
+//! Joining nodes (`rk8s-node join`): a bootstrap token is exchanged, once, for a node
+//! credential and a podCIDR, as kubeadm's TLS bootstrap and the node IPAM controller
+//! do together in Kubernetes.
+//!
+//! - `GET /rk8s/v1/cluster-info` (anonymous, like kubeadm's `cluster-info` ConfigMap):
+//!   the cluster CA, which the node checks against the `--ca-cert-hash` it was given
+//!   before trusting anything else the server says.
+//! - `POST /rk8s/v1/join` with the bootstrap token, body `{"nodeName": "..."}`: marks
+//!   the token used, allocates the node a podCIDR from the cluster CIDR (or gives back
+//!   the one it has: a rejoin after a reinstall keeps its range), records a node token
+//!   and answers `{"nodeName", "token", "podCIDR"}`. All of it in one store
+//!   transaction, so two joins never get the same range and a token never works twice.
+
+use rk8s_netoverlay::Ipv4Net;
+use rk8s_raftstore::proto::{
+    Compare, CompareResult, CompareTarget, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    request_op,
+};
+use rk8s_raftstore::server::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, Identity, TokenRecord};
+use crate::status::{ApiError, ApiResult};
+
+/// podCIDR → node name.
+pub const POD_CIDRS_PREFIX: &str = "/rk8s/podcidrs/";
+/// node name → podCIDR.
+pub const NODE_CIDRS_PREFIX: &str = "/rk8s/nodecidrs/";
+
+/// How node ranges are cut from the cluster's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PodCidrs {
+    /// The cluster's pod range (`--cluster-cidr`, default 10.244.0.0/16).
+    pub cluster: Ipv4Net,
+    /// The prefix length of each node's range (`--node-cidr-mask-size`, default 24).
+    pub node_prefix: u8,
+}
+
+impl Default for PodCidrs {
+    fn default() -> Self {
+        PodCidrs {
+            cluster: Ipv4Net::new(std::net::Ipv4Addr::new(10, 244, 0, 0), 16)
+                .unwrap_or(Ipv4Net::LOCAL_DEFAULT),
+            node_prefix: 24,
+        }
+    }
+}
+
+impl PodCidrs {
+    /// The `n`-th node range, if the cluster range has it.
+    pub fn nth(&self, n: u32) -> Option<Ipv4Net> {
+        let bits = self.node_prefix.checked_sub(self.cluster.prefix())?;
+        if u64::from(n) >= 1u64 << bits.min(32) {
+            return None;
+        }
+        let step = 1u64 << (32 - u32::from(self.node_prefix));
+        let base = u64::from(u32::from(self.cluster.network())) + u64::from(n) * step;
+        Ipv4Net::new(
+            std::net::Ipv4Addr::from(u32::try_from(base).ok()?),
+            self.node_prefix,
+        )
+    }
+}
+
+/// What a joining node asks for.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JoinBody {
+    node_name: String,
+}
+
+/// What a joined node gets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinResponse {
+    /// Its name.
+    pub node_name: String,
+    /// Its credential from now on.
+    pub token: String,
+    /// Its pod range.
+    pub pod_cidr: String,
+}
+
+fn cidr_key(cidr: &Ipv4Net) -> String {
+    format!("{POD_CIDRS_PREFIX}{}", cidr.to_string().replace('/', "_"))
+}
+
+fn put(key: String, value: Vec<u8>) -> RequestOp {
+    RequestOp {
+        request: Some(request_op::Request::Put(PutRequest {
+            key: key.into_bytes(),
+            value,
+            lease: 0,
+        })),
+    }
+}
+
+fn compare(key: &str, target: CompareTarget, number: i64) -> Compare {
+    Compare {
+        key: key.as_bytes().to_vec(),
+        target: target as i32,
+        result: CompareResult::Equal as i32,
+        number,
+        value: Vec::new(),
+    }
+}
+
+async fn get(store: &Store, key: &str) -> ApiResult<Option<(Vec<u8>, i64)>> {
+    let range = RangeRequest {
+        key: key.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let found = store
+        .range(range, true)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(found
+        .kvs
+        .into_iter()
+        .next()
+        .map(|kv| (kv.value, kv.mod_revision)))
+}
+
+/// Handles `POST /rk8s/v1/join` for the caller holding `bearer`.
+pub async fn join(
+    store: &Store,
+    identity: &Identity,
+    bearer: &str,
+    body: &[u8],
+    cidrs: PodCidrs,
+) -> ApiResult<JoinResponse> {
+    let Identity::Bootstrap(token_id) = identity else {
+        return Err(ApiError::forbidden(format!(
+            "User \"{}\" cannot join nodes: only bootstrap tokens (rk8s-server token create) can",
+            identity.user()
+        )));
+    };
+    let request: JoinBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("join request: {e}")))?;
+    let name = request.node_name;
+    let problems = rk8s_api::names::dns1123_subdomain(&name);
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "nodeName {name:?}: {}",
+            problems.join("; ")
+        )));
+    }
+    let token_key = auth::token_key(bearer);
+    for _attempt in 0..8 {
+        let (value, token_rev) = get(store, &token_key)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        let mut record: TokenRecord =
+            serde_json::from_slice(&value).map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Some(node) = &record.used_by {
+            return Err(auth::used_token(token_id, node));
+        }
+        record.used_by = Some(name.clone());
+        let node_cidr_key = format!("{NODE_CIDRS_PREFIX}{name}");
+        let existing = get(store, &node_cidr_key).await?;
+        let (cidr, mut compares) = match &existing {
+            Some((value, rev)) => {
+                let cidr: Ipv4Net = String::from_utf8_lossy(value)
+                    .parse()
+                    .map_err(|e: rk8s_netoverlay::Error| ApiError::internal(e.to_string()))?;
+                (
+                    cidr,
+                    vec![compare(&node_cidr_key, CompareTarget::Mod, *rev)],
+                )
+            }
+            None => {
+                let used = store
+                    .range(
+                        RangeRequest {
+                            key: POD_CIDRS_PREFIX.as_bytes().to_vec(),
+                            range_end: rk8s_raftstore::mvcc::prefix_end(
+                                POD_CIDRS_PREFIX.as_bytes(),
+                            ),
+                            keys_only: true,
+                            ..Default::default()
+                        },
+                        true,
+                    )
+                    .await
+                    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+                let taken: std::collections::BTreeSet<Vec<u8>> =
+                    used.kvs.into_iter().map(|kv| kv.key).collect();
+                let cidr = (0..)
+                    .map_while(|n| cidrs.nth(n))
+                    .find(|c| !taken.contains(cidr_key(c).as_bytes()))
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            http::StatusCode::CONFLICT,
+                            "Conflict",
+                            format!(
+                                "every /{} of {} is taken: no podCIDR left",
+                                cidrs.node_prefix, cidrs.cluster
+                            ),
+                        )
+                    })?;
+                // Absent until this transaction: create revision 0.
+                (
+                    cidr,
+                    vec![
+                        compare(&cidr_key(&cidr), CompareTarget::Create, 0),
+                        compare(&node_cidr_key, CompareTarget::Create, 0),
+                    ],
+                )
+            }
+        };
+        compares.push(compare(&token_key, CompareTarget::Mod, token_rev));
+        let node_token = auth::new_secret()?;
+        let node_record = TokenRecord {
+            identity: Identity::Node(name.clone()),
+            expires: None,
+            used_by: None,
+        };
+        let json =
+            |v: &TokenRecord| serde_json::to_vec(v).map_err(|e| ApiError::internal(e.to_string()));
+        let txn = TxnRequest {
+            compare: compares,
+            success: vec![
+                put(token_key.clone(), json(&record)?),
+                put(cidr_key(&cidr), name.clone().into_bytes()),
+                put(node_cidr_key.clone(), cidr.to_string().into_bytes()),
+                put(auth::token_key(&node_token), json(&node_record)?),
+            ],
+            failure: Vec::new(),
+        };
+        let done = store
+            .txn(txn)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        if done.succeeded {
+            tracing::info!(node = %name, pod_cidr = %cidr, token = %token_id, "node joined");
+            return Ok(JoinResponse {
+                node_name: name,
+                token: node_token,
+                pod_cidr: cidr.to_string(),
+            });
+        }
+        // Another join took the range (or this token) meanwhile: look again.
+    }
+    Err(ApiError::unavailable(
+        "too many concurrent joins; try again",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ranges_are_cut_in_order_and_end_with_the_cluster_range() {
+        let c = PodCidrs {
+            cluster: "10.244.0.0/22".parse().unwrap(),
+            node_prefix: 24,
+        };
+        let all: Vec<String> = (0..)
+            .map_while(|n| c.nth(n))
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(
+            all,
+            [
+                "10.244.0.0/24",
+                "10.244.1.0/24",
+                "10.244.2.0/24",
+                "10.244.3.0/24"
+            ]
+        );
+        let bad = PodCidrs {
+            cluster: "10.0.0.0/24".parse().unwrap(),
+            node_prefix: 16,
+        };
+        assert_eq!(bad.nth(0), None);
+    }
+}

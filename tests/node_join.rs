@@ -1,0 +1,292 @@
+//! `rk8s-node join` against a real `rk8s-server`: the CA pin, single-use bootstrap
+//! tokens, podCIDRs never given twice, the Node and its Lease, and the node credential
+//! limited to the node's own objects.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use support::apiserver::Server;
+
+fn bootstrap_token(server: &Server) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+        .args([
+            "token",
+            "create",
+            "--ttl",
+            "10m",
+            "--endpoint",
+            &server.peer,
+        ])
+        .args(["--server", &format!("https://127.0.0.1:{}", server.port)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // rk8s-node join https://… --token ID.SECRET --ca-cert-hash sha256:…
+    let line = String::from_utf8(out.stdout).unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let token = words[words.iter().position(|w| *w == "--token").unwrap() + 1].to_string();
+    let hash = words[words.iter().position(|w| *w == "--ca-cert-hash").unwrap() + 1].to_string();
+    (token, hash)
+}
+
+/// A node process and its directories; killed and cleaned up on drop.
+struct NodeProcess {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    bridge: String,
+}
+
+impl NodeProcess {
+    fn args(&self, name: &str) -> Vec<String> {
+        let d = self.dir.path();
+        vec![
+            "--name".into(),
+            name.into(),
+            "--data-dir".into(),
+            d.join("data").display().to_string(),
+            "--run-dir".into(),
+            d.join("run").display().to_string(),
+            "--manifests".into(),
+            d.join("manifests").display().to_string(),
+            "--bridge".into(),
+            self.bridge.clone(),
+        ]
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let helper = rk8s_runtime::helper::HelperClient::new(
+            self.dir.path().join("run/helper"),
+            env!("CARGO_BIN_EXE_rk8sctl"),
+        );
+        let _ = helper.shutdown();
+        // The node's pod network (its bridge and masquerade rules), if it made one.
+        let data = self.dir.path().join("data");
+        if let Ok(Some(identity)) = rk8s_actors::node::identity::Identity::load(&data) {
+            let network = rk8s_netoverlay::Network::new(
+                rk8s_netoverlay::NetworkConfig {
+                    name: "node".into(),
+                    bridge: self.bridge.clone(),
+                    subnet: identity.pod_cidr.parse().unwrap(),
+                    state_dir: self.dir.path().join("run/net"),
+                },
+                rk8s_netoverlay::host::System,
+            );
+            if let Ok(network) = network {
+                let _ = network.destroy();
+            }
+        }
+    }
+}
+
+fn node(n: u32) -> NodeProcess {
+    NodeProcess {
+        child: None,
+        dir: tempfile::tempdir().unwrap(),
+        bridge: format!("rk8sj{}{n}", std::process::id() % 10_000),
+    }
+}
+
+fn join_command(
+    server: &Server,
+    node: &NodeProcess,
+    name: &str,
+    token: &str,
+    hash: &str,
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rk8s-node"));
+    command
+        .arg("join")
+        .arg(format!("https://127.0.0.1:{}", server.port))
+        .args([
+            "--token",
+            token,
+            "--ca-cert-hash",
+            hash,
+            "--labels",
+            "zone=a",
+            "--taints",
+            "dedicated=test:NoSchedule",
+        ])
+        .args(node.args(name))
+        .env("RK8S_PAUSE_IMAGE", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn finished(mut command: Command) -> Output {
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the command did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
+    let server = Server::start(&[]);
+    let admin = server.client().await;
+    let nodes: Api<Node> = Api::all(admin.clone());
+
+    // A wrong CA hash: the node refuses the server before sending its token.
+    let (token, hash) = bootstrap_token(&server);
+    let mut first = node(1);
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let out = finished(join_command(&server, &first, "n1", &token, &wrong));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("refusing to trust it"),
+        "{err}"
+    );
+
+    // The right one: registered with its podCIDR, labels, taints, status and lease.
+    first.child = Some(
+        join_command(&server, &first, "n1", &token, &hash)
+            .spawn()
+            .unwrap(),
+    );
+    let n1 = eventually("node n1 registered and Ready", async || {
+        let node = nodes.get_opt("n1").await.ok()??;
+        let ready = node
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(node)
+    })
+    .await;
+    let spec = n1.spec.clone().unwrap();
+    assert_eq!(spec.pod_cidr.as_deref(), Some("10.244.0.0/24"));
+    assert_eq!(spec.taints.unwrap()[0].key, "dedicated");
+    let labels = n1.metadata.labels.clone().unwrap();
+    assert_eq!(labels["zone"], "a");
+    assert_eq!(labels["kubernetes.io/hostname"], "n1");
+    let status = n1.status.clone().unwrap();
+    assert!(status.capacity.unwrap().contains_key("memory"));
+    assert_eq!(status.allocatable.unwrap()["pods"].0, "110");
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "kube-node-lease");
+    let lease = leases.get("n1").await.unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("n1"));
+
+    // The token worked once.
+    let second = node(2);
+    let out = finished(join_command(&server, &second, "n2", &token, &hash));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("already used (by node n1)"),
+        "{err}"
+    );
+
+    // A new token: the next range.
+    let (token2, hash2) = bootstrap_token(&server);
+    let mut second = second;
+    second.child = Some(
+        join_command(&server, &second, "n2", &token2, &hash2)
+            .spawn()
+            .unwrap(),
+    );
+    let n2 = eventually("node n2 registered", async || {
+        nodes.get_opt("n2").await.ok()?
+    })
+    .await;
+    assert_eq!(n2.spec.unwrap().pod_cidr.as_deref(), Some("10.244.1.0/24"));
+
+    // The saved credential is a node's: its own objects only.
+    let saved = rk8s_actors::node::identity::Identity::load(&first.dir.path().join("data"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.pod_cidr, "10.244.0.0/24");
+    let as_n1 = saved.client().unwrap();
+    let n1_nodes: Api<Node> = Api::all(as_n1.clone());
+    let patch = serde_json::json!({"metadata": {"labels": {"touched": "yes"}}});
+    let forbidden = n1_nodes
+        .patch(
+            "n2",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(forbidden, kube::Error::Api(ref s) if s.code == 403),
+        "{forbidden:?}"
+    );
+    n1_nodes
+        .patch(
+            "n1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+
+    // A restart with `run` reuses the identity (same podCIDR, no token needed).
+    if let Some(mut child) = first.child.take() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let before = leases
+        .get("n1")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .renew_time
+        .unwrap()
+        .0;
+    let mut run = Command::new(env!("CARGO_BIN_EXE_rk8s-node"));
+    run.arg("run")
+        .args(first.args("ignored"))
+        .env("RK8S_PAUSE_IMAGE", "/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    first.child = Some(run.spawn().unwrap());
+    eventually("the restarted node renews its lease", async || {
+        let renewed = leases.get("n1").await.ok()?.spec?.renew_time?.0;
+        (renewed > before).then_some(())
+    })
+    .await;
+    assert_eq!(
+        nodes
+            .get("n1")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .pod_cidr
+            .as_deref(),
+        Some("10.244.0.0/24")
+    );
+}
