@@ -460,8 +460,7 @@ async fn twenty_pods_created_at_once_all_run() {
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .filter(|c| {
             let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-            args.iter().any(|a| *a == b"__runtime-helper")
-                && args.iter().any(|a| *a == root.as_bytes())
+            args.contains(&&b"__runtime-helper"[..]) && args.contains(&root.as_bytes())
         })
         .count();
     assert_eq!(helpers, 1, "helpers for {root}");
