@@ -61,6 +61,9 @@ impl NodeProcess {
             d.join("manifests").display().to_string(),
             "--bridge".into(),
             self.bridge.clone(),
+            // Test machines may have little disk free; pressure is not what is tested.
+            "--disk-pressure-free-percent".into(),
+            "0".into(),
         ]
     }
 }
@@ -90,6 +93,12 @@ impl Drop for NodeProcess {
             );
             if let Ok(network) = network {
                 let _ = network.destroy();
+            }
+        }
+        // The parent of the pods' cgroups, when no other pod is left in it.
+        if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+            for controller in controllers.flatten() {
+                let _ = std::fs::remove_dir(controller.path().join("rk8s"));
             }
         }
     }
@@ -288,5 +297,123 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
             .pod_cidr
             .as_deref(),
         Some("10.244.0.0/24")
+    );
+}
+
+fn images() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/images");
+    let status =
+        Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
+            .arg(&dir)
+            .status()
+            .unwrap();
+    assert!(status.success());
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_node_runs_the_pods_bound_to_it_and_keeps_them_across_its_restart() {
+    let images = images();
+    let server = Server::start(&[]);
+    let admin = server.client().await;
+    let (token, hash) = bootstrap_token(&server);
+    let mut agent = node(3);
+    let pause = images.join("pause").display().to_string();
+    let mut join = join_command(&server, &agent, "worker", &token, &hash);
+    join.env("RK8S_PAUSE_IMAGE", &pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    agent.child = Some(join.spawn().unwrap());
+    let nodes: Api<Node> = Api::all(admin.clone());
+    eventually("the node registered", async || {
+        nodes.get_opt("worker").await.ok()?
+    })
+    .await;
+
+    // A pod bound to the node (no scheduler yet: spec.nodeName set by hand).
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "default");
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "bound"},
+        "spec": {
+            "nodeName": "worker",
+            "terminationGracePeriodSeconds": 2,
+            "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+            "containers": [{"name": "main", "image": images.join("busybox").display().to_string(),
+                            "command": ["sh", "-c", "echo started; exec sleep 3600"]}]
+        }
+    }))
+    .unwrap();
+    let created = pods
+        .create(&kube::api::PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let uid = created.metadata.uid.unwrap();
+    let running = eventually("the pod Running in its status", async || {
+        let p = pods.get("bound").await.ok()?;
+        let status = p.status?;
+        (status.phase.as_deref() == Some("Running")).then_some(status)
+    })
+    .await;
+    let ip = running.pod_ip.clone().unwrap();
+    assert!(ip.starts_with("10.244."), "{ip}");
+    let container = running.container_statuses.clone().unwrap()[0].clone();
+    assert!(container.ready && container.restart_count == 0);
+    let id = container.container_id.clone().unwrap();
+
+    // SIGKILL the node: the container keeps running; restarted, the node re-adopts it.
+    let mut child = agent.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let helper = rk8s_runtime::helper::HelperClient::new(
+        agent.dir.path().join("run/helper"),
+        env!("CARGO_BIN_EXE_rk8sctl"),
+    );
+    let runtime_id = id.trim_start_matches("rk8s://");
+    let state = rk8s_runtime::ContainerRuntime::state(&helper, runtime_id).unwrap();
+    assert_eq!(state.status, rk8s_runtime::Status::Running);
+    let mut run = Command::new(env!("CARGO_BIN_EXE_rk8s-node"));
+    run.arg("run")
+        .args(agent.args("worker"))
+        .env("RK8S_PAUSE_IMAGE", &pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    agent.child = Some(run.spawn().unwrap());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = pods.get("bound").await.unwrap().status.unwrap();
+    let again = after.container_statuses.unwrap()[0].clone();
+    assert_eq!(
+        (again.container_id.as_deref(), again.restart_count),
+        (Some(id.as_str()), 0)
+    );
+    assert_eq!(
+        rk8s_runtime::ContainerRuntime::state(&helper, runtime_id)
+            .unwrap()
+            .pid,
+        state.pid
+    );
+
+    // Deleting the pod: the node stops it within its grace period and confirms.
+    let started = Instant::now();
+    pods.delete("bound", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the pod gone from the API", async || {
+        match pods.get_opt("bound").await {
+            Ok(None) => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        rk8s_runtime::ContainerRuntime::state(&helper, runtime_id).is_err(),
+        "container removed"
+    );
+    assert!(
+        !std::path::Path::new("/run/netns")
+            .join(format!("rk8s-{uid}"))
+            .exists(),
+        "netns removed"
     );
 }

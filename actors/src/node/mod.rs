@@ -1,6 +1,8 @@
 //! The node agent's side of the cluster.
 
 pub mod identity;
+pub mod node_actor;
+pub mod pod_actor;
 pub mod registration;
 
 /// Errors of joining and registering.

@@ -40,6 +40,9 @@ pub struct NodeInfo {
     pub max_pods: u32,
     /// The directory whose filesystem counts for DiskPressure.
     pub data_dir: std::path::PathBuf,
+    /// DiskPressure below this share of free space, in percent (kubelet's
+    /// `evictionHard: nodefs.available<10%`).
+    pub disk_free_percent: u8,
 }
 
 /// Parses a taint as kubectl writes it: `key[=value]:Effect`.
@@ -89,7 +92,7 @@ fn meminfo(field: &str) -> Option<u64> {
 }
 
 /// The host's first non-loopback IPv4 address.
-fn internal_ip() -> Option<String> {
+pub fn internal_ip() -> Option<String> {
     nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
         let addr = ifa.address?;
         let ip = addr.as_sockaddr_in()?.ip();
@@ -98,7 +101,10 @@ fn internal_ip() -> Option<String> {
 }
 
 /// (condition type, status, reason, message) as kubelet reports them.
-fn conditions(data_dir: &Path) -> Vec<(&'static str, bool, &'static str, String)> {
+fn conditions(
+    data_dir: &Path,
+    disk_free_percent: u8,
+) -> Vec<(&'static str, bool, &'static str, String)> {
     let available = meminfo("MemAvailable").unwrap_or(u64::MAX);
     // kubelet's default hard eviction thresholds: memory.available < 100Mi,
     // nodefs.available < 10%, and PIDs near the limit.
@@ -107,7 +113,7 @@ fn conditions(data_dir: &Path) -> Vec<(&'static str, bool, &'static str, String)
         .map(|s| {
             let total = s.blocks() as u128 * s.fragment_size() as u128;
             let free = s.blocks_available() as u128 * s.fragment_size() as u128;
-            total > 0 && free * 10 < total
+            total > 0 && free * 100 < total * u128::from(disk_free_percent)
         })
         .unwrap_or(false);
     let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
@@ -230,7 +236,7 @@ pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node>
         "pods": quantity(info.max_pods.to_string()),
     });
     let now = jiff::Timestamp::now().to_string();
-    let conditions: Vec<_> = conditions(&info.data_dir)
+    let conditions: Vec<_> = conditions(&info.data_dir, info.disk_free_percent)
         .into_iter()
         .map(|(type_, status, reason, message)| {
             json!({
@@ -345,7 +351,7 @@ mod tests {
     fn this_host_has_capacity_and_conditions() {
         let (cpus, memory) = host_capacity();
         assert!(cpus >= 1 && memory > 0);
-        let c = conditions(Path::new("/"));
+        let c = conditions(Path::new("/"), 10);
         assert_eq!(c.len(), 4);
         assert_eq!(c[3].0, "Ready");
     }

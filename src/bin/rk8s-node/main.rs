@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rk8s_actors::node::{identity, registration};
+use rk8s_actors::node::{identity, node_actor, registration};
 use rk8s_netoverlay::host::System;
 use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
 use rk8s_runtime::helper::HelperClient;
@@ -85,6 +85,10 @@ struct RunArgs {
     /// Most pods on this node.
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
+    /// DiskPressure when the data directory's filesystem has less than this share
+    /// free, in percent (kubelet's nodefs.available<10%).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
+    disk_pressure_free_percent: u8,
     /// The pods' bridge.
     #[arg(long, default_value = "rk8snode0")]
     bridge: String,
@@ -162,6 +166,7 @@ async fn run(
                 reserved_memory: args.reserved_memory_mib * 1024 * 1024,
                 max_pods: args.max_pods,
                 data_dir: args.data_dir.clone(),
+                disk_free_percent: args.disk_pressure_free_percent,
             };
             let client = id.client()?;
             registration::register(&client, &info).await?;
@@ -189,26 +194,19 @@ async fn run(
     let helper = HelperClient::new(args.run_dir.join("helper"), exe);
     let runtime = PodRuntime::new(config, Arc::new(helper), Some(Arc::new(network)))
         .context("failed to open the node's state")?;
-    let pods = StaticPods::new(&args.manifests, node.clone(), Arc::new(runtime));
+    let runtime = Arc::new(runtime);
+    let pods = StaticPods::new(&args.manifests, node.clone(), runtime.clone());
     tracing::info!(node, manifests = %args.manifests.display(), "running static pods");
+    // Joined: the node actor runs the pods the cluster binds here, under a supervisor.
+    let _node_actor = cluster.map(|(client, info)| {
+        let runtime = runtime.clone();
+        actix::Supervisor::start(move |_| node_actor::NodeActor::new(client, info, runtime))
+    });
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("failed to watch SIGTERM")?;
-    let mut last_heartbeat = std::time::Instant::now();
     loop {
         if let Err(e) = pods.reconcile().await {
             tracing::warn!("static pods: {e}");
-        }
-        // The control plane may be away: pods keep running, the heartbeat resumes.
-        if let Some((client, info)) = &cluster
-            && last_heartbeat.elapsed() >= registration::LEASE_RENEW
-        {
-            last_heartbeat = std::time::Instant::now();
-            if let Err(e) = registration::renew_lease(client, &node).await {
-                tracing::warn!("lease: {e}");
-            }
-            if let Err(e) = registration::post_status(client, info).await {
-                tracing::warn!("node status: {e}");
-            }
         }
         tokio::select! {
             _ = tokio::time::sleep(args.sync_period) => {}
@@ -238,20 +236,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: failed to start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // The actor system (actix) on its own tokio runtime.
+    let system = actix::System::new();
     let result = match cli.command {
-        Command::Run(args) => runtime.block_on(run(args, None)),
-        Command::Join(args) => runtime.block_on(join(args)),
+        Command::Run(args) => system.block_on(run(args, None)),
+        Command::Join(args) => system.block_on(join(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

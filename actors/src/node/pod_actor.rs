@@ -1,0 +1,260 @@
+//! PodActor: one per pod bound to this node. It drives the runtime's pod state
+//! machine (`run_pod`, then `sync_pod` every second), writes the pod's status through
+//! the status subresource when it changed, and carries out graceful deletion: a
+//! deletionTimestamp stops the containers within the grace period, then the node
+//! confirms the deletion (grace 0).
+//!
+//! It holds no state the runtime does not also have on disk: killed and restarted
+//! (it is supervised), it runs `run_pod` again, which finds the pod running.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use rk8s_runtime::pod::PodRuntime;
+
+/// How often a pod is synced.
+pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
+
+/// A newer version of the pod, from the watch.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Update(pub Pod);
+
+/// The pod is gone from the API: stop its containers and end.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Gone;
+
+/// Ends the actor abruptly, as a crash would (chaos tests); the supervisor restarts it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+/// The actor of one pod.
+pub struct PodActor {
+    pod: Pod,
+    runtime: Arc<PodRuntime>,
+    client: kube::Client,
+    node_ip: Option<String>,
+    busy: bool,
+    started: bool,
+    last_status: Option<PodStatus>,
+    finished: bool,
+}
+
+impl PodActor {
+    /// The actor for `pod`.
+    pub fn new(
+        pod: Pod,
+        runtime: Arc<PodRuntime>,
+        client: kube::Client,
+        node_ip: Option<String>,
+    ) -> Self {
+        Self {
+            pod,
+            runtime,
+            client,
+            node_ip,
+            busy: false,
+            started: false,
+            last_status: None,
+            finished: false,
+        }
+    }
+
+    fn uid(&self) -> String {
+        self.pod.metadata.uid.clone().unwrap_or_default()
+    }
+
+    fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+            self.pod.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    fn api(&self) -> Api<Pod> {
+        Api::namespaced(
+            self.client.clone(),
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+        )
+    }
+
+    /// One step: start, sync and report, or stop when deleted.
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || self.finished {
+            return;
+        }
+        self.busy = true;
+        let runtime = self.runtime.clone();
+        let pod = self.pod.clone();
+        let uid = self.uid();
+        let api = self.api();
+        let key = self.key();
+        let started = self.started;
+        let last = self.last_status.clone();
+        let node_ip = self.node_ip.clone();
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        let fut = async move {
+            if deleting {
+                let grace = pod
+                    .metadata
+                    .deletion_grace_period_seconds
+                    .or(pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds))
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or(30);
+                runtime
+                    .stop_pod(&uid, Duration::from_secs(grace))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Containers are gone: confirm the deletion, for this pod only.
+                let params = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(Preconditions {
+                        uid: Some(uid.clone()),
+                        resource_version: None,
+                    }),
+                    ..Default::default()
+                };
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                match api.delete(&name, &params).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                    Err(e) => return Err(format!("confirming the deletion of {key}: {e}")),
+                }
+                tracing::info!(pod = %key, "pod stopped and deleted");
+                return Ok((true, None));
+            }
+            if !started {
+                runtime.run_pod(&pod).await.map_err(|e| e.to_string())?;
+            }
+            let mut status = runtime
+                .sync_pod(&uid, rk8s_runtime::container::now_ns())
+                .await
+                .map_err(|e| e.to_string())?;
+            status.host_ip = node_ip.clone();
+            status.host_ips = node_ip.map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]);
+            if let Some(conditions) = status.conditions.as_mut() {
+                conditions.push(k8s_openapi::api::core::v1::PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "True".into(),
+                    ..Default::default()
+                });
+            }
+            if same_status(last.as_ref(), &status) {
+                return Ok((false, Some(status)));
+            }
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let patch = serde_json::json!({ "status": status });
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| format!("writing the status of {key}: {e}"))?;
+            Ok((false, Some(status)))
+        };
+        ctx.spawn(fut.into_actor(self).map(
+            |result: Result<(bool, Option<PodStatus>), String>, act, ctx| {
+                act.busy = false;
+                match result {
+                    Ok((true, _)) => {
+                        act.finished = true;
+                        ctx.stop();
+                    }
+                    Ok((false, status)) => {
+                        act.started = true;
+                        if status.is_some() {
+                            act.last_status = status;
+                        }
+                    }
+                    Err(e) => tracing::warn!(pod = %act.key(), "{e}"),
+                }
+            },
+        ));
+    }
+}
+
+/// Whether two statuses say the same, ignoring the times conditions were computed.
+fn same_status(a: Option<&PodStatus>, b: &PodStatus) -> bool {
+    let strip = |s: &PodStatus| {
+        let mut s = s.clone();
+        for c in s.conditions.iter_mut().flatten() {
+            c.last_transition_time = None;
+            c.last_probe_time = None;
+        }
+        s
+    };
+    a.is_some_and(|a| strip(a) == strip(b))
+}
+
+impl Actor for PodActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // A finished pod's actor waits, idle, for the node actor to let it go.
+        if self.finished {
+            return;
+        }
+        self.step(ctx);
+        ctx.run_interval(SYNC_PERIOD, |act, ctx| act.step(ctx));
+    }
+}
+
+impl Supervised for PodActor {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        // Rebuilt from the runtime's records: run_pod finds the pod, the next status
+        // is written afresh.
+        self.busy = false;
+        self.started = false;
+        self.last_status = None;
+        tracing::info!(pod = %self.key(), "pod actor restarted");
+    }
+}
+
+impl Handler<Update> for PodActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Update, ctx: &mut Self::Context) {
+        let deleting = msg.0.metadata.deletion_timestamp.is_some()
+            && self.pod.metadata.deletion_timestamp.is_none();
+        self.pod = msg.0;
+        if deleting {
+            self.step(ctx);
+        }
+    }
+}
+
+impl Handler<Gone> for PodActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Gone, ctx: &mut Self::Context) {
+        self.finished = true;
+        let runtime = self.runtime.clone();
+        let uid = self.uid();
+        let key = self.key();
+        ctx.wait(
+            async move {
+                if let Err(e) = runtime.stop_pod(&uid, Duration::from_secs(0)).await {
+                    tracing::warn!(pod = %key, "stopping a pod deleted from the API: {e}");
+                }
+            }
+            .into_actor(self)
+            .map(|(), _act, ctx| ctx.stop()),
+        );
+    }
+}
+
+impl Handler<Crash> for PodActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Crash, ctx: &mut Self::Context) {
+        tracing::warn!(pod = %self.key(), "pod actor told to crash");
+        ctx.stop();
+    }
+}
