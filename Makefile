@@ -48,6 +48,7 @@ bench: setup
 	$(CARGO) run --release --manifest-path bench/Cargo.toml --bin store-writes
 	ulimit -n 16384 && $(CARGO) bench --bench api
 	$(CARGO) bench --bench runtime
+	$(CARGO) bench --bench node
 
 fmt:
 	$(CARGO) fmt --all

@@ -6,160 +6,14 @@
 
 mod support;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use support::apiserver::Server;
-
-fn bootstrap_token(server: &Server) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
-        .args([
-            "token",
-            "create",
-            "--ttl",
-            "10m",
-            "--endpoint",
-            &server.peer,
-        ])
-        .args(["--server", &format!("https://127.0.0.1:{}", server.port)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // rk8s-node join https://… --token ID.SECRET --ca-cert-hash sha256:…
-    let line = String::from_utf8(out.stdout).unwrap();
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let token = words[words.iter().position(|w| *w == "--token").unwrap() + 1].to_string();
-    let hash = words[words.iter().position(|w| *w == "--ca-cert-hash").unwrap() + 1].to_string();
-    (token, hash)
-}
-
-/// A node process and its directories; killed and cleaned up on drop.
-struct NodeProcess {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    bridge: String,
-}
-
-impl NodeProcess {
-    fn args(&self, name: &str) -> Vec<String> {
-        let d = self.dir.path();
-        vec![
-            "--name".into(),
-            name.into(),
-            "--data-dir".into(),
-            d.join("data").display().to_string(),
-            "--run-dir".into(),
-            d.join("run").display().to_string(),
-            "--manifests".into(),
-            d.join("manifests").display().to_string(),
-            "--bridge".into(),
-            self.bridge.clone(),
-            // Test machines may have little disk free; pressure is not what is tested.
-            "--disk-pressure-free-percent".into(),
-            "0".into(),
-        ]
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let helper = rk8s_runtime::helper::HelperClient::new(
-            self.dir.path().join("run/helper"),
-            env!("CARGO_BIN_EXE_rk8sctl"),
-        );
-        let _ = helper.shutdown();
-        // The node's pod network (its bridge and masquerade rules), if it made one.
-        let data = self.dir.path().join("data");
-        if let Ok(Some(identity)) = rk8s_actors::node::identity::Identity::load(&data) {
-            let network = rk8s_netoverlay::Network::new(
-                rk8s_netoverlay::NetworkConfig {
-                    name: "node".into(),
-                    bridge: self.bridge.clone(),
-                    subnet: identity.pod_cidr.parse().unwrap(),
-                    state_dir: self.dir.path().join("run/net"),
-                },
-                rk8s_netoverlay::host::System,
-            );
-            if let Ok(network) = network {
-                let _ = network.destroy();
-            }
-        }
-        // The parent of the pods' cgroups, when no other pod is left in it.
-        if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
-            for controller in controllers.flatten() {
-                let _ = std::fs::remove_dir(controller.path().join("rk8s"));
-            }
-        }
-    }
-}
-
-fn node(n: u32) -> NodeProcess {
-    NodeProcess {
-        child: None,
-        dir: tempfile::tempdir().unwrap(),
-        bridge: format!("rk8sj{}{n}", std::process::id() % 10_000),
-    }
-}
-
-fn join_command(
-    server: &Server,
-    node: &NodeProcess,
-    name: &str,
-    token: &str,
-    hash: &str,
-) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rk8s-node"));
-    command
-        .arg("join")
-        .arg(format!("https://127.0.0.1:{}", server.port))
-        .args([
-            "--token",
-            token,
-            "--ca-cert-hash",
-            hash,
-            "--labels",
-            "zone=a",
-            "--taints",
-            "dedicated=test:NoSchedule",
-        ])
-        .args(node.args(name))
-        .env("RK8S_PAUSE_IMAGE", "/nonexistent")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-fn finished(mut command: Command) -> Output {
-    let mut child = command.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the command did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use support::node::{bootstrap_token, eventually, finished, images, join_command, node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
@@ -298,17 +152,6 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
             .as_deref(),
         Some("10.244.0.0/24")
     );
-}
-
-fn images() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/images");
-    let status =
-        Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
-            .arg(&dir)
-            .status()
-            .unwrap();
-    assert!(status.success());
-    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,158 @@
+//! Node agent benchmark (`make bench`, as root): pod start latency through the whole
+//! path — API create → NodeActor's watch → PodActor → runtime (sandbox, network,
+//! container) → status written → Running seen through a watch — with the image
+//! present, on a real `rk8s-server` and a joined `rk8s-node`.
+//!
+//! - one pod at a time: p50/p99 over 100;
+//! - a burst of 100 pods to the node: time until all are Running.
+//!
+//! Prints a table and writes `target/bench/node.json`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{ms, percentile, write_json};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+use support::apiserver::Server;
+use support::node::{bootstrap_token, eventually, images, join_command, node};
+
+const SINGLE: usize = 100;
+const BURST: usize = 100;
+
+fn pod(name: &str, image: &str) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"bench": "node"}},
+        "spec": {
+            "nodeName": "bench",
+            "terminationGracePeriodSeconds": 0,
+            "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+            "containers": [{"name": "main", "image": image, "command": ["sleep", "3600"]}]
+        }
+    }))
+    .unwrap()
+}
+
+/// Creates `names` at once and waits, through one watch, until each is Running;
+/// returns each pod's create → Running time and the total.
+async fn start(pods: &Api<Pod>, names: &[String], image: &str) -> (Vec<Duration>, Duration) {
+    let list = pods.list(&Default::default()).await.unwrap();
+    let rv = list.metadata.resource_version.unwrap();
+    let mut watch = pods
+        .watch(&WatchParams::default().labels("bench=node"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    let begin = Instant::now();
+    let mut created = std::collections::HashMap::new();
+    let creates = names.iter().map(|n| {
+        let p = pod(n, image);
+        async move { (n.clone(), pods.create(&PostParams::default(), &p).await.map(|_| Instant::now())) }
+    });
+    for (name, at) in futures_util::future::join_all(creates).await {
+        created.insert(name, at.unwrap());
+    }
+    let mut latencies = Vec::new();
+    let mut running = std::collections::HashSet::new();
+    while running.len() < names.len() {
+        let event = tokio::time::timeout(Duration::from_secs(120), watch.next())
+            .await
+            .expect("pods never all Running")
+            .unwrap()
+            .unwrap();
+        if let WatchEvent::Modified(p) | WatchEvent::Added(p) = event {
+            let name = p.metadata.name.clone().unwrap();
+            let phase = p.status.and_then(|s| s.phase);
+            if phase.as_deref() == Some("Running") && created.contains_key(&name) && running.insert(name.clone()) {
+                latencies.push(created[&name].elapsed().min(begin.elapsed()));
+            }
+        }
+    }
+    let total = begin.elapsed();
+    latencies.sort();
+    (latencies, total)
+}
+
+async fn delete_all(pods: &Api<Pod>, names: &[String]) {
+    for n in names {
+        let _ = pods.delete(n, &DeleteParams::default()).await;
+    }
+    eventually("the bench pods deleted", async || {
+        let left = pods.list(&kube::api::ListParams::default().labels("bench=node")).await.ok()?;
+        left.items.is_empty().then_some(())
+    })
+    .await;
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let images = images();
+    let image = images.join("busybox").display().to_string();
+    let server = Server::start(&[]);
+    let (token, hash) = bootstrap_token(&server);
+    let mut agent = node(9);
+    let mut join = join_command(&server, &agent, "bench", &token, &hash);
+    join.args(["--max-pods", "250"])
+        .env("RK8S_PAUSE_IMAGE", images.join("pause"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    agent.child = Some(join.spawn().unwrap());
+    let (single, burst_total) = runtime.block_on(async {
+        let admin = server.client().await;
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
+        eventually("the node registered", async || nodes.get_opt("bench").await.ok()?).await;
+        let pods: Api<Pod> = Api::namespaced(admin, "default");
+        // Warm-up: the image's layers unpacked once.
+        let warm = vec!["warm".to_string()];
+        start(&pods, &warm, &image).await;
+        delete_all(&pods, &warm).await;
+        let mut single = Vec::new();
+        let mut names = Vec::new();
+        for i in 0..SINGLE {
+            let name = vec![format!("one-{i}")];
+            let (l, _) = start(&pods, &name, &image).await;
+            single.extend(l);
+            names.extend(name);
+        }
+        delete_all(&pods, &names).await;
+        let burst: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
+        let (_, total) = start(&pods, &burst, &image).await;
+        delete_all(&pods, &burst).await;
+        single.sort();
+        (single, total)
+    });
+    drop(agent);
+    drop(server);
+    let rows = [
+        (
+            format!("pod start, one at a time ({SINGLE} pods)"),
+            format!("p50 {:.1} ms   p99 {:.1} ms   (goal p99 ≤ 250 ms)", ms(percentile(&single, 0.5)), ms(percentile(&single, 0.99))),
+        ),
+        (
+            format!("burst of {BURST} pods to one node"),
+            format!("{:.2} s until all Running   (goal ≤ 5 s)", burst_total.as_secs_f64()),
+        ),
+    ];
+    println!("\nrk8s node agent: API create → Running seen through a watch (image present, one node, 2 cores)\n");
+    let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    for (a, b) in &rows {
+        println!("{a:<w$}   {b}");
+    }
+    write_json(
+        "node",
+        &json!({"benchmark": "node", "rows": [
+            {"case": "pod_start_single", "pods": SINGLE, "p50_ms": ms(percentile(&single, 0.5)), "p99_ms": ms(percentile(&single, 0.99))},
+            {"case": "pod_start_burst", "pods": BURST, "total_s": burst_total.as_secs_f64()},
+        ]}),
+    );
+}
