@@ -57,7 +57,14 @@ async fn start(pods: &Api<Pod>, names: &[String], image: &str) -> (Vec<Duration>
     let mut created = std::collections::HashMap::new();
     let creates = names.iter().map(|n| {
         let p = pod(n, image);
-        async move { (n.clone(), pods.create(&PostParams::default(), &p).await.map(|_| Instant::now())) }
+        async move {
+            (
+                n.clone(),
+                pods.create(&PostParams::default(), &p)
+                    .await
+                    .map(|_| Instant::now()),
+            )
+        }
     });
     for (name, at) in futures_util::future::join_all(creates).await {
         created.insert(name, at.unwrap());
@@ -73,7 +80,10 @@ async fn start(pods: &Api<Pod>, names: &[String], image: &str) -> (Vec<Duration>
         if let WatchEvent::Modified(p) | WatchEvent::Added(p) = event {
             let name = p.metadata.name.clone().unwrap();
             let phase = p.status.and_then(|s| s.phase);
-            if phase.as_deref() == Some("Running") && created.contains_key(&name) && running.insert(name.clone()) {
+            if phase.as_deref() == Some("Running")
+                && created.contains_key(&name)
+                && running.insert(name.clone())
+            {
                 latencies.push(created[&name].elapsed().min(begin.elapsed()));
             }
         }
@@ -88,14 +98,21 @@ async fn delete_all(pods: &Api<Pod>, names: &[String]) {
         let _ = pods.delete(n, &DeleteParams::default()).await;
     }
     eventually("the bench pods deleted", async || {
-        let left = pods.list(&kube::api::ListParams::default().labels("bench=node")).await.ok()?;
+        let left = pods
+            .list(&kube::api::ListParams::default().labels("bench=node"))
+            .await
+            .ok()?;
         left.items.is_empty().then_some(())
     })
     .await;
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let images = images();
     let image = images.join("busybox").display().to_string();
     let server = Server::start(&[]);
@@ -110,7 +127,10 @@ fn main() {
     let (single, burst_total) = runtime.block_on(async {
         let admin = server.client().await;
         let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
-        eventually("the node registered", async || nodes.get_opt("bench").await.ok()?).await;
+        eventually("the node registered", async || {
+            nodes.get_opt("bench").await.ok()?
+        })
+        .await;
         let pods: Api<Pod> = Api::namespaced(admin, "default");
         // Warm-up: the image's layers unpacked once.
         let warm = vec!["warm".to_string()];
@@ -136,14 +156,23 @@ fn main() {
     let rows = [
         (
             format!("pod start, one at a time ({SINGLE} pods)"),
-            format!("p50 {:.1} ms   p99 {:.1} ms   (goal p99 ≤ 250 ms)", ms(percentile(&single, 0.5)), ms(percentile(&single, 0.99))),
+            format!(
+                "p50 {:.1} ms   p99 {:.1} ms   (goal p99 ≤ 250 ms)",
+                ms(percentile(&single, 0.5)),
+                ms(percentile(&single, 0.99))
+            ),
         ),
         (
             format!("burst of {BURST} pods to one node"),
-            format!("{:.2} s until all Running   (goal ≤ 5 s)", burst_total.as_secs_f64()),
+            format!(
+                "{:.2} s until all Running   (goal ≤ 5 s)",
+                burst_total.as_secs_f64()
+            ),
         ),
     ];
-    println!("\nrk8s node agent: API create → Running seen through a watch (image present, one node, 2 cores)\n");
+    println!(
+        "\nrk8s node agent: API create → Running seen through a watch (image present, one node, 2 cores)\n"
+    );
     let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     for (a, b) in &rows {
         println!("{a:<w$}   {b}");

@@ -76,7 +76,9 @@ impl Drop for NodeProcess {
         // Every pod the node left (a killed node keeps its pods running, by design),
         // then the helper and the node's pod network.
         let data = self.dir.path().join("data");
-        let identity = rk8s_actors::node::identity::Identity::load(&data).ok().flatten();
+        let identity = rk8s_actors::node::identity::Identity::load(&data)
+            .ok()
+            .flatten();
         let subnet = identity
             .as_ref()
             .and_then(|i| i.pod_cidr.parse().ok())
@@ -193,4 +195,3 @@ pub fn images() -> std::path::PathBuf {
     assert!(status.success());
     dir
 }
-
