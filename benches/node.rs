@@ -17,7 +17,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{ms, percentile, write_json};
+use common::{ms, percentile, print_rows, write_json};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -173,10 +173,7 @@ fn main() {
     println!(
         "\nrk8s node agent: API create → Running seen through a watch (image present, one node, 2 cores)\n"
     );
-    let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-    for (a, b) in &rows {
-        println!("{a:<w$}   {b}");
-    }
+    print_rows(&rows);
     write_json(
         "node",
         &json!({"benchmark": "node", "rows": [

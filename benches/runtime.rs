@@ -17,7 +17,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ms, percentile, write_json};
+use common::{ms, percentile, print_rows, write_json};
 use rk8s_runtime::spec::{self, ContainerConfig};
 use rk8s_runtime::{ContainerRuntime, CreateContainer, Engine};
 use serde_json::json;
@@ -44,7 +44,7 @@ fn bundle(host: &PodHost, id: &str) -> std::path::PathBuf {
         readonly_rootfs: false,
         namespaces: spec::sandbox_namespaces(None)
             .into_iter()
-            .filter(|n| n.kind != oci_spec_uts())
+            .filter(|n| n.kind != oci_spec::runtime::LinuxNamespaceType::Uts)
             .collect(),
         cgroups_path: format!("/rk8s/bench/{id}"),
         resources: rk8s_api::resources::CgroupResources {
@@ -60,10 +60,6 @@ fn bundle(host: &PodHost, id: &str) -> std::path::PathBuf {
     };
     spec::write(&bundle, &config.to_spec().unwrap()).unwrap();
     bundle
-}
-
-fn oci_spec_uts() -> oci_spec::runtime::LinuxNamespaceType {
-    oci_spec::runtime::LinuxNamespaceType::Uts
 }
 
 fn runc(args: &[&str]) {
@@ -247,10 +243,7 @@ fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-    for (a, b) in &rows {
-        println!("{a:<w$}   {b}");
-    }
+    print_rows(&rows);
     write_json(
         "runtime",
         &json!({"benchmark": "runtime", "rows": json_rows}),

@@ -20,6 +20,14 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Prints (case, result) rows with the results aligned.
+pub fn print_rows(rows: &[(String, String)]) {
+    let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    for (case, result) in rows {
+        println!("{case:<width$}   {result}");
+    }
+}
+
 /// Writes `target/bench/<name>.json` and says where.
 pub fn write_json(name: &str, value: &serde_json::Value) {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");

@@ -23,10 +23,14 @@ pub fn pod_path(pod_uid: &str) -> String {
 
 /// Whether the host uses cgroup v2 only.
 pub fn is_unified() -> bool {
-    matches!(
-        libcgroups::common::get_cgroup_setup(),
-        Ok(CgroupSetup::Unified)
-    )
+    // The layout does not change while the host runs: look once.
+    static UNIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UNIFIED.get_or_init(|| {
+        matches!(
+            libcgroups::common::get_cgroup_setup(),
+            Ok(CgroupSetup::Unified)
+        )
+    })
 }
 
 /// The directories that hold `path` on this host: one per v1 controller, or one on v2.

@@ -500,12 +500,11 @@ impl PodRuntime {
                 match state.as_ref().map(|s| (s.status, s.exit.map(|e| e.code))) {
                     Some((Status::Stopped, Some(0))) => continue,
                     Some((Status::Stopped, Some(code))) if policy.restarts_init(code) => {
-                        self.restart(&mut record, c, now_ns, &mut waiting, false)
-                            .await?;
+                        self.restart(&mut record, c, now_ns, &mut waiting).await?;
                     }
                     Some((Status::Stopped, _)) => {}
                     Some(_) => {}
-                    None => self.start(&mut record, c, false, &mut waiting).await?,
+                    None => self.start(&mut record, c, &mut waiting).await?,
                 }
                 inits_done = false;
                 break;
@@ -514,10 +513,9 @@ impl PodRuntime {
                 for c in &spec.containers {
                     let state = self.current(&record, &c.name).await?;
                     match state.as_ref().map(|s| (s.status, s.exit.map(|e| e.code))) {
-                        None => self.start(&mut record, c, true, &mut waiting).await?,
+                        None => self.start(&mut record, c, &mut waiting).await?,
                         Some((Status::Stopped, code)) if policy.restarts(code.unwrap_or(255)) => {
-                            self.restart(&mut record, c, now_ns, &mut waiting, true)
-                                .await?;
+                            self.restart(&mut record, c, now_ns, &mut waiting).await?;
                         }
                         Some(_) => {}
                     }
@@ -694,7 +692,6 @@ impl PodRuntime {
         container: &Container,
         now_ns: i64,
         waiting: &mut BTreeMap<String, (String, String)>,
-        app: bool,
     ) -> Result<()> {
         let Some(entry) = record.containers.get_mut(&container.name) else {
             return Ok(());
@@ -742,17 +739,15 @@ impl PodRuntime {
         entry.id = None;
         self.remove_container(&old_id).await?;
         self.save(record)?;
-        self.start(record, container, app, waiting).await
+        self.start(record, container, waiting).await
     }
 
     async fn start(
         &self,
         record: &mut PodRecord,
         container: &Container,
-        app: bool,
         waiting: &mut BTreeMap<String, (String, String)>,
     ) -> Result<()> {
-        let _ = app;
         let attempt = record
             .containers
             .get(&container.name)
@@ -1240,16 +1235,7 @@ impl PodRuntime {
         process: ExecProcess,
         stdio: [std::os::fd::OwnedFd; 3],
     ) -> Result<i32> {
-        let record = self.record(uid)?.ok_or_else(|| Error::ContainerNotFound {
-            id: format!("pod {uid}"),
-        })?;
-        let id = record
-            .containers
-            .get(name)
-            .and_then(|c| c.id.clone())
-            .ok_or_else(|| Error::ContainerNotFound {
-                id: format!("{}/{name}", record.key()),
-            })?;
+        let id = self.container_id(uid, name)?;
         let runtime = self.runtime.clone();
         blocking(move || {
             let [stdin, stdout, stderr] = &stdio;
@@ -1305,6 +1291,25 @@ impl PodRuntime {
             .ok_or_else(|| Error::ContainerNotFound {
                 id: format!("{}/{name}", record.key()),
             })
+    }
+
+    /// Writes a container's log to `out` (blocking; with `options.follow`, until the
+    /// container stops).
+    pub fn write_log(
+        &self,
+        uid: &str,
+        name: &str,
+        previous: bool,
+        options: &logs::ReadOptions,
+        out: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        let (path, id) = self.container_log(uid, name, previous)?;
+        let mut running = || {
+            id.as_deref()
+                .and_then(|id| self.runtime.state(id).ok())
+                .is_some_and(|s| s.status != Status::Stopped)
+        };
+        logs::read(&path, options, out, &mut running)
     }
 
     /// The log file of the current (or, with `previous`, the last) attempt of a

@@ -96,24 +96,14 @@ fn read_pod(mode: &str, file: &str) -> Result<Pod> {
     let Some(input) = inputs.into_iter().next() else {
         bail!("{file}: nothing to read");
     };
-    let fail = |diags: Vec<rk8s_api::Diagnostic>| -> anyhow::Error {
-        anyhow::anyhow!(
-            "{}",
-            diags
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    };
     if mode == "container" {
         let spec = rk8s_api::formats::container::decode_container(&input.name, &input.text)
-            .map_err(fail)?;
+            .map_err(super::diagnostics)?;
         return Ok(spec.to_pod());
     }
     let (manifests, diags) = rk8s_api::manifest::decode(&input.name, &input.text);
     if !diags.is_empty() {
-        return Err(fail(diags));
+        return Err(super::diagnostics(diags));
     }
     match manifests.as_slice() {
         [one] => match &one.object {
@@ -135,7 +125,7 @@ fn read_pod(mode: &str, file: &str) -> Result<Pod> {
 /// Runs a local command of `mode` (`container` or `pod`).
 pub async fn run(mode: &str, command: LocalCommand) -> Result<ExitCode> {
     let paths = LocalPaths::from_env()?;
-    let runtime = local_runtime(&paths)?;
+    let runtime = std::sync::Arc::new(local_runtime(&paths)?);
     let container_of =
         |record: &rk8s_runtime::pod::PodRecord, wanted: Option<String>| -> Result<String> {
             let names: Vec<String> = record
@@ -266,7 +256,7 @@ pub async fn run(mode: &str, command: LocalCommand) -> Result<ExitCode> {
                 tail,
                 timestamps,
             };
-            super::logs(&runtime, &record, &container, options, previous).await?;
+            super::logs(runtime.clone(), &record, &container, options, previous).await?;
         }
         LocalCommand::Exec {
             name,

@@ -102,16 +102,7 @@ fn load(args: &ComposeArgs, paths: &LocalPaths, need_file: bool) -> Result<Proje
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("failed to read {}", path.display()))?;
             let name = path.display().to_string();
-            let compose = compose::decode_compose(&name, &text).map_err(|diags| {
-                anyhow::anyhow!(
-                    "{}",
-                    diags
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )
-            })?;
+            let compose = compose::decode_compose(&name, &text).map_err(super::diagnostics)?;
             Some((path, compose))
         }
         None if need_file => bail!(
@@ -627,8 +618,7 @@ async fn logs(
             if !services.is_empty() && !services.contains(&service) {
                 continue;
             }
-            let (path, id) = runtime.container_log(&record.uid, &service, false)?;
-            let helper = runtime.runtime().clone();
+            let runtime = runtime.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
                 let mut out = Prefixed {
                     prefix: format!("{service} | "),
@@ -638,12 +628,7 @@ async fn logs(
                     follow,
                     ..Default::default()
                 };
-                let mut running = || {
-                    id.as_deref()
-                        .and_then(|id| helper.state(id).ok())
-                        .is_some_and(|s| s.status != rk8s_runtime::Status::Stopped)
-                };
-                rk8s_runtime::logs::read(&path, &options, &mut out, &mut running)
+                runtime.write_log(&record.uid, &service, false, &options, &mut out)
             }));
         }
     }

@@ -145,16 +145,9 @@ pub async fn settle(runtime: &PodRuntime, uid: &str, wait: Duration) -> Result<P
 
 /// The pod of `mode` named `name`.
 pub fn find(runtime: &PodRuntime, mode: &str, name: &str) -> Result<Option<PodRecord>> {
-    Ok(runtime.pods()?.into_iter().find(|r| {
-        r.pod.metadata.name.as_deref() == Some(name)
-            && r.pod
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(MODE_LABEL))
-                .map(String::as_str)
-                == Some(mode)
-    }))
+    Ok(list(runtime, mode)?
+        .into_iter()
+        .find(|r| r.pod.metadata.name.as_deref() == Some(name)))
 }
 
 /// The pod of `mode` named `name`, or an error naming what exists.
@@ -203,26 +196,31 @@ pub fn summary(status: &PodStatus) -> String {
 
 /// Follows or prints a container's log to stdout.
 pub async fn logs(
-    runtime: &PodRuntime,
+    runtime: Arc<PodRuntime>,
     record: &PodRecord,
     container: &str,
     options: rk8s_runtime::logs::ReadOptions,
     previous: bool,
 ) -> Result<()> {
-    let (path, id) = runtime.container_log(&record.uid, container, previous)?;
-    let helper = runtime.runtime().clone();
+    let (uid, container) = (record.uid.clone(), container.to_string());
     tokio::task::spawn_blocking(move || {
-        let mut out = std::io::stdout().lock();
-        let mut running = || {
-            id.as_deref()
-                .and_then(|id| helper.state(id).ok())
-                .is_some_and(|s| s.status != rk8s_runtime::Status::Stopped)
-        };
-        rk8s_runtime::logs::read(&path, &options, &mut out, &mut running)
+        runtime.write_log(
+            &uid,
+            &container,
+            previous,
+            &options,
+            &mut std::io::stdout().lock(),
+        )
     })
     .await
     .context("log reader failed")??;
     Ok(())
+}
+
+/// Every diagnostic of a file, one per line, as one error.
+pub fn diagnostics(diags: Vec<rk8s_api::Diagnostic>) -> anyhow::Error {
+    let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!("{}", lines.join("\n"))
 }
 
 /// Runs `command` in a container with this process' stdin, stdout and stderr (or a

@@ -134,8 +134,16 @@ pub fn send<T: Serialize>(
 /// Receives one descriptor sent alone (a console socket's terminal master).
 pub fn recv_fd(stream: &mut UnixStream) -> std::io::Result<OwnedFd> {
     let mut buf = [0u8; 4096];
-    let mut cmsg_space = nix::cmsg_space!([i32; 1]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
+    let (_, mut fds) = recv_with_fds(stream, &mut buf)?;
+    fds.pop()
+        .ok_or_else(|| std::io::Error::other("no descriptor came with the message"))
+}
+
+/// One `recvmsg` into `buf`: the bytes read and the descriptors (at most four) that
+/// came with them, owned from here on.
+fn recv_with_fds(stream: &UnixStream, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    let mut cmsg_space = nix::cmsg_space!([i32; 4]);
+    let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<()>(
         stream.as_raw_fd(),
         &mut iov,
@@ -143,15 +151,8 @@ pub fn recv_fd(stream: &mut UnixStream) -> std::io::Result<OwnedFd> {
         MsgFlags::MSG_CMSG_CLOEXEC,
     )
     .map_err(std::io::Error::from)?;
-    let mut fds = owned(msg.cmsgs().map_err(std::io::Error::from)?);
-    fds.pop()
-        .ok_or_else(|| std::io::Error::other("no descriptor came with the message"))
-}
-
-/// Takes ownership of the descriptors of `SCM_RIGHTS` messages.
-fn owned(cmsgs: nix::sys::socket::CmsgIterator<'_>) -> Vec<OwnedFd> {
     let mut fds = Vec::new();
-    for cmsg in cmsgs {
+    for cmsg in msg.cmsgs().map_err(std::io::Error::from)? {
         if let ControlMessageOwned::ScmRights(raw) = cmsg {
             for fd in raw {
                 #[allow(unsafe_code)]
@@ -161,7 +162,7 @@ fn owned(cmsgs: nix::sys::socket::CmsgIterator<'_>) -> Vec<OwnedFd> {
             }
         }
     }
-    fds
+    Ok((msg.bytes, fds))
 }
 
 /// Receives one message and the file descriptors that came with it. `Ok(None)` at a
@@ -170,19 +171,7 @@ pub fn recv<T: DeserializeOwned>(
     stream: &mut UnixStream,
 ) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
     let mut len = [0u8; 4];
-    let mut cmsg_space = nix::cmsg_space!([i32; 4]);
-    let (read, fds) = {
-        let mut iov = [IoSliceMut::new(&mut len)];
-        let msg = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg_space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(std::io::Error::from)?;
-        let fds = owned(msg.cmsgs().map_err(std::io::Error::from)?);
-        (msg.bytes, fds)
-    };
+    let (read, fds) = recv_with_fds(stream, &mut len)?;
     if read == 0 {
         return Ok(None);
     }
