@@ -1,6 +1,8 @@
 //! `rk8s-node join` against a real `rk8s-server`: the CA pin, single-use bootstrap
 //! tokens, podCIDRs never given twice, the Node and its Lease, and the node credential
-//! limited to the node's own objects.
+//! limited to the node's own objects. Then two nodes, each in its own network
+//! namespace, running real containers for the pods bound to them: logs and exec
+//! through the API server, actors and agents killed, the control plane away.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,9 +13,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use support::apiserver::Server;
-use support::node::{bootstrap_token, eventually, finished, images, join_command, node};
+use support::netns::NodeNetwork;
+use support::node::{
+    NodeProcess, bootstrap_token, eventually, finished, images, join_command, node,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
@@ -154,109 +160,390 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_joined_node_runs_the_pods_bound_to_it_and_keeps_them_across_its_restart() {
-    let images = images();
-    let server = Server::start(&[]);
-    let admin = server.client().await;
-    let (token, hash) = bootstrap_token(&server);
-    let mut agent = node(3);
-    let pause = images.join("pause").display().to_string();
-    let mut join = join_command(&server, &agent, "worker", &token, &hash);
-    join.env("RK8S_PAUSE_IMAGE", &pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    agent.child = Some(join.spawn().unwrap());
-    let nodes: Api<Node> = Api::all(admin.clone());
-    eventually("the node registered", async || {
-        nodes.get_opt("worker").await.ok()?
-    })
-    .await;
-
-    // A pod bound to the node (no scheduler yet: spec.nodeName set by hand).
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), "default");
-    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+fn pod(name: &str, node: &str, busybox: &str, script: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "bound"},
+        "metadata": {"name": name},
         "spec": {
-            "nodeName": "worker",
+            "nodeName": node,
             "terminationGracePeriodSeconds": 2,
             "tolerations": [{"key": "dedicated", "operator": "Exists"}],
-            "containers": [{"name": "main", "image": images.join("busybox").display().to_string(),
-                            "command": ["sh", "-c", "echo started; exec sleep 3600"]}]
+            "containers": [{"name": "main", "image": busybox, "command": ["sh", "-c", script]}]
         }
     }))
-    .unwrap();
-    let created = pods
-        .create(&kube::api::PostParams::default(), &pod)
-        .await
-        .unwrap();
-    let uid = created.metadata.uid.unwrap();
-    let running = eventually("the pod Running in its status", async || {
-        let p = pods.get("bound").await.ok()?;
-        let status = p.status?;
+    .unwrap()
+}
+
+async fn running(pods: &Api<Pod>, name: &str) -> k8s_openapi::api::core::v1::PodStatus {
+    eventually(&format!("pod {name} Running in its status"), async || {
+        let status = pods.get(name).await.ok()?.status?;
         (status.phase.as_deref() == Some("Running")).then_some(status)
     })
-    .await;
-    let ip = running.pod_ip.clone().unwrap();
-    assert!(ip.starts_with("10.244."), "{ip}");
-    let container = running.container_statuses.clone().unwrap()[0].clone();
-    assert!(container.ready && container.restart_count == 0);
-    let id = container.container_id.clone().unwrap();
+    .await
+}
 
-    // SIGKILL the node: the container keeps running; restarted, the node re-adopts it.
-    let mut child = agent.child.take().unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let helper = rk8s_runtime::helper::HelperClient::new(
-        agent.dir.path().join("run/helper"),
-        env!("CARGO_BIN_EXE_rk8sctl"),
-    );
-    let runtime_id = id.trim_start_matches("rk8s://");
-    let state = rk8s_runtime::ContainerRuntime::state(&helper, runtime_id).unwrap();
-    assert_eq!(state.status, rk8s_runtime::Status::Running);
-    let mut run = Command::new(env!("CARGO_BIN_EXE_rk8s-node"));
-    run.arg("run")
-        .args(agent.args("worker"))
-        .env("RK8S_PAUSE_IMAGE", &pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    agent.child = Some(run.spawn().unwrap());
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = pods.get("bound").await.unwrap().status.unwrap();
-    let again = after.container_statuses.unwrap()[0].clone();
-    assert_eq!(
-        (again.container_id.as_deref(), again.restart_count),
-        (Some(id.as_str()), 0)
-    );
-    assert_eq!(
-        rk8s_runtime::ContainerRuntime::state(&helper, runtime_id)
+/// (container id, restart count) from a pod's status.
+fn container(status: &k8s_openapi::api::core::v1::PodStatus) -> (String, i32) {
+    let c = &status.container_statuses.as_ref().unwrap()[0];
+    (c.container_id.clone().unwrap(), c.restart_count)
+}
+
+fn runtime_state(agent: &NodeProcess, id: &str) -> rk8s_runtime::ContainerState {
+    rk8s_runtime::ContainerRuntime::state(&agent.helper(), id.trim_start_matches("rk8s://"))
+        .unwrap()
+}
+
+fn rk8sctl(server: &Server, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outages() {
+    let images = images();
+    let busybox = images.join("busybox").display().to_string();
+    let pause = images.join("pause").display().to_string();
+    // Declared first, dropped last: nodes are reset inside their namespaces first.
+    let mut net = NodeNetwork::new();
+    let host = net.host_ip();
+    let mut server = Server::start(&["--address", &host]);
+    let admin = server.client().await;
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+
+    let mut agents = Vec::new();
+    for i in 1..=2u32 {
+        let mut agent = node(10 + i);
+        agent.netns = Some(net.add_node(i));
+        agents.push(agent);
+    }
+    // A made-up bootstrap token is refused.
+    let (_, hash) = bootstrap_token(&server);
+    let out = finished(join_command(
+        &server,
+        &agents[0],
+        "a",
+        "abcdef.0123456789abcdef",
+        &hash,
+    ));
+    assert!(!out.status.success(), "a made-up token joined");
+    for (i, agent) in agents.iter_mut().enumerate() {
+        let (token, hash) = bootstrap_token(&server);
+        let name = ["a", "b"][i];
+        let mut join = join_command(&server, agent, name, &token, &hash);
+        join.arg("--chaos").env("RK8S_PAUSE_IMAGE", &pause);
+        agent.log_to_file(&mut join);
+        agent.child = Some(join.spawn().unwrap());
+    }
+    for (i, name) in ["a", "b"].into_iter().enumerate() {
+        let node = eventually(&format!("node {name} registered"), async || {
+            let n = nodes.get_opt(name).await.ok()??;
+            n.status.as_ref()?.addresses.as_ref()?;
+            Some(n)
+        })
+        .await;
+        let status = node.status.unwrap();
+        let ip = &status.addresses.unwrap()[0];
+        assert_eq!(
+            (ip.type_.as_str(), ip.address.as_str()),
+            ("InternalIP", net.node_ip(i as u32 + 1).as_str())
+        );
+        let port = status
+            .daemon_endpoints
             .unwrap()
-            .pid,
-        state.pid
-    );
+            .kubelet_endpoint
+            .unwrap()
+            .port;
+        assert_eq!(port, 10250);
+    }
 
-    // Deleting the pod: the node stops it within its grace period and confirms.
-    let started = Instant::now();
-    pods.delete("bound", &kube::api::DeleteParams::default())
+    // A pod on each node, with real containers in each node's pod range.
+    let ticker = "echo started; i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done";
+    let post = kube::api::PostParams::default();
+    let a_uid = pods
+        .create(&post, &pod("on-a", "a", &busybox, ticker))
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    pods.create(&post, &pod("on-b", "b", &busybox, ticker))
         .await
         .unwrap();
-    eventually("the pod gone from the API", async || {
-        match pods.get_opt("bound").await {
-            Ok(None) => Some(()),
-            _ => None,
+    let on_a = running(&pods, "on-a").await;
+    let on_b = running(&pods, "on-b").await;
+    assert!(
+        on_a.pod_ip.as_deref().unwrap().starts_with("10.244.0."),
+        "{on_a:?}"
+    );
+    assert!(
+        on_b.pod_ip.as_deref().unwrap().starts_with("10.244.1."),
+        "{on_b:?}"
+    );
+    assert_eq!(on_a.host_ip.as_deref(), Some(net.node_ip(1).as_str()));
+    assert_eq!(on_b.host_ip.as_deref(), Some(net.node_ip(2).as_str()));
+    let (a_id, _) = container(&on_a);
+    let (b_id, _) = container(&on_b);
+    assert_eq!(
+        runtime_state(&agents[0], &a_id).status,
+        rk8s_runtime::Status::Running
+    );
+    assert_eq!(
+        runtime_state(&agents[1], &b_id).status,
+        rk8s_runtime::Status::Running
+    );
+
+    // Node a's credential cannot write node b's pod, nor read its logs.
+    let a_identity =
+        rk8s_actors::node::identity::Identity::load(&agents[0].dir.path().join("data"))
+            .unwrap()
+            .unwrap();
+    let as_a: Api<Pod> = Api::namespaced(a_identity.client().unwrap(), "default");
+    let patch = serde_json::json!({"status": {"message": "hijacked"}});
+    let err = as_a
+        .patch_status(
+            "on-b",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 403),
+        "{err:?}"
+    );
+    let err = as_a.logs("on-a", &Default::default()).await.unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 403),
+        "{err:?}"
+    );
+
+    // Logs, through the API server from each node.
+    let out = rk8sctl(&server, &["logs", "on-a"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.starts_with("started\ntick 0\n"),
+        "{out:?}"
+    );
+    let out = rk8sctl(&server, &["logs", "on-b", "--tail", "1", "--timestamps"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("Z tick "), "{text}");
+    // -f keeps streaming new lines.
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["logs", "-f", "on-b"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let reader = std::io::BufReader::new(stdout);
+        let mut seen = Vec::new();
+        for line in reader.lines() {
+            seen.push(line.unwrap());
+            if seen.len() >= 6 {
+                break;
+            }
         }
+        seen
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lines.is_finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let seen = lines.join().unwrap();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    // kubectl reads the same endpoint.
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["logs", "on-a", "--tail", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+
+    // Exec: output streams, exit code, standard input, a terminal; kubectl too.
+    let out = rk8sctl(
+        &server,
+        &[
+            "exec",
+            "on-a",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let mut cat = Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args([
+            "exec",
+            "-i",
+            "on-b",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z; hostname",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = cat.stdin.take().unwrap();
+        stdin.write_all(b"hello from the test\n").unwrap();
+    }
+    let out = cat.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "HELLO FROM THE TEST\non-b\n"
+    );
+    let out = rk8sctl(
+        &server,
+        &["exec", "-t", "on-a", "--", "sh", "-c", "test -t 0 && tty"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("/dev/pts/"),
+        "{out:?}"
+    );
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["exec", "on-b", "--", "sh", "-c", "echo via kubectl; exit 4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via kubectl\n");
+
+    // Killing a PodActor, then the NodeActor, through the actor system: nothing
+    // visible changes (same container, same process, no restart, still Running).
+    let a_pid = runtime_state(&agents[0], &a_id).pid;
+    agents[0].chaos(&["pod", "default/on-a"]);
+    agents[0].chaos(&["node"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = pods.get("on-a").await.unwrap().status.unwrap();
+    assert_eq!(after.phase.as_deref(), Some("Running"));
+    assert_eq!(container(&after), (a_id.clone(), 0));
+    assert_eq!(runtime_state(&agents[0], &a_id).pid, a_pid);
+    // The restarted actors still serve: exec reaches the pod.
+    let out = rk8sctl(&server, &["exec", "on-a", "--", "echo", "still here"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "still here\n",
+        "{out:?}"
+    );
+
+    // SIGKILL node b's agent: its container keeps running; restarted, it re-adopts it.
+    let b_pid = runtime_state(&agents[1], &b_id).pid;
+    agents[1].kill();
+    assert_eq!(
+        runtime_state(&agents[1], &b_id).status,
+        rk8s_runtime::Status::Running
+    );
+    agents[1].run_again(&pause, &["--chaos"]);
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "kube-node-lease");
+    let renewed = leases
+        .get("b")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .renew_time
+        .unwrap()
+        .0;
+    eventually("node b renews its lease after its restart", async || {
+        let now = leases.get("b").await.ok()?.spec?.renew_time?.0;
+        (now > renewed).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = pods.get("on-b").await.unwrap().status.unwrap();
+    assert_eq!(container(&after), (b_id.clone(), 0));
+    assert_eq!(runtime_state(&agents[1], &b_id).pid, b_pid);
+
+    // The control plane goes away for a while: pods keep running, agents keep going;
+    // when it is back, the agents resynchronise (leases, a pod created meanwhile…).
+    server.kill();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    for (agent, id) in agents.iter_mut().zip([&a_id, &b_id]) {
+        assert_eq!(
+            runtime_state(agent, id).status,
+            rk8s_runtime::Status::Running
+        );
+        assert!(
+            agent.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "the agent exited while the control plane was away"
+        );
+    }
+    let before = leases.get("a").await.ok();
+    assert!(before.is_none(), "the server answered while killed");
+    server.start_again();
+    let admin = server.client().await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "kube-node-lease");
+    let outage_end = jiff::Timestamp::now();
+    for name in ["a", "b"] {
+        eventually(
+            &format!("node {name} renews its lease after the outage"),
+            async || {
+                let now = leases.get(name).await.ok()?.spec?.renew_time?.0;
+                (now > outage_end).then_some(())
+            },
+        )
+        .await;
+    }
+    pods.create(&post, &pod("late", "b", &busybox, "exec sleep 3600"))
+        .await
+        .unwrap();
+    running(&pods, "late").await;
+    assert_eq!(
+        container(&pods.get("on-a").await.unwrap().status.unwrap()),
+        (a_id.clone(), 0)
+    );
+
+    // Deleting a pod stops it within its grace period; the API object goes.
+    let started = Instant::now();
+    pods.delete("on-a", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("pod on-a gone from the API", async || {
+        matches!(pods.get_opt("on-a").await, Ok(None)).then_some(())
     })
     .await;
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(
-        rk8s_runtime::ContainerRuntime::state(&helper, runtime_id).is_err(),
+        rk8s_runtime::ContainerRuntime::state(
+            &agents[0].helper(),
+            a_id.trim_start_matches("rk8s://")
+        )
+        .is_err(),
         "container removed"
     );
     assert!(
         !std::path::Path::new("/run/netns")
-            .join(format!("rk8s-{uid}"))
+            .join(format!("rk8s-{a_uid}"))
             .exists(),
-        "netns removed"
+        "pod network namespace removed"
     );
 }

@@ -233,6 +233,14 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest) -> ApiResult<Access
         Identity::Bootstrap(_) => return Err(denied(identity, req)),
         Identity::Node(n) => n,
     };
+    // Logs and exec reach into containers: the admin's alone.
+    if req
+        .subresource
+        .as_deref()
+        .is_some_and(|s| crate::proxy::NODE_SUBRESOURCES.contains(&s))
+    {
+        return Err(denied(identity, req));
+    }
     if !req.verb.is_write() {
         return Ok(Access::All);
     }

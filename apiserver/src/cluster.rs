@@ -281,6 +281,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         unlimited(cfg.max_mutating_requests_inflight),
     );
     api.set_pod_cidrs(cfg.pod_cidrs);
+    api.set_node_dialer(crate::proxy::NodeDialer::new(&secrets.ca)?);
     ensure_system_namespaces(api.registry())
         .await
         .map_err(|e| StartError::Store(e.message))?;

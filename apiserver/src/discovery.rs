@@ -84,6 +84,8 @@ fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
     }
     if kind.plural == "pods" {
         out.push(sub("binding", "Binding", &["create"]));
+        out.push(sub("log", "Pod", &["get"]));
+        out.push(sub("exec", "PodExecOptions", &["create", "get"]));
     }
     out
 }

@@ -62,6 +62,61 @@ impl PodCidrs {
     }
 }
 
+/// What a node asks a serving certificate for.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ServingCertBody {
+    addresses: Vec<String>,
+}
+
+/// A node's serving certificate and key (PEM).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServingCert {
+    /// The certificate, signed by the cluster CA.
+    pub cert: String,
+    /// Its private key.
+    pub key: String,
+}
+
+/// The most addresses one node certificate names.
+const MAX_ADDRESSES: usize = 16;
+
+/// Handles `POST /rk8s/v1/serving-cert`, body `{"addresses": ["10.0.0.5"]}`: a node
+/// credential gets a certificate for its name and those IP addresses, which the API
+/// server verifies when it connects to the node for logs and exec.
+pub fn serving_cert(
+    ca: &crate::pki::ClusterCa,
+    identity: &Identity,
+    body: &[u8],
+) -> ApiResult<ServingCert> {
+    let Identity::Node(node) = identity else {
+        return Err(ApiError::forbidden(format!(
+            "User \"{}\" cannot get a node serving certificate: only node credentials can",
+            identity.user()
+        )));
+    };
+    let request: ServingCertBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("serving certificate request: {e}")))?;
+    if request.addresses.len() > MAX_ADDRESSES {
+        return Err(ApiError::bad_request(format!(
+            "addresses: at most {MAX_ADDRESSES} addresses, not {}",
+            request.addresses.len()
+        )));
+    }
+    let mut names = vec![node.clone()];
+    for (i, address) in request.addresses.iter().enumerate() {
+        let ip: std::net::IpAddr = address.parse().map_err(|_| {
+            ApiError::bad_request(format!("addresses[{i}]: {address:?} is not an IP address"))
+        })?;
+        names.push(ip.to_string());
+    }
+    let (cert, key) = ca
+        .issue_node_server(node, &names)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ServingCert { cert, key })
+}
+
 /// What a joining node asks for.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -18,6 +18,7 @@ pub mod join;
 pub mod openapi;
 pub mod patch;
 pub mod pki;
+pub mod proxy;
 pub mod registry;
 pub mod request;
 pub mod server;

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 const CA_NAME: &str = "rk8s-ca";
 
+/// The subject of the API server's client certificate towards node agents.
+pub const APISERVER_CLIENT_NAME: &str = "system:rk8s-apiserver";
+
 /// The cluster CA: certificate and key, PEM.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ClusterCa {
@@ -91,9 +94,42 @@ impl ClusterCa {
         })
     }
 
-    /// Issues a serving certificate for `names` (DNS names or IP addresses), valid for
-    /// a year; returns (certificate PEM, key PEM).
+    /// Issues the API server's serving certificate for `names` (DNS names or IP
+    /// addresses), valid for a year; returns (certificate PEM, key PEM).
     pub fn issue_server(&self, names: &[String]) -> Result<(String, String), PkiError> {
+        self.issue("rk8s-apiserver", names, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// Issues a node agent's serving certificate (its port 10250) for `names`.
+    pub fn issue_node_server(
+        &self,
+        node: &str,
+        names: &[String],
+    ) -> Result<(String, String), PkiError> {
+        self.issue(
+            &format!("system:node:{node}"),
+            names,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
+    /// Issues the certificate an API server presents to node agents when it proxies
+    /// logs and exec. It is the only kind of certificate the CA signs for client
+    /// authentication, so node agents accept a client when its chain verifies.
+    pub fn issue_apiserver_client(&self) -> Result<(String, String), PkiError> {
+        self.issue(
+            APISERVER_CLIENT_NAME,
+            &[],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
+    }
+
+    fn issue(
+        &self,
+        common_name: &str,
+        names: &[String],
+        usage: ExtendedKeyUsagePurpose,
+    ) -> Result<(String, String), PkiError> {
         let ca_key = KeyPair::from_pem(&self.key_pem).map_err(|e| PkiError::Invalid {
             what: "CA key",
             detail: e.to_string(),
@@ -101,7 +137,7 @@ impl ClusterCa {
         let issuer = Issuer::new(ca_params(), ca_key);
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "rk8s-apiserver");
+        dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
         params.subject_alt_names = names
             .iter()
@@ -114,7 +150,7 @@ impl ClusterCa {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = vec![usage];
         valid_for(&mut params, 365);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
@@ -150,30 +186,24 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A TLS server configuration from a certificate chain and key (PEM), speaking
-/// HTTP/2 and HTTP/1.1.
-pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+fn cert_and_key(
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
     let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PkiError::Invalid {
-            what: "server certificate",
+            what: "certificate",
             detail: e.to_string(),
         })?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| PkiError::Invalid {
-        what: "server key",
+        what: "private key",
         detail: e.to_string(),
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((certs, key))
 }
 
-/// A TLS client configuration trusting only `ca_pem` (for tests and tools).
-pub fn client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+fn roots(ca_pem: &str) -> Result<Arc<rustls::RootCertStore>, PkiError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         let cert = cert.map_err(|e| PkiError::Invalid {
@@ -182,11 +212,71 @@ pub fn client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, PkiError
         })?;
         roots.add(cert)?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(Arc::new(roots))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A TLS server configuration from a certificate chain and key (PEM), speaking
+/// HTTP/2 and HTTP/1.1.
+pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A node agent's TLS server configuration: its certificate, and only clients with a
+/// client certificate from the cluster CA (API servers) get in. HTTP/1.1, which
+/// WebSocket upgrades need.
+pub fn node_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
+            .build()
+            .map_err(|e| PkiError::Invalid {
+                what: "CA certificate",
+                detail: e.to_string(),
+            })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS client configuration trusting only `ca_pem` (for tests and tools).
+pub fn client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(ca_pem)?)
         .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The API server's TLS client configuration towards node agents: trusts only the
+/// cluster CA and presents the API server's client certificate. HTTP/1.1.
+pub fn node_client_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_client_auth_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -231,5 +321,46 @@ mod tests {
         );
         assert!(ca.cert_hash().unwrap().starts_with("sha256:"));
         assert_eq!(ca.cert_hash().unwrap().len(), 7 + 64);
+    }
+
+    #[test]
+    fn only_apiserver_client_certificates_reach_node_agents() {
+        use rustls::pki_types::UnixTime;
+        let ca = ClusterCa::generate().unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots(&ca.cert_pem).unwrap(),
+            provider(),
+        )
+        .build()
+        .unwrap();
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let (client, client_key) = ca.issue_apiserver_client().unwrap();
+        verifier
+            .verify_client_cert(&der(&client), &[], UnixTime::now())
+            .unwrap();
+        // A node's or a member's serving certificate is no client certificate.
+        let (node, node_key) = ca
+            .issue_node_server("n1", &["n1".into(), "10.0.0.5".into()])
+            .unwrap();
+        let (member, _) = ca.issue_server(&["localhost".into()]).unwrap();
+        for cert in [&node, &member] {
+            assert!(
+                verifier
+                    .verify_client_cert(&der(cert), &[], UnixTime::now())
+                    .is_err()
+            );
+        }
+        // Another cluster's client certificate neither.
+        let (foreign, _) = ClusterCa::generate()
+            .unwrap()
+            .issue_apiserver_client()
+            .unwrap();
+        assert!(
+            verifier
+                .verify_client_cert(&der(&foreign), &[], UnixTime::now())
+                .is_err()
+        );
+        node_server_config(&node, &node_key, &ca.cert_pem).unwrap();
+        node_client_config(&ca.cert_pem, &client, &client_key).unwrap();
     }
 }

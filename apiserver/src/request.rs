@@ -105,6 +105,9 @@ pub enum Route {
     ClusterInfo,
     /// `POST /rk8s/v1/join`: a bootstrap token becomes a node credential.
     Join,
+    /// `POST /rk8s/v1/serving-cert`: a node gets a serving certificate for its port
+    /// 10250 from the cluster CA.
+    ServingCert,
     /// `/healthz`, `/livez`, `/readyz` (and their `/<check>` children).
     Health(&'static str),
     /// `/openapi/v2`.
@@ -137,6 +140,9 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
         ["version"] => return Ok(Route::Version),
         ["rk8s", "v1", "cluster-info"] if method == Method::GET => return Ok(Route::ClusterInfo),
         ["rk8s", "v1", "join"] if method == Method::POST => return Ok(Route::Join),
+        ["rk8s", "v1", "serving-cert"] if method == Method::POST => {
+            return Ok(Route::ServingCert);
+        }
         ["healthz", ..] => return Ok(Route::Health("healthz")),
         ["livez", ..] => return Ok(Route::Health("livez")),
         ["readyz", ..] => return Ok(Route::Health("readyz")),
@@ -229,7 +235,12 @@ impl Query {
         )
     }
 
-    /// The first value of a parameter.
+    /// Every parameter, in order (repeated ones repeat).
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()

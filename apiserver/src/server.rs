@@ -44,6 +44,7 @@ pub struct ApiServer {
     reads_inflight: Arc<tokio::sync::Semaphore>,
     writes_inflight: Arc<tokio::sync::Semaphore>,
     pod_cidrs: std::sync::OnceLock<crate::join::PodCidrs>,
+    node_dialer: std::sync::OnceLock<crate::proxy::NodeDialer>,
 }
 
 /// Kubernetes' default limits of concurrent requests.
@@ -51,8 +52,13 @@ pub const MAX_READS_INFLIGHT: usize = 400;
 /// See [`MAX_READS_INFLIGHT`].
 pub const MAX_WRITES_INFLIGHT: usize = 200;
 
-/// A body fed from a channel (watch streams).
+/// A body fed from a channel (watch streams, streamed logs).
 struct ChannelBody(mpsc::Receiver<Bytes>);
+
+/// A response body that streams what `rx` receives, until its sender is dropped.
+pub fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
+    ChannelBody(rx).boxed()
+}
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
@@ -162,12 +168,19 @@ impl ApiServer {
             reads_inflight: Arc::new(tokio::sync::Semaphore::new(reads)),
             writes_inflight: Arc::new(tokio::sync::Semaphore::new(writes)),
             pod_cidrs: std::sync::OnceLock::new(),
+            node_dialer: std::sync::OnceLock::new(),
         })
     }
 
     /// Sets the ranges joining nodes get (once; the default is 10.244.0.0/16 in /24s).
     pub fn set_pod_cidrs(&self, cidrs: crate::join::PodCidrs) {
         let _ = self.pod_cidrs.set(cidrs);
+    }
+
+    /// Sets how this server reaches node agents for logs and exec (once; without it,
+    /// those subresources answer 503).
+    pub fn set_node_dialer(&self, dialer: crate::proxy::NodeDialer) {
+        let _ = self.node_dialer.set(dialer);
     }
 
     /// The objects this server serves.
@@ -228,6 +241,14 @@ impl ApiServer {
             Route::OpenApiV3 { group, version } => openapi::v3(&group, &version)
                 .ok_or_else(not_found)
                 .and_then(ok),
+            Route::Resource(r)
+                if r.kind.plural == "pods"
+                    && r.subresource
+                        .as_deref()
+                        .is_some_and(|s| crate::proxy::NODE_SUBRESOURCES.contains(&s)) =>
+            {
+                self.proxy(req, r, &identity, &query).await
+            }
             Route::Resource(r) => self.resource(req, r, &identity, &query).await,
             Route::Join => {
                 let bearer = authorization
@@ -249,12 +270,42 @@ impl ApiServer {
                     serde_json::to_value(&joined).map_err(|e| ApiError::internal(e.to_string()))?;
                 Ok(json_response(StatusCode::CREATED, &value, &[]))
             }
+            Route::ServingCert => {
+                let body = read_body(req.into_body(), None).await?;
+                let ca = self.secrets().await?.ca;
+                let cert = crate::join::serving_cert(&ca, &identity, &body)?;
+                let value =
+                    serde_json::to_value(&cert).map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(json_response(StatusCode::CREATED, &value, &[]))
+            }
             Route::Health(_) | Route::Version | Route::ClusterInfo => Err(not_found()),
         }
     }
 
-    /// The cluster CA and its hash (what `--ca-cert-hash` pins).
-    async fn cluster_info(&self) -> ApiResult<Value> {
+    /// `pods/log` and `pods/exec`, forwarded to the node agent running the pod.
+    async fn proxy(
+        &self,
+        mut req: Request<Incoming>,
+        r: ResourceRequest,
+        identity: &Identity,
+        query: &Query,
+    ) -> ApiResult<Response<Body>> {
+        auth::authorize(identity, &r)?;
+        let dialer = self.node_dialer.get().ok_or_else(|| {
+            ApiError::unavailable("this API server has no credentials for node agents")
+        })?;
+        let target = crate::proxy::target(&self.handlers.registry, &r, query).await?;
+        let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;
+        let upgrade = req
+            .headers()
+            .contains_key(header::UPGRADE)
+            .then(|| hyper::upgrade::on(&mut req));
+        let resp = dialer.send(target.ip, target.port, node_req).await?;
+        Ok(crate::proxy::relay(upgrade, resp))
+    }
+
+    /// The secrets every member shares (the cluster CA).
+    async fn secrets(&self) -> ApiResult<crate::cluster::ClusterSecrets> {
         let range = rk8s_raftstore::proto::RangeRequest {
             key: crate::cluster::CLUSTER_KEY.as_bytes().to_vec(),
             ..Default::default()
@@ -268,8 +319,12 @@ impl ApiServer {
             .kvs
             .first()
             .ok_or_else(|| ApiError::unavailable("the cluster has no CA yet"))?;
-        let secrets: crate::cluster::ClusterSecrets =
-            serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// The cluster CA and its hash (what `--ca-cert-hash` pins).
+    async fn cluster_info(&self) -> ApiResult<Value> {
+        let secrets = self.secrets().await?;
         let hash = secrets
             .ca
             .cert_hash()
@@ -483,7 +538,7 @@ impl ApiServer {
                 }
             }
         });
-        let mut resp = Response::new(BodyExt::boxed(ChannelBody(rx)));
+        let mut resp = Response::new(channel_body(rx));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -530,7 +585,10 @@ pub async fn serve(api: Arc<ApiServer>, listener: TcpListener, tls: Arc<rustls::
                 };
             let service = hyper::service::service_fn(move |req| api.clone().handle(req));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });

@@ -34,7 +34,7 @@ pub struct Global {
 }
 
 impl Global {
-    async fn connect(&self) -> Result<Cluster> {
+    pub(crate) async fn connect(&self) -> Result<Cluster> {
         Cluster::connect(&Target {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),

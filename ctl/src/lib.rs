@@ -6,7 +6,9 @@
 //! - [`apply`]: the three-way apply with kubectl's last-applied annotation;
 //! - [`print`], [`describe`]: tables, YAML and descriptions;
 //! - [`input`]: `-f` files, directories and standard input;
-//! - [`commands`]: the commands and their arguments.
+//! - [`commands`]: the commands and their arguments;
+//! - [`stream`]: `logs` and `exec`, streamed from the pod's node;
+//! - [`local`]: containers, pods and Compose apps on this host, without a cluster.
 
 pub mod apply;
 pub mod cluster;
@@ -15,3 +17,4 @@ pub mod describe;
 pub mod input;
 pub mod local;
 pub mod print;
+pub mod stream;

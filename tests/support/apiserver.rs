@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub peer: String,
+    /// The address its API listens on (`--address`, default 127.0.0.1).
+    pub host: String,
     pub port: u16,
     extra: Vec<String>,
     child: Child,
@@ -66,9 +68,16 @@ impl Server {
         let peer = format!("127.0.0.1:{}", free_port());
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let child = Self::run(dir.path(), port, &peer, &extra);
+        let host = extra
+            .iter()
+            .position(|a| a == "--address")
+            .and_then(|i| extra.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1".into());
         Server {
             dir,
             peer,
+            host,
             port,
             extra,
             child,
@@ -108,6 +117,17 @@ impl Server {
             exit.success(),
             "rk8s-server did not exit cleanly on SIGTERM: {exit}"
         );
+        self.child = Self::run(self.dir.path(), self.port, &self.peer, &self.extra);
+    }
+
+    /// SIGKILLs the server (a control-plane outage); [`Server::start_again`] ends it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on its data directory and ports after [`Server::kill`].
+    pub fn start_again(&mut self) {
         self.child = Self::run(self.dir.path(), self.port, &self.peer, &self.extra);
     }
 

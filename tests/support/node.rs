@@ -19,7 +19,10 @@ pub fn bootstrap_token(server: &Server) -> (String, String) {
             "--endpoint",
             &server.peer,
         ])
-        .args(["--server", &format!("https://127.0.0.1:{}", server.port)])
+        .args([
+            "--server",
+            &format!("https://{}:{}", server.host, server.port),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -35,17 +38,25 @@ pub fn bootstrap_token(server: &Server) -> (String, String) {
     (token, hash)
 }
 
-/// A node process and its directories; killed and cleaned up on drop.
+/// A node process and its directories; on drop the process is killed and
+/// `rk8s-node reset` removes what it left (pods, network, helper), also when the test
+/// fails.
 pub struct NodeProcess {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub bridge: String,
+    /// The network namespace it runs in (`None`: the host's).
+    pub netns: Option<String>,
 }
 
 impl NodeProcess {
     pub fn args(&self, name: &str) -> Vec<String> {
         let d = self.dir.path();
+        // Nodes sharing the host's network take any free port for their endpoint.
+        let port = if self.netns.is_some() { "10250" } else { "0" };
         vec![
+            "--port".into(),
+            port.into(),
             "--name".into(),
             name.into(),
             "--data-dir".into(),
@@ -61,69 +72,97 @@ impl NodeProcess {
             "0".into(),
         ]
     }
-}
 
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
+    /// `rk8s-node SUBCOMMAND`, in the node's network namespace.
+    pub fn command(&self, subcommand: &str) -> Command {
+        let node = env!("CARGO_BIN_EXE_rk8s-node");
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).arg(node);
+                c
+            }
+            None => Command::new(node),
+        };
+        command.arg(subcommand);
+        command
+    }
+
+    /// `rk8s-node run` again with the saved identity (after a kill).
+    pub fn run_again(&mut self, pause: &str, extra: &[&str]) {
+        let mut run = self.command("run");
+        run.args(self.args("ignored"))
+            .args(extra)
+            .env("RK8S_PAUSE_IMAGE", pause);
+        self.log_to_file(&mut run);
+        self.child = Some(run.spawn().unwrap());
+    }
+
+    /// Sends the agent's output to `DIR/node.log` (printed when a test fails).
+    pub fn log_to_file(&self, command: &mut Command) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("node.log"))
+            .unwrap();
+        command.stdout(log.try_clone().unwrap()).stderr(log);
+    }
+
+    /// SIGKILLs the agent (its pods keep running).
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let helper = rk8s_runtime::helper::HelperClient::new(
+    }
+
+    /// The node's container helper, to look at its containers directly.
+    pub fn helper(&self) -> rk8s_runtime::helper::HelperClient {
+        rk8s_runtime::helper::HelperClient::new(
             self.dir.path().join("run/helper"),
             env!("CARGO_BIN_EXE_rk8sctl"),
+        )
+    }
+
+    /// Asks the running agent (started with `--chaos`) to kill one of its actors.
+    pub fn chaos(&self, actor: &[&str]) {
+        let out = self
+            .command("chaos")
+            .arg("--run-dir")
+            .arg(self.dir.path().join("run"))
+            .args(actor)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chaos {actor:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("node.log"));
+            eprintln!("rk8s-node log:\n{}", log.unwrap_or_default());
+        }
         // Every pod the node left (a killed node keeps its pods running, by design),
         // then the helper and the node's pod network.
-        let data = self.dir.path().join("data");
-        let identity = rk8s_actors::node::identity::Identity::load(&data)
-            .ok()
-            .flatten();
-        let subnet = identity
-            .as_ref()
-            .and_then(|i| i.pod_cidr.parse().ok())
-            .unwrap_or_else(|| "10.90.0.0/24".parse().unwrap());
-        let network = rk8s_netoverlay::Network::new(
-            rk8s_netoverlay::NetworkConfig {
-                name: "node".into(),
-                bridge: self.bridge.clone(),
-                subnet,
-                state_dir: self.dir.path().join("run/net"),
-            },
-            rk8s_netoverlay::host::System,
-        );
-        if let Ok(network) = network {
-            let network = std::sync::Arc::new(network);
-            if data.join("pods").exists() {
-                let config = rk8s_runtime::pod::PodRuntimeConfig::new(&data, "unused");
-                let runtime = rk8s_runtime::pod::PodRuntime::new(
-                    config,
-                    std::sync::Arc::new(helper.clone()),
-                    Some(network.clone()),
-                );
-                if let Ok(runtime) = runtime {
-                    // Drop may run inside a test's async runtime: a thread of its own.
-                    std::thread::scope(|scope| {
-                        scope.spawn(|| {
-                            let tokio = tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()
-                                .unwrap();
-                            let _ = tokio.block_on(runtime.remove_orphans(|_| false));
-                        });
-                    });
-                }
-            }
-            let _ = helper.shutdown();
-            let _ = network.destroy();
-        } else {
-            let _ = helper.shutdown();
-        }
-        // The parent of the pods' cgroups, when no other pod is left in it.
-        if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
-            for controller in controllers.flatten() {
-                let _ = std::fs::remove_dir(controller.path().join("rk8s"));
-            }
+        let reset = self
+            .command("reset")
+            .args(self.args("ignored"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        match reset {
+            Ok(out) if !out.status.success() => eprintln!(
+                "rk8s-node reset failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("rk8s-node reset did not run: {e}"),
+            Ok(_) => {}
         }
     }
 }
@@ -133,6 +172,7 @@ pub fn node(n: u32) -> NodeProcess {
         child: None,
         dir: tempfile::tempdir().unwrap(),
         bridge: format!("rk8sj{}{n}", std::process::id() % 10_000),
+        netns: None,
     }
 }
 
@@ -143,10 +183,9 @@ pub fn join_command(
     token: &str,
     hash: &str,
 ) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rk8s-node"));
+    let mut command = node.command("join");
     command
-        .arg("join")
-        .arg(format!("https://127.0.0.1:{}", server.port))
+        .arg(format!("https://{}:{}", server.host, server.port))
         .args([
             "--token",
             token,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use http::Request;
 use kube::config::{AuthInfo, Config};
-use rk8s_apiserver::join::JoinResponse;
+use rk8s_apiserver::join::{JoinResponse, ServingCert};
 use serde::{Deserialize, Serialize};
 
 use super::{Error, Result, api};
@@ -117,6 +117,24 @@ pub fn client_for(server: &str, ca_pem: &str, token: &str) -> Result<kube::Clien
     kube::Client::try_from(config).map_err(api(format!("failed to set up a client for {server}")))
 }
 
+/// Writes a file readable by root only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)
+}
+
 impl Identity {
     /// Where the identity is kept in a data directory.
     pub fn path(data_dir: &Path) -> PathBuf {
@@ -125,35 +143,19 @@ impl Identity {
 
     /// Saves it (readable by root only), with a kubeconfig next to it.
     pub fn save(&self, data_dir: &Path) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         std::fs::create_dir_all(data_dir).map_err(|source| Error::Io {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let write = |path: PathBuf, bytes: &[u8]| -> Result<()> {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|source| Error::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-            file.write_all(bytes)
-                .map_err(|source| Error::Io { path, source })
-        };
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
-        write(Self::path(data_dir), &json)?;
+        write_private(&Self::path(data_dir), &json)?;
         let kubeconfig = rk8s_apiserver::cluster::kubeconfig(
             &self.server,
             &self.ca_cert,
             &format!("system:node:{}", self.node_name),
             &self.token,
         );
-        write(data_dir.join("kubeconfig"), kubeconfig.as_bytes())
+        write_private(&data_dir.join("kubeconfig"), kubeconfig.as_bytes())
     }
 
     /// The saved identity, if the node has joined.
@@ -165,6 +167,44 @@ impl Identity {
                 .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    /// A serving certificate for this node's HTTPS endpoint from the cluster CA,
+    /// naming `addresses`; saved next to the identity, whose copy is used when the
+    /// control plane cannot be reached.
+    pub async fn serving_cert(
+        &self,
+        client: &kube::Client,
+        data_dir: &Path,
+        addresses: &[String],
+    ) -> Result<ServingCert> {
+        let path = data_dir.join("serving.json");
+        let body = serde_json::to_vec(&serde_json::json!({ "addresses": addresses }))
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let request = Request::post("/rk8s/v1/serving-cert")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .map_err(|e| Error::Other(e.to_string()))?;
+        match client.request::<ServingCert>(request).await {
+            Ok(cert) => {
+                let json =
+                    serde_json::to_vec_pretty(&cert).map_err(|e| Error::Other(e.to_string()))?;
+                write_private(&path, &json)?;
+                Ok(cert)
+            }
+            Err(e) => {
+                let saved = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                match saved {
+                    Some(cert) => {
+                        tracing::warn!("no new serving certificate ({e}); using the saved one");
+                        Ok(cert)
+                    }
+                    None => Err(api("failed to get a serving certificate")(e)),
+                }
+            }
         }
     }
 

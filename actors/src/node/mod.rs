@@ -1,9 +1,11 @@
 //! The node agent's side of the cluster.
 
+pub mod agent;
 pub mod identity;
 pub mod node_actor;
 pub mod pod_actor;
 pub mod registration;
+pub mod server;
 
 /// Errors of joining and registering.
 #[derive(Debug, thiserror::Error)]

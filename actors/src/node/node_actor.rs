@@ -34,7 +34,7 @@ pub struct NodeActor {
     runtime: Arc<PodRuntime>,
     pods: HashMap<String, Addr<PodActor>>,
     listing: Option<BTreeSet<String>>,
-    node_ip: Option<String>,
+    registered: bool,
 }
 
 impl NodeActor {
@@ -46,7 +46,7 @@ impl NodeActor {
             runtime,
             pods: HashMap::new(),
             listing: None,
-            node_ip: registration::internal_ip(),
+            registered: false,
         }
     }
 
@@ -63,7 +63,7 @@ impl NodeActor {
                 let (runtime, client, ip) = (
                     self.runtime.clone(),
                     self.client.clone(),
-                    self.node_ip.clone(),
+                    self.info.address.clone(),
                 );
                 let addr = Supervisor::start(move |_| PodActor::new(pod, runtime, client, ip));
                 self.pods.insert(uid, addr);
@@ -113,17 +113,25 @@ impl NodeActor {
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
         let client = self.client.clone();
         let info = self.info.clone();
+        let registered = self.registered;
         ctx.spawn(
             async move {
                 // The control plane may be away: pods keep running; this is retried.
+                let status = if registered {
+                    registration::post_status(&client, &info).await.map(|_| ())
+                } else {
+                    registration::register(&client, &info).await.map(|_| ())
+                };
+                if let Err(e) = &status {
+                    tracing::warn!("node status: {e}");
+                }
                 if let Err(e) = registration::renew_lease(&client, &info.name).await {
                     tracing::warn!("lease: {e}");
                 }
-                if let Err(e) = registration::post_status(&client, &info).await {
-                    tracing::warn!("node status: {e}");
-                }
+                status.is_ok()
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(|ok, act, _| act.registered |= ok),
         );
     }
 }
@@ -136,6 +144,7 @@ impl Actor for NodeActor {
         let config =
             watcher::Config::default().fields(&format!("spec.nodeName={}", self.info.name));
         ctx.add_stream(watcher::watcher(pods, config).default_backoff().boxed());
+        self.heartbeat(ctx);
         ctx.run_interval(registration::LEASE_RENEW, |act, ctx| act.heartbeat(ctx));
         tracing::info!(node = %self.info.name, "node actor started");
     }

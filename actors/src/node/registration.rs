@@ -43,6 +43,10 @@ pub struct NodeInfo {
     /// DiskPressure below this share of free space, in percent (kubelet's
     /// `evictionHard: nodefs.available<10%`).
     pub disk_free_percent: u8,
+    /// Its InternalIP (the address the API server reaches it at).
+    pub address: Option<String>,
+    /// The port of its HTTPS endpoint (logs, exec).
+    pub port: u16,
 }
 
 /// Parses a taint as kubectl writes it: `key[=value]:Effect`.
@@ -91,12 +95,32 @@ fn meminfo(field: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The host's first non-loopback IPv4 address.
-pub fn internal_ip() -> Option<String> {
-    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
-        let addr = ifa.address?;
-        let ip = addr.as_sockaddr_in()?.ip();
-        (!ip.is_loopback()).then(|| ip.to_string())
+/// The address this host uses to reach `server` (an `https://HOST:PORT` URL): the
+/// source address of the route towards it (a UDP "connect" sends nothing), else the
+/// first non-loopback IPv4 address.
+pub fn node_ip(server: &str) -> Option<String> {
+    let towards = server
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| {
+            let host = u.host()?.trim_matches(['[', ']']).to_string();
+            Some((host, u.port_u16().unwrap_or(443)))
+        })
+        .and_then(|(host, port)| {
+            use std::net::ToSocketAddrs;
+            (host.as_str(), port).to_socket_addrs().ok()?.next()
+        })
+        .and_then(|addr| {
+            let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+            socket.connect(addr).ok()?;
+            Some(socket.local_addr().ok()?.ip().to_string())
+        });
+    towards.or_else(|| {
+        nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+            let addr = ifa.address?;
+            let ip = addr.as_sockaddr_in()?.ip();
+            (!ip.is_loopback()).then(|| ip.to_string())
+        })
     })
 }
 
@@ -208,10 +232,15 @@ pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
             .await
             .map_err(api(format!("failed to register node {}", info.name)))?;
     } else {
-        let patch = json!({
+        // Labels merge; taints are replaced only when some are given (a restart
+        // without --taints keeps those the node was registered with).
+        let mut patch = json!({
             "metadata": {"labels": labels},
-            "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr], "taints": info.taints},
+            "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr]},
         });
+        if !info.taints.is_empty() {
+            patch["spec"]["taints"] = json!(info.taints);
+        }
         nodes
             .patch(&info.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -250,7 +279,7 @@ pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node>
         })
         .collect();
     let mut addresses = vec![json!({"type": "Hostname", "address": info.name})];
-    if let Some(ip) = internal_ip() {
+    if let Some(ip) = &info.address {
         addresses.insert(0, json!({"type": "InternalIP", "address": ip}));
     }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -261,6 +290,7 @@ pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node>
         "allocatable": allocatable,
         "conditions": conditions,
         "addresses": addresses,
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": info.port}},
         "nodeInfo": {
             "architecture": arch(),
             "operatingSystem": "linux",

@@ -3,19 +3,16 @@
 //! renewed); `rk8s-node run` starts again from the saved identity, or without one runs
 //! only the static pods of a manifest directory, with no control plane.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rk8s_actors::node::{identity, node_actor, registration};
-use rk8s_netoverlay::host::System;
-use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
-use rk8s_runtime::helper::HelperClient;
-use rk8s_runtime::pod::{PodRuntime, PodRuntimeConfig};
-use rk8s_runtime::static_pods::StaticPods;
+use rk8s_actors::node::agent::{self, AgentConfig, Registration};
+use rk8s_actors::node::registration;
+use rk8s_netoverlay::Ipv4Net;
 
 /// The rk8s node agent.
 #[derive(Parser)]
@@ -32,6 +29,18 @@ enum Command {
     Run(RunArgs),
     /// Join a cluster (`rk8s-server token create` prints this command), then run.
     Join(JoinArgs),
+    /// Stop and remove every pod of this node, its pod network and its container
+    /// helper (the identity and images stay). Stop the agent first.
+    Reset(RunArgs),
+    /// Kill an actor of a running agent started with `--chaos` (chaos tests).
+    Chaos {
+        /// The agent's run directory.
+        #[arg(long, default_value = "/run/rk8s/node")]
+        run_dir: PathBuf,
+        /// `node`, or `pod NAMESPACE/NAME`.
+        #[arg(required = true, num_args = 1..=2)]
+        actor: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -95,6 +104,41 @@ struct RunArgs {
     /// How often the directory is read and the pods synced.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     sync_period: Duration,
+    /// The address of the node's HTTPS endpoint (logs and exec, for the API server).
+    #[arg(long, default_value = "0.0.0.0")]
+    address: IpAddr,
+    /// Its port (0: any free port; the Node's status tells the API server).
+    #[arg(long, default_value_t = rk8s_actors::node::server::DEFAULT_PORT)]
+    port: u16,
+    /// The node's InternalIP (default: this host's address towards the API server).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// Open `RUN_DIR/chaos.sock`, through which `rk8s-node chaos` kills actors.
+    #[arg(long)]
+    chaos: bool,
+}
+
+impl RunArgs {
+    fn config(self) -> AgentConfig {
+        AgentConfig {
+            manifests: self.manifests,
+            data_dir: self.data_dir,
+            run_dir: self.run_dir,
+            pause_image: self.pause_image,
+            name: self.name,
+            pod_cidr: self.pod_cidr,
+            bridge: self.bridge,
+            sync_period: self.sync_period,
+            reserved_cpu_milli: self.reserved_cpu_milli,
+            reserved_memory: self.reserved_memory_mib * 1024 * 1024,
+            max_pods: self.max_pods,
+            disk_free_percent: self.disk_pressure_free_percent,
+            address: self.address,
+            port: self.port,
+            node_ip: self.node_ip.map(|ip| ip.to_string()),
+            chaos: self.chaos,
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -106,123 +150,27 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 async fn join(args: JoinArgs) -> anyhow::Result<()> {
-    let node = match &args.run.name {
-        Some(n) => n.clone(),
-        None => nix_hostname()?,
-    };
-    let mut labels = std::collections::BTreeMap::new();
+    let mut registration = Registration::default();
     for label in &args.labels {
         let (k, v) = label
             .split_once('=')
             .with_context(|| format!("label {label:?}: expected key=value"))?;
-        labels.insert(k.to_string(), v.to_string());
+        registration.labels.insert(k.to_string(), v.to_string());
     }
-    let taints = args
+    registration.taints = args
         .taints
         .iter()
         .map(|t| registration::parse_taint(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let identity = identity::join(&args.server, &args.token, &args.ca_cert_hash, &node).await?;
-    identity.save(&args.run.data_dir)?;
-    println!(
-        "joined {} as node {} (podCIDR {}); credentials in {}",
-        identity.server,
-        identity.node_name,
-        identity.pod_cidr,
-        args.run.data_dir.display()
-    );
-    run(args.run, Some((labels, taints))).await
-}
-
-async fn run(
-    args: RunArgs,
-    join: Option<(
-        std::collections::BTreeMap<String, String>,
-        Vec<k8s_openapi::api::core::v1::Taint>,
-    )>,
-) -> anyhow::Result<()> {
-    let identity = identity::Identity::load(&args.data_dir)?;
-    let node = match (&identity, args.name.clone()) {
-        (Some(id), _) => id.node_name.clone(),
-        (None, Some(n)) => n,
-        (None, None) => nix_hostname()?,
-    };
-    let subnet = match &identity {
-        Some(id) => id
-            .pod_cidr
-            .parse()
-            .with_context(|| format!("the saved podCIDR {:?}", id.pod_cidr))?,
-        None => args.pod_cidr,
-    };
-    let cluster = match &identity {
-        Some(id) => {
-            let (labels, taints) = join.unwrap_or_default();
-            let info = registration::NodeInfo {
-                name: node.clone(),
-                labels,
-                taints,
-                pod_cidr: id.pod_cidr.clone(),
-                reserved_cpu_milli: args.reserved_cpu_milli,
-                reserved_memory: args.reserved_memory_mib * 1024 * 1024,
-                max_pods: args.max_pods,
-                data_dir: args.data_dir.clone(),
-                disk_free_percent: args.disk_pressure_free_percent,
-            };
-            let client = id.client()?;
-            registration::register(&client, &info).await?;
-            registration::renew_lease(&client, &node).await?;
-            tracing::info!(node, server = %id.server, "registered");
-            Some((client, info))
-        }
-        None => None,
-    };
-    let network = Network::new(
-        NetworkConfig {
-            name: "node".into(),
-            bridge: args.bridge.clone(),
-            subnet,
-            state_dir: args.run_dir.join("net"),
-        },
-        System,
+    agent::join(
+        &args.server,
+        &args.token,
+        &args.ca_cert_hash,
+        args.run.config(),
+        registration,
     )
-    .context("failed to set up the pod network")?;
-    let pause = args
-        .pause_image
-        .unwrap_or_else(|| rk8s_runtime::image::default_pause_image(&args.data_dir));
-    let config = PodRuntimeConfig::new(&args.data_dir, pause);
-    let exe = std::env::current_exe().context("failed to find this program's path")?;
-    let helper = HelperClient::new(args.run_dir.join("helper"), exe);
-    let runtime = PodRuntime::new(config, Arc::new(helper), Some(Arc::new(network)))
-        .context("failed to open the node's state")?;
-    let runtime = Arc::new(runtime);
-    let pods = StaticPods::new(&args.manifests, node.clone(), runtime.clone());
-    tracing::info!(node, manifests = %args.manifests.display(), "running static pods");
-    // Joined: the node actor runs the pods the cluster binds here, under a supervisor.
-    let _node_actor = cluster.map(|(client, info)| {
-        let runtime = runtime.clone();
-        actix::Supervisor::start(move |_| node_actor::NodeActor::new(client, info, runtime))
-    });
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("failed to watch SIGTERM")?;
-    loop {
-        if let Err(e) = pods.reconcile().await {
-            tracing::warn!("static pods: {e}");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(args.sync_period) => {}
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    // Like kubelet: the pods keep running; the next start finds them.
-    tracing::info!("stopping; pods keep running");
+    .await?;
     Ok(())
-}
-
-fn nix_hostname() -> anyhow::Result<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .context("failed to read the hostname")?;
-    Ok(name.trim().to_lowercase())
 }
 
 fn main() -> ExitCode {
@@ -239,13 +187,31 @@ fn main() -> ExitCode {
     // The actor system (actix) on its own tokio runtime.
     let system = actix::System::new();
     let result = match cli.command {
-        Command::Run(args) => system.block_on(run(args, None)),
+        Command::Run(args) => system
+            .block_on(agent::run(args.config(), None))
+            .map_err(anyhow::Error::from),
         Command::Join(args) => system.block_on(join(args)),
+        Command::Reset(args) => system
+            .block_on(agent::reset(&args.config()))
+            .map(|removed| {
+                for pod in removed {
+                    println!("removed {pod}");
+                }
+            })
+            .map_err(anyhow::Error::from),
+        Command::Chaos { run_dir, actor } => system
+            .block_on(agent::send_chaos(
+                &run_dir,
+                &format!("kill {}", actor.join(" ")),
+            ))
+            .map(|answer| println!("{answer}"))
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Agent errors carry their causes in their message.
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

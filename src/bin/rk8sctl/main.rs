@@ -69,6 +69,10 @@ enum Command {
         /// The name, when not given as KIND/NAME.
         name: Option<String>,
     },
+    /// Print a container's log (from the node running its pod).
+    Logs(rk8s_ctl::stream::LogsArgs),
+    /// Run a command in a container (`exec -it POD -- sh` for a shell).
+    Exec(rk8s_ctl::stream::ExecArgs),
     /// Where the control plane is, and whether it is ready.
     ClusterInfo,
     /// The versions of rk8sctl and of the server.
@@ -115,6 +119,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ctl::set_metadata(g, MetaMap::Annotations, &args, overwrite).await?
         }
         Command::Edit { resource, name } => ctl::edit(g, &resource, name.as_deref()).await?,
+        Command::Logs(a) => rk8s_ctl::stream::logs(g, &a).await?,
+        Command::Exec(a) => {
+            let code = rk8s_ctl::stream::exec(g, &a).await?;
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
         Command::ClusterInfo => ctl::cluster_info(g).await?,
         Command::Version => ctl::version(g).await?,
         Command::Config(c) => ctl::config(g, &c)?,

@@ -1,0 +1,404 @@
+//! The node agent as a whole: the runtime and pod network of this host, the static
+//! pods of its manifest directory, and — when it has joined a cluster — the
+//! supervised NodeActor, the HTTPS endpoint the API server proxies logs and exec to,
+//! and (for chaos tests) a socket that kills actors on request.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use k8s_openapi::api::core::v1::Taint;
+use rk8s_netoverlay::host::System;
+use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
+use rk8s_runtime::helper::HelperClient;
+use rk8s_runtime::pod::{PodRuntime, PodRuntimeConfig};
+use rk8s_runtime::static_pods::StaticPods;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use super::identity::{self, Identity};
+use super::node_actor::{self, NodeActor};
+use super::registration::{self, NodeInfo};
+use super::{Error, Result, pod_actor, server};
+
+/// How the agent runs on this host.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The directory of static Pod manifests.
+    pub manifests: PathBuf,
+    /// Persistent data: identity, images, bundles, pod records.
+    pub data_dir: PathBuf,
+    /// Runtime state: the container helper, network allocations.
+    pub run_dir: PathBuf,
+    /// The pause image; default: the layout `images/build.sh` makes.
+    pub pause_image: Option<String>,
+    /// The node's name when it has not joined (default: the hostname).
+    pub name: Option<String>,
+    /// The pods' range when it has not joined (a joined node uses its podCIDR).
+    pub pod_cidr: Ipv4Net,
+    /// The pods' bridge.
+    pub bridge: String,
+    /// How often the manifest directory is read.
+    pub sync_period: Duration,
+    /// CPU kept for the system (millicores).
+    pub reserved_cpu_milli: u64,
+    /// Memory kept for the system (bytes).
+    pub reserved_memory: u64,
+    /// Most pods.
+    pub max_pods: u32,
+    /// DiskPressure below this share of free space (percent).
+    pub disk_free_percent: u8,
+    /// The address of the HTTPS endpoint (logs, exec).
+    pub address: IpAddr,
+    /// Its port (0: any free one, reported in the Node's status).
+    pub port: u16,
+    /// The node's InternalIP (default: the source address towards the API server).
+    pub node_ip: Option<String>,
+    /// Serve `run_dir/chaos.sock`, through which tests kill actors.
+    pub chaos: bool,
+}
+
+/// What a join adds to the Node (kept as given; `run` after a restart keeps what the
+/// Node has).
+#[derive(Clone, Debug, Default)]
+pub struct Registration {
+    /// Labels besides kubernetes.io/*.
+    pub labels: BTreeMap<String, String>,
+    /// Taints.
+    pub taints: Vec<Taint>,
+}
+
+/// This host's name, lower case.
+pub fn hostname() -> Result<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|n| n.trim().to_lowercase())
+        .map_err(|source| Error::Io {
+            path: "/proc/sys/kernel/hostname".into(),
+            source,
+        })
+}
+
+/// Joins the cluster at `server` with a bootstrap token, saves the identity, and runs.
+pub async fn join(
+    server: &str,
+    token: &str,
+    ca_cert_hash: &str,
+    config: AgentConfig,
+    registration: Registration,
+) -> Result<()> {
+    let node = match &config.name {
+        Some(n) => n.clone(),
+        None => hostname()?,
+    };
+    let identity = identity::join(server, token, ca_cert_hash, &node).await?;
+    identity.save(&config.data_dir)?;
+    println!(
+        "joined {} as node {} (podCIDR {}); credentials in {}",
+        identity.server,
+        identity.node_name,
+        identity.pod_cidr,
+        config.data_dir.display()
+    );
+    run(config, Some(registration)).await
+}
+
+/// Runs the agent until SIGTERM or Ctrl-C; the pods keep running after it (the next
+/// start re-adopts them).
+pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Result<()> {
+    let identity = Identity::load(&config.data_dir)?;
+    let node = match (&identity, &config.name) {
+        (Some(id), _) => id.node_name.clone(),
+        (None, Some(n)) => n.clone(),
+        (None, None) => hostname()?,
+    };
+    let subnet = match &identity {
+        Some(id) => id
+            .pod_cidr
+            .parse()
+            .map_err(|e| Error::Other(format!("the saved podCIDR {:?}: {e}", id.pod_cidr)))?,
+        None => config.pod_cidr,
+    };
+    let runtime = Arc::new(pod_runtime(&config, subnet)?);
+    let pods = StaticPods::new(&config.manifests, node.clone(), runtime.clone());
+    tracing::info!(node, manifests = %config.manifests.display(), "running static pods");
+    // Everything that can fail comes before the actors start.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|source| Error::Io {
+        path: "SIGTERM".into(),
+        source,
+    })?;
+    let chaos_listener = match (&identity, config.chaos) {
+        (Some(_), true) => Some(bind_chaos(&config)?),
+        _ => None,
+    };
+    let node_actor = match &identity {
+        Some(id) => Some(start_cluster_side(&config, id, registration, runtime.clone()).await?),
+        None => None,
+    };
+    let chaos = match (node_actor, chaos_listener) {
+        (Some(addr), Some(listener)) => {
+            Some(tokio::spawn(serve_chaos(listener, addr, runtime.clone())))
+        }
+        _ => None,
+    };
+    loop {
+        if let Err(e) = pods.reconcile().await {
+            tracing::warn!("static pods: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(config.sync_period) => {}
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    if let Some(task) = chaos {
+        task.abort();
+        let _ = std::fs::remove_file(config.run_dir.join(CHAOS_SOCKET));
+    }
+    // Like kubelet: the pods keep running; the next start finds them.
+    tracing::info!("stopping; pods keep running");
+    Ok(())
+}
+
+/// `rk8s-node reset`: stops and removes every pod this node runs (static ones too),
+/// then its pod network, its container helper and the pods' parent cgroup. The
+/// identity and the images stay. Returns the pods removed (`namespace/name`).
+pub async fn reset(config: &AgentConfig) -> Result<Vec<String>> {
+    let subnet = match Identity::load(&config.data_dir)? {
+        Some(id) => id.pod_cidr.parse().unwrap_or(config.pod_cidr),
+        None => config.pod_cidr,
+    };
+    let (runtime, network, helper) = parts(config, subnet)?;
+    let removed = runtime
+        .remove_orphans(|_| false)
+        .await
+        .map_err(|e| Error::Other(format!("failed to remove the pods: {e}")))?;
+    helper
+        .shutdown()
+        .map_err(|e| Error::Other(format!("failed to stop the container helper: {e}")))?;
+    network
+        .destroy()
+        .map_err(|e| Error::Other(format!("failed to remove the pod network: {e}")))?;
+    // The pods' parent cgroup, unless another agent's pods are still in it.
+    for dir in rk8s_runtime::cgroups::directories("/rk8s") {
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(removed)
+}
+
+type Parts = (PodRuntime, Arc<Network>, Arc<HelperClient>);
+
+fn pod_runtime(config: &AgentConfig, subnet: Ipv4Net) -> Result<PodRuntime> {
+    Ok(parts(config, subnet)?.0)
+}
+
+fn parts(config: &AgentConfig, subnet: Ipv4Net) -> Result<Parts> {
+    let network = Network::new(
+        NetworkConfig {
+            name: "node".into(),
+            bridge: config.bridge.clone(),
+            subnet,
+            state_dir: config.run_dir.join("net"),
+        },
+        System,
+    )
+    .map_err(|e| Error::Other(format!("failed to set up the pod network: {e}")))?;
+    let pause = config
+        .pause_image
+        .clone()
+        .unwrap_or_else(|| rk8s_runtime::image::default_pause_image(&config.data_dir));
+    let runtime_config = PodRuntimeConfig::new(&config.data_dir, pause);
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        path: "/proc/self/exe".into(),
+        source,
+    })?;
+    let helper = Arc::new(HelperClient::new(config.run_dir.join("helper"), exe));
+    let network = Arc::new(network);
+    let runtime = PodRuntime::new(runtime_config, helper.clone(), Some(network.clone()))
+        .map_err(|e| Error::Other(format!("failed to open the node's state: {e}")))?;
+    Ok((runtime, network, helper))
+}
+
+/// The HTTPS endpoint and the supervised NodeActor (which registers the node and
+/// keeps retrying while the control plane is away).
+async fn start_cluster_side(
+    config: &AgentConfig,
+    id: &Identity,
+    registration: Option<Registration>,
+    runtime: Arc<PodRuntime>,
+) -> Result<Addr<NodeActor>> {
+    let client = id.client()?;
+    let node_ip = config
+        .node_ip
+        .clone()
+        .or_else(|| registration::node_ip(&id.server));
+    let listener = tokio::net::TcpListener::bind((config.address, config.port))
+        .await
+        .map_err(|source| Error::Io {
+            path: format!("{}:{}", config.address, config.port).into(),
+            source,
+        })?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| Error::Io {
+            path: "the endpoint's address".into(),
+            source,
+        })?
+        .port();
+    let registration = registration.unwrap_or_default();
+    let info = NodeInfo {
+        name: id.node_name.clone(),
+        labels: registration.labels,
+        taints: registration.taints,
+        pod_cidr: id.pod_cidr.clone(),
+        reserved_cpu_milli: config.reserved_cpu_milli,
+        reserved_memory: config.reserved_memory,
+        max_pods: config.max_pods,
+        data_dir: config.data_dir.clone(),
+        disk_free_percent: config.disk_free_percent,
+        address: node_ip.clone(),
+        port,
+    };
+    tokio::spawn(serve_when_certified(
+        id.clone(),
+        client.clone(),
+        config.data_dir.clone(),
+        node_ip.into_iter().collect(),
+        listener,
+        runtime.clone(),
+    ));
+    tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
+    Ok(actix::Supervisor::start(move |_| {
+        NodeActor::new(client, info, runtime)
+    }))
+}
+
+/// Gets a serving certificate (retrying while the control plane is away, using the
+/// saved one meanwhile) and serves logs and exec.
+async fn serve_when_certified(
+    id: Identity,
+    client: kube::Client,
+    data_dir: PathBuf,
+    addresses: Vec<String>,
+    listener: tokio::net::TcpListener,
+    runtime: Arc<PodRuntime>,
+) {
+    let tls = loop {
+        let cert = id.serving_cert(&client, &data_dir, &addresses).await;
+        let tls = cert.and_then(|c| {
+            rk8s_apiserver::pki::node_server_config(&c.cert, &c.key, &id.ca_cert)
+                .map_err(|e| Error::Other(e.to_string()))
+        });
+        match tls {
+            Ok(tls) => break tls,
+            Err(e) => {
+                tracing::warn!("logs and exec wait for a serving certificate: {e}");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    };
+    server::serve(listener, tls, runtime).await;
+}
+
+/// The chaos socket's name in the run directory.
+pub const CHAOS_SOCKET: &str = "chaos.sock";
+
+/// Binds `run_dir/chaos.sock` (root only).
+fn bind_chaos(config: &AgentConfig) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = config.run_dir.join(CHAOS_SOCKET);
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&config.run_dir).map_err(io)?;
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path).map_err(io)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    tracing::warn!(socket = %path.display(), "chaos socket open: actors can be killed on request");
+    Ok(listener)
+}
+
+/// Serves the chaos socket: one line per request, `kill node` or
+/// `kill pod NAMESPACE/NAME`; the answer is `ok` or `error: …`.
+async fn serve_chaos(
+    listener: tokio::net::UnixListener,
+    node: Addr<NodeActor>,
+    runtime: Arc<PodRuntime>,
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let (read, mut write) = stream.into_split();
+        let mut line = String::new();
+        let mut reader = tokio::io::BufReader::new(read);
+        if reader.read_line(&mut line).await.is_err() {
+            continue;
+        }
+        let answer = match chaos(line.trim(), &node, &runtime).await {
+            Ok(()) => "ok\n".to_string(),
+            Err(e) => format!("error: {e}\n"),
+        };
+        let _ = write.write_all(answer.as_bytes()).await;
+    }
+}
+
+async fn chaos(
+    request: &str,
+    node: &Addr<NodeActor>,
+    runtime: &PodRuntime,
+) -> std::result::Result<(), String> {
+    match request.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["kill", "node"] => {
+            node.do_send(node_actor::Crash);
+            Ok(())
+        }
+        ["kill", "pod", key] => {
+            let (ns, name) = key
+                .split_once('/')
+                .ok_or_else(|| format!("{key:?}: expected NAMESPACE/NAME"))?;
+            let pods = runtime.pods().map_err(|e| e.to_string())?;
+            let record = pods
+                .iter()
+                .find(|r| {
+                    r.pod.metadata.namespace.as_deref() == Some(ns)
+                        && r.pod.metadata.name.as_deref() == Some(name)
+                })
+                .ok_or_else(|| format!("no pod {key} on this node"))?;
+            let actor = node
+                .send(node_actor::PodActorOf(record.uid.clone()))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("pod {key} has no actor"))?;
+            actor.do_send(pod_actor::Crash);
+            Ok(())
+        }
+        _ => Err(format!(
+            "{request:?}: expected `kill node` or `kill pod NAMESPACE/NAME`"
+        )),
+    }
+}
+
+/// Sends one request to a running agent's chaos socket; returns its answer.
+pub async fn send_chaos(run_dir: &std::path::Path, request: &str) -> Result<String> {
+    let path = run_dir.join(CHAOS_SOCKET);
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    let stream = tokio::net::UnixStream::connect(&path).await.map_err(io)?;
+    let (read, mut write) = stream.into_split();
+    write
+        .write_all(format!("{request}\n").as_bytes())
+        .await
+        .map_err(io)?;
+    let mut answer = String::new();
+    tokio::io::BufReader::new(read)
+        .read_line(&mut answer)
+        .await
+        .map_err(io)?;
+    match answer.trim().strip_prefix("error: ") {
+        Some(e) => Err(Error::Other(e.to_string())),
+        None => Ok(answer.trim().to_string()),
+    }
+}

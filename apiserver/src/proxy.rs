@@ -1,0 +1,331 @@
+//! `pods/log` and `pods/exec`: the API server finds the pod's node and forwards the
+//! request to the node agent's HTTPS port (10250 by default, mutual TLS with the
+//! cluster CA), streaming the log back or splicing the upgraded (WebSocket)
+//! connection through, as kube-apiserver does with the kubelet. Only the admin may.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use rk8s_api::AnyObject;
+use rustls::pki_types::ServerName;
+
+use crate::pki::{self, ClusterCa, PkiError};
+use crate::registry::Registry;
+use crate::request::{Query, ResourceRequest};
+use crate::status::{ApiError, ApiResult};
+
+/// The node agent's port when its Node does not say (kubelet's).
+pub const DEFAULT_NODE_PORT: u16 = 10250;
+
+/// The subresources served by the node a pod runs on.
+pub const NODE_SUBRESOURCES: [&str; 2] = ["log", "exec"];
+
+/// Connections from this API server to node agents.
+pub struct NodeDialer {
+    tls: tokio_rustls::TlsConnector,
+}
+
+/// Where a pod's container is served: its node's address and port, and the path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The node's InternalIP.
+    pub ip: IpAddr,
+    /// The node agent's port.
+    pub port: u16,
+    /// Path and query on the node agent.
+    pub path_and_query: String,
+}
+
+/// Headers that carry an upgrade and must reach the node unchanged.
+const UPGRADE_HEADERS: [&str; 6] = [
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
+impl NodeDialer {
+    /// A dialer presenting a client certificate from `ca` and trusting only `ca`.
+    pub fn new(ca: &ClusterCa) -> Result<Self, PkiError> {
+        let (cert, key) = ca.issue_apiserver_client()?;
+        let config = pki::node_client_config(&ca.cert_pem, &cert, &key)?;
+        Ok(NodeDialer {
+            tls: tokio_rustls::TlsConnector::from(config),
+        })
+    }
+
+    /// Sends `req` to the node agent at `ip:port`; the connection serves upgrades.
+    pub async fn send(
+        &self,
+        ip: IpAddr,
+        port: u16,
+        req: Request<Empty<Bytes>>,
+    ) -> ApiResult<Response<Incoming>> {
+        let dial =
+            |e: String| ApiError::internal(format!("error dialing backend {ip}:{port}: {e}"));
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((ip, port)),
+        )
+        .await
+        .map_err(|_| dial("no answer within 5s".into()))?
+        .map_err(|e| dial(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = self
+            .tls
+            .connect(ServerName::IpAddress(ip.into()), tcp)
+            .await
+            .map_err(|e| dial(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| dial(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!("connection to node {ip}:{port}: {e}");
+            }
+        });
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| dial(e.to_string()))
+    }
+}
+
+/// Finds the node and path serving `pods/{sub}` of the pod `r` names.
+pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> ApiResult<Target> {
+    let ns = r.namespace.as_deref().unwrap_or("default");
+    let name = r.name.as_deref().unwrap_or_default();
+    let pod = match registry.get(&r.kind, Some(ns), name).await? {
+        AnyObject::Pod(p) => p,
+        _ => return Err(ApiError::no_route()),
+    };
+    let container = container(&pod, query.get("container"))?;
+    let node_name = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("pod {name} does not have a host assigned"))
+        })?;
+    let node_kind = rk8s_api::object::ObjectKind::of::<Node>();
+    let node = match registry.get(&node_kind, None, &node_name).await? {
+        AnyObject::Node(n) => n,
+        _ => return Err(ApiError::no_route()),
+    };
+    let (ip, port) = address(&node)?;
+    let sub = r.subresource.as_deref().unwrap_or_default();
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    let path = match sub {
+        "log" => {
+            for (k, v) in query.pairs() {
+                if matches!(
+                    k.as_str(),
+                    "follow"
+                        | "tailLines"
+                        | "timestamps"
+                        | "previous"
+                        | "limitBytes"
+                        | "sinceSeconds"
+                ) {
+                    params.append_pair(k, v);
+                }
+            }
+            format!("/containerLogs/{ns}/{name}/{container}")
+        }
+        _ => {
+            for (k, v) in query.pairs() {
+                if k != "container" {
+                    params.append_pair(k, v);
+                }
+            }
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            format!("/exec/{ns}/{name}/{uid}/{container}")
+        }
+    };
+    let params = params.finish();
+    Ok(Target {
+        ip,
+        port,
+        path_and_query: if params.is_empty() {
+            path
+        } else {
+            format!("{path}?{params}")
+        },
+    })
+}
+
+/// The container a request means: the one named, or the pod's only one.
+fn container(pod: &Pod, asked: Option<&str>) -> ApiResult<String> {
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let names: Vec<&str> = pod
+        .spec
+        .iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    match asked.filter(|c| !c.is_empty()) {
+        Some(c) if names.contains(&c) => Ok(c.to_string()),
+        Some(c) => Err(ApiError::bad_request(format!(
+            "container {c} is not valid for pod {name}"
+        ))),
+        None => {
+            let main: Vec<&str> = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter().map(|c| c.name.as_str()))
+                .collect();
+            match main.as_slice() {
+                [only] => Ok(only.to_string()),
+                _ => Err(ApiError::bad_request(format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    main.join(" ")
+                ))),
+            }
+        }
+    }
+}
+
+/// A node's InternalIP and agent port, from its status.
+fn address(node: &Node) -> ApiResult<(IpAddr, u16)> {
+    let name = node.metadata.name.as_deref().unwrap_or_default();
+    let status = node.status.as_ref();
+    let ip = status
+        .and_then(|s| s.addresses.as_ref())
+        .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+        .and_then(|a| a.address.parse().ok())
+        .ok_or_else(|| {
+            ApiError::unavailable(format!("node {name} has reported no InternalIP address"))
+        })?;
+    let port = status
+        .and_then(|s| s.daemon_endpoints.as_ref())
+        .and_then(|d| d.kubelet_endpoint.as_ref())
+        .and_then(|e| u16::try_from(e.port).ok())
+        .filter(|p| *p != 0)
+        .unwrap_or(DEFAULT_NODE_PORT);
+    Ok((ip, port))
+}
+
+/// The request to send the node for `target`, carrying the client's upgrade headers.
+pub fn node_request(
+    method: &http::Method,
+    headers: &HeaderMap,
+    target: &Target,
+) -> ApiResult<Request<Empty<Bytes>>> {
+    let mut builder = Request::builder()
+        .method(method.clone())
+        .uri(&target.path_and_query)
+        .header(header::HOST, format!("{}:{}", target.ip, target.port));
+    for name in UPGRADE_HEADERS {
+        for value in headers.get_all(name) {
+            builder = builder.header(name, value.clone());
+        }
+    }
+    builder
+        .body(Empty::new())
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The answer to the client: the node's status and headers; an upgrade is spliced
+/// through (both ends upgraded, bytes copied both ways until either closes).
+pub fn relay(
+    client: Option<hyper::upgrade::OnUpgrade>,
+    mut resp: Response<Incoming>,
+) -> Response<crate::server::Body> {
+    let status = resp.status();
+    let mut headers = resp.headers().clone();
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::TRANSFER_ENCODING);
+    let body = if status == StatusCode::SWITCHING_PROTOCOLS {
+        let node = hyper::upgrade::on(&mut resp);
+        if let Some(client) = client {
+            tokio::spawn(async move {
+                match tokio::try_join!(client, node) {
+                    Ok((client, node)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut node = TokioIo::new(node);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut node).await;
+                    }
+                    Err(e) => tracing::debug!("upgrade through to the node failed: {e}"),
+                }
+            });
+        }
+        Empty::new().boxed()
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let mut incoming = resp.into_body();
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = incoming.frame().await {
+                if let Ok(data) = frame.into_data()
+                    && tx.send(data).await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        crate::server::channel_body(rx)
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(containers: &[&str]) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"containers": containers.iter().map(|c| serde_json::json!({"name": c})).collect::<Vec<_>>()},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_container_is_the_named_one_or_the_only_one() {
+        assert_eq!(container(&pod(&["a"]), None).unwrap(), "a");
+        assert_eq!(container(&pod(&["a", "b"]), Some("b")).unwrap(), "b");
+        let e = container(&pod(&["a", "b"]), None).unwrap_err();
+        assert_eq!(
+            e.message,
+            "a container name must be specified for pod web, choose one of: [a b]"
+        );
+        let e = container(&pod(&["a"]), Some("x")).unwrap_err();
+        assert_eq!(e.message, "container x is not valid for pod web");
+    }
+
+    #[test]
+    fn the_node_address_comes_from_its_status() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1"},
+            "status": {
+                "addresses": [{"type": "Hostname", "address": "n1"}, {"type": "InternalIP", "address": "10.99.0.11"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 11250}},
+            },
+        }))
+        .unwrap();
+        assert_eq!(
+            address(&node).unwrap(),
+            ("10.99.0.11".parse().unwrap(), 11250)
+        );
+        let bare: Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n2"}})).unwrap();
+        assert_eq!(
+            address(&bare).unwrap_err().code,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}
