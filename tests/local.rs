@@ -340,79 +340,39 @@ fn static_pods_follow_their_manifest_directory() {
     std::fs::create_dir_all(&manifests).unwrap();
     let node_run = local.run.path().join("node");
     let node_data = local.data.path().join("node");
-    let node = Command::new(env!("CARGO_BIN_EXE_rk8s-node"))
-        .args([
-            "run",
-            "--name",
-            "testnode",
-            "--sync-period",
-            "200ms",
-            "--pod-cidr",
-            "10.203.0.0/24",
-        ])
-        .args([
-            "--bridge",
-            &format!("rk8sn{}", std::process::id() % 100_000),
-        ])
-        .arg("--manifests")
-        .arg(&manifests)
-        .arg("--data-dir")
-        .arg(&node_data)
-        .arg("--run-dir")
-        .arg(&node_run)
-        .arg("--pause-image")
-        .arg(support::images().join("pause"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    /// Stops the node, then removes whatever it left running, also after a failure.
+    let bridge = format!("rk8sn{}", std::process::id() % 100_000);
+    let node_args = |command: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rk8s-node"));
+        c.args([command, "--name", "testnode", "--sync-period", "200ms"])
+            .args(["--pod-cidr", "10.203.0.0/24", "--bridge", &bridge])
+            .arg("--manifests")
+            .arg(&manifests)
+            .arg("--data-dir")
+            .arg(&node_data)
+            .arg("--run-dir")
+            .arg(&node_run)
+            .arg("--pause-image")
+            .arg(support::images().join("pause"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    /// Stops the node, then `rk8s-node reset` removes whatever it left running, also
+    /// after a failure.
     struct NodeGuard {
         child: std::process::Child,
-        run: PathBuf,
-        data: PathBuf,
-        bridge: String,
+        reset: Command,
     }
     impl Drop for NodeGuard {
         fn drop(&mut self) {
             let _ = self.child.kill();
             let _ = self.child.wait();
-            let helper = rk8s_runtime::helper::HelperClient::new(
-                self.run.join("helper"),
-                env!("CARGO_BIN_EXE_rk8sctl"),
-            );
-            let net = rk8s_netoverlay::Network::new(
-                rk8s_netoverlay::NetworkConfig {
-                    name: "node".into(),
-                    bridge: self.bridge.clone(),
-                    subnet: "10.203.0.0/24".parse().unwrap(),
-                    state_dir: self.run.join("net"),
-                },
-                rk8s_netoverlay::host::System,
-            )
-            .unwrap();
-            let net = std::sync::Arc::new(net);
-            let config = rk8s_runtime::pod::PodRuntimeConfig::new(&self.data, "unused");
-            let runtime = rk8s_runtime::pod::PodRuntime::new(
-                config,
-                std::sync::Arc::new(helper.clone()),
-                Some(net.clone()),
-            )
-            .unwrap();
-            let tokio = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let _ = tokio.block_on(runtime.remove_orphans(|_| false));
-            let _ = helper.shutdown();
-            let _ = net.destroy();
+            let _ = self.reset.status();
         }
     }
-    let bridge = format!("rk8sn{}", std::process::id() % 100_000);
     let node_guard = NodeGuard {
-        child: node,
-        run: node_run.clone(),
-        data: node_data.clone(),
-        bridge,
+        child: node_args("run").spawn().unwrap(),
+        reset: node_args("reset"),
     };
     // What the node runs, read from its state: (pod name, running containers' ids).
     let helper = rk8s_runtime::helper::HelperClient::new(
