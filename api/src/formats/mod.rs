@@ -24,8 +24,9 @@ pub(crate) fn diagnostic(file: &str, positions: &Positions, e: &FieldError) -> D
     }
 }
 
-/// Decodes a file that holds exactly one YAML/JSON document into `T`.
-pub(crate) fn decode_single<T: DeserializeOwned>(
+/// Decodes a file that holds exactly one YAML/JSON document into `T`; every error
+/// names the file, line, column and field.
+pub fn decode_single<T: DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<(T, Positions), Vec<Diagnostic>> {

@@ -1,0 +1,291 @@
+//! The scheduler's view of the cluster: every node with the pods on it and what they
+//! request. Binding is asynchronous: a pod is *assumed* on its node as soon as it is
+//! chosen, so the next pod sees the room it takes, and is confirmed when the watch
+//! shows it bound (or forgotten if binding fails).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+use crate::framework::PodInfo;
+use crate::resources::Resources;
+
+/// One node and its pods.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// The node.
+    pub node: Arc<Node>,
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// What it offers pods.
+    pub allocatable: Resources,
+    /// What its pods request.
+    pub requested: Resources,
+    /// The same with the non-zero defaults (for scoring).
+    pub non_zero_requested: Resources,
+    /// Its pods, by `namespace/name`.
+    pub pods: BTreeMap<String, Arc<PodInfo>>,
+    /// Host ports in use: (protocol, host IP, port).
+    pub used_ports: HashSet<(String, String, i32)>,
+    /// Images it has, with their sizes.
+    pub images: HashMap<String, i64>,
+}
+
+impl NodeInfo {
+    /// A node without pods.
+    pub fn new(node: Arc<Node>) -> Self {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        let status = node.status.as_ref();
+        let allocatable = Resources::from_list(
+            status
+                .and_then(|s| s.allocatable.as_ref())
+                .or(status.and_then(|s| s.capacity.as_ref())),
+        );
+        let mut images = HashMap::new();
+        for image in status.and_then(|s| s.images.as_ref()).into_iter().flatten() {
+            for name in image.names.iter().flatten() {
+                images.insert(normalize_image(name), image.size_bytes.unwrap_or(0));
+            }
+        }
+        NodeInfo {
+            node,
+            name,
+            labels,
+            allocatable,
+            requested: Resources::default(),
+            non_zero_requested: Resources::default(),
+            pods: BTreeMap::new(),
+            used_ports: HashSet::new(),
+            images,
+        }
+    }
+
+    /// Adds a pod.
+    pub fn add_pod(&mut self, pod: Arc<PodInfo>) {
+        if let Some(old) = self.pods.remove(&pod.key) {
+            self.account(&old, false);
+        }
+        self.account(&pod, true);
+        self.pods.insert(pod.key.clone(), pod);
+    }
+
+    /// Removes a pod.
+    pub fn remove_pod(&mut self, key: &str) {
+        if let Some(old) = self.pods.remove(key) {
+            self.account(&old, false);
+        }
+    }
+
+    fn account(&mut self, pod: &PodInfo, add: bool) {
+        if add {
+            self.requested.add(&pod.requests);
+            self.non_zero_requested.add(&pod.non_zero_requests);
+            self.used_ports.extend(pod.host_ports.iter().cloned());
+        } else {
+            self.requested.sub(&pod.requests);
+            self.non_zero_requested.sub(&pod.non_zero_requests);
+            for p in &pod.host_ports {
+                self.used_ports.remove(p);
+            }
+        }
+    }
+
+    /// The node's taints.
+    pub fn taints(&self) -> &[k8s_openapi::api::core::v1::Taint] {
+        self.node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// `busybox` → `docker.io/library/busybox:latest`, as node image lists name them.
+pub fn normalize_image(image: &str) -> String {
+    let (name, tag) = match image.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n.to_string(), t.to_string()),
+        _ => (image.to_string(), "latest".to_string()),
+    };
+    let name = if name.contains('/') {
+        let first = name.split('/').next().unwrap_or_default();
+        if first.contains('.') || first.contains(':') || first == "localhost" {
+            name
+        } else {
+            format!("docker.io/{name}")
+        }
+    } else {
+        format!("docker.io/library/{name}")
+    };
+    format!("{name}:{tag}")
+}
+
+/// Every node, and where each bound or assumed pod is.
+#[derive(Default)]
+pub struct Cache {
+    nodes: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
+    /// Pod key → node name.
+    placed: HashMap<String, String>,
+    /// Pods assumed and not yet seen bound.
+    assumed: HashSet<String>,
+}
+
+impl Cache {
+    /// Every node.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    /// One node.
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.index.get(name).map(|i| &self.nodes[*i])
+    }
+
+    /// Adds or updates a node (its pods stay).
+    pub fn upsert_node(&mut self, node: Arc<Node>) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        match self.index.get(&name) {
+            Some(i) => {
+                let old = &mut self.nodes[*i];
+                let mut fresh = NodeInfo::new(node);
+                fresh.pods = std::mem::take(&mut old.pods);
+                fresh.requested = std::mem::take(&mut old.requested);
+                fresh.non_zero_requested = std::mem::take(&mut old.non_zero_requested);
+                fresh.used_ports = std::mem::take(&mut old.used_ports);
+                *old = fresh;
+            }
+            None => {
+                self.index.insert(name, self.nodes.len());
+                self.nodes.push(NodeInfo::new(node));
+            }
+        }
+    }
+
+    /// Removes a node (its pods' placements go with it).
+    pub fn remove_node(&mut self, name: &str) {
+        let Some(i) = self.index.remove(name) else {
+            return;
+        };
+        let removed = self.nodes.swap_remove(i);
+        if let Some(moved) = self.nodes.get(i) {
+            self.index.insert(moved.name.clone(), i);
+        }
+        for key in removed.pods.keys() {
+            self.placed.remove(key);
+            self.assumed.remove(key);
+        }
+    }
+
+    /// Records a pod the API shows bound to `node` (confirming an assumption).
+    pub fn add_bound_pod(&mut self, pod: Arc<Pod>, node: &str) {
+        let info = Arc::new(PodInfo::new(pod));
+        self.assumed.remove(&info.key);
+        self.place(info, node);
+    }
+
+    fn place(&mut self, info: Arc<PodInfo>, node: &str) {
+        if let Some(old) = self.placed.get(&info.key).cloned()
+            && old != node
+            && let Some(i) = self.index.get(&old)
+        {
+            self.nodes[*i].remove_pod(&info.key);
+        }
+        self.placed.insert(info.key.clone(), node.to_string());
+        if let Some(i) = self.index.get(node) {
+            self.nodes[*i].add_pod(info);
+        }
+    }
+
+    /// Removes a pod (deleted, or finished).
+    pub fn remove_pod(&mut self, key: &str) {
+        self.assumed.remove(key);
+        if let Some(node) = self.placed.remove(key)
+            && let Some(i) = self.index.get(&node)
+        {
+            self.nodes[*i].remove_pod(key);
+        }
+    }
+
+    /// Counts `pod` on `node` before the binding is confirmed.
+    pub fn assume(&mut self, pod: Arc<PodInfo>, node: &str) {
+        self.assumed.insert(pod.key.clone());
+        self.place(pod, node);
+    }
+
+    /// Undoes [`Cache::assume`] (the binding failed).
+    pub fn forget(&mut self, key: &str) {
+        if self.assumed.contains(key) {
+            self.remove_pod(key);
+        }
+    }
+
+    /// Whether a pod is placed (bound or assumed).
+    pub fn is_placed(&self, key: &str) -> bool {
+        self.placed.contains_key(key)
+    }
+
+    /// How many pods are assumed and not yet confirmed.
+    pub fn assumed_count(&self) -> usize {
+        self.assumed.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn pod(name: &str, cpu: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]},
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn assumed_pods_count_until_confirmed_or_forgotten() {
+        let mut cache = Cache::default();
+        cache.upsert_node(node("a"));
+        cache.upsert_node(node("b"));
+        cache.assume(Arc::new(PodInfo::new(pod("p", "1"))), "a");
+        assert_eq!(cache.node("a").unwrap().requested.milli_cpu, 1000);
+        cache.forget("default/p");
+        assert_eq!(cache.node("a").unwrap().requested.milli_cpu, 0);
+        cache.assume(Arc::new(PodInfo::new(pod("p", "1"))), "a");
+        cache.add_bound_pod(pod("p", "1"), "a");
+        // Confirmed: forgetting does nothing now.
+        cache.forget("default/p");
+        assert_eq!(cache.node("a").unwrap().requested.milli_cpu, 1000);
+        assert_eq!(cache.assumed_count(), 0);
+        // A node update keeps its pods; removing the node drops them.
+        cache.upsert_node(node("a"));
+        assert_eq!(cache.node("a").unwrap().pods.len(), 1);
+        cache.remove_node("a");
+        assert!(!cache.is_placed("default/p"));
+        assert_eq!(cache.nodes().len(), 1);
+        assert_eq!(cache.node("b").unwrap().name, "b");
+    }
+
+    #[test]
+    fn image_names_are_normalized_like_node_image_lists() {
+        assert_eq!(normalize_image("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(normalize_image("rk8s/app:v1"), "docker.io/rk8s/app:v1");
+        assert_eq!(normalize_image("localhost:5000/app"), "localhost:5000/app:latest");
+    }
+}

@@ -1,0 +1,325 @@
+//! One scheduling cycle: PreFilter, Filter over enough nodes (Kubernetes'
+//! `percentageOfNodesToScore`, in parallel on large clusters), PostFilter when none
+//! fits, PreScore, Score, NormalizeScore, weights, and the highest total wins (ties
+//! broken at random). Pure: the actor around it owns the cache, queue and API.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::cache::NodeInfo;
+use crate::framework::{Code, CycleState, PodInfo, Status};
+use crate::profile::Profile;
+
+/// Below this many nodes, every node is evaluated.
+pub const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
+/// The adaptive percentage never goes below this.
+pub const MIN_FEASIBLE_NODES_PERCENTAGE: usize = 5;
+/// Filtering runs on several threads from this many nodes on.
+pub const PARALLEL_FROM: usize = 512;
+
+/// Where a pod goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The node.
+    pub node: String,
+    /// Nodes whose filters ran.
+    pub evaluated: usize,
+    /// Nodes that passed them.
+    pub feasible: usize,
+}
+
+/// Why no node fits: how many nodes failed for each reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FitError {
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// Reason → nodes.
+    pub reasons: BTreeMap<String, usize>,
+    /// Whether some reason may go away by itself (not all are unresolvable).
+    pub resolvable: bool,
+}
+
+impl FitError {
+    /// Kubernetes' message: `0/5 nodes are available: 3 Insufficient cpu, 2 node(s)
+    /// didn't match Pod's node affinity/selector.`
+    pub fn message(&self) -> String {
+        let mut counted: Vec<(&String, &usize)> = self.reasons.iter().collect();
+        counted.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let parts: Vec<String> = counted.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        if parts.is_empty() {
+            format!("0/{} nodes are available.", self.nodes)
+        } else {
+            format!("0/{} nodes are available: {}.", self.nodes, parts.join(", "))
+        }
+    }
+}
+
+/// How many feasible nodes to find before scoring, out of `nodes`.
+pub fn nodes_to_find(percentage: u32, nodes: usize) -> usize {
+    if nodes < MIN_FEASIBLE_NODES_TO_FIND || percentage >= 100 {
+        return nodes;
+    }
+    let percentage = if percentage == 0 {
+        (50usize.saturating_sub(nodes / 125)).max(MIN_FEASIBLE_NODES_PERCENTAGE)
+    } else {
+        percentage as usize
+    };
+    (nodes * percentage / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
+}
+
+/// The scheduling algorithm's state across cycles: where the next filtering pass
+/// starts (so every node gets its turn) and the tie-breaking generator.
+pub struct Scheduler {
+    next_start: usize,
+    rng: u64,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        Scheduler {
+            next_start: 0,
+            rng: seed | 1,
+        }
+    }
+}
+
+fn run_filters(
+    profile: &Profile,
+    skip: &HashSet<&'static str>,
+    state: &CycleState,
+    pod: &PodInfo,
+    node: &NodeInfo,
+) -> Status {
+    for plugin in &profile.filter {
+        if skip.contains(plugin.name()) {
+            continue;
+        }
+        if let Some(f) = plugin.filter() {
+            let status = f.filter(state, pod, node);
+            if !status.is_success() {
+                return status;
+            }
+        }
+    }
+    Status::success()
+}
+
+impl Scheduler {
+    /// A scheduler whose ties are broken by `seed` (tests).
+    pub fn with_seed(seed: u64) -> Self {
+        Scheduler {
+            next_start: 0,
+            rng: seed | 1,
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Picks a node for `pod` among `nodes` with `profile`.
+    pub fn schedule(
+        &mut self,
+        profile: &Profile,
+        pod: &PodInfo,
+        nodes: &[NodeInfo],
+    ) -> Result<Decision, FitError> {
+        let fail_all = |status: &Status| FitError {
+            nodes: nodes.len(),
+            reasons: status
+                .reasons
+                .iter()
+                .map(|r| (r.clone(), nodes.len()))
+                .collect(),
+            resolvable: status.code != Code::UnschedulableAndUnresolvable,
+        };
+        if nodes.is_empty() {
+            return Err(FitError {
+                nodes: 0,
+                reasons: BTreeMap::new(),
+                resolvable: true,
+            });
+        }
+        let mut state = CycleState::default();
+        let mut skip: HashSet<&'static str> = HashSet::new();
+        for plugin in &profile.pre_filter {
+            if let Some(p) = plugin.pre_filter() {
+                let status = p.pre_filter(&mut state, pod, nodes);
+                match status.code {
+                    Code::Success => {}
+                    Code::Skip => {
+                        skip.insert(plugin.name());
+                    }
+                    _ => return Err(fail_all(&status)),
+                }
+            }
+        }
+        // Filter, from where the last pass stopped, until enough nodes fit.
+        let n = nodes.len();
+        let want = nodes_to_find(profile.percentage_of_nodes_to_score, n);
+        let start = self.next_start % n;
+        let mut feasible: Vec<usize> = Vec::new();
+        let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+        let mut resolvable = false;
+        let mut evaluated = 0;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(8);
+        while evaluated < n && feasible.len() < want {
+            let round = if n >= PARALLEL_FROM && threads > 1 {
+                ((want - feasible.len()) * 2).max(256).min(n - evaluated)
+            } else {
+                n - evaluated
+            };
+            let indices: Vec<usize> = (evaluated..evaluated + round)
+                .map(|i| (start + i) % n)
+                .collect();
+            let verdicts: Vec<Status> = if round >= PARALLEL_FROM / 2 && threads > 1 {
+                let chunk = round.div_ceil(threads);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = indices
+                        .chunks(chunk)
+                        .map(|part| {
+                            let (state, skip) = (&state, &skip);
+                            scope.spawn(move || {
+                                part.iter()
+                                    .map(|i| run_filters(profile, skip, state, pod, &nodes[*i]))
+                                    .collect::<Vec<_>>()
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_default())
+                        .collect()
+                })
+            } else {
+                indices
+                    .iter()
+                    .map(|i| run_filters(profile, &skip, &state, pod, &nodes[*i]))
+                    .collect()
+            };
+            for (i, status) in indices.iter().zip(verdicts) {
+                evaluated += 1;
+                if status.is_success() {
+                    feasible.push(*i);
+                    if feasible.len() >= want {
+                        break;
+                    }
+                } else {
+                    resolvable |= status.code != Code::UnschedulableAndUnresolvable;
+                    for r in status.reasons {
+                        *failures.entry(r).or_default() += 1;
+                    }
+                }
+            }
+        }
+        self.next_start = (start + evaluated) % n;
+        if feasible.is_empty() {
+            for plugin in &profile.post_filter {
+                if let Some(p) = plugin.post_filter()
+                    && let Some(node) = p.post_filter(&state, pod, nodes)
+                {
+                    return Ok(Decision {
+                        node,
+                        evaluated,
+                        feasible: 0,
+                    });
+                }
+            }
+            return Err(FitError {
+                nodes: n,
+                reasons: failures,
+                resolvable,
+            });
+        }
+        let decision = |i: usize| Decision {
+            node: nodes[i].name.clone(),
+            evaluated,
+            feasible: feasible.len(),
+        };
+        if feasible.len() == 1 {
+            return Ok(decision(feasible[0]));
+        }
+        let candidates: Vec<&NodeInfo> = feasible.iter().map(|i| &nodes[*i]).collect();
+        let mut skip_score: HashSet<&'static str> = HashSet::new();
+        for plugin in &profile.pre_score {
+            if let Some(p) = plugin.pre_score() {
+                let status = p.pre_score(&mut state, pod, &candidates, nodes);
+                if status.code == Code::Skip {
+                    skip_score.insert(plugin.name());
+                }
+            }
+        }
+        let mut totals = vec![0i64; candidates.len()];
+        for (plugin, weight) in &profile.score {
+            if skip_score.contains(plugin.name()) || *weight == 0 {
+                continue;
+            }
+            let Some(scorer) = plugin.score() else {
+                continue;
+            };
+            let mut scores: Vec<i64> = candidates
+                .iter()
+                .map(|node| scorer.score(&state, pod, node))
+                .collect();
+            scorer.normalize(&state, pod, &mut scores);
+            for (t, s) in totals.iter_mut().zip(scores) {
+                *t += s * weight;
+            }
+        }
+        // The highest total; among equals, each equally likely.
+        let best = totals.iter().copied().max().unwrap_or(0);
+        let mut chosen = 0;
+        let mut ties = 0u64;
+        for (i, t) in totals.iter().enumerate() {
+            if *t == best {
+                ties += 1;
+                if self.random() % ties == 0 {
+                    chosen = i;
+                }
+            }
+        }
+        Ok(decision(feasible[chosen]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_adaptive_share_of_nodes_shrinks_with_the_cluster() {
+        assert_eq!(nodes_to_find(0, 50), 50);
+        assert_eq!(nodes_to_find(0, 1000), 420);
+        assert_eq!(nodes_to_find(0, 5000), 500);
+        assert_eq!(nodes_to_find(0, 100_000), 5000);
+        assert_eq!(nodes_to_find(100, 5000), 5000);
+        assert_eq!(nodes_to_find(1, 5000), 100);
+    }
+
+    #[test]
+    fn the_message_counts_nodes_per_reason_like_kubernetes() {
+        let err = FitError {
+            nodes: 5,
+            reasons: [
+                ("node(s) didn't match Pod's node affinity/selector".to_string(), 2),
+                ("Insufficient cpu".to_string(), 3),
+            ]
+            .into_iter()
+            .collect(),
+            resolvable: true,
+        };
+        assert_eq!(
+            err.message(),
+            "0/5 nodes are available: 3 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector."
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! rk8s' scheduler, shaped like kube-scheduler: a [`queue`] of pending pods, a plugin
+//! [`framework`] (PreFilter, Filter, PostFilter, PreScore, Score + NormalizeScore,
+//! Reserve, Bind), the built-in [`plugins`], [`profile`]s from a configuration file,
+//! the [`cache`] of nodes with assumed pods, one scheduling cycle in [`core`], and the
+//! [`actor`] that runs it all on the Raft leader.
+
+pub mod actor;
+pub mod cache;
+pub mod core;
+pub mod framework;
+pub mod plugins;
+pub mod profile;
+pub mod queue;
+pub mod resources;
