@@ -1,6 +1,9 @@
-//! rk8s' actors. For now the node agent's identity: joining a cluster with a bootstrap
-//! token ([`node::identity`]) and keeping the node registered — its Node object and
-//! its Lease heartbeat ([`node::registration`]). The NodeActor and PodActor that run
-//! the pods bound to the node build on these.
+//! rk8s' actors (actix) and the supervision trees around them:
+//! - [`node`]: the node agent — joining ([`node::identity`]), registration and Lease
+//!   ([`node::registration`]), the NodeActor and one PodActor per pod, the HTTPS
+//!   endpoint for logs and exec ([`node::server`]), and the agent as a whole
+//!   ([`node::agent`]);
+//! - [`control_plane`]: the actors that run on the Raft leader only (the scheduler).
 
+pub mod control_plane;
 pub mod node;

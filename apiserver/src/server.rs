@@ -183,6 +183,11 @@ impl ApiServer {
         let _ = self.node_dialer.set(dialer);
     }
 
+    /// A credential for this process' own clients (scheduler, controllers).
+    pub fn internal_token(&self) -> ApiResult<String> {
+        self.authenticator.internal_token()
+    }
+
     /// The objects this server serves.
     pub fn registry(&self) -> &Registry {
         &self.handlers.registry

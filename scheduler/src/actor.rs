@@ -1,1 +1,467 @@
-pub fn _placeholder() {}
+//! The scheduler as an actor (actix), run on the Raft leader only. It watches every
+//! pod and node through the API (kube-runtime watchers: list, then watch; re-list on
+//! 410), keeps the [`Cache`] and the [`SchedulingQueue`], and schedules in batches
+//! between watch events. A pod is assumed on its node at once and bound through
+//! `pods/binding` in the background (several bindings in flight), so the next pod
+//! never waits for a round trip. A failed binding forgets the assumption and backs
+//! the pod off; a pod no node fits gets a `FailedScheduling` event and a
+//! `PodScheduled=False` condition, and waits for a cluster change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+
+use crate::cache::Cache;
+use crate::core::{FitError, Scheduler};
+use crate::framework::PodInfo;
+use crate::profile::{DEFAULT_SCHEDULER, Profile};
+use crate::queue::{Lengths, SchedulingQueue};
+
+/// Most bindings in flight at once.
+pub const MAX_BINDINGS_IN_FLIGHT: usize = 512;
+/// Most pods scheduled per turn before the actor looks at its mailbox again.
+const BATCH: usize = 128;
+
+/// Counters of what the scheduler did (for metrics and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Pods bound.
+    pub scheduled: u64,
+    /// Attempts that found no node.
+    pub unschedulable: u64,
+    /// Bindings that failed.
+    pub bind_errors: u64,
+    /// What the queue holds now.
+    pub queue: Lengths,
+}
+
+/// Asks for the [`Stats`].
+#[derive(Message)]
+#[rtype(result = "Stats")]
+pub struct GetStats;
+
+/// Ends the actor abruptly, as a crash would (chaos tests); its supervisor restarts it
+/// and it rebuilds from a fresh list.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Tick;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Bound {
+    info: Arc<PodInfo>,
+    node: String,
+    profile: String,
+    result: Result<(), kube::Error>,
+}
+
+enum Change {
+    Pod(Box<Result<Event<Pod>, watcher::Error>>),
+    Node(Box<Result<Event<Node>, watcher::Error>>),
+}
+
+/// The scheduler actor.
+pub struct SchedulerActor {
+    client: kube::Client,
+    profiles: HashMap<String, Profile>,
+    algorithm: Scheduler,
+    cache: Cache,
+    queue: SchedulingQueue,
+    in_flight: usize,
+    tick_pending: bool,
+    nodes_synced: bool,
+    /// The last FailedScheduling message per pod (repeats are not re-sent).
+    reported: HashMap<String, String>,
+    stats: Stats,
+}
+
+impl SchedulerActor {
+    /// A scheduler with `profiles`, talking to the API through `client`.
+    pub fn new(client: kube::Client, profiles: Vec<Profile>) -> Self {
+        SchedulerActor {
+            client,
+            profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            algorithm: Scheduler::default(),
+            cache: Cache::default(),
+            queue: SchedulingQueue::default(),
+            in_flight: 0,
+            tick_pending: false,
+            nodes_synced: false,
+            reported: HashMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    fn profile_of(&self, pod: &Pod) -> Option<&Profile> {
+        let name = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.as_deref())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_SCHEDULER);
+        self.profiles.get(name)
+    }
+
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        if !self.tick_pending && self.nodes_synced {
+            self.tick_pending = true;
+            ctx.notify(Tick);
+        }
+    }
+
+    fn pod_event(&mut self, pod: Pod, ctx: &mut Context<Self>) {
+        let pod = Arc::new(pod);
+        let key = format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            pod.metadata.name.as_deref().unwrap_or_default()
+        );
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let finished = matches!(phase, Some("Succeeded" | "Failed"));
+        match pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+            Some(node) if !node.is_empty() => {
+                self.queue.remove(&key);
+                self.reported.remove(&key);
+                if finished {
+                    // A finished pod holds no resources.
+                    self.cache.remove_pod(&key);
+                    self.queue.cluster_changed(Instant::now());
+                } else {
+                    self.cache.add_bound_pod(pod, &node);
+                }
+            }
+            _ if pod.metadata.deletion_timestamp.is_some() || finished => {
+                self.queue.remove(&key);
+            }
+            _ => {
+                if self.profile_of(&pod).is_some() && !self.cache.is_placed(&key) {
+                    self.queue.add(Arc::new(PodInfo::new(pod)), Instant::now());
+                    self.wake(ctx);
+                }
+            }
+        }
+    }
+
+    fn pod_deleted(&mut self, pod: &Pod) {
+        let key = format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            pod.metadata.name.as_deref().unwrap_or_default()
+        );
+        self.queue.remove(&key);
+        self.reported.remove(&key);
+        if self.cache.is_placed(&key) {
+            self.cache.remove_pod(&key);
+            // Room was freed.
+            self.queue.cluster_changed(Instant::now());
+        }
+    }
+
+    /// Schedules up to a batch of pods.
+    fn schedule_batch(&mut self, ctx: &mut Context<Self>) {
+        let started = Instant::now();
+        for _ in 0..BATCH {
+            if self.in_flight >= MAX_BINDINGS_IN_FLIGHT {
+                return;
+            }
+            let Some(queued) = self.queue.pop() else {
+                return;
+            };
+            self.schedule_one(queued.info, ctx);
+            if started.elapsed() > Duration::from_millis(50) {
+                break;
+            }
+        }
+        if self.queue.lengths().active > 0 {
+            self.wake(ctx);
+        }
+    }
+
+    fn schedule_one(&mut self, info: Arc<PodInfo>, ctx: &mut Context<Self>) {
+        let Some(profile) = self.profile_of(&info.pod).cloned() else {
+            self.queue.remove(&info.key);
+            return;
+        };
+        match self.algorithm.schedule(&profile, &info, self.cache.nodes()) {
+            Ok(decision) => {
+                for plugin in &profile.reserve {
+                    if let Some(r) = plugin.reserve() {
+                        r.reserve(&info, &decision.node);
+                    }
+                }
+                self.cache.assume(info.clone(), &decision.node);
+                self.in_flight += 1;
+                let client = self.client.clone();
+                let node = decision.node.clone();
+                let profile_name = profile.name.clone();
+                let fut = async move {
+                    let result = bind(&client, &info, &node).await;
+                    Bound {
+                        info,
+                        node,
+                        profile: profile_name,
+                        result,
+                    }
+                };
+                ctx.spawn(fut.into_actor(self).map(|bound, _act, ctx| {
+                    ctx.notify(bound);
+                }));
+            }
+            Err(fit) => {
+                self.stats.unschedulable += 1;
+                self.queue.unschedulable(&info.key, Instant::now());
+                self.report_unschedulable(&info, &fit, &profile.name, ctx);
+            }
+        }
+    }
+
+    fn report_unschedulable(
+        &mut self,
+        info: &PodInfo,
+        fit: &FitError,
+        profile: &str,
+        ctx: &mut Context<Self>,
+    ) {
+        let message = fit.message();
+        if self.reported.get(&info.key) == Some(&message) {
+            return;
+        }
+        self.reported.insert(info.key.clone(), message.clone());
+        tracing::info!(pod = %info.key, "{message}");
+        let client = self.client.clone();
+        let pod = info.pod.clone();
+        let profile = profile.to_string();
+        ctx.spawn(
+            async move {
+                if let Err(e) = unschedulable(&client, &pod, &message, &profile).await {
+                    tracing::debug!("reporting an unschedulable pod: {e}");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+async fn bind(client: &kube::Client, info: &PodInfo, node: &str) -> Result<(), kube::Error> {
+    let name = info.pod.metadata.name.as_deref().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &info.namespace);
+    let binding = serde_json::json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": name, "namespace": info.namespace, "uid": info.pod.metadata.uid},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    });
+    pods.create_subresource::<_, serde_json::Value>(
+        "binding",
+        name,
+        &PostParams::default(),
+        &binding,
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn event(
+    client: &kube::Client,
+    pod: &Pod,
+    type_: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+) -> Result<(), kube::Error> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let now = jiff::Timestamp::now().to_string();
+    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
+        "metadata": {"generateName": format!("{name}."), "namespace": ns},
+        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns,
+                           "uid": pod.metadata.uid},
+        "type": type_, "reason": reason, "message": message,
+        "source": {"component": component},
+        "reportingComponent": component,
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    events
+        .create(&PostParams::default(), &event)
+        .await
+        .map(|_| ())
+}
+
+async fn unschedulable(
+    client: &kube::Client,
+    pod: &Pod,
+    message: &str,
+    profile: &str,
+) -> Result<(), kube::Error> {
+    event(client, pod, "Warning", "FailedScheduling", message, profile).await?;
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let now = jiff::Timestamp::now().to_string();
+    let patch = serde_json::json!({"status": {"conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": message, "lastTransitionTime": now,
+    }]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .map(|_| ())
+}
+
+impl Actor for SchedulerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let pods = watcher::watcher(Api::<Pod>::all(self.client.clone()), Default::default())
+            .default_backoff()
+            .map(|e| Change::Pod(Box::new(e)));
+        let nodes = watcher::watcher(Api::<Node>::all(self.client.clone()), Default::default())
+            .default_backoff()
+            .map(|e| Change::Node(Box::new(e)));
+        ctx.add_stream(futures_util::stream::select(pods, nodes));
+        ctx.run_interval(Duration::from_millis(100), |act, ctx| {
+            act.queue.flush(Instant::now());
+            if act.queue.lengths().active > 0 {
+                act.wake(ctx);
+            }
+        });
+        tracing::info!(
+            profiles = ?self.profiles.keys().collect::<Vec<_>>(),
+            "scheduler started"
+        );
+    }
+}
+
+impl Supervised for SchedulerActor {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        // Everything is rebuilt from the lists that follow.
+        self.cache = Cache::default();
+        self.queue = SchedulingQueue::default();
+        self.in_flight = 0;
+        self.tick_pending = false;
+        self.nodes_synced = false;
+        self.reported.clear();
+        tracing::info!("scheduler restarted");
+    }
+}
+
+impl StreamHandler<Change> for SchedulerActor {
+    fn handle(&mut self, change: Change, ctx: &mut Self::Context) {
+        match change {
+            Change::Pod(event) => match *event {
+                Ok(Event::InitApply(pod) | Event::Apply(pod)) => self.pod_event(pod, ctx),
+                Ok(Event::Delete(pod)) => self.pod_deleted(&pod),
+                Ok(Event::Init | Event::InitDone) => {}
+                Err(e) => tracing::warn!("watching pods: {e}"),
+            },
+            Change::Node(event) => match *event {
+                Ok(Event::InitApply(node) | Event::Apply(node)) => {
+                    self.cache.upsert_node(Arc::new(node));
+                    self.queue.cluster_changed(Instant::now());
+                    self.wake(ctx);
+                }
+                Ok(Event::Delete(node)) => {
+                    self.cache
+                        .remove_node(node.metadata.name.as_deref().unwrap_or_default());
+                }
+                Ok(Event::InitDone) => {
+                    self.nodes_synced = true;
+                    self.wake(ctx);
+                }
+                Ok(Event::Init) => {}
+                Err(e) => tracing::warn!("watching nodes: {e}"),
+            },
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
+}
+
+impl Handler<Tick> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Tick, ctx: &mut Self::Context) {
+        self.tick_pending = false;
+        self.schedule_batch(ctx);
+    }
+}
+
+impl Handler<Bound> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Bound, ctx: &mut Self::Context) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let key = msg.info.key.clone();
+        match msg.result {
+            Ok(()) => {
+                self.stats.scheduled += 1;
+                self.queue.remove(&key);
+                self.reported.remove(&key);
+                let client = self.client.clone();
+                let pod = msg.info.pod.clone();
+                let message = format!("Successfully assigned {key} to {}", msg.node);
+                let profile = msg.profile;
+                ctx.spawn(
+                    async move {
+                        let _ =
+                            event(&client, &pod, "Normal", "Scheduled", &message, &profile).await;
+                    }
+                    .into_actor(self),
+                );
+            }
+            Err(e) => {
+                self.stats.bind_errors += 1;
+                self.cache.forget(&key);
+                if let Some(profile) = self.profiles.get(&msg.profile) {
+                    for plugin in &profile.reserve {
+                        if let Some(r) = plugin.reserve() {
+                            r.unreserve(&msg.info, &msg.node);
+                        }
+                    }
+                }
+                match &e {
+                    // Gone, or bound by someone else: the watch tells the rest.
+                    kube::Error::Api(s) if s.code == 404 || s.code == 409 => {
+                        self.queue.remove(&key);
+                    }
+                    _ => {
+                        tracing::warn!(pod = %key, node = %msg.node, "binding failed: {e}");
+                        self.queue.back_off(&key, Instant::now());
+                    }
+                }
+            }
+        }
+        self.wake(ctx);
+    }
+}
+
+impl Handler<GetStats> for SchedulerActor {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _ctx: &mut Self::Context) -> Self::Result {
+        let mut stats = self.stats;
+        stats.queue = self.queue.lengths();
+        MessageResult(stats)
+    }
+}
+
+impl Handler<Crash> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
+        tracing::warn!("scheduler told to crash");
+        ctx.stop();
+    }
+}

@@ -284,8 +284,14 @@ mod tests {
 
     #[test]
     fn image_names_are_normalized_like_node_image_lists() {
-        assert_eq!(normalize_image("busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            normalize_image("busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(normalize_image("rk8s/app:v1"), "docker.io/rk8s/app:v1");
-        assert_eq!(normalize_image("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(
+            normalize_image("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
     }
 }

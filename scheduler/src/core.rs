@@ -48,7 +48,11 @@ impl FitError {
         if parts.is_empty() {
             format!("0/{} nodes are available.", self.nodes)
         } else {
-            format!("0/{} nodes are available: {}.", self.nodes, parts.join(", "))
+            format!(
+                "0/{} nodes are available: {}.",
+                self.nodes,
+                parts.join(", ")
+            )
         }
     }
 }
@@ -282,7 +286,7 @@ impl Scheduler {
         for (i, t) in totals.iter().enumerate() {
             if *t == best {
                 ties += 1;
-                if self.random() % ties == 0 {
+                if self.random().is_multiple_of(ties) {
                     chosen = i;
                 }
             }
@@ -310,7 +314,10 @@ mod tests {
         let err = FitError {
             nodes: 5,
             reasons: [
-                ("node(s) didn't match Pod's node affinity/selector".to_string(), 2),
+                (
+                    "node(s) didn't match Pod's node affinity/selector".to_string(),
+                    2,
+                ),
                 ("Insufficient cpu".to_string(), 3),
             ]
             .into_iter()

@@ -282,16 +282,16 @@ fn build_one(p: &ProfileConfig, percentage: u32, registry: &Registry) -> Result<
         for e in &set.enabled {
             let plugin = make(&e.name)?;
             if !has(plugin.as_ref()) {
-                return Err(format!(
-                    "plugins: {} has no such extension point",
-                    e.name
-                ));
+                return Err(format!("plugins: {} has no such extension point", e.name));
             }
             chosen.retain(|(p, _)| p.name() != e.name);
             chosen.push((plugin, e.weight.unwrap_or_else(|| default_weight(&e.name))));
         }
         if let Some((p, w)) = chosen.iter().find(|(_, w)| *w < 0) {
-            return Err(format!("plugins.score: {} has a negative weight {w}", p.name()));
+            return Err(format!(
+                "plugins.score: {} has a negative weight {w}",
+                p.name()
+            ));
         }
         let plugins = chosen.iter().map(|(p, _)| p.clone()).collect();
         match point {
@@ -369,12 +369,23 @@ profiles:
 
     #[test]
     fn bad_files_say_where() {
-        let err = load("sched.yaml", "profiles:\n- schedulerName: x\n  plugins: {scor: {}}\n").unwrap_err();
+        let err = load(
+            "sched.yaml",
+            "profiles:\n- schedulerName: x\n  plugins: {scor: {}}\n",
+        )
+        .unwrap_err();
         assert!(err.starts_with("sched.yaml:3:"), "{err}");
         assert!(err.contains("scor"), "{err}");
-        let config = load("s.yaml", "profiles:\n- schedulerName: x\n  plugins: {score: {enabled: [{name: Nope}]}}\n").unwrap();
+        let config = load(
+            "s.yaml",
+            "profiles:\n- schedulerName: x\n  plugins: {score: {enabled: [{name: Nope}]}}\n",
+        )
+        .unwrap();
         let err = build(&config, &Registry::default()).unwrap_err();
-        assert!(err.starts_with("profiles[0].plugins: Nope: unknown plugin"), "{err}");
+        assert!(
+            err.starts_with("profiles[0].plugins: Nope: unknown plugin"),
+            "{err}"
+        );
         let config = load("s.yaml", "profiles:\n- schedulerName: x\n  pluginConfig: [{name: NodeResourcesFit, args: {scoringStrategy: {type: Most}}}]\n").unwrap();
         let err = build(&config, &Registry::default()).unwrap_err();
         assert!(err.contains("scoringStrategy.type \"Most\""), "{err}");

@@ -216,7 +216,9 @@ impl SchedulingQueue {
             .iter()
             .filter_map(|(k, q)| match q.place {
                 Place::Backoff(until) if until <= now => Some((k.clone(), true)),
-                Place::Unschedulable(since) if now.duration_since(since) >= UNSCHEDULABLE_TIMEOUT => {
+                Place::Unschedulable(since)
+                    if now.duration_since(since) >= UNSCHEDULABLE_TIMEOUT =>
+                {
                     Some((k.clone(), false))
                 }
                 _ => None,
@@ -267,8 +269,12 @@ mod tests {
         q.add(info("old-low", 0), now);
         q.add(info("high", 10), now);
         q.add(info("new-low", 0), now);
-        let order: Vec<String> = std::iter::from_fn(|| q.pop().map(|p| p.info.key.clone())).collect();
-        assert_eq!(order, ["default/high", "default/old-low", "default/new-low"]);
+        let order: Vec<String> =
+            std::iter::from_fn(|| q.pop().map(|p| p.info.key.clone())).collect();
+        assert_eq!(
+            order,
+            ["default/high", "default/old-low", "default/new-low"]
+        );
     }
 
     #[test]
@@ -282,7 +288,14 @@ mod tests {
         let b = q.pop().unwrap();
         q.unschedulable(&b.info.key, now);
         assert!(q.pop().is_none());
-        assert_eq!(q.lengths(), Lengths { active: 0, backoff: 1, unschedulable: 1 });
+        assert_eq!(
+            q.lengths(),
+            Lengths {
+                active: 0,
+                backoff: 1,
+                unschedulable: 1
+            }
+        );
         // The backoff runs out after a second.
         q.flush(now + Duration::from_millis(500));
         assert!(q.pop().is_none());

@@ -32,7 +32,11 @@ fn amount(name: &str, q: &K8sQuantity) -> i64 {
     let Ok(q) = q.0.parse::<Quantity>() else {
         return 0;
     };
-    if name == "cpu" { q.milli_value() } else { q.value() }
+    if name == "cpu" {
+        q.milli_value()
+    } else {
+        q.value()
+    }
 }
 
 impl Resources {
@@ -161,6 +165,9 @@ mod tests {
                 .unwrap();
         let (r, nz) = pod_requests(&bare);
         assert_eq!((r.milli_cpu, r.memory), (0, 0));
-        assert_eq!((nz.milli_cpu, nz.memory), (DEFAULT_MILLI_CPU, DEFAULT_MEMORY));
+        assert_eq!(
+            (nz.milli_cpu, nz.memory),
+            (DEFAULT_MILLI_CPU, DEFAULT_MEMORY)
+        );
     }
 }

@@ -77,7 +77,8 @@ struct Expect {
 }
 
 fn node(spec: &NodeSpec) -> Node {
-    let mut allocatable = serde_json::json!({"cpu": spec.cpu, "memory": spec.memory, "pods": spec.pods});
+    let mut allocatable =
+        serde_json::json!({"cpu": spec.cpu, "memory": spec.memory, "pods": spec.pods});
     for (k, v) in &spec.extended {
         allocatable[k] = serde_json::json!(v);
     }
@@ -142,7 +143,11 @@ fn run(file: &std::path::Path) -> Result<(), String> {
             let verdict = match plugin.filter() {
                 Some(f) if !skip_filter => {
                     let s = f.filter(&state, &info, n);
-                    if s.is_success() { "ok".to_string() } else { s.reasons.join("; ") }
+                    if s.is_success() {
+                        "ok".to_string()
+                    } else {
+                        s.reasons.join("; ")
+                    }
                 }
                 _ => "ok".to_string(),
             };
@@ -153,7 +158,9 @@ fn run(file: &std::path::Path) -> Result<(), String> {
     if let Some(want) = &case.expect.filter
         && *want != got_filter
     {
-        problems.push(format!("filter: want {want:?}\n        got  {got_filter:?}"));
+        problems.push(format!(
+            "filter: want {want:?}\n        got  {got_filter:?}"
+        ));
     }
     if let Some(want) = &case.expect.scores {
         let scorer = plugin.score().ok_or("the plugin has no Score")?;
@@ -170,8 +177,7 @@ fn run(file: &std::path::Path) -> Result<(), String> {
         if !skip {
             scorer.normalize(&state, &info, &mut scores);
         }
-        let got: BTreeMap<String, i64> =
-            all.iter().map(|n| n.name.clone()).zip(scores).collect();
+        let got: BTreeMap<String, i64> = all.iter().map(|n| n.name.clone()).zip(scores).collect();
         if *want != got {
             problems.push(format!("scores: want {want:?}\n        got  {got:?}"));
         }

@@ -6,6 +6,7 @@ pub mod node_actor;
 pub mod pod_actor;
 pub mod registration;
 pub mod server;
+pub mod simulated;
 
 /// Errors of joining and registering.
 #[derive(Debug, thiserror::Error)]

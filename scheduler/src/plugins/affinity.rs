@@ -24,7 +24,11 @@ fn requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
             ) else {
                 return false;
             };
-            if r.operator == "Gt" { v > bound } else { v < bound }
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
         }
         _ => false,
     }
@@ -32,7 +36,11 @@ fn requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
 
 /// Whether a node matches a term: every expression and every field requirement (an
 /// empty term matches nothing, as in Kubernetes).
-pub fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
+pub fn term_matches(
+    term: &NodeSelectorTerm,
+    labels: &BTreeMap<String, String>,
+    name: &str,
+) -> bool {
     let exprs = term.match_expressions.as_deref().unwrap_or_default();
     let fields = term.match_fields.as_deref().unwrap_or_default();
     if exprs.is_empty() && fields.is_empty() {
@@ -74,7 +82,10 @@ pub fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     let affinity_ok = required.is_none_or(|r| {
         r.node_selector_terms
             .iter()
@@ -99,7 +110,10 @@ impl ScorePlugin for NodeAffinity {
             .affinity
             .as_ref()
             .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .into_iter()
             .flatten()
             .filter(|p| p.weight != 0 && term_matches(&p.preference, &node.labels, &node.name))

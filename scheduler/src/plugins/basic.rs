@@ -62,7 +62,10 @@ impl FilterPlugin for NodeUnschedulable {
             effect: "NoSchedule".into(),
             ..Default::default()
         };
-        if tolerated(&taint, pod.spec().tolerations.as_deref().unwrap_or_default()) {
+        if tolerated(
+            &taint,
+            pod.spec().tolerations.as_deref().unwrap_or_default(),
+        ) {
             Status::success()
         } else {
             Status::unresolvable("node(s) were unschedulable")
@@ -112,7 +115,8 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
         // An empty key with Exists tolerates everything.
         "Exists" => true,
         "Equal" | "" => {
-            !key.is_empty() && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+            !key.is_empty()
+                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
         }
         _ => false,
     }
@@ -163,7 +167,12 @@ impl ScorePlugin for TaintToleration {
             .tolerations
             .iter()
             .flatten()
-            .filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")))
+            .filter(|t| {
+                matches!(
+                    t.effect.as_deref(),
+                    None | Some("") | Some("PreferNoSchedule")
+                )
+            })
             .collect();
         node.taints()
             .iter()

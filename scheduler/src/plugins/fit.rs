@@ -172,7 +172,8 @@ fn shape_score(shape: &[ShapePoint], utilization: i64) -> i64 {
         let (a, b) = (&pair[0], &pair[1]);
         if utilization <= b.utilization {
             let span = (b.utilization - a.utilization).max(1);
-            let score = a.score * 10 + (b.score - a.score) * 10 * (utilization - a.utilization) / span;
+            let score =
+                a.score * 10 + (b.score - a.score) * 10 * (utilization - a.utilization) / span;
             return score;
         }
     }
@@ -184,7 +185,11 @@ impl ScorePlugin for NodeResourcesFit {
         match &self.strategy {
             ScoringStrategy::LeastAllocated { resources } => {
                 weighted(pod, node, resources, |req, cap| {
-                    if req > cap { 0 } else { (cap - req) * MAX_NODE_SCORE / cap }
+                    if req > cap {
+                        0
+                    } else {
+                        (cap - req) * MAX_NODE_SCORE / cap
+                    }
                 })
             }
             ScoringStrategy::MostAllocated { resources } => {
@@ -217,7 +222,11 @@ impl ScorePlugin for BalancedAllocation {
     fn score(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
         let fraction = |r: &str| {
             let (req, cap) = usage(pod, node, r);
-            if cap == 0 { 0.0 } else { (req as f64 / cap as f64).min(1.0) }
+            if cap == 0 {
+                0.0
+            } else {
+                (req as f64 / cap as f64).min(1.0)
+            }
         };
         let (cpu, memory) = (fraction("cpu"), fraction("memory"));
         // The standard deviation of two values is half their difference.
@@ -269,7 +278,10 @@ impl crate::framework::PreScorePlugin for ImageLocality {
         let spread = images
             .into_iter()
             .map(|i| {
-                let having = feasible.iter().filter(|n| n.images.contains_key(&i)).count();
+                let having = feasible
+                    .iter()
+                    .filter(|n| n.images.contains_key(&i))
+                    .count();
                 (i, having as f64 / feasible.len() as f64)
             })
             .collect();

@@ -75,10 +75,12 @@ fn fit_plugin(args: Option<&serde_json::Value>) -> Result<Arc<dyn Plugin>, Strin
     let strategy = match args.scoring_strategy {
         None => fit::ScoringStrategy::default(),
         Some(s) => {
-            let resources = s.resources.unwrap_or_else(|| match fit::ScoringStrategy::default() {
-                fit::ScoringStrategy::LeastAllocated { resources } => resources,
-                _ => Vec::new(),
-            });
+            let resources = s
+                .resources
+                .unwrap_or_else(|| match fit::ScoringStrategy::default() {
+                    fit::ScoringStrategy::LeastAllocated { resources } => resources,
+                    _ => Vec::new(),
+                });
             match s.type_.as_str() {
                 "LeastAllocated" => fit::ScoringStrategy::LeastAllocated { resources },
                 "MostAllocated" => fit::ScoringStrategy::MostAllocated { resources },
@@ -88,8 +90,12 @@ fn fit_plugin(args: Option<&serde_json::Value>) -> Result<Arc<dyn Plugin>, Strin
                         .ok_or("RequestedToCapacityRatio needs requestedToCapacityRatio.shape")?
                         .shape;
                     if shape.is_empty()
-                        || shape.windows(2).any(|w| w[0].utilization >= w[1].utilization)
-                        || shape.iter().any(|p| !(0..=100).contains(&p.utilization) || !(0..=10).contains(&p.score))
+                        || shape
+                            .windows(2)
+                            .any(|w| w[0].utilization >= w[1].utilization)
+                        || shape.iter().any(|p| {
+                            !(0..=100).contains(&p.utilization) || !(0..=10).contains(&p.score)
+                        })
                     {
                         return Err("requestedToCapacityRatio.shape: points need utilization 0..=100 in increasing order and score 0..=10".into());
                     }
@@ -122,21 +128,39 @@ impl Default for Registry {
         let mut r = Registry {
             factories: BTreeMap::new(),
         };
-        r.register("PrioritySort", no_args(|| Arc::new(crate::queue::PrioritySort)));
-        r.register("NodeUnschedulable", no_args(|| Arc::new(basic::NodeUnschedulable)));
+        r.register(
+            "PrioritySort",
+            no_args(|| Arc::new(crate::queue::PrioritySort)),
+        );
+        r.register(
+            "NodeUnschedulable",
+            no_args(|| Arc::new(basic::NodeUnschedulable)),
+        );
         r.register("NodeName", no_args(|| Arc::new(basic::NodeName)));
-        r.register("TaintToleration", no_args(|| Arc::new(basic::TaintToleration)));
+        r.register(
+            "TaintToleration",
+            no_args(|| Arc::new(basic::TaintToleration)),
+        );
         r.register("NodeAffinity", no_args(|| Arc::new(affinity::NodeAffinity)));
         r.register("NodePorts", no_args(|| Arc::new(basic::NodePorts)));
         r.register("NodeResourcesFit", fit_plugin);
-        r.register("PodTopologySpread", no_args(|| Arc::new(pods::PodTopologySpread)));
-        r.register("InterPodAffinity", no_args(|| Arc::new(pods::InterPodAffinity)));
+        r.register(
+            "PodTopologySpread",
+            no_args(|| Arc::new(pods::PodTopologySpread)),
+        );
+        r.register(
+            "InterPodAffinity",
+            no_args(|| Arc::new(pods::InterPodAffinity)),
+        );
         r.register(
             "NodeResourcesBalancedAllocation",
             no_args(|| Arc::new(fit::BalancedAllocation)),
         );
         r.register("ImageLocality", no_args(|| Arc::new(fit::ImageLocality)));
-        r.register("RoundRobin", no_args(|| Arc::new(fit::RoundRobin::default())));
+        r.register(
+            "RoundRobin",
+            no_args(|| Arc::new(fit::RoundRobin::default())),
+        );
         r
     }
 }
@@ -163,7 +187,11 @@ impl Registry {
         let factory = self.factories.get(name).ok_or_else(|| {
             format!(
                 "unknown plugin {name:?} (known: {})",
-                self.factories.keys().cloned().collect::<Vec<_>>().join(", ")
+                self.factories
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?;
         factory(args)

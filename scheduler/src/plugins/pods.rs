@@ -9,8 +9,8 @@ use rk8s_api::selector::{Selector, SelectorExt};
 
 use crate::cache::NodeInfo;
 use crate::framework::{
-    CycleState, FilterPlugin, Nodes, Plugin, PodInfo, PreFilterPlugin, PreScorePlugin,
-    ScorePlugin, Status, min_max_normalize,
+    CycleState, FilterPlugin, Nodes, Plugin, PodInfo, PreFilterPlugin, PreScorePlugin, ScorePlugin,
+    Status, min_max_normalize,
 };
 
 /// A term with its selector parsed.
@@ -107,15 +107,19 @@ impl PreFilterPlugin for InterPodAffinity {
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, nodes: Nodes<'_>) -> Status {
         let affinity = pod.spec().affinity.as_ref();
         let required = |a: Option<&Vec<PodAffinityTerm>>| terms(a, &pod.namespace);
-        let affinity_terms = required(
-            affinity
-                .and_then(|a| a.pod_affinity.as_ref())
-                .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
-        );
+        let affinity_terms = required(affinity.and_then(|a| a.pod_affinity.as_ref()).and_then(
+            |a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            },
+        ));
         let anti_terms = required(
             affinity
                 .and_then(|a| a.pod_anti_affinity.as_ref())
-                .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
         );
         let mut forbidden = Vec::new();
         for node in nodes {
@@ -125,7 +129,10 @@ impl PreFilterPlugin for InterPodAffinity {
                     .affinity
                     .as_ref()
                     .and_then(|a| a.pod_anti_affinity.as_ref())
-                    .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+                    .and_then(|a| {
+                        a.required_during_scheduling_ignored_during_execution
+                            .as_ref()
+                    })
                 else {
                     continue;
                 };
@@ -148,8 +155,8 @@ impl PreFilterPlugin for InterPodAffinity {
                 (t, c)
             })
             .collect();
-        let first_of_group = !affinity.is_empty()
-            && affinity.iter().all(|(t, c)| c.is_empty() && t.matches(pod));
+        let first_of_group =
+            !affinity.is_empty() && affinity.iter().all(|(t, c)| c.is_empty() && t.matches(pod));
         let anti = anti_terms
             .into_iter()
             .map(|t| {
@@ -175,12 +182,13 @@ impl FilterPlugin for InterPodAffinity {
         let Some(s) = state.read::<AffinityState>("InterPodAffinity") else {
             return Status::success();
         };
-        if s
-            .forbidden
+        if s.forbidden
             .iter()
             .any(|(k, v)| node.labels.get(k) == Some(v))
         {
-            return Status::unschedulable("node(s) didn't satisfy existing pods anti-affinity rules");
+            return Status::unschedulable(
+                "node(s) didn't satisfy existing pods anti-affinity rules",
+            );
         }
         let affinity_ok = s.affinity.iter().all(|(t, counts)| {
             node.labels
@@ -217,10 +225,16 @@ impl PreScorePlugin for InterPodAffinity {
         let mut weighted = Vec::new();
         let preferred_affinity = affinity
             .and_then(|a| a.pod_affinity.as_ref())
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref());
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            });
         let preferred_anti = affinity
             .and_then(|a| a.pod_anti_affinity.as_ref())
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref());
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            });
         for (sign, list) in [(1, preferred_affinity), (-1, preferred_anti)] {
             for w in list.into_iter().flatten() {
                 if let Some(t) = Term::new(&w.pod_affinity_term, &pod.namespace) {
@@ -269,11 +283,7 @@ struct Constraint {
     self_match: i64,
 }
 
-fn constraints(
-    pod: &PodInfo,
-    nodes: Nodes<'_>,
-    when: &str,
-) -> Vec<Constraint> {
+fn constraints(pod: &PodInfo, nodes: Nodes<'_>, when: &str) -> Vec<Constraint> {
     let list: Vec<&TopologySpreadConstraint> = pod
         .spec()
         .topology_spread_constraints
@@ -356,7 +366,9 @@ impl FilterPlugin for PodTopologySpread {
             let min = c.counts.values().copied().min().unwrap_or(0);
             let here = c.counts.get(v).copied().unwrap_or(0);
             if here + c.self_match - min > c.max_skew {
-                return Status::unschedulable("node(s) didn't match pod topology spread constraints");
+                return Status::unschedulable(
+                    "node(s) didn't match pod topology spread constraints",
+                );
             }
         }
         Status::success()
@@ -394,7 +406,15 @@ impl ScorePlugin for PodTopologySpread {
                 match node.labels.get(&c.topology_key) {
                     Some(v) => c.counts.get(v).copied().unwrap_or(0) * weight,
                     // A node outside every domain is the least preferred.
-                    None => c.counts.values().copied().max().unwrap_or(0).saturating_add(1) * weight,
+                    None => {
+                        c.counts
+                            .values()
+                            .copied()
+                            .max()
+                            .unwrap_or(0)
+                            .saturating_add(1)
+                            * weight
+                    }
                 }
             })
             .sum()
@@ -404,4 +424,3 @@ impl ScorePlugin for PodTopologySpread {
         min_max_normalize(scores, true);
     }
 }
-

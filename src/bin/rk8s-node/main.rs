@@ -32,6 +32,9 @@ enum Command {
     /// Stop and remove every pod of this node, its pod network and its container
     /// helper (the identity and images stay). Stop the agent first.
     Reset(RunArgs),
+    /// Register simulated nodes that run their pods in the fake runtime (scheduler and
+    /// controller tests and benchmarks), until stopped.
+    Simulate(SimulateArgs),
     /// Kill an actor of a running agent started with `--chaos` (chaos tests).
     Chaos {
         /// The agent's run directory.
@@ -41,6 +44,94 @@ enum Command {
         #[arg(required = true, num_args = 1..=2)]
         actor: Vec<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// How many nodes.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    /// Node names are PREFIX-0, PREFIX-1, …
+    #[arg(long, default_value = "sim")]
+    prefix: String,
+    /// CPUs per node.
+    #[arg(long, default_value = "32")]
+    cpu: String,
+    /// Memory per node.
+    #[arg(long, default_value = "256Gi")]
+    memory: String,
+    /// Pods per node.
+    #[arg(long, default_value_t = 110)]
+    pods: u32,
+    /// Labels (`key=value`, repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Taints (`key[=value]:Effect`, repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    taints: Vec<String>,
+    /// Spread the nodes over this many zones (topology.kubernetes.io/zone).
+    #[arg(long, default_value_t = 0)]
+    zones: usize,
+    /// Time from a pod's binding to it running.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    start_latency: Duration,
+    /// Requests in flight at once while registering and renewing leases.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// The kubeconfig (admin credentials) [default: $RK8S_CONFIG, else ~/.rk8s/config].
+    #[arg(long, env = "RK8S_CONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
+fn labels(list: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    list.iter()
+        .map(|label| {
+            label
+                .split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("label {label:?}: expected key=value"))
+        })
+        .collect()
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let path = match args.kubeconfig {
+        Some(p) => p,
+        None => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".rk8s/config"))
+            .context("no --kubeconfig and no $HOME")?,
+    };
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+        .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .with_context(|| format!("the kubeconfig {}", path.display()))?;
+    let client = kube::Client::try_from(config).context("cannot build the API client")?;
+    let simulation = rk8s_actors::node::simulated::SimulationConfig {
+        count: args.count,
+        prefix: args.prefix,
+        cpu: args.cpu,
+        memory: args.memory,
+        pods: args.pods,
+        labels: labels(&args.labels)?,
+        taints: args
+            .taints
+            .iter()
+            .map(|t| registration::parse_taint(t))
+            .collect::<Result<Vec<_>, _>>()?,
+        zones: args.zones,
+        start_latency: args.start_latency,
+        concurrency: args.concurrency,
+    };
+    let run = rk8s_actors::node::simulated::simulate(client, simulation);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("failed to watch SIGTERM")?;
+    tokio::select! {
+        r = run => r?,
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -150,13 +241,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 async fn join(args: JoinArgs) -> anyhow::Result<()> {
-    let mut registration = Registration::default();
-    for label in &args.labels {
-        let (k, v) = label
-            .split_once('=')
-            .with_context(|| format!("label {label:?}: expected key=value"))?;
-        registration.labels.insert(k.to_string(), v.to_string());
-    }
+    let mut registration = Registration {
+        labels: labels(&args.labels)?,
+        ..Default::default()
+    };
     registration.taints = args
         .taints
         .iter()
@@ -191,6 +279,7 @@ fn main() -> ExitCode {
             .block_on(agent::run(args.config(), None))
             .map_err(anyhow::Error::from),
         Command::Join(args) => system.block_on(join(args)),
+        Command::Simulate(args) => system.block_on(simulate(args)),
         Command::Reset(args) => system
             .block_on(agent::reset(&args.config()))
             .map(|removed| {

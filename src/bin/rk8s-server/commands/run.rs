@@ -53,6 +53,10 @@ pub struct Args {
     /// The prefix length of each node's piece of --cluster-cidr.
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(8..=30))]
     node_cidr_mask_size: u8,
+    /// The scheduler's profiles (a `KubeSchedulerConfiguration`-shaped YAML file;
+    /// default: one profile, `default-scheduler`, with the default plugins).
+    #[arg(long)]
+    scheduler_config: Option<PathBuf>,
     /// Log entries between store snapshots.
     #[arg(long, default_value_t = 10_000)]
     snapshot_entries: u64,
@@ -78,6 +82,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.cluster_cidr
         );
     }
+    // A bad scheduler configuration stops the start, naming the file, line and field.
+    let profiles = scheduler_profiles(args.scheduler_config.as_deref())?;
     let mut cfg = MemberConfig::new(&args.data_dir, args.peer_listen);
     cfg.advertise = args.advertise;
     cfg.join = args.join;
@@ -103,6 +109,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("failed to start the API server")?;
+    let internal = api.internal.clone();
+    rk8s_actors::control_plane::spawn(
+        store.leadership(),
+        rk8s_actors::control_plane::ControlPlaneConfig {
+            client: Box::new(move || internal_client(&internal)),
+            profiles,
+        },
+    )
+    .context("failed to start the control plane's actors")?;
     let mut term = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
     tokio::select! {
         _ = term.recv() => {}
@@ -114,4 +129,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Give the raft thread a moment to finish its batch.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     Ok(())
+}
+
+fn scheduler_profiles(
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<rk8s_scheduler::profile::Profile>> {
+    use rk8s_scheduler::profile;
+    let config = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            profile::load(&path.display().to_string(), &text).map_err(anyhow::Error::msg)?
+        }
+        None => profile::Configuration::default(),
+    };
+    let registry = rk8s_scheduler::plugins::Registry::default();
+    profile::build(&config, &registry).map_err(|e| match file {
+        Some(path) => anyhow::anyhow!("{}: {e}", path.display()),
+        None => anyhow::anyhow!(e),
+    })
+}
+
+/// A client of this member's own API with its internal credential.
+fn internal_client(
+    access: &rk8s_apiserver::cluster::InternalAccess,
+) -> Result<kube::Client, String> {
+    let url: http::Uri = access
+        .url
+        .parse()
+        .map_err(|e| format!("{}: {e}", access.url))?;
+    let mut config = kube::Config::new(url);
+    config.root_cert = rk8s_apiserver::pki::pem_to_der(&access.ca_pem)
+        .ok()
+        .map(|der| vec![der]);
+    config.auth_info.token = Some(access.token.clone().into());
+    // Requests to our own server: no long timeouts to wait out.
+    config.read_timeout = None;
+    kube::Client::try_from(config).map_err(|e| e.to_string())
 }
