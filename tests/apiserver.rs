@@ -86,9 +86,12 @@ spec: {holderIdentity: n1, leaseDurationSeconds: 40}
     objects
 }
 
+/// These tests look at the API alone: no scheduler writes to their pods.
+const API_ONLY: &[&str] = &["--disable-scheduler"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crud_for_every_kind() {
-    let server = Server::start(&[]);
+    let server = Server::start(API_ONLY);
     let client = server.client().await;
     // Namespaces first: the other objects may live in them.
     let mut objects = every_kind();
@@ -161,7 +164,7 @@ async fn crud_for_every_kind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_kubernetes_statuses() {
-    let server = Server::start(&[]);
+    let server = Server::start(API_ONLY);
     let client = server.client().await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     // 422 with one cause per invalid field.
@@ -245,7 +248,7 @@ async fn errors_are_kubernetes_statuses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_objects_certificates_and_tokens() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::start(API_ONLY);
     let pods: Api<Pod> = Api::namespaced(server.client().await, "default");
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "kept"},
         "spec": {"containers": [{"name": "a", "image": "x"}]}}))
@@ -283,7 +286,11 @@ async fn a_restart_keeps_objects_certificates_and_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_beyond_the_inflight_limit_get_429() {
-    let server = Server::start(&["--max-mutating-requests-inflight", "1"]);
+    let server = Server::start(&[
+        "--disable-scheduler",
+        "--max-mutating-requests-inflight",
+        "1",
+    ]);
     let pods: Api<Pod> = Api::namespaced(server.client_without_retries().await, "default");
     let mut throttled = 0;
     for round in 0..10 {
@@ -323,7 +330,7 @@ async fn writes_beyond_the_inflight_limit_get_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_resumes_without_gaps_and_expires_after_compaction() {
-    let server = Server::start(&["--compaction-interval", "1s"]);
+    let server = Server::start(&["--disable-scheduler", "--compaction-interval", "1s"]);
     let client = server.client().await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut rvs = Vec::new();
@@ -393,7 +400,7 @@ async fn watch_resumes_without_gaps_and_expires_after_compaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_authenticate_and_nodes_write_only_their_own() {
-    let server = Server::start(&[]);
+    let server = Server::start(API_ONLY);
     let admin = server.client().await;
     // No token: 401. A wrong token: 401.
     let anonymous: Api<Pod> = Api::namespaced(server.client_with_token(None).await, "default");
@@ -482,7 +489,7 @@ async fn tokens_authenticate_and_nodes_write_only_their_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subresources_and_graceful_deletion() {
-    let server = Server::start(&[]);
+    let server = Server::start(API_ONLY);
     let client = server.client().await;
     let text = std::fs::read_to_string("examples/deployment.yaml").unwrap();
     let deploy = rk8s_api::manifest::load("d.yaml", &text)
@@ -582,9 +589,9 @@ async fn subresources_and_graceful_deletion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_member_serves_the_api_and_followers_forward_writes() {
-    let first = Server::start(&[]);
-    let second = Server::join(&first);
-    let third = Server::join(&first);
+    let first = Server::start(API_ONLY);
+    let second = Server::join_with(&first, API_ONLY);
+    let third = Server::join_with(&first, API_ONLY);
     let clients = [
         first.client().await,
         first.client_for(&second).await,
@@ -633,7 +640,7 @@ fn kubectl(server: &Server, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn kubectl_works_against_rk8s() {
-    let server = Server::start(&[]);
+    let server = Server::start(API_ONLY);
     let run = |args: &[&str]| {
         let (ok, out) = kubectl(&server, args);
         assert!(ok, "kubectl {args:?} failed:\n{out}");

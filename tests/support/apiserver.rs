@@ -50,6 +50,13 @@ impl Server {
         Self::spawn(&["--join", &first.peer])
     }
 
+    /// [`Server::join`] with extra flags.
+    pub fn join_with(first: &Server, extra: &[&str]) -> Self {
+        let mut args = vec!["--join", first.peer.as_str()];
+        args.extend_from_slice(extra);
+        Self::spawn(&args)
+    }
+
     /// A client with `self`'s admin credentials talking to `member`'s API.
     pub async fn client_for(&self, member: &Server) -> kube::Client {
         let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();

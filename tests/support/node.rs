@@ -234,3 +234,27 @@ pub fn images() -> std::path::PathBuf {
     assert!(status.success());
     dir
 }
+
+/// `rk8s-node simulate` against `server` with `args`; killed on drop (simulated nodes
+/// leave nothing on the host).
+pub struct Simulated(Child);
+
+impl Drop for Simulated {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn simulate(server: &Server, args: &[&str]) -> Simulated {
+    let child = Command::new(env!("CARGO_BIN_EXE_rk8s-node"))
+        .arg("simulate")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Simulated(child)
+}

@@ -57,6 +57,9 @@ pub struct Args {
     /// default: one profile, `default-scheduler`, with the default plugins).
     #[arg(long)]
     scheduler_config: Option<PathBuf>,
+    /// Run no scheduler on this member (pods stay Pending unless bound otherwise).
+    #[arg(long)]
+    disable_scheduler: bool,
     /// Log entries between store snapshots.
     #[arg(long, default_value_t = 10_000)]
     snapshot_entries: u64,
@@ -109,15 +112,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("failed to start the API server")?;
-    let internal = api.internal.clone();
-    rk8s_actors::control_plane::spawn(
-        store.leadership(),
-        rk8s_actors::control_plane::ControlPlaneConfig {
-            client: Box::new(move || internal_client(&internal)),
-            profiles,
-        },
-    )
-    .context("failed to start the control plane's actors")?;
+    if !args.disable_scheduler {
+        let internal = api.internal.clone();
+        rk8s_actors::control_plane::spawn(
+            store.leadership(),
+            rk8s_actors::control_plane::ControlPlaneConfig {
+                client: Box::new(move || internal_client(&internal)),
+                profiles,
+            },
+        )
+        .context("failed to start the control plane's actors")?;
+    }
     let mut term = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
     tokio::select! {
         _ = term.recv() => {}

@@ -1,0 +1,243 @@
+//! The scheduler end to end: a real `rk8s-server` (its scheduler actor on the Raft
+//! leader) and 50 simulated nodes (`rk8s-node simulate`, real Node objects, Leases and
+//! pod status through the API). 500 pods with node selectors, tolerations, topology
+//! spread and anti-affinity land where their constraints allow; an unschedulable pod
+//! gets its FailedScheduling event and is placed as soon as a fitting node joins;
+//! profiles from a configuration file pick by `schedulerName`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+use support::apiserver::Server;
+use support::node::{eventually, simulate};
+
+const CONFIG: &str = "
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: bin-packing
+  pluginConfig:
+  - name: NodeResourcesFit
+    args: {scoringStrategy: {type: MostAllocated}}
+";
+
+fn pod(name: &str, labels: serde_json::Value, spec: serde_json::Value) -> Pod {
+    let mut spec = spec;
+    spec["containers"] = json!([{"name": "c", "image": "busybox",
+                                  "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]);
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constraints_hold_across_fifty_nodes_and_five_hundred_pods() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("scheduler.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let server = Server::start(&["--scheduler-config", config.to_str().unwrap()]);
+    let admin = server.client().await;
+    let _zoned = simulate(
+        &server,
+        &[
+            "--count", "40", "--prefix", "zoned", "--zones", "4", "--labels", "disk=ssd",
+        ],
+    );
+    let _tainted = simulate(
+        &server,
+        &[
+            "--count",
+            "10",
+            "--prefix",
+            "gpu",
+            "--labels",
+            "gpu=a100",
+            "--taints",
+            "dedicated=gpu:NoSchedule",
+        ],
+    );
+    let nodes: Api<Node> = Api::all(admin.clone());
+    eventually("50 nodes registered", async || {
+        (nodes.list(&ListParams::default()).await.ok()?.items.len() == 50).then_some(())
+    })
+    .await;
+
+    let mut pods = Vec::new();
+    for i in 0..200 {
+        pods.push(pod(
+            &format!("ssd-{i}"),
+            json!({"app": "ssd"}),
+            json!({"nodeSelector": {"disk": "ssd"}}),
+        ));
+    }
+    for i in 0..100 {
+        pods.push(pod(&format!("gpu-{i}"), json!({"app": "gpu"}), json!({
+            "nodeSelector": {"gpu": "a100"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}],
+        })));
+    }
+    for i in 0..100 {
+        pods.push(pod(
+            &format!("plain-{i}"),
+            json!({"app": "plain"}),
+            json!({}),
+        ));
+    }
+    for i in 0..60 {
+        pods.push(pod(&format!("spread-{i}"), json!({"app": "spread"}), json!({
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "spread"}}}],
+        })));
+    }
+    for i in 0..40 {
+        pods.push(pod(&format!("anti-{i}"), json!({"app": "anti"}), json!({
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "anti"}}}]}},
+        })));
+    }
+    let api: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    futures_util::stream::iter(pods)
+        .map(|p| {
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), &p).await.unwrap() }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let placed = eventually("500 pods Running on their nodes", async || {
+        let list = api.list(&ListParams::default()).await.ok()?;
+        let running = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (running == 500).then_some(list.items)
+    })
+    .await;
+    let zone_of: BTreeMap<String, String> = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| {
+            let labels = n.metadata.labels.unwrap_or_default();
+            let zone = labels
+                .get("topology.kubernetes.io/zone")
+                .cloned()
+                .unwrap_or_default();
+            (n.metadata.name.unwrap(), zone)
+        })
+        .collect();
+    let mut spread_per_zone: BTreeMap<String, usize> = BTreeMap::new();
+    let mut anti_nodes = HashSet::new();
+    for p in &placed {
+        let name = p.metadata.name.clone().unwrap();
+        let node = p.spec.as_ref().unwrap().node_name.clone().unwrap();
+        let app = p.metadata.labels.as_ref().unwrap()["app"].clone();
+        match app.as_str() {
+            "ssd" | "plain" | "spread" | "anti" => {
+                assert!(
+                    node.starts_with("zoned-"),
+                    "{name} on {node}: untolerated taint or wrong selector"
+                )
+            }
+            "gpu" => assert!(node.starts_with("gpu-"), "{name} on {node}"),
+            _ => unreachable!(),
+        }
+        if app == "spread" {
+            *spread_per_zone.entry(zone_of[&node].clone()).or_default() += 1;
+        }
+        if app == "anti" {
+            assert!(anti_nodes.insert(node.clone()), "two anti pods on {node}");
+        }
+    }
+    let (min, max) = (
+        spread_per_zone.values().min().copied().unwrap(),
+        spread_per_zone.values().max().copied().unwrap(),
+    );
+    assert_eq!(spread_per_zone.len(), 4, "{spread_per_zone:?}");
+    assert!(max - min <= 1, "skew above 1: {spread_per_zone:?}");
+
+    // No node has what this pod wants: a FailedScheduling event says why.
+    let picky = pod(
+        "picky",
+        json!({"app": "picky"}),
+        json!({"nodeSelector": {"gpu": "h100"}}),
+    );
+    api.create(&PostParams::default(), &picky).await.unwrap();
+    let events: Api<Event> = Api::namespaced(admin.clone(), "default");
+    let message = eventually("a FailedScheduling event for picky", async || {
+        let list = events
+            .list(&ListParams::default().fields("involvedObject.name=picky"))
+            .await
+            .ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("FailedScheduling"))
+            .and_then(|e| e.message)
+    })
+    .await;
+    assert!(
+        message.starts_with("0/50 nodes are available: ")
+            && message.contains("40 node(s) didn't match Pod's node affinity/selector")
+            && message.contains("10 node(s) had untolerated taint {dedicated: gpu}"),
+        "{message}"
+    );
+    let condition = api
+        .get("picky")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .unwrap();
+    assert!(condition.iter().any(|c| c.type_ == "PodScheduled"
+        && c.status == "False"
+        && c.reason.as_deref() == Some("Unschedulable")));
+    // A fitting node joins: the pod is placed on it.
+    let _late = simulate(
+        &server,
+        &["--count", "1", "--prefix", "h100", "--labels", "gpu=h100"],
+    );
+    eventually("picky placed on the new node", async || {
+        let node = api.get("picky").await.ok()?.spec?.node_name?;
+        (node == "h100-0").then_some(())
+    })
+    .await;
+
+    // Profiles: bin-packing schedules its pods; a name no profile has is left alone.
+    let mut packed = pod(
+        "packed",
+        json!({"app": "packed"}),
+        json!({"nodeSelector": {"disk": "ssd"}}),
+    );
+    packed.spec.as_mut().unwrap().scheduler_name = Some("bin-packing".into());
+    api.create(&PostParams::default(), &packed).await.unwrap();
+    let mut other = pod("other", json!({"app": "other"}), json!({}));
+    other.spec.as_mut().unwrap().scheduler_name = Some("someone-else".into());
+    api.create(&PostParams::default(), &other).await.unwrap();
+    eventually("packed bound", async || {
+        api.get("packed").await.ok()?.spec?.node_name
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let other = api.get("other").await.unwrap();
+    assert!(other.spec.unwrap().node_name.is_none());
+    assert!(
+        other
+            .status
+            .and_then(|s| s.conditions)
+            .is_none_or(|c| c.is_empty())
+    );
+}
