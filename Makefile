@@ -49,6 +49,7 @@ bench: setup
 	ulimit -n 16384 && $(CARGO) bench --bench api
 	$(CARGO) bench --bench runtime
 	$(CARGO) bench --bench node
+	ulimit -n 16384 && $(CARGO) bench --bench scheduler
 
 fmt:
 	$(CARGO) fmt --all

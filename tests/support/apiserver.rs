@@ -138,6 +138,11 @@ impl Server {
         self.child = Self::run(self.dir.path(), self.port, &self.peer, &self.extra);
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

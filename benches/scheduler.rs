@@ -1,0 +1,281 @@
+//! Scheduler benchmark (`make bench`): end to end through the API and the store, as
+//! kube-scheduler's scheduler_perf SchedulingBasic measures it. A real `rk8s-server`
+//! and N simulated nodes (`rk8s-node simulate`); pods are created through the API (64
+//! requests in flight) and counted when a watch shows them bound.
+//!
+//! Reports per case: pods/s (pods ÷ time from the first create to the last binding),
+//! the mean of per-second binding rates while pods were pending (scheduler_perf's
+//! SchedulingThroughput), per-pod create → bound latency p50/p99, the CPU seconds of
+//! the server's control-plane thread (the scheduler) and of the whole server, and the
+//! server's peak RSS. Prints a table and writes `target/bench/scheduler.json`.
+//!
+//! `RK8S_BENCH_SCHEDULER=100x1000` runs only the cases given (NODESxPODS, comma
+//! separated).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{ms, percentile, print_rows, write_json};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+use support::apiserver::Server;
+use support::node::simulate;
+
+const CASES: [(usize, usize); 4] = [
+    (100, 10_000),
+    (1_000, 10_000),
+    (5_000, 10_000),
+    (5_000, 30_000),
+];
+
+fn pod(i: usize) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("p-{i}"), "labels": {"bench": "scheduler"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+                                 "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}}}]},
+    }))
+    .unwrap()
+}
+
+/// CPU seconds of a process (all threads) and of its thread named `thread`.
+fn cpu_seconds(pid: u32, thread: &str) -> (f64, f64) {
+    let ticks = |stat: &str| -> f64 {
+        // Fields after the command (which is in parentheses): utime is the 12th, stime
+        // the 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (t(11) + t(12)) / 100.0
+    };
+    let total = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| ticks(&s))
+        .unwrap_or(0.0);
+    let mut named = 0.0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim() == thread {
+                named += std::fs::read_to_string(t.path().join("stat"))
+                    .map(|s| ticks(&s))
+                    .unwrap_or(0.0);
+            }
+        }
+    }
+    (total, named)
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Row {
+    nodes: usize,
+    pods: usize,
+    create_per_s: f64,
+    pods_per_s: f64,
+    throughput: f64,
+    p50: Duration,
+    p99: Duration,
+    scheduler_cpu: f64,
+    server_cpu: f64,
+    rss_mib: f64,
+}
+
+async fn case(nodes: usize, count: usize) -> Row {
+    let server = Server::start(&[
+        "--max-requests-inflight",
+        "0",
+        "--max-mutating-requests-inflight",
+        "0",
+    ]);
+    let client = server.client().await;
+    let _sim = simulate(
+        &server,
+        &[
+            "--count",
+            &nodes.to_string(),
+            "--cpu",
+            "64",
+            "--memory",
+            "512Gi",
+            "--pods",
+            &(count / nodes + 20).max(110).to_string(),
+            "--concurrency",
+            "64",
+        ],
+    );
+    let node_api: Api<Node> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let have = node_api
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        if have == nodes {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {have}/{nodes} nodes registered"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let rv = pods
+        .list(&ListParams::default().limit(1))
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let bound: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let watcher = {
+        let (pods, bound) = (pods.clone(), bound.clone());
+        tokio::spawn(async move {
+            let mut rv = rv;
+            loop {
+                let params = WatchParams::default().labels("bench=scheduler").timeout(60);
+                let Ok(stream) = pods.watch(&params, &rv).await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let mut stream = stream.boxed();
+                while let Some(Ok(event)) = stream.next().await {
+                    if let WatchEvent::Added(p) | WatchEvent::Modified(p) = event {
+                        rv = p.metadata.resource_version.clone().unwrap_or(rv);
+                        if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                            let name = p.metadata.name.unwrap();
+                            bound
+                                .lock()
+                                .unwrap()
+                                .entry(name)
+                                .or_insert_with(Instant::now);
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let (cpu0, sched0) = cpu_seconds(server.pid(), "control-plane");
+    let begin = Instant::now();
+    let created_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Bindings per second, sampled while pods are pending (created, not yet bound).
+    let sampler = {
+        let (bound, created_count) = (bound.clone(), created_count.clone());
+        tokio::spawn(async move {
+            let mut rates = Vec::new();
+            let mut last = 0;
+            let deadline = Instant::now() + Duration::from_secs(1800);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = bound.lock().unwrap().len();
+                if created_count.load(std::sync::atomic::Ordering::Relaxed) > last {
+                    rates.push((now - last) as f64);
+                }
+                last = now;
+                if now >= count {
+                    return rates;
+                }
+                assert!(Instant::now() < deadline, "only {now}/{count} pods bound");
+            }
+        })
+    };
+    let created: HashMap<String, Instant> = futures_util::stream::iter(0..count)
+        .map(|i| {
+            let (pods, created_count) = (pods.clone(), created_count.clone());
+            async move {
+                pods.create(&PostParams::default(), &pod(i)).await.unwrap();
+                created_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (format!("p-{i}"), Instant::now())
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let creating = begin.elapsed();
+    let rates = sampler.await.unwrap();
+    watcher.abort();
+    let bound = bound.lock().unwrap().clone();
+    let finished = bound.values().max().copied().unwrap_or(begin);
+    let mut latencies: Vec<Duration> = created
+        .iter()
+        .filter_map(|(name, at)| bound.get(name).map(|b| b.saturating_duration_since(*at)))
+        .collect();
+    latencies.sort();
+    let (cpu1, sched1) = cpu_seconds(server.pid(), "control-plane");
+    let throughput = if rates.is_empty() {
+        0.0
+    } else {
+        rates.iter().sum::<f64>() / rates.len() as f64
+    };
+    Row {
+        nodes,
+        pods: count,
+        create_per_s: count as f64 / creating.as_secs_f64(),
+        pods_per_s: count as f64 / finished.duration_since(begin).as_secs_f64(),
+        throughput,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        scheduler_cpu: sched1 - sched0,
+        server_cpu: cpu1 - cpu0,
+        rss_mib: peak_rss_mib(server.pid()),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cases: Vec<(usize, usize)> = match std::env::var("RK8S_BENCH_SCHEDULER") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|c| {
+                let (n, p) = c.split_once('x')?;
+                Some((n.trim().parse().ok()?, p.trim().parse().ok()?))
+            })
+            .collect(),
+        Err(_) => CASES.to_vec(),
+    };
+    let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
+    for (nodes, pods) in cases {
+        let r = case(nodes, pods).await;
+        rows.push((
+            format!("{} nodes × {} pods", r.nodes, r.pods),
+            format!(
+                "{:>6.0} pods/s   (created {:>6.0}/s)   mean {:>6.0}/s   p50 {:>8.1} ms   p99 {:>8.1} ms   scheduler {:>6.1} s CPU   server {:>6.1} s CPU   RSS {:>6.0} MiB",
+                r.pods_per_s, r.create_per_s, r.throughput, ms(r.p50), ms(r.p99), r.scheduler_cpu, r.server_cpu, r.rss_mib
+            ),
+        ));
+        json_rows.push(json!({
+            "nodes": r.nodes, "pods": r.pods, "podsPerSecond": r.pods_per_s,
+            "createdPerSecond": r.create_per_s,
+            "meanBindingsPerSecond": r.throughput, "p50Ms": ms(r.p50), "p99Ms": ms(r.p99),
+            "schedulerCpuSeconds": r.scheduler_cpu, "serverCpuSeconds": r.server_cpu,
+            "serverPeakRssMiB": r.rss_mib,
+        }));
+        println!("{}   {}", rows.last().unwrap().0, rows.last().unwrap().1);
+    }
+    println!("\nscheduler: pods through the API to bound (goal ≥ 2,700 pods/s at 5,000 nodes)");
+    print_rows(&rows);
+    write_json("scheduler", &json!({"cases": json_rows}));
+}
