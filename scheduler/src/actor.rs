@@ -26,7 +26,7 @@ use crate::profile::{DEFAULT_SCHEDULER, Profile};
 use crate::queue::{Lengths, SchedulingQueue};
 
 /// Most bindings in flight at once.
-pub const MAX_BINDINGS_IN_FLIGHT: usize = 512;
+pub const MAX_BINDINGS_IN_FLIGHT: usize = 128;
 /// Most pods scheduled per turn before the actor looks at its mailbox again.
 const BATCH: usize = 128;
 
@@ -184,7 +184,7 @@ impl SchedulerActor {
                 break;
             }
         }
-        if self.queue.lengths().active > 0 {
+        if self.queue.maybe_active() {
             self.wake(ctx);
         }
     }
@@ -333,7 +333,7 @@ impl Actor for SchedulerActor {
         ctx.add_stream(futures_util::stream::select(pods, nodes));
         ctx.run_interval(Duration::from_millis(100), |act, ctx| {
             act.queue.flush(Instant::now());
-            if act.queue.lengths().active > 0 {
+            if act.queue.maybe_active() {
                 act.wake(ctx);
             }
         });

@@ -32,6 +32,9 @@ pub struct NodeInfo {
     pub used_ports: HashSet<(String, String, i32)>,
     /// Images it has, with their sizes.
     pub images: HashMap<String, i64>,
+    /// How many of its pods have required pod anti-affinity (InterPodAffinity looks
+    /// at those nodes only).
+    pub pods_with_required_anti_affinity: usize,
 }
 
 impl NodeInfo {
@@ -61,6 +64,7 @@ impl NodeInfo {
             pods: BTreeMap::new(),
             used_ports: HashSet::new(),
             images,
+            pods_with_required_anti_affinity: 0,
         }
     }
 
@@ -81,11 +85,14 @@ impl NodeInfo {
     }
 
     fn account(&mut self, pod: &PodInfo, add: bool) {
+        let anti = usize::from(has_required_anti_affinity(pod));
         if add {
+            self.pods_with_required_anti_affinity += anti;
             self.requested.add(&pod.requests);
             self.non_zero_requested.add(&pod.non_zero_requests);
             self.used_ports.extend(pod.host_ports.iter().cloned());
         } else {
+            self.pods_with_required_anti_affinity -= anti;
             self.requested.sub(&pod.requests);
             self.non_zero_requested.sub(&pod.non_zero_requests);
             for p in &pod.host_ports {
@@ -102,6 +109,19 @@ impl NodeInfo {
             .and_then(|s| s.taints.as_deref())
             .unwrap_or_default()
     }
+}
+
+/// Whether a pod has required pod anti-affinity terms.
+pub fn has_required_anti_affinity(pod: &PodInfo) -> bool {
+    pod.spec()
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_some_and(|t| !t.is_empty())
 }
 
 /// `busybox` → `docker.io/library/busybox:latest`, as node image lists name them.
@@ -156,6 +176,7 @@ impl Cache {
                 fresh.requested = std::mem::take(&mut old.requested);
                 fresh.non_zero_requested = std::mem::take(&mut old.non_zero_requested);
                 fresh.used_ports = std::mem::take(&mut old.used_ports);
+                fresh.pods_with_required_anti_affinity = old.pods_with_required_anti_affinity;
                 *old = fresh;
             }
             None => {

@@ -329,4 +329,100 @@ mod tests {
             "0/5 nodes are available: 3 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector."
         );
     }
+
+    use crate::cache::Cache;
+    use crate::framework::{FilterPlugin, Plugin, ScorePlugin};
+    use std::sync::Arc;
+
+    /// The plugin of docs/scheduler.md.
+    struct TierGuard;
+
+    impl Plugin for TierGuard {
+        fn name(&self) -> &'static str {
+            "TierGuard"
+        }
+        fn filter(&self) -> Option<&dyn FilterPlugin> {
+            Some(self)
+        }
+        fn score(&self) -> Option<&dyn ScorePlugin> {
+            Some(self)
+        }
+    }
+
+    impl FilterPlugin for TierGuard {
+        fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+            let batch = pod.labels.get("tier").is_some_and(|t| t == "batch");
+            let latency = node.labels.get("tier").is_some_and(|t| t == "latency");
+            if batch && latency {
+                Status::unschedulable("node(s) are reserved for latency-sensitive pods")
+            } else {
+                Status::success()
+            }
+        }
+    }
+
+    impl ScorePlugin for TierGuard {
+        fn score(&self, _: &CycleState, _: &PodInfo, node: &NodeInfo) -> i64 {
+            -(node.pods.len() as i64)
+        }
+        fn normalize(&self, _: &CycleState, _: &PodInfo, scores: &mut [i64]) {
+            crate::framework::min_max_normalize(scores, false);
+        }
+    }
+
+    fn node(name: &str, tier: &str) -> Arc<k8s_openapi::api::core::v1::Node> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": {"tier": tier}},
+                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"}},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn pod(name: &str, tier: &str) -> PodInfo {
+        PodInfo::new(Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "default", "labels": {"tier": tier}},
+                "spec": {"containers": [{"name": "c"}]},
+            }))
+            .unwrap(),
+        ))
+    }
+
+    #[test]
+    fn a_registered_plugin_takes_part_in_the_cycle() {
+        let mut registry = crate::plugins::Registry::default();
+        registry.register("TierGuard", |_args| Ok(Arc::new(TierGuard)));
+        let config = crate::profile::load(
+            "s.yaml",
+            "profiles:\n- schedulerName: tiers\n  plugins:\n    multiPoint: {enabled: [{name: TierGuard, weight: 10}]}\n",
+        )
+        .unwrap();
+        let profile = crate::profile::build(&config, &registry).unwrap().remove(0);
+        let mut cache = Cache::default();
+        cache.upsert_node(node("fast", "latency"));
+        cache.upsert_node(node("bulk-1", "batch"));
+        cache.upsert_node(node("bulk-2", "batch"));
+        let mut scheduler = Scheduler::with_seed(7);
+        // Batch pods never land on the latency node, and fill the bulk nodes evenly.
+        for i in 0..6 {
+            let p = Arc::new(pod(&format!("b{i}"), "batch"));
+            let d = scheduler.schedule(&profile, &p, cache.nodes()).unwrap();
+            assert_ne!(d.node, "fast");
+            cache.assume(p, &d.node);
+        }
+        assert_eq!(cache.node("bulk-1").unwrap().pods.len(), 3);
+        assert_eq!(cache.node("bulk-2").unwrap().pods.len(), 3);
+        // With only the latency node left, the plugin's reason is the message.
+        cache.remove_node("bulk-1");
+        cache.remove_node("bulk-2");
+        let err = scheduler
+            .schedule(&profile, &pod("b9", "batch"), cache.nodes())
+            .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "0/1 nodes are available: 1 node(s) are reserved for latency-sensitive pods."
+        );
+    }
 }

@@ -233,6 +233,11 @@ impl SchedulingQueue {
         }
     }
 
+    /// Whether some pod may be active (cheap; may say yes for pods since moved).
+    pub fn maybe_active(&self) -> bool {
+        !self.heap.is_empty()
+    }
+
     /// The sizes of the three parts.
     pub fn lengths(&self) -> Lengths {
         let mut l = Lengths::default();

@@ -122,7 +122,10 @@ impl PreFilterPlugin for InterPodAffinity {
                 }),
         );
         let mut forbidden = Vec::new();
-        for node in nodes {
+        for node in nodes
+            .iter()
+            .filter(|n| n.pods_with_required_anti_affinity > 0)
+        {
             for existing in node.pods.values() {
                 let Some(anti) = existing
                     .spec()
