@@ -86,8 +86,9 @@ spec: {holderIdentity: n1, leaseDurationSeconds: 40}
     objects
 }
 
-/// These tests look at the API alone: no scheduler writes to their pods.
-const API_ONLY: &[&str] = &["--disable-scheduler"];
+/// These tests look at the API alone: no scheduler or controller writes to their
+/// objects.
+const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crud_for_every_kind() {
@@ -330,7 +331,12 @@ async fn writes_beyond_the_inflight_limit_get_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_resumes_without_gaps_and_expires_after_compaction() {
-    let server = Server::start(&["--disable-scheduler", "--compaction-interval", "1s"]);
+    let server = Server::start(&[
+        "--disable-scheduler",
+        "--disable-controllers",
+        "--compaction-interval",
+        "1s",
+    ]);
     let client = server.client().await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut rvs = Vec::new();

@@ -1,9 +1,10 @@
-//! The control plane's actors, run on the Raft leader only: the scheduler now (the
-//! controllers join it). They live on an actix system of their own thread; when this
+//! The control plane's actors, run on the Raft leader only: the scheduler and the
+//! controllers (ReplicaSet). They live on an actix system of their own thread; when this
 //! member becomes leader they start, when it loses leadership they stop. Each is
 //! supervised: killed, it restarts and rebuilds from the API (list, then watch).
 
 use actix::prelude::*;
+use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_raftstore::node::Leadership;
 use rk8s_scheduler::actor::SchedulerActor;
 use rk8s_scheduler::profile::Profile;
@@ -15,12 +16,17 @@ pub struct ControlPlaneConfig {
     pub client: Box<dyn Fn() -> Result<kube::Client, String> + Send>,
     /// The scheduler's profiles.
     pub profiles: Vec<Profile>,
+    /// Run the scheduler.
+    pub scheduler: bool,
+    /// Run the controllers.
+    pub controllers: bool,
 }
 
 /// The running control plane (while this member leads).
 #[derive(Default)]
 struct Leading {
     scheduler: Option<Addr<SchedulerActor>>,
+    replicasets: Option<Addr<ReplicaSetSupervisor>>,
 }
 
 impl Leading {
@@ -33,9 +39,16 @@ impl Leading {
             }
         };
         let profiles = config.profiles.clone();
-        let scheduler = Supervisor::start(move |_| SchedulerActor::new(client, profiles));
+        let scheduler = config.scheduler.then(|| {
+            let client = client.clone();
+            Supervisor::start(move |_| SchedulerActor::new(client, profiles))
+        });
+        let replicasets = config
+            .controllers
+            .then(|| Supervisor::start(move |_| ReplicaSetSupervisor::new(client)));
         Leading {
-            scheduler: Some(scheduler),
+            scheduler,
+            replicasets,
         }
     }
 
@@ -43,6 +56,9 @@ impl Leading {
         // Without an address left, a stopped actor's supervisor does not restart it.
         if let Some(s) = self.scheduler {
             s.do_send(rk8s_scheduler::actor::Crash);
+        }
+        if let Some(r) = self.replicasets {
+            r.do_send(rk8s_controllers::replicaset_actor::Crash);
         }
     }
 }
@@ -63,11 +79,13 @@ pub fn spawn(
                     let is_leader = leadership.borrow_and_update().is_self;
                     match (is_leader, leading.is_some()) {
                         (true, false) => {
-                            tracing::info!("leading: starting the scheduler");
+                            tracing::info!("leading: starting the scheduler and the controllers");
                             leading = Some(Leading::start(&config));
                         }
                         (false, true) => {
-                            tracing::info!("no longer leading: stopping the scheduler");
+                            tracing::info!(
+                                "no longer leading: stopping the scheduler and the controllers"
+                            );
                             if let Some(l) = leading.take() {
                                 l.stop();
                             }

@@ -60,6 +60,9 @@ pub struct Args {
     /// Run no scheduler on this member (pods stay Pending unless bound otherwise).
     #[arg(long)]
     disable_scheduler: bool,
+    /// Run no controllers on this member (ReplicaSets, Deployments… are not acted on).
+    #[arg(long)]
+    disable_controllers: bool,
     /// Log entries between store snapshots.
     #[arg(long, default_value_t = 10_000)]
     snapshot_entries: u64,
@@ -112,13 +115,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("failed to start the API server")?;
-    if !args.disable_scheduler {
+    if !(args.disable_scheduler && args.disable_controllers) {
         let internal = api.internal.clone();
         rk8s_actors::control_plane::spawn(
             store.leadership(),
             rk8s_actors::control_plane::ControlPlaneConfig {
                 client: Box::new(move || internal_client(&internal)),
                 profiles,
+                scheduler: !args.disable_scheduler,
+                controllers: !args.disable_controllers,
             },
         )
         .context("failed to start the control plane's actors")?;

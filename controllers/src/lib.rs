@@ -1,0 +1,13 @@
+//! rk8s' controllers. Each reconcile is a pure function from what is desired and what
+//! is observed to the actions that close the gap, tested on its own; actors gather the
+//! state, call it, and carry the actions out with compare-and-swap writes.
+//!
+//! - [`replicaset`]: pods to match `replicas`, with expectations, adoption and release,
+//!   deletion ranking and status; [`replicaset_actor`]: its supervisor and one actor
+//!   per ReplicaSet.
+//! - [`common`]: owner references, pod readiness, expectations; [`events`]: events.
+
+pub mod common;
+pub mod events;
+pub mod replicaset;
+pub mod replicaset_actor;
