@@ -1,9 +1,10 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
-//! controllers (ReplicaSet). They live on an actix system of their own thread; when this
+//! controllers (ReplicaSet, Deployment). They live on an actix system of their own thread; when this
 //! member becomes leader they start, when it loses leadership they stop. Each is
 //! supervised: killed, it restarts and rebuilds from the API (list, then watch).
 
 use actix::prelude::*;
+use rk8s_controllers::deployment_actor::DeploymentSupervisor;
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_raftstore::node::Leadership;
 use rk8s_scheduler::actor::SchedulerActor;
@@ -27,6 +28,7 @@ pub struct ControlPlaneConfig {
 struct Leading {
     scheduler: Option<Addr<SchedulerActor>>,
     replicasets: Option<Addr<ReplicaSetSupervisor>>,
+    deployments: Option<Addr<DeploymentSupervisor>>,
 }
 
 impl Leading {
@@ -43,12 +45,17 @@ impl Leading {
             let client = client.clone();
             Supervisor::start(move |_| SchedulerActor::new(client, profiles))
         });
-        let replicasets = config
+        let replicasets = config.controllers.then(|| {
+            let client = client.clone();
+            Supervisor::start(move |_| ReplicaSetSupervisor::new(client))
+        });
+        let deployments = config
             .controllers
-            .then(|| Supervisor::start(move |_| ReplicaSetSupervisor::new(client)));
+            .then(|| Supervisor::start(move |_| DeploymentSupervisor::new(client)));
         Leading {
             scheduler,
             replicasets,
+            deployments,
         }
     }
 
@@ -59,6 +66,9 @@ impl Leading {
         }
         if let Some(r) = self.replicasets {
             r.do_send(rk8s_controllers::replicaset_actor::Crash);
+        }
+        if let Some(d) = self.deployments {
+            d.do_send(rk8s_controllers::deployment_actor::Crash);
         }
     }
 }

@@ -5,9 +5,14 @@
 //! - [`replicaset`]: pods to match `replicas`, with expectations, adoption and release,
 //!   deletion ranking and status; [`replicaset_actor`]: its supervisor and one actor
 //!   per ReplicaSet.
+//! - [`deployment`]: RollingUpdate within maxSurge/maxUnavailable or Recreate, the
+//!   pod-template hash, revisions and history, status and conditions;
+//!   [`deployment_actor`]: its supervisor and one actor per Deployment.
 //! - [`common`]: owner references, pod readiness, expectations; [`events`]: events.
 
 pub mod common;
+pub mod deployment;
+pub mod deployment_actor;
 pub mod events;
 pub mod replicaset;
 pub mod replicaset_actor;

@@ -1,0 +1,412 @@
+//! Deployments as actors: a [`DeploymentSupervisor`] watches Deployments and
+//! ReplicaSets, indexes ReplicaSets by their controlling Deployment, runs one
+//! supervised [`DeploymentActor`] per Deployment and routes each ReplicaSet event to
+//! its owner's actor. The actor decides with [`crate::deployment::reconcile`] and
+//! carries it out through the API: creates the new ReplicaSet (a name collision bumps
+//! `status.collisionCount`, which changes the hash), scales ReplicaSets (whose own
+//! actors then create or delete pods), raises a reused ReplicaSet's revision, deletes
+//! history beyond the limit, writes `ScalingReplicaSet` events and the status.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+
+use crate::common::controller_of;
+use crate::deployment::{DESIRED_REPLICAS, Decision, REVISION, reconcile};
+use crate::events::{Involved, record};
+
+/// A Deployment and its ReplicaSets, as the supervisor last saw them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Sync {
+    /// The Deployment.
+    pub deployment: Deployment,
+    /// The ReplicaSets it controls.
+    pub owned: Vec<ReplicaSet>,
+}
+
+/// Ends an actor abruptly, as a crash would (chaos tests).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Stop;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Done;
+
+/// One Deployment's actor.
+pub struct DeploymentActor {
+    client: kube::Client,
+    latest: Option<Sync>,
+    busy: bool,
+    /// A pass is owed: something changed while busy.
+    again: bool,
+}
+
+impl DeploymentActor {
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            self.again = true;
+            return;
+        }
+        let Some(sync) = self.latest.as_ref() else {
+            return;
+        };
+        let decision = reconcile(&sync.deployment, &sync.owned, jiff::Timestamp::now());
+        let status_changed = sync.deployment.status.as_ref() != Some(&decision.status);
+        let idle = decision.create.is_none()
+            && decision.scale.is_empty()
+            && decision.bump_revision.is_none()
+            && decision.delete.is_empty()
+            && !status_changed;
+        if idle {
+            return;
+        }
+        self.busy = true;
+        self.again = false;
+        let (client, d, owned) = (
+            self.client.clone(),
+            sync.deployment.clone(),
+            sync.owned.clone(),
+        );
+        let fut = async move {
+            carry_out(&client, &d, &owned, decision, status_changed).await;
+            Done
+        };
+        ctx.spawn(fut.into_actor(self).map(|done, _act, ctx| ctx.notify(done)));
+    }
+}
+
+async fn carry_out(
+    client: &kube::Client,
+    d: &Deployment,
+    owned: &[ReplicaSet],
+    decision: Decision,
+    status_changed: bool,
+) {
+    let ns = d.metadata.namespace.as_deref().unwrap_or("default");
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let about = Involved::of("apps/v1", "Deployment", &d.metadata);
+    let mut status = decision.status.clone();
+    if let Some(rs) = &decision.create {
+        let rs_name = rs.metadata.name.clone().unwrap_or_default();
+        match sets.create(&PostParams::default(), rs).await {
+            Ok(_) => {
+                let n = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                record(
+                    client,
+                    about.clone(),
+                    "Normal",
+                    "ScalingReplicaSet",
+                    &format!("Scaled up replica set {rs_name} from 0 to {n}"),
+                )
+                .await;
+            }
+            // A ReplicaSet of that name that is not this template's: a hash
+            // collision. Counting it changes the next hash.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                if !owned
+                    .iter()
+                    .any(|o| o.metadata.name.as_deref() == Some(&rs_name))
+                {
+                    status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
+                }
+            }
+            Err(e) => tracing::warn!(deployment = %name, "creating {rs_name}: {e}"),
+        }
+    }
+    if let Some((rs_name, revision)) = &decision.bump_revision {
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {REVISION: revision.to_string()}}});
+        if let Err(e) = sets
+            .patch(rs_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::debug!(deployment = %name, "revision of {rs_name}: {e}");
+        }
+    }
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    for (rs_name, replicas) in &decision.scale {
+        let before = owned
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some(rs_name.as_str()))
+            .and_then(|o| o.spec.as_ref())
+            .and_then(|s| s.replicas)
+            .unwrap_or(0);
+        let patch = serde_json::json!({
+            "metadata": {"annotations": {DESIRED_REPLICAS: desired.to_string()}},
+            "spec": {"replicas": replicas},
+        });
+        match sets
+            .patch(rs_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                let way = if *replicas > before { "up" } else { "down" };
+                record(
+                    client,
+                    about.clone(),
+                    "Normal",
+                    "ScalingReplicaSet",
+                    &format!("Scaled {way} replica set {rs_name} from {before} to {replicas}"),
+                )
+                .await;
+            }
+            Err(e) => tracing::debug!(deployment = %name, "scaling {rs_name}: {e}"),
+        }
+    }
+    for rs_name in &decision.delete {
+        let uid = owned
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some(rs_name.as_str()))
+            .and_then(|o| o.metadata.uid.clone());
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid,
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        if let Err(e) = sets.delete(rs_name, &params).await {
+            tracing::debug!(deployment = %name, "deleting old {rs_name}: {e}");
+        }
+    }
+    if status_changed || status != decision.status {
+        let patch = serde_json::json!({"status": status});
+        if let Err(e) = deployments
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::debug!(deployment = %name, "status: {e}");
+        }
+    }
+}
+
+impl Actor for DeploymentActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for DeploymentActor {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.busy = false;
+        self.again = false;
+    }
+}
+
+impl Handler<Sync> for DeploymentActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Sync, ctx: &mut Self::Context) {
+        self.latest = Some(msg);
+        self.step(ctx);
+    }
+}
+
+impl Handler<Done> for DeploymentActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Done, ctx: &mut Self::Context) {
+        self.busy = false;
+        // Something changed meanwhile: decide again. Every action is absolute (scale
+        // to N, create a named ReplicaSet), so a view that lags our own writes at most
+        // repeats one.
+        if std::mem::take(&mut self.again) {
+            self.step(ctx);
+        }
+    }
+}
+
+impl Handler<Crash> for DeploymentActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Stop> for DeploymentActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+enum Change {
+    Deployment(Box<Result<Event<Deployment>, watcher::Error>>),
+    Rs(Box<Result<Event<ReplicaSet>, watcher::Error>>),
+}
+
+/// Watches Deployments and ReplicaSets and runs one actor per Deployment.
+pub struct DeploymentSupervisor {
+    client: kube::Client,
+    deployments: HashMap<String, Deployment>,
+    actors: HashMap<String, Addr<DeploymentActor>>,
+    sets: HashMap<String, ReplicaSet>,
+    by_owner: HashMap<String, BTreeSet<String>>,
+    dirty: BTreeSet<String>,
+    deployments_synced: bool,
+    sets_synced: bool,
+}
+
+impl DeploymentSupervisor {
+    /// A supervisor talking to the API through `client`.
+    pub fn new(client: kube::Client) -> Self {
+        DeploymentSupervisor {
+            client,
+            deployments: HashMap::new(),
+            actors: HashMap::new(),
+            sets: HashMap::new(),
+            by_owner: HashMap::new(),
+            dirty: BTreeSet::new(),
+            deployments_synced: false,
+            sets_synced: false,
+        }
+    }
+
+    fn rs_changed(&mut self, rs: ReplicaSet, deleted: bool) {
+        let uid = rs.metadata.uid.clone().unwrap_or_default();
+        if let Some(old) = self.sets.remove(&uid)
+            && let Some(owner) = controller_of(&old.metadata)
+        {
+            if let Some(set) = self.by_owner.get_mut(&owner.uid) {
+                set.remove(&uid);
+            }
+            self.dirty.insert(owner.uid.clone());
+        }
+        if let Some(owner) = controller_of(&rs.metadata).filter(|o| o.kind == "Deployment") {
+            self.dirty.insert(owner.uid.clone());
+            if !deleted {
+                self.by_owner
+                    .entry(owner.uid.clone())
+                    .or_default()
+                    .insert(uid.clone());
+            }
+        }
+        if !deleted {
+            self.sets.insert(uid, rs);
+        }
+    }
+
+    fn flush(&mut self) {
+        if !(self.deployments_synced && self.sets_synced) {
+            return;
+        }
+        for uid in std::mem::take(&mut self.dirty) {
+            let Some(d) = self.deployments.get(&uid).cloned() else {
+                continue;
+            };
+            let owned = self
+                .by_owner
+                .get(&uid)
+                .into_iter()
+                .flatten()
+                .filter_map(|u| self.sets.get(u).cloned())
+                .collect();
+            let client = self.client.clone();
+            let addr = self.actors.entry(uid).or_insert_with(|| {
+                Supervisor::start(move |_| DeploymentActor {
+                    client,
+                    latest: None,
+                    busy: false,
+                    again: false,
+                })
+            });
+            addr.do_send(Sync {
+                deployment: d,
+                owned,
+            });
+        }
+    }
+}
+
+impl Actor for DeploymentSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let deployments = watcher::watcher(
+            Api::<Deployment>::all(self.client.clone()),
+            Default::default(),
+        )
+        .default_backoff()
+        .map(|e| Change::Deployment(Box::new(e)));
+        let sets = watcher::watcher(
+            Api::<ReplicaSet>::all(self.client.clone()),
+            Default::default(),
+        )
+        .default_backoff()
+        .map(|e| Change::Rs(Box::new(e)));
+        ctx.add_stream(futures_util::stream::select(deployments, sets));
+        ctx.run_interval(Duration::from_millis(50), |act, _ctx| act.flush());
+        // Progress deadlines pass with time alone.
+        ctx.run_interval(Duration::from_secs(30), |act, _ctx| {
+            act.dirty.extend(act.deployments.keys().cloned());
+        });
+        tracing::info!("Deployment controller started");
+    }
+}
+
+impl Supervised for DeploymentSupervisor {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.deployments.clear();
+        self.sets.clear();
+        self.by_owner.clear();
+        self.deployments_synced = false;
+        self.sets_synced = false;
+    }
+}
+
+impl StreamHandler<Change> for DeploymentSupervisor {
+    fn handle(&mut self, change: Change, _ctx: &mut Self::Context) {
+        match change {
+            Change::Deployment(e) => match *e {
+                Ok(Event::InitApply(d) | Event::Apply(d)) => {
+                    let uid = d.metadata.uid.clone().unwrap_or_default();
+                    self.deployments.insert(uid.clone(), d);
+                    self.dirty.insert(uid);
+                }
+                Ok(Event::Delete(d)) => {
+                    let uid = d.metadata.uid.clone().unwrap_or_default();
+                    self.deployments.remove(&uid);
+                    self.dirty.remove(&uid);
+                    if let Some(addr) = self.actors.remove(&uid) {
+                        addr.do_send(Stop);
+                    }
+                }
+                Ok(Event::InitDone) => self.deployments_synced = true,
+                Ok(Event::Init) => {}
+                Err(e) => tracing::warn!("watching Deployments: {e}"),
+            },
+            Change::Rs(e) => match *e {
+                Ok(Event::InitApply(rs) | Event::Apply(rs)) => self.rs_changed(rs, false),
+                Ok(Event::Delete(rs)) => self.rs_changed(rs, true),
+                Ok(Event::InitDone) => self.sets_synced = true,
+                Ok(Event::Init) => {}
+                Err(e) => tracing::warn!("watching ReplicaSets: {e}"),
+            },
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
+}
+
+impl Handler<Crash> for DeploymentSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
