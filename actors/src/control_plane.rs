@@ -1,10 +1,11 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
-//! controllers (ReplicaSet, Deployment). They live on an actix system of their own thread; when this
+//! controllers (ReplicaSet, Deployment, garbage collector). They live on an actix system of their own thread; when this
 //! member becomes leader they start, when it loses leadership they stop. Each is
 //! supervised: killed, it restarts and rebuilds from the API (list, then watch).
 
 use actix::prelude::*;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
+use rk8s_controllers::gc::GarbageCollector;
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_raftstore::node::Leadership;
 use rk8s_scheduler::actor::SchedulerActor;
@@ -29,6 +30,7 @@ struct Leading {
     scheduler: Option<Addr<SchedulerActor>>,
     replicasets: Option<Addr<ReplicaSetSupervisor>>,
     deployments: Option<Addr<DeploymentSupervisor>>,
+    gc: Option<Addr<GarbageCollector>>,
 }
 
 impl Leading {
@@ -49,13 +51,18 @@ impl Leading {
             let client = client.clone();
             Supervisor::start(move |_| ReplicaSetSupervisor::new(client))
         });
-        let deployments = config
+        let deployments = config.controllers.then(|| {
+            let client = client.clone();
+            Supervisor::start(move |_| DeploymentSupervisor::new(client))
+        });
+        let gc = config
             .controllers
-            .then(|| Supervisor::start(move |_| DeploymentSupervisor::new(client)));
+            .then(|| Supervisor::start(move |_| GarbageCollector::new(client)));
         Leading {
             scheduler,
             replicasets,
             deployments,
+            gc,
         }
     }
 
@@ -69,6 +76,9 @@ impl Leading {
         }
         if let Some(d) = self.deployments {
             d.do_send(rk8s_controllers::deployment_actor::Crash);
+        }
+        if let Some(g) = self.gc {
+            g.do_send(rk8s_controllers::gc::Crash);
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct Decision {
     pub bump_revision: Option<(String, i64)>,
     /// Old ReplicaSets to delete (history beyond the limit).
     pub delete: Vec<String>,
+    /// The revision to note on the Deployment itself (its new ReplicaSet's), when it
+    /// differs from the one noted.
+    pub annotate_revision: Option<String>,
     /// The status.
     pub status: DeploymentStatus,
 }
@@ -72,6 +75,9 @@ fn revision(rs: &ReplicaSet) -> i64 {
 }
 
 /// A template without the hash label, to compare ReplicaSets with the Deployment.
+/// Empty objects and lists count as absent (`resources: {}` is no resources), as
+/// Kubernetes' semantic equality has it: clients such as `kubectl rollout undo` send
+/// them.
 fn plain_template(
     t: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
 ) -> Option<serde_json::Value> {
@@ -79,7 +85,30 @@ fn plain_template(
     if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(HASH_LABEL);
     }
-    serde_json::to_value(t).ok()
+    let mut value = serde_json::to_value(t).ok()?;
+    prune_empty(&mut value);
+    Some(value)
+}
+
+/// Drops nulls, empty objects and empty lists, deepest first.
+fn prune_empty(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    match value {
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                prune_empty(v);
+            }
+            map.retain(|_, v| !empty(v));
+        }
+        Value::Array(items) => items.iter_mut().for_each(prune_empty),
+        _ => {}
+    }
 }
 
 /// Resolves an int-or-percent against `total`, rounding up or down.
@@ -274,6 +303,23 @@ pub fn reconcile(d: &Deployment, owned: &[ReplicaSet], now: jiff::Timestamp) -> 
             .collect();
     }
 
+    // The Deployment carries its current revision, as Kubernetes' does.
+    let current = match (&decision.create, &decision.bump_revision, new) {
+        (Some(rs), _, _) => Some(revision(rs)),
+        (None, Some((_, r)), _) => Some(*r),
+        (None, None, Some(rs)) => Some(revision(rs)),
+        _ => None,
+    };
+    let noted = d
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REVISION));
+    if let Some(r) = current.filter(|r| *r > 0).map(|r| r.to_string())
+        && noted != Some(&r)
+    {
+        decision.annotate_revision = Some(r);
+    }
     decision.status = status(d, new, owned, replicas, max_unavailable, now);
     decision
 }
@@ -537,6 +583,7 @@ mod tests {
             Some(format!("web-{hash}").as_str())
         );
         assert_eq!(rs.metadata.annotations.as_ref().unwrap()[REVISION], "1");
+        assert_eq!(decision.annotate_revision.as_deref(), Some("1"));
         assert_eq!(
             rs.spec
                 .as_ref()
@@ -676,6 +723,26 @@ mod tests {
             decision.status.conditions.unwrap()[1].reason.as_deref(),
             Some("DeploymentPaused")
         );
+    }
+
+    #[test]
+    fn empty_fields_do_not_make_a_template_new() {
+        let d = deploy(1, "busybox:1", json!({}));
+        let rs = settled(reconcile(&d, &[], now()).create.unwrap(), "rs-1");
+        let mut undone = d.clone();
+        let container = &mut undone
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0];
+        container.resources = Some(Default::default());
+        container.env = Some(Vec::new());
+        let decision = reconcile(&undone, &[rs], now());
+        assert!(decision.create.is_none());
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl DeploymentActor {
         let decision = reconcile(&sync.deployment, &sync.owned, jiff::Timestamp::now());
         let status_changed = sync.deployment.status.as_ref() != Some(&decision.status);
         let idle = decision.create.is_none()
+            && decision.annotate_revision.is_none()
             && decision.scale.is_empty()
             && decision.bump_revision.is_none()
             && decision.delete.is_empty()
@@ -136,6 +137,15 @@ async fn carry_out(
             .await
         {
             tracing::debug!(deployment = %name, "revision of {rs_name}: {e}");
+        }
+    }
+    if let Some(revision) = &decision.annotate_revision {
+        let patch = serde_json::json!({"metadata": {"annotations": {REVISION: revision}}});
+        if let Err(e) = deployments
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::debug!(deployment = %name, "noting revision {revision}: {e}");
         }
     }
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);

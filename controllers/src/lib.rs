@@ -8,11 +8,13 @@
 //! - [`deployment`]: RollingUpdate within maxSurge/maxUnavailable or Recreate, the
 //!   pod-template hash, revisions and history, status and conditions;
 //!   [`deployment_actor`]: its supervisor and one actor per Deployment.
+//! - [`gc`]: the garbage collector (background, foreground and orphan cascades).
 //! - [`common`]: owner references, pod readiness, expectations; [`events`]: events.
 
 pub mod common;
 pub mod deployment;
 pub mod deployment_actor;
 pub mod events;
+pub mod gc;
 pub mod replicaset;
 pub mod replicaset_actor;

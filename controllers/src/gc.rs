@@ -1,0 +1,495 @@
+//! The garbage collector: owner references cascade on delete as Kubernetes documents
+//! them — **background** (an object whose owners are all gone is deleted),
+//! **foreground** (an owner with the `foregroundDeletion` finalizer waits until its
+//! blocking dependents are gone; the collector deletes them) and **orphan** (an owner
+//! with the `orphan` finalizer has its references removed from its dependents, then
+//! goes). [`decide`] is the pure part; [`GarbageCollector`] watches the namespaced
+//! kinds that own or are owned, keeps the graph, and carries the actions out (it
+//! checks with a live read that an owner is really gone before deleting a dependent).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Api;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+
+/// The finalizer of a foreground deletion.
+pub const FOREGROUND: &str = "foregroundDeletion";
+/// The finalizer of an orphaning deletion.
+pub const ORPHAN: &str = "orphan";
+
+/// One object of the graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// Which kind (an index into the collector's resources).
+    pub kind: usize,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its uid.
+    pub uid: String,
+    /// Its owners.
+    pub owners: Vec<OwnerReference>,
+    /// Whether it is being deleted.
+    pub deleting: bool,
+    /// Its finalizers.
+    pub finalizers: Vec<String>,
+    /// Its resourceVersion (for conditional patches).
+    pub resource_version: String,
+}
+
+/// What the collector does.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// Delete a dependent (uid) with this propagation policy.
+    Delete {
+        /// The object's uid.
+        uid: String,
+        /// `Background` or `Foreground`.
+        policy: &'static str,
+    },
+    /// Remove the reference to `owner` from `dependent`.
+    Orphan {
+        /// The dependent's uid.
+        dependent: String,
+        /// The owner's uid.
+        owner: String,
+    },
+    /// Remove `finalizer` from `owner`: the deletion it held completes.
+    Finalize {
+        /// The owner's uid.
+        owner: String,
+        /// The finalizer.
+        finalizer: &'static str,
+    },
+}
+
+/// The actions the graph calls for. Background deletions are only proposed; the
+/// actor confirms the owners are gone with a live read first.
+pub fn decide(items: &HashMap<String, Item>) -> BTreeSet<Action> {
+    let mut dependents: HashMap<&str, Vec<&Item>> = HashMap::new();
+    for item in items.values() {
+        for owner in &item.owners {
+            dependents.entry(owner.uid.as_str()).or_default().push(item);
+        }
+    }
+    let mut actions = BTreeSet::new();
+    for item in items.values() {
+        // Background: every owner gone.
+        if !item.owners.is_empty()
+            && !item.deleting
+            && item.owners.iter().all(|o| !items.contains_key(&o.uid))
+        {
+            actions.insert(Action::Delete {
+                uid: item.uid.clone(),
+                policy: "Background",
+            });
+        }
+        if !item.deleting {
+            continue;
+        }
+        let deps = dependents
+            .get(item.uid.as_str())
+            .cloned()
+            .unwrap_or_default();
+        if item.finalizers.iter().any(|f| f == ORPHAN) {
+            for d in &deps {
+                actions.insert(Action::Orphan {
+                    dependent: d.uid.clone(),
+                    owner: item.uid.clone(),
+                });
+            }
+            if deps.is_empty() {
+                actions.insert(Action::Finalize {
+                    owner: item.uid.clone(),
+                    finalizer: ORPHAN,
+                });
+            }
+        } else if item.finalizers.iter().any(|f| f == FOREGROUND) {
+            for d in deps.iter().filter(|d| !d.deleting) {
+                actions.insert(Action::Delete {
+                    uid: d.uid.clone(),
+                    policy: "Foreground",
+                });
+            }
+            let blocking = deps.iter().any(|d| {
+                d.owners
+                    .iter()
+                    .any(|o| o.uid == item.uid && o.block_owner_deletion == Some(true))
+            });
+            if !blocking {
+                actions.insert(Action::Finalize {
+                    owner: item.uid.clone(),
+                    finalizer: FOREGROUND,
+                });
+            }
+        }
+    }
+    actions
+}
+
+/// The kinds the collector watches: every namespaced kind that owns or is owned.
+pub fn resources() -> Vec<ApiResource> {
+    use k8s_openapi::api::{apps, autoscaling, batch, core};
+    vec![
+        ApiResource::erase::<core::v1::Pod>(&()),
+        ApiResource::erase::<apps::v1::ReplicaSet>(&()),
+        ApiResource::erase::<apps::v1::Deployment>(&()),
+        ApiResource::erase::<batch::v1::Job>(&()),
+        ApiResource::erase::<core::v1::Service>(&()),
+        ApiResource::erase::<core::v1::Endpoints>(&()),
+        ApiResource::erase::<autoscaling::v2::HorizontalPodAutoscaler>(&()),
+    ]
+}
+
+fn item(kind: usize, obj: &DynamicObject) -> Item {
+    let m = &obj.metadata;
+    Item {
+        kind,
+        namespace: m.namespace.clone().unwrap_or_else(|| "default".into()),
+        name: m.name.clone().unwrap_or_default(),
+        uid: m.uid.clone().unwrap_or_default(),
+        owners: m.owner_references.clone().unwrap_or_default(),
+        deleting: m.deletion_timestamp.is_some(),
+        finalizers: m.finalizers.clone().unwrap_or_default(),
+        resource_version: m.resource_version.clone().unwrap_or_default(),
+    }
+}
+
+struct Change(usize, Box<Result<Event<DynamicObject>, watcher::Error>>);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Finished(Action);
+
+/// Ends the actor abruptly (chaos tests).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+/// The garbage collector's actor.
+pub struct GarbageCollector {
+    client: kube::Client,
+    resources: Vec<ApiResource>,
+    items: HashMap<String, Item>,
+    synced: BTreeSet<usize>,
+    in_flight: BTreeSet<Action>,
+    dirty: bool,
+}
+
+impl GarbageCollector {
+    /// A collector talking to the API through `client`.
+    pub fn new(client: kube::Client) -> Self {
+        GarbageCollector {
+            client,
+            resources: resources(),
+            items: HashMap::new(),
+            synced: BTreeSet::new(),
+            in_flight: BTreeSet::new(),
+            dirty: false,
+        }
+    }
+
+    fn api(&self, item: &Item) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            &item.namespace,
+            &self.resources[item.kind],
+        )
+    }
+
+    fn run(&mut self, ctx: &mut Context<Self>) {
+        if !std::mem::take(&mut self.dirty) || self.synced.len() < self.resources.len() {
+            return;
+        }
+        for action in decide(&self.items) {
+            if !self.in_flight.insert(action.clone()) {
+                continue;
+            }
+            let fut = self.carry_out(action.clone());
+            ctx.spawn(
+                fut.into_actor(self)
+                    .map(move |_, _act, ctx| ctx.notify(Finished(action))),
+            );
+        }
+    }
+
+    fn carry_out(&self, action: Action) -> impl Future<Output = ()> + use<> {
+        let items = &self.items;
+        let find = |uid: &str| items.get(uid).cloned();
+        // The object acted on: the dependent, or the owner being finalized.
+        let target = match &action {
+            Action::Delete { uid, .. } | Action::Finalize { owner: uid, .. } => uid,
+            Action::Orphan { dependent, .. } => dependent,
+        };
+        let work: Option<(Api<DynamicObject>, Item)> = find(target).map(|i| (self.api(&i), i));
+        let owner_apis: Vec<(Api<DynamicObject>, OwnerReference)> = match (&action, &work) {
+            (
+                Action::Delete {
+                    policy: "Background",
+                    ..
+                },
+                Some((_, item)),
+            ) => item
+                .owners
+                .iter()
+                .filter_map(|o| {
+                    let ar = self
+                        .resources
+                        .iter()
+                        .find(|r| r.kind == o.kind && r.api_version == o.api_version)?;
+                    Some((
+                        Api::namespaced_with(self.client.clone(), &item.namespace, ar),
+                        o.clone(),
+                    ))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        async move {
+            let Some((api, item)) = work else { return };
+            match action {
+                Action::Delete { policy, .. } => {
+                    // Background: only when a live read agrees every owner is gone.
+                    for (owner_api, owner) in &owner_apis {
+                        match owner_api.get_opt(&owner.name).await {
+                            Ok(Some(o)) if o.metadata.uid.as_deref() == Some(&owner.uid) => return,
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::debug!("checking owner {}: {e}", owner.name);
+                                return;
+                            }
+                        }
+                    }
+                    let params = DeleteParams {
+                        propagation_policy: Some(if policy == "Foreground" {
+                            kube::api::PropagationPolicy::Foreground
+                        } else {
+                            kube::api::PropagationPolicy::Background
+                        }),
+                        preconditions: Some(Preconditions {
+                            uid: Some(item.uid.clone()),
+                            resource_version: None,
+                        }),
+                        ..Default::default()
+                    };
+                    match api.delete(&item.name, &params).await {
+                        Ok(_) => tracing::info!(
+                            "garbage collected {}/{} ({policy})",
+                            item.namespace,
+                            item.name
+                        ),
+                        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                        Err(e) => tracing::warn!("deleting {}/{}: {e}", item.namespace, item.name),
+                    }
+                }
+                Action::Orphan { owner, .. } => {
+                    let owners: Vec<_> = item.owners.iter().filter(|o| o.uid != owner).collect();
+                    let patch = serde_json::json!({"metadata": {
+                        "ownerReferences": owners, "resourceVersion": item.resource_version}});
+                    if let Err(e) = api
+                        .patch(&item.name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        tracing::debug!("orphaning {}/{}: {e}", item.namespace, item.name);
+                    }
+                }
+                Action::Finalize { finalizer, .. } => {
+                    let rest: Vec<&String> =
+                        item.finalizers.iter().filter(|f| *f != finalizer).collect();
+                    let patch = serde_json::json!({"metadata": {
+                        "finalizers": rest, "resourceVersion": item.resource_version}});
+                    if let Err(e) = api
+                        .patch(&item.name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        tracing::debug!("finalizing {}/{}: {e}", item.namespace, item.name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Actor for GarbageCollector {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let streams = self.resources.iter().enumerate().map(|(i, ar)| {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
+            watcher::watcher(api, Default::default())
+                .default_backoff()
+                .map(move |e| Change(i, Box::new(e)))
+                .boxed()
+        });
+        ctx.add_stream(futures_util::stream::select_all(streams));
+        ctx.run_interval(Duration::from_millis(100), |act, ctx| act.run(ctx));
+        // Anything a failed action left: look again now and then.
+        ctx.run_interval(Duration::from_secs(30), |act, _ctx| act.dirty = true);
+        tracing::info!("garbage collector started");
+    }
+}
+
+impl Supervised for GarbageCollector {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.items.clear();
+        self.synced.clear();
+        self.in_flight.clear();
+    }
+}
+
+impl StreamHandler<Change> for GarbageCollector {
+    fn handle(&mut self, Change(kind, event): Change, _ctx: &mut Self::Context) {
+        match *event {
+            Ok(Event::InitApply(o) | Event::Apply(o)) => {
+                let i = item(kind, &o);
+                self.items.insert(i.uid.clone(), i);
+            }
+            Ok(Event::Delete(o)) => {
+                self.items
+                    .remove(o.metadata.uid.as_deref().unwrap_or_default());
+            }
+            Ok(Event::InitDone) => {
+                self.synced.insert(kind);
+            }
+            Ok(Event::Init) => {}
+            Err(e) => tracing::warn!("garbage collector watch: {e}"),
+        }
+        self.dirty = true;
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
+}
+
+impl Handler<Finished> for GarbageCollector {
+    type Result = ();
+
+    fn handle(&mut self, Finished(action): Finished, _ctx: &mut Self::Context) {
+        self.in_flight.remove(&action);
+        self.dirty = true;
+    }
+}
+
+impl Handler<Crash> for GarbageCollector {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(uid: &str, owners: &[(&str, bool)], deleting: bool, finalizers: &[&str]) -> Item {
+        Item {
+            kind: 0,
+            namespace: "default".into(),
+            name: uid.into(),
+            uid: uid.into(),
+            owners: owners
+                .iter()
+                .map(|(o, block)| OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "ReplicaSet".into(),
+                    name: o.to_string(),
+                    uid: o.to_string(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(*block),
+                })
+                .collect(),
+            deleting,
+            finalizers: finalizers.iter().map(|f| f.to_string()).collect(),
+            resource_version: "1".into(),
+        }
+    }
+
+    fn graph(items: Vec<Item>) -> HashMap<String, Item> {
+        items.into_iter().map(|i| (i.uid.clone(), i)).collect()
+    }
+
+    #[test]
+    fn dependents_of_gone_owners_are_deleted_in_the_background() {
+        let g = graph(vec![
+            obj("rs", &[("deploy", true)], false, &[]),
+            obj("pod", &[("rs", true)], false, &[]),
+            obj("free", &[], false, &[]),
+        ]);
+        let a = decide(&g);
+        assert_eq!(
+            a.into_iter().collect::<Vec<_>>(),
+            [Action::Delete {
+                uid: "rs".into(),
+                policy: "Background"
+            }]
+        );
+    }
+
+    #[test]
+    fn foreground_deletes_dependents_then_lets_the_owner_go() {
+        let g = graph(vec![
+            obj("rs", &[], true, &[FOREGROUND]),
+            obj("p1", &[("rs", true)], false, &[]),
+            obj("p2", &[("rs", true)], true, &[]),
+        ]);
+        let a = decide(&g);
+        assert!(a.contains(&Action::Delete {
+            uid: "p1".into(),
+            policy: "Foreground"
+        }));
+        assert!(!a.contains(&Action::Delete {
+            uid: "p2".into(),
+            policy: "Foreground"
+        }));
+        assert!(!a.iter().any(|x| matches!(x, Action::Finalize { .. })));
+        // A dependent that does not block its owner's deletion does not hold it.
+        let g = graph(vec![
+            obj("rs", &[], true, &[FOREGROUND]),
+            obj("p1", &[("rs", false)], true, &[]),
+        ]);
+        assert!(decide(&g).contains(&Action::Finalize {
+            owner: "rs".into(),
+            finalizer: FOREGROUND
+        }));
+    }
+
+    #[test]
+    fn orphaning_removes_references_then_the_finalizer() {
+        let g = graph(vec![
+            obj("rs", &[], true, &[ORPHAN]),
+            obj("p1", &[("rs", true)], false, &[]),
+        ]);
+        let a = decide(&g);
+        assert_eq!(
+            a.into_iter().collect::<Vec<_>>(),
+            [Action::Orphan {
+                dependent: "p1".into(),
+                owner: "rs".into()
+            }]
+        );
+        let g = graph(vec![
+            obj("rs", &[], true, &[ORPHAN]),
+            obj("p1", &[], false, &[]),
+        ]);
+        assert!(decide(&g).contains(&Action::Finalize {
+            owner: "rs".into(),
+            finalizer: ORPHAN
+        }));
+    }
+
+    #[test]
+    fn an_object_with_one_live_owner_stays() {
+        let g = graph(vec![
+            obj("a", &[], false, &[]),
+            obj("pod", &[("a", true), ("gone", true)], false, &[]),
+        ]);
+        assert!(decide(&g).is_empty());
+    }
+}

@@ -1,0 +1,226 @@
+//! The controllers end to end on a real `rk8s-server` (scheduler and controllers on
+//! the leader) with simulated nodes: a Deployment's ReplicaSet and pods, a rolling
+//! update within maxSurge/maxUnavailable and `kubectl rollout undo`, scaling, a
+//! deleted pod replaced, and the three deletion cascades (background, orphan,
+//! foreground).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use serde_json::json;
+use support::apiserver::Server;
+use support::node::{eventually, simulate};
+
+fn deployment(image: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "web", "image": image}]}},
+        },
+    }))
+    .unwrap()
+}
+
+fn spec_replicas(rs: &ReplicaSet) -> i32 {
+    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+}
+
+async fn running_pods(pods: &Api<Pod>) -> Vec<Pod> {
+    pods.list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .collect()
+}
+
+/// Waits until the Deployment has rolled out `image` on `replicas` pods, checking on
+/// the way that the ReplicaSets never ask for more than replicas + maxSurge.
+async fn rolled_out(deploys: &Api<Deployment>, sets: &Api<ReplicaSet>, image: &str, replicas: i32) {
+    eventually(&format!("{image} rolled out"), async || {
+        let total: i32 = sets
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .iter()
+            .map(spec_replicas)
+            .sum();
+        assert!(
+            total <= replicas + 1,
+            "{total} replicas asked for, more than maxSurge allows"
+        );
+        let d = deploys.get("web").await.ok()?;
+        let generation = d.metadata.generation;
+        let s = d.status?;
+        let template_image = d.spec?.template.spec?.containers[0].image.clone()?;
+        let progressing = s
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Progressing")?;
+        (template_image == image
+            && s.observed_generation == generation
+            && s.updated_replicas == Some(replicas)
+            && s.available_replicas == Some(replicas)
+            && s.replicas == Some(replicas)
+            && progressing.reason.as_deref() == Some("NewReplicaSetAvailable"))
+        .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_roll_scale_heal_and_cascade() {
+    let server = Server::start(&[]);
+    let client = server.client().await;
+    let _nodes = simulate(&server, &["--count", "3", "--start-latency", "200ms"]);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+
+    deploys
+        .create(&PostParams::default(), &deployment("busybox:1.36"))
+        .await
+        .unwrap();
+    rolled_out(&deploys, &sets, "busybox:1.36", 3).await;
+    let first = sets.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(first.len(), 1);
+    let first_name = first[0].metadata.name.clone().unwrap();
+    assert_eq!(running_pods(&pods).await.len(), 3);
+
+    // A rolling update to a new image, then back with kubectl.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "busybox:1.37"}]}}}});
+    deploys
+        .patch("web", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    rolled_out(&deploys, &sets, "busybox:1.37", 3).await;
+    let after = sets.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(after.len(), 2);
+    let old = after
+        .iter()
+        .find(|rs| rs.metadata.name.as_deref() == Some(&first_name))
+        .unwrap();
+    assert_eq!(spec_replicas(old), 0);
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["rollout", "undo", "deployment/web"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rolled_out(&deploys, &sets, "busybox:1.36", 3).await;
+    let back = sets.get(&first_name).await.unwrap();
+    assert_eq!(spec_replicas(&back), 3);
+    assert_eq!(
+        back.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "3"
+    );
+
+    // Scale through the scale subresource; a deleted pod is replaced.
+    deploys
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    rolled_out(&deploys, &sets, "busybox:1.36", 5).await;
+    let victim = running_pods(&pods).await[0].metadata.name.clone().unwrap();
+    pods.delete(&victim, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the deleted pod replaced", async || {
+        let now = running_pods(&pods).await;
+        (now.len() == 5
+            && now
+                .iter()
+                .all(|p| p.metadata.name.as_deref() != Some(&victim)))
+        .then_some(())
+    })
+    .await;
+
+    // Background cascade: the Deployment goes, then its ReplicaSets and pods.
+    deploys
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("everything of web gone", async || {
+        let sets_left = sets.list(&ListParams::default()).await.ok()?.items.len();
+        let pods_left = pods.list(&ListParams::default()).await.ok()?.items.len();
+        (sets_left == 0 && pods_left == 0).then_some(())
+    })
+    .await;
+
+    // Orphan: the ReplicaSet stays, without its owner reference.
+    deploys
+        .create(&PostParams::default(), &deployment("busybox:1.36"))
+        .await
+        .unwrap();
+    rolled_out(&deploys, &sets, "busybox:1.36", 3).await;
+    let orphan = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    deploys.delete("web", &orphan).await.unwrap();
+    let rs_name = eventually("the ReplicaSet orphaned", async || {
+        let items = sets.list(&ListParams::default()).await.ok()?.items;
+        let gone = deploys.get_opt("web").await.ok()?.is_none();
+        let rs = items.into_iter().next()?;
+        (gone
+            && rs
+                .metadata
+                .owner_references
+                .as_ref()
+                .is_none_or(|o| o.is_empty()))
+        .then(|| rs.metadata.name.unwrap())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        running_pods(&pods).await.len(),
+        3,
+        "the orphaned ReplicaSet keeps its pods"
+    );
+
+    // Foreground: the ReplicaSet waits for its pods to go first.
+    let foreground = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..Default::default()
+    };
+    sets.delete(&rs_name, &foreground).await.unwrap();
+    let held = sets.get(&rs_name).await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        held.metadata.finalizers.as_deref(),
+        Some(&["foregroundDeletion".to_string()][..])
+    );
+    eventually("pods, then the ReplicaSet, gone", async || {
+        let pods_left = pods.list(&ListParams::default()).await.ok()?.items.len();
+        let rs_left = sets.get_opt(&rs_name).await.ok()?;
+        (pods_left == 0 && rs_left.is_none()).then_some(())
+    })
+    .await;
+}
