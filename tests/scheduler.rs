@@ -241,3 +241,94 @@ async fn constraints_hold_across_fifty_nodes_and_five_hundred_pods() {
             .is_none_or(|c| c.is_empty())
     );
 }
+
+/// Whether the member at `peer` is the Raft leader.
+async fn leads(peer: &str) -> bool {
+    let Ok(client) = rk8s_raftstore::client::StoreClient::connect(peer).await else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(2), client.status()).await,
+        Ok(Ok(s)) if s.leader == s.id
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_and_controllers_follow_the_raft_leader() {
+    let mut members = vec![Server::start(&[])];
+    members.push(Server::join(&members[0]));
+    members.push(Server::join(&members[0]));
+    let clients = [
+        members[0].client().await,
+        members[0].client_for(&members[1]).await,
+        members[0].client_for(&members[2]).await,
+    ];
+    for c in &clients {
+        let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
+        eventually("every member serves the API", async || {
+            ns.get("default").await.ok()
+        })
+        .await;
+    }
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
+    let nodes: Api<Node> = Api::all(clients[0].clone());
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let status = json!({"status": {"allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"}}});
+    nodes
+        .patch_status("n1", &Default::default(), &kube::api::Patch::Merge(&status))
+        .await
+        .unwrap();
+    let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+    }))
+    .unwrap();
+    let sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(clients[0].clone(), "default");
+    sets.create(&PostParams::default(), &rs).await.unwrap();
+    let bound = async |client: &kube::Client, n: usize| {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        eventually(&format!("{n} pods created and bound"), async || {
+            let list = pods.list(&ListParams::default()).await.ok()?.items;
+            let bound = list
+                .iter()
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("n1"))
+                .count();
+            (list.len() == n && bound == n).then_some(())
+        })
+        .await;
+    };
+    bound(&clients[0], 2).await;
+
+    // SIGKILL the leader: the new leader starts its scheduler and controllers.
+    let mut leader = None;
+    for _ in 0..50 {
+        for (i, m) in members.iter().enumerate() {
+            if leads(&m.peer).await {
+                leader = Some(i);
+            }
+        }
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let leader = leader.expect("a leader");
+    members[leader].kill();
+    let survivor = (leader + 1) % 3;
+    let sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(clients[survivor].clone(), "default");
+    eventually("a write through a survivor", async || {
+        sets.patch(
+            "web",
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .ok()
+    })
+    .await;
+    bound(&clients[survivor], 4).await;
+}
