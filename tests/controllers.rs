@@ -224,3 +224,111 @@ async fn deployments_roll_scale_heal_and_cascade() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_of_a_silent_node_are_evicted_and_recreated_elsewhere() {
+    // Test-sized timing: unreachable after 15 s without a Lease renewal (agents renew
+    // every 10 s), pods evicted 2 s later.
+    let server = Server::start(&[
+        "--node-monitor-grace-period",
+        "15s",
+        "--default-unreachable-toleration-seconds",
+        "2",
+    ]);
+    let client = server.client().await;
+    let mut doomed = Some(simulate(&server, &["--count", "1", "--prefix", "doomed"]));
+    let _spare = simulate(&server, &["--count", "1", "--prefix", "spare"]);
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    eventually("both nodes", async || {
+        (nodes.list(&ListParams::default()).await.ok()?.items.len() == 2).then_some(())
+    })
+    .await;
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "busybox"}]}}},
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &rs).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let on = async |node: &str| {
+        running_pods(&pods)
+            .await
+            .into_iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+            .count()
+    };
+    eventually("4 pods Running, some on the doomed node", async || {
+        (running_pods(&pods).await.len() == 4 && on("doomed-0").await > 0).then_some(())
+    })
+    .await;
+
+    // The node's agent dies: no more Lease renewals.
+    doomed.take();
+    let tainted = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let node = nodes.get("doomed-0").await.unwrap();
+            let taint = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .and_then(|t| {
+                    t.iter()
+                        .find(|t| t.key == "node.kubernetes.io/unreachable")
+                        .cloned()
+                });
+            if let Some(t) = taint {
+                break (t, node);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the silent node was never tainted"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    assert_eq!(tainted.0.effect, "NoExecute");
+    let ready = tainted.1.status.unwrap().conditions.unwrap();
+    assert!(
+        ready
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "Unknown")
+    );
+    // Its pods are evicted (they stay Terminating: nobody confirms on a dead node) and
+    // replaced on the spare node.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while on("spare-0").await != 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pods never replaced on the spare node"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let evictions = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("TaintManagerEviction"))
+        .count();
+    assert!(evictions > 0);
+
+    // The node comes back: the taint goes.
+    let _back = simulate(&server, &["--count", "1", "--prefix", "doomed"]);
+    eventually("the taint removed", async || {
+        let node = nodes.get("doomed-0").await.ok()?;
+        let tainted = node
+            .spec?
+            .taints
+            .unwrap_or_default()
+            .iter()
+            .any(|t| t.key == "node.kubernetes.io/unreachable");
+        (!tainted).then_some(())
+    })
+    .await;
+}

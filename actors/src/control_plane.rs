@@ -1,11 +1,12 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
-//! controllers (ReplicaSet, Deployment, garbage collector). They live on an actix system of their own thread; when this
+//! controllers (ReplicaSet, Deployment, garbage collector, node lifecycle). They live on an actix system of their own thread; when this
 //! member becomes leader they start, when it loses leadership they stop. Each is
 //! supervised: killed, it restarts and rebuilds from the API (list, then watch).
 
 use actix::prelude::*;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
 use rk8s_controllers::gc::GarbageCollector;
+use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSupervisor};
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_raftstore::node::Leadership;
 use rk8s_scheduler::actor::SchedulerActor;
@@ -22,6 +23,8 @@ pub struct ControlPlaneConfig {
     pub scheduler: bool,
     /// Run the controllers.
     pub controllers: bool,
+    /// The node lifecycle controller's settings.
+    pub lifecycle: LifecycleConfig,
 }
 
 /// The running control plane (while this member leads).
@@ -31,6 +34,7 @@ struct Leading {
     replicasets: Option<Addr<ReplicaSetSupervisor>>,
     deployments: Option<Addr<DeploymentSupervisor>>,
     gc: Option<Addr<GarbageCollector>>,
+    nodes: Option<Addr<NodeLifecycleSupervisor>>,
 }
 
 impl Leading {
@@ -55,14 +59,20 @@ impl Leading {
             let client = client.clone();
             Supervisor::start(move |_| DeploymentSupervisor::new(client))
         });
-        let gc = config
+        let gc = config.controllers.then(|| {
+            let client = client.clone();
+            Supervisor::start(move |_| GarbageCollector::new(client))
+        });
+        let lifecycle = config.lifecycle;
+        let nodes = config
             .controllers
-            .then(|| Supervisor::start(move |_| GarbageCollector::new(client)));
+            .then(|| Supervisor::start(move |_| NodeLifecycleSupervisor::new(client, lifecycle)));
         Leading {
             scheduler,
             replicasets,
             deployments,
             gc,
+            nodes,
         }
     }
 
@@ -79,6 +89,9 @@ impl Leading {
         }
         if let Some(g) = self.gc {
             g.do_send(rk8s_controllers::gc::Crash);
+        }
+        if let Some(n) = self.nodes {
+            n.do_send(rk8s_controllers::node_lifecycle_actor::Crash);
         }
     }
 }

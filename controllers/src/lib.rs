@@ -8,6 +8,8 @@
 //! - [`deployment`]: RollingUpdate within maxSurge/maxUnavailable or Recreate, the
 //!   pod-template hash, revisions and history, status and conditions;
 //!   [`deployment_actor`]: its supervisor and one actor per Deployment.
+//! - [`node_lifecycle`]: unreachable nodes tainted, their pods evicted after their
+//!   tolerations; [`node_lifecycle_actor`]: its supervisor and one actor per node.
 //! - [`gc`]: the garbage collector (background, foreground and orphan cascades).
 //! - [`common`]: owner references, pod readiness, expectations; [`events`]: events.
 
@@ -16,5 +18,7 @@ pub mod deployment;
 pub mod deployment_actor;
 pub mod events;
 pub mod gc;
+pub mod node_lifecycle;
+pub mod node_lifecycle_actor;
 pub mod replicaset;
 pub mod replicaset_actor;

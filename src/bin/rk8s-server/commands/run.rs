@@ -63,6 +63,14 @@ pub struct Args {
     /// Run no controllers on this member (ReplicaSets, Deployments… are not acted on).
     #[arg(long)]
     disable_controllers: bool,
+    /// A node whose Lease is not renewed for this long is unreachable: tainted, and
+    /// its pods evicted after their tolerations.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// How long pods with no toleration of their own for the unreachable taint stay
+    /// on an unreachable node, in seconds.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
     /// Log entries between store snapshots.
     #[arg(long, default_value_t = 10_000)]
     snapshot_entries: u64,
@@ -124,6 +132,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 profiles,
                 scheduler: !args.disable_scheduler,
                 controllers: !args.disable_controllers,
+                lifecycle: rk8s_controllers::node_lifecycle_actor::LifecycleConfig {
+                    grace: args.node_monitor_grace_period,
+                    default_toleration_seconds: args.default_unreachable_toleration_seconds,
+                },
             },
         )
         .context("failed to start the control plane's actors")?;
