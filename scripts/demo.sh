@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 RK8SCTL=$PWD/target/release/rk8sctl
 SERVER=$PWD/target/release/rk8s-server
+NODE=$PWD/target/release/rk8s-node
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 tmp=$(mktemp -d)
@@ -127,9 +128,41 @@ ctl scale deploy/web --replicas 3 | sed 's/^/   /'
 ctl get deployments,namespaces | sed 's/^/   /'
 echo "   kubectl reads the same kubeconfig:"
 kubectl --kubeconfig "$tmp/member0.kubeconfig" get deploy web -o wide | sed 's/^/   /'
-echo "   (pods stay Pending until the scheduler and node agents arrive)"
 
-step "6. Pods as real containers (youki's libcontainer), no control plane needed: rk8sctl compose"
+step "6. Scheduler and controllers on the Raft leader, with three simulated nodes (rk8s-node simulate)"
+RK8S_CONFIG="$tmp/member0.kubeconfig" "$NODE" simulate --count 3 --zones 3 --start-latency 300ms \
+  >"$tmp/simulate.log" 2>&1 &
+pids+=($!)
+k() { kubectl --kubeconfig "$tmp/member0.kubeconfig" "$@"; }
+wait_until 30 sh -c "kubectl --kubeconfig $tmp/member0.kubeconfig get nodes --no-headers 2>/dev/null | grep -c Ready | grep -qx 3"
+k get nodes -L topology.kubernetes.io/zone | sed 's/^/   /'
+k rollout status deploy/web --timeout=60s | sed 's/^/   /'
+k get pods -o wide | sed 's/^/   /'
+echo "   a rolling update to a new image, then back:"
+container=$(k get deploy web -o jsonpath='{.spec.template.spec.containers[0].name}')
+k set image deploy/web "$container=busybox:1.37" | sed 's/^/   /'
+k rollout status deploy/web --timeout=60s | sed 's/^/   /'
+k rollout undo deploy/web | sed 's/^/   /'
+k rollout status deploy/web --timeout=60s | sed 's/^/   /'
+k get rs | sed 's/^/   /'
+k describe deploy web | sed -n '/^Events:/,$p' | sed 's/^/   /'
+echo "   a pod that fits no node says why:"
+ctl apply -f - <<'YAML' | sed 's/^/   /'
+apiVersion: v1
+kind: Pod
+metadata: {name: picky}
+spec:
+  nodeSelector: {disk: nvme}
+  containers: [{name: c, image: busybox}]
+YAML
+wait_until 30 sh -c "kubectl --kubeconfig $tmp/member0.kubeconfig get events --field-selector involvedObject.name=picky 2>/dev/null | grep -q FailedScheduling"
+k get events --field-selector involvedObject.name=picky | sed 's/^/   /'
+echo "   deleting the Deployment cascades to its ReplicaSets and pods (garbage collector):"
+k delete deploy web | sed 's/^/   /'
+wait_until 30 sh -c "[ -z \"\$(kubectl --kubeconfig $tmp/member0.kubeconfig get rs --no-headers 2>/dev/null)\" ]"
+k get deploy,rs,pods 2>&1 | sed 's/^/   /'
+
+step "7. Pods as real containers (youki's libcontainer), no control plane needed: rk8sctl compose"
 images/build.sh >/dev/null
 "$RK8SCTL" image import target/images/busybox --name docker.io/library/busybox:1.36 | sed 's/^/   /'
 "$RK8SCTL" compose -f examples/compose.yaml up -d | sed 's/^/   /'
@@ -160,6 +193,9 @@ cat <<TEXT
    rk8sctl compose [-f FILE] up -d|ps|logs|down  local containers, pods and Compose apps
    rk8s-node run --manifests DIR                 static pods from a directory
 
-   The scheduler, controllers and rk8s-node join are being built next: see "Status" in
-   README.md. Everything this demo started has been stopped and removed.
+   rk8s-node join https://HOST:6443 --token T --ca-cert-hash H   a real node (rk8s-server token create)
+   rk8s-node simulate --count N                  simulated nodes for scheduling experiments
+
+   The network overlay, Services and the HPA come next: see "Status" in README.md.
+   Everything this demo started has been stopped and removed.
 TEXT
