@@ -66,7 +66,11 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
     assert!(status.capacity.unwrap().contains_key("memory"));
     assert_eq!(status.allocatable.unwrap()["pods"].0, "110");
     let leases: Api<Lease> = Api::namespaced(admin.clone(), "kube-node-lease");
-    let lease = leases.get("n1").await.unwrap();
+    // The Lease follows the Node by a moment (the node agent writes it second).
+    let lease = eventually("node n1's lease", async || {
+        leases.get_opt("n1").await.ok()?
+    })
+    .await;
     assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("n1"));
 
     // The token worked once.
@@ -513,10 +517,14 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
         )
         .await;
     }
-    pods.create(&post, &pod("late", "b", &busybox, "exec sleep 3600"))
-        .await
-        .unwrap();
-    running(&pods, "late").await;
+    // Both agents' watches are back: a pod created now starts on each.
+    for node in ["a", "b"] {
+        let name = format!("late-{node}");
+        pods.create(&post, &pod(&name, node, &busybox, "exec sleep 3600"))
+            .await
+            .unwrap();
+        running(&pods, &name).await;
+    }
     assert_eq!(
         container(&pods.get("on-a").await.unwrap().status.unwrap()),
         (a_id.clone(), 0)
