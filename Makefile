@@ -50,6 +50,7 @@ bench: setup
 	$(CARGO) bench --bench runtime
 	$(CARGO) bench --bench node
 	ulimit -n 16384 && $(CARGO) bench --bench scheduler
+	ulimit -n 16384 && $(CARGO) bench --bench controllers
 
 fmt:
 	$(CARGO) fmt --all

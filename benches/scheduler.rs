@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ms, percentile, print_rows, write_json};
+use common::{cpu_seconds, ms, peak_rss_mib, percentile, print_rows, write_json};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
@@ -46,44 +46,6 @@ fn pod(i: usize) -> Pod {
                                  "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}}}]},
     }))
     .unwrap()
-}
-
-/// CPU seconds of a process (all threads) and of its thread named `thread`.
-fn cpu_seconds(pid: u32, thread: &str) -> (f64, f64) {
-    let ticks = |stat: &str| -> f64 {
-        // Fields after the command (which is in parentheses): utime is the 12th, stime
-        // the 13th.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        (t(11) + t(12)) / 100.0
-    };
-    let total = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| ticks(&s))
-        .unwrap_or(0.0);
-    let mut named = 0.0;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            if comm.trim() == thread {
-                named += std::fs::read_to_string(t.path().join("stat"))
-                    .map(|s| ticks(&s))
-                    .unwrap_or(0.0);
-            }
-        }
-    }
-    (total, named)
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct Row {

@@ -17,6 +17,7 @@ PACKAGES=(
   runc            # the external OCI runtime backend (RuntimeClass handler "runc")
   iproute2        # ip: bridges, veth pairs, network namespaces
   nftables        # nft: masquerading and host ports
+  prometheus      # the real Prometheus of the metrics tests
 )
 
 missing=()

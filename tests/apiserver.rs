@@ -591,6 +591,20 @@ async fn subresources_and_graceful_deletion() {
     .await
     .unwrap();
     assert_eq!(code(pods.get("p").await.unwrap_err()), 404);
+
+    // With a finalizer, a confirmed pod waits for it; it goes with the last one.
+    let mut held = pod.clone();
+    held.metadata.name = Some("held".into());
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    pods.create(&PostParams::default(), &held).await.unwrap();
+    pods.delete("held", &DeleteParams::default()).await.unwrap();
+    let marked = pods.get("held").await.unwrap();
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(0));
+    let release = json!({"metadata": {"finalizers": []}});
+    pods.patch("held", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    assert_eq!(code(pods.get("held").await.unwrap_err()), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

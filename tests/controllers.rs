@@ -17,7 +17,7 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use serde_json::json;
 use support::apiserver::Server;
-use support::node::{eventually, simulate};
+use support::node::{eventually, eventually_within, simulate};
 
 fn deployment(image: &str) -> Deployment {
     serde_json::from_value(json!({
@@ -86,6 +86,64 @@ async fn rolled_out(deploys: &Api<Deployment>, sets: &Api<ReplicaSet>, image: &s
     .await;
 }
 
+/// The value of the series `series` (name and labels as printed) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `/metrics` after a rollout: the API server's, the store's and the controllers'
+/// series, with values that follow from what happened; a node may not read it.
+async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
+    let get = || http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(get()).await.unwrap();
+    let created = r#"apiserver_request_total{code="201",resource="deployments",subresource="",verb="create"}"#;
+    assert_eq!(sample(&text, created), Some(1.0), "{text}");
+    let watches = r#"apiserver_longrunning_requests{resource="pods",verb="WATCH"}"#;
+    assert!(
+        sample(&text, watches).unwrap() >= 3.0,
+        "controllers and scheduler watch pods"
+    );
+    assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
+    assert!(sample(&text, "etcd_server_proposals_applied_total").unwrap() > 10.0);
+    assert!(sample(&text, "etcd_disk_wal_fsync_duration_seconds_count").unwrap() > 0.0);
+    assert_eq!(
+        sample(&text, r#"rk8s_actors{kind="Deployment"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"rk8s_actors{kind="ReplicaSet"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"rk8s_actors{kind="Controller"}"#),
+        Some(6.0)
+    );
+    assert!(
+        sample(
+            &text,
+            r#"rk8s_controller_reconciles_total{kind="ReplicaSet"}"#
+        )
+        .unwrap()
+            >= 1.0
+    );
+    let scheduled =
+        r#"scheduler_schedule_attempts_total{profile="default-scheduler",result="scheduled"}"#;
+    assert!(sample(&text, scheduled).unwrap() >= 3.0, "{text}");
+    assert_eq!(
+        sample(&text, r#"scheduler_pending_pods{queue="active"}"#),
+        Some(0.0)
+    );
+    let as_node = server
+        .client_with_token(Some(&server.node_token("sim-0")))
+        .await;
+    let refused = as_node.request_text(get()).await.unwrap_err();
+    assert!(
+        matches!(refused, kube::Error::Api(ref s) if s.code == 403),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_roll_scale_heal_and_cascade() {
     let server = Server::start(&[]);
@@ -100,6 +158,7 @@ async fn deployments_roll_scale_heal_and_cascade() {
         .await
         .unwrap();
     rolled_out(&deploys, &sets, "busybox:1.36", 3).await;
+    scraped_metrics_show_the_work(&server, &client).await;
     let first = sets.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(first.len(), 1);
     let first_name = first[0].metadata.name.clone().unwrap();
@@ -205,6 +264,45 @@ async fn deployments_roll_scale_heal_and_cascade() {
         "the orphaned ReplicaSet keeps its pods"
     );
 
+    // A new Deployment with that template adopts the orphan, pods and all.
+    let before: Vec<String> = running_pods(&pods)
+        .await
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    deploys
+        .create(&PostParams::default(), &deployment("busybox:1.36"))
+        .await
+        .unwrap();
+    eventually("the orphan adopted", async || {
+        let d = deploys.get("web").await.ok()?;
+        let rs = sets.get(&rs_name).await.ok()?;
+        let owner = rs.metadata.owner_references?.into_iter().next()?;
+        (owner.uid == d.metadata.uid?).then_some(())
+    })
+    .await;
+    rolled_out(&deploys, &sets, "busybox:1.36", 3).await;
+    assert_eq!(
+        sets.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    let mut after: Vec<String> = running_pods(&pods)
+        .await
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    after.sort();
+    let mut before = before;
+    before.sort();
+    assert_eq!(before, after, "adoption kept the pods");
+    deploys.delete("web", &orphan).await.unwrap();
+    eventually("orphaned again", async || {
+        let rs = sets.get(&rs_name).await.ok()?;
+        let gone = deploys.get_opt("web").await.ok()?.is_none();
+        (gone && rs.metadata.owner_references.is_none_or(|o| o.is_empty())).then_some(())
+    })
+    .await;
+
     // Foreground: the ReplicaSet waits for its pods to go first.
     let foreground = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Foreground),
@@ -267,46 +365,37 @@ async fn pods_of_a_silent_node_are_evicted_and_recreated_elsewhere() {
 
     // The node's agent dies: no more Lease renewals.
     doomed.take();
-    let tainted = {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let node = nodes.get("doomed-0").await.unwrap();
+    // Tainted, then (a second write) its Ready condition Unknown.
+    let taint = eventually_within(
+        "the silent node tainted unreachable and Ready Unknown",
+        Duration::from_secs(60),
+        async || {
+            let node = nodes.get("doomed-0").await.ok()?;
+            let unknown = node
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "Unknown");
             let taint = node
-                .spec
-                .as_ref()
-                .and_then(|s| s.taints.as_ref())
-                .and_then(|t| {
-                    t.iter()
-                        .find(|t| t.key == "node.kubernetes.io/unreachable")
-                        .cloned()
-                });
-            if let Some(t) = taint {
-                break (t, node);
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the silent node was never tainted"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
-    assert_eq!(tainted.0.effect, "NoExecute");
-    let ready = tainted.1.status.unwrap().conditions.unwrap();
-    assert!(
-        ready
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "Unknown")
-    );
+                .spec?
+                .taints?
+                .into_iter()
+                .find(|t| t.key == "node.kubernetes.io/unreachable")?;
+            unknown.then_some(taint)
+        },
+    )
+    .await;
+    assert_eq!(taint.effect, "NoExecute");
     // Its pods are evicted (they stay Terminating: nobody confirms on a dead node) and
     // replaced on the spare node.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while on("spare-0").await != 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pods never replaced on the spare node"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    eventually_within(
+        "pods replaced on the spare node",
+        Duration::from_secs(60),
+        async || (on("spare-0").await == 4).then_some(()),
+    )
+    .await;
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
     let evictions = events
         .list(&ListParams::default())

@@ -198,12 +198,7 @@ fn runtime_state(agent: &NodeProcess, id: &str) -> rk8s_runtime::ContainerState 
 }
 
 fn rk8sctl(server: &Server, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(args)
-        .output()
-        .unwrap()
+    server.rk8sctl(args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,6 +441,20 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
     agents[0].chaos(&["pod", "default/on-a"]);
     agents[0].chaos(&["node"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // Both restarted once, as the agent's own list says.
+    let listed = agents[0].chaos(&["list"]);
+    let restarts = |kind: &str, name: &str| {
+        listed.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&kind) && f.get(1) == Some(&name)).then(|| f[2].to_string())
+        })
+    };
+    assert_eq!(restarts("Node", "a").as_deref(), Some("1"), "{listed}");
+    assert_eq!(
+        restarts("Pod", "default/on-a").as_deref(),
+        Some("1"),
+        "{listed}"
+    );
     let after = pods.get("on-a").await.unwrap().status.unwrap();
     assert_eq!(after.phase.as_deref(), Some("Running"));
     assert_eq!(container(&after), (a_id.clone(), 0));

@@ -631,10 +631,13 @@ impl Handlers {
                 if registry::encode(&new) == registry::encode(&current) {
                     return Ok(Change::Unchanged);
                 }
+                // The last finalizer gone: the object goes, but a pod only once its
+                // node has confirmed (or it never needed to: grace period 0).
                 let meta = new.metadata();
                 if meta.deletion_timestamp.is_some()
                     && meta.finalizers.as_ref().is_none_or(Vec::is_empty)
-                    && !matches!(new, AnyObject::Pod(_))
+                    && (!matches!(new, AnyObject::Pod(_))
+                        || meta.deletion_grace_period_seconds == Some(0))
                 {
                     return Ok(Change::Delete(current));
                 }

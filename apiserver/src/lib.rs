@@ -8,13 +8,15 @@
 //! - [`patch`]: merge, JSON and strategic merge patches;
 //! - [`watch`]: the watch cache that fans one store watch out to many watchers;
 //! - [`discovery`], [`openapi`], [`table`]: what kubectl reads to find and print kinds;
-//! - [`pki`]: the cluster CA and serving certificates; [`server`]: TLS and HTTP.
+//! - [`pki`]: the cluster CA and serving certificates; [`server`]: TLS and HTTP;
+//! - [`metrics`]: Prometheus metrics (`/metrics`).
 
 pub mod auth;
 pub mod cluster;
 pub mod discovery;
 pub mod handlers;
 pub mod join;
+pub mod metrics;
 pub mod openapi;
 pub mod patch;
 pub mod pki;

@@ -108,6 +108,16 @@ pub enum Route {
     /// `POST /rk8s/v1/serving-cert`: a node gets a serving certificate for its port
     /// 10250 from the cluster CA.
     ServingCert,
+    /// `GET /rk8s/v1/debug/actors`: the control plane's actors (`--enable-chaos`).
+    DebugActors,
+    /// `POST /rk8s/v1/debug/actors/kill`, body `{"kind": K, "name": N}` or
+    /// `{"random": true}`: kills one (`--enable-chaos`).
+    DebugKill,
+    /// `GET /metrics`: Prometheus' text exposition (admin only).
+    Metrics,
+    /// `GET /rk8s/v1/prometheus/targets`: Prometheus HTTP service discovery of the
+    /// pods annotated `prometheus.io/scrape: "true"` (admin only).
+    PrometheusTargets,
     /// `/healthz`, `/livez`, `/readyz` (and their `/<check>` children).
     Health(&'static str),
     /// `/openapi/v2`.
@@ -142,6 +152,16 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
         ["rk8s", "v1", "join"] if method == Method::POST => return Ok(Route::Join),
         ["rk8s", "v1", "serving-cert"] if method == Method::POST => {
             return Ok(Route::ServingCert);
+        }
+        ["rk8s", "v1", "debug", "actors"] if method == Method::GET => {
+            return Ok(Route::DebugActors);
+        }
+        ["rk8s", "v1", "debug", "actors", "kill"] if method == Method::POST => {
+            return Ok(Route::DebugKill);
+        }
+        ["metrics"] if method == Method::GET => return Ok(Route::Metrics),
+        ["rk8s", "v1", "prometheus", "targets"] if method == Method::GET => {
+            return Ok(Route::PrometheusTargets);
         }
         ["healthz", ..] => return Ok(Route::Health("healthz")),
         ["livez", ..] => return Ok(Route::Health("livez")),

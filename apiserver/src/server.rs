@@ -43,8 +43,41 @@ pub struct ApiServer {
     /// `--max-mutating-requests-inflight` count them (watches are not counted).
     reads_inflight: Arc<tokio::sync::Semaphore>,
     writes_inflight: Arc<tokio::sync::Semaphore>,
+    max_reads: usize,
+    max_writes: usize,
     pod_cidrs: std::sync::OnceLock<crate::join::PodCidrs>,
     node_dialer: std::sync::OnceLock<crate::proxy::NodeDialer>,
+    chaos: std::sync::OnceLock<Arc<dyn ActorControl>>,
+}
+
+/// The control plane's actors, listed and killed through the API when the member
+/// runs with `--enable-chaos` (for chaos tests; admin only).
+pub trait ActorControl: Send + Sync {
+    /// Every actor of this member, as `{"kind", "name", "restarts", "mailbox"}`.
+    fn list(&self) -> Value;
+    /// Kills `kind`/`name`, or one at random (`None`); which one was killed.
+    fn kill(&self, target: Option<(&str, &str)>) -> Option<(String, String)>;
+}
+
+/// Refuses anyone but the admin to `what` (the endpoints outside the REST API).
+fn admin_only(identity: &Identity, what: &str) -> ApiResult<()> {
+    if *identity == Identity::Admin {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "user {:?} cannot {what}: admin only",
+        identity.user()
+    )))
+}
+
+/// What `POST /rk8s/v1/debug/actors/kill` takes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KillRequest {
+    kind: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    random: bool,
 }
 
 /// Kubernetes' default limits of concurrent requests.
@@ -88,7 +121,8 @@ fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Respons
     resp
 }
 
-fn error_response(e: &ApiError) -> Response<Body> {
+/// A `Status` response for `e` (kubectl and client libraries read these).
+pub fn error_response(e: &ApiError) -> Response<Body> {
     let status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
     let mut body = status;
     body["kind"] = json!("Status");
@@ -167,14 +201,39 @@ impl ApiServer {
             store,
             reads_inflight: Arc::new(tokio::sync::Semaphore::new(reads)),
             writes_inflight: Arc::new(tokio::sync::Semaphore::new(writes)),
+            max_reads: reads,
+            max_writes: writes,
             pod_cidrs: std::sync::OnceLock::new(),
             node_dialer: std::sync::OnceLock::new(),
+            chaos: std::sync::OnceLock::new(),
         })
     }
 
     /// Sets the ranges joining nodes get (once; the default is 10.244.0.0/16 in /24s).
     pub fn set_pod_cidrs(&self, cidrs: crate::join::PodCidrs) {
         let _ = self.pod_cidrs.set(cidrs);
+    }
+
+    /// Turns the chaos endpoints on: the control plane's actors, listed and killed.
+    pub fn set_chaos(&self, control: Arc<dyn ActorControl>) {
+        let _ = self.chaos.set(control);
+    }
+
+    /// The control plane's actors, when chaos is on and the caller is the admin.
+    fn chaos_for(&self, identity: &Identity) -> ApiResult<&Arc<dyn ActorControl>> {
+        admin_only(identity, "list or kill the control plane's actors")?;
+        self.chaos.get().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the chaos endpoints are off: start rk8s-server with --enable-chaos",
+            )
+        })
+    }
+
+    /// Whether this member leads (the control plane's actors run on the leader).
+    fn leads(&self) -> bool {
+        self.store.leadership().borrow().is_self
     }
 
     /// Sets how this server reaches node agents for logs and exec (once; without it,
@@ -201,10 +260,27 @@ impl ApiServer {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let started = std::time::Instant::now();
-        let resp = match self.dispatch(req).await {
-            Ok(r) => r,
-            Err(e) => error_response(&e),
+        // The route is read once: dispatch serves it, the metrics count it.
+        let query = Query::parse(req.uri().query());
+        let routed = route(&method, &path, query.get("watch"));
+        let counted = match &routed {
+            Ok(Route::Resource(r)) => Some(r.clone()),
+            _ => None,
         };
+        let resp = match routed {
+            Ok(r) => self.dispatch(req, r, query).await,
+            Err(e) => Err(e),
+        };
+        let resp = resp.unwrap_or_else(|e| error_response(&e));
+        if let Some(r) = counted {
+            crate::metrics::observe(
+                r.verb.as_str(),
+                r.kind.plural,
+                r.subresource.as_deref().unwrap_or(""),
+                resp.status().as_u16(),
+                started.elapsed(),
+            );
+        }
         tracing::debug!(
             "{method} {path} {} {:.1}ms",
             resp.status().as_u16(),
@@ -213,9 +289,12 @@ impl ApiServer {
         Ok(resp)
     }
 
-    async fn dispatch(&self, req: Request<Incoming>) -> ApiResult<Response<Body>> {
-        let query = Query::parse(req.uri().query());
-        let route = route(req.method(), req.uri().path(), query.get("watch"))?;
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        route: Route,
+        query: Query,
+    ) -> ApiResult<Response<Body>> {
         let ok = |v: Value| Ok(json_response(StatusCode::OK, &v, &[]));
         // Health and version are public, as in Kubernetes.
         match &route {
@@ -282,6 +361,75 @@ impl ApiServer {
                 let value =
                     serde_json::to_value(&cert).map_err(|e| ApiError::internal(e.to_string()))?;
                 Ok(json_response(StatusCode::CREATED, &value, &[]))
+            }
+            Route::Metrics => {
+                admin_only(&identity, "get path \"/metrics\"")?;
+                let inflight = |sem: &tokio::sync::Semaphore, max: usize| {
+                    i64::try_from(max.saturating_sub(sem.available_permits())).unwrap_or(0)
+                };
+                crate::metrics::INFLIGHT
+                    .with_label_values(&["readOnly"])
+                    .set(inflight(&self.reads_inflight, self.max_reads));
+                crate::metrics::INFLIGHT
+                    .with_label_values(&["mutating"])
+                    .set(inflight(&self.writes_inflight, self.max_writes));
+                let (format, text) = crate::metrics::exposition();
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, format)
+                    .body(Full::new(Bytes::from(text)).boxed())
+                    .map_err(|e| ApiError::internal(e.to_string()))
+            }
+            Route::PrometheusTargets => {
+                admin_only(&identity, "get the scrape targets")?;
+                let kind = rk8s_api::object::kind_named("Pod").ok_or_else(ApiError::no_route)?;
+                let all = ResourceRequest {
+                    verb: Verb::List,
+                    kind,
+                    namespace: None,
+                    name: None,
+                    subresource: None,
+                };
+                let listed = self.handlers.list_objects(&all, &Query::default()).await?;
+                let pods: Vec<k8s_openapi::api::core::v1::Pod> = listed
+                    .items
+                    .into_iter()
+                    .filter_map(|o| match o {
+                        rk8s_api::AnyObject::Pod(p) => Some(*p),
+                        _ => None,
+                    })
+                    .collect();
+                ok(crate::metrics::pod_targets(&pods))
+            }
+            Route::DebugActors => {
+                let chaos = self.chaos_for(&identity)?;
+                ok(serde_json::json!({"leader": self.leads(), "items": chaos.list()}))
+            }
+            Route::DebugKill => {
+                let chaos = self.chaos_for(&identity)?;
+                let body = read_body(req.into_body(), None).await?;
+                let asked: KillRequest = serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "body: {e} (expected {{\"kind\": K, \"name\": N}} or {{\"random\": true}})"
+                    ))
+                })?;
+                let target = match (&asked.kind, &asked.name, asked.random) {
+                    (Some(k), Some(n), false) => Some((k.as_str(), n.as_str())),
+                    (None, None, true) => None,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "name an actor (kind and name) or ask for a random one, not both",
+                        ));
+                    }
+                };
+                match chaos.kill(target) {
+                    Some((kind, name)) => ok(serde_json::json!({"kind": kind, "name": name})),
+                    None => Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", match (target, self.leads()) {
+                        (Some((k, n)), true) => format!("no actor {k}/{n}"),
+                        (None, true) => "no actors".to_string(),
+                        (_, false) => "this member does not lead: the control plane's actors run on the leader".to_string(),
+                    })),
+                }
             }
             Route::Health(_) | Route::Version | Route::ClusterInfo => Err(not_found()),
         }
@@ -485,6 +633,7 @@ impl ApiServer {
             Bytes::from(line)
         };
         tokio::spawn(async move {
+            let _watching = crate::metrics::Watching::start(kind.plural);
             let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
             for obj in &initial {
                 if filter.matches(obj) && tx.send(encode("ADDED", obj, None)).await.is_err() {

@@ -77,9 +77,44 @@ pub fn prepare_create(obj: &mut AnyObject) {
         }
         // A node reports its own status when it registers.
         AnyObject::Node(_) => {}
+        AnyObject::Job(j) => {
+            generate_job_selector(j);
+            j.status = None;
+        }
         other if has_status(&other.kind()) => *other = with_field(other, "status", Value::Null),
         _ => {}
     }
+}
+
+/// Gives a Job without a manual selector the one Kubernetes generates: its pods are
+/// labelled with the Job's uid and name, and selected by the uid.
+fn generate_job_selector(job: &mut k8s_openapi::api::batch::v1::Job) {
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let Some(spec) = &mut job.spec else { return };
+    if spec.manual_selector == Some(true) || spec.selector.is_some() {
+        return;
+    }
+    let labels = spec
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default);
+    for (key, value) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels.insert(key.to_string(), value.clone());
+    }
+    spec.selector = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some([("batch.kubernetes.io/controller-uid".to_string(), uid)].into()),
+            match_expressions: None,
+        },
+    );
 }
 
 /// Kubernetes' QoS class: Guaranteed (every container's requests equal its limits for
@@ -263,6 +298,53 @@ mod tests {
         let status = pod.status.as_ref().unwrap();
         assert_eq!(status.phase.as_deref(), Some("Pending"));
         assert_eq!(status.qos_class.as_deref(), Some("Guaranteed"));
+    }
+
+    #[test]
+    fn a_job_gets_a_selector_of_its_uid_unless_it_brings_one() {
+        let mut j = load(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  template:\n    spec: {restartPolicy: Never, containers: [{name: a, image: x}]}\n",
+        );
+        prepare_create(&mut j);
+        let AnyObject::Job(job) = &j else { panic!() };
+        let uid = job.metadata.uid.clone().unwrap();
+        let spec = job.spec.as_ref().unwrap();
+        let selector = spec
+            .selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap();
+        assert_eq!(selector["batch.kubernetes.io/controller-uid"], uid);
+        let labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap();
+        assert_eq!(labels["job-name"], "pi");
+        assert_eq!(labels["batch.kubernetes.io/controller-uid"], uid);
+        let mut manual = load(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: m}\nspec:\n  manualSelector: true\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {restartPolicy: Never, containers: [{name: a, image: x}]}\n",
+        );
+        prepare_create(&mut manual);
+        let AnyObject::Job(job) = &manual else {
+            panic!()
+        };
+        let spec = job.spec.as_ref().unwrap();
+        assert_eq!(
+            spec.selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -36,3 +36,41 @@ pub fn write_json(name: &str, value: &serde_json::Value) {
     std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).unwrap();
     println!("\nwrote {}", path.display());
 }
+
+/// CPU seconds of a process (all threads) and of its thread named `thread`.
+pub fn cpu_seconds(pid: u32, thread: &str) -> (f64, f64) {
+    let ticks = |stat: &str| -> f64 {
+        // Fields after the command (which is in parentheses): utime is the 12th, stime
+        // the 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (t(11) + t(12)) / 100.0
+    };
+    let total = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| ticks(&s))
+        .unwrap_or(0.0);
+    let mut named = 0.0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim() == thread {
+                named += std::fs::read_to_string(t.path().join("stat"))
+                    .map(|s| ticks(&s))
+                    .unwrap_or(0.0);
+            }
+        }
+    }
+    (total, named)
+}
+
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -1,11 +1,44 @@
 //! What controllers share: owner references, pod readiness, and expectations (the
 //! Kubernetes pattern that keeps a controller from acting twice on a stale cache).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+/// Ends an actor abruptly, as a crash would (chaos tests); its supervisor restarts it
+/// and it rebuilds from the API.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+/// Makes [`Crash`] end each of the given actors (their supervisor restarts them).
+macro_rules! crash_on_request {
+    ($($actor:ty),+ $(,)?) => {$(
+        impl actix::Handler<$crate::common::Crash> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, _: $crate::common::Crash, ctx: &mut Self::Context) {
+                actix::ActorContext::stop(ctx);
+            }
+        }
+    )+};
+}
+pub(crate) use crash_on_request;
+
+/// Ends an actor for good (its object is gone).
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// `NAMESPACE/NAME` of a namespaced object, `NAME` of another.
+pub fn object_name(meta: &ObjectMeta) -> String {
+    match &meta.namespace {
+        Some(ns) => format!("{ns}/{}", meta.name.as_deref().unwrap_or_default()),
+        None => meta.name.clone().unwrap_or_default(),
+    }
+}
 
 /// The controlling owner reference of an object, if any.
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
@@ -62,61 +95,106 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i64, now: jiff::Timestamp) -> 
     })
 }
 
+/// Writes the status `obj` carries, whole (PUT on the status subresource; a merge
+/// patch would keep the fields the new status leaves out), with `obj`'s
+/// resourceVersion: a status decided on a stale view is refused, and decided again.
+pub async fn replace_status<K>(client: &kube::Client, obj: &K) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let meta = obj.meta();
+    let api: kube::Api<K> = kube::Api::namespaced(
+        client.clone(),
+        meta.namespace.as_deref().unwrap_or("default"),
+    );
+    api.replace_status(
+        meta.name.as_deref().unwrap_or_default(),
+        &kube::api::PostParams::default(),
+        obj,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Makes `owner` the controller of the object `meta` describes: a merge patch of its
+/// ownerReferences carrying its resourceVersion, so an object changed since it was
+/// seen is refused and looked at again.
+pub async fn adopt<K>(
+    api: &kube::Api<K>,
+    meta: &ObjectMeta,
+    owner: &OwnerReference,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut refs = meta.owner_references.clone().unwrap_or_default();
+    refs.push(owner.clone());
+    let patch = serde_json::json!({"metadata": {
+        "ownerReferences": refs, "resourceVersion": meta.resource_version}});
+    let name = meta.name.as_deref().unwrap_or_default();
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
 /// How long expectations are trusted before a controller acts again regardless.
 pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// Creations and deletions a controller has asked for and not yet seen through its
-/// watch: until they are seen (or time out), it does not act on the count again.
-#[derive(Debug, Default)]
-pub struct Expectations {
-    entries: HashMap<String, Expected>,
-}
-
+/// watch: until they are seen (or time out), it does not act on the counts again.
 #[derive(Debug)]
-struct Expected {
+pub struct Expectations {
     adds: usize,
     deletes: HashSet<String>,
     at: Instant,
 }
 
+impl Default for Expectations {
+    fn default() -> Self {
+        Expectations {
+            adds: 0,
+            deletes: HashSet::new(),
+            at: Instant::now(),
+        }
+    }
+}
+
 impl Expectations {
-    /// `key` is about to create `adds` pods and delete `deletes`.
-    pub fn expect(&mut self, key: &str, adds: usize, deletes: impl IntoIterator<Item = String>) {
-        self.entries.insert(
-            key.to_string(),
-            Expected {
-                adds,
-                deletes: deletes.into_iter().collect(),
-                at: Instant::now(),
-            },
-        );
+    /// About to create `adds` pods and delete `deletes`.
+    pub fn expect(&mut self, adds: usize, deletes: impl IntoIterator<Item = String>) {
+        self.adds = adds;
+        self.deletes = deletes.into_iter().collect();
+        self.at = Instant::now();
     }
 
-    /// A creation was seen (or failed, so will never be).
-    pub fn created(&mut self, key: &str) {
-        if let Some(e) = self.entries.get_mut(key) {
-            e.adds = e.adds.saturating_sub(1);
-        }
+    /// `n` creations were seen (or failed, so will never be).
+    pub fn created(&mut self, n: usize) {
+        self.adds = self.adds.saturating_sub(n);
     }
 
     /// A deletion of `pod` was seen (or failed).
-    pub fn deleted(&mut self, key: &str, pod: &str) {
-        if let Some(e) = self.entries.get_mut(key) {
-            e.deletes.remove(pod);
-        }
+    pub fn deleted(&mut self, pod: &str) {
+        self.deletes.remove(pod);
     }
 
-    /// Whether `key` may act on its counts: everything expected was seen, or the
-    /// expectations are too old to trust.
-    pub fn satisfied(&self, key: &str) -> bool {
-        self.entries.get(key).is_none_or(|e| {
-            (e.adds == 0 && e.deletes.is_empty()) || e.at.elapsed() > EXPECTATIONS_TIMEOUT
-        })
+    /// Whether the controller may act on its counts: everything expected was seen, or
+    /// the expectations are too old to trust.
+    pub fn satisfied(&self) -> bool {
+        (self.adds == 0 && self.deletes.is_empty()) || self.at.elapsed() > EXPECTATIONS_TIMEOUT
     }
 
-    /// Forgets `key` (its object is gone).
-    pub fn forget(&mut self, key: &str) {
-        self.entries.remove(key);
+    /// Forgets everything expected (a restart, or creations that failed).
+    pub fn clear(&mut self) {
+        self.adds = 0;
+        self.deletes.clear();
     }
 }
 
@@ -127,16 +205,16 @@ mod tests {
     #[test]
     fn expectations_hold_until_every_action_is_seen() {
         let mut e = Expectations::default();
-        assert!(e.satisfied("rs"));
-        e.expect("rs", 2, ["p1".to_string()]);
-        assert!(!e.satisfied("rs"));
-        e.created("rs");
-        e.created("rs");
-        assert!(!e.satisfied("rs"));
-        e.deleted("rs", "p1");
-        assert!(e.satisfied("rs"));
-        e.expect("rs", 1, []);
-        e.forget("rs");
-        assert!(e.satisfied("rs"));
+        assert!(e.satisfied());
+        e.expect(2, ["p1".to_string()]);
+        assert!(!e.satisfied());
+        e.created(1);
+        e.created(1);
+        assert!(!e.satisfied());
+        e.deleted("p1");
+        assert!(e.satisfied());
+        e.expect(1, []);
+        e.clear();
+        assert!(e.satisfied());
     }
 }

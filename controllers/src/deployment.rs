@@ -227,6 +227,25 @@ fn new_replicaset(
     }
 }
 
+/// Whether `d` should adopt `rs`: a ReplicaSet of its namespace that nothing
+/// controls, not being deleted, whose labels its selector matches (as kubectl's
+/// `delete --cascade=orphan` then a new Deployment leaves them).
+pub fn adoptable(d: &Deployment, rs: &ReplicaSet) -> bool {
+    use rk8s_api::selector::SelectorExt;
+    let Some(selector) = d
+        .spec
+        .as_ref()
+        .and_then(|s| rk8s_api::selector::label_selector(&s.selector).ok())
+    else {
+        return false;
+    };
+    d.metadata.deletion_timestamp.is_none()
+        && rs.metadata.deletion_timestamp.is_none()
+        && rs.metadata.namespace == d.metadata.namespace
+        && crate::common::controller_of(&rs.metadata).is_none()
+        && selector.matches(rs.metadata.labels.as_ref().unwrap_or(&Default::default()))
+}
+
 /// Decides for `d` given the ReplicaSets it owns.
 pub fn reconcile(d: &Deployment, owned: &[ReplicaSet], now: jiff::Timestamp) -> Decision {
     let spec = d.spec.clone().unwrap_or_default();
@@ -769,5 +788,32 @@ mod tests {
         assert!(d.create.is_none());
         assert_eq!(d.bump_revision, Some((name(&old), 3)));
         assert!(d.scale.get(&name(&old)).is_some_and(|n| *n > 0));
+    }
+
+    #[test]
+    fn only_uncontrolled_matching_replicasets_of_its_namespace_are_adopted() {
+        let d = deploy(3, "busybox:1.36", json!({"type": "Recreate"}));
+        let d2 = deploy(3, "busybox:1.37", json!({"type": "Recreate"}));
+        let decision = reconcile(&d2, &[], now());
+        let mut orphan = decision.create.unwrap();
+        orphan.metadata.owner_references = None;
+        assert!(adoptable(&d, &orphan));
+        let mut elsewhere = orphan.clone();
+        elsewhere.metadata.namespace = Some("other".into());
+        assert!(!adoptable(&d, &elsewhere));
+        let mut owned = orphan.clone();
+        owned.metadata.owner_references = Some(vec![crate::common::controller_ref(
+            "apps/v1",
+            "Deployment",
+            &d2.metadata,
+        )]);
+        assert!(!adoptable(&d, &owned));
+        let mut unlabelled = orphan.clone();
+        unlabelled.metadata.labels = Some([("app".to_string(), "api".to_string())].into());
+        assert!(!adoptable(&d, &unlabelled));
+        let mut going = orphan;
+        going.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
+        assert!(!adoptable(&d, &going));
     }
 }

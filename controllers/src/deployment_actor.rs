@@ -18,8 +18,10 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
+use crate::chaos::{Actors, Tracker};
 use crate::common::controller_of;
-use crate::deployment::{DESIRED_REPLICAS, Decision, REVISION, reconcile};
+use crate::common::{Stop, adopt, controller_ref, object_name};
+use crate::deployment::{DESIRED_REPLICAS, Decision, REVISION, adoptable, reconcile};
 use crate::events::{Involved, record};
 
 /// A Deployment and its ReplicaSets, as the supervisor last saw them.
@@ -30,16 +32,9 @@ pub struct Sync {
     pub deployment: Deployment,
     /// The ReplicaSets it controls.
     pub owned: Vec<ReplicaSet>,
+    /// ReplicaSets nothing controls that it should adopt.
+    pub orphans: Vec<ReplicaSet>,
 }
-
-/// Ends an actor abruptly, as a crash would (chaos tests).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Crash;
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Stop;
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -48,6 +43,7 @@ struct Done;
 /// One Deployment's actor.
 pub struct DeploymentActor {
     client: kube::Client,
+    tracker: Tracker,
     latest: Option<Sync>,
     busy: bool,
     /// A pass is owed: something changed while busy.
@@ -63,6 +59,22 @@ impl DeploymentActor {
         let Some(sync) = self.latest.as_ref() else {
             return;
         };
+        // Orphans first: deciding without them could create their template again.
+        if !sync.orphans.is_empty() {
+            self.busy = true;
+            self.again = false;
+            let (client, d, orphans) = (
+                self.client.clone(),
+                sync.deployment.clone(),
+                sync.orphans.clone(),
+            );
+            let fut = async move {
+                adopt_all(&client, &d, &orphans).await;
+                Done
+            };
+            ctx.spawn(fut.into_actor(self).map(|done, _act, ctx| ctx.notify(done)));
+            return;
+        }
         let decision = reconcile(&sync.deployment, &sync.owned, jiff::Timestamp::now());
         let status_changed = sync.deployment.status.as_ref() != Some(&decision.status);
         let idle = decision.create.is_none()
@@ -82,10 +94,30 @@ impl DeploymentActor {
             sync.owned.clone(),
         );
         let fut = async move {
+            let started = std::time::Instant::now();
             carry_out(&client, &d, &owned, decision, status_changed).await;
+            crate::metrics::reconciled("Deployment", started.elapsed(), false);
             Done
         };
         ctx.spawn(fut.into_actor(self).map(|done, _act, ctx| ctx.notify(done)));
+    }
+}
+
+/// Takes the orphaned ReplicaSets `orphans` as `d`'s.
+async fn adopt_all(client: &kube::Client, d: &Deployment, orphans: &[ReplicaSet]) {
+    let ns = d.metadata.namespace.as_deref().unwrap_or("default");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let owner = controller_ref("apps/v1", "Deployment", &d.metadata);
+    for rs in orphans {
+        let rs_name = rs.metadata.name.as_deref().unwrap_or_default();
+        match adopt(&sets, &rs.metadata, &owner).await {
+            Ok(()) => {
+                tracing::info!(deployment = %object_name(&d.metadata), "adopted ReplicaSet {rs_name}")
+            }
+            Err(e) => {
+                tracing::debug!(deployment = %object_name(&d.metadata), "adopting {rs_name}: {e}")
+            }
+        }
     }
 }
 
@@ -139,13 +171,16 @@ async fn carry_out(
             tracing::debug!(deployment = %name, "revision of {rs_name}: {e}");
         }
     }
+    // The status is written against the Deployment as this pass leaves it.
+    let mut current = d.clone();
     if let Some(revision) = &decision.annotate_revision {
         let patch = serde_json::json!({"metadata": {"annotations": {REVISION: revision}}});
-        if let Err(e) = deployments
+        match deployments
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            tracing::debug!(deployment = %name, "noting revision {revision}: {e}");
+            Ok(updated) => current.metadata.resource_version = updated.metadata.resource_version,
+            Err(e) => tracing::debug!(deployment = %name, "noting revision {revision}: {e}"),
         }
     }
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -195,11 +230,8 @@ async fn carry_out(
         }
     }
     if status_changed || status != decision.status {
-        let patch = serde_json::json!({"status": status});
-        if let Err(e) = deployments
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        current.status = Some(status);
+        if let Err(e) = crate::common::replace_status(client, &current).await {
             tracing::debug!(deployment = %name, "status: {e}");
         }
     }
@@ -211,6 +243,7 @@ impl Actor for DeploymentActor {
 
 impl Supervised for DeploymentActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.tracker.restarted();
         self.busy = false;
         self.again = false;
     }
@@ -220,6 +253,7 @@ impl Handler<Sync> for DeploymentActor {
     type Result = ();
 
     fn handle(&mut self, msg: Sync, ctx: &mut Self::Context) {
+        self.tracker.received();
         self.latest = Some(msg);
         self.step(ctx);
     }
@@ -236,14 +270,6 @@ impl Handler<Done> for DeploymentActor {
         if std::mem::take(&mut self.again) {
             self.step(ctx);
         }
-    }
-}
-
-impl Handler<Crash> for DeploymentActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
-        ctx.stop();
     }
 }
 
@@ -264,9 +290,13 @@ enum Change {
 pub struct DeploymentSupervisor {
     client: kube::Client,
     deployments: HashMap<String, Deployment>,
-    actors: HashMap<String, Addr<DeploymentActor>>,
+    actors: HashMap<String, (Addr<DeploymentActor>, Tracker)>,
+    registry: Actors,
+    tracker: Tracker,
     sets: HashMap<String, ReplicaSet>,
     by_owner: HashMap<String, BTreeSet<String>>,
+    /// ReplicaSets nothing controls, by uid.
+    orphans: BTreeSet<String>,
     dirty: BTreeSet<String>,
     deployments_synced: bool,
     sets_synced: bool,
@@ -274,21 +304,34 @@ pub struct DeploymentSupervisor {
 
 impl DeploymentSupervisor {
     /// A supervisor talking to the API through `client`.
-    pub fn new(client: kube::Client) -> Self {
+    pub fn new(client: kube::Client, registry: Actors, tracker: Tracker) -> Self {
         DeploymentSupervisor {
             client,
+            registry,
+            tracker,
             deployments: HashMap::new(),
             actors: HashMap::new(),
             sets: HashMap::new(),
             by_owner: HashMap::new(),
+            orphans: BTreeSet::new(),
             dirty: BTreeSet::new(),
             deployments_synced: false,
             sets_synced: false,
         }
     }
 
+    /// The Deployments that would adopt `rs`.
+    fn adopters(&self, rs: &ReplicaSet) -> Vec<String> {
+        self.deployments
+            .iter()
+            .filter(|(_, d)| adoptable(d, rs))
+            .map(|(uid, _)| uid.clone())
+            .collect()
+    }
+
     fn rs_changed(&mut self, rs: ReplicaSet, deleted: bool) {
         let uid = rs.metadata.uid.clone().unwrap_or_default();
+        self.orphans.remove(&uid);
         if let Some(old) = self.sets.remove(&uid)
             && let Some(owner) = controller_of(&old.metadata)
         {
@@ -296,6 +339,11 @@ impl DeploymentSupervisor {
                 set.remove(&uid);
             }
             self.dirty.insert(owner.uid.clone());
+        }
+        if !deleted && controller_of(&rs.metadata).is_none() {
+            let adopters = self.adopters(&rs);
+            self.dirty.extend(adopters);
+            self.orphans.insert(uid.clone());
         }
         if let Some(owner) = controller_of(&rs.metadata).filter(|o| o.kind == "Deployment") {
             self.dirty.insert(owner.uid.clone());
@@ -326,18 +374,33 @@ impl DeploymentSupervisor {
                 .flatten()
                 .filter_map(|u| self.sets.get(u).cloned())
                 .collect();
-            let client = self.client.clone();
-            let addr = self.actors.entry(uid).or_insert_with(|| {
-                Supervisor::start(move |_| DeploymentActor {
+            let orphans = self
+                .orphans
+                .iter()
+                .filter_map(|u| self.sets.get(u))
+                .filter(|rs| adoptable(&d, rs))
+                .cloned()
+                .collect();
+            let (addr, tracker) = self.actors.entry(uid).or_insert_with(|| {
+                let client = self.client.clone();
+                let tracker = Tracker::default();
+                let t = tracker.clone();
+                let addr = Supervisor::start(move |_| DeploymentActor {
                     client,
+                    tracker: t,
                     latest: None,
                     busy: false,
                     again: false,
-                })
+                });
+                self.registry
+                    .add("Deployment", &object_name(&d.metadata), &addr, &tracker);
+                (addr, tracker)
             });
+            tracker.sent();
             addr.do_send(Sync {
                 deployment: d,
                 owned,
+                orphans,
             });
         }
     }
@@ -371,9 +434,11 @@ impl Actor for DeploymentSupervisor {
 
 impl Supervised for DeploymentSupervisor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.tracker.restarted();
         self.deployments.clear();
         self.sets.clear();
         self.by_owner.clear();
+        self.orphans.clear();
         self.deployments_synced = false;
         self.sets_synced = false;
     }
@@ -392,8 +457,10 @@ impl StreamHandler<Change> for DeploymentSupervisor {
                     let uid = d.metadata.uid.clone().unwrap_or_default();
                     self.deployments.remove(&uid);
                     self.dirty.remove(&uid);
-                    if let Some(addr) = self.actors.remove(&uid) {
+                    if let Some((addr, _)) = self.actors.remove(&uid) {
                         addr.do_send(Stop);
+                        self.registry
+                            .remove("Deployment", &object_name(&d.metadata));
                     }
                 }
                 Ok(Event::InitDone) => self.deployments_synced = true,
@@ -413,10 +480,4 @@ impl StreamHandler<Change> for DeploymentSupervisor {
     fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
-impl Handler<Crash> for DeploymentSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
-}
+crate::common::crash_on_request!(DeploymentActor, DeploymentSupervisor);

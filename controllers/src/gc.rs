@@ -168,11 +168,6 @@ struct Change(usize, Box<Result<Event<DynamicObject>, watcher::Error>>);
 #[rtype(result = "()")]
 struct Finished(Action);
 
-/// Ends the actor abruptly (chaos tests).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Crash;
-
 /// The garbage collector's actor.
 pub struct GarbageCollector {
     client: kube::Client,
@@ -181,13 +176,16 @@ pub struct GarbageCollector {
     synced: BTreeSet<usize>,
     in_flight: BTreeSet<Action>,
     dirty: bool,
+    tracker: crate::chaos::Tracker,
 }
 
 impl GarbageCollector {
-    /// A collector talking to the API through `client`.
-    pub fn new(client: kube::Client) -> Self {
+    /// A collector talking to the API through `client`; `tracker` counts its
+    /// restarts.
+    pub fn new(client: kube::Client, tracker: crate::chaos::Tracker) -> Self {
         GarbageCollector {
             client,
+            tracker,
             resources: resources(),
             items: HashMap::new(),
             synced: BTreeSet::new(),
@@ -338,6 +336,7 @@ impl Actor for GarbageCollector {
 
 impl Supervised for GarbageCollector {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.tracker.restarted();
         self.items.clear();
         self.synced.clear();
         self.in_flight.clear();
@@ -376,13 +375,7 @@ impl Handler<Finished> for GarbageCollector {
     }
 }
 
-impl Handler<Crash> for GarbageCollector {
-    type Result = ();
-
-    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
-}
+crate::common::crash_on_request!(GarbageCollector);
 
 #[cfg(test)]
 mod tests {

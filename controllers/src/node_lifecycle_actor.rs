@@ -18,6 +18,8 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
+use crate::chaos::{Actors, Tracker};
+use crate::common::Stop;
 use crate::events::{Involved, record};
 use crate::node_lifecycle::{NodeAction, NodeView, UNREACHABLE, eviction_due, node_action};
 
@@ -58,18 +60,10 @@ struct Check {
 #[rtype(result = "()")]
 struct Done;
 
-/// Ends an actor abruptly (chaos tests).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Crash;
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Stop;
-
 /// One node's lifecycle actor.
 pub struct NodeLifecycleActor {
     client: kube::Client,
+    tracker: Tracker,
     config: LifecycleConfig,
     busy: bool,
 }
@@ -80,6 +74,7 @@ impl Actor for NodeLifecycleActor {
 
 impl Supervised for NodeLifecycleActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.tracker.restarted();
         self.busy = false;
     }
 }
@@ -198,12 +193,17 @@ impl Handler<Check> for NodeLifecycleActor {
     type Result = ();
 
     fn handle(&mut self, check: Check, ctx: &mut Self::Context) {
+        self.tracker.received();
         if self.busy {
             return;
         }
         self.busy = true;
         let fut = act(self.client.clone(), self.config, check);
-        ctx.spawn(fut.into_actor(self).map(|_, _act, ctx| ctx.notify(Done)));
+        let started = std::time::Instant::now();
+        ctx.spawn(fut.into_actor(self).map(move |_, _act, ctx| {
+            crate::metrics::reconciled("Node", started.elapsed(), false);
+            ctx.notify(Done)
+        }));
     }
 }
 
@@ -212,14 +212,6 @@ impl Handler<Done> for NodeLifecycleActor {
 
     fn handle(&mut self, _: Done, _ctx: &mut Self::Context) {
         self.busy = false;
-    }
-}
-
-impl Handler<Crash> for NodeLifecycleActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
-        ctx.stop();
     }
 }
 
@@ -244,15 +236,25 @@ pub struct NodeLifecycleSupervisor {
     nodes: BTreeMap<String, Node>,
     leases: HashMap<String, jiff::Timestamp>,
     pods: HashMap<String, BTreeMap<String, Pod>>,
-    actors: HashMap<String, Addr<NodeLifecycleActor>>,
+    actors: HashMap<String, (Addr<NodeLifecycleActor>, Tracker)>,
     synced: [bool; 3],
+    registry: Actors,
+    tracker: Tracker,
 }
 
 impl NodeLifecycleSupervisor {
-    /// A supervisor talking to the API through `client`.
-    pub fn new(client: kube::Client, config: LifecycleConfig) -> Self {
+    /// A supervisor talking to the API through `client`, listing its actors in
+    /// `registry`; `tracker` counts its own restarts.
+    pub fn new(
+        client: kube::Client,
+        config: LifecycleConfig,
+        registry: Actors,
+        tracker: Tracker,
+    ) -> Self {
         NodeLifecycleSupervisor {
             client,
+            registry,
+            tracker,
             config,
             nodes: BTreeMap::new(),
             leases: HashMap::new(),
@@ -287,14 +289,20 @@ impl NodeLifecycleSupervisor {
                 .get(&view.name)
                 .map(|p| p.values().cloned().collect())
                 .unwrap_or_default();
-            let (client, config) = (self.client.clone(), self.config);
-            let addr = self.actors.entry(view.name.clone()).or_insert_with(|| {
-                Supervisor::start(move |_| NodeLifecycleActor {
+            let (addr, tracker) = self.actors.entry(view.name.clone()).or_insert_with(|| {
+                let (client, config) = (self.client.clone(), self.config);
+                let tracker = Tracker::default();
+                let t = tracker.clone();
+                let addr = Supervisor::start(move |_| NodeLifecycleActor {
                     client,
+                    tracker: t,
                     config,
                     busy: false,
-                })
+                });
+                self.registry.add("Node", &view.name, &addr, &tracker);
+                (addr, tracker)
             });
+            tracker.sent();
             addr.do_send(Check {
                 node,
                 view,
@@ -350,6 +358,7 @@ impl Actor for NodeLifecycleSupervisor {
 
 impl Supervised for NodeLifecycleSupervisor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.tracker.restarted();
         self.nodes.clear();
         self.leases.clear();
         self.pods.clear();
@@ -368,8 +377,9 @@ impl StreamHandler<Change> for NodeLifecycleSupervisor {
                 Ok(Event::Delete(n)) => {
                     let name = n.metadata.name.clone().unwrap_or_default();
                     self.nodes.remove(&name);
-                    if let Some(addr) = self.actors.remove(&name) {
+                    if let Some((addr, _)) = self.actors.remove(&name) {
                         addr.do_send(Stop);
+                        self.registry.remove("Node", &name);
                     }
                 }
                 Ok(Event::InitDone) => self.synced[0] = true,
@@ -403,10 +413,4 @@ impl StreamHandler<Change> for NodeLifecycleSupervisor {
     fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
-impl Handler<Crash> for NodeLifecycleSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
-}
+crate::common::crash_on_request!(NodeLifecycleActor, NodeLifecycleSupervisor);

@@ -590,7 +590,7 @@ pub async fn delete(g: &Global, a: &DeleteArgs) -> Result<()> {
 }
 
 /// `KIND/NAME` or `KIND NAME` as one object.
-fn one(resource: &str, name: Option<&str>) -> Result<(ObjectKind, String)> {
+pub(crate) fn one(resource: &str, name: Option<&str>) -> Result<(ObjectKind, String)> {
     let args: Vec<String> = std::iter::once(resource.to_string())
         .chain(name.map(str::to_string))
         .collect();
@@ -743,11 +743,26 @@ pub async fn edit(g: &Global, resource: &str, name: Option<&str>) -> Result<()> 
             path.display()
         );
     }
-    let new = manifests.remove(0).object;
-    let value: DynamicObject = serde_json::from_value(new.to_value())?;
+    let new = manifests.remove(0).object.to_value();
+    // Sent as a JSON patch of what the user changed (both sides decoded alike), as
+    // kubectl edit sends a patch: a status or annotation another writer changed in
+    // the meantime is no conflict; the same field changed by both is the server's to
+    // judge.
+    let (before, _) = manifest::decode(&path.display().to_string(), &original);
+    let before = before
+        .into_iter()
+        .next()
+        .map(|m| m.object.to_value())
+        .unwrap_or_default();
+    let patch = json_patch::diff(&before, &new);
+    if patch.0.is_empty() {
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("Edit cancelled, no changes made.");
+        return Ok(());
+    }
     match cluster
         .api(&kind, ns)
-        .replace(&name, &PostParams::default(), &value)
+        .patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
         .await
     {
         Ok(_) => {

@@ -1,5 +1,5 @@
 //! What `rk8sctl` does against a cluster, as a standard Kubernetes client (the `kube`
-//! crate): apply, create, get, describe, delete, scale, label, annotate, edit,
+//! crate): apply, create, get, describe, delete, scale, rollout, label, annotate, edit,
 //! cluster-info, version and config. The binary only parses arguments.
 //!
 //! - [`cluster`]: kubeconfig, client, errors worded as kubectl words them;
@@ -7,14 +7,20 @@
 //! - [`print`], [`describe`]: tables, YAML and descriptions;
 //! - [`input`]: `-f` files, directories and standard input;
 //! - [`commands`]: the commands and their arguments;
+//! - [`debug`]: `debug actors|kill-actor` (the control plane's actors, `--enable-chaos`);
+//! - [`prometheus`]: `prometheus-config`, a scrape configuration for the cluster;
+//! - [`rollout`]: `rollout status|history|undo|restart|pause|resume`;
 //! - [`stream`]: `logs` and `exec`, streamed from the pod's node;
 //! - [`local`]: containers, pods and Compose apps on this host, without a cluster.
 
 pub mod apply;
 pub mod cluster;
 pub mod commands;
+pub mod debug;
 pub mod describe;
 pub mod input;
 pub mod local;
 pub mod print;
+pub mod prometheus;
+pub mod rollout;
 pub mod stream;

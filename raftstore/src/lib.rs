@@ -5,7 +5,8 @@
 //!   transactions with compare-and-swap, compaction, the event history);
 //! - [`lease`]: leases and the leader's lease clock;
 //! - [`state`]: the replicated state machine and its snapshots;
-//! - [`proto`]: the prost messages replicated and stored.
+//! - [`proto`]: the prost messages replicated and stored;
+//! - [`metrics`]: Prometheus metrics (leadership, indexes, proposals, fsync, apply).
 //!
 //! ```
 //! use rk8s_raftstore::{StateMachine, ops};
@@ -23,6 +24,7 @@ pub mod error;
 pub mod lease;
 pub mod log;
 pub mod logger;
+pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod ops;

@@ -24,6 +24,7 @@ use raft::{RawNode, StateRole, Storage};
 use crate::error::{Error, Result};
 use crate::lease::LeaseClock;
 use crate::log::RaftLog;
+use crate::metrics;
 use crate::ops;
 use crate::proto::{Command, RangeRequest, RangeResponse};
 use crate::state::{Applied, StateMachine};
@@ -431,10 +432,14 @@ impl RaftNode {
             self.on_read_state(rs.index, &rs.request_ctx);
         }
         self.apply_entries(ready.take_committed_entries(), now)?;
+        let persisting = Instant::now();
         self.raw
             .mut_store()
             .persist(ready.entries(), ready.hs())
             .map_err(unavailable)?;
+        if !ready.entries().is_empty() || ready.hs().is_some() {
+            metrics::FSYNC.observe(persisting.elapsed().as_secs_f64());
+        }
         out.extend(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
@@ -456,6 +461,10 @@ impl RaftNode {
         if term != self.leadership.term {
             self.leadership.term = term;
         }
+        metrics::TERM.set(i64::try_from(term).unwrap_or(i64::MAX));
+        let index = |i: u64| i64::try_from(i).unwrap_or(i64::MAX);
+        metrics::COMMITTED.set(index(self.raw.raft.raft_log.committed));
+        metrics::APPLIED.set(index(self.raw.raft.raft_log.applied));
         let mut snapshots_to = snapshots_to;
         snapshots_to.extend(snapshot_targets(&out));
         if !out.is_empty() {
@@ -479,6 +488,11 @@ impl RaftNode {
             self.clock.reset(&self.sm.lessor, now);
             self.revoking.clear();
         }
+        metrics::IS_LEADER.set(i64::from(is_self));
+        metrics::HAS_LEADER.set(i64::from(leader.is_some()));
+        if leader != self.leadership.leader && leader.is_some() {
+            metrics::LEADER_CHANGES.inc();
+        }
         if leader != self.leadership.leader || is_self != self.leadership.is_self {
             self.leadership = Leadership {
                 leader,
@@ -491,6 +505,7 @@ impl RaftNode {
 
     fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
         self.sm = StateMachine::restore(snapshot.get_data())?;
+        metrics::SNAPSHOTS_INSTALLED.inc();
         // Watchers cannot be given a gap-free history across a snapshot.
         self.hub
             .close_all("this member was restored from a snapshot; watch again");
@@ -512,7 +527,9 @@ impl RaftNode {
                     }
                 }
                 EntryType::EntryNormal => {
+                    let applying = Instant::now();
                     let (result, events) = self.sm.apply_bytes(&entry.data);
+                    metrics::APPLY.observe(applying.elapsed().as_secs_f64());
                     if let Ok(Applied::LeaseRevoked { .. }) | Err(Error::LeaseNotFound(_)) = &result
                     {
                         self.revoking.retain(|id| self.sm.lessor.contains(*id));
@@ -605,6 +622,7 @@ impl RaftNode {
             .install_snapshot(snapshot)
             .map_err(unavailable)?;
         self.snapshots_taken += 1;
+        metrics::SNAPSHOTS_TAKEN.inc();
         Ok(())
     }
 }

@@ -144,10 +144,22 @@ impl Store {
         let reply: crate::node::Reply = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        self.tx
-            .send(Request::Propose(cmd, reply))
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        let result = match self.tx.send(Request::Propose(cmd, reply)) {
+            Ok(()) => rx.await.unwrap_or_else(|_| Err(stopped())),
+            Err(_) => Err(stopped()),
+        };
+        // Errors of the command itself (a conflict, an unknown lease) were committed
+        // and applied; these never were.
+        if let Err(
+            Error::EmptyCommand
+            | Error::NotLeader { .. }
+            | Error::Timeout(_)
+            | Error::Unavailable(_),
+        ) = &result
+        {
+            crate::metrics::PROPOSALS_FAILED.inc();
+        }
+        result
     }
 
     /// Runs a transaction; returns once a quorum has committed it and this member has

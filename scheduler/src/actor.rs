@@ -22,6 +22,7 @@ use kube::runtime::watcher::{self, Event};
 use crate::cache::Cache;
 use crate::core::{FitError, Scheduler};
 use crate::framework::PodInfo;
+use crate::metrics::SchedulerMetrics;
 use crate::profile::{DEFAULT_SCHEDULER, Profile};
 use crate::queue::{Lengths, SchedulingQueue};
 
@@ -65,6 +66,8 @@ struct Bound {
     node: String,
     profile: String,
     result: Result<(), kube::Error>,
+    /// When the attempt began.
+    started: Instant,
 }
 
 enum Change {
@@ -85,6 +88,8 @@ pub struct SchedulerActor {
     /// The last FailedScheduling message per pod (repeats are not re-sent).
     reported: HashMap<String, String>,
     stats: Stats,
+    on_restart: Option<Box<dyn Fn() + Send>>,
+    metrics: Option<SchedulerMetrics>,
 }
 
 impl SchedulerActor {
@@ -101,7 +106,27 @@ impl SchedulerActor {
             nodes_synced: false,
             reported: HashMap::new(),
             stats: Stats::default(),
+            on_restart: None,
+            metrics: None,
         }
+    }
+
+    /// Records attempts, their latency and the queues in `metrics`.
+    pub fn with_metrics(mut self, metrics: SchedulerMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn attempt(&self, result: &str, profile: &str, started: Instant) {
+        if let Some(m) = &self.metrics {
+            m.attempt(result, profile, started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Calls `hook` each time the actor's supervisor restarts it (to count restarts).
+    pub fn on_restart(mut self, hook: impl Fn() + Send + 'static) -> Self {
+        self.on_restart = Some(Box::new(hook));
+        self
     }
 
     fn profile_of(&self, pod: &Pod) -> Option<&Profile> {
@@ -194,6 +219,7 @@ impl SchedulerActor {
             self.queue.remove(&info.key);
             return;
         };
+        let started = Instant::now();
         match self.algorithm.schedule(&profile, &info, self.cache.nodes()) {
             Ok(decision) => {
                 for plugin in &profile.reserve {
@@ -213,6 +239,7 @@ impl SchedulerActor {
                         node,
                         profile: profile_name,
                         result,
+                        started,
                     }
                 };
                 ctx.spawn(fut.into_actor(self).map(|bound, _act, ctx| {
@@ -221,6 +248,7 @@ impl SchedulerActor {
             }
             Err(fit) => {
                 self.stats.unschedulable += 1;
+                self.attempt("unschedulable", &profile.name, started);
                 self.queue.unschedulable(&info.key, Instant::now());
                 self.report_unschedulable(&info, &fit, &profile.name, ctx);
             }
@@ -333,6 +361,9 @@ impl Actor for SchedulerActor {
         ctx.add_stream(futures_util::stream::select(pods, nodes));
         ctx.run_interval(Duration::from_millis(100), |act, ctx| {
             act.queue.flush(Instant::now());
+            if let Some(m) = &act.metrics {
+                m.pending(&act.queue.lengths());
+            }
             if act.queue.maybe_active() {
                 act.wake(ctx);
             }
@@ -346,6 +377,9 @@ impl Actor for SchedulerActor {
 
 impl Supervised for SchedulerActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        if let Some(hook) = &self.on_restart {
+            hook();
+        }
         // Everything is rebuilt from the lists that follow.
         self.cache = Cache::default();
         self.queue = SchedulingQueue::default();
@@ -407,6 +441,7 @@ impl Handler<Bound> for SchedulerActor {
         match msg.result {
             Ok(()) => {
                 self.stats.scheduled += 1;
+                self.attempt("scheduled", &msg.profile, msg.started);
                 self.queue.remove(&key);
                 self.reported.remove(&key);
                 let client = self.client.clone();
@@ -423,6 +458,7 @@ impl Handler<Bound> for SchedulerActor {
             }
             Err(e) => {
                 self.stats.bind_errors += 1;
+                self.attempt("error", &msg.profile, msg.started);
                 self.cache.forget(&key);
                 if let Some(profile) = self.profiles.get(&msg.profile) {
                     for plugin in &profile.reserve {

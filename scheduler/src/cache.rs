@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm};
 
 use crate::framework::PodInfo;
 use crate::resources::Resources;
@@ -85,7 +85,7 @@ impl NodeInfo {
     }
 
     fn account(&mut self, pod: &PodInfo, add: bool) {
-        let anti = usize::from(has_required_anti_affinity(pod));
+        let anti = usize::from(required_anti_affinity(pod).is_some());
         if add {
             self.pods_with_required_anti_affinity += anti;
             self.requested.add(&pod.requests);
@@ -111,8 +111,8 @@ impl NodeInfo {
     }
 }
 
-/// Whether a pod has required pod anti-affinity terms.
-pub fn has_required_anti_affinity(pod: &PodInfo) -> bool {
+/// A pod's required pod anti-affinity terms, if it has any.
+pub fn required_anti_affinity(pod: &PodInfo) -> Option<&Vec<PodAffinityTerm>> {
     pod.spec()
         .affinity
         .as_ref()
@@ -121,7 +121,7 @@ pub fn has_required_anti_affinity(pod: &PodInfo) -> bool {
             a.required_during_scheduling_ignored_during_execution
                 .as_ref()
         })
-        .is_some_and(|t| !t.is_empty())
+        .filter(|t| !t.is_empty())
 }
 
 /// `busybox` → `docker.io/library/busybox:latest`, as node image lists name them.

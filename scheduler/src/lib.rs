@@ -2,12 +2,13 @@
 //! [`framework`] (PreFilter, Filter, PostFilter, PreScore, Score + NormalizeScore,
 //! Reserve, Bind), the built-in [`plugins`], [`profile`]s from a configuration file,
 //! the [`cache`] of nodes with assumed pods, one scheduling cycle in [`core`], and the
-//! [`actor`] that runs it all on the Raft leader.
+//! [`actor`] that runs it all on the Raft leader, with its [`metrics`].
 
 pub mod actor;
 pub mod cache;
 pub mod core;
 pub mod framework;
+pub mod metrics;
 pub mod plugins;
 pub mod profile;
 pub mod queue;

@@ -184,6 +184,16 @@ impl Server {
         kube::Client::try_from(config).unwrap()
     }
 
+    /// `rk8sctl ARGS` with this server's admin kubeconfig; its output.
+    pub fn rk8sctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// `rk8s-server token create --node NAME` against this server's store.
     pub fn node_token(&self, node: &str) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))

@@ -124,8 +124,9 @@ impl NodeProcess {
         )
     }
 
-    /// Asks the running agent (started with `--chaos`) to kill one of its actors.
-    pub fn chaos(&self, actor: &[&str]) {
+    /// Asks the running agent (started with `--chaos`) to kill one of its actors (or
+    /// to `list` them); what it printed.
+    pub fn chaos(&self, actor: &[&str]) -> String {
         let out = self
             .command("chaos")
             .arg("--run-dir")
@@ -138,6 +139,7 @@ impl NodeProcess {
             "chaos {actor:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
@@ -213,8 +215,17 @@ pub fn finished(mut command: Command) -> Output {
     child.wait_with_output().unwrap()
 }
 
-pub async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
+pub async fn eventually<T>(what: &str, f: impl AsyncFnMut() -> Option<T>) -> T {
+    eventually_within(what, Duration::from_secs(30), f).await
+}
+
+/// [`eventually`] with its own deadline, for what waits on a grace period.
+pub async fn eventually_within<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f().await {
             return v;
@@ -257,4 +268,36 @@ pub fn simulate(server: &Server, args: &[&str]) -> Simulated {
         .spawn()
         .unwrap();
     Simulated(child)
+}
+
+/// A real node named `name` on this host's network (`rk8s-node join --chaos`), Ready
+/// and without the test taint of [`join_command`], so any pod may land on it.
+pub async fn real_node(server: &Server, name: &str, n: u32) -> NodeProcess {
+    let pause = images().join("pause").display().to_string();
+    let mut agent = node(n);
+    let (token, hash) = bootstrap_token(server);
+    let mut join = join_command(server, &agent, name, &token, &hash);
+    join.arg("--chaos").env("RK8S_PAUSE_IMAGE", &pause);
+    agent.log_to_file(&mut join);
+    agent.child = Some(join.spawn().unwrap());
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(server.client().await);
+    eventually(&format!("node {name} Ready"), async || {
+        let node = nodes.get_opt(name).await.ok()??;
+        let ready = node.status?.conditions?.into_iter();
+        ready
+            .into_iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+    let untaint = serde_json::json!({"spec": {"taints": null}});
+    nodes
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&untaint),
+        )
+        .await
+        .unwrap();
+    agent
 }

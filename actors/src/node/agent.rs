@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
 use k8s_openapi::api::core::v1::Taint;
+use rk8s_controllers::chaos::{Actors, Tracker};
 use rk8s_netoverlay::host::System;
 use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
 use rk8s_runtime::helper::HelperClient;
@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use super::identity::{self, Identity};
 use super::node_actor::{self, NodeActor};
 use super::registration::{self, NodeInfo};
-use super::{Error, Result, pod_actor, server};
+use super::{Error, Result, server};
 
 /// How the agent runs on this host.
 #[derive(Clone, Debug)]
@@ -138,8 +138,8 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
         None => None,
     };
     let chaos = match (node_actor, chaos_listener) {
-        (Some(addr), Some(listener)) => {
-            Some(tokio::spawn(serve_chaos(listener, addr, runtime.clone())))
+        (Some(actors), Some(listener)) => {
+            Some(tokio::spawn(serve_chaos(listener, actors, node.clone())))
         }
         _ => None,
     };
@@ -222,13 +222,14 @@ fn parts(config: &AgentConfig, subnet: Ipv4Net) -> Result<Parts> {
 }
 
 /// The HTTPS endpoint and the supervised NodeActor (which registers the node and
-/// keeps retrying while the control plane is away).
+/// keeps retrying while the control plane is away); returns the registry of the
+/// node's actors (the NodeActor and its PodActors) for the chaos socket.
 async fn start_cluster_side(
     config: &AgentConfig,
     id: &Identity,
     registration: Option<Registration>,
     runtime: Arc<PodRuntime>,
-) -> Result<Addr<NodeActor>> {
+) -> Result<Actors> {
     let client = id.client()?;
     let node_ip = config
         .node_ip
@@ -270,9 +271,17 @@ async fn start_cluster_side(
         runtime.clone(),
     ));
     tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
-    Ok(actix::Supervisor::start(move |_| {
-        NodeActor::new(client, info, runtime)
-    }))
+    let (actors, tracker) = (Actors::default(), Tracker::default());
+    let (a, t) = (actors.clone(), tracker.clone());
+    let name = info.name.clone();
+    let addr = actix::Supervisor::start(move |_| NodeActor::new(client, info, runtime, a, t));
+    actors.add_with(
+        "Node",
+        &name,
+        move || addr.do_send(node_actor::Crash),
+        &tracker,
+    );
+    Ok(actors)
 }
 
 /// Gets a serving certificate (retrying while the control plane is away, using the
@@ -321,13 +330,10 @@ fn bind_chaos(config: &AgentConfig) -> Result<tokio::net::UnixListener> {
     Ok(listener)
 }
 
-/// Serves the chaos socket: one line per request, `kill node` or
-/// `kill pod NAMESPACE/NAME`; the answer is `ok` or `error: …`.
-async fn serve_chaos(
-    listener: tokio::net::UnixListener,
-    node: Addr<NodeActor>,
-    runtime: Arc<PodRuntime>,
-) {
+/// Serves the chaos socket: one line per request — `list`, `kill node`, `kill pod
+/// NAMESPACE/NAME` or `kill random` — answered with `ok[ DETAIL]` or `error: …`
+/// (`list`: the actors as JSON, kind, name, restarts, mailbox).
+async fn serve_chaos(listener: tokio::net::UnixListener, actors: Actors, node: String) {
     while let Ok((stream, _)) = listener.accept().await {
         let (read, mut write) = stream.into_split();
         let mut line = String::new();
@@ -335,46 +341,38 @@ async fn serve_chaos(
         if reader.read_line(&mut line).await.is_err() {
             continue;
         }
-        let answer = match chaos(line.trim(), &node, &runtime).await {
-            Ok(()) => "ok\n".to_string(),
+        let answer = match chaos(line.trim(), &actors, &node) {
+            Ok(detail) if detail.is_empty() => "ok\n".to_string(),
+            Ok(detail) => format!("ok {detail}\n"),
             Err(e) => format!("error: {e}\n"),
         };
         let _ = write.write_all(answer.as_bytes()).await;
     }
 }
 
-async fn chaos(
-    request: &str,
-    node: &Addr<NodeActor>,
-    runtime: &PodRuntime,
-) -> std::result::Result<(), String> {
+fn chaos(request: &str, actors: &Actors, node: &str) -> std::result::Result<String, String> {
+    let killed = |found: bool, what: &str| {
+        if found {
+            Ok(String::new())
+        } else {
+            Err(format!("no actor for {what} on this node"))
+        }
+    };
     match request.split_whitespace().collect::<Vec<_>>().as_slice() {
-        ["kill", "node"] => {
-            node.do_send(node_actor::Crash);
-            Ok(())
-        }
+        ["list"] => serde_json::to_string(&actors.list()).map_err(|e| e.to_string()),
+        ["kill", "node"] => killed(actors.kill("Node", node), "the node"),
         ["kill", "pod", key] => {
-            let (ns, name) = key
-                .split_once('/')
-                .ok_or_else(|| format!("{key:?}: expected NAMESPACE/NAME"))?;
-            let pods = runtime.pods().map_err(|e| e.to_string())?;
-            let record = pods
-                .iter()
-                .find(|r| {
-                    r.pod.metadata.namespace.as_deref() == Some(ns)
-                        && r.pod.metadata.name.as_deref() == Some(name)
-                })
-                .ok_or_else(|| format!("no pod {key} on this node"))?;
-            let actor = node
-                .send(node_actor::PodActorOf(record.uid.clone()))
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("pod {key} has no actor"))?;
-            actor.do_send(pod_actor::Crash);
-            Ok(())
+            if !key.contains('/') {
+                return Err(format!("{key:?}: expected NAMESPACE/NAME"));
+            }
+            killed(actors.kill("Pod", key), &format!("pod {key}"))
         }
+        ["kill", "random"] => actors
+            .kill_random()
+            .map(|(kind, name)| format!("{kind}/{name}"))
+            .ok_or_else(|| "no actors".to_string()),
         _ => Err(format!(
-            "{request:?}: expected `kill node` or `kill pod NAMESPACE/NAME`"
+            "{request:?}: expected `list`, `kill node`, `kill pod NAMESPACE/NAME` or `kill random`"
         )),
     }
 }

@@ -3,6 +3,7 @@
 //! node's Lease and posts its status. Restarted by its supervisor, it re-lists and
 //! re-adopts: the runtime keeps the pods; nothing about them lives only in the actor.
 
+use rk8s_controllers::chaos::{Actors, Tracker};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -37,25 +38,33 @@ fn watch_backoff() -> kube::runtime::utils::ResetTimerBackoff<watcher::Exponenti
 #[rtype(result = "()")]
 pub struct Crash;
 
-/// Asks for the PodActor of a pod (chaos tests kill it through this).
-#[derive(Message)]
-#[rtype(result = "Option<Addr<PodActor>>")]
-pub struct PodActorOf(pub String);
-
 /// The actor of this node.
 pub struct NodeActor {
     client: kube::Client,
     info: NodeInfo,
     runtime: Arc<PodRuntime>,
-    pods: HashMap<String, Addr<PodActor>>,
+    /// The pod actors by pod uid, with the pod's `namespace/name`.
+    pods: HashMap<String, (Addr<PodActor>, String)>,
     listing: Option<BTreeSet<String>>,
     registered: bool,
+    /// Where this node's actors are listed (the chaos socket lists and kills them).
+    actors: Actors,
+    tracker: Tracker,
 }
 
 impl NodeActor {
-    /// The actor of node `info.name`, running its pods on `runtime`.
-    pub fn new(client: kube::Client, info: NodeInfo, runtime: Arc<PodRuntime>) -> Self {
+    /// The actor of node `info.name`, running its pods on `runtime`, listing its pod
+    /// actors in `actors`; `tracker` counts its own restarts.
+    pub fn new(
+        client: kube::Client,
+        info: NodeInfo,
+        runtime: Arc<PodRuntime>,
+        actors: Actors,
+        tracker: Tracker,
+    ) -> Self {
         Self {
+            actors,
+            tracker,
             client,
             info,
             runtime,
@@ -73,22 +82,33 @@ impl NodeActor {
             listing.insert(uid.clone());
         }
         match self.pods.get(&uid) {
-            Some(addr) if addr.connected() => addr.do_send(pod_actor::Update(pod)),
+            Some((addr, _)) if addr.connected() => addr.do_send(pod_actor::Update(pod)),
             _ => {
+                let key = rk8s_controllers::common::object_name(&pod.metadata);
                 let (runtime, client, ip) = (
                     self.runtime.clone(),
                     self.client.clone(),
                     self.info.address.clone(),
                 );
-                let addr = Supervisor::start(move |_| PodActor::new(pod, runtime, client, ip));
-                self.pods.insert(uid, addr);
+                let tracker = Tracker::default();
+                let t = tracker.clone();
+                let addr = Supervisor::start(move |_| PodActor::new(pod, runtime, client, ip, t));
+                let kill = addr.clone();
+                self.actors.add_with(
+                    "Pod",
+                    &key,
+                    move || kill.do_send(pod_actor::Crash),
+                    &tracker,
+                );
+                self.pods.insert(uid, (addr, key));
             }
         }
     }
 
     fn pod_gone(&mut self, uid: &str) {
-        if let Some(addr) = self.pods.remove(uid) {
+        if let Some((addr, key)) = self.pods.remove(uid) {
             addr.do_send(pod_actor::Gone);
+            self.actors.remove("Pod", &key);
         }
     }
 
@@ -173,6 +193,7 @@ impl Supervised for NodeActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         // Pod actors keep running under their own supervisors; the re-list that
         // follows hands each its pod again.
+        self.tracker.restarted();
         self.listing = None;
         tracing::info!(node = %self.info.name, "node actor restarted");
     }
@@ -208,13 +229,5 @@ impl Handler<Crash> for NodeActor {
     fn handle(&mut self, _msg: Crash, ctx: &mut Self::Context) {
         tracing::warn!(node = %self.info.name, "node actor told to crash");
         ctx.stop();
-    }
-}
-
-impl Handler<PodActorOf> for NodeActor {
-    type Result = Option<Addr<PodActor>>;
-
-    fn handle(&mut self, msg: PodActorOf, _ctx: &mut Self::Context) -> Self::Result {
-        self.pods.get(&msg.0).cloned()
     }
 }

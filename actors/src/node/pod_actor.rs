@@ -7,6 +7,7 @@
 //! It holds no state the runtime does not also have on disk: killed and restarted
 //! (it is supervised), it runs `run_pod` again, which finds the pod running.
 
+use rk8s_controllers::chaos::Tracker;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ pub struct PodActor {
     started: bool,
     last_status: Option<PodStatus>,
     finished: bool,
+    tracker: Tracker,
 }
 
 impl PodActor {
@@ -53,8 +55,10 @@ impl PodActor {
         runtime: Arc<PodRuntime>,
         client: kube::Client,
         node_ip: Option<String>,
+        tracker: Tracker,
     ) -> Self {
         Self {
+            tracker,
             pod,
             runtime,
             client,
@@ -208,6 +212,7 @@ impl Actor for PodActor {
 
 impl Supervised for PodActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.tracker.restarted();
         // Rebuilt from the runtime's records: run_pod finds the pod, the next status
         // is written afresh.
         self.busy = false;

@@ -17,8 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rk8s_runtime::ExecProcess;
 use rk8s_runtime::logs::ReadOptions;
@@ -33,7 +33,9 @@ use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 /// The node agent's port, as kubelet's.
 pub const DEFAULT_PORT: u16 = 10250;
 
-type Body = BoxBody<Bytes, Infallible>;
+use rk8s_apiserver::request::Query;
+use rk8s_apiserver::server::{Body, channel_body, error_response};
+use rk8s_apiserver::status::{ApiError, ApiResult};
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -89,29 +91,6 @@ pub async fn serve(
     }
 }
 
-/// A failed request, answered as a Kubernetes `Status`.
-struct Failure(StatusCode, String);
-
-fn status_response(code: StatusCode, message: &str) -> Response<Body> {
-    let reason = match code {
-        StatusCode::NOT_FOUND => "NotFound",
-        StatusCode::BAD_REQUEST => "BadRequest",
-        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
-        _ => "InternalError",
-    };
-    let body = json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {},
-        "status": "Failure", "message": message, "reason": reason, "code": code.as_u16(),
-    });
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
 async fn handle(runtime: Arc<PodRuntime>, req: Request<Incoming>) -> Response<Body> {
     let path: Vec<String> = req
         .uri()
@@ -121,7 +100,7 @@ async fn handle(runtime: Arc<PodRuntime>, req: Request<Incoming>) -> Response<Bo
         .map(str::to_string)
         .collect();
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-    let query = Params::parse(req.uri().query());
+    let query = Query::parse(req.uri().query());
     let result = match (req.method(), segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(Response::new(Full::new(Bytes::from("ok")).boxed())),
         (&Method::GET, ["containerLogs", ns, pod, container]) => {
@@ -133,57 +112,13 @@ async fn handle(runtime: Arc<PodRuntime>, req: Request<Incoming>) -> Response<Bo
         (&Method::GET | &Method::POST, ["exec", ns, pod, uid, container]) => {
             exec(runtime.clone(), req, ns, pod, Some(uid), container, &query).await
         }
-        _ => Err(Failure(
+        _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
+            "NotFound",
             format!("no such endpoint: {} {}", req.method(), req.uri().path()),
         )),
     };
-    result.unwrap_or_else(|Failure(code, message)| status_response(code, &message))
-}
-
-/// Query parameters, repeated ones kept.
-struct Params(Vec<(String, String)>);
-
-impl Params {
-    fn parse(query: Option<&str>) -> Self {
-        Params(
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, key: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("1" | "true" | "True"))
-    }
-
-    fn number(&self, key: &str) -> Result<Option<u64>, Failure> {
-        self.get(key)
-            .map(|v| {
-                v.parse().map_err(|_| {
-                    Failure(
-                        StatusCode::BAD_REQUEST,
-                        format!("{key}: {v:?} is not a non-negative number"),
-                    )
-                })
-            })
-            .transpose()
-    }
+    result.unwrap_or_else(|e| error_response(&e))
 }
 
 /// The pod `namespace/name` (with `uid`, exactly that one) among the runtime's.
@@ -192,10 +127,10 @@ fn find_pod(
     namespace: &str,
     name: &str,
     uid: Option<&str>,
-) -> Result<PodRecord, Failure> {
+) -> ApiResult<PodRecord> {
     let pods = runtime
         .pods()
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     pods.into_iter()
         .find(|r| {
             r.pod.metadata.namespace.as_deref().unwrap_or("default") == namespace
@@ -203,8 +138,9 @@ fn find_pod(
                 && uid.is_none_or(|u| u == r.uid)
         })
         .ok_or_else(|| {
-            Failure(
+            ApiError::new(
                 StatusCode::NOT_FOUND,
+                "NotFound",
                 format!("pod {namespace}/{name} is not running on this node"),
             )
         })
@@ -246,14 +182,14 @@ async fn logs(
     namespace: &str,
     pod: &str,
     container: &str,
-    query: &Params,
-) -> Result<Response<Body>, Failure> {
+    query: &Query,
+) -> ApiResult<Response<Body>> {
     let record = find_pod(runtime, namespace, pod, None)?;
     let previous = query.flag("previous");
     // Checked before the stream starts, so a bad request gets its status code.
     runtime
         .container_log(&record.uid, container, previous)
-        .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let options = ReadOptions {
         follow: query.flag("follow"),
         tail: query
@@ -261,7 +197,8 @@ async fn logs(
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         timestamps: query.flag("timestamps"),
     };
-    let left = query.number("limitBytes")?;
+    // Query::number only yields non-negative values.
+    let left = query.number("limitBytes")?.map(i64::unsigned_abs);
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let (runtime, container) = (runtime.clone(), container.to_string());
     tokio::task::spawn_blocking(move || {
@@ -270,24 +207,10 @@ async fn logs(
             tracing::debug!("log of {}/{container}: {e}", record.key());
         }
     });
-    let mut resp = Response::new(BodyExt::boxed(ChannelBody(rx)));
+    let mut resp = Response::new(channel_body(rx));
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(resp)
-}
-
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
-    }
 }
 
 /// What an exec asks for.
@@ -310,21 +233,27 @@ async fn exec(
     pod: &str,
     uid: Option<&str>,
     container: &str,
-    query: &Params,
-) -> Result<Response<Body>, Failure> {
-    let bad = |m: String| Failure(StatusCode::BAD_REQUEST, m);
+    query: &Query,
+) -> ApiResult<Response<Body>> {
+    let bad = ApiError::bad_request;
     let record = find_pod(&runtime, namespace, pod, uid)?;
     let running = record
         .containers
         .get(container)
         .is_some_and(|c| c.id.is_some());
     if !running {
-        return Err(Failure(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
+            "NotFound",
             format!("container {container} is not running in pod {namespace}/{pod}"),
         ));
     }
-    let command = query.all("command");
+    let command: Vec<String> = query
+        .pairs()
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
     if command.is_empty() {
         return Err(bad("you must specify at least 1 command".into()));
     }

@@ -118,6 +118,15 @@ fn jobs_must_not_restart_forever() {
 }
 
 #[test]
+fn indexed_jobs_are_refused_by_name() {
+    let text = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  completions: 3\n  completionMode: Indexed\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n";
+    assert_eq!(
+        errors(text),
+        ["spec.completionMode: unsupported value \"Indexed\": rk8s runs NonIndexed Jobs only"]
+    );
+}
+
+#[test]
 fn cluster_scoped_objects_have_no_namespace() {
     let text = "apiVersion: v1\nkind: Node\nmetadata: {name: n1, namespace: default}\nspec:\n  podCIDR: 10.244.1.0/33\n  taints: [{key: k, effect: Sometimes}]\n";
     assert_eq!(

@@ -197,17 +197,16 @@ pub(super) fn job(errs: &mut Errors, j: &Job) {
         spec.ttl_seconds_after_finished,
         0,
     );
+    // Indexed Jobs (a completion index per pod) are not run by rk8s' Job controller:
+    // refused here rather than run without their indexes.
     let mode = spec.completion_mode.as_deref().unwrap_or("NonIndexed");
-    errs.one_of(
-        &path.key("completionMode"),
-        mode,
-        &["NonIndexed", "Indexed"],
-    );
-    if mode == "Indexed" && spec.completions.is_none() {
+    if mode == "Indexed" {
         errs.message(
-            &path.key("completions"),
-            "required value: when completion mode is Indexed",
+            &path.key("completionMode"),
+            "unsupported value \"Indexed\": rk8s runs NonIndexed Jobs only",
         );
+    } else {
+        errs.one_of(&path.key("completionMode"), mode, &["NonIndexed"]);
     }
     match &spec.selector {
         // The API server generates the selector of a Job (from its uid) unless the

@@ -127,16 +127,7 @@ impl PreFilterPlugin for InterPodAffinity {
             .filter(|n| n.pods_with_required_anti_affinity > 0)
         {
             for existing in node.pods.values() {
-                let Some(anti) = existing
-                    .spec()
-                    .affinity
-                    .as_ref()
-                    .and_then(|a| a.pod_anti_affinity.as_ref())
-                    .and_then(|a| {
-                        a.required_during_scheduling_ignored_during_execution
-                            .as_ref()
-                    })
-                else {
+                let Some(anti) = crate::cache::required_anti_affinity(existing) else {
                     continue;
                 };
                 for term in terms(Some(anti), &existing.namespace) {

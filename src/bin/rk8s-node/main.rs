@@ -35,12 +35,13 @@ enum Command {
     /// Register simulated nodes that run their pods in the fake runtime (scheduler and
     /// controller tests and benchmarks), until stopped.
     Simulate(SimulateArgs),
-    /// Kill an actor of a running agent started with `--chaos` (chaos tests).
+    /// List or kill the actors of a running agent started with `--chaos` (chaos
+    /// tests).
     Chaos {
         /// The agent's run directory.
         #[arg(long, default_value = "/run/rk8s/node")]
         run_dir: PathBuf,
-        /// `node`, or `pod NAMESPACE/NAME`.
+        /// `list`, or the actor to kill: `node`, `pod NAMESPACE/NAME` or `random`.
         #[arg(required = true, num_args = 1..=2)]
         actor: Vec<String>,
     },
@@ -288,13 +289,16 @@ fn main() -> ExitCode {
                 }
             })
             .map_err(anyhow::Error::from),
-        Command::Chaos { run_dir, actor } => system
-            .block_on(agent::send_chaos(
-                &run_dir,
-                &format!("kill {}", actor.join(" ")),
-            ))
-            .map(|answer| println!("{answer}"))
-            .map_err(anyhow::Error::from),
+        Command::Chaos { run_dir, actor } => {
+            let request = match actor.as_slice() {
+                [list] if list == "list" => "list".to_string(),
+                _ => format!("kill {}", actor.join(" ")),
+            };
+            system
+                .block_on(agent::send_chaos(&run_dir, &request))
+                .map_err(anyhow::Error::from)
+                .and_then(|answer| print_chaos(&request, &answer))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -304,4 +308,37 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a chaos answer: the actors as a table for `list`, else what was killed.
+fn print_chaos(request: &str, answer: &str) -> anyhow::Result<()> {
+    let detail = answer.strip_prefix("ok").unwrap_or(answer).trim();
+    if request != "list" {
+        println!(
+            "killed {}",
+            if detail.is_empty() {
+                request.trim_start_matches("kill ")
+            } else {
+                detail
+            }
+        );
+        return Ok(());
+    }
+    let actors: Vec<rk8s_controllers::chaos::ActorInfo> = serde_json::from_str(detail)
+        .map_err(|e| anyhow::anyhow!("the agent answered {detail:?}: {e}"))?;
+    let header = ["KIND", "NAME", "RESTARTS", "MAILBOX"]
+        .map(String::from)
+        .to_vec();
+    let rows: Vec<Vec<String>> = std::iter::once(header)
+        .chain(actors.into_iter().map(|a| {
+            vec![
+                a.kind,
+                a.name,
+                a.restarts.to_string(),
+                a.mailbox.to_string(),
+            ]
+        }))
+        .collect();
+    rk8s_ctl::print::table(&rows);
+    Ok(())
 }

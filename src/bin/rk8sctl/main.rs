@@ -69,6 +69,15 @@ enum Command {
         /// The name, when not given as KIND/NAME.
         name: Option<String>,
     },
+    /// Follow, list, undo, restart, pause or resume a Deployment's rollouts.
+    #[command(subcommand)]
+    Rollout(rk8s_ctl::rollout::RolloutCommand),
+    /// List or kill the control plane's actors (servers run with --enable-chaos).
+    #[command(subcommand)]
+    Debug(rk8s_ctl::debug::DebugCommand),
+    /// Print a Prometheus scrape configuration for this cluster (its CA and token are
+    /// written next to it).
+    PrometheusConfig(rk8s_ctl::prometheus::PrometheusArgs),
     /// Print a container's log (from the node running its pod).
     Logs(rk8s_ctl::stream::LogsArgs),
     /// Run a command in a container (`exec -it POD -- sh` for a shell).
@@ -119,6 +128,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ctl::set_metadata(g, MetaMap::Annotations, &args, overwrite).await?
         }
         Command::Edit { resource, name } => ctl::edit(g, &resource, name.as_deref()).await?,
+        Command::Rollout(c) => rk8s_ctl::rollout::rollout(g, &c).await?,
+        Command::Debug(c) => rk8s_ctl::debug::debug(g, &c).await?,
+        Command::PrometheusConfig(a) => rk8s_ctl::prometheus::prometheus_config(g, &a)?,
         Command::Logs(a) => rk8s_ctl::stream::logs(g, &a).await?,
         Command::Exec(a) => {
             let code = rk8s_ctl::stream::exec(g, &a).await?;

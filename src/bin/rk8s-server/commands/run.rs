@@ -71,6 +71,10 @@ pub struct Args {
     /// on an unreachable node, in seconds.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
+    /// Serve `/rk8s/v1/debug/actors` (admin only): list the control plane's actors
+    /// and kill them (`rk8sctl debug actors|kill-actor`), for chaos testing.
+    #[arg(long)]
+    enable_chaos: bool,
     /// Log entries between store snapshots.
     #[arg(long, default_value_t = 10_000)]
     snapshot_entries: u64,
@@ -123,6 +127,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("failed to start the API server")?;
+    let actors = rk8s_controllers::chaos::Actors::default();
+    if let Err(e) = rk8s_controllers::metrics::ActorMetrics::register(actors.clone()) {
+        tracing::warn!("the actors' metrics are not exported: {e}");
+    }
+    if args.enable_chaos {
+        tracing::warn!("chaos endpoints on: the admin may kill the control plane's actors");
+        api.api.set_chaos(std::sync::Arc::new(
+            rk8s_actors::control_plane::ChaosControl(actors.clone()),
+        ));
+    }
     if !(args.disable_scheduler && args.disable_controllers) {
         let internal = api.internal.clone();
         rk8s_actors::control_plane::spawn(
@@ -136,6 +150,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     grace: args.node_monitor_grace_period,
                     default_toleration_seconds: args.default_unreachable_toleration_seconds,
                 },
+                actors,
             },
         )
         .context("failed to start the control plane's actors")?;

@@ -1,0 +1,279 @@
+//! Controller benchmark (`make bench`): a real `rk8s-server` (scheduler and
+//! controllers on the leader, `--enable-chaos`) with simulated nodes.
+//!
+//! - **ReplicaSets:** N ReplicaSets × 10 replicas created through the API (64 requests
+//!   in flight); time until every one reports 10 ready replicas. Then every
+//!   ReplicaSet actor (and the ReplicaSet supervisor) is killed at once through the
+//!   chaos endpoint while one pod of each of 100 ReplicaSets is deleted; time until
+//!   all are back at 10. CPU seconds of the control-plane thread and of the server,
+//!   and the server's peak RSS.
+//! - **Node failure:** a Deployment of 10 replicas on one simulated node whose process
+//!   is then killed; time until 10 replacement pods run on the other nodes, with the
+//!   default settings (grace 40 s, toleration 300 s) and with test settings (5 s, 2 s).
+//!
+//! Prints a table and writes `target/bench/controllers.json`.
+//! `RK8S_BENCH_CONTROLLERS=200` sets N (default 1000); `RK8S_BENCH_CONTROLLERS_QUICK=1`
+//! skips the node failure with default settings (it takes six minutes).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use common::{cpu_seconds, peak_rss_mib, print_rows, write_json};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use serde_json::json;
+use support::apiserver::Server;
+use support::node::simulate;
+
+const REPLICAS: i32 = 10;
+
+fn replicaset(i: usize) -> ReplicaSet {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": format!("rs-{i}")},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": {"rs": format!("rs-{i}")}},
+            "template": {"metadata": {"labels": {"rs": format!("rs-{i}")}},
+                "spec": {"containers": [{"name": "c", "image": "busybox",
+                    "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}}}]}},
+        },
+    }))
+    .unwrap()
+}
+
+/// Waits (up to `limit`) until `count` nodes are registered.
+async fn nodes_registered(client: &kube::Client, count: usize, limit: Duration) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deadline = Instant::now() + limit;
+    while nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len()
+        < count
+    {
+        assert!(Instant::now() < deadline, "nodes never registered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until every ReplicaSet reports all its replicas ready; how long it took.
+async fn all_ready(sets: &Api<ReplicaSet>, count: usize, since: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let listed = sets.list(&ListParams::default()).await.unwrap().items;
+        let ready = listed
+            .iter()
+            .filter(|rs| {
+                let s = rs.status.as_ref();
+                s.and_then(|s| s.ready_replicas) == Some(REPLICAS)
+                    && s.map(|s| s.replicas) == Some(REPLICAS)
+            })
+            .count();
+        if ready == count {
+            return since.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {ready}/{count} ReplicaSets ready"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn kill(client: &kube::Client, kind: &str, name: &str) {
+    let body = serde_json::to_vec(&json!({"kind": kind, "name": name})).unwrap();
+    let req = http::Request::post("/rk8s/v1/debug/actors/kill")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap();
+    client.request::<serde_json::Value>(req).await.unwrap();
+}
+
+struct Convergence {
+    sets: usize,
+    nodes: usize,
+    create: Duration,
+    after_kill: Duration,
+    control_plane_cpu: f64,
+    server_cpu: f64,
+    rss_mib: f64,
+}
+
+async fn replicasets(count: usize) -> Convergence {
+    let nodes = (count * REPLICAS as usize).div_ceil(100).max(10);
+    let server = Server::start(&["--enable-chaos"]);
+    let client = server.client().await;
+    let _sim = simulate(&server, &["--count", &nodes.to_string()]);
+    nodes_registered(&client, nodes, Duration::from_secs(300)).await;
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let (cpu0, cp0) = cpu_seconds(server.pid(), "control-plane");
+    let begin = Instant::now();
+    futures_util::stream::iter(0..count)
+        .map(|i| {
+            let sets = sets.clone();
+            async move { sets.create(&PostParams::default(), &replicaset(i)).await }
+        })
+        .buffer_unordered(64)
+        .for_each(|r| {
+            r.unwrap();
+            async {}
+        })
+        .await;
+    let create = all_ready(&sets, count, begin).await;
+    let (cpu1, cp1) = cpu_seconds(server.pid(), "control-plane");
+
+    // Every ReplicaSet actor and their supervisor killed at once, pods deleted meanwhile.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut victims = Vec::new();
+    for i in 0..count.min(100) {
+        let params = ListParams::default().labels(&format!("rs=rs-{i}")).limit(1);
+        let listed = pods.list(&params).await.unwrap().items;
+        victims.extend(listed.into_iter().filter_map(|p| p.metadata.name));
+    }
+    let begin = Instant::now();
+    kill(&client, "Controller", "replicaset").await;
+    futures_util::stream::iter(0..count)
+        .map(|i| {
+            let client = client.clone();
+            async move { kill(&client, "ReplicaSet", &format!("default/rs-{i}")).await }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+    for name in &victims {
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    // The deletions must be seen before "all ready" means anything.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_kill = all_ready(&sets, count, begin).await;
+    Convergence {
+        sets: count,
+        nodes,
+        create,
+        after_kill,
+        control_plane_cpu: cp1 - cp0,
+        server_cpu: cpu1 - cpu0,
+        rss_mib: peak_rss_mib(server.pid()),
+    }
+}
+
+/// A node fails under a Deployment of 10: time until 10 replacements run elsewhere.
+async fn node_failure(settings: &[&str]) -> Duration {
+    let mut args = vec!["--enable-chaos"];
+    args.extend_from_slice(settings);
+    let server = Server::start(&args);
+    let client = server.client().await;
+    let doomed = simulate(&server, &["--count", "1", "--prefix", "doomed"]);
+    nodes_registered(&client, 1, Duration::from_secs(60)).await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 10, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+    }))
+    .unwrap();
+    deploys.create(&PostParams::default(), &d).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let running_on = async |prefix: &str| {
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .filter(|p| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .count()
+    };
+    while running_on("doomed").await < 10 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _spare = simulate(&server, &["--count", "3", "--prefix", "spare"]);
+    nodes_registered(&client, 4, Duration::from_secs(60)).await;
+    drop(doomed);
+    let begin = Instant::now();
+    let deadline = begin + Duration::from_secs(900);
+    while running_on("spare").await < 10 {
+        assert!(Instant::now() < deadline, "pods never replaced");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    begin.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    let count: usize = std::env::var("RK8S_BENCH_CONTROLLERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let quick = std::env::var_os("RK8S_BENCH_CONTROLLERS_QUICK").is_some();
+    let c = replicasets(count).await;
+    let test_settings = [
+        "--node-monitor-grace-period",
+        "5s",
+        "--default-unreachable-toleration-seconds",
+        "2",
+    ];
+    let failure_test = node_failure(&test_settings).await;
+    let failure_default = if quick {
+        None
+    } else {
+        Some(node_failure(&[]).await)
+    };
+    let secs = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+    print_rows(&[
+        (
+            format!(
+                "{} ReplicaSets × {REPLICAS} on {} simulated nodes: all ready",
+                c.sets, c.nodes
+            ),
+            secs(c.create),
+        ),
+        (
+            "  control-plane thread CPU / server CPU while converging".into(),
+            format!("{:.1} s / {:.1} s", c.control_plane_cpu, c.server_cpu),
+        ),
+        ("  server peak RSS".into(), format!("{:.0} MiB", c.rss_mib)),
+        (
+            "every ReplicaSet actor killed (+100 pods deleted): all ready again".into(),
+            secs(c.after_kill),
+        ),
+        (
+            "node failure → 10 replacements Running (grace 5 s, toleration 2 s)".into(),
+            secs(failure_test),
+        ),
+        (
+            "node failure → 10 replacements Running (defaults: 40 s, 300 s)".into(),
+            failure_default.map_or("skipped".into(), secs),
+        ),
+    ]);
+    write_json(
+        "controllers",
+        &json!({
+            "replicasets": c.sets, "replicas": REPLICAS, "nodes": c.nodes,
+            "create_to_ready_s": c.create.as_secs_f64(),
+            "after_killing_all_actors_s": c.after_kill.as_secs_f64(),
+            "control_plane_cpu_s": c.control_plane_cpu, "server_cpu_s": c.server_cpu,
+            "server_peak_rss_mib": c.rss_mib,
+            "node_failure_test_settings_s": failure_test.as_secs_f64(),
+            "node_failure_default_settings_s": failure_default.map(|d| d.as_secs_f64()),
+        }),
+    );
+}

@@ -1,0 +1,253 @@
+//! Chaos, bounded: a 3-member control plane (`--enable-chaos`), 20 simulated nodes
+//! and one real node, 10 Deployments of 5 replicas. For 60 s a random control-plane
+//! actor is killed every 100 ms, the real node's agent is SIGKILLed every 10 s and the
+//! Raft leader every 20 s (each restarted), while objects are written through every
+//! member. Then: every Deployment has exactly its replicas Running, the real node
+//! runs no container of a pod it does not have, and every write that was
+//! acknowledged is in the store. Prints how long the cluster took to converge.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::node::v1::RuntimeClass;
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+use support::apiserver::Server;
+use support::node::{eventually_within, images, real_node, simulate};
+
+const CHAOS: Duration = Duration::from_secs(60);
+const DEPLOYMENTS: usize = 10;
+const REPLICAS: usize = 5;
+
+/// The member that leads now, by index, as its own chaos endpoint says.
+async fn leader(clients: &[kube::Client]) -> Option<usize> {
+    for (i, c) in clients.iter().enumerate() {
+        let req = http::Request::get("/rk8s/v1/debug/actors")
+            .body(Vec::new())
+            .unwrap();
+        let answer =
+            tokio::time::timeout(Duration::from_secs(2), c.request::<serde_json::Value>(req)).await;
+        if let Ok(Ok(v)) = answer
+            && v["leader"] == json!(true)
+        {
+            return Some(i);
+        }
+    }
+    None
+}
+
+async fn kill_random_actor(client: &kube::Client) -> Option<String> {
+    let req = http::Request::post("/rk8s/v1/debug/actors/kill")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(br#"{"random": true}"#.to_vec())
+        .unwrap();
+    let killed = tokio::time::timeout(
+        Duration::from_secs(1),
+        client.request::<serde_json::Value>(req),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    Some(format!("{}/{}", killed["kind"], killed["name"]))
+}
+
+fn deployment(i: usize, busybox: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": format!("app-{i}")},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": {"app": format!("app-{i}")}},
+            "template": {"metadata": {"labels": {"app": format!("app-{i}")}},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                         "containers": [{"name": "main", "image": busybox,
+                                         "command": ["sleep", "3600"],
+                                         "resources": {"requests": {"cpu": "10m"}}}]}},
+        },
+    }))
+    .unwrap()
+}
+
+/// Whether every Deployment has exactly its replicas Running (and no more pods).
+async fn converged(pods: &Api<Pod>) -> Option<()> {
+    let listed = pods.list(&ListParams::default()).await.ok()?.items;
+    let mut running: HashMap<String, usize> = HashMap::new();
+    for p in &listed {
+        let app = p.metadata.labels.as_ref()?.get("app")?.clone();
+        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+        if p.metadata.deletion_timestamp.is_some() || phase != Some("Running") {
+            return None;
+        }
+        *running.entry(app).or_default() += 1;
+    }
+    let all = (0..DEPLOYMENTS).all(|i| running.get(&format!("app-{i}")) == Some(&REPLICAS));
+    all.then_some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
+    let busybox = images().join("busybox").display().to_string();
+    let pause = images().join("pause").display().to_string();
+    let first = Server::start(&["--enable-chaos"]);
+    let mut members = vec![first];
+    for _ in 0..2 {
+        let m = Server::join_with(&members[0], &["--enable-chaos"]);
+        members.push(m);
+    }
+    let mut clients = Vec::new();
+    for m in &members {
+        clients.push(members[0].client_for(m).await);
+    }
+    let mut node = real_node(&members[0], "real", 41).await;
+    let _simulated = simulate(&members[0], &["--count", "20", "--prefix", "sim"]);
+    let admin = members[0].client().await;
+    let deploys: Api<Deployment> = Api::namespaced(admin.clone(), "default");
+    for i in 0..DEPLOYMENTS {
+        deploys
+            .create(&PostParams::default(), &deployment(i, &busybox))
+            .await
+            .unwrap();
+    }
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    eventually_within(
+        "every Deployment rolled out before the chaos",
+        Duration::from_secs(120),
+        async || converged(&pods).await,
+    )
+    .await;
+
+    // Writes through every member, all along; the acknowledged ones are kept.
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let writer = {
+        let (clients, acked) = (clients.clone(), acked.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut n = 0usize;
+            while start.elapsed() < CHAOS {
+                let api: Api<RuntimeClass> = Api::all(clients[n % clients.len()].clone());
+                let name = format!("w-{n}");
+                let rc: RuntimeClass =
+                    serde_json::from_value(json!({"metadata": {"name": name}, "handler": "runc"}))
+                        .unwrap();
+                let post = PostParams::default();
+                let write = tokio::time::timeout(Duration::from_secs(2), api.create(&post, &rc));
+                if let Ok(Ok(_)) = write.await {
+                    acked.lock().unwrap().insert(name);
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    let start = Instant::now();
+    let (mut kills, mut agent_kills, mut leader_kills) = (0, 0, 0);
+    let mut next_agent = Duration::from_secs(10);
+    let mut next_leader = Duration::from_secs(20);
+    let mut down: Option<(usize, Instant)> = None;
+    while start.elapsed() < CHAOS {
+        for c in &clients {
+            if kill_random_actor(c).await.is_some() {
+                kills += 1;
+            }
+        }
+        if start.elapsed() >= next_agent {
+            next_agent += Duration::from_secs(10);
+            node.kill();
+            node.run_again(&pause, &[]);
+            agent_kills += 1;
+        }
+        if start.elapsed() >= next_leader && down.is_none() {
+            next_leader += Duration::from_secs(20);
+            if let Some(i) = leader(&clients).await {
+                members[i].kill();
+                down = Some((i, Instant::now()));
+                leader_kills += 1;
+            }
+        }
+        // A killed leader comes back after two seconds, as a supervisor would bring it.
+        if let Some((i, at)) = down
+            && at.elapsed() >= Duration::from_secs(2)
+        {
+            members[i].start_again();
+            down = None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some((i, _)) = down {
+        members[i].start_again();
+    }
+    writer.await.unwrap();
+    println!(
+        "chaos: {kills} actors killed, {agent_kills} node agents and {leader_kills} leaders SIGKILLed in {:?}",
+        start.elapsed()
+    );
+    assert!(kills > 100, "only {kills} actors were killed");
+    assert!(agent_kills >= 5 && leader_kills >= 2);
+
+    // Healed: every Deployment at its replicas, Running.
+    let stopped = Instant::now();
+    let admin = members[0].client_for(&members[1]).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    eventually_within(
+        "every Deployment back at its replicas after the chaos",
+        Duration::from_secs(180),
+        async || converged(&pods).await,
+    )
+    .await;
+    println!("converged {:?} after the chaos stopped", stopped.elapsed());
+
+    // No container on the real node without its pod there.
+    let helper = node.helper();
+    eventually_within(
+        "the real node runs only containers of its pods",
+        Duration::from_secs(60),
+        async || {
+            let bound: BTreeSet<String> = pods
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("real"))
+                .filter_map(|p| p.metadata.uid)
+                .collect();
+            let containers = rk8s_runtime::ContainerRuntime::list(&helper).ok()?;
+            let stray: Vec<String> = containers
+                .into_iter()
+                .filter(|c| c.status == rk8s_runtime::Status::Running)
+                .map(|c| c.spec.id)
+                .filter(|id| !bound.iter().any(|uid| id.starts_with(uid.as_str())))
+                .collect();
+            stray.is_empty().then_some(())
+        },
+    )
+    .await;
+
+    // Every acknowledged write is there.
+    let classes: Api<RuntimeClass> = Api::all(admin.clone());
+    let stored: BTreeSet<String> = classes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .collect();
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    let lost: Vec<&String> = acked.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+}

@@ -1,0 +1,150 @@
+//! A real Prometheus (the Debian package) scraping a real cluster with the
+//! configuration `rk8sctl prometheus-config` prints: the API server's `/metrics`
+//! (with the token and the cluster CA) and, found through the API server's HTTP
+//! service discovery, a pod on a real node annotated `prometheus.io/scrape: "true"`
+//! serving its own metrics with busybox httpd. Everything stays on this host: the
+//! pod's address is on the node's bridge.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+use support::apiserver::{Server, free_port};
+use support::node::{eventually_within, images, real_node};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The Prometheus process, killed on drop.
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// GETs `path` from Prometheus' HTTP API on loopback; the JSON answer.
+async fn query(port: u16, path: &str) -> Option<Value> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.ok()?;
+    let answer = String::from_utf8(answer).ok()?;
+    let (_, body) = answer.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
+    let busybox = images().join("busybox").display().to_string();
+    let server = Server::start(&[]);
+    let _node = real_node(&server, "worker", 51).await;
+    let client = server.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let exporter: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "exporter", "annotations": {
+            "prometheus.io/scrape": "true", "prometheus.io/port": "8080"}},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "httpd", "image": busybox,
+            "command": ["sh", "-c",
+                "mkdir -p /www && echo 'demo_requests_total 42' > /www/metrics && exec httpd -f -p 8080 -h /www"],
+            "ports": [{"containerPort": 8080}]}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &exporter)
+        .await
+        .unwrap();
+
+    // The configuration, as a user would make it.
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().display().to_string();
+    let out = server.rk8sctl(&[
+        "prometheus-config",
+        "--scrape-interval",
+        "1s",
+        "--dir",
+        &dir_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, &out.stdout).unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prometheus = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+
+    // Both jobs' targets up.
+    let health = eventually_within(
+        "the API server and the annotated pod scraped",
+        std::time::Duration::from_secs(90),
+        async || {
+            let targets = query(port, "/api/v1/targets").await?;
+            let active = targets["data"]["activeTargets"].as_array()?.clone();
+            let up = |job: &str| {
+                active
+                    .iter()
+                    .any(|t| t["labels"]["job"] == job && t["health"] == "up")
+            };
+            (up("rk8s-apiserver") && up("rk8s-pods")).then_some(active)
+        },
+    )
+    .await;
+    let pod_target = health
+        .iter()
+        .find(|t| t["labels"]["job"] == "rk8s-pods")
+        .unwrap();
+    assert_eq!(pod_target["labels"]["pod"], "exporter");
+    assert_eq!(pod_target["labels"]["node"], "worker");
+
+    // What was scraped is queryable: the pod's own series, and the control plane's.
+    let demo = eventually_within(
+        "the pod's series in Prometheus",
+        std::time::Duration::from_secs(30),
+        async || {
+            let v = query(port, "/api/v1/query?query=demo_requests_total").await?;
+            let first = v["data"]["result"].as_array()?.first()?.clone();
+            Some(first)
+        },
+    )
+    .await;
+    assert_eq!(demo["metric"]["pod"], "exporter");
+    assert_eq!(demo["value"][1], "42");
+    let leader = query(port, "/api/v1/query?query=etcd_server_is_leader")
+        .await
+        .unwrap();
+    assert_eq!(leader["data"]["result"][0]["value"][1], "1");
+    let scheduled = query(
+        port,
+        "/api/v1/query?query=scheduler_schedule_attempts_total%7Bresult%3D%22scheduled%22%7D",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scheduled["data"]["result"][0]["value"][1], "1",
+        "{scheduled}"
+    );
+}

@@ -1,0 +1,351 @@
+//! Workloads on a real node (`rk8s-node join`, real containers): a Deployment rolled
+//! from one image to another and back with `rk8sctl rollout undo`, restarted and
+//! paused; Jobs that complete, that exhaust their backoff limit, that pass their
+//! deadline, and whose deletion lets their pods go.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use serde_json::json;
+use support::apiserver::Server;
+use support::node::{eventually, images, real_node};
+
+fn rk8sctl(server: &Server, args: &[&str]) -> String {
+    let out = server.rk8sctl(args);
+    assert!(
+        out.status.success(),
+        "rk8sctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The images of the Running, not deleted, pods labelled `selector`.
+async fn running_images(pods: &Api<Pod>, selector: &str) -> Vec<String> {
+    pods.list(&ListParams::default().labels(selector))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .map(|p| p.spec.unwrap().containers[0].image.clone().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_rolls_between_real_images_and_back() {
+    let images = images();
+    let busybox = images.join("busybox").display().to_string();
+    let pause = images.join("pause").display().to_string();
+    let server = Server::start(&[]);
+    let _node = real_node(&server, "worker", 31).await;
+    let client = server.client().await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+
+    let web: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                         "containers": [{"name": "web", "image": busybox,
+                                         "command": ["sleep", "3600"]}]}},
+        },
+    }))
+    .unwrap();
+    deploys.create(&PostParams::default(), &web).await.unwrap();
+    let status = rk8sctl(
+        &server,
+        &["rollout", "status", "deploy/web", "--timeout", "60s"],
+    );
+    assert!(
+        status.ends_with("deployment \"web\" successfully rolled out\n"),
+        "{status}"
+    );
+    assert_eq!(
+        running_images(&pods, "app=web").await,
+        [busybox.as_str(), busybox.as_str()]
+    );
+
+    // To the pause image: its own entrypoint, real containers replaced one by one.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "image": pause, "command": ["/pause"]}]}}}});
+    deploys
+        .patch(
+            "web",
+            &Default::default(),
+            &kube::api::Patch::Strategic(&patch),
+        )
+        .await
+        .unwrap();
+    rk8sctl(
+        &server,
+        &["rollout", "status", "deploy/web", "--timeout", "60s"],
+    );
+    eventually("both pods on the pause image", async || {
+        (running_images(&pods, "app=web").await == [pause.as_str(), pause.as_str()]).then_some(())
+    })
+    .await;
+    let history = rk8sctl(&server, &["rollout", "history", "deployment", "web"]);
+    assert!(
+        history.contains("\n1          <none>\n2          <none>\n"),
+        "{history}"
+    );
+
+    // And back.
+    let undo = rk8sctl(&server, &["rollout", "undo", "deploy/web"]);
+    assert_eq!(undo, "deployment.apps/web rolled back\n");
+    rk8sctl(
+        &server,
+        &["rollout", "status", "deploy/web", "--timeout", "60s"],
+    );
+    eventually("both pods back on busybox", async || {
+        (running_images(&pods, "app=web").await == [busybox.as_str(), busybox.as_str()])
+            .then_some(())
+    })
+    .await;
+    let history = rk8sctl(&server, &["rollout", "history", "deploy/web"]);
+    assert!(
+        history.contains("\n2          <none>\n3          <none>\n"),
+        "{history}"
+    );
+    let revision = rk8sctl(
+        &server,
+        &["rollout", "history", "deploy/web", "--revision", "3"],
+    );
+    assert!(revision.contains(&busybox), "{revision}");
+
+    // Paused, a restart is refused; resumed, a restart replaces every pod.
+    rk8sctl(&server, &["rollout", "pause", "deploy/web"]);
+    let out = server.rk8sctl(&["rollout", "restart", "deploy/web"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is paused"));
+    rk8sctl(&server, &["rollout", "resume", "deploy/web"]);
+    let before: Vec<String> = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    assert_eq!(
+        rk8sctl(&server, &["rollout", "restart", "deploy/web"]),
+        "deployment.apps/web restarted\n"
+    );
+    rk8sctl(
+        &server,
+        &["rollout", "status", "deploy/web", "--timeout", "60s"],
+    );
+    eventually("every pod replaced", async || {
+        let now = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .ok()?
+            .items;
+        let fresh = now
+            .iter()
+            .filter(|p| !before.contains(p.metadata.name.as_ref().unwrap()))
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (fresh == 2 && now.len() == 2).then_some(())
+    })
+    .await;
+    deploys
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the pods gone with the Deployment", async || {
+        let left = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .ok()?;
+        left.items.is_empty().then_some(())
+    })
+    .await;
+}
+
+fn job(name: &str, busybox: &str, script: &str, spec: serde_json::Value) -> Job {
+    let mut spec = spec;
+    spec["template"] = json!({"spec": {
+        "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "main", "image": busybox, "command": ["sh", "-c", script]}]}});
+    serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Waits for the Job's terminal condition (`Complete` or `Failed`) and returns it
+/// with the Job.
+async fn ended(jobs: &Api<Job>, name: &str) -> (String, String, Job) {
+    eventually(&format!("job {name} ended"), async || {
+        let j = jobs.get(name).await.ok()?;
+        let c = j
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")?
+            .clone();
+        Some((c.type_, c.reason.unwrap_or_default(), j))
+    })
+    .await
+}
+
+async fn pods_of(pods: &Api<Pod>, job: &str) -> Vec<Pod> {
+    pods.list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_complete_fail_and_time_out_on_a_real_node() {
+    let busybox = images().join("busybox").display().to_string();
+    let server = Server::start(&[]);
+    let _node = real_node(&server, "worker", 32).await;
+    let client = server.client().await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let post = PostParams::default();
+
+    // Three completions, two at a time: each success counted once.
+    jobs.create(
+        &post,
+        &job(
+            "count",
+            &busybox,
+            "echo done",
+            json!({"completions": 3, "parallelism": 2}),
+        ),
+    )
+    .await
+    .unwrap();
+    let (type_, reason, done) = ended(&jobs, "count").await;
+    assert_eq!(
+        (type_.as_str(), reason.as_str()),
+        ("Complete", "CompletionsReached")
+    );
+    let status = done.status.unwrap();
+    assert_eq!(status.succeeded, Some(3));
+    assert_eq!(status.failed, None);
+    assert!(status.completion_time.is_some() && status.start_time.is_some());
+    let finished = pods_of(&pods, "count").await;
+    assert_eq!(finished.len(), 3);
+    for p in &finished {
+        assert_eq!(
+            p.status.as_ref().unwrap().phase.as_deref(),
+            Some("Succeeded")
+        );
+        assert!(
+            p.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty()),
+            "{:?}",
+            p.metadata
+        );
+    }
+    let logs = rk8sctl(
+        &server,
+        &["logs", finished[0].metadata.name.as_ref().unwrap()],
+    );
+    assert_eq!(logs, "done\n");
+    let table = rk8sctl(&server, &["get", "jobs"]);
+    assert!(table.contains("count") && table.contains("3/3"), "{table}");
+
+    // Failing pods: the limit is one retry, so two failures end it.
+    jobs.create(
+        &post,
+        &job("broken", &busybox, "exit 3", json!({"backoffLimit": 1})),
+    )
+    .await
+    .unwrap();
+    let (type_, reason, failed) = ended(&jobs, "broken").await;
+    assert_eq!(
+        (type_.as_str(), reason.as_str()),
+        ("Failed", "BackoffLimitExceeded")
+    );
+    assert_eq!(failed.status.unwrap().failed, Some(2));
+    assert_eq!(pods_of(&pods, "broken").await.len(), 2);
+
+    // Past its deadline, the running pod is stopped.
+    jobs.create(
+        &post,
+        &job(
+            "slow",
+            &busybox,
+            "sleep 600",
+            json!({"activeDeadlineSeconds": 2}),
+        ),
+    )
+    .await
+    .unwrap();
+    let (type_, reason, _) = ended(&jobs, "slow").await;
+    assert_eq!(
+        (type_.as_str(), reason.as_str()),
+        ("Failed", "DeadlineExceeded")
+    );
+    eventually("the slow pod stopped", async || {
+        pods_of(&pods, "slow")
+            .await
+            .iter()
+            .all(|p| {
+                p.metadata.deletion_timestamp.is_some()
+                    || matches!(
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                        Some("Failed" | "Succeeded")
+                    )
+            })
+            .then_some(())
+    })
+    .await;
+
+    // Deleting a running Job takes its pods, tracking finalizer and all.
+    jobs.create(
+        &post,
+        &job(
+            "endless",
+            &busybox,
+            "sleep 600",
+            json!({"parallelism": 2, "completions": 2}),
+        ),
+    )
+    .await
+    .unwrap();
+    eventually("two endless pods Running", async || {
+        let running = pods_of(&pods, "endless")
+            .await
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count();
+        (running == 2).then_some(())
+    })
+    .await;
+    jobs.delete("endless", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually("the endless pods gone", async || {
+        pods_of(&pods, "endless").await.is_empty().then_some(())
+    })
+    .await;
+    for name in ["count", "broken", "slow"] {
+        jobs.delete(name, &DeleteParams::foreground())
+            .await
+            .unwrap();
+    }
+    eventually("every job and pod gone", async || {
+        let left = pods.list(&ListParams::default()).await.ok()?.items.len()
+            + jobs.list(&ListParams::default()).await.ok()?.items.len();
+        (left == 0).then_some(())
+    })
+    .await;
+}
