@@ -643,26 +643,11 @@ async fn every_member_serves_the_api_and_followers_forward_writes() {
     }
 }
 
-fn kubectl(server: &Server, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(args)
-        .output()
-        .expect("kubectl is installed by scripts/setup.sh");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[test]
 fn kubectl_works_against_rk8s() {
     let server = Server::start(API_ONLY);
     let run = |args: &[&str]| {
-        let (ok, out) = kubectl(&server, args);
+        let (ok, out) = server.kubectl(args);
         assert!(ok, "kubectl {args:?} failed:\n{out}");
         out
     };
@@ -720,6 +705,6 @@ fn kubectl_works_against_rk8s() {
         outputs[1]
     );
     assert!(outputs[2].matches("node/n1").count() >= 2, "{}", outputs[2]);
-    let (ok, out) = kubectl(&server, &["get", "node", "n1"]);
+    let (ok, out) = server.kubectl(&["get", "node", "n1"]);
     assert!(!ok && out.contains("NotFound"), "{out}");
 }

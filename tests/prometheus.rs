@@ -1,9 +1,11 @@
 //! A real Prometheus (the Debian package) scraping a real cluster with the
 //! configuration `rk8sctl prometheus-config` prints: the API server's `/metrics`
 //! (with the token and the cluster CA) and, found through the API server's HTTP
-//! service discovery, a pod on a real node annotated `prometheus.io/scrape: "true"`
-//! serving its own metrics with busybox httpd. Everything stays on this host: the
-//! pod's address is on the node's bridge.
+//! service discovery, the node agent's own metrics and its containers' cAdvisor
+//! series (through the API server's node proxy) and a pod on a real node annotated
+//! `prometheus.io/scrape: "true"` serving its own metrics with busybox httpd. The
+//! same node's usage through the resource metrics API: `rk8sctl top` and `kubectl
+//! top`. Everything stays on this host: the pod's address is on the node's bridge.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -99,7 +101,7 @@ async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
 
     // Both jobs' targets up.
     let health = eventually_within(
-        "the API server and the annotated pod scraped",
+        "the API server, the node agent, its containers and the annotated pod scraped",
         std::time::Duration::from_secs(90),
         async || {
             let targets = query(port, "/api/v1/targets").await?;
@@ -109,7 +111,19 @@ async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
                     .iter()
                     .any(|t| t["labels"]["job"] == job && t["health"] == "up")
             };
-            (up("rk8s-apiserver") && up("rk8s-pods")).then_some(active)
+            let all = ["rk8s-apiserver", "rk8s-nodes", "rk8s-cadvisor", "rk8s-pods"]
+                .into_iter()
+                .all(up);
+            if !all {
+                // Shown if the test fails: why each target is down.
+                for t in active.iter().filter(|t| t["health"] != "up") {
+                    eprintln!(
+                        "{} {}: {}",
+                        t["labels"]["job"], t["scrapeUrl"], t["lastError"]
+                    );
+                }
+            }
+            all.then_some(active)
         },
     )
     .await;
@@ -133,6 +147,37 @@ async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
     .await;
     assert_eq!(demo["metric"]["pod"], "exporter");
     assert_eq!(demo["value"][1], "42");
+    // The container's cAdvisor series, labelled as kubelet labels them.
+    let memory = eventually_within(
+        "the container's working set in Prometheus",
+        std::time::Duration::from_secs(30),
+        async || {
+            let v = query(
+                port,
+                "/api/v1/query?query=container_memory_working_set_bytes%7Bpod%3D%22exporter%22%7D",
+            )
+            .await?;
+            v["data"]["result"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(memory["metric"]["container"], "httpd");
+    assert_eq!(memory["metric"]["namespace"], "default");
+    assert_eq!(memory["metric"]["node"], "worker");
+    let bytes: f64 = memory["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(bytes > 0.0, "{memory}");
+    let starts = query(
+        port,
+        "/api/v1/query?query=kubelet_pod_start_duration_seconds_count",
+    )
+    .await
+    .unwrap();
+    let starts: f64 = starts["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(starts >= 1.0);
     let leader = query(port, "/api/v1/query?query=etcd_server_is_leader")
         .await
         .unwrap();
@@ -147,4 +192,31 @@ async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
         scheduled["data"]["result"][0]["value"][1], "1",
         "{scheduled}"
     );
+
+    // The resource metrics API: rk8sctl top and kubectl top.
+    let top = eventually_within(
+        "the pod in rk8sctl top pods",
+        std::time::Duration::from_secs(30),
+        async || {
+            let out = server.rk8sctl(&["top", "pods", "--containers"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            (out.status.success() && text.contains("exporter")).then_some(text)
+        },
+    )
+    .await;
+    let lines: Vec<&str> = top.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[..2], ["exporter", "httpd"]);
+    assert!(row[2].ends_with('m') && row[3].ends_with("Mi"), "{top}");
+    let nodes = server.rk8sctl(&["top", "nodes"]);
+    let nodes = String::from_utf8_lossy(&nodes.stdout).to_string();
+    let row: Vec<&str> = nodes.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[0], "worker", "{nodes}");
+    assert!(row[2].ends_with('%') && row[4].ends_with('%'), "{nodes}");
+    let (ok, kubectl) = server.kubectl(&["top", "pod", "exporter", "--containers"]);
+    assert!(ok && kubectl.contains("httpd"), "{kubectl}");
 }

@@ -268,7 +268,7 @@ pub fn default_scale_down() -> HPAScalingRules {
 }
 
 /// Fills the unset parts of user rules from the defaults, part by part.
-fn merge_rules(rules: &mut Option<HPAScalingRules>, defaults: HPAScalingRules) {
+pub fn merge_rules(rules: &mut Option<HPAScalingRules>, defaults: HPAScalingRules) {
     match rules {
         None => *rules = Some(defaults),
         Some(r) => {

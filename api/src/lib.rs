@@ -26,6 +26,7 @@ pub mod defaults;
 pub mod emit;
 pub mod formats;
 pub mod manifest;
+pub mod metrics;
 pub mod names;
 pub mod object;
 pub mod path;

@@ -17,6 +17,10 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 
+/// The resource metrics API (served by [`crate::resource_metrics`]).
+const METRICS_GROUP: &str = crate::resource_metrics::GROUP;
+const METRICS_VERSION: &str = "v1beta1";
+
 /// The Kubernetes version whose API rk8s serves.
 pub const KUBERNETES_MINOR: &str = "33";
 
@@ -82,6 +86,9 @@ fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
         s["version"] = json!("v1");
         out.push(s);
     }
+    if kind.plural == "nodes" {
+        out.push(sub("proxy", "NodeProxyOptions", &["get"]));
+    }
     if kind.plural == "pods" {
         out.push(sub("binding", "Binding", &["create"]));
         out.push(sub("log", "Pod", &["get"]));
@@ -93,6 +100,9 @@ fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
 /// `/api/v1` or `/apis/<group>/<version>`: the resources of one group version, or
 /// `None` if the server has none there.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if (group, version) == (METRICS_GROUP, METRICS_VERSION) {
+        return Some(crate::resource_metrics::resource_list());
+    }
     let served: Vec<ObjectKind> = kinds()
         .into_iter()
         .filter(|k| k.group == group && k.version == version)
@@ -120,7 +130,11 @@ fn group_entry(group: &str) -> Value {
         .into_iter()
         .find(|k| k.group == group)
         .map(|k| k.version)
-        .unwrap_or("v1");
+        .unwrap_or(if group == METRICS_GROUP {
+            METRICS_VERSION
+        } else {
+            "v1"
+        });
     let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
     json!({
         "name": group,
@@ -136,6 +150,7 @@ fn groups() -> Vec<&'static str> {
             groups.push(k.group);
         }
     }
+    groups.push(METRICS_GROUP);
     groups
 }
 

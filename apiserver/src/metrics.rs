@@ -149,6 +149,30 @@ pub fn pod_targets(pods: &[k8s_openapi::api::core::v1::Pod]) -> serde_json::Valu
     serde_json::Value::Array(groups)
 }
 
+/// HTTP service discovery of the node agents, scraped through the API server at
+/// `apiserver` (`HOST:PORT`, as the scraper reaches it) on the node proxy path
+/// `/api/v1/nodes/{name}/proxy/{path}` (`metrics` or `metrics/cadvisor`).
+pub fn node_targets(
+    nodes: &[k8s_openapi::api::core::v1::Node],
+    apiserver: &str,
+    path: &str,
+) -> serde_json::Value {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let name = n.metadata.name.as_deref()?;
+            Some(serde_json::json!({
+                "targets": [apiserver],
+                "labels": {
+                    "__metrics_path__": format!("/api/v1/nodes/{name}/proxy/{path}"),
+                    "__scheme__": "https",
+                    "node": name,
+                },
+            }))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +233,14 @@ mod tests {
                 "Pending",
             ),
         ];
+        let nodes: Vec<k8s_openapi::api::core::v1::Node> =
+            vec![serde_json::from_value(serde_json::json!({"metadata": {"name": "n1"}})).unwrap()];
+        assert_eq!(
+            node_targets(&nodes, "127.0.0.1:6443", "metrics/cadvisor"),
+            serde_json::json!([{"targets": ["127.0.0.1:6443"], "labels": {
+                "__metrics_path__": "/api/v1/nodes/n1/proxy/metrics/cadvisor",
+                "__scheme__": "https", "node": "n1"}}])
+        );
         let targets = pod_targets(&pods);
         assert_eq!(
             targets,

@@ -1,7 +1,8 @@
-//! `pods/log` and `pods/exec`: the API server finds the pod's node and forwards the
-//! request to the node agent's HTTPS port (10250 by default, mutual TLS with the
-//! cluster CA), streaming the log back or splicing the upgraded (WebSocket)
-//! connection through, as kube-apiserver does with the kubelet. Only the admin may.
+//! `pods/log`, `pods/exec` and `nodes/proxy`: the API server finds the node and
+//! forwards the request to the node agent's HTTPS port (10250 by default, mutual TLS
+//! with the cluster CA), streaming the answer back or splicing the upgraded
+//! (WebSocket) connection through, as kube-apiserver does with the kubelet. Only the
+//! admin may.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -115,12 +116,7 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
         .ok_or_else(|| {
             ApiError::bad_request(format!("pod {name} does not have a host assigned"))
         })?;
-    let node_kind = rk8s_api::object::ObjectKind::of::<Node>();
-    let node = match registry.get(&node_kind, None, &node_name).await? {
-        AnyObject::Node(n) => n,
-        _ => return Err(ApiError::no_route()),
-    };
-    let (ip, port) = address(&node)?;
+    let (ip, port) = address(&node_named(registry, &node_name).await?)?;
     let sub = r.subresource.as_deref().unwrap_or_default();
     let mut params = form_urlencoded::Serializer::new(String::new());
     let path = match sub {
@@ -160,6 +156,71 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
             format!("{path}?{params}")
         },
     })
+}
+
+/// `nodes/{name}/proxy/{path}`: the node agent's `/{path}` with the same query.
+pub async fn node_target(
+    registry: &Registry,
+    node: &str,
+    path: &str,
+    query: Option<&str>,
+) -> ApiResult<Target> {
+    let (ip, port) = address(&node_named(registry, node).await?)?;
+    Ok(Target {
+        ip,
+        port,
+        path_and_query: match query.filter(|q| !q.is_empty()) {
+            Some(q) => format!("/{path}?{q}"),
+            None => format!("/{path}"),
+        },
+    })
+}
+
+async fn node_named(registry: &Registry, name: &str) -> ApiResult<Node> {
+    let kind = rk8s_api::object::ObjectKind::of::<Node>();
+    match registry.get(&kind, None, name).await? {
+        AnyObject::Node(n) => Ok(*n),
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+impl NodeDialer {
+    /// `GET path` on `node`'s agent, its JSON body read (at most 64 MiB, 10 s).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        node: &Node,
+        path: &str,
+    ) -> ApiResult<T> {
+        let name = node.metadata.name.as_deref().unwrap_or_default();
+        let (ip, port) = address(node)?;
+        let req = Request::get(path)
+            .header(header::HOST, format!("{ip}:{port}"))
+            .body(Empty::new())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let read = async {
+            let resp = self.send(ip, port, req).await?;
+            let status = resp.status();
+            let body = http_body_util::Limited::new(resp.into_body(), 64 << 20)
+                .collect()
+                .await
+                .map_err(|e| ApiError::unavailable(format!("node {name}: {e}")))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(ApiError::unavailable(format!(
+                    "node {name} answered {status} to {path}: {}",
+                    String::from_utf8_lossy(&body).trim()
+                )));
+            }
+            serde_json::from_slice(&body).map_err(|e| {
+                ApiError::internal(format!("node {name} answered {path} with bad JSON: {e}"))
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .map_err(|_| {
+                ApiError::unavailable(format!("node {name}: no answer to {path} within 10s"))
+            })?
+    }
 }
 
 /// The container a request means: the one named, or the pod's only one.

@@ -118,6 +118,15 @@ pub enum Route {
     /// `GET /rk8s/v1/prometheus/targets`: Prometheus HTTP service discovery of the
     /// pods annotated `prometheus.io/scrape: "true"` (admin only).
     PrometheusTargets,
+    /// `GET /api/v1/nodes/{node}/proxy/{path}`: the node agent's `/{path}`.
+    NodeProxy {
+        /// The node.
+        node: String,
+        /// The path on its agent, without the leading `/`.
+        path: String,
+    },
+    /// `GET /apis/metrics.k8s.io/v1beta1/...`: the resource metrics API.
+    ResourceMetrics(MetricsRequest),
     /// `/healthz`, `/livez`, `/readyz` (and their `/<check>` children).
     Health(&'static str),
     /// `/openapi/v2`.
@@ -131,6 +140,46 @@ pub enum Route {
         /// The version.
         version: String,
     },
+}
+
+/// What a resource metrics API path asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsRequest {
+    /// `nodes[/{name}]`.
+    Nodes {
+        /// One node, or all.
+        name: Option<String>,
+    },
+    /// `[namespaces/{ns}/]pods[/{name}]`.
+    Pods {
+        /// One namespace, or all.
+        namespace: Option<String>,
+        /// One pod, or all.
+        name: Option<String>,
+    },
+}
+
+impl MetricsRequest {
+    fn parse(rest: &[&str]) -> Option<Self> {
+        let name = |n: &&str| Some(n.to_string());
+        Some(match rest {
+            ["nodes"] => MetricsRequest::Nodes { name: None },
+            ["nodes", n] => MetricsRequest::Nodes { name: name(n) },
+            ["pods"] => MetricsRequest::Pods {
+                namespace: None,
+                name: None,
+            },
+            ["namespaces", ns, "pods"] => MetricsRequest::Pods {
+                namespace: name(ns),
+                name: None,
+            },
+            ["namespaces", ns, "pods", n] => MetricsRequest::Pods {
+                namespace: name(ns),
+                name: name(n),
+            },
+            _ => return None,
+        })
+    }
 }
 
 fn is_true(v: &str) -> bool {
@@ -179,6 +228,25 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
                 group: g.to_string(),
                 version: v.to_string(),
             });
+        }
+        ["api", "v1", "nodes", node, "proxy", rest @ ..] => {
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed(method.as_str(), "nodes/proxy"));
+            }
+            return Ok(Route::NodeProxy {
+                node: node.to_string(),
+                path: rest.join("/"),
+            });
+        }
+        ["apis", "metrics.k8s.io", "v1beta1", rest @ ..] if !rest.is_empty() => {
+            let asked = MetricsRequest::parse(rest).ok_or_else(ApiError::no_route)?;
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed(method.as_str(), rest[0]));
+            }
+            if watch.is_some_and(is_true) {
+                return Err(ApiError::method_not_allowed("watch", rest[0]));
+            }
+            return Ok(Route::ResourceMetrics(asked));
         }
         ["apis", g] => return Ok(Route::Group(g.to_string())),
         ["api", v, rest @ ..] => ("", *v, rest),

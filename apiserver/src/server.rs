@@ -334,6 +334,29 @@ impl ApiServer {
                 self.proxy(req, r, &identity, &query).await
             }
             Route::Resource(r) => self.resource(req, r, &identity, &query).await,
+            Route::NodeProxy { node, path } => {
+                admin_only(&identity, &format!("get nodes/proxy of node {node:?}"))?;
+                let target = crate::proxy::node_target(
+                    &self.handlers.registry,
+                    &node,
+                    &path,
+                    req.uri().query(),
+                )
+                .await?;
+                let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;
+                let resp = self
+                    .dialer()?
+                    .send(target.ip, target.port, node_req)
+                    .await?;
+                Ok(crate::proxy::relay(None, resp))
+            }
+            Route::ResourceMetrics(asked) => {
+                admin_only(&identity, "read the resource metrics API")?;
+                let dialer = self.dialer()?;
+                crate::resource_metrics::serve(&self.handlers, dialer, &asked, &query)
+                    .await
+                    .and_then(ok)
+            }
             Route::Join => {
                 let bearer = authorization
                     .as_deref()
@@ -382,7 +405,17 @@ impl ApiServer {
             }
             Route::PrometheusTargets => {
                 admin_only(&identity, "get the scrape targets")?;
-                let kind = rk8s_api::object::kind_named("Pod").ok_or_else(ApiError::no_route)?;
+                let role = query.get("role").unwrap_or("pods");
+                let kind = match role {
+                    "pods" => "Pod",
+                    "nodes" | "cadvisor" => "Node",
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "role {other:?}: expected pods, nodes or cadvisor"
+                        )));
+                    }
+                };
+                let kind = rk8s_api::object::kind_named(kind).ok_or_else(ApiError::no_route)?;
                 let all = ResourceRequest {
                     verb: Verb::List,
                     kind,
@@ -390,16 +423,42 @@ impl ApiServer {
                     name: None,
                     subresource: None,
                 };
-                let listed = self.handlers.list_objects(&all, &Query::default()).await?;
-                let pods: Vec<k8s_openapi::api::core::v1::Pod> = listed
-                    .items
+                let items = self
+                    .handlers
+                    .list_objects(&all, &Query::default())
+                    .await?
+                    .items;
+                if role == "pods" {
+                    let pods: Vec<_> = items
+                        .into_iter()
+                        .filter_map(|o| match o {
+                            rk8s_api::AnyObject::Pod(p) => Some(*p),
+                            _ => None,
+                        })
+                        .collect();
+                    return ok(crate::metrics::pod_targets(&pods));
+                }
+                let nodes: Vec<_> = items
                     .into_iter()
                     .filter_map(|o| match o {
-                        rk8s_api::AnyObject::Pod(p) => Some(*p),
+                        rk8s_api::AnyObject::Node(n) => Some(*n),
                         _ => None,
                     })
                     .collect();
-                ok(crate::metrics::pod_targets(&pods))
+                // The scraper reaches the nodes where it reached this server (HTTP/2
+                // carries that in the URI, HTTP/1 in Host).
+                let host = req
+                    .uri()
+                    .authority()
+                    .map(|a| a.as_str())
+                    .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
+                    .ok_or_else(|| ApiError::bad_request("the request has no Host header"))?;
+                let path = if role == "nodes" {
+                    "metrics"
+                } else {
+                    "metrics/cadvisor"
+                };
+                ok(crate::metrics::node_targets(&nodes, host, path))
             }
             Route::DebugActors => {
                 let chaos = self.chaos_for(&identity)?;
@@ -444,9 +503,7 @@ impl ApiServer {
         query: &Query,
     ) -> ApiResult<Response<Body>> {
         auth::authorize(identity, &r)?;
-        let dialer = self.node_dialer.get().ok_or_else(|| {
-            ApiError::unavailable("this API server has no credentials for node agents")
-        })?;
+        let dialer = self.dialer()?;
         let target = crate::proxy::target(&self.handlers.registry, &r, query).await?;
         let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;
         let upgrade = req
@@ -455,6 +512,13 @@ impl ApiServer {
             .then(|| hyper::upgrade::on(&mut req));
         let resp = dialer.send(target.ip, target.port, node_req).await?;
         Ok(crate::proxy::relay(upgrade, resp))
+    }
+
+    /// How this server reaches node agents.
+    fn dialer(&self) -> ApiResult<&crate::proxy::NodeDialer> {
+        self.node_dialer.get().ok_or_else(|| {
+            ApiError::unavailable("this API server has no credentials for node agents")
+        })
     }
 
     /// The secrets every member shares (the cluster CA).

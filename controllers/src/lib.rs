@@ -23,6 +23,7 @@ pub mod deployment;
 pub mod deployment_actor;
 pub mod events;
 pub mod gc;
+pub mod hpa;
 pub mod job;
 pub mod job_actor;
 pub mod metrics;

@@ -11,6 +11,7 @@
 //! - [`prometheus`]: `prometheus-config`, a scrape configuration for the cluster;
 //! - [`rollout`]: `rollout status|history|undo|restart|pause|resume`;
 //! - [`stream`]: `logs` and `exec`, streamed from the pod's node;
+//! - [`top`]: `top nodes|pods`, from the resource metrics API;
 //! - [`local`]: containers, pods and Compose apps on this host, without a cluster.
 
 pub mod apply;
@@ -24,3 +25,4 @@ pub mod print;
 pub mod prometheus;
 pub mod rollout;
 pub mod stream;
+pub mod top;

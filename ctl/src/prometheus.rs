@@ -1,7 +1,9 @@
 //! `prometheus-config`: a Prometheus scrape configuration for the cluster of the
 //! kubeconfig — the API server's `/metrics` (every component of the control plane
-//! exports there) and the pods annotated `prometheus.io/scrape: "true"`, found through
-//! the API server's HTTP service discovery. The CA and the token go into files next
+//! exports there), every node agent's own metrics and its containers' cAdvisor series
+//! (through the API server's node proxy), and the pods annotated
+//! `prometheus.io/scrape: "true"`, all but the first found through the API server's
+//! HTTP service discovery. The CA and the token go into files next
 //! to it, as Prometheus reads them.
 
 use std::path::{Path, PathBuf};
@@ -42,9 +44,27 @@ scrape_configs:
     authorization: {{type: Bearer, credentials_file: {token}}}
     static_configs:
       - targets: ['{host}']
+  - job_name: rk8s-nodes
+    scheme: https
+    tls_config: {{ca_file: {ca}}}
+    authorization: {{type: Bearer, credentials_file: {token}}}
+    http_sd_configs:
+      - url: {server}/rk8s/v1/prometheus/targets?role=nodes
+        refresh_interval: {interval}
+        tls_config: {{ca_file: {ca}}}
+        authorization: {{type: Bearer, credentials_file: {token}}}
+  - job_name: rk8s-cadvisor
+    scheme: https
+    tls_config: {{ca_file: {ca}}}
+    authorization: {{type: Bearer, credentials_file: {token}}}
+    http_sd_configs:
+      - url: {server}/rk8s/v1/prometheus/targets?role=cadvisor
+        refresh_interval: {interval}
+        tls_config: {{ca_file: {ca}}}
+        authorization: {{type: Bearer, credentials_file: {token}}}
   - job_name: rk8s-pods
     http_sd_configs:
-      - url: {server}/rk8s/v1/prometheus/targets
+      - url: {server}/rk8s/v1/prometheus/targets?role=pods
         refresh_interval: {interval}
         tls_config: {{ca_file: {ca}}}
         authorization: {{type: Bearer, credentials_file: {token}}}
@@ -153,7 +173,11 @@ mod tests {
             "5s",
         );
         assert!(text.contains("      - targets: ['127.0.0.1:6443']\n"));
-        assert!(text.contains("      - url: https://127.0.0.1:6443/rk8s/v1/prometheus/targets\n"));
+        for role in ["nodes", "cadvisor", "pods"] {
+            assert!(text.contains(&format!(
+                "      - url: https://127.0.0.1:6443/rk8s/v1/prometheus/targets?role={role}\n"
+            )));
+        }
         // Explicit: Prometheus before 2.47 sends no type in HTTP SD requests without it.
         assert!(text.contains("authorization: {type: Bearer, credentials_file: /p/token}"));
         assert!(text.contains("scrape_interval: 5s"));

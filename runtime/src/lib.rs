@@ -27,6 +27,7 @@ pub mod rootfs;
 pub mod runtime;
 pub mod spec;
 pub mod static_pods;
+pub mod stats;
 
 pub use container::{
     ContainerState, CreateContainer, Engine, ExecProcess, Exit, ExitReason, Status,

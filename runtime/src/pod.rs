@@ -238,6 +238,13 @@ impl PodRuntime {
         Ok(out)
     }
 
+    /// The host's and the running containers' usage now (see [`crate::stats`]).
+    pub async fn stats(&self) -> Result<crate::stats::Reading> {
+        let runtime = self.runtime.clone();
+        let records = self.pods()?;
+        blocking(move || crate::stats::read(&runtime, &records)).await
+    }
+
     /// Makes the pod's sandbox: network, /etc files, volumes and the running pause
     /// container. Containers start with [`sync_pod`](Self::sync_pod). Running a pod
     /// that exists returns its record.

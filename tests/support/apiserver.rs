@@ -194,6 +194,23 @@ impl Server {
             .unwrap()
     }
 
+    /// `kubectl ARGS` against this server: whether it succeeded, and what it printed
+    /// (standard output, then standard error).
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .output()
+            .expect("kubectl is installed by scripts/setup.sh");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// `rk8s-server token create --node NAME` against this server's store.
     pub fn node_token(&self, node: &str) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))

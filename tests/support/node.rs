@@ -277,7 +277,9 @@ pub async fn real_node(server: &Server, name: &str, n: u32) -> NodeProcess {
     let mut agent = node(n);
     let (token, hash) = bootstrap_token(server);
     let mut join = join_command(server, &agent, name, &token, &hash);
-    join.arg("--chaos").env("RK8S_PAUSE_IMAGE", &pause);
+    // Usage read every second: the metrics tests need not wait for the default 10 s.
+    join.args(["--chaos", "--stats-interval", "1s"])
+        .env("RK8S_PAUSE_IMAGE", &pause);
     agent.log_to_file(&mut join);
     agent.child = Some(join.spawn().unwrap());
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(server.client().await);

@@ -1,7 +1,8 @@
 //! The node agent as a whole: the runtime and pod network of this host, the static
 //! pods of its manifest directory, and — when it has joined a cluster — the
-//! supervised NodeActor, the HTTPS endpoint the API server proxies logs and exec to,
-//! and (for chaos tests) a socket that kills actors on request.
+//! supervised NodeActor, the HTTPS endpoint the API server proxies logs, exec and
+//! metrics to, the usage readings behind those metrics, and (for chaos tests) a
+//! socket that kills actors on request.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,6 +22,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use super::identity::{self, Identity};
 use super::node_actor::{self, NodeActor};
 use super::registration::{self, NodeInfo};
+use super::stats::Stats;
 use super::{Error, Result, server};
 
 /// How the agent runs on this host.
@@ -58,6 +60,8 @@ pub struct AgentConfig {
     pub node_ip: Option<String>,
     /// Serve `run_dir/chaos.sock`, through which tests kill actors.
     pub chaos: bool,
+    /// How often usage is read for the metrics.
+    pub stats_interval: Duration,
 }
 
 /// What a join adds to the Node (kept as given; `run` after a restart keeps what the
@@ -262,13 +266,18 @@ async fn start_cluster_side(
         address: node_ip.clone(),
         port,
     };
+    let stats = Arc::new(Stats::new(&id.node_name));
+    tokio::spawn(stats.clone().keep(
+        runtime.clone(),
+        config.stats_interval.max(Duration::from_millis(100)),
+    ));
     tokio::spawn(serve_when_certified(
         id.clone(),
         client.clone(),
         config.data_dir.clone(),
         node_ip.into_iter().collect(),
         listener,
-        runtime.clone(),
+        (runtime.clone(), stats),
     ));
     tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
     let (actors, tracker) = (Actors::default(), Tracker::default());
@@ -292,7 +301,7 @@ async fn serve_when_certified(
     data_dir: PathBuf,
     addresses: Vec<String>,
     listener: tokio::net::TcpListener,
-    runtime: Arc<PodRuntime>,
+    (runtime, stats): (Arc<PodRuntime>, Arc<Stats>),
 ) {
     let tls = loop {
         let cert = id.serving_cert(&client, &data_dir, &addresses).await;
@@ -308,7 +317,7 @@ async fn serve_when_certified(
             }
         }
     };
-    server::serve(listener, tls, runtime).await;
+    server::serve(listener, tls, runtime, stats).await;
 }
 
 /// The chaos socket's name in the run directory.

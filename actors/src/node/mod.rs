@@ -2,11 +2,13 @@
 
 pub mod agent;
 pub mod identity;
+pub mod metrics;
 pub mod node_actor;
 pub mod pod_actor;
 pub mod registration;
 pub mod server;
 pub mod simulated;
+pub mod stats;
 
 /// Errors of joining and registering.
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,8 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use rk8s_runtime::pod::PodRuntime;
 
+use super::metrics;
+
 /// How often a pod is synced.
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
 
@@ -46,6 +48,8 @@ pub struct PodActor {
     last_status: Option<PodStatus>,
     finished: bool,
     tracker: Tracker,
+    /// When this agent first saw the pod, until it first runs (the start latency).
+    start_pending: Option<std::time::Instant>,
 }
 
 impl PodActor {
@@ -67,7 +71,19 @@ impl PodActor {
             started: false,
             last_status: None,
             finished: false,
+            start_pending: None,
         }
+        .pending_start()
+    }
+
+    /// Times the start of a pod that has not run yet (not one a restarted agent
+    /// re-adopts).
+    fn pending_start(mut self) -> Self {
+        let phase = self.pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, None | Some("Pending")) {
+            self.start_pending = Some(std::time::Instant::now());
+        }
+        self
     }
 
     fn uid(&self) -> String {
@@ -115,10 +131,12 @@ impl PodActor {
                         .and_then(|s| s.termination_grace_period_seconds))
                     .and_then(|s| u64::try_from(s).ok())
                     .unwrap_or(30);
+                let began = std::time::Instant::now();
                 runtime
                     .stop_pod(&uid, Duration::from_secs(grace))
                     .await
                     .map_err(|e| e.to_string())?;
+                metrics::time_operation("stop_podsandbox", began.elapsed());
                 // Containers are gone: confirm the deletion, for this pod only.
                 let params = DeleteParams {
                     grace_period_seconds: Some(0),
@@ -138,12 +156,16 @@ impl PodActor {
                 return Ok((true, None));
             }
             if !started {
+                let began = std::time::Instant::now();
                 runtime.run_pod(&pod).await.map_err(|e| e.to_string())?;
+                metrics::time_operation("run_podsandbox", began.elapsed());
             }
+            let began = std::time::Instant::now();
             let mut status = runtime
                 .sync_pod(&uid, rk8s_runtime::container::now_ns())
                 .await
                 .map_err(|e| e.to_string())?;
+            metrics::time_operation("sync_pod", began.elapsed());
             status.host_ip = node_ip.clone();
             status.host_ips = node_ip.map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]);
             if let Some(conditions) = status.conditions.as_mut() {
@@ -173,6 +195,13 @@ impl PodActor {
                     }
                     Ok((false, status)) => {
                         act.started = true;
+                        let running = status
+                            .as_ref()
+                            .and_then(|s| s.phase.as_deref())
+                            .is_some_and(|p| p == "Running");
+                        if running && let Some(seen) = act.start_pending.take() {
+                            metrics::POD_START.observe(seen.elapsed().as_secs_f64());
+                        }
                         if status.is_some() {
                             act.last_status = status;
                         }

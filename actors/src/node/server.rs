@@ -8,6 +8,8 @@
 //!   a WebSocket with Kubernetes' stream protocol `v5.channel.k8s.io` (or `v4`):
 //!   binary messages whose first byte is the channel (0 stdin, 1 stdout, 2 stderr,
 //!   3 the final `Status`, 4 terminal resize; v5 adds 255, "close channel N").
+//! - `GET /stats/summary`: usage of the node and its pods (kubelet's Summary API).
+//! - `GET /metrics`: the agent's own metrics; `GET /metrics/cadvisor`: the containers'.
 
 use std::convert::Infallible;
 use std::io::{Read, Write};
@@ -23,6 +25,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rk8s_runtime::ExecProcess;
 use rk8s_runtime::logs::ReadOptions;
 use rk8s_runtime::pod::{PodRecord, PodRuntime};
+
+use super::stats::Stats;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
@@ -52,6 +56,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     runtime: Arc<PodRuntime>,
+    stats: Arc<Stats>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
@@ -66,6 +71,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let runtime = runtime.clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -78,7 +84,8 @@ pub async fn serve(
                 };
             let service = hyper::service::service_fn(move |req| {
                 let runtime = runtime.clone();
-                async move { Ok::<_, Infallible>(handle(runtime, req).await) }
+                let stats = stats.clone();
+                async move { Ok::<_, Infallible>(handle(runtime, &stats, req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder
@@ -91,7 +98,7 @@ pub async fn serve(
     }
 }
 
-async fn handle(runtime: Arc<PodRuntime>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(runtime: Arc<PodRuntime>, stats: &Stats, req: Request<Incoming>) -> Response<Body> {
     let path: Vec<String> = req
         .uri()
         .path()
@@ -103,6 +110,21 @@ async fn handle(runtime: Arc<PodRuntime>, req: Request<Incoming>) -> Response<Bo
     let query = Query::parse(req.uri().query());
     let result = match (req.method(), segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(Response::new(Full::new(Bytes::from("ok")).boxed())),
+        (&Method::GET, ["stats", "summary"]) => match stats.summary() {
+            Some(summary) => serde_json::to_vec(&summary)
+                .map_err(|e| ApiError::internal(e.to_string()))
+                .and_then(|body| text(body, "application/json")),
+            None => Err(ApiError::unavailable(
+                "no usage read yet: the first reading comes within the stats interval",
+            )),
+        },
+        (&Method::GET, ["metrics"]) => {
+            let (format, body) = super::metrics::exposition();
+            text(body, &format)
+        }
+        (&Method::GET, ["metrics", "cadvisor"]) => {
+            text(stats.cadvisor().into_bytes(), prometheus::TEXT_FORMAT)
+        }
         (&Method::GET, ["containerLogs", ns, pod, container]) => {
             logs(&runtime, ns, pod, container, &query).await
         }
@@ -119,6 +141,14 @@ async fn handle(runtime: Arc<PodRuntime>, req: Request<Incoming>) -> Response<Bo
         )),
     };
     result.unwrap_or_else(|e| error_response(&e))
+}
+
+/// A 200 answer of `content_type`.
+fn text(body: Vec<u8>, content_type: &str) -> ApiResult<Response<Body>> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)).boxed())
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// The pod `namespace/name` (with `uid`, exactly that one) among the runtime's.

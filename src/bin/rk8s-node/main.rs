@@ -208,6 +208,10 @@ struct RunArgs {
     /// Open `RUN_DIR/chaos.sock`, through which `rk8s-node chaos` kills actors.
     #[arg(long)]
     chaos: bool,
+    /// How often the node's and containers' usage is read (cAdvisor's housekeeping;
+    /// the resource metrics API averages CPU over this window).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    stats_interval: Duration,
 }
 
 impl RunArgs {
@@ -229,6 +233,7 @@ impl RunArgs {
             port: self.port,
             node_ip: self.node_ip.map(|ip| ip.to_string()),
             chaos: self.chaos,
+            stats_interval: self.stats_interval,
         }
     }
 }
@@ -269,7 +274,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // libcgroups warns of every v1 controller the host lacks each time a
+                // cgroup is opened, which the usage readings do every interval.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libcgroups=error")),
         )
         .with_writer(std::io::stderr)
         .init();

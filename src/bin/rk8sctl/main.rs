@@ -72,6 +72,9 @@ enum Command {
     /// Follow, list, undo, restart, pause or resume a Deployment's rollouts.
     #[command(subcommand)]
     Rollout(rk8s_ctl::rollout::RolloutCommand),
+    /// Show CPU and memory of nodes or pods (the resource metrics API).
+    #[command(subcommand)]
+    Top(rk8s_ctl::top::TopCommand),
     /// List or kill the control plane's actors (servers run with --enable-chaos).
     #[command(subcommand)]
     Debug(rk8s_ctl::debug::DebugCommand),
@@ -130,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Edit { resource, name } => ctl::edit(g, &resource, name.as_deref()).await?,
         Command::Rollout(c) => rk8s_ctl::rollout::rollout(g, &c).await?,
         Command::Debug(c) => rk8s_ctl::debug::debug(g, &c).await?,
+        Command::Top(c) => rk8s_ctl::top::top(g, &c).await?,
         Command::PrometheusConfig(a) => rk8s_ctl::prometheus::prometheus_config(g, &a)?,
         Command::Logs(a) => rk8s_ctl::stream::logs(g, &a).await?,
         Command::Exec(a) => {
