@@ -1,5 +1,6 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
-//! controllers (ReplicaSet, Deployment, Job, garbage collector, node lifecycle). They live on an actix system of their own thread; when this
+//! controllers (ReplicaSet, Deployment, Job, HorizontalPodAutoscaler, garbage
+//! collector, node lifecycle). They live on an actix system of their own thread; when this
 //! member becomes leader they start, when it loses leadership they stop. Each is
 //! supervised: killed, it restarts and rebuilds from the API (list, then watch).
 
@@ -8,6 +9,7 @@ use rk8s_controllers::chaos::{Actors, Tracker};
 use rk8s_controllers::common::Crash;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
 use rk8s_controllers::gc::GarbageCollector;
+use rk8s_controllers::hpa_actor::{HpaConfig, HpaSupervisor};
 use rk8s_controllers::job_actor::JobSupervisor;
 use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSupervisor};
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
@@ -29,6 +31,8 @@ pub struct ControlPlaneConfig {
     pub controllers: bool,
     /// The node lifecycle controller's settings.
     pub lifecycle: LifecycleConfig,
+    /// The HorizontalPodAutoscalers' settings.
+    pub hpa: HpaConfig,
     /// Where the actors are listed while this member leads (`--enable-chaos` shows
     /// and kills them through the API).
     pub actors: Actors,
@@ -101,6 +105,10 @@ impl Leading {
                 DeploymentSupervisor::new(c(), a(), t)
             });
             leading.run(actors, "job", |t| JobSupervisor::jobs(c(), a(), t));
+            let hpa = config.hpa.clone();
+            leading.run(actors, "horizontal-pod-autoscaler", |t| {
+                HpaSupervisor::new(c(), hpa, a(), t)
+            });
             leading.run(actors, "garbage-collector", |t| {
                 GarbageCollector::new(c(), t)
             });

@@ -325,36 +325,13 @@ fn cells(obj: &AnyObject) -> Vec<Value> {
             let reference = spec
                 .map(|s| format!("{}/{}", s.scale_target_ref.kind, s.scale_target_ref.name))
                 .unwrap_or_default();
-            let current = status.current_metrics.unwrap_or_default();
-            let targets: Vec<String> = spec
-                .and_then(|s| s.metrics.clone())
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let target = m
-                        .resource
-                        .as_ref()
-                        .and_then(|r| r.target.average_utilization)
-                        .map(|u| format!("{u}%"))
-                        .unwrap_or_else(|| "<target>".into());
-                    let now = current
-                        .get(i)
-                        .and_then(|c| c.resource.as_ref())
-                        .and_then(|r| r.current.average_utilization)
-                        .map(|u| format!("{u}%"))
-                        .unwrap_or_else(|| "<unknown>".into());
-                    format!(
-                        "{}: {now}/{target}",
-                        m.resource
-                            .as_ref()
-                            .map_or(m.type_.as_str(), |r| r.name.as_str())
-                    )
-                })
-                .collect();
+            let targets = hpa_targets(
+                spec.and_then(|s| s.metrics.as_deref()).unwrap_or_default(),
+                status.current_metrics.as_deref().unwrap_or_default(),
+            );
             row.extend([
                 json!(reference),
-                json!(or_none(targets.join(", "))),
+                json!(or_none(targets)),
                 json!(spec.and_then(|s| s.min_replicas).unwrap_or(1).to_string()),
                 json!(spec.map_or(0, |s| s.max_replicas)),
                 json!(status.current_replicas.unwrap_or(0)),
@@ -473,6 +450,94 @@ pub fn table(
     })
 }
 
+/// The TARGETS column of HorizontalPodAutoscalers, as kubectl writes it: `cpu:
+/// 72%/50%` for utilization, `current/target` for values, `(avg)` after per-replica
+/// targets of Object and External metrics, `<unknown>` before the first measurement.
+fn hpa_targets(
+    specs: &[k8s_openapi::api::autoscaling::v2::MetricSpec],
+    statuses: &[k8s_openapi::api::autoscaling::v2::MetricStatus],
+) -> String {
+    use k8s_openapi::api::autoscaling::v2::{MetricTarget, MetricValueStatus};
+    let q = |q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+        q.as_ref().map(|q| q.0.clone())
+    };
+    let unknown = || "<unknown>".to_string();
+    let value = |target: &MetricTarget, current: Option<&MetricValueStatus>| {
+        if target.average_value.is_some() {
+            let now = current
+                .and_then(|c| q(&c.average_value))
+                .unwrap_or_else(unknown);
+            format!("{now}/{}", q(&target.average_value).unwrap_or_default())
+        } else {
+            let now = current.and_then(|c| q(&c.value)).unwrap_or_else(unknown);
+            format!("{now}/{}", q(&target.value).unwrap_or_default())
+        }
+    };
+    let resource =
+        |name: &str, target: &MetricTarget, current: Option<&MetricValueStatus>| match target
+            .average_utilization
+        {
+            Some(u) => {
+                let now = current
+                    .and_then(|c| c.average_utilization)
+                    .map_or_else(unknown, |c| format!("{c}%"));
+                format!("{name}: {now}/{u}%")
+            }
+            None => format!("{name}: {}", value(target, current)),
+        };
+    let mut out: Vec<String> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let s = statuses.get(i);
+            match m.type_.as_str() {
+                "Resource" => m.resource.as_ref().map(|r| {
+                    let now = s.and_then(|s| s.resource.as_ref()).map(|r| &r.current);
+                    resource(&r.name, &r.target, now)
+                }),
+                "ContainerResource" => m.container_resource.as_ref().map(|r| {
+                    let now = s
+                        .and_then(|s| s.container_resource.as_ref())
+                        .map(|r| &r.current);
+                    resource(&r.name, &r.target, now)
+                }),
+                "Pods" => m.pods.as_ref().map(|p| {
+                    let now = s.and_then(|s| s.pods.as_ref()).map(|p| &p.current);
+                    value(&p.target, now)
+                }),
+                "Object" => m.object.as_ref().map(|o| {
+                    let now = s.and_then(|s| s.object.as_ref()).map(|o| &o.current);
+                    let avg = if o.target.average_value.is_some() {
+                        " (avg)"
+                    } else {
+                        ""
+                    };
+                    format!("{}{avg}", value(&o.target, now))
+                }),
+                "External" => m.external.as_ref().map(|e| {
+                    let now = s.and_then(|s| s.external.as_ref()).map(|e| &e.current);
+                    let avg = if e.target.average_value.is_some() {
+                        " (avg)"
+                    } else {
+                        ""
+                    };
+                    format!("{}{avg}", value(&e.target, now))
+                }),
+                _ => None,
+            }
+            .unwrap_or_else(|| "<unknown type>".to_string())
+        })
+        .collect();
+    let more = out.len().saturating_sub(10);
+    out.truncate(10);
+    let list = out.join(", ");
+    if more > 0 {
+        format!("{list} + {more} more...")
+    } else {
+        list
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,5 +580,31 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
         )));
         assert!(!wants_table(Some("application/json")));
+    }
+}
+
+#[cfg(test)]
+mod hpa_tests {
+    use super::*;
+
+    #[test]
+    fn hpa_targets_read_as_kubectl_prints_them() {
+        let specs: Vec<k8s_openapi::api::autoscaling::v2::MetricSpec> = serde_json::from_value(serde_json::json!([
+            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}},
+            {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}},
+            {"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"type": "AverageValue", "averageValue": "10"}}},
+            {"type": "External", "external": {"metric": {"name": "queue"}, "target": {"type": "AverageValue", "averageValue": "5"}}},
+            {"type": "Object", "object": {"describedObject": {"kind": "Service", "name": "web"}, "metric": {"name": "hits"}, "target": {"type": "Value", "value": "2k"}}},
+        ]))
+        .unwrap();
+        let statuses: Vec<k8s_openapi::api::autoscaling::v2::MetricStatus> = serde_json::from_value(serde_json::json!([
+            {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 72, "averageValue": "72m"}}},
+        ]))
+        .unwrap();
+        assert_eq!(
+            hpa_targets(&specs, &statuses),
+            "cpu: 72%/50%, memory: <unknown>/100Mi, <unknown>/10, <unknown>/5 (avg), <unknown>/2k"
+        );
+        assert_eq!(hpa_targets(&specs[..1], &[]), "cpu: <unknown>/50%");
     }
 }

@@ -622,6 +622,73 @@ pub async fn scale(g: &Global, resource: &str, name: Option<&str>, replicas: u32
     Ok(())
 }
 
+/// `autoscale` arguments.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AutoscaleArgs {
+    /// `KIND/NAME` or `KIND`.
+    pub resource: String,
+    /// The name, when not given as KIND/NAME.
+    pub name: Option<String>,
+    /// The fewest replicas (default: the server's, 1).
+    #[arg(long)]
+    pub min: Option<i32>,
+    /// The most replicas.
+    #[arg(long)]
+    pub max: i32,
+    /// The average CPU use to keep, in percent of the pods' requests (default: the
+    /// server's, 80).
+    #[arg(long)]
+    pub cpu_percent: Option<i32>,
+    /// The autoscaler's name (default: the target's).
+    #[arg(long = "name")]
+    pub hpa_name: Option<String>,
+}
+
+/// `autoscale KIND NAME --max N [--min N] [--cpu-percent P]`: a
+/// HorizontalPodAutoscaler (autoscaling/v2) for the Deployment or ReplicaSet.
+pub async fn autoscale(g: &Global, args: &AutoscaleArgs) -> Result<()> {
+    let cluster = g.connect().await?;
+    let (kind, name) = one(&args.resource, args.name.as_deref())?;
+    if !matches!(kind.plural, "deployments" | "replicasets") {
+        bail!(
+            "cannot autoscale a {}: only deployments and replicasets have a scale subresource",
+            kind.kind
+        );
+    }
+    let api_version = if kind.group.is_empty() {
+        kind.version.to_string()
+    } else {
+        format!("{}/{}", kind.group, kind.version)
+    };
+    let hpa_name = args.hpa_name.clone().unwrap_or_else(|| name.clone());
+    let mut spec = json!({
+        "scaleTargetRef": {"apiVersion": api_version, "kind": kind.kind, "name": name},
+        "maxReplicas": args.max,
+    });
+    if let Some(min) = args.min {
+        spec["minReplicas"] = json!(min);
+    }
+    if let Some(cpu) = args.cpu_percent {
+        spec["metrics"] = json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": cpu}}}]);
+    }
+    let hpa = json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": hpa_name, "namespace": cluster.namespace},
+        "spec": spec,
+    });
+    let hpa_kind = rk8s_api::object::kind_named("HorizontalPodAutoscaler")
+        .context("this build has no HorizontalPodAutoscaler kind")?;
+    let object: DynamicObject = serde_json::from_value(hpa)?;
+    cluster
+        .api(&hpa_kind, Some(&cluster.namespace))
+        .create(&PostParams::default(), &object)
+        .await
+        .map_err(explain)?;
+    println!("{}/{hpa_name} autoscaled", hpa_kind.qualified_singular());
+    Ok(())
+}
+
 /// `label` / `annotate`: which metadata map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetaMap {

@@ -28,7 +28,20 @@ pub(super) fn hpa(errs: &mut Errors, hpa: &HorizontalPodAutoscaler) {
         errs.required(&target.key("name"));
     }
     let min = spec.min_replicas.unwrap_or(1);
-    errs.at_least(&path.key("minReplicas"), spec.min_replicas, 1);
+    // Scale to zero (Kubernetes' HPAScaleToZero) needs a metric that is not measured
+    // on the pods, or nothing would bring them back.
+    let to_zero = spec
+        .metrics
+        .iter()
+        .flatten()
+        .any(|m| m.type_ == "Object" || m.type_ == "External");
+    if min < 0 || (min == 0 && !to_zero) {
+        errs.invalid(
+            &path.key("minReplicas"),
+            min,
+            "must be greater than or equal to 1 (0 only with an Object or External metric)",
+        );
+    }
     if spec.max_replicas < 1 {
         errs.invalid(
             &path.key("maxReplicas"),
@@ -95,7 +108,7 @@ fn metric(errs: &mut Errors, path: &FieldPath, m: &MetricSpec) {
             errs,
             &p.key("target"),
             &r.target,
-            &["Utilization", "Value", "AverageValue"],
+            &["Utilization", "AverageValue"],
         );
     }
     if let Some(r) = &m.container_resource {
@@ -110,7 +123,7 @@ fn metric(errs: &mut Errors, path: &FieldPath, m: &MetricSpec) {
             errs,
             &p.key("target"),
             &r.target,
-            &["Utilization", "Value", "AverageValue"],
+            &["Utilization", "AverageValue"],
         );
     }
     if let Some(pods) = &m.pods {

@@ -152,6 +152,30 @@ fn hpa_targets_need_their_value() {
 }
 
 #[test]
+fn hpas_scale_to_zero_only_on_a_metric_outside_the_pods() {
+    let hpa = |min: i32, metric: &str| {
+        format!(
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: h}}\nspec:\n  scaleTargetRef: {{kind: Deployment, name: web}}\n  minReplicas: {min}\n  maxReplicas: 3\n  metrics:\n  - {metric}\n"
+        )
+    };
+    let cpu = "{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}";
+    let queue = "{type: External, external: {metric: {name: queue_depth}, target: {type: Value, value: 10}}}";
+    assert_eq!(
+        errors(&hpa(0, cpu)),
+        [
+            "spec.minReplicas: invalid value \"0\": must be greater than or equal to 1 (0 only with an Object or External metric)"
+        ]
+    );
+    assert!(errors(&hpa(0, queue)).is_empty());
+    assert!(errors(&hpa(1, cpu)).is_empty());
+    let value = "{type: Resource, resource: {name: cpu, target: {type: Value, value: 1}}}";
+    assert!(
+        errors(&hpa(1, value))[0]
+            .starts_with("spec.metrics[0].resource.target.type: unsupported value \"Value\"")
+    );
+}
+
+#[test]
 fn selectors_must_be_well_formed_and_select_something() {
     let text = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r}\nspec:\n  selector: {matchExpressions: [{key: app, operator: In}]}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: a, image: x}]}\n";
     assert_eq!(

@@ -44,6 +44,8 @@ enum Command {
         #[arg(long)]
         replicas: u32,
     },
+    /// Create a HorizontalPodAutoscaler for a Deployment or ReplicaSet.
+    Autoscale(ctl::AutoscaleArgs),
     /// Set (`key=value`) or remove (`key-`) labels.
     Label {
         /// `KIND NAME` or `KIND/NAME`, then the changes.
@@ -124,6 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             replicas,
         } => ctl::scale(g, &resource, name.as_deref(), replicas).await?,
+        Command::Autoscale(a) => ctl::autoscale(g, &a).await?,
         Command::Label { args, overwrite } => {
             ctl::set_metadata(g, MetaMap::Labels, &args, overwrite).await?
         }

@@ -71,6 +71,24 @@ pub struct Args {
     /// on an unreachable node, in seconds.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
+    /// The Prometheus server HorizontalPodAutoscalers read Pods, Object and External
+    /// metrics from (`http://HOST:PORT`).
+    #[arg(long)]
+    prometheus_url: Option<String>,
+    /// Time between two syncs of one HorizontalPodAutoscaler.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_sync_period: std::time::Duration,
+    /// Metric ratios within 1 ± this do not rescale.
+    #[arg(long, default_value_t = 0.1)]
+    horizontal_pod_autoscaler_tolerance: f64,
+    /// After a pod starts, its CPU is trusted only once it is Ready and measured for a
+    /// whole window, for this long.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_cpu_initialization_period: std::time::Duration,
+    /// A pod that never became Ready this soon after starting is taken as not yet
+    /// ready, for CPU.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_initial_readiness_delay: std::time::Duration,
     /// Serve `/rk8s/v1/debug/actors` (admin only): list the control plane's actors
     /// and kill them (`rk8sctl debug actors|kill-actor`), for chaos testing.
     #[arg(long)]
@@ -93,6 +111,7 @@ fn default_kubeconfig() -> Option<PathBuf> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let hpa = hpa_config(&args)?;
     if args.node_cidr_mask_size < args.cluster_cidr.prefix() {
         anyhow::bail!(
             "--node-cidr-mask-size {} is larger a range than --cluster-cidr {} itself",
@@ -150,6 +169,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     grace: args.node_monitor_grace_period,
                     default_toleration_seconds: args.default_unreachable_toleration_seconds,
                 },
+                hpa,
                 actors,
             },
         )
@@ -166,6 +186,36 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Give the raft thread a moment to finish its batch.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     Ok(())
+}
+
+fn hpa_config(args: &Args) -> anyhow::Result<rk8s_controllers::hpa_actor::HpaConfig> {
+    let duration = |d: std::time::Duration| jiff::SignedDuration::try_from(d).unwrap_or_default();
+    if !(0.0..1.0).contains(&args.horizontal_pod_autoscaler_tolerance) {
+        anyhow::bail!(
+            "--horizontal-pod-autoscaler-tolerance {}: must be at least 0 and below 1",
+            args.horizontal_pod_autoscaler_tolerance
+        );
+    }
+    Ok(rk8s_controllers::hpa_actor::HpaConfig {
+        sync_period: args
+            .horizontal_pod_autoscaler_sync_period
+            .max(std::time::Duration::from_millis(100)),
+        tunables: rk8s_controllers::hpa::Tunables {
+            tolerance: args.horizontal_pod_autoscaler_tolerance,
+            cpu_initialization_period: duration(
+                args.horizontal_pod_autoscaler_cpu_initialization_period,
+            ),
+            initial_readiness_delay: duration(
+                args.horizontal_pod_autoscaler_initial_readiness_delay,
+            ),
+        },
+        prometheus: args
+            .prometheus_url
+            .as_deref()
+            .map(rk8s_controllers::promql::Prometheus::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    })
 }
 
 fn scheduler_profiles(
