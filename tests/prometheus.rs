@@ -11,39 +11,13 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::apiserver::{Server, free_port};
 use support::node::{eventually_within, images, real_node};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// The Prometheus process, killed on drop.
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// GETs `path` from Prometheus' HTTP API on loopback; the JSON answer.
-async fn query(port: u16, path: &str) -> Option<Value> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.ok()?;
-    let answer = String::from_utf8(answer).ok()?;
-    let (_, body) = answer.split_once("\r\n\r\n")?;
-    serde_json::from_str(body).ok()
-}
+use support::prometheus::Prometheus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
@@ -67,44 +41,14 @@ async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
         .unwrap();
 
     // The configuration, as a user would make it.
-    let dir = tempfile::tempdir().unwrap();
-    let dir_arg = dir.path().display().to_string();
-    let out = server.rk8sctl(&[
-        "prometheus-config",
-        "--scrape-interval",
-        "1s",
-        "--dir",
-        &dir_arg,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, &out.stdout).unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prometheus = Prometheus(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let prometheus = Prometheus::start(&server, free_port());
 
     // Both jobs' targets up.
     let health = eventually_within(
         "the API server, the node agent, its containers and the annotated pod scraped",
         std::time::Duration::from_secs(90),
         async || {
-            let targets = query(port, "/api/v1/targets").await?;
+            let targets = prometheus.get("/api/v1/targets").await?;
             let active = targets["data"]["activeTargets"].as_array()?.clone();
             let up = |job: &str| {
                 active
@@ -138,11 +82,7 @@ async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
     let demo = eventually_within(
         "the pod's series in Prometheus",
         std::time::Duration::from_secs(30),
-        async || {
-            let v = query(port, "/api/v1/query?query=demo_requests_total").await?;
-            let first = v["data"]["result"].as_array()?.first()?.clone();
-            Some(first)
-        },
+        async || prometheus.first("demo_requests_total").await,
     )
     .await;
     assert_eq!(demo["metric"]["pod"], "exporter");
@@ -152,12 +92,9 @@ async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
         "the container's working set in Prometheus",
         std::time::Duration::from_secs(30),
         async || {
-            let v = query(
-                port,
-                "/api/v1/query?query=container_memory_working_set_bytes%7Bpod%3D%22exporter%22%7D",
-            )
-            .await?;
-            v["data"]["result"].as_array()?.first().cloned()
+            prometheus
+                .first(r#"container_memory_working_set_bytes{pod="exporter"}"#)
+                .await
         },
     )
     .await;
@@ -166,32 +103,19 @@ async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
     assert_eq!(memory["metric"]["node"], "worker");
     let bytes: f64 = memory["value"][1].as_str().unwrap().parse().unwrap();
     assert!(bytes > 0.0, "{memory}");
-    let starts = query(
-        port,
-        "/api/v1/query?query=kubelet_pod_start_duration_seconds_count",
-    )
-    .await
-    .unwrap();
-    let starts: f64 = starts["data"]["result"][0]["value"][1]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(starts >= 1.0);
-    let leader = query(port, "/api/v1/query?query=etcd_server_is_leader")
+    let starts = prometheus
+        .first("kubelet_pod_start_duration_seconds_count")
         .await
         .unwrap();
-    assert_eq!(leader["data"]["result"][0]["value"][1], "1");
-    let scheduled = query(
-        port,
-        "/api/v1/query?query=scheduler_schedule_attempts_total%7Bresult%3D%22scheduled%22%7D",
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        scheduled["data"]["result"][0]["value"][1], "1",
-        "{scheduled}"
-    );
+    let starts: f64 = starts["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(starts >= 1.0);
+    let leader = prometheus.first("etcd_server_is_leader").await.unwrap();
+    assert_eq!(leader["value"][1], "1");
+    let scheduled = prometheus
+        .first(r#"scheduler_schedule_attempts_total{result="scheduled"}"#)
+        .await
+        .unwrap();
+    assert_eq!(scheduled["value"][1], "1", "{scheduled}");
 
     // The resource metrics API: rk8sctl top and kubectl top.
     let top = eventually_within(

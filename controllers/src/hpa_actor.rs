@@ -309,15 +309,21 @@ impl Measuring<'_> {
         })
     }
 
-    /// The sum of a query's samples (an empty answer is 0: nothing measured yet).
+    /// The sum of a query's samples. No sample is an error, not zero: a series that
+    /// went missing must not scale a target to nothing.
     async fn total(&self, query: &str) -> Result<i64, String> {
-        let samples = self.prometheus()?.query(query).await?;
-        Ok((samples
+        let values: Vec<f64> = self
+            .prometheus()?
+            .query(query)
+            .await?
             .iter()
             .map(|s| s.value)
             .filter(|v| v.is_finite())
-            .sum::<f64>()
-            * 1000.0) as i64)
+            .collect();
+        if values.is_empty() {
+            return Err(format!("no samples for {query:?} in Prometheus"));
+        }
+        Ok((values.iter().sum::<f64>() * 1000.0) as i64)
     }
 
     async fn measure(&self, m: &MetricSpec) -> Measured {

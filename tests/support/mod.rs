@@ -1,3 +1,4 @@
 pub mod apiserver;
 pub mod netns;
 pub mod node;
+pub mod prometheus;
