@@ -51,6 +51,7 @@ bench: setup
 	$(CARGO) bench --bench node
 	ulimit -n 16384 && $(CARGO) bench --bench scheduler
 	ulimit -n 16384 && $(CARGO) bench --bench controllers
+	ulimit -n 16384 && $(CARGO) bench --bench autoscaling
 
 fmt:
 	$(CARGO) fmt --all

@@ -8,7 +8,8 @@
 //!   window.
 //! - External: any PromQL query (`max(queue_depth)`, a series a pod exports) drives a
 //!   second Deployment, from 1 to zero replicas when the queue is empty and back up
-//!   when it fills.
+//!   when it fills; the HPA's replicas show in Prometheus as kube-state-metrics
+//!   names them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -253,4 +254,16 @@ async fn hpas_scale_on_cpu_and_on_a_promql_query_to_zero_and_back() {
     assert_eq!(external["external"]["current"]["value"], "25", "{external}");
     let (ok, table) = server.kubectl(&["get", "hpa", "worker"]);
     assert!(ok && table.contains("25/10"), "{table}");
+    // The same in Prometheus, as kube-state-metrics names it.
+    eventually_within(
+        "the HPA's desired replicas in Prometheus",
+        Duration::from_secs(30),
+        async || {
+            let v = prometheus
+                .first(r#"kube_horizontalpodautoscaler_status_desired_replicas{horizontalpodautoscaler="worker"}"#)
+                .await?;
+            (v["value"][1] == "3").then_some(())
+        },
+    )
+    .await;
 }

@@ -296,6 +296,26 @@ pub struct Listed {
 }
 
 impl Handlers {
+    /// Every object of the kind named `kind` (in `namespace`, or all) that the
+    /// selectors of `q` select: the server's own reads (metrics, discovery of scrape
+    /// targets).
+    pub async fn list_kind(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        q: &Query,
+    ) -> ApiResult<Vec<AnyObject>> {
+        let kind = rk8s_api::object::kind_named(kind).ok_or_else(ApiError::no_route)?;
+        let all = ResourceRequest {
+            verb: crate::request::Verb::List,
+            kind,
+            namespace: namespace.map(str::to_string),
+            name: None,
+            subresource: None,
+        };
+        Ok(self.list_objects(&all, q).await?.items)
+    }
+
     /// Reads objects of `req`'s kind (in its namespace, if any) as `q` asks.
     pub async fn list_objects(&self, req: &ResourceRequest, q: &Query) -> ApiResult<Listed> {
         let kind = &req.kind;

@@ -25,6 +25,7 @@ pub mod registry;
 pub mod request;
 pub mod resource_metrics;
 pub mod server;
+pub mod state_metrics;
 pub mod status;
 pub mod strategy;
 pub mod table;

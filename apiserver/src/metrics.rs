@@ -91,9 +91,16 @@ impl Drop for Watching {
 
 /// Every metric of the process in Prometheus' text format.
 pub fn exposition() -> (String, Vec<u8>) {
+    exposition_with(Vec::new())
+}
+
+/// The process' metrics and `extra` families (the object-state series).
+pub fn exposition_with(extra: Vec<prometheus::proto::MetricFamily>) -> (String, Vec<u8>) {
     let encoder = TextEncoder::new();
     let mut out = Vec::new();
-    if let Err(e) = encoder.encode(&prometheus::gather(), &mut out) {
+    let mut families = prometheus::gather();
+    families.extend(extra);
+    if let Err(e) = encoder.encode(&families, &mut out) {
         tracing::warn!("encoding metrics: {e}");
     }
     (encoder.format_type().to_string(), out)

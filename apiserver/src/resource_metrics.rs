@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::handlers::Handlers;
 use crate::proxy::NodeDialer;
-use crate::request::{MetricsRequest, Query, ResourceRequest, Verb};
+use crate::request::{MetricsRequest, Query};
 use crate::status::{ApiError, ApiResult};
 
 /// The group.
@@ -136,18 +136,14 @@ async fn list(
     name: Option<&str>,
     query: &Query,
 ) -> ApiResult<Vec<AnyObject>> {
-    let kind: ObjectKind = rk8s_api::object::kind_named(kind).ok_or_else(ApiError::no_route)?;
-    if let Some(name) = name {
-        return Ok(vec![handlers.registry.get(&kind, namespace, name).await?]);
+    match name {
+        Some(name) => {
+            let kind: ObjectKind =
+                rk8s_api::object::kind_named(kind).ok_or_else(ApiError::no_route)?;
+            Ok(vec![handlers.registry.get(&kind, namespace, name).await?])
+        }
+        None => handlers.list_kind(kind, namespace, &selectors(query)).await,
     }
-    let all = ResourceRequest {
-        verb: Verb::List,
-        kind,
-        namespace: namespace.map(str::to_string),
-        name: None,
-        subresource: None,
-    };
-    Ok(handlers.list_objects(&all, &selectors(query)).await?.items)
 }
 
 async fn nodes(handlers: &Handlers, name: Option<&str>, query: &Query) -> ApiResult<Vec<Node>> {

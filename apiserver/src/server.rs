@@ -396,7 +396,13 @@ impl ApiServer {
                 crate::metrics::INFLIGHT
                     .with_label_values(&["mutating"])
                     .set(inflight(&self.writes_inflight, self.max_writes));
-                let (format, text) = crate::metrics::exposition();
+                let (mut objects, everything) = (Vec::new(), Query::default());
+                for kind in crate::state_metrics::KINDS {
+                    objects.extend(self.handlers.list_kind(kind, None, &everything).await?);
+                }
+                let state = crate::state_metrics::families(&objects)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                let (format, text) = crate::metrics::exposition_with(state);
                 Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, format)
@@ -415,19 +421,10 @@ impl ApiServer {
                         )));
                     }
                 };
-                let kind = rk8s_api::object::kind_named(kind).ok_or_else(ApiError::no_route)?;
-                let all = ResourceRequest {
-                    verb: Verb::List,
-                    kind,
-                    namespace: None,
-                    name: None,
-                    subresource: None,
-                };
                 let items = self
                     .handlers
-                    .list_objects(&all, &Query::default())
-                    .await?
-                    .items;
+                    .list_kind(kind, None, &Query::default())
+                    .await?;
                 if role == "pods" {
                     let pods: Vec<_> = items
                         .into_iter()

@@ -162,25 +162,33 @@ impl Handler<Stop> for HpaActor {
 struct Conditions(Vec<HorizontalPodAutoscalerCondition>);
 
 impl Conditions {
-    fn set(&mut self, type_: &str, status: &str, reason: &str, message: impl Into<String>) {
+    /// Sets a condition; whether its status or reason changed (warnings are recorded
+    /// as events only then: rk8s has no event aggregation to fold a warning repeated
+    /// every sync).
+    fn set(&mut self, type_: &str, status: &str, reason: &str, message: impl Into<String>) -> bool {
         let now = Some(Time(Timestamp::now()));
         let message = Some(message.into());
         match self.0.iter_mut().find(|c| c.type_ == type_) {
             Some(c) => {
+                let changed = c.status != status || c.reason.as_deref() != Some(reason);
                 if c.status != status {
                     c.last_transition_time = now;
                 }
                 c.status = status.into();
                 c.reason = Some(reason.into());
                 c.message = message;
+                changed
             }
-            None => self.0.push(HorizontalPodAutoscalerCondition {
-                type_: type_.into(),
-                status: status.into(),
-                reason: Some(reason.into()),
-                message,
-                last_transition_time: now,
-            }),
+            None => {
+                self.0.push(HorizontalPodAutoscalerCondition {
+                    type_: type_.into(),
+                    status: status.into(),
+                    reason: Some(reason.into()),
+                    message,
+                    last_transition_time: now,
+                });
+                true
+            }
         }
     }
 
@@ -643,8 +651,9 @@ async fn sync(
         Err(e) => {
             let message =
                 format!("the HPA controller was unable to get the target's current scale: {e}");
-            conditions.set("AbleToScale", "False", "FailedGetScale", &message);
-            record(&client, about, "Warning", "FailedGetScale", &e).await;
+            if conditions.set("AbleToScale", "False", "FailedGetScale", &message) {
+                record(&client, about, "Warning", "FailedGetScale", &e).await;
+            }
             status.conditions = Some(conditions.0);
             write_status(&client, &mut hpa, status, &key).await;
             return (history, true);
@@ -714,16 +723,11 @@ async fn sync(
                     .find(|m| m.proposal.is_err())
                     .map_or("FailedGetResourceMetric", |m| m.failure);
                 let message = format!("the HPA was unable to compute the replica count: {e}");
-                conditions.set("ScalingActive", "False", reason, &message);
-                record(&client, about.clone(), "Warning", reason, &e).await;
-                record(
-                    &client,
-                    about,
-                    "Warning",
-                    "FailedComputeMetricsReplicas",
-                    &e,
-                )
-                .await;
+                if conditions.set("ScalingActive", "False", reason, &message) {
+                    record(&client, about.clone(), "Warning", reason, &e).await;
+                    let computing = "FailedComputeMetricsReplicas";
+                    record(&client, about, "Warning", computing, &e).await;
+                }
                 status.current_replicas = scale.status.as_ref().map(|s| s.replicas);
                 status.conditions = Some(conditions.0);
                 write_status(&client, &mut hpa, status, &key).await;
@@ -930,5 +934,18 @@ mod tests {
             ("deployments", "apps")
         );
         assert!(target_resource(Some("v1"), "Pod").is_err());
+    }
+
+    #[test]
+    fn a_condition_reports_a_change_of_status_or_reason_only() {
+        let mut c = Conditions(Vec::new());
+        assert!(c.set("ScalingActive", "False", "FailedGetPodsMetric", "no data"));
+        let since = c.0[0].last_transition_time.clone();
+        assert!(!c.set("ScalingActive", "False", "FailedGetPodsMetric", "no data again"));
+        assert_eq!(c.0[0].message.as_deref(), Some("no data again"));
+        assert!(c.set("ScalingActive", "False", "FailedGetExternalMetric", "x"));
+        assert_eq!(c.0[0].last_transition_time, since);
+        assert!(c.set("ScalingActive", "True", "ValidMetricFound", "ok"));
+        assert_eq!(c.0.len(), 1);
     }
 }

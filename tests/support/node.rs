@@ -273,12 +273,18 @@ pub fn simulate(server: &Server, args: &[&str]) -> Simulated {
 /// A real node named `name` on this host's network (`rk8s-node join --chaos`), Ready
 /// and without the test taint of [`join_command`], so any pod may land on it.
 pub async fn real_node(server: &Server, name: &str, n: u32) -> NodeProcess {
+    // Usage read every second: the metrics tests need not wait for the default 10 s.
+    real_node_with(server, name, n, &["--stats-interval", "1s"]).await
+}
+
+/// [`real_node`] with `extra` arguments to `rk8s-node join`.
+pub async fn real_node_with(server: &Server, name: &str, n: u32, extra: &[&str]) -> NodeProcess {
     let pause = images().join("pause").display().to_string();
     let mut agent = node(n);
     let (token, hash) = bootstrap_token(server);
     let mut join = join_command(server, &agent, name, &token, &hash);
-    // Usage read every second: the metrics tests need not wait for the default 10 s.
-    join.args(["--chaos", "--stats-interval", "1s"])
+    join.arg("--chaos")
+        .args(extra)
         .env("RK8S_PAUSE_IMAGE", &pause);
     agent.log_to_file(&mut join);
     agent.child = Some(join.spawn().unwrap());

@@ -1,0 +1,234 @@
+//! Autoscaling benchmark (`make bench`).
+//!
+//! - **Reaction time:** a real node (usage read every 10 s, the agent's default) runs a
+//!   Deployment whose pod burns CPU while a file exists; an HPA (1 to 3 replicas, 50%
+//!   CPU, no scale-down window) watches it. Time from creating the file to 3 replicas
+//!   available, three times each with the default 15 s sync period and with 5 s.
+//! - **Cost of 1,000 HPAs:** 1,000 one-replica Deployments on simulated nodes, each
+//!   with an HPA on an External PromQL metric (`vector(1)`, target 1: no rescale) read
+//!   from a real Prometheus; CPU seconds of the server (and of its control-plane
+//!   thread) over one minute of steady syncing, per HPA sync.
+//!
+//! Prints a table and writes `target/bench/autoscaling.json`.
+//! `RK8S_BENCH_HPAS=200` sets the number of HPAs (default 1000).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use common::{cpu_seconds, peak_rss_mib, print_rows, write_json};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+use support::apiserver::{Server, free_port};
+use support::node::{eventually_within, images, real_node_with, simulate};
+use support::prometheus::Prometheus;
+
+const RUNS: usize = 3;
+
+/// Seconds from load on to 3 available replicas, for each run.
+async fn reaction(period: &str) -> Vec<f64> {
+    let server = Server::start(&["--horizontal-pod-autoscaler-sync-period", period]);
+    let _node = real_node_with(&server, "worker", 60, &[]).await;
+    let client = server.client().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let ctl = tempfile::tempdir().unwrap();
+    let load = ctl.path().join("on");
+    let busybox = images().join("busybox").display().to_string();
+    let burner: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "burner"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "burner"}},
+            "template": {"metadata": {"labels": {"app": "burner"}}, "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "volumes": [{"name": "ctl", "hostPath": {"path": ctl.path().display().to_string()}}],
+                "containers": [{"name": "main", "image": busybox,
+                    "command": ["sh", "-c", "while true; do while [ -e /ctl/on ]; do :; done; sleep 0.2; done"],
+                    "volumeMounts": [{"name": "ctl", "mountPath": "/ctl"}],
+                    "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "200m"}}}]}}},
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &burner)
+        .await
+        .unwrap();
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "burner"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "burner"},
+            "minReplicas": 1, "maxReplicas": 3,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 50}}}],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}},
+    }))
+    .unwrap();
+    hpas.create(&PostParams::default(), &hpa).await.unwrap();
+    let mut out = Vec::new();
+    for _ in 0..RUNS {
+        // Steady: one replica, measured below target.
+        eventually_within(
+            "steady at 1 replica",
+            Duration::from_secs(300),
+            async || {
+                let d = deployments.get("burner").await.ok()?;
+                let s = d.status?;
+                let h = hpas.get("burner").await.ok()?;
+                let active = h
+                    .status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "ScalingActive" && c.status == "True");
+                (active && s.replicas == Some(1) && s.available_replicas == Some(1)).then_some(())
+            },
+        )
+        .await;
+        std::fs::write(&load, "").unwrap();
+        let started = Instant::now();
+        eventually_within(
+            "3 replicas available",
+            Duration::from_secs(300),
+            async || {
+                let s = deployments.get("burner").await.ok()?.status?;
+                (s.available_replicas == Some(3)).then_some(())
+            },
+        )
+        .await;
+        out.push(started.elapsed().as_secs_f64());
+        std::fs::remove_file(&load).unwrap();
+    }
+    out
+}
+
+fn hpa_object(i: usize) -> (Deployment, HorizontalPodAutoscaler) {
+    let name = format!("app-{i}");
+    let d = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "busybox",
+                    "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}}}]}}},
+    }))
+    .unwrap();
+    let h = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": 1, "maxReplicas": 2,
+            "metrics": [{"type": "External", "external": {"metric": {"name": "vector(1)"},
+                "target": {"type": "Value", "value": "1"}}}]},
+    }))
+    .unwrap();
+    (d, h)
+}
+
+/// (HPAs synced once after, CPU-s of the server, CPU-s of its control-plane thread,
+/// syncs, peak RSS MiB).
+async fn cost(count: usize) -> (f64, f64, f64, f64, f64) {
+    let prometheus_port = free_port();
+    let server = Server::start(&["--prometheus-url", &Prometheus::url(prometheus_port)]);
+    let _prometheus = Prometheus::start(&server, prometheus_port);
+    let _sim = simulate(&server, &["--count", "10"]);
+    let client = server.client().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let started = Instant::now();
+    futures_util::stream::iter(0..count)
+        .for_each_concurrent(64, |i| {
+            let (deployments, hpas) = (deployments.clone(), hpas.clone());
+            async move {
+                let (d, h) = hpa_object(i);
+                deployments
+                    .create(&PostParams::default(), &d)
+                    .await
+                    .unwrap();
+                hpas.create(&PostParams::default(), &h).await.unwrap();
+            }
+        })
+        .await;
+    // Every HPA synced once (ScalingActive True).
+    eventually_within("every HPA active", Duration::from_secs(900), async || {
+        let list = hpas.list(&ListParams::default()).await.ok()?.items;
+        let active = list
+            .iter()
+            .filter(|h| {
+                h.status
+                    .iter()
+                    .flat_map(|s| s.conditions.iter().flatten())
+                    .any(|c| c.type_ == "ScalingActive" && c.status == "True")
+            })
+            .count();
+        (active == count).then_some(())
+    })
+    .await;
+    let first = started.elapsed().as_secs_f64();
+    let window = Duration::from_secs(60);
+    let (cpu0, cp0) = cpu_seconds(server.pid(), "control-plane");
+    tokio::time::sleep(window).await;
+    let (cpu1, cp1) = cpu_seconds(server.pid(), "control-plane");
+    let syncs = count as f64 * window.as_secs_f64() / 15.0;
+    (
+        first,
+        cpu1 - cpu0,
+        cp1 - cp0,
+        syncs,
+        peak_rss_mib(server.pid()),
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let count: usize = std::env::var("RK8S_BENCH_HPAS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut rows = Vec::new();
+    let mut json = serde_json::Map::new();
+    for period in ["15s", "5s"] {
+        let runs = reaction(period).await;
+        let mut sorted = runs.clone();
+        sorted.sort_by(f64::total_cmp);
+        rows.push((
+            format!("load → 3 replicas available, sync period {period} (s; {RUNS} runs)"),
+            format!(
+                "min {:.1}  median {:.1}  max {:.1}",
+                sorted[0],
+                sorted[RUNS / 2],
+                sorted[RUNS - 1]
+            ),
+        ));
+        json.insert(format!("reaction_seconds_{period}"), json!(runs));
+    }
+    let (first, cpu, control_plane, syncs, rss) = cost(count).await;
+    rows.push((
+        format!("{count} HPAs: created and synced once (s)"),
+        format!("{first:.1}"),
+    ));
+    rows.push((
+        format!("{count} HPAs: server CPU per sync (ms), 60 s steady"),
+        format!(
+            "{:.2} (control-plane thread {:.2}; {:.1}% of a core in all)",
+            cpu * 1000.0 / syncs,
+            control_plane * 1000.0 / syncs,
+            cpu * 100.0 / 60.0
+        ),
+    ));
+    rows.push((
+        format!("{count} HPAs: server peak RSS (MiB)"),
+        format!("{rss:.0}"),
+    ));
+    json.insert("hpas".into(), json!(count));
+    json.insert("hpas_first_sync_seconds".into(), json!(first));
+    json.insert("server_cpu_ms_per_sync".into(), json!(cpu * 1000.0 / syncs));
+    json.insert(
+        "control_plane_cpu_ms_per_sync".into(),
+        json!(control_plane * 1000.0 / syncs),
+    );
+    json.insert("server_peak_rss_mib".into(), json!(rss));
+    print_rows(&rows);
+    write_json("autoscaling", &serde_json::Value::Object(json));
+}
