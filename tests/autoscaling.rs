@@ -248,10 +248,18 @@ async fn hpas_scale_on_cpu_and_on_a_promql_query_to_zero_and_back() {
         async || (replicas(&deployments, "worker").await == 3).then_some(()),
     )
     .await;
-    let hpa = hpas.get("worker").await.unwrap();
-    let external: Value =
-        serde_json::to_value(&hpa.status.unwrap().current_metrics.unwrap()[0]).unwrap();
-    assert_eq!(external["external"]["current"]["value"], "25", "{external}");
+    // The status follows the rescale (the scale is written first).
+    eventually_within(
+        "the worker's HPA status saying 25 for 3 replicas",
+        Duration::from_secs(30),
+        async || {
+            let status = hpas.get("worker").await.ok()?.status?;
+            let external: Value = serde_json::to_value(status.current_metrics?.first()?).ok()?;
+            let seen = external["external"]["current"]["value"] == "25";
+            (seen && status.desired_replicas == 3).then_some(())
+        },
+    )
+    .await;
     let (ok, table) = server.kubectl(&["get", "hpa", "worker"]);
     assert!(ok && table.contains("25/10"), "{table}");
     // The same in Prometheus, as kube-state-metrics names it.

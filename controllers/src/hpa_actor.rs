@@ -941,7 +941,12 @@ mod tests {
         let mut c = Conditions(Vec::new());
         assert!(c.set("ScalingActive", "False", "FailedGetPodsMetric", "no data"));
         let since = c.0[0].last_transition_time.clone();
-        assert!(!c.set("ScalingActive", "False", "FailedGetPodsMetric", "no data again"));
+        assert!(!c.set(
+            "ScalingActive",
+            "False",
+            "FailedGetPodsMetric",
+            "no data again"
+        ));
         assert_eq!(c.0[0].message.as_deref(), Some("no data again"));
         assert!(c.set("ScalingActive", "False", "FailedGetExternalMetric", "x"));
         assert_eq!(c.0[0].last_transition_time, since);
