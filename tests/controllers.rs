@@ -1,8 +1,8 @@
 //! The controllers end to end on a real `rk8s-server` (scheduler and controllers on
 //! the leader) with simulated nodes: a Deployment's ReplicaSet and pods, a rolling
 //! update within maxSurge/maxUnavailable and `kubectl rollout undo`, scaling, a
-//! deleted pod replaced, and the three deletion cascades (background, orphan,
-//! foreground).
+//! deleted pod replaced, the Endpoints of a Service following the pods, and the
+//! three deletion cascades (background, orphan, foreground).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use serde_json::json;
@@ -87,6 +87,25 @@ async fn rolled_out(deploys: &Api<Deployment>, sets: &Api<ReplicaSet>, image: &s
 }
 
 /// The value of the series `series` (name and labels as printed) in `text`.
+/// Waits until the Endpoints of Service `web` list exactly the running pods' IPs,
+/// ready, on port 8080.
+async fn endpoints_follow(endpoints: &Api<Endpoints>, pods: &Api<Pod>) {
+    eventually("the Endpoints following the pods", async || {
+        let mut want: Vec<String> = running_pods(pods)
+            .await
+            .into_iter()
+            .filter_map(|p| p.status?.pod_ip)
+            .collect();
+        want.sort();
+        let e = endpoints.get("web").await.ok()?;
+        let subset = e.subsets?.into_iter().next()?;
+        let ips: Vec<String> = subset.addresses?.into_iter().map(|a| a.ip).collect();
+        let port = subset.ports?.first()?.port;
+        (ips == want && port == 8080 && subset.not_ready_addresses.is_none()).then_some(())
+    })
+    .await;
+}
+
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -115,9 +134,11 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
         sample(&text, r#"rk8s_actors{kind="ReplicaSet"}"#),
         Some(1.0)
     );
+    // The scheduler, and the ReplicaSet, Deployment, Job, HPA, Endpoints, garbage
+    // collector and node lifecycle controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(6.0)
+        Some(8.0)
     );
     assert!(
         sample(
@@ -163,6 +184,18 @@ async fn deployments_roll_scale_heal_and_cascade() {
     assert_eq!(first.len(), 1);
     let first_name = first[0].metadata.name.clone().unwrap();
     assert_eq!(running_pods(&pods).await.len(), 3);
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), "default");
+    endpoints_follow(&endpoints, &pods).await;
 
     // A rolling update to a new image, then back with kubectl.
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "busybox:1.37"}]}}}});
@@ -220,6 +253,7 @@ async fn deployments_roll_scale_heal_and_cascade() {
         .then_some(())
     })
     .await;
+    endpoints_follow(&endpoints, &pods).await;
 
     // Background cascade: the Deployment goes, then its ReplicaSets and pods.
     deploys
@@ -230,6 +264,19 @@ async fn deployments_roll_scale_heal_and_cascade() {
         let sets_left = sets.list(&ListParams::default()).await.ok()?.items.len();
         let pods_left = pods.list(&ListParams::default()).await.ok()?.items.len();
         (sets_left == 0 && pods_left == 0).then_some(())
+    })
+    .await;
+    eventually("the Service without endpoints", async || {
+        let e = endpoints.get("web").await.ok()?;
+        e.subsets.is_none().then_some(())
+    })
+    .await;
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("its Endpoints deleted with the Service", async || {
+        endpoints.get_opt("web").await.ok()?.is_none().then_some(())
     })
     .await;
 

@@ -1,6 +1,6 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
-//! controllers (ReplicaSet, Deployment, Job, HorizontalPodAutoscaler, garbage
-//! collector, node lifecycle). They live on an actix system of their own thread; when this
+//! controllers (ReplicaSet, Deployment, Job, HorizontalPodAutoscaler, Endpoints,
+//! garbage collector, node lifecycle). They live on an actix system of their own thread; when this
 //! member becomes leader they start, when it loses leadership they stop. Each is
 //! supervised: killed, it restarts and rebuilds from the API (list, then watch).
 
@@ -8,6 +8,7 @@ use actix::prelude::*;
 use rk8s_controllers::chaos::{Actors, Tracker};
 use rk8s_controllers::common::Crash;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
+use rk8s_controllers::endpoints_actor::EndpointsController;
 use rk8s_controllers::gc::GarbageCollector;
 use rk8s_controllers::hpa_actor::{HpaConfig, HpaSupervisor};
 use rk8s_controllers::job_actor::JobSupervisor;
@@ -109,6 +110,7 @@ impl Leading {
             leading.run(actors, "horizontal-pod-autoscaler", |t| {
                 HpaSupervisor::new(c(), hpa, a(), t)
             });
+            leading.run(actors, "endpoints", |t| EndpointsController::new(c(), t));
             leading.run(actors, "garbage-collector", |t| {
                 GarbageCollector::new(c(), t)
             });

@@ -21,6 +21,8 @@ pub mod chaos;
 pub mod common;
 pub mod deployment;
 pub mod deployment_actor;
+pub mod endpoints;
+pub mod endpoints_actor;
 pub mod events;
 pub mod gc;
 pub mod hpa;

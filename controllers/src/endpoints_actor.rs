@@ -1,0 +1,299 @@
+//! The Endpoints controller as an actor: it watches Services, pods and Endpoints,
+//! marks the Services a change touches, and every [`BATCH`] writes the Endpoints of
+//! each marked Service that has a selector ([`crate::endpoints`]): created, replaced
+//! with its resourceVersion when it differs, deleted with its Service. Endpoints it
+//! wrote carry Kubernetes' `endpoints.kubernetes.io/last-change-trigger-time`; those
+//! whose Service went while no controller ran are deleted once the watches are synced.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use kube::Api;
+use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+
+use crate::chaos::Tracker;
+use crate::common::object_name;
+use crate::endpoints::{endpoints, managed, selects, up_to_date};
+
+/// How often marked Services are written.
+pub const BATCH: Duration = Duration::from_millis(100);
+/// How long a failed write waits before it is tried again.
+pub const RETRY: Duration = Duration::from_secs(1);
+/// The annotation Kubernetes' controller sets on the Endpoints it writes.
+pub const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+
+enum Change {
+    Service(Box<Result<Event<Service>, watcher::Error>>),
+    Pod(Box<Result<Event<Pod>, watcher::Error>>),
+    Endpoints(Box<Result<Event<Endpoints>, watcher::Error>>),
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Written(Vec<(String, Result<Option<Endpoints>, ()>)>);
+
+/// Keeps every selector Service's Endpoints.
+pub struct EndpointsController {
+    client: kube::Client,
+    services: BTreeMap<String, Service>,
+    pods: BTreeMap<String, BTreeMap<String, Pod>>,
+    current: BTreeMap<String, Endpoints>,
+    dirty: BTreeSet<String>,
+    synced: [bool; 3],
+    busy: bool,
+    tracker: Tracker,
+}
+
+impl EndpointsController {
+    /// A controller talking to the API through `client`; `tracker` counts restarts.
+    pub fn new(client: kube::Client, tracker: Tracker) -> Self {
+        EndpointsController {
+            client,
+            services: BTreeMap::new(),
+            pods: BTreeMap::new(),
+            current: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            synced: [false; 3],
+            busy: false,
+            tracker,
+        }
+    }
+
+    fn namespace(key: &str) -> &str {
+        key.split_once('/').map_or("default", |(ns, _)| ns)
+    }
+
+    /// Marks the Services of `pod`'s namespace that select it (before or after).
+    fn touch_pod(&mut self, pod: &Pod) {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        for (key, s) in &self.services {
+            if Self::namespace(key) == ns && selects(s, pod) {
+                self.dirty.insert(key.clone());
+            }
+        }
+    }
+
+    fn pod_event(&mut self, pod: Pod, deleted: bool) {
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let pods = self.pods.entry(ns).or_default();
+        let before = if deleted {
+            pods.remove(&name)
+        } else {
+            pods.insert(name, pod.clone())
+        };
+        if let Some(before) = before {
+            self.touch_pod(&before);
+        }
+        self.touch_pod(&pod);
+    }
+
+    /// Writes the marked Services' Endpoints (one batch at a time).
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.busy || !self.synced.iter().all(|s| *s) || self.dirty.is_empty() {
+            return;
+        }
+        self.busy = true;
+        let mut work = Vec::new();
+        for key in std::mem::take(&mut self.dirty) {
+            let ns = Self::namespace(&key).to_string();
+            let want = self.services.get(&key).filter(|s| managed(s)).map(|s| {
+                let pods: Vec<Pod> = self
+                    .pods
+                    .get(&ns)
+                    .map(|p| p.values().cloned().collect())
+                    .unwrap_or_default();
+                endpoints(s, &pods)
+            });
+            let current = self.current.get(&key).cloned();
+            let ours = current
+                .as_ref()
+                .and_then(|e| e.metadata.annotations.as_ref())
+                .is_some_and(|a| a.contains_key(TRIGGER_TIME));
+            match (want, current) {
+                (Some(want), Some(current)) if up_to_date(&current, &want) => {}
+                (Some(want), current) => work.push((key, ns, Some(want), current)),
+                // The Service is gone: the Endpoints this controller wrote go with it
+                // (a Service without a selector keeps what its user wrote).
+                (None, Some(current)) if ours && !self.services.contains_key(&key) => {
+                    work.push((key, ns, None, Some(current)))
+                }
+                (None, _) => {}
+            }
+        }
+        let client = self.client.clone();
+        let started = std::time::Instant::now();
+        let fut = async move {
+            let mut written = Vec::new();
+            for (key, ns, want, current) in work {
+                let api: Api<Endpoints> = Api::namespaced(client.clone(), &ns);
+                let name = key
+                    .split_once('/')
+                    .map_or(key.as_str(), |(_, n)| n)
+                    .to_string();
+                let result = match (want, current) {
+                    (Some(mut want), current) => {
+                        want.metadata.annotations = Some(BTreeMap::from([(
+                            TRIGGER_TIME.to_string(),
+                            jiff::Timestamp::now().to_string(),
+                        )]));
+                        match current {
+                            Some(c) => {
+                                want.metadata.resource_version = c.metadata.resource_version;
+                                api.replace(&name, &PostParams::default(), &want).await
+                            }
+                            None => api.create(&PostParams::default(), &want).await,
+                        }
+                        .map(Some)
+                    }
+                    (None, Some(current)) => {
+                        let params = DeleteParams {
+                            preconditions: Some(Preconditions {
+                                uid: current.metadata.uid.clone(),
+                                resource_version: None,
+                            }),
+                            ..Default::default()
+                        };
+                        api.delete(&name, &params).await.map(|_| None)
+                    }
+                    (None, None) => Ok(None),
+                };
+                match result {
+                    Ok(e) => written.push((key, Ok(e))),
+                    Err(e) => {
+                        tracing::debug!(service = %key, "writing endpoints: {e}");
+                        written.push((key, Err(())));
+                    }
+                }
+            }
+            written
+        };
+        ctx.spawn(fut.into_actor(self).map(move |written, _act, ctx| {
+            crate::metrics::reconciled("Endpoints", started.elapsed(), false);
+            ctx.notify(Written(written));
+        }));
+    }
+}
+
+impl Actor for EndpointsController {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let c = &self.client;
+        let services = watcher::watcher(Api::<Service>::all(c.clone()), Default::default())
+            .default_backoff()
+            .map(|e| Change::Service(Box::new(e)));
+        let pods = watcher::watcher(Api::<Pod>::all(c.clone()), Default::default())
+            .default_backoff()
+            .map(|e| Change::Pod(Box::new(e)));
+        let endpoints = watcher::watcher(Api::<Endpoints>::all(c.clone()), Default::default())
+            .default_backoff()
+            .map(|e| Change::Endpoints(Box::new(e)));
+        ctx.add_stream(futures_util::stream::select(
+            services,
+            futures_util::stream::select(pods, endpoints),
+        ));
+        ctx.run_interval(BATCH, |act, ctx| act.flush(ctx));
+        tracing::info!("endpoints controller started");
+    }
+}
+
+impl Supervised for EndpointsController {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.tracker.restarted();
+        self.services.clear();
+        self.pods.clear();
+        self.current.clear();
+        self.dirty.clear();
+        self.synced = [false; 3];
+        self.busy = false;
+    }
+}
+
+impl Handler<Written> for EndpointsController {
+    type Result = ();
+
+    fn handle(&mut self, msg: Written, ctx: &mut Self::Context) {
+        self.busy = false;
+        for (key, written) in msg.0 {
+            match written {
+                Ok(Some(e)) => {
+                    self.current.insert(key, e);
+                }
+                Ok(None) => {
+                    self.current.remove(&key);
+                }
+                // A conflict or an outage: look again in a second, with what the
+                // watches have brought by then.
+                Err(()) => {
+                    ctx.run_later(RETRY, move |act, _| {
+                        act.dirty.insert(key);
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl StreamHandler<Change> for EndpointsController {
+    fn handle(&mut self, change: Change, _ctx: &mut Self::Context) {
+        self.tracker.received();
+        match change {
+            Change::Service(e) => match *e {
+                Ok(Event::InitApply(s) | Event::Apply(s)) => {
+                    let key = object_name(&s.metadata);
+                    self.dirty.insert(key.clone());
+                    self.services.insert(key, s);
+                }
+                Ok(Event::Delete(s)) => {
+                    let key = object_name(&s.metadata);
+                    self.services.remove(&key);
+                    self.dirty.insert(key);
+                }
+                Ok(Event::InitDone) => self.synced[0] = true,
+                Ok(Event::Init) => {}
+                Err(e) => tracing::warn!("watching services: {e}"),
+            },
+            Change::Pod(e) => match *e {
+                Ok(Event::InitApply(p) | Event::Apply(p)) => self.pod_event(p, false),
+                Ok(Event::Delete(p)) => self.pod_event(p, true),
+                Ok(Event::InitDone) => self.synced[1] = true,
+                Ok(Event::Init) => {}
+                Err(e) => tracing::warn!("watching pods: {e}"),
+            },
+            Change::Endpoints(e) => match *e {
+                Ok(Event::InitApply(ep) | Event::Apply(ep)) => {
+                    let key = object_name(&ep.metadata);
+                    // Ours without a Service: a leftover to delete.
+                    if !self.services.contains_key(&key) {
+                        self.dirty.insert(key.clone());
+                    }
+                    self.current.insert(key, ep);
+                }
+                Ok(Event::Delete(ep)) => {
+                    let key = object_name(&ep.metadata);
+                    self.current.remove(&key);
+                    if self.services.contains_key(&key) {
+                        self.dirty.insert(key);
+                    }
+                }
+                Ok(Event::InitDone) => self.synced[2] = true,
+                Ok(Event::Init) => {}
+                Err(e) => tracing::warn!("watching endpoints: {e}"),
+            },
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
+}
+
+crate::common::crash_on_request!(EndpointsController);
