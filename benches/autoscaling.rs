@@ -10,7 +10,8 @@
 //!   thread) over one minute of steady syncing, per HPA sync.
 //!
 //! Prints a table and writes `target/bench/autoscaling.json`.
-//! `RK8S_BENCH_HPAS=200` sets the number of HPAs (default 1000).
+//! `RK8S_BENCH_HPAS=200` sets the number of HPAs (default 1000);
+//! `RK8S_BENCH_HPAS_ONLY=1` skips the reaction times.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -188,7 +189,12 @@ async fn main() {
         .unwrap_or(1000);
     let mut rows = Vec::new();
     let mut json = serde_json::Map::new();
-    for period in ["15s", "5s"] {
+    let periods: &[&str] = if std::env::var_os("RK8S_BENCH_HPAS_ONLY").is_some() {
+        &[]
+    } else {
+        &["15s", "5s"]
+    };
+    for period in periods {
         let runs = reaction(period).await;
         let mut sorted = runs.clone();
         sorted.sort_by(f64::total_cmp);

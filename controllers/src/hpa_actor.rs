@@ -12,7 +12,7 @@
 //! on live in the actor, as in kube-controller-manager's memory: a killed actor keeps
 //! them (its supervisor restarts the same value), a new leader starts without.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,10 +28,12 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use rk8s_api::metrics::{MetricsList, PodMetrics as PodMetricsObject};
+use rk8s_api::selector::{SelectorExt, parse_label_selector};
 
 use crate::chaos::{Actors, Tracker};
 use crate::common::{Stop, object_name};
@@ -72,6 +74,11 @@ struct Update(Box<HorizontalPodAutoscaler>);
 #[rtype(result = "()")]
 struct Sync;
 
+/// The pods as the supervisor's reflector keeps them (a new one after its restart).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Pods(Store<Pod>);
+
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Synced(History);
@@ -80,6 +87,7 @@ struct Synced(History);
 pub struct HpaActor {
     client: kube::Client,
     config: Arc<HpaConfig>,
+    pods: Store<Pod>,
     hpa: HorizontalPodAutoscaler,
     history: History,
     busy: bool,
@@ -115,6 +123,14 @@ impl Handler<Update> for HpaActor {
     }
 }
 
+impl Handler<Pods> for HpaActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Pods, _ctx: &mut Self::Context) {
+        self.pods = msg.0;
+    }
+}
+
 impl Handler<Sync> for HpaActor {
     type Result = ();
 
@@ -127,6 +143,7 @@ impl Handler<Sync> for HpaActor {
         let fut = sync(
             self.client.clone(),
             self.config.clone(),
+            self.pods.clone(),
             self.hpa.clone(),
             self.history.clone(),
         );
@@ -622,6 +639,7 @@ impl Measuring<'_> {
 async fn sync(
     client: kube::Client,
     config: Arc<HpaConfig>,
+    pods: Store<Pod>,
     mut hpa: HorizontalPodAutoscaler,
     mut history: History,
 ) -> (History, bool) {
@@ -686,13 +704,23 @@ async fn sync(
             "Current number of replicas below Spec.MinReplicas".to_string(),
         )
     } else {
-        let pods = match Api::<Pod>::namespaced(client.clone(), &namespace)
-            .list(&ListParams::default().labels(&selector))
-            .await
-        {
-            Ok(list) => list.items,
-            Err(e) => {
-                tracing::debug!(hpa = %key, "listing pods: {e}");
+        // From the supervisor's reflector (an informer, as kube-controller-manager
+        // reads pods), not a list per sync.
+        let ready = tokio::time::timeout(Duration::from_secs(30), pods.wait_until_ready()).await;
+        let pods: Vec<Pod> = match (ready, parse_label_selector(&selector)) {
+            (Ok(Ok(())), Ok(selects)) => pods
+                .state()
+                .iter()
+                .filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
+                .filter(|p| selects.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
+                .map(|p| Pod::clone(p))
+                .collect(),
+            (_, Err(e)) => {
+                tracing::debug!(hpa = %key, "the target's selector: {e}");
+                Vec::new()
+            }
+            _ => {
+                tracing::debug!(hpa = %key, "the pods are not listed yet");
                 Vec::new()
             }
         };
@@ -822,6 +850,7 @@ async fn write_status(
 pub struct HpaSupervisor {
     client: kube::Client,
     config: Arc<HpaConfig>,
+    pods: Store<Pod>,
     actors: HashMap<String, (Addr<HpaActor>, Tracker)>,
     registry: Actors,
     tracker: Tracker,
@@ -839,6 +868,8 @@ impl HpaSupervisor {
         HpaSupervisor {
             client,
             config: Arc::new(config),
+            // Replaced by a filled one when the supervisor starts.
+            pods: reflector::store().0,
             actors: HashMap::new(),
             registry,
             tracker,
@@ -853,11 +884,13 @@ impl HpaSupervisor {
             return;
         }
         let (client, config) = (self.client.clone(), self.config.clone());
+        let pods = self.pods.clone();
         let tracker = Tracker::default();
         let t = tracker.clone();
         let addr = Supervisor::start(move |_| HpaActor {
             client,
             config,
+            pods,
             hpa,
             history: History::default(),
             busy: false,
@@ -886,6 +919,17 @@ impl Actor for HpaSupervisor {
         )
         .default_backoff();
         ctx.add_stream(hpas);
+        let (reader, writer) = reflector::store();
+        let pods = reflector::reflector(
+            writer,
+            watcher::watcher(Api::<Pod>::all(self.client.clone()), Default::default()),
+        )
+        .default_backoff();
+        ctx.add_stream(pods);
+        for (addr, _) in self.actors.values() {
+            addr.do_send(Pods(reader.clone()));
+        }
+        self.pods = reader;
         tracing::info!(
             sync_period = ?self.config.sync_period,
             prometheus = self.config.prometheus.is_some(),
@@ -911,6 +955,16 @@ impl StreamHandler<Result<Event<HorizontalPodAutoscaler>, watcher::Error>> for H
             Ok(Event::Delete(h)) => self.remove(&h),
             Ok(Event::Init | Event::InitDone) => {}
             Err(e) => tracing::warn!("watching horizontal pod autoscalers: {e}"),
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
+}
+
+impl StreamHandler<Result<Event<Pod>, watcher::Error>> for HpaSupervisor {
+    fn handle(&mut self, event: Result<Event<Pod>, watcher::Error>, _ctx: &mut Self::Context) {
+        if let Err(e) = event {
+            tracing::warn!("watching pods: {e}");
         }
     }
 
