@@ -175,18 +175,22 @@ fn utilization_ratio(
     requests: &BTreeMap<String, i64>,
     target: i32,
 ) -> Result<(f64, i32, i64), String> {
+    if target <= 0 {
+        return Err("the target utilization must be positive".into());
+    }
+    // Saturating: the values come from the network.
     let (mut used, mut requested, mut n) = (0i64, 0i64, 0i64);
     for (pod, m) in metrics {
         if let Some(r) = requests.get(pod) {
-            used += m.value;
-            requested += r;
+            used = used.saturating_add(m.value);
+            requested = requested.saturating_add(*r);
             n += 1;
         }
     }
-    if requested == 0 {
+    if requested <= 0 {
         return Err("no metrics returned matched known pods".into());
     }
-    let utilization = (used * 100 / requested) as i32;
+    let utilization = i32::try_from(used.saturating_mul(100) / requested).unwrap_or(i32::MAX);
     Ok((
         f64::from(utilization) / f64::from(target),
         utilization,
@@ -295,7 +299,7 @@ pub fn average_value_replicas(
         return Err("did not receive metrics for targeted pods (pods might be unready)".into());
     }
     let ratio_of = |m: &PodMetrics| {
-        let total: i64 = m.values().map(|v| v.value).sum();
+        let total = m.values().fold(0i64, |sum, v| sum.saturating_add(v.value));
         (
             total as f64 / (target as f64 * m.len() as f64),
             total / m.len() as i64,

@@ -294,7 +294,7 @@ impl Measuring<'_> {
             .map_err(|e| format!("unable to get metrics for resource {resource}: {e}"))?;
         let mut out = PodMetrics::new();
         for m in list.items {
-            let mut sum = 0;
+            let mut sum = 0i64;
             let mut found = false;
             for c in m
                 .containers
@@ -302,7 +302,7 @@ impl Measuring<'_> {
                 .filter(|c| container.is_none_or(|n| n == c.name))
             {
                 if let Some(v) = milli(c.usage.get(resource)) {
-                    sum += v;
+                    sum = sum.saturating_add(v);
                     found = true;
                 }
             }
@@ -494,7 +494,7 @@ impl Measuring<'_> {
                             timestamp: self.now,
                             window: SignedDuration::ZERO,
                         });
-                        e.value += (s.value * 1000.0) as i64;
+                        e.value = e.value.saturating_add((s.value * 1000.0) as i64);
                     }
                 }
                 let proposal = match milli(source.target.average_value.as_ref()) {

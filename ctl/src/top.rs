@@ -202,7 +202,9 @@ pub async fn top(g: &Global, command: &TopCommand) -> Result<()> {
                         .containers
                         .iter()
                         .map(|c| usage(&c.usage))
-                        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+                        .fold((0i64, 0i64), |(a, b), (c, d)| {
+                            (a.saturating_add(c), b.saturating_add(d))
+                        });
                     rows.push((cpu, memory, lead(vec![pod, cores(cpu), bytes(memory)])));
                 }
             }

@@ -202,6 +202,22 @@ fn starting_pods_count_as_idle_when_scaling_up_and_are_ignored_otherwise() {
 }
 
 #[test]
+fn values_from_the_network_never_overflow() {
+    let pods = [running("a"), running("b")];
+    let huge = metrics(&[("a", i64::MAX), ("b", i64::MAX)]);
+    let p =
+        resource_utilization_replicas(2, 50, "cpu", None, &pods, huge.clone(), at(0), &T).unwrap();
+    assert_eq!(p.utilization, Some(i32::MAX));
+    assert_eq!(
+        average_value_replicas(2, 100, false, &pods, huge, at(0), &T)
+            .unwrap()
+            .replicas,
+        i32::MAX
+    );
+    assert!(value_replicas(1, i64::MAX, 1, 1, &T).is_ok());
+}
+
+#[test]
 fn a_container_without_a_request_is_named() {
     let mut p = running("a");
     p.spec.as_mut().unwrap().containers[0].resources = None;
