@@ -188,6 +188,10 @@ cat <<TEXT
                                        more members (rk8s-server member status|remove, token create)
 
    rk8sctl apply|get|describe|scale|delete|edit ...   the cluster commands (kubeconfig: ~/.rk8s/config)
+   rk8sctl top nodes|pods; rk8sctl autoscale deploy/NAME --max N --cpu-percent P
+                                       usage from real nodes and HPAs (docs/autoscaling.md;
+                                       rk8s-server --prometheus-url for PromQL metrics)
+   rk8sctl prometheus-config           a Prometheus scrape configuration for the cluster
 
    rk8sctl container|pod run FILE, ls, state, logs, exec NAME -- CMD, stop, rm
    rk8sctl compose [-f FILE] up -d|ps|logs|down  local containers, pods and Compose apps
@@ -196,6 +200,6 @@ cat <<TEXT
    rk8s-node join https://HOST:6443 --token T --ca-cert-hash H   a real node (rk8s-server token create)
    rk8s-node simulate --count N                  simulated nodes for scheduling experiments
 
-   The network overlay, Services and the HPA come next: see "Status" in README.md.
+   The network overlay and Services (beyond Endpoints) come next: see "Status" in README.md.
    Everything this demo started has been stopped and removed.
 TEXT
