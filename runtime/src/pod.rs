@@ -1151,11 +1151,23 @@ impl PodRuntime {
                 first_error.get_or_insert(e);
             }
         }
-        if let (Some(_), Some(network)) = (&record.attachment, &self.network) {
-            let network = network.clone();
-            let uid = uid.to_string();
-            if let Err(e) = blocking(move || network.detach(&uid).map_err(Error::from)).await {
-                first_error.get_or_insert(e);
+        // Detached by name even without a recorded attachment: an agent killed while
+        // wiring the sandbox leaves a namespace and a veth the record does not name yet.
+        let host_network = record
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        if let (false, Some(network)) = (host_network, &self.network) {
+            let (network, owner) = (network.clone(), uid.to_string());
+            let detached = blocking(move || network.detach(&owner).map_err(Error::from)).await;
+            match detached {
+                Ok(()) => {}
+                Err(e) if record.attachment.is_some() => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => tracing::debug!(pod = %uid, "no attachment to remove: {e}"),
             }
         }
         let pod_cgroup = cgroups::pod_path(uid);
