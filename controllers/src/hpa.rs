@@ -230,50 +230,68 @@ pub fn resource_utilization_replicas(
         average,
         utilization: Some(utilization),
     };
+    // Scale down: a pod without a value is taken to use its whole request (or the
+    // target, if higher); scale up: nothing.
+    let missing = |pod: &str| {
+        let request = requests.get(pod).copied().unwrap_or(0);
+        (ratio < 1.0)
+            .then(|| request.max(request.saturating_mul(i64::from(target)) / 100))
+            .or((ratio > 1.0).then_some(0))
+    };
+    let new_ratio = |m: &PodMetrics| utilization_ratio(m, &requests, target).map(|r| r.0);
+    damped(current, ratio, &g, metrics, missing, new_ratio, now, t).map(proposal)
+}
+
+/// What utilization and average-value targets share (the end of Kubernetes'
+/// `GetResourceReplicas` and `calcPlainMetricReplicas`): with no pod missing a value
+/// and none unready while scaling up, the ratio times the ready pods; else missing
+/// pods count as `missing` says and unready ones as 0 when scaling up, and a move
+/// that those turn around, or that lands within the tolerance, is not made.
+#[allow(clippy::too_many_arguments)]
+fn damped(
+    current: i32,
+    ratio: f64,
+    g: &Groups,
+    mut metrics: PodMetrics,
+    missing: impl Fn(&str) -> Option<i64>,
+    ratio_of: impl Fn(&PodMetrics) -> Result<f64, String>,
+    now: Timestamp,
+    t: &Tunables,
+) -> Result<i32, String> {
     let scale_up_with_unready = !g.unready.is_empty() && ratio > 1.0;
     if !scale_up_with_unready && g.missing.is_empty() {
         if (1.0 - ratio).abs() <= t.tolerance {
-            return Ok(proposal(current));
+            return Ok(current);
         }
-        return Ok(proposal(ceil(ratio * g.ready as f64)));
+        return Ok(ceil(ratio * g.ready as f64));
     }
-    let now_m = |value| PodMetric {
+    let at_now = |value| PodMetric {
         value,
         timestamp: now,
         window: SignedDuration::ZERO,
     };
-    if !g.missing.is_empty() {
-        for pod in &g.missing {
-            let request = requests.get(pod).copied().unwrap_or(0);
-            // Scale down: a pod without a value is taken to use its whole request (or
-            // the target, if higher); scale up: nothing.
-            let value = if ratio < 1.0 {
-                request.max(request * i64::from(target) / 100)
-            } else {
-                0
-            };
-            if ratio != 1.0 {
-                metrics.insert(pod.clone(), now_m(value));
-            }
+    for pod in &g.missing {
+        if let Some(value) = missing(pod) {
+            metrics.insert(pod.clone(), at_now(value));
         }
     }
     if scale_up_with_unready {
         for pod in &g.unready {
-            metrics.insert(pod.clone(), now_m(0));
+            metrics.insert(pod.clone(), at_now(0));
         }
     }
-    let (new_ratio, _, _) = utilization_ratio(&metrics, &requests, target)?;
+    let new_ratio = ratio_of(&metrics)?;
     if (1.0 - new_ratio).abs() <= t.tolerance
         || (ratio < 1.0 && new_ratio > 1.0)
         || (ratio > 1.0 && new_ratio < 1.0)
     {
-        return Ok(proposal(current));
+        return Ok(current);
     }
     let replicas = ceil(new_ratio * metrics.len() as f64);
     if (new_ratio < 1.0 && replicas > current) || (new_ratio > 1.0 && replicas < current) {
-        return Ok(proposal(current));
+        return Ok(current);
     }
-    Ok(proposal(replicas))
+    Ok(replicas)
 }
 
 /// A per-pod average target (Resource AverageValue, Pods): Kubernetes'
@@ -311,42 +329,10 @@ pub fn average_value_replicas(
         average,
         utilization: None,
     };
-    let scale_up_with_unready = !g.unready.is_empty() && ratio > 1.0;
-    if !scale_up_with_unready && g.missing.is_empty() {
-        if (1.0 - ratio).abs() <= t.tolerance {
-            return Ok(proposal(current));
-        }
-        return Ok(proposal(ceil(ratio * g.ready as f64)));
-    }
-    let now_m = |value| PodMetric {
-        value,
-        timestamp: now,
-        window: SignedDuration::ZERO,
-    };
-    for pod in &g.missing {
-        if ratio < 1.0 {
-            metrics.insert(pod.clone(), now_m(target));
-        } else {
-            metrics.insert(pod.clone(), now_m(0));
-        }
-    }
-    if scale_up_with_unready {
-        for pod in &g.unready {
-            metrics.insert(pod.clone(), now_m(0));
-        }
-    }
-    let (new_ratio, _) = ratio_of(&metrics);
-    if (1.0 - new_ratio).abs() <= t.tolerance
-        || (ratio < 1.0 && new_ratio > 1.0)
-        || (ratio > 1.0 && new_ratio < 1.0)
-    {
-        return Ok(proposal(current));
-    }
-    let replicas = ceil(new_ratio * metrics.len() as f64);
-    if (new_ratio < 1.0 && replicas > current) || (new_ratio > 1.0 && replicas < current) {
-        return Ok(proposal(current));
-    }
-    Ok(proposal(replicas))
+    // Scale down: a pod without a value is taken to be at the target; up: at 0.
+    let missing = |_: &str| Some(if ratio < 1.0 { target } else { 0 });
+    let new_ratio = |m: &PodMetrics| Ok(ratio_of(m).0);
+    damped(current, ratio, &g, metrics, missing, new_ratio, now, t).map(proposal)
 }
 
 /// Pods that are Running and Ready (what an Object or External Value target scales).
