@@ -708,3 +708,123 @@ fn kubectl_works_against_rk8s() {
     let (ok, out) = server.kubectl(&["get", "node", "n1"]);
     assert!(!ok && out.contains("NotFound"), "{out}");
 }
+
+/// ClusterIPs and node ports: given from the ranges of the server's flags, never to
+/// two Services, kept through a PUT that leaves them out, released on delete (also
+/// when the namespace goes in one sweep).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_addresses_and_node_ports_nobody_else_has() {
+    use k8s_openapi::api::core::v1::{Namespace, Service};
+    let mut args = API_ONLY.to_vec();
+    args.extend([
+        "--service-cluster-ip-range",
+        "10.96.0.0/29",
+        "--service-node-port-range",
+        "30000-30001",
+    ]);
+    let server = Server::start(&args);
+    let client = server.client().await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc = |name: &str, spec: serde_json::Value| -> Service {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name}, "spec": spec}))
+        .unwrap()
+    };
+    let ports = json!([{"name": "http", "port": 80}]);
+    let pp = PostParams::default();
+    let ip_of = |s: &Service| s.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+    let a = services
+        .create(&pp, &svc("a", json!({"ports": ports})))
+        .await
+        .unwrap();
+    let b = services
+        .create(&pp, &svc("b", json!({"ports": ports})))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ip_of(&a).as_str(), ip_of(&b).as_str()),
+        ("10.96.0.1", "10.96.0.2")
+    );
+    // Taken, outside the range, and a full range: 422 and 500 naming why.
+    let taken = services
+        .create(
+            &pp,
+            &svc("c", json!({"clusterIP": "10.96.0.1", "ports": ports})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(taken), 422);
+    let outside = services
+        .create(
+            &pp,
+            &svc("c", json!({"clusterIP": "10.0.0.1", "ports": ports})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        outside.to_string().contains("not in the valid range"),
+        "{outside}"
+    );
+    for name in ["c", "d", "e", "f"] {
+        services
+            .create(&pp, &svc(name, json!({"ports": ports})))
+            .await
+            .unwrap();
+    }
+    let full = services
+        .create(&pp, &svc("g", json!({"ports": ports})))
+        .await
+        .unwrap_err();
+    assert!(full.to_string().contains("is full"), "{full}");
+    // Node ports: one each, per protocol, and a PUT without them keeps them.
+    let np = json!({"type": "NodePort", "clusterIP": "None",
+        "ports": [{"name": "http", "port": 80}]});
+    let n1 = services.create(&pp, &svc("n1", np.clone())).await.unwrap();
+    let first = n1.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].node_port;
+    assert_eq!(first, Some(30000));
+    let mut put = svc("n1", np.clone());
+    put.metadata.resource_version = n1.metadata.resource_version.clone();
+    let kept = services.replace("n1", &pp, &put).await.unwrap();
+    assert_eq!(kept.spec.unwrap().ports.unwrap()[0].node_port, Some(30000));
+    services.create(&pp, &svc("n2", np.clone())).await.unwrap();
+    assert_eq!(
+        code(services.create(&pp, &svc("n3", np)).await.unwrap_err()),
+        500
+    );
+    // Deleting a releases 10.96.0.1: a new Service may have it.
+    services
+        .delete("a", &DeleteParams::default())
+        .await
+        .unwrap();
+    let again = services
+        .create(
+            &pp,
+            &svc("again", json!({"clusterIP": "10.96.0.1", "ports": ports})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ip_of(&again), "10.96.0.1");
+    // A namespace deleted in one sweep leaves its Services' keys; they are taken over.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "gone"}})).unwrap();
+    namespaces.create(&pp, &ns).await.unwrap();
+    services
+        .delete("b", &DeleteParams::default())
+        .await
+        .unwrap();
+    let in_gone: Api<Service> = Api::namespaced(client.clone(), "gone");
+    let g = in_gone
+        .create(&pp, &svc("g", json!({"ports": ports})))
+        .await
+        .unwrap();
+    assert_eq!(ip_of(&g), "10.96.0.2");
+    namespaces
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    let h = services
+        .create(&pp, &svc("h", json!({"ports": ports})))
+        .await
+        .unwrap();
+    assert_eq!(ip_of(&h), "10.96.0.2");
+}

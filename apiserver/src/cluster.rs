@@ -41,6 +41,8 @@ pub struct ApiConfig {
     pub max_mutating_requests_inflight: usize,
     /// The ranges joining nodes get.
     pub pod_cidrs: crate::join::PodCidrs,
+    /// Where Services' ClusterIPs and node ports come from.
+    pub service_ranges: crate::allocator::ServiceRanges,
 }
 
 /// Why the API server could not start.
@@ -303,6 +305,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         unlimited(cfg.max_mutating_requests_inflight),
     );
     api.set_pod_cidrs(cfg.pod_cidrs);
+    api.registry().set_service_ranges(cfg.service_ranges);
     api.set_node_dialer(crate::proxy::NodeDialer::new(&secrets.ca)?);
     ensure_system_namespaces(api.registry())
         .await

@@ -11,6 +11,7 @@
 //! - [`pki`]: the cluster CA and serving certificates; [`server`]: TLS and HTTP;
 //! - [`metrics`]: Prometheus metrics (`/metrics`).
 
+pub mod allocator;
 pub mod auth;
 pub mod cluster;
 pub mod discovery;

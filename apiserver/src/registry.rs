@@ -2,12 +2,20 @@
 //! (`/registry/<plural>/<ns>/<name>`), its JSON as the value, and its
 //! `resourceVersion` the key's `mod_revision` (not stored, set on every read).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
+
+use k8s_openapi::api::core::v1::Service;
 use rk8s_api::{AnyObject, ObjectKind};
-use rk8s_raftstore::proto::{KeyValue, RangeRequest};
+use rk8s_raftstore::proto::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest,
+    RequestOp, TxnRequest, request_op,
+};
 use rk8s_raftstore::server::Store;
 use rk8s_raftstore::{Error as StoreError, prefix_end};
 use serde_json::Value;
 
+use crate::allocator::{self, Held, ServiceRanges, Taken};
 use crate::status::{ApiError, ApiResult};
 
 /// How many times a read-modify-write is retried when another writer wins the race.
@@ -59,12 +67,27 @@ pub struct Page {
 #[derive(Clone)]
 pub struct Registry {
     store: Store,
+    service_ranges: Arc<OnceLock<ServiceRanges>>,
 }
 
 impl Registry {
     /// Objects kept in `store`.
     pub fn new(store: Store) -> Self {
-        Registry { store }
+        Registry {
+            store,
+            service_ranges: Arc::default(),
+        }
+    }
+
+    /// Sets where Services' ClusterIPs and node ports come from (once; default:
+    /// [`ServiceRanges::default`]).
+    pub fn set_service_ranges(&self, ranges: ServiceRanges) {
+        let _ = self.service_ranges.set(ranges);
+    }
+
+    /// Where Services' ClusterIPs and node ports come from.
+    pub fn service_ranges(&self) -> ServiceRanges {
+        self.service_ranges.get().copied().unwrap_or_default()
     }
 
     /// The store underneath.
@@ -163,6 +186,9 @@ impl Registry {
 
     /// Stores a new object; 409 `AlreadyExists` if the name is taken.
     pub async fn create(&self, obj: &AnyObject) -> ApiResult<AnyObject> {
+        if let AnyObject::Service(svc) = obj {
+            return self.write_service(svc, None).await;
+        }
         let kind = obj.kind();
         let key = obj.storage_key();
         match self
@@ -185,6 +211,13 @@ impl Registry {
     pub async fn replace(&self, obj: &AnyObject) -> ApiResult<AnyObject> {
         let kind = obj.kind();
         let expected = resource_version(obj)?;
+        if let AnyObject::Service(svc) = obj {
+            let old = self.get(&kind, obj.namespace(), obj.name()).await?;
+            let AnyObject::Service(old) = old else {
+                return Err(ApiError::internal("a Service key holds something else"));
+            };
+            return self.write_service(svc, Some((&old, expected))).await;
+        }
         let key = obj.storage_key();
         match self
             .store
@@ -208,6 +241,17 @@ impl Registry {
     pub async fn remove(&self, obj: &AnyObject) -> ApiResult<i64> {
         let kind = obj.kind();
         let expected = resource_version(obj)?;
+        if let AnyObject::Service(svc) = obj {
+            let (taken, _) = self.allocations(&kind).await?;
+            let mut success = vec![RequestOp {
+                request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
+                    key: obj.storage_key().into_bytes(),
+                    range_end: Vec::new(),
+                })),
+            }];
+            success.extend(allocator::release_all(svc, &taken));
+            return self.object_txn(obj, expected, Vec::new(), success).await;
+        }
         match self
             .store
             .delete(obj.storage_key().as_bytes(), Some(expected))
@@ -249,6 +293,155 @@ impl Registry {
                 other => return other,
             }
         }
+    }
+}
+
+impl Registry {
+    /// Creates (`old`: `None`) or replaces a Service with its ClusterIP and node ports,
+    /// in one transaction; retried when another write took an address meanwhile.
+    async fn write_service(
+        &self,
+        svc: &Service,
+        old: Option<(&Service, i64)>,
+    ) -> ApiResult<AnyObject> {
+        let ranges = self.service_ranges();
+        let kind = AnyObject::Service(Box::new(svc.clone())).kind();
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (taken, services) = self.allocations(&kind).await?;
+            let live = |owner: &str, item: &Held| {
+                services.get(owner).is_some_and(|held| held.contains(item))
+            };
+            let mut new = svc.clone();
+            let plan = allocator::plan(&ranges, &mut new, old.map(|(o, _)| o), &taken, &live)?;
+            let obj = AnyObject::Service(Box::new(new));
+            let mut success = vec![RequestOp {
+                request: Some(request_op::Request::Put(PutRequest {
+                    key: obj.storage_key().into_bytes(),
+                    value: encode(&obj),
+                    ..Default::default()
+                })),
+            }];
+            success.extend(plan.ops);
+            match self
+                .object_txn(&obj, old.map_or(0, |(_, rv)| rv), plan.compares, success)
+                .await
+            {
+                Ok(revision) => {
+                    let mut stored = obj;
+                    stored.metadata_mut().resource_version = Some(revision.to_string());
+                    return Ok(stored);
+                }
+                Err(e) if e.reason == "Retry" => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::unavailable(
+            "too many concurrent Service writes; try again",
+        ))
+    }
+
+    /// Runs `success` if `obj`'s key is at `expected` (0: absent) and `compares` hold;
+    /// the revision written. When only `compares` failed: an error with reason `Retry`.
+    async fn object_txn(
+        &self,
+        obj: &AnyObject,
+        expected: i64,
+        mut compares: Vec<Compare>,
+        success: Vec<RequestOp>,
+    ) -> ApiResult<i64> {
+        let kind = obj.kind();
+        let key = obj.storage_key();
+        compares.insert(
+            0,
+            Compare {
+                key: key.clone().into_bytes(),
+                target: CompareTarget::Mod as i32,
+                result: CompareResult::Equal as i32,
+                number: expected,
+                value: Vec::new(),
+            },
+        );
+        let resp = self
+            .store
+            .txn(TxnRequest {
+                compare: compares,
+                success,
+                failure: Vec::new(),
+            })
+            .await
+            .map_err(|e| ApiError::from_store(&kind, obj.name(), e))?;
+        if resp.succeeded {
+            return Ok(resp.revision);
+        }
+        let current = self.find(&kind, obj.namespace(), obj.name()).await?;
+        let now = match &current {
+            Some(o) => resource_version(o)?,
+            None => 0,
+        };
+        match (expected, now) {
+            (0, 0) => Err(ApiError::new(
+                http::StatusCode::CONFLICT,
+                "Retry",
+                "allocation raced",
+            )),
+            (0, _) => Err(ApiError::already_exists(&kind, obj.name())),
+            (_, 0) => Err(ApiError::not_found(&kind, obj.name())),
+            (e, n) if e != n => Err(ApiError::modified(&kind, obj.name())),
+            _ => Err(ApiError::new(
+                http::StatusCode::CONFLICT,
+                "Retry",
+                "allocation raced",
+            )),
+        }
+    }
+
+    /// The allocation keys, and what every Service holds (by `namespace/name`).
+    async fn allocations(
+        &self,
+        kind: &ObjectKind,
+    ) -> ApiResult<(BTreeMap<String, Taken>, BTreeMap<String, BTreeSet<Held>>)> {
+        let mut taken = BTreeMap::new();
+        for range in allocator::ranges_to_read() {
+            let resp = self
+                .store
+                .range(range, true)
+                .await
+                .map_err(|e| ApiError::from_store(kind, "", e))?;
+            for kv in resp.kvs {
+                taken.insert(
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    Taken {
+                        owner: String::from_utf8_lossy(&kv.value).into_owned(),
+                        revision: kv.mod_revision,
+                    },
+                );
+            }
+        }
+        let prefix = kind.storage_prefix(None);
+        let resp = self
+            .store
+            .range(
+                RangeRequest {
+                    key: prefix.clone().into_bytes(),
+                    range_end: prefix_end(prefix.as_bytes()),
+                    ..Default::default()
+                },
+                true,
+            )
+            .await
+            .map_err(|e| ApiError::from_store(kind, "", e))?;
+        let mut services = BTreeMap::new();
+        for kv in &resp.kvs {
+            if let Ok(AnyObject::Service(s)) = decode(kind, kv) {
+                let owner = format!(
+                    "{}/{}",
+                    s.metadata.namespace.as_deref().unwrap_or_default(),
+                    s.metadata.name.as_deref().unwrap_or_default()
+                );
+                services.insert(owner, allocator::held(&s));
+            }
+        }
+        Ok((taken, services))
     }
 }
 

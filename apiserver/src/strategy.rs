@@ -165,6 +165,9 @@ pub fn prepare_update(new: &mut AnyObject, old: &AnyObject) {
     if has_status(&old.kind()) && !matches!(old, AnyObject::Node(_)) {
         *new = with_field(new, "status", value_of(old, "status"));
     }
+    if let (AnyObject::Service(new), AnyObject::Service(old)) = (&mut *new, old) {
+        crate::allocator::keep_allocated(new, old);
+    }
     if has_generation(old) && value_of(new, "spec") != value_of(old, "spec") {
         new.metadata_mut().generation = Some(old.metadata().generation.unwrap_or(1) + 1);
     }

@@ -53,6 +53,12 @@ pub struct Args {
     /// The prefix length of each node's piece of --cluster-cidr.
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(8..=30))]
     node_cidr_mask_size: u8,
+    /// Services' virtual addresses (ClusterIPs) come from this range.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: rk8s_netoverlay::Ipv4Net,
+    /// Services' node ports come from this range (`LOW-HIGH`).
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    service_node_port_range: (u16, u16),
     /// The scheduler's profiles (a `KubeSchedulerConfiguration`-shaped YAML file;
     /// default: one profile, `default-scheduler`, with the default plugins).
     #[arg(long)]
@@ -106,6 +112,24 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from(d).map_err(|_| format!("{s:?} must not be negative"))
 }
 
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (low, high) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not a port range such as 30000-32767"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} in {s:?} is not a port (1-65535)"))
+    };
+    let (low, high) = (port(low)?, port(high)?);
+    if low > high {
+        return Err(format!("{s:?}: the first port is above the last"));
+    }
+    Ok((low, high))
+}
+
 fn default_kubeconfig() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rk8s").join("config"))
 }
@@ -141,6 +165,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             pod_cidrs: rk8s_apiserver::join::PodCidrs {
                 cluster: args.cluster_cidr,
                 node_prefix: args.node_cidr_mask_size,
+            },
+            service_ranges: rk8s_apiserver::allocator::ServiceRanges {
+                cluster_ips: args.service_cluster_ip_range,
+                node_ports: args.service_node_port_range,
             },
         },
     )
