@@ -83,6 +83,7 @@ impl Drop for Local {
                 bridge: self.bridge.clone(),
                 subnet: "10.202.0.0/24".parse().unwrap(),
                 state_dir: self.run.path().join("local/net"),
+                cluster_cidr: None,
             },
             rk8s_netoverlay::host::System,
         );

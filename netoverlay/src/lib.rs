@@ -22,7 +22,9 @@ pub mod error;
 pub mod host;
 pub mod ipam;
 pub mod network;
+pub mod overlay;
 pub mod portmap;
+pub mod services;
 
 pub use cidr::Ipv4Net;
 pub use error::{Error, Result};

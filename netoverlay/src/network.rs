@@ -25,6 +25,10 @@ pub struct NetworkConfig {
     pub subnet: Ipv4Net,
     /// Directory for allocations and attachment records.
     pub state_dir: PathBuf,
+    /// The whole cluster's pod range (other nodes' pods): traffic to it keeps the
+    /// pod's address. `None`: only this network's own range.
+    #[serde(default)]
+    pub cluster_cidr: Option<Ipv4Net>,
 }
 
 impl NetworkConfig {
@@ -36,6 +40,7 @@ impl NetworkConfig {
             bridge: "rk8s0".to_string(),
             subnet: Ipv4Net::LOCAL_DEFAULT,
             state_dir: state_dir.into(),
+            cluster_cidr: None,
         }
     }
 }
@@ -118,13 +123,18 @@ impl Network {
         // to the bridge after DNAT (they are masqueraded below).
         host.sysctl(&format!("net.ipv4.conf.{}.route_localnet", c.bridge), "1")?;
         portmap::ensure_table(host)?;
-        let tag = format!("net:{}", c.name);
+        let kept = c.cluster_cidr.unwrap_or(c.subnet);
+        let tag = format!("net:{} except:{kept}", c.name);
+        // A rule of an earlier run with another cluster range goes.
+        portmap::delete_where(host, "postrouting", |comment| {
+            is_network_tag(comment, &c.name) && comment != tag
+        })?;
         if !portmap::rules(host, "postrouting")?
             .iter()
             .any(|r| r.comment == tag)
         {
             let script = format!(
-                "add rule ip {TABLE} postrouting ip saddr {net} ip daddr != {net} masquerade comment \"{tag}\"\n\
+                "add rule ip {TABLE} postrouting ip saddr {net} ip daddr != {kept} masquerade comment \"{tag}\"\n\
                  add rule ip {TABLE} postrouting ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade comment \"{tag}\"\n",
                 net = c.subnet,
                 bridge = c.bridge,
@@ -301,8 +311,9 @@ impl Network {
             self.detach(&a.owner)?;
         }
         let host = self.host.as_ref();
-        let tag = format!("net:{}", self.config.name);
-        portmap::delete_where(host, "postrouting", |c| c == tag)?;
+        portmap::delete_where(host, "postrouting", |c| {
+            is_network_tag(c, &self.config.name)
+        })?;
         if host
             .run("ip", &["link", "show", &self.config.bridge], None)
             .is_ok()
@@ -330,6 +341,15 @@ impl Network {
             .join("pods")
             .join(format!("{owner}.json"))
     }
+}
+
+/// Whether a masquerade rule's comment is network `name`'s (`net:NAME` of older runs,
+/// `net:NAME except:RANGE`).
+fn is_network_tag(comment: &str, name: &str) -> bool {
+    comment
+        .strip_prefix("net:")
+        .and_then(|rest| rest.strip_prefix(name))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
 }
 
 /// `rk8s-` and the owner, cut to fit in a file name comfortably.
@@ -379,6 +399,7 @@ mod tests {
             bridge: "rk8st0".into(),
             subnet: "10.99.0.0/24".parse().unwrap(),
             state_dir: dir.to_path_buf(),
+            cluster_cidr: None,
         }
     }
 

@@ -15,7 +15,7 @@ pub const TABLE: &str = "rk8s";
 const HOSTPORTS: &str = "hostports";
 
 /// tcp or udp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// TCP (the default, as in Kubernetes).

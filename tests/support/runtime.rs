@@ -75,6 +75,7 @@ impl PodHost {
                 subnet: Ipv4Net::new(std::net::Ipv4Addr::new(10, 200, (n % 200) as u8, 0), 24)
                     .unwrap(),
                 state_dir: run.join("net"),
+                cluster_cidr: None,
             },
             System,
         )

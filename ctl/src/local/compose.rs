@@ -180,6 +180,7 @@ impl Project {
                 bridge: bridge_name(&full),
                 subnet,
                 state_dir: self.state_dir.join("net"),
+                cluster_cidr: None,
             },
             System,
         )

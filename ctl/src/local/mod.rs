@@ -90,6 +90,7 @@ pub fn local_runtime(paths: &LocalPaths) -> Result<PodRuntime> {
             bridge: paths.bridge.clone(),
             subnet: paths.subnet,
             state_dir: paths.run_dir.join("local/net"),
+            cluster_cidr: None,
         },
         System,
     )
