@@ -18,6 +18,7 @@
 //! ```
 
 pub mod cidr;
+pub mod dns;
 pub mod error;
 pub mod host;
 pub mod ipam;

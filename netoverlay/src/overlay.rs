@@ -1,0 +1,269 @@
+//! Pod traffic between nodes over the kernel's VXLAN, the way Flannel's `vxlan`
+//! backend does it, without a directory of its own: everything a node needs about a
+//! peer follows from the peer's Node object (InternalIP and podCIDR).
+//!
+//! Each node has one VXLAN device (`rk8s.vxlan`, VNI 1, UDP 8472, no learning) whose
+//! MAC address is derived from the node's IP (`0a:58:` and its four bytes) and whose
+//! address is the network address of its podCIDR (`/32`). For each peer:
+//! - a route to the peer's podCIDR via the peer's device address, `onlink`;
+//! - a permanent neighbour entry: that address is at the peer's derived MAC;
+//! - a forwarding entry: that MAC is reached at the peer's node IP.
+//!
+//! Pod addresses are not translated between nodes; traffic leaving the cluster range
+//! is masqueraded by the pod network ([`crate::Network`]).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use crate::cidr::Ipv4Net;
+use crate::error::{Error, Result};
+use crate::host::Host;
+
+/// The VXLAN device.
+pub const DEVICE: &str = "rk8s.vxlan";
+/// Its VXLAN network identifier.
+pub const VNI: &str = "1";
+/// Its UDP port (Linux' and Flannel's).
+pub const PORT: &str = "8472";
+
+/// Another node, as far as the overlay cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The node's address (its InternalIP).
+    pub node_ip: Ipv4Addr,
+    /// Its pods' range.
+    pub pod_cidr: Ipv4Net,
+}
+
+/// The MAC address of a node's VXLAN device.
+pub fn mac_of(node_ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = node_ip.octets();
+    format!("0a:58:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
+/// This node's end of the overlay.
+pub struct Overlay {
+    host: Box<dyn Host>,
+    node_ip: Ipv4Addr,
+    pod_cidr: Ipv4Net,
+    peers: BTreeMap<String, Peer>,
+}
+
+impl std::fmt::Debug for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overlay")
+            .field("node_ip", &self.node_ip)
+            .field("pod_cidr", &self.pod_cidr)
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Overlay {
+    /// Creates the VXLAN device of the node at `node_ip` whose pods are in
+    /// `pod_cidr`, replacing one a previous run left (and with it that run's peers).
+    pub fn new(host: impl Host + 'static, node_ip: Ipv4Addr, pod_cidr: Ipv4Net) -> Result<Self> {
+        let overlay = Overlay {
+            host: Box::new(host),
+            node_ip,
+            pod_cidr,
+            peers: BTreeMap::new(),
+        };
+        overlay.create()?;
+        Ok(overlay)
+    }
+
+    fn create(&self) -> Result<()> {
+        let host = self.host.as_ref();
+        // Routes through the device go with it: a new device starts with no peers.
+        let _ = self.delete_device();
+        let local = self.node_ip.to_string();
+        host.run(
+            "ip",
+            &[
+                "link", "add", DEVICE, "type", "vxlan", "id", VNI, "local", &local, "dstport",
+                PORT, "nolearning",
+            ],
+            None,
+        )?;
+        host.run(
+            "ip",
+            &["link", "set", DEVICE, "address", &mac_of(self.node_ip)],
+            None,
+        )?;
+        let address = format!("{}/32", self.pod_cidr.network());
+        host.run("ip", &["addr", "add", &address, "dev", DEVICE], None)?;
+        host.run("ip", &["link", "set", DEVICE, "up"], None)?;
+        Ok(())
+    }
+
+    fn delete_device(&self) -> Result<()> {
+        match self.host.run("ip", &["link", "delete", DEVICE], None) {
+            Ok(_) => Ok(()),
+            Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the peers exactly `peers` (by node name; this node is left out by the
+    /// caller or here, by its IP); returns how many were added, changed or removed.
+    pub fn sync(&mut self, peers: &BTreeMap<String, Peer>) -> Result<usize> {
+        let mut changed = 0;
+        let gone: Vec<(String, Peer)> = self
+            .peers
+            .iter()
+            .filter(|(name, p)| peers.get(*name) != Some(*p))
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect();
+        for (name, peer) in gone {
+            self.forget(&peer)?;
+            self.peers.remove(&name);
+            changed += 1;
+        }
+        for (name, peer) in peers {
+            if peer.node_ip == self.node_ip || self.peers.contains_key(name) {
+                continue;
+            }
+            self.learn(peer)?;
+            self.peers.insert(name.clone(), peer.clone());
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    fn learn(&self, peer: &Peer) -> Result<()> {
+        let host = self.host.as_ref();
+        let vtep = peer.pod_cidr.network().to_string();
+        let mac = mac_of(peer.node_ip);
+        host.run(
+            "ip",
+            &[
+                "neigh", "replace", &vtep, "lladdr", &mac, "dev", DEVICE, "nud", "permanent",
+            ],
+            None,
+        )?;
+        host.run(
+            "bridge",
+            &[
+                "fdb",
+                "replace",
+                &mac,
+                "dev",
+                DEVICE,
+                "dst",
+                &peer.node_ip.to_string(),
+            ],
+            None,
+        )?;
+        host.run(
+            "ip",
+            &[
+                "route",
+                "replace",
+                &peer.pod_cidr.to_string(),
+                "via",
+                &vtep,
+                "dev",
+                DEVICE,
+                "onlink",
+            ],
+            None,
+        )?;
+        Ok(())
+    }
+
+    fn forget(&self, peer: &Peer) -> Result<()> {
+        let host = self.host.as_ref();
+        let vtep = peer.pod_cidr.network().to_string();
+        let mac = mac_of(peer.node_ip);
+        // Each may be gone already (the device was recreated): that is the goal.
+        let _ = host.run("ip", &["route", "del", &peer.pod_cidr.to_string()], None);
+        let _ = host.run("ip", &["neigh", "del", &vtep, "dev", DEVICE], None);
+        let _ = host.run("bridge", &["fdb", "del", &mac, "dev", DEVICE], None);
+        Ok(())
+    }
+
+    /// The peers programmed now.
+    pub fn peers(&self) -> &BTreeMap<String, Peer> {
+        &self.peers
+    }
+
+    /// Removes the device (and with it every route through it).
+    pub fn remove(&mut self) -> Result<()> {
+        self.peers.clear();
+        self.delete_device()
+    }
+
+    /// Removes the VXLAN device of this network namespace, if there is one (`reset`).
+    pub fn remove_device(host: &dyn Host) -> Result<()> {
+        match host.run("ip", &["link", "delete", DEVICE], None) {
+            Ok(_) => Ok(()),
+            Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Recorder;
+    use std::sync::Arc;
+
+    struct Shared(Arc<Recorder>);
+    impl Host for Shared {
+        fn run(&self, p: &str, a: &[&str], s: Option<&str>) -> Result<String> {
+            self.0.run(p, a, s)
+        }
+        fn port_in_use(&self, port: u16, udp: bool) -> bool {
+            self.0.port_in_use(port, udp)
+        }
+        fn sysctl(&self, k: &str, v: &str) -> Result<()> {
+            self.0.sysctl(k, v)
+        }
+        fn netns_exists(&self, name: &str) -> bool {
+            self.0.netns_exists(name)
+        }
+    }
+
+    #[test]
+    fn peers_become_a_route_a_neighbour_and_a_forwarding_entry_and_go_again() {
+        let r = Arc::new(Recorder::new());
+        let mut o = Overlay::new(
+            Shared(r.clone()),
+            "10.99.0.11".parse().unwrap(),
+            "10.244.0.0/24".parse().unwrap(),
+        )
+        .unwrap();
+        let commands = r.commands();
+        assert!(commands.contains(
+            &"ip link add rk8s.vxlan type vxlan id 1 local 10.99.0.11 dstport 8472 nolearning"
+                .to_string()
+        ));
+        assert!(commands.contains(&"ip link set rk8s.vxlan address 0a:58:0a:63:00:0b".to_string()));
+        assert!(commands.contains(&"ip addr add 10.244.0.0/32 dev rk8s.vxlan".to_string()));
+        let b = Peer {
+            node_ip: "10.99.0.12".parse().unwrap(),
+            pod_cidr: "10.244.1.0/24".parse().unwrap(),
+        };
+        let me = Peer {
+            node_ip: "10.99.0.11".parse().unwrap(),
+            pod_cidr: "10.244.0.0/24".parse().unwrap(),
+        };
+        let peers = BTreeMap::from([("a".to_string(), me), ("b".to_string(), b.clone())]);
+        assert_eq!(o.sync(&peers).unwrap(), 1, "itself is no peer");
+        let tail: Vec<String> = r.commands().into_iter().rev().take(3).rev().collect();
+        assert_eq!(
+            tail,
+            [
+                "ip neigh replace 10.244.1.0 lladdr 0a:58:0a:63:00:0c dev rk8s.vxlan nud permanent",
+                "bridge fdb replace 0a:58:0a:63:00:0c dev rk8s.vxlan dst 10.99.0.12",
+                "ip route replace 10.244.1.0/24 via 10.244.1.0 dev rk8s.vxlan onlink",
+            ]
+        );
+        assert_eq!(o.sync(&peers).unwrap(), 0);
+        assert_eq!(o.sync(&BTreeMap::new()).unwrap(), 1);
+        assert!(r.commands().contains(&"ip route del 10.244.1.0/24".to_string()));
+        assert!(o.peers().is_empty());
+    }
+}
