@@ -197,7 +197,10 @@ mod tests {
     fn records() -> Records {
         let r = Records::new("cluster.local.");
         r.set(BTreeMap::from([
-            (("default".into(), "web".into()), vec!["10.96.0.10".parse().unwrap()]),
+            (
+                ("default".into(), "web".into()),
+                vec!["10.96.0.10".parse().unwrap()],
+            ),
             (("db".into(), "pg".into()), vec![]),
         ]));
         r
@@ -210,9 +213,18 @@ mod tests {
             r.lookup("WEB.default.svc.cluster.local."),
             Answer::Addresses(vec!["10.96.0.10".parse().unwrap()])
         );
-        assert_eq!(r.lookup("pg.db.svc.cluster.local"), Answer::Addresses(vec![]));
-        assert_eq!(r.lookup("default.svc.cluster.local"), Answer::Addresses(vec![]));
-        assert_eq!(r.lookup("nope.default.svc.cluster.local"), Answer::NoSuchName);
+        assert_eq!(
+            r.lookup("pg.db.svc.cluster.local"),
+            Answer::Addresses(vec![])
+        );
+        assert_eq!(
+            r.lookup("default.svc.cluster.local"),
+            Answer::Addresses(vec![])
+        );
+        assert_eq!(
+            r.lookup("nope.default.svc.cluster.local"),
+            Answer::NoSuchName
+        );
         // The search list's first try for `web.default` (ndots:5).
         assert_eq!(
             r.lookup("web.default.default.svc.cluster.local"),
@@ -245,11 +257,7 @@ mod tests {
         };
         let found = ask("web.default.svc.cluster.local.").await;
         assert_eq!(found.metadata.response_code, ResponseCode::NoError);
-        let ips: Vec<String> = found
-            .answers
-            .iter()
-            .map(|r| r.data.to_string())
-            .collect();
+        let ips: Vec<String> = found.answers.iter().map(|r| r.data.to_string()).collect();
         assert_eq!(ips, ["10.96.0.10"]);
         let missing = ask("nope.default.svc.cluster.local.").await;
         assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);

@@ -81,8 +81,18 @@ impl Overlay {
         host.run(
             "ip",
             &[
-                "link", "add", DEVICE, "type", "vxlan", "id", VNI, "local", &local, "dstport",
-                PORT, "nolearning",
+                "link",
+                "add",
+                DEVICE,
+                "type",
+                "vxlan",
+                "id",
+                VNI,
+                "local",
+                &local,
+                "dstport",
+                PORT,
+                "nolearning",
             ],
             None,
         )?;
@@ -138,7 +148,15 @@ impl Overlay {
         host.run(
             "ip",
             &[
-                "neigh", "replace", &vtep, "lladdr", &mac, "dev", DEVICE, "nud", "permanent",
+                "neigh",
+                "replace",
+                &vtep,
+                "lladdr",
+                &mac,
+                "dev",
+                DEVICE,
+                "nud",
+                "permanent",
             ],
             None,
         )?;
@@ -236,10 +254,12 @@ mod tests {
         )
         .unwrap();
         let commands = r.commands();
-        assert!(commands.contains(
-            &"ip link add rk8s.vxlan type vxlan id 1 local 10.99.0.11 dstport 8472 nolearning"
-                .to_string()
-        ));
+        assert!(
+            commands.contains(
+                &"ip link add rk8s.vxlan type vxlan id 1 local 10.99.0.11 dstport 8472 nolearning"
+                    .to_string()
+            )
+        );
         assert!(commands.contains(&"ip link set rk8s.vxlan address 0a:58:0a:63:00:0b".to_string()));
         assert!(commands.contains(&"ip addr add 10.244.0.0/32 dev rk8s.vxlan".to_string()));
         let b = Peer {
@@ -263,7 +283,10 @@ mod tests {
         );
         assert_eq!(o.sync(&peers).unwrap(), 0);
         assert_eq!(o.sync(&BTreeMap::new()).unwrap(), 1);
-        assert!(r.commands().contains(&"ip route del 10.244.1.0/24".to_string()));
+        assert!(
+            r.commands()
+                .contains(&"ip route del 10.244.1.0/24".to_string())
+        );
         assert!(o.peers().is_empty());
     }
 }

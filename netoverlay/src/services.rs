@@ -224,10 +224,7 @@ fn add(s: &mut String, port: &ServicePort) {
     if let Some(np) = port.node_port {
         let np_chain = port.node_port_chain();
         let _ = writeln!(s, "add chain ip {TABLE} {np_chain}");
-        let _ = writeln!(
-            s,
-            "add rule ip {TABLE} {np_chain} jump mark-for-masquerade"
-        );
+        let _ = writeln!(s, "add rule ip {TABLE} {np_chain} jump mark-for-masquerade");
         let _ = writeln!(s, "add rule ip {TABLE} {np_chain} goto {chain}");
         let _ = writeln!(
             s,
@@ -246,7 +243,10 @@ fn delete(s: &mut String, port: &ServicePort) {
     }
     let _ = writeln!(s, "delete element ip {TABLE} service-ips {{ {target} }}");
     if let Some(np) = port.node_port {
-        let _ = writeln!(s, "delete element ip {TABLE} node-ports {{ {proto} . {np} }}");
+        let _ = writeln!(
+            s,
+            "delete element ip {TABLE} node-ports {{ {proto} . {np} }}"
+        );
         let _ = writeln!(s, "delete chain ip {TABLE} {}", port.node_port_chain());
     }
     let _ = writeln!(s, "delete chain ip {TABLE} {}", port.chain());

@@ -51,6 +51,9 @@ pub struct PodRuntimeConfig {
     pub nameservers: Vec<String>,
     /// Search domains for pods' resolv.conf.
     pub searches: Vec<String>,
+    /// The cluster's DNS server and domain (a cluster node): pods with dnsPolicy
+    /// ClusterFirst (the default) resolve through it first.
+    pub cluster_dns: Option<ClusterDns>,
     /// Processes per container (kubelet's podPidsLimit, per container here).
     pub pids_limit: Option<i64>,
     /// Log rotation size.
@@ -67,6 +70,7 @@ impl PodRuntimeConfig {
             pull: PullOptions::default(),
             handlers: BTreeMap::from([("runc".to_string(), Engine::runc())]),
             nameservers: host_nameservers(),
+            cluster_dns: None,
             searches: Vec::new(),
             pids_limit: Some(4096),
             log_max_bytes: logs::DEFAULT_MAX_BYTES,
@@ -1486,12 +1490,40 @@ fn write_etc_files(
     write("hosts", &hosts)?;
     write("hostname", &format!("{hostname}\n"))?;
     let dns = spec.dns_config.clone().unwrap_or_default();
-    let mut nameservers = dns.nameservers.clone().unwrap_or_default();
-    let mut searches = dns.searches.clone().unwrap_or_default();
-    if spec.dns_policy.as_deref() != Some("None") {
+    let mut nameservers = Vec::new();
+    let mut searches = Vec::new();
+    let mut options = Vec::new();
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    let host_network = spec.host_network == Some(true);
+    match &config.cluster_dns {
+        Some(cluster)
+            if policy == "ClusterFirstWithHostNet"
+                || (policy == "ClusterFirst" && !host_network) =>
+        {
+            // As kubelet writes it: the cluster's server and search list first.
+            let ns = record
+                .pod
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or("default");
+            let domain = &cluster.domain;
+            nameservers.push(cluster.nameserver.clone());
+            searches.extend([
+                format!("{ns}.svc.{domain}"),
+                format!("svc.{domain}"),
+                domain.clone(),
+            ]);
+            options.push("ndots:5".to_string());
+        }
+        _ => {}
+    }
+    if policy != "None" {
         nameservers.extend(config.nameservers.iter().cloned());
         searches.extend(config.searches.iter().cloned());
     }
+    nameservers.extend(dns.nameservers.clone().unwrap_or_default());
+    searches.extend(dns.searches.clone().unwrap_or_default());
     let mut resolv = String::new();
     for ns in nameservers.iter().take(3) {
         resolv.push_str(&format!("nameserver {ns}\n"));
@@ -1499,19 +1531,28 @@ fn write_etc_files(
     if !searches.is_empty() {
         resolv.push_str(&format!("search {}\n", searches.join(" ")));
     }
-    let options: Vec<String> = dns
-        .options
-        .iter()
-        .flatten()
-        .map(|o| match &o.value {
-            Some(v) => format!("{}:{v}", o.name.clone().unwrap_or_default()),
-            None => o.name.clone().unwrap_or_default(),
-        })
-        .collect();
+    for o in dns.options.iter().flatten() {
+        let name = o.name.clone().unwrap_or_default();
+        // The pod's own value of an option replaces the default one.
+        options.retain(|x| x.split(':').next() != Some(name.as_str()));
+        options.push(match &o.value {
+            Some(v) => format!("{name}:{v}"),
+            None => name,
+        });
+    }
     if !options.is_empty() {
         resolv.push_str(&format!("options {}\n", options.join(" ")));
     }
     write("resolv.conf", &resolv)
+}
+
+/// The cluster DNS a node's pods use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDns {
+    /// Its address (the node's server on the pods' gateway).
+    pub nameserver: String,
+    /// The cluster domain (`cluster.local`).
+    pub domain: String,
 }
 
 /// The host's nameservers that pods can reach (not loopback: a pod has its own).

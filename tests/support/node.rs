@@ -279,8 +279,20 @@ pub async fn real_node(server: &Server, name: &str, n: u32) -> NodeProcess {
 
 /// [`real_node`] with `extra` arguments to `rk8s-node join`.
 pub async fn real_node_with(server: &Server, name: &str, n: u32, extra: &[&str]) -> NodeProcess {
+    real_node_in(server, name, n, None, extra).await
+}
+
+/// [`real_node_with`] inside the network namespace `netns` (`None`: the host's).
+pub async fn real_node_in(
+    server: &Server,
+    name: &str,
+    n: u32,
+    netns: Option<String>,
+    extra: &[&str],
+) -> NodeProcess {
     let pause = images().join("pause").display().to_string();
     let mut agent = node(n);
+    agent.netns = netns;
     let (token, hash) = bootstrap_token(server);
     let mut join = join_command(server, &agent, name, &token, &hash);
     join.arg("--chaos")

@@ -12,14 +12,18 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Taint;
 use rk8s_controllers::chaos::{Actors, Tracker};
+use rk8s_netoverlay::dns::{DnsServer, Records};
 use rk8s_netoverlay::host::System;
+use rk8s_netoverlay::overlay::Overlay;
+use rk8s_netoverlay::services::ServiceProxy;
 use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
 use rk8s_runtime::helper::HelperClient;
-use rk8s_runtime::pod::{PodRuntime, PodRuntimeConfig};
+use rk8s_runtime::pod::{ClusterDns, PodRuntime, PodRuntimeConfig};
 use rk8s_runtime::static_pods::StaticPods;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use super::identity::{self, Identity};
+use super::network::{self, ClusterNetwork};
 use super::node_actor::{self, NodeActor};
 use super::registration::{self, NodeInfo};
 use super::stats::Stats;
@@ -62,6 +66,11 @@ pub struct AgentConfig {
     pub chaos: bool,
     /// How often usage is read for the metrics.
     pub stats_interval: Duration,
+    /// The whole cluster's pod range (kube-proxy's `--cluster-cidr`): traffic to it
+    /// is not masqueraded.
+    pub cluster_cidr: Ipv4Net,
+    /// The cluster domain of Service names (`cluster.local`).
+    pub cluster_domain: String,
 }
 
 /// What a join adds to the Node (kept as given; `run` after a restart keeps what the
@@ -124,7 +133,14 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
             .map_err(|e| Error::Other(format!("the saved podCIDR {:?}: {e}", id.pod_cidr)))?,
         None => config.pod_cidr,
     };
-    let runtime = Arc::new(pod_runtime(&config, subnet)?);
+    // A cluster node's pods resolve through the node's DNS server on their gateway.
+    let dns = identity.as_ref().and_then(|_| {
+        Some(ClusterDns {
+            nameserver: subnet.nth(1)?.to_string(),
+            domain: config.cluster_domain.clone(),
+        })
+    });
+    let runtime = Arc::new(parts(&config, subnet, dns)?.0);
     let pods = StaticPods::new(&config.manifests, node.clone(), runtime.clone());
     tracing::info!(node, manifests = %config.manifests.display(), "running static pods");
     // Everything that can fail comes before the actors start.
@@ -138,7 +154,9 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
         _ => None,
     };
     let node_actor = match &identity {
-        Some(id) => Some(start_cluster_side(&config, id, registration, runtime.clone()).await?),
+        Some(id) => {
+            Some(start_cluster_side(&config, id, registration, runtime.clone(), subnet).await?)
+        }
         None => None,
     };
     let chaos = match (node_actor, chaos_listener) {
@@ -174,7 +192,7 @@ pub async fn reset(config: &AgentConfig) -> Result<Vec<String>> {
         Some(id) => id.pod_cidr.parse().unwrap_or(config.pod_cidr),
         None => config.pod_cidr,
     };
-    let (runtime, network, helper) = parts(config, subnet)?;
+    let (runtime, network, helper) = parts(config, subnet, None)?;
     let removed = runtime
         .remove_orphans(|_| false)
         .await
@@ -185,6 +203,10 @@ pub async fn reset(config: &AgentConfig) -> Result<Vec<String>> {
     network
         .destroy()
         .map_err(|e| Error::Other(format!("failed to remove the pod network: {e}")))?;
+    ServiceProxy::new(System, &config.bridge, subnet)
+        .remove()
+        .and_then(|()| Overlay::remove_device(&System))
+        .map_err(|e| Error::Other(format!("failed to remove the cluster network: {e}")))?;
     // The pods' parent cgroup, unless another agent's pods are still in it.
     for dir in rk8s_runtime::cgroups::directories("/rk8s") {
         let _ = std::fs::remove_dir(dir);
@@ -194,17 +216,14 @@ pub async fn reset(config: &AgentConfig) -> Result<Vec<String>> {
 
 type Parts = (PodRuntime, Arc<Network>, Arc<HelperClient>);
 
-fn pod_runtime(config: &AgentConfig, subnet: Ipv4Net) -> Result<PodRuntime> {
-    Ok(parts(config, subnet)?.0)
-}
-
-fn parts(config: &AgentConfig, subnet: Ipv4Net) -> Result<Parts> {
+fn parts(config: &AgentConfig, subnet: Ipv4Net, dns: Option<ClusterDns>) -> Result<Parts> {
     let network = Network::new(
         NetworkConfig {
             name: "node".into(),
             bridge: config.bridge.clone(),
             subnet,
             state_dir: config.run_dir.join("net"),
+            cluster_cidr: Some(config.cluster_cidr),
         },
         System,
     )
@@ -213,7 +232,8 @@ fn parts(config: &AgentConfig, subnet: Ipv4Net) -> Result<Parts> {
         .pause_image
         .clone()
         .unwrap_or_else(|| rk8s_runtime::image::default_pause_image(&config.data_dir));
-    let runtime_config = PodRuntimeConfig::new(&config.data_dir, pause);
+    let mut runtime_config = PodRuntimeConfig::new(&config.data_dir, pause);
+    runtime_config.cluster_dns = dns;
     let exe = std::env::current_exe().map_err(|source| Error::Io {
         path: "/proc/self/exe".into(),
         source,
@@ -233,6 +253,7 @@ async fn start_cluster_side(
     id: &Identity,
     registration: Option<Registration>,
     runtime: Arc<PodRuntime>,
+    subnet: Ipv4Net,
 ) -> Result<Actors> {
     let client = id.client()?;
     let node_ip = config
@@ -275,10 +296,11 @@ async fn start_cluster_side(
         id.clone(),
         client.clone(),
         config.data_dir.clone(),
-        node_ip.into_iter().collect(),
+        node_ip.clone().into_iter().collect(),
         listener,
         (runtime.clone(), stats),
     ));
+    start_cluster_network(config, id, &client, node_ip.as_deref(), subnet).await;
     tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
     let (actors, tracker) = (Actors::default(), Tracker::default());
     let (a, t) = (actors.clone(), tracker.clone());
@@ -291,6 +313,49 @@ async fn start_cluster_side(
         &tracker,
     );
     Ok(actors)
+}
+
+/// The VXLAN overlay, the Service proxy and the DNS server, kept by a task. A part
+/// that cannot start is reported and left out; pods still run on this node.
+async fn start_cluster_network(
+    config: &AgentConfig,
+    id: &Identity,
+    client: &kube::Client,
+    node_ip: Option<&str>,
+    subnet: Ipv4Net,
+) {
+    let overlay = match node_ip.map(str::parse::<std::net::Ipv4Addr>) {
+        Some(Ok(ip)) => Overlay::new(System, ip, subnet)
+            .inspect_err(|e| tracing::warn!("no VXLAN overlay: {e}"))
+            .ok(),
+        _ => {
+            tracing::warn!("no VXLAN overlay: the node has no IPv4 InternalIP");
+            None
+        }
+    };
+    let records = Records::new(&config.cluster_domain);
+    let dns = match subnet.nth(1) {
+        Some(gateway) => {
+            let address = std::net::SocketAddr::from((gateway, 53));
+            DnsServer::start(address, records.clone())
+                .await
+                .inspect_err(|e| tracing::warn!("no cluster DNS on this node: {e}"))
+                .ok()
+        }
+        None => None,
+    };
+    let network = ClusterNetwork {
+        node: id.node_name.clone(),
+        overlay,
+        proxy: ServiceProxy::new(System, &config.bridge, subnet),
+        records,
+    };
+    let client = client.clone();
+    tokio::spawn(async move {
+        // The DNS server lives as long as the task that feeds it.
+        let _dns = dns;
+        network::keep(client, network).await;
+    });
 }
 
 /// Gets a serving certificate (retrying while the control plane is away, using the

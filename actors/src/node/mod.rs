@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod identity;
 pub mod metrics;
+pub mod network;
 pub mod node_actor;
 pub mod pod_actor;
 pub mod registration;

@@ -212,6 +212,13 @@ struct RunArgs {
     /// the resource metrics API averages CPU over this window).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     stats_interval: Duration,
+    /// The whole cluster's pod range (the server's --cluster-cidr): traffic to other
+    /// nodes' pods keeps the pod's address, the rest is masqueraded.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: Ipv4Net,
+    /// The domain of Service names (`NAME.NAMESPACE.svc.DOMAIN`).
+    #[arg(long, default_value = rk8s_netoverlay::dns::DEFAULT_DOMAIN)]
+    cluster_domain: String,
 }
 
 impl RunArgs {
@@ -234,6 +241,8 @@ impl RunArgs {
             node_ip: self.node_ip.map(|ip| ip.to_string()),
             chaos: self.chaos,
             stats_interval: self.stats_interval,
+            cluster_cidr: self.cluster_cidr,
+            cluster_domain: self.cluster_domain,
         }
     }
 }

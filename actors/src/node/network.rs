@@ -1,0 +1,254 @@
+//! The node's part of the cluster network, kept in step with the API: the VXLAN
+//! routes to every other node's podCIDR (from Node objects), the Service proxy's
+//! nftables rules (from Services and Endpoints), and the names the node's DNS server
+//! answers. Three reflectors feed one loop that reprograms the host at most every
+//! [`SETTLE`] after a change, each part only where something changed.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
+use kube::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use rk8s_netoverlay::dns::Records;
+use rk8s_netoverlay::overlay::{Overlay, Peer};
+use rk8s_netoverlay::services::{ServicePort, ServiceProxy};
+use rk8s_netoverlay::{Ipv4Net, Protocol};
+use tokio::sync::Mutex;
+
+/// How long changes are gathered before the host is reprogrammed.
+pub const SETTLE: Duration = Duration::from_millis(100);
+
+/// What the keeper programs.
+pub struct ClusterNetwork {
+    /// This node's name (left out of the peers).
+    pub node: String,
+    /// The VXLAN end (`None`: the node has no InternalIP; pods stay on this node).
+    pub overlay: Option<Overlay>,
+    /// The Service proxy.
+    pub proxy: ServiceProxy,
+    /// The DNS server's names.
+    pub records: Records,
+}
+
+/// Watches Nodes, Services and Endpoints and programs `network` until the task is
+/// dropped.
+pub async fn keep(client: kube::Client, network: ClusterNetwork) {
+    let (nodes, nodes_w) = reflector::store();
+    let (services, services_w) = reflector::store();
+    let (endpoints, endpoints_w) = reflector::store();
+    let config = watcher::Config::default;
+    let node_events = reflector::reflector(
+        nodes_w,
+        watcher::watcher(Api::<Node>::all(client.clone()), config()),
+    )
+    .default_backoff()
+    .map(|_| ());
+    let service_events = reflector::reflector(
+        services_w,
+        watcher::watcher(Api::<Service>::all(client.clone()), config()),
+    )
+    .default_backoff()
+    .map(|_| ());
+    let endpoint_events = reflector::reflector(
+        endpoints_w,
+        watcher::watcher(Api::<Endpoints>::all(client), config()),
+    )
+    .default_backoff()
+    .map(|_| ());
+    let mut events = std::pin::pin!(futures_util::stream::select(
+        node_events,
+        futures_util::stream::select(service_events, endpoint_events),
+    ));
+    let network = Arc::new(Mutex::new(network));
+    loop {
+        if events.next().await.is_none() {
+            return;
+        }
+        // Gather what else arrives meanwhile, then program once.
+        let deadline = tokio::time::sleep(SETTLE);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                e = events.next() => if e.is_none() { return },
+                () = &mut deadline => break,
+            }
+        }
+        let (peers, ports, names) = {
+            let me = network.lock().await.node.clone();
+            (
+                peers(&nodes, &me),
+                service_ports(&services, &endpoints),
+                names(&services, &endpoints),
+            )
+        };
+        let network = network.clone();
+        let started = Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut n = network.blocking_lock();
+            n.records.set(names);
+            let peers_changed = match n.overlay.as_mut() {
+                Some(o) => o.sync(&peers)?,
+                None => 0,
+            };
+            let ports_changed = n.proxy.sync(&ports)?;
+            Ok::<_, rk8s_netoverlay::Error>((peers_changed, ports_changed))
+        })
+        .await;
+        match outcome {
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((peers, ports))) => tracing::info!(
+                peers,
+                service_ports = ports,
+                took_ms = started.elapsed().as_millis() as u64,
+                "cluster network programmed"
+            ),
+            Ok(Err(e)) => tracing::warn!("cluster network: {e}"),
+            Err(e) => tracing::warn!("cluster network: {e}"),
+        }
+    }
+}
+
+/// The other nodes with a podCIDR and an InternalIP.
+pub fn peers(nodes: &Store<Node>, me: &str) -> BTreeMap<String, Peer> {
+    nodes
+        .state()
+        .iter()
+        .filter_map(|n| {
+            let name = n.metadata.name.clone()?;
+            if name == me {
+                return None;
+            }
+            let pod_cidr: Ipv4Net = n.spec.as_ref()?.pod_cidr.as_deref()?.parse().ok()?;
+            let node_ip: Ipv4Addr = n
+                .status
+                .as_ref()?
+                .addresses
+                .iter()
+                .flatten()
+                .find(|a| a.type_ == "InternalIP")?
+                .address
+                .parse()
+                .ok()?;
+            Some((name, Peer { node_ip, pod_cidr }))
+        })
+        .collect()
+}
+
+fn key(meta: &kube::api::ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+fn protocol(p: Option<&str>) -> Option<Protocol> {
+    match p.unwrap_or("TCP") {
+        "TCP" => Some(Protocol::Tcp),
+        "UDP" => Some(Protocol::Udp),
+        _ => None,
+    }
+}
+
+/// The ports of every Service with a ClusterIP, with their ready endpoints.
+pub fn service_ports(services: &Store<Service>, endpoints: &Store<Endpoints>) -> Vec<ServicePort> {
+    let by_name: BTreeMap<_, _> = endpoints
+        .state()
+        .into_iter()
+        .map(|e| (key(&e.metadata), e))
+        .collect();
+    let mut out = Vec::new();
+    for svc in services.state() {
+        let Some(spec) = &svc.spec else { continue };
+        let Some(cluster_ip) = spec
+            .cluster_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        else {
+            continue;
+        };
+        let id = key(&svc.metadata);
+        for port in spec.ports.iter().flatten() {
+            let (Some(proto), Ok(number)) =
+                (protocol(port.protocol.as_deref()), u16::try_from(port.port))
+            else {
+                continue;
+            };
+            let mut ready: Vec<SocketAddrV4> = by_name
+                .get(&id)
+                .map(|e| endpoints_of(e, port.name.as_deref(), proto))
+                .unwrap_or_default();
+            ready.sort();
+            ready.dedup();
+            out.push(ServicePort {
+                service: id.clone(),
+                protocol: proto,
+                port: number,
+                cluster_ip,
+                node_port: port.node_port.and_then(|n| u16::try_from(n).ok()),
+                endpoints: ready,
+            });
+        }
+    }
+    out
+}
+
+/// The ready addresses of `e` for the Service port named `name`.
+fn endpoints_of(e: &Endpoints, name: Option<&str>, proto: Protocol) -> Vec<SocketAddrV4> {
+    let mut out = Vec::new();
+    for subset in e.subsets.iter().flatten() {
+        let Some(port) = subset.ports.iter().flatten().find(|p| {
+            p.name.as_deref().unwrap_or_default() == name.unwrap_or_default()
+                && protocol(p.protocol.as_deref()) == Some(proto)
+        }) else {
+            continue;
+        };
+        let Ok(number) = u16::try_from(port.port) else {
+            continue;
+        };
+        for address in subset.addresses.iter().flatten() {
+            if let Ok(ip) = address.ip.parse::<Ipv4Addr>() {
+                out.push(SocketAddrV4::new(ip, number));
+            }
+        }
+    }
+    out
+}
+
+/// Every Service's DNS addresses: its ClusterIP, or (headless) its ready endpoints.
+pub fn names(
+    services: &Store<Service>,
+    endpoints: &Store<Endpoints>,
+) -> BTreeMap<(String, String), Vec<Ipv4Addr>> {
+    let mut out = BTreeMap::new();
+    for svc in services.state() {
+        let Some(spec) = &svc.spec else { continue };
+        if spec.type_.as_deref() == Some("ExternalName") {
+            continue;
+        }
+        let id = key(&svc.metadata);
+        let ips = match spec.cluster_ip.as_deref() {
+            Some("None") => {
+                let mut ips: Vec<Ipv4Addr> = endpoints
+                    .state()
+                    .iter()
+                    .filter(|e| key(&e.metadata) == id)
+                    .flat_map(|e| e.subsets.clone().unwrap_or_default())
+                    .flat_map(|s| s.addresses.unwrap_or_default())
+                    .filter_map(|a| a.ip.parse().ok())
+                    .collect();
+                ips.sort();
+                ips.dedup();
+                ips
+            }
+            Some(ip) => ip.parse().into_iter().collect(),
+            None => continue,
+        };
+        out.insert(id, ips);
+    }
+    out
+}
