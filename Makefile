@@ -52,6 +52,7 @@ bench: setup
 	ulimit -n 16384 && $(CARGO) bench --bench scheduler
 	ulimit -n 16384 && $(CARGO) bench --bench controllers
 	ulimit -n 16384 && $(CARGO) bench --bench autoscaling
+	$(CARGO) bench --bench network
 
 fmt:
 	$(CARGO) fmt --all

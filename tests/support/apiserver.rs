@@ -30,10 +30,17 @@ pub fn free_port() -> u16 {
 
 impl Server {
     /// Starts a one-member server and waits for its kubeconfig.
+    /// A port picked free may be taken by a parallel test before the server binds
+    /// it: the start is tried again on new ports.
     pub fn start(extra: &[&str]) -> Self {
-        let server = Self::spawn(extra);
+        let mut server = Self::spawn(extra);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !server.kubeconfig().exists() {
+            let exited = server.child.try_wait().ok().flatten().is_some();
+            if exited && server.log().contains("Address already in use") {
+                server = Self::spawn(extra);
+                continue;
+            }
             assert!(
                 Instant::now() < deadline,
                 "rk8s-server did not start; log:\n{}",
