@@ -5,27 +5,46 @@
 //!   reports it);
 //! - one endpoint change among those 1,000 Services (one Service's chain and element,
 //!   one transaction): p50/p99 over 100 changes;
-//! - the same change with 10 Services (the floor: starting `nft` itself).
+//! - the same change with 10 Services (the floor: starting `nft` itself);
 //!
-//! Prints a table and writes `target/bench/network.json`. The end-to-end latencies
-//! (endpoint change → rules on every node, pod-to-pod across nodes) are not measured
-//! here yet (docs/network.md).
+//! and end to end, with one `rk8s-server` and two real nodes in network namespaces:
+//!
+//! - Service programming latency: an Endpoints write acknowledged by the API → the
+//!   new address in the rules of both nodes (p50/p99 over 20 writes);
+//! - 1,000 Services × 10 endpoints on the nodes: from the last write to all rules on
+//!   both nodes, then one endpoint change among them, and the node agent's peak RSS;
+//! - HTTP request latency from a pod to a pod on the same node and on the other node
+//!   (a new connection per request, busybox httpd; p50/p99 over 200).
+//!
+//! Prints a table and writes `target/bench/network.json`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+
+use futures_util::StreamExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ms, percentile, print_rows, write_json};
+use common::{ms, peak_rss_mib, percentile, print_rows, write_json};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use rk8s_netoverlay::host::{Host, System};
 use rk8s_netoverlay::services::{ServicePort, ServiceProxy};
 use rk8s_netoverlay::{Protocol, Result};
 use serde_json::json;
+use support::apiserver::Server;
+use support::netns::NodeNetwork;
+use support::node::{eventually, eventually_within, images, real_node_in};
 
 const CHANGES: usize = 100;
+const WRITES: usize = 20;
+const SERVICES: usize = 1000;
+const REQUESTS: usize = 200;
 
 /// Runs commands inside the benchmark's namespace.
 struct InNetns(String);
@@ -106,7 +125,8 @@ fn changes(proxy: &mut ServiceProxy, count: u32) -> (Duration, Duration) {
     (percentile(&times, 50.0), percentile(&times, 99.0))
 }
 
-fn main() {
+/// The proxy alone in a namespace of its own.
+fn micro() -> (Vec<(String, String)>, serde_json::Value) {
     let name = format!("rk8s-bench-net-{}", std::process::id());
     assert!(
         Command::new("ip")
@@ -148,14 +168,303 @@ fn main() {
             format!("{:.2} / {:.2} ms", ms(small_p50), ms(small_p99)),
         ),
     ];
+    let json = json!({
+        "full_sync_1000x10_ms": ms(full),
+        "slab_growth_kib": slab,
+        "change_among_1000": {"p50_ms": ms(big_p50), "p99_ms": ms(big_p99)},
+        "change_among_10": {"p50_ms": ms(small_p50), "p99_ms": ms(small_p99)},
+    });
+    (rows, json)
+}
+
+fn main() {
+    let (mut rows, micro_json) = micro();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (cluster_rows, cluster_json) = runtime.block_on(cluster());
+    rows.extend(cluster_rows);
     print_rows(&rows);
     write_json(
         "network",
-        &json!({
-            "full_sync_1000x10_ms": ms(full),
-            "slab_growth_kib": slab,
-            "change_among_1000": {"p50_ms": ms(big_p50), "p99_ms": ms(big_p99)},
-            "change_among_10": {"p50_ms": ms(small_p50), "p99_ms": ms(small_p99)},
-        }),
+        &json!({"proxy": micro_json, "cluster": cluster_json}),
     );
+}
+
+/// What `args` prints inside a node's namespace.
+fn in_node(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn chain_of(ns: &str, service: &str) -> String {
+    in_node(
+        ns,
+        &[
+            "nft",
+            "list",
+            "chain",
+            "ip",
+            "rk8s-services",
+            &format!("svc/default/{service}/tcp/80"),
+        ],
+    )
+}
+
+fn endpoints(name: &str, ips: &[String]) -> Endpoints {
+    let addresses: Vec<_> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "subsets": [{"addresses": addresses, "ports": [{"name": "http", "port": 8080}]}]
+    }))
+    .unwrap()
+}
+
+fn selectorless(name: &str) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"ports": [{"name": "http", "port": 80}]}
+    }))
+    .unwrap()
+}
+
+/// The pod network namespace holding `ip` (`/run/netns/rk8s-…`).
+fn netns_of(ip: &str) -> String {
+    std::fs::read_dir("/run/netns")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("rk8s-"))
+        .find(|n| {
+            let out = Command::new("ip")
+                .args(["-n", n, "-4", "addr"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).contains(&format!("inet {ip}/"))
+        })
+        .expect("the client pod's namespace")
+}
+
+/// p50/p99 of `REQUESTS` HTTP GETs to `target` from inside namespace `ns`, each on a
+/// new connection.
+fn requests_from(ns: &str, target: &str) -> (Duration, Duration) {
+    let path = format!("/run/netns/{ns}");
+    let target: std::net::SocketAddr = target.parse().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let file = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let mut times = Vec::new();
+        for _ in 0..REQUESTS {
+            let started = Instant::now();
+            let mut stream = std::net::TcpStream::connect(target).unwrap();
+            stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).unwrap();
+            times.push(started.elapsed());
+        }
+        times.sort();
+        (percentile(&times, 50.0), percentile(&times, 99.0))
+    })
+    .join()
+    .unwrap()
+}
+
+async fn cluster() -> (Vec<(String, String)>, serde_json::Value) {
+    let busybox = images().join("busybox").display().to_string();
+    let mut net = NodeNetwork::new();
+    let server = Server::start(&["--address", &net.host_ip()]);
+    let admin = server.client().await;
+    let mut agents = Vec::new();
+    let mut namespaces = Vec::new();
+    for (i, name) in [(1, "a"), (2, "b")] {
+        let ns = net.add_node(i);
+        namespaces.push(ns.clone());
+        agents.push(real_node_in(&server, name, 40 + i, Some(ns), &[]).await);
+    }
+    let nodes: Api<Node> = Api::all(admin.clone());
+    for name in ["a", "b"] {
+        let untaint = json!({"spec": {"taints": null}});
+        nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(&untaint))
+            .await
+            .unwrap();
+    }
+    let post = PostParams::default();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let services: Api<Service> = Api::namespaced(admin.clone(), "default");
+    let eps: Api<Endpoints> = Api::namespaced(admin.clone(), "default");
+
+    // Programming latency: an Endpoints write → the address on both nodes.
+    services.create(&post, &selectorless("prog")).await.unwrap();
+    eps.create(&post, &endpoints("prog", &["10.244.200.1".into()]))
+        .await
+        .unwrap();
+    let mut latencies = Vec::new();
+    for i in 0..WRITES {
+        let ip = format!("10.244.201.{}", i + 1);
+        let mut e = eps.get("prog").await.unwrap();
+        e.subsets = endpoints("prog", std::slice::from_ref(&ip)).subsets;
+        eps.replace("prog", &post, &e).await.unwrap();
+        let started = Instant::now();
+        for ns in &namespaces {
+            eventually("the new endpoint in the node's rules", async || {
+                chain_of(ns, "prog").contains(&ip).then_some(())
+            })
+            .await;
+        }
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let (prog_p50, prog_p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+
+    // 1,000 Services × 10 endpoints.
+    let started = Instant::now();
+    let mut writes = futures_util::stream::iter(0..SERVICES)
+        .map(|i| {
+            let (services, eps) = (services.clone(), eps.clone());
+            async move {
+                let name = format!("s{i}");
+                services
+                    .create(&PostParams::default(), &selectorless(&name))
+                    .await
+                    .unwrap();
+                let ips: Vec<String> = (0..10)
+                    .map(|e| format!("10.244.{}.{}", 10 + i / 25, (i % 25) * 10 + e + 1))
+                    .collect();
+                eps.create(&PostParams::default(), &endpoints(&name, &ips))
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(16);
+    while writes.next().await.is_some() {}
+    let written = started.elapsed();
+    let last_write = Instant::now();
+    for ns in &namespaces {
+        eventually_within(
+            "1,000 Services in the rules",
+            Duration::from_secs(120),
+            async || {
+                let map = in_node(
+                    ns,
+                    &["nft", "list", "map", "ip", "rk8s-services", "service-ips"],
+                );
+                (map.matches("goto svc/").count() > SERVICES).then_some(())
+            },
+        )
+        .await;
+    }
+    let all_rules = last_write.elapsed();
+    let mut big = Vec::new();
+    for i in 0..10 {
+        let ip = format!("10.244.202.{}", i + 1);
+        let mut e = eps.get("s7").await.unwrap();
+        e.subsets = endpoints("s7", std::slice::from_ref(&ip)).subsets;
+        eps.replace("s7", &post, &e).await.unwrap();
+        let started = Instant::now();
+        for ns in &namespaces {
+            eventually("the changed endpoint in the node's rules", async || {
+                chain_of(ns, "s7").contains(&ip).then_some(())
+            })
+            .await;
+        }
+        big.push(started.elapsed());
+    }
+    big.sort();
+    let big_p50 = percentile(&big, 50.0);
+    let agent_rss = peak_rss_mib(agents[0].child.as_ref().unwrap().id());
+
+    // Pod to pod: a client and a server on node a, a server on node b.
+    let web = |name: &str, node: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "httpd", "image": busybox, "command":
+                    ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]}]}
+        }))
+        .unwrap()
+    };
+    for (name, node) in [("here", "a"), ("there", "b"), ("client", "a")] {
+        pods.create(&post, &web(name, node)).await.unwrap();
+    }
+    let mut ips = Vec::new();
+    for name in ["here", "there", "client"] {
+        ips.push(
+            eventually("the pod running", async || {
+                let status = pods.get(name).await.ok()?.status?;
+                (status.phase.as_deref() == Some("Running")).then_some(status.pod_ip?)
+            })
+            .await,
+        );
+    }
+    let client_ns = netns_of(&ips[2]);
+    // httpd is up once it answers.
+    for ip in &ips[..2] {
+        let ns = client_ns.clone();
+        let target = format!("{ip}:8080");
+        eventually("httpd answering", async || {
+            let (ns, target) = (ns.clone(), target.clone());
+            let path = format!("/run/netns/{ns}");
+            std::thread::spawn(move || {
+                let file = std::fs::File::open(&path).ok()?;
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+                std::net::TcpStream::connect(target.parse::<std::net::SocketAddr>().ok()?).ok()
+            })
+            .join()
+            .ok()
+            .flatten()
+            .map(|_| ())
+        })
+        .await;
+    }
+    let (same_p50, same_p99) = requests_from(&client_ns, &format!("{}:8080", ips[0]));
+    let (across_p50, across_p99) = requests_from(&client_ns, &format!("{}:8080", ips[1]));
+
+    let rows = vec![
+        (
+            "endpoint write → rules on both nodes (p50 / p99)".to_string(),
+            format!("{:.0} / {:.0} ms", ms(prog_p50), ms(prog_p99)),
+        ),
+        (
+            "1,000 Services × 10 endpoints written through the API".to_string(),
+            format!("{:.1} s", written.as_secs_f64()),
+        ),
+        (
+            "  last write → all 1,000 in both nodes' rules".to_string(),
+            format!("{:.0} ms", ms(all_rules)),
+        ),
+        (
+            "  then one endpoint change → both nodes (p50)".to_string(),
+            format!("{:.0} ms", ms(big_p50)),
+        ),
+        (
+            "  node agent peak RSS".to_string(),
+            format!("{agent_rss:.0} MiB"),
+        ),
+        (
+            "pod → pod on the same node, HTTP (p50 / p99)".to_string(),
+            format!("{:.2} / {:.2} ms", ms(same_p50), ms(same_p99)),
+        ),
+        (
+            "pod → pod on the other node (VXLAN), HTTP (p50 / p99)".to_string(),
+            format!("{:.2} / {:.2} ms", ms(across_p50), ms(across_p99)),
+        ),
+    ];
+    let json = json!({
+        "programming": {"p50_ms": ms(prog_p50), "p99_ms": ms(prog_p99)},
+        "services_1000x10": {"write_s": written.as_secs_f64(), "to_rules_ms": ms(all_rules),
+            "change_p50_ms": ms(big_p50), "agent_peak_rss_mib": agent_rss},
+        "pod_to_pod": {"same_node": {"p50_ms": ms(same_p50), "p99_ms": ms(same_p99)},
+            "across_nodes": {"p50_ms": ms(across_p50), "p99_ms": ms(across_p99)}},
+    });
+    drop(agents);
+    drop(net);
+    (rows, json)
 }

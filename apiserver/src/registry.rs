@@ -242,7 +242,7 @@ impl Registry {
         let kind = obj.kind();
         let expected = resource_version(obj)?;
         if let AnyObject::Service(svc) = obj {
-            let (taken, _) = self.allocations(&kind).await?;
+            let taken = self.allocation_keys(&kind).await?;
             let mut success = vec![RequestOp {
                 request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
                     key: obj.storage_key().into_bytes(),
@@ -307,12 +307,23 @@ impl Registry {
         let ranges = self.service_ranges();
         let kind = AnyObject::Service(Box::new(svc.clone())).kind();
         for _ in 0..UPDATE_ATTEMPTS {
-            let (taken, services) = self.allocations(&kind).await?;
-            let live = |owner: &str, item: &Held| {
-                services.get(owner).is_some_and(|held| held.contains(item))
-            };
+            let taken = self.allocation_keys(&kind).await?;
             let mut new = svc.clone();
-            let plan = allocator::plan(&ranges, &mut new, old.map(|(o, _)| o), &taken, &live)?;
+            // Every holder counts as alive at first (no Service is read); only when
+            // that leaves nothing free are the holders checked for leftovers.
+            let plan =
+                match allocator::plan(&ranges, &mut new, old.map(|(o, _)| o), &taken, &|_, _| true)
+                {
+                    Ok(plan) => plan,
+                    Err(_) => {
+                        let services = self.holders(&kind).await?;
+                        let live = |owner: &str, item: &Held| {
+                            services.get(owner).is_some_and(|held| held.contains(item))
+                        };
+                        new = svc.clone();
+                        allocator::plan(&ranges, &mut new, old.map(|(o, _)| o), &taken, &live)?
+                    }
+                };
             let obj = AnyObject::Service(Box::new(new));
             let mut success = vec![RequestOp {
                 request: Some(request_op::Request::Put(PutRequest {
@@ -395,11 +406,8 @@ impl Registry {
         }
     }
 
-    /// The allocation keys, and what every Service holds (by `namespace/name`).
-    async fn allocations(
-        &self,
-        kind: &ObjectKind,
-    ) -> ApiResult<(BTreeMap<String, Taken>, BTreeMap<String, BTreeSet<Held>>)> {
+    /// The allocation keys.
+    async fn allocation_keys(&self, kind: &ObjectKind) -> ApiResult<BTreeMap<String, Taken>> {
         let mut taken = BTreeMap::new();
         for range in allocator::ranges_to_read() {
             let resp = self
@@ -417,6 +425,11 @@ impl Registry {
                 );
             }
         }
+        Ok(taken)
+    }
+
+    /// What every Service holds, by `namespace/name`.
+    async fn holders(&self, kind: &ObjectKind) -> ApiResult<BTreeMap<String, BTreeSet<Held>>> {
         let prefix = kind.storage_prefix(None);
         let resp = self
             .store
@@ -441,7 +454,7 @@ impl Registry {
                 services.insert(owner, allocator::held(&s));
             }
         }
-        Ok((taken, services))
+        Ok(services)
     }
 }
 
