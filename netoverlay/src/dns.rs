@@ -5,8 +5,8 @@
 //!   the addresses of its ready endpoints;
 //! - any other name in `DOMAIN` → NXDOMAIN (authoritative), so resolvers walking the
 //!   search list move on at once;
-//! - names outside the domain → REFUSED: a node has no upstream of its own here (pods
-//!   list the host's nameservers after this one).
+//! - names outside the domain → forwarded to the node's own nameservers (CoreDNS'
+//!   `forward . /etc/resolv.conf`), or REFUSED when it has none.
 //!
 //! Pods reach `NAME` and `NAME.NAMESPACE` through the search list of their
 //! resolv.conf (`NAMESPACE.svc.DOMAIN svc.DOMAIN DOMAIN`, `ndots:5`), which the
@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
+use hickory_server::proto::op::{Header, HeaderCounts, Message, Metadata, ResponseCode};
 use hickory_server::proto::rr::rdata::A;
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -36,6 +36,7 @@ const TTL: u32 = 5;
 pub struct Records {
     domain: String,
     names: Arc<RwLock<BTreeMap<String, Vec<Ipv4Addr>>>>,
+    upstreams: Vec<SocketAddr>,
 }
 
 /// What a name resolves to.
@@ -55,7 +56,14 @@ impl Records {
         Records {
             domain: domain.trim_matches('.').to_ascii_lowercase(),
             names: Arc::default(),
+            upstreams: Vec::new(),
         }
+    }
+
+    /// Forwards names outside the domain to these servers (tried in order).
+    pub fn with_upstreams(mut self, upstreams: Vec<SocketAddr>) -> Self {
+        self.upstreams = upstreams;
+        self
     }
 
     /// The cluster domain.
@@ -109,12 +117,26 @@ impl RequestHandler for Handler {
     ) -> ResponseInfo {
         let mut meta = Metadata::response_from_request(&request.metadata);
         let mut answers = Vec::new();
+        let mut authorities = Vec::new();
+        let mut additionals = Vec::new();
         match request.request_info() {
             Err(_) => meta.response_code = ResponseCode::FormErr,
             Ok(info) => {
                 let name: Name = info.query.name().into();
                 match self.0.lookup(&name.to_ascii()) {
-                    Answer::NotOurs => meta.response_code = ResponseCode::Refused,
+                    Answer::NotOurs if self.0.upstreams.is_empty() => {
+                        meta.response_code = ResponseCode::Refused;
+                    }
+                    Answer::NotOurs => match forward(&self.0.upstreams, request.as_slice()).await {
+                        Some(reply) => {
+                            meta.response_code = reply.metadata.response_code;
+                            meta.recursion_available = reply.metadata.recursion_available;
+                            answers = reply.answers;
+                            authorities = reply.authorities;
+                            additionals = reply.additionals;
+                        }
+                        None => meta.response_code = ResponseCode::ServFail,
+                    },
                     Answer::NoSuchName => {
                         meta.authoritative = true;
                         meta.response_code = ResponseCode::NXDomain;
@@ -132,7 +154,13 @@ impl RequestHandler for Handler {
             }
         }
         let builder = MessageResponseBuilder::from_message_request(request);
-        let message = builder.build(meta, answers.iter(), [], [], []);
+        let message = builder.build(
+            meta,
+            answers.iter(),
+            authorities.iter(),
+            [],
+            additionals.iter(),
+        );
         match response.send_response(message).await {
             Ok(info) => info,
             Err(e) => {
@@ -145,6 +173,44 @@ impl RequestHandler for Handler {
             }
         }
     }
+}
+
+/// Sends the query as it came to each upstream in turn (UDP, 2 s each); the first
+/// reply that parses.
+async fn forward(upstreams: &[SocketAddr], query: &[u8]) -> Option<Message> {
+    for upstream in upstreams {
+        let local: SocketAddr = if upstream.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let Ok(socket) = tokio::net::UdpSocket::bind(local).await else {
+            continue;
+        };
+        if socket.send_to(query, upstream).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0; 4096];
+        let received =
+            tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await;
+        if let Ok(Ok((n, from))) = received
+            && from == *upstream
+            && let Ok(reply) = Message::from_vec(&buf[..n])
+        {
+            return Some(reply);
+        }
+    }
+    None
+}
+
+/// The nameservers of a resolv.conf, as socket addresses on port 53.
+pub fn nameservers_of(resolv_conf: &str) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
 }
 
 /// A running DNS server; stops when dropped.
@@ -263,5 +329,47 @@ mod tests {
         assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
         let outside = ask("example.org.").await;
         assert_eq!(outside.metadata.response_code, ResponseCode::Refused);
+    }
+
+    #[tokio::test]
+    async fn names_outside_the_domain_go_to_the_upstreams() {
+        use hickory_server::proto::op::{Message, Query};
+        // The upstream: a server for another domain.
+        let other = Records::new("example.test");
+        other.set(BTreeMap::from([(
+            ("ns".into(), "db".into()),
+            vec!["192.0.2.7".parse().unwrap()],
+        )]));
+        let upstream = DnsServer::start("127.0.0.1:0".parse().unwrap(), other)
+            .await
+            .unwrap();
+        let dead: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let resolv = format!("search x\nnameserver {}\n", upstream.address().ip());
+        assert_eq!(
+            nameservers_of(&resolv),
+            [SocketAddr::new(upstream.address().ip(), 53)]
+        );
+        let records = records().with_upstreams(vec![dead, upstream.address()]);
+        let server = DnsServer::start("127.0.0.1:0".parse().unwrap(), records)
+            .await
+            .unwrap();
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("db.ns.svc.example.test.").unwrap(),
+            RecordType::A,
+        ));
+        client
+            .send_to(&m.to_vec().unwrap(), server.address())
+            .await
+            .unwrap();
+        let mut buf = vec![0; 512];
+        let n = tokio::time::timeout(Duration::from_secs(10), client.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let reply = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(reply.answers[0].data.to_string(), "192.0.2.7");
     }
 }

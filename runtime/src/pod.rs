@@ -1495,11 +1495,10 @@ fn write_etc_files(
     let mut options = Vec::new();
     let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
     let host_network = spec.host_network == Some(true);
+    let cluster_first = config.cluster_dns.is_some()
+        && (policy == "ClusterFirstWithHostNet" || (policy == "ClusterFirst" && !host_network));
     match &config.cluster_dns {
-        Some(cluster)
-            if policy == "ClusterFirstWithHostNet"
-                || (policy == "ClusterFirst" && !host_network) =>
-        {
+        Some(cluster) if cluster_first => {
             // As kubelet writes it: the cluster's server and search list first.
             let ns = record
                 .pod
@@ -1519,7 +1518,10 @@ fn write_etc_files(
         _ => {}
     }
     if policy != "None" {
-        nameservers.extend(config.nameservers.iter().cloned());
+        // The cluster's server forwards other names itself, as CoreDNS does.
+        if !cluster_first {
+            nameservers.extend(config.nameservers.iter().cloned());
+        }
         searches.extend(config.searches.iter().cloned());
     }
     nameservers.extend(dns.nameservers.clone().unwrap_or_default());

@@ -333,7 +333,11 @@ async fn start_cluster_network(
             None
         }
     };
-    let records = Records::new(&config.cluster_domain);
+    // Other names go to this host's nameservers (CoreDNS' `forward . /etc/resolv.conf`).
+    let upstreams = rk8s_netoverlay::dns::nameservers_of(
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    );
+    let records = Records::new(&config.cluster_domain).with_upstreams(upstreams);
     let dns = match subnet.nth(1) {
         Some(gateway) => {
             let address = std::net::SocketAddr::from((gateway, 53));
