@@ -31,40 +31,20 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{ms, peak_rss_mib, percentile, print_rows, write_json};
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use rk8s_netoverlay::host::{Host, System};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use kube::api::{Api, PostParams};
+use rk8s_netoverlay::Protocol;
+use rk8s_netoverlay::host::InNetns;
 use rk8s_netoverlay::services::{ServicePort, ServiceProxy};
-use rk8s_netoverlay::{Protocol, Result};
 use serde_json::json;
 use support::apiserver::Server;
-use support::netns::NodeNetwork;
-use support::node::{eventually, eventually_within, images, real_node_in};
+use support::netns::{NodeNetwork, in_netns};
+use support::node::{eventually, eventually_within, images, two_nodes_in_namespaces};
 
 const CHANGES: usize = 100;
 const WRITES: usize = 20;
 const SERVICES: usize = 1000;
 const REQUESTS: usize = 200;
-
-/// Runs commands inside the benchmark's namespace.
-struct InNetns(String);
-
-impl Host for InNetns {
-    fn run(&self, p: &str, a: &[&str], s: Option<&str>) -> Result<String> {
-        let mut args = vec!["netns", "exec", self.0.as_str(), p];
-        args.extend_from_slice(a);
-        System.run("ip", &args, s)
-    }
-    fn port_in_use(&self, _: u16, _: bool) -> bool {
-        false
-    }
-    fn sysctl(&self, _: &str, _: &str) -> Result<()> {
-        Ok(())
-    }
-    fn netns_exists(&self, _: &str) -> bool {
-        true
-    }
-}
 
 /// The namespace, removed (with its table) also when the benchmark fails.
 struct Netns(String);
@@ -189,18 +169,8 @@ fn main() {
     );
 }
 
-/// What `args` prints inside a node's namespace.
-fn in_node(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn chain_of(ns: &str, service: &str) -> String {
-    in_node(
+    in_netns(
         ns,
         &[
             "nft",
@@ -305,21 +275,7 @@ async fn cluster() -> (Vec<(String, String)>, serde_json::Value) {
     let mut net = NodeNetwork::new();
     let server = Server::start(&["--address", &net.host_ip()]);
     let admin = server.client().await;
-    let mut agents = Vec::new();
-    let mut namespaces = Vec::new();
-    for (i, name) in [(1, "a"), (2, "b")] {
-        let ns = net.add_node(i);
-        namespaces.push(ns.clone());
-        agents.push(real_node_in(&server, name, 40 + i, Some(ns), &[]).await);
-    }
-    let nodes: Api<Node> = Api::all(admin.clone());
-    for name in ["a", "b"] {
-        let untaint = json!({"spec": {"taints": null}});
-        nodes
-            .patch(name, &PatchParams::default(), &Patch::Merge(&untaint))
-            .await
-            .unwrap();
-    }
+    let (agents, namespaces) = two_nodes_in_namespaces(&server, &mut net, 40).await;
     let post = PostParams::default();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let services: Api<Service> = Api::namespaced(admin.clone(), "default");
@@ -369,7 +325,7 @@ async fn cluster() -> (Vec<(String, String)>, serde_json::Value) {
             "1,000 Services in the rules",
             Duration::from_secs(120),
             async || {
-                let map = in_node(
+                let map = in_netns(
                     ns,
                     &["nft", "list", "map", "ip", "rk8s-services", "service-ips"],
                 );

@@ -12,7 +12,6 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -20,8 +19,8 @@ use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::apiserver::Server;
-use support::netns::NodeNetwork;
-use support::node::{NodeProcess, eventually, images, real_node_in};
+use support::netns::{NodeNetwork, in_netns};
+use support::node::{eventually, images, two_nodes_in_namespaces};
 
 /// `sh -c SCRIPT` in the client pod; what it printed. (Debian's busybox 1.35 `wget`
 /// crashes with `-T`: scripts use `timeout` instead.)
@@ -33,16 +32,6 @@ fn in_client(server: &Server, script: &str) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `nft list table ip rk8s-services` (or another command) inside a node's namespace.
-fn in_node(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -81,21 +70,8 @@ async fn pods_reach_pods_services_and_names_across_nodes() {
     let host = net.host_ip();
     let server = Server::start(&["--address", &host]);
     let admin = server.client().await;
-    let mut agents: Vec<NodeProcess> = Vec::new();
-    let mut namespaces = Vec::new();
-    for (i, name) in [(1, "a"), (2, "b")] {
-        let ns = net.add_node(i);
-        namespaces.push(ns.clone());
-        agents.push(real_node_in(&server, name, 30 + i, Some(ns), &[]).await);
-    }
+    let (mut agents, namespaces) = two_nodes_in_namespaces(&server, &mut net, 30).await;
     let nodes: Api<Node> = Api::all(admin.clone());
-    for name in ["a", "b"] {
-        let untaint = json!({"spec": {"taints": null}});
-        nodes
-            .patch(name, &PatchParams::default(), &Patch::Merge(&untaint))
-            .await
-            .unwrap();
-    }
     let post = PostParams::default();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "default");
@@ -207,7 +183,7 @@ async fn pods_reach_pods_services_and_names_across_nodes() {
     let endpoints_at = started.elapsed();
     for ns in &namespaces {
         eventually("3 endpoints in the node's rules", async || {
-            let table = in_node(ns, &["nft", "list", "table", "ip", "rk8s-services"]);
+            let table = in_netns(ns, &["nft", "list", "table", "ip", "rk8s-services"]);
             table.contains("numgen random mod 3").then_some(())
         })
         .await;
@@ -241,7 +217,7 @@ async fn pods_reach_pods_services_and_names_across_nodes() {
         .unwrap();
     for ns in &namespaces {
         eventually("the Service's rules gone", async || {
-            let table = in_node(ns, &["nft", "list", "table", "ip", "rk8s-services"]);
+            let table = in_netns(ns, &["nft", "list", "table", "ip", "rk8s-services"]);
             (!table.contains(&cluster_ip) && table.contains("service-ips")).then_some(())
         })
         .await;
@@ -262,11 +238,11 @@ async fn pods_reach_pods_services_and_names_across_nodes() {
         .unwrap()
         .pod_cidr
         .unwrap();
-    assert!(in_node(&namespaces[0], &["ip", "route"]).contains(&b_cidr));
+    assert!(in_netns(&namespaces[0], &["ip", "route"]).contains(&b_cidr));
     agents[1].kill();
     nodes.delete("b", &DeleteParams::default()).await.unwrap();
     eventually("node a without a route to b's pods", async || {
-        (!in_node(&namespaces[0], &["ip", "route"]).contains(&b_cidr)).then_some(())
+        (!in_netns(&namespaces[0], &["ip", "route"]).contains(&b_cidr)).then_some(())
     })
     .await;
 }

@@ -300,40 +300,38 @@ mod tests {
         assert_eq!(r.lookup("notcluster.local"), Answer::NotOurs);
     }
 
+    /// One A query for `name` to `server` over UDP; the reply.
+    async fn ask(server: SocketAddr, name: &str) -> Message {
+        use hickory_server::proto::op::Query;
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        client.send_to(&m.to_vec().unwrap(), server).await.unwrap();
+        let mut buf = vec![0; 512];
+        let n = tokio::time::timeout(Duration::from_secs(10), client.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        Message::from_vec(&buf[..n]).unwrap()
+    }
+
     #[tokio::test]
     async fn the_server_answers_over_udp() {
-        use hickory_server::proto::op::{Message, Query};
         let server = DnsServer::start("127.0.0.1:0".parse().unwrap(), records())
             .await
             .unwrap();
-        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let ask = async |name: &str| {
-            let mut m = Message::query();
-            m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
-            client
-                .send_to(&m.to_vec().unwrap(), server.address())
-                .await
-                .unwrap();
-            let mut buf = vec![0; 512];
-            let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            Message::from_vec(&buf[..n]).unwrap()
-        };
-        let found = ask("web.default.svc.cluster.local.").await;
+        let found = ask(server.address(), "web.default.svc.cluster.local.").await;
         assert_eq!(found.metadata.response_code, ResponseCode::NoError);
         let ips: Vec<String> = found.answers.iter().map(|r| r.data.to_string()).collect();
         assert_eq!(ips, ["10.96.0.10"]);
-        let missing = ask("nope.default.svc.cluster.local.").await;
+        let missing = ask(server.address(), "nope.default.svc.cluster.local.").await;
         assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
-        let outside = ask("example.org.").await;
+        let outside = ask(server.address(), "example.org.").await;
         assert_eq!(outside.metadata.response_code, ResponseCode::Refused);
     }
 
     #[tokio::test]
     async fn names_outside_the_domain_go_to_the_upstreams() {
-        use hickory_server::proto::op::{Message, Query};
         // The upstream: a server for another domain.
         let other = Records::new("example.test");
         other.set(BTreeMap::from([(
@@ -353,22 +351,7 @@ mod tests {
         let server = DnsServer::start("127.0.0.1:0".parse().unwrap(), records)
             .await
             .unwrap();
-        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut m = Message::query();
-        m.add_query(Query::query(
-            Name::from_ascii("db.ns.svc.example.test.").unwrap(),
-            RecordType::A,
-        ));
-        client
-            .send_to(&m.to_vec().unwrap(), server.address())
-            .await
-            .unwrap();
-        let mut buf = vec![0; 512];
-        let n = tokio::time::timeout(Duration::from_secs(10), client.recv(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        let reply = Message::from_vec(&buf[..n]).unwrap();
+        let reply = ask(server.address(), "db.ns.svc.example.test.").await;
         assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
         assert_eq!(reply.answers[0].data.to_string(), "192.0.2.7");
     }

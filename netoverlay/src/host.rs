@@ -78,6 +78,51 @@ impl Host for System {
     }
 }
 
+/// A shared host (tests keep a handle on a [`Recorder`] they hand over).
+impl<H: Host + ?Sized> Host for std::sync::Arc<H> {
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        (**self).run(program, args, stdin)
+    }
+
+    fn port_in_use(&self, port: u16, udp: bool) -> bool {
+        (**self).port_in_use(port, udp)
+    }
+
+    fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        (**self).sysctl(key, value)
+    }
+
+    fn netns_exists(&self, name: &str) -> bool {
+        (**self).netns_exists(name)
+    }
+}
+
+/// The real host's commands run inside the named network namespace `0`
+/// (`ip netns exec NAME …`): for tests and benchmarks that program a namespace of
+/// their own. Ports and kernel parameters are not looked at.
+#[derive(Debug, Clone)]
+pub struct InNetns(pub String);
+
+impl Host for InNetns {
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        let mut all = vec!["netns", "exec", self.0.as_str(), program];
+        all.extend_from_slice(args);
+        System.run("ip", &all, stdin)
+    }
+
+    fn port_in_use(&self, _port: u16, _udp: bool) -> bool {
+        false
+    }
+
+    fn sysctl(&self, _key: &str, _value: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn netns_exists(&self, name: &str) -> bool {
+        System.netns_exists(name)
+    }
+}
+
 /// A fake host that records the commands it is given and answers from a script.
 #[derive(Debug, Default)]
 pub struct Recorder {

@@ -377,22 +377,6 @@ mod tests {
     use crate::portmap::Protocol;
     use std::sync::Arc;
 
-    struct Shared(Arc<Recorder>);
-    impl Host for Shared {
-        fn run(&self, p: &str, a: &[&str], s: Option<&str>) -> Result<String> {
-            self.0.run(p, a, s)
-        }
-        fn port_in_use(&self, port: u16, udp: bool) -> bool {
-            self.0.port_in_use(port, udp)
-        }
-        fn sysctl(&self, k: &str, v: &str) -> Result<()> {
-            self.0.sysctl(k, v)
-        }
-        fn netns_exists(&self, name: &str) -> bool {
-            self.0.netns_exists(name)
-        }
-    }
-
     fn config(dir: &Path) -> NetworkConfig {
         NetworkConfig {
             name: "t".into(),
@@ -408,7 +392,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let recorder = Arc::new(Recorder::new());
         // `ip link show rk8st0` succeeds on the recorder: the bridge "exists".
-        let net = Network::new(config(dir.path()), Shared(recorder.clone())).unwrap();
+        let net = Network::new(config(dir.path()), recorder.clone()).unwrap();
         let ports = [PortMapping {
             host_port: 8080,
             container_port: 80,

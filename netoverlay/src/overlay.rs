@@ -228,27 +228,11 @@ mod tests {
     use crate::host::Recorder;
     use std::sync::Arc;
 
-    struct Shared(Arc<Recorder>);
-    impl Host for Shared {
-        fn run(&self, p: &str, a: &[&str], s: Option<&str>) -> Result<String> {
-            self.0.run(p, a, s)
-        }
-        fn port_in_use(&self, port: u16, udp: bool) -> bool {
-            self.0.port_in_use(port, udp)
-        }
-        fn sysctl(&self, k: &str, v: &str) -> Result<()> {
-            self.0.sysctl(k, v)
-        }
-        fn netns_exists(&self, name: &str) -> bool {
-            self.0.netns_exists(name)
-        }
-    }
-
     #[test]
     fn peers_become_a_route_a_neighbour_and_a_forwarding_entry_and_go_again() {
         let r = Arc::new(Recorder::new());
         let mut o = Overlay::new(
-            Shared(r.clone()),
+            r.clone(),
             "10.99.0.11".parse().unwrap(),
             "10.244.0.0/24".parse().unwrap(),
         )

@@ -8,6 +8,16 @@
 
 use std::process::Command;
 
+/// What `args` prints inside the network namespace `ns` (`ip netns exec`).
+pub fn in_netns(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A host bridge and the node namespaces on it.
 pub struct NodeNetwork {
     pub bridge: String,

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::apiserver::Server;
+use super::netns::NodeNetwork;
 
 pub fn bootstrap_token(server: &Server) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
@@ -320,4 +321,21 @@ pub async fn real_node_in(
         .await
         .unwrap();
     agent
+}
+
+/// Nodes `a` and `b`, each in its own namespace of `net` (node numbers `first + 1`,
+/// `first + 2`), Ready and untainted; the agents and their namespaces.
+pub async fn two_nodes_in_namespaces(
+    server: &Server,
+    net: &mut NodeNetwork,
+    first: u32,
+) -> (Vec<NodeProcess>, Vec<String>) {
+    let mut agents = Vec::new();
+    let mut namespaces = Vec::new();
+    for (i, name) in [(1, "a"), (2, "b")] {
+        let ns = net.add_node(i);
+        namespaces.push(ns.clone());
+        agents.push(real_node_in(server, name, first + i, Some(ns), &[]).await);
+    }
+    (agents, namespaces)
 }

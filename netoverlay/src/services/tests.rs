@@ -1,5 +1,5 @@
 use super::*;
-use crate::host::{Recorder, System};
+use crate::host::{InNetns, Recorder, System};
 use std::sync::Arc;
 
 fn port(name: &str, ip: &str, endpoints: &[&str], node_port: Option<u16>) -> ServicePort {
@@ -13,29 +13,9 @@ fn port(name: &str, ip: &str, endpoints: &[&str], node_port: Option<u16>) -> Ser
     }
 }
 
-struct Shared(Arc<Recorder>);
-impl Host for Shared {
-    fn run(&self, p: &str, a: &[&str], s: Option<&str>) -> Result<String> {
-        self.0.run(p, a, s)
-    }
-    fn port_in_use(&self, port: u16, udp: bool) -> bool {
-        self.0.port_in_use(port, udp)
-    }
-    fn sysctl(&self, k: &str, v: &str) -> Result<()> {
-        self.0.sysctl(k, v)
-    }
-    fn netns_exists(&self, name: &str) -> bool {
-        self.0.netns_exists(name)
-    }
-}
-
 fn proxy() -> (ServiceProxy, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::new());
-    let proxy = ServiceProxy::new(
-        Shared(recorder.clone()),
-        "rk8sb0",
-        "10.244.1.0/24".parse().unwrap(),
-    );
+    let proxy = ServiceProxy::new(recorder.clone(), "rk8sb0", "10.244.1.0/24".parse().unwrap());
     (proxy, recorder)
 }
 
@@ -108,25 +88,6 @@ fn later_syncs_touch_only_what_changed() {
         last_script(&r)
             .contains("delete element ip rk8s-services no-endpoints { 10.96.0.10 . tcp . 80 }")
     );
-}
-
-/// Runs commands inside a network namespace.
-struct InNetns(String);
-impl Host for InNetns {
-    fn run(&self, p: &str, a: &[&str], s: Option<&str>) -> Result<String> {
-        let mut args = vec!["netns", "exec", self.0.as_str(), p];
-        args.extend_from_slice(a);
-        System.run("ip", &args, s)
-    }
-    fn port_in_use(&self, _: u16, _: bool) -> bool {
-        false
-    }
-    fn sysctl(&self, _: &str, _: &str) -> Result<()> {
-        Ok(())
-    }
-    fn netns_exists(&self, _: &str) -> bool {
-        true
-    }
 }
 
 /// Removes the namespace (and its table) also when the test fails.
