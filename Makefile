@@ -5,12 +5,17 @@ SHELL := /bin/bash
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test setup check lint fmt deny unit fuzz bench clean
+.PHONY: demo demo-down test setup check lint fmt deny unit fuzz bench clean
 
-## make demo: set everything up, build in release mode and show what rk8s does today.
+## make demo: set everything up, build in release mode, and run a two-node cluster on
+## this machine, narrated; it keeps running until `make demo-down`.
 demo: setup
 	$(CARGO) build --release --locked
-	scripts/demo.sh
+	scripts/demo.sh up
+
+## make demo-down: stop the demo cluster and remove everything it made.
+demo-down:
+	scripts/demo.sh down
 
 ## make test: everything CI runs.
 test: setup lint deny fuzz unit

@@ -17,7 +17,9 @@ PACKAGES=(
   runc            # the external OCI runtime backend (RuntimeClass handler "runc")
   iproute2        # ip: bridges, veth pairs, network namespaces
   nftables        # nft: masquerading and host ports
-  prometheus      # the real Prometheus of the metrics tests
+  prometheus      # the real Prometheus of the metrics tests and the demo
+  curl            # the demo's requests from the host (NodePort, Prometheus' API)
+  python3         # the demo prints Prometheus' answer
 )
 
 missing=()
