@@ -325,6 +325,9 @@ async fn start_cluster_network(
     subnet: Ipv4Net,
 ) {
     let overlay = match node_ip.map(str::parse::<std::net::Ipv4Addr>) {
+        // A node that reaches the API over loopback shares its host with it: there is
+        // no other host to tunnel to.
+        Some(Ok(ip)) if ip.is_loopback() => None,
         Some(Ok(ip)) => Overlay::new(System, ip, subnet)
             .inspect_err(|e| tracing::warn!("no VXLAN overlay: {e}"))
             .ok(),
