@@ -93,8 +93,12 @@ down() {
   nft list chain ip rk8s postrouting 2>/dev/null | grep -q masquerade || nft delete table ip rk8s 2>/dev/null || true
   # The pods' parent cgroups, when no other pod is left in them.
   for dir in /sys/fs/cgroup/*/rk8s; do rmdir "$dir" 2>/dev/null || true; done
-  # The kubeconfig `up` wrote, unless something else has replaced it since.
+  # The kubeconfig `up` wrote, unless something else has replaced it since; the one
+  # it set aside comes back.
   if grep -qF "$API" "$KUBECONFIG_FILE" 2>/dev/null; then rm -f "$KUBECONFIG_FILE"; fi
+  if [ -f "$KUBECONFIG_FILE.before-demo" ] && [ ! -e "$KUBECONFIG_FILE" ]; then
+    mv "$KUBECONFIG_FILE.before-demo" "$KUBECONFIG_FILE"
+  fi
   rm -rf "$STATE"
 }
 
@@ -140,6 +144,11 @@ ip link add "$BRIDGE" type bridge
 ip addr add "$NET.1/24" dev "$BRIDGE"
 ip link set "$BRIDGE" up
 mkdir -p "$(dirname "$KUBECONFIG_FILE")"
+# A kubeconfig of another cluster is set aside; `down` puts it back.
+if [ -f "$KUBECONFIG_FILE" ] && ! grep -qF "$API" "$KUBECONFIG_FILE"; then
+  mv "$KUBECONFIG_FILE" "$KUBECONFIG_FILE.before-demo"
+  say "(your $KUBECONFIG_FILE is kept as $KUBECONFIG_FILE.before-demo until make demo-down)"
+fi
 start server env RUST_LOG=warn "$BIN/rk8s-server" --data-dir "$STATE/server" --address "$NET.1" \
   --peer-listen 127.0.0.1:12380 --admin-kubeconfig "$KUBECONFIG_FILE" \
   --horizontal-pod-autoscaler-sync-period 5s

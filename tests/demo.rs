@@ -76,6 +76,9 @@ impl Drop for Down<'_> {
 fn the_demo_runs_and_demo_down_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let before = snapshot();
+    // A kubeconfig of another cluster is set aside while the demo runs, then restored.
+    let mine = "apiVersion: v1\nkind: Config\nclusters: []\n";
+    std::fs::write(dir.path().join("kubeconfig"), mine).unwrap();
     let down = Down(dir.path());
     let (ok, text) = demo(&["up", "--short"], dir.path());
     assert!(ok, "scripts/demo.sh up --short failed:\n{text}");
@@ -104,7 +107,10 @@ fn the_demo_runs_and_demo_down_leaves_nothing_behind() {
     let (ok, text) = demo(&["down"], dir.path());
     assert!(ok, "{text}");
     assert!(!dir.path().join("state").exists());
-    assert!(!dir.path().join("kubeconfig").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("kubeconfig")).unwrap(),
+        mine
+    );
     // Killed processes may take a moment to be reaped.
     let mut left = Vec::new();
     for _ in 0..50 {
