@@ -564,25 +564,28 @@ impl History {
     ) -> Normalized {
         let (up, down) = rules(behavior);
         let (up_window, down_window) = (window(Some(&up), 0), window(Some(&down), 300));
-        // Stabilization.
+        // Stabilization, as kube-controller-manager does it since 1.23: the lowest
+        // recommendation of the scale-up window is a floor, the highest of the
+        // scale-down window a ceiling, and the count moves only as far as they make it
+        // (a high recommendation kept for scaling down never scales up).
         let going_up = desired >= current;
-        let delay = if going_up { up_window } else { down_window };
         let obsolete = now - SignedDuration::from_secs(up_window.max(down_window));
-        let cutoff = now - SignedDuration::from_secs(delay);
-        let mut stabilized = desired;
+        let up_cutoff = now - SignedDuration::from_secs(up_window);
+        let down_cutoff = now - SignedDuration::from_secs(down_window);
+        let (mut floor, mut ceiling) = (desired, desired);
         let mut old = None;
         for (i, (r, t)) in self.recommendations.iter().enumerate() {
-            if *t > cutoff {
-                stabilized = if going_up {
-                    stabilized.min(*r)
-                } else {
-                    stabilized.max(*r)
-                };
+            if *t > up_cutoff {
+                floor = floor.min(*r);
+            }
+            if *t > down_cutoff {
+                ceiling = ceiling.max(*r);
             }
             if *t < obsolete {
                 old = Some(i);
             }
         }
+        let stabilized = current.max(floor).min(ceiling);
         match old {
             Some(i) => self.recommendations[i] = (desired, now),
             None => self.recommendations.push((desired, now)),

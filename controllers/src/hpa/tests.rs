@@ -436,3 +436,23 @@ fn stabilization_takes_the_highest_recent_recommendation_before_scaling_down() {
     );
     assert_eq!(h.normalize(Some(&slow), (1, 10), 2, 6, at(61)).replicas, 4);
 }
+
+/// Load goes away right after a rate-limited scale-up: the high recommendation kept
+/// for the scale-down window is a ceiling, never a reason to scale up further
+/// (kube-controller-manager before 1.23 did; the demo showed rk8s doing it too).
+#[test]
+fn a_recommendation_kept_for_scaling_down_never_scales_up() {
+    let mut h = History::default();
+    // 2 → 7 wanted, the default scale-up rules allow 6 at once (2 + 4 pods).
+    let n = h.normalize(None, (2, 8), 2, 7, at(0));
+    assert_eq!(n.replicas, 6);
+    h.record_scale(None, 2, 6, at(0));
+    // The load is gone: 2 wanted. The 7 of the window holds the count at 6, no more.
+    let n = h.normalize(None, (2, 8), 6, 2, at(15));
+    assert_eq!(
+        (n.replicas, n.able_to_scale.reason),
+        (6, "ScaleDownStabilized")
+    );
+    // After the window, down to 2 (one step: the default scale-down rule is 100%).
+    assert_eq!(h.normalize(None, (2, 8), 6, 2, at(301)).replicas, 2);
+}
