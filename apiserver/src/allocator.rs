@@ -93,7 +93,8 @@ fn protocol(p: Option<&str>) -> String {
     p.unwrap_or("TCP").to_ascii_lowercase()
 }
 
-fn owner(svc: &Service) -> String {
+/// `namespace/name`: how the allocation keys name their Service.
+pub fn owner(svc: &Service) -> String {
     format!(
         "{}/{}",
         svc.metadata.namespace.as_deref().unwrap_or_default(),
@@ -161,17 +162,10 @@ pub fn plan(
         let usable =
             |ip: Ipv4Addr| range.contains(ip) && ip != range.network() && ip != range.broadcast();
         let ip = if given.is_empty() {
-            (1..range.size().saturating_sub(1))
+            let found = (1..range.size().saturating_sub(1))
                 .filter_map(|n| range.nth(u32::try_from(n).ok()?))
-                .find(|ip| free(&Held::Ip(*ip), &chosen))
-                .ok_or_else(|| {
-                    ApiError::new(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "InternalError",
-                        format!("failed to allocate a serviceIP: range {range} is full"),
-                    )
-                })
-                .map(Some)?
+                .find(|ip| free(&Held::Ip(*ip), &chosen));
+            Some(found.ok_or_else(|| full(format!("a serviceIP: range {range}")))?)
         } else {
             match given.parse::<Ipv4Addr>() {
                 Ok(ip) if !usable(ip) => {
@@ -220,28 +214,32 @@ pub fn plan(
             let proto = protocol(port.protocol.as_deref());
             match port.node_port.filter(|n| *n != 0) {
                 Some(np) => {
-                    let item = u16::try_from(np).ok().map(|p| Held::Port(proto, p));
-                    match item {
+                    let item = u16::try_from(np)
+                        .ok()
+                        .filter(|p| (low..=high).contains(p))
+                        .map(|p| Held::Port(proto, p));
+                    let problem = match item {
                         Some(item) if free(&item, &chosen) => {
                             chosen.insert(item);
+                            continue;
                         }
-                        _ => errors.push(invalid(
-                            &format!("spec.ports[{i}].nodePort"),
-                            np.to_string(),
-                            "provided port is already allocated".into(),
-                        )),
-                    }
+                        Some(_) => "provided port is already allocated".to_string(),
+                        None => format!(
+                            "provided port is not in the valid range. The range of valid ports is {low}-{high}"
+                        ),
+                    };
+                    errors.push(invalid(
+                        &format!("spec.ports[{i}].nodePort"),
+                        np.to_string(),
+                        problem,
+                    ));
                 }
                 None => {
                     let found = (low..=high)
                         .map(|p| Held::Port(proto.clone(), p))
                         .find(|item| free(item, &chosen));
                     let Some(item) = found else {
-                        return Err(ApiError::new(
-                            http::StatusCode::INTERNAL_SERVER_ERROR,
-                            "InternalError",
-                            format!("failed to allocate a nodePort: range {low}-{high} is full"),
-                        ));
+                        return Err(full(format!("a nodePort: range {low}-{high}")));
                     };
                     if let Held::Port(_, p) = &item {
                         port.node_port = Some(i32::from(*p));
@@ -286,6 +284,15 @@ pub fn plan(
         }
     }
     Ok(plan)
+}
+
+/// 500 for a range with nothing left, as Kubernetes' allocators answer.
+fn full(what: String) -> ApiError {
+    ApiError::new(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        format!("failed to allocate {what} is full"),
+    )
 }
 
 /// The ops that release what a deleted Service held (the keys still naming it).

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::Service;
+use rk8s_api::object::kind_named;
 use rk8s_api::{AnyObject, ObjectKind};
 use rk8s_raftstore::proto::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest,
@@ -213,10 +214,7 @@ impl Registry {
         let expected = resource_version(obj)?;
         if let AnyObject::Service(svc) = obj {
             let old = self.get(&kind, obj.namespace(), obj.name()).await?;
-            let AnyObject::Service(old) = old else {
-                return Err(ApiError::internal("a Service key holds something else"));
-            };
-            return self.write_service(svc, Some((&old, expected))).await;
+            return self.replace_service(svc, &old, expected).await;
         }
         let key = obj.storage_key();
         match self
@@ -250,7 +248,11 @@ impl Registry {
                 })),
             }];
             success.extend(allocator::release_all(svc, &taken));
-            return self.object_txn(obj, expected, Vec::new(), success).await;
+            return match self.object_txn(obj, expected, Vec::new(), success).await? {
+                Some(revision) => Ok(revision),
+                // Only the object's own condition was asked: it held.
+                None => Err(ApiError::modified(&kind, obj.name())),
+            };
         }
         match self
             .store
@@ -285,7 +287,14 @@ impl Registry {
             let result = match change(current.clone())? {
                 Change::Unchanged => return Ok(Updated::Unchanged(current)),
                 Change::DryRun(new) => return Ok(Updated::Replaced(new)),
-                Change::Replace(new) => self.replace(&new).await.map(Updated::Replaced),
+                Change::Replace(new) => match (&new, &current) {
+                    // The current Service is at hand: its allocations need no new read.
+                    (AnyObject::Service(svc), old) => self
+                        .replace_service(svc, old, resource_version(&new)?)
+                        .await
+                        .map(Updated::Replaced),
+                    _ => self.replace(&new).await.map(Updated::Replaced),
+                },
                 Change::Delete(old) => self.remove(&old).await.map(|r| Updated::Deleted(old, r)),
             };
             match result {
@@ -297,6 +306,19 @@ impl Registry {
 }
 
 impl Registry {
+    /// Replaces the Service `old` (at `expected`) with `svc`.
+    async fn replace_service(
+        &self,
+        svc: &Service,
+        old: &AnyObject,
+        expected: i64,
+    ) -> ApiResult<AnyObject> {
+        let AnyObject::Service(old) = old else {
+            return Err(ApiError::internal("a Service key holds something else"));
+        };
+        self.write_service(svc, Some((old, expected))).await
+    }
+
     /// Creates (`old`: `None`) or replaces a Service with its ClusterIP and node ports,
     /// in one transaction; retried when another write took an address meanwhile.
     async fn write_service(
@@ -305,7 +327,7 @@ impl Registry {
         old: Option<(&Service, i64)>,
     ) -> ApiResult<AnyObject> {
         let ranges = self.service_ranges();
-        let kind = AnyObject::Service(Box::new(svc.clone())).kind();
+        let kind = kind_named("Service").ok_or_else(ApiError::no_route)?;
         for _ in 0..UPDATE_ATTEMPTS {
             let taken = self.allocation_keys(&kind).await?;
             let mut new = svc.clone();
@@ -333,33 +355,31 @@ impl Registry {
                 })),
             }];
             success.extend(plan.ops);
-            match self
+            let written = self
                 .object_txn(&obj, old.map_or(0, |(_, rv)| rv), plan.compares, success)
-                .await
-            {
-                Ok(revision) => {
-                    let mut stored = obj;
-                    stored.metadata_mut().resource_version = Some(revision.to_string());
-                    return Ok(stored);
-                }
-                Err(e) if e.reason == "Retry" => continue,
-                Err(e) => return Err(e),
+                .await?;
+            if let Some(revision) = written {
+                let mut stored = obj;
+                stored.metadata_mut().resource_version = Some(revision.to_string());
+                return Ok(stored);
             }
+            // Another write took an address or port meanwhile: plan again.
         }
         Err(ApiError::unavailable(
             "too many concurrent Service writes; try again",
         ))
     }
 
-    /// Runs `success` if `obj`'s key is at `expected` (0: absent) and `compares` hold;
-    /// the revision written. When only `compares` failed: an error with reason `Retry`.
+    /// Runs `success` if `obj`'s key is at `expected` (0: absent) and `compares` hold:
+    /// the revision written; `None` when only `compares` failed. The object's own
+    /// condition failing is the error Kubernetes gives for it.
     async fn object_txn(
         &self,
         obj: &AnyObject,
         expected: i64,
         mut compares: Vec<Compare>,
         success: Vec<RequestOp>,
-    ) -> ApiResult<i64> {
+    ) -> ApiResult<Option<i64>> {
         let kind = obj.kind();
         let key = obj.storage_key();
         compares.insert(
@@ -382,7 +402,7 @@ impl Registry {
             .await
             .map_err(|e| ApiError::from_store(&kind, obj.name(), e))?;
         if resp.succeeded {
-            return Ok(resp.revision);
+            return Ok(Some(resp.revision));
         }
         let current = self.find(&kind, obj.namespace(), obj.name()).await?;
         let now = match &current {
@@ -390,19 +410,10 @@ impl Registry {
             None => 0,
         };
         match (expected, now) {
-            (0, 0) => Err(ApiError::new(
-                http::StatusCode::CONFLICT,
-                "Retry",
-                "allocation raced",
-            )),
+            (e, n) if e == n => Ok(None),
             (0, _) => Err(ApiError::already_exists(&kind, obj.name())),
             (_, 0) => Err(ApiError::not_found(&kind, obj.name())),
-            (e, n) if e != n => Err(ApiError::modified(&kind, obj.name())),
-            _ => Err(ApiError::new(
-                http::StatusCode::CONFLICT,
-                "Retry",
-                "allocation raced",
-            )),
+            _ => Err(ApiError::modified(&kind, obj.name())),
         }
     }
 
@@ -446,12 +457,7 @@ impl Registry {
         let mut services = BTreeMap::new();
         for kv in &resp.kvs {
             if let Ok(AnyObject::Service(s)) = decode(kind, kv) {
-                let owner = format!(
-                    "{}/{}",
-                    s.metadata.namespace.as_deref().unwrap_or_default(),
-                    s.metadata.name.as_deref().unwrap_or_default()
-                );
-                services.insert(owner, allocator::held(&s));
+                services.insert(allocator::owner(&s), allocator::held(&s));
             }
         }
         Ok(services)

@@ -108,11 +108,7 @@ impl Overlay {
     }
 
     fn delete_device(&self) -> Result<()> {
-        match self.host.run("ip", &["link", "delete", DEVICE], None) {
-            Ok(_) => Ok(()),
-            Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
-            Err(e) => Err(e),
-        }
+        Self::remove_device(self.host.as_ref())
     }
 
     /// Makes the peers exactly `peers` (by node name; this node is left out by the

@@ -136,7 +136,7 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
     // A cluster node's pods resolve through the node's DNS server on their gateway.
     let dns = identity.as_ref().and_then(|_| {
         Some(ClusterDns {
-            nameserver: subnet.nth(1)?.to_string(),
+            nameserver: dns_address(subnet)?.to_string(),
             domain: config.cluster_domain.clone(),
         })
     });
@@ -315,6 +315,12 @@ async fn start_cluster_side(
     Ok(actors)
 }
 
+/// Where the node's DNS server listens and its pods send queries: their gateway,
+/// the first address of the node's range (where [`Network`] puts the bridge).
+fn dns_address(subnet: Ipv4Net) -> Option<std::net::Ipv4Addr> {
+    subnet.nth(1)
+}
+
 /// The VXLAN overlay, the Service proxy and the DNS server, kept by a task. A part
 /// that cannot start is reported and left out; pods still run on this node.
 async fn start_cluster_network(
@@ -341,7 +347,7 @@ async fn start_cluster_network(
         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     );
     let records = Records::new(&config.cluster_domain).with_upstreams(upstreams);
-    let dns = match subnet.nth(1) {
+    let dns = match dns_address(subnet) {
         Some(gateway) => {
             let address = std::net::SocketAddr::from((gateway, 53));
             DnsServer::start(address, records.clone())

@@ -64,6 +64,7 @@ pub async fn keep(client: kube::Client, network: ClusterNetwork) {
         node_events,
         futures_util::stream::select(service_events, endpoint_events),
     ));
+    let me = network.node.clone();
     let network = Arc::new(Mutex::new(network));
     loop {
         if events.next().await.is_none() {
@@ -78,14 +79,12 @@ pub async fn keep(client: kube::Client, network: ClusterNetwork) {
                 () = &mut deadline => break,
             }
         }
-        let (peers, ports, names) = {
-            let me = network.lock().await.node.clone();
-            (
-                peers(&nodes, &me),
-                service_ports(&services, &endpoints),
-                names(&services, &endpoints),
-            )
-        };
+        let by_name = endpoints_by_name(&endpoints);
+        let (peers, ports, names) = (
+            peers(&nodes, &me),
+            service_ports(&services, &by_name),
+            names(&services, &by_name),
+        );
         let network = network.clone();
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
@@ -154,13 +153,20 @@ fn protocol(p: Option<&str>) -> Option<Protocol> {
     }
 }
 
-/// The ports of every Service with a ClusterIP, with their ready endpoints.
-pub fn service_ports(services: &Store<Service>, endpoints: &Store<Endpoints>) -> Vec<ServicePort> {
-    let by_name: BTreeMap<_, _> = endpoints
+/// Every Endpoints object by `(namespace, name)`.
+pub type EndpointsByName = BTreeMap<(String, String), Arc<Endpoints>>;
+
+/// The reflector's Endpoints by `(namespace, name)`, read once per sync.
+pub fn endpoints_by_name(endpoints: &Store<Endpoints>) -> EndpointsByName {
+    endpoints
         .state()
         .into_iter()
         .map(|e| (key(&e.metadata), e))
-        .collect();
+        .collect()
+}
+
+/// The ports of every Service with a ClusterIP, with their ready endpoints.
+pub fn service_ports(services: &Store<Service>, by_name: &EndpointsByName) -> Vec<ServicePort> {
     let mut out = Vec::new();
     for svc in services.state() {
         let Some(spec) = &svc.spec else { continue };
@@ -222,7 +228,7 @@ fn endpoints_of(e: &Endpoints, name: Option<&str>, proto: Protocol) -> Vec<Socke
 /// Every Service's DNS addresses: its ClusterIP, or (headless) its ready endpoints.
 pub fn names(
     services: &Store<Service>,
-    endpoints: &Store<Endpoints>,
+    by_name: &EndpointsByName,
 ) -> BTreeMap<(String, String), Vec<Ipv4Addr>> {
     let mut out = BTreeMap::new();
     for svc in services.state() {
@@ -233,12 +239,11 @@ pub fn names(
         let id = key(&svc.metadata);
         let ips = match spec.cluster_ip.as_deref() {
             Some("None") => {
-                let mut ips: Vec<Ipv4Addr> = endpoints
-                    .state()
-                    .iter()
-                    .filter(|e| key(&e.metadata) == id)
-                    .flat_map(|e| e.subsets.clone().unwrap_or_default())
-                    .flat_map(|s| s.addresses.unwrap_or_default())
+                let mut ips: Vec<Ipv4Addr> = by_name
+                    .get(&id)
+                    .into_iter()
+                    .flat_map(|e| e.subsets.iter().flatten())
+                    .flat_map(|s| s.addresses.iter().flatten())
                     .filter_map(|a| a.ip.parse().ok())
                     .collect();
                 ips.sort();

@@ -168,3 +168,19 @@ fn an_update_keeps_what_it_holds_and_releases_what_it_drops() {
     );
     assert_eq!(new.spec.unwrap().cluster_ip, old.spec.unwrap().cluster_ip);
 }
+
+#[test]
+fn a_given_node_port_must_be_in_the_servers_range() {
+    // small() offers 30000-30002: 30005 passes offline validation, not this server.
+    let mut s = service(
+        "np",
+        "spec: {type: NodePort, ports: [{name: http, port: 80, nodePort: 30005}]}",
+    );
+    let e = plan(&small(), &mut s, None, &BTreeMap::new(), &|_, _| true).unwrap_err();
+    assert!(
+        e.message
+            .contains("The range of valid ports is 30000-30002"),
+        "{}",
+        e.message
+    );
+}
