@@ -170,7 +170,7 @@ for i in 1 2; do
   mkdir -p "$STATE/node-$n/data"
   RK8S_DATA_DIR=$STATE/node-$n/data "$BIN/rk8sctl" image import target/images/busybox \
     --name docker.io/library/busybox:1.36 >/dev/null
-  join=$("$BIN/rk8s-server" token create --endpoint 127.0.0.1:12380 --server "$API" --ttl 10m)
+  join=$("$BIN/rk8s-server" token create --endpoint 127.0.0.1:12380 --data-dir "$STATE/server" --server "$API" --ttl 10m)
   token=$(echo "$join" | sed 's/.*--token \([^ ]*\).*/\1/')
   hash=$(echo "$join" | sed 's/.*--ca-cert-hash \([^ ]*\).*/\1/')
   say "node $n: rk8s-node join $API --token ${token%%.*}.… --ca-cert-hash ${hash:0:20}…"

@@ -828,3 +828,86 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         .unwrap();
     assert_eq!(ip_of(&h), "10.96.0.2");
 }
+
+/// `POST /rk8s/v1/members` with `token`: the status code and the answer.
+async fn ask_for_member_cert(
+    server: &Server,
+    token: &str,
+    peer_address: &str,
+) -> Result<rk8s_apiserver::members::JoinResponse, (u16, String)> {
+    let client = server.client_with_token(Some(token)).await;
+    let body = serde_json::to_vec(&json!({ "peerAddress": peer_address })).unwrap();
+    let request = http::Request::post("/rk8s/v1/members")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap();
+    client.request(request).await.map_err(|e| match e {
+        kube::Error::Api(s) => (s.code, s.message),
+        other => panic!("{other}"),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_tokens_give_one_member_certificate() {
+    let server = Server::start(API_ONLY);
+    let words = server.member_join_args();
+    let token = &words[words.iter().position(|w| w == "--token").unwrap() + 1];
+    // A node bootstrap token or the admin gets no member certificate.
+    let (node_token, _) = support::node::bootstrap_token(&server);
+    let admin_token = std::fs::read_to_string(server.data_dir().join("pki/admin.token")).unwrap();
+    for other in [node_token.as_str(), admin_token.trim()] {
+        let (status, message) = ask_for_member_cert(&server, other, "127.0.0.1:2390")
+            .await
+            .unwrap_err();
+        assert_eq!(status, 403, "{message}");
+        assert!(
+            message.contains("only member bootstrap tokens"),
+            "{message}"
+        );
+    }
+    // A bad peer address: 400, naming the field; the token is still good.
+    let (status, message) = ask_for_member_cert(&server, token, "0.0.0.0:2390")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status, message.contains("peerAddress")),
+        (400, true),
+        "{message}"
+    );
+    let joined = ask_for_member_cert(&server, token, "127.0.0.1:2390")
+        .await
+        .unwrap();
+    assert_eq!(joined.join, server.peer);
+    let own = rk8s_apiserver::members::MemberCerts::load(&server.data_dir())
+        .unwrap()
+        .unwrap();
+    assert_eq!(joined.certs.member_ca, own.member_ca);
+    // The certificate opens the store port.
+    let tls = joined.certs.tls().unwrap();
+    let store = rk8s_raftstore::client::StoreClient::connect_with(&server.peer, Some(&tls.client))
+        .await
+        .unwrap();
+    assert!(store.status().await.is_ok());
+    // Once only.
+    let (status, message) = ask_for_member_cert(&server, token, "127.0.0.1:2391")
+        .await
+        .unwrap_err();
+    assert_eq!(status, 401, "{message}");
+    assert!(
+        message.contains("already used (by member 127.0.0.1:2390)"),
+        "{message}"
+    );
+    // A member token does not join nodes.
+    let words = server.member_join_args();
+    let token = &words[words.iter().position(|w| w == "--token").unwrap() + 1];
+    let client = server.client_with_token(Some(token)).await;
+    let request = http::Request::post("/rk8s/v1/join")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&json!({"nodeName": "n1"})).unwrap())
+        .unwrap();
+    let err = client
+        .request::<serde_json::Value>(request)
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), 403);
+}

@@ -242,9 +242,9 @@ async fn constraints_hold_across_fifty_nodes_and_five_hundred_pods() {
     );
 }
 
-/// Whether the member at `peer` is the Raft leader.
-async fn leads(peer: &str) -> bool {
-    let Ok(client) = rk8s_raftstore::client::StoreClient::connect(peer).await else {
+/// Whether `member` is the Raft leader.
+async fn leads(member: &Server) -> bool {
+    let Ok(client) = member.store_client(&member.peer).await else {
         return false;
     };
     matches!(
@@ -306,7 +306,7 @@ async fn the_scheduler_and_controllers_follow_the_raft_leader() {
     let mut leader = None;
     for _ in 0..50 {
         for (i, m) in members.iter().enumerate() {
-            if leads(&m.peer).await {
+            if leads(m).await {
                 leader = Some(i);
             }
         }

@@ -1,7 +1,8 @@
 //! Real `rk8s-server` processes on loopback: three store members (the second and third
-//! join at runtime), continuous writes, SIGKILL of the leader, a new election, no
-//! acknowledged write lost, and the killed member catching up — from a snapshot, since
-//! the log it missed has been compacted by then.
+//! join at runtime, with member bootstrap tokens), continuous writes, SIGKILL of the
+//! leader, a new election, no acknowledged write lost, and the killed member catching
+//! up — from a snapshot, since the log it missed has been compacted by then. And the
+//! store port open only to certificates of the member CA.
 
 // Test helpers may panic: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,6 +11,10 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use rk8s_apiserver::members::MemberCerts;
+
+mod support;
 
 use rk8s_raftstore::client::StoreClient;
 use rk8s_raftstore::proto::{RangeRequest, StatusResponse};
@@ -22,9 +27,12 @@ struct Cluster {
 
 struct Member {
     addr: String,
+    port: u16,
     dir: PathBuf,
     child: Option<Child>,
 }
+
+type ClientTls = rk8s_raftstore::transport::PeerTls;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -35,8 +43,9 @@ fn free_port() -> u16 {
 }
 
 impl Cluster {
-    fn new() -> Self {
-        let root = std::env::temp_dir().join(format!("rk8s-store-cluster-{}", std::process::id()));
+    fn new(test: &str) -> Self {
+        let root =
+            std::env::temp_dir().join(format!("rk8s-store-cluster-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         Cluster {
@@ -45,7 +54,7 @@ impl Cluster {
         }
     }
 
-    fn spawn(&mut self, i: usize, join: Option<&str>) {
+    fn spawn(&mut self, i: usize, join: &[String]) {
         let member = &mut self.members[i];
         let log = std::fs::File::create(self.root.join(format!("member{i}.log"))).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rk8s-server"));
@@ -56,27 +65,40 @@ impl Cluster {
             .arg("--snapshot-entries")
             .arg("200")
             .arg("--port")
-            .arg(free_port().to_string())
+            .arg(member.port.to_string())
             .arg("--admin-kubeconfig")
             .arg(self.root.join(format!("member{i}.kubeconfig")))
             .env("RUST_LOG", "info,raft=warn")
             .stdout(Stdio::null())
-            .stderr(log);
-        if let Some(peer) = join {
-            cmd.arg("--join").arg(peer);
-        }
+            .stderr(log)
+            .args(join);
         member.child = Some(cmd.spawn().expect("failed to start rk8s-server"));
     }
 
-    fn add(&mut self, join: Option<&str>) -> usize {
+    /// Starts a member: the first one makes the cluster, the others join it through
+    /// the first one's API with a member bootstrap token.
+    fn add(&mut self) -> usize {
         let i = self.members.len();
+        let join = match self.members.first() {
+            Some(first) => member_join_args(first),
+            None => Vec::new(),
+        };
         self.members.push(Member {
             addr: format!("127.0.0.1:{}", free_port()),
+            port: free_port(),
             dir: self.root.join(format!("member{i}")),
             child: None,
         });
-        self.spawn(i, join);
+        self.spawn(i, &join);
         i
+    }
+
+    /// A client side of the store's mutual TLS: the first member's certificate.
+    fn tls(&self) -> ClientTls {
+        let certs = MemberCerts::load(&self.members[0].dir)
+            .unwrap()
+            .expect("the first member has made its certificate");
+        certs.tls().unwrap()
     }
 
     fn kill(&mut self, i: usize) {
@@ -104,8 +126,21 @@ impl Drop for Cluster {
     }
 }
 
-async fn status(addr: &str) -> Option<StatusResponse> {
-    let client = StoreClient::connect(addr).await.ok()?;
+/// `rk8s-server token create --member` against `first`: the arguments of the command
+/// it prints.
+fn member_join_args(first: &Member) -> Vec<String> {
+    let url = format!("https://127.0.0.1:{}", first.port);
+    support::apiserver::token_create(&first.addr, &first.dir, &url, &["--member"])
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+async fn status(tls: &ClientTls, addr: &str) -> Option<StatusResponse> {
+    let client = StoreClient::connect_with(addr, Some(&tls.client))
+        .await
+        .ok()?;
     tokio::time::timeout(Duration::from_secs(2), client.status())
         .await
         .ok()?
@@ -124,9 +159,9 @@ async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> 
 }
 
 /// Writes `key` through whichever member answers; `true` once acknowledged.
-async fn write(addrs: &[String], key: &str) -> bool {
+async fn write(tls: &ClientTls, addrs: &[String], key: &str) -> bool {
     for addr in addrs {
-        let Ok(client) = StoreClient::connect(addr).await else {
+        let Ok(client) = StoreClient::connect_with(addr, Some(&tls.client)).await else {
             continue;
         };
         let put = client.put(key.as_bytes(), b"v");
@@ -139,21 +174,30 @@ async fn write(addrs: &[String], key: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_survives_the_leader_being_killed() {
-    let mut cluster = Cluster::new();
-    let first = cluster.add(None);
+    let mut cluster = Cluster::new("failover");
+    let first = cluster.add();
     let a0 = cluster.members[first].addr.clone();
+    let first_kubeconfig = cluster.root.join("member0.kubeconfig");
+    wait_for(
+        "the first member's API",
+        Duration::from_secs(20),
+        async || first_kubeconfig.exists().then_some(()),
+    )
+    .await;
+    let tls = cluster.tls();
+    let tls = &tls;
     let s = wait_for(
         "the first member to lead",
         Duration::from_secs(20),
-        async || status(&a0).await.filter(|s| s.leader == s.id),
+        async || status(tls, &a0).await.filter(|s| s.leader == s.id),
     )
     .await;
     assert_eq!(s.voters.len(), 1);
-    cluster.add(Some(&a0));
-    cluster.add(Some(&a0));
+    cluster.add();
+    cluster.add();
     let addrs: Vec<String> = cluster.members.iter().map(|m| m.addr.clone()).collect();
     wait_for("three voters", Duration::from_secs(30), async || {
-        status(&a0)
+        status(tls, &a0)
             .await
             .filter(|s| s.voters.len() == 3 && s.learners.is_empty())
     })
@@ -163,7 +207,7 @@ async fn the_store_survives_the_leader_being_killed() {
     let mut acked = Vec::new();
     for i in 0..300 {
         let key = format!("/test/before/{i:04}");
-        if write(&addrs, &key).await {
+        if write(tls, &addrs, &key).await {
             acked.push(key);
         }
     }
@@ -174,15 +218,15 @@ async fn the_store_survives_the_leader_being_killed() {
     );
 
     // SIGKILL the leader.
-    let leader_id = status(&a0).await.unwrap().leader;
+    let leader_id = status(tls, &a0).await.unwrap().leader;
     let mut leader = None;
     for (i, addr) in addrs.iter().enumerate() {
-        if status(addr).await.is_some_and(|s| s.id == leader_id) {
+        if status(tls, addr).await.is_some_and(|s| s.id == leader_id) {
             leader = Some(i);
         }
     }
     let leader = leader.expect("the leader answers");
-    let applied_at_kill = status(&addrs[leader]).await.unwrap().applied;
+    let applied_at_kill = status(tls, &addrs[leader]).await.unwrap().applied;
     cluster.kill(leader);
     let survivors: Vec<String> = addrs
         .iter()
@@ -191,7 +235,7 @@ async fn the_store_survives_the_leader_being_killed() {
         .map(|(_, a)| a.clone())
         .collect();
     let new_leader = wait_for("a new leader", Duration::from_secs(30), async || {
-        let s = status(&survivors[0]).await?;
+        let s = status(tls, &survivors[0]).await?;
         (s.leader != 0 && s.leader != leader_id).then_some(s.leader)
     })
     .await;
@@ -200,7 +244,7 @@ async fn the_store_survives_the_leader_being_killed() {
     // Enough writes while it is down that the log it missed is compacted away.
     for i in 0..600 {
         let key = format!("/test/after/{i:04}");
-        if write(&survivors, &key).await {
+        if write(tls, &survivors, &key).await {
             acked.push(key);
         }
     }
@@ -211,13 +255,17 @@ async fn the_store_survives_the_leader_being_killed() {
     );
 
     // Restart the killed member: it catches up.
-    cluster.spawn(leader, None);
-    let revision = status(&survivors[0]).await.unwrap().revision;
+    cluster.spawn(leader, &[]);
+    let revision = status(tls, &survivors[0]).await.unwrap().revision;
     let killed = addrs[leader].clone();
     let caught_up = wait_for(
         "the restarted member to catch up",
         Duration::from_secs(30),
-        async || status(&killed).await.filter(|s| s.revision >= revision),
+        async || {
+            status(tls, &killed)
+                .await
+                .filter(|s| s.revision >= revision)
+        },
     )
     .await;
     // It holds a snapshot newer than what it had when killed: the others compacted the
@@ -230,7 +278,9 @@ async fn the_store_survives_the_leader_being_killed() {
 
     // No acknowledged write is lost, on any member (read locally on each).
     for addr in &addrs {
-        let client = StoreClient::connect(addr).await.unwrap();
+        let client = StoreClient::connect_with(addr, Some(&tls.client))
+            .await
+            .unwrap();
         let prefix = b"/test/".to_vec();
         let range = RangeRequest {
             key: prefix.clone(),
@@ -253,10 +303,94 @@ async fn the_store_survives_the_leader_being_killed() {
         );
     }
     // A linearizable read through the restarted member works too.
-    let client = StoreClient::connect(&killed).await.unwrap();
+    let client = StoreClient::connect_with(&killed, Some(&tls.client))
+        .await
+        .unwrap();
     let one = RangeRequest {
         key: acked[0].as_bytes().to_vec(),
         ..Default::default()
     };
     assert_eq!(client.range(one, true).await.unwrap().count, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_member_certificates_open_the_store_port() {
+    use rk8s_apiserver::cluster::{CLUSTER_KEY, ClusterSecrets};
+    use rk8s_apiserver::pki::{ClusterCa, member_tls};
+    let mut cluster = Cluster::new("tls");
+    cluster.add();
+    let addr = cluster.members[0].addr.clone();
+    let kubeconfig = cluster.root.join("member0.kubeconfig");
+    wait_for("the member's API", Duration::from_secs(20), async || {
+        kubeconfig.exists().then_some(())
+    })
+    .await;
+    let tls = cluster.tls();
+    let s = status(&tls, &addr)
+        .await
+        .expect("a member certificate opens it");
+    assert_eq!(s.voters, [s.id]);
+
+    // The cluster's secrets, read with the member certificate: the cluster CA (and
+    // the member CA, whose key a member's API server signs joining members with).
+    let client = StoreClient::connect_with(&addr, Some(&tls.client))
+        .await
+        .unwrap();
+    let read = RangeRequest {
+        key: CLUSTER_KEY.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let kv = client.range(read, true).await.unwrap().kvs.remove(0);
+    let secrets: ClusterSecrets = serde_json::from_slice(&kv.value).unwrap();
+    let member_ca = secrets.member_ca.expect("the member CA is in the store");
+    let certs = MemberCerts::load(&cluster.members[0].dir).unwrap().unwrap();
+    assert_eq!(member_ca.cert_pem, certs.member_ca);
+
+    // Refused: no TLS; TLS without a client certificate; the cluster CA's client
+    // certificate (the API server's towards nodes); another cluster's member.
+    let plain = StoreClient::connect(&addr).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), plain.status()).await;
+    assert!(
+        matches!(answer, Ok(Err(_))),
+        "a plain connection got {answer:?}"
+    );
+    let (apiserver_cert, apiserver_key) = secrets.ca.issue_apiserver_client().unwrap();
+    let foreign_ca = ClusterCa::generate_member_ca().unwrap();
+    let (foreign_cert, foreign_key) = foreign_ca.issue_member(&["127.0.0.1".into()]).unwrap();
+    let cases = [
+        (
+            "the cluster CA's client certificate",
+            apiserver_cert,
+            apiserver_key,
+        ),
+        (
+            "another cluster's member certificate",
+            foreign_cert,
+            foreign_key,
+        ),
+    ];
+    for (what, cert, key) in cases {
+        // Trusting the right CA, presenting the wrong certificate.
+        let wrong = member_tls(&certs.member_ca, &cert, &key).unwrap();
+        let refused = match StoreClient::connect_with(&addr, Some(&wrong.client)).await {
+            Err(_) => true,
+            Ok(c) => matches!(
+                tokio::time::timeout(Duration::from_secs(5), c.status()).await,
+                Ok(Err(_))
+            ),
+        };
+        assert!(refused, "{what} opened the store port");
+    }
+    // And a member does not trust a server of another member CA.
+    let impostor = member_tls(&foreign_ca.cert_pem, &certs.cert, &certs.key).unwrap();
+    let trusted = match StoreClient::connect_with(&addr, Some(&impostor.client)).await {
+        Err(_) => false,
+        Ok(c) => matches!(
+            tokio::time::timeout(Duration::from_secs(5), c.status()).await,
+            Ok(Ok(_))
+        ),
+    };
+    assert!(!trusted, "a client trusted a member of another CA");
+    let log = std::fs::read_to_string(cluster.root.join("member0.log")).unwrap();
+    assert!(log.contains("refused a connection from 127.0.0.1"), "{log}");
 }

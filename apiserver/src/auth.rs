@@ -31,18 +31,20 @@ pub struct TokenRecord {
     /// When the token stops working (never if unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<jiff::Timestamp>,
-    /// For a bootstrap token: the node that used it (it works once).
+    /// For a bootstrap token: who used it (it works once): `node NAME` or
+    /// `member ADDRESS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_by: Option<String>,
 }
 
-/// The 401 for a bootstrap token that was used already.
-pub fn used_token(id: &str, node: &str) -> ApiError {
+/// The 401 for a bootstrap token that was used already (`by`: node NAME, member
+/// ADDRESS).
+pub fn used_token(id: &str, by: &str) -> ApiError {
     ApiError::new(
         http::StatusCode::UNAUTHORIZED,
         "Unauthorized",
         format!(
-            "bootstrap token {id} was already used (by node {node}): create a new one with rk8s-server token create"
+            "bootstrap token {id} was already used (by {by}): create a new one with rk8s-server token create"
         ),
     )
 }
@@ -57,6 +59,9 @@ pub enum Identity {
     Node(String),
     /// A bootstrap token, by token id: may only register a node.
     Bootstrap(String),
+    /// A member bootstrap token, by token id: may only get a store member's
+    /// certificate (`rk8s-server --join`).
+    MemberBootstrap(String),
 }
 
 impl Identity {
@@ -65,7 +70,9 @@ impl Identity {
         match self {
             Identity::Admin => "admin".to_string(),
             Identity::Node(n) => format!("system:node:{n}"),
-            Identity::Bootstrap(id) => format!("system:bootstrap:{id}"),
+            Identity::Bootstrap(id) | Identity::MemberBootstrap(id) => {
+                format!("system:bootstrap:{id}")
+            }
         }
     }
 }
@@ -193,8 +200,10 @@ impl Authenticator {
                 format!("the token expired at {expired}"),
             ));
         }
-        if let (Identity::Bootstrap(id), Some(node)) = (&record.identity, &record.used_by) {
-            return Err(used_token(id, node));
+        if let (Identity::Bootstrap(id) | Identity::MemberBootstrap(id), Some(by)) =
+            (&record.identity, &record.used_by)
+        {
+            return Err(used_token(id, by));
         }
         Ok(record.identity)
     }
@@ -251,7 +260,9 @@ fn denied(identity: &Identity, req: &ResourceRequest) -> ApiError {
 pub fn authorize(identity: &Identity, req: &ResourceRequest) -> ApiResult<Access> {
     let node = match identity {
         Identity::Admin => return Ok(Access::All),
-        Identity::Bootstrap(_) => return Err(denied(identity, req)),
+        Identity::Bootstrap(_) | Identity::MemberBootstrap(_) => {
+            return Err(denied(identity, req));
+        }
         Identity::Node(n) => n,
     };
     // Logs and exec reach into containers: the admin's alone.

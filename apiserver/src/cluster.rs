@@ -43,6 +43,9 @@ pub struct ApiConfig {
     pub pod_cidrs: crate::join::PodCidrs,
     /// Where Services' ClusterIPs and node ports come from.
     pub service_ranges: crate::allocator::ServiceRanges,
+    /// The member CA this member made as the cluster's first (see
+    /// [`crate::members::bootstrap`]): stored with the cluster's secrets.
+    pub member_ca: Option<ClusterCa>,
 }
 
 /// Why the API server could not start.
@@ -78,9 +81,13 @@ pub enum StartError {
 pub struct ClusterSecrets {
     /// The cluster CA.
     pub ca: ClusterCa,
+    /// The member CA (store members' mutual TLS; see [`crate::members`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_ca: Option<ClusterCa>,
 }
 
-fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), StartError> {
+/// Writes a file atomically (through a temporary file), `private` ones mode 0600.
+pub(crate) fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), StartError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| StartError::Io {
         path: path.to_path_buf(),
@@ -126,7 +133,10 @@ async fn wait_ready(store: &Store) -> Result<(), StartError> {
 /// Reads the cluster's secrets, creating them (and the admin token) if this is the
 /// first start of the cluster. Returns them and, when this call created the cluster,
 /// the admin token.
-async fn cluster_secrets(store: &Store) -> Result<(ClusterSecrets, Option<String>), StartError> {
+async fn cluster_secrets(
+    store: &Store,
+    member_ca: Option<&ClusterCa>,
+) -> Result<(ClusterSecrets, Option<String>), StartError> {
     let failed = |e: StoreError| StartError::Store(e.to_string());
     loop {
         let read = RangeRequest {
@@ -135,12 +145,26 @@ async fn cluster_secrets(store: &Store) -> Result<(ClusterSecrets, Option<String
         };
         let found = store.range(read, true).await.map_err(failed)?;
         if let Some(kv) = found.kvs.first() {
-            let secrets = serde_json::from_slice(&kv.value)
+            let mut secrets: ClusterSecrets = serde_json::from_slice(&kv.value)
                 .map_err(|e| StartError::Store(format!("{CLUSTER_KEY} does not decode: {e}")))?;
+            if let (None, Some(ca)) = (&secrets.member_ca, member_ca) {
+                // A cluster made before members had a CA of their own.
+                secrets.member_ca = Some(ca.clone());
+                let value =
+                    serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
+                match store
+                    .put(CLUSTER_KEY.as_bytes(), &value, 0, Some(kv.mod_revision))
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(failed(e)),
+                }
+            }
             return Ok((secrets, None));
         }
         let secrets = ClusterSecrets {
             ca: ClusterCa::generate()?,
+            member_ca: member_ca.cloned(),
         };
         let value = serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
         match store.put(CLUSTER_KEY.as_bytes(), &value, 0, Some(0)).await {
@@ -263,7 +287,7 @@ impl Running {
 /// Starts the API server on `store` as `cfg` says.
 pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> {
     wait_ready(&store).await?;
-    let (secrets, admin_token) = cluster_secrets(&store).await?;
+    let (secrets, admin_token) = cluster_secrets(&store, cfg.member_ca.as_ref()).await?;
     let pki = cfg.data_dir.join("pki");
     write_file(&pki.join("ca.crt"), &secrets.ca.cert_pem, false)?;
     let token_file = pki.join("admin.token");

@@ -207,10 +207,10 @@ pub async fn join(
             .ok_or_else(ApiError::unauthorized)?;
         let mut record: TokenRecord =
             serde_json::from_slice(&value).map_err(|e| ApiError::internal(e.to_string()))?;
-        if let Some(node) = &record.used_by {
-            return Err(auth::used_token(token_id, node));
+        if let Some(by) = &record.used_by {
+            return Err(auth::used_token(token_id, by));
         }
-        record.used_by = Some(name.clone());
+        record.used_by = Some(format!("node {name}"));
         let node_cidr_key = format!("{NODE_CIDRS_PREFIX}{name}");
         let existing = get(store, &node_cidr_key).await?;
         let (cidr, mut compares) = match &existing {

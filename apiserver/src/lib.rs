@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod discovery;
 pub mod handlers;
 pub mod join;
+pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod patch;

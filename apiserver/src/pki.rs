@@ -1,5 +1,11 @@
-//! The cluster's certificates: one CA per cluster (kept in the store, so every member
-//! signs with the same one), and a serving certificate per member signed by it.
+//! The cluster's certificates. Two CAs per cluster, both kept in the store so every
+//! member signs with the same ones, as kubeadm keeps a cluster CA and an etcd CA:
+//!
+//! - the cluster CA: the API servers' serving certificates, the nodes' serving
+//!   certificates, and the API servers' client certificate towards nodes;
+//! - the member CA: the store members' certificates, each both server and client for
+//!   the mutual TLS between members. Nothing else is signed by it, so no certificate
+//!   of the cluster CA opens the store.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,6 +19,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 
 const CA_NAME: &str = "rk8s-ca";
+const MEMBER_CA_NAME: &str = "rk8s-member-ca";
+
+/// The subject of every store member's certificate.
+pub const MEMBER_NAME: &str = "rk8s-member";
 
 /// The subject of the API server's client certificate towards node agents.
 pub const APISERVER_CLIENT_NAME: &str = "system:rk8s-apiserver";
@@ -51,10 +61,10 @@ pub enum PkiError {
     Tls(#[from] rustls::Error),
 }
 
-fn ca_params() -> CertificateParams {
+fn ca_params(name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, CA_NAME);
+    dn.push(DnType::CommonName, name);
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
@@ -84,20 +94,46 @@ fn valid_for(params: &mut CertificateParams, days: i64) {
 }
 
 impl ClusterCa {
-    /// A new CA, valid for ten years.
+    /// A new cluster CA, valid for ten years.
     pub fn generate() -> Result<Self, PkiError> {
+        Self::generate_named(CA_NAME)
+    }
+
+    /// A new member CA (for the store's peers), valid for ten years.
+    pub fn generate_member_ca() -> Result<Self, PkiError> {
+        Self::generate_named(MEMBER_CA_NAME)
+    }
+
+    fn generate_named(name: &str) -> Result<Self, PkiError> {
         let key = KeyPair::generate()?;
-        let cert = ca_params().self_signed(&key)?;
+        let cert = ca_params(name).self_signed(&key)?;
         Ok(ClusterCa {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
     }
 
+    /// Issues a store member's certificate (a member CA's job): server and client at
+    /// once, for `names` (the host peers reach it at, DNS name or IP address).
+    pub fn issue_member(&self, names: &[String]) -> Result<(String, String), PkiError> {
+        self.issue(
+            MEMBER_NAME,
+            names,
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
     /// Issues the API server's serving certificate for `names` (DNS names or IP
     /// addresses), valid for a year; returns (certificate PEM, key PEM).
     pub fn issue_server(&self, names: &[String]) -> Result<(String, String), PkiError> {
-        self.issue("rk8s-apiserver", names, ExtendedKeyUsagePurpose::ServerAuth)
+        self.issue(
+            "rk8s-apiserver",
+            names,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
+        )
     }
 
     /// Issues a node agent's serving certificate (its port 10250) for `names`.
@@ -109,7 +145,7 @@ impl ClusterCa {
         self.issue(
             &format!("system:node:{node}"),
             names,
-            ExtendedKeyUsagePurpose::ServerAuth,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
         )
     }
 
@@ -120,7 +156,7 @@ impl ClusterCa {
         self.issue(
             APISERVER_CLIENT_NAME,
             &[],
-            ExtendedKeyUsagePurpose::ClientAuth,
+            &[ExtendedKeyUsagePurpose::ClientAuth],
         )
     }
 
@@ -128,13 +164,18 @@ impl ClusterCa {
         &self,
         common_name: &str,
         names: &[String],
-        usage: ExtendedKeyUsagePurpose,
+        usages: &[ExtendedKeyUsagePurpose],
     ) -> Result<(String, String), PkiError> {
         let ca_key = KeyPair::from_pem(&self.key_pem).map_err(|e| PkiError::Invalid {
             what: "CA key",
             detail: e.to_string(),
         })?;
-        let issuer = Issuer::new(ca_params(), ca_key);
+        // The issuer as the CA certificate names itself.
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.cert_pem, ca_key).map_err(|e| PkiError::Invalid {
+                what: "CA certificate",
+                detail: e.to_string(),
+            })?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, common_name);
@@ -150,7 +191,7 @@ impl ClusterCa {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usages.to_vec();
         valid_for(&mut params, 365);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
@@ -280,6 +321,37 @@ pub fn node_client_config(
     Ok(Arc::new(config))
 }
 
+/// A store member's mutual TLS, from the member CA and the member's certificate: it
+/// accepts peers and clients only with a certificate of the member CA, and presents
+/// its own when it connects.
+pub fn member_tls(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<rk8s_raftstore::transport::PeerTls, PkiError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let roots = roots(ca_pem)?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .build()
+            .map_err(|e| PkiError::Invalid {
+                what: "member CA certificate",
+                detail: e.to_string(),
+            })?;
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs.clone(), key.clone_key())?;
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)?;
+    Ok(rk8s_raftstore::transport::PeerTls {
+        server: Arc::new(server),
+        client: Arc::new(client),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,5 +434,51 @@ mod tests {
         );
         node_server_config(&node, &node_key, &ca.cert_pem).unwrap();
         node_client_config(&ca.cert_pem, &client, &client_key).unwrap();
+    }
+
+    #[test]
+    fn only_member_certificates_reach_the_store() {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::{ServerName, UnixTime};
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let members = ClusterCa::generate_member_ca().unwrap();
+        let (cert, key) = members
+            .issue_member(&["10.0.0.1".into(), "localhost".into()])
+            .unwrap();
+        member_tls(&members.cert_pem, &cert, &key).unwrap();
+        // A member's certificate serves and authenticates.
+        let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots(&members.cert_pem).unwrap(),
+            provider(),
+        )
+        .build()
+        .unwrap();
+        clients
+            .verify_client_cert(&der(&cert), &[], UnixTime::now())
+            .unwrap();
+        verifier(&members.cert_pem)
+            .verify_server_cert(
+                &der(&cert),
+                &[],
+                &ServerName::try_from("10.0.0.1").unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+            .unwrap();
+        // The cluster CA's client certificate (the API server's, towards nodes) and
+        // another cluster's member certificate do not.
+        let cluster = ClusterCa::generate().unwrap();
+        let (apiserver, _) = cluster.issue_apiserver_client().unwrap();
+        let (foreign, _) = ClusterCa::generate_member_ca()
+            .unwrap()
+            .issue_member(&["10.0.0.1".into()])
+            .unwrap();
+        for cert in [&apiserver, &foreign] {
+            assert!(
+                clients
+                    .verify_client_cert(&der(cert), &[], UnixTime::now())
+                    .is_err()
+            );
+        }
     }
 }

@@ -105,6 +105,9 @@ pub enum Route {
     ClusterInfo,
     /// `POST /rk8s/v1/join`: a bootstrap token becomes a node credential.
     Join,
+    /// `POST /rk8s/v1/members`: a member bootstrap token becomes a store member's
+    /// certificate (see [`crate::members`]).
+    MemberJoin,
     /// `POST /rk8s/v1/serving-cert`: a node gets a serving certificate for its port
     /// 10250 from the cluster CA.
     ServingCert,
@@ -199,6 +202,7 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
         ["version"] => return Ok(Route::Version),
         ["rk8s", "v1", "cluster-info"] if method == Method::GET => return Ok(Route::ClusterInfo),
         ["rk8s", "v1", "join"] if method == Method::POST => return Ok(Route::Join),
+        ["rk8s", "v1", "members"] if method == Method::POST => return Ok(Route::MemberJoin),
         ["rk8s", "v1", "serving-cert"] if method == Method::POST => {
             return Ok(Route::ServingCert);
         }

@@ -357,7 +357,7 @@ impl ApiServer {
                     .await
                     .and_then(ok)
             }
-            Route::Join => {
+            Route::Join | Route::MemberJoin => {
                 let bearer = authorization
                     .as_deref()
                     .and_then(|h| h.strip_prefix("Bearer "))
@@ -370,11 +370,21 @@ impl ApiServer {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok());
                 let body = read_body(req.into_body(), length).await?;
-                let cidrs = self.pod_cidrs.get().copied().unwrap_or_default();
-                let joined =
-                    crate::join::join(&self.store, &identity, &bearer, &body, cidrs).await?;
-                let value =
-                    serde_json::to_value(&joined).map_err(|e| ApiError::internal(e.to_string()))?;
+                let value = if route == Route::Join {
+                    let cidrs = self.pod_cidrs.get().copied().unwrap_or_default();
+                    let joined =
+                        crate::join::join(&self.store, &identity, &bearer, &body, cidrs).await?;
+                    serde_json::to_value(&joined)
+                } else {
+                    let member_ca = self.secrets().await?.member_ca.ok_or_else(|| {
+                        ApiError::unavailable("the cluster has no member CA yet (its first member has not started since it got one)")
+                    })?;
+                    let joined =
+                        crate::members::join(&self.store, &member_ca, &identity, &bearer, &body)
+                            .await?;
+                    serde_json::to_value(&joined)
+                };
+                let value = value.map_err(|e| ApiError::internal(e.to_string()))?;
                 Ok(json_response(StatusCode::CREATED, &value, &[]))
             }
             Route::ServingCert => {

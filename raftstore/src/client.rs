@@ -1,11 +1,11 @@
-//! A client of a store member over TCP (the same frames members exchange): used by
-//! joining members, tests and benchmarks. Requests are pipelined on one connection.
+//! A client of a store member over TCP or mutual TLS (the same frames members
+//! exchange): used by joining members, `rk8s-server member|token`, tests and
+//! benchmarks. Requests are pipelined on one connection.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
@@ -30,11 +30,16 @@ fn io_err(e: std::io::Error) -> Error {
 }
 
 impl StoreClient {
-    /// Connects to a member at `addr` (`host:port`).
+    /// Connects to a member without TLS at `addr` (`host:port`).
     pub async fn connect(addr: &str) -> Result<Self> {
-        let stream = TcpStream::connect(addr).await.map_err(io_err)?;
-        let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
+        Self::connect_with(addr, None).await
+    }
+
+    /// Connects to a member at `addr`; with `tls` (a member's client side, see
+    /// [`crate::transport::PeerTls`]), over mutual TLS.
+    pub async fn connect_with(addr: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Self> {
+        let stream = crate::transport::connect(addr, tls).await.map_err(io_err)?;
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let pending: Pending = Arc::default();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Frame>();
         tokio::spawn(async move {

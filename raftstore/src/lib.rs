@@ -6,6 +6,7 @@
 //! - [`lease`]: leases and the leader's lease clock;
 //! - [`state`]: the replicated state machine and its snapshots;
 //! - [`proto`]: the prost messages replicated and stored;
+//! - [`transport`]: connections between members (mutual TLS) and from clients;
 //! - [`metrics`]: Prometheus metrics (leadership, indexes, proposals, fsync, apply).
 //!
 //! ```
@@ -31,6 +32,7 @@ pub mod ops;
 pub mod proto;
 pub mod server;
 pub mod state;
+pub mod transport;
 pub mod watch;
 pub mod wire;
 

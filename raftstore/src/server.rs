@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::client::StoreClient;
@@ -27,6 +27,7 @@ use crate::proto::{
     StatusResponse, TxnRequest, TxnResponse, client_request, client_response, frame,
 };
 use crate::state::Applied;
+use crate::transport::{self, PeerTls};
 use crate::watch::{WatchRequest, WatchStream};
 use crate::wire;
 
@@ -51,6 +52,9 @@ pub struct MemberConfig {
     pub sync: bool,
     /// Log entries between snapshots.
     pub snapshot_entries: u64,
+    /// Mutual TLS with peers and clients (`None`: plain TCP, for tests and
+    /// benchmarks inside one process).
+    pub tls: Option<PeerTls>,
 }
 
 impl MemberConfig {
@@ -64,6 +68,7 @@ impl MemberConfig {
             tick: Duration::from_millis(100),
             sync: true,
             snapshot_entries: 10_000,
+            tls: None,
         }
     }
 }
@@ -300,6 +305,11 @@ impl Store {
     }
 }
 
+/// Whether `data_dir` holds a store member already (it has its member id).
+pub fn has_member(data_dir: &Path) -> bool {
+    data_dir.join("member_id").exists()
+}
+
 fn read_or_create_id(dir: &Path) -> std::result::Result<(u64, bool), StartError> {
     let io = |source| StartError::DataDir {
         path: dir.to_path_buf(),
@@ -340,10 +350,11 @@ pub async fn start(cfg: MemberConfig) -> std::result::Result<Store, StartError> 
             addr: cfg.listen,
             source,
         })?;
+    let client_tls = cfg.tls.as_ref().map(|t| t.client.clone());
     let mut seed_addresses = HashMap::new();
     let voters = match (&cfg.join, new) {
         (Some(peer), true) => {
-            seed_addresses = join_through(peer, id, &advertise).await?;
+            seed_addresses = join_through(peer, id, &advertise, client_tls.as_ref()).await?;
             Vec::new()
         }
         (_, true) => vec![id],
@@ -357,7 +368,7 @@ pub async fn start(cfg: MemberConfig) -> std::result::Result<Store, StartError> 
     let (tx, rx) = std_mpsc::channel();
     let (lead_tx, lead_rx) = watch::channel(node.leadership());
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    tokio::spawn(send_to_peers(out_rx));
+    tokio::spawn(send_to_peers(out_rx, client_tls));
     let tick = cfg.tick;
     let self_addr = advertise.clone();
     std::thread::Builder::new()
@@ -372,8 +383,18 @@ pub async fn start(cfg: MemberConfig) -> std::result::Result<Store, StartError> 
         leadership: lead_rx,
         id,
     };
-    tokio::spawn(serve(listener, store.clone()));
-    tracing::info!(member = id, listen = %cfg.listen, %advertise, "store member started");
+    let acceptor = cfg
+        .tls
+        .as_ref()
+        .map(|t| tokio_rustls::TlsAcceptor::from(t.server.clone()));
+    tokio::spawn(serve(listener, acceptor, store.clone()));
+    tracing::info!(
+        member = id,
+        listen = %cfg.listen,
+        %advertise,
+        tls = cfg.tls.is_some(),
+        "store member started"
+    );
     Ok(store)
 }
 
@@ -383,6 +404,7 @@ async fn join_through(
     peer: &str,
     id: u64,
     advertise: &str,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
 ) -> std::result::Result<HashMap<u64, String>, StartError> {
     let err = |reason: String| StartError::Join {
         peer: peer.to_string(),
@@ -391,7 +413,7 @@ async fn join_through(
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let attempt = async {
-            let client = StoreClient::connect(peer).await?;
+            let client = StoreClient::connect_with(peer, tls).await?;
             client.join(id, advertise).await
         };
         match attempt.await {
@@ -592,31 +614,43 @@ fn leader_duties(
 
 /// Keeps one connection per peer and sends it its messages; messages to a peer that
 /// cannot be reached are dropped (raft retries what matters).
-async fn send_to_peers(mut rx: mpsc::UnboundedReceiver<(u64, String, Vec<u8>)>) {
+async fn send_to_peers(
+    mut rx: mpsc::UnboundedReceiver<(u64, String, Vec<u8>)>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) {
     let mut peers: HashMap<u64, (String, mpsc::Sender<Vec<u8>>)> = HashMap::new();
     while let Some((to, addr, bytes)) = rx.recv().await {
         let entry = peers
             .entry(to)
-            .or_insert_with(|| (addr.clone(), spawn_peer(addr.clone())));
+            .or_insert_with(|| (addr.clone(), spawn_peer(addr.clone(), tls.clone())));
         if entry.0 != addr || entry.1.is_closed() {
-            *entry = (addr.clone(), spawn_peer(addr));
+            *entry = (addr.clone(), spawn_peer(addr, tls.clone()));
         }
         let _ = entry.1.try_send(bytes);
     }
 }
 
-fn spawn_peer(addr: String) -> mpsc::Sender<Vec<u8>> {
+fn spawn_peer(
+    addr: String,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> mpsc::Sender<Vec<u8>> {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4096);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
-            let mut stream = match TcpStream::connect(&addr).await {
+            let connecting = transport::connect(&addr, tls.as_ref());
+            let failure = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+                Ok(Ok(s)) => Ok(s),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no TLS handshake in time".to_string()),
+            };
+            let mut stream = match failure {
                 Ok(s) => {
                     backoff = Duration::from_millis(50);
-                    let _ = s.set_nodelay(true);
                     s
                 }
-                Err(_) => {
+                Err(e) => {
+                    tracing::debug!("cannot reach the peer at {addr}: {e}");
                     // Drop what queued meanwhile: stale raft messages are useless.
                     while rx.try_recv().is_ok() {}
                     if rx.is_closed() {
@@ -643,19 +677,33 @@ fn spawn_peer(addr: String) -> mpsc::Sender<Vec<u8>> {
     tx
 }
 
+/// How long a connection may take to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Accepts connections from peers (raft messages) and clients (requests).
-async fn serve(listener: TcpListener, store: Store) {
+async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, store: Store) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((tcp, from)) = listener.accept().await else {
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, store.clone()));
+        let (tls, store) = (tls.clone(), store.clone());
+        tokio::spawn(async move {
+            let accepted =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, transport::accept(tcp, tls.as_ref()));
+            match accepted.await {
+                Ok(Ok(stream)) => connection(stream, store).await,
+                // A peer or client without a certificate of the member CA ends here.
+                Ok(Err(e)) => tracing::warn!("refused a connection from {from}: {e}"),
+                Err(_) => {
+                    tracing::warn!("refused a connection from {from}: no TLS handshake in time")
+                }
+            }
+        });
     }
 }
 
-async fn connection(stream: TcpStream, store: Store) {
-    let (mut reader, mut writer) = stream.into_split();
+async fn connection(stream: transport::Stream, store: Store) {
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (resp_tx, mut resp_rx) = mpsc::unbounded_channel::<ClientResponse>();
     tokio::spawn(async move {
         while let Some(r) = resp_rx.recv().await {

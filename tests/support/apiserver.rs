@@ -54,14 +54,53 @@ impl Server {
     /// Starts a member that joins `first`'s cluster (it has no admin kubeconfig of its
     /// own: use `first`'s with [`Server::client_for`]).
     pub fn join(first: &Server) -> Self {
-        Self::spawn(&["--join", &first.peer])
+        Self::join_with(first, &[])
     }
 
     /// [`Server::join`] with extra flags.
     pub fn join_with(first: &Server, extra: &[&str]) -> Self {
-        let mut args = vec!["--join", first.peer.as_str()];
-        args.extend_from_slice(extra);
+        let mut args = first.member_join_args();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Self::spawn(&args)
+    }
+
+    /// `--join URL --token T --ca-cert-hash H` for a new member, as `rk8s-server token
+    /// create --member` prints them for this server.
+    pub fn member_join_args(&self) -> Vec<String> {
+        let line = token_create(
+            &self.peer,
+            &self.data_dir(),
+            &format!("https://{}:{}", self.host, self.port),
+            &["--member", "--ttl", "10m"],
+        );
+        // rk8s-server --join https://… --token ID.SECRET --ca-cert-hash sha256:…
+        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        assert_eq!(words[..2], ["rk8s-server", "--join"], "{line}");
+        words[1..].to_vec()
+    }
+
+    /// `--endpoint PEER --data-dir DIR`: how the `rk8s-server` verbs reach this
+    /// member's store (with its member certificate).
+    pub fn store_access(&self) -> Vec<String> {
+        vec![
+            "--endpoint".into(),
+            self.peer.clone(),
+            "--data-dir".into(),
+            self.data_dir().display().to_string(),
+        ]
+    }
+
+    /// A client of `peer`'s store port with this member's certificate.
+    pub async fn store_client(
+        &self,
+        peer: &str,
+    ) -> rk8s_raftstore::Result<rk8s_raftstore::client::StoreClient> {
+        let certs = rk8s_apiserver::members::MemberCerts::load(&self.data_dir())
+            .unwrap()
+            .expect("the member has its certificate");
+        let tls = certs.tls().unwrap();
+        rk8s_raftstore::client::StoreClient::connect_with(peer, Some(&tls.client)).await
     }
 
     /// A client with `self`'s admin credentials talking to `member`'s API.
@@ -220,17 +259,30 @@ impl Server {
 
     /// `rk8s-server token create --node NAME` against this server's store.
     pub fn node_token(&self, node: &str) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
-            .args(["token", "create", "--node", node, "--endpoint", &self.peer])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        let url = format!("https://{}:{}", self.host, self.port);
+        token_create(&self.peer, &self.data_dir(), &url, &["--node", node])
+            .trim()
+            .to_string()
     }
+}
+
+/// `rk8s-server token create ARGS` against the member at `endpoint` whose data
+/// directory (its certificate) is `data_dir`, for the API at `url`: what it printed.
+/// The test fails if the command does.
+pub fn token_create(endpoint: &str, data_dir: &Path, url: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+        .args(["token", "create", "--endpoint", endpoint, "--server", url])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 pub async fn client_from(path: &Path) -> kube::Client {

@@ -11,28 +11,13 @@ use super::apiserver::Server;
 use super::netns::NodeNetwork;
 
 pub fn bootstrap_token(server: &Server) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
-        .args([
-            "token",
-            "create",
-            "--ttl",
-            "10m",
-            "--endpoint",
-            &server.peer,
-        ])
-        .args([
-            "--server",
-            &format!("https://{}:{}", server.host, server.port),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let line = super::apiserver::token_create(
+        &server.peer,
+        &server.data_dir(),
+        &format!("https://{}:{}", server.host, server.port),
+        &["--ttl", "10m"],
     );
     // rk8s-node join https://… --token ID.SECRET --ca-cert-hash sha256:…
-    let line = String::from_utf8(out.stdout).unwrap();
     let words: Vec<&str> = line.split_whitespace().collect();
     let token = words[words.iter().position(|w| *w == "--token").unwrap() + 1].to_string();
     let hash = words[words.iter().position(|w| *w == "--ca-cert-hash").unwrap() + 1].to_string();

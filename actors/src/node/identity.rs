@@ -59,15 +59,10 @@ fn pem_der(pem: &str) -> Result<Vec<u8>> {
     rk8s_apiserver::pki::pem_to_der(pem).map_err(|e| Error::Other(format!("the server's CA: {e}")))
 }
 
-/// Joins the cluster at `server` with the bootstrap `token`, trusting it only if its
-/// CA hashes to `ca_hash` (`sha256:<hex>`).
-pub async fn join(
-    server: &str,
-    token: &str,
-    expected_hash: &str,
-    node_name: &str,
-) -> Result<Identity> {
-    // 1. The CA, over a connection not yet trusted: it is checked against the pin.
+/// The cluster CA of the API server at `server`, read over a connection not yet
+/// trusted and accepted only if it hashes to `expected_hash` (`sha256:<hex>`), as
+/// kubeadm's token discovery does.
+pub async fn trusted_ca(server: &str, expected_hash: &str) -> Result<String> {
     let mut insecure = Config::new(uri(server)?);
     insecure.accept_invalid_certs = true;
     let client = kube::Client::try_from(insecure).map_err(api("failed to reach the API server"))?;
@@ -85,8 +80,21 @@ pub async fn join(
             actual,
         });
     }
+    Ok(info.ca_cert)
+}
+
+/// Joins the cluster at `server` with the bootstrap `token`, trusting it only if its
+/// CA hashes to `ca_hash` (`sha256:<hex>`).
+pub async fn join(
+    server: &str,
+    token: &str,
+    expected_hash: &str,
+    node_name: &str,
+) -> Result<Identity> {
+    // 1. The CA, checked against the pin.
+    let ca_cert = trusted_ca(server, expected_hash).await?;
     // 2. From here on the server is verified against that CA.
-    let client = client_for(server, &info.ca_cert, token)?;
+    let client = client_for(server, &ca_cert, token)?;
     let body = serde_json::to_vec(&serde_json::json!({ "nodeName": node_name }))
         .map_err(|e| Error::Other(e.to_string()))?;
     let request = Request::post("/rk8s/v1/join")
@@ -101,7 +109,7 @@ pub async fn join(
         server: server.to_string(),
         node_name: joined.node_name,
         pod_cidr: joined.pod_cidr,
-        ca_cert: info.ca_cert,
+        ca_cert,
         token: joined.token,
     })
 }

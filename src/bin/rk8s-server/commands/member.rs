@@ -2,36 +2,31 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use rk8s_raftstore::client::StoreClient;
+
+use super::StoreAccess;
 
 #[derive(Subcommand)]
 pub enum Command {
     /// Print a member's view: its id, the leader, term, revision and the members.
     Status {
-        /// The member to ask (`host:port`).
-        #[arg(long, default_value = "127.0.0.1:2380")]
-        endpoint: String,
+        #[command(flatten)]
+        store: StoreAccess,
     },
     /// Remove a member from the cluster.
     Remove {
         /// The member's id (see `member status`).
         id: u64,
-        /// Any member of the cluster (`host:port`).
-        #[arg(long, default_value = "127.0.0.1:2380")]
-        endpoint: String,
+        #[command(flatten)]
+        store: StoreAccess,
     },
-}
-
-async fn connect(endpoint: &str) -> anyhow::Result<StoreClient> {
-    StoreClient::connect(endpoint)
-        .await
-        .with_context(|| format!("failed to reach the member at {endpoint}"))
 }
 
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
-        Command::Status { endpoint } => {
-            let s = connect(&endpoint)
+        Command::Status { store } => {
+            let endpoint = &store.endpoint;
+            let s = store
+                .connect()
                 .await?
                 .status()
                 .await
@@ -60,8 +55,9 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Remove { id, endpoint } => {
-            connect(&endpoint)
+        Command::Remove { id, store } => {
+            store
+                .connect()
                 .await?
                 .remove_member(id)
                 .await

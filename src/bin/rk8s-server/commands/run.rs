@@ -32,10 +32,18 @@ pub struct Args {
     /// Address peers should use to reach this member (default: --peer-listen).
     #[arg(long)]
     advertise: Option<String>,
-    /// Join an existing cluster through this member (`host:port`); only used the first
-    /// time, when the data directory is new.
-    #[arg(long)]
+    /// Join an existing cluster through a member's API server (`https://HOST:PORT`),
+    /// with a member bootstrap token (`rk8s-server token create --member` prints the
+    /// whole command); only used the first time, when the data directory is new.
+    #[arg(long, value_name = "URL", requires_all = ["token", "ca_cert_hash"])]
     join: Option<String>,
+    /// The member bootstrap token for --join.
+    #[arg(long, requires = "join")]
+    token: Option<String>,
+    /// The cluster CA's hash (`sha256:<hex>`) for --join: the member trusts the server
+    /// only if its CA has this hash.
+    #[arg(long, requires = "join")]
+    ca_cert_hash: Option<String>,
     /// How often the store's history is compacted (watchers and paginated lists can
     /// resume from revisions up to one interval old).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
@@ -145,13 +153,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     // A bad scheduler configuration stops the start, naming the file, line and field.
     let profiles = scheduler_profiles(args.scheduler_config.as_deref())?;
+    let advertise = args
+        .advertise
+        .clone()
+        .unwrap_or_else(|| args.peer_listen.to_string());
+    let pki = member_pki(&args, &advertise).await?;
     let mut cfg = MemberConfig::new(&args.data_dir, args.peer_listen);
-    cfg.advertise = args.advertise;
-    cfg.join = args.join;
+    cfg.advertise = Some(advertise);
+    cfg.join = pki.join;
     cfg.snapshot_entries = args.snapshot_entries;
+    cfg.tls = Some(pki.certs.tls().context("the member's certificates")?);
     let store = server::start(cfg)
         .await
         .context("failed to start the store member")?;
+    if pki.joined {
+        // Kept only once the store has this member: a failed join leaves no
+        // certificate that a restart would take for a finished one.
+        pki.certs.save(&args.data_dir)?;
+    }
     let api = cluster::start(
         store.clone(),
         ApiConfig {
@@ -170,6 +189,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 cluster_ips: args.service_cluster_ip_range,
                 node_ports: args.service_node_port_range,
             },
+            member_ca: pki.member_ca,
         },
     )
     .await
@@ -214,6 +234,80 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Give the raft thread a moment to finish its batch.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     Ok(())
+}
+
+/// What the store member needs for its mutual TLS, and where it joins.
+struct MemberPki {
+    certs: rk8s_apiserver::members::MemberCerts,
+    /// The member CA, on the cluster's first member.
+    member_ca: Option<rk8s_apiserver::pki::ClusterCa>,
+    /// The store address to join through.
+    join: Option<String>,
+    /// Whether the certificates came from a join just now (saved once joined).
+    joined: bool,
+}
+
+/// The member's certificates: saved ones; from a member's API server when joining;
+/// new ones, with a new member CA, on a new cluster's first member.
+async fn member_pki(args: &Args, advertise: &str) -> anyhow::Result<MemberPki> {
+    use rk8s_apiserver::members::{self, MemberCerts};
+    let dir = &args.data_dir;
+    if let Some(certs) = MemberCerts::load(dir)? {
+        let member_ca = members::local_member_ca(dir)?;
+        return Ok(MemberPki {
+            certs,
+            member_ca,
+            join: None,
+            joined: false,
+        });
+    }
+    if server::has_member(dir) {
+        anyhow::bail!(
+            "{} holds a store member but no member certificate (pki/member.crt): its join did not finish, or it was made before members used mutual TLS; start over with an empty data directory (and `rk8s-server member remove` the old member if the cluster has it)",
+            dir.display()
+        );
+    }
+    let (Some(url), Some(token), Some(hash)) = (&args.join, &args.token, &args.ca_cert_hash) else {
+        let (certs, ca) = members::bootstrap(dir, advertise)?;
+        tracing::info!("made the member CA and this member's certificate");
+        return Ok(MemberPki {
+            certs,
+            member_ca: Some(ca),
+            join: None,
+            joined: false,
+        });
+    };
+    let joined = join_through_api(url, token, hash, advertise)
+        .await
+        .with_context(|| format!("failed to join the cluster through {url}"))?;
+    tracing::info!(through = %joined.join, "got a member certificate; joining the store");
+    Ok(MemberPki {
+        certs: joined.certs,
+        member_ca: None,
+        join: Some(joined.join),
+        joined: true,
+    })
+}
+
+/// Asks the API server at `url` (trusted once its CA matches `hash`) for a member
+/// certificate for `advertise`.
+async fn join_through_api(
+    url: &str,
+    token: &str,
+    hash: &str,
+    advertise: &str,
+) -> anyhow::Result<rk8s_apiserver::members::JoinResponse> {
+    use rk8s_actors::node::identity;
+    let ca = identity::trusted_ca(url, hash).await?;
+    let client = identity::client_for(url, &ca, token)?;
+    let body = serde_json::to_vec(&serde_json::json!({ "peerAddress": advertise }))?;
+    let request = http::Request::post("/rk8s/v1/members")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)?;
+    client.request(request).await.map_err(|e| match e {
+        kube::Error::Api(status) => anyhow::anyhow!("the server refused: {}", status.message),
+        other => anyhow::anyhow!("the request failed: {other}"),
+    })
 }
 
 fn hpa_config(args: &Args) -> anyhow::Result<rk8s_controllers::hpa_actor::HpaConfig> {

@@ -1,27 +1,32 @@
-//! `rk8s-server token create`: bootstrap tokens for `rk8s-node join`, and node
-//! credentials. Written straight into the store through a member's client port.
+//! `rk8s-server token create`: bootstrap tokens for `rk8s-node join` and for
+//! `rk8s-server --join` (`--member`), and node credentials. Written straight into the
+//! store through a member's store port.
 
 use anyhow::Context;
 use clap::Subcommand;
 use rk8s_apiserver::auth::{Identity, TokenRecord, new_bootstrap_token, new_secret, token_key};
 use rk8s_apiserver::cluster::{CLUSTER_KEY, ClusterSecrets};
-use rk8s_raftstore::client::StoreClient;
 use rk8s_raftstore::proto::RangeRequest;
+
+use super::StoreAccess;
 
 #[derive(Subcommand)]
 pub enum Command {
     /// Create a bootstrap token and print the `rk8s-node join` command that uses it
-    /// (or, with `--node`, a credential for one node).
+    /// (with `--member`, the `rk8s-server --join` command of a new control-plane
+    /// member; with `--node`, a credential for one node).
     Create {
         /// How long the token works (`0`: forever).
         #[arg(long, default_value = "24h", value_parser = super::run::parse_duration)]
         ttl: std::time::Duration,
         /// Create the credential of this node instead of a bootstrap token.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "member")]
         node: Option<String>,
-        /// A member's store address (`host:port`).
-        #[arg(long, default_value = "127.0.0.1:2380")]
-        endpoint: String,
+        /// A token for a new store member (`rk8s-server --join`) instead of a node.
+        #[arg(long)]
+        member: bool,
+        #[command(flatten)]
+        store: StoreAccess,
         /// The API server URL printed in the join command.
         #[arg(long, default_value = "https://127.0.0.1:6443")]
         server: String,
@@ -32,12 +37,11 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
     let Command::Create {
         ttl,
         node,
-        endpoint,
+        member,
+        store,
         server,
     } = cmd;
-    let client = StoreClient::connect(&endpoint)
-        .await
-        .with_context(|| format!("failed to reach the member at {endpoint}"))?;
+    let client = store.connect().await?;
     let expires = (!ttl.is_zero())
         .then(|| jiff::SignedDuration::try_from(ttl).ok())
         .flatten()
@@ -49,7 +53,12 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         ),
         None => {
             let (id, secret) = new_bootstrap_token().map_err(|e| anyhow::anyhow!(e.message))?;
-            (format!("{id}.{secret}"), Identity::Bootstrap(id))
+            let identity = if member {
+                Identity::MemberBootstrap(id.clone())
+            } else {
+                Identity::Bootstrap(id.clone())
+            };
+            (format!("{id}.{secret}"), identity)
         }
     };
     let record = TokenRecord {
@@ -82,6 +91,10 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
     let secrets: ClusterSecrets =
         serde_json::from_slice(&kv.value).context("the cluster CA record does not decode")?;
     let hash = secrets.ca.cert_hash()?;
-    println!("rk8s-node join {server} --token {token} --ca-cert-hash {hash}");
+    if member {
+        println!("rk8s-server --join {server} --token {token} --ca-cert-hash {hash}");
+    } else {
+        println!("rk8s-node join {server} --token {token} --ca-cert-hash {hash}");
+    }
     Ok(())
 }
