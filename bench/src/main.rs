@@ -211,6 +211,36 @@ async fn load(clients: &[Client], concurrency: usize, seconds: f64) -> Result<Ro
     })
 }
 
+/// One member, one writer calling the store in-process (no client protocol, no
+/// network): how much of a write is the log's fsync, and how much the way to it.
+async fn in_process(dir: &Path, writes: usize) -> Result<serde_json::Value, Error> {
+    let store = server::start(MemberConfig::new(dir.join("m0"), format!("127.0.0.1:{}", free_port()?).parse()?)).await?;
+    let _guard = Guard { children: Vec::new(), stores: vec![store.clone()], dir: dir.to_path_buf() };
+    // The first member elects itself: wait until a write goes through.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.put(b"/bench/ready", b"", 0, None).await.is_err() {
+        if Instant::now() > deadline {
+            return Err("the member did not elect itself".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fsync = || (rk8s_raftstore::metrics::FSYNC.get_sample_sum(), rk8s_raftstore::metrics::FSYNC.get_sample_count());
+    let before = fsync();
+    let value = vec![b'x'; 256];
+    let mut latencies = Vec::with_capacity(writes);
+    for i in 0..writes {
+        let t = Instant::now();
+        store.put(format!("/bench/{i}").as_bytes(), &value, 0, None).await?;
+        latencies.push(t.elapsed().as_micros() as u64);
+    }
+    let after = fsync();
+    latencies.sort_unstable();
+    let ms = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1000.0;
+    let persist_ms = (after.0 - before.0) / (after.1 - before.1).max(1) as f64 * 1000.0;
+    println!("in-process, 1 member, 1 writer: p50 {:.3} ms, p99 {:.3} ms; log write + fsync {persist_ms:.3} ms on average", ms(0.5), ms(0.99));
+    Ok(serde_json::json!({"writes": writes, "p50_ms": ms(0.5), "p99_ms": ms(0.99), "persist_ms": persist_ms}))
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Error> {
     let seconds: f64 = std::env::var("BENCH_SECONDS")
@@ -248,6 +278,7 @@ async fn main() -> Result<(), Error> {
             }));
         }
     }
+    let direct = in_process(&tmp.join("in-process"), 5000).await?;
     std::fs::create_dir_all(&out)?;
     let path = out.join("store-writes.json");
     let json = serde_json::json!({
@@ -257,6 +288,7 @@ async fn main() -> Result<(), Error> {
         "seconds_per_row": seconds,
         "etcd_version": "3.4 (Debian etcd-server)",
         "rows": rows,
+        "in_process": direct,
     });
     std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
     println!("wrote {}", path.display());

@@ -15,7 +15,9 @@ use crate::proto::{
 };
 use crate::{ops, wire};
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<ClientResponse>>>>;
+/// Requests waiting for their answer; `None` once the connection has ended, so that
+/// no request waits for an answer that cannot come.
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<ClientResponse>>>>>;
 
 /// A connection to one member.
 #[derive(Clone)]
@@ -39,15 +41,12 @@ impl StoreClient {
     /// [`crate::transport::PeerTls`]), over mutual TLS.
     pub async fn connect_with(addr: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Self> {
         let stream = crate::transport::connect(addr, tls).await.map_err(io_err)?;
-        let (mut reader, mut writer) = tokio::io::split(stream);
-        let pending: Pending = Arc::default();
+        let (reader, mut writer) = tokio::io::split(stream);
+        let mut reader = wire::buffered(reader);
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let (out, mut out_rx) = mpsc::unbounded_channel::<Frame>();
         tokio::spawn(async move {
-            while let Some(f) = out_rx.recv().await {
-                if wire::write_frame(&mut writer, &f).await.is_err() {
-                    break;
-                }
-            }
+            let _ = wire::write_frames(&mut writer, &mut out_rx).await;
         });
         let p = pending.clone();
         tokio::spawn(async move {
@@ -56,14 +55,15 @@ impl StoreClient {
                     let waiter = p
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&r.id);
+                        .as_mut()
+                        .and_then(|waiting| waiting.remove(&r.id));
                     if let Some(w) = waiter {
                         let _ = w.send(r);
                     }
                 }
             }
-            // The connection ended: fail everything still waiting.
-            p.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            // The connection ended: fail everything still waiting, and what comes.
+            p.lock().unwrap_or_else(PoisonError::into_inner).take();
         });
         Ok(StoreClient {
             out,
@@ -81,6 +81,8 @@ impl StoreClient {
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .ok_or_else(|| Error::Unavailable("connection closed".into()))?
             .insert(id, tx);
         let frame = Frame {
             body: Some(frame::Body::Request(ClientRequest {

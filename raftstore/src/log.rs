@@ -77,6 +77,18 @@ pub struct RaftLog {
     /// Entries after the snapshot, in index order.
     entries: Vec<Entry>,
     disk: Option<Disk>,
+    /// The commit index moved since the hard state was last written.
+    commit_unwritten: bool,
+    /// Bytes of the entries' data and context in `entries`.
+    entry_bytes: u64,
+}
+
+fn entry_size(e: &Entry) -> u64 {
+    (e.data.len() + e.context.len()) as u64
+}
+
+fn total_size(entries: &[Entry]) -> u64 {
+    entries.iter().map(entry_size).sum()
 }
 
 impl RaftLog {
@@ -94,6 +106,8 @@ impl RaftLog {
             snapshot,
             entries: Vec::new(),
             disk: None,
+            commit_unwritten: false,
+            entry_bytes: 0,
         }
     }
 
@@ -111,6 +125,9 @@ impl RaftLog {
         })?;
         let engine = Engine::open(EngineConfig {
             dir: dir.join("log").display().to_string(),
+            // Batches are a few kilobytes of small entries: compressing them costs
+            // the raft thread more than the bytes saved (etcd's WAL does not either).
+            batch_compression_threshold: raft_engine::ReadableSize(0),
             ..Default::default()
         })
         .map_err(engine_err)?;
@@ -151,6 +168,7 @@ impl RaftLog {
                 engine
                     .fetch_entries_to::<EntryExt>(GROUP, first, last + 1, None, &mut log.entries)
                     .map_err(engine_err)?;
+                log.entry_bytes = total_size(&log.entries);
             }
         }
         log.disk = Some(Disk {
@@ -206,8 +224,12 @@ impl RaftLog {
     ) -> Result<(), LogError> {
         if let Some(first) = entries.first() {
             let keep = self.entries.partition_point(|e| e.index < first.index);
+            self.entry_bytes = self
+                .entry_bytes
+                .saturating_sub(total_size(&self.entries[keep..]));
             self.entries.truncate(keep);
             self.entries.extend_from_slice(entries);
+            self.entry_bytes += total_size(entries);
         }
         if let Some(hs) = hard_state {
             self.hard_state = hs.clone();
@@ -223,10 +245,12 @@ impl RaftLog {
         batch
             .add_entries::<EntryExt>(GROUP, entries)
             .map_err(corrupt)?;
-        if let Some(hs) = hard_state {
+        // A commit index that moved since the last write rides along with entries.
+        if hard_state.is_some() || (self.commit_unwritten && !entries.is_empty()) {
             batch
-                .put_message(GROUP, HARD_STATE_KEY.to_vec(), hs)
+                .put_message(GROUP, HARD_STATE_KEY.to_vec(), &self.hard_state)
                 .map_err(corrupt)?;
+            self.commit_unwritten = false;
         }
         if !batch.is_empty() {
             disk.engine.write(&mut batch, disk.sync).map_err(corrupt)?;
@@ -234,24 +258,17 @@ impl RaftLog {
         Ok(())
     }
 
-    /// Records the commit index (raft-rs reports it after `advance`). Written without
-    /// fsync: a commit index lost in a crash is learned again from the leader, and it
-    /// never falls below the snapshot the member restarts from; syncing it would cost a
-    /// second fsync per ready.
+    /// Records the commit index (raft-rs reports it after `advance`). Kept in memory
+    /// and written with the next entries: a commit index lost in a crash is learned
+    /// again from the leader (a single member commits its log again once it leads),
+    /// and it never falls below the snapshot the member restarts from, which is
+    /// written with its hard state. Writing it at once would cost a second write per
+    /// ready.
     pub fn set_commit(&mut self, commit: u64) -> Result<(), LogError> {
-        self.hard_state.commit = commit;
-        let Some(disk) = &self.disk else {
-            return Ok(());
-        };
-        let err = |e| LogError::Engine {
-            dir: disk.dir.display().to_string(),
-            source: e,
-        };
-        let mut batch = LogBatch::default();
-        batch
-            .put_message(GROUP, HARD_STATE_KEY.to_vec(), &self.hard_state)
-            .map_err(err)?;
-        disk.engine.write(&mut batch, false).map_err(err)?;
+        if commit != self.hard_state.commit {
+            self.hard_state.commit = commit;
+            self.commit_unwritten = true;
+        }
         Ok(())
     }
 
@@ -285,9 +302,13 @@ impl RaftLog {
             .get(keep.wrapping_sub(1))
             .is_some_and(|e| e.index == index && e.term == snapshot.get_metadata().term);
         if consistent {
+            self.entry_bytes = self
+                .entry_bytes
+                .saturating_sub(total_size(&self.entries[..keep]));
             self.entries.drain(..keep);
         } else {
             self.entries.clear();
+            self.entry_bytes = 0;
         }
         if self.hard_state.commit < index {
             self.hard_state.commit = index;
@@ -349,6 +370,11 @@ impl RaftLog {
     /// Number of entries kept after the snapshot.
     pub fn entries_since_snapshot(&self) -> u64 {
         self.last() - self.snapshot_index()
+    }
+
+    /// Bytes of the entries kept after the snapshot (their data and context).
+    pub fn bytes_since_snapshot(&self) -> u64 {
+        self.entry_bytes
     }
 }
 

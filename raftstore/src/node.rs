@@ -36,6 +36,13 @@ pub type Reply = Box<dyn FnOnce(Result<Applied>) + Send>;
 /// Called with the result of a read.
 pub type ReadReply = Box<dyn FnOnce(Result<RangeResponse>) + Send>;
 
+/// Log entries between snapshots by default: etcd's `--snapshot-count`. A snapshot
+/// is the whole state, written on the raft thread, so it must stay rare under load.
+pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 100_000;
+
+/// Bytes of log entries between snapshots by default.
+pub const DEFAULT_SNAPSHOT_BYTES: u64 = 64 << 20;
+
 /// Timing and sizes of a member.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -47,6 +54,9 @@ pub struct NodeConfig {
     pub heartbeat_tick: usize,
     /// Entries after the last snapshot that trigger a new one.
     pub snapshot_entries: u64,
+    /// Bytes of entries after the last snapshot that trigger a new one (whichever
+    /// limit comes first): the log kept in memory stays bounded with large values.
+    pub snapshot_bytes: u64,
     /// Ticks a request may wait for its answer.
     pub request_timeout_ticks: u64,
     /// Ticks before a ReadIndex without answer is asked again.
@@ -63,7 +73,8 @@ impl NodeConfig {
             id,
             election_tick: 10,
             heartbeat_tick: 2,
-            snapshot_entries: 10_000,
+            snapshot_entries: DEFAULT_SNAPSHOT_ENTRIES,
+            snapshot_bytes: DEFAULT_SNAPSHOT_BYTES,
             request_timeout_ticks: 50,
             read_retry_ticks: 3,
             progress_ticks: 50,
@@ -601,7 +612,10 @@ impl RaftNode {
     /// Takes a snapshot of the applied state once enough entries have piled up, so the
     /// log stays short and lagging members can catch up from it.
     fn maybe_snapshot(&mut self) -> Result<()> {
-        if self.raw.store().entries_since_snapshot() < self.cfg.snapshot_entries {
+        let log = self.raw.store();
+        if log.entries_since_snapshot() < self.cfg.snapshot_entries
+            && log.bytes_since_snapshot() < self.cfg.snapshot_bytes
+        {
             return Ok(());
         }
         self.snapshot_now()

@@ -67,7 +67,7 @@ impl MemberConfig {
             join: None,
             tick: Duration::from_millis(100),
             sync: true,
-            snapshot_entries: 10_000,
+            snapshot_entries: crate::node::DEFAULT_SNAPSHOT_ENTRIES,
             tls: None,
         }
     }
@@ -144,27 +144,43 @@ impl Store {
         self.leadership.clone()
     }
 
+    /// Proposes `cmd`; the raft thread hands the result to `then` once the command
+    /// is applied (or refused), with no task in between.
+    fn propose_then(
+        &self,
+        cmd: crate::proto::Command,
+        then: impl FnOnce(Result<Applied>) + Send + 'static,
+    ) {
+        let reply: crate::node::Reply = Box::new(move |result| {
+            // Errors of the command itself (a conflict, an unknown lease) were
+            // committed and applied; these never were.
+            if let Err(
+                Error::EmptyCommand
+                | Error::NotLeader { .. }
+                | Error::Timeout(_)
+                | Error::Unavailable(_),
+            ) = &result
+            {
+                crate::metrics::PROPOSALS_FAILED.inc();
+            }
+            then(result);
+        });
+        if let Err(std_mpsc::SendError(Request::Propose(_, reply))) =
+            self.tx.send(Request::Propose(cmd, reply))
+        {
+            reply(Err(stopped()));
+        }
+    }
+
     async fn propose(&self, cmd: crate::proto::Command) -> Result<Applied> {
         let (tx, rx) = oneshot::channel();
-        let reply: crate::node::Reply = Box::new(move |r| {
+        self.propose_then(cmd, move |r| {
             let _ = tx.send(r);
         });
-        let result = match self.tx.send(Request::Propose(cmd, reply)) {
-            Ok(()) => rx.await.unwrap_or_else(|_| Err(stopped())),
-            Err(_) => Err(stopped()),
-        };
-        // Errors of the command itself (a conflict, an unknown lease) were committed
-        // and applied; these never were.
-        if let Err(
-            Error::EmptyCommand
-            | Error::NotLeader { .. }
-            | Error::Timeout(_)
-            | Error::Unavailable(_),
-        ) = &result
-        {
+        rx.await.unwrap_or_else(|_| {
             crate::metrics::PROPOSALS_FAILED.inc();
-        }
-        result
+            Err(stopped())
+        })
     }
 
     /// Runs a transaction; returns once a quorum has committed it and this member has
@@ -618,7 +634,7 @@ async fn send_to_peers(
     mut rx: mpsc::UnboundedReceiver<(u64, String, Vec<u8>)>,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 ) {
-    let mut peers: HashMap<u64, (String, mpsc::Sender<Vec<u8>>)> = HashMap::new();
+    let mut peers: HashMap<u64, (String, mpsc::Sender<Frame>)> = HashMap::new();
     while let Some((to, addr, bytes)) = rx.recv().await {
         let entry = peers
             .entry(to)
@@ -626,15 +642,17 @@ async fn send_to_peers(
         if entry.0 != addr || entry.1.is_closed() {
             *entry = (addr.clone(), spawn_peer(addr, tls.clone()));
         }
-        let _ = entry.1.try_send(bytes);
+        let _ = entry.1.try_send(Frame {
+            body: Some(frame::Body::Raft(bytes)),
+        });
     }
 }
 
 fn spawn_peer(
     addr: String,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-) -> mpsc::Sender<Vec<u8>> {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4096);
+) -> mpsc::Sender<Frame> {
+    let (tx, mut rx) = mpsc::channel::<Frame>(4096);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -661,13 +679,8 @@ fn spawn_peer(
                     continue;
                 }
             };
-            while let Some(bytes) = rx.recv().await {
-                let frame = Frame {
-                    body: Some(frame::Body::Raft(bytes)),
-                };
-                if wire::write_frame(&mut stream, &frame).await.is_err() {
-                    break;
-                }
+            if wire::write_frames(&mut stream, &mut rx).await.is_ok() {
+                return;
             }
             if rx.is_closed() {
                 return;
@@ -703,18 +716,17 @@ async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, st
 }
 
 async fn connection(stream: transport::Stream, store: Store) {
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let (resp_tx, mut resp_rx) = mpsc::unbounded_channel::<ClientResponse>();
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = wire::buffered(reader);
+    let (resp_tx, mut resp_rx) = mpsc::unbounded_channel::<Frame>();
     tokio::spawn(async move {
-        while let Some(r) = resp_rx.recv().await {
-            let frame = Frame {
-                body: Some(frame::Body::Response(r)),
-            };
-            if wire::write_frame(&mut writer, &frame).await.is_err() {
-                break;
-            }
-        }
+        let _ = wire::write_frames(&mut writer, &mut resp_rx).await;
     });
+    let respond = |resp_tx: &mpsc::UnboundedSender<Frame>, r: ClientResponse| {
+        let _ = resp_tx.send(Frame {
+            body: Some(frame::Body::Response(r)),
+        });
+    };
     loop {
         let frame = match wire::read_frame(&mut reader).await {
             Ok(Some(f)) => f,
@@ -733,11 +745,26 @@ async fn connection(stream: transport::Stream, store: Store) {
                 }
                 Err(e) => tracing::warn!("undecodable raft message: {e}"),
             },
+            // Writes, the bulk of the traffic: answered from the raft thread.
+            Some(frame::Body::Request(ClientRequest {
+                id,
+                request: Some(client_request::Request::Txn(t)),
+            })) => {
+                let resp_tx = resp_tx.clone();
+                store.propose_then(ops::txn(t), move |result| {
+                    let result = match result {
+                        Ok(Applied::Txn(r)) => Ok(Some(client_response::Response::Txn(r))),
+                        Ok(other) => Err(Error::Decode(format!("unexpected result {other:?}"))),
+                        Err(e) => Err(e),
+                    };
+                    respond(&resp_tx, response(id, result));
+                });
+            }
             Some(frame::Body::Request(req)) => {
                 let store = store.clone();
                 let resp_tx = resp_tx.clone();
                 tokio::spawn(async move {
-                    let _ = resp_tx.send(handle(&store, req).await);
+                    respond(&resp_tx, handle(&store, req).await);
                 });
             }
             Some(frame::Body::Response(_)) | None => {}
@@ -788,14 +815,19 @@ async fn handle(store: &Store, req: ClientRequest) -> ClientResponse {
         }),
         Some(Q::Status(_)) => store.status().await.map(|s| Some(R::Status(s))),
     };
+    response(req.id, result)
+}
+
+/// The answer to request `id`.
+fn response(id: u64, result: Result<Option<client_response::Response>>) -> ClientResponse {
     match result {
         Ok(response) => ClientResponse {
-            id: req.id,
+            id,
             response,
             ..Default::default()
         },
         Err(e) => ClientResponse {
-            id: req.id,
+            id,
             leader: match &e {
                 Error::NotLeader { leader } => leader.unwrap_or(0),
                 _ => 0,

@@ -107,8 +107,9 @@ pub struct Args {
     /// and kill them (`rk8sctl debug actors|kill-actor`), for chaos testing.
     #[arg(long)]
     enable_chaos: bool,
-    /// Log entries between store snapshots.
-    #[arg(long, default_value_t = 10_000)]
+    /// Log entries between store snapshots (etcd's --snapshot-count); a snapshot is
+    /// also taken once the entries since the last one hold 64 MiB.
+    #[arg(long, default_value_t = rk8s_raftstore::node::DEFAULT_SNAPSHOT_ENTRIES)]
     snapshot_entries: u64,
 }
 
