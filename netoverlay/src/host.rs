@@ -7,6 +7,21 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
+/// Deletes the link `name`; one that is gone already, or vanishes while `ip` deletes
+/// it (the kernel removes a veth whose peer's namespace is destroyed), is what was
+/// wanted.
+pub fn delete_link(host: &dyn Host, name: &str) -> Result<()> {
+    match host.run("ip", &["link", "delete", name], None) {
+        Ok(_) => Ok(()),
+        Err(Error::Command { stderr, .. })
+            if stderr.contains("Cannot find device") || stderr.contains("No such device") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs the host's network commands.
 pub trait Host: Send + Sync {
     /// Runs `program args…`, feeding `stdin` if given; returns its stdout.
@@ -196,5 +211,55 @@ impl Host for Recorder {
         self.commands()
             .iter()
             .any(|c| c == &format!("ip netns add {name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host whose `ip` fails with one message.
+    struct Failing(&'static str);
+
+    impl Host for Failing {
+        fn run(&self, program: &str, args: &[&str], _: Option<&str>) -> Result<String> {
+            Err(Error::Command {
+                command: format!("{program} {}", args.join(" ")),
+                stderr: self.0.to_string(),
+            })
+        }
+
+        fn port_in_use(&self, _: u16, _: bool) -> bool {
+            false
+        }
+
+        fn sysctl(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+
+        fn netns_exists(&self, _: &str) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_link_that_is_gone_or_goes_meanwhile_is_deleted() {
+        for gone in [
+            "Cannot find device \"veth1\"",
+            "RTNETLINK answers: No such device",
+        ] {
+            assert!(delete_link(&Failing(gone), "veth1").is_ok(), "{gone}");
+        }
+        assert!(
+            delete_link(
+                &Failing("RTNETLINK answers: Operation not permitted"),
+                "veth1"
+            )
+            .is_err()
+        );
+        // For real: no such link here.
+        if System.run("ip", &["link", "show"], None).is_ok() {
+            assert!(delete_link(&System, "rk8s-nosuchlink").is_ok());
+        }
     }
 }

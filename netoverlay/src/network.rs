@@ -242,13 +242,8 @@ impl Network {
         if host.netns_exists(&a.netns) {
             host.run("ip", &["netns", "delete", &a.netns], None)?;
         }
-        // The kernel removes the peer of a destroyed eth0 in the background: a device
-        // that vanished meanwhile is what we wanted.
-        match host.run("ip", &["link", "delete", &a.host_veth], None) {
-            Ok(_) => Ok(()),
-            Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
-            Err(e) => Err(e),
-        }
+        // The kernel removes the peer of a destroyed eth0 in the background.
+        crate::host::delete_link(host, &a.host_veth)
     }
 
     /// Removes the pod's namespace, veth pair, host ports and address. Detaching a pod

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use crate::cidr::Ipv4Net;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::host::Host;
 
 /// The VXLAN device.
@@ -210,11 +210,7 @@ impl Overlay {
 
     /// Removes the VXLAN device of this network namespace, if there is one (`reset`).
     pub fn remove_device(host: &dyn Host) -> Result<()> {
-        match host.run("ip", &["link", "delete", DEVICE], None) {
-            Ok(_) => Ok(()),
-            Err(Error::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::host::delete_link(host, DEVICE)
     }
 }
 
