@@ -829,17 +829,17 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
     assert_eq!(ip_of(&h), "10.96.0.2");
 }
 
-/// `POST /rk8s/v1/members` with `token`: the status code and the answer.
-async fn ask_for_member_cert(
+/// `POST PATH` of `body` with `token`: the answer, or the status code and message.
+async fn post_as<T: serde::de::DeserializeOwned>(
     server: &Server,
     token: &str,
-    peer_address: &str,
-) -> Result<rk8s_apiserver::members::JoinResponse, (u16, String)> {
+    path: &str,
+    body: serde_json::Value,
+) -> Result<T, (u16, String)> {
     let client = server.client_with_token(Some(token)).await;
-    let body = serde_json::to_vec(&json!({ "peerAddress": peer_address })).unwrap();
-    let request = http::Request::post("/rk8s/v1/members")
+    let request = http::Request::post(path)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body)
+        .body(serde_json::to_vec(&body).unwrap())
         .unwrap();
     client.request(request).await.map_err(|e| match e {
         kube::Error::Api(s) => (s.code, s.message),
@@ -847,11 +847,20 @@ async fn ask_for_member_cert(
     })
 }
 
+/// `POST /rk8s/v1/members` with `token` for a member at `peer_address`.
+async fn ask_for_member_cert(
+    server: &Server,
+    token: &str,
+    peer_address: &str,
+) -> Result<rk8s_apiserver::members::JoinResponse, (u16, String)> {
+    let body = json!({ "peerAddress": peer_address });
+    post_as(server, token, "/rk8s/v1/members", body).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_tokens_give_one_member_certificate() {
     let server = Server::start(API_ONLY);
-    let words = server.member_join_args();
-    let token = &words[words.iter().position(|w| w == "--token").unwrap() + 1];
+    let token = &server.member_token();
     // A node bootstrap token or the admin gets no member certificate.
     let (node_token, _) = support::node::bootstrap_token(&server);
     let admin_token = std::fs::read_to_string(server.data_dir().join("pki/admin.token")).unwrap();
@@ -898,16 +907,10 @@ async fn member_tokens_give_one_member_certificate() {
         "{message}"
     );
     // A member token does not join nodes.
-    let words = server.member_join_args();
-    let token = &words[words.iter().position(|w| w == "--token").unwrap() + 1];
-    let client = server.client_with_token(Some(token)).await;
-    let request = http::Request::post("/rk8s/v1/join")
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(serde_json::to_vec(&json!({"nodeName": "n1"})).unwrap())
-        .unwrap();
-    let err = client
-        .request::<serde_json::Value>(request)
+    let token = server.member_token();
+    let body = json!({"nodeName": "n1"});
+    let (status, _) = post_as::<serde_json::Value>(&server, &token, "/rk8s/v1/join", body)
         .await
         .unwrap_err();
-    assert_eq!(code(err), 403);
+    assert_eq!(status, 403);
 }

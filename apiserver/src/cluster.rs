@@ -131,8 +131,8 @@ async fn wait_ready(store: &Store) -> Result<(), StartError> {
 }
 
 /// Reads the cluster's secrets, creating them (and the admin token) if this is the
-/// first start of the cluster. Returns them and, when this call created the cluster,
-/// the admin token.
+/// first start of the cluster, with the member CA the first member made. Returns them
+/// and, when this call created the cluster, the admin token.
 async fn cluster_secrets(
     store: &Store,
     member_ca: Option<&ClusterCa>,
@@ -145,21 +145,8 @@ async fn cluster_secrets(
         };
         let found = store.range(read, true).await.map_err(failed)?;
         if let Some(kv) = found.kvs.first() {
-            let mut secrets: ClusterSecrets = serde_json::from_slice(&kv.value)
+            let secrets = serde_json::from_slice(&kv.value)
                 .map_err(|e| StartError::Store(format!("{CLUSTER_KEY} does not decode: {e}")))?;
-            if let (None, Some(ca)) = (&secrets.member_ca, member_ca) {
-                // A cluster made before members had a CA of their own.
-                secrets.member_ca = Some(ca.clone());
-                let value =
-                    serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
-                match store
-                    .put(CLUSTER_KEY.as_bytes(), &value, 0, Some(kv.mod_revision))
-                    .await
-                {
-                    Ok(_) | Err(StoreError::Conflict { .. }) => continue,
-                    Err(e) => return Err(failed(e)),
-                }
-            }
             return Ok((secrets, None));
         }
         let secrets = ClusterSecrets {

@@ -176,6 +176,27 @@ async fn get(store: &Store, key: &str) -> ApiResult<Option<(Vec<u8>, i64)>> {
         .map(|kv| (kv.value, kv.mod_revision)))
 }
 
+/// A bootstrap token about to be used by `by` (`node NAME`, `member ADDRESS`): its
+/// key, its record marked used, and the revision the write of that record must
+/// compare against, so that the token works once even with two joins at a time. A
+/// token used already is a 401.
+pub(crate) async fn claim_token(
+    store: &Store,
+    bearer: &str,
+    token_id: &str,
+    by: String,
+) -> ApiResult<(String, TokenRecord, i64)> {
+    let key = auth::token_key(bearer);
+    let (value, revision) = get(store, &key).await?.ok_or_else(ApiError::unauthorized)?;
+    let mut record: TokenRecord =
+        serde_json::from_slice(&value).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(used) = &record.used_by {
+        return Err(auth::used_token(token_id, used));
+    }
+    record.used_by = Some(by);
+    Ok((key, record, revision))
+}
+
 /// Handles `POST /rk8s/v1/join` for the caller holding `bearer`.
 pub async fn join(
     store: &Store,
@@ -200,17 +221,9 @@ pub async fn join(
             problems.join("; ")
         )));
     }
-    let token_key = auth::token_key(bearer);
     for _attempt in 0..8 {
-        let (value, token_rev) = get(store, &token_key)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
-        let mut record: TokenRecord =
-            serde_json::from_slice(&value).map_err(|e| ApiError::internal(e.to_string()))?;
-        if let Some(by) = &record.used_by {
-            return Err(auth::used_token(token_id, by));
-        }
-        record.used_by = Some(format!("node {name}"));
+        let (token_key, record, token_rev) =
+            claim_token(store, bearer, token_id, format!("node {name}")).await?;
         let node_cidr_key = format!("{NODE_CIDRS_PREFIX}{name}");
         let existing = get(store, &node_cidr_key).await?;
         let (cidr, mut compares) = match &existing {

@@ -21,7 +21,7 @@ use rk8s_raftstore::server::Store;
 use rk8s_raftstore::transport::PeerTls;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{self, Identity, TokenRecord};
+use crate::auth::{self, Identity};
 use crate::cluster::{StartError, write_file};
 use crate::pki::{ClusterCa, PkiError};
 use crate::status::{ApiError, ApiResult};
@@ -100,10 +100,9 @@ impl MemberCerts {
 /// What a member's certificate names: the host of its peer address (`host:port`),
 /// and the loopback names local tools connect with.
 pub fn certificate_names(peer_address: &str) -> Result<Vec<String>, String> {
-    let (host, port) = peer_address.rsplit_once(':').ok_or_else(|| {
+    let (host, port) = rk8s_raftstore::transport::host_and_port(peer_address).ok_or_else(|| {
         format!("{peer_address:?} is not a peer address such as 10.0.0.2:2380 (host:port)")
     })?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     if port.parse::<u16>().is_err() {
         return Err(format!("{peer_address:?}: {port:?} is not a port"));
     }
@@ -125,8 +124,9 @@ pub fn certificate_names(peer_address: &str) -> Result<Vec<String>, String> {
 }
 
 /// The first member of a new cluster: makes the member CA and this member's
-/// certificate for `advertise`, and saves both (the CA's key too, until the store
-/// holds it). Returns the certificates and the CA.
+/// certificate for `advertise`, and saves both (the CA's key too: the API server puts
+/// it in the store with the cluster's other secrets when it creates them). Returns
+/// the certificates and the CA.
 pub fn bootstrap(data_dir: &Path, advertise: &str) -> Result<(MemberCerts, ClusterCa), StartError> {
     let names = certificate_names(advertise).map_err(|detail| {
         StartError::Pki(PkiError::Invalid {
@@ -193,44 +193,22 @@ pub async fn join(
         .map_err(|e| ApiError::bad_request(format!("member join request: {e}")))?;
     let names = certificate_names(&request.peer_address)
         .map_err(|e| ApiError::bad_request(format!("peerAddress: {e}")))?;
-    let status = store
-        .status()
+    let join = store
+        .member_addresses()
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let join = status
-        .addresses
-        .iter()
-        .find(|a| a.id == status.id)
-        .map(|a| a.address.clone())
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .into_iter()
+        .find(|a| a.id == store.id())
+        .map(|a| a.address)
         .ok_or_else(|| {
             ApiError::unavailable(
                 "this member has not recorded its own peer address yet; try again",
             )
         })?;
-    // The token works once: it is marked used with a compare on its revision.
-    let key = auth::token_key(bearer);
-    let found = store
-        .range(
-            rk8s_raftstore::proto::RangeRequest {
-                key: key.as_bytes().to_vec(),
-                ..Default::default()
-            },
-            true,
-        )
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    let kv = found.kvs.first().ok_or_else(ApiError::unauthorized)?;
-    let mut record: TokenRecord =
-        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Some(by) = &record.used_by {
-        return Err(auth::used_token(token_id, by));
-    }
-    record.used_by = Some(format!("member {}", request.peer_address));
+    let by = format!("member {}", request.peer_address);
+    let (key, record, revision) = crate::join::claim_token(store, bearer, token_id, by).await?;
     let value = serde_json::to_vec(&record).map_err(|e| ApiError::internal(e.to_string()))?;
-    match store
-        .put(key.as_bytes(), &value, 0, Some(kv.mod_revision))
-        .await
-    {
+    match store.put(key.as_bytes(), &value, 0, Some(revision)).await {
         Ok(_) => {}
         Err(rk8s_raftstore::Error::Conflict { .. }) => {
             return Err(auth::used_token(token_id, "a concurrent join"));

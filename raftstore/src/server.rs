@@ -321,9 +321,12 @@ impl Store {
     }
 }
 
+/// Where a member keeps its id in its data directory.
+const MEMBER_ID_FILE: &str = "member_id";
+
 /// Whether `data_dir` holds a store member already (it has its member id).
 pub fn has_member(data_dir: &Path) -> bool {
-    data_dir.join("member_id").exists()
+    data_dir.join(MEMBER_ID_FILE).exists()
 }
 
 fn read_or_create_id(dir: &Path) -> std::result::Result<(u64, bool), StartError> {
@@ -332,7 +335,7 @@ fn read_or_create_id(dir: &Path) -> std::result::Result<(u64, bool), StartError>
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let path = dir.join("member_id");
+    let path = dir.join(MEMBER_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(s) => s.trim().parse().map(|id| (id, false)).map_err(|_| {
             io(std::io::Error::new(
@@ -657,12 +660,12 @@ fn spawn_peer(
         let mut backoff = Duration::from_millis(50);
         loop {
             let connecting = transport::connect(&addr, tls.as_ref());
-            let failure = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
+            let connected = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
                 Ok(Ok(s)) => Ok(s),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("no TLS handshake in time".to_string()),
             };
-            let mut stream = match failure {
+            let mut stream = match connected {
                 Ok(s) => {
                     backoff = Duration::from_millis(50);
                     s

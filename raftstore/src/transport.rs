@@ -30,10 +30,10 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 /// A boxed [`Io`].
 pub type Stream = Box<dyn Io>;
 
-/// The host of `host:port` (brackets of an IPv6 address removed).
-fn host(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
+/// The host and port of `host:port` (brackets of an IPv6 address removed).
+pub fn host_and_port(addr: &str) -> Option<(&str, &str)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((host.trim_start_matches('[').trim_end_matches(']'), port))
 }
 
 /// Connects to `addr` (`host:port`); with `tls`, verifies that the member's
@@ -47,7 +47,8 @@ pub async fn connect(
     let Some(config) = tls else {
         return Ok(Box::new(tcp));
     };
-    let name = ServerName::try_from(host(addr).to_string()).map_err(|e| {
+    let host = host_and_port(addr).map_or(addr, |(host, _)| host);
+    let name = ServerName::try_from(host.to_string()).map_err(|e| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("{addr:?}: not a host name or address: {e}"),
@@ -73,12 +74,16 @@ pub async fn accept(
 
 #[cfg(test)]
 mod tests {
-    use super::host;
+    use super::host_and_port;
 
     #[test]
     fn hosts_of_addresses() {
-        assert_eq!(host("127.0.0.1:2380"), "127.0.0.1");
-        assert_eq!(host("member-a.example:2380"), "member-a.example");
-        assert_eq!(host("[::1]:2380"), "::1");
+        assert_eq!(host_and_port("127.0.0.1:2380"), Some(("127.0.0.1", "2380")));
+        assert_eq!(
+            host_and_port("member-a.example:2380"),
+            Some(("member-a.example", "2380"))
+        );
+        assert_eq!(host_and_port("[::1]:2380"), Some(("::1", "2380")));
+        assert_eq!(host_and_port("member-a"), None);
     }
 }

@@ -33,13 +33,6 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<O
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
-/// Encodes a frame with its length prefix.
-pub fn encode_frame(frame: &Frame) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_frame_into(frame, &mut out);
-    out
-}
-
 /// Appends a frame with its length prefix to `out`.
 pub fn encode_frame_into(frame: &Frame, out: &mut Vec<u8>) {
     let len = frame.encoded_len();
@@ -99,12 +92,4 @@ pub async fn write_frames<W: AsyncWrite + Unpin>(
         w.write_all(&buf).await?;
     }
     Ok(())
-}
-
-/// Writes one frame.
-pub async fn write_frame<W: AsyncWriteExt + Unpin>(
-    w: &mut W,
-    frame: &Frame,
-) -> std::io::Result<()> {
-    w.write_all(&encode_frame(frame)).await
 }

@@ -80,6 +80,14 @@ impl Server {
         words[1..].to_vec()
     }
 
+    /// A member bootstrap token of this server (`--token` of
+    /// [`Server::member_join_args`]).
+    pub fn member_token(&self) -> String {
+        let words = self.member_join_args();
+        let at = words.iter().position(|w| w == "--token").unwrap();
+        words[at + 1].clone()
+    }
+
     /// `--endpoint PEER --data-dir DIR`: how the `rk8s-server` verbs reach this
     /// member's store (with its member certificate).
     pub fn store_access(&self) -> Vec<String> {

@@ -4,7 +4,7 @@ pub mod member;
 pub mod run;
 pub mod token;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use rk8s_raftstore::client::StoreClient;
@@ -25,19 +25,16 @@ impl StoreAccess {
     /// A client of the member at `endpoint`, over mutual TLS with the certificate of
     /// the member in `data_dir`.
     pub async fn connect(&self) -> anyhow::Result<StoreClient> {
-        connect(&self.endpoint, &self.data_dir).await
+        let dir = &self.data_dir;
+        let certs = rk8s_apiserver::members::MemberCerts::load(dir)?.with_context(|| {
+            format!(
+                "{} has no member certificate (pki/member.crt): give the data directory of a member on this machine with --data-dir",
+                dir.display()
+            )
+        })?;
+        let tls = certs.tls().context("the member's certificates")?;
+        StoreClient::connect_with(&self.endpoint, Some(&tls.client))
+            .await
+            .with_context(|| format!("failed to reach the member at {}", self.endpoint))
     }
-}
-
-async fn connect(endpoint: &str, data_dir: &Path) -> anyhow::Result<StoreClient> {
-    let certs = rk8s_apiserver::members::MemberCerts::load(data_dir)?.with_context(|| {
-        format!(
-            "{} has no member certificate (pki/member.crt): give the data directory of a member on this machine with --data-dir",
-            data_dir.display()
-        )
-    })?;
-    let tls = certs.tls().context("the member's certificates")?;
-    StoreClient::connect_with(endpoint, Some(&tls.client))
-        .await
-        .with_context(|| format!("failed to reach the member at {endpoint}"))
 }

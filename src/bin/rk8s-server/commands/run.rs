@@ -161,13 +161,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let pki = member_pki(&args, &advertise).await?;
     let mut cfg = MemberConfig::new(&args.data_dir, args.peer_listen);
     cfg.advertise = Some(advertise);
-    cfg.join = pki.join;
+    cfg.join = pki.join.clone();
     cfg.snapshot_entries = args.snapshot_entries;
     cfg.tls = Some(pki.certs.tls().context("the member's certificates")?);
     let store = server::start(cfg)
         .await
         .context("failed to start the store member")?;
-    if pki.joined {
+    if pki.join.is_some() {
         // Kept only once the store has this member: a failed join leaves no
         // certificate that a restart would take for a finished one.
         pki.certs.save(&args.data_dir)?;
@@ -242,10 +242,9 @@ struct MemberPki {
     certs: rk8s_apiserver::members::MemberCerts,
     /// The member CA, on the cluster's first member.
     member_ca: Option<rk8s_apiserver::pki::ClusterCa>,
-    /// The store address to join through.
+    /// The store address to join through, when the certificates came from a join
+    /// just now (they are saved once the store has this member).
     join: Option<String>,
-    /// Whether the certificates came from a join just now (saved once joined).
-    joined: bool,
 }
 
 /// The member's certificates: saved ones; from a member's API server when joining;
@@ -259,7 +258,6 @@ async fn member_pki(args: &Args, advertise: &str) -> anyhow::Result<MemberPki> {
             certs,
             member_ca,
             join: None,
-            joined: false,
         });
     }
     if server::has_member(dir) {
@@ -275,7 +273,6 @@ async fn member_pki(args: &Args, advertise: &str) -> anyhow::Result<MemberPki> {
             certs,
             member_ca: Some(ca),
             join: None,
-            joined: false,
         });
     };
     let joined = join_through_api(url, token, hash, advertise)
@@ -286,7 +283,6 @@ async fn member_pki(args: &Args, advertise: &str) -> anyhow::Result<MemberPki> {
         certs: joined.certs,
         member_ca: None,
         join: Some(joined.join),
-        joined: true,
     })
 }
 
