@@ -5,8 +5,9 @@
 //!
 //! rk8s members run in this process (each with its own raft thread and TCP listener);
 //! etcd members are `etcd` processes (Debian `etcd-server`), driven through the
-//! `etcd-client` crate. Run with `make bench`; `BENCH_SECONDS` sets the time per row
-//! (default 5).
+//! `etcd-client` crate. Per row both clusters run side by side and are loaded in
+//! turns (five each). Run with `make bench`; `BENCH_SECONDS` sets each store's time per
+//! row (default 5); `BENCH_MEMBERS` and `BENCH_CLIENTS` (comma-separated) pick rows.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -48,14 +49,22 @@ impl Drop for Guard {
 #[derive(Clone)]
 enum Client {
     Rk8s(StoreClient),
-    Etcd(etcd_client::KvClient),
+    Etcd(Box<etcd_client::KvClient>),
 }
 
 impl Client {
     async fn put(&mut self, key: String, value: Vec<u8>) -> Result<(), Error> {
         match self {
-            Client::Rk8s(c) => c.put(key.as_bytes(), &value).await.map(|_| ()).map_err(Into::into),
-            Client::Etcd(c) => c.put(key, value, None).await.map(|_| ()).map_err(Into::into),
+            Client::Rk8s(c) => c
+                .put(key.as_bytes(), &value)
+                .await
+                .map(|_| ())
+                .map_err(Into::into),
+            Client::Etcd(c) => c
+                .put(key, value, None)
+                .await
+                .map(|_| ())
+                .map_err(Into::into),
         }
     }
 }
@@ -72,7 +81,10 @@ async fn rk8s_cluster(dir: &Path, members: usize) -> Result<(Guard, Vec<Client>)
         .push(server::start(MemberConfig::new(dir.join("m0"), first.parse()?)).await?);
     wait_rk8s(&first, 1).await?;
     for i in 1..members {
-        let mut cfg = MemberConfig::new(dir.join(format!("m{i}")), format!("127.0.0.1:{}", free_port()?).parse()?);
+        let mut cfg = MemberConfig::new(
+            dir.join(format!("m{i}")),
+            format!("127.0.0.1:{}", free_port()?).parse()?,
+        );
         cfg.join = Some(first.clone());
         guard.stores.push(server::start(cfg).await?);
         wait_rk8s(&first, i + 1).await?;
@@ -123,12 +135,26 @@ async fn etcd_cluster(dir: &Path, members: usize) -> Result<(Guard, Vec<Client>)
             .args(["--name", &format!("e{i}")])
             .arg("--data-dir")
             .arg(dir.join(format!("e{i}")))
-            .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
-            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
+            .args([
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{client}"),
+            ])
+            .args([
+                "--advertise-client-urls",
+                &format!("http://127.0.0.1:{client}"),
+            ])
             .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
             .args(["--initial-cluster", &initial.join(",")])
-            .args(["--initial-cluster-state", "new", "--initial-cluster-token", "rk8s-bench"])
+            .args([
+                "--initial-cluster-state",
+                "new",
+                "--initial-cluster-token",
+                "rk8s-bench",
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -159,7 +185,7 @@ async fn etcd_cluster(dir: &Path, members: usize) -> Result<(Guard, Vec<Client>)
     let mut clients = Vec::new();
     for _ in 0..8 {
         let c = etcd_client::Client::connect([leader.as_str()], None).await?;
-        clients.push(Client::Etcd(c.kv_client()));
+        clients.push(Client::Etcd(Box::new(c.kv_client())));
     }
     Ok((guard, clients))
 }
@@ -171,20 +197,53 @@ struct Row {
     p99_ms: f64,
 }
 
-async fn load(clients: &[Client], concurrency: usize, seconds: f64) -> Result<Row, Error> {
+/// Latencies (µs) of the writes of some runs, and the time they took.
+#[derive(Default)]
+struct Sample {
+    latencies: Vec<u64>,
+    seconds: f64,
+}
+
+impl Sample {
+    fn row(mut self) -> Row {
+        let all = &mut self.latencies;
+        all.sort_unstable();
+        let pct = |p: f64| {
+            let i = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
+            all.get(i).copied().unwrap_or(0) as f64 / 1000.0
+        };
+        Row {
+            writes: all.len(),
+            per_second: all.len() as f64 / self.seconds.max(f64::MIN_POSITIVE),
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+        }
+    }
+}
+
+/// `concurrency` clients writing for `seconds`, added to `sample`.
+async fn load(
+    clients: &[Client],
+    concurrency: usize,
+    seconds: f64,
+    sample: &mut Sample,
+) -> Result<(), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..concurrency {
         let mut client = clients[c % clients.len()].clone();
         let stop = stop.clone();
+        let first = sample.latencies.len();
         tasks.push(tokio::spawn(async move {
             let value = vec![b'x'; 256];
             let mut latencies = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                client.put(format!("/bench/{c}/{i}"), value.clone()).await?;
+                client
+                    .put(format!("/bench/{c}/{first}-{i}"), value.clone())
+                    .await?;
                 latencies.push(t.elapsed().as_micros() as u64);
                 i += 1;
             }
@@ -193,29 +252,26 @@ async fn load(clients: &[Client], concurrency: usize, seconds: f64) -> Result<Ro
     }
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
     for t in tasks {
-        all.extend(t.await??);
+        sample.latencies.extend(t.await??);
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        let i = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
-        all.get(i).copied().unwrap_or(0) as f64 / 1000.0
-    };
-    Ok(Row {
-        writes: all.len(),
-        per_second: all.len() as f64 / elapsed,
-        p50_ms: pct(0.5),
-        p99_ms: pct(0.99),
-    })
+    sample.seconds += start.elapsed().as_secs_f64();
+    Ok(())
 }
 
 /// One member, one writer calling the store in-process (no client protocol, no
 /// network): how much of a write is the log's fsync, and how much the way to it.
 async fn in_process(dir: &Path, writes: usize) -> Result<serde_json::Value, Error> {
-    let store = server::start(MemberConfig::new(dir.join("m0"), format!("127.0.0.1:{}", free_port()?).parse()?)).await?;
-    let _guard = Guard { children: Vec::new(), stores: vec![store.clone()], dir: dir.to_path_buf() };
+    let store = server::start(MemberConfig::new(
+        dir.join("m0"),
+        format!("127.0.0.1:{}", free_port()?).parse()?,
+    ))
+    .await?;
+    let _guard = Guard {
+        children: Vec::new(),
+        stores: vec![store.clone()],
+        dir: dir.to_path_buf(),
+    };
     // The first member elects itself: wait until a write goes through.
     let deadline = Instant::now() + Duration::from_secs(30);
     while store.put(b"/bench/ready", b"", 0, None).await.is_err() {
@@ -224,21 +280,54 @@ async fn in_process(dir: &Path, writes: usize) -> Result<serde_json::Value, Erro
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let fsync = || (rk8s_raftstore::metrics::FSYNC.get_sample_sum(), rk8s_raftstore::metrics::FSYNC.get_sample_count());
+    let fsync = || {
+        (
+            rk8s_raftstore::metrics::FSYNC.get_sample_sum(),
+            rk8s_raftstore::metrics::FSYNC.get_sample_count(),
+        )
+    };
     let before = fsync();
     let value = vec![b'x'; 256];
     let mut latencies = Vec::with_capacity(writes);
     for i in 0..writes {
         let t = Instant::now();
-        store.put(format!("/bench/{i}").as_bytes(), &value, 0, None).await?;
+        store
+            .put(format!("/bench/{i}").as_bytes(), &value, 0, None)
+            .await?;
         latencies.push(t.elapsed().as_micros() as u64);
     }
     let after = fsync();
     latencies.sort_unstable();
-    let ms = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1000.0;
+    let ms = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1000.0
+    };
     let persist_ms = (after.0 - before.0) / (after.1 - before.1).max(1) as f64 * 1000.0;
-    println!("in-process, 1 member, 1 writer: p50 {:.3} ms, p99 {:.3} ms; log write + fsync {persist_ms:.3} ms on average", ms(0.5), ms(0.99));
-    Ok(serde_json::json!({"writes": writes, "p50_ms": ms(0.5), "p99_ms": ms(0.99), "persist_ms": persist_ms}))
+    println!(
+        "in-process, 1 member, 1 writer: p50 {:.3} ms, p99 {:.3} ms; log write + fsync {persist_ms:.3} ms on average",
+        ms(0.5),
+        ms(0.99)
+    );
+    Ok(
+        serde_json::json!({"writes": writes, "p50_ms": ms(0.5), "p99_ms": ms(0.99), "persist_ms": persist_ms}),
+    )
+}
+
+/// Turns each store takes per row.
+const TURNS: usize = 5;
+
+/// The rows to run: `name` as a comma-separated list (e.g. `BENCH_CLIENTS=1,16`), or
+/// `all` when unset.
+fn rows_from_env(name: &str, all: &[usize]) -> Result<Vec<usize>, Error> {
+    let Ok(list) = std::env::var(name) else {
+        return Ok(all.to_vec());
+    };
+    list.split(',')
+        .map(|n| {
+            n.trim().parse().map_err(|_| {
+                format!("{name}: {n:?} is not a number (expected e.g. {name}=1,16)").into()
+            })
+        })
+        .collect()
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -251,23 +340,44 @@ async fn main() -> Result<(), Error> {
     let tmp = out.join("tmp");
     println!(
         "{:>7} {:>11} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>10}",
-        "members", "concurrency", "rk8s w/s", "p50 ms", "p99 ms", "etcd w/s", "p50 ms", "p99 ms", "rk8s/etcd"
+        "members",
+        "concurrency",
+        "rk8s w/s",
+        "p50 ms",
+        "p99 ms",
+        "etcd w/s",
+        "p50 ms",
+        "p99 ms",
+        "rk8s/etcd"
     );
     let mut rows = Vec::new();
-    for members in [1usize, 3] {
-        for concurrency in [1usize, 16, 256] {
-            let rk8s = {
-                let (_guard, clients) = rk8s_cluster(&tmp.join(format!("rk8s-{members}-{concurrency}")), members).await?;
-                load(&clients, concurrency, seconds).await?
-            };
-            let etcd = {
-                let (_guard, clients) = etcd_cluster(&tmp.join(format!("etcd-{members}-{concurrency}")), members).await?;
-                load(&clients, concurrency, seconds).await?
-            };
+    let members_rows = rows_from_env("BENCH_MEMBERS", &[1, 3])?;
+    let client_rows = rows_from_env("BENCH_CLIENTS", &[1, 16, 256])?;
+    for &members in &members_rows {
+        for &concurrency in &client_rows {
+            // Both clusters run side by side and take turns, so that a slower or
+            // faster spell of the machine (its disk above all) falls on both.
+            let (_rk8s, rk8s_clients) =
+                rk8s_cluster(&tmp.join(format!("rk8s-{members}-{concurrency}")), members).await?;
+            let (_etcd, etcd_clients) =
+                etcd_cluster(&tmp.join(format!("etcd-{members}-{concurrency}")), members).await?;
+            let (mut rk8s, mut etcd) = (Sample::default(), Sample::default());
+            for _ in 0..TURNS {
+                let turn = seconds / TURNS as f64;
+                load(&rk8s_clients, concurrency, turn, &mut rk8s).await?;
+                load(&etcd_clients, concurrency, turn, &mut etcd).await?;
+            }
+            let (rk8s, etcd) = (rk8s.row(), etcd.row());
             let ratio = rk8s.per_second / etcd.per_second.max(f64::MIN_POSITIVE);
             println!(
                 "{members:>7} {concurrency:>11} | {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>9.2}x",
-                rk8s.per_second, rk8s.p50_ms, rk8s.p99_ms, etcd.per_second, etcd.p50_ms, etcd.p99_ms, ratio
+                rk8s.per_second,
+                rk8s.p50_ms,
+                rk8s.p99_ms,
+                etcd.per_second,
+                etcd.p50_ms,
+                etcd.p99_ms,
+                ratio
             );
             rows.push(serde_json::json!({
                 "members": members,

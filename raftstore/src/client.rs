@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::WriteHalf;
+use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::proto::{
@@ -22,7 +23,7 @@ type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<ClientResponse>>>>>
 /// A connection to one member.
 #[derive(Clone)]
 pub struct StoreClient {
-    out: mpsc::UnboundedSender<Frame>,
+    out: Arc<wire::Outgoing<WriteHalf<crate::transport::Stream>>>,
     pending: Pending,
     next: Arc<AtomicU64>,
 }
@@ -41,13 +42,10 @@ impl StoreClient {
     /// [`crate::transport::PeerTls`]), over mutual TLS.
     pub async fn connect_with(addr: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Self> {
         let stream = crate::transport::connect(addr, tls).await.map_err(io_err)?;
-        let (reader, mut writer) = tokio::io::split(stream);
+        let (reader, writer) = tokio::io::split(stream);
         let mut reader = wire::buffered(reader);
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let (out, mut out_rx) = mpsc::unbounded_channel::<Frame>();
-        tokio::spawn(async move {
-            let _ = wire::write_frames(&mut writer, &mut out_rx).await;
-        });
+        let (out, _) = wire::Outgoing::start(writer);
         let p = pending.clone();
         tokio::spawn(async move {
             while let Ok(Some(f)) = wire::read_frame(&mut reader).await {
@@ -78,21 +76,26 @@ impl StoreClient {
     ) -> Result<Option<client_response::Response>> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-            .ok_or_else(|| Error::Unavailable("connection closed".into()))?
-            .insert(id, tx);
+        let alone = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let waiting = pending
+                .as_mut()
+                .ok_or_else(|| Error::Unavailable("connection closed".into()))?;
+            waiting.insert(id, tx);
+            waiting.len() == 1
+        };
         let frame = Frame {
             body: Some(frame::Body::Request(ClientRequest {
                 id,
                 request: Some(request),
             })),
         };
-        self.out
-            .send(frame)
-            .map_err(|_| Error::Unavailable("connection closed".into()))?;
+        // A request alone goes out at once; requests that come many at a time are
+        // gathered into few writes by the writer task.
+        match alone {
+            true => self.out.send([frame]),
+            false => self.out.queue(frame),
+        }
         let resp = rx
             .await
             .map_err(|_| Error::Unavailable("connection closed before the answer".into()))?;

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod ops;
+pub mod peers;
 pub mod proto;
 pub mod server;
 pub mod state;

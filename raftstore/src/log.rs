@@ -62,6 +62,26 @@ pub enum LogError {
     Corrupt(String),
 }
 
+/// How the log's files are sized and when old ones go.
+#[derive(Clone, Copy, Debug)]
+pub struct LogFiles {
+    /// Size at which a log file is closed and the next one started.
+    pub file_bytes: u64,
+    /// Once the files hold more than this, those whose entries all precede the
+    /// latest snapshot are removed (at the next snapshot). Above the log a snapshot
+    /// leaves behind (see `node::DEFAULT_SNAPSHOT_BYTES`).
+    pub purge_bytes: u64,
+}
+
+impl Default for LogFiles {
+    fn default() -> Self {
+        LogFiles {
+            file_bytes: 16 << 20,
+            purge_bytes: 128 << 20,
+        }
+    }
+}
+
 struct Disk {
     engine: Arc<Engine>,
     dir: PathBuf,
@@ -115,6 +135,16 @@ impl RaftLog {
     /// is new. With `sync`, every persisted batch is fsynced (tests that model process
     /// crashes, not power loss, may turn it off).
     pub fn open(dir: &Path, voters: &[u64], sync: bool) -> Result<Self, LogError> {
+        Self::open_with(dir, voters, sync, LogFiles::default())
+    }
+
+    /// [`RaftLog::open`] with log files sized by `files`.
+    pub fn open_with(
+        dir: &Path,
+        voters: &[u64],
+        sync: bool,
+        files: LogFiles,
+    ) -> Result<Self, LogError> {
         let engine_err = |source| LogError::Engine {
             dir: dir.display().to_string(),
             source,
@@ -128,6 +158,11 @@ impl RaftLog {
             // Batches are a few kilobytes of small entries: compressing them costs
             // the raft thread more than the bytes saved (etcd's WAL does not either).
             batch_compression_threshold: raft_engine::ReadableSize(0),
+            target_file_size: raft_engine::ReadableSize(files.file_bytes),
+            purge_threshold: raft_engine::ReadableSize(files.purge_bytes.max(files.file_bytes)),
+            // Removed files are kept to be written over again (the default): an
+            // overwrite needs no new blocks, so its fsync costs less.
+            enable_log_recycle: true,
             ..Default::default()
         })
         .map_err(engine_err)?;
@@ -231,7 +266,15 @@ impl RaftLog {
             self.entries.extend_from_slice(entries);
             self.entry_bytes += total_size(entries);
         }
-        if let Some(hs) = hard_state {
+        // A new term or vote must be on disk before any message says so; a commit
+        // index alone need not (see `set_commit`), so it waits for the next entries.
+        let mut hard_state = hard_state;
+        if let Some(hs) = hard_state.take() {
+            if hs.term != self.hard_state.term || hs.vote != self.hard_state.vote {
+                hard_state = Some(hs);
+            } else if hs.commit != self.hard_state.commit {
+                self.commit_unwritten = true;
+            }
             self.hard_state = hs.clone();
         }
         let Some(disk) = &self.disk else {
@@ -361,6 +404,9 @@ impl RaftLog {
                 )
                 .map_err(err)?;
             disk.engine.write(&mut batch, disk.sync).map_err(err)?;
+            // Files that now hold only compacted entries and overwritten state go
+            // (raft-engine keeps some to reuse).
+            disk.engine.purge_expired_files().map_err(err)?;
         }
         self.conf_state = snapshot.get_metadata().get_conf_state().clone();
         self.snapshot = snapshot;
@@ -453,6 +499,63 @@ impl raft::Storage for RaftLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dir_bytes(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                match e.file_type().unwrap().is_dir() {
+                    true => dir_bytes(&e.path()),
+                    false => e.metadata().unwrap().len(),
+                }
+            })
+            .sum()
+    }
+
+    #[test]
+    fn files_of_compacted_entries_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles {
+            file_bytes: 64 << 10,
+            purge_bytes: 256 << 10,
+        };
+        let mut log = RaftLog::open_with(dir.path(), &[1], false, files).unwrap();
+        let mut hs = HardState {
+            term: 1,
+            ..Default::default()
+        };
+        // 2.5 MiB of entries, a snapshot after every 64 KiB.
+        let mut index = 0;
+        for _ in 0..40 {
+            let entries: Vec<Entry> = (0..64)
+                .map(|_| {
+                    index += 1;
+                    Entry {
+                        index,
+                        term: 1,
+                        data: vec![7; 1024].into(),
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            hs.commit = index;
+            log.persist(&entries, Some(&hs)).unwrap();
+            let mut snapshot = Snapshot::default();
+            snapshot.set_data(vec![1, 2, 3].into());
+            let meta = snapshot.mut_metadata();
+            meta.index = index;
+            meta.term = 1;
+            meta.mut_conf_state().voters = vec![1];
+            log.install_snapshot(snapshot).unwrap();
+        }
+        let bytes = dir_bytes(dir.path());
+        assert!(bytes < 1 << 20, "the log directory holds {bytes} bytes");
+        drop(log);
+        let log = RaftLog::open_with(dir.path(), &[], false, files).unwrap();
+        assert_eq!((log.snapshot_index(), log.last()), (index, index));
+        assert_eq!(log.hard_state().commit, index);
+    }
 
     #[test]
     fn a_new_clusters_membership_survives_a_restart() {

@@ -120,6 +120,8 @@ pub struct RaftNode {
     /// Set when a member was added: it must be able to start from a snapshot that
     /// already lists it (raft-rs refuses a snapshot whose membership lacks it).
     snapshot_wanted: bool,
+    /// The highest commit index the followers were sent (see [`RaftNode::announce_commit`]).
+    announced_commit: u64,
 }
 
 /// Proposal and read ids carry the proposer's id in their top 16 bits, so a member
@@ -166,6 +168,10 @@ impl RaftNode {
             applied,
             check_quorum: true,
             pre_vote: true,
+            // A new commit index reaches followers with the next append, or at once
+            // when the leader goes idle (`announce_commit`): not in a message of its
+            // own after every write, ahead of the client's answer.
+            skip_bcast_commit: true,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
             ..Default::default()
@@ -199,6 +205,7 @@ impl RaftNode {
             leadership_changes: Vec::new(),
             snapshots_taken: 0,
             snapshot_wanted: false,
+            announced_commit: 0,
         })
     }
 
@@ -216,6 +223,21 @@ impl RaftNode {
     /// and stop on these).
     pub fn take_leadership_changes(&mut self) -> Vec<Leadership> {
         std::mem::take(&mut self.leadership_changes)
+    }
+
+    /// On the leader, when the commit index moved past what the followers were told:
+    /// tells them now (their applied state, what their watchers see, follows it). For
+    /// a leader with nothing else to do; a busy one tells them with its next appends.
+    pub fn announce_commit(&mut self) {
+        if self.commit_unannounced() {
+            self.announced_commit = self.raw.raft.raft_log.committed;
+            self.raw.raft.bcast_append();
+        }
+    }
+
+    /// Whether this member leads and its followers may not know its commit index.
+    pub fn commit_unannounced(&self) -> bool {
+        self.is_leader() && self.raw.raft.raft_log.committed > self.announced_commit
     }
 
     /// Whether this member leads.

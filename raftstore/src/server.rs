@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use crate::client::StoreClient;
 use crate::error::{Error, Result};
 use crate::log::RaftLog;
 use crate::node::{Leadership, MembershipChange, NodeConfig, RaftNode};
 use crate::ops;
+use crate::peers::{HANDSHAKE_TIMEOUT, Peers};
 use crate::proto::{
     ClientRequest, ClientResponse, Frame, JoinRequest, RangeRequest, RangeResponse, SnapshotLease,
     StatusResponse, TxnRequest, TxnResponse, client_request, client_response, frame,
@@ -386,13 +387,12 @@ pub async fn start(cfg: MemberConfig) -> std::result::Result<Store, StartError> 
     let node = RaftNode::new(node_cfg, log)?;
     let (tx, rx) = std_mpsc::channel();
     let (lead_tx, lead_rx) = watch::channel(node.leadership());
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
-    tokio::spawn(send_to_peers(out_rx, client_tls));
+    let peers = Peers::new(client_tls, tokio::runtime::Handle::current());
     let tick = cfg.tick;
     let self_addr = advertise.clone();
     std::thread::Builder::new()
         .name(format!("raft-{id}"))
-        .spawn(move || drive(node, rx, out_tx, lead_tx, tick, self_addr, seed_addresses))
+        .spawn(move || drive(node, rx, peers, lead_tx, tick, self_addr, seed_addresses))
         .map_err(|source| StartError::DataDir {
             path: cfg.data_dir.clone(),
             source,
@@ -446,12 +446,16 @@ async fn join_through(
     }
 }
 
+/// How long a leader waits for more work before it sends a new commit index to the
+/// followers in a message of its own: a busy leader sends it with its next appends.
+const ANNOUNCE_WHEN_IDLE: Duration = Duration::from_millis(1);
+
 /// The raft thread: ticks, requests, ready handling. Ends on shutdown or on a log
 /// failure (fail-stop: a member that cannot persist must not go on).
 fn drive(
     mut node: RaftNode,
     rx: std_mpsc::Receiver<Request>,
-    out: mpsc::UnboundedSender<(u64, String, Vec<u8>)>,
+    mut peers: Peers,
     leadership: watch::Sender<Leadership>,
     tick: Duration,
     self_addr: String,
@@ -462,14 +466,28 @@ fn drive(
     let mut promoting: HashMap<u64, Instant> = HashMap::new();
     let mut registering = false;
     let mut addresses = seed_addresses.clone();
+    let mut last_request = Instant::now();
     loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
-        let first = match rx.recv_timeout(wait) {
-            Ok(r) => Some(r),
+        // A leader whose followers have not heard of its latest commit index tells
+        // them once it has had nothing to do for a moment (see announce_commit).
+        let announce_at = node
+            .commit_unannounced()
+            .then(|| last_request + ANNOUNCE_WHEN_IDLE);
+        let deadline = announce_at.map_or(next_tick, |at| at.min(next_tick));
+        let first = match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(r) => {
+                last_request = Instant::now();
+                Some(r)
+            }
             Err(std_mpsc::RecvTimeoutError::Timeout) => None,
             Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        if first.is_none() && announce_at.is_some_and(|at| Instant::now() >= at) {
+            node.announce_commit();
+        }
         let mut shutdown = false;
+        // Answers to clients go out once the batch is done (see wire::Batch).
+        let answers = wire::Batch::open();
         // Take everything queued: one ready (one fsync) covers the whole batch.
         for req in first
             .into_iter()
@@ -522,18 +540,20 @@ fn drive(
             }
         }
         let result = node.process_ready_sending(now, &mut |msgs| {
+            let mut by_peer: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
             for m in msgs {
-                let Some(addr) = addresses.get(&m.to) else {
-                    tracing::debug!(member = id, "no address for member {} yet", m.to);
+                match m.write_to_bytes() {
+                    Ok(bytes) => by_peer.entry(m.to).or_default().push(bytes),
+                    Err(e) => tracing::warn!("cannot encode a raft message: {e}"),
+                }
+            }
+            for (to, messages) in by_peer {
+                let Some(addr) = addresses.get(&to) else {
+                    tracing::debug!(member = id, "no address for member {to} yet");
                     refresh_addresses = true;
                     continue;
                 };
-                match m.write_to_bytes() {
-                    Ok(bytes) => {
-                        let _ = out.send((m.to, addr.clone(), bytes));
-                    }
-                    Err(e) => tracing::warn!("cannot encode a raft message: {e}"),
-                }
+                peers.send(to, addr, messages);
             }
         });
         if let Err(e) = result {
@@ -555,6 +575,7 @@ fn drive(
             tracing::info!(member = id, leader = ?change.leader, term = change.term, "leadership changed");
             let _ = leadership.send(change);
         }
+        drop(answers);
     }
     tracing::info!(member = id, "raft thread stopped");
 }
@@ -631,71 +652,6 @@ fn leader_duties(
     }
 }
 
-/// Keeps one connection per peer and sends it its messages; messages to a peer that
-/// cannot be reached are dropped (raft retries what matters).
-async fn send_to_peers(
-    mut rx: mpsc::UnboundedReceiver<(u64, String, Vec<u8>)>,
-    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-) {
-    let mut peers: HashMap<u64, (String, mpsc::Sender<Frame>)> = HashMap::new();
-    while let Some((to, addr, bytes)) = rx.recv().await {
-        let entry = peers
-            .entry(to)
-            .or_insert_with(|| (addr.clone(), spawn_peer(addr.clone(), tls.clone())));
-        if entry.0 != addr || entry.1.is_closed() {
-            *entry = (addr.clone(), spawn_peer(addr, tls.clone()));
-        }
-        let _ = entry.1.try_send(Frame {
-            body: Some(frame::Body::Raft(bytes)),
-        });
-    }
-}
-
-fn spawn_peer(
-    addr: String,
-    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-) -> mpsc::Sender<Frame> {
-    let (tx, mut rx) = mpsc::channel::<Frame>(4096);
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let connecting = transport::connect(&addr, tls.as_ref());
-            let connected = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting).await {
-                Ok(Ok(s)) => Ok(s),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("no TLS handshake in time".to_string()),
-            };
-            let mut stream = match connected {
-                Ok(s) => {
-                    backoff = Duration::from_millis(50);
-                    s
-                }
-                Err(e) => {
-                    tracing::debug!("cannot reach the peer at {addr}: {e}");
-                    // Drop what queued meanwhile: stale raft messages are useless.
-                    while rx.try_recv().is_ok() {}
-                    if rx.is_closed() {
-                        return;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
-                }
-            };
-            if wire::write_frames(&mut stream, &mut rx).await.is_ok() {
-                return;
-            }
-            if rx.is_closed() {
-                return;
-            }
-        }
-    });
-    tx
-}
-
-/// How long a connection may take to complete its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Accepts connections from peers (raft messages) and clients (requests).
 async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, store: Store) {
     loop {
@@ -719,14 +675,11 @@ async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, st
 }
 
 async fn connection(stream: transport::Stream, store: Store) {
-    let (reader, mut writer) = tokio::io::split(stream);
+    let (reader, writer) = tokio::io::split(stream);
     let mut reader = wire::buffered(reader);
-    let (resp_tx, mut resp_rx) = mpsc::unbounded_channel::<Frame>();
-    tokio::spawn(async move {
-        let _ = wire::write_frames(&mut writer, &mut resp_rx).await;
-    });
-    let respond = |resp_tx: &mpsc::UnboundedSender<Frame>, r: ClientResponse| {
-        let _ = resp_tx.send(Frame {
+    let (outgoing, _) = wire::Outgoing::start(writer);
+    let respond = |outgoing: &std::sync::Arc<wire::Outgoing<_>>, r: ClientResponse| {
+        outgoing.answer(Frame {
             body: Some(frame::Body::Response(r)),
         });
     };
@@ -753,21 +706,20 @@ async fn connection(stream: transport::Stream, store: Store) {
                 id,
                 request: Some(client_request::Request::Txn(t)),
             })) => {
-                let resp_tx = resp_tx.clone();
+                let outgoing = outgoing.clone();
                 store.propose_then(ops::txn(t), move |result| {
                     let result = match result {
                         Ok(Applied::Txn(r)) => Ok(Some(client_response::Response::Txn(r))),
                         Ok(other) => Err(Error::Decode(format!("unexpected result {other:?}"))),
                         Err(e) => Err(e),
                     };
-                    respond(&resp_tx, response(id, result));
+                    respond(&outgoing, response(id, result));
                 });
             }
             Some(frame::Body::Request(req)) => {
-                let store = store.clone();
-                let resp_tx = resp_tx.clone();
+                let (store, outgoing) = (store.clone(), outgoing.clone());
                 tokio::spawn(async move {
-                    respond(&resp_tx, handle(&store, req).await);
+                    respond(&outgoing, handle(&store, req).await);
                 });
             }
             Some(frame::Body::Response(_)) | None => {}
