@@ -115,12 +115,14 @@ async fn keep_connected(
                 // Peers never answer on this connection: only its sending half is used.
                 let (_, writer) = tokio::io::split(stream);
                 let (outgoing, writing) = Outgoing::start(writer);
-                let held =
-                    match std::mem::replace(&mut *lock(&shared), LinkState::Up(outgoing.clone())) {
-                        LinkState::Connecting(held) => held,
-                        LinkState::Up(_) => Vec::new(),
-                    };
-                outgoing.send(held);
+                {
+                    // What was held goes first, before the raft thread sends more.
+                    let mut link = lock(&shared);
+                    if let LinkState::Connecting(held) = &mut *link {
+                        outgoing.send(std::mem::take(held));
+                    }
+                    *link = LinkState::Up(outgoing.clone());
+                }
                 drop((shared, outgoing));
                 // Its writer task ends when the connection fails, or when the link
                 // (the only other holder) is gone.
@@ -139,5 +141,60 @@ async fn keep_connected(
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire;
+    use tokio::net::TcpListener;
+
+    async fn next_message(conn: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+        match wire::read_frame(conn).await.unwrap() {
+            Some(Frame {
+                body: Some(frame::Body::Raft(bytes)),
+            }) => bytes,
+            other => panic!("expected a raft message, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_reach_a_peer_that_comes_back() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut peers = Peers::new(None, tokio::runtime::Handle::current());
+        // Held while the connection is made, then sent in order.
+        peers.send(2, &addr, vec![b"one".to_vec(), b"two".to_vec()]);
+        let (conn, _) = listener.accept().await.unwrap();
+        let mut conn = wire::buffered(conn);
+        assert_eq!(next_message(&mut conn).await, b"one");
+        assert_eq!(next_message(&mut conn).await, b"two");
+        peers.send(2, &addr, vec![b"three".to_vec()]);
+        assert_eq!(next_message(&mut conn).await, b"three");
+        // The peer restarts: its link connects again; what is sent meanwhile may be
+        // lost (raft sends it again), what is sent after arrives.
+        drop(conn);
+        let mut resend = tokio::time::interval(Duration::from_millis(20));
+        let conn = loop {
+            tokio::select! {
+                accepted = listener.accept() => break accepted.unwrap().0,
+                _ = resend.tick() => peers.send(2, &addr, vec![b"again".to_vec()]),
+            }
+        };
+        let mut conn = wire::buffered(conn);
+        peers.send(2, &addr, vec![b"last".to_vec()]);
+        while next_message(&mut conn).await != b"last" {}
+        // A member at a new address gets a new link; the old one's task ends.
+        let moved = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let old = Arc::downgrade(&peers.links[&2].state);
+        peers.send(
+            2,
+            &moved.local_addr().unwrap().to_string(),
+            vec![b"moved".to_vec()],
+        );
+        let mut conn = wire::buffered(moved.accept().await.unwrap().0);
+        assert_eq!(next_message(&mut conn).await, b"moved");
+        assert!(old.upgrade().is_none());
     }
 }
