@@ -720,7 +720,7 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         "--service-cluster-ip-range",
         "10.96.0.0/29",
         "--service-node-port-range",
-        "30000-30001",
+        "40000-40001",
     ]);
     let server = Server::start(&args);
     let client = server.client().await;
@@ -776,16 +776,26 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         .await
         .unwrap_err();
     assert!(full.to_string().contains("is full"), "{full}");
-    // Node ports: one each, per protocol, and a PUT without them keeps them.
+    // Node ports: from the server's range only (not Kubernetes' default one), one
+    // each, per protocol, and a PUT without them keeps them.
+    let outside = json!({"type": "NodePort", "clusterIP": "None",
+        "ports": [{"name": "http", "port": 80, "nodePort": 30000}]});
+    let outside = services.create(&pp, &svc("n0", outside)).await.unwrap_err();
+    assert!(
+        outside
+            .to_string()
+            .contains("The range of valid ports is 40000-40001"),
+        "{outside}"
+    );
     let np = json!({"type": "NodePort", "clusterIP": "None",
         "ports": [{"name": "http", "port": 80}]});
     let n1 = services.create(&pp, &svc("n1", np.clone())).await.unwrap();
     let first = n1.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].node_port;
-    assert_eq!(first, Some(30000));
+    assert_eq!(first, Some(40000));
     let mut put = svc("n1", np.clone());
     put.metadata.resource_version = n1.metadata.resource_version.clone();
     let kept = services.replace("n1", &pp, &put).await.unwrap();
-    assert_eq!(kept.spec.unwrap().ports.unwrap()[0].node_port, Some(30000));
+    assert_eq!(kept.spec.unwrap().ports.unwrap()[0].node_port, Some(40000));
     services.create(&pp, &svc("n2", np.clone())).await.unwrap();
     assert_eq!(
         code(services.create(&pp, &svc("n3", np)).await.unwrap_err()),

@@ -10,8 +10,6 @@ use crate::names;
 use crate::path::FieldPath;
 
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
-/// Kubernetes' default `--service-node-port-range`.
-pub const NODE_PORT_RANGE: (i32, i32) = (30000, 32767);
 
 pub(super) fn service(errs: &mut Errors, svc: &Service) {
     let path = FieldPath::root().key("spec");
@@ -75,15 +73,10 @@ pub(super) fn service(errs: &mut Errors, svc: &Service) {
                     &p.key("nodePort"),
                     format!("may not be used when `type` is '{kind}'"),
                 );
-            } else if !(NODE_PORT_RANGE.0..=NODE_PORT_RANGE.1).contains(&np) {
-                errs.invalid(
-                    &p.key("nodePort"),
-                    np,
-                    format!(
-                        "provided port is not in the valid range. The range of valid ports is {}-{}",
-                        NODE_PORT_RANGE.0, NODE_PORT_RANGE.1
-                    ),
-                );
+            } else if !(1..=65535).contains(&np) {
+                // Whether it is in the server's --service-node-port-range (and free)
+                // the server's allocator says, as Kubernetes' does.
+                errs.port(&p.key("nodePort"), np);
             } else if !node_ports.insert((np, protocol)) {
                 errs.duplicate(&p.key("nodePort"), np);
             }
