@@ -7,7 +7,8 @@
 //! etcd members are `etcd` processes (Debian `etcd-server`), driven through the
 //! `etcd-client` crate. Per row both clusters run side by side and are loaded in
 //! turns (five each). Run with `make bench`; `BENCH_SECONDS` sets each store's time per
-//! row (default 5); `BENCH_MEMBERS` and `BENCH_CLIENTS` (comma-separated) pick rows.
+//! row (default 5); `BENCH_MEMBERS` and `BENCH_CLIENTS` (comma-separated) pick rows;
+//! `BENCH_TLS=1` runs the rk8s members with mutual TLS.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use rk8s_raftstore::client::StoreClient;
 use rk8s_raftstore::server::{self, MemberConfig};
+use rk8s_raftstore::transport::PeerTls;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -69,37 +71,55 @@ impl Client {
     }
 }
 
-async fn rk8s_cluster(dir: &Path, members: usize) -> Result<(Guard, Vec<Client>), Error> {
+/// With `BENCH_TLS=1`, rk8s members talk mutual TLS as `rk8s-server`'s always do
+/// (one member certificate for all: they share the host); etcd stays plain.
+fn member_tls() -> Result<Option<PeerTls>, Error> {
+    if std::env::var("BENCH_TLS").is_err() {
+        return Ok(None);
+    }
+    let ca = rk8s_apiserver::pki::ClusterCa::generate_member_ca()?;
+    let (cert, key) = ca.issue_member(&["127.0.0.1".to_string()])?;
+    Ok(Some(rk8s_apiserver::pki::member_tls(
+        &ca.cert_pem,
+        &cert,
+        &key,
+    )?))
+}
+
+async fn rk8s_cluster(
+    dir: &Path,
+    members: usize,
+    tls: Option<&PeerTls>,
+) -> Result<(Guard, Vec<Client>), Error> {
     let first = format!("127.0.0.1:{}", free_port()?);
     let mut guard = Guard {
         children: Vec::new(),
         stores: Vec::new(),
         dir: dir.to_path_buf(),
     };
-    guard
-        .stores
-        .push(server::start(MemberConfig::new(dir.join("m0"), first.parse()?)).await?);
-    wait_rk8s(&first, 1).await?;
-    for i in 1..members {
-        let mut cfg = MemberConfig::new(
-            dir.join(format!("m{i}")),
-            format!("127.0.0.1:{}", free_port()?).parse()?,
-        );
-        cfg.join = Some(first.clone());
+    for i in 0..members {
+        let listen = match i {
+            0 => first.clone(),
+            _ => format!("127.0.0.1:{}", free_port()?),
+        };
+        let mut cfg = MemberConfig::new(dir.join(format!("m{i}")), listen.parse()?);
+        cfg.join = (i > 0).then(|| first.clone());
+        cfg.tls = tls.cloned();
         guard.stores.push(server::start(cfg).await?);
-        wait_rk8s(&first, i + 1).await?;
+        wait_rk8s(&first, i + 1, tls).await?;
     }
     let mut clients = Vec::new();
     for _ in 0..8 {
-        clients.push(Client::Rk8s(StoreClient::connect(&first).await?));
+        let client = StoreClient::connect_with(&first, tls.map(|t| &t.client)).await?;
+        clients.push(Client::Rk8s(client));
     }
     Ok((guard, clients))
 }
 
-async fn wait_rk8s(addr: &str, voters: usize) -> Result<(), Error> {
+async fn wait_rk8s(addr: &str, voters: usize, tls: Option<&PeerTls>) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(c) = StoreClient::connect(addr).await
+        if let Ok(c) = StoreClient::connect_with(addr, tls.map(|t| &t.client)).await
             && let Ok(s) = c.status().await
             && s.leader == s.id
             && s.voters.len() == voters
@@ -338,6 +358,7 @@ async fn main() -> Result<(), Error> {
         .unwrap_or(5.0);
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     let tmp = out.join("tmp");
+    let tls = member_tls()?;
     println!(
         "{:>7} {:>11} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>10}",
         "members",
@@ -357,8 +378,12 @@ async fn main() -> Result<(), Error> {
         for &concurrency in &client_rows {
             // Both clusters run side by side and take turns, so that a slower or
             // faster spell of the machine (its disk above all) falls on both.
-            let (_rk8s, rk8s_clients) =
-                rk8s_cluster(&tmp.join(format!("rk8s-{members}-{concurrency}")), members).await?;
+            let (_rk8s, rk8s_clients) = rk8s_cluster(
+                &tmp.join(format!("rk8s-{members}-{concurrency}")),
+                members,
+                tls.as_ref(),
+            )
+            .await?;
             let (_etcd, etcd_clients) =
                 etcd_cluster(&tmp.join(format!("etcd-{members}-{concurrency}")), members).await?;
             let (mut rk8s, mut etcd) = (Sample::default(), Sample::default());
@@ -396,6 +421,7 @@ async fn main() -> Result<(), Error> {
         "value_bytes": 256,
         "fsync": true,
         "seconds_per_row": seconds,
+        "rk8s_tls": tls.is_some(),
         "etcd_version": "3.4 (Debian etcd-server)",
         "rows": rows,
         "in_process": direct,
