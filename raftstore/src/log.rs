@@ -267,16 +267,18 @@ impl RaftLog {
             self.entry_bytes += total_size(entries);
         }
         // A new term or vote must be on disk before any message says so; a commit
-        // index alone need not (see `set_commit`), so it waits for the next entries.
-        let mut hard_state = hard_state;
-        if let Some(hs) = hard_state.take() {
-            if hs.term != self.hard_state.term || hs.vote != self.hard_state.vote {
-                hard_state = Some(hs);
-            } else if hs.commit != self.hard_state.commit {
-                self.commit_unwritten = true;
+        // index alone need not, so it waits for the next entries (`set_commit`).
+        let vote_or_term = match hard_state {
+            Some(hs) if hs.term != self.hard_state.term || hs.vote != self.hard_state.vote => {
+                self.hard_state = hs.clone();
+                true
             }
-            self.hard_state = hs.clone();
-        }
+            Some(hs) => {
+                self.set_commit(hs.commit)?;
+                false
+            }
+            None => false,
+        };
         let Some(disk) = &self.disk else {
             return Ok(());
         };
@@ -289,7 +291,7 @@ impl RaftLog {
             .add_entries::<EntryExt>(GROUP, entries)
             .map_err(corrupt)?;
         // A commit index that moved since the last write rides along with entries.
-        if hard_state.is_some() || (self.commit_unwritten && !entries.is_empty()) {
+        if vote_or_term || (self.commit_unwritten && !entries.is_empty()) {
             batch
                 .put_message(GROUP, HARD_STATE_KEY.to_vec(), &self.hard_state)
                 .map_err(corrupt)?;

@@ -187,10 +187,7 @@ impl Store {
     /// Runs a transaction; returns once a quorum has committed it and this member has
     /// applied it.
     pub async fn txn(&self, t: TxnRequest) -> Result<TxnResponse> {
-        match self.propose(ops::txn(t)).await? {
-            Applied::Txn(r) => Ok(r),
-            other => Err(Error::Decode(format!("unexpected result {other:?}"))),
-        }
+        txn_result(self.propose(ops::txn(t)).await)
     }
 
     /// Writes a key, optionally only at an expected `mod_revision` (see [`ops::put`]);
@@ -319,6 +316,14 @@ impl Store {
     /// Stops the member (its raft thread finishes the current batch first).
     pub fn shutdown(&self) {
         let _ = self.tx.send(Request::Shutdown);
+    }
+}
+
+/// What a transaction's proposal yields.
+fn txn_result(applied: Result<Applied>) -> Result<TxnResponse> {
+    match applied? {
+        Applied::Txn(r) => Ok(r),
+        other => Err(Error::Decode(format!("unexpected result {other:?}"))),
     }
 }
 
@@ -708,11 +713,8 @@ async fn connection(stream: transport::Stream, store: Store) {
             })) => {
                 let outgoing = outgoing.clone();
                 store.propose_then(ops::txn(t), move |result| {
-                    let result = match result {
-                        Ok(Applied::Txn(r)) => Ok(Some(client_response::Response::Txn(r))),
-                        Ok(other) => Err(Error::Decode(format!("unexpected result {other:?}"))),
-                        Err(e) => Err(e),
-                    };
+                    let result =
+                        txn_result(result).map(|r| Some(client_response::Response::Txn(r)));
                     respond(&outgoing, response(id, result));
                 });
             }
