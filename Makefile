@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
+PATCH_FUZZ_SECONDS ?= 30
 
 .PHONY: demo demo-down test setup check lint fmt deny unit fuzz bench clean
 
@@ -37,14 +38,17 @@ deny:
 unit:
 	$(CARGO) test --workspace --locked
 
-# A bounded fuzzing run of the manifest decoders (stable toolchain: RUSTC_BOOTSTRAP
-# lets cargo-fuzz pass its -Z flags). New crashes land in fuzz/artifacts/; add each as
+# A bounded fuzzing run of the manifest decoders, then of the three patch types (stable
+# toolchain: RUSTC_BOOTSTRAP lets cargo-fuzz pass its -Z flags). The RSS limit turns a
+# memory amplification into a crash. New crashes land in fuzz/artifacts/; add each as
 # a regression test.
 fuzz:
-	mkdir -p fuzz/corpus/manifest
+	mkdir -p fuzz/corpus/manifest fuzz/corpus/patch
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none manifest \
 		fuzz/corpus/manifest examples api/tests/fixtures/invalid -- \
 		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none patch fuzz/corpus/patch -- \
+		-max_total_time=$(PATCH_FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
 
 ## make bench: the benchmarks (not part of make test); tables on stdout, JSON under
 ## target/bench/. Results go in docs/benchmarks.md.

@@ -9,7 +9,9 @@
 //! - [`selector`]: label selector parsing and field selectors;
 //! - [`defaults`] and [`validation`]: what the API server fills in and refuses;
 //! - [`manifest`]: YAML/JSON decoding whose every error names file, line, column and
-//!   field; [`formats`]: the single-container and Compose files of the local modes.
+//!   field; [`formats`]: the single-container and Compose files of the local modes;
+//! - [`patch`]: merge, JSON and strategic merge patches, bounded as kube-apiserver
+//!   bounds them.
 //!
 //! The crate does no I/O: callers hand it text.
 //!
@@ -29,6 +31,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod names;
 pub mod object;
+pub mod patch;
 pub mod path;
 pub mod quantity;
 pub mod resources;

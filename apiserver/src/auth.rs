@@ -3,9 +3,13 @@
 //! Every request carries a bearer token. The store keeps, per token, only its SHA-256
 //! (under `/rk8s/tokens/<hex>`, outside the `/registry` objects the API serves) and
 //! what it stands for: the admin, one node, or a bootstrap token that may only
-//! register a node. Authorization follows Kubernetes' Node authorizer: a node reads
-//! what it needs and writes only its own Node and Lease, the status of pods bound to
-//! it, and events.
+//! register a node. Authorization follows Kubernetes' Node authorizer (with
+//! `AuthorizeNodeWithSelectors`, on by default since 1.32): a node reads what it
+//! needs — the pods bound to it (lists and watches only with the
+//! `spec.nodeName=NODE` field selector), Nodes, Services and Endpoints for the
+//! cluster network, Namespaces, Events and node Leases — and writes only its own
+//! Node and Lease, the status of pods bound to it, and events. What it may change of
+//! its own Node is [`crate::node_restriction`]'s.
 
 use std::collections::HashMap;
 
@@ -13,7 +17,7 @@ use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::server::Store;
 use serde::{Deserialize, Serialize};
 
-use crate::request::{ResourceRequest, Verb};
+use crate::request::{Query, ResourceRequest, Verb};
 use crate::status::{ApiError, ApiResult};
 
 /// Where token records live in the store.
@@ -122,7 +126,8 @@ pub async fn store_token(store: &Store, token: &str, record: &TokenRecord) -> Ap
 }
 
 /// How long a successful authentication is remembered (kube-apiserver caches token
-/// reviews for 10 s too): a revoked token may keep working that long.
+/// reviews for 10 s too): a revoked token may keep working that long. Bootstrap
+/// tokens are never remembered: they work once.
 pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Authenticates bearer tokens against the store, remembering successes for
@@ -161,11 +166,7 @@ impl Authenticator {
 
     /// The caller behind an `Authorization` header value, or 401.
     pub async fn authenticate(&self, header: Option<&str>) -> ApiResult<Identity> {
-        let token = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
+        let token = bearer_token(header).ok_or_else(ApiError::unauthorized)?;
         let key = token_key(token);
         if self.internal.get() == Some(&key) {
             return Ok(Identity::Admin);
@@ -184,12 +185,19 @@ impl Authenticator {
             Some(r) => r,
             None => {
                 let r = self.lookup(&key).await?;
-                let mut cache = self
-                    .cache
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                cache.retain(|_, (_, at)| at.elapsed() < AUTH_CACHE_TTL);
-                cache.insert(key, (r.clone(), std::time::Instant::now()));
+                // A bootstrap token is used once: remembering it would let it work
+                // again after its use, until the entry expired.
+                if !matches!(
+                    r.identity,
+                    Identity::Bootstrap(_) | Identity::MemberBootstrap(_)
+                ) {
+                    let mut cache = self
+                        .cache
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    cache.retain(|_, (_, at)| at.elapsed() < AUTH_CACHE_TTL);
+                    cache.insert(key, (r.clone(), std::time::Instant::now()));
+                }
                 r
             }
         };
@@ -225,6 +233,14 @@ impl Authenticator {
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header value (the scheme is
+/// case-insensitive, RFC 7235), if it has one.
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let (scheme, token) = header?.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// What an allowed request may touch; the handler checks the object-dependent parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -238,6 +254,10 @@ pub enum Access {
 }
 
 fn denied(identity: &Identity, req: &ResourceRequest) -> ApiError {
+    denied_because(identity, req, None)
+}
+
+fn denied_because(identity: &Identity, req: &ResourceRequest, why: Option<&str>) -> ApiError {
     let group = req.kind.group;
     let mut message = format!(
         "{} is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{group}\"",
@@ -253,11 +273,29 @@ fn denied(identity: &Identity, req: &ResourceRequest) -> ApiError {
         Some(ns) => message.push_str(&format!(" in the namespace \"{ns}\"")),
         None => message.push_str(" at the cluster scope"),
     }
+    if let Some(why) = why {
+        message.push_str(": ");
+        message.push_str(why);
+    }
     ApiError::forbidden(message)
 }
 
-/// Decides whether `identity` may make `req`.
-pub fn authorize(identity: &Identity, req: &ResourceRequest) -> ApiResult<Access> {
+/// Whether `q`'s field selector keeps a list to pods bound to `node`.
+fn selects_node(q: &Query, node: &str) -> bool {
+    let Some(selector) = q.get("fieldSelector") else {
+        return false;
+    };
+    let Ok(parsed) = selector.parse::<rk8s_api::selector::FieldSelector>() else {
+        return false;
+    };
+    parsed.0.iter().any(|r| {
+        r.field == "spec.nodeName" && r.op == rk8s_api::selector::FieldOp::Equal && r.value == node
+    })
+}
+
+/// Decides whether `identity` may make `req` (with the query `q`: a node's list of
+/// pods must select its own).
+pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiResult<Access> {
     let node = match identity {
         Identity::Admin => return Ok(Access::All),
         Identity::Bootstrap(_) | Identity::MemberBootstrap(_) => {
@@ -274,7 +312,21 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest) -> ApiResult<Access
         return Err(denied(identity, req));
     }
     if !req.verb.is_write() {
-        return Ok(Access::All);
+        let in_node_leases = req.namespace.as_deref() == Some(NODE_LEASE_NAMESPACE);
+        return match (req.kind.plural, req.subresource.as_deref()) {
+            ("pods", None | Some("status")) if req.verb == Verb::Get => {
+                Ok(Access::PodsBoundTo(node.clone()))
+            }
+            ("pods", None) if selects_node(q, node) => Ok(Access::All),
+            ("pods", None) => Err(denied_because(
+                identity,
+                req,
+                Some("can only list/watch pods with spec.nodeName field selector"),
+            )),
+            ("nodes" | "services" | "endpoints" | "namespaces" | "events", _) => Ok(Access::All),
+            ("leases", None) if in_node_leases => Ok(Access::All),
+            _ => Err(denied(identity, req)),
+        };
     }
     let own = || match &req.name {
         Some(name) if name != node => Err(denied(identity, req)),
@@ -340,8 +392,8 @@ mod tests {
     #[test]
     fn nodes_write_only_their_own_objects() {
         let n1 = Identity::Node("n1".into());
-        let ok = |m, p| authorize(&n1, &req(m, p));
-        assert_eq!(ok(Method::GET, "/api/v1/pods").unwrap(), Access::All);
+        let none = Query::default();
+        let ok = |m, p| authorize(&n1, &req(m, p), &none);
         assert!(ok(Method::PUT, "/api/v1/nodes/n1/status").is_ok());
         assert!(ok(Method::PUT, "/api/v1/nodes/n2/status").is_err());
         assert_eq!(
@@ -386,11 +438,85 @@ mod tests {
     #[test]
     fn bootstrap_tokens_reach_no_resources() {
         let b = Identity::Bootstrap("abcdef".into());
-        assert!(authorize(&b, &req(Method::GET, "/api/v1/pods")).is_err());
+        let none = Query::default();
+        assert!(authorize(&b, &req(Method::GET, "/api/v1/pods"), &none).is_err());
         assert_eq!(
-            authorize(&Identity::Admin, &req(Method::DELETE, "/api/v1/nodes/x")).unwrap(),
+            authorize(
+                &Identity::Admin,
+                &req(Method::DELETE, "/api/v1/nodes/x"),
+                &none
+            )
+            .unwrap(),
             Access::All
         );
+    }
+
+    #[test]
+    fn nodes_read_their_own_pods_and_what_the_cluster_network_needs() {
+        let n1 = Identity::Node("n1".into());
+        let read = |path: &str, query: &str| {
+            authorize(&n1, &req(Method::GET, path), &Query::parse(Some(query)))
+        };
+        assert_eq!(
+            read("/api/v1/pods", "fieldSelector=spec.nodeName%3Dn1").unwrap(),
+            Access::All
+        );
+        assert_eq!(
+            read(
+                "/api/v1/namespaces/d/pods",
+                "fieldSelector=status.phase%3DRunning,spec.nodeName%3D%3Dn1"
+            )
+            .unwrap(),
+            Access::All
+        );
+        for query in [
+            "",
+            "fieldSelector=spec.nodeName%3Dn2",
+            "fieldSelector=spec.nodeName!%3Dn1",
+            "labelSelector=spec.nodeName%3Dn1",
+        ] {
+            let e = read("/api/v1/pods", query).unwrap_err();
+            assert_eq!(
+                e.message,
+                "pods is forbidden: User \"system:node:n1\" cannot list resource \"pods\" in API group \"\" at the cluster scope: can only list/watch pods with spec.nodeName field selector",
+                "{query}"
+            );
+        }
+        assert_eq!(
+            read("/api/v1/namespaces/d/pods/web", "").unwrap(),
+            Access::PodsBoundTo("n1".into())
+        );
+        for path in [
+            "/api/v1/nodes",
+            "/api/v1/nodes/n2",
+            "/api/v1/services",
+            "/api/v1/endpoints",
+            "/api/v1/namespaces",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
+        ] {
+            assert_eq!(read(path, "").unwrap(), Access::All, "{path}");
+        }
+        for path in [
+            "/apis/apps/v1/deployments",
+            "/apis/apps/v1/namespaces/d/replicasets/r",
+            "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+        ] {
+            assert_eq!(
+                read(path, "").unwrap_err().code,
+                http::StatusCode::FORBIDDEN
+            );
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer abc", "bearer abc", "BEARER  abc ", " bEaReR abc"] {
+            assert_eq!(bearer_token(Some(header)), Some("abc"), "{header}");
+        }
+        for header in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", ""] {
+            assert_eq!(bearer_token(Some(header)), None, "{header}");
+        }
+        assert_eq!(bearer_token(None), None);
     }
 
     #[test]

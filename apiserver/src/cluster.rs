@@ -46,6 +46,8 @@ pub struct ApiConfig {
     /// The member CA this member made as the cluster's first (see
     /// [`crate::members::bootstrap`]): stored with the cluster's secrets.
     pub member_ca: Option<ClusterCa>,
+    /// The store's peer address: like the API port, never dialed as a node's.
+    pub peer_listen: Option<SocketAddr>,
 }
 
 /// Why the API server could not start.
@@ -84,6 +86,10 @@ pub struct ClusterSecrets {
     /// The member CA (store members' mutual TLS; see [`crate::members`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_ca: Option<ClusterCa>,
+    /// The node CA: node agents' serving certificates (see [`crate::pki`]). A cluster
+    /// made before it existed gets one at the next start of an API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_ca: Option<ClusterCa>,
 }
 
 /// Writes a file atomically (through a temporary file), `private` ones mode 0600.
@@ -145,13 +151,34 @@ async fn cluster_secrets(
         };
         let found = store.range(read, true).await.map_err(failed)?;
         if let Some(kv) = found.kvs.first() {
-            let secrets = serde_json::from_slice(&kv.value)
+            let mut secrets: ClusterSecrets = serde_json::from_slice(&kv.value)
                 .map_err(|e| StartError::Store(format!("{CLUSTER_KEY} does not decode: {e}")))?;
-            return Ok((secrets, None));
+            if secrets.node_ca.is_some() {
+                return Ok((secrets, None));
+            }
+            // A cluster from before the node CA: add one, unless another member does
+            // first (then read theirs).
+            secrets.node_ca = Some(ClusterCa::generate_node_ca()?);
+            let value =
+                serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
+            match store
+                .put(CLUSTER_KEY.as_bytes(), &value, 0, Some(kv.mod_revision))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(
+                        "the cluster has a node CA now: restart node agents for new serving certificates"
+                    );
+                    return Ok((secrets, None));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(failed(e)),
+            }
         }
         let secrets = ClusterSecrets {
             ca: ClusterCa::generate()?,
             member_ca: member_ca.cloned(),
+            node_ca: Some(ClusterCa::generate_node_ca()?),
         };
         let value = serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
         match store.put(CLUSTER_KEY.as_bytes(), &value, 0, Some(0)).await {
@@ -317,7 +344,19 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     );
     api.set_pod_cidrs(cfg.pod_cidrs);
     api.registry().set_service_ranges(cfg.service_ranges);
-    api.set_node_dialer(crate::proxy::NodeDialer::new(&secrets.ca)?);
+    let node_ca = secrets.node_ca.as_ref().ok_or_else(|| PkiError::Invalid {
+        what: "cluster secrets",
+        detail: "no node CA".into(),
+    })?;
+    let policy = crate::proxy::DialPolicy {
+        allow_loopback: local_addr.ip().is_loopback(),
+        own: std::iter::once(local_addr).chain(cfg.peer_listen).collect(),
+    };
+    api.set_node_dialer(crate::proxy::NodeDialer::new(
+        &secrets.ca,
+        &node_ca.cert_pem,
+        policy,
+    )?);
     ensure_system_namespaces(api.registry())
         .await
         .map_err(|e| StartError::Store(e.message))?;

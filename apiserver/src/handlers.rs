@@ -10,9 +10,8 @@ use k8s_openapi::api::core::v1::{Binding, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
 use rk8s_api::defaults::apply_defaults;
 use rk8s_api::object::{kind_named, kinds};
-use rk8s_api::selector::{FieldSelector, SelectorExt, parse_label_selector};
 use rk8s_api::validation::validate;
-use rk8s_api::{AnyObject, FieldPath, ObjectKind};
+use rk8s_api::{AnyObject, ObjectKind};
 use rk8s_raftstore::prefix_end;
 use rk8s_raftstore::proto::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, RequestOp, TxnRequest, request_op,
@@ -20,7 +19,11 @@ use rk8s_raftstore::proto::{
 use serde_json::{Value, json};
 
 use crate::auth::{Access, Identity, check_access};
+use crate::decode::{FieldValidation, decode_value, field_validation, parse_body};
 use crate::discovery::{has_scale, has_status};
+use crate::list_options::{
+    Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
+};
 use crate::registry::{self, Change, Registry, Updated, parse_resource_version};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::status::{ApiError, ApiResult};
@@ -96,103 +99,6 @@ fn random_suffix() -> ApiResult<String> {
         .collect())
 }
 
-/// How unknown fields in a body are treated (`fieldValidation`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum FieldValidation {
-    Ignore,
-    Warn,
-    Strict,
-}
-
-fn field_validation(q: &Query) -> ApiResult<FieldValidation> {
-    match q.get("fieldValidation").unwrap_or("Warn") {
-        "Ignore" | "" => Ok(FieldValidation::Ignore),
-        "Warn" => Ok(FieldValidation::Warn),
-        "Strict" => Ok(FieldValidation::Strict),
-        other => Err(ApiError::bad_request(format!(
-            "fieldValidation: unsupported value {other:?}: supported values: \"Ignore\", \"Warn\", \"Strict\""
-        ))),
-    }
-}
-
-/// Parses a request body as JSON (or YAML, for `application/yaml`).
-fn parse_body(content_type: &str, body: &[u8]) -> ApiResult<Value> {
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    match media {
-        "application/yaml" => {
-            let text = std::str::from_utf8(body)
-                .map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
-            let mut docs = rk8s_api::yaml::parse_documents(text)
-                .map_err(|e| ApiError::bad_request(format!("the body is not valid YAML: {e}")))?;
-            docs.retain(|d| !d.value.is_null());
-            match docs.len() {
-                1 => Ok(docs.remove(0).value),
-                n => Err(ApiError::bad_request(format!(
-                    "the body must hold one YAML document, it holds {n}"
-                ))),
-            }
-        }
-        "application/json" | "" | "*/*" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"))),
-        other => Err(ApiError::unsupported_media_type(
-            other,
-            &["application/json", "application/yaml"],
-        )),
-    }
-}
-
-/// Decodes a JSON value into an object of `kind`, checking `apiVersion` and `kind`
-/// and collecting unknown fields.
-fn decode_value(
-    kind: &ObjectKind,
-    value: Value,
-    mode: FieldValidation,
-) -> ApiResult<(AnyObject, Vec<String>)> {
-    for (field, expected) in [("apiVersion", kind.api_version), ("kind", kind.kind)] {
-        match value.get(field) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if s == expected => {}
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "the {field} in the body ({other}) does not match the expected {field} ({expected:?})"
-                )));
-            }
-        }
-    }
-    let obj = AnyObject::from_value(kind, value.clone())
-        .ok_or_else(|| ApiError::internal(format!("kind {} is not served", kind.kind)))?
-        .map_err(|e| {
-            ApiError::bad_request(format!(
-                "{} in version {:?} cannot be handled as a {}: {} at {}",
-                kind.kind,
-                kind.version,
-                kind.kind,
-                e.inner(),
-                e.path()
-            ))
-        })?;
-    let mut unknown = Vec::new();
-    if mode != FieldValidation::Ignore {
-        rk8s_api::manifest::unknown_fields(
-            &value,
-            &obj.to_value(),
-            &FieldPath::root(),
-            &mut unknown,
-        );
-    }
-    let unknown: Vec<String> = unknown
-        .into_iter()
-        .map(|(path, _)| format!("unknown field {:?}", path.to_string()))
-        .collect();
-    if mode == FieldValidation::Strict && !unknown.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "strict decoding error: {}",
-            unknown.join(", ")
-        )));
-    }
-    Ok((obj, unknown))
-}
-
 fn check_valid(obj: &AnyObject, old: Option<&AnyObject>) -> ApiResult<()> {
     let mut errors = validate(obj);
     if let Some(old) = old {
@@ -212,74 +118,6 @@ fn dry_run(q: &Query) -> ApiResult<bool> {
         Some(other) => Err(ApiError::bad_request(format!(
             "dryRun: unsupported value {other:?}: supported values: \"All\""
         ))),
-    }
-}
-
-/// A continue token: where the next page starts and the revision the list is read at.
-fn encode_continue(revision: i64, next_key: &[u8]) -> String {
-    use base64::Engine;
-    let token = json!({"rv": revision, "start": String::from_utf8_lossy(next_key)});
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
-}
-
-fn decode_continue(token: &str, prefix: &str) -> ApiResult<(i64, Vec<u8>)> {
-    use base64::Engine;
-    let bad =
-        || ApiError::bad_request("continue: invalid token: it was not returned by this server");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let rv = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
-    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
-    if !start.starts_with(prefix) {
-        return Err(bad());
-    }
-    Ok((rv, start.as_bytes().to_vec()))
-}
-
-/// Label and field selectors of a list or watch.
-pub struct Filter {
-    labels: Option<kube_core::Selector>,
-    fields: Option<FieldSelector>,
-}
-
-impl Filter {
-    /// Reads `labelSelector` and `fieldSelector`; 400 if either does not parse.
-    pub fn from_query(kind: &ObjectKind, q: &Query) -> ApiResult<Self> {
-        let labels = q
-            .get("labelSelector")
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                parse_label_selector(s)
-                    .map_err(|e| ApiError::bad_request(format!("labelSelector: {e}")))
-            })
-            .transpose()?;
-        let fields = q
-            .get("fieldSelector")
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                let f: FieldSelector = s
-                    .parse()
-                    .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
-                f.check(kind)
-                    .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
-                Ok::<_, ApiError>(f)
-            })
-            .transpose()?;
-        Ok(Filter { labels, fields })
-    }
-
-    /// Whether the filter selects everything.
-    pub fn is_everything(&self) -> bool {
-        self.labels.is_none() && self.fields.is_none()
-    }
-
-    /// Whether `obj` is selected.
-    pub fn matches(&self, obj: &AnyObject) -> bool {
-        let labels = obj.metadata().labels.clone().unwrap_or_default();
-        self.labels.as_ref().is_none_or(|s| s.matches(&labels))
-            && self.fields.as_ref().is_none_or(|f| f.matches(obj))
     }
 }
 
@@ -316,7 +154,18 @@ impl Handlers {
         Ok(self.list_objects(&all, q).await?.items)
     }
 
-    /// Reads objects of `req`'s kind (in its namespace, if any) as `q` asks.
+    /// Waits until the server has reached `revision` for `kind` (see
+    /// [`WatchCache::wait_until_fresh`]): 504 `Too large resource version` after 3 s.
+    pub async fn wait_until_fresh(&self, kind: &ObjectKind, revision: u64) -> ApiResult<()> {
+        match self.caches.get(kind.plural) {
+            Some(cache) if revision > 0 => cache.wait_until_fresh(revision).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads objects of `req`'s kind (in its namespace, if any) as `q` asks. A
+    /// `resourceVersion` the server has not reached yet is waited for (a list at
+    /// "not older than" it, or exactly at it, cannot be served before).
     pub async fn list_objects(&self, req: &ResourceRequest, q: &Query) -> ApiResult<Listed> {
         let kind = &req.kind;
         let filter = Filter::from_query(kind, q)?;
@@ -325,10 +174,13 @@ impl Handlers {
         let (mut revision, mut start) = match q.get("continue").filter(|c| !c.is_empty()) {
             Some(token) => decode_continue(token, &prefix)?,
             None => {
-                let rv = q.get("resourceVersion").unwrap_or("");
+                let asked = requested_revision(q.get("resourceVersion").unwrap_or(""))?;
+                self.wait_until_fresh(kind, asked).await?;
                 let exact = q.get("resourceVersionMatch") == Some("Exact");
-                let r = parse_resource_version(rv)?;
-                (if exact { r } else { 0 }, Vec::new())
+                // Reached, so within the store's revisions.
+                let at = i64::try_from(asked)
+                    .map_err(|_| crate::watch::too_large_resource_version(asked, i64::MAX))?;
+                (if exact { at } else { 0 }, Vec::new())
             }
         };
         let mut items = Vec::new();
@@ -402,6 +254,7 @@ impl Handlers {
 
     /// GET of a collection.
     pub async fn list(&self, c: &Call<'_>, accept: Option<&str>) -> ApiResult<Reply> {
+        validate_list_options(c.query, false)?;
         let listed = self.list_objects(c.req, c.query).await?;
         let kind = &c.req.kind;
         if crate::table::wants_table(accept) {
@@ -431,10 +284,20 @@ impl Handlers {
     /// GET of one object or subresource.
     pub async fn get(&self, c: &Call<'_>, accept: Option<&str>) -> ApiResult<Reply> {
         let req = c.req;
-        let obj = self
+        let obj = match self
             .registry
             .get(&req.kind, req.namespace.as_deref(), req.name())
-            .await?;
+            .await
+        {
+            Ok(obj) => obj,
+            // A node may not learn which pods exist beyond its own.
+            Err(e) if e.code == http::StatusCode::NOT_FOUND && c.access != Access::All => {
+                check_access(&c.access, c.identity, req, req.name(), None)?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        check_access(&c.access, c.identity, req, req.name(), node_of(&obj))?;
         match req.subresource.as_deref() {
             None | Some("status") if req.subresource.is_none() || has_status(&req.kind) => {
                 if crate::table::wants_table(accept) {
@@ -469,8 +332,8 @@ impl Handlers {
             ));
         }
         let mode = field_validation(c.query)?;
-        let value = parse_body(&c.content_type, &c.body)?;
-        let (mut obj, warnings) = decode_value(&req.kind, value, mode)?;
+        let body = parse_body(&c.content_type, &c.body, mode)?;
+        let (mut obj, warnings) = decode_value(&req.kind, body.value, &body.duplicates, mode)?;
         if req.kind.is_namespaced() {
             let url_ns = req.namespace.clone().unwrap_or_default();
             let meta = obj.metadata_mut();
@@ -491,6 +354,10 @@ impl Handlers {
             meta.name = Some(format!("{prefix}{}", random_suffix()?));
         }
         check_access(&c.access, c.identity, req, obj.name(), node_of(&obj))?;
+        if let (Identity::Node(node), AnyObject::Node(new)) = (c.identity, &obj) {
+            let assigned = crate::join::assigned_pod_cidr(self.registry.store(), node).await?;
+            crate::node_restriction::admit_node(node, None, new, assigned.as_deref())?;
+        }
         strategy::prepare_create(&mut obj);
         apply_defaults(&mut obj);
         check_valid(&obj, None)?;
@@ -522,8 +389,8 @@ impl Handlers {
 
     /// `POST pods/{name}/binding`: assigns a pod to a node (the scheduler's write).
     async fn bind(&self, c: &Call<'_>) -> ApiResult<Reply> {
-        let value = parse_body(&c.content_type, &c.body)?;
-        let binding: Binding = serde_json::from_value(value)
+        let body = parse_body(&c.content_type, &c.body, FieldValidation::Ignore)?;
+        let binding: Binding = serde_json::from_value(body.value)
             .map_err(|e| ApiError::bad_request(format!("invalid Binding: {e}")))?;
         let node = binding.target.name.clone().unwrap_or_default();
         if node.is_empty() {
@@ -582,10 +449,11 @@ impl Handlers {
         }
         let mode = field_validation(c.query)?;
         let is_patch = c.req.verb == Verb::Patch;
-        let body = if is_patch {
-            None
+        let (body, duplicates) = if is_patch {
+            (None, Vec::new())
         } else {
-            Some(parse_body(&c.content_type, &c.body)?)
+            let parsed = parse_body(&c.content_type, &c.body, mode)?;
+            (Some(parsed.value), parsed.duplicates)
         };
         let dry = dry_run(c.query)?;
         let name = req.name().to_string();
@@ -612,7 +480,7 @@ impl Handlers {
                 let mut new = match sub {
                     Some("scale") => with_replicas(&current, &asked)?,
                     _ => {
-                        let (new, w) = decode_value(&kind, asked, mode)?;
+                        let (new, w) = decode_value(&kind, asked, &duplicates, mode)?;
                         warnings = w;
                         new
                     }
@@ -647,6 +515,11 @@ impl Handlers {
                     _ => strategy::prepare_update(&mut new, &current),
                 }
                 apply_defaults(&mut new);
+                if let (Identity::Node(node), AnyObject::Node(n), AnyObject::Node(o)) =
+                    (c.identity, &new, &current)
+                {
+                    crate::node_restriction::admit_node(node, Some(o), n, None)?;
+                }
                 check_valid(&new, Some(&current))?;
                 if registry::encode(&new) == registry::encode(&current) {
                     return Ok(Change::Unchanged);
@@ -792,6 +665,7 @@ impl Handlers {
                 "namespaces",
             ));
         }
+        validate_list_options(c.query, false)?;
         let options = delete_options(c)?;
         let listed = self.list_objects(c.req, c.query).await?;
         let mut deleted = Vec::new();
@@ -1050,47 +924,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn continue_tokens_round_trip_and_reject_foreign_prefixes() {
-        let t = encode_continue(42, b"/registry/pods/default/web\0");
-        assert_eq!(
-            decode_continue(&t, "/registry/pods/default/").unwrap(),
-            (42, b"/registry/pods/default/web\0".to_vec())
-        );
-        assert!(decode_continue(&t, "/registry/pods/other/").is_err());
-        assert!(decode_continue("garbage!", "/registry/pods/").is_err());
-    }
-
-    #[test]
     fn generated_names_use_the_kubernetes_alphabet() {
         let s = random_suffix().unwrap();
         assert_eq!(s.len(), 5);
         assert!(s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
-    }
-
-    #[test]
-    fn unknown_fields_warn_or_fail() {
-        let pods = kind_named("Pod").unwrap();
-        let v = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                       "spec": {"containers": [{"name": "a", "image": "x", "imagee": "y"}]}});
-        let (_, warnings) = decode_value(&pods, v.clone(), FieldValidation::Warn).unwrap();
-        assert_eq!(
-            warnings,
-            vec!["unknown field \"spec.containers[0].imagee\"".to_string()]
-        );
-        let e = decode_value(&pods, v, FieldValidation::Strict).unwrap_err();
-        assert_eq!(e.code.as_u16(), 400);
-        assert!(e.message.contains("strict decoding error"), "{}", e.message);
-        let wrong = json!({"apiVersion": "apps/v1", "kind": "Pod"});
-        assert_eq!(
-            decode_value(&pods, wrong, FieldValidation::Ignore)
-                .unwrap_err()
-                .code
-                .as_u16(),
-            400
-        );
-        let bad_type = json!({"metadata": {"name": 5}});
-        let e = decode_value(&pods, bad_type, FieldValidation::Ignore).unwrap_err();
-        assert!(e.message.contains("metadata.name"), "{}", e.message);
     }
 
     #[test]

@@ -73,7 +73,7 @@ struct ServingCertBody {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServingCert {
-    /// The certificate, signed by the cluster CA.
+    /// The certificate, signed by the node CA.
     pub cert: String,
     /// Its private key.
     pub key: String,
@@ -83,8 +83,11 @@ pub struct ServingCert {
 const MAX_ADDRESSES: usize = 16;
 
 /// Handles `POST /rk8s/v1/serving-cert`, body `{"addresses": ["10.0.0.5"]}`: a node
-/// credential gets a certificate for its name and those IP addresses, which the API
-/// server verifies when it connects to the node for logs and exec.
+/// credential gets a certificate of the node CA (`ca`) for its own name and those IP
+/// addresses. API servers verify the name when they connect to the node for logs and
+/// exec; the addresses are for other clients that trust the node CA, so a node gets
+/// none that is not another host's to reach it at (loopback, link-local, multicast,
+/// unspecified).
 pub fn serving_cert(
     ca: &crate::pki::ClusterCa,
     identity: &Identity,
@@ -104,17 +107,32 @@ pub fn serving_cert(
             request.addresses.len()
         )));
     }
-    let mut names = vec![node.clone()];
+    let mut addresses = Vec::new();
     for (i, address) in request.addresses.iter().enumerate() {
         let ip: std::net::IpAddr = address.parse().map_err(|_| {
             ApiError::bad_request(format!("addresses[{i}]: {address:?} is not an IP address"))
         })?;
-        names.push(ip.to_string());
+        if !is_host_address(ip) {
+            return Err(ApiError::bad_request(format!(
+                "addresses[{i}]: {ip} is not an address other hosts reach a node at (loopback, link-local, multicast or unspecified)"
+            )));
+        }
+        addresses.push(ip);
     }
     let (cert, key) = ca
-        .issue_node_server(node, &names)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        .issue_node_server(node, &addresses)
+        .map_err(|e| ApiError::bad_request(format!("no certificate for node {node:?}: {e}")))?;
     Ok(ServingCert { cert, key })
+}
+
+/// Whether other hosts can reach a node at `ip`: what a node's certificate may name.
+pub fn is_host_address(ip: std::net::IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    let link_local = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast(),
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || link_local)
 }
 
 /// What a joining node asks for.
@@ -176,6 +194,12 @@ async fn get(store: &Store, key: &str) -> ApiResult<Option<(Vec<u8>, i64)>> {
         .map(|kv| (kv.value, kv.mod_revision)))
 }
 
+/// The podCIDR the join of `node` assigned, if it joined.
+pub async fn assigned_pod_cidr(store: &Store, node: &str) -> ApiResult<Option<String>> {
+    let found = get(store, &format!("{NODE_CIDRS_PREFIX}{node}")).await?;
+    Ok(found.map(|(value, _)| String::from_utf8_lossy(&value).into_owned()))
+}
+
 /// A bootstrap token about to be used by `by` (`node NAME`, `member ADDRESS`): its
 /// key, its record marked used, and the revision the write of that record must
 /// compare against, so that the token works once even with two joins at a time. A
@@ -214,7 +238,12 @@ pub async fn join(
     let request: JoinBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("join request: {e}")))?;
     let name = request.node_name;
-    let problems = rk8s_api::names::dns1123_subdomain(&name);
+    let mut problems = rk8s_api::names::dns1123_subdomain(&name);
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        // The API server verifies a node by its name as a DNS name, which an IP
+        // address is not (another node's certificate may name that address).
+        problems.push("must not be an IP address".into());
+    }
     if !problems.is_empty() {
         return Err(ApiError::bad_request(format!(
             "nodeName {name:?}: {}",

@@ -2,8 +2,11 @@
 //! libraries and rk8s's own components all speak to rk8s as they would to Kubernetes.
 //!
 //! - [`request`]: what a request asks (verb, kind, namespace, name, subresource);
-//! - [`auth`]: bearer tokens and what each caller may do;
+//! - [`auth`]: bearer tokens and what each caller may do; [`node_restriction`]: what
+//!   a node may change of its own Node;
 //! - [`registry`]: objects in the store, one key each, `resourceVersion` = revision;
+//! - [`decode`]: bodies into objects (`fieldValidation`); [`list_options`]: what a list
+//!   or watch asks (resource versions, selectors, continue tokens);
 //! - [`handlers`]: the verbs and subresources; [`strategy`]: what the server fills in;
 //! - [`patch`]: merge, JSON and strategic merge patches;
 //! - [`watch`]: the watch cache that fans one store watch out to many watchers;
@@ -14,11 +17,14 @@
 pub mod allocator;
 pub mod auth;
 pub mod cluster;
+pub mod decode;
 pub mod discovery;
 pub mod handlers;
 pub mod join;
+pub mod list_options;
 pub mod members;
 pub mod metrics;
+pub mod node_restriction;
 pub mod openapi;
 pub mod patch;
 pub mod pki;

@@ -1,8 +1,13 @@
-//! The cluster's certificates. Two CAs per cluster, both kept in the store so every
-//! member signs with the same ones, as kubeadm keeps a cluster CA and an etcd CA:
+//! The cluster's certificates. Three CAs per cluster, all kept in the store so every
+//! member signs with the same ones, as kubeadm keeps a cluster CA and an etcd CA and
+//! Kubernetes separates the kubelet serving signer:
 //!
-//! - the cluster CA: the API servers' serving certificates, the nodes' serving
-//!   certificates, and the API servers' client certificate towards nodes;
+//! - the cluster CA: the API servers' serving certificates and the API servers'
+//!   client certificate towards nodes. Kubeconfigs trust it, so it signs no other
+//!   server certificate: nothing but an API server can pass for one;
+//! - the node CA: the node agents' serving certificates (their port 10250), each
+//!   naming its node. Only API servers trust it, and only for the node they dial, so
+//!   a node's certificate neither passes for the API server nor for another node;
 //! - the member CA: the store members' certificates, each both server and client for
 //!   the mutual TLS between members. Nothing else is signed by it, so no certificate
 //!   of the cluster CA opens the store.
@@ -20,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 const CA_NAME: &str = "rk8s-ca";
 const MEMBER_CA_NAME: &str = "rk8s-member-ca";
+const NODE_CA_NAME: &str = "rk8s-node-ca";
 
 /// The subject of every store member's certificate.
 pub const MEMBER_NAME: &str = "rk8s-member";
@@ -104,6 +110,11 @@ impl ClusterCa {
         Self::generate_named(MEMBER_CA_NAME)
     }
 
+    /// A new node CA (the node agents' serving certificates), valid for ten years.
+    pub fn generate_node_ca() -> Result<Self, PkiError> {
+        Self::generate_named(NODE_CA_NAME)
+    }
+
     fn generate_named(name: &str) -> Result<Self, PkiError> {
         let key = KeyPair::generate()?;
         let cert = ca_params(name).self_signed(&key)?;
@@ -136,15 +147,20 @@ impl ClusterCa {
         )
     }
 
-    /// Issues a node agent's serving certificate (its port 10250) for `names`.
+    /// Issues a node agent's serving certificate (its port 10250; a node CA's job):
+    /// subject `system:node:NODE`, the node's name as a DNS name (also when it reads
+    /// like an IP address: API servers verify the name, never an address a node
+    /// reports), and `addresses` as IP addresses.
     pub fn issue_node_server(
         &self,
         node: &str,
-        names: &[String],
+        addresses: &[IpAddr],
     ) -> Result<(String, String), PkiError> {
-        self.issue(
+        let mut sans = vec![SanType::DnsName(node.to_string().try_into()?)];
+        sans.extend(addresses.iter().map(|ip| SanType::IpAddress(*ip)));
+        self.issue_with(
             &format!("system:node:{node}"),
-            names,
+            sans,
             &[ExtendedKeyUsagePurpose::ServerAuth],
         )
     }
@@ -166,6 +182,22 @@ impl ClusterCa {
         names: &[String],
         usages: &[ExtendedKeyUsagePurpose],
     ) -> Result<(String, String), PkiError> {
+        let sans = names
+            .iter()
+            .map(|n| match n.parse::<IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => n.clone().try_into().map(SanType::DnsName),
+            })
+            .collect::<Result<_, _>>()?;
+        self.issue_with(common_name, sans, usages)
+    }
+
+    fn issue_with(
+        &self,
+        common_name: &str,
+        sans: Vec<SanType>,
+        usages: &[ExtendedKeyUsagePurpose],
+    ) -> Result<(String, String), PkiError> {
         let ca_key = KeyPair::from_pem(&self.key_pem).map_err(|e| PkiError::Invalid {
             what: "CA key",
             detail: e.to_string(),
@@ -180,13 +212,7 @@ impl ClusterCa {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
-        params.subject_alt_names = names
-            .iter()
-            .map(|n| match n.parse::<IpAddr>() {
-                Ok(ip) => Ok(SanType::IpAddress(ip)),
-                Err(_) => n.clone().try_into().map(SanType::DnsName),
-            })
-            .collect::<Result<_, _>>()?;
+        params.subject_alt_names = sans;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -306,7 +332,8 @@ pub fn client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, PkiError
 }
 
 /// The API server's TLS client configuration towards node agents: trusts only the
-/// cluster CA and presents the API server's client certificate. HTTP/1.1.
+/// node CA (`ca_pem`; the server name it checks is the node's name) and presents the
+/// API server's client certificate. HTTP/1.1.
 pub fn node_client_config(
     ca_pem: &str,
     cert_pem: &str,
@@ -412,7 +439,7 @@ mod tests {
             .unwrap();
         // A node's or a member's serving certificate is no client certificate.
         let (node, node_key) = ca
-            .issue_node_server("n1", &["n1".into(), "10.0.0.5".into()])
+            .issue_node_server("n1", &["10.0.0.5".parse().unwrap()])
             .unwrap();
         let (member, _) = ca.issue_server(&["localhost".into()]).unwrap();
         for cert in [&node, &member] {
@@ -480,5 +507,32 @@ mod tests {
                     .is_err()
             );
         }
+    }
+
+    #[test]
+    fn node_certificates_pass_only_for_their_node_and_never_for_the_api_server() {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::{DnsName, ServerName, UnixTime};
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let cluster = ClusterCa::generate().unwrap();
+        let nodes = ClusterCa::generate_node_ca().unwrap();
+        let (n1, _) = nodes
+            .issue_node_server("n1", &["10.0.0.5".parse().unwrap()])
+            .unwrap();
+        let dns = |n: &str| ServerName::DnsName(DnsName::try_from(n.to_string()).unwrap());
+        let verify = |ca: &str, name: ServerName<'_>| {
+            verifier(ca).verify_server_cert(&der(&n1), &[], &name, &[], UnixTime::now())
+        };
+        // The API server dialing n1 by name accepts it; dialing n2 it does not.
+        verify(&nodes.cert_pem, dns("n1")).unwrap();
+        assert!(verify(&nodes.cert_pem, dns("n2")).is_err());
+        // A client of the API server (trusting the cluster CA) refuses it, by any name.
+        for name in [dns("n1"), ServerName::try_from("10.0.0.5").unwrap()] {
+            assert!(verify(&cluster.cert_pem, name).is_err());
+        }
+        // A name that reads like an IP address is no DNS name: such a node could not
+        // be told from an address another node's certificate names, and joins refuse
+        // it (crate::join).
+        assert!(DnsName::try_from("10.0.0.5".to_string()).is_err());
     }
 }

@@ -1,10 +1,16 @@
 //! `pods/log`, `pods/exec` and `nodes/proxy`: the API server finds the node and
-//! forwards the request to the node agent's HTTPS port (10250 by default, mutual TLS
-//! with the cluster CA), streaming the answer back or splicing the upgraded
-//! (WebSocket) connection through, as kube-apiserver does with the kubelet. Only the
-//! admin may.
+//! forwards the request to the node agent's HTTPS port (10250 by default), streaming
+//! the answer back or splicing the upgraded (WebSocket) connection through, as
+//! kube-apiserver does with the kubelet. Only the admin may.
+//!
+//! A node reports its own address and port, so the API server does not take them on
+//! trust (the CVE-2022-3294 class): it dials only addresses its [`DialPolicy`] allows
+//! (never link-local, multicast or its own sockets; loopback only for a cluster on one
+//! host), the node must prove it is that node (a certificate of the node CA naming
+//! it), and a failed dial answers one message whatever went wrong, so the proxy is no
+//! port scanner.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,11 +36,45 @@ pub const NODE_SUBRESOURCES: [&str; 2] = ["log", "exec"];
 /// Connections from this API server to node agents.
 pub struct NodeDialer {
     tls: tokio_rustls::TlsConnector,
+    policy: DialPolicy,
+}
+
+/// Which node addresses the API server dials.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DialPolicy {
+    /// Whether nodes may be reached at loopback addresses: only when the API server
+    /// itself listens on loopback, so its nodes share its host.
+    pub allow_loopback: bool,
+    /// This server's own sockets (its API and store ports), never dialed.
+    pub own: Vec<SocketAddr>,
+}
+
+impl DialPolicy {
+    /// Why `ip:port` is not dialed, if it is not.
+    pub fn refuses(&self, ip: IpAddr, port: u16) -> Option<&'static str> {
+        let ip = ip.to_canonical();
+        let own = self.own.iter().any(|s| {
+            let own_ip = s.ip().to_canonical();
+            s.port() == port && (own_ip == ip || own_ip.is_unspecified() || ip.is_loopback())
+        });
+        if own {
+            Some("this API server's own port")
+        } else if ip.is_loopback() {
+            (!self.allow_loopback)
+                .then_some("a loopback address, and this API server does not listen on loopback")
+        } else if !crate::join::is_host_address(ip) {
+            Some("not an address a host is reached at (link-local, multicast or unspecified)")
+        } else {
+            None
+        }
+    }
 }
 
 /// Where a pod's container is served: its node's address and port, and the path.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Target {
+    /// The node's name (what its serving certificate must name).
+    pub node: String,
     /// The node's InternalIP.
     pub ip: IpAddr,
     /// The node agent's port.
@@ -54,24 +94,42 @@ const UPGRADE_HEADERS: [&str; 6] = [
 ];
 
 impl NodeDialer {
-    /// A dialer presenting a client certificate from `ca` and trusting only `ca`.
-    pub fn new(ca: &ClusterCa) -> Result<Self, PkiError> {
+    /// A dialer presenting a client certificate from the cluster CA `ca`, trusting
+    /// only the node CA (`node_ca_pem`), dialing what `policy` allows.
+    pub fn new(ca: &ClusterCa, node_ca_pem: &str, policy: DialPolicy) -> Result<Self, PkiError> {
         let (cert, key) = ca.issue_apiserver_client()?;
-        let config = pki::node_client_config(&ca.cert_pem, &cert, &key)?;
+        let config = pki::node_client_config(node_ca_pem, &cert, &key)?;
         Ok(NodeDialer {
             tls: tokio_rustls::TlsConnector::from(config),
+            policy,
         })
     }
 
-    /// Sends `req` to the node agent at `ip:port`; the connection serves upgrades.
+    /// Sends `req` to the agent of `node` at `ip:port`; the connection serves
+    /// upgrades. The agent must present a certificate of the node CA naming `node`.
     pub async fn send(
         &self,
+        node: &str,
         ip: IpAddr,
         port: u16,
         req: Request<Empty<Bytes>>,
     ) -> ApiResult<Response<Incoming>> {
-        let dial =
-            |e: String| ApiError::internal(format!("error dialing backend {ip}:{port}: {e}"));
+        if let Some(why) = self.policy.refuses(ip, port) {
+            return Err(ApiError::internal(format!(
+                "error dialing backend: node {node:?} reports {}, {why}: not dialed",
+                SocketAddr::new(ip, port)
+            )));
+        }
+        // One answer for every failure (refused, closed, timed out, another TLS
+        // server, a certificate for another name): the details go to the log.
+        let dial = |e: String| {
+            tracing::warn!(node, %ip, port, "dialing the node agent failed: {e}");
+            ApiError::internal(format!(
+                "error dialing backend: node {node:?} could not be reached as that node at its reported address"
+            ))
+        };
+        let name = rustls::pki_types::DnsName::try_from(node.to_string())
+            .map_err(|e| dial(format!("its name is no DNS name: {e}")))?;
         let tcp = tokio::time::timeout(
             Duration::from_secs(5),
             tokio::net::TcpStream::connect((ip, port)),
@@ -80,11 +138,13 @@ impl NodeDialer {
         .map_err(|_| dial("no answer within 5s".into()))?
         .map_err(|e| dial(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
-        let tls = self
-            .tls
-            .connect(ServerName::IpAddress(ip.into()), tcp)
-            .await
-            .map_err(|e| dial(e.to_string()))?;
+        let tls = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.tls.connect(ServerName::DnsName(name), tcp),
+        )
+        .await
+        .map_err(|_| dial("no TLS handshake within 10s".into()))?
+        .map_err(|e| dial(e.to_string()))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| dial(e.to_string()))?;
@@ -148,6 +208,7 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
     };
     let params = params.finish();
     Ok(Target {
+        node: node_name,
         ip,
         port,
         path_and_query: if params.is_empty() {
@@ -167,6 +228,7 @@ pub async fn node_target(
 ) -> ApiResult<Target> {
     let (ip, port) = address(&node_named(registry, node).await?)?;
     Ok(Target {
+        node: node.to_string(),
         ip,
         port,
         path_and_query: match query.filter(|q| !q.is_empty()) {
@@ -198,7 +260,7 @@ impl NodeDialer {
             .body(Empty::new())
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let read = async {
-            let resp = self.send(ip, port, req).await?;
+            let resp = self.send(name, ip, port, req).await?;
             let status = resp.status();
             let body = http_body_util::Limited::new(resp.into_body(), 64 << 20)
                 .collect()
@@ -387,6 +449,54 @@ mod tests {
         assert_eq!(
             address(&bare).unwrap_err().code,
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn the_dial_policy_keeps_off_special_addresses_and_this_servers_ports() {
+        let api: SocketAddr = "10.0.0.1:6443".parse().unwrap();
+        let peer: SocketAddr = "0.0.0.0:2380".parse().unwrap();
+        let policy = DialPolicy {
+            allow_loopback: false,
+            own: vec![api, peer],
+        };
+        let refuses = |ip: &str, port| policy.refuses(ip.parse().unwrap(), port);
+        assert_eq!(refuses("10.0.0.2", 10250), None);
+        assert_eq!(refuses("10.0.0.2", 6443), None);
+        for (ip, port) in [
+            ("10.0.0.1", 6443),
+            ("127.0.0.1", 6443),
+            ("10.0.0.9", 2380),
+            ("::ffff:10.0.0.1", 6443),
+        ] {
+            assert_eq!(
+                refuses(ip, port),
+                Some("this API server's own port"),
+                "{ip}:{port}"
+            );
+        }
+        for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(refuses(ip, 10250).unwrap().contains("loopback"), "{ip}");
+        }
+        for ip in [
+            "169.254.169.254",
+            "fe80::1",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(refuses(ip, 10250).is_some(), "{ip}");
+        }
+        let one_host = DialPolicy {
+            allow_loopback: true,
+            own: vec!["127.0.0.1:6443".parse().unwrap()],
+        };
+        assert_eq!(one_host.refuses("127.0.0.1".parse().unwrap(), 10250), None);
+        assert!(
+            one_host
+                .refuses("127.0.0.1".parse().unwrap(), 6443)
+                .is_some()
         );
     }
 }

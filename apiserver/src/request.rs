@@ -3,6 +3,8 @@
 //! verb `get` on `deployments` in group `apps`, namespace `prod`, name `web`,
 //! subresource `scale`.
 
+use std::borrow::Cow;
+
 use http::Method;
 use rk8s_api::ObjectKind;
 use rk8s_api::object::kind_by_plural;
@@ -189,13 +191,63 @@ fn is_true(v: &str) -> bool {
     matches!(v, "true" | "1" | "True")
 }
 
-/// Reads a request's route from its method, path and `watch` parameter.
+/// The value of one hexadecimal digit.
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// Decodes the percent-escapes of one path segment, as Go's URL parsing does for the
+/// `req.URL.Path` that kube-apiserver's `RequestInfoFactory` splits: `w%65b` is `web`,
+/// and `+` stays a `+` (form encoding is for queries only). The segment is decoded on
+/// its own, so an escaped `/` (`%2F`) stays inside its segment and never adds one.
+/// A malformed escape is a 400, with Go's wording (`invalid URL escape "%zz"`).
+fn unescape_segment(segment: &str) -> ApiResult<Cow<'_, str>> {
+    if !segment.contains('%') {
+        return Ok(Cow::Borrowed(segment));
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hi = bytes.get(i + 1).copied().and_then(hex_digit);
+        let lo = bytes.get(i + 2).copied().and_then(hex_digit);
+        match (hi, lo) {
+            (Some(hi), Some(lo)) => {
+                out.push((hi << 4) | lo);
+                i += 3;
+            }
+            _ => {
+                let bad = &bytes[i..bytes.len().min(i + 3)];
+                return Err(ApiError::bad_request(format!(
+                    "invalid URL escape {:?}",
+                    String::from_utf8_lossy(bad)
+                )));
+            }
+        }
+    }
+    // Names and namespaces are DNS labels and subdomains: a segment that is not UTF-8
+    // once decoded names nothing the server has.
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| ApiError::no_route())
+}
+
+/// Reads a request's route from its method, path (as sent: percent-escapes are
+/// decoded here, one segment at a time) and `watch` parameter.
 pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Route> {
-    let parts: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let raw: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let decoded = raw
+        .iter()
+        .map(|s| unescape_segment(s))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let parts: Vec<&str> = decoded.iter().map(AsRef::as_ref).collect();
     let (group, version, rest) = match parts.as_slice() {
         ["api"] => return Ok(Route::CoreVersions),
         ["apis"] => return Ok(Route::Groups),
@@ -237,9 +289,11 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
             if method != Method::GET {
                 return Err(ApiError::method_not_allowed(method.as_str(), "nodes/proxy"));
             }
+            // The agent's path is passed on as it was sent (still escaped): decoded, a
+            // `%3F` or `%20` would change or break the request made to the agent.
             return Ok(Route::NodeProxy {
                 node: node.to_string(),
-                path: rest.join("/"),
+                path: raw[raw.len() - rest.len()..].join("/"),
             });
         }
         ["apis", "metrics.k8s.io", "v1beta1", rest @ ..] if !rest.is_empty() => {
@@ -434,6 +488,70 @@ mod tests {
         }
         let e = route(&Method::PUT, "/api/v1/pods", None).unwrap_err();
         assert_eq!(e.code, http::StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn percent_encoded_names_are_decoded_like_kube_apiserver_does() {
+        let r = resource(Method::GET, "/api/v1/namespaces/default/pods/w%65b");
+        assert_eq!(
+            (r.verb, r.namespace.as_deref(), r.name.as_deref()),
+            (Verb::Get, Some("default"), Some("web"))
+        );
+        let r = resource(Method::GET, "/api/v1/namespaces/default/services/a%2Eb");
+        assert_eq!(r.name.as_deref(), Some("a.b"));
+        // The fixed parts of a path are decoded too, and `+` is not a space.
+        let r = resource(Method::GET, "/api/v1/namespaces/d%65fault/pod%73/a+b");
+        assert_eq!(
+            (r.kind.plural, r.namespace.as_deref(), r.name.as_deref()),
+            ("pods", Some("default"), Some("a+b"))
+        );
+    }
+
+    #[test]
+    fn an_escaped_slash_stays_inside_its_segment() {
+        let r = resource(Method::GET, "/api/v1/namespaces/default/pods/a%2Fstatus");
+        assert_eq!(
+            (r.verb, r.name.as_deref(), r.subresource.as_deref()),
+            (Verb::Get, Some("a/status"), None)
+        );
+        let r = resource(Method::GET, "/api/v1/namespaces/default%2Fpods");
+        assert_eq!(
+            (r.kind.plural, r.name.as_deref()),
+            ("namespaces", Some("default/pods"))
+        );
+    }
+
+    #[test]
+    fn malformed_escapes_are_bad_requests() {
+        for (path, bad) in [
+            ("/api/v1/namespaces/default/pods/a%zz", "\"%zz\""),
+            ("/api/v1/namespaces/default/pods/a%4", "\"%4\""),
+            ("/api/v1/namespaces/default/pods/%", "\"%\""),
+            ("/api/v1/namespaces/default/pods/%+1", "\"%+1\""),
+        ] {
+            let e = route(&Method::GET, path, None).unwrap_err();
+            assert_eq!(e.code, http::StatusCode::BAD_REQUEST, "{path}");
+            assert_eq!(e.message, format!("invalid URL escape {bad}"), "{path}");
+        }
+        // Escapes that decode to bytes that are not UTF-8 name nothing.
+        let e = route(&Method::GET, "/api/v1/namespaces/default/pods/%ff", None).unwrap_err();
+        assert_eq!(e.code, http::StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn node_proxy_paths_are_passed_on_still_escaped() {
+        assert_eq!(
+            route(
+                &Method::GET,
+                "/api/v1/nodes/n%31/proxy/logs/a%3Fb%20c",
+                None
+            )
+            .unwrap(),
+            Route::NodeProxy {
+                node: "n1".into(),
+                path: "logs/a%3Fb%20c".into(),
+            }
+        );
     }
 
     #[test]

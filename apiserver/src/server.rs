@@ -21,8 +21,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::auth::{self, Identity};
-use crate::handlers::{Call, Filter, Handlers, Reply};
-use crate::registry::{Registry, parse_resource_version};
+use crate::handlers::{Call, Handlers, Reply};
+use crate::list_options::Filter;
+use crate::registry::Registry;
 use crate::request::{Query, ResourceRequest, Route, Verb, route};
 use crate::status::{ApiError, ApiResult};
 use crate::watch::{Message, WatchCache};
@@ -271,7 +272,17 @@ impl ApiServer {
             Ok(r) => self.dispatch(req, r, query).await,
             Err(e) => Err(e),
         };
-        let resp = resp.unwrap_or_else(|e| error_response(&e));
+        let resp = resp.unwrap_or_else(|e| {
+            let mut resp = error_response(&e);
+            // kube-apiserver's `ErrorNegotiated`: a Status that says when to retry says
+            // it in `Retry-After` too (the 504 of a too large resource version).
+            let retry = e.details.as_ref().and_then(|d| d.retry_after_seconds);
+            if let Some(seconds) = retry.filter(|s| *s > 0) {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            resp
+        });
         if let Some(r) = counted {
             crate::metrics::observe(
                 r.verb.as_str(),
@@ -346,7 +357,7 @@ impl ApiServer {
                 let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;
                 let resp = self
                     .dialer()?
-                    .send(target.ip, target.port, node_req)
+                    .send(&target.node, target.ip, target.port, node_req)
                     .await?;
                 Ok(crate::proxy::relay(None, resp))
             }
@@ -358,10 +369,7 @@ impl ApiServer {
                     .and_then(ok)
             }
             Route::Join | Route::MemberJoin => {
-                let bearer = authorization
-                    .as_deref()
-                    .and_then(|h| h.strip_prefix("Bearer "))
-                    .map(str::trim)
+                let bearer = auth::bearer_token(authorization.as_deref())
                     .unwrap_or_default()
                     .to_string();
                 let length = req
@@ -389,7 +397,9 @@ impl ApiServer {
             }
             Route::ServingCert => {
                 let body = read_body(req.into_body(), None).await?;
-                let ca = self.secrets().await?.ca;
+                let ca = self.secrets().await?.node_ca.ok_or_else(|| {
+                    ApiError::unavailable("the cluster has no node CA yet (no API server has started since it got one)")
+                })?;
                 let cert = crate::join::serving_cert(&ca, &identity, &body)?;
                 let value =
                     serde_json::to_value(&cert).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -509,7 +519,7 @@ impl ApiServer {
         identity: &Identity,
         query: &Query,
     ) -> ApiResult<Response<Body>> {
-        auth::authorize(identity, &r)?;
+        auth::authorize(identity, &r, query)?;
         let dialer = self.dialer()?;
         let target = crate::proxy::target(&self.handlers.registry, &r, query).await?;
         let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;
@@ -517,7 +527,9 @@ impl ApiServer {
             .headers()
             .contains_key(header::UPGRADE)
             .then(|| hyper::upgrade::on(&mut req));
-        let resp = dialer.send(target.ip, target.port, node_req).await?;
+        let resp = dialer
+            .send(&target.node, target.ip, target.port, node_req)
+            .await?;
         Ok(crate::proxy::relay(upgrade, resp))
     }
 
@@ -586,7 +598,7 @@ impl ApiServer {
         identity: &Identity,
         query: &Query,
     ) -> ApiResult<Response<Body>> {
-        let access = auth::authorize(identity, &r)?;
+        let access = auth::authorize(identity, &r, query)?;
         let accept = req
             .headers()
             .get(header::ACCEPT)
@@ -643,7 +655,9 @@ impl ApiServer {
         Ok(json_response(reply.code, &reply.body, &reply.warnings))
     }
 
-    /// `?watch=true`: a stream of `{"type": ..., "object": ...}` lines.
+    /// `?watch=true`: a stream of `{"type": ..., "object": ...}` lines. A watch from a
+    /// `resourceVersion` the server has not reached waits for it up to 3 s, then is a
+    /// 504 `Too large resource version` before any stream starts.
     async fn watch(
         &self,
         r: &ResourceRequest,
@@ -651,6 +665,7 @@ impl ApiServer {
         accept: Option<&str>,
     ) -> ApiResult<Response<Body>> {
         let kind = r.kind;
+        crate::list_options::validate_list_options(query, true)?;
         let filter = Filter::from_query(&kind, query)?;
         let bookmarks = query.flag("allowWatchBookmarks");
         let as_table = table::wants_table(accept);
@@ -666,7 +681,11 @@ impl ApiServer {
                 .await?;
             (listed.items, listed.revision)
         } else {
-            (Vec::new(), parse_resource_version(rv)?)
+            let asked = crate::list_options::requested_revision(rv)?;
+            self.handlers.wait_until_fresh(&kind, asked).await?;
+            let from = i64::try_from(asked)
+                .map_err(|_| crate::watch::too_large_resource_version(asked, i64::MAX))?;
+            (Vec::new(), from)
         };
         let prefix = kind.storage_prefix(r.namespace.as_deref());
         let cache = self
@@ -705,7 +724,8 @@ impl ApiServer {
         };
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(kind.plural);
-            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            // A `timeoutSeconds` past what the clock can count means no deadline.
+            let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
             for obj in &initial {
                 if filter.matches(obj) && tx.send(encode("ADDED", obj, None)).await.is_err() {
                     return;

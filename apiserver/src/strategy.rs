@@ -256,6 +256,9 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
                 spec(old, "/spec/completions"),
             );
         }
+        (AnyObject::Node(n), AnyObject::Node(o)) => {
+            errs.extend(crate::node_restriction::node_update_errors(n, o));
+        }
         (AnyObject::Service(_), _) => {
             let old_ip = spec(old, "/spec/clusterIP");
             if !old_ip.is_null() && old_ip != "" {

@@ -5,12 +5,16 @@
 //! holds back the others or grows memory.
 //!
 //! A watch from a revision older than the cache holds goes to the store directly,
-//! which keeps history back to the last compaction.
+//! which keeps history back to the last compaction. A read or watch from a revision
+//! newer than the cache has seen waits for it, a bounded while
+//! ([`WatchCache::wait_until_fresh`]), as kube-apiserver's watch cache does.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
 use rk8s_api::{AnyObject, ObjectKind};
 use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::server::Store;
@@ -25,6 +29,34 @@ use crate::status::{ApiError, ApiResult};
 pub const CACHE_EVENTS: usize = 4096;
 /// Messages queued per watcher before it is disconnected.
 pub const WATCHER_QUEUE: usize = 1024;
+/// How long a request for a revision the cache has not reached yet waits for it
+/// (kube-apiserver's `blockTimeout` in `watch_cache.go`).
+pub const FRESHNESS_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a waiting request asks the store for its revision. The cache hears of
+/// other resources' writes only through the store's progress notifications (every few
+/// seconds), so without asking a wait could outlast a revision the store already has.
+const STORE_RECHECK: Duration = Duration::from_millis(500);
+
+/// 504 for a `resourceVersion` the server has not reached, as kube-apiserver's
+/// `storage.NewTooLargeResourceVersionError` builds it (with `apierrors.NewTimeoutError`'s
+/// `Timeout: ` prefix): reason `Timeout`, a `ResourceVersionTooLarge` cause, and a retry
+/// after one second.
+pub fn too_large_resource_version(requested: u64, current: i64) -> ApiError {
+    ApiError {
+        details: Some(Box::new(StatusDetails {
+            causes: Some(vec![StatusCause {
+                reason: Some("ResourceVersionTooLarge".to_string()),
+                message: Some("Too large resource version".to_string()),
+                field: None,
+            }]),
+            retry_after_seconds: Some(1),
+            ..StatusDetails::default()
+        })),
+        ..ApiError::timeout(format!(
+            "Timeout: Too large resource version: {requested}, current: {current}"
+        ))
+    }
+}
 
 /// One change, decoded once for every watcher.
 #[derive(Debug)]
@@ -113,6 +145,8 @@ pub struct WatchCache {
     kind: ObjectKind,
     store: Store,
     state: Mutex<State>,
+    /// `State::revision`, for requests waiting for the cache to reach a revision.
+    seen: tokio::sync::watch::Sender<i64>,
 }
 
 /// Where a watcher's messages come from.
@@ -165,7 +199,60 @@ impl WatchCache {
             kind,
             store,
             state: Mutex::new(State::default()),
+            seen: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Tells waiting requests the newest revision the cache has seen.
+    fn announce(&self, revision: i64) {
+        self.seen.send_if_modified(|seen| {
+            let changed = *seen != revision;
+            *seen = revision;
+            changed
+        });
+    }
+
+    /// The store's revision as this member has applied it (no quorum round).
+    async fn store_revision(&self) -> ApiResult<i64> {
+        let probe = RangeRequest {
+            key: self.prefix().into_bytes(),
+            count_only: true,
+            ..RangeRequest::default()
+        };
+        self.store
+            .range(probe, false)
+            .await
+            .map(|r| r.revision)
+            .map_err(|e| ApiError::from_store(&self.kind, "", e))
+    }
+
+    /// Waits until the server has reached `revision`, at most [`FRESHNESS_TIMEOUT`],
+    /// as kube-apiserver's `waitUntilFreshAndBlock` does before a list or watch from a
+    /// `resourceVersion`; then 504 ([`too_large_resource_version`]). The wait sleeps on
+    /// the cache's revision and, every [`STORE_RECHECK`], on one local read of the
+    /// store's: it never spins.
+    pub async fn wait_until_fresh(&self, revision: u64) -> ApiResult<()> {
+        let reached = |r: &i64| u64::try_from(*r).is_ok_and(|r| r >= revision);
+        let mut seen = self.seen.subscribe();
+        if reached(&seen.borrow_and_update()) {
+            return Ok(());
+        }
+        let mut store = self.store_revision().await?;
+        let deadline = tokio::time::Instant::now() + FRESHNESS_TIMEOUT;
+        while !reached(&store) {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let current = store.max(*seen.borrow());
+                return Err(too_large_resource_version(revision, current));
+            }
+            let pause = (deadline - now).min(STORE_RECHECK);
+            // The sender lives as long as the cache, which outlives this call.
+            if let Ok(Ok(_)) = tokio::time::timeout(pause, seen.wait_for(reached)).await {
+                return Ok(());
+            }
+            store = self.store_revision().await?;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -214,7 +301,7 @@ impl WatchCache {
         let request = WatchRequest {
             key: prefix.clone().into_bytes(),
             range_end: prefix_end(prefix.as_bytes()),
-            start_revision: start + 1,
+            start_revision: start.saturating_add(1),
         };
         let mut stream = match self.store.watch(request).await {
             Ok(s) => s,
@@ -241,6 +328,7 @@ impl WatchCache {
                 st.evicted_upto = start;
                 st.revision = start;
             }
+            self.announce(st.revision);
         }
         loop {
             match stream.next().await {
@@ -274,6 +362,7 @@ impl WatchCache {
             revision,
             ..State::default()
         };
+        self.announce(revision);
     }
 
     fn publish(&self, changes: Vec<Arc<Change>>) {
@@ -295,6 +384,7 @@ impl WatchCache {
                 st.evicted_upto = old.revision;
             }
         }
+        self.announce(st.revision);
     }
 
     fn progress(&self, revision: i64) {
@@ -307,12 +397,19 @@ impl WatchCache {
                 Err(mpsc::error::TrySendError::Closed(_))
             )
         });
+        self.announce(r);
     }
 
     /// Watches keys under `prefix` for changes after `revision`; 410 if the store
     /// has compacted that history away (even where the cache still holds it, so that
-    /// every member answers alike).
+    /// every member answers alike). Callers wait for a future `revision` first
+    /// ([`WatchCache::wait_until_fresh`]); one with no revision after it is a 504.
     pub async fn subscribe(&self, prefix: &str, revision: i64) -> ApiResult<Subscription> {
+        // Checked: `revision + 1` near `i64::MAX` would wrap and read as "too old".
+        let Some(first) = revision.checked_add(1) else {
+            let current = *self.seen.borrow();
+            return Err(too_large_resource_version(revision.unsigned_abs(), current));
+        };
         let probe = RangeRequest {
             key: prefix.as_bytes().to_vec(),
             count_only: true,
@@ -323,7 +420,7 @@ impl WatchCache {
             .range(probe, false)
             .await
             .map_err(|e| ApiError::from_store(&self.kind, "", e))?;
-        if revision + 1 < now.compact_revision {
+        if first < now.compact_revision {
             return Err(ApiError::gone(format!(
                 "too old resource version: {revision} ({})",
                 now.compact_revision
@@ -350,7 +447,7 @@ impl WatchCache {
         let request = WatchRequest {
             key: prefix.as_bytes().to_vec(),
             range_end: prefix_end(prefix.as_bytes()),
-            start_revision: revision + 1,
+            start_revision: first,
         };
         self.store
             .watch(request)
@@ -364,5 +461,119 @@ impl WatchCache {
         let mut st = self.lock();
         st.subscribers.retain(|s| !s.tx.is_closed());
         st.subscribers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rk8s_api::object::kind_named;
+    use rk8s_raftstore::server::MemberConfig;
+
+    /// A one-member store in `dir` that leads, and the pods' watch cache over it.
+    async fn pods_cache(dir: &std::path::Path) -> (Store, Arc<WatchCache>) {
+        let mut cfg = MemberConfig::new(dir, "127.0.0.1:0".parse().unwrap());
+        cfg.sync = false;
+        cfg.tick = Duration::from_millis(20);
+        let store = rk8s_raftstore::server::start(cfg).await.unwrap();
+        let mut leadership = store.leadership();
+        tokio::time::timeout(Duration::from_secs(10), leadership.wait_for(|l| l.is_self))
+            .await
+            .unwrap()
+            .unwrap();
+        let cache = WatchCache::new(kind_named("Pod").unwrap(), store.clone());
+        tokio::spawn(cache.clone().run());
+        (store, cache)
+    }
+
+    async fn put(store: &Store, key: &str) -> i64 {
+        store
+            .put(key.as_bytes(), b"{}", 0, None)
+            .await
+            .unwrap()
+            .revision
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revision_the_store_has_is_served_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, cache) = pods_cache(dir.path()).await;
+        // Written under another resource: the pods' cache has not seen it.
+        let revision = put(&store, "/registry/nodes/n1").await;
+        let started = tokio::time::Instant::now();
+        cache.wait_until_fresh(revision as u64).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        store.shutdown();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revision_written_during_the_wait_ends_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, cache) = pods_cache(dir.path()).await;
+        let revision = put(&store, "/registry/nodes/n1").await;
+        let writer = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            put(&writer, "/registry/nodes/n2").await;
+        });
+        let started = tokio::time::Instant::now();
+        cache.wait_until_fresh(revision as u64 + 1).await.unwrap();
+        assert!(started.elapsed() < FRESHNESS_TIMEOUT);
+        store.shutdown();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_future_revision_is_a_504_after_three_seconds_in_kube_apiserver_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, cache) = pods_cache(dir.path()).await;
+        let revision = put(&store, "/registry/pods/default/web").await;
+        let started = tokio::time::Instant::now();
+        let e = cache
+            .wait_until_fresh(revision as u64 + 1000)
+            .await
+            .unwrap_err();
+        let waited = started.elapsed();
+        assert!(
+            (FRESHNESS_TIMEOUT..FRESHNESS_TIMEOUT + Duration::from_secs(2)).contains(&waited),
+            "{waited:?}"
+        );
+        assert_eq!((e.code.as_u16(), e.reason), (504, "Timeout"));
+        assert_eq!(
+            e.message,
+            format!(
+                "Timeout: Too large resource version: {}, current: {revision}",
+                revision + 1000
+            )
+        );
+        let details = e.details.unwrap();
+        assert_eq!(details.retry_after_seconds, Some(1));
+        let cause = &details.causes.unwrap()[0];
+        assert_eq!(
+            (cause.reason.as_deref(), cause.message.as_deref()),
+            (
+                Some("ResourceVersionTooLarge"),
+                Some("Too large resource version")
+            )
+        );
+        store.shutdown();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watch_after_the_last_revision_there_can_be_is_too_large_not_too_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, cache) = pods_cache(dir.path()).await;
+        let e = cache
+            .subscribe("/registry/pods/", i64::MAX)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!((e.code.as_u16(), e.reason), (504, "Timeout"));
+        assert!(
+            e.message
+                .starts_with("Timeout: Too large resource version: 9223372036854775807, current: "),
+            "{}",
+            e.message
+        );
+        store.shutdown();
     }
 }

@@ -296,7 +296,13 @@ async fn start_cluster_side(
         id.clone(),
         client.clone(),
         config.data_dir.clone(),
-        node_ip.clone().into_iter().collect(),
+        // A loopback address (a node on the API server's host) is no one else's way
+        // in: the certificate names the node alone then.
+        node_ip
+            .iter()
+            .filter(|ip| ip.parse().is_ok_and(rk8s_apiserver::join::is_host_address))
+            .cloned()
+            .collect(),
         listener,
         (runtime.clone(), stats),
     ));

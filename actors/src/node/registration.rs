@@ -201,7 +201,7 @@ fn conditions(
     ]
 }
 
-/// Creates the Node (or updates its labels and taints) and posts its status.
+/// Creates the Node (or updates its labels) and posts its status.
 pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut labels = info.labels.clone();
@@ -212,6 +212,23 @@ pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
         .get_opt(&info.name)
         .await
         .map_err(api(format!("failed to read node {}", info.name)))?;
+    if let Some(node) = &existing {
+        // As kubelet's --register-with-taints: taints are the node's at registration
+        // only; then they are the admin's (the API server refuses a node changing its
+        // own taints, so that it cannot shed a NoExecute taint).
+        let has = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
+        if !info.taints.is_empty() && has != info.taints {
+            tracing::warn!(
+                node = %info.name,
+                "--taints apply when a node registers; node {} keeps the taints it has (kubectl taint changes them)",
+                info.name
+            );
+        }
+    }
     if existing.is_none() {
         let node = Node {
             metadata: ObjectMeta {
@@ -232,15 +249,11 @@ pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
             .await
             .map_err(api(format!("failed to register node {}", info.name)))?;
     } else {
-        // Labels merge; taints are replaced only when some are given (a restart
-        // without --taints keeps those the node was registered with).
-        let mut patch = json!({
+        // Labels merge; the podCIDR is the one the join gave (it cannot change).
+        let patch = json!({
             "metadata": {"labels": labels},
             "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr]},
         });
-        if !info.taints.is_empty() {
-            patch["spec"]["taints"] = json!(info.taints);
-        }
         nodes
             .patch(&info.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await

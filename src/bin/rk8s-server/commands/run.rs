@@ -113,8 +113,12 @@ pub struct Args {
     snapshot_entries: u64,
 }
 
-/// `90s`, `5m`, `1h30m`.
+/// `90s`, `5m`, `1h30m`, and a bare `0` (as Go's `time.ParseDuration` takes it: flags
+/// such as `token create --ttl 0` give 0 a meaning of its own).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
     let d: jiff::SignedDuration = s
         .parse()
         .map_err(|e| format!("{s:?} is not a duration such as 30s, 5m or 1h30m: {e}"))?;
@@ -191,6 +195,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 node_ports: args.service_node_port_range,
             },
             member_ca: pki.member_ca,
+            peer_listen: Some(args.peer_listen),
         },
     )
     .await
@@ -372,4 +377,23 @@ fn internal_client(
     // Requests to our own server: no long timeouts to wait out.
     config.read_timeout = None;
     kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn a_bare_zero_is_a_duration_like_any_other() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(
+            parse_duration("-5m")
+                .unwrap_err()
+                .contains("must not be negative")
+        );
+        assert!(parse_duration("5").is_err());
+    }
 }

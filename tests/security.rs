@@ -1,0 +1,406 @@
+//! What a security probe found, against real `rk8s-server` processes: a node's serving
+//! certificate does not pass for the API server (kubectl refuses it), the API server
+//! does not dial where a node points it (its own port, loopback, link-local) and
+//! answers every failed dial alike, NodeRestriction (labels, taints, podCIDR) and the
+//! node's reads, a used bootstrap token refused at once, the `Bearer` scheme in any
+//! case.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use support::apiserver::Server;
+
+const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
+
+/// `METHOD PATH` with `token` (or none) and a JSON body: the status code and the body.
+async fn call(
+    server: &Server,
+    token: Option<&str>,
+    method: http::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client = server.client_with_token(token).await;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.map(|b| b.to_string().into_bytes()).unwrap_or_default())
+        .unwrap();
+    match client.request_text(request).await {
+        Ok(text) => (200, serde_json::from_str(&text).unwrap_or(Value::Null)),
+        Err(kube::Error::Api(s)) => (s.code, json!({"message": s.message})),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+fn code(e: kube::Error) -> u16 {
+    match e {
+        kube::Error::Api(s) => s.code,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+fn message(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+/// Serves `cert`/`key` over TLS on a loopback port (answering nothing) until the
+/// returned task is dropped.
+async fn tls_server(cert: &str, key: &str) -> (u16, tokio::task::JoinHandle<()>) {
+    let tls = rk8s_apiserver::pki::server_config(cert, key).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = [0u8; 1024];
+                    let _ = tls.read(&mut buf).await;
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+/// A serving certificate for `node` with its credential: (status, certificate, key).
+async fn serving_cert(server: &Server, token: &str, addresses: &[&str]) -> (u16, Value) {
+    let path = "/rk8s/v1/serving-cert";
+    let body = json!({ "addresses": addresses });
+    call(server, Some(token), http::Method::POST, path, Some(body)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_certificate_does_not_pass_for_the_api_server() {
+    let server = Server::start(API_ONLY);
+    let token = server.node_token("n1");
+    // Loopback is no address of a node's for others to reach.
+    let (status, body) = serving_cert(&server, &token, &["127.0.0.1"]).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("127.0.0.1"),
+        "{body}"
+    );
+    let (status, cert) = serving_cert(&server, &token, &["10.99.0.5"]).await;
+    assert_eq!(status, 200, "{cert}");
+    // Served on a port of this host, kubectl with the admin kubeconfig refuses it and
+    // sends nothing: the kubeconfig trusts the cluster CA, which signs no node's
+    // certificate.
+    let (port, task) = tls_server(
+        cert["cert"].as_str().unwrap(),
+        cert["key"].as_str().unwrap(),
+    )
+    .await;
+    let kubeconfig = server.kubeconfig().display().to_string();
+    let url = format!("https://127.0.0.1:{port}");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .args(["--kubeconfig", &kubeconfig, "--server", &url])
+            // The name the certificate does carry: what is left to refuse is the CA.
+            .args(["--tls-server-name", "n1"])
+            .args(["--request-timeout", "10s", "get", "ns"])
+            .output()
+            .expect("kubectl is installed by scripts/setup.sh")
+    })
+    .await
+    .unwrap();
+    task.abort();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "kubectl accepted a node certificate");
+    assert!(
+        err.contains("certificate signed by unknown authority"),
+        "{err}"
+    );
+    // Only node credentials get one.
+    let admin = std::fs::read_to_string(server.data_dir().join("pki/admin.token")).unwrap();
+    let (status, _) = serving_cert(&server, admin.trim(), &["10.99.0.5"]).await;
+    assert_eq!(status, 403);
+}
+
+/// A node `name` of `server` reporting `ip:port` as where it is served.
+async fn point_node(nodes: &Api<Node>, name: &str, ip: &str, port: u16) {
+    let status = json!({"status": {
+        "addresses": [{"type": "InternalIP", "address": ip}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+    }});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+/// `GET /api/v1/nodes/NODE/proxy/healthz` as the admin: the error's code and message.
+async fn proxied(admin: &kube::Client, node: &str) -> (u16, String) {
+    let request = http::Request::get(format!("/api/v1/nodes/{node}/proxy/healthz"))
+        .body(Vec::new())
+        .unwrap();
+    match admin.request_text(request).await {
+        Ok(text) => (200, text),
+        Err(kube::Error::Api(s)) => (s.code, s.message),
+        Err(other) => panic!("not an API error: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_does_not_dial_where_a_node_points_it() {
+    // A server listening on every address: loopback is not a node's address then.
+    let wide = Server::start(&[
+        "--disable-scheduler",
+        "--disable-controllers",
+        "--address",
+        "0.0.0.0",
+    ]);
+    let admin = wide.client().await;
+    let n1 = wide.client_with_token(Some(&wide.node_token("n1"))).await;
+    let nodes: Api<Node> = Api::all(n1);
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    for (ip, port, why) in [
+        ("127.0.0.1", wide.port, "own port"),
+        ("10.1.2.3", wide.port, "own port"),
+        ("127.0.0.1", 10250, "loopback"),
+        ("169.254.169.254", 80, "link-local"),
+        ("0.0.0.0", 10250, "not an address"),
+    ] {
+        point_node(&nodes, "n1", ip, port).await;
+        let (status, msg) = proxied(&admin, "n1").await;
+        assert_eq!(status, 500, "{ip}:{port}: {msg}");
+        assert!(msg.contains(why) && msg.contains("not dialed"), "{msg}");
+    }
+
+    // A one-host server (on loopback) dials loopback nodes, but only a node that
+    // proves it is that node; a closed port, another TLS server and another node's
+    // certificate all get the same answer, so the proxy is no port scanner.
+    let server = Server::start(API_ONLY);
+    let admin = server.client().await;
+    let n1_token = server.node_token("n1");
+    let nodes: Api<Node> = Api::all(server.client_with_token(Some(&n1_token)).await);
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let n2_token = server.node_token("n2");
+    let (_, n2_cert) = serving_cert(&server, &n2_token, &[]).await;
+    let (n2_port, n2_task) = tls_server(
+        n2_cert["cert"].as_str().unwrap(),
+        n2_cert["key"].as_str().unwrap(),
+    )
+    .await;
+    // The API server's own certificate, on another port.
+    let apiserver_cert = std::fs::read_to_string(server.data_dir().join("pki/apiserver.crt"));
+    let apiserver_key = std::fs::read_to_string(server.data_dir().join("pki/apiserver.key"));
+    let (api_port, api_task) = tls_server(&apiserver_cert.unwrap(), &apiserver_key.unwrap()).await;
+    let closed = support::apiserver::free_port();
+    let mut answers = Vec::new();
+    for port in [closed, n2_port, api_port] {
+        point_node(&nodes, "n1", "127.0.0.1", port).await;
+        let (status, msg) = proxied(&admin, "n1").await;
+        assert_eq!(status, 500, "port {port}: {msg}");
+        assert!(!msg.contains(&port.to_string()), "{msg}");
+        answers.push(msg);
+    }
+    n2_task.abort();
+    api_task.abort();
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:#?}");
+    assert!(
+        answers[0].contains("error dialing backend: node \"n1\" could not be reached"),
+        "{}",
+        answers[0]
+    );
+    // Logs of a pod on that node go the same way.
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "a", "image": "x"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let e = pods.logs("p", &Default::default()).await.unwrap_err();
+    assert_eq!(message(e), answers[0]);
+    // The server is alive.
+    assert_eq!(
+        call(&server, None, http::Method::GET, "/healthz", None)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_cannot_relabel_untaint_or_move_themselves_nor_read_other_nodes_pods() {
+    let server = Server::start(API_ONLY);
+    let admin = server.client().await;
+    let n1 = server
+        .client_with_token(Some(&server.node_token("n1")))
+        .await;
+    let as_n1: Api<Node> = Api::all(n1.clone());
+    let as_admin: Api<Node> = Api::all(admin.clone());
+    let pp = PostParams::default();
+    // Registering with a restricted label is refused; with taints and kubelet's
+    // labels it is not.
+    let with = |labels: Value| -> Node {
+        serde_json::from_value(json!({"metadata": {"name": "n1", "labels": labels},
+            "spec": {"podCIDR": "10.244.7.0/24", "podCIDRs": ["10.244.7.0/24"],
+                     "taints": [{"key": "own", "effect": "NoSchedule"}]}}))
+        .unwrap()
+    };
+    let e = as_n1
+        .create(
+            &pp,
+            &with(json!({"node-role.kubernetes.io/control-plane": ""})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        message(e),
+        "nodes \"n1\" is forbidden: node \"n1\" is not allowed to set the following labels: node-role.kubernetes.io/control-plane"
+    );
+    as_n1
+        .create(
+            &pp,
+            &with(json!({"kubernetes.io/hostname": "n1", "team": "a"})),
+        )
+        .await
+        .unwrap();
+    // The admin restricts it.
+    let restrict = json!({"metadata": {"labels": {"node-restriction.kubernetes.io/secure": "true"}},
+        "spec": {"taints": [{"key": "own", "effect": "NoSchedule"},
+                            {"key": "quarantine", "effect": "NoExecute"}]}});
+    as_admin
+        .patch("n1", &PatchParams::default(), &Patch::Merge(&restrict))
+        .await
+        .unwrap();
+    let patch = |p: Value| {
+        let nodes = as_n1.clone();
+        async move {
+            nodes
+                .patch("n1", &PatchParams::default(), &Patch::Merge(&p))
+                .await
+        }
+    };
+    let e = patch(json!({"spec": {"taints": [{"key": "own", "effect": "NoSchedule"}]}}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        message(e),
+        "nodes \"n1\" is forbidden: node \"n1\" is not allowed to modify taints"
+    );
+    for labels in [
+        json!({"node-restriction.kubernetes.io/secure": null}),
+        json!({"node-role.kubernetes.io/control-plane": ""}),
+    ] {
+        let e = patch(json!({"metadata": {"labels": labels}}))
+            .await
+            .unwrap_err();
+        assert_eq!(code(e), 403, "{labels}");
+    }
+    // Its own kind of labels it may change.
+    let n = patch(json!({"metadata": {"labels": {"team": "b", "node.kubernetes.io/x": "y"}}}))
+        .await
+        .unwrap();
+    assert_eq!(n.metadata.labels.unwrap()["team"], "b");
+    // The podCIDR does not move, not even by the admin.
+    let moved = json!({"spec": {"podCIDR": "10.244.8.0/24", "podCIDRs": ["10.244.8.0/24"]}});
+    let e = as_admin
+        .patch("n1", &PatchParams::default(), &Patch::Merge(&moved))
+        .await
+        .unwrap_err();
+    assert_eq!(code(e), 422);
+
+    // Reads: its own pods with the selector, not other nodes' pods.
+    let pods: Api<Pod> = Api::namespaced(admin, "default");
+    for (name, node) in [("on-n1", "n1"), ("on-n2", "n2")] {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "a", "image": "x"}]}}))
+        .unwrap();
+        pods.create(&pp, &pod).await.unwrap();
+    }
+    let n1_pods: Api<Pod> = Api::all(n1.clone());
+    let e = n1_pods.list(&ListParams::default()).await.unwrap_err();
+    assert!(message(e).ends_with("can only list/watch pods with spec.nodeName field selector"));
+    let own = n1_pods
+        .list(&ListParams::default().fields("spec.nodeName=n1"))
+        .await
+        .unwrap();
+    assert_eq!(own.items.len(), 1);
+    let n1_default: Api<Pod> = Api::namespaced(n1.clone(), "default");
+    n1_default.get("on-n1").await.unwrap();
+    assert_eq!(code(n1_default.get("on-n2").await.unwrap_err()), 403);
+    assert_eq!(code(n1_default.get("nowhere").await.unwrap_err()), 403);
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::all(n1);
+    assert_eq!(
+        code(deployments.list(&ListParams::default()).await.unwrap_err()),
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_bootstrap_token_is_refused_at_once_and_the_scheme_is_case_insensitive() {
+    let server = Server::start(API_ONLY);
+    let (token, _) = support::node::bootstrap_token(&server);
+    // Authenticated (and remembered, were it cached), but not allowed.
+    let (status, _) = call(
+        &server,
+        Some(&token),
+        http::Method::GET,
+        "/api/v1/pods",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let join = |name: &'static str| {
+        call(
+            &server,
+            Some(&token),
+            http::Method::POST,
+            "/rk8s/v1/join",
+            Some(json!({ "nodeName": name })),
+        )
+    };
+    // A node is verified by its name as a DNS name: no IP addresses for names.
+    let (status, body) = join("10.0.0.5").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("must not be an IP address"),
+        "{body}"
+    );
+    let (status, body) = join("j1").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &server,
+        Some(&token),
+        http::Method::GET,
+        "/api/v1/pods",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("already used"),
+        "{body}"
+    );
+
+    // `bearer` as well as `Bearer`.
+    let admin = std::fs::read_to_string(server.data_dir().join("pki/admin.token")).unwrap();
+    let client = server.client_with_token(None).await;
+    for scheme in ["bearer", "BEARER"] {
+        let request = http::Request::get("/api/v1/namespaces")
+            .header(
+                http::header::AUTHORIZATION,
+                format!("{scheme} {}", admin.trim()),
+            )
+            .body(Vec::new())
+            .unwrap();
+        client.request_text(request).await.unwrap();
+    }
+}
