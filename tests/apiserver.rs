@@ -662,9 +662,8 @@ fn kubectl_works_against_rk8s() {
     let watchers: Vec<_> = ["pods", "deployments", "nodes"]
         .iter()
         .map(|kind| {
-            std::process::Command::new("kubectl")
-                .arg("--kubeconfig")
-                .arg(server.kubeconfig())
+            server
+                .kubectl_command()
                 .args(["get", kind, "-w", "--request-timeout=8s", "-o", "name"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::null())
@@ -860,7 +859,7 @@ async fn ask_for_member_cert(
     server: &Server,
     token: &str,
     peer_address: &str,
-) -> Result<rk8s_apiserver::members::JoinResponse, (u16, String)> {
+) -> Result<rk8s_apiserver::bootstrap::members::JoinResponse, (u16, String)> {
     let body = json!({ "peerAddress": peer_address });
     post_as(server, token, "/rk8s/v1/members", body).await
 }
@@ -895,7 +894,7 @@ async fn member_tokens_give_one_member_certificate() {
         .await
         .unwrap();
     assert_eq!(joined.join, server.peer);
-    let own = rk8s_apiserver::members::MemberCerts::load(&server.data_dir())
+    let own = rk8s_apiserver::bootstrap::members::MemberCerts::load(&server.data_dir())
         .unwrap()
         .unwrap();
     assert_eq!(joined.certs.member_ca, own.member_ca);

@@ -24,11 +24,12 @@ use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
 use support::apiserver::{Server, free_port};
-use support::node::{eventually_within, images, real_node};
+use support::images::busybox;
+use support::node::{eventually_within, real_node};
 use support::prometheus::Prometheus;
 
 fn deployment(name: &str, replicas: i32, command: &str, volume: &str) -> Deployment {
-    let busybox = images().join("busybox").display().to_string();
+    let busybox = busybox();
     serde_json::from_value(json!({
         "metadata": {"name": name},
         "spec": {
@@ -200,7 +201,7 @@ async fn hpas_scale_on_cpu_and_on_a_promql_query_to_zero_and_back() {
     // External: a PromQL query over a series an exporter pod serves from the volume.
     let queue = ctl.path().join("metrics");
     std::fs::write(&queue, "queue_depth 0\n").unwrap();
-    let busybox = images().join("busybox").display().to_string();
+    let busybox = busybox();
     let exporter: Pod = serde_json::from_value(json!({
         "metadata": {"name": "queue", "annotations": {
             "prometheus.io/scrape": "true", "prometheus.io/port": "8080"}},

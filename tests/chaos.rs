@@ -1,10 +1,14 @@
 //! Chaos, bounded: a 3-member control plane (`--enable-chaos`), 20 simulated nodes
 //! and one real node, 10 Deployments of 5 replicas. For 60 s a random control-plane
-//! actor is killed every 100 ms, the real node's agent is SIGKILLed every 10 s and the
-//! Raft leader every 20 s (each restarted), while objects are written through every
-//! member. Then: every Deployment has exactly its replicas Running, the real node
-//! runs no container of a pod it does not have, and every write that was
-//! acknowledged is in the store. Prints how long the cluster took to converge.
+//! actor is killed every 100 ms, and so is every actor the leader lists as in the
+//! middle of a reconcile, while one Deployment at a time is scaled up and back down
+//! (reconciles of several writes each); the real node's agent is SIGKILLed every 10 s
+//! and the Raft leader every 20 s (each restarted), while objects are written through
+//! every member. A kill crashes an actor wherever it is: the members' own count
+//! (`rk8s_actor_kills_total`) must show kills that landed mid-reconcile. Then: every
+//! Deployment has exactly its replicas Running, the real node runs no container of a
+//! pod it does not have, and every write that was acknowledged is in the store.
+//! Prints how long the cluster took to converge.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,7 +22,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::apiserver::Server;
 use support::node::{eventually_within, images, real_node, simulate};
@@ -57,6 +61,69 @@ async fn kill_random_actor(client: &kube::Client) -> Option<String> {
     .ok()?
     .ok()?;
     Some(format!("{}/{}", killed["kind"], killed["name"]))
+}
+
+/// Kills the actors `client`'s member lists as reconciling (none unless it leads);
+/// how many it asked to kill.
+async fn kill_reconciling_actors(client: &kube::Client) -> usize {
+    let req = http::Request::get("/rk8s/v1/debug/actors")
+        .body(Vec::new())
+        .unwrap();
+    let listed = tokio::time::timeout(
+        Duration::from_secs(1),
+        client.request::<serde_json::Value>(req),
+    );
+    let Ok(Ok(listed)) = listed.await else {
+        return 0;
+    };
+    let busy: Vec<serde_json::Value> = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["reconciling"] == json!(true))
+        .map(|a| json!({"kind": a["kind"], "name": a["name"]}))
+        .collect();
+    for target in &busy {
+        let req = http::Request::post("/rk8s/v1/debug/actors/kill")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(target).unwrap())
+            .unwrap();
+        let kill = client.request::<serde_json::Value>(req);
+        let _ = tokio::time::timeout(Duration::from_secs(1), kill).await;
+    }
+    busy.len()
+}
+
+/// The kills a member counted, by where they landed (`idle`, `reconcile`,
+/// `between_writes`), from its `/metrics`.
+async fn kills_counted(client: &kube::Client) -> HashMap<String, u64> {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await;
+    let mut kills = HashMap::new();
+    for line in text.ok().and_then(Result::ok).unwrap_or_default().lines() {
+        let Some(rest) = line.strip_prefix("rk8s_actor_kills_total{") else {
+            continue;
+        };
+        let during = rest
+            .split("during=\"")
+            .nth(1)
+            .and_then(|d| d.split('"').next())
+            .unwrap_or_default();
+        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        *kills.entry(during.to_string()).or_default() += value.unwrap_or(0.0) as u64;
+    }
+    kills
+}
+
+/// Scales `app-{i}` to `replicas` (best effort: a member may be down).
+async fn scale(deploys: &Api<Deployment>, i: usize, replicas: usize) -> bool {
+    let (name, patch) = (format!("app-{i}"), json!({"spec": {"replicas": replicas}}));
+    let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
+    let scaled = deploys.patch(&name, &params, &patch);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), scaled).await,
+        Ok(Ok(_))
+    )
 }
 
 fn deployment(i: usize, busybox: &str) -> Deployment {
@@ -150,6 +217,11 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
 
     let start = Instant::now();
     let (mut kills, mut agent_kills, mut leader_kills) = (0, 0, 0);
+    let mut targeted = 0;
+    // One Deployment at a time runs 3 replicas over, then goes back: its ReplicaSet's
+    // actor creates, then deletes, several pods per reconcile.
+    let mut next_scale = Duration::ZERO;
+    let mut scaled: Option<usize> = None;
     let mut next_agent = Duration::from_secs(10);
     let mut next_leader = Duration::from_secs(20);
     let mut down: Option<(usize, Instant)> = None;
@@ -157,6 +229,22 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
         for c in &clients {
             if kill_random_actor(c).await.is_some() {
                 kills += 1;
+            }
+            targeted += kill_reconciling_actors(c).await;
+        }
+        if start.elapsed() >= next_scale {
+            next_scale += Duration::from_secs(2);
+            let deploys: Api<Deployment> =
+                Api::namespaced(clients[leader_kills % clients.len()].clone(), "default");
+            if let Some(i) = scaled.take()
+                && !scale(&deploys, i, REPLICAS).await
+            {
+                scaled = Some(i);
+            } else {
+                let i = (start.elapsed().as_secs() as usize / 2) % DEPLOYMENTS;
+                if scale(&deploys, i, REPLICAS + 3).await {
+                    scaled = Some(i);
+                }
             }
         }
         if start.elapsed() >= next_agent {
@@ -186,12 +274,46 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
         members[i].start_again();
     }
     writer.await.unwrap();
+    // Every Deployment back at its replicas (the last scaled one included).
+    let deploys: Api<Deployment> = Api::namespaced(admin.clone(), "default");
+    eventually_within(
+        "every Deployment set back to its replicas",
+        Duration::from_secs(60),
+        async || {
+            for i in 0..DEPLOYMENTS {
+                if !scale(&deploys, i, REPLICAS).await {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
     println!(
-        "chaos: {kills} actors killed, {agent_kills} node agents and {leader_kills} leaders SIGKILLed in {:?}",
+        "chaos: {kills} actors killed at random and {targeted} while reconciling, {agent_kills} node agents and {leader_kills} leaders SIGKILLed in {:?}",
         start.elapsed()
     );
     assert!(kills > 100, "only {kills} actors were killed");
     assert!(agent_kills >= 5 && leader_kills >= 2);
+    // Kills crash: some landed in the middle of a reconcile (each member counts its
+    // own since it last started; the last leader's count covers its whole term).
+    let mut landed: HashMap<String, u64> = HashMap::new();
+    for c in &clients {
+        for (during, n) in kills_counted(c).await {
+            *landed.entry(during).or_default() += n;
+        }
+    }
+    let mid = |d: &str| landed.get(d).copied().unwrap_or(0);
+    println!(
+        "kills counted by the members: {} idle, {} in a reconcile before its first write, {} between two writes",
+        mid("idle"),
+        mid("reconcile"),
+        mid("between_writes")
+    );
+    assert!(
+        mid("reconcile") + mid("between_writes") > 0,
+        "no kill landed mid-reconcile: {landed:?}"
+    );
 
     // Healed: every Deployment at its replicas, Running.
     let stopped = Instant::now();

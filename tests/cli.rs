@@ -3,39 +3,14 @@
 // Test helpers may panic: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod support;
 
-fn rk8sctl(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("failed to start rk8sctl");
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
+use support::cli::{rk8sctl, success};
+use support::images::busybox;
 
 #[test]
 fn validate_accepts_every_example() {
-    let out = rk8sctl(&["validate", "-f", "examples"], None);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = success("validate", rk8sctl(&["validate", "-f", "examples"], None));
     assert!(
         stdout.contains("examples/deployment.yaml: deployment/web is valid"),
         "{stdout}"
@@ -100,20 +75,9 @@ fn a_missing_file_is_named() {
 
 #[test]
 fn image_import_ls_and_rm_round_trip_through_the_local_store() {
-    let images = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/images");
-    let built =
-        Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
-            .arg(&images)
-            .output()
-            .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
     let root = tempfile::tempdir().unwrap();
     let root_arg = root.path().display().to_string();
-    let layout = images.join("busybox").display().to_string();
+    let layout = busybox();
     let out = rk8sctl(
         &[
             "image",
@@ -126,24 +90,15 @@ fn image_import_ls_and_rm_round_trip_through_the_local_store() {
         ],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("busybox:local sha256:"));
+    assert!(success("image import", out).starts_with("busybox:local sha256:"));
     let ls = rk8sctl(&["image", "--root", &root_arg, "ls"], None);
-    let table = String::from_utf8_lossy(&ls.stdout).to_string();
+    let table = success("image ls", ls);
     assert!(
         table.starts_with("REFERENCE") && table.contains("busybox:local"),
         "{table}"
     );
     let rm = rk8sctl(&["image", "--root", &root_arg, "rm", "busybox:local"], None);
-    assert!(
-        rm.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rm.stderr)
-    );
+    success("image rm", rm);
     let blobs = std::fs::read_dir(root.path().join("images/blobs/sha256"))
         .unwrap()
         .count();

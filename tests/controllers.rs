@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -211,17 +210,8 @@ async fn deployments_roll_scale_heal_and_cascade() {
         .find(|rs| rs.metadata.name.as_deref() == Some(&first_name))
         .unwrap();
     assert_eq!(spec_replicas(old), 0);
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(["rollout", "undo", "deployment/web"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, out) = server.kubectl(&["rollout", "undo", "deployment/web"]);
+    assert!(ok, "{out}");
     rolled_out(&deploys, &sets, "busybox:1.36", 3).await;
     let back = sets.get(&first_name).await.unwrap();
     assert_eq!(spec_replicas(&back), 3);

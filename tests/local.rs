@@ -6,6 +6,8 @@
 #[path = "support/runtime.rs"]
 mod support;
 
+use support::cli;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -33,26 +35,19 @@ impl Local {
     }
 
     fn rk8sctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
+        let mut command = cli::rk8sctl_command();
+        command
             .args(args)
             .env("RK8S_RUN_DIR", self.run.path())
             .env("RK8S_DATA_DIR", self.data.path())
             .env("RK8S_LOCAL_BRIDGE", &self.bridge)
             .env("RK8S_LOCAL_SUBNET", "10.202.0.0/24")
-            .env("RK8S_PAUSE_IMAGE", support::images().join("pause"))
-            .output()
-            .unwrap()
+            .env("RK8S_PAUSE_IMAGE", support::pause());
+        cli::output(&mut command, None)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.rk8sctl(args);
-        assert!(
-            out.status.success(),
-            "rk8sctl {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        cli::success(args, self.rk8sctl(args))
     }
 
     fn file(&self, name: &str, text: &str) -> String {
@@ -353,7 +348,7 @@ fn static_pods_follow_their_manifest_directory() {
             .arg("--run-dir")
             .arg(&node_run)
             .arg("--pause-image")
-            .arg(support::images().join("pause"))
+            .arg(support::pause())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         c

@@ -19,8 +19,9 @@ use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::apiserver::Server;
+use support::images::busybox;
 use support::netns::{NodeNetwork, in_netns};
-use support::node::{eventually, images, two_nodes_in_namespaces};
+use support::node::{eventually, two_nodes_in_namespaces};
 
 /// `sh -c SCRIPT` in the client pod; what it printed. (Debian's busybox 1.35 `wget`
 /// crashes with `-T`: scripts use `timeout` instead.)
@@ -64,7 +65,7 @@ fn answered_by(server: &Server, url: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_reach_pods_services_and_names_across_nodes() {
-    let busybox = images().join("busybox").display().to_string();
+    let busybox = busybox();
     // Declared first, dropped last: nodes are reset inside their namespaces first.
     let mut net = NodeNetwork::new();
     let host = net.host_ip();

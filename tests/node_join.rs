@@ -16,10 +16,9 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use support::apiserver::Server;
+use support::images::{busybox, pause};
 use support::netns::NodeNetwork;
-use support::node::{
-    NodeProcess, bootstrap_token, eventually, finished, images, join_command, node,
-};
+use support::node::{NodeProcess, bootstrap_token, eventually, finished, join_command, node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
@@ -104,17 +103,14 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
     let as_n1 = saved.client().unwrap();
     let n1_nodes: Api<Node> = Api::all(as_n1.clone());
     let patch = serde_json::json!({"metadata": {"labels": {"touched": "yes"}}});
-    let forbidden = n1_nodes
-        .patch(
-            "n2",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(forbidden, kube::Error::Api(ref s) if s.code == 403),
-        "{forbidden:?}"
+    assert_forbidden(
+        n1_nodes
+            .patch(
+                "n2",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await,
     );
     n1_nodes
         .patch(
@@ -130,15 +126,7 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
         child.kill().unwrap();
         child.wait().unwrap();
     }
-    let before = leases
-        .get("n1")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .renew_time
-        .unwrap()
-        .0;
+    let before = renew_time(&leases, "n1").await.unwrap();
     let mut run = Command::new(env!("CARGO_BIN_EXE_rk8s-node"));
     run.arg("run")
         .args(first.args("ignored"))
@@ -147,8 +135,7 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
         .stderr(Stdio::null());
     first.child = Some(run.spawn().unwrap());
     eventually("the restarted node renews its lease", async || {
-        let renewed = leases.get("n1").await.ok()?.spec?.renew_time?.0;
-        (renewed > before).then_some(())
+        (renew_time(&leases, "n1").await? > before).then_some(())
     })
     .await;
     assert_eq!(
@@ -192,20 +179,28 @@ fn container(status: &k8s_openapi::api::core::v1::PodStatus) -> (String, i32) {
     (c.container_id.clone().unwrap(), c.restart_count)
 }
 
+/// When the node `name` last renewed its Lease, if it has.
+async fn renew_time(leases: &Api<Lease>, name: &str) -> Option<jiff::Timestamp> {
+    Some(leases.get(name).await.ok()?.spec?.renew_time?.0)
+}
+
+/// The API refused `result` with 403 Forbidden.
+fn assert_forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) {
+    assert!(
+        matches!(result, Err(kube::Error::Api(ref s)) if s.code == 403),
+        "{result:?}"
+    );
+}
+
 fn runtime_state(agent: &NodeProcess, id: &str) -> rk8s_runtime::ContainerState {
     rk8s_runtime::ContainerRuntime::state(&agent.helper(), id.trim_start_matches("rk8s://"))
         .unwrap()
 }
 
-fn rk8sctl(server: &Server, args: &[&str]) -> std::process::Output {
-    server.rk8sctl(args)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outages() {
-    let images = images();
-    let busybox = images.join("busybox").display().to_string();
-    let pause = images.join("pause").display().to_string();
+    let busybox = busybox();
+    let pause = pause();
     // Declared first, dropped last: nodes are reset inside their namespaces first.
     let mut net = NodeNetwork::new();
     let host = net.host_ip();
@@ -303,39 +298,30 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
             .unwrap();
     let as_a: Api<Pod> = Api::namespaced(a_identity.client().unwrap(), "default");
     let patch = serde_json::json!({"status": {"message": "hijacked"}});
-    let err = as_a
-        .patch_status(
+    assert_forbidden(
+        as_a.patch_status(
             "on-b",
             &kube::api::PatchParams::default(),
             &kube::api::Patch::Merge(&patch),
         )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, kube::Error::Api(ref s) if s.code == 403),
-        "{err:?}"
+        .await,
     );
-    let err = as_a.logs("on-a", &Default::default()).await.unwrap_err();
-    assert!(
-        matches!(err, kube::Error::Api(ref s) if s.code == 403),
-        "{err:?}"
-    );
+    assert_forbidden(as_a.logs("on-a", &Default::default()).await);
 
     // Logs, through the API server from each node.
-    let out = rk8sctl(&server, &["logs", "on-a"]);
+    let out = server.rk8sctl(&["logs", "on-a"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.starts_with("started\ntick 0\n"),
         "{out:?}"
     );
-    let out = rk8sctl(&server, &["logs", "on-b", "--tail", "1", "--timestamps"]);
+    let out = server.rk8sctl(&["logs", "on-b", "--tail", "1", "--timestamps"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains("Z tick "), "{text}");
     // -f keeps streaming new lines.
-    let mut follow = Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
+    let mut follow = server
+        .rk8sctl_command()
         .args(["logs", "-f", "on-b"])
         .stdout(Stdio::piped())
         .spawn()
@@ -362,38 +348,24 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
     let seen = lines.join().unwrap();
     assert_eq!(seen.len(), 6, "{seen:?}");
     // kubectl reads the same endpoint.
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(["logs", "on-a", "--tail", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let args = ["logs", "on-a", "--tail", "2"];
+    let out = server.kubectl_command().args(args).output().unwrap();
+    assert_eq!(support::cli::success(args, out).lines().count(), 2);
 
     // Exec: output streams, exit code, standard input, a terminal; kubectl too.
-    let out = rk8sctl(
-        &server,
-        &[
-            "exec",
-            "on-a",
-            "--",
-            "sh",
-            "-c",
-            "echo out; echo err >&2; exit 3",
-        ],
-    );
+    let out = server.rk8sctl(&[
+        "exec",
+        "on-a",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
-    let mut cat = Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args([
+    let out = support::cli::output(
+        server.rk8sctl_command().args([
             "exec",
             "-i",
             "on-b",
@@ -401,34 +373,22 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
             "sh",
             "-c",
             "tr a-z A-Z; hostname",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = cat.stdin.take().unwrap();
-        stdin.write_all(b"hello from the test\n").unwrap();
-    }
-    let out = cat.wait_with_output().unwrap();
+        ]),
+        Some("hello from the test\n"),
+    );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "HELLO FROM THE TEST\non-b\n"
     );
-    let out = rk8sctl(
-        &server,
-        &["exec", "-t", "on-a", "--", "sh", "-c", "test -t 0 && tty"],
-    );
+    let out = server.rk8sctl(&["exec", "-t", "on-a", "--", "sh", "-c", "test -t 0 && tty"]);
     assert!(out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("/dev/pts/"),
         "{out:?}"
     );
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
+    let out = server
+        .kubectl_command()
         .args(["exec", "on-b", "--", "sh", "-c", "echo via kubectl; exit 4"])
         .output()
         .unwrap();
@@ -460,7 +420,7 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
     assert_eq!(container(&after), (a_id.clone(), 0));
     assert_eq!(runtime_state(&agents[0], &a_id).pid, a_pid);
     // The restarted actors still serve: exec reaches the pod.
-    let out = rk8sctl(&server, &["exec", "on-a", "--", "echo", "still here"]);
+    let out = server.rk8sctl(&["exec", "on-a", "--", "echo", "still here"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "still here\n",
@@ -476,18 +436,9 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
     );
     agents[1].run_again(&pause, &["--chaos"]);
     let leases: Api<Lease> = Api::namespaced(admin.clone(), "kube-node-lease");
-    let renewed = leases
-        .get("b")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .renew_time
-        .unwrap()
-        .0;
+    let renewed = renew_time(&leases, "b").await.unwrap();
     eventually("node b renews its lease after its restart", async || {
-        let now = leases.get("b").await.ok()?.spec?.renew_time?.0;
-        (now > renewed).then_some(())
+        (renew_time(&leases, "b").await? > renewed).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -519,10 +470,7 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
     for name in ["a", "b"] {
         eventually(
             &format!("node {name} renews its lease after the outage"),
-            async || {
-                let now = leases.get(name).await.ok()?.spec?.renew_time?.0;
-                (now > outage_end).then_some(())
-            },
+            async || (renew_time(&leases, name).await? > outage_end).then_some(()),
         )
         .await;
     }

@@ -16,12 +16,13 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 use support::apiserver::{Server, free_port};
-use support::node::{eventually_within, images, real_node};
+use support::images::busybox;
+use support::node::{eventually_within, real_node};
 use support::prometheus::Prometheus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
-    let busybox = images().join("busybox").display().to_string();
+    let busybox = busybox();
     let server = Server::start(&[]);
     let _node = real_node(&server, "worker", 51).await;
     let client = server.client().await;

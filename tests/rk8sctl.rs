@@ -10,6 +10,7 @@ mod support;
 use std::process::Command;
 
 use support::apiserver::Server;
+use support::cli;
 
 struct Ctl<'a> {
     server: &'a Server,
@@ -20,13 +21,19 @@ impl Ctl<'_> {
         self.run_env(args, &[])
     }
 
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
+    /// `rk8sctl ARGS` finding the kubeconfig through `RK8S_CONFIG` (not
+    /// `--kubeconfig`, as [`Server::rk8sctl`] does), with `env` besides.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut command = cli::rk8sctl_command();
+        command
             .args(args)
             .env("RK8S_CONFIG", self.server.kubeconfig())
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
+            .envs(env.iter().copied());
+        command
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let out = cli::output(&mut self.command(args, env), None);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -35,9 +42,7 @@ impl Ctl<'_> {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "rk8sctl {args:?} failed:\n{out}{err}");
-        out
+        cli::success(args, cli::output(&mut self.command(args, &[]), None))
     }
 }
 
@@ -80,12 +85,7 @@ fn apply_get_and_change_objects() {
     );
     assert_eq!(v["spec"]["replicas"], 3);
     // kubectl sees the same last-applied configuration: its apply is a no-op too.
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(["apply", "-f", &file])
-        .output()
-        .unwrap();
+    let out = cli::output(server.kubectl_command().args(["apply", "-f", &file]), None);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "deployment.apps/web unchanged\n"
@@ -198,9 +198,8 @@ fn get_watch_prints_changes() {
     let ctl = Ctl { server: &server };
     let file = write(&server, "web.yaml", DEPLOY);
     ctl.ok(&["apply", "-f", &file]);
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
-        .args(["get", "deploy", "-w"])
-        .env("RK8S_CONFIG", server.kubeconfig())
+    let mut watch = ctl
+        .command(&["get", "deploy", "-w"], &[])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -56,7 +56,7 @@ fn message(e: kube::Error) -> String {
 /// Serves `cert`/`key` over TLS on a loopback port (answering nothing) until the
 /// returned task is dropped.
 async fn tls_server(cert: &str, key: &str) -> (u16, tokio::task::JoinHandle<()>) {
-    let tls = rk8s_apiserver::pki::server_config(cert, key).unwrap();
+    let tls = rk8s_http::tls::server_config(cert, key).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -345,15 +345,17 @@ async fn nodes_cannot_relabel_untaint_or_move_themselves_nor_read_other_nodes_po
 async fn a_used_bootstrap_token_is_refused_at_once_and_the_scheme_is_case_insensitive() {
     let server = Server::start(API_ONLY);
     let (token, _) = support::node::bootstrap_token(&server);
+    let list_pods = || {
+        call(
+            &server,
+            Some(&token),
+            http::Method::GET,
+            "/api/v1/pods",
+            None,
+        )
+    };
     // Authenticated (and remembered, were it cached), but not allowed.
-    let (status, _) = call(
-        &server,
-        Some(&token),
-        http::Method::GET,
-        "/api/v1/pods",
-        None,
-    )
-    .await;
+    let (status, _) = list_pods().await;
     assert_eq!(status, 403);
     let join = |name: &'static str| {
         call(
@@ -376,14 +378,7 @@ async fn a_used_bootstrap_token_is_refused_at_once_and_the_scheme_is_case_insens
     );
     let (status, body) = join("j1").await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = call(
-        &server,
-        Some(&token),
-        http::Method::GET,
-        "/api/v1/pods",
-        None,
-    )
-    .await;
+    let (status, body) = list_pods().await;
     assert_eq!(status, 401, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("already used"),

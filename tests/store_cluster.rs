@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rk8s_apiserver::members::MemberCerts;
+use rk8s_apiserver::bootstrap::members::MemberCerts;
 
 mod support;
 
@@ -315,8 +315,8 @@ async fn the_store_survives_the_leader_being_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_member_certificates_open_the_store_port() {
-    use rk8s_apiserver::cluster::{CLUSTER_KEY, ClusterSecrets};
-    use rk8s_apiserver::pki::{ClusterCa, member_tls};
+    use rk8s_apiserver::bootstrap::pki::{ClusterCa, member_tls};
+    use rk8s_apiserver::bootstrap::secrets::{CLUSTER_KEY, ClusterSecrets};
     let mut cluster = Cluster::new("tls");
     cluster.add();
     let addr = cluster.members[0].addr.clone();

@@ -14,17 +14,8 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use support::apiserver::Server;
-use support::node::{eventually, images, real_node};
-
-fn rk8sctl(server: &Server, args: &[&str]) -> String {
-    let out = server.rk8sctl(args);
-    assert!(
-        out.status.success(),
-        "rk8sctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use support::images::{busybox, pause};
+use support::node::{eventually, real_node};
 
 /// The images of the Running, not deleted, pods labelled `selector`.
 async fn running_images(pods: &Api<Pod>, selector: &str) -> Vec<String> {
@@ -41,9 +32,8 @@ async fn running_images(pods: &Api<Pod>, selector: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_rolls_between_real_images_and_back() {
-    let images = images();
-    let busybox = images.join("busybox").display().to_string();
-    let pause = images.join("pause").display().to_string();
+    let busybox = busybox();
+    let pause = pause();
     let server = Server::start(&[]);
     let _node = real_node(&server, "worker", 31).await;
     let client = server.client().await;
@@ -64,10 +54,7 @@ async fn a_deployment_rolls_between_real_images_and_back() {
     }))
     .unwrap();
     deploys.create(&PostParams::default(), &web).await.unwrap();
-    let status = rk8sctl(
-        &server,
-        &["rollout", "status", "deploy/web", "--timeout", "60s"],
-    );
+    let status = server.rk8sctl_ok(&["rollout", "status", "deploy/web", "--timeout", "60s"]);
     assert!(
         status.ends_with("deployment \"web\" successfully rolled out\n"),
         "{status}"
@@ -88,48 +75,39 @@ async fn a_deployment_rolls_between_real_images_and_back() {
         )
         .await
         .unwrap();
-    rk8sctl(
-        &server,
-        &["rollout", "status", "deploy/web", "--timeout", "60s"],
-    );
+    server.rk8sctl_ok(&["rollout", "status", "deploy/web", "--timeout", "60s"]);
     eventually("both pods on the pause image", async || {
         (running_images(&pods, "app=web").await == [pause.as_str(), pause.as_str()]).then_some(())
     })
     .await;
-    let history = rk8sctl(&server, &["rollout", "history", "deployment", "web"]);
+    let history = server.rk8sctl_ok(&["rollout", "history", "deployment", "web"]);
     assert!(
         history.contains("\n1          <none>\n2          <none>\n"),
         "{history}"
     );
 
     // And back.
-    let undo = rk8sctl(&server, &["rollout", "undo", "deploy/web"]);
+    let undo = server.rk8sctl_ok(&["rollout", "undo", "deploy/web"]);
     assert_eq!(undo, "deployment.apps/web rolled back\n");
-    rk8sctl(
-        &server,
-        &["rollout", "status", "deploy/web", "--timeout", "60s"],
-    );
+    server.rk8sctl_ok(&["rollout", "status", "deploy/web", "--timeout", "60s"]);
     eventually("both pods back on busybox", async || {
         (running_images(&pods, "app=web").await == [busybox.as_str(), busybox.as_str()])
             .then_some(())
     })
     .await;
-    let history = rk8sctl(&server, &["rollout", "history", "deploy/web"]);
+    let history = server.rk8sctl_ok(&["rollout", "history", "deploy/web"]);
     assert!(
         history.contains("\n2          <none>\n3          <none>\n"),
         "{history}"
     );
-    let revision = rk8sctl(
-        &server,
-        &["rollout", "history", "deploy/web", "--revision", "3"],
-    );
+    let revision = server.rk8sctl_ok(&["rollout", "history", "deploy/web", "--revision", "3"]);
     assert!(revision.contains(&busybox), "{revision}");
 
     // Paused, a restart is refused; resumed, a restart replaces every pod.
-    rk8sctl(&server, &["rollout", "pause", "deploy/web"]);
+    server.rk8sctl_ok(&["rollout", "pause", "deploy/web"]);
     let out = server.rk8sctl(&["rollout", "restart", "deploy/web"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is paused"));
-    rk8sctl(&server, &["rollout", "resume", "deploy/web"]);
+    server.rk8sctl_ok(&["rollout", "resume", "deploy/web"]);
     let before: Vec<String> = pods
         .list(&ListParams::default().labels("app=web"))
         .await
@@ -139,13 +117,10 @@ async fn a_deployment_rolls_between_real_images_and_back() {
         .map(|p| p.metadata.name.unwrap())
         .collect();
     assert_eq!(
-        rk8sctl(&server, &["rollout", "restart", "deploy/web"]),
+        server.rk8sctl_ok(&["rollout", "restart", "deploy/web"]),
         "deployment.apps/web restarted\n"
     );
-    rk8sctl(
-        &server,
-        &["rollout", "status", "deploy/web", "--timeout", "60s"],
-    );
+    server.rk8sctl_ok(&["rollout", "status", "deploy/web", "--timeout", "60s"]);
     eventually("every pod replaced", async || {
         let now = pods
             .list(&ListParams::default().labels("app=web"))
@@ -212,7 +187,7 @@ async fn pods_of(pods: &Api<Pod>, job: &str) -> Vec<Pod> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_fail_and_time_out_on_a_real_node() {
-    let busybox = images().join("busybox").display().to_string();
+    let busybox = busybox();
     let server = Server::start(&[]);
     let _node = real_node(&server, "worker", 32).await;
     let client = server.client().await;
@@ -254,12 +229,9 @@ async fn jobs_complete_fail_and_time_out_on_a_real_node() {
             p.metadata
         );
     }
-    let logs = rk8sctl(
-        &server,
-        &["logs", finished[0].metadata.name.as_ref().unwrap()],
-    );
+    let logs = server.rk8sctl_ok(&["logs", finished[0].metadata.name.as_ref().unwrap()]);
     assert_eq!(logs, "done\n");
-    let table = rk8sctl(&server, &["get", "jobs"]);
+    let table = server.rk8sctl_ok(&["get", "jobs"]);
     assert!(table.contains("count") && table.contains("3/3"), "{table}");
 
     // Failing pods: the limit is one retry, so two failures end it.

@@ -8,10 +8,11 @@
 //! - [`quantity`]: exact Kubernetes quantities; [`resources`]: their cgroup values;
 //! - [`selector`]: label selector parsing and field selectors;
 //! - [`defaults`] and [`validation`]: what the API server fills in and refuses;
+//! - [`duration`]: durations as Kubernetes' command lines write them (`1h30m`);
 //! - [`manifest`]: YAML/JSON decoding whose every error names file, line, column and
 //!   field; [`formats`]: the single-container and Compose files of the local modes;
 //! - [`patch`]: merge, JSON and strategic merge patches, bounded as kube-apiserver
-//!   bounds them.
+//!   bounds them; [`net`]: CIDR ranges and host addresses.
 //!
 //! The crate does no I/O: callers hand it text.
 //!
@@ -25,11 +26,13 @@
 //! ```
 
 pub mod defaults;
+pub mod duration;
 pub mod emit;
 pub mod formats;
 pub mod manifest;
 pub mod metrics;
 pub mod names;
+pub mod net;
 pub mod object;
 pub mod patch;
 pub mod path;

@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Service;
+use rk8s_api::net::Ipv4Net;
 use rk8s_api::validation::{FieldError, Reason};
 use rk8s_api::{AnyObject, FieldPath};
-use rk8s_netoverlay::Ipv4Net;
 use rk8s_raftstore::prefix_end;
 use rk8s_raftstore::proto::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp,

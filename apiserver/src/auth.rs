@@ -88,7 +88,7 @@ pub fn new_secret() -> ApiResult<String> {
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| ApiError::internal("the system random number generator failed"))?;
-    Ok(crate::pki::hex(&bytes))
+    Ok(rk8s_http::tls::hex(&bytes))
 }
 
 /// A new bootstrap token in Kubernetes' format, `[a-z0-9]{6}.[a-z0-9]{16}`: the id
@@ -112,7 +112,7 @@ pub fn new_bootstrap_token() -> ApiResult<(String, String)> {
 /// The store key of a token's record.
 pub fn token_key(token: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    format!("{TOKENS_PREFIX}{}", crate::pki::hex(digest.as_ref()))
+    format!("{TOKENS_PREFIX}{}", rk8s_http::tls::hex(digest.as_ref()))
 }
 
 /// Records a token in the store.
@@ -307,7 +307,7 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
     if req
         .subresource
         .as_deref()
-        .is_some_and(|s| crate::proxy::NODE_SUBRESOURCES.contains(&s))
+        .is_some_and(|s| crate::request::NODE_SUBRESOURCES.contains(&s))
     {
         return Err(denied(identity, req));
     }

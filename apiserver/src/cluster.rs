@@ -3,23 +3,20 @@
 //! serving certificate, the system namespaces, and the admin kubeconfig.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rk8s_raftstore::Error as StoreError;
 use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::server::Store;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::auth::{Identity, TokenRecord, new_secret, store_token};
+use crate::bootstrap::pki::{ClusterCa, PkiError, server_config};
+use crate::bootstrap::secrets::{self, CLUSTER_KEY};
+use crate::bootstrap::write_file;
 use crate::handlers::ensure_system_namespaces;
-use crate::pki::{ClusterCa, PkiError, server_config};
 use crate::server::{ApiServer, serve};
 
-/// Where the cluster's shared secrets live in the store.
-pub const CLUSTER_KEY: &str = "/rk8s/cluster/ca";
+pub use crate::bootstrap::StartError;
 
 /// How the API server starts.
 #[derive(Clone, Debug)]
@@ -40,78 +37,14 @@ pub struct ApiConfig {
     /// Concurrent writes served before 429 (0: no limit).
     pub max_mutating_requests_inflight: usize,
     /// The ranges joining nodes get.
-    pub pod_cidrs: crate::join::PodCidrs,
+    pub pod_cidrs: crate::bootstrap::join::PodCidrs,
     /// Where Services' ClusterIPs and node ports come from.
     pub service_ranges: crate::allocator::ServiceRanges,
     /// The member CA this member made as the cluster's first (see
-    /// [`crate::members::bootstrap`]): stored with the cluster's secrets.
+    /// [`crate::bootstrap::members::bootstrap`]): stored with the cluster's secrets.
     pub member_ca: Option<ClusterCa>,
     /// The store's peer address: like the API port, never dialed as a node's.
     pub peer_listen: Option<SocketAddr>,
-}
-
-/// Why the API server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Certificates could not be made or loaded.
-    #[error(transparent)]
-    Pki(#[from] PkiError),
-    /// A file could not be written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The store did not become ready.
-    #[error("the store is not ready: {0}")]
-    Store(String),
-    /// The address is taken or not ours.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-/// The secrets every member shares.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterSecrets {
-    /// The cluster CA.
-    pub ca: ClusterCa,
-    /// The member CA (store members' mutual TLS; see [`crate::members`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member_ca: Option<ClusterCa>,
-    /// The node CA: node agents' serving certificates (see [`crate::pki`]). A cluster
-    /// made before it existed gets one at the next start of an API server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_ca: Option<ClusterCa>,
-}
-
-/// Writes a file atomically (through a temporary file), `private` ones mode 0600.
-pub(crate) fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), StartError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| StartError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    if private {
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(io)?;
-    std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// Waits until the store answers a quorum read (it has a leader).
@@ -136,88 +69,7 @@ async fn wait_ready(store: &Store) -> Result<(), StartError> {
     }
 }
 
-/// Reads the cluster's secrets, creating them (and the admin token) if this is the
-/// first start of the cluster, with the member CA the first member made. Returns them
-/// and, when this call created the cluster, the admin token.
-async fn cluster_secrets(
-    store: &Store,
-    member_ca: Option<&ClusterCa>,
-) -> Result<(ClusterSecrets, Option<String>), StartError> {
-    let failed = |e: StoreError| StartError::Store(e.to_string());
-    loop {
-        let read = RangeRequest {
-            key: CLUSTER_KEY.as_bytes().to_vec(),
-            ..RangeRequest::default()
-        };
-        let found = store.range(read, true).await.map_err(failed)?;
-        if let Some(kv) = found.kvs.first() {
-            let mut secrets: ClusterSecrets = serde_json::from_slice(&kv.value)
-                .map_err(|e| StartError::Store(format!("{CLUSTER_KEY} does not decode: {e}")))?;
-            if secrets.node_ca.is_some() {
-                return Ok((secrets, None));
-            }
-            // A cluster from before the node CA: add one, unless another member does
-            // first (then read theirs).
-            secrets.node_ca = Some(ClusterCa::generate_node_ca()?);
-            let value =
-                serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
-            match store
-                .put(CLUSTER_KEY.as_bytes(), &value, 0, Some(kv.mod_revision))
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(
-                        "the cluster has a node CA now: restart node agents for new serving certificates"
-                    );
-                    return Ok((secrets, None));
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(failed(e)),
-            }
-        }
-        let secrets = ClusterSecrets {
-            ca: ClusterCa::generate()?,
-            member_ca: member_ca.cloned(),
-            node_ca: Some(ClusterCa::generate_node_ca()?),
-        };
-        let value = serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
-        match store.put(CLUSTER_KEY.as_bytes(), &value, 0, Some(0)).await {
-            Ok(_) => {
-                let token = new_secret().map_err(|e| StartError::Store(e.message))?;
-                let record = TokenRecord {
-                    identity: Identity::Admin,
-                    expires: None,
-                    used_by: None,
-                };
-                store_token(store, &token, &record)
-                    .await
-                    .map_err(|e| StartError::Store(e.message))?;
-                return Ok((secrets, Some(token)));
-            }
-            // Another member created them first: read theirs.
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(failed(e)),
-        }
-    }
-}
-
-/// A kubeconfig for `server` trusting `ca_pem`, authenticating with `token`.
-pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
-    use base64::Engine;
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    let config = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "rk8s", "cluster": {"server": server, "certificate-authority-data": ca}}],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": "rk8s", "context": {"cluster": "rk8s", "user": user}}],
-        "current-context": "rk8s",
-        "preferences": {},
-    });
-    let mut out = String::new();
-    rk8s_api::emit::write_yaml(&mut out, &config);
-    out
-}
+pub use rk8s_http::wire::kubeconfig;
 
 fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -301,7 +153,7 @@ impl Running {
 /// Starts the API server on `store` as `cfg` says.
 pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> {
     wait_ready(&store).await?;
-    let (secrets, admin_token) = cluster_secrets(&store, cfg.member_ca.as_ref()).await?;
+    let (secrets, admin_token) = secrets::read_or_create(&store, cfg.member_ca.as_ref()).await?;
     let pki = cfg.data_dir.join("pki");
     write_file(&pki.join("ca.crt"), &secrets.ca.cert_pem, false)?;
     let token_file = pki.join("admin.token");
@@ -329,7 +181,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     let (cert, key) = secrets.ca.issue_server(&names)?;
     write_file(&pki.join("apiserver.crt"), &cert, false)?;
     write_file(&pki.join("apiserver.key"), &key, true)?;
-    let tls = server_config(&cert, &key)?;
+    let tls = server_config(&cert, &key).map_err(PkiError::from)?;
     let unlimited = |n: usize| {
         if n == 0 {
             tokio::sync::Semaphore::MAX_PERMITS

@@ -7,6 +7,9 @@ use rk8s_api::{AnyObject, FieldPath, ObjectKind};
 use serde_json::Value;
 
 use crate::request::Query;
+
+/// The largest request body accepted (Kubernetes' limit).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
 use crate::status::{ApiError, ApiResult};
 
 /// How unknown fields in a body are treated (`fieldValidation`).

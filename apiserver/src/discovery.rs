@@ -3,6 +3,7 @@
 //! has, their verbs, short names and subresources.
 
 use rk8s_api::ObjectKind;
+use rk8s_api::metrics::METRICS_API_VERSION;
 use rk8s_api::object::kinds;
 use serde_json::{Value, json};
 
@@ -17,8 +18,8 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 
-/// The resource metrics API (served by [`crate::resource_metrics`]).
-const METRICS_GROUP: &str = crate::resource_metrics::GROUP;
+/// The resource metrics API's group (served by `crate::resource_metrics`).
+pub const METRICS_GROUP: &str = "metrics.k8s.io";
 const METRICS_VERSION: &str = "v1beta1";
 
 /// The Kubernetes version whose API rk8s serves.
@@ -101,7 +102,7 @@ fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
 /// `None` if the server has none there.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if (group, version) == (METRICS_GROUP, METRICS_VERSION) {
-        return Some(crate::resource_metrics::resource_list());
+        return Some(metrics_resource_list());
     }
     let served: Vec<ObjectKind> = kinds()
         .into_iter()
@@ -189,6 +190,17 @@ pub fn version() -> Value {
             "aarch64" => "arm64",
             other => other,
         }),
+    })
+}
+
+/// `/apis/metrics.k8s.io/v1beta1`: its two read-only resources.
+fn metrics_resource_list() -> Value {
+    let entry = |name: &str, kind: &str, namespaced: bool| json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": ["get", "list"]});
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": METRICS_API_VERSION,
+        "resources": [entry("nodes", "NodeMetrics", false), entry("pods", "PodMetrics", true)],
     })
 }
 

@@ -355,7 +355,8 @@ impl Handlers {
         }
         check_access(&c.access, c.identity, req, obj.name(), node_of(&obj))?;
         if let (Identity::Node(node), AnyObject::Node(new)) = (c.identity, &obj) {
-            let assigned = crate::join::assigned_pod_cidr(self.registry.store(), node).await?;
+            let assigned =
+                crate::bootstrap::join::assigned_pod_cidr(self.registry.store(), node).await?;
             crate::node_restriction::admit_node(node, None, new, assigned.as_deref())?;
         }
         strategy::prepare_create(&mut obj);
@@ -648,7 +649,7 @@ impl Handlers {
             .store()
             .txn(txn)
             .await
-            .map_err(|e| ApiError::from_store(&kind, name, e))?;
+            .map_err(|e| crate::status::store_error(&kind, name, e))?;
         if !resp.succeeded {
             return Err(ApiError::modified(&kind, name));
         }

@@ -11,23 +11,22 @@
 //! - [`patch`]: merge, JSON and strategic merge patches;
 //! - [`watch`]: the watch cache that fans one store watch out to many watchers;
 //! - [`discovery`], [`openapi`], [`table`]: what kubectl reads to find and print kinds;
-//! - [`pki`]: the cluster CA and serving certificates; [`server`]: TLS and HTTP;
+//! - [`bootstrap`]: the CAs and certificates, shared secrets, member and node joins;
+//! - [`server`]: the HTTP entry (authentication, routing); [`cluster`]: starting it all;
 //! - [`metrics`]: Prometheus metrics (`/metrics`).
 
 pub mod allocator;
 pub mod auth;
+pub mod bootstrap;
 pub mod cluster;
 pub mod decode;
 pub mod discovery;
 pub mod handlers;
-pub mod join;
 pub mod list_options;
-pub mod members;
 pub mod metrics;
 pub mod node_restriction;
 pub mod openapi;
 pub mod patch;
-pub mod pki;
 pub mod proxy;
 pub mod registry;
 pub mod request;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, TextEncoder,
 };
-use rk8s_raftstore::metrics::registered;
+use rk8s_http::metrics::registered;
 
 /// Kubernetes' request latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[

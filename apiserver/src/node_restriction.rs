@@ -163,18 +163,15 @@ pub fn node_update_errors(new: &Node, old: &Node) -> Vec<FieldError> {
     let spec = |n: &Node| n.spec.clone().unwrap_or_default();
     let (new, old) = (spec(new), spec(old));
     let mut errors = Vec::new();
-    let old_cidrs = old
-        .pod_cidrs
-        .clone()
-        .filter(|c| !c.is_empty())
-        .or_else(|| old.pod_cidr.clone().map(|c| vec![c]))
-        .unwrap_or_default();
-    let new_cidrs = new
-        .pod_cidrs
-        .clone()
-        .filter(|c| !c.is_empty())
-        .or_else(|| new.pod_cidr.clone().map(|c| vec![c]))
-        .unwrap_or_default();
+    // `podCIDRs` when set, else the older single `podCIDR`.
+    let cidrs = |s: &k8s_openapi::api::core::v1::NodeSpec| {
+        s.pod_cidrs
+            .clone()
+            .filter(|c| !c.is_empty())
+            .or_else(|| s.pod_cidr.clone().map(|c| vec![c]))
+            .unwrap_or_default()
+    };
+    let (old_cidrs, new_cidrs) = (cidrs(&old), cidrs(&new));
     if !old_cidrs.is_empty() && old_cidrs != new_cidrs {
         errors.push(FieldError {
             path: FieldPath::parse("spec.podCIDRs"),

@@ -16,7 +16,7 @@ pub const PATCH_TYPES: &[&str] = api_patch::PATCH_TYPES;
 pub fn apply(content_type: &str, target: &mut Value, body: &[u8]) -> ApiResult<()> {
     let limits = Limits {
         // A patch may not make an object larger than a request could carry.
-        max_object_bytes: crate::server::MAX_BODY,
+        max_object_bytes: crate::decode::MAX_BODY,
         ..Limits::default()
     };
     PatchType::from_content_type(content_type)
@@ -85,7 +85,7 @@ mod tests {
             e.message,
             "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"
         );
-        let big = json!({"metadata": {"annotations": {"a": "x".repeat(crate::server::MAX_BODY)}}});
+        let big = json!({"metadata": {"annotations": {"a": "x".repeat(crate::decode::MAX_BODY)}}});
         assert_eq!(
             code("application/merge-patch+json", big.to_string().as_bytes()),
             413

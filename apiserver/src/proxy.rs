@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use rk8s_api::AnyObject;
 use rustls::pki_types::ServerName;
 
-use crate::pki::{self, ClusterCa, PkiError};
+use crate::bootstrap::pki::{self, ClusterCa, PkiError};
 use crate::registry::Registry;
 use crate::request::{Query, ResourceRequest};
 use crate::status::{ApiError, ApiResult};
@@ -30,8 +30,7 @@ use crate::status::{ApiError, ApiResult};
 /// The node agent's port when its Node does not say (kubelet's).
 pub const DEFAULT_NODE_PORT: u16 = 10250;
 
-/// The subresources served by the node a pod runs on.
-pub const NODE_SUBRESOURCES: [&str; 2] = ["log", "exec"];
+pub use crate::request::NODE_SUBRESOURCES;
 
 /// Connections from this API server to node agents.
 pub struct NodeDialer {
@@ -62,7 +61,7 @@ impl DialPolicy {
         } else if ip.is_loopback() {
             (!self.allow_loopback)
                 .then_some("a loopback address, and this API server does not listen on loopback")
-        } else if !crate::join::is_host_address(ip) {
+        } else if !rk8s_api::net::is_host_address(ip) {
             Some("not an address a host is reached at (link-local, multicast or unspecified)")
         } else {
             None
@@ -365,7 +364,7 @@ pub fn node_request(
 pub fn relay(
     client: Option<hyper::upgrade::OnUpgrade>,
     mut resp: Response<Incoming>,
-) -> Response<crate::server::Body> {
+) -> Response<rk8s_http::body::Body> {
     let status = resp.status();
     let mut headers = resp.headers().clone();
     headers.remove(header::CONTENT_LENGTH);
@@ -397,7 +396,7 @@ pub fn relay(
                 }
             }
         });
-        crate::server::channel_body(rx)
+        rk8s_http::body::channel_body(rx)
     };
     let mut out = Response::new(body);
     *out.status_mut() = status;

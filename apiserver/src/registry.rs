@@ -133,7 +133,7 @@ impl Registry {
             .store
             .range(range, linearizable)
             .await
-            .map_err(|e| ApiError::from_store(kind, name, e))?;
+            .map_err(|e| crate::status::store_error(kind, name, e))?;
         resp.kvs.first().map(|kv| decode(kind, kv)).transpose()
     }
 
@@ -175,7 +175,7 @@ impl Registry {
             .store
             .range(range, revision == 0)
             .await
-            .map_err(|e| ApiError::from_store(kind, "", e))?;
+            .map_err(|e| crate::status::store_error(kind, "", e))?;
         let remaining = resp.count - i64::try_from(resp.kvs.len()).unwrap_or(i64::MAX);
         Ok(Page {
             kvs: resp.kvs,
@@ -203,7 +203,7 @@ impl Registry {
                 Ok(created)
             }
             Err(StoreError::Conflict { .. }) => Err(ApiError::already_exists(&kind, obj.name())),
-            Err(e) => Err(ApiError::from_store(&kind, obj.name(), e)),
+            Err(e) => Err(crate::status::store_error(&kind, obj.name(), e)),
         }
     }
 
@@ -230,7 +230,7 @@ impl Registry {
             Err(StoreError::Conflict { actual: 0, .. }) => {
                 Err(ApiError::not_found(&kind, obj.name()))
             }
-            Err(e) => Err(ApiError::from_store(&kind, obj.name(), e)),
+            Err(e) => Err(crate::status::store_error(&kind, obj.name(), e)),
         }
     }
 
@@ -263,7 +263,7 @@ impl Registry {
             Err(StoreError::Conflict { actual: 0, .. }) => {
                 Err(ApiError::not_found(&kind, obj.name()))
             }
-            Err(e) => Err(ApiError::from_store(&kind, obj.name(), e)),
+            Err(e) => Err(crate::status::store_error(&kind, obj.name(), e)),
         }
     }
 
@@ -400,7 +400,7 @@ impl Registry {
                 failure: Vec::new(),
             })
             .await
-            .map_err(|e| ApiError::from_store(&kind, obj.name(), e))?;
+            .map_err(|e| crate::status::store_error(&kind, obj.name(), e))?;
         if resp.succeeded {
             return Ok(Some(resp.revision));
         }
@@ -425,7 +425,7 @@ impl Registry {
                 .store
                 .range(range, true)
                 .await
-                .map_err(|e| ApiError::from_store(kind, "", e))?;
+                .map_err(|e| crate::status::store_error(kind, "", e))?;
             for kv in resp.kvs {
                 taken.insert(
                     String::from_utf8_lossy(&kv.key).into_owned(),
@@ -453,7 +453,7 @@ impl Registry {
                 true,
             )
             .await
-            .map_err(|e| ApiError::from_store(kind, "", e))?;
+            .map_err(|e| crate::status::store_error(kind, "", e))?;
         let mut services = BTreeMap::new();
         for kv in &resp.kvs {
             if let Ok(AnyObject::Service(s)) = decode(kind, kv) {

@@ -10,6 +10,12 @@ use rk8s_api::ObjectKind;
 use rk8s_api::object::kind_by_plural;
 
 use crate::status::{ApiError, ApiResult};
+use rk8s_http::query::is_true;
+
+pub use rk8s_http::query::Query;
+
+/// The subresources served by the node a pod runs on.
+pub const NODE_SUBRESOURCES: [&str; 2] = ["log", "exec"];
 
 /// The verbs of Kubernetes' authorization model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +114,7 @@ pub enum Route {
     /// `POST /rk8s/v1/join`: a bootstrap token becomes a node credential.
     Join,
     /// `POST /rk8s/v1/members`: a member bootstrap token becomes a store member's
-    /// certificate (see [`crate::members`]).
+    /// certificate (see [`crate::bootstrap::members`]).
     MemberJoin,
     /// `POST /rk8s/v1/serving-cert`: a node gets a serving certificate for its port
     /// 10250 from the cluster CA.
@@ -185,10 +191,6 @@ impl MetricsRequest {
             _ => return None,
         })
     }
-}
-
-fn is_true(v: &str) -> bool {
-    matches!(v, "true" | "1" | "True")
 }
 
 /// The value of one hexadecimal digit.
@@ -367,53 +369,6 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
     }))
 }
 
-/// The query string's parameters, decoded.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Query(Vec<(String, String)>);
-
-impl Query {
-    /// Parses `a=1&b=x%2Fy` (form encoding: `+` is a space).
-    pub fn parse(query: Option<&str>) -> Self {
-        Query(
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    /// Every parameter, in order (repeated ones repeat).
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.0
-    }
-
-    /// The first value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// A boolean parameter (`true`, `1`).
-    pub fn flag(&self, key: &str) -> bool {
-        self.get(key).is_some_and(is_true)
-    }
-
-    /// A non-negative integer parameter; an error names it if it is not one.
-    pub fn number(&self, key: &str) -> ApiResult<Option<i64>> {
-        self.get(key)
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "{key}: invalid value {v:?}: must be a non-negative integer"
-                    ))
-                })
-            })
-            .transpose()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,23 +507,5 @@ mod tests {
                 path: "logs/a%3Fb%20c".into(),
             }
         );
-    }
-
-    #[test]
-    fn queries_decode() {
-        let q = Query::parse(Some(
-            "labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5&bad=%zz",
-        ));
-        assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
-        assert!(q.flag("watch"));
-        assert_eq!(q.number("limit").unwrap(), Some(5));
-        assert_eq!(q.get("bad"), Some("%zz"));
-        let q = Query::parse(Some("a&b=&c=%E2%9C%93"));
-        assert_eq!(
-            (q.get("a"), q.get("b"), q.get("c")),
-            (Some(""), Some(""), Some("✓"))
-        );
-        assert!(Query::parse(Some("limit=-1")).number("limit").is_err());
-        assert_eq!(Query::parse(Some("x=%4")).get("x"), Some("%4"));
     }
 }

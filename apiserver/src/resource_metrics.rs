@@ -16,26 +16,13 @@ use rk8s_api::metrics::{
     usage, window,
 };
 use rk8s_api::{AnyObject, ObjectKind};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::discovery::METRICS_GROUP as GROUP;
 use crate::handlers::Handlers;
 use crate::proxy::NodeDialer;
 use crate::request::{MetricsRequest, Query};
 use crate::status::{ApiError, ApiResult};
-
-/// The group.
-pub const GROUP: &str = "metrics.k8s.io";
-
-/// `/apis/metrics.k8s.io/v1beta1`: its two read-only resources.
-pub fn resource_list() -> Value {
-    let entry = |name: &str, kind: &str, namespaced: bool| json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": ["get", "list"]});
-    json!({
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": METRICS_API_VERSION,
-        "resources": [entry("nodes", "NodeMetrics", false), entry("pods", "PodMetrics", true)],
-    })
-}
 
 /// Answers `asked`.
 pub async fn serve(
@@ -243,6 +230,7 @@ fn pod_metrics(pod: &Pod, stats: &PodStats) -> Option<PodMetrics> {
 mod tests {
     use super::*;
     use rk8s_api::metrics::{ContainerStats, CpuStats, MemoryStats, PodReference};
+    use serde_json::json;
 
     fn stats(nano_cores: Option<u64>) -> PodStats {
         let t = Time(jiff::Timestamp::UNIX_EPOCH);

@@ -3,37 +3,32 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use rk8s_api::object::kinds;
 use rk8s_raftstore::server::Store;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+pub use rk8s_http::body::{Body, channel_body, error_response};
+use rk8s_http::body::{json_response, text_response};
+
 use crate::auth::{self, Identity};
 use crate::handlers::{Call, Handlers, Reply};
 use crate::list_options::Filter;
 use crate::registry::Registry;
-use crate::request::{Query, ResourceRequest, Route, Verb, route};
+use crate::request::{MetricsRequest, Query, ResourceRequest, Route, Verb, route};
 use crate::status::{ApiError, ApiResult};
 use crate::watch::{Message, WatchCache};
 use crate::{discovery, openapi, table};
 
-/// The largest request body accepted (Kubernetes' limit).
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
-
-/// A response body: a whole JSON document or a watch stream.
-pub type Body = BoxBody<Bytes, Infallible>;
+pub use crate::decode::MAX_BODY;
 
 /// The API server's shared state.
 pub struct ApiServer {
@@ -46,18 +41,16 @@ pub struct ApiServer {
     writes_inflight: Arc<tokio::sync::Semaphore>,
     max_reads: usize,
     max_writes: usize,
-    pod_cidrs: std::sync::OnceLock<crate::join::PodCidrs>,
+    pod_cidrs: std::sync::OnceLock<crate::bootstrap::join::PodCidrs>,
     node_dialer: std::sync::OnceLock<crate::proxy::NodeDialer>,
     chaos: std::sync::OnceLock<Arc<dyn ActorControl>>,
 }
 
-/// The control plane's actors, listed and killed through the API when the member
-/// runs with `--enable-chaos` (for chaos tests; admin only).
-pub trait ActorControl: Send + Sync {
-    /// Every actor of this member, as `{"kind", "name", "restarts", "mailbox"}`.
-    fn list(&self) -> Value;
-    /// Kills `kind`/`name`, or one at random (`None`); which one was killed.
-    fn kill(&self, target: Option<(&str, &str)>) -> Option<(String, String)>;
+pub use rk8s_http::debug::ActorControl;
+
+/// A 200 with `v` as its JSON body.
+fn ok(v: Value) -> ApiResult<Response<Body>> {
+    Ok(json_response(StatusCode::OK, &v, &[]))
 }
 
 /// Refuses anyone but the admin to `what` (the endpoints outside the REST API).
@@ -85,66 +78,6 @@ struct KillRequest {
 pub const MAX_READS_INFLIGHT: usize = 400;
 /// See [`MAX_READS_INFLIGHT`].
 pub const MAX_WRITES_INFLIGHT: usize = 200;
-
-/// A body fed from a channel (watch streams, streamed logs).
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-/// A response body that streams what `rx` receives, until its sender is dropped.
-pub fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
-    ChannelBody(rx).boxed()
-}
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
-    }
-}
-
-fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    for w in warnings {
-        if let Ok(v) = HeaderValue::from_str(&format!("299 - {w:?}")) {
-            resp.headers_mut().append(header::WARNING, v);
-        }
-    }
-    resp
-}
-
-/// A `Status` response for `e` (kubectl and client libraries read these).
-pub fn error_response(e: &ApiError) -> Response<Body> {
-    let status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
-    let mut body = status;
-    body["kind"] = json!("Status");
-    body["apiVersion"] = json!("v1");
-    let mut resp = json_response(e.code, &body, &[]);
-    if e.code == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    resp
-}
-
-fn text_response(code: StatusCode, text: &str) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(text.to_string())).boxed());
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
 
 /// Bodies over the limit are still read (and dropped), up to this much, so that a
 /// client still sending gets its 413 rather than a broken connection.
@@ -211,7 +144,7 @@ impl ApiServer {
     }
 
     /// Sets the ranges joining nodes get (once; the default is 10.244.0.0/16 in /24s).
-    pub fn set_pod_cidrs(&self, cidrs: crate::join::PodCidrs) {
+    pub fn set_pod_cidrs(&self, cidrs: crate::bootstrap::join::PodCidrs) {
         let _ = self.pod_cidrs.set(cidrs);
     }
 
@@ -306,7 +239,6 @@ impl ApiServer {
         route: Route,
         query: Query,
     ) -> ApiResult<Response<Body>> {
-        let ok = |v: Value| Ok(json_response(StatusCode::OK, &v, &[]));
         // Health and version are public, as in Kubernetes.
         match &route {
             Route::Health(check) => return Ok(self.health(check).await),
@@ -340,174 +272,236 @@ impl ApiServer {
                 if r.kind.plural == "pods"
                     && r.subresource
                         .as_deref()
-                        .is_some_and(|s| crate::proxy::NODE_SUBRESOURCES.contains(&s)) =>
+                        .is_some_and(|s| crate::request::NODE_SUBRESOURCES.contains(&s)) =>
             {
                 self.proxy(req, r, &identity, &query).await
             }
             Route::Resource(r) => self.resource(req, r, &identity, &query).await,
-            Route::NodeProxy { node, path } => {
-                admin_only(&identity, &format!("get nodes/proxy of node {node:?}"))?;
-                let target = crate::proxy::node_target(
-                    &self.handlers.registry,
-                    &node,
-                    &path,
-                    req.uri().query(),
-                )
-                .await?;
-                let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;
-                let resp = self
-                    .dialer()?
-                    .send(&target.node, target.ip, target.port, node_req)
-                    .await?;
-                Ok(crate::proxy::relay(None, resp))
-            }
-            Route::ResourceMetrics(asked) => {
-                admin_only(&identity, "read the resource metrics API")?;
-                let dialer = self.dialer()?;
-                crate::resource_metrics::serve(&self.handlers, dialer, &asked, &query)
-                    .await
-                    .and_then(ok)
-            }
+            Route::NodeProxy { node, path } => self.node_proxy(req, &identity, node, path).await,
+            Route::ResourceMetrics(asked) => self.resource_metrics(&identity, asked, &query).await,
             Route::Join | Route::MemberJoin => {
-                let bearer = auth::bearer_token(authorization.as_deref())
-                    .unwrap_or_default()
-                    .to_string();
-                let length = req
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok());
-                let body = read_body(req.into_body(), length).await?;
-                let value = if route == Route::Join {
-                    let cidrs = self.pod_cidrs.get().copied().unwrap_or_default();
-                    let joined =
-                        crate::join::join(&self.store, &identity, &bearer, &body, cidrs).await?;
-                    serde_json::to_value(&joined)
-                } else {
-                    let member_ca = self.secrets().await?.member_ca.ok_or_else(|| {
-                        ApiError::unavailable("the cluster has no member CA yet (its first member has not started since it got one)")
-                    })?;
-                    let joined =
-                        crate::members::join(&self.store, &member_ca, &identity, &bearer, &body)
-                            .await?;
-                    serde_json::to_value(&joined)
-                };
-                let value = value.map_err(|e| ApiError::internal(e.to_string()))?;
-                Ok(json_response(StatusCode::CREATED, &value, &[]))
+                self.join(req, route, &identity, authorization.as_deref())
+                    .await
             }
-            Route::ServingCert => {
-                let body = read_body(req.into_body(), None).await?;
-                let ca = self.secrets().await?.node_ca.ok_or_else(|| {
-                    ApiError::unavailable("the cluster has no node CA yet (no API server has started since it got one)")
-                })?;
-                let cert = crate::join::serving_cert(&ca, &identity, &body)?;
-                let value =
-                    serde_json::to_value(&cert).map_err(|e| ApiError::internal(e.to_string()))?;
-                Ok(json_response(StatusCode::CREATED, &value, &[]))
-            }
-            Route::Metrics => {
-                admin_only(&identity, "get path \"/metrics\"")?;
-                let inflight = |sem: &tokio::sync::Semaphore, max: usize| {
-                    i64::try_from(max.saturating_sub(sem.available_permits())).unwrap_or(0)
-                };
-                crate::metrics::INFLIGHT
-                    .with_label_values(&["readOnly"])
-                    .set(inflight(&self.reads_inflight, self.max_reads));
-                crate::metrics::INFLIGHT
-                    .with_label_values(&["mutating"])
-                    .set(inflight(&self.writes_inflight, self.max_writes));
-                let (mut objects, everything) = (Vec::new(), Query::default());
-                for kind in crate::state_metrics::KINDS {
-                    objects.extend(self.handlers.list_kind(kind, None, &everything).await?);
-                }
-                let state = crate::state_metrics::families(&objects)
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
-                let (format, text) = crate::metrics::exposition_with(state);
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .header(header::CONTENT_TYPE, format)
-                    .body(Full::new(Bytes::from(text)).boxed())
-                    .map_err(|e| ApiError::internal(e.to_string()))
-            }
-            Route::PrometheusTargets => {
-                admin_only(&identity, "get the scrape targets")?;
-                let role = query.get("role").unwrap_or("pods");
-                let kind = match role {
-                    "pods" => "Pod",
-                    "nodes" | "cadvisor" => "Node",
-                    other => {
-                        return Err(ApiError::bad_request(format!(
-                            "role {other:?}: expected pods, nodes or cadvisor"
-                        )));
-                    }
-                };
-                let items = self
-                    .handlers
-                    .list_kind(kind, None, &Query::default())
-                    .await?;
-                if role == "pods" {
-                    let pods: Vec<_> = items
-                        .into_iter()
-                        .filter_map(|o| match o {
-                            rk8s_api::AnyObject::Pod(p) => Some(*p),
-                            _ => None,
-                        })
-                        .collect();
-                    return ok(crate::metrics::pod_targets(&pods));
-                }
-                let nodes: Vec<_> = items
-                    .into_iter()
-                    .filter_map(|o| match o {
-                        rk8s_api::AnyObject::Node(n) => Some(*n),
-                        _ => None,
-                    })
-                    .collect();
-                // The scraper reaches the nodes where it reached this server (HTTP/2
-                // carries that in the URI, HTTP/1 in Host).
-                let host = req
-                    .uri()
-                    .authority()
-                    .map(|a| a.as_str())
-                    .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
-                    .ok_or_else(|| ApiError::bad_request("the request has no Host header"))?;
-                let path = if role == "nodes" {
-                    "metrics"
-                } else {
-                    "metrics/cadvisor"
-                };
-                ok(crate::metrics::node_targets(&nodes, host, path))
-            }
-            Route::DebugActors => {
-                let chaos = self.chaos_for(&identity)?;
-                ok(serde_json::json!({"leader": self.leads(), "items": chaos.list()}))
-            }
-            Route::DebugKill => {
-                let chaos = self.chaos_for(&identity)?;
-                let body = read_body(req.into_body(), None).await?;
-                let asked: KillRequest = serde_json::from_slice(&body).map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "body: {e} (expected {{\"kind\": K, \"name\": N}} or {{\"random\": true}})"
-                    ))
-                })?;
-                let target = match (&asked.kind, &asked.name, asked.random) {
-                    (Some(k), Some(n), false) => Some((k.as_str(), n.as_str())),
-                    (None, None, true) => None,
-                    _ => {
-                        return Err(ApiError::bad_request(
-                            "name an actor (kind and name) or ask for a random one, not both",
-                        ));
-                    }
-                };
-                match chaos.kill(target) {
-                    Some((kind, name)) => ok(serde_json::json!({"kind": kind, "name": name})),
-                    None => Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", match (target, self.leads()) {
-                        (Some((k, n)), true) => format!("no actor {k}/{n}"),
-                        (None, true) => "no actors".to_string(),
-                        (_, false) => "this member does not lead: the control plane's actors run on the leader".to_string(),
-                    })),
-                }
-            }
+            Route::ServingCert => self.serving_cert(req, &identity).await,
+            Route::Metrics => self.metrics(&identity).await,
+            Route::PrometheusTargets => self.prometheus_targets(req, &identity, &query).await,
+            Route::DebugActors => self.debug_actors(&identity),
+            Route::DebugKill => self.debug_kill(req, &identity).await,
             Route::Health(_) | Route::Version | Route::ClusterInfo => Err(not_found()),
+        }
+    }
+
+    /// `GET /api/v1/nodes/{node}/proxy/{path}`: the node agent's `/{path}` (admin only).
+    async fn node_proxy(
+        &self,
+        req: Request<Incoming>,
+        identity: &Identity,
+        node: String,
+        path: String,
+    ) -> ApiResult<Response<Body>> {
+        admin_only(identity, &format!("get nodes/proxy of node {node:?}"))?;
+        let target =
+            crate::proxy::node_target(&self.handlers.registry, &node, &path, req.uri().query())
+                .await?;
+        let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;
+        let resp = self
+            .dialer()?
+            .send(&target.node, target.ip, target.port, node_req)
+            .await?;
+        Ok(crate::proxy::relay(None, resp))
+    }
+
+    /// The resource metrics API, from the nodes' summaries (admin only).
+    async fn resource_metrics(
+        &self,
+        identity: &Identity,
+        asked: MetricsRequest,
+        query: &Query,
+    ) -> ApiResult<Response<Body>> {
+        admin_only(identity, "read the resource metrics API")?;
+        let dialer = self.dialer()?;
+        crate::resource_metrics::serve(&self.handlers, dialer, &asked, query)
+            .await
+            .and_then(ok)
+    }
+
+    /// `POST /rk8s/v1/join` and `POST /rk8s/v1/members`: a bootstrap token becomes a node
+    /// credential or a store member's certificate.
+    async fn join(
+        &self,
+        req: Request<Incoming>,
+        route: Route,
+        identity: &Identity,
+        authorization: Option<&str>,
+    ) -> ApiResult<Response<Body>> {
+        let bearer = auth::bearer_token(authorization)
+            .unwrap_or_default()
+            .to_string();
+        let length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = read_body(req.into_body(), length).await?;
+        let value = if route == Route::Join {
+            let cidrs = self.pod_cidrs.get().copied().unwrap_or_default();
+            let joined =
+                crate::bootstrap::join::join(&self.store, identity, &bearer, &body, cidrs).await?;
+            serde_json::to_value(&joined)
+        } else {
+            let member_ca = self.secrets().await?.member_ca.ok_or_else(|| {
+                ApiError::unavailable("the cluster has no member CA yet (its first member has not started since it got one)")
+            })?;
+            let joined =
+                crate::bootstrap::members::join(&self.store, &member_ca, identity, &bearer, &body)
+                    .await?;
+            serde_json::to_value(&joined)
+        };
+        let value = value.map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(json_response(StatusCode::CREATED, &value, &[]))
+    }
+
+    /// `POST /rk8s/v1/serving-cert`: a node's serving certificate from the node CA.
+    async fn serving_cert(
+        &self,
+        req: Request<Incoming>,
+        identity: &Identity,
+    ) -> ApiResult<Response<Body>> {
+        let body = read_body(req.into_body(), None).await?;
+        let ca = self.secrets().await?.node_ca.ok_or_else(|| {
+            ApiError::unavailable(
+                "the cluster has no node CA yet (no API server has started since it got one)",
+            )
+        })?;
+        let cert = crate::bootstrap::join::serving_cert(&ca, identity, &body)?;
+        let value = serde_json::to_value(&cert).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(json_response(StatusCode::CREATED, &value, &[]))
+    }
+
+    /// `GET /metrics`: this server's metrics and the objects' (admin only).
+    async fn metrics(&self, identity: &Identity) -> ApiResult<Response<Body>> {
+        admin_only(identity, "get path \"/metrics\"")?;
+        let inflight = |sem: &tokio::sync::Semaphore, max: usize| {
+            i64::try_from(max.saturating_sub(sem.available_permits())).unwrap_or(0)
+        };
+        crate::metrics::INFLIGHT
+            .with_label_values(&["readOnly"])
+            .set(inflight(&self.reads_inflight, self.max_reads));
+        crate::metrics::INFLIGHT
+            .with_label_values(&["mutating"])
+            .set(inflight(&self.writes_inflight, self.max_writes));
+        let (mut objects, everything) = (Vec::new(), Query::default());
+        for kind in crate::state_metrics::KINDS {
+            objects.extend(self.handlers.list_kind(kind, None, &everything).await?);
+        }
+        let state = crate::state_metrics::families(&objects)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let (format, text) = crate::metrics::exposition_with(state);
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, format)
+            .body(Full::new(Bytes::from(text)).boxed())
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// `GET /rk8s/v1/prometheus/targets`: Prometheus HTTP service discovery (admin only).
+    async fn prometheus_targets(
+        &self,
+        req: Request<Incoming>,
+        identity: &Identity,
+        query: &Query,
+    ) -> ApiResult<Response<Body>> {
+        admin_only(identity, "get the scrape targets")?;
+        let role = query.get("role").unwrap_or("pods");
+        let kind = match role {
+            "pods" => "Pod",
+            "nodes" | "cadvisor" => "Node",
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "role {other:?}: expected pods, nodes or cadvisor"
+                )));
+            }
+        };
+        let items = self
+            .handlers
+            .list_kind(kind, None, &Query::default())
+            .await?;
+        if role == "pods" {
+            let pods: Vec<_> = items
+                .into_iter()
+                .filter_map(|o| match o {
+                    rk8s_api::AnyObject::Pod(p) => Some(*p),
+                    _ => None,
+                })
+                .collect();
+            return ok(crate::metrics::pod_targets(&pods));
+        }
+        let nodes: Vec<_> = items
+            .into_iter()
+            .filter_map(|o| match o {
+                rk8s_api::AnyObject::Node(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        // The scraper reaches the nodes where it reached this server (HTTP/2
+        // carries that in the URI, HTTP/1 in Host).
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
+            .ok_or_else(|| ApiError::bad_request("the request has no Host header"))?;
+        let path = if role == "nodes" {
+            "metrics"
+        } else {
+            "metrics/cadvisor"
+        };
+        ok(crate::metrics::node_targets(&nodes, host, path))
+    }
+
+    /// `GET /rk8s/v1/debug/actors`: the control plane's actors (`--enable-chaos`).
+    fn debug_actors(&self, identity: &Identity) -> ApiResult<Response<Body>> {
+        let chaos = self.chaos_for(identity)?;
+        ok(serde_json::json!({"leader": self.leads(), "items": chaos.list()}))
+    }
+
+    /// `POST /rk8s/v1/debug/actors/kill`: kills one (`--enable-chaos`).
+    async fn debug_kill(
+        &self,
+        req: Request<Incoming>,
+        identity: &Identity,
+    ) -> ApiResult<Response<Body>> {
+        let chaos = self.chaos_for(identity)?;
+        let body = read_body(req.into_body(), None).await?;
+        let asked: KillRequest = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "body: {e} (expected {{\"kind\": K, \"name\": N}} or {{\"random\": true}})"
+            ))
+        })?;
+        let target = match (&asked.kind, &asked.name, asked.random) {
+            (Some(k), Some(n), false) => Some((k.as_str(), n.as_str())),
+            (None, None, true) => None,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "name an actor (kind and name) or ask for a random one, not both",
+                ));
+            }
+        };
+        match chaos.kill(target) {
+            Some((kind, name)) => ok(serde_json::json!({"kind": kind, "name": name})),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                match (target, self.leads()) {
+                    (Some((k, n)), true) => format!("no actor {k}/{n}"),
+                    (None, true) => "no actors".to_string(),
+                    (_, false) => {
+                        "this member does not lead: the control plane's actors run on the leader"
+                            .to_string()
+                    }
+                },
+            )),
         }
     }
 
@@ -541,21 +535,8 @@ impl ApiServer {
     }
 
     /// The secrets every member shares (the cluster CA).
-    async fn secrets(&self) -> ApiResult<crate::cluster::ClusterSecrets> {
-        let range = rk8s_raftstore::proto::RangeRequest {
-            key: crate::cluster::CLUSTER_KEY.as_bytes().to_vec(),
-            ..Default::default()
-        };
-        let found = self
-            .store
-            .range(range, false)
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        let kv = found
-            .kvs
-            .first()
-            .ok_or_else(|| ApiError::unavailable("the cluster has no CA yet"))?;
-        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))
+    async fn secrets(&self) -> ApiResult<crate::bootstrap::secrets::ClusterSecrets> {
+        crate::bootstrap::secrets::read(&self.store).await
     }
 
     /// The cluster CA and its hash (what `--ca-cert-hash` pins).
@@ -805,37 +786,14 @@ fn without_paging(q: &Query) -> Query {
 
 /// Serves the API on `listener` with TLS until the task is dropped.
 pub async fn serve(api: Arc<ApiServer>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer): (tokio::net::TcpStream, SocketAddr) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+    rk8s_http::serve::serve_tls(listener, tls, move |req| {
         let api = api.clone();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, "TLS handshake failed: {e}");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let service = hyper::service::service_fn(move |req| api.clone().handle(req));
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%peer, "connection ended: {e}");
+        async move {
+            match api.handle(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
             }
-        });
-    }
+        }
+    })
+    .await;
 }

@@ -223,7 +223,7 @@ impl WatchCache {
             .range(probe, false)
             .await
             .map(|r| r.revision)
-            .map_err(|e| ApiError::from_store(&self.kind, "", e))
+            .map_err(|e| crate::status::store_error(&self.kind, "", e))
     }
 
     /// Waits until the server has reached `revision`, at most [`FRESHNESS_TIMEOUT`],
@@ -419,7 +419,7 @@ impl WatchCache {
             .store
             .range(probe, false)
             .await
-            .map_err(|e| ApiError::from_store(&self.kind, "", e))?;
+            .map_err(|e| crate::status::store_error(&self.kind, "", e))?;
         if first < now.compact_revision {
             return Err(ApiError::gone(format!(
                 "too old resource version: {revision} ({})",
@@ -453,7 +453,7 @@ impl WatchCache {
             .watch(request)
             .await
             .map(Subscription::Store)
-            .map_err(|e| ApiError::from_store(&self.kind, "", e))
+            .map_err(|e| crate::status::store_error(&self.kind, "", e))
     }
 
     /// How many watchers read from this cache.

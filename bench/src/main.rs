@@ -77,9 +77,9 @@ fn member_tls() -> Result<Option<PeerTls>, Error> {
     if std::env::var("BENCH_TLS").is_err() {
         return Ok(None);
     }
-    let ca = rk8s_apiserver::pki::ClusterCa::generate_member_ca()?;
+    let ca = rk8s_apiserver::bootstrap::pki::ClusterCa::generate_member_ca()?;
     let (cert, key) = ca.issue_member(&["127.0.0.1".to_string()])?;
-    Ok(Some(rk8s_apiserver::pki::member_tls(
+    Ok(Some(rk8s_apiserver::bootstrap::pki::member_tls(
         &ca.cert_pem,
         &cert,
         &key,

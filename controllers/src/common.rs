@@ -1,36 +1,12 @@
-//! What controllers share: owner references, pod readiness, and expectations (the
-//! Kubernetes pattern that keeps a controller from acting twice on a stale cache).
+//! What controllers share: owner references, pod readiness, status and adoption
+//! writes, and expectations (the Kubernetes pattern that keeps a controller from acting
+//! twice on a stale cache).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-
-/// Ends an actor abruptly, as a crash would (chaos tests); its supervisor restarts it
-/// and it rebuilds from the API.
-#[derive(actix::Message)]
-#[rtype(result = "()")]
-pub struct Crash;
-
-/// Makes [`Crash`] end each of the given actors (their supervisor restarts them).
-macro_rules! crash_on_request {
-    ($($actor:ty),+ $(,)?) => {$(
-        impl actix::Handler<$crate::common::Crash> for $actor {
-            type Result = ();
-
-            fn handle(&mut self, _: $crate::common::Crash, ctx: &mut Self::Context) {
-                actix::ActorContext::stop(ctx);
-            }
-        }
-    )+};
-}
-pub(crate) use crash_on_request;
-
-/// Ends an actor for good (its object is gone).
-#[derive(actix::Message)]
-#[rtype(result = "()")]
-pub struct Stop;
 
 /// `NAMESPACE/NAME` of a namespaced object, `NAME` of another.
 pub fn object_name(meta: &ObjectMeta) -> String {
@@ -111,13 +87,15 @@ where
         client.clone(),
         meta.namespace.as_deref().unwrap_or("default"),
     );
-    api.replace_status(
-        meta.name.as_deref().unwrap_or_default(),
-        &kube::api::PostParams::default(),
-        obj,
-    )
-    .await
-    .map(|_| ())
+    let replaced = api
+        .replace_status(
+            meta.name.as_deref().unwrap_or_default(),
+            &kube::api::PostParams::default(),
+            obj,
+        )
+        .await;
+    rk8s_supervision::wrote();
+    replaced.map(|_| ())
 }
 
 /// Makes `owner` the controller of the object `meta` describes: a merge patch of its
@@ -136,13 +114,15 @@ where
     let patch = serde_json::json!({"metadata": {
         "ownerReferences": refs, "resourceVersion": meta.resource_version}});
     let name = meta.name.as_deref().unwrap_or_default();
-    api.patch(
-        name,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await
-    .map(|_| ())
+    let patched = api
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await;
+    rk8s_supervision::wrote();
+    patched.map(|_| ())
 }
 
 /// How long expectations are trusted before a controller acts again regardless.

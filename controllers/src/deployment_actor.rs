@@ -1,13 +1,13 @@
 //! Deployments as actors: a [`DeploymentSupervisor`] watches Deployments and
 //! ReplicaSets, indexes ReplicaSets by their controlling Deployment, runs one
-//! supervised [`DeploymentActor`] per Deployment and routes each ReplicaSet event to
-//! its owner's actor. The actor decides with [`crate::deployment::reconcile`] and
+//! [`DeploymentActor`] per Deployment in the registry and routes each ReplicaSet
+//! event to its owner's actor (a restarted actor asks it for a [`Resync`]). The actor decides with [`crate::deployment::reconcile`] and
 //! carries it out through the API: creates the new ReplicaSet (a name collision bumps
 //! `status.collisionCount`, which changes the hash), scales ReplicaSets (whose own
 //! actors then create or delete pods), raises a reused ReplicaSet's revision, deletes
 //! history beyond the limit, writes `ScalingReplicaSet` events and the status.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -18,16 +18,17 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
-use crate::chaos::{Actors, Tracker};
-use crate::common::controller_of;
-use crate::common::{Stop, adopt, controller_ref, object_name};
+use rk8s_supervision::{Actors, Handle};
+
+use crate::common::{adopt, controller_of, controller_ref, object_name};
 use crate::deployment::{DESIRED_REPLICAS, Decision, REVISION, adoptable, reconcile};
 use crate::events::{Involved, record};
 
-/// A Deployment and its ReplicaSets, as the supervisor last saw them.
+/// A Deployment and its ReplicaSets, as the supervisor last saw them: sent whenever
+/// they change, and again when the actor restarted.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Sync {
+pub struct Resync {
     /// The Deployment.
     pub deployment: Deployment,
     /// The ReplicaSets it controls.
@@ -36,15 +37,16 @@ pub struct Sync {
     pub orphans: Vec<ReplicaSet>,
 }
 
+/// A Deployment's actor restarted and lost what it was sent: send it again.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Done;
+struct Restarted(String);
 
 /// One Deployment's actor.
 pub struct DeploymentActor {
     client: kube::Client,
-    tracker: Tracker,
-    latest: Option<Sync>,
+    me: Handle<Self>,
+    latest: Option<Resync>,
     busy: bool,
     /// A pass is owed: something changed while busy.
     again: bool,
@@ -68,11 +70,10 @@ impl DeploymentActor {
                 sync.deployment.clone(),
                 sync.orphans.clone(),
             );
-            let fut = async move {
-                adopt_all(&client, &d, &orphans).await;
-                Done
-            };
-            ctx.spawn(fut.into_actor(self).map(|done, _act, ctx| ctx.notify(done)));
+            let work = self
+                .me
+                .reconcile(async move { adopt_all(&client, &d, &orphans).await });
+            ctx.spawn(work.into_actor(self).map(|(), act, ctx| act.done(ctx)));
             return;
         }
         let decision = reconcile(&sync.deployment, &sync.owned, jiff::Timestamp::now());
@@ -93,13 +94,22 @@ impl DeploymentActor {
             sync.deployment.clone(),
             sync.owned.clone(),
         );
-        let fut = async move {
+        let work = self.me.reconcile(async move {
             let started = std::time::Instant::now();
             carry_out(&client, &d, &owned, decision, status_changed).await;
             crate::metrics::reconciled("Deployment", started.elapsed(), false);
-            Done
-        };
-        ctx.spawn(fut.into_actor(self).map(|done, _act, ctx| ctx.notify(done)));
+        });
+        ctx.spawn(work.into_actor(self).map(|(), act, ctx| act.done(ctx)));
+    }
+
+    fn done(&mut self, ctx: &mut Context<Self>) {
+        self.busy = false;
+        // Something changed meanwhile: decide again. Every action is absolute (scale
+        // to N, create a named ReplicaSet), so a view that lags our own writes at most
+        // repeats one.
+        if std::mem::take(&mut self.again) {
+            self.step(ctx);
+        }
     }
 }
 
@@ -136,7 +146,9 @@ async fn carry_out(
     let mut status = decision.status.clone();
     if let Some(rs) = &decision.create {
         let rs_name = rs.metadata.name.clone().unwrap_or_default();
-        match sets.create(&PostParams::default(), rs).await {
+        let created = sets.create(&PostParams::default(), rs).await;
+        rk8s_supervision::wrote();
+        match created {
             Ok(_) => {
                 let n = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
                 record(
@@ -164,10 +176,11 @@ async fn carry_out(
     if let Some((rs_name, revision)) = &decision.bump_revision {
         let patch =
             serde_json::json!({"metadata": {"annotations": {REVISION: revision.to_string()}}});
-        if let Err(e) = sets
+        let patched = sets
             .patch(rs_name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+            .await;
+        rk8s_supervision::wrote();
+        if let Err(e) = patched {
             tracing::debug!(deployment = %name, "revision of {rs_name}: {e}");
         }
     }
@@ -175,10 +188,11 @@ async fn carry_out(
     let mut current = d.clone();
     if let Some(revision) = &decision.annotate_revision {
         let patch = serde_json::json!({"metadata": {"annotations": {REVISION: revision}}});
-        match deployments
+        let patched = deployments
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+            .await;
+        rk8s_supervision::wrote();
+        match patched {
             Ok(updated) => current.metadata.resource_version = updated.metadata.resource_version,
             Err(e) => tracing::debug!(deployment = %name, "noting revision {revision}: {e}"),
         }
@@ -195,10 +209,11 @@ async fn carry_out(
             "metadata": {"annotations": {DESIRED_REPLICAS: desired.to_string()}},
             "spec": {"replicas": replicas},
         });
-        match sets
+        let scaled = sets
             .patch(rs_name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+            .await;
+        rk8s_supervision::wrote();
+        match scaled {
             Ok(_) => {
                 let way = if *replicas > before { "up" } else { "down" };
                 record(
@@ -225,7 +240,9 @@ async fn carry_out(
             }),
             ..Default::default()
         };
-        if let Err(e) = sets.delete(rs_name, &params).await {
+        let deleted = sets.delete(rs_name, &params).await;
+        rk8s_supervision::wrote();
+        if let Err(e) = deleted {
             tracing::debug!(deployment = %name, "deleting old {rs_name}: {e}");
         }
     }
@@ -241,43 +258,13 @@ impl Actor for DeploymentActor {
     type Context = Context<Self>;
 }
 
-impl Supervised for DeploymentActor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.tracker.restarted();
-        self.busy = false;
-        self.again = false;
-    }
-}
-
-impl Handler<Sync> for DeploymentActor {
+impl Handler<Resync> for DeploymentActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Sync, ctx: &mut Self::Context) {
-        self.tracker.received();
+    fn handle(&mut self, msg: Resync, ctx: &mut Self::Context) {
+        self.me.received();
         self.latest = Some(msg);
         self.step(ctx);
-    }
-}
-
-impl Handler<Done> for DeploymentActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Done, ctx: &mut Self::Context) {
-        self.busy = false;
-        // Something changed meanwhile: decide again. Every action is absolute (scale
-        // to N, create a named ReplicaSet), so a view that lags our own writes at most
-        // repeats one.
-        if std::mem::take(&mut self.again) {
-            self.step(ctx);
-        }
-    }
-}
-
-impl Handler<Stop> for DeploymentActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        ctx.stop();
     }
 }
 
@@ -289,10 +276,12 @@ enum Change {
 /// Watches Deployments and ReplicaSets and runs one actor per Deployment.
 pub struct DeploymentSupervisor {
     client: kube::Client,
-    deployments: HashMap<String, Deployment>,
-    actors: HashMap<String, (Addr<DeploymentActor>, Tracker)>,
+    me: Handle<Self>,
     registry: Actors,
-    tracker: Tracker,
+    /// The Deployments by uid.
+    deployments: HashMap<String, Deployment>,
+    /// The Deployments a re-list has shown so far.
+    listing: Option<HashSet<String>>,
     sets: HashMap<String, ReplicaSet>,
     by_owner: HashMap<String, BTreeSet<String>>,
     /// ReplicaSets nothing controls, by uid.
@@ -303,14 +292,15 @@ pub struct DeploymentSupervisor {
 }
 
 impl DeploymentSupervisor {
-    /// A supervisor talking to the API through `client`.
-    pub fn new(client: kube::Client, registry: Actors, tracker: Tracker) -> Self {
+    /// A supervisor talking to the API through `client`, running its actors in
+    /// `registry`; `me` is its handle.
+    pub fn new(client: kube::Client, registry: Actors, me: Handle<Self>) -> Self {
         DeploymentSupervisor {
             client,
+            me,
             registry,
-            tracker,
             deployments: HashMap::new(),
-            actors: HashMap::new(),
+            listing: None,
             sets: HashMap::new(),
             by_owner: HashMap::new(),
             orphans: BTreeSet::new(),
@@ -381,23 +371,7 @@ impl DeploymentSupervisor {
                 .filter(|rs| adoptable(&d, rs))
                 .cloned()
                 .collect();
-            let (addr, tracker) = self.actors.entry(uid).or_insert_with(|| {
-                let client = self.client.clone();
-                let tracker = Tracker::default();
-                let t = tracker.clone();
-                let addr = Supervisor::start(move |_| DeploymentActor {
-                    client,
-                    tracker: t,
-                    latest: None,
-                    busy: false,
-                    again: false,
-                });
-                self.registry
-                    .add("Deployment", &object_name(&d.metadata), &addr, &tracker);
-                (addr, tracker)
-            });
-            tracker.sent();
-            addr.do_send(Sync {
+            self.actor(&object_name(&d.metadata)).do_send(Resync {
                 deployment: d,
                 owned,
                 orphans,
@@ -405,6 +379,60 @@ impl DeploymentSupervisor {
         }
     }
 }
+
+impl DeploymentSupervisor {
+    /// The actor of the Deployment named `name`, started if it runs not.
+    fn actor(&self, name: &str) -> Handle<DeploymentActor> {
+        let (client, parent, key) = (self.client.clone(), self.me.clone(), name.to_string());
+        self.registry.get_or_start(KIND, name, move |me| {
+            if me.restarts() > 0 {
+                parent.do_send(Restarted(key.clone()));
+            }
+            DeploymentActor {
+                client: client.clone(),
+                me,
+                latest: None,
+                busy: false,
+                again: false,
+            }
+        })
+    }
+
+    /// The Deployment of uid `uid` went, and its actor with it.
+    fn deployment_gone(&mut self, uid: &str) {
+        self.dirty.remove(uid);
+        if let Some(d) = self.deployments.remove(uid) {
+            self.registry.stop(KIND, &object_name(&d.metadata));
+        }
+    }
+
+    /// A re-list ended: Deployments it did not show went meanwhile, and so do the
+    /// actors of Deployments no longer there (left from before a restart).
+    fn deployments_listed(&mut self, listed: HashSet<String>) {
+        let gone: Vec<String> = self
+            .deployments
+            .keys()
+            .filter(|uid| !listed.contains(*uid))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.deployment_gone(&uid);
+        }
+        let names: HashSet<String> = self
+            .deployments
+            .values()
+            .map(|d| object_name(&d.metadata))
+            .collect();
+        for name in self.registry.names(KIND) {
+            if !names.contains(&name) {
+                self.registry.stop(KIND, &name);
+            }
+        }
+    }
+}
+
+/// The kind the actors are listed under.
+const KIND: &str = "Deployment";
 
 impl Actor for DeploymentSupervisor {
     type Context = Context<Self>;
@@ -432,39 +460,28 @@ impl Actor for DeploymentSupervisor {
     }
 }
 
-impl Supervised for DeploymentSupervisor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.tracker.restarted();
-        self.deployments.clear();
-        self.sets.clear();
-        self.by_owner.clear();
-        self.orphans.clear();
-        self.deployments_synced = false;
-        self.sets_synced = false;
-    }
-}
-
 impl StreamHandler<Change> for DeploymentSupervisor {
     fn handle(&mut self, change: Change, _ctx: &mut Self::Context) {
         match change {
             Change::Deployment(e) => match *e {
                 Ok(Event::InitApply(d) | Event::Apply(d)) => {
                     let uid = d.metadata.uid.clone().unwrap_or_default();
+                    if let Some(listing) = self.listing.as_mut() {
+                        listing.insert(uid.clone());
+                    }
                     self.deployments.insert(uid.clone(), d);
                     self.dirty.insert(uid);
                 }
                 Ok(Event::Delete(d)) => {
-                    let uid = d.metadata.uid.clone().unwrap_or_default();
-                    self.deployments.remove(&uid);
-                    self.dirty.remove(&uid);
-                    if let Some((addr, _)) = self.actors.remove(&uid) {
-                        addr.do_send(Stop);
-                        self.registry
-                            .remove("Deployment", &object_name(&d.metadata));
-                    }
+                    self.deployment_gone(d.metadata.uid.as_deref().unwrap_or_default())
                 }
-                Ok(Event::InitDone) => self.deployments_synced = true,
-                Ok(Event::Init) => {}
+                Ok(Event::InitDone) => {
+                    if let Some(listed) = self.listing.take() {
+                        self.deployments_listed(listed);
+                    }
+                    self.deployments_synced = true;
+                }
+                Ok(Event::Init) => self.listing = Some(HashSet::new()),
                 Err(e) => tracing::warn!("watching Deployments: {e}"),
             },
             Change::Rs(e) => match *e {
@@ -480,4 +497,17 @@ impl StreamHandler<Change> for DeploymentSupervisor {
     fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
-crate::common::crash_on_request!(DeploymentActor, DeploymentSupervisor);
+impl Handler<Restarted> for DeploymentSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, Restarted(name): Restarted, _ctx: &mut Self::Context) {
+        self.me.received();
+        let uid = self
+            .deployments
+            .iter()
+            .find(|(_, d)| object_name(&d.metadata) == name);
+        if let Some((uid, _)) = uid {
+            self.dirty.insert(uid.clone());
+        }
+    }
+}

@@ -16,7 +16,8 @@ use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
-use crate::chaos::Tracker;
+use rk8s_supervision::Handle;
+
 use crate::common::object_name;
 use crate::endpoints::{endpoints, managed, selects, up_to_date};
 
@@ -46,12 +47,12 @@ pub struct EndpointsController {
     dirty: BTreeSet<String>,
     synced: [bool; 3],
     busy: bool,
-    tracker: Tracker,
+    me: Handle<Self>,
 }
 
 impl EndpointsController {
-    /// A controller talking to the API through `client`; `tracker` counts restarts.
-    pub fn new(client: kube::Client, tracker: Tracker) -> Self {
+    /// A controller talking to the API through `client`; `me` is its handle.
+    pub fn new(client: kube::Client, me: Handle<Self>) -> Self {
         EndpointsController {
             client,
             services: BTreeMap::new(),
@@ -60,7 +61,7 @@ impl EndpointsController {
             dirty: BTreeSet::new(),
             synced: [false; 3],
             busy: false,
-            tracker,
+            me,
         }
     }
 
@@ -132,7 +133,7 @@ impl EndpointsController {
         }
         let client = self.client.clone();
         let started = std::time::Instant::now();
-        let fut = async move {
+        let work = self.me.reconcile(async move {
             let mut written = Vec::new();
             for (key, ns, want, current) in work {
                 let api: Api<Endpoints> = Api::namespaced(client.clone(), &ns);
@@ -167,6 +168,7 @@ impl EndpointsController {
                     }
                     (None, None) => Ok(None),
                 };
+                rk8s_supervision::wrote();
                 match result {
                     Ok(e) => written.push((key, Ok(e))),
                     Err(e) => {
@@ -176,8 +178,8 @@ impl EndpointsController {
                 }
             }
             written
-        };
-        ctx.spawn(fut.into_actor(self).map(move |written, _act, ctx| {
+        });
+        ctx.spawn(work.into_actor(self).map(move |written, _act, ctx| {
             crate::metrics::reconciled("Endpoints", started.elapsed(), false);
             ctx.notify(Written(written));
         }));
@@ -204,18 +206,6 @@ impl Actor for EndpointsController {
         ));
         ctx.run_interval(BATCH, |act, ctx| act.flush(ctx));
         tracing::info!("endpoints controller started");
-    }
-}
-
-impl Supervised for EndpointsController {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.tracker.restarted();
-        self.services.clear();
-        self.pods.clear();
-        self.current.clear();
-        self.dirty.clear();
-        self.synced = [false; 3];
-        self.busy = false;
     }
 }
 
@@ -246,7 +236,6 @@ impl Handler<Written> for EndpointsController {
 
 impl StreamHandler<Change> for EndpointsController {
     fn handle(&mut self, change: Change, _ctx: &mut Self::Context) {
-        self.tracker.received();
         match change {
             Change::Service(e) => match *e {
                 Ok(Event::InitApply(s) | Event::Apply(s)) => {
@@ -295,5 +284,3 @@ impl StreamHandler<Change> for EndpointsController {
 
     fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
-
-crate::common::crash_on_request!(EndpointsController);

@@ -54,7 +54,9 @@ pub async fn record(
         return;
     };
     let events: Api<Event> = Api::namespaced(client.clone(), &about.namespace);
-    if let Err(e) = events.create(&PostParams::default(), &event).await {
+    let created = events.create(&PostParams::default(), &event).await;
+    rk8s_supervision::wrote();
+    if let Err(e) = created {
         tracing::debug!("event {reason} for {}/{}: {e}", about.namespace, about.name);
     }
 }

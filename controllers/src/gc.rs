@@ -176,16 +176,15 @@ pub struct GarbageCollector {
     synced: BTreeSet<usize>,
     in_flight: BTreeSet<Action>,
     dirty: bool,
-    tracker: crate::chaos::Tracker,
+    me: rk8s_supervision::Handle<Self>,
 }
 
 impl GarbageCollector {
-    /// A collector talking to the API through `client`; `tracker` counts its
-    /// restarts.
-    pub fn new(client: kube::Client, tracker: crate::chaos::Tracker) -> Self {
+    /// A collector talking to the API through `client`; `me` is its handle.
+    pub fn new(client: kube::Client, me: rk8s_supervision::Handle<Self>) -> Self {
         GarbageCollector {
             client,
-            tracker,
+            me,
             resources: resources(),
             items: HashMap::new(),
             synced: BTreeSet::new(),
@@ -210,9 +209,9 @@ impl GarbageCollector {
             if !self.in_flight.insert(action.clone()) {
                 continue;
             }
-            let fut = self.carry_out(action.clone());
+            let work = self.me.reconcile(self.carry_out(action.clone()));
             ctx.spawn(
-                fut.into_actor(self)
+                work.into_actor(self)
                     .map(move |_, _act, ctx| ctx.notify(Finished(action))),
             );
         }
@@ -277,7 +276,9 @@ impl GarbageCollector {
                         }),
                         ..Default::default()
                     };
-                    match api.delete(&item.name, &params).await {
+                    let deleted = api.delete(&item.name, &params).await;
+                    rk8s_supervision::wrote();
+                    match deleted {
                         Ok(_) => tracing::info!(
                             "garbage collected {}/{} ({policy})",
                             item.namespace,
@@ -291,10 +292,11 @@ impl GarbageCollector {
                     let owners: Vec<_> = item.owners.iter().filter(|o| o.uid != owner).collect();
                     let patch = serde_json::json!({"metadata": {
                         "ownerReferences": owners, "resourceVersion": item.resource_version}});
-                    if let Err(e) = api
+                    let patched = api
                         .patch(&item.name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                    {
+                        .await;
+                    rk8s_supervision::wrote();
+                    if let Err(e) = patched {
                         tracing::debug!("orphaning {}/{}: {e}", item.namespace, item.name);
                     }
                 }
@@ -303,10 +305,11 @@ impl GarbageCollector {
                         item.finalizers.iter().filter(|f| *f != finalizer).collect();
                     let patch = serde_json::json!({"metadata": {
                         "finalizers": rest, "resourceVersion": item.resource_version}});
-                    if let Err(e) = api
+                    let patched = api
                         .patch(&item.name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                    {
+                        .await;
+                    rk8s_supervision::wrote();
+                    if let Err(e) = patched {
                         tracing::debug!("finalizing {}/{}: {e}", item.namespace, item.name);
                     }
                 }
@@ -331,15 +334,6 @@ impl Actor for GarbageCollector {
         // Anything a failed action left: look again now and then.
         ctx.run_interval(Duration::from_secs(30), |act, _ctx| act.dirty = true);
         tracing::info!("garbage collector started");
-    }
-}
-
-impl Supervised for GarbageCollector {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.tracker.restarted();
-        self.items.clear();
-        self.synced.clear();
-        self.in_flight.clear();
     }
 }
 
@@ -374,8 +368,6 @@ impl Handler<Finished> for GarbageCollector {
         self.dirty = true;
     }
 }
-
-crate::common::crash_on_request!(GarbageCollector);
 
 #[cfg(test)]
 mod tests {

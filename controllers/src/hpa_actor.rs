@@ -1,45 +1,41 @@
 //! HorizontalPodAutoscalers as actors: an [`HpaSupervisor`] watches HPAs and runs one
-//! [`HpaActor`] per HPA. Every sync period (15 s by default, and at once when the HPA
-//! changes) the actor reads its target's `scale` subresource and pods, the pods'
-//! metrics (the resource metrics API for Resource and ContainerResource metrics;
-//! Prometheus for Pods, Object and External ones, see [`crate::promql`]), decides with
-//! [`crate::hpa`], rescales through the `scale` subresource, and writes the status
-//! (current and desired replicas, current metrics, last scale time, the conditions
-//! AbleToScale, ScalingActive and ScalingLimited) and events, worded as
-//! kube-controller-manager words them.
+//! [`HpaActor`] per HPA in the registry. Every sync period (15 s by default, and at
+//! once when the HPA changes) the actor reads its target's `scale` subresource and
+//! pods, the pods' metrics ([`crate::hpa_metrics`]), decides with [`crate::hpa`],
+//! rescales through the `scale` subresource, and writes the status (current and
+//! desired replicas, current metrics, last scale time, the conditions AbleToScale,
+//! ScalingActive and ScalingLimited) and events, worded as kube-controller-manager
+//! words them.
 //!
 //! The recommendations and scale events that stabilization and the policies look back
-//! on live in the actor, as in kube-controller-manager's memory: a killed actor keeps
-//! them (its supervisor restarts the same value), a new leader starts without.
+//! on live in the actor, as in kube-controller-manager's memory: a killed actor loses
+//! them, as a restarted kube-controller-manager does, and so does a new leader.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::autoscaling::v2::{
-    ContainerResourceMetricStatus, ExternalMetricStatus, HorizontalPodAutoscaler,
-    HorizontalPodAutoscalerCondition, MetricIdentifier, MetricSpec, MetricStatus,
-    MetricValueStatus, ObjectMetricStatus, PodsMetricStatus, ResourceMetricStatus,
+    HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition, MetricStatus,
 };
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
-use rk8s_api::metrics::{MetricsList, PodMetrics as PodMetricsObject};
 use rk8s_api::selector::{SelectorExt, parse_label_selector};
+use rk8s_supervision::{Actors, Handle};
 
-use crate::chaos::{Actors, Tracker};
-use crate::common::{Stop, object_name};
+use crate::common::object_name;
 use crate::events::{Involved, record};
-use crate::hpa::{self, History, PodMetric, PodMetrics, Proposal, Tunables};
-use crate::promql::{self, Prometheus};
+use crate::hpa::{self, History, Proposal, Tunables};
+use crate::hpa_metrics::Measuring;
+use crate::promql::Prometheus;
 
 /// How the HPAs run (kube-controller-manager's `--horizontal-pod-autoscaler-*`).
 #[derive(Clone, Debug)]
@@ -65,23 +61,25 @@ impl Default for HpaConfig {
 const API_VERSION: &str = "autoscaling/v2";
 const KIND: &str = "HorizontalPodAutoscaler";
 
-/// A newer version of the HPA, from the watch.
+/// A newer version of the HPA, from the watch (or resent after a restart).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Update(Box<HorizontalPodAutoscaler>);
 
+/// Sync the HPA now.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Sync;
+struct Resync;
 
 /// The pods as the supervisor's reflector keeps them (a new one after its restart).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Pods(Store<Pod>);
 
+/// An HPA's actor restarted and lost what it was sent: send it again.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Synced(History);
+struct Restarted(String);
 
 /// One HPA's actor.
 pub struct HpaActor {
@@ -91,22 +89,15 @@ pub struct HpaActor {
     hpa: HorizontalPodAutoscaler,
     history: History,
     busy: bool,
-    tracker: Tracker,
+    me: Handle<Self>,
 }
 
 impl Actor for HpaActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.config.sync_period, |_, ctx| ctx.notify(Sync));
-        ctx.notify(Sync);
-    }
-}
-
-impl Supervised for HpaActor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.tracker.restarted();
-        self.busy = false;
+        ctx.run_interval(self.config.sync_period, |_, ctx| ctx.notify(Resync));
+        ctx.notify(Resync);
     }
 }
 
@@ -114,11 +105,11 @@ impl Handler<Update> for HpaActor {
     type Result = ();
 
     fn handle(&mut self, msg: Update, ctx: &mut Self::Context) {
-        self.tracker.received();
+        self.me.received();
         let changed = msg.0.metadata.generation != self.hpa.metadata.generation;
         self.hpa = *msg.0;
         if changed {
-            ctx.notify(Sync);
+            ctx.notify(Resync);
         }
     }
 }
@@ -127,50 +118,35 @@ impl Handler<Pods> for HpaActor {
     type Result = ();
 
     fn handle(&mut self, msg: Pods, _ctx: &mut Self::Context) {
+        self.me.received();
         self.pods = msg.0;
     }
 }
 
-impl Handler<Sync> for HpaActor {
+impl Handler<Resync> for HpaActor {
     type Result = ();
 
-    fn handle(&mut self, _: Sync, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: Resync, ctx: &mut Self::Context) {
         if self.busy {
             return;
         }
         self.busy = true;
         let started = std::time::Instant::now();
-        let fut = sync(
+        let work = self.me.reconcile(sync(
             self.client.clone(),
             self.config.clone(),
             self.pods.clone(),
             self.hpa.clone(),
             self.history.clone(),
-        );
+        ));
         ctx.spawn(
-            fut.into_actor(self)
-                .map(move |(history, failed), _act, ctx| {
+            work.into_actor(self)
+                .map(move |(history, failed), act, _ctx| {
                     crate::metrics::reconciled(KIND, started.elapsed(), failed);
-                    ctx.notify(Synced(history));
+                    act.history = history;
+                    act.busy = false;
                 }),
         );
-    }
-}
-
-impl Handler<Synced> for HpaActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Synced, _ctx: &mut Self::Context) {
-        self.history = msg.0;
-        self.busy = false;
-    }
-}
-
-impl Handler<Stop> for HpaActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        ctx.stop();
     }
 }
 
@@ -214,20 +190,6 @@ impl Conditions {
     }
 }
 
-/// A milli-value as a quantity (`1500m`, `2`).
-fn quantity(milli: i64) -> K8sQuantity {
-    if milli % 1000 == 0 {
-        K8sQuantity((milli / 1000).to_string())
-    } else {
-        K8sQuantity(format!("{milli}m"))
-    }
-}
-
-fn milli(q: Option<&K8sQuantity>) -> Option<i64> {
-    q.and_then(|q| rk8s_api::Quantity::try_from(q).ok())
-        .map(|q| q.milli_value())
-}
-
 /// The API resource of a scale target reference.
 fn target_resource(api_version: Option<&str>, kind: &str) -> Result<ApiResource, String> {
     let group = api_version
@@ -247,392 +209,6 @@ fn target_resource(api_version: Option<&str>, kind: &str) -> Result<ApiResource,
         &GroupVersionKind::gvk(found.group, found.version, found.kind),
         found.plural,
     ))
-}
-
-/// One metric's outcome: its name for messages, the proposal, its status, and the
-/// condition reason if it failed.
-struct Measured {
-    name: String,
-    proposal: Result<Proposal, String>,
-    status: Option<MetricStatus>,
-    failure: &'static str,
-}
-
-/// What a sync measures its metrics with.
-struct Measuring<'a> {
-    client: &'a kube::Client,
-    config: &'a HpaConfig,
-    namespace: &'a str,
-    selector: &'a str,
-    pods: &'a [Pod],
-    current: i32,
-    now: Timestamp,
-}
-
-impl Measuring<'_> {
-    /// Each pod's use of `resource` (one container's, if given) from the resource
-    /// metrics API.
-    async fn resource_metrics(
-        &self,
-        resource: &str,
-        container: Option<&str>,
-    ) -> Result<PodMetrics, String> {
-        let path = format!(
-            "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods?{}",
-            self.namespace,
-            form_urlencoded::Serializer::new(String::new())
-                .append_pair("labelSelector", self.selector)
-                .finish()
-        );
-        let req = http::Request::get(path)
-            .body(Vec::new())
-            .map_err(|e| e.to_string())?;
-        let list: MetricsList<PodMetricsObject> = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| format!("unable to get metrics for resource {resource}: {e}"))?;
-        let mut out = PodMetrics::new();
-        for m in list.items {
-            let mut sum = 0i64;
-            let mut found = false;
-            for c in m
-                .containers
-                .iter()
-                .filter(|c| container.is_none_or(|n| n == c.name))
-            {
-                if let Some(v) = milli(c.usage.get(resource)) {
-                    sum = sum.saturating_add(v);
-                    found = true;
-                }
-            }
-            if !found {
-                continue;
-            }
-            let window = m
-                .window
-                .trim_end_matches('s')
-                .parse::<f64>()
-                .ok()
-                .and_then(|s| SignedDuration::try_from_secs_f64(s).ok())
-                .unwrap_or_default();
-            out.insert(
-                m.metadata.name.clone().unwrap_or_default(),
-                PodMetric {
-                    value: sum,
-                    timestamp: m.timestamp.0,
-                    window,
-                },
-            );
-        }
-        Ok(out)
-    }
-
-    fn prometheus(&self) -> Result<&Prometheus, String> {
-        self.config.prometheus.as_ref().ok_or_else(|| {
-            "no Prometheus to read the metric from: start rk8s-server with --prometheus-url".into()
-        })
-    }
-
-    /// The sum of a query's samples. No sample is an error, not zero: a series that
-    /// went missing must not scale a target to nothing.
-    async fn total(&self, query: &str) -> Result<i64, String> {
-        let values: Vec<f64> = self
-            .prometheus()?
-            .query(query)
-            .await?
-            .iter()
-            .map(|s| s.value)
-            .filter(|v| v.is_finite())
-            .collect();
-        if values.is_empty() {
-            return Err(format!("no samples for {query:?} in Prometheus"));
-        }
-        Ok((values.iter().sum::<f64>() * 1000.0) as i64)
-    }
-
-    async fn measure(&self, m: &MetricSpec) -> Measured {
-        let t = &self.config.tunables;
-        let failed = |name: String, failure, e: String| Measured {
-            name,
-            proposal: Err(e),
-            status: None,
-            failure,
-        };
-        match m.type_.as_str() {
-            "Resource" | "ContainerResource" => {
-                let (resource, container, target) = match (&m.resource, &m.container_resource) {
-                    (Some(r), _) if m.type_ == "Resource" => (r.name.as_str(), None, &r.target),
-                    (_, Some(c)) => (c.name.as_str(), Some(c.container.as_str()), &c.target),
-                    _ => {
-                        return failed(
-                            m.type_.clone(),
-                            "FailedGetResourceMetric",
-                            "the metric source is missing".into(),
-                        );
-                    }
-                };
-                let (failure, what) = if container.is_some() {
-                    ("FailedGetContainerResourceMetric", "container resource")
-                } else {
-                    ("FailedGetResourceMetric", "resource")
-                };
-                let utilization = target.average_utilization;
-                let name = match utilization {
-                    Some(_) => format!("{resource} {what} utilization (percentage of request)"),
-                    None => format!("{resource} {what}"),
-                };
-                let metrics = match self.resource_metrics(resource, container).await {
-                    Ok(m) => m,
-                    Err(e) => return failed(name, failure, e),
-                };
-                let proposal = match (utilization, milli(target.average_value.as_ref())) {
-                    (Some(u), _) => hpa::resource_utilization_replicas(
-                        self.current,
-                        u,
-                        resource,
-                        container,
-                        self.pods,
-                        metrics,
-                        self.now,
-                        t,
-                    ),
-                    (None, Some(v)) => hpa::average_value_replicas(
-                        self.current,
-                        v,
-                        resource == "cpu",
-                        self.pods,
-                        metrics,
-                        self.now,
-                        t,
-                    ),
-                    (None, None) => {
-                        Err("the target has neither averageUtilization nor averageValue".into())
-                    }
-                };
-                let status = proposal.as_ref().ok().map(|p| {
-                    let current = MetricValueStatus {
-                        average_utilization: p.utilization,
-                        average_value: Some(quantity(p.average)),
-                        value: None,
-                    };
-                    match container {
-                        Some(c) => MetricStatus {
-                            type_: m.type_.clone(),
-                            container_resource: Some(ContainerResourceMetricStatus {
-                                name: resource.into(),
-                                container: c.into(),
-                                current,
-                            }),
-                            ..Default::default()
-                        },
-                        None => MetricStatus {
-                            type_: m.type_.clone(),
-                            resource: Some(ResourceMetricStatus {
-                                name: resource.into(),
-                                current,
-                            }),
-                            ..Default::default()
-                        },
-                    }
-                });
-                Measured {
-                    name,
-                    proposal,
-                    status,
-                    failure,
-                }
-            }
-            "Pods" => {
-                let failure = "FailedGetPodsMetric";
-                let Some(source) = &m.pods else {
-                    return failed(
-                        "pods metric".into(),
-                        failure,
-                        "the metric source is missing".into(),
-                    );
-                };
-                let name = format!("pods metric {}", source.metric.name);
-                let names: Vec<&str> = self
-                    .pods
-                    .iter()
-                    .filter_map(|p| p.metadata.name.as_deref())
-                    .collect();
-                let query = promql::query_for(
-                    &source.metric.name,
-                    source.metric.selector.as_ref(),
-                    &[
-                        format!("namespace={}", promql::equals(self.namespace)),
-                        format!(
-                            "pod=~{}",
-                            promql::equals(&promql::any_of(names.iter().copied()))
-                        ),
-                    ],
-                );
-                let samples = match query {
-                    Ok(q) => match self.prometheus() {
-                        Ok(p) => p.query(&q).await,
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                };
-                let samples = match samples {
-                    Ok(s) => s,
-                    Err(e) => return failed(name, failure, e),
-                };
-                let mut metrics = PodMetrics::new();
-                for s in samples.iter().filter(|s| s.value.is_finite()) {
-                    let in_namespace = s
-                        .labels
-                        .get("namespace")
-                        .is_none_or(|n| n == self.namespace);
-                    if let (Some(pod), true) = (s.labels.get("pod"), in_namespace)
-                        && names.contains(&pod.as_str())
-                    {
-                        let e = metrics.entry(pod.clone()).or_insert(PodMetric {
-                            value: 0,
-                            timestamp: self.now,
-                            window: SignedDuration::ZERO,
-                        });
-                        e.value = e.value.saturating_add((s.value * 1000.0) as i64);
-                    }
-                }
-                let proposal = match milli(source.target.average_value.as_ref()) {
-                    Some(v) => hpa::average_value_replicas(
-                        self.current,
-                        v,
-                        false,
-                        self.pods,
-                        metrics,
-                        self.now,
-                        t,
-                    ),
-                    None => Err("a Pods metric needs an averageValue target".into()),
-                };
-                let status = proposal.as_ref().ok().map(|p| MetricStatus {
-                    type_: "Pods".into(),
-                    pods: Some(PodsMetricStatus {
-                        metric: source.metric.clone(),
-                        current: MetricValueStatus {
-                            average_value: Some(quantity(p.average)),
-                            ..Default::default()
-                        },
-                    }),
-                    ..Default::default()
-                });
-                Measured {
-                    name,
-                    proposal,
-                    status,
-                    failure,
-                }
-            }
-            "Object" | "External" => {
-                let object = m.type_ == "Object";
-                let failure = if object {
-                    "FailedGetObjectMetric"
-                } else {
-                    "FailedGetExternalMetric"
-                };
-                let (metric, target, scope, name): (&MetricIdentifier, _, Vec<String>, String) =
-                    match (&m.object, &m.external) {
-                        (Some(o), _) if object => (
-                            &o.metric,
-                            &o.target,
-                            vec![
-                                format!("namespace={}", promql::equals(self.namespace)),
-                                format!(
-                                    "{}={}",
-                                    o.described_object.kind.to_lowercase(),
-                                    promql::equals(&o.described_object.name)
-                                ),
-                            ],
-                            format!("{} metric {}", o.described_object.kind, o.metric.name),
-                        ),
-                        (_, Some(e)) if !object => (
-                            &e.metric,
-                            &e.target,
-                            Vec::new(),
-                            format!("external metric {}", e.metric.name),
-                        ),
-                        _ => {
-                            return failed(
-                                m.type_.clone(),
-                                failure,
-                                "the metric source is missing".into(),
-                            );
-                        }
-                    };
-                let value = match promql::query_for(&metric.name, metric.selector.as_ref(), &scope)
-                {
-                    Ok(q) => self.total(&q).await,
-                    Err(e) => Err(e),
-                };
-                let value = match value {
-                    Ok(v) => v,
-                    Err(e) => return failed(name, failure, e),
-                };
-                let average = target.type_ == "AverageValue";
-                let proposal = match (
-                    average,
-                    milli(target.value.as_ref()),
-                    milli(target.average_value.as_ref()),
-                ) {
-                    (false, Some(v), _) => {
-                        hpa::value_replicas(self.current, value, v, hpa::ready_pods(self.pods), t)
-                    }
-                    (true, _, Some(v)) => hpa::per_replica_replicas(self.current, value, v, t),
-                    _ => Err(format!(
-                        "the target of type {} has no matching value",
-                        target.type_
-                    )),
-                };
-                let status = proposal.as_ref().ok().map(|p| {
-                    let current = if average {
-                        MetricValueStatus {
-                            average_value: Some(quantity(p.average)),
-                            ..Default::default()
-                        }
-                    } else {
-                        MetricValueStatus {
-                            value: Some(quantity(value)),
-                            ..Default::default()
-                        }
-                    };
-                    match (&m.object, &m.external) {
-                        (Some(o), _) if object => MetricStatus {
-                            type_: "Object".into(),
-                            object: Some(ObjectMetricStatus {
-                                described_object: o.described_object.clone(),
-                                metric: o.metric.clone(),
-                                current,
-                            }),
-                            ..Default::default()
-                        },
-                        _ => MetricStatus {
-                            type_: "External".into(),
-                            external: Some(ExternalMetricStatus {
-                                metric: metric.clone(),
-                                current,
-                            }),
-                            ..Default::default()
-                        },
-                    }
-                });
-                Measured {
-                    name,
-                    proposal,
-                    status,
-                    failure,
-                }
-            }
-            other => failed(
-                other.to_string(),
-                "InvalidMetricSourceType",
-                format!("unknown metric source type {other:?}"),
-            ),
-        }
-    }
 }
 
 /// One sync of one HPA; returns the history to keep and whether it failed.
@@ -726,7 +302,8 @@ async fn sync(
         };
         let cx = Measuring {
             client: &client,
-            config: &config,
+            tunables: &config.tunables,
+            prometheus: config.prometheus.as_ref(),
             namespace: &namespace,
             selector: &selector,
             pods: &pods,
@@ -789,11 +366,13 @@ async fn sync(
     if desired != current {
         let patch = serde_json::json!({"spec": {"replicas": desired}});
         let rescaled = match &api {
-            Ok(api) => api
-                .patch_scale(&target.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Ok(api) => {
+                let patched = api
+                    .patch_scale(&target.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+                rk8s_supervision::wrote();
+                patched.map(|_| ()).map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.clone()),
         };
         match rescaled {
@@ -851,61 +430,61 @@ pub struct HpaSupervisor {
     client: kube::Client,
     config: Arc<HpaConfig>,
     pods: Store<Pod>,
-    actors: HashMap<String, (Addr<HpaActor>, Tracker)>,
+    /// The HPAs by `NAMESPACE/NAME`.
+    hpas: HashMap<String, HorizontalPodAutoscaler>,
     registry: Actors,
-    tracker: Tracker,
+    me: Handle<Self>,
 }
 
 impl HpaSupervisor {
-    /// A supervisor talking to the API through `client`, listing its actors in
-    /// `registry`; `tracker` counts its own restarts.
+    /// A supervisor talking to the API through `client`, running its actors in
+    /// `registry`; `me` is its handle.
     pub fn new(
         client: kube::Client,
         config: HpaConfig,
         registry: Actors,
-        tracker: Tracker,
+        me: Handle<Self>,
     ) -> Self {
         HpaSupervisor {
             client,
             config: Arc::new(config),
             // Replaced by a filled one when the supervisor starts.
             pods: reflector::store().0,
-            actors: HashMap::new(),
+            hpas: HashMap::new(),
             registry,
-            tracker,
+            me,
         }
     }
 
     fn apply(&mut self, hpa: HorizontalPodAutoscaler) {
         let key = object_name(&hpa.metadata);
-        if let Some((addr, tracker)) = self.actors.get(&key) {
-            tracker.sent();
-            addr.do_send(Update(Box::new(hpa)));
+        self.hpas.insert(key.clone(), hpa.clone());
+        if let Some(actor) = self.registry.get::<HpaActor>(KIND, &key) {
+            actor.do_send(Update(Box::new(hpa)));
             return;
         }
         let (client, config) = (self.client.clone(), self.config.clone());
-        let pods = self.pods.clone();
-        let tracker = Tracker::default();
-        let t = tracker.clone();
-        let addr = Supervisor::start(move |_| HpaActor {
-            client,
-            config,
-            pods,
-            hpa,
-            history: History::default(),
-            busy: false,
-            tracker: t,
+        let (pods, parent, name) = (self.pods.clone(), self.me.clone(), key.clone());
+        self.registry.start(KIND, &key, move |me| {
+            if me.restarts() > 0 {
+                parent.do_send(Restarted(name.clone()));
+            }
+            HpaActor {
+                client: client.clone(),
+                config: config.clone(),
+                pods: pods.clone(),
+                hpa: hpa.clone(),
+                history: History::default(),
+                busy: false,
+                me,
+            }
         });
-        self.registry.add(KIND, &key, &addr, &tracker);
-        self.actors.insert(key, (addr, tracker));
     }
 
     fn remove(&mut self, hpa: &HorizontalPodAutoscaler) {
         let key = object_name(&hpa.metadata);
-        if let Some((addr, _)) = self.actors.remove(&key) {
-            addr.do_send(Stop);
-            self.registry.remove(KIND, &key);
-        }
+        self.hpas.remove(&key);
+        self.registry.stop(KIND, &key);
     }
 }
 
@@ -926,8 +505,9 @@ impl Actor for HpaSupervisor {
         )
         .default_backoff();
         ctx.add_stream(pods);
-        for (addr, _) in self.actors.values() {
-            addr.do_send(Pods(reader.clone()));
+        // Actors that outlived a restart of this supervisor read the new pods.
+        for (_, actor) in self.registry.all::<HpaActor>(KIND) {
+            actor.do_send(Pods(reader.clone()));
         }
         self.pods = reader;
         tracing::info!(
@@ -935,12 +515,6 @@ impl Actor for HpaSupervisor {
             prometheus = self.config.prometheus.is_some(),
             "horizontal pod autoscaler controller started"
         );
-    }
-}
-
-impl Supervised for HpaSupervisor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.tracker.restarted();
     }
 }
 
@@ -953,7 +527,15 @@ impl StreamHandler<Result<Event<HorizontalPodAutoscaler>, watcher::Error>> for H
         match event {
             Ok(Event::InitApply(h) | Event::Apply(h)) => self.apply(h),
             Ok(Event::Delete(h)) => self.remove(&h),
-            Ok(Event::Init | Event::InitDone) => {}
+            Ok(Event::Init) => self.hpas.clear(),
+            // HPAs gone while nobody watched: their actors go too.
+            Ok(Event::InitDone) => {
+                for name in self.registry.names(KIND) {
+                    if !self.hpas.contains_key(&name) {
+                        self.registry.stop(KIND, &name);
+                    }
+                }
+            }
             Err(e) => tracing::warn!("watching horizontal pod autoscalers: {e}"),
         }
     }
@@ -971,17 +553,27 @@ impl StreamHandler<Result<Event<Pod>, watcher::Error>> for HpaSupervisor {
     fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
-crate::common::crash_on_request!(HpaActor, HpaSupervisor);
+impl Handler<Restarted> for HpaSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, Restarted(name): Restarted, _ctx: &mut Self::Context) {
+        self.me.received();
+        if let (Some(hpa), Some(actor)) = (
+            self.hpas.get(&name),
+            self.registry.get::<HpaActor>(KIND, &name),
+        ) {
+            actor.do_send(Pods(self.pods.clone()));
+            actor.do_send(Update(Box::new(hpa.clone())));
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn quantities_and_targets_read_as_kubernetes_writes_them() {
-        assert_eq!(quantity(1500).0, "1500m");
-        assert_eq!(quantity(2000).0, "2");
-        assert_eq!(milli(Some(&K8sQuantity("250m".into()))), Some(250));
+    fn targets_read_as_kubernetes_writes_them() {
         let r = target_resource(Some("apps/v1"), "Deployment").unwrap();
         assert_eq!(
             (r.plural.as_str(), r.group.as_str()),

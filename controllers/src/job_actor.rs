@@ -1,35 +1,76 @@
-//! Jobs as actors. The [`JobSupervisor`] (an
-//! [`OwnerSupervisor`](crate::pod_owner::OwnerSupervisor)) watches Jobs and pods and
-//! runs one supervised [`JobActor`] per Job; it also takes the tracking finalizer off
+//! Jobs as actors: [`JobSupervisor`] and [`JobActor`] are the [`OwnerSupervisor`]
+//! and [`OwnerActor`] of [`Job`]; the supervisor also takes the tracking finalizer off
 //! pods whose Job is gone (deleted in the background, or orphaned).
 //!
-//! A JobActor decides with [`crate::job::reconcile`] and carries the decision out in
-//! the order that keeps counts exact across crashes: the status (with the newly
-//! finished pods uncounted) first, then the finalizers of those pods, then pod
-//! deletions and creations. It wakes itself for the active deadline.
+//! A Job decides with [`crate::job::reconcile`] and carries the decision out in the
+//! order that keeps counts exact across crashes — a kill between any two of these
+//! writes included: the status (with the newly finished pods uncounted) first, then
+//! the finalizers of those pods, then pod deletions and creations. Its actor wakes
+//! itself for the active deadline.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use actix::prelude::*;
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 
-use crate::chaos::{Actors, Tracker};
-use crate::common::{Expectations, Stop, controller_ref, replace_status};
+use crate::common::{controller_ref, replace_status};
 use crate::job::{Decision, TRACKING_FINALIZER, reconcile};
-use crate::pod_owner::{
-    OwnerSupervisor, PodOwner, Sync, create_pods, delete_pods, pod_from_template,
-};
+use crate::owner_actor::OwnerActor;
+use crate::owner_supervisor::OwnerSupervisor;
+use crate::pod_owner::{Decided, PodOwner, create_pods, delete_pods, pod_from_template};
+
+/// A Job's decision, and whether its status changed.
+pub struct Plan {
+    decision: Decision,
+    status_changed: bool,
+}
 
 impl PodOwner for Job {
     const KIND: &'static str = "Job";
 
+    type Plan = Plan;
+
     fn selector(&self) -> Option<rk8s_api::selector::Selector> {
         crate::job::selector(self)
+    }
+
+    fn decide(
+        &self,
+        pods: &[Pod],
+        satisfied: bool,
+        _failure: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Decided<Plan> {
+        let decision = reconcile(self, pods, satisfied, now);
+        let status_changed = self.status.as_ref() != Some(&decision.status);
+        let nothing = decision.create == 0
+            && decision.delete.is_empty()
+            && decision.untrack.is_empty()
+            && decision.events.is_empty()
+            && !status_changed;
+        Decided {
+            create: decision.create,
+            delete: decision.delete.clone(),
+            requeue_after: decision.requeue_after,
+            plan: (!nothing).then_some(Plan {
+                decision,
+                status_changed,
+            }),
+        }
+    }
+
+    fn carry_out(
+        client: kube::Client,
+        job: Job,
+        pods: HashMap<String, Pod>,
+        plan: Plan,
+    ) -> BoxFuture<'static, Option<String>> {
+        Box::pin(async move {
+            carry_out(&client, &job, &pods, plan.decision, plan.status_changed).await
+        })
     }
 
     fn is_stray(pod: &Pod) -> bool {
@@ -46,14 +87,10 @@ impl PodOwner for Job {
 }
 
 /// Watches Jobs and pods and runs one [`JobActor`] per Job.
-pub type JobSupervisor = OwnerSupervisor<Job, JobActor>;
+pub type JobSupervisor = OwnerSupervisor<Job>;
 
-impl JobSupervisor {
-    /// The Job controller, talking to the API through `client`.
-    pub fn jobs(client: kube::Client, registry: Actors, tracker: Tracker) -> Self {
-        OwnerSupervisor::new(client, JobActor::new, registry, tracker)
-    }
-}
+/// One Job's actor.
+pub type JobActor = OwnerActor<Job>;
 
 /// Takes the tracking finalizer off `pod` (with its resourceVersion: a pod changed
 /// since is looked at again).
@@ -70,95 +107,14 @@ async fn untrack(client: &kube::Client, pod: &Pod) {
     let patch = serde_json::json!({"metadata": {
         "finalizers": finalizers, "resourceVersion": pod.metadata.resource_version}});
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    match api
+    let patched = api
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+        .await;
+    rk8s_supervision::wrote();
+    match patched {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
         Err(e) => tracing::warn!(pod = %format!("{ns}/{name}"), "untracking: {e}"),
-    }
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Done {
-    failure: Option<String>,
-}
-
-/// One Job's actor.
-pub struct JobActor {
-    client: kube::Client,
-    tracker: Tracker,
-    latest: Option<Sync<Job>>,
-    busy: bool,
-    stopping: bool,
-    expected: Expectations,
-    wake: Option<SpawnHandle>,
-    /// Whether `latest` came after the last decision (a decision made twice on one
-    /// view would record its events twice).
-    fresh: bool,
-}
-
-impl JobActor {
-    fn new(client: kube::Client, tracker: Tracker) -> Self {
-        JobActor {
-            client,
-            tracker,
-            latest: None,
-            busy: false,
-            stopping: false,
-            expected: Expectations::default(),
-            wake: None,
-            fresh: false,
-        }
-    }
-
-    fn step(&mut self, ctx: &mut Context<Self>) {
-        if self.busy || self.stopping {
-            return;
-        }
-        let Some(sync) = self.latest.as_ref() else {
-            return;
-        };
-        self.fresh = false;
-        let decision = reconcile(
-            &sync.owner,
-            &sync.pods,
-            self.expected.satisfied(),
-            jiff::Timestamp::now(),
-        );
-        if let Some(handle) = self.wake.take() {
-            ctx.cancel_future(handle);
-        }
-        if let Some(after) = decision.requeue_after {
-            let after = after + Duration::from_millis(100);
-            self.wake = Some(ctx.run_later(after, |act, ctx| act.step(ctx)));
-        }
-        let status_changed = sync.owner.status.as_ref() != Some(&decision.status);
-        if decision.create == 0
-            && decision.delete.is_empty()
-            && decision.untrack.is_empty()
-            && decision.events.is_empty()
-            && !status_changed
-        {
-            return;
-        }
-        if decision.create > 0 || !decision.delete.is_empty() {
-            self.expected
-                .expect(decision.create, decision.delete.iter().cloned());
-        }
-        self.busy = true;
-        let job = sync.owner.clone();
-        let pods = sync.pods_by_name();
-        let client = self.client.clone();
-        let fut = async move {
-            let started = std::time::Instant::now();
-            let failure = carry_out(&client, &job, &pods, decision, status_changed).await;
-            crate::metrics::reconciled("Job", started.elapsed(), failure.is_some());
-            Done { failure }
-        };
-        ctx.spawn(fut.into_actor(self).map(|done, _act, ctx| ctx.notify(done)));
     }
 }
 
@@ -207,54 +163,3 @@ async fn carry_out(
     pod.metadata.finalizers = Some(vec![TRACKING_FINALIZER.to_string()]);
     create_pods(client, &pod, decision.create, job_ref(job)).await
 }
-
-impl Actor for JobActor {
-    type Context = Context<Self>;
-}
-
-impl Supervised for JobActor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        // The supervisor's next sync brings the state; expectations start afresh.
-        self.tracker.restarted();
-        self.busy = false;
-        self.wake = None;
-        self.expected.clear();
-    }
-}
-
-impl Handler<Sync<Job>> for JobActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Sync<Job>, ctx: &mut Self::Context) {
-        msg.observe(&mut self.expected, &self.tracker);
-        self.latest = Some(msg);
-        self.fresh = true;
-        self.step(ctx);
-    }
-}
-
-impl Handler<Done> for JobActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Done, ctx: &mut Self::Context) {
-        self.busy = false;
-        if msg.failure.is_some() {
-            // Creations that failed will never be seen.
-            self.expected.clear();
-        }
-        if self.fresh {
-            self.step(ctx);
-        }
-    }
-}
-
-impl Handler<Stop> for JobActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        self.stopping = true;
-        ctx.stop();
-    }
-}
-
-crate::common::crash_on_request!(JobActor);

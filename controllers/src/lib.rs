@@ -3,21 +3,30 @@
 //! state, call it, and carry the actions out with compare-and-swap writes.
 //!
 //! - [`replicaset`]: pods to match `replicas`, with expectations, adoption and release,
-//!   deletion ranking and status; [`replicaset_actor`]: its supervisor and one actor
-//!   per ReplicaSet; [`pod_owner`]: the supervisor shared with Jobs.
+//!   deletion ranking and status; [`replicaset_actor`]: how a ReplicaSet's decision is
+//!   carried out.
 //! - [`job`]: pods to run until `completions` succeed or `backoffLimit` fail, counted
-//!   exactly through the tracking finalizer; [`job_actor`]: one actor per Job.
+//!   exactly through the tracking finalizer; [`job_actor`]: how a Job's is.
+//! - What pod-owning kinds share ([`pod_owner`]): their [`owner_supervisor`] (watches
+//!   and routes) and their [`owner_actor`] (decides and acts), both generic over the
+//!   kind — a ReplicaSet's actor is an `OwnerActor<ReplicaSet>`.
 //! - [`deployment`]: RollingUpdate within maxSurge/maxUnavailable or Recreate, the
 //!   pod-template hash, revisions and history, status and conditions;
 //!   [`deployment_actor`]: its supervisor and one actor per Deployment (adopting
 //!   orphaned ReplicaSets).
 //! - [`node_lifecycle`]: unreachable nodes tainted, their pods evicted after their
 //!   tolerations; [`node_lifecycle_actor`]: its supervisor and one actor per node.
+//! - [`hpa`]: the HorizontalPodAutoscaler's arithmetic; [`hpa_metrics`]: its metrics
+//!   read; [`hpa_actor`]: its supervisor and one actor per HPA; [`promql`]: queries.
+//! - [`endpoints`] and [`endpoints_actor`]: the Endpoints of selector Services.
 //! - [`gc`]: the garbage collector (background, foreground and orphan cascades).
 //! - [`common`]: owner references, pod readiness, expectations; [`events`]: events;
-//!   [`chaos`]: the registry of actors; [`metrics`]: Prometheus metrics.
+//!   [`metrics`]: Prometheus metrics.
+//!
+//! Every actor runs under `rk8s_supervision`: started through its registry, found
+//! there again by kind and name, killed (chaos) as a crash kills, restarted from
+//! scratch to rebuild from the API.
 
-pub mod chaos;
 pub mod common;
 pub mod deployment;
 pub mod deployment_actor;
@@ -27,11 +36,14 @@ pub mod events;
 pub mod gc;
 pub mod hpa;
 pub mod hpa_actor;
+pub mod hpa_metrics;
 pub mod job;
 pub mod job_actor;
 pub mod metrics;
 pub mod node_lifecycle;
 pub mod node_lifecycle_actor;
+pub mod owner_actor;
+pub mod owner_supervisor;
 pub mod pod_owner;
 pub mod promql;
 pub mod replicaset;

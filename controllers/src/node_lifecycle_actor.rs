@@ -1,11 +1,12 @@
 //! Node lifecycle as actors: a [`NodeLifecycleSupervisor`] watches Nodes, their
 //! Leases and the pods bound to them, and every 5 s hands each node's
-//! [`NodeLifecycleActor`] its view; the actor marks its node unreachable (conditions
+//! [`NodeLifecycleActor`] (in the registry) its whole view — a restarted actor needs
+//! nothing else; the actor marks its node unreachable (conditions
 //! Unknown, `unreachable:NoExecute` taint, `NodeNotReady` event), evicts the pods whose
 //! toleration ran out (at most [`EVICTIONS_PER_CHECK`] per check, none while every
 //! node is unreachable), and removes the taint when the node renews again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -18,8 +19,8 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
-use crate::chaos::{Actors, Tracker};
-use crate::common::Stop;
+use rk8s_supervision::{Actors, Handle};
+
 use crate::events::{Involved, record};
 use crate::node_lifecycle::{NodeAction, NodeView, UNREACHABLE, eviction_due, node_action};
 
@@ -56,27 +57,19 @@ struct Check {
     may_evict: bool,
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Done;
+/// The kind the actors are listed under.
+const KIND: &str = "Node";
 
 /// One node's lifecycle actor.
 pub struct NodeLifecycleActor {
     client: kube::Client,
-    tracker: Tracker,
+    me: Handle<Self>,
     config: LifecycleConfig,
     busy: bool,
 }
 
 impl Actor for NodeLifecycleActor {
     type Context = Context<Self>;
-}
-
-impl Supervised for NodeLifecycleActor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.tracker.restarted();
-        self.busy = false;
-    }
 }
 
 fn conditions_unknown(node: &Node, now: jiff::Timestamp) -> serde_json::Value {
@@ -113,9 +106,11 @@ async fn act(client: kube::Client, config: LifecycleConfig, check: Check) {
     let patch_taints = async |taints: Vec<Taint>| {
         let patch = serde_json::json!({"spec": {"taints": taints},
             "metadata": {"resourceVersion": check.node.metadata.resource_version}});
-        nodes
+        let patched = nodes
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
+            .await;
+        rk8s_supervision::wrote();
+        patched
     };
     match node_action(&check.view, now, grace) {
         NodeAction::MarkUnreachable => {
@@ -139,10 +134,11 @@ async fn act(client: kube::Client, config: LifecycleConfig, check: Check) {
                 }
             }
             let status = conditions_unknown(&check.node, now);
-            if let Err(e) = nodes
+            let patched = nodes
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                .await
-            {
+                .await;
+            rk8s_supervision::wrote();
+            if let Err(e) = patched {
                 tracing::debug!(node = %name, "conditions: {e}");
             }
         }
@@ -177,7 +173,9 @@ async fn act(client: kube::Client, config: LifecycleConfig, check: Check) {
             }),
             ..Default::default()
         };
-        match pods.delete(&pod_name, &params).await {
+        let deleted = pods.delete(&pod_name, &params).await;
+        rk8s_supervision::wrote();
+        match deleted {
             Ok(_) => {
                 let message = format!("Marking for deletion Pod {ns}/{pod_name}");
                 let about = Involved::of("v1", "Pod", &pod.metadata);
@@ -193,33 +191,19 @@ impl Handler<Check> for NodeLifecycleActor {
     type Result = ();
 
     fn handle(&mut self, check: Check, ctx: &mut Self::Context) {
-        self.tracker.received();
+        self.me.received();
         if self.busy {
             return;
         }
         self.busy = true;
-        let fut = act(self.client.clone(), self.config, check);
+        let work = self
+            .me
+            .reconcile(act(self.client.clone(), self.config, check));
         let started = std::time::Instant::now();
-        ctx.spawn(fut.into_actor(self).map(move |_, _act, ctx| {
+        ctx.spawn(work.into_actor(self).map(move |(), act, _ctx| {
             crate::metrics::reconciled("Node", started.elapsed(), false);
-            ctx.notify(Done)
+            act.busy = false;
         }));
-    }
-}
-
-impl Handler<Done> for NodeLifecycleActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Done, _ctx: &mut Self::Context) {
-        self.busy = false;
-    }
-}
-
-impl Handler<Stop> for NodeLifecycleActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
-        ctx.stop();
     }
 }
 
@@ -236,31 +220,36 @@ pub struct NodeLifecycleSupervisor {
     nodes: BTreeMap<String, Node>,
     leases: HashMap<String, jiff::Timestamp>,
     pods: HashMap<String, BTreeMap<String, Pod>>,
-    actors: HashMap<String, (Addr<NodeLifecycleActor>, Tracker)>,
+    /// The nodes a re-list has shown so far.
+    listing: Option<HashSet<String>>,
     synced: [bool; 3],
     registry: Actors,
-    tracker: Tracker,
 }
 
 impl NodeLifecycleSupervisor {
-    /// A supervisor talking to the API through `client`, listing its actors in
-    /// `registry`; `tracker` counts its own restarts.
-    pub fn new(
-        client: kube::Client,
-        config: LifecycleConfig,
-        registry: Actors,
-        tracker: Tracker,
-    ) -> Self {
+    /// A supervisor talking to the API through `client`, running its actors in
+    /// `registry`.
+    pub fn new(client: kube::Client, config: LifecycleConfig, registry: Actors) -> Self {
         NodeLifecycleSupervisor {
             client,
             registry,
-            tracker,
             config,
             nodes: BTreeMap::new(),
             leases: HashMap::new(),
             pods: HashMap::new(),
-            actors: HashMap::new(),
+            listing: None,
             synced: [false; 3],
+        }
+    }
+
+    /// A re-list of nodes ended: those it did not show went meanwhile, and so do
+    /// their actors (and any left from before a restart).
+    fn nodes_listed(&mut self, listed: HashSet<String>) {
+        self.nodes.retain(|name, _| listed.contains(name));
+        for name in self.registry.names(KIND) {
+            if !self.nodes.contains_key(&name) {
+                self.registry.stop(KIND, &name);
+            }
         }
     }
 
@@ -289,21 +278,16 @@ impl NodeLifecycleSupervisor {
                 .get(&view.name)
                 .map(|p| p.values().cloned().collect())
                 .unwrap_or_default();
-            let (addr, tracker) = self.actors.entry(view.name.clone()).or_insert_with(|| {
-                let (client, config) = (self.client.clone(), self.config);
-                let tracker = Tracker::default();
-                let t = tracker.clone();
-                let addr = Supervisor::start(move |_| NodeLifecycleActor {
-                    client,
-                    tracker: t,
-                    config,
-                    busy: false,
-                });
-                self.registry.add("Node", &view.name, &addr, &tracker);
-                (addr, tracker)
-            });
-            tracker.sent();
-            addr.do_send(Check {
+            let (client, config) = (self.client.clone(), self.config);
+            let actor =
+                self.registry
+                    .get_or_start(KIND, &view.name, move |me| NodeLifecycleActor {
+                        client: client.clone(),
+                        me,
+                        config,
+                        busy: false,
+                    });
+            actor.do_send(Check {
                 node,
                 view,
                 pods,
@@ -356,34 +340,29 @@ impl Actor for NodeLifecycleSupervisor {
     }
 }
 
-impl Supervised for NodeLifecycleSupervisor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.tracker.restarted();
-        self.nodes.clear();
-        self.leases.clear();
-        self.pods.clear();
-        self.synced = [false; 3];
-    }
-}
-
 impl StreamHandler<Change> for NodeLifecycleSupervisor {
     fn handle(&mut self, change: Change, _ctx: &mut Self::Context) {
         match change {
             Change::Node(e) => match *e {
                 Ok(Event::InitApply(n) | Event::Apply(n)) => {
-                    self.nodes
-                        .insert(n.metadata.name.clone().unwrap_or_default(), n);
+                    let name = n.metadata.name.clone().unwrap_or_default();
+                    if let Some(listing) = self.listing.as_mut() {
+                        listing.insert(name.clone());
+                    }
+                    self.nodes.insert(name, n);
                 }
                 Ok(Event::Delete(n)) => {
                     let name = n.metadata.name.clone().unwrap_or_default();
                     self.nodes.remove(&name);
-                    if let Some((addr, _)) = self.actors.remove(&name) {
-                        addr.do_send(Stop);
-                        self.registry.remove("Node", &name);
-                    }
+                    self.registry.stop(KIND, &name);
                 }
-                Ok(Event::InitDone) => self.synced[0] = true,
-                Ok(Event::Init) => {}
+                Ok(Event::InitDone) => {
+                    if let Some(listed) = self.listing.take() {
+                        self.nodes_listed(listed);
+                    }
+                    self.synced[0] = true;
+                }
+                Ok(Event::Init) => self.listing = Some(HashSet::new()),
                 Err(e) => tracing::warn!("watching nodes: {e}"),
             },
             Change::Lease(e) => match *e {
@@ -412,5 +391,3 @@ impl StreamHandler<Change> for NodeLifecycleSupervisor {
 
     fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
-
-crate::common::crash_on_request!(NodeLifecycleActor, NodeLifecycleSupervisor);

@@ -1,18 +1,21 @@
-//! What `rk8sctl` does against a cluster, as a standard Kubernetes client (the `kube`
-//! crate): apply, create, get, describe, delete, scale, rollout, label, annotate, edit,
-//! cluster-info, version and config. The binary only parses arguments.
+//! What `rk8sctl` does: against a cluster, as a standard Kubernetes client (the `kube`
+//! crate), apply, create, get, describe, delete, scale, rollout, label, annotate, edit,
+//! cluster-info, version and config; on this host, without a cluster, validate, image
+//! and the local modes. The binary only parses arguments.
 //!
 //! - [`cluster`]: kubeconfig, client, errors worded as kubectl words them;
 //! - [`apply`]: the three-way apply with kubectl's last-applied annotation;
-//! - [`print`], [`describe`]: tables, YAML and descriptions;
+//! - [`print`](mod@print), [`describe`]: tables, YAML and descriptions;
 //! - [`input`]: `-f` files, directories and standard input;
-//! - [`commands`]: the commands and their arguments;
+//! - [`commands`]: the cluster commands and their arguments, one module per verb group;
 //! - [`debug`]: `debug actors|kill-actor` (the control plane's actors, `--enable-chaos`);
 //! - [`prometheus`]: `prometheus-config`, a scrape configuration for the cluster;
 //! - [`rollout`]: `rollout status|history|undo|restart|pause|resume`;
 //! - [`stream`]: `logs` and `exec`, streamed from the pod's node;
 //! - [`top`]: `top nodes|pods`, from the resource metrics API;
-//! - [`local`]: containers, pods and Compose apps on this host, without a cluster.
+//! - [`validate`]: `validate`, manifests and local-mode files checked without a cluster;
+//! - [`local`]: containers, pods and Compose apps on this host, without a cluster, and
+//!   the image store they run from.
 
 pub mod apply;
 pub mod cluster;
@@ -26,3 +29,4 @@ pub mod prometheus;
 pub mod rollout;
 pub mod stream;
 pub mod top;
+pub mod validate;

@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
+use rk8s_api::duration::parse_duration;
 use serde_json::json;
 
 use crate::cluster::explain;
@@ -75,20 +76,6 @@ pub struct RolloutTarget {
     resource: String,
     /// The name, when not given as KIND/NAME.
     name: Option<String>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (30s, 5m, 1h)"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
-    }
 }
 
 /// Runs a `rollout` command.
@@ -410,18 +397,6 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("progress deadline")
-        );
-    }
-
-    #[test]
-    fn durations_take_kubectl_units() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert!(
-            parse_duration("5 minutes")
-                .unwrap_err()
-                .contains("unknown unit")
         );
     }
 }

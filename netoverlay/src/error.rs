@@ -38,11 +38,8 @@ pub enum Error {
         range: String,
     },
     /// A CIDR string does not parse.
-    #[error("{value:?} is not an IPv4 CIDR such as 10.88.0.0/16")]
-    InvalidCidr {
-        /// The rejected text.
-        value: String,
-    },
+    #[error(transparent)]
+    InvalidCidr(#[from] rk8s_api::net::InvalidCidr),
     /// A host port is already mapped or bound.
     #[error("host port {port}/{protocol} is already in use by {owner}")]
     PortTaken {

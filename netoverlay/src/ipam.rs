@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use crate::cidr::Ipv4Net;
+use crate::Ipv4Net;
 use crate::error::{Error, Result};
 
 /// Allocates addresses of `range` to owners (pod ids).

@@ -17,17 +17,17 @@
 //! # }
 //! ```
 
-pub mod cidr;
 pub mod dns;
 pub mod error;
 pub mod host;
 pub mod ipam;
 pub mod network;
 pub mod overlay;
+mod pod_network;
 pub mod portmap;
 pub mod services;
 
-pub use cidr::Ipv4Net;
 pub use error::{Error, Result};
 pub use network::{Attachment, Network, NetworkConfig};
 pub use portmap::{PortMapping, Protocol};
+pub use rk8s_api::net::Ipv4Net;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cidr::Ipv4Net;
+use crate::Ipv4Net;
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::ipam::Ipam;

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::cidr::Ipv4Net;
+use crate::Ipv4Net;
 use crate::error::Result;
 use crate::host::Host;
 

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::cidr::Ipv4Net;
+use crate::Ipv4Net;
 use crate::error::Result;
 use crate::host::Host;
 use crate::portmap::Protocol;

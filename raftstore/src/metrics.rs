@@ -8,9 +8,10 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Opts};
 
 /// Registers a metric made from static, valid names in the default registry: it
 /// fails only on a programming error (a bad or duplicate name), which the unit tests
-/// that gather every metric catch.
+/// that gather every metric catch. (The store's own copy of
+/// `rk8s_http::metrics::registered`: the store stands below the HTTP floor.)
 #[allow(clippy::expect_used)]
-pub fn registered<M: prometheus::core::Collector + Clone + 'static>(
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
     metric: prometheus::Result<M>,
 ) -> M {
     let metric = metric.expect("metric names are static and valid");

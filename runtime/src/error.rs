@@ -54,9 +54,20 @@ pub enum Error {
     /// A pod or container description that cannot be run.
     #[error("{0}")]
     InvalidSpec(String),
-    /// The pod network failed.
+    /// A host port a pod asks for is mapped or bound already.
+    #[error("host port {port}/{protocol} is already in use by {owner}")]
+    HostPortTaken {
+        /// The port.
+        port: u16,
+        /// tcp or udp.
+        protocol: String,
+        /// Who has it: a pod (its uid from the network, `pod namespace/name` from the
+        /// pod runtime), or "another process on this host".
+        owner: String,
+    },
+    /// The pod network failed (see [`crate::network::PodNetwork`]).
     #[error(transparent)]
-    Network(#[from] rk8s_netoverlay::Error),
+    Network(Box<dyn std::error::Error + Send + Sync>),
     /// A file operation failed.
     #[error("{path}: {source}")]
     Io {

@@ -157,6 +157,12 @@ impl ContainerRuntime for FakeRuntime {
         Ok(containers.values().cloned().collect())
     }
 
+    /// A fake process lives exactly while its container runs.
+    fn live_pid(&self, id: &str) -> Result<Option<i32>> {
+        let state = self.state(id)?;
+        Ok(state.pid.filter(|_| state.status == Status::Running))
+    }
+
     fn exec(
         &self,
         id: &str,
@@ -205,12 +211,15 @@ mod tests {
             rt.delete("a", false),
             Err(Error::IncorrectStatus { .. })
         ));
+        assert_eq!(rt.live_pid("a").unwrap(), None);
         rt.start("a").unwrap();
         assert!(matches!(rt.start("a"), Err(Error::IncorrectStatus { .. })));
         assert_eq!(rt.state("a").unwrap().status, Status::Running);
+        assert_eq!(rt.live_pid("a").unwrap(), rt.state("a").unwrap().pid);
         rt.kill("a", 15).unwrap();
         let state = rt.state("a").unwrap();
         assert_eq!(state.exit.unwrap().code, 143);
+        assert_eq!(rt.live_pid("a").unwrap(), None);
         rt.delete("a", false).unwrap();
         assert!(matches!(
             rt.state("a"),

@@ -7,6 +7,8 @@
 //! - [`helper`]: the container helper process that makes every libcontainer call, reaps
 //!   containers and writes their logs; [`runtime::ContainerRuntime`] is how callers
 //!   reach it, [`fake`] runs nothing for simulated nodes.
+//! - [`network`]: [`network::PodNetwork`], what pods need from the network that gives
+//!   them addresses (rk8s-netoverlay's bridge network implements it).
 //! - [`pod`]: the Kubernetes pod model on top — a pause sandbox whose namespaces the
 //!   work containers join, volumes, /etc/hosts and resolv.conf, the pod network.
 //! - [`logs`], [`cgroups`]: CRI log files, and usage and OOM kills from cgroups.
@@ -20,6 +22,7 @@ pub mod fake;
 pub mod helper;
 pub mod image;
 pub mod logs;
+pub mod network;
 pub mod pod;
 pub mod probe;
 pub mod restart;
@@ -33,4 +36,5 @@ pub use container::{
     ContainerState, CreateContainer, Engine, ExecProcess, Exit, ExitReason, Status,
 };
 pub use error::{Error, Result};
+pub use network::PodNetwork;
 pub use runtime::ContainerRuntime;

@@ -28,6 +28,10 @@ pub trait ContainerRuntime: Send + Sync {
     fn state(&self, id: &str) -> Result<ContainerState>;
     /// Every container.
     fn list(&self) -> Result<Vec<ContainerState>>;
+    /// The pid of the container's process while that process lives (a zombie not
+    /// reaped yet does not), for joining its namespaces through `/proc/<pid>/ns`; None
+    /// when it has none.
+    fn live_pid(&self, id: &str) -> Result<Option<i32>>;
     /// Runs a process in a running container with the given stdin, stdout and stderr
     /// (None with `process.tty`: the handle then carries the terminal's master end);
     /// the handle's pid is for [`wait_exec`](Self::wait_exec).

@@ -10,7 +10,6 @@ use rk8s_api::resources::CgroupResources;
 use crate::cgroups::{self, Usage};
 use crate::container::{Status, now_ns};
 use crate::error::{Error, Result, io};
-use crate::pod::PodRecord;
 use crate::runtime::ContainerRuntime;
 
 /// The host as a whole.
@@ -79,28 +78,44 @@ pub struct Reading {
     pub pods: Vec<PodReading>,
 }
 
-/// Reads the host and the running containers of `records`. A container whose cgroup
+/// A pod whose containers are to be read.
+#[derive(Debug, Clone)]
+pub struct PodContainers<'a> {
+    /// The pod.
+    pub pod: &'a Pod,
+    /// Its uid.
+    pub uid: &'a str,
+    /// When its sandbox was made (ns since the epoch).
+    pub created_at_ns: i64,
+    /// Its containers' names with the runtime's id of their current attempt.
+    pub containers: Vec<(&'a str, &'a str)>,
+}
+
+/// Reads the host and the running containers of `pods`. A container whose cgroup
 /// cannot be read (it just stopped, or a runtime without cgroups) is left out.
-pub fn read(runtime: &Arc<dyn ContainerRuntime>, records: &[PodRecord]) -> Result<Reading> {
+pub fn read<'a>(
+    runtime: &Arc<dyn ContainerRuntime>,
+    pods: impl IntoIterator<Item = PodContainers<'a>>,
+) -> Result<Reading> {
     let host = host()?;
-    let pods = records
-        .iter()
-        .filter_map(|r| {
-            let containers: Vec<ContainerReading> = r
+    let pods = pods
+        .into_iter()
+        .filter_map(|p| {
+            let containers: Vec<ContainerReading> = p
                 .containers
                 .iter()
-                .filter_map(|(name, c)| container(runtime, &r.pod, name, c.id.as_deref()?))
+                .filter_map(|(name, id)| container(runtime, p.pod, name, id))
                 .collect();
             (!containers.is_empty()).then(|| PodReading {
-                namespace: r
+                namespace: p
                     .pod
                     .metadata
                     .namespace
                     .clone()
                     .unwrap_or_else(|| "default".into()),
-                name: r.pod.metadata.name.clone().unwrap_or_default(),
-                uid: r.uid.clone(),
-                created_at_ns: r.created_at_ns,
+                name: p.pod.metadata.name.clone().unwrap_or_default(),
+                uid: p.uid.to_string(),
+                created_at_ns: p.created_at_ns,
                 containers,
             })
         })

@@ -6,6 +6,10 @@
 //! never waits for a round trip. A failed binding forgets the assumption and backs
 //! the pod off; a pod no node fits gets a `FailedScheduling` event and a
 //! `PodScheduled=False` condition, and waits for a cluster change.
+//!
+//! It runs under `rk8s_supervision`: killed, with bindings in flight or not, it is
+//! started again from nothing and rebuilds its cache and queue from a fresh list
+//! (an assumed pod whose binding was lost is pending again in the store).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use rk8s_supervision::Handle;
 
 use crate::cache::Cache;
 use crate::core::{FitError, Scheduler};
@@ -48,12 +53,6 @@ pub struct Stats {
 #[derive(Message)]
 #[rtype(result = "Stats")]
 pub struct GetStats;
-
-/// Ends the actor abruptly, as a crash would (chaos tests); its supervisor restarts it
-/// and it rebuilds from a fresh list.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Crash;
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -88,13 +87,14 @@ pub struct SchedulerActor {
     /// The last FailedScheduling message per pod (repeats are not re-sent).
     reported: HashMap<String, String>,
     stats: Stats,
-    on_restart: Option<Box<dyn Fn() + Send>>,
     metrics: Option<SchedulerMetrics>,
+    me: Handle<Self>,
 }
 
 impl SchedulerActor {
-    /// A scheduler with `profiles`, talking to the API through `client`.
-    pub fn new(client: kube::Client, profiles: Vec<Profile>) -> Self {
+    /// A scheduler with `profiles`, talking to the API through `client`; `me` is its
+    /// handle.
+    pub fn new(client: kube::Client, profiles: Vec<Profile>, me: Handle<Self>) -> Self {
         SchedulerActor {
             client,
             profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
@@ -106,8 +106,8 @@ impl SchedulerActor {
             nodes_synced: false,
             reported: HashMap::new(),
             stats: Stats::default(),
-            on_restart: None,
             metrics: None,
+            me,
         }
     }
 
@@ -121,12 +121,6 @@ impl SchedulerActor {
         if let Some(m) = &self.metrics {
             m.attempt(result, profile, started.elapsed().as_secs_f64());
         }
-    }
-
-    /// Calls `hook` each time the actor's supervisor restarts it (to count restarts).
-    pub fn on_restart(mut self, hook: impl Fn() + Send + 'static) -> Self {
-        self.on_restart = Some(Box::new(hook));
-        self
     }
 
     fn profile_of(&self, pod: &Pod) -> Option<&Profile> {
@@ -232,7 +226,7 @@ impl SchedulerActor {
                 let client = self.client.clone();
                 let node = decision.node.clone();
                 let profile_name = profile.name.clone();
-                let fut = async move {
+                let work = self.me.reconcile(async move {
                     let result = bind(&client, &info, &node).await;
                     Bound {
                         info,
@@ -241,8 +235,8 @@ impl SchedulerActor {
                         result,
                         started,
                     }
-                };
-                ctx.spawn(fut.into_actor(self).map(|bound, _act, ctx| {
+                });
+                ctx.spawn(work.into_actor(self).map(|bound, _act, ctx| {
                     ctx.notify(bound);
                 }));
             }
@@ -271,14 +265,12 @@ impl SchedulerActor {
         let client = self.client.clone();
         let pod = info.pod.clone();
         let profile = profile.to_string();
-        ctx.spawn(
-            async move {
-                if let Err(e) = unschedulable(&client, &pod, &message, &profile).await {
-                    tracing::debug!("reporting an unschedulable pod: {e}");
-                }
+        let work = self.me.reconcile(async move {
+            if let Err(e) = unschedulable(&client, &pod, &message, &profile).await {
+                tracing::debug!("reporting an unschedulable pod: {e}");
             }
-            .into_actor(self),
-        );
+        });
+        ctx.spawn(work.into_actor(self));
     }
 }
 
@@ -290,14 +282,16 @@ async fn bind(client: &kube::Client, info: &PodInfo, node: &str) -> Result<(), k
         "metadata": {"name": name, "namespace": info.namespace, "uid": info.pod.metadata.uid},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node},
     });
-    pods.create_subresource::<_, serde_json::Value>(
-        "binding",
-        name,
-        &PostParams::default(),
-        &binding,
-    )
-    .await
-    .map(|_| ())
+    let bound = pods
+        .create_subresource::<_, serde_json::Value>(
+            "binding",
+            name,
+            &PostParams::default(),
+            &binding,
+        )
+        .await;
+    rk8s_supervision::wrote();
+    bound.map(|_| ())
 }
 
 async fn event(
@@ -322,10 +316,9 @@ async fn event(
     }))
     .map_err(kube::Error::SerdeError)?;
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
-    events
-        .create(&PostParams::default(), &event)
-        .await
-        .map(|_| ())
+    let created = events.create(&PostParams::default(), &event).await;
+    rk8s_supervision::wrote();
+    created.map(|_| ())
 }
 
 async fn unschedulable(
@@ -343,9 +336,11 @@ async fn unschedulable(
         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
         "message": message, "lastTransitionTime": now,
     }]}});
-    pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
-        .await
-        .map(|_| ())
+    let patched = pods
+        .patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await;
+    rk8s_supervision::wrote();
+    patched.map(|_| ())
 }
 
 impl Actor for SchedulerActor {
@@ -372,22 +367,6 @@ impl Actor for SchedulerActor {
             profiles = ?self.profiles.keys().collect::<Vec<_>>(),
             "scheduler started"
         );
-    }
-}
-
-impl Supervised for SchedulerActor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        if let Some(hook) = &self.on_restart {
-            hook();
-        }
-        // Everything is rebuilt from the lists that follow.
-        self.cache = Cache::default();
-        self.queue = SchedulingQueue::default();
-        self.in_flight = 0;
-        self.tick_pending = false;
-        self.nodes_synced = false;
-        self.reported.clear();
-        tracing::info!("scheduler restarted");
     }
 }
 
@@ -448,13 +427,10 @@ impl Handler<Bound> for SchedulerActor {
                 let pod = msg.info.pod.clone();
                 let message = format!("Successfully assigned {key} to {}", msg.node);
                 let profile = msg.profile;
-                ctx.spawn(
-                    async move {
-                        let _ =
-                            event(&client, &pod, "Normal", "Scheduled", &message, &profile).await;
-                    }
-                    .into_actor(self),
-                );
+                let work = self.me.reconcile(async move {
+                    let _ = event(&client, &pod, "Normal", "Scheduled", &message, &profile).await;
+                });
+                ctx.spawn(work.into_actor(self));
             }
             Err(e) => {
                 self.stats.bind_errors += 1;
@@ -487,17 +463,9 @@ impl Handler<GetStats> for SchedulerActor {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _ctx: &mut Self::Context) -> Self::Result {
+        self.me.received();
         let mut stats = self.stats;
         stats.queue = self.queue.lengths();
         MessageResult(stats)
-    }
-}
-
-impl Handler<Crash> for SchedulerActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Crash, ctx: &mut Self::Context) {
-        tracing::warn!("scheduler told to crash");
-        ctx.stop();
     }
 }

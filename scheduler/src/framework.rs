@@ -5,12 +5,10 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
-
-use crate::cache::NodeInfo;
-use crate::resources::Resources;
+use crate::node_info::NodeInfo;
+// Kept at its old path for the plugins and users that name it here.
+pub use crate::pod_info::PodInfo;
 
 /// The highest score a Score plugin gives (after normalization).
 pub const MAX_NODE_SCORE: i64 = 100;
@@ -83,75 +81,6 @@ impl Status {
     /// Whether it is a success.
     pub fn is_success(&self) -> bool {
         self.code == Code::Success
-    }
-}
-
-/// The pod being scheduled, with what plugins need computed once.
-#[derive(Clone, Debug)]
-pub struct PodInfo {
-    /// The pod.
-    pub pod: Arc<Pod>,
-    /// `namespace/name`.
-    pub key: String,
-    /// Its namespace.
-    pub namespace: String,
-    /// Its labels.
-    pub labels: std::collections::BTreeMap<String, String>,
-    /// What it requests (sum of containers, at least each init container).
-    pub requests: Resources,
-    /// The same with Kubernetes' scoring defaults for unset cpu/memory requests.
-    pub non_zero_requests: Resources,
-    /// Host ports it asks for: (protocol, host IP, port).
-    pub host_ports: Vec<(String, String, i32)>,
-}
-
-impl PodInfo {
-    /// Prepares `pod`.
-    pub fn new(pod: Arc<Pod>) -> Self {
-        let namespace = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let key = format!(
-            "{namespace}/{}",
-            pod.metadata.name.as_deref().unwrap_or_default()
-        );
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        let (requests, non_zero_requests) = crate::resources::pod_requests(&pod);
-        let host_ports = pod
-            .spec
-            .iter()
-            .flat_map(|s| s.containers.iter())
-            .flat_map(|c| c.ports.iter().flatten())
-            .filter_map(|p| {
-                let port = p.host_port.filter(|p| *p > 0)?;
-                Some((
-                    p.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                    p.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into()),
-                    port,
-                ))
-            })
-            .collect();
-        PodInfo {
-            pod,
-            key,
-            namespace,
-            labels,
-            requests,
-            non_zero_requests,
-            host_ports,
-        }
-    }
-
-    /// The pod's spec, or an empty one.
-    pub fn spec(&self) -> &k8s_openapi::api::core::v1::PodSpec {
-        static EMPTY: std::sync::OnceLock<k8s_openapi::api::core::v1::PodSpec> =
-            std::sync::OnceLock::new();
-        self.pod
-            .spec
-            .as_ref()
-            .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
     }
 }
 

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::cli;
+
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub peer: String,
@@ -104,7 +106,7 @@ impl Server {
         &self,
         peer: &str,
     ) -> rk8s_raftstore::Result<rk8s_raftstore::client::StoreClient> {
-        let certs = rk8s_apiserver::members::MemberCerts::load(&self.data_dir())
+        let certs = rk8s_apiserver::bootstrap::members::MemberCerts::load(&self.data_dir())
             .unwrap()
             .expect("the member has its certificate");
         let tls = certs.tls().unwrap();
@@ -238,25 +240,33 @@ impl Server {
         kube::Client::try_from(config).unwrap()
     }
 
+    /// `rk8sctl --kubeconfig ADMIN`, to add arguments to (and to spawn).
+    pub fn rk8sctl_command(&self) -> Command {
+        let mut command = cli::rk8sctl_command();
+        command.arg("--kubeconfig").arg(self.kubeconfig());
+        command
+    }
+
     /// `rk8sctl ARGS` with this server's admin kubeconfig; its output.
     pub fn rk8sctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_rk8sctl"))
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args)
-            .output()
-            .unwrap()
+        cli::output(self.rk8sctl_command().args(args), None)
+    }
+
+    /// `rk8sctl ARGS` with this server's admin kubeconfig, which must succeed; what it
+    /// printed.
+    pub fn rk8sctl_ok(&self, args: &[&str]) -> String {
+        cli::success(args, self.rk8sctl(args))
+    }
+
+    /// `kubectl --kubeconfig ADMIN`, to add arguments to (and to spawn).
+    pub fn kubectl_command(&self) -> Command {
+        cli::kubectl_command(&self.kubeconfig())
     }
 
     /// `kubectl ARGS` against this server: whether it succeeded, and what it printed
     /// (standard output, then standard error).
     pub fn kubectl(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(args)
-            .output()
-            .expect("kubectl is installed by scripts/setup.sh");
+        let out = cli::output(self.kubectl_command().args(args), None);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -285,12 +295,7 @@ pub fn token_create(endpoint: &str, data_dir: &Path, url: &str, args: &[&str]) -
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    cli::success(("token create", args), out)
 }
 
 pub async fn client_from(path: &Path) -> kube::Client {

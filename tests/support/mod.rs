@@ -1,4 +1,6 @@
 pub mod apiserver;
+pub mod cli;
+pub mod images;
 pub mod netns;
 pub mod node;
 pub mod prometheus;

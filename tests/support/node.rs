@@ -8,6 +8,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::apiserver::Server;
+// Where tests/chaos.rs and the benchmarks that start nodes find it.
+#[allow(unused_imports)]
+pub use super::images::images;
 use super::netns::NodeNetwork;
 
 pub fn bootstrap_token(server: &Server) -> (String, String) {
@@ -120,12 +123,7 @@ impl NodeProcess {
             .args(actor)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "chaos {actor:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        super::cli::success(("chaos", actor), out)
     }
 }
 
@@ -221,17 +219,6 @@ pub async fn eventually_within<T>(
     }
 }
 
-pub fn images() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/images");
-    let status =
-        Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"))
-            .arg(&dir)
-            .status()
-            .unwrap();
-    assert!(status.success());
-    dir
-}
-
 /// `rk8s-node simulate` against `server` with `args`; killed on drop (simulated nodes
 /// leave nothing on the host).
 pub struct Simulated(Child);
@@ -276,7 +263,7 @@ pub async fn real_node_in(
     netns: Option<String>,
     extra: &[&str],
 ) -> NodeProcess {
-    let pause = images().join("pause").display().to_string();
+    let pause = super::images::pause();
     let mut agent = node(n);
     agent.netns = netns;
     let (token, hash) = bootstrap_token(server);

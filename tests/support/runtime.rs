@@ -15,31 +15,19 @@ use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
 use rk8s_runtime::helper::HelperClient;
 use rk8s_runtime::pod::{PodRuntime, PodRuntimeConfig};
 
+// This file is a test's whole `support` module (`#[path]`): it brings the shared
+// pieces it and its tests need.
+#[path = "cli.rs"]
+pub mod cli;
+#[path = "images.rs"]
+mod images;
+// Each test or benchmark that includes this file uses some of them.
+#[allow(unused_imports)]
+pub use images::{busybox, images, pause};
+
 /// Tests that change the host's network and cgroups run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// The OCI layouts of images/build.sh (built once).
-pub fn images() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/images");
-    static BUILT: Mutex<bool> = Mutex::new(false);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !*built {
-        let status = std::process::Command::new(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("images/build.sh"),
-        )
-        .arg(&dir)
-        .status()
-        .expect("run images/build.sh");
-        assert!(status.success(), "images/build.sh failed");
-        *built = true;
-    }
-    dir
-}
-
-pub fn busybox() -> String {
-    images().join("busybox").display().to_string()
-}
 
 pub struct PodHost {
     pub pods: PodRuntime,
@@ -81,8 +69,7 @@ impl PodHost {
         )
         .unwrap();
         let network = Arc::new(network);
-        let mut config =
-            PodRuntimeConfig::new(data.path(), images().join("pause").display().to_string());
+        let mut config = PodRuntimeConfig::new(data.path(), pause());
         config.nameservers = vec!["10.200.255.53".to_string()];
         adjust(&mut config);
         let config_copy = config.clone();

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Taint;
-use rk8s_controllers::chaos::{Actors, Tracker};
 use rk8s_netoverlay::dns::{DnsServer, Records};
 use rk8s_netoverlay::host::System;
 use rk8s_netoverlay::overlay::Overlay;
@@ -20,11 +19,12 @@ use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
 use rk8s_runtime::helper::HelperClient;
 use rk8s_runtime::pod::{ClusterDns, PodRuntime, PodRuntimeConfig};
 use rk8s_runtime::static_pods::StaticPods;
+use rk8s_supervision::Actors;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use super::identity::{self, Identity};
 use super::network::{self, ClusterNetwork};
-use super::node_actor::{self, NodeActor};
+use super::node_actor::NodeActor;
 use super::registration::{self, NodeInfo};
 use super::stats::Stats;
 use super::{Error, Result, server};
@@ -300,7 +300,7 @@ async fn start_cluster_side(
         // in: the certificate names the node alone then.
         node_ip
             .iter()
-            .filter(|ip| ip.parse().is_ok_and(rk8s_apiserver::join::is_host_address))
+            .filter(|ip| ip.parse().is_ok_and(rk8s_api::net::is_host_address))
             .cloned()
             .collect(),
         listener,
@@ -308,16 +308,11 @@ async fn start_cluster_side(
     ));
     start_cluster_network(config, id, &client, node_ip.as_deref(), subnet).await;
     tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
-    let (actors, tracker) = (Actors::default(), Tracker::default());
-    let (a, t) = (actors.clone(), tracker.clone());
-    let name = info.name.clone();
-    let addr = actix::Supervisor::start(move |_| NodeActor::new(client, info, runtime, a, t));
-    actors.add_with(
-        "Node",
-        &name,
-        move || addr.do_send(node_actor::Crash),
-        &tracker,
-    );
+    let actors = Actors::default();
+    let (a, name) = (actors.clone(), info.name.clone());
+    actors.start("Node", &name, move |me| {
+        NodeActor::new(client.clone(), info.clone(), runtime.clone(), a.clone(), me)
+    });
     Ok(actors)
 }
 
@@ -390,7 +385,7 @@ async fn serve_when_certified(
     let tls = loop {
         let cert = id.serving_cert(&client, &data_dir, &addresses).await;
         let tls = cert.and_then(|c| {
-            rk8s_apiserver::pki::node_server_config(&c.cert, &c.key, &id.ca_cert)
+            rk8s_http::tls::node_server_config(&c.cert, &c.key, &id.ca_cert)
                 .map_err(|e| Error::Other(e.to_string()))
         });
         match tls {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use http::Request;
 use kube::config::{AuthInfo, Config};
-use rk8s_apiserver::join::{JoinResponse, ServingCert};
+use rk8s_http::wire::{ClusterInfo, JoinRequest, JoinResponse, ServingCert, ServingCertRequest};
 use serde::{Deserialize, Serialize};
 
 use super::{Error, Result, api};
@@ -27,12 +27,6 @@ pub struct Identity {
     pub token: String,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ClusterInfo {
-    ca_cert: String,
-}
-
 fn uri(server: &str) -> Result<http::Uri> {
     server.parse().map_err(|e| {
         Error::Other(format!(
@@ -43,20 +37,11 @@ fn uri(server: &str) -> Result<http::Uri> {
 
 /// `sha256:<hex>` of the DER of a PEM certificate, as `rk8s-server token create` prints.
 pub fn ca_hash(pem: &str) -> Result<String> {
-    let der = pem_der(pem)?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &der);
-    Ok(format!(
-        "sha256:{}",
-        digest
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ))
+    rk8s_http::tls::cert_hash(pem).map_err(|e| Error::Other(format!("the server's CA: {e}")))
 }
 
 fn pem_der(pem: &str) -> Result<Vec<u8>> {
-    rk8s_apiserver::pki::pem_to_der(pem).map_err(|e| Error::Other(format!("the server's CA: {e}")))
+    rk8s_http::tls::pem_to_der(pem).map_err(|e| Error::Other(format!("the server's CA: {e}")))
 }
 
 /// The cluster CA of the API server at `server`, read over a connection not yet
@@ -95,8 +80,10 @@ pub async fn join(
     let ca_cert = trusted_ca(server, expected_hash).await?;
     // 2. From here on the server is verified against that CA.
     let client = client_for(server, &ca_cert, token)?;
-    let body = serde_json::to_vec(&serde_json::json!({ "nodeName": node_name }))
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let asked = JoinRequest {
+        node_name: node_name.to_string(),
+    };
+    let body = serde_json::to_vec(&asked).map_err(|e| Error::Other(e.to_string()))?;
     let request = Request::post("/rk8s/v1/join")
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body)
@@ -157,7 +144,7 @@ impl Identity {
         })?;
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
         write_private(&Self::path(data_dir), &json)?;
-        let kubeconfig = rk8s_apiserver::cluster::kubeconfig(
+        let kubeconfig = rk8s_http::wire::kubeconfig(
             &self.server,
             &self.ca_cert,
             &format!("system:node:{}", self.node_name),
@@ -188,8 +175,10 @@ impl Identity {
         addresses: &[String],
     ) -> Result<ServingCert> {
         let path = data_dir.join("serving.json");
-        let body = serde_json::to_vec(&serde_json::json!({ "addresses": addresses }))
-            .map_err(|e| Error::Other(e.to_string()))?;
+        let asked = ServingCertRequest {
+            addresses: addresses.to_vec(),
+        };
+        let body = serde_json::to_vec(&asked).map_err(|e| Error::Other(e.to_string()))?;
         let request = Request::post("/rk8s/v1/serving-cert")
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body)

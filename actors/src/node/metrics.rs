@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntGauge, Opts};
-use rk8s_raftstore::metrics::registered;
+use rk8s_http::metrics::registered;
 
 /// `kubelet_pod_start_duration_seconds`: from the agent first seeing a pod to its
 /// first Running status.

@@ -1,9 +1,10 @@
 //! NodeActor: watches the pods bound to this node (`spec.nodeName`, re-listing on 410
-//! as kube-runtime's watcher does), keeps one supervised PodActor per pod, renews the
-//! node's Lease and posts its status. Restarted by its supervisor, it re-lists and
-//! re-adopts: the runtime keeps the pods; nothing about them lives only in the actor.
+//! as kube-runtime's watcher does), keeps one supervised PodActor per pod in the
+//! node's registry (by `NAMESPACE/NAME`), renews the node's Lease and posts its
+//! status. Killed, it starts from nothing, re-lists and re-adopts: the PodActors keep
+//! running and are found again in the registry, the runtime keeps the pods; nothing
+//! about them lives only in the actor. A restarted PodActor asks it for its pod again.
 
-use rk8s_controllers::chaos::{Actors, Tracker};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use rk8s_runtime::pod::PodRuntime;
+use rk8s_supervision::{Actors, Handle};
 
 use super::pod_actor::{self, PodActor};
 use super::registration::{self, NodeInfo};
@@ -33,38 +35,50 @@ fn watch_backoff() -> kube::runtime::utils::ResetTimerBackoff<watcher::Exponenti
     )
 }
 
-/// Ends the actor abruptly, as a crash would (chaos tests); the supervisor restarts it.
+/// The kind pod actors are listed under.
+const POD: &str = "Pod";
+
+/// A pod's actor restarted and lost its pod: send it again.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Crash;
+struct Restarted(String);
+
+/// What a re-list has shown so far.
+#[derive(Default)]
+struct Listing {
+    /// Pod uids (the runtime keeps theirs).
+    uids: BTreeSet<String>,
+    /// Pod `NAMESPACE/NAME`s (their actors stay).
+    keys: BTreeSet<String>,
+}
 
 /// The actor of this node.
 pub struct NodeActor {
     client: kube::Client,
     info: NodeInfo,
     runtime: Arc<PodRuntime>,
-    /// The pod actors by pod uid, with the pod's `namespace/name`.
-    pods: HashMap<String, (Addr<PodActor>, String)>,
-    listing: Option<BTreeSet<String>>,
+    /// The pods bound here as last seen, by `NAMESPACE/NAME`.
+    pods: HashMap<String, Pod>,
+    listing: Option<Listing>,
     registered: bool,
-    /// Where this node's actors are listed (the chaos socket lists and kills them).
+    /// Where this node's actors run (the chaos socket lists and kills them).
     actors: Actors,
-    tracker: Tracker,
+    me: Handle<Self>,
 }
 
 impl NodeActor {
-    /// The actor of node `info.name`, running its pods on `runtime`, listing its pod
-    /// actors in `actors`; `tracker` counts its own restarts.
+    /// The actor of node `info.name`, running its pods on `runtime`, their actors in
+    /// `actors`; `me` is its handle.
     pub fn new(
         client: kube::Client,
         info: NodeInfo,
         runtime: Arc<PodRuntime>,
         actors: Actors,
-        tracker: Tracker,
+        me: Handle<Self>,
     ) -> Self {
         Self {
             actors,
-            tracker,
+            me,
             client,
             info,
             runtime,
@@ -78,53 +92,62 @@ impl NodeActor {
         let Some(uid) = pod.metadata.uid.clone() else {
             return;
         };
+        let key = object_name(&pod);
         if let Some(listing) = self.listing.as_mut() {
-            listing.insert(uid.clone());
+            listing.uids.insert(uid);
+            listing.keys.insert(key.clone());
         }
-        match self.pods.get(&uid) {
-            Some((addr, _)) if addr.connected() => addr.do_send(pod_actor::Update(pod)),
-            _ => {
-                let key = rk8s_controllers::common::object_name(&pod.metadata);
-                let (runtime, client, ip) = (
-                    self.runtime.clone(),
-                    self.client.clone(),
-                    self.info.address.clone(),
-                );
-                let tracker = Tracker::default();
-                let t = tracker.clone();
-                let addr = Supervisor::start(move |_| PodActor::new(pod, runtime, client, ip, t));
-                let kill = addr.clone();
-                self.actors.add_with(
-                    "Pod",
-                    &key,
-                    move || kill.do_send(pod_actor::Crash),
-                    &tracker,
-                );
-                self.pods.insert(uid, (addr, key));
+        self.pods.insert(key.clone(), pod.clone());
+        if let Some(actor) = self.actors.get::<PodActor>(POD, &key) {
+            actor.do_send(pod_actor::Update(pod));
+            return;
+        }
+        let (runtime, client, ip) = (
+            self.runtime.clone(),
+            self.client.clone(),
+            self.info.address.clone(),
+        );
+        let (node, name) = (self.me.clone(), key.clone());
+        self.actors.start(POD, &key, move |me| {
+            if me.restarts() > 0 {
+                node.do_send(Restarted(name.clone()));
             }
-        }
+            PodActor::new(pod.clone(), runtime.clone(), client.clone(), ip.clone(), me)
+        });
     }
 
-    fn pod_gone(&mut self, uid: &str) {
-        if let Some((addr, key)) = self.pods.remove(uid) {
-            addr.do_send(pod_actor::Gone);
-            self.actors.remove("Pod", &key);
+    /// The pod `key` is gone from the API (the one of uid `uid`, if given: a newer
+    /// pod of the same name stays): its actor stops its containers and ends.
+    fn pod_gone(&mut self, key: &str, uid: Option<&str>) {
+        let newer = self
+            .pods
+            .get(key)
+            .is_some_and(|p| uid.is_some_and(|u| p.metadata.uid.as_deref() != Some(u)));
+        if newer {
+            return;
+        }
+        self.pods.remove(key);
+        if let Some(actor) = self.actors.get::<PodActor>(POD, key) {
+            actor.do_send(pod_actor::Gone);
+            self.actors.forget(POD, key);
         }
     }
 
     /// After a full list: pods this node runs but the API no longer has are gone
-    /// (deletions missed while the watch was down), and so is anything the runtime
-    /// holds that belongs to no pod at all.
-    fn listed(&mut self, ctx: &mut Context<Self>, seen: BTreeSet<String>) {
+    /// (deletions missed while the watch was down, or while this actor was dead), and
+    /// so is anything the runtime holds that belongs to no pod at all.
+    fn listed(&mut self, ctx: &mut Context<Self>, listing: Listing) {
         let missing: Vec<String> = self
-            .pods
-            .keys()
-            .filter(|u| !seen.contains(*u))
-            .cloned()
+            .actors
+            .names(POD)
+            .into_iter()
+            .filter(|k| !listing.keys.contains(k))
             .collect();
-        for uid in missing {
-            self.pod_gone(&uid);
+        for key in missing {
+            self.pod_gone(&key, None);
         }
+        self.pods.retain(|k, _| listing.keys.contains(k));
+        let seen = listing.uids;
         let runtime = self.runtime.clone();
         let fut = async move {
             let keep =
@@ -149,25 +172,22 @@ impl NodeActor {
         let client = self.client.clone();
         let info = self.info.clone();
         let registered = self.registered;
-        ctx.spawn(
-            async move {
-                // The control plane may be away: pods keep running; this is retried.
-                let status = if registered {
-                    registration::post_status(&client, &info).await.map(|_| ())
-                } else {
-                    registration::register(&client, &info).await.map(|_| ())
-                };
-                if let Err(e) = &status {
-                    tracing::warn!("node status: {e}");
-                }
-                if let Err(e) = registration::renew_lease(&client, &info.name).await {
-                    tracing::warn!("lease: {e}");
-                }
-                status.is_ok()
+        let work = self.me.reconcile(async move {
+            // The control plane may be away: pods keep running; this is retried.
+            let status = if registered {
+                registration::post_status(&client, &info).await.map(|_| ())
+            } else {
+                registration::register(&client, &info).await.map(|_| ())
+            };
+            if let Err(e) = &status {
+                tracing::warn!("node status: {e}");
             }
-            .into_actor(self)
-            .map(|ok, act, _| act.registered |= ok),
-        );
+            if let Err(e) = registration::renew_lease(&client, &info.name).await {
+                tracing::warn!("lease: {e}");
+            }
+            status.is_ok()
+        });
+        ctx.spawn(work.into_actor(self).map(|ok, act, _| act.registered |= ok));
     }
 }
 
@@ -189,30 +209,18 @@ impl Actor for NodeActor {
     }
 }
 
-impl Supervised for NodeActor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        // Pod actors keep running under their own supervisors; the re-list that
-        // follows hands each its pod again.
-        self.tracker.restarted();
-        self.listing = None;
-        tracing::info!(node = %self.info.name, "node actor restarted");
-    }
-}
-
 impl StreamHandler<Result<Event<Pod>, watcher::Error>> for NodeActor {
     fn handle(&mut self, item: Result<Event<Pod>, watcher::Error>, ctx: &mut Self::Context) {
         match item {
-            Ok(Event::Init) => self.listing = Some(BTreeSet::new()),
+            Ok(Event::Init) => self.listing = Some(Listing::default()),
             Ok(Event::InitApply(pod) | Event::Apply(pod)) => self.pod_seen(pod),
             Ok(Event::InitDone) => {
-                if let Some(seen) = self.listing.take() {
-                    self.listed(ctx, seen);
+                if let Some(listing) = self.listing.take() {
+                    self.listed(ctx, listing);
                 }
             }
             Ok(Event::Delete(pod)) => {
-                if let Some(uid) = pod.metadata.uid.as_deref() {
-                    self.pod_gone(uid);
-                }
+                self.pod_gone(&object_name(&pod), pod.metadata.uid.as_deref());
             }
             Err(e) => tracing::warn!("watching pods: {e}"),
         }
@@ -223,11 +231,24 @@ impl StreamHandler<Result<Event<Pod>, watcher::Error>> for NodeActor {
     }
 }
 
-impl Handler<Crash> for NodeActor {
+impl Handler<Restarted> for NodeActor {
     type Result = ();
 
-    fn handle(&mut self, _msg: Crash, ctx: &mut Self::Context) {
-        tracing::warn!(node = %self.info.name, "node actor told to crash");
-        ctx.stop();
+    fn handle(&mut self, Restarted(key): Restarted, _ctx: &mut Self::Context) {
+        self.me.received();
+        if let (Some(pod), Some(actor)) =
+            (self.pods.get(&key), self.actors.get::<PodActor>(POD, &key))
+        {
+            actor.do_send(pod_actor::Update(pod.clone()));
+        }
     }
+}
+
+/// A pod's `NAMESPACE/NAME`.
+fn object_name(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
 }

@@ -4,10 +4,11 @@
 //! deletionTimestamp stops the containers within the grace period, then the node
 //! confirms the deletion (grace 0).
 //!
-//! It holds no state the runtime does not also have on disk: killed and restarted
-//! (it is supervised), it runs `run_pod` again, which finds the pod running.
+//! It holds no state the runtime does not also have on disk: killed — in the middle
+//! of a runtime call or between two writes too — and restarted from nothing (it is
+//! supervised), it asks the NodeActor for its pod and runs `run_pod` again, which
+//! finds the pod running.
 
-use rk8s_controllers::chaos::Tracker;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use rk8s_runtime::pod::PodRuntime;
+use rk8s_supervision::Handle;
 
 use super::metrics;
 
@@ -32,11 +34,6 @@ pub struct Update(pub Pod);
 #[rtype(result = "()")]
 pub struct Gone;
 
-/// Ends the actor abruptly, as a crash would (chaos tests); the supervisor restarts it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Crash;
-
 /// The actor of one pod.
 pub struct PodActor {
     pod: Pod,
@@ -47,22 +44,22 @@ pub struct PodActor {
     started: bool,
     last_status: Option<PodStatus>,
     finished: bool,
-    tracker: Tracker,
+    me: Handle<Self>,
     /// When this agent first saw the pod, until it first runs (the start latency).
     start_pending: Option<std::time::Instant>,
 }
 
 impl PodActor {
-    /// The actor for `pod`.
+    /// The actor for `pod`; `me` is its handle.
     pub fn new(
         pod: Pod,
         runtime: Arc<PodRuntime>,
         client: kube::Client,
         node_ip: Option<String>,
-        tracker: Tracker,
+        me: Handle<Self>,
     ) -> Self {
         Self {
-            tracker,
+            me,
             pod,
             runtime,
             client,
@@ -79,10 +76,7 @@ impl PodActor {
     /// Times the start of a pod that has not run yet (not one a restarted agent
     /// re-adopts).
     fn pending_start(mut self) -> Self {
-        let phase = self.pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if matches!(phase, None | Some("Pending")) {
-            self.start_pending = Some(std::time::Instant::now());
-        }
+        self.start_pending = start_pending(&self.pod);
         self
     }
 
@@ -147,7 +141,9 @@ impl PodActor {
                     ..Default::default()
                 };
                 let name = pod.metadata.name.clone().unwrap_or_default();
-                match api.delete(&name, &params).await {
+                let deleted = api.delete(&name, &params).await;
+                rk8s_supervision::wrote();
+                match deleted {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
                     Err(e) => return Err(format!("confirming the deletion of {key}: {e}")),
@@ -180,12 +176,14 @@ impl PodActor {
             }
             let name = pod.metadata.name.clone().unwrap_or_default();
             let patch = serde_json::json!({ "status": status });
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| format!("writing the status of {key}: {e}"))?;
+            let patched = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            rk8s_supervision::wrote();
+            patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
             Ok((false, Some(status)))
         };
-        ctx.spawn(fut.into_actor(self).map(
+        ctx.spawn(self.me.reconcile(fut).into_actor(self).map(
             |result: Result<(bool, Option<PodStatus>), String>, act, ctx| {
                 act.busy = false;
                 match result {
@@ -211,6 +209,12 @@ impl PodActor {
             },
         ));
     }
+}
+
+/// Now, if `pod` has not run yet (its start is timed from here).
+fn start_pending(pod: &Pod) -> Option<std::time::Instant> {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    matches!(phase, None | Some("Pending")).then(std::time::Instant::now)
 }
 
 /// Whether two statuses say the same, ignoring the times conditions were computed.
@@ -239,22 +243,22 @@ impl Actor for PodActor {
     }
 }
 
-impl Supervised for PodActor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.tracker.restarted();
-        // Rebuilt from the runtime's records: run_pod finds the pod, the next status
-        // is written afresh.
-        self.busy = false;
-        self.started = false;
-        self.last_status = None;
-        tracing::info!(pod = %self.key(), "pod actor restarted");
-    }
-}
-
 impl Handler<Update> for PodActor {
     type Result = ();
 
     fn handle(&mut self, msg: Update, ctx: &mut Self::Context) {
+        self.me.received();
+        if msg.0.metadata.uid != self.pod.metadata.uid {
+            // Another pod of the same name (the last one went while the node actor
+            // was away; its containers go with the node's orphans): run it afresh.
+            self.pod = msg.0;
+            self.started = false;
+            self.last_status = None;
+            self.finished = false;
+            self.start_pending = start_pending(&self.pod);
+            self.step(ctx);
+            return;
+        }
         let deleting = msg.0.metadata.deletion_timestamp.is_some()
             && self.pod.metadata.deletion_timestamp.is_none();
         self.pod = msg.0;
@@ -268,6 +272,7 @@ impl Handler<Gone> for PodActor {
     type Result = ();
 
     fn handle(&mut self, _msg: Gone, ctx: &mut Self::Context) {
+        self.me.received();
         self.finished = true;
         let runtime = self.runtime.clone();
         let uid = self.uid();
@@ -281,14 +286,5 @@ impl Handler<Gone> for PodActor {
             .into_actor(self)
             .map(|(), _act, ctx| ctx.stop()),
         );
-    }
-}
-
-impl Handler<Crash> for PodActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Crash, ctx: &mut Self::Context) {
-        tracing::warn!(pod = %self.key(), "pod actor told to crash");
-        ctx.stop();
     }
 }

@@ -1,7 +1,7 @@
 //! The node agent's HTTPS endpoint (kubelet's port 10250): container logs and exec
 //! for the API server, which proxies `pods/log` and `pods/exec` here. Only clients
 //! with the API server's certificate from the cluster CA get through the TLS
-//! handshake (see `rk8s_apiserver::pki::node_server_config`).
+//! handshake (see `rk8s_http::tls::node_server_config`).
 //!
 //! - `GET /containerLogs/{namespace}/{pod}/{container}?follow&tailLines&timestamps&previous&limitBytes`
 //! - `GET|POST /exec/{namespace}/{pod}[/{uid}]/{container}?command=…&stdin&stdout&stderr&tty`,
@@ -11,7 +11,6 @@
 //! - `GET /stats/summary`: usage of the node and its pods (kubelet's Summary API).
 //! - `GET /metrics`: the agent's own metrics; `GET /metrics/cadvisor`: the containers'.
 
-use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use rk8s_runtime::ExecProcess;
 use rk8s_runtime::logs::ReadOptions;
 use rk8s_runtime::pod::{PodRecord, PodRuntime};
@@ -37,9 +36,9 @@ use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 /// The node agent's port, as kubelet's.
 pub const DEFAULT_PORT: u16 = 10250;
 
-use rk8s_apiserver::request::Query;
-use rk8s_apiserver::server::{Body, channel_body, error_response};
-use rk8s_apiserver::status::{ApiError, ApiResult};
+use rk8s_http::body::{Body, channel_body, error_response};
+use rk8s_http::query::Query;
+use rk8s_http::status::{ApiError, ApiResult};
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -58,44 +57,11 @@ pub async fn serve(
     runtime: Arc<PodRuntime>,
     stats: Arc<Stats>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let runtime = runtime.clone();
-        let stats = stats.clone();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::info!(%peer, "refused a connection: {e}");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let service = hyper::service::service_fn(move |req| {
-                let runtime = runtime.clone();
-                let stats = stats.clone();
-                async move { Ok::<_, Infallible>(handle(runtime, &stats, req).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        });
-    }
+    rk8s_http::serve::serve_tls(listener, tls, move |req| {
+        let (runtime, stats) = (runtime.clone(), stats.clone());
+        async move { handle(runtime, &stats, req).await }
+    })
+    .await;
 }
 
 async fn handle(runtime: Arc<PodRuntime>, stats: &Stats, req: Request<Incoming>) -> Response<Body> {

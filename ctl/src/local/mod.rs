@@ -1,7 +1,7 @@
 //! The local modes of the original rk8s tool, without a control plane: one container
 //! (`rk8sctl container`), one pod (`rk8sctl pod`), a Compose app (`rk8sctl compose`),
 //! all on the node runtime — the same container helper, image store and pod network a
-//! node uses.
+//! node uses; and the image store they run from (`rk8sctl image`).
 //!
 //! State lives under the run directory (`/run/rk8s`: `local/` for containers and pods,
 //! `compose/<project>/` for Compose apps), so every command works from a new shell and a
@@ -10,6 +10,7 @@
 
 pub mod commands;
 pub mod compose;
+pub mod image;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,9 @@ use rk8s_netoverlay::host::System;
 use rk8s_netoverlay::{Ipv4Net, Network, NetworkConfig};
 use rk8s_runtime::helper::HelperClient;
 use rk8s_runtime::pod::{PodRecord, PodRuntime, PodRuntimeConfig};
+
+/// The data directory unless `RK8S_DATA_DIR` (or `image --root`) says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/rk8s";
 
 /// The label saying which local mode made a pod.
 pub const MODE_LABEL: &str = "rk8s.io/local-mode";
@@ -46,7 +50,7 @@ impl LocalPaths {
     pub fn from_env() -> Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let data_dir =
-            PathBuf::from(var("RK8S_DATA_DIR").unwrap_or_else(|| "/var/lib/rk8s".into()));
+            PathBuf::from(var("RK8S_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
         let pause_image = rk8s_runtime::image::default_pause_image(&data_dir);
         let subnet = match var("RK8S_LOCAL_SUBNET") {
             Some(s) => s

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::protocol::{self, Request, Response};
-use super::{HELPER_ARG, socket_path};
+use super::{HELPER_ARG, server, socket_path};
 use crate::container::{ContainerState, CreateContainer, ExecHandle, ExecProcess};
 use crate::error::{Error, Result, io};
 use crate::runtime::ContainerRuntime;
@@ -237,6 +237,12 @@ impl ContainerRuntime for HelperClient {
             Response::List { containers } => Ok(containers),
             other => Err(self.helper_error(format!("unexpected answer {other:?}"))),
         }
+    }
+
+    /// The helper's state names the pid; whether it lives is read from this host's
+    /// /proc (containers share the host's pid namespace with the agent).
+    fn live_pid(&self, id: &str) -> Result<Option<i32>> {
+        Ok(self.state(id)?.pid.filter(|pid| server::alive(*pid, None)))
     }
 
     fn exec(

@@ -703,11 +703,6 @@ pub(crate) fn start_ticks(pid: i32) -> Option<u64> {
     after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Whether `pid` is alive (not a zombie).
-pub fn alive_pid(pid: i32) -> bool {
-    alive(pid, None)
-}
-
 /// Whether `pid` is alive (not a zombie) and still the process that started at `ticks`.
 pub(crate) fn alive(pid: i32, ticks: Option<u64>) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

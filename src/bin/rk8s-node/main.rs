@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rk8s_actors::node::agent::{self, AgentConfig, Registration};
 use rk8s_actors::node::registration;
+use rk8s_api::duration::parse_duration;
 use rk8s_netoverlay::Ipv4Net;
 
 /// The rk8s node agent.
@@ -247,14 +248,6 @@ impl RunArgs {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let span: jiff::Span = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a duration such as 1s or 500ms: {e}"))?;
-    let d = jiff::SignedDuration::try_from(span).map_err(|e| e.to_string())?;
-    Duration::try_from(d).map_err(|e| e.to_string())
-}
-
 async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let mut registration = Registration {
         labels: labels(&args.labels)?,
@@ -340,7 +333,7 @@ fn print_chaos(request: &str, answer: &str) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let actors: Vec<rk8s_controllers::chaos::ActorInfo> = serde_json::from_str(detail)
+    let actors: Vec<rk8s_actors::supervision::ActorInfo> = serde_json::from_str(detail)
         .map_err(|e| anyhow::anyhow!("the agent answered {detail:?}: {e}"))?;
     let header = ["KIND", "NAME", "RESTARTS", "MAILBOX"]
         .map(String::from)

@@ -1,7 +1,5 @@
-//! `rk8sctl`: the rk8s command line. Cluster commands are `rk8s_ctl`'s; this file only
+//! `rk8sctl`: the rk8s command line. Every command is `rk8s_ctl`'s; this file only
 //! parses arguments and reports errors.
-
-mod commands;
 
 use std::process::ExitCode;
 
@@ -100,9 +98,9 @@ enum Command {
         shell: clap_complete::Shell,
     },
     /// Check manifests, single-container files and Compose files without applying them.
-    Validate(commands::validate::Args),
+    Validate(rk8s_ctl::validate::ValidateArgs),
     /// Manage the local image store (pull, import, ls, rm).
-    Image(commands::image::Args),
+    Image(rk8s_ctl::local::image::ImageArgs),
     /// Run single containers on this host, without a cluster (original rk8s files).
     #[command(subcommand)]
     Container(rk8s_ctl::local::commands::LocalCommand),
@@ -152,8 +150,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             "rk8sctl",
             &mut std::io::stdout(),
         ),
-        Command::Validate(args) => return commands::validate::run(args),
-        Command::Image(args) => commands::image::run(args).await?,
+        Command::Validate(args) => return rk8s_ctl::validate::validate(&args),
+        Command::Image(args) => rk8s_ctl::local::image::image(&args).await?,
         Command::Container(c) => return rk8s_ctl::local::commands::run("container", c).await,
         Command::Pod(c) => return rk8s_ctl::local::commands::run("pod", c).await,
         Command::Compose(args) => return rk8s_ctl::local::compose::run(args).await,

@@ -26,7 +26,7 @@ impl StoreAccess {
     /// the member in `data_dir`.
     pub async fn connect(&self) -> anyhow::Result<StoreClient> {
         let dir = &self.data_dir;
-        let certs = rk8s_apiserver::members::MemberCerts::load(dir)?.with_context(|| {
+        let certs = rk8s_apiserver::bootstrap::members::MemberCerts::load(dir)?.with_context(|| {
             format!(
                 "{} has no member certificate (pki/member.crt): give the data directory of a member on this machine with --data-dir",
                 dir.display()

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use rk8s_apiserver::bootstrap::members::{self, MemberCerts};
 use rk8s_apiserver::cluster::{self, ApiConfig};
 use rk8s_raftstore::server::{self, MemberConfig};
 use tokio::signal::unix::{SignalKind, signal};
@@ -113,17 +114,7 @@ pub struct Args {
     snapshot_entries: u64,
 }
 
-/// `90s`, `5m`, `1h30m`, and a bare `0` (as Go's `time.ParseDuration` takes it: flags
-/// such as `token create --ttl 0` give 0 a meaning of its own).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    if s.trim() == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    let d: jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a duration such as 30s, 5m or 1h30m: {e}"))?;
-    std::time::Duration::try_from(d).map_err(|_| format!("{s:?} must not be negative"))
-}
+pub use rk8s_api::duration::parse_duration;
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (low, high) = s
@@ -186,7 +177,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             compaction_interval: args.compaction_interval,
             max_requests_inflight: args.max_requests_inflight,
             max_mutating_requests_inflight: args.max_mutating_requests_inflight,
-            pod_cidrs: rk8s_apiserver::join::PodCidrs {
+            pod_cidrs: rk8s_apiserver::bootstrap::join::PodCidrs {
                 cluster: args.cluster_cidr,
                 node_prefix: args.node_cidr_mask_size,
             },
@@ -200,8 +191,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("failed to start the API server")?;
-    let actors = rk8s_controllers::chaos::Actors::default();
-    if let Err(e) = rk8s_controllers::metrics::ActorMetrics::register(actors.clone()) {
+    let actors = rk8s_actors::supervision::Actors::default();
+    if let Err(e) = rk8s_actors::supervision::metrics::ActorMetrics::register(actors.clone()) {
         tracing::warn!("the actors' metrics are not exported: {e}");
     }
     if args.enable_chaos {
@@ -244,50 +235,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// What the store member needs for its mutual TLS, and where it joins.
 struct MemberPki {
-    certs: rk8s_apiserver::members::MemberCerts,
+    certs: MemberCerts,
     /// The member CA, on the cluster's first member.
-    member_ca: Option<rk8s_apiserver::pki::ClusterCa>,
+    member_ca: Option<rk8s_apiserver::bootstrap::pki::ClusterCa>,
     /// The store address to join through, when the certificates came from a join
     /// just now (they are saved once the store has this member).
     join: Option<String>,
 }
 
-/// The member's certificates: saved ones; from a member's API server when joining;
-/// new ones, with a new member CA, on a new cluster's first member.
+/// The member's certificates as `members::member_pki` decides, joining through a
+/// member's API server when it says so.
 async fn member_pki(args: &Args, advertise: &str) -> anyhow::Result<MemberPki> {
-    use rk8s_apiserver::members::{self, MemberCerts};
-    let dir = &args.data_dir;
-    if let Some(certs) = MemberCerts::load(dir)? {
-        let member_ca = members::local_member_ca(dir)?;
-        return Ok(MemberPki {
-            certs,
-            member_ca,
-            join: None,
-        });
-    }
-    if server::has_member(dir) {
-        anyhow::bail!(
-            "{} holds a store member but no member certificate (pki/member.crt): its join did not finish, or it was made before members used mutual TLS; start over with an empty data directory (and `rk8s-server member remove` the old member if the cluster has it)",
-            dir.display()
-        );
-    }
-    let (Some(url), Some(token), Some(hash)) = (&args.join, &args.token, &args.ca_cert_hash) else {
-        let (certs, ca) = members::bootstrap(dir, advertise)?;
-        tracing::info!("made the member CA and this member's certificate");
-        return Ok(MemberPki {
-            certs,
-            member_ca: Some(ca),
-            join: None,
-        });
+    let joining = (&args.join, &args.token, &args.ca_cert_hash);
+    let decided = members::member_pki(&args.data_dir, advertise, args.join.is_some())?;
+    let (certs, member_ca) = match decided {
+        members::MemberPki::Saved { certs, member_ca } => (certs, member_ca),
+        members::MemberPki::Bootstrapped { certs, member_ca } => (certs, Some(member_ca)),
+        members::MemberPki::Join => {
+            let (Some(url), Some(token), Some(hash)) = joining else {
+                anyhow::bail!("--join needs --token and --ca-cert-hash");
+            };
+            let joined = join_through_api(url, token, hash, advertise)
+                .await
+                .with_context(|| format!("failed to join the cluster through {url}"))?;
+            tracing::info!(through = %joined.join, "got a member certificate; joining the store");
+            return Ok(MemberPki {
+                certs: joined.certs,
+                member_ca: None,
+                join: Some(joined.join),
+            });
+        }
     };
-    let joined = join_through_api(url, token, hash, advertise)
-        .await
-        .with_context(|| format!("failed to join the cluster through {url}"))?;
-    tracing::info!(through = %joined.join, "got a member certificate; joining the store");
     Ok(MemberPki {
-        certs: joined.certs,
-        member_ca: None,
-        join: Some(joined.join),
+        certs,
+        member_ca,
+        join: None,
     })
 }
 
@@ -298,7 +280,7 @@ async fn join_through_api(
     token: &str,
     hash: &str,
     advertise: &str,
-) -> anyhow::Result<rk8s_apiserver::members::JoinResponse> {
+) -> anyhow::Result<members::JoinResponse> {
     use rk8s_actors::node::identity;
     let ca = identity::trusted_ca(url, hash).await?;
     let client = identity::client_for(url, &ca, token)?;
@@ -370,7 +352,7 @@ fn internal_client(
         .parse()
         .map_err(|e| format!("{}: {e}", access.url))?;
     let mut config = kube::Config::new(url);
-    config.root_cert = rk8s_apiserver::pki::pem_to_der(&access.ca_pem)
+    config.root_cert = rk8s_http::tls::pem_to_der(&access.ca_pem)
         .ok()
         .map(|der| vec![der]);
     config.auth_info.token = Some(access.token.clone().into());

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 use rk8s_apiserver::auth::{Identity, TokenRecord, new_bootstrap_token, new_secret, token_key};
-use rk8s_apiserver::cluster::{CLUSTER_KEY, ClusterSecrets};
+use rk8s_apiserver::bootstrap::secrets::{CLUSTER_KEY, ClusterSecrets};
 use rk8s_raftstore::proto::RangeRequest;
 
 use super::StoreAccess;

@@ -1,10 +1,9 @@
-//! IPv4 networks in CIDR notation.
+//! Addresses as the cluster uses them: IPv4 networks in CIDR notation (pod and
+//! Service ranges), and which addresses are a host's to be reached at.
 
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
-
-use crate::error::Error;
 
 /// An IPv4 network: base address and prefix length (`10.88.0.0/16`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,11 +67,19 @@ fn mask(prefix: u8) -> u32 {
     }
 }
 
-impl FromStr for Ipv4Net {
-    type Err = Error;
+/// A CIDR string that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not an IPv4 CIDR such as 10.88.0.0/16")]
+pub struct InvalidCidr {
+    /// The rejected text.
+    pub value: String,
+}
 
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let invalid = || Error::InvalidCidr {
+impl FromStr for Ipv4Net {
+    type Err = InvalidCidr;
+
+    fn from_str(s: &str) -> Result<Self, InvalidCidr> {
+        let invalid = || InvalidCidr {
             value: s.to_string(),
         };
         let (addr, prefix) = s.split_once('/').ok_or_else(invalid)?;
@@ -101,6 +108,18 @@ impl fmt::Display for Ipv4Net {
     }
 }
 
+/// Whether other hosts can reach a host at `ip`: not a loopback, link-local,
+/// multicast, broadcast or unspecified address. What a node's serving certificate may
+/// name.
+pub fn is_host_address(ip: std::net::IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    let link_local = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast(),
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || link_local)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +146,25 @@ mod tests {
         }
         let zero: Ipv4Net = "1.2.3.4/0".parse().unwrap();
         assert_eq!(zero.size(), 1 << 32);
+    }
+
+    #[test]
+    fn host_addresses_are_those_other_hosts_reach() {
+        for ip in ["10.0.0.5", "192.168.1.2", "2001:db8::1"] {
+            assert!(is_host_address(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "169.254.1.1",
+            "fe80::1",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(!is_host_address(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

@@ -5,24 +5,26 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
-use clap::{Args as ClapArgs, Subcommand};
+use anyhow::{Context, Result};
+use clap::Subcommand;
 use rk8s_runtime::image::{ImageStore, PullOptions, PullPolicy};
 
-/// Where local images live unless `--root` says otherwise.
-pub const DEFAULT_ROOT: &str = "/var/lib/rk8s";
+use super::DEFAULT_DATA_DIR;
 
-#[derive(ClapArgs)]
-pub struct Args {
+/// `image`'s arguments.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ImageArgs {
     /// The local data directory (images are in its `images/`).
-    #[arg(long, env = "RK8S_DATA_DIR", default_value = DEFAULT_ROOT, global = true)]
-    root: PathBuf,
+    #[arg(long, env = "RK8S_DATA_DIR", default_value = DEFAULT_DATA_DIR, global = true)]
+    pub root: PathBuf,
+    /// What to do.
     #[command(subcommand)]
-    command: ImageCommand,
+    pub command: ImageCommand,
 }
 
-#[derive(Subcommand)]
-enum ImageCommand {
+/// The `image` verbs.
+#[derive(Subcommand, Clone, Debug)]
+pub enum ImageCommand {
     /// Pull an image from a registry (`busybox`, `localhost:5000/web:v1`).
     Pull {
         /// The image reference.
@@ -54,14 +56,15 @@ enum ImageCommand {
     },
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// Runs an `image` command, printing what it did.
+pub async fn image(args: &ImageArgs) -> Result<()> {
     let store = ImageStore::open(args.root.join("images")).with_context(|| {
         format!(
             "failed to open the image store under {}",
             args.root.display()
         )
     })?;
-    match args.command {
+    match &args.command {
         ImageCommand::Pull {
             reference,
             insecure,
@@ -69,6 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         } => {
             let basic_auth = match username {
                 Some(user) => {
+                    let user = user.clone();
                     let mut password = String::new();
                     std::io::stdin()
                         .lock()
@@ -80,7 +84,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             };
             let tty = std::io::stderr().is_terminal();
             let options = PullOptions {
-                insecure_registries: insecure,
+                insecure_registries: insecure.clone(),
                 basic_auth,
                 progress: Some(Arc::new(move |line: &str| {
                     let mut err = std::io::stderr();
@@ -93,7 +97,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 })),
             };
             let image = store
-                .ensure(&reference, PullPolicy::Always, &options)
+                .ensure(reference, PullPolicy::Always, &options)
                 .await?;
             if tty {
                 eprintln!();
@@ -101,7 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             println!("{} {}", image.reference, image.id);
         }
         ImageCommand::Import { layout, tag, name } => {
-            let image = store.import_layout(&layout, tag.as_deref(), name.as_deref())?;
+            let image = store.import_layout(layout, tag.as_deref(), name.as_deref())?;
             println!("{} {}", image.reference, image.id);
         }
         ImageCommand::Ls => {
@@ -123,13 +127,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         ImageCommand::Rm { reference } => {
-            store.remove(&reference)?;
+            store.remove(reference)?;
             println!("removed {reference}");
         }
     }
     Ok(())
 }
 
+/// `1234567` → `1.2 MB`, as `docker images` shows sizes (SI units).
 fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
     let mut value = bytes as f64;
@@ -142,5 +147,18 @@ fn human_size(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_in_si_units() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1_234_567), "1.2 MB");
+        assert_eq!(human_size(5_000_000_000_000), "5000.0 GB");
     }
 }

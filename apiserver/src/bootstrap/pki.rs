@@ -19,8 +19,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rk8s_http::tls::{self, TlsError, cert_and_key, provider, roots};
+
+pub use rk8s_http::tls::{
+    client_config, hex, node_client_config, node_server_config, pem_to_der, server_config,
+};
 use serde::{Deserialize, Serialize};
 
 const CA_NAME: &str = "rk8s-ca";
@@ -63,8 +66,11 @@ pub enum PkiError {
         detail: String,
     },
     /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// rustls refused a configuration.
     #[error("TLS configuration failed: {0}")]
-    Tls(#[from] rustls::Error),
+    Rustls(#[from] rustls::Error),
 }
 
 fn ca_params(name: &str) -> CertificateParams {
@@ -227,125 +233,8 @@ impl ClusterCa {
     /// `sha256:<hex>` of the CA certificate (DER): what `rk8s-node join
     /// --ca-cert-hash` pins.
     pub fn cert_hash(&self) -> Result<String, PkiError> {
-        let der = CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).map_err(|e| {
-            PkiError::Invalid {
-                what: "CA certificate",
-                detail: e.to_string(),
-            }
-        })?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
-        Ok(format!("sha256:{}", hex(digest.as_ref())))
+        Ok(tls::cert_hash(&self.cert_pem)?)
     }
-}
-
-/// The DER bytes of a PEM certificate.
-pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {
-    CertificateDer::from_pem_slice(pem.as_bytes())
-        .map(|der| der.as_ref().to_vec())
-        .map_err(|e| PkiError::Invalid {
-            what: "certificate",
-            detail: e.to_string(),
-        })
-}
-
-/// Lowercase hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn cert_and_key(
-    cert_pem: &str,
-    key_pem: &str,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
-    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::Invalid {
-            what: "certificate",
-            detail: e.to_string(),
-        })?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| PkiError::Invalid {
-        what: "private key",
-        detail: e.to_string(),
-    })?;
-    Ok((certs, key))
-}
-
-fn roots(ca_pem: &str) -> Result<Arc<rustls::RootCertStore>, PkiError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        let cert = cert.map_err(|e| PkiError::Invalid {
-            what: "CA certificate",
-            detail: e.to_string(),
-        })?;
-        roots.add(cert)?;
-    }
-    Ok(Arc::new(roots))
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A TLS server configuration from a certificate chain and key (PEM), speaking
-/// HTTP/2 and HTTP/1.1.
-pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>, PkiError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// A node agent's TLS server configuration: its certificate, and only clients with a
-/// client certificate from the cluster CA (API servers) get in. HTTP/1.1, which
-/// WebSocket upgrades need.
-pub fn node_server_config(
-    cert_pem: &str,
-    key_pem: &str,
-    ca_pem: &str,
-) -> Result<Arc<rustls::ServerConfig>, PkiError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
-            .build()
-            .map_err(|e| PkiError::Invalid {
-                what: "CA certificate",
-                detail: e.to_string(),
-            })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// A TLS client configuration trusting only `ca_pem` (for tests and tools).
-pub fn client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, PkiError> {
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots(ca_pem)?)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// The API server's TLS client configuration towards node agents: trusts only the
-/// node CA (`ca_pem`; the server name it checks is the node's name) and presents the
-/// API server's client certificate. HTTP/1.1.
-pub fn node_client_config(
-    ca_pem: &str,
-    cert_pem: &str,
-    key_pem: &str,
-) -> Result<Arc<rustls::ClientConfig>, PkiError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots(ca_pem)?)
-        .with_client_auth_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }
 
 /// A store member's mutual TLS, from the member CA and the member's certificate: it
@@ -382,6 +271,8 @@ pub fn member_tls(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
 
     fn verifier(ca_pem: &str) -> Arc<rustls::client::WebPkiServerVerifier> {
         let mut roots = rustls::RootCertStore::empty();

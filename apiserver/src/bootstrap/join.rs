@@ -11,13 +11,13 @@
 //!   and answers `{"nodeName", "token", "podCIDR"}`. All of it in one store
 //!   transaction, so two joins never get the same range and a token never works twice.
 
-use rk8s_netoverlay::Ipv4Net;
+use rk8s_api::net::{Ipv4Net, is_host_address};
+use rk8s_http::wire::{JoinRequest, JoinResponse, ServingCert, ServingCertRequest};
 use rk8s_raftstore::proto::{
     Compare, CompareResult, CompareTarget, PutRequest, RangeRequest, RequestOp, TxnRequest,
     request_op,
 };
 use rk8s_raftstore::server::Store;
-use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, Identity, TokenRecord};
 use crate::status::{ApiError, ApiResult};
@@ -62,23 +62,6 @@ impl PodCidrs {
     }
 }
 
-/// What a node asks a serving certificate for.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ServingCertBody {
-    addresses: Vec<String>,
-}
-
-/// A node's serving certificate and key (PEM).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServingCert {
-    /// The certificate, signed by the node CA.
-    pub cert: String,
-    /// Its private key.
-    pub key: String,
-}
-
 /// The most addresses one node certificate names.
 const MAX_ADDRESSES: usize = 16;
 
@@ -89,7 +72,7 @@ const MAX_ADDRESSES: usize = 16;
 /// none that is not another host's to reach it at (loopback, link-local, multicast,
 /// unspecified).
 pub fn serving_cert(
-    ca: &crate::pki::ClusterCa,
+    ca: &crate::bootstrap::pki::ClusterCa,
     identity: &Identity,
     body: &[u8],
 ) -> ApiResult<ServingCert> {
@@ -99,7 +82,7 @@ pub fn serving_cert(
             identity.user()
         )));
     };
-    let request: ServingCertBody = serde_json::from_slice(body)
+    let request: ServingCertRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("serving certificate request: {e}")))?;
     if request.addresses.len() > MAX_ADDRESSES {
         return Err(ApiError::bad_request(format!(
@@ -123,35 +106,6 @@ pub fn serving_cert(
         .issue_node_server(node, &addresses)
         .map_err(|e| ApiError::bad_request(format!("no certificate for node {node:?}: {e}")))?;
     Ok(ServingCert { cert, key })
-}
-
-/// Whether other hosts can reach a node at `ip`: what a node's certificate may name.
-pub fn is_host_address(ip: std::net::IpAddr) -> bool {
-    let ip = ip.to_canonical();
-    let link_local = match ip {
-        std::net::IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast(),
-        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-    };
-    !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || link_local)
-}
-
-/// What a joining node asks for.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JoinBody {
-    node_name: String,
-}
-
-/// What a joined node gets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JoinResponse {
-    /// Its name.
-    pub node_name: String,
-    /// Its credential from now on.
-    pub token: String,
-    /// Its pod range.
-    pub pod_cidr: String,
 }
 
 fn cidr_key(cidr: &Ipv4Net) -> String {
@@ -235,7 +189,7 @@ pub async fn join(
             identity.user()
         )));
     };
-    let request: JoinBody = serde_json::from_slice(body)
+    let request: JoinRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("join request: {e}")))?;
     let name = request.node_name;
     let mut problems = rk8s_api::names::dns1123_subdomain(&name);
@@ -259,7 +213,7 @@ pub async fn join(
             Some((value, rev)) => {
                 let cidr: Ipv4Net = String::from_utf8_lossy(value)
                     .parse()
-                    .map_err(|e: rk8s_netoverlay::Error| ApiError::internal(e.to_string()))?;
+                    .map_err(|e: rk8s_api::net::InvalidCidr| ApiError::internal(e.to_string()))?;
                 (
                     cidr,
                     vec![compare(&node_cidr_key, CompareTarget::Mod, *rev)],

@@ -1,5 +1,7 @@
-//! `rk8sctl validate -f FILE|DIR|-`: decode, default and validate, listing every error.
+//! `rk8sctl validate -f FILE|DIR|-`: decode, default and validate manifests,
+//! single-container files and Compose files without a cluster, listing every error.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -7,28 +9,34 @@ use clap::ValueEnum;
 use rk8s_api::formats::{self, FileFormat};
 use rk8s_api::{AnyObject, Diagnostic, manifest};
 
-use rk8s_ctl::input;
+use crate::input;
 
-#[derive(clap::Args)]
-pub struct Args {
+/// `validate`'s arguments.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ValidateArgs {
     /// File, directory or `-` (standard input); may be repeated.
     #[arg(short = 'f', long = "filename", required = true)]
-    files: Vec<String>,
+    pub files: Vec<String>,
     /// Descend into subdirectories of directories given with -f.
     #[arg(short = 'R', long)]
-    recursive: bool,
+    pub recursive: bool,
     /// Print the objects as the API server would store them (defaults filled in).
     #[arg(short = 'o', long)]
-    output: Option<Output>,
+    pub output: Option<Output>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Output {
+/// `validate`'s output formats.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Output {
+    /// The objects as YAML.
     Yaml,
+    /// The objects as JSON.
     Json,
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+/// `validate`: every problem of every file on stderr (and a failure exit code), else
+/// a line per valid object or, with `-o`, the objects with their defaults.
+pub fn validate(args: &ValidateArgs) -> Result<ExitCode> {
     let inputs = input::read_all(&args.files, args.recursive)?;
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut objects: Vec<AnyObject> = Vec::new();
@@ -63,8 +71,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         for p in &problems {
             eprintln!("{p}");
         }
-        let files: std::collections::BTreeSet<&str> =
-            problems.iter().map(|p| p.file.as_str()).collect();
+        let files: BTreeSet<&str> = problems.iter().map(|p| p.file.as_str()).collect();
         eprintln!(
             "{} error{} in {} file{}",
             problems.len(),

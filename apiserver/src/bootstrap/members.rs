@@ -21,9 +21,9 @@ use rk8s_raftstore::server::Store;
 use rk8s_raftstore::transport::PeerTls;
 use serde::{Deserialize, Serialize};
 
+use super::pki::{ClusterCa, PkiError};
+use super::{StartError, write_file};
 use crate::auth::{self, Identity};
-use crate::cluster::{StartError, write_file};
-use crate::pki::{ClusterCa, PkiError};
 use crate::status::{ApiError, ApiResult};
 
 const CA_CERT: &str = "member-ca.crt";
@@ -93,7 +93,7 @@ impl MemberCerts {
 
     /// The member's mutual TLS.
     pub fn tls(&self) -> Result<PeerTls, PkiError> {
-        crate::pki::member_tls(&self.member_ca, &self.cert, &self.key)
+        crate::bootstrap::pki::member_tls(&self.member_ca, &self.cert, &self.key)
     }
 }
 
@@ -157,6 +157,58 @@ pub fn local_member_ca(data_dir: &Path) -> Result<Option<ClusterCa>, StartError>
     )
 }
 
+/// Where a starting member's certificates come from.
+#[derive(Debug)]
+pub enum MemberPki {
+    /// Saved in its data directory (a restart), with the member CA on the cluster's
+    /// first member.
+    Saved {
+        /// Its certificates.
+        certs: MemberCerts,
+        /// The member CA, on the first member.
+        member_ca: Option<ClusterCa>,
+    },
+    /// Made just now with a new member CA: the first member of a new cluster.
+    Bootstrapped {
+        /// Its certificates (saved).
+        certs: MemberCerts,
+        /// The new member CA.
+        member_ca: ClusterCa,
+    },
+    /// To be asked of a member's API server with a member bootstrap token
+    /// (`rk8s-server --join`): see [`join`].
+    Join,
+}
+
+/// The member PKI policy: saved certificates if the data directory has them; none
+/// and a store member already there is a join that did not finish (refused: start
+/// over); else a join when `joining`, or a new cluster's first member for `advertise`.
+pub fn member_pki(
+    data_dir: &Path,
+    advertise: &str,
+    joining: bool,
+) -> Result<MemberPki, StartError> {
+    if let Some(certs) = MemberCerts::load(data_dir)? {
+        let member_ca = local_member_ca(data_dir)?;
+        return Ok(MemberPki::Saved { certs, member_ca });
+    }
+    if rk8s_raftstore::server::has_member(data_dir) {
+        return Err(StartError::Pki(PkiError::Invalid {
+            what: "data directory",
+            detail: format!(
+                "{} holds a store member but no member certificate (pki/member.crt): its join did not finish, or it was made before members used mutual TLS; start over with an empty data directory (and `rk8s-server member remove` the old member if the cluster has it)",
+                data_dir.display()
+            ),
+        }));
+    }
+    if joining {
+        return Ok(MemberPki::Join);
+    }
+    let (certs, member_ca) = bootstrap(data_dir, advertise)?;
+    tracing::info!("made the member CA and this member's certificate");
+    Ok(MemberPki::Bootstrapped { certs, member_ca })
+}
+
 /// What a joining member asks for.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -206,7 +258,8 @@ pub async fn join(
             )
         })?;
     let by = format!("member {}", request.peer_address);
-    let (key, record, revision) = crate::join::claim_token(store, bearer, token_id, by).await?;
+    let (key, record, revision) =
+        crate::bootstrap::join::claim_token(store, bearer, token_id, by).await?;
     let value = serde_json::to_vec(&record).map_err(|e| ApiError::internal(e.to_string()))?;
     match store.put(key.as_bytes(), &value, 0, Some(revision)).await {
         Ok(_) => {}

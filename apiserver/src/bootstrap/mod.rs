@@ -1,0 +1,62 @@
+//! Bootstrapping a cluster, apart from serving its API: the CAs and certificates
+//! ([`pki`]), the secrets every member shares ([`secrets`]), store members joining
+//! ([`members`]) and nodes joining ([`join`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub mod join;
+pub mod members;
+pub mod pki;
+pub mod secrets;
+
+use pki::PkiError;
+
+/// Why the API server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Certificates could not be made or loaded.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store did not become ready.
+    #[error("the store is not ready: {0}")]
+    Store(String),
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Writes a file atomically (through a temporary file), `private` ones mode 0600.
+pub fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), StartError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| StartError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    if private {
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(io)?;
+    std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}

@@ -1,0 +1,113 @@
+//! The secrets every member shares, kept in the store under one key so every member
+//! signs with the same CAs: made by the first API server of a cluster, read by the
+//! others.
+
+use rk8s_raftstore::Error as StoreError;
+use rk8s_raftstore::proto::RangeRequest;
+use rk8s_raftstore::server::Store;
+use serde::{Deserialize, Serialize};
+
+use super::StartError;
+use super::pki::ClusterCa;
+use crate::auth::{Identity, TokenRecord, new_secret, store_token};
+use crate::status::{ApiError, ApiResult};
+
+/// Where the cluster's shared secrets live in the store.
+pub const CLUSTER_KEY: &str = "/rk8s/cluster/ca";
+
+/// The secrets every member shares.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSecrets {
+    /// The cluster CA.
+    pub ca: ClusterCa,
+    /// The member CA (store members' mutual TLS; see [`super::members`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_ca: Option<ClusterCa>,
+    /// The node CA: node agents' serving certificates (see [`super::pki`]). A cluster
+    /// made before it existed gets one at the next start of an API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_ca: Option<ClusterCa>,
+}
+
+/// Reads the cluster's secrets, creating them (and the admin token) if this is the
+/// first start of the cluster, with the member CA the first member made. Returns them
+/// and, when this call created the cluster, the admin token.
+pub async fn read_or_create(
+    store: &Store,
+    member_ca: Option<&ClusterCa>,
+) -> Result<(ClusterSecrets, Option<String>), StartError> {
+    let failed = |e: StoreError| StartError::Store(e.to_string());
+    loop {
+        let read = RangeRequest {
+            key: CLUSTER_KEY.as_bytes().to_vec(),
+            ..RangeRequest::default()
+        };
+        let found = store.range(read, true).await.map_err(failed)?;
+        if let Some(kv) = found.kvs.first() {
+            let mut secrets: ClusterSecrets = serde_json::from_slice(&kv.value)
+                .map_err(|e| StartError::Store(format!("{CLUSTER_KEY} does not decode: {e}")))?;
+            if secrets.node_ca.is_some() {
+                return Ok((secrets, None));
+            }
+            // A cluster from before the node CA: add one, unless another member does
+            // first (then read theirs).
+            secrets.node_ca = Some(ClusterCa::generate_node_ca()?);
+            let value =
+                serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
+            match store
+                .put(CLUSTER_KEY.as_bytes(), &value, 0, Some(kv.mod_revision))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(
+                        "the cluster has a node CA now: restart node agents for new serving certificates"
+                    );
+                    return Ok((secrets, None));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        let secrets = ClusterSecrets {
+            ca: ClusterCa::generate()?,
+            member_ca: member_ca.cloned(),
+            node_ca: Some(ClusterCa::generate_node_ca()?),
+        };
+        let value = serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
+        match store.put(CLUSTER_KEY.as_bytes(), &value, 0, Some(0)).await {
+            Ok(_) => {
+                let token = new_secret().map_err(|e| StartError::Store(e.message))?;
+                let record = TokenRecord {
+                    identity: Identity::Admin,
+                    expires: None,
+                    used_by: None,
+                };
+                store_token(store, &token, &record)
+                    .await
+                    .map_err(|e| StartError::Store(e.message))?;
+                return Ok((secrets, Some(token)));
+            }
+            // Another member created them first: read theirs.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(failed(e)),
+        }
+    }
+}
+
+/// The cluster's secrets as this member has them (a local read), for requests.
+pub async fn read(store: &Store) -> ApiResult<ClusterSecrets> {
+    let range = RangeRequest {
+        key: CLUSTER_KEY.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let found = store
+        .range(range, false)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let kv = found
+        .kvs
+        .first()
+        .ok_or_else(|| ApiError::unavailable("the cluster has no CA yet"))?;
+    serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))
+}

@@ -1,0 +1,131 @@
+//! The actor of one pod-owning object, generic over its kind: a ReplicaSet's and a
+//! Job's actor are [`OwnerActor<ReplicaSet>`] and [`OwnerActor<Job>`]. It keeps the
+//! last [`Resync`] its supervisor sent, decides with the kind's pure reconcile
+//! ([`PodOwner::decide`]) and carries the decision out ([`PodOwner::carry_out`]) as
+//! one marked reconcile, one at a time. Expectations keep it from acting twice on a
+//! view that has not caught up with its own writes.
+//!
+//! Killed, even between two writes of a reconcile, it starts from nothing: its
+//! supervisor sends it a fresh [`Resync`] (the factory asks for one), and the store
+//! shows what the writes that happened did.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use rk8s_supervision::Handle;
+
+use crate::common::Expectations;
+use crate::pod_owner::{PodOwner, Resync};
+
+/// Slack added to a requested requeue, so the deadline has passed when it fires.
+const REQUEUE_SLACK: Duration = Duration::from_millis(100);
+
+/// One owner's actor.
+pub struct OwnerActor<K: PodOwner> {
+    client: kube::Client,
+    me: Handle<Self>,
+    latest: Option<Resync<K>>,
+    busy: bool,
+    expected: Expectations,
+    wake: Option<SpawnHandle>,
+    /// Whether `latest` came after the last decision (a decision made twice on one
+    /// view would record its events twice).
+    fresh: bool,
+    /// The message of the last failed creation.
+    failure: Option<String>,
+}
+
+impl<K: PodOwner> OwnerActor<K> {
+    /// An actor talking to the API through `client`; `me` is its handle.
+    pub fn new(client: kube::Client, me: Handle<Self>) -> Self {
+        OwnerActor {
+            client,
+            me,
+            latest: None,
+            busy: false,
+            expected: Expectations::default(),
+            wake: None,
+            fresh: false,
+            failure: None,
+        }
+    }
+
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        let Some(resync) = self.latest.as_ref() else {
+            return;
+        };
+        self.fresh = false;
+        let decided = resync.owner.decide(
+            &resync.pods,
+            self.expected.satisfied(),
+            self.failure.as_deref(),
+            jiff::Timestamp::now(),
+        );
+        if let Some(handle) = self.wake.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(after) = decided.requeue_after {
+            self.wake = Some(ctx.run_later(after + REQUEUE_SLACK, |act, ctx| act.step(ctx)));
+        }
+        let Some(plan) = decided.plan else {
+            return;
+        };
+        if decided.create > 0 || !decided.delete.is_empty() {
+            self.expected.expect(decided.create, decided.delete);
+        }
+        self.busy = true;
+        let (client, owner, pods) = (
+            self.client.clone(),
+            resync.owner.clone(),
+            resync.pods_by_name(),
+        );
+        let work = self.me.reconcile(async move {
+            let started = std::time::Instant::now();
+            let failure = K::carry_out(client, owner, pods, plan).await;
+            crate::metrics::reconciled(K::KIND, started.elapsed(), failure.is_some());
+            failure
+        });
+        ctx.spawn(
+            work.into_actor(self)
+                .map(|failure, act, ctx| act.done(failure, ctx)),
+        );
+    }
+
+    fn done(&mut self, failure: Option<String>, ctx: &mut Context<Self>) {
+        self.busy = false;
+        if failure.is_some() {
+            // Creations that failed will never be seen.
+            self.expected.clear();
+        }
+        // A new failure, or one gone, shows in the status: decide again.
+        let changed = failure != self.failure;
+        self.failure = failure;
+        if self.fresh || changed {
+            self.step(ctx);
+        }
+    }
+}
+
+impl<K: PodOwner> Actor for OwnerActor<K> {
+    type Context = Context<Self>;
+}
+
+impl<K: PodOwner> Handler<Resync<K>> for OwnerActor<K> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Resync<K>, ctx: &mut Self::Context) {
+        self.me.received();
+        // Another object of the same name: nothing expected of the last one holds.
+        let uid = |r: &Resync<K>| r.owner.meta().uid.clone();
+        if self.latest.as_ref().is_some_and(|l| uid(l) != uid(&msg)) {
+            self.expected.clear();
+        }
+        msg.observe(&mut self.expected);
+        self.latest = Some(msg);
+        self.fresh = true;
+        self.step(ctx);
+    }
+}

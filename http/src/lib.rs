@@ -1,0 +1,22 @@
+//! The HTTPS floor the API server and the node agents stand on, so that neither links
+//! the other: Kubernetes `Status` errors ([`status`]), query strings ([`query`]),
+//! response bodies ([`body`]), the TLS accept loop ([`serve`]), TLS configurations and
+//! certificate hashes ([`tls`]), the bodies of joins and serving certificates
+//! ([`wire`]), metric registration ([`metrics`]) and the chaos endpoints' backend
+//! ([`debug`]).
+//!
+//! ```
+//! use rk8s_http::query::Query;
+//! let q = Query::parse(Some("watch=1&limit=5"));
+//! assert!(q.flag("watch"));
+//! assert_eq!(q.number("limit").unwrap(), Some(5));
+//! ```
+
+pub mod body;
+pub mod debug;
+pub mod metrics;
+pub mod query;
+pub mod serve;
+pub mod status;
+pub mod tls;
+pub mod wire;

@@ -1,0 +1,143 @@
+//! TLS as rk8s speaks it (rustls with ring): server and client configurations from PEM,
+//! the node agents' mutual TLS towards API servers, and certificate hashes.
+
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// A TLS configuration could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key does not parse.
+    #[error("invalid {what}: {detail}")]
+    Invalid {
+        /// What was being read.
+        what: &'static str,
+        /// Why it failed.
+        detail: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// `sha256:<hex>` of a PEM certificate's DER: what `--ca-cert-hash` pins.
+pub fn cert_hash(pem: &str) -> Result<String, TlsError> {
+    let der = pem_to_der(pem)?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+    Ok(format!("sha256:{}", hex(digest.as_ref())))
+}
+
+/// The DER bytes of a PEM certificate.
+pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, TlsError> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .map(|der| der.as_ref().to_vec())
+        .map_err(|e| TlsError::Invalid {
+            what: "certificate",
+            detail: e.to_string(),
+        })
+}
+
+/// Lowercase hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A certificate chain and its private key, from PEM.
+pub fn cert_and_key(
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Invalid {
+            what: "certificate",
+            detail: e.to_string(),
+        })?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::Invalid {
+        what: "private key",
+        detail: e.to_string(),
+    })?;
+    Ok((certs, key))
+}
+
+/// The certificates of `ca_pem` as the only roots trusted.
+pub fn roots(ca_pem: &str) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let cert = cert.map_err(|e| TlsError::Invalid {
+            what: "CA certificate",
+            detail: e.to_string(),
+        })?;
+        roots.add(cert)?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// rustls' ring provider, which every configuration here uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A TLS server configuration from a certificate chain and key (PEM), speaking
+/// HTTP/2 and HTTP/1.1.
+pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A node agent's TLS server configuration: its certificate, and only clients with a
+/// client certificate from the cluster CA (API servers) get in. HTTP/1.1, which
+/// WebSocket upgrades need.
+pub fn node_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
+            .build()
+            .map_err(|e| TlsError::Invalid {
+                what: "CA certificate",
+                detail: e.to_string(),
+            })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS client configuration trusting only `ca_pem` (for tests and tools).
+pub fn client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The API server's TLS client configuration towards node agents: trusts only the
+/// node CA (`ca_pem`; the server name it checks is the node's name) and presents the
+/// API server's client certificate. HTTP/1.1.
+pub fn node_client_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_client_auth_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

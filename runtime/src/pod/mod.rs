@@ -1,0 +1,142 @@
+//! The Kubernetes pod model on the container runtime.
+//!
+//! A pod is a sandbox — a pause container holding the network, ipc and uts namespaces
+//! (pid too with `shareProcessNamespace`), in the network namespace a [`PodNetwork`]
+//! gives the pod — and work containers that join them. [`PodRuntime::run_pod`]
+//! makes the sandbox; [`PodRuntime::sync_pod`] is the level-triggered step that runs
+//! init containers in order, then the app containers, restarts them as the restart
+//! policy and CrashLoopBackOff say, and reports a `PodStatus`. Everything is recorded
+//! under the data directory, so a restarted agent finds its pods and containers
+//! running and carries on.
+//!
+//! The parts, one file each: `config` (what the runtime runs with), `record` (what
+//! is kept on disk of a pod), `sandbox` (pause container, network, teardown),
+//! `etc_files` and `volumes` (what the sandbox gives its containers), `containers`
+//! (an attempt's create, start, restart and stop) with `container_config` (its OCI
+//! settings from the pod), `sync` (the level-triggered step), `probes`, `status`,
+//! `exec` (exec and logs) and `orphans`.
+
+mod config;
+mod container_config;
+mod containers;
+mod etc_files;
+mod exec;
+mod orphans;
+mod probes;
+mod record;
+mod sandbox;
+mod status;
+mod sync;
+mod volumes;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use config::{ClusterDns, PodRuntimeConfig, host_nameservers};
+pub use record::{ContainerRecord, PodRecord};
+
+use crate::error::{Error, Result, io};
+use crate::image::ImageStore;
+use crate::network::PodNetwork;
+use crate::probe;
+use crate::runtime::ContainerRuntime;
+use crate::stats::{self, PodContainers, Reading};
+
+/// Runs pods on this host.
+pub struct PodRuntime {
+    config: PodRuntimeConfig,
+    images: ImageStore,
+    runtime: Arc<dyn ContainerRuntime>,
+    network: Option<Arc<dyn PodNetwork>>,
+    /// Probe results per container attempt (kept in memory, as kubelet does: a
+    /// restarted agent probes afresh).
+    probes: std::sync::Mutex<std::collections::HashMap<(String, probe::Kind), probe::Tracker>>,
+}
+
+impl std::fmt::Debug for PodRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodRuntime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PodRuntime {
+    /// A pod runtime over `runtime`, giving pods addresses on `network` (pods with
+    /// hostNetwork, or all pods when None, share the host's network).
+    pub fn new(
+        config: PodRuntimeConfig,
+        runtime: Arc<dyn ContainerRuntime>,
+        network: Option<Arc<dyn PodNetwork>>,
+    ) -> Result<Self> {
+        let images = ImageStore::open(
+            config
+                .images_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("images")),
+        )?;
+        for dir in ["pods", "containers"] {
+            let d = config.data_dir.join(dir);
+            std::fs::create_dir_all(&d).map_err(io(&d))?;
+        }
+        Ok(Self {
+            config,
+            images,
+            runtime,
+            network,
+            probes: Default::default(),
+        })
+    }
+
+    /// The image store.
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    /// The container runtime.
+    pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
+        &self.runtime
+    }
+
+    fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.config.data_dir.join("pods").join(uid)
+    }
+
+    fn bundle(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("containers").join(id)
+    }
+
+    /// The log file of attempt `attempt` of `container` (kubelet's layout).
+    pub fn log_path(&self, uid: &str, container: &str, attempt: u32) -> PathBuf {
+        self.pod_dir(uid)
+            .join("logs")
+            .join(container)
+            .join(format!("{attempt}.log"))
+    }
+
+    /// The host's and the running containers' usage now (see [`crate::stats`]).
+    pub async fn stats(&self) -> Result<Reading> {
+        let runtime = self.runtime.clone();
+        let records = self.pods()?;
+        blocking(move || {
+            let pods = records.iter().map(|r| PodContainers {
+                pod: &r.pod,
+                uid: &r.uid,
+                created_at_ns: r.created_at_ns,
+                containers: r
+                    .containers
+                    .iter()
+                    .filter_map(|(name, c)| Some((name.as_str(), c.id.as_deref()?)))
+                    .collect(),
+            });
+            stats::read(&runtime, pods)
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::InvalidSpec(format!("runtime task failed: {e}")))?
+}

@@ -1,0 +1,77 @@
+//! A pod's volumes: emptyDir under the pod's directory, hostPath on the host; made
+//! with the sandbox, bind-mounted where the containers' volumeMounts say.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
+
+use crate::error::{Error, Result, io};
+use crate::spec::BindMount;
+
+/// Makes the directories of `volumes` for the pod with directory `dir`.
+pub(super) fn create<'a>(dir: &Path, volumes: impl IntoIterator<Item = &'a Volume>) -> Result<()> {
+    for volume in volumes {
+        if volume.empty_dir.is_some() {
+            let path = dir.join("volumes").join(&volume.name);
+            std::fs::create_dir_all(&path).map_err(io(&path))?;
+        } else if let Some(host_path) = &volume.host_path {
+            if host_path.type_.as_deref() == Some("DirectoryOrCreate") {
+                std::fs::create_dir_all(&host_path.path).map_err(io(&host_path.path))?;
+            }
+        } else {
+            return Err(Error::InvalidSpec(format!(
+                "volume {:?}: only emptyDir and hostPath volumes are supported",
+                volume.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The bind mounts of container `c`'s volumeMounts, in their order (a subPath is
+/// made if missing).
+pub(super) fn mounts(dir: &Path, pod_spec: &PodSpec, c: &Container) -> Result<Vec<BindMount>> {
+    let mut mounts = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        let volume = pod_spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == m.name)
+            .ok_or_else(|| {
+                Error::InvalidSpec(format!(
+                    "volumeMount {:?}: no such volume in the pod",
+                    m.name
+                ))
+            })?;
+        let source = match (&volume.empty_dir, &volume.host_path) {
+            (Some(_), _) => dir.join("volumes").join(&volume.name),
+            (None, Some(h)) => PathBuf::from(&h.path),
+            _ => {
+                return Err(Error::InvalidSpec(format!(
+                    "volume {:?} is not supported",
+                    volume.name
+                )));
+            }
+        };
+        let source = match &m.sub_path {
+            Some(sub) if !sub.is_empty() => {
+                if sub.split('/').any(|p| p == "..") {
+                    return Err(Error::InvalidSpec(format!(
+                        "subPath {sub:?} leaves the volume"
+                    )));
+                }
+                let s = source.join(sub);
+                std::fs::create_dir_all(&s).map_err(io(&s))?;
+                s
+            }
+            _ => source,
+        };
+        mounts.push(BindMount {
+            source,
+            destination: m.mount_path.clone(),
+            readonly: m.read_only.unwrap_or(false),
+        });
+    }
+    Ok(mounts)
+}

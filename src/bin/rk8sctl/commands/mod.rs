@@ -1,4 +1,0 @@
-//! One module per `rk8sctl` verb.
-
-pub mod image;
-pub mod validate;
