@@ -8,9 +8,7 @@ use bytes::Bytes;
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
 use k8s_openapi::api::core::v1::{Binding, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
-use rk8s_api::defaults::apply_defaults;
 use rk8s_api::object::{kind_named, kinds};
-use rk8s_api::validation::validate;
 use rk8s_api::{AnyObject, ObjectKind};
 use rk8s_raftstore::prefix_end;
 use rk8s_raftstore::proto::{
@@ -18,6 +16,7 @@ use rk8s_raftstore::proto::{
 };
 use serde_json::{Value, json};
 
+use crate::admission;
 use crate::auth::{Access, Identity, check_access};
 use crate::decode::{FieldValidation, decode_value, field_validation, parse_body};
 use crate::discovery::{has_scale, has_status};
@@ -97,18 +96,6 @@ fn random_suffix() -> ApiResult<String> {
         .take(5)
         .map(|c| ALPHABET[usize::from(c[0] ^ c[1].rotate_left(3)) % ALPHABET.len()] as char)
         .collect())
-}
-
-fn check_valid(obj: &AnyObject, old: Option<&AnyObject>) -> ApiResult<()> {
-    let mut errors = validate(obj);
-    if let Some(old) = old {
-        errors.extend(strategy::validate_update(obj, old));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(&obj.kind(), obj.name(), &errors))
-    }
 }
 
 fn dry_run(q: &Query) -> ApiResult<bool> {
@@ -354,14 +341,15 @@ impl Handlers {
             meta.name = Some(format!("{prefix}{}", random_suffix()?));
         }
         check_access(&c.access, c.identity, req, obj.name(), node_of(&obj))?;
-        if let (Identity::Node(node), AnyObject::Node(new)) = (c.identity, &obj) {
-            let assigned =
-                crate::bootstrap::join::assigned_pod_cidr(self.registry.store(), node).await?;
-            crate::node_restriction::admit_node(node, None, new, assigned.as_deref())?;
-        }
-        strategy::prepare_create(&mut obj);
-        apply_defaults(&mut obj);
-        check_valid(&obj, None)?;
+        // NodeRestriction holds a node to the podCIDR its join assigned.
+        let assigned = match (c.identity, &obj) {
+            (Identity::Node(node), AnyObject::Node(_)) => {
+                crate::bootstrap::join::assigned_pod_cidr(self.registry.store(), node).await?
+            }
+            _ => None,
+        };
+        admission::mutate_create(&mut obj);
+        admission::validate(c.identity, &obj, None, assigned.as_deref())?;
         if let Some(ns) = obj.namespace() {
             self.require_namespace(ns).await?;
         }
@@ -511,17 +499,12 @@ impl Handlers {
                     ));
                 }
                 new.metadata_mut().resource_version = current_rv;
-                match sub {
-                    Some("status") => strategy::prepare_status_update(&mut new, &current),
-                    _ => strategy::prepare_update(&mut new, &current),
-                }
-                apply_defaults(&mut new);
-                if let (Identity::Node(node), AnyObject::Node(n), AnyObject::Node(o)) =
-                    (c.identity, &new, &current)
-                {
-                    crate::node_restriction::admit_node(node, Some(o), n, None)?;
-                }
-                check_valid(&new, Some(&current))?;
+                let part = match sub {
+                    Some("status") => admission::Part::Status,
+                    _ => admission::Part::Main,
+                };
+                admission::mutate_update(&mut new, &current, part);
+                admission::validate(c.identity, &new, Some(&current), None)?;
                 if registry::encode(&new) == registry::encode(&current) {
                     return Ok(Change::Unchanged);
                 }

@@ -2,8 +2,9 @@
 //! libraries and rk8s's own components all speak to rk8s as they would to Kubernetes.
 //!
 //! - [`request`]: what a request asks (verb, kind, namespace, name, subresource);
-//! - [`auth`]: bearer tokens and what each caller may do; [`node_restriction`]: what
-//!   a node may change of its own Node;
+//! - [`auth`]: bearer tokens and what each caller may do; [`admission`]: what the
+//!   server changes and refuses before a write is stored ([`node_restriction`]: what a
+//!   node may change of its own Node);
 //! - [`registry`]: objects in the store, one key each, `resourceVersion` = revision;
 //! - [`decode`]: bodies into objects (`fieldValidation`); [`list_options`]: what a list
 //!   or watch asks (resource versions, selectors, continue tokens);
@@ -12,9 +13,11 @@
 //! - [`watch`]: the watch cache that fans one store watch out to many watchers;
 //! - [`discovery`], [`openapi`], [`table`]: what kubectl reads to find and print kinds;
 //! - [`bootstrap`]: the CAs and certificates, shared secrets, member and node joins;
-//! - [`server`]: the HTTP entry (authentication, routing); [`cluster`]: starting it all;
+//! - [`server`]: the HTTP entry (authentication, dispatch); [`routes`]: the endpoints,
+//!   one file per group; [`cluster`]: starting it all on a member;
 //! - [`metrics`]: Prometheus metrics (`/metrics`).
 
+pub mod admission;
 pub mod allocator;
 pub mod auth;
 pub mod bootstrap;
@@ -31,6 +34,7 @@ pub mod proxy;
 pub mod registry;
 pub mod request;
 pub mod resource_metrics;
+pub mod routes;
 pub mod server;
 pub mod state_metrics;
 pub mod status;

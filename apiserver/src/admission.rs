@@ -1,0 +1,68 @@
+//! Admission, the step of a write between authorization and the store, as
+//! kube-apiserver runs it: mutating admission (the fields the server owns, from the
+//! kind's strategy, then Kubernetes' defaults), then validating admission
+//! (NodeRestriction for node credentials, then the object's validation and, for an
+//! update, what may not change).
+//!
+//! A write's pipeline: decode ([`crate::decode`]) → authenticate and authorize
+//! ([`crate::auth`]) → [`mutate_create`] / [`mutate_update`] → [`validate`] → store
+//! ([`crate::registry`]).
+
+use rk8s_api::AnyObject;
+use rk8s_api::defaults::apply_defaults;
+use rk8s_api::validation::validate as validate_object;
+
+use crate::auth::Identity;
+use crate::status::{ApiError, ApiResult};
+use crate::strategy;
+
+/// Which part of an object an update writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The object (spec and metadata; `scale` too).
+    Main,
+    /// The `status` subresource.
+    Status,
+}
+
+/// Mutating admission of a new object: identity, generation, cleared status, defaults.
+pub fn mutate_create(obj: &mut AnyObject) {
+    strategy::prepare_create(obj);
+    apply_defaults(obj);
+}
+
+/// Mutating admission of an update of `part` of `current` to `new`.
+pub fn mutate_update(new: &mut AnyObject, current: &AnyObject, part: Part) {
+    match part {
+        Part::Status => strategy::prepare_status_update(new, current),
+        Part::Main => strategy::prepare_update(new, current),
+    }
+    apply_defaults(new);
+}
+
+/// Validating admission of `new` (replacing `old`, for an update) written by
+/// `identity`: NodeRestriction for a node's own Node (`assigned_cidr`: the podCIDR
+/// its join gave it), then validation.
+pub fn validate(
+    identity: &Identity,
+    new: &AnyObject,
+    old: Option<&AnyObject>,
+    assigned_cidr: Option<&str>,
+) -> ApiResult<()> {
+    if let (Identity::Node(node), AnyObject::Node(n)) = (identity, new) {
+        let old = match old {
+            Some(AnyObject::Node(o)) => Some(o.as_ref()),
+            _ => None,
+        };
+        crate::node_restriction::admit_node(node, old, n, assigned_cidr)?;
+    }
+    let mut errors = validate_object(new);
+    if let Some(old) = old {
+        errors.extend(strategy::validate_update(new, old));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&new.kind(), new.name(), &errors))
+    }
+}

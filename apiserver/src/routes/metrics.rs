@@ -1,0 +1,96 @@
+//! What Prometheus reads: `GET /metrics` (this server's and the objects' series) and
+//! `GET /rk8s/v1/prometheus/targets` (HTTP service discovery of pods and nodes).
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use rk8s_http::body::Body;
+
+use crate::auth::Identity;
+use crate::request::Query;
+use crate::server::{ApiServer, admin_only, ok};
+use crate::status::{ApiError, ApiResult};
+
+impl ApiServer {
+    /// `GET /metrics`: this server's metrics and the objects' (admin only).
+    pub(crate) async fn metrics(&self, identity: &Identity) -> ApiResult<Response<Body>> {
+        admin_only(identity, "get path \"/metrics\"")?;
+        let inflight = |sem: &tokio::sync::Semaphore, max: usize| {
+            i64::try_from(max.saturating_sub(sem.available_permits())).unwrap_or(0)
+        };
+        crate::metrics::INFLIGHT
+            .with_label_values(&["readOnly"])
+            .set(inflight(&self.reads_inflight, self.max_reads));
+        crate::metrics::INFLIGHT
+            .with_label_values(&["mutating"])
+            .set(inflight(&self.writes_inflight, self.max_writes));
+        let (mut objects, everything) = (Vec::new(), Query::default());
+        for kind in crate::state_metrics::KINDS {
+            objects.extend(self.handlers.list_kind(kind, None, &everything).await?);
+        }
+        let state = crate::state_metrics::families(&objects)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let (format, text) = crate::metrics::exposition_with(state);
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, format)
+            .body(Full::new(Bytes::from(text)).boxed())
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// `GET /rk8s/v1/prometheus/targets`: Prometheus HTTP service discovery (admin only).
+    pub(crate) async fn prometheus_targets(
+        &self,
+        req: Request<Incoming>,
+        identity: &Identity,
+        query: &Query,
+    ) -> ApiResult<Response<Body>> {
+        admin_only(identity, "get the scrape targets")?;
+        let role = query.get("role").unwrap_or("pods");
+        let kind = match role {
+            "pods" => "Pod",
+            "nodes" | "cadvisor" => "Node",
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "role {other:?}: expected pods, nodes or cadvisor"
+                )));
+            }
+        };
+        let items = self
+            .handlers
+            .list_kind(kind, None, &Query::default())
+            .await?;
+        if role == "pods" {
+            let pods: Vec<_> = items
+                .into_iter()
+                .filter_map(|o| match o {
+                    rk8s_api::AnyObject::Pod(p) => Some(*p),
+                    _ => None,
+                })
+                .collect();
+            return ok(crate::metrics::pod_targets(&pods));
+        }
+        let nodes: Vec<_> = items
+            .into_iter()
+            .filter_map(|o| match o {
+                rk8s_api::AnyObject::Node(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        // The scraper reaches the nodes where it reached this server (HTTP/2
+        // carries that in the URI, HTTP/1 in Host).
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
+            .ok_or_else(|| ApiError::bad_request("the request has no Host header"))?;
+        let path = if role == "nodes" {
+            "metrics"
+        } else {
+            "metrics/cadvisor"
+        };
+        ok(crate::metrics::node_targets(&nodes, host, path))
+    }
+}

@@ -1,0 +1,13 @@
+//! The endpoints, one file per group: the resource verbs ([`resources`]) and their
+//! watch streams ([`watch`]), what is forwarded to nodes ([`nodes`]), joining
+//! ([`bootstrap`]), what Prometheus reads ([`metrics`]), health ([`health`]) and the
+//! chaos endpoints ([`debug`]). Each adds methods to [`crate::server::ApiServer`],
+//! whose `dispatch` picks one by route.
+
+pub mod bootstrap;
+pub mod debug;
+pub mod health;
+pub mod metrics;
+pub mod nodes;
+pub mod resources;
+pub mod watch;
