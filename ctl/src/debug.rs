@@ -26,6 +26,24 @@ pub enum DebugCommand {
 
 const ACTORS: &str = "/rk8s/v1/debug/actors";
 
+/// Prints actors as the registry lists them (`{"kind", "name", "restarts",
+/// "mailbox"}`, from the API server or a node's chaos socket) as a table.
+pub fn print_actors(items: &[Value]) {
+    let header = ["KIND", "NAME", "RESTARTS", "MAILBOX"].map(String::from);
+    let rows: Vec<Vec<String>> = std::iter::once(header.to_vec())
+        .chain(items.iter().map(|a| {
+            ["kind", "name", "restarts", "mailbox"]
+                .iter()
+                .map(|k| match &a[*k] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        }))
+        .collect();
+    print::table(&rows);
+}
+
 /// Runs a `debug` command.
 pub async fn debug(g: &Global, command: &DebugCommand) -> Result<()> {
     let cluster = g.connect().await?;
@@ -38,19 +56,7 @@ pub async fn debug(g: &Global, command: &DebugCommand) -> Result<()> {
                     "this member does not lead: the control plane's actors run on the leader"
                 );
             }
-            let header = ["KIND", "NAME", "RESTARTS", "MAILBOX"].map(String::from);
-            let rows: Vec<Vec<String>> = std::iter::once(header.to_vec())
-                .chain(items.iter().map(|a| {
-                    ["kind", "name", "restarts", "mailbox"]
-                        .iter()
-                        .map(|k| match &a[*k] {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        })
-                        .collect()
-                }))
-                .collect();
-            print::table(&rows);
+            print_actors(&items);
         }
         DebugCommand::KillActor { actor, random } => {
             let body = match (actor, random) {

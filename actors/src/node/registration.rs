@@ -49,6 +49,18 @@ pub struct NodeInfo {
     pub port: u16,
 }
 
+/// Parses `--labels` as kubelet's `--node-labels`: `key=value` each.
+pub fn parse_labels(list: &[String]) -> Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|label| {
+            label
+                .split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Error::Other(format!("label {label:?}: expected key=value")))
+        })
+        .collect()
+}
+
 /// Parses a taint as kubectl writes it: `key[=value]:Effect`.
 pub fn parse_taint(s: &str) -> Result<Taint> {
     let (kv, effect) = s
@@ -372,6 +384,15 @@ pub async fn renew_lease(client: &kube::Client, node: &str) -> Result<Lease> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_parse_as_key_value_pairs() {
+        let parsed = parse_labels(&["a=1".into(), "b=".into(), "c=x=y".into()]).unwrap();
+        assert_eq!(parsed["a"], "1");
+        assert_eq!(parsed["b"], "");
+        assert_eq!(parsed["c"], "x=y");
+        assert!(parse_labels(&["nope".into()]).is_err());
+    }
 
     #[test]
     fn taints_parse_as_kubectl_writes_them() {

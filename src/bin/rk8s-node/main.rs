@@ -85,17 +85,6 @@ struct SimulateArgs {
     kubeconfig: Option<PathBuf>,
 }
 
-fn labels(list: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    list.iter()
-        .map(|label| {
-            label
-                .split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .with_context(|| format!("label {label:?}: expected key=value"))
-        })
-        .collect()
-}
-
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let path = match args.kubeconfig {
         Some(p) => p,
@@ -115,7 +104,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         cpu: args.cpu,
         memory: args.memory,
         pods: args.pods,
-        labels: labels(&args.labels)?,
+        labels: registration::parse_labels(&args.labels)?,
         taints: args
             .taints
             .iter()
@@ -250,7 +239,7 @@ impl RunArgs {
 
 async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let mut registration = Registration {
-        labels: labels(&args.labels)?,
+        labels: registration::parse_labels(&args.labels)?,
         ..Default::default()
     };
     registration.taints = args
@@ -333,21 +322,8 @@ fn print_chaos(request: &str, answer: &str) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let actors: Vec<rk8s_actors::supervision::ActorInfo> = serde_json::from_str(detail)
+    let actors: Vec<serde_json::Value> = serde_json::from_str(detail)
         .map_err(|e| anyhow::anyhow!("the agent answered {detail:?}: {e}"))?;
-    let header = ["KIND", "NAME", "RESTARTS", "MAILBOX"]
-        .map(String::from)
-        .to_vec();
-    let rows: Vec<Vec<String>> = std::iter::once(header)
-        .chain(actors.into_iter().map(|a| {
-            vec![
-                a.kind,
-                a.name,
-                a.restarts.to_string(),
-                a.mailbox.to_string(),
-            ]
-        }))
-        .collect();
-    rk8s_ctl::print::table(&rows);
+    rk8s_ctl::debug::print_actors(&actors);
     Ok(())
 }
