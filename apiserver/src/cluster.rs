@@ -10,7 +10,10 @@ use std::time::Duration;
 use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::server::Store;
 
-use crate::bootstrap::pki::{ClusterCa, PkiError, server_config};
+use rk8s_http::tls::server_config;
+use rk8s_http::wire::kubeconfig;
+
+use crate::bootstrap::pki::{ClusterCa, PkiError};
 use crate::bootstrap::secrets::{self, CLUSTER_KEY};
 use crate::bootstrap::write_file;
 use crate::handlers::ensure_system_namespaces;
@@ -68,8 +71,6 @@ async fn wait_ready(store: &Store) -> Result<(), StartError> {
         }
     }
 }
-
-pub use rk8s_http::wire::kubeconfig;
 
 fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -22,15 +22,13 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use rk8s_api::AnyObject;
 use rustls::pki_types::ServerName;
 
-use crate::bootstrap::pki::{self, ClusterCa, PkiError};
+use crate::bootstrap::pki::{ClusterCa, PkiError};
 use crate::registry::Registry;
 use crate::request::{Query, ResourceRequest};
 use crate::status::{ApiError, ApiResult};
 
 /// The node agent's port when its Node does not say (kubelet's).
 pub const DEFAULT_NODE_PORT: u16 = 10250;
-
-pub use crate::request::NODE_SUBRESOURCES;
 
 /// Connections from this API server to node agents.
 pub struct NodeDialer {
@@ -97,7 +95,7 @@ impl NodeDialer {
     /// only the node CA (`node_ca_pem`), dialing what `policy` allows.
     pub fn new(ca: &ClusterCa, node_ca_pem: &str, policy: DialPolicy) -> Result<Self, PkiError> {
         let (cert, key) = ca.issue_apiserver_client()?;
-        let config = pki::node_client_config(node_ca_pem, &cert, &key)?;
+        let config = rk8s_http::tls::node_client_config(node_ca_pem, &cert, &key)?;
         Ok(NodeDialer {
             tls: tokio_rustls::TlsConnector::from(config),
             policy,

@@ -16,17 +16,17 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use rk8s_http::body::json_response;
-pub use rk8s_http::body::{Body, channel_body, error_response};
+use rk8s_http::body::{Body, error_response};
+use rk8s_http::debug::ActorControl;
 
 use crate::auth::{self, Identity};
+use crate::decode::MAX_BODY;
 use crate::handlers::Handlers;
 use crate::registry::Registry;
 use crate::request::{Query, Route, route};
 use crate::status::{ApiError, ApiResult};
 use crate::watch::WatchCache;
 use crate::{discovery, openapi};
-
-pub use crate::decode::MAX_BODY;
 
 /// The API server's shared state.
 pub struct ApiServer {
@@ -43,8 +43,6 @@ pub struct ApiServer {
     pub(crate) node_dialer: std::sync::OnceLock<crate::proxy::NodeDialer>,
     pub(crate) chaos: std::sync::OnceLock<Arc<dyn ActorControl>>,
 }
-
-pub use rk8s_http::debug::ActorControl;
 
 /// A 200 with `v` as its JSON body.
 pub(crate) fn ok(v: Value) -> ApiResult<Response<Body>> {

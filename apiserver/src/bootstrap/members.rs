@@ -193,13 +193,9 @@ pub fn member_pki(
         return Ok(MemberPki::Saved { certs, member_ca });
     }
     if rk8s_raftstore::server::has_member(data_dir) {
-        return Err(StartError::Pki(PkiError::Invalid {
-            what: "data directory",
-            detail: format!(
-                "{} holds a store member but no member certificate (pki/member.crt): its join did not finish, or it was made before members used mutual TLS; start over with an empty data directory (and `rk8s-server member remove` the old member if the cluster has it)",
-                data_dir.display()
-            ),
-        }));
+        return Err(StartError::UnfinishedJoin {
+            dir: data_dir.to_path_buf(),
+        });
     }
     if joining {
         return Ok(MemberPki::Join);

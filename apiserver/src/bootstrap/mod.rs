@@ -26,6 +26,12 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data directory holds a store member but no member certificate.
+    #[error("{} holds a store member but no member certificate (pki/member.crt): its join did not finish, or it was made before members used mutual TLS; start over with an empty data directory (and `rk8s-server member remove` the old member if the cluster has it)", dir.display())]
+    UnfinishedJoin {
+        /// The data directory.
+        dir: PathBuf,
+    },
     /// The store did not become ready.
     #[error("the store is not ready: {0}")]
     Store(String),

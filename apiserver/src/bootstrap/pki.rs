@@ -21,9 +21,6 @@ use rcgen::{
 };
 use rk8s_http::tls::{self, TlsError, cert_and_key, provider, roots};
 
-pub use rk8s_http::tls::{
-    client_config, hex, node_client_config, node_server_config, pem_to_der, server_config,
-};
 use serde::{Deserialize, Serialize};
 
 const CA_NAME: &str = "rk8s-ca";
@@ -271,6 +268,7 @@ pub fn member_tls(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rk8s_http::tls::{client_config, node_client_config, node_server_config, server_config};
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 

@@ -8,7 +8,9 @@ use hyper::body::Incoming;
 use rk8s_http::body::Body;
 
 use crate::auth::Identity;
-use crate::server::{ActorControl, ApiServer, admin_only, ok, read_body};
+use rk8s_http::debug::ActorControl;
+
+use crate::server::{ApiServer, admin_only, ok, read_body};
 use crate::status::{ApiError, ApiResult};
 
 /// What `POST /rk8s/v1/debug/actors/kill` takes.
