@@ -64,11 +64,7 @@ pub fn apply_defaults(obj: &mut AnyObject) {
                 set_str(&mut port.protocol, "TCP");
             }
         }
-        AnyObject::Namespace(_)
-        | AnyObject::Node(_)
-        | AnyObject::Event(_)
-        | AnyObject::Lease(_)
-        | AnyObject::RuntimeClass(_) => {}
+        _ => {}
     }
 }
 

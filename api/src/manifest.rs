@@ -17,7 +17,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::defaults::apply_defaults;
-use crate::object::{AnyObject, ObjectKind, kind_named, kinds};
+use crate::object::{AnyObject, ObjectKind, kind_for, kind_named, kinds};
 use crate::path::FieldPath;
 use crate::validation::{self, FieldError, Reason};
 use crate::yaml::{self, Location, Positions};
@@ -203,7 +203,8 @@ impl Context<'_> {
         if kind == "List" {
             return self.decode_list(value, &positions);
         }
-        let Some(object_kind) = kind_named(&kind) else {
+        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let Some(object_kind) = kind_for(api_version, &kind).or_else(|| kind_named(&kind)) else {
             let supported: Vec<String> = kinds().iter().map(|k| k.kind.to_string()).collect();
             return Err(vec![self.diag(
                 &positions,
@@ -214,7 +215,6 @@ impl Context<'_> {
                 )),
             )]);
         };
-        let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         if api_version != object_kind.api_version {
             let reason = if api_version.is_empty() {
                 Reason::Message(format!(

@@ -8,12 +8,32 @@
 use std::any::TypeId;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolume,
+    PersistentVolumeClaim, Pod, PodTemplate, ReplicationController, ResourceQuota, Secret,
+    Service, ServiceAccount,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::events::v1::Event as EventsEvent;
+use k8s_openapi::api::flowcontrol::v1::{FlowSchema, PriorityLevelConfiguration};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::api::storage::v1::{
+    CSIDriver, CSINode, CSIStorageCapacity, StorageClass, VolumeAttachment,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
@@ -60,20 +80,116 @@ impl ObjectKind {
         }
     }
 
-    /// The short names kubectl accepts for the kind (`po`, `deploy`).
+    /// The short names kubectl accepts for the kind (`po`, `deploy`), as
+    /// kube-apiserver's REST storages declare them (`ShortNames()`).
     pub fn short_names(&self) -> &'static [&'static str] {
-        match self.plural {
-            "namespaces" => &["ns"],
-            "pods" => &["po"],
-            "nodes" => &["no"],
-            "services" => &["svc"],
-            "endpoints" => &["ep"],
-            "events" => &["ev"],
-            "replicasets" => &["rs"],
-            "deployments" => &["deploy"],
-            "horizontalpodautoscalers" => &["hpa"],
+        match (self.group, self.plural) {
+            ("", "namespaces") => &["ns"],
+            ("", "pods") => &["po"],
+            ("", "nodes") => &["no"],
+            ("", "services") => &["svc"],
+            ("", "endpoints") => &["ep"],
+            ("", "events") | ("events.k8s.io", "events") => &["ev"],
+            ("", "configmaps") => &["cm"],
+            ("", "serviceaccounts") => &["sa"],
+            ("", "persistentvolumes") => &["pv"],
+            ("", "persistentvolumeclaims") => &["pvc"],
+            ("", "replicationcontrollers") => &["rc"],
+            ("", "limitranges") => &["limits"],
+            ("", "resourcequotas") => &["quota"],
+            ("apps", "replicasets") => &["rs"],
+            ("apps", "deployments") => &["deploy"],
+            ("apps", "daemonsets") => &["ds"],
+            ("apps", "statefulsets") => &["sts"],
+            ("autoscaling", "horizontalpodautoscalers") => &["hpa"],
+            ("batch", "cronjobs") => &["cj"],
+            ("networking.k8s.io", "ingresses") => &["ing"],
+            ("networking.k8s.io", "networkpolicies") => &["netpol"],
+            ("policy", "poddisruptionbudgets") => &["pdb"],
+            ("storage.k8s.io", "storageclasses") => &["sc"],
+            ("scheduling.k8s.io", "priorityclasses") => &["pc"],
+            ("apiextensions.k8s.io", "customresourcedefinitions") => &["crd", "crds"],
+            ("certificates.k8s.io", "certificatesigningrequests") => &["csr"],
             _ => &[],
         }
+    }
+
+    /// The categories the kind belongs to (`kubectl get all` reads `all`).
+    pub fn categories(&self) -> &'static [&'static str] {
+        match (self.group, self.plural) {
+            ("", "pods" | "services" | "replicationcontrollers")
+            | ("apps", "deployments" | "replicasets" | "daemonsets" | "statefulsets")
+            | ("autoscaling", "horizontalpodautoscalers")
+            | ("batch", "jobs" | "cronjobs") => &["all"],
+            ("apiextensions.k8s.io", _) | ("admissionregistration.k8s.io", _) => {
+                &["api-extensions"]
+            }
+            _ => &[],
+        }
+    }
+
+    /// Whether the kind has a `status` subresource, whose writes change only
+    /// `status` while writes to the object itself keep the stored status.
+    pub fn has_status(&self) -> bool {
+        matches!(
+            (self.group, self.plural),
+            (
+                "",
+                "pods"
+                    | "nodes"
+                    | "services"
+                    | "namespaces"
+                    | "replicationcontrollers"
+                    | "persistentvolumes"
+                    | "persistentvolumeclaims"
+                    | "resourcequotas"
+            ) | (
+                "apps",
+                "replicasets" | "deployments" | "daemonsets" | "statefulsets"
+            ) | ("autoscaling", "horizontalpodautoscalers")
+                | ("batch", "jobs" | "cronjobs")
+                | ("networking.k8s.io", "ingresses")
+                | ("policy", "poddisruptionbudgets")
+                | ("storage.k8s.io", "volumeattachments")
+                | ("apiextensions.k8s.io", "customresourcedefinitions")
+                | ("admissionregistration.k8s.io", "validatingadmissionpolicies")
+                | ("certificates.k8s.io", "certificatesigningrequests")
+                | (
+                    "flowcontrol.apiserver.k8s.io",
+                    "flowschemas" | "prioritylevelconfigurations"
+                )
+        )
+    }
+
+    /// Whether the kind has a `scale` subresource (`autoscaling/v1` Scale).
+    pub fn has_scale(&self) -> bool {
+        matches!(
+            (self.group, self.plural),
+            ("apps", "deployments" | "replicasets" | "statefulsets") | ("", "replicationcontrollers")
+        )
+    }
+
+    /// Whether the server counts changes of the object's spec in
+    /// `metadata.generation` (kube-apiserver's strategies for these kinds do).
+    pub fn has_generation(&self) -> bool {
+        matches!(
+            (self.group, self.plural),
+            ("", "pods" | "replicationcontrollers")
+                | (
+                    "apps",
+                    "replicasets" | "deployments" | "daemonsets" | "statefulsets"
+                )
+                | ("autoscaling", "horizontalpodautoscalers")
+                | ("batch", "jobs" | "cronjobs")
+                | ("networking.k8s.io", "ingresses" | "ingressclasses" | "networkpolicies")
+                | ("policy", "poddisruptionbudgets")
+                | ("apiextensions.k8s.io", "customresourcedefinitions")
+                | ("admissionregistration.k8s.io", _)
+                | (
+                    "flowcontrol.apiserver.k8s.io",
+                    "flowschemas" | "prioritylevelconfigurations"
+                )
+        )
     }
 
     /// `pods`, `deployments.apps`: the resource as kubectl names it in messages.
@@ -102,10 +218,18 @@ impl ObjectKind {
 
     /// The store key prefix for a list: `/registry/pods/` for all namespaces,
     /// `/registry/pods/default/` for one (as Kubernetes lays out etcd).
+    ///
+    /// Kinds whose plural another group also uses (`events.k8s.io` Events) keep their
+    /// objects under `/registry/<group>/<plural>/`.
     pub fn storage_prefix(&self, namespace: Option<&str>) -> String {
+        let resource = if self.group == "events.k8s.io" {
+            format!("{}/{}", self.group, self.plural)
+        } else {
+            self.plural.to_string()
+        };
         match (self.scope, namespace) {
-            (Scope::Namespaced, Some(ns)) => format!("/registry/{}/{ns}/", self.plural),
-            _ => format!("/registry/{}/", self.plural),
+            (Scope::Namespaced, Some(ns)) => format!("/registry/{resource}/{ns}/"),
+            _ => format!("/registry/{resource}/"),
         }
     }
 
@@ -148,7 +272,13 @@ macro_rules! kinds {
 
         /// Every kind rk8s serves, in a stable order.
         pub fn kinds() -> Vec<ObjectKind> {
-            vec![$(ObjectKind::of::<$ty>()),*]
+            all_kinds().to_vec()
+        }
+
+        /// Every kind rk8s serves, built once.
+        fn all_kinds() -> &'static [ObjectKind] {
+            static KINDS: std::sync::OnceLock<Vec<ObjectKind>> = std::sync::OnceLock::new();
+            KINDS.get_or_init(|| vec![$(ObjectKind::of::<$ty>()),*])
         }
 
         /// The JSON schema of every kind (from `k8s-openapi`, named as Kubernetes'
@@ -189,7 +319,9 @@ macro_rules! kinds {
                 value: Value,
             ) -> Option<Result<Self, serde_path_to_error::Error<serde_json::Error>>> {
                 $(
-                    if kind.kind == <$ty as k8s_openapi::Resource>::KIND {
+                    if kind.kind == <$ty as k8s_openapi::Resource>::KIND
+                        && kind.group == <$ty as k8s_openapi::Resource>::GROUP
+                    {
                         return Some(
                             serde_path_to_error::deserialize::<_, $ty>(value)
                                 .map(|o| AnyObject::$variant(Box::new(o))),
@@ -233,11 +365,58 @@ kinds! {
     Lease => Lease,
     Job => Job,
     RuntimeClass => RuntimeClass,
+    ConfigMap => ConfigMap,
+    Secret => Secret,
+    ServiceAccount => ServiceAccount,
+    PersistentVolume => PersistentVolume,
+    PersistentVolumeClaim => PersistentVolumeClaim,
+    ReplicationController => ReplicationController,
+    LimitRange => LimitRange,
+    ResourceQuota => ResourceQuota,
+    PodTemplate => PodTemplate,
+    DaemonSet => DaemonSet,
+    StatefulSet => StatefulSet,
+    ControllerRevision => ControllerRevision,
+    CronJob => CronJob,
+    Ingress => Ingress,
+    IngressClass => IngressClass,
+    NetworkPolicy => NetworkPolicy,
+    EndpointSlice => EndpointSlice,
+    PodDisruptionBudget => PodDisruptionBudget,
+    Role => Role,
+    ClusterRole => ClusterRole,
+    RoleBinding => RoleBinding,
+    ClusterRoleBinding => ClusterRoleBinding,
+    StorageClass => StorageClass,
+    CSIDriver => CSIDriver,
+    CSINode => CSINode,
+    CSIStorageCapacity => CSIStorageCapacity,
+    VolumeAttachment => VolumeAttachment,
+    PriorityClass => PriorityClass,
+    EventsEvent => EventsEvent,
+    CustomResourceDefinition => CustomResourceDefinition,
+    MutatingWebhookConfiguration => MutatingWebhookConfiguration,
+    ValidatingWebhookConfiguration => ValidatingWebhookConfiguration,
+    ValidatingAdmissionPolicy => ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding => ValidatingAdmissionPolicyBinding,
+    CertificateSigningRequest => CertificateSigningRequest,
+    FlowSchema => FlowSchema,
+    PriorityLevelConfiguration => PriorityLevelConfiguration,
 }
 
-/// The kind named `kind` (as in manifests, `Pod`), if rk8s serves it.
+/// The kind named `kind` (as in manifests, `Pod`), if rk8s serves it; where two
+/// groups have a kind of that name (`Event`), the core group's.
 pub fn kind_named(kind: &str) -> Option<ObjectKind> {
-    kinds().into_iter().find(|k| k.kind == kind)
+    all_kinds().iter().find(|k| k.kind == kind).copied()
+}
+
+/// The kind a manifest names with `apiVersion` (`apps/v1`) and `kind` (`Deployment`),
+/// if rk8s serves it.
+pub fn kind_for(api_version: &str, kind: &str) -> Option<ObjectKind> {
+    all_kinds()
+        .iter()
+        .find(|k| k.api_version == api_version && k.kind == kind)
+        .copied()
 }
 
 /// The kind a user means by `name`, as kubectl resolves it: plural (`pods`), singular
@@ -249,19 +428,23 @@ pub fn resolve(name: &str) -> Option<ObjectKind> {
         Some((b, g)) => (b.to_string(), Some(g.to_string())),
         None => (lower.clone(), None),
     };
-    kinds().into_iter().find(|k| {
-        group.as_deref().is_none_or(|g| g == k.group)
-            && (k.plural == base
-                || k.kind.to_lowercase() == base
-                || k.short_names().contains(&base.as_str()))
-    })
+    all_kinds()
+        .iter()
+        .find(|k| {
+            group.as_deref().is_none_or(|g| g == k.group)
+                && (k.plural == base
+                    || k.kind.to_lowercase() == base
+                    || k.short_names().contains(&base.as_str()))
+        })
+        .copied()
 }
 
 /// The kind whose plural is `plural` (as in URLs, `pods`) in `group`.
 pub fn kind_by_plural(group: &str, plural: &str) -> Option<ObjectKind> {
-    kinds()
-        .into_iter()
+    all_kinds()
+        .iter()
         .find(|k| k.group == group && k.plural == plural)
+        .copied()
 }
 
 impl AnyObject {
@@ -323,7 +506,7 @@ mod tests {
                 .scope,
             Scope::Cluster
         );
-        assert_eq!(kinds().len(), 12);
+        assert_eq!(kinds().len(), 49);
         for (name, plural) in [
             ("po", "pods"),
             ("Deployment", "deployments"),
@@ -334,7 +517,18 @@ mod tests {
             assert_eq!(resolve(name).unwrap().plural, plural, "{name}");
         }
         assert!(resolve("deployments.batch").is_none());
-        assert!(resolve("secrets").is_none());
+        assert_eq!(resolve("secrets").unwrap().kind, "Secret");
+        assert_eq!(resolve("netpol").unwrap().group, "networking.k8s.io");
+        assert_eq!(resolve("ev").unwrap().group, "");
+        assert_eq!(resolve("events.events.k8s.io").unwrap().group, "events.k8s.io");
+        assert!(resolve("widgets").is_none());
+        let events = kind_for("events.k8s.io/v1", "Event").unwrap();
+        assert_eq!(events.storage_prefix(None), "/registry/events.k8s.io/events/");
+        let v = serde_json::json!({"metadata": {"name": "e"}, "note": "n"});
+        assert!(matches!(
+            AnyObject::from_value(&events, v),
+            Some(Ok(AnyObject::EventsEvent(_)))
+        ));
         assert_eq!(
             kind_named("Deployment").unwrap().qualified_singular(),
             "deployment.apps"

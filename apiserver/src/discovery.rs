@@ -25,39 +25,6 @@ const METRICS_VERSION: &str = "v1beta1";
 /// The Kubernetes version whose API rk8s serves.
 pub const KUBERNETES_MINOR: &str = "33";
 
-/// Kinds in kubectl's `all` category.
-fn categories(kind: &ObjectKind) -> &'static [&'static str] {
-    match kind.plural {
-        "pods"
-        | "services"
-        | "replicasets"
-        | "deployments"
-        | "horizontalpodautoscalers"
-        | "jobs" => &["all"],
-        _ => &[],
-    }
-}
-
-/// Whether the kind has a `status` subresource.
-pub fn has_status(kind: &ObjectKind) -> bool {
-    matches!(
-        kind.plural,
-        "pods"
-            | "nodes"
-            | "services"
-            | "namespaces"
-            | "replicasets"
-            | "deployments"
-            | "horizontalpodautoscalers"
-            | "jobs"
-    )
-}
-
-/// Whether the kind has a `scale` subresource.
-pub fn has_scale(kind: &ObjectKind) -> bool {
-    matches!(kind.plural, "replicasets" | "deployments")
-}
-
 fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
     let singular = kind.kind.to_lowercase();
     let mut out = vec![json!({
@@ -67,7 +34,7 @@ fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
         "kind": kind.kind,
         "verbs": VERBS,
         "shortNames": kind.short_names(),
-        "categories": categories(kind),
+        "categories": kind.categories(),
     })];
     let sub = |name: &str, kind_name: &str, verbs: &[&str]| {
         json!({
@@ -78,10 +45,10 @@ fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
             "verbs": verbs,
         })
     };
-    if has_status(kind) {
+    if kind.has_status() {
         out.push(sub("status", kind.kind, &["get", "patch", "update"]));
     }
-    if has_scale(kind) {
+    if kind.has_scale() {
         let mut s = sub("scale", "Scale", &["get", "patch", "update"]);
         s["group"] = json!("autoscaling");
         s["version"] = json!("v1");

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
 use k8s_openapi::api::core::v1::{Binding, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
 use rk8s_api::object::{kind_named, kinds};
@@ -19,7 +18,7 @@ use serde_json::{Value, json};
 use crate::admission;
 use crate::auth::{Access, Identity, check_access};
 use crate::decode::{FieldValidation, decode_value, field_validation, parse_body};
-use crate::discovery::{has_scale, has_status};
+use crate::scale::{scale_of_object as scale_of, with_replicas};
 use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
@@ -286,7 +285,7 @@ impl Handlers {
         };
         check_access(&c.access, c.identity, req, req.name(), node_of(&obj))?;
         match req.subresource.as_deref() {
-            None | Some("status") if req.subresource.is_none() || has_status(&req.kind) => {
+            None | Some("status") if req.subresource.is_none() || req.kind.has_status() => {
                 if crate::table::wants_table(accept) {
                     let rv = obj.metadata().resource_version.clone().unwrap_or_default();
                     return Ok(Reply::ok(crate::table::table(
@@ -299,7 +298,7 @@ impl Handlers {
                 }
                 Ok(Reply::ok(obj.to_value()))
             }
-            Some("scale") if has_scale(&req.kind) => Ok(Reply::ok(scale_of(&obj)?)),
+            Some("scale") if req.kind.has_scale() => Ok(Reply::ok(scale_of(&obj)?)),
             _ => Err(ApiError::no_route()),
         }
     }
@@ -432,8 +431,8 @@ impl Handlers {
         let sub = req.subresource.as_deref();
         match sub {
             None => {}
-            Some("status") if has_status(&req.kind) => {}
-            Some("scale") if has_scale(&req.kind) => {}
+            Some("status") if req.kind.has_status() => {}
+            Some("scale") if req.kind.has_scale() => {}
             _ => return Err(ApiError::no_route()),
         }
         let mode = field_validation(c.query)?;
@@ -803,57 +802,6 @@ fn deletion(mut obj: AnyObject, options: &DeleteOptions) -> ApiResult<Change> {
     Ok(Change::Replace(obj))
 }
 
-fn replicas_and_selector(obj: &AnyObject) -> (i32, i32, String) {
-    let text = |s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector| {
-        rk8s_api::selector::label_selector(s)
-            .map(|s| s.to_string())
-            .unwrap_or_default()
-    };
-    match obj {
-        AnyObject::Deployment(d) => {
-            let spec = d.spec.as_ref();
-            (
-                spec.and_then(|s| s.replicas).unwrap_or(1),
-                d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-                spec.map(|s| text(&s.selector)).unwrap_or_default(),
-            )
-        }
-        AnyObject::ReplicaSet(rs) => {
-            let spec = rs.spec.as_ref();
-            (
-                spec.and_then(|s| s.replicas).unwrap_or(1),
-                rs.status.as_ref().map_or(0, |s| s.replicas),
-                spec.map(|s| text(&s.selector)).unwrap_or_default(),
-            )
-        }
-        _ => (0, 0, String::new()),
-    }
-}
-
-/// The `scale` subresource of a Deployment or ReplicaSet (autoscaling/v1 `Scale`).
-fn scale_of(obj: &AnyObject) -> ApiResult<Value> {
-    let (spec_replicas, replicas, selector) = replicas_and_selector(obj);
-    let meta = obj.metadata();
-    let scale = Scale {
-        metadata: ObjectMeta {
-            name: meta.name.clone(),
-            namespace: meta.namespace.clone(),
-            uid: meta.uid.clone(),
-            resource_version: meta.resource_version.clone(),
-            creation_timestamp: meta.creation_timestamp.clone(),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ScaleSpec {
-            replicas: Some(spec_replicas),
-        }),
-        status: Some(ScaleStatus {
-            replicas,
-            selector: Some(selector),
-        }),
-    };
-    serde_json::to_value(&scale).map_err(|e| ApiError::internal(e.to_string()))
-}
-
 fn scale_rv(raw: &[u8], body: &Option<Value>) -> Option<String> {
     let v = match body {
         Some(b) => b.clone(),
@@ -862,24 +810,6 @@ fn scale_rv(raw: &[u8], body: &Option<Value>) -> Option<String> {
     v.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .map(str::to_string)
-}
-
-/// `current` with `spec.replicas` from a `Scale` body.
-fn with_replicas(current: &AnyObject, scale: &Value) -> ApiResult<AnyObject> {
-    let scale: Scale = serde_json::from_value(scale.clone())
-        .map_err(|e| ApiError::bad_request(format!("invalid Scale: {e}")))?;
-    let replicas = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
-    let mut obj = current.clone();
-    match &mut obj {
-        AnyObject::Deployment(d) => {
-            d.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
-        }
-        AnyObject::ReplicaSet(rs) => {
-            rs.spec.get_or_insert_with(Default::default).replicas = Some(replicas)
-        }
-        _ => return Err(ApiError::no_route()),
-    }
-    Ok(obj)
 }
 
 /// Creates the namespaces every cluster has, if they are missing.

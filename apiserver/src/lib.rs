@@ -35,6 +35,7 @@ pub mod registry;
 pub mod request;
 pub mod resource_metrics;
 pub mod routes;
+pub mod scale;
 pub mod server;
 pub mod state_metrics;
 pub mod status;

@@ -8,19 +8,6 @@ use rk8s_api::validation::{FieldError, Reason};
 use rk8s_api::{AnyObject, FieldPath};
 use serde_json::Value;
 
-use crate::discovery::has_status;
-
-/// Whether the kind counts spec changes in `metadata.generation`.
-fn has_generation(obj: &AnyObject) -> bool {
-    matches!(
-        obj,
-        AnyObject::Deployment(_)
-            | AnyObject::ReplicaSet(_)
-            | AnyObject::Job(_)
-            | AnyObject::HorizontalPodAutoscaler(_)
-            | AnyObject::Pod(_)
-    )
-}
 
 /// Now, as Kubernetes timestamps are kept: whole seconds.
 pub fn now() -> Time {
@@ -58,7 +45,7 @@ pub fn prepare_create(obj: &mut AnyObject) {
     meta.deletion_timestamp = None;
     meta.deletion_grace_period_seconds = None;
     meta.generation = None;
-    if has_generation(obj) {
+    if obj.kind().has_generation() {
         obj.metadata_mut().generation = Some(1);
     }
     match obj {
@@ -81,7 +68,7 @@ pub fn prepare_create(obj: &mut AnyObject) {
             generate_job_selector(j);
             j.status = None;
         }
-        other if has_status(&other.kind()) => *other = with_field(other, "status", Value::Null),
+        other if other.kind().has_status() => *other = with_field(other, "status", Value::Null),
         _ => {}
     }
 }
@@ -162,15 +149,26 @@ fn keep_server_metadata(new: &mut ObjectMeta, old: &ObjectMeta) {
 /// status are kept from `old`; `generation` counts spec changes.
 pub fn prepare_update(new: &mut AnyObject, old: &AnyObject) {
     keep_server_metadata(new.metadata_mut(), old.metadata());
-    if has_status(&old.kind()) && !matches!(old, AnyObject::Node(_)) {
+    if old.kind().has_status() && !matches!(old, AnyObject::Node(_)) {
         *new = with_field(new, "status", value_of(old, "status"));
     }
     if let (AnyObject::Service(new), AnyObject::Service(old)) = (&mut *new, old) {
         crate::allocator::keep_allocated(new, old);
     }
-    if has_generation(old) && value_of(new, "spec") != value_of(old, "spec") {
+    if old.kind().has_generation() && desired_state(new) != desired_state(old) {
         new.metadata_mut().generation = Some(old.metadata().generation.unwrap_or(1) + 1);
     }
+}
+
+/// What counts as an object's desired state for `metadata.generation`: everything but
+/// its metadata and status (the spec, or a webhook configuration's `webhooks`).
+fn desired_state(obj: &AnyObject) -> Value {
+    let mut v = obj.to_value();
+    if let Value::Object(map) = &mut v {
+        map.remove("metadata");
+        map.remove("status");
+    }
+    v
 }
 
 /// Prepares a status write: everything but the status is kept from `old`.

@@ -399,6 +399,7 @@ fn cells(obj: &AnyObject) -> Vec<Value> {
             row.extend([json!(holder), json!(created)]);
         }
         AnyObject::RuntimeClass(r) => row.extend([json!(r.handler), json!(created)]),
+        _ => row.push(json!(created)),
     }
     row
 }

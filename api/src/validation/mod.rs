@@ -230,6 +230,7 @@ pub fn validate(obj: &AnyObject) -> Vec<FieldError> {
         AnyObject::Event(e) => cluster::event(&mut errs, e),
         AnyObject::Lease(l) => cluster::lease(&mut errs, l),
         AnyObject::RuntimeClass(r) => cluster::runtime_class(&mut errs, r),
+        _ => {}
     }
     errs.0
 }
