@@ -25,6 +25,7 @@
 //! # Ok::<(), String>(())
 //! ```
 
+pub mod apply;
 pub mod defaults;
 pub mod duration;
 pub mod emit;
