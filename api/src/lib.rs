@@ -26,6 +26,7 @@
 //! ```
 
 pub mod apply;
+pub mod crd;
 pub mod defaults;
 pub mod duration;
 pub mod emit;
