@@ -349,6 +349,7 @@ impl Handlers {
         };
         admission::mutate_create(&mut obj);
         admission::validate(c.identity, &obj, None, assigned.as_deref())?;
+        crate::apply::record_write(c, None, &mut obj, None)?;
         if let Some(ns) = obj.namespace() {
             self.require_namespace(ns).await?;
         }
@@ -461,7 +462,13 @@ impl Handlers {
                     Some(b) => b.clone(),
                     None => {
                         let mut patched = shown;
-                        crate::patch::apply(&c.content_type, &mut patched, &c.body)?;
+                        crate::patch::apply_request(
+                            &c.content_type,
+                            &mut patched,
+                            &c.body,
+                            c.query,
+                            sub,
+                        )?;
                         patched
                     }
                 };
@@ -504,6 +511,7 @@ impl Handlers {
                 };
                 admission::mutate_update(&mut new, &current, part);
                 admission::validate(c.identity, &new, Some(&current), None)?;
+                crate::apply::record_write(c, Some(&current), &mut new, sub)?;
                 if registry::encode(&new) == registry::encode(&current) {
                     return Ok(Change::Unchanged);
                 }
@@ -523,6 +531,17 @@ impl Handlers {
                 Ok(Change::Replace(new))
             })
             .await;
+        // An apply of an object that does not exist creates it.
+        let outcome = match outcome {
+            Err(e)
+                if e.code == http::StatusCode::NOT_FOUND
+                    && sub.is_none()
+                    && crate::apply::is_apply(&c.content_type) =>
+            {
+                return self.create(&crate::apply::create_call(c)?).await;
+            }
+            other => other,
+        };
         let obj = match outcome? {
             Updated::Replaced(o) | Updated::Unchanged(o) | Updated::Deleted(o, _) => o,
         };

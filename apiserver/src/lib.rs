@@ -19,6 +19,7 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod apply;
 pub mod auth;
 pub mod bootstrap;
 pub mod cluster;

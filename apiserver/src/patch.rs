@@ -1,15 +1,39 @@
 //! PATCH bodies over HTTP: the patch logic lives in [`rk8s_api::patch`]; this module
 //! applies it under the server's request size limit and answers its errors with the
-//! status kube-apiserver answers.
+//! status kube-apiserver answers. Apply patches go to [`crate::apply`].
 
 use http::StatusCode;
 use rk8s_api::patch::{self as api_patch, Limits, PatchError, PatchType};
 use serde_json::Value;
 
+use crate::request::Query;
 use crate::status::{ApiError, ApiResult};
 
-/// The patch formats the server takes.
-pub const PATCH_TYPES: &[&str] = api_patch::PATCH_TYPES;
+/// The patch formats the server takes: [`rk8s_api::patch`]'s and server-side apply.
+pub const PATCH_TYPES: &[&str] = &[
+    api_patch::PATCH_TYPES[0],
+    api_patch::PATCH_TYPES[1],
+    api_patch::PATCH_TYPES[2],
+    crate::apply::APPLY_PATCH,
+];
+
+/// Applies the body of a PATCH request to `target`: a server-side apply for
+/// [`crate::apply::APPLY_PATCH`] (options `fieldManager` and `force` from `query`),
+/// else a patch of `content_type` (see [`apply`]). On error `target` is to be dropped.
+pub fn apply_request(
+    content_type: &str,
+    target: &mut Value,
+    body: &[u8],
+    query: &Query,
+    subresource: Option<&str>,
+) -> ApiResult<()> {
+    if crate::apply::is_apply(content_type) {
+        *target = crate::apply::apply_patch(target, body, query, subresource)?;
+        return Ok(());
+    }
+    crate::apply::check_patch_options(query)?;
+    apply(content_type, target, body)
+}
 
 /// Applies a patch of `content_type` to `target`; on error `target` may be partly
 /// patched and is to be dropped.
@@ -97,6 +121,25 @@ mod tests {
             ),
             500
         );
+    }
+
+    #[test]
+    fn an_apply_patch_goes_to_server_side_apply() {
+        let mut t = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let q = Query::parse(Some("fieldManager=me"));
+        let body = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n";
+        apply_request("application/apply-patch+yaml", &mut t, body, &q, None).unwrap();
+        assert_eq!(t["data"]["a"], "b");
+        assert_eq!(t["metadata"]["managedFields"][0]["manager"], "me");
+        let e = apply_request(
+            "application/merge-patch+json",
+            &mut t,
+            b"{}",
+            &Query::parse(Some("force=true")),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code.as_u16(), 422);
     }
 
     #[test]

@@ -1,0 +1,203 @@
+//! Server-side apply against a real `rk8s-server`, driven by the Debian `kubectl`:
+//! `apply --server-side` creates and updates, managedFields are kept and shown only on
+//! request, a second manager conflicts until it forces, `kubectl apply` (client-side)
+//! hands over to `--server-side` without conflicts, and a field dropped from the
+//! applied configuration is removed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::apiserver::Server;
+use support::cli;
+
+const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
+
+fn deployment(replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+"
+    )
+}
+
+/// `kubectl ARGS` with `stdin`: whether it succeeded, and what it printed.
+fn kubectl(server: &Server, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let out = cli::output(server.kubectl_command().args(args), stdin);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn kubectl_ok(server: &Server, args: &[&str], stdin: Option<&str>) -> String {
+    let (ok, out) = kubectl(server, args, stdin);
+    assert!(ok, "kubectl {args:?} failed:\n{out}");
+    out
+}
+
+fn replicas(server: &Server) -> String {
+    kubectl_ok(
+        server,
+        &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"],
+        None,
+    )
+}
+
+#[test]
+fn a_second_manager_conflicts_on_replicas_until_it_forces() {
+    let server = Server::start(API_ONLY);
+    let out = kubectl_ok(
+        &server,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&deployment(2)),
+    );
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let shown = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "yaml",
+            "--show-managed-fields",
+        ],
+        None,
+    );
+    assert!(shown.contains("manager: kubectl"), "{shown}");
+    assert!(shown.contains("operation: Apply"), "{shown}");
+    assert!(shown.contains("f:replicas: {}"), "{shown}");
+    let hidden = kubectl_ok(&server, &["get", "deploy", "web", "-o", "yaml"], None);
+    assert!(!hidden.contains("managedFields"), "{hidden}");
+
+    let args = ["apply", "--server-side", "--field-manager=other", "-f", "-"];
+    let (ok, out) = kubectl(&server, &args, Some(&deployment(3)));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(r#"Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("Please review the fields above--they currently have other managers"),
+        "{out}"
+    );
+    assert_eq!(replicas(&server), "2");
+
+    let forced = [
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        "-",
+    ];
+    kubectl_ok(&server, &forced, Some(&deployment(3)));
+    assert_eq!(replicas(&server), "3");
+    let shown = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "yaml",
+            "--show-managed-fields",
+        ],
+        None,
+    );
+    assert!(shown.contains("manager: other"), "{shown}");
+
+    // A write that is no apply is recorded as an `Update` of its subresource.
+    // (`kubectl scale` names no field manager; kube-apiserver would take "kubectl"
+    // from its user agent, which rk8s' verbs do not see yet.)
+    kubectl_ok(&server, &["scale", "deploy/web", "--replicas=4"], None);
+    let (ok, out) = kubectl(&server, &args, Some(&deployment(3)));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(r#"with subresource "scale" using apps/v1: .spec.replicas"#),
+        "{out}"
+    );
+}
+
+#[test]
+fn server_side_apply_takes_over_from_client_side_apply() {
+    let server = Server::start(API_ONLY);
+    let out = kubectl_ok(&server, &["apply", "-f", "-"], Some(&deployment(1)));
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let shown = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "yaml",
+            "--show-managed-fields",
+        ],
+        None,
+    );
+    assert!(
+        shown.contains("manager: kubectl-client-side-apply"),
+        "{shown}"
+    );
+    assert!(shown.contains("operation: Update"), "{shown}");
+
+    let out = kubectl_ok(
+        &server,
+        &["apply", "--server-side", "-f", "-"],
+        Some(&deployment(3)),
+    );
+    assert!(out.contains("serverside-applied"), "{out}");
+    assert_eq!(replicas(&server), "3");
+    let annotation = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            r"jsonpath={.metadata.annotations.kubectl\.kubernetes\.io/last-applied-configuration}",
+        ],
+        None,
+    );
+    assert!(annotation.contains("\"replicas\":3"), "{annotation}");
+    // And client-side apply still works after it.
+    kubectl_ok(&server, &["apply", "-f", "-"], Some(&deployment(2)));
+    assert_eq!(replicas(&server), "2");
+}
+
+#[test]
+fn a_configmap_key_dropped_from_the_applied_config_is_removed() {
+    let server = Server::start(API_ONLY);
+    let config = |data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n{data}")
+    };
+    let apply = ["apply", "--server-side", "-f", "-"];
+    kubectl_ok(&server, &apply, Some(&config("  a: '1'\n  b: '2'\n")));
+    kubectl_ok(&server, &apply, Some(&config("  a: '1'\n")));
+    let data = kubectl_ok(
+        &server,
+        &["get", "cm", "settings", "-o", "jsonpath={.data}"],
+        None,
+    );
+    assert_eq!(data.trim(), r#"{"a":"1"}"#);
+}
