@@ -170,6 +170,72 @@ fn pods_show_the_most_telling_container_reason_and_recent_restarts() {
 }
 
 #[test]
+fn sidecars_count_with_the_app_containers_and_failed_inits_show_their_exit() {
+    let status = |name: &str, state: Value, extra: Value| {
+        let mut s = json!({"name": name, "image": "i", "imageID": "", "ready": true,
+            "restartCount": 0, "state": state});
+        s.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        s
+    };
+    let sidecar = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": meta("mesh"),
+        "spec": {
+            "initContainers": [{"name": "proxy", "image": "envoy", "restartPolicy": "Always"}],
+            "containers": [{"name": "app", "image": "app"}],
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"}],
+            "initContainerStatuses": [status("proxy", json!({"running": {}}), json!({
+                "started": true, "restartCount": 1,
+                "lastState": {"terminated": {"exitCode": 137, "finishedAt": "2024-05-01T11:50:00Z"}}}))],
+            "containerStatuses": [status("app", json!({"running": {}}), json!({}))],
+        },
+    });
+    let cells = row(sidecar);
+    assert_eq!(
+        cells[1..4],
+        [json!("2/2"), json!("Running"), json!("1 (10m ago)")]
+    );
+    let failed_init = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": meta("bad"),
+        "spec": {
+            "initContainers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}],
+            "containers": [{"name": "app", "image": "app"}],
+        },
+        "status": {
+            "phase": "Pending",
+            "initContainerStatuses": [
+                status("a", json!({"terminated": {"exitCode": 0, "reason": "Completed"}}), json!({})),
+                status("b", json!({"terminated": {"exitCode": 3}}), json!({"restartCount": 2})),
+            ],
+        },
+    });
+    assert_eq!(
+        row(failed_init)[1..4],
+        [json!("0/1"), json!("Init:ExitCode:3"), json!("2")]
+    );
+    let finished_but_one = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": meta("half"),
+        "spec": {"containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [
+                status("a", json!({"running": {}}), json!({})),
+                status("b", json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+                    json!({"ready": false})),
+            ],
+        },
+    });
+    assert_eq!(
+        row(finished_but_one)[1..3],
+        [json!("1/2"), json!("NotReady")]
+    );
+}
+
+#[test]
 fn finished_pods_carry_kubes_completed_row_condition() {
     let pod = object(json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": meta("done"),
