@@ -38,7 +38,6 @@ fn invalid_options(options: &str, field: &str, reason: &str, detail: &str) -> Ap
         details: Some(Box::new(StatusDetails {
             group: Some("meta.k8s.io".to_string()),
             kind: Some(options.to_string()),
-            name: Some(String::new()),
             causes: Some(vec![StatusCause {
                 field: Some(field.to_string()),
                 message: Some(detail.to_string()),
@@ -71,12 +70,15 @@ fn field_manager(query: &Query, options: &str) -> ApiResult<Option<String>> {
             ),
         ));
     }
-    if manager.chars().any(char::is_control) {
+    if let Some(c) = manager.chars().find(|c| c.is_control()) {
         return Err(invalid_options(
             options,
             "fieldManager",
             "FieldValueInvalid",
-            &format!("Invalid value: {manager:?}: must only contain printable characters"),
+            &format!(
+                "Invalid value: {manager:?}: invalid character U+{:04X}",
+                u32::from(c)
+            ),
         ));
     }
     Ok(Some(manager.to_string()))
@@ -275,6 +277,11 @@ mod tests {
             e.message,
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
         );
+        let details = e.to_status().details.unwrap();
+        assert_eq!(details.kind.as_deref(), Some("PatchOptions"));
+        let cause = &details.causes.unwrap()[0];
+        assert_eq!(cause.reason.as_deref(), Some("FieldValueRequired"));
+        assert_eq!(cause.field.as_deref(), Some("fieldManager"));
     }
 
     #[test]
