@@ -79,7 +79,15 @@ spec: {holderIdentity: n1, leaseDurationSeconds: 40}
     for m in rk8s_api::manifest::load("extra.yaml", extra).unwrap() {
         objects.push(m.object);
     }
-    let mut kinds: Vec<&str> = objects.iter().map(|o| o.kind().kind).collect();
+    let path = "tests/fixtures/every-kind.yaml";
+    let text = std::fs::read_to_string(path).unwrap();
+    for m in rk8s_api::manifest::load(path, &text).unwrap() {
+        objects.push(m.object);
+    }
+    let mut kinds: Vec<String> = objects
+        .iter()
+        .map(|o| format!("{}/{}", o.kind().api_version, o.kind().kind))
+        .collect();
     kinds.sort();
     kinds.dedup();
     assert_eq!(kinds.len(), rk8s_api::object::kinds().len(), "{kinds:?}");

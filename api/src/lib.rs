@@ -45,6 +45,6 @@ pub mod validation;
 pub mod yaml;
 
 pub use manifest::{Diagnostic, Manifest};
-pub use object::{AnyObject, ObjectKind, Scope};
+pub use object::{AnyObject, CustomObject, ObjectKind, Scope};
 pub use path::FieldPath;
 pub use quantity::Quantity;

@@ -12,15 +12,17 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
     ValidatingWebhookConfiguration,
 };
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolume,
-    PersistentVolumeClaim, Pod, PodTemplate, ReplicationController, ResourceQuota, Secret,
-    Service, ServiceAccount,
+    PersistentVolumeClaim, Pod, PodTemplate, ReplicationController, ResourceQuota, Secret, Service,
+    ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event as EventsEvent;
@@ -61,9 +63,53 @@ pub struct ObjectKind {
     pub plural: &'static str,
     /// Namespaced or cluster-scoped.
     pub scope: Scope,
+    /// Whether a CustomResourceDefinition defines the kind (its objects are
+    /// [`AnyObject::Custom`]).
+    pub custom: bool,
+    /// For a custom kind: whether its CRD gives it a `status` subresource.
+    pub custom_status: bool,
+    /// For a custom kind: whether its CRD gives it a `scale` subresource.
+    pub custom_scale: bool,
+}
+
+/// `s` as a string that lives as long as the process: each distinct string is kept
+/// once, so the names of custom kinds cost memory once however often CRDs come and go.
+fn intern(s: &str) -> &'static str {
+    static STRINGS: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut strings = STRINGS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(kept) = strings.get(s) {
+        return kept;
+    }
+    let kept: &'static str = Box::leak(s.to_string().into_boxed_str());
+    strings.insert(kept);
+    kept
 }
 
 impl ObjectKind {
+    /// The descriptor of a custom kind: version `version` of a CustomResourceDefinition
+    /// of `group`, whose objects are `kind` and live at `plural`.
+    pub fn custom(group: &str, version: &str, kind: &str, plural: &str, scope: Scope) -> Self {
+        ObjectKind {
+            group: intern(group),
+            version: intern(version),
+            api_version: intern(&format!("{group}/{version}")),
+            kind: intern(kind),
+            plural: intern(plural),
+            scope,
+            custom: true,
+            custom_status: false,
+            custom_scale: false,
+        }
+    }
+
+    /// This custom kind with the subresources its CRD version gives it.
+    pub fn with_subresources(mut self, status: bool, scale: bool) -> Self {
+        self.custom_status = status;
+        self.custom_scale = scale;
+        self
+    }
+
     /// The descriptor of a `k8s-openapi` type.
     pub fn of<K: k8s_openapi::Resource + 'static>() -> Self {
         ObjectKind {
@@ -77,6 +123,9 @@ impl ObjectKind {
             } else {
                 Scope::Cluster
             },
+            custom: false,
+            custom_status: false,
+            custom_scale: false,
         }
     }
 
@@ -131,6 +180,9 @@ impl ObjectKind {
     /// Whether the kind has a `status` subresource, whose writes change only
     /// `status` while writes to the object itself keep the stored status.
     pub fn has_status(&self) -> bool {
+        if self.custom {
+            return self.custom_status;
+        }
         matches!(
             (self.group, self.plural),
             (
@@ -152,7 +204,10 @@ impl ObjectKind {
                 | ("policy", "poddisruptionbudgets")
                 | ("storage.k8s.io", "volumeattachments")
                 | ("apiextensions.k8s.io", "customresourcedefinitions")
-                | ("admissionregistration.k8s.io", "validatingadmissionpolicies")
+                | (
+                    "admissionregistration.k8s.io",
+                    "validatingadmissionpolicies"
+                )
                 | ("certificates.k8s.io", "certificatesigningrequests")
                 | (
                     "flowcontrol.apiserver.k8s.io",
@@ -163,15 +218,24 @@ impl ObjectKind {
 
     /// Whether the kind has a `scale` subresource (`autoscaling/v1` Scale).
     pub fn has_scale(&self) -> bool {
+        if self.custom {
+            return self.custom_scale;
+        }
         matches!(
             (self.group, self.plural),
-            ("apps", "deployments" | "replicasets" | "statefulsets") | ("", "replicationcontrollers")
+            ("apps", "deployments" | "replicasets" | "statefulsets")
+                | ("", "replicationcontrollers")
         )
     }
 
     /// Whether the server counts changes of the object's spec in
     /// `metadata.generation` (kube-apiserver's strategies for these kinds do).
     pub fn has_generation(&self) -> bool {
+        // kube-apiserver's custom resource strategy bumps it on every change but to
+        // metadata and (with the subresource) status.
+        if self.custom {
+            return true;
+        }
         matches!(
             (self.group, self.plural),
             ("", "pods" | "replicationcontrollers")
@@ -181,7 +245,10 @@ impl ObjectKind {
                 )
                 | ("autoscaling", "horizontalpodautoscalers")
                 | ("batch", "jobs" | "cronjobs")
-                | ("networking.k8s.io", "ingresses" | "ingressclasses" | "networkpolicies")
+                | (
+                    "networking.k8s.io",
+                    "ingresses" | "ingressclasses" | "networkpolicies"
+                )
                 | ("policy", "poddisruptionbudgets")
                 | ("apiextensions.k8s.io", "customresourcedefinitions")
                 | ("admissionregistration.k8s.io", _)
@@ -219,10 +286,11 @@ impl ObjectKind {
     /// The store key prefix for a list: `/registry/pods/` for all namespaces,
     /// `/registry/pods/default/` for one (as Kubernetes lays out etcd).
     ///
-    /// Kinds whose plural another group also uses (`events.k8s.io` Events) keep their
-    /// objects under `/registry/<group>/<plural>/`.
+    /// Custom kinds, and kinds whose plural another group also uses (`events.k8s.io`
+    /// Events), keep their objects under `/registry/<group>/<plural>/`, as
+    /// kube-apiserver keeps custom resources.
     pub fn storage_prefix(&self, namespace: Option<&str>) -> String {
-        let resource = if self.group == "events.k8s.io" {
+        let resource = if self.custom || self.group == "events.k8s.io" {
             format!("{}/{}", self.group, self.plural)
         } else {
             self.plural.to_string()
@@ -268,6 +336,8 @@ macro_rules! kinds {
                 #[doc = concat!("A `", stringify!($variant), "`.")]
                 $variant(Box<$ty>),
             )*
+            /// An object of a custom kind.
+            Custom(Box<CustomObject>),
         }
 
         /// Every kind rk8s serves, in a stable order.
@@ -293,6 +363,7 @@ macro_rules! kinds {
             pub fn kind(&self) -> ObjectKind {
                 match self {
                     $(AnyObject::$variant(_) => ObjectKind::of::<$ty>(),)*
+                    AnyObject::Custom(o) => o.kind,
                 }
             }
 
@@ -301,6 +372,7 @@ macro_rules! kinds {
                 use k8s_openapi::Metadata;
                 match self {
                     $(AnyObject::$variant(o) => o.metadata(),)*
+                    AnyObject::Custom(o) => &o.metadata,
                 }
             }
 
@@ -309,15 +381,20 @@ macro_rules! kinds {
                 use k8s_openapi::Metadata;
                 match self {
                     $(AnyObject::$variant(o) => o.metadata_mut(),)*
+                    AnyObject::Custom(o) => &mut o.metadata,
                 }
             }
 
             /// Decodes a JSON value of the given kind, reporting the field that did not
-            /// fit. `kind` must be one of [`kinds`]; `apiVersion` is not checked here.
+            /// fit; `None` if `kind` is neither built in nor custom. `apiVersion` is not
+            /// checked here.
             pub fn from_value(
                 kind: &ObjectKind,
                 value: Value,
             ) -> Option<Result<Self, serde_path_to_error::Error<serde_json::Error>>> {
+                if kind.custom {
+                    return Some(CustomObject::from_value(*kind, value).map(|o| AnyObject::Custom(Box::new(o))));
+                }
                 $(
                     if kind.kind == <$ty as k8s_openapi::Resource>::KIND
                         && kind.group == <$ty as k8s_openapi::Resource>::GROUP
@@ -335,6 +412,7 @@ macro_rules! kinds {
             pub fn to_value(&self) -> Value {
                 let value = match self {
                     $(AnyObject::$variant(o) => serde_json::to_value(o.as_ref()),)*
+                    AnyObject::Custom(o) => return o.to_value(),
                 };
                 // Serializing these types cannot fail: they hold no maps with
                 // non-string keys and no non-finite floats.
@@ -402,6 +480,60 @@ kinds! {
     CertificateSigningRequest => CertificateSigningRequest,
     FlowSchema => FlowSchema,
     PriorityLevelConfiguration => PriorityLevelConfiguration,
+}
+
+/// An object of a custom kind: its metadata decoded, everything else kept as JSON
+/// (the CustomResourceDefinition's schema, not a Rust type, says what it may hold).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomObject {
+    /// The object's kind (and the version it is read or written in).
+    pub kind: ObjectKind,
+    /// The object's metadata.
+    pub metadata: ObjectMeta,
+    /// Every other top-level field (`spec`, `status`, ...), without `apiVersion`,
+    /// `kind` and `metadata`.
+    pub fields: serde_json::Map<String, Value>,
+}
+
+impl CustomObject {
+    /// Decodes an object of custom kind `kind`, reporting where its metadata did not
+    /// fit; every other field is kept as it is.
+    pub fn from_value(
+        kind: ObjectKind,
+        value: Value,
+    ) -> Result<Self, serde_path_to_error::Error<serde_json::Error>> {
+        /// The wire form: metadata typed, the rest as it came.
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            #[serde(default)]
+            metadata: ObjectMeta,
+            #[serde(flatten)]
+            fields: serde_json::Map<String, Value>,
+        }
+        let mut wire: Wire = serde_path_to_error::deserialize(value)?;
+        wire.fields.remove("apiVersion");
+        wire.fields.remove("kind");
+        Ok(CustomObject {
+            kind,
+            metadata: wire.metadata,
+            fields: wire.fields,
+        })
+    }
+
+    /// The object as JSON, with `apiVersion` and `kind` of its kind.
+    pub fn to_value(&self) -> Value {
+        let mut map = serde_json::Map::with_capacity(self.fields.len() + 3);
+        map.insert("apiVersion".into(), Value::from(self.kind.api_version));
+        map.insert("kind".into(), Value::from(self.kind.kind));
+        map.insert(
+            "metadata".into(),
+            serde_json::to_value(&self.metadata).unwrap_or(Value::Null),
+        );
+        for (k, v) in &self.fields {
+            map.insert(k.clone(), v.clone());
+        }
+        Value::Object(map)
+    }
 }
 
 /// The kind named `kind` (as in manifests, `Pod`), if rk8s serves it; where two
@@ -520,10 +652,16 @@ mod tests {
         assert_eq!(resolve("secrets").unwrap().kind, "Secret");
         assert_eq!(resolve("netpol").unwrap().group, "networking.k8s.io");
         assert_eq!(resolve("ev").unwrap().group, "");
-        assert_eq!(resolve("events.events.k8s.io").unwrap().group, "events.k8s.io");
+        assert_eq!(
+            resolve("events.events.k8s.io").unwrap().group,
+            "events.k8s.io"
+        );
         assert!(resolve("widgets").is_none());
         let events = kind_for("events.k8s.io/v1", "Event").unwrap();
-        assert_eq!(events.storage_prefix(None), "/registry/events.k8s.io/events/");
+        assert_eq!(
+            events.storage_prefix(None),
+            "/registry/events.k8s.io/events/"
+        );
         let v = serde_json::json!({"metadata": {"name": "e"}, "note": "n"});
         assert!(matches!(
             AnyObject::from_value(&events, v),

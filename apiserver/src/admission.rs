@@ -13,6 +13,7 @@ use rk8s_api::defaults::apply_defaults;
 use rk8s_api::validation::validate as validate_object;
 
 use crate::auth::Identity;
+use crate::custom::CustomKinds;
 use crate::status::{ApiError, ApiResult};
 use crate::strategy;
 
@@ -25,19 +26,33 @@ pub enum Part {
     Status,
 }
 
-/// Mutating admission of a new object: identity, generation, cleared status, defaults.
-pub fn mutate_create(obj: &mut AnyObject) {
+/// Mutating admission of a new object: identity, generation, cleared status, defaults
+/// (for a custom object: unknown fields pruned, then its schema's defaults; for a CRD:
+/// the status that says whether its names are accepted and it is served). Returns
+/// warnings for pruned fields.
+pub fn mutate_create(obj: &mut AnyObject, custom: &CustomKinds) -> ApiResult<Vec<String>> {
     strategy::prepare_create(obj);
     apply_defaults(obj);
+    crate::custom::admission::mutate_definition(obj, None, custom);
+    crate::custom::admission::mutate(obj, custom)
 }
 
 /// Mutating admission of an update of `part` of `current` to `new`.
-pub fn mutate_update(new: &mut AnyObject, current: &AnyObject, part: Part) {
+pub fn mutate_update(
+    new: &mut AnyObject,
+    current: &AnyObject,
+    part: Part,
+    custom: &CustomKinds,
+) -> ApiResult<Vec<String>> {
     match part {
         Part::Status => strategy::prepare_status_update(new, current),
         Part::Main => strategy::prepare_update(new, current),
     }
     apply_defaults(new);
+    if part == Part::Main {
+        crate::custom::admission::mutate_definition(new, Some(current), custom);
+    }
+    crate::custom::admission::mutate(new, custom)
 }
 
 /// Validating admission of `new` (replacing `old`, for an update) written by
@@ -48,6 +63,7 @@ pub fn validate(
     new: &AnyObject,
     old: Option<&AnyObject>,
     assigned_cidr: Option<&str>,
+    custom: &CustomKinds,
 ) -> ApiResult<()> {
     if let (Identity::Node(node), AnyObject::Node(n)) = (identity, new) {
         let old = match old {
@@ -57,6 +73,8 @@ pub fn validate(
         crate::node_restriction::admit_node(node, old, n, assigned_cidr)?;
     }
     let mut errors = validate_object(new);
+    errors.extend(crate::custom::admission::validate(new, custom));
+    errors.extend(crate::custom::admission::validate_definition(new, old));
     if let Some(old) = old {
         errors.extend(strategy::validate_update(new, old));
     }

@@ -7,6 +7,8 @@ use rk8s_api::metrics::METRICS_API_VERSION;
 use rk8s_api::object::kinds;
 use serde_json::{Value, json};
 
+use crate::custom::CustomKinds;
+
 const VERBS: &[&str] = &[
     "create",
     "delete",
@@ -26,15 +28,26 @@ const METRICS_VERSION: &str = "v1beta1";
 pub const KUBERNETES_MINOR: &str = "33";
 
 fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
-    let singular = kind.kind.to_lowercase();
+    let short: Vec<String> = kind.short_names().iter().map(|s| s.to_string()).collect();
+    let categories: Vec<String> = kind.categories().iter().map(|s| s.to_string()).collect();
+    entries(kind, &kind.kind.to_lowercase(), &short, &categories)
+}
+
+/// The entries of a resource of `kind` and its subresources.
+fn entries(
+    kind: &ObjectKind,
+    singular: &str,
+    short: &[String],
+    categories: &[String],
+) -> Vec<Value> {
     let mut out = vec![json!({
         "name": kind.plural,
         "singularName": singular,
         "namespaced": kind.is_namespaced(),
         "kind": kind.kind,
         "verbs": VERBS,
-        "shortNames": kind.short_names(),
-        "categories": kind.categories(),
+        "shortNames": short,
+        "categories": categories,
     })];
     let sub = |name: &str, kind_name: &str, verbs: &[&str]| {
         json!({
@@ -67,21 +80,86 @@ fn resource_entries(kind: &ObjectKind) -> Vec<Value> {
 
 /// `/api/v1` or `/apis/<group>/<version>`: the resources of one group version, or
 /// `None` if the server has none there.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(group: &str, version: &str, custom: &CustomKinds) -> Option<Value> {
     if (group, version) == (METRICS_GROUP, METRICS_VERSION) {
         return Some(metrics_resource_list());
     }
-    let served: Vec<ObjectKind> = kinds()
+    let mut resources: Vec<Value> = kinds()
         .into_iter()
         .filter(|k| k.group == group && k.version == version)
+        .flat_map(|k| resource_entries(&k))
         .collect();
-    let first = served.first()?;
+    for served in custom.all() {
+        if let Some(v) = served.version(version).filter(|_| served.group() == group) {
+            let names = &served.crd.spec.names;
+            resources.extend(entries(
+                &v.kind,
+                names
+                    .singular
+                    .as_deref()
+                    .unwrap_or(&names.kind.to_lowercase()),
+                names.short_names.as_deref().unwrap_or_default(),
+                names.categories.as_deref().unwrap_or_default(),
+            ));
+        }
+    }
+    if resources.is_empty() {
+        return None;
+    }
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
-        "groupVersion": first.api_version,
-        "resources": served.iter().flat_map(resource_entries).collect::<Vec<_>>(),
+        "groupVersion": if group.is_empty() { version.to_string() } else { format!("{group}/{version}") },
+        "resources": resources,
     }))
+}
+
+/// Kubernetes' version priority (`kube-aggregator`'s `CompareKubeAwareVersionStrings`):
+/// GA before beta before alpha, higher numbers first, anything else last by name.
+fn version_priority(v: &str) -> (u8, std::cmp::Reverse<u32>, std::cmp::Reverse<u32>, String) {
+    let parse = |rest: &str| -> Option<(u8, u32, u32)> {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let major = digits.parse().ok()?;
+        match &rest[digits.len()..] {
+            "" => Some((0, major, 0)),
+            tail => {
+                let (level, n) = if let Some(n) = tail.strip_prefix("beta") {
+                    (1, n)
+                } else {
+                    (2, tail.strip_prefix("alpha")?)
+                };
+                Some((level, major, n.parse().ok()?))
+            }
+        }
+    };
+    match v.strip_prefix('v').and_then(parse) {
+        Some((level, major, minor)) => (
+            level,
+            std::cmp::Reverse(major),
+            std::cmp::Reverse(minor),
+            String::new(),
+        ),
+        None => (3, std::cmp::Reverse(0), std::cmp::Reverse(0), v.to_string()),
+    }
+}
+
+/// The served versions of a custom group, preferred first.
+fn custom_versions(group: &str, custom: &CustomKinds) -> Vec<String> {
+    let mut versions: Vec<String> = custom
+        .all()
+        .iter()
+        .filter(|s| s.group() == group)
+        .flat_map(|s| {
+            s.versions
+                .iter()
+                .filter(|v| v.served)
+                .map(|v| v.kind.version.to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    versions.sort_by_key(|v| version_priority(v));
+    versions.dedup();
+    versions
 }
 
 /// `/api`.
@@ -93,7 +171,16 @@ pub fn core_versions() -> Value {
     })
 }
 
-fn group_entry(group: &str) -> Value {
+fn group_entry(group: &str, custom: &CustomKinds) -> Value {
+    let versions = custom_versions(group, custom);
+    if let Some(preferred) = versions.first() {
+        let gv = |v: &String| json!({"groupVersion": format!("{group}/{v}"), "version": v});
+        return json!({
+            "name": group,
+            "versions": versions.iter().map(gv).collect::<Vec<_>>(),
+            "preferredVersion": gv(preferred),
+        });
+    }
     let version = kinds()
         .into_iter()
         .find(|k| k.group == group)
@@ -111,30 +198,35 @@ fn group_entry(group: &str) -> Value {
     })
 }
 
-fn groups() -> Vec<&'static str> {
-    let mut groups: Vec<&'static str> = Vec::new();
+fn groups(custom: &CustomKinds) -> Vec<String> {
+    let mut groups: Vec<String> = Vec::new();
     for k in kinds() {
-        if !k.group.is_empty() && !groups.contains(&k.group) {
-            groups.push(k.group);
+        if !k.group.is_empty() && !groups.iter().any(|g| g == k.group) {
+            groups.push(k.group.to_string());
         }
     }
-    groups.push(METRICS_GROUP);
+    groups.push(METRICS_GROUP.to_string());
+    for served in custom.all() {
+        if !groups.iter().any(|g| g == served.group()) {
+            groups.push(served.group().to_string());
+        }
+    }
     groups
 }
 
 /// `/apis`.
-pub fn group_list() -> Value {
+pub fn group_list(custom: &CustomKinds) -> Value {
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": groups().into_iter().map(group_entry).collect::<Vec<_>>(),
+        "groups": groups(custom).iter().map(|g| group_entry(g, custom)).collect::<Vec<_>>(),
     })
 }
 
 /// `/apis/<group>`, or `None` if the group is not served.
-pub fn group(name: &str) -> Option<Value> {
-    groups().contains(&name).then(|| {
-        let mut g = group_entry(name);
+pub fn group(name: &str, custom: &CustomKinds) -> Option<Value> {
+    groups(custom).iter().any(|g| g == name).then(|| {
+        let mut g = group_entry(name, custom);
         g["kind"] = json!("APIGroup");
         g["apiVersion"] = json!("v1");
         g
@@ -177,8 +269,9 @@ mod tests {
 
     #[test]
     fn every_kind_is_discoverable() {
+        let none = CustomKinds::default();
         for k in kinds() {
-            let list = resource_list(k.group, k.version).unwrap();
+            let list = resource_list(k.group, k.version, &none).unwrap();
             let names: Vec<&str> = list["resources"]
                 .as_array()
                 .unwrap()
@@ -187,7 +280,7 @@ mod tests {
                 .collect();
             assert!(names.contains(&k.plural), "{names:?}");
         }
-        let apps = resource_list("apps", "v1").unwrap();
+        let apps = resource_list("apps", "v1", &none).unwrap();
         let scale = apps["resources"]
             .as_array()
             .unwrap()
@@ -195,8 +288,8 @@ mod tests {
             .find(|r| r["name"] == "deployments/scale")
             .unwrap();
         assert_eq!(scale["group"], "autoscaling");
-        assert!(resource_list("apps", "v2").is_none());
-        let groups = group_list();
+        assert!(resource_list("apps", "v2", &none).is_none());
+        let groups = group_list(&none);
         assert!(
             groups["groups"]
                 .as_array()
@@ -204,6 +297,26 @@ mod tests {
                 .iter()
                 .any(|g| g["preferredVersion"]["groupVersion"] == "autoscaling/v2")
         );
-        assert!(group("apps").is_some() && group("nope").is_none());
+        assert!(group("apps", &none).is_some() && group("nope", &none).is_none());
+    }
+
+    #[test]
+    fn custom_groups_list_their_served_versions_preferred_first() {
+        let mut order = vec!["v1beta1", "v2", "v1", "v1alpha1", "foo", "v10"];
+        order.sort_by_key(|v| version_priority(v));
+        assert_eq!(order, ["v10", "v2", "v1", "v1beta1", "v1alpha1", "foo"]);
+        let custom = CustomKinds::default();
+        custom.upsert(crate::custom::tests::crontab_crd(true));
+        let g = group("stable.example.com", &custom).unwrap();
+        assert_eq!(g["preferredVersion"]["version"], "v1");
+        let list = resource_list("stable.example.com", "v1", &custom).unwrap();
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["crontabs", "crontabs/status", "crontabs/scale"]);
+        assert_eq!(list["resources"][0]["shortNames"][0], "ct");
     }
 }

@@ -1,7 +1,6 @@
 //! The verbs: create, get, list, watch, update, patch, delete and deletecollection on
 //! every served kind, and the `status`, `scale` and `binding` subresources.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,16 +16,17 @@ use serde_json::{Value, json};
 
 use crate::admission;
 use crate::auth::{Access, Identity, check_access};
+use crate::caches::Caches;
+use crate::custom::CustomKinds;
 use crate::decode::{FieldValidation, decode_value, field_validation, parse_body};
-use crate::scale::{scale_of_object as scale_of, with_replicas};
 use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
 use crate::registry::{self, Change, Registry, Updated, parse_resource_version};
 use crate::request::{Query, ResourceRequest, Verb};
+use crate::scale::ScalePaths;
 use crate::status::{ApiError, ApiResult};
 use crate::strategy;
-use crate::watch::WatchCache;
 
 /// Namespaces every cluster has, which may not be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -74,8 +74,10 @@ impl Reply {
 pub struct Handlers {
     /// Objects in the store.
     pub registry: Registry,
-    /// One watch cache per kind, by plural.
-    pub caches: HashMap<&'static str, Arc<WatchCache>>,
+    /// One watch cache per resource.
+    pub caches: Arc<Caches>,
+    /// The custom kinds served now.
+    pub custom: Arc<CustomKinds>,
 }
 
 fn node_of(obj: &AnyObject) -> Option<&str> {
@@ -143,7 +145,7 @@ impl Handlers {
     /// Waits until the server has reached `revision` for `kind` (see
     /// [`WatchCache::wait_until_fresh`]): 504 `Too large resource version` after 3 s.
     pub async fn wait_until_fresh(&self, kind: &ObjectKind, revision: u64) -> ApiResult<()> {
-        match self.caches.get(kind.plural) {
+        match self.caches.get(kind) {
             Some(cache) if revision > 0 => cache.wait_until_fresh(revision).await,
             _ => Ok(()),
         }
@@ -244,7 +246,7 @@ impl Handlers {
         let listed = self.list_objects(c.req, c.query).await?;
         let kind = &c.req.kind;
         if crate::table::wants_table(accept) {
-            return Ok(Reply::ok(crate::table::table(
+            return Ok(Reply::ok(self.table(
                 kind,
                 &listed.items,
                 &listed.revision.to_string(),
@@ -288,7 +290,7 @@ impl Handlers {
             None | Some("status") if req.subresource.is_none() || req.kind.has_status() => {
                 if crate::table::wants_table(accept) {
                     let rv = obj.metadata().resource_version.clone().unwrap_or_default();
-                    return Ok(Reply::ok(crate::table::table(
+                    return Ok(Reply::ok(self.table(
                         &req.kind,
                         std::slice::from_ref(&obj),
                         &rv,
@@ -298,7 +300,7 @@ impl Handlers {
                 }
                 Ok(Reply::ok(obj.to_value()))
             }
-            Some("scale") if req.kind.has_scale() => Ok(Reply::ok(scale_of(&obj)?)),
+            Some("scale") if req.kind.has_scale() => Ok(Reply::ok(self.scale_of(&obj)?)),
             _ => Err(ApiError::no_route()),
         }
     }
@@ -347,8 +349,9 @@ impl Handlers {
             }
             _ => None,
         };
-        admission::mutate_create(&mut obj);
-        admission::validate(c.identity, &obj, None, assigned.as_deref())?;
+        let pruned = admission::mutate_create(&mut obj, &self.custom)?;
+        let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
+        admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
         crate::apply::record_write(c, None, &mut obj, None)?;
         if let Some(ns) = obj.namespace() {
             self.require_namespace(ns).await?;
@@ -455,7 +458,7 @@ impl Handlers {
                 let current_rv = current.metadata().resource_version.clone();
                 // The new state the caller asks for, in the shape of the subresource.
                 let shown = match sub {
-                    Some("scale") => scale_of(&current)?,
+                    Some("scale") => self.scale_of(&current)?,
                     _ => current.to_value(),
                 };
                 let asked = match &body {
@@ -473,7 +476,7 @@ impl Handlers {
                     }
                 };
                 let mut new = match sub {
-                    Some("scale") => with_replicas(&current, &asked)?,
+                    Some("scale") => self.with_replicas(&current, &asked)?,
                     _ => {
                         let (new, w) = decode_value(&kind, asked, &duplicates, mode)?;
                         warnings = w;
@@ -509,8 +512,8 @@ impl Handlers {
                     Some("status") => admission::Part::Status,
                     _ => admission::Part::Main,
                 };
-                admission::mutate_update(&mut new, &current, part);
-                admission::validate(c.identity, &new, Some(&current), None)?;
+                admission::mutate_update(&mut new, &current, part, &self.custom)?;
+                admission::validate(c.identity, &new, Some(&current), None, &self.custom)?;
                 crate::apply::record_write(c, Some(&current), &mut new, sub)?;
                 if registry::encode(&new) == registry::encode(&current) {
                     return Ok(Change::Unchanged);
@@ -546,7 +549,7 @@ impl Handlers {
             Updated::Replaced(o) | Updated::Unchanged(o) | Updated::Deleted(o, _) => o,
         };
         let body = match sub {
-            Some("scale") => scale_of(&obj)?,
+            Some("scale") => self.scale_of(&obj)?,
             _ => obj.to_value(),
         };
         Ok(Reply {
@@ -596,8 +599,95 @@ impl Handlers {
             Updated::Replaced(o) | Updated::Unchanged(o) => o,
             Updated::Deleted(mut o, revision) => {
                 o.metadata_mut().resource_version = Some(revision.to_string());
+                self.delete_custom_objects(&o).await?;
                 o
             }
+        })
+    }
+
+    /// Deleting a CustomResourceDefinition deletes every object of its kind (what
+    /// kube-apiserver's `customresourcecleanup` finalizer does before the CRD goes).
+    async fn delete_custom_objects(&self, deleted: &AnyObject) -> ApiResult<()> {
+        let AnyObject::CustomResourceDefinition(crd) = deleted else {
+            return Ok(());
+        };
+        let scope = if crd.spec.scope == "Cluster" {
+            rk8s_api::Scope::Cluster
+        } else {
+            rk8s_api::Scope::Namespaced
+        };
+        let names = &crd.spec.names;
+        let kind = ObjectKind::custom(&crd.spec.group, "v1", &names.kind, &names.plural, scope);
+        let prefix = kind.storage_prefix(None);
+        self.custom.remove(deleted.name());
+        let txn = TxnRequest {
+            compare: Vec::new(),
+            success: vec![RequestOp {
+                request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
+                    range_end: prefix_end(prefix.as_bytes()),
+                    key: prefix.into_bytes(),
+                })),
+            }],
+            failure: Vec::new(),
+        };
+        self.registry
+            .store()
+            .txn(txn)
+            .await
+            .map_err(|e| crate::status::store_error(&kind, deleted.name(), e))?;
+        Ok(())
+    }
+
+    /// Where `kind` keeps what its `scale` subresource shows.
+    fn scale_paths(&self, kind: &ObjectKind) -> ApiResult<ScalePaths> {
+        let paths = if kind.custom {
+            self.custom
+                .with_version(kind, |v| v.scale.clone())
+                .flatten()
+        } else {
+            ScalePaths::of(kind)
+        };
+        paths.ok_or_else(ApiError::no_route)
+    }
+
+    /// The `Scale` of `obj`.
+    fn scale_of(&self, obj: &AnyObject) -> ApiResult<Value> {
+        crate::scale::scale_of(&obj.to_value(), &self.scale_paths(&obj.kind())?)
+    }
+
+    /// `current` with the replicas a `Scale` body asks for.
+    fn with_replicas(&self, current: &AnyObject, scale: &Value) -> ApiResult<AnyObject> {
+        crate::scale::with_replicas(current, scale, &self.scale_paths(&current.kind())?)
+    }
+
+    /// A `Table` of `objects` of `kind`: a custom kind's printer columns, or the
+    /// built-in kind's.
+    fn table(
+        &self,
+        kind: &ObjectKind,
+        objects: &[AnyObject],
+        resource_version: &str,
+        continue_token: Option<&str>,
+        include_object: Option<&str>,
+    ) -> Value {
+        let custom = kind.custom.then(|| {
+            crate::custom::table::table(
+                &self.custom,
+                kind,
+                objects,
+                resource_version,
+                continue_token,
+                include_object,
+            )
+        });
+        custom.flatten().unwrap_or_else(|| {
+            crate::table::table(
+                kind,
+                objects,
+                resource_version,
+                continue_token,
+                include_object,
+            )
         })
     }
 
@@ -615,8 +705,14 @@ impl Handlers {
         check_preconditions(&kind, name, options, &current)?;
         let rv = registry::resource_version(&current)?;
         let key = kind.storage_key(None, name);
+        let custom = self
+            .custom
+            .all()
+            .into_iter()
+            .filter_map(|s| s.storage_version().map(|v| v.kind));
         let mut ops: Vec<RequestOp> = kinds()
-            .iter()
+            .into_iter()
+            .chain(custom)
             .filter(|k| k.is_namespaced())
             .map(|k| {
                 let prefix = k.storage_prefix(Some(name));

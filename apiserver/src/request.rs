@@ -9,6 +9,8 @@ use http::Method;
 use rk8s_api::ObjectKind;
 use rk8s_api::object::kind_by_plural;
 
+use crate::custom::CustomKinds;
+
 use crate::status::{ApiError, ApiResult};
 use rk8s_http::query::is_true;
 
@@ -242,8 +244,14 @@ fn unescape_segment(segment: &str) -> ApiResult<Cow<'_, str>> {
 }
 
 /// Reads a request's route from its method, path (as sent: percent-escapes are
-/// decoded here, one segment at a time) and `watch` parameter.
-pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Route> {
+/// decoded here, one segment at a time) and `watch` parameter; resources of groups
+/// that are not built in are looked up in `custom`.
+pub fn route(
+    method: &Method,
+    path: &str,
+    watch: Option<&str>,
+    custom: &CustomKinds,
+) -> ApiResult<Route> {
     let raw: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let decoded = raw
         .iter()
@@ -341,6 +349,7 @@ pub fn route(method: &Method, path: &str, watch: Option<&str>) -> ApiResult<Rout
     };
     let kind = kind_by_plural(group, plural)
         .filter(|k| k.version == version)
+        .or_else(|| custom.kind(group, version, plural))
         .ok_or_else(ApiError::no_route)?;
     if namespace.is_some() && !kind.is_namespaced() {
         return Err(ApiError::no_route());
@@ -374,7 +383,7 @@ mod tests {
     use super::*;
 
     fn resource(method: Method, path: &str) -> ResourceRequest {
-        match route(&method, path, None).unwrap() {
+        match route(&method, path, None, &CustomKinds::default()).unwrap() {
             Route::Resource(r) => r,
             other => panic!("{other:?}"),
         }
@@ -420,7 +429,13 @@ mod tests {
         let r = resource(Method::DELETE, "/apis/batch/v1/namespaces/d/jobs");
         assert_eq!(r.verb, Verb::DeleteCollection);
         assert!(matches!(
-            route(&Method::GET, "/api/v1/pods", Some("true")).unwrap(),
+            route(
+                &Method::GET,
+                "/api/v1/pods",
+                Some("true"),
+                &CustomKinds::default()
+            )
+            .unwrap(),
             Route::Resource(ResourceRequest {
                 verb: Verb::Watch,
                 ..
@@ -438,10 +453,10 @@ mod tests {
             "/api/v1/namespaces/d/pods/web/log/extra",
             "/nope",
         ] {
-            let e = route(&Method::GET, path, None).unwrap_err();
+            let e = route(&Method::GET, path, None, &CustomKinds::default()).unwrap_err();
             assert_eq!(e.code, http::StatusCode::NOT_FOUND, "{path}");
         }
-        let e = route(&Method::PUT, "/api/v1/pods", None).unwrap_err();
+        let e = route(&Method::PUT, "/api/v1/pods", None, &CustomKinds::default()).unwrap_err();
         assert_eq!(e.code, http::StatusCode::METHOD_NOT_ALLOWED);
     }
 
@@ -484,12 +499,18 @@ mod tests {
             ("/api/v1/namespaces/default/pods/%", "\"%\""),
             ("/api/v1/namespaces/default/pods/%+1", "\"%+1\""),
         ] {
-            let e = route(&Method::GET, path, None).unwrap_err();
+            let e = route(&Method::GET, path, None, &CustomKinds::default()).unwrap_err();
             assert_eq!(e.code, http::StatusCode::BAD_REQUEST, "{path}");
             assert_eq!(e.message, format!("invalid URL escape {bad}"), "{path}");
         }
         // Escapes that decode to bytes that are not UTF-8 name nothing.
-        let e = route(&Method::GET, "/api/v1/namespaces/default/pods/%ff", None).unwrap_err();
+        let e = route(
+            &Method::GET,
+            "/api/v1/namespaces/default/pods/%ff",
+            None,
+            &CustomKinds::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.code, http::StatusCode::NOT_FOUND);
     }
 
@@ -499,7 +520,8 @@ mod tests {
             route(
                 &Method::GET,
                 "/api/v1/nodes/n%31/proxy/logs/a%3Fb%20c",
-                None
+                None,
+                &CustomKinds::default()
             )
             .unwrap(),
             Route::NodeProxy {

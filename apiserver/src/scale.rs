@@ -38,7 +38,9 @@ impl ScalePaths {
 fn selector_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        Value::Object(map) if map.contains_key("matchLabels") || map.contains_key("matchExpressions") => {
+        Value::Object(map)
+            if map.contains_key("matchLabels") || map.contains_key("matchExpressions") =>
+        {
             serde_json::from_value::<LabelSelector>(value.clone())
                 .ok()
                 .and_then(|s| rk8s_api::selector::label_selector(&s).ok())
@@ -59,7 +61,11 @@ fn selector_text(value: &Value) -> String {
 
 /// The `Scale` of an object whose kind keeps its replicas at `paths`.
 pub fn scale_of(obj: &Value, paths: &ScalePaths) -> ApiResult<Value> {
-    let int = |p: &str| obj.pointer(p).and_then(Value::as_i64).and_then(|n| i32::try_from(n).ok());
+    let int = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_i64)
+            .and_then(|n| i32::try_from(n).ok())
+    };
     let meta: ObjectMeta = obj
         .get("metadata")
         .cloned()
@@ -120,18 +126,15 @@ pub fn set_replicas(obj: &mut Value, paths: &ScalePaths, replicas: i32) -> ApiRe
     Ok(())
 }
 
-/// The `Scale` of a built-in object.
-pub fn scale_of_object(obj: &AnyObject) -> ApiResult<Value> {
-    let paths = ScalePaths::of(&obj.kind()).ok_or_else(ApiError::no_route)?;
-    scale_of(&obj.to_value(), &paths)
-}
-
-/// `current` with `spec.replicas` from a `Scale` body.
-pub fn with_replicas(current: &AnyObject, scale: &Value) -> ApiResult<AnyObject> {
+/// `current` with the replicas at `paths` set from a `Scale` body.
+pub fn with_replicas(
+    current: &AnyObject,
+    scale: &Value,
+    paths: &ScalePaths,
+) -> ApiResult<AnyObject> {
     let kind = current.kind();
-    let paths = ScalePaths::of(&kind).ok_or_else(ApiError::no_route)?;
     let mut value = current.to_value();
-    set_replicas(&mut value, &paths, requested_replicas(scale)?)?;
+    set_replicas(&mut value, paths, requested_replicas(scale)?)?;
     match AnyObject::from_value(&kind, value) {
         Some(Ok(obj)) => Ok(obj),
         _ => Err(ApiError::internal("the scaled object does not decode")),
@@ -154,7 +157,10 @@ mod tests {
         assert_eq!(s["status"]["replicas"], 2);
         assert_eq!(s["status"]["selector"], "app=db");
         let rc = json!({"metadata": {"name": "rc"}, "spec": {"selector": {"b": "2", "a": "1"}}});
-        assert_eq!(scale_of(&rc, &paths).unwrap()["status"]["selector"], "a=1,b=2");
+        assert_eq!(
+            scale_of(&rc, &paths).unwrap()["status"]["selector"],
+            "a=1,b=2"
+        );
     }
 
     #[test]

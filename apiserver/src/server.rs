@@ -2,7 +2,6 @@
 //! public ones, and dispatch by route to the endpoints ([`crate::routes`]); the TLS
 //! accept loop is the shared one (`rk8s_http::serve`).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -20,12 +19,13 @@ use rk8s_http::body::{Body, error_response};
 use rk8s_http::debug::ActorControl;
 
 use crate::auth::{self, Identity};
+use crate::caches::Caches;
+use crate::custom::CustomKinds;
 use crate::decode::MAX_BODY;
 use crate::handlers::Handlers;
 use crate::registry::Registry;
 use crate::request::{Query, Route, route};
 use crate::status::{ApiError, ApiResult};
-use crate::watch::WatchCache;
 use crate::{discovery, openapi};
 
 /// The API server's shared state.
@@ -106,16 +106,19 @@ impl ApiServer {
     /// An API server that answers 429 beyond `reads` concurrent reads or `writes`
     /// concurrent writes.
     pub fn with_limits(store: Store, reads: usize, writes: usize) -> Arc<Self> {
-        let mut caches = HashMap::new();
-        for kind in kinds() {
-            let cache = WatchCache::new(kind, store.clone());
-            tokio::spawn(cache.clone().run());
-            caches.insert(kind.plural, cache);
-        }
+        let caches = Arc::new(Caches::new(store.clone(), kinds()));
+        let registry = Registry::new(store.clone());
+        let custom = Arc::new(CustomKinds::default());
+        tokio::spawn(crate::custom::sync::run(
+            registry.clone(),
+            caches.clone(),
+            custom.clone(),
+        ));
         Arc::new(ApiServer {
             handlers: Handlers {
-                registry: Registry::new(store.clone()),
+                registry,
                 caches,
+                custom,
             },
             authenticator: auth::Authenticator::new(store.clone()),
             store,
@@ -165,7 +168,23 @@ impl ApiServer {
         let started = std::time::Instant::now();
         // The route is read once: dispatch serves it, the metrics count it.
         let query = Query::parse(req.uri().query());
-        let routed = route(&method, &path, query.get("watch"));
+        let custom = &self.handlers.custom;
+        let mut routed = route(&method, &path, query.get("watch"), custom);
+        // A custom resource this member has not heard of yet (its CRD was just
+        // created, perhaps through another member): read its CRD and look again.
+        if routed
+            .as_ref()
+            .is_err_and(|e| e.code == StatusCode::NOT_FOUND)
+            && crate::custom::sync::refresh(
+                &self.handlers.registry,
+                &self.handlers.caches,
+                custom,
+                &path,
+            )
+            .await
+        {
+            routed = route(&method, &path, query.get("watch"), custom);
+        }
         let counted = match &routed {
             Ok(Route::Resource(r)) => Some(r.clone()),
             _ => None,
@@ -225,16 +244,22 @@ impl ApiServer {
             .authenticate(authorization.as_deref())
             .await?;
         let not_found = ApiError::no_route;
+        let custom = &self.handlers.custom;
         match route {
             Route::CoreVersions => ok(discovery::core_versions()),
-            Route::Groups => ok(discovery::group_list()),
-            Route::Group(g) => discovery::group(&g).ok_or_else(not_found).and_then(ok),
-            Route::Resources { group, version } => discovery::resource_list(&group, &version)
+            Route::Groups => ok(discovery::group_list(custom)),
+            Route::Group(g) => discovery::group(&g, custom)
                 .ok_or_else(not_found)
                 .and_then(ok),
-            Route::OpenApiV2 => ok(openapi::v2()),
-            Route::OpenApiV3Index => ok(openapi::v3_index()),
+            Route::Resources { group, version } => {
+                discovery::resource_list(&group, &version, custom)
+                    .ok_or_else(not_found)
+                    .and_then(ok)
+            }
+            Route::OpenApiV2 => ok(openapi::v2_with(custom)),
+            Route::OpenApiV3Index => ok(openapi::v3_index_with(custom)),
             Route::OpenApiV3 { group, version } => openapi::v3(&group, &version)
+                .or_else(|| crate::custom::openapi::v3(custom, &group, &version))
                 .ok_or_else(not_found)
                 .and_then(ok),
             Route::Resource(r)

@@ -64,7 +64,7 @@ impl ApiServer {
         let cache = self
             .handlers
             .caches
-            .get(kind.plural)
+            .get(&kind)
             .ok_or_else(ApiError::no_route)?;
         let mut sub = cache.subscribe(&prefix, from).await?;
         let (tx, rx) = mpsc::channel::<Bytes>(64);

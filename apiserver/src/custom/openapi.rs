@@ -1,0 +1,114 @@
+//! OpenAPI documents of custom kinds (what `kubectl explain` reads): each served
+//! version's schema under kube-apiserver's name for it (the group reversed:
+//! `com.example.stable.v1.CronTab`), tagged with its group, version and kind.
+
+use serde_json::{Map, Value, json};
+
+use super::CustomKinds;
+
+/// kube-apiserver's definition name of a custom kind: `com.example.stable.v1.CronTab`.
+pub fn definition_name(group: &str, version: &str, kind: &str) -> String {
+    let mut parts: Vec<&str> = group.split('.').collect();
+    parts.reverse();
+    format!("{}.{version}.{kind}", parts.join("."))
+}
+
+/// Every served custom kind's schema, by definition name (in `group`/`version` only,
+/// if given).
+pub fn definitions(kinds: &CustomKinds, only: Option<(&str, &str)>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for served in kinds.all() {
+        for v in served.versions.iter().filter(|v| v.served) {
+            if only.is_some_and(|(g, ver)| (g, ver) != (v.kind.group, v.kind.version)) {
+                continue;
+            }
+            let mut schema = v
+                .schema
+                .as_ref()
+                .and_then(|s| serde_json::to_value(&s.schema).ok())
+                .unwrap_or_else(|| json!({"type": "object"}));
+            if let Value::Object(map) = &mut schema {
+                map.insert(
+                    "x-kubernetes-group-version-kind".into(),
+                    json!([{"group": v.kind.group, "version": v.kind.version, "kind": v.kind.kind}]),
+                );
+                // kubectl explain shows the standard fields of every object too.
+                let props = map.entry("properties").or_insert_with(|| json!({}));
+                if let Value::Object(props) = props {
+                    props.entry("apiVersion").or_insert_with(|| json!({"type": "string",
+                        "description": "APIVersion defines the versioned schema of this representation of an object."}));
+                    props.entry("kind").or_insert_with(|| json!({"type": "string",
+                        "description": "Kind is a string value representing the REST resource this object represents."}));
+                    props.entry("metadata").or_insert_with(|| {
+                        json!({"type": "object",
+                        "description": "Standard object's metadata."})
+                    });
+                }
+            }
+            out.insert(
+                definition_name(v.kind.group, v.kind.version, v.kind.kind),
+                schema,
+            );
+        }
+    }
+    out
+}
+
+/// The group versions custom kinds are served in (`apis/stable.example.com/v1`).
+pub fn group_versions(kinds: &CustomKinds) -> Vec<String> {
+    let mut out: Vec<String> = kinds
+        .all()
+        .iter()
+        .flat_map(|s| {
+            s.versions
+                .iter()
+                .filter(|v| v.served)
+                .map(|v| format!("apis/{}/{}", v.kind.group, v.kind.version))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `/openapi/v3/apis/<group>/<version>` of a custom group version, if served.
+pub fn v3(kinds: &CustomKinds, group: &str, version: &str) -> Option<Value> {
+    let schemas = definitions(kinds, Some((group, version)));
+    if schemas.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+        "paths": {},
+        "components": {"schemas": schemas},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_are_named_with_the_group_reversed() {
+        assert_eq!(
+            definition_name("stable.example.com", "v1", "CronTab"),
+            "com.example.stable.v1.CronTab"
+        );
+        let kinds = CustomKinds::default();
+        kinds.upsert(super::super::tests::crontab_crd(true));
+        let doc = v3(&kinds, "stable.example.com", "v1").unwrap();
+        let schema = &doc["components"]["schemas"]["com.example.stable.v1.CronTab"];
+        assert_eq!(
+            schema["x-kubernetes-group-version-kind"][0]["kind"],
+            "CronTab"
+        );
+        assert_eq!(
+            schema["properties"]["spec"]["properties"]["replicas"]["type"],
+            "integer"
+        );
+        assert!(v3(&kinds, "stable.example.com", "v1beta1").is_none());
+        assert_eq!(group_versions(&kinds), ["apis/stable.example.com/v1"]);
+    }
+}

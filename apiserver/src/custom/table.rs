@@ -1,0 +1,49 @@
+//! `kubectl get` of custom objects: the Name column, then the CRD version's
+//! `additionalPrinterColumns` (Age when it names none), as kube-apiserver prints them
+//! ([`rk8s_api::crd::columns`]).
+
+use rk8s_api::{AnyObject, ObjectKind};
+use serde_json::{Value, json};
+
+use super::CustomKinds;
+
+/// The `Table` of custom `objects` of `kind`, or `None` if no CRD serves the kind.
+pub fn table(
+    kinds: &CustomKinds,
+    kind: &ObjectKind,
+    objects: &[AnyObject],
+    resource_version: &str,
+    continue_token: Option<&str>,
+    include_object: Option<&str>,
+) -> Option<Value> {
+    let columns = kinds.with_version(kind, |v| v.columns.clone())??;
+    let definitions = serde_json::to_value(columns.definitions()).unwrap_or(Value::Null);
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let value = o.to_value();
+            let cells = columns.cells(&value);
+            let object = match include_object {
+                Some("None") => Value::Null,
+                Some("Object") => value,
+                _ => json!({
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": serde_json::to_value(o.metadata()).unwrap_or(Value::Null),
+                }),
+            };
+            json!({"cells": cells, "object": object})
+        })
+        .collect();
+    let mut metadata = json!({"resourceVersion": resource_version});
+    if let Some(c) = continue_token {
+        metadata["continue"] = json!(c);
+    }
+    Some(json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": definitions,
+        "rows": rows,
+    }))
+}

@@ -1,0 +1,225 @@
+//! kubectl's verb set against a real `rk8s-server`: the Debian `kubectl` (a client
+//! nobody here wrote) runs each command of the table as a user types it, and its output
+//! must say what it says against kube-apiserver. The generators of `kubectl create`,
+//! `run` and `expose` send protobuf; `apply --server-side` sends apply patches.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::apiserver::Server;
+
+/// The API alone: no scheduler or controller writes to these objects.
+const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
+
+/// Runs `kubectl ARGS` (with `stdin`, if any) and checks that it succeeds and prints
+/// every one of `expected`.
+fn check(server: &Server, args: &[&str], stdin: Option<&str>, expected: &[&str]) {
+    let out = support::cli::output(server.kubectl_command().args(args), stdin);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "kubectl {args:?} failed:\n{text}");
+    for e in expected {
+        assert!(text.contains(e), "kubectl {args:?} printed no {e:?}:\n{text}");
+    }
+}
+
+#[test]
+fn kubectl_create_generators_and_set_work() {
+    let server = Server::start(API_ONLY);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.properties");
+    std::fs::write(&file, "a=1\n").unwrap();
+    let from_file = format!("--from-file={}", file.display());
+    let table: &[(&[&str], &[&str])] = &[
+        (&["create", "namespace", "shop"], &["namespace/shop created"]),
+        (
+            &["create", "deployment", "web", "--image=busybox:1.36", "--replicas=2", "-n", "shop"],
+            &["deployment.apps/web created"],
+        ),
+        (
+            &["create", "configmap", "cfg", "--from-literal=a=b", &from_file, "-n", "shop"],
+            &["configmap/cfg created"],
+        ),
+        (
+            &["create", "secret", "generic", "pw", "--from-literal=password=s3cr3t", "-n", "shop"],
+            &["secret/pw created"],
+        ),
+        (
+            &["create", "secret", "docker-registry", "reg", "--docker-server=registry.local:5000",
+              "--docker-username=u", "--docker-password=p", "-n", "shop"],
+            &["secret/reg created"],
+        ),
+        (&["create", "serviceaccount", "builder", "-n", "shop"], &["serviceaccount/builder created"]),
+        (
+            &["create", "service", "clusterip", "web", "--tcp=80:8080", "-n", "shop"],
+            &["service/web created"],
+        ),
+        (
+            &["create", "job", "once", "--image=busybox:1.36", "-n", "shop", "--", "date"],
+            &["job.batch/once created"],
+        ),
+        (
+            &["create", "cronjob", "nightly", "--image=busybox:1.36", "--schedule=0 3 * * *", "-n", "shop"],
+            &["cronjob.batch/nightly created"],
+        ),
+        (
+            &["create", "role", "reader", "--verb=get,list", "--resource=pods", "-n", "shop"],
+            &["role.rbac.authorization.k8s.io/reader created"],
+        ),
+        (
+            &["create", "rolebinding", "read", "--role=reader", "--serviceaccount=shop:builder", "-n", "shop"],
+            &["rolebinding.rbac.authorization.k8s.io/read created"],
+        ),
+        (
+            &["create", "clusterrole", "node-reader", "--verb=get", "--resource=nodes"],
+            &["clusterrole.rbac.authorization.k8s.io/node-reader created"],
+        ),
+        (
+            &["create", "priorityclass", "high", "--value=1000", "--description=important"],
+            &["priorityclass.scheduling.k8s.io/high created"],
+        ),
+        (
+            &["create", "quota", "q", "--hard=pods=10,requests.cpu=4", "-n", "shop"],
+            &["resourcequota/q created"],
+        ),
+        (
+            &["create", "ingress", "web", "--rule=web.example.com/=web:80", "-n", "shop"],
+            &["ingress.networking.k8s.io/web created"],
+        ),
+        (
+            &["create", "poddisruptionbudget", "web", "--selector=app=web", "--min-available=1", "-n", "shop"],
+            &["poddisruptionbudget.policy/web created"],
+        ),
+        (&["run", "one", "--image=busybox:1.36", "-n", "shop", "--", "sleep", "60"], &["pod/one created"]),
+        (
+            &["expose", "deployment", "web", "--name=web-np", "--port=80", "--type=NodePort", "-n", "shop"],
+            &["service/web-np exposed"],
+        ),
+        (&["set", "image", "deployment/web", "busybox=busybox:1.37", "-n", "shop"], &["deployment.apps/web image updated"]),
+        (&["set", "env", "deployment/web", "MODE=fast", "-n", "shop"], &["deployment.apps/web env updated"]),
+        (
+            &["set", "resources", "deployment/web", "--limits=cpu=200m,memory=64Mi", "-n", "shop"],
+            &["deployment.apps/web resource requirements updated"],
+        ),
+        (&["set", "serviceaccount", "deployment/web", "builder", "-n", "shop"], &["deployment.apps/web serviceaccount updated"]),
+        (
+            &["get", "deployment", "web", "-n", "shop", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.serviceAccountName}"],
+            &["busybox:1.37 builder"],
+        ),
+        (&["get", "all", "-n", "shop"], &["deployment.apps/web", "service/web", "cronjob.batch/nightly", "job.batch/once", "pod/one"]),
+        (&["get", "secret", "pw", "-n", "shop"], &["Opaque"]),
+        (&["get", "cm", "cfg", "-n", "shop", "-o", "jsonpath={.data.app\\.properties}"], &["a=1"]),
+        (&["api-resources"], &["configmaps", "cm", "statefulsets", "sts", "customresourcedefinitions", "crd,crds", "ingresses", "ing", "networkpolicies", "netpol", "poddisruptionbudgets", "pdb", "priorityclasses", "pc"]),
+        (&["explain", "statefulset.spec.serviceName"], &["serviceName"]),
+        (&["explain", "ingress.spec.rules"], &["host"]),
+        (&["delete", "namespace", "shop", "--wait=false"], &["namespace \"shop\" deleted"]),
+    ];
+    for (args, expected) in table {
+        check(&server, args, None, expected);
+    }
+}
+
+const CRONTAB_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: crontabs.stable.example.com}
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names: {plural: crontabs, singular: crontab, kind: CronTab, shortNames: [ct], categories: [all]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    additionalPrinterColumns:
+    - {name: Spec, type: string, jsonPath: .spec.cronSpec}
+    - {name: Replicas, type: integer, jsonPath: .spec.replicas}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: A CronTab runs a command on a schedule.
+        properties:
+          spec:
+            type: object
+            required: [cronSpec]
+            properties:
+              cronSpec: {type: string, pattern: '^(\S+ ){4}\S+$', description: The schedule in cron format.}
+              image: {type: string}
+              replicas: {type: integer, minimum: 1, maximum: 10, default: 1}
+              size: {type: string, enum: [small, large]}
+              port: {x-kubernetes-int-or-string: true}
+              extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+"#;
+
+#[test]
+fn custom_resources_live_and_die_with_their_definition() {
+    let server = Server::start(API_ONLY);
+    check(&server, &["apply", "-f", "-"], Some(CRONTAB_CRD), &["customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"]);
+    check(
+        &server,
+        &["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=30s"],
+        None,
+        &["condition met"],
+    );
+    let good = r#"
+apiVersion: stable.example.com/v1
+kind: CronTab
+metadata: {name: nightly}
+spec: {cronSpec: "0 3 * * *", image: busybox:1.36, port: http, extra: {anything: [1, 2]}, unknown: dropped}
+"#;
+    check(&server, &["apply", "-f", "-"], Some(good), &["crontab.stable.example.com/nightly created"]);
+    // Defaulted, pruned, kept where the schema keeps unknown fields.
+    check(
+        &server,
+        &["get", "ct", "nightly", "-o", "jsonpath={.spec.replicas} {.spec.extra.anything} {.spec.unknown}"],
+        None,
+        &["1 [1,2] "],
+    );
+    // Printer columns.
+    check(&server, &["get", "crontabs"], None, &["NAME", "SPEC", "REPLICAS", "AGE", "nightly", "0 3 * * *"]);
+    check(&server, &["get", "all"], None, &["crontab.stable.example.com/nightly"]);
+    // Validation, worded as kube-apiserver words it.
+    let bad = r#"
+apiVersion: stable.example.com/v1
+kind: CronTab
+metadata: {name: bad}
+spec: {cronSpec: "nope", replicas: 20, size: huge}
+"#;
+    let out = support::cli::output(server.kubectl_command().args(["apply", "-f", "-"]), Some(bad));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for e in [
+        "spec.replicas: Invalid value: 20: spec.replicas in body should be less than or equal to 10",
+        "spec.size: Unsupported value: \"huge\": supported values: \"small\", \"large\"",
+        "spec.cronSpec: Invalid value: \"nope\"",
+    ] {
+        assert!(err.contains(e), "no {e:?} in:\n{err}");
+    }
+    // The scale subresource and explain.
+    check(&server, &["scale", "ct/nightly", "--replicas=3"], None, &["crontab.stable.example.com/nightly scaled"]);
+    check(&server, &["get", "ct", "nightly", "-o", "jsonpath={.spec.replicas}"], None, &["3"]);
+    check(&server, &["explain", "crontab.spec.cronSpec"], None, &["The schedule in cron format."]);
+    check(&server, &["api-resources", "--api-group=stable.example.com"], None, &["crontabs", "ct", "CronTab"]);
+    // Deleting the definition deletes its objects; the kind is gone.
+    check(&server, &["delete", "crd", "crontabs.stable.example.com"], None, &["deleted"]);
+    check(&server, &["apply", "-f", "-"], Some(CRONTAB_CRD), &["created"]);
+    check(
+        &server,
+        &["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=30s"],
+        None,
+        &["condition met"],
+    );
+    check(&server, &["get", "crontabs", "-A"], None, &["No resources found"]);
+}
