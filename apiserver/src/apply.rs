@@ -168,6 +168,18 @@ pub fn apply_patch(
         ApplyError::Conflicts(c) => conflict_error(&c),
         other => ApiError::bad_request(other.to_string()),
     })?;
+    // As for every patch: no object larger than a request could carry.
+    let size = serde_json::to_vec(&out.object).map_or(usize::MAX, |b| b.len());
+    if size > crate::decode::MAX_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!(
+                "Request entity too large: the patched object is larger than the limit of {} bytes",
+                crate::decode::MAX_BODY
+            ),
+        ));
+    }
     Ok(out.object)
 }
 
@@ -313,6 +325,23 @@ mod tests {
         assert_eq!(causes[0].field.as_deref(), Some(".data.a"));
         let forced = apply_patch(&live, body, &query("fieldManager=two&force=true"), None).unwrap();
         assert_eq!(forced["data"]["a"], "2");
+    }
+
+    #[test]
+    fn an_apply_may_not_make_an_object_larger_than_a_request() {
+        let half = "x".repeat(crate::decode::MAX_BODY / 2 + 10);
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c"}, "data": {"a": half}});
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c"}, "data": {"b": half}});
+        let e = apply_patch(
+            &live,
+            body.to_string().as_bytes(),
+            &query("fieldManager=me"),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[test]
