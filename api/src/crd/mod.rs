@@ -61,6 +61,8 @@ pub mod validate;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod properties;
 
 pub use columns::{Column, Columns};
 pub use definition::{TakenNames, compute_status, default_crd, validate_crd};

@@ -1,5 +1,9 @@
-//! A CRD version's `openAPIV3Schema` translated to JSON Schema (draft 4, which OpenAPI
-//! v3 schemas follow) and compiled once by the `jsonschema` crate.
+//! A CRD version's `openAPIV3Schema` translated to JSON Schema and compiled once by the
+//! `jsonschema` crate.
+//!
+//! OpenAPI v3 schemas follow JSON Schema draft 4, but the translation targets draft 6:
+//! there, as in kube-apiserver's validator, `3.0` is an integer. Draft 4's boolean
+//! `exclusiveMaximum`/`exclusiveMinimum` become draft 6's numeric ones.
 //!
 //! Kubernetes' own extensions are translated here, as kube-apiserver's validator
 //! understands them:
@@ -21,7 +25,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use serde_json::{Map, Value, json};
 
-use super::{Error, Result};
+use super::{Error, Result, structural};
 use crate::path::FieldPath;
 
 /// Formats whose meaning the validator shares with kube-openapi's `strfmt` registry.
@@ -98,7 +102,7 @@ impl CompiledVersion {
 /// Compiles a schema into a validator, or says why it cannot be.
 pub fn compile(schema: &JSONSchemaProps) -> Result<jsonschema::Validator, String> {
     jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft4)
+        .with_draft(jsonschema::Draft::Draft6)
         .should_validate_formats(true)
         .should_ignore_unknown_formats(true)
         .with_format("byte", is_base64)
@@ -108,7 +112,7 @@ pub fn compile(schema: &JSONSchemaProps) -> Result<jsonschema::Validator, String
         .map_err(|e| e.to_string())
 }
 
-/// Translates a Kubernetes schema into a draft-4 JSON Schema.
+/// Translates a Kubernetes schema into a draft-6 JSON Schema.
 pub fn to_json_schema(p: &JSONSchemaProps) -> Value {
     let mut out = Map::new();
     let nullable = p.nullable == Some(true);
@@ -136,22 +140,25 @@ pub fn to_json_schema(p: &JSONSchemaProps) -> Value {
             out.insert("format".into(), json!(f));
         }
     }
-    let mut num = |key: &str, v: Option<f64>| {
-        if let Some(v) = v {
-            out.insert(key.into(), number(v));
-        }
-    };
-    num("maximum", p.maximum);
-    num("minimum", p.minimum);
-    num("multipleOf", p.multiple_of);
-    for (key, v) in [
-        ("exclusiveMaximum", p.exclusive_maximum),
-        ("exclusiveMinimum", p.exclusive_minimum),
-        ("uniqueItems", p.unique_items),
+    // OpenAPI's boolean `exclusiveMaximum: true` is draft 6's numeric form.
+    for (inclusive, exclusive, limit, is_exclusive) in [
+        ("maximum", "exclusiveMaximum", p.maximum, p.exclusive_maximum),
+        ("minimum", "exclusiveMinimum", p.minimum, p.exclusive_minimum),
     ] {
-        if let Some(v) = v {
-            out.insert(key.into(), json!(v));
+        if let Some(limit) = limit {
+            let key = if is_exclusive == Some(true) {
+                exclusive
+            } else {
+                inclusive
+            };
+            out.insert(key.into(), number(limit));
         }
+    }
+    if let Some(m) = p.multiple_of {
+        out.insert("multipleOf".into(), number(m));
+    }
+    if let Some(u) = p.unique_items {
+        out.insert("uniqueItems".into(), json!(u));
     }
     for (key, v) in [
         ("maxLength", p.max_length),
@@ -178,11 +185,16 @@ pub fn to_json_schema(p: &JSONSchemaProps) -> Value {
         }
         out.insert("enum".into(), Value::Array(values));
     }
-    for (key, list) in [
-        ("allOf", &p.all_of),
-        ("anyOf", &p.any_of),
-        ("oneOf", &p.one_of),
-    ] {
+    // `anyOf: [{type: integer}, {type: string}]` beside `x-kubernetes-int-or-string`
+    // repeats the `type` above: dropped, so a boolean gets one error, not two.
+    let any_of = if p.x_kubernetes_int_or_string == Some(true)
+        && structural::is_int_or_string_any_of(&p.any_of)
+    {
+        &None
+    } else {
+        &p.any_of
+    };
+    for (key, list) in [("allOf", &p.all_of), ("anyOf", any_of), ("oneOf", &p.one_of)] {
         if let Some(list) = list.as_ref().filter(|l| !l.is_empty()) {
             out.insert(
                 key.into(),
@@ -290,6 +302,13 @@ mod tests {
     }
 
     #[test]
+    fn the_int_or_string_any_of_pattern_is_folded_into_the_type() {
+        let s = to_json_schema(&props(json!({"x-kubernetes-int-or-string": true,
+            "anyOf": [{"type": "integer"}, {"type": "string"}]})));
+        assert_eq!(s, json!({"type": ["integer", "string"]}));
+    }
+
+    #[test]
     fn nullable_enum_admits_null() {
         let s = to_json_schema(&props(
             json!({"type": "string", "enum": ["a"], "nullable": true}),
@@ -304,6 +323,22 @@ mod tests {
             "x-kubernetes-list-type": "atomic", "maximum": 10.0
         })));
         assert_eq!(s, json!({"type": "integer", "maximum": 10}));
+    }
+
+    #[test]
+    fn exclusive_limits_become_numeric() {
+        let s = to_json_schema(&props(json!({
+            "type": "number", "maximum": 1.5, "exclusiveMaximum": true,
+            "minimum": 0, "exclusiveMinimum": false
+        })));
+        assert_eq!(s, json!({"type": "number", "exclusiveMaximum": 1.5, "minimum": 0}));
+    }
+
+    #[test]
+    fn whole_floats_are_integers_as_in_kubernetes() {
+        let v = compile(&props(json!({"type": "integer"}))).unwrap();
+        assert!(v.is_valid(&json!(3.0)));
+        assert!(!v.is_valid(&json!(3.5)));
     }
 
     #[test]

@@ -393,7 +393,7 @@ fn invariants(errs: &mut Errs, s: &JSONSchemaProps, level: Level, path: &FieldPa
 }
 
 /// `anyOf: [{type: integer}, {type: string}]`, the one place a nested `type` is allowed.
-fn is_int_or_string_any_of(any_of: &Option<Vec<JSONSchemaProps>>) -> bool {
+pub(super) fn is_int_or_string_any_of(any_of: &Option<Vec<JSONSchemaProps>>) -> bool {
     let of = |t: &str| JSONSchemaProps {
         type_: Some(t.to_string()),
         ..JSONSchemaProps::default()
