@@ -13,6 +13,14 @@ const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 /// Kinds whose names must be RFC 1123 labels rather than subdomains.
 const LABEL_NAMED_KINDS: &[&str] = &["Namespace", "Service"];
 
+/// Kinds whose names need only be URL path segments (Kubernetes' `ValidateRBACName`).
+const PATH_SEGMENT_NAMED_KINDS: &[&str] =
+    &["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"];
+
+/// The longest name of a CronJob: its Jobs are named after it with an 11-character
+/// suffix, and must still be RFC 1035 labels (63 characters).
+const MAX_CRON_JOB_NAME: usize = 52;
+
 pub(super) fn object_meta(errs: &mut Errors, obj: &AnyObject) {
     let path = FieldPath::root().key("metadata");
     let meta = obj.metadata();
@@ -21,6 +29,14 @@ pub(super) fn object_meta(errs: &mut Errors, obj: &AnyObject) {
         (Some(name), _) if !name.is_empty() => {
             let problems = if LABEL_NAMED_KINDS.contains(&kind.kind) {
                 names::dns1123_label(name)
+            } else if PATH_SEGMENT_NAMED_KINDS.contains(&kind.kind)
+                && kind.group == "rbac.authorization.k8s.io"
+            {
+                path_segment_name(name)
+            } else if kind.kind == "CronJob" && name.len() > MAX_CRON_JOB_NAME {
+                vec![format!(
+                    "must be no more than {MAX_CRON_JOB_NAME} characters"
+                )]
             } else {
                 names::dns1123_subdomain(name)
             };
@@ -103,4 +119,34 @@ pub(super) fn labels(
         errs.syntax(&p, k, names::qualified_name(k));
         errs.syntax(&p, v, names::label_value(v));
     }
+}
+
+/// A label selector's keys, values and operators, reported under `path`.
+pub(super) fn label_selector(
+    errs: &mut Errors,
+    path: &FieldPath,
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) {
+    if let Err(problems) = crate::selector::label_selector(selector) {
+        for (field, problem) in problems {
+            errs.message(&path.join(&FieldPath::parse(&field)), problem);
+        }
+    }
+}
+
+/// A name that is one segment of a URL path (`ValidatePathSegmentName`): RBAC
+/// objects and role references may be named `system:controller:foo`.
+pub(super) fn path_segment_name(name: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    match name {
+        "." => errs.push("may not be '.'".to_string()),
+        ".." => errs.push("may not be '..'".to_string()),
+        _ => {}
+    }
+    for bad in ['/', '%'] {
+        if name.contains(bad) {
+            errs.push(format!("may not contain '{bad}'"));
+        }
+    }
+    errs
 }

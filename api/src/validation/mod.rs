@@ -4,12 +4,21 @@
 //!
 //! Validation expects a defaulted object (see [`crate::defaults`]); it never changes it.
 
+mod admission;
 mod autoscaling;
 mod cluster;
+mod config;
+mod cron;
 mod meta;
+mod networking;
 mod pod;
+mod policy;
+mod rbac;
 mod service;
+mod storage;
 mod workloads;
+
+pub use config::MAX_DATA_BYTES;
 
 use std::fmt;
 
@@ -225,15 +234,75 @@ pub fn validate(obj: &AnyObject) -> Vec<FieldError> {
         AnyObject::Service(s) => service::service(&mut errs, s),
         AnyObject::Endpoints(e) => service::endpoints(&mut errs, e),
         AnyObject::HorizontalPodAutoscaler(h) => autoscaling::hpa(&mut errs, h),
-        AnyObject::Namespace(_) => {}
         AnyObject::Node(n) => cluster::node(&mut errs, n),
         AnyObject::Event(e) => cluster::event(&mut errs, e),
         AnyObject::Lease(l) => cluster::lease(&mut errs, l),
         AnyObject::RuntimeClass(r) => cluster::runtime_class(&mut errs, r),
+        AnyObject::ConfigMap(c) => config::config_map(&mut errs, c),
+        AnyObject::Secret(s) => config::secret(&mut errs, s),
+        AnyObject::PersistentVolume(pv) => storage::persistent_volume(&mut errs, pv),
+        AnyObject::PersistentVolumeClaim(pvc) => match &pvc.spec {
+            Some(spec) => storage::claim_spec(&mut errs, &root.key("spec"), spec),
+            None => errs.required(&root.key("spec")),
+        },
+        AnyObject::StorageClass(sc) => storage::storage_class(&mut errs, sc),
+        AnyObject::CSIDriver(d) => storage::csi_driver(&mut errs, d),
+        AnyObject::StatefulSet(s) => workloads::stateful_set(&mut errs, s),
+        AnyObject::DaemonSet(d) => workloads::daemon_set(&mut errs, d),
+        AnyObject::CronJob(c) => workloads::cron_job(&mut errs, c),
+        AnyObject::ReplicationController(rc) => workloads::replication_controller(&mut errs, rc),
+        AnyObject::PodTemplate(t) => workloads::pod_template_object(&mut errs, t),
+        AnyObject::Ingress(i) => networking::ingress(&mut errs, i),
+        AnyObject::IngressClass(i) => networking::ingress_class(&mut errs, i),
+        AnyObject::NetworkPolicy(n) => networking::network_policy(&mut errs, n),
+        AnyObject::EndpointSlice(e) => networking::endpoint_slice(&mut errs, e),
+        AnyObject::PodDisruptionBudget(p) => policy::pod_disruption_budget(&mut errs, p),
+        AnyObject::PriorityClass(p) => policy::priority_class(&mut errs, p),
+        AnyObject::LimitRange(l) => policy::limit_range(&mut errs, l),
+        AnyObject::ResourceQuota(q) => policy::resource_quota(&mut errs, q),
+        AnyObject::Role(r) => rbac::role(&mut errs, r),
+        AnyObject::ClusterRole(r) => rbac::cluster_role(&mut errs, r),
+        AnyObject::RoleBinding(b) => rbac::binding(
+            &mut errs,
+            &b.role_ref,
+            b.subjects.as_deref().unwrap_or_default(),
+            true,
+        ),
+        AnyObject::ClusterRoleBinding(b) => rbac::binding(
+            &mut errs,
+            &b.role_ref,
+            b.subjects.as_deref().unwrap_or_default(),
+            false,
+        ),
+        AnyObject::ValidatingWebhookConfiguration(c) => admission::validating(&mut errs, c),
+        AnyObject::MutatingWebhookConfiguration(c) => admission::mutating(&mut errs, c),
+        // The kinds of `WITHOUT_RULES`, and custom resources (checked against their
+        // schemas, see `crate::crd`).
         _ => {}
     }
     errs.0
 }
 
+/// The kinds rk8s checks nothing of beyond `metadata`: Kubernetes checks little more
+/// of the first ones (ServiceAccount, Namespace), and the rules of the others
+/// (status-heavy or CEL-based kinds, written mostly by controllers) are not
+/// implemented yet.
+pub const WITHOUT_RULES: &[&str] = &[
+    "Namespace",
+    "ServiceAccount",
+    "ControllerRevision",
+    "CSINode",
+    "CSIStorageCapacity",
+    "VolumeAttachment",
+    "CustomResourceDefinition",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "CertificateSigningRequest",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+];
+
+#[cfg(test)]
+mod kind_tests;
 #[cfg(test)]
 mod tests;
