@@ -38,6 +38,7 @@ pub mod net;
 pub mod object;
 pub mod patch;
 pub mod path;
+pub mod protobuf;
 pub mod quantity;
 pub mod resources;
 pub mod selector;

@@ -1,4 +1,4 @@
-//! The decode step of a request: a body (JSON or YAML) into an object of the kind
+//! The decode step of a request: a body (JSON, YAML or protobuf) into an object of the kind
 //! addressed, as kube-apiserver's serializers decode it under `fieldValidation`:
 //! `apiVersion`/`kind` checked, unknown fields and keys written twice warned of or,
 //! under `Strict`, refused.
@@ -54,7 +54,9 @@ impl std::fmt::Display for Duplicate {
     }
 }
 
-/// Parses a request body as JSON (or YAML, for `application/yaml`). Under
+/// Parses a request body as JSON (or YAML, for `application/yaml`, or Kubernetes'
+/// protobuf, for `application/vnd.kubernetes.protobuf`: its envelope's `apiVersion`
+/// and `kind` are set in the value, for [`decode_value`] to check). Under
 /// `fieldValidation=Strict`, a YAML key written twice is kube-apiserver's 400
 /// (`strict decoding error: yaml: unmarshal errors:` then `line N: key "k" already set
 /// in map`).
@@ -90,9 +92,19 @@ pub(crate) fn parse_body(
         }
         "application/json" | "" | "*/*" => parse_json(body)
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"))),
+        rk8s_api::protobuf::MEDIA_TYPE => rk8s_api::protobuf::decode(body)
+            .map(|d| Parsed {
+                value: d.object,
+                duplicates: Vec::new(),
+            })
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid protobuf: {e}"))),
         other => Err(ApiError::unsupported_media_type(
             other,
-            &["application/json", "application/yaml"],
+            &[
+                "application/json",
+                "application/yaml",
+                rk8s_api::protobuf::MEDIA_TYPE,
+            ],
         )),
     }
 }
@@ -390,6 +402,37 @@ mod tests {
         )
         .unwrap();
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn a_protobuf_body_decodes_to_the_object_it_encodes() {
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                                    "metadata": {"name": "c"}, "data": {"a": "b"}});
+        let body = rk8s_api::protobuf::encode(&cm).unwrap();
+        let parsed = parse_body(
+            "application/vnd.kubernetes.protobuf",
+            &body,
+            FieldValidation::Strict,
+        )
+        .unwrap();
+        assert_eq!(parsed.value, cm);
+        let kind = kind_named("ConfigMap").unwrap();
+        let (obj, warnings) =
+            decode_value(&kind, parsed.value, &[], FieldValidation::Strict).unwrap();
+        assert_eq!(obj.name(), "c");
+        assert!(warnings.is_empty());
+        let e = parse_body(
+            "application/vnd.kubernetes.protobuf",
+            b"k8s\0\x0a\xff",
+            FieldValidation::Strict,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.code.as_u16(), 400);
+        assert_eq!(
+            e.message,
+            "the body is not valid protobuf: <root>: the message is truncated"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod caches;
 pub mod cluster;
+pub mod content;
 pub mod custom;
 pub mod decode;
 pub mod discovery;

@@ -1,5 +1,5 @@
 //! Response bodies: whole documents, streams fed from a channel (watches, logs), and
-//! the JSON, text and `Status` responses both servers answer with.
+//! the JSON, protobuf, text and `Status` responses both servers answer with.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -40,12 +40,36 @@ impl hyper::body::Body for ChannelBody {
 /// A JSON response with `warnings` in `Warning` headers (`299 - "..."`).
 pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
+    bytes_response(code, bytes, "application/json", warnings)
+}
+
+/// A protobuf response (`application/vnd.kubernetes.protobuf`) for `body`, a JSON
+/// object with its `apiVersion` and `kind`; `None` for a kind that has no protobuf
+/// encoding (a custom resource, a `Table`), which kube-apiserver serves as JSON.
+pub fn protobuf_response(
+    code: StatusCode,
+    body: &Value,
+    warnings: &[String],
+) -> Option<Response<Body>> {
+    let bytes = rk8s_api::protobuf::encode(body).ok()?;
+    Some(bytes_response(
+        code,
+        bytes,
+        rk8s_api::protobuf::MEDIA_TYPE,
+        warnings,
+    ))
+}
+
+fn bytes_response(
+    code: StatusCode,
+    bytes: Vec<u8>,
+    content_type: &'static str,
+    warnings: &[String],
+) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
     *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     for w in warnings {
         if let Ok(v) = HeaderValue::from_str(&format!("299 - {w:?}")) {
             resp.headers_mut().append(header::WARNING, v);
@@ -54,13 +78,37 @@ pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Res
     resp
 }
 
-/// A `Status` response for `e` (kubectl and client libraries read these).
-pub fn error_response(e: &ApiError) -> Response<Body> {
-    let status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
-    let mut body = status;
+/// The `Status` object of `e`, with its `apiVersion` and `kind`.
+fn status_body(e: &ApiError) -> Value {
+    let mut body = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
     body["kind"] = json!("Status");
     body["apiVersion"] = json!("v1");
-    let mut resp = json_response(e.code, &body, &[]);
+    body
+}
+
+/// A `Status` response for `e` (kubectl and client libraries read these).
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    with_retry_after(e, json_response(e.code, &status_body(e), &[]))
+}
+
+/// As [`error_response`], the `Status` encoded as protobuf, for clients that prefer it
+/// (client-go's typed clients). A `Status` that says when to retry says it in
+/// `Retry-After` too, as kube-apiserver's `ErrorNegotiated` does.
+pub fn protobuf_error_response(e: &ApiError) -> Response<Body> {
+    let body = status_body(e);
+    let mut resp = match protobuf_response(e.code, &body, &[]) {
+        Some(resp) => with_retry_after(e, resp),
+        None => error_response(e),
+    };
+    let retry = e.details.as_ref().and_then(|d| d.retry_after_seconds);
+    if let Some(seconds) = retry.filter(|s| *s > 0) {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    resp
+}
+
+fn with_retry_after(e: &ApiError, mut resp: Response<Body>) -> Response<Body> {
     if e.code == StatusCode::TOO_MANY_REQUESTS {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

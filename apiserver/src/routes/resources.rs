@@ -1,13 +1,15 @@
 //! The verbs on resources (get, list, create, update, patch, delete,
 //! deletecollection) with the in-flight limits of kube-apiserver; the verbs themselves
-//! are [`crate::handlers`]'.
+//! are [`crate::handlers`]'. Answers, errors included, are JSON or protobuf as the
+//! `Accept` header prefers ([`crate::content`]).
 
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
-use rk8s_http::body::{Body, json_response};
+use rk8s_http::body::{Body, json_response, protobuf_error_response, protobuf_response};
 
 use crate::auth::{self, Identity};
+use crate::content::{self, Encoding};
 use crate::handlers::{Call, Reply};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::server::{ApiServer, read_body};
@@ -21,20 +23,37 @@ impl ApiServer {
         identity: &Identity,
         query: &Query,
     ) -> ApiResult<Response<Body>> {
-        let access = auth::authorize(identity, &r, query)?;
         let accept = req
             .headers()
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let content_type = req
+        match self.serve(req, r, identity, query, accept.as_deref()).await {
+            // A watch's errors before its stream starts are negotiated there too.
+            Err(e) if content::negotiate(accept.as_deref()) == Encoding::Protobuf => {
+                Ok(protobuf_error_response(&e))
+            }
+            other => other,
+        }
+    }
+
+    async fn serve(
+        &self,
+        req: Request<Incoming>,
+        r: ResourceRequest,
+        identity: &Identity,
+        query: &Query,
+        accept: Option<&str>,
+    ) -> ApiResult<Response<Body>> {
+        let access = auth::authorize(identity, &r, query)?;
+        let mut content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
         if r.verb == Verb::Watch {
-            return self.watch(&r, query, accept.as_deref()).await;
+            return self.watch(&r, query, accept).await;
         }
         let limit = if r.verb.is_write() {
             &self.writes_inflight
@@ -51,12 +70,22 @@ impl ApiServer {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let body = match *req.method() {
+        let is_delete = req.method() == Method::DELETE;
+        let mut body = match *req.method() {
             Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
                 read_body(req.into_body(), length).await?
             }
             _ => Bytes::new(),
         };
+        // The verbs read a DELETE's `DeleteOptions` as JSON; a protobuf client
+        // (client-go's typed clients) sends them as protobuf.
+        if is_delete && content::is_protobuf(&content_type) && !body.is_empty() {
+            let options = rk8s_api::protobuf::decode(&body).map_err(|e| {
+                ApiError::bad_request(format!("the body is not valid protobuf: {e}"))
+            })?;
+            body = Bytes::from(serde_json::to_vec(&options.object).unwrap_or_default());
+            content_type = "application/json".to_string();
+        }
         let call = Call {
             identity,
             access,
@@ -67,14 +96,27 @@ impl ApiServer {
         };
         let h = &self.handlers;
         let reply: Reply = match r.verb {
-            Verb::Get => h.get(&call, accept.as_deref()).await?,
-            Verb::List => h.list(&call, accept.as_deref()).await?,
+            Verb::Get => h.get(&call, accept).await?,
+            Verb::List => h.list(&call, accept).await?,
             Verb::Create => h.create(&call).await?,
             Verb::Update | Verb::Patch => h.update(&call).await?,
             Verb::Delete => h.delete(&call).await?,
             Verb::DeleteCollection => h.delete_collection(&call).await?,
             Verb::Watch => return Err(ApiError::no_route()),
         };
-        Ok(json_response(reply.code, &reply.body, &reply.warnings))
+        Ok(respond(accept, &reply))
     }
+}
+
+/// The reply, encoded as `accept` prefers: protobuf for a kind that has an encoding
+/// (a `Table` never, custom resources not), JSON otherwise.
+fn respond(accept: Option<&str>, reply: &Reply) -> Response<Body> {
+    let table = reply.body.get("kind").and_then(|k| k.as_str()) == Some("Table");
+    if content::negotiate(accept) == Encoding::Protobuf
+        && !table
+        && let Some(resp) = protobuf_response(reply.code, &reply.body, &reply.warnings)
+    {
+        return resp;
+    }
+    json_response(reply.code, &reply.body, &reply.warnings)
 }

@@ -1,5 +1,7 @@
 //! `?watch=true`: a stream of `{"type": ..., "object": ...}` lines from the watch
-//! cache, with bookmarks, tables and a timeout.
+//! cache, with bookmarks, tables and a timeout; or, for clients that prefer protobuf,
+//! a stream of length-prefixed `WatchEvent` frames
+//! (`application/vnd.kubernetes.protobuf;stream=watch`).
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use rk8s_http::body::{Body, channel_body};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::content::{self, Encoding};
 use crate::list_options::Filter;
 use crate::request::{Query, ResourceRequest};
 use crate::server::ApiServer;
@@ -42,6 +45,10 @@ impl ApiServer {
         let filter = Filter::from_query(&kind, query)?;
         let bookmarks = query.flag("allowWatchBookmarks");
         let as_table = table::wants_table(accept);
+        // Tables and kinds without a protobuf encoding are streamed as JSON.
+        let protobuf = content::negotiate(accept) == Encoding::Protobuf
+            && !as_table
+            && rk8s_api::protobuf::has_schema(kind.api_version, kind.kind);
         let timeout = query
             .number("timeoutSeconds")?
             .map(|s| Duration::from_secs(s.unsigned_abs()));
@@ -69,6 +76,14 @@ impl ApiServer {
         let mut sub = cache.subscribe(&prefix, from).await?;
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let encode = move |ty: &str, obj: &rk8s_api::AnyObject, json: Option<&Bytes>| -> Bytes {
+            if protobuf {
+                // The JSON of a change is what JSON watchers get (a deletion's
+                // object carries the deletion's resourceVersion).
+                let value = json
+                    .and_then(|j| serde_json::from_slice::<Value>(j).ok())
+                    .unwrap_or_else(|| obj.to_value());
+                return protobuf_frame(kind.api_version, ty, &value);
+            }
             let object = if as_table {
                 let rv = obj.metadata().resource_version.clone().unwrap_or_default();
                 Bytes::from(
@@ -118,9 +133,15 @@ impl ApiServer {
                 let messages = match next {
                     Ok(m) => m,
                     Err(Some(e)) => {
-                        let status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
-                        let line = format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n");
-                        let _ = tx.send(Bytes::from(line)).await;
+                        let mut status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
+                        let line = if protobuf {
+                            status["apiVersion"] = json!("v1");
+                            status["kind"] = json!("Status");
+                            protobuf_frame(kind.api_version, "ERROR", &status)
+                        } else {
+                            Bytes::from(format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n"))
+                        };
+                        let _ = tx.send(line).await;
                         return;
                     }
                     Err(None) => return,
@@ -130,9 +151,11 @@ impl ApiServer {
                         Message::Progress(rev) if bookmarks => {
                             let obj = json!({"kind": kind.kind, "apiVersion": kind.api_version,
                                              "metadata": {"resourceVersion": rev.to_string()}});
-                            Some(Bytes::from(format!(
-                                "{{\"type\":\"BOOKMARK\",\"object\":{obj}}}\n"
-                            )))
+                            Some(if protobuf {
+                                protobuf_frame(kind.api_version, "BOOKMARK", &obj)
+                            } else {
+                                Bytes::from(format!("{{\"type\":\"BOOKMARK\",\"object\":{obj}}}\n"))
+                            })
                         }
                         Message::Progress(_) => None,
                         Message::Change(c) if c.revision <= from => None,
@@ -157,10 +180,31 @@ impl ApiServer {
             }
         });
         let mut resp = Response::new(channel_body(rx));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        let content_type = if protobuf {
+            rk8s_api::protobuf::WATCH_MEDIA_TYPE
+        } else {
+            "application/json"
+        };
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         Ok(resp)
     }
+}
+
+/// One protobuf watch frame: a `WatchEvent` of `ty` holding `object` (which has a
+/// schema: the watch checked its kind). An object that cannot be encoded is sent as an
+/// `ERROR` event, as kube-apiserver reports an encoding failure in the stream.
+fn protobuf_frame(api_version: &str, ty: &str, object: &Value) -> Bytes {
+    let frame = match rk8s_api::protobuf::encode(object) {
+        Ok(body) => rk8s_api::protobuf::watch_frame(api_version, ty, &body),
+        Err(e) => {
+            let status = ApiError::internal(format!("cannot encode the object: {e}")).to_status();
+            let mut status = serde_json::to_value(status).unwrap_or(Value::Null);
+            status["apiVersion"] = json!("v1");
+            status["kind"] = json!("Status");
+            let body = rk8s_api::protobuf::encode(&status).unwrap_or_default();
+            rk8s_api::protobuf::watch_frame(api_version, "ERROR", &body)
+        }
+    };
+    Bytes::from(frame)
 }
