@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     ManagedFieldsEntry, StatusCause, StatusDetails,
 };
 use rk8s_api::AnyObject;
-use rk8s_api::apply::{self as ssa, ApplyError, ApplyRequest, BuiltIn, Conflicts};
+use rk8s_api::apply::{self as ssa, ApplyError, ApplyRequest, Conflicts, ListTypes};
 use serde_json::Value;
 
 use crate::decode::{FieldValidation, parse_body};
@@ -153,7 +153,7 @@ pub fn apply_patch(
         .unwrap_or_default();
     let now = crate::strategy::now();
     let out = ssa::apply(
-        &BuiltIn,
+        list_types(&applied),
         &ApplyRequest {
             live,
             applied: &applied,
@@ -181,6 +181,12 @@ pub fn apply_patch(
         ));
     }
     Ok(out.object)
+}
+
+/// The list types of the object `v`'s kind: built in, or those of a custom resource.
+fn list_types(v: &Value) -> &'static dyn ListTypes {
+    let field = |name: &str| v.get(name).and_then(Value::as_str).unwrap_or_default();
+    ssa::list_types_for(field("apiVersion"), field("kind"))
 }
 
 /// The create an apply of an object that does not exist makes: `c` with the applied
@@ -260,7 +266,7 @@ pub fn record_write(
         old_plain = Value::Object(Default::default());
     }
     let entries = ssa::update_managed_fields(
-        &BuiltIn,
+        list_types(&new_plain),
         &old_plain,
         &new_plain,
         &manager,

@@ -46,7 +46,7 @@ pub use managed::{
     Applied, ApplyError, ApplyRequest, LAST_APPLIED_ANNOTATION, apply, prior_managed_fields,
     update_managed_fields,
 };
-pub use schema::{BuiltIn, ListType, ListTypes, MapKey};
+pub use schema::{BuiltIn, ListType, ListTypes, MapKey, Schemaless, list_types_for};
 pub use walk::MergeError;
 
 /// The longest field manager name (kube-apiserver's `ValidateFieldManager`).

@@ -128,6 +128,27 @@ impl ListTypes for BuiltIn {
     }
 }
 
+/// No list-type knowledge: every list atomic, every map granular; what
+/// structured-merge-diff does for a custom resource whose schema says nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Schemaless;
+
+impl ListTypes for Schemaless {
+    fn list_type(&self, _path: &str) -> ListType {
+        ListType::Atomic
+    }
+}
+
+/// The schema knowledge for objects of `api_version` and `kind`: [`BuiltIn`] for the
+/// kinds rk8s serves built in, [`Schemaless`] for any other (custom resources).
+pub fn list_types_for(api_version: &str, kind: &str) -> &'static dyn ListTypes {
+    if crate::object::kind_for(api_version, kind).is_some() {
+        &BuiltIn
+    } else {
+        &Schemaless
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +191,16 @@ mod tests {
         assert_eq!(BuiltIn.list_type("spec.widgets"), ListType::Atomic);
         assert!(BuiltIn.map_is_atomic("spec.selector"));
         assert!(!BuiltIn.map_is_atomic("metadata.labels"));
+    }
+
+    #[test]
+    fn custom_resources_have_atomic_lists() {
+        let types = list_types_for("stable.example.com/v1", "CronTab");
+        assert_eq!(types.list_type("spec.containers"), ListType::Atomic);
+        let types = list_types_for("apps/v1", "Deployment");
+        assert_ne!(
+            types.list_type("spec.template.spec.containers"),
+            ListType::Atomic
+        );
     }
 }
