@@ -99,8 +99,63 @@ impl CompiledVersion {
     }
 }
 
+/// The deepest schema rk8s accepts. Every walk over a schema (translation, checks,
+/// compiling) recurses once per level, so the depth is bounded before any walk starts.
+pub const MAX_DEPTH: usize = 128;
+
+/// Whether `schema` nests deeper than [`MAX_DEPTH`] (counted without recursion).
+pub fn too_deep(schema: &JSONSchemaProps) -> bool {
+    let mut stack = vec![(schema, 1usize)];
+    while let Some((node, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return true;
+        }
+        let maps = [
+            &node.properties,
+            &node.pattern_properties,
+            &node.definitions,
+        ];
+        let lists = [&node.all_of, &node.any_of, &node.one_of];
+        let children = maps
+            .into_iter()
+            .flatten()
+            .flat_map(|m| m.values())
+            .chain(lists.into_iter().flatten().flatten())
+            .chain(node.not.as_deref())
+            .chain(match &node.items {
+                Some(JSONSchemaPropsOrArray::Schema(s)) => std::slice::from_ref(&**s),
+                Some(JSONSchemaPropsOrArray::Schemas(list)) => list.as_slice(),
+                None => &[],
+            })
+            .chain(
+                [&node.additional_properties, &node.additional_items]
+                    .into_iter()
+                    .filter_map(|a| match a {
+                        Some(JSONSchemaPropsOrBool::Schema(s)) => Some(&**s),
+                        _ => None,
+                    }),
+            )
+            .chain(
+                node.dependencies
+                    .iter()
+                    .flat_map(|d| d.values())
+                    .filter_map(|d| match d {
+                        JSONSchemaPropsOrStringArray::Schema(s) => Some(&**s),
+                        JSONSchemaPropsOrStringArray::Strings(_) => None,
+                    }),
+            );
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    false
+}
+
 /// Compiles a schema into a validator, or says why it cannot be.
 pub fn compile(schema: &JSONSchemaProps) -> Result<jsonschema::Validator, String> {
+    if too_deep(schema) {
+        return Err(format!(
+            "must not be nested more than {MAX_DEPTH} levels deep"
+        ));
+    }
     jsonschema::options()
         .with_draft(jsonschema::Draft::Draft6)
         .should_validate_formats(true)
@@ -142,8 +197,18 @@ pub fn to_json_schema(p: &JSONSchemaProps) -> Value {
     }
     // OpenAPI's boolean `exclusiveMaximum: true` is draft 6's numeric form.
     for (inclusive, exclusive, limit, is_exclusive) in [
-        ("maximum", "exclusiveMaximum", p.maximum, p.exclusive_maximum),
-        ("minimum", "exclusiveMinimum", p.minimum, p.exclusive_minimum),
+        (
+            "maximum",
+            "exclusiveMaximum",
+            p.maximum,
+            p.exclusive_maximum,
+        ),
+        (
+            "minimum",
+            "exclusiveMinimum",
+            p.minimum,
+            p.exclusive_minimum,
+        ),
     ] {
         if let Some(limit) = limit {
             let key = if is_exclusive == Some(true) {
@@ -194,7 +259,11 @@ pub fn to_json_schema(p: &JSONSchemaProps) -> Value {
     } else {
         &p.any_of
     };
-    for (key, list) in [("allOf", &p.all_of), ("anyOf", any_of), ("oneOf", &p.one_of)] {
+    for (key, list) in [
+        ("allOf", &p.all_of),
+        ("anyOf", any_of),
+        ("oneOf", &p.one_of),
+    ] {
         if let Some(list) = list.as_ref().filter(|l| !l.is_empty()) {
             out.insert(
                 key.into(),
@@ -331,7 +400,10 @@ mod tests {
             "type": "number", "maximum": 1.5, "exclusiveMaximum": true,
             "minimum": 0, "exclusiveMinimum": false
         })));
-        assert_eq!(s, json!({"type": "number", "exclusiveMaximum": 1.5, "minimum": 0}));
+        assert_eq!(
+            s,
+            json!({"type": "number", "exclusiveMaximum": 1.5, "minimum": 0})
+        );
     }
 
     #[test]
@@ -339,6 +411,23 @@ mod tests {
         let v = compile(&props(json!({"type": "integer"}))).unwrap();
         assert!(v.is_valid(&json!(3.0)));
         assert!(!v.is_valid(&json!(3.5)));
+    }
+
+    #[test]
+    fn a_schema_nested_too_deep_is_refused_without_recursing() {
+        let mut s = props(json!({"type": "string"}));
+        for _ in 0..MAX_DEPTH {
+            s = JSONSchemaProps {
+                type_: Some("array".into()),
+                items: Some(JSONSchemaPropsOrArray::Schema(Box::new(s))),
+                ..JSONSchemaProps::default()
+            };
+        }
+        assert!(too_deep(&s));
+        assert_eq!(
+            compile(&s).unwrap_err(),
+            "must not be nested more than 128 levels deep"
+        );
     }
 
     #[test]

@@ -31,11 +31,23 @@ enum Level {
 /// (`spec.versions[0].schema.openAPIV3Schema`).
 pub fn validate_schema(s: &JSONSchemaProps, path: &FieldPath) -> Vec<FieldError> {
     let mut errs = Errs::default();
+    if schema::too_deep(s) {
+        errs.invalid(
+            path,
+            "",
+            format!(
+                "must not be nested more than {} levels deep",
+                schema::MAX_DEPTH
+            ),
+        );
+        return errs.0;
+    }
     if s.nullable == Some(true) {
         errs.forbidden(&path.key("nullable"), "nullable cannot be true at the root");
     }
     openapi(&mut errs, s, path, Context::default(), true);
     invariants(&mut errs, s, Level::Root, path);
+    completeness(&mut errs, s, path);
     // Sorted as kube-apiserver sorts them: map iteration order must not show.
     errs.0.sort_by_cached_key(validate::kubernetes_message);
     if errs.0.is_empty() {
@@ -525,6 +537,75 @@ fn nested(errs: &mut Errs, s: &JSONSchemaProps, path: &FieldPath, skip_any_of: b
     }
 }
 
+/// Every field a value validation names must also be specified outside of it
+/// (apiextensions `validateStructuralCompleteness`): `anyOf: [{properties: {a: ...}}]`
+/// needs `properties: {a: ...}` beside it.
+fn completeness(errs: &mut Errs, s: &JSONSchemaProps, path: &FieldPath) {
+    junctor_completeness(errs, s, s, path, path);
+    if let Some(i) = items_schema(s) {
+        completeness(errs, i, &path.key("items"));
+    }
+    for (name, p) in s.properties.iter().flatten() {
+        completeness(errs, p, &path.key("properties").key(name.clone()));
+    }
+    if let Some(a) = additional_schema(s) {
+        completeness(errs, a, &path.key("additionalProperties"));
+    }
+}
+
+/// The junctors of `v` (at `vpath`) against the structural node `s` (at `spath`).
+fn junctor_completeness(
+    errs: &mut Errs,
+    v: &JSONSchemaProps,
+    s: &JSONSchemaProps,
+    spath: &FieldPath,
+    vpath: &FieldPath,
+) {
+    for (key, list) in [
+        ("allOf", &v.all_of),
+        ("anyOf", &v.any_of),
+        ("oneOf", &v.one_of),
+    ] {
+        for (i, sub) in list.iter().flatten().enumerate() {
+            nested_completeness(errs, sub, Some(s), spath, &vpath.key(key).index(i));
+        }
+    }
+    if let Some(not) = &v.not {
+        nested_completeness(errs, not, Some(s), spath, &vpath.key("not"));
+    }
+}
+
+fn nested_completeness(
+    errs: &mut Errs,
+    v: &JSONSchemaProps,
+    s: Option<&JSONSchemaProps>,
+    spath: &FieldPath,
+    vpath: &FieldPath,
+) {
+    let Some(s) = s else {
+        errs.required(spath, &format!("because it is defined in {vpath}"));
+        return;
+    };
+    junctor_completeness(errs, v, s, spath, vpath);
+    if let Some(vi) = items_schema(v) {
+        nested_completeness(
+            errs,
+            vi,
+            items_schema(s),
+            &spath.key("items"),
+            &vpath.key("items"),
+        );
+    }
+    for (k, vp) in v.properties.iter().flatten() {
+        let sp = spath.key("properties").key(k.clone());
+        let vp_path = vpath.key("properties").key(k.clone());
+        match s.properties.as_ref().and_then(|p| p.get(k)) {
+            Some(sf) => nested_completeness(errs, vp, Some(sf), &sp, &vp_path),
+            None => errs.required(&sp, &format!("because it is defined in {vp_path}")),
+        }
+    }
+}
+
 /// Every `default` must validate against its own schema and have no unknown fields
 /// (apiextensions `schema/defaulting/validation.go`).
 fn defaults(errs: &mut Errs, s: &JSONSchemaProps, path: &FieldPath, root: bool) {
@@ -641,6 +722,20 @@ mod tests {
                     "{P}.properties.a.anyOf[0].type: Forbidden: must be empty to be structural"
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn fields_named_in_value_validations_must_be_specified() {
+        assert_eq!(
+            check(
+                json!({"type": "object", "properties": {"spec": {"type": "object",
+                "properties": {"a": {"type": "string"}},
+                "oneOf": [{"required": ["a"]}, {"properties": {"b": {"minLength": 1}}}]}}})
+            ),
+            [format!(
+                "{P}.properties.spec.properties.b: Required value: because it is defined in {P}.properties.spec.oneOf[1].properties.b"
+            )]
         );
     }
 
