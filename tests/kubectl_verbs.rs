@@ -179,7 +179,17 @@ kind: CronTab
 metadata: {name: nightly}
 spec: {cronSpec: "0 3 * * *", image: busybox:1.36, port: http, extra: {anything: [1, 2]}, unknown: dropped}
 "#;
-    check(&server, &["apply", "-f", "-"], Some(good), &["crontab.stable.example.com/nightly created"]);
+    // kubectl asks for strict field validation: an unknown field is refused, as
+    // kube-apiserver refuses it; under `--validate=warn` it is pruned with a warning.
+    let out = support::cli::output(server.kubectl_command().args(["apply", "-f", "-"]), Some(good));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("strict decoding error: unknown field \"spec.unknown\""), "{err}");
+    check(
+        &server,
+        &["apply", "--validate=warn", "-f", "-"],
+        Some(good),
+        &["Warning: unknown field \"spec.unknown\"", "crontab.stable.example.com/nightly created"],
+    );
     // Defaulted, pruned, kept where the schema keeps unknown fields.
     check(
         &server,
@@ -188,14 +198,14 @@ spec: {cronSpec: "0 3 * * *", image: busybox:1.36, port: http, extra: {anything:
         &["1 [1,2] "],
     );
     // Printer columns.
-    check(&server, &["get", "crontabs"], None, &["NAME", "SPEC", "REPLICAS", "AGE", "nightly", "0 3 * * *"]);
+    check(&server, &["get", "crontabs"], None, &["NAME", "SPEC", "REPLICAS", "AGE", "nightly   0 3 * * *   1          "]);
     check(&server, &["get", "all"], None, &["crontab.stable.example.com/nightly"]);
     // Validation, worded as kube-apiserver words it.
     let bad = r#"
 apiVersion: stable.example.com/v1
 kind: CronTab
 metadata: {name: bad}
-spec: {cronSpec: "nope", replicas: 20, size: huge}
+spec: {cronSpec: "nope", replicas: 20, size: huge, port: 1.5}
 "#;
     let out = support::cli::output(server.kubectl_command().args(["apply", "-f", "-"]), Some(bad));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -19,7 +19,7 @@ struct Docs {
 }
 
 /// `api/v1`, `apis/apps/v1`.
-fn gv_path(group: &str, version: &str) -> String {
+pub(crate) fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
         format!("api/{version}")
     } else {
@@ -45,7 +45,7 @@ fn param(name: &str, location: &str, v3: bool) -> Value {
 }
 
 /// The operations on a kind's collection and item paths.
-fn paths(kind: &ObjectKind, schema_ref: &Value, prefix: &str, v3: bool) -> Vec<(String, Value)> {
+pub(crate) fn paths(kind: &ObjectKind, schema_ref: &Value, prefix: &str, v3: bool) -> Vec<(String, Value)> {
     let ns = kind.is_namespaced().then(|| "{namespace}".to_string());
     let collection = format!(
         "/{}",

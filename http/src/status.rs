@@ -160,13 +160,17 @@ impl ApiError {
         )
     }
 
-    /// 422 with one cause per invalid field.
+    /// 422 with one cause per invalid field, worded as kube-apiserver's
+    /// `errors.NewInvalid`: `Deployment.apps "web" is invalid: spec.replicas: Invalid
+    /// value: -1: must be greater than or equal to 0` (several errors in brackets), the
+    /// details naming the kind (kubectl prints `The Deployment "web" is invalid:`) and
+    /// each cause its field and the message without it.
     pub fn invalid(kind: &ObjectKind, name: &str, errors: &[FieldError]) -> Self {
         let causes = errors
             .iter()
             .map(|e| StatusCause {
                 field: (!e.path.is_root()).then(|| e.path.to_string()),
-                message: Some(e.to_string()),
+                message: Some(e.kubernetes_message_without_field()),
                 reason: Some(
                     match e.reason {
                         Reason::Required => "FieldValueRequired",
@@ -179,20 +183,28 @@ impl ApiError {
                 ),
             })
             .collect();
-        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        let list: Vec<String> = errors.iter().map(FieldError::kubernetes_message).collect();
         let message = match list.len() {
             1 => list[0].clone(),
             _ => format!("[{}]", list.join(", ")),
         };
+        let group_kind = if kind.group.is_empty() {
+            kind.kind.to_string()
+        } else {
+            format!("{}.{}", kind.kind, kind.group)
+        };
         ApiError {
             details: Some(Box::new(StatusDetails {
+                group: Some(kind.group.to_string()),
+                kind: Some(kind.kind.to_string()),
+                name: Some(name.to_string()),
                 causes: Some(causes),
-                ..details(kind, name).map(|d| *d).unwrap_or_default()
+                ..StatusDetails::default()
             })),
             ..Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Invalid",
-                format!("{} {name:?} is invalid: {message}", kind.kind),
+                format!("{group_kind} {name:?} is invalid: {message}"),
             )
         }
     }
@@ -282,6 +294,14 @@ mod tests {
         assert_eq!(causes.len(), 2);
         assert_eq!(causes[0].field.as_deref(), Some("spec.containers"));
         assert_eq!(causes[0].reason.as_deref(), Some("FieldValueRequired"));
-        assert!(s.message.unwrap().starts_with("Pod \"web\" is invalid: ["));
+        assert_eq!(causes[0].message.as_deref(), Some("Required value"));
+        assert_eq!(
+            s.message.unwrap(),
+            "Pod \"web\" is invalid: [spec.containers: Required value, metadata.name: Duplicate value: \"a\"]"
+        );
+        let d = kind_named("Deployment").unwrap();
+        let e = ApiError::invalid(&d, "web", &errs[..1]).to_status();
+        assert_eq!(e.message.unwrap(), "Deployment.apps \"web\" is invalid: spec.containers: Required value");
+        assert_eq!(e.details.unwrap().kind.as_deref(), Some("Deployment"));
     }
 }

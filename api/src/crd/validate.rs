@@ -77,35 +77,7 @@ pub fn validate(version: &CompiledVersion, obj: &Value) -> Vec<FieldError> {
 /// number or boolean (so the string `"20"` prints as `20`; `null` is always a type name
 /// here and is quoted).
 pub fn kubernetes_message(err: &FieldError) -> String {
-    let body = match &err.reason {
-        Reason::Required => "Required value".to_string(),
-        Reason::Duplicate(v) => format!("Duplicate value: {}", quote(v)),
-        Reason::Invalid { value, detail } => {
-            format!("Invalid value: {}: {detail}", quote(value))
-        }
-        Reason::NotSupported { value, supported } => {
-            let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
-            format!(
-                "Unsupported value: {}: supported values: {}",
-                quote(value),
-                list.join(", ")
-            )
-        }
-        Reason::Forbidden(detail) => format!("Forbidden: {detail}"),
-        Reason::Message(m) => m.clone(),
-    };
-    if err.path.is_root() {
-        body
-    } else {
-        format!("{}: {body}", err.path)
-    }
-}
-
-fn quote(value: &str) -> String {
-    match serde_json::from_str::<Value>(value) {
-        Ok(Value::Number(_) | Value::Bool(_)) => value.to_string(),
-        _ => format!("\"{value}\""),
-    }
+    err.kubernetes_message()
 }
 
 fn required(path: &FieldPath) -> FieldError {

@@ -17,6 +17,7 @@ mod rbac;
 mod service;
 mod storage;
 mod workloads;
+mod wording;
 
 pub use config::MAX_DATA_BYTES;
 

@@ -72,16 +72,28 @@ pub fn group_versions(kinds: &CustomKinds) -> Vec<String> {
     out
 }
 
-/// `/openapi/v3/apis/<group>/<version>` of a custom group version, if served.
+/// `/openapi/v3/apis/<group>/<version>` of a custom group version, if served: the
+/// schemas, and the paths with their operations (kubectl reads from the PATCH
+/// operation's parameters that the server validates fields itself).
 pub fn v3(kinds: &CustomKinds, group: &str, version: &str) -> Option<Value> {
     let schemas = definitions(kinds, Some((group, version)));
     if schemas.is_empty() {
         return None;
     }
+    let mut paths = Map::new();
+    for served in kinds.all() {
+        let Some(v) = served.version(version).filter(|_| served.group() == group) else {
+            continue;
+        };
+        let name = definition_name(v.kind.group, v.kind.version, v.kind.kind);
+        let schema_ref = json!({"$ref": format!("#/components/schemas/{name}")});
+        let tag = crate::openapi::gv_path(group, version).replace('/', "_");
+        paths.extend(crate::openapi::paths(&v.kind, &schema_ref, &tag, true));
+    }
     Some(json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
-        "paths": {},
+        "paths": paths,
         "components": {"schemas": schemas},
     }))
 }
@@ -108,6 +120,9 @@ mod tests {
             schema["properties"]["spec"]["properties"]["replicas"]["type"],
             "integer"
         );
+        let patch = &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"]["patch"];
+        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "CronTab");
+        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
         assert!(v3(&kinds, "stable.example.com", "v1beta1").is_none());
         assert_eq!(group_versions(&kinds), ["apis/stable.example.com/v1"]);
     }

@@ -17,12 +17,22 @@ pub fn table(
     include_object: Option<&str>,
 ) -> Option<Value> {
     let columns = kinds.with_version(kind, |v| v.columns.clone())??;
-    let definitions = serde_json::to_value(columns.definitions()).unwrap_or(Value::Null);
+    let defs = columns.definitions();
+    let dates: Vec<bool> = defs.iter().map(|c| c.type_ == "date").collect();
+    let definitions = serde_json::to_value(defs).unwrap_or(Value::Null);
+    let now = jiff::Timestamp::now();
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
             let value = o.to_value();
-            let cells = columns.cells(&value);
+            let mut cells = columns.cells(&value);
+            // Date cells read as ages (`5m`), as apiextensions' `cellForJSONValue`
+            // renders them (`ConvertToHumanReadableDateType`).
+            for (cell, _) in cells.iter_mut().zip(&dates).filter(|(_, d)| **d) {
+                if let Some(t) = cell.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok()) {
+                    *cell = json!(crate::table::human_duration(now.as_second() - t.as_second()));
+                }
+            }
             let object = match include_object {
                 Some("None") => Value::Null,
                 Some("Object") => value,
