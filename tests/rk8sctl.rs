@@ -245,3 +245,253 @@ fn config_and_completion() {
     assert!(ctl.ok(&["cluster-info"]).contains("(readyz: ok)"));
     assert!(ctl.ok(&["completion", "bash"]).contains("rk8sctl"));
 }
+
+/// A namespaced custom kind with printer columns and a short name.
+const CRONTAB_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: crontabs.stable.example.com}
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names: {plural: crontabs, singular: crontab, kind: CronTab, shortNames: [ct]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {name: Schedule, type: string, jsonPath: .spec.cronSpec}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              cronSpec: {type: string}
+              image: {type: string}
+"#;
+
+/// Two CronTabs, written before their definition in the file.
+const CRONTABS: &str = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata: {name: nightly}\nspec: {cronSpec: '0 3 * * *', image: backup}\n---\napiVersion: stable.example.com/v1\nkind: CronTab\nmetadata: {name: hourly}\nspec: {cronSpec: '0 * * * *', image: sync}\n";
+
+/// Applies the CronTab definition and two CronTabs in one file; the file's path.
+fn apply_crontabs(ctl: &Ctl) -> String {
+    let file = write(
+        ctl.server,
+        "crontabs.yaml",
+        &format!("{CRONTABS}---\n{CRONTAB_CRD}"),
+    );
+    assert_eq!(
+        ctl.ok(&["apply", "-f", &file]),
+        "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created\n\
+         crontab.stable.example.com/nightly created\n\
+         crontab.stable.example.com/hourly created\n"
+    );
+    file
+}
+
+#[test]
+fn a_definition_and_its_objects_apply_in_one_run() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    let file = apply_crontabs(&ctl);
+    assert_eq!(
+        ctl.ok(&["apply", "-f", &file]),
+        "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com unchanged\n\
+         crontab.stable.example.com/nightly unchanged\n\
+         crontab.stable.example.com/hourly unchanged\n"
+    );
+    // A changed object is configured, as a built-in one is.
+    std::fs::write(
+        &file,
+        format!(
+            "{}---\n{CRONTAB_CRD}",
+            CRONTABS.replace("image: sync", "image: sync2")
+        ),
+    )
+    .unwrap();
+    assert!(
+        ctl.ok(&["apply", "-f", &file])
+            .contains("crontab.stable.example.com/hourly configured\n")
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ctl.ok(&["get", "ct", "hourly", "-o", "json"])).unwrap();
+    assert_eq!(v["spec"]["image"], "sync2");
+    assert_eq!(v["metadata"]["namespace"], "default");
+}
+
+#[test]
+fn custom_objects_are_got_by_plural_short_name_and_as_yaml() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    apply_crontabs(&ctl);
+    // The server's table, with the definition's printer columns.
+    let table = ctl.ok(&["get", "crontabs"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NAME      SCHEDULE    AGE"), "{table}");
+    assert!(lines[1].starts_with("hourly    0 * * * *   "), "{table}");
+    assert!(lines[2].starts_with("nightly   0 3 * * *   "), "{table}");
+    let names = |out: &str| -> Vec<String> {
+        out.lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    for name in ["ct", "crontab", "CronTab", "crontabs.stable.example.com"] {
+        assert_eq!(
+            names(&ctl.ok(&["get", name])),
+            ["hourly", "nightly"],
+            "{name}"
+        );
+    }
+    let yaml = ctl.ok(&["get", "ct", "nightly", "-o", "yaml"]);
+    for line in [
+        "apiVersion: stable.example.com/v1\n",
+        "kind: CronTab\n",
+        "  name: nightly\n",
+        "  image: backup\n",
+    ] {
+        assert!(yaml.contains(line), "{line:?} in\n{yaml}");
+    }
+    assert_eq!(
+        ctl.ok(&["get", "ct", "-o", "name"]),
+        "crontab.stable.example.com/hourly\ncrontab.stable.example.com/nightly\n"
+    );
+    assert!(ctl.ok(&["describe", "crontab/nightly"]).contains("nightly"));
+    let (code, _, err) = ctl.run(&["get", "widgets"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the server doesn't have a resource type \"widgets\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn custom_objects_are_deleted_by_kind_and_name() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    apply_crontabs(&ctl);
+    assert_eq!(
+        ctl.ok(&["delete", "crontab", "nightly"]),
+        "crontabs.stable.example.com \"nightly\" deleted\n"
+    );
+    let (code, _, err) = ctl.run(&["get", "ct", "nightly"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("(NotFound)"), "{err}");
+    assert_eq!(
+        ctl.ok(&["get", "ct", "-o", "name"]),
+        "crontab.stable.example.com/hourly\n"
+    );
+    // By file, too: the CronTab's kind is found in discovery.
+    let one = write(
+        &server,
+        "hourly.yaml",
+        CRONTABS.split("---\n").nth(1).unwrap(),
+    );
+    assert_eq!(
+        ctl.ok(&["delete", "-f", &one]),
+        "crontabs.stable.example.com \"hourly\" deleted\n"
+    );
+}
+
+#[test]
+fn a_kind_the_server_does_not_serve_is_reported_and_the_rest_applied() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    let file = write(
+        &server,
+        "mixed.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\n---\napiVersion: example.com/v1\nkind: Foo\nmetadata: {name: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\n",
+    );
+    let (code, out, err) = ctl.run(&["apply", "-f", &file]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(out, "configmap/one created\nconfigmap/two created\n");
+    assert!(
+        err.contains(&format!(
+            "error: resource mapping not found for name: \"x\" namespace: \"\" from \"{file}\" (document 2, line 6): no matches for kind \"Foo\" in version \"example.com/v1\"\nensure CRDs are installed first\n"
+        )),
+        "{err}"
+    );
+    for name in ["one", "two"] {
+        ctl.ok(&["get", "cm", name]);
+    }
+}
+
+#[test]
+fn server_side_apply_twice_removes_the_key_the_file_dropped() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    let config =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: '1', b: '2'}\n";
+    let file = write(&server, "settings.yaml", config);
+    for _ in 0..2 {
+        assert_eq!(
+            ctl.ok(&["apply", "--server-side", "-f", &file]),
+            "configmap/settings serverside-applied\n"
+        );
+    }
+    std::fs::write(&file, config.replace(", b: '2'", "")).unwrap();
+    ctl.ok(&["apply", "--server-side", "-f", &file]);
+    let data = |ctl: &Ctl| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&ctl.ok(&["get", "cm", "settings", "-o", "json"])).unwrap();
+        v["data"].clone()
+    };
+    assert_eq!(data(&ctl), serde_json::json!({"a": "1"}));
+    // Another manager's change to a field rk8sctl owns conflicts, unless forced.
+    let other = write(
+        &server,
+        "other.yaml",
+        &config.replace(", b: '2'", "").replace("'1'", "'9'"),
+    );
+    let (code, _, err) = ctl.run(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "other",
+        "-f",
+        &other,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--force-conflicts"), "{err}");
+    ctl.ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "other",
+        "--force-conflicts",
+        "-f",
+        &other,
+    ]);
+    assert_eq!(data(&ctl), serde_json::json!({"a": "9"}));
+}
+
+#[test]
+fn server_side_apply_sends_custom_objects_too() {
+    let server = Server::start(&[]);
+    let ctl = Ctl { server: &server };
+    let file = write(
+        &server,
+        "crontabs.yaml",
+        &format!("{CRONTAB_CRD}---\n{CRONTABS}"),
+    );
+    assert_eq!(
+        ctl.ok(&["apply", "--server-side", "-f", &file]),
+        "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com serverside-applied\n\
+         crontab.stable.example.com/nightly serverside-applied\n\
+         crontab.stable.example.com/hourly serverside-applied\n"
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "{CRONTAB_CRD}---\n{}",
+            CRONTABS.replace(", image: sync", "")
+        ),
+    )
+    .unwrap();
+    ctl.ok(&["apply", "--server-side", "-f", &file]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ctl.ok(&["get", "ct", "hourly", "-o", "json"])).unwrap();
+    assert_eq!(v["spec"], serde_json::json!({"cronSpec": "0 * * * *"}));
+}

@@ -12,6 +12,7 @@
 //! );
 //! ```
 
+use std::cell::RefCell;
 use std::fmt;
 
 use serde_json::Value;
@@ -85,12 +86,105 @@ impl Manifest {
     }
 }
 
+/// A document of a kind rk8s does not know (a custom kind, or one that no server
+/// serves), kept as it was written for a client to resolve through the API server's
+/// discovery; see [`decode_with_untyped`].
+#[derive(Clone, Debug)]
+pub struct Untyped {
+    /// The file it was read from.
+    pub file: String,
+    /// Its document number in the file, from 1.
+    pub document: usize,
+    /// Its `apiVersion` (`stable.example.com/v1`).
+    pub api_version: String,
+    /// Its `kind` (`CronTab`).
+    pub kind: String,
+    /// The object as written.
+    pub value: Value,
+    positions: Positions,
+}
+
+impl Untyped {
+    /// Where a field of this object is in its file.
+    pub fn locate(&self, path: &FieldPath) -> Option<Location> {
+        self.positions.locate(path)
+    }
+
+    /// Where the object starts in its file (its `kind`, else its first field).
+    pub fn location(&self) -> Option<Location> {
+        self.locate(&FieldPath::root().key("kind"))
+    }
+
+    /// `metadata.name`, empty if the document has none.
+    pub fn name(&self) -> &str {
+        self.value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// `metadata.namespace`, empty if the document has none.
+    pub fn namespace(&self) -> &str {
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// What [`decode_with_untyped`] found in a text.
+#[derive(Clone, Debug, Default)]
+pub struct Decoded {
+    /// The objects of known kinds that decoded.
+    pub manifests: Vec<Manifest>,
+    /// The documents of kinds rk8s does not know.
+    pub untyped: Vec<Untyped>,
+    /// The problems in the rest, as [`decode`] reports them.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
 /// Decodes every document of a YAML or JSON text into objects.
 ///
 /// Returns the objects that decoded and a diagnostic for each problem in the rest:
 /// malformed YAML, a missing or unknown `kind`, a wrong `apiVersion`, a field of the
 /// wrong type, or an unknown field (as kubectl's strict field validation reports).
 pub fn decode(file: &str, text: &str) -> (Vec<Manifest>, Vec<Diagnostic>) {
+    decode_into(file, text, None)
+}
+
+/// Like [`decode`], but a document whose `apiVersion` and `kind` name no kind rk8s
+/// knows comes back as an [`Untyped`] value instead of a diagnostic, for a client to
+/// look up in the cluster (custom kinds). That is a document with an `apiVersion`
+/// whose kind is unknown, or whose group is not one of rk8s's (`example.com/v1`
+/// `Job`); a wrong version of a built-in kind (`apps/v1beta1` `Deployment`) stays a
+/// diagnostic. Objects of known kinds decode as [`decode`] decodes them.
+///
+/// ```
+/// use rk8s_api::manifest;
+///
+/// let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: stable.example.com/v1\nkind: CronTab\nmetadata: {name: b}\n";
+/// let decoded = manifest::decode_with_untyped("f.yaml", text);
+/// assert_eq!(decoded.manifests.len(), 1);
+/// assert_eq!(decoded.untyped[0].kind, "CronTab");
+/// assert_eq!(decoded.untyped[0].document, 2);
+/// assert!(decoded.diagnostics.is_empty());
+/// ```
+pub fn decode_with_untyped(file: &str, text: &str) -> Decoded {
+    let untyped = RefCell::new(Vec::new());
+    let (manifests, diagnostics) = decode_into(file, text, Some(&untyped));
+    Decoded {
+        manifests,
+        untyped: untyped.into_inner(),
+        diagnostics,
+    }
+}
+
+/// [`decode`], handing documents of unknown kinds to `untyped` when it is given.
+fn decode_into(
+    file: &str,
+    text: &str,
+    untyped: Option<&RefCell<Vec<Untyped>>>,
+) -> (Vec<Manifest>, Vec<Diagnostic>) {
     let mut out = Vec::new();
     let mut diags = Vec::new();
     let docs = match yaml::parse_documents(text) {
@@ -112,6 +206,7 @@ pub fn decode(file: &str, text: &str) -> (Vec<Manifest>, Vec<Diagnostic>) {
         let ctx = Context {
             file,
             document: i + 1,
+            untyped,
         };
         match ctx.decode_value(doc.value, doc.positions) {
             Ok(mut objects) => out.append(&mut objects),
@@ -139,6 +234,8 @@ pub fn load(file: &str, text: &str) -> Result<Vec<Manifest>, Vec<Diagnostic>> {
 struct Context<'a> {
     file: &'a str,
     document: usize,
+    /// Where documents of unknown kinds go, when they are not errors.
+    untyped: Option<&'a RefCell<Vec<Untyped>>>,
 }
 
 impl Context<'_> {
@@ -204,6 +301,19 @@ impl Context<'_> {
             return self.decode_list(value, &positions);
         }
         let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        if let Some(untyped) = self.untyped
+            && is_foreign(api_version, &kind)
+        {
+            untyped.borrow_mut().push(Untyped {
+                file: self.file.to_string(),
+                document: self.document,
+                api_version: api_version.to_string(),
+                kind,
+                value,
+                positions,
+            });
+            return Ok(Vec::new());
+        }
         let Some(object_kind) = kind_for(api_version, &kind).or_else(|| kind_named(&kind)) else {
             let supported: Vec<String> = kinds().iter().map(|k| k.kind.to_string()).collect();
             return Err(vec![self.diag(
@@ -309,6 +419,17 @@ impl Context<'_> {
     }
 }
 
+/// Whether `apiVersion` and `kind` name a kind rk8s does not know, rather than a
+/// mistake in one it does: an unknown kind, or a known kind name in a group that is
+/// not rk8s's (custom kinds may reuse built-in names).
+fn is_foreign(api_version: &str, kind: &str) -> bool {
+    if api_version.is_empty() || kind_for(api_version, kind).is_some() {
+        return false;
+    }
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    kind_named(kind).is_none() || !kinds().iter().any(|k| k.group == group)
+}
+
 /// Finds the fields of `input` that did not survive decoding into a typed object (and
 /// so are not fields of that kind). Nulls are skipped: they mean "unset".
 pub fn unknown_fields(
@@ -348,4 +469,48 @@ pub fn to_yaml(objects: &[AnyObject]) -> String {
         crate::emit::write_yaml(&mut out, &o.to_value());
     }
     out
+}
+
+#[cfg(test)]
+mod untyped_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_kinds_come_back_untyped_with_their_document_and_line() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: example.com/v1\nkind: Foo\nmetadata: {name: x}\n---\nkind: List\napiVersion: v1\nitems:\n- {apiVersion: example.com/v1, kind: Job, metadata: {name: j}}\n";
+        let d = decode_with_untyped("f.yaml", text);
+        assert_eq!(d.manifests.len(), 1);
+        assert!(d.diagnostics.is_empty(), "{:?}", d.diagnostics);
+        let found: Vec<(usize, &str, &str, &str)> = d
+            .untyped
+            .iter()
+            .map(|u| {
+                (
+                    u.document,
+                    u.api_version.as_str(),
+                    u.kind.as_str(),
+                    u.name(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (2, "example.com/v1", "Foo", "x"),
+                (3, "example.com/v1", "Job", "j")
+            ]
+        );
+        assert_eq!(d.untyped[0].location().map(|l| l.line), Some(6));
+    }
+
+    #[test]
+    fn mistakes_in_known_kinds_stay_diagnostics() {
+        let text = "apiVersion: apps/v1beta1\nkind: Deployment\nmetadata: {name: a}\n---\nkind: Foo\nmetadata: {name: b}\n";
+        let d = decode_with_untyped("f.yaml", text);
+        assert!(d.untyped.is_empty());
+        assert_eq!(d.diagnostics.len(), 2, "{:?}", d.diagnostics);
+        // `decode` itself still reports unknown kinds.
+        let (_, diags) = decode("f.yaml", "apiVersion: example.com/v1\nkind: Foo\n");
+        assert!(diags[0].message.contains("unsupported kind \"Foo\""));
+    }
 }

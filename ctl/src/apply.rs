@@ -2,7 +2,9 @@
 //! does — by a three-way comparison of the last applied configuration (kept in the
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation, so kubectl and
 //! rk8sctl can take turns), the live object and the file. Fields the file never set
-//! (defaults, controllers' writes) are left alone.
+//! (defaults, controllers' writes) are left alone. Or, with `--server-side`, as
+//! `kubectl apply --server-side` does: the file sent whole as an apply patch, and the
+//! server merges it with the fields the field manager owns.
 
 use anyhow::Result;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -22,6 +24,8 @@ pub enum Outcome {
     Configured,
     /// The object already was as the file says.
     Unchanged,
+    /// The server applied the file (server-side apply does not say what changed).
+    ServerSideApplied,
 }
 
 impl Outcome {
@@ -31,6 +35,7 @@ impl Outcome {
             Outcome::Created => "created",
             Outcome::Configured => "configured",
             Outcome::Unchanged => "unchanged",
+            Outcome::ServerSideApplied => "serverside-applied",
         }
     }
 }
@@ -129,6 +134,44 @@ pub async fn apply(cluster: &Cluster, object: &rk8s_api::AnyObject) -> Result<Ou
                 .map_err(explain)?;
             Ok(Outcome::Configured)
         }
+    }
+}
+
+/// How a server-side apply is sent.
+#[derive(Clone, Debug)]
+pub struct ServerSide {
+    /// The field manager that owns the fields the file sets (`--field-manager`).
+    pub field_manager: String,
+    /// Take fields that other managers own instead of failing (`--force-conflicts`).
+    pub force: bool,
+}
+
+/// Applies one object (as the user wrote it) server-side: a PATCH of the whole object
+/// as `application/apply-patch+yaml`, so the server sets what the file sets and
+/// removes what `field_manager` set before and the file no longer does.
+pub async fn server_side(
+    cluster: &Cluster,
+    object: &rk8s_api::AnyObject,
+    how: &ServerSide,
+) -> Result<Outcome> {
+    let mut params = PatchParams::apply(&how.field_manager);
+    if how.force {
+        params = params.force();
+    }
+    let api = cluster.api(&object.kind(), object.namespace());
+    match api
+        .patch(object.name(), &params, &Patch::Apply(object.to_value()))
+        .await
+    {
+        Ok(_) => Ok(Outcome::ServerSideApplied),
+        // kubectl's advice on a conflict, shortened.
+        Err(kube::Error::Api(s)) if s.code == 409 && !how.force => Err(anyhow::anyhow!(
+            "{:#}\nPlease review the fields above--they currently have other managers: \
+             apply again with --force-conflicts to take them over, or leave them out of \
+             the file.",
+            explain(kube::Error::Api(s))
+        )),
+        Err(e) => Err(explain(e)),
     }
 }
 

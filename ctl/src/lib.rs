@@ -4,7 +4,10 @@
 //! and the local modes. The binary only parses arguments.
 //!
 //! - [`cluster`]: kubeconfig, client, errors worded as kubectl words them;
-//! - [`apply`]: the three-way apply with kubectl's last-applied annotation;
+//! - [`apply`]: the three-way apply with kubectl's last-applied annotation, and
+//!   server-side apply;
+//! - [`discovery`]: kind names and manifests' kinds resolved through the server's API
+//!   discovery (custom kinds);
 //! - [`print`](mod@print), [`describe`]: tables, YAML and descriptions;
 //! - [`input`]: `-f` files, directories and standard input;
 //! - [`commands`]: the cluster commands and their arguments, one module per verb group;
@@ -22,6 +25,7 @@ pub mod cluster;
 pub mod commands;
 pub mod debug;
 pub mod describe;
+pub mod discovery;
 pub mod input;
 pub mod local;
 pub mod print;

@@ -88,14 +88,14 @@ pub async fn rollout(g: &Global, command: &RolloutCommand) -> Result<()> {
         | RolloutCommand::Pause { target }
         | RolloutCommand::Resume { target } => target,
     };
-    let (kind, name) = one(&target.resource, target.name.as_deref())?;
+    let cluster = g.connect().await?;
+    let (kind, name) = one(&cluster, &target.resource, target.name.as_deref()).await?;
     if kind.plural != "deployments" {
         bail!(
             "no rollout for {}: only deployments have rollouts here",
             kind.qualified_plural()
         );
     }
-    let cluster = g.connect().await?;
     let deploys: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let sets: Api<ReplicaSet> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let patch = async |value: serde_json::Value, done: &str| -> Result<()> {

@@ -4,8 +4,8 @@ use anyhow::{Result, bail};
 use kube::api::{DeleteParams, ListParams, PropagationPolicy};
 use rk8s_api::ObjectKind;
 
-use super::apply::{Files, objects_from};
-use super::{Global, targets};
+use super::apply::{Files, kinds_and_names};
+use super::{Global, resolve_targets};
 use crate::cluster::explain;
 
 /// `delete`'s arguments.
@@ -49,19 +49,10 @@ pub async fn delete(g: &Global, a: &DeleteArgs) -> Result<()> {
     };
     let mut work: Vec<(ObjectKind, Option<String>, String)> = Vec::new();
     if !a.files.is_empty() {
-        let files = Files {
-            files: a.files.clone(),
-            recursive: false,
-        };
-        for o in objects_from(&files, g, &cluster.namespace)? {
-            work.push((
-                o.kind(),
-                o.namespace().map(str::to_string),
-                o.name().to_string(),
-            ));
-        }
+        let files = Files::only(a.files.clone());
+        work = kinds_and_names(&cluster, g, &files).await?;
     } else {
-        for (kind, names) in targets(&a.resources)? {
+        for (kind, names) in resolve_targets(&cluster, &a.resources).await? {
             let ns = kind.is_namespaced().then(|| cluster.namespace.clone());
             let names = if names.is_empty() {
                 if !a.all && a.selector.is_none() {

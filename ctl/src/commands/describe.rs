@@ -3,13 +3,13 @@
 use anyhow::Result;
 use rk8s_api::object::resolve;
 
-use super::{Global, query, targets};
+use super::{Global, query, resolve_targets};
 
 /// `describe KIND NAME`: the object's fields, then its recent events.
 pub async fn describe(g: &Global, resources: &[String]) -> Result<()> {
     let cluster = g.connect().await?;
     let mut first = true;
-    for (kind, names) in targets(resources)? {
+    for (kind, names) in resolve_targets(&cluster, resources).await? {
         let ns = Some(cluster.namespace.as_str());
         let names = if names.is_empty() {
             let list = cluster

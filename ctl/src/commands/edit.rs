@@ -11,7 +11,7 @@ use crate::print;
 /// `edit KIND NAME`: the object in `$EDITOR`, saved back with a compare-and-swap.
 pub async fn edit(g: &Global, resource: &str, name: Option<&str>) -> Result<()> {
     let cluster = g.connect().await?;
-    let (kind, name) = one(resource, name)?;
+    let (kind, name) = one(&cluster, resource, name).await?;
     let ns = Some(cluster.namespace.as_str());
     let obj = cluster
         .get_json(&kind.object_path(ns, &name), "application/json")

@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use rk8s_api::ObjectKind;
 use serde_json::{Value, json};
 
-use super::{Global, query, targets, with_kind};
+use super::{Global, query, resolve_targets, with_kind};
 use crate::cluster::{Cluster, explain};
 use crate::print::{self, TABLE_ACCEPT, TableStyle};
 
@@ -48,10 +48,11 @@ pub struct GetArgs {
 /// `get`.
 pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
     let cluster = g.connect().await?;
-    let targets = targets(&a.resources)?;
+    let targets = resolve_targets(&cluster, &a.resources).await?;
     let several = targets.len() > 1;
     let ns = (!a.all_namespaces).then_some(cluster.namespace.as_str());
-    let mut structured: Vec<Value> = Vec::new();
+    // Each object with its kind as `-o name` prints it.
+    let mut structured: Vec<(String, Value)> = Vec::new();
     let mut printed_any = false;
     for (kind, names) in &targets {
         let collection = kind.collection_path(ns);
@@ -91,14 +92,14 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
                         .get_json(&format!("{collection}{list_query}"), "application/json")
                         .await?;
                     for item in list["items"].as_array().cloned().unwrap_or_default() {
-                        structured.push(with_kind(item, kind));
+                        structured.push((kind.qualified_singular(), with_kind(item, kind)));
                     }
                 } else {
                     for n in names {
                         let obj = cluster
                             .get_json(&kind.object_path(ns, n), "application/json")
                             .await?;
-                        structured.push(with_kind(obj, kind));
+                        structured.push((kind.qualified_singular(), with_kind(obj, kind)));
                     }
                 }
                 Vec::new()
@@ -137,10 +138,11 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
     match a.output {
         Some(Output::Yaml) | Some(Output::Json) => {
             let single = targets.len() == 1 && targets[0].1.len() == 1;
+            let mut items: Vec<Value> = structured.into_iter().map(|(_, o)| o).collect();
             let doc = if single {
-                structured.pop().unwrap_or(Value::Null)
+                items.pop().unwrap_or(Value::Null)
             } else {
-                json!({"apiVersion": "v1", "kind": "List", "items": structured, "metadata": {"resourceVersion": ""}})
+                json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}})
             };
             if a.output == Some(Output::Yaml) {
                 print!("{}", print::yaml(&doc));
@@ -149,15 +151,8 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
             }
         }
         Some(Output::Name) => {
-            for o in &structured {
-                let kind = o["kind"].as_str().and_then(rk8s_api::object::kind_named);
-                if let Some(k) = kind {
-                    println!(
-                        "{}/{}",
-                        k.qualified_singular(),
-                        o["metadata"]["name"].as_str().unwrap_or("")
-                    );
-                }
+            for (kind, o) in &structured {
+                println!("{kind}/{}", o["metadata"]["name"].as_str().unwrap_or(""));
             }
         }
         _ if !printed_any => match ns {

@@ -32,8 +32,8 @@ pub async fn set_metadata(
         .cloned()
         .partition(|a| !a.contains('=') && !a.ends_with('-'));
     let (kind, name) = match target.as_slice() {
-        [r] => one(r, None)?,
-        [r, n] => one(r, Some(n))?,
+        [r] => one(&cluster, r, None).await?,
+        [r, n] => one(&cluster, r, Some(n)).await?,
         _ => bail!("give one object (KIND NAME or KIND/NAME) and then key=value or key- pairs"),
     };
     if changes.is_empty() {

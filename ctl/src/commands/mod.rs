@@ -19,10 +19,10 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use rk8s_api::ObjectKind;
-use rk8s_api::object::resolve;
 use serde_json::{Value, json};
 
 use crate::cluster::{Cluster, Target};
+use crate::discovery::Resolver;
 use crate::print;
 
 pub use apply::{Files, apply, create};
@@ -61,28 +61,17 @@ impl Global {
 }
 
 /// What `get`, `describe`, `delete`, `label`... address: `KIND[,KIND] [NAME...]` or
-/// `KIND/NAME...`.
-fn targets(args: &[String]) -> Result<Vec<(ObjectKind, Vec<String>)>> {
-    let unknown = |k: &str| {
-        anyhow::anyhow!(
-            "the server doesn't have a resource type {k:?} (known: {})",
-            rk8s_api::object::kinds()
-                .iter()
-                .map(|k| k.plural)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    let mut out: Vec<(ObjectKind, Vec<String>)> = Vec::new();
+/// `KIND/NAME...`, the kinds named as typed (resolved by [`resolve_targets`]).
+fn parse_targets(args: &[String]) -> Result<Vec<(String, Vec<String>)>> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
     if args.iter().any(|a| a.contains('/')) {
         for a in args {
             let (k, n) = a
                 .split_once('/')
                 .ok_or_else(|| anyhow::anyhow!("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'rk8sctl get resource/<resource_name>' instead of 'rk8sctl get resource resource/<resource_name>')"))?;
-            let kind = resolve(k).ok_or_else(|| unknown(k))?;
-            match out.iter_mut().find(|(kk, _)| *kk == kind) {
+            match out.iter_mut().find(|(kk, _)| kk == k) {
                 Some((_, names)) => names.push(n.to_string()),
-                None => out.push((kind, vec![n.to_string()])),
+                None => out.push((k.to_string(), vec![n.to_string()])),
             }
         }
         return Ok(out);
@@ -91,7 +80,7 @@ fn targets(args: &[String]) -> Result<Vec<(ObjectKind, Vec<String>)>> {
         bail!("you must specify the type of resource, e.g. pods, deployments, nodes");
     };
     for k in first.split(',').filter(|k| !k.is_empty()) {
-        let kind = if k == "all" {
+        if k == "all" {
             for plural in [
                 "pods",
                 "services",
@@ -100,13 +89,34 @@ fn targets(args: &[String]) -> Result<Vec<(ObjectKind, Vec<String>)>> {
                 "horizontalpodautoscalers",
                 "jobs",
             ] {
-                out.extend(resolve(plural).map(|k| (k, names.to_vec())));
+                out.push((plural.to_string(), names.to_vec()));
             }
-            continue;
         } else {
-            resolve(k).ok_or_else(|| unknown(k))?
-        };
-        out.push((kind, names.to_vec()));
+            out.push((k.to_string(), names.to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+/// The kinds of [`parse_targets`]' names: built-in kinds from rk8s's list, any other
+/// (custom kinds: plural, singular, short name, kind, `plural.group`) through the
+/// server's discovery. Two names of one kind (`deploy/a deployments/b`) merge.
+async fn resolve_targets(
+    cluster: &Cluster,
+    args: &[String],
+) -> Result<Vec<(ObjectKind, Vec<String>)>> {
+    let mut resolver = Resolver::new(cluster.client.clone());
+    let mut out: Vec<(ObjectKind, Vec<String>)> = Vec::new();
+    let by_slash = args.iter().any(|a| a.contains('/'));
+    for (name, names) in parse_targets(args)? {
+        let kind = resolver
+            .resolve(&name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the server doesn't have a resource type {name:?}"))?;
+        match out.iter_mut().find(|(k, _)| by_slash && *k == kind) {
+            Some((_, known)) => known.extend(names),
+            None => out.push((kind, names)),
+        }
     }
     Ok(out)
 }
@@ -123,11 +133,15 @@ fn query(pairs: &[(&str, Option<&str>)]) -> String {
 }
 
 /// `KIND/NAME` or `KIND NAME` as one object.
-pub(crate) fn one(resource: &str, name: Option<&str>) -> Result<(ObjectKind, String)> {
+pub(crate) async fn one(
+    cluster: &Cluster,
+    resource: &str,
+    name: Option<&str>,
+) -> Result<(ObjectKind, String)> {
     let args: Vec<String> = std::iter::once(resource.to_string())
         .chain(name.map(str::to_string))
         .collect();
-    match targets(&args)?.as_slice() {
+    match resolve_targets(cluster, &args).await?.as_slice() {
         [(kind, names)] if names.len() == 1 => Ok((*kind, names[0].clone())),
         _ => bail!("name exactly one object: KIND/NAME or KIND NAME"),
     }
@@ -145,36 +159,29 @@ mod tests {
 
     fn t(args: &[&str]) -> Vec<(String, Vec<String>)> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        targets(&args)
-            .unwrap()
-            .into_iter()
-            .map(|(k, n)| (k.plural.to_string(), n))
-            .collect()
+        parse_targets(&args).unwrap()
     }
 
     #[test]
     fn targets_read_like_kubectl() {
-        assert_eq!(t(&["po"]), vec![("pods".into(), vec![])]);
+        assert_eq!(t(&["po"]), vec![("po".into(), vec![])]);
         assert_eq!(
             t(&["deploy", "a", "b"]),
-            vec![("deployments".into(), vec!["a".into(), "b".into()])]
+            vec![("deploy".into(), vec!["a".into(), "b".into()])]
         );
         assert_eq!(
             t(&["deploy/a", "svc/b", "deploy/c"]),
             vec![
-                ("deployments".into(), vec!["a".into(), "c".into()]),
-                ("services".into(), vec!["b".into()])
+                ("deploy".into(), vec!["a".into(), "c".into()]),
+                ("svc".into(), vec!["b".into()])
             ]
         );
-        assert_eq!(t(&["deploy,svc"]).len(), 2);
+        assert_eq!(t(&["deploy,ct"]).len(), 2);
         assert_eq!(t(&["all"]).len(), 6);
-        let bad: Vec<String> = vec!["secrets".into()];
-        assert!(
-            targets(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("doesn't have a resource type")
-        );
+        let both: Vec<String> = vec!["deploy".into(), "svc/b".into()];
+        assert!(parse_targets(&both).is_err());
+        let none: Vec<String> = Vec::new();
+        assert!(parse_targets(&none).is_err());
         assert_eq!(
             query(&[
                 ("labelSelector", Some("app=web,x in (a)")),

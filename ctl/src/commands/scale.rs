@@ -11,7 +11,7 @@ use crate::cluster::explain;
 /// `scale KIND/NAME --replicas N`.
 pub async fn scale(g: &Global, resource: &str, name: Option<&str>, replicas: u32) -> Result<()> {
     let cluster = g.connect().await?;
-    let (kind, name) = one(resource, name)?;
+    let (kind, name) = one(&cluster, resource, name).await?;
     if !matches!(kind.plural, "deployments" | "replicasets") {
         bail!(
             "{} cannot be scaled: only deployments and replicasets have replicas",
@@ -56,7 +56,7 @@ pub struct AutoscaleArgs {
 /// HorizontalPodAutoscaler (autoscaling/v2) for the Deployment or ReplicaSet.
 pub async fn autoscale(g: &Global, args: &AutoscaleArgs) -> Result<()> {
     let cluster = g.connect().await?;
-    let (kind, name) = one(&args.resource, args.name.as_deref())?;
+    let (kind, name) = one(&cluster, &args.resource, args.name.as_deref()).await?;
     if !matches!(kind.plural, "deployments" | "replicasets") {
         bail!(
             "cannot autoscale a {}: only deployments and replicasets have a scale subresource",
