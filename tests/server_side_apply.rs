@@ -201,3 +201,79 @@ fn a_configmap_key_dropped_from_the_applied_config_is_removed() {
     );
     assert_eq!(data.trim(), r#"{"a":"1"}"#);
 }
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.ssa.example.com}
+spec:
+  group: ssa.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              color: {type: string}
+              size: {type: integer}
+              tags: {type: array, items: {type: string}}
+";
+
+#[test]
+fn custom_resources_are_applied_server_side_with_atomic_lists() {
+    let server = Server::start(API_ONLY);
+    kubectl_ok(&server, &["apply", "-f", "-"], Some(WIDGET_CRD));
+    kubectl_ok(
+        &server,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.ssa.example.com",
+            "--timeout=30s",
+        ],
+        None,
+    );
+    let widget = |spec: &str| {
+        format!(
+            "apiVersion: ssa.example.com/v1\nkind: Widget\nmetadata: {{name: w}}\nspec: {spec}\n"
+        )
+    };
+    // kubectl validates a custom resource against the OpenAPI document it downloads;
+    // that check is not what this test is about.
+    let apply = ["apply", "--server-side", "--validate=false", "-f", "-"];
+    kubectl_ok(
+        &server,
+        &apply,
+        Some(&widget("{color: red, size: 2, tags: [a, b]}")),
+    );
+    kubectl_ok(&server, &apply, Some(&widget("{size: 2, tags: [c]}")));
+    let spec = kubectl_ok(
+        &server,
+        &["get", "widget", "w", "-o", "jsonpath={.spec}"],
+        None,
+    );
+    assert_eq!(spec.trim(), r#"{"size":2,"tags":["c"]}"#);
+    let (ok, out) = kubectl(
+        &server,
+        &[
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "--field-manager=other",
+            "-f",
+            "-",
+        ],
+        Some(&widget("{size: 3}")),
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(r#"Apply failed with 1 conflict: conflict with "kubectl": .spec.size"#),
+        "{out}"
+    );
+}
