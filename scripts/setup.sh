@@ -20,6 +20,7 @@ PACKAGES=(
   prometheus      # the real Prometheus of the metrics tests and the demo
   curl            # the demo's requests from the host (NodePort, Prometheus' API)
   python3         # the demo prints Prometheus' answer
+  python3-venv    # the Python Kubernetes client's environment (below)
 )
 
 missing=()
@@ -42,5 +43,15 @@ install_tool() { # name version binary
 }
 install_tool cargo-fuzz 0.13.2 cargo-fuzz
 install_tool cargo-deny 0.20.2 cargo-deny
+
+# The official Python Kubernetes client (PyPI), which tests/python_client.rs drives
+# against rk8s, in an environment of its own under target/.
+PYTHON_CLIENT=kubernetes==33.1.0
+PYTHON_ENV="$(cd "$(dirname "$0")/.." && pwd)/target/python"
+if ! "$PYTHON_ENV/bin/python" -c "import kubernetes" 2>/dev/null; then
+  echo "setup: installing the Python client ($PYTHON_CLIENT) into $PYTHON_ENV"
+  python3 -m venv "$PYTHON_ENV"
+  "$PYTHON_ENV/bin/pip" install --quiet "$PYTHON_CLIENT"
+fi
 
 command -v cargo >/dev/null || { echo "setup: cargo is missing: install Rust ${RUST_VERSION:-1.89 or newer}"; exit 1; }

@@ -184,10 +184,10 @@ fn bad_files_apply_nothing_and_say_where() {
     // Nothing was applied, not even the valid namespace.
     let (code, _, _) = ctl.run(&["get", "ns", "fine"]);
     assert_eq!(code, 1);
-    let (code, _, err) = ctl.run(&["get", "secrets"]);
+    let (code, _, err) = ctl.run(&["get", "widgets"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("doesn't have a resource type \"secrets\""),
+        err.contains("doesn't have a resource type \"widgets\""),
         "{err}"
     );
 }
