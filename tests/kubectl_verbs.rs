@@ -233,3 +233,83 @@ spec: {cronSpec: "nope", replicas: 20, size: huge, port: 1.5}
     );
     check(&server, &["get", "crontabs", "-A"], None, &["No resources found"]);
 }
+
+const APP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, labels: {app: shop}}
+data: {mode: fast}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: extra, labels: {app: shop}}
+data: {a: "1"}
+"#;
+
+#[test]
+fn kubectl_apply_prune_wait_diff_and_events_work() {
+    let server = Server::start(API_ONLY);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.yaml");
+    std::fs::write(&file, APP).unwrap();
+    let f = file.display().to_string();
+    check(&server, &["apply", "-f", &f], None, &["configmap/settings created", "configmap/extra created"]);
+    // Server-side apply takes over from client-side apply; a second manager conflicts.
+    check(&server, &["apply", "--server-side", "-f", &f], None, &["configmap/settings serverside-applied"]);
+    let changed = APP.replace("mode: fast", "mode: slow");
+    let out = support::cli::output(
+        server.kubectl_command().args(["apply", "--server-side", "--field-manager=other", "-f", "-"]),
+        Some(&changed),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("conflict with \"kubectl\""), "{err}");
+    check(
+        &server,
+        &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"],
+        Some(&changed),
+        &["configmap/settings serverside-applied"],
+    );
+    // diff: exit status 1 and the change when the file differs from the cluster.
+    let out = support::cli::output(server.kubectl_command().args(["diff", "-f", &f]), None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("-  mode: slow") && text.contains("+  mode: fast"), "{text}");
+    // prune: the object the file no longer has goes.
+    let only_settings = APP.split("---").next().unwrap().to_string();
+    std::fs::write(&file, only_settings).unwrap();
+    check(
+        &server,
+        &["apply", "--prune", "-l", "app=shop", "-f", &f],
+        None,
+        &["configmap/settings configured", "configmap/extra pruned"],
+    );
+    // wait: for a jsonpath value, and for a deletion.
+    check(
+        &server,
+        &["wait", "--for=jsonpath={.data.mode}=fast", "configmap/settings", "--timeout=20s"],
+        None,
+        &["condition met"],
+    );
+    let mut waiting = server
+        .kubectl_command()
+        .args(["wait", "--for=delete", "configmap/settings", "--timeout=30s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    check(&server, &["delete", "configmap", "settings"], None, &["deleted"]);
+    assert!(waiting.wait().unwrap().success());
+    // Events sorted by time, as `kubectl get events --sort-by` orders them.
+    for (name, at) in [("late", "2026-12-03T06:00:00Z"), ("early", "2026-12-03T05:00:00Z")] {
+        let event = format!(
+            "apiVersion: v1\nkind: Event\nmetadata: {{name: {name}}}\ninvolvedObject: {{kind: Pod, name: {name}, namespace: default}}\nreason: Started\nmessage: {name}\ntype: Normal\nlastTimestamp: \"{at}\"\nfirstTimestamp: \"{at}\"\n"
+        );
+        check(&server, &["apply", "-f", "-"], Some(&event), &["created"]);
+    }
+    let out = support::cli::output(
+        server.kubectl_command().args(["get", "events", "--sort-by=.lastTimestamp", "-o", "name"]),
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().collect::<Vec<_>>(), ["event/early", "event/late"], "{text}");
+}
