@@ -8,7 +8,6 @@ use rk8s_api::validation::{FieldError, Reason};
 use rk8s_api::{AnyObject, FieldPath};
 use serde_json::Value;
 
-
 /// Now, as Kubernetes timestamps are kept: whole seconds.
 pub fn now() -> Time {
     let s = jiff::Timestamp::now().as_second();
@@ -48,6 +47,7 @@ pub fn prepare_create(obj: &mut AnyObject) {
     if obj.kind().has_generation() {
         obj.metadata_mut().generation = Some(1);
     }
+    merge_string_data(obj);
     match obj {
         AnyObject::Pod(p) => {
             p.status = Some(PodStatus {
@@ -70,6 +70,19 @@ pub fn prepare_create(obj: &mut AnyObject) {
         }
         other if other.kind().has_status() => *other = with_field(other, "status", Value::Null),
         _ => {}
+    }
+}
+
+/// Moves a Secret's `stringData` into its `data`, where its keys win, as Kubernetes
+/// does on every write: `stringData` is write-only and never stored.
+fn merge_string_data(obj: &mut AnyObject) {
+    if let AnyObject::Secret(s) = obj
+        && let Some(string_data) = s.string_data.take()
+    {
+        let data = s.data.get_or_insert_with(Default::default);
+        for (key, value) in string_data {
+            data.insert(key, k8s_openapi::ByteString(value.into_bytes()));
+        }
     }
 }
 
@@ -149,6 +162,7 @@ fn keep_server_metadata(new: &mut ObjectMeta, old: &ObjectMeta) {
 /// status are kept from `old`; `generation` counts spec changes.
 pub fn prepare_update(new: &mut AnyObject, old: &AnyObject) {
     keep_server_metadata(new.metadata_mut(), old.metadata());
+    merge_string_data(new);
     if old.kind().has_status() && !matches!(old, AnyObject::Node(_)) {
         *new = with_field(new, "status", value_of(old, "status"));
     }
@@ -187,7 +201,7 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
             errs.push(FieldError {
                 path: FieldPath::parse(path),
                 reason: Reason::Invalid {
-                    value: a.to_string(),
+                    value: plain(&a),
                     detail: "field is immutable".into(),
                 },
             });
@@ -225,6 +239,104 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
             if node(o).is_some() && node(n) != node(o) {
                 immutable(&mut errs, "spec.nodeName", node(n).into(), node(o).into());
             }
+        }
+        (AnyObject::ConfigMap(n), AnyObject::ConfigMap(o)) if o.immutable == Some(true) => {
+            immutable_data(&mut errs, n.immutable, new, old, &["data", "binaryData"]);
+        }
+        (AnyObject::Secret(n), AnyObject::Secret(o)) => {
+            immutable(&mut errs, "type", spec(new, "/type"), spec(old, "/type"));
+            if o.immutable == Some(true) {
+                // `stringData` is merged into `data` by now (`prepare_update`).
+                immutable_data(&mut errs, n.immutable, new, old, &["data"]);
+            }
+        }
+        (AnyObject::PersistentVolumeClaim(n), AnyObject::PersistentVolumeClaim(o)) => {
+            errs.extend(claim_update(n, o));
+        }
+        (AnyObject::PersistentVolume(_), _) => errs.extend(volume_update(new, old)),
+        (AnyObject::StatefulSet(_), _) => {
+            let strip = |o: &AnyObject| {
+                let mut v = spec(o, "/spec");
+                if let Value::Object(map) = &mut v {
+                    for field in STATEFUL_SET_MUTABLE {
+                        map.remove(*field);
+                    }
+                }
+                v
+            };
+            if strip(new) != strip(old) {
+                errs.push(forbidden(
+                    "spec",
+                    "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                ));
+            }
+        }
+        (AnyObject::RoleBinding(_), _) | (AnyObject::ClusterRoleBinding(_), _) => {
+            let role_ref = spec(new, "/roleRef");
+            if role_ref != spec(old, "/roleRef") {
+                errs.push(FieldError {
+                    path: FieldPath::parse("roleRef"),
+                    reason: Reason::Invalid {
+                        value: plain(&role_ref),
+                        detail: "cannot change roleRef".into(),
+                    },
+                });
+            }
+        }
+        (AnyObject::StorageClass(_), _) => {
+            for field in ["parameters", "provisioner", "reclaimPolicy"] {
+                let ptr = format!("/{field}");
+                if spec(new, &ptr) != spec(old, &ptr) {
+                    errs.push(forbidden(
+                        field,
+                        &format!("updates to {field} are forbidden."),
+                    ));
+                }
+            }
+            immutable(
+                &mut errs,
+                "volumeBindingMode",
+                spec(new, "/volumeBindingMode"),
+                spec(old, "/volumeBindingMode"),
+            );
+        }
+        (AnyObject::PriorityClass(_), _) => {
+            if spec(new, "/value") != spec(old, "/value") {
+                errs.push(forbidden("value", "may not be changed in an update."));
+            }
+            immutable(
+                &mut errs,
+                "preemptionPolicy",
+                spec(new, "/preemptionPolicy"),
+                spec(old, "/preemptionPolicy"),
+            );
+        }
+        (AnyObject::CSIDriver(_), _) => {
+            for field in ["attachRequired", "fsGroupPolicy", "volumeLifecycleModes"] {
+                let ptr = format!("/spec/{field}");
+                immutable(
+                    &mut errs,
+                    &format!("spec.{field}"),
+                    spec(new, &ptr),
+                    spec(old, &ptr),
+                );
+            }
+        }
+        (AnyObject::EndpointSlice(_), _) => {
+            immutable(
+                &mut errs,
+                "addressType",
+                spec(new, "/addressType"),
+                spec(old, "/addressType"),
+            );
+        }
+        (AnyObject::DaemonSet(_), _) => {
+            immutable(
+                &mut errs,
+                "spec.selector",
+                spec(new, "/spec/selector"),
+                spec(old, "/spec/selector"),
+            );
         }
         (AnyObject::Deployment(_), _) | (AnyObject::ReplicaSet(_), _) => {
             immutable(
@@ -269,6 +381,183 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
             }
         }
         _ => {}
+    }
+    errs
+}
+
+/// The fields of a StatefulSet's spec that may change (apps/v1
+/// `ValidateStatefulSetUpdate`).
+const STATEFUL_SET_MUTABLE: &[&str] = &[
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+];
+
+/// The volume sources of a PersistentVolume's spec.
+const VOLUME_SOURCES: &[&str] = &[
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "csi",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "glusterfs",
+    "hostPath",
+    "iscsi",
+    "local",
+    "nfs",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "storageos",
+    "vsphereVolume",
+];
+
+/// What kube-apiserver says of a ConfigMap's or Secret's data once it is immutable.
+const IMMUTABLE_WHEN_SET: &str = "field is immutable when `immutable` is set";
+
+/// A value as an error message shows it: strings without JSON's quotes.
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn forbidden(path: &str, detail: &str) -> FieldError {
+    FieldError {
+        path: FieldPath::parse(path),
+        reason: Reason::Forbidden(detail.into()),
+    }
+}
+
+/// The value of a top-level field, with an absent map and an empty one alike.
+fn data_field(obj: &AnyObject, field: &str) -> Value {
+    match value_of(obj, field) {
+        Value::Null => Value::Object(Default::default()),
+        v => v,
+    }
+}
+
+/// A ConfigMap or Secret marked immutable: its data may not change, nor may it be
+/// made mutable again (core/v1 `ValidateConfigMapUpdate`, `ValidateSecretUpdate`).
+fn immutable_data(
+    errs: &mut Vec<FieldError>,
+    new_immutable: Option<bool>,
+    new: &AnyObject,
+    old: &AnyObject,
+    fields: &[&str],
+) {
+    if new_immutable != Some(true) {
+        errs.push(forbidden("immutable", IMMUTABLE_WHEN_SET));
+    }
+    for field in fields {
+        if data_field(new, field) != data_field(old, field) {
+            errs.push(forbidden(field, IMMUTABLE_WHEN_SET));
+        }
+    }
+}
+
+/// A claim's spec is fixed once created, but for its storage request (a bound claim
+/// may grow, and shrink back no lower than its capacity) and its volume attributes
+/// class; `volumeName` may be set once (core/v1
+/// `ValidatePersistentVolumeClaimUpdate`).
+fn claim_update(
+    new: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+    old: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let bound = old.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let storage = |c: &k8s_openapi::api::core::v1::PersistentVolumeClaim| {
+        c.spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .and_then(|q| rk8s_api::Quantity::try_from(q).ok())
+    };
+    let mut new_spec = new.spec.clone().unwrap_or_default();
+    let mut old_spec = old.spec.clone().unwrap_or_default();
+    if old_spec
+        .volume_name
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        old_spec.volume_name.clone_from(&new_spec.volume_name);
+    }
+    new_spec.volume_attributes_class_name = None;
+    old_spec.volume_attributes_class_name = None;
+    if bound {
+        new_spec.resources.clone_from(&old_spec.resources);
+        let capacity = old
+            .status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|c| c.get("storage"))
+            .and_then(|q| rk8s_api::Quantity::try_from(q).ok());
+        if let (Some(n), Some(o)) = (storage(new), storage(old))
+            && n < o
+            && capacity.as_ref().is_none_or(|c| n <= *c)
+        {
+            errs.push(forbidden(
+                "spec.resources.requests.storage",
+                "field can not be less than status.capacity",
+            ));
+        }
+    }
+    if new_spec != old_spec {
+        errs.insert(
+            0,
+            forbidden(
+                "spec",
+                "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+            ),
+        );
+    }
+    errs
+}
+
+/// A volume's source and mode are fixed once created, and so is its node affinity
+/// once set (core/v1 `ValidatePersistentVolumeUpdate`).
+fn volume_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let field = |o: &AnyObject, f: &str| {
+        o.to_value()
+            .pointer(&format!("/spec/{f}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    if VOLUME_SOURCES
+        .iter()
+        .any(|s| field(new, s) != field(old, s))
+    {
+        errs.push(forbidden(
+            "spec.persistentvolumesource",
+            "spec.persistentvolumesource is immutable after creation",
+        ));
+    }
+    for (name, once_set) in [("volumeMode", false), ("nodeAffinity", true)] {
+        let (n, o) = (field(new, name), field(old, name));
+        if n != o && !(once_set && o.is_null()) {
+            errs.push(FieldError {
+                path: FieldPath::parse(&format!("spec.{name}")),
+                reason: Reason::Invalid {
+                    value: plain(&n),
+                    detail: "field is immutable".into(),
+                },
+            });
+        }
     }
     errs
 }
@@ -398,6 +687,221 @@ mod tests {
         assert_eq!(
             validate_update(&load(&pod.replace("name: a", "name: b")), &old).len(),
             1
+        );
+    }
+
+    /// The messages of an update from `old` to `new` (both manifests).
+    fn update_errors(old: &str, new: &str) -> Vec<String> {
+        let mut old = load(old);
+        prepare_create(&mut old);
+        let mut new = load(new);
+        prepare_update(&mut new, &old);
+        validate_update(&new, &old)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const CONFIG_MAP: &str =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nimmutable: true\ndata: {a: '1'}\n";
+    const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nimmutable: true\nstringData: {a: '1'}\n";
+
+    #[test]
+    fn secret_string_data_is_merged_into_data_on_create_and_update() {
+        let mut s = load(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {a: eA==, b: eA==}\nstringData: {b: y}\n",
+        );
+        prepare_create(&mut s);
+        let AnyObject::Secret(secret) = &s else {
+            panic!()
+        };
+        assert_eq!(secret.string_data, None);
+        let data = secret.data.as_ref().unwrap();
+        assert_eq!(data["a"].0, b"x");
+        assert_eq!(data["b"].0, b"y");
+        let mut update =
+            load("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {c: z}\n");
+        prepare_update(&mut update, &s);
+        let AnyObject::Secret(secret) = &update else {
+            panic!()
+        };
+        assert_eq!(secret.string_data, None);
+        assert_eq!(secret.data.as_ref().unwrap()["c"].0, b"z");
+    }
+
+    #[test]
+    fn immutable_config_maps_and_secrets_keep_their_data() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            (CONFIG_MAP, CONFIG_MAP, &[]),
+            (
+                CONFIG_MAP,
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nimmutable: true\ndata: {a: '2'}\n",
+                &["data: forbidden: field is immutable when `immutable` is set"],
+            ),
+            (
+                CONFIG_MAP,
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '1'}\nbinaryData: {b: eA==}\n",
+                &[
+                    "immutable: forbidden: field is immutable when `immutable` is set",
+                    "binaryData: forbidden: field is immutable when `immutable` is set",
+                ],
+            ),
+            (SECRET, SECRET, &[]),
+            (
+                SECRET,
+                "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nimmutable: true\nstringData: {a: '2'}\n",
+                &["data: forbidden: field is immutable when `immutable` is set"],
+            ),
+            (
+                "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: Opaque\n",
+                "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\nstringData: {tls.crt: a, tls.key: b}\n",
+                &["type: invalid value \"kubernetes.io/tls\": field is immutable"],
+            ),
+        ];
+        for (old, new, expected) in cases {
+            assert_eq!(update_errors(old, new), *expected, "{new}");
+        }
+    }
+
+    #[test]
+    fn claims_may_only_grow_their_storage_request_once_bound() {
+        let claim = |storage: &str, class: &str| {
+            format!(
+                "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: c}}\nspec: {{accessModes: [ReadWriteOnce], storageClassName: {class}, resources: {{requests: {{storage: {storage}}}}}}}\n"
+            )
+        };
+        let immutable = "spec: forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims";
+        assert_eq!(
+            update_errors(&claim("1Gi", "a"), &claim("2Gi", "a")),
+            [immutable]
+        );
+        let mut old = load(&claim("1Gi", "a"));
+        if let AnyObject::PersistentVolumeClaim(c) = &mut old {
+            c.status = Some(k8s_openapi::api::core::v1::PersistentVolumeClaimStatus {
+                phase: Some("Bound".into()),
+                capacity: Some(
+                    [(
+                        "storage".to_string(),
+                        k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            });
+        }
+        let errors = |new: &str| {
+            let mut new = load(new);
+            prepare_update(&mut new, &old);
+            validate_update(&new, &old)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert!(errors(&claim("2Gi", "a")).is_empty());
+        assert_eq!(errors(&claim("2Gi", "b")), [immutable]);
+        assert_eq!(
+            errors(&claim("512Mi", "a")),
+            [
+                "spec.resources.requests.storage: forbidden: field can not be less than status.capacity"
+            ]
+        );
+    }
+
+    #[test]
+    fn volumes_keep_their_source_and_mode() {
+        let pv = |source: &str| {
+            format!(
+                "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: pv}}\nspec: {{capacity: {{storage: 1Gi}}, accessModes: [ReadWriteOnce], {source}}}\n"
+            )
+        };
+        assert!(
+            update_errors(
+                &pv("hostPath: {path: /a}"),
+                &pv("hostPath: {path: /a}, persistentVolumeReclaimPolicy: Delete")
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            update_errors(&pv("hostPath: {path: /a}"), &pv("hostPath: {path: /b}")),
+            [
+                "spec.persistentvolumesource: forbidden: spec.persistentvolumesource is immutable after creation"
+            ]
+        );
+    }
+
+    #[test]
+    fn stateful_sets_may_change_only_replicas_template_and_policies() {
+        let sts = |extra: &str| {
+            format!(
+                "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: db}}\nspec:\n  serviceName: db\n  selector: {{matchLabels: {{app: db}}}}\n{extra}  template:\n    metadata: {{labels: {{app: db}}}}\n    spec: {{containers: [{{name: a, image: x}}]}}\n"
+            )
+        };
+        assert!(
+            update_errors(
+                &sts(""),
+                &sts("  replicas: 3\n  minReadySeconds: 5\n  updateStrategy: {type: OnDelete}\n")
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            update_errors(&sts(""), &sts("  podManagementPolicy: Parallel\n")),
+            [
+                "spec: forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+            ]
+        );
+        let ds = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d, v: '1'}}\n    spec: {containers: [{name: a, image: x}]}\n";
+        let changed = ds.replace("matchLabels: {app: d}", "matchLabels: {app: d, v: '1'}");
+        let errs = update_errors(ds, &changed);
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].starts_with("spec.selector: invalid value"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn bindings_classes_and_priorities_keep_what_others_rely_on() {
+        let binding = |role: &str| {
+            format!(
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: b}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {role}}}\nsubjects: [{{kind: User, name: alice}}]\n"
+            )
+        };
+        let errs = update_errors(&binding("a"), &binding("b"));
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].starts_with("roleRef: invalid value")
+                && errs[0].ends_with("cannot change roleRef")
+        );
+        let sc = |provisioner: &str, mode: &str| {
+            format!(
+                "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {{name: fast}}\nprovisioner: {provisioner}\nvolumeBindingMode: {mode}\nallowVolumeExpansion: true\n"
+            )
+        };
+        assert!(
+            update_errors(
+                &sc("a.io/x", "Immediate"),
+                &sc("a.io/x", "Immediate").replace("true", "false")
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            update_errors(
+                &sc("a.io/x", "Immediate"),
+                &sc("b.io/y", "WaitForFirstConsumer")
+            ),
+            [
+                "provisioner: forbidden: updates to provisioner are forbidden.",
+                "volumeBindingMode: invalid value \"WaitForFirstConsumer\": field is immutable",
+            ]
+        );
+        let pc = |value: i32| {
+            format!(
+                "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {{name: high}}\nvalue: {value}\n"
+            )
+        };
+        assert_eq!(
+            update_errors(&pc(10), &pc(20)),
+            ["value: forbidden: may not be changed in an update."]
         );
     }
 }
