@@ -126,14 +126,13 @@ fn a_second_manager_conflicts_on_replicas_until_it_forces() {
     );
     assert!(shown.contains("manager: other"), "{shown}");
 
-    // A write that is no apply is recorded as an `Update` of its subresource.
-    // (`kubectl scale` names no field manager; kube-apiserver would take "kubectl"
-    // from its user agent, which rk8s' verbs do not see yet.)
+    // A write that is no apply is recorded as an `Update` of its subresource, by the
+    // manager its user agent names (`kubectl scale` names no field manager).
     kubectl_ok(&server, &["scale", "deploy/web", "--replicas=4"], None);
     let (ok, out) = kubectl(&server, &args, Some(&deployment(3)));
     assert!(!ok, "{out}");
     assert!(
-        out.contains(r#"with subresource "scale" using apps/v1: .spec.replicas"#),
+        out.contains(r#"conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas"#),
         "{out}"
     );
 }

@@ -21,8 +21,7 @@ use crate::status::{ApiError, ApiResult};
 /// The media type of an apply patch.
 pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
-/// The manager of a write that names none. kube-apiserver takes the user agent's
-/// first word ([`ssa::manager_from_user_agent`]); the verbs do not see the user agent.
+/// The manager of a write that names none and comes without a user agent.
 pub const UNKNOWN_MANAGER: &str = "unknown";
 
 /// Whether a `Content-Type` is the apply patch's.
@@ -226,6 +225,7 @@ pub fn create_call<'a>(c: &Call<'a>) -> ApiResult<Call<'a>> {
         query: c.query,
         body: Bytes::from(body),
         content_type: "application/json".to_string(),
+        user_agent: c.user_agent.clone(),
     })
 }
 
@@ -250,7 +250,15 @@ pub fn record_write(
         (Some(_), Verb::Patch) => "PatchOptions",
         _ => "UpdateOptions",
     };
-    let manager = field_manager(c.query, options)?.unwrap_or_else(|| UNKNOWN_MANAGER.to_string());
+    // kube-apiserver names a write without `fieldManager` after its user agent's
+    // first word.
+    let manager = field_manager(c.query, options)?.unwrap_or_else(|| {
+        c.user_agent
+            .as_deref()
+            .map(ssa::manager_from_user_agent)
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| UNKNOWN_MANAGER.to_string())
+    });
     let plain = |v: &mut Value| {
         if let Some(Value::Object(meta)) = v.get_mut("metadata") {
             meta.remove("managedFields");

@@ -47,6 +47,9 @@ pub struct Call<'a> {
     pub body: Bytes,
     /// The body's media type.
     pub content_type: String,
+    /// The client's `User-Agent`, whose first word names the field manager of a
+    /// write without `fieldManager` (`kubectl`).
+    pub user_agent: Option<String>,
 }
 
 /// A successful answer: status code, JSON body, warnings for the `Warning` header.

@@ -46,6 +46,11 @@ impl ApiServer {
         accept: Option<&str>,
     ) -> ApiResult<Response<Body>> {
         let access = auth::authorize(identity, &r, query)?;
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let mut content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -93,6 +98,7 @@ impl ApiServer {
             query,
             body,
             content_type,
+            user_agent,
         };
         let h = &self.handlers;
         let reply: Reply = match r.verb {
