@@ -23,7 +23,10 @@ fn check(server: &Server, args: &[&str], stdin: Option<&str>, expected: &[&str])
     );
     assert!(out.status.success(), "kubectl {args:?} failed:\n{text}");
     for e in expected {
-        assert!(text.contains(e), "kubectl {args:?} printed no {e:?}:\n{text}");
+        assert!(
+            text.contains(e),
+            "kubectl {args:?} printed no {e:?}:\n{text}"
+        );
     }
 }
 
@@ -35,88 +38,305 @@ fn kubectl_create_generators_and_set_work() {
     std::fs::write(&file, "a=1\n").unwrap();
     let from_file = format!("--from-file={}", file.display());
     let table: &[(&[&str], &[&str])] = &[
-        (&["create", "namespace", "shop"], &["namespace/shop created"]),
         (
-            &["create", "deployment", "web", "--image=busybox:1.36", "--replicas=2", "-n", "shop"],
+            &["create", "namespace", "shop"],
+            &["namespace/shop created"],
+        ),
+        (
+            &[
+                "create",
+                "deployment",
+                "web",
+                "--image=busybox:1.36",
+                "--replicas=2",
+                "-n",
+                "shop",
+            ],
             &["deployment.apps/web created"],
         ),
         (
-            &["create", "configmap", "cfg", "--from-literal=a=b", &from_file, "-n", "shop"],
+            &[
+                "create",
+                "configmap",
+                "cfg",
+                "--from-literal=a=b",
+                &from_file,
+                "-n",
+                "shop",
+            ],
             &["configmap/cfg created"],
         ),
         (
-            &["create", "secret", "generic", "pw", "--from-literal=password=s3cr3t", "-n", "shop"],
+            &[
+                "create",
+                "secret",
+                "generic",
+                "pw",
+                "--from-literal=password=s3cr3t",
+                "-n",
+                "shop",
+            ],
             &["secret/pw created"],
         ),
         (
-            &["create", "secret", "docker-registry", "reg", "--docker-server=registry.local:5000",
-              "--docker-username=u", "--docker-password=p", "-n", "shop"],
+            &[
+                "create",
+                "secret",
+                "docker-registry",
+                "reg",
+                "--docker-server=registry.local:5000",
+                "--docker-username=u",
+                "--docker-password=p",
+                "-n",
+                "shop",
+            ],
             &["secret/reg created"],
         ),
-        (&["create", "serviceaccount", "builder", "-n", "shop"], &["serviceaccount/builder created"]),
         (
-            &["create", "service", "clusterip", "web", "--tcp=80:8080", "-n", "shop"],
+            &["create", "serviceaccount", "builder", "-n", "shop"],
+            &["serviceaccount/builder created"],
+        ),
+        (
+            &[
+                "create",
+                "service",
+                "clusterip",
+                "web",
+                "--tcp=80:8080",
+                "-n",
+                "shop",
+            ],
             &["service/web created"],
         ),
         (
-            &["create", "job", "once", "--image=busybox:1.36", "-n", "shop", "--", "date"],
+            &[
+                "create",
+                "job",
+                "once",
+                "--image=busybox:1.36",
+                "-n",
+                "shop",
+                "--",
+                "date",
+            ],
             &["job.batch/once created"],
         ),
         (
-            &["create", "cronjob", "nightly", "--image=busybox:1.36", "--schedule=0 3 * * *", "-n", "shop"],
+            &[
+                "create",
+                "cronjob",
+                "nightly",
+                "--image=busybox:1.36",
+                "--schedule=0 3 * * *",
+                "-n",
+                "shop",
+            ],
             &["cronjob.batch/nightly created"],
         ),
         (
-            &["create", "role", "reader", "--verb=get,list", "--resource=pods", "-n", "shop"],
+            &[
+                "create",
+                "role",
+                "reader",
+                "--verb=get,list",
+                "--resource=pods",
+                "-n",
+                "shop",
+            ],
             &["role.rbac.authorization.k8s.io/reader created"],
         ),
         (
-            &["create", "rolebinding", "read", "--role=reader", "--serviceaccount=shop:builder", "-n", "shop"],
+            &[
+                "create",
+                "rolebinding",
+                "read",
+                "--role=reader",
+                "--serviceaccount=shop:builder",
+                "-n",
+                "shop",
+            ],
             &["rolebinding.rbac.authorization.k8s.io/read created"],
         ),
         (
-            &["create", "clusterrole", "node-reader", "--verb=get", "--resource=nodes"],
+            &[
+                "create",
+                "clusterrole",
+                "node-reader",
+                "--verb=get",
+                "--resource=nodes",
+            ],
             &["clusterrole.rbac.authorization.k8s.io/node-reader created"],
         ),
         (
-            &["create", "priorityclass", "high", "--value=1000", "--description=important"],
+            &[
+                "create",
+                "priorityclass",
+                "high",
+                "--value=1000",
+                "--description=important",
+            ],
             &["priorityclass.scheduling.k8s.io/high created"],
         ),
         (
-            &["create", "quota", "q", "--hard=pods=10,requests.cpu=4", "-n", "shop"],
+            &[
+                "create",
+                "quota",
+                "q",
+                "--hard=pods=10,requests.cpu=4",
+                "-n",
+                "shop",
+            ],
             &["resourcequota/q created"],
         ),
         (
-            &["create", "ingress", "web", "--rule=web.example.com/=web:80", "-n", "shop"],
+            &[
+                "create",
+                "ingress",
+                "web",
+                "--rule=web.example.com/=web:80",
+                "-n",
+                "shop",
+            ],
             &["ingress.networking.k8s.io/web created"],
         ),
         (
-            &["create", "poddisruptionbudget", "web", "--selector=app=web", "--min-available=1", "-n", "shop"],
+            &[
+                "create",
+                "poddisruptionbudget",
+                "web",
+                "--selector=app=web",
+                "--min-available=1",
+                "-n",
+                "shop",
+            ],
             &["poddisruptionbudget.policy/web created"],
         ),
-        (&["run", "one", "--image=busybox:1.36", "-n", "shop", "--", "sleep", "60"], &["pod/one created"]),
         (
-            &["expose", "deployment", "web", "--name=web-np", "--port=80", "--type=NodePort", "-n", "shop"],
+            &[
+                "run",
+                "one",
+                "--image=busybox:1.36",
+                "-n",
+                "shop",
+                "--",
+                "sleep",
+                "60",
+            ],
+            &["pod/one created"],
+        ),
+        (
+            &[
+                "expose",
+                "deployment",
+                "web",
+                "--name=web-np",
+                "--port=80",
+                "--type=NodePort",
+                "-n",
+                "shop",
+            ],
             &["service/web-np exposed"],
         ),
-        (&["set", "image", "deployment/web", "busybox=busybox:1.37", "-n", "shop"], &["deployment.apps/web image updated"]),
-        (&["set", "env", "deployment/web", "MODE=fast", "-n", "shop"], &["deployment.apps/web env updated"]),
         (
-            &["set", "resources", "deployment/web", "--limits=cpu=200m,memory=64Mi", "-n", "shop"],
+            &[
+                "set",
+                "image",
+                "deployment/web",
+                "busybox=busybox:1.37",
+                "-n",
+                "shop",
+            ],
+            &["deployment.apps/web image updated"],
+        ),
+        (
+            &["set", "env", "deployment/web", "MODE=fast", "-n", "shop"],
+            &["deployment.apps/web env updated"],
+        ),
+        (
+            &[
+                "set",
+                "resources",
+                "deployment/web",
+                "--limits=cpu=200m,memory=64Mi",
+                "-n",
+                "shop",
+            ],
             &["deployment.apps/web resource requirements updated"],
         ),
-        (&["set", "serviceaccount", "deployment/web", "builder", "-n", "shop"], &["deployment.apps/web serviceaccount updated"]),
         (
-            &["get", "deployment", "web", "-n", "shop", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.serviceAccountName}"],
+            &[
+                "set",
+                "serviceaccount",
+                "deployment/web",
+                "builder",
+                "-n",
+                "shop",
+            ],
+            &["deployment.apps/web serviceaccount updated"],
+        ),
+        (
+            &[
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.serviceAccountName}",
+            ],
             &["busybox:1.37 builder"],
         ),
-        (&["get", "all", "-n", "shop"], &["deployment.apps/web", "service/web", "cronjob.batch/nightly", "job.batch/once", "pod/one"]),
+        (
+            &["get", "all", "-n", "shop"],
+            &[
+                "deployment.apps/web",
+                "service/web",
+                "cronjob.batch/nightly",
+                "job.batch/once",
+                "pod/one",
+            ],
+        ),
         (&["get", "secret", "pw", "-n", "shop"], &["Opaque"]),
-        (&["get", "cm", "cfg", "-n", "shop", "-o", "jsonpath={.data.app\\.properties}"], &["a=1"]),
-        (&["api-resources"], &["configmaps", "cm", "statefulsets", "sts", "customresourcedefinitions", "crd,crds", "ingresses", "ing", "networkpolicies", "netpol", "poddisruptionbudgets", "pdb", "priorityclasses", "pc"]),
-        (&["explain", "statefulset.spec.serviceName"], &["serviceName"]),
+        (
+            &[
+                "get",
+                "cm",
+                "cfg",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.data.app\\.properties}",
+            ],
+            &["a=1"],
+        ),
+        (
+            &["api-resources"],
+            &[
+                "configmaps",
+                "cm",
+                "statefulsets",
+                "sts",
+                "customresourcedefinitions",
+                "crd,crds",
+                "ingresses",
+                "ing",
+                "networkpolicies",
+                "netpol",
+                "poddisruptionbudgets",
+                "pdb",
+                "priorityclasses",
+                "pc",
+            ],
+        ),
+        (
+            &["explain", "statefulset.spec.serviceName"],
+            &["serviceName"],
+        ),
         (&["explain", "ingress.spec.rules"], &["host"]),
-        (&["delete", "namespace", "shop", "--wait=false"], &["namespace \"shop\" deleted"]),
+        (
+            &["delete", "namespace", "shop", "--wait=false"],
+            &["namespace \"shop\" deleted"],
+        ),
     ];
     for (args, expected) in table {
         check(&server, args, None, expected);
@@ -166,10 +386,20 @@ spec:
 #[test]
 fn custom_resources_live_and_die_with_their_definition() {
     let server = Server::start(API_ONLY);
-    check(&server, &["apply", "-f", "-"], Some(CRONTAB_CRD), &["customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"]);
     check(
         &server,
-        &["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=30s"],
+        &["apply", "-f", "-"],
+        Some(CRONTAB_CRD),
+        &["customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"],
+    );
+    check(
+        &server,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/crontabs.stable.example.com",
+            "--timeout=30s",
+        ],
         None,
         &["condition met"],
     );
@@ -181,25 +411,56 @@ spec: {cronSpec: "0 3 * * *", image: busybox:1.36, port: http, extra: {anything:
 "#;
     // kubectl asks for strict field validation: an unknown field is refused, as
     // kube-apiserver refuses it; under `--validate=warn` it is pruned with a warning.
-    let out = support::cli::output(server.kubectl_command().args(["apply", "-f", "-"]), Some(good));
+    let out = support::cli::output(
+        server.kubectl_command().args(["apply", "-f", "-"]),
+        Some(good),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("strict decoding error: unknown field \"spec.unknown\""), "{err}");
+    assert!(
+        err.contains("strict decoding error: unknown field \"spec.unknown\""),
+        "{err}"
+    );
     check(
         &server,
         &["apply", "--validate=warn", "-f", "-"],
         Some(good),
-        &["Warning: unknown field \"spec.unknown\"", "crontab.stable.example.com/nightly created"],
+        &[
+            "Warning: unknown field \"spec.unknown\"",
+            "crontab.stable.example.com/nightly created",
+        ],
     );
     // Defaulted, pruned, kept where the schema keeps unknown fields.
     check(
         &server,
-        &["get", "ct", "nightly", "-o", "jsonpath={.spec.replicas} {.spec.extra.anything} {.spec.unknown}"],
+        &[
+            "get",
+            "ct",
+            "nightly",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.extra.anything} {.spec.unknown}",
+        ],
         None,
         &["1 [1,2] "],
     );
     // Printer columns.
-    check(&server, &["get", "crontabs"], None, &["NAME", "SPEC", "REPLICAS", "AGE", "nightly   0 3 * * *   1          "]);
-    check(&server, &["get", "all"], None, &["crontab.stable.example.com/nightly"]);
+    check(
+        &server,
+        &["get", "crontabs"],
+        None,
+        &[
+            "NAME",
+            "SPEC",
+            "REPLICAS",
+            "AGE",
+            "nightly   0 3 * * *   1          ",
+        ],
+    );
+    check(
+        &server,
+        &["get", "all"],
+        None,
+        &["crontab.stable.example.com/nightly"],
+    );
     // Validation, worded as kube-apiserver words it.
     let bad = r#"
 apiVersion: stable.example.com/v1
@@ -207,7 +468,10 @@ kind: CronTab
 metadata: {name: bad}
 spec: {cronSpec: "nope", replicas: 20, size: huge, port: 1.5}
 "#;
-    let out = support::cli::output(server.kubectl_command().args(["apply", "-f", "-"]), Some(bad));
+    let out = support::cli::output(
+        server.kubectl_command().args(["apply", "-f", "-"]),
+        Some(bad),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     for e in [
@@ -218,20 +482,60 @@ spec: {cronSpec: "nope", replicas: 20, size: huge, port: 1.5}
         assert!(err.contains(e), "no {e:?} in:\n{err}");
     }
     // The scale subresource and explain.
-    check(&server, &["scale", "ct/nightly", "--replicas=3"], None, &["crontab.stable.example.com/nightly scaled"]);
-    check(&server, &["get", "ct", "nightly", "-o", "jsonpath={.spec.replicas}"], None, &["3"]);
-    check(&server, &["explain", "crontab.spec.cronSpec"], None, &["The schedule in cron format."]);
-    check(&server, &["api-resources", "--api-group=stable.example.com"], None, &["crontabs", "ct", "CronTab"]);
-    // Deleting the definition deletes its objects; the kind is gone.
-    check(&server, &["delete", "crd", "crontabs.stable.example.com"], None, &["deleted"]);
-    check(&server, &["apply", "-f", "-"], Some(CRONTAB_CRD), &["created"]);
     check(
         &server,
-        &["wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=30s"],
+        &["scale", "ct/nightly", "--replicas=3"],
+        None,
+        &["crontab.stable.example.com/nightly scaled"],
+    );
+    check(
+        &server,
+        &["get", "ct", "nightly", "-o", "jsonpath={.spec.replicas}"],
+        None,
+        &["3"],
+    );
+    check(
+        &server,
+        &["explain", "crontab.spec.cronSpec"],
+        None,
+        &["The schedule in cron format."],
+    );
+    check(
+        &server,
+        &["api-resources", "--api-group=stable.example.com"],
+        None,
+        &["crontabs", "ct", "CronTab"],
+    );
+    // Deleting the definition deletes its objects; the kind is gone.
+    check(
+        &server,
+        &["delete", "crd", "crontabs.stable.example.com"],
+        None,
+        &["deleted"],
+    );
+    check(
+        &server,
+        &["apply", "-f", "-"],
+        Some(CRONTAB_CRD),
+        &["created"],
+    );
+    check(
+        &server,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/crontabs.stable.example.com",
+            "--timeout=30s",
+        ],
         None,
         &["condition met"],
     );
-    check(&server, &["get", "crontabs", "-A"], None, &["No resources found"]);
+    check(
+        &server,
+        &["get", "crontabs", "-A"],
+        None,
+        &["No resources found"],
+    );
 }
 
 const APP: &str = r#"
@@ -253,12 +557,28 @@ fn kubectl_apply_prune_wait_diff_and_events_work() {
     let file = dir.path().join("app.yaml");
     std::fs::write(&file, APP).unwrap();
     let f = file.display().to_string();
-    check(&server, &["apply", "-f", &f], None, &["configmap/settings created", "configmap/extra created"]);
+    check(
+        &server,
+        &["apply", "-f", &f],
+        None,
+        &["configmap/settings created", "configmap/extra created"],
+    );
     // Server-side apply takes over from client-side apply; a second manager conflicts.
-    check(&server, &["apply", "--server-side", "-f", &f], None, &["configmap/settings serverside-applied"]);
+    check(
+        &server,
+        &["apply", "--server-side", "-f", &f],
+        None,
+        &["configmap/settings serverside-applied"],
+    );
     let changed = APP.replace("mode: fast", "mode: slow");
     let out = support::cli::output(
-        server.kubectl_command().args(["apply", "--server-side", "--field-manager=other", "-f", "-"]),
+        server.kubectl_command().args([
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "-f",
+            "-",
+        ]),
         Some(&changed),
     );
     let err = String::from_utf8_lossy(&out.stderr);
@@ -266,15 +586,30 @@ fn kubectl_apply_prune_wait_diff_and_events_work() {
     assert!(err.contains("conflict with \"kubectl\""), "{err}");
     check(
         &server,
-        &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"],
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
         Some(&changed),
         &["configmap/settings serverside-applied"],
     );
     // diff: exit status 1 and the change when the file differs from the cluster.
     let out = support::cli::output(server.kubectl_command().args(["diff", "-f", &f]), None);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("-  mode: slow") && text.contains("+  mode: fast"), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("-  mode: slow") && text.contains("+  mode: fast"),
+        "{text}"
+    );
     // prune: the object the file no longer has goes.
     let only_settings = APP.split("---").next().unwrap().to_string();
     std::fs::write(&file, only_settings).unwrap();
@@ -287,29 +622,53 @@ fn kubectl_apply_prune_wait_diff_and_events_work() {
     // wait: for a jsonpath value, and for a deletion.
     check(
         &server,
-        &["wait", "--for=jsonpath={.data.mode}=fast", "configmap/settings", "--timeout=20s"],
+        &[
+            "wait",
+            "--for=jsonpath={.data.mode}=fast",
+            "configmap/settings",
+            "--timeout=20s",
+        ],
         None,
         &["condition met"],
     );
     let mut waiting = server
         .kubectl_command()
-        .args(["wait", "--for=delete", "configmap/settings", "--timeout=30s"])
+        .args([
+            "wait",
+            "--for=delete",
+            "configmap/settings",
+            "--timeout=30s",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    check(&server, &["delete", "configmap", "settings"], None, &["deleted"]);
+    check(
+        &server,
+        &["delete", "configmap", "settings"],
+        None,
+        &["deleted"],
+    );
     assert!(waiting.wait().unwrap().success());
     // Events sorted by time, as `kubectl get events --sort-by` orders them.
-    for (name, at) in [("late", "2026-12-03T06:00:00Z"), ("early", "2026-12-03T05:00:00Z")] {
+    for (name, at) in [
+        ("late", "2026-12-03T06:00:00Z"),
+        ("early", "2026-12-03T05:00:00Z"),
+    ] {
         let event = format!(
             "apiVersion: v1\nkind: Event\nmetadata: {{name: {name}}}\ninvolvedObject: {{kind: Pod, name: {name}, namespace: default}}\nreason: Started\nmessage: {name}\ntype: Normal\nlastTimestamp: \"{at}\"\nfirstTimestamp: \"{at}\"\n"
         );
         check(&server, &["apply", "-f", "-"], Some(&event), &["created"]);
     }
     let out = support::cli::output(
-        server.kubectl_command().args(["get", "events", "--sort-by=.lastTimestamp", "-o", "name"]),
+        server
+            .kubectl_command()
+            .args(["get", "events", "--sort-by=.lastTimestamp", "-o", "name"]),
         None,
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().collect::<Vec<_>>(), ["event/early", "event/late"], "{text}");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["event/early", "event/late"],
+        "{text}"
+    );
 }

@@ -20,7 +20,10 @@ fn python_kubernetes_client_crud_works_against_rk8s() {
     let server = Server::start(&["--disable-scheduler", "--disable-controllers"]);
     let out = support::cli::output(
         Command::new(python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/client_crud.py"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/python/client_crud.py"
+            ))
             .arg(server.kubeconfig()),
         None,
     );

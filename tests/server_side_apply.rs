@@ -132,7 +132,9 @@ fn a_second_manager_conflicts_on_replicas_until_it_forces() {
     let (ok, out) = kubectl(&server, &args, Some(&deployment(3)));
     assert!(!ok, "{out}");
     assert!(
-        out.contains(r#"conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas"#),
+        out.contains(
+            r#"conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas"#
+        ),
         "{out}"
     );
 }

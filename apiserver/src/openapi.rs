@@ -45,7 +45,12 @@ fn param(name: &str, location: &str, v3: bool) -> Value {
 }
 
 /// The operations on a kind's collection and item paths.
-pub(crate) fn paths(kind: &ObjectKind, schema_ref: &Value, prefix: &str, v3: bool) -> Vec<(String, Value)> {
+pub(crate) fn paths(
+    kind: &ObjectKind,
+    schema_ref: &Value,
+    prefix: &str,
+    v3: bool,
+) -> Vec<(String, Value)> {
     let ns = kind.is_namespaced().then(|| "{namespace}".to_string());
     let collection = format!(
         "/{}",

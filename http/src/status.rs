@@ -301,7 +301,10 @@ mod tests {
         );
         let d = kind_named("Deployment").unwrap();
         let e = ApiError::invalid(&d, "web", &errs[..1]).to_status();
-        assert_eq!(e.message.unwrap(), "Deployment.apps \"web\" is invalid: spec.containers: Required value");
+        assert_eq!(
+            e.message.unwrap(),
+            "Deployment.apps \"web\" is invalid: spec.containers: Required value"
+        );
         assert_eq!(e.details.unwrap().kind.as_deref(), Some("Deployment"));
     }
 }

@@ -86,7 +86,11 @@ pub fn mutate_definition(obj: &mut AnyObject, current: Option<&AnyObject>, kinds
     let name = crd.metadata.name.clone().unwrap_or_default();
     let others: Vec<_> = kinds.all().iter().map(|s| s.crd.clone()).collect();
     let taken = definition::TakenNames::from_crds(&crd.spec.group, &name, &others);
-    crd.status = Some(definition::compute_status(crd, &taken, &crate::strategy::now()));
+    crd.status = Some(definition::compute_status(
+        crd,
+        &taken,
+        &crate::strategy::now(),
+    ));
 }
 
 /// Validates a CustomResourceDefinition (and, for an update, what may not change).

@@ -120,9 +120,16 @@ mod tests {
             schema["properties"]["spec"]["properties"]["replicas"]["type"],
             "integer"
         );
-        let patch = &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"]["patch"];
+        let patch = &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"]
+            ["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "CronTab");
-        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         assert!(v3(&kinds, "stable.example.com", "v1beta1").is_none());
         assert_eq!(group_versions(&kinds), ["apis/stable.example.com/v1"]);
     }

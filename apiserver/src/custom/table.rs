@@ -29,8 +29,13 @@ pub fn table(
             // Date cells read as ages (`5m`), as apiextensions' `cellForJSONValue`
             // renders them (`ConvertToHumanReadableDateType`).
             for (cell, _) in cells.iter_mut().zip(&dates).filter(|(_, d)| **d) {
-                if let Some(t) = cell.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok()) {
-                    *cell = json!(crate::table::human_duration(now.as_second() - t.as_second()));
+                if let Some(t) = cell
+                    .as_str()
+                    .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                {
+                    *cell = json!(crate::table::human_duration(
+                        now.as_second() - t.as_second()
+                    ));
                 }
             }
             let object = match include_object {
