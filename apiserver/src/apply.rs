@@ -13,8 +13,8 @@ use rk8s_api::AnyObject;
 use rk8s_api::apply::{self as ssa, ApplyError, ApplyRequest, Conflicts, ListTypes};
 use serde_json::Value;
 
+use crate::call::Call;
 use crate::decode::{FieldValidation, parse_body};
-use crate::handlers::Call;
 use crate::request::{Query, Verb};
 use crate::status::{ApiError, ApiResult};
 

@@ -383,7 +383,7 @@ mod tests {
     use http::Method;
 
     fn req(method: Method, path: &str) -> ResourceRequest {
-        match route(&method, path, None, &crate::custom::CustomKinds::default()).unwrap() {
+        match route(&method, path, None, &|_, _, _| None).unwrap() {
             Route::Resource(r) => r,
             other => panic!("{other:?}"),
         }

@@ -7,8 +7,6 @@ use rk8s_api::metrics::METRICS_API_VERSION;
 use rk8s_api::object::kinds;
 use serde_json::{Value, json};
 
-use crate::custom::CustomKinds;
-
 const VERBS: &[&str] = &[
     "create",
     "delete",
@@ -78,9 +76,22 @@ fn entries(
     out
 }
 
-/// `/api/v1` or `/apis/<group>/<version>`: the resources of one group version, or
-/// `None` if the server has none there.
-pub fn resource_list(group: &str, version: &str, custom: &CustomKinds) -> Option<Value> {
+/// A resource served beside the built-in kinds (a custom kind in one served version).
+#[derive(Clone, Debug)]
+pub struct ExtraResource {
+    /// The kind in that version.
+    pub kind: ObjectKind,
+    /// Its singular name (`crontab`).
+    pub singular: String,
+    /// Its short names (`ct`).
+    pub short_names: Vec<String>,
+    /// Its categories (`all`).
+    pub categories: Vec<String>,
+}
+
+/// `/api/v1` or `/apis/<group>/<version>`: the resources of one group version (the
+/// built-in kinds' and `extra`), or `None` if the server has none there.
+pub fn resource_list(group: &str, version: &str, extra: &[ExtraResource]) -> Option<Value> {
     if (group, version) == (METRICS_GROUP, METRICS_VERSION) {
         return Some(metrics_resource_list());
     }
@@ -89,19 +100,11 @@ pub fn resource_list(group: &str, version: &str, custom: &CustomKinds) -> Option
         .filter(|k| k.group == group && k.version == version)
         .flat_map(|k| resource_entries(&k))
         .collect();
-    for served in custom.all() {
-        if let Some(v) = served.version(version).filter(|_| served.group() == group) {
-            let names = &served.crd.spec.names;
-            resources.extend(entries(
-                &v.kind,
-                names
-                    .singular
-                    .as_deref()
-                    .unwrap_or(&names.kind.to_lowercase()),
-                names.short_names.as_deref().unwrap_or_default(),
-                names.categories.as_deref().unwrap_or_default(),
-            ));
-        }
+    for e in extra
+        .iter()
+        .filter(|e| e.kind.group == group && e.kind.version == version)
+    {
+        resources.extend(entries(&e.kind, &e.singular, &e.short_names, &e.categories));
     }
     if resources.is_empty() {
         return None;
@@ -143,19 +146,12 @@ fn version_priority(v: &str) -> (u8, std::cmp::Reverse<u32>, std::cmp::Reverse<u
     }
 }
 
-/// The served versions of a custom group, preferred first.
-fn custom_versions(group: &str, custom: &CustomKinds) -> Vec<String> {
-    let mut versions: Vec<String> = custom
-        .all()
+/// The versions `extra` serves of `group`, preferred first.
+fn extra_versions(group: &str, extra: &[ExtraResource]) -> Vec<String> {
+    let mut versions: Vec<String> = extra
         .iter()
-        .filter(|s| s.group() == group)
-        .flat_map(|s| {
-            s.versions
-                .iter()
-                .filter(|v| v.served)
-                .map(|v| v.kind.version.to_string())
-                .collect::<Vec<_>>()
-        })
+        .filter(|e| e.kind.group == group)
+        .map(|e| e.kind.version.to_string())
         .collect();
     versions.sort_by_key(|v| version_priority(v));
     versions.dedup();
@@ -171,8 +167,8 @@ pub fn core_versions() -> Value {
     })
 }
 
-fn group_entry(group: &str, custom: &CustomKinds) -> Value {
-    let versions = custom_versions(group, custom);
+fn group_entry(group: &str, extra: &[ExtraResource]) -> Value {
+    let versions = extra_versions(group, extra);
     if let Some(preferred) = versions.first() {
         let gv = |v: &String| json!({"groupVersion": format!("{group}/{v}"), "version": v});
         return json!({
@@ -198,7 +194,7 @@ fn group_entry(group: &str, custom: &CustomKinds) -> Value {
     })
 }
 
-fn groups(custom: &CustomKinds) -> Vec<String> {
+fn groups(extra: &[ExtraResource]) -> Vec<String> {
     let mut groups: Vec<String> = Vec::new();
     for k in kinds() {
         if !k.group.is_empty() && !groups.iter().any(|g| g == k.group) {
@@ -206,27 +202,27 @@ fn groups(custom: &CustomKinds) -> Vec<String> {
         }
     }
     groups.push(METRICS_GROUP.to_string());
-    for served in custom.all() {
-        if !groups.iter().any(|g| g == served.group()) {
-            groups.push(served.group().to_string());
+    for e in extra {
+        if !groups.iter().any(|g| g == e.kind.group) {
+            groups.push(e.kind.group.to_string());
         }
     }
     groups
 }
 
 /// `/apis`.
-pub fn group_list(custom: &CustomKinds) -> Value {
+pub fn group_list(extra: &[ExtraResource]) -> Value {
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": groups(custom).iter().map(|g| group_entry(g, custom)).collect::<Vec<_>>(),
+        "groups": groups(extra).iter().map(|g| group_entry(g, extra)).collect::<Vec<_>>(),
     })
 }
 
 /// `/apis/<group>`, or `None` if the group is not served.
-pub fn group(name: &str, custom: &CustomKinds) -> Option<Value> {
-    groups(custom).iter().any(|g| g == name).then(|| {
-        let mut g = group_entry(name, custom);
+pub fn group(name: &str, extra: &[ExtraResource]) -> Option<Value> {
+    groups(extra).iter().any(|g| g == name).then(|| {
+        let mut g = group_entry(name, extra);
         g["kind"] = json!("APIGroup");
         g["apiVersion"] = json!("v1");
         g
@@ -269,7 +265,7 @@ mod tests {
 
     #[test]
     fn every_kind_is_discoverable() {
-        let none = CustomKinds::default();
+        let none: Vec<ExtraResource> = Vec::new();
         for k in kinds() {
             let list = resource_list(k.group, k.version, &none).unwrap();
             let names: Vec<&str> = list["resources"]
@@ -301,22 +297,37 @@ mod tests {
     }
 
     #[test]
-    fn custom_groups_list_their_served_versions_preferred_first() {
+    fn extra_groups_list_their_versions_preferred_first() {
         let mut order = vec!["v1beta1", "v2", "v1", "v1alpha1", "foo", "v10"];
         order.sort_by_key(|v| version_priority(v));
         assert_eq!(order, ["v10", "v2", "v1", "v1beta1", "v1alpha1", "foo"]);
-        let custom = CustomKinds::default();
-        custom.upsert(crate::custom::tests::crontab_crd(true));
-        let g = group("stable.example.com", &custom).unwrap();
+        let extra: Vec<ExtraResource> = ["v1beta1", "v1"]
+            .into_iter()
+            .map(|v| ExtraResource {
+                kind: ObjectKind::custom(
+                    "stable.example.com",
+                    v,
+                    "CronTab",
+                    "crontabs",
+                    rk8s_api::Scope::Namespaced,
+                )
+                .with_subresources(true, false),
+                singular: "crontab".into(),
+                short_names: vec!["ct".into()],
+                categories: Vec::new(),
+            })
+            .collect();
+        let g = group("stable.example.com", &extra).unwrap();
         assert_eq!(g["preferredVersion"]["version"], "v1");
-        let list = resource_list("stable.example.com", "v1", &custom).unwrap();
+        assert_eq!(g["versions"][1]["version"], "v1beta1");
+        let list = resource_list("stable.example.com", "v1", &extra).unwrap();
         let names: Vec<&str> = list["resources"]
             .as_array()
             .unwrap()
             .iter()
             .map(|r| r["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["crontabs", "crontabs/status", "crontabs/scale"]);
+        assert_eq!(names, ["crontabs", "crontabs/status"]);
         assert_eq!(list["resources"][0]["shortNames"][0], "ct");
     }
 }

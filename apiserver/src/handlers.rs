@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use k8s_openapi::api::core::v1::{Binding, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
 use rk8s_api::object::{kind_named, kinds};
@@ -17,6 +16,7 @@ use serde_json::{Value, json};
 use crate::admission;
 use crate::auth::{Access, Identity, check_access};
 use crate::caches::Caches;
+pub use crate::call::Call;
 use crate::custom::CustomKinds;
 use crate::decode::{FieldValidation, decode_value, field_validation, parse_body};
 use crate::list_options::{
@@ -31,26 +31,6 @@ use crate::strategy;
 /// Namespaces every cluster has, which may not be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
-
-/// A request as the verbs see it: who, what, and the parts of the HTTP request they
-/// read.
-pub struct Call<'a> {
-    /// The caller.
-    pub identity: &'a Identity,
-    /// What the caller may touch.
-    pub access: Access,
-    /// The resource request.
-    pub req: &'a ResourceRequest,
-    /// Query parameters.
-    pub query: &'a Query,
-    /// The request body.
-    pub body: Bytes,
-    /// The body's media type.
-    pub content_type: String,
-    /// The client's `User-Agent`, whose first word names the field manager of a
-    /// write without `fieldManager` (`kubectl`).
-    pub user_agent: Option<String>,
-}
 
 /// A successful answer: status code, JSON body, warnings for the `Warning` header.
 #[derive(Debug)]
@@ -249,7 +229,8 @@ impl Handlers {
         let listed = self.list_objects(c.req, c.query).await?;
         let kind = &c.req.kind;
         if crate::table::wants_table(accept) {
-            return Ok(Reply::ok(self.table(
+            return Ok(Reply::ok(crate::custom::table::any_table(
+                &self.custom,
                 kind,
                 &listed.items,
                 &listed.revision.to_string(),
@@ -293,7 +274,8 @@ impl Handlers {
             None | Some("status") if req.subresource.is_none() || req.kind.has_status() => {
                 if crate::table::wants_table(accept) {
                     let rv = obj.metadata().resource_version.clone().unwrap_or_default();
-                    return Ok(Reply::ok(self.table(
+                    return Ok(Reply::ok(crate::custom::table::any_table(
+                        &self.custom,
                         &req.kind,
                         std::slice::from_ref(&obj),
                         &rv,
@@ -602,43 +584,10 @@ impl Handlers {
             Updated::Replaced(o) | Updated::Unchanged(o) => o,
             Updated::Deleted(mut o, revision) => {
                 o.metadata_mut().resource_version = Some(revision.to_string());
-                self.delete_custom_objects(&o).await?;
+                crate::custom::delete_objects(&self.registry, &self.custom, &o).await?;
                 o
             }
         })
-    }
-
-    /// Deleting a CustomResourceDefinition deletes every object of its kind (what
-    /// kube-apiserver's `customresourcecleanup` finalizer does before the CRD goes).
-    async fn delete_custom_objects(&self, deleted: &AnyObject) -> ApiResult<()> {
-        let AnyObject::CustomResourceDefinition(crd) = deleted else {
-            return Ok(());
-        };
-        let scope = if crd.spec.scope == "Cluster" {
-            rk8s_api::Scope::Cluster
-        } else {
-            rk8s_api::Scope::Namespaced
-        };
-        let names = &crd.spec.names;
-        let kind = ObjectKind::custom(&crd.spec.group, "v1", &names.kind, &names.plural, scope);
-        let prefix = kind.storage_prefix(None);
-        self.custom.remove(deleted.name());
-        let txn = TxnRequest {
-            compare: Vec::new(),
-            success: vec![RequestOp {
-                request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
-                    range_end: prefix_end(prefix.as_bytes()),
-                    key: prefix.into_bytes(),
-                })),
-            }],
-            failure: Vec::new(),
-        };
-        self.registry
-            .store()
-            .txn(txn)
-            .await
-            .map_err(|e| crate::status::store_error(&kind, deleted.name(), e))?;
-        Ok(())
     }
 
     /// Where `kind` keeps what its `scale` subresource shows.
@@ -661,37 +610,6 @@ impl Handlers {
     /// `current` with the replicas a `Scale` body asks for.
     fn with_replicas(&self, current: &AnyObject, scale: &Value) -> ApiResult<AnyObject> {
         crate::scale::with_replicas(current, scale, &self.scale_paths(&current.kind())?)
-    }
-
-    /// A `Table` of `objects` of `kind`: a custom kind's printer columns, or the
-    /// built-in kind's.
-    fn table(
-        &self,
-        kind: &ObjectKind,
-        objects: &[AnyObject],
-        resource_version: &str,
-        continue_token: Option<&str>,
-        include_object: Option<&str>,
-    ) -> Value {
-        let custom = kind.custom.then(|| {
-            crate::custom::table::table(
-                &self.custom,
-                kind,
-                objects,
-                resource_version,
-                continue_token,
-                include_object,
-            )
-        });
-        custom.flatten().unwrap_or_else(|| {
-            crate::table::table(
-                kind,
-                objects,
-                resource_version,
-                continue_token,
-                include_object,
-            )
-        })
     }
 
     /// Deleting a namespace deletes everything in it, in one transaction.

@@ -23,6 +23,7 @@ pub mod apply;
 pub mod auth;
 pub mod bootstrap;
 pub mod caches;
+pub mod call;
 pub mod cluster;
 pub mod content;
 pub mod custom;

@@ -177,27 +177,6 @@ pub fn v2() -> Value {
     DOCS.v2.clone()
 }
 
-/// `/openapi/v2` with the schemas of the custom kinds served now.
-pub fn v2_with(custom: &crate::custom::CustomKinds) -> Value {
-    let mut doc = v2();
-    if let Some(Value::Object(defs)) = doc.get_mut("definitions") {
-        defs.extend(crate::custom::openapi::definitions(custom, None));
-    }
-    doc
-}
-
-/// `/openapi/v3` with the group versions of the custom kinds served now.
-pub fn v3_index_with(custom: &crate::custom::CustomKinds) -> Value {
-    let mut index = v3_index();
-    if let Some(Value::Object(paths)) = index.get_mut("paths") {
-        for gv in crate::custom::openapi::group_versions(custom) {
-            let url = format!("/openapi/v3/{gv}?hash={}", custom.generation());
-            paths.insert(gv, json!({"serverRelativeURL": url}));
-        }
-    }
-    index
-}
-
 /// `/openapi/v3`: where each group version's document is.
 pub fn v3_index() -> Value {
     let paths: Map<String, Value> = DOCS

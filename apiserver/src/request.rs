@@ -9,8 +9,6 @@ use http::Method;
 use rk8s_api::ObjectKind;
 use rk8s_api::object::kind_by_plural;
 
-use crate::custom::CustomKinds;
-
 use crate::status::{ApiError, ApiResult};
 use rk8s_http::query::is_true;
 
@@ -244,13 +242,14 @@ fn unescape_segment(segment: &str) -> ApiResult<Cow<'_, str>> {
 }
 
 /// Reads a request's route from its method, path (as sent: percent-escapes are
-/// decoded here, one segment at a time) and `watch` parameter; resources of groups
-/// that are not built in are looked up in `custom`.
+/// decoded here, one segment at a time) and `watch` parameter; resources that are not
+/// built in are looked up with `custom` (group, version, plural: the served custom
+/// kinds).
 pub fn route(
     method: &Method,
     path: &str,
     watch: Option<&str>,
-    custom: &CustomKinds,
+    custom: &dyn Fn(&str, &str, &str) -> Option<ObjectKind>,
 ) -> ApiResult<Route> {
     let raw: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let decoded = raw
@@ -349,7 +348,7 @@ pub fn route(
     };
     let kind = kind_by_plural(group, plural)
         .filter(|k| k.version == version)
-        .or_else(|| custom.kind(group, version, plural))
+        .or_else(|| custom(group, version, plural))
         .ok_or_else(ApiError::no_route)?;
     if namespace.is_some() && !kind.is_namespaced() {
         return Err(ApiError::no_route());
@@ -382,8 +381,13 @@ pub fn route(
 mod tests {
     use super::*;
 
+    /// No custom kinds served.
+    fn no_custom(_: &str, _: &str, _: &str) -> Option<ObjectKind> {
+        None
+    }
+
     fn resource(method: Method, path: &str) -> ResourceRequest {
-        match route(&method, path, None, &CustomKinds::default()).unwrap() {
+        match route(&method, path, None, &no_custom).unwrap() {
             Route::Resource(r) => r,
             other => panic!("{other:?}"),
         }
@@ -429,13 +433,7 @@ mod tests {
         let r = resource(Method::DELETE, "/apis/batch/v1/namespaces/d/jobs");
         assert_eq!(r.verb, Verb::DeleteCollection);
         assert!(matches!(
-            route(
-                &Method::GET,
-                "/api/v1/pods",
-                Some("true"),
-                &CustomKinds::default()
-            )
-            .unwrap(),
+            route(&Method::GET, "/api/v1/pods", Some("true"), &no_custom).unwrap(),
             Route::Resource(ResourceRequest {
                 verb: Verb::Watch,
                 ..
@@ -453,10 +451,10 @@ mod tests {
             "/api/v1/namespaces/d/pods/web/log/extra",
             "/nope",
         ] {
-            let e = route(&Method::GET, path, None, &CustomKinds::default()).unwrap_err();
+            let e = route(&Method::GET, path, None, &no_custom).unwrap_err();
             assert_eq!(e.code, http::StatusCode::NOT_FOUND, "{path}");
         }
-        let e = route(&Method::PUT, "/api/v1/pods", None, &CustomKinds::default()).unwrap_err();
+        let e = route(&Method::PUT, "/api/v1/pods", None, &no_custom).unwrap_err();
         assert_eq!(e.code, http::StatusCode::METHOD_NOT_ALLOWED);
     }
 
@@ -499,7 +497,7 @@ mod tests {
             ("/api/v1/namespaces/default/pods/%", "\"%\""),
             ("/api/v1/namespaces/default/pods/%+1", "\"%+1\""),
         ] {
-            let e = route(&Method::GET, path, None, &CustomKinds::default()).unwrap_err();
+            let e = route(&Method::GET, path, None, &no_custom).unwrap_err();
             assert_eq!(e.code, http::StatusCode::BAD_REQUEST, "{path}");
             assert_eq!(e.message, format!("invalid URL escape {bad}"), "{path}");
         }
@@ -508,7 +506,7 @@ mod tests {
             &Method::GET,
             "/api/v1/namespaces/default/pods/%ff",
             None,
-            &CustomKinds::default(),
+            &no_custom,
         )
         .unwrap_err();
         assert_eq!(e.code, http::StatusCode::NOT_FOUND);
@@ -521,7 +519,7 @@ mod tests {
                 &Method::GET,
                 "/api/v1/nodes/n%31/proxy/logs/a%3Fb%20c",
                 None,
-                &CustomKinds::default()
+                &no_custom
             )
             .unwrap(),
             Route::NodeProxy {

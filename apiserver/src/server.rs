@@ -169,7 +169,8 @@ impl ApiServer {
         // The route is read once: dispatch serves it, the metrics count it.
         let query = Query::parse(req.uri().query());
         let custom = &self.handlers.custom;
-        let mut routed = route(&method, &path, query.get("watch"), custom);
+        let lookup = |group: &str, version: &str, plural: &str| custom.kind(group, version, plural);
+        let mut routed = route(&method, &path, query.get("watch"), &lookup);
         // A custom resource this member has not heard of yet (its CRD was just
         // created, perhaps through another member): read its CRD and look again.
         if routed
@@ -183,7 +184,7 @@ impl ApiServer {
             )
             .await
         {
-            routed = route(&method, &path, query.get("watch"), custom);
+            routed = route(&method, &path, query.get("watch"), &lookup);
         }
         let counted = match &routed {
             Ok(Route::Resource(r)) => Some(r.clone()),
@@ -247,17 +248,17 @@ impl ApiServer {
         let custom = &self.handlers.custom;
         match route {
             Route::CoreVersions => ok(discovery::core_versions()),
-            Route::Groups => ok(discovery::group_list(custom)),
-            Route::Group(g) => discovery::group(&g, custom)
+            Route::Groups => ok(discovery::group_list(&custom.discovery())),
+            Route::Group(g) => discovery::group(&g, &custom.discovery())
                 .ok_or_else(not_found)
                 .and_then(ok),
             Route::Resources { group, version } => {
-                discovery::resource_list(&group, &version, custom)
+                discovery::resource_list(&group, &version, &custom.discovery())
                     .ok_or_else(not_found)
                     .and_then(ok)
             }
-            Route::OpenApiV2 => ok(openapi::v2_with(custom)),
-            Route::OpenApiV3Index => ok(openapi::v3_index_with(custom)),
+            Route::OpenApiV2 => ok(crate::custom::openapi::v2_with(custom)),
+            Route::OpenApiV3Index => ok(crate::custom::openapi::v3_index_with(custom)),
             Route::OpenApiV3 { group, version } => openapi::v3(&group, &version)
                 .or_else(|| crate::custom::openapi::v3(custom, &group, &version))
                 .ok_or_else(not_found)

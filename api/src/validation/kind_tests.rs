@@ -1,15 +1,35 @@
 //! Table tests of the rules of the kinds beyond pods and their first controllers:
 //! each row a small manifest and the messages it must give (none: valid).
 
-use crate::manifest;
-use crate::object::kinds;
+use crate::defaults::apply_defaults;
+use crate::object::{AnyObject, kind_for, kinds};
 
-/// The messages `load` gives for a manifest (without the file name).
+/// The messages validation gives for a manifest, defaulted first as `manifest::load`
+/// defaults it (read here without the manifest module, which stands above validation).
 fn errors(text: &str) -> Vec<String> {
-    match manifest::load("t.yaml", text) {
-        Ok(_) => Vec::new(),
-        Err(diags) => diags.into_iter().map(|d| d.message).collect(),
+    let docs = crate::yaml::parse_documents(text).expect("the manifest is YAML");
+    let mut out = Vec::new();
+    for doc in docs.into_iter().filter(|d| !d.value.is_null()) {
+        let field = |f: &str| {
+            doc.value
+                .get(f)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let kind = kind_for(&field("apiVersion"), &field("kind")).expect("a served kind");
+        let mut obj = match AnyObject::from_value(&kind, doc.value.clone()) {
+            Some(Ok(o)) => o,
+            Some(Err(e)) => {
+                out.push(format!("{}: {}", e.path(), e.inner()));
+                continue;
+            }
+            None => unreachable!("kind_for gives served kinds"),
+        };
+        apply_defaults(&mut obj);
+        out.extend(super::validate(&obj).iter().map(ToString::to_string));
     }
+    out
 }
 
 /// Checks every row: `header` + the row's text gives the row's messages (in any

@@ -16,8 +16,8 @@ mod policy;
 mod rbac;
 mod service;
 mod storage;
-mod workloads;
 mod wording;
+mod workloads;
 
 pub use config::MAX_DATA_BYTES;
 

@@ -20,9 +20,14 @@ use std::sync::{Arc, PoisonError, RwLock};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use rk8s_api::crd::CompiledVersion;
 use rk8s_api::crd::columns::Columns;
-use rk8s_api::{ObjectKind, Scope};
+use rk8s_api::{AnyObject, ObjectKind, Scope};
+use rk8s_raftstore::prefix_end;
+use rk8s_raftstore::proto::{DeleteRangeRequest, RequestOp, TxnRequest, request_op};
 
+use crate::discovery::ExtraResource;
+use crate::registry::Registry;
 use crate::scale::ScalePaths;
+use crate::status::ApiResult;
 
 /// One served version of a custom kind.
 #[derive(Debug)]
@@ -140,6 +145,45 @@ impl Served {
     }
 }
 
+/// Deletes every object of the kind of `deleted`, if it is a CustomResourceDefinition,
+/// and stops serving it (what kube-apiserver's `customresourcecleanup` finalizer does
+/// before the CRD goes).
+pub async fn delete_objects(
+    registry: &Registry,
+    kinds: &CustomKinds,
+    deleted: &AnyObject,
+) -> ApiResult<()> {
+    let AnyObject::CustomResourceDefinition(crd) = deleted else {
+        return Ok(());
+    };
+    let scope = if crd.spec.scope == "Cluster" {
+        Scope::Cluster
+    } else {
+        Scope::Namespaced
+    };
+    let names = &crd.spec.names;
+    // The storage prefix is the same in every version.
+    let kind = ObjectKind::custom(&crd.spec.group, "v1", &names.kind, &names.plural, scope);
+    let prefix = kind.storage_prefix(None);
+    kinds.remove(deleted.name());
+    let txn = TxnRequest {
+        compare: Vec::new(),
+        success: vec![RequestOp {
+            request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
+                range_end: prefix_end(prefix.as_bytes()),
+                key: prefix.into_bytes(),
+            })),
+        }],
+        failure: Vec::new(),
+    };
+    registry
+        .store()
+        .txn(txn)
+        .await
+        .map_err(|e| crate::status::store_error(&kind, deleted.name(), e))?;
+    Ok(())
+}
+
 /// `.spec.replicas` (a CRD's JSON path) as a JSON pointer (`/spec/replicas`).
 fn json_pointer(path: &str) -> String {
     path.trim_start_matches('.')
@@ -235,6 +279,26 @@ impl CustomKinds {
         served.version(kind.version).map(f)
     }
 
+    /// Every served version of every custom kind, as discovery lists them.
+    pub fn discovery(&self) -> Vec<ExtraResource> {
+        let mut out = Vec::new();
+        for served in self.all() {
+            let names = &served.crd.spec.names;
+            for v in served.versions.iter().filter(|v| v.served) {
+                out.push(ExtraResource {
+                    kind: v.kind,
+                    singular: names
+                        .singular
+                        .clone()
+                        .unwrap_or_else(|| names.kind.to_lowercase()),
+                    short_names: names.short_names.clone().unwrap_or_default(),
+                    categories: names.categories.clone().unwrap_or_default(),
+                });
+            }
+        }
+        out
+    }
+
     /// Every name a kind of another CRD already takes (plurals, singulars, short names,
     /// kinds), by group, for the `NamesAccepted` check of the CRD named `except`.
     pub fn taken_names(&self, group: &str, except: &str) -> Vec<String> {
@@ -313,6 +377,9 @@ pub(crate) mod tests {
             kinds.taken_names("stable.example.com", "other.stable.example.com"),
             ["crontabs", "crontab", "ct", "CronTab"]
         );
+        let listed = kinds.discovery();
+        assert_eq!(listed.len(), 1, "v1beta1 is not served");
+        assert_eq!(listed[0].short_names, ["ct"]);
         kinds.remove("crontabs.stable.example.com");
         assert!(kinds.all().is_empty());
     }

@@ -98,6 +98,27 @@ pub fn v3(kinds: &CustomKinds, group: &str, version: &str) -> Option<Value> {
     }))
 }
 
+/// `/openapi/v2` with the schemas of the custom kinds served now.
+pub fn v2_with(custom: &CustomKinds) -> Value {
+    let mut doc = crate::openapi::v2();
+    if let Some(Value::Object(defs)) = doc.get_mut("definitions") {
+        defs.extend(definitions(custom, None));
+    }
+    doc
+}
+
+/// `/openapi/v3` with the group versions of the custom kinds served now.
+pub fn v3_index_with(custom: &CustomKinds) -> Value {
+    let mut index = crate::openapi::v3_index();
+    if let Some(Value::Object(paths)) = index.get_mut("paths") {
+        for gv in group_versions(custom) {
+            let url = format!("/openapi/v3/{gv}?hash={}", custom.generation());
+            paths.insert(gv, json!({"serverRelativeURL": url}));
+        }
+    }
+    index
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

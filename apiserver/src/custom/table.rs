@@ -62,3 +62,34 @@ pub fn table(
         "rows": rows,
     }))
 }
+
+/// A `Table` of `objects` of `kind`: a custom kind's printer columns, or the built-in
+/// kind's columns.
+pub fn any_table(
+    kinds: &CustomKinds,
+    kind: &ObjectKind,
+    objects: &[AnyObject],
+    resource_version: &str,
+    continue_token: Option<&str>,
+    include_object: Option<&str>,
+) -> Value {
+    let custom = kind.custom.then(|| {
+        table(
+            kinds,
+            kind,
+            objects,
+            resource_version,
+            continue_token,
+            include_object,
+        )
+    });
+    custom.flatten().unwrap_or_else(|| {
+        crate::table::table(
+            kind,
+            objects,
+            resource_version,
+            continue_token,
+            include_object,
+        )
+    })
+}

@@ -75,6 +75,7 @@ impl ApiServer {
             .ok_or_else(ApiError::no_route)?;
         let mut sub = cache.subscribe(&prefix, from).await?;
         let (tx, rx) = mpsc::channel::<Bytes>(64);
+        let custom = self.handlers.custom.clone();
         let encode = move |ty: &str, obj: &rk8s_api::AnyObject, json: Option<&Bytes>| -> Bytes {
             if protobuf {
                 // The JSON of a change is what JSON watchers get (a deletion's
@@ -87,7 +88,8 @@ impl ApiServer {
             let object = if as_table {
                 let rv = obj.metadata().resource_version.clone().unwrap_or_default();
                 Bytes::from(
-                    serde_json::to_vec(&table::table(
+                    serde_json::to_vec(&crate::custom::table::any_table(
+                        &custom,
                         &kind,
                         std::slice::from_ref(obj),
                         &rv,
