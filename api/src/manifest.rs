@@ -315,13 +315,13 @@ impl Context<'_> {
             return Ok(Vec::new());
         }
         let Some(object_kind) = kind_for(api_version, &kind).or_else(|| kind_named(&kind)) else {
-            let supported: Vec<String> = kinds().iter().map(|k| k.kind.to_string()).collect();
+            // kubectl's words for a kind no API serves; a custom kind is served once
+            // its CustomResourceDefinition is.
             return Err(vec![self.diag(
                 &positions,
                 root.key("kind"),
                 Reason::Message(format!(
-                    "unsupported kind \"{kind}\": supported kinds: {}, List",
-                    supported.join(", ")
+                    "no matches for kind \"{kind}\" in version \"{api_version}\": not a built-in kind (a custom resource's kind needs its CustomResourceDefinition)"
                 )),
             )]);
         };
@@ -511,6 +511,6 @@ mod untyped_tests {
         assert_eq!(d.diagnostics.len(), 2, "{:?}", d.diagnostics);
         // `decode` itself still reports unknown kinds.
         let (_, diags) = decode("f.yaml", "apiVersion: example.com/v1\nkind: Foo\n");
-        assert!(diags[0].message.contains("unsupported kind \"Foo\""));
+        assert!(diags[0].message.contains("no matches for kind \"Foo\""));
     }
 }
