@@ -19,10 +19,15 @@ pub(crate) fn encode(special: Special, v: &Value, buf: &mut Vec<u8>) -> Result<(
             let s = v
                 .as_str()
                 .ok_or_else(|| Error::invalid(format!("{v} is not an RFC 3339 time")))?;
-            let t: jiff::Timestamp = s
-                .parse()
-                .map_err(|_| Error::invalid(format!("{s:?} is not an RFC 3339 time")))?;
-            let (seconds, nanos) = (t.as_second(), t.subsec_nanosecond());
+            let (seconds, nanos) = match utc_time(s) {
+                Some(t) => t,
+                None => {
+                    let t: jiff::Timestamp = s
+                        .parse()
+                        .map_err(|_| Error::invalid(format!("{s:?} is not an RFC 3339 time")))?;
+                    go_timestamp(t)
+                }
+            };
             // Go's Timestamp leaves zero fields out (proto3 rules).
             if seconds != 0 {
                 wire::put_key(buf, 1, VARINT);
@@ -63,17 +68,15 @@ pub(crate) fn encode(special: Special, v: &Value, buf: &mut Vec<u8>) -> Result<(
                 )));
             }
         },
-        Special::Quantity => {
-            let s = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                other => return Err(Error::invalid(format!("{other} is not a quantity"))),
-            };
-            wire::put_bytes(buf, 1, s.as_bytes());
-        }
+        Special::Quantity => match v {
+            Value::String(s) => wire::put_bytes(buf, 1, s.as_bytes()),
+            Value::Number(n) => wire::put_bytes(buf, 1, n.to_string().as_bytes()),
+            other => return Err(Error::invalid(format!("{other} is not a quantity"))),
+        },
         Special::Raw => {
-            let json = serde_json::to_vec(v).map_err(|e| Error::invalid(e.to_string()))?;
-            wire::put_bytes(buf, 1, &json);
+            let mark = wire::begin_nested(buf, 1);
+            serde_json::to_writer(&mut *buf, v).map_err(|e| Error::invalid(e.to_string()))?;
+            wire::end_nested(buf, mark);
         }
         Special::Verbs => {
             let items = v
@@ -191,6 +194,67 @@ pub(crate) fn decode(
             Ok(Some(Value::Array(items)))
         }
     }
+}
+
+/// `t` as protobuf's `Timestamp` holds it: nanoseconds never negative (jiff counts a
+/// time before 1970 as a negative fraction of the second after it).
+fn go_timestamp(t: jiff::Timestamp) -> (i64, i32) {
+    let (seconds, nanos) = (t.as_second(), t.subsec_nanosecond());
+    if nanos < 0 {
+        (seconds - 1, nanos + 1_000_000_000)
+    } else {
+        (seconds, nanos)
+    }
+}
+
+/// The time of the form every Kubernetes server writes, `2006-01-02T15:04:05Z` with an
+/// optional fraction, as (seconds, nanoseconds) since the epoch, without a general
+/// RFC 3339 parser; `None` for any other form (offsets, leap seconds), which jiff reads.
+fn utc_time(s: &str) -> Option<(i64, i32)> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        b.get(r)?.iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' || !matches!(b[b.len() - 1], b'Z' | b'z') {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let nanos = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => {
+            let n = digits(20..20 + frac.len())?;
+            n * 10i64.pow(9 - frac.len() as u32)
+        }
+        _ => return None,
+    };
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days from 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((
+        days * 86_400 + hour * 3600 + minute * 60 + second,
+        nanos as i32,
+    ))
 }
 
 /// `bytes` as a string, or an error.
@@ -312,6 +376,29 @@ mod tests {
             decode(Special::Time, &[], &mut |_| Ok(Value::Null)).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn the_fast_time_reader_agrees_with_jiff() {
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2025-03-04T05:06:07.123456Z",
+            "1969-12-31T23:59:59.5Z",
+            "2100-03-01T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let t: jiff::Timestamp = s.parse().unwrap();
+            assert_eq!(utc_time(s), Some(go_timestamp(t)), "{s}");
+        }
+        for s in [
+            "2023-02-29T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:00+01:00",
+            "2024-01-01",
+        ] {
+            assert_eq!(utc_time(s), None, "{s}");
+        }
     }
 
     #[test]
