@@ -63,6 +63,7 @@ bench: setup
 	scripts/setup-bench.sh
 	$(CARGO) run --release --manifest-path bench/Cargo.toml --bin store-writes
 	ulimit -n 16384 && $(CARGO) bench --bench api
+	ulimit -n 16384 && $(CARGO) bench --bench api_encodings
 	$(CARGO) bench --bench runtime
 	$(CARGO) bench --bench node
 	ulimit -n 16384 && $(CARGO) bench --bench scheduler
