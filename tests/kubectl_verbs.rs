@@ -672,3 +672,117 @@ fn kubectl_apply_prune_wait_diff_and_events_work() {
         "{text}"
     );
 }
+
+/// A `List` kubectl validates on its side: its kind has no operation in the v3
+/// documents, so kubectl falls back to the v2 schema, which it reads only as protobuf.
+const POD_LIST: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: checked}
+  spec:
+    containers: [{name: app, image: busybox:1.36, bogusField: 1}]
+"#;
+
+#[test]
+fn kubectl_reads_openapi_v2_as_protobuf_for_explain_and_client_side_validation() {
+    let server = Server::start(API_ONLY);
+    check(
+        &server,
+        &[
+            "explain",
+            "pods.spec.containers",
+            "--output=plaintext-openapiv2",
+        ],
+        None,
+        &[
+            "KIND:     Pod",
+            "RESOURCE: containers <[]Object>",
+            "List of containers belonging to the pod.",
+            "image\t<string>",
+            "name\t<string> -required-",
+            "ports\t<[]Object>",
+        ],
+    );
+    // Refused by kubectl before anything is sent, as against kube-apiserver.
+    let out = support::cli::output(
+        server
+            .kubectl_command()
+            .args(["create", "--validate=true", "-f", "-"]),
+        Some(POD_LIST),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "ValidationError(Pod.spec.containers[0]): unknown field \"bogusField\" in io.k8s.api.core.v1.Container"
+        ),
+        "{err}"
+    );
+    check(
+        &server,
+        &["create", "--validate=true", "-f", "-"],
+        Some(&POD_LIST.replace(", bogusField: 1", "")),
+        &["pod/checked created"],
+    );
+    // Custom kinds are in the same document.
+    check(
+        &server,
+        &["apply", "-f", "-"],
+        Some(CRONTAB_CRD),
+        &["created"],
+    );
+    check(
+        &server,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/crontabs.stable.example.com",
+            "--timeout=30s",
+        ],
+        None,
+        &["condition met"],
+    );
+    check(
+        &server,
+        &["explain", "crontab.spec", "--output=plaintext-openapiv2"],
+        None,
+        &[
+            "KIND:     CronTab",
+            "cronSpec\t<string> -required-",
+            "The schedule in cron format.",
+        ],
+    );
+    check(
+        &server,
+        &[
+            "explain",
+            "crontab.metadata",
+            "--output=plaintext-openapiv2",
+        ],
+        None,
+        &["RESOURCE: metadata <Object>", "creationTimestamp\t<string>"],
+    );
+    let crontabs = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: stable.example.com/v1
+  kind: CronTab
+  metadata: {name: typed}
+  spec: {cronSpec: "0 3 * * *", replicas: three}
+"#;
+    let out = support::cli::output(
+        server
+            .kubectl_command()
+            .args(["create", "--validate=true", "-f", "-"]),
+        Some(crontabs),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ValidationError(CronTab.spec.replicas): invalid type for com.example.stable.v1.CronTab.spec.replicas: got \"string\", expected \"integer\""),
+        "{err}"
+    );
+}

@@ -6,6 +6,15 @@ use std::borrow::Cow;
 use saphyr::{Mapping, Scalar, ScalarStyle, Yaml, YamlEmitter};
 use serde_json::Value;
 
+fn string(s: &str) -> Yaml<'_> {
+    // YAML 1.1 readers (Go's yaml.v2, so kubectl and kube-openapi) read these as
+    // booleans; saphyr's emitter leaves them plain.
+    if matches!(s, "y" | "Y" | "n" | "N") {
+        return Yaml::Representation(Cow::Borrowed(s), ScalarStyle::DoubleQuoted, None);
+    }
+    Yaml::Value(Scalar::String(Cow::Borrowed(s)))
+}
+
 fn to_yaml(v: &Value) -> Yaml<'_> {
     match v {
         Value::Null => Yaml::Value(Scalar::Null),
@@ -16,12 +25,12 @@ fn to_yaml(v: &Value) -> Yaml<'_> {
             // also a valid YAML 1.2 number.
             None => Yaml::Representation(Cow::Owned(n.to_string()), ScalarStyle::Plain, None),
         },
-        Value::String(s) => Yaml::Value(Scalar::String(Cow::Borrowed(s))),
+        Value::String(s) => string(s),
         Value::Array(items) => Yaml::Sequence(items.iter().map(to_yaml).collect()),
         Value::Object(map) => {
             let mut m = Mapping::new();
             for (k, v) in map {
-                m.insert(Yaml::Value(Scalar::String(Cow::Borrowed(k))), to_yaml(v));
+                m.insert(string(k), to_yaml(v));
             }
             Yaml::Mapping(m)
         }
@@ -49,9 +58,14 @@ mod tests {
     #[test]
     fn yaml_output_reads_back_as_the_same_value() {
         let v = json!({"a": "500m", "b": "1", "c": "true", "d": 1.5, "e": [1, {"f": null}],
-                       "g": "multi\nline", "h": {}, "i": [], "j": "", "k": "a: b", "l": 18446744073709551615u64});
+                       "g": "multi\nline", "h": {}, "i": [], "j": "", "k": "a: b", "l": 18446744073709551615u64,
+                       "m": "y", "n": "N", "y": "n"});
         let mut out = String::new();
         write_yaml(&mut out, &v);
+        assert!(
+            out.contains("m: \"y\"\n") && out.contains("\"y\": \"n\"\n"),
+            "{out}"
+        );
         let back = crate::yaml::parse_documents(&out).unwrap();
         assert_eq!(back[0].value, v, "{out}");
     }

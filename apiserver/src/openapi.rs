@@ -1,17 +1,27 @@
 //! The OpenAPI documents kubectl reads: v3 per group version (`kubectl explain`, and
 //! the `fieldValidation` parameter that tells kubectl the server validates fields
-//! itself) and v2. Schemas come from `k8s-openapi`'s types; nothing is written by hand.
+//! itself) and v2, as JSON and as protobuf ([`v2_proto`]: kubectl's client-side
+//! validation and `explain --output=plaintext-openapiv2` read only that). Schemas come
+//! from `k8s-openapi`'s types; nothing is written by hand.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+use bytes::Bytes;
 use rk8s_api::ObjectKind;
 use rk8s_api::object::{kinds, schemas};
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
+mod v2_messages;
+pub mod v2_proto;
+pub mod v2_schema;
+
 /// Documents are built once per process: they depend only on the binary.
 static DOCS: LazyLock<Docs> = LazyLock::new(build);
+
+/// The protobuf encoding of the v2 document, made on its first request.
+static V2_PROTOBUF: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(v2_proto::encode(&DOCS.v2)));
 
 struct Docs {
     v2: Value,
@@ -131,6 +141,9 @@ fn document(v3: bool, only: Option<(&str, &str)>) -> Value {
     let mut generator = settings.into_generator();
     let refs = schemas(&mut generator);
     let mut definitions = generator.take_definitions(true);
+    if !v3 {
+        definitions.values_mut().for_each(v2_schema::to_v2);
+    }
     let mut all_paths = Map::new();
     for (kind, schema) in &refs {
         let schema_ref = schema.as_value().clone();
@@ -155,7 +168,18 @@ fn document(v3: bool, only: Option<(&str, &str)>) -> Value {
     if v3 {
         json!({"openapi": "3.0.0", "info": info, "paths": all_paths, "components": {"schemas": definitions}})
     } else {
-        json!({"swagger": "2.0", "info": info, "paths": all_paths, "definitions": definitions})
+        // kube-apiserver's: a bearer token in the `authorization` header.
+        json!({
+            "swagger": "2.0",
+            "info": info,
+            "paths": all_paths,
+            "definitions": definitions,
+            "securityDefinitions": {"BearerToken": {
+                "type": "apiKey", "name": "authorization", "in": "header",
+                "description": "Bearer Token authentication",
+            }},
+            "security": [{"BearerToken": []}],
+        })
     }
 }
 
@@ -175,6 +199,11 @@ fn build() -> Docs {
 /// `/openapi/v2` (JSON).
 pub fn v2() -> Value {
     DOCS.v2.clone()
+}
+
+/// `/openapi/v2` as protobuf (gnostic's `openapi.v2.Document`), encoded once.
+pub fn v2_protobuf() -> Bytes {
+    V2_PROTOBUF.clone()
 }
 
 /// `/openapi/v3`: where each group version's document is.

@@ -257,7 +257,10 @@ impl ApiServer {
                     .ok_or_else(not_found)
                     .and_then(ok)
             }
-            Route::OpenApiV2 => ok(crate::custom::openapi::v2_with(custom)),
+            Route::OpenApiV2 => {
+                let accept = req.headers().get(header::ACCEPT);
+                Ok(self.openapi_v2(accept.and_then(|v| v.to_str().ok())))
+            }
             Route::OpenApiV3Index => ok(crate::custom::openapi::v3_index_with(custom)),
             Route::OpenApiV3 { group, version } => openapi::v3(&group, &version)
                 .or_else(|| crate::custom::openapi::v3(custom, &group, &version))

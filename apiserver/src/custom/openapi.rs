@@ -2,9 +2,13 @@
 //! version's schema under kube-apiserver's name for it (the group reversed:
 //! `com.example.stable.v1.CronTab`), tagged with its group, version and kind.
 
+use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value, json};
 
 use super::CustomKinds;
+
+/// The definition name of `metadata` in the built-in documents.
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// kube-apiserver's definition name of a custom kind: `com.example.stable.v1.CronTab`.
 pub fn definition_name(group: &str, version: &str, kind: &str) -> String {
@@ -98,13 +102,63 @@ pub fn v3(kinds: &CustomKinds, group: &str, version: &str) -> Option<Value> {
     }))
 }
 
-/// `/openapi/v2` with the schemas of the custom kinds served now.
+/// The custom kinds' part of `/openapi/v2`: the paths and the definitions (in
+/// Swagger 2.0's words) of every served version.
+fn v2_part(kinds: &CustomKinds) -> (Map<String, Value>, Map<String, Value>) {
+    let mut defs = definitions(kinds, None);
+    for def in defs.values_mut() {
+        crate::openapi::v2_schema::to_v2(def);
+        // As kube-apiserver publishes custom kinds in v2: `metadata` is the built-in
+        // ObjectMeta, which this document defines (kubectl explains and checks it).
+        if let Some(Value::Object(props)) = def.get_mut("properties") {
+            props.insert(
+                "metadata".into(),
+                json!({"$ref": format!("#/definitions/{OBJECT_META}"),
+                       "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"}),
+            );
+        }
+    }
+    let mut paths = Map::new();
+    for served in kinds.all() {
+        for v in served.versions.iter().filter(|v| v.served) {
+            let name = definition_name(v.kind.group, v.kind.version, v.kind.kind);
+            let schema_ref = json!({"$ref": format!("#/definitions/{name}")});
+            let tag = crate::openapi::gv_path(v.kind.group, v.kind.version).replace('/', "_");
+            paths.extend(crate::openapi::paths(&v.kind, &schema_ref, &tag, false));
+        }
+    }
+    (paths, defs)
+}
+
+/// `/openapi/v2` with the paths and schemas of the custom kinds served now.
 pub fn v2_with(custom: &CustomKinds) -> Value {
     let mut doc = crate::openapi::v2();
-    if let Some(Value::Object(defs)) = doc.get_mut("definitions") {
-        defs.extend(definitions(custom, None));
+    let (paths, defs) = v2_part(custom);
+    if let Some(Value::Object(all)) = doc.get_mut("paths") {
+        all.extend(paths);
+    }
+    if let Some(Value::Object(all)) = doc.get_mut("definitions") {
+        all.extend(defs);
     }
     doc
+}
+
+/// [`v2_with`] as protobuf: the built-in document's bytes (encoded once), then a
+/// document of only the custom kinds' paths and definitions. Protobuf reads a message
+/// field that appears twice as one message with both fields' entries, so this is the
+/// encoding of the whole document.
+pub fn v2_protobuf_with(custom: &CustomKinds) -> Bytes {
+    let built_in = crate::openapi::v2_protobuf();
+    let (paths, definitions) = v2_part(custom);
+    if paths.is_empty() && definitions.is_empty() {
+        return built_in;
+    }
+    let part =
+        crate::openapi::v2_proto::encode(&json!({"paths": paths, "definitions": definitions}));
+    let mut whole = BytesMut::with_capacity(built_in.len() + part.len());
+    whole.extend_from_slice(&built_in);
+    whole.extend_from_slice(&part);
+    whole.freeze()
 }
 
 /// `/openapi/v3` with the group versions of the custom kinds served now.
@@ -153,5 +207,33 @@ mod tests {
         );
         assert!(v3(&kinds, "stable.example.com", "v1beta1").is_none());
         assert_eq!(group_versions(&kinds), ["apis/stable.example.com/v1"]);
+    }
+
+    #[test]
+    fn v2_has_the_served_custom_kinds_in_json_and_protobuf() {
+        let kinds = CustomKinds::default();
+        let built_in = crate::openapi::v2_protobuf();
+        assert_eq!(v2_protobuf_with(&kinds), built_in);
+        kinds.upsert(super::super::tests::crontab_crd(true));
+        let doc = v2_with(&kinds);
+        let crontab = &doc["definitions"]["com.example.stable.v1.CronTab"];
+        assert_eq!(
+            crontab["properties"]["metadata"]["$ref"],
+            "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+        );
+        assert_eq!(
+            crontab["properties"]["spec"]["properties"]["replicas"]["type"],
+            "integer"
+        );
+        let item =
+            &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"];
+        assert_eq!(
+            item["patch"]["parameters"][3]["schema"]["$ref"],
+            "#/definitions/com.example.stable.v1.CronTab"
+        );
+        assert!(doc["definitions"]["com.example.stable.v1beta1.CronTab"].is_null());
+        // The built-in bytes, then the custom kinds' part.
+        let whole = v2_protobuf_with(&kinds);
+        assert!(whole.starts_with(&built_in) && whole.len() > built_in.len());
     }
 }

@@ -1,7 +1,8 @@
 //! The endpoints, one file per group: the resource verbs ([`resources`]) and their
 //! watch streams ([`watch`]), what is forwarded to nodes ([`nodes`]), joining
-//! ([`bootstrap`]), what Prometheus reads ([`metrics`]), health ([`health`]) and the
-//! chaos endpoints ([`debug`]). Each adds methods to [`crate::server::ApiServer`],
+//! ([`bootstrap`]), what Prometheus reads ([`metrics`]), the OpenAPI v2 document in
+//! JSON or protobuf ([`openapi`]), health ([`health`]) and the chaos endpoints
+//! ([`debug`]). Each adds methods to [`crate::server::ApiServer`],
 //! whose `dispatch` picks one by route.
 
 pub mod bootstrap;
@@ -9,5 +10,6 @@ pub mod debug;
 pub mod health;
 pub mod metrics;
 pub mod nodes;
+pub mod openapi;
 pub mod resources;
 pub mod watch;
