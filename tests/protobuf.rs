@@ -25,6 +25,23 @@ fn envelope(body: &[u8]) -> Unknown {
     Unknown::decode(&body[4..]).unwrap()
 }
 
+/// A protobuf body: the magic and an `Unknown` envelope around `raw`.
+fn protobuf_body(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+    let mut body = b"k8s\0".to_vec();
+    Unknown {
+        type_meta: Some(TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
+        raw: Some(raw),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    }
+    .encode(&mut body)
+    .unwrap();
+    body
+}
+
 /// A request with the admin credentials of `client`: status, content type, body.
 async fn send(
     client: &kube::Client,
@@ -168,18 +185,7 @@ async fn raw_protobuf_requests_are_answered_in_protobuf() {
         binary_data: [("blob".to_string(), vec![0, 159, 255])].into(),
         ..Default::default()
     };
-    let mut body = b"k8s\0".to_vec();
-    Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: Some("v1".into()),
-            kind: Some("ConfigMap".into()),
-        }),
-        raw: Some(cm.encode_to_vec()),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    }
-    .encode(&mut body)
-    .unwrap();
+    let body = protobuf_body("v1", "ConfigMap", cm.encode_to_vec());
     let path = "/api/v1/namespaces/default/configmaps";
     let (code, ct, bytes) = send(&client, "POST", path, Some(PROTOBUF), body).await;
     assert_eq!(
@@ -280,18 +286,7 @@ async fn raw_protobuf_requests_are_answered_in_protobuf() {
         grace_period_seconds: Some(0),
         ..Default::default()
     };
-    let mut body = b"k8s\0".to_vec();
-    Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: Some("v1".into()),
-            kind: Some("DeleteOptions".into()),
-        }),
-        raw: Some(options.encode_to_vec()),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    }
-    .encode(&mut body)
-    .unwrap();
+    let body = protobuf_body("v1", "DeleteOptions", options.encode_to_vec());
     let (code, ct, bytes) = send(
         &client,
         "DELETE",
@@ -377,6 +372,33 @@ async fn every_kind_round_trips_between_protobuf_and_json() {
         without_embedded_type_meta(&mut from_json, true);
         without_embedded_type_meta(&mut from_proto, true);
         assert_eq!(from_proto, from_json, "{}", obj.reference());
+        // The collection, written from the stored bytes: the same object in both.
+        let list = kind.collection_path(ns);
+        let (code, ct, proto) = send(&client, "GET", &list, None, vec![]).await;
+        assert_eq!((code, ct.as_str()), (200, PROTOBUF), "{}", obj.reference());
+        let mut proto_list = rk8s_api::protobuf::decode(&proto).unwrap().object;
+        let json = client
+            .request_text(http::Request::get(&list).body(Vec::new()).unwrap())
+            .await
+            .unwrap();
+        let mut json_list: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(json_list["kind"], format!("{}List", kind.kind));
+        assert_eq!(proto_list["metadata"], json_list["metadata"]);
+        let named = |list: &mut serde_json::Value| {
+            let items = list["items"].as_array_mut().unwrap();
+            let at = items
+                .iter()
+                .position(|i| i["metadata"]["name"] == obj.name())
+                .unwrap_or_else(|| panic!("{} is not listed", obj.reference()));
+            let mut item = items.swap_remove(at);
+            // Protobuf's items carry no `apiVersion` and `kind`.
+            without_embedded_type_meta(&mut item, false);
+            item
+        };
+        let (in_proto, in_json) = (named(&mut proto_list), named(&mut json_list));
+        without_embedded_type_meta(&mut from_json, false);
+        assert_eq!(in_proto, from_json, "{} as listed in protobuf", obj.reference());
+        assert_eq!(in_json, from_json, "{} as listed in JSON", obj.reference());
         checked += 1;
     }
     assert!(checked >= 35, "only {checked} kinds have a protobuf schema");

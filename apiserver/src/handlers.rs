@@ -19,6 +19,7 @@ use crate::caches::Caches;
 pub use crate::call::Call;
 use crate::custom::CustomKinds;
 use crate::decode::{FieldValidation, decode_value, field_validation, parse_body};
+use crate::listing::StoredList;
 use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
@@ -38,16 +39,25 @@ pub struct Reply {
     /// HTTP status.
     pub code: http::StatusCode,
     /// The body.
-    pub body: Value,
+    pub body: Body,
     /// Warnings (unknown fields under `fieldValidation=Warn`).
     pub warnings: Vec<String>,
+}
+
+/// The body of a reply.
+#[derive(Debug)]
+pub enum Body {
+    /// A JSON object (an object, a `Status`, a `Table`).
+    Value(Value),
+    /// A list of stored objects, encoded from their stored bytes.
+    List(StoredList),
 }
 
 impl Reply {
     fn ok(body: Value) -> Self {
         Reply {
             code: http::StatusCode::OK,
-            body,
+            body: Body::Value(body),
             warnings: Vec::new(),
         }
     }
@@ -93,15 +103,43 @@ fn dry_run(q: &Query) -> ApiResult<bool> {
 }
 
 /// A list's result.
-pub struct Listed {
+pub struct Listed<T = AnyObject> {
     /// The objects, in key order.
-    pub items: Vec<AnyObject>,
+    pub items: Vec<T>,
     /// The revision read at.
     pub revision: i64,
     /// Where the next page starts, if there is one.
     pub continue_token: Option<String>,
     /// Objects after this page, when known.
     pub remaining: Option<i64>,
+}
+
+/// An object of a list as stored, and decoded if a selector had to look at it.
+pub struct StoredItem {
+    /// The stored key and value.
+    pub kv: rk8s_raftstore::proto::KeyValue,
+    /// The object, if it was decoded.
+    pub object: Option<AnyObject>,
+}
+
+impl Listed<StoredItem> {
+    /// The list with every item decoded.
+    fn decoded(self, kind: &ObjectKind) -> ApiResult<Listed> {
+        let items = self
+            .items
+            .into_iter()
+            .map(|item| match item.object {
+                Some(o) => Ok(o),
+                None => registry::decode(kind, &item.kv),
+            })
+            .collect::<ApiResult<_>>()?;
+        Ok(Listed {
+            items,
+            revision: self.revision,
+            continue_token: self.continue_token,
+            remaining: self.remaining,
+        })
+    }
 }
 
 impl Handlers {
@@ -138,6 +176,16 @@ impl Handlers {
     /// `resourceVersion` the server has not reached yet is waited for (a list at
     /// "not older than" it, or exactly at it, cannot be served before).
     pub async fn list_objects(&self, req: &ResourceRequest, q: &Query) -> ApiResult<Listed> {
+        self.list_stored(req, q).await?.decoded(&req.kind)
+    }
+
+    /// As [`Handlers::list_objects`], the objects as stored: decoded only where a
+    /// selector had to look at them.
+    pub async fn list_stored(
+        &self,
+        req: &ResourceRequest,
+        q: &Query,
+    ) -> ApiResult<Listed<StoredItem>> {
         let kind = &req.kind;
         let filter = Filter::from_query(kind, q)?;
         let prefix = kind.storage_prefix(req.namespace.as_deref());
@@ -180,25 +228,29 @@ impl Handlers {
             revision = page.revision;
             // The first key not looked at, if the page was cut short.
             let mut cut_at = None;
-            for kv in &page.kvs {
+            let after_page = page.more.then(|| page.kvs.last()).flatten().map(|kv| {
+                let mut k = kv.key.clone();
+                k.push(0);
+                k
+            });
+            for kv in page.kvs {
                 if limit > 0 && items.len() as i64 >= limit {
-                    cut_at = Some(kv.key.clone());
+                    cut_at = Some(kv.key);
                     break;
                 }
-                let obj = registry::decode(kind, kv)?;
+                if filter.is_everything() {
+                    items.push(StoredItem { kv, object: None });
+                    continue;
+                }
+                let obj = registry::decode(kind, &kv)?;
                 if filter.matches(&obj) {
-                    items.push(obj);
+                    items.push(StoredItem {
+                        kv,
+                        object: Some(obj),
+                    });
                 }
             }
-            let next = match (&cut_at, page.more) {
-                (Some(k), _) => Some(k.clone()),
-                (None, true) => page.kvs.last().map(|kv| {
-                    let mut k = kv.key.clone();
-                    k.push(0);
-                    k
-                }),
-                (None, false) => None,
-            };
+            let next = cut_at.clone().or(after_page);
             let full = limit > 0 && items.len() as i64 >= limit;
             match next {
                 Some(k) if full => {
@@ -226,9 +278,10 @@ impl Handlers {
     /// GET of a collection.
     pub async fn list(&self, c: &Call<'_>, accept: Option<&str>) -> ApiResult<Reply> {
         validate_list_options(c.query, false)?;
-        let listed = self.list_objects(c.req, c.query).await?;
         let kind = &c.req.kind;
+        let listed = self.list_stored(c.req, c.query).await?;
         if crate::table::wants_table(accept) {
+            let listed = listed.decoded(kind)?;
             return Ok(Reply::ok(crate::custom::table::any_table(
                 &self.custom,
                 kind,
@@ -245,12 +298,16 @@ impl Handlers {
         if let Some(r) = listed.remaining.filter(|r| *r > 0) {
             metadata["remainingItemCount"] = json!(r);
         }
-        Ok(Reply::ok(json!({
-            "kind": format!("{}List", kind.kind),
-            "apiVersion": kind.api_version,
-            "metadata": metadata,
-            "items": listed.items.iter().map(AnyObject::to_value).collect::<Vec<_>>(),
-        })))
+        Ok(Reply {
+            code: http::StatusCode::OK,
+            body: Body::List(StoredList {
+                api_version: kind.api_version,
+                item_kind: kind.kind,
+                metadata,
+                items: listed.items.into_iter().map(|item| item.kv).collect(),
+            }),
+            warnings: Vec::new(),
+        })
     }
 
     /// GET of one object or subresource.
@@ -348,7 +405,7 @@ impl Handlers {
         };
         Ok(Reply {
             code: http::StatusCode::CREATED,
-            body: created.to_value(),
+            body: Body::Value(created.to_value()),
             warnings,
         })
     }
@@ -409,7 +466,9 @@ impl Handlers {
         let _ = result;
         Ok(Reply {
             code: http::StatusCode::CREATED,
-            body: serde_json::to_value(crate::status::success()).unwrap_or(Value::Null),
+            body: Body::Value(
+                serde_json::to_value(crate::status::success()).unwrap_or(Value::Null),
+            ),
             warnings: Vec::new(),
         })
     }
@@ -539,7 +598,7 @@ impl Handlers {
         };
         Ok(Reply {
             code: http::StatusCode::OK,
-            body,
+            body: Body::Value(body),
             warnings,
         })
     }

@@ -8,7 +8,8 @@
 //! - [`registry`]: objects in the store, one key each, `resourceVersion` = revision;
 //! - [`decode`]: bodies into objects (`fieldValidation`); [`list_options`]: what a list
 //!   or watch asks (resource versions, selectors, continue tokens);
-//! - [`handlers`]: the verbs and subresources; [`strategy`]: what the server fills in;
+//! - [`handlers`]: the verbs and subresources; [`listing`]: lists from stored bytes;
+//!   [`strategy`]: what the server fills in;
 //! - [`patch`]: merge, JSON and strategic merge patches;
 //! - [`watch`]: the watch cache that fans one store watch out to many watchers;
 //! - [`discovery`], [`openapi`], [`table`]: what kubectl reads to find and print kinds;
@@ -31,6 +32,7 @@ pub mod decode;
 pub mod discovery;
 pub mod handlers;
 pub mod list_options;
+pub mod listing;
 pub mod metrics;
 pub mod node_restriction;
 pub mod openapi;

@@ -60,7 +60,8 @@ pub fn protobuf_response(
     ))
 }
 
-fn bytes_response(
+/// A response of `bytes` already encoded as `content_type`.
+pub fn bytes_response(
     code: StatusCode,
     bytes: Vec<u8>,
     content_type: &'static str,

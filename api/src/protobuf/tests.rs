@@ -138,7 +138,7 @@ fn pod_spec() -> Value {
     })
 }
 
-fn pod() -> Value {
+pub(super) fn pod() -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Pod",

@@ -6,11 +6,13 @@
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
-use rk8s_http::body::{Body, json_response, protobuf_error_response, protobuf_response};
+use rk8s_http::body::{
+    Body, bytes_response, json_response, protobuf_error_response, protobuf_response,
+};
 
 use crate::auth::{self, Identity};
 use crate::content::{self, Encoding};
-use crate::handlers::{Call, Reply};
+use crate::handlers::{Body as ReplyBody, Call, Reply};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::server::{ApiServer, read_body};
 use crate::status::{ApiError, ApiResult};
@@ -110,19 +112,40 @@ impl ApiServer {
             Verb::DeleteCollection => h.delete_collection(&call).await?,
             Verb::Watch => return Err(ApiError::no_route()),
         };
-        Ok(respond(accept, &reply))
+        respond(accept, &reply)
     }
 }
 
 /// The reply, encoded as `accept` prefers: protobuf for a kind that has an encoding
 /// (a `Table` never, custom resources not), JSON otherwise.
-fn respond(accept: Option<&str>, reply: &Reply) -> Response<Body> {
-    let table = reply.body.get("kind").and_then(|k| k.as_str()) == Some("Table");
-    if content::negotiate(accept) == Encoding::Protobuf
-        && !table
-        && let Some(resp) = protobuf_response(reply.code, &reply.body, &reply.warnings)
-    {
-        return resp;
+fn respond(accept: Option<&str>, reply: &Reply) -> ApiResult<Response<Body>> {
+    let protobuf = content::negotiate(accept) == Encoding::Protobuf;
+    match &reply.body {
+        ReplyBody::Value(body) => {
+            let table = body.get("kind").and_then(|k| k.as_str()) == Some("Table");
+            if protobuf
+                && !table
+                && let Some(resp) = protobuf_response(reply.code, body, &reply.warnings)
+            {
+                return Ok(resp);
+            }
+            Ok(json_response(reply.code, body, &reply.warnings))
+        }
+        ReplyBody::List(list) => {
+            let encoded = if protobuf {
+                list.to_protobuf()
+                    .map(|bytes| bytes.map(|b| (b, rk8s_api::protobuf::MEDIA_TYPE)))
+            } else {
+                None
+            };
+            let (bytes, content_type) =
+                encoded.unwrap_or_else(|| list.to_json().map(|b| (b, "application/json")))?;
+            Ok(bytes_response(
+                reply.code,
+                bytes,
+                content_type,
+                &reply.warnings,
+            ))
+        }
     }
-    json_response(reply.code, &reply.body, &reply.warnings)
 }

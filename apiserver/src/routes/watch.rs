@@ -79,11 +79,12 @@ impl ApiServer {
         let encode = move |ty: &str, obj: &rk8s_api::AnyObject, json: Option<&Bytes>| -> Bytes {
             if protobuf {
                 // The JSON of a change is what JSON watchers get (a deletion's
-                // object carries the deletion's resourceVersion).
-                let value = json
-                    .and_then(|j| serde_json::from_slice::<Value>(j).ok())
-                    .unwrap_or_else(|| obj.to_value());
-                return protobuf_frame(kind.api_version, ty, &value);
+                // object carries the deletion's resourceVersion): transcoded.
+                let body = match json {
+                    Some(j) => rk8s_api::protobuf::transcode(j),
+                    None => rk8s_api::protobuf::encode(&obj.to_value()),
+                };
+                return protobuf_frame(kind.api_version, ty, body);
             }
             let object = if as_table {
                 let rv = obj.metadata().resource_version.clone().unwrap_or_default();
@@ -139,7 +140,11 @@ impl ApiServer {
                         let line = if protobuf {
                             status["apiVersion"] = json!("v1");
                             status["kind"] = json!("Status");
-                            protobuf_frame(kind.api_version, "ERROR", &status)
+                            protobuf_frame(
+                                kind.api_version,
+                                "ERROR",
+                                rk8s_api::protobuf::encode(&status),
+                            )
                         } else {
                             Bytes::from(format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n"))
                         };
@@ -154,7 +159,11 @@ impl ApiServer {
                             let obj = json!({"kind": kind.kind, "apiVersion": kind.api_version,
                                              "metadata": {"resourceVersion": rev.to_string()}});
                             Some(if protobuf {
-                                protobuf_frame(kind.api_version, "BOOKMARK", &obj)
+                                protobuf_frame(
+                                    kind.api_version,
+                                    "BOOKMARK",
+                                    rk8s_api::protobuf::encode(&obj),
+                                )
                             } else {
                                 Bytes::from(format!("{{\"type\":\"BOOKMARK\",\"object\":{obj}}}\n"))
                             })
@@ -193,11 +202,12 @@ impl ApiServer {
     }
 }
 
-/// One protobuf watch frame: a `WatchEvent` of `ty` holding `object` (which has a
-/// schema: the watch checked its kind). An object that cannot be encoded is sent as an
-/// `ERROR` event, as kube-apiserver reports an encoding failure in the stream.
-fn protobuf_frame(api_version: &str, ty: &str, object: &Value) -> Bytes {
-    let frame = match rk8s_api::protobuf::encode(object) {
+/// One protobuf watch frame: a `WatchEvent` of `ty` holding `body`, its object's
+/// protobuf body (the object has a schema: the watch checked its kind). An object that
+/// could not be encoded is sent as an `ERROR` event, as kube-apiserver reports an
+/// encoding failure in the stream.
+fn protobuf_frame(api_version: &str, ty: &str, body: rk8s_api::protobuf::Result<Vec<u8>>) -> Bytes {
+    let frame = match body {
         Ok(body) => rk8s_api::protobuf::watch_frame(api_version, ty, &body),
         Err(e) => {
             let status = ApiError::internal(format!("cannot encode the object: {e}")).to_status();

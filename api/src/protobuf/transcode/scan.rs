@@ -1,0 +1,315 @@
+//! A JSON reader for the transcoder: tokens straight from the bytes, strings borrowed
+//! where they hold no escape.
+//!
+//! It accepts no more than serde_json does: what it cannot read exactly as serde_json
+//! would (a string with escapes, a number with a fraction or exponent, or too long)
+//! it hands to serde_json, and anything else it does not expect, or nesting deeper
+//! than serde_json allows, stops it with [`Stop::Redo`], so that serde_json parses the
+//! whole object and says what is wrong (or reads what this reader was too strict
+//! for).
+
+use super::Stop;
+
+/// serde_json's limit: the 128th level of nesting is refused.
+const MAX_NESTING: usize = 127;
+
+/// A JSON string.
+#[derive(Clone)]
+pub(super) enum Str<'a> {
+    /// Written without escapes: as it stands in the input.
+    Plain(&'a str),
+    /// Decoded from escapes (by serde_json).
+    Escaped(String),
+}
+
+impl Str<'_> {
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            Str::Plain(s) => s,
+            Str::Escaped(s) => s,
+        }
+    }
+}
+
+/// A JSON number, as serde_json reads it: a non-negative integer that fits 64 bits, a
+/// negative one that fits, or anything else as a double.
+#[derive(Clone, Copy)]
+pub(super) enum Num {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+/// A value's first token; for an object or array, its opening bracket (the caller
+/// reads the rest with [`Scanner::next_key`] or [`Scanner::next_item`], or skips it
+/// with [`Scanner::skip_rest`]).
+pub(super) enum Token<'a> {
+    Null,
+    Bool(bool),
+    Num(Num),
+    Str(Str<'a>),
+    Object,
+    Array,
+}
+
+pub(super) struct Scanner<'a> {
+    json: &'a [u8],
+    at: usize,
+    /// Objects and arrays open around the reader.
+    depth: usize,
+}
+
+impl<'a> Scanner<'a> {
+    /// A reader of `json`, which sits `depth` objects and arrays deep.
+    pub(super) fn new(json: &'a [u8], depth: usize) -> Self {
+        Scanner { json, at: 0, depth }
+    }
+
+    pub(super) fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Skips whitespace (the four bytes JSON allows).
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.json.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte after whitespace, not consumed.
+    #[inline]
+    fn peek(&mut self) -> Result<u8, Stop> {
+        self.ws();
+        self.json.get(self.at).copied().ok_or(Stop::Redo)
+    }
+
+    /// Nothing but whitespace is left.
+    pub(super) fn end(&mut self) -> Result<(), Stop> {
+        self.ws();
+        if self.at == self.json.len() {
+            Ok(())
+        } else {
+            Err(Stop::Redo)
+        }
+    }
+
+    /// The next value's first token.
+    pub(super) fn token(&mut self) -> Result<Token<'a>, Stop> {
+        Ok(match self.peek()? {
+            b'"' => Token::Str(self.string()?),
+            b'{' | b'[' => {
+                if self.depth == MAX_NESTING {
+                    return Err(Stop::Redo);
+                }
+                self.depth += 1;
+                self.at += 1;
+                if self.json[self.at - 1] == b'{' {
+                    Token::Object
+                } else {
+                    Token::Array
+                }
+            }
+            b't' => self.literal(b"true", Token::Bool(true))?,
+            b'f' => self.literal(b"false", Token::Bool(false))?,
+            b'n' => self.literal(b"null", Token::Null)?,
+            _ => Token::Num(self.number()?),
+        })
+    }
+
+    fn literal(&mut self, word: &[u8], token: Token<'a>) -> Result<Token<'a>, Stop> {
+        if self.json[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(token)
+        } else {
+            Err(Stop::Redo)
+        }
+    }
+
+    /// The next key of an object whose `{` was read (`first`: no key read yet), or
+    /// `None` at its `}`. The key's `:` is read too.
+    pub(super) fn next_key(&mut self, first: &mut bool) -> Result<Option<Str<'a>>, Stop> {
+        match (self.peek()?, *first) {
+            (b'}', _) => {
+                self.at += 1;
+                self.depth -= 1;
+                return Ok(None);
+            }
+            (b',', false) => {
+                self.at += 1;
+                if self.peek()? != b'"' {
+                    return Err(Stop::Redo);
+                }
+            }
+            (b'"', true) => {}
+            _ => return Err(Stop::Redo),
+        }
+        *first = false;
+        let key = self.string()?;
+        if self.peek()? != b':' {
+            return Err(Stop::Redo);
+        }
+        self.at += 1;
+        Ok(Some(key))
+    }
+
+    /// Whether an array whose `[` was read has another item (`first`: none read
+    /// yet); at its `]`, reads it.
+    pub(super) fn next_item(&mut self, first: &mut bool) -> Result<bool, Stop> {
+        match (self.peek()?, *first) {
+            (b']', _) => {
+                self.at += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            (b',', false) => {
+                self.at += 1;
+                Ok(true)
+            }
+            (_, true) => {
+                *first = false;
+                Ok(true)
+            }
+            _ => Err(Stop::Redo),
+        }
+    }
+
+    /// Skips the next value.
+    pub(super) fn skip(&mut self) -> Result<(), Stop> {
+        let token = self.token()?;
+        self.skip_rest(token)
+    }
+
+    /// Skips the rest of a value whose first token was `token`.
+    pub(super) fn skip_rest(&mut self, token: Token<'a>) -> Result<(), Stop> {
+        let mut first = true;
+        match token {
+            Token::Object => {
+                while self.next_key(&mut first)?.is_some() {
+                    self.skip()?;
+                }
+            }
+            Token::Array => {
+                while self.next_item(&mut first)? {
+                    self.skip()?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The next value's text (its whitespace around left out).
+    pub(super) fn span(&mut self) -> Result<&'a [u8], Stop> {
+        self.ws();
+        let start = self.at;
+        self.skip()?;
+        Ok(&self.json[start..self.at])
+    }
+
+    /// The text since `start` (an offset from [`Scanner::offset`]).
+    pub(super) fn since(&self, start: usize) -> &'a [u8] {
+        &self.json[start..self.at]
+    }
+
+    /// Where the next value starts.
+    pub(super) fn offset(&mut self) -> usize {
+        self.ws();
+        self.at
+    }
+
+    /// A string at its opening quote.
+    fn string(&mut self) -> Result<Str<'a>, Stop> {
+        let start = self.at + 1;
+        let mut i = start;
+        loop {
+            match self.json.get(i) {
+                Some(b'"') => break,
+                Some(b'\\') => return self.escaped(start),
+                // serde_json refuses control characters in strings.
+                Some(0..=0x1f) | None => return Err(Stop::Redo),
+                Some(_) => i += 1,
+            }
+        }
+        let text = std::str::from_utf8(&self.json[start..i]).map_err(|_| Stop::Redo)?;
+        self.at = i + 1;
+        Ok(Str::Plain(text))
+    }
+
+    /// A string with escapes, from after its opening quote: decoded by serde_json.
+    fn escaped(&mut self, start: usize) -> Result<Str<'a>, Stop> {
+        let mut i = start;
+        loop {
+            match self.json.get(i) {
+                Some(b'"') => break,
+                Some(b'\\') => i += 2,
+                Some(_) => i += 1,
+                None => return Err(Stop::Redo),
+            }
+        }
+        let text: String =
+            serde_json::from_slice(&self.json[start - 1..=i]).map_err(|_| Stop::Redo)?;
+        self.at = i + 1;
+        Ok(Str::Escaped(text))
+    }
+
+    /// A number: integers here, as serde_json reads them; others by serde_json.
+    fn number(&mut self) -> Result<Num, Stop> {
+        let start = self.at;
+        let negative = self.json[self.at] == b'-';
+        if negative {
+            self.at += 1;
+        }
+        let mut n: u64 = match self.json.get(self.at) {
+            Some(b'0') => {
+                self.at += 1;
+                0
+            }
+            Some(&d @ b'1'..=b'9') => {
+                self.at += 1;
+                u64::from(d - b'0')
+            }
+            _ => return Err(Stop::Redo),
+        };
+        while let Some(&d @ b'0'..=b'9') = self.json.get(self.at) {
+            if n == 0 {
+                // A leading zero, which serde_json refuses.
+                return Err(Stop::Redo);
+            }
+            match n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d - b'0'))) {
+                Some(more) => n = more,
+                None => return self.by_serde(start),
+            }
+            self.at += 1;
+        }
+        if let Some(b'.' | b'e' | b'E') = self.json.get(self.at) {
+            return self.by_serde(start);
+        }
+        Ok(if !negative {
+            Num::U64(n)
+        } else {
+            // As serde_json: a double for -0 and below i64::MIN.
+            match (n as i64).wrapping_neg() {
+                i if i >= 0 => Num::F64(-(n as f64)),
+                i => Num::I64(i),
+            }
+        })
+    }
+
+    /// The number starting at `start`, read by serde_json.
+    fn by_serde(&mut self, start: usize) -> Result<Num, Stop> {
+        let mut end = start;
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.json.get(end) {
+            end += 1;
+        }
+        let n: serde_json::Number =
+            serde_json::from_slice(&self.json[start..end]).map_err(|_| Stop::Redo)?;
+        self.at = end;
+        Ok(match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Num::U64(u),
+            (_, Some(i), _) => Num::I64(i),
+            (_, _, Some(f)) => Num::F64(f),
+            _ => return Err(Stop::Redo),
+        })
+    }
+}
