@@ -397,7 +397,12 @@ async fn every_kind_round_trips_between_protobuf_and_json() {
         };
         let (in_proto, in_json) = (named(&mut proto_list), named(&mut json_list));
         without_embedded_type_meta(&mut from_json, false);
-        assert_eq!(in_proto, from_json, "{} as listed in protobuf", obj.reference());
+        assert_eq!(
+            in_proto,
+            from_json,
+            "{} as listed in protobuf",
+            obj.reference()
+        );
         assert_eq!(in_json, from_json, "{} as listed in JSON", obj.reference());
         checked += 1;
     }

@@ -19,10 +19,10 @@ use crate::caches::Caches;
 pub use crate::call::Call;
 use crate::custom::CustomKinds;
 use crate::decode::{FieldValidation, decode_value, field_validation, parse_body};
-use crate::listing::StoredList;
 use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
+use crate::listing::StoredList;
 use crate::registry::{self, Change, Registry, Updated, parse_resource_version};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::scale::ScalePaths;
