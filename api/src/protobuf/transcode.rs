@@ -1,43 +1,44 @@
 //! JSON bytes to protobuf without a `serde_json::Value` in between: the schema drives
-//! serde visitors over `serde_json`'s tokens, and each value is written to the buffer
-//! as it is read (nested lengths patched in, as [`super::encode`] does).
+//! a reader of JSON tokens ([`scan`]), and each value is written to the buffer as it
+//! is read (nested lengths patched in, as [`super::encode`] does).
 //!
 //! A list of stored objects is mostly parsing: a `Value` costs an allocation per
-//! string and per map node, which protobuf throws away. The bytes written are those
-//! of [`super::encode::message`] on the parsed value, which walks each object in key
-//! order (a `serde_json::Map` is sorted) and writes the fields of inline structs
-//! (`Volume`'s `VolumeSource`) after the object's own. So here:
+//! string and per map node, which protobuf throws away. Nor does this ride on serde:
+//! a Pod's JSON through serde_json's deserializer with a visitor that does nothing
+//! costs more than half the time of parsing it into a `Value`, while the reader here
+//! walks it in about a quarter.
+//!
+//! The bytes written are those of [`super::encode::message`] on the parsed value,
+//! which walks each object in key order (a `serde_json::Map` is sorted) and writes
+//! the fields of inline structs (`Volume`'s `VolumeSource`) after the object's own.
+//! So here:
 //!
 //! - an inline struct's fields go to a scratch buffer of their own, appended as its
 //!   nested field once the object ends;
 //! - a key not after the one before it (unsorted or repeated keys, which a `Map`
-//!   would reorder or merge) stops the transcoder, and the object is encoded through
-//!   a `Value` instead; so is an object whose error arose in an inline struct, where
-//!   the encoder could have met another first;
+//!   would reorder or merge), JSON this reader leaves to serde_json (see [`scan`]),
+//!   or an error in an inline struct (where the encoder could have met another error
+//!   first) stop the transcoder with [`Stop::Redo`]: the object is then encoded
+//!   through a `Value`, which gives the encoder's bytes or error, or serde_json's;
 //! - `RawExtension` and `FieldsV1` embed their JSON rewritten compactly, as
-//!   serde_json writes a `Value`; the other special types are small, and those that
-//!   are not a plain string are read as a `Value` for [`super::special::encode`].
+//!   serde_json writes a `Value`; the other special types are small: a string goes
+//!   to [`super::special::encode`] as a `Value` reused, anything else is parsed.
 //!
-//! Errors carry the field's path as the encoder's do. An error found by the
-//! transcoder is smuggled through serde's error type: it is kept in [`Tx::fail`] and
-//! a bare marker error unwinds serde_json.
+//! Errors carry the field's path as the encoder's do.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-use serde::de::Visitor;
-use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::error::{Error, Result};
 use super::schema::{self, Field, Message, Schema, Special, Type};
 use super::wire;
 
+mod scan;
 mod value;
 
-use value::{FieldSeed, Msg};
+use scan::{Scanner, Str, Token};
 
 #[cfg(test)]
 mod tests;
@@ -46,15 +47,19 @@ mod tests;
 /// was on an error).
 pub(crate) fn message(m: usize, json: &[u8], buf: &mut Vec<u8>) -> Result<()> {
     let start = buf.len();
-    let stop = match run(json, buf, |de, tx| Msg { tx, m, depth: 0 }.deserialize(de)) {
-        Ok(()) => return Ok(()),
-        Err(stop) => stop,
-    };
-    buf.truncate(start);
-    match stop {
-        Stop::Invalid(e) => Err(e),
-        Stop::NotJson(e) => Err(not_json(e)),
-        Stop::Redo => {
+    let result = run(json, buf, |tx, sc| {
+        let at = sc.offset();
+        let token = sc.token()?;
+        value::message(tx, sc, m, 0, token, at)
+    });
+    match result {
+        Ok(()) => Ok(()),
+        Err(Stop::Invalid(e)) => {
+            buf.truncate(start);
+            Err(e)
+        }
+        Err(Stop::Redo) => {
+            buf.truncate(start);
             let value: Value = serde_json::from_slice(json).map_err(not_json)?;
             super::encode::message(schema::schema(), m, &value, buf, 0)
                 .inspect_err(|_| buf.truncate(start))
@@ -66,15 +71,14 @@ pub(crate) fn message(m: usize, json: &[u8], buf: &mut Vec<u8>) -> Result<()> {
 /// as it was on an error).
 pub(crate) fn body(json: &[u8], buf: &mut Vec<u8>) -> Result<()> {
     let start = buf.len();
-    let stop = match run(json, buf, |de, tx| de.deserialize_any(Top { tx })) {
-        Ok(()) => return Ok(()),
-        Err(stop) => stop,
-    };
-    buf.truncate(start);
-    match stop {
-        Stop::Invalid(e) => Err(e),
-        Stop::NotJson(e) => Err(not_json(e)),
-        Stop::Redo => {
+    match run(json, buf, top) {
+        Ok(()) => Ok(()),
+        Err(Stop::Invalid(e)) => {
+            buf.truncate(start);
+            Err(e)
+        }
+        Err(Stop::Redo) => {
+            buf.truncate(start);
             let value: Value = serde_json::from_slice(json).map_err(not_json)?;
             super::encode_into(&value, buf)
         }
@@ -86,35 +90,49 @@ fn not_json(e: serde_json::Error) -> Error {
 }
 
 /// Why a transcode stopped.
+#[derive(Debug)]
 enum Stop {
     /// The value does not fit the schema.
     Invalid(Error),
     /// The object must be encoded through a `Value` (see the module's notes).
     Redo,
-    /// The bytes are not JSON.
-    NotJson(serde_json::Error),
 }
 
-/// Runs `transcode` over the JSON in `json`, writing to `buf`.
+impl Stop {
+    /// As [`Error::within`].
+    fn within(self, segment: &str) -> Stop {
+        match self {
+            Stop::Invalid(e) => Stop::Invalid(e.within(segment)),
+            Stop::Redo => Stop::Redo,
+        }
+    }
+
+    /// As [`Error::at_index`].
+    fn at_index(self, i: usize) -> Stop {
+        match self {
+            Stop::Invalid(e) => Stop::Invalid(e.at_index(i)),
+            Stop::Redo => Stop::Redo,
+        }
+    }
+}
+
+/// Runs `transcode` over the JSON in `json`, writing to `buf`; what follows the value
+/// must be whitespace.
 fn run(
     json: &[u8],
     buf: &mut Vec<u8>,
-    transcode: impl FnOnce(
-        &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
-        &mut Tx,
-    ) -> serde_json::Result<()>,
+    transcode: impl FnOnce(&mut Tx, &mut Scanner<'_>) -> Result<(), Stop>,
 ) -> Result<(), Stop> {
     let (scratch, text) = SPARE.take();
     let mut tx = Tx {
         schema: schema::schema(),
         buf: std::mem::take(buf),
-        fail: None,
         scratch,
         used: 0,
         text: Value::String(text),
     };
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let result = transcode(&mut de, &mut tx).and_then(|()| de.end());
+    let mut sc = Scanner::new(json, 0);
+    let result = transcode(&mut tx, &mut sc).and_then(|()| sc.end());
     *buf = tx.buf;
     // Left filled by an error.
     for s in &mut tx.scratch[..tx.used] {
@@ -123,11 +141,7 @@ fn run(
     if let Value::String(text) = tx.text {
         SPARE.set((tx.scratch, text));
     }
-    result.map_err(|e| match tx.fail {
-        Some(Fail::Invalid(e)) => Stop::Invalid(e),
-        Some(Fail::Redo) => Stop::Redo,
-        None => Stop::NotJson(e),
-    })
+    result
 }
 
 thread_local! {
@@ -136,13 +150,10 @@ thread_local! {
     static SPARE: Cell<(Vec<Vec<u8>>, String)> = const { Cell::new((Vec::new(), String::new())) };
 }
 
-/// A transcode in progress: the buffer written to and what stopped it.
+/// A transcode in progress.
 struct Tx {
     schema: &'static Schema,
     buf: Vec<u8>,
-    /// Set when the transcoder (not serde_json) stops, before the marker error
-    /// unwinds.
-    fail: Option<Fail>,
     /// The fields of inline structs so far, a buffer for each: a stack, of which the
     /// objects being written use the first `used` (each [`Object`] its own).
     scratch: Vec<Vec<u8>>,
@@ -151,58 +162,25 @@ struct Tx {
     text: Value,
 }
 
-enum Fail {
-    Invalid(Error),
-    Redo,
-}
-
 impl Tx {
-    /// Stops with `fail`: the marker error for serde_json to unwind with.
-    fn stop<E: de::Error>(&mut self, fail: Fail) -> E {
-        self.fail = Some(fail);
-        E::custom("the transcoder stopped")
-    }
-
-    fn invalid<E: de::Error>(&mut self, e: Error) -> E {
-        self.stop(Fail::Invalid(e))
-    }
-
-    fn redo<E: de::Error>(&mut self) -> E {
-        self.stop(Fail::Redo)
-    }
-
-    /// Rewrites an [`Error`] unwinding through here (adds a path segment).
-    fn wrap<E>(&mut self, e: E, f: impl FnOnce(Error) -> Error) -> E {
-        if let Some(Fail::Invalid(inner)) = &mut self.fail {
-            *inner = f(std::mem::replace(inner, Error::MissingMagic));
-        }
-        e
-    }
-
-    /// Turns an [`Error`] unwinding through here into [`Fail::Redo`].
-    fn redo_invalid<E>(&mut self, e: E) -> E {
-        if let Some(Fail::Invalid(_)) = self.fail {
-            self.fail = Some(Fail::Redo);
-        }
-        e
-    }
-
     /// Writes `v` as serde_json writes it in a `Value` (it cannot fail on a `Vec`).
     fn json<T: serde::Serialize + ?Sized>(&mut self, v: &T) {
         let _ = v.serialize(&mut serde_json::Serializer::new(&mut self.buf));
     }
 }
 
-/// Fails with [`Fail::Redo`] unless `key` comes after `prev`, as in a sorted map.
-fn in_order<E: de::Error>(tx: &mut Tx, prev: Option<&Cow<'_, str>>, key: &str) -> Result<(), E> {
+/// Fails with [`Stop::Redo`] unless `key` comes after `prev`, as in a sorted map.
+#[inline]
+fn in_order(prev: Option<&Str<'_>>, key: &Str<'_>) -> Result<(), Stop> {
     match prev {
-        Some(p) if !before(p.as_bytes(), key.as_bytes()) => Err(tx.redo()),
+        Some(p) if !before(p.as_str().as_bytes(), key.as_str().as_bytes()) => Err(Stop::Redo),
         _ => Ok(()),
     }
 }
 
 /// Whether `a` sorts strictly before `b`, as `str`s do; a loop beats a call to
 /// `memcmp` on keys this short, which mostly differ in their first byte.
+#[inline]
 fn before(a: &[u8], b: &[u8]) -> bool {
     for (x, y) in a.iter().zip(b) {
         if x != y {
@@ -212,145 +190,76 @@ fn before(a: &[u8], b: &[u8]) -> bool {
     a.len() < b.len()
 }
 
-/// A JSON key, borrowed from the input unless it holds escapes.
-struct Key;
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v.to_string()))
-    }
-}
-
 /// The top-level object of a body: its message is known once `apiVersion` and `kind`
 /// are read; the fields before them (a `ConfigMap`'s `binaryData` and `data`) are
-/// kept as raw JSON and transcoded then.
-struct Top<'t> {
-    tx: &'t mut Tx,
-}
-
-impl<'de> Visitor<'de> for Top<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an object")
+/// kept as JSON text and transcoded then.
+fn top(tx: &mut Tx, sc: &mut Scanner<'_>) -> Result<(), Stop> {
+    if !matches!(sc.token()?, Token::Object) {
+        // No kind: the encoder's error, through a `Value`.
+        return Err(Stop::Redo);
     }
-
-    // Not an object: no kind, which the encoder reports.
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(self.tx.redo())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.tx.redo())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.tx.redo())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.tx.redo())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.tx.redo())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.tx.redo())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(self.tx.redo())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let tx = self.tx;
-        let mut prev: Option<Cow<'de, str>> = None;
-        let (mut api_version, mut kind) = (None, None);
-        let mut pending: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
-        // The object, and the mark of the envelope's `raw`, once the kind is known.
-        let mut open: Option<(Object, usize)> = None;
-        while let Some(key) = map.next_key_seed(Key)? {
-            in_order(tx, prev.as_ref(), &key)?;
-            if let Some((object, _)) = &mut open {
-                object.entry(tx, &key, |seed| next_value(&mut map, seed))?;
-            } else {
-                let raw: &'de RawValue = map.next_value()?;
-                // The encoder reads a missing or non-string type meta as "".
-                let text = || Key.deserialize(&mut serde_json::Deserializer::from_str(raw.get()));
-                match key.as_ref() {
-                    "apiVersion" => api_version = Some(text().unwrap_or_default()),
-                    "kind" => kind = Some(text().unwrap_or_default()),
-                    _ => {}
-                }
-                pending.push((key.clone(), raw));
-                if let (Some(api_version), Some(kind)) = (&api_version, &kind) {
-                    open = Some(start(tx, api_version, kind, &mut pending)?);
-                }
+    let (mut api_version, mut kind) = (None, None);
+    let mut pending = Vec::new();
+    // The object, and the mark of the envelope's `raw`, once the kind is known.
+    let mut open: Option<(Object, usize)> = None;
+    let mut prev = None;
+    let mut first = true;
+    while let Some(key) = sc.next_key(&mut first)? {
+        in_order(prev.as_ref(), &key)?;
+        if let Some((object, _)) = &mut open {
+            object.entry(tx, sc, key.as_str())?;
+        } else {
+            let depth = sc.depth();
+            let text = sc.span()?;
+            // The encoder reads a type meta that is not a string as "".
+            let string = || match Scanner::new(text, depth).token() {
+                Ok(Token::Str(s)) => s,
+                _ => Str::Plain(""),
+            };
+            match key.as_str() {
+                "apiVersion" => api_version = Some(string()),
+                "kind" => kind = Some(string()),
+                _ => {}
             }
-            prev = Some(key);
+            pending.push((key.clone(), text, depth));
+            if let (Some(api_version), Some(kind)) = (&api_version, &kind) {
+                open = Some(start(
+                    tx,
+                    api_version.as_str(),
+                    kind.as_str(),
+                    &mut pending,
+                )?);
+            }
         }
-        // No kind (or no apiVersion): the encoder's error, through a `Value`.
-        let Some((object, raw)) = open else {
-            return Err(tx.redo());
-        };
-        object.finish(tx);
-        super::end_envelope(&mut tx.buf, raw);
-        Ok(())
+        prev = Some(key);
     }
+    // No kind (or no apiVersion): the encoder's error, through a `Value`.
+    let (object, raw) = open.ok_or(Stop::Redo)?;
+    object.finish(tx);
+    super::end_envelope(&mut tx.buf, raw);
+    Ok(())
 }
 
 /// Starts the body of a `kind` in `api_version`: the envelope, then the fields read
 /// before the kind was known.
-fn start<'de, E: de::Error>(
+fn start(
     tx: &mut Tx,
     api_version: &str,
     kind: &str,
-    pending: &mut Vec<(Cow<'de, str>, &'de RawValue)>,
-) -> Result<(Object, usize), E> {
-    let Some(m) = tx.schema.message_for(api_version, kind) else {
-        // Unknown, unless a later duplicate key changes the kind: the encoder decides.
-        return Err(tx.redo());
-    };
+    pending: &mut Vec<(Str<'_>, &[u8], usize)>,
+) -> Result<(Object, usize), Stop> {
+    // Unknown, unless a later repeated key changes the kind: the encoder decides.
+    let m = tx.schema.message_for(api_version, kind).ok_or(Stop::Redo)?;
     let plan = plan(tx.schema, m);
     if plan.special.is_some() {
-        return Err(tx.redo());
+        return Err(Stop::Redo);
     }
     let raw = super::begin_envelope(api_version, kind, &mut tx.buf);
     let mut object = Object::new(tx, plan, 0);
-    for (key, value) in pending.drain(..) {
-        object.entry(tx, &key, |seed| match seed {
-            Some(seed) => seed
-                .deserialize(&mut serde_json::Deserializer::from_str(value.get()))
-                .map_err(E::custom),
-            None => Ok(()),
-        })?;
+    for (key, text, depth) in pending.drain(..) {
+        object.entry(tx, &mut Scanner::new(text, depth), key.as_str())?;
     }
     Ok((object, raw))
-}
-
-/// Reads the next map value with `seed`, or skips it.
-fn next_value<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    seed: Option<FieldSeed<'_>>,
-) -> Result<(), A::Error> {
-    match seed {
-        Some(seed) => map.next_value_seed(seed),
-        None => map.next_value::<IgnoredAny>().map(drop),
-    }
 }
 
 /// The inline structs of a message, depth first: each a nested field of its parent
@@ -408,6 +317,7 @@ fn plan(schema: &'static Schema, m: usize) -> &'static Plan {
 }
 
 /// Where `name` starts its probe in a table of `slots` (a power of two).
+#[inline]
 fn slot(name: &[u8], slots: usize) -> usize {
     let (first, middle, last) = match name {
         [] => (0, 0, 0),
@@ -421,15 +331,20 @@ fn slot(name: &[u8], slots: usize) -> usize {
 }
 
 /// The first eight bytes of `name`, zero-padded.
+#[inline]
 fn prefix(name: &[u8]) -> u64 {
-    let mut bytes = [0; 8];
-    let n = name.len().min(8);
-    bytes[..n].copy_from_slice(&name[..n]);
-    u64::from_le_bytes(bytes)
+    match name.first_chunk::<8>() {
+        Some(first) => u64::from_le_bytes(*first),
+        None => name
+            .iter()
+            .enumerate()
+            .fold(0, |p, (i, &b)| p | u64::from(b) << (8 * i)),
+    }
 }
 
 /// Whether `a` and `b` are the same bytes; a loop beats a call to `memcmp` on names
 /// this short.
+#[inline]
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
@@ -494,6 +409,7 @@ impl Plan {
         }
     }
 
+    #[inline]
     fn route(&self, key: &str) -> Route {
         let key = key.as_bytes();
         let (mut i, prefix) = (slot(key, self.slots.len()), prefix(key));
@@ -531,31 +447,21 @@ impl Object {
         Object { plan, depth, base }
     }
 
-    /// Writes the field `key` names, with its value read by `value` (given no seed
-    /// for a key the message does not have).
-    fn entry<E: de::Error>(
-        &mut self,
-        tx: &mut Tx,
-        key: &str,
-        value: impl FnOnce(Option<FieldSeed<'_>>) -> Result<(), E>,
-    ) -> Result<(), E> {
+    /// Writes the field `key` names, its value read from `sc`.
+    fn entry(&mut self, tx: &mut Tx, sc: &mut Scanner<'_>, key: &str) -> Result<(), Stop> {
         match self.plan.route(key) {
-            Route::Skip => value(None),
-            Route::Own(field) => {
-                let depth = self.depth;
-                value(Some(FieldSeed { tx, field, depth }))
-                    .map_err(|e| tx.wrap(e, |x| x.within(key)))
-            }
+            Route::Skip => sc.skip(),
+            Route::Own(field) => value::field(tx, sc, field, self.depth).map_err(|s| s.within(key)),
             Route::Inline(n, field) => {
                 let depth = self.depth + self.plan.inline[n].level;
                 std::mem::swap(&mut tx.buf, &mut tx.scratch[self.base + n]);
-                let result = value(Some(FieldSeed { tx, field, depth }));
+                let result = value::field(tx, sc, field, depth);
                 std::mem::swap(&mut tx.buf, &mut tx.scratch[self.base + n]);
                 // The encoder writes inline fields after the object's own, so it may
                 // have met an error in one of those first: it decides.
-                result.map_err(|e| tx.redo_invalid(e))
+                result.map_err(|_| Stop::Redo)
             }
-            Route::Many => Err(tx.redo()),
+            Route::Many => Err(Stop::Redo),
         }
     }
 

@@ -94,7 +94,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The next value's first token.
+    /// The next value's first token. (Inlined, as what returns a token: a token
+    /// returned through memory costs a stall on every value.)
+    #[inline(always)]
     pub(super) fn token(&mut self) -> Result<Token<'a>, Stop> {
         Ok(match self.peek()? {
             b'"' => Token::Str(self.string()?),
@@ -117,6 +119,7 @@ impl<'a> Scanner<'a> {
         })
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8], token: Token<'a>) -> Result<Token<'a>, Stop> {
         if self.json[self.at..].starts_with(word) {
             self.at += word.len();
@@ -128,6 +131,7 @@ impl<'a> Scanner<'a> {
 
     /// The next key of an object whose `{` was read (`first`: no key read yet), or
     /// `None` at its `}`. The key's `:` is read too.
+    #[inline]
     pub(super) fn next_key(&mut self, first: &mut bool) -> Result<Option<Str<'a>>, Stop> {
         match (self.peek()?, *first) {
             (b'}', _) => {
@@ -155,6 +159,7 @@ impl<'a> Scanner<'a> {
 
     /// Whether an array whose `[` was read has another item (`first`: none read
     /// yet); at its `]`, reads it.
+    #[inline]
     pub(super) fn next_item(&mut self, first: &mut bool) -> Result<bool, Stop> {
         match (self.peek()?, *first) {
             (b']', _) => {
@@ -181,7 +186,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips the rest of a value whose first token was `token`.
-    pub(super) fn skip_rest(&mut self, token: Token<'a>) -> Result<(), Stop> {
+    pub(super) fn skip_rest(&mut self, token: Token<'_>) -> Result<(), Stop> {
         let mut first = true;
         match token {
             Token::Object => {
@@ -219,24 +224,34 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string at its opening quote.
+    #[inline(always)]
     fn string(&mut self) -> Result<Str<'a>, Stop> {
+        match self.plain() {
+            Some(text) => Ok(Str::Plain(text)),
+            None => self.escaped(self.at + 1),
+        }
+    }
+
+    /// A string without escapes at its opening quote, or `None` (nothing read).
+    fn plain(&mut self) -> Option<&'a str> {
         let start = self.at + 1;
         let mut i = start;
         loop {
-            match self.json.get(i) {
-                Some(b'"') => break,
-                Some(b'\\') => return self.escaped(start),
+            match self.json.get(i)? {
+                b'"' => break,
                 // serde_json refuses control characters in strings.
-                Some(0..=0x1f) | None => return Err(Stop::Redo),
-                Some(_) => i += 1,
+                b'\\' | 0..=0x1f => return None,
+                _ => i += 1,
             }
         }
-        let text = std::str::from_utf8(&self.json[start..i]).map_err(|_| Stop::Redo)?;
+        let text = std::str::from_utf8(&self.json[start..i]).ok()?;
         self.at = i + 1;
-        Ok(Str::Plain(text))
+        Some(text)
     }
 
-    /// A string with escapes, from after its opening quote: decoded by serde_json.
+    /// A string with escapes (or not a string) from after its opening quote:
+    /// decoded by serde_json.
+    #[cold]
     fn escaped(&mut self, start: usize) -> Result<Str<'a>, Stop> {
         let mut i = start;
         loop {
@@ -276,7 +291,10 @@ impl<'a> Scanner<'a> {
                 // A leading zero, which serde_json refuses.
                 return Err(Stop::Redo);
             }
-            match n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d - b'0'))) {
+            match n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            {
                 Some(more) => n = more,
                 None => return self.by_serde(start),
             }

@@ -37,6 +37,7 @@ impl Head<'_> {
 }
 
 /// A token that is not an object or array, as a scalar.
+#[inline]
 fn head<'s>(token: &'s Token<'_>) -> Option<Head<'s>> {
     Some(match token {
         Token::Null => Head::Null,
@@ -84,7 +85,7 @@ fn many(
         (Cardinality::Repeated, Token::Array) => {
             let mut i = 0;
             while sc.next_item(&mut first)? {
-                single(tx, sc, field.tag, field.ty, depth, true).map_err(|e| e.at_index(i))?;
+                single(tx, sc, field.tag, field.ty, depth, true).map_err(|s| s.at_index(i))?;
                 i += 1;
             }
             Ok(())
@@ -95,7 +96,7 @@ fn many(
                 in_order(prev.as_ref(), &key)?;
                 let mark = wire::begin_nested(&mut tx.buf, field.tag);
                 wire::put_bytes(&mut tx.buf, 1, key.as_str().as_bytes());
-                single(tx, sc, 2, field.ty, depth, true).map_err(|e| e.within(key.as_str()))?;
+                single(tx, sc, 2, field.ty, depth, true).map_err(|s| s.within(key.as_str()))?;
                 wire::end_nested(&mut tx.buf, mark);
                 prev = Some(key);
             }
@@ -171,7 +172,7 @@ pub(super) fn message(
         }
         (None, Token::Null) => Ok(()),
         (None, token) => Err(invalid(expected_text("an object", &found(&token)))),
-        (Some(Special::Either), token) => either(tx, sc, plan.message, depth, token),
+        (Some(Special::Either), token) => either(tx, sc, plan.message, depth, token, start),
         (Some(Special::Raw), token) => {
             let mark = wire::begin_nested(buf, 1);
             canon(tx, sc, token)?;
@@ -221,6 +222,7 @@ fn either(
     msg: &'static Message,
     depth: usize,
     token: Token<'_>,
+    start: usize,
 ) -> Result<(), Stop> {
     let schema = msg.fields.iter().find(|f| f.json == "schema");
     let other = msg.fields.iter().find(|f| f.json != "schema");
@@ -234,8 +236,7 @@ fn either(
             match s.ty {
                 Type::Message(m) => {
                     let mark = wire::begin_nested(&mut tx.buf, s.tag);
-                    // The token is read: its start is not needed by a plain message.
-                    message(tx, sc, m, depth + 1, Token::Object, 0)?;
+                    message(tx, sc, m, depth + 1, Token::Object, start)?;
                     wire::end_nested(&mut tx.buf, mark);
                     Ok(())
                 }
@@ -254,10 +255,10 @@ fn either(
             } else {
                 "a list"
             };
-            Err(invalid(format!(
+            Err(invalid(Error::invalid(format!(
                 "expected a schema or {other}, found {}",
                 found(&token)
-            )))
+            ))))
         }
     }
 }
@@ -285,6 +286,8 @@ fn canon(tx: &mut Tx, sc: &mut Scanner<'_>, token: Token<'_>) -> Result<(), Stop
             tx.buf.push(b'[');
             while sc.next_item(&mut first)? {
                 if tx.buf.last() != Some(&b'[') {
+                    // Not the first item: the bracket is the last byte only then
+                    // (an item ends in a bracket, brace, quote, digit or letter).
                     tx.buf.push(b',');
                 }
                 let item = sc.token()?;
