@@ -162,8 +162,10 @@ pub fn plan(
         let usable =
             |ip: Ipv4Addr| range.contains(ip) && ip != range.network() && ip != range.broadcast();
         let ip = if given.is_empty() {
-            let found = (1..range.size().saturating_sub(1))
-                .filter_map(|n| range.nth(u32::try_from(n).ok()?))
+            // Index n is the address network + 1 + n (network and broadcast excluded).
+            let usable = range.size().saturating_sub(2);
+            let found = dynamic_order(usable, ip_static_band(range.size()))
+                .filter_map(|n| range.nth(u32::try_from(n + 1).ok()?))
                 .find(|ip| free(&Held::Ip(*ip), &chosen));
             Some(found.ok_or_else(|| full(format!("a serviceIP: range {range}")))?)
         } else {
@@ -235,7 +237,9 @@ pub fn plan(
                     ));
                 }
                 None => {
-                    let found = (low..=high)
+                    let size = u64::from(high.saturating_sub(low)) + 1;
+                    let found = dynamic_order(size, port_static_band(size))
+                        .filter_map(|n| low.checked_add(u16::try_from(n).ok()?))
                         .map(|p| Held::Port(proto.clone(), p))
                         .find(|item| free(item, &chosen));
                     let Some(item) = found else {
@@ -286,6 +290,38 @@ pub fn plan(
     Ok(plan)
 }
 
+/// The order in which a range of `size` values is searched for a free one when the
+/// Service gives none: the values above the static band first, the band last. The
+/// band is left to Services that ask for a value (`clusterIP: 10.96.0.10`,
+/// `nodePort: 30080`), so a manifest that names one finds it free (Kubernetes'
+/// `ServiceIPStaticSubrange` and `ServiceNodePortStaticSubrange`; Kubernetes picks at
+/// random within each part, rk8s the lowest free value).
+fn dynamic_order(size: u64, band: u64) -> impl Iterator<Item = u64> {
+    let band = band.min(size);
+    (band..size).chain(0..band)
+}
+
+/// The static band of a Service CIDR of `size` addresses: `min(max(16, size/16), 256)`,
+/// none for a CIDR of at most 16 (kube-apiserver's ipallocator `calculateRangeOffset`).
+fn ip_static_band(size: u64) -> u64 {
+    static_band(size, 16, 256)
+}
+
+/// The static band of a node port range of `size` ports: `min(max(16, size/32), 128)`,
+/// none for a range of at most 16 (kube-apiserver's portallocator
+/// `calculateRangeOffset`): 30000-30085 of the default range.
+fn port_static_band(size: u64) -> u64 {
+    static_band(size, 32, 128)
+}
+
+fn static_band(size: u64, step: u64, max: u64) -> u64 {
+    const MIN: u64 = 16;
+    if size <= MIN {
+        return 0;
+    }
+    (size / step).clamp(MIN, max)
+}
+
 /// 500 for a range with nothing left, as Kubernetes' allocators answer.
 fn full(what: String) -> ApiError {
     ApiError::new(
@@ -321,6 +357,101 @@ pub fn ranges_to_read() -> [RangeRequest; 2] {
         range_end: prefix_end(p.as_bytes()),
         ..Default::default()
     })
+}
+
+/// A Service's `type`, `ClusterIP` when unset.
+fn type_of(svc: &Service) -> &str {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("ClusterIP")
+}
+
+/// Whether traffic reaches the Service from outside the cluster (Kubernetes'
+/// `service.ExternallyAccessible`).
+fn externally_accessible(svc: &Service) -> bool {
+    match type_of(svc) {
+        "NodePort" | "LoadBalancer" => true,
+        "ClusterIP" => svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.external_ips.as_ref())
+            .is_some_and(|ips| !ips.is_empty()),
+        _ => false,
+    }
+}
+
+/// The node ports a Service gives, `0` left out.
+fn node_ports(svc: &Service) -> BTreeSet<i32> {
+    svc.spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+        .filter_map(|p| p.node_port.filter(|n| *n != 0))
+        .collect()
+}
+
+/// Clears, on update, the fields the old Service's type needed and the new type does
+/// not, where the update left them as they were: the ClusterIP of a Service turned
+/// `ExternalName`; the node ports, `externalTrafficPolicy`, `loadBalancerClass` and the
+/// load balancer's status of one turned `ClusterIP` (kube-apiserver's
+/// `dropTypeDependentFields`). A manifest that changes `type: LoadBalancer` to
+/// `type: ClusterIP` thus applies: the patch keeps the allocated ports it never
+/// named. What is cleared is released by [`plan`].
+pub fn drop_type_dependent_fields(new: &mut Service, old: &Service) {
+    let (old_type, new_type) = (type_of(old).to_string(), type_of(new).to_string());
+    let accessible = (externally_accessible(old), externally_accessible(new));
+    let same_node_ports = node_ports(old).is_superset(&node_ports(new));
+    let (Some(spec), Some(old_spec)) = (new.spec.as_mut(), old.spec.as_ref()) else {
+        return;
+    };
+    if old_type != "ExternalName" && new_type == "ExternalName" {
+        if spec.cluster_ip == old_spec.cluster_ip && spec.cluster_ips == old_spec.cluster_ips {
+            spec.cluster_ip = None;
+            spec.cluster_ips = None;
+        }
+        if spec.ip_families == old_spec.ip_families {
+            spec.ip_families = None;
+        }
+        if spec.ip_family_policy == old_spec.ip_family_policy {
+            spec.ip_family_policy = None;
+        }
+    }
+    let uses_node_ports = |t: &str| matches!(t, "NodePort" | "LoadBalancer");
+    if uses_node_ports(&old_type) && !uses_node_ports(&new_type) && same_node_ports {
+        for port in spec.ports.iter_mut().flatten() {
+            port.node_port = None;
+        }
+    }
+    let health_check = |t: &str, policy: Option<&String>| {
+        t == "LoadBalancer" && policy.is_some_and(|p| p == "Local")
+    };
+    if health_check(&old_type, old_spec.external_traffic_policy.as_ref())
+        && !health_check(&new_type, spec.external_traffic_policy.as_ref())
+        && spec.health_check_node_port == old_spec.health_check_node_port
+    {
+        spec.health_check_node_port = None;
+    }
+    if old_type == "LoadBalancer" && new_type != "LoadBalancer" {
+        if spec.allocate_load_balancer_node_ports.is_some()
+            && spec.allocate_load_balancer_node_ports == old_spec.allocate_load_balancer_node_ports
+        {
+            spec.allocate_load_balancer_node_ports = None;
+        }
+        if spec.load_balancer_class == old_spec.load_balancer_class {
+            spec.load_balancer_class = None;
+        }
+    }
+    if accessible == (true, false)
+        && spec.external_traffic_policy == old_spec.external_traffic_policy
+    {
+        spec.external_traffic_policy = None;
+    }
+    if new_type != "LoadBalancer"
+        && let Some(status) = new.status.as_mut()
+        && status.load_balancer.is_some()
+    {
+        status.load_balancer = Some(Default::default());
+    }
 }
 
 /// Keeps, on update, what the old Service had allocated and the new one leaves out

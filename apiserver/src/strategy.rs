@@ -167,6 +167,7 @@ pub fn prepare_update(new: &mut AnyObject, old: &AnyObject) {
         *new = with_field(new, "status", value_of(old, "status"));
     }
     if let (AnyObject::Service(new), AnyObject::Service(old)) = (&mut *new, old) {
+        crate::allocator::drop_type_dependent_fields(new, old);
         crate::allocator::keep_allocated(new, old);
     }
     if old.kind().has_generation() && desired_state(new) != desired_state(old) {
@@ -370,8 +371,11 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
             errs.extend(crate::node_restriction::node_update_errors(n, o));
         }
         (AnyObject::Service(_), _) => {
+            // A Service turned `ExternalName`, or back, may drop or get an address
+            // (`validateUpgradeDowngradeClusterIPs`).
+            let external_name = |obj: &AnyObject| spec(obj, "/spec/type") == "ExternalName";
             let old_ip = spec(old, "/spec/clusterIP");
-            if !old_ip.is_null() && old_ip != "" {
+            if !old_ip.is_null() && old_ip != "" && !external_name(new) && !external_name(old) {
                 immutable(
                     &mut errs,
                     "spec.clusterIP",
@@ -566,6 +570,7 @@ fn volume_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
 mod tests {
     use super::*;
     use rk8s_api::manifest;
+    use serde_json::json;
 
     fn load(text: &str) -> AnyObject {
         manifest::load("t.yaml", text).unwrap().remove(0).object
@@ -700,6 +705,73 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// The messages of an update from `old` to `new` as the API server's admission
+    /// runs it (update strategy, defaults, validation), and the object written.
+    fn admitted_update(old: &str, new: &str) -> (Vec<String>, Value) {
+        let mut old = load(old);
+        // As stored once the controllers have written its status.
+        let status = old.to_value()["status"].clone();
+        prepare_create(&mut old);
+        let mut old = with_field(&old, "status", status);
+        rk8s_api::defaults::apply_defaults(&mut old);
+        // Decoded only: on its own, the new manifest may not be valid.
+        let (mut objects, diags) = manifest::decode("t.yaml", new);
+        assert!(diags.is_empty(), "{diags:?}");
+        let mut new = objects.remove(0).object;
+        prepare_update(&mut new, &old);
+        rk8s_api::defaults::apply_defaults(&mut new);
+        let mut errs = rk8s_api::validation::validate(&new);
+        errs.extend(validate_update(&new, &old));
+        (
+            errs.iter().map(ToString::to_string).collect(),
+            new.to_value(),
+        )
+    }
+
+    #[test]
+    fn a_service_changing_type_drops_what_only_the_old_type_used() {
+        // As the live object after the first apply, and as kubectl's patch leaves it
+        // when the manifest changes only `type`.
+        let lb = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: LoadBalancer\n  clusterIP: 10.96.1.1\n  clusterIPs: [10.96.1.1]\n  externalTrafficPolicy: Local\n  healthCheckNodePort: 30099\n  loadBalancerClass: example.com/lb\n  ports: [{port: 80, nodePort: 30086}]\nstatus: {loadBalancer: {ingress: [{ip: 1.2.3.4}]}}\n";
+        let (errs, svc) = admitted_update(lb, &lb.replace("LoadBalancer", "ClusterIP"));
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(
+            svc["spec"]["ports"],
+            json!([{"port": 80, "protocol": "TCP", "targetPort": 80}])
+        );
+        for gone in [
+            "externalTrafficPolicy",
+            "healthCheckNodePort",
+            "loadBalancerClass",
+        ] {
+            assert!(svc["spec"].get(gone).is_none(), "{gone}: {svc}");
+        }
+        assert_eq!(svc["spec"]["clusterIP"], "10.96.1.1");
+        assert_eq!(svc["status"]["loadBalancer"], json!({}));
+
+        // Turned ExternalName, it gives its address back.
+        let (errs, svc) = admitted_update(
+            lb,
+            &lb.replace(
+                "type: LoadBalancer",
+                "type: ExternalName\n  externalName: example.org",
+            ),
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        assert!(svc["spec"].get("clusterIP").is_none(), "{svc}");
+
+        // A node port the update itself sets is the user's: still refused for ClusterIP.
+        let (errs, _) = admitted_update(
+            lb,
+            &lb.replace("LoadBalancer", "ClusterIP")
+                .replace("30086", "30087"),
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("spec.ports[0].nodePort")),
+            "{errs:?}"
+        );
     }
 
     const CONFIG_MAP: &str =

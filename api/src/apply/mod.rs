@@ -206,6 +206,53 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_probe_goes_whole_with_the_fields_the_server_defaulted_in_it() {
+        let pod = |probe: Option<Value>| {
+            let mut c = json!({"name": "web", "image": "nginx"});
+            if let Some(p) = probe {
+                c["livenessProbe"] = p;
+            }
+            deployment(json!({"template": {"spec": {"containers": [c]}}}))
+        };
+        let probe = json!({"httpGet": {"path": "/healthz", "port": 8080}});
+        let first = run(&json!({}), &pod(Some(probe)), "a", false, &[]).unwrap();
+        let mut live = first.object.clone();
+        // The server defaulted fields nobody applied.
+        let c = &mut live["spec"]["template"]["spec"]["containers"][0];
+        c["livenessProbe"]["httpGet"]["scheme"] = json!("HTTP");
+        c["livenessProbe"]["timeoutSeconds"] = json!(1);
+        c["resources"] = json!({});
+        let out = run(&live, &pod(None), "a", false, &first.managed_fields).unwrap();
+        assert_eq!(
+            out.object["spec"]["template"]["spec"]["containers"][0],
+            json!({"name": "web", "image": "nginx", "resources": {}}),
+            "the probe is gone whole; a field the manager never owned below stays"
+        );
+
+        // A probe field another manager owns keeps the probe, and its defaults.
+        let shared = run(
+            &live,
+            &pod(Some(json!({"httpGet": {"port": 8080}}))),
+            "b",
+            false,
+            &first.managed_fields,
+        )
+        .unwrap();
+        let out = run(
+            &shared.object,
+            &pod(None),
+            "a",
+            false,
+            &shared.managed_fields,
+        )
+        .unwrap();
+        assert_eq!(
+            out.object["spec"]["template"]["spec"]["containers"][0]["livenessProbe"],
+            json!({"httpGet": {"port": 8080, "scheme": "HTTP"}, "timeoutSeconds": 1})
+        );
+    }
+
+    #[test]
     fn a_field_another_manager_also_owns_is_kept_when_dropped() {
         let first = applied_by("a", json!({"replicas": 2, "paused": true}));
         let shared = run(

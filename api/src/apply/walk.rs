@@ -462,6 +462,12 @@ fn compare_node(
 /// Removes from `object` the fields of `candidates` that nobody in `owned` owns, with
 /// everything below them (structured-merge-diff's `prune`). A field under which
 /// something is owned stays; so do the key fields of a list item that stays.
+///
+/// A map or list field the manager owned something under, and under which nobody owns
+/// anything now, goes whole, with what the server defaulted below it (the `scheme`
+/// and `timeoutSeconds` of a dropped probe): structured-merge-diff makes the named
+/// fields above owned leaves members of the removed set (`EnsureNamedFieldsAreMembers`,
+/// kubernetes/kubernetes#99037). The object's own `metadata` always stays.
 pub(crate) fn prune(
     object: &mut Value,
     candidates: &FieldSet,
@@ -505,6 +511,16 @@ fn prune_value(
             }
             for (e, below) in &candidates.children {
                 let Element::Field(name) = e else { continue };
+                let kept = owned.touches(e)
+                    || (path.0.is_empty() && name == "metadata")
+                    || protected.iter().any(|k| &k.name == name);
+                let nested = fields
+                    .get(name)
+                    .is_some_and(|c| c.is_object() || c.is_array());
+                if !kept && nested {
+                    fields.remove(name);
+                    continue;
+                }
                 if let Some(child) = fields.get_mut(name) {
                     let len = path.push(name);
                     let owned_below = owned.children.get(e).unwrap_or(&EMPTY);

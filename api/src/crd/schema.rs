@@ -15,7 +15,10 @@
 //!   embedded object's `apiVersion`, `kind` and `metadata` are checked in
 //!   [`super::validate`]);
 //! - annotations (`description`, `default`, `example`, `x-kubernetes-list-type`, ...)
-//!   are dropped, and so are formats Kubernetes does not check (`int32`, `password`).
+//!   are dropped, and so are formats Kubernetes does not check (`int32`, `password`);
+//! - `pattern` is a Go (RE2) regular expression, checked under [`PATTERN_KEYWORD`]:
+//!   the `jsonschema` crate checks its own `pattern`s as ECMA 262 expressions first,
+//!   which refuses RE2's `(?i)` (prometheus-operator's PrometheusRule CRD has one).
 
 use std::collections::BTreeMap;
 
@@ -27,6 +30,47 @@ use serde_json::{Map, Value, json};
 
 use super::{Error, Result, structural};
 use crate::path::FieldPath;
+
+/// The keyword a schema's `pattern` is checked under (a custom keyword of the
+/// validator, matching with the `regex` crate, whose syntax is RE2's).
+pub(super) const PATTERN_KEYWORD: &str = "x-rk8s-pattern";
+
+/// A compiled `pattern`: strings must match it somewhere (Go's `MatchString`);
+/// other values pass.
+struct Pattern {
+    regex: regex::Regex,
+}
+
+impl<'i> jsonschema::Keyword<'i> for Pattern {
+    fn validate(&self, instance: &'i Value) -> Result<(), jsonschema::ValidationError<'i>> {
+        if self.is_valid(instance) {
+            Ok(())
+        } else {
+            // The message carries the pattern: `validate` words it as Kubernetes does.
+            Err(jsonschema::ValidationError::custom(self.regex.as_str()))
+        }
+    }
+
+    fn is_valid(&self, instance: &'i Value) -> bool {
+        instance.as_str().is_none_or(|s| self.regex.is_match(s))
+    }
+}
+
+fn pattern_keyword<'a>(
+    _parent: &'a Map<String, Value>,
+    value: &'a Value,
+    _path: jsonschema::paths::Location,
+) -> Result<Box<dyn for<'i> jsonschema::Keyword<'i>>, jsonschema::ValidationError<'a>> {
+    let source = value
+        .as_str()
+        .ok_or_else(|| jsonschema::ValidationError::schema("pattern must be a string"))?;
+    let regex = regex::Regex::new(source).map_err(|e| {
+        jsonschema::ValidationError::schema(format!(
+            "{source:?} is not a valid regular expression: {e}"
+        ))
+    })?;
+    Ok(Box::new(Pattern { regex }))
+}
 
 /// Formats whose meaning the validator shares with kube-openapi's `strfmt` registry.
 const CHECKED_FORMATS: &[&str] = &["date", "date-time", "email", "ipv4", "ipv6", "uuid"];
@@ -161,6 +205,7 @@ pub fn compile(schema: &JSONSchemaProps) -> Result<jsonschema::Validator, String
         .should_validate_formats(true)
         .should_ignore_unknown_formats(true)
         .with_format("byte", is_base64)
+        .with_keyword(PATTERN_KEYWORD, pattern_keyword)
         // Go's RE2, as Kubernetes uses: linear time, no backtracking to exploit.
         .with_pattern_options(jsonschema::PatternOptions::regex())
         .build(&to_json_schema(schema))
@@ -238,7 +283,7 @@ pub fn to_json_schema(p: &JSONSchemaProps) -> Value {
         }
     }
     if let Some(pattern) = &p.pattern {
-        out.insert("pattern".into(), json!(pattern));
+        out.insert(PATTERN_KEYWORD.into(), json!(pattern));
     }
     if let Some(required) = p.required.as_ref().filter(|r| !r.is_empty()) {
         out.insert("required".into(), json!(required));
@@ -404,6 +449,25 @@ mod tests {
             s,
             json!({"type": "number", "exclusiveMaximum": 1.5, "minimum": 0})
         );
+    }
+
+    #[test]
+    fn patterns_are_go_regular_expressions() {
+        // RE2 syntax that ECMA 262 refuses: inline flags and POSIX classes.
+        let v = compile(&props(json!({"type": "object", "properties": {
+            "strategy": {"type": "string", "pattern": "^(?i)(abort|warn)?$"},
+            "word": {"type": "string", "pattern": "^[[:alpha:]]+$"}}})))
+        .unwrap();
+        assert!(v.is_valid(&json!({"strategy": "WARN", "word": "abc"})));
+        assert!(v.is_valid(&json!({"strategy": ""})));
+        assert!(!v.is_valid(&json!({"strategy": "retry"})));
+        assert!(!v.is_valid(&json!({"word": "a1"})));
+        // Unanchored, as Go's `MatchString`; only strings are checked.
+        let v = compile(&props(json!({"pattern": "b+"}))).unwrap();
+        assert!(v.is_valid(&json!("abbc")));
+        assert!(v.is_valid(&json!(7)));
+        assert!(!v.is_valid(&json!("ac")));
+        assert!(compile(&props(json!({"type": "string", "pattern": "(unclosed"}))).is_err());
     }
 
     #[test]

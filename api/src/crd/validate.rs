@@ -13,7 +13,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use serde_json::{Map, Value};
 
-use super::CompiledVersion;
+use super::{CompiledVersion, schema};
 use crate::names;
 use crate::path::FieldPath;
 use crate::validation::{FieldError, Reason};
@@ -233,6 +233,9 @@ pub(super) fn field_error(
         ),
         ValidationErrorKind::Pattern { pattern } => {
             invalid(&path, shown, format!("{name} should match '{pattern}'"))
+        }
+        ValidationErrorKind::Custom { keyword, message } if keyword == schema::PATTERN_KEYWORD => {
+            invalid(&path, shown, format!("{name} should match '{message}'"))
         }
         ValidationErrorKind::Format { format } => invalid(
             &path,

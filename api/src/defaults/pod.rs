@@ -1,7 +1,7 @@
-//! Pod spec defaults (core/v1 `SetDefaults_PodSpec`, `_Container`, `_Probe`), also
-//! applied to the pod templates of every workload.
+//! Pod spec defaults (core/v1 `SetDefaults_PodSpec`, `_Container`, `_Probe`,
+//! `_Volume`), also applied to the pod templates of every workload.
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
+use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, PodSpec, Probe, Volume};
 
 use super::{DEFAULT_SCHEDULER, DEFAULT_TERMINATION_GRACE_SECONDS, set, set_str};
 
@@ -18,6 +18,21 @@ pub fn pod_spec(spec: &mut PodSpec) {
     let init = spec.init_containers.iter_mut().flatten();
     for c in spec.containers.iter_mut().chain(init) {
         container(c);
+    }
+    for v in spec.volumes.iter_mut().flatten() {
+        volume(v);
+    }
+}
+
+/// A volume that names no source is an `emptyDir` (core/v1 `SetDefaults_Volume`):
+/// older manifests write just `- name: data`.
+fn volume(v: &mut Volume) {
+    let sourceless = Volume {
+        name: v.name.clone(),
+        ..Volume::default()
+    };
+    if *v == sourceless {
+        v.empty_dir = Some(EmptyDirVolumeSource::default());
     }
 }
 

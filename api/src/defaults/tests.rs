@@ -144,6 +144,17 @@ fn cron_jobs_allow_overlap_and_keep_a_short_history() {
 }
 
 #[test]
+fn a_volume_without_a_source_is_an_empty_dir() {
+    let v = defaulted(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: a, image: busybox, volumeMounts: [{name: scratch, mountPath: /scratch}]}]\n      volumes: [{name: scratch}, {name: conf, configMap: {name: conf}}]\n",
+    );
+    assert_eq!(
+        v["spec"]["template"]["spec"]["volumes"],
+        json!([{"name": "scratch", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "conf"}}])
+    );
+}
+
+#[test]
 fn replication_controllers_select_their_template_labels() {
     let v = defaulted(&format!(
         "apiVersion: v1\nkind: ReplicationController\nmetadata: {{name: rc}}\nspec:\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {POD_SPEC}\n"

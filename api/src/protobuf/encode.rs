@@ -223,11 +223,13 @@ fn integer(value: &Value) -> Result<i64> {
     }
 }
 
-fn expected(what: &str, found: &Value) -> Error {
+/// The encoder's error for a value that is not `what`.
+pub(crate) fn expected(what: &str, found: &Value) -> Error {
     Error::invalid(format!("expected {what}, found {}", kind_of(found)))
 }
 
-fn kind_of(v: &Value) -> String {
+/// A found value, as errors name it.
+pub(crate) fn kind_of(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),

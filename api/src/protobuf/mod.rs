@@ -13,6 +13,10 @@
 //! watch stream is a sequence of frames, each a 4-byte big-endian length and an
 //! envelope of a `meta.v1.WatchEvent` whose object is itself an envelope.
 //!
+//! A stored object need not be parsed to be served: [`transcode_message`] and
+//! [`transcode`] write the protobuf of JSON bytes as they read them, a few times
+//! faster than parsing and encoding.
+//!
 //! JSON and protobuf differ where apimachinery's types marshal themselves:
 //! `Time`/`MicroTime` are RFC 3339 strings, `Duration` a Go duration, `IntOrString` a
 //! number or a string, `Quantity` a string, `RawExtension` and `FieldsV1` the embedded
@@ -153,11 +157,11 @@ pub fn encode_message(api_version: &str, kind: &str, object: &Value) -> Result<V
 }
 
 /// Transcodes the JSON object in `json` straight to the bare message of `kind` in
-/// `api_version` (as [`encode_message`] writes it), appended to `buf` (which is left
-/// as it was on an error), without building a [`Value`]: the fast way to answer a
-/// protobuf list from stored JSON. The bytes are [`encode_message`]'s on the parsed
-/// object, and so are the errors for objects whose keys are sorted (as serde_json
-/// writes them, and the server stores them).
+/// `api_version`, appended to `buf` (which is left as it was on an error), without
+/// building a [`Value`]: the fast way to answer a protobuf list from stored JSON.
+/// The bytes and errors are [`encode_message`]'s on the object parsed from `json`.
+/// Objects whose keys are in order (as serde_json writes them, and the server stores
+/// them) are read once; others are parsed into a `Value` after all.
 pub fn transcode_message(
     api_version: &str,
     kind: &str,

@@ -107,6 +107,41 @@ fn headless_and_external_name_services_get_no_address() {
 }
 
 #[test]
+fn chosen_values_leave_the_static_band_to_services_that_name_one() {
+    // The default ranges: 256 addresses and 86 ports are kept for given values.
+    assert_eq!(ip_static_band(1 << 20), 256);
+    assert_eq!(ip_static_band(256), 16);
+    assert_eq!(ip_static_band(16), 0);
+    assert_eq!(port_static_band(2768), 86);
+    assert_eq!(port_static_band(100), 16);
+    let ranges = ServiceRanges::default();
+    let mut s = service("lb", "spec: {type: LoadBalancer, ports: [{port: 80}]}");
+    plan(&ranges, &mut s, None, &BTreeMap::new(), &|_, _| true).unwrap();
+    let spec = s.spec.unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.1.1"));
+    assert_eq!(spec.ports.unwrap()[0].node_port, Some(30086));
+    // A manifest naming the first port and a DNS-style address still finds them free.
+    let mut named = service(
+        "named",
+        "spec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{port: 80, nodePort: 30000}]}",
+    );
+    plan(&ranges, &mut named, None, &BTreeMap::new(), &|_, _| true).unwrap();
+    // Once the rest is taken, the band is used too.
+    let held: Vec<Held> = (30086..=32767)
+        .map(|p| Held::Port("tcp".into(), p))
+        .collect();
+    let t = taken(
+        &held
+            .iter()
+            .map(|h| (h, "default/other"))
+            .collect::<Vec<_>>(),
+    );
+    let mut s = service("late", "spec: {type: NodePort, ports: [{port: 80}]}");
+    plan(&ranges, &mut s, None, &t, &|_, _| true).unwrap();
+    assert_eq!(s.spec.unwrap().ports.unwrap()[0].node_port, Some(30000));
+}
+
+#[test]
 fn node_ports_are_given_per_protocol_and_checked_when_given() {
     let t = taken(&[(&Held::Port("tcp".into(), 30000), "default/other")]);
     let mut s = service("np", NODE_PORT);

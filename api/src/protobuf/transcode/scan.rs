@@ -16,19 +16,33 @@ const MAX_NESTING: usize = 127;
 /// A JSON string.
 #[derive(Clone)]
 pub(super) enum Str<'a> {
-    /// Written without escapes: as it stands in the input.
-    Plain(&'a str),
+    /// Written without escapes: as it stands in the input (checked to be UTF-8).
+    Plain(&'a [u8]),
     /// Decoded from escapes (by serde_json).
     Escaped(String),
 }
 
 impl Str<'_> {
+    /// The string's bytes: what protobuf holds, and what keys are looked up by.
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            Str::Plain(b) => b,
+            Str::Escaped(s) => s.as_bytes(),
+        }
+    }
+
     pub(super) fn as_str(&self) -> &str {
         match self {
-            Str::Plain(s) => s,
+            Str::Plain(b) => text(b),
             Str::Escaped(s) => s,
         }
     }
+}
+
+/// The text of bytes the reader read as a string (and so checked are UTF-8: the
+/// check is not repeated where only the bytes are needed).
+pub(super) fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 /// A JSON number, as serde_json reads it: a non-negative integer that fits 64 bits, a
@@ -94,8 +108,9 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// The next value's first token. (Inlined, as what returns a token: a token
-    /// returned through memory costs a stall on every value.)
+    /// The next value's first token. Always inlined, as are the other steps that
+    /// return a token or a key: returned through memory, they stall the reader on
+    /// every value (the caller's wide loads wait for the callee's narrow stores).
     #[inline(always)]
     pub(super) fn token(&mut self) -> Result<Token<'a>, Stop> {
         Ok(match self.peek()? {
@@ -131,7 +146,7 @@ impl<'a> Scanner<'a> {
 
     /// The next key of an object whose `{` was read (`first`: no key read yet), or
     /// `None` at its `}`. The key's `:` is read too.
-    #[inline]
+    #[inline(always)]
     pub(super) fn next_key(&mut self, first: &mut bool) -> Result<Option<Str<'a>>, Stop> {
         match (self.peek()?, *first) {
             (b'}', _) => {
@@ -233,20 +248,46 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes at its opening quote, or `None` (nothing read).
-    fn plain(&mut self) -> Option<&'a str> {
+    fn plain(&mut self) -> Option<&'a [u8]> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let json = self.json;
         let start = self.at + 1;
         let mut i = start;
+        // Eight bytes at a time while none is a quote, a backslash, a control
+        // character or not ASCII (the usual bit tricks: a byte below n in x shows as
+        // a high bit in `(x - n) & !x`).
+        while let Some(chunk) = json.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            let x = u64::from_le_bytes(*chunk);
+            let quote = x ^ (ONES * u64::from(b'"'));
+            let backslash = x ^ (ONES * u64::from(b'\\'));
+            let special = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (x.wrapping_sub(ONES * 0x20) & !x)
+                | x;
+            if special & HIGH != 0 {
+                break;
+            }
+            i += 8;
+        }
+        let mut ascii = true;
         loop {
-            match self.json.get(i)? {
+            match *json.get(i)? {
                 b'"' => break,
                 // serde_json refuses control characters in strings.
                 b'\\' | 0..=0x1f => return None,
-                _ => i += 1,
+                byte => {
+                    ascii &= byte.is_ascii();
+                    i += 1;
+                }
             }
         }
-        let text = std::str::from_utf8(&self.json[start..i]).ok()?;
+        let bytes = &json[start..i];
+        if !ascii {
+            std::str::from_utf8(bytes).ok()?;
+        }
         self.at = i + 1;
-        Some(text)
+        Some(bytes)
     }
 
     /// A string with escapes (or not a string) from after its opening quote:

@@ -54,7 +54,7 @@ fn fails_as_the_encoder_does(value: &Value) -> String {
     // The transcoder finds the error itself, but where the encoder could have met
     // another first (in an inline struct: here a Volume's source, a Probe's handler).
     match streamed(&json) {
-        Err(super::Stop::Invalid(e)) => assert_eq!(e, expected),
+        Err(super::Stop::Invalid(e)) => assert_eq!(*e, expected),
         Err(super::Stop::Redo) => {
             let at = expected.to_string();
             assert!(at.contains("volumes") || at.contains("Probe."), "{at}");
@@ -231,6 +231,8 @@ fn keys_in_any_order_or_repeated_give_the_encoders_bytes() {
         assert!(matches!(streamed(json), Err(super::Stop::Redo)));
         agrees_on(json);
     }
+    // A wrong value a later repeated key replaces (in a `Value`) is no error.
+    agrees_on(br#"{"apiVersion":"v1","kind":"Pod","spec":{"priority":"x","priority":5}}"#);
 }
 
 #[test]
@@ -404,4 +406,69 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
                      "spec": {"versions": [{"schema": {"openAPIV3Schema": schema}}]}});
     let message = fails_as_the_encoder_does(&crd);
     assert!(message.contains("nested deeper than"), "{message}");
+}
+
+#[test]
+fn the_reader_reads_numbers_and_strings_as_serde_json_does() {
+    use super::scan::{Num, Scanner, Token};
+    let numbers = [
+        "0",
+        "-0",
+        "7",
+        "-7",
+        "1.5",
+        "-0.0",
+        "1E2",
+        "1e-5",
+        "123456789012345678",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "9007199254740993",
+        "1e400",
+        "01",
+        "-",
+        "1.",
+        ".5",
+        "1e",
+        "--1",
+        "+1",
+    ];
+    for text in numbers {
+        let ours = match Scanner::new(text.as_bytes(), 0).token() {
+            Ok(Token::Num(Num::U64(u))) => Some(Value::from(u)),
+            Ok(Token::Num(Num::I64(i))) => Some(Value::from(i)),
+            Ok(Token::Num(Num::F64(f))) => Some(Value::from(f)),
+            _ => None,
+        };
+        let mut sc = Scanner::new(text.as_bytes(), 0);
+        let whole = sc.token().is_ok() && sc.end().is_ok();
+        let theirs = serde_json::from_str::<Value>(text).ok();
+        assert_eq!(ours.filter(|_| whole), theirs, "{text}");
+    }
+    let long = format!("\"{}é{}\\n\"", "a".repeat(13), "b".repeat(9));
+    let strings = [
+        "\"\"",
+        "\"plain text\"",
+        "\"é ü 漢\"",
+        "\"\\\"quoted\\\"\"",
+        "\"\\u00e9\\ud83d\\ude00\"",
+        "\"\\ud800\"",
+        "\"tab\there\"",
+        "\"\\x\"",
+        "\"unterminated",
+        &long,
+    ];
+    for text in strings {
+        let ours = match Scanner::new(text.as_bytes(), 0).token() {
+            Ok(Token::Str(s)) => Some(s.as_str().to_string()),
+            _ => None,
+        };
+        assert_eq!(ours, serde_json::from_str::<String>(text).ok(), "{text}");
+    }
+    for bad in [&b"\"\xff\""[..], b"\"a\xc3\"", b"\"\xed\xa0\x80\""] {
+        assert!(Scanner::new(bad, 0).token().is_err());
+        assert!(serde_json::from_slice::<String>(bad).is_err());
+    }
 }

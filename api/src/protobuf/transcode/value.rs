@@ -1,14 +1,16 @@
 //! One JSON value written as protobuf, driven by the schema: a field (repeated, map
-//! or single), a message, a special type, embedded JSON. Each function mirrors the
-//! function of [`crate::protobuf::encode`] it is named after, and fails with the
-//! same errors.
+//! or single), a message, a special type, embedded JSON. Each function mirrors its
+//! namesake in [`crate::protobuf::encode`] (`many` its `field` for lists and maps,
+//! `canon` the embedding of JSON in [`crate::protobuf::special`]), and fails with
+//! the same errors.
 
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::scan::{Num, Scanner, Str, Token};
+use super::scan::{Num, Scanner, Str, Token, text};
 use super::{Object, Stop, Tx, in_order, plan};
 use crate::protobuf::MAX_DEPTH;
+use crate::protobuf::encode::{expected, kind_of};
 use crate::protobuf::error::{Error, Result};
 use crate::protobuf::schema::{Cardinality, Field, Message, Special, Type};
 use crate::protobuf::wire::{self, FIXED64, VARINT};
@@ -19,7 +21,8 @@ enum Head<'s> {
     Null,
     Bool(bool),
     Num(Num),
-    Str(&'s str),
+    /// A string's bytes (UTF-8).
+    Str(&'s [u8]),
 }
 
 impl Head<'_> {
@@ -31,7 +34,7 @@ impl Head<'_> {
             Head::Num(Num::U64(u)) => Value::from(u),
             Head::Num(Num::I64(i)) => Value::from(i),
             Head::Num(Num::F64(f)) => Value::from(f),
-            Head::Str(s) => Value::String(s.to_string()),
+            Head::Str(s) => Value::String(text(s).to_string()),
         }
     }
 }
@@ -43,7 +46,7 @@ fn head<'s>(token: &'s Token<'_>) -> Option<Head<'s>> {
         Token::Null => Head::Null,
         Token::Bool(b) => Head::Bool(*b),
         Token::Num(n) => Head::Num(*n),
-        Token::Str(s) => Head::Str(s.as_str()),
+        Token::Str(s) => Head::Str(s.bytes()),
         Token::Object | Token::Array => return None,
     })
 }
@@ -58,6 +61,7 @@ fn found(token: &Token<'_>) -> String {
 }
 
 /// Writes the value of `field` (`null` writes nothing).
+#[inline]
 pub(super) fn field(
     tx: &mut Tx,
     sc: &mut Scanner<'_>,
@@ -95,7 +99,7 @@ fn many(
             while let Some(key) = sc.next_key(&mut first)? {
                 in_order(prev.as_ref(), &key)?;
                 let mark = wire::begin_nested(&mut tx.buf, field.tag);
-                wire::put_bytes(&mut tx.buf, 1, key.as_str().as_bytes());
+                wire::put_bytes(&mut tx.buf, 1, key.bytes());
                 single(tx, sc, 2, field.ty, depth, true).map_err(|s| s.within(key.as_str()))?;
                 wire::end_nested(&mut tx.buf, mark);
                 prev = Some(key);
@@ -135,7 +139,7 @@ fn single(
             wire::end_nested(&mut tx.buf, mark);
             Ok(())
         }
-        (ty, Some(h)) => scalar(&mut tx.buf, tag, ty, h).map_err(Stop::Invalid),
+        (ty, Some(h)) => scalar(&mut tx.buf, tag, ty, h).map_err(Stop::invalid),
         (ty, None) => Err(invalid(expected_text(what(ty), &found(&token)))),
     }
 }
@@ -164,7 +168,7 @@ pub(super) fn message(
             let mut first = true;
             while let Some(key) = sc.next_key(&mut first)? {
                 in_order(prev.as_ref(), &key)?;
-                object.entry(tx, sc, key.as_str())?;
+                object.entry(tx, sc, &key)?;
                 prev = Some(key);
             }
             object.finish(tx);
@@ -180,13 +184,13 @@ pub(super) fn message(
             Ok(())
         }
         (Some(Special::Quantity), Token::Str(s)) => {
-            wire::put_bytes(buf, 1, s.as_str().as_bytes());
+            wire::put_bytes(buf, 1, s.bytes());
             Ok(())
         }
         (Some(Special::IntOrString), Token::Str(s)) => {
             wire::put_key(buf, 1, VARINT);
             wire::put_varint(buf, 1);
-            wire::put_bytes(buf, 3, s.as_str().as_bytes());
+            wire::put_bytes(buf, 3, s.bytes());
             Ok(())
         }
         (Some(special), Token::Str(s)) => {
@@ -198,7 +202,7 @@ pub(super) fn message(
                 }
                 other => *other = Value::String(s.as_str().to_string()),
             }
-            crate::protobuf::special::encode(special, &tx.text, buf).map_err(Stop::Invalid)
+            crate::protobuf::special::encode(special, &tx.text, buf).map_err(Stop::invalid)
         }
         (Some(special), token) => {
             // Anything else is rare (verbs) or wrong: read whole, for the encoder.
@@ -209,7 +213,7 @@ pub(super) fn message(
                     serde_json::from_slice(sc.since(start)).map_err(|_| Stop::Redo)?
                 }
             };
-            crate::protobuf::special::encode(special, &value, buf).map_err(Stop::Invalid)
+            crate::protobuf::special::encode(special, &value, buf).map_err(Stop::invalid)
         }
     }
 }
@@ -244,7 +248,7 @@ fn either(
             }
         }
         (Token::Bool(b), _, Some(f)) if f.ty == Type::Bool => {
-            scalar(&mut tx.buf, f.tag, Type::Bool, Head::Bool(b)).map_err(Stop::Invalid)
+            scalar(&mut tx.buf, f.tag, Type::Bool, Head::Bool(b)).map_err(Stop::invalid)
         }
         (Token::Array, _, Some(f)) if f.cardinality == Cardinality::Repeated => {
             many(tx, sc, f, depth, Token::Array)
@@ -278,7 +282,7 @@ fn canon(tx: &mut Tx, sc: &mut Scanner<'_>, token: Token<'_>) -> Result<(), Stop
         // character): as serde_json would write it.
         Token::Str(Str::Plain(s)) => {
             tx.buf.push(b'"');
-            tx.buf.extend_from_slice(s.as_bytes());
+            tx.buf.extend_from_slice(s);
             tx.buf.push(b'"');
         }
         Token::Str(Str::Escaped(s)) => tx.json(&s),
@@ -316,14 +320,14 @@ fn canon(tx: &mut Tx, sc: &mut Scanner<'_>, token: Token<'_>) -> Result<(), Stop
 }
 
 fn invalid(e: Error) -> Stop {
-    Stop::Invalid(e)
+    Stop::invalid(e)
 }
 
 /// Writes scalar `h` as type `ty` numbered `tag` (the encoder's `single`, for every
 /// type but messages).
 fn scalar(buf: &mut Vec<u8>, tag: u32, ty: Type, h: Head<'_>) -> Result<()> {
     match (ty, h) {
-        (Type::String, Head::Str(s)) => wire::put_bytes(buf, tag, s.as_bytes()),
+        (Type::String, Head::Str(s)) => wire::put_bytes(buf, tag, s),
         (Type::Int32, h) => {
             let i = integer(h)?;
             let i = i32::try_from(i)
@@ -350,7 +354,7 @@ fn scalar(buf: &mut Vec<u8>, tag: u32, ty: Type, h: Head<'_>) -> Result<()> {
         (Type::Bytes, Head::Str(s)) => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s)
-                .map_err(|_| Error::invalid(format!("{s:?} is not base64")))?;
+                .map_err(|_| Error::invalid(format!("{:?} is not base64", text(s))))?;
             wire::put_bytes(buf, tag, &bytes);
         }
         (ty, h) => return Err(expected(what(ty), &h.value())),
@@ -385,30 +389,13 @@ fn integer(h: Head<'_>) -> Result<i64> {
                 .ok_or_else(|| Error::invalid(format!("{n} is not a 64-bit integer"))),
             other => Err(expected("an integer", &other)),
         },
-        Head::Str(s) => s
+        Head::Str(s) => text(s)
             .parse()
-            .map_err(|_| Error::invalid(format!("{s:?} is not an integer"))),
+            .map_err(|_| Error::invalid(format!("{:?} is not an integer", text(s)))),
         h => Err(expected("an integer", &h.value())),
     }
 }
 
-fn expected(what: &str, found: &Value) -> Error {
-    expected_text(what, &kind_of(found))
-}
-
 fn expected_text(what: &str, found: &str) -> Error {
     Error::invalid(format!("expected {what}, found {found}"))
-}
-
-/// A found value, as the encoder names it.
-fn kind_of(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) if s.len() <= 40 => format!("{s:?}"),
-        Value::String(_) => "a string".into(),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "an object".into(),
-    }
 }
