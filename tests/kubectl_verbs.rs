@@ -538,6 +538,92 @@ spec: {cronSpec: "nope", replicas: 20, size: huge, port: 1.5}
     );
 }
 
+const GADGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.versions.example.com}
+spec:
+  group: versions.example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, properties: {spec: {type: object, properties: {size: {type: integer}}}}}
+  - name: v2
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema: {type: object, properties: {spec: {type: object, properties: {size: {type: integer}}}}}
+";
+
+/// A custom object is stored in one version and read in any served one: get, list
+/// and watch (from the watch cache, which holds one version per resource) all say the
+/// version asked for (conversion `None`).
+#[test]
+fn custom_objects_read_in_each_served_version_say_that_version() {
+    let server = Server::start(API_ONLY);
+    check(
+        &server,
+        &["apply", "-f", "-"],
+        Some(GADGET_CRD),
+        &["created"],
+    );
+    check(
+        &server,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/gadgets.versions.example.com",
+            "--timeout=30s",
+        ],
+        None,
+        &["condition met"],
+    );
+    let object = "apiVersion: versions.example.com/v1
+kind: Gadget
+metadata: {name: one}
+spec: {size: 1}
+";
+    check(&server, &["apply", "-f", "-"], Some(object), &["created"]);
+    for version in ["v1", "v2"] {
+        let resource = format!("gadgets.{version}.versions.example.com");
+        let want = format!("versions.example.com/{version}");
+        let get = ["get", &resource, "one", "-o", "jsonpath={.apiVersion}"];
+        check(&server, &get, None, &[&want]);
+        let list = ["get", &resource, "-o", "jsonpath={.items[*].apiVersion}"];
+        check(&server, &list, None, &[&want]);
+        // A change after the list's revision, watched from it: it comes from the
+        // watch cache's backlog.
+        let collection = format!("/apis/versions.example.com/{version}/namespaces/default/gadgets");
+        let out = support::cli::output(
+            server.kubectl_command().args(["get", "--raw", &collection]),
+            None,
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rv = listed["metadata"]["resourceVersion"].as_str().unwrap();
+        let size = format!("{{\"spec\":{{\"size\":{}}}}}", version.len() + rv.len());
+        let patch = ["patch", &resource, "one", "--type=merge", "-p", &size];
+        check(&server, &patch, None, &["patched"]);
+        let path = format!("{collection}?watch=true&resourceVersion={rv}&timeoutSeconds=1");
+        let out =
+            support::cli::output(server.kubectl_command().args(["get", "--raw", &path]), None);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let versions: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let event: serde_json::Value = serde_json::from_str(line).unwrap();
+                event["object"]["apiVersion"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert!(
+            !versions.is_empty() && versions.iter().all(|v| *v == want),
+            "watch of {version} shows {versions:?}:\n{text}"
+        );
+    }
+}
+
 const APP: &str = r#"
 apiVersion: v1
 kind: ConfigMap

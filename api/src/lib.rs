@@ -42,6 +42,7 @@ pub mod protobuf;
 pub mod quantity;
 pub mod resources;
 pub mod selector;
+pub mod stored;
 pub mod validation;
 pub mod yaml;
 

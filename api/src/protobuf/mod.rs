@@ -41,7 +41,7 @@ mod encode;
 mod error;
 mod schema;
 mod special;
-mod transcode;
+pub(crate) mod transcode;
 mod wire;
 
 #[cfg(test)]

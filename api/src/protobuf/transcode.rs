@@ -36,7 +36,7 @@ use super::error::{Error, Result};
 use super::schema::{self, Field, Message, Schema, Special, Type};
 use super::wire;
 
-mod scan;
+pub(crate) mod scan;
 mod value;
 
 use scan::{Scanner, Str, Token};
@@ -125,7 +125,7 @@ fn not_json(e: serde_json::Error) -> Error {
 
 /// Why a transcode stopped.
 #[derive(Debug)]
-enum Stop {
+pub(crate) enum Stop {
     /// The value does not fit the schema. (Boxed: every step returns a `Stop`, which
     /// is best small enough to come back in registers.)
     Invalid(Box<Error>),

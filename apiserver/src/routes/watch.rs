@@ -99,6 +99,12 @@ impl ApiServer {
                     ))
                     .unwrap_or_default(),
                 )
+            } else if obj.kind().api_version != kind.api_version {
+                // A custom kind watched in a version other than its watch cache's
+                // (one cache per resource): conversion `None`, the apiVersion only.
+                let mut value = obj.to_value();
+                value["apiVersion"] = json!(kind.api_version);
+                Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
             } else {
                 match json {
                     Some(j) => j.clone(),

@@ -15,7 +15,7 @@ const MAX_NESTING: usize = 127;
 
 /// A JSON string.
 #[derive(Clone)]
-pub(super) enum Str<'a> {
+pub(crate) enum Str<'a> {
     /// Written without escapes: as it stands in the input (checked to be UTF-8).
     Plain(&'a [u8]),
     /// Decoded from escapes (by serde_json).
@@ -24,14 +24,14 @@ pub(super) enum Str<'a> {
 
 impl Str<'_> {
     /// The string's bytes: what protobuf holds, and what keys are looked up by.
-    pub(super) fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Str::Plain(b) => b,
             Str::Escaped(s) => s.as_bytes(),
         }
     }
 
-    pub(super) fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Str::Plain(b) => text(b),
             Str::Escaped(s) => s,
@@ -41,14 +41,14 @@ impl Str<'_> {
 
 /// The text of bytes the reader read as a string (and so checked are UTF-8: the
 /// check is not repeated where only the bytes are needed).
-pub(super) fn text(bytes: &[u8]) -> &str {
+pub(crate) fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 /// A JSON number, as serde_json reads it: a non-negative integer that fits 64 bits, a
 /// negative one that fits, or anything else as a double.
 #[derive(Clone, Copy)]
-pub(super) enum Num {
+pub(crate) enum Num {
     U64(u64),
     I64(i64),
     F64(f64),
@@ -57,7 +57,7 @@ pub(super) enum Num {
 /// A value's first token; for an object or array, its opening bracket (the caller
 /// reads the rest with [`Scanner::next_key`] or [`Scanner::next_item`], or skips it
 /// with [`Scanner::skip_rest`]).
-pub(super) enum Token<'a> {
+pub(crate) enum Token<'a> {
     Null,
     Bool(bool),
     Num(Num),
@@ -66,7 +66,7 @@ pub(super) enum Token<'a> {
     Array,
 }
 
-pub(super) struct Scanner<'a> {
+pub(crate) struct Scanner<'a> {
     json: &'a [u8],
     at: usize,
     /// Objects and arrays open around the reader.
@@ -75,11 +75,11 @@ pub(super) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// A reader of `json`, which sits `depth` objects and arrays deep.
-    pub(super) fn new(json: &'a [u8], depth: usize) -> Self {
+    pub(crate) fn new(json: &'a [u8], depth: usize) -> Self {
         Scanner { json, at: 0, depth }
     }
 
-    pub(super) fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.depth
     }
 
@@ -99,7 +99,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Nothing but whitespace is left.
-    pub(super) fn end(&mut self) -> Result<(), Stop> {
+    pub(crate) fn end(&mut self) -> Result<(), Stop> {
         self.ws();
         if self.at == self.json.len() {
             Ok(())
@@ -112,7 +112,7 @@ impl<'a> Scanner<'a> {
     /// return a token or a key: returned through memory, they stall the reader on
     /// every value (the caller's wide loads wait for the callee's narrow stores).
     #[inline(always)]
-    pub(super) fn token(&mut self) -> Result<Token<'a>, Stop> {
+    pub(crate) fn token(&mut self) -> Result<Token<'a>, Stop> {
         Ok(match self.peek()? {
             b'"' => Token::Str(self.string()?),
             b'{' | b'[' => {
@@ -147,7 +147,7 @@ impl<'a> Scanner<'a> {
     /// The next key of an object whose `{` was read (`first`: no key read yet), or
     /// `None` at its `}`. The key's `:` is read too.
     #[inline(always)]
-    pub(super) fn next_key(&mut self, first: &mut bool) -> Result<Option<Str<'a>>, Stop> {
+    pub(crate) fn next_key(&mut self, first: &mut bool) -> Result<Option<Str<'a>>, Stop> {
         match (self.peek()?, *first) {
             (b'}', _) => {
                 self.at += 1;
@@ -175,7 +175,7 @@ impl<'a> Scanner<'a> {
     /// Whether an array whose `[` was read has another item (`first`: none read
     /// yet); at its `]`, reads it.
     #[inline]
-    pub(super) fn next_item(&mut self, first: &mut bool) -> Result<bool, Stop> {
+    pub(crate) fn next_item(&mut self, first: &mut bool) -> Result<bool, Stop> {
         match (self.peek()?, *first) {
             (b']', _) => {
                 self.at += 1;
@@ -195,13 +195,13 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips the next value.
-    pub(super) fn skip(&mut self) -> Result<(), Stop> {
+    pub(crate) fn skip(&mut self) -> Result<(), Stop> {
         let token = self.token()?;
         self.skip_rest(token)
     }
 
     /// Skips the rest of a value whose first token was `token`.
-    pub(super) fn skip_rest(&mut self, token: Token<'_>) -> Result<(), Stop> {
+    pub(crate) fn skip_rest(&mut self, token: Token<'_>) -> Result<(), Stop> {
         let mut first = true;
         match token {
             Token::Object => {
@@ -220,7 +220,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next value's text (its whitespace around left out).
-    pub(super) fn span(&mut self) -> Result<&'a [u8], Stop> {
+    pub(crate) fn span(&mut self) -> Result<&'a [u8], Stop> {
         self.ws();
         let start = self.at;
         self.skip()?;
@@ -228,12 +228,17 @@ impl<'a> Scanner<'a> {
     }
 
     /// The text since `start` (an offset from [`Scanner::offset`]).
-    pub(super) fn since(&self, start: usize) -> &'a [u8] {
+    pub(crate) fn since(&self, start: usize) -> &'a [u8] {
         &self.json[start..self.at]
     }
 
+    /// How far the reader is (whitespace after the last value not skipped).
+    pub(crate) fn position(&self) -> usize {
+        self.at
+    }
+
     /// Where the next value starts.
-    pub(super) fn offset(&mut self) -> usize {
+    pub(crate) fn offset(&mut self) -> usize {
         self.ws();
         self.at
     }
