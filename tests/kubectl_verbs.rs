@@ -30,6 +30,15 @@ fn check(server: &Server, args: &[&str], stdin: Option<&str>, expected: &[&str])
     }
 }
 
+/// Applies the CustomResourceDefinition `crd`, named `name`, and waits until it is
+/// `Established`.
+fn define(server: &Server, crd: &str, name: &str) {
+    check(server, &["apply", "-f", "-"], Some(crd), &["created"]);
+    let crd = format!("crd/{name}");
+    let wait = ["wait", "--for=condition=Established", &crd, "--timeout=30s"];
+    check(server, &wait, None, &["condition met"]);
+}
+
 #[test]
 fn kubectl_create_generators_and_set_work() {
     let server = Server::start(API_ONLY);
@@ -386,23 +395,7 @@ spec:
 #[test]
 fn custom_resources_live_and_die_with_their_definition() {
     let server = Server::start(API_ONLY);
-    check(
-        &server,
-        &["apply", "-f", "-"],
-        Some(CRONTAB_CRD),
-        &["customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"],
-    );
-    check(
-        &server,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/crontabs.stable.example.com",
-            "--timeout=30s",
-        ],
-        None,
-        &["condition met"],
-    );
+    define(&server, CRONTAB_CRD, "crontabs.stable.example.com");
     let good = r#"
 apiVersion: stable.example.com/v1
 kind: CronTab
@@ -513,23 +506,7 @@ spec: {cronSpec: "nope", replicas: 20, size: huge, port: 1.5}
         None,
         &["deleted"],
     );
-    check(
-        &server,
-        &["apply", "-f", "-"],
-        Some(CRONTAB_CRD),
-        &["created"],
-    );
-    check(
-        &server,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/crontabs.stable.example.com",
-            "--timeout=30s",
-        ],
-        None,
-        &["condition met"],
-    );
+    define(&server, CRONTAB_CRD, "crontabs.stable.example.com");
     check(
         &server,
         &["get", "crontabs", "-A"],
@@ -564,23 +541,7 @@ spec:
 #[test]
 fn custom_objects_read_in_each_served_version_say_that_version() {
     let server = Server::start(API_ONLY);
-    check(
-        &server,
-        &["apply", "-f", "-"],
-        Some(GADGET_CRD),
-        &["created"],
-    );
-    check(
-        &server,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/gadgets.versions.example.com",
-            "--timeout=30s",
-        ],
-        None,
-        &["condition met"],
-    );
+    define(&server, GADGET_CRD, "gadgets.versions.example.com");
     let object = "apiVersion: versions.example.com/v1
 kind: Gadget
 metadata: {name: one}
@@ -814,23 +775,7 @@ fn kubectl_reads_openapi_v2_as_protobuf_for_explain_and_client_side_validation()
         &["pod/checked created"],
     );
     // Custom kinds are in the same document.
-    check(
-        &server,
-        &["apply", "-f", "-"],
-        Some(CRONTAB_CRD),
-        &["created"],
-    );
-    check(
-        &server,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/crontabs.stable.example.com",
-            "--timeout=30s",
-        ],
-        None,
-        &["condition met"],
-    );
+    define(&server, CRONTAB_CRD, "crontabs.stable.example.com");
     check(
         &server,
         &["explain", "crontab.spec", "--output=plaintext-openapiv2"],

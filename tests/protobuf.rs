@@ -132,37 +132,18 @@ fn kubectl_speaks_protobuf_to_rk8s() {
         "--target-port=80",
     ]);
     assert!(out.contains("service/web exposed"), "{out}");
-    let out = run(&[
-        "get",
-        "service",
-        "web",
-        "-n",
-        "x",
-        "-o",
-        "jsonpath={.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.selector.app}",
-    ]);
-    assert_eq!(out.trim(), "8080 80 web");
-    let out = run(&[
-        "get",
-        "pod",
-        "web",
-        "-n",
-        "x",
-        "-o",
-        "jsonpath={.spec.containers[0].ports[0].containerPort}",
-    ]);
-    assert_eq!(out.trim(), "80");
+    let jsonpath = |kind: &str, path: &str| {
+        let template = format!("jsonpath={path}");
+        run(&["get", kind, "web", "-n", "x", "-o", &template])
+            .trim()
+            .to_string()
+    };
+    let ports = "{.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.selector.app}";
+    assert_eq!(jsonpath("service", ports), "8080 80 web");
+    let port = "{.spec.containers[0].ports[0].containerPort}";
+    assert_eq!(jsonpath("pod", port), "80");
     // The pod is not bound to a node "" (Go sends every empty string).
-    let out = run(&[
-        "get",
-        "pod",
-        "web",
-        "-n",
-        "x",
-        "-o",
-        "jsonpath={.spec.nodeName}",
-    ]);
-    assert_eq!(out.trim(), "");
+    assert_eq!(jsonpath("pod", "{.spec.nodeName}"), "");
     let out = run(&["delete", "configmap", "c", "-n", "x"]);
     assert!(out.contains("deleted"), "{out}");
     let (ok, out) = server.kubectl(&["get", "configmap", "c", "-n", "x"]);

@@ -71,6 +71,8 @@ pub struct Handlers {
     pub caches: Arc<Caches>,
     /// The custom kinds served now.
     pub custom: Arc<CustomKinds>,
+    /// Listed objects' protobuf messages, kept between lists.
+    pub encoded: Arc<crate::listing::EncodedItems>,
 }
 
 fn node_of(obj: &AnyObject) -> Option<&str> {
@@ -305,6 +307,7 @@ impl Handlers {
                 item_kind: kind.kind,
                 metadata,
                 items: listed.items.into_iter().map(|item| item.kv).collect(),
+                encoded: Some(self.encoded.clone()),
             }),
             warnings: Vec::new(),
         })

@@ -4,7 +4,15 @@
 //! with the revision written into its `metadata`, and in protobuf that JSON transcoded
 //! straight into the item's message. Objects are decoded only where something must
 //! look inside them (a label or field selector, a `Table`).
+//!
+//! Transcoding is most of a protobuf list's time, so the messages of listed objects
+//! are kept ([`EncodedItems`], bounded) while their revision stays: a list that finds
+//! an object unchanged since the last list copies its message.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
 use rk8s_api::protobuf;
 use rk8s_api::stored::with_resource_version;
 use rk8s_raftstore::proto::KeyValue;
@@ -23,6 +31,8 @@ pub struct StoredList {
     pub metadata: Value,
     /// The items as stored, in key order.
     pub items: Vec<KeyValue>,
+    /// Where the items' protobuf messages are kept between lists, if anywhere.
+    pub encoded: Option<Arc<EncodedItems>>,
 }
 
 impl StoredList {
@@ -73,9 +83,18 @@ impl StoredList {
             .map_err(|e| ApiError::internal(format!("encoding the list's metadata: {e}")))?;
         let size: usize = self.items.iter().map(|kv| kv.value.len()).sum();
         raw.reserve(size);
+        let kept = match &self.encoded {
+            Some(encoded) => encoded.get(self.api_version, &self.items),
+            None => vec![None; self.items.len()],
+        };
+        let mut fresh = Vec::new();
         let mut json = Vec::new();
         let mut item = Vec::new();
-        for kv in &self.items {
+        for (kv, kept) in self.items.iter().zip(kept) {
+            if let Some(message) = kept {
+                protobuf::put_message_field(&mut raw, items_tag, &message);
+                continue;
+            }
             json.clear();
             with_resource_version(&kv.value, self.api_version, kv.mod_revision, &mut json)
                 .map_err(|e| stored_error(kv, &e))?;
@@ -83,8 +102,110 @@ impl StoredList {
             protobuf::transcode_message(self.api_version, self.item_kind, &json, &mut item)
                 .map_err(|e| stored_error(kv, &e.to_string()))?;
             protobuf::put_message_field(&mut raw, items_tag, &item);
+            if self.encoded.is_some() {
+                fresh.push((kv, Bytes::copy_from_slice(&item)));
+            }
+        }
+        if let Some(encoded) = &self.encoded {
+            encoded.put(self.api_version, fresh);
         }
         Ok(protobuf::envelope_body(self.api_version, list_kind, &raw))
+    }
+}
+
+/// The protobuf messages of listed objects, by `apiVersion` and key, each with the
+/// revision it was transcoded at: a key's value at one revision never changes, so a
+/// message found at the object's revision is the one transcoding would write. Bounded
+/// to [`EncodedItems::new`]'s budget of bytes (messages and keys): beyond it, entries
+/// are dropped (in the map's order, which is no order) until a quarter is free.
+/// Entries of deleted or changed objects stay until a list replaces or the budget
+/// drops them.
+#[derive(Debug)]
+pub struct EncodedItems {
+    budget: usize,
+    kept: Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    messages: HashMap<(&'static str, Vec<u8>), (i64, Bytes)>,
+    bytes: usize,
+}
+
+/// What an entry costs beyond its message and key (the map's slot, the `Bytes`).
+const ENTRY_OVERHEAD: usize = 96;
+
+impl EncodedItems {
+    /// A store of messages holding at most about `budget` bytes.
+    pub fn new(budget: usize) -> Self {
+        EncodedItems {
+            budget,
+            kept: Mutex::default(),
+        }
+    }
+
+    /// The kept message of each of `items` (of `api_version`) at its revision.
+    fn get(&self, api_version: &'static str, items: &[KeyValue]) -> Vec<Option<Bytes>> {
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.messages.is_empty() {
+            return vec![None; items.len()];
+        }
+        items
+            .iter()
+            .map(|kv| {
+                let entry = kept.messages.get(&(api_version, kv.key.clone()))?;
+                (entry.0 == kv.mod_revision).then(|| entry.1.clone())
+            })
+            .collect()
+    }
+
+    /// Keeps the messages `fresh` of objects of `api_version`, each at its object's
+    /// revision.
+    fn put(&self, api_version: &'static str, fresh: Vec<(&KeyValue, Bytes)>) {
+        if fresh.is_empty() {
+            return;
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        for (kv, message) in fresh {
+            let cost = message.len() + kv.key.len() + ENTRY_OVERHEAD;
+            if cost > self.budget {
+                continue;
+            }
+            let old = kept
+                .messages
+                .insert((api_version, kv.key.clone()), (kv.mod_revision, message));
+            kept.bytes += cost;
+            if let Some((_, old)) = old {
+                kept.bytes -= old.len() + kv.key.len() + ENTRY_OVERHEAD;
+            }
+        }
+        if kept.bytes > self.budget {
+            let target = self.budget / 4 * 3;
+            let mut freed = 0;
+            let dropped: Vec<_> = kept
+                .messages
+                .iter()
+                .take_while(|(key, (_, message))| {
+                    let go_on = kept.bytes - freed > target;
+                    freed += message.len() + key.1.len() + ENTRY_OVERHEAD;
+                    go_on
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in dropped {
+                if let Some((_, message)) = kept.messages.remove(&key) {
+                    kept.bytes -= message.len() + key.1.len() + ENTRY_OVERHEAD;
+                }
+            }
+        }
+    }
+
+    /// The bytes kept now (messages, keys and the entries' overhead).
+    pub fn bytes(&self) -> usize {
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
     }
 }
 
@@ -121,6 +242,7 @@ mod tests {
             item_kind: "ConfigMap",
             metadata: serde_json::json!({"resourceVersion": "9", "continue": "c"}),
             items: vec![stored("a", 5), stored("b", 9)],
+            encoded: None,
         };
         let json: Value = serde_json::from_slice(&list.to_json().unwrap()).unwrap();
         assert_eq!(json["kind"], "ConfigMapList");
@@ -147,5 +269,61 @@ mod tests {
         };
         let json: Value = serde_json::from_slice(&empty.to_json().unwrap()).unwrap();
         assert_eq!(json["items"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn kept_messages_are_those_of_the_revision_listed_and_stay_within_the_budget() {
+        let stored = |name: &str, rev: i64, value: &str| KeyValue {
+            key: format!("/registry/configmaps/default/{name}").into_bytes(),
+            value: serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "default"},
+                "data": {"k": value},
+            }))
+            .unwrap(),
+            mod_revision: rev,
+            ..KeyValue::default()
+        };
+        let encoded = Arc::new(EncodedItems::new(1 << 20));
+        let list = |items: Vec<KeyValue>, encoded: Option<Arc<EncodedItems>>| {
+            let list = StoredList {
+                api_version: "v1",
+                item_kind: "ConfigMap",
+                metadata: serde_json::json!({"resourceVersion": "20"}),
+                items,
+                encoded,
+            };
+            list.to_protobuf().unwrap().unwrap()
+        };
+        let items = vec![stored("a", 5, "x"), stored("b", 9, "y")];
+        let plain = list(items.clone(), None);
+        assert_eq!(list(items.clone(), Some(encoded.clone())), plain);
+        assert!(encoded.bytes() > 0);
+        // Kept: the same bytes again.
+        assert_eq!(list(items, Some(encoded.clone())), plain);
+        // `b` changed at revision 12: its new message, not the kept one.
+        let changed = vec![stored("a", 5, "x"), stored("b", 12, "z")];
+        let fresh = list(changed.clone(), None);
+        assert_ne!(fresh, plain);
+        assert_eq!(list(changed, Some(encoded.clone())), fresh);
+        let decoded = protobuf::decode(&fresh).unwrap();
+        assert_eq!(decoded.object["items"][1]["data"]["k"], "z");
+        assert_eq!(
+            decoded.object["items"][1]["metadata"]["resourceVersion"],
+            "12"
+        );
+
+        // A budget for about three entries: never more than it is kept.
+        let one = list(vec![stored("a", 5, "x")], None).len();
+        let budget = 3 * (one + 40 + ENTRY_OVERHEAD);
+        let small = Arc::new(EncodedItems::new(budget));
+        for round in 0..5 {
+            let many: Vec<KeyValue> = (0..10)
+                .map(|i| stored(&format!("n{i}"), 100 + round, "v"))
+                .collect();
+            let bytes = list(many.clone(), Some(small.clone()));
+            assert_eq!(bytes, list(many, None));
+            assert!(small.bytes() <= budget, "{} > {budget}", small.bytes());
+        }
     }
 }

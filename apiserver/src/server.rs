@@ -64,6 +64,9 @@ pub(crate) fn admin_only(identity: &Identity, what: &str) -> ApiResult<()> {
 pub const MAX_READS_INFLIGHT: usize = 400;
 /// See [`MAX_READS_INFLIGHT`].
 pub const MAX_WRITES_INFLIGHT: usize = 200;
+/// How many bytes of listed objects' protobuf messages the server keeps between lists
+/// (about 30,000 pods' worth; see [`crate::listing::EncodedItems`]).
+pub const ENCODED_ITEMS_BYTES: usize = 64 * 1024 * 1024;
 
 /// Bodies over the limit are still read (and dropped), up to this much, so that a
 /// client still sending gets its 413 rather than a broken connection.
@@ -119,6 +122,7 @@ impl ApiServer {
                 registry,
                 caches,
                 custom,
+                encoded: Arc::new(crate::listing::EncodedItems::new(ENCODED_ITEMS_BYTES)),
             },
             authenticator: auth::Authenticator::new(store.clone()),
             store,

@@ -401,32 +401,6 @@ const STATEFUL_SET_MUTABLE: &[&str] = &[
     "minReadySeconds",
 ];
 
-/// The volume sources of a PersistentVolume's spec.
-const VOLUME_SOURCES: &[&str] = &[
-    "awsElasticBlockStore",
-    "azureDisk",
-    "azureFile",
-    "cephfs",
-    "cinder",
-    "csi",
-    "fc",
-    "flexVolume",
-    "flocker",
-    "gcePersistentDisk",
-    "glusterfs",
-    "hostPath",
-    "iscsi",
-    "local",
-    "nfs",
-    "photonPersistentDisk",
-    "portworxVolume",
-    "quobyte",
-    "rbd",
-    "scaleIO",
-    "storageos",
-    "vsphereVolume",
-];
-
 /// What kube-apiserver says of a ConfigMap's or Secret's data once it is immutable.
 const IMMUTABLE_WHEN_SET: &str = "field is immutable when `immutable` is set";
 
@@ -542,7 +516,7 @@ fn volume_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
             .cloned()
             .unwrap_or(Value::Null)
     };
-    if VOLUME_SOURCES
+    if rk8s_api::validation::PV_SOURCES
         .iter()
         .any(|s| field(new, s) != field(old, s))
     {

@@ -16,8 +16,9 @@ const ACCESS_MODES: &[&str] = &[
     "ReadWriteOncePod",
 ];
 const VOLUME_MODES: &[&str] = &["Block", "Filesystem"];
-/// The fields of a PersistentVolume spec that are volume sources (one is required).
-const PV_SOURCES: &[&str] = &[
+/// The fields of a PersistentVolume spec that are volume sources (one is required,
+/// and none may change once the volume exists).
+pub const PV_SOURCES: &[&str] = &[
     "awsElasticBlockStore",
     "azureDisk",
     "azureFile",
