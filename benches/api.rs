@@ -196,8 +196,9 @@ async fn main() {
 
     // 1,000 watchers, one write at a time.
     let target = "c1-0";
+    // From the collection's revision now: the pod's own is long compacted away.
     let rv = pods
-        .get(target)
+        .list_metadata(&ListParams::default().limit(1))
         .await
         .unwrap()
         .metadata
