@@ -112,6 +112,11 @@ mod tests {
     }
 
     /// A Deployment `first` applied with `spec`.
+    /// `applied` applied by `manager` to what `prev` left, without force.
+    fn then(prev: &Applied, applied: &Value, manager: &str) -> Applied {
+        run(&prev.object, applied, manager, false, &prev.managed_fields).unwrap()
+    }
+
     fn applied_by(first: &str, spec: Value) -> Applied {
         run(&json!({}), &deployment(spec), first, false, &[]).unwrap()
     }
@@ -139,14 +144,7 @@ mod tests {
     #[test]
     fn two_managers_applying_the_same_value_share_the_field() {
         let first = applied_by("a", json!({"replicas": 2}));
-        let out = run(
-            &first.object,
-            &deployment(json!({"replicas": 2})),
-            "b",
-            false,
-            &first.managed_fields,
-        )
-        .unwrap();
+        let out = then(&first, &deployment(json!({"replicas": 2})), "b");
         assert_eq!(out.managed_fields.len(), 2);
         assert_eq!(
             fields_of(&out.managed_fields, "a"),
@@ -194,14 +192,7 @@ mod tests {
     #[test]
     fn a_field_the_manager_alone_stops_applying_is_removed() {
         let first = applied_by("a", json!({"replicas": 2, "paused": true}));
-        let out = run(
-            &first.object,
-            &deployment(json!({"replicas": 2})),
-            "a",
-            false,
-            &first.managed_fields,
-        )
-        .unwrap();
+        let out = then(&first, &deployment(json!({"replicas": 2})), "a");
         assert_eq!(out.object["spec"], json!({"replicas": 2}));
     }
 
@@ -238,14 +229,7 @@ mod tests {
             &first.managed_fields,
         )
         .unwrap();
-        let out = run(
-            &shared.object,
-            &pod(None),
-            "a",
-            false,
-            &shared.managed_fields,
-        )
-        .unwrap();
+        let out = then(&shared, &pod(None), "a");
         assert_eq!(
             out.object["spec"]["template"]["spec"]["containers"][0]["livenessProbe"],
             json!({"httpGet": {"port": 8080, "scheme": "HTTP"}, "timeoutSeconds": 1})
@@ -255,22 +239,8 @@ mod tests {
     #[test]
     fn a_field_another_manager_also_owns_is_kept_when_dropped() {
         let first = applied_by("a", json!({"replicas": 2, "paused": true}));
-        let shared = run(
-            &first.object,
-            &deployment(json!({"paused": true})),
-            "b",
-            false,
-            &first.managed_fields,
-        )
-        .unwrap();
-        let out = run(
-            &shared.object,
-            &deployment(json!({"replicas": 2})),
-            "a",
-            false,
-            &shared.managed_fields,
-        )
-        .unwrap();
+        let shared = then(&first, &deployment(json!({"paused": true})), "b");
+        let out = then(&shared, &deployment(json!({"replicas": 2})), "a");
         assert_eq!(out.object["spec"], json!({"replicas": 2, "paused": true}));
         assert_eq!(
             fields_of(&out.managed_fields, "b"),
@@ -291,14 +261,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        let second = run(
-            &first.object,
+        let second = then(
+            &first,
             &pod(json!([{"name": "b", "image": "2"}, {"name": "a", "image": "1"}])),
             "b",
-            false,
-            &first.managed_fields,
-        )
-        .unwrap();
+        );
         let containers = &second.object["spec"]["template"]["spec"]["containers"];
         assert_eq!(
             containers,
@@ -310,14 +277,7 @@ mod tests {
                    "k:{\"name\":\"b\"}": {".": {}, "f:name": {}, "f:image": {}}})
         );
         // `a` drops its container, which `b` also applies: it stays.
-        let third = run(
-            &second.object,
-            &pod(json!([])),
-            "a",
-            false,
-            &second.managed_fields,
-        )
-        .unwrap();
+        let third = then(&second, &pod(json!([])), "a");
         assert_eq!(
             third.object["spec"]["template"]["spec"]["containers"]
                 .as_array()
@@ -359,14 +319,7 @@ mod tests {
     #[test]
     fn an_apply_that_changes_nothing_leaves_object_and_entries_alone() {
         let first = applied_by("a", json!({"replicas": 2}));
-        let out = run(
-            &first.object,
-            &deployment(json!({"replicas": 2})),
-            "a",
-            false,
-            &first.managed_fields,
-        )
-        .unwrap();
+        let out = then(&first, &deployment(json!({"replicas": 2})), "a");
         assert_eq!(out.object, first.object);
         assert_eq!(out.managed_fields, first.managed_fields);
     }
@@ -521,14 +474,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        let out = run(
-            &first.object,
-            &cm(json!({"a": "1"})),
-            "kubectl",
-            false,
-            &first.managed_fields,
-        )
-        .unwrap();
+        let out = then(&first, &cm(json!({"a": "1"})), "kubectl");
         assert_eq!(out.object["data"], json!({"a": "1"}));
         assert_eq!(
             fields_of(&out.managed_fields, "kubectl"),
