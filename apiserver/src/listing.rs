@@ -128,12 +128,18 @@ pub struct EncodedItems {
 
 #[derive(Debug, Default)]
 struct Kept {
-    messages: HashMap<(&'static str, Vec<u8>), (i64, Bytes)>,
+    /// By `apiVersion`, then key: the revision and the message.
+    messages: HashMap<&'static str, HashMap<Vec<u8>, (i64, Bytes)>>,
     bytes: usize,
 }
 
 /// What an entry costs beyond its message and key (the map's slot, the `Bytes`).
 const ENTRY_OVERHEAD: usize = 96;
+
+/// What the entry of `key` holding `message` counts against the budget.
+fn cost(key: &[u8], message: &Bytes) -> usize {
+    key.len() + message.len() + ENTRY_OVERHEAD
+}
 
 impl EncodedItems {
     /// A store of messages holding at most about `budget` bytes.
@@ -147,14 +153,14 @@ impl EncodedItems {
     /// The kept message of each of `items` (of `api_version`) at its revision.
     fn get(&self, api_version: &'static str, items: &[KeyValue]) -> Vec<Option<Bytes>> {
         let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.messages.is_empty() {
+        let Some(messages) = kept.messages.get(api_version) else {
             return vec![None; items.len()];
-        }
+        };
         items
             .iter()
             .map(|kv| {
-                let entry = kept.messages.get(&(api_version, kv.key.clone()))?;
-                (entry.0 == kv.mod_revision).then(|| entry.1.clone())
+                let (revision, message) = messages.get(kv.key.as_slice())?;
+                (*revision == kv.mod_revision).then(|| message.clone())
             })
             .collect()
     }
@@ -165,37 +171,32 @@ impl EncodedItems {
         if fresh.is_empty() {
             return;
         }
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = &mut *guard;
+        let messages = kept.messages.entry(api_version).or_default();
         for (kv, message) in fresh {
-            let cost = message.len() + kv.key.len() + ENTRY_OVERHEAD;
-            if cost > self.budget {
+            let added = cost(&kv.key, &message);
+            if added > self.budget {
                 continue;
             }
-            let old = kept
-                .messages
-                .insert((api_version, kv.key.clone()), (kv.mod_revision, message));
-            kept.bytes += cost;
+            let old = messages.insert(kv.key.clone(), (kv.mod_revision, message));
+            kept.bytes += added;
             if let Some((_, old)) = old {
-                kept.bytes -= old.len() + kv.key.len() + ENTRY_OVERHEAD;
+                kept.bytes -= cost(&kv.key, &old);
             }
         }
+        // Over budget: entries go (in the maps' order) until a quarter is free.
         if kept.bytes > self.budget {
             let target = self.budget / 4 * 3;
-            let mut freed = 0;
-            let dropped: Vec<_> = kept
-                .messages
-                .iter()
-                .take_while(|(key, (_, message))| {
-                    let go_on = kept.bytes - freed > target;
-                    freed += message.len() + key.1.len() + ENTRY_OVERHEAD;
-                    go_on
-                })
-                .map(|(key, _)| key.clone())
-                .collect();
-            for key in dropped {
-                if let Some((_, message)) = kept.messages.remove(&key) {
-                    kept.bytes -= message.len() + key.1.len() + ENTRY_OVERHEAD;
-                }
+            let bytes = &mut kept.bytes;
+            for messages in kept.messages.values_mut() {
+                messages.retain(|key, (_, message)| {
+                    if *bytes <= target {
+                        return true;
+                    }
+                    *bytes -= cost(key, message);
+                    false
+                });
             }
         }
     }
