@@ -510,15 +510,11 @@ fn claim_update(
 /// once set (core/v1 `ValidatePersistentVolumeUpdate`).
 fn volume_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let field = |o: &AnyObject, f: &str| {
-        o.to_value()
-            .pointer(&format!("/spec/{f}"))
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
+    let (new_value, old_value) = (new.to_value(), old.to_value());
+    let field = |o: &Value, f: &str| o["spec"].get(f).cloned().unwrap_or(Value::Null);
     if rk8s_api::validation::PV_SOURCES
         .iter()
-        .any(|s| field(new, s) != field(old, s))
+        .any(|s| field(&new_value, s) != field(&old_value, s))
     {
         errs.push(forbidden(
             "spec.persistentvolumesource",
@@ -526,7 +522,7 @@ fn volume_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
         ));
     }
     for (name, once_set) in [("volumeMode", false), ("nodeAffinity", true)] {
-        let (n, o) = (field(new, name), field(old, name));
+        let (n, o) = (field(&new_value, name), field(&old_value, name));
         if n != o && !(once_set && o.is_null()) {
             errs.push(FieldError {
                 path: FieldPath::parse(&format!("spec.{name}")),
