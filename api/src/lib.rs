@@ -13,6 +13,8 @@
 //!   field; [`formats`]: the single-container and Compose files of the local modes;
 //! - [`patch`]: merge, JSON and strategic merge patches, bounded as kube-apiserver
 //!   bounds them; [`net`]: CIDR ranges and host addresses.
+//! - [`stored`]: a stored object's JSON with its revision written in, read only as
+//!   far as its `metadata`.
 //!
 //! The crate does no I/O: callers hand it text.
 //!
