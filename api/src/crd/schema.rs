@@ -16,7 +16,7 @@
 //!   [`super::validate`]);
 //! - annotations (`description`, `default`, `example`, `x-kubernetes-list-type`, ...)
 //!   are dropped, and so are formats Kubernetes does not check (`int32`, `password`);
-//! - `pattern` is a Go (RE2) regular expression, checked under [`PATTERN_KEYWORD`]:
+//! - `pattern` is a Go (RE2) regular expression, checked under `PATTERN_KEYWORD`:
 //!   the `jsonschema` crate checks its own `pattern`s as ECMA 262 expressions first,
 //!   which refuses RE2's `(?i)` (prometheus-operator's PrometheusRule CRD has one).
 
