@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CRATES: [&str; 11] = [
+const CRATES: [&str; 12] = [
     "api",
     "http",
     "raftstore",
@@ -20,6 +20,7 @@ const CRATES: [&str; 11] = [
     "netoverlay",
     "ctl",
     "supervision",
+    "informers",
 ];
 
 fn root() -> PathBuf {
@@ -72,6 +73,9 @@ fn crates_link_only_the_floors_below_them() {
         ("rk8s-raftstore", "rk8s-api"),
         // The actor kit knows actors, not the cluster.
         ("rk8s-supervision", "rk8s-api"),
+        // The informers read the cluster through the API, as the controllers do.
+        ("rk8s-informers", "rk8s-raftstore"),
+        ("rk8s-informers", "rk8s-apiserver"),
         // The runtime knows containers, not networks or the cluster.
         ("rk8s-runtime", "rk8s-netoverlay"),
     ] {

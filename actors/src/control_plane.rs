@@ -4,7 +4,8 @@
 //! thread, in one `rk8s_supervision` registry; when this member becomes leader they
 //! start, when it loses leadership they all stop. Each is supervised: killed —
 //! wherever it is, mid-reconcile too — it starts again from nothing and rebuilds from
-//! the API (list, then watch).
+//! the API. They read the cluster through one set of shared informers
+//! ([`rk8s_informers`]: one watch and one cache per kind), made anew at each election.
 
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
 use rk8s_controllers::endpoints_actor::EndpointsController;
@@ -13,6 +14,7 @@ use rk8s_controllers::hpa_actor::{HpaConfig, HpaSupervisor};
 use rk8s_controllers::job_actor::JobSupervisor;
 use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSupervisor};
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
+use rk8s_informers::Informers;
 use rk8s_raftstore::node::Leadership;
 use rk8s_scheduler::actor::SchedulerActor;
 use rk8s_scheduler::metrics::SchedulerMetrics;
@@ -53,10 +55,12 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
         }
     };
     let actors = &config.actors;
+    let informers = Informers::new(client.clone(), actors.clone());
     if config.scheduler {
         let (c, profiles, metrics) = (client.clone(), config.profiles.clone(), metrics.cloned());
+        let i = informers.clone();
         actors.start(CONTROLLER, "scheduler", move |me| {
-            let actor = SchedulerActor::new(c.clone(), profiles.clone(), me);
+            let actor = SchedulerActor::new(c.clone(), &i, profiles.clone(), me);
             match &metrics {
                 Some(m) => actor.with_metrics(m.clone()),
                 None => actor,
@@ -66,33 +70,38 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     if !config.controllers {
         return;
     }
-    let (c, a) = (client.clone(), actors.clone());
+    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
     actors.start(CONTROLLER, "replicaset", move |me| {
-        ReplicaSetSupervisor::new(c.clone(), a.clone(), me)
+        ReplicaSetSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, a) = (client.clone(), actors.clone());
+    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
     actors.start(CONTROLLER, "deployment", move |me| {
-        DeploymentSupervisor::new(c.clone(), a.clone(), me)
+        DeploymentSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, a) = (client.clone(), actors.clone());
+    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
     actors.start(CONTROLLER, "job", move |me| {
-        JobSupervisor::new(c.clone(), a.clone(), me)
+        JobSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, a, hpa) = (client.clone(), actors.clone(), config.hpa.clone());
+    let (c, i, a, hpa) = (
+        client.clone(),
+        informers.clone(),
+        actors.clone(),
+        config.hpa.clone(),
+    );
     actors.start(CONTROLLER, "horizontal-pod-autoscaler", move |me| {
-        HpaSupervisor::new(c.clone(), hpa.clone(), a.clone(), me)
+        HpaSupervisor::new(c.clone(), &i, hpa.clone(), a.clone(), me)
     });
-    let c = client.clone();
+    let (c, i) = (client.clone(), informers.clone());
     actors.start(CONTROLLER, "endpoints", move |me| {
-        EndpointsController::new(c.clone(), me)
+        EndpointsController::new(c.clone(), &i, me)
     });
-    let c = client.clone();
+    let (c, i) = (client.clone(), informers.clone());
     actors.start(CONTROLLER, "garbage-collector", move |me| {
-        GarbageCollector::new(c.clone(), me)
+        GarbageCollector::new(c.clone(), &i, me)
     });
-    let (c, a, lifecycle) = (client, actors.clone(), config.lifecycle);
+    let (c, i, a, lifecycle) = (client, informers, actors.clone(), config.lifecycle);
     actors.start(CONTROLLER, "node-lifecycle", move |_| {
-        NodeLifecycleSupervisor::new(c.clone(), lifecycle, a.clone())
+        NodeLifecycleSupervisor::new(c.clone(), &i, lifecycle, a.clone())
     });
 }
 

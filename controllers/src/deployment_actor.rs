@@ -1,5 +1,5 @@
-//! Deployments as actors: a [`DeploymentSupervisor`] watches Deployments and
-//! ReplicaSets, indexes ReplicaSets by their controlling Deployment, runs one
+//! Deployments as actors: a [`DeploymentSupervisor`] follows Deployments and
+//! ReplicaSets through the shared informers, indexes ReplicaSets by their controlling Deployment, runs one
 //! [`DeploymentActor`] per Deployment in the registry and routes each ReplicaSet
 //! event to its owner's actor (a restarted actor asks it for a [`Resync`]). The actor decides with [`crate::deployment::reconcile`] and
 //! carries it out through the API: creates the new ReplicaSet (a name collision bumps
@@ -8,16 +8,14 @@
 //! history beyond the limit, writes `ScalingReplicaSet` events and the status.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
-
+use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::{Actors, Handle};
 
 use crate::common::{adopt, controller_of, controller_ref, object_name};
@@ -268,21 +266,15 @@ impl Handler<Resync> for DeploymentActor {
     }
 }
 
-enum Change {
-    Deployment(Box<Result<Event<Deployment>, watcher::Error>>),
-    Rs(Box<Result<Event<ReplicaSet>, watcher::Error>>),
-}
-
 /// Watches Deployments and ReplicaSets and runs one actor per Deployment.
 pub struct DeploymentSupervisor {
     client: kube::Client,
     me: Handle<Self>,
     registry: Actors,
+    informers: (Informer<Deployment>, Informer<ReplicaSet>),
     /// The Deployments by uid.
-    deployments: HashMap<String, Deployment>,
-    /// The Deployments a re-list has shown so far.
-    listing: Option<HashSet<String>>,
-    sets: HashMap<String, ReplicaSet>,
+    deployments: HashMap<String, Arc<Deployment>>,
+    sets: HashMap<String, Arc<ReplicaSet>>,
     by_owner: HashMap<String, BTreeSet<String>>,
     /// ReplicaSets nothing controls, by uid.
     orphans: BTreeSet<String>,
@@ -292,15 +284,20 @@ pub struct DeploymentSupervisor {
 }
 
 impl DeploymentSupervisor {
-    /// A supervisor talking to the API through `client`, running its actors in
-    /// `registry`; `me` is its handle.
-    pub fn new(client: kube::Client, registry: Actors, me: Handle<Self>) -> Self {
+    /// A supervisor following Deployments and ReplicaSets through `informers`,
+    /// writing through `client`, running its actors in `registry`; `me` is its handle.
+    pub fn new(
+        client: kube::Client,
+        informers: &Informers,
+        registry: Actors,
+        me: Handle<Self>,
+    ) -> Self {
         DeploymentSupervisor {
             client,
             me,
             registry,
+            informers: (informers.get(), informers.get()),
             deployments: HashMap::new(),
-            listing: None,
             sets: HashMap::new(),
             by_owner: HashMap::new(),
             orphans: BTreeSet::new(),
@@ -319,7 +316,7 @@ impl DeploymentSupervisor {
             .collect()
     }
 
-    fn rs_changed(&mut self, rs: ReplicaSet, deleted: bool) {
+    fn rs_changed(&mut self, rs: Arc<ReplicaSet>, deleted: bool) {
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         self.orphans.remove(&uid);
         if let Some(old) = self.sets.remove(&uid)
@@ -362,17 +359,17 @@ impl DeploymentSupervisor {
                 .get(&uid)
                 .into_iter()
                 .flatten()
-                .filter_map(|u| self.sets.get(u).cloned())
+                .filter_map(|u| self.sets.get(u).map(|rs| ReplicaSet::clone(rs)))
                 .collect();
             let orphans = self
                 .orphans
                 .iter()
                 .filter_map(|u| self.sets.get(u))
                 .filter(|rs| adoptable(&d, rs))
-                .cloned()
+                .map(|rs| ReplicaSet::clone(rs))
                 .collect();
             self.actor(&object_name(&d.metadata)).do_send(Resync {
-                deployment: d,
+                deployment: Deployment::clone(&d),
                 owned,
                 orphans,
             });
@@ -438,19 +435,8 @@ impl Actor for DeploymentSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let deployments = watcher::watcher(
-            Api::<Deployment>::all(self.client.clone()),
-            Default::default(),
-        )
-        .default_backoff()
-        .map(|e| Change::Deployment(Box::new(e)));
-        let sets = watcher::watcher(
-            Api::<ReplicaSet>::all(self.client.clone()),
-            Default::default(),
-        )
-        .default_backoff()
-        .map(|e| Change::Rs(Box::new(e)));
-        ctx.add_stream(futures_util::stream::select(deployments, sets));
+        self.informers.0.subscribe(ctx.address().recipient());
+        self.informers.1.subscribe(ctx.address().recipient());
         ctx.run_interval(Duration::from_millis(50), |act, _ctx| act.flush());
         // Progress deadlines pass with time alone.
         ctx.run_interval(Duration::from_secs(30), |act, _ctx| {
@@ -460,41 +446,49 @@ impl Actor for DeploymentSupervisor {
     }
 }
 
-impl StreamHandler<Change> for DeploymentSupervisor {
-    fn handle(&mut self, change: Change, _ctx: &mut Self::Context) {
-        match change {
-            Change::Deployment(e) => match *e {
-                Ok(Event::InitApply(d) | Event::Apply(d)) => {
-                    let uid = d.metadata.uid.clone().unwrap_or_default();
-                    if let Some(listing) = self.listing.as_mut() {
-                        listing.insert(uid.clone());
-                    }
-                    self.deployments.insert(uid.clone(), d);
-                    self.dirty.insert(uid);
-                }
-                Ok(Event::Delete(d)) => {
-                    self.deployment_gone(d.metadata.uid.as_deref().unwrap_or_default())
-                }
-                Ok(Event::InitDone) => {
-                    if let Some(listed) = self.listing.take() {
-                        self.deployments_listed(listed);
-                    }
-                    self.deployments_synced = true;
-                }
-                Ok(Event::Init) => self.listing = Some(HashSet::new()),
-                Err(e) => tracing::warn!("watching Deployments: {e}"),
-            },
-            Change::Rs(e) => match *e {
-                Ok(Event::InitApply(rs) | Event::Apply(rs)) => self.rs_changed(rs, false),
-                Ok(Event::Delete(rs)) => self.rs_changed(rs, true),
-                Ok(Event::InitDone) => self.sets_synced = true,
-                Ok(Event::Init) => {}
-                Err(e) => tracing::warn!("watching ReplicaSets: {e}"),
-            },
+impl DeploymentSupervisor {
+    fn deployment_applied(&mut self, d: Arc<Deployment>) {
+        let uid = d.metadata.uid.clone().unwrap_or_default();
+        self.deployments.insert(uid.clone(), d);
+        self.dirty.insert(uid);
+    }
+}
+
+impl Handler<Notice<Deployment>> for DeploymentSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Deployment>, _ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                let listed = all
+                    .iter()
+                    .map(|d| d.metadata.uid.clone().unwrap_or_default())
+                    .collect();
+                all.iter().for_each(|d| self.deployment_applied(d.clone()));
+                self.deployments_listed(listed);
+                self.deployments_synced = true;
+            }
+            Notice::Applied(d) => self.deployment_applied(d),
+            Notice::Deleted(d) => {
+                self.deployment_gone(d.metadata.uid.as_deref().unwrap_or_default())
+            }
         }
     }
+}
 
-    fn finished(&mut self, _ctx: &mut Self::Context) {}
+impl Handler<Notice<ReplicaSet>> for DeploymentSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<ReplicaSet>, _ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                all.iter().for_each(|rs| self.rs_changed(rs.clone(), false));
+                self.sets_synced = true;
+            }
+            Notice::Applied(rs) => self.rs_changed(rs, false),
+            Notice::Deleted(rs) => self.rs_changed(rs, true),
+        }
+    }
 }
 
 impl Handler<Restarted> for DeploymentSupervisor {

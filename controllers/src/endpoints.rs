@@ -62,11 +62,11 @@ type Port = (String, i32, String);
 type Addresses = (Vec<EndpointAddress>, Vec<EndpointAddress>);
 
 /// The Endpoints `service` should have, given the pods of its namespace.
-pub fn endpoints(service: &Service, pods: &[Pod]) -> Endpoints {
+pub fn endpoints<'a>(service: &Service, pods: impl IntoIterator<Item = &'a Pod>) -> Endpoints {
     let spec = service.spec.clone().unwrap_or_default();
     let publish_not_ready = spec.publish_not_ready_addresses.unwrap_or(false);
     let mut subsets: BTreeMap<Vec<Port>, Addresses> = BTreeMap::new();
-    for pod in pods.iter().filter(|p| selects(service, p)) {
+    for pod in pods.into_iter().filter(|p| selects(service, p)) {
         let status = pod.status.as_ref();
         let Some(ip) = status
             .and_then(|s| s.pod_ip.clone())

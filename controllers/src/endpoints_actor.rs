@@ -1,4 +1,5 @@
-//! The Endpoints controller as an actor: it watches Services, pods and Endpoints,
+//! The Endpoints controller as an actor: it follows Services, pods and Endpoints
+//! through the shared informers,
 //! marks the Services a change touches, and every [`BATCH`] writes the Endpoints of
 //! each marked Service that has a selector ([`crate::endpoints`]): created, replaced
 //! with its resourceVersion when it differs, deleted with its Service. Endpoints it
@@ -6,16 +7,14 @@
 //! whose Service went while no controller ran are deleted once the watches are synced.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, Preconditions};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
-
+use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::Handle;
 
 use crate::common::object_name;
@@ -28,12 +27,6 @@ pub const RETRY: Duration = Duration::from_secs(1);
 /// The annotation Kubernetes' controller sets on the Endpoints it writes.
 pub const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 
-enum Change {
-    Service(Box<Result<Event<Service>, watcher::Error>>),
-    Pod(Box<Result<Event<Pod>, watcher::Error>>),
-    Endpoints(Box<Result<Event<Endpoints>, watcher::Error>>),
-}
-
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Written(Vec<(String, Result<Option<Endpoints>, ()>)>);
@@ -41,9 +34,10 @@ struct Written(Vec<(String, Result<Option<Endpoints>, ()>)>);
 /// Keeps every selector Service's Endpoints.
 pub struct EndpointsController {
     client: kube::Client,
-    services: BTreeMap<String, Service>,
-    pods: BTreeMap<String, BTreeMap<String, Pod>>,
-    current: BTreeMap<String, Endpoints>,
+    informers: (Informer<Service>, Informer<Pod>, Informer<Endpoints>),
+    services: BTreeMap<String, Arc<Service>>,
+    pods: BTreeMap<String, BTreeMap<String, Arc<Pod>>>,
+    current: BTreeMap<String, Arc<Endpoints>>,
     dirty: BTreeSet<String>,
     synced: [bool; 3],
     busy: bool,
@@ -51,10 +45,12 @@ pub struct EndpointsController {
 }
 
 impl EndpointsController {
-    /// A controller talking to the API through `client`; `me` is its handle.
-    pub fn new(client: kube::Client, me: Handle<Self>) -> Self {
+    /// A controller following its kinds through `informers` and writing through
+    /// `client`; `me` is its handle.
+    pub fn new(client: kube::Client, informers: &Informers, me: Handle<Self>) -> Self {
         EndpointsController {
             client,
+            informers: (informers.get(), informers.get(), informers.get()),
             services: BTreeMap::new(),
             pods: BTreeMap::new(),
             current: BTreeMap::new(),
@@ -79,7 +75,7 @@ impl EndpointsController {
         }
     }
 
-    fn pod_event(&mut self, pod: Pod, deleted: bool) {
+    fn pod_event(&mut self, pod: Arc<Pod>, deleted: bool) {
         let ns = pod
             .metadata
             .namespace
@@ -108,12 +104,8 @@ impl EndpointsController {
         for key in std::mem::take(&mut self.dirty) {
             let ns = Self::namespace(&key).to_string();
             let want = self.services.get(&key).filter(|s| managed(s)).map(|s| {
-                let pods: Vec<Pod> = self
-                    .pods
-                    .get(&ns)
-                    .map(|p| p.values().cloned().collect())
-                    .unwrap_or_default();
-                endpoints(s, &pods)
+                let pods = self.pods.get(&ns).into_iter().flat_map(|p| p.values());
+                endpoints(s, pods.map(|p| p.as_ref()))
             });
             let current = self.current.get(&key).cloned();
             let ours = current
@@ -149,7 +141,8 @@ impl EndpointsController {
                         )]));
                         match current {
                             Some(c) => {
-                                want.metadata.resource_version = c.metadata.resource_version;
+                                want.metadata.resource_version =
+                                    c.metadata.resource_version.clone();
                                 api.replace(&name, &PostParams::default(), &want).await
                             }
                             None => api.create(&PostParams::default(), &want).await,
@@ -190,20 +183,9 @@ impl Actor for EndpointsController {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let c = &self.client;
-        let services = watcher::watcher(Api::<Service>::all(c.clone()), Default::default())
-            .default_backoff()
-            .map(|e| Change::Service(Box::new(e)));
-        let pods = watcher::watcher(Api::<Pod>::all(c.clone()), Default::default())
-            .default_backoff()
-            .map(|e| Change::Pod(Box::new(e)));
-        let endpoints = watcher::watcher(Api::<Endpoints>::all(c.clone()), Default::default())
-            .default_backoff()
-            .map(|e| Change::Endpoints(Box::new(e)));
-        ctx.add_stream(futures_util::stream::select(
-            services,
-            futures_util::stream::select(pods, endpoints),
-        ));
+        self.informers.0.subscribe(ctx.address().recipient());
+        self.informers.1.subscribe(ctx.address().recipient());
+        self.informers.2.subscribe(ctx.address().recipient());
         ctx.run_interval(BATCH, |act, ctx| act.flush(ctx));
         tracing::info!("endpoints controller started");
     }
@@ -217,7 +199,7 @@ impl Handler<Written> for EndpointsController {
         for (key, written) in msg.0 {
             match written {
                 Ok(Some(e)) => {
-                    self.current.insert(key, e);
+                    self.current.insert(key, Arc::new(e));
                 }
                 Ok(None) => {
                     self.current.remove(&key);
@@ -234,53 +216,70 @@ impl Handler<Written> for EndpointsController {
     }
 }
 
-impl StreamHandler<Change> for EndpointsController {
-    fn handle(&mut self, change: Change, _ctx: &mut Self::Context) {
-        match change {
-            Change::Service(e) => match *e {
-                Ok(Event::InitApply(s) | Event::Apply(s)) => {
-                    let key = object_name(&s.metadata);
-                    self.dirty.insert(key.clone());
-                    self.services.insert(key, s);
-                }
-                Ok(Event::Delete(s)) => {
-                    let key = object_name(&s.metadata);
-                    self.services.remove(&key);
-                    self.dirty.insert(key);
-                }
-                Ok(Event::InitDone) => self.synced[0] = true,
-                Ok(Event::Init) => {}
-                Err(e) => tracing::warn!("watching services: {e}"),
-            },
-            Change::Pod(e) => match *e {
-                Ok(Event::InitApply(p) | Event::Apply(p)) => self.pod_event(p, false),
-                Ok(Event::Delete(p)) => self.pod_event(p, true),
-                Ok(Event::InitDone) => self.synced[1] = true,
-                Ok(Event::Init) => {}
-                Err(e) => tracing::warn!("watching pods: {e}"),
-            },
-            Change::Endpoints(e) => match *e {
-                Ok(Event::InitApply(ep) | Event::Apply(ep)) => {
-                    let key = object_name(&ep.metadata);
-                    // Ours without a Service: a leftover to delete.
-                    if !self.services.contains_key(&key) {
-                        self.dirty.insert(key.clone());
-                    }
-                    self.current.insert(key, ep);
-                }
-                Ok(Event::Delete(ep)) => {
-                    let key = object_name(&ep.metadata);
-                    self.current.remove(&key);
-                    if self.services.contains_key(&key) {
-                        self.dirty.insert(key);
-                    }
-                }
-                Ok(Event::InitDone) => self.synced[2] = true,
-                Ok(Event::Init) => {}
-                Err(e) => tracing::warn!("watching endpoints: {e}"),
-            },
+impl Handler<Notice<Service>> for EndpointsController {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Service>, _ctx: &mut Self::Context) {
+        let applied = |act: &mut Self, s: Arc<Service>| {
+            let key = object_name(&s.metadata);
+            act.dirty.insert(key.clone());
+            act.services.insert(key, s);
+        };
+        match notice {
+            Notice::Listed(all) => {
+                all.iter().for_each(|s| applied(self, s.clone()));
+                self.synced[0] = true;
+            }
+            Notice::Applied(s) => applied(self, s),
+            Notice::Deleted(s) => {
+                let key = object_name(&s.metadata);
+                self.services.remove(&key);
+                self.dirty.insert(key);
+            }
         }
     }
+}
 
-    fn finished(&mut self, _ctx: &mut Self::Context) {}
+impl Handler<Notice<Pod>> for EndpointsController {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Pod>, _ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                all.iter().for_each(|p| self.pod_event(p.clone(), false));
+                self.synced[1] = true;
+            }
+            Notice::Applied(p) => self.pod_event(p, false),
+            Notice::Deleted(p) => self.pod_event(p, true),
+        }
+    }
+}
+
+impl Handler<Notice<Endpoints>> for EndpointsController {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Endpoints>, _ctx: &mut Self::Context) {
+        let applied = |act: &mut Self, ep: Arc<Endpoints>| {
+            let key = object_name(&ep.metadata);
+            // Ours without a Service: a leftover to delete.
+            if !act.services.contains_key(&key) {
+                act.dirty.insert(key.clone());
+            }
+            act.current.insert(key, ep);
+        };
+        match notice {
+            Notice::Listed(all) => {
+                all.iter().for_each(|ep| applied(self, ep.clone()));
+                self.synced[2] = true;
+            }
+            Notice::Applied(ep) => applied(self, ep),
+            Notice::Deleted(ep) => {
+                let key = object_name(&ep.metadata);
+                self.current.remove(&key);
+                if self.services.contains_key(&key) {
+                    self.dirty.insert(key);
+                }
+            }
+        }
+    }
 }

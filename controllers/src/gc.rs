@@ -3,20 +3,19 @@
 //! **foreground** (an owner with the `foregroundDeletion` finalizer waits until its
 //! blocking dependents are gone; the collector deletes them) and **orphan** (an owner
 //! with the `orphan` finalizer has its references removed from its dependents, then
-//! goes). [`decide`] is the pure part; [`GarbageCollector`] watches the namespaced
-//! kinds that own or are owned, keeps the graph, and carries the actions out (it
+//! goes). [`decide`] is the pure part; [`GarbageCollector`] follows the namespaced
+//! kinds that own or are owned through the shared informers, keeps the graph, and carries the actions out (it
 //! checks with a live read that an owner is really gone before deleting a dependent).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::{apps, autoscaling, batch, core};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use rk8s_informers::{Informers, Kind, Notice};
 
 /// The finalizer of a foreground deletion.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -134,9 +133,8 @@ pub fn decide(items: &HashMap<String, Item>) -> BTreeSet<Action> {
     actions
 }
 
-/// The kinds the collector watches: every namespaced kind that owns or is owned.
+/// The kinds the collector follows: every namespaced kind that owns or is owned.
 pub fn resources() -> Vec<ApiResource> {
-    use k8s_openapi::api::{apps, autoscaling, batch, core};
     vec![
         ApiResource::erase::<core::v1::Pod>(&()),
         ApiResource::erase::<apps::v1::ReplicaSet>(&()),
@@ -148,8 +146,7 @@ pub fn resources() -> Vec<ApiResource> {
     ]
 }
 
-fn item(kind: usize, obj: &DynamicObject) -> Item {
-    let m = &obj.metadata;
+fn item(kind: usize, m: &ObjectMeta) -> Item {
     Item {
         kind,
         namespace: m.namespace.clone().unwrap_or_else(|| "default".into()),
@@ -162,8 +159,6 @@ fn item(kind: usize, obj: &DynamicObject) -> Item {
     }
 }
 
-struct Change(usize, Box<Result<Event<DynamicObject>, watcher::Error>>);
-
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Finished(Action);
@@ -171,6 +166,7 @@ struct Finished(Action);
 /// The garbage collector's actor.
 pub struct GarbageCollector {
     client: kube::Client,
+    informers: Informers,
     resources: Vec<ApiResource>,
     items: HashMap<String, Item>,
     synced: BTreeSet<usize>,
@@ -180,10 +176,16 @@ pub struct GarbageCollector {
 }
 
 impl GarbageCollector {
-    /// A collector talking to the API through `client`; `me` is its handle.
-    pub fn new(client: kube::Client, me: rk8s_supervision::Handle<Self>) -> Self {
+    /// A collector following its kinds through `informers` and writing through
+    /// `client`; `me` is its handle.
+    pub fn new(
+        client: kube::Client,
+        informers: &Informers,
+        me: rk8s_supervision::Handle<Self>,
+    ) -> Self {
         GarbageCollector {
             client,
+            informers: informers.clone(),
             me,
             resources: resources(),
             items: HashMap::new(),
@@ -322,14 +324,29 @@ impl Actor for GarbageCollector {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let streams = self.resources.iter().enumerate().map(|(i, ar)| {
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
-            watcher::watcher(api, Default::default())
-                .default_backoff()
-                .map(move |e| Change(i, Box::new(e)))
-                .boxed()
-        });
-        ctx.add_stream(futures_util::stream::select_all(streams));
+        let me = ctx.address();
+        let informers = &self.informers;
+        informers
+            .get::<core::v1::Pod>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<apps::v1::ReplicaSet>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<apps::v1::Deployment>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<batch::v1::Job>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<core::v1::Service>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<core::v1::Endpoints>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<autoscaling::v2::HorizontalPodAutoscaler>()
+            .subscribe(me.recipient());
         ctx.run_interval(Duration::from_millis(100), |act, ctx| act.run(ctx));
         // Anything a failed action left: look again now and then.
         ctx.run_interval(Duration::from_secs(30), |act, _ctx| act.dirty = true);
@@ -337,27 +354,37 @@ impl Actor for GarbageCollector {
     }
 }
 
-impl StreamHandler<Change> for GarbageCollector {
-    fn handle(&mut self, Change(kind, event): Change, _ctx: &mut Self::Context) {
-        match *event {
-            Ok(Event::InitApply(o) | Event::Apply(o)) => {
-                let i = item(kind, &o);
-                self.items.insert(i.uid.clone(), i);
-            }
-            Ok(Event::Delete(o)) => {
-                self.items
-                    .remove(o.metadata.uid.as_deref().unwrap_or_default());
-            }
-            Ok(Event::InitDone) => {
+impl<K: Kind> Handler<Notice<K>> for GarbageCollector {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<K>, _ctx: &mut Self::Context) {
+        let (kind, api_version) = (K::kind(&()), K::api_version(&()));
+        let Some(kind) = self
+            .resources
+            .iter()
+            .position(|r| r.kind == kind && r.api_version == api_version)
+        else {
+            return;
+        };
+        match notice {
+            Notice::Listed(all) => {
+                for o in all.iter() {
+                    let i = item(kind, o.meta());
+                    self.items.insert(i.uid.clone(), i);
+                }
                 self.synced.insert(kind);
             }
-            Ok(Event::Init) => {}
-            Err(e) => tracing::warn!("garbage collector watch: {e}"),
+            Notice::Applied(o) => {
+                let i = item(kind, o.meta());
+                self.items.insert(i.uid.clone(), i);
+            }
+            Notice::Deleted(o) => {
+                self.items
+                    .remove(o.meta().uid.as_deref().unwrap_or_default());
+            }
         }
         self.dirty = true;
     }
-
-    fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
 impl Handler<Finished> for GarbageCollector {

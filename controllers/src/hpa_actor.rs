@@ -25,10 +25,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, Event};
 use rk8s_api::selector::{SelectorExt, parse_label_selector};
+use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::{Actors, Handle};
 
 use crate::common::object_name;
@@ -71,11 +69,6 @@ struct Update(Box<HorizontalPodAutoscaler>);
 #[rtype(result = "()")]
 struct Resync;
 
-/// The pods as the supervisor's reflector keeps them (a new one after its restart).
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Pods(Store<Pod>);
-
 /// An HPA's actor restarted and lost what it was sent: send it again.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -85,7 +78,7 @@ struct Restarted(String);
 pub struct HpaActor {
     client: kube::Client,
     config: Arc<HpaConfig>,
-    pods: Store<Pod>,
+    pods: Informer<Pod>,
     hpa: HorizontalPodAutoscaler,
     history: History,
     busy: bool,
@@ -111,15 +104,6 @@ impl Handler<Update> for HpaActor {
         if changed {
             ctx.notify(Resync);
         }
-    }
-}
-
-impl Handler<Pods> for HpaActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Pods, _ctx: &mut Self::Context) {
-        self.me.received();
-        self.pods = msg.0;
     }
 }
 
@@ -215,7 +199,7 @@ fn target_resource(api_version: Option<&str>, kind: &str) -> Result<ApiResource,
 async fn sync(
     client: kube::Client,
     config: Arc<HpaConfig>,
-    pods: Store<Pod>,
+    pods: Informer<Pod>,
     mut hpa: HorizontalPodAutoscaler,
     mut history: History,
 ) -> (History, bool) {
@@ -280,12 +264,12 @@ async fn sync(
             "Current number of replicas below Spec.MinReplicas".to_string(),
         )
     } else {
-        // From the supervisor's reflector (an informer, as kube-controller-manager
-        // reads pods), not a list per sync.
-        let ready = tokio::time::timeout(Duration::from_secs(30), pods.wait_until_ready()).await;
+        // From the shared pod informer, as kube-controller-manager reads pods, not a
+        // list per sync.
+        let ready = pods.wait_until_listed(Duration::from_secs(30)).await;
         let pods: Vec<Pod> = match (ready, parse_label_selector(&selector)) {
-            (Ok(Ok(())), Ok(selects)) => pods
-                .state()
+            (true, Ok(selects)) => pods
+                .list()
                 .iter()
                 .filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
                 .filter(|p| selects.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
@@ -429,7 +413,8 @@ async fn write_status(
 pub struct HpaSupervisor {
     client: kube::Client,
     config: Arc<HpaConfig>,
-    pods: Store<Pod>,
+    hpa_informer: Informer<HorizontalPodAutoscaler>,
+    pods: Informer<Pod>,
     /// The HPAs by `NAMESPACE/NAME`.
     hpas: HashMap<String, HorizontalPodAutoscaler>,
     registry: Actors,
@@ -437,10 +422,11 @@ pub struct HpaSupervisor {
 }
 
 impl HpaSupervisor {
-    /// A supervisor talking to the API through `client`, running its actors in
-    /// `registry`; `me` is its handle.
+    /// A supervisor following HPAs and pods through `informers`, writing through
+    /// `client`, running its actors in `registry`; `me` is its handle.
     pub fn new(
         client: kube::Client,
+        informers: &Informers,
         config: HpaConfig,
         registry: Actors,
         me: Handle<Self>,
@@ -448,8 +434,8 @@ impl HpaSupervisor {
         HpaSupervisor {
             client,
             config: Arc::new(config),
-            // Replaced by a filled one when the supervisor starts.
-            pods: reflector::store().0,
+            hpa_informer: informers.get(),
+            pods: informers.get(),
             hpas: HashMap::new(),
             registry,
             me,
@@ -492,24 +478,7 @@ impl Actor for HpaSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let hpas = watcher::watcher(
-            Api::<HorizontalPodAutoscaler>::all(self.client.clone()),
-            Default::default(),
-        )
-        .default_backoff();
-        ctx.add_stream(hpas);
-        let (reader, writer) = reflector::store();
-        let pods = reflector::reflector(
-            writer,
-            watcher::watcher(Api::<Pod>::all(self.client.clone()), Default::default()),
-        )
-        .default_backoff();
-        ctx.add_stream(pods);
-        // Actors that outlived a restart of this supervisor read the new pods.
-        for (_, actor) in self.registry.all::<HpaActor>(KIND) {
-            actor.do_send(Pods(reader.clone()));
-        }
-        self.pods = reader;
+        self.hpa_informer.subscribe(ctx.address().recipient());
         tracing::info!(
             sync_period = ?self.config.sync_period,
             prometheus = self.config.prometheus.is_some(),
@@ -518,39 +487,26 @@ impl Actor for HpaSupervisor {
     }
 }
 
-impl StreamHandler<Result<Event<HorizontalPodAutoscaler>, watcher::Error>> for HpaSupervisor {
-    fn handle(
-        &mut self,
-        event: Result<Event<HorizontalPodAutoscaler>, watcher::Error>,
-        _ctx: &mut Self::Context,
-    ) {
-        match event {
-            Ok(Event::InitApply(h) | Event::Apply(h)) => self.apply(h),
-            Ok(Event::Delete(h)) => self.remove(&h),
-            Ok(Event::Init) => self.hpas.clear(),
-            // HPAs gone while nobody watched: their actors go too.
-            Ok(Event::InitDone) => {
+impl Handler<Notice<HorizontalPodAutoscaler>> for HpaSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<HorizontalPodAutoscaler>, _ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                self.hpas.clear();
+                all.iter()
+                    .for_each(|h| self.apply(HorizontalPodAutoscaler::clone(h)));
+                // HPAs gone while this supervisor was down: their actors go too.
                 for name in self.registry.names(KIND) {
                     if !self.hpas.contains_key(&name) {
                         self.registry.stop(KIND, &name);
                     }
                 }
             }
-            Err(e) => tracing::warn!("watching horizontal pod autoscalers: {e}"),
+            Notice::Applied(h) => self.apply(HorizontalPodAutoscaler::clone(&h)),
+            Notice::Deleted(h) => self.remove(&h),
         }
     }
-
-    fn finished(&mut self, _ctx: &mut Self::Context) {}
-}
-
-impl StreamHandler<Result<Event<Pod>, watcher::Error>> for HpaSupervisor {
-    fn handle(&mut self, event: Result<Event<Pod>, watcher::Error>, _ctx: &mut Self::Context) {
-        if let Err(e) = event {
-            tracing::warn!("watching pods: {e}");
-        }
-    }
-
-    fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
 impl Handler<Restarted> for HpaSupervisor {
@@ -562,7 +518,6 @@ impl Handler<Restarted> for HpaSupervisor {
             self.hpas.get(&name),
             self.registry.get::<HpaActor>(KIND, &name),
         ) {
-            actor.do_send(Pods(self.pods.clone()));
             actor.do_send(Update(Box::new(hpa.clone())));
         }
     }

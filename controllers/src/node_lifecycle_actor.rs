@@ -1,5 +1,5 @@
-//! Node lifecycle as actors: a [`NodeLifecycleSupervisor`] watches Nodes, their
-//! Leases and the pods bound to them, and every 5 s hands each node's
+//! Node lifecycle as actors: a [`NodeLifecycleSupervisor`] follows Nodes, their
+//! Leases and the pods bound to them through the shared informers, and every 5 s hands each node's
 //! [`NodeLifecycleActor`] (in the registry) its whole view — a restarted actor needs
 //! nothing else; the actor marks its node unreachable (conditions
 //! Unknown, `unreachable:NoExecute` taint, `NodeNotReady` event), evicts the pods whose
@@ -7,18 +7,16 @@
 //! node is unreachable), and removes the taint when the node renews again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
-
+use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::{Actors, Handle};
 
 use crate::events::{Involved, record};
@@ -51,9 +49,9 @@ impl Default for LifecycleConfig {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Check {
-    node: Node,
+    node: Arc<Node>,
     view: NodeView,
-    pods: Vec<Pod>,
+    pods: Vec<Arc<Pod>>,
     may_evict: bool,
 }
 
@@ -207,37 +205,42 @@ impl Handler<Check> for NodeLifecycleActor {
     }
 }
 
-enum Change {
-    Node(Box<Result<Event<Node>, watcher::Error>>),
-    Lease(Box<Result<Event<Lease>, watcher::Error>>),
-    Pod(Box<Result<Event<Pod>, watcher::Error>>),
-}
+/// The namespace of the nodes' Leases.
+const NODE_LEASES: &str = "kube-node-lease";
 
-/// Watches nodes, leases and bound pods; runs one actor per node.
+/// Follows nodes, leases and bound pods; runs one actor per node.
 pub struct NodeLifecycleSupervisor {
     client: kube::Client,
     config: LifecycleConfig,
-    nodes: BTreeMap<String, Node>,
+    informers: (Informer<Node>, Informer<Lease>, Informer<Pod>),
+    nodes: BTreeMap<String, Arc<Node>>,
     leases: HashMap<String, jiff::Timestamp>,
-    pods: HashMap<String, BTreeMap<String, Pod>>,
-    /// The nodes a re-list has shown so far.
-    listing: Option<HashSet<String>>,
+    /// The bound pods by node, then by `NAMESPACE/NAME`.
+    pods: HashMap<String, BTreeMap<String, Arc<Pod>>>,
+    /// The node of each bound pod.
+    pod_nodes: HashMap<String, String>,
     synced: [bool; 3],
     registry: Actors,
 }
 
 impl NodeLifecycleSupervisor {
-    /// A supervisor talking to the API through `client`, running its actors in
-    /// `registry`.
-    pub fn new(client: kube::Client, config: LifecycleConfig, registry: Actors) -> Self {
+    /// A supervisor following its kinds through `informers`, writing through
+    /// `client`, running its actors in `registry`.
+    pub fn new(
+        client: kube::Client,
+        informers: &Informers,
+        config: LifecycleConfig,
+        registry: Actors,
+    ) -> Self {
         NodeLifecycleSupervisor {
             client,
             registry,
             config,
+            informers: (informers.get(), informers.get(), informers.get()),
             nodes: BTreeMap::new(),
             leases: HashMap::new(),
             pods: HashMap::new(),
-            listing: None,
+            pod_nodes: HashMap::new(),
             synced: [false; 3],
         }
     }
@@ -257,7 +260,7 @@ impl NodeLifecycleSupervisor {
         if !self.synced.iter().all(|s| *s) {
             return;
         }
-        let views: Vec<(Node, NodeView)> = self
+        let views: Vec<(Arc<Node>, NodeView)> = self
             .nodes
             .values()
             .map(|n| {
@@ -296,18 +299,39 @@ impl NodeLifecycleSupervisor {
         }
     }
 
-    fn pod_event(&mut self, pod: Pod, deleted: bool) {
+    fn pod_event(&mut self, pod: Arc<Pod>, deleted: bool) {
         let key = format!(
             "{}/{}",
             pod.metadata.namespace.as_deref().unwrap_or("default"),
             pod.metadata.name.as_deref().unwrap_or_default()
         );
-        for pods in self.pods.values_mut() {
+        if let Some(was) = self.pod_nodes.remove(&key)
+            && let Some(pods) = self.pods.get_mut(&was)
+        {
             pods.remove(&key);
+            if pods.is_empty() {
+                self.pods.remove(&was);
+            }
         }
         let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-        if let (false, Some(node)) = (deleted, node) {
+        if let (false, Some(node)) = (deleted, node.filter(|n| !n.is_empty())) {
+            self.pod_nodes.insert(key.clone(), node.clone());
             self.pods.entry(node).or_default().insert(key, pod);
+        }
+    }
+
+    fn node_applied(&mut self, n: Arc<Node>) {
+        self.nodes
+            .insert(n.metadata.name.clone().unwrap_or_default(), n);
+    }
+
+    fn lease_applied(&mut self, l: &Lease) {
+        if l.metadata.namespace.as_deref() != Some(NODE_LEASES) {
+            return;
+        }
+        if let Some(t) = l.spec.as_ref().and_then(|s| s.renew_time.as_ref()) {
+            let name = l.metadata.name.clone().unwrap_or_default();
+            self.leases.insert(name, t.0);
         }
     }
 }
@@ -316,78 +340,69 @@ impl Actor for NodeLifecycleSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let nodes = watcher::watcher(Api::<Node>::all(self.client.clone()), Default::default())
-            .default_backoff()
-            .map(|e| Change::Node(Box::new(e)));
-        let leases = watcher::watcher(
-            Api::<Lease>::namespaced(self.client.clone(), "kube-node-lease"),
-            Default::default(),
-        )
-        .default_backoff()
-        .map(|e| Change::Lease(Box::new(e)));
-        let pods = watcher::watcher(
-            Api::<Pod>::all(self.client.clone()),
-            watcher::Config::default().fields("spec.nodeName!="),
-        )
-        .default_backoff()
-        .map(|e| Change::Pod(Box::new(e)));
-        ctx.add_stream(futures_util::stream::select(
-            nodes,
-            futures_util::stream::select(leases, pods),
-        ));
+        self.informers.0.subscribe(ctx.address().recipient());
+        self.informers.1.subscribe(ctx.address().recipient());
+        self.informers.2.subscribe(ctx.address().recipient());
         ctx.run_interval(MONITOR_PERIOD, |act, _ctx| act.check_all());
         tracing::info!(grace = ?self.config.grace, "node lifecycle controller started");
     }
 }
 
-impl StreamHandler<Change> for NodeLifecycleSupervisor {
-    fn handle(&mut self, change: Change, _ctx: &mut Self::Context) {
-        match change {
-            Change::Node(e) => match *e {
-                Ok(Event::InitApply(n) | Event::Apply(n)) => {
-                    let name = n.metadata.name.clone().unwrap_or_default();
-                    if let Some(listing) = self.listing.as_mut() {
-                        listing.insert(name.clone());
-                    }
-                    self.nodes.insert(name, n);
-                }
-                Ok(Event::Delete(n)) => {
-                    let name = n.metadata.name.clone().unwrap_or_default();
-                    self.nodes.remove(&name);
-                    self.registry.stop(KIND, &name);
-                }
-                Ok(Event::InitDone) => {
-                    if let Some(listed) = self.listing.take() {
-                        self.nodes_listed(listed);
-                    }
-                    self.synced[0] = true;
-                }
-                Ok(Event::Init) => self.listing = Some(HashSet::new()),
-                Err(e) => tracing::warn!("watching nodes: {e}"),
-            },
-            Change::Lease(e) => match *e {
-                Ok(Event::InitApply(l) | Event::Apply(l)) => {
-                    if let Some(t) = l.spec.and_then(|s| s.renew_time) {
-                        self.leases.insert(l.metadata.name.unwrap_or_default(), t.0);
-                    }
-                }
-                Ok(Event::Delete(l)) => {
+impl Handler<Notice<Node>> for NodeLifecycleSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Node>, _ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                let listed = all
+                    .iter()
+                    .map(|n| n.metadata.name.clone().unwrap_or_default())
+                    .collect();
+                all.iter().for_each(|n| self.node_applied(n.clone()));
+                self.nodes_listed(listed);
+                self.synced[0] = true;
+            }
+            Notice::Applied(n) => self.node_applied(n),
+            Notice::Deleted(n) => {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                self.nodes.remove(&name);
+                self.registry.stop(KIND, &name);
+            }
+        }
+    }
+}
+
+impl Handler<Notice<Lease>> for NodeLifecycleSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Lease>, _ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                all.iter().for_each(|l| self.lease_applied(l));
+                self.synced[1] = true;
+            }
+            Notice::Applied(l) => self.lease_applied(&l),
+            Notice::Deleted(l) => {
+                if l.metadata.namespace.as_deref() == Some(NODE_LEASES) {
                     self.leases
                         .remove(l.metadata.name.as_deref().unwrap_or_default());
                 }
-                Ok(Event::InitDone) => self.synced[1] = true,
-                Ok(Event::Init) => {}
-                Err(e) => tracing::warn!("watching leases: {e}"),
-            },
-            Change::Pod(e) => match *e {
-                Ok(Event::InitApply(p) | Event::Apply(p)) => self.pod_event(p, false),
-                Ok(Event::Delete(p)) => self.pod_event(p, true),
-                Ok(Event::InitDone) => self.synced[2] = true,
-                Ok(Event::Init) => {}
-                Err(e) => tracing::warn!("watching pods: {e}"),
-            },
+            }
         }
     }
+}
 
-    fn finished(&mut self, _ctx: &mut Self::Context) {}
+impl Handler<Notice<Pod>> for NodeLifecycleSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Pod>, _ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                all.iter().for_each(|p| self.pod_event(p.clone(), false));
+                self.synced[2] = true;
+            }
+            Notice::Applied(p) => self.pod_event(p, false),
+            Notice::Deleted(p) => self.pod_event(p, true),
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The supervisor shared by the controllers whose objects own pods (ReplicaSet, Job).
-//! An [`OwnerSupervisor`] watches the owners and every pod (kube-runtime watchers:
-//! list, then watch; re-list on 410), keeps an index of pods by controlling owner,
+//! An [`OwnerSupervisor`] follows the owners and every pod through the shared
+//! informers, keeps an index of pods by controlling owner,
 //! runs one [`OwnerActor`] per owner in the registry (stopped when the owner goes),
 //! and routes each pod event to the actor that owns the pod (orphans: to the actors
 //! whose selector matches) rather than waking all. Killed, it re-lists; its actors
@@ -8,15 +8,13 @@
 //! owner went meanwhile are stopped). A restarted actor asks it for a resync.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
 use rk8s_api::selector::SelectorExt;
+use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::{Actors, Handle};
 
 use crate::common::{controller_of, object_name};
@@ -27,11 +25,6 @@ use crate::pod_owner::{PodOwner, Resync};
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Restarted(String);
-
-enum Change<K> {
-    Owner(Box<Result<Event<K>, watcher::Error>>),
-    Pod(Box<Result<Event<Pod>, watcher::Error>>),
-}
 
 type PodKey = (String, String);
 
@@ -44,11 +37,10 @@ pub struct OwnerSupervisor<K: PodOwner> {
     client: kube::Client,
     me: Handle<Self>,
     registry: Actors,
+    informers: (Informer<K>, Informer<Pod>),
     /// The owners by uid.
-    owners: HashMap<String, K>,
-    /// The owners a re-list has shown so far (from its `Init` to its `InitDone`).
-    listing: Option<HashSet<String>>,
-    pods: HashMap<PodKey, Pod>,
+    owners: HashMap<String, Arc<K>>,
+    pods: HashMap<PodKey, Arc<Pod>>,
     by_owner: HashMap<String, BTreeSet<PodKey>>,
     orphans: HashMap<String, BTreeSet<String>>,
     pending_created: HashMap<String, usize>,
@@ -60,15 +52,20 @@ pub struct OwnerSupervisor<K: PodOwner> {
 }
 
 impl<K: PodOwner> OwnerSupervisor<K> {
-    /// A supervisor talking to the API through `client`, running its actors in
-    /// `registry`; `me` is its handle.
-    pub fn new(client: kube::Client, registry: Actors, me: Handle<Self>) -> Self {
+    /// A supervisor following owners and pods through `informers`, writing through
+    /// `client`, running its actors in `registry`; `me` is its handle.
+    pub fn new(
+        client: kube::Client,
+        informers: &Informers,
+        registry: Actors,
+        me: Handle<Self>,
+    ) -> Self {
         OwnerSupervisor {
             client,
             me,
             registry,
+            informers: (informers.get(), informers.get()),
             owners: HashMap::new(),
-            listing: None,
             pods: HashMap::new(),
             by_owner: HashMap::new(),
             orphans: HashMap::new(),
@@ -81,7 +78,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
         }
     }
 
-    fn unindex(&mut self, key: &PodKey) -> Option<Pod> {
+    fn unindex(&mut self, key: &PodKey) -> Option<Arc<Pod>> {
         let old = self.pods.remove(key)?;
         match controller_of(&old.metadata) {
             Some(r) => {
@@ -117,7 +114,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
             .collect()
     }
 
-    fn pod_changed(&mut self, pod: Pod, deleted: bool) {
+    fn pod_changed(&mut self, pod: Arc<Pod>, deleted: bool) {
         let key = (
             namespace_of(&pod.metadata),
             pod.metadata.name.clone().unwrap_or_default(),
@@ -172,21 +169,21 @@ impl<K: PodOwner> OwnerSupervisor<K> {
             .get(uid)
             .into_iter()
             .flatten()
-            .filter_map(|k| self.pods.get(k).cloned())
+            .filter_map(|k| self.pods.get(k).map(|p| Pod::clone(p)))
             .collect();
         if let Some(sel) = owner.selector() {
             for name in self.orphans.get(&ns).into_iter().flatten() {
                 if let Some(p) = self.pods.get(&(ns.clone(), name.clone()))
                     && sel.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default()))
                 {
-                    pods.push(p.clone());
+                    pods.push(Pod::clone(p));
                 }
             }
         }
         let created = self.pending_created.remove(uid).unwrap_or(0);
         let deleted = self.pending_deleted.remove(uid).unwrap_or_default();
         self.actor(&object_name(owner.meta())).do_send(Resync {
-            owner,
+            owner: K::clone(&owner),
             pods,
             created,
             deleted,
@@ -215,7 +212,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
         let keys = self.by_owner.get(uid).cloned().unwrap_or_default();
         self.strays.extend(
             keys.into_iter()
-                .filter(|k| self.pods.get(k).is_some_and(K::is_stray)),
+                .filter(|k| self.pods.get(k).is_some_and(|p| K::is_stray(p))),
         );
     }
 
@@ -254,7 +251,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
             let owned =
                 controller_of(&pod.metadata).is_some_and(|r| self.owners.contains_key(&r.uid));
             if !owned && K::is_stray(pod) {
-                let release = K::release_stray(self.client.clone(), pod.clone());
+                let release = K::release_stray(self.client.clone(), Pod::clone(pod));
                 ctx.spawn(self.me.reconcile(release).into_actor(self));
             }
         }
@@ -278,13 +275,8 @@ impl<K: PodOwner> Actor for OwnerSupervisor<K> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let owners = watcher::watcher(Api::<K>::all(self.client.clone()), Default::default())
-            .default_backoff()
-            .map(|e| Change::Owner(Box::new(e)));
-        let pods = watcher::watcher(Api::<Pod>::all(self.client.clone()), Default::default())
-            .default_backoff()
-            .map(|e| Change::Pod(Box::new(e)));
-        ctx.add_stream(futures_util::stream::select(owners, pods));
+        self.informers.0.subscribe(ctx.address().recipient());
+        self.informers.1.subscribe(ctx.address().recipient());
         // Batches of watch events become one sync per owner; a periodic resync
         // catches anything time alone changes (minReadySeconds, deadlines, stale
         // expectations).
@@ -296,41 +288,47 @@ impl<K: PodOwner> Actor for OwnerSupervisor<K> {
     }
 }
 
-impl<K: PodOwner> StreamHandler<Change<K>> for OwnerSupervisor<K> {
-    fn handle(&mut self, change: Change<K>, _ctx: &mut Self::Context) {
-        match change {
-            Change::Owner(e) => match *e {
-                Ok(Event::InitApply(o) | Event::Apply(o)) => {
-                    let uid = o.meta().uid.clone().unwrap_or_default();
-                    if let Some(listing) = self.listing.as_mut() {
-                        listing.insert(uid.clone());
-                    }
-                    self.owners.insert(uid.clone(), o);
-                    self.dirty.insert(uid);
-                }
-                Ok(Event::Delete(o)) => {
-                    self.owner_gone(o.meta().uid.as_deref().unwrap_or_default())
-                }
-                Ok(Event::InitDone) => {
-                    if let Some(listed) = self.listing.take() {
-                        self.owners_listed(listed);
-                    }
-                    self.owners_synced = true;
-                }
-                Ok(Event::Init) => self.listing = Some(HashSet::new()),
-                Err(e) => tracing::warn!("watching {}s: {e}", K::KIND),
-            },
-            Change::Pod(e) => match *e {
-                Ok(Event::InitApply(p) | Event::Apply(p)) => self.pod_changed(p, false),
-                Ok(Event::Delete(p)) => self.pod_changed(p, true),
-                Ok(Event::InitDone) => self.pods_synced = true,
-                Ok(Event::Init) => {}
-                Err(e) => tracing::warn!("watching pods: {e}"),
-            },
+impl<K: PodOwner> OwnerSupervisor<K> {
+    fn owner_applied(&mut self, o: Arc<K>) {
+        let uid = o.meta().uid.clone().unwrap_or_default();
+        self.owners.insert(uid.clone(), o);
+        self.dirty.insert(uid);
+    }
+}
+
+impl<K: PodOwner> Handler<Notice<K>> for OwnerSupervisor<K> {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<K>, _ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                let listed = all
+                    .iter()
+                    .map(|o| o.meta().uid.clone().unwrap_or_default())
+                    .collect();
+                all.iter().for_each(|o| self.owner_applied(o.clone()));
+                self.owners_listed(listed);
+                self.owners_synced = true;
+            }
+            Notice::Applied(o) => self.owner_applied(o),
+            Notice::Deleted(o) => self.owner_gone(o.meta().uid.as_deref().unwrap_or_default()),
         }
     }
+}
 
-    fn finished(&mut self, _ctx: &mut Self::Context) {}
+impl<K: PodOwner> Handler<Notice<Pod>> for OwnerSupervisor<K> {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Pod>, _ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                all.iter().for_each(|p| self.pod_changed(p.clone(), false));
+                self.pods_synced = true;
+            }
+            Notice::Applied(p) => self.pod_changed(p, false),
+            Notice::Deleted(p) => self.pod_changed(p, true),
+        }
+    }
 }
 
 impl<K: PodOwner> Handler<Restarted> for OwnerSupervisor<K> {

@@ -1,6 +1,6 @@
-//! The scheduler as an actor (actix), run on the Raft leader only. It watches every
-//! pod and node through the API (kube-runtime watchers: list, then watch; re-list on
-//! 410), keeps the [`Cache`] and the [`SchedulingQueue`], and schedules in batches
+//! The scheduler as an actor (actix), run on the Raft leader only. It follows every
+//! pod and node through the control plane's shared informers (one watch per kind
+//! for the scheduler and every controller), keeps the [`Cache`] and the [`SchedulingQueue`], and schedules in batches
 //! between watch events. A pod is assumed on its node at once and bound through
 //! `pods/binding` in the background (several bindings in flight), so the next pod
 //! never waits for a round trip. A failed binding forgets the assumption and backs
@@ -16,12 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::Handle;
 
 use crate::cache::Cache;
@@ -69,14 +67,11 @@ struct Bound {
     started: Instant,
 }
 
-enum Change {
-    Pod(Box<Result<Event<Pod>, watcher::Error>>),
-    Node(Box<Result<Event<Node>, watcher::Error>>),
-}
-
 /// The scheduler actor.
 pub struct SchedulerActor {
     client: kube::Client,
+    pods: Informer<Pod>,
+    nodes: Informer<Node>,
     profiles: HashMap<String, Profile>,
     algorithm: Scheduler,
     cache: Cache,
@@ -92,11 +87,18 @@ pub struct SchedulerActor {
 }
 
 impl SchedulerActor {
-    /// A scheduler with `profiles`, talking to the API through `client`; `me` is its
-    /// handle.
-    pub fn new(client: kube::Client, profiles: Vec<Profile>, me: Handle<Self>) -> Self {
+    /// A scheduler with `profiles`, following pods and nodes through `informers` and
+    /// writing through `client`; `me` is its handle.
+    pub fn new(
+        client: kube::Client,
+        informers: &Informers,
+        profiles: Vec<Profile>,
+        me: Handle<Self>,
+    ) -> Self {
         SchedulerActor {
             client,
+            pods: informers.get(),
+            nodes: informers.get(),
             profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
             algorithm: Scheduler::default(),
             cache: Cache::default(),
@@ -140,8 +142,7 @@ impl SchedulerActor {
         }
     }
 
-    fn pod_event(&mut self, pod: Pod, ctx: &mut Context<Self>) {
-        let pod = Arc::new(pod);
+    fn pod_event(&mut self, pod: Arc<Pod>, ctx: &mut Context<Self>) {
         let key = format!(
             "{}/{}",
             pod.metadata.namespace.as_deref().unwrap_or("default"),
@@ -347,13 +348,8 @@ impl Actor for SchedulerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let pods = watcher::watcher(Api::<Pod>::all(self.client.clone()), Default::default())
-            .default_backoff()
-            .map(|e| Change::Pod(Box::new(e)));
-        let nodes = watcher::watcher(Api::<Node>::all(self.client.clone()), Default::default())
-            .default_backoff()
-            .map(|e| Change::Node(Box::new(e)));
-        ctx.add_stream(futures_util::stream::select(pods, nodes));
+        self.pods.subscribe(ctx.address().recipient());
+        self.nodes.subscribe(ctx.address().recipient());
         ctx.run_interval(Duration::from_millis(100), |act, ctx| {
             act.queue.flush(Instant::now());
             if let Some(m) = &act.metrics {
@@ -370,36 +366,46 @@ impl Actor for SchedulerActor {
     }
 }
 
-impl StreamHandler<Change> for SchedulerActor {
-    fn handle(&mut self, change: Change, ctx: &mut Self::Context) {
-        match change {
-            Change::Pod(event) => match *event {
-                Ok(Event::InitApply(pod) | Event::Apply(pod)) => self.pod_event(pod, ctx),
-                Ok(Event::Delete(pod)) => self.pod_deleted(&pod),
-                Ok(Event::Init | Event::InitDone) => {}
-                Err(e) => tracing::warn!("watching pods: {e}"),
-            },
-            Change::Node(event) => match *event {
-                Ok(Event::InitApply(node) | Event::Apply(node)) => {
-                    self.cache.upsert_node(Arc::new(node));
-                    self.queue.cluster_changed(Instant::now());
-                    self.wake(ctx);
+impl Handler<Notice<Pod>> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Pod>, ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                for pod in all.iter() {
+                    self.pod_event(pod.clone(), ctx);
                 }
-                Ok(Event::Delete(node)) => {
-                    self.cache
-                        .remove_node(node.metadata.name.as_deref().unwrap_or_default());
-                }
-                Ok(Event::InitDone) => {
-                    self.nodes_synced = true;
-                    self.wake(ctx);
-                }
-                Ok(Event::Init) => {}
-                Err(e) => tracing::warn!("watching nodes: {e}"),
-            },
+            }
+            Notice::Applied(pod) => self.pod_event(pod, ctx),
+            Notice::Deleted(pod) => self.pod_deleted(&pod),
         }
     }
+}
 
-    fn finished(&mut self, _ctx: &mut Self::Context) {}
+impl Handler<Notice<Node>> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Node>, ctx: &mut Self::Context) {
+        match notice {
+            Notice::Listed(all) => {
+                for node in all.iter() {
+                    self.cache.upsert_node(node.clone());
+                }
+                self.nodes_synced = true;
+                self.queue.cluster_changed(Instant::now());
+                self.wake(ctx);
+            }
+            Notice::Applied(node) => {
+                self.cache.upsert_node(node);
+                self.queue.cluster_changed(Instant::now());
+                self.wake(ctx);
+            }
+            Notice::Deleted(node) => {
+                self.cache
+                    .remove_node(node.metadata.name.as_deref().unwrap_or_default());
+            }
+        }
+    }
 }
 
 impl Handler<Tick> for SchedulerActor {

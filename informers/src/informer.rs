@@ -1,0 +1,202 @@
+//! [`Informer`]: one kind's objects as the API last showed them, and who is told of
+//! their changes.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::de::DeserializeOwned;
+
+/// A kind an informer can watch: a typed, statically known Kubernetes resource.
+pub trait Kind:
+    kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Kind for K where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+}
+
+/// What a subscriber is told, in the order the informer saw it.
+#[derive(Debug)]
+pub enum Notice<K> {
+    /// Every object, sent once: when the subscriber subscribes, or when the first
+    /// list completes if it subscribed before.
+    Listed(Arc<[Arc<K>]>),
+    /// An object was added or changed.
+    Applied(Arc<K>),
+    /// An object was deleted (its last state).
+    Deleted(Arc<K>),
+}
+
+impl<K> Clone for Notice<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Notice::Listed(all) => Notice::Listed(all.clone()),
+            Notice::Applied(o) => Notice::Applied(o.clone()),
+            Notice::Deleted(o) => Notice::Deleted(o.clone()),
+        }
+    }
+}
+
+impl<K: Kind> Message for Notice<K> {
+    type Result = ();
+}
+
+/// An object's key in its informer: `namespace/name`, or `name` for cluster-scoped
+/// kinds.
+pub fn key_of<K: kube::Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    let name = meta.name.as_deref().unwrap_or_default();
+    match meta.namespace.as_deref() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+struct Shared<K: Kind> {
+    objects: HashMap<String, Arc<K>>,
+    listed: bool,
+    subscribers: Vec<Recipient<Notice<K>>>,
+}
+
+impl<K: Kind> Shared<K> {
+    fn tell(&mut self, notice: &Notice<K>) {
+        // A killed subscriber's mailbox is gone; its next incarnation subscribes anew.
+        self.subscribers.retain(|s| s.connected());
+        for s in &self.subscribers {
+            s.do_send(notice.clone());
+        }
+    }
+
+    fn all(&self) -> Arc<[Arc<K>]> {
+        self.objects.values().cloned().collect()
+    }
+}
+
+/// One kind's shared cache (cheap to clone: shared). Filled by its watch; read by
+/// anyone holding it, changes told to its subscribers.
+pub struct Informer<K: Kind> {
+    shared: Arc<Mutex<Shared<K>>>,
+}
+
+impl<K: Kind> Clone for Informer<K> {
+    fn clone(&self) -> Self {
+        Informer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<K: Kind> Default for Informer<K> {
+    fn default() -> Self {
+        Informer {
+            shared: Arc::new(Mutex::new(Shared {
+                objects: HashMap::new(),
+                listed: false,
+                subscribers: Vec::new(),
+            })),
+        }
+    }
+}
+
+impl<K: Kind> Informer<K> {
+    fn lock(&self) -> MutexGuard<'_, Shared<K>> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells `to` every change from now on, after the whole state
+    /// ([`Notice::Listed`]): at once if the first list is done, else when it is.
+    pub fn subscribe(&self, to: Recipient<Notice<K>>) {
+        let mut shared = self.lock();
+        if shared.listed {
+            to.do_send(Notice::Listed(shared.all()));
+        }
+        shared.subscribers.push(to);
+    }
+
+    /// The object with `key` ([`key_of`]), as last seen.
+    pub fn get(&self, key: &str) -> Option<Arc<K>> {
+        self.lock().objects.get(key).cloned()
+    }
+
+    /// Every object, as last seen (empty before the first list).
+    pub fn list(&self) -> Vec<Arc<K>> {
+        self.lock().objects.values().cloned().collect()
+    }
+
+    /// Whether the first list is done.
+    pub fn listed(&self) -> bool {
+        self.lock().listed
+    }
+
+    /// Waits up to `timeout` for the first list; whether it is done.
+    pub async fn wait_until_listed(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.listed() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
+    /// A list completed with `fresh`: the first one is told whole; a later one (after
+    /// a 410 or a restart of the watch) as the changes it shows against what was known.
+    pub(crate) fn relisted(&self, mut fresh: HashMap<String, Arc<K>>) {
+        let mut shared = self.lock();
+        if !shared.listed {
+            shared.objects = fresh;
+            shared.listed = true;
+            let all = Notice::Listed(shared.all());
+            shared.tell(&all);
+            return;
+        }
+        let old = std::mem::take(&mut shared.objects);
+        let mut changes = Vec::new();
+        let mut unchanged = HashSet::new();
+        for (key, was) in old {
+            match fresh.get_mut(&key) {
+                None => changes.push(Notice::Deleted(was)),
+                Some(now) if version(now.as_ref()) == version(was.as_ref()) => {
+                    // Keep the Arc subscribers already hold.
+                    *now = was;
+                    unchanged.insert(key);
+                }
+                Some(_) => {}
+            }
+        }
+        changes.extend(
+            fresh
+                .iter()
+                .filter(|(key, _)| !unchanged.contains(*key))
+                .map(|(_, o)| Notice::Applied(o.clone())),
+        );
+        shared.objects = fresh;
+        for notice in &changes {
+            shared.tell(notice);
+        }
+    }
+
+    /// An object was added or changed.
+    pub(crate) fn applied(&self, obj: Arc<K>) {
+        let mut shared = self.lock();
+        shared.objects.insert(key_of(obj.as_ref()), obj.clone());
+        shared.tell(&Notice::Applied(obj));
+    }
+
+    /// An object was deleted.
+    pub(crate) fn deleted(&self, obj: Arc<K>) {
+        let mut shared = self.lock();
+        shared.objects.remove(&key_of(obj.as_ref()));
+        shared.tell(&Notice::Deleted(obj));
+    }
+}
+
+fn version<K: kube::Resource>(obj: &K) -> Option<&str> {
+    obj.meta().resource_version.as_deref()
+}

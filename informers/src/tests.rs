@@ -1,0 +1,148 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::informer::{Informer, Notice, key_of};
+
+fn map(name: &str, version: &str) -> Arc<ConfigMap> {
+    Arc::new(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("ns".into()),
+            resource_version: Some(version.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+fn listing(objects: &[Arc<ConfigMap>]) -> HashMap<String, Arc<ConfigMap>> {
+    objects
+        .iter()
+        .map(|o| (key_of(o.as_ref()), o.clone()))
+        .collect()
+}
+
+/// Writes down each notice as `listed a,b` / `applied a@2` / `deleted a@1`.
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+fn at(o: &ConfigMap) -> String {
+    format!(
+        "{}@{}",
+        o.metadata.name.as_deref().unwrap_or_default(),
+        o.metadata.resource_version.as_deref().unwrap_or_default()
+    )
+}
+
+impl Handler<Notice<ConfigMap>> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<ConfigMap>, _: &mut Context<Self>) {
+        let line = match notice {
+            Notice::Listed(all) => {
+                let mut names: Vec<_> = all.iter().map(|o| at(o)).collect();
+                names.sort();
+                format!("listed {}", names.join(","))
+            }
+            Notice::Applied(o) => format!("applied {}", at(&o)),
+            Notice::Deleted(o) => format!("deleted {}", at(&o)),
+        };
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Stop;
+
+impl Handler<Stop> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+async fn settle() {
+    for _ in 0..10 {
+        actix_rt::task::yield_now().await;
+    }
+}
+
+#[test]
+fn subscribers_get_the_whole_state_once_then_each_change_in_order() {
+    System::new().block_on(async {
+        let informer = Informer::<ConfigMap>::default();
+        let early = Arc::new(Mutex::new(Vec::new()));
+        informer.subscribe(Recorder(early.clone()).start().recipient());
+        informer.relisted(listing(&[map("a", "1"), map("b", "1")]));
+        informer.applied(map("c", "2"));
+        let late = Arc::new(Mutex::new(Vec::new()));
+        informer.subscribe(Recorder(late.clone()).start().recipient());
+        informer.deleted(map("a", "3"));
+        settle().await;
+        assert_eq!(
+            *early.lock().unwrap(),
+            ["listed a@1,b@1", "applied c@2", "deleted a@3"]
+        );
+        assert_eq!(*late.lock().unwrap(), ["listed a@1,b@1,c@2", "deleted a@3"]);
+        assert_eq!(informer.list().len(), 2);
+        assert_eq!(informer.get("ns/b").map(|o| at(&o)), Some("b@1".into()));
+    });
+}
+
+#[test]
+fn a_relist_is_told_as_the_changes_it_shows() {
+    System::new().block_on(async {
+        let informer = Informer::<ConfigMap>::default();
+        let b = map("b", "1");
+        informer.relisted(listing(&[map("a", "1"), b.clone()]));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        informer.subscribe(Recorder(seen.clone()).start().recipient());
+        // a deleted and c added while the watch was down, b unchanged, d changed.
+        informer.applied(map("d", "2"));
+        informer.relisted(listing(&[map("b", "1"), map("c", "5"), map("d", "4")]));
+        settle().await;
+        let mut lines = seen.lock().unwrap().clone();
+        lines[2..].sort();
+        assert_eq!(
+            lines,
+            [
+                "listed a@1,b@1",
+                "applied d@2",
+                "applied c@5",
+                "applied d@4",
+                "deleted a@1"
+            ]
+        );
+        // The unchanged object is the one subscribers already hold.
+        assert!(Arc::ptr_eq(&informer.get("ns/b").unwrap(), &b));
+    });
+}
+
+#[test]
+fn a_killed_subscriber_is_dropped_and_its_next_incarnation_starts_from_the_whole_state() {
+    System::new().block_on(async {
+        let informer = Informer::<ConfigMap>::default();
+        informer.relisted(listing(&[map("a", "1")]));
+        let first = Arc::new(Mutex::new(Vec::new()));
+        let addr = Recorder(first.clone()).start();
+        informer.subscribe(addr.clone().recipient());
+        settle().await;
+        addr.do_send(Stop);
+        settle().await;
+        informer.applied(map("b", "2"));
+        let second = Arc::new(Mutex::new(Vec::new()));
+        informer.subscribe(Recorder(second.clone()).start().recipient());
+        settle().await;
+        assert_eq!(*first.lock().unwrap(), ["listed a@1"]);
+        assert_eq!(*second.lock().unwrap(), ["listed a@1,b@2"]);
+    });
+}
