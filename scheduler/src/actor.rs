@@ -215,14 +215,11 @@ impl SchedulerActor {
             return;
         };
         let started = Instant::now();
-        match self.algorithm.schedule(&profile, &info, self.cache.nodes()) {
+        match self
+            .algorithm
+            .schedule_and_assume(&profile, info.clone(), &mut self.cache)
+        {
             Ok(decision) => {
-                for plugin in &profile.reserve {
-                    if let Some(r) = plugin.reserve() {
-                        r.reserve(&info, &decision.node);
-                    }
-                }
-                self.cache.assume(info.clone(), &decision.node);
                 self.in_flight += 1;
                 let client = self.client.clone();
                 let node = decision.node.clone();
@@ -443,11 +440,7 @@ impl Handler<Bound> for SchedulerActor {
                 self.attempt("error", &msg.profile, msg.started);
                 self.cache.forget(&key);
                 if let Some(profile) = self.profiles.get(&msg.profile) {
-                    for plugin in &profile.reserve {
-                        if let Some(r) = plugin.reserve() {
-                            r.unreserve(&msg.info, &msg.node);
-                        }
-                    }
+                    profile.unreserve(&msg.info, &msg.node);
                 }
                 match &e {
                     // Gone, or bound by someone else: the watch tells the rest.

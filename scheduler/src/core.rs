@@ -1,11 +1,13 @@
 //! One scheduling cycle: PreFilter, Filter over enough nodes (Kubernetes'
 //! `percentageOfNodesToScore`, in parallel on large clusters), PostFilter when none
 //! fits, PreScore, Score, NormalizeScore, weights, and the highest total wins (ties
-//! broken at random). Pure: the actor around it owns the cache, queue and API.
+//! broken at random), then Reserve and the assumption in the cache. No I/O: the actor
+//! around it owns the cache, queue and API, and binds.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
-use crate::cache::NodeInfo;
+use crate::cache::{Cache, NodeInfo};
 use crate::framework::{Code, CycleState, PodInfo, Status};
 use crate::profile::Profile;
 
@@ -293,6 +295,22 @@ impl Scheduler {
         }
         Ok(decision(feasible[chosen]))
     }
+
+    /// One attempt up to binding, as the actor makes it: picks a node for `pod`, tells
+    /// the profile's Reserve plugins, and assumes the pod there in `cache` so the next
+    /// attempt sees the room it takes. On a failed binding the caller undoes it with
+    /// [`Profile::unreserve`] and [`Cache::forget`].
+    pub fn schedule_and_assume(
+        &mut self,
+        profile: &Profile,
+        pod: Arc<PodInfo>,
+        cache: &mut Cache,
+    ) -> Result<Decision, FitError> {
+        let decision = self.schedule(profile, &pod, cache.nodes())?;
+        profile.reserve(&pod, &decision.node);
+        cache.assume(pod, &decision.node);
+        Ok(decision)
+    }
 }
 
 #[cfg(test)]
@@ -330,9 +348,7 @@ mod tests {
         );
     }
 
-    use crate::cache::Cache;
     use crate::framework::{FilterPlugin, Plugin, ScorePlugin};
-    use std::sync::Arc;
 
     /// The plugin of docs/scheduler.md.
     struct TierGuard;

@@ -105,7 +105,9 @@ impl CycleState {
 /// Every node, as the scheduler's cache has it this cycle.
 pub type Nodes<'a> = &'a [NodeInfo];
 
-/// A plugin: a name, and the extension points it implements.
+/// A plugin: a name, and the extension points it implements. A profile runs its Score
+/// only together with its own PreScore and Reserve, when it has them (Score reads what
+/// they record; see [`crate::profile::build`]).
 pub trait Plugin: Send + Sync {
     /// Its name in profiles (`NodeResourcesFit`).
     fn name(&self) -> &'static str;
