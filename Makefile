@@ -8,7 +8,7 @@ PATCH_FUZZ_SECONDS ?= 30
 CRD_FUZZ_SECONDS ?= 30
 PROTOBUF_FUZZ_SECONDS ?= 30
 
-.PHONY: demo demo-down test setup check lint fmt deny unit fuzz bench clean
+.PHONY: demo demo-down test setup check lint fmt deny unit fuzz bench bench-quick clean
 
 ## make demo: set everything up, build in release mode, and run a two-node cluster on
 ## this machine, narrated; it keeps running until `make demo-down`.
@@ -70,6 +70,17 @@ bench: setup
 	ulimit -n 16384 && $(CARGO) bench --bench controllers
 	ulimit -n 16384 && $(CARGO) bench --bench autoscaling
 	$(CARGO) bench --bench network
+
+## make bench-quick: the control plane's hot paths in small cases (a few minutes),
+## compared with the figures recorded in docs/bench-quick.json; fails on a figure
+## worse by more than its tolerance. Run it before submitting a change to the API
+## server's write path, the store, the scheduler or the controllers.
+## RK8S_BENCH_RECORD=1 records the new figures instead.
+bench-quick: setup
+	ulimit -n 16384 && RK8S_BENCH_SCHEDULER=1000x5000 $(CARGO) bench --bench scheduler
+	ulimit -n 16384 && RK8S_BENCH_CONTROLLERS=200 RK8S_BENCH_CONTROLLERS_QUICK=1 $(CARGO) bench --bench controllers
+	ulimit -n 16384 && RK8S_BENCH_API_QUICK=1 $(CARGO) bench --bench api
+	$(CARGO) bench --bench compare
 
 fmt:
 	$(CARGO) fmt --all

@@ -7,6 +7,8 @@
 //!
 //! Prints a table and writes `target/bench/api.json`. Client and server share this
 //! machine's cores, so client work (TLS, JSON) is inside every number.
+//! `RK8S_BENCH_API_QUICK=1` (`make bench-quick`) runs only the creates, with 300 and
+//! 2,000 pods.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -126,6 +128,15 @@ async fn create_pods(
     (all, started.elapsed())
 }
 
+fn print_rows(rows: &[(String, String, String)]) {
+    println!("\nrk8s API server, one member, HTTPS on loopback (client in the same machine)\n");
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    for (a, b, c) in rows {
+        println!("{a:<w0$}   {b:<w1$}   {c}");
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let server = start();
@@ -134,9 +145,15 @@ async fn main() {
     let mut rows: Vec<(String, String, String)> = Vec::new();
     let mut json_rows = Vec::new();
 
+    let quick = std::env::var_os("RK8S_BENCH_API_QUICK").is_some();
     // Warm up connections and caches.
     create_pods(&pods, "warm", 50, 4).await;
-    for (clients, total) in [(1usize, 1000usize), (64, 4000)] {
+    let cases: [(usize, usize); 2] = if quick {
+        [(1, 300), (64, 2000)]
+    } else {
+        [(1, 1000), (64, 4000)]
+    };
+    for (clients, total) in cases {
         let (lat, wall) = create_pods(&pods, &format!("c{clients}"), total, clients).await;
         let rate = total as f64 / wall.as_secs_f64();
         eprintln!("create pod, {clients} client(s): done");
@@ -151,6 +168,12 @@ async fn main() {
         ));
         json_rows.push(json!({"case": "create_pod", "clients": clients, "pods": total,
             "p50_ms": ms(percentile(&lat, 0.5)), "p99_ms": ms(percentile(&lat, 0.99)), "per_second": rate}));
+    }
+
+    if quick {
+        print_rows(&rows);
+        write_json("api", &json!({"benchmark": "api", "rows": json_rows}));
+        return;
     }
 
     // Fill up to 10,000 pods, then list them.
@@ -275,11 +298,6 @@ async fn main() {
         "max_ms": ms(*delivery.last().unwrap_or(&Duration::ZERO))}),
     );
 
-    println!("\nrk8s API server, one member, HTTPS on loopback (client in the same machine)\n");
-    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-    for (a, b, c) in &rows {
-        println!("{a:<w0$}   {b:<w1$}   {c}");
-    }
+    print_rows(&rows);
     write_json("api", &json!({"benchmark": "api", "rows": json_rows}));
 }
