@@ -385,6 +385,35 @@ macro_rules! kinds {
                 }
             }
 
+            /// Decodes JSON bytes of the given kind straight into the typed object
+            /// (no [`Value`] in between), reporting the field that did not fit; `None`
+            /// if `kind` is neither built in nor custom. `apiVersion` is not checked.
+            pub fn from_slice(
+                kind: &ObjectKind,
+                bytes: &[u8],
+            ) -> Option<Result<Self, serde_path_to_error::Error<serde_json::Error>>> {
+                if kind.custom {
+                    let mut de = serde_json::Deserializer::from_slice(bytes);
+                    return Some(
+                        serde_path_to_error::deserialize::<_, Value>(&mut de)
+                            .and_then(|v| CustomObject::from_value(*kind, v))
+                            .map(|o| AnyObject::Custom(Box::new(o))),
+                    );
+                }
+                $(
+                    if kind.kind == <$ty as k8s_openapi::Resource>::KIND
+                        && kind.group == <$ty as k8s_openapi::Resource>::GROUP
+                    {
+                        let mut de = serde_json::Deserializer::from_slice(bytes);
+                        return Some(
+                            serde_path_to_error::deserialize::<_, $ty>(&mut de)
+                                .map(|o| AnyObject::$variant(Box::new(o))),
+                        );
+                    }
+                )*
+                None
+            }
+
             /// Decodes a JSON value of the given kind, reporting the field that did not
             /// fit; `None` if `kind` is neither built in nor custom. `apiVersion` is not
             /// checked here.

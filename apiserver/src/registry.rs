@@ -14,7 +14,6 @@ use rk8s_raftstore::proto::{
 };
 use rk8s_raftstore::server::Store;
 use rk8s_raftstore::{Error as StoreError, prefix_end};
-use serde_json::Value;
 
 use crate::allocator::{self, Held, ServiceRanges, Taken};
 use crate::status::{ApiError, ApiResult};
@@ -24,13 +23,7 @@ const UPDATE_ATTEMPTS: usize = 8;
 
 /// Decodes a stored value into an object of `kind` with its `resourceVersion` set.
 pub fn decode(kind: &ObjectKind, kv: &KeyValue) -> ApiResult<AnyObject> {
-    let value: Value = serde_json::from_slice(&kv.value).map_err(|e| {
-        ApiError::internal(format!(
-            "stored object {} is not JSON: {e}",
-            String::from_utf8_lossy(&kv.key)
-        ))
-    })?;
-    let mut obj = AnyObject::from_value(kind, value)
+    let mut obj = AnyObject::from_slice(kind, &kv.value)
         .ok_or_else(|| ApiError::internal(format!("kind {} is not served", kind.kind)))?
         .map_err(|e| {
             ApiError::internal(format!(

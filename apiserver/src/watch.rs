@@ -10,13 +10,13 @@
 //! ([`WatchCache::wait_until_fresh`]), as kube-apiserver's watch cache does.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
 use rk8s_api::{AnyObject, ObjectKind};
-use rk8s_raftstore::proto::RangeRequest;
+use rk8s_raftstore::proto::{KeyValue, RangeRequest};
 use rk8s_raftstore::server::Store;
 use rk8s_raftstore::watch::{WatchEnd, WatchMessage, WatchRequest, WatchStream};
 use rk8s_raftstore::{Error as StoreError, EventKind, prefix_end};
@@ -58,57 +58,113 @@ pub fn too_large_resource_version(requested: u64, current: i64) -> ApiError {
     }
 }
 
-/// One change, decoded once for every watcher.
+/// One change, shared by every watcher: its JSON written once from the stored bytes
+/// (the revision spliced in, nothing decoded), its objects decoded only when a
+/// watcher needs them (a selector, a table, another version) and then once for all.
 #[derive(Debug)]
 pub struct Change {
     /// The store revision of the change.
     pub revision: i64,
     /// The object's store key.
     pub key: Vec<u8>,
-    /// The object after the change (`None` for a deletion).
-    pub object: Option<AnyObject>,
-    /// The object before the change (`None` for a creation).
-    pub prev: Option<AnyObject>,
     /// The JSON sent for this change: the new object, or for a deletion the last state
     /// with the deletion's `resourceVersion`.
     pub json: Bytes,
+    kind: ObjectKind,
+    deleted: bool,
+    /// The stored value before the change and its revision (`None` for a creation).
+    before: Option<(Bytes, i64)>,
+    object: OnceLock<Option<AnyObject>>,
+    prev: OnceLock<Option<AnyObject>>,
+}
+
+/// The stored `value` at `revision` as it is served: `resourceVersion` written in.
+fn served(kind: &ObjectKind, key: &[u8], value: &[u8], revision: i64) -> ApiResult<Bytes> {
+    let mut out = Vec::with_capacity(value.len() + 32);
+    rk8s_api::stored::with_resource_version(value, kind.api_version, revision, &mut out).map_err(
+        |e| {
+            ApiError::internal(format!(
+                "stored object {} is not JSON: {e}",
+                String::from_utf8_lossy(key)
+            ))
+        },
+    )?;
+    Ok(Bytes::from(out))
+}
+
+fn decoded(kind: &ObjectKind, key: &[u8], value: &[u8], revision: i64) -> Option<AnyObject> {
+    let kv = KeyValue {
+        key: key.to_vec(),
+        value: value.to_vec(),
+        mod_revision: revision,
+        ..KeyValue::default()
+    };
+    registry::decode(kind, &kv)
+        .inspect_err(|e| tracing::warn!("a watched change does not decode: {e}"))
+        .ok()
 }
 
 impl Change {
     fn from_event(kind: &ObjectKind, e: &rk8s_raftstore::Event) -> ApiResult<Self> {
-        let prev = e
+        let key = &e.kv.key;
+        let before = e
             .prev_kv
             .as_ref()
-            .map(|kv| registry::decode(kind, kv))
-            .transpose()?;
-        let (object, shown) = match e.kind {
-            EventKind::Put => {
-                let o = registry::decode(kind, &e.kv)?;
-                (Some(o.clone()), Some(o))
-            }
-            EventKind::Delete => {
-                let shown = prev.clone().map(|mut p| {
-                    p.metadata_mut().resource_version = Some(e.kv.mod_revision.to_string());
-                    p
-                });
-                (None, shown)
-            }
+            .map(|kv| (Bytes::from(kv.value.clone()), kv.mod_revision));
+        let deleted = e.kind == EventKind::Delete;
+        let json = match (&e.kind, &before) {
+            (EventKind::Put, _) => served(kind, key, &e.kv.value, e.kv.mod_revision)?,
+            (EventKind::Delete, Some((value, _))) => served(kind, key, value, e.kv.mod_revision)?,
+            (EventKind::Delete, None) => Bytes::new(),
         };
-        let json = shown
-            .map(|o| Bytes::from(serde_json::to_vec(&o.to_value()).unwrap_or_default()))
-            .unwrap_or_default();
         Ok(Change {
             revision: e.kv.mod_revision,
-            key: e.kv.key.clone(),
-            object,
-            prev,
+            key: key.clone(),
             json,
+            kind: *kind,
+            deleted,
+            before,
+            object: OnceLock::new(),
+            prev: OnceLock::new(),
         })
+    }
+
+    /// The `apiVersion` the change's JSON carries (its cache's).
+    pub fn api_version(&self) -> &'static str {
+        self.kind.api_version
+    }
+
+    /// Whether the object exists after the change (not a deletion).
+    pub fn exists(&self) -> bool {
+        !self.deleted
+    }
+
+    /// Whether the object existed before the change.
+    pub fn existed(&self) -> bool {
+        self.before.is_some()
+    }
+
+    /// The object after the change (`None` for a deletion), decoded on first use.
+    pub fn object(&self) -> Option<&AnyObject> {
+        if self.deleted {
+            return None;
+        }
+        self.object
+            .get_or_init(|| decoded(&self.kind, &self.key, &self.json, self.revision))
+            .as_ref()
+    }
+
+    /// The object before the change (`None` for a creation), decoded on first use.
+    pub fn prev(&self) -> Option<&AnyObject> {
+        let (value, revision) = self.before.as_ref()?;
+        self.prev
+            .get_or_init(|| decoded(&self.kind, &self.key, value, *revision))
+            .as_ref()
     }
 
     /// The object shown for this change (the last state, for a deletion).
     pub fn shown(&self) -> Option<&AnyObject> {
-        self.object.as_ref().or(self.prev.as_ref())
+        self.object().or_else(|| self.prev())
     }
 }
 

@@ -61,7 +61,7 @@ async fn follow(registry: &Registry, caches: &Caches, kinds: &CustomKinds) -> Ap
             .map_err(|e| e.unwrap_or_else(|| ApiError::gone("the watch of CRDs ended")))?;
         for m in messages {
             let Message::Change(change) = m else { continue };
-            match (&change.object, &change.prev) {
+            match (change.object(), change.prev()) {
                 (Some(obj), _) => serve(caches, kinds, obj),
                 (None, Some(prev)) => kinds.remove(prev.name()),
                 (None, None) => {}

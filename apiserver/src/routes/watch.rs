@@ -76,17 +76,19 @@ impl ApiServer {
         let mut sub = cache.subscribe(&prefix, from).await?;
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let custom = self.handlers.custom.clone();
-        let encode = move |ty: &str, obj: &rk8s_api::AnyObject, json: Option<&Bytes>| -> Bytes {
+        let encode = move |ty: &str, shown: Shown<'_>| -> Option<Bytes> {
+            let json = shown.json();
             if protobuf {
                 // The JSON of a change is what JSON watchers get (a deletion's
                 // object carries the deletion's resourceVersion): transcoded.
                 let body = match json {
                     Some(j) => rk8s_api::protobuf::transcode(j),
-                    None => rk8s_api::protobuf::encode(&obj.to_value()),
+                    None => rk8s_api::protobuf::encode(&shown.object()?.to_value()),
                 };
-                return protobuf_frame(kind.api_version, ty, body);
+                return Some(protobuf_frame(kind.api_version, ty, body));
             }
             let object = if as_table {
+                let obj = shown.object()?;
                 let rv = obj.metadata().resource_version.clone().unwrap_or_default();
                 Bytes::from(
                     serde_json::to_vec(&crate::custom::table::any_table(
@@ -99,16 +101,18 @@ impl ApiServer {
                     ))
                     .unwrap_or_default(),
                 )
-            } else if obj.kind().api_version != kind.api_version {
+            } else if shown.api_version() != kind.api_version {
                 // A custom kind watched in a version other than its watch cache's
                 // (one cache per resource): conversion `None`, the apiVersion only.
-                let mut value = obj.to_value();
+                let mut value = shown.object()?.to_value();
                 value["apiVersion"] = json!(kind.api_version);
                 Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
             } else {
                 match json {
                     Some(j) => j.clone(),
-                    None => Bytes::from(serde_json::to_vec(&obj.to_value()).unwrap_or_default()),
+                    None => Bytes::from(
+                        serde_json::to_vec(&shown.object()?.to_value()).unwrap_or_default(),
+                    ),
                 }
             };
             let mut line = Vec::with_capacity(object.len() + 32);
@@ -117,14 +121,19 @@ impl ApiServer {
             line.extend_from_slice(b"\",\"object\":");
             line.extend_from_slice(&object);
             line.extend_from_slice(b"}\n");
-            Bytes::from(line)
+            Some(Bytes::from(line))
         };
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(kind.plural);
             // A `timeoutSeconds` past what the clock can count means no deadline.
             let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
             for obj in &initial {
-                if filter.matches(obj) && tx.send(encode("ADDED", obj, None)).await.is_err() {
+                if !filter.matches(obj) {
+                    continue;
+                }
+                if let Some(line) = encode("ADDED", Shown::Listed(obj))
+                    && tx.send(line).await.is_err()
+                {
                     return;
                 }
             }
@@ -177,15 +186,22 @@ impl ApiServer {
                         Message::Progress(_) => None,
                         Message::Change(c) if c.revision <= from => None,
                         Message::Change(c) => {
-                            let now = c.object.as_ref().is_some_and(|o| filter.matches(o));
-                            let before = c.prev.as_ref().is_some_and(|o| filter.matches(o));
-                            let ty = match (c.object.is_some(), before, now) {
+                            // Unfiltered, nothing is decoded: the stored bytes suffice.
+                            let (now, before) = if filter.is_everything() {
+                                (c.exists(), c.existed())
+                            } else {
+                                (
+                                    c.object().is_some_and(|o| filter.matches(o)),
+                                    c.prev().is_some_and(|o| filter.matches(o)),
+                                )
+                            };
+                            let ty = match (c.exists(), before, now) {
                                 (true, false, true) => Some("ADDED"),
                                 (true, true, true) => Some("MODIFIED"),
                                 (true, true, false) | (false, true, _) => Some("DELETED"),
                                 _ => None,
                             };
-                            ty.and_then(|ty| c.shown().map(|o| encode(ty, o, Some(&c.json))))
+                            ty.and_then(|ty| encode(ty, Shown::Changed(&c)))
                         }
                     };
                     if let Some(line) = line
@@ -205,6 +221,36 @@ impl ApiServer {
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         Ok(resp)
+    }
+}
+
+/// What a watch event shows: a listed object (a watch that starts with a list), or a
+/// change, whose JSON is ready and whose object is decoded only if needed.
+enum Shown<'a> {
+    Listed(&'a rk8s_api::AnyObject),
+    Changed(&'a crate::watch::Change),
+}
+
+impl Shown<'_> {
+    fn object(&self) -> Option<&rk8s_api::AnyObject> {
+        match self {
+            Shown::Listed(o) => Some(o),
+            Shown::Changed(c) => c.shown(),
+        }
+    }
+
+    fn json(&self) -> Option<&Bytes> {
+        match self {
+            Shown::Listed(_) => None,
+            Shown::Changed(c) => Some(&c.json),
+        }
+    }
+
+    fn api_version(&self) -> &str {
+        match self {
+            Shown::Listed(o) => o.kind().api_version,
+            Shown::Changed(c) => c.api_version(),
+        }
     }
 }
 
