@@ -279,7 +279,8 @@ async fn main() {
         ),
         ("  server peak RSS".into(), format!("{:.0} MiB", c.rss_mib)),
         (
-            "every ReplicaSet actor killed (+100 pods deleted): all running again (pods counted)".into(),
+            "every ReplicaSet actor killed (+100 pods deleted): all running again (pods counted)"
+                .into(),
             secs(c.after_kill),
         ),
         (
