@@ -550,6 +550,52 @@ mod tests {
             .revision
     }
 
+    #[test]
+    fn a_change_is_served_from_its_stored_bytes_and_decoded_only_when_asked() {
+        let kind = kind_named("Pod").unwrap();
+        let stored = |image: &str| {
+            let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": image}]}});
+            registry::encode(&AnyObject::from_value(&kind, pod).unwrap().unwrap())
+        };
+        let kv = |value: Vec<u8>, revision: i64| KeyValue {
+            key: b"/registry/pods/default/web".to_vec(),
+            value,
+            mod_revision: revision,
+            ..KeyValue::default()
+        };
+        let served_as = |value: Vec<u8>, revision: i64| {
+            let obj = registry::decode(&kind, &kv(value, revision)).unwrap();
+            serde_json::to_vec(&obj.to_value()).unwrap()
+        };
+
+        let put = rk8s_raftstore::Event {
+            kind: EventKind::Put,
+            kv: kv(stored("b"), 7),
+            prev_kv: Some(kv(stored("a"), 5)),
+        };
+        let c = Change::from_event(&kind, &put).unwrap();
+        assert_eq!(c.json, served_as(stored("b"), 7));
+        assert!(c.object.get().is_none() && c.prev.get().is_none());
+        assert!(c.exists() && c.existed());
+        let version = |o: Option<&AnyObject>| o.and_then(|o| o.metadata().resource_version.clone());
+        assert_eq!(version(c.object()), Some("7".into()));
+        assert_eq!(version(c.prev()), Some("5".into()));
+
+        // A deletion shows the last state with the deletion's resourceVersion.
+        let delete = rk8s_raftstore::Event {
+            kind: EventKind::Delete,
+            kv: kv(Vec::new(), 9),
+            prev_kv: Some(kv(stored("b"), 7)),
+        };
+        let c = Change::from_event(&kind, &delete).unwrap();
+        assert_eq!(c.json, served_as(stored("b"), 9));
+        assert!(!c.exists() && c.existed());
+        assert!(c.object().is_none());
+        assert_eq!(version(c.shown()), Some("7".into()));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_revision_the_store_has_is_served_without_waiting() {
         let dir = tempfile::tempdir().unwrap();
