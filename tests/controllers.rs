@@ -119,8 +119,15 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     assert_eq!(sample(&text, created), Some(1.0), "{text}");
     let watches = r#"apiserver_longrunning_requests{resource="pods",verb="WATCH"}"#;
     assert!(
-        sample(&text, watches).unwrap() >= 3.0,
-        "controllers and scheduler watch pods"
+        sample(&text, watches).unwrap() >= 1.0,
+        "the shared pod informer watches pods"
+    );
+    // One informer (one watch) per kind the scheduler and controllers read: pods,
+    // nodes, leases, ReplicaSets, Deployments, Jobs, Services, Endpoints, HPAs.
+    assert_eq!(
+        sample(&text, r#"rk8s_actors{kind="Informer"}"#),
+        Some(9.0),
+        "{text}"
     );
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
     assert!(sample(&text, "etcd_server_proposals_applied_total").unwrap() > 10.0);
