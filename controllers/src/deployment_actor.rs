@@ -480,13 +480,8 @@ impl Handler<Notice<ReplicaSet>> for DeploymentSupervisor {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<ReplicaSet>, _ctx: &mut Self::Context) {
-        match notice {
-            Notice::Listed(all) => {
-                all.iter().for_each(|rs| self.rs_changed(rs.clone(), false));
-                self.sets_synced = true;
-            }
-            Notice::Applied(rs) => self.rs_changed(rs, false),
-            Notice::Deleted(rs) => self.rs_changed(rs, true),
+        if notice.for_each(|rs, deleted| self.rs_changed(rs, deleted)) {
+            self.sets_synced = true;
         }
     }
 }

@@ -220,22 +220,17 @@ impl Handler<Notice<Service>> for EndpointsController {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<Service>, _ctx: &mut Self::Context) {
-        let applied = |act: &mut Self, s: Arc<Service>| {
+        let listed = notice.for_each(|s, deleted| {
             let key = object_name(&s.metadata);
-            act.dirty.insert(key.clone());
-            act.services.insert(key, s);
-        };
-        match notice {
-            Notice::Listed(all) => {
-                all.iter().for_each(|s| applied(self, s.clone()));
-                self.synced[0] = true;
-            }
-            Notice::Applied(s) => applied(self, s),
-            Notice::Deleted(s) => {
-                let key = object_name(&s.metadata);
+            self.dirty.insert(key.clone());
+            if deleted {
                 self.services.remove(&key);
-                self.dirty.insert(key);
+            } else {
+                self.services.insert(key, s);
             }
+        });
+        if listed {
+            self.synced[0] = true;
         }
     }
 }
@@ -244,13 +239,8 @@ impl Handler<Notice<Pod>> for EndpointsController {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<Pod>, _ctx: &mut Self::Context) {
-        match notice {
-            Notice::Listed(all) => {
-                all.iter().for_each(|p| self.pod_event(p.clone(), false));
-                self.synced[1] = true;
-            }
-            Notice::Applied(p) => self.pod_event(p, false),
-            Notice::Deleted(p) => self.pod_event(p, true),
+        if notice.for_each(|p, deleted| self.pod_event(p, deleted)) {
+            self.synced[1] = true;
         }
     }
 }
@@ -259,27 +249,22 @@ impl Handler<Notice<Endpoints>> for EndpointsController {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<Endpoints>, _ctx: &mut Self::Context) {
-        let applied = |act: &mut Self, ep: Arc<Endpoints>| {
+        let listed = notice.for_each(|ep, deleted| {
             let key = object_name(&ep.metadata);
-            // Ours without a Service: a leftover to delete.
-            if !act.services.contains_key(&key) {
-                act.dirty.insert(key.clone());
+            let served = self.services.contains_key(&key);
+            // Ours without a Service: a leftover to delete; gone under a Service: to
+            // write again.
+            if deleted == served {
+                self.dirty.insert(key.clone());
             }
-            act.current.insert(key, ep);
-        };
-        match notice {
-            Notice::Listed(all) => {
-                all.iter().for_each(|ep| applied(self, ep.clone()));
-                self.synced[2] = true;
-            }
-            Notice::Applied(ep) => applied(self, ep),
-            Notice::Deleted(ep) => {
-                let key = object_name(&ep.metadata);
+            if deleted {
                 self.current.remove(&key);
-                if self.services.contains_key(&key) {
-                    self.dirty.insert(key);
-                }
+            } else {
+                self.current.insert(key, ep);
             }
+        });
+        if listed {
+            self.synced[2] = true;
         }
     }
 }

@@ -366,22 +366,17 @@ impl<K: Kind> Handler<Notice<K>> for GarbageCollector {
         else {
             return;
         };
-        match notice {
-            Notice::Listed(all) => {
-                for o in all.iter() {
-                    let i = item(kind, o.meta());
-                    self.items.insert(i.uid.clone(), i);
-                }
-                self.synced.insert(kind);
-            }
-            Notice::Applied(o) => {
+        let listed = notice.for_each(|o, deleted| {
+            if deleted {
+                self.items
+                    .remove(o.meta().uid.as_deref().unwrap_or_default());
+            } else {
                 let i = item(kind, o.meta());
                 self.items.insert(i.uid.clone(), i);
             }
-            Notice::Deleted(o) => {
-                self.items
-                    .remove(o.meta().uid.as_deref().unwrap_or_default());
-            }
+        });
+        if listed {
+            self.synced.insert(kind);
         }
         self.dirty = true;
     }

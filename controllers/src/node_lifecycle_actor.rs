@@ -325,12 +325,14 @@ impl NodeLifecycleSupervisor {
             .insert(n.metadata.name.clone().unwrap_or_default(), n);
     }
 
-    fn lease_applied(&mut self, l: &Lease) {
+    fn lease_changed(&mut self, l: &Lease, deleted: bool) {
         if l.metadata.namespace.as_deref() != Some(NODE_LEASES) {
             return;
         }
-        if let Some(t) = l.spec.as_ref().and_then(|s| s.renew_time.as_ref()) {
-            let name = l.metadata.name.clone().unwrap_or_default();
+        let name = l.metadata.name.clone().unwrap_or_default();
+        if deleted {
+            self.leases.remove(&name);
+        } else if let Some(t) = l.spec.as_ref().and_then(|s| s.renew_time.as_ref()) {
             self.leases.insert(name, t.0);
         }
     }
@@ -376,18 +378,8 @@ impl Handler<Notice<Lease>> for NodeLifecycleSupervisor {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<Lease>, _ctx: &mut Self::Context) {
-        match notice {
-            Notice::Listed(all) => {
-                all.iter().for_each(|l| self.lease_applied(l));
-                self.synced[1] = true;
-            }
-            Notice::Applied(l) => self.lease_applied(&l),
-            Notice::Deleted(l) => {
-                if l.metadata.namespace.as_deref() == Some(NODE_LEASES) {
-                    self.leases
-                        .remove(l.metadata.name.as_deref().unwrap_or_default());
-                }
-            }
+        if notice.for_each(|l, deleted| self.lease_changed(&l, deleted)) {
+            self.synced[1] = true;
         }
     }
 }
@@ -396,13 +388,8 @@ impl Handler<Notice<Pod>> for NodeLifecycleSupervisor {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<Pod>, _ctx: &mut Self::Context) {
-        match notice {
-            Notice::Listed(all) => {
-                all.iter().for_each(|p| self.pod_event(p.clone(), false));
-                self.synced[2] = true;
-            }
-            Notice::Applied(p) => self.pod_event(p, false),
-            Notice::Deleted(p) => self.pod_event(p, true),
+        if notice.for_each(|p, deleted| self.pod_event(p, deleted)) {
+            self.synced[2] = true;
         }
     }
 }

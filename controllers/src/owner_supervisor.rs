@@ -320,13 +320,8 @@ impl<K: PodOwner> Handler<Notice<Pod>> for OwnerSupervisor<K> {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<Pod>, _ctx: &mut Self::Context) {
-        match notice {
-            Notice::Listed(all) => {
-                all.iter().for_each(|p| self.pod_changed(p.clone(), false));
-                self.pods_synced = true;
-            }
-            Notice::Applied(p) => self.pod_changed(p, false),
-            Notice::Deleted(p) => self.pod_changed(p, true),
+        if notice.for_each(|p, deleted| self.pod_changed(p, deleted)) {
+            self.pods_synced = true;
         }
     }
 }

@@ -42,6 +42,28 @@ impl<K> Clone for Notice<K> {
     }
 }
 
+impl<K> Notice<K> {
+    /// Calls `f` with each object the notice carries and whether it was deleted;
+    /// whether the notice was the whole state ([`Notice::Listed`]), after which a
+    /// subscriber counts the kind as listed.
+    pub fn for_each(self, mut f: impl FnMut(Arc<K>, bool)) -> bool {
+        match self {
+            Notice::Listed(all) => {
+                all.iter().for_each(|o| f(o.clone(), false));
+                true
+            }
+            Notice::Applied(o) => {
+                f(o, false);
+                false
+            }
+            Notice::Deleted(o) => {
+                f(o, true);
+                false
+            }
+        }
+    }
+}
+
 impl<K: Kind> Message for Notice<K> {
     type Result = ();
 }

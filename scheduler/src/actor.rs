@@ -367,15 +367,10 @@ impl Handler<Notice<Pod>> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<Pod>, ctx: &mut Self::Context) {
-        match notice {
-            Notice::Listed(all) => {
-                for pod in all.iter() {
-                    self.pod_event(pod.clone(), ctx);
-                }
-            }
-            Notice::Applied(pod) => self.pod_event(pod, ctx),
-            Notice::Deleted(pod) => self.pod_deleted(&pod),
-        }
+        notice.for_each(|pod, deleted| match deleted {
+            true => self.pod_deleted(&pod),
+            false => self.pod_event(pod, ctx),
+        });
     }
 }
 
