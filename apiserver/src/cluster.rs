@@ -124,23 +124,20 @@ pub struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// What an in-process client (the scheduler, the controllers) needs: the URL, the
-/// CA to verify it, and a credential valid for this process' lifetime.
+/// What an in-process client (the scheduler, the controllers) needs: connections to
+/// this member's API that stay in the process, and a credential valid for this
+/// process' lifetime.
 #[derive(Clone)]
 pub struct InternalAccess {
-    /// `https://ADDRESS:PORT`.
-    pub url: String,
-    /// The cluster CA (PEM).
-    pub ca_pem: String,
+    /// Opens connections (see [`rk8s_http::loopback`]).
+    pub connector: rk8s_http::loopback::Connector,
     /// The credential.
     pub token: String,
 }
 
 impl std::fmt::Debug for InternalAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InternalAccess")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        f.debug_struct("InternalAccess").finish_non_exhaustive()
     }
 }
 
@@ -237,14 +234,8 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     let task = tokio::spawn(async move {
         let _ = tokio::join!(serving, compacting);
     });
-    let host = if local_addr.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        local_addr.ip().to_string()
-    };
     let internal = InternalAccess {
-        url: format!("https://{host}:{}", local_addr.port()),
-        ca_pem: secrets.ca.cert_pem.clone(),
+        connector: crate::server::in_process(api.clone()),
         token: api
             .internal_token()
             .map_err(|e| StartError::Store(e.message))?,

@@ -297,14 +297,30 @@ impl ApiServer {
 
 /// Serves the API on `listener` with TLS until the task is dropped.
 pub async fn serve(api: Arc<ApiServer>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
-    rk8s_http::serve::serve_tls(listener, tls, move |req| {
+    rk8s_http::serve::serve_tls(listener, tls, handler(api)).await;
+}
+
+/// Connections to the API from this process (its control plane's clients), served on
+/// the runtime this is called from.
+pub fn in_process(api: Arc<ApiServer>) -> rk8s_http::loopback::Connector {
+    rk8s_http::loopback::Connector::new(handler(api), tokio::runtime::Handle::current())
+}
+
+/// What answers each request of a connection.
+fn handler(
+    api: Arc<ApiServer>,
+) -> impl Fn(Request<Incoming>) -> std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |req| {
         let api = api.clone();
-        async move {
+        Box::pin(async move {
             match api.handle(req).await {
                 Ok(resp) => resp,
                 Err(never) => match never {},
             }
-        }
-    })
-    .await;
+        })
+    }
 }

@@ -1,6 +1,7 @@
 //! The HTTPS floor the API server and the node agents stand on, so that neither links
 //! the other: Kubernetes `Status` errors ([`status`]), query strings ([`query`]),
-//! response bodies ([`body`]), the TLS accept loop ([`serve`]), TLS configurations and
+//! response bodies ([`body`]), the TLS accept loop ([`serve`]), in-process connections
+//! ([`loopback`]), TLS configurations and
 //! certificate hashes ([`tls`]), the bodies of joins and serving certificates
 //! ([`wire`]), metric registration ([`metrics`]) and the chaos endpoints' backend
 //! ([`debug`]).
@@ -14,6 +15,7 @@
 
 pub mod body;
 pub mod debug;
+pub mod loopback;
 pub mod metrics;
 pub mod query;
 pub mod serve;

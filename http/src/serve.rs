@@ -46,17 +46,29 @@ where
                 }
                 Err(_) => return,
             };
-            let service = hyper::service::service_fn(move |req| {
-                let answer = handler(req);
-                async move { Ok::<_, Infallible>(answer.await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
+            if let Err(e) = serve_connection(TokioIo::new(tls), handler).await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
     }
 }
+
+/// Serves `handler` on one connection (HTTP/1.1 or HTTP/2, with upgrades) until it
+/// ends: a TLS connection's, or an in-process one's ([`crate::loopback`]).
+pub async fn serve_connection<I, H, F>(io: I, handler: H) -> Result<(), BoxError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let answer = handler(req);
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(io, service)
+        .await
+}
+
+/// An error of a connection.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -343,22 +343,25 @@ fn scheduler_profiles(
     })
 }
 
-/// A client of this member's own API with its internal credential.
+/// A client of this member's own API with its internal credential, over in-process
+/// connections (no TLS, no sockets: see `rk8s_http::loopback`).
 fn internal_client(
     access: &rk8s_apiserver::cluster::InternalAccess,
 ) -> Result<kube::Client, String> {
-    let url: http::Uri = access
-        .url
-        .parse()
-        .map_err(|e| format!("{}: {e}", access.url))?;
-    let mut config = kube::Config::new(url);
-    config.root_cert = rk8s_http::tls::pem_to_der(&access.ca_pem)
-        .ok()
-        .map(|der| vec![der]);
+    use kube::client::ConfigExt;
+    let mut config = kube::Config::new(http::Uri::from_static("http://in-process"));
     config.auth_info.token = Some(access.token.clone().into());
-    // Requests to our own server: no long timeouts to wait out.
-    config.read_timeout = None;
-    kube::Client::try_from(config).map_err(|e| e.to_string())
+    let auth = config
+        .auth_layer()
+        .map_err(|e| e.to_string())?
+        .ok_or("the internal credential makes no authentication layer")?;
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(access.connector.clone());
+    let http = tower::ServiceExt::map_err(http, tower::BoxError::from);
+    Ok(kube::client::ClientBuilder::new(http, "default")
+        .with_layer(&config.base_uri_layer())
+        .with_layer(&auth)
+        .build())
 }
 
 #[cfg(test)]
