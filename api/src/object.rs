@@ -437,6 +437,40 @@ macro_rules! kinds {
                 None
             }
 
+            /// The object's JSON text, with `apiVersion` and `kind` set: as
+            /// [`Self::to_value`] writes, in the fields' declared order, without a
+            /// `Value` in between.
+            pub fn to_json(&self) -> Vec<u8> {
+                let bytes = match self {
+                    $(AnyObject::$variant(o) => serde_json::to_vec(o.as_ref()),)*
+                    AnyObject::Custom(o) => serde_json::to_vec(&o.to_value()),
+                };
+                // As in `to_value`: these types always serialize.
+                bytes.unwrap_or_default()
+            }
+
+            /// As [`Self::from_value`], reading a borrowed value (what a caller that
+            /// still needs the value, to find fields the kind does not know, has).
+            pub fn from_value_ref(
+                kind: &ObjectKind,
+                value: &Value,
+            ) -> Option<Result<Self, serde_path_to_error::Error<serde_json::Error>>> {
+                if kind.custom {
+                    return Self::from_value(kind, value.clone());
+                }
+                $(
+                    if kind.kind == <$ty as k8s_openapi::Resource>::KIND
+                        && kind.group == <$ty as k8s_openapi::Resource>::GROUP
+                    {
+                        return Some(
+                            serde_path_to_error::deserialize::<_, $ty>(value)
+                                .map(|o| AnyObject::$variant(Box::new(o))),
+                        );
+                    }
+                )*
+                None
+            }
+
             /// The object as JSON, with `apiVersion` and `kind` set.
             pub fn to_value(&self) -> Value {
                 let value = match self {
@@ -701,4 +735,33 @@ mod tests {
             "deployment.apps"
         );
     }
+}
+
+/// The kinds whose `status` is a typed field, so a write can carry one object's status
+/// into another without a trip through `serde_json::Value`.
+macro_rules! typed_status {
+    ($($variant:ident),* $(,)?) => {
+        impl AnyObject {
+            /// Sets this object's `status` to a copy of `from`'s; `false` (nothing
+            /// changed) when the two are of different kinds or the kind's status is not
+            /// a typed field (a custom resource's).
+            pub fn set_status_of(&mut self, from: &AnyObject) -> bool {
+                match (self, from) {
+                    $((AnyObject::$variant(to), AnyObject::$variant(from)) => {
+                        to.status.clone_from(&from.status);
+                        true
+                    })*
+                    _ => false,
+                }
+            }
+        }
+    };
+}
+
+typed_status! {
+    Namespace, Node, Pod, Service, ReplicaSet, Deployment, HorizontalPodAutoscaler, Job,
+    PersistentVolume, PersistentVolumeClaim, ReplicationController, ResourceQuota,
+    DaemonSet, StatefulSet, CronJob, Ingress, PodDisruptionBudget, VolumeAttachment,
+    CustomResourceDefinition, ValidatingAdmissionPolicy, CertificateSigningRequest,
+    FlowSchema, PriorityLevelConfiguration,
 }

@@ -257,7 +257,7 @@ pub(crate) fn decode_value(
             }
         }
     }
-    let obj = AnyObject::from_value(kind, value.clone())
+    let obj = AnyObject::from_value_ref(kind, &value)
         .ok_or_else(|| ApiError::internal(format!("kind {} is not served", kind.kind)))?
         .map_err(|e| {
             ApiError::bad_request(format!(

@@ -47,8 +47,10 @@ pub struct Reply {
 /// The body of a reply.
 #[derive(Debug)]
 pub enum Body {
-    /// A JSON object (an object, a `Status`, a `Table`).
+    /// A JSON object (a `Status`, a `Table`, a `Scale`).
     Value(Value),
+    /// An object, encoded straight from its typed form.
+    Object(Box<AnyObject>),
     /// A list of stored objects, encoded from their stored bytes.
     List(StoredList),
 }
@@ -59,6 +61,14 @@ impl Reply {
             code: http::StatusCode::OK,
             body: Body::Value(body),
             warnings: Vec::new(),
+        }
+    }
+
+    fn object(code: http::StatusCode, obj: AnyObject, warnings: Vec<String>) -> Self {
+        Reply {
+            code,
+            body: Body::Object(Box::new(obj)),
+            warnings,
         }
     }
 }
@@ -343,7 +353,7 @@ impl Handlers {
                         c.query.get("includeObject"),
                     )));
                 }
-                Ok(Reply::ok(obj.to_value()))
+                Ok(Reply::object(http::StatusCode::OK, obj, Vec::new()))
             }
             Some("scale") if req.kind.has_scale() => Ok(Reply::ok(self.scale_of(&obj)?)),
             _ => Err(ApiError::no_route()),
@@ -406,11 +416,7 @@ impl Handlers {
         } else {
             self.registry.create(&obj).await?
         };
-        Ok(Reply {
-            code: http::StatusCode::CREATED,
-            body: Body::Value(created.to_value()),
-            warnings,
-        })
+        Ok(Reply::object(http::StatusCode::CREATED, created, warnings))
     }
 
     async fn require_namespace(&self, ns: &str) -> ApiResult<()> {
@@ -562,7 +568,7 @@ impl Handlers {
                 admission::mutate_update(&mut new, &current, part, &self.custom)?;
                 admission::validate(c.identity, &new, Some(&current), None, &self.custom)?;
                 crate::apply::record_write(c, Some(&current), &mut new, sub)?;
-                if registry::encode(&new) == registry::encode(&current) {
+                if new == current {
                     return Ok(Change::Unchanged);
                 }
                 // The last finalizer gone: the object goes, but a pod only once its
@@ -595,14 +601,13 @@ impl Handlers {
         let obj = match outcome? {
             Updated::Replaced(o) | Updated::Unchanged(o) | Updated::Deleted(o, _) => o,
         };
-        let body = match sub {
-            Some("scale") => self.scale_of(&obj)?,
-            _ => obj.to_value(),
-        };
-        Ok(Reply {
-            code: http::StatusCode::OK,
-            body: Body::Value(body),
-            warnings,
+        Ok(match sub {
+            Some("scale") => Reply {
+                code: http::StatusCode::OK,
+                body: Body::Value(self.scale_of(&obj)?),
+                warnings,
+            },
+            _ => Reply::object(http::StatusCode::OK, obj, warnings),
         })
     }
 
@@ -623,7 +628,7 @@ impl Handlers {
         let obj = self
             .delete_one(c, req.namespace.as_deref(), &name, &options)
             .await?;
-        Ok(Reply::ok(obj.to_value()))
+        Ok(Reply::object(http::StatusCode::OK, obj, Vec::new()))
     }
 
     async fn delete_one(
@@ -735,7 +740,7 @@ impl Handlers {
         }
         let mut gone = current;
         gone.metadata_mut().resource_version = Some(resp.revision.to_string());
-        Ok(Reply::ok(gone.to_value()))
+        Ok(Reply::object(http::StatusCode::OK, gone, Vec::new()))
     }
 
     /// DELETE of a collection: every selected object, one by one.

@@ -228,6 +228,17 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
+    /// Whether the filter reads labels only (no field selector): then an object's
+    /// labels are all it needs (see [`Self::matches_labels`]).
+    pub fn is_labels_only(&self) -> bool {
+        self.fields.is_none()
+    }
+
+    /// Whether objects with `labels` are selected by the label selector.
+    pub fn matches_labels(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.labels.as_ref().is_none_or(|s| s.matches(labels))
+    }
+
     /// Whether the filter selects everything.
     pub fn is_everything(&self) -> bool {
         self.labels.is_none() && self.fields.is_none()
@@ -239,8 +250,7 @@ impl Filter {
         static NO_LABELS: std::collections::BTreeMap<String, String> =
             std::collections::BTreeMap::new();
         let labels = obj.metadata().labels.as_ref().unwrap_or(&NO_LABELS);
-        self.labels.as_ref().is_none_or(|s| s.matches(labels))
-            && self.fields.as_ref().is_none_or(|f| f.matches(obj))
+        self.matches_labels(labels) && self.fields.as_ref().is_none_or(|f| f.matches(obj))
     }
 }
 

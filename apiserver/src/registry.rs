@@ -39,9 +39,12 @@ pub fn decode(kind: &ObjectKind, kv: &KeyValue) -> ApiResult<AnyObject> {
 
 /// The bytes stored for an object: its JSON without `resourceVersion`.
 pub fn encode(obj: &AnyObject) -> Vec<u8> {
+    if obj.metadata().resource_version.is_none() {
+        return obj.to_json();
+    }
     let mut obj = obj.clone();
     obj.metadata_mut().resource_version = None;
-    serde_json::to_vec(&obj.to_value()).unwrap_or_default()
+    obj.to_json()
 }
 
 /// A page of a list.

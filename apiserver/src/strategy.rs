@@ -163,7 +163,7 @@ fn keep_server_metadata(new: &mut ObjectMeta, old: &ObjectMeta) {
 pub fn prepare_update(new: &mut AnyObject, old: &AnyObject) {
     keep_server_metadata(new.metadata_mut(), old.metadata());
     merge_string_data(new);
-    if old.kind().has_status() && !matches!(old, AnyObject::Node(_)) {
+    if old.kind().has_status() && !matches!(old, AnyObject::Node(_)) && !new.set_status_of(old) {
         *new = with_field(new, "status", value_of(old, "status"));
     }
     if let (AnyObject::Service(new), AnyObject::Service(old)) = (&mut *new, old) {
@@ -188,9 +188,12 @@ fn desired_state(obj: &AnyObject) -> Value {
 
 /// Prepares a status write: everything but the status is kept from `old`.
 pub fn prepare_status_update(new: &mut AnyObject, old: &AnyObject) {
-    let status = value_of(new, "status");
     let rv = new.metadata().resource_version.clone();
-    *new = with_field(old, "status", status);
+    let mut written = old.clone();
+    if !written.set_status_of(new) {
+        written = with_field(old, "status", value_of(new, "status"));
+    }
+    *new = written;
     new.metadata_mut().resource_version = rv;
 }
 

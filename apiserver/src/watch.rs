@@ -76,6 +76,30 @@ pub struct Change {
     before: Option<(Bytes, i64)>,
     object: OnceLock<Option<AnyObject>>,
     prev: OnceLock<Option<AnyObject>>,
+    labels: OnceLock<Labels>,
+    prev_labels: OnceLock<Labels>,
+}
+
+/// An object's labels.
+pub type Labels = std::collections::BTreeMap<String, String>;
+
+/// The labels of a stored object, read from its JSON without decoding the rest (a
+/// watch with only a label selector needs nothing else); none if it does not parse.
+fn labels_of(json: &[u8]) -> Labels {
+    #[derive(serde::Deserialize)]
+    struct Labelled {
+        #[serde(default)]
+        metadata: Meta,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Meta {
+        #[serde(default)]
+        labels: Option<Labels>,
+    }
+    serde_json::from_slice::<Labelled>(json)
+        .ok()
+        .and_then(|o| o.metadata.labels)
+        .unwrap_or_default()
 }
 
 /// The stored `value` at `revision` as it is served: `resourceVersion` written in.
@@ -126,7 +150,24 @@ impl Change {
             before,
             object: OnceLock::new(),
             prev: OnceLock::new(),
+            labels: OnceLock::new(),
+            prev_labels: OnceLock::new(),
         })
+    }
+
+    /// The labels of the object after the change (`None` for a deletion), read on
+    /// first use from its JSON alone.
+    pub fn labels(&self) -> Option<&Labels> {
+        if self.deleted {
+            return None;
+        }
+        Some(self.labels.get_or_init(|| labels_of(&self.json)))
+    }
+
+    /// The labels of the object before the change (`None` for a creation).
+    pub fn prev_labels(&self) -> Option<&Labels> {
+        let (value, _) = self.before.as_ref()?;
+        Some(self.prev_labels.get_or_init(|| labels_of(value)))
     }
 
     /// The `apiVersion` the change's JSON carries (its cache's).
@@ -567,7 +608,7 @@ mod tests {
         };
         let served_as = |value: Vec<u8>, revision: i64| {
             let obj = registry::decode(&kind, &kv(value, revision)).unwrap();
-            serde_json::to_vec(&obj.to_value()).unwrap()
+            obj.to_json()
         };
 
         let put = rk8s_raftstore::Event {
@@ -582,6 +623,9 @@ mod tests {
         let version = |o: Option<&AnyObject>| o.and_then(|o| o.metadata().resource_version.clone());
         assert_eq!(version(c.object()), Some("7".into()));
         assert_eq!(version(c.prev()), Some("5".into()));
+        let app = |l: Option<&Labels>| l.and_then(|l| l.get("app").cloned());
+        assert_eq!(app(c.labels()), Some("web".into()));
+        assert_eq!(app(c.prev_labels()), Some("web".into()));
 
         // A deletion shows the last state with the deletion's resourceVersion.
         let delete = rk8s_raftstore::Event {
@@ -592,7 +636,7 @@ mod tests {
         let c = Change::from_event(&kind, &delete).unwrap();
         assert_eq!(c.json, served_as(stored("b"), 9));
         assert!(!c.exists() && c.existed());
-        assert!(c.object().is_none());
+        assert!(c.object().is_none() && c.labels().is_none());
         assert_eq!(version(c.shown()), Some("7".into()));
     }
 

@@ -131,6 +131,19 @@ fn respond(accept: Option<&str>, reply: &Reply) -> ApiResult<Response<Body>> {
             }
             Ok(json_response(reply.code, body, &reply.warnings))
         }
+        ReplyBody::Object(obj) => {
+            if protobuf
+                && let Some(resp) = protobuf_response(reply.code, &obj.to_value(), &reply.warnings)
+            {
+                return Ok(resp);
+            }
+            Ok(bytes_response(
+                reply.code,
+                obj.to_json(),
+                "application/json",
+                &reply.warnings,
+            ))
+        }
         ReplyBody::List(list) => {
             let encoded = if protobuf {
                 list.to_protobuf()

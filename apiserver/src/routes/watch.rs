@@ -186,9 +186,15 @@ impl ApiServer {
                         Message::Progress(_) => None,
                         Message::Change(c) if c.revision <= from => None,
                         Message::Change(c) => {
-                            // Unfiltered, nothing is decoded: the stored bytes suffice.
+                            // Unfiltered, nothing is decoded: the stored bytes suffice;
+                            // a label selector reads the labels alone.
                             let (now, before) = if filter.is_everything() {
                                 (c.exists(), c.existed())
+                            } else if filter.is_labels_only() {
+                                (
+                                    c.labels().is_some_and(|l| filter.matches_labels(l)),
+                                    c.prev_labels().is_some_and(|l| filter.matches_labels(l)),
+                                )
                             } else {
                                 (
                                     c.object().is_some_and(|o| filter.matches(o)),
