@@ -120,7 +120,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn requests_and_a_streamed_answer_cross_the_pipe() {
+    async fn requests_with_bodies_cross_the_pipes_the_pool_opens() {
         let connector = Connector::new(
             |req: Request<Incoming>| async move {
                 let path = req.uri().path().to_string();

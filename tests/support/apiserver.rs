@@ -214,11 +214,21 @@ impl Server {
     /// A kube client with the admin kubeconfig that does not retry 429/503/504 (to see
     /// them).
     pub async fn client_without_retries(&self) -> kube::Client {
+        self.client_without_retries_as(None).await
+    }
+
+    /// As [`Self::client_without_retries`], with `token` instead of the admin's when
+    /// given.
+    pub async fn client_without_retries_as(&self, token: Option<&str>) -> kube::Client {
         let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).unwrap();
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .unwrap();
         config.default_retry = false;
+        if let Some(t) = token {
+            config.auth_info = kube::config::AuthInfo::default();
+            config.auth_info.token = Some(t.to_string().into());
+        }
         kube::Client::try_from(config).unwrap()
     }
 

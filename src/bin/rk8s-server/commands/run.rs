@@ -50,10 +50,11 @@ pub struct Args {
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     compaction_interval: std::time::Duration,
     /// Concurrent non-mutating requests served before 429 Too Many Requests (0: no
-    /// limit).
+    /// limit; the admin and the control plane, system:masters, are always served).
     #[arg(long, default_value_t = rk8s_apiserver::server::MAX_READS_INFLIGHT)]
     max_requests_inflight: usize,
-    /// Concurrent mutating requests served before 429 (0: no limit).
+    /// Concurrent mutating requests served before 429 (0: no limit; the admin and the
+    /// control plane, system:masters, are always served).
     #[arg(long, default_value_t = rk8s_apiserver::server::MAX_WRITES_INFLIGHT)]
     max_mutating_requests_inflight: usize,
     /// The pods' address range of the whole cluster; each joining node gets a piece.
