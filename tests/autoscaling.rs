@@ -10,6 +10,8 @@
 //!   second Deployment, from 1 to zero replicas when the queue is empty and back up
 //!   when it fills; the HPA's replicas show in Prometheus as kube-state-metrics
 //!   names them.
+//! - Batches: ten HPAs, nine of them on two PromQL queries, read Prometheus twice per
+//!   sync round between them (the server's count and Prometheus' own), not nine times.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -275,4 +277,105 @@ async fn hpas_scale_on_cpu_and_on_a_promql_query_to_zero_and_back() {
         },
     )
     .await;
+
+    // Batched reads: eight more HPAs on one query read Prometheus once per round
+    // between them (and the worker's query once), not once each.
+    let quiet = "max(queue_depth) * 0";
+    for i in 0..8 {
+        let name = format!("idle-{i}");
+        deployments
+            .create(
+                &PostParams::default(),
+                &deployment(&name, 0, "exec sleep 3600", &volume),
+            )
+            .await
+            .unwrap();
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "minReplicas": 0, "maxReplicas": 2,
+                "metrics": [{"type": "External", "external": {
+                    "metric": {"name": quiet},
+                    "target": {"type": "Value", "value": "10"}}}],
+            },
+        }))
+        .unwrap();
+        hpas.create(&PostParams::default(), &hpa).await.unwrap();
+    }
+    eventually_within(
+        "every idle HPA measured its query",
+        Duration::from_secs(60),
+        async || {
+            let all = hpas.list(&ListParams::default()).await.ok()?.items;
+            let measured = all
+                .iter()
+                .filter(|h| {
+                    h.metadata
+                        .name
+                        .as_deref()
+                        .unwrap_or_default()
+                        .starts_with("idle-")
+                })
+                .filter(|h| {
+                    h.status
+                        .as_ref()
+                        .and_then(|s| s.current_metrics.as_ref())
+                        .is_some_and(|m| !m.is_empty())
+                })
+                .count();
+            (measured == 8).then_some(())
+        },
+    )
+    .await;
+    let reads = async || {
+        server_counter(
+            &client,
+            r#"rk8s_hpa_metric_reads_total{source="prometheus"}"#,
+        )
+        .await
+    };
+    let syncs = async || {
+        server_counter(
+            &client,
+            r#"rk8s_controller_reconciles_total{kind="HorizontalPodAutoscaler"}"#,
+        )
+        .await
+    };
+    let (reads0, syncs0, answered0) = (
+        reads().await,
+        syncs().await,
+        prometheus.queries_answered().await,
+    );
+    eventually_within(
+        "forty more HPA syncs",
+        Duration::from_secs(60),
+        async || (syncs().await - syncs0 >= 40.0).then_some(()),
+    )
+    .await;
+    let (read, synced, answered) = (
+        reads().await - reads0,
+        syncs().await - syncs0,
+        prometheus.queries_answered().await - answered0,
+    );
+    // Ten HPAs sync per round; nine read Prometheus, through two distinct queries.
+    assert!(
+        read > 0.0 && read * 3.0 <= synced,
+        "{read} Prometheus reads for {synced} HPA syncs"
+    );
+    // Prometheus saw those reads and no others (a read may straddle the edges).
+    assert!(
+        (answered - read).abs() <= 2.0,
+        "Prometheus answered {answered} queries, the server counted {read} reads"
+    );
+}
+
+/// A counter of the server's `/metrics`, by its name and labels as exposed.
+async fn server_counter(client: &kube::Client, series: &str) -> f64 {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }

@@ -1,7 +1,9 @@
 //! HorizontalPodAutoscalers as actors: an [`HpaSupervisor`] watches HPAs and runs one
-//! [`HpaActor`] per HPA in the registry. Every sync period (15 s by default, and at
-//! once when the HPA changes) the actor reads its target's `scale` subresource and
-//! pods, the pods' metrics ([`crate::hpa_metrics`]), decides with [`crate::hpa`],
+//! [`HpaActor`] per HPA in the registry. Every sync period (15 s by default) the
+//! supervisor starts a round that syncs every HPA, and an HPA also syncs at once when
+//! it changes: the actor reads its target's `scale` subresource and pods, the pods'
+//! metrics ([`crate::hpa_metrics`], read once per round for all HPAs:
+//! [`crate::hpa_batch`]), decides with [`crate::hpa`],
 //! rescales through the `scale` subresource, and writes the status (current and
 //! desired replicas, current metrics, last scale time, the conditions AbleToScale,
 //! ScalingActive and ScalingLimited) and events, worded as kube-controller-manager
@@ -32,6 +34,7 @@ use rk8s_supervision::{Actors, Handle};
 use crate::common::object_name;
 use crate::events::{Involved, record};
 use crate::hpa::{self, History, Proposal, Tunables};
+use crate::hpa_batch::Batches;
 use crate::hpa_metrics::Measuring;
 use crate::promql::Prometheus;
 
@@ -78,6 +81,7 @@ struct Restarted(String);
 pub struct HpaActor {
     client: kube::Client,
     config: Arc<HpaConfig>,
+    batches: Arc<Batches>,
     pods: Informer<Pod>,
     hpa: HorizontalPodAutoscaler,
     history: History,
@@ -88,8 +92,8 @@ pub struct HpaActor {
 impl Actor for HpaActor {
     type Context = Context<Self>;
 
+    /// Syncs at once; then with every round of the supervisor.
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.config.sync_period, |_, ctx| ctx.notify(Resync));
         ctx.notify(Resync);
     }
 }
@@ -119,6 +123,7 @@ impl Handler<Resync> for HpaActor {
         let work = self.me.reconcile(sync(
             self.client.clone(),
             self.config.clone(),
+            self.batches.clone(),
             self.pods.clone(),
             self.hpa.clone(),
             self.history.clone(),
@@ -199,6 +204,7 @@ fn target_resource(api_version: Option<&str>, kind: &str) -> Result<ApiResource,
 async fn sync(
     client: kube::Client,
     config: Arc<HpaConfig>,
+    batches: Arc<Batches>,
     pods: Informer<Pod>,
     mut hpa: HorizontalPodAutoscaler,
     mut history: History,
@@ -285,11 +291,9 @@ async fn sync(
             }
         };
         let cx = Measuring {
-            client: &client,
+            batches: &batches,
             tunables: &config.tunables,
-            prometheus: config.prometheus.as_ref(),
             namespace: &namespace,
-            selector: &selector,
             pods: &pods,
             current,
             now,
@@ -413,6 +417,7 @@ async fn write_status(
 pub struct HpaSupervisor {
     client: kube::Client,
     config: Arc<HpaConfig>,
+    batches: Arc<Batches>,
     hpa_informer: Informer<HorizontalPodAutoscaler>,
     pods: Informer<Pod>,
     /// The HPAs by `NAMESPACE/NAME`.
@@ -431,9 +436,15 @@ impl HpaSupervisor {
         registry: Actors,
         me: Handle<Self>,
     ) -> Self {
+        let batches = Batches::new(
+            client.clone(),
+            config.prometheus.clone(),
+            config.sync_period,
+        );
         HpaSupervisor {
             client,
             config: Arc::new(config),
+            batches: Arc::new(batches),
             hpa_informer: informers.get(),
             pods: informers.get(),
             hpas: HashMap::new(),
@@ -450,6 +461,7 @@ impl HpaSupervisor {
             return;
         }
         let (client, config) = (self.client.clone(), self.config.clone());
+        let batches = self.batches.clone();
         let (pods, parent, name) = (self.pods.clone(), self.me.clone(), key.clone());
         self.registry.start(KIND, &key, move |me| {
             if me.restarts() > 0 {
@@ -458,6 +470,7 @@ impl HpaSupervisor {
             HpaActor {
                 client: client.clone(),
                 config: config.clone(),
+                batches: batches.clone(),
                 pods: pods.clone(),
                 hpa: hpa.clone(),
                 history: History::default(),
@@ -479,6 +492,15 @@ impl Actor for HpaSupervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.hpa_informer.subscribe(ctx.address().recipient());
+        // One round per period: every HPA syncs together, so their metrics are read
+        // once for all of them (`crate::hpa_batch`).
+        ctx.run_interval(self.config.sync_period, |act, _| {
+            for name in act.registry.names(KIND) {
+                if let Some(actor) = act.registry.get::<HpaActor>(KIND, &name) {
+                    actor.do_send(Resync);
+                }
+            }
+        });
         tracing::info!(
             sync_period = ?self.config.sync_period,
             prometheus = self.config.prometheus.is_some(),

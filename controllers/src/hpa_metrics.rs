@@ -4,6 +4,8 @@
 //! ([`crate::promql`]). Each metric becomes a replica proposal ([`crate::hpa`]) and
 //! the status Kubernetes reports for it.
 
+use std::collections::HashSet;
+
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::autoscaling::v2::{
     ContainerResourceMetricStatus, ExternalMetricStatus, MetricIdentifier, MetricSpec,
@@ -11,10 +13,10 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
-use rk8s_api::metrics::{MetricsList, PodMetrics as PodMetricsObject};
 
 use crate::hpa::{self, PodMetric, PodMetrics, Proposal, Tunables};
-use crate::promql::{self, Prometheus};
+use crate::hpa_batch::Batches;
+use crate::promql::{self, Sample};
 
 /// A milli-value as a quantity (`1500m`, `2`).
 pub(crate) fn quantity(milli: i64) -> K8sQuantity {
@@ -42,11 +44,9 @@ pub(crate) struct Measured {
 
 /// What a sync measures its metrics with.
 pub(crate) struct Measuring<'a> {
-    pub(crate) client: &'a kube::Client,
+    pub(crate) batches: &'a Batches,
     pub(crate) tunables: &'a Tunables,
-    pub(crate) prometheus: Option<&'a Prometheus>,
     pub(crate) namespace: &'a str,
-    pub(crate) selector: &'a str,
     pub(crate) pods: &'a [Pod],
     pub(crate) current: i32,
     pub(crate) now: Timestamp,
@@ -54,29 +54,27 @@ pub(crate) struct Measuring<'a> {
 
 impl Measuring<'_> {
     /// Each pod's use of `resource` (one container's, if given) from the resource
-    /// metrics API.
+    /// metrics API: the pods of this HPA out of the round's read of every pod.
     async fn resource_metrics(
         &self,
         resource: &str,
         container: Option<&str>,
     ) -> Result<PodMetrics, String> {
-        let path = format!(
-            "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods?{}",
-            self.namespace,
-            form_urlencoded::Serializer::new(String::new())
-                .append_pair("labelSelector", self.selector)
-                .finish()
-        );
-        let req = http::Request::get(path)
-            .body(Vec::new())
-            .map_err(|e| e.to_string())?;
-        let list: MetricsList<PodMetricsObject> = self
-            .client
-            .request(req)
+        let list = self
+            .batches
+            .pod_metrics()
             .await
             .map_err(|e| format!("unable to get metrics for resource {resource}: {e}"))?;
+        let names: HashSet<&str> = self
+            .pods
+            .iter()
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect();
         let mut out = PodMetrics::new();
-        for m in list.items {
+        for m in list.items.iter().filter(|m| {
+            m.metadata.namespace.as_deref() == Some(self.namespace)
+                && names.contains(m.metadata.name.as_deref().unwrap_or_default())
+        }) {
             let mut sum = 0i64;
             let mut found = false;
             for c in m
@@ -111,24 +109,50 @@ impl Measuring<'_> {
         Ok(out)
     }
 
-    fn prometheus(&self) -> Result<&Prometheus, String> {
-        self.prometheus.ok_or_else(|| {
-            "no Prometheus to read the metric from: start rk8s-server with --prometheus-url".into()
-        })
+    /// The samples of a metric for this HPA: the round's query of the metric across
+    /// the cluster (a bare series name with its selector), then the samples whose
+    /// labels match `scope` (`namespace`, the pod or object); a PromQL expression
+    /// runs as written and is not narrowed.
+    async fn samples(
+        &self,
+        metric: &MetricIdentifier,
+        scope: &[(&str, &str)],
+    ) -> Result<Vec<Sample>, String> {
+        let query = promql::query_for(&metric.name, metric.selector.as_ref(), &[])?;
+        let samples = self.batches.query(&query).await?;
+        let narrowed = promql::is_series_name(&metric.name);
+        Ok(samples
+            .iter()
+            .filter(|s| s.value.is_finite())
+            .filter(|s| {
+                !narrowed
+                    || scope
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).is_some_and(|l| l == v))
+            })
+            .cloned()
+            .collect())
     }
 
-    /// The sum of a query's samples. No sample is an error, not zero: a series that
-    /// went missing must not scale a target to nothing.
-    async fn total(&self, query: &str) -> Result<i64, String> {
+    /// The sum of a metric's samples for this HPA. No sample is an error, not zero: a
+    /// series that went missing must not scale a target to nothing.
+    async fn total(
+        &self,
+        metric: &MetricIdentifier,
+        scope: &[(&str, &str)],
+    ) -> Result<i64, String> {
         let values: Vec<f64> = self
-            .prometheus()?
-            .query(query)
+            .samples(metric, scope)
             .await?
             .iter()
             .map(|s| s.value)
-            .filter(|v| v.is_finite())
             .collect();
         if values.is_empty() {
+            let scoped: Vec<String> = scope
+                .iter()
+                .map(|(k, v)| format!("{k}={}", promql::equals(v)))
+                .collect();
+            let query = promql::query_for(&metric.name, metric.selector.as_ref(), &scoped)?;
             return Err(format!("no samples for {query:?} in Prometheus"));
         }
         Ok((values.iter().sum::<f64>() * 1000.0) as i64)
@@ -242,30 +266,15 @@ impl Measuring<'_> {
                     .iter()
                     .filter_map(|p| p.metadata.name.as_deref())
                     .collect();
-                let query = promql::query_for(
-                    &source.metric.name,
-                    source.metric.selector.as_ref(),
-                    &[
-                        format!("namespace={}", promql::equals(self.namespace)),
-                        format!(
-                            "pod=~{}",
-                            promql::equals(&promql::any_of(names.iter().copied()))
-                        ),
-                    ],
-                );
-                let samples = match query {
-                    Ok(q) => match self.prometheus() {
-                        Ok(p) => p.query(&q).await,
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                };
-                let samples = match samples {
+                let samples = match self
+                    .samples(&source.metric, &[("namespace", self.namespace)])
+                    .await
+                {
                     Ok(s) => s,
                     Err(e) => return failed(name, failure, e),
                 };
                 let mut metrics = PodMetrics::new();
-                for s in samples.iter().filter(|s| s.value.is_finite()) {
+                for s in &samples {
                     let in_namespace = s
                         .labels
                         .get("namespace")
@@ -318,40 +327,40 @@ impl Measuring<'_> {
                 } else {
                     "FailedGetExternalMetric"
                 };
-                let (metric, target, scope, name): (&MetricIdentifier, _, Vec<String>, String) =
-                    match (&m.object, &m.external) {
-                        (Some(o), _) if object => (
+                let kind;
+                let (metric, target, scope, name): (
+                    &MetricIdentifier,
+                    _,
+                    Vec<(&str, &str)>,
+                    String,
+                ) = match (&m.object, &m.external) {
+                    (Some(o), _) if object => {
+                        kind = o.described_object.kind.to_lowercase();
+                        (
                             &o.metric,
                             &o.target,
                             vec![
-                                format!("namespace={}", promql::equals(self.namespace)),
-                                format!(
-                                    "{}={}",
-                                    o.described_object.kind.to_lowercase(),
-                                    promql::equals(&o.described_object.name)
-                                ),
+                                ("namespace", self.namespace),
+                                (kind.as_str(), o.described_object.name.as_str()),
                             ],
                             format!("{} metric {}", o.described_object.kind, o.metric.name),
-                        ),
-                        (_, Some(e)) if !object => (
-                            &e.metric,
-                            &e.target,
-                            Vec::new(),
-                            format!("external metric {}", e.metric.name),
-                        ),
-                        _ => {
-                            return failed(
-                                m.type_.clone(),
-                                failure,
-                                "the metric source is missing".into(),
-                            );
-                        }
-                    };
-                let value = match promql::query_for(&metric.name, metric.selector.as_ref(), &scope)
-                {
-                    Ok(q) => self.total(&q).await,
-                    Err(e) => Err(e),
+                        )
+                    }
+                    (_, Some(e)) if !object => (
+                        &e.metric,
+                        &e.target,
+                        Vec::new(),
+                        format!("external metric {}", e.metric.name),
+                    ),
+                    _ => {
+                        return failed(
+                            m.type_.clone(),
+                            failure,
+                            "the metric source is missing".into(),
+                        );
+                    }
                 };
+                let value = self.total(metric, &scope).await;
                 let value = match value {
                     Ok(v) => v,
                     Err(e) => return failed(name, failure, e),

@@ -36,6 +36,7 @@ pub mod events;
 pub mod gc;
 pub mod hpa;
 pub mod hpa_actor;
+pub mod hpa_batch;
 pub mod hpa_metrics;
 pub mod job;
 pub mod job_actor;

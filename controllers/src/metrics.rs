@@ -52,3 +52,15 @@ pub fn reconciled(kind: &str, took: Duration, failed: bool) {
         ERRORS.with_label_values(&[kind]).inc();
     }
 }
+
+/// `rk8s_hpa_metric_reads_total{source}`: reads of the HPAs' metrics sources
+/// (`resource-metrics`, `prometheus`), each shared by every HPA of a sync round.
+pub static HPA_METRIC_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(IntCounterVec::new(
+        Opts::new(
+            "rk8s_hpa_metric_reads_total",
+            "Reads of the HPAs' metrics sources (one per round and metric, shared by the HPAs), by source.",
+        ),
+        &["source"],
+    ))
+});

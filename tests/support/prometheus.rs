@@ -68,8 +68,8 @@ impl Prometheus {
         format!("http://127.0.0.1:{port}")
     }
 
-    /// GETs `path` from its HTTP API; the JSON answer.
-    pub async fn get(&self, path: &str) -> Option<Value> {
+    /// GETs `path` from its HTTP API; the body.
+    pub async fn text(&self, path: &str) -> Option<String> {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .ok()?;
@@ -79,7 +79,25 @@ impl Prometheus {
         stream.read_to_end(&mut answer).await.ok()?;
         let answer = String::from_utf8(answer).ok()?;
         let (_, body) = answer.split_once("\r\n\r\n")?;
-        serde_json::from_str(body).ok()
+        Some(body.to_string())
+    }
+
+    /// GETs `path` from its HTTP API; the JSON answer.
+    pub async fn get(&self, path: &str) -> Option<Value> {
+        serde_json::from_str(&self.text(path).await?).ok()
+    }
+
+    /// The instant queries this Prometheus has answered (its own
+    /// `prometheus_http_requests_total{handler="/api/v1/query"}`).
+    pub async fn queries_answered(&self) -> f64 {
+        let text = self.text("/metrics").await.unwrap_or_default();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("prometheus_http_requests_total{")
+                    && l.contains(r#"handler="/api/v1/query""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// The first sample of an instant query (`None` while it has none).
