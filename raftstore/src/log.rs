@@ -1,20 +1,23 @@
 //! The Raft log of one member: entries, hard state, membership and the latest snapshot.
 //!
 //! Entries and hard state are kept in `raft-engine` (built for Raft logs) and cached in
-//! memory, where raft-rs reads them through [`raft::Storage`]. The snapshot is one file
-//! beside it, replaced atomically. Without a directory the log lives in memory only
-//! (unit tests).
+//! memory, where raft-rs reads them through [`raft::Storage`]. The snapshot is two
+//! files beside it: the state machine's bytes in `snapshot-INDEX.data`, written
+//! first, and the metadata in `snapshot.bin`, replaced atomically, which names the
+//! data file by its index. The data stays on disk (it is as large as the key space):
+//! it is read back only to restart or to send it to a lagging member. Without a
+//! directory the log lives in memory only (unit tests).
 //!
 //! MUST: call [`RaftLog::persist`] for what a `Ready` asks to persist before sending the
 //! Ready's persisted messages (raft-rs' rule), and before `advance`.
 
 use std::fs;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use raft_engine::{Config as EngineConfig, Engine, LogBatch, MessageExt};
 
@@ -22,7 +25,66 @@ use raft_engine::{Config as EngineConfig, Engine, LogBatch, MessageExt};
 const GROUP: u64 = 1;
 const HARD_STATE_KEY: &[u8] = b"hard_state";
 const CONF_STATE_KEY: &[u8] = b"conf_state";
+/// The latest snapshot's metadata (a raft `Snapshot` without data).
 const SNAPSHOT_FILE: &str = "snapshot.bin";
+
+/// The state machine's bytes of the snapshot at `index`.
+fn data_file(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("snapshot-{index:020}.data"))
+}
+
+/// Writes a snapshot's files in `dir`: its data through `write` into its own file,
+/// then the metadata that names it, atomically (a crash in between leaves the
+/// previous snapshot in force); then the older data files go.
+fn write_snapshot_files(
+    dir: &Path,
+    sync: bool,
+    meta: &SnapshotMetadata,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), LogError> {
+    let data = data_file(dir, meta.index);
+    let write_file = |path: &Path, write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>| {
+        let io = |source| LogError::Snapshot {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tmp = path.with_extension("tmp");
+        let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp).map_err(io)?);
+        write(&mut out).map_err(io)?;
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        if sync {
+            file.sync_all().map_err(io)?;
+        }
+        fs::rename(&tmp, path).map_err(io)?;
+        if sync {
+            fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        Ok::<_, LogError>(())
+    };
+    let mut write = Some(write);
+    write_file(&data, &mut |w| match write.take() {
+        Some(write) => write(w),
+        None => Ok(()),
+    })?;
+    let mut only_meta = Snapshot::default();
+    only_meta.set_metadata(meta.clone());
+    let bytes = only_meta
+        .write_to_bytes()
+        .map_err(|e| LogError::Corrupt(e.to_string()))?;
+    write_file(&dir.join(SNAPSHOT_FILE), &mut |w| w.write_all(&bytes))?;
+    let current = data.file_name();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let stale = name.to_str().is_some_and(|n| {
+            n.starts_with("snapshot-") && (n.ends_with(".data") || n.ends_with(".tmp"))
+        });
+        if stale && Some(name.as_os_str()) != current {
+            // Best effort: a leftover is removed at the next snapshot.
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
 
 /// Tells raft-engine how to index raft-rs entries.
 #[derive(Clone)]
@@ -93,6 +155,8 @@ pub struct RaftLog {
     hard_state: HardState,
     /// The newest applied membership.
     conf_state: ConfState,
+    /// The latest snapshot: its metadata; its data too when the log has no directory
+    /// (with one, the data is in its file).
     snapshot: Snapshot,
     /// Entries after the snapshot, in index order.
     entries: Vec<Entry>,
@@ -170,8 +234,17 @@ impl RaftLog {
         let snap_path = dir.join(SNAPSHOT_FILE);
         match fs::read(&snap_path) {
             Ok(bytes) => {
-                log.snapshot = Snapshot::parse_from_bytes(&bytes)
+                let mut snapshot = Snapshot::parse_from_bytes(&bytes)
                     .map_err(|e| LogError::Corrupt(format!("{}: {e}", snap_path.display())))?;
+                if !snapshot.get_data().is_empty() {
+                    // Written by an older rk8s, with the data inside: moved to its own
+                    // file once.
+                    let data = snapshot.take_data();
+                    write_snapshot_files(dir, sync, snapshot.get_metadata(), |w| {
+                        w.write_all(&data)
+                    })?;
+                }
+                log.snapshot = snapshot;
                 log.conf_state = log.snapshot.get_metadata().get_conf_state().clone();
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -245,9 +318,26 @@ impl RaftLog {
         &self.hard_state
     }
 
-    /// The latest snapshot (its data is the state machine's).
-    pub fn latest_snapshot(&self) -> &Snapshot {
-        &self.snapshot
+    /// The latest snapshot's metadata (index, term, membership).
+    pub fn latest_snapshot(&self) -> &SnapshotMetadata {
+        self.snapshot.get_metadata()
+    }
+
+    /// The latest snapshot with its data (the state machine's bytes; none for a new
+    /// cluster's log), read from its file when the log has a directory.
+    pub fn read_snapshot(&self) -> Result<Snapshot, LogError> {
+        let mut snapshot = self.snapshot.clone();
+        let Some(disk) = &self.disk else {
+            return Ok(snapshot);
+        };
+        let index = self.snapshot_index();
+        if index == 0 {
+            return Ok(snapshot);
+        }
+        let path = data_file(&disk.dir, index);
+        let data = fs::read(&path).map_err(|source| LogError::Snapshot { path, source })?;
+        snapshot.set_data(data.into());
+        Ok(snapshot)
     }
 
     /// Appends entries, replacing any conflicting suffix, and updates the hard state;
@@ -334,10 +424,21 @@ impl RaftLog {
         Ok(())
     }
 
-    /// Installs a snapshot (received from the leader, or taken locally): it replaces
-    /// the entries it covers and becomes what lagging members are sent.
-    pub fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), LogError> {
-        let index = snapshot.get_metadata().index;
+    /// Installs a snapshot received from the leader: it replaces the entries it
+    /// covers and becomes what lagging members are sent.
+    pub fn install_snapshot(&mut self, mut snapshot: Snapshot) -> Result<(), LogError> {
+        let data = snapshot.take_data();
+        self.install_snapshot_with(snapshot.take_metadata(), |w| w.write_all(&data))
+    }
+
+    /// Installs a snapshot taken locally, whose data `write` writes (straight to its
+    /// file: the state machine's bytes are never all in memory).
+    pub fn install_snapshot_with(
+        &mut self,
+        meta: SnapshotMetadata,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), LogError> {
+        let index = meta.index;
         if index <= self.snapshot_index() {
             return Ok(());
         }
@@ -345,7 +446,7 @@ impl RaftLog {
         let consistent = self
             .entries
             .get(keep.wrapping_sub(1))
-            .is_some_and(|e| e.index == index && e.term == snapshot.get_metadata().term);
+            .is_some_and(|e| e.index == index && e.term == meta.term);
         if consistent {
             self.entry_bytes = self
                 .entry_bytes
@@ -358,59 +459,45 @@ impl RaftLog {
         if self.hard_state.commit < index {
             self.hard_state.commit = index;
         }
-        if self.hard_state.term < snapshot.get_metadata().term {
-            self.hard_state.term = snapshot.get_metadata().term;
+        if self.hard_state.term < meta.term {
+            self.hard_state.term = meta.term;
         }
-        if let Some(disk) = &self.disk {
-            let path = disk.dir.join(SNAPSHOT_FILE);
-            let tmp = disk.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-            let io = |source| LogError::Snapshot {
-                path: path.clone(),
-                source,
-            };
-            let bytes = snapshot
-                .write_to_bytes()
-                .map_err(|e| LogError::Corrupt(e.to_string()))?;
-            let mut f = fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
-            if disk.sync {
-                f.sync_all().map_err(io)?;
+        let mut snapshot = Snapshot::default();
+        match &self.disk {
+            None => {
+                let mut data = Vec::new();
+                write(&mut data).map_err(|e| LogError::Corrupt(e.to_string()))?;
+                snapshot.set_data(data.into());
             }
-            fs::rename(&tmp, &path).map_err(io)?;
-            if disk.sync {
-                fs::File::open(&disk.dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io)?;
-            }
-            let err = |e| LogError::Engine {
-                dir: disk.dir.display().to_string(),
-                source: e,
-            };
-            if consistent {
-                disk.engine.compact_to(GROUP, index + 1);
-            } else {
-                // Every entry the engine holds conflicts with the snapshot.
+            Some(disk) => {
+                write_snapshot_files(&disk.dir, disk.sync, &meta, write)?;
+                let err = |e| LogError::Engine {
+                    dir: disk.dir.display().to_string(),
+                    source: e,
+                };
+                if consistent {
+                    disk.engine.compact_to(GROUP, index + 1);
+                } else {
+                    // Every entry the engine holds conflicts with the snapshot.
+                    let mut batch = LogBatch::default();
+                    batch.add_command(GROUP, raft_engine::Command::Clean);
+                    disk.engine.write(&mut batch, disk.sync).map_err(err)?;
+                }
                 let mut batch = LogBatch::default();
-                batch.add_command(GROUP, raft_engine::Command::Clean);
+                batch
+                    .put_message(GROUP, HARD_STATE_KEY.to_vec(), &self.hard_state)
+                    .map_err(err)?;
+                batch
+                    .put_message(GROUP, CONF_STATE_KEY.to_vec(), meta.get_conf_state())
+                    .map_err(err)?;
                 disk.engine.write(&mut batch, disk.sync).map_err(err)?;
+                // Files that now hold only compacted entries and overwritten state go
+                // (raft-engine keeps some to reuse).
+                disk.engine.purge_expired_files().map_err(err)?;
             }
-            let mut batch = LogBatch::default();
-            batch
-                .put_message(GROUP, HARD_STATE_KEY.to_vec(), &self.hard_state)
-                .map_err(err)?;
-            batch
-                .put_message(
-                    GROUP,
-                    CONF_STATE_KEY.to_vec(),
-                    snapshot.get_metadata().get_conf_state(),
-                )
-                .map_err(err)?;
-            disk.engine.write(&mut batch, disk.sync).map_err(err)?;
-            // Files that now hold only compacted entries and overwritten state go
-            // (raft-engine keeps some to reuse).
-            disk.engine.purge_expired_files().map_err(err)?;
         }
-        self.conf_state = snapshot.get_metadata().get_conf_state().clone();
+        self.conf_state = meta.get_conf_state().clone();
+        snapshot.set_metadata(meta);
         self.snapshot = snapshot;
         Ok(())
     }
@@ -488,13 +575,16 @@ impl raft::Storage for RaftLog {
         Ok(self.last())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         if self.snapshot_index() < request_index {
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
         }
-        Ok(self.snapshot.clone())
+        self.read_snapshot().map_err(|e| {
+            tracing::warn!(to, "reading the snapshot to send: {e}");
+            unavailable()
+        })
     }
 }
 
@@ -557,6 +647,40 @@ mod tests {
         let log = RaftLog::open_with(dir.path(), &[], false, files).unwrap();
         assert_eq!((log.snapshot_index(), log.last()), (index, index));
         assert_eq!(log.hard_state().commit, index);
+        // The data is in its own file, the latest one only, and read back from it.
+        let data_files: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("snapshot-"))
+            .collect();
+        assert_eq!(data_files, [format!("snapshot-{index:020}.data")]);
+        assert!(log.snapshot.get_data().is_empty(), "the data stays on disk");
+        assert_eq!(log.read_snapshot().unwrap().get_data(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_snapshot_file_with_its_data_inside_is_split_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RaftLog::open(dir.path(), &[1], false).unwrap());
+        // The layout of earlier rk8s: the data inside `snapshot.bin`.
+        let mut old = Snapshot::default();
+        old.set_data(vec![4, 5, 6].into());
+        old.mut_metadata().index = 9;
+        old.mut_metadata().term = 2;
+        old.mut_metadata().mut_conf_state().voters = vec![1];
+        fs::write(
+            dir.path().join(SNAPSHOT_FILE),
+            old.write_to_bytes().unwrap(),
+        )
+        .unwrap();
+        let log = RaftLog::open(dir.path(), &[], false).unwrap();
+        assert_eq!((log.snapshot_index(), log.latest_snapshot().term), (9, 2));
+        assert_eq!(log.read_snapshot().unwrap().get_data(), [4, 5, 6]);
+        let meta = Snapshot::parse_from_bytes(&fs::read(dir.path().join(SNAPSHOT_FILE)).unwrap());
+        assert!(meta.unwrap().get_data().is_empty());
+        drop(log);
+        let log = RaftLog::open(dir.path(), &[], false).unwrap();
+        assert_eq!(log.read_snapshot().unwrap().get_data(), [4, 5, 6]);
     }
 
     #[test]

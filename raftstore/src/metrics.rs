@@ -51,6 +51,27 @@ pub static HAS_LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
         "Whether a leader exists as this member sees it.",
     )
 });
+/// Keys in the store (etcd's name).
+pub static KEYS: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "etcd_debugging_mvcc_keys_total",
+        "Keys that exist in the store now.",
+    )
+});
+/// Revisions retained, history included.
+pub static REVISIONS: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "rk8s_store_revisions",
+        "Revisions of keys the store retains in memory, history until compaction included.",
+    )
+});
+/// Bytes of the retained keys and values.
+pub static BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "rk8s_store_bytes",
+        "Bytes of the keys and values the store retains in memory, history until compaction included.",
+    )
+});
 /// Leader changes seen.
 pub static LEADER_CHANGES: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(

@@ -51,6 +51,17 @@ struct Rev {
     kv: Option<KeyValue>,
 }
 
+/// The size of the key space ([`Mvcc::footprint`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Keys that exist now.
+    pub keys: u64,
+    /// Revisions retained, of every key (until compaction).
+    pub revisions: u64,
+    /// Bytes of the retained keys and values.
+    pub bytes: u64,
+}
+
 /// The key-value history.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mvcc {
@@ -428,21 +439,38 @@ impl Mvcc {
         in_range(key, start, range_end)
     }
 
-    /// The retained history, for a snapshot.
-    pub fn snapshot_keys(&self) -> Vec<SnapshotKey> {
-        self.keys
-            .iter()
-            .map(|(k, h)| SnapshotKey {
-                key: k.clone(),
-                revisions: h
-                    .iter()
-                    .map(|r| SnapshotRevision {
-                        revision: r.revision,
-                        kv: r.kv.clone(),
-                    })
-                    .collect(),
-            })
-            .collect()
+    /// What the key space holds: live keys, retained revisions (history included),
+    /// and the bytes of their keys and values.
+    pub fn footprint(&self) -> Footprint {
+        let mut f = Footprint::default();
+        for (key, history) in &self.keys {
+            if history.last().is_some_and(|r| r.kv.is_some()) {
+                f.keys += 1;
+            }
+            f.revisions += history.len() as u64;
+            f.bytes += key.len() as u64;
+            f.bytes += history
+                .iter()
+                .filter_map(|r| r.kv.as_ref())
+                .map(|kv| (kv.key.len() + kv.value.len()) as u64)
+                .sum::<u64>();
+        }
+        f
+    }
+
+    /// The retained history, key by key, for a snapshot (each built when reached, so
+    /// a snapshot is written without a second copy of the key space).
+    pub fn snapshot_keys(&self) -> impl Iterator<Item = SnapshotKey> + '_ {
+        self.keys.iter().map(|(k, h)| SnapshotKey {
+            key: k.clone(),
+            revisions: h
+                .iter()
+                .map(|r| SnapshotRevision {
+                    revision: r.revision,
+                    kv: r.kv.clone(),
+                })
+                .collect(),
+        })
     }
 
     /// Rebuilds from a snapshot's parts.

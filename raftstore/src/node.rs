@@ -17,7 +17,7 @@ use std::time::Instant;
 use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{
-    ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, Snapshot,
+    ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, Snapshot, SnapshotMetadata,
 };
 use raft::{RawNode, StateRole, Storage};
 
@@ -39,6 +39,10 @@ pub type ReadReply = Box<dyn FnOnce(Result<RangeResponse>) + Send>;
 /// Log entries between snapshots by default: etcd's `--snapshot-count`. A snapshot
 /// is the whole state, written on the raft thread, so it must stay rare under load.
 pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 100_000;
+
+/// Ticks between two measures of the key space's size (a walk of every key: a few
+/// milliseconds at 150,000 pods).
+const FOOTPRINT_TICKS: u64 = 50;
 
 /// Bytes of log entries between snapshots by default.
 pub const DEFAULT_SNAPSHOT_BYTES: u64 = 64 << 20;
@@ -154,13 +158,14 @@ impl RaftNode {
     /// Starts a member on `log`, restoring the state machine from the log's snapshot;
     /// entries committed after it are re-applied by the first [`RaftNode::process_ready`].
     pub fn new(cfg: NodeConfig, log: RaftLog) -> Result<Self> {
-        let snapshot = log.latest_snapshot();
+        let snapshot = log.read_snapshot().map_err(unavailable)?;
         let sm = if snapshot.get_data().is_empty() {
             StateMachine::default()
         } else {
             StateMachine::restore(snapshot.get_data())?
         };
         let applied = snapshot.get_metadata().index;
+        drop(snapshot);
         let raft_cfg = raft::Config {
             id: cfg.id,
             election_tick: cfg.election_tick,
@@ -257,7 +262,7 @@ impl RaftNode {
 
     /// The index of the latest snapshot (0: none yet).
     pub fn snapshot_index(&self) -> u64 {
-        self.raw.store().latest_snapshot().get_metadata().index
+        self.raw.store().latest_snapshot().index
     }
 
     /// Snapshots this member has taken of its own state.
@@ -286,6 +291,14 @@ impl RaftNode {
         self.raw.tick();
         self.ticks += 1;
         let ticks = self.ticks;
+        if ticks.is_multiple_of(FOOTPRINT_TICKS) {
+            let f = self.sm.mvcc.footprint();
+            let gauge =
+                |g: &prometheus::IntGauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+            gauge(&metrics::KEYS, f.keys);
+            gauge(&metrics::REVISIONS, f.revisions);
+            gauge(&metrics::BYTES, f.bytes);
+        }
         let expired: Vec<u64> = self
             .proposals
             .iter()
@@ -643,19 +656,21 @@ impl RaftNode {
         self.snapshot_now()
     }
 
-    /// Takes a snapshot of the applied state now.
+    /// Takes a snapshot of the applied state now, written key by key straight to the
+    /// log's snapshot file.
     pub fn snapshot_now(&mut self) -> Result<()> {
         let applied = self.applied();
         let term = self.raw.store().term(applied).map_err(unavailable)?;
-        let mut snapshot = Snapshot::default();
-        snapshot.set_data(self.sm.snapshot().into());
-        let meta = snapshot.mut_metadata();
-        meta.index = applied;
-        meta.term = term;
+        let mut meta = SnapshotMetadata {
+            index: applied,
+            term,
+            ..Default::default()
+        };
         meta.set_conf_state(self.raw.store().conf_state().clone());
+        let sm = &self.sm;
         self.raw
             .mut_store()
-            .install_snapshot(snapshot)
+            .install_snapshot_with(meta, |w| sm.write_snapshot(w))
             .map_err(unavailable)?;
         self.snapshots_taken += 1;
         metrics::SNAPSHOTS_TAKEN.inc();

@@ -1,6 +1,8 @@
 //! The replicated state machine: the key space plus leases, changed only by applying
 //! [`Command`]s from committed Raft entries, and saved whole in snapshots.
 
+use std::io::Write;
+
 use prost::Message;
 
 use crate::error::{Error, Result};
@@ -86,17 +88,37 @@ impl StateMachine {
         }
     }
 
-    /// The whole state, encoded.
+    /// The whole state, encoded ([`StateMachine::write_snapshot`] into memory).
     pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing into a Vec cannot fail.
+        let _ = self.write_snapshot(&mut out);
+        out
+    }
+
+    /// Writes the whole state to `out` as one [`StateSnapshot`], key by key: at no
+    /// time is more than one key's history encoded in memory (the key space can be
+    /// gigabytes). The scalar fields and leases come first; protobuf readers take
+    /// fields in any order.
+    pub fn write_snapshot(&self, out: &mut (impl Write + ?Sized)) -> std::io::Result<()> {
+        /// `StateSnapshot.keys`' field number.
+        const KEYS: u32 = 3;
         let (leases, last_lease_id) = self.lessor.snapshot();
-        StateSnapshot {
+        let rest = StateSnapshot {
             revision: self.mvcc.revision(),
             compact_revision: self.mvcc.compact_revision(),
-            keys: self.mvcc.snapshot_keys(),
+            keys: Vec::new(),
             leases,
             last_lease_id,
+        };
+        out.write_all(&rest.encode_to_vec())?;
+        let mut one = Vec::new();
+        for key in self.mvcc.snapshot_keys() {
+            one.clear();
+            prost::encoding::message::encode(KEYS, &key, &mut one);
+            out.write_all(&one)?;
         }
-        .encode_to_vec()
+        Ok(())
     }
 
     /// Rebuilds the state from [`StateMachine::snapshot`]'s bytes.

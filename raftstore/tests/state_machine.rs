@@ -411,3 +411,22 @@ proptest! {
         prop_assert_eq!(restored, sm);
     }
 }
+
+#[test]
+fn the_footprint_counts_live_keys_retained_revisions_and_their_bytes() {
+    let mut sm = StateMachine::default();
+    put(&mut sm, "a", "1234");
+    put(&mut sm, "a", "12345678");
+    put(&mut sm, "b", "xy");
+    apply_ok(&mut sm, &ops::delete(b"b", None));
+    let f = sm.mvcc.footprint();
+    // a: its key, then two revisions of 1 + 4 and 1 + 8 bytes; b: its key, a put of
+    // 1 + 2 bytes and a deletion.
+    assert_eq!((f.keys, f.revisions), (1, 4));
+    assert_eq!(f.bytes, 1 + 5 + 9 + 1 + 3);
+    // Compacted to now: a's latest revision is left, b is gone.
+    let now = sm.mvcc.revision();
+    apply_ok(&mut sm, &ops::compact(now));
+    let f = sm.mvcc.footprint();
+    assert_eq!((f.keys, f.revisions, f.bytes), (1, 1, 10));
+}
