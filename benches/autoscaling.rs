@@ -28,7 +28,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::json;
-use support::apiserver::{Server, free_port};
+use support::apiserver::{Server, free_port, served_metric};
 use support::node::{eventually_within, images, real_node_with, simulate};
 use support::prometheus::Prometheus;
 
@@ -130,14 +130,11 @@ fn hpa_object(i: usize) -> (Deployment, HorizontalPodAutoscaler) {
 /// The HPA syncs carried out so far, from the server's
 /// `rk8s_controller_reconciles_total{kind="HorizontalPodAutoscaler"}`.
 async fn hpa_syncs(client: &kube::Client) -> f64 {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(req).await.unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(r#"rk8s_controller_reconciles_total{kind="HorizontalPodAutoscaler"} "#)
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    served_metric(
+        client,
+        r#"rk8s_controller_reconciles_total{kind="HorizontalPodAutoscaler"}"#,
+    )
+    .await
 }
 
 /// (HPAs synced once after, CPU-s of the server, CPU-s of its control-plane thread,

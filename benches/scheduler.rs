@@ -9,7 +9,11 @@
 //! the server's `control-plane` thread and of the whole server, and the server's peak
 //! RSS. The `control-plane` thread runs the scheduler *and* every controller and the
 //! shared informers; the short-lived threads that filter nodes in parallel (from
-//! 1,000 nodes on) are not in it (they are in the server's figure). Prints a table and writes `target/bench/scheduler.json`.
+//! 1,000 nodes on) are not in it (they are in the server's figure). Then what the
+//! store retains at the end (`rk8s_store_bytes`: keys and values, history until
+//! compaction included, and its revisions), the creates' latency p99 (request to
+//! answer), and the time of a list of every pod in pages of 500 once all are bound.
+//! Prints a table and writes `target/bench/scheduler.json`.
 //!
 //! `RK8S_BENCH_SCHEDULER=100x1000` runs only the cases given (NODESxPODS, comma
 //! separated).
@@ -30,7 +34,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
-use support::apiserver::Server;
+use support::apiserver::{Server, served_metric};
 use support::node::simulate;
 
 const CASES: [(usize, usize); 4] = [
@@ -58,10 +62,18 @@ struct Row {
     throughput: f64,
     p50: Duration,
     p99: Duration,
+    /// Creates: the 99th percentile of their latency (request to answer).
+    create_p99: Duration,
+    /// A list of every pod in pages of 500, once all are bound.
+    list_seconds: f64,
     /// The `control-plane` thread: scheduler, controllers, informers.
     control_plane_cpu: f64,
     server_cpu: f64,
     rss_mib: f64,
+    /// The store's retained keys and values at the end (`rk8s_store_bytes`, measured
+    /// every 5 s), and their revisions, history included.
+    store_mib: f64,
+    store_revisions: f64,
 }
 
 async fn case(nodes: usize, count: usize) -> Row {
@@ -166,18 +178,22 @@ async fn case(nodes: usize, count: usize) -> Row {
             }
         })
     };
-    let created: HashMap<String, Instant> = futures_util::stream::iter(0..count)
+    let creates: Vec<(String, Instant, Duration)> = futures_util::stream::iter(0..count)
         .map(|i| {
             let (pods, created_count) = (pods.clone(), created_count.clone());
             async move {
+                let asked = Instant::now();
                 pods.create(&PostParams::default(), &pod(i)).await.unwrap();
                 created_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                (format!("p-{i}"), Instant::now())
+                (format!("p-{i}"), Instant::now(), asked.elapsed())
             }
         })
         .buffer_unordered(64)
         .collect()
         .await;
+    let mut create_latencies: Vec<Duration> = creates.iter().map(|c| c.2).collect();
+    create_latencies.sort();
+    let created: HashMap<String, Instant> = creates.into_iter().map(|(n, at, _)| (n, at)).collect();
     let creating = begin.elapsed();
     let rates = sampler.await.unwrap();
     watcher.abort();
@@ -189,6 +205,23 @@ async fn case(nodes: usize, count: usize) -> Row {
         .collect();
     latencies.sort();
     let (cpu1, sched1) = cpu_seconds(server.pid(), "control-plane");
+    // Every pod, in pages of 500 (kubectl's chunk size), as a client lists them.
+    let listing = Instant::now();
+    let (mut listed, mut token) = (0, None::<String>);
+    loop {
+        let mut params = ListParams::default().limit(500);
+        if let Some(t) = token.take() {
+            params = params.continue_token(&t);
+        }
+        let page = pods.list(&params).await.unwrap();
+        listed += page.items.len();
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(listed, count, "the paginated list of every pod");
+    let list_seconds = listing.elapsed().as_secs_f64();
     let throughput = if rates.is_empty() {
         0.0
     } else {
@@ -202,9 +235,13 @@ async fn case(nodes: usize, count: usize) -> Row {
         throughput,
         p50: percentile(&latencies, 0.50),
         p99: percentile(&latencies, 0.99),
+        create_p99: percentile(&create_latencies, 0.99),
+        list_seconds,
         control_plane_cpu: sched1 - sched0,
         server_cpu: cpu1 - cpu0,
         rss_mib: peak_rss_mib(server.pid()),
+        store_mib: served_metric(&client, "rk8s_store_bytes").await / (1 << 20) as f64,
+        store_revisions: served_metric(&client, "rk8s_store_revisions").await,
     }
 }
 
@@ -263,8 +300,8 @@ async fn main() {
         rows.push((
             format!("{} nodes × {} pods", r.nodes, r.pods),
             format!(
-                "{:>6.0} pods/s   (created {:>6.0}/s)   mean {:>6.0}/s   p50 {:>8.1} ms   p99 {:>8.1} ms   control-plane thread {:>6.1} s CPU   server {:>6.1} s CPU   RSS {:>6.0} MiB",
-                r.pods_per_s, r.create_per_s, r.throughput, ms(r.p50), ms(r.p99), r.control_plane_cpu, r.server_cpu, r.rss_mib
+                "{:>6.0} pods/s   (created {:>6.0}/s)   mean {:>6.0}/s   p50 {:>8.1} ms   p99 {:>8.1} ms   control-plane thread {:>6.1} s CPU   server {:>6.1} s CPU   RSS {:>6.0} MiB   store {:>5.0} MiB in {:>7.0} revisions   create p99 {:>7.1} ms   list {:>5.1} s",
+                r.pods_per_s, r.create_per_s, r.throughput, ms(r.p50), ms(r.p99), r.control_plane_cpu, r.server_cpu, r.rss_mib, r.store_mib, r.store_revisions, ms(r.create_p99), r.list_seconds
             ),
         ));
         json_rows.push(json!({
@@ -272,7 +309,9 @@ async fn main() {
             "createdPerSecond": r.create_per_s,
             "meanBindingsPerSecond": r.throughput, "p50Ms": ms(r.p50), "p99Ms": ms(r.p99),
             "controlPlaneThreadCpuSeconds": r.control_plane_cpu, "serverCpuSeconds": r.server_cpu,
-            "serverPeakRssMiB": r.rss_mib,
+            "serverPeakRssMiB": r.rss_mib, "storeMiB": r.store_mib,
+            "storeRevisions": r.store_revisions, "createP99Ms": ms(r.create_p99),
+            "paginatedListSeconds": r.list_seconds,
         }));
         println!("{}   {}", rows.last().unwrap().0, rows.last().unwrap().1);
     }

@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
-use support::apiserver::{Server, free_port};
+use support::apiserver::{Server, free_port, served_metric};
 use support::images::busybox;
 use support::node::{eventually_within, real_node};
 use support::prometheus::Prometheus;
@@ -329,14 +329,14 @@ async fn hpas_scale_on_cpu_and_on_a_promql_query_to_zero_and_back() {
     )
     .await;
     let reads = async || {
-        server_counter(
+        served_metric(
             &client,
             r#"rk8s_hpa_metric_reads_total{source="prometheus"}"#,
         )
         .await
     };
     let syncs = async || {
-        server_counter(
+        served_metric(
             &client,
             r#"rk8s_controller_reconciles_total{kind="HorizontalPodAutoscaler"}"#,
         )
@@ -368,14 +368,4 @@ async fn hpas_scale_on_cpu_and_on_a_promql_query_to_zero_and_back() {
         (answered - read).abs() <= 2.0,
         "Prometheus answered {answered} queries, the server counted {read} reads"
     );
-}
-
-/// A counter of the server's `/metrics`, by its name and labels as exposed.
-async fn server_counter(client: &kube::Client, series: &str) -> f64 {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(req).await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
 }

@@ -2,248 +2,18 @@
 //! names them, computed from the objects when `/metrics` is scraped: pods' phase and
 //! readiness, Deployments' and ReplicaSets' replicas, nodes' conditions, Jobs'
 //! counts and HorizontalPodAutoscalers' bounds and replicas. No extra deployment.
+//!
+//! Written as text exposition straight from the stored objects, a page at a time
+//! ([`StateSeries::add`]): each object is read into a small view of the fields its
+//! series need (the JSON reader skips the rest), so a scrape holds its text and one
+//! page. Decoding every object and building the series as `prometheus` metrics first
+//! took 40 s and about 5 GB at 150,000 pods.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, Opts, Registry};
-use rk8s_api::AnyObject;
+use std::fmt::Write as _;
 
-const PHASES: [&str; 5] = ["Pending", "Running", "Succeeded", "Failed", "Unknown"];
+use serde::Deserialize;
 
-/// kube-state-metrics' `true`/`false`/`unknown` for a condition status.
-fn statuses(status: &str) -> [(&'static str, f64); 3] {
-    let is = |s: &str| {
-        if status.eq_ignore_ascii_case(s) {
-            1.0
-        } else {
-            0.0
-        }
-    };
-    [
-        ("true", is("True")),
-        ("false", is("False")),
-        ("unknown", is("Unknown")),
-    ]
-}
-
-struct Families {
-    registry: Registry,
-}
-
-impl Families {
-    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
-        let g = GaugeVec::new(Opts::new(name, help), labels)?;
-        self.registry.register(Box::new(g.clone()))?;
-        Ok(g)
-    }
-}
-
-/// The series of `objects` (any mix of kinds; others are skipped).
-pub fn families(objects: &[AnyObject]) -> prometheus::Result<Vec<MetricFamily>> {
-    let f = Families {
-        registry: Registry::new(),
-    };
-    let pod_phase = f.gauge(
-        "kube_pod_status_phase",
-        "The pods current phase.",
-        &["namespace", "pod", "uid", "phase"],
-    )?;
-    let pod_ready = f.gauge(
-        "kube_pod_status_ready",
-        "Describes whether the pod is ready to serve requests.",
-        &["namespace", "pod", "uid", "condition"],
-    )?;
-    let deployment = |name: &str, help: &str| f.gauge(name, help, &["namespace", "deployment"]);
-    let d_spec = deployment(
-        "kube_deployment_spec_replicas",
-        "Number of desired pods for a deployment.",
-    )?;
-    let d_replicas = deployment(
-        "kube_deployment_status_replicas",
-        "The number of replicas per deployment.",
-    )?;
-    let d_available = deployment(
-        "kube_deployment_status_replicas_available",
-        "The number of available replicas per deployment.",
-    )?;
-    let d_unavailable = deployment(
-        "kube_deployment_status_replicas_unavailable",
-        "The number of unavailable replicas per deployment.",
-    )?;
-    let d_updated = deployment(
-        "kube_deployment_status_replicas_updated",
-        "The number of updated replicas per deployment.",
-    )?;
-    let rs_spec = f.gauge(
-        "kube_replicaset_spec_replicas",
-        "Number of desired pods for a ReplicaSet.",
-        &["namespace", "replicaset"],
-    )?;
-    let rs_ready = f.gauge(
-        "kube_replicaset_status_ready_replicas",
-        "The number of ready replicas per ReplicaSet.",
-        &["namespace", "replicaset"],
-    )?;
-    let node_condition = f.gauge(
-        "kube_node_status_condition",
-        "The condition of a cluster node.",
-        &["node", "condition", "status"],
-    )?;
-    let node_unschedulable = f.gauge(
-        "kube_node_spec_unschedulable",
-        "Whether a node can schedule new pods.",
-        &["node"],
-    )?;
-    let job = |name: &str, help: &str| f.gauge(name, help, &["namespace", "job_name"]);
-    let job_active = job(
-        "kube_job_status_active",
-        "The number of actively running pods.",
-    )?;
-    let job_succeeded = job(
-        "kube_job_status_succeeded",
-        "The number of pods which reached Phase Succeeded.",
-    )?;
-    let job_failed = job(
-        "kube_job_status_failed",
-        "The number of pods which reached Phase Failed.",
-    )?;
-    let hpa =
-        |name: &str, help: &str| f.gauge(name, help, &["namespace", "horizontalpodautoscaler"]);
-    let hpa_min = hpa(
-        "kube_horizontalpodautoscaler_spec_min_replicas",
-        "Lower limit for the number of pods that can be set by the autoscaler.",
-    )?;
-    let hpa_max = hpa(
-        "kube_horizontalpodautoscaler_spec_max_replicas",
-        "Upper limit for the number of pods that can be set by the autoscaler.",
-    )?;
-    let hpa_current = hpa(
-        "kube_horizontalpodautoscaler_status_current_replicas",
-        "Current number of replicas of pods managed by this autoscaler.",
-    )?;
-    let hpa_desired = hpa(
-        "kube_horizontalpodautoscaler_status_desired_replicas",
-        "Desired number of replicas of pods managed by this autoscaler.",
-    )?;
-    for object in objects {
-        let meta = object.metadata();
-        let ns = meta.namespace.as_deref().unwrap_or_default();
-        let name = meta.name.as_deref().unwrap_or_default();
-        match object {
-            AnyObject::Pod(p) => {
-                let p: &Pod = p;
-                let uid = meta.uid.as_deref().unwrap_or_default();
-                let phase = p
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.as_deref())
-                    .unwrap_or("Pending");
-                for each in PHASES {
-                    let v = if each == phase { 1.0 } else { 0.0 };
-                    pod_phase.with_label_values(&[ns, name, uid, each]).set(v);
-                }
-                let ready = p
-                    .status
-                    .iter()
-                    .flat_map(|s| s.conditions.iter().flatten())
-                    .find(|c| c.type_ == "Ready")
-                    .map_or("Unknown", |c| c.status.as_str());
-                for (label, v) in statuses(ready) {
-                    pod_ready.with_label_values(&[ns, name, uid, label]).set(v);
-                }
-            }
-            AnyObject::Deployment(d) => {
-                let d: &Deployment = d;
-                let s = d.status.clone().unwrap_or_default();
-                let labels = [ns, name];
-                let spec = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                d_spec.with_label_values(&labels).set(f64::from(spec));
-                d_replicas
-                    .with_label_values(&labels)
-                    .set(f64::from(s.replicas.unwrap_or(0)));
-                d_available
-                    .with_label_values(&labels)
-                    .set(f64::from(s.available_replicas.unwrap_or(0)));
-                d_unavailable
-                    .with_label_values(&labels)
-                    .set(f64::from(s.unavailable_replicas.unwrap_or(0)));
-                d_updated
-                    .with_label_values(&labels)
-                    .set(f64::from(s.updated_replicas.unwrap_or(0)));
-            }
-            AnyObject::ReplicaSet(r) => {
-                let r: &ReplicaSet = r;
-                let spec = r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                rs_spec.with_label_values(&[ns, name]).set(f64::from(spec));
-                let ready = r
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0);
-                rs_ready
-                    .with_label_values(&[ns, name])
-                    .set(f64::from(ready));
-            }
-            AnyObject::Node(n) => {
-                let n: &Node = n;
-                for c in n.status.iter().flat_map(|s| s.conditions.iter().flatten()) {
-                    for (label, v) in statuses(&c.status) {
-                        node_condition
-                            .with_label_values(&[name, &c.type_, label])
-                            .set(v);
-                    }
-                }
-                let off = n
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.unschedulable)
-                    .unwrap_or(false);
-                node_unschedulable
-                    .with_label_values(&[name])
-                    .set(if off { 1.0 } else { 0.0 });
-            }
-            AnyObject::Job(j) => {
-                let j: &Job = j;
-                let s = j.status.clone().unwrap_or_default();
-                let labels = [ns, name];
-                job_active
-                    .with_label_values(&labels)
-                    .set(f64::from(s.active.unwrap_or(0)));
-                job_succeeded
-                    .with_label_values(&labels)
-                    .set(f64::from(s.succeeded.unwrap_or(0)));
-                job_failed
-                    .with_label_values(&labels)
-                    .set(f64::from(s.failed.unwrap_or(0)));
-            }
-            AnyObject::HorizontalPodAutoscaler(h) => {
-                let h: &HorizontalPodAutoscaler = h;
-                let labels = [ns, name];
-                let spec = h.spec.clone().unwrap_or_default();
-                hpa_min
-                    .with_label_values(&labels)
-                    .set(f64::from(spec.min_replicas.unwrap_or(1)));
-                hpa_max
-                    .with_label_values(&labels)
-                    .set(f64::from(spec.max_replicas));
-                let s = h.status.clone().unwrap_or_default();
-                hpa_current
-                    .with_label_values(&labels)
-                    .set(f64::from(s.current_replicas.unwrap_or(0)));
-                hpa_desired
-                    .with_label_values(&labels)
-                    .set(f64::from(s.desired_replicas));
-            }
-            _ => {}
-        }
-    }
-    Ok(f.registry.gather())
-}
-
-/// The kinds [`families`] reads, by kind name.
+/// The kinds [`StateSeries::add`] reads, by kind name.
 pub const KINDS: [&str; 6] = [
     "Pod",
     "Deployment",
@@ -253,6 +23,386 @@ pub const KINDS: [&str; 6] = [
     "HorizontalPodAutoscaler",
 ];
 
+const PHASES: [&str; 5] = ["Pending", "Running", "Succeeded", "Failed", "Unknown"];
+
+/// kube-state-metrics' `true`/`false`/`unknown` for a condition status.
+fn statuses(status: &str) -> [(&'static str, i64); 3] {
+    let is = |s: &str| i64::from(status.eq_ignore_ascii_case(s));
+    [
+        ("true", is("True")),
+        ("false", is("False")),
+        ("unknown", is("Unknown")),
+    ]
+}
+
+/// One gauge family: its samples as exposition lines.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    lines: String,
+}
+
+impl Family {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Family {
+            name,
+            help,
+            lines: String::new(),
+        }
+    }
+
+    /// A sample; `labels` in the order they are written (by name, as the
+    /// `prometheus` crate writes them).
+    fn sample(&mut self, labels: &[(&str, &str)], value: i64) {
+        self.lines.push_str(self.name);
+        self.lines.push('{');
+        for (i, (name, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                self.lines.push(',');
+            }
+            self.lines.push_str(name);
+            self.lines.push_str("=\"");
+            // The text format's escapes in label values.
+            for c in v.chars() {
+                match c {
+                    '\\' => self.lines.push_str("\\\\"),
+                    '"' => self.lines.push_str("\\\""),
+                    '\n' => self.lines.push_str("\\n"),
+                    c => self.lines.push(c),
+                }
+            }
+            self.lines.push('"');
+        }
+        // Writing into a String cannot fail.
+        let _ = writeln!(self.lines, "}} {value}");
+    }
+
+    fn write(&self, out: &mut String) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} gauge", self.name);
+        out.push_str(&self.lines);
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Meta {
+    name: String,
+    namespace: String,
+    uid: String,
+}
+
+#[derive(Deserialize)]
+struct Condition {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Object<Spec, Status> {
+    metadata: Meta,
+    spec: Option<Spec>,
+    status: Option<Status>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PodStatus {
+    phase: Option<String>,
+    conditions: Option<Vec<Condition>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Replicas {
+    replicas: Option<i64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WorkloadStatus {
+    replicas: Option<i64>,
+    available_replicas: Option<i64>,
+    unavailable_replicas: Option<i64>,
+    updated_replicas: Option<i64>,
+    ready_replicas: Option<i64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct NodeSpec {
+    unschedulable: Option<bool>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct NodeStatus {
+    conditions: Option<Vec<Condition>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct JobStatus {
+    active: Option<i64>,
+    succeeded: Option<i64>,
+    failed: Option<i64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct HpaSpec {
+    min_replicas: Option<i64>,
+    max_replicas: i64,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct HpaStatus {
+    current_replicas: Option<i64>,
+    desired_replicas: i64,
+}
+
+/// The object-state series of one scrape, built object by object.
+pub struct StateSeries {
+    pod_phase: Family,
+    pod_ready: Family,
+    d_spec: Family,
+    d_replicas: Family,
+    d_available: Family,
+    d_unavailable: Family,
+    d_updated: Family,
+    rs_spec: Family,
+    rs_ready: Family,
+    node_condition: Family,
+    node_unschedulable: Family,
+    job_active: Family,
+    job_succeeded: Family,
+    job_failed: Family,
+    hpa_min: Family,
+    hpa_max: Family,
+    hpa_current: Family,
+    hpa_desired: Family,
+}
+
+impl Default for StateSeries {
+    fn default() -> Self {
+        StateSeries {
+            pod_phase: Family::new("kube_pod_status_phase", "The pods current phase."),
+            pod_ready: Family::new(
+                "kube_pod_status_ready",
+                "Describes whether the pod is ready to serve requests.",
+            ),
+            d_spec: Family::new(
+                "kube_deployment_spec_replicas",
+                "Number of desired pods for a deployment.",
+            ),
+            d_replicas: Family::new(
+                "kube_deployment_status_replicas",
+                "The number of replicas per deployment.",
+            ),
+            d_available: Family::new(
+                "kube_deployment_status_replicas_available",
+                "The number of available replicas per deployment.",
+            ),
+            d_unavailable: Family::new(
+                "kube_deployment_status_replicas_unavailable",
+                "The number of unavailable replicas per deployment.",
+            ),
+            d_updated: Family::new(
+                "kube_deployment_status_replicas_updated",
+                "The number of updated replicas per deployment.",
+            ),
+            rs_spec: Family::new(
+                "kube_replicaset_spec_replicas",
+                "Number of desired pods for a ReplicaSet.",
+            ),
+            rs_ready: Family::new(
+                "kube_replicaset_status_ready_replicas",
+                "The number of ready replicas per ReplicaSet.",
+            ),
+            node_condition: Family::new(
+                "kube_node_status_condition",
+                "The condition of a cluster node.",
+            ),
+            node_unschedulable: Family::new(
+                "kube_node_spec_unschedulable",
+                "Whether a node can schedule new pods.",
+            ),
+            job_active: Family::new(
+                "kube_job_status_active",
+                "The number of actively running pods.",
+            ),
+            job_succeeded: Family::new(
+                "kube_job_status_succeeded",
+                "The number of pods which reached Phase Succeeded.",
+            ),
+            job_failed: Family::new(
+                "kube_job_status_failed",
+                "The number of pods which reached Phase Failed.",
+            ),
+            hpa_min: Family::new(
+                "kube_horizontalpodautoscaler_spec_min_replicas",
+                "Lower limit for the number of pods that can be set by the autoscaler.",
+            ),
+            hpa_max: Family::new(
+                "kube_horizontalpodautoscaler_spec_max_replicas",
+                "Upper limit for the number of pods that can be set by the autoscaler.",
+            ),
+            hpa_current: Family::new(
+                "kube_horizontalpodautoscaler_status_current_replicas",
+                "Current number of replicas of pods managed by this autoscaler.",
+            ),
+            hpa_desired: Family::new(
+                "kube_horizontalpodautoscaler_status_desired_replicas",
+                "Desired number of replicas of pods managed by this autoscaler.",
+            ),
+        }
+    }
+}
+
+impl StateSeries {
+    /// Adds the series of one stored object of `kind` (one of [`KINDS`]), from its
+    /// JSON; other kinds add nothing.
+    pub fn add(&mut self, kind: &str, json: &[u8]) -> serde_json::Result<()> {
+        match kind {
+            "Pod" => {
+                let p: Object<serde::de::IgnoredAny, PodStatus> = serde_json::from_slice(json)?;
+                let m = &p.metadata;
+                let status = p.status.unwrap_or_default();
+                let phase = status.phase.as_deref().unwrap_or("Pending");
+                for each in PHASES {
+                    let labels = [
+                        ("namespace", m.namespace.as_str()),
+                        ("phase", each),
+                        ("pod", &m.name),
+                        ("uid", &m.uid),
+                    ];
+                    self.pod_phase.sample(&labels, i64::from(each == phase));
+                }
+                let ready = status
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .find(|c| c.type_ == "Ready")
+                    .map_or("Unknown", |c| c.status.as_str());
+                for (condition, v) in statuses(ready) {
+                    let labels = [
+                        ("condition", condition),
+                        ("namespace", &m.namespace),
+                        ("pod", &m.name),
+                        ("uid", &m.uid),
+                    ];
+                    self.pod_ready.sample(&labels, v);
+                }
+            }
+            "Deployment" => {
+                let d: Object<Replicas, WorkloadStatus> = serde_json::from_slice(json)?;
+                let labels = [
+                    ("deployment", d.metadata.name.as_str()),
+                    ("namespace", &d.metadata.namespace),
+                ];
+                let s = d.status.unwrap_or_default();
+                let spec = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+                self.d_spec.sample(&labels, spec);
+                self.d_replicas.sample(&labels, s.replicas.unwrap_or(0));
+                self.d_available
+                    .sample(&labels, s.available_replicas.unwrap_or(0));
+                self.d_unavailable
+                    .sample(&labels, s.unavailable_replicas.unwrap_or(0));
+                self.d_updated
+                    .sample(&labels, s.updated_replicas.unwrap_or(0));
+            }
+            "ReplicaSet" => {
+                let r: Object<Replicas, WorkloadStatus> = serde_json::from_slice(json)?;
+                let labels = [
+                    ("namespace", r.metadata.namespace.as_str()),
+                    ("replicaset", &r.metadata.name),
+                ];
+                let spec = r.spec.and_then(|s| s.replicas).unwrap_or(1);
+                self.rs_spec.sample(&labels, spec);
+                let ready = r.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+                self.rs_ready.sample(&labels, ready);
+            }
+            "Node" => {
+                let n: Object<NodeSpec, NodeStatus> = serde_json::from_slice(json)?;
+                let name = n.metadata.name.as_str();
+                for c in n.status.and_then(|s| s.conditions).iter().flatten() {
+                    for (status, v) in statuses(&c.status) {
+                        let labels = [
+                            ("condition", c.type_.as_str()),
+                            ("node", name),
+                            ("status", status),
+                        ];
+                        self.node_condition.sample(&labels, v);
+                    }
+                }
+                let off = n.spec.and_then(|s| s.unschedulable).unwrap_or(false);
+                self.node_unschedulable
+                    .sample(&[("node", name)], i64::from(off));
+            }
+            "Job" => {
+                let j: Object<serde::de::IgnoredAny, JobStatus> = serde_json::from_slice(json)?;
+                let labels = [
+                    ("job_name", j.metadata.name.as_str()),
+                    ("namespace", &j.metadata.namespace),
+                ];
+                let s = j.status.unwrap_or_default();
+                self.job_active.sample(&labels, s.active.unwrap_or(0));
+                self.job_succeeded.sample(&labels, s.succeeded.unwrap_or(0));
+                self.job_failed.sample(&labels, s.failed.unwrap_or(0));
+            }
+            "HorizontalPodAutoscaler" => {
+                let h: Object<HpaSpec, HpaStatus> = serde_json::from_slice(json)?;
+                let labels = [
+                    ("horizontalpodautoscaler", h.metadata.name.as_str()),
+                    ("namespace", &h.metadata.namespace),
+                ];
+                let spec = h.spec.unwrap_or_default();
+                self.hpa_min.sample(&labels, spec.min_replicas.unwrap_or(1));
+                self.hpa_max.sample(&labels, spec.max_replicas);
+                let s = h.status.unwrap_or_default();
+                self.hpa_current
+                    .sample(&labels, s.current_replicas.unwrap_or(0));
+                self.hpa_desired.sample(&labels, s.desired_replicas);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The series as text exposition: each family that has samples, with its help
+    /// and type.
+    pub fn write(&self, out: &mut String) {
+        for f in [
+            &self.pod_phase,
+            &self.pod_ready,
+            &self.d_spec,
+            &self.d_replicas,
+            &self.d_available,
+            &self.d_unavailable,
+            &self.d_updated,
+            &self.rs_spec,
+            &self.rs_ready,
+            &self.node_condition,
+            &self.node_unschedulable,
+            &self.job_active,
+            &self.job_succeeded,
+            &self.job_failed,
+            &self.hpa_min,
+            &self.hpa_max,
+            &self.hpa_current,
+            &self.hpa_desired,
+        ] {
+            f.write(out);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,30 +410,50 @@ mod tests {
     #[test]
     fn objects_become_kube_state_metrics_series() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default, uid: u1}\nspec: {containers: [{name: a, image: x}]}\nstatus: {phase: Running, conditions: [{type: Ready, status: 'True'}]}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template: {metadata: {labels: {app: web}}, spec: {containers: [{name: a, image: x}]}}\nstatus: {replicas: 3, availableReplicas: 2}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {conditions: [{type: Ready, status: 'True'}]}\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web, namespace: default}\nspec: {scaleTargetRef: {kind: Deployment, name: web}, minReplicas: 2, maxReplicas: 5}\nstatus: {currentReplicas: 3, desiredReplicas: 4}\n";
-        let objects: Vec<AnyObject> = rk8s_api::manifest::load("t.yaml", text)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.object)
-            .collect();
-        let mut out = Vec::new();
-        prometheus::Encoder::encode(
-            &prometheus::TextEncoder::new(),
-            &families(&objects).unwrap(),
-            &mut out,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let mut series = StateSeries::default();
+        for m in rk8s_api::manifest::load("t.yaml", text).unwrap() {
+            let kind = m.object.kind().kind;
+            series.add(kind, &m.object.to_json()).unwrap();
+        }
+        // Label values escaped as the text format wants (a name no API would take).
+        let weird = br#"{"metadata": {"name": "we\"ird", "namespace": "default", "uid": "u2"}}"#;
+        series.add("Pod", weird).unwrap();
+        let mut text = String::new();
+        series.write(&mut text);
         for line in [
             r#"kube_pod_status_phase{namespace="default",phase="Running",pod="web",uid="u1"} 1"#,
             r#"kube_pod_status_phase{namespace="default",phase="Pending",pod="web",uid="u1"} 0"#,
             r#"kube_pod_status_ready{condition="true",namespace="default",pod="web",uid="u1"} 1"#,
+            r#"kube_pod_status_phase{namespace="default",phase="Pending",pod="we\"ird",uid="u2"} 1"#,
+            r#"kube_pod_status_ready{condition="unknown",namespace="default",pod="we\"ird",uid="u2"} 1"#,
             r#"kube_deployment_status_replicas_available{deployment="web",namespace="default"} 2"#,
             r#"kube_deployment_spec_replicas{deployment="web",namespace="default"} 3"#,
             r#"kube_node_status_condition{condition="Ready",node="n1",status="true"} 1"#,
+            r#"kube_node_spec_unschedulable{node="n1"} 0"#,
             r#"kube_horizontalpodautoscaler_status_desired_replicas{horizontalpodautoscaler="web",namespace="default"} 4"#,
             r#"kube_horizontalpodautoscaler_spec_min_replicas{horizontalpodautoscaler="web",namespace="default"} 2"#,
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+        // One header per family; families without samples (Jobs) are left out.
+        assert_eq!(
+            text.matches("# TYPE kube_pod_status_phase gauge\n").count(),
+            1
+        );
+        assert!(!text.contains("kube_job_status_active"));
+        // What Prometheus reads: every line a header or `name{labels} value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once("} ").unwrap();
+            value.parse::<i64>().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_object_that_does_not_read_adds_nothing() {
+        let mut series = StateSeries::default();
+        assert!(series.add("Pod", b"{\"metadata\": 7}").is_err());
+        let mut text = String::new();
+        series.write(&mut text);
+        assert!(text.is_empty());
     }
 }

@@ -146,3 +146,16 @@ fn a_killed_subscriber_is_dropped_and_its_next_incarnation_starts_from_the_whole
         assert_eq!(*second.lock().unwrap(), ["listed a@1,b@2"]);
     });
 }
+
+#[test]
+fn objects_are_kept_without_their_managed_fields() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    let mut m = ConfigMap::clone(&map("a", "1"));
+    m.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+        manager: Some("kubectl".into()),
+        ..Default::default()
+    }]);
+    let kept = crate::watch::trimmed(m);
+    assert_eq!(kept.metadata.managed_fields, None);
+    assert_eq!(kept.metadata.name.as_deref(), Some("a"));
+}

@@ -1,6 +1,11 @@
 //! The watch that fills an [`Informer`]: kube-runtime's watcher (list, then watch;
 //! re-list on 410, with backoff) as a supervised actor. Killed, it starts again and
 //! re-lists; the informer turns that list into the changes it shows.
+//!
+//! Objects are kept without their `managedFields`, as kube-controller-manager's
+//! shared informers keep them (its `WithTransform(trim)`): no controller reads them,
+//! and they are a large part of each object (an update sent without them keeps the
+//! stored ones).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +18,12 @@ use kube::runtime::watcher::{self, Event};
 use crate::informer::{Informer, Kind, key_of};
 
 type Change<K> = Result<Event<K>, watcher::Error>;
+
+/// `obj` as the informer keeps it: without its managedFields.
+pub(crate) fn trimmed<K: Kind>(mut obj: K) -> Arc<K> {
+    obj.meta_mut().managed_fields = None;
+    Arc::new(obj)
+}
 
 /// The actor watching one kind for its informer.
 pub(crate) struct Watch<K: Kind> {
@@ -48,14 +59,14 @@ impl<K: Kind> StreamHandler<Change<K>> for Watch<K> {
             Ok(Event::Init) => self.listing = Some(HashMap::new()),
             Ok(Event::InitApply(obj)) => {
                 let listing = self.listing.get_or_insert_default();
-                listing.insert(key_of(&obj), Arc::new(obj));
+                listing.insert(key_of(&obj), trimmed(obj));
             }
             Ok(Event::InitDone) => {
                 self.informer
                     .relisted(self.listing.take().unwrap_or_default());
             }
-            Ok(Event::Apply(obj)) => self.informer.applied(Arc::new(obj)),
-            Ok(Event::Delete(obj)) => self.informer.deleted(Arc::new(obj)),
+            Ok(Event::Apply(obj)) => self.informer.applied(trimmed(obj)),
+            Ok(Event::Delete(obj)) => self.informer.deleted(trimmed(obj)),
             Err(e) => tracing::warn!("watching {}: {e}", K::plural(&())),
         }
     }

@@ -308,6 +308,17 @@ pub fn token_create(endpoint: &str, data_dir: &Path, url: &str, args: &[&str]) -
     cli::success(("token create", args), out)
 }
 
+/// A sample of the server's own `/metrics`, by its name and labels as exposed
+/// (`rk8s_store_bytes`, `rk8s_controller_reconciles_total{kind="Job"}`); 0 when absent.
+pub async fn served_metric(client: &kube::Client, series: &str) -> f64 {
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 pub async fn client_from(path: &Path) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())

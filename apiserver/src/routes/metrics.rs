@@ -25,13 +25,19 @@ impl ApiServer {
         crate::metrics::INFLIGHT
             .with_label_values(&["mutating"])
             .set(inflight(&self.writes_inflight, self.max_writes));
-        let (mut objects, everything) = (Vec::new(), Query::default());
+        let mut series = crate::state_metrics::StateSeries::default();
         for kind in crate::state_metrics::KINDS {
-            objects.extend(self.handlers.list_kind(kind, None, &everything).await?);
+            self.handlers
+                .scan_kind(kind, |kv| {
+                    if let Err(e) = series.add(kind, &kv.value) {
+                        tracing::debug!(kind, "object-state series of a stored object: {e}");
+                    }
+                })
+                .await?;
         }
-        let state = crate::state_metrics::families(&objects)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let (format, text) = crate::metrics::exposition_with(state);
+        let mut state = String::new();
+        series.write(&mut state);
+        let (format, text) = crate::metrics::exposition_with(&state);
         Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, format)
