@@ -3,6 +3,7 @@
 //! store's, the scheduler's and the controllers' register in the same default
 //! registry).
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, TextEncoder,
 };
 use rk8s_http::metrics::registered;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 /// Kubernetes' request latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -105,78 +108,111 @@ pub fn exposition_with(extra: &str) -> (String, Vec<u8>) {
     (encoder.format_type().to_string(), out)
 }
 
-/// Prometheus HTTP service discovery (`http_sd_configs`) of the pods to scrape: the
-/// Running pods annotated `prometheus.io/scrape: "true"`, at their IP and
-/// `prometheus.io/port` (else their first declared container port), with
-/// `prometheus.io/path` (default `/metrics`) and `prometheus.io/scheme` (default
-/// `http`), labelled with their namespace, name and node.
-pub fn pod_targets(pods: &[k8s_openapi::api::core::v1::Pod]) -> serde_json::Value {
-    let groups: Vec<serde_json::Value> = pods
-        .iter()
-        .filter_map(|p| {
-            let annotations = p.metadata.annotations.as_ref()?;
-            if annotations.get("prometheus.io/scrape").map(String::as_str) != Some("true")
-                || p.metadata.deletion_timestamp.is_some()
-            {
-                return None;
-            }
-            let status = p.status.as_ref()?;
-            if status.phase.as_deref() != Some("Running") {
-                return None;
-            }
-            let ip = status.pod_ip.as_deref()?;
-            let spec = p.spec.as_ref()?;
-            let port = match annotations.get("prometheus.io/port") {
-                Some(port) => port.parse::<u16>().ok()?,
-                None => spec
-                    .containers
-                    .iter()
-                    .flat_map(|c| c.ports.iter().flatten())
-                    .find_map(|p| u16::try_from(p.container_port).ok())?,
-            };
-            let path = annotations
-                .get("prometheus.io/path")
-                .map_or("/metrics", String::as_str);
-            let scheme = annotations
-                .get("prometheus.io/scheme")
-                .map_or("http", String::as_str);
-            Some(serde_json::json!({
-                "targets": [format!("{ip}:{port}")],
-                "labels": {
-                    "__metrics_path__": path,
-                    "__scheme__": scheme,
-                    "namespace": p.metadata.namespace,
-                    "pod": p.metadata.name,
-                    "node": spec.node_name,
-                },
-            }))
-        })
-        .collect();
-    serde_json::Value::Array(groups)
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct TargetMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    annotations: BTreeMap<String, String>,
+    deletion_timestamp: Option<IgnoredAny>,
 }
 
-/// HTTP service discovery of the node agents, scraped through the API server at
-/// `apiserver` (`HOST:PORT`, as the scraper reaches it) on the node proxy path
-/// `/api/v1/nodes/{name}/proxy/{path}` (`metrics` or `metrics/cadvisor`).
-pub fn node_targets(
-    nodes: &[k8s_openapi::api::core::v1::Node],
-    apiserver: &str,
-    path: &str,
-) -> serde_json::Value {
-    nodes
-        .iter()
-        .filter_map(|n| {
-            let name = n.metadata.name.as_deref()?;
-            Some(serde_json::json!({
-                "targets": [apiserver],
-                "labels": {
-                    "__metrics_path__": format!("/api/v1/nodes/{name}/proxy/{path}"),
-                    "__scheme__": "https",
-                    "node": name,
-                },
-            }))
-        })
-        .collect()
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct TargetPort {
+    container_port: i32,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct TargetContainer {
+    ports: Option<Vec<TargetPort>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct TargetSpec {
+    node_name: Option<String>,
+    containers: Vec<TargetContainer>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct TargetStatus {
+    phase: Option<String>,
+    #[serde(rename = "podIP")]
+    pod_ip: Option<String>,
+}
+
+/// The fields of a stored pod or node that its scrape target needs (the JSON reader
+/// skips the rest: discovery reads every pod of the cluster).
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Target {
+    metadata: TargetMeta,
+    spec: Option<TargetSpec>,
+    status: Option<TargetStatus>,
+}
+
+/// Prometheus HTTP service discovery (`http_sd_configs`) of a pod to scrape, from its
+/// stored JSON: a Running pod annotated `prometheus.io/scrape: "true"`, at its IP and
+/// `prometheus.io/port` (else its first declared container port), with
+/// `prometheus.io/path` (default `/metrics`) and `prometheus.io/scheme` (default
+/// `http`), labelled with its namespace, name and node.
+pub fn pod_target(stored: &[u8]) -> Option<serde_json::Value> {
+    let p: Target = serde_json::from_slice(stored).ok()?;
+    let annotations = &p.metadata.annotations;
+    if annotations.get("prometheus.io/scrape").map(String::as_str) != Some("true")
+        || p.metadata.deletion_timestamp.is_some()
+    {
+        return None;
+    }
+    let status = p.status?;
+    if status.phase.as_deref() != Some("Running") {
+        return None;
+    }
+    let ip = status.pod_ip?;
+    let spec = p.spec?;
+    let port = match annotations.get("prometheus.io/port") {
+        Some(port) => port.parse::<u16>().ok()?,
+        None => spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .find_map(|p| u16::try_from(p.container_port).ok())?,
+    };
+    let path = annotations
+        .get("prometheus.io/path")
+        .map_or("/metrics", String::as_str);
+    let scheme = annotations
+        .get("prometheus.io/scheme")
+        .map_or("http", String::as_str);
+    Some(serde_json::json!({
+        "targets": [format!("{ip}:{port}")],
+        "labels": {
+            "__metrics_path__": path,
+            "__scheme__": scheme,
+            "namespace": p.metadata.namespace,
+            "pod": p.metadata.name,
+            "node": spec.node_name,
+        },
+    }))
+}
+
+/// HTTP service discovery of a node agent, from its stored JSON, scraped through the
+/// API server at `apiserver` (`HOST:PORT`, as the scraper reaches it) on the node
+/// proxy path `/api/v1/nodes/{name}/proxy/{path}` (`metrics` or `metrics/cadvisor`).
+pub fn node_target(stored: &[u8], apiserver: &str, path: &str) -> Option<serde_json::Value> {
+    let n: Target = serde_json::from_slice(stored).ok()?;
+    let name = n.metadata.name?;
+    Some(serde_json::json!({
+        "targets": [apiserver],
+        "labels": {
+            "__metrics_path__": format!("/api/v1/nodes/{name}/proxy/{path}"),
+            "__scheme__": "https",
+            "node": name,
+        },
+    }))
 }
 
 #[cfg(test)]
@@ -208,7 +244,7 @@ mod tests {
     #[test]
     fn annotated_running_pods_become_targets() {
         let pod = |name: &str, annotations: serde_json::Value, phase: &str| {
-            serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(serde_json::json!({
+            serde_json::to_vec(&serde_json::json!({
                 "metadata": {"name": name, "namespace": "default", "annotations": annotations},
                 "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x",
                           "ports": [{"containerPort": 8080}]}]},
@@ -239,17 +275,18 @@ mod tests {
                 "Pending",
             ),
         ];
-        let nodes: Vec<k8s_openapi::api::core::v1::Node> =
-            vec![serde_json::from_value(serde_json::json!({"metadata": {"name": "n1"}})).unwrap()];
+        let node = br#"{"metadata": {"name": "n1"}, "status": {"capacity": {"cpu": "2"}}}"#;
         assert_eq!(
-            node_targets(&nodes, "127.0.0.1:6443", "metrics/cadvisor"),
-            serde_json::json!([{"targets": ["127.0.0.1:6443"], "labels": {
+            node_target(node, "127.0.0.1:6443", "metrics/cadvisor"),
+            Some(
+                serde_json::json!({"targets": ["127.0.0.1:6443"], "labels": {
                 "__metrics_path__": "/api/v1/nodes/n1/proxy/metrics/cadvisor",
-                "__scheme__": "https", "node": "n1"}}])
+                "__scheme__": "https", "node": "n1"}})
+            )
         );
-        let targets = pod_targets(&pods);
+        let targets: Vec<serde_json::Value> = pods.iter().filter_map(|p| pod_target(p)).collect();
         assert_eq!(
-            targets,
+            serde_json::Value::Array(targets),
             serde_json::json!([
                 {"targets": ["10.244.0.7:8080"], "labels": {"__metrics_path__": "/metrics",
                  "__scheme__": "http", "namespace": "default", "pod": "a", "node": "n1"}},

@@ -54,36 +54,25 @@ impl ApiServer {
     ) -> ApiResult<Response<Body>> {
         admin_only(identity, "get the scrape targets")?;
         let role = query.get("role").unwrap_or("pods");
-        let kind = match role {
-            "pods" => "Pod",
-            "nodes" | "cadvisor" => "Node",
+        let path = match role {
+            "pods" => "",
+            "nodes" => "metrics",
+            "cadvisor" => "metrics/cadvisor",
             other => {
                 return Err(ApiError::bad_request(format!(
                     "role {other:?}: expected pods, nodes or cadvisor"
                 )));
             }
         };
-        let items = self
-            .handlers
-            .list_kind(kind, None, &Query::default())
-            .await?;
+        let mut targets = Vec::new();
         if role == "pods" {
-            let pods: Vec<_> = items
-                .into_iter()
-                .filter_map(|o| match o {
-                    rk8s_api::AnyObject::Pod(p) => Some(*p),
-                    _ => None,
+            self.handlers
+                .scan_kind("Pod", |kv| {
+                    targets.extend(crate::metrics::pod_target(&kv.value))
                 })
-                .collect();
-            return ok(crate::metrics::pod_targets(&pods));
+                .await?;
+            return ok(serde_json::Value::Array(targets));
         }
-        let nodes: Vec<_> = items
-            .into_iter()
-            .filter_map(|o| match o {
-                rk8s_api::AnyObject::Node(n) => Some(*n),
-                _ => None,
-            })
-            .collect();
         // The scraper reaches the nodes where it reached this server (HTTP/2
         // carries that in the URI, HTTP/1 in Host).
         let host = req
@@ -91,12 +80,13 @@ impl ApiServer {
             .authority()
             .map(|a| a.as_str())
             .or_else(|| req.headers().get(header::HOST)?.to_str().ok())
-            .ok_or_else(|| ApiError::bad_request("the request has no Host header"))?;
-        let path = if role == "nodes" {
-            "metrics"
-        } else {
-            "metrics/cadvisor"
-        };
-        ok(crate::metrics::node_targets(&nodes, host, path))
+            .ok_or_else(|| ApiError::bad_request("the request has no Host header"))?
+            .to_string();
+        self.handlers
+            .scan_kind("Node", |kv| {
+                targets.extend(crate::metrics::node_target(&kv.value, &host, path));
+            })
+            .await?;
+        ok(serde_json::Value::Array(targets))
     }
 }
