@@ -1,6 +1,6 @@
-//! The HPAs' metrics read in batches: one resource-metrics read (all pods of the
-//! cluster) and one query per distinct PromQL expression per sync round, shared by
-//! every HPA that needs it, instead of a read per HPA. kube-controller-manager reads
+//! The HPAs' metrics read in batches: one resource-metrics read per namespace (all its
+//! pods) and one query per distinct PromQL expression per sync round, shared by every
+//! HPA that needs it, instead of a read per HPA. kube-controller-manager reads
 //! once per HPA; with many HPAs on the same metric that is many identical reads of
 //! metrics-server and Prometheus every period. The supervisor syncs all HPAs together
 //! (one round per sync period, [`crate::hpa_actor`]), so a round's reads overlap and
@@ -71,7 +71,7 @@ fn count(source: &str) {
 pub(crate) struct Batches {
     client: kube::Client,
     prometheus: Option<Prometheus>,
-    pods: Coalesced<(), MetricsList<PodMetrics>>,
+    pods: Coalesced<String, MetricsList<PodMetrics>>,
     queries: Coalesced<String, Vec<Sample>>,
 }
 
@@ -92,14 +92,18 @@ impl Batches {
         }
     }
 
-    /// The resource metrics of every pod in the cluster (`metrics.k8s.io`).
-    pub(crate) async fn pod_metrics(&self) -> Result<Arc<MetricsList<PodMetrics>>, String> {
+    /// The resource metrics of every pod in `namespace` (`metrics.k8s.io`).
+    pub(crate) async fn pod_metrics(
+        &self,
+        namespace: &str,
+    ) -> Result<Arc<MetricsList<PodMetrics>>, String> {
         let client = self.client.clone();
+        let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods");
         self.pods
-            .get((), move || {
+            .get(namespace.to_string(), move || {
                 async move {
                     count("resource-metrics");
-                    let req = http::Request::get("/apis/metrics.k8s.io/v1beta1/pods")
+                    let req = http::Request::get(path)
                         .body(Vec::new())
                         .map_err(|e| e.to_string())?;
                     client.request(req).await.map_err(|e| e.to_string())

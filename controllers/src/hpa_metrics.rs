@@ -54,7 +54,7 @@ pub(crate) struct Measuring<'a> {
 
 impl Measuring<'_> {
     /// Each pod's use of `resource` (one container's, if given) from the resource
-    /// metrics API: the pods of this HPA out of the round's read of every pod.
+    /// metrics API: the pods of this HPA out of the round's read of its namespace.
     async fn resource_metrics(
         &self,
         resource: &str,
@@ -62,7 +62,7 @@ impl Measuring<'_> {
     ) -> Result<PodMetrics, String> {
         let list = self
             .batches
-            .pod_metrics()
+            .pod_metrics(self.namespace)
             .await
             .map_err(|e| format!("unable to get metrics for resource {resource}: {e}"))?;
         let names: HashSet<&str> = self
