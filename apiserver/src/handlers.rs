@@ -175,41 +175,6 @@ impl Handlers {
         Ok(self.list_objects(&all, q).await?.items)
     }
 
-    /// Calls `each` with every stored object of `kind` in every namespace, read a page
-    /// of 1,000 at a time (one consistent list, as a client's paginated one): a scan
-    /// holds one page, not every object.
-    pub async fn scan_kind(
-        &self,
-        kind: &str,
-        mut each: impl FnMut(&rk8s_raftstore::proto::KeyValue),
-    ) -> ApiResult<()> {
-        let kind = rk8s_api::object::kind_named(kind).ok_or_else(ApiError::no_route)?;
-        let all = ResourceRequest {
-            verb: crate::request::Verb::List,
-            kind,
-            namespace: None,
-            name: None,
-            subresource: None,
-        };
-        let mut token: Option<String> = None;
-        loop {
-            let query = {
-                let mut q = form_urlencoded::Serializer::new(String::new());
-                q.append_pair("limit", "1000");
-                if let Some(t) = &token {
-                    q.append_pair("continue", t);
-                }
-                Query::parse(Some(&q.finish()))
-            };
-            let page = self.list_stored(&all, &query).await?;
-            page.items.iter().for_each(|item| each(&item.kv));
-            match page.continue_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(()),
-            }
-        }
-    }
-
     /// Waits until the server has reached `revision` for `kind` (see
     /// [`WatchCache::wait_until_fresh`]): 504 `Too large resource version` after 3 s.
     pub async fn wait_until_fresh(&self, kind: &ObjectKind, revision: u64) -> ApiResult<()> {
