@@ -43,6 +43,7 @@ pub mod request;
 pub mod resource_metrics;
 pub mod routes;
 pub mod scale;
+pub mod scan;
 pub mod server;
 pub mod state_metrics;
 pub mod status;

@@ -18,8 +18,6 @@ use rk8s_api::stored::with_resource_version;
 use rk8s_raftstore::proto::KeyValue;
 use serde_json::Value;
 
-use crate::handlers::Handlers;
-use crate::request::{Query, ResourceRequest};
 use crate::status::{ApiError, ApiResult};
 
 /// A list of stored objects of one kind, with its `ListMeta`.
@@ -221,43 +219,6 @@ fn stored_error(kv: &KeyValue, e: &str) -> ApiError {
         "stored object {}: {e}",
         String::from_utf8_lossy(&kv.key)
     ))
-}
-
-impl Handlers {
-    /// Calls `each` with every stored object of `kind` in every namespace, read a page
-    /// of 1,000 at a time (one consistent list, as a client's paginated one): a scan
-    /// holds one page, not every object.
-    pub async fn scan_kind(
-        &self,
-        kind: &str,
-        mut each: impl FnMut(&rk8s_raftstore::proto::KeyValue),
-    ) -> ApiResult<()> {
-        let kind = rk8s_api::object::kind_named(kind).ok_or_else(ApiError::no_route)?;
-        let all = ResourceRequest {
-            verb: crate::request::Verb::List,
-            kind,
-            namespace: None,
-            name: None,
-            subresource: None,
-        };
-        let mut token: Option<String> = None;
-        loop {
-            let query = {
-                let mut q = form_urlencoded::Serializer::new(String::new());
-                q.append_pair("limit", "1000");
-                if let Some(t) = &token {
-                    q.append_pair("continue", t);
-                }
-                Query::parse(Some(&q.finish()))
-            };
-            let page = self.list_stored(&all, &query).await?;
-            page.items.iter().for_each(|item| each(&item.kv));
-            match page.continue_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(()),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
