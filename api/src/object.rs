@@ -424,6 +424,15 @@ macro_rules! kinds {
                 if kind.custom {
                     return Some(CustomObject::from_value(*kind, value).map(|o| AnyObject::Custom(Box::new(o))));
                 }
+                Self::typed_from(kind, value)
+            }
+
+            /// A built-in kind read from `value`, owned (its strings moved) or
+            /// borrowed (copied); `None` for a kind not built in.
+            fn typed_from<'de, D: serde::Deserializer<'de, Error = serde_json::Error>>(
+                kind: &ObjectKind,
+                value: D,
+            ) -> Option<Result<Self, serde_path_to_error::Error<serde_json::Error>>> {
                 $(
                     if kind.kind == <$ty as k8s_openapi::Resource>::KIND
                         && kind.group == <$ty as k8s_openapi::Resource>::GROUP
@@ -458,17 +467,7 @@ macro_rules! kinds {
                 if kind.custom {
                     return Self::from_value(kind, value.clone());
                 }
-                $(
-                    if kind.kind == <$ty as k8s_openapi::Resource>::KIND
-                        && kind.group == <$ty as k8s_openapi::Resource>::GROUP
-                    {
-                        return Some(
-                            serde_path_to_error::deserialize::<_, $ty>(value)
-                                .map(|o| AnyObject::$variant(Box::new(o))),
-                        );
-                    }
-                )*
-                None
+                Self::typed_from(kind, value)
             }
 
             /// The object as JSON, with `apiVersion` and `kind` set.

@@ -4,8 +4,55 @@
 //! and encoding it again.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use crate::protobuf::transcode::scan::{Scanner, Token};
+
+/// The metadata of a stored object as [`StoredView`] reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StoredMeta {
+    /// `metadata.name` (empty if absent).
+    pub name: String,
+    /// `metadata.namespace` (empty for cluster-scoped objects).
+    pub namespace: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// Whether `metadata.deletionTimestamp` is set.
+    pub deletion_timestamp: Option<IgnoredAny>,
+}
+
+/// A stored object read into a small view: its metadata, and what `Spec` and
+/// `Status` take of its `spec` and `status` ([`IgnoredAny`] for none). The JSON
+/// reader skips everything else, so whatever must look at many stored objects (a
+/// scrape of `/metrics`, Prometheus' discovery, a watch with a label selector) reads
+/// them without decoding them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StoredView<Spec = IgnoredAny, Status = IgnoredAny> {
+    /// The object's metadata.
+    pub metadata: StoredMeta,
+    /// What the view takes of the spec.
+    pub spec: Option<Spec>,
+    /// What the view takes of the status.
+    pub status: Option<Status>,
+}
+
+impl<Spec: Default + for<'de> Deserialize<'de>, Status: Default + for<'de> Deserialize<'de>>
+    StoredView<Spec, Status>
+{
+    /// Reads `stored` (a stored object's JSON).
+    pub fn read(stored: &[u8]) -> serde_json::Result<Self> {
+        serde_json::from_slice(stored)
+    }
+}
 
 /// Appends the stored JSON object `stored` to `out` as it is read at `api_version`
 /// and `revision`: `metadata.resourceVersion` set to `revision`, in key order (after

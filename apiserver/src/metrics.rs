@@ -3,16 +3,15 @@
 //! store's, the scheduler's and the controllers' register in the same default
 //! registry).
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, TextEncoder,
 };
+use rk8s_api::stored::StoredView;
 use rk8s_http::metrics::registered;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 
 /// Kubernetes' request latency buckets, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -110,15 +109,6 @@ pub fn exposition_with(extra: &str) -> (String, Vec<u8>) {
 
 #[derive(Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-struct TargetMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    annotations: BTreeMap<String, String>,
-    deletion_timestamp: Option<IgnoredAny>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
 struct TargetPort {
     container_port: i32,
 }
@@ -146,13 +136,7 @@ struct TargetStatus {
 
 /// The fields of a stored pod or node that its scrape target needs (the JSON reader
 /// skips the rest: discovery reads every pod of the cluster).
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct Target {
-    metadata: TargetMeta,
-    spec: Option<TargetSpec>,
-    status: Option<TargetStatus>,
-}
+type Target = StoredView<TargetSpec, TargetStatus>;
 
 /// Prometheus HTTP service discovery (`http_sd_configs`) of a pod to scrape, from its
 /// stored JSON: a Running pod annotated `prometheus.io/scrape: "true"`, at its IP and
@@ -160,7 +144,7 @@ struct Target {
 /// `prometheus.io/path` (default `/metrics`) and `prometheus.io/scheme` (default
 /// `http`), labelled with its namespace, name and node.
 pub fn pod_target(stored: &[u8]) -> Option<serde_json::Value> {
-    let p: Target = serde_json::from_slice(stored).ok()?;
+    let p = Target::read(stored).ok()?;
     let annotations = &p.metadata.annotations;
     if annotations.get("prometheus.io/scrape").map(String::as_str) != Some("true")
         || p.metadata.deletion_timestamp.is_some()
@@ -203,8 +187,10 @@ pub fn pod_target(stored: &[u8]) -> Option<serde_json::Value> {
 /// API server at `apiserver` (`HOST:PORT`, as the scraper reaches it) on the node
 /// proxy path `/api/v1/nodes/{name}/proxy/{path}` (`metrics` or `metrics/cadvisor`).
 pub fn node_target(stored: &[u8], apiserver: &str, path: &str) -> Option<serde_json::Value> {
-    let n: Target = serde_json::from_slice(stored).ok()?;
-    let name = n.metadata.name?;
+    let name = Target::read(stored).ok()?.metadata.name;
+    if name.is_empty() {
+        return None;
+    }
     Some(serde_json::json!({
         "targets": [apiserver],
         "labels": {

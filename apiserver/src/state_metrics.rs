@@ -11,7 +11,9 @@
 
 use std::fmt::Write as _;
 
+use rk8s_api::stored::StoredView;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 /// The kinds [`StateSeries::add`] reads, by kind name.
 pub const KINDS: [&str; 6] = [
@@ -87,27 +89,11 @@ impl Family {
     }
 }
 
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct Meta {
-    name: String,
-    namespace: String,
-    uid: String,
-}
-
 #[derive(Deserialize)]
 struct Condition {
     #[serde(rename = "type")]
     type_: String,
     status: String,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct Object<Spec, Status> {
-    metadata: Meta,
-    spec: Option<Spec>,
-    status: Option<Status>,
 }
 
 #[derive(Default, Deserialize)]
@@ -271,7 +257,7 @@ impl StateSeries {
     pub fn add(&mut self, kind: &str, json: &[u8]) -> serde_json::Result<()> {
         match kind {
             "Pod" => {
-                let p: Object<serde::de::IgnoredAny, PodStatus> = serde_json::from_slice(json)?;
+                let p = StoredView::<IgnoredAny, PodStatus>::read(json)?;
                 let m = &p.metadata;
                 let status = p.status.unwrap_or_default();
                 let phase = status.phase.as_deref().unwrap_or("Pending");
@@ -301,7 +287,7 @@ impl StateSeries {
                 }
             }
             "Deployment" => {
-                let d: Object<Replicas, WorkloadStatus> = serde_json::from_slice(json)?;
+                let d = StoredView::<Replicas, WorkloadStatus>::read(json)?;
                 let labels = [
                     ("deployment", d.metadata.name.as_str()),
                     ("namespace", &d.metadata.namespace),
@@ -318,7 +304,7 @@ impl StateSeries {
                     .sample(&labels, s.updated_replicas.unwrap_or(0));
             }
             "ReplicaSet" => {
-                let r: Object<Replicas, WorkloadStatus> = serde_json::from_slice(json)?;
+                let r = StoredView::<Replicas, WorkloadStatus>::read(json)?;
                 let labels = [
                     ("namespace", r.metadata.namespace.as_str()),
                     ("replicaset", &r.metadata.name),
@@ -329,7 +315,7 @@ impl StateSeries {
                 self.rs_ready.sample(&labels, ready);
             }
             "Node" => {
-                let n: Object<NodeSpec, NodeStatus> = serde_json::from_slice(json)?;
+                let n = StoredView::<NodeSpec, NodeStatus>::read(json)?;
                 let name = n.metadata.name.as_str();
                 for c in n.status.and_then(|s| s.conditions).iter().flatten() {
                     for (status, v) in statuses(&c.status) {
@@ -346,7 +332,7 @@ impl StateSeries {
                     .sample(&[("node", name)], i64::from(off));
             }
             "Job" => {
-                let j: Object<serde::de::IgnoredAny, JobStatus> = serde_json::from_slice(json)?;
+                let j = StoredView::<IgnoredAny, JobStatus>::read(json)?;
                 let labels = [
                     ("job_name", j.metadata.name.as_str()),
                     ("namespace", &j.metadata.namespace),
@@ -357,7 +343,7 @@ impl StateSeries {
                 self.job_failed.sample(&labels, s.failed.unwrap_or(0));
             }
             "HorizontalPodAutoscaler" => {
-                let h: Object<HpaSpec, HpaStatus> = serde_json::from_slice(json)?;
+                let h = StoredView::<HpaSpec, HpaStatus>::read(json)?;
                 let labels = [
                     ("horizontalpodautoscaler", h.metadata.name.as_str()),
                     ("namespace", &h.metadata.namespace),

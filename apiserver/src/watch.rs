@@ -20,6 +20,7 @@ use rk8s_raftstore::proto::{KeyValue, RangeRequest};
 use rk8s_raftstore::server::Store;
 use rk8s_raftstore::watch::{WatchEnd, WatchMessage, WatchRequest, WatchStream};
 use rk8s_raftstore::{Error as StoreError, EventKind, prefix_end};
+use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 
 use crate::registry;
@@ -86,19 +87,8 @@ pub type Labels = std::collections::BTreeMap<String, String>;
 /// The labels of a stored object, read from its JSON without decoding the rest (a
 /// watch with only a label selector needs nothing else); none if it does not parse.
 fn labels_of(json: &[u8]) -> Labels {
-    #[derive(serde::Deserialize)]
-    struct Labelled {
-        #[serde(default)]
-        metadata: Meta,
-    }
-    #[derive(serde::Deserialize, Default)]
-    struct Meta {
-        #[serde(default)]
-        labels: Option<Labels>,
-    }
-    serde_json::from_slice::<Labelled>(json)
-        .ok()
-        .and_then(|o| o.metadata.labels)
+    rk8s_api::stored::StoredView::<IgnoredAny, IgnoredAny>::read(json)
+        .map(|o| o.metadata.labels)
         .unwrap_or_default()
 }
 

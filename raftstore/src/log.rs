@@ -33,6 +33,32 @@ fn data_file(dir: &Path, index: u64) -> PathBuf {
     dir.join(format!("snapshot-{index:020}.data"))
 }
 
+/// Writes `path` in `dir` through `write` into a temporary file, then renames it into
+/// place (both synced with `sync`).
+fn write_atomically(
+    dir: &Path,
+    path: &Path,
+    sync: bool,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), LogError> {
+    let io = |source| LogError::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp).map_err(io)?);
+    write(&mut out).map_err(io)?;
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    if sync {
+        file.sync_all().map_err(io)?;
+    }
+    fs::rename(&tmp, path).map_err(io)?;
+    if sync {
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// Writes a snapshot's files in `dir`: its data through `write` into its own file,
 /// then the metadata that names it, atomically (a crash in between leaves the
 /// previous snapshot in force); then the older data files go.
@@ -43,35 +69,13 @@ fn write_snapshot_files(
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), LogError> {
     let data = data_file(dir, meta.index);
-    let write_file = |path: &Path, write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>| {
-        let io = |source| LogError::Snapshot {
-            path: path.to_path_buf(),
-            source,
-        };
-        let tmp = path.with_extension("tmp");
-        let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(&tmp).map_err(io)?);
-        write(&mut out).map_err(io)?;
-        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-        if sync {
-            file.sync_all().map_err(io)?;
-        }
-        fs::rename(&tmp, path).map_err(io)?;
-        if sync {
-            fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        Ok::<_, LogError>(())
-    };
-    let mut write = Some(write);
-    write_file(&data, &mut |w| match write.take() {
-        Some(write) => write(w),
-        None => Ok(()),
-    })?;
+    write_atomically(dir, &data, sync, write)?;
     let mut only_meta = Snapshot::default();
     only_meta.set_metadata(meta.clone());
     let bytes = only_meta
         .write_to_bytes()
         .map_err(|e| LogError::Corrupt(e.to_string()))?;
-    write_file(&dir.join(SNAPSHOT_FILE), &mut |w| w.write_all(&bytes))?;
+    write_atomically(dir, &dir.join(SNAPSHOT_FILE), sync, |w| w.write_all(&bytes))?;
     let current = data.file_name();
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name();
