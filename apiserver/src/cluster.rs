@@ -35,6 +35,9 @@ pub struct ApiConfig {
     /// How often the leader compacts the store's history (as Kubernetes compacts
     /// etcd): each time, everything older than the previous round goes.
     pub compaction_interval: Duration,
+    /// Bytes of history (values no longer current) beyond which the leader compacts
+    /// sooner, keeping [`crate::compaction::MIN_HISTORY`] (0: no limit).
+    pub compaction_history_limit: u64,
     /// Concurrent reads served before 429 (0: no limit).
     pub max_requests_inflight: usize,
     /// Concurrent writes served before 429 (0: no limit).
@@ -77,40 +80,6 @@ fn hostname() -> Option<String> {
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-}
-
-/// Every `interval`, on the leader, compacts history up to the revision seen one
-/// interval earlier, so watchers and paginated lists get at least one interval.
-async fn compact_periodically(store: Store, interval: Duration) {
-    let mut previous: Option<i64> = None;
-    let mut compacted = 0;
-    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(100)));
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        if !store.leadership().borrow().is_self {
-            previous = None;
-            continue;
-        }
-        let probe = RangeRequest {
-            key: CLUSTER_KEY.as_bytes().to_vec(),
-            count_only: true,
-            ..RangeRequest::default()
-        };
-        let Ok(now) = store.range(probe, true).await.map(|r| r.revision) else {
-            continue;
-        };
-        if let Some(rev) = previous.filter(|r| *r > compacted) {
-            match store.compact(rev).await {
-                Ok(()) => {
-                    compacted = rev;
-                    tracing::debug!("compacted the store up to revision {rev}");
-                }
-                Err(e) => tracing::debug!("compaction to {rev} skipped: {e}"),
-            }
-        }
-        previous = Some(now);
-    }
 }
 
 /// A running API server.
@@ -230,7 +199,11 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     }
     tracing::info!("API server listening on https://{local_addr}");
     let serving = tokio::spawn(serve(api.clone(), listener, tls));
-    let compacting = tokio::spawn(compact_periodically(store, cfg.compaction_interval));
+    let compacting = tokio::spawn(crate::compaction::compact_periodically(
+        store,
+        cfg.compaction_interval,
+        cfg.compaction_history_limit,
+    ));
     let task = tokio::spawn(async move {
         let _ = tokio::join!(serving, compacting);
     });

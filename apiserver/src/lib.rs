@@ -15,7 +15,8 @@
 //! - [`discovery`], [`openapi`], [`table`]: what kubectl reads to find and print kinds;
 //! - [`bootstrap`]: the CAs and certificates, shared secrets, member and node joins;
 //! - [`server`]: the HTTP entry (authentication, dispatch); [`routes`]: the endpoints,
-//!   one file per group; [`cluster`]: starting it all on a member;
+//!   one file per group; [`cluster`]: starting it all on a member; [`compaction`]: the
+//!   leader's compaction of the store's history;
 //! - [`metrics`]: Prometheus metrics (`/metrics`).
 
 pub mod admission;
@@ -26,6 +27,7 @@ pub mod bootstrap;
 pub mod caches;
 pub mod call;
 pub mod cluster;
+pub mod compaction;
 pub mod content;
 pub mod custom;
 pub mod decode;

@@ -72,6 +72,13 @@ pub static BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
         "Bytes of the keys and values the store retains in memory, history until compaction included.",
     )
 });
+/// Of those, the bytes of values that are no longer current.
+pub static HISTORY_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "rk8s_store_history_bytes",
+        "Bytes of the values the store retains in memory that are no longer current (what compaction frees).",
+    )
+});
 /// Leader changes seen.
 pub static LEADER_CHANGES: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(

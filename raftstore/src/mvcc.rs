@@ -51,7 +51,8 @@ struct Rev {
     kv: Option<KeyValue>,
 }
 
-/// The size of the key space ([`Mvcc::footprint`]).
+/// The size of the key space ([`Mvcc::footprint`]), kept up to date by every write
+/// (and counted afresh by compaction and restore, which visit every key anyway).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Footprint {
     /// Keys that exist now.
@@ -60,6 +61,35 @@ pub struct Footprint {
     pub revisions: u64,
     /// Bytes of the retained keys and values.
     pub bytes: u64,
+    /// Of `bytes`, those of values that are no longer current: what compaction frees.
+    pub history_bytes: u64,
+}
+
+impl Footprint {
+    /// Counted by visiting every key.
+    fn of(keys: &BTreeMap<Vec<u8>, Vec<Rev>>) -> Self {
+        let mut f = Footprint::default();
+        for (key, history) in keys {
+            let current = history.last().and_then(|r| r.kv.as_ref());
+            if current.is_some() {
+                f.keys += 1;
+            }
+            f.revisions += history.len() as u64;
+            f.bytes += key.len() as u64;
+            let all: u64 = history
+                .iter()
+                .filter_map(|r| r.kv.as_ref())
+                .map(kv_bytes)
+                .sum();
+            f.bytes += all;
+            f.history_bytes += all - current.map_or(0, kv_bytes);
+        }
+        f
+    }
+}
+
+fn kv_bytes(kv: &KeyValue) -> u64 {
+    (kv.key.len() + kv.value.len()) as u64
 }
 
 /// The key-value history.
@@ -68,6 +98,7 @@ pub struct Mvcc {
     revision: i64,
     compact_revision: i64,
     keys: BTreeMap<Vec<u8>, Vec<Rev>>,
+    footprint: Footprint,
 }
 
 /// The smallest key after every key that starts with `prefix` (etcd's
@@ -273,6 +304,9 @@ impl Mvcc {
     }
 
     fn put(&mut self, p: &PutRequest, revision: i64, lessor: &mut Lessor) -> (PutResponse, Event) {
+        if !self.keys.contains_key(p.key.as_slice()) {
+            self.footprint.bytes += p.key.len() as u64;
+        }
         let history = self.keys.entry(p.key.clone()).or_default();
         let prev = history.last().and_then(|r| r.kv.clone());
         let kv = KeyValue {
@@ -283,6 +317,13 @@ impl Mvcc {
             version: prev.as_ref().map_or(1, |k| k.version + 1),
             lease: p.lease,
         };
+        let f = &mut self.footprint;
+        match &prev {
+            Some(prev) => f.history_bytes += kv_bytes(prev),
+            None => f.keys += 1,
+        }
+        f.revisions += 1;
+        f.bytes += kv_bytes(&kv);
         history.push(Rev {
             revision,
             kv: Some(kv.clone()),
@@ -323,6 +364,10 @@ impl Mvcc {
                 continue;
             };
             history.push(Rev { revision, kv: None });
+            let f = &mut self.footprint;
+            f.keys -= 1;
+            f.revisions += 1;
+            f.history_bytes += kv_bytes(&prev);
             if prev.lease != 0 {
                 lessor.detach(prev.lease, key);
             }
@@ -386,6 +431,7 @@ impl Mvcc {
             !history.is_empty()
         });
         self.compact_revision = revision;
+        self.footprint = Footprint::of(&self.keys);
         Ok(())
     }
 
@@ -442,20 +488,7 @@ impl Mvcc {
     /// What the key space holds: live keys, retained revisions (history included),
     /// and the bytes of their keys and values.
     pub fn footprint(&self) -> Footprint {
-        let mut f = Footprint::default();
-        for (key, history) in &self.keys {
-            if history.last().is_some_and(|r| r.kv.is_some()) {
-                f.keys += 1;
-            }
-            f.revisions += history.len() as u64;
-            f.bytes += key.len() as u64;
-            f.bytes += history
-                .iter()
-                .filter_map(|r| r.kv.as_ref())
-                .map(|kv| (kv.key.len() + kv.value.len()) as u64)
-                .sum::<u64>();
-        }
-        f
+        self.footprint
     }
 
     /// The retained history, key by key, for a snapshot (each built when reached, so
@@ -475,23 +508,25 @@ impl Mvcc {
 
     /// Rebuilds from a snapshot's parts.
     pub fn restore(revision: i64, compact_revision: i64, keys: Vec<SnapshotKey>) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|k| {
+                let revs = k
+                    .revisions
+                    .into_iter()
+                    .map(|r| Rev {
+                        revision: r.revision,
+                        kv: r.kv,
+                    })
+                    .collect();
+                (k.key, revs)
+            })
+            .collect();
         Mvcc {
             revision,
             compact_revision,
-            keys: keys
-                .into_iter()
-                .map(|k| {
-                    let revs = k
-                        .revisions
-                        .into_iter()
-                        .map(|r| Rev {
-                            revision: r.revision,
-                            kv: r.kv,
-                        })
-                        .collect();
-                    (k.key, revs)
-                })
-                .collect(),
+            footprint: Footprint::of(&keys),
+            keys,
         }
     }
 }

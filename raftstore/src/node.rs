@@ -40,10 +40,6 @@ pub type ReadReply = Box<dyn FnOnce(Result<RangeResponse>) + Send>;
 /// is the whole state, written on the raft thread, so it must stay rare under load.
 pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 100_000;
 
-/// Ticks between two measures of the key space's size (a walk of every key: a few
-/// milliseconds at 150,000 pods).
-const FOOTPRINT_TICKS: u64 = 50;
-
 /// Bytes of log entries between snapshots by default.
 pub const DEFAULT_SNAPSHOT_BYTES: u64 = 64 << 20;
 
@@ -291,14 +287,13 @@ impl RaftNode {
         self.raw.tick();
         self.ticks += 1;
         let ticks = self.ticks;
-        if ticks.is_multiple_of(FOOTPRINT_TICKS) {
-            let f = self.sm.mvcc.footprint();
-            let gauge =
-                |g: &prometheus::IntGauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
-            gauge(&metrics::KEYS, f.keys);
-            gauge(&metrics::REVISIONS, f.revisions);
-            gauge(&metrics::BYTES, f.bytes);
-        }
+        // Kept up to date by every write: reading it costs nothing.
+        let f = self.sm.mvcc.footprint();
+        let gauge = |g: &prometheus::IntGauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        gauge(&metrics::KEYS, f.keys);
+        gauge(&metrics::REVISIONS, f.revisions);
+        gauge(&metrics::BYTES, f.bytes);
+        gauge(&metrics::HISTORY_BYTES, f.history_bytes);
         let expired: Vec<u64> = self
             .proposals
             .iter()

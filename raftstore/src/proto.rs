@@ -420,6 +420,10 @@ pub struct StatusResponse {
     /// The log index of this member's latest snapshot.
     #[prost(uint64, tag = "9")]
     pub snapshot_index: u64,
+    /// Bytes of values this member retains that are no longer current (compaction
+    /// frees them).
+    #[prost(uint64, tag = "10")]
+    pub history_bytes: u64,
 }
 
 /// A request from a client (or a joining member) to a member.

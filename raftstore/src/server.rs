@@ -519,6 +519,7 @@ fn drive(
                         applied: node.applied(),
                         snapshot_index: node.snapshot_index(),
                         revision: node.state_machine().mvcc.revision(),
+                        history_bytes: node.state_machine().mvcc.footprint().history_bytes,
                         voters,
                         learners,
                         addresses: member_addresses(&node),

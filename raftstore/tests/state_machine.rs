@@ -424,9 +424,14 @@ fn the_footprint_counts_live_keys_retained_revisions_and_their_bytes() {
     // 1 + 2 bytes and a deletion.
     assert_eq!((f.keys, f.revisions), (1, 4));
     assert_eq!(f.bytes, 1 + 5 + 9 + 1 + 3);
+    // No longer current: a's first value and b's (deleted) one.
+    assert_eq!(f.history_bytes, 5 + 3);
     // Compacted to now: a's latest revision is left, b is gone.
     let now = sm.mvcc.revision();
     apply_ok(&mut sm, &ops::compact(now));
     let f = sm.mvcc.footprint();
-    assert_eq!((f.keys, f.revisions, f.bytes), (1, 1, 10));
+    assert_eq!(
+        (f.keys, f.revisions, f.bytes, f.history_bytes),
+        (1, 1, 10, 0)
+    );
 }

@@ -49,6 +49,11 @@ pub struct Args {
     /// resume from revisions up to one interval old).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     compaction_interval: std::time::Duration,
+    /// MiB of history (values no longer current, kept in memory until compacted)
+    /// beyond which the history is compacted sooner, keeping its last 30 seconds (0: no
+    /// limit).
+    #[arg(long, default_value_t = 256)]
+    compaction_history_mib: u64,
     /// Concurrent non-mutating requests served before 429 Too Many Requests (0: no
     /// limit; the admin and the control plane, system:masters, are always served).
     #[arg(long, default_value_t = rk8s_apiserver::server::MAX_READS_INFLIGHT)]
@@ -176,6 +181,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tls_sans: args.tls_sans,
             admin_kubeconfig: args.admin_kubeconfig.or_else(default_kubeconfig),
             compaction_interval: args.compaction_interval,
+            compaction_history_limit: args.compaction_history_mib.saturating_mul(1 << 20),
             max_requests_inflight: args.max_requests_inflight,
             max_mutating_requests_inflight: args.max_mutating_requests_inflight,
             pod_cidrs: rk8s_apiserver::bootstrap::join::PodCidrs {
