@@ -16,15 +16,19 @@
 //! # Ok::<(), rk8s_api::selector::SelectorError>(())
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 pub use kube_core::{Expression, Selector, SelectorExt};
 
 use crate::names;
 use crate::object::{AnyObject, ObjectKind};
+use crate::stored::StoredView;
 
 /// A selector that cannot be parsed or used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -460,6 +464,77 @@ pub fn field_value(obj: &AnyObject, field: &str) -> Option<String> {
     })
 }
 
+/// The fields a pod's field selector can name besides its metadata, as a
+/// [`StoredView`] reads them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PodSpecFields {
+    node_name: Option<String>,
+    restart_policy: Option<String>,
+    scheduler_name: Option<String>,
+}
+
+/// See [`PodSpecFields`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PodStatusFields {
+    phase: Option<String>,
+    #[serde(rename = "podIP")]
+    pod_ip: Option<String>,
+}
+
+/// An object as selectors see it, read from its stored JSON without decoding it: its
+/// labels, and for a pod every field a field selector can name (kubelet watches the
+/// pods of its node with `spec.nodeName=NODE`, so that selector meets every pod
+/// change). Objects of other kinds are decoded for a field selector.
+#[derive(Debug, Default)]
+pub struct Selectable {
+    /// The object's labels.
+    pub labels: BTreeMap<String, String>,
+    pod: Option<StoredView<PodSpecFields, PodStatusFields>>,
+}
+
+impl Selectable {
+    /// Reads a stored object of `kind`; `None` if its JSON does not have the shape
+    /// the view expects (decoding it tells what is wrong).
+    pub fn read(kind: &ObjectKind, json: &[u8]) -> Option<Self> {
+        if kind.kind == "Pod" && kind.api_version == "v1" {
+            let mut pod = StoredView::<PodSpecFields, PodStatusFields>::read(json).ok()?;
+            Some(Selectable {
+                labels: std::mem::take(&mut pod.metadata.labels),
+                pod: Some(pod),
+            })
+        } else {
+            let view = StoredView::<IgnoredAny, IgnoredAny>::read(json).ok()?;
+            Some(Selectable {
+                labels: view.metadata.labels,
+                pod: None,
+            })
+        }
+    }
+
+    /// Whether `selector` selects the object, as [`FieldSelector::matches`] says of
+    /// it decoded; `None` if the view does not hold the fields (not a pod).
+    pub fn matches_fields(&self, selector: &FieldSelector) -> Option<bool> {
+        let pod = self.pod.as_ref()?;
+        let s = |v: &Option<String>| v.clone().unwrap_or_default();
+        let spec = pod.spec.as_ref();
+        let status = pod.status.as_ref();
+        Some(selector.matches_with(|field| {
+            Some(match field {
+                "metadata.name" => pod.metadata.name.clone(),
+                "metadata.namespace" => pod.metadata.namespace.clone(),
+                "spec.nodeName" => spec.map(|p| s(&p.node_name)).unwrap_or_default(),
+                "spec.restartPolicy" => spec.map(|p| s(&p.restart_policy)).unwrap_or_default(),
+                "spec.schedulerName" => spec.map(|p| s(&p.scheduler_name)).unwrap_or_default(),
+                "status.phase" => status.map(|p| s(&p.phase)).unwrap_or_default(),
+                "status.podIP" => status.map(|p| s(&p.pod_ip)).unwrap_or_default(),
+                _ => return None,
+            })
+        }))
+    }
+}
+
 impl FieldSelector {
     /// Checks that every field can be selected on `kind`.
     pub fn check(&self, kind: &ObjectKind) -> Result<(), SelectorError> {
@@ -480,7 +555,13 @@ impl FieldSelector {
 
     /// Whether `obj` satisfies every requirement (an unsupported field never matches).
     pub fn matches(&self, obj: &AnyObject) -> bool {
-        self.0.iter().all(|r| match field_value(obj, &r.field) {
+        self.matches_with(|field| field_value(obj, field))
+    }
+
+    /// Whether every requirement holds of the fields `value` gives (`None`: not
+    /// selectable, never matches).
+    fn matches_with(&self, value: impl Fn(&str) -> Option<String>) -> bool {
+        self.0.iter().all(|r| match value(&r.field) {
             None => false,
             Some(v) => (v == r.value) == (r.op == FieldOp::Equal),
         })
@@ -591,6 +672,69 @@ mod tests {
         let escaped: FieldSelector = r"metadata.name=a\,b".parse().unwrap();
         assert_eq!(escaped.0[0].value, "a,b");
         assert_eq!(escaped.to_string(), r"metadata.name=a\,b");
+    }
+
+    fn maybe(values: &'static [&'static str]) -> impl Strategy<Value = Option<String>> {
+        prop::option::of(prop::sample::select(values).prop_map(String::from))
+    }
+
+    proptest! {
+        /// A pod read from its JSON is selected exactly as the decoded pod is, for
+        /// every field a pod's selector can name.
+        #[test]
+        fn a_pods_stored_json_is_selected_as_the_decoded_pod(
+            node in maybe(&["n1", "n2", ""]),
+            phase in maybe(&["Running", "Pending"]),
+            restart in maybe(&["Always", "Never"]),
+            scheduler in maybe(&["default-scheduler", "other"]),
+            ip in maybe(&["10.0.0.1"]),
+            reqs in prop::collection::vec(
+                (
+                    prop::sample::select(&supported_fields(&crate::object::kind_named("Pod").unwrap())[..]),
+                    any::<bool>(),
+                    prop::sample::select(&["n1", "", "Running", "Never", "other", "web", "default", "10.0.0.1"][..]),
+                ),
+                1..4,
+            ),
+        ) {
+            let pod = Pod {
+                metadata: ObjectMeta {
+                    name: Some("web".into()),
+                    namespace: Some("default".into()),
+                    ..Default::default()
+                },
+                spec: Some(PodSpec {
+                    node_name: node,
+                    restart_policy: restart,
+                    scheduler_name: scheduler,
+                    ..Default::default()
+                }),
+                status: Some(PodStatus { phase, pod_ip: ip, ..Default::default() }),
+            };
+            let json = serde_json::to_vec(&pod).unwrap();
+            let pod: AnyObject = pod.into();
+            let view = Selectable::read(&pod.kind(), &json).unwrap();
+            let text: Vec<String> = reqs
+                .iter()
+                .map(|(f, eq, v)| format!("{f}{}{v}", if *eq { "=" } else { "!=" }))
+                .collect();
+            let sel: FieldSelector = text.join(",").parse().unwrap();
+            prop_assert_eq!(view.matches_fields(&sel), Some(sel.matches(&pod)));
+        }
+    }
+
+    #[test]
+    fn only_pods_are_field_selected_from_their_json() {
+        let node = crate::object::kind_named("Node").unwrap();
+        let json =
+            br#"{"metadata":{"name":"n1","labels":{"a":"b"}},"spec":{"unschedulable":true}}"#;
+        let view = Selectable::read(&node, json).unwrap();
+        assert_eq!(view.labels.get("a").map(String::as_str), Some("b"));
+        let sel: FieldSelector = "spec.unschedulable=true".parse().unwrap();
+        assert_eq!(view.matches_fields(&sel), None);
+        // A pod whose field has another type is left to the decoder to refuse.
+        let pod = crate::object::kind_named("Pod").unwrap();
+        assert!(Selectable::read(&pod, br#"{"metadata":{},"spec":{"nodeName":5}}"#).is_none());
     }
 
     fn key() -> impl Strategy<Value = String> {

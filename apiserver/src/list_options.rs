@@ -239,6 +239,18 @@ impl Filter {
         self.labels.as_ref().is_none_or(|s| s.matches(labels))
     }
 
+    /// Whether an object read as `view` is selected; `None` when a field selector
+    /// names fields the view does not hold (the object must be decoded).
+    pub fn matches_view(&self, view: &rk8s_api::selector::Selectable) -> Option<bool> {
+        if !self.matches_labels(&view.labels) {
+            return Some(false);
+        }
+        match &self.fields {
+            None => Some(true),
+            Some(f) => view.matches_fields(f),
+        }
+    }
+
     /// Whether the filter selects everything.
     pub fn is_everything(&self) -> bool {
         self.labels.is_none() && self.fields.is_none()

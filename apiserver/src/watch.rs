@@ -15,14 +15,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
+use rk8s_api::selector::Selectable;
 use rk8s_api::{AnyObject, ObjectKind};
 use rk8s_raftstore::proto::{KeyValue, RangeRequest};
 use rk8s_raftstore::server::Store;
 use rk8s_raftstore::watch::{WatchEnd, WatchMessage, WatchRequest, WatchStream};
 use rk8s_raftstore::{Error as StoreError, EventKind, prefix_end};
-use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 
+use crate::list_options::Filter;
 use crate::registry;
 use crate::status::{ApiError, ApiResult};
 
@@ -77,19 +78,32 @@ pub struct Change {
     before: Option<(Bytes, i64)>,
     object: OnceLock<Option<AnyObject>>,
     prev: OnceLock<Option<AnyObject>>,
-    labels: OnceLock<Labels>,
-    prev_labels: OnceLock<Labels>,
+    view: OnceLock<Option<Selectable>>,
+    prev_view: OnceLock<Option<Selectable>>,
 }
 
 /// An object's labels.
 pub type Labels = std::collections::BTreeMap<String, String>;
 
-/// The labels of a stored object, read from its JSON without decoding the rest (a
-/// watch with only a label selector needs nothing else); none if it does not parse.
-fn labels_of(json: &[u8]) -> Labels {
-    rk8s_api::stored::StoredView::<IgnoredAny, IgnoredAny>::read(json)
-        .map(|o| o.metadata.labels)
-        .unwrap_or_default()
+static NO_LABELS: Labels = Labels::new();
+
+/// Whether `filter` selects an object seen as `view` (`None`: there is none), which
+/// `decoded` decodes where the view does not suffice.
+fn selects<'a>(
+    filter: &Filter,
+    view: Option<&Option<Selectable>>,
+    decoded: impl FnOnce() -> Option<&'a AnyObject>,
+) -> bool {
+    let Some(view) = view else {
+        return false;
+    };
+    if filter.is_labels_only() {
+        return filter.matches_labels(view.as_ref().map_or(&NO_LABELS, |v| &v.labels));
+    }
+    match view.as_ref().and_then(|v| filter.matches_view(v)) {
+        Some(selected) => selected,
+        None => decoded().is_some_and(|o| filter.matches(o)),
+    }
 }
 
 /// The stored `value` at `revision` as it is served: `resourceVersion` written in.
@@ -140,24 +154,54 @@ impl Change {
             before,
             object: OnceLock::new(),
             prev: OnceLock::new(),
-            labels: OnceLock::new(),
-            prev_labels: OnceLock::new(),
+            view: OnceLock::new(),
+            prev_view: OnceLock::new(),
         })
     }
 
-    /// The labels of the object after the change (`None` for a deletion), read on
-    /// first use from its JSON alone.
-    pub fn labels(&self) -> Option<&Labels> {
+    /// The object after the change as selectors see it (`None` for a deletion), read
+    /// on first use from its JSON alone; an inner `None` if that JSON does not read.
+    fn view(&self) -> Option<&Option<Selectable>> {
         if self.deleted {
             return None;
         }
-        Some(self.labels.get_or_init(|| labels_of(&self.json)))
+        Some(
+            self.view
+                .get_or_init(|| Selectable::read(&self.kind, &self.json)),
+        )
+    }
+
+    /// The object before the change as selectors see it (`None` for a creation).
+    fn prev_view(&self) -> Option<&Option<Selectable>> {
+        let (value, _) = self.before.as_ref()?;
+        Some(
+            self.prev_view
+                .get_or_init(|| Selectable::read(&self.kind, value)),
+        )
+    }
+
+    /// The labels of the object after the change (`None` for a deletion), read on
+    /// first use from its JSON alone (none if it does not read).
+    pub fn labels(&self) -> Option<&Labels> {
+        self.view()
+            .map(|v| v.as_ref().map_or(&NO_LABELS, |v| &v.labels))
     }
 
     /// The labels of the object before the change (`None` for a creation).
     pub fn prev_labels(&self) -> Option<&Labels> {
-        let (value, _) = self.before.as_ref()?;
-        Some(self.prev_labels.get_or_init(|| labels_of(value)))
+        self.prev_view()
+            .map(|v| v.as_ref().map_or(&NO_LABELS, |v| &v.labels))
+    }
+
+    /// Whether `filter` selects the object after the change (never a deletion). Read
+    /// from the JSON where that suffices (labels; a pod's fields), decoded otherwise.
+    pub fn selected_by(&self, filter: &Filter) -> bool {
+        selects(filter, self.view(), || self.object())
+    }
+
+    /// Whether `filter` selected the object before the change (never a creation).
+    pub fn was_selected_by(&self, filter: &Filter) -> bool {
+        selects(filter, self.prev_view(), || self.prev())
     }
 
     /// The `apiVersion` the change's JSON carries (its cache's).
@@ -616,6 +660,17 @@ mod tests {
         let app = |l: Option<&Labels>| l.and_then(|l| l.get("app").cloned());
         assert_eq!(app(c.labels()), Some("web".into()));
         assert_eq!(app(c.prev_labels()), Some("web".into()));
+
+        // A pod's field selector reads its JSON alone, as labels do: nothing decoded.
+        let c = Change::from_event(&kind, &put).unwrap();
+        let filter =
+            |q: &str| Filter::from_query(&kind, &crate::request::Query::parse(Some(q))).unwrap();
+        assert!(c.selected_by(&filter("fieldSelector=metadata.name%3Dweb")));
+        assert!(c.was_selected_by(&filter(
+            "fieldSelector=spec.nodeName%3D&labelSelector=app%3Dweb"
+        )));
+        assert!(!c.selected_by(&filter("fieldSelector=status.phase%3DRunning")));
+        assert!(c.object.get().is_none() && c.prev.get().is_none());
 
         // A deletion shows the last state with the deletion's resourceVersion.
         let delete = rk8s_raftstore::Event {

@@ -187,19 +187,11 @@ impl ApiServer {
                         Message::Change(c) if c.revision <= from => None,
                         Message::Change(c) => {
                             // Unfiltered, nothing is decoded: the stored bytes suffice;
-                            // a label selector reads the labels alone.
+                            // selectors read the labels (and a pod's fields) alone.
                             let (now, before) = if filter.is_everything() {
                                 (c.exists(), c.existed())
-                            } else if filter.is_labels_only() {
-                                (
-                                    c.labels().is_some_and(|l| filter.matches_labels(l)),
-                                    c.prev_labels().is_some_and(|l| filter.matches_labels(l)),
-                                )
                             } else {
-                                (
-                                    c.object().is_some_and(|o| filter.matches(o)),
-                                    c.prev().is_some_and(|o| filter.matches(o)),
-                                )
+                                (c.selected_by(&filter), c.was_selected_by(&filter))
                             };
                             let ty = match (c.exists(), before, now) {
                                 (true, false, true) => Some("ADDED"),
