@@ -367,7 +367,7 @@ mod tests {
 
     impl FilterPlugin for TierGuard {
         fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-            let batch = pod.labels.get("tier").is_some_and(|t| t == "batch");
+            let batch = pod.labels().get("tier").is_some_and(|t| t == "batch");
             let latency = node.labels.get("tier").is_some_and(|t| t == "latency");
             if batch && latency {
                 Status::unschedulable("node(s) are reserved for latency-sensitive pods")

@@ -19,8 +19,6 @@ pub struct PodInfo {
     pub key: String,
     /// Its namespace.
     pub namespace: String,
-    /// Its labels.
-    pub labels: BTreeMap<String, String>,
     /// What it requests (sum of containers, at least each init container).
     pub requests: Resources,
     /// The same with Kubernetes' scoring defaults for unset cpu/memory requests.
@@ -41,7 +39,6 @@ impl PodInfo {
             "{namespace}/{}",
             pod.metadata.name.as_deref().unwrap_or_default()
         );
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
         let (requests, non_zero_requests) = crate::resources::pod_requests(&pod);
         let host_ports = pod
             .spec
@@ -61,11 +58,16 @@ impl PodInfo {
             pod,
             key,
             namespace,
-            labels,
             requests,
             non_zero_requests,
             host_ports,
         }
+    }
+
+    /// Its labels (read from the pod: a cache of 150,000 pods held a copy of each).
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        self.pod.metadata.labels.as_ref().unwrap_or(&NONE)
     }
 
     /// The pod's spec, or an empty one.

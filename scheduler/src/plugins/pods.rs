@@ -46,7 +46,7 @@ impl Term {
         self.namespaces
             .as_ref()
             .is_none_or(|ns| ns.contains(&pod.namespace))
-            && self.selector.matches(&pod.labels)
+            && self.selector.matches(pod.labels())
     }
 }
 
@@ -300,11 +300,11 @@ fn constraints(pod: &PodInfo, nodes: Nodes<'_>, when: &str) -> Vec<Constraint> {
                 let n = node
                     .pods
                     .values()
-                    .filter(|p| p.namespace == pod.namespace && selector.matches(&p.labels))
+                    .filter(|p| p.namespace == pod.namespace && selector.matches(p.labels()))
                     .count() as i64;
                 *counts.entry(v.clone()).or_insert(0) += n;
             }
-            let self_match = i64::from(selector.matches(&pod.labels));
+            let self_match = i64::from(selector.matches(pod.labels()));
             Some(Constraint {
                 max_skew: i64::from(c.max_skew),
                 topology_key: c.topology_key.clone(),
