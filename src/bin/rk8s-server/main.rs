@@ -30,6 +30,9 @@ enum Command {
 
 // The API server allocates and frees many small buffers from many threads; glibc's
 // allocator spent a quarter of the server's CPU time on that (perf, scheduler bench).
+// The `system-allocator` feature leaves the choice to the C library (or a preloaded
+// allocator), for heap profiles.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
