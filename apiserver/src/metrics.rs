@@ -93,17 +93,11 @@ impl Drop for Watching {
 
 /// Every metric of the process in Prometheus' text format.
 pub fn exposition() -> (String, Vec<u8>) {
-    exposition_with("")
-}
-
-/// The process' metrics, then `extra` (the object-state series, already text).
-pub fn exposition_with(extra: &str) -> (String, Vec<u8>) {
     let encoder = TextEncoder::new();
     let mut out = Vec::new();
     if let Err(e) = encoder.encode(&prometheus::gather(), &mut out) {
         tracing::warn!("encoding metrics: {e}");
     }
-    out.extend_from_slice(extra.as_bytes());
     (encoder.format_type().to_string(), out)
 }
 

@@ -79,7 +79,7 @@ impl Family {
         let _ = writeln!(self.lines, "}} {value}");
     }
 
-    fn write(&self, out: &mut String) {
+    fn write(self, out: &mut String) {
         if self.lines.is_empty() {
             return;
         }
@@ -362,27 +362,28 @@ impl StateSeries {
     }
 
     /// The series as text exposition: each family that has samples, with its help
-    /// and type.
-    pub fn write(&self, out: &mut String) {
+    /// and type (each family's text freed once it is appended: at 150,000 pods the
+    /// series are some 200 MB of text).
+    pub fn write(self, out: &mut String) {
         for f in [
-            &self.pod_phase,
-            &self.pod_ready,
-            &self.d_spec,
-            &self.d_replicas,
-            &self.d_available,
-            &self.d_unavailable,
-            &self.d_updated,
-            &self.rs_spec,
-            &self.rs_ready,
-            &self.node_condition,
-            &self.node_unschedulable,
-            &self.job_active,
-            &self.job_succeeded,
-            &self.job_failed,
-            &self.hpa_min,
-            &self.hpa_max,
-            &self.hpa_current,
-            &self.hpa_desired,
+            self.pod_phase,
+            self.pod_ready,
+            self.d_spec,
+            self.d_replicas,
+            self.d_available,
+            self.d_unavailable,
+            self.d_updated,
+            self.rs_spec,
+            self.rs_ready,
+            self.node_condition,
+            self.node_unschedulable,
+            self.job_active,
+            self.job_succeeded,
+            self.job_failed,
+            self.hpa_min,
+            self.hpa_max,
+            self.hpa_current,
+            self.hpa_desired,
         ] {
             f.write(out);
         }

@@ -35,9 +35,10 @@ impl ApiServer {
                 })
                 .await?;
         }
-        let mut state = String::new();
-        series.write(&mut state);
-        let (format, text) = crate::metrics::exposition_with(&state);
+        // One buffer: the server's own series, then the objects' appended to it.
+        let (format, own) = crate::metrics::exposition();
+        let mut text = String::from_utf8(own).map_err(|e| ApiError::internal(e.to_string()))?;
+        series.write(&mut text);
         Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, format)
