@@ -690,7 +690,7 @@ mod tests {
             ip in maybe(&["10.0.0.1"]),
             reqs in prop::collection::vec(
                 (
-                    prop::sample::select(&supported_fields(&crate::object::kind_named("Pod").unwrap())[..]),
+                    prop::sample::select(supported_fields(&crate::object::kind_named("Pod").unwrap())),
                     any::<bool>(),
                     prop::sample::select(&["n1", "", "Running", "Never", "other", "web", "default", "10.0.0.1"][..]),
                 ),
