@@ -3,10 +3,12 @@
 //! 1, 16 and 256 concurrent clients, all talking to the leader. Prints a table with the
 //! rk8s/etcd ratio per row and writes `target/bench/store-writes.json`.
 //!
-//! rk8s members run in this process (each with its own raft thread and TCP listener);
-//! etcd members are `etcd` processes (Debian `etcd-server`), driven through the
-//! `etcd-client` crate. Per row both clusters run side by side and are loaded in
-//! turns (five each). Run with `make bench`; `BENCH_SECONDS` sets each store's time per
+//! rk8s members are processes of this program (`store-writes __member`: a store
+//! member alone, its raft thread and TCP listener); etcd members are `etcd` processes
+//! (Debian `etcd-server`), driven through the `etcd-client` crate. Per row both
+//! clusters run side by side and are loaded in turns (five each); at the end of a row
+//! the members' resident memory is read from `/proc` (rk8s keeps the key space in
+//! memory, etcd in bbolt's memory-mapped file: its RSS counts the pages it touched). Run with `make bench`; `BENCH_SECONDS` sets each store's time per
 //! row (default 5); `BENCH_MEMBERS` and `BENCH_CLIENTS` (comma-separated) pick rows;
 //! `BENCH_TLS=1` runs the rk8s members with mutual TLS.
 
@@ -71,25 +73,63 @@ impl Client {
     }
 }
 
-/// With `BENCH_TLS=1`, rk8s members talk mutual TLS as `rk8s-server`'s always do
-/// (one member certificate for all: they share the host); etcd stays plain.
-fn member_tls() -> Result<Option<PeerTls>, Error> {
+/// The member certificate's files (one for all members: they share the host).
+const TLS_FILES: [&str; 3] = ["ca.pem", "member.pem", "member-key.pem"];
+
+/// With `BENCH_TLS=1`, rk8s members talk mutual TLS as `rk8s-server`'s always do; etcd
+/// stays plain. The member CA and certificate are written to `dir` for the members.
+fn member_tls(dir: &Path) -> Result<Option<PeerTls>, Error> {
     if std::env::var("BENCH_TLS").is_err() {
         return Ok(None);
     }
     let ca = rk8s_apiserver::bootstrap::pki::ClusterCa::generate_member_ca()?;
     let (cert, key) = ca.issue_member(&["127.0.0.1".to_string()])?;
-    Ok(Some(rk8s_apiserver::bootstrap::pki::member_tls(
-        &ca.cert_pem,
-        &cert,
-        &key,
-    )?))
+    std::fs::create_dir_all(dir)?;
+    for (name, pem) in TLS_FILES.iter().zip([&ca.cert_pem, &cert, &key]) {
+        std::fs::write(dir.join(name), pem)?;
+    }
+    tls_from(dir).map(Some)
+}
+
+fn tls_from(dir: &Path) -> Result<PeerTls, Error> {
+    let [ca, cert, key] = TLS_FILES.map(|f| std::fs::read_to_string(dir.join(f)));
+    Ok(rk8s_apiserver::bootstrap::pki::member_tls(
+        &ca?, &cert?, &key?,
+    )?)
+}
+
+/// `store-writes __member DIR LISTEN [JOIN] [TLS_DIR]`: one rk8s member, until killed.
+async fn member(args: &[String]) -> Result<(), Error> {
+    let [dir, listen, rest @ ..] = args else {
+        return Err("usage: store-writes __member DIR LISTEN [JOIN|-] [TLS_DIR]".into());
+    };
+    let mut cfg = MemberConfig::new(dir, listen.parse()?);
+    cfg.join = rest.first().filter(|j| *j != "-").cloned();
+    cfg.tls = rest.get(1).map(|d| tls_from(Path::new(d))).transpose()?;
+    let _store = server::start(cfg).await?;
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// The resident memory of `children` in MiB (`VmRSS`, summed).
+fn rss_mib(children: &[Child]) -> f64 {
+    children
+        .iter()
+        .filter_map(|c| std::fs::read_to_string(format!("/proc/{}/status", c.id())).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .sum::<f64>()
+        / 1024.0
 }
 
 async fn rk8s_cluster(
     dir: &Path,
     members: usize,
     tls: Option<&PeerTls>,
+    tls_dir: &Path,
 ) -> Result<(Guard, Vec<Client>), Error> {
     let first = format!("127.0.0.1:{}", free_port()?);
     let mut guard = Guard {
@@ -102,10 +142,19 @@ async fn rk8s_cluster(
             0 => first.clone(),
             _ => format!("127.0.0.1:{}", free_port()?),
         };
-        let mut cfg = MemberConfig::new(dir.join(format!("m{i}")), listen.parse()?);
-        cfg.join = (i > 0).then(|| first.clone());
-        cfg.tls = tls.cloned();
-        guard.stores.push(server::start(cfg).await?);
+        std::fs::create_dir_all(dir)?;
+        let log = std::fs::File::create(dir.join(format!("m{i}.log")))?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("__member")
+            .arg(dir.join(format!("m{i}")))
+            .arg(&listen)
+            .arg(if i > 0 { first.as_str() } else { "-" });
+        if tls.is_some() {
+            cmd.arg(tls_dir);
+        }
+        guard
+            .children
+            .push(cmd.stdout(Stdio::null()).stderr(log).spawn()?);
         wait_rk8s(&first, i + 1, tls).await?;
     }
     let mut clients = Vec::new();
@@ -356,19 +405,26 @@ async fn main() -> Result<(), Error> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5.0);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "__member") {
+        return member(&args[1..]).await;
+    }
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     let tmp = out.join("tmp");
-    let tls = member_tls()?;
+    let tls_dir = tmp.join("tls");
+    let tls = member_tls(&tls_dir)?;
     println!(
-        "{:>7} {:>11} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>10}",
+        "{:>7} {:>11} | {:>10} {:>8} {:>8} {:>9} | {:>10} {:>8} {:>8} {:>9} | {:>10}",
         "members",
         "concurrency",
         "rk8s w/s",
         "p50 ms",
         "p99 ms",
+        "RSS MiB",
         "etcd w/s",
         "p50 ms",
         "p99 ms",
+        "RSS MiB",
         "rk8s/etcd"
     );
     let mut rows = Vec::new();
@@ -378,13 +434,14 @@ async fn main() -> Result<(), Error> {
         for &concurrency in &client_rows {
             // Both clusters run side by side and take turns, so that a slower or
             // faster spell of the machine (its disk above all) falls on both.
-            let (_rk8s, rk8s_clients) = rk8s_cluster(
+            let (rk8s_guard, rk8s_clients) = rk8s_cluster(
                 &tmp.join(format!("rk8s-{members}-{concurrency}")),
                 members,
                 tls.as_ref(),
+                &tls_dir,
             )
             .await?;
-            let (_etcd, etcd_clients) =
+            let (etcd_guard, etcd_clients) =
                 etcd_cluster(&tmp.join(format!("etcd-{members}-{concurrency}")), members).await?;
             let (mut rk8s, mut etcd) = (Sample::default(), Sample::default());
             for _ in 0..TURNS {
@@ -392,23 +449,28 @@ async fn main() -> Result<(), Error> {
                 load(&rk8s_clients, concurrency, turn, &mut rk8s).await?;
                 load(&etcd_clients, concurrency, turn, &mut etcd).await?;
             }
+            // Every member's, summed, at the end of the row.
+            let (rk8s_rss, etcd_rss) =
+                (rss_mib(&rk8s_guard.children), rss_mib(&etcd_guard.children));
             let (rk8s, etcd) = (rk8s.row(), etcd.row());
             let ratio = rk8s.per_second / etcd.per_second.max(f64::MIN_POSITIVE);
             println!(
-                "{members:>7} {concurrency:>11} | {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>9.2}x",
+                "{members:>7} {concurrency:>11} | {:>10.0} {:>8.2} {:>8.2} {:>9.0} | {:>10.0} {:>8.2} {:>8.2} {:>9.0} | {:>9.2}x",
                 rk8s.per_second,
                 rk8s.p50_ms,
                 rk8s.p99_ms,
+                rk8s_rss,
                 etcd.per_second,
                 etcd.p50_ms,
                 etcd.p99_ms,
+                etcd_rss,
                 ratio
             );
             rows.push(serde_json::json!({
                 "members": members,
                 "concurrency": concurrency,
-                "rk8s": {"writes": rk8s.writes, "writes_per_second": rk8s.per_second, "p50_ms": rk8s.p50_ms, "p99_ms": rk8s.p99_ms},
-                "etcd": {"writes": etcd.writes, "writes_per_second": etcd.per_second, "p50_ms": etcd.p50_ms, "p99_ms": etcd.p99_ms},
+                "rk8s": {"writes": rk8s.writes, "writes_per_second": rk8s.per_second, "p50_ms": rk8s.p50_ms, "p99_ms": rk8s.p99_ms, "members_rss_mib": rk8s_rss},
+                "etcd": {"writes": etcd.writes, "writes_per_second": etcd.per_second, "p50_ms": etcd.p50_ms, "p99_ms": etcd.p99_ms, "members_rss_mib": etcd_rss},
                 "ratio": ratio,
             }));
         }
