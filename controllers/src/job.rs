@@ -9,6 +9,7 @@
 //! else), then its finalizer is taken off, and only a pod whose finalizer is gone
 //! moves from the uncounted list into `succeeded` or `failed`.
 
+use std::borrow::Borrow;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
@@ -114,7 +115,13 @@ fn count(n: usize) -> i32 {
 /// Decides for `job` given its pods. `act` is false while earlier creations and
 /// deletions have not been seen yet (expectations): then no pod is created or deleted
 /// for the counts' sake.
-pub fn reconcile(job: &Job, pods: &[Pod], act: bool, now: jiff::Timestamp) -> Decision {
+pub fn reconcile<P: Borrow<Pod>>(
+    job: &Job,
+    pods: &[P],
+    act: bool,
+    now: jiff::Timestamp,
+) -> Decision {
+    let pods: Vec<&Pod> = pods.iter().map(Borrow::<Pod>::borrow).collect();
     let spec = job.spec.clone().unwrap_or_default();
     let old = job.status.clone().unwrap_or_default();
     let mut status = old.clone();
@@ -124,14 +131,19 @@ pub fn reconcile(job: &Job, pods: &[Pod], act: bool, now: jiff::Timestamp) -> De
 
     // A Job being deleted lets its pods go.
     if job.metadata.deletion_timestamp.is_some() {
-        decision.untrack = pods.iter().filter(|p| tracked(p)).map(name).collect();
+        decision.untrack = pods
+            .iter()
+            .copied()
+            .filter(|p| tracked(p))
+            .map(name)
+            .collect();
         decision.status = old;
         return decision;
     }
 
     // Counting: uncounted pods whose finalizer is gone move into the counters…
     let mut uncounted = status.uncounted_terminated_pods.take().unwrap_or_default();
-    let still_tracked = |u: &String| pods.iter().any(|p| &uid(p) == u && tracked(p));
+    let still_tracked = |u: &String| pods.iter().copied().any(|p| &uid(p) == u && tracked(p));
     let mut succeeded = usize::try_from(status.succeeded.unwrap_or(0)).unwrap_or(0);
     let mut failed = usize::try_from(status.failed.unwrap_or(0)).unwrap_or(0);
     for (list, counter) in [
@@ -145,7 +157,7 @@ pub fn reconcile(job: &Job, pods: &[Pod], act: bool, now: jiff::Timestamp) -> De
     }
     // …and finished pods still tracked go into the uncounted lists, their finalizer
     // taken off once that is written.
-    for pod in pods.iter().filter(|p| tracked(p)) {
+    for pod in pods.iter().copied().filter(|p| tracked(p)) {
         let Some(ok) = outcome(pod) else { continue };
         let list = if ok {
             &mut uncounted.succeeded
@@ -167,9 +179,10 @@ pub fn reconcile(job: &Job, pods: &[Pod], act: bool, now: jiff::Timestamp) -> De
     let settled = pending_succeeded == 0 && pending_failed == 0;
     status.uncounted_terminated_pods = Some(uncounted);
 
-    let mut active: Vec<&Pod> = pods.iter().filter(|p| is_active(p)).collect();
+    let mut active: Vec<&Pod> = pods.iter().copied().filter(|p| is_active(p)).collect();
     let terminating = pods
         .iter()
+        .copied()
         .filter(|p| p.metadata.deletion_timestamp.is_some() && outcome(p) != Some(true))
         .filter(|p| {
             !matches!(

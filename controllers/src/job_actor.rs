@@ -9,6 +9,7 @@
 //! itself for the active deadline.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::batch::v1::Job;
@@ -39,7 +40,7 @@ impl PodOwner for Job {
 
     fn decide(
         &self,
-        pods: &[Pod],
+        pods: &[Arc<Pod>],
         satisfied: bool,
         _failure: Option<&str>,
         now: jiff::Timestamp,
@@ -65,7 +66,7 @@ impl PodOwner for Job {
     fn carry_out(
         client: kube::Client,
         job: Job,
-        pods: HashMap<String, Pod>,
+        pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
     ) -> BoxFuture<'static, Option<String>> {
         Box::pin(async move {
@@ -126,7 +127,7 @@ fn job_ref(job: &Job) -> crate::events::Involved {
 async fn carry_out(
     client: &kube::Client,
     job: &Job,
-    pods: &HashMap<String, Pod>,
+    pods: &HashMap<String, Arc<Pod>>,
     decision: Decision,
     status_changed: bool,
 ) -> Option<String> {

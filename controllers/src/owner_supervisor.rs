@@ -164,19 +164,19 @@ impl<K: PodOwner> OwnerSupervisor<K> {
             return;
         };
         let ns = namespace_of(owner.meta());
-        let mut pods: Vec<Pod> = self
+        let mut pods: Vec<Arc<Pod>> = self
             .by_owner
             .get(uid)
             .into_iter()
             .flatten()
-            .filter_map(|k| self.pods.get(k).map(|p| Pod::clone(p)))
+            .filter_map(|k| self.pods.get(k).cloned())
             .collect();
         if let Some(sel) = owner.selector() {
             for name in self.orphans.get(&ns).into_iter().flatten() {
                 if let Some(p) = self.pods.get(&(ns.clone(), name.clone()))
                     && sel.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default()))
                 {
-                    pods.push(Pod::clone(p));
+                    pods.push(p.clone());
                 }
             }
         }

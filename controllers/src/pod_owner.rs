@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -46,7 +47,7 @@ pub trait PodOwner:
     /// creation.
     fn decide(
         &self,
-        pods: &[Pod],
+        pods: &[Arc<Pod>],
         satisfied: bool,
         failure: Option<&str>,
         now: jiff::Timestamp,
@@ -57,7 +58,7 @@ pub trait PodOwner:
     fn carry_out(
         client: kube::Client,
         owner: Self,
-        pods: HashMap<String, Pod>,
+        pods: HashMap<String, Arc<Pod>>,
         plan: Self::Plan,
     ) -> BoxFuture<'static, Option<String>>;
 
@@ -90,8 +91,9 @@ pub struct Decided<P> {
 pub struct Resync<K> {
     /// The owner as last seen.
     pub owner: K,
-    /// Its pods and the orphans its selector matches.
-    pub pods: Vec<Pod>,
+    /// Its pods and the orphans its selector matches: the informer's, shared (a
+    /// copy per owner's actor was a second copy of every pod).
+    pub pods: Vec<Arc<Pod>>,
     /// Pods of it created since the last resync.
     pub created: usize,
     /// Pods of it deleted since the last resync, by name.
@@ -112,7 +114,7 @@ impl<K> Resync<K> {
     }
 
     /// The pods by name.
-    pub fn pods_by_name(&self) -> HashMap<String, Pod> {
+    pub fn pods_by_name(&self) -> HashMap<String, Arc<Pod>> {
         self.pods
             .iter()
             .map(|p| (p.metadata.name.clone().unwrap_or_default(), p.clone()))
@@ -196,7 +198,7 @@ pub async fn create_pods(
 pub async fn delete_pods(
     client: &kube::Client,
     ns: &str,
-    pods: &HashMap<String, Pod>,
+    pods: &HashMap<String, Arc<Pod>>,
     names: &[String],
     about: crate::events::Involved,
 ) {

@@ -2,6 +2,7 @@
 //! orphans to adopt, which pods to release, how many pods to create or which to
 //! delete, and the status to report. Pure; the actor carries it out.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
@@ -72,7 +73,12 @@ pub fn deletion_order(a: &Pod, b: &Pod) -> Ordering {
 /// Decides for `rs` given every pod of its namespace. `act` is false while earlier
 /// creations/deletions have not been seen yet (expectations): then only adoption,
 /// release and status are decided.
-pub fn reconcile(rs: &ReplicaSet, pods: &[Pod], act: bool, now: jiff::Timestamp) -> Decision {
+pub fn reconcile<P: Borrow<Pod>>(
+    rs: &ReplicaSet,
+    pods: &[P],
+    act: bool,
+    now: jiff::Timestamp,
+) -> Decision {
     let uid = rs.metadata.uid.clone().unwrap_or_default();
     let spec = rs.spec.clone().unwrap_or_default();
     let replicas = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
@@ -86,6 +92,7 @@ pub fn reconcile(rs: &ReplicaSet, pods: &[Pod], act: bool, now: jiff::Timestamp)
     let mut decision = Decision::default();
     let mut owned: Vec<&Pod> = Vec::new();
     for pod in pods {
+        let pod: &Pod = pod.borrow();
         match controller_of(&pod.metadata) {
             Some(r) if r.uid == uid => {
                 if matches(pod) {

@@ -6,6 +6,7 @@
 //! subresource (with the `ReplicaFailure` condition of a failed creation).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
@@ -42,7 +43,7 @@ impl PodOwner for ReplicaSet {
 
     fn decide(
         &self,
-        pods: &[Pod],
+        pods: &[Arc<Pod>],
         satisfied: bool,
         failure: Option<&str>,
         now: jiff::Timestamp,
@@ -69,7 +70,7 @@ impl PodOwner for ReplicaSet {
     fn carry_out(
         client: kube::Client,
         rs: ReplicaSet,
-        pods: HashMap<String, Pod>,
+        pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
     ) -> BoxFuture<'static, Option<String>> {
         Box::pin(async move { carry_out(&client, &rs, &pods, &plan.decision, plan.status).await })
@@ -88,7 +89,7 @@ fn key(rs: &ReplicaSet) -> String {
 async fn carry_out(
     client: &kube::Client,
     rs: &ReplicaSet,
-    pods: &HashMap<String, Pod>,
+    pods: &HashMap<String, Arc<Pod>>,
     decision: &Decision,
     status: Option<ReplicaSetStatus>,
 ) -> Option<String> {
