@@ -540,7 +540,7 @@ mod tests {
         assert!(d.status.start_time.is_none());
         j.status = Some(d.status);
         j.spec.as_mut().unwrap().suspend = Some(false);
-        let d = reconcile(&j, &[], true, now());
+        let d = reconcile::<Pod>(&j, &[], true, now());
         assert_eq!(d.create, 2);
         assert_eq!(d.events[0].1, "Resumed");
     }

@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn nothing_is_created_or_deleted_while_expectations_are_pending() {
-        let d = reconcile(&rs(3), &[], false, now());
+        let d = reconcile::<Pod>(&rs(3), &[], false, now());
         assert_eq!((d.create, d.delete.len()), (0, 0));
         assert_eq!(d.status.replicas, 0);
     }
