@@ -47,9 +47,11 @@ const CONTROLLER: &str = "Controller";
 /// Starts the scheduler and the controllers in `config.actors`, each listed as
 /// `Controller/NAME` (their per-object actors under their kinds).
 fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
-    let client = match (config.client)() {
-        Ok(c) => c,
-        Err(e) => {
+    // The scheduler's own client, as kube-scheduler is a client of its own: its
+    // bindings do not wait behind the controllers' bursts of requests.
+    let (client, scheduler_client) = match ((config.client)(), (config.client)()) {
+        (Ok(c), Ok(s)) => (c, s),
+        (Err(e), _) | (_, Err(e)) => {
             tracing::error!("the control plane cannot reach its own API: {e}");
             return;
         }
@@ -57,7 +59,7 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     let actors = &config.actors;
     let informers = Informers::new(client.clone(), actors.clone());
     if config.scheduler {
-        let (c, profiles, metrics) = (client.clone(), config.profiles.clone(), metrics.cloned());
+        let (c, profiles, metrics) = (scheduler_client, config.profiles.clone(), metrics.cloned());
         let i = informers.clone();
         actors.start(CONTROLLER, "scheduler", move |me| {
             let actor = SchedulerActor::new(c.clone(), &i, profiles.clone(), me);

@@ -350,6 +350,13 @@ fn scheduler_profiles(
     })
 }
 
+/// How many requests one internal client has under way at once; the others wait their
+/// turn in order (kube-controller-manager's clients are bounded too, by rate:
+/// `--kube-api-qps`, `--kube-api-burst`). Each request under way holds an in-process
+/// connection with its buffers, kept in the pool afterwards: 1,000 ReplicaSets created
+/// at once had over 2,000 of them open. A watch counts only until its response begins.
+const CONCURRENT_REQUESTS: usize = 128;
+
 /// A client of this member's own API with its internal credential, over in-process
 /// connections (no TLS, no sockets: see `rk8s_http::loopback`).
 fn internal_client(
@@ -364,6 +371,7 @@ fn internal_client(
         .ok_or("the internal credential makes no authentication layer")?;
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(access.connector.clone());
+    let http = tower::limit::ConcurrencyLimit::new(http, CONCURRENT_REQUESTS);
     let http = tower::ServiceExt::map_err(http, tower::BoxError::from);
     Ok(kube::client::ClientBuilder::new(http, "default")
         .with_layer(&config.base_uri_layer())
