@@ -56,7 +56,14 @@ impl<K: Kind> Actor for Watch<K> {
 impl<K: Kind> StreamHandler<Change<K>> for Watch<K> {
     fn handle(&mut self, change: Change<K>, _ctx: &mut Self::Context) {
         match change {
-            Ok(Event::Init) => self.listing = Some(HashMap::new()),
+            Ok(Event::Init) => {
+                if self.informer.listed() {
+                    // The watch could not resume (its revision was compacted, or the
+                    // server ended it): every object is read again.
+                    tracing::info!("listing every {} again", K::plural(&()));
+                }
+                self.listing = Some(HashMap::new());
+            }
             Ok(Event::InitApply(obj)) => {
                 let listing = self.listing.get_or_insert_default();
                 listing.insert(key_of(&obj), trimmed(obj));
