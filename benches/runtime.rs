@@ -1,9 +1,11 @@
 //! Node runtime benchmark (`make bench`, as root), on the busybox image of
 //! images/build.sh:
 //!
-//! - create → start → delete of one container: rk8s (container helper +
-//!   libcontainer, over its socket) against the `runc` CLI, same bundle, same spec;
-//! - pod start (pause + one container, network included) until Running: p50/p99;
+//! - create → start → delete of one container: rk8s (its container helper, already
+//!   running, + libcontainer, over its socket) against the `runc` CLI (same bundle,
+//!   same spec) and the `podman` CLI (same image), each a process per step;
+//! - pod start (pause + one container, network included) until Running: p50/p99,
+//!   and podman's `pod create` + `run -d --pod` beside it;
 //! - 50 pods started concurrently on this host: total time until all run.
 //!
 //! Prints a table and writes `target/bench/runtime.json`.
@@ -11,6 +13,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "runtime/podman.rs"]
+mod podman;
 #[path = "../tests/support/runtime.rs"]
 mod support;
 
@@ -21,7 +25,7 @@ use common::{ms, percentile, print_rows, write_json};
 use rk8s_runtime::spec::{self, ContainerConfig};
 use rk8s_runtime::{ContainerRuntime, CreateContainer, Engine};
 use serde_json::json;
-use support::{PodHost, busybox};
+use support::{PodHost, busybox, pause};
 
 const LIFECYCLES: usize = 100;
 const POD_STARTS: usize = 40;
@@ -121,6 +125,22 @@ fn lifecycle_runc(bundle: &std::path::Path, samples: usize) -> Vec<Duration> {
     times
 }
 
+/// Times `step` `samples` times (after a few unrecorded runs), sorted.
+fn timed(samples: usize, mut step: impl FnMut()) -> Vec<Duration> {
+    for _ in 0..5 {
+        step();
+    }
+    let mut times: Vec<Duration> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            step();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times
+}
+
 fn pod(host: &PodHost, name: &str) -> k8s_openapi::api::core::v1::Pod {
     host.pod(json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
@@ -153,10 +173,33 @@ fn main() {
     let _ = std::fs::remove_dir_all("/run/rk8s-bench-runc");
     let _ = rk8s_runtime::cgroups::remove("/rk8s/bench");
     let ratio = ms(percentile(&ours, 0.5)) / ms(percentile(&theirs, 0.5));
-    for (name, t) in [
-        ("rk8s (helper + libcontainer)", &ours),
-        ("runc CLI", &theirs),
-    ] {
+    let podman = podman::Podman::new();
+    let images = podman
+        .as_ref()
+        .map(|p| (p.load(&busybox()), p.load(&pause())));
+    let mut lifecycles = vec![
+        (
+            "rk8s (warm container helper + libcontainer: 3 requests on its socket)",
+            ours,
+        ),
+        ("runc CLI (3 runc processes)", theirs),
+    ];
+    if let (Some(p), Some((image, _))) = (&podman, &images) {
+        lifecycles.push((
+            "podman CLI (create, start, rm: 3 podman processes, conmon, runc)",
+            timed(LIFECYCLES, || p.lifecycle(image)),
+        ));
+        lifecycles.push((
+            "`podman run --rm IMAGE true` (one command)",
+            timed(LIFECYCLES, || p.run_rm(image)),
+        ));
+    } else {
+        rows.push((
+            "podman".into(),
+            "not installed: skipped (scripts/setup-bench.sh installs it)".into(),
+        ));
+    }
+    for (name, t) in &lifecycles {
         rows.push((
             format!("create→start→delete, {name}"),
             format!(
@@ -175,6 +218,11 @@ fn main() {
         format!("{ratio:.3}   (goal ≤ 0.25)"),
     ));
     json_rows.push(json!({"case": "lifecycle_ratio", "rk8s_over_runc_p50": ratio}));
+    if let Some((_, podman_times)) = lifecycles.get(2) {
+        let ratio = ms(percentile(&lifecycles[0].1, 0.5)) / ms(percentile(podman_times, 0.5));
+        rows.push(("rk8s / podman (p50)".into(), format!("{ratio:.3}")));
+        json_rows.push(json!({"case": "lifecycle_ratio", "rk8s_over_podman_p50": ratio}));
+    }
 
     // 2. Pod start, sandbox and network included, until the pod is Running.
     let mut starts = Vec::new();
@@ -192,7 +240,7 @@ fn main() {
     });
     starts.sort();
     rows.push((
-        "pod start (pause + 1 container + network)".into(),
+        "pod start, rk8s (pause + 1 container + network)".into(),
         format!(
             "p50 {:.1} ms   p99 {:.1} ms   ({POD_STARTS} pods, one at a time)",
             ms(percentile(&starts, 0.5)),
@@ -201,6 +249,32 @@ fn main() {
     ));
     json_rows.push(json!({"case": "pod_start", "pods": POD_STARTS,
         "p50_ms": ms(percentile(&starts, 0.5)), "p99_ms": ms(percentile(&starts, 0.99))}));
+    if let (Some(p), Some((image, infra))) = (&podman, &images) {
+        // Each pod removed before the next one starts, as the rk8s pods above.
+        let mut starts: Vec<Duration> = (0..POD_STARTS)
+            .map(|_| {
+                let begin = Instant::now();
+                let pod = p.pod_start(infra, image);
+                let took = begin.elapsed();
+                p.pod_remove(&pod);
+                took
+            })
+            .collect();
+        starts.sort();
+        rows.push((
+            "pod start, podman (pod create + run -d --pod; no network: --network none)".into(),
+            format!(
+                "p50 {:.1} ms   p99 {:.1} ms   ({POD_STARTS} pods, one at a time)",
+                ms(percentile(&starts, 0.5)),
+                ms(percentile(&starts, 0.99))
+            ),
+        ));
+        json_rows.push(
+            json!({"case": "pod_start", "runtime": "podman", "pods": POD_STARTS,
+            "p50_ms": ms(percentile(&starts, 0.5)), "p99_ms": ms(percentile(&starts, 0.99))}),
+        );
+    }
+    drop(podman);
 
     // 3. Many pods at once.
     let total = runtime.block_on(async {

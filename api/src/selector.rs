@@ -513,6 +513,18 @@ impl Selectable {
         }
     }
 
+    /// A pod's `spec.nodeName` (empty while it is not bound); `None` if the object is
+    /// not a pod.
+    pub fn node_name(&self) -> Option<&str> {
+        let pod = self.pod.as_ref()?;
+        Some(
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .unwrap_or_default(),
+        )
+    }
+
     /// Whether `selector` selects the object, as [`FieldSelector::matches`] says of
     /// it decoded; `None` if the view does not hold the fields (not a pod).
     pub fn matches_fields(&self, selector: &FieldSelector) -> Option<bool> {
@@ -536,6 +548,14 @@ impl Selectable {
 }
 
 impl FieldSelector {
+    /// The value `field` must equal (its `field=value` requirement), if there is one.
+    pub fn required(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|r| r.field == field && r.op == FieldOp::Equal)
+            .map(|r| r.value.as_str())
+    }
+
     /// Checks that every field can be selected on `kind`.
     pub fn check(&self, kind: &ObjectKind) -> Result<(), SelectorError> {
         let supported = supported_fields(kind);

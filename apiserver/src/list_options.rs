@@ -251,6 +251,20 @@ impl Filter {
         }
     }
 
+    /// The node a pod watch is confined to (`fieldSelector=spec.nodeName=NODE`, as
+    /// every kubelet watches its pods): the watch cache then hands it only the changes
+    /// of that node's pods, as kube-apiserver's cacher does by its `spec.nodeName`
+    /// trigger, instead of every pod change for the selector to drop.
+    pub fn node_trigger(&self, kind: &ObjectKind) -> Option<String> {
+        if kind.kind != "Pod" || kind.api_version != "v1" {
+            return None;
+        }
+        self.fields
+            .as_ref()?
+            .required("spec.nodeName")
+            .map(str::to_string)
+    }
+
     /// Whether the filter selects everything.
     pub fn is_everything(&self) -> bool {
         self.labels.is_none() && self.fields.is_none()

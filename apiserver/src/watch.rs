@@ -9,7 +9,7 @@
 //! newer than the cache has seen waits for it, a bounded while
 //! ([`WatchCache::wait_until_fresh`]), as kube-apiserver's watch cache does.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -180,6 +180,15 @@ impl Change {
         )
     }
 
+    /// The node of the pod after and before the change (empty: not bound), each
+    /// `None` where there is no such state or it is not read as a pod.
+    fn node_names(&self) -> (Option<&str>, Option<&str>) {
+        fn name(v: Option<&Option<Selectable>>) -> Option<&str> {
+            v?.as_ref()?.node_name()
+        }
+        (name(self.view()), name(self.prev_view()))
+    }
+
     /// The labels of the object after the change (`None` for a deletion), read on
     /// first use from its JSON alone (none if it does not read).
     pub fn labels(&self) -> Option<&Labels> {
@@ -257,6 +266,16 @@ struct Subscriber {
     tx: mpsc::Sender<Message>,
 }
 
+impl Subscriber {
+    /// Queues `change` if the watcher's prefix holds it; false when the watcher is
+    /// gone or too slow (a full queue: dropping its sender ends its stream after what
+    /// is queued).
+    fn offer(&self, change: &Arc<Change>) -> bool {
+        !change.key.starts_with(&self.prefix)
+            || self.tx.try_send(Message::Change(change.clone())).is_ok()
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Recent changes, oldest first.
@@ -269,6 +288,9 @@ struct State {
     /// The newest revision the cache has seen (changes or progress).
     revision: i64,
     subscribers: Vec<Subscriber>,
+    /// Pod watchers confined to one node (`spec.nodeName=NODE`), by node: each is
+    /// handed only the changes of pods on its node, before or after the change.
+    by_node: HashMap<String, Vec<Subscriber>>,
 }
 
 /// The watch cache of one resource.
@@ -290,8 +312,19 @@ pub enum Subscription {
         rx: mpsc::Receiver<Message>,
     },
     /// A watch straight on the store (for a revision the cache no longer holds).
-    Store(WatchStream),
+    Store {
+        /// The store's watch.
+        stream: WatchStream,
+        /// Changes it sent that are not handed out yet: its first message holds the
+        /// whole history since the requested revision, which is turned into served
+        /// changes [`STORE_CHUNK`] at a time, each chunk once the last is written, so
+        /// that a watcher resuming far behind never has two copies of it at once.
+        pending: std::vec::IntoIter<rk8s_raftstore::Event>,
+    },
 }
+
+/// How many changes read from the store a watcher is handed at a time.
+const STORE_CHUNK: usize = 256;
 
 impl Subscription {
     /// The next messages; `None` when the subscription has ended, with the reason
@@ -307,18 +340,26 @@ impl Subscription {
                     None => Err(None),
                 }
             }
-            Subscription::Store(stream) => match stream.next().await {
-                Some(Ok(WatchMessage::Events(events))) => events
-                    .iter()
-                    .map(|e| Change::from_event(kind, e).map(|c| Message::Change(Arc::new(c))))
-                    .collect::<ApiResult<_>>()
-                    .map_err(Some),
-                Some(Ok(WatchMessage::Progress { revision })) => {
-                    Ok(vec![Message::Progress(revision)])
+            Subscription::Store { stream, pending } => {
+                if pending.len() == 0 {
+                    match stream.next().await {
+                        Some(Ok(WatchMessage::Events(events))) => *pending = events.into_iter(),
+                        Some(Ok(WatchMessage::Progress { revision })) => {
+                            return Ok(vec![Message::Progress(revision)]);
+                        }
+                        Some(Err(WatchEnd::TooSlow { .. })) | None => return Err(None),
+                        Some(Err(WatchEnd::Stopped(reason))) => {
+                            return Err(Some(ApiError::unavailable(reason)));
+                        }
+                    }
                 }
-                Some(Err(WatchEnd::TooSlow { .. })) | None => Err(None),
-                Some(Err(WatchEnd::Stopped(reason))) => Err(Some(ApiError::unavailable(reason))),
-            },
+                pending
+                    .by_ref()
+                    .take(STORE_CHUNK)
+                    .map(|e| Change::from_event(kind, &e).map(|c| Message::Change(Arc::new(c))))
+                    .collect::<ApiResult<_>>()
+                    .map_err(Some)
+            }
         }
     }
 }
@@ -500,14 +541,26 @@ impl WatchCache {
         let mut st = self.lock();
         for change in changes {
             st.revision = st.revision.max(change.revision);
-            st.subscribers.retain(|s| {
-                if !change.key.starts_with(&s.prefix) {
-                    return true;
+            st.subscribers.retain(|s| s.offer(&change));
+            if !st.by_node.is_empty() {
+                let (now, before) = change.node_names();
+                if now.is_none() && before.is_none() {
+                    // Not read as a pod: every node's watcher gets it to look at.
+                    for list in st.by_node.values_mut() {
+                        list.retain(|s| s.offer(&change));
+                    }
+                } else {
+                    for node in [now, before.filter(|b| Some(*b) != now)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(list) = st.by_node.get_mut(node) {
+                            list.retain(|s| s.offer(&change));
+                        }
+                    }
                 }
-                // A full queue means the watcher is too slow: dropping its sender
-                // ends its stream after what is queued.
-                s.tx.try_send(Message::Change(change.clone())).is_ok()
-            });
+                st.by_node.retain(|_, list| !list.is_empty());
+            }
             st.changes.push_back(change);
             if st.changes.len() > CACHE_EVENTS
                 && let Some(old) = st.changes.pop_front()
@@ -522,12 +575,17 @@ impl WatchCache {
         let mut st = self.lock();
         st.revision = st.revision.max(revision);
         let r = st.revision;
-        st.subscribers.retain(|s| {
+        let open = |s: &Subscriber| {
             !matches!(
                 s.tx.try_send(Message::Progress(r)),
                 Err(mpsc::error::TrySendError::Closed(_))
             )
-        });
+        };
+        st.subscribers.retain(open);
+        for list in st.by_node.values_mut() {
+            list.retain(open);
+        }
+        st.by_node.retain(|_, list| !list.is_empty());
         self.announce(r);
     }
 
@@ -535,7 +593,14 @@ impl WatchCache {
     /// has compacted that history away (even where the cache still holds it, so that
     /// every member answers alike). Callers wait for a future `revision` first
     /// ([`WatchCache::wait_until_fresh`]); one with no revision after it is a 504.
-    pub async fn subscribe(&self, prefix: &str, revision: i64) -> ApiResult<Subscription> {
+    /// `node`: a pod watcher confined to that node's pods ([`Filter::node_trigger`]),
+    /// handed only their changes.
+    pub async fn subscribe(
+        &self,
+        prefix: &str,
+        revision: i64,
+        node: Option<String>,
+    ) -> ApiResult<Subscription> {
         // Checked: `revision + 1` near `i64::MAX` would wrap and read as "too old".
         let Some(first) = revision.checked_add(1) else {
             let current = *self.seen.borrow();
@@ -568,10 +633,14 @@ impl WatchCache {
                     .cloned()
                     .collect();
                 let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
-                st.subscribers.push(Subscriber {
+                let subscriber = Subscriber {
                     prefix: prefix.as_bytes().to_vec(),
                     tx,
-                });
+                };
+                match node {
+                    Some(node) => st.by_node.entry(node).or_default().push(subscriber),
+                    None => st.subscribers.push(subscriber),
+                }
                 return Ok(Subscription::Cache { backlog, rx });
             }
         }
@@ -583,7 +652,10 @@ impl WatchCache {
         self.store
             .watch(request)
             .await
-            .map(Subscription::Store)
+            .map(|stream| Subscription::Store {
+                stream,
+                pending: Vec::new().into_iter(),
+            })
             .map_err(|e| crate::status::store_error(&self.kind, "", e))
     }
 
@@ -591,7 +663,11 @@ impl WatchCache {
     pub fn watchers(&self) -> usize {
         let mut st = self.lock();
         st.subscribers.retain(|s| !s.tx.is_closed());
-        st.subscribers.len()
+        for list in st.by_node.values_mut() {
+            list.retain(|s| !s.tx.is_closed());
+        }
+        st.by_node.retain(|_, list| !list.is_empty());
+        st.subscribers.len() + st.by_node.values().map(Vec::len).sum::<usize>()
     }
 }
 
@@ -713,6 +789,131 @@ mod tests {
         store.shutdown();
     }
 
+    /// The revisions of the changes queued for `sub` until it has `count` of them.
+    async fn revisions_seen(sub: &mut Subscription, count: usize) -> Vec<i64> {
+        let kind = kind_named("Pod").unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < count {
+            let next = tokio::time::timeout(Duration::from_secs(10), sub.next(&kind));
+            for m in next.await.unwrap().unwrap() {
+                if let Message::Change(c) = m {
+                    seen.push(c.revision);
+                }
+            }
+        }
+        seen
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watcher_confined_to_a_node_is_handed_only_that_nodes_pods() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, cache) = pods_cache(dir.path()).await;
+        let first = put(&store, "/registry/pods/default/first").await;
+        cache.wait_until_fresh(first as u64).await.unwrap();
+        // A revision after the cache started, so that it serves these watchers.
+        let start = put(&store, "/registry/pods/default/second").await;
+        cache.wait_until_fresh(start as u64).await.unwrap();
+        let prefix = "/registry/pods/";
+        let mut on_a = cache
+            .subscribe(prefix, start, Some("a".into()))
+            .await
+            .unwrap();
+        let mut on_b = cache
+            .subscribe(prefix, start, Some("b".into()))
+            .await
+            .unwrap();
+        let mut unbound = cache
+            .subscribe(prefix, start, Some(String::new()))
+            .await
+            .unwrap();
+        let mut all = cache.subscribe(prefix, start, None).await.unwrap();
+        assert_eq!(cache.watchers(), 4);
+        let pod = |node: Option<&str>| {
+            let mut spec = serde_json::json!({"containers": [{"name": "c", "image": "i"}]});
+            if let Some(n) = node {
+                spec["nodeName"] = n.into();
+            }
+            serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "default"}, "spec": spec}))
+            .unwrap()
+        };
+        let key = b"/registry/pods/default/web";
+        let write = |value: Vec<u8>| {
+            let store = store.clone();
+            async move { store.put(key, &value, 0, None).await.unwrap().revision }
+        };
+        let created = write(pod(None)).await;
+        let bound = write(pod(Some("a"))).await;
+        let running = write(pod(Some("a"))).await;
+        let deleted = store.delete(key, None).await.unwrap().revision;
+        let elsewhere = store
+            .put(b"/registry/pods/default/other", &pod(Some("b")), 0, None)
+            .await
+            .unwrap()
+            .revision;
+        assert_eq!(
+            revisions_seen(&mut on_a, 3).await,
+            [bound, running, deleted]
+        );
+        assert_eq!(revisions_seen(&mut on_b, 1).await, [elsewhere]);
+        // The unbound pod's watcher sees it created, and bound (gone from its view).
+        assert_eq!(revisions_seen(&mut unbound, 2).await, [created, bound]);
+        assert_eq!(
+            revisions_seen(&mut all, 5).await,
+            [created, bound, running, deleted, elsewhere]
+        );
+        // Nothing else was queued for the confined watchers; bookmarks still come.
+        cache.progress(elsewhere + 1);
+        for sub in [&mut on_a, &mut on_b, &mut unbound] {
+            let kind = kind_named("Pod").unwrap();
+            let next = sub.next(&kind).await.unwrap();
+            assert!(
+                matches!(next[..], [Message::Progress(r)] if r > elsewhere),
+                "{:?}",
+                next.iter()
+                    .map(|m| matches!(m, Message::Change(_)))
+                    .collect::<Vec<_>>()
+            );
+        }
+        store.shutdown();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_from_the_store_is_handed_out_a_chunk_at_a_time_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _cache) = pods_cache(dir.path()).await;
+        let mut written = Vec::new();
+        for i in 0..STORE_CHUNK * 2 + 10 {
+            written.push(put(&store, &format!("/registry/pods/default/p{}", i % 7)).await);
+        }
+        let prefix = b"/registry/pods/".to_vec();
+        let stream = store
+            .watch(WatchRequest {
+                range_end: prefix_end(&prefix),
+                key: prefix,
+                start_revision: written[0],
+            })
+            .await
+            .unwrap();
+        let mut sub = Subscription::Store {
+            stream,
+            pending: Vec::new().into_iter(),
+        };
+        let kind = kind_named("Pod").unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < written.len() {
+            let chunk = sub.next(&kind).await.unwrap();
+            assert!(!chunk.is_empty() && chunk.len() <= STORE_CHUNK);
+            for m in chunk {
+                if let Message::Change(c) = m {
+                    seen.push(c.revision);
+                }
+            }
+        }
+        assert_eq!(seen, written);
+        store.shutdown();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_future_revision_is_a_504_after_three_seconds_in_kube_apiserver_words() {
         let dir = tempfile::tempdir().unwrap();
@@ -754,7 +955,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, cache) = pods_cache(dir.path()).await;
         let e = cache
-            .subscribe("/registry/pods/", i64::MAX)
+            .subscribe("/registry/pods/", i64::MAX, None)
             .await
             .err()
             .unwrap();

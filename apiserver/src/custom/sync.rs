@@ -53,7 +53,7 @@ async fn follow(registry: &Registry, caches: &Caches, kinds: &CustomKinds) -> Ap
         serve(caches, kinds, crd);
     }
     let cache = caches.ensure(kind);
-    let mut sub = cache.subscribe(&prefix, page.revision).await?;
+    let mut sub = cache.subscribe(&prefix, page.revision, None).await?;
     loop {
         let messages = sub
             .next(&kind)

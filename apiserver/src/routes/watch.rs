@@ -73,7 +73,9 @@ impl ApiServer {
             .caches
             .get(&kind)
             .ok_or_else(ApiError::no_route)?;
-        let mut sub = cache.subscribe(&prefix, from).await?;
+        let mut sub = cache
+            .subscribe(&prefix, from, filter.node_trigger(&kind))
+            .await?;
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let custom = self.handlers.custom.clone();
         let encode = move |ty: &str, shown: Shown<'_>| -> Option<Bytes> {
