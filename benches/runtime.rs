@@ -239,16 +239,18 @@ fn main() {
         }
     });
     starts.sort();
-    rows.push((
-        "pod start, rk8s (pause + 1 container + network)".into(),
-        format!(
-            "p50 {:.1} ms   p99 {:.1} ms   ({POD_STARTS} pods, one at a time)",
-            ms(percentile(&starts, 0.5)),
-            ms(percentile(&starts, 0.99))
-        ),
-    ));
-    json_rows.push(json!({"case": "pod_start", "pods": POD_STARTS,
-        "p50_ms": ms(percentile(&starts, 0.5)), "p99_ms": ms(percentile(&starts, 0.99))}));
+    let mut pod_starts = |name: &str, runtime: &str, starts: &[Duration]| {
+        let (p50, p99) = (ms(percentile(starts, 0.5)), ms(percentile(starts, 0.99)));
+        rows.push((
+            format!("pod start, {name}"),
+            format!("p50 {p50:.1} ms   p99 {p99:.1} ms   ({POD_STARTS} pods, one at a time)"),
+        ));
+        json_rows.push(
+            json!({"case": "pod_start", "runtime": runtime, "pods": POD_STARTS,
+            "p50_ms": p50, "p99_ms": p99}),
+        );
+    };
+    pod_starts("rk8s (pause + 1 container + network)", "rk8s", &starts);
     if let (Some(p), Some((image, infra))) = (&podman, &images) {
         // Each pod removed before the next one starts, as the rk8s pods above.
         let mut starts: Vec<Duration> = (0..POD_STARTS)
@@ -261,17 +263,10 @@ fn main() {
             })
             .collect();
         starts.sort();
-        rows.push((
-            "pod start, podman (pod create + run -d --pod; no network: --network none)".into(),
-            format!(
-                "p50 {:.1} ms   p99 {:.1} ms   ({POD_STARTS} pods, one at a time)",
-                ms(percentile(&starts, 0.5)),
-                ms(percentile(&starts, 0.99))
-            ),
-        ));
-        json_rows.push(
-            json!({"case": "pod_start", "runtime": "podman", "pods": POD_STARTS,
-            "p50_ms": ms(percentile(&starts, 0.5)), "p99_ms": ms(percentile(&starts, 0.99))}),
+        pod_starts(
+            "podman (pod create + run -d --pod; no network: --network none)",
+            "podman",
+            &starts,
         );
     }
     drop(podman);

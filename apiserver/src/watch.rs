@@ -546,20 +546,25 @@ impl WatchCache {
                 let (now, before) = change.node_names();
                 if now.is_none() && before.is_none() {
                     // Not read as a pod: every node's watcher gets it to look at.
-                    for list in st.by_node.values_mut() {
+                    st.by_node.retain(|_, list| {
                         list.retain(|s| s.offer(&change));
-                    }
+                        !list.is_empty()
+                    });
                 } else {
+                    // Only the one or two nodes concerned are touched: this runs for
+                    // every pod change, with thousands of nodes watching.
                     for node in [now, before.filter(|b| Some(*b) != now)]
                         .into_iter()
                         .flatten()
                     {
                         if let Some(list) = st.by_node.get_mut(node) {
                             list.retain(|s| s.offer(&change));
+                            if list.is_empty() {
+                                st.by_node.remove(node);
+                            }
                         }
                     }
                 }
-                st.by_node.retain(|_, list| !list.is_empty());
             }
             st.changes.push_back(change);
             if st.changes.len() > CACHE_EVENTS
@@ -582,10 +587,10 @@ impl WatchCache {
             )
         };
         st.subscribers.retain(open);
-        for list in st.by_node.values_mut() {
+        st.by_node.retain(|_, list| {
             list.retain(open);
-        }
-        st.by_node.retain(|_, list| !list.is_empty());
+            !list.is_empty()
+        });
         self.announce(r);
     }
 
@@ -663,10 +668,10 @@ impl WatchCache {
     pub fn watchers(&self) -> usize {
         let mut st = self.lock();
         st.subscribers.retain(|s| !s.tx.is_closed());
-        for list in st.by_node.values_mut() {
+        st.by_node.retain(|_, list| {
             list.retain(|s| !s.tx.is_closed());
-        }
-        st.by_node.retain(|_, list| !list.is_empty());
+            !list.is_empty()
+        });
         st.subscribers.len() + st.by_node.values().map(Vec::len).sum::<usize>()
     }
 }
