@@ -277,7 +277,7 @@ pub fn plan(
         plan.ops.push(RequestOp {
             request: Some(request_op::Request::Put(PutRequest {
                 key: key.into_bytes(),
-                value: me.clone().into_bytes(),
+                value: me.clone().into_bytes().into(),
                 ..Default::default()
             })),
         });

@@ -234,7 +234,8 @@ mod tests {
                 "metadata": {"name": name, "namespace": "default"},
                 "data": {"k": name},
             }))
-            .unwrap(),
+            .unwrap()
+            .into(),
             mod_revision: rev,
             ..KeyValue::default()
         };
@@ -281,7 +282,8 @@ mod tests {
                 "metadata": {"name": name, "namespace": "default"},
                 "data": {"k": value},
             }))
-            .unwrap(),
+            .unwrap()
+            .into(),
             mod_revision: rev,
             ..KeyValue::default()
         };

@@ -346,7 +346,7 @@ impl Registry {
             let mut success = vec![RequestOp {
                 request: Some(request_op::Request::Put(PutRequest {
                     key: obj.storage_key().into_bytes(),
-                    value: encode(&obj),
+                    value: encode(&obj).into(),
                     ..Default::default()
                 })),
             }];

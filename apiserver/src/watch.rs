@@ -120,10 +120,10 @@ fn served(kind: &ObjectKind, key: &[u8], value: &[u8], revision: i64) -> ApiResu
     Ok(Bytes::from(out))
 }
 
-fn decoded(kind: &ObjectKind, key: &[u8], value: &[u8], revision: i64) -> Option<AnyObject> {
+fn decoded(kind: &ObjectKind, key: &[u8], value: &Bytes, revision: i64) -> Option<AnyObject> {
     let kv = KeyValue {
         key: key.to_vec(),
-        value: value.to_vec(),
+        value: value.clone(),
         mod_revision: revision,
         ..KeyValue::default()
     };
@@ -138,7 +138,7 @@ impl Change {
         let before = e
             .prev_kv
             .as_ref()
-            .map(|kv| (Bytes::from(kv.value.clone()), kv.mod_revision));
+            .map(|kv| (kv.value.clone(), kv.mod_revision));
         let deleted = e.kind == EventKind::Delete;
         let json = match (&e.kind, &before) {
             (EventKind::Put, _) => served(kind, key, &e.kv.value, e.kv.mod_revision)?,
@@ -310,17 +310,31 @@ pub enum Subscription {
         backlog: VecDeque<Arc<Change>>,
         /// Live messages; closed when the watcher is disconnected.
         rx: mpsc::Receiver<Message>,
+        /// Messages up to this revision were handed out before the watcher joined
+        /// (from the store), and are skipped if the cache still sends them.
+        after: i64,
     },
-    /// A watch straight on the store (for a revision the cache no longer holds).
-    Store {
-        /// The store's watch.
-        stream: WatchStream,
-        /// Changes it sent that are not handed out yet: its first message holds the
-        /// whole history since the requested revision, which is turned into served
-        /// changes [`STORE_CHUNK`] at a time, each chunk once the last is written, so
-        /// that a watcher resuming far behind never has two copies of it at once.
-        pending: std::vec::IntoIter<rk8s_raftstore::Event>,
-    },
+    /// A watch straight on the store, for a revision the cache no longer holds: the
+    /// history since then, after which the watcher joins the cache (the store's own
+    /// watch would otherwise have every change served again for this one watcher).
+    Store(Box<Catchup>),
+}
+
+/// A watcher reading the store's history until it can join its cache.
+pub struct Catchup {
+    /// The store's watch.
+    stream: WatchStream,
+    /// Changes it sent that are not handed out yet: its first message holds the
+    /// whole history since the requested revision, which is turned into served
+    /// changes [`STORE_CHUNK`] at a time, each chunk once the last is written, so
+    /// that a watcher resuming far behind never has two copies of it at once.
+    pending: std::vec::IntoIter<rk8s_raftstore::Event>,
+    /// Every change up to this revision has been handed out.
+    handed: i64,
+    /// The cache to join, and how the watcher subscribes to it.
+    cache: Arc<WatchCache>,
+    prefix: String,
+    node: Option<String>,
 }
 
 /// How many changes read from the store a watcher is handed at a time.
@@ -330,35 +344,53 @@ impl Subscription {
     /// The next messages; `None` when the subscription has ended, with the reason
     /// when there is one to tell.
     pub async fn next(&mut self, kind: &ObjectKind) -> Result<Vec<Message>, Option<ApiError>> {
-        match self {
-            Subscription::Cache { backlog, rx } => {
-                if !backlog.is_empty() {
-                    return Ok(backlog.drain(..).map(Message::Change).collect());
-                }
-                match rx.recv().await {
-                    Some(m) => Ok(vec![m]),
-                    None => Err(None),
-                }
-            }
-            Subscription::Store { stream, pending } => {
-                if pending.len() == 0 {
-                    match stream.next().await {
-                        Some(Ok(WatchMessage::Events(events))) => *pending = events.into_iter(),
-                        Some(Ok(WatchMessage::Progress { revision })) => {
-                            return Ok(vec![Message::Progress(revision)]);
-                        }
-                        Some(Err(WatchEnd::TooSlow { .. })) | None => return Err(None),
-                        Some(Err(WatchEnd::Stopped(reason))) => {
-                            return Err(Some(ApiError::unavailable(reason)));
-                        }
+        loop {
+            match self {
+                Subscription::Cache { backlog, rx, after } => {
+                    if !backlog.is_empty() {
+                        return Ok(backlog.drain(..).map(Message::Change).collect());
+                    }
+                    match rx.recv().await {
+                        Some(Message::Change(c)) if c.revision <= *after => {}
+                        Some(Message::Progress(r)) if r <= *after => {}
+                        Some(m) => return Ok(vec![m]),
+                        None => return Err(None),
                     }
                 }
-                pending
-                    .by_ref()
-                    .take(STORE_CHUNK)
-                    .map(|e| Change::from_event(kind, &e).map(|c| Message::Change(Arc::new(c))))
-                    .collect::<ApiResult<_>>()
-                    .map_err(Some)
+                Subscription::Store(c) => {
+                    if c.pending.len() == 0 {
+                        if let Some(joined) =
+                            c.cache.join(&c.prefix, c.handed, c.node.clone(), true)
+                        {
+                            *self = joined;
+                            continue;
+                        }
+                        match c.stream.next().await {
+                            Some(Ok(WatchMessage::Events(events))) => {
+                                c.pending = events.into_iter();
+                            }
+                            Some(Ok(WatchMessage::Progress { revision })) => {
+                                c.handed = c.handed.max(revision);
+                                return Ok(vec![Message::Progress(revision)]);
+                            }
+                            Some(Err(WatchEnd::TooSlow { .. })) | None => return Err(None),
+                            Some(Err(WatchEnd::Stopped(reason))) => {
+                                return Err(Some(ApiError::unavailable(reason)));
+                            }
+                        }
+                    }
+                    let chunk = c
+                        .pending
+                        .by_ref()
+                        .take(STORE_CHUNK)
+                        .map(|e| Change::from_event(kind, &e).map(Arc::new))
+                        .collect::<ApiResult<Vec<_>>>()
+                        .map_err(Some)?;
+                    if let Some(last) = chunk.last() {
+                        c.handed = c.handed.max(last.revision);
+                    }
+                    return Ok(chunk.into_iter().map(Message::Change).collect());
+                }
             }
         }
     }
@@ -601,7 +633,7 @@ impl WatchCache {
     /// `node`: a pod watcher confined to that node's pods ([`Filter::node_trigger`]),
     /// handed only their changes.
     pub async fn subscribe(
-        &self,
+        self: &Arc<Self>,
         prefix: &str,
         revision: i64,
         node: Option<String>,
@@ -627,27 +659,8 @@ impl WatchCache {
                 now.compact_revision
             )));
         }
-        {
-            let mut st = self.lock();
-            // The cache can serve a revision if every change after it is still held.
-            if st.start > 0 && revision >= st.evicted_upto {
-                let backlog = st
-                    .changes
-                    .iter()
-                    .filter(|c| c.revision > revision && c.key.starts_with(prefix.as_bytes()))
-                    .cloned()
-                    .collect();
-                let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
-                let subscriber = Subscriber {
-                    prefix: prefix.as_bytes().to_vec(),
-                    tx,
-                };
-                match node {
-                    Some(node) => st.by_node.entry(node).or_default().push(subscriber),
-                    None => st.subscribers.push(subscriber),
-                }
-                return Ok(Subscription::Cache { backlog, rx });
-            }
+        if let Some(sub) = self.join(prefix, revision, node.clone(), false) {
+            return Ok(sub);
         }
         let request = WatchRequest {
             key: prefix.as_bytes().to_vec(),
@@ -657,11 +670,55 @@ impl WatchCache {
         self.store
             .watch(request)
             .await
-            .map(|stream| Subscription::Store {
-                stream,
-                pending: Vec::new().into_iter(),
+            .map(|stream| {
+                Subscription::Store(Box::new(Catchup {
+                    stream,
+                    pending: Vec::new().into_iter(),
+                    handed: revision,
+                    cache: self.clone(),
+                    prefix: prefix.to_string(),
+                    node,
+                }))
             })
             .map_err(|e| crate::status::store_error(&self.kind, "", e))
+    }
+
+    /// A subscription from the cache for changes after `revision`, if the cache
+    /// still holds every one of them. `skip_live`: changes up to `revision` were
+    /// handed out already (a watcher joining from the store), so live ones the cache
+    /// has not published yet are skipped up to it.
+    fn join(
+        &self,
+        prefix: &str,
+        revision: i64,
+        node: Option<String>,
+        skip_live: bool,
+    ) -> Option<Subscription> {
+        let mut st = self.lock();
+        // The cache can serve a revision if every change after it is still held.
+        if st.start == 0 || revision < st.evicted_upto {
+            return None;
+        }
+        let backlog = st
+            .changes
+            .iter()
+            .filter(|c| c.revision > revision && c.key.starts_with(prefix.as_bytes()))
+            .cloned()
+            .collect();
+        let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
+        let subscriber = Subscriber {
+            prefix: prefix.as_bytes().to_vec(),
+            tx,
+        };
+        match node {
+            Some(node) => st.by_node.entry(node).or_default().push(subscriber),
+            None => st.subscribers.push(subscriber),
+        }
+        Some(Subscription::Cache {
+            backlog,
+            rx,
+            after: if skip_live { revision } else { 0 },
+        })
     }
 
     /// How many watchers read from this cache.
@@ -677,300 +734,4 @@ impl WatchCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rk8s_api::object::kind_named;
-    use rk8s_raftstore::server::MemberConfig;
-
-    /// A one-member store in `dir` that leads, and the pods' watch cache over it.
-    async fn pods_cache(dir: &std::path::Path) -> (Store, Arc<WatchCache>) {
-        let mut cfg = MemberConfig::new(dir, "127.0.0.1:0".parse().unwrap());
-        cfg.sync = false;
-        cfg.tick = Duration::from_millis(20);
-        let store = rk8s_raftstore::server::start(cfg).await.unwrap();
-        let mut leadership = store.leadership();
-        tokio::time::timeout(Duration::from_secs(10), leadership.wait_for(|l| l.is_self))
-            .await
-            .unwrap()
-            .unwrap();
-        let cache = WatchCache::new(kind_named("Pod").unwrap(), store.clone());
-        tokio::spawn(cache.clone().run());
-        (store, cache)
-    }
-
-    async fn put(store: &Store, key: &str) -> i64 {
-        store
-            .put(key.as_bytes(), b"{}", 0, None)
-            .await
-            .unwrap()
-            .revision
-    }
-
-    #[test]
-    fn a_change_is_served_from_its_stored_bytes_and_decoded_only_when_asked() {
-        let kind = kind_named("Pod").unwrap();
-        let stored = |image: &str| {
-            let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "c", "image": image}]}});
-            registry::encode(&AnyObject::from_value(&kind, pod).unwrap().unwrap())
-        };
-        let kv = |value: Vec<u8>, revision: i64| KeyValue {
-            key: b"/registry/pods/default/web".to_vec(),
-            value,
-            mod_revision: revision,
-            ..KeyValue::default()
-        };
-        let served_as = |value: Vec<u8>, revision: i64| {
-            let obj = registry::decode(&kind, &kv(value, revision)).unwrap();
-            obj.to_json()
-        };
-
-        let put = rk8s_raftstore::Event {
-            kind: EventKind::Put,
-            kv: kv(stored("b"), 7),
-            prev_kv: Some(kv(stored("a"), 5)),
-        };
-        let c = Change::from_event(&kind, &put).unwrap();
-        assert_eq!(c.json, served_as(stored("b"), 7));
-        assert!(c.object.get().is_none() && c.prev.get().is_none());
-        assert!(c.exists() && c.existed());
-        let version = |o: Option<&AnyObject>| o.and_then(|o| o.metadata().resource_version.clone());
-        assert_eq!(version(c.object()), Some("7".into()));
-        assert_eq!(version(c.prev()), Some("5".into()));
-        let app = |l: Option<&Labels>| l.and_then(|l| l.get("app").cloned());
-        assert_eq!(app(c.labels()), Some("web".into()));
-        assert_eq!(app(c.prev_labels()), Some("web".into()));
-
-        // A pod's field selector reads its JSON alone, as labels do: nothing decoded.
-        let c = Change::from_event(&kind, &put).unwrap();
-        let filter =
-            |q: &str| Filter::from_query(&kind, &crate::request::Query::parse(Some(q))).unwrap();
-        assert!(c.selected_by(&filter("fieldSelector=metadata.name%3Dweb")));
-        assert!(c.was_selected_by(&filter(
-            "fieldSelector=spec.nodeName%3D&labelSelector=app%3Dweb"
-        )));
-        assert!(!c.selected_by(&filter("fieldSelector=status.phase%3DRunning")));
-        assert!(c.object.get().is_none() && c.prev.get().is_none());
-
-        // A deletion shows the last state with the deletion's resourceVersion.
-        let delete = rk8s_raftstore::Event {
-            kind: EventKind::Delete,
-            kv: kv(Vec::new(), 9),
-            prev_kv: Some(kv(stored("b"), 7)),
-        };
-        let c = Change::from_event(&kind, &delete).unwrap();
-        assert_eq!(c.json, served_as(stored("b"), 9));
-        assert!(!c.exists() && c.existed());
-        assert!(c.object().is_none() && c.labels().is_none());
-        assert_eq!(version(c.shown()), Some("7".into()));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_revision_the_store_has_is_served_without_waiting() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, cache) = pods_cache(dir.path()).await;
-        // Written under another resource: the pods' cache has not seen it.
-        let revision = put(&store, "/registry/nodes/n1").await;
-        let started = tokio::time::Instant::now();
-        cache.wait_until_fresh(revision as u64).await.unwrap();
-        assert!(started.elapsed() < Duration::from_secs(1));
-        store.shutdown();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_revision_written_during_the_wait_ends_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, cache) = pods_cache(dir.path()).await;
-        let revision = put(&store, "/registry/nodes/n1").await;
-        let writer = store.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            put(&writer, "/registry/nodes/n2").await;
-        });
-        let started = tokio::time::Instant::now();
-        cache.wait_until_fresh(revision as u64 + 1).await.unwrap();
-        assert!(started.elapsed() < FRESHNESS_TIMEOUT);
-        store.shutdown();
-    }
-
-    /// The revisions of the changes queued for `sub` until it has `count` of them.
-    async fn revisions_seen(sub: &mut Subscription, count: usize) -> Vec<i64> {
-        let kind = kind_named("Pod").unwrap();
-        let mut seen = Vec::new();
-        while seen.len() < count {
-            let next = tokio::time::timeout(Duration::from_secs(10), sub.next(&kind));
-            for m in next.await.unwrap().unwrap() {
-                if let Message::Change(c) = m {
-                    seen.push(c.revision);
-                }
-            }
-        }
-        seen
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_watcher_confined_to_a_node_is_handed_only_that_nodes_pods() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, cache) = pods_cache(dir.path()).await;
-        let first = put(&store, "/registry/pods/default/first").await;
-        cache.wait_until_fresh(first as u64).await.unwrap();
-        // A revision after the cache started, so that it serves these watchers.
-        let start = put(&store, "/registry/pods/default/second").await;
-        cache.wait_until_fresh(start as u64).await.unwrap();
-        let prefix = "/registry/pods/";
-        let mut on_a = cache
-            .subscribe(prefix, start, Some("a".into()))
-            .await
-            .unwrap();
-        let mut on_b = cache
-            .subscribe(prefix, start, Some("b".into()))
-            .await
-            .unwrap();
-        let mut unbound = cache
-            .subscribe(prefix, start, Some(String::new()))
-            .await
-            .unwrap();
-        let mut all = cache.subscribe(prefix, start, None).await.unwrap();
-        assert_eq!(cache.watchers(), 4);
-        let pod = |node: Option<&str>| {
-            let mut spec = serde_json::json!({"containers": [{"name": "c", "image": "i"}]});
-            if let Some(n) = node {
-                spec["nodeName"] = n.into();
-            }
-            serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web", "namespace": "default"}, "spec": spec}))
-            .unwrap()
-        };
-        let key = b"/registry/pods/default/web";
-        let write = |value: Vec<u8>| {
-            let store = store.clone();
-            async move { store.put(key, &value, 0, None).await.unwrap().revision }
-        };
-        let created = write(pod(None)).await;
-        let bound = write(pod(Some("a"))).await;
-        let running = write(pod(Some("a"))).await;
-        let deleted = store.delete(key, None).await.unwrap().revision;
-        let elsewhere = store
-            .put(b"/registry/pods/default/other", &pod(Some("b")), 0, None)
-            .await
-            .unwrap()
-            .revision;
-        assert_eq!(
-            revisions_seen(&mut on_a, 3).await,
-            [bound, running, deleted]
-        );
-        assert_eq!(revisions_seen(&mut on_b, 1).await, [elsewhere]);
-        // The unbound pod's watcher sees it created, and bound (gone from its view).
-        assert_eq!(revisions_seen(&mut unbound, 2).await, [created, bound]);
-        assert_eq!(
-            revisions_seen(&mut all, 5).await,
-            [created, bound, running, deleted, elsewhere]
-        );
-        // Nothing else was queued for the confined watchers; bookmarks still come.
-        cache.progress(elsewhere + 1);
-        for sub in [&mut on_a, &mut on_b, &mut unbound] {
-            let kind = kind_named("Pod").unwrap();
-            let next = sub.next(&kind).await.unwrap();
-            assert!(
-                matches!(next[..], [Message::Progress(r)] if r > elsewhere),
-                "{:?}",
-                next.iter()
-                    .map(|m| matches!(m, Message::Change(_)))
-                    .collect::<Vec<_>>()
-            );
-        }
-        store.shutdown();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn history_from_the_store_is_handed_out_a_chunk_at_a_time_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _cache) = pods_cache(dir.path()).await;
-        let mut written = Vec::new();
-        for i in 0..STORE_CHUNK * 2 + 10 {
-            written.push(put(&store, &format!("/registry/pods/default/p{}", i % 7)).await);
-        }
-        let prefix = b"/registry/pods/".to_vec();
-        let stream = store
-            .watch(WatchRequest {
-                range_end: prefix_end(&prefix),
-                key: prefix,
-                start_revision: written[0],
-            })
-            .await
-            .unwrap();
-        let mut sub = Subscription::Store {
-            stream,
-            pending: Vec::new().into_iter(),
-        };
-        let kind = kind_named("Pod").unwrap();
-        let mut seen = Vec::new();
-        while seen.len() < written.len() {
-            let chunk = sub.next(&kind).await.unwrap();
-            assert!(!chunk.is_empty() && chunk.len() <= STORE_CHUNK);
-            for m in chunk {
-                if let Message::Change(c) = m {
-                    seen.push(c.revision);
-                }
-            }
-        }
-        assert_eq!(seen, written);
-        store.shutdown();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_future_revision_is_a_504_after_three_seconds_in_kube_apiserver_words() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, cache) = pods_cache(dir.path()).await;
-        let revision = put(&store, "/registry/pods/default/web").await;
-        let started = tokio::time::Instant::now();
-        let e = cache
-            .wait_until_fresh(revision as u64 + 1000)
-            .await
-            .unwrap_err();
-        let waited = started.elapsed();
-        assert!(
-            (FRESHNESS_TIMEOUT..FRESHNESS_TIMEOUT + Duration::from_secs(2)).contains(&waited),
-            "{waited:?}"
-        );
-        assert_eq!((e.code.as_u16(), e.reason), (504, "Timeout"));
-        assert_eq!(
-            e.message,
-            format!(
-                "Timeout: Too large resource version: {}, current: {revision}",
-                revision + 1000
-            )
-        );
-        let details = e.details.unwrap();
-        assert_eq!(details.retry_after_seconds, Some(1));
-        let cause = &details.causes.unwrap()[0];
-        assert_eq!(
-            (cause.reason.as_deref(), cause.message.as_deref()),
-            (
-                Some("ResourceVersionTooLarge"),
-                Some("Too large resource version")
-            )
-        );
-        store.shutdown();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_watch_after_the_last_revision_there_can_be_is_too_large_not_too_old() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, cache) = pods_cache(dir.path()).await;
-        let e = cache
-            .subscribe("/registry/pods/", i64::MAX, None)
-            .await
-            .err()
-            .unwrap();
-        assert_eq!((e.code.as_u16(), e.reason), (504, "Timeout"));
-        assert!(
-            e.message
-                .starts_with("Timeout: Too large resource version: 9223372036854775807, current: "),
-            "{}",
-            e.message
-        );
-        store.shutdown();
-    }
-}
+mod tests;

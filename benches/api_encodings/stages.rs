@@ -54,7 +54,7 @@ pub fn server_stages(json_list: &[u8]) -> Vec<(&'static str, f64)> {
             .enumerate()
             .map(|(i, value)| rk8s_raftstore::proto::KeyValue {
                 key: format!("/registry/pods/bench/{i}").into_bytes(),
-                value: value.clone(),
+                value: value.clone().into(),
                 mod_revision: 1 + i as i64,
                 ..Default::default()
             })

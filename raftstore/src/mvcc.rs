@@ -212,7 +212,7 @@ impl Mvcc {
             Ok(CompareTarget::Value) => match kv {
                 // etcd: a value compare against a missing key is false.
                 None => return false,
-                Some(kv) => kv.value.as_slice().cmp(c.value.as_slice()),
+                Some(kv) => kv.value[..].cmp(c.value.as_slice()),
             },
             Ok(target) => {
                 let n = kv.map_or(0, |kv| match target {

@@ -55,7 +55,7 @@ fn guarded(key: &[u8], expected: Option<i64>, op: request_op::Request) -> Comman
 pub fn put(key: &[u8], value: &[u8], lease: i64, expected: Option<i64>) -> Command {
     let op = request_op::Request::Put(PutRequest {
         key: key.to_vec(),
-        value: value.to_vec(),
+        value: bytes::Bytes::copy_from_slice(value),
         lease,
     });
     guarded(key, expected, op)

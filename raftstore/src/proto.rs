@@ -11,9 +11,10 @@ pub struct KeyValue {
     /// The key.
     #[prost(bytes = "vec", tag = "1")]
     pub key: Vec<u8>,
-    /// The value.
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
+    /// The value (shared: every copy of a key-value, in history, events and
+    /// responses, is a reference to one buffer).
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: bytes::Bytes,
     /// Revision of the write that created the key (since its last deletion).
     #[prost(int64, tag = "3")]
     pub create_revision: i64,
@@ -129,9 +130,10 @@ pub struct PutRequest {
     /// The key.
     #[prost(bytes = "vec", tag = "1")]
     pub key: Vec<u8>,
-    /// The value.
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
+    /// The value (shared: every copy of a key-value, in history, events and
+    /// responses, is a reference to one buffer).
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: bytes::Bytes,
     /// Lease to attach the key to (0: none).
     #[prost(int64, tag = "3")]
     pub lease: i64,

@@ -101,7 +101,7 @@ fn an_expired_lease_deletes_its_keys_at_a_new_revision() {
         Some(Ok(WatchMessage::Events(e))) => {
             assert_eq!(e.len(), 1);
             assert_eq!(e[0].kind, EventKind::Delete);
-            assert_eq!(e[0].prev_kv.as_ref().unwrap().value, b"alive");
+            assert_eq!(e[0].prev_kv.as_ref().unwrap().value, &b"alive"[..]);
         }
         other => panic!("expected the deletion, got {other:?}"),
     }

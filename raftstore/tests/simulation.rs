@@ -509,7 +509,7 @@ impl Sim {
         let written: HashMap<Vec<u8>, i64> = log
             .iter()
             .filter(|e| !e.kv.value.is_empty())
-            .map(|e| (e.kv.value.clone(), e.revision()))
+            .map(|e| (e.kv.value.to_vec(), e.revision()))
             .collect();
         for op in &mut self.history {
             let value = match (&op.call, &op.outcome) {

@@ -46,7 +46,7 @@ fn range(
         .map(|kv| {
             (
                 String::from_utf8(kv.key).unwrap(),
-                String::from_utf8(kv.value).unwrap(),
+                String::from_utf8(kv.value.to_vec()).unwrap(),
                 kv.mod_revision,
             )
         })
@@ -158,7 +158,7 @@ fn transactions_apply_whole_at_one_revision_or_not_at_all() {
     let op = |k: &str, lease: i64| RequestOp {
         request: Some(request_op::Request::Put(PutRequest {
             key: k.as_bytes().to_vec(),
-            value: b"v".to_vec(),
+            value: bytes::Bytes::from_static(b"v"),
             lease,
         })),
     };
@@ -243,7 +243,7 @@ fn compaction_keeps_the_latest_values_and_refuses_older_reads() {
     );
     let events = sm.mvcc.events_since(b"/", &[0], 5).unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].prev_kv.as_ref().unwrap().value, b"2");
+    assert_eq!(events[0].prev_kv.as_ref().unwrap().value, &b"2"[..]);
     assert_eq!(
         sm.apply(&ops::compact(4)).0,
         Err(Error::Compacted {

@@ -57,7 +57,7 @@ fn the_lowest_free_address_is_given_and_held_in_the_same_transaction() {
     assert_eq!(plan.compares[0].target, CompareTarget::Create as i32);
     assert!(matches!(
         &plan.ops[0].request,
-        Some(request_op::Request::Put(p)) if p.value == b"default/web"
+        Some(request_op::Request::Put(p)) if p.value[..] == b"default/web"[..]
     ));
 }
 

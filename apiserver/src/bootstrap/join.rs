@@ -116,7 +116,7 @@ fn put(key: String, value: Vec<u8>) -> RequestOp {
     RequestOp {
         request: Some(request_op::Request::Put(PutRequest {
             key: key.into_bytes(),
-            value,
+            value: value.into(),
             lease: 0,
         })),
     }
@@ -145,7 +145,7 @@ async fn get(store: &Store, key: &str) -> ApiResult<Option<(Vec<u8>, i64)>> {
         .kvs
         .into_iter()
         .next()
-        .map(|kv| (kv.value, kv.mod_revision)))
+        .map(|kv| (kv.value.into(), kv.mod_revision)))
 }
 
 /// The podCIDR the join of `node` assigned, if it joined.
