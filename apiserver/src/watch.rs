@@ -310,8 +310,8 @@ pub enum Subscription {
         backlog: VecDeque<Arc<Change>>,
         /// Live messages; closed when the watcher is disconnected.
         rx: mpsc::Receiver<Message>,
-        /// Messages up to this revision were handed out before the watcher joined
-        /// (from the store), and are skipped if the cache still sends them.
+        /// The revision the watcher asked to follow (or reached reading the store):
+        /// messages up to it that the cache publishes late are skipped.
         after: i64,
     },
     /// A watch straight on the store, for a revision the cache no longer holds: the
@@ -359,9 +359,7 @@ impl Subscription {
                 }
                 Subscription::Store(c) => {
                     if c.pending.len() == 0 {
-                        if let Some(joined) =
-                            c.cache.join(&c.prefix, c.handed, c.node.clone(), true)
-                        {
+                        if let Some(joined) = c.cache.join(&c.prefix, c.handed, c.node.as_deref()) {
                             *self = joined;
                             continue;
                         }
@@ -659,7 +657,7 @@ impl WatchCache {
                 now.compact_revision
             )));
         }
-        if let Some(sub) = self.join(prefix, revision, node.clone(), false) {
+        if let Some(sub) = self.join(prefix, revision, node.as_deref()) {
             return Ok(sub);
         }
         let request = WatchRequest {
@@ -684,16 +682,10 @@ impl WatchCache {
     }
 
     /// A subscription from the cache for changes after `revision`, if the cache
-    /// still holds every one of them. `skip_live`: changes up to `revision` were
-    /// handed out already (a watcher joining from the store), so live ones the cache
-    /// has not published yet are skipped up to it.
-    fn join(
-        &self,
-        prefix: &str,
-        revision: i64,
-        node: Option<String>,
-        skip_live: bool,
-    ) -> Option<Subscription> {
+    /// still holds every one of them. Live changes up to `revision` that the cache
+    /// publishes after this (it may be behind the store, and a watcher joining from
+    /// the store has had them) are skipped.
+    fn join(&self, prefix: &str, revision: i64, node: Option<&str>) -> Option<Subscription> {
         let mut st = self.lock();
         // The cache can serve a revision if every change after it is still held.
         if st.start == 0 || revision < st.evicted_upto {
@@ -711,13 +703,17 @@ impl WatchCache {
             tx,
         };
         match node {
-            Some(node) => st.by_node.entry(node).or_default().push(subscriber),
+            Some(node) => st
+                .by_node
+                .entry(node.to_string())
+                .or_default()
+                .push(subscriber),
             None => st.subscribers.push(subscriber),
         }
         Some(Subscription::Cache {
             backlog,
             rx,
-            after: if skip_live { revision } else { 0 },
+            after: revision,
         })
     }
 

@@ -251,23 +251,7 @@ async fn a_watcher_behind_the_cache_reads_history_in_chunks_then_joins_the_cache
     assert_eq!(seen, written);
     // The history handed out, later changes come from the cache, each once.
     let later = put(&store, "/registry/pods/default/later").await;
-    let next = loop {
-        let messages = tokio::time::timeout(Duration::from_secs(10), sub.next(&kind))
-            .await
-            .unwrap()
-            .unwrap();
-        let changes: Vec<i64> = messages
-            .iter()
-            .filter_map(|m| match m {
-                Message::Change(c) => Some(c.revision),
-                Message::Progress(_) => None,
-            })
-            .collect();
-        if !changes.is_empty() {
-            break changes;
-        }
-    };
-    assert_eq!(next, vec![later]);
+    assert_eq!(revisions_seen(&mut sub, 1).await, vec![later]);
     assert!(matches!(sub, Subscription::Cache { .. }));
     assert_eq!(cache.watchers(), 1);
     store.shutdown();
