@@ -9,6 +9,7 @@
 //! - [`discovery`]: kind names and manifests' kinds resolved through the server's API
 //!   discovery (custom kinds);
 //! - [`print`](mod@print), [`describe`]: tables, YAML and descriptions;
+//! - [`jsonpath`]: kubectl's JSONPath (`-o jsonpath`, `-o custom-columns`, `--sort-by`);
 //! - [`input`]: `-f` files, directories and standard input;
 //! - [`commands`]: the cluster commands and their arguments, one module per verb group;
 //! - [`debug`]: `debug actors|kill-actor` (the control plane's actors, `--enable-chaos`);
@@ -27,6 +28,7 @@ pub mod debug;
 pub mod describe;
 pub mod discovery;
 pub mod input;
+pub mod jsonpath;
 pub mod local;
 pub mod print;
 pub mod prometheus;

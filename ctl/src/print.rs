@@ -17,6 +17,10 @@ pub struct TableStyle {
     pub no_headers: bool,
     /// Prefix names with `kind/` (when several kinds are printed).
     pub kind_prefix: Option<String>,
+    /// `-L KEY`: a column of each label's value, after the others.
+    pub label_columns: Vec<String>,
+    /// `--show-labels`: a LABELS column last.
+    pub show_labels: bool,
 }
 
 fn cell_text(v: &Value) -> String {
@@ -77,6 +81,16 @@ fn table_lines_at(table: &Value, style: &TableStyle, widths: &mut Vec<usize>) ->
         if style.namespace_column {
             header.insert(0, "NAMESPACE".into());
         }
+        // kubectl heads a label's column with the last segment of its key.
+        header.extend(
+            style
+                .label_columns
+                .iter()
+                .map(|k| k.rsplit('/').next().unwrap_or(k).to_uppercase()),
+        );
+        if style.show_labels {
+            header.push("LABELS".into());
+        }
         grid.push(header);
     }
     for row in table["rows"].as_array().unwrap_or(&empty) {
@@ -91,16 +105,43 @@ fn table_lines_at(table: &Value, style: &TableStyle, widths: &mut Vec<usize>) ->
                 }
             })
             .collect();
+        let meta = &row["object"]["metadata"];
         if style.namespace_column {
-            let ns = row["object"]["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            line.insert(0, ns);
+            line.insert(0, meta["namespace"].as_str().unwrap_or("").to_string());
+        }
+        let labels = meta["labels"].as_object();
+        for key in &style.label_columns {
+            let value = labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+            line.push(value.unwrap_or("").to_string());
+        }
+        if style.show_labels {
+            line.push(labels_text(labels));
         }
         grid.push(line);
     }
-    let count = grid.first().map_or(0, Vec::len);
+    aligned(&grid, widths)
+}
+
+/// Labels as `--show-labels` prints them: `k=v,k2=v2` by key, or `<none>`.
+fn labels_text(labels: Option<&serde_json::Map<String, Value>>) -> String {
+    let mut pairs: Vec<String> = labels
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    if pairs.is_empty() {
+        return "<none>".into();
+    }
+    pairs.sort();
+    pairs.join(",")
+}
+
+/// Rows as lines with columns aligned as kubectl's tab writer aligns them: each
+/// column but the last as wide as its widest cell plus three spaces, and at least six,
+/// padded even when the cells after it are empty (as wide as `widths` too, which grows to the widths used, so the rows of a watch
+/// line up with the table before them).
+pub fn aligned(grid: &[Vec<String>], widths: &mut Vec<usize>) -> Vec<String> {
+    let count = grid.iter().map(Vec::len).max().unwrap_or(0);
     widths.resize(widths.len().max(count), 0);
     for (c, w) in widths.iter_mut().enumerate().take(count) {
         let widest = grid
@@ -108,7 +149,7 @@ fn table_lines_at(table: &Value, style: &TableStyle, widths: &mut Vec<usize>) ->
             .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
             .max()
             .unwrap_or(0);
-        *w = (*w).max(widest);
+        *w = (*w).max(widest).max(3);
     }
     grid.iter()
         .map(|r| {
@@ -120,7 +161,7 @@ fn table_lines_at(table: &Value, style: &TableStyle, widths: &mut Vec<usize>) ->
                     line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
                 }
             }
-            line.trim_end().to_string()
+            line
         })
         .collect()
 }
@@ -140,28 +181,10 @@ pub fn for_output(mut value: Value) -> Value {
     value
 }
 
-/// Prints rows with columns aligned three spaces apart, as kubectl prints tables.
+/// Prints rows with columns aligned as kubectl aligns tables ([`aligned`]).
 pub fn table(rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = Vec::new();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            let w = cell.chars().count();
-            match widths.get_mut(i) {
-                Some(max) => *max = (*max).max(w),
-                None => widths.push(w),
-            }
-        }
-    }
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 < row.len() {
-                line.push_str(&format!("{cell:<width$}   ", width = widths[i]));
-            } else {
-                line.push_str(cell);
-            }
-        }
-        println!("{}", line.trim_end());
+    for line in aligned(rows, &mut Vec::new()) {
+        println!("{line}");
     }
 }
 
