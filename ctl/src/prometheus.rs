@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use base64::Engine;
 
-use crate::cluster::kubeconfig_path;
+use crate::cluster::KubeconfigFiles;
 use crate::commands::Global;
 
 /// `prometheus-config` arguments.
@@ -75,9 +75,9 @@ scrape_configs:
 /// Writes the CA and the token of the kubeconfig's current context into the
 /// directory and prints the configuration.
 pub fn prometheus_config(g: &Global, args: &PrometheusArgs) -> Result<()> {
-    let path = kubeconfig_path(g.kubeconfig.as_ref())?;
-    let config = kube::config::Kubeconfig::read_from(&path)
-        .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+    let files = KubeconfigFiles::find(g.kubeconfig.as_ref())?;
+    let config = files.load()?;
+    let path = files.existing()?[0].clone();
     let context_name = g
         .context
         .clone()
