@@ -1,7 +1,8 @@
 //! The cluster commands of `rk8sctl`, with their arguments, one module per verb
 //! group: [`apply`](apply()) and [`create`] (`-f` files), [`get`] (with `--watch`),
 //! [`describe`](describe()), [`delete`], [`scale`] and [`autoscale`], [`set_metadata`]
-//! (`label`, `annotate`), [`edit`], [`cluster_info`] and [`version`], [`config`]. What
+//! (`label`, `annotate`), [`edit`], [`cluster_info`] and [`version`], [`config`],
+//! [`wait`]. What
 //! they share is here: the [`Global`] options and how `KIND NAME` arguments name
 //! objects.
 
@@ -14,6 +15,7 @@ mod get;
 mod info;
 mod metadata;
 mod scale;
+mod wait;
 
 use std::path::PathBuf;
 
@@ -34,6 +36,7 @@ pub use get::{GetArgs, Output, get};
 pub use info::{cluster_info, version};
 pub use metadata::{MetaMap, set_metadata};
 pub use scale::{AutoscaleArgs, autoscale, scale};
+pub use wait::{WaitArgs, WaitFor, wait};
 
 /// Options every cluster command takes.
 #[derive(clap::Args, Clone, Debug, Default)]

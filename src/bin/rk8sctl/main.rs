@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use rk8s_ctl::commands::{self as ctl, ConfigCommand, DeleteArgs, Files, GetArgs, Global, MetaMap};
+use rk8s_ctl::commands::{
+    self as ctl, ConfigCommand, DeleteArgs, Files, GetArgs, Global, MetaMap, WaitArgs,
+};
 
 /// Drive an rk8s cluster, or check manifests locally.
 #[derive(Parser)]
@@ -69,6 +71,9 @@ enum Command {
         /// The name, when not given as KIND/NAME.
         name: Option<String>,
     },
+    /// Wait until objects are deleted, created, or in a condition
+    /// (`--for=condition=Available`, `--for=jsonpath='{.status.phase}'=Running`).
+    Wait(WaitArgs),
     /// Follow, list, undo, restart, pause or resume a Deployment's rollouts.
     #[command(subcommand)]
     Rollout(rk8s_ctl::rollout::RolloutCommand),
@@ -132,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ctl::set_metadata(g, MetaMap::Annotations, &args, overwrite).await?
         }
         Command::Edit { resource, name } => ctl::edit(g, &resource, name.as_deref()).await?,
+        Command::Wait(a) => ctl::wait(g, &a).await?,
         Command::Rollout(c) => rk8s_ctl::rollout::rollout(g, &c).await?,
         Command::Debug(c) => rk8s_ctl::debug::debug(g, &c).await?,
         Command::Top(c) => rk8s_ctl::top::top(g, &c).await?,
