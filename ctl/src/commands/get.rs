@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
-use rk8s_api::ObjectKind;
+use rk8s_api::{ObjectKind, Quantity};
 use serde_json::{Value, json};
 
 use super::{Global, query, resolve_targets, with_kind};
@@ -257,7 +257,12 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
                     None => eprintln!("No resources found"),
                 }
             }
-            print_structured(a.output.as_ref(), &structured, targets_single(&targets))?;
+            print_structured(
+                a.output.as_ref(),
+                &structured,
+                targets_single(&targets),
+                a.no_headers,
+            )?;
         }
     }
     Ok(())
@@ -274,6 +279,7 @@ fn print_structured(
     output: Option<&Output>,
     structured: &[(String, Value)],
     single: bool,
+    no_headers: bool,
 ) -> Result<()> {
     let doc = || {
         let mut items: Vec<Value> = structured.iter().map(|(_, o)| o.clone()).collect();
@@ -294,7 +300,7 @@ fn print_structured(
         }
         Some(Output::CustomColumns(columns)) => {
             let objects: Vec<&Value> = structured.iter().map(|(_, o)| o).collect();
-            for line in custom_column_lines(columns, &objects, false)? {
+            for line in custom_column_lines(columns, &objects, no_headers)? {
                 println!("{line}");
             }
         }
@@ -334,8 +340,9 @@ fn custom_column_lines(
 }
 
 /// Sorts `items` by the first value `by` selects in each (`of` finds the object in an
-/// item): items without it first, numbers by value, anything else by its text, ties
-/// in the order the server gave them.
+/// item), as kubectl's sorter compares: items without it first, numbers by value,
+/// strings that are both quantities (`2`, `10`, `512Mi`, `1Gi`) by amount, anything
+/// else by its text; ties in the order the server gave them.
 fn sort_by_field<T>(items: &mut [T], by: &Expr, of: impl Fn(&T) -> &Value) -> Result<()> {
     let mut keyed: Vec<(Option<Value>, usize)> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -348,6 +355,12 @@ fn sort_by_field<T>(items: &mut [T], by: &Expr, of: impl Fn(&T) -> &Value) -> Re
         (Some(Value::Number(x)), Some(Value::Number(y))) => {
             let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
             x.total_cmp(&y)
+        }
+        (Some(Value::String(x)), Some(Value::String(y))) => {
+            match (x.parse::<Quantity>(), y.parse::<Quantity>()) {
+                (Ok(qx), Ok(qy)) => qx.cmp(&qy),
+                _ => x.cmp(y),
+            }
         }
         (Some(x), Some(y)) => json_text(x).cmp(&json_text(y)),
     });

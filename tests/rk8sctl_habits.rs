@@ -1,0 +1,386 @@
+//! kubectl's habits in `rk8sctl`, each held against kubectl itself on the same real
+//! `rk8s-server`: `-o jsonpath|jsonpath-file|custom-columns|custom-columns-file`,
+//! `--sort-by`, `--no-headers`, `-L`, `--show-labels` (the same bytes printed),
+//! `wait --for=…`, `$KUBECONFIG` lists and `~/.kube/config`, and the `config set-*`
+//! family writing where kubectl writes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use support::apiserver::Server;
+use support::cli;
+
+const OBJECTS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web, app.kubernetes.io/name: shop, tier: fe}}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: busybox:1.36}, {name: side, image: nginx}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, labels: {app: api, tier: be}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: api, image: busybox}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: busybox}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c-10, labels: {a: x}}
+data: {num: "10", key: v}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c-2}
+data: {num: "2"}
+"#;
+
+fn text(out: &Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Both tools with `args` against `server`: what each printed must be the same.
+fn same(server: &Server, args: &[&str]) {
+    let ours = text(&server.rk8sctl(args));
+    let theirs = text(&cli::output(server.kubectl_command().args(args), None));
+    assert_eq!(ours.0, 0, "rk8sctl {args:?} failed: {}", ours.2);
+    assert_eq!(theirs.0, 0, "kubectl {args:?} failed: {}", theirs.2);
+    assert_eq!(ours.1, theirs.1, "rk8sctl and kubectl differ on {args:?}");
+}
+
+#[test]
+fn output_formats_print_what_kubectl_prints() {
+    let server = Server::start(&[]);
+    let made = Instant::now();
+    let (ok, out) = {
+        let o = cli::output(
+            server.kubectl_command().args(["apply", "-f", "-"]),
+            Some(OBJECTS),
+        );
+        (o.status.success(), format!("{o:?}"))
+    };
+    assert!(ok, "{out}");
+    let dir = server.dir.path();
+    let columns_file = dir.join("columns.txt");
+    std::fs::write(
+        &columns_file,
+        "NAME   REPLICAS\n.metadata.name   {.spec.replicas}\n",
+    )
+    .unwrap();
+    let template_file = dir.join("template.txt");
+    std::fs::write(
+        &template_file,
+        "{range .items[*]}{.metadata.name}={.data.num};{end}\n",
+    )
+    .unwrap();
+    let columns_arg = format!("custom-columns-file={}", columns_file.display());
+    let template_arg = format!("jsonpath-file={}", template_file.display());
+    // Outputs without an age column.
+    for args in [
+        vec![
+            "get",
+            "deploy",
+            "-o",
+            "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas,LABELS:.metadata.labels,IMAGES:.spec.template.spec.containers[*].image,NONE:.status.nope",
+        ],
+        vec![
+            "get",
+            "deploy",
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.name}{"\t"}{.spec.replicas}{"\n"}{end}"#,
+        ],
+        vec![
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            r"jsonpath={.metadata.labels} {.spec.template.spec.containers[*].name} {.metadata.labels.app\.kubernetes\.io/name} {..image}",
+        ],
+        vec![
+            "get",
+            "deploy",
+            "-o",
+            r#"jsonpath={.items[?(@.spec.replicas>1)].metadata.name}|{.items[-1:].metadata.name}|{.kind}"#,
+        ],
+        vec!["get", "deploy", "--sort-by=.spec.replicas", "-o", "name"],
+        vec![
+            "get",
+            "deploy",
+            "--sort-by={.metadata.name}",
+            "--no-headers",
+            "-o",
+            "custom-columns=N:.metadata.name,R:{.spec.replicas}",
+        ],
+        vec![
+            "get",
+            "cm",
+            "--sort-by=.data.num",
+            "-o",
+            "custom-columns=N:.metadata.name,V:.data.num,K:.data.key",
+        ],
+        vec![
+            "get",
+            "deploy",
+            "--sort-by=.spec.replicas",
+            "-o",
+            &columns_arg,
+        ],
+        vec!["get", "cm", "-o", &template_arg],
+    ] {
+        same(&server, &args);
+    }
+    // Tables: wait until every age has two digits, so both tools read the same widths.
+    std::thread::sleep(Duration::from_secs(11).saturating_sub(made.elapsed()));
+    for args in [
+        vec![
+            "get",
+            "deploy",
+            "-L",
+            "app,app.kubernetes.io/name",
+            "-L",
+            "tier,missing",
+        ],
+        vec!["get", "cm", "--show-labels", "--sort-by=.metadata.name"],
+        vec!["get", "deploy", "--no-headers", "--sort-by=.spec.replicas"],
+    ] {
+        same(&server, &args);
+    }
+    // A template that does not parse names what is wrong, and nothing is printed.
+    let (code, out, err) = text(&server.rk8sctl(&["get", "deploy", "-o", "jsonpath={.items[0]"]));
+    assert_ne!(code, 0);
+    assert_eq!(out, "");
+    assert!(
+        err.contains("error parsing jsonpath {.items[0], unclosed action"),
+        "{err}"
+    );
+    let (code, _, err) = text(&server.rk8sctl(&["get", "deploy", "-o", "custom-columns=NAME"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("expected <header>:<json-path-expr>"), "{err}");
+}
+
+#[test]
+fn wait_for_conditions_fields_and_deletion() {
+    let server = Server::start(&[]);
+    let o = cli::output(
+        server.kubectl_command().args(["apply", "-f", "-"]),
+        Some(OBJECTS),
+    );
+    assert!(o.status.success(), "{o:?}");
+    // The Deployment controller sets Progressing on every Deployment.
+    assert_eq!(
+        server.rk8sctl_ok(&[
+            "wait",
+            "--for=condition=Progressing",
+            "deploy/web",
+            "--timeout=60s"
+        ]),
+        "deployment.apps/web condition met\n"
+    );
+    assert_eq!(
+        server.rk8sctl_ok(&[
+            "wait",
+            "--for=jsonpath={.spec.replicas}=1",
+            "deploy",
+            "-l",
+            "tier=be"
+        ]),
+        "deployment.apps/api condition met\n"
+    );
+    // No node runs the pods: never Available.
+    let (code, _, err) = text(&server.rk8sctl(&[
+        "wait",
+        "--for=condition=Available",
+        "deploy/web",
+        "--timeout=1s",
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("timed out waiting for the condition on deployments/web"),
+        "{err}"
+    );
+    let (code, _, err) = text(&server.rk8sctl(&["wait", "--for=condition=Ready", "deploy/nope"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("deployments.apps \"nope\" not found"), "{err}");
+    let (code, _, err) = text(&server.rk8sctl(&["wait", "--for=condition=Ready", "deploy"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no name was specified"), "{err}");
+    // Already gone: done at once, silently.
+    assert_eq!(server.rk8sctl_ok(&["wait", "--for=delete", "cm/never"]), "");
+    // Deleted while waiting.
+    let waiting = server
+        .rk8sctl_command()
+        .args(["wait", "--for=delete", "cm/c-2", "--timeout=60s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    server.rk8sctl_ok(&["delete", "cm", "c-2"]);
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "configmap/c-2 condition met\n"
+    );
+}
+
+/// `rk8sctl ARGS` with only `env` (and PATH) for its environment.
+fn ctl_env(args: &[&str], env: &[(&str, &Path)]) -> (i32, String, String) {
+    let mut command: Command = cli::rk8sctl_command();
+    command.env_clear().args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    text(&cli::output(&mut command, None))
+}
+
+#[test]
+fn kubeconfig_lists_home_files_and_config_setters() {
+    let server = Server::start(&[]);
+    let home = tempfile::tempdir().unwrap();
+    let missing = home.path().join("missing");
+    // KUBECONFIG: a list, files that do not exist skipped.
+    let list = std::env::join_paths([missing.as_path(), server.kubeconfig().as_path()]).unwrap();
+    let (code, out, err) = ctl_env(
+        &["get", "ns", "default", "-o", "name"],
+        &[("KUBECONFIG", Path::new(&list)), ("HOME", home.path())],
+    );
+    assert_eq!((code, out.as_str()), (0, "namespace/default\n"), "{err}");
+    // Nothing found: every file looked at is named.
+    let (code, _, err) = ctl_env(&["get", "ns"], &[("HOME", home.path())]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(".rk8s/config or ") && err.contains(".kube/config"),
+        "{err}"
+    );
+    // ~/.kube/config when there is no ~/.rk8s/config.
+    std::fs::create_dir_all(home.path().join(".kube")).unwrap();
+    std::fs::copy(server.kubeconfig(), home.path().join(".kube/config")).unwrap();
+    let (code, out, err) = ctl_env(
+        &["get", "ns", "default", "-o", "name"],
+        &[("HOME", home.path())],
+    );
+    assert_eq!((code, out.as_str()), (0, "namespace/default\n"), "{err}");
+
+    // A kubeconfig built from nothing with the setters, by each tool into its own
+    // pair of files: the same messages, the same files, and both tools use it.
+    let pki = server.data_dir().join("pki");
+    let token = std::fs::read_to_string(pki.join("admin.token")).unwrap();
+    let url = std::fs::read_to_string(server.kubeconfig())
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("server: ")
+                .map(|s| s.trim_matches('"').to_string())
+        })
+        .unwrap();
+    let ca = pki.join("ca.crt").display().to_string();
+    let steps: Vec<Vec<&str>> = vec![
+        vec![
+            "config",
+            "set-cluster",
+            "one",
+            "--server",
+            &url,
+            "--certificate-authority",
+            &ca,
+            "--embed-certs",
+        ],
+        vec!["config", "set-credentials", "me", "--token", token.trim()],
+        vec![
+            "config",
+            "set-context",
+            "ctx",
+            "--cluster",
+            "one",
+            "--user",
+            "me",
+        ],
+        vec![
+            "config",
+            "set-context",
+            "--current",
+            "--namespace",
+            "kube-system",
+        ],
+        vec!["config", "use-context", "ctx"],
+        vec![
+            "config",
+            "set-context",
+            "--current",
+            "--namespace",
+            "kube-system",
+        ],
+        vec!["config", "set-context", "spare", "--cluster", "one"],
+        vec!["config", "rename-context", "spare", "other"],
+        vec!["config", "get-contexts"],
+        vec!["config", "get-clusters"],
+        vec!["config", "delete-context", "other"],
+        vec!["config", "delete-context", "other"],
+        vec!["get", "ns", "kube-system", "-o", "name"],
+        vec!["config", "current-context"],
+    ];
+    let mut printed: Vec<Vec<(i32, String, String)>> = Vec::new();
+    for tool in ["rk8sctl", "kubectl"] {
+        let dir = home.path().join(tool);
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = std::env::join_paths([dir.join("a"), dir.join("b")]).unwrap();
+        let mut outputs = Vec::new();
+        for step in &steps {
+            let mut command = match tool {
+                "rk8sctl" => cli::rk8sctl_command(),
+                _ => Command::new("kubectl"),
+            };
+            command
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", home.path())
+                .env("KUBECONFIG", &files)
+                .args(step);
+            let (code, out, err) = text(&cli::output(&mut command, None));
+            let dir = dir.display().to_string();
+            let clean = |s: &str| {
+                s.replace(&dir, "DIR")
+                    .replace("error: ", "")
+                    .replace(tool, "TOOL")
+            };
+            outputs.push((code.min(1), clean(&out), clean(&err)));
+        }
+        // kubectl makes the last file of a list none of which exists.
+        assert!(!dir.join("a").exists() && dir.join("b").exists(), "{tool}");
+        printed.push(outputs);
+    }
+    for (i, step) in steps.iter().enumerate() {
+        assert_eq!(
+            printed[0][i], printed[1][i],
+            "rk8sctl and kubectl differ on {step:?}"
+        );
+    }
+    assert_eq!(printed[0][12].1, "namespace/kube-system\n");
+}
