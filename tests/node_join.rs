@@ -154,7 +154,7 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
 fn pod(name: &str, node: &str, busybox: &str, script: &str) -> Pod {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": {"ticker": "yes"}},
         "spec": {
             "nodeName": node,
             "terminationGracePeriodSeconds": 2,
@@ -351,6 +351,45 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
     let args = ["logs", "on-a", "--tail", "2"];
     let out = server.kubectl_command().args(args).output().unwrap();
     assert_eq!(support::cli::success(args, out).lines().count(), 2);
+    // Every pod a selector matches, each line marked with where it came from.
+    let out = server.rk8sctl_ok(&["logs", "-l", "ticker=yes", "--prefix", "--tail", "1"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("[pod/on-a/main] tick "), "{out}");
+    assert!(lines[1].starts_with("[pod/on-b/main] tick "), "{out}");
+    // A Service's (or workload's) logs: one of its pods, the choice announced.
+    let service = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "tickers"},
+        "spec": {"selector": {"ticker": "yes"}, "ports": [{"port": 80}]}}"#;
+    let out = support::cli::output(
+        server.rk8sctl_command().args(["apply", "-f", "-"]),
+        Some(service),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = server.rk8sctl(&["logs", "svc/tickers", "--tail", "1", "--all-containers"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("tick "),
+        "{out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("Found 2 pods, using pod/on-"),
+        "{out:?}"
+    );
+    // --since: the last seconds only (not the first line); a time to come: nothing.
+    let recent = server.rk8sctl_ok(&["logs", "on-a", "--since", "3s"]);
+    let all = server.rk8sctl_ok(&["logs", "on-a"]);
+    assert!(
+        !recent.contains("started") && recent.lines().count() < all.lines().count(),
+        "{recent}"
+    );
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    assert_eq!(
+        server.rk8sctl_ok(&["logs", "on-a", "--since-time", &later]),
+        ""
+    );
+    let args = ["logs", "on-a", "--since=3s"];
+    let out = server.kubectl_command().args(args).output().unwrap();
+    assert!(!support::cli::success(args, out).contains("started"));
 
     // Exec: output streams, exit code, standard input, a terminal; kubectl too.
     let out = server.rk8sctl(&[

@@ -187,6 +187,7 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
                         | "previous"
                         | "limitBytes"
                         | "sinceSeconds"
+                        | "sinceTime"
                 ) {
                     params.append_pair(k, v);
                 }

@@ -15,7 +15,7 @@
 //! - [`debug`]: `debug actors|kill-actor` (the control plane's actors, `--enable-chaos`);
 //! - [`prometheus`]: `prometheus-config`, a scrape configuration for the cluster;
 //! - [`rollout`]: `rollout status|history|undo|restart|pause|resume`;
-//! - [`stream`]: `logs` and `exec`, streamed from the pod's node;
+//! - [`logs`], [`stream`]: `logs` and `exec`, streamed from the pod's node;
 //! - [`top`]: `top nodes|pods`, from the resource metrics API;
 //! - [`validate`]: `validate`, manifests and local-mode files checked without a cluster;
 //! - [`local`]: containers, pods and Compose apps on this host, without a cluster, and
@@ -30,6 +30,7 @@ pub mod discovery;
 pub mod input;
 pub mod jsonpath;
 pub mod local;
+pub mod logs;
 pub mod print;
 pub mod prometheus;
 pub mod rollout;

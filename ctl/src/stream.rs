@@ -1,42 +1,17 @@
-//! `rk8sctl logs` and `rk8sctl exec` against a cluster: the API server forwards them
-//! to the node running the pod (`pods/log`, `pods/exec` over a WebSocket).
+//! `rk8sctl exec` against a cluster: the API server forwards it to the node running
+//! the pod (`pods/exec` over a WebSocket); the pod and container choice `logs` shares.
 
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
-use futures_util::{AsyncBufReadExt, StreamExt};
+
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{AttachParams, LogParams};
+use kube::api::AttachParams;
 use tokio::io::AsyncWriteExt;
 
 use crate::cluster::explain;
 use crate::commands::Global;
-
-/// `logs` arguments (kubectl's).
-#[derive(clap::Args, Clone, Debug)]
-pub struct LogsArgs {
-    /// The pod: `NAME` or `pod/NAME`.
-    pub pod: String,
-    /// The container (default: the pod's default container).
-    #[arg(short, long)]
-    pub container: Option<String>,
-    /// Keep streaming new lines until the container stops.
-    #[arg(short, long)]
-    pub follow: bool,
-    /// Only the last N lines (-1: all).
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
-    pub tail: i64,
-    /// Prefix each line with its RFC 3339 timestamp.
-    #[arg(long)]
-    pub timestamps: bool,
-    /// The log of the previous (restarted) instance of the container.
-    #[arg(short, long)]
-    pub previous: bool,
-    /// At most this many bytes.
-    #[arg(long)]
-    pub limit_bytes: Option<i64>,
-}
 
 /// `exec` arguments (kubectl's).
 #[derive(clap::Args, Clone, Debug)]
@@ -57,7 +32,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-fn pod_name(arg: &str) -> Result<&str> {
+pub(crate) fn pod_name(arg: &str) -> Result<&str> {
     match arg.split_once('/') {
         None => Ok(arg),
         Some(("pod" | "pods" | "po", name)) => Ok(name),
@@ -68,7 +43,7 @@ fn pod_name(arg: &str) -> Result<&str> {
 /// The container a command means: the one given, else kubectl's default (the
 /// `kubectl.kubernetes.io/default-container` annotation, else the first), announced
 /// on stderr when the pod has several.
-fn container_of(pod: &Pod, asked: Option<&str>) -> Result<String> {
+pub(crate) fn container_of(pod: &Pod, asked: Option<&str>) -> Result<String> {
     if let Some(c) = asked {
         return Ok(c.to_string());
     }
@@ -94,36 +69,6 @@ fn container_of(pod: &Pod, asked: Option<&str>) -> Result<String> {
         );
     }
     Ok(chosen)
-}
-
-/// `rk8sctl logs`.
-pub async fn logs(g: &Global, args: &LogsArgs) -> Result<()> {
-    let cluster = g.connect().await?;
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let name = pod_name(&args.pod)?;
-    let pod = pods.get(name).await.map_err(explain)?;
-    let params = LogParams {
-        container: Some(container_of(&pod, args.container.as_deref())?),
-        follow: args.follow,
-        tail_lines: (args.tail >= 0).then_some(args.tail),
-        timestamps: args.timestamps,
-        previous: args.previous,
-        limit_bytes: args.limit_bytes,
-        ..Default::default()
-    };
-    let mut lines = pods
-        .log_stream(name, &params)
-        .await
-        .map_err(explain)?
-        .lines();
-    let mut out = tokio::io::stdout();
-    while let Some(line) = lines.next().await {
-        let line = line.context("the log stream broke")?;
-        out.write_all(line.as_bytes()).await?;
-        out.write_all(b"\n").await?;
-        out.flush().await?;
-    }
-    Ok(())
 }
 
 /// `rk8sctl exec`; returns the process' exit code.

@@ -182,6 +182,8 @@ pub struct ReadOptions {
     pub tail: Option<usize>,
     /// Prefix each line with its timestamp.
     pub timestamps: bool,
+    /// Only lines written at or after this time (`sinceSeconds`, `sinceTime`).
+    pub since: Option<jiff::Timestamp>,
 }
 
 /// Writes the lines of the log at `path` (and its rotated predecessor) to `out`. With
@@ -195,10 +197,24 @@ pub fn read(
 ) -> Result<()> {
     let mut lines: Vec<Vec<u8>> = Vec::new();
     let mut partial: Vec<u8> = Vec::new();
+    // Whether the line under way began before `since` (its pieces are dropped).
+    let mut early = false;
     let mut emit = |record: Record, lines: &mut Vec<Vec<u8>>| {
-        if partial.is_empty() && options.timestamps {
-            partial.extend_from_slice(record.time.as_bytes());
-            partial.push(b' ');
+        if partial.is_empty() && !early {
+            early = options.since.is_some_and(|since| {
+                record
+                    .time
+                    .parse::<jiff::Timestamp>()
+                    .is_ok_and(|t| t < since)
+            });
+            if !early && options.timestamps {
+                partial.extend_from_slice(record.time.as_bytes());
+                partial.push(b' ');
+            }
+        }
+        if early {
+            early = !record.full;
+            return;
         }
         partial.extend_from_slice(&record.body);
         if record.full {
@@ -341,6 +357,37 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(read_all(&path, &tail), "world\nno newline\n");
+    }
+
+    #[test]
+    fn since_drops_the_lines_begun_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.log");
+        std::fs::write(
+            &path,
+            "2026-12-04T10:00:00.000000000Z stdout F old\n\
+             2026-12-04T10:00:01.000000000Z stdout P old \n\
+             2026-12-04T10:00:05.000000000Z stdout F piece\n\
+             2026-12-04T10:00:05.000000000Z stderr F new\n\
+             2026-12-04T10:00:06.000000000Z stdout P newer \n\
+             2026-12-04T10:00:07.000000000Z stdout F piece\n",
+        )
+        .unwrap();
+        let since = |t: &str| ReadOptions {
+            since: Some(t.parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            read_all(&path, &since("2026-12-04T10:00:02Z")),
+            "new\nnewer piece\n"
+        );
+        assert_eq!(read_all(&path, &since("2026-12-04T10:00:07Z")), "");
+        assert_eq!(
+            read_all(&path, &since("2026-12-04T09:00:00Z"))
+                .lines()
+                .count(),
+            4
+        );
     }
 
     #[test]

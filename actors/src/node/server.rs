@@ -3,7 +3,7 @@
 //! with the API server's certificate from the cluster CA get through the TLS
 //! handshake (see `rk8s_http::tls::node_server_config`).
 //!
-//! - `GET /containerLogs/{namespace}/{pod}/{container}?follow&tailLines&timestamps&previous&limitBytes`
+//! - `GET /containerLogs/{namespace}/{pod}/{container}?follow&tailLines&timestamps&previous&limitBytes&sinceSeconds&sinceTime`
 //! - `GET|POST /exec/{namespace}/{pod}[/{uid}]/{container}?command=…&stdin&stdout&stderr&tty`,
 //!   a WebSocket with Kubernetes' stream protocol `v5.channel.k8s.io` (or `v4`):
 //!   binary messages whose first byte is the channel (0 stdin, 1 stdout, 2 stderr,
@@ -192,6 +192,7 @@ async fn logs(
             .number("tailLines")?
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         timestamps: query.flag("timestamps"),
+        since: since(query)?,
     };
     // Query::number only yields non-negative values.
     let left = query.number("limitBytes")?.map(i64::unsigned_abs);
@@ -207,6 +208,31 @@ async fn logs(
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(resp)
+}
+
+/// The time a log read starts from: `sinceSeconds` ago, or `sinceTime` (RFC 3339), as
+/// kubelet reads them (at most one of the two).
+fn since(query: &Query) -> ApiResult<Option<jiff::Timestamp>> {
+    let seconds = query.number("sinceSeconds")?;
+    let time = query.get("sinceTime");
+    match (seconds, time) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "at most one of sinceTime or sinceSeconds may be specified".to_string(),
+        )),
+        (Some(s), None) => {
+            if s < 1 {
+                return Err(ApiError::bad_request(
+                    "sinceSeconds: must be greater than 0".to_string(),
+                ));
+            }
+            let ago = jiff::SignedDuration::from_secs(s);
+            Ok(jiff::Timestamp::now().checked_sub(ago).ok())
+        }
+        (None, Some(t)) => t.parse().map(Some).map_err(|e| {
+            ApiError::bad_request(format!("sinceTime: {t:?} is not an RFC 3339 time: {e}"))
+        }),
+        (None, None) => Ok(None),
+    }
 }
 
 /// What an exec asks for.

@@ -255,6 +255,7 @@ pub async fn run(mode: &str, command: LocalCommand) -> Result<ExitCode> {
                 follow,
                 tail,
                 timestamps,
+                since: None,
             };
             super::logs(runtime.clone(), &record, &container, options, previous).await?;
         }

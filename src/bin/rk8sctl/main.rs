@@ -86,8 +86,9 @@ enum Command {
     /// Print a Prometheus scrape configuration for this cluster (its CA and token are
     /// written next to it).
     PrometheusConfig(rk8s_ctl::prometheus::PrometheusArgs),
-    /// Print a container's log (from the node running its pod).
-    Logs(rk8s_ctl::stream::LogsArgs),
+    /// Print containers' logs (from the nodes running their pods): of a pod, of one pod
+    /// of a workload (`deploy/NAME`), or of every pod `-l` selects.
+    Logs(rk8s_ctl::logs::LogsArgs),
     /// Run a command in a container (`exec -it POD -- sh` for a shell).
     Exec(rk8s_ctl::stream::ExecArgs),
     /// Where the control plane is, and whether it is ready.
@@ -142,7 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Debug(c) => rk8s_ctl::debug::debug(g, &c).await?,
         Command::Top(c) => rk8s_ctl::top::top(g, &c).await?,
         Command::PrometheusConfig(a) => rk8s_ctl::prometheus::prometheus_config(g, &a)?,
-        Command::Logs(a) => rk8s_ctl::stream::logs(g, &a).await?,
+        Command::Logs(a) => rk8s_ctl::logs::logs(g, &a).await?,
         Command::Exec(a) => {
             let code = rk8s_ctl::stream::exec(g, &a).await?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
