@@ -230,6 +230,41 @@ fn wait_for_conditions_fields_and_deletion() {
     let (code, _, err) = text(&server.rk8sctl(&["wait", "--for=condition=Ready", "deploy"]));
     assert_eq!(code, 1);
     assert!(err.contains("no name was specified"), "{err}");
+    // get -w of several kinds: every kind's objects, then their changes as they come.
+    let mut watching = server
+        .rk8sctl_command()
+        .args(["get", "deploy,cm", "-w", "-o", "name"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watching.stdout.take().unwrap();
+    let seen = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line == "configmap/late";
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.is_finished() && Instant::now() < deadline {
+        if server.kubectl(&["get", "cm", "late"]).0 {
+            std::thread::sleep(Duration::from_millis(200));
+        } else {
+            server.kubectl(&["create", "cm", "late"]);
+        }
+    }
+    let _ = watching.kill();
+    let _ = watching.wait();
+    let seen = seen.join().unwrap();
+    for name in ["deployment.apps/web", "configmap/c-10", "configmap/late"] {
+        assert!(seen.iter().any(|l| l == name), "{name} not in {seen:?}");
+    }
     // Already gone: done at once, silently.
     assert_eq!(server.rk8sctl_ok(&["wait", "--for=delete", "cm/never"]), "");
     // Deleted while waiting.
@@ -301,6 +336,21 @@ fn kubeconfig_lists_home_files_and_config_setters() {
         })
         .unwrap();
     let ca = pki.join("ca.crt").display().to_string();
+    // A server that does not answer: its address and why, as kubectl says it.
+    let port = support::apiserver::free_port();
+    let refused = home.path().join("refused");
+    let config = std::fs::read_to_string(server.kubeconfig()).unwrap();
+    std::fs::write(
+        &refused,
+        config.replace(&url, &format!("https://127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let (code, _, err) = ctl_env(&["get", "pods"], &[("RK8S_CONFIG", &refused)]);
+    assert_eq!(code, 1);
+    let expected = format!(
+        "The connection to the server 127.0.0.1:{port} was refused - did you specify the right host or port?"
+    );
+    assert!(err.contains(&expected), "{err}");
     let steps: Vec<Vec<&str>> = vec![
         vec![
             "config",

@@ -162,6 +162,7 @@ impl Cluster {
             .trim_end_matches('/')
             .to_string();
         let client = kube::Client::try_from(config).context("cannot build the API client")?;
+        let _ = SERVER.set(server.clone());
         Ok(Cluster {
             client,
             namespace,
@@ -218,8 +219,46 @@ pub fn explain(e: kube::Error) -> anyhow::Error {
             };
             anyhow::anyhow!("Error from server ({reason}): {}", s.message)
         }
-        other => anyhow::anyhow!("cannot reach the API server: {other}"),
+        other => unreachable_error(&other),
     }
+}
+
+/// The API server this process talks to (set when it connects), for errors that
+/// happen before any answer.
+static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// An error reaching the server, as kubectl words it: the address and the cause at
+/// the bottom of the error's chain (refused, timed out, a certificate not trusted).
+fn unreachable_error(e: &kube::Error) -> anyhow::Error {
+    let server = SERVER.get().map(String::as_str).unwrap_or("the API server");
+    let mut causes: Vec<String> = Vec::new();
+    let mut refused = false;
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        let text = cause.to_string();
+        // Wrappers repeat their source's words; keep each once.
+        if !causes.iter().any(|c| c.contains(&text)) {
+            causes.retain(|c| !text.contains(c.as_str()));
+            causes.push(text);
+        }
+        next = cause.source();
+    }
+    let host = server
+        .strip_prefix("https://")
+        .or_else(|| server.strip_prefix("http://"))
+        .unwrap_or(server);
+    if refused {
+        return anyhow::anyhow!(
+            "The connection to the server {host} was refused - did you specify the right host or port?"
+        );
+    }
+    anyhow::anyhow!(
+        "Unable to connect to the server {server}: {}",
+        causes.join(": ")
+    )
 }
 
 /// Whether an error is the server's 404.

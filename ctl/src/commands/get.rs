@@ -151,6 +151,7 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
     // Each object with its kind as `-o name` prints it.
     let mut structured: Vec<(String, Value)> = Vec::new();
     let mut printed_any = false;
+    let mut watched = Vec::new();
     for (kind, names) in &targets {
         let collection = kind.collection_path(ns);
         // Sorting a table needs whole objects in its rows (kubectl asks the same).
@@ -194,8 +195,13 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
             }
             if a.watch {
                 // A watch from no revision starts with every object (ADDED).
-                let printer = print::Printer::new(TableStyle::default());
-                return watch(&cluster, kind, ns, names, a, "", printer).await;
+                watched.push(Watched {
+                    kind: *kind,
+                    names: names.clone(),
+                    rv: String::new(),
+                    printer: print::Printer::new(TableStyle::default()),
+                });
+                continue;
             }
             structured.extend(
                 objects
@@ -241,8 +247,16 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
                 .unwrap_or("")
                 .to_string();
             printer.style.no_headers = true;
-            return watch(&cluster, kind, ns, names, a, &rv, printer).await;
+            watched.push(Watched {
+                kind: *kind,
+                names: names.clone(),
+                rv,
+                printer,
+            });
         }
+    }
+    if a.watch {
+        return watch(&cluster, ns, a, watched).await;
     }
     match a.output {
         None | Some(Output::Wide) if !printed_any => match ns {
@@ -385,44 +399,55 @@ fn permute<T>(items: &mut [T], order: &[usize]) {
     }
 }
 
+/// A kind `get -w` watches: its names, the revision its list was read at, and the
+/// printer its rows continue with.
+struct Watched {
+    kind: ObjectKind,
+    names: Vec<String>,
+    rv: String,
+    printer: print::Printer,
+}
+
+/// Watches every kind in `watched` at once, printing each change as its kind prints.
 async fn watch(
     cluster: &Cluster,
-    kind: &ObjectKind,
     ns: Option<&str>,
-    names: &[String],
     a: &GetArgs,
-    rv: &str,
-    mut printer: print::Printer,
+    mut watched: Vec<Watched>,
 ) -> Result<()> {
-    let field = match names {
-        [one] => Some(format!("metadata.name={one}")),
-        _ => a.field_selector.clone(),
-    };
-    let path = format!(
-        "{}{}",
-        kind.collection_path(ns),
-        query(&[
-            ("watch", Some("true")),
-            ("resourceVersion", Some(rv)),
-            ("labelSelector", a.selector.as_deref()),
-            ("fieldSelector", field.as_deref()),
-        ])
-    );
     let accept = match a.output {
         None | Some(Output::Wide) => TABLE_ACCEPT,
         _ => "application/json",
     };
-    let req = http::Request::get(path)
-        .header(http::header::ACCEPT, accept)
-        .body(Vec::new())?;
-    let mut events = cluster
-        .client
-        .request_events::<Value>(req)
-        .await
-        .map_err(explain)?
-        .boxed();
+    let mut streams = Vec::new();
+    for (i, w) in watched.iter().enumerate() {
+        let field = match w.names.as_slice() {
+            [one] => Some(format!("metadata.name={one}")),
+            _ => a.field_selector.clone(),
+        };
+        let path = format!(
+            "{}{}",
+            w.kind.collection_path(ns),
+            query(&[
+                ("watch", Some("true")),
+                ("resourceVersion", Some(&w.rv)),
+                ("labelSelector", a.selector.as_deref()),
+                ("fieldSelector", field.as_deref()),
+            ])
+        );
+        let req = http::Request::get(path)
+            .header(http::header::ACCEPT, accept)
+            .body(Vec::new())?;
+        let events = cluster
+            .client
+            .request_events::<Value>(req)
+            .await
+            .map_err(explain)?;
+        streams.push(events.map(move |ev| (i, ev)).boxed());
+    }
+    let mut events = futures_util::stream::select_all(streams);
     let mut headed = false;
-    while let Some(ev) = events.next().await {
+    while let Some((i, ev)) = events.next().await {
         let obj = match ev.map_err(explain)? {
             kube::api::WatchEvent::Added(o)
             | kube::api::WatchEvent::Modified(o)
@@ -432,6 +457,7 @@ async fn watch(
                 bail!("Error from server ({}): {}", e.reason, e.message)
             }
         };
+        let Watched { kind, printer, .. } = &mut watched[i];
         match &a.output {
             None | Some(Output::Wide) => {
                 for l in printer.lines(&obj) {
