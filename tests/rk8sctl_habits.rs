@@ -434,3 +434,171 @@ fn kubeconfig_lists_home_files_and_config_setters() {
     }
     assert_eq!(printed[0][12].1, "namespace/kube-system\n");
 }
+
+/// The object a tool prints as JSON, without what differs by nature
+/// (names, times, uids, addresses the server picks).
+fn json_of(server: &Server, tool: &str, args: &[&str]) -> serde_json::Value {
+    let out = match tool {
+        "rk8sctl" => server.rk8sctl(args),
+        _ => cli::output(server.kubectl_command().args(args), None),
+    };
+    let (code, out, err) = text(&out);
+    assert_eq!(code, 0, "{tool} {args:?}: {err}");
+    let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in [
+        "creationTimestamp",
+        "uid",
+        "resourceVersion",
+        "managedFields",
+        "generation",
+    ] {
+        v["metadata"].as_object_mut().unwrap().remove(key);
+    }
+    v.as_object_mut().unwrap().remove("status");
+    v
+}
+
+#[test]
+fn run_expose_and_set_image_make_what_kubectl_makes() {
+    let server = Server::start(&[]);
+    let o = cli::output(
+        server.kubectl_command().args(["apply", "-f", "-"]),
+        Some(OBJECTS),
+    );
+    assert!(o.status.success(), "{o:?}");
+    // Generated objects, not sent: the same as kubectl's generators make.
+    for args in [
+        vec![
+            "run",
+            "p",
+            "--image=busybox",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        vec![
+            "run",
+            "p",
+            "--image=busybox",
+            "--port=80",
+            "--labels=a=b,c=d",
+            "--env=K=V",
+            "--restart=Never",
+            "--dry-run=client",
+            "-o",
+            "json",
+            "--command",
+            "--",
+            "sh",
+            "-c",
+            "echo hi",
+        ],
+        vec![
+            "run",
+            "p",
+            "--image=busybox",
+            "--dry-run=client",
+            "-o",
+            "json",
+            "--",
+            "arg1",
+            "arg2",
+        ],
+        vec![
+            "expose",
+            "deploy/web",
+            "--port=80",
+            "--target-port=8080",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        vec![
+            "expose",
+            "deploy",
+            "api",
+            "--port=81",
+            "--name=api-svc",
+            "--type=NodePort",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+    ] {
+        assert_eq!(
+            json_of(&server, "rk8sctl", &args),
+            json_of(&server, "kubectl", &args),
+            "{args:?}"
+        );
+    }
+    // Sent: the same objects stored, the same words.
+    assert_eq!(
+        server.rk8sctl_ok(&["run", "p1", "--image=busybox", "--port=8080"]),
+        "pod/p1 created\n"
+    );
+    assert_eq!(
+        server
+            .kubectl(&["run", "p2", "--image=busybox", "--port=8080"])
+            .1,
+        "pod/p2 created\n"
+    );
+    let spec = |name: &str| {
+        json_of(&server, "kubectl", &["get", "pod", name, "-o", "json"])["spec"]["containers"][0]["ports"].clone()
+    };
+    assert_eq!(spec("p1"), spec("p2"));
+    assert_eq!(
+        server.rk8sctl_ok(&["expose", "pod/p1", "--port=80"]),
+        "service/p1 exposed\n"
+    );
+    assert_eq!(
+        server.kubectl(&["expose", "pod/p2", "--port=80"]).1,
+        "service/p2 exposed\n"
+    );
+    let svc = |name: &str| {
+        let v = json_of(&server, "kubectl", &["get", "svc", name, "-o", "json"]);
+        (v["spec"]["ports"].clone(), v["spec"]["type"].clone())
+    };
+    assert_eq!(svc("p1"), svc("p2"));
+    let selector =
+        json_of(&server, "kubectl", &["get", "svc", "p1", "-o", "json"])["spec"]["selector"]
+            .clone();
+    assert_eq!(selector, serde_json::json!({"run": "p1"}));
+    // A workload's port found from its pods' declared ports, or none to find.
+    let (code, _, err) = text(&server.rk8sctl(&["expose", "deploy/db"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("couldn't find port via --port flag or introspection"),
+        "{err}"
+    );
+    // set image: one container by name, every container with *.
+    assert_eq!(
+        server.rk8sctl_ok(&["set", "image", "deploy/web", "side=nginx:1.27"]),
+        "deployment.apps/web image updated\n"
+    );
+    let images = |name: &str| {
+        server
+            .kubectl(&[
+                "get",
+                "deploy",
+                name,
+                "-o",
+                "jsonpath={.spec.template.spec.containers[*].image}",
+            ])
+            .1
+    };
+    assert_eq!(images("web"), "busybox:1.36 nginx:1.27");
+    server.rk8sctl_ok(&["set", "image", "deploy/web", "*=busybox:1.37"]);
+    assert_eq!(images("web"), "busybox:1.37 busybox:1.37");
+    let (code, _, err) = text(&server.rk8sctl(&["set", "image", "deploy/web", "nope=x"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("unable to find container named \"nope\""),
+        "{err}"
+    );
+    // --dry-run=server: checked by the server, nothing stored.
+    assert_eq!(
+        server.rk8sctl_ok(&["set", "image", "deploy/api", "api=x:1", "--dry-run=server"]),
+        "deployment.apps/api image updated (server dry run)\n"
+    );
+    assert_eq!(images("api"), "busybox");
+}

@@ -289,7 +289,7 @@ fn targets_single(targets: &[(ObjectKind, Vec<String>)]) -> bool {
 
 /// Prints objects as `-o yaml|json|name|jsonpath|custom-columns` print them: one
 /// object alone when one was named, else a `List`.
-fn print_structured(
+pub(super) fn print_structured(
     output: Option<&Output>,
     structured: &[(String, Value)],
     single: bool,

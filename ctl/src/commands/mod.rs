@@ -2,7 +2,7 @@
 //! group: [`apply`](apply()) and [`create`] (`-f` files), [`get`] (with `--watch`),
 //! [`describe`](describe()), [`delete`], [`scale`] and [`autoscale`], [`set_metadata`]
 //! (`label`, `annotate`), [`edit`], [`cluster_info`] and [`version`], [`config`],
-//! [`wait`]. What
+//! [`wait`], [`run`], [`expose`] and [`set_image`]. What
 //! they share is here: the [`Global`] options and how `KIND NAME` arguments name
 //! objects.
 
@@ -11,6 +11,7 @@ mod config;
 mod delete;
 mod describe;
 mod edit;
+mod generate;
 mod get;
 mod info;
 mod metadata;
@@ -32,6 +33,7 @@ pub use config::{ConfigCommand, config};
 pub use delete::{DeleteArgs, delete};
 pub use describe::describe;
 pub use edit::edit;
+pub use generate::{DryRun, Emit, ExposeArgs, RunArgs, SetImageArgs, expose, run, set_image};
 pub use get::{GetArgs, Output, get};
 pub use info::{cluster_info, version};
 pub use metadata::{MetaMap, set_metadata};
@@ -41,7 +43,8 @@ pub use wait::{WaitArgs, WaitFor, wait};
 /// Options every cluster command takes.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Global {
-    /// The kubeconfig file [default: $RK8S_CONFIG, else ~/.rk8s/config].
+    /// The kubeconfig file [default: $RK8S_CONFIG, else the files in $KUBECONFIG,
+    /// else ~/.rk8s/config and ~/.kube/config].
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use.

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use rk8s_ctl::commands::{
-    self as ctl, ConfigCommand, DeleteArgs, Files, GetArgs, Global, MetaMap, WaitArgs,
+    self as ctl, ConfigCommand, DeleteArgs, ExposeArgs, Files, GetArgs, Global, MetaMap, RunArgs,
+    SetImageArgs, WaitArgs,
 };
 
 /// Drive an rk8s cluster, or check manifests locally.
@@ -71,6 +72,13 @@ enum Command {
         /// The name, when not given as KIND/NAME.
         name: Option<String>,
     },
+    /// Run an image in a new pod (`run NAME --image IMAGE [-- ARGS...]`).
+    Run(RunArgs),
+    /// Make a Service for a workload, Service or Pod (its selector, its ports).
+    Expose(ExposeArgs),
+    /// Change objects' fields (`set image KIND/NAME CONTAINER=IMAGE...`).
+    #[command(subcommand)]
+    Set(SetCommand),
     /// Wait until objects are deleted, created, or in a condition
     /// (`--for=condition=Available`, `--for=jsonpath='{.status.phase}'=Running`).
     Wait(WaitArgs),
@@ -139,6 +147,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Edit { resource, name } => ctl::edit(g, &resource, name.as_deref()).await?,
         Command::Wait(a) => ctl::wait(g, &a).await?,
+        Command::Run(a) => ctl::run(g, &a).await?,
+        Command::Expose(a) => ctl::expose(g, &a).await?,
+        Command::Set(SetCommand::Image(a)) => ctl::set_image(g, &a).await?,
         Command::Rollout(c) => rk8s_ctl::rollout::rollout(g, &c).await?,
         Command::Debug(c) => rk8s_ctl::debug::debug(g, &c).await?,
         Command::Top(c) => rk8s_ctl::top::top(g, &c).await?,
@@ -164,6 +175,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compose(args) => return rk8s_ctl::local::compose::run(args).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `set` subcommands.
+#[derive(clap::Subcommand, Clone, Debug)]
+enum SetCommand {
+    /// Set containers' images (`CONTAINER=IMAGE`, `*=IMAGE` for all).
+    Image(SetImageArgs),
 }
 
 fn main() -> ExitCode {
