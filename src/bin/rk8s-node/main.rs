@@ -9,11 +9,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use rk8s_actors::node::agent::{self, AgentConfig, Registration};
 use rk8s_actors::node::registration;
 use rk8s_api::duration::parse_duration;
 use rk8s_netoverlay::Ipv4Net;
+
+#[path = "../../config_file.rs"]
+mod config_file;
+
+/// The config file read when `--config` does not name one.
+const DEFAULT_CONFIG: &str = "/etc/rk8s/node.yaml";
 
 /// The rk8s node agent.
 #[derive(Parser)]
@@ -147,6 +153,11 @@ struct JoinArgs {
 
 #[derive(clap::Args)]
 struct RunArgs {
+    /// A YAML file of settings: these flags without their dashes as keys
+    /// (`data-dir: /srv/node`, `max-pods: 50`); flags given here win [default:
+    /// /etc/rk8s/node.yaml when it exists].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The directory of Pod manifests.
     #[arg(long, env = "RK8S_MANIFESTS", default_value = "/etc/rk8s/manifests")]
     manifests: PathBuf,
@@ -213,6 +224,9 @@ struct RunArgs {
 
 impl RunArgs {
     fn config(self) -> AgentConfig {
+        if let Some(file) = &self.config {
+            tracing::info!("settings read from {}", file.display());
+        }
         AgentConfig {
             manifests: self.manifests,
             data_dir: self.data_dir,
@@ -261,7 +275,30 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     // Started as the container helper: that runs here, before any async runtime.
     rk8s_runtime::helper::run_if_requested();
-    let cli = Cli::parse();
+    // Settings of `run`, `join` and `reset` from the config file (`--config`, else
+    // /etc/rk8s/node.yaml when it exists), the command line's flags over them.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let sub = args.get(1).map(|s| s.to_string_lossy().into_owned());
+    let args = match (
+        sub.as_deref(),
+        config_file::config_path(&args, std::path::Path::new(DEFAULT_CONFIG)),
+    ) {
+        (Some(name @ ("run" | "join" | "reset")), Some(file)) => {
+            let command = Cli::command();
+            let Some(sub) = command.find_subcommand(name) else {
+                return ExitCode::FAILURE;
+            };
+            match config_file::with_settings(sub, args, 2, &file) {
+                Ok(args) => args,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => args,
+    };
+    let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

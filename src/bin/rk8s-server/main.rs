@@ -3,10 +3,12 @@
 //! membership); the scheduler and controllers join it as they land.
 
 mod commands;
+#[path = "../../config_file.rs"]
+mod config_file;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Run an rk8s control-plane member, or manage the members.
 #[derive(Parser)]
@@ -36,6 +38,9 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The config file read when `--config` does not name one.
+const DEFAULT_CONFIG: &str = "/etc/rk8s/server.yaml";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -44,7 +49,20 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // Settings from the config file (`--config`, else /etc/rk8s/server.yaml when it
+    // exists), the command line's flags over them.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match config_file::config_path(&args, std::path::Path::new(DEFAULT_CONFIG)) {
+        None => args,
+        Some(file) => match config_file::with_settings(&Cli::command(), args, 1, &file) {
+            Ok(args) => args,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let cli = Cli::parse_from(args);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -12,6 +12,11 @@ use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A YAML file of settings: these flags without their dashes as keys
+    /// (`data-dir: /srv/rk8s`, `tls-san: [a, b]`); flags given here win [default:
+    /// /etc/rk8s/server.yaml when it exists].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Where the store's log and snapshots and the certificates live.
     #[arg(long, default_value = "/var/lib/rk8s")]
     data_dir: PathBuf,
@@ -145,6 +150,9 @@ fn default_kubeconfig() -> Option<PathBuf> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(file) = &args.config {
+        tracing::info!("settings read from {}", file.display());
+    }
     let hpa = hpa_config(&args)?;
     if args.node_cidr_mask_size < args.cluster_cidr.prefix() {
         anyhow::bail!(
