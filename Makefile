@@ -8,7 +8,7 @@ PATCH_FUZZ_SECONDS ?= 30
 CRD_FUZZ_SECONDS ?= 30
 PROTOBUF_FUZZ_SECONDS ?= 30
 
-.PHONY: demo demo-down test setup check lint fmt deny unit fuzz bench bench-quick clean
+.PHONY: demo demo-down test setup check lint fmt deny unit fuzz bench bench-quick clean install uninstall
 
 ## make demo: set everything up, build in release mode, and run a two-node cluster on
 ## this machine, narrated; it keeps running until `make demo-down`.
@@ -19,6 +19,20 @@ demo: setup
 ## make demo-down: stop the demo cluster and remove everything it made.
 demo-down:
 	scripts/demo.sh down
+
+## make install: build in release mode and install the binaries, systemd units,
+## default config files (/etc/rk8s, kept when they exist), man pages, rk8sctl's
+## completions and the pause image, under DESTDIR and PREFIX (/usr/local).
+## make uninstall removes them again (the config files stay; PURGE=1: those too, the
+## node's pods and both binaries' data).
+PREFIX ?= /usr/local
+install:
+	$(CARGO) build --release --locked
+	images/build.sh target/images
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" scripts/install.sh install
+
+uninstall:
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" PURGE="$(PURGE)" scripts/install.sh uninstall
 
 ## make test: everything CI runs.
 test: setup lint deny fuzz unit

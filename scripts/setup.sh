@@ -21,6 +21,7 @@ PACKAGES=(
   curl            # the demo's requests from the host (NodePort, Prometheus' API)
   python3         # the demo prints Prometheus' answer
   python3-venv    # the Python Kubernetes client's environment (below)
+  systemd         # systemd-analyze verify checks the units make install writes
 )
 
 missing=()

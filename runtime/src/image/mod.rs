@@ -102,7 +102,9 @@ pub struct ImageStore {
 
 /// The pause image to use when none is configured: `RK8S_PAUSE_IMAGE`, else the
 /// layout `images/build.sh` makes next to the binary's directory (`target/images/pause`
-/// for `target/release/…`), else `<data_dir>/images/pause-layout`.
+/// for `target/release/…`), else the one `make install` puts beside the binary
+/// (`PREFIX/lib/rk8s/images/pause` for `PREFIX/bin/…`), else
+/// `<data_dir>/images/pause-layout`.
 pub fn default_pause_image(data_dir: &Path) -> String {
     if let Some(image) = std::env::var("RK8S_PAUSE_IMAGE")
         .ok()
@@ -110,10 +112,18 @@ pub fn default_pause_image(data_dir: &Path) -> String {
     {
         return image;
     }
-    std::env::current_exe()
+    let beside = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("../images/pause")))
-        .filter(|p| p.join("index.json").exists())
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    beside
+        .into_iter()
+        .flat_map(|d| {
+            [
+                d.join("../images/pause"),
+                d.join("../lib/rk8s/images/pause"),
+            ]
+        })
+        .find(|p| p.join("index.json").exists())
         .and_then(|p| std::fs::canonicalize(p).ok())
         .unwrap_or_else(|| data_dir.join("images/pause-layout"))
         .display()

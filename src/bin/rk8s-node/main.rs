@@ -42,6 +42,13 @@ enum Command {
     /// Register simulated nodes that run their pods in the fake runtime (scheduler and
     /// controller tests and benchmarks), until stopped.
     Simulate(SimulateArgs),
+    /// Write the man pages of this command and its subcommands into DIR (`make
+    /// install`).
+    #[command(hide = true)]
+    GenerateManPages {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
     /// List or kill the actors of a running agent started with `--chaos` (chaos
     /// tests).
     Chaos {
@@ -324,6 +331,9 @@ fn main() -> ExitCode {
                 }
             })
             .map_err(anyhow::Error::from),
+        Command::GenerateManPages { dir } => {
+            clap_mangen::generate_to(Cli::command(), &dir).map_err(anyhow::Error::from)
+        }
         Command::Chaos { run_dir, actor } => {
             let request = match actor.as_slice() {
                 [list] if list == "list" => "list".to_string(),

@@ -28,6 +28,13 @@ enum Command {
     /// Bootstrap tokens for joining nodes, and node credentials.
     #[command(subcommand)]
     Token(commands::token::Command),
+    /// Write the man pages of this command and its subcommands into DIR (`make
+    /// install`).
+    #[command(hide = true)]
+    GenerateManPages {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 // The API server allocates and frees many small buffers from many threads; glibc's
@@ -75,6 +82,9 @@ fn main() -> ExitCode {
             None => commands::run::run(cli.run).await,
             Some(Command::Member(c)) => commands::member::run(c).await,
             Some(Command::Token(c)) => commands::token::run(c).await,
+            Some(Command::GenerateManPages { dir }) => {
+                clap_mangen::generate_to(Cli::command(), &dir).map_err(anyhow::Error::from)
+            }
         }
     });
     match result {

@@ -106,6 +106,13 @@ enum Command {
     /// Read or change the kubeconfig.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write the man pages of this command and its subcommands into DIR (`make
+    /// install`).
+    #[command(hide = true)]
+    GenerateManPages {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -162,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ClusterInfo => ctl::cluster_info(g).await?,
         Command::Version => ctl::version(g).await?,
         Command::Config(c) => ctl::config(g, &c)?,
+        Command::GenerateManPages { dir } => clap_mangen::generate_to(Cli::command(), &dir)?,
         Command::Completion { shell } => clap_complete::generate(
             shell,
             &mut Cli::command(),

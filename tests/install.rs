@@ -1,0 +1,183 @@
+//! `make install` / `make uninstall` (scripts/install.sh) into directories of the
+//! test's own: every file in its place, the systemd units checked by
+//! `systemd-analyze verify` (their man pages found), the installed server run from a
+//! config file alone and used by the installed rk8sctl, config files kept on a second
+//! install, and uninstall (and purge) leaving nothing of what was installed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// scripts/install.sh ACTION with the binaries of this build and `env`.
+fn install_sh(action: &str, env: &[(&str, &Path)]) -> Output {
+    let build = Path::new(env!("CARGO_BIN_EXE_rk8s-server"))
+        .parent()
+        .unwrap();
+    let mut command = Command::new(repo().join("scripts/install.sh"));
+    command
+        .arg(action)
+        .env("BUILD", build)
+        .env("IMAGES", support::images::images())
+        .env_remove("DESTDIR")
+        .env_remove("PURGE");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "install.sh {action}: {out:?}");
+    out
+}
+
+/// Every file under `dir`.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A process of the test's, killed when the test ends (passing or not).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn install_verify_run_and_uninstall() {
+    let root = tempfile::tempdir().unwrap();
+    let prefix = root.path().join("usr");
+    let etc = root.path().join("etc");
+    let env = [("PREFIX", prefix.as_path()), ("SYSCONFDIR", etc.as_path())];
+    install_sh("install", &env);
+    for (path, executable) in [
+        ("usr/bin/rk8s-server", true),
+        ("usr/bin/rk8s-node", true),
+        ("usr/bin/rk8sctl", true),
+        ("usr/lib/systemd/system/rk8s-server.service", false),
+        ("usr/lib/systemd/system/rk8s-node.service", false),
+        ("etc/rk8s/server.yaml", false),
+        ("etc/rk8s/node.yaml", false),
+        ("usr/share/man/man1/rk8s-server.1", false),
+        ("usr/share/man/man1/rk8s-node-join.1", false),
+        ("usr/share/man/man1/rk8sctl-get.1", false),
+        ("usr/share/bash-completion/completions/rk8sctl", false),
+        ("usr/share/zsh/site-functions/_rk8sctl", false),
+        ("usr/share/fish/vendor_completions.d/rk8sctl.fish", false),
+        ("usr/lib/rk8s/images/pause/index.json", false),
+    ] {
+        let meta =
+            std::fs::metadata(root.path().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(meta.len() > 0, "{path} is empty");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o111 != 0, executable, "{path}");
+    }
+    let node_unit =
+        std::fs::read_to_string(prefix.join("lib/systemd/system/rk8s-node.service")).unwrap();
+    assert!(node_unit.contains(&format!("ExecStart={}/bin/rk8s-node run", prefix.display())));
+    assert!(node_unit.contains("KillMode=process") && node_unit.contains("Delegate=yes"));
+
+    // The units as systemd reads them: no warning, every binary and man page there.
+    let units = prefix.join("lib/systemd/system");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(units.join("rk8s-server.service"))
+        .arg(units.join("rk8s-node.service"))
+        .env("MANPATH", prefix.join("share/man"))
+        .output()
+        .expect("systemd-analyze (Debian systemd; scripts/setup.sh installs it)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The installed server from a config file alone; the installed rk8sctl uses it.
+    let data = root.path().join("data");
+    let kubeconfig = root.path().join("admin.kubeconfig");
+    let port = support::apiserver::free_port();
+    let settings = format!(
+        "data-dir: {}\nport: {port}\npeer-listen: 127.0.0.1:{}\nadmin-kubeconfig: {}\n",
+        data.display(),
+        support::apiserver::free_port(),
+        kubeconfig.display()
+    );
+    let server_yaml = etc.join("rk8s/server.yaml");
+    std::fs::write(&server_yaml, &settings).unwrap();
+    let log = std::fs::File::create(root.path().join("server.log")).unwrap();
+    let _server = Running(
+        Command::new(prefix.join("bin/rk8s-server"))
+            .arg("--config")
+            .arg(&server_yaml)
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kubeconfig.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the installed server did not start: {}",
+            std::fs::read_to_string(root.path().join("server.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = Command::new(prefix.join("bin/rk8sctl"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "ns", "default", "-o", "name"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "namespace/default\n",
+        "{out:?}"
+    );
+
+    // Installed again: the administrator's config stays.
+    let again = install_sh("install", &env);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("keeping"));
+    assert_eq!(std::fs::read_to_string(&server_yaml).unwrap(), settings);
+
+    // Uninstalled: nothing of what was installed is left but the config files.
+    install_sh("uninstall", &env);
+    let left: Vec<PathBuf> = files(root.path())
+        .into_iter()
+        .filter(|p| !p.starts_with(&data) && *p != kubeconfig && !p.ends_with("server.log"))
+        .collect();
+    assert_eq!(left, [etc.join("rk8s/node.yaml"), server_yaml.clone()]);
+    assert!(!prefix.join("lib/rk8s").exists());
+
+    // Into a DESTDIR (as a package is built) and purged: nothing at all left.
+    let dest = tempfile::tempdir().unwrap();
+    let staged = [("DESTDIR", dest.path()), ("PREFIX", Path::new("/usr"))];
+    install_sh("install", &staged);
+    assert!(dest.path().join("usr/bin/rk8s-node").exists());
+    assert!(dest.path().join("etc/rk8s/node.yaml").exists());
+    install_sh(
+        "uninstall",
+        &[staged[0], staged[1], ("PURGE", Path::new("1"))],
+    );
+    assert_eq!(files(dest.path()), Vec::<PathBuf>::new());
+}
