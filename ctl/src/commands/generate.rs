@@ -428,9 +428,11 @@ pub async fn set_image(g: &Global, a: &SetImageArgs) -> Result<()> {
     let updated = match a.emit.dry_run {
         DryRun::Client => with_images(obj, &patch),
         DryRun::None | DryRun::Server => {
-            let mut params = PatchParams::default();
-            params.dry_run = a.emit.dry_run == DryRun::Server;
-            params.field_manager = Some("rk8sctl".into());
+            let params = PatchParams {
+                dry_run: a.emit.dry_run == DryRun::Server,
+                field_manager: Some("rk8sctl".into()),
+                ..Default::default()
+            };
             let done = api
                 .patch(&name, &params, &Patch::Strategic(patch))
                 .await

@@ -172,9 +172,11 @@ pub async fn wait(g: &Global, a: &WaitArgs) -> Result<()> {
             bail!("resource(s) were provided, but no name was specified");
         }
         if names.is_empty() {
-            let mut params = ListParams::default();
-            params.label_selector = a.selector.clone();
-            params.field_selector = a.field_selector.clone();
+            let params = ListParams {
+                label_selector: a.selector.clone(),
+                field_selector: a.field_selector.clone(),
+                ..Default::default()
+            };
             let list = cluster.api(kind, ns).list(&params).await.map_err(explain)?;
             for o in list.items {
                 let name = o.metadata.name.clone().unwrap_or_default();
