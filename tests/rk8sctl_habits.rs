@@ -77,7 +77,6 @@ fn same(server: &Server, args: &[&str]) {
 #[test]
 fn output_formats_print_what_kubectl_prints() {
     let server = Server::start(&[]);
-    let made = Instant::now();
     let (ok, out) = {
         let o = cli::output(
             server.kubectl_command().args(["apply", "-f", "-"]),
@@ -86,6 +85,8 @@ fn output_formats_print_what_kubectl_prints() {
         (o.status.success(), format!("{o:?}"))
     };
     assert!(ok, "{out}");
+    // Every object exists by now: their ages are at least the time since.
+    let made = Instant::now();
     let dir = server.dir.path();
     let columns_file = dir.join("columns.txt");
     std::fs::write(
@@ -155,7 +156,8 @@ fn output_formats_print_what_kubectl_prints() {
     ] {
         same(&server, &args);
     }
-    // Tables: wait until every age has two digits, so both tools read the same widths.
+    // Tables: wait until every age has two digits (and a while before it has three),
+    // so both tools read the same widths.
     std::thread::sleep(Duration::from_secs(11).saturating_sub(made.elapsed()));
     for args in [
         vec![
