@@ -21,13 +21,13 @@ use support::netns::NodeNetwork;
 use support::node::{NodeProcess, bootstrap_token, eventually, finished, join_command, node};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
+async fn nodes_join_with_bootstrap_tokens_and_get_distinct_pod_cidrs() {
     let server = Server::start(&[]);
     let admin = server.client().await;
     let nodes: Api<Node> = Api::all(admin.clone());
 
     // A wrong CA hash: the node refuses the server before sending its token.
-    let (token, hash) = bootstrap_token(&server);
+    let (token, hash) = support::node::bootstrap_token_with(&server, &["--usage-limit", "1"]);
     let mut first = node(1);
     let wrong = format!("sha256:{}", "0".repeat(64));
     let out = finished(join_command(&server, &first, "n1", &token, &wrong));
@@ -72,7 +72,7 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
     .await;
     assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("n1"));
 
-    // The token worked once.
+    // The token worked once, as its usage limit said.
     let second = node(2);
     let out = finished(join_command(&server, &second, "n2", &token, &hash));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -81,7 +81,7 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
         "{err}"
     );
 
-    // A new token: the next range.
+    // A new token (any number of joins until it expires): the next range.
     let (token2, hash2) = bootstrap_token(&server);
     let mut second = second;
     second.child = Some(
@@ -148,6 +148,42 @@ async fn nodes_join_with_single_use_tokens_and_get_distinct_pod_cidrs() {
             .pod_cidr
             .as_deref(),
         Some("10.244.0.0/24")
+    );
+
+    // The same join again on the joined host (as a unit would run it at every boot):
+    // it runs from the saved identity, asking nothing of the used-up token.
+    if let Some(mut child) = first.child.take() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let before = renew_time(&leases, "n1").await.unwrap();
+    let mut again = join_command(&server, &first, "n1", &token, &hash);
+    again.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = again.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    first.child = Some(child);
+    let said = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .next()
+            .and_then(Result::ok)
+    });
+    eventually("the node joined again renews its lease", async || {
+        (renew_time(&leases, "n1").await? > before).then_some(())
+    })
+    .await;
+    let said = said.join().unwrap().unwrap_or_default();
+    assert!(
+        said.contains("as node n1 already; running from the saved identity"),
+        "{said}"
+    );
+    // Another cluster (or name) is refused, naming the identity file to remove.
+    let other = finished(join_command(&server, &first, "n9", &token2, &hash2));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && err.contains("identity.json"),
+        "{err}"
     );
 }
 

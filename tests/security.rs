@@ -344,7 +344,20 @@ async fn nodes_cannot_relabel_untaint_or_move_themselves_nor_read_other_nodes_po
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_used_bootstrap_token_is_refused_at_once_and_the_scheme_is_case_insensitive() {
     let server = Server::start(API_ONLY);
-    let (token, _) = support::node::bootstrap_token(&server);
+    // Reusable until it expires by default: two nodes join with one token.
+    let (reusable, _) = support::node::bootstrap_token(&server);
+    for name in ["r1", "r2"] {
+        let (status, body) = call(
+            &server,
+            Some(&reusable),
+            http::Method::POST,
+            "/rk8s/v1/join",
+            Some(json!({ "nodeName": name })),
+        )
+        .await;
+        assert_eq!(status, 200, "{name}: {body}");
+    }
+    let (token, _) = support::node::bootstrap_token_with(&server, &["--usage-limit", "1"]);
     let list_pods = || {
         call(
             &server,

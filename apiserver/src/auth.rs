@@ -35,10 +35,21 @@ pub struct TokenRecord {
     /// When the token stops working (never if unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<jiff::Timestamp>,
-    /// For a bootstrap token: who used it (it works once): `node NAME` or
-    /// `member ADDRESS`.
+    /// For a bootstrap token that allows no more joins: who used it last (`node
+    /// NAME` or `member ADDRESS`). It no longer authenticates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_by: Option<String>,
+    /// For a bootstrap token: how many joins it allows (as many as come before it
+    /// expires if unset, as kubeadm's tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_limit: Option<u32>,
+    /// For a bootstrap token: how many joins used it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub uses: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The 401 for a bootstrap token that was used already (`by`: node NAME, member
@@ -525,6 +536,8 @@ mod tests {
             identity: Identity::Node("n1".into()),
             expires: None,
             used_by: None,
+            usage_limit: None,
+            uses: 0,
         };
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(json, r#"{"identity":{"kind":"node","name":"n1"}}"#);

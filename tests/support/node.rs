@@ -14,11 +14,18 @@ pub use super::images::images;
 use super::netns::NodeNetwork;
 
 pub fn bootstrap_token(server: &Server) -> (String, String) {
+    bootstrap_token_with(server, &[])
+}
+
+/// A bootstrap token (`rk8s-server token create --ttl 10m ARGS`) and the CA hash.
+pub fn bootstrap_token_with(server: &Server, args: &[&str]) -> (String, String) {
+    let mut all = vec!["--ttl", "10m"];
+    all.extend_from_slice(args);
     let line = super::apiserver::token_create(
         &server.peer,
         &server.data_dir(),
         &format!("https://{}:{}", server.host, server.port),
-        &["--ttl", "10m"],
+        &all,
     );
     // rk8s-node join https://… --token ID.SECRET --ca-cert-hash sha256:…
     let words: Vec<&str> = line.split_whitespace().collect();

@@ -105,6 +105,23 @@ pub async fn join(
         Some(n) => n.clone(),
         None => hostname()?,
     };
+    // Joined already (a unit may run the same join at every boot): run as that node.
+    if let Some(saved) = Identity::load(&config.data_dir)? {
+        let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+        if !same(&saved.server, server) || saved.node_name != node {
+            return Err(Error::Other(format!(
+                "this host joined {} as node {} already ({}): to join {server} as {node}, remove that file first",
+                saved.server,
+                saved.node_name,
+                Identity::path(&config.data_dir).display()
+            )));
+        }
+        println!(
+            "joined {} as node {} already; running from the saved identity",
+            saved.server, saved.node_name
+        );
+        return run(config, Some(registration)).await;
+    }
     let identity = identity::join(server, token, ca_cert_hash, &node).await?;
     identity.save(&config.data_dir)?;
     println!(

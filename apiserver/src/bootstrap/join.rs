@@ -155,9 +155,9 @@ pub async fn assigned_pod_cidr(store: &Store, node: &str) -> ApiResult<Option<St
 }
 
 /// A bootstrap token about to be used by `by` (`node NAME`, `member ADDRESS`): its
-/// key, its record marked used, and the revision the write of that record must
-/// compare against, so that the token works once even with two joins at a time. A
-/// token used already is a 401.
+/// key, its record with this use counted (and marked used up when it reaches its
+/// usage limit), and the revision the write of that record must compare against, so
+/// that two joins at a time count twice. A token used up already is a 401.
 pub(crate) async fn claim_token(
     store: &Store,
     bearer: &str,
@@ -171,7 +171,10 @@ pub(crate) async fn claim_token(
     if let Some(used) = &record.used_by {
         return Err(auth::used_token(token_id, used));
     }
-    record.used_by = Some(by);
+    record.uses = record.uses.saturating_add(1);
+    if record.usage_limit.is_some_and(|limit| record.uses >= limit) {
+        record.used_by = Some(by);
+    }
     Ok((key, record, revision))
 }
 
@@ -265,6 +268,8 @@ pub async fn join(
             identity: Identity::Node(name.clone()),
             expires: None,
             used_by: None,
+            usage_limit: None,
+            uses: 0,
         };
         let json =
             |v: &TokenRecord| serde_json::to_vec(v).map_err(|e| ApiError::internal(e.to_string()));

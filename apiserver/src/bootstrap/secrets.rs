@@ -82,6 +82,8 @@ pub async fn read_or_create(
                     identity: Identity::Admin,
                     expires: None,
                     used_by: None,
+                    usage_limit: None,
+                    uses: 0,
                 };
                 store_token(store, &token, &record)
                     .await

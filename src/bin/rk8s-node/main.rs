@@ -142,7 +142,8 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 struct JoinArgs {
     /// The API server, `https://HOST:6443`.
     server: String,
-    /// The bootstrap token, `ID.SECRET` (used once).
+    /// The bootstrap token, `ID.SECRET` (not used again when this host joined
+    /// already: `join` then runs the node from its saved identity).
     #[arg(long)]
     token: String,
     /// `sha256:<hex>` of the cluster CA: the server is trusted only if its CA matches.

@@ -13,8 +13,9 @@ use super::StoreAccess;
 #[derive(Subcommand)]
 pub enum Command {
     /// Create a bootstrap token and print the `rk8s-node join` command that uses it
-    /// (with `--member`, the `rk8s-server --join` command of a new control-plane
-    /// member; with `--node`, a credential for one node).
+    /// (it joins any number of nodes until it expires, or `--usage-limit` of them;
+    /// with `--member`, the `rk8s-server --join` command of a new control-plane
+    /// member, once; with `--node`, a credential for one node).
     Create {
         /// How long the token works (`0`: forever).
         #[arg(long, default_value = "24h", value_parser = super::run::parse_duration)]
@@ -25,6 +26,10 @@ pub enum Command {
         /// A token for a new store member (`rk8s-server --join`) instead of a node.
         #[arg(long)]
         member: bool,
+        /// How many joins the token allows (default: any number until it expires for
+        /// nodes, as kubeadm's tokens; one for --member).
+        #[arg(long, conflicts_with = "node", value_parser = clap::value_parser!(u32).range(1..))]
+        usage_limit: Option<u32>,
         #[command(flatten)]
         store: StoreAccess,
         /// The API server URL printed in the join command.
@@ -38,6 +43,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         ttl,
         node,
         member,
+        usage_limit,
         store,
         server,
     } = cmd;
@@ -65,6 +71,12 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         identity,
         expires,
         used_by: None,
+        usage_limit: match (&node, member) {
+            (Some(_), _) => None,
+            (None, true) => Some(usage_limit.unwrap_or(1)),
+            (None, false) => usage_limit,
+        },
+        uses: 0,
     };
     client
         .put(token_key(&token).as_bytes(), &serde_json::to_vec(&record)?)
