@@ -8,11 +8,11 @@ PATCH_FUZZ_SECONDS ?= 30
 CRD_FUZZ_SECONDS ?= 30
 PROTOBUF_FUZZ_SECONDS ?= 30
 
-.PHONY: demo demo-down test setup check lint fmt deny unit fuzz bench bench-quick clean install uninstall
+.PHONY: demo demo-down test setup setup-demo check lint fmt deny unit fuzz bench bench-quick clean install uninstall
 
 ## make demo: set everything up, build in release mode, and run a two-node cluster on
 ## this machine, narrated; it keeps running until `make demo-down`.
-demo: setup
+demo: setup-demo
 	$(CARGO) build --release --locked
 	scripts/demo.sh up
 
@@ -39,6 +39,10 @@ test: setup lint deny fuzz unit
 
 setup:
 	scripts/setup.sh
+
+# Only what the demo needs (no cargo-fuzz, cargo-deny, registry or Python client).
+setup-demo:
+	scripts/setup.sh --demo
 
 lint:
 	$(CARGO) fmt --all --check

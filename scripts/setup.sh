@@ -2,7 +2,13 @@
 # Installs what building and testing rk8s needs on Debian, as root. Idempotent: it
 # only calls apt-get or cargo for what is missing, so a second run is quick and works
 # without network once everything is there.
+#
+#   scripts/setup.sh          everything `make test` needs
+#   scripts/setup.sh --demo   only what `make demo` needs (no cargo tools, no registry,
+#                             no Python client)
 set -euo pipefail
+DEMO_ONLY=0
+[ "${1:-}" = --demo ] && DEMO_ONLY=1
 
 # Debian packages. Later parts of rk8s add theirs here.
 PACKAGES=(
@@ -24,6 +30,11 @@ PACKAGES=(
   systemd         # systemd-analyze verify checks the units make install writes
 )
 
+# What the demo uses of them: building, images, networking, Prometheus, its requests.
+DEMO_PACKAGES=(build-essential pkg-config kubectl libseccomp-dev busybox-static umoci
+  iproute2 nftables prometheus curl python3)
+[ "$DEMO_ONLY" = 1 ] && PACKAGES=("${DEMO_PACKAGES[@]}")
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,6 +45,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+command -v cargo >/dev/null || { echo "setup: cargo is missing: install Rust ${RUST_VERSION:-1.89 or newer}"; exit 1; }
+[ "$DEMO_ONLY" = 1 ] && exit 0
 
 # Cargo tools, pinned so that every machine runs the same checks.
 install_tool() { # name version binary
