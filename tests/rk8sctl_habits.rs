@@ -604,3 +604,65 @@ fn run_expose_and_set_image_make_what_kubectl_makes() {
     );
     assert_eq!(images("api"), "busybox");
 }
+
+#[test]
+fn cordon_uncordon_and_drain_say_what_kubectl_says() {
+    let server = Server::start(&[]);
+    let mut printed: Vec<Vec<(i32, String)>> = Vec::new();
+    for tool in ["rk8sctl", "kubectl"] {
+        // A node of each tool's own, with a pod no controller owns bound to it.
+        let objects = format!(
+            "apiVersion: v1\nkind: Node\nmetadata: {{name: node-{tool}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: bare-{tool}}}\nspec: {{nodeName: node-{tool}, containers: [{{name: c, image: busybox}}]}}\n"
+        );
+        let o = cli::output(
+            server.kubectl_command().args(["apply", "-f", "-"]),
+            Some(&objects),
+        );
+        assert!(o.status.success(), "{o:?}");
+        let node = format!("node-{tool}");
+        let steps: [Vec<&str>; 6] = [
+            vec!["cordon", &node],
+            vec!["cordon", &node],
+            vec!["uncordon", &node],
+            vec!["uncordon", &node],
+            vec!["drain", &node, "--timeout=5s"],
+            vec![
+                "drain",
+                &node,
+                "--force",
+                "--grace-period=0",
+                "--timeout=30s",
+            ],
+        ];
+        let mut outputs = Vec::new();
+        for step in &steps {
+            let out = match tool {
+                "rk8sctl" => server.rk8sctl(step),
+                _ => cli::output(server.kubectl_command().args(step), None),
+            };
+            let (code, out, err) = text(&out);
+            if step.contains(&"--force") {
+                assert!(
+                    err.contains(&format!(
+                        "deleting Pods that declare no controller: default/bare-{tool}"
+                    )),
+                    "{tool}: {err}"
+                );
+            }
+            if step.len() == 3 {
+                assert!(err.contains(&format!("cannot delete Pods that declare no controller (use --force to override): default/bare-{tool}")), "{tool}: {err}");
+            }
+            outputs.push((code.min(1), out.replace(tool, "TOOL")));
+        }
+        let spec = server
+            .kubectl(&["get", "node", &node, "-o", "jsonpath={.spec.unschedulable}"])
+            .1;
+        assert_eq!(spec, "true", "{tool}");
+        printed.push(outputs);
+    }
+    assert_eq!(printed[0], printed[1]);
+    assert_eq!(
+        printed[0][5].1,
+        "node/node-TOOL already cordoned\npod/bare-TOOL deleted\nnode/node-TOOL drained\n"
+    );
+}

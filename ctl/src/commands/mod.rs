@@ -2,7 +2,7 @@
 //! group: [`apply`](apply()) and [`create`] (`-f` files), [`get`] (with `--watch`),
 //! [`describe`](describe()), [`delete`], [`scale`] and [`autoscale`], [`set_metadata`]
 //! (`label`, `annotate`), [`edit`], [`cluster_info`] and [`version`], [`config`],
-//! [`wait`], [`run`], [`expose`] and [`set_image`]. What
+//! [`wait`], [`run`], [`expose`], [`set_image`], [`cordon`] and [`drain`]. What
 //! they share is here: the [`Global`] options and how `KIND NAME` arguments name
 //! objects.
 
@@ -10,6 +10,7 @@ mod apply;
 mod config;
 mod delete;
 mod describe;
+mod drain;
 mod edit;
 mod generate;
 mod get;
@@ -32,6 +33,7 @@ pub use apply::{Files, apply, create};
 pub use config::{ConfigCommand, config};
 pub use delete::{DeleteArgs, delete};
 pub use describe::describe;
+pub use drain::{DrainArgs, cordon, drain};
 pub use edit::edit;
 pub use generate::{DryRun, Emit, ExposeArgs, RunArgs, SetImageArgs, expose, run, set_image};
 pub use get::{GetArgs, Output, get};

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use rk8s_ctl::commands::{
-    self as ctl, ConfigCommand, DeleteArgs, ExposeArgs, Files, GetArgs, Global, MetaMap, RunArgs,
-    SetImageArgs, WaitArgs,
+    self as ctl, ConfigCommand, DeleteArgs, DrainArgs, ExposeArgs, Files, GetArgs, Global, MetaMap,
+    RunArgs, SetImageArgs, WaitArgs,
 };
 
 /// Drive an rk8s cluster, or check manifests locally.
@@ -79,6 +79,19 @@ enum Command {
     /// Change objects' fields (`set image KIND/NAME CONTAINER=IMAGE...`).
     #[command(subcommand)]
     Set(SetCommand),
+    /// Mark a node unschedulable (its pods stay).
+    Cordon {
+        /// The node.
+        node: String,
+    },
+    /// Mark a node schedulable again.
+    Uncordon {
+        /// The node.
+        node: String,
+    },
+    /// Cordon a node and delete its pods for maintenance (their controllers make
+    /// them again elsewhere).
+    Drain(DrainArgs),
     /// Wait until objects are deleted, created, or in a condition
     /// (`--for=condition=Available`, `--for=jsonpath='{.status.phase}'=Running`).
     Wait(WaitArgs),
@@ -154,6 +167,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Edit { resource, name } => ctl::edit(g, &resource, name.as_deref()).await?,
         Command::Wait(a) => ctl::wait(g, &a).await?,
+        Command::Cordon { node } => ctl::cordon(g, &node, true).await?,
+        Command::Uncordon { node } => ctl::cordon(g, &node, false).await?,
+        Command::Drain(a) => ctl::drain(g, &a).await?,
         Command::Run(a) => ctl::run(g, &a).await?,
         Command::Expose(a) => ctl::expose(g, &a).await?,
         Command::Set(SetCommand::Image(a)) => ctl::set_image(g, &a).await?,
