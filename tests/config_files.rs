@@ -104,3 +104,37 @@ fn bad_settings_stop_the_binaries_with_the_place_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-pods"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_the_server_listens_everywhere_and_advertises_its_primary_address() {
+    let server = Server::start(&["--address", "0.0.0.0"]);
+    let advertised = rk8s_apiserver::cluster::advertise_address("0.0.0.0".parse().unwrap());
+    let url = format!(
+        "https://{}",
+        std::net::SocketAddr::new(advertised, server.port)
+    );
+    let file = server
+        .data_dir()
+        .join(rk8s_apiserver::cluster::ADVERTISE_URL_FILE);
+    assert_eq!(std::fs::read_to_string(file).unwrap(), url);
+    // The join command names it (no --server needed) ...
+    let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+        .args(["token", "create", "--endpoint", &server.peer, "--data-dir"])
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line.starts_with(&format!("rk8s-node join {url} --token ")),
+        "{line} {out:?}"
+    );
+    // ... and the serving certificate names it (checked over loopback, under that name).
+    let (ok, out) = server.kubectl(&[
+        "--tls-server-name",
+        &advertised.to_string(),
+        "get",
+        "ns",
+        "default",
+    ]);
+    assert!(ok, "{out}");
+}

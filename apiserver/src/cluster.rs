@@ -2,7 +2,7 @@
 //! (created once, kept in the store so every member shares them), this member's
 //! serving certificate, the system namespaces, and the admin kubeconfig.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,29 @@ use crate::server::{ApiServer, serve};
 
 pub use crate::bootstrap::StartError;
 
+/// The file in a member's data directory that holds the URL its API server
+/// advertises (what `rk8s-server token create` prints in join commands).
+pub const ADVERTISE_URL_FILE: &str = "advertise-url";
+
+/// The address to advertise for an API server listening on `listen`: `listen`
+/// itself when it is one address, else this host's primary address (the source
+/// address of its default route: a UDP socket is connected, which sends nothing),
+/// else loopback.
+pub fn advertise_address(listen: IpAddr) -> IpAddr {
+    if !listen.is_unspecified() {
+        return listen;
+    }
+    let primary = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|socket| {
+        // TEST-NET-2: any global address selects the default route.
+        socket.connect("198.51.100.1:9")?;
+        socket.local_addr()
+    });
+    match primary {
+        Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => IpAddr::from([127, 0, 0, 1]),
+    }
+}
+
 /// How the API server starts.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -28,6 +51,10 @@ pub struct ApiConfig {
     pub data_dir: PathBuf,
     /// Where to listen.
     pub listen: SocketAddr,
+    /// The address nodes and clients on other hosts reach this API server at
+    /// ([`advertise_address`]): in the serving certificate, and in
+    /// `<data_dir>/advertise-url` for `token create`'s join commands.
+    pub advertise: IpAddr,
     /// Extra names or addresses for the serving certificate.
     pub tls_sans: Vec<String>,
     /// Where to write the admin kubeconfig (`None`: do not write one).
@@ -142,6 +169,9 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     if !local_addr.ip().is_unspecified() {
         names.push(local_addr.ip().to_string());
     }
+    if !cfg.advertise.is_unspecified() {
+        names.push(cfg.advertise.to_string());
+    }
     names.extend(cfg.tls_sans.iter().cloned());
     names.sort();
     names.dedup();
@@ -167,8 +197,11 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         what: "cluster secrets",
         detail: "no node CA".into(),
     })?;
+    // Nodes on loopback share this host: only when the API server is reached on
+    // loopback (it listens there, or everywhere and advertises nothing else).
     let policy = crate::proxy::DialPolicy {
-        allow_loopback: local_addr.ip().is_loopback(),
+        allow_loopback: local_addr.ip().is_loopback()
+            || (local_addr.ip().is_unspecified() && cfg.advertise.is_loopback()),
         own: std::iter::once(local_addr).chain(cfg.peer_listen).collect(),
     };
     api.set_node_dialer(crate::proxy::NodeDialer::new(
@@ -197,7 +230,12 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
             ),
         }
     }
-    tracing::info!("API server listening on https://{local_addr}");
+    let advertised = format!(
+        "https://{}",
+        SocketAddr::new(cfg.advertise, local_addr.port())
+    );
+    write_file(&cfg.data_dir.join(ADVERTISE_URL_FILE), &advertised, false)?;
+    tracing::info!("API server listening on https://{local_addr}, advertised as {advertised}");
     let serving = tokio::spawn(serve(api.clone(), listener, tls));
     let compacting = tokio::spawn(crate::compaction::compact_periodically(
         store,

@@ -153,9 +153,18 @@ impl Server {
             .append(true)
             .open(dir.join("server.log"))
             .unwrap();
+        // On loopback unless a test says otherwise (the default is every address):
+        // the tests' nodes on this host's network are reached there.
+        let loopback = ["--address", "127.0.0.1"];
+        let address: &[&str] = if extra.iter().any(|a| a == "--address") {
+            &[]
+        } else {
+            &loopback
+        };
         Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
             .arg("--data-dir")
             .arg(dir.join("data"))
+            .args(address)
             .args(["--port", &port.to_string(), "--peer-listen", peer])
             .arg("--admin-kubeconfig")
             .arg(dir.join("config"))

@@ -20,9 +20,15 @@ pub struct Args {
     /// Where the store's log and snapshots and the certificates live.
     #[arg(long, default_value = "/var/lib/rk8s")]
     data_dir: PathBuf,
-    /// Address the API server listens on.
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address the API server listens on (all of this host's by default, as k3s).
+    #[arg(long, default_value = "0.0.0.0")]
     address: IpAddr,
+    /// The address nodes and clients on other hosts reach the API server at: named in
+    /// its certificate and in the join commands `token create` prints [default:
+    /// --address if it is one address, else this host's primary address (the one its
+    /// default route leaves from), else 127.0.0.1].
+    #[arg(long)]
+    advertise_address: Option<IpAddr>,
     /// Port of the API server (HTTPS).
     #[arg(long, default_value_t = 6443)]
     port: u16,
@@ -186,6 +192,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ApiConfig {
             data_dir: args.data_dir,
             listen: SocketAddr::new(args.address, args.port),
+            advertise: args
+                .advertise_address
+                .unwrap_or_else(|| cluster::advertise_address(args.address)),
             tls_sans: args.tls_sans,
             admin_kubeconfig: args.admin_kubeconfig.or_else(default_kubeconfig),
             compaction_interval: args.compaction_interval,

@@ -32,9 +32,10 @@ pub enum Command {
         usage_limit: Option<u32>,
         #[command(flatten)]
         store: StoreAccess,
-        /// The API server URL printed in the join command.
-        #[arg(long, default_value = "https://127.0.0.1:6443")]
-        server: String,
+        /// The API server URL printed in the join command [default: the one the
+        /// member of --data-dir advertises (`--advertise-address`, its port)].
+        #[arg(long)]
+        server: Option<String>,
     },
 }
 
@@ -47,6 +48,19 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         store,
         server,
     } = cmd;
+    let server = match server {
+        Some(s) => s,
+        None => {
+            let file = store
+                .data_dir
+                .join(rk8s_apiserver::cluster::ADVERTISE_URL_FILE);
+            match std::fs::read_to_string(&file) {
+                Ok(url) => url.trim().to_string(),
+                // A member that has not started its API server yet (or an older one).
+                Err(_) => "https://127.0.0.1:6443".to_string(),
+            }
+        }
+    };
     let client = store.connect().await?;
     let expires = (!ttl.is_zero())
         .then(|| jiff::SignedDuration::try_from(ttl).ok())
