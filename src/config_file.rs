@@ -17,6 +17,11 @@ use serde_json::Value;
 /// The file `args` names with `--config FILE` (or `--config=FILE`), else `default`
 /// when it exists.
 pub fn config_path(args: &[OsString], default: &Path) -> Option<PathBuf> {
+    named_config(args).or_else(|| default.exists().then(|| default.to_path_buf()))
+}
+
+/// The file `args` names with `--config FILE` or `--config=FILE`.
+fn named_config(args: &[OsString]) -> Option<PathBuf> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let text = a.to_string_lossy();
@@ -30,7 +35,7 @@ pub fn config_path(args: &[OsString], default: &Path) -> Option<PathBuf> {
             return Some(PathBuf::from(p));
         }
     }
-    default.exists().then(|| default.to_path_buf())
+    None
 }
 
 /// `args` with the settings of `file` inserted at `at` (after the program name, or
@@ -48,7 +53,7 @@ pub fn with_settings(
     let at = at.min(args.len());
     let mut out: Vec<OsString> = args[..at].to_vec();
     // The file read is named to the command (which logs it) when it was the default.
-    if config_path(&args, Path::new("")).is_none() {
+    if named_config(&args).is_none() {
         out.push(OsString::from(format!("--config={}", file.display())));
     }
     out.extend(settings.into_iter().map(OsString::from));

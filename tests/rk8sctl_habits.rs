@@ -57,6 +57,17 @@ metadata: {name: c-2}
 data: {num: "2"}
 "#;
 
+/// A server with [`OBJECTS`] applied (by kubectl).
+fn with_objects() -> Server {
+    let server = Server::start(&[]);
+    let o = cli::output(
+        server.kubectl_command().args(["apply", "-f", "-"]),
+        Some(OBJECTS),
+    );
+    assert!(o.status.success(), "{o:?}");
+    server
+}
+
 fn text(out: &Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
@@ -103,15 +114,7 @@ fn mask_ages(text: &str) -> String {
 
 #[test]
 fn output_formats_print_what_kubectl_prints() {
-    let server = Server::start(&[]);
-    let (ok, out) = {
-        let o = cli::output(
-            server.kubectl_command().args(["apply", "-f", "-"]),
-            Some(OBJECTS),
-        );
-        (o.status.success(), format!("{o:?}"))
-    };
-    assert!(ok, "{out}");
+    let server = with_objects();
     // Every object exists by now: their ages are at least the time since.
     let made = Instant::now();
     let dir = server.dir.path();
@@ -215,12 +218,7 @@ fn output_formats_print_what_kubectl_prints() {
 
 #[test]
 fn wait_for_conditions_fields_and_deletion() {
-    let server = Server::start(&[]);
-    let o = cli::output(
-        server.kubectl_command().args(["apply", "-f", "-"]),
-        Some(OBJECTS),
-    );
-    assert!(o.status.success(), "{o:?}");
+    let server = with_objects();
     // The Deployment controller sets Progressing on every Deployment.
     assert_eq!(
         server.rk8sctl_ok(&[
@@ -489,12 +487,7 @@ fn json_of(server: &Server, tool: &str, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn run_expose_and_set_image_make_what_kubectl_makes() {
-    let server = Server::start(&[]);
-    let o = cli::output(
-        server.kubectl_command().args(["apply", "-f", "-"]),
-        Some(OBJECTS),
-    );
-    assert!(o.status.success(), "{o:?}");
+    let server = with_objects();
     // Generated objects, not sent: the same as kubectl's generators make.
     for args in [
         vec![

@@ -238,8 +238,8 @@ pub async fn drain(g: &Global, a: &DrainArgs) -> Result<()> {
         }
         if !a.timeout.is_zero() && started.elapsed() >= a.timeout {
             bail!(
-                "drain did not complete within {}: pods still there: {}",
-                humanize(a.timeout),
+                "drain did not complete within {}s: pods still there: {}",
+                a.timeout.as_secs(),
                 waiting
                     .iter()
                     .map(|p| key(p))
@@ -251,10 +251,6 @@ pub async fn drain(g: &Global, a: &DrainArgs) -> Result<()> {
     }
     println!("node/{} drained", a.node);
     Ok(())
-}
-
-fn humanize(d: Duration) -> String {
-    format!("{}s", d.as_secs())
 }
 
 #[cfg(test)]

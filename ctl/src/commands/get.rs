@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use rk8s_api::{ObjectKind, Quantity};
 use serde_json::{Value, json};
 
-use super::{Global, query, resolve_targets, with_kind};
+use super::{Global, Selection, query, resolve_targets, with_kind};
 use crate::cluster::{Cluster, explain};
 use crate::jsonpath::{Expr, Template, go_text, json_text};
 use crate::print::{self, TABLE_ACCEPT, TableStyle};
@@ -110,15 +110,9 @@ pub struct GetArgs {
     /// `KIND [NAME...]`, `KIND/NAME...` or `KIND,KIND`.
     #[arg(required = true)]
     pub resources: Vec<String>,
-    /// Every namespace.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
-    /// Label selector (`app=web,tier!=db`).
-    #[arg(short = 'l', long)]
-    pub selector: Option<String>,
-    /// Field selector (`status.phase=Running`).
-    #[arg(long)]
-    pub field_selector: Option<String>,
+    /// Which objects.
+    #[command(flatten)]
+    pub select: Selection,
     /// Output format: wide, yaml, json, name, jsonpath=TEMPLATE, jsonpath-file=FILE,
     /// custom-columns=HEADER:EXPR[,...], custom-columns-file=FILE.
     #[arg(short = 'o', long, value_parser = Output::parse)]
@@ -146,7 +140,7 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
     let cluster = g.connect().await?;
     let targets = resolve_targets(&cluster, &a.resources).await?;
     let several = targets.len() > 1;
-    let ns = (!a.all_namespaces).then_some(cluster.namespace.as_str());
+    let ns = a.select.namespace(&cluster);
     let table = Output::is_table(a.output.as_ref());
     // Each object with its kind as `-o name` prints it.
     let mut structured: Vec<(String, Value)> = Vec::new();
@@ -157,8 +151,8 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
         // Sorting a table needs whole objects in its rows (kubectl asks the same).
         let include = (table && a.sort_by.is_some()).then_some("Object");
         let list_query = query(&[
-            ("labelSelector", a.selector.as_deref()),
-            ("fieldSelector", a.field_selector.as_deref()),
+            ("labelSelector", a.select.selector.as_deref()),
+            ("fieldSelector", a.select.field_selector.as_deref()),
             ("includeObject", include),
         ]);
         let accept = if table {
@@ -218,7 +212,7 @@ pub async fn get(g: &Global, a: &GetArgs) -> Result<()> {
         }
         let mut printer = print::Printer::new(TableStyle {
             wide: a.output == Some(Output::Wide),
-            namespace_column: a.all_namespaces && kind.is_namespaced(),
+            namespace_column: a.select.all_namespaces && kind.is_namespaced(),
             no_headers: a.no_headers,
             kind_prefix: several.then(|| kind.qualified_singular()),
             label_columns: a.label_columns.clone(),
@@ -357,46 +351,29 @@ fn custom_column_lines(
 /// item), as kubectl's sorter compares: items without it first, numbers by value,
 /// strings that are both quantities (`2`, `10`, `512Mi`, `1Gi`) by amount, anything
 /// else by its text; ties in the order the server gave them.
-fn sort_by_field<T>(items: &mut [T], by: &Expr, of: impl Fn(&T) -> &Value) -> Result<()> {
-    let mut keyed: Vec<(Option<Value>, usize)> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        keyed.push((by.select(of(item))?.first().map(|v| (*v).clone()), i));
+fn sort_by_field<T>(items: &mut Vec<T>, by: &Expr, of: impl Fn(&T) -> &Value) -> Result<()> {
+    // Each item's key read once (quantities parsed once), then a stable sort.
+    let mut keyed = Vec::with_capacity(items.len());
+    for item in std::mem::take(items) {
+        let key = by.select(of(&item))?.first().map(|v| {
+            let quantity = v.as_str().and_then(|s| s.parse::<Quantity>().ok());
+            ((*v).clone(), quantity)
+        });
+        keyed.push((key, item));
     }
     keyed.sort_by(|(a, _), (b, _)| match (a, b) {
         (None, None) => std::cmp::Ordering::Equal,
         (None, Some(_)) => std::cmp::Ordering::Less,
         (Some(_), None) => std::cmp::Ordering::Greater,
-        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+        (Some((_, Some(qx))), Some((_, Some(qy)))) => qx.cmp(qy),
+        (Some((Value::Number(x), _)), Some((Value::Number(y), _))) => {
             let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
             x.total_cmp(&y)
         }
-        (Some(Value::String(x)), Some(Value::String(y))) => {
-            match (x.parse::<Quantity>(), y.parse::<Quantity>()) {
-                (Ok(qx), Ok(qy)) => qx.cmp(&qy),
-                _ => x.cmp(y),
-            }
-        }
-        (Some(x), Some(y)) => json_text(x).cmp(&json_text(y)),
+        (Some((x, _)), Some((y, _))) => json_text(x).cmp(&json_text(y)),
     });
-    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
-    permute(items, &order);
+    items.extend(keyed.into_iter().map(|(_, item)| item));
     Ok(())
-}
-
-/// Reorders `items` so that the item first at `order[k]` ends at `k`.
-fn permute<T>(items: &mut [T], order: &[usize]) {
-    let mut at: Vec<usize> = (0..items.len()).collect(); // at[original] = current index
-    let mut which: Vec<usize> = (0..items.len()).collect(); // which[current] = original
-    for (k, &original) in order.iter().enumerate() {
-        let from = at[original];
-        if from != k {
-            items.swap(k, from);
-            let displaced = which[k];
-            which.swap(k, from);
-            at[original] = k;
-            at[displaced] = from;
-        }
-    }
 }
 
 /// A kind `get -w` watches: its names, the revision its list was read at, and the
@@ -423,7 +400,7 @@ async fn watch(
     for (i, w) in watched.iter().enumerate() {
         let field = match w.names.as_slice() {
             [one] => Some(format!("metadata.name={one}")),
-            _ => a.field_selector.clone(),
+            _ => a.select.field_selector.clone(),
         };
         let path = format!(
             "{}{}",
@@ -431,7 +408,7 @@ async fn watch(
             query(&[
                 ("watch", Some("true")),
                 ("resourceVersion", Some(&w.rv)),
-                ("labelSelector", a.selector.as_deref()),
+                ("labelSelector", a.select.selector.as_deref()),
                 ("fieldSelector", field.as_deref()),
             ])
         );

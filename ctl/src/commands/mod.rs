@@ -57,6 +57,27 @@ pub struct Global {
     pub namespace: Option<String>,
 }
 
+/// Which objects a command lists: `-A`, `-l`, `--field-selector` (`get`, `wait`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Selection {
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Label selector (`app=web,tier!=db`).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Field selector (`status.phase=Running`).
+    #[arg(long)]
+    pub field_selector: Option<String>,
+}
+
+impl Selection {
+    /// The namespace to list in (`None`: every one, with `-A`).
+    pub(crate) fn namespace<'a>(&self, cluster: &'a Cluster) -> Option<&'a str> {
+        (!self.all_namespaces).then_some(cluster.namespace.as_str())
+    }
+}
+
 impl Global {
     pub(crate) async fn connect(&self) -> Result<Cluster> {
         Cluster::connect(&Target {

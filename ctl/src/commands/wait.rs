@@ -9,7 +9,7 @@ use kube::api::{DynamicObject, ListParams};
 use kube::runtime::wait::await_condition;
 use rk8s_api::duration::parse_duration;
 
-use super::{Global, resolve_targets};
+use super::{Global, Selection, resolve_targets};
 use crate::cluster::explain;
 use crate::jsonpath::{Expr, json_text};
 
@@ -145,15 +145,9 @@ pub struct WaitArgs {
     /// Every object of the kinds named.
     #[arg(long)]
     pub all: bool,
-    /// Every namespace.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
-    /// Label selector (`app=web`).
-    #[arg(short = 'l', long)]
-    pub selector: Option<String>,
-    /// Field selector.
-    #[arg(long)]
-    pub field_selector: Option<String>,
+    /// Which objects (with a kind and no names).
+    #[command(flatten)]
+    pub select: Selection,
     /// How long to wait for each object (`30s`, `1m30s`; 0 checks once).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -163,8 +157,8 @@ pub struct WaitArgs {
 pub async fn wait(g: &Global, a: &WaitArgs) -> Result<()> {
     let cluster = g.connect().await?;
     let targets = resolve_targets(&cluster, &a.resources).await?;
-    let by_list = a.all || a.selector.is_some() || a.field_selector.is_some();
-    let ns = (!a.all_namespaces).then_some(cluster.namespace.as_str());
+    let by_list = a.all || a.select.selector.is_some() || a.select.field_selector.is_some();
+    let ns = a.select.namespace(&cluster);
     // Each object: its kind, namespace and name.
     let mut objects = Vec::new();
     for (kind, names) in &targets {
@@ -173,8 +167,8 @@ pub async fn wait(g: &Global, a: &WaitArgs) -> Result<()> {
         }
         if names.is_empty() {
             let params = ListParams {
-                label_selector: a.selector.clone(),
-                field_selector: a.field_selector.clone(),
+                label_selector: a.select.selector.clone(),
+                field_selector: a.select.field_selector.clone(),
                 ..Default::default()
             };
             let list = cluster.api(kind, ns).list(&params).await.map_err(explain)?;
