@@ -22,13 +22,12 @@ demo-down:
 
 ## make install: build in release mode and install the binaries, systemd units,
 ## default config files (/etc/rk8s, kept when they exist), man pages, rk8sctl's
-## completions and the pause image, under DESTDIR and PREFIX (/usr/local).
+## completions, under DESTDIR and PREFIX (/usr/local).
 ## make uninstall removes them again (the config files stay; PURGE=1: those too, the
 ## node's pods and both binaries' data).
 PREFIX ?= /usr/local
 install:
 	$(CARGO) build --release --locked
-	images/build.sh target/images
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" scripts/install.sh install
 
 uninstall:

@@ -118,7 +118,6 @@ fn main() {
     let mut agent = node(9);
     let mut join = join_command(&server, &agent, "bench", &token, &hash);
     join.args(["--max-pods", "250"])
-        .env("RK8S_PAUSE_IMAGE", images.join("pause"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     agent.child = Some(join.spawn().unwrap());

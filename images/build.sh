@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the two OCI image layouts rk8s' tests and demo use, offline, from Debian
-# packages: `busybox` (busybox-static with its applets: sh, httpd, nc, …) and `pause`
-# (images/pause/pause.c, built static). Output: OUT/busybox and OUT/pause, each an OCI
-# image layout with the tag `latest`. Idempotent: an existing layout newer than its
-# inputs is kept.
+# Builds the OCI image layout rk8s' tests and demo run, offline, from a Debian
+# package: `busybox` (busybox-static with its applets: sh, httpd, nc, …). Output:
+# OUT/busybox, an OCI image layout with the tag `latest`. Idempotent: an existing
+# layout newer than its inputs is kept. (The pause sandbox is built into rk8s-node:
+# runtime/pause.c.)
 #
 #   images/build.sh [OUT]      (default: target/images)
 set -euo pipefail
@@ -50,11 +50,4 @@ if ! fresh "$OUT/busybox" /bin/busybox "$0"; then
   echo '<h1>rk8s busybox</h1>' >"$root/var/www/index.html"
   chmod 1777 "$root/tmp"
   image busybox "$root" --config.cmd sh --config.env PATH=/bin --config.workingdir /
-fi
-
-if ! fresh "$OUT/pause" images/pause/pause.c "$0"; then
-  root="$work/pause-rootfs"
-  mkdir -p "$root"
-  gcc -static -Os -s -o "$root/pause" images/pause/pause.c
-  image pause "$root" --config.entrypoint /pause
 fi

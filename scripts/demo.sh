@@ -53,8 +53,7 @@ node_args() { # node
 # The local mode's state (the Compose app of step 8), apart from the nodes'.
 local_env() {
   env RK8S_RUN_DIR="$STATE/local/run" RK8S_DATA_DIR="$STATE/local/data" \
-    RK8S_LOCAL_BRIDGE=rk8sdemol0 RK8S_LOCAL_SUBNET=10.205.0.0/24 \
-    RK8S_PAUSE_IMAGE="$ROOT/target/images/pause" "$@"
+    RK8S_LOCAL_BRIDGE=rk8sdemol0 RK8S_LOCAL_SUBNET=10.205.0.0/24 "$@"
 }
 
 down() {
@@ -177,7 +176,7 @@ for i in 1 2; do
   # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroup
   # filesystems the node's containers need.
   # shellcheck disable=SC2046
-  start "node-$n" env RUST_LOG=warn RK8S_PAUSE_IMAGE="$ROOT/target/images/pause" \
+  start "node-$n" env RUST_LOG=warn \
     nsenter --net="/run/netns/$ns" "$BIN/rk8s-node" join "$API" --token "$token" --ca-cert-hash "$hash" \
     $(node_args "$n") --stats-interval 2s
 done

@@ -4,14 +4,14 @@
 #
 #   scripts/install.sh install     the three binaries, the systemd units, the default
 #                                  config files (kept when they exist), man pages,
-#                                  rk8sctl's shell completions, the pause image
+#                                  rk8sctl's shell completions
 #   scripts/install.sh uninstall   every file install wrote but the config files;
 #                                  PURGE=1 also the config files, the node's pods
 #                                  (`rk8s-node reset`) and the data of both binaries
 #
 # Variables: DESTDIR (empty), PREFIX (/usr/local), SYSCONFDIR (/etc), UNITDIR
-# (PREFIX/lib/systemd/system), BUILD (target/release: where the binaries are),
-# IMAGES (target/images: where images/build.sh put the pause image).
+# (PREFIX/lib/systemd/system), BUILD (target/release: where the binaries are).
+# The pause sandbox is built into rk8s-node: no image files are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,6 @@ PREFIX=${PREFIX:-/usr/local}
 SYSCONFDIR=${SYSCONFDIR:-/etc}
 UNITDIR=${UNITDIR:-$PREFIX/lib/systemd/system}
 BUILD=${BUILD:-target/release}
-IMAGES=${IMAGES:-target/images}
 BINDIR=$PREFIX/bin
 LIBDIR=$PREFIX/lib/rk8s
 MANDIR=$PREFIX/share/man/man1
@@ -72,15 +71,6 @@ install_all() {
   put 644 "$work/rk8sctl.bash" "$PREFIX/share/bash-completion/completions/rk8sctl"
   put 644 "$work/_rk8sctl" "$PREFIX/share/zsh/site-functions/_rk8sctl"
   put 644 "$work/rk8sctl.fish" "$PREFIX/share/fish/vendor_completions.d/rk8sctl.fish"
-
-  # The pause image, where rk8s-node looks for it next to its binary.
-  if [ -f "$IMAGES/pause/index.json" ]; then
-    (cd "$IMAGES/pause" && find . -type f) | while read -r f; do
-      put 644 "$IMAGES/pause/$f" "$LIBDIR/images/pause/${f#./}"
-    done
-  else
-    echo "install: no pause image in $IMAGES (images/build.sh makes it): nodes need --pause-image" >&2
-  fi
 
   echo "$LIBDIR/installed-files" >>"$MANIFEST.new"
   sort -u "$MANIFEST.new" >"$MANIFEST"

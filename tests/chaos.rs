@@ -162,7 +162,6 @@ async fn converged(pods: &Api<Pod>) -> Option<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
     let busybox = images().join("busybox").display().to_string();
-    let pause = images().join("pause").display().to_string();
     let first = Server::start(&["--enable-chaos"]);
     let mut members = vec![first];
     for _ in 0..2 {
@@ -250,7 +249,7 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
         if start.elapsed() >= next_agent {
             next_agent += Duration::from_secs(10);
             node.kill();
-            node.run_again(&pause, &[]);
+            node.run_again(&[]);
             agent_kills += 1;
         }
         if start.elapsed() >= next_leader && down.is_none() {

@@ -1,8 +1,9 @@
 //! `make install` / `make uninstall` (scripts/install.sh) into directories of the
 //! test's own: every file in its place, the systemd units checked by
 //! `systemd-analyze verify` (their man pages found), the installed server run from a
-//! config file alone and used by the installed rk8sctl, config files kept on a second
-//! install, and uninstall (and purge) leaving nothing of what was installed.
+//! config file alone and used by the installed rk8sctl, the installed node joined with
+//! its settings in a config file running a pod on a host with no image files (the
+//! pause built in), config files kept on a second install, and uninstall (and purge) leaving nothing of what was installed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,6 +12,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
+
+use rk8s_runtime::image::BUILTIN_PAUSE;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,7 +28,6 @@ fn install_sh(action: &str, env: &[(&str, &Path)]) -> Output {
     command
         .arg(action)
         .env("BUILD", build)
-        .env("IMAGES", support::images::images())
         .env_remove("DESTDIR")
         .env_remove("PURGE");
     for (k, v) in env {
@@ -85,7 +87,6 @@ fn install_verify_run_and_uninstall() {
         ("usr/share/bash-completion/completions/rk8sctl", false),
         ("usr/share/zsh/site-functions/_rk8sctl", false),
         ("usr/share/fish/vendor_completions.d/rk8sctl.fish", false),
-        ("usr/lib/rk8s/images/pause/index.json", false),
     ] {
         let meta =
             std::fs::metadata(root.path().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -117,10 +118,10 @@ fn install_verify_run_and_uninstall() {
     let data = root.path().join("data");
     let kubeconfig = root.path().join("admin.kubeconfig");
     let port = support::apiserver::free_port();
+    let peer = support::apiserver::free_port();
     let settings = format!(
-        "data-dir: {}\nport: {port}\npeer-listen: 127.0.0.1:{}\nadmin-kubeconfig: {}\n",
+        "data-dir: {}\nport: {port}\npeer-listen: 127.0.0.1:{peer}\nadmin-kubeconfig: {}\n",
         data.display(),
-        support::apiserver::free_port(),
         kubeconfig.display()
     );
     let server_yaml = etc.join("rk8s/server.yaml");
@@ -154,6 +155,59 @@ fn install_verify_run_and_uninstall() {
         "namespace/default\n",
         "{out:?}"
     );
+
+    // The installed node, joined with its settings in node.yaml: a fresh host with no
+    // image files runs a pod (the sandbox is the pause built into rk8s-node, and so is
+    // the pod's one container).
+    let mut agent = support::node::node(37);
+    let args = agent.args("installed");
+    let mut node_settings: String = args
+        .chunks(2)
+        .map(|kv| format!("{}: {}\n", kv[0].trim_start_matches("--"), kv[1]))
+        .collect();
+    let token = support::apiserver::token_create(
+        &format!("127.0.0.1:{peer}"),
+        &data,
+        &format!("https://127.0.0.1:{port}"),
+        &["--ttl", "10m"],
+    );
+    let words: Vec<&str> = token.split_whitespace().collect();
+    let after = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
+    node_settings.push_str(&format!(
+        "token: {}\nca-cert-hash: {}\n",
+        after("--token"),
+        after("--ca-cert-hash")
+    ));
+    let node_yaml = etc.join("rk8s/node.yaml");
+    std::fs::write(&node_yaml, &node_settings).unwrap();
+    let mut join = Command::new(prefix.join("bin/rk8s-node"));
+    join.arg("join")
+        .arg(format!("https://127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(&node_yaml)
+        .env_remove("RK8S_PAUSE_IMAGE");
+    agent.log_to_file(&mut join);
+    agent.child = Some(join.spawn().unwrap());
+    let rk8sctl = |args: &[&str]| {
+        let out = Command::new(prefix.join("bin/rk8sctl"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        support::cli::success(args.join(" "), out)
+    };
+    // Created at once, Ready once the node joined and ran it.
+    rk8sctl(&["run", "sandbox", "--image", BUILTIN_PAUSE]);
+    rk8sctl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/sandbox",
+        "--timeout=120s",
+    ]);
+    let on = rk8sctl(&["get", "pod", "sandbox", "-o", "jsonpath={.spec.nodeName}"]);
+    assert_eq!(on, "installed");
+    drop(agent);
 
     // Installed again: the administrator's config stays.
     let again = install_sh("install", &env);

@@ -41,8 +41,7 @@ impl Local {
             .env("RK8S_RUN_DIR", self.run.path())
             .env("RK8S_DATA_DIR", self.data.path())
             .env("RK8S_LOCAL_BRIDGE", &self.bridge)
-            .env("RK8S_LOCAL_SUBNET", "10.202.0.0/24")
-            .env("RK8S_PAUSE_IMAGE", support::pause());
+            .env("RK8S_LOCAL_SUBNET", "10.202.0.0/24");
         cli::output(&mut command, None)
     }
 

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use support::apiserver::Server;
-use support::images::{busybox, pause};
+use support::images::busybox;
 use support::netns::NodeNetwork;
 use support::node::{NodeProcess, bootstrap_token, eventually, finished, join_command, node};
 
@@ -236,7 +236,6 @@ fn runtime_state(agent: &NodeProcess, id: &str) -> rk8s_runtime::ContainerState 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outages() {
     let busybox = busybox();
-    let pause = pause();
     // Declared first, dropped last: nodes are reset inside their namespaces first.
     let mut net = NodeNetwork::new();
     let host = net.host_ip();
@@ -265,7 +264,7 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
         let (token, hash) = bootstrap_token(&server);
         let name = ["a", "b"][i];
         let mut join = join_command(&server, agent, name, &token, &hash);
-        join.arg("--chaos").env("RK8S_PAUSE_IMAGE", &pause);
+        join.arg("--chaos");
         agent.log_to_file(&mut join);
         agent.child = Some(join.spawn().unwrap());
     }
@@ -509,7 +508,7 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
         runtime_state(&agents[1], &b_id).status,
         rk8s_runtime::Status::Running
     );
-    agents[1].run_again(&pause, &["--chaos"]);
+    agents[1].run_again(&["--chaos"]);
     let leases: Api<Lease> = Api::namespaced(admin.clone(), "kube-node-lease");
     let renewed = renew_time(&leases, "b").await.unwrap();
     eventually("node b renews its lease after its restart", async || {

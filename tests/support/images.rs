@@ -1,5 +1,6 @@
-//! The OCI image layouts `images/build.sh` makes (busybox and pause), built once per
-//! test process, for tests and benchmarks that run real containers.
+//! The images tests and benchmarks run in real containers: the busybox layout
+//! `images/build.sh` makes (built once per test process) and the pause built into the
+//! runtime.
 
 // Each test file uses part of this harness.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -30,7 +31,7 @@ pub fn busybox() -> String {
     images().join("busybox").display().to_string()
 }
 
-/// The pause layout, as an image reference (its path).
+/// The built-in pause image's reference.
 pub fn pause() -> String {
-    images().join("pause").display().to_string()
+    rk8s_runtime::image::BUILTIN_PAUSE.to_string()
 }

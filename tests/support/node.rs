@@ -85,11 +85,9 @@ impl NodeProcess {
     }
 
     /// `rk8s-node run` again with the saved identity (after a kill).
-    pub fn run_again(&mut self, pause: &str, extra: &[&str]) {
+    pub fn run_again(&mut self, extra: &[&str]) {
         let mut run = self.command("run");
-        run.args(self.args("ignored"))
-            .args(extra)
-            .env("RK8S_PAUSE_IMAGE", pause);
+        run.args(self.args("ignored")).args(extra);
         self.log_to_file(&mut run);
         self.child = Some(run.spawn().unwrap());
     }
@@ -190,7 +188,8 @@ pub fn join_command(
             "dedicated=test:NoSchedule",
         ])
         .args(node.args(name))
-        .env("RK8S_PAUSE_IMAGE", "/nonexistent")
+        // The sandbox is the pause built into rk8s-node.
+        .env_remove("RK8S_PAUSE_IMAGE")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command
@@ -270,14 +269,11 @@ pub async fn real_node_in(
     netns: Option<String>,
     extra: &[&str],
 ) -> NodeProcess {
-    let pause = super::images::pause();
     let mut agent = node(n);
     agent.netns = netns;
     let (token, hash) = bootstrap_token(server);
     let mut join = join_command(server, &agent, name, &token, &hash);
-    join.arg("--chaos")
-        .args(extra)
-        .env("RK8S_PAUSE_IMAGE", &pause);
+    join.arg("--chaos").args(extra);
     agent.log_to_file(&mut join);
     agent.child = Some(join.spawn().unwrap());
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(server.client().await);

@@ -248,7 +248,7 @@ fn parts(config: &AgentConfig, subnet: Ipv4Net, dns: Option<ClusterDns>) -> Resu
     let pause = config
         .pause_image
         .clone()
-        .unwrap_or_else(|| rk8s_runtime::image::default_pause_image(&config.data_dir));
+        .unwrap_or_else(rk8s_runtime::image::default_pause_image);
     let mut runtime_config = PodRuntimeConfig::new(&config.data_dir, pause);
     runtime_config.cluster_dns = dns;
     let exe = std::env::current_exe().map_err(|source| Error::Io {

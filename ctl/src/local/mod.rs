@@ -36,8 +36,7 @@ pub struct LocalPaths {
     pub run_dir: PathBuf,
     /// Data directory (`/var/lib/rk8s`; `RK8S_DATA_DIR`): the image store.
     pub data_dir: PathBuf,
-    /// The pause image (`RK8S_PAUSE_IMAGE`; default `images/pause` next to the
-    /// binary's directory, as `make` builds it, or `<data>/images/pause-layout`).
+    /// The pause image (`RK8S_PAUSE_IMAGE`; default the one built into the binary).
     pub pause_image: String,
     /// The local network's range (`RK8S_LOCAL_SUBNET`, default 10.88.0.0/16).
     pub subnet: Ipv4Net,
@@ -51,7 +50,7 @@ impl LocalPaths {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let data_dir =
             PathBuf::from(var("RK8S_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
-        let pause_image = rk8s_runtime::image::default_pause_image(&data_dir);
+        let pause_image = rk8s_runtime::image::default_pause_image();
         let subnet = match var("RK8S_LOCAL_SUBNET") {
             Some(s) => s
                 .parse()

@@ -6,8 +6,10 @@
 //! - a registry reference (`busybox`, `localhost:5000/web:v1`), pulled with oci-client;
 //! - a local OCI image layout (a directory with `index.json`), imported;
 //! - a local bundle directory with a `rootfs/` (the original rk8s format), used in
-//!   place as the read-only bottom of the container's overlay.
+//!   place as the read-only bottom of the container's overlay;
+//! - [`BUILTIN_PAUSE`], the sandbox image built into the binary.
 
+mod builtin;
 mod pull;
 pub mod unpack;
 
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use serde::{Deserialize, Serialize};
 
+pub use builtin::BUILTIN_PAUSE;
 pub use pull::PullOptions;
 use unpack::{Compression, unpack_layer};
 
@@ -101,33 +104,12 @@ pub struct ImageStore {
 }
 
 /// The pause image to use when none is configured: `RK8S_PAUSE_IMAGE`, else the
-/// layout `images/build.sh` makes next to the binary's directory (`target/images/pause`
-/// for `target/release/…`), else the one `make install` puts beside the binary
-/// (`PREFIX/lib/rk8s/images/pause` for `PREFIX/bin/…`), else
-/// `<data_dir>/images/pause-layout`.
-pub fn default_pause_image(data_dir: &Path) -> String {
-    if let Some(image) = std::env::var("RK8S_PAUSE_IMAGE")
+/// built-in one.
+pub fn default_pause_image() -> String {
+    std::env::var("RK8S_PAUSE_IMAGE")
         .ok()
         .filter(|v| !v.is_empty())
-    {
-        return image;
-    }
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf));
-    beside
-        .into_iter()
-        .flat_map(|d| {
-            [
-                d.join("../images/pause"),
-                d.join("../lib/rk8s/images/pause"),
-            ]
-        })
-        .find(|p| p.join("index.json").exists())
-        .and_then(|p| std::fs::canonicalize(p).ok())
-        .unwrap_or_else(|| data_dir.join("images/pause-layout"))
-        .display()
-        .to_string()
+        .unwrap_or_else(|| BUILTIN_PAUSE.to_string())
 }
 
 /// Whether `image` names a local path rather than a registry reference.
@@ -432,6 +414,10 @@ impl ImageStore {
             return blocking(move || store.local(&image)).await;
         }
         let reference = normalize(image);
+        if reference == BUILTIN_PAUSE {
+            let store = self.clone();
+            return blocking(move || store.builtin_pause()).await;
+        }
         if policy != PullPolicy::Always {
             let store = self.clone();
             let r = reference.clone();

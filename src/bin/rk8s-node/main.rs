@@ -175,8 +175,8 @@ struct RunArgs {
     /// Runtime state: the container helper, network allocations.
     #[arg(long, default_value = "/run/rk8s/node")]
     run_dir: PathBuf,
-    /// The pause image (path or reference); default: RK8S_PAUSE_IMAGE or the layout
-    /// images/build.sh makes.
+    /// The pod sandbox's image (path or reference); default: RK8S_PAUSE_IMAGE, else the
+    /// pause built into this binary (rk8s.internal/pause:builtin).
     #[arg(long)]
     pause_image: Option<String>,
     /// The node's name (default: the hostname).
