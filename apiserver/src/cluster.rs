@@ -25,6 +25,11 @@ pub use crate::bootstrap::StartError;
 /// advertises (what `rk8s-server token create` prints in join commands).
 pub const ADVERTISE_URL_FILE: &str = "advertise-url";
 
+/// The file in the data directory of a cluster's first member (or of a member
+/// restored from a backup) that holds the admin token, from which the API server
+/// writes the admin kubeconfig.
+pub const ADMIN_TOKEN_FILE: &str = "pki/admin.token";
+
 /// The address to advertise for an API server listening on `listen`: `listen`
 /// itself when it is one address, else this host's primary address (the source
 /// address of its default route: a UDP socket is connected, which sends nothing),
@@ -78,6 +83,8 @@ pub struct ApiConfig {
     pub member_ca: Option<ClusterCa>,
     /// The store's peer address: like the API port, never dialed as a node's.
     pub peer_listen: Option<SocketAddr>,
+    /// Scheduled snapshots of the store (`None`: none).
+    pub snapshots: Option<crate::snapshots::Schedule>,
 }
 
 /// Waits until the store answers a quorum read (it has a leader).
@@ -150,7 +157,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     let (secrets, admin_token) = secrets::read_or_create(&store, cfg.member_ca.as_ref()).await?;
     let pki = cfg.data_dir.join("pki");
     write_file(&pki.join("ca.crt"), &secrets.ca.cert_pem, false)?;
-    let token_file = pki.join("admin.token");
+    let token_file = cfg.data_dir.join(ADMIN_TOKEN_FILE);
     if let Some(t) = &admin_token {
         write_file(&token_file, &format!("{t}\n"), true)?;
     }
@@ -238,12 +245,17 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     tracing::info!("API server listening on https://{local_addr}, advertised as {advertised}");
     let serving = tokio::spawn(serve(api.clone(), listener, tls));
     let compacting = tokio::spawn(crate::compaction::compact_periodically(
-        store,
+        store.clone(),
         cfg.compaction_interval,
         cfg.compaction_history_limit,
     ));
+    let snapshotting = tokio::spawn(async move {
+        if let Some(schedule) = cfg.snapshots {
+            crate::snapshots::save_periodically(store, schedule).await;
+        }
+    });
     let task = tokio::spawn(async move {
-        let _ = tokio::join!(serving, compacting);
+        let _ = tokio::join!(serving, compacting, snapshotting);
     });
     let internal = InternalAccess {
         connector: crate::server::in_process(api.clone()),

@@ -47,6 +47,7 @@ pub mod routes;
 pub mod scale;
 pub mod scan;
 pub mod server;
+pub mod snapshots;
 pub mod state_metrics;
 pub mod status;
 pub mod strategy;

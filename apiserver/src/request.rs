@@ -124,6 +124,9 @@ pub enum Route {
     /// `POST /rk8s/v1/debug/actors/kill`, body `{"kind": K, "name": N}` or
     /// `{"random": true}`: kills one (`--enable-chaos`).
     DebugKill,
+    /// `GET /rk8s/v1/snapshot`: a backup of the store (admin only; see
+    /// [`crate::snapshots`]).
+    Snapshot,
     /// `GET /metrics`: Prometheus' text exposition (admin only).
     Metrics,
     /// `GET /rk8s/v1/prometheus/targets`: Prometheus HTTP service discovery of the
@@ -273,6 +276,7 @@ pub fn route(
         ["rk8s", "v1", "debug", "actors", "kill"] if method == Method::POST => {
             return Ok(Route::DebugKill);
         }
+        ["rk8s", "v1", "snapshot"] if method == Method::GET => return Ok(Route::Snapshot),
         ["metrics"] if method == Method::GET => return Ok(Route::Metrics),
         ["rk8s", "v1", "prometheus", "targets"] if method == Method::GET => {
             return Ok(Route::PrometheusTargets);

@@ -287,6 +287,7 @@ impl ApiServer {
             }
             Route::ServingCert => self.serving_cert(req, &identity).await,
             Route::Metrics => self.metrics(&identity).await,
+            Route::Snapshot => self.snapshot(&identity).await,
             Route::PrometheusTargets => self.prometheus_targets(req, &identity, &query).await,
             Route::DebugActors => self.debug_actors(&identity),
             Route::DebugKill => self.debug_kill(req, &identity).await,

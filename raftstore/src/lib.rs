@@ -20,7 +20,9 @@
 //! assert!(!ops::txn_succeeded(&result));
 //! ```
 
+pub mod backup;
 pub mod client;
+pub mod data_dir;
 pub mod error;
 pub mod lease;
 pub mod log;

@@ -35,6 +35,9 @@ use crate::watch::{WatchHub, WatchRequest, WatchStream};
 pub type Reply = Box<dyn FnOnce(Result<Applied>) + Send>;
 /// Called with the result of a read.
 pub type ReadReply = Box<dyn FnOnce(Result<RangeResponse>) + Send>;
+/// Called, on the raft thread, with the state machine once this member has applied
+/// everything committed before the read began (or with why it could not).
+pub type StateRead = Box<dyn FnOnce(Result<&StateMachine>) + Send>;
 
 /// Log entries between snapshots by default: etcd's `--snapshot-count`. A snapshot
 /// is the whole state, written on the raft thread, so it must stay rare under load.
@@ -94,8 +97,7 @@ pub struct Leadership {
 }
 
 struct PendingRead {
-    req: RangeRequest,
-    reply: ReadReply,
+    read: StateRead,
     deadline: u64,
     retry_at: u64,
     /// The commit index to wait for, once the leader has confirmed it.
@@ -319,7 +321,7 @@ impl RaftNode {
         }
         for id in dead {
             if let Some(r) = self.reads.remove(&id) {
-                (r.reply)(Err(Error::Timeout("a linearizable read")));
+                (r.read)(Err(Error::Timeout("a linearizable read")));
             }
         }
         for id in retry {
@@ -382,12 +384,20 @@ impl RaftNode {
             reply(self.sm.mvcc.range(&req));
             return;
         }
+        self.read_state(Box::new(move |sm| {
+            reply(sm.and_then(|sm| sm.mvcc.range(&req)))
+        }));
+    }
+
+    /// Runs `read` on the state machine once a quorum has confirmed (ReadIndex) that
+    /// this member has applied everything committed before now: a consistent view from
+    /// any member, leader or follower.
+    pub fn read_state(&mut self, read: StateRead) {
         let id = self.next_request_id();
         self.reads.insert(
             id,
             PendingRead {
-                req,
-                reply,
+                read,
                 deadline: self.ticks + self.cfg.request_timeout_ticks,
                 retry_at: self.ticks + self.cfg.read_retry_ticks,
                 index: None,
@@ -634,7 +644,7 @@ impl RaftNode {
             .collect();
         for id in ready {
             if let Some(r) = self.reads.remove(&id) {
-                (r.reply)(self.sm.mvcc.range(&r.req));
+                (r.read)(Ok(&self.sm));
             }
         }
     }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use crate::proto::{
     ClientRequest, ClientResponse, Frame, JoinRequest, RangeRequest, RangeResponse, SnapshotLease,
     StatusResponse, TxnRequest, TxnResponse, client_request, client_response, frame,
 };
-use crate::state::Applied;
+use crate::state::{Applied, StateMachine};
 use crate::transport::{self, PeerTls};
 use crate::watch::{WatchRequest, WatchStream};
 use crate::wire;
@@ -109,11 +109,22 @@ pub enum StartError {
     /// The store refused to start.
     #[error(transparent)]
     Store(#[from] Error),
+    /// The data directory is in a newer format than this binary reads.
+    #[error("{} is in data format {found}, written by a newer rk8s; this rk8s-server reads formats up to {supported}: run a release that reads it (a downgrade goes through a snapshot: `rk8s-server snapshot save` with the newer release, `snapshot restore` with this one)", path.display())]
+    NewerFormat {
+        /// The data directory.
+        path: PathBuf,
+        /// Its format.
+        found: u32,
+        /// The newest this binary reads.
+        supported: u32,
+    },
 }
 
 enum Request {
     Propose(crate::proto::Command, crate::node::Reply),
     Read(RangeRequest, bool, crate::node::ReadReply),
+    ReadState(crate::node::StateRead),
     Watch(WatchRequest, oneshot::Sender<Result<WatchStream>>),
     KeepAlive(i64, oneshot::Sender<Result<i64>>),
     Membership(u64, MembershipChange, crate::node::Reply),
@@ -217,6 +228,21 @@ impl Store {
         });
         self.tx
             .send(Request::Read(req, linearizable, reply))
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// A copy of the whole state, consistent (linearizable: confirmed with a quorum,
+    /// from any member) and complete (every key's retained history, the leases). The
+    /// copy shares the values' buffers with the live state; only keys and revisions
+    /// are copied, on the raft thread.
+    pub async fn state_snapshot(&self) -> Result<StateMachine> {
+        let (tx, rx) = oneshot::channel();
+        let read: crate::node::StateRead = Box::new(move |sm| {
+            let _ = tx.send(sm.cloned());
+        });
+        self.tx
+            .send(Request::ReadState(read))
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
@@ -327,44 +353,10 @@ fn txn_result(applied: Result<Applied>) -> Result<TxnResponse> {
     }
 }
 
-/// Where a member keeps its id in its data directory.
-const MEMBER_ID_FILE: &str = "member_id";
-
-/// Whether `data_dir` holds a store member already (it has its member id).
-pub fn has_member(data_dir: &Path) -> bool {
-    data_dir.join(MEMBER_ID_FILE).exists()
-}
-
-fn read_or_create_id(dir: &Path) -> std::result::Result<(u64, bool), StartError> {
-    let io = |source| StartError::DataDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let path = dir.join(MEMBER_ID_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => s.trim().parse().map(|id| (id, false)).map_err(|_| {
-            io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} is not a member id", path.display()),
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::hash::{BuildHasher, RandomState};
-            // Member ids are random (and fit raft-rs' proposal-id scheme: 16 bits).
-            let id =
-                (RandomState::new().hash_one((std::process::id(), Instant::now())) % 0xfffe) + 1;
-            std::fs::write(&path, format!("{id}\n")).map_err(io)?;
-            Ok((id, true))
-        }
-        Err(e) => Err(io(e)),
-    }
-}
-
 /// Starts a member: opens (or creates) its data, joins a cluster if asked, starts the
 /// raft thread and the listener. Must be called inside a tokio runtime.
 pub async fn start(cfg: MemberConfig) -> std::result::Result<Store, StartError> {
-    let (id, new) = read_or_create_id(&cfg.data_dir)?;
+    let (id, new) = crate::data_dir::read_or_create_id(&cfg.data_dir)?;
     let advertise = cfg
         .advertise
         .clone()
@@ -502,6 +494,7 @@ fn drive(
             match req {
                 Request::Propose(cmd, reply) => node.propose(&cmd, reply),
                 Request::Read(r, lin, reply) => node.read(r, lin, reply),
+                Request::ReadState(read) => node.read_state(read),
                 Request::Watch(w, reply) => {
                     let _ = reply.send(node.watch(&w));
                 }

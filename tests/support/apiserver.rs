@@ -35,12 +35,36 @@ impl Server {
     /// A port picked free may be taken by a parallel test before the server binds
     /// it: the start is tried again on new ports.
     pub fn start(extra: &[&str]) -> Self {
-        let mut server = Self::spawn(extra);
+        Self::started(|| Self::spawn(extra))
+    }
+
+    /// Restores the snapshot `file` (`rk8s-server snapshot restore`) into a new data
+    /// directory and starts a one-member server on it.
+    pub fn start_restored(file: &Path) -> Self {
+        Self::started(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let peer = format!("127.0.0.1:{}", free_port());
+            let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+                .args(["snapshot", "restore"])
+                .arg(file)
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .args(["--advertise", &peer])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "snapshot restore: {out:?}");
+            Self::spawn_in(dir, peer, &[])
+        })
+    }
+
+    /// The server `spawn` starts, once it has written its kubeconfig.
+    fn started(spawn: impl Fn() -> Self) -> Self {
+        let mut server = spawn();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !server.kubeconfig().exists() {
             let exited = server.child.try_wait().ok().flatten().is_some();
             if exited && server.log().contains("Address already in use") {
-                server = Self::spawn(extra);
+                server = spawn();
                 continue;
             }
             assert!(
@@ -126,9 +150,13 @@ impl Server {
     }
 
     fn spawn(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let peer = format!("127.0.0.1:{}", free_port());
+        Self::spawn_in(tempfile::tempdir().unwrap(), peer, extra)
+    }
+
+    /// A server on `dir/data` with the peer address `peer`.
+    fn spawn_in(dir: tempfile::TempDir, peer: String, extra: &[&str]) -> Self {
+        let port = free_port();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let child = Self::run(dir.path(), port, &peer, &extra);
         let host = extra

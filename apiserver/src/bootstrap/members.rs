@@ -128,22 +128,36 @@ pub fn certificate_names(peer_address: &str) -> Result<Vec<String>, String> {
 /// it in the store with the cluster's other secrets when it creates them). Returns
 /// the certificates and the CA.
 pub fn bootstrap(data_dir: &Path, advertise: &str) -> Result<(MemberCerts, ClusterCa), StartError> {
+    let ca = ClusterCa::generate_member_ca()?;
+    let certs = first_member_certs(&ca, advertise)?;
+    save_first_member(data_dir, &ca, &certs)?;
+    Ok((certs, ca))
+}
+
+/// A certificate of the member CA `ca` for the member at `advertise`.
+pub fn first_member_certs(ca: &ClusterCa, advertise: &str) -> Result<MemberCerts, StartError> {
     let names = certificate_names(advertise).map_err(|detail| {
         StartError::Pki(PkiError::Invalid {
             what: "peer address",
             detail,
         })
     })?;
-    let ca = ClusterCa::generate_member_ca()?;
     let (cert, key) = ca.issue_member(&names)?;
-    write_file(&pki(data_dir).join(CA_KEY), &ca.key_pem, true)?;
-    let certs = MemberCerts {
+    Ok(MemberCerts {
         member_ca: ca.cert_pem.clone(),
         cert,
         key,
-    };
-    certs.save(data_dir)?;
-    Ok((certs, ca))
+    })
+}
+
+/// Saves a first member's certificates and the member CA's key in `data_dir`.
+pub fn save_first_member(
+    data_dir: &Path,
+    ca: &ClusterCa,
+    certs: &MemberCerts,
+) -> Result<(), StartError> {
+    write_file(&pki(data_dir).join(CA_KEY), &ca.key_pem, true)?;
+    certs.save(data_dir)
 }
 
 /// The member CA kept by the first member (see [`bootstrap`]), if this is it.
@@ -192,7 +206,7 @@ pub fn member_pki(
         let member_ca = local_member_ca(data_dir)?;
         return Ok(MemberPki::Saved { certs, member_ca });
     }
-    if rk8s_raftstore::server::has_member(data_dir) {
+    if rk8s_raftstore::data_dir::has_member(data_dir) {
         return Err(StartError::UnfinishedJoin {
             dir: data_dir.to_path_buf(),
         });

@@ -1,6 +1,7 @@
 //! Bootstrapping a cluster, apart from serving its API: the CAs and certificates
 //! ([`pki`]), the secrets every member shares ([`secrets`]), store members joining
-//! ([`members`]) and nodes joining ([`join`]).
+//! ([`members`]), nodes joining ([`join`]) and a cluster restored from a backup
+//! ([`restore`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 pub mod join;
 pub mod members;
 pub mod pki;
+pub mod restore;
 pub mod secrets;
 
 use pki::PkiError;
@@ -32,6 +34,9 @@ pub enum StartError {
         /// The data directory.
         dir: PathBuf,
     },
+    /// A backup could not be restored.
+    #[error("{0}")]
+    Restore(String),
     /// The store did not become ready.
     #[error("the store is not ready: {0}")]
     Store(String),

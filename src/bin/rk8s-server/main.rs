@@ -28,6 +28,10 @@ enum Command {
     /// Bootstrap tokens for joining nodes, and node credentials.
     #[command(subcommand)]
     Token(commands::token::Command),
+    /// Snapshots of the store: save one from a running member, restore one into a new
+    /// cluster, check one.
+    #[command(subcommand)]
+    Snapshot(commands::snapshot::Command),
     /// Write the man pages of this command and its subcommands into DIR (`make
     /// install`).
     #[command(hide = true)]
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             None => commands::run::run(cli.run).await,
             Some(Command::Member(c)) => commands::member::run(c).await,
             Some(Command::Token(c)) => commands::token::run(c).await,
+            Some(Command::Snapshot(c)) => commands::snapshot::run(c).await,
             Some(Command::GenerateManPages { dir }) => {
                 clap_mangen::generate_to(Cli::command(), &dir).map_err(anyhow::Error::from)
             }

@@ -2,6 +2,7 @@
 
 pub mod member;
 pub mod run;
+pub mod snapshot;
 pub mod token;
 
 use std::path::PathBuf;

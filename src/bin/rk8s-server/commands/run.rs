@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use rk8s_apiserver::bootstrap::members::{self, MemberCerts};
 use rk8s_apiserver::cluster::{self, ApiConfig};
+use rk8s_apiserver::snapshots::Schedule;
 use rk8s_raftstore::server::{self, MemberConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -65,6 +66,16 @@ pub struct Args {
     /// limit).
     #[arg(long, default_value_t = 256)]
     compaction_history_mib: u64,
+    /// How often this member saves a snapshot of the store into --snapshot-dir, as
+    /// `rk8s-server snapshot save` does (0s: never).
+    #[arg(long, default_value = "12h", value_parser = parse_duration)]
+    snapshot_interval: std::time::Duration,
+    /// How many of this member's scheduled snapshots are kept (the oldest go first).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    snapshot_retention: u32,
+    /// Where scheduled snapshots go [default: DATA_DIR/snapshots].
+    #[arg(long)]
+    snapshot_dir: Option<PathBuf>,
     /// Concurrent non-mutating requests served before 429 Too Many Requests (0: no
     /// limit; the admin and the control plane, system:masters, are always served).
     #[arg(long, default_value_t = rk8s_apiserver::server::MAX_READS_INFLIGHT)]
@@ -151,7 +162,7 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     Ok((low, high))
 }
 
-fn default_kubeconfig() -> Option<PathBuf> {
+pub fn default_kubeconfig() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rk8s").join("config"))
 }
 
@@ -187,6 +198,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // certificate that a restart would take for a finished one.
         pki.certs.save(&args.data_dir)?;
     }
+    let snapshot_dir = args
+        .snapshot_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("snapshots"));
     let api = cluster::start(
         store.clone(),
         ApiConfig {
@@ -211,6 +226,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             },
             member_ca: pki.member_ca,
             peer_listen: Some(args.peer_listen),
+            snapshots: (!args.snapshot_interval.is_zero()).then_some(Schedule {
+                dir: snapshot_dir,
+                interval: args.snapshot_interval,
+                retention: args.snapshot_retention as usize,
+            }),
         },
     )
     .await

@@ -1,0 +1,248 @@
+//! `rk8s-server snapshot save|restore|status` on real servers: a snapshot saved from a
+//! follower of a three-member cluster while writes go on holds exactly the writes
+//! acknowledged at or below its revision; restored into a new data directory it
+//! starts a one-member cluster with every object, the old admin credentials working
+//! and a new admin kubeconfig; damaged files and occupied directories are refused;
+//! scheduled snapshots keep their retention; a data directory in a newer format is
+//! refused at start.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use support::apiserver::Server;
+
+fn rk8s_server(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_saved_during_writes_restore_every_acknowledged_write_up_to_their_revision() {
+    let first = Server::start(&["--snapshot-interval", "2s", "--snapshot-retention", "2"]);
+    let members = [Server::join(&first), Server::join(&first)];
+    let maps: Api<ConfigMap> = Api::namespaced(first.client().await, "default");
+
+    // Writes go on, each acknowledged one recorded with its resourceVersion.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (maps, stop) = (maps.clone(), stop.clone());
+        async move {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let cm: ConfigMap =
+                    serde_json::from_value(serde_json::json!({"metadata": {"name": format!("cm-{i}")}, "data": {"i": i.to_string()}}))
+                        .unwrap();
+                let created = maps.create(&PostParams::default(), &cm).await.unwrap();
+                let rv: i64 = created.metadata.resource_version.unwrap().parse().unwrap();
+                acked.push((format!("cm-{i}"), rv));
+                i += 1;
+            }
+            acked
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Saved from a member that joined (a follower), through its own API server.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.db");
+    let save = {
+        let args: Vec<String> = [
+            "snapshot",
+            "save",
+            path(&file),
+            "--kubeconfig",
+            path(&first.kubeconfig()),
+            "--server",
+            &format!("https://127.0.0.1:{}", members[1].port),
+        ]
+        .map(str::to_string)
+        .into();
+        tokio::task::spawn_blocking(move || {
+            rk8s_server(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let saved = save.await.unwrap();
+    assert!(saved.status.success(), "{}", text(&saved));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    // Snapshot saved at FILE (revision R, N bytes, from member M)
+    let said = text(&saved);
+    let revision: i64 = said
+        .split("(revision ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no revision in {said:?}"));
+    assert!(
+        acked.iter().any(|(_, rv)| *rv <= revision) && acked.iter().any(|(_, rv)| *rv > revision),
+        "writes on both sides of revision {revision}: {acked:?}"
+    );
+    let status = rk8s_server(&["snapshot", "status", path(&file)]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(
+        text(&status)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("{revision} ")),
+        "{}",
+        text(&status)
+    );
+
+    // Restored: a one-member cluster with every write at or below the revision, and
+    // none after it.
+    let restored = Server::start_restored(&file);
+    let listed = Api::<ConfigMap>::namespaced(restored.client().await, "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let present: std::collections::BTreeSet<String> = listed
+        .items
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .filter(|n| n.starts_with("cm-"))
+        .collect();
+    for (name, rv) in &acked {
+        assert_eq!(
+            present.contains(name),
+            *rv <= revision,
+            "{name} (resourceVersion {rv}) against the snapshot's revision {revision}"
+        );
+    }
+    // Resource versions go on from the snapshot's.
+    let newer = Api::<ConfigMap>::namespaced(restored.client().await, "default")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "after"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let newer_rv: i64 = newer.metadata.resource_version.unwrap().parse().unwrap();
+    assert!(newer_rv > revision, "{newer_rv} after {revision}");
+    // The old cluster's admin credentials and CA work with the new one.
+    let old_admin = Api::<ConfigMap>::namespaced(first.client_for(&restored).await, "default");
+    assert!(old_admin.get("after").await.is_ok());
+    // One member, with its own id.
+    let status = rk8s_server(
+        &[
+            &["member", "status"][..],
+            &restored
+                .store_access()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        ]
+        .concat(),
+    );
+    assert!(status.status.success(), "{}", text(&status));
+    assert_eq!(
+        text(&status)
+            .lines()
+            .filter(|l| l.contains("voter"))
+            .count(),
+        1,
+        "{}",
+        text(&status)
+    );
+
+    // Refused: a damaged file, and a directory that holds a member.
+    let damaged = dir.path().join("damaged.db");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() - 100]).unwrap();
+    let target = dir.path().join("new");
+    let out = rk8s_server(&[
+        "snapshot",
+        "restore",
+        path(&damaged),
+        "--data-dir",
+        path(&target),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("damaged or incomplete"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !target.join("member_id").exists(),
+        "a refused restore wrote a member"
+    );
+    let data = restored.data_dir();
+    let out = rk8s_server(&[
+        "snapshot",
+        "restore",
+        path(&file),
+        "--data-dir",
+        path(&data),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("holds a store member already"),
+        "{}",
+        text(&out)
+    );
+
+    // The first member's scheduled snapshots: every 2 s, the newest 2 kept.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let scheduled: Vec<_> = std::fs::read_dir(first.data_dir().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(scheduled.len(), 2, "{scheduled:?}");
+    for s in &scheduled {
+        let name = s.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("rk8s-snapshot-") && name.ends_with(".db"),
+            "{name}"
+        );
+        let out = rk8s_server(&["snapshot", "status", path(s)]);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+    }
+
+    // A data directory in a newer format than this binary reads: refused at start.
+    let mut restored = restored;
+    restored.kill();
+    std::fs::write(data.join("format"), "99\n").unwrap();
+    let out = rk8s_server(&[
+        "--data-dir",
+        path(&data),
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &support::apiserver::free_port().to_string(),
+        "--peer-listen",
+        &format!("127.0.0.1:{}", support::apiserver::free_port()),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("data format 99") && text(&out).contains("reads formats up to 1"),
+        "{}",
+        text(&out)
+    );
+}
