@@ -8,7 +8,7 @@ PATCH_FUZZ_SECONDS ?= 30
 CRD_FUZZ_SECONDS ?= 30
 PROTOBUF_FUZZ_SECONDS ?= 30
 
-.PHONY: demo demo-down test setup setup-demo check lint fmt deny unit fuzz bench bench-quick clean install uninstall
+.PHONY: demo demo-down test setup setup-demo check lint fmt deny unit fuzz bench bench-quick clean install uninstall deb
 
 ## make demo: set everything up, build in release mode, and run a two-node cluster on
 ## this machine, narrated; it keeps running until `make demo-down`.
@@ -29,6 +29,12 @@ PREFIX ?= /usr/local
 install:
 	$(CARGO) build --release --locked
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" scripts/install.sh install
+
+## make deb: the Debian package (target/debian/rk8s_VERSION_ARCH.deb) of what make
+## install installs, built with dpkg-deb.
+deb:
+	$(CARGO) build --release --locked
+	scripts/deb.sh target/debian
 
 uninstall:
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" PURGE="$(PURGE)" scripts/install.sh uninstall
@@ -87,6 +93,7 @@ bench: setup
 	ulimit -n 16384 && $(CARGO) bench --bench controllers
 	ulimit -n 16384 && $(CARGO) bench --bench autoscaling
 	$(CARGO) bench --bench network
+	$(CARGO) bench --bench snapshot
 
 ## make bench-quick: the control plane's hot paths in small cases (a few minutes),
 ## compared with the figures recorded in docs/bench-quick.json; fails on a figure

@@ -1,4 +1,5 @@
-//! `make install` / `make uninstall` (scripts/install.sh) into directories of the
+//! `make install` / `make uninstall` (scripts/install.sh) and the `.deb` (scripts/deb.sh,
+//! installed, removed and purged by dpkg in a root of its own) into directories of the
 //! test's own: every file in its place, the systemd units checked by
 //! `systemd-analyze verify` (their man pages found), the installed server run from a
 //! config file alone and used by the installed rk8sctl, the installed node joined with
@@ -234,4 +235,96 @@ fn install_verify_run_and_uninstall() {
         &[staged[0], staged[1], ("PURGE", Path::new("1"))],
     );
     assert_eq!(files(dest.path()), Vec::<PathBuf>::new());
+}
+
+/// `dpkg --root ROOT` with the maintainer scripts run outside a chroot (they honour
+/// DPKG_ROOT) and the package's dependencies not looked for in the empty ROOT.
+fn dpkg(root: &Path, args: &[&str]) {
+    let out = Command::new("dpkg")
+        .arg(format!("--root={}", root.display()))
+        .args([
+            "--force-script-chrootless",
+            "--force-depends",
+            "--log=/dev/null",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dpkg {args:?}: {out:?}");
+}
+
+#[test]
+fn the_deb_installs_removes_and_purges_with_dpkg() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let build = Path::new(env!("CARGO_BIN_EXE_rk8s-server"))
+        .parent()
+        .unwrap();
+    let built = Command::new(repo().join("scripts/deb.sh"))
+        .arg(out_dir.path())
+        .env("BUILD", build)
+        .env("COMPRESSION", "none")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "deb.sh: {built:?}");
+    let deb = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("a .deb");
+    let info = Command::new("dpkg-deb")
+        .arg("--info")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains("Package: rk8s") && info.contains("Depends: libc6, libseccomp2"),
+        "{info}"
+    );
+
+    // Installed by dpkg into an empty root: the files of `make install`, in /usr.
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["var/lib/dpkg/updates", "var/lib/dpkg/info"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    std::fs::write(root.path().join("var/lib/dpkg/status"), "").unwrap();
+    dpkg(root.path(), &["-i", deb.to_str().unwrap()]);
+    for path in [
+        "usr/bin/rk8s-server",
+        "usr/bin/rk8s-node",
+        "usr/bin/rk8sctl",
+        "lib/systemd/system/rk8s-node.service",
+        "etc/rk8s/node.yaml",
+        "usr/share/man/man1/rk8s-server-snapshot-save.1",
+        "usr/share/bash-completion/completions/rk8sctl",
+    ] {
+        assert!(root.path().join(path).exists(), "{path} not installed");
+    }
+    assert!(!root.path().join("usr/lib/rk8s/installed-files").exists());
+    let unit =
+        std::fs::read_to_string(root.path().join("lib/systemd/system/rk8s-node.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/rk8s-node run"), "{unit}");
+
+    // Removed: the administrator's config and the data stay; purged: nothing is left.
+    std::fs::write(root.path().join("etc/rk8s/node.yaml"), "max-pods: 50\n").unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib/rk8s/node")).unwrap();
+    std::fs::write(root.path().join("var/lib/rk8s/node/identity.json"), "{}").unwrap();
+    dpkg(root.path(), &["-r", "rk8s"]);
+    let left = |root: &Path| -> Vec<PathBuf> {
+        files(root)
+            .into_iter()
+            .filter(|p| !p.starts_with(root.join("var/lib/dpkg")))
+            .collect()
+    };
+    assert_eq!(
+        left(root.path()),
+        [
+            root.path().join("etc/rk8s/node.yaml"),
+            root.path().join("etc/rk8s/server.yaml"),
+            root.path().join("var/lib/rk8s/node/identity.json"),
+        ]
+    );
+    dpkg(root.path(), &["-P", "rk8s"]);
+    assert_eq!(left(root.path()), Vec::<PathBuf>::new());
+    assert!(!root.path().join("etc/rk8s").exists());
 }
