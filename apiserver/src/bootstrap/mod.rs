@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub mod certs;
 pub mod join;
 pub mod members;
 pub mod pki;

@@ -1,5 +1,6 @@
 //! One module per `rk8s-server` verb.
 
+pub mod certs;
 pub mod member;
 pub mod run;
 pub mod snapshot;

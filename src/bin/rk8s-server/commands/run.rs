@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use rk8s_apiserver::bootstrap::certs;
 use rk8s_apiserver::bootstrap::members::{self, MemberCerts};
 use rk8s_apiserver::cluster::{self, ApiConfig};
 use rk8s_apiserver::snapshots::Schedule;
@@ -202,6 +203,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .snapshot_dir
         .clone()
         .unwrap_or_else(|| args.data_dir.join("snapshots"));
+    let data_dir = args.data_dir.clone();
     let api = cluster::start(
         store.clone(),
         ApiConfig {
@@ -235,6 +237,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("failed to start the API server")?;
+    renew_member_certificate(&store, &data_dir).await;
     let actors = rk8s_actors::supervision::Actors::default();
     if let Err(e) = rk8s_actors::supervision::metrics::ActorMetrics::register(actors.clone()) {
         tracing::warn!("the actors' metrics are not exported: {e}");
@@ -285,6 +288,26 @@ struct MemberPki {
     /// The store address to join through, when the certificates came from a join
     /// just now (they are saved once the store has this member).
     join: Option<String>,
+}
+
+/// Renews this member's certificate from the cluster's member CA when it is close to
+/// expiring; the renewed one is used from the next start (the API server's serving
+/// certificate is issued anew at every start).
+async fn renew_member_certificate(store: &server::Store, data_dir: &std::path::Path) {
+    let renewed = match rk8s_apiserver::bootstrap::secrets::read(store).await {
+        Ok(secrets) => match &secrets.member_ca {
+            Some(ca) => certs::renew_member_if_expiring(data_dir, ca).map_err(|e| e.to_string()),
+            None => Ok(None),
+        },
+        Err(e) => Err(e.message),
+    };
+    match renewed {
+        Ok(Some(until)) => tracing::warn!(
+            "this member's certificate was about to expire: renewed until {until}; restart the member to use it"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("could not check this member's certificate for renewal: {e}"),
+    }
 }
 
 /// The member's certificates as `members::member_pki` decides, joining through a

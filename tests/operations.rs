@@ -1,10 +1,12 @@
-//! `rk8s-server snapshot save|restore|status` on real servers: a snapshot saved from a
+//! Operating a control plane, on real servers. `rk8s-server snapshot
+//! save|restore|status`: a snapshot saved from a
 //! follower of a three-member cluster while writes go on holds exactly the writes
 //! acknowledged at or below its revision; restored into a new data directory it
 //! starts a one-member cluster with every object, the old admin credentials working
 //! and a new admin kubeconfig; damaged files and occupied directories are refused;
 //! scheduled snapshots keep their retention; a data directory in a newer format is
-//! refused at start.
+//! refused at start. `rk8s-server certs check|rotate`: the certificates' expiry, and a
+//! member's certificate renewed for the same names and used at its next start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -244,5 +246,63 @@ async fn snapshots_saved_during_writes_restore_every_acknowledged_write_up_to_th
         text(&out).contains("data format 99") && text(&out).contains("reads formats up to 1"),
         "{}",
         text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_checked_and_the_members_rotated_for_its_next_start() {
+    let mut server = Server::start(&[]);
+    let data = server.data_dir();
+    let check = rk8s_server(&["certs", "check", "--data-dir", path(&data)]);
+    assert!(check.status.success(), "{}", text(&check));
+    let table = text(&check);
+    let residual = |name: &str| -> i64 {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {table}"));
+        let days = line.split_whitespace().find(|w| w.ends_with('d')).unwrap();
+        days.trim_end_matches('d').parse().unwrap()
+    };
+    // CAs for ten years, leaf certificates for one.
+    assert!((3645..=3650).contains(&residual("cluster CA")), "{table}");
+    assert!((3645..=3650).contains(&residual("member CA")), "{table}");
+    assert!((360..=365).contains(&residual("API server")), "{table}");
+    assert!((360..=365).contains(&residual("store member")), "{table}");
+
+    let member_cert = || std::fs::read_to_string(data.join("pki/member.crt")).unwrap();
+    let before = member_cert();
+    let args: Vec<String> = ["certs", "rotate"]
+        .map(str::to_string)
+        .into_iter()
+        .chain(server.store_access())
+        .collect();
+    let rotated = rk8s_server(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    assert!(
+        text(&rotated).contains("restart the member"),
+        "{}",
+        text(&rotated)
+    );
+    let after = member_cert();
+    assert_ne!(before, after);
+    let names = |pem: &str| {
+        let mut n = rk8s_apiserver::bootstrap::certs::names(pem).unwrap();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&before), names(&after));
+    // The member starts again with it and serves.
+    server.restart();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(server.client().await);
+    let listed = support::node::eventually("the restarted member serves", async || {
+        namespaces.list(&ListParams::default()).await.ok()
+    })
+    .await;
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some("default"))
     );
 }

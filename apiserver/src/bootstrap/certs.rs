@@ -1,0 +1,191 @@
+//! The certificates in a member's data directory, their expiry, and the renewal of
+//! the one that is issued once (`rk8s-server certs check|rotate`, as `kubeadm certs
+//! check-expiration|renew`).
+//!
+//! The CAs are valid for ten years and kept. Leaf certificates are valid for one year:
+//! the API server's serving certificate is issued again at every start of the API
+//! server, and so is a node agent's (at every start of the agent); a store member's
+//! certificate is issued when the member is made, so it is renewed — from the member
+//! CA, for the same names — by `certs rotate`, or at start once it has less than
+//! [`RENEW_BEFORE`] left. A member uses a renewed certificate from its next start.
+
+use std::path::{Path, PathBuf};
+
+use super::StartError;
+use super::members::MemberCerts;
+use super::pki::{ClusterCa, PkiError};
+
+/// How long before it expires a member's certificate is renewed at start (k3s renews
+/// its certificates 90 days before they expire).
+pub const RENEW_BEFORE: jiff::SignedDuration = jiff::SignedDuration::from_hours(90 * 24);
+
+/// One certificate of a member's data directory.
+#[derive(Clone, Debug)]
+pub struct CertStatus {
+    /// What it is.
+    pub name: &'static str,
+    /// Its file.
+    pub path: PathBuf,
+    /// Who signed it.
+    pub authority: &'static str,
+    /// When it stops being valid.
+    pub expires: jiff::Timestamp,
+}
+
+/// The certificates of `data_dir/pki` that exist, with what they are.
+const FILES: [(&str, &str, &str); 4] = [
+    ("ca.crt", "cluster CA", "(self-signed)"),
+    ("apiserver.crt", "API server", "cluster CA"),
+    ("member-ca.crt", "member CA", "(self-signed)"),
+    ("member.crt", "store member", "member CA"),
+];
+
+fn invalid(detail: String) -> PkiError {
+    PkiError::Invalid {
+        what: "certificate",
+        detail,
+    }
+}
+
+/// Runs `read` on the parsed PEM certificate `pem`.
+fn parsed<T>(
+    pem: &str,
+    read: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> Result<T, PkiError>,
+) -> Result<T, PkiError> {
+    let der = rk8s_http::tls::pem_to_der(pem)?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| invalid(e.to_string()))?;
+    read(&cert)
+}
+
+/// When the PEM certificate `pem` expires.
+pub fn expiry(pem: &str) -> Result<jiff::Timestamp, PkiError> {
+    parsed(pem, |cert| {
+        jiff::Timestamp::from_second(cert.validity().not_after.timestamp())
+            .map_err(|e| invalid(e.to_string()))
+    })
+}
+
+/// The names (DNS names and IP addresses) the PEM certificate `pem` is for.
+pub fn names(pem: &str) -> Result<Vec<String>, PkiError> {
+    use x509_parser::extensions::GeneralName;
+    parsed(pem, |cert| {
+        let sans = cert
+            .subject_alternative_name()
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(sans
+            .iter()
+            .flat_map(|ext| ext.value.general_names.iter())
+            .filter_map(|name| match name {
+                GeneralName::DNSName(dns) => Some(dns.to_string()),
+                GeneralName::IPAddress(bytes) => match bytes.len() {
+                    4 => <[u8; 4]>::try_from(*bytes)
+                        .ok()
+                        .map(|b| std::net::IpAddr::from(b).to_string()),
+                    16 => <[u8; 16]>::try_from(*bytes)
+                        .ok()
+                        .map(|b| std::net::IpAddr::from(b).to_string()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect())
+    })
+}
+
+/// The certificates in `data_dir`.
+pub fn check(data_dir: &Path) -> Result<Vec<CertStatus>, StartError> {
+    let mut out = Vec::new();
+    for (file, name, authority) in FILES {
+        let path = data_dir.join("pki").join(file);
+        let pem = match std::fs::read_to_string(&path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(StartError::Io { path, source }),
+        };
+        let expires =
+            expiry(&pem).map_err(|e| StartError::Restore(format!("{}: {e}", path.display())))?;
+        out.push(CertStatus {
+            name,
+            path,
+            authority,
+            expires,
+        });
+    }
+    Ok(out)
+}
+
+/// `certs` renewed by the member CA `ca`: a new key and certificate for the same
+/// names, valid for a year from now.
+pub fn renew_member(certs: &MemberCerts, ca: &ClusterCa) -> Result<MemberCerts, PkiError> {
+    let (cert, key) = ca.issue_member(&names(&certs.cert)?)?;
+    Ok(MemberCerts {
+        member_ca: ca.cert_pem.clone(),
+        cert,
+        key,
+    })
+}
+
+/// Renews the member certificate saved in `data_dir` with the member CA `ca` when it
+/// has less than [`RENEW_BEFORE`] left. Returns when the new one expires, if renewed.
+pub fn renew_member_if_expiring(
+    data_dir: &Path,
+    ca: &ClusterCa,
+) -> Result<Option<jiff::Timestamp>, StartError> {
+    let Some(certs) = MemberCerts::load(data_dir)? else {
+        return Ok(None);
+    };
+    let left = expiry(&certs.cert)?.duration_since(jiff::Timestamp::now());
+    if left > RENEW_BEFORE {
+        return Ok(None);
+    }
+    let renewed = renew_member(&certs, ca)?;
+    renewed.save(data_dir)?;
+    Ok(Some(expiry(&renewed.cert)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renewed_member_certificate_keeps_its_names_and_lasts_a_year() {
+        let ca = ClusterCa::generate_member_ca().unwrap();
+        let names_in = vec![
+            "10.0.0.7".to_string(),
+            "localhost".into(),
+            "m1.example".into(),
+        ];
+        let (cert, key) = ca.issue_member(&names_in).unwrap();
+        let certs = MemberCerts {
+            member_ca: ca.cert_pem.clone(),
+            cert,
+            key,
+        };
+        let mut got = names(&certs.cert).unwrap();
+        got.sort();
+        assert_eq!(got, names_in);
+        let renewed = renew_member(&certs, &ca).unwrap();
+        assert_ne!(renewed.key, certs.key);
+        let mut kept = names(&renewed.cert).unwrap();
+        kept.sort();
+        assert_eq!(kept, names_in);
+        let left = expiry(&renewed.cert)
+            .unwrap()
+            .duration_since(jiff::Timestamp::now());
+        let days = left.as_hours() / 24;
+        assert!((363..=365).contains(&days), "{days} days");
+        // The CA itself: ten years.
+        let ca_days = expiry(&ca.cert_pem)
+            .unwrap()
+            .duration_since(jiff::Timestamp::now())
+            .as_hours()
+            / 24;
+        assert!((3648..=3650).contains(&ca_days), "{ca_days} days");
+        // Renewed only when expiring.
+        let dir = tempfile::tempdir().unwrap();
+        certs.save(dir.path()).unwrap();
+        assert_eq!(renew_member_if_expiring(dir.path(), &ca).unwrap(), None);
+        assert_eq!(MemberCerts::load(dir.path()).unwrap().unwrap(), certs);
+    }
+}
