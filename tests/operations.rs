@@ -1,4 +1,5 @@
-//! Operating a control plane, on real servers. `rk8s-server snapshot
+//! Operating a control plane, on real servers. `rk8s-server member add|list|promote`
+//! (every test cluster's members are added with `member add`). `rk8s-server snapshot
 //! save|restore|status`: a snapshot saved from a
 //! follower of a three-member cluster while writes go on holds exactly the writes
 //! acknowledged at or below its revision; restored into a new data directory it
@@ -42,10 +43,54 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `member list` shows the three members, once the leader has promoted the two that
+/// joined; `member promote` refuses a voter and an id that is no member.
+fn member_list_and_promote(first: &Server, members: &[Server]) {
+    let store: Vec<String> = first.store_access();
+    let store: Vec<&str> = store.iter().map(String::as_str).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let out = rk8s_server(&[&["member", "list"][..], &store].concat());
+        assert!(out.status.success(), "{}", text(&out));
+        let listed = text(&out);
+        if listed.lines().filter(|l| l.contains(" voter ")).count() == 3 {
+            break listed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not three voters: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(listed.starts_with("ID"), "{listed}");
+    assert_eq!(
+        listed.lines().filter(|l| l.contains(" yes ")).count(),
+        1,
+        "{listed}"
+    );
+    for m in members.iter().chain([first]) {
+        assert!(listed.contains(&m.peer), "{} not in {listed}", m.peer);
+    }
+    let voter: &str = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let out = rk8s_server(&[&["member", "promote", voter][..], &store].concat());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("is a voter already"), "{}", text(&out));
+    let out = rk8s_server(&[&["member", "promote", "65534"][..], &store].concat());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("is not a learner"), "{}", text(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_saved_during_writes_restore_every_acknowledged_write_up_to_their_revision() {
     let first = Server::start(&["--snapshot-interval", "2s", "--snapshot-retention", "2"]);
     let members = [Server::join(&first), Server::join(&first)];
+    member_list_and_promote(&first, &members);
     let maps: Api<ConfigMap> = Api::namespaced(first.client().await, "default");
 
     // Writes go on, each acknowledged one recorded with its resourceVersion.

@@ -158,6 +158,13 @@ impl StoreClient {
             .map(|_| ())
     }
 
+    /// Promotes a learner to voter.
+    pub async fn promote_member(&self, id: u64) -> Result<()> {
+        self.call(client_request::Request::PromoteMember(MemberId { id }))
+            .await
+            .map(|_| ())
+    }
+
     /// The member's view of the cluster.
     pub async fn status(&self) -> Result<StatusResponse> {
         match self

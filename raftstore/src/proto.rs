@@ -435,7 +435,7 @@ pub struct ClientRequest {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The request.
-    #[prost(oneof = "client_request::Request", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(oneof = "client_request::Request", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
     pub request: Option<client_request::Request>,
 }
 
@@ -473,6 +473,9 @@ pub mod client_request {
         /// Remove a member.
         #[prost(message, tag = "10")]
         RemoveMember(MemberId),
+        /// Promote a learner to voter.
+        #[prost(message, tag = "11")]
+        PromoteMember(MemberId),
     }
 }
 

@@ -319,6 +319,23 @@ impl Store {
             .await
     }
 
+    /// Promotes learner `id` to voter now (the leader also does once it has caught up).
+    /// Only a learner: an unknown id made a voter would count against the quorum.
+    pub async fn promote_member(&self, id: u64) -> Result<(Vec<u64>, Vec<u64>)> {
+        let status = self.status().await?;
+        if status.voters.contains(&id) {
+            return Err(Error::Unavailable(format!(
+                "member {id} is a voter already"
+            )));
+        }
+        if !status.learners.contains(&id) {
+            return Err(Error::Unavailable(format!(
+                "member {id} is not a learner of this cluster (see `member list`)"
+            )));
+        }
+        self.change_membership(id, MembershipChange::Promote).await
+    }
+
     /// Removes a member.
     pub async fn remove_member(&self, id: u64) -> Result<(Vec<u64>, Vec<u64>)> {
         let members = self.change_membership(id, MembershipChange::Remove).await?;
@@ -758,6 +775,13 @@ async fn handle(store: &Store, req: ClientRequest) -> ClientResponse {
             Err(e) => Err(e),
         },
         Some(Q::RemoveMember(m)) => store.remove_member(m.id).await.map(|(voters, learners)| {
+            Some(R::Status(StatusResponse {
+                voters,
+                learners,
+                ..Default::default()
+            }))
+        }),
+        Some(Q::PromoteMember(m)) => store.promote_member(m.id).await.map(|(voters, learners)| {
             Some(R::Status(StatusResponse {
                 voters,
                 learners,

@@ -91,15 +91,17 @@ impl Server {
         Self::spawn(&args)
     }
 
-    /// `--join URL --token T --ca-cert-hash H` for a new member, as `rk8s-server token
-    /// create --member` prints them for this server.
+    /// `--join URL --token T --ca-cert-hash H` for a new member, as `rk8s-server member
+    /// add` prints them for this server.
     pub fn member_join_args(&self) -> Vec<String> {
-        let line = token_create(
-            &self.peer,
-            &self.data_dir(),
-            &format!("https://{}:{}", self.host, self.port),
-            &["--member", "--ttl", "10m"],
-        );
+        let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
+            .args(["member", "add", "--ttl", "10m", "--server"])
+            .arg(format!("https://{}:{}", self.host, self.port))
+            .args(self.store_access())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "member add: {out:?}");
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
         // rk8s-server --join https://… --token ID.SECRET --ca-cert-hash sha256:…
         let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
         assert_eq!(words[..2], ["rk8s-server", "--join"], "{line}");
