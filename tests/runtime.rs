@@ -611,6 +611,61 @@ async fn an_image_pulled_from_a_local_registry_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registries_yaml_mirrors_serve_another_registrys_images_in_order() {
+    let registry = Registry::start();
+    registry.push(&support::images().join("busybox"), "rk8s/busybox:v1");
+    // The first mirror is down (a closed port): the second one serves; the image keeps
+    // the name it was asked by (its registry, registry.invalid, is never reached).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = format!(
+        "mirrors:\n  registry.invalid:\n    endpoint:\n      - http://127.0.0.1:{closed}\n      - http://127.0.0.1:{}\n",
+        registry.port
+    );
+    let registries =
+        rk8s_runtime::image::registries::Registries::parse("registries.yaml", &file).unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let host = PodHost::with_config(|c| {
+        c.pull.registries = std::sync::Arc::new(registries);
+        c.pull.progress = Some(std::sync::Arc::new(move |l: &str| {
+            sink.lock().unwrap().push(l.to_string())
+        }));
+    });
+    let reference = "registry.invalid/rk8s/busybox:v1";
+    let pod = host.pod(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "mirrored"},
+        "spec": {"restartPolicy": "Never",
+                 "containers": [{"name": "main", "image": reference, "command": ["sh", "-c", "echo mirrored ok"]}]}
+    }));
+    let uid = pod.metadata.uid.clone().unwrap();
+    host.pods.run_pod(&pod).await.unwrap();
+    host.sync_until(&uid, "Succeeded", |s| {
+        s.phase.as_deref() == Some("Succeeded")
+    })
+    .await;
+    assert_eq!(container_log(&host, &uid, "main"), "mirrored ok\n");
+    assert!(host.pods.images().get(reference).unwrap().is_some());
+    let lines = lines.lock().unwrap().clone();
+    let failed_first = lines
+        .iter()
+        .position(|l| l.contains(&format!("127.0.0.1:{closed} failed")));
+    let served = lines
+        .iter()
+        .position(|l| l.contains(&format!("from the mirror 127.0.0.1:{}", registry.port)));
+    assert!(
+        failed_first.is_some() && served.is_some() && failed_first < served,
+        "{lines:?}"
+    );
+    host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
+    assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_gate_readiness_and_a_failed_liveness_probe_kills_the_container() {
     let host = PodHost::new();
     let pod = host.pod(json!({

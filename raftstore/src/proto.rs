@@ -435,7 +435,10 @@ pub struct ClientRequest {
     #[prost(uint64, tag = "1")]
     pub id: u64,
     /// The request.
-    #[prost(oneof = "client_request::Request", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    #[prost(
+        oneof = "client_request::Request",
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
+    )]
     pub request: Option<client_request::Request>,
 }
 

@@ -38,8 +38,11 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// Runtime state: the container helper, network allocations.
     pub run_dir: PathBuf,
-    /// The pause image; default: the layout `images/build.sh` makes.
+    /// The pod sandbox's image; default: the pause built in
+    /// ([`rk8s_runtime::image::BUILTIN_PAUSE`]).
     pub pause_image: Option<String>,
+    /// Mirrors, credentials and TLS for image pulls (`registries.yaml`; no file: none).
+    pub registries: PathBuf,
     /// The node's name when it has not joined (default: the hostname).
     pub name: Option<String>,
     /// The pods' range when it has not joined (a joined node uses its podCIDR).
@@ -251,6 +254,10 @@ fn parts(config: &AgentConfig, subnet: Ipv4Net, dns: Option<ClusterDns>) -> Resu
         .unwrap_or_else(rk8s_runtime::image::default_pause_image);
     let mut runtime_config = PodRuntimeConfig::new(&config.data_dir, pause);
     runtime_config.cluster_dns = dns;
+    runtime_config.pull.registries = Arc::new(
+        rk8s_runtime::image::registries::Registries::load(&config.registries)
+            .map_err(|e| Error::Other(e.to_string()))?,
+    );
     let exe = std::env::current_exe().map_err(|source| Error::Io {
         path: "/proc/self/exe".into(),
         source,

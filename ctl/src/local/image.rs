@@ -35,6 +35,10 @@ pub enum ImageCommand {
         /// User name for basic auth (the password is read from stdin).
         #[arg(long)]
         username: Option<String>,
+        /// Mirrors, credentials and TLS per registry, as rk8s-node reads them (none
+        /// when the file does not exist).
+        #[arg(long, default_value = rk8s_runtime::image::registries::DEFAULT_PATH)]
+        registries: PathBuf,
     },
     /// Import an OCI image layout directory.
     Import {
@@ -69,7 +73,9 @@ pub async fn image(args: &ImageArgs) -> Result<()> {
             reference,
             insecure,
             username,
+            registries,
         } => {
+            let registries = rk8s_runtime::image::registries::Registries::load(registries)?;
             let basic_auth = match username {
                 Some(user) => {
                     let user = user.clone();
@@ -86,6 +92,7 @@ pub async fn image(args: &ImageArgs) -> Result<()> {
             let options = PullOptions {
                 insecure_registries: insecure.clone(),
                 basic_auth,
+                registries: Arc::new(registries),
                 progress: Some(Arc::new(move |line: &str| {
                     let mut err = std::io::stderr();
                     // One updating line on a terminal, one line each otherwise.

@@ -11,6 +11,7 @@
 
 mod builtin;
 mod pull;
+pub mod registries;
 pub mod unpack;
 
 use std::collections::BTreeMap;

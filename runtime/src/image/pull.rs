@@ -1,10 +1,12 @@
 //! Pulling an image from a registry with oci-client into the store: the manifest (the
 //! host's platform picked from an index), the config and every missing layer, each
-//! checked against its digest. Plain HTTP only for registries listed as insecure.
+//! checked against its digest. Each registry's mirrors are tried first, as
+//! `registries.yaml` lists them ([`super::registries`]). Plain HTTP only for endpoints
+//! written `http://` and registries listed as insecure.
 
 use std::sync::Arc;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
     OCI_IMAGE_MEDIA_TYPE,
@@ -14,6 +16,7 @@ use oci_client::{Client, Reference};
 use oci_spec::image::{ImageIndex, ImageManifest};
 use tokio::io::AsyncWriteExt;
 
+use super::registries::{Endpoint, Registries};
 use super::{ImageStore, sha256, sha256_file};
 use crate::error::{Error, Result, io};
 
@@ -25,8 +28,11 @@ pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct PullOptions {
     /// Registries (`host:port`) reached over plain HTTP; everything else is HTTPS.
     pub insecure_registries: Vec<String>,
-    /// Basic auth (user, password); anonymous when None.
+    /// Basic auth (user, password) for endpoints `registries` has none for;
+    /// anonymous when None.
     pub basic_auth: Option<(String, String)>,
+    /// Mirrors, credentials and TLS per registry (`registries.yaml`).
+    pub registries: Arc<Registries>,
     /// Where progress lines go.
     pub progress: Option<Progress>,
 }
@@ -50,7 +56,8 @@ const MANIFEST_TYPES: &[&str] = &[
     IMAGE_MANIFEST_LIST_MEDIA_TYPE,
 ];
 
-/// Pulls `reference` (normalised) into `store`; returns the manifest digest.
+/// Pulls `reference` (normalised) into `store` from the first of its endpoints (its
+/// mirrors, then its registry) that serves it; returns the manifest digest.
 pub(super) async fn pull(
     store: &ImageStore,
     reference: &str,
@@ -65,20 +72,91 @@ pub(super) async fn pull(
     let parsed: Reference = reference
         .parse()
         .map_err(|e| failed(format!("not an image reference: {e}")))?;
+    let endpoints = options.registries.endpoints(parsed.registry());
+    let mut failures = Vec::new();
+    for endpoint in &endpoints {
+        match pull_from(store, reference, &parsed, endpoint, options).await {
+            Ok(digest) => return Ok(digest),
+            Err(e) if endpoints.len() == 1 => return Err(e),
+            Err(e) => {
+                let why = match e {
+                    Error::Image { message, .. } => message,
+                    other => other.to_string(),
+                };
+                say(
+                    options,
+                    format!("{reference}: {} failed: {why}", endpoint.host),
+                );
+                failures.push(format!("{}: {why}", endpoint.host));
+            }
+        }
+    }
+    Err(failed(format!(
+        "no endpoint served it ({})",
+        failures.join("; ")
+    )))
+}
+
+fn say(options: &PullOptions, line: String) {
+    if let Some(progress) = &options.progress {
+        progress(&line);
+    }
+}
+
+/// The client and credentials for `endpoint`.
+fn client_for(endpoint: &Endpoint, options: &PullOptions) -> Result<(Client, RegistryAuth)> {
+    let registries = &options.registries;
+    let mut plain = options.insecure_registries.clone();
+    if endpoint.plain_http {
+        plain.push(endpoint.host.clone());
+    }
+    let tls = registries.tls(&endpoint.host);
+    let mut extra_root_certificates = Vec::new();
+    if let Some(ca) = tls.and_then(|t| t.ca_file.as_ref()) {
+        extra_root_certificates.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data: std::fs::read(ca).map_err(io(ca))?,
+        });
+    }
     let client = Client::new(ClientConfig {
-        protocol: ClientProtocol::HttpsExcept(options.insecure_registries.clone()),
+        protocol: ClientProtocol::HttpsExcept(plain),
+        accept_invalid_certificates: tls.is_some_and(|t| t.insecure_skip_verify),
+        extra_root_certificates,
         ..Default::default()
     });
-    let auth = match &options.basic_auth {
-        Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
+    let auth = match registries
+        .credentials(&endpoint.host)?
+        .or_else(|| options.basic_auth.clone())
+    {
+        Some((user, password)) => RegistryAuth::Basic(user, password),
         None => RegistryAuth::Anonymous,
     };
-    let say = |line: String| {
-        if let Some(progress) = &options.progress {
-            progress(&line);
-        }
+    Ok((client, auth))
+}
+
+/// Pulls `reference` (parsed: `parsed`) from `endpoint`.
+async fn pull_from(
+    store: &ImageStore,
+    reference: &str,
+    parsed: &Reference,
+    endpoint: &Endpoint,
+    options: &PullOptions,
+) -> Result<String> {
+    let failed = |message: String| Error::Image {
+        reference: reference.to_string(),
+        message,
     };
-    say(format!("pulling {reference}"));
+    let (client, auth) = client_for(endpoint, options)?;
+    let mut parsed = parsed.clone();
+    if !endpoint.origin {
+        parsed.set_mirror_registry(endpoint.host.clone());
+    }
+    let say = |line: String| say(options, line);
+    say(if endpoint.origin {
+        format!("pulling {reference}")
+    } else {
+        format!("pulling {reference} from the mirror {}", endpoint.host)
+    });
     let (mut bytes, mut digest) = client
         .pull_manifest_raw(&parsed, &auth, MANIFEST_TYPES)
         .await

@@ -179,6 +179,10 @@ struct RunArgs {
     /// pause built into this binary (rk8s.internal/pause:builtin).
     #[arg(long)]
     pause_image: Option<String>,
+    /// Mirrors, credentials and TLS for image pulls (k3s' format; see
+    /// docs/configuration.md); none when the file does not exist.
+    #[arg(long, default_value = rk8s_runtime::image::registries::DEFAULT_PATH)]
+    registries: PathBuf,
     /// The node's name (default: the hostname).
     #[arg(long)]
     name: Option<String>,
@@ -240,6 +244,7 @@ impl RunArgs {
             data_dir: self.data_dir,
             run_dir: self.run_dir,
             pause_image: self.pause_image,
+            registries: self.registries,
             name: self.name,
             pod_cidr: self.pod_cidr,
             bridge: self.bridge,
