@@ -199,6 +199,9 @@ async fn pull_from(
         .map_err(|e| failed(format!("config: {e}")))?;
     store.put_blob(&config_digest, &config)?;
     let total = manifest.layers().len();
+    // The missing layers, PARALLEL_LAYERS at a time.
+    let limit = Arc::new(tokio::sync::Semaphore::new(PARALLEL_LAYERS));
+    let mut fetching = tokio::task::JoinSet::new();
     for (i, layer) in manifest.layers().iter().enumerate() {
         let layer_digest = layer.digest().to_string();
         let path = store.blob_path(&layer_digest)?;
@@ -214,29 +217,67 @@ async fn pull_from(
             i + 1,
             layer.size()
         ));
-        let tmp = super::unique_tmp(&path);
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
-        let result = client
-            .pull_blob(&image_ref, layer_digest.as_str(), &mut file)
-            .await;
-        file.flush().await.map_err(io(&tmp))?;
-        drop(file);
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(failed(format!("layer {layer_digest}: {e}")));
+        let (client, image_ref, limit) = (client.clone(), image_ref.clone(), limit.clone());
+        fetching.spawn(async move {
+            let _turn = limit.acquire_owned().await;
+            fetch_layer(&client, &image_ref, &layer_digest, &path)
+                .await
+                .map_err(|message| format!("layer {layer_digest}: {message}"))
+        });
+    }
+    // Every download finishes (its file kept or removed) before the first failure is
+    // reported: none is left half-written.
+    let mut first_failure = None;
+    while let Some(done) = fetching.join_next().await {
+        let outcome = done
+            .map_err(|e| format!("a layer download failed: {e}"))
+            .and_then(|fetched| fetched);
+        if let Err(message) = outcome {
+            first_failure.get_or_insert(message);
         }
-        let got = sha256_file(&tmp)?;
-        if got != layer_digest {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(failed(format!(
-                "layer {layer_digest} arrived with digest {got}"
-            )));
-        }
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    }
+    if let Some(message) = first_failure {
+        return Err(failed(message));
     }
     store.set_ref(reference, Some(&digest))?;
     say(format!("pulled {reference} ({digest})"));
     Ok(digest)
+}
+
+/// Layers downloaded at once (containerd's `max_concurrent_downloads` default).
+const PARALLEL_LAYERS: usize = 3;
+
+/// Downloads the layer `digest` of `image_ref` to `path` (through a temporary file,
+/// checked against the digest).
+async fn fetch_layer(
+    client: &Client,
+    image_ref: &Reference,
+    digest: &str,
+    path: &std::path::Path,
+) -> std::result::Result<(), String> {
+    let tmp = super::unique_tmp(path);
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let result = client.pull_blob(image_ref, digest, &mut file).await;
+    let flushed = file.flush().await;
+    drop(file);
+    let checked = match (result, flushed) {
+        (Err(e), _) => Err(e.to_string()),
+        (_, Err(e)) => Err(format!("{}: {e}", tmp.display())),
+        (Ok(()), Ok(())) => match sha256_file(&tmp) {
+            Ok(got) if got == digest => Ok(()),
+            Ok(got) => Err(format!("arrived with digest {got}")),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    match checked {
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 fn host_arch() -> &'static str {

@@ -20,6 +20,8 @@ pub enum Compression {
     None,
     /// gzip.
     Gzip,
+    /// zstd (`application/vnd.oci.image.layer.v1.tar+zstd`).
+    Zstd,
 }
 
 impl Compression {
@@ -27,12 +29,15 @@ impl Compression {
     pub fn from_media_type(media_type: &str) -> Result<Self> {
         if media_type.ends_with("tar+gzip") || media_type.ends_with("tar.gzip") {
             Ok(Compression::Gzip)
+        } else if media_type.ends_with("tar+zstd") {
+            Ok(Compression::Zstd)
         } else if media_type.ends_with(".tar") || media_type.ends_with("layer.v1.tar") {
             Ok(Compression::None)
         } else {
             Err(Error::Image {
                 reference: media_type.to_string(),
-                message: "unsupported layer media type (gzip and plain tar are)".to_string(),
+                message: "unsupported layer media type (plain tar, gzip and zstd are)"
+                    .to_string(),
             })
         }
     }
@@ -55,6 +60,7 @@ pub fn unpack_layer(blob: &Path, compression: Compression, target: &Path) -> Res
     let reader: Box<dyn Read> = match compression {
         Compression::None => Box::new(BufReader::new(file)),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(BufReader::new(file))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(file).map_err(io(blob))?),
     };
     if let Err(e) = unpack_into(reader, &tmp, blob) {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -201,8 +207,26 @@ mod tests {
             Compression::from_media_type("application/vnd.oci.image.layer.v1.tar").unwrap(),
             Compression::None
         );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd").unwrap(),
+            Compression::Zstd
+        );
         assert!(
-            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd").is_err()
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+bzip2").is_err()
+        );
+    }
+
+    #[test]
+    fn zstd_layers_unpack() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("layer.tar.zst");
+        let tar = layer(&[("etc/motd", b"compressed with zstd")]);
+        std::fs::write(&blob, zstd::stream::encode_all(&tar[..], 3).unwrap()).unwrap();
+        let target = dir.path().join("unpacked");
+        unpack_layer(&blob, Compression::Zstd, &target).unwrap();
+        assert_eq!(
+            std::fs::read(target.join("etc/motd")).unwrap(),
+            b"compressed with zstd"
         );
     }
 }
