@@ -69,6 +69,8 @@ pub struct AgentConfig {
     pub chaos: bool,
     /// How often usage is read for the metrics.
     pub stats_interval: Duration,
+    /// When unused images are removed.
+    pub image_gc: rk8s_runtime::image::gc::GcPolicy,
     /// The whole cluster's pod range (kube-proxy's `--cluster-cidr`): traffic to it
     /// is not masqueraded.
     pub cluster_cidr: Ipv4Net,
@@ -311,6 +313,7 @@ async fn start_cluster_side(
         address: node_ip.clone(),
         port,
     };
+    tokio::spawn(collect_images(runtime.clone(), config.image_gc));
     let stats = Arc::new(Stats::new(&id.node_name));
     tokio::spawn(stats.clone().keep(
         runtime.clone(),
@@ -421,6 +424,46 @@ async fn serve_when_certified(
         }
     };
     server::serve(listener, tls, runtime, stats).await;
+}
+
+/// How often unused images are looked for (kubelet's image GC period).
+const IMAGE_GC_PERIOD: Duration = Duration::from_secs(300);
+
+/// Removes unused images as `policy` says, every [`IMAGE_GC_PERIOD`]: the images of
+/// the pods on this node (and the sandbox's) are in use.
+async fn collect_images(runtime: Arc<PodRuntime>, policy: rk8s_runtime::image::gc::GcPolicy) {
+    let mut ticks = tokio::time::interval(IMAGE_GC_PERIOD);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let runtime = runtime.clone();
+        let collected = tokio::task::spawn_blocking(move || {
+            let mut in_use =
+                std::collections::BTreeSet::from([runtime.config().pause_image.clone()]);
+            for record in runtime.pods()? {
+                let spec = record.pod.spec.unwrap_or_default();
+                let containers = spec
+                    .init_containers
+                    .into_iter()
+                    .flatten()
+                    .chain(spec.containers);
+                in_use.extend(containers.filter_map(|c| c.image));
+            }
+            let store = runtime.images();
+            store.collect_garbage(&policy, &in_use, || {
+                rk8s_runtime::image::gc::used_percent(store.root())
+            })
+        })
+        .await;
+        match collected {
+            Ok(Ok(removed)) if !removed.is_empty() => {
+                tracing::info!("image garbage collection removed {}", removed.join(", "));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("image garbage collection failed: {e}"),
+            Err(e) => tracing::warn!("image garbage collection failed: {e}"),
+        }
+    }
 }
 
 /// The chaos socket's name in the run directory.

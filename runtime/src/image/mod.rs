@@ -10,6 +10,7 @@
 //! - [`BUILTIN_PAUSE`], the sandbox image built into the binary.
 
 mod builtin;
+pub mod gc;
 mod pull;
 pub mod registries;
 pub mod unpack;
@@ -322,6 +323,11 @@ impl ImageStore {
             reference: reference.to_string(),
             message,
         };
+        // Its last use, for garbage collection ([`gc`]).
+        let _ = fs::File::options()
+            .write(true)
+            .open(self.blob_path(digest)?)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         let manifest = ImageManifest::from_file(self.blob_path(digest)?)
             .map_err(|e| broken(format!("manifest: {e}")))?;
         let config =

@@ -36,8 +36,7 @@ impl Compression {
         } else {
             Err(Error::Image {
                 reference: media_type.to_string(),
-                message: "unsupported layer media type (plain tar, gzip and zstd are)"
-                    .to_string(),
+                message: "unsupported layer media type (plain tar, gzip and zstd are)".to_string(),
             })
         }
     }

@@ -88,6 +88,11 @@ impl PodRuntime {
         })
     }
 
+    /// How it runs.
+    pub fn config(&self) -> &PodRuntimeConfig {
+        &self.config
+    }
+
     /// The image store.
     pub fn images(&self) -> &ImageStore {
         &self.images

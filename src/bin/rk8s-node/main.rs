@@ -225,6 +225,16 @@ struct RunArgs {
     /// the resource metrics API averages CPU over this window).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     stats_interval: Duration,
+    /// Unused images are removed, least recently used first, once the image store's
+    /// filesystem is more than this share used (percent; 100: never), as kubelet's.
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    image_gc_high_threshold: u8,
+    /// ... down to this share.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_low_threshold: u8,
+    /// An image used more recently than this is kept.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    image_minimum_gc_age: Duration,
     /// The whole cluster's pod range (the server's --cluster-cidr): traffic to other
     /// nodes' pods keeps the pod's address, the rest is masqueraded.
     #[arg(long, default_value = "10.244.0.0/16")]
@@ -258,6 +268,11 @@ impl RunArgs {
             node_ip: self.node_ip.map(|ip| ip.to_string()),
             chaos: self.chaos,
             stats_interval: self.stats_interval,
+            image_gc: rk8s_runtime::image::gc::GcPolicy {
+                high_percent: self.image_gc_high_threshold,
+                low_percent: self.image_gc_low_threshold,
+                min_age: self.image_minimum_gc_age,
+            },
             cluster_cidr: self.cluster_cidr,
             cluster_domain: self.cluster_domain,
         }
