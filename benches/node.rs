@@ -4,7 +4,11 @@
 //! present, on a real `rk8s-server` and a joined `rk8s-node`.
 //!
 //! - one pod at a time: p50/p99 over 100;
-//! - a burst of 100 pods to the node: time until all are Running.
+//! - a burst of 100 pods to the node: time until all are Running;
+//! - the agent SIGKILLed with those 100 pods running and started again: time until
+//!   its Lease is renewed, and until its stats summary (`/stats/summary` through the
+//!   API server's node proxy) holds all 100 pods again; the containers restarted by it
+//!   are counted (0: every one re-adopted).
 //!
 //! Prints a table and writes `target/bench/node.json`.
 
@@ -105,6 +109,69 @@ async fn delete_all(pods: &Api<Pod>, names: &[String]) {
     .await;
 }
 
+/// What an agent restart with pods running took.
+struct Restart {
+    lease: Duration,
+    adopted: Duration,
+    restarted: usize,
+}
+
+/// The (namespace/name → container id) of every running pod.
+async fn container_ids(pods: &Api<Pod>) -> std::collections::BTreeMap<String, String> {
+    let listed = pods.list(&Default::default()).await.unwrap();
+    listed
+        .items
+        .iter()
+        .filter_map(|p| {
+            let status = p.status.as_ref()?.container_statuses.as_ref()?.first()?;
+            Some((p.metadata.name.clone()?, status.container_id.clone()?))
+        })
+        .collect()
+}
+
+/// SIGKILLs the agent with its pods running, starts it again, and times its return.
+async fn restart_with_pods(
+    server: &Server,
+    agent: &mut support::node::NodeProcess,
+    pods: &Api<Pod>,
+) -> Restart {
+    let client = server.client().await;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-node-lease");
+    let renewed = |l: k8s_openapi::api::coordination::v1::Lease| l.spec?.renew_time.map(|t| t.0);
+    let before_ids = container_ids(pods).await;
+    agent.kill();
+    let last = renewed(leases.get("bench").await.unwrap());
+    let started = Instant::now();
+    agent.run_again(&["--max-pods", "250", "--stats-interval", "1s"]);
+    eventually("the lease renewed after the restart", async || {
+        let now = renewed(leases.get("bench").await.ok()?);
+        (now > last).then_some(())
+    })
+    .await;
+    let lease = started.elapsed();
+    eventually("every pod in the restarted agent's stats", async || {
+        let request = http::Request::get("/api/v1/nodes/bench/proxy/stats/summary")
+            .body(Vec::new())
+            .ok()?;
+        let summary: serde_json::Value = client.request(request).await.ok()?;
+        let listed = summary["pods"].as_array()?.len();
+        (listed >= BURST).then_some(())
+    })
+    .await;
+    let adopted = started.elapsed();
+    let after_ids = container_ids(pods).await;
+    let restarted = before_ids
+        .iter()
+        .filter(|(name, id)| after_ids.get(*name) != Some(id))
+        .count();
+    Restart {
+        lease,
+        adopted,
+        restarted,
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -121,7 +188,7 @@ fn main() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     agent.child = Some(join.spawn().unwrap());
-    let (single, burst_total) = runtime.block_on(async {
+    let (single, burst_total, restart) = runtime.block_on(async {
         let admin = server.client().await;
         let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
         eventually("the node registered", async || {
@@ -144,9 +211,10 @@ fn main() {
         delete_all(&pods, &names).await;
         let burst: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
         let (_, total) = start(&pods, &burst, &image).await;
+        let restart = restart_with_pods(&server, &mut agent, &pods).await;
         delete_all(&pods, &burst).await;
         single.sort();
-        (single, total)
+        (single, total, restart)
     });
     drop(agent);
     drop(server);
@@ -166,6 +234,15 @@ fn main() {
                 burst_total.as_secs_f64()
             ),
         ),
+        (
+            format!("agent SIGKILLed and restarted with {BURST} pods"),
+            format!(
+                "lease renewed after {:.2} s, all {BURST} pods in its stats after {:.2} s, {} containers restarted",
+                restart.lease.as_secs_f64(),
+                restart.adopted.as_secs_f64(),
+                restart.restarted
+            ),
+        ),
     ];
     println!(
         "\nrk8s node agent: API create → Running seen through a watch (image present, one node, 2 cores)\n"
@@ -176,6 +253,8 @@ fn main() {
         &json!({"benchmark": "node", "rows": [
             {"case": "pod_start_single", "pods": SINGLE, "p50_ms": ms(percentile(&single, 0.5)), "p99_ms": ms(percentile(&single, 0.99))},
             {"case": "pod_start_burst", "pods": BURST, "total_s": burst_total.as_secs_f64()},
+            {"case": "agent_restart", "pods": BURST, "lease_s": restart.lease.as_secs_f64(),
+             "adopted_s": restart.adopted.as_secs_f64(), "restarted": restart.restarted},
         ]}),
     );
 }
