@@ -7,7 +7,8 @@
 //! and a new admin kubeconfig; damaged files and occupied directories are refused;
 //! scheduled snapshots keep their retention; a data directory in a newer format is
 //! refused at start. `rk8s-server certs check|rotate`: the certificates' expiry, and a
-//! member's certificate renewed for the same names and used at its next start.
+//! member's certificate renewed for the same names and used at its next start. A
+//! server's and a node's data directories never nested.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -350,4 +351,36 @@ async fn certificates_are_checked_and_the_members_rotated_for_its_next_start() {
             .iter()
             .any(|n| n.metadata.name.as_deref() == Some("default"))
     );
+}
+
+#[test]
+fn server_and_node_data_directories_are_kept_apart() {
+    // A member's data directory (it has its member id) with a node's inside it.
+    let server_dir = tempfile::tempdir().unwrap();
+    std::fs::write(server_dir.path().join("member_id"), "7\n").unwrap();
+    let inside = server_dir.path().join("node");
+    let out = Command::new(env!("CARGO_BIN_EXE_rk8s-node"))
+        .args(["run", "--data-dir", path(&inside), "--run-dir"])
+        .arg(server_dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("inside the data directory of an rk8s-server member"),
+        "{}",
+        text(&out)
+    );
+    assert!(!inside.exists(), "the refused node wrote its directory");
+    // A node's data directory (it has its identity) with a member's inside it.
+    let node_dir = tempfile::tempdir().unwrap();
+    std::fs::write(node_dir.path().join("identity.json"), "{}").unwrap();
+    let inside = node_dir.path().join("server");
+    let out = rk8s_server(&["--data-dir", path(&inside)]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("inside the data directory of a node agent"),
+        "{}",
+        text(&out)
+    );
+    assert!(!inside.exists(), "the refused server wrote its directory");
 }

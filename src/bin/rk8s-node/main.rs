@@ -300,6 +300,24 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a node data directory that is (inside) a control-plane member's: the two
+/// are kept apart (`/var/lib/rk8s/node` and `/var/lib/rk8s/server` by default).
+fn apart_from_servers(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let absolute = std::path::absolute(data_dir)
+        .with_context(|| format!("--data-dir {}", data_dir.display()))?;
+    if let Some(member) = absolute
+        .ancestors()
+        .find(|d| rk8s_raftstore::data_dir::has_member(d))
+    {
+        anyhow::bail!(
+            "--data-dir {} is inside the data directory of an rk8s-server member ({}): give the node a directory of its own (the server's default is /var/lib/rk8s/server)",
+            data_dir.display(),
+            member.display()
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // Started as the container helper: that runs here, before any async runtime.
     rk8s_runtime::helper::run_if_requested();
@@ -338,6 +356,17 @@ fn main() -> ExitCode {
         .init();
     // The actor system (actix) on its own tokio runtime.
     let system = actix::System::new();
+    let data_dir = match &cli.command {
+        Command::Run(args) => Some(&args.data_dir),
+        Command::Join(args) => Some(&args.run.data_dir),
+        _ => None,
+    };
+    if let Some(dir) = data_dir
+        && let Err(e) = apart_from_servers(dir)
+    {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Run(args) => system
             .block_on(agent::run(args.config(), None))

@@ -16,7 +16,7 @@ pub enum Command {
     /// they expire.
     Check {
         /// The member's data directory.
-        #[arg(long, default_value = "/var/lib/rk8s")]
+        #[arg(long, default_value = super::DEFAULT_DATA_DIR)]
         data_dir: std::path::PathBuf,
     },
     /// Give the member a new certificate (new key, same names, valid for a year) from

@@ -19,8 +19,41 @@ pub struct StoreAccess {
     pub endpoint: String,
     /// The data directory of a member on this machine: its certificate (pki/) is
     /// what the store port accepts.
-    #[arg(long, default_value = "/var/lib/rk8s")]
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+}
+
+/// A member's data directory by default: beside the node agent's
+/// (`/var/lib/rk8s/node`), never around it.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/rk8s/server";
+/// Where members kept their data before: the node agent's directory is inside it.
+const OLD_DATA_DIR: &str = "/var/lib/rk8s";
+
+/// Refuses a member data directory that is (inside) a node agent's, and the default
+/// one when the member's data is still in the old default place.
+pub fn check_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let absolute = std::path::absolute(data_dir)
+        .with_context(|| format!("--data-dir {}", data_dir.display()))?;
+    if let Some(node) = absolute
+        .ancestors()
+        .find(|d| rk8s_actors::node::identity::Identity::path(d).exists())
+    {
+        anyhow::bail!(
+            "--data-dir {} is inside the data directory of a node agent ({}): give the server a directory of its own",
+            data_dir.display(),
+            node.display()
+        );
+    }
+    let old = std::path::Path::new(OLD_DATA_DIR);
+    if data_dir == std::path::Path::new(DEFAULT_DATA_DIR)
+        && !rk8s_raftstore::data_dir::has_member(data_dir)
+        && rk8s_raftstore::data_dir::has_member(old)
+    {
+        anyhow::bail!(
+            "this member's data is in {OLD_DATA_DIR}, the default before {DEFAULT_DATA_DIR} (the node agent's data, {OLD_DATA_DIR}/node, is inside it): move it, with the member stopped: mkdir {DEFAULT_DATA_DIR} && cd {OLD_DATA_DIR} && mv member_id format raft pki advertise-url snapshots {DEFAULT_DATA_DIR}/ (those that exist)"
+        );
+    }
+    Ok(())
 }
 
 impl StoreAccess {

@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Where the store's log and snapshots and the certificates live.
-    #[arg(long, default_value = "/var/lib/rk8s")]
+    #[arg(long, default_value = super::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// Address the API server listens on (all of this host's by default, as k3s).
     #[arg(long, default_value = "0.0.0.0")]
@@ -171,6 +171,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(file) = &args.config {
         tracing::info!("settings read from {}", file.display());
     }
+    super::check_data_dir(&args.data_dir)?;
     let hpa = hpa_config(&args)?;
     if args.node_cidr_mask_size < args.cluster_cidr.prefix() {
         anyhow::bail!(
