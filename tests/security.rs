@@ -2,16 +2,16 @@
 //! certificate does not pass for the API server (kubectl refuses it), the API server
 //! does not dial where a node points it (its own port, loopback, link-local) and
 //! answers every failed dial alike, NodeRestriction (labels, taints, podCIDR) and the
-//! node's reads, a used bootstrap token refused at once, the `Bearer` scheme in any
+//! node's reads (its pods', and only the Secrets and ConfigMaps they use), a used bootstrap token refused at once, the `Bearer` scheme in any
 //! case.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::apiserver::Server;
 
@@ -339,6 +339,70 @@ async fn nodes_cannot_relabel_untaint_or_move_themselves_nor_read_other_nodes_po
         code(deployments.list(&ListParams::default()).await.unwrap_err()),
         403
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reads_only_the_secrets_and_config_maps_of_pods_bound_to_it() {
+    let server = Server::start(API_ONLY);
+    let admin = server.client().await;
+    let n1 = server
+        .client_with_token(Some(&server.node_token("n1")))
+        .await;
+    let pp = PostParams::default();
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), "default");
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), "default");
+    for name in ["pull", "env", "elsewhere", "unused"] {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"k": name}}))
+                .unwrap();
+        secrets.create(&pp, &secret).await.unwrap();
+    }
+    for name in ["settings", "other"] {
+        let map: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": name}}))
+                .unwrap();
+        config_maps.create(&pp, &map).await.unwrap();
+    }
+    let pods: Api<Pod> = Api::namespaced(admin, "default");
+    let on_n1: Pod = serde_json::from_value(json!({"metadata": {"name": "uses"},
+        "spec": {"nodeName": "n1", "imagePullSecrets": [{"name": "pull"}, {"name": "missing"}],
+                 "volumes": [{"name": "s", "configMap": {"name": "settings"}}],
+                 "containers": [{"name": "a", "image": "x",
+                     "envFrom": [{"secretRef": {"name": "env"}}]}]}}))
+    .unwrap();
+    let on_n2: Pod = serde_json::from_value(json!({"metadata": {"name": "there"},
+        "spec": {"nodeName": "n2", "imagePullSecrets": [{"name": "elsewhere"}],
+                 "containers": [{"name": "a", "image": "x"}]}}))
+    .unwrap();
+    pods.create(&pp, &on_n1).await.unwrap();
+    pods.create(&pp, &on_n2).await.unwrap();
+    let n1_secrets: Api<Secret> = Api::namespaced(n1.clone(), "default");
+    let n1_maps: Api<ConfigMap> = Api::namespaced(n1.clone(), "default");
+    for name in ["pull", "env"] {
+        let read = n1_secrets.get(name).await.unwrap();
+        assert_eq!(read.data.unwrap()["k"].0, name.as_bytes());
+    }
+    n1_maps.get("settings").await.unwrap();
+    // Used but absent: its node learns that much.
+    assert_eq!(code(n1_secrets.get("missing").await.unwrap_err()), 404);
+    // Another node's pod's, nobody's, and the lists: refused.
+    let e = n1_secrets.get("elsewhere").await.unwrap_err();
+    assert_eq!(
+        message(e),
+        "secrets \"elsewhere\" is forbidden: User \"system:node:n1\" cannot get resource \"secrets\" in API group \"\" in the namespace \"default\": no relationship found between node 'n1' and this object"
+    );
+    assert_eq!(code(n1_secrets.get("unused").await.unwrap_err()), 403);
+    assert_eq!(code(n1_maps.get("other").await.unwrap_err()), 403);
+    assert_eq!(
+        code(n1_secrets.list(&ListParams::default()).await.unwrap_err()),
+        403
+    );
+    // Once the pod is gone, so is the node's access.
+    pods.delete("uses", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(pods.get_opt("uses").await.unwrap().is_none());
+    assert_eq!(code(n1_secrets.get("pull").await.unwrap_err()), 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,9 @@
 //! register a node. Authorization follows Kubernetes' Node authorizer (with
 //! `AuthorizeNodeWithSelectors`, on by default since 1.32): a node reads what it
 //! needs — the pods bound to it (lists and watches only with the
-//! `spec.nodeName=NODE` field selector), Nodes, Services and Endpoints for the
-//! cluster network, Namespaces, Events and node Leases — and writes only its own
+//! `spec.nodeName=NODE` field selector), the Secrets and ConfigMaps those pods use
+//! (one at a time), Nodes, Services and Endpoints for the cluster network,
+//! Namespaces, Events and node Leases — and writes only its own
 //! Node and Lease, the status of pods bound to it, and events. What it may change of
 //! its own Node is [`crate::node_restriction`]'s.
 
@@ -262,6 +263,16 @@ pub enum Access {
     OwnName(String),
     /// Only pods whose `spec.nodeName` is this node.
     PodsBoundTo(String),
+    /// Only a Secret or ConfigMap that a pod bound to this node uses
+    /// ([`rk8s_api::references`]); the handler looks at the pods before it reads.
+    UsedOnNode(String),
+}
+
+/// Why a node may not read a Secret or ConfigMap, as kube-apiserver's Node
+/// authorizer words it.
+pub fn no_relationship(identity: &Identity, req: &ResourceRequest, node: &str) -> ApiError {
+    let why = format!("no relationship found between node '{node}' and this object");
+    denied_because(identity, req, Some(&why))
 }
 
 fn denied(identity: &Identity, req: &ResourceRequest) -> ApiError {
@@ -334,6 +345,9 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
                 req,
                 Some("can only list/watch pods with spec.nodeName field selector"),
             )),
+            ("secrets" | "configmaps", None) if req.verb == Verb::Get => {
+                Ok(Access::UsedOnNode(node.clone()))
+            }
             ("nodes" | "services" | "endpoints" | "namespaces" | "events", _) => Ok(Access::All),
             ("leases", None) if in_node_leases => Ok(Access::All),
             _ => Err(denied(identity, req)),
@@ -377,6 +391,8 @@ pub fn check_access(
         Access::All => true,
         Access::OwnName(n) => n == name,
         Access::PodsBoundTo(n) => node_name == Some(n.as_str()),
+        // Decided before the read ([`crate::handlers::Handlers::get`]), not here.
+        Access::UsedOnNode(_) => false,
     };
     if ok {
         Ok(())
@@ -508,6 +524,19 @@ mod tests {
             assert_eq!(read(path, "").unwrap(), Access::All, "{path}");
         }
         for path in [
+            "/api/v1/namespaces/d/secrets/pull",
+            "/api/v1/namespaces/d/configmaps/settings",
+        ] {
+            assert_eq!(
+                read(path, "").unwrap(),
+                Access::UsedOnNode("n1".into()),
+                "{path}"
+            );
+        }
+        for path in [
+            "/api/v1/secrets",
+            "/api/v1/namespaces/d/secrets",
+            "/api/v1/namespaces/d/configmaps",
             "/apis/apps/v1/deployments",
             "/apis/apps/v1/namespaces/d/replicasets/r",
             "/apis/coordination.k8s.io/v1/namespaces/default/leases",

@@ -326,6 +326,7 @@ impl Handlers {
     /// GET of one object or subresource.
     pub async fn get(&self, c: &Call<'_>, accept: Option<&str>) -> ApiResult<Reply> {
         let req = c.req;
+        let access = self.read_access(c).await?;
         let obj = match self
             .registry
             .get(&req.kind, req.namespace.as_deref(), req.name())
@@ -333,13 +334,13 @@ impl Handlers {
         {
             Ok(obj) => obj,
             // A node may not learn which pods exist beyond its own.
-            Err(e) if e.code == http::StatusCode::NOT_FOUND && c.access != Access::All => {
-                check_access(&c.access, c.identity, req, req.name(), None)?;
+            Err(e) if e.code == http::StatusCode::NOT_FOUND && access != Access::All => {
+                check_access(&access, c.identity, req, req.name(), None)?;
                 return Err(e);
             }
             Err(e) => return Err(e),
         };
-        check_access(&c.access, c.identity, req, req.name(), node_of(&obj))?;
+        check_access(&access, c.identity, req, req.name(), node_of(&obj))?;
         match req.subresource.as_deref() {
             None | Some("status") if req.subresource.is_none() || req.kind.has_status() => {
                 if crate::table::wants_table(accept) {

@@ -36,6 +36,7 @@ pub mod handlers;
 pub mod list_options;
 pub mod listing;
 pub mod metrics;
+pub mod node_reads;
 pub mod node_restriction;
 pub mod openapi;
 pub mod patch;

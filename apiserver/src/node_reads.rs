@@ -1,0 +1,59 @@
+//! What a node may read beyond its own objects: a Secret or ConfigMap is readable by
+//! a node while a pod bound to it uses it, as kube-apiserver's Node authorizer decides
+//! from its graph. rk8s reads the graph's edges off the node's pods in the namespace
+//! at each read (nodes read them one by one, when a pod starts).
+
+use rk8s_api::AnyObject;
+
+use crate::auth::Access;
+use crate::call::Call;
+use crate::handlers::Handlers;
+use crate::request::Query;
+use crate::status::ApiResult;
+
+impl Handlers {
+    /// The access `c` has to the object it reads, what a node's is decided (the
+    /// Secret or ConfigMap used on it: all of it; else refused).
+    pub(crate) async fn read_access(&self, c: &Call<'_>) -> ApiResult<Access> {
+        match &c.access {
+            Access::UsedOnNode(node) => {
+                self.check_used_on(node, c).await?;
+                Ok(Access::All)
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Whether a pod bound to `node` in the request's namespace uses the Secret or
+    /// ConfigMap the request names (the Node authorizer's graph, read off the pods).
+    async fn check_used_on(&self, node: &str, c: &Call<'_>) -> ApiResult<()> {
+        let req = c.req;
+        let selector = form_urlencoded::Serializer::new(String::new())
+            .append_pair("fieldSelector", &format!("spec.nodeName={node}"))
+            .finish();
+        let pods = self
+            .list_kind(
+                "Pod",
+                req.namespace.as_deref(),
+                &Query::parse(Some(&selector)),
+            )
+            .await?;
+        let used = pods.iter().any(|pod| {
+            let AnyObject::Pod(pod) = pod else {
+                return false;
+            };
+            let Some(spec) = &pod.spec else { return false };
+            let names = if req.kind.plural == "secrets" {
+                rk8s_api::references::secrets(spec)
+            } else {
+                rk8s_api::references::config_maps(spec)
+            };
+            names.contains(req.name())
+        });
+        if used {
+            Ok(())
+        } else {
+            Err(crate::auth::no_relationship(c.identity, req, node))
+        }
+    }
+}
