@@ -2,7 +2,8 @@
 //! tokens, podCIDRs never given twice, the Node and its Lease, and the node credential
 //! limited to the node's own objects. Then two nodes, each in its own network
 //! namespace, running real containers for the pods bound to them: logs and exec
-//! through the API server, actors and agents killed, the control plane away.
+//! through the API server, actors and agents killed, the control plane away. An
+//! image behind a registry login pulled with the pod's pull secret.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -585,4 +586,103 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
             .exists(),
         "pod network namespace removed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_behind_a_login_are_pulled_with_the_pods_pull_secret() {
+    let registry = support::registry::Registry::with_login("puller", "s3cret");
+    let image = registry.push(
+        &support::node::images().join("busybox"),
+        "private/busybox:v1",
+    );
+    let host = format!("127.0.0.1:{}", registry.port);
+    // The registry speaks plain HTTP: registries.yaml says so (k3s' way).
+    let dir = tempfile::tempdir().unwrap();
+    let registries = dir.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!("mirrors:\n  \"{host}\":\n    endpoint: [\"http://{host}\"]\n"),
+    )
+    .unwrap();
+    let server = Server::start(&["--disable-scheduler"]);
+    let admin = server.client().await;
+    let _agent = support::node::real_node_with(
+        &server,
+        "private",
+        14,
+        &["--registries", registries.to_str().unwrap()],
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let pp = kube::api::PostParams::default();
+    let with_secret = |name: &str, secret: &str| -> Pod {
+        let mut p = pod(
+            name,
+            "private",
+            &image,
+            "echo pulled with a secret; sleep 3600",
+        );
+        let spec = p.spec.as_mut().unwrap();
+        spec.image_pull_secrets = Some(vec![k8s_openapi::api::core::v1::LocalObjectReference {
+            name: secret.to_string(),
+        }]);
+        p
+    };
+    // No secret yet: the registry refuses the pull, and the pod says why.
+    pods.create(&pp, &with_secret("private", "regcred"))
+        .await
+        .unwrap();
+    let waiting = eventually("the pull refused", async || {
+        let status = pods.get("private").await.ok()?.status?;
+        let state = status.container_statuses?.first()?.state.clone()?;
+        let waiting = state.waiting?;
+        (waiting.reason.as_deref() == Some("ErrImagePull")).then_some(waiting)
+    })
+    .await;
+    let message = waiting.message.unwrap_or_default();
+    assert!(
+        message.contains("Not authorized"),
+        "{message}"
+    );
+    // The Secret arrives (as `kubectl create secret docker-registry` writes it): the
+    // node reads it again and the pull succeeds.
+    let config = serde_json::json!({"auths": {host.clone(): {
+        "username": "puller", "password": "s3cret"}}});
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("regcred".into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(
+            [(
+                ".dockerconfigjson".to_string(),
+                k8s_openapi::ByteString(config.to_string().into_bytes()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(admin, "default");
+    secrets.create(&pp, &secret).await.unwrap();
+    running(&pods, "private").await;
+    // A pod naming no secret gets no credentials of another pod's (its pull policy
+    // Always: the image is on the node now).
+    let mut anonymous = pod("anonymous", "private", &image, "sleep 3600");
+    anonymous.spec.as_mut().unwrap().containers[0].image_pull_policy = Some("Always".into());
+    pods.create(&pp, &anonymous).await.unwrap();
+    eventually("the anonymous pull refused", async || {
+        let status = pods.get("anonymous").await.ok()?.status?;
+        let state = status.container_statuses?.first()?.state.clone()?;
+        (state.waiting?.reason.as_deref() == Some("ErrImagePull")).then_some(())
+    })
+    .await;
+    for name in ["private", "anonymous"] {
+        pods.delete(name, &Default::default()).await.unwrap();
+    }
+    eventually("the pods gone", async || {
+        let left = pods.list(&Default::default()).await.ok()?;
+        left.items.is_empty().then_some(())
+    })
+    .await;
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use rk8s_runtime::ExecProcess;
 use serde_json::json;
+use support::registry::Registry;
 use support::{PodHost, busybox};
 
 async fn exec_output(host: &PodHost, uid: &str, container: &str, args: &[&str]) -> (i32, String) {
@@ -492,73 +493,6 @@ async fn twenty_pods_created_at_once_all_run() {
             host.leftovers(pod.metadata.uid.as_deref().unwrap()),
             Vec::<String>::new()
         );
-    }
-}
-
-/// A local registry (Debian's docker-registry) on a loopback port, stopped on drop.
-struct Registry {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = std::process::Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("docker-registry (Debian package docker-registry)");
-        let registry = Registry {
-            child,
-            port,
-            _dir: dir,
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "registry did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        registry
-    }
-
-    fn push(&self, layout: &std::path::Path, name: &str) -> String {
-        let target = format!("127.0.0.1:{}/{name}", self.port);
-        let status = std::process::Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:latest", layout.display()))
-            .arg(format!("docker://{target}"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "skopeo copy");
-        target
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

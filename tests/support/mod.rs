@@ -4,3 +4,4 @@ pub mod images;
 pub mod netns;
 pub mod node;
 pub mod prometheus;
+pub mod registry;

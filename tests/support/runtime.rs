@@ -21,6 +21,8 @@ use rk8s_runtime::pod::{PodRuntime, PodRuntimeConfig};
 pub mod cli;
 #[path = "images.rs"]
 mod images;
+#[path = "registry.rs"]
+pub mod registry;
 // Each test or benchmark that includes this file uses some of them.
 #[allow(unused_imports)]
 pub use images::{busybox, images, pause};

@@ -102,6 +102,7 @@ pub async fn image(args: &ImageArgs) -> Result<()> {
                         writeln!(err, "{line}")
                     };
                 })),
+                ..PullOptions::default()
             };
             let image = store
                 .ensure(reference, PullPolicy::Always, &options)

@@ -12,6 +12,7 @@
 mod builtin;
 pub mod gc;
 mod pull;
+pub mod pull_secrets;
 pub mod registries;
 pub mod unpack;
 

@@ -1,7 +1,8 @@
 //! Pulling an image from a registry with oci-client into the store: the manifest (the
 //! host's platform picked from an index), the config and every missing layer, each
 //! checked against its digest. Each registry's mirrors are tried first, as
-//! `registries.yaml` lists them ([`super::registries`]). Plain HTTP only for endpoints
+//! `registries.yaml` lists them ([`super::registries`]), each with the credentials
+//! that serve it ([`super::pull_secrets`] first). Plain HTTP only for endpoints
 //! written `http://` and registries listed as insecure.
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use oci_client::{Client, Reference};
 use oci_spec::image::{ImageIndex, ImageManifest};
 use tokio::io::AsyncWriteExt;
 
+use super::pull_secrets::PullCredential;
 use super::registries::{Endpoint, Registries};
 use super::{ImageStore, sha256, sha256_file};
 use crate::error::{Error, Result, io};
@@ -33,6 +35,9 @@ pub struct PullOptions {
     pub basic_auth: Option<(String, String)>,
     /// Mirrors, credentials and TLS per registry (`registries.yaml`).
     pub registries: Arc<Registries>,
+    /// The credentials of the pod's image pull secrets, in the order they are tried
+    /// ([`super::pull_secrets`]): before those of `registries`.
+    pub pull_secrets: Arc<[PullCredential]>,
     /// Where progress lines go.
     pub progress: Option<Progress>,
 }
@@ -45,6 +50,7 @@ impl std::fmt::Debug for PullOptions {
                 "basic_auth",
                 &self.basic_auth.as_ref().map(|(u, _)| (u, "…")),
             )
+            .field("pull_secrets", &self.pull_secrets)
             .finish_non_exhaustive()
     }
 }
@@ -73,21 +79,27 @@ pub(super) async fn pull(
         .parse()
         .map_err(|e| failed(format!("not an image reference: {e}")))?;
     let endpoints = options.registries.endpoints(parsed.registry());
-    let mut failures = Vec::new();
+    let mut attempts = Vec::new();
     for endpoint in &endpoints {
-        match pull_from(store, reference, &parsed, endpoint, options).await {
+        for (source, auth) in auths(endpoint, parsed.repository(), options)? {
+            attempts.push((endpoint, source, auth));
+        }
+    }
+    let mut failures = Vec::new();
+    let single = attempts.len() == 1;
+    for (endpoint, source, auth) in attempts {
+        match pull_from(store, reference, &parsed, endpoint, auth, options).await {
             Ok(digest) => return Ok(digest),
-            Err(e) if endpoints.len() == 1 => return Err(e),
+            Err(e) if single => return Err(e),
             Err(e) => {
                 let why = match e {
                     Error::Image { message, .. } => message,
                     other => other.to_string(),
                 };
-                say(
-                    options,
-                    format!("{reference}: {} failed: {why}", endpoint.host),
-                );
-                failures.push(format!("{}: {why}", endpoint.host));
+                let with = source.map(|s| format!(" with the credentials of {s}"));
+                let attempt = format!("{}{}", endpoint.host, with.unwrap_or_default());
+                say(options, format!("{reference}: {attempt} failed: {why}"));
+                failures.push(format!("{attempt}: {why}"));
             }
         }
     }
@@ -103,14 +115,43 @@ fn say(options: &PullOptions, line: String) {
     }
 }
 
-/// The client and credentials for `endpoint`.
-fn client_for(endpoint: &Endpoint, options: &PullOptions) -> Result<(Client, RegistryAuth)> {
-    let registries = &options.registries;
+/// The credentials to try at `endpoint` for `repository`, in order, each with where
+/// it came from: the pod's pull secrets' that serve it, then `registries.yaml`'s (or
+/// the basic auth given); anonymous when there are none.
+fn auths(
+    endpoint: &Endpoint,
+    repository: &str,
+    options: &PullOptions,
+) -> Result<Vec<(Option<String>, RegistryAuth)>> {
+    let mut out: Vec<(Option<String>, RegistryAuth)> = options
+        .pull_secrets
+        .iter()
+        .filter(|c| c.serves(&endpoint.host, repository))
+        .map(|c| {
+            let auth = RegistryAuth::Basic(c.username.clone(), c.password.clone());
+            (Some(c.source.clone()), auth)
+        })
+        .collect();
+    let configured = options
+        .registries
+        .credentials(&endpoint.host)?
+        .or_else(|| options.basic_auth.clone());
+    if let Some((user, password)) = configured {
+        out.push((None, RegistryAuth::Basic(user, password)));
+    }
+    if out.is_empty() {
+        out.push((None, RegistryAuth::Anonymous));
+    }
+    Ok(out)
+}
+
+/// The client for `endpoint`.
+fn client_for(endpoint: &Endpoint, options: &PullOptions) -> Result<Client> {
     let mut plain = options.insecure_registries.clone();
     if endpoint.plain_http {
         plain.push(endpoint.host.clone());
     }
-    let tls = registries.tls(&endpoint.host);
+    let tls = options.registries.tls(&endpoint.host);
     let mut extra_root_certificates = Vec::new();
     if let Some(ca) = tls.and_then(|t| t.ca_file.as_ref()) {
         extra_root_certificates.push(Certificate {
@@ -118,35 +159,28 @@ fn client_for(endpoint: &Endpoint, options: &PullOptions) -> Result<(Client, Reg
             data: std::fs::read(ca).map_err(io(ca))?,
         });
     }
-    let client = Client::new(ClientConfig {
+    Ok(Client::new(ClientConfig {
         protocol: ClientProtocol::HttpsExcept(plain),
         accept_invalid_certificates: tls.is_some_and(|t| t.insecure_skip_verify),
         extra_root_certificates,
         ..Default::default()
-    });
-    let auth = match registries
-        .credentials(&endpoint.host)?
-        .or_else(|| options.basic_auth.clone())
-    {
-        Some((user, password)) => RegistryAuth::Basic(user, password),
-        None => RegistryAuth::Anonymous,
-    };
-    Ok((client, auth))
+    }))
 }
 
-/// Pulls `reference` (parsed: `parsed`) from `endpoint`.
+/// Pulls `reference` (parsed: `parsed`) from `endpoint` with `auth`.
 async fn pull_from(
     store: &ImageStore,
     reference: &str,
     parsed: &Reference,
     endpoint: &Endpoint,
+    auth: RegistryAuth,
     options: &PullOptions,
 ) -> Result<String> {
     let failed = |message: String| Error::Image {
         reference: reference.to_string(),
         message,
     };
-    let (client, auth) = client_for(endpoint, options)?;
+    let client = client_for(endpoint, options)?;
     let mut parsed = parsed.clone();
     if !endpoint.origin {
         parsed.set_mirror_registry(endpoint.host.clone());

@@ -77,6 +77,28 @@ pub struct Auth {
     pub auth: Option<String>,
 }
 
+impl Auth {
+    /// (user, password): given as such, or decoded from `auth`; errors name the
+    /// field as `field.auth`.
+    pub fn user_and_password(&self, field: &str) -> Result<Option<(String, String)>> {
+        if let (Some(user), Some(password)) = (&self.username, &self.password) {
+            return Ok(Some((user.clone(), password.clone())));
+        }
+        let Some(encoded) = &self.auth else {
+            return Ok(None);
+        };
+        let bad = |why: String| Error::InvalidSpec(format!("{field}.auth: {why}"));
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| bad(format!("not base64: {e}")))?;
+        let text = String::from_utf8(decoded).map_err(|e| bad(e.to_string()))?;
+        let (user, password) = text
+            .split_once(':')
+            .ok_or_else(|| bad("not base64 of username:password".into()))?;
+        Ok(Some((user.to_string(), password.to_string())))
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
@@ -176,24 +198,10 @@ impl Registries {
 
     /// The credentials configured for the endpoint `host` (user, password).
     pub fn credentials(&self, host: &str) -> Result<Option<(String, String)>> {
-        let Some(auth) = self.configs.get(host).and_then(|c| c.auth.as_ref()) else {
-            return Ok(None);
-        };
-        if let (Some(user), Some(password)) = (&auth.username, &auth.password) {
-            return Ok(Some((user.clone(), password.clone())));
+        match self.configs.get(host).and_then(|c| c.auth.as_ref()) {
+            Some(auth) => auth.user_and_password(&format!("configs.{host}.auth")),
+            None => Ok(None),
         }
-        let Some(encoded) = &auth.auth else {
-            return Ok(None);
-        };
-        let bad = |why: String| Error::InvalidSpec(format!("configs.{host}.auth.auth: {why}"));
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|e| bad(format!("not base64: {e}")))?;
-        let text = String::from_utf8(decoded).map_err(|e| bad(e.to_string()))?;
-        let (user, password) = text
-            .split_once(':')
-            .ok_or_else(|| bad("not base64 of username:password".into()))?;
-        Ok(Some((user.to_string(), password.to_string())))
     }
 
     /// The TLS settings of the endpoint `host`.

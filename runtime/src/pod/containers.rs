@@ -20,8 +20,16 @@ use crate::spec::{self, ContainerConfig};
 pub(super) type Waiting = BTreeMap<String, (String, String)>;
 
 impl PodRuntime {
-    pub(super) async fn image(&self, image: &str, policy: PullPolicy) -> Result<Image> {
-        self.images.ensure(image, policy, &self.config.pull).await
+    /// `image`, pulled as `policy` says with the pull secrets of the pod `uid` (the
+    /// node's credentials alone without one).
+    pub(super) async fn image(
+        &self,
+        uid: Option<&str>,
+        image: &str,
+        policy: PullPolicy,
+    ) -> Result<Image> {
+        let options = self.pull_options(uid);
+        self.images.ensure(image, policy, &options).await
     }
 
     pub(super) async fn create_and_start(
@@ -170,7 +178,7 @@ impl PodRuntime {
         let id = format!("{}-{}-{attempt}", record.uid, container.name);
         let image_name = container.image.clone().unwrap_or_default();
         let policy = PullPolicy::from_k8s(container.image_pull_policy.as_deref(), &image_name);
-        let image = match self.image(&image_name, policy).await {
+        let image = match self.image(Some(&record.uid), &image_name, policy).await {
             Ok(image) => image,
             Err(e) => {
                 let reason = if matches!(e, Error::Image { .. }) {

@@ -36,7 +36,8 @@ pub use config::{ClusterDns, PodRuntimeConfig, host_nameservers};
 pub use record::{ContainerRecord, PodRecord};
 
 use crate::error::{Error, Result, io};
-use crate::image::ImageStore;
+use crate::image::pull_secrets::PullCredential;
+use crate::image::{ImageStore, PullOptions};
 use crate::network::PodNetwork;
 use crate::probe;
 use crate::runtime::ContainerRuntime;
@@ -51,6 +52,9 @@ pub struct PodRuntime {
     /// Probe results per container attempt (kept in memory, as kubelet does: a
     /// restarted agent probes afresh).
     probes: std::sync::Mutex<std::collections::HashMap<(String, probe::Kind), probe::Tracker>>,
+    /// The credentials of each pod's image pull secrets, by pod uid, as the agent last
+    /// read them (in memory only: no credential is written to disk).
+    pull_secrets: std::sync::Mutex<std::collections::HashMap<String, Arc<[PullCredential]>>>,
 }
 
 impl std::fmt::Debug for PodRuntime {
@@ -85,6 +89,7 @@ impl PodRuntime {
             runtime,
             network,
             probes: Default::default(),
+            pull_secrets: Default::default(),
         })
     }
 
@@ -96,6 +101,40 @@ impl PodRuntime {
     /// The image store.
     pub fn images(&self) -> &ImageStore {
         &self.images
+    }
+
+    /// Sets the credentials pod `uid`'s images are pulled with besides the node's
+    /// (those of its image pull secrets, [`crate::image::pull_secrets`]); kept until
+    /// the pod stops.
+    pub fn set_pull_secrets(&self, uid: &str, mut credentials: Vec<PullCredential>) {
+        crate::image::pull_secrets::sort(&mut credentials);
+        let mut all = self
+            .pull_secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if credentials.is_empty() {
+            all.remove(uid);
+        } else {
+            all.insert(uid.to_string(), credentials.into());
+        }
+    }
+
+    /// The pull settings for pod `uid`'s images: the node's, with its pull secrets.
+    fn pull_options(&self, uid: Option<&str>) -> std::borrow::Cow<'_, PullOptions> {
+        let Some(uid) = uid else {
+            return std::borrow::Cow::Borrowed(&self.config.pull);
+        };
+        let all = self
+            .pull_secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match all.get(uid) {
+            Some(credentials) => std::borrow::Cow::Owned(PullOptions {
+                pull_secrets: credentials.clone(),
+                ..self.config.pull.clone()
+            }),
+            None => std::borrow::Cow::Borrowed(&self.config.pull),
+        }
     }
 
     /// The container runtime.

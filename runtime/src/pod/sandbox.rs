@@ -111,8 +111,13 @@ impl PodRuntime {
         };
         etc_files::write(&dir, &hostname, record, &self.config)?;
         volumes::create(&dir, spec.volumes.iter().flatten())?;
+        // The sandbox image is the node's: pulled without the pod's pull secrets.
         let pause = self
-            .image(&self.config.pause_image.clone(), PullPolicy::IfNotPresent)
+            .image(
+                None,
+                &self.config.pause_image.clone(),
+                PullPolicy::IfNotPresent,
+            )
             .await?;
         let netns = record.attachment.as_ref().map(|a| a.netns_path.clone());
         let mut namespaces = spec::sandbox_namespaces(netns.as_deref());
@@ -181,6 +186,7 @@ impl PodRuntime {
     /// containers, rootfs mounts, bundles, cgroups, network and files. Stopping a pod
     /// that is gone does nothing.
     pub async fn stop_pod(&self, uid: &str, grace: Duration) -> Result<()> {
+        self.set_pull_secrets(uid, Vec::new());
         let Some(record) = self.record(uid)? else {
             return Ok(());
         };
