@@ -640,10 +640,7 @@ async fn images_behind_a_login_are_pulled_with_the_pods_pull_secret() {
     })
     .await;
     let message = waiting.message.unwrap_or_default();
-    assert!(
-        message.contains("Not authorized"),
-        "{message}"
-    );
+    assert!(message.contains("Not authorized"), "{message}");
     // The Secret arrives (as `kubectl create secret docker-registry` writes it): the
     // node reads it again and the pull succeeds.
     let config = serde_json::json!({"auths": {host.clone(): {

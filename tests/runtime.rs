@@ -503,10 +503,23 @@ async fn an_image_pulled_from_a_local_registry_runs() {
     let insecure = format!("127.0.0.1:{}", registry.port);
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let sink = lines.clone();
+    // Each layer's byte counts: (downloaded, size), as they arrive.
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        String,
+        Vec<(u64, u64)>,
+    >::new()));
+    let counted = counts.clone();
     let host = PodHost::with_config(|c| {
         c.pull.insecure_registries = vec![insecure];
         c.pull.progress = Some(std::sync::Arc::new(move |l: &str| {
             sink.lock().unwrap().push(l.to_string())
+        }));
+        c.pull.layer_progress = Some(std::sync::Arc::new(move |digest: &str, n, size| {
+            let mut counts = counted.lock().unwrap();
+            counts
+                .entry(digest.to_string())
+                .or_default()
+                .push((n, size));
         }));
     });
     let pod = host.pod(json!({
@@ -537,6 +550,13 @@ async fn an_image_pulled_from_a_local_registry_runs() {
             .any(|l| l.contains("layer 1/1")),
         "progress lines"
     );
+    // The layer's bytes were counted up to its size, never backwards.
+    let counts = counts.lock().unwrap().clone();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    let steps = counts.values().next().unwrap();
+    let (last, size) = *steps.last().unwrap();
+    assert!(size > 0 && last == size, "{steps:?}");
+    assert!(steps.windows(2).all(|w| w[0].0 < w[1].0), "{steps:?}");
     // Pulling again finds every layer present.
     host.pods.images().remove(&reference).unwrap();
     assert!(host.pods.images().get(&reference).unwrap().is_none());

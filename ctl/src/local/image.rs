@@ -1,7 +1,7 @@
 //! `rk8sctl image pull|import|ls|rm`: the local image store that `rk8sctl`'s local modes
 //! and static pods run from.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -60,6 +60,68 @@ pub enum ImageCommand {
     },
 }
 
+/// A pull's progress on standard error: a bar per layer being downloaded on a
+/// terminal (indicatif), its lines printed above them; the lines alone otherwise.
+struct PullBars {
+    multi: indicatif::MultiProgress,
+    layers: Arc<std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>>,
+}
+
+impl PullBars {
+    fn new() -> Self {
+        Self {
+            multi: indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stderr(),
+            ),
+            layers: Arc::default(),
+        }
+    }
+
+    /// The line sink: above the bars on a terminal, one line each otherwise.
+    fn lines(&self) -> rk8s_runtime::image::Progress {
+        let multi = self.multi.clone();
+        let tty = std::io::stderr().is_terminal();
+        Arc::new(move |line: &str| {
+            if tty {
+                let _ = multi.println(line);
+            } else {
+                eprintln!("{line}");
+            }
+        })
+    }
+
+    /// The byte counts: each layer's bar, made when its first bytes arrive.
+    fn layers(&self) -> rk8s_runtime::image::LayerProgress {
+        let multi = self.multi.clone();
+        let layers = self.layers.clone();
+        Arc::new(move |digest: &str, downloaded: u64, size: u64| {
+            let mut layers = layers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let bar = layers.entry(digest.to_string()).or_insert_with(|| {
+                let bar = multi.add(indicatif::ProgressBar::new(size));
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                ) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+                let short = digest.trim_start_matches("sha256:");
+                bar.set_prefix(short.get(..12).unwrap_or(short).to_string());
+                bar
+            });
+            bar.set_position(downloaded);
+            if downloaded >= size {
+                bar.finish();
+            }
+        })
+    }
+
+    /// Takes the bars off the terminal.
+    fn clear(&self) {
+        let _ = self.multi.clear();
+    }
+}
+
 /// Runs an `image` command, printing what it did.
 pub async fn image(args: &ImageArgs) -> Result<()> {
     let store = ImageStore::open(args.root.join("images")).with_context(|| {
@@ -88,28 +150,19 @@ pub async fn image(args: &ImageArgs) -> Result<()> {
                 }
                 None => None,
             };
-            let tty = std::io::stderr().is_terminal();
+            let bars = PullBars::new();
             let options = PullOptions {
                 insecure_registries: insecure.clone(),
                 basic_auth,
                 registries: Arc::new(registries),
-                progress: Some(Arc::new(move |line: &str| {
-                    let mut err = std::io::stderr();
-                    // One updating line on a terminal, one line each otherwise.
-                    let _ = if tty {
-                        write!(err, "\r\x1b[2K{line}")
-                    } else {
-                        writeln!(err, "{line}")
-                    };
-                })),
+                progress: Some(bars.lines()),
+                layer_progress: Some(bars.layers()),
                 ..PullOptions::default()
             };
             let image = store
                 .ensure(reference, PullPolicy::Always, &options)
                 .await?;
-            if tty {
-                eprintln!();
-            }
+            bars.clear();
             println!("{} {}", image.reference, image.id);
         }
         ImageCommand::Import { layout, tag, name } => {

@@ -24,7 +24,7 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use serde::{Deserialize, Serialize};
 
 pub use builtin::BUILTIN_PAUSE;
-pub use pull::PullOptions;
+pub use pull::{LayerProgress, Progress, PullOptions};
 use unpack::{Compression, unpack_layer};
 
 use crate::error::{Error, Result, io};

@@ -25,6 +25,10 @@ use crate::error::{Error, Result, io};
 /// A progress line sink (`pulling docker.io/library/busybox:latest: layer 1/1 …`).
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// A layer download's progress: (digest, bytes downloaded, layer size), as bytes
+/// arrive.
+pub type LayerProgress = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
 /// How to reach registries.
 #[derive(Clone, Default)]
 pub struct PullOptions {
@@ -40,6 +44,8 @@ pub struct PullOptions {
     pub pull_secrets: Arc<[PullCredential]>,
     /// Where progress lines go.
     pub progress: Option<Progress>,
+    /// Where the layers' byte counts go (a progress bar).
+    pub layer_progress: Option<LayerProgress>,
 }
 
 impl std::fmt::Debug for PullOptions {
@@ -252,9 +258,14 @@ async fn pull_from(
             layer.size()
         ));
         let (client, image_ref, limit) = (client.clone(), image_ref.clone(), limit.clone());
+        let size = layer.size();
+        let report = options
+            .layer_progress
+            .clone()
+            .map(|report| (report, layer_digest.clone(), size));
         fetching.spawn(async move {
             let _turn = limit.acquire_owned().await;
-            fetch_layer(&client, &image_ref, &layer_digest, &path)
+            fetch_layer(&client, &image_ref, &layer_digest, &path, report)
                 .await
                 .map_err(|message| format!("layer {layer_digest}: {message}"))
         });
@@ -281,18 +292,63 @@ async fn pull_from(
 /// Layers downloaded at once (containerd's `max_concurrent_downloads` default).
 const PARALLEL_LAYERS: usize = 3;
 
+/// A writer that reports how many bytes went through it.
+struct Counted<W> {
+    inner: W,
+    written: u64,
+    report: Option<(LayerProgress, String, u64)>,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            this.written += *n as u64;
+            if let Some((report, digest, size)) = &this.report {
+                report(digest, this.written, *size);
+            }
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Downloads the layer `digest` of `image_ref` to `path` (through a temporary file,
-/// checked against the digest).
+/// checked against the digest), reporting its bytes to `report` (with its size).
 async fn fetch_layer(
     client: &Client,
     image_ref: &Reference,
     digest: &str,
     path: &std::path::Path,
+    report: Option<(LayerProgress, String, u64)>,
 ) -> std::result::Result<(), String> {
     let tmp = super::unique_tmp(path);
-    let mut file = tokio::fs::File::create(&tmp)
+    let file = tokio::fs::File::create(&tmp)
         .await
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let mut file = Counted {
+        inner: file,
+        written: 0,
+        report,
+    };
     let result = client.pull_blob(image_ref, digest, &mut file).await;
     let flushed = file.flush().await;
     drop(file);
