@@ -2,7 +2,8 @@
 //! `rk8s-server`: `-o jsonpath|jsonpath-file|custom-columns|custom-columns-file`,
 //! `--sort-by`, `--no-headers`, `-L`, `--show-labels` (the same bytes printed),
 //! `wait --for=…`, `$KUBECONFIG` lists and `~/.kube/config`, and the `config set-*`
-//! family writing where kubectl writes.
+//! family writing where kubectl writes. Shell completion of kinds and object names
+//! from the server, through bash and the script `rk8sctl completion bash` prints.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -685,4 +686,84 @@ fn cordon_uncordon_and_drain_say_what_kubectl_says() {
         printed[0][5].1,
         "node/node-TOOL already cordoned\npod/bare-TOOL deleted\nnode/node-TOOL drained\n"
     );
+}
+
+/// What bash completes for the line `words` (the cursor at the end of its last
+/// word), with the script `rk8sctl completion bash` prints, against `server`; flags
+/// (offered with every empty word) left out.
+fn bash_completes(server: &Server, words: &[&str]) -> Vec<String> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_rk8sctl")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let line: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let script = format!(
+        "source <(rk8sctl completion bash)\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_TYPE=9\n_clap_complete_rk8sctl rk8sctl '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        line.join(" "),
+        words.len() - 1,
+        words.last().unwrap()
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env("PATH", path)
+        .env("RK8S_CONFIG", server.kubeconfig())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut offered: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty() && !l.starts_with('-'))
+        .collect();
+    offered.sort();
+    offered
+}
+
+#[test]
+fn shell_completion_offers_kinds_and_the_servers_object_names() {
+    let server = with_objects();
+    // Verbs and flags, from the command's definition.
+    assert!(bash_completes(&server, &["rk8sctl", "ge"]).contains(&"get".to_string()));
+    // The kinds the server serves, then the names of its objects.
+    let kinds = bash_completes(&server, &["rk8sctl", "get", "deploy"]);
+    assert_eq!(kinds, ["deployments"]);
+    assert_eq!(
+        bash_completes(&server, &["rk8sctl", "get", "deployments", ""]),
+        ["api", "db", "web"]
+    );
+    assert_eq!(
+        bash_completes(&server, &["rk8sctl", "describe", "configmaps", "c-"]),
+        ["c-10", "c-2"]
+    );
+    // Names already on the line are not offered again; KIND/NAME forms; namespaces.
+    assert_eq!(
+        bash_completes(&server, &["rk8sctl", "delete", "deploy", "web", ""]),
+        ["api", "db"]
+    );
+    assert_eq!(
+        bash_completes(&server, &["rk8sctl", "rollout", "status", "deploy/w"]),
+        ["deploy/web"]
+    );
+    assert!(
+        bash_completes(&server, &["rk8sctl", "get", "-n", "kube-"])
+            .contains(&"kube-system".to_string())
+    );
+    // Another namespace's objects with -n; none from a server that is not there.
+    assert!(
+        bash_completes(
+            &server,
+            &["rk8sctl", "-n", "kube-system", "get", "deployments", ""]
+        )
+        .is_empty()
+    );
+    let kubeconfig = server.kubeconfig();
+    drop(server);
+    let bin = Path::new(env!("CARGO_BIN_EXE_rk8sctl"));
+    let out = Command::new(bin)
+        .args(["--", "rk8sctl", "get", "pods", ""])
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", "4")
+        .env("RK8S_CONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "{out:?}");
 }

@@ -24,6 +24,7 @@
 pub mod apply;
 pub mod cluster;
 pub mod commands;
+pub mod completion;
 pub mod debug;
 pub mod describe;
 pub mod discovery;

@@ -25,7 +25,7 @@ use crate::stream::{container_of, pod_name};
 pub struct LogsArgs {
     /// `POD`, `pod/NAME`, or `TYPE/NAME` of a workload or Service (one of its pods);
     /// none with `-l`.
-    #[arg(required_unless_present = "selector")]
+    #[arg(required_unless_present = "selector", add = crate::completion::pods())]
     pub target: Option<String>,
     /// The container (default: the pod's default container).
     #[arg(short, long)]

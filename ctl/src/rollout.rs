@@ -73,8 +73,10 @@ pub enum RolloutCommand {
 #[derive(clap::Args, Clone, Debug)]
 pub struct RolloutTarget {
     /// `KIND/NAME` or `KIND`.
+    #[arg(add = crate::completion::resources(2))]
     resource: String,
     /// The name, when not given as KIND/NAME.
+    #[arg(add = crate::completion::resources(2))]
     name: Option<String>,
 }
 

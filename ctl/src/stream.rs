@@ -17,6 +17,7 @@ use crate::commands::Global;
 #[derive(clap::Args, Clone, Debug)]
 pub struct ExecArgs {
     /// The pod: `NAME` or `pod/NAME`.
+    #[arg(add = crate::completion::pods())]
     pub pod: String,
     /// The container (default: the pod's default container).
     #[arg(short, long)]

@@ -12,6 +12,7 @@ use crate::cluster::explain;
 #[derive(clap::Args, Clone, Debug)]
 pub struct DeleteArgs {
     /// `KIND NAME...` or `KIND/NAME...` (or use -f).
+    #[arg(add = crate::completion::resources(1))]
     pub resources: Vec<String>,
     /// Delete what these files describe.
     #[arg(short = 'f', long = "filename")]

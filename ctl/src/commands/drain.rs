@@ -60,6 +60,7 @@ async fn set_unschedulable(cluster: &Cluster, node: &str, unschedulable: bool) -
 #[derive(clap::Args, Clone, Debug)]
 pub struct DrainArgs {
     /// The node.
+    #[arg(add = crate::completion::names_of("nodes"))]
     pub node: String,
     /// Also delete pods no controller owns (nothing recreates them).
     #[arg(long)]

@@ -206,8 +206,10 @@ pub async fn run(g: &Global, a: &RunArgs) -> Result<()> {
 pub struct ExposeArgs {
     /// `KIND/NAME` or `KIND` (a Deployment, ReplicaSet, ReplicationController,
     /// StatefulSet, DaemonSet, Service or Pod).
+    #[arg(add = crate::completion::resources(1))]
     pub resource: String,
     /// The name, when not given as KIND/NAME.
+    #[arg(add = crate::completion::resources(1))]
     pub name: Option<String>,
     /// The Service's port (default: the pods' container port).
     #[arg(long)]
@@ -335,7 +337,7 @@ pub struct SetImageArgs {
     /// `KIND/NAME` (a Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob,
     /// ReplicationController or Pod), then `CONTAINER=IMAGE` pairs (`*=IMAGE`: every
     /// container).
-    #[arg(required = true, num_args = 2..)]
+    #[arg(required = true, num_args = 2.., add = crate::completion::resources(2))]
     pub args: Vec<String>,
     /// How the object is sent and shown.
     #[command(flatten)]

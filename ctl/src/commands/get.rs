@@ -108,7 +108,7 @@ fn custom_columns(spec: &str) -> Result<Vec<(String, Expr)>> {
 #[derive(clap::Args, Clone, Debug)]
 pub struct GetArgs {
     /// `KIND [NAME...]`, `KIND/NAME...` or `KIND,KIND`.
-    #[arg(required = true)]
+    #[arg(required = true, add = crate::completion::resources(1))]
     pub resources: Vec<String>,
     /// Which objects.
     #[command(flatten)]

@@ -53,7 +53,7 @@ pub struct Global {
     #[arg(long, global = true)]
     pub context: Option<String>,
     /// The namespace (default: the context's, else `default`).
-    #[arg(short = 'n', long, global = true)]
+    #[arg(short = 'n', long, global = true, add = crate::completion::names_of("namespaces"))]
     pub namespace: Option<String>,
 }
 

@@ -34,8 +34,10 @@ pub async fn scale(g: &Global, resource: &str, name: Option<&str>, replicas: u32
 #[derive(clap::Args, Clone, Debug)]
 pub struct AutoscaleArgs {
     /// `KIND/NAME` or `KIND`.
+    #[arg(add = crate::completion::resources(1))]
     pub resource: String,
     /// The name, when not given as KIND/NAME.
+    #[arg(add = crate::completion::resources(1))]
     pub name: Option<String>,
     /// The fewest replicas (default: the server's, 1).
     #[arg(long)]

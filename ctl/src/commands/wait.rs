@@ -136,7 +136,7 @@ fn condition_met(obj: &DynamicObject, kind: &str, status: &str) -> bool {
 #[derive(clap::Args, Clone, Debug)]
 pub struct WaitArgs {
     /// `KIND/NAME...`, `KIND NAME...`, or `KIND` with `-l` or `--all`.
-    #[arg(required = true)]
+    #[arg(required = true, add = crate::completion::resources(1))]
     pub resources: Vec<String>,
     /// What to wait for: `delete`, `create`, `condition=NAME[=VALUE]`,
     /// `jsonpath=EXPR[=VALUE]`.

@@ -30,7 +30,7 @@ enum Command {
     /// Show objects in detail, with their events.
     Describe {
         /// `KIND [NAME...]` or `KIND/NAME`.
-        #[arg(required = true)]
+        #[arg(required = true, add = rk8s_ctl::completion::resources(1))]
         resources: Vec<String>,
     },
     /// Delete objects by name, selector or file.
@@ -38,8 +38,10 @@ enum Command {
     /// Set the replicas of a Deployment or ReplicaSet.
     Scale {
         /// `KIND/NAME` or `KIND`.
+        #[arg(add = rk8s_ctl::completion::resources(1))]
         resource: String,
         /// The name, when not given as KIND/NAME.
+        #[arg(add = rk8s_ctl::completion::resources(1))]
         name: Option<String>,
         /// The number of replicas.
         #[arg(long)]
@@ -50,7 +52,7 @@ enum Command {
     /// Set (`key=value`) or remove (`key-`) labels.
     Label {
         /// `KIND NAME` or `KIND/NAME`, then the changes.
-        #[arg(required = true)]
+        #[arg(required = true, add = rk8s_ctl::completion::resources(1))]
         args: Vec<String>,
         /// Allow changing an existing value.
         #[arg(long)]
@@ -59,7 +61,7 @@ enum Command {
     /// Set (`key=value`) or remove (`key-`) annotations.
     Annotate {
         /// `KIND NAME` or `KIND/NAME`, then the changes.
-        #[arg(required = true)]
+        #[arg(required = true, add = rk8s_ctl::completion::resources(1))]
         args: Vec<String>,
         /// Allow changing an existing value.
         #[arg(long)]
@@ -68,8 +70,10 @@ enum Command {
     /// Edit an object in $EDITOR and save it back.
     Edit {
         /// `KIND/NAME` or `KIND`.
+        #[arg(add = rk8s_ctl::completion::resources(1))]
         resource: String,
         /// The name, when not given as KIND/NAME.
+        #[arg(add = rk8s_ctl::completion::resources(1))]
         name: Option<String>,
     },
     /// Run an image in a new pod (`run NAME --image IMAGE [-- ARGS...]`).
@@ -82,11 +86,13 @@ enum Command {
     /// Mark a node unschedulable (its pods stay).
     Cordon {
         /// The node.
+        #[arg(add = rk8s_ctl::completion::names_of("nodes"))]
         node: String,
     },
     /// Mark a node schedulable again.
     Uncordon {
         /// The node.
+        #[arg(add = rk8s_ctl::completion::names_of("nodes"))]
         node: String,
     },
     /// Cordon a node and delete its pods for maintenance (their controllers make
@@ -126,7 +132,8 @@ enum Command {
         /// The directory.
         dir: std::path::PathBuf,
     },
-    /// Print a shell completion script.
+    /// Print a shell completion script (`source <(rk8sctl completion bash)`): it
+    /// completes verbs and flags, the kinds the server serves and its objects' names.
     Completion {
         /// The shell.
         shell: clap_complete::Shell,
@@ -186,12 +193,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version => ctl::version(g).await?,
         Command::Config(c) => ctl::config(g, &c)?,
         Command::GenerateManPages { dir } => clap_mangen::generate_to(Cli::command(), &dir)?,
-        Command::Completion { shell } => clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "rk8sctl",
-            &mut std::io::stdout(),
-        ),
+        Command::Completion { shell } => {
+            rk8s_ctl::completion::write_script(&shell.to_string(), &mut std::io::stdout())?
+        }
         Command::Validate(args) => return rk8s_ctl::validate::validate(&args),
         Command::Image(args) => rk8s_ctl::local::image::image(&args).await?,
         Command::Container(c) => return rk8s_ctl::local::commands::run("container", c).await,
@@ -211,6 +215,8 @@ enum SetCommand {
 fn main() -> ExitCode {
     // Started as the container helper: that runs here, before any async runtime.
     rk8s_runtime::helper::run_if_requested();
+    // Called back by the completion script (`COMPLETE=SHELL`): answers and exits.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
