@@ -1,7 +1,8 @@
 //! Workloads on a real node (`rk8s-node join`, real containers): a Deployment rolled
 //! from one image to another and back with `rk8sctl rollout undo`, restarted and
 //! paused; Jobs that complete, that exhaust their backoff limit, that pass their
-//! deadline, and whose deletion lets their pods go.
+//! deadline, and whose deletion lets their pods go. Containers' environment from
+//! ConfigMaps, Secrets and the pod's fields.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -318,6 +319,73 @@ async fn jobs_complete_fail_and_time_out_on_a_real_node() {
         let left = pods.list(&ListParams::default()).await.ok()?.items.len()
             + jobs.list(&ListParams::default()).await.ok()?.items.len();
         (left == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_take_their_environment_from_config_maps_and_secrets() {
+    let server = Server::start(&[]);
+    let _node = real_node(&server, "worker", 33).await;
+    let client = server.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let pp = PostParams::default();
+    let secret = serde_json::from_value(json!({
+        "metadata": {"name": "db"}, "stringData": {"password": "s3cret"}
+    }))
+    .unwrap();
+    secrets.create(&pp, &secret).await.unwrap();
+    // The ConfigMap does not exist yet: the container cannot be made, and says why.
+    let pod = serde_json::from_value(json!({
+        "metadata": {"name": "configured", "labels": {"tier": "web"}},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "main", "image": busybox(),
+            "command": ["sh", "-c", "echo \"$APP_level $LEVEL $DB_PASSWORD $TIER $(GREETING)\""],
+            "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "APP_"}],
+            "env": [
+                {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "level"}}},
+                {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+                {"name": "TIER", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['tier']"}}},
+                {"name": "GREETING", "value": "hello $(TIER)"}
+            ]}]}
+    }))
+    .unwrap();
+    pods.create(&pp, &pod).await.unwrap();
+    let waiting = eventually("the container config refused", async || {
+        let status = pods.get("configured").await.ok()?.status?;
+        let waiting = status.container_statuses?.first()?.state.clone()?.waiting?;
+        (waiting.reason.as_deref() == Some("CreateContainerConfigError")).then_some(waiting)
+    })
+    .await;
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("configmap \"settings\" not found")
+    );
+    // It arrives: the node reads it again and the container starts with its values.
+    let settings = serde_json::from_value(json!({
+        "metadata": {"name": "settings"}, "data": {"level": "debug"}
+    }))
+    .unwrap();
+    config_maps.create(&pp, &settings).await.unwrap();
+    eventually("the pod succeeded", async || {
+        let status = pods.get("configured").await.ok()?.status?;
+        (status.phase.as_deref() == Some("Succeeded")).then_some(())
+    })
+    .await;
+    let log = pods.logs("configured", &Default::default()).await.unwrap();
+    assert_eq!(log, "debug debug s3cret web hello web\n");
+    pods.delete("configured", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the pod gone", async || {
+        pods.get_opt("configured")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
     })
     .await;
 }

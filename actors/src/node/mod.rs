@@ -2,11 +2,11 @@
 
 pub mod agent;
 pub mod identity;
+pub mod inputs;
 pub mod metrics;
 pub mod network;
 pub mod node_actor;
 pub mod pod_actor;
-pub mod pull_secrets;
 pub mod registration;
 pub mod server;
 pub mod simulated;

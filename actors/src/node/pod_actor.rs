@@ -19,7 +19,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use rk8s_runtime::pod::PodRuntime;
 use rk8s_supervision::Handle;
 
-use super::{metrics, pull_secrets};
+use super::{inputs, metrics};
 
 /// How often a pod is synced.
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
@@ -47,8 +47,8 @@ pub struct PodActor {
     me: Handle<Self>,
     /// When this agent first saw the pod, until it first runs (the start latency).
     start_pending: Option<std::time::Instant>,
-    /// When the pod's image pull secrets were last read.
-    secrets_read: Option<std::time::Instant>,
+    /// When the pod's ConfigMaps and Secrets were last read.
+    inputs_read: Option<std::time::Instant>,
 }
 
 impl PodActor {
@@ -71,7 +71,7 @@ impl PodActor {
             last_status: None,
             finished: false,
             start_pending: None,
-            secrets_read: None,
+            inputs_read: None,
         }
         .pending_start()
     }
@@ -117,10 +117,9 @@ impl PodActor {
         let last = self.last_status.clone();
         let node_ip = self.node_ip.clone();
         let deleting = pod.metadata.deletion_timestamp.is_some();
-        let read_secrets =
-            !deleting && pull_secrets::due(&pod, started, last.as_ref(), self.secrets_read);
-        if read_secrets {
-            self.secrets_read = Some(std::time::Instant::now());
+        let read_inputs = !deleting && inputs::due(&pod, started, last.as_ref(), self.inputs_read);
+        if read_inputs {
+            self.inputs_read = Some(std::time::Instant::now());
         }
         let client = self.client.clone();
         let fut = async move {
@@ -160,9 +159,8 @@ impl PodActor {
                 tracing::info!(pod = %key, "pod stopped and deleted");
                 return Ok((true, None));
             }
-            if read_secrets {
-                let credentials = pull_secrets::read(&client, &pod).await;
-                runtime.set_pull_secrets(&uid, credentials);
+            if read_inputs {
+                runtime.set_inputs(&uid, inputs::read_all(&client, &pod).await);
             }
             if !started {
                 let began = std::time::Instant::now();

@@ -1,5 +1,5 @@
 //! A work container's OCI settings from its pod: command and args over the image's,
-//! env with fieldRefs, resources, the sandbox's namespaces, mounts and security
+//! env (fieldRefs, ConfigMaps, Secrets: [`super::env`]), resources, the sandbox's namespaces, mounts and security
 //! context.
 
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Container;
 use rk8s_api::resources::CgroupResources;
 
 use super::record::PodRecord;
-use super::{PodRuntime, etc_files, volumes};
+use super::{PodRuntime, env, etc_files, volumes};
 use crate::cgroups;
 use crate::error::{Error, Result};
 use crate::image::Image;
@@ -27,52 +27,68 @@ impl PodRuntime {
         let pause_pid = self.runtime.live_pid(&record.pause_id)?.ok_or_else(|| {
             Error::InvalidSpec("the pod sandbox (pause) is not running".to_string())
         })?;
-        // Kubernetes: command replaces the entrypoint, args the cmd.
-        let args = match (&c.command, &c.args) {
-            (Some(command), args) => [command.clone(), args.clone().unwrap_or_default()].concat(),
-            (None, Some(args)) => [image.process.entrypoint.clone(), args.clone()].concat(),
-            (None, None) => [image.process.entrypoint.clone(), image.process.cmd.clone()].concat(),
-        };
-        let mut env: Vec<String> = image.process.env.clone();
         let pod_ip = record
             .attachment
             .as_ref()
             .map(|a| a.address.to_string())
             .unwrap_or_default();
-        for var in c.env.iter().flatten() {
-            let value = match (&var.value, &var.value_from) {
-                (_, Some(from)) => {
-                    let field = from
-                        .field_ref
-                        .as_ref()
-                        .map(|f| f.field_path.as_str())
-                        .ok_or_else(|| {
-                            Error::InvalidSpec(format!(
-                                "env {}: only valueFrom.fieldRef is supported here",
-                                var.name
-                            ))
-                        })?;
-                    match field {
-                        "metadata.name" => record.pod.metadata.name.clone().unwrap_or_default(),
-                        "metadata.namespace" => {
-                            record.pod.metadata.namespace.clone().unwrap_or_default()
-                        }
-                        "metadata.uid" => record.uid.clone(),
-                        "status.podIP" => pod_ip.clone(),
-                        "spec.nodeName" => pod_spec.node_name.clone().unwrap_or_default(),
-                        other => {
-                            return Err(Error::InvalidSpec(format!(
-                                "env {}: fieldRef {other:?} is not supported",
-                                var.name
-                            )));
-                        }
+        let meta = &record.pod.metadata;
+        let field = |path: &str| -> Option<String> {
+            let keyed = |prefix: &str| {
+                let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+                Some(key.to_string())
+            };
+            Some(match path {
+                "metadata.name" => meta.name.clone().unwrap_or_default(),
+                "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+                "metadata.uid" => record.uid.clone(),
+                "status.podIP" | "status.podIPs" => pod_ip.clone(),
+                "spec.nodeName" => pod_spec.node_name.clone().unwrap_or_default(),
+                "spec.serviceAccountName" => {
+                    pod_spec.service_account_name.clone().unwrap_or_default()
+                }
+                _ => {
+                    if let Some(key) = keyed("metadata.labels['") {
+                        meta.labels.as_ref()?.get(&key).cloned().unwrap_or_default()
+                    } else if let Some(key) = keyed("metadata.annotations['") {
+                        meta.annotations
+                            .as_ref()?
+                            .get(&key)
+                            .cloned()
+                            .unwrap_or_default()
+                    } else {
+                        return None;
                     }
                 }
-                (value, None) => value.clone().unwrap_or_default(),
-            };
-            env.retain(|kv| kv.split('=').next() != Some(var.name.as_str()));
-            env.push(format!("{}={value}", var.name));
-        }
+            })
+        };
+        let base: Vec<(String, String)> = image
+            .process
+            .env
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (kv.clone(), String::new()),
+            })
+            .collect();
+        let inputs = self.inputs.of(&record.uid);
+        let namespace = meta.namespace.as_deref().unwrap_or("default");
+        let pairs =
+            env::container_env(c, &inputs, namespace, &base, &field).map_err(Error::InvalidSpec)?;
+        // Kubernetes: command replaces the entrypoint, args the cmd; `$(VAR)` in them
+        // is the container's variable.
+        let vars: std::collections::BTreeMap<String, String> = pairs.iter().cloned().collect();
+        let expand = |words: &[String]| -> Vec<String> {
+            words.iter().map(|w| env::expand(w, &vars)).collect()
+        };
+        let args = match (&c.command, &c.args) {
+            (Some(command), args) => {
+                [expand(command), expand(args.as_deref().unwrap_or_default())].concat()
+            }
+            (None, Some(args)) => [image.process.entrypoint.clone(), expand(args)].concat(),
+            (None, None) => [image.process.entrypoint.clone(), image.process.cmd.clone()].concat(),
+        };
+        let env: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let resources = c.resources.clone().unwrap_or_default();
         let resources = CgroupResources::from_requirements(
             resources.requests.as_ref(),

@@ -20,15 +20,18 @@ use crate::spec::{self, ContainerConfig};
 pub(super) type Waiting = BTreeMap<String, (String, String)>;
 
 impl PodRuntime {
-    /// `image`, pulled as `policy` says with the pull secrets of the pod `uid` (the
-    /// node's credentials alone without one).
+    /// `image`, pulled as `policy` says with the pull secrets of `pod` (the node's
+    /// credentials alone without one).
     pub(super) async fn image(
         &self,
-        uid: Option<&str>,
+        pod: Option<&k8s_openapi::api::core::v1::Pod>,
         image: &str,
         policy: PullPolicy,
     ) -> Result<Image> {
-        let options = self.pull_options(uid);
+        let options = match pod {
+            Some(pod) => self.pull_options(pod),
+            None => std::borrow::Cow::Borrowed(&self.config.pull),
+        };
         self.images.ensure(image, policy, &options).await
     }
 
@@ -178,7 +181,7 @@ impl PodRuntime {
         let id = format!("{}-{}-{attempt}", record.uid, container.name);
         let image_name = container.image.clone().unwrap_or_default();
         let policy = PullPolicy::from_k8s(container.image_pull_policy.as_deref(), &image_name);
-        let image = match self.image(Some(&record.uid), &image_name, policy).await {
+        let image = match self.image(Some(&record.pod), &image_name, policy).await {
             Ok(image) => image,
             Err(e) => {
                 let reason = if matches!(e, Error::Image { .. }) {

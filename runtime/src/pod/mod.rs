@@ -19,8 +19,10 @@
 mod config;
 mod container_config;
 mod containers;
+pub mod env;
 mod etc_files;
 mod exec;
+pub mod inputs;
 mod orphans;
 mod probes;
 mod record;
@@ -33,10 +35,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use config::{ClusterDns, PodRuntimeConfig, host_nameservers};
+pub use inputs::PodInputs;
 pub use record::{ContainerRecord, PodRecord};
 
 use crate::error::{Error, Result, io};
-use crate::image::pull_secrets::PullCredential;
 use crate::image::{ImageStore, PullOptions};
 use crate::network::PodNetwork;
 use crate::probe;
@@ -52,9 +54,9 @@ pub struct PodRuntime {
     /// Probe results per container attempt (kept in memory, as kubelet does: a
     /// restarted agent probes afresh).
     probes: std::sync::Mutex<std::collections::HashMap<(String, probe::Kind), probe::Tracker>>,
-    /// The credentials of each pod's image pull secrets, by pod uid, as the agent last
-    /// read them (in memory only: no credential is written to disk).
-    pull_secrets: std::sync::Mutex<std::collections::HashMap<String, Arc<[PullCredential]>>>,
+    /// What each pod takes from the API, as the agent last read it (in memory only:
+    /// no Secret is written to disk).
+    inputs: inputs::Inputs,
 }
 
 impl std::fmt::Debug for PodRuntime {
@@ -89,7 +91,7 @@ impl PodRuntime {
             runtime,
             network,
             probes: Default::default(),
-            pull_secrets: Default::default(),
+            inputs: Default::default(),
         })
     }
 
@@ -103,38 +105,33 @@ impl PodRuntime {
         &self.images
     }
 
-    /// Sets the credentials pod `uid`'s images are pulled with besides the node's
-    /// (those of its image pull secrets, [`crate::image::pull_secrets`]); kept until
-    /// the pod stops.
-    pub fn set_pull_secrets(&self, uid: &str, mut credentials: Vec<PullCredential>) {
-        crate::image::pull_secrets::sort(&mut credentials);
-        let mut all = self
-            .pull_secrets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if credentials.is_empty() {
-            all.remove(uid);
-        } else {
-            all.insert(uid.to_string(), credentials.into());
-        }
+    /// Sets what pod `uid` takes from the API (its ConfigMaps and Secrets, as the
+    /// agent read them): used as its containers start and its images are pulled; kept
+    /// until the pod stops.
+    pub fn set_inputs(&self, uid: &str, inputs: PodInputs) {
+        self.inputs.set(uid, inputs);
     }
 
-    /// The pull settings for pod `uid`'s images: the node's, with its pull secrets.
-    fn pull_options(&self, uid: Option<&str>) -> std::borrow::Cow<'_, PullOptions> {
-        let Some(uid) = uid else {
+    /// The pull settings for `pod`'s images: the node's, with the credentials of its
+    /// image pull secrets first.
+    fn pull_options(
+        &self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+    ) -> std::borrow::Cow<'_, PullOptions> {
+        let names = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.as_ref());
+        let names = names.into_iter().flatten().map(|r| r.name.as_str());
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let credentials = self.inputs.of(uid).pull_credentials(names);
+        if credentials.is_empty() {
             return std::borrow::Cow::Borrowed(&self.config.pull);
-        };
-        let all = self
-            .pull_secrets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match all.get(uid) {
-            Some(credentials) => std::borrow::Cow::Owned(PullOptions {
-                pull_secrets: credentials.clone(),
-                ..self.config.pull.clone()
-            }),
-            None => std::borrow::Cow::Borrowed(&self.config.pull),
         }
+        std::borrow::Cow::Owned(PullOptions {
+            pull_secrets: credentials.into(),
+            ..self.config.pull.clone()
+        })
     }
 
     /// The container runtime.

@@ -186,7 +186,7 @@ impl PodRuntime {
     /// containers, rootfs mounts, bundles, cgroups, network and files. Stopping a pod
     /// that is gone does nothing.
     pub async fn stop_pod(&self, uid: &str, grace: Duration) -> Result<()> {
-        self.set_pull_secrets(uid, Vec::new());
+        self.inputs.forget(uid);
         let Some(record) = self.record(uid)? else {
             return Ok(());
         };

@@ -1,0 +1,164 @@
+//! What a pod takes from the API — the ConfigMaps and Secrets it names (environment,
+//! image pull secrets, volumes: [`rk8s_api::references`]) — read for the runtime as
+//! kubelet reads them: when the pod starts, again every [`REREAD_AFTER`] while a
+//! container cannot start for want of them (`CreateContainerConfigError`) or of its
+//! image (`ErrImagePull`: a pull secret created or fixed after the pod), and every
+//! [`REFRESH`] otherwise, so that a container restarted later starts with the values
+//! of the last minute. The node may read exactly these (the API server's node
+//! authorizer).
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret};
+use kube::Api;
+use rk8s_runtime::pod::PodInputs;
+
+/// How often they are read again while a container waits for them.
+pub const REREAD_AFTER: Duration = Duration::from_secs(10);
+
+/// How often they are read again otherwise.
+pub const REFRESH: Duration = Duration::from_secs(60);
+
+/// Waiting reasons that more recent ConfigMaps or Secrets may end.
+const WAITING_FOR_INPUTS: [&str; 2] = ["CreateContainerConfigError", "ErrImagePull"];
+
+fn names(pod: &Pod) -> (Vec<String>, Vec<String>) {
+    let Some(spec) = &pod.spec else {
+        return Default::default();
+    };
+    let owned =
+        |names: std::collections::BTreeSet<&str>| names.into_iter().map(str::to_string).collect();
+    (
+        owned(rk8s_api::references::config_maps(spec)),
+        owned(rk8s_api::references::secrets(spec)),
+    )
+}
+
+/// Whether a container of `status` waits for a ConfigMap, a Secret or its image.
+fn waiting(status: Option<&PodStatus>) -> bool {
+    let Some(status) = status else { return false };
+    let containers = status.container_statuses.iter().flatten();
+    let inits = status.init_container_statuses.iter().flatten();
+    containers.chain(inits).any(|c| {
+        let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+        waiting
+            .and_then(|w| w.reason.as_deref())
+            .is_some_and(|r| WAITING_FOR_INPUTS.contains(&r))
+    })
+}
+
+/// Whether the pod's inputs are to be read now: it names some, and it has not started
+/// on this agent, or the last read is older than [`REREAD_AFTER`] while a container
+/// waits for them, or older than [`REFRESH`].
+pub fn due(pod: &Pod, started: bool, status: Option<&PodStatus>, last: Option<Instant>) -> bool {
+    let (config_maps, secrets) = names(pod);
+    if config_maps.is_empty() && secrets.is_empty() {
+        return false;
+    }
+    let Some(last) = last.filter(|_| started) else {
+        return true;
+    };
+    let age = last.elapsed();
+    age >= REFRESH || (waiting(status) && age >= REREAD_AFTER)
+}
+
+/// Reads `name` of `api`: the object, or why there is none (kubelet's wording for a
+/// missing one: `configmap "x" not found`).
+async fn read<K>(api: &Api<K>, what: &str, name: &str) -> Result<K, String>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get(name).await {
+        Ok(object) => Ok(object),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(format!("{what} \"{name}\" not found")),
+        Err(e) => Err(format!("{what} \"{name}\": {e}")),
+    }
+}
+
+/// The pod's ConfigMaps and Secrets as they are now. Image pull secrets that cannot
+/// be read are said in the log (kubelet's `FailedToRetrieveImagePullSecret`): the
+/// pull goes on without them.
+pub async fn read_all(client: &kube::Client, pod: &Pod) -> PodInputs {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let config_map_api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let secret_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let (config_maps, secrets) = names(pod);
+    let mut inputs = PodInputs::default();
+    for name in config_maps {
+        let read = read(&config_map_api, "configmap", &name).await;
+        inputs.config_maps.insert(name, read);
+    }
+    for name in secrets {
+        let read = read(&secret_api, "secret", &name).await;
+        inputs.secrets.insert(name, read);
+    }
+    let pull = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.image_pull_secrets.as_ref());
+    let unusable: Vec<String> = pull
+        .into_iter()
+        .flatten()
+        .filter_map(|r| match inputs.secrets.get(&r.name)? {
+            Err(e) => Some(e.clone()),
+            Ok(secret) => rk8s_runtime::image::pull_secrets::credentials(secret)
+                .err()
+                .map(|e| e.to_string()),
+        })
+        .collect();
+    if !unusable.is_empty() {
+        tracing::warn!(
+            pod = %format!("{namespace}/{}", pod.metadata.name.as_deref().unwrap_or_default()),
+            "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+            unusable.join("; ")
+        );
+    }
+    inputs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(spec: serde_json::Value) -> Pod {
+        serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "p", "namespace": "d"}, "spec": spec}),
+        )
+        .unwrap()
+    }
+
+    fn waiting_with(reason: &str) -> PodStatus {
+        serde_json::from_value(serde_json::json!({"containerStatuses": [{
+            "name": "c", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": reason}}}]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn inputs_are_read_at_start_again_while_waited_for_and_each_minute() {
+        let with = pod(
+            serde_json::json!({"imagePullSecrets": [{"name": "regcred"}],
+            "containers": [{"name": "c", "image": "x",
+                "envFrom": [{"configMapRef": {"name": "settings"}}]}]}),
+        );
+        let without = pod(serde_json::json!({"containers": [{"name": "c", "image": "x"}]}));
+        assert_eq!(
+            names(&with),
+            (vec!["settings".to_string()], vec!["regcred".to_string()])
+        );
+        assert!(due(&with, false, None, None));
+        assert!(!due(&without, false, None, None));
+        // A restarted agent re-adopting a running pod reads them once.
+        assert!(due(&with, true, None, None));
+        let just_now = Some(Instant::now());
+        let a_while_ago = Instant::now().checked_sub(REREAD_AFTER);
+        let long_ago = Instant::now().checked_sub(REFRESH);
+        for reason in WAITING_FOR_INPUTS {
+            assert!(!due(&with, true, Some(&waiting_with(reason)), just_now));
+            assert!(due(&with, true, Some(&waiting_with(reason)), a_while_ago));
+        }
+        let crashing = waiting_with("CrashLoopBackOff");
+        assert!(!due(&with, true, Some(&crashing), a_while_ago));
+        assert!(due(&with, true, Some(&crashing), long_ago));
+    }
+}

@@ -1,0 +1,276 @@
+//! A container's environment as kubelet makes it (`makeEnvironmentVariables`): the
+//! `envFrom` sources in order, then `env` (a later variable replaces an earlier one of
+//! the same name), values from ConfigMaps, Secrets and the pod's own fields, and
+//! `$(NAME)` references in `value`s, `command` and `args` expanded.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, EnvVar};
+
+use super::inputs::{PodInputs, Read};
+
+/// Where a value comes from when it is not written out, for errors.
+enum Source<'a> {
+    ConfigMap(&'a str),
+    Secret(&'a str),
+}
+
+impl Source<'_> {
+    /// The object's entries, or why there are none; `Ok(None)` when it is missing
+    /// and optional.
+    fn entries(
+        &self,
+        inputs: &PodInputs,
+        optional: bool,
+    ) -> Result<Option<BTreeMap<String, String>>, String> {
+        let read = match self {
+            Source::ConfigMap(name) => lookup(&inputs.config_maps, name, "configmap")
+                .map(|c| c.data.clone().unwrap_or_default()),
+            Source::Secret(name) => lookup(&inputs.secrets, name, "secret").map(|s| {
+                let data = s.data.clone().unwrap_or_default();
+                data.into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect()
+            }),
+        };
+        match read {
+            Ok(entries) => Ok(Some(entries)),
+            Err(_) if optional => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn missing_key(&self, key: &str, namespace: &str) -> String {
+        match self {
+            Source::ConfigMap(name) => {
+                format!("couldn't find key {key} in ConfigMap {namespace}/{name}")
+            }
+            Source::Secret(name) => format!("couldn't find key {key} in Secret {namespace}/{name}"),
+        }
+    }
+}
+
+fn lookup<'a, T>(
+    read: &'a BTreeMap<String, Read<T>>,
+    name: &str,
+    what: &str,
+) -> Result<&'a T, String> {
+    match read.get(name) {
+        Some(Ok(object)) => Ok(object),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(format!("{what} \"{name}\" not found")),
+    }
+}
+
+/// `$(NAME)` replaced by `vars`' value of NAME where it has one (kept as written
+/// otherwise); `$$` is a `$`, as Kubernetes' `third_party/forked/golang/expansion`.
+pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(open) = after.strip_prefix('(')
+            && let Some(close) = open.find(')')
+        {
+            let name = &open[..close];
+            match vars.get(name) {
+                Some(value) => out.push_str(value),
+                None => out.push_str(&format!("$({name})")),
+            }
+            rest = &open[close + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The variables container `c` sets, in order, over those it inherits (`base`, the
+/// image's): `field` answers a `fieldRef`'s path (`None`: not supported).
+pub fn container_env(
+    c: &Container,
+    inputs: &PodInputs,
+    namespace: &str,
+    base: &[(String, String)],
+    field: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut env: Vec<(String, String)> = base.to_vec();
+    let set = |env: &mut Vec<(String, String)>, name: String, value: String| {
+        env.retain(|(n, _)| *n != name);
+        env.push((name, value));
+    };
+    for from in c.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or_default();
+        let (source, optional) = match (&from.config_map_ref, &from.secret_ref) {
+            (Some(r), _) => (Source::ConfigMap(&r.name), r.optional.unwrap_or(false)),
+            (None, Some(r)) => (Source::Secret(&r.name), r.optional.unwrap_or(false)),
+            (None, None) => continue,
+        };
+        for (key, value) in source.entries(inputs, optional)?.unwrap_or_default() {
+            let name = format!("{prefix}{key}");
+            if !name.is_empty() && !name.contains('=') {
+                set(&mut env, name, value);
+            }
+        }
+    }
+    for var in c.env.iter().flatten() {
+        if let Some(value) = value_of(var, inputs, namespace, &env, field)? {
+            set(&mut env, var.name.clone(), value);
+        }
+    }
+    Ok(env)
+}
+
+/// The value of `var` (`None`: an optional one whose source is missing).
+fn value_of(
+    var: &EnvVar,
+    inputs: &PodInputs,
+    namespace: &str,
+    env: &[(String, String)],
+    field: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    let Some(from) = &var.value_from else {
+        let defined: BTreeMap<String, String> = env.iter().cloned().collect();
+        return Ok(Some(expand(
+            var.value.as_deref().unwrap_or_default(),
+            &defined,
+        )));
+    };
+    if let Some(f) = &from.field_ref {
+        return field(&f.field_path).map(Some).ok_or_else(|| {
+            format!(
+                "env {}: fieldRef {:?} is not supported",
+                var.name, f.field_path
+            )
+        });
+    }
+    let (source, key, optional) = match (&from.config_map_key_ref, &from.secret_key_ref) {
+        (Some(r), _) => (
+            Source::ConfigMap(&r.name),
+            &r.key,
+            r.optional.unwrap_or(false),
+        ),
+        (None, Some(r)) => (Source::Secret(&r.name), &r.key, r.optional.unwrap_or(false)),
+        (None, None) => {
+            return Err(format!(
+                "env {}: only valueFrom.fieldRef, configMapKeyRef and secretKeyRef are supported here",
+                var.name
+            ));
+        }
+    };
+    let Some(entries) = source.entries(inputs, optional)? else {
+        return Ok(None);
+    };
+    match entries.get(key) {
+        Some(value) => Ok(Some(value.clone())),
+        None if optional => Ok(None),
+        None => Err(source.missing_key(key, namespace)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(json: serde_json::Value) -> Container {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn inputs() -> PodInputs {
+        let cm = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "settings"}, "data": {"LEVEL": "debug", "MODE": "fast", "bad=key": "x"}
+        }))
+        .unwrap();
+        let secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db"}, "data": {"password": "czNjcmV0"}
+        }))
+        .unwrap();
+        PodInputs {
+            config_maps: [
+                ("settings".to_string(), Ok(cm)),
+                (
+                    "gone".to_string(),
+                    Err("configmap \"gone\" not found".to_string()),
+                ),
+            ]
+            .into(),
+            secrets: [("db".to_string(), Ok(secret))].into(),
+        }
+    }
+
+    fn field(path: &str) -> Option<String> {
+        (path == "metadata.name").then(|| "web-1".to_string())
+    }
+
+    fn env_of(c: &Container) -> Result<Vec<(String, String)>, String> {
+        let base = [("PATH".to_string(), "/bin".to_string())];
+        container_env(c, &inputs(), "team", &base, &field)
+    }
+
+    #[test]
+    fn env_from_then_env_with_references_and_expansion() {
+        let c = container(serde_json::json!({
+            "name": "app",
+            "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "APP_"},
+                        {"configMapRef": {"name": "gone", "optional": true}}],
+            "env": [
+                {"name": "APP_MODE", "value": "slow"},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+                {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "LEVEL"}}},
+                {"name": "NOPE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "x", "optional": true}}},
+                {"name": "URL", "value": "http://$(POD):80/$(UNSET)/$$(POD)"}
+            ]
+        }));
+        let env = env_of(&c).unwrap();
+        let got: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            got,
+            [
+                "PATH=/bin",
+                "APP_LEVEL=debug",
+                "APP_MODE=slow",
+                "POD=web-1",
+                "DB_PASSWORD=s3cret",
+                "LEVEL=debug",
+                "URL=http://web-1:80/$(UNSET)/$(POD)"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_sources_and_keys_are_kubelets_errors() {
+        let missing_map = container(
+            serde_json::json!({"name": "a", "envFrom": [{"configMapRef": {"name": "gone"}}]}),
+        );
+        assert_eq!(
+            env_of(&missing_map).unwrap_err(),
+            "configmap \"gone\" not found"
+        );
+        let unread = container(serde_json::json!({"name": "a", "env": [
+            {"name": "X", "valueFrom": {"secretKeyRef": {"name": "other", "key": "k"}}}]}));
+        assert_eq!(env_of(&unread).unwrap_err(), "secret \"other\" not found");
+        let missing_key = container(serde_json::json!({"name": "a", "env": [
+            {"name": "X", "valueFrom": {"secretKeyRef": {"name": "db", "key": "user"}}}]}));
+        assert_eq!(
+            env_of(&missing_key).unwrap_err(),
+            "couldn't find key user in Secret team/db"
+        );
+        let unsupported = container(serde_json::json!({"name": "a", "env": [
+            {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}]}));
+        assert!(env_of(&unsupported).unwrap_err().contains("status.hostIP"));
+    }
+
+    #[test]
+    fn expansion_leaves_unknown_and_unclosed_references() {
+        let vars: BTreeMap<String, String> = [("A".to_string(), "1".to_string())].into();
+        assert_eq!(expand("$(A)-$(B)-$$(A)-$(A-$", &vars), "1-$(B)-$(A)-$(A-$");
+        assert_eq!(expand("no refs", &vars), "no refs");
+    }
+}

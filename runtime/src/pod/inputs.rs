@@ -1,0 +1,73 @@
+//! What a pod takes from the API besides its own spec: the ConfigMaps and Secrets it
+//! names (environment, image pull secrets), as the node agent last read them. Kept in
+//! memory per pod, never on disk; a restarted agent reads them again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+
+use crate::image::pull_secrets::{self, PullCredential};
+
+/// One object as read: itself, or why it is not there (`configmap "x" not found`,
+/// or the error of the read).
+pub type Read<T> = std::result::Result<T, String>;
+
+/// A pod's ConfigMaps and Secrets by name.
+#[derive(Clone, Debug, Default)]
+pub struct PodInputs {
+    /// The ConfigMaps it names.
+    pub config_maps: BTreeMap<String, Read<ConfigMap>>,
+    /// The Secrets it names.
+    pub secrets: BTreeMap<String, Read<Secret>>,
+}
+
+impl PodInputs {
+    /// The credentials of the Secrets `names` (a pod's `imagePullSecrets`), in the
+    /// order they are tried; those missing or not registry Secrets are left out (the
+    /// agent said so when it read them).
+    pub fn pull_credentials<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<PullCredential> {
+        let mut out: Vec<PullCredential> = names
+            .into_iter()
+            .filter_map(|n| self.secrets.get(n)?.as_ref().ok())
+            .filter_map(|s| pull_secrets::credentials(s).ok())
+            .flatten()
+            .collect();
+        pull_secrets::sort(&mut out);
+        out
+    }
+}
+
+/// Every pod's inputs, by uid.
+#[derive(Debug, Default)]
+pub(super) struct Inputs(std::sync::Mutex<std::collections::HashMap<String, Arc<PodInputs>>>);
+
+impl Inputs {
+    pub(super) fn set(&self, uid: &str, inputs: PodInputs) {
+        let mut all = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.insert(uid.to_string(), Arc::new(inputs));
+    }
+
+    pub(super) fn forget(&self, uid: &str) {
+        let mut all = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.remove(uid);
+    }
+
+    /// Pod `uid`'s, empty when the agent gave none.
+    pub(super) fn of(&self, uid: &str) -> Arc<PodInputs> {
+        let all = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.get(uid).cloned().unwrap_or_default()
+    }
+}
