@@ -2,7 +2,8 @@
 //! from one image to another and back with `rk8sctl rollout undo`, restarted and
 //! paused; Jobs that complete, that exhaust their backoff limit, that pass their
 //! deadline, and whose deletion lets their pods go. Containers' environment from
-//! ConfigMaps, Secrets and the pod's fields.
+//! ConfigMaps, Secrets and the pod's fields; ConfigMap, Secret and downwardAPI volumes
+//! that follow their sources (but for a subPath).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -386,6 +387,118 @@ async fn containers_take_their_environment_from_config_maps_and_secrets() {
             .ok()?
             .is_none()
             .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_map_secret_and_downward_api_volumes_follow_their_sources() {
+    let server = Server::start(&[]);
+    // The inputs read again every 2 s (kubelet's --sync-frequency, 1 minute by default).
+    let _node = support::node::real_node_with(
+        &server,
+        "worker",
+        34,
+        &["--stats-interval", "1s", "--sync-frequency", "2s"],
+    )
+    .await;
+    let client = server.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let pp = PostParams::default();
+    let settings = serde_json::from_value(json!({
+        "metadata": {"name": "settings"}, "data": {"app.conf": "level=info", "other": "x"}
+    }))
+    .unwrap();
+    config_maps.create(&pp, &settings).await.unwrap();
+    let secret = serde_json::from_value(json!({
+        "metadata": {"name": "tls"}, "stringData": {"key.pem": "KEY"}
+    }))
+    .unwrap();
+    secrets.create(&pp, &secret).await.unwrap();
+    // Each second: the mounted file, the subPath copy, the secret's mode and content,
+    // the pod's labels file; then whether the volume is read-only.
+    let script = "while true; do echo \"$(cat /etc/app/conf/app.conf)|$(cat /etc/app.conf)|$(stat -L -c %a /etc/tls/key.pem):$(cat /etc/tls/key.pem)|$(cat /etc/info/labels)|$(touch /etc/app/conf/x 2>/dev/null && echo writable || echo read-only)\"; sleep 1; done";
+    let pod = serde_json::from_value(json!({
+        "metadata": {"name": "mounted", "labels": {"tier": "web"}},
+        "spec": {"containers": [{
+            "name": "main", "image": busybox(), "command": ["sh", "-c", script],
+            "volumeMounts": [
+                {"name": "conf", "mountPath": "/etc/app/conf"},
+                {"name": "conf", "mountPath": "/etc/app.conf", "subPath": "app.conf"},
+                {"name": "tls", "mountPath": "/etc/tls"},
+                {"name": "info", "mountPath": "/etc/info"}
+            ]}],
+            "volumes": [
+                {"name": "conf", "configMap": {"name": "settings", "items": [{"key": "app.conf", "path": "app.conf"}]}},
+                {"name": "tls", "secret": {"secretName": "tls", "defaultMode": 0o400}},
+                {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+            ]}
+    }))
+    .unwrap();
+    pods.create(&pp, &pod).await.unwrap();
+    let last_line = async |pods: &Api<Pod>| -> Option<String> {
+        let log = pods.logs("mounted", &Default::default()).await.ok()?;
+        log.lines().last().map(str::to_string)
+    };
+    let first = eventually("the volumes read", async || {
+        last_line(&pods).await.filter(|l| l.contains("level=info"))
+    })
+    .await;
+    assert_eq!(
+        first,
+        "level=info|level=info|400:KEY|tier=\"web\"|read-only"
+    );
+    // The ConfigMap changes: the mounted file follows, the subPath keeps its copy.
+    let change = json!({"data": {"app.conf": "level=debug"}});
+    config_maps
+        .patch(
+            "settings",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&change),
+        )
+        .await
+        .unwrap();
+    let changed = eventually("the mounted file changed", async || {
+        last_line(&pods)
+            .await
+            .filter(|l| l.starts_with("level=debug"))
+    })
+    .await;
+    assert_eq!(
+        changed,
+        "level=debug|level=info|400:KEY|tier=\"web\"|read-only"
+    );
+    // A volume whose ConfigMap does not exist: the container waits, saying why.
+    let missing = serde_json::from_value(json!({
+        "metadata": {"name": "unmounted"},
+        "spec": {"containers": [{"name": "main", "image": busybox(), "command": ["sleep", "60"],
+            "volumeMounts": [{"name": "conf", "mountPath": "/etc/app"}]}],
+            "volumes": [{"name": "conf", "configMap": {"name": "nope"}}]}
+    }))
+    .unwrap();
+    pods.create(&pp, &missing).await.unwrap();
+    let waiting = eventually("the container waiting for its volume", async || {
+        let status = pods.get("unmounted").await.ok()?.status?;
+        let waiting = status.container_statuses?.first()?.state.clone()?.waiting?;
+        waiting.message.is_some().then_some(waiting)
+    })
+    .await;
+    assert_eq!(waiting.reason.as_deref(), Some("ContainerCreating"));
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("MountVolume.SetUp failed for volume \"conf\" : configmap \"nope\" not found")
+    );
+    for name in ["mounted", "unmounted"] {
+        pods.delete(name, &DeleteParams::default().grace_period(1))
+            .await
+            .unwrap();
+    }
+    eventually("the pods gone", async || {
+        let left = pods.list(&ListParams::default()).await.ok()?;
+        left.items.is_empty().then_some(())
     })
     .await;
 }

@@ -51,6 +51,9 @@ pub struct AgentConfig {
     pub bridge: String,
     /// How often the manifest directory is read.
     pub sync_period: Duration,
+    /// The longest a running pod goes without its ConfigMaps and Secrets read again
+    /// (kubelet's `--sync-frequency`, 1 minute).
+    pub sync_frequency: Duration,
     /// CPU kept for the system (millicores).
     pub reserved_cpu_milli: u64,
     /// Memory kept for the system (bytes).
@@ -312,6 +315,7 @@ async fn start_cluster_side(
         disk_free_percent: config.disk_free_percent,
         address: node_ip.clone(),
         port,
+        sync_frequency: config.sync_frequency,
     };
     tokio::spawn(collect_images(runtime.clone(), config.image_gc));
     let stats = Arc::new(Stats::new(&id.node_name));

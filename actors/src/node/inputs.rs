@@ -3,7 +3,7 @@
 //! kubelet reads them: when the pod starts, again every [`REREAD_AFTER`] while a
 //! container cannot start for want of them (`CreateContainerConfigError`) or of its
 //! image (`ErrImagePull`: a pull secret created or fixed after the pod), and every
-//! [`REFRESH`] otherwise, so that a container restarted later starts with the values
+//! [`REFRESH`] (`--sync-frequency`) otherwise, so that a container restarted later starts with the values
 //! of the last minute. The node may read exactly these (the API server's node
 //! authorizer).
 
@@ -20,7 +20,11 @@ pub const REREAD_AFTER: Duration = Duration::from_secs(10);
 pub const REFRESH: Duration = Duration::from_secs(60);
 
 /// Waiting reasons that more recent ConfigMaps or Secrets may end.
-const WAITING_FOR_INPUTS: [&str; 2] = ["CreateContainerConfigError", "ErrImagePull"];
+const WAITING_FOR_INPUTS: [&str; 3] = [
+    "CreateContainerConfigError",
+    "ContainerCreating",
+    "ErrImagePull",
+];
 
 fn names(pod: &Pod) -> (Vec<String>, Vec<String>) {
     let Some(spec) = &pod.spec else {
@@ -49,8 +53,14 @@ fn waiting(status: Option<&PodStatus>) -> bool {
 
 /// Whether the pod's inputs are to be read now: it names some, and it has not started
 /// on this agent, or the last read is older than [`REREAD_AFTER`] while a container
-/// waits for them, or older than [`REFRESH`].
-pub fn due(pod: &Pod, started: bool, status: Option<&PodStatus>, last: Option<Instant>) -> bool {
+/// waits for them, or older than `refresh` ([`REFRESH`] by default).
+pub fn due(
+    pod: &Pod,
+    started: bool,
+    status: Option<&PodStatus>,
+    last: Option<Instant>,
+    refresh: Duration,
+) -> bool {
     let (config_maps, secrets) = names(pod);
     if config_maps.is_empty() && secrets.is_empty() {
         return false;
@@ -59,7 +69,7 @@ pub fn due(pod: &Pod, started: bool, status: Option<&PodStatus>, last: Option<In
         return true;
     };
     let age = last.elapsed();
-    age >= REFRESH || (waiting(status) && age >= REREAD_AFTER)
+    age >= refresh || (waiting(status) && age >= REREAD_AFTER.min(refresh))
 }
 
 /// Reads `name` of `api`: the object, or why there is none (kubelet's wording for a
@@ -146,19 +156,31 @@ mod tests {
             names(&with),
             (vec!["settings".to_string()], vec!["regcred".to_string()])
         );
-        assert!(due(&with, false, None, None));
-        assert!(!due(&without, false, None, None));
+        assert!(due(&with, false, None, None, REFRESH));
+        assert!(!due(&without, false, None, None, REFRESH));
         // A restarted agent re-adopting a running pod reads them once.
-        assert!(due(&with, true, None, None));
+        assert!(due(&with, true, None, None, REFRESH));
         let just_now = Some(Instant::now());
         let a_while_ago = Instant::now().checked_sub(REREAD_AFTER);
         let long_ago = Instant::now().checked_sub(REFRESH);
         for reason in WAITING_FOR_INPUTS {
-            assert!(!due(&with, true, Some(&waiting_with(reason)), just_now));
-            assert!(due(&with, true, Some(&waiting_with(reason)), a_while_ago));
+            assert!(!due(
+                &with,
+                true,
+                Some(&waiting_with(reason)),
+                just_now,
+                REFRESH
+            ));
+            assert!(due(
+                &with,
+                true,
+                Some(&waiting_with(reason)),
+                a_while_ago,
+                REFRESH
+            ));
         }
         let crashing = waiting_with("CrashLoopBackOff");
-        assert!(!due(&with, true, Some(&crashing), a_while_ago));
-        assert!(due(&with, true, Some(&crashing), long_ago));
+        assert!(!due(&with, true, Some(&crashing), a_while_ago, REFRESH));
+        assert!(due(&with, true, Some(&crashing), long_ago, REFRESH));
     }
 }

@@ -102,10 +102,11 @@ impl NodeActor {
             actor.do_send(pod_actor::Update(pod));
             return;
         }
-        let (runtime, client, ip) = (
+        let (runtime, client, ip, refresh) = (
             self.runtime.clone(),
             self.client.clone(),
             self.info.address.clone(),
+            self.info.sync_frequency,
         );
         let (node, name) = (self.me.clone(), key.clone());
         self.actors.start(POD, &key, move |me| {
@@ -113,6 +114,7 @@ impl NodeActor {
                 node.do_send(Restarted(name.clone()));
             }
             PodActor::new(pod.clone(), runtime.clone(), client.clone(), ip.clone(), me)
+                .reading_inputs_every(refresh)
         });
     }
 

@@ -49,6 +49,8 @@ pub struct PodActor {
     start_pending: Option<std::time::Instant>,
     /// When the pod's ConfigMaps and Secrets were last read.
     inputs_read: Option<std::time::Instant>,
+    /// How often they are read again at most.
+    inputs_refresh: Duration,
 }
 
 impl PodActor {
@@ -72,8 +74,15 @@ impl PodActor {
             finished: false,
             start_pending: None,
             inputs_read: None,
+            inputs_refresh: inputs::REFRESH,
         }
         .pending_start()
+    }
+
+    /// Reads the pod's ConfigMaps and Secrets again at least every `refresh`.
+    pub fn reading_inputs_every(mut self, refresh: Duration) -> Self {
+        self.inputs_refresh = refresh;
+        self
     }
 
     /// Times the start of a pod that has not run yet (not one a restarted agent
@@ -117,7 +126,14 @@ impl PodActor {
         let last = self.last_status.clone();
         let node_ip = self.node_ip.clone();
         let deleting = pod.metadata.deletion_timestamp.is_some();
-        let read_inputs = !deleting && inputs::due(&pod, started, last.as_ref(), self.inputs_read);
+        let read_inputs = !deleting
+            && inputs::due(
+                &pod,
+                started,
+                last.as_ref(),
+                self.inputs_read,
+                self.inputs_refresh,
+            );
         if read_inputs {
             self.inputs_read = Some(std::time::Instant::now());
         }

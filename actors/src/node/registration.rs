@@ -47,6 +47,9 @@ pub struct NodeInfo {
     pub address: Option<String>,
     /// The port of its HTTPS endpoint (logs, exec).
     pub port: u16,
+    /// The longest a running pod goes without its ConfigMaps and Secrets read again
+    /// (kubelet's `--sync-frequency`).
+    pub sync_frequency: std::time::Duration,
 }
 
 /// Parses `--labels` as kubelet's `--node-labels`: `key=value` each.

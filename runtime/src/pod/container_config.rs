@@ -33,35 +33,7 @@ impl PodRuntime {
             .map(|a| a.address.to_string())
             .unwrap_or_default();
         let meta = &record.pod.metadata;
-        let field = |path: &str| -> Option<String> {
-            let keyed = |prefix: &str| {
-                let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
-                Some(key.to_string())
-            };
-            Some(match path {
-                "metadata.name" => meta.name.clone().unwrap_or_default(),
-                "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
-                "metadata.uid" => record.uid.clone(),
-                "status.podIP" | "status.podIPs" => pod_ip.clone(),
-                "spec.nodeName" => pod_spec.node_name.clone().unwrap_or_default(),
-                "spec.serviceAccountName" => {
-                    pod_spec.service_account_name.clone().unwrap_or_default()
-                }
-                _ => {
-                    if let Some(key) = keyed("metadata.labels['") {
-                        meta.labels.as_ref()?.get(&key).cloned().unwrap_or_default()
-                    } else if let Some(key) = keyed("metadata.annotations['") {
-                        meta.annotations
-                            .as_ref()?
-                            .get(&key)
-                            .cloned()
-                            .unwrap_or_default()
-                    } else {
-                        return None;
-                    }
-                }
-            })
-        };
+        let field = |path: &str| env::field(record, &pod_ip, path);
         let base: Vec<(String, String)> = image
             .process
             .env

@@ -193,6 +193,13 @@ impl PodRuntime {
                 return Ok(());
             }
         };
+        if let Err(why) = self.project_volumes(record) {
+            waiting.insert(
+                container.name.clone(),
+                ("ContainerCreating".to_string(), why),
+            );
+            return Ok(());
+        }
         let config = match self.container_config(record, container, &image) {
             Ok(config) => config,
             Err(e) => {

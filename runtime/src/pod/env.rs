@@ -8,6 +8,50 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
 use super::inputs::{PodInputs, Read};
+use super::record::PodRecord;
+
+/// The value of the pod's field `path` (a `fieldRef`'s `fieldPath`), `pod_ip` being
+/// its address; `None` for a path this runtime does not answer.
+pub fn field(record: &PodRecord, pod_ip: &str, path: &str) -> Option<String> {
+    let meta = &record.pod.metadata;
+    let spec = record.pod.spec.as_ref();
+    let keyed = |prefix: &str| Some(path.strip_prefix(prefix)?.strip_suffix("']")?.to_string());
+    let map_line = |map: Option<&BTreeMap<String, String>>| {
+        let lines: Vec<String> = map
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        lines.join("\n")
+    };
+    Some(match path {
+        "metadata.name" => meta.name.clone().unwrap_or_default(),
+        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => record.uid.clone(),
+        "metadata.labels" => map_line(meta.labels.as_ref()),
+        "metadata.annotations" => map_line(meta.annotations.as_ref()),
+        "status.podIP" | "status.podIPs" => pod_ip.to_string(),
+        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
+        _ => {
+            if let Some(key) = keyed("metadata.labels['") {
+                meta.labels
+                    .as_ref()
+                    .and_then(|l| l.get(&key).cloned())
+                    .unwrap_or_default()
+            } else if let Some(key) = keyed("metadata.annotations['") {
+                let annotations = meta.annotations.as_ref();
+                annotations
+                    .and_then(|a| a.get(&key).cloned())
+                    .unwrap_or_default()
+            } else {
+                return None;
+            }
+        }
+    })
+}
 
 /// Where a value comes from when it is not written out, for errors.
 enum Source<'a> {
@@ -50,7 +94,7 @@ impl Source<'_> {
     }
 }
 
-fn lookup<'a, T>(
+pub(super) fn lookup<'a, T>(
     read: &'a BTreeMap<String, Read<T>>,
     name: &str,
     what: &str,

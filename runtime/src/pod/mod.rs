@@ -25,6 +25,7 @@ mod exec;
 pub mod inputs;
 mod orphans;
 mod probes;
+mod projected;
 mod record;
 mod sandbox;
 mod status;
@@ -141,6 +142,41 @@ impl PodRuntime {
 
     fn pod_dir(&self, uid: &str) -> PathBuf {
         self.config.data_dir.join("pods").join(uid)
+    }
+
+    /// Brings the pod's ConfigMap, Secret, downwardAPI and projected volumes to what
+    /// its inputs hold now (a volume already holding it is left alone); why not, in
+    /// kubelet's words, when a required source is missing.
+    pub(super) fn project_volumes(&self, record: &PodRecord) -> std::result::Result<(), String> {
+        let spec = record.pod.spec.as_ref();
+        let volumes = spec.and_then(|s| s.volumes.as_ref());
+        let mut volumes = volumes
+            .into_iter()
+            .flatten()
+            .filter(|v| projected::is_projected(v));
+        let Some(first) = volumes.next() else {
+            return Ok(());
+        };
+        let inputs = self.inputs.of(&record.uid);
+        let pod_ip = record
+            .attachment
+            .as_ref()
+            .map(|a| a.address.to_string())
+            .unwrap_or_default();
+        for volume in std::iter::once(first).chain(volumes) {
+            let failed = |why: String| {
+                format!(
+                    "MountVolume.SetUp failed for volume {:?} : {why}",
+                    volume.name
+                )
+            };
+            let payload = projected::payload(volume, record, &pod_ip, &inputs).map_err(failed)?;
+            let dir = self.pod_dir(&record.uid).join("volumes").join(&volume.name);
+            if !projected::holds(&dir, &payload) {
+                projected::write(&dir, &payload).map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     fn bundle(&self, id: &str) -> PathBuf {

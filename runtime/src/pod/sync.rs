@@ -26,6 +26,9 @@ impl PodRuntime {
         let sandbox_ok = pause.as_ref().is_some_and(|p| p.status == Status::Running);
         let mut inits_done = true;
         if sandbox_ok {
+            // Running containers see their volumes' new versions; a missing source
+            // keeps new containers waiting (reported as they start).
+            let _ = self.project_volumes(&record);
             for c in spec.init_containers.iter().flatten() {
                 let state = self.current(&record, &c.name).await?;
                 match state.as_ref().map(|s| (s.status, s.exit.map(|e| e.code))) {

@@ -1,5 +1,7 @@
-//! A pod's volumes: emptyDir under the pod's directory, hostPath on the host; made
-//! with the sandbox, bind-mounted where the containers' volumeMounts say.
+//! A pod's volumes: emptyDir under the pod's directory, hostPath on the host,
+//! ConfigMap, Secret, downwardAPI and projected ones under the pod's directory too
+//! ([`super::projected`]); made with the sandbox, bind-mounted where the containers'
+//! volumeMounts say.
 
 use std::path::{Path, PathBuf};
 
@@ -14,13 +16,17 @@ pub(super) fn create<'a>(dir: &Path, volumes: impl IntoIterator<Item = &'a Volum
         if volume.empty_dir.is_some() {
             let path = dir.join("volumes").join(&volume.name);
             std::fs::create_dir_all(&path).map_err(io(&path))?;
+        } else if super::projected::is_projected(volume) {
+            // Filled as the containers start and kept up to date by each sync.
+            let path = dir.join("volumes").join(&volume.name);
+            std::fs::create_dir_all(&path).map_err(io(&path))?;
         } else if let Some(host_path) = &volume.host_path {
             if host_path.type_.as_deref() == Some("DirectoryOrCreate") {
                 std::fs::create_dir_all(&host_path.path).map_err(io(&host_path.path))?;
             }
         } else {
             return Err(Error::InvalidSpec(format!(
-                "volume {:?}: only emptyDir and hostPath volumes are supported",
+                "volume {:?}: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported",
                 volume.name
             )));
         }
@@ -44,9 +50,12 @@ pub(super) fn mounts(dir: &Path, pod_spec: &PodSpec, c: &Container) -> Result<Ve
                     m.name
                 ))
             })?;
+        // ConfigMap, Secret, downwardAPI and projected volumes are read-only.
+        let projected = super::projected::is_projected(volume);
         let source = match (&volume.empty_dir, &volume.host_path) {
             (Some(_), _) => dir.join("volumes").join(&volume.name),
             (None, Some(h)) => PathBuf::from(&h.path),
+            _ if projected => dir.join("volumes").join(&volume.name),
             _ => {
                 return Err(Error::InvalidSpec(format!(
                     "volume {:?} is not supported",
@@ -62,15 +71,20 @@ pub(super) fn mounts(dir: &Path, pod_spec: &PodSpec, c: &Container) -> Result<Ve
                     )));
                 }
                 let s = source.join(sub);
-                std::fs::create_dir_all(&s).map_err(io(&s))?;
-                s
+                if projected {
+                    // The file of the version current now (it keeps it).
+                    std::fs::canonicalize(&s).map_err(io(&s))?
+                } else {
+                    std::fs::create_dir_all(&s).map_err(io(&s))?;
+                    s
+                }
             }
             _ => source,
         };
         mounts.push(BindMount {
             source,
             destination: m.mount_path.clone(),
-            readonly: m.read_only.unwrap_or(false),
+            readonly: projected || m.read_only.unwrap_or(false),
         });
     }
     Ok(mounts)

@@ -209,6 +209,11 @@ struct RunArgs {
     /// How often the directory is read and the pods synced.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     sync_period: Duration,
+    /// The longest a running pod goes without its ConfigMaps and Secrets read again
+    /// (mounted volumes follow, environment is taken when a container starts), as
+    /// kubelet's --sync-frequency.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    sync_frequency: Duration,
     /// The address of the node's HTTPS endpoint (logs and exec, for the API server).
     #[arg(long, default_value = "0.0.0.0")]
     address: IpAddr,
@@ -259,6 +264,7 @@ impl RunArgs {
             pod_cidr: self.pod_cidr,
             bridge: self.bridge,
             sync_period: self.sync_period,
+            sync_frequency: self.sync_frequency,
             reserved_cpu_milli: self.reserved_cpu_milli,
             reserved_memory: self.reserved_memory_mib * 1024 * 1024,
             max_pods: self.max_pods,

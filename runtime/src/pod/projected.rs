@@ -1,0 +1,360 @@
+//! ConfigMap, Secret, downwardAPI and projected volumes, written as kubelet's
+//! `AtomicWriter` writes them: the files in a timestamped directory
+//! (`..2026_12_04_23_10_00.123456789`), `..data` a symlink to it swapped atomically
+//! (a new symlink renamed over the old), each top-level entry a symlink into `..data`.
+//! A container always sees one whole version; a change reaches running containers
+//! when the agent has read it (within a minute), except through a `subPath`, which
+//! keeps the file it was started with (as in Kubernetes).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path};
+
+use k8s_openapi::api::core::v1::{KeyToPath, Volume};
+
+use super::env::{field, lookup};
+use super::inputs::PodInputs;
+use super::record::PodRecord;
+
+/// A volume's files: relative path → (contents, mode).
+pub(super) type Payload = BTreeMap<String, (Vec<u8>, u32)>;
+
+/// Kubelet's default file mode for these volumes.
+const DEFAULT_MODE: i32 = 0o644;
+
+/// Whether `volume` is one of the kinds this module writes.
+pub(super) fn is_projected(volume: &Volume) -> bool {
+    volume.config_map.is_some()
+        || volume.secret.is_some()
+        || volume.downward_api.is_some()
+        || volume.projected.is_some()
+}
+
+fn mode(item: Option<i32>, default: Option<i32>) -> u32 {
+    u32::try_from(item.or(default).unwrap_or(DEFAULT_MODE) & 0o777).unwrap_or(0o644)
+}
+
+/// A relative path that stays inside the volume (no `..`, not absolute, not
+/// starting with `..`, which the writer keeps for itself).
+fn checked_path(path: &str) -> Result<&str, String> {
+    let inside = !path.is_empty()
+        && !path.starts_with("..")
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    if inside {
+        Ok(path)
+    } else {
+        Err(format!(
+            "invalid path {path:?}: must be relative and may not contain '..'"
+        ))
+    }
+}
+
+/// The entries of a ConfigMap or Secret (`entries`) placed as `items` say (every key
+/// under its own name without them).
+fn place(
+    payload: &mut Payload,
+    entries: BTreeMap<String, Vec<u8>>,
+    items: Option<&[KeyToPath]>,
+    default_mode: Option<i32>,
+    optional: bool,
+    what: &str,
+) -> Result<(), String> {
+    match items {
+        None => {
+            for (key, value) in entries {
+                payload.insert(
+                    checked_path(&key)?.to_string(),
+                    (value, mode(None, default_mode)),
+                );
+            }
+        }
+        Some(items) => {
+            for item in items {
+                match entries.get(&item.key) {
+                    Some(value) => {
+                        let path = checked_path(&item.path)?.to_string();
+                        payload.insert(path, (value.clone(), mode(item.mode, default_mode)));
+                    }
+                    None if optional => {}
+                    None => {
+                        return Err(format!(
+                            "{what} references non-existent config key: {}",
+                            item.key
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn config_map_entries(
+    inputs: &PodInputs,
+    name: &str,
+    optional: bool,
+) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+    match lookup(&inputs.config_maps, name, "configmap") {
+        Ok(c) => {
+            let text = c
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone().into_bytes()));
+            let binary = c
+                .binary_data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.0.clone()));
+            Ok(Some(text.chain(binary).collect()))
+        }
+        Err(_) if optional => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn secret_entries(
+    inputs: &PodInputs,
+    name: &str,
+    optional: bool,
+) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+    match lookup(&inputs.secrets, name, "secret") {
+        Ok(s) => Ok(Some(
+            s.data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.0.clone()))
+                .collect(),
+        )),
+        Err(_) if optional => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The files of `volume` (one of [`is_projected`]'s kinds) of the pod in `record`
+/// (address `pod_ip`), from `inputs`; why not, when a required source is missing.
+pub(super) fn payload(
+    volume: &Volume,
+    record: &PodRecord,
+    pod_ip: &str,
+    inputs: &PodInputs,
+) -> Result<Payload, String> {
+    let mut payload = Payload::new();
+    let downward = |payload: &mut Payload,
+                    items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile],
+                    default_mode: Option<i32>|
+     -> Result<(), String> {
+        for item in items {
+            let path = checked_path(&item.path)?.to_string();
+            let Some(f) = &item.field_ref else {
+                return Err(format!(
+                    "downwardAPI {path}: only fieldRef is supported here"
+                ));
+            };
+            let value = field(record, pod_ip, &f.field_path).ok_or_else(|| {
+                format!(
+                    "downwardAPI {path}: fieldRef {:?} is not supported",
+                    f.field_path
+                )
+            })?;
+            payload.insert(path, (value.into_bytes(), mode(item.mode, default_mode)));
+        }
+        Ok(())
+    };
+    if let Some(c) = &volume.config_map {
+        let optional = c.optional.unwrap_or(false);
+        if let Some(entries) = config_map_entries(inputs, &c.name, optional)? {
+            let what = format!("configMap volume {:?}", volume.name);
+            place(
+                &mut payload,
+                entries,
+                c.items.as_deref(),
+                c.default_mode,
+                optional,
+                &what,
+            )?;
+        }
+    } else if let Some(s) = &volume.secret {
+        let optional = s.optional.unwrap_or(false);
+        let name = s.secret_name.as_deref().unwrap_or_default();
+        if let Some(entries) = secret_entries(inputs, name, optional)? {
+            let what = format!("secret volume {:?}", volume.name);
+            place(
+                &mut payload,
+                entries,
+                s.items.as_deref(),
+                s.default_mode,
+                optional,
+                &what,
+            )?;
+        }
+    } else if let Some(d) = &volume.downward_api {
+        downward(
+            &mut payload,
+            d.items.as_deref().unwrap_or_default(),
+            d.default_mode,
+        )?;
+    } else if let Some(p) = &volume.projected {
+        for source in p.sources.iter().flatten() {
+            if let Some(c) = &source.config_map {
+                let optional = c.optional.unwrap_or(false);
+                if let Some(entries) = config_map_entries(inputs, &c.name, optional)? {
+                    let what = format!("projected volume {:?}", volume.name);
+                    place(
+                        &mut payload,
+                        entries,
+                        c.items.as_deref(),
+                        p.default_mode,
+                        optional,
+                        &what,
+                    )?;
+                }
+            } else if let Some(s) = &source.secret {
+                let optional = s.optional.unwrap_or(false);
+                if let Some(entries) = secret_entries(inputs, &s.name, optional)? {
+                    let what = format!("projected volume {:?}", volume.name);
+                    place(
+                        &mut payload,
+                        entries,
+                        s.items.as_deref(),
+                        p.default_mode,
+                        optional,
+                        &what,
+                    )?;
+                }
+            } else if let Some(d) = &source.downward_api {
+                downward(
+                    &mut payload,
+                    d.items.as_deref().unwrap_or_default(),
+                    p.default_mode,
+                )?;
+            } else {
+                return Err(format!(
+                    "projected volume {:?}: only configMap, secret and downwardAPI sources are supported here",
+                    volume.name
+                ));
+            }
+        }
+    }
+    Ok(payload)
+}
+
+/// Whether the version `dir` shows holds exactly `payload` (files, contents, modes).
+pub(super) fn holds(dir: &Path, payload: &Payload) -> bool {
+    fn walk(root: &Path, at: &Path, found: &mut Payload) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(at)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                walk(root, &path, found)?;
+            } else {
+                let relative = path.strip_prefix(root).unwrap_or(&path);
+                let mode = entry.metadata()?.permissions().mode() & 0o777;
+                let contents = std::fs::read(&path)?;
+                found.insert(relative.to_string_lossy().into_owned(), (contents, mode));
+            }
+        }
+        Ok(())
+    }
+    let data = dir.join("..data");
+    let mut found = Payload::new();
+    data.is_dir() && walk(&data, &data, &mut found).is_ok() && found == *payload
+}
+
+/// Makes `dir` hold exactly `payload`, atomically for its readers.
+pub(super) fn write(dir: &Path, payload: &Payload) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let data = dir.join("..data");
+    let old = std::fs::read_link(&data).ok();
+    let stamp = jiff::Timestamp::now()
+        .strftime("..%Y_%m_%d_%H_%M_%S.%f")
+        .to_string();
+    let version = dir.join(&stamp);
+    std::fs::create_dir(&version)?;
+    std::fs::set_permissions(&version, std::fs::Permissions::from_mode(0o755))?;
+    for (path, (contents, mode)) in payload {
+        let file = version.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&file, contents)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(*mode))?;
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&stamp, &tmp)?;
+    std::fs::rename(&tmp, &data)?;
+    // The visible names: one symlink per top-level entry, stale ones removed.
+    let tops: std::collections::BTreeSet<&str> =
+        payload.keys().filter_map(|p| p.split('/').next()).collect();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with("..") && !tops.contains(name.as_ref()) {
+            std::fs::remove_file(dir.join(name.as_ref()))?;
+        }
+    }
+    for top in tops {
+        let link = dir.join(top);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(top), &link)?;
+        }
+    }
+    if let Some(old) = old.filter(|o| *o != Path::new(&stamp)) {
+        std::fs::remove_dir_all(dir.join(old))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(dir: &Path, path: &str) -> String {
+        std::fs::read_to_string(dir.join(path)).unwrap()
+    }
+
+    #[test]
+    fn versions_are_swapped_whole_and_stale_names_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first: Payload = [
+            ("a".to_string(), (b"1".to_vec(), 0o644)),
+            ("sub/b".to_string(), (b"2".to_vec(), 0o600)),
+        ]
+        .into();
+        write(dir.path(), &first).unwrap();
+        assert_eq!(read(dir.path(), "a"), "1");
+        assert_eq!(read(dir.path(), "sub/b"), "2");
+        let mode = std::fs::metadata(dir.path().join("sub/b"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let first_version = std::fs::read_link(dir.path().join("..data")).unwrap();
+        let second: Payload = [("a".to_string(), (b"one".to_vec(), 0o644))].into();
+        write(dir.path(), &second).unwrap();
+        assert_eq!(read(dir.path(), "a"), "one");
+        assert!(!dir.path().join("sub").exists());
+        assert!(!dir.path().join(first_version).exists());
+        // Only ..data, one version, and the visible name.
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(names[1..], ["..data", "a"]);
+        assert!(holds(dir.path(), &second));
+        assert!(!holds(dir.path(), &first));
+    }
+
+    #[test]
+    fn paths_stay_inside_the_volume() {
+        for bad in ["../x", "/etc/passwd", "a/../../x", "..data", ""] {
+            assert!(checked_path(bad).is_err(), "{bad}");
+        }
+        assert_eq!(checked_path("conf/app.yaml"), Ok("conf/app.yaml"));
+    }
+}
