@@ -25,10 +25,7 @@ pub use crate::bootstrap::StartError;
 /// advertises (what `rk8s-server token create` prints in join commands).
 pub const ADVERTISE_URL_FILE: &str = "advertise-url";
 
-/// The file in the data directory of a cluster's first member (or of a member
-/// restored from a backup) that holds the admin token, from which the API server
-/// writes the admin kubeconfig.
-pub const ADMIN_TOKEN_FILE: &str = "pki/admin.token";
+pub use crate::bootstrap::ADMIN_TOKEN_FILE;
 
 /// The address to advertise for an API server listening on `listen`: `listen`
 /// itself when it is one address, else this host's primary address (the source

@@ -14,7 +14,7 @@ use raft::eraftpb::SnapshotMetadata;
 
 use crate::log::RaftLog;
 use crate::ops;
-use crate::server::{MEMBERS_PREFIX, StartError};
+use crate::start::{MEMBERS_PREFIX, StartError};
 use crate::state::StateMachine;
 
 /// Where a member keeps its id.

@@ -34,6 +34,7 @@ pub mod ops;
 pub mod peers;
 pub mod proto;
 pub mod server;
+pub mod start;
 pub mod state;
 pub mod transport;
 pub mod watch;

@@ -15,6 +15,11 @@ pub mod secrets;
 
 use pki::PkiError;
 
+/// The file in the data directory of a cluster's first member (or of a member
+/// restored from a backup) that holds the admin token, from which the API server
+/// writes the admin kubeconfig.
+pub const ADMIN_TOKEN_FILE: &str = "pki/admin.token";
+
 /// Why the API server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

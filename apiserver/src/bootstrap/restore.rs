@@ -7,7 +7,7 @@
 //! and kubeconfigs of the old cluster trust and are trusted by the new one) and every
 //! token. What belongs to a member is new: its id, its certificate for the peer
 //! address it will advertise, and an admin token written to
-//! [`crate::cluster::ADMIN_TOKEN_FILE`] (the
+//! [`super::ADMIN_TOKEN_FILE`] (the
 //! old admin token keeps working too), from which the API server writes the admin
 //! kubeconfig at start.
 
@@ -77,7 +77,7 @@ pub fn restore(bytes: &[u8], data_dir: &Path, advertise: &str) -> Result<Restore
         .map_err(|e| refused(e.to_string()))?;
     save_first_member(data_dir, &member_ca, &certs)?;
     write_file(
-        &data_dir.join(crate::cluster::ADMIN_TOKEN_FILE),
+        &data_dir.join(super::ADMIN_TOKEN_FILE),
         &format!("{token}\n"),
         true,
     )?;
