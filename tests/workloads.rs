@@ -418,9 +418,10 @@ async fn config_map_secret_and_downward_api_volumes_follow_their_sources() {
     }))
     .unwrap();
     secrets.create(&pp, &secret).await.unwrap();
-    // Each second: the mounted file, the subPath copy, the secret's mode and content,
-    // the pod's labels file; then whether the volume is read-only.
-    let script = "while true; do echo \"$(cat /etc/app/conf/app.conf)|$(cat /etc/app.conf)|$(stat -L -c %a /etc/tls/key.pem):$(cat /etc/tls/key.pem)|$(cat /etc/info/labels)|$(touch /etc/app/conf/x 2>/dev/null && echo writable || echo read-only)\"; sleep 1; done";
+    // Each second: the mounted file, the subPath copy, the secret's mode, content and
+    // filesystem (a tmpfs: never on the node's disk), the pod's labels file; then
+    // whether the volume is read-only.
+    let script = "while true; do echo \"$(cat /etc/app/conf/app.conf)|$(cat /etc/app.conf)|$(stat -L -c %a /etc/tls/key.pem):$(cat /etc/tls/key.pem):$(stat -f -c %T /etc/tls)|$(cat /etc/info/labels)|$(touch /etc/app/conf/x 2>/dev/null && echo writable || echo read-only)\"; sleep 1; done";
     let pod = serde_json::from_value(json!({
         "metadata": {"name": "mounted", "labels": {"tier": "web"}},
         "spec": {"containers": [{
@@ -449,7 +450,7 @@ async fn config_map_secret_and_downward_api_volumes_follow_their_sources() {
     .await;
     assert_eq!(
         first,
-        "level=info|level=info|400:KEY|tier=\"web\"|read-only"
+        "level=info|level=info|400:KEY:tmpfs|tier=\"web\"|read-only"
     );
     // The ConfigMap changes: the mounted file follows, the subPath keeps its copy.
     let change = json!({"data": {"app.conf": "level=debug"}});
@@ -469,7 +470,7 @@ async fn config_map_secret_and_downward_api_volumes_follow_their_sources() {
     .await;
     assert_eq!(
         changed,
-        "level=debug|level=info|400:KEY|tier=\"web\"|read-only"
+        "level=debug|level=info|400:KEY:tmpfs|tier=\"web\"|read-only"
     );
     // A volume whose ConfigMap does not exist: the container waits, saying why.
     let missing = serde_json::from_value(json!({

@@ -226,6 +226,7 @@ impl PodRuntime {
             return Err(e);
         }
         let dir = self.pod_dir(uid);
+        volumes::unmount(&dir)?;
         std::fs::remove_dir_all(&dir).map_err(io(&dir))
     }
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
 use crate::error::{Error, Result, io};
 use crate::spec::BindMount;
 
@@ -17,9 +19,23 @@ pub(super) fn create<'a>(dir: &Path, volumes: impl IntoIterator<Item = &'a Volum
             let path = dir.join("volumes").join(&volume.name);
             std::fs::create_dir_all(&path).map_err(io(&path))?;
         } else if super::projected::is_projected(volume) {
-            // Filled as the containers start and kept up to date by each sync.
+            // Filled as the containers start and kept up to date by each sync; Secrets
+            // on a tmpfs, as kubelet keeps them: never on the node's disk.
             let path = dir.join("volumes").join(&volume.name);
             std::fs::create_dir_all(&path).map_err(io(&path))?;
+            if holds_secrets(volume) && !is_mount_point(&path)? {
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+                mount(
+                    Some("tmpfs"),
+                    &path,
+                    Some("tmpfs"),
+                    flags,
+                    Some("mode=0755"),
+                )
+                .map_err(|e| {
+                    Error::InvalidSpec(format!("tmpfs for volume {:?}: {e}", volume.name))
+                })?;
+            }
         } else if let Some(host_path) = &volume.host_path {
             if host_path.type_.as_deref() == Some("DirectoryOrCreate") {
                 std::fs::create_dir_all(&host_path.path).map_err(io(&host_path.path))?;
@@ -29,6 +45,37 @@ pub(super) fn create<'a>(dir: &Path, volumes: impl IntoIterator<Item = &'a Volum
                 "volume {:?}: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported",
                 volume.name
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `volume` holds Secrets (a secret volume, or a projected one with a secret
+/// source).
+fn holds_secrets(volume: &Volume) -> bool {
+    let projected = volume.projected.as_ref().and_then(|p| p.sources.as_ref());
+    volume.secret.is_some() || projected.into_iter().flatten().any(|s| s.secret.is_some())
+}
+
+/// Whether `path` is a mount point (another filesystem than its parent's).
+fn is_mount_point(path: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = path.parent().unwrap_or(path);
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).map_err(io(p));
+    Ok(dev(path)? != dev(parent)?)
+}
+
+/// Unmounts the tmpfs of the pod's volumes under `dir`, before its files go.
+pub(super) fn unmount(dir: &Path) -> Result<()> {
+    let volumes = dir.join("volumes");
+    let Ok(entries) = std::fs::read_dir(&volumes) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry.map_err(io(&volumes))?.path();
+        if is_mount_point(&path)? {
+            umount2(&path, MntFlags::MNT_DETACH)
+                .map_err(|e| Error::InvalidSpec(format!("umount {}: {e}", path.display())))?;
         }
     }
     Ok(())
