@@ -641,6 +641,32 @@ async fn images_behind_a_login_are_pulled_with_the_pods_pull_secret() {
     .await;
     let message = waiting.message.unwrap_or_default();
     assert!(message.contains("Not authorized"), "{message}");
+    // kubelet's events say so too (kubectl describe pod shows them).
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(admin.clone(), "default");
+    let said = |reason: &'static str| {
+        let events = events.clone();
+        async move {
+            let listed = events
+                .list(&kube::api::ListParams::default().fields("involvedObject.name=private"))
+                .await
+                .ok()?;
+            let found: Vec<String> = listed
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .map(|e| e.message.unwrap_or_default())
+                .collect();
+            (!found.is_empty()).then_some(found)
+        }
+    };
+    let failed = eventually("a Failed event", async || said("Failed").await).await;
+    assert!(
+        failed.iter().any(
+            |m| m.starts_with(&format!("Failed to pull image \"{image}\": "))
+                && m.contains("Not authorized")
+        ),
+        "{failed:?}"
+    );
     // The Secret arrives (as `kubectl create secret docker-registry` writes it): the
     // node reads it again and the pull succeeds.
     let config = serde_json::json!({"auths": {host.clone(): {
@@ -663,6 +689,8 @@ async fn images_behind_a_login_are_pulled_with_the_pods_pull_secret() {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(admin, "default");
     secrets.create(&pp, &secret).await.unwrap();
     running(&pods, "private").await;
+    let started = eventually("a Started event", async || said("Started").await).await;
+    assert_eq!(started, ["Started container main"]);
     // A pod naming no secret gets no credentials of another pod's (its pull policy
     // Always: the image is on the node now).
     let mut anonymous = pod("anonymous", "private", &image, "sleep 3600");

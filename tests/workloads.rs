@@ -365,6 +365,27 @@ async fn containers_take_their_environment_from_config_maps_and_secrets() {
         waiting.message.as_deref(),
         Some("configmap \"settings\" not found")
     );
+    // And says so in an event, from the node's kubelet.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(server.client().await, "default");
+    let event = eventually("the Failed event", async || {
+        let listed = events.list(&ListParams::default()).await.ok()?;
+        listed.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("Failed")
+                && e.involved_object.name.as_deref() == Some("configured")
+        })
+    })
+    .await;
+    assert_eq!(
+        event.message.as_deref(),
+        Some("Error: configmap \"settings\" not found")
+    );
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let source = event.source.unwrap_or_default();
+    assert_eq!(
+        (source.component.as_deref(), source.host.as_deref()),
+        (Some("kubelet"), Some("worker"))
+    );
     // It arrives: the node reads it again and the container starts with its values.
     let settings = serde_json::from_value(json!({
         "metadata": {"name": "settings"}, "data": {"level": "debug"}

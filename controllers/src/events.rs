@@ -41,22 +41,68 @@ pub async fn record(
     reason: &str,
     message: &str,
 ) {
+    let from = Source {
+        component: COMPONENT,
+        host: None,
+    };
+    record_from(client, &from, &about, type_, reason, message).await;
+}
+
+/// Who reports an event (`kubelet` on a node names its host).
+#[derive(Clone, Debug)]
+pub struct Source<'a> {
+    /// The component.
+    pub component: &'a str,
+    /// The node it runs on, if any.
+    pub host: Option<&'a str>,
+}
+
+/// Records an event from `from`; returns its name (to count it again with
+/// [`repeat`]), `None` when it could not be written (logged).
+pub async fn record_from(
+    client: &kube::Client,
+    from: &Source<'_>,
+    about: &Involved,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) -> Option<String> {
     let now = jiff::Timestamp::now().to_string();
     let value = serde_json::json!({
         "metadata": {"generateName": format!("{}.", about.name), "namespace": about.namespace},
         "involvedObject": {"apiVersion": about.api_version, "kind": about.kind,
                            "name": about.name, "namespace": about.namespace, "uid": about.uid},
         "type": type_, "reason": reason, "message": message,
-        "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+        "source": {"component": from.component, "host": from.host},
+        "reportingComponent": from.component, "reportingInstance": from.host,
         "firstTimestamp": now, "lastTimestamp": now, "count": 1,
     });
-    let Ok(event) = serde_json::from_value::<Event>(value) else {
-        return;
-    };
+    let event = serde_json::from_value::<Event>(value).ok()?;
     let events: Api<Event> = Api::namespaced(client.clone(), &about.namespace);
     let created = events.create(&PostParams::default(), &event).await;
     rk8s_supervision::wrote();
-    if let Err(e) = created {
-        tracing::debug!("event {reason} for {}/{}: {e}", about.namespace, about.name);
+    match created {
+        Ok(e) => e.metadata.name,
+        Err(e) => {
+            tracing::debug!("event {reason} for {}/{}: {e}", about.namespace, about.name);
+            None
+        }
     }
+}
+
+/// Counts the event `name` in `namespace` once more (its `count` now `count`, its
+/// `lastTimestamp` now), as Kubernetes' event correlator does for a repeated event.
+pub async fn repeat(client: &kube::Client, namespace: &str, name: &str, count: i32) -> bool {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let patch =
+        serde_json::json!({"count": count, "lastTimestamp": jiff::Timestamp::now().to_string()});
+    let patched = events
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await;
+    rk8s_supervision::wrote();
+    patched.is_ok()
 }

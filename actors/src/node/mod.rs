@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod network;
 pub mod node_actor;
 pub mod pod_actor;
+pub mod pod_events;
 pub mod registration;
 pub mod server;
 pub mod simulated;

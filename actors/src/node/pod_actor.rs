@@ -19,7 +19,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use rk8s_runtime::pod::PodRuntime;
 use rk8s_supervision::Handle;
 
-use super::{inputs, metrics};
+use super::{inputs, metrics, pod_events};
 
 /// How often a pod is synced.
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
@@ -51,6 +51,8 @@ pub struct PodActor {
     inputs_read: Option<std::time::Instant>,
     /// How often they are read again at most.
     inputs_refresh: Duration,
+    /// The events written about the pod (a repeat counts on them).
+    events: pod_events::Written,
 }
 
 impl PodActor {
@@ -75,6 +77,7 @@ impl PodActor {
             start_pending: None,
             inputs_read: None,
             inputs_refresh: inputs::REFRESH,
+            events: pod_events::Written::default(),
         }
         .pending_start()
     }
@@ -138,8 +141,19 @@ impl PodActor {
             self.inputs_read = Some(std::time::Instant::now());
         }
         let client = self.client.clone();
+        let events = self.events.clone();
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
         let fut = async move {
+            // What this agent last reported, else what the API holds (a restarted
+            // agent does not report its running containers as new).
+            let before = last.clone().or_else(|| pod.status.clone());
             if deleting {
+                let stopping = pod_events::killing(before.as_ref());
+                events.record(&client, &node, &pod, stopping).await;
                 let grace = pod
                     .metadata
                     .deletion_grace_period_seconds
@@ -208,6 +222,8 @@ impl PodActor {
                 .await;
             rk8s_supervision::wrote();
             patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
+            let happened = pod_events::transitions(&pod, before.as_ref(), &status);
+            events.record(&client, &node, &pod, happened).await;
             Ok((false, Some(status)))
         };
         ctx.spawn(self.me.reconcile(fut).into_actor(self).map(

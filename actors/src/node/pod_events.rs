@@ -1,0 +1,234 @@
+//! The events kubelet writes about a pod, read off its status as each sync changes it:
+//! `Created` and `Started` for a new container, `Failed` for an image that cannot be
+//! pulled (with the registry's error) or a container that cannot be made, `BackOff`
+//! for a crash loop, `FailedMount` for a volume whose source is missing, `Killing` as
+//! a deleted pod's containers stop. A repeated event is counted on the one already
+//! written (`count`, `lastTimestamp`), as Kubernetes' event correlator does, so a
+//! crash loop writes one event, not one per restart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
+use rk8s_controllers::events::{Involved, Source, record_from, repeat};
+
+/// Something that happened to the pod: (type, reason, message).
+pub type Happened = (&'static str, &'static str, String);
+
+/// Events one pod keeps count of at most (the oldest are forgotten: a later repeat
+/// writes a new event).
+const REMEMBERED: usize = 64;
+
+fn statuses(status: Option<&PodStatus>) -> impl Iterator<Item = &ContainerStatus> {
+    let status = status.into_iter();
+    status.flat_map(|s| {
+        let inits = s.init_container_statuses.iter().flatten();
+        inits.chain(s.container_statuses.iter().flatten())
+    })
+}
+
+fn waiting(c: &ContainerStatus) -> Option<(&str, &str)> {
+    let w = c.state.as_ref()?.waiting.as_ref()?;
+    Some((
+        w.reason.as_deref().unwrap_or_default(),
+        w.message.as_deref().unwrap_or_default(),
+    ))
+}
+
+/// What changed between the status `before` and `now` of `pod`, as kubelet reports it.
+pub fn transitions(pod: &Pod, before: Option<&PodStatus>, now: &PodStatus) -> Vec<Happened> {
+    let mut out = Vec::new();
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    for c in statuses(Some(now)) {
+        let was = statuses(before).find(|b| b.name == c.name);
+        let new_attempt = c.container_id.is_some()
+            && was.and_then(|w| w.container_id.as_ref()) != c.container_id.as_ref();
+        if new_attempt {
+            out.push((
+                "Normal",
+                "Created",
+                format!("Created container: {}", c.name),
+            ));
+            out.push(("Normal", "Started", format!("Started container {}", c.name)));
+        }
+        let Some((reason, message)) = waiting(c) else {
+            continue;
+        };
+        let same = was.and_then(waiting) == Some((reason, message));
+        let restarted = was.is_some_and(|w| w.restart_count != c.restart_count);
+        match reason {
+            "ErrImagePull" if !same => {
+                let why = format!("Failed to pull image {:?}: {message}", c.image);
+                out.push(("Warning", "Failed", why));
+                out.push(("Warning", "Failed", "Error: ErrImagePull".to_string()));
+            }
+            "CreateContainerConfigError" | "CreateContainerError" if !same => {
+                out.push(("Warning", "Failed", format!("Error: {message}")));
+            }
+            "ContainerCreating" if !same && !message.is_empty() => {
+                out.push(("Warning", "FailedMount", message.to_string()));
+            }
+            "CrashLoopBackOff" if !same || restarted => out.push((
+                "Warning",
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {} in pod {name}_{namespace}({uid})",
+                    c.name
+                ),
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What a deleted pod's running containers are told.
+pub fn killing(last: Option<&PodStatus>) -> Vec<Happened> {
+    statuses(last)
+        .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        .map(|c| {
+            (
+                "Normal",
+                "Killing",
+                format!("Stopping container {}", c.name),
+            )
+        })
+        .collect()
+}
+
+/// The events written about one pod, by (reason, message): their names and counts.
+#[derive(Clone, Default)]
+pub struct Written(Arc<Mutex<HashMap<(String, String), (String, i32)>>>);
+
+impl Written {
+    /// Writes `happened` about `pod` as the kubelet of `node`: a new event, or one
+    /// more on the event already written for the same reason and message.
+    pub async fn record(
+        &self,
+        client: &kube::Client,
+        node: &str,
+        pod: &Pod,
+        happened: Vec<Happened>,
+    ) {
+        let about = Involved::of("v1", "Pod", &pod.metadata);
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let from = Source {
+            component: "kubelet",
+            host: Some(node),
+        };
+        for (type_, reason, message) in happened {
+            let key = (reason.to_string(), message.clone());
+            let known = self.lock().get(&key).cloned();
+            if let Some((name, count)) = known
+                && repeat(client, namespace, &name, count + 1).await
+            {
+                self.lock().insert(key, (name, count + 1));
+                continue;
+            }
+            if let Some(name) = record_from(client, &from, &about, type_, reason, &message).await {
+                let mut written = self.lock();
+                if written.len() >= REMEMBERED {
+                    written.clear();
+                }
+                written.insert(key, (name, 1));
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (String, i32)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1"}
+        }))
+        .unwrap()
+    }
+
+    fn status(containers: serde_json::Value) -> PodStatus {
+        serde_json::from_value(serde_json::json!({"containerStatuses": containers})).unwrap()
+    }
+
+    fn container(id: Option<&str>, restarts: i32, state: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"name": "main", "image": "busybox", "imageID": "", "ready": false,
+            "restartCount": restarts, "containerID": id, "state": state})
+    }
+
+    fn reasons(happened: &[Happened]) -> Vec<(&str, &str)> {
+        happened.iter().map(|(_, r, m)| (*r, m.as_str())).collect()
+    }
+
+    #[test]
+    fn a_new_container_is_created_and_started_once() {
+        let running = status(serde_json::json!([container(
+            Some("rk8s://a"),
+            0,
+            serde_json::json!({"running": {}})
+        )]));
+        let happened = transitions(&pod(), None, &running);
+        assert_eq!(
+            reasons(&happened),
+            [
+                ("Created", "Created container: main"),
+                ("Started", "Started container main")
+            ]
+        );
+        assert!(transitions(&pod(), Some(&running), &running).is_empty());
+        assert_eq!(
+            reasons(&killing(Some(&running))),
+            [("Killing", "Stopping container main")]
+        );
+    }
+
+    #[test]
+    fn pull_failures_config_errors_mounts_and_crash_loops_are_warnings() {
+        let pull = status(serde_json::json!([container(
+            None,
+            0,
+            serde_json::json!({"waiting": {"reason": "ErrImagePull", "message": "Not authorized"}})
+        )]));
+        let happened = transitions(&pod(), None, &pull);
+        assert_eq!(
+            reasons(&happened),
+            [
+                ("Failed", "Failed to pull image \"busybox\": Not authorized"),
+                ("Failed", "Error: ErrImagePull")
+            ]
+        );
+        assert!(happened.iter().all(|(t, _, _)| *t == "Warning"));
+        assert!(transitions(&pod(), Some(&pull), &pull).is_empty());
+        let mount = status(serde_json::json!([container(
+            None,
+            0,
+            serde_json::json!({"waiting": {"reason": "ContainerCreating", "message": "MountVolume.SetUp failed"}})
+        )]));
+        assert_eq!(
+            reasons(&transitions(&pod(), None, &mount)),
+            [("FailedMount", "MountVolume.SetUp failed")]
+        );
+        let back_off = |restarts| {
+            status(serde_json::json!([container(
+                Some("rk8s://a"),
+                restarts,
+                serde_json::json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}})
+            )]))
+        };
+        let once = transitions(&pod(), Some(&back_off(1)), &back_off(2));
+        assert_eq!(
+            reasons(&once),
+            [(
+                "BackOff",
+                "Back-off restarting failed container main in pod web_shop(u1)"
+            )]
+        );
+        assert!(transitions(&pod(), Some(&back_off(2)), &back_off(2)).is_empty());
+    }
+}
