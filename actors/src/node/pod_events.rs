@@ -98,9 +98,12 @@ pub fn killing(last: Option<&PodStatus>) -> Vec<Happened> {
         .collect()
 }
 
-/// The events written about one pod, by (reason, message): their names and counts.
+/// The events written about one pod: (reason, message) → (event name, count).
+type Counts = HashMap<(String, String), (String, i32)>;
+
+/// The events written about one pod, by reason and message: their names and counts.
 #[derive(Clone, Default)]
-pub struct Written(Arc<Mutex<HashMap<(String, String), (String, i32)>>>);
+pub struct Written(Arc<Mutex<Counts>>);
 
 impl Written {
     /// Writes `happened` about `pod` as the kubelet of `node`: a new event, or one
@@ -137,7 +140,7 @@ impl Written {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (String, i32)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
