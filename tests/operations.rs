@@ -136,6 +136,10 @@ async fn snapshots_saved_during_writes_restore_every_acknowledged_write_up_to_th
     };
     let saved = save.await.unwrap();
     assert!(saved.status.success(), "{}", text(&saved));
+    // It holds the CAs' keys and every token: its owner's alone.
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let acked = writer.await.unwrap();

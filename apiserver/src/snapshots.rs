@@ -7,6 +7,7 @@
 //! k3s' etcd snapshots), into `<data-dir>/snapshots`.
 
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -103,6 +104,16 @@ impl ApiServer {
     }
 }
 
+/// A new file at `path` (replacing one), readable and writable by its owner alone.
+pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Saves a backup of `store` (from this member, consistent) as `path`: written
 /// beside it and renamed once complete and on disk.
 pub async fn save(store: &Store, path: &Path) -> std::io::Result<BackupInfo> {
@@ -115,7 +126,8 @@ pub async fn save(store: &Store, path: &Path) -> std::io::Result<BackupInfo> {
     tokio::task::spawn_blocking(move || {
         let tmp = path.with_extension("part");
         let written = (|| {
-            let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            // The CAs' keys, every token and Secret: readable by root only.
+            let mut file = std::io::BufWriter::new(private_file(&tmp)?);
             let info = write_backup(&state, member, &mut file)?;
             file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             std::fs::rename(&tmp, &path)?;
@@ -142,7 +154,11 @@ pub async fn save_periodically(store: Store, schedule: Schedule) {
     let prefix = format!("{SCHEDULED_PREFIX}{}-", store.id());
     loop {
         ticks.tick().await;
-        if let Err(e) = std::fs::create_dir_all(&schedule.dir) {
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&schedule.dir);
+        if let Err(e) = made {
             tracing::warn!("scheduled snapshot: {}: {e}", schedule.dir.display());
             continue;
         }

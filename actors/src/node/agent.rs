@@ -444,7 +444,9 @@ async fn collect_images(runtime: Arc<PodRuntime>, policy: rk8s_runtime::image::g
         let collected = tokio::task::spawn_blocking(move || {
             let mut in_use =
                 std::collections::BTreeSet::from([runtime.config().pause_image.clone()]);
+            let mut running = std::collections::BTreeSet::new();
             for record in runtime.pods()? {
+                running.extend(record.containers.values().map(|c| c.image_id.clone()));
                 let spec = record.pod.spec.unwrap_or_default();
                 let containers = spec
                     .init_containers
@@ -454,7 +456,7 @@ async fn collect_images(runtime: Arc<PodRuntime>, policy: rk8s_runtime::image::g
                 in_use.extend(containers.filter_map(|c| c.image));
             }
             let store = runtime.images();
-            store.collect_garbage(&policy, &in_use, || {
+            store.collect_garbage(&policy, &in_use, &running, || {
                 rk8s_runtime::image::gc::used_percent(store.root())
             })
         })

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret};
 use kube::Api;
 use rk8s_runtime::pod::PodInputs;
+use rk8s_runtime::pod::inputs::Missing;
 
 /// How often they are read again while a container waits for them.
 pub const REREAD_AFTER: Duration = Duration::from_secs(10);
@@ -74,14 +75,16 @@ pub fn due(
 
 /// Reads `name` of `api`: the object, or why there is none (kubelet's wording for a
 /// missing one: `configmap "x" not found`).
-async fn read<K>(api: &Api<K>, what: &str, name: &str) -> Result<K, String>
+async fn read<K>(api: &Api<K>, what: &str, name: &str) -> Result<K, Missing>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     match api.get(name).await {
         Ok(object) => Ok(object),
-        Err(kube::Error::Api(s)) if s.code == 404 => Err(format!("{what} \"{name}\" not found")),
-        Err(e) => Err(format!("{what} \"{name}\": {e}")),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            Err(Missing::NotFound(format!("{what} \"{name}\" not found")))
+        }
+        Err(e) => Err(Missing::Unreadable(format!("{what} \"{name}\": {e}"))),
     }
 }
 
@@ -110,7 +113,7 @@ pub async fn read_all(client: &kube::Client, pod: &Pod) -> PodInputs {
         .into_iter()
         .flatten()
         .filter_map(|r| match inputs.secrets.get(&r.name)? {
-            Err(e) => Some(e.clone()),
+            Err(e) => Some(e.to_string()),
             Ok(secret) => rk8s_runtime::image::pull_secrets::credentials(secret)
                 .err()
                 .map(|e| e.to_string()),

@@ -730,3 +730,31 @@ fn webhook_configurations_check_names_rules_and_client_config() {
         ],
     );
 }
+
+#[test]
+fn sub_paths_stay_inside_their_volume() {
+    let header = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes: [{name: v, emptyDir: {}}]\n";
+    let row = |sub: &str| {
+        format!(
+            "  containers: [{{name: a, image: x, volumeMounts: [{{name: v, mountPath: /m, subPath: \"{sub}\"}}]}}]\n"
+        )
+    };
+    let rows = [
+        (row("conf/app"), vec![]),
+        (
+            row("/etc"),
+            vec![
+                "spec.containers[0].volumeMounts[0].subPath: invalid value \"/etc\": must be a relative path",
+            ],
+        ),
+        (
+            row("a/../../x"),
+            vec![
+                "spec.containers[0].volumeMounts[0].subPath: invalid value \"a/../../x\": must not contain '..'",
+            ],
+        ),
+    ];
+    for (body, expected) in &rows {
+        assert_eq!(errors(&format!("{header}{body}")), *expected, "{body}");
+    }
+}

@@ -186,6 +186,14 @@ fn container(
         } else if !mount_paths.insert(m.mount_path.clone()) {
             errs.duplicate(&p.key("mountPath"), &m.mount_path);
         }
+        // kube-apiserver's validateLocalDescendingPath.
+        if let Some(sub) = m.sub_path.as_deref() {
+            if sub.starts_with('/') {
+                errs.invalid(&p.key("subPath"), sub, "must be a relative path");
+            } else if sub.split('/').any(|part| part == "..") {
+                errs.invalid(&p.key("subPath"), sub, "must not contain '..'");
+            }
+        }
     }
     if let Some(r) = &c.resources {
         resources(errs, &path.key("resources"), r);

@@ -49,11 +49,15 @@ impl ImageStore {
     /// Removes unused images as `policy` says, while `used()` (the filesystem's use in
     /// percent, read again after each removal) is above the low threshold. `in_use`:
     /// the references the node's pods run (normalised here); an image whose digest an
-    /// in-use reference names stays too. Returns the references removed, in order.
+    /// in-use reference names stays too, and so do the files of `running` (the
+    /// manifest digests the node's containers were made from) and any file younger
+    /// than `policy.min_age` (a pull under way). Returns the references removed, in
+    /// order.
     pub fn collect_garbage(
         &self,
         policy: &GcPolicy,
         in_use: &BTreeSet<String>,
+        running: &BTreeSet<String>,
         mut used: impl FnMut() -> Result<u8>,
     ) -> Result<Vec<String>> {
         if used()? <= policy.high_percent {
@@ -85,7 +89,7 @@ impl ImageStore {
                 break;
             }
             self.set_ref(&reference, None)?;
-            self.gc()?;
+            self.sweep(running, Some(policy.min_age))?;
             removed.push(reference);
         }
         Ok(removed)
@@ -97,8 +101,9 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
-    /// A one-layer image stored under `reference`, last used `age` ago.
-    fn image(store: &ImageStore, reference: &str, age: Duration) {
+    /// A one-layer image stored under `reference`, last used (and pulled) `age` ago;
+    /// its manifest digest.
+    fn image(store: &ImageStore, reference: &str, age: Duration) -> String {
         let mut header = tar::Header::new_ustar();
         let content = reference.as_bytes();
         header.set_size(content.len() as u64);
@@ -126,12 +131,15 @@ mod tests {
         }
         store.set_ref(reference, Some(&digest)).unwrap();
         let when = SystemTime::now() - age;
-        std::fs::File::options()
-            .write(true)
-            .open(store.blob_path(&digest).unwrap())
-            .unwrap()
-            .set_modified(when)
-            .unwrap();
+        for bytes in [&layer, &config, &manifest] {
+            std::fs::File::options()
+                .write(true)
+                .open(store.blob_path(&super::super::sha256(bytes)).unwrap())
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        digest
     }
 
     #[test]
@@ -152,7 +160,9 @@ mod tests {
             low_percent: 84,
             ..GcPolicy::default()
         };
-        let removed = store.collect_garbage(&policy, &in_use, used).unwrap();
+        let removed = store
+            .collect_garbage(&policy, &in_use, &BTreeSet::new(), used)
+            .unwrap();
         // 95% → older (90%) → middle (85%) → old (80% < 84%): the running image and
         // the one used seconds ago stay.
         assert_eq!(
@@ -181,12 +191,46 @@ mod tests {
         // Below the high threshold: nothing is looked at.
         let calls = Cell::new(0);
         let quiet = store
-            .collect_garbage(&policy, &BTreeSet::new(), || {
+            .collect_garbage(&policy, &BTreeSet::new(), &BTreeSet::new(), || {
                 calls.set(calls.get() + 1);
                 Ok(90)
             })
             .unwrap();
         assert!(quiet.is_empty());
         assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn running_containers_images_and_pulls_under_way_keep_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let hour = Duration::from_secs(3600);
+        // A container still runs the image `app:1` named before it was pulled again.
+        let running = image(&store, "docker.io/library/app:1", 5 * hour);
+        store.set_ref("docker.io/library/app:1", None).unwrap();
+        image(&store, "docker.io/library/unused:1", 5 * hour);
+        // A pull under way: its layer written, its reference not yet.
+        store
+            .put_blob(&super::super::sha256(b"partial"), b"partial")
+            .unwrap();
+        let policy = GcPolicy {
+            high_percent: 50,
+            low_percent: 40,
+            ..GcPolicy::default()
+        };
+        let removed = store
+            .collect_garbage(
+                &policy,
+                &BTreeSet::new(),
+                &BTreeSet::from([running]),
+                || Ok(90),
+            )
+            .unwrap();
+        assert_eq!(removed, ["docker.io/library/unused:1"]);
+        // The running image's three blobs and the pull's one stay.
+        let blobs = std::fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .count();
+        assert_eq!(blobs, 3 + 1);
     }
 }

@@ -487,8 +487,21 @@ impl ImageStore {
 
     /// Deletes blobs and unpacked layers that no reference reaches.
     pub fn gc(&self) -> Result<()> {
+        self.sweep(&std::collections::BTreeSet::new(), None)
+    }
+
+    /// [`ImageStore::gc`], keeping besides what the images of the manifest digests
+    /// `also` hold (those running containers were made from, whatever their tags name
+    /// now) and, with `younger`, every file changed more recently than that (a pull
+    /// under way writes its layers before its reference).
+    pub(crate) fn sweep(
+        &self,
+        also: &std::collections::BTreeSet<String>,
+        younger: Option<std::time::Duration>,
+    ) -> Result<()> {
         let mut keep = std::collections::BTreeSet::new();
-        for digest in self.refs()?.values() {
+        let refs = self.refs()?;
+        for digest in refs.values().chain(also.iter()) {
             keep.insert(digest.trim_start_matches("sha256:").to_string());
             if let Ok(m) = ImageManifest::from_file(self.blob_path(digest)?) {
                 keep.insert(
@@ -514,7 +527,11 @@ impl ImageStore {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 // Files being written by a concurrent pull or unpack are not garbage.
                 let in_progress = name.ends_with(".tmp") || name.contains(".unpacking-");
-                if !keep.contains(&name) && !in_progress {
+                let fresh = younger.is_some_and(|age| {
+                    let changed = entry.metadata().and_then(|m| m.modified());
+                    changed.is_ok_and(|t| t.elapsed().unwrap_or_default() < age)
+                });
+                if !keep.contains(&name) && !in_progress && !fresh {
                     let path = entry.path();
                     let removed = if path.is_dir() {
                         fs::remove_dir_all(&path)

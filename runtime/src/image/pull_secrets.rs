@@ -96,10 +96,17 @@ pub fn credentials(secret: &Secret) -> Result<Vec<PullCredential>> {
     .map_err(|e| bad(format!("data.{field}: {e}")))?;
     let mut out = Vec::new();
     for (key, entry) in auths {
-        let auth = Auth {
-            username: entry.username,
-            password: entry.password,
-            auth: entry.auth,
+        // As kubelet reads an entry: a non-empty `auth` wins over username/password.
+        let auth = match entry.auth.filter(|a| !a.is_empty()) {
+            Some(encoded) => Auth {
+                auth: Some(encoded),
+                ..Auth::default()
+            },
+            None => Auth {
+                username: entry.username,
+                password: entry.password,
+                auth: None,
+            },
         };
         let field = format!("data.{field}: {key}");
         let Some((username, password)) = auth
@@ -155,17 +162,34 @@ fn parse_key(key: &str) -> (String, String) {
     (host, path.trim_matches('/').to_string())
 }
 
-/// Whether `pattern` (`*` any run, `?` any one character) matches `text`.
+/// Whether `pattern` (`*` any run, `?` any one character) matches `text`: the
+/// classic two-pointer match, in time proportional to their lengths' product at
+/// worst (a `*` is retried from one place only), whatever the pattern.
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.split_first(), text.split_first()) {
-        (None, _) => text.is_empty(),
-        (Some((b'*', rest)), _) => {
-            glob(rest, text) || text.split_first().is_some_and(|(_, t)| glob(pattern, t))
+    let (mut p, mut t) = (0, 0);
+    // The last `*` seen and where in `text` its run ends so far.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((s, run)) => {
+                    p = s + 1;
+                    t = run + 1;
+                    star = Some((s, run + 1));
+                }
+                None => return false,
+            },
         }
-        (Some((b'?', rest)), Some((_, t))) => glob(rest, t),
-        (Some((p, rest)), Some((c, t))) => p == c && glob(rest, t),
-        (Some(_), None) => false,
     }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
 }
 
 impl PullCredential {
@@ -246,6 +270,18 @@ mod tests {
         assert_eq!(users("registry.example.com", "other/app"), ["any"]);
         assert_eq!(users("a.b.example.com", "team/app"), Vec::<String>::new());
         assert_eq!(users("example.com", "team/app"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn globs_match_in_bounded_time() {
+        assert!(glob(b"*.example.com", b"registry.example.com"));
+        assert!(glob(b"reg?stry", b"registry"));
+        assert!(glob(b"*", b""));
+        assert!(!glob(b"a*b", b"ac"));
+        assert!(!glob(b"?", b""));
+        // Would take exponential time tried naively.
+        let pattern = "*a".repeat(30) + "b";
+        assert!(!glob(pattern.as_bytes(), "a".repeat(5000).as_bytes()));
     }
 
     #[test]

@@ -34,7 +34,12 @@ impl PodRuntime {
             .unwrap_or_default();
         let meta = &record.pod.metadata;
         let field = |path: &str| env::field(record, &pod_ip, path);
-        let base: Vec<(String, String)> = image
+        let inputs = self.inputs.of(&record.uid);
+        let namespace = meta.namespace.as_deref().unwrap_or("default");
+        // The pod's variables, `$(VAR)` expanded among themselves (kubelet never sees
+        // the image's), then over the image's.
+        let own = env::container_env(c, &inputs, namespace, &field).map_err(Error::InvalidSpec)?;
+        let mut pairs: Vec<(String, String)> = image
             .process
             .env
             .iter()
@@ -42,14 +47,12 @@ impl PodRuntime {
                 Some((k, v)) => (k.to_string(), v.to_string()),
                 None => (kv.clone(), String::new()),
             })
+            .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
             .collect();
-        let inputs = self.inputs.of(&record.uid);
-        let namespace = meta.namespace.as_deref().unwrap_or("default");
-        let pairs =
-            env::container_env(c, &inputs, namespace, &base, &field).map_err(Error::InvalidSpec)?;
         // Kubernetes: command replaces the entrypoint, args the cmd; `$(VAR)` in them
-        // is the container's variable.
-        let vars: std::collections::BTreeMap<String, String> = pairs.iter().cloned().collect();
+        // is one of the pod's variables.
+        let vars: std::collections::BTreeMap<String, String> = own.iter().cloned().collect();
+        pairs.extend(own);
         let expand = |words: &[String]| -> Vec<String> {
             words.iter().map(|w| env::expand(w, &vars)).collect()
         };

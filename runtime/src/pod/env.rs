@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
-use super::inputs::{PodInputs, Read};
+use super::inputs::{Missing, PodInputs, Read};
 use super::record::PodRecord;
 
 /// The value of the pod's field `path` (a `fieldRef`'s `fieldPath`), `pod_ip` being
@@ -79,8 +79,8 @@ impl Source<'_> {
         };
         match read {
             Ok(entries) => Ok(Some(entries)),
-            Err(_) if optional => Ok(None),
-            Err(e) => Err(e),
+            Err(Missing::NotFound(_)) if optional => Ok(None),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -98,11 +98,11 @@ pub(super) fn lookup<'a, T>(
     read: &'a BTreeMap<String, Read<T>>,
     name: &str,
     what: &str,
-) -> Result<&'a T, String> {
+) -> Result<&'a T, Missing> {
     match read.get(name) {
         Some(Ok(object)) => Ok(object),
         Some(Err(e)) => Err(e.clone()),
-        None => Err(format!("{what} \"{name}\" not found")),
+        None => Err(Missing::NotFound(format!("{what} \"{name}\" not found"))),
     }
 }
 
@@ -135,16 +135,15 @@ pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// The variables container `c` sets, in order, over those it inherits (`base`, the
-/// image's): `field` answers a `fieldRef`'s path (`None`: not supported).
+/// The variables container `c` sets, in order (`$(VAR)` in a value expanded from
+/// those before it): `field` answers a `fieldRef`'s path (`None`: not supported).
 pub fn container_env(
     c: &Container,
     inputs: &PodInputs,
     namespace: &str,
-    base: &[(String, String)],
     field: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, String)>, String> {
-    let mut env: Vec<(String, String)> = base.to_vec();
+    let mut env: Vec<(String, String)> = Vec::new();
     let set = |env: &mut Vec<(String, String)>, name: String, value: String| {
         env.retain(|(n, _)| *n != name);
         env.push((name, value));
@@ -240,7 +239,15 @@ mod tests {
                 ("settings".to_string(), Ok(cm)),
                 (
                     "gone".to_string(),
-                    Err("configmap \"gone\" not found".to_string()),
+                    Err(Missing::NotFound(
+                        "configmap \"gone\" not found".to_string(),
+                    )),
+                ),
+                (
+                    "away".to_string(),
+                    Err(Missing::Unreadable(
+                        "configmap \"away\": connection refused".to_string(),
+                    )),
                 ),
             ]
             .into(),
@@ -253,8 +260,7 @@ mod tests {
     }
 
     fn env_of(c: &Container) -> Result<Vec<(String, String)>, String> {
-        let base = [("PATH".to_string(), "/bin".to_string())];
-        container_env(c, &inputs(), "team", &base, &field)
+        container_env(c, &inputs(), "team", &field)
     }
 
     #[test]
@@ -269,7 +275,8 @@ mod tests {
                 {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
                 {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "LEVEL"}}},
                 {"name": "NOPE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "x", "optional": true}}},
-                {"name": "URL", "value": "http://$(POD):80/$(UNSET)/$$(POD)"}
+                {"name": "URL", "value": "http://$(POD):80/$(UNSET)/$$(POD)"},
+                {"name": "SEARCH", "value": "$(PATH)"}
             ]
         }));
         let env = env_of(&c).unwrap();
@@ -277,13 +284,13 @@ mod tests {
         assert_eq!(
             got,
             [
-                "PATH=/bin",
                 "APP_LEVEL=debug",
                 "APP_MODE=slow",
                 "POD=web-1",
                 "DB_PASSWORD=s3cret",
                 "LEVEL=debug",
-                "URL=http://web-1:80/$(UNSET)/$(POD)"
+                "URL=http://web-1:80/$(UNSET)/$(POD)",
+                "SEARCH=$(PATH)"
             ]
         );
     }
@@ -296,6 +303,14 @@ mod tests {
         assert_eq!(
             env_of(&missing_map).unwrap_err(),
             "configmap \"gone\" not found"
+        );
+        // Optional skips what does not exist, not what could not be read.
+        let away = container(
+            serde_json::json!({"name": "a", "envFrom": [{"configMapRef": {"name": "away", "optional": true}}]}),
+        );
+        assert_eq!(
+            env_of(&away).unwrap_err(),
+            "configmap \"away\": connection refused"
         );
         let unread = container(serde_json::json!({"name": "a", "env": [
             {"name": "X", "valueFrom": {"secretKeyRef": {"name": "other", "key": "k"}}}]}));

@@ -1,5 +1,6 @@
 //! What a pod takes from the API besides its own spec: the ConfigMaps and Secrets it
-//! names (environment, image pull secrets), as the node agent last read them. Kept in
+//! names (environment, volumes, image pull secrets), as the node agent last read
+//! them. Kept in
 //! memory per pod, never on disk; a restarted agent reads them again.
 
 use std::collections::BTreeMap;
@@ -9,9 +10,27 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use crate::image::pull_secrets::{self, PullCredential};
 
-/// One object as read: itself, or why it is not there (`configmap "x" not found`,
-/// or the error of the read).
-pub type Read<T> = std::result::Result<T, String>;
+/// One object as read: itself, or why it is not at hand.
+pub type Read<T> = std::result::Result<T, Missing>;
+
+/// Why an object is not at hand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// The API has none of that name (kubelet's `configmap "x" not found`): an
+    /// optional source is then skipped.
+    NotFound(String),
+    /// It could not be read (the API away, refused): nothing is made without it,
+    /// optional or not.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Missing::NotFound(m) | Missing::Unreadable(m) => f.write_str(m),
+        }
+    }
+}
 
 /// A pod's ConfigMaps and Secrets by name.
 #[derive(Clone, Debug, Default)]

@@ -8,12 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use k8s_openapi::api::core::v1::{KeyToPath, Volume};
 
 use super::env::{field, lookup};
-use super::inputs::PodInputs;
+use super::inputs::{Missing, PodInputs};
 use super::record::PodRecord;
 
 /// A volume's files: relative path → (contents, mode).
@@ -34,14 +34,15 @@ fn mode(item: Option<i32>, default: Option<i32>) -> u32 {
     u32::try_from(item.or(default).unwrap_or(DEFAULT_MODE) & 0o777).unwrap_or(0o644)
 }
 
-/// A relative path that stays inside the volume (no `..`, not absolute, not
-/// starting with `..`, which the writer keeps for itself).
+/// A relative path that stays inside the volume, written plainly (no `..` or `.`
+/// part, no empty part — `a//b`, `a/` —, not absolute, not starting with `..`, which
+/// the writer keeps for itself).
 fn checked_path(path: &str) -> Result<&str, String> {
     let inside = !path.is_empty()
         && !path.starts_with("..")
-        && Path::new(path)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
     if inside {
         Ok(path)
     } else {
@@ -110,8 +111,8 @@ fn config_map_entries(
                 .map(|(k, v)| (k.clone(), v.0.clone()));
             Ok(Some(text.chain(binary).collect()))
         }
-        Err(_) if optional => Ok(None),
-        Err(e) => Err(e),
+        Err(Missing::NotFound(_)) if optional => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -128,8 +129,8 @@ fn secret_entries(
                 .map(|(k, v)| (k.clone(), v.0.clone()))
                 .collect(),
         )),
-        Err(_) if optional => Ok(None),
-        Err(e) => Err(e),
+        Err(Missing::NotFound(_)) if optional => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -273,14 +274,22 @@ pub(super) fn write(dir: &Path, payload: &Payload) -> std::io::Result<()> {
         .to_string();
     let version = dir.join(&stamp);
     std::fs::create_dir(&version)?;
-    std::fs::set_permissions(&version, std::fs::Permissions::from_mode(0o755))?;
-    for (path, (contents, mode)) in payload {
-        let file = version.join(path);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
+    let filled = (|| {
+        std::fs::set_permissions(&version, std::fs::Permissions::from_mode(0o755))?;
+        for (path, (contents, mode)) in payload {
+            let file = version.join(path);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&file, contents)?;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(*mode))?;
         }
-        std::fs::write(&file, contents)?;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(*mode))?;
+        Ok(())
+    })();
+    if let Err(e) = filled {
+        // Clashing paths (`a` and `a/b`) or a full disk: no version is left behind.
+        let _ = std::fs::remove_dir_all(&version);
+        return Err(e);
     }
     let tmp = dir.join("..data_tmp");
     let _ = std::fs::remove_file(&tmp);
@@ -352,9 +361,31 @@ mod tests {
 
     #[test]
     fn paths_stay_inside_the_volume() {
-        for bad in ["../x", "/etc/passwd", "a/../../x", "..data", ""] {
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "a/../../x",
+            "..data",
+            "",
+            "a//b",
+            "a/",
+            "./a",
+        ] {
             assert!(checked_path(bad).is_err(), "{bad}");
         }
         assert_eq!(checked_path("conf/app.yaml"), Ok("conf/app.yaml"));
+    }
+
+    #[test]
+    fn a_version_that_cannot_be_written_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let clashing: Payload = [
+            ("a".to_string(), (b"1".to_vec(), 0o644)),
+            ("a/b".to_string(), (b"2".to_vec(), 0o644)),
+        ]
+        .into();
+        assert!(write(dir.path(), &clashing).is_err());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

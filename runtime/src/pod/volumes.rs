@@ -81,8 +81,9 @@ pub(super) fn unmount(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The bind mounts of container `c`'s volumeMounts, in their order (a subPath is
-/// made if missing).
+/// The bind mounts of container `c`'s volumeMounts, in their order (a subPath of
+/// an emptyDir or hostPath is made if missing; one of a ConfigMap, Secret,
+/// downwardAPI or projected volume is the file it names now).
 pub(super) fn mounts(dir: &Path, pod_spec: &PodSpec, c: &Container) -> Result<Vec<BindMount>> {
     let mut mounts = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
@@ -112,15 +113,20 @@ pub(super) fn mounts(dir: &Path, pod_spec: &PodSpec, c: &Container) -> Result<Ve
         };
         let source = match &m.sub_path {
             Some(sub) if !sub.is_empty() => {
-                if sub.split('/').any(|p| p == "..") {
-                    return Err(Error::InvalidSpec(format!(
-                        "subPath {sub:?} leaves the volume"
-                    )));
+                let leaves = || Error::InvalidSpec(format!("subPath {sub:?} leaves the volume"));
+                if sub.starts_with('/') || sub.split('/').any(|p| p == "..") {
+                    return Err(leaves());
                 }
                 let s = source.join(sub);
                 if projected {
-                    // The file of the version current now (it keeps it).
-                    std::fs::canonicalize(&s).map_err(io(&s))?
+                    // The file of the version current now (it keeps it), which must be
+                    // the volume's own.
+                    let file = std::fs::canonicalize(&s).map_err(io(&s))?;
+                    let volume = std::fs::canonicalize(&source).map_err(io(&source))?;
+                    if !file.starts_with(&volume) {
+                        return Err(leaves());
+                    }
+                    file
                 } else {
                     std::fs::create_dir_all(&s).map_err(io(&s))?;
                     s

@@ -250,6 +250,18 @@ struct RunArgs {
 }
 
 impl RunArgs {
+    /// What clap cannot check of the flags alone.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.image_gc_low_threshold >= self.image_gc_high_threshold {
+            anyhow::bail!(
+                "--image-gc-low-threshold ({}) must be less than --image-gc-high-threshold ({})",
+                self.image_gc_low_threshold,
+                self.image_gc_high_threshold
+            );
+        }
+        Ok(())
+    }
+
     fn config(self) -> AgentConfig {
         if let Some(file) = &self.config {
             tracing::info!("settings read from {}", file.display());
@@ -362,13 +374,13 @@ fn main() -> ExitCode {
         .init();
     // The actor system (actix) on its own tokio runtime.
     let system = actix::System::new();
-    let data_dir = match &cli.command {
-        Command::Run(args) => Some(&args.data_dir),
-        Command::Join(args) => Some(&args.run.data_dir),
+    let run = match &cli.command {
+        Command::Run(args) => Some(args),
+        Command::Join(args) => Some(&args.run),
         _ => None,
     };
-    if let Some(dir) = data_dir
-        && let Err(e) = apart_from_servers(dir)
+    if let Some(run) = run
+        && let Err(e) = apart_from_servers(&run.data_dir).and_then(|()| run.check())
     {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;

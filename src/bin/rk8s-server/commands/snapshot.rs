@@ -124,9 +124,11 @@ async fn save(
     let mut body = Box::pin(body);
     let part = file.with_extension("part");
     let written = async {
-        let mut out = tokio::fs::File::create(&part)
-            .await
-            .with_context(|| format!("cannot create {}", part.display()))?;
+        // The CAs' keys, every token and Secret: readable by its owner alone.
+        let mut out = tokio::fs::File::from_std(
+            rk8s_apiserver::snapshots::private_file(&part)
+                .with_context(|| format!("cannot create {}", part.display()))?,
+        );
         let mut chunk = vec![0u8; 1 << 16];
         loop {
             let n = body
