@@ -59,7 +59,9 @@ pub fn restore(bytes: &[u8], data_dir: &Path, advertise: &str) -> Result<Restore
     let member_ca = secrets.member_ca.ok_or_else(|| {
         refused("the snapshot's cluster has no member CA (it was made before members used mutual TLS): restart its members with a current rk8s-server and take the snapshot again".into())
     })?;
-    // Everything that can fail is done before the first file is written.
+    // What can fail before any file is written is done first; the files are then
+    // written in a directory beside `data_dir`, renamed to it once complete, so that
+    // a failure leaves no half-made member behind.
     let certs = first_member_certs(&member_ca, advertise)?;
     let token = new_secret().map_err(|e| refused(e.message))?;
     let record = TokenRecord {
@@ -73,17 +75,43 @@ pub fn restore(bytes: &[u8], data_dir: &Path, advertise: &str) -> Result<Restore
     let (put, _) = state.apply(&ops::put(token_key(&token).as_bytes(), &value, 0, None));
     put.map_err(|e| refused(e.to_string()))?;
     let keys = state.mvcc.footprint().keys;
-    let member = rk8s_raftstore::data_dir::restore_member(data_dir, state)
-        .map_err(|e| refused(e.to_string()))?;
-    save_first_member(data_dir, &member_ca, &certs)?;
-    write_file(
-        &data_dir.join(super::ADMIN_TOKEN_FILE),
-        &format!("{token}\n"),
-        true,
-    )?;
+    if rk8s_raftstore::data_dir::has_member(data_dir) {
+        return Err(refused(format!(
+            "{} holds a store member already: restore into a new or empty directory",
+            data_dir.display()
+        )));
+    }
+    let name = data_dir.file_name().unwrap_or_default().to_string_lossy();
+    let staging = data_dir.with_file_name(format!(".{name}.restoring-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let made = (|| -> Result<u64, StartError> {
+        let member = rk8s_raftstore::data_dir::restore_member(&staging, state)
+            .map_err(|e| refused(e.to_string()))?;
+        save_first_member(&staging, &member_ca, &certs)?;
+        write_file(
+            &staging.join(super::ADMIN_TOKEN_FILE),
+            &format!("{token}\n"),
+            true,
+        )?;
+        // An empty directory given for it makes way; one with files is refused.
+        if data_dir.exists() {
+            std::fs::remove_dir(data_dir).map_err(|e| {
+                refused(format!(
+                    "{}: {e} (it must be new or empty)",
+                    data_dir.display()
+                ))
+            })?;
+        }
+        std::fs::rename(&staging, data_dir)
+            .map_err(|e| refused(format!("{}: {e}", data_dir.display())))?;
+        Ok(member)
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
     Ok(Restored {
         backup,
-        member,
+        member: made?,
         keys,
     })
 }
