@@ -49,6 +49,19 @@ pub struct TokenRecord {
     pub uses: u32,
 }
 
+impl TokenRecord {
+    /// The record of an admin token that never expires.
+    pub fn admin() -> Self {
+        TokenRecord {
+            identity: Identity::Admin,
+            expires: None,
+            used_by: None,
+            usage_limit: None,
+            uses: 0,
+        }
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

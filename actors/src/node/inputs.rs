@@ -62,15 +62,18 @@ pub fn due(
     last: Option<Instant>,
     refresh: Duration,
 ) -> bool {
-    let (config_maps, secrets) = names(pod);
-    if config_maps.is_empty() && secrets.is_empty() {
-        return false;
-    }
-    let Some(last) = last.filter(|_| started) else {
-        return true;
+    // The cheap test first: most syncs of a running pod end here.
+    let stale = match last.filter(|_| started) {
+        None => true,
+        Some(last) => {
+            let age = last.elapsed();
+            age >= refresh || (waiting(status) && age >= REREAD_AFTER.min(refresh))
+        }
     };
-    let age = last.elapsed();
-    age >= refresh || (waiting(status) && age >= REREAD_AFTER.min(refresh))
+    stale && {
+        let (config_maps, secrets) = names(pod);
+        !config_maps.is_empty() || !secrets.is_empty()
+    }
 }
 
 /// Reads `name` of `api`: the object, or why there is none (kubelet's wording for a

@@ -20,7 +20,7 @@ use rk8s_raftstore::proto::RangeRequest;
 use super::members::{first_member_certs, save_first_member};
 use super::secrets::{CLUSTER_KEY, ClusterSecrets};
 use super::{StartError, write_file};
-use crate::auth::{Identity, TokenRecord, new_secret, token_key};
+use crate::auth::{TokenRecord, new_secret, token_key};
 
 /// What a restore made.
 #[derive(Clone, Copy, Debug)]
@@ -64,13 +64,7 @@ pub fn restore(bytes: &[u8], data_dir: &Path, advertise: &str) -> Result<Restore
     // a failure leaves no half-made member behind.
     let certs = first_member_certs(&member_ca, advertise)?;
     let token = new_secret().map_err(|e| refused(e.message))?;
-    let record = TokenRecord {
-        identity: Identity::Admin,
-        expires: None,
-        used_by: None,
-        usage_limit: None,
-        uses: 0,
-    };
+    let record = TokenRecord::admin();
     let value = serde_json::to_vec(&record).map_err(|e| refused(e.to_string()))?;
     let (put, _) = state.apply(&ops::put(token_key(&token).as_bytes(), &value, 0, None));
     put.map_err(|e| refused(e.to_string()))?;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StartError;
 use super::pki::ClusterCa;
-use crate::auth::{Identity, TokenRecord, new_secret, store_token};
+use crate::auth::{TokenRecord, new_secret, store_token};
 use crate::status::{ApiError, ApiResult};
 
 /// Where the cluster's shared secrets live in the store.
@@ -78,13 +78,7 @@ pub async fn read_or_create(
         match store.put(CLUSTER_KEY.as_bytes(), &value, 0, Some(0)).await {
             Ok(_) => {
                 let token = new_secret().map_err(|e| StartError::Store(e.message))?;
-                let record = TokenRecord {
-                    identity: Identity::Admin,
-                    expires: None,
-                    used_by: None,
-                    usage_limit: None,
-                    uses: 0,
-                };
+                let record = TokenRecord::admin();
                 store_token(store, &token, &record)
                     .await
                     .map_err(|e| StartError::Store(e.message))?;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{KeyToPath, Volume};
+use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, KeyToPath, Volume};
 
 use super::env::{field, lookup};
 use super::inputs::{Missing, PodInputs};
@@ -134,6 +134,80 @@ fn secret_entries(
     }
 }
 
+/// One source of a volume's files.
+enum Source<'a> {
+    /// A ConfigMap's entries (`secret`: false) or a Secret's, placed as `items` say.
+    Keyed {
+        secret: bool,
+        name: &'a str,
+        items: Option<&'a [KeyToPath]>,
+        optional: bool,
+    },
+    /// The pod's fields.
+    Downward(&'a [DownwardAPIVolumeFile]),
+}
+
+/// The sources of `volume` (one of [`is_projected`]'s kinds), its default mode and
+/// what it is called in errors.
+fn sources(volume: &Volume) -> Result<(Vec<Source<'_>>, Option<i32>, String), String> {
+    let named = |kind: &str| format!("{kind} volume {:?}", volume.name);
+    if let Some(c) = &volume.config_map {
+        let source = Source::Keyed {
+            secret: false,
+            name: &c.name,
+            items: c.items.as_deref(),
+            optional: c.optional.unwrap_or(false),
+        };
+        return Ok((vec![source], c.default_mode, named("configMap")));
+    }
+    if let Some(s) = &volume.secret {
+        let source = Source::Keyed {
+            secret: true,
+            name: s.secret_name.as_deref().unwrap_or_default(),
+            items: s.items.as_deref(),
+            optional: s.optional.unwrap_or(false),
+        };
+        return Ok((vec![source], s.default_mode, named("secret")));
+    }
+    if let Some(d) = &volume.downward_api {
+        let items = d.items.as_deref().unwrap_or_default();
+        return Ok((
+            vec![Source::Downward(items)],
+            d.default_mode,
+            named("downwardAPI"),
+        ));
+    }
+    let Some(p) = &volume.projected else {
+        return Ok((Vec::new(), None, named("unknown")));
+    };
+    let what = named("projected");
+    let mut out = Vec::new();
+    for source in p.sources.iter().flatten() {
+        out.push(if let Some(c) = &source.config_map {
+            Source::Keyed {
+                secret: false,
+                name: &c.name,
+                items: c.items.as_deref(),
+                optional: c.optional.unwrap_or(false),
+            }
+        } else if let Some(s) = &source.secret {
+            Source::Keyed {
+                secret: true,
+                name: &s.name,
+                items: s.items.as_deref(),
+                optional: s.optional.unwrap_or(false),
+            }
+        } else if let Some(d) = &source.downward_api {
+            Source::Downward(d.items.as_deref().unwrap_or_default())
+        } else {
+            return Err(format!(
+                "{what}: only configMap, secret and downwardAPI sources are supported here"
+            ));
+        });
+    }
+    Ok((out, p.default_mode, what))
+}
+
 /// The files of `volume` (one of [`is_projected`]'s kinds) of the pod in `record`
 /// (address `pod_ip`), from `inputs`; why not, when a required source is missing.
 pub(super) fn payload(
@@ -142,100 +216,41 @@ pub(super) fn payload(
     pod_ip: &str,
     inputs: &PodInputs,
 ) -> Result<Payload, String> {
+    let (sources, default_mode, what) = sources(volume)?;
     let mut payload = Payload::new();
-    let downward = |payload: &mut Payload,
-                    items: &[k8s_openapi::api::core::v1::DownwardAPIVolumeFile],
-                    default_mode: Option<i32>|
-     -> Result<(), String> {
-        for item in items {
-            let path = checked_path(&item.path)?.to_string();
-            let Some(f) = &item.field_ref else {
-                return Err(format!(
-                    "downwardAPI {path}: only fieldRef is supported here"
-                ));
-            };
-            let value = field(record, pod_ip, &f.field_path).ok_or_else(|| {
-                format!(
-                    "downwardAPI {path}: fieldRef {:?} is not supported",
-                    f.field_path
-                )
-            })?;
-            payload.insert(path, (value.into_bytes(), mode(item.mode, default_mode)));
-        }
-        Ok(())
-    };
-    if let Some(c) = &volume.config_map {
-        let optional = c.optional.unwrap_or(false);
-        if let Some(entries) = config_map_entries(inputs, &c.name, optional)? {
-            let what = format!("configMap volume {:?}", volume.name);
-            place(
-                &mut payload,
-                entries,
-                c.items.as_deref(),
-                c.default_mode,
+    for source in sources {
+        match source {
+            Source::Keyed {
+                secret,
+                name,
+                items,
                 optional,
-                &what,
-            )?;
-        }
-    } else if let Some(s) = &volume.secret {
-        let optional = s.optional.unwrap_or(false);
-        let name = s.secret_name.as_deref().unwrap_or_default();
-        if let Some(entries) = secret_entries(inputs, name, optional)? {
-            let what = format!("secret volume {:?}", volume.name);
-            place(
-                &mut payload,
-                entries,
-                s.items.as_deref(),
-                s.default_mode,
-                optional,
-                &what,
-            )?;
-        }
-    } else if let Some(d) = &volume.downward_api {
-        downward(
-            &mut payload,
-            d.items.as_deref().unwrap_or_default(),
-            d.default_mode,
-        )?;
-    } else if let Some(p) = &volume.projected {
-        for source in p.sources.iter().flatten() {
-            if let Some(c) = &source.config_map {
-                let optional = c.optional.unwrap_or(false);
-                if let Some(entries) = config_map_entries(inputs, &c.name, optional)? {
-                    let what = format!("projected volume {:?}", volume.name);
-                    place(
-                        &mut payload,
-                        entries,
-                        c.items.as_deref(),
-                        p.default_mode,
-                        optional,
-                        &what,
-                    )?;
+            } => {
+                let entries = if secret {
+                    secret_entries(inputs, name, optional)?
+                } else {
+                    config_map_entries(inputs, name, optional)?
+                };
+                if let Some(entries) = entries {
+                    place(&mut payload, entries, items, default_mode, optional, &what)?;
                 }
-            } else if let Some(s) = &source.secret {
-                let optional = s.optional.unwrap_or(false);
-                if let Some(entries) = secret_entries(inputs, &s.name, optional)? {
-                    let what = format!("projected volume {:?}", volume.name);
-                    place(
-                        &mut payload,
-                        entries,
-                        s.items.as_deref(),
-                        p.default_mode,
-                        optional,
-                        &what,
-                    )?;
+            }
+            Source::Downward(items) => {
+                for item in items {
+                    let path = checked_path(&item.path)?.to_string();
+                    let Some(f) = &item.field_ref else {
+                        return Err(format!(
+                            "downwardAPI {path}: only fieldRef is supported here"
+                        ));
+                    };
+                    let value = field(record, pod_ip, &f.field_path).ok_or_else(|| {
+                        format!(
+                            "downwardAPI {path}: fieldRef {:?} is not supported",
+                            f.field_path
+                        )
+                    })?;
+                    payload.insert(path, (value.into_bytes(), mode(item.mode, default_mode)));
                 }
-            } else if let Some(d) = &source.downward_api {
-                downward(
-                    &mut payload,
-                    d.items.as_deref().unwrap_or_default(),
-                    p.default_mode,
-                )?;
-            } else {
-                return Err(format!(
-                    "projected volume {:?}: only configMap, secret and downwardAPI sources are supported here",
-                    volume.name
-                ));
             }
         }
     }
