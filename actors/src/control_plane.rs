@@ -1,5 +1,5 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
-//! controllers (ReplicaSet, Deployment, Job, HorizontalPodAutoscaler, Endpoints,
+//! controllers (ReplicaSet, Deployment, Job, DaemonSet, HorizontalPodAutoscaler, Endpoints,
 //! garbage collector, node lifecycle). They live on an actix system of their own
 //! thread, in one `rk8s_supervision` registry; when this member becomes leader they
 //! start, when it loses leadership they all stop. Each is supervised: killed —
@@ -7,6 +7,7 @@
 //! the API. They read the cluster through one set of shared informers
 //! ([`rk8s_informers`]: one watch and one cache per kind), made anew at each election.
 
+use rk8s_controllers::daemonset_actor::DaemonSetSupervisor;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
 use rk8s_controllers::endpoints_actor::EndpointsController;
 use rk8s_controllers::gc::GarbageCollector;
@@ -83,6 +84,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
     actors.start(CONTROLLER, "job", move |me| {
         JobSupervisor::new(c.clone(), &i, a.clone(), me)
+    });
+    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    actors.start(CONTROLLER, "daemonset", move |me| {
+        DaemonSetSupervisor::new(c.clone(), &i, a.clone(), me)
     });
     let (c, i, a, hpa) = (
         client.clone(),

@@ -13,6 +13,7 @@
 //!   field; [`formats`]: the single-container and Compose files of the local modes;
 //! - [`patch`]: merge, JSON and strategic merge patches, bounded as kube-apiserver
 //!   bounds them; [`net`]: CIDR ranges and host addresses.
+//! - [`placement`]: node selectors, required node affinity, taints and tolerations;
 //! - [`references`]: the Secrets and ConfigMaps a pod uses (what its node may read);
 //! - [`stored`]: a stored object's JSON with its revision written in, read only as
 //!   far as its `metadata`.
@@ -41,6 +42,7 @@ pub mod net;
 pub mod object;
 pub mod patch;
 pub mod path;
+pub mod placement;
 pub mod protobuf;
 pub mod quantity;
 pub mod references;

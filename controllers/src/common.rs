@@ -125,6 +125,50 @@ where
     patched.map(|_| ())
 }
 
+/// Kubernetes' alphabet for names made from numbers (no vowels, no look-alikes).
+const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// The hash naming a pod template's ReplicaSet or ControllerRevision (FNV-1a of its
+/// JSON and the owner's collision count), in Kubernetes' name-safe alphabet.
+pub fn template_hash<T: serde::Serialize>(template: Option<&T>, collisions: Option<i32>) -> String {
+    let json = serde_json::to_vec(&template).unwrap_or_default();
+    let mut h: u32 = 0x811c_9dc5;
+    for b in json
+        .iter()
+        .chain(collisions.unwrap_or(0).to_le_bytes().iter())
+    {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h.to_string()
+        .bytes()
+        .map(|c| ALPHABET[usize::from(c) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// Resolves an int-or-percent (`maxSurge: 25%`) against `total`, rounding up or down;
+/// absent or unreadable, `default_percent` of it.
+pub fn int_or_percent(
+    value: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+    total: i32,
+    default_percent: i32,
+    up: bool,
+) -> i32 {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let percent = match value {
+        Some(IntOrString::Int(n)) => return (*n).max(0),
+        Some(IntOrString::String(s)) => s.trim_end_matches('%').parse().unwrap_or(default_percent),
+        None => default_percent,
+    };
+    let scaled = i64::from(total) * i64::from(percent);
+    let v = if up {
+        (scaled + 99) / 100
+    } else {
+        scaled / 100
+    };
+    i32::try_from(v.max(0)).unwrap_or(i32::MAX)
+}
+
 /// How long expectations are trusted before a controller acts again regardless.
 pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 

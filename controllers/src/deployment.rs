@@ -10,9 +10,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::common::controller_ref;
+use crate::common::{controller_ref, int_or_percent};
 
 /// The label that ties a ReplicaSet and its pods to one template.
 pub const HASH_LABEL: &str = "pod-template-hash";
@@ -41,28 +40,11 @@ pub struct Decision {
     pub status: DeploymentStatus,
 }
 
-/// Kubernetes' alphabet for names made from numbers (no vowels, no look-alikes).
-const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
 /// The pod-template hash of a Deployment's template (FNV-1a of its JSON and the
 /// collision count), in Kubernetes' name-safe alphabet.
 pub fn template_hash(d: &Deployment) -> String {
-    let template = d.spec.as_ref().map(|s| &s.template);
-    let json = serde_json::to_vec(&template).unwrap_or_default();
-    let mut h: u32 = 0x811c_9dc5;
-    let collisions = d
-        .status
-        .as_ref()
-        .and_then(|s| s.collision_count)
-        .unwrap_or(0);
-    for b in json.iter().chain(collisions.to_le_bytes().iter()) {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h.to_string()
-        .bytes()
-        .map(|c| ALPHABET[usize::from(c) % ALPHABET.len()] as char)
-        .collect()
+    let collisions = d.status.as_ref().and_then(|s| s.collision_count);
+    crate::common::template_hash(d.spec.as_ref().map(|s| &s.template), collisions)
 }
 
 fn revision(rs: &ReplicaSet) -> i64 {
@@ -111,32 +93,6 @@ fn prune_empty(value: &mut serde_json::Value) {
     }
 }
 
-/// Resolves an int-or-percent against `total`, rounding up or down.
-fn resolve(value: Option<&IntOrString>, total: i32, default_percent: i32, up: bool) -> i32 {
-    match value {
-        Some(IntOrString::Int(n)) => (*n).max(0),
-        Some(IntOrString::String(s)) => {
-            let percent: i32 = s.trim_end_matches('%').parse().unwrap_or(default_percent);
-            let scaled = i64::from(total) * i64::from(percent);
-            let v = if up {
-                (scaled + 99) / 100
-            } else {
-                scaled / 100
-            };
-            i32::try_from(v).unwrap_or(i32::MAX)
-        }
-        None => {
-            let scaled = i64::from(total) * i64::from(default_percent);
-            let v = if up {
-                (scaled + 99) / 100
-            } else {
-                scaled / 100
-            };
-            i32::try_from(v).unwrap_or(i32::MAX)
-        }
-    }
-}
-
 /// (maxSurge, maxUnavailable) of a RollingUpdate Deployment with `replicas`.
 pub fn surge_and_unavailable(d: &Deployment, replicas: i32) -> (i32, i32) {
     let rolling = d
@@ -144,13 +100,13 @@ pub fn surge_and_unavailable(d: &Deployment, replicas: i32) -> (i32, i32) {
         .as_ref()
         .and_then(|s| s.strategy.as_ref())
         .and_then(|s| s.rolling_update.as_ref());
-    let surge = resolve(
+    let surge = int_or_percent(
         rolling.and_then(|r| r.max_surge.as_ref()),
         replicas,
         25,
         true,
     );
-    let unavailable = resolve(
+    let unavailable = int_or_percent(
         rolling.and_then(|r| r.max_unavailable.as_ref()),
         replicas,
         25,

@@ -21,7 +21,7 @@ use crate::common::{controller_ref, replace_status};
 use crate::job::{Decision, TRACKING_FINALIZER, reconcile};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
-use crate::pod_owner::{Decided, PodOwner, create_pods, delete_pods, pod_from_template};
+use crate::pod_owner::{Decided, PodOwner, View, create_pods, delete_pods, pod_from_template};
 
 /// A Job's decision, and whether its status changed.
 pub struct Plan {
@@ -38,14 +38,8 @@ impl PodOwner for Job {
         crate::job::selector(self)
     }
 
-    fn decide(
-        &self,
-        pods: &[Arc<Pod>],
-        satisfied: bool,
-        _failure: Option<&str>,
-        now: jiff::Timestamp,
-    ) -> Decided<Plan> {
-        let decision = reconcile(self, pods, satisfied, now);
+    fn decide(&self, view: &View<'_>) -> Decided<Plan> {
+        let decision = reconcile(self, view.pods, view.satisfied, view.now);
         let status_changed = self.status.as_ref() != Some(&decision.status);
         let nothing = decision.create == 0
             && decision.delete.is_empty()

@@ -7,9 +7,13 @@
 //!   carried out.
 //! - [`job`]: pods to run until `completions` succeed or `backoffLimit` fail, counted
 //!   exactly through the tracking finalizer; [`job_actor`]: how a Job's is.
+//! - [`daemonset`]: a daemon pod on each node its template selects and tolerates,
+//!   rolling updates within maxUnavailable or maxSurge, status; [`history`]: the
+//!   ControllerRevisions of its templates; [`daemonset_actor`]: how it is carried out.
 //! - What pod-owning kinds share ([`pod_owner`]): their [`owner_supervisor`] (watches
 //!   and routes) and their [`owner_actor`] (decides and acts), both generic over the
-//!   kind — a ReplicaSet's actor is an `OwnerActor<ReplicaSet>`.
+//!   kind — a ReplicaSet's actor is an `OwnerActor<ReplicaSet>`; a DaemonSet's
+//!   supervisor follows the nodes as well.
 //! - [`deployment`]: RollingUpdate within maxSurge/maxUnavailable or Recreate, the
 //!   pod-template hash, revisions and history, status and conditions;
 //!   [`deployment_actor`]: its supervisor and one actor per Deployment (adopting
@@ -28,12 +32,15 @@
 //! scratch to rebuild from the API.
 
 pub mod common;
+pub mod daemonset;
+pub mod daemonset_actor;
 pub mod deployment;
 pub mod deployment_actor;
 pub mod endpoints;
 pub mod endpoints_actor;
 pub mod events;
 pub mod gc;
+pub mod history;
 pub mod hpa;
 pub mod hpa_actor;
 pub mod hpa_batch;

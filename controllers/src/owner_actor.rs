@@ -15,7 +15,7 @@ use actix::prelude::*;
 use rk8s_supervision::Handle;
 
 use crate::common::Expectations;
-use crate::pod_owner::{PodOwner, Resync};
+use crate::pod_owner::{PodOwner, Resync, View};
 
 /// Slack added to a requested requeue, so the deadline has passed when it fires.
 const REQUEUE_SLACK: Duration = Duration::from_millis(100);
@@ -58,12 +58,13 @@ impl<K: PodOwner> OwnerActor<K> {
             return;
         };
         self.fresh = false;
-        let decided = resync.owner.decide(
-            &resync.pods,
-            self.expected.satisfied(),
-            self.failure.as_deref(),
-            jiff::Timestamp::now(),
-        );
+        let decided = resync.owner.decide(&View {
+            pods: &resync.pods,
+            nodes: &resync.nodes,
+            satisfied: self.expected.satisfied(),
+            failure: self.failure.as_deref(),
+            now: jiff::Timestamp::now(),
+        });
         if let Some(handle) = self.wake.take() {
             ctx.cancel_future(handle);
         }

@@ -1,9 +1,12 @@
-//! The supervisor shared by the controllers whose objects own pods (ReplicaSet, Job).
+//! The supervisor shared by the controllers whose objects own pods (ReplicaSet, Job,
+//! DaemonSet).
 //! An [`OwnerSupervisor`] follows the owners and every pod through the shared
 //! informers, keeps an index of pods by controlling owner,
 //! runs one [`OwnerActor`] per owner in the registry (stopped when the owner goes),
 //! and routes each pod event to the actor that owns the pod (orphans: to the actors
-//! whose selector matches) rather than waking all. Killed, it re-lists; its actors
+//! whose selector matches) rather than waking all; a kind that places its pods on
+//! nodes itself also follows the nodes, and a node that comes, goes or changes its
+//! labels or taints wakes each owner. Killed, it re-lists; its actors
 //! stay, are found again in the registry and resynced from the new lists (those whose
 //! owner went meanwhile are stopped). A restarted actor asks it for a resync.
 
@@ -12,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use rk8s_api::selector::SelectorExt;
 use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::{Actors, Handle};
@@ -38,6 +41,11 @@ pub struct OwnerSupervisor<K: PodOwner> {
     me: Handle<Self>,
     registry: Actors,
     informers: (Informer<K>, Informer<Pod>),
+    /// The nodes, for a kind that places its pods itself ([`PodOwner::NODES`]).
+    nodes: Option<Informer<Node>>,
+    /// What of each node decides where pods go (its labels and taints): a change
+    /// of anything else (a heartbeat) wakes no owner.
+    placement: HashMap<String, NodePlacement>,
     /// The owners by uid.
     owners: HashMap<String, Arc<K>>,
     pods: HashMap<PodKey, Arc<Pod>>,
@@ -49,6 +57,19 @@ pub struct OwnerSupervisor<K: PodOwner> {
     strays: BTreeSet<PodKey>,
     owners_synced: bool,
     pods_synced: bool,
+    nodes_synced: bool,
+}
+
+type NodePlacement = (
+    Option<std::collections::BTreeMap<String, String>>,
+    Option<Vec<Taint>>,
+);
+
+fn placement_of(node: &Node) -> NodePlacement {
+    (
+        node.metadata.labels.clone(),
+        node.spec.as_ref().and_then(|s| s.taints.clone()),
+    )
 }
 
 impl<K: PodOwner> OwnerSupervisor<K> {
@@ -65,6 +86,8 @@ impl<K: PodOwner> OwnerSupervisor<K> {
             me,
             registry,
             informers: (informers.get(), informers.get()),
+            nodes: K::NODES.then(|| informers.get()),
+            placement: HashMap::new(),
             owners: HashMap::new(),
             pods: HashMap::new(),
             by_owner: HashMap::new(),
@@ -75,6 +98,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
             strays: BTreeSet::new(),
             owners_synced: false,
             pods_synced: false,
+            nodes_synced: !K::NODES,
         }
     }
 
@@ -185,6 +209,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
         self.actor(&object_name(owner.meta())).do_send(Resync {
             owner: K::clone(&owner),
             pods,
+            nodes: self.nodes.as_ref().map(Informer::list).unwrap_or_default(),
             created,
             deleted,
         });
@@ -260,7 +285,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
     fn flush(&mut self, ctx: &mut Context<Self>) {
         // Nothing is decided before both lists are complete: a partial list of pods
         // would look like too few.
-        if !(self.owners_synced && self.pods_synced) {
+        if !(self.owners_synced && self.pods_synced && self.nodes_synced) {
             return;
         }
         let dirty = std::mem::take(&mut self.dirty);
@@ -277,6 +302,9 @@ impl<K: PodOwner> Actor for OwnerSupervisor<K> {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.informers.0.subscribe(ctx.address().recipient());
         self.informers.1.subscribe(ctx.address().recipient());
+        if let Some(nodes) = &self.nodes {
+            nodes.subscribe(ctx.address().recipient());
+        }
         // Batches of watch events become one sync per owner; a periodic resync
         // catches anything time alone changes (minReadySeconds, deadlines, stale
         // expectations).
@@ -337,6 +365,34 @@ impl<K: PodOwner> Handler<Restarted> for OwnerSupervisor<K> {
             .find(|(_, o)| object_name(o.meta()) == name);
         if let Some((uid, _)) = uid {
             self.dirty.insert(uid.clone());
+        }
+    }
+}
+
+impl<K: PodOwner> Handler<Notice<Node>> for OwnerSupervisor<K> {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<Node>, _ctx: &mut Self::Context) {
+        let mut moved = false;
+        let listed = notice.for_each(|node, deleted| {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            if deleted {
+                self.placement.remove(&name);
+                moved = true;
+                return;
+            }
+            let now = placement_of(&node);
+            if self.placement.get(&name) != Some(&now) {
+                self.placement.insert(name, now);
+                moved = true;
+            }
+        });
+        if listed {
+            self.nodes_synced = true;
+        }
+        // A node came, went, or changed its labels or taints: every owner looks again.
+        if moved {
+            self.dirty.extend(self.owners.keys().cloned());
         }
     }
 }

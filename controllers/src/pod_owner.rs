@@ -1,4 +1,4 @@
-//! What the controllers of pod-owning kinds (ReplicaSet, Job) share: the
+//! What the controllers of pod-owning kinds (ReplicaSet, Job, DaemonSet) share: the
 //! [`PodOwner`] trait a kind implements — its selector, its pure decision and how it
 //! is carried out — the [`Resync`] message that hands an owner's actor its owner and
 //! pods, and the pod helpers (from a template, created, deleted). The
@@ -14,7 +14,7 @@ use actix::prelude::*;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use rk8s_api::selector::Selector;
 use serde::de::DeserializeOwned;
@@ -35,23 +35,19 @@ pub trait PodOwner:
     /// The kind's name in owner references.
     const KIND: &'static str;
 
+    /// Whether the kind places its pods on nodes itself (a DaemonSet): its
+    /// supervisor then follows the nodes too, and its decisions see them.
+    const NODES: bool = false;
+
     /// What a decision asks to carry out.
     type Plan: Send + 'static;
 
     /// The owner's pod selector, if it has a valid one.
     fn selector(&self) -> Option<Selector>;
 
-    /// Decides, with the kind's pure reconcile, what to do about the owner and its
-    /// `pods` (and the orphans its selector matches): `satisfied` when every creation
-    /// and deletion expected has been seen, `failure` the message of the last failed
-    /// creation.
-    fn decide(
-        &self,
-        pods: &[Arc<Pod>],
-        satisfied: bool,
-        failure: Option<&str>,
-        now: jiff::Timestamp,
-    ) -> Decided<Self::Plan>;
+    /// Decides, with the kind's pure reconcile, what to do about the owner and what
+    /// `view` shows.
+    fn decide(&self, view: &View<'_>) -> Decided<Self::Plan>;
 
     /// Carries `plan` out through the API; returns the message of a failed
     /// creation, if any.
@@ -74,6 +70,21 @@ pub trait PodOwner:
     }
 }
 
+/// What an owner's actor decides on.
+pub struct View<'a> {
+    /// The owner's pods and the orphans its selector matches.
+    pub pods: &'a [Arc<Pod>],
+    /// Every node, for a kind that places its pods itself ([`PodOwner::NODES`]);
+    /// empty for others.
+    pub nodes: &'a [Arc<Node>],
+    /// Whether every creation and deletion expected has been seen.
+    pub satisfied: bool,
+    /// The message of the last failed creation.
+    pub failure: Option<&'a str>,
+    /// The time decided at.
+    pub now: jiff::Timestamp,
+}
+
 /// What a decision asks of the owner's actor.
 pub struct Decided<P> {
     /// What to carry out; `None` when there is nothing to do.
@@ -94,6 +105,8 @@ pub struct Resync<K> {
     /// Its pods and the orphans its selector matches: the informer's, shared (a
     /// copy per owner's actor was a second copy of every pod).
     pub pods: Vec<Arc<Pod>>,
+    /// Every node, for a kind that places its pods itself (the informer's, shared).
+    pub nodes: Vec<Arc<Node>>,
     /// Pods of it created since the last resync.
     pub created: usize,
     /// Pods of it deleted since the last resync, by name.
@@ -228,6 +241,50 @@ pub async fn delete_pods(
             }
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
             Err(e) => tracing::warn!(pod = %name, "deleting: {e}"),
+        }
+    }
+}
+
+/// Adopts the orphans `adopt` of `pods` and releases the pods `release` (patches of
+/// their ownerReferences carrying their resourceVersion: a pod changed since it was
+/// seen is refused, and looked at again).
+pub async fn claim(
+    client: &kube::Client,
+    ns: &str,
+    pods: &HashMap<String, Arc<Pod>>,
+    adopt: &[String],
+    release: &[String],
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for name in adopt {
+        let Some(pod) = pods.get(name) else { continue };
+        if let Err(e) = crate::common::adopt(&api, &pod.metadata, owner).await {
+            tracing::debug!(owner = %owner.name, pod = %name, "adopting: {e}");
+        }
+    }
+    for name in release {
+        let Some(pod) = pods.get(name) else { continue };
+        let refs: Vec<_> = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .filter(|r| r.uid != owner.uid)
+            .cloned()
+            .collect();
+        let patch = serde_json::json!({"metadata": {
+            "ownerReferences": refs, "resourceVersion": pod.metadata.resource_version}});
+        let released = api
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await;
+        rk8s_supervision::wrote();
+        if let Err(e) = released {
+            tracing::debug!(owner = %owner.name, pod = %name, "releasing: {e}");
         }
     }
 }

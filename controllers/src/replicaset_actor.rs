@@ -11,13 +11,13 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::{Patch, PatchParams};
 
-use crate::common::{adopt, controller_ref, replace_status};
+use crate::common::{controller_ref, replace_status};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
-use crate::pod_owner::{Decided, PodOwner, create_pods, delete_pods, pod_from_template};
+use crate::pod_owner::{
+    Decided, PodOwner, View, claim, create_pods, delete_pods, pod_from_template,
+};
 use crate::replicaset::{Decision, reconcile, with_failure};
 
 /// Watches ReplicaSets and pods and runs one [`ReplicaSetActor`] per ReplicaSet.
@@ -41,15 +41,9 @@ impl PodOwner for ReplicaSet {
         crate::replicaset::selector(self)
     }
 
-    fn decide(
-        &self,
-        pods: &[Arc<Pod>],
-        satisfied: bool,
-        failure: Option<&str>,
-        now: jiff::Timestamp,
-    ) -> Decided<Plan> {
-        let decision = reconcile(self, pods, satisfied, now);
-        let status = with_failure(decision.status.clone(), failure, now);
+    fn decide(&self, view: &View<'_>) -> Decided<Plan> {
+        let decision = reconcile(self, view.pods, view.satisfied, view.now);
+        let status = with_failure(decision.status.clone(), view.failure, view.now);
         let status_changed = self.status.as_ref() != Some(&status);
         let nothing = decision.adopt.is_empty()
             && decision.release.is_empty()
@@ -94,34 +88,8 @@ async fn carry_out(
     status: Option<ReplicaSetStatus>,
 ) -> Option<String> {
     let ns = rs.metadata.namespace.as_deref().unwrap_or("default");
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
-    for name in &decision.adopt {
-        let Some(pod) = pods.get(name) else { continue };
-        if let Err(e) = adopt(&api, &pod.metadata, &owner).await {
-            tracing::debug!(rs = %key(rs), pod = %name, "adopting: {e}");
-        }
-    }
-    for name in &decision.release {
-        let Some(pod) = pods.get(name) else { continue };
-        let refs: Vec<_> = pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .filter(|r| r.uid != owner.uid)
-            .cloned()
-            .collect();
-        let patch = serde_json::json!({"metadata": {
-            "ownerReferences": refs, "resourceVersion": pod.metadata.resource_version}});
-        let released = api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await;
-        rk8s_supervision::wrote();
-        if let Err(e) = released {
-            tracing::debug!(rs = %key(rs), pod = %name, "releasing: {e}");
-        }
-    }
+    claim(client, ns, pods, &decision.adopt, &decision.release, &owner).await;
     let mut failure = None;
     if decision.create > 0 {
         let template = rs

@@ -1,6 +1,7 @@
 //! NodeName, NodeUnschedulable, NodePorts and TaintToleration.
 
 use k8s_openapi::api::core::v1::{Taint, Toleration};
+use rk8s_api::placement::{tolerated, tolerates, untolerated};
 
 use crate::cache::NodeInfo;
 use crate::framework::{
@@ -100,33 +101,6 @@ impl FilterPlugin for NodePorts {
     }
 }
 
-/// Whether one toleration tolerates `taint` (Kubernetes' `ToleratesTaint`).
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = t.effect.as_deref().filter(|e| !e.is_empty())
-        && effect != taint.effect
-    {
-        return false;
-    }
-    let key = t.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match t.operator.as_deref().unwrap_or("Equal") {
-        // An empty key with Exists tolerates everything.
-        "Exists" => true,
-        "Equal" | "" => {
-            !key.is_empty()
-                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        _ => false,
-    }
-}
-
-/// Whether any of `tolerations` tolerates `taint`.
-pub fn tolerated(taint: &Taint, tolerations: &[Toleration]) -> bool {
-    tolerations.iter().any(|t| tolerates(t, taint))
-}
-
 /// Taints: NoSchedule and NoExecute ones must be tolerated; untolerated
 /// PreferNoSchedule ones make a node less preferred.
 pub struct TaintToleration;
@@ -146,10 +120,7 @@ impl Plugin for TaintToleration {
 impl FilterPlugin for TaintToleration {
     fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let tolerations = pod.spec().tolerations.as_deref().unwrap_or_default();
-        let untolerated = node.taints().iter().find(|t| {
-            matches!(t.effect.as_str(), "NoSchedule" | "NoExecute") && !tolerated(t, tolerations)
-        });
-        match untolerated {
+        match untolerated(node.taints(), tolerations, &["NoSchedule", "NoExecute"]) {
             None => Status::success(),
             Some(t) => Status::unresolvable(format!(
                 "node(s) had untolerated taint {{{}: {}}}",

@@ -1,0 +1,204 @@
+//! Where a pod may run: its node selector and required node affinity against a
+//! node's labels and name, and its tolerations against a node's taints. Shared by
+//! the scheduler (its NodeAffinity and TaintToleration plugins) and the DaemonSet
+//! controller, which decides with the same rules which nodes get a daemon pod.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
+};
+
+/// Whether a node's labels (and name, for `matchFields`) satisfy a requirement.
+fn requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = r.values.as_deref().unwrap_or_default();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => !value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether a node matches a term: every expression and every field requirement (an
+/// empty term matches nothing, as in Kubernetes).
+pub fn term_matches(
+    term: &NodeSelectorTerm,
+    labels: &BTreeMap<String, String>,
+    name: &str,
+) -> bool {
+    let exprs = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    if exprs.is_empty() && fields.is_empty() {
+        return false;
+    }
+    exprs
+        .iter()
+        .all(|r| requirement(r, labels.get(&r.key).map(String::as_str)))
+        && fields.iter().all(|r| {
+            let value = (r.key == "metadata.name").then_some(name);
+            requirement(r, value)
+        })
+}
+
+/// Whether a node of `labels` named `name` satisfies the pod's `nodeSelector` and
+/// its required node affinity (Kubernetes' `GetRequiredNodeAffinity(pod).Match`).
+pub fn required_affinity_matches(
+    spec: &PodSpec,
+    labels: &BTreeMap<String, String>,
+    name: &str,
+) -> bool {
+    let selector_ok = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    selector_ok
+        && required.is_none_or(|r| {
+            r.node_selector_terms
+                .iter()
+                .any(|t| term_matches(t, labels, name))
+        })
+}
+
+/// Whether one toleration tolerates `taint` (Kubernetes' `ToleratesTaint`).
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if let Some(effect) = t.effect.as_deref().filter(|e| !e.is_empty())
+        && effect != taint.effect
+    {
+        return false;
+    }
+    let key = t.key.as_deref().unwrap_or("");
+    if !key.is_empty() && key != taint.key {
+        return false;
+    }
+    match t.operator.as_deref().unwrap_or("Equal") {
+        // An empty key with Exists tolerates everything.
+        "Exists" => true,
+        "Equal" | "" => {
+            !key.is_empty()
+                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
+        _ => false,
+    }
+}
+
+/// Whether any of `tolerations` tolerates `taint`.
+pub fn tolerated(taint: &Taint, tolerations: &[Toleration]) -> bool {
+    tolerations.iter().any(|t| tolerates(t, taint))
+}
+
+/// The first of `taints` with one of `effects` that `tolerations` do not tolerate
+/// (Kubernetes' `FindMatchingUntoleratedTaint`).
+pub fn untolerated<'a>(
+    taints: &'a [Taint],
+    tolerations: &[Toleration],
+    effects: &[&str],
+) -> Option<&'a Taint> {
+    taints
+        .iter()
+        .find(|t| effects.contains(&t.effect.as_str()) && !tolerated(t, tolerations))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taint(key: &str, value: Option<&str>, effect: &str) -> Taint {
+        Taint {
+            key: key.into(),
+            value: value.map(Into::into),
+            effect: effect.into(),
+            ..Default::default()
+        }
+    }
+
+    fn toleration(key: &str, op: &str, value: Option<&str>, effect: Option<&str>) -> Toleration {
+        Toleration {
+            key: Some(key.into()).filter(|k: &String| !k.is_empty()),
+            operator: Some(op.into()),
+            value: value.map(Into::into),
+            effect: effect.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tolerations_match_key_value_and_effect() {
+        let gpu = taint("gpu", Some("yes"), "NoSchedule");
+        assert!(tolerates(
+            &toleration("gpu", "Equal", Some("yes"), None),
+            &gpu
+        ));
+        assert!(!tolerates(
+            &toleration("gpu", "Equal", Some("no"), None),
+            &gpu
+        ));
+        assert!(tolerates(
+            &toleration("gpu", "Exists", None, Some("NoSchedule")),
+            &gpu
+        ));
+        assert!(!tolerates(
+            &toleration("gpu", "Exists", None, Some("NoExecute")),
+            &gpu
+        ));
+        // An empty key with Exists tolerates every taint; with Equal, none.
+        assert!(tolerates(&toleration("", "Exists", None, None), &gpu));
+        assert!(!tolerates(&toleration("", "Equal", None, None), &gpu));
+    }
+
+    #[test]
+    fn untolerated_looks_only_at_the_effects_asked_for() {
+        let taints = [
+            taint("soft", None, "PreferNoSchedule"),
+            taint("hard", None, "NoExecute"),
+        ];
+        assert_eq!(
+            untolerated(&taints, &[], &["NoSchedule", "NoExecute"]).map(|t| t.key.as_str()),
+            Some("hard")
+        );
+        let tolerate_hard = [toleration("hard", "Exists", None, None)];
+        assert!(untolerated(&taints, &tolerate_hard, &["NoSchedule", "NoExecute"]).is_none());
+        assert!(untolerated(&taints, &[], &["NoSchedule"]).is_none());
+    }
+
+    #[test]
+    fn node_selector_and_required_terms_both_hold() {
+        let spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [],
+            "nodeSelector": {"zone": "a"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}},
+        }))
+        .unwrap_or_default();
+        let labels: BTreeMap<String, String> = [("zone".to_string(), "a".to_string())].into();
+        assert!(required_affinity_matches(&spec, &labels, "n1"));
+        assert!(!required_affinity_matches(&spec, &labels, "n2"));
+        assert!(!required_affinity_matches(&spec, &BTreeMap::new(), "n1"));
+        // An empty term matches nothing.
+        assert!(!term_matches(&NodeSelectorTerm::default(), &labels, "n1"));
+    }
+}

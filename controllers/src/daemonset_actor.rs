@@ -1,0 +1,237 @@
+//! DaemonSets as actors: [`DaemonSetSupervisor`] and [`DaemonSetActor`] are the
+//! [`OwnerSupervisor`] and [`OwnerActor`] of [`DaemonSet`] (which follows the nodes
+//! too), deciding with [`crate::daemonset::reconcile`].
+//!
+//! A decision is carried out in kube-controller-manager's order: the template's
+//! history first when the spec changed (its ControllerRevision made, or raised by a
+//! rollback, old ones trimmed; a name taken by another template counts a collision
+//! and decides again with the next hash), then adoption and release, deletions,
+//! a pod per node lacking one, and the status — whose `observedGeneration` is
+//! written only once the history holds the generation's template, so a kill between
+//! the writes makes the history again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+use crate::common::{controller_of, controller_ref, object_name, replace_status};
+use crate::daemonset::{Decision, HASH_LABEL, pod_for_node, reconcile, template_hash};
+use crate::history;
+use crate::owner_actor::OwnerActor;
+use crate::owner_supervisor::OwnerSupervisor;
+use crate::pod_owner::{
+    Decided, PodOwner, View, claim, create_pods, delete_pods, pod_from_template,
+};
+
+/// Watches DaemonSets, pods and nodes and runs one [`DaemonSetActor`] per DaemonSet.
+pub type DaemonSetSupervisor = OwnerSupervisor<DaemonSet>;
+
+/// One DaemonSet's actor.
+pub type DaemonSetActor = OwnerActor<DaemonSet>;
+
+/// Old revisions kept when the DaemonSet says not (Kubernetes' default).
+const DEFAULT_HISTORY_LIMIT: i32 = 10;
+
+/// A DaemonSet's decision, and what else to write.
+pub struct Plan {
+    decision: Decision,
+    status_changed: bool,
+    /// The spec changed since the status was written: the history first.
+    history: bool,
+}
+
+impl PodOwner for DaemonSet {
+    const KIND: &'static str = "DaemonSet";
+    const NODES: bool = true;
+
+    type Plan = Plan;
+
+    fn selector(&self) -> Option<rk8s_api::selector::Selector> {
+        crate::daemonset::selector(self)
+    }
+
+    fn decide(&self, view: &View<'_>) -> Decided<Plan> {
+        let decision = reconcile(self, view.nodes, view.pods, view.satisfied, view.now);
+        let status_changed = self.status.as_ref() != Some(&decision.status);
+        let history =
+            self.status.as_ref().and_then(|s| s.observed_generation) != self.metadata.generation;
+        let nothing = decision.adopt.is_empty()
+            && decision.release.is_empty()
+            && decision.create.is_empty()
+            && decision.delete.is_empty()
+            && !status_changed
+            && !history;
+        Decided {
+            create: decision.create.len(),
+            delete: decision.delete.clone(),
+            requeue_after: decision.requeue_after,
+            plan: (!nothing).then_some(Plan {
+                decision,
+                status_changed,
+                history,
+            }),
+        }
+    }
+
+    fn carry_out(
+        client: kube::Client,
+        ds: DaemonSet,
+        pods: HashMap<String, Arc<Pod>>,
+        plan: Plan,
+    ) -> BoxFuture<'static, Option<String>> {
+        Box::pin(async move { carry_out(&client, &ds, &pods, plan).await })
+    }
+}
+
+fn ds_ref(ds: &DaemonSet) -> crate::events::Involved {
+    crate::events::Involved::of("apps/v1", "DaemonSet", &ds.metadata)
+}
+
+/// What making the history came to.
+enum History {
+    /// The current template's revision is there, the newest.
+    Held,
+    /// Its name is another template's: the collision count to write.
+    Collided(i32),
+}
+
+/// Makes the history hold the DaemonSet's current template (see [`history`]).
+async fn sync_history(
+    client: &kube::Client,
+    ds: &DaemonSet,
+    pods: &HashMap<String, Arc<Pod>>,
+) -> Result<History, kube::Error> {
+    let ns = ds.metadata.namespace.as_deref().unwrap_or("default");
+    let api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
+    let uid = ds.metadata.uid.as_deref().unwrap_or_default();
+    let selector = crate::daemonset::selector(ds).map(|s| s.to_string());
+    let params = ListParams {
+        label_selector: selector,
+        ..Default::default()
+    };
+    let revisions: Vec<ControllerRevision> = api
+        .list(&params)
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| controller_of(&r.metadata).is_some_and(|o| o.uid == uid))
+        .collect();
+    let hash = template_hash(ds);
+    let live: HashSet<String> = pods
+        .values()
+        .filter_map(|p| p.metadata.labels.as_ref()?.get(HASH_LABEL).cloned())
+        .collect();
+    let spec = ds.spec.clone().unwrap_or_default();
+    let limit = spec.revision_history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+    let owner = controller_ref("apps/v1", "DaemonSet", &ds.metadata);
+    let plan = history::plan(
+        &ds.metadata,
+        owner,
+        &spec.template,
+        &hash,
+        &revisions,
+        &live,
+        usize::try_from(limit).unwrap_or(0),
+    );
+    if let Some(revision) = &plan.create {
+        let created = api.create(&PostParams::default(), revision).await;
+        rk8s_supervision::wrote();
+        match created {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                // Made already (a view behind our own write), or another template's.
+                let name = revision.metadata.name.as_deref().unwrap_or_default();
+                let there = api.get(name).await?;
+                let ours = controller_of(&there.metadata).is_some_and(|o| o.uid == uid);
+                if !ours || there.data != revision.data {
+                    let count = ds.status.as_ref().and_then(|s| s.collision_count);
+                    return Ok(History::Collided(count.unwrap_or(0).saturating_add(1)));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some((name, number)) = &plan.bump {
+        let patch = serde_json::json!({"revision": number});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        rk8s_supervision::wrote();
+    }
+    for name in &plan.delete {
+        let deleted = api.delete(name, &DeleteParams::default()).await;
+        rk8s_supervision::wrote();
+        if let Err(e) = deleted {
+            tracing::debug!(ds = %object_name(&ds.metadata), revision = %name, "deleting: {e}");
+        }
+    }
+    Ok(History::Held)
+}
+
+/// Carries out a decision; returns the message of a failed creation, if any.
+async fn carry_out(
+    client: &kube::Client,
+    ds: &DaemonSet,
+    pods: &HashMap<String, Arc<Pod>>,
+    plan: Plan,
+) -> Option<String> {
+    let ns = ds.metadata.namespace.as_deref().unwrap_or("default");
+    let key = object_name(&ds.metadata);
+    let Plan {
+        decision,
+        mut status_changed,
+        history,
+    } = plan;
+    let mut status = decision.status;
+    if history {
+        match sync_history(client, ds, pods).await {
+            Ok(History::Held) => {}
+            Ok(History::Collided(count)) => {
+                // The next decision hashes with the new count; nothing else is done
+                // with a hash that names another template.
+                let mut ds = ds.clone();
+                let mut status = ds.status.clone().unwrap_or_default();
+                status.collision_count = Some(count);
+                ds.status = Some(status);
+                if let Err(e) = replace_status(client, &ds).await {
+                    tracing::debug!(ds = %key, "writing the collision count: {e}");
+                }
+                return None;
+            }
+            Err(e) => {
+                // The status keeps the old generation: the history is made again.
+                tracing::debug!(ds = %key, "making the history: {e}");
+                status.observed_generation = ds.status.as_ref().and_then(|s| s.observed_generation);
+                status_changed = ds.status.as_ref() != Some(&status);
+            }
+        }
+    }
+    let owner = controller_ref("apps/v1", "DaemonSet", &ds.metadata);
+    claim(client, ns, pods, &decision.adopt, &decision.release, &owner).await;
+    delete_pods(client, ns, pods, &decision.delete, ds_ref(ds)).await;
+    let hash = template_hash(ds);
+    let name = ds.metadata.name.as_deref().unwrap_or("ds");
+    let new_pods: Vec<Pod> = decision
+        .create
+        .iter()
+        .map(|node| pod_from_template(pod_for_node(ds, node, &hash), ns, name, owner.clone()))
+        .collect();
+    let failures: Vec<Option<String>> = futures_util::stream::iter(new_pods)
+        .map(|pod| async move { create_pods(client, &pod, 1, ds_ref(ds)).await })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    if status_changed {
+        let mut ds = ds.clone();
+        ds.status = Some(status);
+        if let Err(e) = replace_status(client, &ds).await {
+            tracing::debug!(ds = %key, "writing status: {e}");
+        }
+    }
+    failures.into_iter().flatten().next()
+}
