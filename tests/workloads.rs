@@ -3,13 +3,17 @@
 //! paused; Jobs that complete, that exhaust their backoff limit, that pass their
 //! deadline, and whose deletion lets their pods go. Containers' environment from
 //! ConfigMaps, Secrets and the pod's fields; ConfigMap, Secret and downwardAPI volumes
-//! that follow their sources (but for a subPath).
+//! that follow their sources (but for a subPath). A DaemonSet on nodes in network
+//! namespaces: a pod on each, one more for a node that joins, rolled to a new template
+//! and back with Debian's kubectl.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -17,7 +21,10 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use support::apiserver::Server;
 use support::images::{busybox, pause};
-use support::node::{eventually, real_node};
+use support::netns::NodeNetwork;
+use support::node::{
+    eventually, eventually_within, real_node, real_node_in, two_nodes_in_namespaces,
+};
 
 /// The images of the Running, not deleted, pods labelled `selector`.
 async fn running_images(pods: &Api<Pod>, selector: &str) -> Vec<String> {
@@ -522,5 +529,172 @@ async fn config_map_secret_and_downward_api_volumes_follow_their_sources() {
         let left = pods.list(&ListParams::default()).await.ok()?;
         left.items.is_empty().then_some(())
     })
+    .await;
+}
+
+/// The nodes of the Running, not deleted, pods labelled `selector`, each with its
+/// container's command, sorted.
+async fn running_on(pods: &Api<Pod>, selector: &str) -> Vec<(String, String)> {
+    let mut on: Vec<(String, String)> = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .map(|p| {
+            let spec = p.spec.unwrap();
+            (
+                spec.node_name.unwrap_or_default(),
+                spec.containers[0].command.clone().unwrap().join(" "),
+            )
+        })
+        .collect();
+    on.sort();
+    on
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_set_runs_on_every_node_and_rolls_with_kubectl() {
+    let busybox = busybox();
+    // Declared first, dropped last: nodes are reset inside their namespaces first.
+    let mut net = NodeNetwork::new();
+    let host = net.host_ip();
+    let server = Server::start(&["--address", &host]);
+    let (_agents, _namespaces) = two_nodes_in_namespaces(&server, &mut net, 60).await;
+    let client = server.client().await;
+    let daemons: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), "default");
+
+    let agent: DaemonSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {"metadata": {"labels": {"app": "agent"}},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                         "containers": [{"name": "agent", "image": busybox,
+                                         "command": ["sleep", "3600"]}]}},
+        },
+    }))
+    .unwrap();
+    daemons
+        .create(&PostParams::default(), &agent)
+        .await
+        .unwrap();
+    let status = server.rk8sctl_ok(&["rollout", "status", "ds/agent", "--timeout", "90s"]);
+    assert!(
+        status.ends_with("daemon set \"agent\" successfully rolled out\n"),
+        "{status}"
+    );
+    let one = |node: &str, command: &str| (node.to_string(), command.to_string());
+    assert_eq!(
+        running_on(&pods, "app=agent").await,
+        [one("a", "sleep 3600"), one("b", "sleep 3600")]
+    );
+
+    // A node that joins gets its daemon pod.
+    let third = net.add_node(3);
+    let _c = real_node_in(&server, "c", 63, Some(third), &[]).await;
+    eventually_within("a daemon pod on c", Duration::from_secs(60), async || {
+        (running_on(&pods, "app=agent").await.len() == 3).then_some(())
+    })
+    .await;
+
+    // A new template replaces the pods one node at a time; kubectl follows it.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "agent", "image": busybox, "command": ["sleep", "7200"]}]}}}});
+    daemons
+        .patch(
+            "agent",
+            &Default::default(),
+            &kube::api::Patch::Strategic(&patch),
+        )
+        .await
+        .unwrap();
+    let (ok, out) = server.kubectl(&["rollout", "status", "ds/agent", "--timeout=120s"]);
+    assert!(
+        ok && out.contains("daemon set \"agent\" successfully rolled out"),
+        "{out}"
+    );
+    assert_eq!(
+        running_on(&pods, "app=agent").await,
+        [
+            one("a", "sleep 7200"),
+            one("b", "sleep 7200"),
+            one("c", "sleep 7200")
+        ]
+    );
+    let ds = daemons.get("agent").await.unwrap();
+    let status = ds.status.unwrap();
+    assert_eq!(
+        (
+            status.desired_number_scheduled,
+            status.updated_number_scheduled,
+            status.number_available
+        ),
+        (3, Some(3), Some(3))
+    );
+
+    // Its history is two ControllerRevisions, which kubectl lists and rolls back to.
+    let (ok, out) = server.kubectl(&["rollout", "history", "ds/agent"]);
+    assert!(ok, "{out}");
+    let numbers: Vec<&str> = out
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(numbers, ["1", "2"], "{out}");
+    let (ok, out) = server.kubectl(&["rollout", "undo", "ds/agent"]);
+    assert!(
+        ok && out.contains("daemonset.apps/agent rolled back"),
+        "{out}"
+    );
+    let (ok, out) = server.kubectl(&["rollout", "status", "ds/agent", "--timeout=120s"]);
+    assert!(ok, "{out}");
+    eventually_within(
+        "the old template back on every node",
+        Duration::from_secs(60),
+        async || {
+            let on = running_on(&pods, "app=agent").await;
+            (on == [
+                one("a", "sleep 3600"),
+                one("b", "sleep 3600"),
+                one("c", "sleep 3600"),
+            ])
+            .then_some(())
+        },
+    )
+    .await;
+    // The rolled-back template's revision is the newest again, not a third copy.
+    let mut numbers: Vec<i64> = revisions
+        .list(&ListParams::default().labels("app=agent"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|r| r.revision)
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, [2, 3]);
+
+    // Deleted, its pods go with it.
+    daemons
+        .delete("agent", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually_within(
+        "the daemon pods gone",
+        Duration::from_secs(60),
+        async || {
+            let left = pods
+                .list(&ListParams::default().labels("app=agent"))
+                .await
+                .unwrap();
+            left.items.is_empty().then_some(())
+        },
+    )
     .await;
 }

@@ -139,6 +139,8 @@ pub fn resources() -> Vec<ApiResource> {
         ApiResource::erase::<core::v1::Pod>(&()),
         ApiResource::erase::<apps::v1::ReplicaSet>(&()),
         ApiResource::erase::<apps::v1::Deployment>(&()),
+        ApiResource::erase::<apps::v1::DaemonSet>(&()),
+        ApiResource::erase::<apps::v1::ControllerRevision>(&()),
         ApiResource::erase::<batch::v1::Job>(&()),
         ApiResource::erase::<core::v1::Service>(&()),
         ApiResource::erase::<core::v1::Endpoints>(&()),
@@ -228,6 +230,25 @@ impl GarbageCollector {
             Action::Orphan { dependent, .. } => dependent,
         };
         let work: Option<(Api<DynamicObject>, Item)> = find(target).map(|i| (self.api(&i), i));
+        // An owner of a kind the collector does not follow (a custom resource) cannot
+        // be checked: its dependents are left alone, as deleting them on a guess could
+        // take what is still owned.
+        let unfollowed = match (&action, &work) {
+            (
+                Action::Delete {
+                    policy: "Background",
+                    ..
+                },
+                Some((_, item)),
+            ) => item.owners.iter().any(|o| {
+                !self
+                    .resources
+                    .iter()
+                    .any(|r| r.kind == o.kind && r.api_version == o.api_version)
+            }),
+            _ => false,
+        };
+        let work = work.filter(|_| !unfollowed);
         let owner_apis: Vec<(Api<DynamicObject>, OwnerReference)> = match (&action, &work) {
             (
                 Action::Delete {
@@ -334,6 +355,12 @@ impl Actor for GarbageCollector {
             .subscribe(me.clone().recipient());
         informers
             .get::<apps::v1::Deployment>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<apps::v1::DaemonSet>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<apps::v1::ControllerRevision>()
             .subscribe(me.clone().recipient());
         informers
             .get::<batch::v1::Job>()

@@ -1,13 +1,16 @@
-//! `rollout status|history|undo|restart|pause|resume` for Deployments, worded as
-//! kubectl words them. History is the Deployment's ReplicaSets, by their
-//! `deployment.kubernetes.io/revision` annotation; undo copies a revision's template
-//! back into the Deployment (the controller then reuses that ReplicaSet).
+//! `rollout status|history|undo|restart|pause|resume` for Deployments and
+//! DaemonSets, worded as kubectl words them. A Deployment's history is its
+//! ReplicaSets, by their `deployment.kubernetes.io/revision` annotation; a
+//! DaemonSet's is its ControllerRevisions. Undo copies a revision's template back
+//! into the object (its controller then reuses that revision); pause and resume are
+//! for Deployments only.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use rk8s_api::duration::parse_duration;
@@ -92,69 +95,166 @@ pub async fn rollout(g: &Global, command: &RolloutCommand) -> Result<()> {
     };
     let cluster = g.connect().await?;
     let (kind, name) = one(&cluster, &target.resource, target.name.as_deref()).await?;
-    if kind.plural != "deployments" {
-        bail!(
-            "no rollout for {}: only deployments have rollouts here",
+    let ns = &cluster.namespace;
+    let object = match &*kind.plural {
+        "deployments" => Rollout::Deployment(Api::namespaced(cluster.client.clone(), ns)),
+        "daemonsets" => Rollout::DaemonSet(Api::namespaced(cluster.client.clone(), ns)),
+        _ => bail!(
+            "no rollout for {}: only deployments and daemonsets have rollouts here",
             kind.qualified_plural()
-        );
-    }
-    let deploys: Api<Deployment> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let sets: Api<ReplicaSet> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let patch = async |value: serde_json::Value, done: &str| -> Result<()> {
-        deploys
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&value))
-            .await
-            .map_err(explain)?;
-        println!("deployment.apps/{name} {done}");
-        Ok(())
+        ),
     };
+    let client = cluster.client.clone();
     match command {
         RolloutCommand::Status { timeout, watch, .. } => {
-            status(&deploys, &name, *timeout, *watch).await
+            status(&object, &name, *timeout, *watch).await
         }
         RolloutCommand::History { revision, .. } => {
-            let d = deploys.get(&name).await.map_err(explain)?;
-            history(&d, &revisions(&sets, &d).await?, *revision)
+            let revisions = object.revisions(&client, ns, &name).await?;
+            history(&object, &name, &revisions, *revision)
         }
         RolloutCommand::Undo { to_revision, .. } => {
-            let d = deploys.get(&name).await.map_err(explain)?;
-            let revisions = revisions(&sets, &d).await?;
-            let template = undo_template(&d, &revisions, *to_revision)?;
+            let (resource_version, current) = object.template(&name).await?;
+            let revisions = object.revisions(&client, ns, &name).await?;
+            let template = undo_template(&object, &name, &current, &revisions, *to_revision)?;
             let Some(template) = template else {
                 println!(
-                    "deployment.apps/{name} skipped rollback (current template already matches revision {})",
+                    "{}/{name} skipped rollback (current template already matches revision {})",
+                    object.kind(),
                     target_revision(&revisions, *to_revision).unwrap_or(*to_revision)
                 );
                 return Ok(());
             };
             let value = json!([
-                {"op": "test", "path": "/metadata/resourceVersion", "value": d.metadata.resource_version},
+                {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
                 {"op": "replace", "path": "/spec/template", "value": template},
             ]);
             let value: json_patch::Patch = serde_json::from_value(value)?;
-            deploys
-                .patch(&name, &PatchParams::default(), &Patch::<()>::Json(value))
-                .await
-                .map_err(explain)?;
-            println!("deployment.apps/{name} rolled back");
+            object.patch(&name, &Patch::<()>::Json(value)).await?;
+            println!("{}/{name} rolled back", object.kind());
             Ok(())
         }
         RolloutCommand::Restart { .. } => {
-            let d = deploys.get(&name).await.map_err(explain)?;
-            if d.spec.as_ref().and_then(|s| s.paused) == Some(true) {
-                bail!(
-                    "deployments/{name} is paused: resume it first (rk8sctl rollout resume deployment/{name})"
-                );
+            if let Rollout::Deployment(deploys) = &object {
+                let d = deploys.get(&name).await.map_err(explain)?;
+                if d.spec.as_ref().and_then(|s| s.paused) == Some(true) {
+                    bail!(
+                        "deployments/{name} is paused: resume it first (rk8sctl rollout resume deployment/{name})"
+                    );
+                }
             }
             let now = jiff::Timestamp::now()
                 .round(jiff::Unit::Second)?
                 .to_string();
             let value = json!({"spec": {"template": {"metadata": {"annotations":
                 {"kubectl.kubernetes.io/restartedAt": now}}}}});
-            patch(value, "restarted").await
+            object.patch(&name, &Patch::Merge(&value)).await?;
+            println!("{}/{name} restarted", object.kind());
+            Ok(())
         }
-        RolloutCommand::Pause { .. } => patch(json!({"spec": {"paused": true}}), "paused").await,
-        RolloutCommand::Resume { .. } => patch(json!({"spec": {"paused": null}}), "resumed").await,
+        RolloutCommand::Pause { .. } | RolloutCommand::Resume { .. } => {
+            let (value, done, doing) = match command {
+                RolloutCommand::Pause { .. } => {
+                    (json!({"spec": {"paused": true}}), "paused", "pausing")
+                }
+                _ => (json!({"spec": {"paused": null}}), "resumed", "resuming"),
+            };
+            if let Rollout::DaemonSet(_) = object {
+                bail!("daemonsets.apps {name:?} {doing} is not supported");
+            }
+            object.patch(&name, &Patch::Merge(&value)).await?;
+            println!("{}/{name} {done}", object.kind());
+            Ok(())
+        }
+    }
+}
+
+/// The object a rollout command is about.
+enum Rollout {
+    Deployment(Api<Deployment>),
+    DaemonSet(Api<DaemonSet>),
+}
+
+/// One revision of a rollout's history.
+struct Revision {
+    number: i64,
+    /// Its `kubernetes.io/change-cause`.
+    cause: Option<String>,
+    template: PodTemplateSpec,
+}
+
+impl Rollout {
+    /// `deployment.apps` or `daemonset.apps`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Rollout::Deployment(_) => "deployment.apps",
+            Rollout::DaemonSet(_) => "daemonset.apps",
+        }
+    }
+
+    /// kubectl's name of the kind in its messages.
+    fn words(&self) -> &'static str {
+        match self {
+            Rollout::Deployment(_) => "deployment",
+            Rollout::DaemonSet(_) => "daemon set",
+        }
+    }
+
+    async fn patch<P: serde::Serialize + std::fmt::Debug>(
+        &self,
+        name: &str,
+        patch: &Patch<P>,
+    ) -> Result<()> {
+        let params = PatchParams::default();
+        match self {
+            Rollout::Deployment(api) => api.patch(name, &params, patch).await.map(drop),
+            Rollout::DaemonSet(api) => api.patch(name, &params, patch).await.map(drop),
+        }
+        .map_err(explain)
+    }
+
+    /// The object's resourceVersion and pod template.
+    async fn template(&self, name: &str) -> Result<(Option<String>, PodTemplateSpec)> {
+        let (meta, template) = match self {
+            Rollout::Deployment(api) => {
+                let d = api.get(name).await.map_err(explain)?;
+                (d.metadata, d.spec.map(|s| s.template))
+            }
+            Rollout::DaemonSet(api) => {
+                let d = api.get(name).await.map_err(explain)?;
+                (d.metadata, d.spec.map(|s| s.template))
+            }
+        };
+        Ok((meta.resource_version, template.unwrap_or_default()))
+    }
+
+    /// Where the rollout is: `Ok(Some(message))` while waiting, `Ok(None)` when done.
+    async fn state(&self, name: &str) -> Result<Option<String>> {
+        match self {
+            Rollout::Deployment(api) => rollout_state(&api.get(name).await.map_err(explain)?),
+            Rollout::DaemonSet(api) => {
+                daemonset_rollout_state(&api.get(name).await.map_err(explain)?)
+            }
+        }
+    }
+
+    /// The object's revisions, oldest first.
+    async fn revisions(
+        &self,
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+    ) -> Result<Vec<Revision>> {
+        match self {
+            Rollout::Deployment(api) => {
+                let d = api.get(name).await.map_err(explain)?;
+                deployment_revisions(&Api::namespaced(client.clone(), ns), &d).await
+            }
+            Rollout::DaemonSet(api) => {
+                let d = api.get(name).await.map_err(explain)?;
+                daemonset_revisions(&Api::namespaced(client.clone(), ns), &d).await
+            }
+        }
     }
 }
 
@@ -203,19 +303,47 @@ pub fn rollout_state(d: &Deployment) -> Result<Option<String>> {
     Ok(None)
 }
 
-async fn status(
-    deploys: &Api<Deployment>,
-    name: &str,
-    timeout: Duration,
-    watch: bool,
-) -> Result<()> {
+/// Where a DaemonSet's rollout is, as kubectl's `DaemonSetStatusViewer` says.
+pub fn daemonset_rollout_state(ds: &DaemonSet) -> Result<Option<String>> {
+    let name = ds.metadata.name.as_deref().unwrap_or_default();
+    let strategy = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate");
+    if strategy != "RollingUpdate" {
+        bail!("rollout status is only available for RollingUpdate strategy type");
+    }
+    let status = ds.status.clone().unwrap_or_default();
+    if ds.metadata.generation.unwrap_or(0) > status.observed_generation.unwrap_or(0) {
+        return Ok(Some(
+            "Waiting for daemon set spec update to be observed...".into(),
+        ));
+    }
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    if updated < desired {
+        return Ok(Some(format!(
+            "Waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated..."
+        )));
+    }
+    if available < desired {
+        return Ok(Some(format!(
+            "Waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available..."
+        )));
+    }
+    Ok(None)
+}
+
+async fn status(object: &Rollout, name: &str, timeout: Duration, watch: bool) -> Result<()> {
     let start = Instant::now();
     let mut last = String::new();
     loop {
-        let d = deploys.get(name).await.map_err(explain)?;
-        match rollout_state(&d)? {
+        match object.state(name).await? {
             None => {
-                println!("deployment {name:?} successfully rolled out");
+                println!("{} {name:?} successfully rolled out", object.words());
                 return Ok(());
             }
             Some(message) => {
@@ -237,104 +365,151 @@ async fn status(
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
-/// The Deployment's ReplicaSets with their revisions, oldest first.
-async fn revisions(sets: &Api<ReplicaSet>, d: &Deployment) -> Result<Vec<(i64, ReplicaSet)>> {
-    let uid = d.metadata.uid.clone().unwrap_or_default();
-    let mut owned: Vec<(i64, ReplicaSet)> = sets
+fn change_cause(meta: &ObjectMeta) -> Option<String> {
+    meta.annotations
+        .as_ref()?
+        .get("kubernetes.io/change-cause")
+        .cloned()
+}
+
+fn controlled_by(meta: &ObjectMeta, uid: Option<&str>) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .is_some_and(|r| Some(r.uid.as_str()) == uid)
+}
+
+/// The Deployment's ReplicaSets as revisions (their templates without the
+/// pod-template-hash label), oldest first.
+async fn deployment_revisions(sets: &Api<ReplicaSet>, d: &Deployment) -> Result<Vec<Revision>> {
+    let uid = d.metadata.uid.as_deref();
+    let mut owned: Vec<Revision> = sets
         .list(&ListParams::default())
         .await
         .map_err(explain)?
         .items
         .into_iter()
-        .filter(|rs| controller_uid(rs) == Some(uid.as_str()))
+        .filter(|rs| controlled_by(&rs.metadata, uid))
         .filter_map(|rs| {
-            let revision = rs
+            let number = rs
                 .metadata
                 .annotations
                 .as_ref()?
                 .get(REVISION)?
                 .parse()
                 .ok()?;
-            Some((revision, rs))
+            let mut template = rs.spec.and_then(|s| s.template).unwrap_or_default();
+            if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+                labels.remove("pod-template-hash");
+            }
+            Some(Revision {
+                number,
+                cause: change_cause(&rs.metadata),
+                template,
+            })
         })
         .collect();
-    owned.sort_by_key(|(r, _)| *r);
+    owned.sort_by_key(|r| r.number);
     Ok(owned)
 }
 
-fn controller_uid(rs: &ReplicaSet) -> Option<&str> {
-    rs.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))
-        .map(|r| r.uid.as_str())
-}
-
-/// A ReplicaSet's template as a Deployment's: without the pod-template-hash label.
-fn template_of(rs: &ReplicaSet) -> PodTemplateSpec {
-    let mut template = rs
+/// The DaemonSet's ControllerRevisions (the template each holds as the patch that
+/// puts it back), oldest first.
+async fn daemonset_revisions(
+    revisions: &Api<ControllerRevision>,
+    ds: &DaemonSet,
+) -> Result<Vec<Revision>> {
+    let uid = ds.metadata.uid.as_deref();
+    let selector = ds
         .spec
         .as_ref()
-        .and_then(|s| s.template.clone())
-        .unwrap_or_default();
-    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.remove("pod-template-hash");
-    }
-    template
+        .and_then(|s| rk8s_api::selector::label_selector(&s.selector).ok())
+        .map(|s| s.to_string());
+    let params = ListParams {
+        label_selector: selector,
+        ..Default::default()
+    };
+    let mut owned: Vec<Revision> = revisions
+        .list(&params)
+        .await
+        .map_err(explain)?
+        .items
+        .into_iter()
+        .filter(|r| controlled_by(&r.metadata, uid))
+        .filter_map(|r| {
+            let mut template = r.data.as_ref()?.0.get("spec")?.get("template")?.clone();
+            template.as_object_mut()?.remove("$patch");
+            Some(Revision {
+                number: r.revision,
+                cause: change_cause(&r.metadata),
+                template: serde_json::from_value(template).ok()?,
+            })
+        })
+        .collect();
+    owned.sort_by_key(|r| r.number);
+    Ok(owned)
 }
 
-fn history(d: &Deployment, revisions: &[(i64, ReplicaSet)], revision: Option<i64>) -> Result<()> {
-    let name = d.metadata.name.as_deref().unwrap_or_default();
+fn history(
+    object: &Rollout,
+    name: &str,
+    revisions: &[Revision],
+    revision: Option<i64>,
+) -> Result<()> {
+    let kind = object.kind();
     if let Some(wanted) = revision {
-        let Some((_, rs)) = revisions.iter().find(|(r, _)| *r == wanted) else {
-            bail!("unable to find the specified revision {wanted} of deployment {name:?}");
+        let Some(r) = revisions.iter().find(|r| r.number == wanted) else {
+            bail!(
+                "unable to find the specified revision {wanted} of {} {name:?}",
+                object.words()
+            );
         };
-        println!("deployment.apps/{name} with revision #{wanted}");
+        println!("{kind}/{name} with revision #{wanted}");
         print!(
             "{}",
-            crate::print::yaml(&serde_json::to_value(template_of(rs))?)
+            crate::print::yaml(&serde_json::to_value(&r.template)?)
         );
         return Ok(());
     }
-    println!("deployment.apps/{name}");
+    println!("{kind}/{name}");
     println!("REVISION   CHANGE-CAUSE");
-    for (r, rs) in revisions {
-        let cause = rs
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("kubernetes.io/change-cause"))
-            .map_or("<none>", String::as_str);
-        println!("{r:<10} {cause}");
+    for r in revisions {
+        println!(
+            "{:<10} {}",
+            r.number,
+            r.cause.as_deref().unwrap_or("<none>")
+        );
     }
     Ok(())
 }
 
 /// The revision `to` means: itself, or the one before the newest when 0.
-fn target_revision(revisions: &[(i64, ReplicaSet)], to: i64) -> Option<i64> {
+fn target_revision(revisions: &[Revision], to: i64) -> Option<i64> {
     if to != 0 {
         return Some(to);
     }
-    revisions.iter().rev().nth(1).map(|(r, _)| *r)
+    revisions.iter().rev().nth(1).map(|r| r.number)
 }
 
-/// The template to roll back to, or `None` when the Deployment already has it.
+/// The template to roll back to, or `None` when the object already has it.
 fn undo_template(
-    d: &Deployment,
-    revisions: &[(i64, ReplicaSet)],
+    object: &Rollout,
+    name: &str,
+    current: &PodTemplateSpec,
+    revisions: &[Revision],
     to: i64,
 ) -> Result<Option<PodTemplateSpec>> {
-    let name = d.metadata.name.as_deref().unwrap_or_default();
     let Some(wanted) = target_revision(revisions, to) else {
-        bail!("no rollout history found for deployment {name:?}");
+        bail!("no rollout history found for {} {name:?}", object.words());
     };
-    let Some((_, rs)) = revisions.iter().find(|(r, _)| *r == wanted) else {
-        bail!("unable to find the specified revision {wanted} of deployment {name:?}");
+    let Some(r) = revisions.iter().find(|r| r.number == wanted) else {
+        bail!(
+            "unable to find the specified revision {wanted} of {} {name:?}",
+            object.words()
+        );
     };
-    let template = template_of(rs);
-    let current = d.spec.as_ref().map(|s| &s.template);
-    Ok((current != Some(&template)).then_some(template))
+    Ok((current != &r.template).then(|| r.template.clone()))
 }
 
 #[cfg(test)]
@@ -400,5 +575,62 @@ mod tests {
                 .to_string()
                 .contains("progress deadline")
         );
+    }
+
+    #[test]
+    fn daemon_set_rollout_status_words_each_stage_as_kubectl_does() {
+        let ds = |generation: i64, strategy: &str, status: serde_json::Value| -> DaemonSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "agent", "generation": generation},
+                "spec": {"selector": {}, "template": {}, "updateStrategy": {"type": strategy}},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let base = json!({"currentNumberScheduled": 3, "numberMisscheduled": 0,
+                          "numberReady": 3, "desiredNumberScheduled": 3});
+        let with = |extra: serde_json::Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+        let cases = [
+            (
+                2,
+                with(json!({"observedGeneration": 1})),
+                Some("Waiting for daemon set spec update to be observed..."),
+            ),
+            (
+                1,
+                with(json!({"observedGeneration": 1, "updatedNumberScheduled": 1})),
+                Some(
+                    "Waiting for daemon set \"agent\" rollout to finish: 1 out of 3 new pods have been updated...",
+                ),
+            ),
+            (
+                1,
+                with(
+                    json!({"observedGeneration": 1, "updatedNumberScheduled": 3, "numberAvailable": 2}),
+                ),
+                Some(
+                    "Waiting for daemon set \"agent\" rollout to finish: 2 of 3 updated pods are available...",
+                ),
+            ),
+            (
+                1,
+                with(
+                    json!({"observedGeneration": 1, "updatedNumberScheduled": 3, "numberAvailable": 3}),
+                ),
+                None,
+            ),
+        ];
+        for (generation, status, want) in cases {
+            let got = daemonset_rollout_state(&ds(generation, "RollingUpdate", status)).unwrap();
+            assert_eq!(got.as_deref(), want);
+        }
+        let on_delete = ds(1, "OnDelete", with(json!({"observedGeneration": 1})));
+        assert!(daemonset_rollout_state(&on_delete).is_err());
     }
 }
