@@ -7,13 +7,17 @@
 //!   chaos endpoint while one pod of each of 100 ReplicaSets is deleted; time until
 //!   all are back at 10. CPU seconds of the control-plane thread and of the server,
 //!   and the server's peak RSS.
+//! - **DaemonSet:** one DaemonSet on M simulated nodes (a pod each); time until every
+//!   pod is available, then until a new template is rolled out on every node
+//!   (`maxUnavailable: 10%`); CPU seconds of the server and its peak RSS.
 //! - **Node failure:** a Deployment of 10 replicas on one simulated node whose process
 //!   is then killed; time until 10 replacement pods run on the other nodes, with the
 //!   default settings (grace 40 s, toleration 300 s) and with test settings (5 s, 2 s).
 //!
 //! Prints a table and writes `target/bench/controllers.json`.
 //! `RK8S_BENCH_CONTROLLERS=200` sets N (default 1000); `RK8S_BENCH_CONTROLLERS_QUICK=1`
-//! skips the node failure with default settings (it takes six minutes).
+//! skips the node failure with default settings (it takes six minutes);
+//! `RK8S_BENCH_DAEMONSET_NODES=200` sets M (default 1000).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use common::{cpu_seconds, peak_rss_mib, print_rows, write_json};
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -195,6 +199,81 @@ async fn replicasets(count: usize) -> Convergence {
     }
 }
 
+struct Daemons {
+    nodes: usize,
+    create: Duration,
+    roll: Duration,
+    server_cpu: f64,
+    rss_mib: f64,
+}
+
+fn daemon_set(sleep: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "updateStrategy": {"rollingUpdate": {"maxUnavailable": "10%"}},
+            "template": {"metadata": {"labels": {"app": "agent"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox",
+                    "command": ["sleep", sleep],
+                    "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}}}]}},
+        },
+    })
+}
+
+/// Waits until the DaemonSet's status shows every one of `nodes` pods updated and
+/// available for its current generation; how long since `since`.
+async fn daemons_rolled_out(api: &Api<DaemonSet>, nodes: usize, since: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let want = i32::try_from(nodes).unwrap();
+    loop {
+        let ds = api.get("agent").await.unwrap();
+        let s = ds.status.unwrap_or_default();
+        if s.observed_generation == ds.metadata.generation
+            && s.desired_number_scheduled == want
+            && s.updated_number_scheduled == Some(want)
+            && s.number_available == Some(want)
+        {
+            return since.elapsed();
+        }
+        assert!(Instant::now() < deadline, "the DaemonSet never rolled out: {s:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn daemonset(nodes: usize) -> Daemons {
+    let server = Server::start(&["--enable-chaos"]);
+    let client = server.client().await;
+    let _sim = simulate(&server, &["--count", &nodes.to_string()]);
+    nodes_registered(&client, nodes, Duration::from_secs(300)).await;
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), "default");
+    let (cpu0, _) = cpu_seconds(server.pid(), "control-plane");
+    let begin = Instant::now();
+    let ds: DaemonSet = serde_json::from_value(daemon_set("3600")).unwrap();
+    api.create(&PostParams::default(), &ds).await.unwrap();
+    let create = daemons_rolled_out(&api, nodes, begin).await;
+    let begin = Instant::now();
+    let patch = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "command": ["sleep", "7200"]}]}}}});
+    api.patch(
+        "agent",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Strategic(&patch),
+    )
+    .await
+    .unwrap();
+    let roll = daemons_rolled_out(&api, nodes, begin).await;
+    let (cpu1, _) = cpu_seconds(server.pid(), "control-plane");
+    Daemons {
+        nodes,
+        create,
+        roll,
+        server_cpu: cpu1 - cpu0,
+        rss_mib: peak_rss_mib(server.pid()),
+    }
+}
+
 /// A node fails under a Deployment of 10: time until 10 replacements run elsewhere.
 async fn node_failure(settings: &[&str]) -> Duration {
     let mut args = vec!["--enable-chaos"];
@@ -252,6 +331,11 @@ async fn main() {
         .unwrap_or(1000);
     let quick = std::env::var_os("RK8S_BENCH_CONTROLLERS_QUICK").is_some();
     let c = replicasets(count).await;
+    let daemon_nodes: usize = std::env::var("RK8S_BENCH_DAEMONSET_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let d = daemonset(daemon_nodes).await;
     let test_settings = [
         "--node-monitor-grace-period",
         "5s",
@@ -284,6 +368,18 @@ async fn main() {
             secs(c.after_kill),
         ),
         (
+            format!("a DaemonSet on {} simulated nodes: every pod available", d.nodes),
+            secs(d.create),
+        ),
+        (
+            "  a new template rolled out on every node (maxUnavailable 10%)".into(),
+            secs(d.roll),
+        ),
+        (
+            "  server CPU (both) / server peak RSS".into(),
+            format!("{:.1} s / {:.0} MiB", d.server_cpu, d.rss_mib),
+        ),
+        (
             "node failure → 10 replacements Running (grace 5 s, toleration 2 s)".into(),
             secs(failure_test),
         ),
@@ -300,6 +396,11 @@ async fn main() {
             "after_killing_all_actors_s": c.after_kill.as_secs_f64(),
             "control_plane_cpu_s": c.control_plane_cpu, "server_cpu_s": c.server_cpu,
             "server_peak_rss_mib": c.rss_mib,
+            "daemonset_nodes": d.nodes,
+            "daemonset_create_to_available_s": d.create.as_secs_f64(),
+            "daemonset_roll_s": d.roll.as_secs_f64(),
+            "daemonset_server_cpu_s": d.server_cpu,
+            "daemonset_server_peak_rss_mib": d.rss_mib,
             "node_failure_test_settings_s": failure_test.as_secs_f64(),
             "node_failure_default_settings_s": failure_default.map(|d| d.as_secs_f64()),
         }),

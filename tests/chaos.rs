@@ -1,12 +1,15 @@
 //! Chaos, bounded: a 3-member control plane (`--enable-chaos`), 20 simulated nodes
-//! and one real node, 10 Deployments of 5 replicas. For 60 s a random control-plane
+//! and one real node, 10 Deployments of 5 replicas and a DaemonSet. For 60 s a random
+//! control-plane
 //! actor is killed every 100 ms, and so is every actor the leader lists as in the
 //! middle of a reconcile, while one Deployment at a time is scaled up and back down
-//! (reconciles of several writes each); the real node's agent is SIGKILLed every 10 s
+//! (reconciles of several writes each), and half-way the DaemonSet is rolled to a new
+//! template on every node; the real node's agent is SIGKILLed every 10 s
 //! and the Raft leader every 20 s (each restarted), while objects are written through
 //! every member. A kill crashes an actor wherever it is: the members' own count
 //! (`rk8s_actor_kills_total`) must show kills that landed mid-reconcile. Then: every
-//! Deployment has exactly its replicas Running, the real node runs no container of a
+//! Deployment has exactly its replicas Running, the DaemonSet one pod of its new
+//! template Running on each node, the real node runs no container of a
 //! pod it does not have, and every write that was acknowledged is in the store.
 //! Prints how long the cluster took to converge.
 
@@ -18,8 +21,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -143,20 +146,47 @@ fn deployment(i: usize, busybox: &str) -> Deployment {
     .unwrap()
 }
 
-/// Whether every Deployment has exactly its replicas Running (and no more pods).
-async fn converged(pods: &Api<Pod>) -> Option<()> {
+/// The DaemonSet: a pod of `command` on every node.
+fn daemon_set(busybox: &str, command: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "daemon"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "daemon"}},
+            "updateStrategy": {"rollingUpdate": {"maxUnavailable": 3}},
+            "template": {"metadata": {"labels": {"app": "daemon"}},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                         "containers": [{"name": "main", "image": busybox,
+                                         "command": ["sleep", command],
+                                         "resources": {"requests": {"cpu": "10m"}}}]}},
+        },
+    })
+}
+
+/// Whether every Deployment has exactly its replicas Running (and no more pods), and
+/// the DaemonSet one pod sleeping `daemon` on each node.
+async fn converged(pods: &Api<Pod>, nodes: &Api<Node>, daemon: &str) -> Option<()> {
     let listed = pods.list(&ListParams::default()).await.ok()?.items;
     let mut running: HashMap<String, usize> = HashMap::new();
+    let mut daemons = BTreeSet::new();
     for p in &listed {
         let app = p.metadata.labels.as_ref()?.get("app")?.clone();
         let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
         if p.metadata.deletion_timestamp.is_some() || phase != Some("Running") {
             return None;
         }
+        if app == "daemon" {
+            let spec = p.spec.as_ref()?;
+            if spec.containers[0].command.as_ref()?[1] != daemon {
+                return None;
+            }
+            daemons.insert(spec.node_name.clone()?);
+        }
         *running.entry(app).or_default() += 1;
     }
     let all = (0..DEPLOYMENTS).all(|i| running.get(&format!("app-{i}")) == Some(&REPLICAS));
-    all.then_some(())
+    let every_node = nodes.list(&ListParams::default()).await.ok()?.items.len();
+    (all && daemons.len() == every_node && running.get("daemon") == Some(&every_node)).then_some(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,11 +212,18 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
             .await
             .unwrap();
     }
+    let daemons: Api<DaemonSet> = Api::namespaced(admin.clone(), "default");
+    let daemon: DaemonSet = serde_json::from_value(daemon_set(&busybox, "3600")).unwrap();
+    daemons
+        .create(&PostParams::default(), &daemon)
+        .await
+        .unwrap();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let nodes: Api<Node> = Api::all(admin.clone());
     eventually_within(
-        "every Deployment rolled out before the chaos",
+        "every Deployment and the DaemonSet rolled out before the chaos",
         Duration::from_secs(120),
-        async || converged(&pods).await,
+        async || converged(&pods, &nodes, "3600").await,
     )
     .await;
 
@@ -224,7 +261,19 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
     let mut next_agent = Duration::from_secs(10);
     let mut next_leader = Duration::from_secs(20);
     let mut down: Option<(usize, Instant)> = None;
+    let mut rolled = false;
     while start.elapsed() < CHAOS {
+        if !rolled && start.elapsed() >= CHAOS / 2 {
+            let daemons: Api<DaemonSet> =
+                Api::namespaced(clients[leader_kills % clients.len()].clone(), "default");
+            let patch = Patch::Apply(daemon_set(&busybox, "7200"));
+            let params = PatchParams::apply("chaos").force();
+            let roll = daemons.patch("daemon", &params, &patch);
+            rolled = matches!(
+                tokio::time::timeout(Duration::from_secs(2), roll).await,
+                Ok(Ok(_))
+            );
+        }
         for c in &clients {
             if kill_random_actor(c).await.is_some() {
                 kills += 1;
@@ -317,11 +366,13 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
     // Healed: every Deployment at its replicas, Running.
     let stopped = Instant::now();
     let admin = members[0].client_for(&members[1]).await;
+    assert!(rolled, "the DaemonSet was never rolled");
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let nodes: Api<Node> = Api::all(admin.clone());
     eventually_within(
-        "every Deployment back at its replicas after the chaos",
+        "every Deployment back at its replicas and the DaemonSet rolled after the chaos",
         Duration::from_secs(180),
-        async || converged(&pods).await,
+        async || converged(&pods, &nodes, "7200").await,
     )
     .await;
     println!("converged {:?} after the chaos stopped", stopped.elapsed());
