@@ -237,7 +237,10 @@ async fn daemons_rolled_out(api: &Api<DaemonSet>, nodes: usize, since: Instant) 
         {
             return since.elapsed();
         }
-        assert!(Instant::now() < deadline, "the DaemonSet never rolled out: {s:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the DaemonSet never rolled out: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -368,7 +371,10 @@ async fn main() {
             secs(c.after_kill),
         ),
         (
-            format!("a DaemonSet on {} simulated nodes: every pod available", d.nodes),
+            format!(
+                "a DaemonSet on {} simulated nodes: every pod available",
+                d.nodes
+            ),
             secs(d.create),
         ),
         (

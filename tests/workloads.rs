@@ -5,7 +5,8 @@
 //! ConfigMaps, Secrets and the pod's fields; ConfigMap, Secret and downwardAPI volumes
 //! that follow their sources (but for a subPath). A DaemonSet on nodes in network
 //! namespaces: a pod on each, one more for a node that joins, rolled to a new template
-//! and back with Debian's kubectl.
+//! and back with Debian's kubectl. CronJobs: one every minute, one every 15 s kept to
+//! its history limit, suspended, and deleted with its Jobs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +15,7 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -696,5 +697,155 @@ async fn a_daemon_set_runs_on_every_node_and_rolls_with_kubectl() {
             left.items.is_empty().then_some(())
         },
     )
+    .await;
+}
+
+fn cron_job(name: &str, busybox: &str, spec: serde_json::Value) -> CronJob {
+    let mut spec = spec;
+    spec["jobTemplate"] = json!({
+        "metadata": {"labels": {"cron": name}},
+        "spec": {"template": {"metadata": {"labels": {"cron": name}}, "spec": {
+            "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": busybox, "command": ["true"]}]}}}});
+    serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// The Jobs labelled `cron=NAME`, and how many of them completed.
+async fn cron_jobs_of(jobs: &Api<Job>, name: &str) -> (Vec<Job>, usize) {
+    let listed = jobs
+        .list(&ListParams::default().labels(&format!("cron={name}")))
+        .await
+        .unwrap()
+        .items;
+    let complete = listed
+        .iter()
+        .filter(|j| {
+            j.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Complete" && c.status == "True")
+                })
+        })
+        .count();
+    (listed, complete)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_jobs_run_on_schedule_and_keep_their_history() {
+    let busybox = busybox();
+    let server = Server::start(&[]);
+    let _node = real_node(&server, "worker", 34).await;
+    let client = server.client().await;
+    let crons: Api<CronJob> = Api::namespaced(client.clone(), "default");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let post = PostParams::default();
+
+    let tick = cron_job(
+        "tick",
+        &busybox,
+        json!({"schedule": "@every 15s",
+        "successfulJobsHistoryLimit": 1, "failedJobsHistoryLimit": 1}),
+    );
+    crons.create(&post, &tick).await.unwrap();
+    let minute = cron_job(
+        "minute",
+        &busybox,
+        json!({"schedule": "* * * * *",
+        "timeZone": "Europe/Berlin", "concurrencyPolicy": "Forbid"}),
+    );
+    crons.create(&post, &minute).await.unwrap();
+
+    // Two runs of `tick`: the first Job is deleted once the second completes.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    eventually_within(
+        "tick's history trimmed to one Job",
+        Duration::from_secs(90),
+        async || {
+            let (listed, complete) = cron_jobs_of(&jobs, "tick").await;
+            let trimmed = events
+                .list(&ListParams::default().fields("involvedObject.name=tick"))
+                .await
+                .ok()?
+                .items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("SuccessfulDelete"));
+            (trimmed && complete == 1 && listed.len() <= 2).then_some(())
+        },
+    )
+    .await;
+    let status = crons.get("tick").await.unwrap().status.unwrap();
+    assert!(status.last_successful_time.is_some() && status.last_schedule_time.is_some());
+
+    // Suspended, it starts nothing more.
+    let suspend = json!({"spec": {"suspend": true}});
+    crons
+        .patch(
+            "tick",
+            &Default::default(),
+            &kube::api::Patch::Merge(&suspend),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let suspended_at = crons
+        .get("tick")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .last_schedule_time;
+
+    // `minute` runs at the top of a minute, named for it, its time in Berlin's zone.
+    let job = eventually_within(
+        "minute's first Job complete",
+        Duration::from_secs(90),
+        async || {
+            let (listed, complete) = cron_jobs_of(&jobs, "minute").await;
+            (complete == 1).then(|| listed.into_iter().next()).flatten()
+        },
+    )
+    .await;
+    let scheduled = &job.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/cronjob-scheduled-timestamp"];
+    let at: jiff::Timestamp = scheduled.parse().unwrap();
+    assert_eq!(at.as_second() % 60, 0, "{scheduled}");
+    assert!(
+        scheduled.ends_with("+01:00") || scheduled.ends_with("+02:00"),
+        "{scheduled}"
+    );
+    assert_eq!(
+        job.metadata.name.unwrap(),
+        format!("minute-{}", at.as_second() / 60)
+    );
+    assert_eq!(
+        crons
+            .get("tick")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .last_schedule_time,
+        suspended_at,
+        "a suspended CronJob ran"
+    );
+
+    // Deleted, its Jobs and their pods go with it.
+    crons
+        .delete("minute", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("minute's Jobs and pods gone", async || {
+        let (listed, _) = cron_jobs_of(&jobs, "minute").await;
+        let left = pods
+            .list(&ListParams::default().labels("cron=minute"))
+            .await
+            .ok()?;
+        (listed.is_empty() && left.items.is_empty()).then_some(())
+    })
     .await;
 }

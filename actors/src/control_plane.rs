@@ -1,12 +1,13 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
-//! controllers (ReplicaSet, Deployment, Job, DaemonSet, HorizontalPodAutoscaler, Endpoints,
-//! garbage collector, node lifecycle). They live on an actix system of their own
+//! controllers (ReplicaSet, Deployment, Job, CronJob, DaemonSet,
+//! HorizontalPodAutoscaler, Endpoints, garbage collector, node lifecycle). They live on an actix system of their own
 //! thread, in one `rk8s_supervision` registry; when this member becomes leader they
 //! start, when it loses leadership they all stop. Each is supervised: killed —
 //! wherever it is, mid-reconcile too — it starts again from nothing and rebuilds from
 //! the API. They read the cluster through one set of shared informers
 //! ([`rk8s_informers`]: one watch and one cache per kind), made anew at each election.
 
+use rk8s_controllers::cronjob_actor::CronJobSupervisor;
 use rk8s_controllers::daemonset_actor::DaemonSetSupervisor;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
 use rk8s_controllers::endpoints_actor::EndpointsController;
@@ -84,6 +85,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
     actors.start(CONTROLLER, "job", move |me| {
         JobSupervisor::new(c.clone(), &i, a.clone(), me)
+    });
+    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    actors.start(CONTROLLER, "cronjob", move |me| {
+        CronJobSupervisor::new(c.clone(), &i, a.clone(), me)
     });
     let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
     actors.start(CONTROLLER, "daemonset", move |me| {

@@ -23,11 +23,9 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use crate::common::{controller_of, controller_ref, object_name, replace_status};
 use crate::daemonset::{Decision, HASH_LABEL, pod_for_node, reconcile, template_hash};
 use crate::history;
+use crate::owner::{Decided, Owner, View, claim, create_pods, delete_pods, pod_from_template};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
-use crate::pod_owner::{
-    Decided, PodOwner, View, claim, create_pods, delete_pods, pod_from_template,
-};
 
 /// Watches DaemonSets, pods and nodes and runs one [`DaemonSetActor`] per DaemonSet.
 pub type DaemonSetSupervisor = OwnerSupervisor<DaemonSet>;
@@ -46,18 +44,19 @@ pub struct Plan {
     history: bool,
 }
 
-impl PodOwner for DaemonSet {
+impl Owner for DaemonSet {
     const KIND: &'static str = "DaemonSet";
     const NODES: bool = true;
 
+    type Owned = Pod;
     type Plan = Plan;
 
     fn selector(&self) -> Option<rk8s_api::selector::Selector> {
         crate::daemonset::selector(self)
     }
 
-    fn decide(&self, view: &View<'_>) -> Decided<Plan> {
-        let decision = reconcile(self, view.nodes, view.pods, view.satisfied, view.now);
+    fn decide(&self, view: &View<'_, Pod>) -> Decided<Plan> {
+        let decision = reconcile(self, view.nodes, view.owned, view.satisfied, view.now);
         let status_changed = self.status.as_ref() != Some(&decision.status);
         let history =
             self.status.as_ref().and_then(|s| s.observed_generation) != self.metadata.generation;

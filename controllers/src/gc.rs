@@ -142,6 +142,7 @@ pub fn resources() -> Vec<ApiResource> {
         ApiResource::erase::<apps::v1::DaemonSet>(&()),
         ApiResource::erase::<apps::v1::ControllerRevision>(&()),
         ApiResource::erase::<batch::v1::Job>(&()),
+        ApiResource::erase::<batch::v1::CronJob>(&()),
         ApiResource::erase::<core::v1::Service>(&()),
         ApiResource::erase::<core::v1::Endpoints>(&()),
         ApiResource::erase::<autoscaling::v2::HorizontalPodAutoscaler>(&()),
@@ -364,6 +365,9 @@ impl Actor for GarbageCollector {
             .subscribe(me.clone().recipient());
         informers
             .get::<batch::v1::Job>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<batch::v1::CronJob>()
             .subscribe(me.clone().recipient());
         informers
             .get::<core::v1::Service>()

@@ -19,9 +19,9 @@ use kube::api::{Patch, PatchParams};
 
 use crate::common::{controller_ref, replace_status};
 use crate::job::{Decision, TRACKING_FINALIZER, reconcile};
+use crate::owner::{Decided, Owner, View, create_pods, delete_pods, pod_from_template};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
-use crate::pod_owner::{Decided, PodOwner, View, create_pods, delete_pods, pod_from_template};
 
 /// A Job's decision, and whether its status changed.
 pub struct Plan {
@@ -29,17 +29,18 @@ pub struct Plan {
     status_changed: bool,
 }
 
-impl PodOwner for Job {
+impl Owner for Job {
     const KIND: &'static str = "Job";
 
+    type Owned = Pod;
     type Plan = Plan;
 
     fn selector(&self) -> Option<rk8s_api::selector::Selector> {
         crate::job::selector(self)
     }
 
-    fn decide(&self, view: &View<'_>) -> Decided<Plan> {
-        let decision = reconcile(self, view.pods, view.satisfied, view.now);
+    fn decide(&self, view: &View<'_, Pod>) -> Decided<Plan> {
+        let decision = reconcile(self, view.owned, view.satisfied, view.now);
         let status_changed = self.status.as_ref() != Some(&decision.status);
         let nothing = decision.create == 0
             && decision.delete.is_empty()

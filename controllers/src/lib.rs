@@ -10,7 +10,10 @@
 //! - [`daemonset`]: a daemon pod on each node its template selects and tolerates,
 //!   rolling updates within maxUnavailable or maxSurge, status; [`history`]: the
 //!   ControllerRevisions of its templates; [`daemonset_actor`]: how it is carried out.
-//! - What pod-owning kinds share ([`pod_owner`]): their [`owner_supervisor`] (watches
+//! - [`cronjob`]: Jobs at the times a cron schedule names in its time zone, missed
+//!   times after downtime, concurrency policies, history limits; [`cronjob_actor`]:
+//!   how it is carried out.
+//! - What owning kinds share ([`owner`]): their [`owner_supervisor`] (watches
 //!   and routes) and their [`owner_actor`] (decides and acts), both generic over the
 //!   kind — a ReplicaSet's actor is an `OwnerActor<ReplicaSet>`; a DaemonSet's
 //!   supervisor follows the nodes as well.
@@ -32,6 +35,8 @@
 //! scratch to rebuild from the API.
 
 pub mod common;
+pub mod cronjob;
+pub mod cronjob_actor;
 pub mod daemonset;
 pub mod daemonset_actor;
 pub mod deployment;
@@ -50,9 +55,9 @@ pub mod job_actor;
 pub mod metrics;
 pub mod node_lifecycle;
 pub mod node_lifecycle_actor;
+pub mod owner;
 pub mod owner_actor;
 pub mod owner_supervisor;
-pub mod pod_owner;
 pub mod promql;
 pub mod replicaset;
 pub mod replicaset_actor;

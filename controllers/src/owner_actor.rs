@@ -1,7 +1,7 @@
 //! The actor of one pod-owning object, generic over its kind: a ReplicaSet's and a
 //! Job's actor are [`OwnerActor<ReplicaSet>`] and [`OwnerActor<Job>`]. It keeps the
 //! last [`Resync`] its supervisor sent, decides with the kind's pure reconcile
-//! ([`PodOwner::decide`]) and carries the decision out ([`PodOwner::carry_out`]) as
+//! ([`Owner::decide`]) and carries the decision out ([`Owner::carry_out`]) as
 //! one marked reconcile, one at a time. Expectations keep it from acting twice on a
 //! view that has not caught up with its own writes.
 //!
@@ -15,13 +15,13 @@ use actix::prelude::*;
 use rk8s_supervision::Handle;
 
 use crate::common::Expectations;
-use crate::pod_owner::{PodOwner, Resync, View};
+use crate::owner::{Owner, Resync, View};
 
 /// Slack added to a requested requeue, so the deadline has passed when it fires.
 const REQUEUE_SLACK: Duration = Duration::from_millis(100);
 
 /// One owner's actor.
-pub struct OwnerActor<K: PodOwner> {
+pub struct OwnerActor<K: Owner> {
     client: kube::Client,
     me: Handle<Self>,
     latest: Option<Resync<K>>,
@@ -35,7 +35,7 @@ pub struct OwnerActor<K: PodOwner> {
     failure: Option<String>,
 }
 
-impl<K: PodOwner> OwnerActor<K> {
+impl<K: Owner> OwnerActor<K> {
     /// An actor talking to the API through `client`; `me` is its handle.
     pub fn new(client: kube::Client, me: Handle<Self>) -> Self {
         OwnerActor {
@@ -59,7 +59,7 @@ impl<K: PodOwner> OwnerActor<K> {
         };
         self.fresh = false;
         let decided = resync.owner.decide(&View {
-            pods: &resync.pods,
+            owned: &resync.owned,
             nodes: &resync.nodes,
             satisfied: self.expected.satisfied(),
             failure: self.failure.as_deref(),
@@ -81,7 +81,7 @@ impl<K: PodOwner> OwnerActor<K> {
         let (client, owner, pods) = (
             self.client.clone(),
             resync.owner.clone(),
-            resync.pods_by_name(),
+            resync.owned_by_name(),
         );
         let work = self.me.reconcile(async move {
             let started = std::time::Instant::now();
@@ -110,11 +110,11 @@ impl<K: PodOwner> OwnerActor<K> {
     }
 }
 
-impl<K: PodOwner> Actor for OwnerActor<K> {
+impl<K: Owner> Actor for OwnerActor<K> {
     type Context = Context<Self>;
 }
 
-impl<K: PodOwner> Handler<Resync<K>> for OwnerActor<K> {
+impl<K: Owner> Handler<Resync<K>> for OwnerActor<K> {
     type Result = ();
 
     fn handle(&mut self, msg: Resync<K>, ctx: &mut Self::Context) {

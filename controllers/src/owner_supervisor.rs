@@ -15,14 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use k8s_openapi::api::core::v1::{Node, Taint};
+use kube::Resource;
 use rk8s_api::selector::SelectorExt;
 use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::{Actors, Handle};
 
 use crate::common::{controller_of, object_name};
+use crate::owner::{Owner, Resync};
 use crate::owner_actor::OwnerActor;
-use crate::pod_owner::{PodOwner, Resync};
 
 /// An owner's actor restarted and lost what it was sent: send it again.
 #[derive(Message)]
@@ -36,19 +37,19 @@ fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
 }
 
 /// Watches the owners of kind `K` and pods, and runs one [`OwnerActor`] per owner.
-pub struct OwnerSupervisor<K: PodOwner> {
+pub struct OwnerSupervisor<K: Owner> {
     client: kube::Client,
     me: Handle<Self>,
     registry: Actors,
-    informers: (Informer<K>, Informer<Pod>),
-    /// The nodes, for a kind that places its pods itself ([`PodOwner::NODES`]).
+    informers: (Informer<K>, Informer<K::Owned>),
+    /// The nodes, for a kind that places its pods itself ([`Owner::NODES`]).
     nodes: Option<Informer<Node>>,
     /// What of each node decides where pods go (its labels and taints): a change
     /// of anything else (a heartbeat) wakes no owner.
     placement: HashMap<String, NodePlacement>,
     /// The owners by uid.
     owners: HashMap<String, Arc<K>>,
-    pods: HashMap<PodKey, Arc<Pod>>,
+    pods: HashMap<PodKey, Arc<K::Owned>>,
     by_owner: HashMap<String, BTreeSet<PodKey>>,
     orphans: HashMap<String, BTreeSet<String>>,
     pending_created: HashMap<String, usize>,
@@ -72,7 +73,7 @@ fn placement_of(node: &Node) -> NodePlacement {
     )
 }
 
-impl<K: PodOwner> OwnerSupervisor<K> {
+impl<K: Owner> OwnerSupervisor<K> {
     /// A supervisor following owners and pods through `informers`, writing through
     /// `client`, running its actors in `registry`; `me` is its handle.
     pub fn new(
@@ -102,9 +103,9 @@ impl<K: PodOwner> OwnerSupervisor<K> {
         }
     }
 
-    fn unindex(&mut self, key: &PodKey) -> Option<Arc<Pod>> {
+    fn unindex(&mut self, key: &PodKey) -> Option<Arc<K::Owned>> {
         let old = self.pods.remove(key)?;
-        match controller_of(&old.metadata) {
+        match controller_of(&old.meta()) {
             Some(r) => {
                 if let Some(set) = self.by_owner.get_mut(&r.uid) {
                     set.remove(key);
@@ -120,16 +121,16 @@ impl<K: PodOwner> OwnerSupervisor<K> {
     }
 
     /// The owners a pod concerns: its controller, or the ones whose selector matches.
-    fn concerned(&self, pod: &Pod) -> Vec<String> {
-        if let Some(r) = controller_of(&pod.metadata) {
+    fn concerned(&self, pod: &K::Owned) -> Vec<String> {
+        if let Some(r) = controller_of(&pod.meta()) {
             return if self.owners.contains_key(&r.uid) {
                 vec![r.uid.clone()]
             } else {
                 Vec::new()
             };
         }
-        let ns = namespace_of(&pod.metadata);
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let ns = namespace_of(&pod.meta());
+        let labels = pod.meta().labels.clone().unwrap_or_default();
         self.owners
             .iter()
             .filter(|(_, o)| namespace_of(o.meta()) == ns)
@@ -138,17 +139,17 @@ impl<K: PodOwner> OwnerSupervisor<K> {
             .collect()
     }
 
-    fn pod_changed(&mut self, pod: Arc<Pod>, deleted: bool) {
+    fn pod_changed(&mut self, pod: Arc<K::Owned>, deleted: bool) {
         let key = (
-            namespace_of(&pod.metadata),
-            pod.metadata.name.clone().unwrap_or_default(),
+            namespace_of(&pod.meta()),
+            pod.meta().name.clone().unwrap_or_default(),
         );
         let old = self.unindex(&key);
         let mut concerned = self.concerned(&pod);
         if let Some(old) = &old {
             concerned.extend(self.concerned(old));
         }
-        if let Some(r) = controller_of(&pod.metadata) {
+        if let Some(r) = controller_of(&pod.meta()) {
             if deleted {
                 self.pending_deleted
                     .entry(r.uid.clone())
@@ -161,10 +162,10 @@ impl<K: PodOwner> OwnerSupervisor<K> {
         if deleted {
             self.strays.remove(&key);
         } else {
-            if K::is_stray(&pod) {
+            if K::is_stray(pod.as_ref()) {
                 self.strays.insert(key.clone());
             }
-            match controller_of(&pod.metadata) {
+            match controller_of(&pod.meta()) {
                 Some(r) => {
                     self.by_owner
                         .entry(r.uid.clone())
@@ -188,7 +189,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
             return;
         };
         let ns = namespace_of(owner.meta());
-        let mut pods: Vec<Arc<Pod>> = self
+        let mut pods: Vec<Arc<K::Owned>> = self
             .by_owner
             .get(uid)
             .into_iter()
@@ -198,7 +199,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
         if let Some(sel) = owner.selector() {
             for name in self.orphans.get(&ns).into_iter().flatten() {
                 if let Some(p) = self.pods.get(&(ns.clone(), name.clone()))
-                    && sel.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default()))
+                    && sel.matches(p.meta().labels.as_ref().unwrap_or(&Default::default()))
                 {
                     pods.push(p.clone());
                 }
@@ -208,7 +209,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
         let deleted = self.pending_deleted.remove(uid).unwrap_or_default();
         self.actor(&object_name(owner.meta())).do_send(Resync {
             owner: K::clone(&owner),
-            pods,
+            owned: pods,
             nodes: self.nodes.as_ref().map(Informer::list).unwrap_or_default(),
             created,
             deleted,
@@ -274,9 +275,9 @@ impl<K: PodOwner> OwnerSupervisor<K> {
                 continue;
             };
             let owned =
-                controller_of(&pod.metadata).is_some_and(|r| self.owners.contains_key(&r.uid));
+                controller_of(&pod.meta()).is_some_and(|r| self.owners.contains_key(&r.uid));
             if !owned && K::is_stray(pod) {
-                let release = K::release_stray(self.client.clone(), Pod::clone(pod));
+                let release = K::release_stray(self.client.clone(), K::Owned::clone(pod));
                 ctx.spawn(self.me.reconcile(release).into_actor(self));
             }
         }
@@ -296,12 +297,14 @@ impl<K: PodOwner> OwnerSupervisor<K> {
     }
 }
 
-impl<K: PodOwner> Actor for OwnerSupervisor<K> {
+impl<K: Owner> Actor for OwnerSupervisor<K> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.informers.0.subscribe(ctx.address().recipient());
-        self.informers.1.subscribe(ctx.address().recipient());
+        self.informers
+            .1
+            .subscribe_as::<OwnedNotice<K::Owned>>(ctx.address().recipient());
         if let Some(nodes) = &self.nodes {
             nodes.subscribe(ctx.address().recipient());
         }
@@ -316,7 +319,7 @@ impl<K: PodOwner> Actor for OwnerSupervisor<K> {
     }
 }
 
-impl<K: PodOwner> OwnerSupervisor<K> {
+impl<K: Owner> OwnerSupervisor<K> {
     fn owner_applied(&mut self, o: Arc<K>) {
         let uid = o.meta().uid.clone().unwrap_or_default();
         self.owners.insert(uid.clone(), o);
@@ -324,7 +327,7 @@ impl<K: PodOwner> OwnerSupervisor<K> {
     }
 }
 
-impl<K: PodOwner> Handler<Notice<K>> for OwnerSupervisor<K> {
+impl<K: Owner> Handler<Notice<K>> for OwnerSupervisor<K> {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<K>, _ctx: &mut Self::Context) {
@@ -344,17 +347,31 @@ impl<K: PodOwner> Handler<Notice<K>> for OwnerSupervisor<K> {
     }
 }
 
-impl<K: PodOwner> Handler<Notice<Pod>> for OwnerSupervisor<K> {
+/// A change of the owned kind (a message of its own: the owner's kind and the owned
+/// kind are both generic here, so their notices could not be told apart).
+pub struct OwnedNotice<D>(Notice<D>);
+
+impl<D> From<Notice<D>> for OwnedNotice<D> {
+    fn from(notice: Notice<D>) -> Self {
+        OwnedNotice(notice)
+    }
+}
+
+impl<D: rk8s_informers::Kind> Message for OwnedNotice<D> {
+    type Result = ();
+}
+
+impl<K: Owner> Handler<OwnedNotice<K::Owned>> for OwnerSupervisor<K> {
     type Result = ();
 
-    fn handle(&mut self, notice: Notice<Pod>, _ctx: &mut Self::Context) {
+    fn handle(&mut self, OwnedNotice(notice): OwnedNotice<K::Owned>, _ctx: &mut Self::Context) {
         if notice.for_each(|p, deleted| self.pod_changed(p, deleted)) {
             self.pods_synced = true;
         }
     }
 }
 
-impl<K: PodOwner> Handler<Restarted> for OwnerSupervisor<K> {
+impl<K: Owner> Handler<Restarted> for OwnerSupervisor<K> {
     type Result = ();
 
     fn handle(&mut self, Restarted(name): Restarted, _ctx: &mut Self::Context) {
@@ -369,7 +386,7 @@ impl<K: PodOwner> Handler<Restarted> for OwnerSupervisor<K> {
     }
 }
 
-impl<K: PodOwner> Handler<Notice<Node>> for OwnerSupervisor<K> {
+impl<K: Owner> Handler<Notice<Node>> for OwnerSupervisor<K> {
     type Result = ();
 
     fn handle(&mut self, notice: Notice<Node>, _ctx: &mut Self::Context) {

@@ -13,11 +13,9 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::common::{controller_ref, replace_status};
+use crate::owner::{Decided, Owner, View, claim, create_pods, delete_pods, pod_from_template};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
-use crate::pod_owner::{
-    Decided, PodOwner, View, claim, create_pods, delete_pods, pod_from_template,
-};
 use crate::replicaset::{Decision, reconcile, with_failure};
 
 /// Watches ReplicaSets and pods and runs one [`ReplicaSetActor`] per ReplicaSet.
@@ -32,17 +30,18 @@ pub struct Plan {
     status: Option<ReplicaSetStatus>,
 }
 
-impl PodOwner for ReplicaSet {
+impl Owner for ReplicaSet {
     const KIND: &'static str = "ReplicaSet";
 
+    type Owned = Pod;
     type Plan = Plan;
 
     fn selector(&self) -> Option<rk8s_api::selector::Selector> {
         crate::replicaset::selector(self)
     }
 
-    fn decide(&self, view: &View<'_>) -> Decided<Plan> {
-        let decision = reconcile(self, view.pods, view.satisfied, view.now);
+    fn decide(&self, view: &View<'_, Pod>) -> Decided<Plan> {
+        let decision = reconcile(self, view.owned, view.satisfied, view.now);
         let status = with_failure(decision.status.clone(), view.failure, view.now);
         let status_changed = self.status.as_ref() != Some(&status);
         let nothing = decision.adopt.is_empty()

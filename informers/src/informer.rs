@@ -79,10 +79,29 @@ pub fn key_of<K: kube::Resource>(obj: &K) -> String {
     }
 }
 
+/// Someone told of a kind's changes, in a message of their choosing.
+trait Subscriber<K>: Send {
+    fn connected(&self) -> bool;
+    fn tell(&self, notice: Notice<K>);
+}
+
+impl<K, M> Subscriber<K> for Recipient<M>
+where
+    M: Message<Result = ()> + From<Notice<K>> + Send + 'static,
+{
+    fn connected(&self) -> bool {
+        Recipient::connected(self)
+    }
+
+    fn tell(&self, notice: Notice<K>) {
+        self.do_send(M::from(notice));
+    }
+}
+
 struct Shared<K: Kind> {
     objects: HashMap<String, Arc<K>>,
     listed: bool,
-    subscribers: Vec<Recipient<Notice<K>>>,
+    subscribers: Vec<Box<dyn Subscriber<K>>>,
 }
 
 impl<K: Kind> Shared<K> {
@@ -90,7 +109,7 @@ impl<K: Kind> Shared<K> {
         // A killed subscriber's mailbox is gone; its next incarnation subscribes anew.
         self.subscribers.retain(|s| s.connected());
         for s in &self.subscribers {
-            s.do_send(notice.clone());
+            s.tell(notice.clone());
         }
     }
 
@@ -133,11 +152,21 @@ impl<K: Kind> Informer<K> {
     /// Tells `to` every change from now on, after the whole state
     /// ([`Notice::Listed`]): at once if the first list is done, else when it is.
     pub fn subscribe(&self, to: Recipient<Notice<K>>) {
+        self.subscribe_as(to);
+    }
+
+    /// [`Informer::subscribe`], each notice wrapped in a message of the subscriber's
+    /// (an actor generic over two kinds, which may be one, handles a notice of each
+    /// as a different message).
+    pub fn subscribe_as<M>(&self, to: Recipient<M>)
+    where
+        M: Message<Result = ()> + From<Notice<K>> + Send + 'static,
+    {
         let mut shared = self.lock();
         if shared.listed {
-            to.do_send(Notice::Listed(shared.all()));
+            to.do_send(M::from(Notice::Listed(shared.all())));
         }
-        shared.subscribers.push(to);
+        shared.subscribers.push(Box::new(to));
     }
 
     /// The object with `key` ([`key_of`]), as last seen.

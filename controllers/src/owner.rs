@@ -1,7 +1,8 @@
-//! What the controllers of pod-owning kinds (ReplicaSet, Job, DaemonSet) share: the
-//! [`PodOwner`] trait a kind implements — its selector, its pure decision and how it
-//! is carried out — the [`Resync`] message that hands an owner's actor its owner and
-//! pods, and the pod helpers (from a template, created, deleted). The
+//! What the controllers of owning kinds share — those that own pods (ReplicaSet, Job,
+//! DaemonSet) and the CronJob, which owns Jobs: the [`Owner`] trait a kind implements
+//! — what it owns, its selector, its pure decision and how it is carried out — the
+//! [`Resync`] message that hands an owner's actor its owner and what it owns, and the
+//! pod helpers (from a template, created, deleted). The
 //! [`OwnerSupervisor`](crate::owner_supervisor::OwnerSupervisor) watches and routes;
 //! the [`OwnerActor`](crate::owner_actor::OwnerActor) decides and acts.
 
@@ -15,14 +16,14 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::Api;
+use kube::{Api, Resource};
 use rk8s_api::selector::Selector;
 use serde::de::DeserializeOwned;
 
 use crate::common::Expectations;
 
-/// A kind whose objects own pods.
-pub trait PodOwner:
+/// A kind whose objects own objects of another kind (pods, or Jobs).
+pub trait Owner:
     kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + Debug
@@ -39,42 +40,46 @@ pub trait PodOwner:
     /// supervisor then follows the nodes too, and its decisions see them.
     const NODES: bool = false;
 
+    /// The kind it owns.
+    type Owned: rk8s_informers::Kind<Scope = NamespaceResourceScope> + Unpin;
+
     /// What a decision asks to carry out.
     type Plan: Send + 'static;
 
-    /// The owner's pod selector, if it has a valid one.
+    /// The selector of what the owner would adopt, if it has a valid one (`None`:
+    /// it adopts nothing).
     fn selector(&self) -> Option<Selector>;
 
     /// Decides, with the kind's pure reconcile, what to do about the owner and what
     /// `view` shows.
-    fn decide(&self, view: &View<'_>) -> Decided<Self::Plan>;
+    fn decide(&self, view: &View<'_, Self::Owned>) -> Decided<Self::Plan>;
 
     /// Carries `plan` out through the API; returns the message of a failed
     /// creation, if any.
     fn carry_out(
         client: kube::Client,
         owner: Self,
-        pods: HashMap<String, Arc<Pod>>,
+        owned: HashMap<String, Arc<Self::Owned>>,
         plan: Self::Plan,
     ) -> BoxFuture<'static, Option<String>>;
 
-    /// Whether a pod that no owner of this kind controls still carries something of
-    /// the kind's (a tracking finalizer) that must be taken off.
-    fn is_stray(_pod: &Pod) -> bool {
+    /// Whether an object that no owner of this kind controls still carries
+    /// something of the kind's (a tracking finalizer) that must be taken off.
+    fn is_stray(_owned: &Self::Owned) -> bool {
         false
     }
 
-    /// Takes off what [`PodOwner::is_stray`] found.
-    fn release_stray(_client: kube::Client, _pod: Pod) -> BoxFuture<'static, ()> {
+    /// Takes off what [`Owner::is_stray`] found.
+    fn release_stray(_client: kube::Client, _owned: Self::Owned) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
 }
 
 /// What an owner's actor decides on.
-pub struct View<'a> {
-    /// The owner's pods and the orphans its selector matches.
-    pub pods: &'a [Arc<Pod>],
-    /// Every node, for a kind that places its pods itself ([`PodOwner::NODES`]);
+pub struct View<'a, D> {
+    /// What the owner controls, and the orphans its selector matches.
+    pub owned: &'a [Arc<D>],
+    /// Every node, for a kind that places its pods itself ([`Owner::NODES`]);
     /// empty for others.
     pub nodes: &'a [Arc<Node>],
     /// Whether every creation and deletion expected has been seen.
@@ -89,35 +94,36 @@ pub struct View<'a> {
 pub struct Decided<P> {
     /// What to carry out; `None` when there is nothing to do.
     pub plan: Option<P>,
-    /// Pods it creates (expected to be seen before deciding on counts again).
+    /// Objects it creates (expected to be seen before deciding on counts again).
     pub create: usize,
-    /// Pods it deletes, by name (expected likewise).
+    /// Objects it deletes, by name (expected likewise).
     pub delete: Vec<String>,
     /// Decide again after this long even if nothing changes (a deadline).
     pub requeue_after: Option<Duration>,
 }
 
-/// The owner and pods an owner's actor decides on, and what changed among them:
-/// sent whenever they change, and again when the actor restarted (it lost them).
-pub struct Resync<K> {
+/// The owner and what it owns that its actor decides on, and what changed among
+/// them: sent whenever they change, and again when the actor restarted (it lost
+/// them).
+pub struct Resync<K: Owner> {
     /// The owner as last seen.
     pub owner: K,
-    /// Its pods and the orphans its selector matches: the informer's, shared (a
-    /// copy per owner's actor was a second copy of every pod).
-    pub pods: Vec<Arc<Pod>>,
+    /// What it controls and the orphans its selector matches: the informer's,
+    /// shared (a copy per owner's actor was a second copy of every pod).
+    pub owned: Vec<Arc<K::Owned>>,
     /// Every node, for a kind that places its pods itself (the informer's, shared).
     pub nodes: Vec<Arc<Node>>,
-    /// Pods of it created since the last resync.
+    /// Objects of it created since the last resync.
     pub created: usize,
-    /// Pods of it deleted since the last resync, by name.
+    /// Objects of it deleted since the last resync, by name.
     pub deleted: Vec<String>,
 }
 
-impl<K: 'static> Message for Resync<K> {
+impl<K: Owner> Message for Resync<K> {
     type Result = ();
 }
 
-impl<K> Resync<K> {
+impl<K: Owner> Resync<K> {
     /// Marks what this resync shows as seen in `expected`.
     pub fn observe(&self, expected: &mut Expectations) {
         expected.created(self.created);
@@ -126,11 +132,11 @@ impl<K> Resync<K> {
         }
     }
 
-    /// The pods by name.
-    pub fn pods_by_name(&self) -> HashMap<String, Arc<Pod>> {
-        self.pods
+    /// What it owns, by name.
+    pub fn owned_by_name(&self) -> HashMap<String, Arc<K::Owned>> {
+        self.owned
             .iter()
-            .map(|p| (p.metadata.name.clone().unwrap_or_default(), p.clone()))
+            .map(|o| (o.meta().name.clone().unwrap_or_default(), o.clone()))
             .collect()
     }
 }
