@@ -1,17 +1,18 @@
 //! Chaos, bounded: a 3-member control plane (`--enable-chaos`), 20 simulated nodes
-//! and one real node, 10 Deployments of 5 replicas and a DaemonSet. For 60 s a random
-//! control-plane
-//! actor is killed every 100 ms, and so is every actor the leader lists as in the
-//! middle of a reconcile, while one Deployment at a time is scaled up and back down
-//! (reconciles of several writes each), and half-way the DaemonSet is rolled to a new
-//! template on every node; the real node's agent is SIGKILLed every 10 s
-//! and the Raft leader every 20 s (each restarted), while objects are written through
-//! every member. A kill crashes an actor wherever it is: the members' own count
-//! (`rk8s_actor_kills_total`) must show kills that landed mid-reconcile. Then: every
-//! Deployment has exactly its replicas Running, the DaemonSet one pod of its new
-//! template Running on each node, the real node runs no container of a
-//! pod it does not have, and every write that was acknowledged is in the store.
-//! Prints how long the cluster took to converge.
+//! and one real node, 10 Deployments of 5 replicas, a DaemonSet and a CronJob (every
+//! 5 s — one Job a minute, as Kubernetes names them — each replacing the last). For
+//! 60 s a random control-plane actor is killed every 100 ms, and so is every actor the
+//! leader lists as in the middle of a reconcile, while one Deployment at a time is
+//! scaled up and back down (reconciles of several writes each), and half-way the
+//! DaemonSet is rolled to a new template on every node; the real node's agent is
+//! SIGKILLed every 10 s and the Raft leader every 20 s (each restarted), while objects
+//! are written through every member. A kill crashes an actor wherever it is: the
+//! members' own count (`rk8s_actor_kills_total`) must show kills that landed
+//! mid-reconcile. Then: every Deployment has exactly its replicas Running, the
+//! DaemonSet one pod of its new template Running on each node, the CronJob still runs
+//! on time with one Job at most, the real node runs no container of a pod it does not
+//! have, and every write that was acknowledged is in the store. Prints how long the
+//! cluster took to converge.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::Api;
@@ -169,7 +171,14 @@ async fn converged(pods: &Api<Pod>, nodes: &Api<Node>, daemon: &str) -> Option<(
     let listed = pods.list(&ListParams::default()).await.ok()?.items;
     let mut running: HashMap<String, usize> = HashMap::new();
     let mut daemons = BTreeSet::new();
-    for p in &listed {
+    // The CronJob's pods come and go: they are checked apart.
+    let not_cron = |p: &&Pod| {
+        p.metadata
+            .labels
+            .as_ref()
+            .is_none_or(|l| !l.contains_key("cron"))
+    };
+    for p in listed.iter().filter(not_cron) {
         let app = p.metadata.labels.as_ref()?.get("app")?.clone();
         let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
         if p.metadata.deletion_timestamp.is_some() || phase != Some("Running") {
@@ -212,6 +221,18 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
             .await
             .unwrap();
     }
+    let crons: Api<CronJob> = Api::namespaced(admin.clone(), "default");
+    let tick: CronJob = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+        "spec": {"schedule": "@every 5s", "concurrencyPolicy": "Replace",
+                 "jobTemplate": {"spec": {"template": {"metadata": {"labels": {"cron": "tick"}},
+                     "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                              "containers": [{"name": "main", "image": busybox,
+                                              "command": ["sleep", "30"],
+                                              "resources": {"requests": {"cpu": "10m"}}}]}}}}},
+    }))
+    .unwrap();
+    crons.create(&PostParams::default(), &tick).await.unwrap();
     let daemons: Api<DaemonSet> = Api::namespaced(admin.clone(), "default");
     let daemon: DaemonSet = serde_json::from_value(daemon_set(&busybox, "3600")).unwrap();
     daemons
@@ -376,6 +397,28 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
     )
     .await;
     println!("converged {:?} after the chaos stopped", stopped.elapsed());
+    // The CronJob runs on: a run in the last 15 s, and (Replace) one Job at most
+    // that is not being deleted.
+    let crons: Api<CronJob> = Api::namespaced(admin.clone(), "default");
+    let jobs: Api<Job> = Api::namespaced(admin.clone(), "default");
+    eventually_within(
+        "the CronJob on time with one Job",
+        Duration::from_secs(60),
+        async || {
+            let last = crons.get("tick").await.ok()?.status?.last_schedule_time?;
+            let recent = jiff::Timestamp::now().duration_since(last.0).as_secs() <= 15;
+            let live = jobs
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|j| j.metadata.deletion_timestamp.is_none())
+                .count();
+            (recent && live <= 1).then_some(())
+        },
+    )
+    .await;
 
     // No container on the real node without its pod there.
     let helper = node.helper();
