@@ -47,7 +47,7 @@ pub struct Decision {
 #[derive(Debug)]
 pub enum Schedule {
     /// Five cron fields or a descriptor (`@hourly`).
-    Cron(croner::Cron),
+    Cron(Box<croner::Cron>),
     /// `@every DURATION`.
     Every(SignedDuration),
 }
@@ -70,7 +70,7 @@ impl Schedule {
             .build();
         parser
             .parse(spec)
-            .map(Schedule::Cron)
+            .map(|c| Schedule::Cron(Box::new(c)))
             .map_err(|e| e.to_string())
     }
 

@@ -105,7 +105,7 @@ impl<K: Owner> OwnerSupervisor<K> {
 
     fn unindex(&mut self, key: &PodKey) -> Option<Arc<K::Owned>> {
         let old = self.pods.remove(key)?;
-        match controller_of(&old.meta()) {
+        match controller_of(old.meta()) {
             Some(r) => {
                 if let Some(set) = self.by_owner.get_mut(&r.uid) {
                     set.remove(key);
@@ -122,14 +122,14 @@ impl<K: Owner> OwnerSupervisor<K> {
 
     /// The owners a pod concerns: its controller, or the ones whose selector matches.
     fn concerned(&self, pod: &K::Owned) -> Vec<String> {
-        if let Some(r) = controller_of(&pod.meta()) {
+        if let Some(r) = controller_of(pod.meta()) {
             return if self.owners.contains_key(&r.uid) {
                 vec![r.uid.clone()]
             } else {
                 Vec::new()
             };
         }
-        let ns = namespace_of(&pod.meta());
+        let ns = namespace_of(pod.meta());
         let labels = pod.meta().labels.clone().unwrap_or_default();
         self.owners
             .iter()
@@ -141,7 +141,7 @@ impl<K: Owner> OwnerSupervisor<K> {
 
     fn pod_changed(&mut self, pod: Arc<K::Owned>, deleted: bool) {
         let key = (
-            namespace_of(&pod.meta()),
+            namespace_of(pod.meta()),
             pod.meta().name.clone().unwrap_or_default(),
         );
         let old = self.unindex(&key);
@@ -149,7 +149,7 @@ impl<K: Owner> OwnerSupervisor<K> {
         if let Some(old) = &old {
             concerned.extend(self.concerned(old));
         }
-        if let Some(r) = controller_of(&pod.meta()) {
+        if let Some(r) = controller_of(pod.meta()) {
             if deleted {
                 self.pending_deleted
                     .entry(r.uid.clone())
@@ -165,7 +165,7 @@ impl<K: Owner> OwnerSupervisor<K> {
             if K::is_stray(pod.as_ref()) {
                 self.strays.insert(key.clone());
             }
-            match controller_of(&pod.meta()) {
+            match controller_of(pod.meta()) {
                 Some(r) => {
                     self.by_owner
                         .entry(r.uid.clone())
@@ -274,8 +274,7 @@ impl<K: Owner> OwnerSupervisor<K> {
             let Some(pod) = self.pods.get(&key) else {
                 continue;
             };
-            let owned =
-                controller_of(&pod.meta()).is_some_and(|r| self.owners.contains_key(&r.uid));
+            let owned = controller_of(pod.meta()).is_some_and(|r| self.owners.contains_key(&r.uid));
             if !owned && K::is_stray(pod) {
                 let release = K::release_stray(self.client.clone(), K::Owned::clone(pod));
                 ctx.spawn(self.me.reconcile(release).into_actor(self));

@@ -24,7 +24,7 @@ use crate::commands::{Global, one};
 pub enum RolloutCommand {
     /// Wait until the rollout is done (or its progress deadline passes).
     Status {
-        /// The Deployment.
+        /// The Deployment or DaemonSet.
         #[command(flatten)]
         target: RolloutTarget,
         /// Give up after this long (`30s`, `5m`; 0 waits for ever).
@@ -36,7 +36,7 @@ pub enum RolloutCommand {
     },
     /// The revisions, or one revision's pod template.
     History {
-        /// The Deployment.
+        /// The Deployment or DaemonSet.
         #[command(flatten)]
         target: RolloutTarget,
         /// Show this revision's pod template.
@@ -45,7 +45,7 @@ pub enum RolloutCommand {
     },
     /// Go back to the previous revision, or to `--to-revision`.
     Undo {
-        /// The Deployment.
+        /// The Deployment or DaemonSet.
         #[command(flatten)]
         target: RolloutTarget,
         /// The revision to go back to (0: the previous one).
@@ -54,17 +54,17 @@ pub enum RolloutCommand {
     },
     /// Replace every pod, one step at a time (a new revision of the same template).
     Restart {
-        /// The Deployment.
+        /// The Deployment or DaemonSet.
         #[command(flatten)]
         target: RolloutTarget,
     },
-    /// Stop rolling out changes of the template until `resume`.
+    /// Stop rolling out changes of the template until `resume` (Deployments).
     Pause {
         /// The Deployment.
         #[command(flatten)]
         target: RolloutTarget,
     },
-    /// Roll out the template's changes again.
+    /// Roll out the template's changes again (Deployments).
     Resume {
         /// The Deployment.
         #[command(flatten)]
@@ -72,7 +72,7 @@ pub enum RolloutCommand {
     },
 }
 
-/// `deployment/NAME` or `deployment NAME`.
+/// `deployment/NAME`, `daemonset NAME`, ….
 #[derive(clap::Args, Clone, Debug)]
 pub struct RolloutTarget {
     /// `KIND/NAME` or `KIND`.
@@ -96,7 +96,7 @@ pub async fn rollout(g: &Global, command: &RolloutCommand) -> Result<()> {
     let cluster = g.connect().await?;
     let (kind, name) = one(&cluster, &target.resource, target.name.as_deref()).await?;
     let ns = &cluster.namespace;
-    let object = match &*kind.plural {
+    let object = match kind.plural {
         "deployments" => Rollout::Deployment(Api::namespaced(cluster.client.clone(), ns)),
         "daemonsets" => Rollout::DaemonSet(Api::namespaced(cluster.client.clone(), ns)),
         _ => bail!(
