@@ -2,7 +2,8 @@
 //! the leader) with simulated nodes: a Deployment's ReplicaSet and pods, a rolling
 //! update within maxSurge/maxUnavailable and `kubectl rollout undo`, scaling, a
 //! deleted pod replaced, the Endpoints of a Service following the pods, and the
-//! three deletion cascades (background, orphan, foreground).
+//! three deletion cascades (background, orphan, foreground); a ReplicationController
+//! scaled with kubectl.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, ReplicationController, Service};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use serde_json::json;
@@ -462,6 +463,83 @@ async fn pods_of_a_silent_node_are_evicted_and_recreated_elsewhere() {
             .iter()
             .any(|t| t.key == "node.kubernetes.io/unreachable");
         (!tainted).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replication_controller_keeps_its_replicas_and_scales_with_kubectl() {
+    let server = Server::start(&[]);
+    let client = server.client().await;
+    let _nodes = simulate(&server, &["--count", "2"]);
+    let controllers: Api<ReplicationController> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // A legacy manifest: no selector (defaulted from the template's labels).
+    let rc: ReplicationController = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": "legacy"},
+        "spec": {"replicas": 3,
+                 "template": {"metadata": {"labels": {"app": "legacy"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+    }))
+    .unwrap();
+    controllers
+        .create(&PostParams::default(), &rc)
+        .await
+        .unwrap();
+    let running = async |n: usize| {
+        let listed = pods
+            .list(&ListParams::default().labels("app=legacy"))
+            .await
+            .ok()?;
+        let live: Vec<Pod> = listed
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .collect();
+        (live.len() == n).then_some(live)
+    };
+    let three = eventually("3 pods of the ReplicationController", async || {
+        running(3).await
+    })
+    .await;
+    let owner = &three[0].metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.api_version.as_str(), owner.kind.as_str()),
+        ("v1", "ReplicationController")
+    );
+    eventually("its status", async || {
+        let s = controllers.get("legacy").await.ok()?.status?;
+        (s.ready_replicas == Some(3) && s.replicas == 3).then_some(())
+    })
+    .await;
+
+    let (ok, out) = server.kubectl(&["scale", "rc/legacy", "--replicas=1"]);
+    assert!(
+        ok && out.contains("replicationcontroller/legacy scaled"),
+        "{out}"
+    );
+    eventually("scaled to 1", async || running(1).await).await;
+    // A deleted pod is replaced.
+    let last = running(1).await.unwrap()[0].metadata.name.clone().unwrap();
+    pods.delete(&last, &DeleteParams::default()).await.unwrap();
+    eventually("the pod replaced", async || {
+        running(1)
+            .await
+            .filter(|p| p[0].metadata.name.as_deref() != Some(last.as_str()))
+    })
+    .await;
+    controllers
+        .delete("legacy", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("its pods gone with it", async || {
+        let left = pods
+            .list(&ListParams::default().labels("app=legacy"))
+            .await
+            .ok()?;
+        left.items.is_empty().then_some(())
     })
     .await;
 }

@@ -1,11 +1,12 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
-//! controllers (ReplicaSet, Deployment, Job, CronJob, DaemonSet,
-//! HorizontalPodAutoscaler, Endpoints, garbage collector, node lifecycle). They live on an actix system of their own
-//! thread, in one `rk8s_supervision` registry; when this member becomes leader they
-//! start, when it loses leadership they all stop. Each is supervised: killed —
-//! wherever it is, mid-reconcile too — it starts again from nothing and rebuilds from
-//! the API. They read the cluster through one set of shared informers
-//! ([`rk8s_informers`]: one watch and one cache per kind), made anew at each election.
+//! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
+//! DaemonSet, HorizontalPodAutoscaler, Endpoints, garbage collector, node lifecycle).
+//! They live on an actix system of their own thread, in one `rk8s_supervision`
+//! registry; when this member becomes leader they start, when it loses leadership
+//! they all stop. Each is supervised: killed — wherever it is, mid-reconcile too — it
+//! starts again from nothing and rebuilds from the API. They read the cluster through
+//! one set of shared informers ([`rk8s_informers`]: one watch and one cache per kind),
+//! made anew at each election.
 
 use rk8s_controllers::cronjob_actor::CronJobSupervisor;
 use rk8s_controllers::daemonset_actor::DaemonSetSupervisor;
@@ -16,6 +17,7 @@ use rk8s_controllers::hpa_actor::{HpaConfig, HpaSupervisor};
 use rk8s_controllers::job_actor::JobSupervisor;
 use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSupervisor};
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
+use rk8s_controllers::replicationcontroller::ReplicationControllerSupervisor;
 use rk8s_informers::Informers;
 use rk8s_raftstore::node::Leadership;
 use rk8s_scheduler::actor::SchedulerActor;
@@ -77,6 +79,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
     actors.start(CONTROLLER, "replicaset", move |me| {
         ReplicaSetSupervisor::new(c.clone(), &i, a.clone(), me)
+    });
+    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    actors.start(CONTROLLER, "replicationcontroller", move |me| {
+        ReplicationControllerSupervisor::new(c.clone(), &i, a.clone(), me)
     });
     let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
     actors.start(CONTROLLER, "deployment", move |me| {

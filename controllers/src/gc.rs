@@ -138,6 +138,7 @@ pub fn resources() -> Vec<ApiResource> {
     vec![
         ApiResource::erase::<core::v1::Pod>(&()),
         ApiResource::erase::<apps::v1::ReplicaSet>(&()),
+        ApiResource::erase::<core::v1::ReplicationController>(&()),
         ApiResource::erase::<apps::v1::Deployment>(&()),
         ApiResource::erase::<apps::v1::DaemonSet>(&()),
         ApiResource::erase::<apps::v1::ControllerRevision>(&()),
@@ -353,6 +354,9 @@ impl Actor for GarbageCollector {
             .subscribe(me.clone().recipient());
         informers
             .get::<apps::v1::ReplicaSet>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<core::v1::ReplicationController>()
             .subscribe(me.clone().recipient());
         informers
             .get::<apps::v1::Deployment>()

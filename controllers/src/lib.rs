@@ -5,6 +5,8 @@
 //! - [`replicaset`]: pods to match `replicas`, with expectations, adoption and release,
 //!   deletion ranking and status; [`replicaset_actor`]: how a ReplicaSet's decision is
 //!   carried out.
+//! - [`replicationcontroller`]: ReplicationControllers, decided and carried out as
+//!   the ReplicaSets they convert to.
 //! - [`job`]: pods to run until `completions` succeed or `backoffLimit` fail, counted
 //!   exactly through the tracking finalizer; [`job_actor`]: how a Job's is.
 //! - [`daemonset`]: a daemon pod on each node its template selects and tolerates,
@@ -61,3 +63,4 @@ pub mod owner_supervisor;
 pub mod promql;
 pub mod replicaset;
 pub mod replicaset_actor;
+pub mod replicationcontroller;

@@ -12,7 +12,10 @@ use futures_util::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::common::{controller_ref, replace_status};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::common::{controller_ref, object_name, replace_status};
 use crate::owner::{Decided, Owner, View, claim, create_pods, delete_pods, pod_from_template};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
@@ -26,8 +29,8 @@ pub type ReplicaSetActor = OwnerActor<ReplicaSet>;
 
 /// A ReplicaSet's decision, and the status to write if it changed.
 pub struct Plan {
-    decision: Decision,
-    status: Option<ReplicaSetStatus>,
+    pub(crate) decision: Decision,
+    pub(crate) status: Option<ReplicaSetStatus>,
 }
 
 impl Owner for ReplicaSet {
@@ -70,14 +73,6 @@ impl Owner for ReplicaSet {
     }
 }
 
-fn key(rs: &ReplicaSet) -> String {
-    format!(
-        "{}/{}",
-        rs.metadata.namespace.as_deref().unwrap_or("default"),
-        rs.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
 /// Carries out a decision; returns the message of a failed creation, if any.
 async fn carry_out(
     client: &kube::Client,
@@ -86,32 +81,50 @@ async fn carry_out(
     decision: &Decision,
     status: Option<ReplicaSetStatus>,
 ) -> Option<String> {
-    let ns = rs.metadata.namespace.as_deref().unwrap_or("default");
+    let template = rs.spec.as_ref().and_then(|s| s.template.clone());
     let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
-    claim(client, ns, pods, &decision.adopt, &decision.release, &owner).await;
-    let mut failure = None;
-    if decision.create > 0 {
-        let template = rs
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.clone())
-            .unwrap_or_default();
-        let pod = pod_from_template(
-            template,
-            ns,
-            rs.metadata.name.as_deref().unwrap_or("rs"),
-            owner.clone(),
-        );
-        failure = create_pods(client, &pod, decision.create, rs_ref(rs)).await;
-    }
-    delete_pods(client, ns, pods, &decision.delete, rs_ref(rs)).await;
+    let failure = carry_out_pods(
+        client,
+        &rs.metadata,
+        owner,
+        rs_ref(rs),
+        template,
+        pods,
+        decision,
+    )
+    .await;
     if let Some(status) = status {
         let mut rs = rs.clone();
         rs.status = Some(status);
         if let Err(e) = replace_status(client, &rs).await {
-            tracing::debug!(rs = %key(&rs), "writing status: {e}");
+            tracing::debug!(rs = %object_name(&rs.metadata), "writing status: {e}");
         }
     }
+    failure
+}
+
+/// Carries out the pods' part of a replicas decision for the owner `meta` (a
+/// ReplicaSet, or a ReplicationController): adoption and release, pods made from
+/// `template` controlled by `owner`, deletions, each with its event about `about`.
+/// Returns the message of a failed creation, if any.
+pub(crate) async fn carry_out_pods(
+    client: &kube::Client,
+    meta: &ObjectMeta,
+    owner: OwnerReference,
+    about: crate::events::Involved,
+    template: Option<PodTemplateSpec>,
+    pods: &HashMap<String, Arc<Pod>>,
+    decision: &Decision,
+) -> Option<String> {
+    let ns = meta.namespace.as_deref().unwrap_or("default");
+    claim(client, ns, pods, &decision.adopt, &decision.release, &owner).await;
+    let mut failure = None;
+    if decision.create > 0 {
+        let name = meta.name.as_deref().unwrap_or("rs");
+        let pod = pod_from_template(template.unwrap_or_default(), ns, name, owner.clone());
+        failure = create_pods(client, &pod, decision.create, about.clone()).await;
+    }
+    delete_pods(client, ns, pods, &decision.delete, about).await;
     failure
 }
 
