@@ -1,12 +1,13 @@
 //! Workloads on a real node (`rk8s-node join`, real containers): a Deployment rolled
 //! from one image to another and back with `rk8sctl rollout undo`, restarted and
 //! paused; Jobs that complete, that exhaust their backoff limit, that pass their
-//! deadline, and whose deletion lets their pods go. Containers' environment from
-//! ConfigMaps, Secrets and the pod's fields; ConfigMap, Secret and downwardAPI volumes
-//! that follow their sources (but for a subPath). A DaemonSet on nodes in network
-//! namespaces: a pod on each, one more for a node that joins, rolled to a new template
-//! and back with Debian's kubectl. CronJobs: one every minute, one every 15 s kept to
-//! its history limit, suspended, and deleted with its Jobs.
+//! deadline, that go after their TTL, and whose deletion lets their pods go.
+//! Containers' environment from ConfigMaps, Secrets and the pod's fields; ConfigMap,
+//! Secret and downwardAPI volumes that follow their sources (but for a subPath). A
+//! DaemonSet on nodes in network namespaces: a pod on each, one more for a node that
+//! joins, rolled to a new template and back with Debian's kubectl. CronJobs: one every
+//! minute, one every 15 s kept to its history limit, suspended, and deleted with its
+//! Jobs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -288,6 +289,21 @@ async fn jobs_complete_fail_and_time_out_on_a_real_node() {
                     )
             })
             .then_some(())
+    })
+    .await;
+
+    // With ttlSecondsAfterFinished, a finished Job goes by itself, its pods first.
+    jobs.create(
+        &post,
+        &job("brief", &busybox, "true", json!({"ttlSecondsAfterFinished": 2})),
+    )
+    .await
+    .unwrap();
+    let (type_, _, _) = ended(&jobs, "brief").await;
+    assert_eq!(type_, "Complete");
+    eventually("the brief Job and its pod gone after its TTL", async || {
+        let gone = jobs.get_opt("brief").await.ok()?.is_none();
+        (gone && pods_of(&pods, "brief").await.is_empty()).then_some(())
     })
     .await;
 

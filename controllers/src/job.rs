@@ -40,6 +40,27 @@ pub struct Decision {
     pub requeue_after: Option<Duration>,
 }
 
+/// When a finished Job with `ttlSecondsAfterFinished` is to be deleted (Kubernetes'
+/// TTL-after-finished controller): that long after its `Complete` or `Failed`
+/// condition was set.
+pub fn ttl_expiry(job: &Job) -> Option<jiff::Timestamp> {
+    let ttl = job.spec.as_ref()?.ttl_seconds_after_finished?;
+    let ended = job
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.status == "True" && matches!(c.type_.as_str(), "Complete" | "Failed"))?;
+    let at = ended
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| job.status.as_ref()?.completion_time.as_ref().map(|t| t.0))?;
+    at.checked_add(jiff::SignedDuration::from_secs(i64::from(ttl.max(0))))
+        .ok()
+}
+
 /// The Job's selector, if it has a valid one.
 pub fn selector(job: &Job) -> Option<Selector> {
     rk8s_api::selector::label_selector(job.spec.as_ref()?.selector.as_ref()?).ok()
@@ -593,5 +614,26 @@ mod tests {
         p.metadata.finalizers = None;
         let d = reconcile(&j, &[p], true, now());
         assert_eq!(d.status.failed, Some(1));
+    }
+
+    #[test]
+    fn a_finished_job_expires_its_ttl_after_its_end() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "j"},
+            "spec": {"template": {}, "ttlSecondsAfterFinished": 30},
+            "status": {"conditions": [
+                {"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+        }))
+        .unwrap();
+        assert_eq!(
+            ttl_expiry(&job),
+            Some("2026-01-01T00:00:30Z".parse().unwrap())
+        );
+        let mut running = job.clone();
+        running.status = None;
+        assert_eq!(ttl_expiry(&running), None);
+        let mut no_ttl = job;
+        no_ttl.spec.as_mut().unwrap().ttl_seconds_after_finished = None;
+        assert_eq!(ttl_expiry(&no_ttl), None);
     }
 }

@@ -27,6 +27,8 @@ use crate::owner_supervisor::OwnerSupervisor;
 pub struct Plan {
     decision: Decision,
     status_changed: bool,
+    /// Its `ttlSecondsAfterFinished` has passed: the Job goes.
+    expired: bool,
 }
 
 impl Owner for Job {
@@ -40,13 +42,22 @@ impl Owner for Job {
     }
 
     fn decide(&self, view: &View<'_, Pod>) -> Decided<Plan> {
-        let decision = reconcile(self, view.owned, view.satisfied, view.now);
+        let mut decision = reconcile(self, view.owned, view.satisfied, view.now);
         let status_changed = self.status.as_ref() != Some(&decision.status);
+        let expiry =
+            crate::job::ttl_expiry(self).filter(|_| self.metadata.deletion_timestamp.is_none());
+        let expired = expiry.is_some_and(|at| at <= view.now);
+        if let Some(at) = expiry.filter(|_| !expired) {
+            let wait =
+                std::time::Duration::try_from(at.duration_since(view.now)).unwrap_or_default();
+            decision.requeue_after = Some(decision.requeue_after.map_or(wait, |w| w.min(wait)));
+        }
         let nothing = decision.create == 0
             && decision.delete.is_empty()
             && decision.untrack.is_empty()
             && decision.events.is_empty()
-            && !status_changed;
+            && !status_changed
+            && !expired;
         Decided {
             create: decision.create,
             delete: decision.delete.clone(),
@@ -54,6 +65,7 @@ impl Owner for Job {
             plan: (!nothing).then_some(Plan {
                 decision,
                 status_changed,
+                expired,
             }),
         }
     }
@@ -65,6 +77,10 @@ impl Owner for Job {
         plan: Plan,
     ) -> BoxFuture<'static, Option<String>> {
         Box::pin(async move {
+            if plan.expired {
+                expire(&client, &job).await;
+                return None;
+            }
             carry_out(&client, &job, &pods, plan.decision, plan.status_changed).await
         })
     }
@@ -111,6 +127,33 @@ async fn untrack(client: &kube::Client, pod: &Pod) {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
         Err(e) => tracing::warn!(pod = %format!("{ns}/{name}"), "untracking: {e}"),
+    }
+}
+
+/// Deletes a Job whose `ttlSecondsAfterFinished` passed, as Kubernetes' TTL
+/// controller does: in the foreground (its pods first), on condition that it is
+/// still the Job decided on (its resourceVersion: a Job changed since — its TTL
+/// raised — is looked at again).
+async fn expire(client: &kube::Client, job: &Job) {
+    let ns = job.metadata.namespace.as_deref().unwrap_or("default");
+    let name = job.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<Job> = Api::namespaced(client.clone(), ns);
+    let params = kube::api::DeleteParams {
+        propagation_policy: Some(kube::api::PropagationPolicy::Foreground),
+        preconditions: Some(kube::api::Preconditions {
+            uid: job.metadata.uid.clone(),
+            resource_version: job.metadata.resource_version.clone(),
+        }),
+        ..Default::default()
+    };
+    let deleted = api.delete(name, &params).await;
+    rk8s_supervision::wrote();
+    match deleted {
+        Ok(_) => {
+            tracing::info!(job = %format!("{ns}/{name}"), "deleted: ttlSecondsAfterFinished passed")
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(e) => tracing::warn!(job = %format!("{ns}/{name}"), "deleting after its TTL: {e}"),
     }
 }
 
