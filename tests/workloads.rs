@@ -295,7 +295,12 @@ async fn jobs_complete_fail_and_time_out_on_a_real_node() {
     // With ttlSecondsAfterFinished, a finished Job goes by itself, its pods first.
     jobs.create(
         &post,
-        &job("brief", &busybox, "true", json!({"ttlSecondsAfterFinished": 2})),
+        &job(
+            "brief",
+            &busybox,
+            "true",
+            json!({"ttlSecondsAfterFinished": 2}),
+        ),
     )
     .await
     .unwrap();

@@ -99,7 +99,11 @@ fn forbid_waits_and_replace_ends_the_running_job() {
     assert_eq!(d.events[0].1, "JobAlreadyActive");
     let replace = cron_job(json!({"concurrencyPolicy": "Replace"}), status.clone());
     let running = job(&replace, 5, "");
-    let d = reconcile(&replace, &[running.clone()], at("2026-01-01T00:10:05Z"));
+    let d = reconcile(
+        &replace,
+        std::slice::from_ref(&running),
+        at("2026-01-01T00:10:05Z"),
+    );
     assert_eq!(d.delete, [running.metadata.name.clone().unwrap()]);
     assert!(d.create.is_some());
     assert_eq!(d.status.active.unwrap().len(), 1);
