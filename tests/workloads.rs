@@ -373,13 +373,16 @@ async fn containers_take_their_environment_from_config_maps_and_secrets() {
         "metadata": {"name": "configured", "labels": {"tier": "web"}},
         "spec": {"restartPolicy": "Never", "containers": [{
             "name": "main", "image": busybox(),
-            "command": ["sh", "-c", "echo \"$APP_level $LEVEL $DB_PASSWORD $TIER $(GREETING)\""],
+            "command": ["sh", "-c", "echo \"$APP_level $LEVEL $DB_PASSWORD $TIER $(GREETING) $MEM_MI $CPU_M\""],
+            "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"memory": "48Mi"}},
             "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "APP_"}],
             "env": [
                 {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "level"}}},
                 {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
                 {"name": "TIER", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['tier']"}}},
-                {"name": "GREETING", "value": "hello $(TIER)"}
+                {"name": "GREETING", "value": "hello $(TIER)"},
+                {"name": "MEM_MI", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+                {"name": "CPU_M", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}}
             ]}]}
     }))
     .unwrap();
@@ -427,7 +430,7 @@ async fn containers_take_their_environment_from_config_maps_and_secrets() {
     })
     .await;
     let log = pods.logs("configured", &Default::default()).await.unwrap();
-    assert_eq!(log, "debug debug s3cret web hello web\n");
+    assert_eq!(log, "debug debug s3cret web hello web 48 100\n");
     pods.delete("configured", &DeleteParams::default())
         .await
         .unwrap();
@@ -471,11 +474,12 @@ async fn config_map_secret_and_downward_api_volumes_follow_their_sources() {
     // Each second: the mounted file, the subPath copy, the secret's mode, content and
     // filesystem (a tmpfs: never on the node's disk), the pod's labels file; then
     // whether the volume is read-only.
-    let script = "while true; do echo \"$(cat /etc/app/conf/app.conf)|$(cat /etc/app.conf)|$(stat -L -c %a /etc/tls/key.pem):$(cat /etc/tls/key.pem):$(stat -f -c %T /etc/tls)|$(cat /etc/info/labels)|$(touch /etc/app/conf/x 2>/dev/null && echo writable || echo read-only)\"; sleep 1; done";
+    let script = "while true; do echo \"$(cat /etc/app/conf/app.conf)|$(cat /etc/app.conf)|$(stat -L -c %a /etc/tls/key.pem):$(cat /etc/tls/key.pem):$(stat -f -c %T /etc/tls)|$(cat /etc/info/labels) $(cat /etc/info/cpu)|$(touch /etc/app/conf/x 2>/dev/null && echo writable || echo read-only)\"; sleep 1; done";
     let pod = serde_json::from_value(json!({
         "metadata": {"name": "mounted", "labels": {"tier": "web"}},
         "spec": {"containers": [{
             "name": "main", "image": busybox(), "command": ["sh", "-c", script],
+            "resources": {"limits": {"cpu": "1500m"}},
             "volumeMounts": [
                 {"name": "conf", "mountPath": "/etc/app/conf"},
                 {"name": "conf", "mountPath": "/etc/app.conf", "subPath": "app.conf"},
@@ -485,7 +489,8 @@ async fn config_map_secret_and_downward_api_volumes_follow_their_sources() {
             "volumes": [
                 {"name": "conf", "configMap": {"name": "settings", "items": [{"key": "app.conf", "path": "app.conf"}]}},
                 {"name": "tls", "secret": {"secretName": "tls", "defaultMode": 0o400}},
-                {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+                {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    {"path": "cpu", "resourceFieldRef": {"containerName": "main", "resource": "limits.cpu", "divisor": "1m"}}]}}
             ]}
     }))
     .unwrap();
@@ -500,7 +505,7 @@ async fn config_map_secret_and_downward_api_volumes_follow_their_sources() {
     .await;
     assert_eq!(
         first,
-        "level=info|level=info|400:KEY:tmpfs|tier=\"web\"|read-only"
+        "level=info|level=info|400:KEY:tmpfs|tier=\"web\" 1500|read-only"
     );
     // The ConfigMap changes: the mounted file follows, the subPath keeps its copy.
     let change = json!({"data": {"app.conf": "level=debug"}});
@@ -520,7 +525,7 @@ async fn config_map_secret_and_downward_api_volumes_follow_their_sources() {
     .await;
     assert_eq!(
         changed,
-        "level=debug|level=info|400:KEY:tmpfs|tier=\"web\"|read-only"
+        "level=debug|level=info|400:KEY:tmpfs|tier=\"web\" 1500|read-only"
     );
     // A volume whose ConfigMap does not exist: the container waits, saying why.
     let missing = serde_json::from_value(json!({

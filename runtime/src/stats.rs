@@ -161,6 +161,20 @@ fn container(
     })
 }
 
+/// CPUs and memory (bytes) of this host.
+pub fn host_capacity() -> (u64, u64) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    (cpus, meminfo("MemTotal").unwrap_or(0))
+}
+
+/// A `/proc/meminfo` field, in bytes.
+pub fn meminfo(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(&format!("{field}:")))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Reads `/proc/stat` and `/proc/meminfo`.
 pub fn host() -> Result<HostReading> {
     let stat = std::fs::read_to_string("/proc/stat").map_err(io("/proc/stat"))?;

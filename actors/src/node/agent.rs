@@ -259,6 +259,14 @@ fn parts(config: &AgentConfig, subnet: Ipv4Net, dns: Option<ClusterDns>) -> Resu
         .unwrap_or_else(rk8s_runtime::image::default_pause_image);
     let mut runtime_config = PodRuntimeConfig::new(&config.data_dir, pause);
     runtime_config.cluster_dns = dns;
+    let host = rk8s_runtime::pod::Allocatable::host();
+    let reserved = |r: u64| i64::try_from(r).unwrap_or(i64::MAX);
+    runtime_config.allocatable = rk8s_runtime::pod::Allocatable {
+        cpu_milli: host
+            .cpu_milli
+            .saturating_sub(reserved(config.reserved_cpu_milli)),
+        memory: host.memory.saturating_sub(reserved(config.reserved_memory)),
+    };
     runtime_config.pull.registries = Arc::new(
         rk8s_runtime::image::registries::Registries::load(&config.registries)
             .map_err(|e| Error::Other(e.to_string()))?,

@@ -97,19 +97,6 @@ fn arch() -> &'static str {
     }
 }
 
-/// CPUs and memory (bytes) of this host.
-pub fn host_capacity() -> (u64, u64) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    (cpus, meminfo("MemTotal").unwrap_or(0))
-}
-
-fn meminfo(field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with(&format!("{field}:")))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 /// The address this host uses to reach `server` (an `https://HOST:PORT` URL): the
 /// source address of the route towards it (a UDP "connect" sends nothing), else the
 /// first non-loopback IPv4 address.
@@ -144,7 +131,7 @@ fn conditions(
     data_dir: &Path,
     disk_free_percent: u8,
 ) -> Vec<(&'static str, bool, &'static str, String)> {
-    let available = meminfo("MemAvailable").unwrap_or(u64::MAX);
+    let available = rk8s_runtime::stats::meminfo("MemAvailable").unwrap_or(u64::MAX);
     // kubelet's default hard eviction thresholds: memory.available < 100Mi,
     // nodefs.available < 10%, and PIDs near the limit.
     let memory_pressure = available < 100 * 1024 * 1024;
@@ -280,7 +267,7 @@ pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
 /// Posts the node's status: capacity, allocatable, conditions, addresses, node info.
 pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let (cpus, memory) = host_capacity();
+    let (cpus, memory) = rk8s_runtime::stats::host_capacity();
     let quantity = |s: String| Quantity(s);
     let capacity = json!({
         "cpu": quantity(cpus.to_string()),
@@ -416,7 +403,7 @@ mod tests {
 
     #[test]
     fn this_host_has_capacity_and_conditions() {
-        let (cpus, memory) = host_capacity();
+        let (cpus, memory) = rk8s_runtime::stats::host_capacity();
         assert!(cpus >= 1 && memory > 0);
         let c = conditions(Path::new("/"), 10);
         assert_eq!(c.len(), 4);

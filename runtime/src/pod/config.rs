@@ -33,6 +33,29 @@ pub struct PodRuntimeConfig {
     pub pids_limit: Option<i64>,
     /// Log rotation size.
     pub log_max_bytes: u64,
+    /// What the node offers pods (kubelet's allocatable): a `resourceFieldRef` to a
+    /// limit its container does not set reads this instead.
+    pub allocatable: Allocatable,
+}
+
+/// CPU and memory the node offers pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allocatable {
+    /// Millicores.
+    pub cpu_milli: i64,
+    /// Bytes.
+    pub memory: i64,
+}
+
+impl Allocatable {
+    /// All of this host's CPUs and memory.
+    pub fn host() -> Self {
+        let (cpus, memory) = crate::stats::host_capacity();
+        Allocatable {
+            cpu_milli: i64::try_from(cpus.saturating_mul(1000)).unwrap_or(i64::MAX),
+            memory: i64::try_from(memory).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 impl PodRuntimeConfig {
@@ -49,6 +72,7 @@ impl PodRuntimeConfig {
             searches: Vec::new(),
             pids_limit: Some(4096),
             log_max_bytes: logs::DEFAULT_MAX_BYTES,
+            allocatable: Allocatable::host(),
         }
     }
 }

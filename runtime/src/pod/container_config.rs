@@ -34,11 +34,19 @@ impl PodRuntime {
             .unwrap_or_default();
         let meta = &record.pod.metadata;
         let field = |path: &str| env::field(record, &pod_ip, path);
+        let allocatable = self.config.allocatable;
+        let resource = |r: &k8s_openapi::api::core::v1::ResourceFieldSelector| {
+            env::resource(&pod_spec, &c.name, r, allocatable)
+        };
+        let fields = env::PodFields {
+            field: &field,
+            resource: &resource,
+        };
         let inputs = self.inputs.of(&record.uid);
         let namespace = meta.namespace.as_deref().unwrap_or("default");
         // The pod's variables, `$(VAR)` expanded among themselves (kubelet never sees
         // the image's), then over the image's.
-        let own = env::container_env(c, &inputs, namespace, &field).map_err(Error::InvalidSpec)?;
+        let own = env::container_env(c, &inputs, namespace, &fields).map_err(Error::InvalidSpec)?;
         let mut pairs: Vec<(String, String)> = image
             .process
             .env

@@ -5,8 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, ResourceFieldSelector};
+use rk8s_api::quantity::Quantity;
 
+use super::Allocatable;
 use super::inputs::{Missing, PodInputs, Read};
 use super::record::PodRecord;
 
@@ -106,6 +108,93 @@ pub(super) fn lookup<'a, T>(
     }
 }
 
+/// A `resourceFieldRef`'s value for the container it names (or `container`, in an
+/// env var where it names none) of the pod `spec`, as kubelet reads it
+/// (`ExtractContainerResourceValue`): the request or limit divided by `divisor`
+/// (default 1) and rounded up; a CPU, memory or ephemeral-storage limit the container
+/// does not set reads as what the node offers (`allocatable`; ephemeral storage is
+/// not known here, so asking for it without a limit is refused).
+pub fn resource(
+    spec: &PodSpec,
+    container: &str,
+    selector: &ResourceFieldSelector,
+    allocatable: Allocatable,
+) -> Result<String, String> {
+    let name = selector
+        .container_name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(container);
+    let c = spec
+        .containers
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| format!("resourceFieldRef: no container {name:?} in the pod"))?;
+    let parse = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| {
+        q.0.parse::<Quantity>()
+            .map_err(|e| format!("resourceFieldRef {:?}: {:?}: {e}", selector.resource, q.0))
+    };
+    let divisor = match &selector.divisor {
+        Some(d) => Some(parse(d)?).filter(|d| d.milli_value() != 0),
+        None => None,
+    };
+    let (kind, resource) = selector
+        .resource
+        .split_once('.')
+        .ok_or_else(|| format!("unsupported container resource : {}", selector.resource))?;
+    let resources = c.resources.clone().unwrap_or_default();
+    let set = match kind {
+        "limits" => resources.limits,
+        "requests" => resources.requests,
+        _ => {
+            return Err(format!(
+                "unsupported container resource : {}",
+                selector.resource
+            ));
+        }
+    };
+    let given = set
+        .as_ref()
+        .and_then(|m| m.get(resource))
+        .map(parse)
+        .transpose()?;
+    let known = matches!(resource, "cpu" | "memory" | "ephemeral-storage")
+        || resource.starts_with("hugepages-");
+    if !known {
+        return Err(format!(
+            "unsupported container resource : {}",
+            selector.resource
+        ));
+    }
+    let ceil_div = |value: i64, by: i64| -> i64 {
+        if by <= 0 {
+            return value;
+        }
+        value / by + i64::from(value % by > 0)
+    };
+    if resource == "cpu" {
+        let milli = match given {
+            Some(q) => q.milli_value(),
+            None if kind == "limits" => allocatable.cpu_milli,
+            None => 0,
+        };
+        let by = divisor.map_or(1000, |d| d.milli_value());
+        return Ok(ceil_div(milli, by).to_string());
+    }
+    let value = match (given, kind, resource) {
+        (Some(q), _, _) => q.value(),
+        (None, "limits", "memory") => allocatable.memory,
+        (None, "limits", "ephemeral-storage") => {
+            return Err(format!(
+                "resourceFieldRef {:?}: container {name:?} sets no ephemeral-storage limit, and the node's is not known here",
+                selector.resource
+            ));
+        }
+        (None, _, _) => 0,
+    };
+    Ok(ceil_div(value, divisor.map_or(1, |d| d.value())).to_string())
+}
+
 /// `$(NAME)` replaced by `vars`' value of NAME where it has one (kept as written
 /// otherwise); `$$` is a `$`, as Kubernetes' `third_party/forked/golang/expansion`.
 pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
@@ -135,13 +224,22 @@ pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// How a container's `valueFrom` reads the pod itself: `field` answers a
+/// `fieldRef`'s path (`None`: not supported), `resource` a `resourceFieldRef`.
+pub struct PodFields<'a> {
+    /// A `fieldRef`'s value.
+    pub field: &'a dyn Fn(&str) -> Option<String>,
+    /// A `resourceFieldRef`'s value.
+    pub resource: &'a dyn Fn(&ResourceFieldSelector) -> Result<String, String>,
+}
+
 /// The variables container `c` sets, in order (`$(VAR)` in a value expanded from
-/// those before it): `field` answers a `fieldRef`'s path (`None`: not supported).
+/// those before it), reading the pod's own fields through `fields`.
 pub fn container_env(
     c: &Container,
     inputs: &PodInputs,
     namespace: &str,
-    field: &dyn Fn(&str) -> Option<String>,
+    fields: &PodFields<'_>,
 ) -> Result<Vec<(String, String)>, String> {
     let mut env: Vec<(String, String)> = Vec::new();
     let set = |env: &mut Vec<(String, String)>, name: String, value: String| {
@@ -163,7 +261,7 @@ pub fn container_env(
         }
     }
     for var in c.env.iter().flatten() {
-        if let Some(value) = value_of(var, inputs, namespace, &env, field)? {
+        if let Some(value) = value_of(var, inputs, namespace, &env, fields)? {
             set(&mut env, var.name.clone(), value);
         }
     }
@@ -176,7 +274,7 @@ fn value_of(
     inputs: &PodInputs,
     namespace: &str,
     env: &[(String, String)],
-    field: &dyn Fn(&str) -> Option<String>,
+    fields: &PodFields<'_>,
 ) -> Result<Option<String>, String> {
     let Some(from) = &var.value_from else {
         let defined: BTreeMap<String, String> = env.iter().cloned().collect();
@@ -185,8 +283,13 @@ fn value_of(
             &defined,
         )));
     };
+    if let Some(r) = &from.resource_field_ref {
+        return (fields.resource)(r)
+            .map(Some)
+            .map_err(|e| format!("env {}: {e}", var.name));
+    }
     if let Some(f) = &from.field_ref {
-        return field(&f.field_path).map(Some).ok_or_else(|| {
+        return (fields.field)(&f.field_path).map(Some).ok_or_else(|| {
             format!(
                 "env {}: fieldRef {:?} is not supported",
                 var.name, f.field_path
@@ -202,7 +305,7 @@ fn value_of(
         (None, Some(r)) => (Source::Secret(&r.name), &r.key, r.optional.unwrap_or(false)),
         (None, None) => {
             return Err(format!(
-                "env {}: only valueFrom.fieldRef, configMapKeyRef and secretKeyRef are supported here",
+                "env {}: only valueFrom.fieldRef, resourceFieldRef, configMapKeyRef and secretKeyRef are supported here",
                 var.name
             ));
         }
@@ -260,7 +363,51 @@ mod tests {
     }
 
     fn env_of(c: &Container) -> Result<Vec<(String, String)>, String> {
-        container_env(c, &inputs(), "team", &field)
+        let spec = PodSpec {
+            containers: vec![c.clone()],
+            ..Default::default()
+        };
+        let node = Allocatable {
+            cpu_milli: 2000,
+            memory: 8 << 30,
+        };
+        let resource = |r: &ResourceFieldSelector| super::resource(&spec, &c.name, r, node);
+        let fields = PodFields {
+            field: &field,
+            resource: &resource,
+        };
+        container_env(c, &inputs(), "team", &fields)
+    }
+
+    #[test]
+    fn resource_fields_read_requests_and_limits_rounded_up_by_their_divisor() {
+        let c = container(serde_json::json!({
+            "name": "app",
+            "resources": {"requests": {"cpu": "250m", "memory": "64Mi"},
+                          "limits": {"memory": "100M"}},
+            "env": [
+                {"name": "CPU_REQ", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu"}}},
+                {"name": "CPU_REQ_M", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}},
+                {"name": "MEM_REQ_MI", "valueFrom": {"resourceFieldRef": {"resource": "requests.memory", "divisor": "1Mi"}}},
+                {"name": "MEM_LIM_MI", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+                {"name": "CPU_LIM", "valueFrom": {"resourceFieldRef": {"containerName": "app", "resource": "limits.cpu"}}},
+            ],
+        }));
+        let env = env_of(&c).unwrap();
+        let get = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        // 250m of a core rounds up to 1; 100 MB is 95.4 MiB, rounded up.
+        assert_eq!(get("CPU_REQ"), Some("1"));
+        assert_eq!(get("CPU_REQ_M"), Some("250"));
+        assert_eq!(get("MEM_REQ_MI"), Some("64"));
+        assert_eq!(get("MEM_LIM_MI"), Some("96"));
+        // No CPU limit: the node's allocatable (2 cores).
+        assert_eq!(get("CPU_LIM"), Some("2"));
+        let bad = container(serde_json::json!({"name": "app", "env": [
+            {"name": "X", "valueFrom": {"resourceFieldRef": {"resource": "limits.gpu"}}}]}));
+        assert_eq!(
+            env_of(&bad).unwrap_err(),
+            "env X: unsupported container resource : limits.gpu"
+        );
     }
 
     #[test]

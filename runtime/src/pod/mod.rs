@@ -35,7 +35,7 @@ mod volumes;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use config::{ClusterDns, PodRuntimeConfig, host_nameservers};
+pub use config::{Allocatable, ClusterDns, PodRuntimeConfig, host_nameservers};
 pub use inputs::PodInputs;
 pub use record::{ContainerRecord, PodRecord};
 
@@ -170,7 +170,9 @@ impl PodRuntime {
                     volume.name
                 )
             };
-            let payload = projected::payload(volume, record, &pod_ip, &inputs).map_err(failed)?;
+            let payload =
+                projected::payload(volume, record, &pod_ip, &inputs, self.config.allocatable)
+                    .map_err(failed)?;
             let dir = self.pod_dir(&record.uid).join("volumes").join(&volume.name);
             if !projected::holds(&dir, &payload) {
                 projected::write(&dir, &payload).map_err(|e| failed(e.to_string()))?;

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, KeyToPath, Volume};
 
-use super::env::{field, lookup};
+use super::env::{field, lookup, resource};
 use super::inputs::{Missing, PodInputs};
 use super::record::PodRecord;
 
@@ -215,6 +215,7 @@ pub(super) fn payload(
     record: &PodRecord,
     pod_ip: &str,
     inputs: &PodInputs,
+    allocatable: super::Allocatable,
 ) -> Result<Payload, String> {
     let (sources, default_mode, what) = sources(volume)?;
     let mut payload = Payload::new();
@@ -238,17 +239,26 @@ pub(super) fn payload(
             Source::Downward(items) => {
                 for item in items {
                     let path = checked_path(&item.path)?.to_string();
-                    let Some(f) = &item.field_ref else {
-                        return Err(format!(
-                            "downwardAPI {path}: only fieldRef is supported here"
-                        ));
+                    let value = match (&item.field_ref, &item.resource_field_ref) {
+                        (Some(f), _) => field(record, pod_ip, &f.field_path).ok_or_else(|| {
+                            format!(
+                                "downwardAPI {path}: fieldRef {:?} is not supported",
+                                f.field_path
+                            )
+                        })?,
+                        (None, Some(r)) => {
+                            let spec = record.pod.spec.clone().unwrap_or_default();
+                            // A volume's item names its container (validation
+                            // requires it).
+                            resource(&spec, "", r, allocatable)
+                                .map_err(|e| format!("downwardAPI {path}: {e}"))?
+                        }
+                        (None, None) => {
+                            return Err(format!(
+                                "downwardAPI {path}: neither fieldRef nor resourceFieldRef"
+                            ));
+                        }
                     };
-                    let value = field(record, pod_ip, &f.field_path).ok_or_else(|| {
-                        format!(
-                            "downwardAPI {path}: fieldRef {:?} is not supported",
-                            f.field_path
-                        )
-                    })?;
                     payload.insert(path, (value.into_bytes(), mode(item.mode, default_mode)));
                 }
             }
