@@ -3,7 +3,8 @@
 //! update within maxSurge/maxUnavailable and `kubectl rollout undo`, scaling, a
 //! deleted pod replaced, the Endpoints of a Service following the pods, and the
 //! three deletion cascades (background, orphan, foreground); a ReplicationController
-//! scaled with kubectl.
+//! scaled with kubectl; a PodDisruptionBudget's status, and `kubectl drain` held by it
+//! until it allows the evictions.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +13,8 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Pod, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use serde_json::json;
@@ -124,10 +126,12 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
         "the shared pod informer watches pods"
     );
     // One informer (one watch) per kind the scheduler and controllers read: pods,
-    // nodes, leases, ReplicaSets, Deployments, Jobs, Services, Endpoints, HPAs.
+    // nodes, leases, ReplicaSets, ReplicationControllers, Deployments, DaemonSets,
+    // StatefulSets, ControllerRevisions, Jobs, CronJobs, PodDisruptionBudgets,
+    // Services, Endpoints, HPAs.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Informer"}"#),
-        Some(9.0),
+        Some(15.0),
         "{text}"
     );
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
@@ -141,11 +145,12 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
         sample(&text, r#"rk8s_actors{kind="ReplicaSet"}"#),
         Some(1.0)
     );
-    // The scheduler, and the ReplicaSet, Deployment, Job, HPA, Endpoints, garbage
-    // collector and node lifecycle controllers.
+    // The scheduler, and the ReplicaSet, ReplicationController, Deployment, Job,
+    // CronJob, DaemonSet, HPA, Endpoints, disruption, garbage collector and node
+    // lifecycle controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(8.0)
+        Some(12.0)
     );
     assert!(
         sample(
@@ -542,4 +547,112 @@ async fn a_replication_controller_keeps_its_replicas_and_scales_with_kubectl() {
         left.items.is_empty().then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disruption_budget_holds_evictions_and_drain_until_it_allows_them() {
+    let server = Server::start(&[]);
+    let client = server.client().await;
+    let _nodes = simulate(&server, &["--count", "2", "--prefix", "pdb"]);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let nodes: Api<Node> = Api::all(client.clone());
+    eventually("two simulated nodes", async || {
+        (nodes.list(&ListParams::default()).await.ok()?.items.len() == 2).then_some(())
+    })
+    .await;
+    deploys
+        .create(&PostParams::default(), &deployment("busybox:1.36"))
+        .await
+        .unwrap();
+    let budget: PodDisruptionBudget = serde_json::from_value(json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web"},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}},
+    }))
+    .unwrap();
+    budgets
+        .create(&PostParams::default(), &budget)
+        .await
+        .unwrap();
+    // Three replicas Ready, none may be unavailable: no disruption allowed.
+    let status = eventually("the budget's status", async || {
+        let s = budgets.get("web").await.ok()?.status?;
+        (s.current_healthy == 3 && s.observed_generation == Some(1)).then_some(s)
+    })
+    .await;
+    assert_eq!((s_of(&status), status.disruptions_allowed), ((3, 3, 3), 0));
+    let condition = &status.conditions.unwrap()[0];
+    assert_eq!(
+        (
+            condition.type_.as_str(),
+            condition.status.as_str(),
+            condition.reason.as_str()
+        ),
+        ("DisruptionAllowed", "False", "InsufficientPods")
+    );
+
+    // An eviction is refused with kubectl's words and the budget as its cause.
+    let victim = running_pods(&pods).await[0].metadata.name.clone().unwrap();
+    let eviction =
+        json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": victim}});
+    // (Through kubectl: the Rust client retries a 429 on its own, for minutes.)
+    let out = support::cli::output(
+        server.kubectl_command().args([
+            "create",
+            "--raw",
+            &format!("/api/v1/namespaces/default/pods/{victim}/eviction"),
+            "-f",
+            "-",
+        ]),
+        Some(&eviction.to_string()),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "Error from server (TooManyRequests): Cannot evict pod as it would violate the pod's disruption budget."
+    );
+
+    // kubectl drain tries, is refused, and gives up at its timeout.
+    let node = running_pods(&pods).await[0]
+        .spec
+        .clone()
+        .unwrap()
+        .node_name
+        .unwrap();
+    let (ok, out) = server.kubectl(&["drain", &node, "--timeout=8s"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{out}"
+    );
+    assert_eq!(running_pods(&pods).await.len(), 3);
+
+    // One may go: the drain evicts the node's pods, one at a time as the budget
+    // allows (the Deployment puts each back on the other node).
+    let patch = json!({"spec": {"maxUnavailable": 1}});
+    budgets
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually("one disruption allowed", async || {
+        let s = budgets.get("web").await.ok()?.status?;
+        (s.disruptions_allowed == 1).then_some(())
+    })
+    .await;
+    let drained = server.rk8sctl_ok(&["drain", &node, "--timeout=60s", "--grace-period=0"]);
+    assert!(
+        drained.contains("evicted") && drained.ends_with(&format!("node/{node} drained\n")),
+        "{drained}"
+    );
+    let left = running_pods(&pods).await;
+    assert!(
+        left.iter()
+            .all(|p| p.spec.as_ref().unwrap().node_name.as_deref() != Some(node.as_str()))
+    );
+}
+
+/// (expected, current healthy, desired healthy) of a budget's status.
+fn s_of(s: &k8s_openapi::api::policy::v1::PodDisruptionBudgetStatus) -> (i32, i32, i32) {
+    (s.expected_pods, s.current_healthy, s.desired_healthy)
 }

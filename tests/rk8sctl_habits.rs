@@ -684,7 +684,7 @@ fn cordon_uncordon_and_drain_say_what_kubectl_says() {
     assert_eq!(printed[0], printed[1]);
     assert_eq!(
         printed[0][5].1,
-        "node/node-TOOL already cordoned\npod/bare-TOOL deleted\nnode/node-TOOL drained\n"
+        "node/node-TOOL already cordoned\nevicting pod default/bare-TOOL\npod/bare-TOOL evicted\nnode/node-TOOL drained\n"
     );
 }
 

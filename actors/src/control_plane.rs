@@ -1,6 +1,7 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
-//! DaemonSet, HorizontalPodAutoscaler, Endpoints, garbage collector, node lifecycle).
+//! DaemonSet, HorizontalPodAutoscaler, Endpoints, PodDisruptionBudget, garbage
+//! collector, node lifecycle).
 //! They live on an actix system of their own thread, in one `rk8s_supervision`
 //! registry; when this member becomes leader they start, when it loses leadership
 //! they all stop. Each is supervised: killed — wherever it is, mid-reconcile too — it
@@ -11,6 +12,7 @@
 use rk8s_controllers::cronjob_actor::CronJobSupervisor;
 use rk8s_controllers::daemonset_actor::DaemonSetSupervisor;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
+use rk8s_controllers::disruption_actor::DisruptionController;
 use rk8s_controllers::endpoints_actor::EndpointsController;
 use rk8s_controllers::gc::GarbageCollector;
 use rk8s_controllers::hpa_actor::{HpaConfig, HpaSupervisor};
@@ -112,6 +114,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     let (c, i) = (client.clone(), informers.clone());
     actors.start(CONTROLLER, "endpoints", move |me| {
         EndpointsController::new(c.clone(), &i, me)
+    });
+    let (c, i) = (client.clone(), informers.clone());
+    actors.start(CONTROLLER, "disruption", move |me| {
+        DisruptionController::new(c.clone(), &i, me)
     });
     let (c, i) = (client.clone(), informers.clone());
     actors.start(CONTROLLER, "garbage-collector", move |me| {

@@ -70,6 +70,10 @@ fn entries(
     }
     if kind.plural == "pods" {
         out.push(sub("binding", "Binding", &["create"]));
+        let mut eviction = sub("eviction", "Eviction", &["create"]);
+        eviction["group"] = json!("policy");
+        eviction["version"] = json!("v1");
+        out.push(eviction);
         out.push(sub("log", "Pod", &["get"]));
         out.push(sub("exec", "PodExecOptions", &["create", "get"]));
     }

@@ -1,9 +1,9 @@
 //! The verbs: create, get, list, watch, update, patch, delete and deletecollection on
-//! every served kind, and the `status`, `scale` and `binding` subresources.
+//! every served kind, and the `status` and `scale` subresources (a pod's `binding`
+//! and `eviction`: [`crate::pod_writes`]).
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Binding, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
 use rk8s_api::object::{kind_named, kinds};
 use rk8s_api::{AnyObject, ObjectKind};
@@ -18,7 +18,7 @@ use crate::auth::{Access, Identity, check_access};
 use crate::caches::Caches;
 pub use crate::call::Call;
 use crate::custom::CustomKinds;
-use crate::decode::{FieldValidation, decode_value, field_validation, parse_body};
+use crate::decode::{decode_value, field_validation, parse_body};
 use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
@@ -367,6 +367,7 @@ impl Handlers {
         match req.subresource.as_deref() {
             None => {}
             Some("binding") if req.kind.plural == "pods" => return self.bind(c).await,
+            Some("eviction") if req.kind.plural == "pods" => return self.evict(c).await,
             Some(_) => return Err(ApiError::no_route()),
         }
         if req.kind.is_namespaced() && req.namespace.is_none() {
@@ -432,57 +433,6 @@ impl Handlers {
     }
 
     /// `POST pods/{name}/binding`: assigns a pod to a node (the scheduler's write).
-    async fn bind(&self, c: &Call<'_>) -> ApiResult<Reply> {
-        let body = parse_body(&c.content_type, &c.body, FieldValidation::Ignore)?;
-        let binding: Binding = serde_json::from_value(body.value)
-            .map_err(|e| ApiError::bad_request(format!("invalid Binding: {e}")))?;
-        let node = binding.target.name.clone().unwrap_or_default();
-        if node.is_empty() {
-            return Err(ApiError::bad_request("Binding: target.name is required"));
-        }
-        let req = c.req;
-        let kind = req.kind;
-        let name = req.name().to_string();
-        let result = self
-            .registry
-            .update(&kind, req.namespace.as_deref(), &name, |current| {
-                let AnyObject::Pod(mut pod) = current else {
-                    return Err(ApiError::internal("binding on something that is not a pod"));
-                };
-                if pod.metadata.deletion_timestamp.is_some() {
-                    return Err(ApiError::conflict(&kind, &name, "the pod is being deleted"));
-                }
-                let spec = pod.spec.get_or_insert_with(Default::default);
-                if let Some(existing) = &spec.node_name {
-                    return Err(ApiError::conflict(
-                        &kind,
-                        &name,
-                        &format!("pod {name} is already assigned to node \"{existing}\""),
-                    ));
-                }
-                spec.node_name = Some(node.clone());
-                let status = pod.status.get_or_insert_with(Default::default);
-                let conditions = status.conditions.get_or_insert_with(Vec::new);
-                conditions.retain(|c| c.type_ != "PodScheduled");
-                conditions.push(PodCondition {
-                    type_: "PodScheduled".into(),
-                    status: "True".into(),
-                    last_transition_time: Some(strategy::now()),
-                    ..PodCondition::default()
-                });
-                Ok(Change::Replace(AnyObject::Pod(pod)))
-            })
-            .await?;
-        let _ = result;
-        Ok(Reply {
-            code: http::StatusCode::CREATED,
-            body: Body::Value(
-                serde_json::to_value(crate::status::success()).unwrap_or(Value::Null),
-            ),
-            warnings: Vec::new(),
-        })
-    }
-
     /// PUT or PATCH of an object or its `status` or `scale`.
     pub async fn update(&self, c: &Call<'_>) -> ApiResult<Reply> {
         let req = c.req;
@@ -776,7 +726,7 @@ impl Handlers {
     }
 }
 
-fn delete_options(c: &Call<'_>) -> ApiResult<DeleteOptions> {
+pub(crate) fn delete_options(c: &Call<'_>) -> ApiResult<DeleteOptions> {
     let mut options: DeleteOptions = if c.body.is_empty() {
         DeleteOptions::default()
     } else {
@@ -806,7 +756,7 @@ fn delete_options(c: &Call<'_>) -> ApiResult<DeleteOptions> {
     Ok(options)
 }
 
-fn check_preconditions(
+pub(crate) fn check_preconditions(
     kind: &ObjectKind,
     name: &str,
     options: &DeleteOptions,
@@ -843,7 +793,7 @@ fn check_preconditions(
 
 /// What deleting `current` does: delete it now, or mark it and wait (for the node to
 /// stop a pod's containers, or for finalizers).
-fn deletion(mut obj: AnyObject, options: &DeleteOptions) -> ApiResult<Change> {
+pub(crate) fn deletion(mut obj: AnyObject, options: &DeleteOptions) -> ApiResult<Change> {
     let grace = match &obj {
         AnyObject::Pod(p) => {
             let terminal = p

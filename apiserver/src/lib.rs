@@ -8,7 +8,8 @@
 //! - [`registry`]: objects in the store, one key each, `resourceVersion` = revision;
 //! - [`decode`]: bodies into objects (`fieldValidation`); [`list_options`]: what a list
 //!   or watch asks (resource versions, selectors, continue tokens);
-//! - [`handlers`]: the verbs and subresources; [`listing`]: lists from stored bytes;
+//! - [`handlers`]: the verbs and subresources ([`pod_writes`]: a pod's binding and
+//!   eviction); [`listing`]: lists from stored bytes;
 //!   [`strategy`]: what the server fills in;
 //! - [`patch`]: merge, JSON and strategic merge patches;
 //! - [`watch`]: the watch cache that fans one store watch out to many watchers;
@@ -40,6 +41,7 @@ pub mod node_reads;
 pub mod node_restriction;
 pub mod openapi;
 pub mod patch;
+pub mod pod_writes;
 pub mod proxy;
 pub mod registry;
 pub mod request;

@@ -27,6 +27,8 @@
 //!   tolerations; [`node_lifecycle_actor`]: its supervisor and one actor per node.
 //! - [`hpa`]: the HorizontalPodAutoscaler's arithmetic; [`hpa_metrics`]: its metrics
 //!   read; [`hpa_actor`]: its supervisor and one actor per HPA; [`promql`]: queries.
+//! - [`disruption`] and [`disruption_actor`]: PodDisruptionBudgets' status (the
+//!   disruptions the eviction subresource may spend).
 //! - [`endpoints`] and [`endpoints_actor`]: the Endpoints of selector Services.
 //! - [`gc`]: the garbage collector (background, foreground and orphan cascades).
 //! - [`common`]: owner references, pod readiness, expectations; [`events`]: events;
@@ -43,6 +45,8 @@ pub mod daemonset;
 pub mod daemonset_actor;
 pub mod deployment;
 pub mod deployment_actor;
+pub mod disruption;
+pub mod disruption_actor;
 pub mod endpoints;
 pub mod endpoints_actor;
 pub mod events;

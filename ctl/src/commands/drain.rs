@@ -1,8 +1,9 @@
 //! `cordon`, `uncordon` and `drain`: a node out of scheduling, back in, and emptied
-//! of its pods for maintenance, as kubectl does them. rk8s serves no eviction
-//! subresource yet (PodDisruptionBudgets come with the workloads), so `drain` deletes
-//! the pods, as kubectl does against such a server: each pod deleted with its grace
-//! period (or `--grace-period`) and waited for until it is gone.
+//! of its pods for maintenance, as kubectl does them. `drain` evicts each pod through
+//! the eviction subresource, so PodDisruptionBudgets hold (an eviction a budget
+//! refuses is tried again every 5 s, as kubectl does), or deletes it with
+//! `--disable-eviction`; each pod gets its grace period (or `--grace-period`) and is
+//! waited for until it is gone.
 
 use std::time::{Duration, Instant};
 
@@ -80,7 +81,14 @@ pub struct DrainArgs {
     /// Only the pods this label selector matches.
     #[arg(long)]
     pub pod_selector: Option<String>,
+    /// Delete the pods instead of evicting them (PodDisruptionBudgets are not asked).
+    #[arg(long)]
+    pub disable_eviction: bool,
 }
+
+/// How long a drain waits before trying again an eviction a budget refused
+/// (kubectl's).
+const EVICTION_RETRY: Duration = Duration::from_secs(5);
 
 /// Why a pod is not deleted by a drain, or may not be: kubectl's filters.
 #[derive(Debug, PartialEq, Eq)]
@@ -95,6 +103,25 @@ enum Verdict {
     SkipMirror,
     /// Refused: the drain stops, naming the pods.
     Refuse(&'static str),
+}
+
+/// Evicts the pod `ns/name` (policy/v1 `Eviction`, its grace period `grace` seconds
+/// unless negative). Written here rather than with the client's `evict`, which sends
+/// its delete options under a name the API does not read.
+async fn evict(client: &kube::Client, ns: &str, name: &str, grace: i64) -> kube::Result<()> {
+    let eviction = json!({
+        "apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": name, "namespace": ns},
+        "deleteOptions": if grace >= 0 { json!({"gracePeriodSeconds": grace}) } else { json!({}) },
+    });
+    let request = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{name}/eviction"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&eviction).map_err(kube::Error::SerdeError)?)
+        .map_err(kube::Error::HttpError)?;
+    client
+        .request::<kube::core::Status>(request)
+        .await
+        .map(drop)
 }
 
 /// What a drain does with `pod`.
@@ -209,18 +236,56 @@ pub async fn drain(g: &Global, a: &DrainArgs) -> Result<()> {
         grace_period_seconds: u32::try_from(a.grace_period).ok(),
         ..Default::default()
     };
-    for pod in &doomed {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let name = pod.metadata.name.as_deref().unwrap_or("");
-        let api: Api<Pod> = Api::namespaced(cluster.client.clone(), ns);
-        if let Err(e) = api.delete(name, &delete).await
-            && !crate::cluster::is_not_found(&e)
-        {
-            return Err(explain(e));
+    let started = Instant::now();
+    let mut pending: Vec<&Pod> = doomed.clone();
+    while !pending.is_empty() {
+        let mut refused_now = Vec::new();
+        for pod in pending {
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+            let name = pod.metadata.name.as_deref().unwrap_or("");
+            let api: Api<Pod> = Api::namespaced(cluster.client.clone(), ns);
+            let outcome = if a.disable_eviction {
+                api.delete(name, &delete).await.map(drop)
+            } else {
+                println!("evicting pod {ns}/{name}");
+                evict(&cluster.client, ns, name, a.grace_period).await
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(e) if crate::cluster::is_not_found(&e) => {}
+                Err(kube::Error::Api(s)) if s.code == 429 => {
+                    eprintln!(
+                        "error when evicting pods/{name:?} -n {ns:?} (will retry after 5s): {}",
+                        s.message
+                    );
+                    refused_now.push(pod);
+                }
+                Err(e) => return Err(explain(e)),
+            }
         }
+        pending = refused_now;
+        if pending.is_empty() {
+            break;
+        }
+        if !a.timeout.is_zero() && started.elapsed() >= a.timeout {
+            bail!(
+                "drain did not complete within {}s: evictions refused: {}",
+                a.timeout.as_secs(),
+                pending
+                    .iter()
+                    .map(|p| key(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        tokio::time::sleep(EVICTION_RETRY).await;
     }
     // Gone: no longer there, or there again under the same name as another pod.
-    let started = Instant::now();
+    let done = if a.disable_eviction {
+        "deleted"
+    } else {
+        "evicted"
+    };
     let mut waiting: Vec<&Pod> = doomed;
     while !waiting.is_empty() {
         let mut still = Vec::new();
@@ -230,7 +295,7 @@ pub async fn drain(g: &Global, a: &DrainArgs) -> Result<()> {
             let api: Api<Pod> = Api::namespaced(cluster.client.clone(), ns);
             match api.get_opt(name).await.map_err(explain)? {
                 Some(now) if now.metadata.uid == pod.metadata.uid => still.push(pod),
-                _ => println!("pod/{name} deleted"),
+                _ => println!("pod/{name} {done}"),
             }
         }
         waiting = still;
