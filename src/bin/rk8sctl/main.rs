@@ -95,8 +95,8 @@ enum Command {
         #[arg(add = rk8s_ctl::completion::names_of("nodes"))]
         node: String,
     },
-    /// Cordon a node and delete its pods for maintenance (their controllers make
-    /// them again elsewhere).
+    /// Cordon a node and evict its pods for maintenance, as their
+    /// PodDisruptionBudgets allow (their controllers make them again elsewhere).
     Drain(DrainArgs),
     /// Wait until objects are deleted, created, or in a condition
     /// (`--for=condition=Available`, `--for=jsonpath='{.status.phase}'=Running`).
