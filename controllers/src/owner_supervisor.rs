@@ -1,7 +1,8 @@
 //! The supervisor shared by the controllers whose objects own pods (ReplicaSet, Job,
 //! DaemonSet).
 //! An [`OwnerSupervisor`] follows the owners and every pod through the shared
-//! informers, keeps an index of pods by controlling owner,
+//! informers, keeps an index of the pods owners of its kind control (and of the
+//! orphans) by controlling owner,
 //! runs one [`OwnerActor`] per owner in the registry (stopped when the owner goes),
 //! and routes each pod event to the actor that owns the pod (orphans: to the actors
 //! whose selector matches) rather than waking all; a kind that places its pods on
@@ -145,6 +146,17 @@ impl<K: Owner> OwnerSupervisor<K> {
             pod.meta().name.clone().unwrap_or_default(),
         );
         let old = self.unindex(&key);
+        // What another kind controls is not indexed here: each supervisor would keep
+        // an entry for every pod of the cluster, and count creations for owners it
+        // never syncs.
+        if controller_of(pod.meta()).is_some_and(|r| r.kind != K::KIND) {
+            if let Some(old) = &old {
+                let concerned = self.concerned(old);
+                self.dirty.extend(concerned);
+            }
+            self.strays.remove(&key);
+            return;
+        }
         let mut concerned = self.concerned(&pod);
         if let Some(old) = &old {
             concerned.extend(self.concerned(old));
