@@ -640,6 +640,10 @@ async fn a_disruption_budget_holds_evictions_and_drain_until_it_allows_them() {
         (s.disruptions_allowed == 1).then_some(())
     })
     .await;
+    // A server-side dry run evicts nothing.
+    let (ok, out) = server.kubectl(&["drain", &node, "--dry-run=server", "--timeout=20s"]);
+    assert!(ok && out.contains("(server dry run)"), "{out}");
+    assert_eq!(running_pods(&pods).await.len(), 3);
     let drained = server.rk8sctl_ok(&["drain", &node, "--timeout=60s", "--grace-period=0"]);
     assert!(
         drained.contains("evicted") && drained.ends_with(&format!("node/{node} drained\n")),

@@ -104,7 +104,7 @@ fn random_suffix() -> ApiResult<String> {
         .collect())
 }
 
-fn dry_run(q: &Query) -> ApiResult<bool> {
+pub(crate) fn dry_run(q: &Query) -> ApiResult<bool> {
     match q.get("dryRun") {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),

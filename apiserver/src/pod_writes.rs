@@ -105,6 +105,11 @@ fn spend(mut pdb: PodDisruptionBudget, pod: &str) -> ApiResult<Change> {
     ))))
 }
 
+fn dry_run(c: &Call<'_>, options: &DeleteOptions) -> ApiResult<bool> {
+    let in_options = options.dry_run.iter().flatten().any(|d| d == "All");
+    Ok(in_options || crate::handlers::dry_run(c.query)?)
+}
+
 impl Handlers {
     /// POST `pods/NAME/binding`: binds the pod to the node the Binding names.
     pub(crate) async fn bind(&self, c: &Call<'_>) -> ApiResult<Reply> {
@@ -164,6 +169,9 @@ impl Handlers {
         }
         let ns = req.namespace.clone().unwrap_or_else(|| "default".into());
         let options = eviction.delete_options.clone().unwrap_or_default();
+        // `dryRun=All` (in the query, or in the delete options as kubectl's drain
+        // sends it): every check made, nothing written.
+        let dry = dry_run(c, &options)?;
         let AnyObject::Pod(pod) = self.registry.get(&req.kind, Some(&ns), &name).await? else {
             return Err(ApiError::internal(
                 "eviction of something that is not a pod",
@@ -208,7 +216,9 @@ impl Handlers {
             && (spec.unhealthy_pod_eviction_policy.as_deref() == Some("AlwaysAllow")
                 || (status.current_healthy >= status.desired_healthy
                     && status.desired_healthy > 0));
-        if !unhealthy_ok {
+        if !unhealthy_ok && dry {
+            spend(budget.clone(), &name)?;
+        } else if !unhealthy_ok {
             let kind = rk8s_api::object::kind_named("PodDisruptionBudget")
                 .ok_or_else(ApiError::no_route)?;
             let budget_name = budget.metadata.name.clone().unwrap_or_default();
@@ -230,6 +240,9 @@ impl Handlers {
         name: &str,
         options: &DeleteOptions,
     ) -> ApiResult<Reply> {
+        if dry_run(c, options)? {
+            return Ok(created());
+        }
         let kind = c.req.kind;
         let outcome = self
             .registry

@@ -133,17 +133,28 @@ pub fn pod_for_node(ds: &DaemonSet, node: &str, hash: &str) -> PodTemplateSpec {
 /// not select gets none; an untolerated NoSchedule taint keeps new pods off but lets
 /// a running one stay, an untolerated NoExecute one does not.
 pub fn placement(ds: &DaemonSet, node: &Node) -> (bool, bool) {
+    placement_of(&daemon_spec(ds), node)
+}
+
+/// The daemon pods' spec: the template's, with the daemon tolerations (made once per
+/// decision, not once per node).
+fn daemon_spec(ds: &DaemonSet) -> PodSpec {
+    let mut spec = template(ds).spec.unwrap_or_default();
+    daemon_tolerations(&mut spec);
+    spec
+}
+
+/// [`placement`] for the daemon pods' `spec`.
+fn placement_of(spec: &PodSpec, node: &Node) -> (bool, bool) {
     let name = node.metadata.name.as_deref().unwrap_or_default();
-    let mut t = template(ds);
-    let spec = t.spec.get_or_insert_with(Default::default);
     if spec.node_name.as_deref().is_some_and(|n| n != name) {
         return (false, false);
     }
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    if !required_affinity_matches(spec, &labels, name) {
+    let empty = BTreeMap::new();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    if !required_affinity_matches(spec, labels, name) {
         return (false, false);
     }
-    daemon_tolerations(spec);
     let tolerations = spec.tolerations.as_deref().unwrap_or_default();
     let taints = node
         .spec
@@ -274,12 +285,13 @@ pub fn reconcile(
     let hash = template_hash(ds);
     let spec = ds.spec.clone().unwrap_or_default();
     let min_ready = i64::from(spec.min_ready_seconds.unwrap_or(0));
+    let daemon = daemon_spec(ds);
     let placements: HashMap<&str, (bool, bool)> = nodes
         .iter()
         .map(|n| {
             (
                 n.metadata.name.as_deref().unwrap_or_default(),
-                placement(ds, n),
+                placement_of(&daemon, n),
             )
         })
         .collect();
