@@ -17,7 +17,8 @@
 //! Prints a table and writes `target/bench/controllers.json`.
 //! `RK8S_BENCH_CONTROLLERS=200` sets N (default 1000); `RK8S_BENCH_CONTROLLERS_QUICK=1`
 //! skips the node failure with default settings (it takes six minutes);
-//! `RK8S_BENCH_DAEMONSET_NODES=200` sets M (default 1000).
+//! `RK8S_BENCH_DAEMONSET_NODES=500` sets M (default 1000; 200 with
+//! `RK8S_BENCH_CONTROLLERS_QUICK`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -337,7 +338,7 @@ async fn main() {
     let daemon_nodes: usize = std::env::var("RK8S_BENCH_DAEMONSET_NODES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(if quick { 200 } else { 1000 });
     let d = daemonset(daemon_nodes).await;
     let test_settings = [
         "--node-monitor-grace-period",
