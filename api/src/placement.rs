@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 /// Whether a node's labels (and name, for `matchFields`) satisfy a requirement.
+#[inline]
 fn requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
     let values = r.values.as_deref().unwrap_or_default();
     match r.operator.as_str() {
@@ -36,6 +37,7 @@ fn requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
 
 /// Whether a node matches a term: every expression and every field requirement (an
 /// empty term matches nothing, as in Kubernetes).
+#[inline]
 pub fn term_matches(
     term: &NodeSelectorTerm,
     labels: &BTreeMap<String, String>,
@@ -57,6 +59,7 @@ pub fn term_matches(
 
 /// Whether a node of `labels` named `name` satisfies the pod's `nodeSelector` and
 /// its required node affinity (Kubernetes' `GetRequiredNodeAffinity(pod).Match`).
+#[inline]
 pub fn required_affinity_matches(
     spec: &PodSpec,
     labels: &BTreeMap<String, String>,
@@ -84,6 +87,7 @@ pub fn required_affinity_matches(
 }
 
 /// Whether one toleration tolerates `taint` (Kubernetes' `ToleratesTaint`).
+#[inline]
 pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     if let Some(effect) = t.effect.as_deref().filter(|e| !e.is_empty())
         && effect != taint.effect
@@ -106,12 +110,14 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
 }
 
 /// Whether any of `tolerations` tolerates `taint`.
+#[inline]
 pub fn tolerated(taint: &Taint, tolerations: &[Toleration]) -> bool {
     tolerations.iter().any(|t| tolerates(t, taint))
 }
 
 /// The first of `taints` with one of `effects` that `tolerations` do not tolerate
 /// (Kubernetes' `FindMatchingUntoleratedTaint`).
+#[inline]
 pub fn untolerated<'a>(
     taints: &'a [Taint],
     tolerations: &[Toleration],
