@@ -111,6 +111,20 @@ where
 {
     let mut refs = meta.owner_references.clone().unwrap_or_default();
     refs.push(owner.clone());
+    set_owner_references(api, meta, refs).await
+}
+
+/// Replaces the ownerReferences of the object `meta` describes with `refs` (a merge
+/// patch carrying its resourceVersion: an object changed since it was seen is
+/// refused).
+pub async fn set_owner_references<K>(
+    api: &kube::Api<K>,
+    meta: &ObjectMeta,
+    refs: Vec<OwnerReference>,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let patch = serde_json::json!({"metadata": {
         "ownerReferences": refs, "resourceVersion": meta.resource_version}});
     let name = meta.name.as_deref().unwrap_or_default();

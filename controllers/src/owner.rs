@@ -279,16 +279,7 @@ pub async fn claim(
             .filter(|r| r.uid != owner.uid)
             .cloned()
             .collect();
-        let patch = serde_json::json!({"metadata": {
-            "ownerReferences": refs, "resourceVersion": pod.metadata.resource_version}});
-        let released = api
-            .patch(
-                name,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
-            )
-            .await;
-        rk8s_supervision::wrote();
+        let released = crate::common::set_owner_references(&api, &pod.metadata, refs).await;
         if let Err(e) = released {
             tracing::debug!(owner = %owner.name, pod = %name, "releasing: {e}");
         }
