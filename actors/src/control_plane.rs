@@ -1,6 +1,6 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
-//! DaemonSet, HorizontalPodAutoscaler, Endpoints, PodDisruptionBudget, garbage
+//! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, PodDisruptionBudget, garbage
 //! collector, node lifecycle).
 //! They live on an actix system of their own thread, in one `rk8s_supervision`
 //! registry; when this member becomes leader they start, when it loses leadership
@@ -20,6 +20,7 @@ use rk8s_controllers::job_actor::JobSupervisor;
 use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSupervisor};
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_controllers::replicationcontroller::ReplicationControllerSupervisor;
+use rk8s_controllers::statefulset_actor::StatefulSetSupervisor;
 use rk8s_informers::Informers;
 use rk8s_raftstore::node::Leadership;
 use rk8s_scheduler::actor::SchedulerActor;
@@ -101,6 +102,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
     actors.start(CONTROLLER, "daemonset", move |me| {
         DaemonSetSupervisor::new(c.clone(), &i, a.clone(), me)
+    });
+    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    actors.start(CONTROLLER, "statefulset", move |me| {
+        StatefulSetSupervisor::new(c.clone(), &i, a.clone(), me)
     });
     let (c, i, a, hpa) = (
         client.clone(),

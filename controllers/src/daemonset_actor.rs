@@ -15,14 +15,12 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
-use crate::common::{controller_of, controller_ref, object_name, replace_status};
+use crate::common::{controller_ref, object_name, replace_status};
 use crate::daemonset::{Decision, HASH_LABEL, pod_for_node, reconcile, template_hash};
-use crate::history;
+use crate::history::{self, History, Owned};
 use crate::owner::{Decided, Owner, View, claim, create_pods, delete_pods, pod_from_template};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
@@ -92,84 +90,33 @@ fn ds_ref(ds: &DaemonSet) -> crate::events::Involved {
     crate::events::Involved::of("apps/v1", "DaemonSet", &ds.metadata)
 }
 
-/// What making the history came to.
-enum History {
-    /// The current template's revision is there, the newest.
-    Held,
-    /// Its name is another template's: the collision count to write.
-    Collided(i32),
-}
-
 /// Makes the history hold the DaemonSet's current template (see [`history`]).
 async fn sync_history(
     client: &kube::Client,
     ds: &DaemonSet,
     pods: &HashMap<String, Arc<Pod>>,
 ) -> Result<History, kube::Error> {
-    let ns = ds.metadata.namespace.as_deref().unwrap_or("default");
-    let api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
-    let uid = ds.metadata.uid.as_deref().unwrap_or_default();
-    let selector = crate::daemonset::selector(ds).map(|s| s.to_string());
-    let params = ListParams {
-        label_selector: selector,
-        ..Default::default()
-    };
-    let revisions: Vec<ControllerRevision> = api
-        .list(&params)
-        .await?
-        .items
-        .into_iter()
-        .filter(|r| controller_of(&r.metadata).is_some_and(|o| o.uid == uid))
-        .collect();
-    let hash = template_hash(ds);
     let live: HashSet<String> = pods
         .values()
         .filter_map(|p| p.metadata.labels.as_ref()?.get(HASH_LABEL).cloned())
         .collect();
     let spec = ds.spec.clone().unwrap_or_default();
     let limit = spec.revision_history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
-    let owner = controller_ref("apps/v1", "DaemonSet", &ds.metadata);
-    let plan = history::plan(
-        &ds.metadata,
+    let owner = Owned {
+        meta: &ds.metadata,
+        reference: controller_ref("apps/v1", "DaemonSet", &ds.metadata),
+        selector: crate::daemonset::selector(ds).map(|s| s.to_string()),
+        collisions: ds.status.as_ref().and_then(|s| s.collision_count),
+    };
+    history::sync(
+        client,
         owner,
         &spec.template,
-        &hash,
-        &revisions,
+        &template_hash(ds),
         &live,
-        usize::try_from(limit).unwrap_or(0),
-    );
-    if let Some(revision) = &plan.create {
-        let created = api.create(&PostParams::default(), revision).await;
-        rk8s_supervision::wrote();
-        match created {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                // Made already (a view behind our own write), or another template's.
-                let name = revision.metadata.name.as_deref().unwrap_or_default();
-                let there = api.get(name).await?;
-                let ours = controller_of(&there.metadata).is_some_and(|o| o.uid == uid);
-                if !ours || there.data != revision.data {
-                    let count = ds.status.as_ref().and_then(|s| s.collision_count);
-                    return Ok(History::Collided(count.unwrap_or(0).saturating_add(1)));
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    if let Some((name, number)) = &plan.bump {
-        let patch = serde_json::json!({"revision": number});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        rk8s_supervision::wrote();
-    }
-    for name in &plan.delete {
-        let deleted = api.delete(name, &DeleteParams::default()).await;
-        rk8s_supervision::wrote();
-        if let Err(e) = deleted {
-            tracing::debug!(ds = %object_name(&ds.metadata), revision = %name, "deleting: {e}");
-        }
-    }
-    Ok(History::Held)
+        limit,
+    )
+    .await
 }
 
 /// Carries out a decision; returns the message of a failed creation, if any.

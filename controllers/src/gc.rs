@@ -141,6 +141,8 @@ pub fn resources() -> Vec<ApiResource> {
         ApiResource::erase::<core::v1::ReplicationController>(&()),
         ApiResource::erase::<apps::v1::Deployment>(&()),
         ApiResource::erase::<apps::v1::DaemonSet>(&()),
+        ApiResource::erase::<apps::v1::StatefulSet>(&()),
+        ApiResource::erase::<core::v1::PersistentVolumeClaim>(&()),
         ApiResource::erase::<apps::v1::ControllerRevision>(&()),
         ApiResource::erase::<batch::v1::Job>(&()),
         ApiResource::erase::<batch::v1::CronJob>(&()),
@@ -363,6 +365,12 @@ impl Actor for GarbageCollector {
             .subscribe(me.clone().recipient());
         informers
             .get::<apps::v1::DaemonSet>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<apps::v1::StatefulSet>()
+            .subscribe(me.clone().recipient());
+        informers
+            .get::<core::v1::PersistentVolumeClaim>()
             .subscribe(me.clone().recipient());
         informers
             .get::<apps::v1::ControllerRevision>()

@@ -1,10 +1,11 @@
-//! ControllerRevisions: the template history of a DaemonSet (as kube-controller-
-//! manager keeps it, and `kubectl rollout history|undo` reads it). Each template a
-//! DaemonSet has had is one revision named `NAME-HASH`, holding the strategic merge
+//! ControllerRevisions: the template history of a DaemonSet or StatefulSet (as
+//! kube-controller-manager keeps it, and `kubectl rollout history|undo` reads it).
+//! Each template an owner has had is one revision named `NAME-HASH`, holding the strategic merge
 //! patch that puts the template back (`{"spec": {"template": {…, "$patch":
 //! "replace"}}}`) and a revision number; the current template's is the highest (a
 //! rollback to an older template raises that one's number), and old revisions no pod
-//! runs are kept up to `revisionHistoryLimit`. Pure: [`plan`] says what to write.
+//! runs are kept up to `revisionHistoryLimit`. [`plan`] says what to write (pure);
+//! [`sync`] writes it.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -12,6 +13,8 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 /// The label holding a revision's (and its pods') template hash.
 pub const HASH_LABEL: &str = "controller-revision-hash";
@@ -109,6 +112,112 @@ pub fn plan(
         .filter_map(|r| r.metadata.name.clone())
         .collect();
     plan
+}
+
+/// What making the history came to.
+pub enum History {
+    /// The current template's revision is there, the newest.
+    Held,
+    /// Its name is another template's: the collision count to write.
+    Collided(i32),
+}
+
+/// The owner whose history [`sync`] makes.
+pub struct Owned<'a> {
+    /// Its metadata.
+    pub meta: &'a ObjectMeta,
+    /// The controller reference its revisions carry.
+    pub reference: OwnerReference,
+    /// Its selector (its revisions carry its template's labels).
+    pub selector: Option<String>,
+    /// Its status' collision count.
+    pub collisions: Option<i32>,
+}
+
+/// Makes the owner's history hold `template` (of `hash`) as the newest revision,
+/// keeping `limit` old ones besides those of `live` hashes (see [`plan`]): creates,
+/// raises and deletes revisions through the API.
+pub async fn sync(
+    client: &kube::Client,
+    owner: Owned<'_>,
+    template: &PodTemplateSpec,
+    hash: &str,
+    live: &HashSet<String>,
+    limit: i32,
+) -> Result<History, kube::Error> {
+    let ns = owner.meta.namespace.as_deref().unwrap_or("default");
+    let api: Api<ControllerRevision> = Api::namespaced(client.clone(), ns);
+    let uid = owner.meta.uid.as_deref().unwrap_or_default();
+    let params = ListParams {
+        label_selector: owner.selector,
+        ..Default::default()
+    };
+    let revisions: Vec<ControllerRevision> = api
+        .list(&params)
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| crate::common::controller_of(&r.metadata).is_some_and(|o| o.uid == uid))
+        .collect();
+    let plan = plan(
+        owner.meta,
+        owner.reference,
+        template,
+        hash,
+        &revisions,
+        live,
+        usize::try_from(limit).unwrap_or(0),
+    );
+    let key = crate::common::object_name(owner.meta);
+    if let Some(revision) = &plan.create {
+        let created = api.create(&PostParams::default(), revision).await;
+        rk8s_supervision::wrote();
+        match created {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                // Made already (a view behind our own write), or another template's.
+                let name = revision.metadata.name.as_deref().unwrap_or_default();
+                let there = api.get(name).await?;
+                let ours =
+                    crate::common::controller_of(&there.metadata).is_some_and(|o| o.uid == uid);
+                if !ours || there.data != revision.data {
+                    return Ok(History::Collided(
+                        owner.collisions.unwrap_or(0).saturating_add(1),
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some((name, number)) = &plan.bump {
+        let patch = serde_json::json!({"revision": number});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        rk8s_supervision::wrote();
+    }
+    for name in &plan.delete {
+        let deleted = api.delete(name, &DeleteParams::default()).await;
+        rk8s_supervision::wrote();
+        if let Err(e) = deleted {
+            tracing::debug!(owner = %key, revision = %name, "deleting: {e}");
+        }
+    }
+    Ok(History::Held)
+}
+
+/// The template a revision holds (its `$patch: replace` data), if it holds one.
+pub fn template_of(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
+    let mut template = revision
+        .data
+        .as_ref()?
+        .0
+        .get("spec")?
+        .get("template")?
+        .clone();
+    if let Some(map) = template.as_object_mut() {
+        map.remove("$patch");
+    }
+    serde_json::from_value(template).ok()
 }
 
 #[cfg(test)]

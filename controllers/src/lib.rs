@@ -11,7 +11,10 @@
 //!   exactly through the tracking finalizer; [`job_actor`]: how a Job's is.
 //! - [`daemonset`]: a daemon pod on each node its template selects and tolerates,
 //!   rolling updates within maxUnavailable or maxSurge, status; [`history`]: the
-//!   ControllerRevisions of its templates; [`daemonset_actor`]: how it is carried out.
+//!   ControllerRevisions of its (and a StatefulSet's) templates; [`daemonset_actor`]: how it is carried out.
+//! - [`statefulset`]: a pod per ordinal with a stable name, hostname and claims,
+//!   made and removed in order (or in parallel), rolling updates down to a
+//!   partition, status and revisions; [`statefulset_actor`]: how it is carried out.
 //! - [`cronjob`]: Jobs at the times a cron schedule names in its time zone, missed
 //!   times after downtime, concurrency policies, history limits; [`cronjob_actor`]:
 //!   how it is carried out.
@@ -68,3 +71,5 @@ pub mod promql;
 pub mod replicaset;
 pub mod replicaset_actor;
 pub mod replicationcontroller;
+pub mod statefulset;
+pub mod statefulset_actor;
