@@ -128,10 +128,11 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // One informer (one watch) per kind the scheduler and controllers read: pods,
     // nodes, leases, ReplicaSets, ReplicationControllers, Deployments, DaemonSets,
     // StatefulSets, ControllerRevisions, Jobs, CronJobs, PodDisruptionBudgets,
-    // Services, Endpoints, HPAs.
+    // Services, Endpoints, HPAs, PersistentVolumeClaims, PersistentVolumes,
+    // StorageClasses.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Informer"}"#),
-        Some(15.0),
+        Some(18.0),
         "{text}"
     );
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
@@ -146,11 +147,11 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
         Some(1.0)
     );
     // The scheduler, and the ReplicaSet, ReplicationController, Deployment, Job,
-    // CronJob, DaemonSet, HPA, Endpoints, disruption, garbage collector and node
-    // lifecycle controllers.
+    // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, PersistentVolume,
+    // disruption, garbage collector and node lifecycle controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(12.0)
+        Some(14.0)
     );
     assert!(
         sample(

@@ -1,7 +1,7 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
-//! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, PodDisruptionBudget, garbage
-//! collector, node lifecycle).
+//! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, PersistentVolume,
+//! PodDisruptionBudget, garbage collector, node lifecycle).
 //! They live on an actix system of their own thread, in one `rk8s_supervision`
 //! registry; when this member becomes leader they start, when it loses leadership
 //! they all stop. Each is supervised: killed — wherever it is, mid-reconcile too — it
@@ -21,6 +21,7 @@ use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSuper
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_controllers::replicationcontroller::ReplicationControllerSupervisor;
 use rk8s_controllers::statefulset_actor::StatefulSetSupervisor;
+use rk8s_controllers::volumes_actor::VolumeController;
 use rk8s_informers::Informers;
 use rk8s_raftstore::node::Leadership;
 use rk8s_scheduler::actor::SchedulerActor;
@@ -119,6 +120,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     let (c, i) = (client.clone(), informers.clone());
     actors.start(CONTROLLER, "endpoints", move |me| {
         EndpointsController::new(c.clone(), &i, me)
+    });
+    let (c, i) = (client.clone(), informers.clone());
+    actors.start(CONTROLLER, "persistentvolume", move |me| {
+        VolumeController::new(c.clone(), &i, me)
     });
     let (c, i) = (client.clone(), informers.clone());
     actors.start(CONTROLLER, "disruption", move |me| {

@@ -1,13 +1,19 @@
 //! Where a pod may run: its node selector and required node affinity against a
-//! node's labels and name, and its tolerations against a node's taints. Shared by
-//! the scheduler (its NodeAffinity and TaintToleration plugins) and the DaemonSet
-//! controller, which decides with the same rules which nodes get a daemon pod.
+//! node's labels and name, its tolerations against a node's taints, and the node
+//! affinity of the PersistentVolumes it mounts. Shared by the scheduler (its
+//! NodeAffinity, TaintToleration and VolumeBinding plugins), the DaemonSet
+//! controller, which decides with the same rules which nodes get a daemon pod, and the
+//! volume binder.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
+    NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolume,
+    PersistentVolumeClaim, PodSpec, Taint, Toleration,
 };
+
+/// The node label naming a node (kubelet sets it to the node's name).
+pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 /// Whether a node's labels (and name, for `matchFields`) satisfy a requirement.
 #[inline]
@@ -126,6 +132,108 @@ pub fn untolerated<'a>(
     taints
         .iter()
         .find(|t| effects.contains(&t.effect.as_str()) && !tolerated(t, tolerations))
+}
+
+/// Whether a node of `labels` named `name` may mount `pv`: its required node
+/// affinity, if any, matches the node (Kubernetes' `CheckNodeAffinity`).
+#[inline]
+pub fn volume_fits(pv: &PersistentVolume, labels: &BTreeMap<String, String>, name: &str) -> bool {
+    let required = pv.spec.as_ref().and_then(|s| s.node_affinity.as_ref());
+    let required = required.and_then(|a| a.required.as_ref());
+    required.is_none_or(|r| {
+        r.node_selector_terms
+            .iter()
+            .any(|t| term_matches(t, labels, name))
+    })
+}
+
+/// The one node a local volume lives on: the node its affinity names alone
+/// (`kubernetes.io/hostname In [NODE]`, as the local-path provisioner writes it).
+pub fn volume_node(pv: &PersistentVolume) -> Option<&str> {
+    let required = pv
+        .spec
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required
+        .as_ref()?;
+    let [term] = required.node_selector_terms.as_slice() else {
+        return None;
+    };
+    let [r] = term.match_expressions.as_deref()? else {
+        return None;
+    };
+    let values = r.values.as_deref()?;
+    match values {
+        [node] if r.key == HOSTNAME_LABEL && r.operator == "In" => Some(node.as_str()),
+        _ => None,
+    }
+}
+
+/// The size a claim asks for, in bytes.
+fn requested(claim: &PersistentVolumeClaim) -> u128 {
+    let spec = claim.spec.as_ref();
+    let resources = spec.and_then(|s| s.resources.as_ref());
+    let storage = resources
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"));
+    storage.map_or(0, bytes)
+}
+
+fn bytes(q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity) -> u128 {
+    q.0.parse::<crate::quantity::Quantity>()
+        .ok()
+        .and_then(|v| u128::try_from(v.value()).ok())
+        .unwrap_or(0)
+}
+
+/// A volume's size, in bytes.
+pub fn volume_capacity(pv: &PersistentVolume) -> u128 {
+    let spec = pv.spec.as_ref();
+    let storage = spec
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get("storage"));
+    storage.map_or(0, bytes)
+}
+
+/// Whether a volume's `claimRef` names `claim` (its uid too, when it has one).
+pub fn names_claim(claim_ref: &ObjectReference, claim: &PersistentVolumeClaim) -> bool {
+    claim_ref.name == claim.metadata.name
+        && claim_ref.namespace.as_deref().unwrap_or("default")
+            == claim.metadata.namespace.as_deref().unwrap_or("default")
+        && claim_ref
+            .uid
+            .as_deref()
+            .is_none_or(|u| u.is_empty() || Some(u) == claim.metadata.uid.as_deref())
+}
+
+/// Whether `pv` satisfies `claim` wherever it is (Kubernetes'
+/// `checkVolumeSatisfyClaim` and the claim's selector): not being deleted, the same
+/// class, every access mode, the same volume mode, enough room.
+pub fn volume_satisfies(pv: &PersistentVolume, claim: &PersistentVolumeClaim) -> bool {
+    use crate::selector::SelectorExt;
+    let Some(spec) = pv.spec.as_ref() else {
+        return false;
+    };
+    let cspec = claim.spec.clone().unwrap_or_default();
+    let modes_ok = cspec
+        .access_modes
+        .iter()
+        .flatten()
+        .all(|m| spec.access_modes.iter().flatten().any(|have| have == m));
+    let mode = |m: Option<&String>| m.map_or("Filesystem", String::as_str).to_string();
+    let selector_ok = match &cspec.selector {
+        None => true,
+        Some(s) => crate::selector::label_selector(s)
+            .is_ok_and(|s| s.matches(pv.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()))),
+    };
+    pv.metadata.deletion_timestamp.is_none()
+        && spec.storage_class_name.as_deref().unwrap_or_default()
+            == cspec.storage_class_name.as_deref().unwrap_or_default()
+        && modes_ok
+        && mode(spec.volume_mode.as_ref()) == mode(cspec.volume_mode.as_ref())
+        && volume_capacity(pv) >= requested(claim)
+        && selector_ok
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The Secrets and ConfigMaps a pod uses, as kube-apiserver's Node authorizer reads
-//! them off the pod (`VisitPodSecretNames`, `VisitPodConfigmapNames`): a node may read
-//! exactly those of the pods bound to it.
+//! The Secrets, ConfigMaps and PersistentVolumeClaims a pod uses, as kube-apiserver's
+//! Node authorizer reads them off the pod (`VisitPodSecretNames`,
+//! `VisitPodConfigmapNames`, its claim edges): a node may read exactly those of the
+//! pods bound to it.
 
 use std::collections::BTreeSet;
 
@@ -21,6 +22,15 @@ fn environments(spec: &PodSpec) -> impl Iterator<Item = (&[EnvVar], &[EnvFromSou
     regular
         .chain(ephemeral)
         .map(|(env, from)| (env.unwrap_or_default(), from.unwrap_or_default()))
+}
+
+/// The names of the PersistentVolumeClaims `spec`'s volumes name.
+pub fn claims(spec: &PodSpec) -> BTreeSet<&str> {
+    let volumes = spec.volumes.iter().flatten();
+    volumes
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.as_str())
+        .collect()
 }
 
 /// The names of the Secrets `spec` refers to: image pull secrets, secret volumes

@@ -274,9 +274,11 @@ pub enum Access {
     /// Only an object named after this node (its Node or its Lease), also when the
     /// name comes from the body of a create.
     OwnName(String),
-    /// Only pods whose `spec.nodeName` is this node.
-    PodsBoundTo(String),
-    /// Only a Secret or ConfigMap that a pod bound to this node uses
+    /// Only objects bound to this node: pods whose `spec.nodeName` is it, local
+    /// PersistentVolumes whose node affinity names it (their directory is there).
+    BoundTo(String),
+    /// Only a Secret, ConfigMap or PersistentVolumeClaim that a pod bound to this
+    /// node uses
     /// ([`rk8s_api::references`]); the handler looks at the pods before it reads.
     UsedOnNode(String),
 }
@@ -350,7 +352,7 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
         let in_node_leases = req.namespace.as_deref() == Some(NODE_LEASE_NAMESPACE);
         return match (req.kind.plural, req.subresource.as_deref()) {
             ("pods", None | Some("status")) if req.verb == Verb::Get => {
-                Ok(Access::PodsBoundTo(node.clone()))
+                Ok(Access::BoundTo(node.clone()))
             }
             ("pods", None) if selects_node(q, node) => Ok(Access::All),
             ("pods", None) => Err(denied_because(
@@ -358,8 +360,13 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
                 req,
                 Some("can only list/watch pods with spec.nodeName field selector"),
             )),
-            ("secrets" | "configmaps", None) if req.verb == Verb::Get => {
+            ("secrets" | "configmaps" | "persistentvolumeclaims", None)
+                if req.verb == Verb::Get =>
+            {
                 Ok(Access::UsedOnNode(node.clone()))
+            }
+            ("persistentvolumes", None) if req.verb == Verb::Get => {
+                Ok(Access::BoundTo(node.clone()))
             }
             ("nodes" | "services" | "endpoints" | "namespaces" | "events", _) => Ok(Access::All),
             ("leases", None) if in_node_leases => Ok(Access::All),
@@ -381,9 +388,9 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
             own()
         }
         ("pods", Some("status")) if matches!(verb, Verb::Update | Verb::Patch) => {
-            Ok(Access::PodsBoundTo(node.clone()))
+            Ok(Access::BoundTo(node.clone()))
         }
-        ("pods", None) if verb == Verb::Delete => Ok(Access::PodsBoundTo(node.clone())),
+        ("pods", None) if verb == Verb::Delete => Ok(Access::BoundTo(node.clone())),
         ("events", None) if matches!(verb, Verb::Create | Verb::Update | Verb::Patch) => {
             Ok(Access::All)
         }
@@ -403,7 +410,7 @@ pub fn check_access(
     let ok = match access {
         Access::All => true,
         Access::OwnName(n) => n == name,
-        Access::PodsBoundTo(n) => node_name == Some(n.as_str()),
+        Access::BoundTo(n) => node_name == Some(n.as_str()),
         // Decided before the read ([`crate::handlers::Handlers::get`]), not here.
         Access::UsedOnNode(_) => false,
     };
@@ -457,7 +464,7 @@ mod tests {
         );
         assert_eq!(
             ok(Method::PATCH, "/api/v1/namespaces/d/pods/web/status").unwrap(),
-            Access::PodsBoundTo("n1".into())
+            Access::BoundTo("n1".into())
         );
         assert!(ok(Method::PUT, "/api/v1/namespaces/d/pods/web").is_err());
         assert!(ok(Method::POST, "/api/v1/namespaces/d/pods").is_err());
@@ -469,7 +476,7 @@ mod tests {
             "deployments.apps \"web\" is forbidden: User \"system:node:n1\" cannot delete resource \"deployments\" in API group \"apps\" in the namespace \"d\""
         );
         let pods = req(Method::PATCH, "/api/v1/namespaces/d/pods/web/status");
-        let access = Access::PodsBoundTo("n1".into());
+        let access = Access::BoundTo("n1".into());
         assert!(check_access(&access, &n1, &pods, "web", Some("n1")).is_ok());
         assert!(check_access(&access, &n1, &pods, "web", Some("n2")).is_err());
         assert!(check_access(&access, &n1, &pods, "web", None).is_err());
@@ -524,7 +531,7 @@ mod tests {
         }
         assert_eq!(
             read("/api/v1/namespaces/d/pods/web", "").unwrap(),
-            Access::PodsBoundTo("n1".into())
+            Access::BoundTo("n1".into())
         );
         for path in [
             "/api/v1/nodes",
@@ -539,6 +546,7 @@ mod tests {
         for path in [
             "/api/v1/namespaces/d/secrets/pull",
             "/api/v1/namespaces/d/configmaps/settings",
+            "/api/v1/namespaces/d/persistentvolumeclaims/data-web-0",
         ] {
             assert_eq!(
                 read(path, "").unwrap(),
@@ -546,10 +554,16 @@ mod tests {
                 "{path}"
             );
         }
+        assert_eq!(
+            read("/api/v1/persistentvolumes/pvc-1", "").unwrap(),
+            Access::BoundTo("n1".into())
+        );
         for path in [
             "/api/v1/secrets",
             "/api/v1/namespaces/d/secrets",
             "/api/v1/namespaces/d/configmaps",
+            "/api/v1/persistentvolumes",
+            "/api/v1/namespaces/d/persistentvolumeclaims",
             "/apis/apps/v1/deployments",
             "/apis/apps/v1/namespaces/d/replicasets/r",
             "/apis/coordination.k8s.io/v1/namespaces/default/leases",

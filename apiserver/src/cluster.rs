@@ -16,7 +16,7 @@ use rk8s_http::wire::kubeconfig;
 use crate::bootstrap::pki::{ClusterCa, PkiError};
 use crate::bootstrap::secrets::{self, CLUSTER_KEY};
 use crate::bootstrap::write_file;
-use crate::handlers::ensure_system_namespaces;
+use crate::handlers::ensure_system_objects;
 use crate::server::{ApiServer, serve};
 
 pub use crate::bootstrap::StartError;
@@ -213,7 +213,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         &node_ca.cert_pem,
         policy,
     )?);
-    ensure_system_namespaces(api.registry())
+    ensure_system_objects(api.registry())
         .await
         .map_err(|e| StartError::Store(e.message))?;
     if let Some(path) = &cfg.admin_kubeconfig {

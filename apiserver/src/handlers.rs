@@ -88,6 +88,7 @@ pub struct Handlers {
 fn node_of(obj: &AnyObject) -> Option<&str> {
     match obj {
         AnyObject::Pod(p) => p.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        AnyObject::PersistentVolume(pv) => rk8s_api::placement::volume_node(pv),
         _ => None,
     }
 }
@@ -333,8 +334,13 @@ impl Handlers {
             .await
         {
             Ok(obj) => obj,
-            // A node may not learn which pods exist beyond its own.
-            Err(e) if e.code == http::StatusCode::NOT_FOUND && access != Access::All => {
+            // A node may not learn which pods exist beyond its own (a local volume
+            // gone is for its node to learn: it removes the directory).
+            Err(e)
+                if e.code == http::StatusCode::NOT_FOUND
+                    && access != Access::All
+                    && req.kind.plural != "persistentvolumes" =>
+            {
                 check_access(&access, c.identity, req, req.name(), None)?;
                 return Err(e);
             }
@@ -866,19 +872,46 @@ fn scale_rv(raw: &[u8], body: &Option<Value>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Creates the namespaces every cluster has, if they are missing.
-pub async fn ensure_system_namespaces(registry: &Registry) -> ApiResult<()> {
-    for name in SYSTEM_NAMESPACES {
-        let mut ns: AnyObject = k8s_openapi::api::core::v1::Namespace {
+/// The StorageClass every cluster has, as k3s ships one: `local-path`, the default,
+/// its volumes directories on the node of a claim's first pod.
+fn local_path_class() -> AnyObject {
+    k8s_openapi::api::storage::v1::StorageClass {
+        metadata: ObjectMeta {
+            name: Some("local-path".into()),
+            annotations: Some(
+                [(
+                    "storageclass.kubernetes.io/is-default-class".to_string(),
+                    "true".to_string(),
+                )]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        },
+        provisioner: "rk8s.io/local-path".into(),
+        reclaim_policy: Some("Delete".into()),
+        volume_binding_mode: Some("WaitForFirstConsumer".into()),
+        ..Default::default()
+    }
+    .into()
+}
+
+/// Creates the namespaces every cluster has and the `local-path` StorageClass, if
+/// they are missing (a class deleted comes back at the next start, as k3s' does).
+pub async fn ensure_system_objects(registry: &Registry) -> ApiResult<()> {
+    let namespaces = SYSTEM_NAMESPACES.iter().map(|name| {
+        k8s_openapi::api::core::v1::Namespace {
             metadata: ObjectMeta {
                 name: Some((*name).to_string()),
                 ..ObjectMeta::default()
             },
             ..Default::default()
         }
-        .into();
-        strategy::prepare_create(&mut ns);
-        match registry.create(&ns).await {
+        .into()
+    });
+    for mut obj in namespaces.chain([local_path_class()]) {
+        strategy::prepare_create(&mut obj);
+        rk8s_api::defaults::apply_defaults(&mut obj);
+        match registry.create(&obj).await {
             Ok(_) => {}
             Err(e) if e.reason == "AlreadyExists" => {}
             Err(e) => return Err(e),

@@ -1,5 +1,5 @@
-//! What a node may read beyond its own objects: a Secret or ConfigMap is readable by
-//! a node while a pod bound to it uses it, as kube-apiserver's Node authorizer decides
+//! What a node may read beyond its own objects: a Secret, ConfigMap or
+//! PersistentVolumeClaim is readable by a node while a pod bound to it uses it, as kube-apiserver's Node authorizer decides
 //! from its graph. rk8s reads the graph's edges off the node's pods in the namespace
 //! at each read (nodes read them one by one, when a pod starts).
 
@@ -24,8 +24,8 @@ impl Handlers {
         }
     }
 
-    /// Whether a pod bound to `node` in the request's namespace uses the Secret or
-    /// ConfigMap the request names (the Node authorizer's graph, read off the pods).
+    /// Whether a pod bound to `node` in the request's namespace uses the Secret,
+    /// ConfigMap or claim the request names (the Node authorizer's graph, read off the pods).
     async fn check_used_on(&self, node: &str, c: &Call<'_>) -> ApiResult<()> {
         let req = c.req;
         let selector = form_urlencoded::Serializer::new(String::new())
@@ -43,10 +43,10 @@ impl Handlers {
                 return false;
             };
             let Some(spec) = &pod.spec else { return false };
-            let names = if req.kind.plural == "secrets" {
-                rk8s_api::references::secrets(spec)
-            } else {
-                rk8s_api::references::config_maps(spec)
+            let names = match req.kind.plural {
+                "secrets" => rk8s_api::references::secrets(spec),
+                "persistentvolumeclaims" => rk8s_api::references::claims(spec),
+                _ => rk8s_api::references::config_maps(spec),
             };
             names.contains(req.name())
         });

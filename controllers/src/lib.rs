@@ -15,6 +15,9 @@
 //! - [`statefulset`]: a pod per ordinal with a stable name, hostname and claims,
 //!   made and removed in order (or in parallel), rolling updates down to a
 //!   partition, status and revisions; [`statefulset_actor`]: how it is carried out.
+//! - [`volumes`]: claims bound to volumes, local-path volumes provisioned on the
+//!   node of a claim's first pod, released ones reclaimed, protection finalizers;
+//!   [`volumes_actor`]: the PersistentVolume controller that writes them.
 //! - [`cronjob`]: Jobs at the times a cron schedule names in its time zone, missed
 //!   times after downtime, concurrency policies, history limits; [`cronjob_actor`]:
 //!   how it is carried out.
@@ -73,3 +76,5 @@ pub mod replicaset_actor;
 pub mod replicationcontroller;
 pub mod statefulset;
 pub mod statefulset_actor;
+pub mod volumes;
+pub mod volumes_actor;

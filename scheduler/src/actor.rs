@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use rk8s_informers::{Informer, Informers, Notice};
@@ -72,6 +73,9 @@ pub struct SchedulerActor {
     client: kube::Client,
     pods: Informer<Pod>,
     nodes: Informer<Node>,
+    claims: Informer<PersistentVolumeClaim>,
+    volumes: Informer<PersistentVolume>,
+    classes: Informer<StorageClass>,
     profiles: HashMap<String, Profile>,
     algorithm: Scheduler,
     cache: Cache,
@@ -99,6 +103,9 @@ impl SchedulerActor {
             client,
             pods: informers.get(),
             nodes: informers.get(),
+            claims: informers.get(),
+            volumes: informers.get(),
+            classes: informers.get(),
             profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
             algorithm: Scheduler::default(),
             cache: Cache::default(),
@@ -209,11 +216,29 @@ impl SchedulerActor {
         }
     }
 
+    /// `info` with what its claims need of its node as they are now.
+    fn with_volumes(&self, info: Arc<PodInfo>) -> Arc<PodInfo> {
+        if !crate::plugins::volumes::has_claims(&info.pod) {
+            return info;
+        }
+        let ns = info.namespace.clone();
+        let needs = crate::plugins::volumes::needs(
+            &info.pod,
+            |name| self.claims.get(&format!("{ns}/{name}")),
+            &self.volumes.list(),
+            |name| self.classes.get(name),
+        );
+        let mut info = (*info).clone();
+        info.volumes = Some(Arc::new(needs));
+        Arc::new(info)
+    }
+
     fn schedule_one(&mut self, info: Arc<PodInfo>, ctx: &mut Context<Self>) {
         let Some(profile) = self.profile_of(&info.pod).cloned() else {
             self.queue.remove(&info.key);
             return;
         };
+        let info = self.with_volumes(info);
         let started = Instant::now();
         match self
             .algorithm
@@ -274,6 +299,18 @@ impl SchedulerActor {
 
 async fn bind(client: &kube::Client, info: &PodInfo, node: &str) -> Result<(), kube::Error> {
     let name = info.pod.metadata.name.as_deref().unwrap_or_default();
+    // The claims that wait for this pod learn its node first (Kubernetes' PreBind):
+    // their volumes are bound or made there.
+    let waiting = info.volumes.iter().flat_map(|v| v.waiting.iter());
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &info.namespace);
+    for w in waiting {
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            crate::plugins::volumes::SELECTED_NODE: node}}});
+        claims
+            .patch(&w.claim, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        rk8s_supervision::wrote();
+    }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &info.namespace);
     let binding = serde_json::json!({
         "apiVersion": "v1", "kind": "Binding",
@@ -347,6 +384,9 @@ impl Actor for SchedulerActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.pods.subscribe(ctx.address().recipient());
         self.nodes.subscribe(ctx.address().recipient());
+        self.claims.subscribe(ctx.address().recipient());
+        self.volumes.subscribe(ctx.address().recipient());
+        self.classes.subscribe(ctx.address().recipient());
         ctx.run_interval(Duration::from_millis(100), |act, ctx| {
             act.queue.flush(Instant::now());
             if let Some(m) = &act.metrics {
@@ -399,6 +439,22 @@ impl Handler<Notice<Node>> for SchedulerActor {
         }
     }
 }
+
+/// A claim, volume or class changed: pods waiting for one may fit now.
+macro_rules! volumes_changed {
+    ($($kind:ty),*) => {$(
+        impl Handler<Notice<$kind>> for SchedulerActor {
+            type Result = ();
+
+            fn handle(&mut self, _: Notice<$kind>, ctx: &mut Self::Context) {
+                self.queue.cluster_changed(Instant::now());
+                self.wake(ctx);
+            }
+        }
+    )*};
+}
+
+volumes_changed!(PersistentVolumeClaim, PersistentVolume, StorageClass);
 
 impl Handler<Tick> for SchedulerActor {
     type Result = ();

@@ -25,6 +25,9 @@ pub struct PodInfo {
     pub non_zero_requests: Resources,
     /// Host ports it asks for: (protocol, host IP, port).
     pub host_ports: Vec<(String, String, i32)>,
+    /// What its PersistentVolumeClaims need of its node, looked up for this attempt
+    /// (`None`: it mounts no claims).
+    pub volumes: Option<Arc<crate::plugins::volumes::VolumeNeeds>>,
 }
 
 impl PodInfo {
@@ -61,6 +64,7 @@ impl PodInfo {
             requests,
             non_zero_requests,
             host_ports,
+            volumes: None,
         }
     }
 

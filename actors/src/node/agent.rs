@@ -326,6 +326,10 @@ async fn start_cluster_side(
         sync_frequency: config.sync_frequency,
     };
     tokio::spawn(collect_images(runtime.clone(), config.image_gc));
+    tokio::spawn(super::local_volumes::collect(
+        client.clone(),
+        super::local_volumes::dir(&config.data_dir),
+    ));
     let stats = Arc::new(Stats::new(&id.node_name));
     tokio::spawn(stats.clone().keep(
         runtime.clone(),

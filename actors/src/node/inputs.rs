@@ -1,5 +1,6 @@
 //! What a pod takes from the API — the ConfigMaps and Secrets it names (environment,
-//! image pull secrets, volumes: [`rk8s_api::references`]) — read for the runtime as
+//! image pull secrets, volumes: [`rk8s_api::references`]) and the volumes its
+//! PersistentVolumeClaims are bound to — read for the runtime as
 //! kubelet reads them: when the pod starts, again every [`REREAD_AFTER`] while a
 //! container cannot start for want of them (`CreateContainerConfigError`) or of its
 //! image (`ErrImagePull`: a pull secret created or fixed after the pod), and every
@@ -9,10 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, PodStatus, Secret,
+};
 use kube::Api;
 use rk8s_runtime::pod::PodInputs;
-use rk8s_runtime::pod::inputs::Missing;
+use rk8s_runtime::pod::inputs::{ClaimVolume, Missing};
 
 /// How often they are read again while a container waits for them.
 pub const REREAD_AFTER: Duration = Duration::from_secs(10);
@@ -27,7 +30,8 @@ const WAITING_FOR_INPUTS: [&str; 3] = [
     "ErrImagePull",
 ];
 
-fn names(pod: &Pod) -> (Vec<String>, Vec<String>) {
+/// The names of the pod's ConfigMaps, Secrets and claims.
+fn names(pod: &Pod) -> (Vec<String>, Vec<String>, Vec<String>) {
     let Some(spec) = &pod.spec else {
         return Default::default();
     };
@@ -36,6 +40,7 @@ fn names(pod: &Pod) -> (Vec<String>, Vec<String>) {
     (
         owned(rk8s_api::references::config_maps(spec)),
         owned(rk8s_api::references::secrets(spec)),
+        owned(rk8s_api::references::claims(spec)),
     )
 }
 
@@ -71,8 +76,8 @@ pub fn due(
         }
     };
     stale && {
-        let (config_maps, secrets) = names(pod);
-        !config_maps.is_empty() || !secrets.is_empty()
+        let (config_maps, secrets, claims) = names(pod);
+        !config_maps.is_empty() || !secrets.is_empty() || !claims.is_empty()
     }
 }
 
@@ -98,8 +103,12 @@ pub async fn read_all(client: &kube::Client, pod: &Pod) -> PodInputs {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let config_map_api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let secret_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let (config_maps, secrets) = names(pod);
+    let (config_maps, secrets, claims) = names(pod);
     let mut inputs = PodInputs::default();
+    for name in claims {
+        let found = claim_volume(client, namespace, &name).await;
+        inputs.claims.insert(name, found);
+    }
     for name in config_maps {
         let read = read(&config_map_api, "configmap", &name).await;
         inputs.config_maps.insert(name, read);
@@ -132,6 +141,40 @@ pub async fn read_all(client: &kube::Client, pod: &Pod) -> PodInputs {
     inputs
 }
 
+/// The directory of the volume the claim `name` is bound to: read through the claim
+/// (it names the volume) and the volume (hostPath or local).
+async fn claim_volume(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<ClaimVolume, Missing> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let claim = read(&claims, "persistentvolumeclaim", name).await?;
+    let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let volume = claim.spec.as_ref().and_then(|s| s.volume_name.clone());
+    let Some(volume) = volume.filter(|v| bound && !v.is_empty()) else {
+        return Err(Missing::Unreadable(format!(
+            "persistentvolumeclaim \"{name}\" is not bound yet"
+        )));
+    };
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = read(&volumes, "persistentvolume", &volume).await?;
+    let spec = pv.spec.unwrap_or_default();
+    match (spec.host_path, spec.local) {
+        (Some(h), _) => Ok(ClaimVolume {
+            create: h.type_.as_deref() == Some("DirectoryOrCreate"),
+            path: h.path.into(),
+        }),
+        (None, Some(l)) => Ok(ClaimVolume {
+            path: l.path.into(),
+            create: false,
+        }),
+        (None, None) => Err(Missing::Unreadable(format!(
+            "persistentvolume \"{volume}\" of claim \"{name}\" is neither hostPath nor local: rk8s nodes mount only those"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,7 +203,11 @@ mod tests {
         let without = pod(serde_json::json!({"containers": [{"name": "c", "image": "x"}]}));
         assert_eq!(
             names(&with),
-            (vec!["settings".to_string()], vec!["regcred".to_string()])
+            (
+                vec!["settings".to_string()],
+                vec!["regcred".to_string()],
+                vec![]
+            )
         );
         assert!(due(&with, false, None, None, REFRESH));
         assert!(!due(&without, false, None, None, REFRESH));

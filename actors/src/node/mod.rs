@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod identity;
 pub mod inputs;
+pub mod local_volumes;
 pub mod metrics;
 pub mod network;
 pub mod node_actor;

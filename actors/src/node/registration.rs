@@ -231,11 +231,18 @@ pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
             );
         }
     }
+    let storage = super::local_volumes::dir(&info.data_dir);
+    let annotations: BTreeMap<String, String> = [(
+        super::local_volumes::DIR_ANNOTATION.to_string(),
+        storage.display().to_string(),
+    )]
+    .into();
     if existing.is_none() {
         let node = Node {
             metadata: ObjectMeta {
                 name: Some(info.name.clone()),
                 labels: Some(labels.clone()),
+                annotations: Some(annotations),
                 ..Default::default()
             },
             spec: Some(NodeSpec {
@@ -253,7 +260,7 @@ pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
     } else {
         // Labels merge; the podCIDR is the one the join gave (it cannot change).
         let patch = json!({
-            "metadata": {"labels": labels},
+            "metadata": {"labels": labels, "annotations": annotations},
             "spec": {"podCIDR": info.pod_cidr, "podCIDRs": [info.pod_cidr]},
         });
         nodes

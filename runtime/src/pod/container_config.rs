@@ -80,7 +80,7 @@ impl PodRuntime {
         .map_err(|e| Error::InvalidSpec(format!("container {}: resources: {e}", c.name)))?;
         let dir = self.pod_dir(&record.uid);
         let mut mounts = etc_files::mounts(&dir);
-        mounts.extend(volumes::mounts(&dir, &pod_spec, c)?);
+        mounts.extend(volumes::mounts(&dir, &pod_spec, c, &inputs.claims)?);
         let security = c.security_context.clone().unwrap_or_default();
         let pod_security = pod_spec.security_context.clone().unwrap_or_default();
         let caps = security.capabilities.clone().unwrap_or_default();

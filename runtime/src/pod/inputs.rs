@@ -1,5 +1,6 @@
 //! What a pod takes from the API besides its own spec: the ConfigMaps and Secrets it
-//! names (environment, volumes, image pull secrets), as the node agent last read
+//! names (environment, volumes, image pull secrets) and the directories of the
+//! volumes its PersistentVolumeClaims are bound to, as the node agent last read
 //! them. Kept in
 //! memory per pod, never on disk; a restarted agent reads them again.
 
@@ -39,6 +40,18 @@ pub struct PodInputs {
     pub config_maps: BTreeMap<String, Read<ConfigMap>>,
     /// The Secrets it names.
     pub secrets: BTreeMap<String, Read<Secret>>,
+    /// The volumes of the claims it names, by claim.
+    pub claims: BTreeMap<String, Read<ClaimVolume>>,
+}
+
+/// Where a claim's volume is on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimVolume {
+    /// The volume's directory (its `hostPath` or `local` path).
+    pub path: std::path::PathBuf,
+    /// Whether the directory is made when missing (`hostPath` type
+    /// `DirectoryOrCreate`: the local-path provisioner's volumes).
+    pub create: bool,
 }
 
 impl PodInputs {

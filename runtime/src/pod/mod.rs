@@ -150,6 +150,18 @@ impl PodRuntime {
     pub(super) fn project_volumes(&self, record: &PodRecord) -> std::result::Result<(), String> {
         let spec = record.pod.spec.as_ref();
         let volumes = spec.and_then(|s| s.volumes.as_ref());
+        // A claim's volume must be there before anything starts.
+        for volume in volumes.into_iter().flatten() {
+            if volume.persistent_volume_claim.is_some() {
+                let inputs = self.inputs.of(&record.uid);
+                volumes::claim_dir(volume, &inputs.claims).map_err(|why| {
+                    format!(
+                        "MountVolume.SetUp failed for volume {:?} : {why}",
+                        volume.name
+                    )
+                })?;
+            }
+        }
         let mut volumes = volumes
             .into_iter()
             .flatten()

@@ -1,14 +1,17 @@
-//! A pod's volumes: emptyDir under the pod's directory, hostPath on the host,
+//! A pod's volumes: emptyDir under the pod's directory, hostPath on the host, a
+//! claim's at its volume's directory (read by the agent: [`super::inputs`]),
 //! ConfigMap, Secret, downwardAPI and projected ones under the pod's directory too
 //! ([`super::projected`]); made with the sandbox, bind-mounted where the containers'
 //! volumeMounts say.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
+use super::inputs::{ClaimVolume, Read};
 use crate::error::{Error, Result, io};
 use crate::spec::BindMount;
 
@@ -40,9 +43,12 @@ pub(super) fn create<'a>(dir: &Path, volumes: impl IntoIterator<Item = &'a Volum
             if host_path.type_.as_deref() == Some("DirectoryOrCreate") {
                 std::fs::create_dir_all(&host_path.path).map_err(io(&host_path.path))?;
             }
+        } else if volume.persistent_volume_claim.is_some() {
+            // Its volume's directory is found when the containers start
+            // ([`claim_dir`]): the claim may be bound only then.
         } else {
             return Err(Error::InvalidSpec(format!(
-                "volume {:?}: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported",
+                "volume {:?}: only emptyDir, hostPath, persistentVolumeClaim, configMap, secret, downwardAPI and projected volumes are supported",
                 volume.name
             )));
         }
@@ -81,10 +87,51 @@ pub(super) fn unmount(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The directory of the volume a claim volume is bound to, made if it is a
+/// local-path one (open to every user, as the provisioner makes them: the pod's
+/// user writes there); or why there is none yet (kubelet's FailedMount words).
+pub(super) fn claim_dir(
+    volume: &Volume,
+    claims: &BTreeMap<String, Read<ClaimVolume>>,
+) -> std::result::Result<Option<PathBuf>, String> {
+    let Some(source) = &volume.persistent_volume_claim else {
+        return Ok(None);
+    };
+    let claim = &source.claim_name;
+    let found = claims
+        .get(claim)
+        .ok_or_else(|| format!("persistentvolumeclaim \"{claim}\" not found"))?;
+    let found = found.as_ref().map_err(|e| e.to_string())?;
+    if found.create && !found.path.exists() {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o777)
+            .create(&found.path)
+            .map_err(|e| format!("{}: {e}", found.path.display()))?;
+        // The umask took some bits away.
+        let open = std::fs::Permissions::from_mode(0o777);
+        std::fs::set_permissions(&found.path, open)
+            .map_err(|e| format!("{}: {e}", found.path.display()))?;
+    }
+    if !found.path.is_dir() {
+        return Err(format!(
+            "the volume of persistentvolumeclaim \"{claim}\" is not a directory here: {}",
+            found.path.display()
+        ));
+    }
+    Ok(Some(found.path.clone()))
+}
+
 /// The bind mounts of container `c`'s volumeMounts, in their order (a subPath of
-/// an emptyDir or hostPath is made if missing; one of a ConfigMap, Secret,
+/// an emptyDir, hostPath or claim is made if missing; one of a ConfigMap, Secret,
 /// downwardAPI or projected volume is the file it names now).
-pub(super) fn mounts(dir: &Path, pod_spec: &PodSpec, c: &Container) -> Result<Vec<BindMount>> {
+pub(super) fn mounts(
+    dir: &Path,
+    pod_spec: &PodSpec,
+    c: &Container,
+    claims: &BTreeMap<String, Read<ClaimVolume>>,
+) -> Result<Vec<BindMount>> {
     let mut mounts = Vec::new();
     for m in c.volume_mounts.iter().flatten() {
         let volume = pod_spec
@@ -100,10 +147,12 @@ pub(super) fn mounts(dir: &Path, pod_spec: &PodSpec, c: &Container) -> Result<Ve
             })?;
         // ConfigMap, Secret, downwardAPI and projected volumes are read-only.
         let projected = super::projected::is_projected(volume);
+        let claim = claim_dir(volume, claims).map_err(Error::InvalidSpec)?;
         let source = match (&volume.empty_dir, &volume.host_path) {
             (Some(_), _) => dir.join("volumes").join(&volume.name),
             (None, Some(h)) => PathBuf::from(&h.path),
             _ if projected => dir.join("volumes").join(&volume.name),
+            _ if claim.is_some() => claim.unwrap_or_default(),
             _ => {
                 return Err(Error::InvalidSpec(format!(
                     "volume {:?} is not supported",
@@ -134,10 +183,15 @@ pub(super) fn mounts(dir: &Path, pod_spec: &PodSpec, c: &Container) -> Result<Ve
             }
             _ => source,
         };
+        let claim_read_only = volume
+            .persistent_volume_claim
+            .as_ref()
+            .and_then(|c| c.read_only)
+            .unwrap_or(false);
         mounts.push(BindMount {
             source,
             destination: m.mount_path.clone(),
-            readonly: projected || m.read_only.unwrap_or(false),
+            readonly: projected || claim_read_only || m.read_only.unwrap_or(false),
         });
     }
     Ok(mounts)

@@ -6,6 +6,7 @@ pub mod affinity;
 pub mod basic;
 pub mod fit;
 pub mod pods;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub struct Registry {
 }
 
 /// The default plugins, in Kubernetes' order, with their default score weights.
-pub const DEFAULTS: [(&str, i64); 11] = [
+pub const DEFAULTS: [(&str, i64); 12] = [
     ("PrioritySort", 0),
     ("NodeUnschedulable", 0),
     ("NodeName", 0),
@@ -33,6 +34,7 @@ pub const DEFAULTS: [(&str, i64); 11] = [
     ("NodeAffinity", 2),
     ("NodePorts", 0),
     ("NodeResourcesFit", 1),
+    ("VolumeBinding", 0),
     ("PodTopologySpread", 2),
     ("InterPodAffinity", 2),
     ("NodeResourcesBalancedAllocation", 1),
@@ -144,6 +146,10 @@ impl Default for Registry {
         r.register("NodeAffinity", no_args(|| Arc::new(affinity::NodeAffinity)));
         r.register("NodePorts", no_args(|| Arc::new(basic::NodePorts)));
         r.register("NodeResourcesFit", fit_plugin);
+        r.register(
+            "VolumeBinding",
+            no_args(|| Arc::new(volumes::VolumeBinding)),
+        );
         r.register(
             "PodTopologySpread",
             no_args(|| Arc::new(pods::PodTopologySpread)),
