@@ -10,6 +10,9 @@
 //! - **DaemonSet:** one DaemonSet on M simulated nodes (a pod each); time until every
 //!   pod is available, then until a new template is rolled out on every node
 //!   (`maxUnavailable: 10%`); CPU seconds of the server and its peak RSS.
+//! - **StatefulSets:** on the same nodes, K StatefulSets × 3 (OrderedReady: each pod
+//!   Running and Ready before the next) created through the API; time until every
+//!   one reports 3 ready replicas; CPU seconds of the server.
 //! - **Node failure:** a Deployment of 10 replicas on one simulated node whose process
 //!   is then killed; time until 10 replacement pods run on the other nodes, with the
 //!   default settings (grace 40 s, toleration 300 s) and with test settings (5 s, 2 s).
@@ -18,7 +21,8 @@
 //! `RK8S_BENCH_CONTROLLERS=200` sets N (default 1000); `RK8S_BENCH_CONTROLLERS_QUICK=1`
 //! skips the node failure with default settings (it takes six minutes);
 //! `RK8S_BENCH_DAEMONSET_NODES=500` sets M (default 1000; 200 with
-//! `RK8S_BENCH_CONTROLLERS_QUICK`).
+//! `RK8S_BENCH_CONTROLLERS_QUICK`); `RK8S_BENCH_STATEFULSETS=50` sets K (default
+//! 100).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use common::{cpu_seconds, peak_rss_mib, print_rows, write_json};
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -206,6 +210,60 @@ struct Daemons {
     roll: Duration,
     server_cpu: f64,
     rss_mib: f64,
+    stateful_sets: usize,
+    stateful_ready: Duration,
+    stateful_cpu: f64,
+    stateful_rss_mib: f64,
+}
+
+fn stateful_set(i: usize) -> StatefulSet {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": format!("db-{i}")},
+        "spec": {
+            "replicas": 3,
+            "serviceName": format!("db-{i}"),
+            "selector": {"matchLabels": {"db": format!("db-{i}")}},
+            "template": {"metadata": {"labels": {"db": format!("db-{i}")}},
+                "spec": {"containers": [{"name": "c", "image": "busybox",
+                    "command": ["sleep", "3600"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "10Mi"}}}]}},
+        },
+    }))
+    .unwrap()
+}
+
+/// Creates `count` StatefulSets × 3 (64 requests in flight) and waits until every
+/// one has 3 ready replicas; how long that took.
+async fn stateful_sets(client: &kube::Client, count: usize) -> Duration {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let begin = Instant::now();
+    futures_util::stream::iter(0..count)
+        .map(|i| {
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), &stateful_set(i)).await }
+        })
+        .buffer_unordered(64)
+        .for_each(|r| async move {
+            r.unwrap();
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let listed = api.list(&ListParams::default()).await.unwrap().items;
+        let ready = listed
+            .iter()
+            .filter(|s| s.status.as_ref().and_then(|s| s.ready_replicas) == Some(3))
+            .count();
+        if ready == count {
+            return begin.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ready} of {count} StatefulSets ready"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 fn daemon_set(sleep: &str) -> serde_json::Value {
@@ -246,7 +304,7 @@ async fn daemons_rolled_out(api: &Api<DaemonSet>, nodes: usize, since: Instant) 
     }
 }
 
-async fn daemonset(nodes: usize) -> Daemons {
+async fn daemonset(nodes: usize, stateful: usize) -> Daemons {
     let server = Server::start(&["--enable-chaos"]);
     let client = server.client().await;
     let _sim = simulate(&server, &["--count", &nodes.to_string()]);
@@ -269,12 +327,19 @@ async fn daemonset(nodes: usize) -> Daemons {
     .unwrap();
     let roll = daemons_rolled_out(&api, nodes, begin).await;
     let (cpu1, _) = cpu_seconds(server.pid(), "control-plane");
+    let rss_mib = peak_rss_mib(server.pid());
+    let stateful_ready = stateful_sets(&client, stateful).await;
+    let (cpu2, _) = cpu_seconds(server.pid(), "control-plane");
     Daemons {
         nodes,
         create,
         roll,
         server_cpu: cpu1 - cpu0,
-        rss_mib: peak_rss_mib(server.pid()),
+        rss_mib,
+        stateful_sets: stateful,
+        stateful_ready,
+        stateful_cpu: cpu2 - cpu1,
+        stateful_rss_mib: peak_rss_mib(server.pid()),
     }
 }
 
@@ -339,7 +404,11 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 200 } else { 1000 });
-    let d = daemonset(daemon_nodes).await;
+    let stateful: usize = std::env::var("RK8S_BENCH_STATEFULSETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let d = daemonset(daemon_nodes, stateful).await;
     let test_settings = [
         "--node-monitor-grace-period",
         "5s",
@@ -387,6 +456,17 @@ async fn main() {
             format!("{:.1} s / {:.0} MiB", d.server_cpu, d.rss_mib),
         ),
         (
+            format!(
+                "{} StatefulSets × 3 on those nodes: all ready (pods one at a time each)",
+                d.stateful_sets
+            ),
+            secs(d.stateful_ready),
+        ),
+        (
+            "  server CPU (both) / server peak RSS after".into(),
+            format!("{:.1} s / {:.0} MiB", d.stateful_cpu, d.stateful_rss_mib),
+        ),
+        (
             "node failure → 10 replacements Running (grace 5 s, toleration 2 s)".into(),
             secs(failure_test),
         ),
@@ -408,6 +488,10 @@ async fn main() {
             "daemonset_roll_s": d.roll.as_secs_f64(),
             "daemonset_server_cpu_s": d.server_cpu,
             "daemonset_server_peak_rss_mib": d.rss_mib,
+            "statefulsets": d.stateful_sets,
+            "statefulsets_create_to_ready_s": d.stateful_ready.as_secs_f64(),
+            "statefulsets_server_cpu_s": d.stateful_cpu,
+            "statefulsets_server_peak_rss_mib": d.stateful_rss_mib,
             "node_failure_test_settings_s": failure_test.as_secs_f64(),
             "node_failure_default_settings_s": failure_default.map(|d| d.as_secs_f64()),
         }),

@@ -1,15 +1,18 @@
 //! Chaos, bounded: a 3-member control plane (`--enable-chaos`), 20 simulated nodes
 //! and one real node, 10 Deployments of 5 replicas, a DaemonSet and a CronJob (every
-//! 5 s — one Job a minute, as Kubernetes names them — each replacing the last). For
+//! 5 s — one Job a minute, as Kubernetes names them — each replacing the last) and a
+//! StatefulSet of three. For
 //! 60 s a random control-plane actor is killed every 100 ms, and so is every actor the
 //! leader lists as in the middle of a reconcile, while one Deployment at a time is
 //! scaled up and back down (reconciles of several writes each), and half-way the
-//! DaemonSet is rolled to a new template on every node; the real node's agent is
+//! DaemonSet is rolled to a new template on every node and the StatefulSet to a new
+//! template pod by pod; the real node's agent is
 //! SIGKILLed every 10 s and the Raft leader every 20 s (each restarted), while objects
 //! are written through every member. A kill crashes an actor wherever it is: the
 //! members' own count (`rk8s_actor_kills_total`) must show kills that landed
 //! mid-reconcile. Then: every Deployment has exactly its replicas Running, the
-//! DaemonSet one pod of its new template Running on each node, the CronJob still runs
+//! DaemonSet one pod of its new template Running on each node, the StatefulSet
+//! `db-0..2` of its new template Running, the CronJob still runs
 //! on time with one Job at most, the real node runs no container of a pod it does not
 //! have, and every write that was acknowledged is in the store. Prints how long the
 //! cluster took to converge.
@@ -22,7 +25,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -165,12 +168,32 @@ fn daemon_set(busybox: &str, command: &str) -> serde_json::Value {
     })
 }
 
-/// Whether every Deployment has exactly its replicas Running (and no more pods), and
-/// the DaemonSet one pod sleeping `daemon` on each node.
+/// The StatefulSet: `db-0`, `db-1`, `db-2` of `command`, made in order.
+fn stateful_set(busybox: &str, command: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "replicas": 3,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                         "containers": [{"name": "main", "image": busybox,
+                                         "command": ["sleep", command],
+                                         "resources": {"requests": {"cpu": "10m"}}}]}},
+        },
+    })
+}
+
+/// Whether every Deployment has exactly its replicas Running (and no more pods), the
+/// DaemonSet one pod sleeping `daemon` on each node, and the StatefulSet its three
+/// pods, of the same template.
 async fn converged(pods: &Api<Pod>, nodes: &Api<Node>, daemon: &str) -> Option<()> {
     let listed = pods.list(&ListParams::default()).await.ok()?.items;
     let mut running: HashMap<String, usize> = HashMap::new();
     let mut daemons = BTreeSet::new();
+    let mut stateful = BTreeSet::new();
     // The CronJob's pods come and go: they are checked apart.
     let not_cron = |p: &&Pod| {
         p.metadata
@@ -191,11 +214,22 @@ async fn converged(pods: &Api<Pod>, nodes: &Api<Node>, daemon: &str) -> Option<(
             }
             daemons.insert(spec.node_name.clone()?);
         }
+        if app == "db" {
+            if p.spec.as_ref()?.containers[0].command.as_ref()?[1] != daemon {
+                return None;
+            }
+            stateful.insert(p.metadata.name.clone()?);
+        }
         *running.entry(app).or_default() += 1;
     }
     let all = (0..DEPLOYMENTS).all(|i| running.get(&format!("app-{i}")) == Some(&REPLICAS));
     let every_node = nodes.list(&ListParams::default()).await.ok()?.items.len();
-    (all && daemons.len() == every_node && running.get("daemon") == Some(&every_node)).then_some(())
+    let db: BTreeSet<String> = (0..3).map(|i| format!("db-{i}")).collect();
+    (all && daemons.len() == every_node
+        && running.get("daemon") == Some(&every_node)
+        && stateful == db
+        && running.get("db") == Some(&3))
+    .then_some(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,10 +273,13 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
         .create(&PostParams::default(), &daemon)
         .await
         .unwrap();
+    let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), "default");
+    let db: StatefulSet = serde_json::from_value(stateful_set(&busybox, "3600")).unwrap();
+    sets.create(&PostParams::default(), &db).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let nodes: Api<Node> = Api::all(admin.clone());
     eventually_within(
-        "every Deployment and the DaemonSet rolled out before the chaos",
+        "every Deployment, the DaemonSet and the StatefulSet rolled out before the chaos",
         Duration::from_secs(120),
         async || converged(&pods, &nodes, "3600").await,
     )
@@ -290,8 +327,15 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
             let patch = Patch::Apply(daemon_set(&busybox, "7200"));
             let params = PatchParams::apply("chaos").force();
             let roll = daemons.patch("daemon", &params, &patch);
+            let sets: Api<StatefulSet> =
+                Api::namespaced(clients[leader_kills % clients.len()].clone(), "default");
+            let set_patch = Patch::Apply(stateful_set(&busybox, "7200"));
+            let roll_set = sets.patch("db", &params, &set_patch);
             rolled = matches!(
                 tokio::time::timeout(Duration::from_secs(2), roll).await,
+                Ok(Ok(_))
+            ) && matches!(
+                tokio::time::timeout(Duration::from_secs(2), roll_set).await,
                 Ok(Ok(_))
             );
         }
@@ -387,11 +431,14 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
     // Healed: every Deployment at its replicas, Running.
     let stopped = Instant::now();
     let admin = members[0].client_for(&members[1]).await;
-    assert!(rolled, "the DaemonSet was never rolled");
+    assert!(
+        rolled,
+        "the DaemonSet and the StatefulSet were never rolled"
+    );
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let nodes: Api<Node> = Api::all(admin.clone());
     eventually_within(
-        "every Deployment back at its replicas and the DaemonSet rolled after the chaos",
+        "every Deployment back at its replicas, the DaemonSet and the StatefulSet rolled after the chaos",
         Duration::from_secs(180),
         async || converged(&pods, &nodes, "7200").await,
     )

@@ -477,6 +477,19 @@ fn claim_update(
     {
         old_spec.volume_name.clone_from(&new_spec.volume_name);
     }
+    // A claim without a class may be given one once (the retroactive default class
+    // assignment), matching its beta annotation if it has one.
+    let beta = old
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class"));
+    if old_spec.storage_class_name.is_none()
+        && let Some(class) = new_spec.storage_class_name.as_ref().filter(|c| !c.is_empty())
+        && beta.is_none_or(|b| b == class)
+    {
+        old_spec.storage_class_name = Some(class.clone());
+    }
     new_spec.volume_attributes_class_name = None;
     old_spec.volume_attributes_class_name = None;
     if bound {
@@ -818,6 +831,12 @@ mod tests {
         let immutable = "spec: forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims";
         assert_eq!(
             update_errors(&claim("1Gi", "a"), &claim("2Gi", "a")),
+            [immutable]
+        );
+        // A class is given once to a claim without one, never changed.
+        assert!(update_errors(&claim("1Gi", "null"), &claim("1Gi", "a")).is_empty());
+        assert_eq!(
+            update_errors(&claim("1Gi", "a"), &claim("1Gi", "b")),
             [immutable]
         );
         let mut old = load(&claim("1Gi", "a"));

@@ -8,7 +8,7 @@
 //! finished by the next decision).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -46,6 +46,8 @@ pub struct VolumeController {
     busy: bool,
     /// The last event said about each claim (said once, not at every decision).
     said: HashMap<String, (&'static str, String)>,
+    /// Writes that failed, and why (a failure is logged once, not at every try).
+    failing: Arc<Mutex<HashMap<String, String>>>,
     me: Handle<Self>,
 }
 
@@ -63,6 +65,7 @@ impl VolumeController {
             dirty: true,
             busy: false,
             said: HashMap::new(),
+            failing: Arc::default(),
             me,
         }
     }
@@ -122,6 +125,7 @@ impl VolumeController {
         self.busy = true;
         let writer = Writer {
             client: self.client.clone(),
+            failing: self.failing.clone(),
             claims: claims
                 .iter()
                 .map(|c| (crate::common::object_name(&c.metadata), c.clone()))
@@ -151,6 +155,7 @@ fn uses_claims(pod: &Pod) -> bool {
 /// Writes actions, from the view they were decided on.
 struct Writer {
     client: kube::Client,
+    failing: Arc<Mutex<HashMap<String, String>>>,
     claims: HashMap<String, Arc<PersistentVolumeClaim>>,
     volumes: HashMap<String, Arc<PersistentVolume>>,
 }
@@ -179,13 +184,27 @@ impl Writer {
 
     async fn write(&self, action: Action) {
         let what = format!("{action:?}");
-        if let Err(e) = self.try_write(action).await {
-            match e {
-                kube::Error::Api(s) if s.code == 409 || s.code == 404 => {
-                    tracing::debug!("volumes: {what}: {}", s.message);
-                }
-                e => tracing::warn!("volumes: {what}: {e}"),
+        let result = self.try_write(action).await;
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(()) => {
+                failing.remove(&what);
             }
+            // Decided on a stale view: decided again from the next.
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                tracing::debug!("volumes: {what}: {}", s.message);
+            }
+            Err(e) => {
+                let why = e.to_string();
+                if failing.get(&what) != Some(&why) {
+                    tracing::warn!("volumes: {what}: {why}");
+                }
+                failing.insert(what, why);
+            }
+        }
+        // Bounded: forget the oldest failures' words rather than grow.
+        if failing.len() > 1024 {
+            failing.clear();
         }
     }
 

@@ -1,14 +1,16 @@
-//! `rollout status|history|undo|restart|pause|resume` for Deployments and
-//! DaemonSets, worded as kubectl words them. A Deployment's history is its
+//! `rollout status|history|undo|restart|pause|resume` for Deployments, DaemonSets
+//! and StatefulSets, worded as kubectl words them. A Deployment's history is its
 //! ReplicaSets, by their `deployment.kubernetes.io/revision` annotation; a
-//! DaemonSet's is its ControllerRevisions. Undo copies a revision's template back
+//! DaemonSet's or StatefulSet's is its ControllerRevisions. Undo copies a revision's template back
 //! into the object (its controller then reuses that revision); pause and resume are
 //! for Deployments only.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
@@ -24,7 +26,7 @@ use crate::commands::{Global, one};
 pub enum RolloutCommand {
     /// Wait until the rollout is done (or its progress deadline passes).
     Status {
-        /// The Deployment or DaemonSet.
+        /// The Deployment, DaemonSet or StatefulSet.
         #[command(flatten)]
         target: RolloutTarget,
         /// Give up after this long (`30s`, `5m`; 0 waits for ever).
@@ -36,7 +38,7 @@ pub enum RolloutCommand {
     },
     /// The revisions, or one revision's pod template.
     History {
-        /// The Deployment or DaemonSet.
+        /// The Deployment, DaemonSet or StatefulSet.
         #[command(flatten)]
         target: RolloutTarget,
         /// Show this revision's pod template.
@@ -45,7 +47,7 @@ pub enum RolloutCommand {
     },
     /// Go back to the previous revision, or to `--to-revision`.
     Undo {
-        /// The Deployment or DaemonSet.
+        /// The Deployment, DaemonSet or StatefulSet.
         #[command(flatten)]
         target: RolloutTarget,
         /// The revision to go back to (0: the previous one).
@@ -54,7 +56,7 @@ pub enum RolloutCommand {
     },
     /// Replace every pod, one step at a time (a new revision of the same template).
     Restart {
-        /// The Deployment or DaemonSet.
+        /// The Deployment, DaemonSet or StatefulSet.
         #[command(flatten)]
         target: RolloutTarget,
     },
@@ -99,8 +101,9 @@ pub async fn rollout(g: &Global, command: &RolloutCommand) -> Result<()> {
     let object = match kind.plural {
         "deployments" => Rollout::Deployment(Api::namespaced(cluster.client.clone(), ns)),
         "daemonsets" => Rollout::DaemonSet(Api::namespaced(cluster.client.clone(), ns)),
+        "statefulsets" => Rollout::StatefulSet(Api::namespaced(cluster.client.clone(), ns)),
         _ => bail!(
-            "no rollout for {}: only deployments and daemonsets have rollouts here",
+            "no rollout for {}: only deployments, daemonsets and statefulsets have rollouts here",
             kind.qualified_plural()
         ),
     };
@@ -159,8 +162,12 @@ pub async fn rollout(g: &Global, command: &RolloutCommand) -> Result<()> {
                 }
                 _ => (json!({"spec": {"paused": null}}), "resumed", "resuming"),
             };
-            if let Rollout::DaemonSet(_) = object {
-                bail!("daemonsets.apps {name:?} {doing} is not supported");
+            match object {
+                Rollout::DaemonSet(_) => bail!("daemonsets.apps {name:?} {doing} is not supported"),
+                Rollout::StatefulSet(_) => {
+                    bail!("statefulsets.apps {name:?} {doing} is not supported")
+                }
+                Rollout::Deployment(_) => {}
             }
             object.patch(&name, &Patch::Merge(&value)).await?;
             println!("{}/{name} {done}", object.kind());
@@ -173,6 +180,7 @@ pub async fn rollout(g: &Global, command: &RolloutCommand) -> Result<()> {
 enum Rollout {
     Deployment(Api<Deployment>),
     DaemonSet(Api<DaemonSet>),
+    StatefulSet(Api<StatefulSet>),
 }
 
 /// One revision of a rollout's history.
@@ -189,6 +197,7 @@ impl Rollout {
         match self {
             Rollout::Deployment(_) => "deployment.apps",
             Rollout::DaemonSet(_) => "daemonset.apps",
+            Rollout::StatefulSet(_) => "statefulset.apps",
         }
     }
 
@@ -197,6 +206,7 @@ impl Rollout {
         match self {
             Rollout::Deployment(_) => "deployment",
             Rollout::DaemonSet(_) => "daemon set",
+            Rollout::StatefulSet(_) => "statefulset",
         }
     }
 
@@ -209,6 +219,7 @@ impl Rollout {
         match self {
             Rollout::Deployment(api) => api.patch(name, &params, patch).await.map(drop),
             Rollout::DaemonSet(api) => api.patch(name, &params, patch).await.map(drop),
+            Rollout::StatefulSet(api) => api.patch(name, &params, patch).await.map(drop),
         }
         .map_err(explain)
     }
@@ -224,6 +235,10 @@ impl Rollout {
                 let d = api.get(name).await.map_err(explain)?;
                 (d.metadata, d.spec.map(|s| s.template))
             }
+            Rollout::StatefulSet(api) => {
+                let s = api.get(name).await.map_err(explain)?;
+                (s.metadata, s.spec.map(|s| s.template))
+            }
         };
         Ok((meta.resource_version, template.unwrap_or_default()))
     }
@@ -235,6 +250,19 @@ impl Rollout {
             Rollout::DaemonSet(api) => {
                 daemonset_rollout_state(&api.get(name).await.map_err(explain)?)
             }
+            Rollout::StatefulSet(api) => {
+                statefulset_rollout_state(&api.get(name).await.map_err(explain)?)
+            }
+        }
+    }
+
+    /// What kubectl says when the rollout is done.
+    async fn done(&self, name: &str) -> Result<String> {
+        match self {
+            Rollout::StatefulSet(api) => {
+                Ok(statefulset_done(&api.get(name).await.map_err(explain)?))
+            }
+            _ => Ok(format!("{} {name:?} successfully rolled out", self.words())),
         }
     }
 
@@ -252,7 +280,15 @@ impl Rollout {
             }
             Rollout::DaemonSet(api) => {
                 let d = api.get(name).await.map_err(explain)?;
-                daemonset_revisions(&Api::namespaced(client.clone(), ns), &d).await
+                let selector = d.spec.as_ref().map(|s| &s.selector);
+                controller_revisions(&Api::namespaced(client.clone(), ns), &d.metadata, selector)
+                    .await
+            }
+            Rollout::StatefulSet(api) => {
+                let s = api.get(name).await.map_err(explain)?;
+                let selector = s.spec.as_ref().map(|s| &s.selector);
+                controller_revisions(&Api::namespaced(client.clone(), ns), &s.metadata, selector)
+                    .await
             }
         }
     }
@@ -337,13 +373,78 @@ pub fn daemonset_rollout_state(ds: &DaemonSet) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// Where a StatefulSet's rollout is, as kubectl's `StatefulSetStatusViewer` says
+/// (`Ok(None)` when done; its last words are then [`statefulset_done`]'s).
+pub fn statefulset_rollout_state(sts: &StatefulSet) -> Result<Option<String>> {
+    let spec = sts.spec.clone().unwrap_or_default();
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    if strategy.type_.as_deref().unwrap_or("RollingUpdate") != "RollingUpdate" {
+        bail!("rollout status is only available for RollingUpdate strategy type");
+    }
+    let status = sts.status.clone().unwrap_or_default();
+    let observed = status.observed_generation.unwrap_or(0);
+    if observed == 0 || sts.metadata.generation.unwrap_or(0) > observed {
+        return Ok(Some(
+            "Waiting for statefulset spec update to be observed...".into(),
+        ));
+    }
+    let replicas = spec.replicas.unwrap_or(1);
+    let ready = status.ready_replicas.unwrap_or(0);
+    if ready < replicas {
+        return Ok(Some(format!(
+            "Waiting for {} pods to be ready...",
+            replicas - ready
+        )));
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    if let Some(partition) = strategy.rolling_update.as_ref().and_then(|r| r.partition) {
+        if updated < replicas - partition {
+            return Ok(Some(format!(
+                "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
+                replicas - partition
+            )));
+        }
+        return Ok(None);
+    }
+    if status.update_revision != status.current_revision {
+        return Ok(Some(format!(
+            "waiting for statefulset rolling update to complete {updated} pods at revision {}...",
+            status.update_revision.unwrap_or_default()
+        )));
+    }
+    Ok(None)
+}
+
+/// What kubectl says when a StatefulSet's rollout is done.
+pub fn statefulset_done(sts: &StatefulSet) -> String {
+    let status = sts.status.clone().unwrap_or_default();
+    let partitioned = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|s| s.rolling_update.as_ref())
+        .is_some();
+    if partitioned {
+        format!(
+            "partitioned roll out complete: {} new pods have been updated...",
+            status.updated_replicas.unwrap_or(0)
+        )
+    } else {
+        format!(
+            "statefulset rolling update complete {} pods at revision {}...",
+            status.current_replicas.unwrap_or(0),
+            status.current_revision.unwrap_or_default()
+        )
+    }
+}
+
 async fn status(object: &Rollout, name: &str, timeout: Duration, watch: bool) -> Result<()> {
     let start = Instant::now();
     let mut last = String::new();
     loop {
         match object.state(name).await? {
             None => {
-                println!("{} {name:?} successfully rolled out", object.words());
+                println!("{}", object.done(name).await?);
                 return Ok(());
             }
             Some(message) => {
@@ -414,17 +515,16 @@ async fn deployment_revisions(sets: &Api<ReplicaSet>, d: &Deployment) -> Result<
     Ok(owned)
 }
 
-/// The DaemonSet's ControllerRevisions (the template each holds as the patch that
-/// puts it back), oldest first.
-async fn daemonset_revisions(
+/// A DaemonSet's or StatefulSet's ControllerRevisions (the template each holds as
+/// the patch that puts it back), oldest first.
+async fn controller_revisions(
     revisions: &Api<ControllerRevision>,
-    ds: &DaemonSet,
+    owner: &ObjectMeta,
+    selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 ) -> Result<Vec<Revision>> {
-    let uid = ds.metadata.uid.as_deref();
-    let selector = ds
-        .spec
-        .as_ref()
-        .and_then(|s| rk8s_api::selector::label_selector(&s.selector).ok())
+    let uid = owner.uid.as_deref();
+    let selector = selector
+        .and_then(|s| rk8s_api::selector::label_selector(s).ok())
         .map(|s| s.to_string());
     let params = ListParams {
         label_selector: selector,
@@ -632,5 +732,65 @@ mod tests {
         }
         let on_delete = ds(1, "OnDelete", with(json!({"observedGeneration": 1})));
         assert!(daemonset_rollout_state(&on_delete).is_err());
+    }
+
+    #[test]
+    fn stateful_set_rollout_status_words_each_stage_as_kubectl_does() {
+        let sts = |strategy: serde_json::Value, status: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "web", "generation": 2},
+                "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "web",
+                         "updateStrategy": strategy},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let partitioned = json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 1}});
+        let plain = json!({"type": "RollingUpdate"});
+        let state = |s: &StatefulSet| statefulset_rollout_state(s).unwrap();
+        let behind = sts(
+            plain.clone(),
+            json!({"replicas": 3, "observedGeneration": 1}),
+        );
+        assert_eq!(
+            state(&behind).as_deref(),
+            Some("Waiting for statefulset spec update to be observed...")
+        );
+        let unready = json!({"replicas": 3, "observedGeneration": 2, "readyReplicas": 1});
+        assert_eq!(
+            state(&sts(plain.clone(), unready)).as_deref(),
+            Some("Waiting for 2 pods to be ready...")
+        );
+        let ready = json!({"replicas": 3, "observedGeneration": 2, "readyReplicas": 3,
+            "updatedReplicas": 1, "currentReplicas": 2,
+            "currentRevision": "web-a", "updateRevision": "web-b"});
+        assert_eq!(
+            state(&sts(partitioned.clone(), ready.clone())).as_deref(),
+            Some(
+                "Waiting for partitioned roll out to finish: 1 out of 2 new pods have been updated..."
+            )
+        );
+        assert_eq!(
+            state(&sts(plain.clone(), ready)).as_deref(),
+            Some("waiting for statefulset rolling update to complete 1 pods at revision web-b...")
+        );
+        let done = json!({"replicas": 3, "observedGeneration": 2, "readyReplicas": 3,
+            "updatedReplicas": 3, "currentReplicas": 3,
+            "currentRevision": "web-b", "updateRevision": "web-b"});
+        let finished = sts(plain, done.clone());
+        assert_eq!(state(&finished), None);
+        assert_eq!(
+            statefulset_done(&finished),
+            "statefulset rolling update complete 3 pods at revision web-b..."
+        );
+        assert_eq!(
+            statefulset_done(&sts(partitioned, done)),
+            "partitioned roll out complete: 3 new pods have been updated..."
+        );
+        let on_delete = sts(
+            json!({"type": "OnDelete"}),
+            json!({"observedGeneration": 2}),
+        );
+        assert!(statefulset_rollout_state(&on_delete).is_err());
     }
 }

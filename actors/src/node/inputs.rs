@@ -20,6 +20,10 @@ use rk8s_runtime::pod::inputs::{ClaimVolume, Missing};
 /// How often they are read again while a container waits for them.
 pub const REREAD_AFTER: Duration = Duration::from_secs(10);
 
+/// How often a pod's claims are read again while it waits (for a volume being
+/// provisioned for it: seconds, not ten).
+pub const CLAIM_REREAD_AFTER: Duration = Duration::from_secs(2);
+
 /// How often they are read again otherwise.
 pub const REFRESH: Duration = Duration::from_secs(60);
 
@@ -72,7 +76,17 @@ pub fn due(
         None => true,
         Some(last) => {
             let age = last.elapsed();
-            age >= refresh || (waiting(status) && age >= REREAD_AFTER.min(refresh))
+            let claims = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.volumes.as_ref())
+                .is_some_and(|v| v.iter().any(|v| v.persistent_volume_claim.is_some()));
+            let reread = if claims {
+                CLAIM_REREAD_AFTER
+            } else {
+                REREAD_AFTER
+            };
+            age >= refresh || (waiting(status) && age >= reread.min(refresh))
         }
     };
     stale && {
