@@ -485,7 +485,10 @@ fn claim_update(
         .as_ref()
         .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class"));
     if old_spec.storage_class_name.is_none()
-        && let Some(class) = new_spec.storage_class_name.as_ref().filter(|c| !c.is_empty())
+        && let Some(class) = new_spec
+            .storage_class_name
+            .as_ref()
+            .filter(|c| !c.is_empty())
         && beta.is_none_or(|b| b == class)
     {
         old_spec.storage_class_name = Some(class.clone());
