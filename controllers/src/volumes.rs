@@ -152,7 +152,7 @@ fn satisfies(pv: &PersistentVolume, claim: &PersistentVolumeClaim, node: Option<
 }
 
 /// The default class: the newest of those annotated so (as Kubernetes picks).
-fn default_class<'a>(classes: &'a [Arc<StorageClass>]) -> Option<&'a StorageClass> {
+fn default_class(classes: &[Arc<StorageClass>]) -> Option<&StorageClass> {
     classes
         .iter()
         .filter(|c| annotation(&c.metadata, DEFAULT_CLASS) == Some("true"))
@@ -528,7 +528,7 @@ mod tests {
     #[test]
     fn a_waiting_claim_gets_a_local_volume_on_the_chosen_node() {
         let local = class("local-path", LOCAL_PATH, "WaitForFirstConsumer");
-        let waiting = decide_with(&[claim(json!({}))], &[], &[local.clone()], &[]);
+        let waiting = decide_with(&[claim(json!({}))], &[], std::slice::from_ref(&local), &[]);
         assert!(matches!(
             &waiting[..],
             [Action::Event {
@@ -563,7 +563,12 @@ mod tests {
             static_pv("small", "2Gi"),
             static_pv("tiny", "1Mi"),
         ];
-        let actions = decide_with(&[claim(json!({}))], &volumes, &[immediate.clone()], &[]);
+        let actions = decide_with(
+            &[claim(json!({}))],
+            &volumes,
+            std::slice::from_ref(&immediate),
+            &[],
+        );
         assert!(actions.contains(&Action::Bind {
             claim: "default/data-web-0".into(),
             volume: "small".into()
@@ -617,7 +622,7 @@ mod tests {
             )
             .unwrap(),
         );
-        assert!(decide_with(&[deleting.clone()], &[], &[], &[pod]).is_empty());
+        assert!(decide_with(std::slice::from_ref(&deleting), &[], &[], &[pod]).is_empty());
         assert_eq!(
             decide_with(&[deleting], &[], &[], &[]),
             [Action::ProtectClaim("default/data-web-0".into(), false)]

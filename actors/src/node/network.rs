@@ -14,7 +14,9 @@ use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use rk8s_netoverlay::dns::Records;
+use rk8s_netoverlay::dns::{
+    self, NamedPort, Records, ServiceAddresses, ServiceRecords, SrvProtocol,
+};
 use rk8s_netoverlay::overlay::{Overlay, Peer};
 use rk8s_netoverlay::services::{ServicePort, ServiceProxy};
 use rk8s_netoverlay::{Ipv4Net, Protocol};
@@ -89,7 +91,7 @@ pub async fn keep(client: kube::Client, network: ClusterNetwork) {
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut n = network.blocking_lock();
-            n.records.set(names);
+            n.records.set(&names);
             let peers_changed = match n.overlay.as_mut() {
                 Some(o) => o.sync(&peers)?,
                 None => 0,
@@ -225,35 +227,245 @@ fn endpoints_of(e: &Endpoints, name: Option<&str>, proto: Protocol) -> Vec<Socke
     out
 }
 
-/// Every Service's DNS addresses: its ClusterIP, or (headless) its ready endpoints.
-pub fn names(
-    services: &Store<Service>,
-    by_name: &EndpointsByName,
-) -> BTreeMap<(String, String), Vec<Ipv4Addr>> {
-    let mut out = BTreeMap::new();
+/// Every Service's DNS records: its ClusterIP, or (headless) its endpoints with
+/// their hostnames; its named ports for SRV records. ExternalName Services have none.
+pub fn names(services: &Store<Service>, by_name: &EndpointsByName) -> Vec<ServiceRecords> {
+    let mut out = Vec::new();
     for svc in services.state() {
         let Some(spec) = &svc.spec else { continue };
         if spec.type_.as_deref() == Some("ExternalName") {
             continue;
         }
-        let id = key(&svc.metadata);
-        let ips = match spec.cluster_ip.as_deref() {
-            Some("None") => {
-                let mut ips: Vec<Ipv4Addr> = by_name
-                    .get(&id)
-                    .into_iter()
-                    .flat_map(|e| e.subsets.iter().flatten())
-                    .flat_map(|s| s.addresses.iter().flatten())
-                    .filter_map(|a| a.ip.parse().ok())
-                    .collect();
-                ips.sort();
-                ips.dedup();
-                ips
-            }
-            Some(ip) => ip.parse().into_iter().collect(),
+        let (namespace, name) = key(&svc.metadata);
+        let addresses = match spec.cluster_ip.as_deref() {
+            Some("None") => ServiceAddresses::Headless(
+                by_name
+                    .get(&(namespace.clone(), name.clone()))
+                    .map(|e| dns_endpoints(e))
+                    .unwrap_or_default(),
+            ),
+            Some(ip) => match ip.parse() {
+                Ok(ip) => ServiceAddresses::ClusterIp(ip),
+                // Not IPv4: the name exists, with no A record.
+                Err(_) => ServiceAddresses::Headless(Vec::new()),
+            },
             None => continue,
         };
-        out.insert(id, ips);
+        let ports = spec
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| named_port(p.name.as_deref(), p.protocol.as_deref(), p.port))
+            .collect();
+        out.push(ServiceRecords {
+            namespace,
+            name,
+            ports,
+            addresses,
+        });
     }
     out
+}
+
+/// A port with a name and a protocol SRV records know, as DNS sees it.
+fn named_port(name: Option<&str>, protocol: Option<&str>, port: i32) -> Option<NamedPort> {
+    let name = name.filter(|n| !n.is_empty())?;
+    let protocol = match protocol.unwrap_or("TCP") {
+        "TCP" => SrvProtocol::Tcp,
+        "UDP" => SrvProtocol::Udp,
+        "SCTP" => SrvProtocol::Sctp,
+        _ => return None,
+    };
+    Some(NamedPort {
+        name: name.to_owned(),
+        protocol,
+        port: u16::try_from(port).ok()?,
+    })
+}
+
+/// The addresses of `e` (ready, or all with publishNotReadyAddresses: the Endpoints
+/// controller decides) with their hostnames and their subset's named ports.
+fn dns_endpoints(e: &Endpoints) -> Vec<dns::Endpoint> {
+    let mut out = Vec::new();
+    for subset in e.subsets.iter().flatten() {
+        let ports: Vec<NamedPort> = subset
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| named_port(p.name.as_deref(), p.protocol.as_deref(), p.port))
+            .collect();
+        for address in subset.addresses.iter().flatten() {
+            let Ok(ip) = address.ip.parse() else { continue };
+            out.push(dns::Endpoint {
+                ip,
+                hostname: address.hostname.clone().filter(|h| !h.is_empty()),
+                ports: ports.clone(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset};
+    use rk8s_netoverlay::dns::{Answer, Srv};
+
+    fn store<K>(objects: Vec<K>) -> Store<K>
+    where
+        K: kube::Resource + Clone + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let (store, mut writer) = reflector::store();
+        for o in objects {
+            writer.apply_watcher_event(&watcher::Event::Apply(o));
+        }
+        store
+    }
+
+    fn service(name: &str, cluster_ip: &str, ports: serde_json::Value) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "default", "name": name},
+            "spec": {"clusterIP": cluster_ip, "ports": ports},
+        }))
+        .unwrap()
+    }
+
+    fn address(ip: &str, hostname: Option<&str>) -> EndpointAddress {
+        EndpointAddress {
+            ip: ip.into(),
+            hostname: hostname.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    /// A StatefulSet `web` behind the headless Service `web`, and the ClusterIP
+    /// Service `api`, as the Endpoints controller writes their Endpoints.
+    fn cluster() -> (Store<Service>, EndpointsByName) {
+        let ports = serde_json::json!([
+            {"name": "http", "port": 80, "targetPort": 8080},
+            {"name": "metrics", "port": 9090, "protocol": "UDP"},
+        ]);
+        let services = store(vec![
+            service("web", "None", ports.clone()),
+            service("api", "10.96.0.10", ports),
+            service("plain", "10.96.0.11", serde_json::json!([{"port": 80}])),
+        ]);
+        let web = Endpoints {
+            metadata: kube::api::ObjectMeta {
+                namespace: Some("default".into()),
+                name: Some("web".into()),
+                ..Default::default()
+            },
+            subsets: Some(vec![EndpointSubset {
+                addresses: Some(vec![
+                    address("10.244.1.5", Some("web-0")),
+                    address("10.244.2.7", Some("web-1")),
+                    address("10.244.1.9", None),
+                ]),
+                not_ready_addresses: Some(vec![address("10.244.2.8", Some("web-2"))]),
+                ports: Some(vec![EndpointPort {
+                    name: Some("http".into()),
+                    port: 8080,
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+            }]),
+        };
+        let by_name = BTreeMap::from([(("default".to_string(), "web".to_string()), Arc::new(web))]);
+        (services, by_name)
+    }
+
+    fn records() -> Records {
+        let (services, by_name) = cluster();
+        let records = Records::new("cluster.local");
+        records.set(&names(&services, &by_name));
+        records
+    }
+
+    fn found(records: &Records, name: &str) -> dns::Found {
+        match records.lookup(name) {
+            Answer::Found(found) => found,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    fn srv(weight: u16, port: u16, target: &str) -> Srv {
+        Srv {
+            priority: 0,
+            weight,
+            port,
+            target: target.into(),
+        }
+    }
+
+    #[test]
+    fn statefulset_pods_get_their_own_names() {
+        let r = records();
+        assert_eq!(
+            found(&r, "web-0.web.default.svc.cluster.local").addresses,
+            ["10.244.1.5".parse::<Ipv4Addr>().unwrap()]
+        );
+        assert_eq!(
+            found(&r, "10-244-1-9.web.default.svc.cluster.local").addresses,
+            ["10.244.1.9".parse::<Ipv4Addr>().unwrap()]
+        );
+        assert_eq!(
+            found(&r, "web.default.svc.cluster.local").addresses.len(),
+            3
+        );
+        // Not ready (the controller lists it in `addresses` only with
+        // publishNotReadyAddresses).
+        assert_eq!(
+            r.lookup("web-2.web.default.svc.cluster.local"),
+            Answer::NoSuchName
+        );
+    }
+
+    #[test]
+    fn named_ports_get_srv_records() {
+        let r = records();
+        assert_eq!(
+            found(&r, "_http._tcp.web.default.svc.cluster.local").services,
+            [
+                srv(33, 8080, "10-244-1-9.web.default.svc.cluster.local"),
+                srv(33, 8080, "web-0.web.default.svc.cluster.local"),
+                srv(33, 8080, "web-1.web.default.svc.cluster.local"),
+            ]
+        );
+        assert_eq!(
+            found(&r, "_http._tcp.api.default.svc.cluster.local").services,
+            [srv(100, 80, "api.default.svc.cluster.local")]
+        );
+        assert_eq!(
+            found(&r, "_metrics._udp.api.default.svc.cluster.local").services,
+            [srv(100, 9090, "api.default.svc.cluster.local")]
+        );
+        // No endpoint serves `metrics`: the name exists, empty.
+        assert!(
+            found(&r, "_metrics._udp.web.default.svc.cluster.local")
+                .services
+                .is_empty()
+        );
+        // An unnamed port has no SRV name.
+        assert_eq!(
+            found(&r, "plain.default.svc.cluster.local").addresses,
+            ["10.96.0.11".parse::<Ipv4Addr>().unwrap()]
+        );
+        assert_eq!(
+            r.lookup("_tcp.plain.default.svc.cluster.local"),
+            Answer::NoSuchName
+        );
+    }
+
+    #[test]
+    fn external_name_services_have_no_names() {
+        let external: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "default", "name": "ext"},
+            "spec": {"type": "ExternalName", "externalName": "example.org"},
+        }))
+        .unwrap();
+        assert_eq!(names(&store(vec![external]), &BTreeMap::new()), []);
+    }
 }

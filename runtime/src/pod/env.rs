@@ -355,6 +355,7 @@ mod tests {
             ]
             .into(),
             secrets: [("db".to_string(), Ok(secret))].into(),
+            ..Default::default()
         }
     }
 
