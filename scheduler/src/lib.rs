@@ -2,7 +2,7 @@
 //! [`framework`] (PreFilter, Filter, PostFilter, PreScore, Score + NormalizeScore,
 //! Reserve, Bind), the built-in [`plugins`], [`profile`]s from a configuration file,
 //! the [`cache`] of nodes with assumed pods (each a [`node_info::NodeInfo`], each pod a
-//! [`pod_info::PodInfo`]), one scheduling cycle in [`core`], and the
+//! [`pod_info::PodInfo`], with what its claims need: [`volume_needs`]), one scheduling cycle in [`core`], and the
 //! [`actor`] that runs it all on the Raft leader, with its [`metrics`].
 
 pub mod actor;
@@ -16,3 +16,4 @@ pub mod pod_info;
 pub mod profile;
 pub mod queue;
 pub mod resources;
+pub mod volume_needs;

@@ -27,7 +27,7 @@ pub struct PodInfo {
     pub host_ports: Vec<(String, String, i32)>,
     /// What its PersistentVolumeClaims need of its node, looked up for this attempt
     /// (`None`: it mounts no claims).
-    pub volumes: Option<Arc<crate::plugins::volumes::VolumeNeeds>>,
+    pub volumes: Option<Arc<crate::volume_needs::VolumeNeeds>>,
 }
 
 impl PodInfo {
