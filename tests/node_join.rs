@@ -691,6 +691,18 @@ async fn images_behind_a_login_are_pulled_with_the_pods_pull_secret() {
     running(&pods, "private").await;
     let started = eventually("a Started event", async || said("Started").await).await;
     assert_eq!(started, ["Started container main"]);
+    // Its pulls, as kubelet words them.
+    let pulling = eventually("a Pulling event", async || said("Pulling").await).await;
+    assert_eq!(pulling, [format!("Pulling image \"{image}\"")]);
+    let pulled = eventually("a Pulled event", async || said("Pulled").await).await;
+    assert!(
+        pulled.iter().any(
+            |m| m.starts_with(&format!("Successfully pulled image \"{image}\" in "))
+                && m.contains("s including waiting). Image size: ")
+                && m.ends_with(" bytes.")
+        ),
+        "{pulled:?}"
+    );
     // A pod naming no secret gets no credentials of another pod's (its pull policy
     // Always: the image is on the node now).
     let mut anonymous = pod("anonymous", "private", &image, "sleep 3600");

@@ -621,7 +621,9 @@ async fn registries_yaml_mirrors_serve_another_registrys_images_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_gate_readiness_and_a_failed_liveness_probe_kills_the_container() {
-    let host = PodHost::new();
+    let mut host = PodHost::new();
+    let (tell, mut told) = tokio::sync::mpsc::channel(rk8s_runtime::pod::HAPPENINGS_QUEUED);
+    host.pods.tell_to(tell);
     let pod = host.pod(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "probed"},
@@ -669,6 +671,48 @@ async fn probes_gate_readiness_and_a_failed_liveness_probe_kills_the_container()
     assert!(!ready(&status));
     host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
     assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+    // What kubelet would have written as events: the image found, each failed probe,
+    // the kill.
+    let mut said = Vec::new();
+    while let Ok(h) = told.try_recv() {
+        assert_eq!(h.pod.metadata.uid.as_deref(), Some(uid.as_str()));
+        said.push((h.type_, h.reason, h.message));
+    }
+    let has = |type_: &str, reason: &str, message: &str| {
+        said.iter()
+            .any(|(t, r, m)| *t == type_ && *r == reason && m.starts_with(message))
+    };
+    assert!(
+        has(
+            "Normal",
+            "Pulled",
+            &format!(
+                "Container image \"{}\" already present on machine",
+                busybox()
+            )
+        ),
+        "{said:?}"
+    );
+    assert!(
+        has("Warning", "Unhealthy", "Readiness probe failed: "),
+        "{said:?}"
+    );
+    assert!(
+        has(
+            "Warning",
+            "Unhealthy",
+            "Liveness probe failed: command exited with 1"
+        ),
+        "{said:?}"
+    );
+    assert!(
+        has(
+            "Normal",
+            "Killing",
+            "Container web failed liveness probe, will be restarted"
+        ),
+        "{said:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

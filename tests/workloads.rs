@@ -1,6 +1,6 @@
 //! Workloads on a real node (`rk8s-node join`, real containers): a Deployment rolled
 //! from one image to another and back with `rk8sctl rollout undo`, restarted and
-//! paused; Jobs that complete, that exhaust their backoff limit, that pass their
+//! paused; Jobs that complete (one Indexed, each pod its index), that exhaust their backoff limit, that pass their
 //! deadline, that go after their TTL, and whose deletion lets their pods go.
 //! Containers' environment from ConfigMaps, Secrets and the pod's fields; ConfigMap,
 //! Secret and downwardAPI volumes that follow their sources (but for a subPath). A
@@ -249,6 +249,42 @@ async fn jobs_complete_fail_and_time_out_on_a_real_node() {
     let table = server.rk8sctl_ok(&["get", "jobs"]);
     assert!(table.contains("count") && table.contains("3/3"), "{table}");
 
+    // Indexed: each pod runs its own index, with its hostname.
+    jobs.create(
+        &post,
+        &job(
+            "render",
+            &busybox,
+            "echo index $JOB_COMPLETION_INDEX on $(hostname)",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"}),
+        ),
+    )
+    .await
+    .unwrap();
+    let (type_, _, done) = ended(&jobs, "render").await;
+    assert_eq!(type_, "Complete");
+    let status = done.status.unwrap();
+    assert_eq!(
+        (status.succeeded, status.completed_indexes.as_deref()),
+        (Some(3), Some("0-2"))
+    );
+    let mut said: Vec<String> = Vec::new();
+    for p in pods_of(&pods, "render").await {
+        let name = p.metadata.name.unwrap();
+        let index = &p.metadata.annotations.unwrap()["batch.kubernetes.io/job-completion-index"];
+        assert!(name.starts_with(&format!("render-{index}-")), "{name}");
+        said.push(server.rk8sctl_ok(&["logs", &name]));
+    }
+    said.sort();
+    assert_eq!(
+        said,
+        [
+            "index 0 on render-0\n",
+            "index 1 on render-1\n",
+            "index 2 on render-2\n"
+        ]
+    );
+
     // Failing pods: the limit is one retry, so two failures end it.
     jobs.create(
         &post,
@@ -344,7 +380,7 @@ async fn jobs_complete_fail_and_time_out_on_a_real_node() {
         pods_of(&pods, "endless").await.is_empty().then_some(())
     })
     .await;
-    for name in ["count", "broken", "slow"] {
+    for name in ["count", "render", "broken", "slow"] {
         jobs.delete(name, &DeleteParams::foreground())
             .await
             .unwrap();

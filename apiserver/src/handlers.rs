@@ -346,7 +346,9 @@ impl Handlers {
             }
             Err(e) => return Err(e),
         };
-        check_access(&access, c.identity, req, req.name(), node_of(&obj))?;
+        if let Err(e) = check_access(&access, c.identity, req, req.name(), node_of(&obj)) {
+            self.volume_used_on(&access, &obj).await.map_err(|_| e)?;
+        }
         match req.subresource.as_deref() {
             None | Some("status") if req.subresource.is_none() || req.kind.has_status() => {
                 if crate::table::wants_table(accept) {

@@ -1,5 +1,6 @@
 //! What a node may read beyond its own objects: a Secret, ConfigMap or
-//! PersistentVolumeClaim is readable by a node while a pod bound to it uses it, as kube-apiserver's Node authorizer decides
+//! PersistentVolumeClaim is readable by a node while a pod bound to it uses it, and so
+//! is the PersistentVolume such a claim is bound to, as kube-apiserver's Node authorizer decides
 //! from its graph. rk8s reads the graph's edges off the node's pods in the namespace
 //! at each read (nodes read them one by one, when a pod starts).
 
@@ -22,6 +23,39 @@ impl Handlers {
             }
             other => Ok(other.clone()),
         }
+    }
+
+    /// Whether `obj` is a PersistentVolume whose claim a pod bound to the node of
+    /// `access` uses (the Node authorizer's pod → claim → volume edges); `Err(())`
+    /// if not.
+    pub(crate) async fn volume_used_on(&self, access: &Access, obj: &AnyObject) -> Result<(), ()> {
+        let (Access::BoundTo(node), AnyObject::PersistentVolume(pv)) = (access, obj) else {
+            return Err(());
+        };
+        let claim = pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.claim_ref.as_ref())
+            .ok_or(())?;
+        let (ns, name) = (
+            claim.namespace.as_deref().ok_or(())?,
+            claim.name.as_deref().ok_or(())?,
+        );
+        let selector = form_urlencoded::Serializer::new(String::new())
+            .append_pair("fieldSelector", &format!("spec.nodeName={node}"))
+            .finish();
+        let pods = self
+            .list_kind("Pod", Some(ns), &Query::parse(Some(&selector)))
+            .await
+            .map_err(|_| ())?;
+        let used = pods.iter().any(|pod| match pod {
+            AnyObject::Pod(p) => p
+                .spec
+                .as_ref()
+                .is_some_and(|s| rk8s_api::references::claims(s).contains(name)),
+            _ => false,
+        });
+        used.then_some(()).ok_or(())
     }
 
     /// Whether a pod bound to `node` in the request's namespace uses the Secret,

@@ -147,7 +147,10 @@ async fn carry_out(
                 if let Err(e) = replace_status(client, &ds).await {
                     tracing::debug!(ds = %key, "writing the collision count: {e}");
                 }
-                return None;
+                // Nothing was made: what the decision expected will not be seen.
+                return Some(format!(
+                    "the revision name of the template is taken: collision count {count}"
+                ));
             }
             Err(e) => {
                 // The status keeps the old generation: the history is made again.

@@ -18,6 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rk8s_api::selector::Selector;
 
 use crate::common::{is_active, is_ready};
+use crate::job_index;
 use crate::replicaset::{BURST, deletion_order};
 
 /// The finalizer that keeps a Job's finished pod until it is counted.
@@ -28,6 +29,9 @@ pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 pub struct Decision {
     /// Pods to create from the template.
     pub create: usize,
+    /// For an Indexed Job, the completion indexes of the pods to create (as many as
+    /// `create`).
+    pub indexes: Vec<usize>,
     /// Active pods to delete (excess, suspended, or the Job has ended).
     pub delete: Vec<String>,
     /// Pods to take the tracking finalizer off, once the status is written.
@@ -193,8 +197,21 @@ pub fn reconcile<P: Borrow<Pod>>(
     }
     let pending_succeeded = uncounted.succeeded.as_ref().map_or(0, Vec::len);
     let pending_failed = uncounted.failed.as_ref().map_or(0, Vec::len);
-    let all_succeeded = succeeded + pending_succeeded;
+    let mut all_succeeded = succeeded + pending_succeeded;
     let all_failed = failed + pending_failed;
+    // An Indexed Job counts the indexes that succeeded, each once.
+    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    let indexes = usize::try_from(spec.completions.unwrap_or(0)).unwrap_or(0);
+    let mut completed = std::collections::BTreeSet::new();
+    if indexed {
+        completed = job_index::parse(old.completed_indexes.as_deref(), indexes);
+        for pod in pods.iter().copied().filter(|p| outcome(p) == Some(true)) {
+            completed.extend(job_index::index_of(pod, indexes));
+        }
+        status.completed_indexes = Some(job_index::format(&completed)).filter(|s| !s.is_empty());
+        all_succeeded = completed.len();
+        succeeded = completed.len();
+    }
     status.succeeded = positive(succeeded);
     status.failed = positive(failed);
     let settled = pending_succeeded == 0 && pending_failed == 0;
@@ -368,8 +385,30 @@ pub fn reconcile<P: Borrow<Pod>>(
         decision.requeue_after = None;
     }
 
-    // Pods to start or stop.
-    if active.len() > want && (act || want == 0) {
+    // Pods to start or stop (an Indexed Job's by index: one pod per index that has
+    // not succeeded).
+    if indexed && want > 0 {
+        let (bad, _) = job_index::plan(&active, &completed, indexes, 0);
+        let valid = active.len() - bad.len();
+        if act {
+            decision.delete = bad;
+        }
+        if valid > want && act {
+            let mut valid_pods: Vec<&Pod> = active
+                .iter()
+                .copied()
+                .filter(|p| !decision.delete.contains(&name(p)))
+                .collect();
+            valid_pods.sort_by(|a, b| deletion_order(a, b));
+            decision
+                .delete
+                .extend(valid_pods[..valid - want].iter().map(|p| name(p)));
+        } else if valid < want && act {
+            let room = (want - valid).min(BURST);
+            decision.indexes = job_index::plan(&active, &completed, indexes, room).1;
+            decision.create = decision.indexes.len();
+        }
+    } else if active.len() > want && (act || want == 0) {
         active.sort_by(|a, b| deletion_order(a, b));
         decision.delete = active[..active.len() - want]
             .iter()
@@ -635,5 +674,52 @@ mod tests {
         let mut no_ttl = job;
         no_ttl.spec.as_mut().unwrap().ttl_seconds_after_finished = None;
         assert_eq!(ttl_expiry(&no_ttl), None);
+    }
+
+    /// Pod `n` of index `index` of an Indexed Job.
+    fn indexed_pod(n: usize, index: usize, phase: &str) -> Pod {
+        let mut p = pod(n, phase);
+        p.metadata.annotations =
+            Some([(job_index::INDEX_KEY.to_string(), index.to_string())].into());
+        p
+    }
+
+    #[test]
+    fn an_indexed_job_runs_each_index_until_it_succeeds() {
+        let mut j = job(json!({"completions": 3, "parallelism": 2, "completionMode": "Indexed"}));
+        let d = reconcile::<Pod>(&j, &[], true, now());
+        assert_eq!((d.create, d.indexes.clone()), (2, vec![0, 1]));
+        // Index 0 succeeded, 1 failed: 1 and 2 are run (the lowest first).
+        let pods = [indexed_pod(0, 0, "Succeeded"), indexed_pod(1, 1, "Failed")];
+        let d = reconcile(&j, &pods, true, now());
+        assert_eq!(d.indexes, [1, 2]);
+        assert_eq!(d.status.completed_indexes.as_deref(), Some("0"));
+        assert_eq!((d.status.succeeded, d.status.failed), (Some(1), None));
+        j.status = Some(d.status);
+        // A second pod of index 2 goes; index 0's pods are never run again.
+        let pods = [
+            indexed_pod(2, 1, "Running"),
+            indexed_pod(3, 2, "Running"),
+            indexed_pod(4, 2, "Pending"),
+        ];
+        let d = reconcile(&j, &pods, true, now());
+        assert_eq!((d.delete.clone(), d.create), (vec!["j-4".to_string()], 0));
+        // Both succeed (index 2 twice, counted once): complete with every index.
+        let pods = [
+            indexed_pod(2, 1, "Succeeded"),
+            indexed_pod(3, 2, "Succeeded"),
+            indexed_pod(5, 2, "Succeeded"),
+        ];
+        let d = reconcile(&j, &pods, true, now());
+        assert_eq!(d.status.completed_indexes.as_deref(), Some("0-2"));
+        assert_eq!(d.status.succeeded, Some(3));
+        assert!(
+            conditions(&Job {
+                status: Some(d.status.clone()),
+                ..j.clone()
+            })
+            .contains(&("SuccessCriteriaMet".to_string(), "True".to_string()))
+        );
+        assert_eq!(d.create, 0);
     }
 }

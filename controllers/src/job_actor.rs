@@ -198,6 +198,19 @@ async fn carry_out(
         .unwrap_or_default();
     let name = job.metadata.name.as_deref().unwrap_or("job");
     let owner = controller_ref("batch/v1", "Job", &job.metadata);
+    if !decision.indexes.is_empty() {
+        // An Indexed Job's pods, one per index, named `JOB-INDEX-xxxxx`.
+        let mut failure = None;
+        for &index in &decision.indexes {
+            let t = crate::job_index::template_for(template.clone(), name, index);
+            let mut pod = pod_from_template(t, ns, &format!("{name}-{index}"), owner.clone());
+            pod.metadata.finalizers = Some(vec![TRACKING_FINALIZER.to_string()]);
+            if let Some(e) = create_pods(client, &pod, 1, job_ref(job)).await {
+                failure.get_or_insert(e);
+            }
+        }
+        return failure;
+    }
     let mut pod = pod_from_template(template, ns, name, owner);
     pod.metadata.finalizers = Some(vec![TRACKING_FINALIZER.to_string()]);
     create_pods(client, &pod, decision.create, job_ref(job)).await

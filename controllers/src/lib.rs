@@ -8,7 +8,7 @@
 //! - [`replicationcontroller`]: ReplicationControllers, decided and carried out as
 //!   the ReplicaSets they convert to.
 //! - [`job`]: pods to run until `completions` succeed or `backoffLimit` fail, counted
-//!   exactly through the tracking finalizer; [`job_actor`]: how a Job's is.
+//!   exactly through the tracking finalizer ([`job_index`]: Indexed Jobs' indexes); [`job_actor`]: how a Job's is.
 //! - [`daemonset`]: a daemon pod on each node its template selects and tolerates,
 //!   rolling updates within maxUnavailable or maxSurge, status; [`history`]: the
 //!   ControllerRevisions of its (and a StatefulSet's) templates; [`daemonset_actor`]: how it is carried out.
@@ -64,6 +64,7 @@ pub mod hpa_batch;
 pub mod hpa_metrics;
 pub mod job;
 pub mod job_actor;
+pub mod job_index;
 pub mod metrics;
 pub mod node_lifecycle;
 pub mod node_lifecycle_actor;

@@ -305,7 +305,10 @@ async fn carry_out(
                 if let Err(e) = replace_status(client, &set).await {
                     tracing::debug!(sts = %key, "writing the collision count: {e}");
                 }
-                return None;
+                // Nothing was made: what the decision expected will not be seen.
+                return Some(format!(
+                    "the revision name of the template is taken: collision count {count}"
+                ));
             }
             Err(e) => {
                 // Nothing is made of a revision that is not in the history yet.

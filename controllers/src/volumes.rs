@@ -19,7 +19,7 @@
 //!
 //! Pure: [`decide`] says what to write; the actor writes it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
@@ -259,13 +259,18 @@ pub fn decide(w: &World<'_>) -> Vec<Action> {
         .iter()
         .map(|v| (v.metadata.name.as_deref().unwrap_or_default(), v.as_ref()))
         .collect();
+    let claims: HashMap<String, &PersistentVolumeClaim> = w
+        .claims
+        .iter()
+        .map(|c| (key(&c.metadata), c.as_ref()))
+        .collect();
     // Volumes a decision of this round takes (two claims never get one volume).
     let mut taken: HashSet<&str> = HashSet::new();
     for claim in w.claims {
         decide_claim(w, claim, &volumes, &mut taken, &mut out);
     }
     for pv in w.volumes {
-        decide_volume(w, pv, &mut out);
+        decide_volume(&claims, pv, &mut out);
     }
     out
 }
@@ -417,11 +422,21 @@ fn decide_claim<'a>(
     }
 }
 
-fn decide_volume(w: &World<'_>, pv: &PersistentVolume, out: &mut Vec<Action>) {
+fn decide_volume(
+    claims: &HashMap<String, &PersistentVolumeClaim>,
+    pv: &PersistentVolume,
+    out: &mut Vec<Action>,
+) {
     let name = pv.metadata.name.clone().unwrap_or_default();
     let protected = has_finalizer(&pv.metadata, VOLUME_PROTECTION);
-    let claim =
-        claim_ref(pv).and_then(|r| w.claims.iter().find(|c| names(r, c)).map(|c| c.as_ref()));
+    let claim = claim_ref(pv).and_then(|r| {
+        let key = format!(
+            "{}/{}",
+            r.namespace.as_deref().unwrap_or("default"),
+            r.name.as_deref().unwrap_or_default()
+        );
+        claims.get(&key).copied().filter(|c| names(r, c))
+    });
     let want = match (claim_ref(pv), claim) {
         (None, _) => "Available",
         (Some(_), Some(_)) => "Bound",

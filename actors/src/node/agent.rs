@@ -165,7 +165,15 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
             domain: config.cluster_domain.clone(),
         })
     });
-    let runtime = Arc::new(parts(&config, subnet, dns)?.0);
+    let mut runtime = parts(&config, subnet, dns)?.0;
+    // What the runtime sees happen to pods (pulls, failed probes) becomes events of a
+    // cluster node's pods.
+    let happenings = identity.as_ref().map(|_| {
+        let (tx, rx) = tokio::sync::mpsc::channel(rk8s_runtime::pod::HAPPENINGS_QUEUED);
+        runtime.tell_to(tx);
+        rx
+    });
+    let runtime = Arc::new(runtime);
     let pods = StaticPods::new(&config.manifests, node.clone(), runtime.clone());
     tracing::info!(node, manifests = %config.manifests.display(), "running static pods");
     // Everything that can fail comes before the actors start.
@@ -180,7 +188,12 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
     };
     let node_actor = match &identity {
         Some(id) => {
-            Some(start_cluster_side(&config, id, registration, runtime.clone(), subnet).await?)
+            let side = start_cluster_side(&config, id, registration, runtime.clone(), subnet);
+            let actors = side.await?;
+            if let (Some(rx), Ok(client)) = (happenings, id.client()) {
+                tokio::spawn(super::pod_events::tell(client, id.node_name.clone(), rx));
+            }
+            Some(actors)
         }
         None => None,
     };

@@ -2,7 +2,9 @@
 //! `Created` and `Started` for a new container, `Failed` for an image that cannot be
 //! pulled (with the registry's error) or a container that cannot be made, `BackOff`
 //! for a crash loop, `FailedMount` for a volume whose source is missing, `Killing` as
-//! a deleted pod's containers stop. A repeated event is counted on the one already
+//! a deleted pod's containers stop; and what the runtime tells ([`tell`]): `Pulling`
+//! and `Pulled` (or already present), `Unhealthy` for each failed probe, `Killing`
+//! for a container that failed its liveness probe. A repeated event is counted on the one already
 //! written (`count`, `lastTimestamp`), as Kubernetes' event correlator does, so a
 //! crash loop writes one event, not one per restart.
 
@@ -142,6 +144,28 @@ impl Written {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Writes what the runtime tells of pods (an image pulling or pulled, a probe
+/// failing, a container killed for it) as the kubelet of `node` writes it, each pod's
+/// repeats counted on one event (a readiness probe failing every 10 s is one event
+/// whose count grows).
+pub async fn tell(
+    client: kube::Client,
+    node: String,
+    mut from: tokio::sync::mpsc::Receiver<rk8s_runtime::pod::Happening>,
+) {
+    let mut written: HashMap<String, Written> = HashMap::new();
+    while let Some(h) = from.recv().await {
+        let uid = h.pod.metadata.uid.clone().unwrap_or_default();
+        // Bounded: pods come and go; their counts are forgotten now and then.
+        if written.len() >= 4096 && !written.contains_key(&uid) {
+            written.clear();
+        }
+        let counts = written.entry(uid).or_default().clone();
+        let happened = vec![(h.type_, h.reason, h.message)];
+        counts.record(&client, &node, &h.pod, happened).await;
     }
 }
 

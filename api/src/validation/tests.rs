@@ -122,11 +122,23 @@ fn jobs_must_not_restart_forever() {
 }
 
 #[test]
-fn indexed_jobs_are_refused_by_name() {
-    let text = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  completions: 3\n  completionMode: Indexed\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: a, image: x}]\n";
+fn indexed_jobs_need_bounded_completions() {
+    let job = |spec: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: j}}\nspec:\n{spec}  completionMode: Indexed\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{{name: a, image: x}}]\n"
+        )
+    };
+    assert!(errors(&job("  completions: 3\n")).is_empty());
+    // (Without parallelism either, defaulting gives it one completion.)
     assert_eq!(
-        errors(text),
-        ["spec.completionMode: unsupported value \"Indexed\": rk8s runs NonIndexed Jobs only"]
+        errors(&job("  parallelism: 2\n")),
+        ["spec.completions: required value"]
+    );
+    assert_eq!(
+        errors(&job("  completions: 200000\n")),
+        [
+            "spec.completions: invalid value \"200000\": must be less than or equal to 100000 when completion mode is Indexed"
+        ]
     );
 }
 

@@ -207,16 +207,36 @@ fn job_spec(errs: &mut Errors, path: &FieldPath, spec: &JobSpec) {
         spec.ttl_seconds_after_finished,
         0,
     );
-    // Indexed Jobs (a completion index per pod) are not run by rk8s' Job controller:
-    // refused here rather than run without their indexes.
     let mode = spec.completion_mode.as_deref().unwrap_or("NonIndexed");
+    errs.one_of(
+        &path.key("completionMode"),
+        mode,
+        &["NonIndexed", "Indexed"],
+    );
     if mode == "Indexed" {
-        errs.message(
-            &path.key("completionMode"),
-            "unsupported value \"Indexed\": rk8s runs NonIndexed Jobs only",
-        );
-    } else {
-        errs.one_of(&path.key("completionMode"), mode, &["NonIndexed"]);
+        // Kubernetes' bounds of an Indexed Job (`completedIndexes` and the pods'
+        // indexes stay this small).
+        const MAX_INDEXED: i32 = 100_000;
+        match spec.completions {
+            None => errs.required(&path.key("completions")),
+            Some(c) if c > MAX_INDEXED => errs.invalid(
+                &path.key("completions"),
+                c,
+                format!(
+                    "must be less than or equal to {MAX_INDEXED} when completion mode is Indexed"
+                ),
+            ),
+            Some(_) => {}
+        }
+        if let Some(p) = spec.parallelism.filter(|p| *p > MAX_INDEXED) {
+            errs.invalid(
+                &path.key("parallelism"),
+                p,
+                format!(
+                    "must be less than or equal to {MAX_INDEXED} when completion mode is Indexed"
+                ),
+            );
+        }
     }
     match &spec.selector {
         // The API server generates the selector of a Job (from its uid) unless the

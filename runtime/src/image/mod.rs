@@ -56,6 +56,17 @@ pub struct Image {
     pub layers: Vec<PathBuf>,
     /// The process defaults.
     pub process: ImageProcess,
+    /// The size of its layer blobs, in bytes (0 for a bundle directory).
+    pub size: u64,
+}
+
+/// How [`ImageStore::ensure_fetched`] came by an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// It was in the store (or is local).
+    Present,
+    /// It was pulled, taking this long.
+    Pulled(std::time::Duration),
 }
 
 /// One entry of `rk8sctl image ls`.
@@ -358,11 +369,13 @@ impl ImageStore {
                 user: c.user().clone().unwrap_or_default(),
             })
             .unwrap_or_default();
+        let size = manifest.layers().iter().map(|l| l.size()).sum();
         Ok(Image {
             reference: reference.to_string(),
             id: digest.to_string(),
             layers,
             process,
+            size,
         })
     }
 
@@ -398,6 +411,7 @@ impl ImageStore {
                 id: dir.display().to_string(),
                 layers: vec![rootfs],
                 process: bundle_process(&dir.join("config.json")),
+                size: 0,
             });
         }
         Err(Error::Image {
@@ -416,21 +430,36 @@ impl ImageStore {
         policy: PullPolicy,
         options: &PullOptions,
     ) -> Result<Image> {
+        let fetched = self.ensure_fetched(image, policy, options, || {}).await;
+        fetched.map(|(image, _)| image)
+    }
+
+    /// [`ImageStore::ensure`], saying how the image was come by; `pulling` is called
+    /// just before a pull starts.
+    pub async fn ensure_fetched(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        options: &PullOptions,
+        pulling: impl FnOnce(),
+    ) -> Result<(Image, Fetched)> {
         if is_local(image) {
             let store = self.clone();
             let image = image.to_string();
-            return blocking(move || store.local(&image)).await;
+            let found = blocking(move || store.local(&image)).await?;
+            return Ok((found, Fetched::Present));
         }
         let reference = normalize(image);
         if reference == BUILTIN_PAUSE {
             let store = self.clone();
-            return blocking(move || store.builtin_pause()).await;
+            let found = blocking(move || store.builtin_pause()).await?;
+            return Ok((found, Fetched::Present));
         }
         if policy != PullPolicy::Always {
             let store = self.clone();
             let r = reference.clone();
             if let Some(found) = blocking(move || store.get(&r)).await? {
-                return Ok(found);
+                return Ok((found, Fetched::Present));
             }
             if policy == PullPolicy::Never {
                 return Err(Error::Image {
@@ -439,9 +468,12 @@ impl ImageStore {
                 });
             }
         }
+        pulling();
+        let began = std::time::Instant::now();
         let digest = pull::pull(self, &reference, options).await?;
         let store = self.clone();
-        blocking(move || store.image(&reference, &digest)).await
+        let found = blocking(move || store.image(&reference, &digest)).await?;
+        Ok((found, Fetched::Pulled(began.elapsed())))
     }
 
     /// Every stored image.

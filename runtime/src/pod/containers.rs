@@ -11,7 +11,7 @@ use super::record::PodRecord;
 use super::{PodRuntime, blocking};
 use crate::container::{ContainerState, CreateContainer, Engine, Status};
 use crate::error::{Error, Result, io};
-use crate::image::{Image, PullPolicy};
+use crate::image::{Fetched, Image, PullPolicy};
 use crate::restart;
 use crate::rootfs::Rootfs;
 use crate::spec::{self, ContainerConfig};
@@ -181,8 +181,32 @@ impl PodRuntime {
         let id = format!("{}-{}-{attempt}", record.uid, container.name);
         let image_name = container.image.clone().unwrap_or_default();
         let policy = PullPolicy::from_k8s(container.image_pull_policy.as_deref(), &image_name);
-        let image = match self.image(Some(&record.pod), &image_name, policy).await {
-            Ok(image) => image,
+        let options = self.pull_options(&record.pod);
+        let pulling = || {
+            let m = format!("Pulling image {image_name:?}");
+            self.report(record, "Normal", "Pulling", m);
+        };
+        let fetched = self
+            .images
+            .ensure_fetched(&image_name, policy, &options, pulling)
+            .await;
+        let image = match fetched {
+            Ok((image, fetched)) => {
+                let message = match fetched {
+                    Fetched::Present => {
+                        format!("Container image {image_name:?} already present on machine")
+                    }
+                    Fetched::Pulled(took) => {
+                        let secs = took.as_secs_f64();
+                        format!(
+                            "Successfully pulled image {image_name:?} in {secs:.3}s ({secs:.3}s including waiting). Image size: {} bytes.",
+                            image.size
+                        )
+                    }
+                };
+                self.report(record, "Normal", "Pulled", message);
+                image
+            }
             Err(e) => {
                 let reason = if matches!(e, Error::Image { .. }) {
                     "ErrImagePull"

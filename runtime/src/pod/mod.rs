@@ -58,7 +58,26 @@ pub struct PodRuntime {
     /// What each pod takes from the API, as the agent last read it (in memory only:
     /// no Secret is written to disk).
     inputs: inputs::Inputs,
+    /// Where what happens to pods is told (their agent writes the events).
+    events: Option<tokio::sync::mpsc::Sender<Happening>>,
 }
+
+/// Something that happened to a pod's container that kubelet reports as an event:
+/// an image pulled (or found present), a probe failed, a container killed for it.
+#[derive(Clone, Debug)]
+pub struct Happening {
+    /// The pod.
+    pub pod: Arc<k8s_openapi::api::core::v1::Pod>,
+    /// `Normal` or `Warning`.
+    pub type_: &'static str,
+    /// The event's reason (`Pulling`, `Pulled`, `Unhealthy`, `Killing`).
+    pub reason: &'static str,
+    /// Its message, in kubelet's words.
+    pub message: String,
+}
+
+/// Most happenings waiting to be told (more are dropped: events are best effort).
+pub const HAPPENINGS_QUEUED: usize = 1024;
 
 impl std::fmt::Debug for PodRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,7 +112,33 @@ impl PodRuntime {
             network,
             probes: Default::default(),
             inputs: Default::default(),
+            events: None,
         })
+    }
+
+    /// Tells what happens to pods (image pulls, failed probes) to `events`.
+    pub fn tell_to(&mut self, events: tokio::sync::mpsc::Sender<Happening>) {
+        self.events = Some(events);
+    }
+
+    /// Tells `what` happened to the pod of `record`.
+    pub(super) fn report(
+        &self,
+        record: &PodRecord,
+        type_: &'static str,
+        reason: &'static str,
+        message: String,
+    ) {
+        let Some(events) = &self.events else { return };
+        let happening = Happening {
+            pod: Arc::new(record.pod.clone()),
+            type_,
+            reason,
+            message,
+        };
+        if events.try_send(happening).is_err() {
+            tracing::debug!(pod = %record.uid, reason, "an event was dropped: too many queued");
+        }
     }
 
     /// How it runs.

@@ -55,6 +55,11 @@ impl PodRuntime {
                 continue;
             }
             let outcome = self.run_probe(record, c, &id, spec).await;
+            if let probe::Outcome::Failure(why) = &outcome {
+                // Each failed run, as kubelet says it (counted on one event).
+                let m = format!("{kind:?} probe failed: {why}");
+                self.report(record, "Warning", "Unhealthy", m);
+            }
             let verdict = t.record(spec, outcome, now_ns);
             if let Ok(mut probes) = self.probes.lock() {
                 probes.insert((id.clone(), kind), t.clone());
@@ -66,6 +71,16 @@ impl PodRuntime {
                     "{kind:?} probe failed: {}; killing the container",
                     t.message.as_deref().unwrap_or_default()
                 );
+                let verb = if kind == probe::Kind::Startup {
+                    "startup"
+                } else {
+                    "liveness"
+                };
+                let m = format!(
+                    "Container {} failed {verb} probe, will be restarted",
+                    c.name
+                );
+                self.report(record, "Normal", "Killing", m);
                 let runtime = self.runtime.clone();
                 let id = id.clone();
                 let _ =

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::PersistentVolume;
 use rk8s_api::placement::volume_fits;
 
 use crate::cache::NodeInfo;
-use crate::framework::{CycleState, FilterPlugin, Plugin, PodInfo, Status};
+use crate::framework::{CycleState, FilterPlugin, Nodes, Plugin, PodInfo, PreFilterPlugin, Status};
 pub use crate::volume_needs::{
     LOCAL_PATH, SELECTED_NODE, STORAGE_DIR, VolumeNeeds, Waiting, has_claims, needs,
 };
@@ -29,8 +29,22 @@ impl Plugin for VolumeBinding {
     fn name(&self) -> &'static str {
         "VolumeBinding"
     }
+    fn pre_filter(&self) -> Option<&dyn PreFilterPlugin> {
+        Some(self)
+    }
     fn filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)
+    }
+}
+
+impl PreFilterPlugin for VolumeBinding {
+    /// A pod without claims skips the filter (as Kubernetes' plugin does).
+    fn pre_filter(&self, _: &mut CycleState, pod: &PodInfo, _: Nodes<'_>) -> Status {
+        if pod.volumes.is_some() {
+            Status::success()
+        } else {
+            Status::skip()
+        }
     }
 }
 
