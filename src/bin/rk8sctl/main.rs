@@ -101,7 +101,7 @@ enum Command {
     /// Wait until objects are deleted, created, or in a condition
     /// (`--for=condition=Available`, `--for=jsonpath='{.status.phase}'=Running`).
     Wait(WaitArgs),
-    /// Follow, list, undo, restart, pause or resume a Deployment's rollouts.
+    /// Follow, list, undo, restart, pause or resume the rollouts of a Deployment, DaemonSet or StatefulSet.
     #[command(subcommand)]
     Rollout(rk8s_ctl::rollout::RolloutCommand),
     /// Show CPU and memory of nodes or pods (the resource metrics API).
