@@ -236,6 +236,20 @@ impl Expectations {
     }
 }
 
+/// Merges JSON `from` into `into`, objects key by key (tests build objects from a
+/// base and their differences).
+#[cfg(test)]
+pub(crate) fn merge_json(into: &mut serde_json::Value, from: serde_json::Value) {
+    match (into, from) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge_json(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (into, from) => *into = from,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,19 +11,8 @@ fn ds(extra: serde_json::Value) -> DaemonSet {
                          "spec": {"containers": [{"name": "a", "image": "agent:1"}]}},
         },
     });
-    merge(&mut v, extra);
+    crate::common::merge_json(&mut v, extra);
     serde_json::from_value(v).unwrap()
-}
-
-fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
-    match (into, from) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
 }
 
 fn node(name: &str, labels: serde_json::Value, taints: serde_json::Value) -> Arc<Node> {

@@ -16,19 +16,8 @@ fn set(extra: serde_json::Value) -> StatefulSet {
                          "resources": {"requests": {"storage": "1Gi"}}}}],
         },
     });
-    merge(&mut v, extra);
+    crate::common::merge_json(&mut v, extra);
     serde_json::from_value(v).unwrap()
-}
-
-fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
-    match (into, from) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (into, from) => *into = from,
-    }
 }
 
 /// Pod `ordinal` of `set` at `revision`, in `phase`, ready or not.

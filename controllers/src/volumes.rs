@@ -482,19 +482,8 @@ mod tests {
             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-path",
                      "resources": {"requests": {"storage": "1Gi"}}},
         });
-        merge(&mut v, extra);
+        crate::common::merge_json(&mut v, extra);
         Arc::new(serde_json::from_value(v).unwrap())
-    }
-
-    fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
-        match (into, from) {
-            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                for (k, v) in b {
-                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-                }
-            }
-            (into, from) => *into = from,
-        }
     }
 
     fn class(name: &str, provisioner: &str, mode: &str) -> Arc<StorageClass> {

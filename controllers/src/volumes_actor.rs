@@ -414,4 +414,14 @@ macro_rules! marks_dirty {
     )*};
 }
 
-marks_dirty!(PersistentVolumeClaim, PersistentVolume, StorageClass, Node);
+marks_dirty!(PersistentVolumeClaim, PersistentVolume, StorageClass);
+
+impl Handler<Notice<Node>> for VolumeController {
+    type Result = ();
+
+    /// Nodes post their status every few seconds; only a claim waiting on a node
+    /// reads them (its own change, or the resync, decides again).
+    fn handle(&mut self, _: Notice<Node>, _: &mut Self::Context) {
+        self.me.received();
+    }
+}
