@@ -1,7 +1,8 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
 //! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, PersistentVolume,
-//! PodDisruptionBudget, garbage collector, node lifecycle).
+//! PodDisruptionBudget, garbage collector, node lifecycle) and, always — pods cannot
+//! be created without them —, the ServiceAccount and root CA controller.
 //! They live on an actix system of their own thread, in one `rk8s_supervision`
 //! registry; when this member becomes leader they start, when it loses leadership
 //! they all stop. Each is supervised: killed — wherever it is, mid-reconcile too — it
@@ -20,6 +21,7 @@ use rk8s_controllers::job_actor::JobSupervisor;
 use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSupervisor};
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_controllers::replicationcontroller::ReplicationControllerSupervisor;
+use rk8s_controllers::service_accounts_actor::ServiceAccountsController;
 use rk8s_controllers::statefulset_actor::StatefulSetSupervisor;
 use rk8s_controllers::volumes_actor::VolumeController;
 use rk8s_informers::Informers;
@@ -38,8 +40,10 @@ pub struct ControlPlaneConfig {
     pub profiles: Vec<Profile>,
     /// Run the scheduler.
     pub scheduler: bool,
-    /// Run the controllers.
+    /// Run the controllers (the ServiceAccount and root CA controller runs anyway).
     pub controllers: bool,
+    /// The cluster CA (PEM), published in every namespace as `kube-root-ca.crt`.
+    pub root_ca: String,
     /// The node lifecycle controller's settings.
     pub lifecycle: LifecycleConfig,
     /// The HorizontalPodAutoscalers' settings.
@@ -77,6 +81,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
             }
         });
     }
+    let (c, i, ca) = (client.clone(), informers.clone(), config.root_ca.clone());
+    actors.start(CONTROLLER, "serviceaccount", move |me| {
+        ServiceAccountsController::new(c.clone(), ca.clone(), &i, me)
+    });
     if !config.controllers {
         return;
     }

@@ -13,12 +13,18 @@
 //! its own Node is [`crate::node_restriction`]'s.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError};
+
+use rk8s_api::AnyObject;
+use rk8s_api::object::kind_named;
 
 use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::server::Store;
 use serde::{Deserialize, Serialize};
 
+use crate::registry::Registry;
 use crate::request::{Query, ResourceRequest, Verb};
+use crate::service_accounts::{Account, SigningKey, looks_like_jwt, user_name};
 use crate::status::{ApiError, ApiResult};
 
 /// Where token records live in the store.
@@ -91,6 +97,9 @@ pub enum Identity {
     /// A member bootstrap token, by token id: may only get a store member's
     /// certificate (`rk8s-server --join`).
     MemberBootstrap(String),
+    /// A ServiceAccount, by a token of [`crate::service_accounts`]. Until RBAC, it may
+    /// reach discovery only.
+    ServiceAccount(Account),
 }
 
 impl Identity {
@@ -102,6 +111,7 @@ impl Identity {
             Identity::Bootstrap(id) | Identity::MemberBootstrap(id) => {
                 format!("system:bootstrap:{id}")
             }
+            Identity::ServiceAccount(a) => user_name(&a.namespace, &a.name),
         }
     }
 }
@@ -159,7 +169,13 @@ pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1
 /// [`AUTH_CACHE_TTL`] so most requests skip the store read.
 pub struct Authenticator {
     store: Store,
+    registry: Registry,
+    /// The key service-account tokens are checked with (shared with the
+    /// TokenRequest handler; set once the cluster's secrets are read).
+    service_account_key: Arc<OnceLock<SigningKey>>,
     cache: std::sync::Mutex<HashMap<String, (TokenRecord, std::time::Instant)>>,
+    /// Service-account tokens checked lately, with the expiry they carry.
+    accounts: std::sync::Mutex<HashMap<String, (Account, i64, std::time::Instant)>>,
     /// This member's own credential (hashed) for its in-process clients (the
     /// scheduler and controllers); never stored, gone with the process.
     internal: std::sync::OnceLock<String>,
@@ -167,11 +183,15 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Tokens from `store`.
-    pub fn new(store: Store) -> Self {
+    /// Tokens from `registry`'s store; service-account tokens checked with the key
+    /// `service_account_key` will hold.
+    pub fn new(registry: Registry, service_account_key: Arc<OnceLock<SigningKey>>) -> Self {
         Authenticator {
-            store,
+            store: registry.store().clone(),
+            registry,
+            service_account_key,
             cache: std::sync::Mutex::new(HashMap::new()),
+            accounts: std::sync::Mutex::new(HashMap::new()),
             internal: std::sync::OnceLock::new(),
             internal_secret: std::sync::OnceLock::new(),
         }
@@ -192,6 +212,12 @@ impl Authenticator {
     /// The caller behind an `Authorization` header value, or 401.
     pub async fn authenticate(&self, header: Option<&str>) -> ApiResult<Identity> {
         let token = bearer_token(header).ok_or_else(ApiError::unauthorized)?;
+        if looks_like_jwt(token) {
+            return self
+                .service_account(token)
+                .await
+                .map(Identity::ServiceAccount);
+        }
         let key = token_key(token);
         if self.internal.get() == Some(&key) {
             return Ok(Identity::Admin);
@@ -239,6 +265,94 @@ impl Authenticator {
             return Err(used_token(id, by));
         }
         Ok(record.identity)
+    }
+
+    /// The account of a service-account token: signed by the cluster's key, within
+    /// its lifetime, its account and bound object still those it names. A success is
+    /// remembered for [`AUTH_CACHE_TTL`] (never past the token's expiry).
+    async fn service_account(&self, token: &str) -> ApiResult<Account> {
+        let refused = |why: String| {
+            ApiError::new(
+                http::StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                format!("Unauthorized: {why}"),
+            )
+        };
+        let digest = token_key(token);
+        let now = jiff::Timestamp::now().as_second();
+        {
+            let cache = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((account, exp, at)) = cache.get(&digest)
+                && at.elapsed() < AUTH_CACHE_TTL
+                && *exp > now
+            {
+                return Ok(account.clone());
+            }
+        }
+        let key = self
+            .service_account_key
+            .get()
+            .ok_or_else(|| refused("no service-account key on this API server yet".into()))?;
+        let claims = key.verify(token).map_err(refused)?;
+        let k = &claims.kubernetes;
+        let ns = Some(k.namespace.as_str());
+        let uid = |o: Option<AnyObject>| o.map(|o| o.metadata().uid.clone().unwrap_or_default());
+        let account_uid = uid(self
+            .find("ServiceAccount", ns, &k.serviceaccount.name)
+            .await?);
+        let pod = match &k.pod {
+            Some(p) => self.find("Pod", ns, &p.name).await?,
+            None => None,
+        };
+        let pod = pod.as_ref().map(|p| {
+            let m = p.metadata();
+            (
+                m.uid.as_deref().unwrap_or_default(),
+                m.deletion_timestamp.as_ref().map(|t| t.0.as_second()),
+            )
+        });
+        let secret_uid = match &k.secret {
+            Some(s) => uid(self.find("Secret", ns, &s.name).await?),
+            None => None,
+        };
+        let node_uid = match (&k.pod, &k.node) {
+            (None, Some(n)) => uid(self.find("Node", None, &n.name).await?),
+            _ => None,
+        };
+        crate::service_accounts::still_bound(
+            &claims,
+            account_uid.as_deref(),
+            pod,
+            secret_uid.as_deref(),
+            node_uid.as_deref(),
+            now,
+        )
+        .map_err(refused)?;
+        let account = Account {
+            namespace: k.namespace.clone(),
+            name: k.serviceaccount.name.clone(),
+            uid: k.serviceaccount.uid.clone(),
+            pod: k.pod.as_ref().map(|p| p.name.clone()),
+        };
+        let mut cache = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|_, (_, _, at)| at.elapsed() < AUTH_CACHE_TTL);
+        cache.insert(
+            digest,
+            (account.clone(), claims.exp, std::time::Instant::now()),
+        );
+        Ok(account)
+    }
+
+    async fn find(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Option<AnyObject>> {
+        match kind_named(kind) {
+            Some(kind) => self.registry.find_locally(&kind, namespace, name).await,
+            None => Ok(None),
+        }
     }
 
     async fn lookup(&self, key: &str) -> ApiResult<TokenRecord> {
@@ -335,7 +449,7 @@ fn selects_node(q: &Query, node: &str) -> bool {
 pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiResult<Access> {
     let node = match identity {
         Identity::Admin => return Ok(Access::All),
-        Identity::Bootstrap(_) | Identity::MemberBootstrap(_) => {
+        Identity::Bootstrap(_) | Identity::MemberBootstrap(_) | Identity::ServiceAccount(_) => {
             return Err(denied(identity, req));
         }
         Identity::Node(n) => n,
@@ -393,6 +507,11 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
         ("pods", None) if verb == Verb::Delete => Ok(Access::BoundTo(node.clone())),
         ("events", None) if matches!(verb, Verb::Create | Verb::Update | Verb::Patch) => {
             Ok(Access::All)
+        }
+        // Tokens for the accounts of its pods, bound to them (checked by the
+        // TokenRequest handler, as kube-apiserver's NodeRestriction does).
+        ("serviceaccounts", Some("token")) if verb == Verb::Create => {
+            Ok(Access::UsedOnNode(node.clone()))
         }
         _ => Err(denied(identity, req)),
     }

@@ -121,6 +121,8 @@ pub struct Running {
     pub local_addr: SocketAddr,
     /// How this process' own clients reach it.
     pub internal: InternalAccess,
+    /// The cluster CA certificate (PEM).
+    pub ca_cert: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -177,6 +179,22 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         names.push(cfg.advertise.to_string());
     }
     names.extend(cfg.tls_sans.iter().cloned());
+    // What in-cluster clients dial: the `kubernetes` Service by name and address.
+    names.extend(
+        [
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ]
+        .map(String::from),
+    );
+    names.extend(
+        cfg.service_ranges
+            .cluster_ips
+            .nth(1)
+            .map(|ip| ip.to_string()),
+    );
     names.sort();
     names.dedup();
     let (cert, key) = secrets.ca.issue_server(&names)?;
@@ -196,6 +214,22 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         unlimited(cfg.max_mutating_requests_inflight),
     );
     api.set_pod_cidrs(cfg.pod_cidrs);
+    let account_key = secrets
+        .service_account_key
+        .as_deref()
+        .ok_or_else(|| PkiError::Invalid {
+            what: "cluster secrets",
+            detail: "no service-account key".into(),
+        })
+        .and_then(|k| {
+            crate::service_accounts::SigningKey::from_base64(k).map_err(|detail| {
+                PkiError::Invalid {
+                    what: "cluster secrets",
+                    detail,
+                }
+            })
+        })?;
+    api.set_service_account_key(account_key);
     api.registry().set_service_ranges(cfg.service_ranges);
     let node_ca = secrets.node_ca.as_ref().ok_or_else(|| PkiError::Invalid {
         what: "cluster secrets",
@@ -246,13 +280,23 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         cfg.compaction_interval,
         cfg.compaction_history_limit,
     ));
+    let master_service = tokio::spawn({
+        let (registry, advertise, port) =
+            (api.registry().clone(), cfg.advertise, local_addr.port());
+        async move {
+            // A member that advertises no address is no endpoint for pods.
+            if !advertise.is_unspecified() {
+                crate::service_accounts::master_service::run(registry, advertise, port).await;
+            }
+        }
+    });
     let snapshotting = tokio::spawn(async move {
         if let Some(schedule) = cfg.snapshots {
             crate::snapshots::save_periodically(store, schedule).await;
         }
     });
     let task = tokio::spawn(async move {
-        let _ = tokio::join!(serving, compacting, snapshotting);
+        let _ = tokio::join!(serving, compacting, snapshotting, master_service);
     });
     let internal = InternalAccess {
         connector: crate::server::in_process(api.clone()),
@@ -264,6 +308,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         api,
         local_addr,
         internal,
+        ca_cert: secrets.ca.cert_pem.clone(),
         task,
     })
 }

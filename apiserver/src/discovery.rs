@@ -68,6 +68,12 @@ fn entries(
     if kind.plural == "nodes" {
         out.push(sub("proxy", "NodeProxyOptions", &["get"]));
     }
+    if kind.plural == "serviceaccounts" {
+        let mut token = sub("token", "TokenRequest", &["create"]);
+        token["group"] = json!("authentication.k8s.io");
+        token["version"] = json!("v1");
+        out.push(token);
+    }
     if kind.plural == "pods" {
         out.push(sub("binding", "Binding", &["create"]));
         let mut eviction = sub("eviction", "Eviction", &["create"]);

@@ -83,6 +83,9 @@ pub struct Handlers {
     pub custom: Arc<CustomKinds>,
     /// Listed objects' protobuf messages, kept between lists.
     pub encoded: Arc<crate::listing::EncodedItems>,
+    /// The key service-account tokens are signed with (set once the cluster's
+    /// secrets are read; TokenRequests answer 503 until then).
+    pub service_account_key: Arc<std::sync::OnceLock<crate::service_accounts::SigningKey>>,
 }
 
 fn node_of(obj: &AnyObject) -> Option<&str> {
@@ -93,7 +96,7 @@ fn node_of(obj: &AnyObject) -> Option<&str> {
     }
 }
 
-fn random_suffix() -> ApiResult<String> {
+pub(crate) fn random_suffix() -> ApiResult<String> {
     // Kubernetes' alphabet for generated names: no vowels, no look-alikes.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let secret = crate::auth::new_secret()?;
@@ -376,6 +379,9 @@ impl Handlers {
             None => {}
             Some("binding") if req.kind.plural == "pods" => return self.bind(c).await,
             Some("eviction") if req.kind.plural == "pods" => return self.evict(c).await,
+            Some("token") if req.kind.plural == "serviceaccounts" => {
+                return self.token_request(c).await;
+            }
             Some(_) => return Err(ApiError::no_route()),
         }
         if req.kind.is_namespaced() && req.namespace.is_none() {
@@ -415,6 +421,10 @@ impl Handlers {
             _ => None,
         };
         let pruned = admission::mutate_create(&mut obj, &self.custom)?;
+        if let AnyObject::Pod(pod) = &mut obj {
+            crate::service_accounts::admission::admit_pod(&self.registry, pod, random_suffix)
+                .await?;
+        }
         let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
         crate::apply::record_write(c, None, &mut obj, None)?;

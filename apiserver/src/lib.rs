@@ -2,7 +2,8 @@
 //! libraries and rk8s's own components all speak to rk8s as they would to Kubernetes.
 //!
 //! - [`request`]: what a request asks (verb, kind, namespace, name, subresource);
-//! - [`auth`]: bearer tokens and what each caller may do; [`admission`]: what the
+//! - [`auth`]: bearer tokens and what each caller may do ([`service_accounts`]: the
+//!   tokens of ServiceAccounts, their admission and the `kubernetes` Service); [`admission`]: what the
 //!   server changes and refuses before a write is stored ([`node_restriction`]: what a
 //!   node may change of its own Node);
 //! - [`registry`]: objects in the store, one key each, `resourceVersion` = revision;
@@ -50,6 +51,7 @@ pub mod routes;
 pub mod scale;
 pub mod scan;
 pub mod server;
+pub mod service_accounts;
 pub mod snapshots;
 pub mod state_metrics;
 pub mod status;

@@ -113,6 +113,17 @@ impl Registry {
         Ok(self.find_at(kind, namespace, name, false).await?.is_some())
     }
 
+    /// Reads one object as far as this member has applied (no quorum round: for
+    /// admission and authentication, which Kubernetes also serve from a cache).
+    pub async fn find_locally(
+        &self,
+        kind: &ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Option<AnyObject>> {
+        self.find_at(kind, namespace, name, false).await
+    }
+
     async fn find_at(
         &self,
         kind: &ObjectKind,

@@ -112,19 +112,21 @@ impl ApiServer {
         let caches = Arc::new(Caches::new(store.clone(), kinds()));
         let registry = Registry::new(store.clone());
         let custom = Arc::new(CustomKinds::default());
+        let service_account_key = Arc::new(std::sync::OnceLock::new());
         tokio::spawn(crate::custom::sync::run(
             registry.clone(),
             caches.clone(),
             custom.clone(),
         ));
         Arc::new(ApiServer {
+            authenticator: auth::Authenticator::new(registry.clone(), service_account_key.clone()),
             handlers: Handlers {
                 registry,
                 caches,
                 custom,
                 encoded: Arc::new(crate::listing::EncodedItems::new(ENCODED_ITEMS_BYTES)),
+                service_account_key,
             },
-            authenticator: auth::Authenticator::new(store.clone()),
             store,
             reads_inflight: Arc::new(tokio::sync::Semaphore::new(reads)),
             writes_inflight: Arc::new(tokio::sync::Semaphore::new(writes)),
@@ -139,6 +141,11 @@ impl ApiServer {
     /// Sets the ranges joining nodes get (once; the default is 10.244.0.0/16 in /24s).
     pub fn set_pod_cidrs(&self, cidrs: crate::bootstrap::join::PodCidrs) {
         let _ = self.pod_cidrs.set(cidrs);
+    }
+
+    /// Sets the key service-account tokens are signed and checked with (once).
+    pub fn set_service_account_key(&self, key: crate::service_accounts::SigningKey) {
+        let _ = self.handlers.service_account_key.set(key);
     }
 
     /// Turns the chaos endpoints on: the control plane's actors, listed and killed.

@@ -36,6 +36,8 @@
 //! - [`disruption`] and [`disruption_actor`]: PodDisruptionBudgets' status (the
 //!   disruptions the eviction subresource may spend).
 //! - [`endpoints`] and [`endpoints_actor`]: the Endpoints of selector Services.
+//! - [`service_accounts`] and [`service_accounts_actor`]: each namespace's `default`
+//!   ServiceAccount and `kube-root-ca.crt` ConfigMap.
 //! - [`gc`]: the garbage collector (background, foreground and orphan cascades).
 //! - [`common`]: owner references, pod readiness, expectations; [`events`]: events;
 //!   [`metrics`]: Prometheus metrics.
@@ -75,6 +77,8 @@ pub mod promql;
 pub mod replicaset;
 pub mod replicaset_actor;
 pub mod replicationcontroller;
+pub mod service_accounts;
+pub mod service_accounts_actor;
 pub mod statefulset;
 pub mod statefulset_actor;
 pub mod volumes;

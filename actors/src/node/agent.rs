@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Taint;
+use k8s_openapi::api::core::v1::{Service, Taint};
+use kube::runtime::reflector::store::Writer;
 use rk8s_netoverlay::dns::{DnsServer, Records};
 use rk8s_netoverlay::host::System;
 use rk8s_netoverlay::overlay::Overlay;
@@ -26,6 +27,7 @@ use super::identity::{self, Identity};
 use super::network::{self, ClusterNetwork};
 use super::node_actor::NodeActor;
 use super::registration::{self, NodeInfo};
+use super::services::ServiceCache;
 use super::stats::Stats;
 use super::{Error, Result, server};
 
@@ -166,6 +168,12 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
         })
     });
     let mut runtime = parts(&config, subnet, dns)?.0;
+    // The Services the cluster network watches give a cluster node's containers their
+    // service variables (kubelet's service lister): one watch, one cache.
+    let (services, services_w) = kube::runtime::reflector::store::<Service>();
+    if identity.is_some() {
+        runtime.read_services_from(Arc::new(ServiceCache(services)));
+    }
     // What the runtime sees happen to pods (pulls, failed probes) becomes events of a
     // cluster node's pods.
     let happenings = identity.as_ref().map(|_| {
@@ -188,7 +196,13 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
     };
     let node_actor = match &identity {
         Some(id) => {
-            let side = start_cluster_side(&config, id, registration, runtime.clone(), subnet);
+            let side = start_cluster_side(
+                &config,
+                id,
+                registration,
+                runtime.clone(),
+                (subnet, services_w),
+            );
             let actors = side.await?;
             if let (Some(rx), Ok(client)) = (happenings, id.client()) {
                 tokio::spawn(super::pod_events::tell(client, id.node_name.clone(), rx));
@@ -297,13 +311,15 @@ fn parts(config: &AgentConfig, subnet: Ipv4Net, dns: Option<ClusterDns>) -> Resu
 
 /// The HTTPS endpoint and the supervised NodeActor (which registers the node and
 /// keeps retrying while the control plane is away); returns the registry of the
-/// node's actors (the NodeActor and its PodActors) for the chaos socket.
+/// node's actors (the NodeActor and its PodActors) for the chaos socket. The cluster
+/// network is programmed for the pods' range `subnet`, its Service watch filling
+/// `services_w`.
 async fn start_cluster_side(
     config: &AgentConfig,
     id: &Identity,
     registration: Option<Registration>,
     runtime: Arc<PodRuntime>,
-    subnet: Ipv4Net,
+    (subnet, services_w): (Ipv4Net, Writer<Service>),
 ) -> Result<Actors> {
     let client = id.client()?;
     let node_ip = config
@@ -362,7 +378,7 @@ async fn start_cluster_side(
         listener,
         (runtime.clone(), stats),
     ));
-    start_cluster_network(config, id, &client, node_ip.as_deref(), subnet).await;
+    start_cluster_network(config, id, &client, node_ip.as_deref(), subnet, services_w).await;
     tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
     let actors = Actors::default();
     let (a, name) = (actors.clone(), info.name.clone());
@@ -378,14 +394,16 @@ fn dns_address(subnet: Ipv4Net) -> Option<std::net::Ipv4Addr> {
     subnet.nth(1)
 }
 
-/// The VXLAN overlay, the Service proxy and the DNS server, kept by a task. A part
-/// that cannot start is reported and left out; pods still run on this node.
+/// The VXLAN overlay, the Service proxy and the DNS server, kept by a task (its
+/// Service watch filling `services_w`). A part that cannot start is reported and left
+/// out; pods still run on this node.
 async fn start_cluster_network(
     config: &AgentConfig,
     id: &Identity,
     client: &kube::Client,
     node_ip: Option<&str>,
     subnet: Ipv4Net,
+    services_w: Writer<Service>,
 ) {
     let overlay = match node_ip.map(str::parse::<std::net::Ipv4Addr>) {
         // A node that reaches the API over loopback shares its host with it: there is
@@ -424,7 +442,7 @@ async fn start_cluster_network(
     tokio::spawn(async move {
         // The DNS server lives as long as the task that feeds it.
         let _dns = dns;
-        network::keep(client, network).await;
+        network::keep(client, network, services_w).await;
     });
 }
 

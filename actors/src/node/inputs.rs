@@ -1,12 +1,13 @@
 //! What a pod takes from the API — the ConfigMaps and Secrets it names (environment,
-//! image pull secrets, volumes: [`rk8s_api::references`]) and the volumes its
-//! PersistentVolumeClaims are bound to — read for the runtime as
-//! kubelet reads them: when the pod starts, again every [`REREAD_AFTER`] while a
-//! container cannot start for want of them (`CreateContainerConfigError`) or of its
-//! image (`ErrImagePull`: a pull secret created or fixed after the pod), and every
-//! [`REFRESH`] (`--sync-frequency`) otherwise, so that a container restarted later starts with the values
-//! of the last minute. The node may read exactly these (the API server's node
-//! authorizer).
+//! image pull secrets, volumes: [`rk8s_api::references`]), the volumes its
+//! PersistentVolumeClaims are bound to, and the bound service-account tokens of its
+//! projected volumes ([`super::tokens`]) — read for the runtime as kubelet reads
+//! them: when the pod starts, again every [`REREAD_AFTER`] while a container cannot
+//! start for want of them (`CreateContainerConfigError`, a volume's FailedMount) or
+//! of its image (`ErrImagePull`: a pull secret created or fixed after the pod), every
+//! [`REFRESH`] (`--sync-frequency`) otherwise, so that a container restarted later
+//! starts with the values of the last minute, and when a token is due for renewal.
+//! The node may read exactly these (the API server's node authorizer).
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,8 @@ use k8s_openapi::api::core::v1::{
 use kube::Api;
 use rk8s_runtime::pod::PodInputs;
 use rk8s_runtime::pod::inputs::{ClaimVolume, Missing};
+
+use super::tokens;
 
 /// How often they are read again while a container waits for them.
 pub const REREAD_AFTER: Duration = Duration::from_secs(10);
@@ -63,13 +66,23 @@ fn waiting(status: Option<&PodStatus>) -> bool {
 
 /// Whether the pod's inputs are to be read now: it names some, and it has not started
 /// on this agent, or the last read is older than [`REREAD_AFTER`] while a container
-/// waits for them, or older than `refresh` ([`REFRESH`] by default).
+/// waits for them or while `tokens_due` (a token of the pod is due for renewal, or
+/// could not be had: [`PodInputs::tokens_due`]), or older than `refresh` ([`REFRESH`]
+/// by default).
+///
+/// A token is renewed at 80 % of its TTL, and the API server grants no less than
+/// 600 s: with the default `refresh` a token would be renewed within a minute of
+/// falling due anyway, before it expires; `tokens_due` keeps that true with a longer
+/// `--sync-frequency`, and renews it on time rather than up to a minute late. A read
+/// reuses every token not due, so it asks the API only for the one that is; the
+/// [`REREAD_AFTER`] floor keeps a failing renewal from asking every second.
 pub fn due(
     pod: &Pod,
     started: bool,
     status: Option<&PodStatus>,
     last: Option<Instant>,
     refresh: Duration,
+    tokens_due: bool,
 ) -> bool {
     // The cheap test first: most syncs of a running pod end here.
     let stale = match last.filter(|_| started) {
@@ -86,12 +99,19 @@ pub fn due(
             } else {
                 REREAD_AFTER
             };
-            age >= refresh || (waiting(status) && age >= reread.min(refresh))
+            age >= refresh
+                || (waiting(status) && age >= reread.min(refresh))
+                || (tokens_due && age >= REREAD_AFTER.min(refresh))
         }
     };
     stale && {
         let (config_maps, secrets, claims) = names(pod);
-        !config_maps.is_empty() || !secrets.is_empty() || !claims.is_empty()
+        let asks_tokens = || {
+            pod.spec
+                .as_ref()
+                .is_some_and(|s| !rk8s_runtime::pod::tokens::keys(s).is_empty())
+        };
+        !config_maps.is_empty() || !secrets.is_empty() || !claims.is_empty() || asks_tokens()
     }
 }
 
@@ -110,10 +130,12 @@ where
     }
 }
 
-/// The pod's ConfigMaps and Secrets as they are now. Image pull secrets that cannot
-/// be read are said in the log (kubelet's `FailedToRetrieveImagePullSecret`): the
-/// pull goes on without them.
-pub async fn read_all(client: &kube::Client, pod: &Pod) -> PodInputs {
+/// The pod's ConfigMaps, Secrets and claims as they are now, and its tokens: those of
+/// `previous` (what the pod had, [`rk8s_runtime::pod::PodRuntime::inputs`]) while
+/// they need no renewal, new ones otherwise. Image pull secrets that cannot be read
+/// are said in the log (kubelet's `FailedToRetrieveImagePullSecret`): the pull goes
+/// on without them.
+pub async fn read_all(client: &kube::Client, pod: &Pod, previous: &PodInputs) -> PodInputs {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let config_map_api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let secret_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
@@ -131,6 +153,7 @@ pub async fn read_all(client: &kube::Client, pod: &Pod) -> PodInputs {
         let read = read(&secret_api, "secret", &name).await;
         inputs.secrets.insert(name, read);
     }
+    inputs.tokens = tokens::read(client, pod, previous, jiff::Timestamp::now()).await;
     let pull = pod
         .spec
         .as_ref()
@@ -223,10 +246,10 @@ mod tests {
                 vec![]
             )
         );
-        assert!(due(&with, false, None, None, REFRESH));
-        assert!(!due(&without, false, None, None, REFRESH));
+        assert!(due(&with, false, None, None, REFRESH, false));
+        assert!(!due(&without, false, None, None, REFRESH, false));
         // A restarted agent re-adopting a running pod reads them once.
-        assert!(due(&with, true, None, None, REFRESH));
+        assert!(due(&with, true, None, None, REFRESH, false));
         let just_now = Some(Instant::now());
         let a_while_ago = Instant::now().checked_sub(REREAD_AFTER);
         let long_ago = Instant::now().checked_sub(REFRESH);
@@ -236,18 +259,78 @@ mod tests {
                 true,
                 Some(&waiting_with(reason)),
                 just_now,
-                REFRESH
+                REFRESH,
+                false
             ));
             assert!(due(
                 &with,
                 true,
                 Some(&waiting_with(reason)),
                 a_while_ago,
-                REFRESH
+                REFRESH,
+                false
             ));
         }
         let crashing = waiting_with("CrashLoopBackOff");
-        assert!(!due(&with, true, Some(&crashing), a_while_ago, REFRESH));
-        assert!(due(&with, true, Some(&crashing), long_ago, REFRESH));
+        assert!(!due(
+            &with,
+            true,
+            Some(&crashing),
+            a_while_ago,
+            REFRESH,
+            false
+        ));
+        assert!(due(&with, true, Some(&crashing), long_ago, REFRESH, false));
+    }
+
+    #[test]
+    fn a_pod_whose_token_is_due_is_read_again_but_not_every_second() {
+        let with_token = pod(
+            serde_json::json!({"containers": [{"name": "c", "image": "x"}],
+            "volumes": [{"name": "kube-api-access-abcde", "projected": {"sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}]}}]}),
+        );
+        // A token is the only thing it asks for: read at start.
+        assert!(due(&with_token, false, None, None, REFRESH, false));
+        let just_now = Some(Instant::now());
+        let a_while_ago = Instant::now().checked_sub(REREAD_AFTER);
+        assert!(!due(&with_token, true, None, a_while_ago, REFRESH, false));
+        assert!(due(&with_token, true, None, a_while_ago, REFRESH, true));
+        assert!(!due(&with_token, true, None, just_now, REFRESH, true));
+        // With a long --sync-frequency too.
+        let hour = Duration::from_secs(3600);
+        assert!(due(&with_token, true, None, a_while_ago, hour, true));
+    }
+
+    #[test]
+    fn a_token_past_eighty_percent_of_its_ttl_makes_the_inputs_due() {
+        use rk8s_runtime::pod::tokens::{ServiceAccountToken, TokenKey};
+        let issued = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let at = |s: i64| issued + jiff::SignedDuration::from_secs(s);
+        let key = TokenKey {
+            audience: String::new(),
+            expiration_seconds: 600,
+        };
+        let token = ServiceAccountToken {
+            token: "jwt".to_string(),
+            issued,
+            expires: at(600),
+        };
+        let inputs = PodInputs {
+            tokens: [(key.clone(), Ok(token))].into(),
+            ..Default::default()
+        };
+        assert!(!inputs.tokens_due(at(480)));
+        assert!(inputs.tokens_due(at(481)));
+        let failed = PodInputs {
+            tokens: [(
+                key,
+                Err(Missing::Unreadable("failed to fetch token: x".into())),
+            )]
+            .into(),
+            ..Default::default()
+        };
+        assert!(failed.tokens_due(at(0)));
+        assert!(!PodInputs::default().tokens_due(at(0)));
     }
 }

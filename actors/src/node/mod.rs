@@ -11,8 +11,10 @@ pub mod pod_actor;
 pub mod pod_events;
 pub mod registration;
 pub mod server;
+pub mod services;
 pub mod simulated;
 pub mod stats;
+pub mod tokens;
 
 /// Errors of joining and registering.
 #[derive(Debug, thiserror::Error)]

@@ -38,10 +38,15 @@ pub struct ClusterNetwork {
 }
 
 /// Watches Nodes, Services and Endpoints and programs `network` until the task is
-/// dropped.
-pub async fn keep(client: kube::Client, network: ClusterNetwork) {
+/// dropped. The Services go into `services_w`, whose readers the runtime lists for
+/// the containers' service variables ([`super::services`]).
+pub async fn keep(
+    client: kube::Client,
+    network: ClusterNetwork,
+    services_w: reflector::store::Writer<Service>,
+) {
     let (nodes, nodes_w) = reflector::store();
-    let (services, services_w) = reflector::store();
+    let services = services_w.as_reader();
     let (endpoints, endpoints_w) = reflector::store();
     let config = watcher::Config::default;
     let node_events = reflector::reflector(

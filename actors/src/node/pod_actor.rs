@@ -129,6 +129,9 @@ impl PodActor {
         let last = self.last_status.clone();
         let node_ip = self.node_ip.clone();
         let deleting = pod.metadata.deletion_timestamp.is_some();
+        // What the pod had: its tokens are reused while fresh, and one due for
+        // renewal makes a read due (a lock and a look at a few timestamps).
+        let held = self.runtime.inputs(&uid);
         let read_inputs = !deleting
             && inputs::due(
                 &pod,
@@ -136,6 +139,7 @@ impl PodActor {
                 last.as_ref(),
                 self.inputs_read,
                 self.inputs_refresh,
+                held.tokens_due(jiff::Timestamp::now()),
             );
         if read_inputs {
             self.inputs_read = Some(std::time::Instant::now());
@@ -190,7 +194,7 @@ impl PodActor {
                 return Ok((true, None));
             }
             if read_inputs {
-                runtime.set_inputs(&uid, inputs::read_all(&client, &pod).await);
+                runtime.set_inputs(&uid, inputs::read_all(&client, &pod, &held).await);
             }
             if !started {
                 let began = std::time::Instant::now();

@@ -28,6 +28,33 @@ pub struct ClusterSecrets {
     /// made before it existed gets one at the next start of an API server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_ca: Option<ClusterCa>,
+    /// The key service-account tokens are signed with (P-256 PKCS#8, base64; see
+    /// [`crate::service_accounts`]). A cluster made before it existed gets one at the
+    /// next start of an API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_key: Option<String>,
+}
+
+impl ClusterSecrets {
+    /// Adds what a cluster made by an older version lacks; whether it added any.
+    fn complete(&mut self) -> Result<bool, StartError> {
+        let mut added = false;
+        if self.node_ca.is_none() {
+            self.node_ca = Some(ClusterCa::generate_node_ca()?);
+            tracing::info!(
+                "the cluster has a node CA now: restart node agents for new serving certificates"
+            );
+            added = true;
+        }
+        if self.service_account_key.is_none() {
+            self.service_account_key = Some(
+                crate::service_accounts::generate_key()
+                    .map_err(|e| StartError::Store(e.message))?,
+            );
+            added = true;
+        }
+        Ok(added)
+    }
 }
 
 /// Reads the cluster's secrets, creating them (and the admin token) if this is the
@@ -47,24 +74,18 @@ pub async fn read_or_create(
         if let Some(kv) = found.kvs.first() {
             let mut secrets: ClusterSecrets = serde_json::from_slice(&kv.value)
                 .map_err(|e| StartError::Store(format!("{CLUSTER_KEY} does not decode: {e}")))?;
-            if secrets.node_ca.is_some() {
+            if !secrets.complete()? {
                 return Ok((secrets, None));
             }
-            // A cluster from before the node CA: add one, unless another member does
+            // Added to a cluster from an older version, unless another member does
             // first (then read theirs).
-            secrets.node_ca = Some(ClusterCa::generate_node_ca()?);
             let value =
                 serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
             match store
                 .put(CLUSTER_KEY.as_bytes(), &value, 0, Some(kv.mod_revision))
                 .await
             {
-                Ok(_) => {
-                    tracing::info!(
-                        "the cluster has a node CA now: restart node agents for new serving certificates"
-                    );
-                    return Ok((secrets, None));
-                }
+                Ok(_) => return Ok((secrets, None)),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(failed(e)),
             }
@@ -73,6 +94,10 @@ pub async fn read_or_create(
             ca: ClusterCa::generate()?,
             member_ca: member_ca.cloned(),
             node_ca: Some(ClusterCa::generate_node_ca()?),
+            service_account_key: Some(
+                crate::service_accounts::generate_key()
+                    .map_err(|e| StartError::Store(e.message))?,
+            ),
         };
         let value = serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
         match store.put(CLUSTER_KEY.as_bytes(), &value, 0, Some(0)).await {

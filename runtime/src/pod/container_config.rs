@@ -1,6 +1,6 @@
 //! A work container's OCI settings from its pod: command and args over the image's,
-//! env (fieldRefs, ConfigMaps, Secrets: [`super::env`]), resources, the sandbox's namespaces, mounts and security
-//! context.
+//! env (service variables, fieldRefs, ConfigMaps, Secrets: [`super::env`]),
+//! resources, the sandbox's namespaces, mounts and security context.
 
 use std::path::PathBuf;
 
@@ -44,9 +44,11 @@ impl PodRuntime {
         };
         let inputs = self.inputs.of(&record.uid);
         let namespace = meta.namespace.as_deref().unwrap_or("default");
-        // The pod's variables, `$(VAR)` expanded among themselves (kubelet never sees
-        // the image's), then over the image's.
-        let own = env::container_env(c, &inputs, namespace, &fields).map_err(Error::InvalidSpec)?;
+        // The pod's variables (its service variables first), `$(VAR)` expanded among
+        // themselves (kubelet never sees the image's), then over the image's.
+        let services = self.service_env(&record.pod).map_err(Error::InvalidSpec)?;
+        let own = env::container_env(c, &inputs, namespace, &fields, &services)
+            .map_err(Error::InvalidSpec)?;
         let mut pairs: Vec<(String, String)> = image
             .process
             .env

@@ -1,7 +1,8 @@
 //! A container's environment as kubelet makes it (`makeEnvironmentVariables`): the
-//! `envFrom` sources in order, then `env` (a later variable replaces an earlier one of
-//! the same name), values from ConfigMaps, Secrets and the pod's own fields, and
-//! `$(NAME)` references in `value`s, `command` and `args` expanded.
+//! service variables ([`super::service_env`]), the `envFrom` sources in order, then
+//! `env` (a later variable replaces an earlier one of the same name), values from
+//! ConfigMaps, Secrets and the pod's own fields, and `$(NAME)` references in `value`s,
+//! `command` and `args` expanded.
 
 use std::collections::BTreeMap;
 
@@ -233,15 +234,21 @@ pub struct PodFields<'a> {
     pub resource: &'a dyn Fn(&ResourceFieldSelector) -> Result<String, String>,
 }
 
-/// The variables container `c` sets, in order (`$(VAR)` in a value expanded from
-/// those before it), reading the pod's own fields through `fields`.
+/// The variables of container `c`, in order: the pod's service variables
+/// (`services`) it does not set itself, then those it sets (`$(VAR)` in a value
+/// expanded from those before it and the service variables), reading the pod's own
+/// fields through `fields`.
 pub fn container_env(
     c: &Container,
     inputs: &PodInputs,
     namespace: &str,
     fields: &PodFields<'_>,
+    services: &[(String, String)],
 ) -> Result<Vec<(String, String)>, String> {
-    let mut env: Vec<(String, String)> = Vec::new();
+    // Kubelet: `$(VAR)` reads the container's variables, then the service ones; the
+    // service ones are set unless the container sets the same name. Starting from
+    // them gives both (a name set again moves to the container's place).
+    let mut env: Vec<(String, String)> = services.to_vec();
     let set = |env: &mut Vec<(String, String)>, name: String, value: String| {
         env.retain(|(n, _)| *n != name);
         env.push((name, value));
@@ -364,6 +371,13 @@ mod tests {
     }
 
     fn env_of(c: &Container) -> Result<Vec<(String, String)>, String> {
+        env_with_services(c, &[])
+    }
+
+    fn env_with_services(
+        c: &Container,
+        services: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, String> {
         let spec = PodSpec {
             containers: vec![c.clone()],
             ..Default::default()
@@ -377,7 +391,48 @@ mod tests {
             field: &field,
             resource: &resource,
         };
-        container_env(c, &inputs(), "team", &fields)
+        container_env(c, &inputs(), "team", &fields, services)
+    }
+
+    #[test]
+    fn service_variables_come_first_and_the_containers_own_win() {
+        let services: Vec<(String, String)> = [
+            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+            ("WEB_SERVICE_HOST", "10.96.0.20"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        let c = container(serde_json::json!({
+            "name": "app",
+            "env": [
+                {"name": "WEB_SERVICE_HOST", "value": "web.example"},
+                {"name": "API", "value": "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"}
+            ]
+        }));
+        let env = env_with_services(&c, &services).unwrap();
+        let got: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            got,
+            [
+                "KUBERNETES_SERVICE_HOST=10.96.0.1",
+                "KUBERNETES_SERVICE_PORT=443",
+                "WEB_SERVICE_HOST=web.example",
+                "API=https://10.96.0.1:443"
+            ]
+        );
+        // envFrom replaces a service variable too.
+        let from = container(serde_json::json!({"name": "app",
+            "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "KUBERNETES_SERVICE_"}]}));
+        let services = [("KUBERNETES_SERVICE_MODE".to_string(), "x".to_string())];
+        let env = env_with_services(&from, &services).unwrap();
+        assert_eq!(
+            env.iter()
+                .filter(|(k, _)| k == "KUBERNETES_SERVICE_MODE")
+                .count(),
+            1
+        );
+        assert!(env.contains(&("KUBERNETES_SERVICE_MODE".to_string(), "fast".to_string())));
     }
 
     #[test]

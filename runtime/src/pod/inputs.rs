@@ -1,14 +1,15 @@
 //! What a pod takes from the API besides its own spec: the ConfigMaps and Secrets it
-//! names (environment, volumes, image pull secrets) and the directories of the
-//! volumes its PersistentVolumeClaims are bound to, as the node agent last read
-//! them. Kept in
-//! memory per pod, never on disk; a restarted agent reads them again.
+//! names (environment, volumes, image pull secrets), the directories of the volumes
+//! its PersistentVolumeClaims are bound to, and the service-account tokens its
+//! projected volumes ask for, as the node agent last read them. Kept in memory per
+//! pod, never on disk; a restarted agent reads them again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
+use super::tokens::{ServiceAccountToken, TokenKey};
 use crate::image::pull_secrets::{self, PullCredential};
 
 /// One object as read: itself, or why it is not at hand.
@@ -33,7 +34,7 @@ impl std::fmt::Display for Missing {
     }
 }
 
-/// A pod's ConfigMaps and Secrets by name.
+/// A pod's ConfigMaps, Secrets and claims by name, and its tokens.
 #[derive(Clone, Debug, Default)]
 pub struct PodInputs {
     /// The ConfigMaps it names.
@@ -42,6 +43,9 @@ pub struct PodInputs {
     pub secrets: BTreeMap<String, Read<Secret>>,
     /// The volumes of the claims it names, by claim.
     pub claims: BTreeMap<String, Read<ClaimVolume>>,
+    /// The bound service-account tokens of its projected volumes, by what they were
+    /// requested for ([`super::tokens::keys`]).
+    pub tokens: BTreeMap<TokenKey, Read<ServiceAccountToken>>,
 }
 
 /// Where a claim's volume is on this node.
@@ -55,6 +59,15 @@ pub struct ClaimVolume {
 }
 
 impl PodInputs {
+    /// Whether a token is to be requested again at `now`: one past 80 % of its TTL
+    /// ([`ServiceAccountToken::needs_refresh`]), or one that could not be had.
+    pub fn tokens_due(&self, now: jiff::Timestamp) -> bool {
+        self.tokens.values().any(|t| match t {
+            Ok(t) => t.needs_refresh(now),
+            Err(_) => true,
+        })
+    }
+
     /// The credentials of the Secrets `names` (a pod's `imagePullSecrets`), in the
     /// order they are tried; those missing or not registry Secrets are left out (the
     /// agent said so when it read them).

@@ -13,8 +13,10 @@
 //! is kept on disk of a pod), `sandbox` (pause container, network, teardown),
 //! `etc_files` and `volumes` (what the sandbox gives its containers), `containers`
 //! (an attempt's create, start, restart and stop) with `container_config` (its OCI
-//! settings from the pod), `sync` (the level-triggered step), `probes`, `status`,
-//! `exec` (exec and logs) and `orphans`.
+//! settings from the pod), `env` and `service_env` (its environment), `inputs` and
+//! `tokens` (what the agent reads from the API for it), `projected` (ConfigMap,
+//! Secret, downwardAPI and projected volumes), `sync` (the level-triggered step),
+//! `probes`, `status`, `exec` (exec and logs) and `orphans`.
 
 mod config;
 mod container_config;
@@ -28,8 +30,10 @@ mod probes;
 mod projected;
 mod record;
 mod sandbox;
+pub mod service_env;
 mod status;
 mod sync;
+pub mod tokens;
 mod volumes;
 
 use std::path::PathBuf;
@@ -38,6 +42,7 @@ use std::sync::Arc;
 pub use config::{Allocatable, ClusterDns, PodRuntimeConfig, host_nameservers};
 pub use inputs::PodInputs;
 pub use record::{ContainerRecord, PodRecord};
+pub use service_env::ServiceLister;
 
 use crate::error::{Error, Result, io};
 use crate::image::{ImageStore, PullOptions};
@@ -60,6 +65,9 @@ pub struct PodRuntime {
     inputs: inputs::Inputs,
     /// Where what happens to pods is told (their agent writes the events).
     events: Option<tokio::sync::mpsc::Sender<Happening>>,
+    /// The cluster's Services, for the containers' service variables (none on a
+    /// node without a cluster, as kubelet without a master).
+    services: Option<Arc<dyn ServiceLister>>,
 }
 
 /// Something that happened to a pod's container that kubelet reports as an event:
@@ -113,12 +121,19 @@ impl PodRuntime {
             probes: Default::default(),
             inputs: Default::default(),
             events: None,
+            services: None,
         })
     }
 
     /// Tells what happens to pods (image pulls, failed probes) to `events`.
     pub fn tell_to(&mut self, events: tokio::sync::mpsc::Sender<Happening>) {
         self.events = Some(events);
+    }
+
+    /// Gives containers the service variables of the Services `services` lists
+    /// ([`service_env`]).
+    pub fn read_services_from(&mut self, services: Arc<dyn ServiceLister>) {
+        self.services = Some(services);
     }
 
     /// Tells `what` happened to the pod of `record`.
@@ -156,6 +171,12 @@ impl PodRuntime {
     /// until the pod stops.
     pub fn set_inputs(&self, uid: &str, inputs: PodInputs) {
         self.inputs.set(uid, inputs);
+    }
+
+    /// What pod `uid` takes from the API as last set (empty when none was): the agent
+    /// reuses its tokens while they are fresh.
+    pub fn inputs(&self, uid: &str) -> Arc<PodInputs> {
+        self.inputs.of(uid)
     }
 
     /// The pull settings for `pod`'s images: the node's, with the credentials of its

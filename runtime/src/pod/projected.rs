@@ -4,7 +4,9 @@
 //! (a new symlink renamed over the old), each top-level entry a symlink into `..data`.
 //! A container always sees one whole version; a change reaches running containers
 //! when the agent has read it (within a minute), except through a `subPath`, which
-//! keeps the file it was started with (as in Kubernetes).
+//! keeps the file it was started with (as in Kubernetes). A projected
+//! `serviceAccountToken` is the token the agent holds for it ([`super::tokens`]),
+//! swapped in the same way when the agent renews it.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -15,6 +17,7 @@ use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, KeyToPath, Volume};
 use super::env::{field, lookup, resource};
 use super::inputs::{Missing, PodInputs};
 use super::record::PodRecord;
+use super::tokens::TokenKey;
 
 /// A volume's files: relative path → (contents, mode).
 pub(super) type Payload = BTreeMap<String, (Vec<u8>, u32)>;
@@ -145,6 +148,8 @@ enum Source<'a> {
     },
     /// The pod's fields.
     Downward(&'a [DownwardAPIVolumeFile]),
+    /// A bound service-account token, at `path`.
+    Token { key: TokenKey, path: &'a str },
 }
 
 /// The sources of `volume` (one of [`is_projected`]'s kinds), its default mode and
@@ -199,9 +204,14 @@ fn sources(volume: &Volume) -> Result<(Vec<Source<'_>>, Option<i32>, String), St
             }
         } else if let Some(d) = &source.downward_api {
             Source::Downward(d.items.as_deref().unwrap_or_default())
+        } else if let Some(t) = &source.service_account_token {
+            Source::Token {
+                key: TokenKey::of(t),
+                path: &t.path,
+            }
         } else {
             return Err(format!(
-                "{what}: only configMap, secret and downwardAPI sources are supported here"
+                "{what}: only configMap, secret, downwardAPI and serviceAccountToken sources are supported here"
             ));
         });
     }
@@ -261,6 +271,23 @@ pub(super) fn payload(
                     };
                     payload.insert(path, (value.into_bytes(), mode(item.mode, default_mode)));
                 }
+            }
+            Source::Token { key, path } => {
+                let path = checked_path(path)?.to_string();
+                let token = match inputs.tokens.get(&key) {
+                    Some(Ok(token)) => token,
+                    // Kubelet's words, which the agent wrote (`failed to fetch token: …`).
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => {
+                        return Err(format!(
+                            "failed to fetch token: no token requested yet for {key}"
+                        ));
+                    }
+                };
+                // Kubelet's projected volume: the token has the volume's defaultMode
+                // (0600 with an fsGroup, which this runtime does not apply).
+                let contents = token.token.clone().into_bytes();
+                payload.insert(path, (contents, mode(None, default_mode)));
             }
         }
     }
@@ -382,6 +409,115 @@ mod tests {
         assert_eq!(names[1..], ["..data", "a"]);
         assert!(holds(dir.path(), &second));
         assert!(!holds(dir.path(), &first));
+    }
+
+    /// A pod with the volume the API server's ServiceAccount admission adds, its
+    /// `kube-root-ca.crt` ConfigMap, and `token` as its token.
+    fn kube_api_access(default_mode: Option<i32>, token: &str) -> (Volume, PodRecord, PodInputs) {
+        let mut volume: Volume = serde_json::from_value(serde_json::json!({
+            "name": "kube-api-access-abcde",
+            "projected": {"sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace",
+                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+            ]}
+        }))
+        .unwrap();
+        if let Some(p) = volume.projected.as_mut() {
+            p.default_mode = default_mode;
+        }
+        let pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1"},
+            "spec": {"containers": [{"name": "c"}], "volumes": [volume.clone()]}
+        }))
+        .unwrap();
+        let record = PodRecord {
+            pod,
+            uid: "u1".to_string(),
+            engine: Default::default(),
+            attachment: None,
+            pause_id: String::new(),
+            containers: Default::default(),
+            created_at_ns: 0,
+        };
+        let ca = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "CA"}
+        }))
+        .unwrap();
+        let issued = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let token = super::super::tokens::ServiceAccountToken {
+            token: token.to_string(),
+            issued,
+            expires: issued + jiff::SignedDuration::from_secs(3607),
+        };
+        let key = TokenKey {
+            audience: String::new(),
+            expiration_seconds: 3607,
+        };
+        let inputs = PodInputs {
+            config_maps: [("kube-root-ca.crt".to_string(), Ok(ca))].into(),
+            tokens: [(key, Ok(token))].into(),
+            ..Default::default()
+        };
+        (volume, record, inputs)
+    }
+
+    fn node() -> super::super::Allocatable {
+        super::super::Allocatable {
+            cpu_milli: 1000,
+            memory: 1 << 30,
+        }
+    }
+
+    #[test]
+    fn the_token_is_written_with_the_volumes_mode_and_swapped_when_renewed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (volume, record, inputs) = kube_api_access(Some(0o440), "first.jwt");
+        let payload = payload(&volume, &record, "", &inputs, node()).unwrap();
+        assert_eq!(payload.get("token"), Some(&(b"first.jwt".to_vec(), 0o440)));
+        assert_eq!(payload.get("ca.crt"), Some(&(b"CA".to_vec(), 0o440)));
+        assert_eq!(payload.get("namespace"), Some(&(b"shop".to_vec(), 0o440)));
+        write(dir.path(), &payload).unwrap();
+        assert_eq!(read(dir.path(), "token"), "first.jwt");
+        let mode = std::fs::metadata(dir.path().join("token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o440);
+        // Renewed: a new version, swapped whole.
+        let (_, _, renewed) = kube_api_access(Some(0o440), "second.jwt");
+        let next = super::payload(&volume, &record, "", &renewed, node()).unwrap();
+        assert!(!holds(dir.path(), &next));
+        let before = std::fs::read_link(dir.path().join("..data")).unwrap();
+        write(dir.path(), &next).unwrap();
+        assert_eq!(read(dir.path(), "token"), "second.jwt");
+        assert_ne!(
+            std::fs::read_link(dir.path().join("..data")).unwrap(),
+            before
+        );
+        assert!(holds(dir.path(), &next));
+        // Without a defaultMode, kubelet's 0644.
+        let (volume, record, inputs) = kube_api_access(None, "t");
+        let plain = super::payload(&volume, &record, "", &inputs, node()).unwrap();
+        assert_eq!(plain.get("token"), Some(&(b"t".to_vec(), 0o644)));
+    }
+
+    #[test]
+    fn a_token_that_could_not_be_had_fails_the_volume_in_kubelets_words() {
+        let (volume, record, mut inputs) = kube_api_access(None, "t");
+        for token in inputs.tokens.values_mut() {
+            *token = Err(Missing::Unreadable(
+                "failed to fetch token: serviceaccounts \"robot\" not found".into(),
+            ));
+        }
+        assert_eq!(
+            payload(&volume, &record, "", &inputs, node()).unwrap_err(),
+            "failed to fetch token: serviceaccounts \"robot\" not found"
+        );
+        inputs.tokens.clear();
+        let none = payload(&volume, &record, "", &inputs, node()).unwrap_err();
+        assert!(none.starts_with("failed to fetch token: "), "{none}");
     }
 
     #[test]

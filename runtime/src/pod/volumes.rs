@@ -56,11 +56,15 @@ pub(super) fn create<'a>(dir: &Path, volumes: impl IntoIterator<Item = &'a Volum
     Ok(())
 }
 
-/// Whether `volume` holds Secrets (a secret volume, or a projected one with a secret
-/// source).
+/// Whether `volume` holds Secrets or tokens (a secret volume, or a projected one with
+/// a secret or serviceAccountToken source).
 fn holds_secrets(volume: &Volume) -> bool {
     let projected = volume.projected.as_ref().and_then(|p| p.sources.as_ref());
-    volume.secret.is_some() || projected.into_iter().flatten().any(|s| s.secret.is_some())
+    volume.secret.is_some()
+        || projected
+            .into_iter()
+            .flatten()
+            .any(|s| s.secret.is_some() || s.service_account_token.is_some())
 }
 
 /// Whether `path` is a mount point (another filesystem than its parent's).

@@ -104,7 +104,9 @@ pub struct Args {
     /// Run no scheduler on this member (pods stay Pending unless bound otherwise).
     #[arg(long)]
     disable_scheduler: bool,
-    /// Run no controllers on this member (ReplicaSets, Deployments… are not acted on).
+    /// Run no controllers on this member (ReplicaSets, Deployments… are not acted on;
+    /// each namespace still gets its `default` ServiceAccount and `kube-root-ca.crt`,
+    /// without which no pod is admitted).
     #[arg(long)]
     disable_controllers: bool,
     /// A node whose Lease is not renewed for this long is unreachable: tainted, and
@@ -249,7 +251,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             rk8s_actors::control_plane::ChaosControl(actors.clone()),
         ));
     }
-    if !(args.disable_scheduler && args.disable_controllers) {
+    {
         let internal = api.internal.clone();
         rk8s_actors::control_plane::spawn(
             store.leadership(),
@@ -258,6 +260,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 profiles,
                 scheduler: !args.disable_scheduler,
                 controllers: !args.disable_controllers,
+                root_ca: api.ca_cert.clone(),
                 lifecycle: rk8s_controllers::node_lifecycle_actor::LifecycleConfig {
                     grace: args.node_monitor_grace_period,
                     default_toleration_seconds: args.default_unreachable_toleration_seconds,
