@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the OCI image layout rk8s' tests and demo run, offline, from a Debian
-# package: `busybox` (busybox-static with its applets: sh, httpd, nc, …). Output:
-# OUT/busybox, an OCI image layout with the tag `latest`. Idempotent: an existing
-# layout newer than its inputs is kept. (The pause sandbox is built into rk8s-node:
+# Builds the OCI image layouts rk8s' tests and demo run, offline, from Debian
+# packages: `busybox` (busybox-static with its applets: sh, httpd, nc, …) and, where
+# kubectl is installed, `kubectl` (busybox and the static kubectl binary: an
+# in-cluster client for the service-account tests). Output: OUT/NAME, OCI image
+# layouts with the tag `latest`. Idempotent: an existing layout newer than its inputs
+# is kept. (The pause sandbox is built into rk8s-node:
 # runtime/pause.c.)
 #
 #   images/build.sh [OUT]      (default: target/images)
@@ -38,8 +40,8 @@ fresh() { # LAYOUT INPUT... : true when the layout exists and is newer than ever
   return 0
 }
 
-if ! fresh "$OUT/busybox" /bin/busybox "$0"; then
-  root="$work/busybox-rootfs"
+busybox_rootfs() { # DIR: busybox, its applets, /etc/passwd and a page to serve
+  local root=$1
   mkdir -p "$root"/{bin,etc,tmp,var/www,proc,sys,dev,root}
   cp /bin/busybox "$root/bin/busybox"
   for applet in $(/bin/busybox --list); do
@@ -49,5 +51,16 @@ if ! fresh "$OUT/busybox" /bin/busybox "$0"; then
   printf 'root:x:0:\nnobody:x:65534:\n' >"$root/etc/group"
   echo '<h1>rk8s busybox</h1>' >"$root/var/www/index.html"
   chmod 1777 "$root/tmp"
-  image busybox "$root" --config.cmd sh --config.env PATH=/bin --config.workingdir /
+}
+
+if ! fresh "$OUT/busybox" /bin/busybox "$0"; then
+  busybox_rootfs "$work/busybox-rootfs"
+  image busybox "$work/busybox-rootfs" --config.cmd sh --config.env PATH=/bin --config.workingdir /
+fi
+
+kubectl=$(readlink -f "$(command -v kubectl || true)" 2>/dev/null || true)
+if [ -x "$kubectl" ] && ! fresh "$OUT/kubectl" /bin/busybox "$kubectl" "$0"; then
+  busybox_rootfs "$work/kubectl-rootfs"
+  cp "$kubectl" "$work/kubectl-rootfs/bin/kubectl"
+  image kubectl "$work/kubectl-rootfs" --config.cmd sh --config.env PATH=/bin --config.workingdir /
 fi

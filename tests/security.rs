@@ -476,3 +476,204 @@ async fn a_used_bootstrap_token_is_refused_at_once_and_the_scheme_is_case_insens
         client.request_text(request).await.unwrap();
     }
 }
+
+/// A TokenRequest through the API as `token` (the admin's when `None`): the status
+/// code and the answer.
+async fn request_token(
+    server: &Server,
+    token: Option<&str>,
+    account: &str,
+    spec: Value,
+) -> (u16, Value) {
+    let client = match token {
+        Some(t) => server.client_with_token(Some(t)).await,
+        None => server.client().await,
+    };
+    let body =
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec});
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!(
+            "/api/v1/namespaces/default/serviceaccounts/{account}/token"
+        ))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string().into_bytes())
+        .unwrap();
+    match client.request_text(request).await {
+        Ok(text) => (200, serde_json::from_str(&text).unwrap()),
+        Err(kube::Error::Api(s)) => (s.code, json!({"message": s.message})),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn service_account_tokens_authenticate_until_their_pod_goes_and_rbac_decides() {
+    let server = Server::start(API_ONLY);
+    let admin = server.client().await;
+    // The default account and the CA ConfigMap come with the namespace.
+    support::node::eventually("the default ServiceAccount", async || {
+        let (ok, out) = server.kubectl(&["get", "serviceaccount", "default", "-o", "name"]);
+        (ok && out.trim() == "serviceaccount/default").then_some(())
+    })
+    .await;
+    let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), "kube-system");
+    let root = support::node::eventually("kube-root-ca.crt", async || {
+        maps.get_opt("kube-root-ca.crt").await.ok()?
+    })
+    .await;
+    let ca = std::fs::read_to_string(server.data_dir().join("pki/ca.crt")).unwrap();
+    assert_eq!(root.data.unwrap()["ca.crt"], ca);
+
+    // A pod gets the account's token volume; a pod naming a missing account is refused.
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}}))
+    .unwrap();
+    let pod = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let spec = pod.spec.clone().unwrap();
+    assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+    let mount = &spec.containers[0].volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(
+        mount.mount_path,
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
+    assert!(mount.name.starts_with("kube-api-access-"));
+    let ghost: Pod = serde_json::from_value(json!({"metadata": {"name": "ghost"},
+        "spec": {"serviceAccountName": "ghost", "containers": [{"name": "c", "image": "x"}]}}))
+    .unwrap();
+    let refused = pods
+        .create(&PostParams::default(), &ghost)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains(
+            "pods \"ghost\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found"
+        ),
+        "{refused}"
+    );
+
+    // A token bound to the pod: it is the account, which may do nothing yet.
+    let uid = pod.metadata.uid.clone().unwrap();
+    let bound =
+        json!({"boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": uid}});
+    let (code, answer) = request_token(&server, None, "default", bound.clone()).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["spec"]["expirationSeconds"], 3600);
+    assert_eq!(
+        answer["spec"]["audiences"],
+        json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+    let jwt = answer["status"]["token"].as_str().unwrap().to_string();
+    let (code, body) = call(
+        &server,
+        Some(&jwt),
+        http::Method::GET,
+        "/api/v1/namespaces/default/pods",
+        None,
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body["message"],
+        "pods is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+    );
+    // A Role bound to the account lets it read pods, and only that.
+    for args in [
+        &[
+            "create",
+            "role",
+            "pod-reader",
+            "--verb=get,list",
+            "--resource=pods",
+        ][..],
+        &[
+            "create",
+            "rolebinding",
+            "reads",
+            "--role=pod-reader",
+            "--serviceaccount=default:default",
+        ],
+    ] {
+        let (ok, out) = server.kubectl(args);
+        assert!(ok, "{out}");
+    }
+    let (code, body) = call(
+        &server,
+        Some(&jwt),
+        http::Method::GET,
+        "/api/v1/namespaces/default/pods",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["items"][0]["metadata"]["name"], "web");
+    let (code, _) = call(
+        &server,
+        Some(&jwt),
+        http::Method::DELETE,
+        "/api/v1/namespaces/default/pods/web",
+        None,
+    )
+    .await;
+    assert_eq!(code, 403);
+
+    // Requests the TokenRequest API refuses, in Kubernetes' words.
+    let (code, body) =
+        request_token(&server, None, "default", json!({"expirationSeconds": 60})).await;
+    assert_eq!(code, 422);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"),
+        "{body}"
+    );
+    let stale = json!({"boundObjectRef": {"kind": "Pod", "name": "web", "uid": "not-its-uid"}});
+    assert_eq!(request_token(&server, None, "default", stale).await.0, 409);
+    let (code, _) = request_token(&server, None, "nobody", json!({})).await;
+    assert_eq!(code, 404);
+    // The account's token may not mint tokens; a node only for pods bound to it.
+    let (code, _) = request_token(&server, Some(&jwt), "default", json!({})).await;
+    assert_eq!(code, 403);
+    let node = server.node_token("n1");
+    let (code, body) = request_token(&server, Some(&node), "default", bound).await;
+    assert_eq!(code, 403);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("node requested token bound to a pod scheduled on a different node"),
+        "{body}"
+    );
+
+    // A token for another audience does not pass here.
+    let (_, vault) = request_token(&server, None, "default", json!({"audiences": ["vault"]})).await;
+    let vault = vault["status"]["token"].as_str().unwrap().to_string();
+    let (code, _) = call(
+        &server,
+        Some(&vault),
+        http::Method::GET,
+        "/api/v1/namespaces/default/pods",
+        None,
+    )
+    .await;
+    assert_eq!(code, 401);
+
+    // The pod deleted, its token stops working (authentication remembers a success
+    // for up to 10 s).
+    pods.delete("web", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    support::node::eventually("the bound token refused", async || {
+        let (code, _) = call(
+            &server,
+            Some(&jwt),
+            http::Method::GET,
+            "/api/v1/namespaces/default/pods",
+            None,
+        )
+        .await;
+        (code == 401).then_some(())
+    })
+    .await;
+}

@@ -9,10 +9,12 @@
 //! three on those nodes with local-path volumes: stable names, DNS names and data
 //! across deletion and scaling, a rolling update, its volumes reclaimed. CronJobs: one every
 //! minute, one every 15 s kept to its history limit, suspended, and deleted with its
-//! Jobs.
+//! Jobs. kubectl in a pod, as its ServiceAccount with a RoleBinding.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "workloads/service_accounts.rs"]
+mod service_accounts;
 #[path = "workloads/stateful_sets.rs"]
 mod stateful_sets;
 mod support;

@@ -97,8 +97,8 @@ pub enum Identity {
     /// A member bootstrap token, by token id: may only get a store member's
     /// certificate (`rk8s-server --join`).
     MemberBootstrap(String),
-    /// A ServiceAccount, by a token of [`crate::service_accounts`]. Until RBAC, it may
-    /// reach discovery only.
+    /// A ServiceAccount, by a token of [`crate::service_accounts`]; authorized by
+    /// [`crate::rbac`].
     ServiceAccount(Account),
 }
 
@@ -404,7 +404,8 @@ pub fn no_relationship(identity: &Identity, req: &ResourceRequest, node: &str) -
     denied_because(identity, req, Some(&why))
 }
 
-fn denied(identity: &Identity, req: &ResourceRequest) -> ApiError {
+/// Kubernetes' 403 for `identity` making `req`.
+pub(crate) fn denied(identity: &Identity, req: &ResourceRequest) -> ApiError {
     denied_because(identity, req, None)
 }
 

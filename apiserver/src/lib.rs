@@ -3,7 +3,8 @@
 //!
 //! - [`request`]: what a request asks (verb, kind, namespace, name, subresource);
 //! - [`auth`]: bearer tokens and what each caller may do ([`service_accounts`]: the
-//!   tokens of ServiceAccounts, their admission and the `kubernetes` Service); [`admission`]: what the
+//!   tokens of ServiceAccounts, their admission and the `kubernetes` Service;
+//!   [`rbac`]: what roles bound to a service account allow it); [`admission`]: what the
 //!   server changes and refuses before a write is stored ([`node_restriction`]: what a
 //!   node may change of its own Node);
 //! - [`registry`]: objects in the store, one key each, `resourceVersion` = revision;
@@ -44,6 +45,7 @@ pub mod openapi;
 pub mod patch;
 pub mod pod_writes;
 pub mod proxy;
+pub mod rbac;
 pub mod registry;
 pub mod request;
 pub mod resource_metrics;

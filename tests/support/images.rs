@@ -35,3 +35,14 @@ pub fn busybox() -> String {
 pub fn pause() -> String {
     rk8s_runtime::image::BUILTIN_PAUSE.to_string()
 }
+
+/// The kubectl layout (busybox and Debian's static kubectl: an in-cluster client), as
+/// an image reference.
+pub fn kubectl() -> String {
+    let layout = images().join("kubectl");
+    assert!(
+        layout.join("index.json").exists(),
+        "no kubectl image: images/build.sh makes it where kubectl is installed (scripts/setup.sh installs it)"
+    );
+    layout.display().to_string()
+}

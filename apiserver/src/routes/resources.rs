@@ -47,7 +47,14 @@ impl ApiServer {
         query: &Query,
         accept: Option<&str>,
     ) -> ApiResult<Response<Body>> {
-        let access = auth::authorize(identity, &r, query)?;
+        let access = match identity {
+            Identity::ServiceAccount(account) => {
+                self.handlers
+                    .authorize_account(identity, account, &r)
+                    .await?
+            }
+            _ => auth::authorize(identity, &r, query)?,
+        };
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)
