@@ -761,6 +761,12 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
     let ports = json!([{"name": "http", "port": 80}]);
     let pp = PostParams::default();
     let ip_of = |s: &Service| s.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+    // The first address is the `kubernetes` Service's, as in Kubernetes.
+    let kubernetes = support::node::eventually("the kubernetes Service", async || {
+        services.get_opt("kubernetes").await.ok()?
+    })
+    .await;
+    assert_eq!(ip_of(&kubernetes), "10.96.0.1");
     let a = services
         .create(&pp, &svc("a", json!({"ports": ports})))
         .await
@@ -771,7 +777,7 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         .unwrap();
     assert_eq!(
         (ip_of(&a).as_str(), ip_of(&b).as_str()),
-        ("10.96.0.1", "10.96.0.2")
+        ("10.96.0.2", "10.96.0.3")
     );
     // Taken, outside the range, and a full range: 422 and 500 naming why.
     let taken = services
@@ -793,14 +799,14 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         outside.to_string().contains("not in the valid range"),
         "{outside}"
     );
-    for name in ["c", "d", "e", "f"] {
+    for name in ["c", "d", "e"] {
         services
             .create(&pp, &svc(name, json!({"ports": ports})))
             .await
             .unwrap();
     }
     let full = services
-        .create(&pp, &svc("g", json!({"ports": ports})))
+        .create(&pp, &svc("f", json!({"ports": ports})))
         .await
         .unwrap_err();
     assert!(full.to_string().contains("is full"), "{full}");
@@ -829,7 +835,7 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         code(services.create(&pp, &svc("n3", np)).await.unwrap_err()),
         500
     );
-    // Deleting a releases 10.96.0.1: a new Service may have it.
+    // Deleting a releases 10.96.0.2: a new Service may have it.
     services
         .delete("a", &DeleteParams::default())
         .await
@@ -837,11 +843,11 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
     let again = services
         .create(
             &pp,
-            &svc("again", json!({"clusterIP": "10.96.0.1", "ports": ports})),
+            &svc("again", json!({"clusterIP": "10.96.0.2", "ports": ports})),
         )
         .await
         .unwrap();
-    assert_eq!(ip_of(&again), "10.96.0.1");
+    assert_eq!(ip_of(&again), "10.96.0.2");
     // A namespace deleted in one sweep leaves its Services' keys; they are taken over.
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "gone"}})).unwrap();
@@ -855,7 +861,7 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         .create(&pp, &svc("g", json!({"ports": ports})))
         .await
         .unwrap();
-    assert_eq!(ip_of(&g), "10.96.0.2");
+    assert_eq!(ip_of(&g), "10.96.0.3");
     namespaces
         .delete("gone", &DeleteParams::default())
         .await
@@ -864,7 +870,7 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         .create(&pp, &svc("h", json!({"ports": ports})))
         .await
         .unwrap();
-    assert_eq!(ip_of(&h), "10.96.0.2");
+    assert_eq!(ip_of(&h), "10.96.0.3");
 }
 
 /// `POST PATH` of `body` with `token`: the answer, or the status code and message.

@@ -129,10 +129,10 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // nodes, leases, ReplicaSets, ReplicationControllers, Deployments, DaemonSets,
     // StatefulSets, ControllerRevisions, Jobs, CronJobs, PodDisruptionBudgets,
     // Services, Endpoints, HPAs, PersistentVolumeClaims, PersistentVolumes,
-    // StorageClasses.
+    // StorageClasses, Namespaces, ServiceAccounts, ConfigMaps.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Informer"}"#),
-        Some(18.0),
+        Some(21.0),
         "{text}"
     );
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
@@ -148,10 +148,10 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     );
     // The scheduler, and the ReplicaSet, ReplicationController, Deployment, Job,
     // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, PersistentVolume,
-    // disruption, garbage collector and node lifecycle controllers.
+    // disruption, garbage collector, node lifecycle and ServiceAccount controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(14.0)
+        Some(15.0)
     );
     assert!(
         sample(

@@ -421,6 +421,10 @@ impl Handlers {
             _ => None,
         };
         let pruned = admission::mutate_create(&mut obj, &self.custom)?;
+        // NamespaceLifecycle, then ServiceAccount admission (kube-apiserver's order).
+        if let Some(ns) = obj.namespace() {
+            self.require_namespace(ns).await?;
+        }
         if let AnyObject::Pod(pod) = &mut obj {
             crate::service_accounts::admission::admit_pod(&self.registry, pod, random_suffix)
                 .await?;
@@ -428,9 +432,6 @@ impl Handlers {
         let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
         crate::apply::record_write(c, None, &mut obj, None)?;
-        if let Some(ns) = obj.namespace() {
-            self.require_namespace(ns).await?;
-        }
         let created = if dry_run(c.query)? {
             obj
         } else {
