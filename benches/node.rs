@@ -3,7 +3,12 @@
 //! container) → status written → Running seen through a watch — with the image
 //! present, on a real `rk8s-server` and a joined `rk8s-node`.
 //!
-//! - one pod at a time: p50/p99 over 100;
+//! - one pod at a time: p50/p99 over 100 (pods as admitted by default: each with
+//!   its service-account token volume);
+//! - one at a time, alternating, 50 each: a bare pod (no token:
+//!   `automountServiceAccountToken: false`) against one with a ConfigMap volume, a
+//!   Secret in its environment and the projected token (what kubelet reads and
+//!   writes before the container starts);
 //! - a burst of 100 pods to the node: time until all are Running;
 //! - the agent SIGKILLed with those 100 pods running and started again: time until
 //!   its Lease is renewed, and until its stats summary (`/stats/summary` through the
@@ -33,8 +38,19 @@ use support::node::{bootstrap_token, eventually, images, join_command, node};
 const SINGLE: usize = 100;
 const BURST: usize = 100;
 
-fn pod(name: &str, image: &str) -> Pod {
-    serde_json::from_value(json!({
+/// What a benchmark pod carries besides its container.
+#[derive(Clone, Copy, PartialEq)]
+enum Inputs {
+    /// What admission gives every pod: the service-account token volume.
+    Default,
+    /// Nothing: `automountServiceAccountToken: false`.
+    Bare,
+    /// The token, a ConfigMap volume and a Secret in the environment.
+    Read,
+}
+
+fn pod(name: &str, image: &str, inputs: Inputs) -> Pod {
+    let mut pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "labels": {"bench": "node"}},
         "spec": {
@@ -43,13 +59,35 @@ fn pod(name: &str, image: &str) -> Pod {
             "tolerations": [{"key": "dedicated", "operator": "Exists"}],
             "containers": [{"name": "main", "image": image, "command": ["sleep", "3600"]}]
         }
-    }))
-    .unwrap()
+    });
+    match inputs {
+        Inputs::Default => {}
+        Inputs::Bare => pod["spec"]["automountServiceAccountToken"] = json!(false),
+        Inputs::Read => {
+            pod["spec"]["volumes"] =
+                json!([{"name": "settings", "configMap": {"name": "settings"}}]);
+            let main = &mut pod["spec"]["containers"][0];
+            main["volumeMounts"] = json!([{"name": "settings", "mountPath": "/etc/settings"}]);
+            main["env"] = json!([{"name": "PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}}]);
+        }
+    }
+    serde_json::from_value(pod).unwrap()
 }
 
 /// Creates `names` at once and waits, through one watch, until each is Running;
 /// returns each pod's time from its create request to Running, and the total.
 async fn start(pods: &Api<Pod>, names: &[String], image: &str) -> (Vec<Duration>, Duration) {
+    start_with(pods, names, image, Inputs::Default).await
+}
+
+/// [`start`] with pods carrying `inputs`.
+async fn start_with(
+    pods: &Api<Pod>,
+    names: &[String],
+    image: &str,
+    inputs: Inputs,
+) -> (Vec<Duration>, Duration) {
     let list = pods.list(&Default::default()).await.unwrap();
     let rv = list.metadata.resource_version.unwrap();
     let mut watch = pods
@@ -60,7 +98,7 @@ async fn start(pods: &Api<Pod>, names: &[String], image: &str) -> (Vec<Duration>
     let begin = Instant::now();
     let mut created = std::collections::HashMap::new();
     let creates = names.iter().map(|n| {
-        let p = pod(n, image);
+        let p = pod(n, image, inputs);
         async move {
             // From the request, as a user counts: the API's own time is part of it.
             let sent = Instant::now();
@@ -107,6 +145,54 @@ async fn delete_all(pods: &Api<Pod>, names: &[String]) {
         left.items.is_empty().then_some(())
     })
     .await;
+}
+
+/// How many pods of each kind the paired comparison starts.
+const PAIRED: usize = 50;
+
+/// Bare pods and pods with inputs started one at a time, alternating (so both see the
+/// same machine): each kind's latencies, sorted.
+async fn compare_inputs(
+    server: &Server,
+    pods: &Api<Pod>,
+    image: &str,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let client = server.client().await;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+    let settings =
+        json!({"metadata": {"name": "settings"}, "data": {"mode": "fast", "level": "3"}});
+    maps.create(
+        &PostParams::default(),
+        &serde_json::from_value(settings).unwrap(),
+    )
+    .await
+    .unwrap();
+    let creds = json!({"metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}});
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(creds).unwrap(),
+        )
+        .await
+        .unwrap();
+    let (mut bare, mut read, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..PAIRED {
+        for (kind, into) in [(Inputs::Bare, &mut bare), (Inputs::Read, &mut read)] {
+            let name = vec![format!(
+                "{}-{i}",
+                if kind == Inputs::Bare { "bare" } else { "read" }
+            )];
+            let (l, _) = start_with(pods, &name, image, kind).await;
+            into.extend(l);
+            names.extend(name);
+        }
+    }
+    delete_all(pods, &names).await;
+    bare.sort();
+    read.sort();
+    (bare, read)
 }
 
 /// What an agent restart with pods running took.
@@ -188,7 +274,7 @@ fn main() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     agent.child = Some(join.spawn().unwrap());
-    let (single, burst_total, restart) = runtime.block_on(async {
+    let (single, (bare, read), burst_total, restart) = runtime.block_on(async {
         let admin = server.client().await;
         let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
         eventually("the node registered", async || {
@@ -209,12 +295,13 @@ fn main() {
             names.extend(name);
         }
         delete_all(&pods, &names).await;
+        let compared = compare_inputs(&server, &pods, &image).await;
         let burst: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
         let (_, total) = start(&pods, &burst, &image).await;
         let restart = restart_with_pods(&server, &mut agent, &pods).await;
         delete_all(&pods, &burst).await;
         single.sort();
-        (single, total, restart)
+        (single, compared, total, restart)
     });
     drop(agent);
     drop(server);
@@ -225,6 +312,22 @@ fn main() {
                 "p50 {:.1} ms   p99 {:.1} ms   (goal p99 ≤ 250 ms)",
                 ms(percentile(&single, 0.5)),
                 ms(percentile(&single, 0.99))
+            ),
+        ),
+        (
+            format!("bare pod, one at a time ({PAIRED} pods)"),
+            format!(
+                "p50 {:.1} ms   p99 {:.1} ms   (no token)",
+                ms(percentile(&bare, 0.5)),
+                ms(percentile(&bare, 0.99))
+            ),
+        ),
+        (
+            format!("pod with inputs, one at a time ({PAIRED} pods)"),
+            format!(
+                "p50 {:.1} ms   p99 {:.1} ms   (ConfigMap volume, Secret env, projected token; same run)",
+                ms(percentile(&read, 0.5)),
+                ms(percentile(&read, 0.99))
             ),
         ),
         (
@@ -252,6 +355,8 @@ fn main() {
         "node",
         &json!({"benchmark": "node", "rows": [
             {"case": "pod_start_single", "pods": SINGLE, "p50_ms": ms(percentile(&single, 0.5)), "p99_ms": ms(percentile(&single, 0.99))},
+            {"case": "pod_start_bare", "pods": PAIRED, "p50_ms": ms(percentile(&bare, 0.5)), "p99_ms": ms(percentile(&bare, 0.99))},
+            {"case": "pod_start_with_inputs", "pods": PAIRED, "p50_ms": ms(percentile(&read, 0.5)), "p99_ms": ms(percentile(&read, 0.99))},
             {"case": "pod_start_burst", "pods": BURST, "total_s": burst_total.as_secs_f64()},
             {"case": "agent_restart", "pods": BURST, "lease_s": restart.lease.as_secs_f64(),
              "adopted_s": restart.adopted.as_secs_f64(), "restarted": restart.restarted},

@@ -21,7 +21,7 @@ pub fn in_netns(ns: &str, args: &[&str]) -> String {
 /// A host bridge and the node namespaces on it.
 pub struct NodeNetwork {
     pub bridge: String,
-    /// `10.99.N`: the bridge is `.1`, node `i` is `.(10 + i)`.
+    /// `10.(99 + K).N`: the bridge is `.1`, node `i` is `.(10 + i)`.
     prefix: String,
     pub namespaces: Vec<String>,
     tag: String,
@@ -38,12 +38,15 @@ fn ip(args: &[&str]) {
 }
 
 impl NodeNetwork {
-    /// A bridge with 10.99.N.1/24 on the host (N from the process id, so test
-    /// binaries running side by side do not collide).
+    /// A bridge with 10.(99 + K).N.1/24 on the host (N from the process id, so test
+    /// binaries running side by side do not collide; K counts the networks of this
+    /// process, so its tests running side by side do not either).
     pub fn new() -> Self {
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
         let pid = std::process::id();
-        let tag = format!("{}", pid % 10_000);
-        let prefix = format!("10.99.{}", 10 + pid % 240);
+        let tag = format!("{}{k}", pid % 10_000);
+        let prefix = format!("10.{}.{}", 99 + k, 10 + pid % 240);
         let bridge = format!("rk8sh{tag}");
         let network = NodeNetwork {
             bridge: bridge.clone(),
