@@ -506,6 +506,18 @@ async fn request_token(
     }
 }
 
+/// `GET` of the default namespace's pods with `token`: the status code and body.
+async fn list_pods(server: &Server, token: &str) -> (u16, Value) {
+    call(
+        server,
+        Some(token),
+        http::Method::GET,
+        "/api/v1/namespaces/default/pods",
+        None,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn service_account_tokens_authenticate_until_their_pod_goes_and_rbac_decides() {
     let server = Server::start(API_ONLY);
@@ -564,14 +576,7 @@ async fn service_account_tokens_authenticate_until_their_pod_goes_and_rbac_decid
         json!(["https://kubernetes.default.svc.cluster.local"])
     );
     let jwt = answer["status"]["token"].as_str().unwrap().to_string();
-    let (code, body) = call(
-        &server,
-        Some(&jwt),
-        http::Method::GET,
-        "/api/v1/namespaces/default/pods",
-        None,
-    )
-    .await;
+    let (code, body) = list_pods(&server, &jwt).await;
     assert_eq!(code, 403);
     assert_eq!(
         body["message"],
@@ -597,15 +602,12 @@ async fn service_account_tokens_authenticate_until_their_pod_goes_and_rbac_decid
         let (ok, out) = server.kubectl(args);
         assert!(ok, "{out}");
     }
-    let (code, body) = call(
-        &server,
-        Some(&jwt),
-        http::Method::GET,
-        "/api/v1/namespaces/default/pods",
-        None,
-    )
+    // (Read from the server's copy of roles and bindings, a watch behind the store.)
+    let body = support::node::eventually("the RoleBinding in effect", async || {
+        let (code, body) = list_pods(&server, &jwt).await;
+        (code == 200).then_some(body)
+    })
     .await;
-    assert_eq!(code, 200, "{body}");
     assert_eq!(body["items"][0]["metadata"]["name"], "web");
     let (code, _) = call(
         &server,
@@ -649,14 +651,7 @@ async fn service_account_tokens_authenticate_until_their_pod_goes_and_rbac_decid
     // A token for another audience does not pass here.
     let (_, vault) = request_token(&server, None, "default", json!({"audiences": ["vault"]})).await;
     let vault = vault["status"]["token"].as_str().unwrap().to_string();
-    let (code, _) = call(
-        &server,
-        Some(&vault),
-        http::Method::GET,
-        "/api/v1/namespaces/default/pods",
-        None,
-    )
-    .await;
+    let (code, _) = list_pods(&server, &vault).await;
     assert_eq!(code, 401);
 
     // The pod deleted, its token stops working (authentication remembers a success
@@ -665,14 +660,7 @@ async fn service_account_tokens_authenticate_until_their_pod_goes_and_rbac_decid
         .await
         .unwrap();
     support::node::eventually("the bound token refused", async || {
-        let (code, _) = call(
-            &server,
-            Some(&jwt),
-            http::Method::GET,
-            "/api/v1/namespaces/default/pods",
-            None,
-        )
-        .await;
+        let (code, _) = list_pods(&server, &jwt).await;
         (code == 401).then_some(())
     })
     .await;

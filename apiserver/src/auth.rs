@@ -546,14 +546,10 @@ pub fn check_access(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{Route, route};
     use http::Method;
 
     fn req(method: Method, path: &str) -> ResourceRequest {
-        match route(&method, path, None, &|_, _, _| None).unwrap() {
-            Route::Resource(r) => r,
-            other => panic!("{other:?}"),
-        }
+        crate::request::resource_request(&method, path)
     }
 
     #[test]

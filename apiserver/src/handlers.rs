@@ -86,6 +86,8 @@ pub struct Handlers {
     /// The key service-account tokens are signed with (set once the cluster's
     /// secrets are read; TokenRequests answer 503 until then).
     pub service_account_key: Arc<std::sync::OnceLock<crate::service_accounts::SigningKey>>,
+    /// What ServiceAccount admission and RBAC read, kept in memory.
+    pub listers: Arc<crate::lister::Listers>,
 }
 
 fn node_of(obj: &AnyObject) -> Option<&str> {
@@ -426,8 +428,14 @@ impl Handlers {
             self.require_namespace(ns).await?;
         }
         if let AnyObject::Pod(pod) = &mut obj {
-            crate::service_accounts::admission::admit_pod(&self.registry, pod, random_suffix)
-                .await?;
+            let accounts = &self.listers.accounts;
+            crate::service_accounts::admission::admit_pod(
+                &self.registry,
+                accounts,
+                pod,
+                random_suffix,
+            )
+            .await?;
         }
         let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
@@ -921,16 +929,22 @@ pub async fn ensure_system_objects(registry: &Registry) -> ApiResult<()> {
         }
         .into()
     });
-    for mut obj in namespaces.chain([local_path_class()]) {
-        strategy::prepare_create(&mut obj);
-        rk8s_api::defaults::apply_defaults(&mut obj);
-        match registry.create(&obj).await {
-            Ok(_) => {}
-            Err(e) if e.reason == "AlreadyExists" => {}
-            Err(e) => return Err(e),
-        }
+    for obj in namespaces.chain([local_path_class()]) {
+        create_if_missing(registry, obj).await?;
     }
     Ok(())
+}
+
+/// Creates an object the server itself keeps (filled in and defaulted as a create
+/// through the API is), unless one of its name exists.
+pub async fn create_if_missing(registry: &Registry, mut obj: AnyObject) -> ApiResult<()> {
+    strategy::prepare_create(&mut obj);
+    rk8s_api::defaults::apply_defaults(&mut obj);
+    match registry.create(&obj).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == "AlreadyExists" => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

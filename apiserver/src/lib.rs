@@ -15,6 +15,7 @@
 //!   [`strategy`]: what the server fills in;
 //! - [`patch`]: merge, JSON and strategic merge patches;
 //! - [`watch`]: the watch cache that fans one store watch out to many watchers;
+//!   [`lister`]: in-memory copies of the kinds admission and RBAC read;
 //! - [`discovery`], [`openapi`], [`table`]: what kubectl reads to find and print kinds;
 //! - [`bootstrap`]: the CAs and certificates, shared secrets, member and node joins;
 //! - [`server`]: the HTTP entry (authentication, dispatch); [`routes`]: the endpoints,
@@ -37,6 +38,7 @@ pub mod decode;
 pub mod discovery;
 pub mod handlers;
 pub mod list_options;
+pub mod lister;
 pub mod listing;
 pub mod metrics;
 pub mod node_reads;

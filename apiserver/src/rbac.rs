@@ -8,16 +8,17 @@
 //! a rule: no rule, no access.
 //!
 //! The admin has every right and nodes have the Node authorizer's
-//! ([`crate::auth`]); service accounts are authorized here.
+//! ([`crate::auth`]); service accounts are authorized here, from the server's
+//! in-memory copies of roles and bindings ([`crate::lister`]).
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
 use rk8s_api::AnyObject;
 
 use crate::auth::{Access, Identity};
 use crate::handlers::Handlers;
-use crate::request::{Query, ResourceRequest};
+use crate::request::ResourceRequest;
 use crate::service_accounts::Account;
-use crate::status::ApiResult;
+use crate::status::{ApiError, ApiResult};
 
 /// The RBAC API group.
 const GROUP: &str = "rbac.authorization.k8s.io";
@@ -82,37 +83,55 @@ pub fn allows(rule: &PolicyRule, req: &ResourceRequest) -> bool {
 }
 
 impl Handlers {
-    /// Authorizes a service account's request by RBAC: [`Access::All`] or the
-    /// Kubernetes 403.
-    pub(crate) async fn authorize_account(
+    /// Authorizes a service account's request by RBAC (from the server's in-memory
+    /// copies of roles and bindings): [`Access::All`] or the Kubernetes 403.
+    pub(crate) fn authorize_account(
         &self,
         identity: &Identity,
         account: &Account,
         req: &ResourceRequest,
     ) -> ApiResult<Access> {
-        let none = Query::default();
-        let mut bindings: Vec<(Option<String>, Vec<Subject>, RoleRef)> = Vec::new();
-        for obj in self.list_kind("ClusterRoleBinding", None, &none).await? {
-            if let AnyObject::ClusterRoleBinding(b) = obj {
-                bindings.push((None, b.subjects.unwrap_or_default(), b.role_ref));
-            }
+        let l = &self.listers;
+        let filled = [
+            &l.roles,
+            &l.cluster_roles,
+            &l.role_bindings,
+            &l.cluster_role_bindings,
+        ];
+        if !filled.iter().all(|x| x.listed()) {
+            return Err(ApiError::unavailable(
+                "the authorizer has not read the roles and bindings yet, try again",
+            ));
         }
-        if let Some(ns) = &req.namespace {
-            for obj in self.list_kind("RoleBinding", Some(ns), &none).await? {
-                if let AnyObject::RoleBinding(b) = obj {
-                    bindings.push((Some(ns.clone()), b.subjects.unwrap_or_default(), b.role_ref));
+        let cluster = l
+            .cluster_role_bindings
+            .list(None)
+            .into_iter()
+            .filter_map(|o| match o.as_ref() {
+                AnyObject::ClusterRoleBinding(b) => {
+                    Some((None, b.subjects.clone(), b.role_ref.clone()))
                 }
-            }
-        }
-        for (ns, subjects, role) in bindings {
-            if !subjects.iter().any(|s| names(s, ns.as_deref(), account)) {
-                continue;
-            }
-            if self
-                .role_rules(ns.as_deref(), &role)
-                .await?
+                _ => None,
+            });
+        let ns = req.namespace.as_deref();
+        let local = ns
+            .map(|ns| l.role_bindings.list(Some(ns)))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|o| match o.as_ref() {
+                AnyObject::RoleBinding(b) => Some((ns, b.subjects.clone(), b.role_ref.clone())),
+                _ => None,
+            });
+        for (binding_ns, subjects, role) in cluster.chain(local) {
+            let named = subjects
                 .iter()
-                .any(|r| allows(r, req))
+                .flatten()
+                .any(|s| names(s, binding_ns, account));
+            if named
+                && self
+                    .role_rules(binding_ns, &role)
+                    .iter()
+                    .any(|r| allows(r, req))
             {
                 return Ok(Access::All);
             }
@@ -122,49 +141,30 @@ impl Handlers {
 
     /// The rules of the role `role` refers to from a binding in `ns`: none if it does
     /// not exist (yet).
-    async fn role_rules(&self, ns: Option<&str>, role: &RoleRef) -> ApiResult<Vec<PolicyRule>> {
+    fn role_rules(&self, ns: Option<&str>, role: &RoleRef) -> Vec<PolicyRule> {
         if role.api_group != GROUP {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        let (kind, namespace) = match (role.kind.as_str(), ns) {
-            ("ClusterRole", _) => ("ClusterRole", None),
-            ("Role", Some(ns)) => ("Role", Some(ns)),
-            _ => return Ok(Vec::new()),
+        let found = match (role.kind.as_str(), ns) {
+            ("ClusterRole", _) => self.listers.cluster_roles.get(None, &role.name),
+            ("Role", Some(ns)) => self.listers.roles.get(Some(ns), &role.name),
+            _ => None,
         };
-        let Some(kind) = rk8s_api::object::kind_named(kind) else {
-            return Ok(Vec::new());
-        };
-        Ok(
-            match self
-                .registry
-                .find_locally(&kind, namespace, &role.name)
-                .await?
-            {
-                Some(AnyObject::ClusterRole(r)) => {
-                    let ClusterRole { rules, .. } = *r;
-                    rules.unwrap_or_default()
-                }
-                Some(AnyObject::Role(r)) => {
-                    let Role { rules, .. } = *r;
-                    rules.unwrap_or_default()
-                }
-                _ => Vec::new(),
-            },
-        )
+        match found.as_deref() {
+            Some(AnyObject::ClusterRole(r)) => r.rules.clone().unwrap_or_default(),
+            Some(AnyObject::Role(r)) => r.rules.clone().unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{Route, route};
     use http::Method;
 
     fn req(method: Method, path: &str) -> ResourceRequest {
-        match route(&method, path, None, &|_, _, _| None).unwrap() {
-            Route::Resource(r) => r,
-            other => panic!("{other:?}"),
-        }
+        crate::request::resource_request(&method, path)
     }
 
     fn rule(json: serde_json::Value) -> PolicyRule {

@@ -381,6 +381,15 @@ pub fn route(
     }))
 }
 
+/// The resource request of `method path` (no custom kinds), for tests.
+#[cfg(test)]
+pub(crate) fn resource_request(method: &Method, path: &str) -> ResourceRequest {
+    match route(method, path, None, &|_, _, _| None) {
+        Ok(Route::Resource(r)) => r,
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

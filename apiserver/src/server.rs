@@ -113,6 +113,7 @@ impl ApiServer {
         let registry = Registry::new(store.clone());
         let custom = Arc::new(CustomKinds::default());
         let service_account_key = Arc::new(std::sync::OnceLock::new());
+        let listers = Arc::new(crate::lister::Listers::start(&registry, &caches));
         tokio::spawn(crate::custom::sync::run(
             registry.clone(),
             caches.clone(),
@@ -126,6 +127,7 @@ impl ApiServer {
                 custom,
                 encoded: Arc::new(crate::listing::EncodedItems::new(ENCODED_ITEMS_BYTES)),
                 service_account_key,
+                listers,
             },
             store,
             reads_inflight: Arc::new(tokio::sync::Semaphore::new(reads)),

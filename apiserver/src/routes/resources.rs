@@ -49,9 +49,7 @@ impl ApiServer {
     ) -> ApiResult<Response<Body>> {
         let access = match identity {
             Identity::ServiceAccount(account) => {
-                self.handlers
-                    .authorize_account(identity, account, &r)
-                    .await?
+                self.handlers.authorize_account(identity, account, &r)?
             }
             _ => auth::authorize(identity, &r, query)?,
         };

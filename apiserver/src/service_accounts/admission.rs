@@ -18,6 +18,7 @@ use rk8s_api::AnyObject;
 use rk8s_api::object::kind_named;
 
 use super::{DEFAULT_ACCOUNT, MOUNT_PATH, ROOT_CA_CONFIG_MAP};
+use crate::lister::Lister;
 use crate::registry::Registry;
 use crate::status::{ApiError, ApiResult};
 
@@ -41,6 +42,7 @@ const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// random name.
 pub async fn admit_pod(
     registry: &Registry,
+    accounts: &Lister,
     pod: &mut Pod,
     suffix: impl FnOnce() -> ApiResult<String>,
 ) -> ApiResult<()> {
@@ -66,7 +68,7 @@ pub async fn admit_pod(
         .unwrap_or_else(|| DEFAULT_ACCOUNT.to_string());
     spec.service_account_name = Some(account_name.clone());
     spec.service_account = Some(account_name.clone());
-    let account = find_account(registry, &namespace, &account_name)
+    let account = find_account(registry, accounts, &namespace, &account_name)
         .await?
         .ok_or_else(|| {
             ApiError::forbidden(format!(
@@ -88,11 +90,17 @@ pub async fn admit_pod(
     Ok(())
 }
 
+/// The account, from memory, or from the store when the copy in memory does not have
+/// it (yet), waiting a moment for `default`.
 async fn find_account(
     registry: &Registry,
+    accounts: &Lister,
     namespace: &str,
     name: &str,
 ) -> ApiResult<Option<ServiceAccount>> {
+    if let Some(AnyObject::ServiceAccount(a)) = accounts.get(Some(namespace), name).as_deref() {
+        return Ok(Some(ServiceAccount::clone(a)));
+    }
     let kind =
         kind_named("ServiceAccount").ok_or_else(|| ApiError::internal("no ServiceAccount kind"))?;
     let tries = if name == DEFAULT_ACCOUNT {

@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rk8s_api::AnyObject;
 use rk8s_raftstore::proto::RangeRequest;
 
+use crate::handlers::create_if_missing;
 use crate::registry::Registry;
 use crate::status::{ApiError, ApiResult};
 
@@ -126,14 +127,7 @@ async fn reconcile(
         .ok_or_else(|| {
             ApiError::internal("the service range has no address for the kubernetes Service")
         })?;
-    let mut svc: AnyObject = service(IpAddr::V4(ip), port).into();
-    crate::strategy::prepare_create(&mut svc);
-    rk8s_api::defaults::apply_defaults(&mut svc);
-    match registry.create(&svc).await {
-        Ok(_) => {}
-        Err(e) if e.reason == "AlreadyExists" => {}
-        Err(e) => return Err(e),
-    }
+    create_if_missing(registry, service(IpAddr::V4(ip), port).into()).await?;
     // This member's key, on a lease kept alive (granted again when it lapsed: the
     // store was away longer than the lease, or this member was).
     let alive = match *lease {
@@ -178,21 +172,15 @@ async fn reconcile(
             }
         }
         _ => {
-            let mut endpoints: AnyObject = Endpoints {
+            let endpoints = Endpoints {
                 metadata: ObjectMeta {
                     name: Some(NAME.into()),
                     namespace: Some("default".into()),
                     ..ObjectMeta::default()
                 },
                 subsets: Some(wanted),
-            }
-            .into();
-            crate::strategy::prepare_create(&mut endpoints);
-            match registry.create(&endpoints).await {
-                Ok(_) => {}
-                Err(e) if e.reason == "AlreadyExists" => {}
-                Err(e) => return Err(e),
-            }
+            };
+            create_if_missing(registry, endpoints.into()).await?;
         }
     }
     Ok(())
