@@ -84,7 +84,8 @@ async fn client(path: &PathBuf) -> kube::Client {
 fn pod(name: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": "bench"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+        "spec": {"automountServiceAccountToken": false,
+                 "containers": [{"name": "c", "image": "busybox:1.36",
                                   "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}
     }))
     .unwrap()

@@ -48,7 +48,8 @@ fn pod(i: usize) -> Pod {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": format!("p-{i}"), "labels": {"bench": "scheduler"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox",
+        "spec": {"automountServiceAccountToken": false,
+                 "containers": [{"name": "c", "image": "busybox",
                                  "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}}}]},
     }))
     .unwrap()

@@ -423,6 +423,9 @@ impl Handlers {
             _ => None,
         };
         let pruned = admission::mutate_create(&mut obj, &self.custom)?;
+        // The writer's fields, before mutating admission adds its own (kube-apiserver
+        // updates managedFields before admission: the token volume is nobody's).
+        crate::apply::record_write(c, None, &mut obj, None)?;
         // NamespaceLifecycle, then ServiceAccount admission (kube-apiserver's order).
         if let Some(ns) = obj.namespace() {
             self.require_namespace(ns).await?;
@@ -439,7 +442,6 @@ impl Handlers {
         }
         let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
-        crate::apply::record_write(c, None, &mut obj, None)?;
         let created = if dry_run(c.query)? {
             obj
         } else {
