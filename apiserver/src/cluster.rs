@@ -16,8 +16,8 @@ use rk8s_http::wire::kubeconfig;
 use crate::bootstrap::pki::{ClusterCa, PkiError};
 use crate::bootstrap::secrets::{self, CLUSTER_KEY};
 use crate::bootstrap::write_file;
-use crate::handlers::ensure_system_objects;
 use crate::server::{ApiServer, serve};
+use crate::system_objects::ensure_system_objects;
 
 pub use crate::bootstrap::StartError;
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Time};
 use rk8s_api::object::{kind_named, kinds};
 use rk8s_api::{AnyObject, ObjectKind};
 use rk8s_raftstore::prefix_end;
@@ -27,7 +27,6 @@ use crate::registry::{self, Change, Registry, Updated, parse_resource_version};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::scale::ScalePaths;
 use crate::status::{ApiError, ApiResult};
-use crate::strategy;
 
 /// Namespaces every cluster has, which may not be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -893,60 +892,6 @@ fn scale_rv(raw: &[u8], body: &Option<Value>) -> Option<String> {
     v.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .map(str::to_string)
-}
-
-/// The StorageClass every cluster has, as k3s ships one: `local-path`, the default,
-/// its volumes directories on the node of a claim's first pod.
-fn local_path_class() -> AnyObject {
-    k8s_openapi::api::storage::v1::StorageClass {
-        metadata: ObjectMeta {
-            name: Some("local-path".into()),
-            annotations: Some(
-                [(
-                    "storageclass.kubernetes.io/is-default-class".to_string(),
-                    "true".to_string(),
-                )]
-                .into(),
-            ),
-            ..ObjectMeta::default()
-        },
-        provisioner: "rk8s.io/local-path".into(),
-        reclaim_policy: Some("Delete".into()),
-        volume_binding_mode: Some("WaitForFirstConsumer".into()),
-        ..Default::default()
-    }
-    .into()
-}
-
-/// Creates the namespaces every cluster has and the `local-path` StorageClass, if
-/// they are missing (a class deleted comes back at the next start, as k3s' does).
-pub async fn ensure_system_objects(registry: &Registry) -> ApiResult<()> {
-    let namespaces = SYSTEM_NAMESPACES.iter().map(|name| {
-        k8s_openapi::api::core::v1::Namespace {
-            metadata: ObjectMeta {
-                name: Some((*name).to_string()),
-                ..ObjectMeta::default()
-            },
-            ..Default::default()
-        }
-        .into()
-    });
-    for obj in namespaces.chain([local_path_class()]) {
-        create_if_missing(registry, obj).await?;
-    }
-    Ok(())
-}
-
-/// Creates an object the server itself keeps (filled in and defaulted as a create
-/// through the API is), unless one of its name exists.
-pub async fn create_if_missing(registry: &Registry, mut obj: AnyObject) -> ApiResult<()> {
-    strategy::prepare_create(&mut obj);
-    rk8s_api::defaults::apply_defaults(&mut obj);
-    match registry.create(&obj).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.reason == "AlreadyExists" => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! - [`request`]: what a request asks (verb, kind, namespace, name, subresource);
 //! - [`auth`]: bearer tokens and what each caller may do ([`service_accounts`]: the
 //!   tokens of ServiceAccounts, their admission and the `kubernetes` Service;
+//!   [`token_request`]: the TokenRequest API;
 //!   [`rbac`]: what roles bound to a service account allow it); [`admission`]: what the
 //!   server changes and refuses before a write is stored ([`node_restriction`]: what a
 //!   node may change of its own Node);
@@ -17,6 +18,7 @@
 //! - [`watch`]: the watch cache that fans one store watch out to many watchers;
 //!   [`lister`]: in-memory copies of the kinds admission and RBAC read;
 //! - [`discovery`], [`openapi`], [`table`]: what kubectl reads to find and print kinds;
+//! - [`system_objects`]: the namespaces and StorageClass every cluster has;
 //! - [`bootstrap`]: the CAs and certificates, shared secrets, member and node joins;
 //! - [`server`]: the HTTP entry (authentication, dispatch); [`routes`]: the endpoints,
 //!   one file per group; [`cluster`]: starting it all on a member; [`compaction`]: the
@@ -60,7 +62,9 @@ pub mod snapshots;
 pub mod state_metrics;
 pub mod status;
 pub mod strategy;
+pub mod system_objects;
 pub mod table;
+pub mod token_request;
 pub mod watch;
 
 pub use server::{ApiServer, serve};

@@ -214,6 +214,18 @@ impl Registry {
         }
     }
 
+    /// Creates an object the server itself keeps (filled in and defaulted as a create
+    /// through the API is), unless one of its name exists.
+    pub async fn create_if_missing(&self, mut obj: AnyObject) -> ApiResult<()> {
+        crate::strategy::prepare_create(&mut obj);
+        rk8s_api::defaults::apply_defaults(&mut obj);
+        match self.create(&obj).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.reason == "AlreadyExists" => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Replaces an object at the `resourceVersion` it carries; 409 `Conflict` if the
     /// stored one has moved on, 404 if it is gone.
     pub async fn replace(&self, obj: &AnyObject) -> ApiResult<AnyObject> {

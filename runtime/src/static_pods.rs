@@ -18,8 +18,7 @@ use crate::pod::{PodRecord, PodRuntime};
 pub const FILE_ANNOTATION: &str = "rk8s.io/static-pod-file";
 /// Annotation with the hash of that file's pod (kubelet's `kubernetes.io/config.hash`).
 pub const HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
-/// Annotation kubelet puts on static pods: `kubernetes.io/config.source: file`.
-pub const SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
+pub use crate::pod::service_env::SOURCE_ANNOTATION;
 
 /// A pod a manifest file asks for.
 #[derive(Debug, Clone, PartialEq)]

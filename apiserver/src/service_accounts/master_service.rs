@@ -17,7 +17,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rk8s_api::AnyObject;
 use rk8s_raftstore::proto::RangeRequest;
 
-use crate::handlers::create_if_missing;
 use crate::registry::Registry;
 use crate::status::{ApiError, ApiResult};
 
@@ -127,7 +126,9 @@ async fn reconcile(
         .ok_or_else(|| {
             ApiError::internal("the service range has no address for the kubernetes Service")
         })?;
-    create_if_missing(registry, service(IpAddr::V4(ip), port).into()).await?;
+    registry
+        .create_if_missing(service(IpAddr::V4(ip), port).into())
+        .await?;
     // This member's key, on a lease kept alive (granted again when it lapsed: the
     // store was away longer than the lease, or this member was).
     let alive = match *lease {
@@ -180,7 +181,7 @@ async fn reconcile(
                 },
                 subsets: Some(wanted),
             };
-            create_if_missing(registry, endpoints.into()).await?;
+            registry.create_if_missing(endpoints.into()).await?;
         }
     }
     Ok(())

@@ -6,7 +6,8 @@
 //! replaced, even before it expires (kube-apiserver's `validator.Validate` in
 //! `pkg/serviceaccount/claims.go`).
 //!
-//! - [`token_request`]: `POST serviceaccounts/NAME/token` (the TokenRequest API);
+//! - [`crate::token_request`]: `POST serviceaccounts/NAME/token` (the TokenRequest
+//!   API);
 //! - [`admission`]: the ServiceAccount admission plugin (default account, the
 //!   `kube-api-access-*` projected volume);
 //! - [`master_service`]: the `kubernetes` Service and its Endpoints, through which
@@ -14,7 +15,6 @@
 
 pub mod admission;
 pub mod master_service;
-pub mod token_request;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};

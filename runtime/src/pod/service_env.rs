@@ -120,11 +120,14 @@ fn of_service(name: &str, service: &Service, out: &mut BTreeMap<String, String>)
     }
 }
 
+/// The annotation kubelet puts on static pods: `kubernetes.io/config.source: file`.
+pub const SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
+
 /// Whether `pod` came from the API server (kubelet's `IsStaticPod` is the opposite):
 /// static pods carry `kubernetes.io/config.source: file`.
 fn from_api(pod: &Pod) -> bool {
     let annotations = pod.metadata.annotations.as_ref();
-    let source = annotations.and_then(|a| a.get(crate::static_pods::SOURCE_ANNOTATION));
+    let source = annotations.and_then(|a| a.get(SOURCE_ANNOTATION));
     source.is_none_or(|s| s == "api")
 }
 

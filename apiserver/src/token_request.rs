@@ -10,14 +10,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use rk8s_api::AnyObject;
 use rk8s_api::object::kind_named;
 
-use super::{
-    API_AUDIENCE, Claims, DEFAULT_ACCOUNT, ISSUER, MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS,
-    Private, Ref, user_name,
-};
 use crate::auth::Access;
 use crate::call::Call;
 use crate::decode::{FieldValidation, parse_body};
 use crate::handlers::{Handlers, Reply};
+use crate::service_accounts::{
+    API_AUDIENCE, Claims, DEFAULT_ACCOUNT, ISSUER, MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS,
+    Private, Ref, user_name,
+};
 use crate::status::{ApiError, ApiResult};
 
 /// A TokenRequest's lifetime when it asks for none (kube-apiserver: one hour).
