@@ -3,7 +3,10 @@
 //! Every request carries a bearer token. The store keeps, per token, only its SHA-256
 //! (under `/rk8s/tokens/<hex>`, outside the `/registry` objects the API serves) and
 //! what it stands for: the admin, one node, or a bootstrap token that may only
-//! register a node. Authorization follows Kubernetes' Node authorizer (with
+//! register a node. A token shaped like a JWT is a ServiceAccount's instead, checked
+//! against the cluster's signing key and the objects it is bound to
+//! ([`crate::service_accounts`]) and authorized by RBAC ([`crate::rbac`]); a node may
+//! ask for the tokens of its pods' accounts. Authorization of nodes follows Kubernetes' Node authorizer (with
 //! `AuthorizeNodeWithSelectors`, on by default since 1.32): a node reads what it
 //! needs — the pods bound to it (lists and watches only with the
 //! `spec.nodeName=NODE` field selector), the Secrets and ConfigMaps those pods use
