@@ -105,10 +105,21 @@ async fn kill_reconciling_actors(client: &kube::Client) -> usize {
 /// The kills a member counted, by where they landed (`idle`, `reconcile`,
 /// `between_writes`), from its `/metrics`.
 async fn kills_counted(client: &kube::Client) -> HashMap<String, u64> {
-    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = tokio::time::timeout(Duration::from_secs(5), client.request_text(req)).await;
+    // A member just restarted, or busy after the kills, may not answer at once: read
+    // until it does (30 s at most; a member that never answers counts nothing).
+    let read = async || {
+        let req = http::Request::get("/metrics").body(Vec::new()).ok()?;
+        let text = tokio::time::timeout(Duration::from_secs(10), client.request_text(req));
+        text.await.ok()?.ok()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut text = read().await;
+    while text.is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        text = read().await;
+    }
     let mut kills = HashMap::new();
-    for line in text.ok().and_then(Result::ok).unwrap_or_default().lines() {
+    for line in text.unwrap_or_default().lines() {
         let Some(rest) = line.strip_prefix("rk8s_actor_kills_total{") else {
             continue;
         };
@@ -366,7 +377,10 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
             node.run_again(&[]);
             agent_kills += 1;
         }
-        if start.elapsed() >= next_leader && down.is_none() {
+        // No leader killed in the last ten seconds: the last leader's term must hold
+        // kills for the count below (a member's count starts again with the member).
+        let late = start.elapsed() + Duration::from_secs(10) >= CHAOS;
+        if start.elapsed() >= next_leader && down.is_none() && !late {
             next_leader += Duration::from_secs(20);
             if let Some(i) = leader(&clients).await {
                 members[i].kill();
