@@ -171,7 +171,6 @@ pub const AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1
 /// Authenticates bearer tokens against the store, remembering successes for
 /// [`AUTH_CACHE_TTL`] so most requests skip the store read.
 pub struct Authenticator {
-    store: Store,
     registry: Registry,
     /// The key service-account tokens are checked with (shared with the
     /// TokenRequest handler; set once the cluster's secrets are read).
@@ -190,7 +189,6 @@ impl Authenticator {
     /// `service_account_key` will hold.
     pub fn new(registry: Registry, service_account_key: Arc<OnceLock<SigningKey>>) -> Self {
         Authenticator {
-            store: registry.store().clone(),
             registry,
             service_account_key,
             cache: std::sync::Mutex::new(HashMap::new()),
@@ -366,7 +364,8 @@ impl Authenticator {
         // A local read: tokens change rarely, and a follower that is a moment behind
         // only delays a new token by that moment.
         let found = self
-            .store
+            .registry
+            .store()
             .range(range, false)
             .await
             .map_err(|e| ApiError::unavailable(e.to_string()))?;

@@ -103,58 +103,45 @@ impl Handlers {
                 "the authorizer has not read the roles and bindings yet, try again",
             ));
         }
-        let cluster = l
-            .cluster_role_bindings
-            .list(None)
-            .into_iter()
-            .filter_map(|o| match o.as_ref() {
-                AnyObject::ClusterRoleBinding(b) => {
-                    Some((None, b.subjects.clone(), b.role_ref.clone()))
-                }
-                _ => None,
-            });
         let ns = req.namespace.as_deref();
-        let local = ns
-            .map(|ns| l.role_bindings.list(Some(ns)))
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|o| match o.as_ref() {
-                AnyObject::RoleBinding(b) => Some((ns, b.subjects.clone(), b.role_ref.clone())),
-                _ => None,
-            });
-        for (binding_ns, subjects, role) in cluster.chain(local) {
+        let mut bindings = l.cluster_role_bindings.list(None);
+        if let Some(ns) = ns {
+            bindings.extend(l.role_bindings.list(Some(ns)));
+        }
+        for binding in &bindings {
+            let (binding_ns, subjects, role) = match binding.as_ref() {
+                AnyObject::ClusterRoleBinding(b) => (None, &b.subjects, &b.role_ref),
+                AnyObject::RoleBinding(b) => (ns, &b.subjects, &b.role_ref),
+                _ => continue,
+            };
             let named = subjects
                 .iter()
                 .flatten()
                 .any(|s| names(s, binding_ns, account));
-            if named
-                && self
-                    .role_rules(binding_ns, &role)
-                    .iter()
-                    .any(|r| allows(r, req))
-            {
+            if named && self.role_allows(binding_ns, role, req) {
                 return Ok(Access::All);
             }
         }
         Err(crate::auth::denied(identity, req))
     }
 
-    /// The rules of the role `role` refers to from a binding in `ns`: none if it does
-    /// not exist (yet).
-    fn role_rules(&self, ns: Option<&str>, role: &RoleRef) -> Vec<PolicyRule> {
+    /// Whether the role `role` refers to from a binding in `ns` has a rule allowing
+    /// `req` (a role that does not exist, yet, allows nothing).
+    fn role_allows(&self, ns: Option<&str>, role: &RoleRef, req: &ResourceRequest) -> bool {
         if role.api_group != GROUP {
-            return Vec::new();
+            return false;
         }
         let found = match (role.kind.as_str(), ns) {
             ("ClusterRole", _) => self.listers.cluster_roles.get(None, &role.name),
             ("Role", Some(ns)) => self.listers.roles.get(Some(ns), &role.name),
             _ => None,
         };
-        match found.as_deref() {
-            Some(AnyObject::ClusterRole(r)) => r.rules.clone().unwrap_or_default(),
-            Some(AnyObject::Role(r)) => r.rules.clone().unwrap_or_default(),
-            _ => Vec::new(),
-        }
+        let rules = match found.as_deref() {
+            Some(AnyObject::ClusterRole(r)) => r.rules.as_deref(),
+            Some(AnyObject::Role(r)) => r.rules.as_deref(),
+            _ => None,
+        };
+        rules.into_iter().flatten().any(|r| allows(r, req))
     }
 }
 

@@ -38,6 +38,7 @@ fn uid_of(obj: &AnyObject) -> String {
 }
 
 /// What a token is bound to, read from the store.
+#[derive(Default)]
 struct Bound {
     pod: Option<Ref>,
     secret: Option<Ref>,
@@ -91,12 +92,7 @@ impl Handlers {
         }
         let bound = match &spec.bound_object_ref {
             Some(r) => self.bound(&ns, &name, r).await?,
-            None => Bound {
-                pod: None,
-                secret: None,
-                node: None,
-                pod_node: None,
-            },
+            None => Bound::default(),
         };
         if let Access::UsedOnNode(node) = &c.access {
             match (&bound.pod, &bound.pod_node) {
@@ -211,16 +207,12 @@ impl Handlers {
                 })
             }
             AnyObject::Secret(_) => Ok(Bound {
-                pod: None,
                 secret: Some(named),
-                node: None,
-                pod_node: None,
+                ..Bound::default()
             }),
             _ => Ok(Bound {
-                pod: None,
-                secret: None,
                 node: Some(named),
-                pod_node: None,
+                ..Bound::default()
             }),
         }
     }

@@ -225,6 +225,19 @@ pub fn looks_like_jwt(token: &str) -> bool {
         && parts.next().is_none()
 }
 
+/// Whether the object `named` in a token is the one found now (`found`: its uid, or
+/// `None` when there is none), in kube-apiserver's words (`plural`, `what`).
+fn same_object(named: &Ref, found: Option<&str>, plural: &str, what: &str) -> Result<(), String> {
+    match found {
+        None => Err(format!("{plural} \"{}\" not found", named.name)),
+        Some(uid) if uid != named.uid => Err(format!(
+            "{what} UID ({uid}) does not match claim ({})",
+            named.uid
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Why a correctly signed token no longer stands for its account: the objects it
 /// names as they are now (`None`: not found). `now` is Unix seconds.
 pub fn still_bound(
@@ -236,60 +249,32 @@ pub fn still_bound(
     now: i64,
 ) -> Result<(), String> {
     let k = &claims.kubernetes;
-    let ns = &k.namespace;
-    let account = &k.serviceaccount;
-    match account_uid {
-        None => return Err(format!("serviceaccounts \"{}\" not found", account.name)),
-        Some(uid) if uid != account.uid => {
-            return Err(format!(
-                "service account UID ({uid}) does not match claim ({})",
-                account.uid
-            ));
-        }
-        Some(_) => {}
-    }
+    same_object(
+        &k.serviceaccount,
+        account_uid,
+        "serviceaccounts",
+        "service account",
+    )?;
     if let Some(bound) = &k.pod {
-        match pod {
-            None => return Err(format!("pods \"{}\" not found", bound.name)),
-            Some((uid, _)) if uid != bound.uid => {
-                return Err(format!(
-                    "pod UID ({uid}) does not match claim ({})",
-                    bound.uid
-                ));
-            }
-            Some((_, Some(deleting))) if deleting < now - DELETED_GRACE_SECONDS => {
-                return Err(format!("pod {ns}/{} has been deleted", bound.name));
-            }
-            Some(_) => {}
+        same_object(bound, pod.map(|(uid, _)| uid), "pods", "pod")?;
+        if let Some((_, Some(deleting))) = pod
+            && deleting < now - DELETED_GRACE_SECONDS
+        {
+            return Err(format!(
+                "pod {}/{} has been deleted",
+                k.namespace, bound.name
+            ));
         }
     }
     if let Some(bound) = &k.secret {
-        match secret_uid {
-            None => return Err(format!("secrets \"{}\" not found", bound.name)),
-            Some(uid) if uid != bound.uid => {
-                return Err(format!(
-                    "secret UID ({uid}) does not match claim ({})",
-                    bound.uid
-                ));
-            }
-            Some(_) => {}
-        }
+        same_object(bound, secret_uid, "secrets", "secret")?;
     }
     // A pod's node is named for information; only a token bound to the node itself
     // ends with it (kube-apiserver's rule).
     if k.pod.is_none()
         && let Some(bound) = &k.node
     {
-        match node_uid {
-            None => return Err(format!("nodes \"{}\" not found", bound.name)),
-            Some(uid) if uid != bound.uid => {
-                return Err(format!(
-                    "node UID ({uid}) does not match claim ({})",
-                    bound.uid
-                ));
-            }
-            Some(_) => {}
-        }
+        same_object(bound, node_uid, "nodes", "node")?;
     }
     Ok(())
 }
