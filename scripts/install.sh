@@ -28,8 +28,8 @@ MANDIR=$PREFIX/share/man/man1
 MANIFEST=$DESTDIR$LIBDIR/installed-files
 BINARIES=(rk8s-server rk8s-node rk8sctl)
 
-put() { # MODE SOURCE TARGET (TARGET without DESTDIR)
-  install -D -m "$1" "$2" "$DESTDIR$3"
+put() { # MODE SOURCE TARGET (TARGET without DESTDIR) [install's own options]
+  install -D -m "$1" "${@:4}" "$2" "$DESTDIR$3"
   echo "$3" >>"$MANIFEST.new"
 }
 
@@ -39,7 +39,8 @@ install_all() {
   done
   mkdir -p "$DESTDIR$LIBDIR"
   : >"$MANIFEST.new"
-  for b in "${BINARIES[@]}"; do put 755 "$BUILD/$b" "$BINDIR/$b"; done
+  # Stripped, as Debian ships binaries: a debug build's symbols are hundreds of MB.
+  for b in "${BINARIES[@]}"; do put 755 "$BUILD/$b" "$BINDIR/$b" --strip; done
 
   local work
   work=$(mktemp -d)
