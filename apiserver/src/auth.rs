@@ -29,6 +29,7 @@ use crate::registry::Registry;
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::service_accounts::{Account, SigningKey, looks_like_jwt, user_name};
 use crate::status::{ApiError, ApiResult};
+use crate::users::{AUTHENTICATED, MASTERS, User};
 
 /// Where token records live in the store.
 pub const TOKENS_PREFIX: &str = "/rk8s/tokens/";
@@ -103,6 +104,9 @@ pub enum Identity {
     /// A ServiceAccount, by a token of [`crate::service_accounts`]; authorized by
     /// [`crate::rbac`].
     ServiceAccount(Account),
+    /// A user: a client certificate's, or the one a request impersonates
+    /// ([`crate::users`]); authorized by [`crate::rbac`] unless in `system:masters`.
+    User(User),
 }
 
 impl Identity {
@@ -115,6 +119,41 @@ impl Identity {
                 format!("system:bootstrap:{id}")
             }
             Identity::ServiceAccount(a) => user_name(&a.namespace, &a.name),
+            Identity::User(u) => u.name.clone(),
+        }
+    }
+
+    /// The groups Kubernetes would put this caller in.
+    pub fn groups(&self) -> Vec<String> {
+        let authenticated = AUTHENTICATED.to_string();
+        match self {
+            Identity::Admin => vec![MASTERS.to_string(), authenticated],
+            Identity::Node(_) => vec!["system:nodes".to_string(), authenticated],
+            Identity::Bootstrap(_) | Identity::MemberBootstrap(_) => {
+                vec!["system:bootstrappers".to_string(), authenticated]
+            }
+            Identity::ServiceAccount(a) => a.groups(),
+            Identity::User(u) => u.groups.clone(),
+        }
+    }
+
+    /// Whether the caller may do everything (the admin, a `system:masters` user):
+    /// no authorizer is asked, and in-flight limits do not apply.
+    pub fn is_superuser(&self) -> bool {
+        match self {
+            Identity::Admin => true,
+            Identity::User(u) => u.is_master(),
+            _ => false,
+        }
+    }
+
+    /// The uid of the caller, when it has one (a ServiceAccount's, an impersonated
+    /// one).
+    pub fn uid(&self) -> Option<String> {
+        match self {
+            Identity::ServiceAccount(a) => Some(a.uid.clone()),
+            Identity::User(u) => u.uid.clone(),
+            _ => None,
         }
     }
 }
@@ -210,8 +249,22 @@ impl Authenticator {
         Ok(self.internal_secret.get().cloned().unwrap_or(token))
     }
 
+    /// The caller behind a request's client certificate (verified by the TLS
+    /// handshake against the client CA), else its `Authorization` header value, or
+    /// 401: kube-apiserver asks its x509 authenticator before the token ones.
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        certificate: Option<&[u8]>,
+    ) -> ApiResult<Identity> {
+        if let Some(der) = certificate {
+            return crate::users::from_certificate(der).map(Identity::User);
+        }
+        self.authenticate_token(header).await
+    }
+
     /// The caller behind an `Authorization` header value, or 401.
-    pub async fn authenticate(&self, header: Option<&str>) -> ApiResult<Identity> {
+    pub async fn authenticate_token(&self, header: Option<&str>) -> ApiResult<Identity> {
         let token = bearer_token(header).ok_or_else(ApiError::unauthorized)?;
         if looks_like_jwt(token) {
             return self
@@ -452,7 +505,10 @@ fn selects_node(q: &Query, node: &str) -> bool {
 pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiResult<Access> {
     let node = match identity {
         Identity::Admin => return Ok(Access::All),
-        Identity::Bootstrap(_) | Identity::MemberBootstrap(_) | Identity::ServiceAccount(_) => {
+        Identity::Bootstrap(_)
+        | Identity::MemberBootstrap(_)
+        | Identity::ServiceAccount(_)
+        | Identity::User(_) => {
             return Err(denied(identity, req));
         }
         Identity::Node(n) => n,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::server::Store;
 
-use rk8s_http::tls::server_config;
+use rk8s_http::tls::api_server_config;
 use rk8s_http::wire::kubeconfig;
 
 use crate::bootstrap::pki::{ClusterCa, PkiError};
@@ -200,7 +200,15 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     let (cert, key) = secrets.ca.issue_server(&names)?;
     write_file(&pki.join("apiserver.crt"), &cert, false)?;
     write_file(&pki.join("apiserver.key"), &key, true)?;
-    let tls = server_config(&cert, &key).map_err(PkiError::from)?;
+    let client_ca = secrets
+        .client_ca
+        .as_ref()
+        .ok_or_else(|| PkiError::Invalid {
+            what: "cluster secrets",
+            detail: "no client CA".into(),
+        })?;
+    write_file(&pki.join("client-ca.crt"), &client_ca.cert_pem, false)?;
+    let tls = api_server_config(&cert, &key, &client_ca.cert_pem).map_err(PkiError::from)?;
     let unlimited = |n: usize| {
         if n == 0 {
             tokio::sync::Semaphore::MAX_PERMITS

@@ -7,6 +7,8 @@ use rk8s_api::metrics::METRICS_API_VERSION;
 use rk8s_api::object::kinds;
 use serde_json::{Value, json};
 
+use crate::request::ReviewKind;
+
 const VERBS: &[&str] = &[
     "create",
     "delete",
@@ -21,6 +23,9 @@ const VERBS: &[&str] = &[
 /// The resource metrics API's group (served by `crate::resource_metrics`).
 pub const METRICS_GROUP: &str = "metrics.k8s.io";
 const METRICS_VERSION: &str = "v1beta1";
+
+/// The groups of the review kinds (version `v1`; [`crate::routes::reviews`]).
+const REVIEW_GROUPS: [&str; 2] = ["authentication.k8s.io", "authorization.k8s.io"];
 
 /// The Kubernetes version whose API rk8s serves.
 pub const KUBERNETES_MINOR: &str = "33";
@@ -104,6 +109,27 @@ pub struct ExtraResource {
 pub fn resource_list(group: &str, version: &str, extra: &[ExtraResource]) -> Option<Value> {
     if (group, version) == (METRICS_GROUP, METRICS_VERSION) {
         return Some(metrics_resource_list());
+    }
+    if version == "v1" && REVIEW_GROUPS.contains(&group) {
+        let resources: Vec<Value> = ReviewKind::ALL
+            .into_iter()
+            .filter(|k| k.group() == group)
+            .map(|k| {
+                json!({
+                    "name": k.plural(),
+                    "singularName": k.kind().to_lowercase(),
+                    "namespaced": k.namespaced(),
+                    "kind": k.kind(),
+                    "verbs": ["create"],
+                })
+            })
+            .collect();
+        return Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": format!("{group}/v1"),
+            "resources": resources,
+        }));
     }
     let mut resources: Vec<Value> = kinds()
         .into_iter()
@@ -212,6 +238,7 @@ fn groups(extra: &[ExtraResource]) -> Vec<String> {
         }
     }
     groups.push(METRICS_GROUP.to_string());
+    groups.extend(REVIEW_GROUPS.map(String::from));
     for e in extra {
         if !groups.iter().any(|g| g == e.kind.group) {
             groups.push(e.kind.group.to_string());

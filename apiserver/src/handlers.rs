@@ -441,6 +441,7 @@ impl Handlers {
         }
         let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
+        self.confirm_no_escalation(c.identity, &obj)?;
         let created = if dry_run(c.query)? {
             obj
         } else {
@@ -546,6 +547,7 @@ impl Handlers {
                 };
                 admission::mutate_update(&mut new, &current, part, &self.custom)?;
                 admission::validate(c.identity, &new, Some(&current), None, &self.custom)?;
+                self.confirm_no_escalation(c.identity, &new)?;
                 crate::apply::record_write(c, Some(&current), &mut new, sub)?;
                 if new == current {
                     return Ok(Change::Unchanged);

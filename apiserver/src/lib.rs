@@ -65,6 +65,7 @@ pub mod strategy;
 pub mod system_objects;
 pub mod table;
 pub mod token_request;
+pub mod users;
 pub mod watch;
 
 pub use server::{ApiServer, serve};

@@ -141,6 +141,15 @@ pub enum Route {
     },
     /// `GET /apis/metrics.k8s.io/v1beta1/...`: the resource metrics API.
     ResourceMetrics(MetricsRequest),
+    /// `POST` of one of the review kinds of `authentication.k8s.io/v1` and
+    /// `authorization.k8s.io/v1`, which are computed, never stored (see
+    /// [`crate::routes::reviews`]).
+    Review {
+        /// Which review.
+        kind: ReviewKind,
+        /// The namespace (a LocalSubjectAccessReview's).
+        namespace: Option<String>,
+    },
     /// `/healthz`, `/livez`, `/readyz` (and their `/<check>` children).
     Health(&'static str),
     /// `/openapi/v2`.
@@ -154,6 +163,78 @@ pub enum Route {
         /// The version.
         version: String,
     },
+}
+
+/// The review kinds: asked with a `POST`, answered with their status, never stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewKind {
+    /// `authentication.k8s.io/v1` TokenReview.
+    TokenReview,
+    /// `authentication.k8s.io/v1` SelfSubjectReview (`kubectl auth whoami`).
+    SelfSubjectReview,
+    /// `authorization.k8s.io/v1` SubjectAccessReview.
+    SubjectAccessReview,
+    /// `authorization.k8s.io/v1` LocalSubjectAccessReview (namespaced).
+    LocalSubjectAccessReview,
+    /// `authorization.k8s.io/v1` SelfSubjectAccessReview (`kubectl auth can-i`).
+    SelfSubjectAccessReview,
+    /// `authorization.k8s.io/v1` SelfSubjectRulesReview (`kubectl auth can-i --list`).
+    SelfSubjectRulesReview,
+}
+
+impl ReviewKind {
+    /// Every review kind.
+    pub const ALL: [ReviewKind; 6] = [
+        ReviewKind::TokenReview,
+        ReviewKind::SelfSubjectReview,
+        ReviewKind::SubjectAccessReview,
+        ReviewKind::LocalSubjectAccessReview,
+        ReviewKind::SelfSubjectAccessReview,
+        ReviewKind::SelfSubjectRulesReview,
+    ];
+
+    /// The kind's name.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ReviewKind::TokenReview => "TokenReview",
+            ReviewKind::SelfSubjectReview => "SelfSubjectReview",
+            ReviewKind::SubjectAccessReview => "SubjectAccessReview",
+            ReviewKind::LocalSubjectAccessReview => "LocalSubjectAccessReview",
+            ReviewKind::SelfSubjectAccessReview => "SelfSubjectAccessReview",
+            ReviewKind::SelfSubjectRulesReview => "SelfSubjectRulesReview",
+        }
+    }
+
+    /// The API group (version `v1`).
+    pub fn group(self) -> &'static str {
+        match self {
+            ReviewKind::TokenReview | ReviewKind::SelfSubjectReview => "authentication.k8s.io",
+            _ => "authorization.k8s.io",
+        }
+    }
+
+    /// The resource (`selfsubjectaccessreviews`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            ReviewKind::TokenReview => "tokenreviews",
+            ReviewKind::SelfSubjectReview => "selfsubjectreviews",
+            ReviewKind::SubjectAccessReview => "subjectaccessreviews",
+            ReviewKind::LocalSubjectAccessReview => "localsubjectaccessreviews",
+            ReviewKind::SelfSubjectAccessReview => "selfsubjectaccessreviews",
+            ReviewKind::SelfSubjectRulesReview => "selfsubjectrulesreviews",
+        }
+    }
+
+    /// Whether its objects live in a namespace.
+    pub fn namespaced(self) -> bool {
+        self == ReviewKind::LocalSubjectAccessReview
+    }
+
+    fn find(group: &str, plural: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.group() == group && k.plural() == plural)
+    }
 }
 
 /// What a resource metrics API path asks for.
@@ -318,6 +399,30 @@ pub fn route(
                 return Err(ApiError::method_not_allowed("watch", rest[0]));
             }
             return Ok(Route::ResourceMetrics(asked));
+        }
+        ["apis", g, "v1", rest @ ..]
+            if ReviewKind::find(g, rest.last().copied().unwrap_or("")).is_some() =>
+        {
+            let review = |kind: ReviewKind, namespace: Option<&str>| {
+                if method != Method::POST {
+                    return Err(ApiError::method_not_allowed(method.as_str(), kind.plural()));
+                }
+                Ok(Route::Review {
+                    kind,
+                    namespace: namespace.map(str::to_string),
+                })
+            };
+            return match rest {
+                [plural] => match ReviewKind::find(g, plural) {
+                    Some(k) if !k.namespaced() => review(k, None),
+                    _ => Err(ApiError::no_route()),
+                },
+                ["namespaces", ns, plural] => match ReviewKind::find(g, plural) {
+                    Some(k) if k.namespaced() => review(k, Some(ns)),
+                    _ => Err(ApiError::no_route()),
+                },
+                _ => Err(ApiError::no_route()),
+            };
         }
         ["apis", g] => return Ok(Route::Group(g.to_string())),
         ["api", v, rest @ ..] => ("", *v, rest),

@@ -51,7 +51,7 @@ pub(crate) fn ok(v: Value) -> ApiResult<Response<Body>> {
 
 /// Refuses anyone but the admin to `what` (the endpoints outside the REST API).
 pub(crate) fn admin_only(identity: &Identity, what: &str) -> ApiResult<()> {
-    if *identity == Identity::Admin {
+    if identity.is_superuser() {
         return Ok(());
     }
     Err(ApiError::forbidden(format!(
@@ -253,10 +253,31 @@ impl ApiServer {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let identity = self
+        let certificate = req
+            .extensions()
+            .get::<rk8s_http::serve::PeerCertificate>()
+            .map(|c| c.0.clone());
+        let mut identity = self
             .authenticator
-            .authenticate(authorization.as_deref())
+            .authenticate(authorization.as_deref(), certificate.as_deref())
             .await?;
+        if let Some(asked) = crate::users::impersonation(req.headers())? {
+            identity = self.handlers.impersonate(&identity, &asked)?;
+        }
+        let discovery = matches!(
+            route,
+            Route::CoreVersions
+                | Route::Groups
+                | Route::Group(_)
+                | Route::Resources { .. }
+                | Route::OpenApiV2
+                | Route::OpenApiV3Index
+                | Route::OpenApiV3 { .. }
+        );
+        if discovery {
+            self.handlers
+                .authorize_path(&identity, "get", req.uri().path(), true)?;
+        }
         let not_found = ApiError::no_route;
         let custom = &self.handlers.custom;
         match route {
@@ -290,6 +311,7 @@ impl ApiServer {
             Route::Resource(r) => self.resource(req, r, &identity, &query).await,
             Route::NodeProxy { node, path } => self.node_proxy(req, &identity, node, path).await,
             Route::ResourceMetrics(asked) => self.resource_metrics(&identity, asked, &query).await,
+            Route::Review { kind, namespace } => self.review(req, &identity, kind, namespace).await,
             Route::Join | Route::MemberJoin => {
                 self.join(req, route, &identity, authorization.as_deref())
                     .await

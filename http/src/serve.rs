@@ -16,8 +16,14 @@ use crate::body::Body;
 /// How long a client has to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The certificate a client presented in its TLS handshake (DER; verified by the
+/// server configuration's client verifier), in each of its requests' extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCertificate(pub Arc<[u8]>);
+
 /// Serves `handler` on `listener` with `tls` until the task is dropped. A refused
 /// handshake is logged at debug level (a probe or a client without a certificate).
+/// A client's certificate goes with each of its requests as a [`PeerCertificate`].
 pub async fn serve_tls<H, F>(listener: TcpListener, tls: Arc<rustls::ServerConfig>, handler: H)
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -45,6 +51,18 @@ where
                     return;
                 }
                 Err(_) => return,
+            };
+            let peer_cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| PeerCertificate(Arc::from(der.as_ref())));
+            let handler = move |mut req: Request<Incoming>| {
+                if let Some(cert) = &peer_cert {
+                    req.extensions_mut().insert(cert.clone());
+                }
+                handler(req)
             };
             if let Err(e) = serve_connection(TokioIo::new(tls), handler).await {
                 tracing::debug!(%peer, "connection ended: {e}");

@@ -92,6 +92,49 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::Server
     Ok(Arc::new(config))
 }
 
+/// The API server's TLS server configuration: its certificate, HTTP/2 and HTTP/1.1,
+/// and a client certificate asked for but not required (kube-apiserver's
+/// `RequestClientCert`): one that verifies against `client_ca_pem` authenticates its
+/// user, a client without one authenticates otherwise (a bearer token).
+pub fn api_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    client_ca_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots(client_ca_pem)?,
+        provider(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| TlsError::Invalid {
+        what: "client CA certificate",
+        detail: e.to_string(),
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS client configuration trusting only `ca_pem` and presenting a client
+/// certificate (a user's, for tests and tools).
+pub fn client_cert_config(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_client_auth_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
 /// A node agent's TLS server configuration: its certificate, and only clients with a
 /// client certificate from the cluster CA (API servers) get in. HTTP/1.1, which
 /// WebSocket upgrades need.

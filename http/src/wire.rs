@@ -4,7 +4,7 @@
 //! kubeconfig a credential is written into.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// What a joining node asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,13 +57,35 @@ pub struct ClusterInfo {
 
 /// A kubeconfig for `server` trusting `ca_pem`, authenticating as `user` with `token`.
 pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
+    kubeconfig_for(server, ca_pem, user, json!({"token": token}))
+}
+
+/// A kubeconfig for `server` trusting `ca_pem`, authenticating as `user` with a
+/// client certificate and its key (PEM).
+pub fn kubeconfig_with_certificate(
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let credentials = json!({
+        "client-certificate-data": b64(cert_pem),
+        "client-key-data": b64(key_pem),
+    });
+    kubeconfig_for(server, ca_pem, user, credentials)
+}
+
+fn kubeconfig_for(server: &str, ca_pem: &str, user: &str, credentials: Value) -> String {
     use base64::Engine;
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let config = json!({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "rk8s", "cluster": {"server": server, "certificate-authority-data": ca}}],
-        "users": [{"name": user, "user": {"token": token}}],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [{"name": "rk8s", "context": {"cluster": "rk8s", "user": user}}],
         "current-context": "rk8s",
         "preferences": {},

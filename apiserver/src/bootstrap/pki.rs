@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 const CA_NAME: &str = "rk8s-ca";
 const MEMBER_CA_NAME: &str = "rk8s-member-ca";
 const NODE_CA_NAME: &str = "rk8s-node-ca";
+const CLIENT_CA_NAME: &str = "rk8s-client-ca";
 
 /// The subject of every store member's certificate.
 pub const MEMBER_NAME: &str = "rk8s-member";
@@ -118,6 +119,13 @@ impl ClusterCa {
         Self::generate_named(NODE_CA_NAME)
     }
 
+    /// A new client CA (users' client certificates for the API server), valid for
+    /// ten years. A CA of its own, so that a user's certificate never opens a node
+    /// agent, which trusts the cluster CA's client certificates.
+    pub fn generate_client_ca() -> Result<Self, PkiError> {
+        Self::generate_named(CLIENT_CA_NAME)
+    }
+
     fn generate_named(name: &str) -> Result<Self, PkiError> {
         let key = KeyPair::generate()?;
         let cert = ca_params(name).self_signed(&key)?;
@@ -179,6 +187,38 @@ impl ClusterCa {
         )
     }
 
+    /// Issues a user's client certificate (a client CA's job) as kube-apiserver reads
+    /// them: the user name as the subject's common name, each group as an
+    /// organization; valid from a minute ago for `ttl`.
+    pub fn issue_client(
+        &self,
+        user: &str,
+        groups: &[String],
+        ttl: std::time::Duration,
+    ) -> Result<(String, String), PkiError> {
+        let now = jiff::Timestamp::now();
+        let unix = |t: jiff::Timestamp| {
+            rcgen::date_time_ymd(1970, 1, 1)
+                + std::time::Duration::from_secs(t.as_second().max(0).unsigned_abs())
+        };
+        let ends = jiff::SignedDuration::try_from(ttl)
+            .ok()
+            .and_then(|d| now.checked_add(d).ok())
+            .unwrap_or(jiff::Timestamp::MAX);
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, user);
+        for g in groups {
+            dn.push(DnType::OrganizationName, g.as_str());
+        }
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = unix(now - jiff::SignedDuration::from_secs(60));
+        params.not_after = unix(ends);
+        self.sign(params)
+    }
+
     fn issue(
         &self,
         common_name: &str,
@@ -201,16 +241,6 @@ impl ClusterCa {
         sans: Vec<SanType>,
         usages: &[ExtendedKeyUsagePurpose],
     ) -> Result<(String, String), PkiError> {
-        let ca_key = KeyPair::from_pem(&self.key_pem).map_err(|e| PkiError::Invalid {
-            what: "CA key",
-            detail: e.to_string(),
-        })?;
-        // The issuer as the CA certificate names itself.
-        let issuer =
-            Issuer::from_ca_cert_pem(&self.cert_pem, ca_key).map_err(|e| PkiError::Invalid {
-                what: "CA certificate",
-                detail: e.to_string(),
-            })?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, common_name);
@@ -222,6 +252,21 @@ impl ClusterCa {
         ];
         params.extended_key_usages = usages.to_vec();
         valid_for(&mut params, 365);
+        self.sign(params)
+    }
+
+    /// A certificate of `params` with a new key, signed by this CA.
+    fn sign(&self, params: CertificateParams) -> Result<(String, String), PkiError> {
+        let ca_key = KeyPair::from_pem(&self.key_pem).map_err(|e| PkiError::Invalid {
+            what: "CA key",
+            detail: e.to_string(),
+        })?;
+        // The issuer as the CA certificate names itself.
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.cert_pem, ca_key).map_err(|e| PkiError::Invalid {
+                what: "CA certificate",
+                detail: e.to_string(),
+            })?;
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
         Ok((cert.pem(), key.serialize_pem()))

@@ -33,6 +33,10 @@ pub struct ClusterSecrets {
     /// next start of an API server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_key: Option<String>,
+    /// The client CA: users' client certificates (`rk8s-server kubeconfig create`).
+    /// A cluster made before it existed gets one at the next start of an API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<ClusterCa>,
 }
 
 impl ClusterSecrets {
@@ -51,6 +55,10 @@ impl ClusterSecrets {
                 crate::service_accounts::generate_key()
                     .map_err(|e| StartError::Store(e.message))?,
             );
+            added = true;
+        }
+        if self.client_ca.is_none() {
+            self.client_ca = Some(ClusterCa::generate_client_ca()?);
             added = true;
         }
         Ok(added)
@@ -98,6 +106,7 @@ pub async fn read_or_create(
                 crate::service_accounts::generate_key()
                     .map_err(|e| StartError::Store(e.message))?,
             ),
+            client_ca: Some(ClusterCa::generate_client_ca()?),
         };
         let value = serde_json::to_vec(&secrets).map_err(|e| StartError::Store(e.to_string()))?;
         match store.put(CLUSTER_KEY.as_bytes(), &value, 0, Some(0)).await {

@@ -15,7 +15,8 @@ use crate::status::{ApiError, ApiResult};
 impl ApiServer {
     /// `GET /metrics`: this server's metrics and the objects' (admin only).
     pub(crate) async fn metrics(&self, identity: &Identity) -> ApiResult<Response<Body>> {
-        admin_only(identity, "get path \"/metrics\"")?;
+        self.handlers
+            .authorize_path(identity, "get", "/metrics", false)?;
         let inflight = |sem: &tokio::sync::Semaphore, max: usize| {
             i64::try_from(max.saturating_sub(sem.available_permits())).unwrap_or(0)
         };

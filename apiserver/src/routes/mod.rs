@@ -1,7 +1,7 @@
 //! The endpoints, one file per group: the resource verbs ([`resources`]) and their
 //! watch streams ([`watch`]), what is forwarded to nodes ([`nodes`]), joining
 //! ([`bootstrap`]), what Prometheus reads ([`metrics`]), the OpenAPI v2 document in
-//! JSON or protobuf ([`openapi`]), health ([`health`]) and the chaos endpoints
+//! JSON or protobuf ([`openapi`]), the review kinds ([`reviews`]), health ([`health`]) and the chaos endpoints
 //! ([`debug`]). Each adds methods to [`crate::server::ApiServer`],
 //! whose `dispatch` picks one by route.
 
@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod nodes;
 pub mod openapi;
 pub mod resources;
+pub mod reviews;
 pub mod watch;

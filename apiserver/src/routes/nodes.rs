@@ -5,13 +5,15 @@ use http::{Request, Response, header};
 use hyper::body::Incoming;
 use rk8s_http::body::Body;
 
-use crate::auth::{self, Identity};
-use crate::request::{MetricsRequest, Query, ResourceRequest};
-use crate::server::{ApiServer, admin_only, ok};
+use crate::auth::Identity;
+use crate::rbac::{Attributes, Target};
+use crate::request::{MetricsRequest, Query, ResourceRequest, Verb};
+use crate::server::{ApiServer, ok};
 use crate::status::{ApiError, ApiResult};
 
 impl ApiServer {
-    /// `GET /api/v1/nodes/{node}/proxy/{path}`: the node agent's `/{path}` (admin only).
+    /// `GET /api/v1/nodes/{node}/proxy/{path}`: the node agent's `/{path}` (for whom
+    /// may `get` `nodes/proxy`).
     pub(crate) async fn node_proxy(
         &self,
         req: Request<Incoming>,
@@ -19,7 +21,18 @@ impl ApiServer {
         node: String,
         path: String,
     ) -> ApiResult<Response<Body>> {
-        admin_only(identity, &format!("get nodes/proxy of node {node:?}"))?;
+        let r = ResourceRequest {
+            verb: Verb::Get,
+            kind: rk8s_api::object::kind_by_plural("", "nodes").ok_or_else(ApiError::no_route)?,
+            namespace: None,
+            name: Some(node.clone()),
+            subresource: Some("proxy".to_string()),
+        };
+        match identity {
+            // A node reads no other node's agent.
+            Identity::Node(_) => return Err(crate::auth::denied(identity, &r)),
+            _ => self.handlers.authorize(identity, &r, &Query::default())?,
+        };
         let target =
             crate::proxy::node_target(&self.handlers.registry, &node, &path, req.uri().query())
                 .await?;
@@ -31,14 +44,41 @@ impl ApiServer {
         Ok(crate::proxy::relay(None, resp))
     }
 
-    /// The resource metrics API, from the nodes' summaries (admin only).
+    /// The resource metrics API, from the nodes' summaries (for whom RBAC lets `get`
+    /// or `list` `pods` or `nodes` of `metrics.k8s.io`; `view` does).
     pub(crate) async fn resource_metrics(
         &self,
         identity: &Identity,
         asked: MetricsRequest,
         query: &Query,
     ) -> ApiResult<Response<Body>> {
-        admin_only(identity, "read the resource metrics API")?;
+        let (resource, namespace, name) = match &asked {
+            MetricsRequest::Nodes { name } => ("nodes", None, name.as_deref()),
+            MetricsRequest::Pods { namespace, name } => {
+                ("pods", namespace.as_deref(), name.as_deref())
+            }
+        };
+        let a = Attributes {
+            verb: if name.is_some() { "get" } else { "list" },
+            namespace,
+            target: Target::Resource {
+                group: crate::discovery::METRICS_GROUP,
+                resource,
+                subresource: None,
+                name,
+            },
+        };
+        if !self.handlers.may(identity, &a)? {
+            let scope = match namespace {
+                Some(ns) => format!("in the namespace \"{ns}\""),
+                None => "at the cluster scope".to_string(),
+            };
+            return Err(ApiError::forbidden(format!(
+                "{resource}.metrics.k8s.io is forbidden: User \"{}\" cannot {} resource \"{resource}\" in API group \"metrics.k8s.io\" {scope}",
+                identity.user(),
+                a.verb
+            )));
+        }
         let dialer = self.dialer()?;
         crate::resource_metrics::serve(&self.handlers, dialer, &asked, query)
             .await
@@ -53,7 +93,7 @@ impl ApiServer {
         identity: &Identity,
         query: &Query,
     ) -> ApiResult<Response<Body>> {
-        auth::authorize(identity, &r, query)?;
+        self.handlers.authorize(identity, &r, query)?;
         let dialer = self.dialer()?;
         let target = crate::proxy::target(&self.handlers.registry, &r, query).await?;
         let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;

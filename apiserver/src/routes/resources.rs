@@ -10,7 +10,7 @@ use rk8s_http::body::{
     Body, bytes_response, json_response, protobuf_error_response, protobuf_response,
 };
 
-use crate::auth::{self, Identity};
+use crate::auth::Identity;
 use crate::content::{self, Encoding};
 use crate::handlers::{Body as ReplyBody, Call, Reply};
 use crate::request::{Query, ResourceRequest, Verb};
@@ -47,12 +47,7 @@ impl ApiServer {
         query: &Query,
         accept: Option<&str>,
     ) -> ApiResult<Response<Body>> {
-        let access = match identity {
-            Identity::ServiceAccount(account) => {
-                self.handlers.authorize_account(identity, account, &r)?
-            }
-            _ => auth::authorize(identity, &r, query)?,
-        };
+        let access = self.handlers.authorize(identity, &r, query)?;
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)
@@ -77,7 +72,7 @@ impl ApiServer {
         // only other callers get a 429.
         let _permit = match limit.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
-            Err(_) if *identity == Identity::Admin => None,
+            Err(_) if identity.is_superuser() => None,
             Err(_) => {
                 return Err(ApiError::too_many_requests(
                     "too many requests, please try again later",

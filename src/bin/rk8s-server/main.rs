@@ -31,6 +31,9 @@ enum Command {
     /// The member's certificates: when they expire, and a new one for the member.
     #[command(subcommand)]
     Certs(commands::certs::Command),
+    /// Kubeconfigs for users, with client certificates from the cluster's client CA.
+    #[command(subcommand)]
+    Kubeconfig(commands::kubeconfig::Command),
     /// Snapshots of the store: save one from a running member, restore one into a new
     /// cluster, check one.
     #[command(subcommand)]
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
             Some(Command::Member(c)) => commands::member::run(c).await,
             Some(Command::Token(c)) => commands::token::run(c).await,
             Some(Command::Snapshot(c)) => commands::snapshot::run(c).await,
+            Some(Command::Kubeconfig(c)) => commands::kubeconfig::run(c).await,
             Some(Command::Certs(c)) => commands::certs::run(c).await,
             Some(Command::GenerateManPages { dir }) => {
                 clap_mangen::generate_to(Cli::command(), &dir).map_err(anyhow::Error::from)

@@ -1,6 +1,7 @@
 //! One module per `rk8s-server` verb.
 
 pub mod certs;
+pub mod kubeconfig;
 pub mod member;
 pub mod run;
 pub mod snapshot;
@@ -9,7 +10,9 @@ pub mod token;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use rk8s_apiserver::bootstrap::secrets::{CLUSTER_KEY, ClusterSecrets};
 use rk8s_raftstore::client::StoreClient;
+use rk8s_raftstore::proto::RangeRequest;
 
 /// Where a member keeps its data, for the verbs that talk to its store port.
 #[derive(clap::Args)]
@@ -71,5 +74,37 @@ impl StoreAccess {
         StoreClient::connect_with(&self.endpoint, Some(&tls.client))
             .await
             .with_context(|| format!("failed to reach the member at {}", self.endpoint))
+    }
+
+    /// The API server URL the member of `data_dir` advertises (its
+    /// `--advertise-address` and port), or the default one.
+    pub fn advertised_url(&self) -> String {
+        let file = self
+            .data_dir
+            .join(rk8s_apiserver::cluster::ADVERTISE_URL_FILE);
+        match std::fs::read_to_string(&file) {
+            Ok(url) => url.trim().to_string(),
+            // A member that has not started its API server yet (or an older one).
+            Err(_) => "https://127.0.0.1:6443".to_string(),
+        }
+    }
+
+    /// The cluster's shared secrets (its CAs), read through `client`.
+    pub async fn cluster_secrets(client: &StoreClient) -> anyhow::Result<ClusterSecrets> {
+        let found = client
+            .range(
+                RangeRequest {
+                    key: CLUSTER_KEY.as_bytes().to_vec(),
+                    ..RangeRequest::default()
+                },
+                true,
+            )
+            .await
+            .context("failed to read the cluster CA")?;
+        let kv = found
+            .kvs
+            .first()
+            .context("the cluster has no CA yet: has its API server started once?")?;
+        serde_json::from_slice(&kv.value).context("the cluster CA record does not decode")
     }
 }

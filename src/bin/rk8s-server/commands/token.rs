@@ -5,8 +5,6 @@
 use anyhow::Context;
 use clap::Subcommand;
 use rk8s_apiserver::auth::{Identity, TokenRecord, new_bootstrap_token, new_secret, token_key};
-use rk8s_apiserver::bootstrap::secrets::{CLUSTER_KEY, ClusterSecrets};
-use rk8s_raftstore::proto::RangeRequest;
 
 use super::StoreAccess;
 
@@ -48,19 +46,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         store,
         server,
     } = cmd;
-    let server = match server {
-        Some(s) => s,
-        None => {
-            let file = store
-                .data_dir
-                .join(rk8s_apiserver::cluster::ADVERTISE_URL_FILE);
-            match std::fs::read_to_string(&file) {
-                Ok(url) => url.trim().to_string(),
-                // A member that has not started its API server yet (or an older one).
-                Err(_) => "https://127.0.0.1:6443".to_string(),
-            }
-        }
-    };
+    let server = server.unwrap_or_else(|| store.advertised_url());
     let client = store.connect().await?;
     let expires = (!ttl.is_zero())
         .then(|| jiff::SignedDuration::try_from(ttl).ok())
@@ -100,22 +86,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         println!("{token}");
         return Ok(());
     }
-    let found = client
-        .range(
-            RangeRequest {
-                key: CLUSTER_KEY.as_bytes().to_vec(),
-                ..RangeRequest::default()
-            },
-            true,
-        )
-        .await
-        .context("failed to read the cluster CA")?;
-    let kv = found
-        .kvs
-        .first()
-        .context("the cluster has no CA yet: has its API server started once?")?;
-    let secrets: ClusterSecrets =
-        serde_json::from_slice(&kv.value).context("the cluster CA record does not decode")?;
+    let secrets = StoreAccess::cluster_secrets(&client).await?;
     let hash = secrets.ca.cert_hash()?;
     if member {
         println!("rk8s-server --join {server} --token {token} --ca-cert-hash {hash}");

@@ -1,0 +1,204 @@
+//! Users: people and programs that show a client certificate of the cluster's client
+//! CA, read as kube-apiserver's x509 authenticator reads one (the subject's common
+//! name is the user, each organization a group), and the users a request may act as
+//! through kube-apiserver's impersonation headers (`Impersonate-User`,
+//! `Impersonate-Group`, `Impersonate-Uid`; `kubectl --as`, `--as-group`), once the
+//! caller may `impersonate` them ([`crate::rbac`]).
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::status::{ApiError, ApiResult};
+
+/// The group whose members may do everything, before any authorizer is asked.
+pub const MASTERS: &str = "system:masters";
+/// The group of every authenticated caller.
+pub const AUTHENTICATED: &str = "system:authenticated";
+/// The group of callers without credentials (only for the public endpoints).
+pub const UNAUTHENTICATED: &str = "system:unauthenticated";
+
+/// The most groups a certificate or a request's headers may name.
+const MAX_GROUPS: usize = 64;
+
+/// A user known by name and groups (a client certificate, or impersonation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The user name.
+    pub name: String,
+    /// The groups, `system:authenticated` included.
+    pub groups: Vec<String>,
+    /// The uid, when impersonation named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+impl User {
+    /// A user `name` in `groups`, and in `system:authenticated` as every user is.
+    pub fn new(name: String, mut groups: Vec<String>) -> Self {
+        if !groups.iter().any(|g| g == AUTHENTICATED) {
+            groups.push(AUTHENTICATED.to_string());
+        }
+        User {
+            name,
+            groups,
+            uid: None,
+        }
+    }
+
+    /// Whether the user is in `system:masters`.
+    pub fn is_master(&self) -> bool {
+        self.groups.iter().any(|g| g == MASTERS)
+    }
+}
+
+fn unauthorized(why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        http::StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        format!("Unauthorized: {why}"),
+    )
+}
+
+/// The user of a client certificate (DER) the TLS handshake verified against the
+/// client CA: its common name and organizations. A certificate without a common name
+/// is refused, as kube-apiserver does.
+pub fn from_certificate(der: &[u8]) -> ApiResult<User> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| unauthorized(format!("the client certificate does not parse: {e}")))?;
+    let subject = cert.subject();
+    let text = |attr: &x509_parser::x509::AttributeTypeAndValue<'_>| {
+        attr.as_str()
+            .map(str::to_string)
+            .map_err(|_| unauthorized("the client certificate's subject is not text"))
+    };
+    let name = match subject.iter_common_name().next() {
+        Some(cn) => text(cn)?,
+        None => return Err(unauthorized("the client certificate names no user")),
+    };
+    if name.is_empty() {
+        return Err(unauthorized("the client certificate names no user"));
+    }
+    let groups = subject
+        .iter_organization()
+        .take(MAX_GROUPS)
+        .map(text)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(User::new(name, groups))
+}
+
+/// What a request's impersonation headers ask to act as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Impersonation {
+    /// `Impersonate-User`.
+    pub user: String,
+    /// `Impersonate-Group` (any number of headers).
+    pub groups: Vec<String>,
+    /// `Impersonate-Uid`.
+    pub uid: Option<String>,
+}
+
+impl Impersonation {
+    /// The user the request then acts as: the groups asked for (a ServiceAccount's
+    /// when none are and the user names one), in `system:authenticated`.
+    pub fn user(&self) -> User {
+        let mut groups = self.groups.clone();
+        if groups.is_empty()
+            && let Some((ns, _)) = crate::service_accounts::parse_user_name(&self.user)
+        {
+            groups = vec![
+                "system:serviceaccounts".to_string(),
+                format!("system:serviceaccounts:{ns}"),
+            ];
+        }
+        let mut user = User::new(self.user.clone(), groups);
+        user.uid = self.uid.clone();
+        user
+    }
+}
+
+/// The impersonation a request's headers ask for, if any; 400 for groups or a uid
+/// without a user, or headers that are not text.
+pub fn impersonation(headers: &HeaderMap) -> ApiResult<Option<Impersonation>> {
+    let text = |v: &http::HeaderValue, name: &str| {
+        v.to_str()
+            .map(str::to_string)
+            .map_err(|_| ApiError::bad_request(format!("the {name} header is not text")))
+    };
+    let user = headers
+        .get("impersonate-user")
+        .map(|v| text(v, "Impersonate-User"))
+        .transpose()?;
+    let groups = headers
+        .get_all("impersonate-group")
+        .iter()
+        .take(MAX_GROUPS + 1)
+        .map(|v| text(v, "Impersonate-Group"))
+        .collect::<ApiResult<Vec<_>>>()?;
+    if groups.len() > MAX_GROUPS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_GROUPS} Impersonate-Group headers"
+        )));
+    }
+    let uid = headers
+        .get("impersonate-uid")
+        .map(|v| text(v, "Impersonate-Uid"))
+        .transpose()?;
+    match user {
+        Some(user) if !user.is_empty() => Ok(Some(Impersonation { user, groups, uid })),
+        // kube-apiserver's wording.
+        _ if !groups.is_empty() || uid.is_some() => Err(ApiError::bad_request(
+            "requested impersonation of groups or a uid without impersonating a user",
+        )),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificates_name_the_user_and_its_groups() {
+        let ca = crate::bootstrap::pki::ClusterCa::generate_client_ca().unwrap();
+        let (pem, _) = ca
+            .issue_client(
+                "jane",
+                &["devs".to_string(), "ops".to_string()],
+                std::time::Duration::from_secs(3600),
+            )
+            .unwrap();
+        let der = rk8s_http::tls::pem_to_der(&pem).unwrap();
+        let user = from_certificate(&der).unwrap();
+        assert_eq!(user.name, "jane");
+        assert_eq!(user.groups, ["devs", "ops", AUTHENTICATED]);
+        assert!(!user.is_master());
+        assert!(from_certificate(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn impersonation_headers_need_a_user() {
+        let mut h = HeaderMap::new();
+        assert_eq!(impersonation(&h).unwrap(), None);
+        h.append("impersonate-group", "devs".parse().unwrap());
+        assert_eq!(impersonation(&h).unwrap_err().code, 400);
+        h.append("impersonate-user", "jane".parse().unwrap());
+        h.append("impersonate-group", "ops".parse().unwrap());
+        let asked = impersonation(&h).unwrap().unwrap();
+        assert_eq!(asked.groups, ["devs", "ops"]);
+        assert_eq!(asked.user().groups, ["devs", "ops", AUTHENTICATED]);
+        let mut sa = HeaderMap::new();
+        sa.append(
+            "impersonate-user",
+            "system:serviceaccount:d:robot".parse().unwrap(),
+        );
+        let robot = impersonation(&sa).unwrap().unwrap().user();
+        assert_eq!(
+            robot.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:d",
+                AUTHENTICATED
+            ]
+        );
+    }
+}

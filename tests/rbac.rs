@@ -1,0 +1,329 @@
+//! Users and what RBAC lets them do, through Debian's kubectl against a real server:
+//! a user known by a client certificate from `rk8s-server kubeconfig create`, the
+//! default roles (`view`, `admin`, aggregated), `kubectl auth can-i` (also `--as`
+//! and `--list`) and `whoami`, escalation refused, impersonation only when allowed,
+//! a TokenReview.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::apiserver::Server;
+use support::node::eventually;
+
+const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
+
+/// `rk8s-server kubeconfig create --user USER --group G...` into a file of `dir`.
+fn user_kubeconfig(server: &Server, dir: &Path, user: &str, groups: &[&str]) -> PathBuf {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rk8s-server"));
+    cmd.args(["kubeconfig", "create", "--user", user])
+        .args(server.store_access());
+    for g in groups {
+        cmd.args(["--group", g]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubeconfig create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join(format!("{user}.kubeconfig"));
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+/// `kubectl --kubeconfig CONFIG ARGS`: whether it succeeded, and what it printed.
+fn kubectl(config: &Path, args: &[&str]) -> (bool, String) {
+    let out = support::cli::output(support::cli::kubectl_command(config).args(args), None);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn ok(config: &Path, args: &[&str]) -> String {
+    let (ok, out) = kubectl(config, args);
+    assert!(ok, "kubectl {args:?}: {out}");
+    out
+}
+
+fn refused(config: &Path, args: &[&str], message: &str) {
+    let (ok, out) = kubectl(config, args);
+    assert!(!ok, "kubectl {args:?} succeeded: {out}");
+    assert!(out.contains(message), "kubectl {args:?}: {out}");
+}
+
+/// `kubectl auth can-i ARGS` as `config`: yes or no.
+fn can_i(config: &Path, args: &[&str]) -> bool {
+    let mut all = vec!["auth", "can-i"];
+    all.extend_from_slice(args);
+    let (ok, out) = kubectl(config, &all);
+    assert_eq!(
+        out.trim().lines().next() == Some("yes"),
+        ok,
+        "{args:?}: {out}"
+    );
+    ok
+}
+
+#[tokio::test]
+async fn users_get_what_their_roles_grant_and_no_more() {
+    let server = Server::start(API_ONLY);
+    let admin = server.kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let jane = user_kubeconfig(&server, dir.path(), "jane", &["devs"]);
+
+    // Who jane is, from her certificate; she may do nothing yet.
+    let whoami: Value =
+        serde_json::from_str(&ok(&jane, &["auth", "whoami", "-o", "json"])).unwrap();
+    assert_eq!(whoami["status"]["userInfo"]["username"], "jane");
+    assert_eq!(
+        whoami["status"]["userInfo"]["groups"],
+        serde_json::json!(["devs", "system:authenticated"])
+    );
+    refused(
+        &jane,
+        &["get", "pods"],
+        "pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"",
+    );
+
+    // The default roles, their aggregated rules filled in.
+    eventually("view aggregated", async || {
+        let (ok, out) = kubectl(&admin, &["get", "clusterrole", "view", "-o", "json"]);
+        let role: Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
+        (role["rules"].as_array()?.len() > 3).then_some(())
+    })
+    .await;
+    ok(&admin, &["create", "namespace", "team"]);
+    ok(
+        &admin,
+        &[
+            "create",
+            "clusterrolebinding",
+            "jane-views",
+            "--clusterrole=view",
+            "--user=jane",
+        ],
+    );
+    ok(
+        &admin,
+        &[
+            "create",
+            "rolebinding",
+            "jane-admin",
+            "-n",
+            "team",
+            "--clusterrole=admin",
+            "--group=devs",
+        ],
+    );
+    eventually("jane's bindings in effect", async || {
+        kubectl(
+            &jane,
+            &["auth", "can-i", "create", "configmaps", "-n", "team"],
+        )
+        .0
+        .then_some(())
+    })
+    .await;
+
+    // view everywhere: reads, but no Secrets and no writes; admin of one namespace.
+    ok(&jane, &["get", "pods", "-A"]);
+    refused(
+        &jane,
+        &["create", "configmap", "settings", "--from-literal=a=b"],
+        "configmaps is forbidden: User \"jane\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"default\"",
+    );
+    refused(
+        &jane,
+        &["get", "secrets"],
+        "secrets is forbidden: User \"jane\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\"",
+    );
+    ok(
+        &jane,
+        &[
+            "create",
+            "configmap",
+            "settings",
+            "-n",
+            "team",
+            "--from-literal=a=b",
+        ],
+    );
+    ok(&jane, &["get", "secrets", "-n", "team"]);
+
+    // can-i, for herself, and for her by the admin with --as.
+    assert!(can_i(&jane, &["list", "pods"]));
+    assert!(!can_i(&jane, &["delete", "pods"]));
+    assert!(can_i(&jane, &["delete", "pods", "-n", "team"]));
+    assert!(!can_i(&jane, &["get", "nodes"]));
+    assert!(can_i(&jane, &["get", "/api"]));
+    assert!(!can_i(&jane, &["get", "/metrics"]));
+    assert!(can_i(
+        &admin,
+        &[
+            "create",
+            "configmaps",
+            "-n",
+            "team",
+            "--as=jane",
+            "--as-group=devs"
+        ]
+    ));
+    assert!(!can_i(
+        &admin,
+        &["create", "configmaps", "-n", "team", "--as=jane"]
+    ));
+    assert!(!can_i(
+        &admin,
+        &["create", "configmaps", "--as=jane", "--as-group=devs"]
+    ));
+    let listed = ok(&jane, &["auth", "can-i", "--list", "-n", "team"]);
+    assert!(listed.contains("configmaps"), "{listed}");
+    assert!(listed.contains("/api"), "{listed}");
+
+    // Impersonation is the admin's, not jane's.
+    refused(
+        &jane,
+        &["get", "pods", "--as=root"],
+        "users \"root\" is forbidden: User \"jane\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+    );
+    let as_jane = ok(
+        &admin,
+        &[
+            "auth",
+            "whoami",
+            "--as=jane",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(as_jane.trim(), "jane");
+
+    // No escalation: jane writes roles in her namespace only with rights she holds,
+    // and binds only roles whose rights she holds.
+    ok(
+        &jane,
+        &[
+            "create",
+            "role",
+            "pod-reader",
+            "-n",
+            "team",
+            "--verb=get,list",
+            "--resource=pods",
+        ],
+    );
+    refused(
+        &jane,
+        &[
+            "create",
+            "role",
+            "node-reader",
+            "-n",
+            "team",
+            "--verb=get",
+            "--resource=nodes",
+        ],
+        "roles.rbac.authorization.k8s.io \"node-reader\" is forbidden: user \"jane\" (groups=[\"devs\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}",
+    );
+    refused(
+        &jane,
+        &[
+            "create",
+            "rolebinding",
+            "root",
+            "-n",
+            "team",
+            "--clusterrole=cluster-admin",
+            "--user=jane",
+        ],
+        "is attempting to grant RBAC permissions not currently held",
+    );
+    ok(
+        &jane,
+        &[
+            "create",
+            "rolebinding",
+            "readers",
+            "-n",
+            "team",
+            "--role=pod-reader",
+            "--user=john",
+        ],
+    );
+
+    // A ClusterRole labelled to aggregate into view gives view's holders its rules.
+    assert!(!can_i(&jane, &["get", "secrets"]));
+    ok(
+        &admin,
+        &[
+            "create",
+            "clusterrole",
+            "secret-viewer",
+            "--verb=get",
+            "--resource=secrets",
+        ],
+    );
+    ok(
+        &admin,
+        &[
+            "label",
+            "clusterrole",
+            "secret-viewer",
+            "rbac.authorization.k8s.io/aggregate-to-view=true",
+        ],
+    );
+    eventually("the aggregated rule in effect", async || {
+        kubectl(&jane, &["auth", "can-i", "get", "secrets"])
+            .0
+            .then_some(())
+    })
+    .await;
+
+    // A TokenReview says whose a token is (the admin may create them, jane may not).
+    let token = ok(&admin, &["create", "token", "default"]);
+    let review = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": token.trim()}});
+    let file = dir.path().join("review.json");
+    std::fs::write(&file, review.to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    let answer: Value =
+        serde_json::from_str(&ok(&admin, &["create", "-f", file, "-o", "json"])).unwrap();
+    assert_eq!(answer["status"]["authenticated"], true, "{answer}");
+    assert_eq!(
+        answer["status"]["user"]["username"],
+        "system:serviceaccount:default:default"
+    );
+    refused(
+        &jane,
+        &["create", "-f", file],
+        "tokenreviews.authentication.k8s.io is forbidden: User \"jane\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope",
+    );
+}
+
+#[tokio::test]
+async fn a_masters_certificate_may_do_everything_and_a_foreign_one_nothing() {
+    let server = Server::start(API_ONLY);
+    let dir = tempfile::tempdir().unwrap();
+    let root = user_kubeconfig(&server, dir.path(), "root", &["system:masters"]);
+    ok(&root, &["create", "namespace", "mine"]);
+    ok(&root, &["get", "--raw", "/metrics"]);
+    assert!(can_i(&root, &["*", "*"]));
+    // A certificate of another cluster's client CA does not get through TLS.
+    let other = Server::start(API_ONLY);
+    let stranger = user_kubeconfig(&other, dir.path(), "root", &["system:masters"]);
+    let mut mixed = kube::config::Kubeconfig::read_from(&stranger).unwrap();
+    mixed.clusters = kube::config::Kubeconfig::read_from(server.kubeconfig())
+        .unwrap()
+        .clusters;
+    let mixed_path = dir.path().join("mixed.kubeconfig");
+    std::fs::write(&mixed_path, serde_json::to_string(&mixed).unwrap()).unwrap();
+    let (ok, out) = kubectl(&mixed_path, &["get", "namespaces"]);
+    assert!(!ok, "{out}");
+}
