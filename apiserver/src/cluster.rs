@@ -258,6 +258,10 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     ensure_system_objects(api.registry())
         .await
         .map_err(|e| StartError::Store(e.message))?;
+    // kube-apiserver's default roles and bindings, reconciled at every start.
+    crate::rbac::bootstrap::ensure_defaults(api.registry())
+        .await
+        .map_err(|e| StartError::Store(e.message))?;
     if let Some(path) = &cfg.admin_kubeconfig {
         match std::fs::read_to_string(&token_file) {
             Ok(token) => {

@@ -19,11 +19,13 @@ use k8s_openapi::api::authorization::v1::{
     SubjectAccessReviewStatus, SubjectRulesReviewStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use rk8s_http::body::{Body, json_response};
+use rk8s_http::body::{Body, json_response, protobuf_response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::Identity;
+use crate::content::{self, Encoding};
+use crate::decode::{FieldValidation, parse_body};
 use crate::rbac::{Attributes, Target};
 use crate::request::{Query, ResourceRequest, ReviewKind, Verb};
 use crate::server::{ApiServer, read_body};
@@ -136,11 +138,26 @@ fn user_info(identity: &Identity) -> UserInfo {
     }
 }
 
-fn created<T: Serialize>(kind: ReviewKind, obj: &T) -> ApiResult<Response<Body>> {
-    let mut v = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+/// A review's answer: 201 with the review, as protobuf when the client prefers it.
+fn created(kind: ReviewKind, obj: &dyn ErasedSerialize, protobuf: bool) -> ApiResult<Response<Body>> {
+    let mut v = obj.to_json()?;
     v["apiVersion"] = format!("{}/v1", kind.group()).into();
     v["kind"] = kind.kind().into();
+    if protobuf && let Some(resp) = protobuf_response(StatusCode::CREATED, &v, &[]) {
+        return Ok(resp);
+    }
     Ok(json_response(StatusCode::CREATED, &v, &[]))
+}
+
+/// A review object as JSON (each review kind is a type of its own).
+trait ErasedSerialize {
+    fn to_json(&self) -> ApiResult<serde_json::Value>;
+}
+
+impl<T: Serialize> ErasedSerialize for T {
+    fn to_json(&self) -> ApiResult<serde_json::Value> {
+        serde_json::to_value(self).map_err(|e| ApiError::internal(e.to_string()))
+    }
 }
 
 impl ApiServer {
@@ -184,45 +201,43 @@ impl ApiServer {
                 )));
             }
         }
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|t| t.starts_with("application/json") || t.is_empty());
-        if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UnsupportedMediaType",
-                format!("{} is accepted as application/json only", kind.kind()),
-            ));
-        }
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (content_type, accept) = (header(header::CONTENT_TYPE), header(header::ACCEPT));
+        let protobuf = content::negotiate(accept.as_deref()) == Encoding::Protobuf;
+        let created = |obj: &dyn ErasedSerialize| created(kind, obj, protobuf);
         let body = read_body(req.into_body(), None).await?;
+        let body = parse_body(content_type.as_deref().unwrap_or(""), &body, FieldValidation::Ignore)?.value;
         match kind {
             ReviewKind::SelfSubjectReview => {
-                let mut r: SelfSubjectReview = parse(kind, &body)?;
+                let mut r: SelfSubjectReview = parse(kind, body)?;
                 r.status = Some(SelfSubjectReviewStatus {
                     user_info: Some(user_info(identity)),
                 });
-                created(kind, &r)
+                created(&r)
             }
             ReviewKind::TokenReview => {
-                let mut r: TokenReview = parse(kind, &body)?;
+                let mut r: TokenReview = parse(kind, body)?;
                 let token = r.spec.token.clone().unwrap_or_default();
                 r.status = Some(self.token_review(&token, r.spec.audiences.as_deref()).await);
-                created(kind, &r)
+                created(&r)
             }
             ReviewKind::SelfSubjectAccessReview => {
-                let mut r: SelfSubjectAccessReview = parse(kind, &body)?;
+                let mut r: SelfSubjectAccessReview = parse(kind, body)?;
                 let asked = Asked::of(
                     kind,
                     &r.spec.resource_attributes,
                     &r.spec.non_resource_attributes,
                 )?;
                 r.status = Some(self.access(identity, &asked.attributes())?);
-                created(kind, &r)
+                created(&r)
             }
             ReviewKind::SubjectAccessReview | ReviewKind::LocalSubjectAccessReview => {
-                let mut r: SubjectAccessReview = parse(kind, &body)?;
+                let mut r: SubjectAccessReview = parse(kind, body)?;
                 if let Some(ns) = &namespace {
                     check_namespace(kind, ns, &mut r.metadata, &mut r.spec)?;
                 }
@@ -233,13 +248,13 @@ impl ApiServer {
                     &r.spec.non_resource_attributes,
                 )?;
                 r.status = Some(self.access(&subject, &asked.attributes())?);
-                created(kind, &r)
+                created(&r)
             }
             ReviewKind::SelfSubjectRulesReview => {
-                let mut r: SelfSubjectRulesReview = parse(kind, &body)?;
+                let mut r: SelfSubjectRulesReview = parse(kind, body)?;
                 let ns = r.spec.namespace.clone().unwrap_or_default();
                 r.status = Some(self.rules(identity, &ns)?);
-                created(kind, &r)
+                created(&r)
             }
         }
     }
@@ -344,8 +359,8 @@ impl ApiServer {
     }
 }
 
-fn parse<T: DeserializeOwned>(kind: ReviewKind, body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body)
+fn parse<T: DeserializeOwned>(kind: ReviewKind, body: serde_json::Value) -> ApiResult<T> {
+    serde_json::from_value(body)
         .map_err(|e| ApiError::bad_request(format!("the {} does not decode: {e}", kind.kind())))
 }
 
