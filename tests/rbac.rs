@@ -75,7 +75,7 @@ async fn users_get_what_their_roles_grant_and_no_more() {
     let server = Server::start(API_ONLY);
     let admin = server.kubeconfig();
     let dir = tempfile::tempdir().unwrap();
-    let jane = user_kubeconfig(&server, dir.path(), "jane", &["devs"]);
+    let jane = user_kubeconfig(&server, dir.path(), "jane", &["devs", "qa"]);
 
     // Who jane is, from her certificate; she may do nothing yet.
     let whoami: Value =
@@ -83,7 +83,7 @@ async fn users_get_what_their_roles_grant_and_no_more() {
     assert_eq!(whoami["status"]["userInfo"]["username"], "jane");
     assert_eq!(
         whoami["status"]["userInfo"]["groups"],
-        serde_json::json!(["devs", "system:authenticated"])
+        serde_json::json!(["devs", "qa", "system:authenticated"])
     );
     refused(
         &jane,
@@ -229,7 +229,7 @@ async fn users_get_what_their_roles_grant_and_no_more() {
             "--verb=get",
             "--resource=nodes",
         ],
-        "roles.rbac.authorization.k8s.io \"node-reader\" is forbidden: user \"jane\" (groups=[\"devs\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}",
+        "roles.rbac.authorization.k8s.io \"node-reader\" is forbidden: user \"jane\" (groups=[\"devs\" \"qa\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"nodes\"], Verbs:[\"get\"]}",
     );
     refused(
         &jane,

@@ -1,7 +1,7 @@
 //! Bootstrapping a cluster, apart from serving its API: the CAs and certificates
 //! ([`pki`]), the secrets every member shares ([`secrets`]), store members joining
-//! ([`members`]), nodes joining ([`join`]) and a cluster restored from a backup
-//! ([`restore`]).
+//! ([`members`]), nodes joining ([`join`]), a cluster restored from a backup
+//! ([`restore`]) and users' certificates with several groups ([`subject`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ pub mod members;
 pub mod pki;
 pub mod restore;
 pub mod secrets;
+pub mod subject;
 
 use pki::PkiError;
 

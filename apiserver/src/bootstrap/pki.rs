@@ -207,16 +207,19 @@ impl ClusterCa {
             .unwrap_or(jiff::Timestamp::MAX);
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, user);
-        for g in groups {
-            dn.push(DnType::OrganizationName, g.as_str());
-        }
         let mut params = CertificateParams::default();
         params.distinguished_name = dn;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.not_before = unix(now - jiff::SignedDuration::from_secs(60));
         params.not_after = unix(ends);
-        self.sign(params)
+        // rcgen writes one organization at most: the subject with all the groups
+        // replaces the one it wrote.
+        let (cert, key) = self.sign(params)?;
+        let der = rk8s_http::tls::pem_to_der(&cert)?;
+        let subject = super::subject::name(user, groups);
+        let der = super::subject::with_subject(&der, &subject, &self.key()?)?;
+        Ok((super::subject::pem(&der), key))
     }
 
     fn issue(
@@ -257,10 +260,7 @@ impl ClusterCa {
 
     /// A certificate of `params` with a new key, signed by this CA.
     fn sign(&self, params: CertificateParams) -> Result<(String, String), PkiError> {
-        let ca_key = KeyPair::from_pem(&self.key_pem).map_err(|e| PkiError::Invalid {
-            what: "CA key",
-            detail: e.to_string(),
-        })?;
+        let ca_key = self.key()?;
         // The issuer as the CA certificate names itself.
         let issuer =
             Issuer::from_ca_cert_pem(&self.cert_pem, ca_key).map_err(|e| PkiError::Invalid {
@@ -270,6 +270,13 @@ impl ClusterCa {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
         Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    fn key(&self) -> Result<KeyPair, PkiError> {
+        KeyPair::from_pem(&self.key_pem).map_err(|e| PkiError::Invalid {
+            what: "CA key",
+            detail: e.to_string(),
+        })
     }
 
     /// `sha256:<hex>` of the CA certificate (DER): what `rk8s-node join
@@ -354,6 +361,44 @@ mod tests {
         );
         assert!(ca.cert_hash().unwrap().starts_with("sha256:"));
         assert_eq!(ca.cert_hash().unwrap().len(), 7 + 64);
+    }
+
+    #[test]
+    fn users_certificates_verify_against_the_client_ca_only() {
+        use rustls::pki_types::UnixTime;
+        let clients = ClusterCa::generate_client_ca().unwrap();
+        let verifier = |ca: &ClusterCa| {
+            rustls::server::WebPkiClientVerifier::builder_with_provider(
+                roots(&ca.cert_pem).unwrap(),
+                provider(),
+            )
+            .build()
+            .unwrap()
+        };
+        let groups = ["devs".to_string(), "ops".to_string(), "qa".to_string()];
+        let (cert, key) = clients
+            .issue_client("jane", &groups, std::time::Duration::from_secs(3600))
+            .unwrap();
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        verifier(&clients)
+            .verify_client_cert(&der, &[], UnixTime::now())
+            .unwrap();
+        // Its key is the certificate's: rustls takes the pair for a client.
+        rk8s_http::tls::client_cert_config(&clients.cert_pem, &cert, &key).unwrap();
+        // The cluster CA (which node agents trust) did not sign it.
+        let cluster = ClusterCa::generate().unwrap();
+        assert!(
+            verifier(&cluster)
+                .verify_client_cert(&der, &[], UnixTime::now())
+                .is_err()
+        );
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let orgs: Vec<&str> = parsed
+            .subject()
+            .iter_organization()
+            .map(|o| o.as_str().unwrap())
+            .collect();
+        assert_eq!(orgs, ["devs", "ops", "qa"]);
     }
 
     #[test]
