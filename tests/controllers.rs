@@ -129,10 +129,10 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // nodes, leases, ReplicaSets, ReplicationControllers, Deployments, DaemonSets,
     // StatefulSets, ControllerRevisions, Jobs, CronJobs, PodDisruptionBudgets,
     // Services, Endpoints, HPAs, PersistentVolumeClaims, PersistentVolumes,
-    // StorageClasses, Namespaces, ServiceAccounts, ConfigMaps.
+    // StorageClasses, Namespaces, ServiceAccounts, ConfigMaps, ClusterRoles.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Informer"}"#),
-        Some(21.0),
+        Some(22.0),
         "{text}"
     );
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
@@ -148,10 +148,11 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     );
     // The scheduler, and the ReplicaSet, ReplicationController, Deployment, Job,
     // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, PersistentVolume,
-    // disruption, garbage collector, node lifecycle and ServiceAccount controllers.
+    // disruption, garbage collector, node lifecycle, ServiceAccount and ClusterRole
+    // aggregation controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(15.0)
+        Some(16.0)
     );
     assert!(
         sample(

@@ -4,6 +4,8 @@
 //! and `--list`) and `whoami`, escalation refused, impersonation only when allowed,
 //! a TokenReview.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -1,8 +1,10 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
 //! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, PersistentVolume,
-//! PodDisruptionBudget, garbage collector, node lifecycle) and, always — pods cannot
-//! be created without them —, the ServiceAccount and root CA controller.
+//! PodDisruptionBudget, garbage collector, node lifecycle) and, always, the
+//! ServiceAccount and root CA controller (pods cannot be created without them) and the
+//! ClusterRole aggregation controller (the default roles `admin`, `edit` and `view`
+//! have no rules without it).
 //! They live on an actix system of their own thread, in one `rk8s_supervision`
 //! registry; when this member becomes leader they start, when it loses leadership
 //! they all stop. Each is supervised: killed — wherever it is, mid-reconcile too — it
@@ -10,6 +12,7 @@
 //! one set of shared informers ([`rk8s_informers`]: one watch and one cache per kind),
 //! made anew at each election.
 
+use rk8s_controllers::clusterrole_aggregation_actor::ClusterRoleAggregationController;
 use rk8s_controllers::cronjob_actor::CronJobSupervisor;
 use rk8s_controllers::daemonset_actor::DaemonSetSupervisor;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
@@ -40,7 +43,8 @@ pub struct ControlPlaneConfig {
     pub profiles: Vec<Profile>,
     /// Run the scheduler.
     pub scheduler: bool,
-    /// Run the controllers (the ServiceAccount and root CA controller runs anyway).
+    /// Run the controllers (the ServiceAccount and root CA controller and the
+    /// ClusterRole aggregation controller run anyway).
     pub controllers: bool,
     /// The cluster CA (PEM), published in every namespace as `kube-root-ca.crt`.
     pub root_ca: String,
@@ -84,6 +88,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     let (c, i, ca) = (client.clone(), informers.clone(), config.root_ca.clone());
     actors.start(CONTROLLER, "serviceaccount", move |me| {
         ServiceAccountsController::new(c.clone(), ca.clone(), &i, me)
+    });
+    let (c, i) = (client.clone(), informers.clone());
+    actors.start(CONTROLLER, "clusterrole-aggregation", move |me| {
+        ClusterRoleAggregationController::new(c.clone(), &i, me)
     });
     if !config.controllers {
         return;

@@ -38,6 +38,9 @@
 //! - [`endpoints`] and [`endpoints_actor`]: the Endpoints of selector Services.
 //! - [`service_accounts`] and [`service_accounts_actor`]: each namespace's `default`
 //!   ServiceAccount and `kube-root-ca.crt` ConfigMap.
+//! - [`clusterrole_aggregation`] and [`clusterrole_aggregation_actor`]: the rules of
+//!   each ClusterRole with an `aggregationRule` (`admin`, `edit`, `view`), the union
+//!   of the roles it selects.
 //! - [`gc`]: the garbage collector (background, foreground and orphan cascades).
 //! - [`common`]: owner references, pod readiness, expectations; [`events`]: events;
 //!   [`metrics`]: Prometheus metrics.
@@ -46,6 +49,8 @@
 //! there again by kind and name, killed (chaos) as a crash kills, restarted from
 //! scratch to rebuild from the API.
 
+pub mod clusterrole_aggregation;
+pub mod clusterrole_aggregation_actor;
 pub mod common;
 pub mod cronjob;
 pub mod cronjob_actor;

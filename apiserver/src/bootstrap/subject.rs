@@ -100,8 +100,7 @@ pub fn with_subject(cert: &[u8], subject: &[u8], ca_key: &KeyPair) -> Result<Vec
     };
     let (tbs_header, _) = element(tbs).ok_or_else(|| malformed("not DER"))?;
     let mut fields = elements(&tbs[tbs_header..]).ok_or_else(|| malformed("not DER"))?;
-    if fields.first().and_then(|f| f.first()) != Some(&VERSION) || fields.len() <= SUBJECT_FIELD
-    {
+    if fields.first().and_then(|f| f.first()) != Some(&VERSION) || fields.len() <= SUBJECT_FIELD {
         return Err(malformed("not an X.509 v3 certificate"));
     }
     fields[SUBJECT_FIELD] = subject;

@@ -139,7 +139,11 @@ fn user_info(identity: &Identity) -> UserInfo {
 }
 
 /// A review's answer: 201 with the review, as protobuf when the client prefers it.
-fn created(kind: ReviewKind, obj: &dyn ErasedSerialize, protobuf: bool) -> ApiResult<Response<Body>> {
+fn created(
+    kind: ReviewKind,
+    obj: &dyn ErasedSerialize,
+    protobuf: bool,
+) -> ApiResult<Response<Body>> {
     let mut v = obj.to_json()?;
     v["apiVersion"] = format!("{}/v1", kind.group()).into();
     v["kind"] = kind.kind().into();
@@ -211,7 +215,12 @@ impl ApiServer {
         let protobuf = content::negotiate(accept.as_deref()) == Encoding::Protobuf;
         let created = |obj: &dyn ErasedSerialize| created(kind, obj, protobuf);
         let body = read_body(req.into_body(), None).await?;
-        let body = parse_body(content_type.as_deref().unwrap_or(""), &body, FieldValidation::Ignore)?.value;
+        let body = parse_body(
+            content_type.as_deref().unwrap_or(""),
+            &body,
+            FieldValidation::Ignore,
+        )?
+        .value;
         match kind {
             ReviewKind::SelfSubjectReview => {
                 let mut r: SelfSubjectReview = parse(kind, body)?;
