@@ -2,10 +2,11 @@
 //! libraries and rk8s's own components all speak to rk8s as they would to Kubernetes.
 //!
 //! - [`request`]: what a request asks (verb, kind, namespace, name, subresource);
-//! - [`auth`]: bearer tokens and what each caller may do ([`service_accounts`]: the
-//!   tokens of ServiceAccounts, their admission and the `kubernetes` Service;
-//!   [`token_request`]: the TokenRequest API;
-//!   [`rbac`]: what roles bound to a service account allow it); [`admission`]: what the
+//! - [`auth`]: bearer tokens and what each caller may do ([`users`]: users by client
+//!   certificate and impersonation; [`service_accounts`]: the tokens of
+//!   ServiceAccounts, their admission and the `kubernetes` Service;
+//!   [`token_request`]: the TokenRequest API; [`rbac`]: the authorizer chain, RBAC,
+//!   escalation prevention and the default roles); [`admission`]: what the
 //!   server changes and refuses before a write is stored ([`node_restriction`]: what a
 //!   node may change of its own Node);
 //! - [`registry`]: objects in the store, one key each, `resourceVersion` = revision;
@@ -28,6 +29,7 @@
 pub mod admission;
 pub mod allocator;
 pub mod apply;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod caches;
@@ -47,6 +49,7 @@ pub mod node_reads;
 pub mod node_restriction;
 pub mod openapi;
 pub mod patch;
+pub mod pod_security;
 pub mod pod_writes;
 pub mod proxy;
 pub mod rbac;

@@ -1,0 +1,1 @@
+//! Kubernetes audit logging (being written).
