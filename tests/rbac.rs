@@ -8,33 +8,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::Value;
 use support::apiserver::Server;
 use support::node::eventually;
 
 const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
-
-/// `rk8s-server kubeconfig create --user USER --group G...` into a file of `dir`.
-fn user_kubeconfig(server: &Server, dir: &Path, user: &str, groups: &[&str]) -> PathBuf {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rk8s-server"));
-    cmd.args(["kubeconfig", "create", "--user", user])
-        .args(server.store_access());
-    for g in groups {
-        cmd.args(["--group", g]);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubeconfig create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = dir.join(format!("{user}.kubeconfig"));
-    std::fs::write(&path, &out.stdout).unwrap();
-    path
-}
 
 /// `kubectl --kubeconfig CONFIG ARGS`: whether it succeeded, and what it printed.
 fn kubectl(config: &Path, args: &[&str]) -> (bool, String) {
@@ -77,7 +57,7 @@ async fn users_get_what_their_roles_grant_and_no_more() {
     let server = Server::start(API_ONLY);
     let admin = server.kubeconfig();
     let dir = tempfile::tempdir().unwrap();
-    let jane = user_kubeconfig(&server, dir.path(), "jane", &["devs", "qa"]);
+    let jane = server.user_kubeconfig(dir.path(), "jane", &["devs", "qa"]);
 
     // Who jane is, from her certificate; she may do nothing yet.
     let whoami: Value =
@@ -313,13 +293,13 @@ async fn users_get_what_their_roles_grant_and_no_more() {
 async fn a_masters_certificate_may_do_everything_and_a_foreign_one_nothing() {
     let server = Server::start(API_ONLY);
     let dir = tempfile::tempdir().unwrap();
-    let root = user_kubeconfig(&server, dir.path(), "root", &["system:masters"]);
+    let root = server.user_kubeconfig(dir.path(), "root", &["system:masters"]);
     ok(&root, &["create", "namespace", "mine"]);
     ok(&root, &["get", "--raw", "/metrics"]);
     assert!(can_i(&root, &["*", "*"]));
     // A certificate of another cluster's client CA does not get through TLS.
     let other = Server::start(API_ONLY);
-    let stranger = user_kubeconfig(&other, dir.path(), "root", &["system:masters"]);
+    let stranger = other.user_kubeconfig(dir.path(), "root", &["system:masters"]);
     let mut mixed = kube::config::Kubeconfig::read_from(&stranger).unwrap();
     mixed.clusters = kube::config::Kubeconfig::read_from(server.kubeconfig())
         .unwrap()

@@ -324,6 +324,21 @@ impl Server {
         (out.status.success(), text)
     }
 
+    /// `rk8s-server kubeconfig create --user USER --group G...` against this server's
+    /// store, written into a file of `dir`: its path.
+    pub fn user_kubeconfig(&self, dir: &Path, user: &str, groups: &[&str]) -> PathBuf {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rk8s-server"));
+        cmd.args(["kubeconfig", "create", "--user", user])
+            .args(self.store_access());
+        for g in groups {
+            cmd.args(["--group", g]);
+        }
+        let out = cli::success(("kubeconfig create", user), cmd.output().unwrap());
+        let path = dir.join(format!("{user}.kubeconfig"));
+        std::fs::write(&path, out).unwrap();
+        path
+    }
+
     /// `rk8s-server token create --node NAME` against this server's store.
     pub fn node_token(&self, node: &str) -> String {
         let url = format!("https://{}:{}", self.host, self.port);
