@@ -441,6 +441,8 @@ impl Handlers {
         }
         let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
+        let pod_security = crate::pod_security::Context::read(&self.registry, req).await?;
+        let warnings = [warnings, pod_security.admit(&obj, None)?.warnings].concat();
         self.confirm_no_escalation(c.identity, &obj)?;
         let created = if dry_run(c.query)? {
             obj
@@ -484,6 +486,7 @@ impl Handlers {
         let name = req.name().to_string();
         let kind = req.kind;
         let mut warnings = Vec::new();
+        let pod_security = crate::pod_security::Context::read(&self.registry, req).await?;
         let outcome = self
             .registry
             .update(&kind, req.namespace.as_deref(), &name, |current| {
@@ -547,6 +550,7 @@ impl Handlers {
                 };
                 admission::mutate_update(&mut new, &current, part, &self.custom)?;
                 admission::validate(c.identity, &new, Some(&current), None, &self.custom)?;
+                warnings.extend(pod_security.admit(&new, Some(&current))?.warnings);
                 self.confirm_no_escalation(c.identity, &new)?;
                 crate::apply::record_write(c, Some(&current), &mut new, sub)?;
                 if new == current {

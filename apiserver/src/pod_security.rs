@@ -1,1 +1,0 @@
-//! Pod Security admission (being written).

@@ -1,0 +1,160 @@
+//! PodSecurity admission against a real `rk8s-server`, driven by the Debian `kubectl`:
+//! a namespace labelled `enforce=restricted` refuses a privileged pod in
+//! kube-apiserver's words and takes a compliant one; a namespace labelled
+//! `warn=baseline` takes a host-network Deployment and kubectl prints kube's warning;
+//! an invalid label is refused, and tightening enforce warns about the pods already
+//! there.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use support::apiserver::Server;
+
+/// The API alone: no scheduler or controller writes to these objects.
+const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
+
+/// Writes `manifest` as `name` in `dir`: its path.
+fn manifest(dir: &Path, name: &str, manifest: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+/// `kubectl ARGS`, which must succeed: what it printed.
+fn kubectl_ok(server: &Server, args: &[&str]) -> String {
+    let (ok, out) = server.kubectl(args);
+    assert!(ok, "kubectl {args:?} failed:\n{out}");
+    out
+}
+
+fn namespace(name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": labels},
+    })
+}
+
+fn pod(ns: &str, name: &str, security_context: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"containers": [
+            {"name": "c", "image": "busybox", "securityContext": security_context},
+        ]},
+    })
+}
+
+#[test]
+fn a_restricted_namespace_refuses_a_privileged_pod_in_kubes_words() {
+    let server = Server::start(API_ONLY);
+    let dir = tempfile::tempdir().unwrap();
+    let labels = json!({"pod-security.kubernetes.io/enforce": "restricted"});
+    let ns = manifest(dir.path(), "ns.json", &namespace("locked", labels));
+    kubectl_ok(&server, &["apply", "-f", &ns]);
+
+    let privileged = pod("locked", "web", json!({"privileged": true}));
+    let file = manifest(dir.path(), "privileged.json", &privileged);
+    let (ok, out) = server.kubectl(&["apply", "-f", &file]);
+    assert!(!ok, "a privileged pod was admitted:\n{out}");
+    let expected = format!(
+        "Error from server (Forbidden): error when creating {file:?}: pods \"web\" is forbidden: \
+         violates PodSecurity \"restricted:latest\": \
+         privileged (container \"c\" must not set securityContext.privileged=true), \
+         allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), \
+         unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), \
+         runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), \
+         seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+    );
+    assert!(out.contains(&expected), "expected\n{expected}\ngot\n{out}");
+    let (found, out) = server.kubectl(&["get", "pod", "web", "-n", "locked"]);
+    assert!(!found, "the refused pod was stored:\n{out}");
+
+    let compliant = pod(
+        "locked",
+        "web",
+        json!({
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": true,
+            "runAsUser": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }),
+    );
+    let file = manifest(dir.path(), "compliant.json", &compliant);
+    let out = kubectl_ok(&server, &["apply", "-f", &file]);
+    assert!(out.contains("pod/web created"), "{out}");
+    assert!(!out.contains("Warning"), "{out}");
+
+    // An unknown level is refused on the namespace, as kube-apiserver refuses it.
+    let label = "pod-security.kubernetes.io/enforce=strict";
+    let (ok, out) = server.kubectl(&["label", "--overwrite", "namespace", "locked", label]);
+    assert!(!ok, "an invalid level was taken:\n{out}");
+    assert!(
+        out.contains(
+            "metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"strict\": \
+             must be one of privileged, baseline, restricted"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_baseline_warn_namespace_warns_about_a_host_network_deployment() {
+    let server = Server::start(API_ONLY);
+    let dir = tempfile::tempdir().unwrap();
+    let labels = json!({"pod-security.kubernetes.io/warn": "baseline"});
+    let ns = manifest(dir.path(), "ns.json", &namespace("open", labels));
+    kubectl_ok(&server, &["apply", "-f", &ns]);
+
+    let deployment = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "net", "namespace": "open"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "net"}},
+            "template": {
+                "metadata": {"labels": {"app": "net"}},
+                "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    });
+    let file = manifest(dir.path(), "deployment.json", &deployment);
+    let out = kubectl_ok(&server, &["apply", "-f", &file]);
+    assert!(out.contains("deployment.apps/net created"), "{out}");
+    assert!(
+        out.contains(
+            "Warning: would violate PodSecurity \"baseline:latest\": host namespaces (hostNetwork=true)"
+        ),
+        "{out}"
+    );
+
+    // A pod is warned about too, and stored.
+    let privileged = pod("open", "web", json!({"privileged": true}));
+    let file = manifest(dir.path(), "privileged.json", &privileged);
+    let out = kubectl_ok(&server, &["apply", "-f", &file]);
+    assert!(out.contains("pod/web created"), "{out}");
+    assert!(
+        out.contains(
+            "Warning: would violate PodSecurity \"baseline:latest\": privileged \
+             (container \"c\" must not set securityContext.privileged=true)"
+        ),
+        "{out}"
+    );
+
+    // Enforcing baseline now names the pod that would not be admitted.
+    let label = "pod-security.kubernetes.io/enforce=baseline";
+    let out = kubectl_ok(&server, &["label", "namespace", "open", label]);
+    for expected in [
+        "Warning: existing pods in namespace \"open\" violate the new PodSecurity enforce level \"baseline:latest\"",
+        "Warning: web: privileged",
+        "namespace/open labeled",
+    ] {
+        assert!(out.contains(expected), "no {expected:?} in:\n{out}");
+    }
+}
