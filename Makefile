@@ -87,6 +87,7 @@ bench: setup
 	$(CARGO) run --release --manifest-path bench/Cargo.toml --bin store-writes
 	ulimit -n 16384 && $(CARGO) bench --bench api
 	ulimit -n 16384 && $(CARGO) bench --bench api_encodings
+	ulimit -n 16384 && $(CARGO) bench --bench api_rbac
 	$(CARGO) bench --bench runtime
 	$(CARGO) bench --bench node
 	ulimit -n 16384 && $(CARGO) bench --bench scheduler

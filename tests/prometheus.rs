@@ -72,6 +72,20 @@ async fn prometheus_scrapes_the_control_plane_and_annotated_pods() {
         },
     )
     .await;
+    // Prometheus scrapes as its own read-only account, not as the admin.
+    let token = prometheus.token();
+    assert_eq!(token.split('.').count(), 3, "not a ServiceAccount token");
+    let as_prometheus = server.client_without_retries_as(Some(&token)).await;
+    let refused = Api::<Pod>::namespaced(as_prometheus, "default")
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("User \"system:serviceaccount:kube-system:rk8s-prometheus\" cannot list"),
+        "{refused}"
+    );
     let pod_target = health
         .iter()
         .find(|t| t["labels"]["job"] == "rk8s-pods")

@@ -82,6 +82,23 @@ pub struct ApiConfig {
     pub peer_listen: Option<SocketAddr>,
     /// Scheduled snapshots of the store (`None`: none).
     pub snapshots: Option<crate::snapshots::Schedule>,
+    /// The audit log (`None`: none is kept).
+    pub audit: Option<crate::audit::AuditConfig>,
+}
+
+/// An audit log that cannot start, as a start error.
+fn audit_error(e: crate::audit::Error) -> StartError {
+    match e {
+        crate::audit::Error::Open { path, source } => StartError::Io { path, source },
+        crate::audit::Error::Writer(source) => StartError::Io {
+            path: PathBuf::from("audit log writer thread"),
+            source,
+        },
+        other @ crate::audit::Error::InvalidPolicy { .. } => StartError::Io {
+            path: PathBuf::from("audit policy"),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
 }
 
 /// Waits until the store answers a quorum read (it has a leader).
@@ -152,6 +169,11 @@ impl Running {
 
 /// Starts the API server on `store` as `cfg` says.
 pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> {
+    // The log opens first: a path that cannot be written stops the start at once.
+    let auditor = match &cfg.audit {
+        Some(audit) => Some(crate::audit::Auditor::start(audit).map_err(audit_error)?),
+        None => None,
+    };
     wait_ready(&store).await?;
     let (secrets, admin_token) = secrets::read_or_create(&store, cfg.member_ca.as_ref()).await?;
     let pki = cfg.data_dir.join("pki");
@@ -222,6 +244,9 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         unlimited(cfg.max_mutating_requests_inflight),
     );
     api.set_pod_cidrs(cfg.pod_cidrs);
+    if let Some(auditor) = auditor {
+        api.set_audit(auditor);
+    }
     let account_key = secrets
         .service_account_key
         .as_deref()

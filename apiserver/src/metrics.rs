@@ -42,6 +42,21 @@ pub static DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     ))
 });
 
+/// `apiserver_authorization_duration_seconds{result}`: how long RBAC took to decide
+/// (users' and ServiceAccounts' requests; superusers and nodes are not timed).
+pub static AUTHORIZATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    registered(HistogramVec::new(
+        HistogramOpts::new(
+            "apiserver_authorization_duration_seconds",
+            "Time RBAC took to decide a request, by result (allowed, denied).",
+        )
+        .buckets(vec![
+            1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2,
+        ]),
+        &["result"],
+    ))
+});
+
 /// `apiserver_current_inflight_requests{request_kind}`.
 pub static INFLIGHT: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     registered(IntGaugeVec::new(

@@ -18,6 +18,8 @@ use rk8s_http::body::json_response;
 use rk8s_http::body::{Body, error_response};
 use rk8s_http::debug::ActorControl;
 
+use crate::audit::attributes::AUDIT_ID_HEADER;
+use crate::audit::{Auditor, RequestInfo, User};
 use crate::auth::{self, Identity};
 use crate::caches::Caches;
 use crate::custom::CustomKinds;
@@ -42,6 +44,8 @@ pub struct ApiServer {
     pub(crate) pod_cidrs: std::sync::OnceLock<crate::bootstrap::join::PodCidrs>,
     pub(crate) node_dialer: std::sync::OnceLock<crate::proxy::NodeDialer>,
     pub(crate) chaos: std::sync::OnceLock<Arc<dyn ActorControl>>,
+    /// The audit log, when one is kept (`--audit-policy-file`, `--audit-log-path`).
+    pub(crate) audit: std::sync::OnceLock<Arc<Auditor>>,
 }
 
 /// A 200 with `v` as its JSON body.
@@ -97,7 +101,9 @@ pub(crate) async fn read_body(mut body: Incoming, length: Option<u64>) -> ApiRes
     if too_large || seen > MAX_BODY as u64 {
         return Err(ApiError::too_large(MAX_BODY));
     }
-    Ok(buf.freeze())
+    let body = buf.freeze();
+    crate::audit::keep_request_body(&body);
+    Ok(body)
 }
 
 impl ApiServer {
@@ -137,6 +143,7 @@ impl ApiServer {
             pod_cidrs: std::sync::OnceLock::new(),
             node_dialer: std::sync::OnceLock::new(),
             chaos: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -153,6 +160,11 @@ impl ApiServer {
     /// Turns the chaos endpoints on: the control plane's actors, listed and killed.
     pub fn set_chaos(&self, control: Arc<dyn ActorControl>) {
         let _ = self.chaos.set(control);
+    }
+
+    /// Keeps the audit log with `auditor` (once; without it, nothing is audited).
+    pub fn set_audit(&self, auditor: Auditor) {
+        let _ = self.audit.set(Arc::new(auditor));
     }
 
     /// Sets how this server reaches node agents for logs and exec (once; without it,
@@ -203,21 +215,12 @@ impl ApiServer {
             Ok(Route::Resource(r)) => Some(r.clone()),
             _ => None,
         };
-        let resp = match routed {
-            Ok(r) => self.dispatch(req, r, query).await,
-            Err(e) => Err(e),
+        let resp = match (routed, self.audit.get()) {
+            (Ok(r), None) => self.dispatch(req, r, query).await,
+            (Err(e), None) => Err(e),
+            (routed, Some(auditor)) => Ok(self.dispatch_audited(auditor, req, routed, query).await),
         };
-        let resp = resp.unwrap_or_else(|e| {
-            let mut resp = error_response(&e);
-            // kube-apiserver's `ErrorNegotiated`: a Status that says when to retry says
-            // it in `Retry-After` too (the 504 of a too large resource version).
-            let retry = e.details.as_ref().and_then(|d| d.retry_after_seconds);
-            if let Some(seconds) = retry.filter(|s| *s > 0) {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            resp
-        });
+        let resp = resp.unwrap_or_else(|e| error_answer(&e));
         if let Some(r) = counted {
             crate::metrics::observe(
                 r.verb.as_str(),
@@ -241,29 +244,127 @@ impl ApiServer {
         route: Route,
         query: Query,
     ) -> ApiResult<Response<Body>> {
-        // Health and version are public, as in Kubernetes.
-        match &route {
-            Route::Health(check) => return Ok(self.health(check).await),
-            Route::Version => return ok(discovery::version()),
-            Route::ClusterInfo => return self.cluster_info().await.and_then(ok),
-            _ => {}
+        if let Some(answer) = self.public(&route).await {
+            return answer;
+        }
+        let identity = self.authenticate(&req).await?;
+        self.serve_as(req, route, query, identity, None).await
+    }
+
+    /// The answer to a public endpoint: health and version, as in Kubernetes, and the
+    /// cluster CA for joining nodes; `None` for the others.
+    async fn public(&self, route: &Route) -> Option<ApiResult<Response<Body>>> {
+        Some(match route {
+            Route::Health(check) => Ok(self.health(check).await),
+            Route::Version => ok(discovery::version()),
+            Route::ClusterInfo => self.cluster_info().await.and_then(ok),
+            _ => return None,
+        })
+    }
+
+    /// Who makes `req`: its client certificate's user, else its bearer token's, or 401.
+    async fn authenticate(&self, req: &Request<Incoming>) -> ApiResult<Identity> {
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let certificate = req
+            .extensions()
+            .get::<rk8s_http::serve::PeerCertificate>()
+            .map(|c| c.0.clone());
+        self.authenticator
+            .authenticate(authorization, certificate.as_deref())
+            .await
+    }
+
+    /// [`Self::dispatch`] with the audit log kept: the request is recorded once its
+    /// user is known (a refused authentication as such), served, and recorded again
+    /// with its answer, which carries the request's `Audit-Id`.
+    async fn dispatch_audited(
+        &self,
+        auditor: &Auditor,
+        req: Request<Incoming>,
+        routed: ApiResult<Route>,
+        query: Query,
+    ) -> Response<Body> {
+        let info = RequestInfo::of(&req, routed.as_ref().ok());
+        let audit_id = HeaderValue::from_str(&info.audit_id).ok();
+        let public = match &routed {
+            Ok(route) => self.public(route).await,
+            Err(e) => Some(Err(e.clone())),
+        };
+        let answer = match (public, routed) {
+            // Answered without authentication: recorded as whoever the credentials
+            // name, if any, else as Kubernetes' anonymous user.
+            (Some(answer), _) => {
+                let user = self.audit_user_of_public(&req).await;
+                match auditor.begin(info, user, false) {
+                    Some(record) => {
+                        record.received();
+                        record.complete(answer).await
+                    }
+                    None => answer,
+                }
+            }
+            (None, Ok(route)) => match self.authenticate(&req).await {
+                Err(e) => {
+                    auditor.unauthenticated(info, e.code.as_u16());
+                    Err(e)
+                }
+                Ok(identity) => match auditor.begin(info, audit_user(&identity), true) {
+                    Some(record) => {
+                        record.received();
+                        let served = self.serve_as(req, route, query, identity, Some(&record));
+                        let answer = record.capturing(served).await;
+                        record.complete(answer).await
+                    }
+                    None => self.serve_as(req, route, query, identity, None).await,
+                },
+            },
+            (None, Err(e)) => Err(e),
+        };
+        let mut resp = answer.unwrap_or_else(|e| error_answer(&e));
+        if let Some(id) = audit_id {
+            resp.headers_mut().insert(AUDIT_ID_HEADER, id);
+        }
+        resp
+    }
+
+    /// The user of a request to a public endpoint, for the audit log: its
+    /// credentials' when it has valid ones, else `system:anonymous`.
+    async fn audit_user_of_public(&self, req: &Request<Incoming>) -> User {
+        let has_credentials = req.headers().contains_key(header::AUTHORIZATION)
+            || req
+                .extensions()
+                .get::<rk8s_http::serve::PeerCertificate>()
+                .is_some();
+        if has_credentials && let Ok(identity) = self.authenticate(req).await {
+            return audit_user(&identity);
+        }
+        User::anonymous()
+    }
+
+    /// Serves `route` to `identity` (after its impersonation, if the request asks
+    /// for one, noted in `audit`).
+    async fn serve_as(
+        &self,
+        req: Request<Incoming>,
+        route: Route,
+        query: Query,
+        mut identity: Identity,
+        audit: Option<&crate::audit::Record>,
+    ) -> ApiResult<Response<Body>> {
+        if let Some(asked) = crate::users::impersonation(req.headers())? {
+            identity = self.handlers.impersonate(&identity, &asked)?;
+            if let Some(record) = audit {
+                record.impersonated(audit_user(&identity));
+            }
         }
         let authorization = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let certificate = req
-            .extensions()
-            .get::<rk8s_http::serve::PeerCertificate>()
-            .map(|c| c.0.clone());
-        let mut identity = self
-            .authenticator
-            .authenticate(authorization.as_deref(), certificate.as_deref())
-            .await?;
-        if let Some(asked) = crate::users::impersonation(req.headers())? {
-            identity = self.handlers.impersonate(&identity, &asked)?;
-        }
         let discovery = matches!(
             route,
             Route::CoreVersions
@@ -324,6 +425,28 @@ impl ApiServer {
             Route::DebugKill => self.debug_kill(req, &identity).await,
             Route::Health(_) | Route::Version | Route::ClusterInfo => Err(not_found()),
         }
+    }
+}
+
+/// The response to an error: its `Status`, and, as kube-apiserver's
+/// `ErrorNegotiated` does, a `Retry-After` header when the Status says when to retry
+/// (the 504 of a too large resource version).
+fn error_answer(e: &ApiError) -> Response<Body> {
+    let mut resp = error_response(e);
+    let retry = e.details.as_ref().and_then(|d| d.retry_after_seconds);
+    if let Some(seconds) = retry.filter(|s| *s > 0) {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    resp
+}
+
+/// The audit log's name for `identity`.
+fn audit_user(identity: &Identity) -> User {
+    User {
+        username: identity.user(),
+        uid: identity.uid(),
+        groups: identity.groups(),
     }
 }
 

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 /// A running one-member `rk8s-server`.
 pub struct Server {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     /// The admin kubeconfig it wrote.
     pub kubeconfig: PathBuf,
+    /// Its store's peer address.
+    peer: String,
 }
 
 impl Drop for Server {
@@ -34,11 +36,12 @@ impl Server {
     pub fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("config");
+        let peer = format!("127.0.0.1:{}", free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--port", &free_port().to_string()])
-            .args(["--peer-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--peer-listen", &peer])
             .arg("--admin-kubeconfig")
             .arg(&kubeconfig)
             .args(extra)
@@ -56,9 +59,49 @@ impl Server {
         }
         Server {
             child,
-            _dir: dir,
+            dir,
             kubeconfig,
+            peer,
         }
+    }
+
+    /// A kubeconfig for `user` in `groups` with a client certificate
+    /// (`rk8s-server kubeconfig create`), written beside the admin's.
+    #[allow(dead_code)]
+    pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rk8s-server"));
+        cmd.args([
+            "kubeconfig",
+            "create",
+            "--user",
+            user,
+            "--endpoint",
+            &self.peer,
+        ])
+        .arg("--data-dir")
+        .arg(self.dir.path().join("data"));
+        for g in groups {
+            cmd.args(["--group", g]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = self.dir.path().join(format!("{user}.kubeconfig"));
+        std::fs::write(&path, out.stdout).unwrap();
+        path
+    }
+
+    /// A `kube` client with the credentials of `kubeconfig`.
+    #[allow(dead_code)]
+    pub async fn client_from(kubeconfig: &std::path::Path) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
     }
 
     /// The server's process id (for `/proc` readings).
@@ -68,10 +111,6 @@ impl Server {
 
     /// A `kube` client with the admin credentials.
     pub async fn client(&self) -> kube::Client {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap();
-        kube::Client::try_from(config).unwrap()
+        Self::client_from(&self.kubeconfig).await
     }
 }

@@ -3,15 +3,18 @@
 //! exports there), every node agent's own metrics and its containers' cAdvisor series
 //! (through the API server's node proxy), and the pods annotated
 //! `prometheus.io/scrape: "true"`, all but the first found through the API server's
-//! HTTP service discovery. The CA and the token go into files next
-//! to it, as Prometheus reads them.
+//! HTTP service discovery. Prometheus scrapes as a read-only identity of its own, made
+//! (or brought up to date) here: the ServiceAccount `kube-system/rk8s-prometheus`
+//! bound to the ClusterRole `rk8s:prometheus` (`get` of `/metrics`, of the service
+//! discovery's path and of `nodes/proxy`), with a token from the TokenRequest API.
+//! The CA and the token go into files next to it, as Prometheus reads them.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use base64::Engine;
 
-use crate::cluster::KubeconfigFiles;
+use crate::cluster::{Cluster, KubeconfigFiles, explain};
 use crate::commands::Global;
 
 /// `prometheus-config` arguments.
@@ -24,6 +27,65 @@ pub struct PrometheusArgs {
     /// How often Prometheus scrapes.
     #[arg(long, default_value = "15s")]
     pub scrape_interval: String,
+    /// How long the scrape token works; run the command again before it ends.
+    #[arg(long, default_value = "8760h", value_parser = rk8s_api::duration::parse_duration)]
+    pub token_ttl: std::time::Duration,
+}
+
+/// The scrape identity's namespace and name.
+const NAMESPACE: &str = "kube-system";
+const ACCOUNT: &str = "rk8s-prometheus";
+const ROLE: &str = "rk8s:prometheus";
+
+/// The scrape identity's ServiceAccount, ClusterRole and ClusterRoleBinding, as
+/// `(path, object)` for a server-side apply.
+fn scrape_identity() -> [(String, serde_json::Value); 3] {
+    let rbac = "/apis/rbac.authorization.k8s.io/v1";
+    [
+        (
+            format!("/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{ACCOUNT}"),
+            serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": ACCOUNT, "namespace": NAMESPACE}}),
+        ),
+        (
+            format!("{rbac}/clusterroles/{ROLE}"),
+            serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": ROLE},
+            "rules": [
+                {"nonResourceURLs": ["/metrics", "/rk8s/v1/prometheus/targets"], "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]},
+            ]}),
+        ),
+        (
+            format!("{rbac}/clusterrolebindings/{ROLE}"),
+            serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": ROLE},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ROLE},
+                "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}]}),
+        ),
+    ]
+}
+
+/// Applies the scrape identity and asks for a token of it valid for `ttl`.
+async fn scrape_token(cluster: &Cluster, ttl: std::time::Duration) -> Result<String> {
+    for (path, object) in scrape_identity() {
+        let req = http::Request::patch(format!("{path}?fieldManager=rk8sctl&force=true"))
+            .header(http::header::CONTENT_TYPE, "application/apply-patch+yaml")
+            .body(serde_json::to_vec(&object)?)?;
+        let _: serde_json::Value = cluster.client.request(req).await.map_err(explain)?;
+    }
+    let request = serde_json::json!({"apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest", "spec": {"expirationSeconds": ttl.as_secs()}});
+    let req = http::Request::post(format!(
+        "/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{ACCOUNT}/token"
+    ))
+    .header(http::header::CONTENT_TYPE, "application/json")
+    .body(serde_json::to_vec(&request)?)?;
+    let answer: serde_json::Value = cluster.client.request(req).await.map_err(explain)?;
+    answer["status"]["token"]
+        .as_str()
+        .map(str::to_string)
+        .context("the TokenRequest's answer holds no token")
 }
 
 /// The scrape configuration for the API server at `server` (`https://HOST:PORT`),
@@ -72,9 +134,9 @@ scrape_configs:
     )
 }
 
-/// Writes the CA and the token of the kubeconfig's current context into the
-/// directory and prints the configuration.
-pub fn prometheus_config(g: &Global, args: &PrometheusArgs) -> Result<()> {
+/// Writes the CA of the kubeconfig's current context and a token of the scrape
+/// identity into the directory and prints the configuration.
+pub async fn prometheus_config(g: &Global, args: &PrometheusArgs) -> Result<()> {
     let files = KubeconfigFiles::find(g.kubeconfig.as_ref())?;
     let config = files.load()?;
     let path = files.existing()?[0].clone();
@@ -117,13 +179,8 @@ pub fn prometheus_config(g: &Global, args: &PrometheusArgs) -> Result<()> {
                 path.display()
             )
         })?;
-    let user = context.user.unwrap_or_default();
-    let token = config
-        .auth_infos
-        .iter()
-        .find(|a| a.name == user)
-        .and_then(|a| a.auth_info.as_ref()?.token.clone())
-        .with_context(|| format!("{}: user {user:?} has no token", path.display()))?;
+    let cluster = g.connect().await?;
+    let token = scrape_token(&cluster, args.token_ttl).await?;
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => {
@@ -131,7 +188,7 @@ pub fn prometheus_config(g: &Global, args: &PrometheusArgs) -> Result<()> {
             PathBuf::from(home).join(".rk8s").join("prometheus")
         }
     };
-    // The token is the admin's: the directory is its owner's alone.
+    // The token reads every metric: the directory is its owner's alone.
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let cannot = || format!("cannot create {}", dir.display());
@@ -144,13 +201,7 @@ pub fn prometheus_config(g: &Global, args: &PrometheusArgs) -> Result<()> {
             .with_context(cannot)?;
     }
     let (ca_file, token_file) = (dir.join("ca.crt"), dir.join("token"));
-    for (file, bytes) in [
-        (&ca_file, ca.as_slice()),
-        (
-            &token_file,
-            secrecy::ExposeSecret::expose_secret(&token).as_bytes(),
-        ),
-    ] {
+    for (file, bytes) in [(&ca_file, ca.as_slice()), (&token_file, token.as_bytes())] {
         std::fs::write(file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
     }
     print!(

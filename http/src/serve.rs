@@ -23,7 +23,8 @@ pub struct PeerCertificate(pub Arc<[u8]>);
 
 /// Serves `handler` on `listener` with `tls` until the task is dropped. A refused
 /// handshake is logged at debug level (a probe or a client without a certificate).
-/// A client's certificate goes with each of its requests as a [`PeerCertificate`].
+/// A client's address goes with each of its requests (a `SocketAddr`), and its
+/// certificate as a [`PeerCertificate`].
 pub async fn serve_tls<H, F>(listener: TcpListener, tls: Arc<rustls::ServerConfig>, handler: H)
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -59,6 +60,8 @@ where
                 .and_then(|chain| chain.first())
                 .map(|der| PeerCertificate(Arc::from(der.as_ref())));
             let handler = move |mut req: Request<Incoming>| {
+                // The client's address, for audit's `sourceIPs`.
+                req.extensions_mut().insert(peer);
                 if let Some(cert) = &peer_cert {
                     req.extensions_mut().insert(cert.clone());
                 }

@@ -63,6 +63,11 @@ impl Prometheus {
         }
     }
 
+    /// The token `prometheus-config` wrote for Prometheus.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("token")).unwrap()
+    }
+
     /// `http://127.0.0.1:PORT`, for `--prometheus-url`.
     pub fn url(port: u16) -> String {
         format!("http://127.0.0.1:{port}")

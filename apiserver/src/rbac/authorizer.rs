@@ -304,7 +304,12 @@ impl Handlers {
         match identity {
             i if i.is_superuser() => Ok(Access::All),
             Identity::ServiceAccount(_) | Identity::User(_) => {
-                if self.may(identity, &Attributes::of(req))? {
+                let started = std::time::Instant::now();
+                let allowed = self.may(identity, &Attributes::of(req))?;
+                crate::metrics::AUTHORIZATION
+                    .with_label_values(&[if allowed { "allowed" } else { "denied" }])
+                    .observe(started.elapsed().as_secs_f64());
+                if allowed {
                     Ok(Access::All)
                 } else {
                     Err(crate::auth::denied(identity, req))

@@ -9,7 +9,7 @@ use rk8s_http::body::Body;
 
 use crate::auth::Identity;
 use crate::request::Query;
-use crate::server::{ApiServer, admin_only, ok};
+use crate::server::{ApiServer, ok};
 use crate::status::{ApiError, ApiResult};
 
 impl ApiServer {
@@ -54,7 +54,8 @@ impl ApiServer {
         identity: &Identity,
         query: &Query,
     ) -> ApiResult<Response<Body>> {
-        admin_only(identity, "get the scrape targets")?;
+        self.handlers
+            .authorize_path(identity, "get", "/rk8s/v1/prometheus/targets", false)?;
         let role = query.get("role").unwrap_or("pods");
         let path = match role {
             "pods" => "",

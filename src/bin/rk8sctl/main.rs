@@ -183,7 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollout(c) => rk8s_ctl::rollout::rollout(g, &c).await?,
         Command::Debug(c) => rk8s_ctl::debug::debug(g, &c).await?,
         Command::Top(c) => rk8s_ctl::top::top(g, &c).await?,
-        Command::PrometheusConfig(a) => rk8s_ctl::prometheus::prometheus_config(g, &a)?,
+        Command::PrometheusConfig(a) => rk8s_ctl::prometheus::prometheus_config(g, &a).await?,
         Command::Logs(a) => rk8s_ctl::logs::logs(g, &a).await?,
         Command::Exec(a) => {
             let code = rk8s_ctl::stream::exec(g, &a).await?;

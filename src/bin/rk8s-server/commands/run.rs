@@ -143,6 +143,26 @@ pub struct Args {
     /// also taken once the entries since the last one hold 64 MiB.
     #[arg(long, default_value_t = rk8s_raftstore::node::DEFAULT_SNAPSHOT_ENTRIES)]
     snapshot_entries: u64,
+    /// The audit policy (kube-apiserver's `audit.k8s.io/v1` Policy, YAML or JSON):
+    /// which requests the audit log records, and how much of each. Needs
+    /// --audit-log-path.
+    #[arg(long, value_name = "FILE")]
+    audit_policy_file: Option<PathBuf>,
+    /// Where the audit log is written, one JSON event a line (`-`: standard output).
+    /// Needs --audit-policy-file.
+    #[arg(long, value_name = "FILE")]
+    audit_log_path: Option<PathBuf>,
+    /// Size in MiB past which the audit log file is rotated (renamed
+    /// NAME-<UTC time>.EXT); 0 is taken as 100, as kube-apiserver does.
+    #[arg(long, default_value_t = 100)]
+    audit_log_maxsize: u64,
+    /// Rotated audit log files kept, the newest (0: all).
+    #[arg(long, default_value_t = 0)]
+    audit_log_maxbackup: usize,
+    /// Days rotated audit log files are kept, by the time in their names (0: no
+    /// limit).
+    #[arg(long, default_value_t = 0)]
+    audit_log_maxage: u64,
 }
 
 pub use rk8s_api::duration::parse_duration;
@@ -184,6 +204,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     // A bad scheduler configuration stops the start, naming the file, line and field.
     let profiles = scheduler_profiles(args.scheduler_config.as_deref())?;
+    // So does a bad audit policy.
+    let audit = audit_config(&args)?;
     let advertise = args
         .advertise
         .clone()
@@ -236,6 +258,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 interval: args.snapshot_interval,
                 retention: args.snapshot_retention as usize,
             }),
+            audit,
         },
     )
     .await
@@ -393,6 +416,36 @@ fn hpa_config(args: &Args) -> anyhow::Result<rk8s_controllers::hpa_actor::HpaCon
             .transpose()
             .map_err(anyhow::Error::msg)?,
     })
+}
+
+/// The audit log the flags ask for: both a policy and a log path, as
+/// kube-apiserver's log backend needs both (either alone records nothing).
+fn audit_config(args: &Args) -> anyhow::Result<Option<rk8s_apiserver::audit::AuditConfig>> {
+    use rk8s_apiserver::audit::{AuditConfig, LogTarget, Rotation};
+    let (policy, log) = match (&args.audit_policy_file, &args.audit_log_path) {
+        (Some(policy), Some(log)) => (policy, log),
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            tracing::warn!("--audit-policy-file without --audit-log-path: no audit log is kept");
+            return Ok(None);
+        }
+        (None, Some(_)) => {
+            tracing::warn!("--audit-log-path without --audit-policy-file: no audit log is kept");
+            return Ok(None);
+        }
+    };
+    let text = std::fs::read_to_string(policy)
+        .with_context(|| format!("cannot read the audit policy {}", policy.display()))?;
+    let rotation = Rotation::from_flags(
+        args.audit_log_maxsize,
+        args.audit_log_maxbackup,
+        args.audit_log_maxage,
+    );
+    let target = LogTarget::from_path(log.clone(), rotation);
+    let config = AuditConfig::load(&policy.display().to_string(), &text, target)
+        .context("the audit policy is not valid")?;
+    config.log.check()?;
+    Ok(Some(config))
 }
 
 fn scheduler_profiles(

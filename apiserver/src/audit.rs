@@ -1,1 +1,0 @@
-//! Kubernetes audit logging (being written).
