@@ -12,9 +12,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::pods::{create_pods, pod};
 use common::server::Server;
 use common::{ms, percentile, print_table, write_json};
 use k8s_openapi::api::core::v1::Pod;
@@ -25,45 +25,6 @@ use serde_json::json;
 const ROLES: usize = 100;
 const BINDINGS: usize = 1000;
 const ROUNDS: usize = 3;
-
-fn pod(name: &str) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {"automountServiceAccountToken": false,
-                 "containers": [{"name": "c", "image": "busybox:1.36"}]}
-    }))
-    .unwrap()
-}
-
-/// Creates `total` pods named `{prefix}-{i}` from `clients` concurrent tasks; each
-/// request's latency, sorted.
-async fn create_pods(api: &Api<Pod>, prefix: &str, total: usize, clients: usize) -> Vec<Duration> {
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (api, next, prefix) = (api.clone(), next.clone(), prefix.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= total {
-                    return lat;
-                }
-                let t = Instant::now();
-                api.create(&PostParams::default(), &pod(&format!("{prefix}-{i}")))
-                    .await
-                    .unwrap();
-                lat.push(t.elapsed());
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort();
-    all
-}
 
 /// The cumulative buckets of `apiserver_authorization_duration_seconds{result="allowed"}`
 /// in the server's `/metrics`: (upper bound, count).
@@ -192,10 +153,14 @@ async fn main() {
         let before = authorization_buckets(&admin).await;
         for round in 0..ROUNDS {
             admin_lat.extend(
-                create_pods(&as_admin, &format!("a{clients}-{round}"), total, clients).await,
+                create_pods(&as_admin, &format!("a{clients}-{round}"), total, clients)
+                    .await
+                    .0,
             );
             user_lat.extend(
-                create_pods(&as_user, &format!("u{clients}-{round}"), total, clients).await,
+                create_pods(&as_user, &format!("u{clients}-{round}"), total, clients)
+                    .await
+                    .0,
             );
         }
         let after = authorization_buckets(&admin).await;

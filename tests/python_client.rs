@@ -12,51 +12,36 @@ use std::process::Command;
 
 use support::apiserver::Server;
 
-#[test]
-fn python_kubernetes_client_crud_works_against_rk8s() {
+/// Runs `tests/python/SCRIPT` with the PyPI client and `args`; fails the test when it
+/// fails, with what it printed.
+fn run_python(script: &str, args: &[&std::path::Path]) {
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/python/bin/python");
     assert!(
         std::path::Path::new(python).exists(),
         "{python} is missing: run scripts/setup.sh"
     );
-    let server = Server::start(&["--disable-scheduler", "--disable-controllers"]);
-    let out = support::cli::output(
-        Command::new(python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/python/client_crud.py"
-            ))
-            .arg(server.kubeconfig()),
-        None,
-    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let out = support::cli::output(Command::new(python).arg(path).args(args), None);
     assert!(
         out.status.success(),
-        "the Python client failed:\n{}{}",
+        "the Python client failed ({script}):\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
 }
 
 #[test]
+fn python_kubernetes_client_crud_works_against_rk8s() {
+    let server = Server::start(&["--disable-scheduler", "--disable-controllers"]);
+    run_python("client_crud.py", &[&server.kubeconfig()]);
+}
+
+#[test]
 fn python_kubernetes_client_sees_rbac_as_kube_apiserver_answers_it() {
-    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/python/bin/python");
     let server = Server::start(&["--disable-scheduler", "--disable-controllers"]);
     let dir = tempfile::tempdir().unwrap();
     let user = server.user_kubeconfig(dir.path(), "pat", &["testers"]);
-    let out = support::cli::output(
-        Command::new(python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/python/client_rbac.py"
-            ))
-            .arg(server.kubeconfig())
-            .arg(&user),
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "the Python client failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python("client_rbac.py", &[&server.kubeconfig(), &user]);
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod pods;
 pub mod server;
 
 use std::path::PathBuf;

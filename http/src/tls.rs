@@ -101,22 +101,41 @@ pub fn api_server_config(
     key_pem: &str,
     client_ca_pem: &str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        roots(client_ca_pem)?,
-        provider(),
+    verifying_server_config(
+        cert_pem,
+        key_pem,
+        client_ca_pem,
+        false,
+        &[b"h2", b"http/1.1"],
     )
-    .allow_unauthenticated()
-    .build()
-    .map_err(|e| TlsError::Invalid {
-        what: "client CA certificate",
+}
+
+/// A server configuration presenting `cert_pem` that verifies clients' certificates
+/// against `ca_pem` (`required`: only clients with one get in), speaking `alpn`.
+fn verifying_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    ca_pem: &str,
+    required: bool,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let builder =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider());
+    let builder = if required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    let verifier = builder.build().map_err(|e| TlsError::Invalid {
+        what: "CA certificate",
         detail: e.to_string(),
     })?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
@@ -143,20 +162,7 @@ pub fn node_server_config(
     key_pem: &str,
     ca_pem: &str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
-            .build()
-            .map_err(|e| TlsError::Invalid {
-                what: "CA certificate",
-                detail: e.to_string(),
-            })?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    verifying_server_config(cert_pem, key_pem, ca_pem, true, &[b"http/1.1"])
 }
 
 /// A TLS client configuration trusting only `ca_pem` (for tests and tools).
