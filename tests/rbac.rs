@@ -309,3 +309,32 @@ async fn a_masters_certificate_may_do_everything_and_a_foreign_one_nothing() {
     let (ok, out) = kubectl(&mixed_path, &["get", "namespaces"]);
     assert!(!ok, "{out}");
 }
+
+#[tokio::test]
+async fn without_anonymous_auth_health_needs_a_credential() {
+    let server = Server::start(&[
+        "--disable-scheduler",
+        "--disable-controllers",
+        "--anonymous-auth=false",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = server.client_with_token(None).await;
+    let req = http::Request::get("/healthz").body(Vec::new()).unwrap();
+    let refused = nobody.request_text(req).await.unwrap_err();
+    assert!(refused.to_string().contains("Unauthorized"), "{refused}");
+    // Every authenticated user may (system:public-info-viewer), with no binding of
+    // its own.
+    let jane = server.user_kubeconfig(dir.path(), "jane", &[]);
+    assert_eq!(ok(&jane, &["get", "--raw", "/healthz"]).trim(), "ok");
+    ok(&jane, &["get", "--raw", "/version"]);
+    refused_path(&jane, "/metrics");
+}
+
+/// `kubectl get --raw PATH` as `config` is refused with kube's wording for a path.
+fn refused_path(config: &Path, path: &str) {
+    refused(
+        config,
+        &["get", "--raw", path],
+        &format!("cannot get path \"{path}\""),
+    );
+}

@@ -84,6 +84,8 @@ pub struct ApiConfig {
     pub snapshots: Option<crate::snapshots::Schedule>,
     /// The audit log (`None`: none is kept).
     pub audit: Option<crate::audit::AuditConfig>,
+    /// Whether callers without credentials reach health and version.
+    pub anonymous_auth: bool,
 }
 
 /// An audit log that cannot start, as a start error.
@@ -244,6 +246,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         unlimited(cfg.max_mutating_requests_inflight),
     );
     api.set_pod_cidrs(cfg.pod_cidrs);
+    api.set_anonymous_auth(cfg.anonymous_auth);
     if let Some(auditor) = auditor {
         api.set_audit(auditor);
     }

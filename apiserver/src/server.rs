@@ -46,6 +46,9 @@ pub struct ApiServer {
     pub(crate) chaos: std::sync::OnceLock<Arc<dyn ActorControl>>,
     /// The audit log, when one is kept (`--audit-policy-file`, `--audit-log-path`).
     pub(crate) audit: std::sync::OnceLock<Arc<Auditor>>,
+    /// Whether callers without credentials reach health and version
+    /// (`--anonymous-auth`, on by default as in kube-apiserver).
+    pub(crate) anonymous: std::sync::atomic::AtomicBool,
 }
 
 /// A 200 with `v` as its JSON body.
@@ -144,6 +147,7 @@ impl ApiServer {
             node_dialer: std::sync::OnceLock::new(),
             chaos: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
+            anonymous: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -160,6 +164,13 @@ impl ApiServer {
     /// Turns the chaos endpoints on: the control plane's actors, listed and killed.
     pub fn set_chaos(&self, control: Arc<dyn ActorControl>) {
         let _ = self.chaos.set(control);
+    }
+
+    /// Whether callers without credentials reach health and version (on unless this
+    /// says otherwise).
+    pub fn set_anonymous_auth(&self, allowed: bool) {
+        self.anonymous
+            .store(allowed, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Keeps the audit log with `auditor` (once; without it, nothing is audited).
@@ -254,9 +265,10 @@ impl ApiServer {
     /// The answer to a public endpoint: health and version, as in Kubernetes, and the
     /// cluster CA for joining nodes; `None` for the others.
     async fn public(&self, route: &Route) -> Option<ApiResult<Response<Body>>> {
+        let anonymous = self.anonymous.load(std::sync::atomic::Ordering::Relaxed);
         Some(match route {
-            Route::Health(check) => Ok(self.health(check).await),
-            Route::Version => ok(discovery::version()),
+            Route::Health(check) if anonymous => Ok(self.health(check).await),
+            Route::Version if anonymous => ok(discovery::version()),
             Route::ClusterInfo => self.cluster_info().await.and_then(ok),
             _ => return None,
         })
@@ -423,7 +435,19 @@ impl ApiServer {
             Route::PrometheusTargets => self.prometheus_targets(req, &identity, &query).await,
             Route::DebugActors => self.debug_actors(&identity),
             Route::DebugKill => self.debug_kill(req, &identity).await,
-            Route::Health(_) | Route::Version | Route::ClusterInfo => Err(not_found()),
+            // Without anonymous access: for whom RBAC lets `get` them
+            // (`system:public-info-viewer`: every authenticated user).
+            Route::Health(check) => {
+                self.handlers
+                    .authorize_path(&identity, "get", req.uri().path(), true)?;
+                Ok(self.health(check).await)
+            }
+            Route::Version => {
+                self.handlers
+                    .authorize_path(&identity, "get", req.uri().path(), true)?;
+                ok(discovery::version())
+            }
+            Route::ClusterInfo => Err(not_found()),
         }
     }
 }

@@ -163,6 +163,12 @@ pub struct Args {
     /// limit).
     #[arg(long, default_value_t = 0)]
     audit_log_maxage: u64,
+    /// Whether requests without credentials reach /healthz, /livez, /readyz and
+    /// /version (kube-apiserver's --anonymous-auth); with false, they need a credential
+    /// RBAC lets read them (every authenticated user's, by default). The cluster CA
+    /// (/rk8s/v1/cluster-info) stays public: nodes pin it by its hash.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    anonymous_auth: bool,
 }
 
 pub use rk8s_api::duration::parse_duration;
@@ -259,6 +265,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 retention: args.snapshot_retention as usize,
             }),
             audit,
+            anonymous_auth: args.anonymous_auth,
         },
     )
     .await
