@@ -53,6 +53,7 @@ pub mod pod_security;
 pub mod pod_writes;
 pub mod proxy;
 pub mod rbac;
+pub mod rbac_index;
 pub mod registry;
 pub mod request;
 pub mod resource_metrics;

@@ -7,13 +7,14 @@
 //! the store when it is missing here (as kube's admission does).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use rk8s_api::{AnyObject, ObjectKind};
 
 use crate::caches::Caches;
+use crate::rbac_index::{Index, Source};
 use crate::registry::{self, Registry};
 use crate::status::{ApiError, ApiResult};
 use crate::watch::Message;
@@ -23,6 +24,8 @@ pub struct Lister {
     kind: ObjectKind,
     objects: RwLock<HashMap<String, Arc<AnyObject>>>,
     listed: AtomicBool,
+    /// How many times the objects changed (a list, a batch of watch events).
+    generation: AtomicU64,
 }
 
 impl Lister {
@@ -33,6 +36,7 @@ impl Lister {
             kind,
             objects: RwLock::default(),
             listed: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         });
         let follower = lister.clone();
         tokio::spawn(async move {
@@ -54,6 +58,11 @@ impl Lister {
     /// Whether the first list is in.
     pub fn listed(&self) -> bool {
         self.listed.load(Ordering::Acquire)
+    }
+
+    /// How many times the objects changed: equal counts, the same objects.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The object `namespace`/`name`, if this copy has it.
@@ -85,6 +94,7 @@ impl Lister {
             listed.insert(key, Arc::new(registry::decode(&kind, kv)?));
         }
         *self.objects.write().unwrap_or_else(PoisonError::into_inner) = listed;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.listed.store(true, Ordering::Release);
         let cache = caches.ensure(kind);
         let mut sub = cache.subscribe(&prefix, page.revision, None).await?;
@@ -101,6 +111,9 @@ impl Lister {
                     None => objects.remove(&key),
                 };
             }
+            // While the write lock is held: a reader that sees the new count sees
+            // the new objects.
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 }
@@ -117,6 +130,8 @@ pub struct Listers {
     pub role_bindings: Arc<Lister>,
     /// See [`Listers::roles`].
     pub cluster_role_bindings: Arc<Lister>,
+    /// RBAC's index of the roles and bindings, and its decisions.
+    rbac: crate::rbac_index::Cache,
 }
 
 impl Listers {
@@ -131,6 +146,50 @@ impl Listers {
             cluster_roles: start(ObjectKind::of::<ClusterRole>()),
             role_bindings: start(ObjectKind::of::<RoleBinding>()),
             cluster_role_bindings: start(ObjectKind::of::<ClusterRoleBinding>()),
+            rbac: crate::rbac_index::Cache::default(),
         }
+    }
+
+    /// The four RBAC listers' count of changes.
+    fn rbac_generation(&self) -> u64 {
+        [
+            &self.roles,
+            &self.cluster_roles,
+            &self.role_bindings,
+            &self.cluster_role_bindings,
+        ]
+        .iter()
+        .map(|l| l.generation())
+        .sum()
+    }
+
+    fn build_rbac_index(&self) -> Index {
+        let roles = self.cluster_roles.list(None).into_iter();
+        let bindings = self.cluster_role_bindings.list(None).into_iter();
+        Index::build(
+            roles.chain(self.roles.list(None)),
+            bindings.chain(self.role_bindings.list(None)),
+        )
+    }
+
+    /// RBAC's index of the roles and bindings held now.
+    pub fn rbac_index(&self) -> Arc<Index> {
+        self.rbac
+            .index(self.rbac_generation(), || self.build_rbac_index())
+    }
+
+    /// An RBAC decision: remembered for `key` (written from the index) while the
+    /// roles and bindings stay as they are, else made by `decide`.
+    pub fn rbac_decision(
+        &self,
+        key: impl FnOnce(&Index) -> String,
+        decide: impl FnOnce(&Index) -> Option<Source>,
+    ) -> Option<Arc<Source>> {
+        self.rbac.decide(
+            self.rbac_generation(),
+            || self.build_rbac_index(),
+            key,
+            decide,
+        )
     }
 }

@@ -10,14 +10,17 @@
 //! (`/healthz/*` is a prefix). Nothing is denied by a rule: no rule, no access. Roles
 //! and bindings are read from the server's in-memory copies ([`crate::lister`]).
 
-use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
-use rk8s_api::AnyObject;
+use std::sync::Arc;
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
 
 use crate::auth::{Access, Identity};
 use crate::handlers::Handlers;
 use crate::request::{Query, ResourceRequest};
 use crate::status::{ApiError, ApiResult};
 use crate::users::Impersonation;
+
+pub use crate::rbac_index::Source;
 
 /// The RBAC API group.
 pub const GROUP: &str = "rbac.authorization.k8s.io";
@@ -129,51 +132,41 @@ pub fn allows(rule: &PolicyRule, a: &Attributes<'_>) -> bool {
     }
 }
 
-/// Whether `subject` of a binding in `binding_ns` (`None`: a ClusterRoleBinding)
-/// names the user `user` in `groups`.
-pub fn names(subject: &Subject, binding_ns: Option<&str>, user: &str, groups: &[String]) -> bool {
-    match subject.kind.as_str() {
-        "ServiceAccount" => {
-            let ns = subject
-                .namespace
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .or(binding_ns);
-            crate::service_accounts::parse_user_name(user)
-                .is_some_and(|(n, name)| Some(n) == ns && name == subject.name)
+/// What a decision depends on, each part length-prefixed (no name can pass for
+/// another): the caller, its groups, and the attributes (the object's name only when
+/// some rule names objects).
+fn decision_key(user: &str, groups: &[String], a: &Attributes<'_>, names_matter: bool) -> String {
+    use std::fmt::Write;
+    let mut key = String::with_capacity(128);
+    let mut part = |s: &str| {
+        let _ = write!(key, "{}:{s}", s.len());
+    };
+    part(user);
+    part(&groups.len().to_string());
+    for g in groups {
+        part(g);
+    }
+    part(a.verb);
+    part(a.namespace.unwrap_or("\u{0}"));
+    match a.target {
+        Target::NonResource { path } => part(path),
+        Target::Resource {
+            group,
+            resource,
+            subresource,
+            name,
+        } => {
+            part(group);
+            part(resource);
+            part(subresource.unwrap_or("\u{0}"));
+            part(if names_matter {
+                name.unwrap_or("\u{0}")
+            } else {
+                ""
+            });
         }
-        "User" => subject.name == user,
-        "Group" => groups.contains(&subject.name),
-        _ => false,
     }
-}
-
-/// The binding and role an allowing rule came from, in kube's words
-/// (`ClusterRoleBinding "view-all" of ClusterRole "view" to User "jane"`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Source {
-    /// `ClusterRoleBinding "NAME"` or `RoleBinding "NAME/NS"`.
-    pub binding: String,
-    /// `ClusterRole "NAME"` or `Role "NAME"`.
-    pub role: String,
-    /// `User "NAME"`, `Group "NAME"` or `ServiceAccount "NAME/NS"`.
-    pub subject: String,
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} of {} to {}", self.binding, self.role, self.subject)
-    }
-}
-
-fn describe_subject(s: &Subject, binding_ns: Option<&str>) -> String {
-    match s.kind.as_str() {
-        "ServiceAccount" => {
-            let ns = s.namespace.as_deref().or(binding_ns).unwrap_or_default();
-            format!("ServiceAccount \"{}/{ns}\"", s.name)
-        }
-        kind => format!("{kind} \"{}\"", s.name),
-    }
+    key
 }
 
 impl Handlers {
@@ -206,75 +199,33 @@ impl Handlers {
         visit: &mut dyn FnMut(&PolicyRule) -> bool,
     ) -> ApiResult<Option<Source>> {
         self.rbac_ready()?;
-        let l = &self.listers;
-        let mut bindings = l.cluster_role_bindings.list(None);
-        if let Some(ns) = namespace {
-            bindings.extend(l.role_bindings.list(Some(ns)));
-        }
-        for binding in &bindings {
-            let (binding_ns, subjects, role, name) = match binding.as_ref() {
-                AnyObject::ClusterRoleBinding(b) => {
-                    (None, &b.subjects, &b.role_ref, &b.metadata.name)
-                }
-                AnyObject::RoleBinding(b) => {
-                    (namespace, &b.subjects, &b.role_ref, &b.metadata.name)
-                }
-                _ => continue,
-            };
-            let Some(subject) = subjects
-                .iter()
-                .flatten()
-                .find(|s| names(s, binding_ns, user, groups))
-            else {
-                continue;
-            };
-            if self.role_rules(binding_ns, role, visit) {
-                let name = name.as_deref().unwrap_or_default();
-                return Ok(Some(Source {
-                    binding: match binding_ns {
-                        None => format!("ClusterRoleBinding \"{name}\""),
-                        Some(ns) => format!("RoleBinding \"{name}/{ns}\""),
-                    },
-                    role: format!("{} \"{}\"", role.kind, role.name),
-                    subject: describe_subject(subject, binding_ns),
-                }));
+        let index = self.listers.rbac_index();
+        for grant in index.grants(user, groups, namespace) {
+            if grant.rules.iter().any(&mut *visit) {
+                return Ok(Some(grant.source.clone()));
             }
         }
         Ok(None)
     }
 
-    /// Calls `visit` with the rules of the role `role` refers to from a binding in
-    /// `ns` until it returns true (a role that does not exist, yet, has none).
-    fn role_rules(
-        &self,
-        ns: Option<&str>,
-        role: &RoleRef,
-        visit: &mut dyn FnMut(&PolicyRule) -> bool,
-    ) -> bool {
-        if role.api_group != GROUP {
-            return false;
-        }
-        let found = match (role.kind.as_str(), ns) {
-            ("ClusterRole", _) => self.listers.cluster_roles.get(None, &role.name),
-            ("Role", Some(ns)) => self.listers.roles.get(Some(ns), &role.name),
-            _ => None,
-        };
-        let rules = match found.as_deref() {
-            Some(AnyObject::ClusterRole(r)) => r.rules.as_deref(),
-            Some(AnyObject::Role(r)) => r.rules.as_deref(),
-            _ => None,
-        };
-        rules.into_iter().flatten().any(visit)
-    }
-
-    /// Where RBAC allows `a` to `user` in `groups` from (`None`: it does not).
+    /// Where RBAC allows `a` to `user` in `groups` from (`None`: it does not), a
+    /// decision remembered while the roles and bindings stay as they are.
     pub(crate) fn rbac_allows(
         &self,
         user: &str,
         groups: &[String],
         a: &Attributes<'_>,
-    ) -> ApiResult<Option<Source>> {
-        self.visit_rules(user, groups, a.namespace, &mut |rule| allows(rule, a))
+    ) -> ApiResult<Option<Arc<Source>>> {
+        self.rbac_ready()?;
+        Ok(self.listers.rbac_decision(
+            |index| decision_key(user, groups, a, index.names_matter()),
+            |index| {
+                index
+                    .grants(user, groups, a.namespace)
+                    .find(|g| g.rules.iter().any(|r| allows(r, a)))
+                    .map(|g| g.source.clone())
+            },
+        ))
     }
 
     /// Whether `identity` may do `a`: a superuser may do everything, a user or a
@@ -406,10 +357,6 @@ mod tests {
         serde_json::from_value(json).unwrap()
     }
 
-    fn subject(json: serde_json::Value) -> Subject {
-        serde_json::from_value(json).unwrap()
-    }
-
     fn ok(rule: &PolicyRule, method: Method, path: &str) -> bool {
         allows(rule, &Attributes::of(&req(method, path)))
     }
@@ -483,31 +430,5 @@ mod tests {
         let pods =
             rule(serde_json::json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}));
         assert!(!allows(&pods, &Attributes::path("get", "/metrics")));
-    }
-
-    #[test]
-    fn subjects_name_users_groups_and_service_accounts() {
-        let robot = "system:serviceaccount:d:robot";
-        let groups: Vec<String> = ["system:serviceaccounts", "system:serviceaccounts:d"]
-            .map(String::from)
-            .to_vec();
-        let sa = |ns: Option<&str>| {
-            subject(serde_json::json!({"kind": "ServiceAccount", "name": "robot", "namespace": ns}))
-        };
-        assert!(names(&sa(Some("d")), None, robot, &groups));
-        assert!(names(&sa(None), Some("d"), robot, &groups));
-        assert!(!names(&sa(None), None, robot, &groups));
-        assert!(!names(&sa(Some("e")), Some("d"), robot, &groups));
-        assert!(!names(&sa(Some("d")), None, "robot", &groups));
-        let user = subject(serde_json::json!({"kind": "User", "name": robot, "apiGroup": GROUP}));
-        assert!(names(&user, None, robot, &groups));
-        let jane = subject(serde_json::json!({"kind": "User", "name": "jane", "apiGroup": GROUP}));
-        assert!(names(&jane, None, "jane", &[]));
-        assert!(!names(&jane, None, "john", &[]));
-        let g = subject(
-            serde_json::json!({"kind": "Group", "name": "system:serviceaccounts:d", "apiGroup": GROUP}),
-        );
-        assert!(names(&g, None, robot, &groups));
-        assert!(!names(&g, None, "jane", &[]));
     }
 }

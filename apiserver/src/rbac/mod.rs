@@ -9,4 +9,4 @@ pub mod bootstrap;
 pub mod covers;
 pub mod escalation;
 
-pub use authorizer::{Attributes, GROUP, Source, Target, allows, names};
+pub use authorizer::{Attributes, GROUP, Source, Target, allows};
