@@ -2,9 +2,10 @@
 //! user known by a client certificate and bound through 1,000 RoleBindings to 100
 //! ClusterRoles of ten rules each (one binding, among them, to a role that may create
 //! pods), and other users' bindings beside them. Creates pods as the admin (no RBAC:
-//! `system:masters`) and as the user, alternately in rounds, 1 and 64 clients; reads
-//! the server's `apiserver_authorization_duration_seconds` histogram for RBAC's own
-//! time per request.
+//! `system:masters`) and as the user, four rounds of each that the two begin in turn
+//! (the store grows and compacts under both), 1 and 64 clients; reads the server's
+//! `apiserver_authorization_duration_seconds` histogram for RBAC's own time per
+//! request.
 //!
 //! Prints a table and writes `target/bench/api_rbac.json`.
 
@@ -24,7 +25,7 @@ use serde_json::json;
 
 const ROLES: usize = 100;
 const BINDINGS: usize = 1000;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 4;
 
 /// The cumulative buckets of `apiserver_authorization_duration_seconds{result="allowed"}`
 /// in the server's `/metrics`: (upper bound, count).
@@ -151,17 +152,17 @@ async fn main() {
     for (clients, total) in [(1usize, 500usize), (64, 2000)] {
         let (mut admin_lat, mut user_lat) = (Vec::new(), Vec::new());
         let before = authorization_buckets(&admin).await;
+        // Rounds alternate who goes first: the store grows and compacts under both.
         for round in 0..ROUNDS {
-            admin_lat.extend(
-                create_pods(&as_admin, &format!("a{clients}-{round}"), total, clients)
-                    .await
-                    .0,
-            );
-            user_lat.extend(
-                create_pods(&as_user, &format!("u{clients}-{round}"), total, clients)
-                    .await
-                    .0,
-            );
+            for turn in 0..2 {
+                let (api, lat, who) = if (round + turn) % 2 == 0 {
+                    (&as_admin, &mut admin_lat, "a")
+                } else {
+                    (&as_user, &mut user_lat, "u")
+                };
+                let prefix = format!("{who}{clients}-{round}");
+                lat.extend(create_pods(api, &prefix, total, clients).await.0);
+            }
         }
         let after = authorization_buckets(&admin).await;
         admin_lat.sort();
