@@ -3,7 +3,9 @@
 //! kube-apiserver's words and takes a compliant one; a namespace labelled
 //! `warn=baseline` takes a host-network Deployment and kubectl prints kube's warning;
 //! an invalid label is refused, and tightening enforce warns about the pods already
-//! there.
+//! there. LimitRanger beside it: a LimitRange's defaults given to a pod without
+//! resources (and said in its annotation), a pod over its maximum refused in kube's
+//! words.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -157,4 +159,56 @@ fn a_baseline_warn_namespace_warns_about_a_host_network_deployment() {
     ] {
         assert!(out.contains(expected), "no {expected:?} in:\n{out}");
     }
+}
+
+#[tokio::test]
+async fn a_limit_range_defaults_and_limits_pods() {
+    let server = Server::start(API_ONLY);
+    let dir = tempfile::tempdir().unwrap();
+    kubectl_ok(&server, &["create", "namespace", "capped"]);
+    let range = json!({"apiVersion": "v1", "kind": "LimitRange",
+        "metadata": {"name": "caps", "namespace": "capped"},
+        "spec": {"limits": [{"type": "Container",
+            "default": {"cpu": "200m", "memory": "64Mi"},
+            "defaultRequest": {"cpu": "100m"},
+            "max": {"cpu": "500m"}}]}});
+    let range = manifest(dir.path(), "range.json", &range);
+    kubectl_ok(&server, &["apply", "-f", &range]);
+    // The admission reads LimitRanges from the server's in-memory copy, a watch
+    // behind the store: the first pods may be created before it has the range.
+    let plain = manifest(dir.path(), "plain.json", &pod("capped", "plain", json!({})));
+    let created: Value = support::node::eventually("the LimitRange in effect", async || {
+        let (ok, out) = server.kubectl(&["create", "-f", &plain, "-o", "json"]);
+        let created: Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
+        if created["metadata"]["annotations"]["kubernetes.io/limit-ranger"].is_string() {
+            return Some(created);
+        }
+        kubectl_ok(
+            &server,
+            &["delete", "pod", "plain", "-n", "capped", "--wait=false"],
+        );
+        None
+    })
+    .await;
+    let resources = &created["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        resources["limits"],
+        json!({"cpu": "200m", "memory": "64Mi"})
+    );
+    assert_eq!(resources["requests"]["cpu"], "100m");
+    assert_eq!(
+        created["metadata"]["annotations"]["kubernetes.io/limit-ranger"],
+        "LimitRanger plugin set: cpu, memory request for container c; cpu, memory limit for container c"
+    );
+    let mut big = pod("capped", "big", json!({}));
+    big["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "2"}});
+    let big = manifest(dir.path(), "big.json", &big);
+    let (ok, out) = server.kubectl(&["create", "-f", &big]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "pods \"big\" is forbidden: maximum cpu usage per Container is 500m, but limit is 2"
+        ),
+        "{out}"
+    );
 }

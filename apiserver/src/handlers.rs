@@ -439,6 +439,7 @@ impl Handlers {
             )
             .await?;
         }
+        crate::limit_ranger::admit(&self.listers.limit_ranges, &mut obj, false)?;
         let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
         let pod_security = crate::pod_security::Context::read(&self.registry, req).await?;
@@ -549,6 +550,9 @@ impl Handlers {
                     _ => admission::Part::Main,
                 };
                 admission::mutate_update(&mut new, &current, part, &self.custom)?;
+                if sub.is_none() {
+                    crate::limit_ranger::admit(&self.listers.limit_ranges, &mut new, true)?;
+                }
                 admission::validate(c.identity, &new, Some(&current), None, &self.custom)?;
                 warnings.extend(pod_security.admit(&new, Some(&current))?.warnings);
                 self.confirm_no_escalation(c.identity, &new)?;

@@ -41,6 +41,7 @@ pub mod custom;
 pub mod decode;
 pub mod discovery;
 pub mod handlers;
+pub mod limit_ranger;
 pub mod list_options;
 pub mod lister;
 pub mod listing;

@@ -1,5 +1,6 @@
 //! In-memory copies of the few kinds the server itself reads on its hot paths — the
-//! ServiceAccount admission's accounts, RBAC's roles and bindings — as kube-apiserver's
+//! ServiceAccount admission's accounts, RBAC's roles and bindings, LimitRanger's
+//! LimitRanges — as kube-apiserver's
 //! admission plugins and authorizers read informers' listers instead of etcd: a list,
 //! then a watch from the listed revision through the kind's watch cache, and a fresh
 //! list whenever the watch ends (a member that fell behind, a compaction). A copy may
@@ -130,6 +131,8 @@ pub struct Listers {
     pub role_bindings: Arc<Lister>,
     /// See [`Listers::roles`].
     pub cluster_role_bindings: Arc<Lister>,
+    /// LimitRanges (LimitRanger admission).
+    pub limit_ranges: Arc<Lister>,
     /// RBAC's index of the roles and bindings, and its decisions.
     rbac: crate::rbac_index::Cache,
 }
@@ -137,7 +140,7 @@ pub struct Listers {
 impl Listers {
     /// Starts every lister over `registry`, watching through `caches`.
     pub fn start(registry: &Registry, caches: &Arc<Caches>) -> Self {
-        use k8s_openapi::api::core::v1::ServiceAccount;
+        use k8s_openapi::api::core::v1::{LimitRange, ServiceAccount};
         use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
         let start = |kind: ObjectKind| Lister::start(registry.clone(), caches.clone(), kind);
         Listers {
@@ -146,6 +149,7 @@ impl Listers {
             cluster_roles: start(ObjectKind::of::<ClusterRole>()),
             role_bindings: start(ObjectKind::of::<RoleBinding>()),
             cluster_role_bindings: start(ObjectKind::of::<ClusterRoleBinding>()),
+            limit_ranges: start(ObjectKind::of::<LimitRange>()),
             rbac: crate::rbac_index::Cache::default(),
         }
     }
