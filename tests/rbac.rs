@@ -137,6 +137,15 @@ async fn users_get_what_their_roles_grant_and_no_more() {
         ],
     );
     ok(&jane, &["get", "secrets", "-n", "team"]);
+    // A Namespace is inside itself: a RoleBinding there lets its group read it (dora
+    // is in devs, without jane's cluster-wide view).
+    let dora = server.user_kubeconfig(dir.path(), "dora", &["devs"]);
+    ok(&dora, &["get", "namespace", "team"]);
+    refused(
+        &dora,
+        &["get", "namespace", "default"],
+        "namespaces \"default\" is forbidden: User \"dora\" cannot get resource \"namespaces\" in API group \"\" in the namespace \"default\"",
+    );
 
     // can-i, for herself, and for her by the admin with --as.
     assert!(can_i(&jane, &["list", "pods"]));

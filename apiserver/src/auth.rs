@@ -476,7 +476,12 @@ fn denied_because(identity: &Identity, req: &ResourceRequest, why: Option<&str>)
         req.verb.as_str(),
         req.resource(),
     );
-    match &req.namespace {
+    // A Namespace is inside itself, as kube's RequestInfo has it.
+    let namespace = match (req.kind.plural, &req.name) {
+        ("namespaces", Some(name)) => Some(name),
+        _ => req.namespace.as_ref(),
+    };
+    match namespace {
         Some(ns) => message.push_str(&format!(" in the namespace \"{ns}\"")),
         None => message.push_str(" at the cluster scope"),
     }

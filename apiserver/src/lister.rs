@@ -154,17 +154,15 @@ impl Listers {
         }
     }
 
-    /// The four RBAC listers' count of changes.
-    fn rbac_generation(&self) -> u64 {
+    /// The four RBAC listers' counts of changes.
+    fn rbac_generation(&self) -> crate::rbac_index::Generation {
         [
             &self.roles,
             &self.cluster_roles,
             &self.role_bindings,
             &self.cluster_role_bindings,
         ]
-        .iter()
         .map(|l| l.generation())
-        .sum()
     }
 
     fn build_rbac_index(&self) -> Index {

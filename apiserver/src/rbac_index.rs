@@ -18,6 +18,14 @@ const GROUP: &str = "rbac.authorization.k8s.io";
 /// How many decisions are remembered at most (all are forgotten when full).
 const DECISIONS: usize = 8192;
 
+/// The longest key a decision is remembered under: longer ones (a long path, many
+/// groups) are decided each time, so the memory kept stays bounded.
+const MAX_KEY: usize = 1024;
+
+/// The four RBAC listers' counts of changes (roles, cluster roles, role bindings,
+/// cluster role bindings): equal counts, the same objects.
+pub type Generation = [u64; 4];
+
 /// The binding and role a rule came from, in kube's words
 /// (`ClusterRoleBinding "view-all" of ClusterRole "view" to User "jane"`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,7 +219,7 @@ pub struct Cache {
 }
 
 struct Current {
-    generation: u64,
+    generation: Generation,
     index: Arc<Index>,
     decisions: RwLock<HashMap<String, Option<Arc<Source>>>>,
 }
@@ -219,7 +227,7 @@ struct Current {
 impl Cache {
     /// The index for `generation` (the roles' and bindings' listers' count of
     /// changes), built by `build` unless it is the one kept.
-    pub fn index(&self, generation: u64, build: impl FnOnce() -> Index) -> Arc<Index> {
+    pub fn index(&self, generation: Generation, build: impl FnOnce() -> Index) -> Arc<Index> {
         if let Some(c) = self.read().as_ref()
             && c.generation == generation
         {
@@ -227,8 +235,9 @@ impl Cache {
         }
         let index = Arc::new(build());
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        // Another request may have built a newer one meanwhile.
-        if current.as_ref().is_none_or(|c| c.generation < generation) {
+        // Another request may have built a newer one meanwhile: kept unless older.
+        let older = |c: &Current| c.generation.iter().zip(&generation).all(|(a, b)| a <= b);
+        if current.as_ref().is_none_or(older) {
             *current = Some(Current {
                 generation,
                 index: index.clone(),
@@ -247,7 +256,7 @@ impl Cache {
     /// from the same roles and bindings.
     pub fn decide(
         &self,
-        generation: u64,
+        generation: Generation,
         build: impl FnOnce() -> Index,
         key: impl FnOnce(&Index) -> String,
         decide: impl FnOnce(&Index) -> Option<Source>,
@@ -261,7 +270,15 @@ impl Cache {
             }
         }
         let decided = decide(&index).map(Arc::new);
-        if let Some(c) = self.read().as_ref().filter(|c| c.generation == generation) {
+        if key.len() > MAX_KEY {
+            return decided;
+        }
+        // Only into the decisions of the very index this one was made from.
+        if let Some(c) = self
+            .read()
+            .as_ref()
+            .filter(|c| c.generation == generation && Arc::ptr_eq(&c.index, &index))
+        {
             let mut decisions = c.decisions.write().unwrap_or_else(PoisonError::into_inner);
             if decisions.len() >= DECISIONS {
                 decisions.clear();

@@ -110,6 +110,17 @@ impl Impersonation {
                 format!("system:serviceaccounts:{ns}"),
             ];
         }
+        // kube leaves anonymous out of `system:authenticated`, in its own group.
+        if self.user == "system:anonymous" {
+            if !groups.iter().any(|g| g == UNAUTHENTICATED) {
+                groups.push(UNAUTHENTICATED.to_string());
+            }
+            return User {
+                name: self.user.clone(),
+                groups,
+                uid: self.uid.clone(),
+            };
+        }
         let mut user = User::new(self.user.clone(), groups);
         user.uid = self.uid.clone();
         user

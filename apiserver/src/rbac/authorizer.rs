@@ -60,9 +60,15 @@ pub enum Target<'a> {
 impl<'a> Attributes<'a> {
     /// The attributes of a resource request.
     pub fn of(req: &'a ResourceRequest) -> Self {
+        // kube's RequestInfo: a Namespace (and its status) is inside itself, so a
+        // RoleBinding there may grant reading it.
+        let namespace = match (req.kind.plural, req.kind.group, &req.name) {
+            ("namespaces", "", Some(name)) => Some(name.as_str()),
+            _ => req.namespace.as_deref(),
+        };
         Attributes {
             verb: req.verb.as_str(),
-            namespace: req.namespace.as_deref(),
+            namespace,
             target: Target::Resource {
                 group: req.kind.group,
                 resource: req.kind.plural,
@@ -138,32 +144,32 @@ pub fn allows(rule: &PolicyRule, a: &Attributes<'_>) -> bool {
 fn decision_key(user: &str, groups: &[String], a: &Attributes<'_>, names_matter: bool) -> String {
     use std::fmt::Write;
     let mut key = String::with_capacity(128);
-    let mut part = |s: &str| {
-        let _ = write!(key, "{}:{s}", s.len());
+    // Every value as `LEN:TEXT`; a missing one as `-`, which no value begins with.
+    let mut part = |s: Option<&str>| {
+        let _ = match s {
+            Some(s) => write!(key, "{}:{s}", s.len()),
+            None => write!(key, "-"),
+        };
     };
-    part(user);
-    part(&groups.len().to_string());
+    part(Some(user));
+    part(Some(&groups.len().to_string()));
     for g in groups {
-        part(g);
+        part(Some(g));
     }
-    part(a.verb);
-    part(a.namespace.unwrap_or("\u{0}"));
+    part(Some(a.verb));
+    part(a.namespace);
     match a.target {
-        Target::NonResource { path } => part(path),
+        Target::NonResource { path } => part(Some(path)),
         Target::Resource {
             group,
             resource,
             subresource,
             name,
         } => {
-            part(group);
-            part(resource);
-            part(subresource.unwrap_or("\u{0}"));
-            part(if names_matter {
-                name.unwrap_or("\u{0}")
-            } else {
-                ""
-            });
+            part(Some(group));
+            part(Some(resource));
+            part(subresource);
+            part(if names_matter { name } else { Some("") });
         }
     }
     key
@@ -308,11 +314,17 @@ impl Handlers {
         asked: &Impersonation,
     ) -> ApiResult<Identity> {
         let check = |namespace: Option<&str>, resource: &str, name: &str| -> ApiResult<()> {
+            // kube checks uids in authentication.k8s.io, the rest in the core group.
+            let group = if resource == "uids" {
+                "authentication.k8s.io"
+            } else {
+                ""
+            };
             let a = Attributes {
                 verb: "impersonate",
                 namespace,
                 target: Target::Resource {
-                    group: "",
+                    group,
                     resource,
                     subresource: None,
                     name: Some(name),
@@ -326,7 +338,7 @@ impl Handlers {
                 None => "at the cluster scope".to_string(),
             };
             Err(ApiError::forbidden(format!(
-                "{resource} \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"{resource}\" in API group \"\" {scope}",
+                "{resource} \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"{resource}\" in API group \"{group}\" {scope}",
                 identity.user()
             )))
         };

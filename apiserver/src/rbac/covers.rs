@@ -53,6 +53,28 @@ pub fn breakdown(rule: &PolicyRule) -> Vec<PolicyRule> {
     atoms
 }
 
+/// How many atoms [`breakdown`] makes of `rules` (its lists' distinct entries
+/// multiplied out); `None` past `usize`. What a check may cost is known before the
+/// atoms are made: a rule of a few kilobytes can name billions.
+pub fn atom_count(rules: &[PolicyRule]) -> Option<usize> {
+    let distinct = |list: Option<&Vec<String>>| {
+        let mut v: Vec<&String> = list.into_iter().flatten().collect();
+        v.sort();
+        v.dedup();
+        v.len()
+    };
+    rules.iter().try_fold(0usize, |total, r| {
+        let verbs = distinct(Some(&r.verbs));
+        let names = distinct(r.resource_names.as_ref()).max(1);
+        let resources = distinct(r.api_groups.as_ref())
+            .checked_mul(distinct(r.resources.as_ref()))?
+            .checked_mul(verbs)?
+            .checked_mul(names)?;
+        let urls = distinct(r.non_resource_urls.as_ref()).checked_mul(verbs)?;
+        total.checked_add(resources)?.checked_add(urls)
+    })
+}
+
 /// The atoms ([`breakdown`]) of `servant`'s rules that no rule of `owner` covers, in
 /// order: empty when `owner` grants everything `servant` does (Kubernetes' `Covers`).
 pub fn covers(owner: &[PolicyRule], servant: &[PolicyRule]) -> Vec<PolicyRule> {

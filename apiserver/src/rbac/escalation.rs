@@ -9,10 +9,15 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef};
 use rk8s_api::AnyObject;
 
 use super::authorizer::{Attributes, GROUP, Target};
-use super::covers::covers;
+use super::covers::{atom_count, covers};
 use crate::auth::Identity;
 use crate::handlers::Handlers;
 use crate::status::{ApiError, ApiResult};
+
+/// The most single permissions (one group, resource, verb and name each) the rules
+/// of one write may come to: checking each against the writer's costs time and
+/// memory, and no real role comes near.
+const MAX_ATOMS: usize = 100_000;
 
 /// How many uncovered rules a refusal lists (a role of thousands would otherwise
 /// make a message of megabytes).
@@ -168,6 +173,17 @@ impl Handlers {
         name: &str,
         rules: &[PolicyRule],
     ) -> ApiResult<()> {
+        let atoms = atom_count(rules);
+        if atoms.is_none_or(|n| n > MAX_ATOMS) {
+            return Err(ApiError::new(
+                http::StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                format!(
+                    "{resource}.{GROUP} \"{name}\" is invalid: rules: Too many: its rules come to {} single permissions (API group × resource × verb × resource name, URL × verb): must have at most {MAX_ATOMS} for the escalation check",
+                    atoms.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+                ),
+            ));
+        }
         let (user, groups) = (identity.user(), identity.groups());
         let mut owned = Vec::new();
         self.visit_rules(&user, &groups, ns, &mut |rule| {
