@@ -290,6 +290,12 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     crate::rbac::bootstrap::ensure_defaults(api.registry())
         .await
         .map_err(|e| StartError::Store(e.message))?;
+    // Before the kubeconfig, which tells whoever waits for it that the server is up.
+    let advertised = format!(
+        "https://{}",
+        SocketAddr::new(cfg.advertise, local_addr.port())
+    );
+    write_file(&cfg.data_dir.join(ADVERTISE_URL_FILE), &advertised, false)?;
     if let Some(path) = &cfg.admin_kubeconfig {
         match std::fs::read_to_string(&token_file) {
             Ok(token) => {
@@ -308,11 +314,6 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
             ),
         }
     }
-    let advertised = format!(
-        "https://{}",
-        SocketAddr::new(cfg.advertise, local_addr.port())
-    );
-    write_file(&cfg.data_dir.join(ADVERTISE_URL_FILE), &advertised, false)?;
     tracing::info!("API server listening on https://{local_addr}, advertised as {advertised}");
     let serving = tokio::spawn(serve(api.clone(), listener, tls));
     let compacting = tokio::spawn(crate::compaction::compact_periodically(
