@@ -426,9 +426,10 @@ impl Handlers {
         // updates managedFields before admission: the token volume is nobody's).
         crate::apply::record_write(c, None, &mut obj, None)?;
         // NamespaceLifecycle, then ServiceAccount admission (kube-apiserver's order).
-        if let Some(ns) = obj.namespace() {
-            self.require_namespace(ns).await?;
-        }
+        let namespace = match obj.namespace() {
+            Some(ns) => self.require_namespace(ns).await?,
+            None => None,
+        };
         if let AnyObject::Pod(pod) = &mut obj {
             let accounts = &self.listers.accounts;
             crate::service_accounts::admission::admit_pod(
@@ -442,7 +443,8 @@ impl Handlers {
         crate::limit_ranger::admit(&self.listers.limit_ranges, &mut obj, false)?;
         let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
-        let pod_security = crate::pod_security::Context::read(&self.registry, req).await?;
+        let pod_security =
+            crate::pod_security::Context::read(&self.registry, req, namespace.as_ref()).await?;
         let warnings = [warnings, pod_security.admit(&obj, None)?.warnings].concat();
         self.confirm_no_escalation(c.identity, &obj)?;
         let created = if dry_run(c.query)? {
@@ -453,14 +455,14 @@ impl Handlers {
         Ok(Reply::object(http::StatusCode::CREATED, created, warnings))
     }
 
-    async fn require_namespace(&self, ns: &str) -> ApiResult<()> {
+    /// The namespace `ns` (read once, for admission after it too), or 404.
+    async fn require_namespace(&self, ns: &str) -> ApiResult<Option<AnyObject>> {
         let Some(kind) = kind_named("Namespace") else {
-            return Ok(());
+            return Ok(None);
         };
-        if self.registry.exists_locally(&kind, None, ns).await? {
-            Ok(())
-        } else {
-            Err(ApiError::not_found(&kind, ns))
+        match self.registry.find_locally(&kind, None, ns).await? {
+            Some(found) => Ok(Some(found)),
+            None => Err(ApiError::not_found(&kind, ns)),
         }
     }
 
@@ -487,7 +489,7 @@ impl Handlers {
         let name = req.name().to_string();
         let kind = req.kind;
         let mut warnings = Vec::new();
-        let pod_security = crate::pod_security::Context::read(&self.registry, req).await?;
+        let pod_security = crate::pod_security::Context::read(&self.registry, req, None).await?;
         let outcome = self
             .registry
             .update(&kind, req.namespace.as_deref(), &name, |current| {

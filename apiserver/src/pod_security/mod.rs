@@ -302,8 +302,13 @@ impl Context {
     /// Reads what a write of `req` needs: nothing for the kinds PodSecurity does not
     /// look at; the namespace's labels (as far as this member has applied, as kube
     /// reads them from an informer) for pods and pod templates; the namespace's pods
-    /// for an update of a namespace.
-    pub async fn read(registry: &Registry, req: &ResourceRequest) -> ApiResult<Self> {
+    /// for an update of a namespace. `namespace`: the request's namespace when the
+    /// caller has read it already (a create, after NamespaceLifecycle).
+    pub async fn read(
+        registry: &Registry,
+        req: &ResourceRequest,
+        namespace: Option<&AnyObject>,
+    ) -> ApiResult<Self> {
         let kind = &req.kind;
         let sub = req.subresource.as_deref();
         let mut context = Context {
@@ -328,8 +333,14 @@ impl Context {
         let Some(ns) = req.namespace.as_deref().filter(|_| examined) else {
             return Ok(context);
         };
-        let namespaces = ObjectKind::of::<Namespace>();
-        if let Some(AnyObject::Namespace(n)) = registry.find_locally(&namespaces, None, ns).await? {
+        let read = match namespace {
+            Some(known) => Some(known.clone()),
+            None => {
+                let namespaces = ObjectKind::of::<Namespace>();
+                registry.find_locally(&namespaces, None, ns).await?
+            }
+        };
+        if let Some(AnyObject::Namespace(n)) = read {
             context.labels = n.metadata.labels;
         }
         Ok(context)
