@@ -53,6 +53,22 @@ impl Verb {
         }
     }
 
+    /// The verb Kubernetes spells `name`, if it is one of the REST verbs.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Verb::Get,
+            Verb::List,
+            Verb::Watch,
+            Verb::Create,
+            Verb::Update,
+            Verb::Patch,
+            Verb::Delete,
+            Verb::DeleteCollection,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == name)
+    }
+
     /// Whether the verb changes state.
     pub fn is_write(self) -> bool {
         !matches!(self, Verb::Get | Verb::List | Verb::Watch)

@@ -100,17 +100,7 @@ fn node_request(a: &Attributes<'_>) -> Option<ResourceRequest> {
     else {
         return None;
     };
-    let verb = match a.verb {
-        "get" => Verb::Get,
-        "list" => Verb::List,
-        "watch" => Verb::Watch,
-        "create" => Verb::Create,
-        "update" => Verb::Update,
-        "patch" => Verb::Patch,
-        "delete" => Verb::Delete,
-        "deletecollection" => Verb::DeleteCollection,
-        _ => return None,
-    };
+    let verb = Verb::from_name(a.verb)?;
     Some(ResourceRequest {
         verb,
         kind: rk8s_api::object::kind_by_plural(group, resource)?,
