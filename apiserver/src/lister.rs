@@ -1,7 +1,7 @@
 //! In-memory copies of the few kinds the server itself reads on its hot paths — the
-//! ServiceAccount admission's accounts, RBAC's roles and bindings, LimitRanger's
-//! LimitRanges — as kube-apiserver's
-//! admission plugins and authorizers read informers' listers instead of etcd: a list,
+//! ServiceAccount admission's accounts, RBAC's roles and bindings, and what the other
+//! admission plugins read (LimitRanges, ResourceQuotas, PriorityClasses, StorageClasses,
+//! webhook configurations) — as kube-apiserver's admission plugins and authorizers read informers' listers instead of etcd: a list,
 //! then a watch from the listed revision through the kind's watch cache, and a fresh
 //! list whenever the watch ends (a member that fell behind, a compaction). A copy may
 //! lag a write by the watch's delay: readers that must see a just-made object look in
@@ -133,6 +133,16 @@ pub struct Listers {
     pub cluster_role_bindings: Arc<Lister>,
     /// LimitRanges (LimitRanger admission).
     pub limit_ranges: Arc<Lister>,
+    /// ResourceQuotas (ResourceQuota admission).
+    pub resource_quotas: Arc<Lister>,
+    /// PriorityClasses (Priority admission).
+    pub priority_classes: Arc<Lister>,
+    /// StorageClasses (DefaultStorageClass admission).
+    pub storage_classes: Arc<Lister>,
+    /// MutatingWebhookConfigurations (mutating admission webhooks).
+    pub mutating_webhooks: Arc<Lister>,
+    /// ValidatingWebhookConfigurations (validating admission webhooks).
+    pub validating_webhooks: Arc<Lister>,
     /// RBAC's index of the roles and bindings, and its decisions.
     rbac: crate::rbac_index::Cache,
 }
@@ -140,7 +150,12 @@ pub struct Listers {
 impl Listers {
     /// Starts every lister over `registry`, watching through `caches`.
     pub fn start(registry: &Registry, caches: &Arc<Caches>) -> Self {
-        use k8s_openapi::api::core::v1::{LimitRange, ServiceAccount};
+        use k8s_openapi::api::admissionregistration::v1::{
+            MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+        };
+        use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, ServiceAccount};
+        use k8s_openapi::api::scheduling::v1::PriorityClass;
+        use k8s_openapi::api::storage::v1::StorageClass;
         use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
         let start = |kind: ObjectKind| Lister::start(registry.clone(), caches.clone(), kind);
         Listers {
@@ -150,6 +165,11 @@ impl Listers {
             role_bindings: start(ObjectKind::of::<RoleBinding>()),
             cluster_role_bindings: start(ObjectKind::of::<ClusterRoleBinding>()),
             limit_ranges: start(ObjectKind::of::<LimitRange>()),
+            resource_quotas: start(ObjectKind::of::<ResourceQuota>()),
+            priority_classes: start(ObjectKind::of::<PriorityClass>()),
+            storage_classes: start(ObjectKind::of::<StorageClass>()),
+            mutating_webhooks: start(ObjectKind::of::<MutatingWebhookConfiguration>()),
+            validating_webhooks: start(ObjectKind::of::<ValidatingWebhookConfiguration>()),
             rbac: crate::rbac_index::Cache::default(),
         }
     }
