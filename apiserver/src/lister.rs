@@ -1,8 +1,8 @@
 //! In-memory copies of the few kinds the server itself reads on its hot paths — the
 //! ServiceAccount admission's accounts, RBAC's roles and bindings, and what the other
 //! admission plugins read (LimitRanges, ResourceQuotas, PriorityClasses, StorageClasses,
-//! webhook configurations) — as kube-apiserver's admission plugins and authorizers read informers' listers instead of etcd: a list,
-//! then a watch from the listed revision through the kind's watch cache, and a fresh
+//! webhook configurations) — as kube-apiserver's admission plugins and authorizers
+//! read informers' listers instead of etcd: a list, then a watch from the listed revision through the kind's watch cache, and a fresh
 //! list whenever the watch ends (a member that fell behind, a compaction). A copy may
 //! lag a write by the watch's delay: readers that must see a just-made object look in
 //! the store when it is missing here (as kube's admission does).
