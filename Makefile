@@ -7,6 +7,7 @@ FUZZ_SECONDS ?= 60
 PATCH_FUZZ_SECONDS ?= 30
 CRD_FUZZ_SECONDS ?= 30
 PROTOBUF_FUZZ_SECONDS ?= 30
+AUTH_FUZZ_SECONDS ?= 30
 
 .PHONY: demo demo-down test setup setup-demo check lint fmt deny unit fuzz bench bench-quick clean install uninstall deb
 
@@ -64,12 +65,13 @@ unit:
 	$(CARGO) test --workspace --locked
 
 # A bounded fuzzing run of the manifest decoders, of the three patch types, of custom
-# resources against their CRDs, then of the protobuf decoder (stable toolchain:
+# resources against their CRDs, of the protobuf decoder, then of the credentials'
+# parsing (client certificates, tokens, impersonation headers; stable toolchain:
 # RUSTC_BOOTSTRAP lets cargo-fuzz pass its -Z flags). The RSS limit turns a memory amplification into a crash. New
 # crashes land in fuzz/artifacts/; add each as a regression test.
 fuzz:
 	mkdir -p fuzz/corpus/manifest fuzz/corpus/patch fuzz/corpus/crd_schema \
-		fuzz/corpus/protobuf
+		fuzz/corpus/protobuf fuzz/corpus/auth
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none manifest \
 		fuzz/corpus/manifest examples api/tests/fixtures/invalid -- \
 		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
@@ -79,6 +81,8 @@ fuzz:
 		-max_total_time=$(CRD_FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none protobuf fuzz/corpus/protobuf -- \
 		-max_total_time=$(PROTOBUF_FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none auth fuzz/corpus/auth fuzz/seeds/auth -- \
+		-max_total_time=$(AUTH_FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
 
 ## make bench: the benchmarks (not part of make test); tables on stdout, JSON under
 ## target/bench/. Results go in docs/benchmarks.md.

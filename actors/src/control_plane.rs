@@ -1,7 +1,7 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
 //! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, PersistentVolume,
-//! PodDisruptionBudget, garbage collector, node lifecycle) and, always, the
+//! PodDisruptionBudget, ResourceQuota, garbage collector, node lifecycle) and, always, the
 //! ServiceAccount and root CA controller (pods cannot be created without them) and the
 //! ClusterRole aggregation controller (the default roles `admin`, `edit` and `view`
 //! have no rules without it).
@@ -24,6 +24,7 @@ use rk8s_controllers::job_actor::JobSupervisor;
 use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSupervisor};
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_controllers::replicationcontroller::ReplicationControllerSupervisor;
+use rk8s_controllers::resource_quota_actor::ResourceQuotaController;
 use rk8s_controllers::service_accounts_actor::ServiceAccountsController;
 use rk8s_controllers::statefulset_actor::StatefulSetSupervisor;
 use rk8s_controllers::volumes_actor::VolumeController;
@@ -144,6 +145,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     let (c, i) = (client.clone(), informers.clone());
     actors.start(CONTROLLER, "disruption", move |me| {
         DisruptionController::new(c.clone(), &i, me)
+    });
+    let (c, i) = (client.clone(), informers.clone());
+    actors.start(CONTROLLER, "resourcequota", move |me| {
+        ResourceQuotaController::new(c.clone(), &i, me)
     });
     let (c, i) = (client.clone(), informers.clone());
     actors.start(CONTROLLER, "garbage-collector", move |me| {

@@ -45,6 +45,7 @@ pub mod path;
 pub mod placement;
 pub mod protobuf;
 pub mod quantity;
+pub mod quota;
 pub mod references;
 pub mod resources;
 pub mod selector;

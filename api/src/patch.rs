@@ -374,6 +374,8 @@ fn merge_key(path: &str) -> Option<Option<&'static str>> {
         (_, "ownerReferences") => "uid",
         (_, "conditions") => "type",
         (_, "topologySpreadConstraints") => "topologyKey",
+        // Mutating and validating webhook configurations.
+        ("", "webhooks") => "name",
         (_, "finalizers") => return Some(None),
         _ => return None,
     };

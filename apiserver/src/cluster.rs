@@ -11,7 +11,7 @@ use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::server::Store;
 
 use rk8s_http::tls::api_server_config;
-use rk8s_http::wire::kubeconfig;
+use rk8s_http::wire::kubeconfig_with_certificate;
 
 use crate::bootstrap::pki::{ClusterCa, PkiError};
 use crate::bootstrap::secrets::{self, CLUSTER_KEY};
@@ -24,6 +24,11 @@ pub use crate::bootstrap::StartError;
 /// The file in a member's data directory that holds the URL its API server
 /// advertises (what `rk8s-server token create` prints in join commands).
 pub const ADVERTISE_URL_FILE: &str = "advertise-url";
+/// The user of the admin kubeconfig's certificate (in `system:masters`).
+pub const ADMIN_USER: &str = "admin";
+/// How long the admin kubeconfig's certificate is valid (kubeadm's year); a start of
+/// the server writes a new one.
+const ADMIN_CERTIFICATE_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 pub use crate::bootstrap::ADMIN_TOKEN_FILE;
 
@@ -297,22 +302,21 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     );
     write_file(&cfg.data_dir.join(ADVERTISE_URL_FILE), &advertised, false)?;
     if let Some(path) = &cfg.admin_kubeconfig {
-        match std::fs::read_to_string(&token_file) {
-            Ok(token) => {
-                let host = if local_addr.ip().is_unspecified() {
-                    "127.0.0.1".to_string()
-                } else {
-                    local_addr.ip().to_string()
-                };
-                let server = format!("https://{host}:{}", local_addr.port());
-                let text = kubeconfig(&server, &secrets.ca.cert_pem, "admin", token.trim());
-                write_file(path, &text, true)?;
-                tracing::info!("admin kubeconfig written to {}", path.display());
-            }
-            Err(_) => tracing::info!(
-                "no admin token on this member (it was created on the first member); copy that member's kubeconfig"
-            ),
-        }
+        let host = if local_addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            local_addr.ip().to_string()
+        };
+        let server = format!("https://{host}:{}", local_addr.port());
+        // A client certificate in `system:masters`, as kubeadm's admin.conf (a fresh one
+        // at each start: renewed by a restart); the static token stays in
+        // `pki/admin.token` for clients that want one.
+        let groups = [crate::users::MASTERS.to_string()];
+        let (cert, key) = client_ca.issue_client(ADMIN_USER, &groups, ADMIN_CERTIFICATE_TTL)?;
+        let text =
+            kubeconfig_with_certificate(&server, &secrets.ca.cert_pem, ADMIN_USER, &cert, &key);
+        write_file(path, &text, true)?;
+        tracing::info!("admin kubeconfig written to {}", path.display());
     }
     tracing::info!("API server listening on https://{local_addr}, advertised as {advertised}");
     let serving = tokio::spawn(serve(api.clone(), listener, tls));

@@ -23,8 +23,8 @@ use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
 use crate::listing::StoredList;
-use crate::registry::{self, Change, Registry, Updated, parse_resource_version};
-use crate::request::{Query, ResourceRequest, Verb};
+use crate::registry::{self, Change, Registry, Updated};
+use crate::request::{Query, ResourceRequest};
 use crate::scale::ScalePaths;
 use crate::status::{ApiError, ApiResult};
 
@@ -63,7 +63,7 @@ impl Reply {
         }
     }
 
-    fn object(code: http::StatusCode, obj: AnyObject, warnings: Vec<String>) -> Self {
+    pub(crate) fn object(code: http::StatusCode, obj: AnyObject, warnings: Vec<String>) -> Self {
         Reply {
             code,
             body: Body::Object(Box::new(obj)),
@@ -89,7 +89,7 @@ pub struct Handlers {
     pub listers: Arc<crate::lister::Listers>,
 }
 
-fn node_of(obj: &AnyObject) -> Option<&str> {
+pub(crate) fn node_of(obj: &AnyObject) -> Option<&str> {
     match obj {
         AnyObject::Pod(p) => p.spec.as_ref().and_then(|s| s.node_name.as_deref()),
         AnyObject::PersistentVolume(pv) => rk8s_api::placement::volume_node(pv),
@@ -441,12 +441,35 @@ impl Handlers {
             .await?;
         }
         crate::limit_ranger::admit(&self.listers.limit_ranges, &mut obj, false)?;
-        let warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
+        crate::priority::admit(&self.listers.priority_classes, &mut obj, None)?;
+        crate::default_storage_class::admit(&self.listers.storage_classes, &mut obj);
+        let mut warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
+        let name = obj.name().to_string();
+        let webhooks = crate::webhooks::Attempt {
+            operation: crate::webhooks::matching::Operation::Create,
+            kind: req.kind,
+            subresource: None,
+            namespace: req.namespace.as_deref(),
+            name: &name,
+            identity: c.identity,
+            dry_run: dry_run(c.query)?,
+            old: None,
+        };
+        warnings.extend(self.mutating_webhooks(&webhooks, &mut obj).await?);
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
         let pod_security =
             crate::pod_security::Context::read(&self.registry, req, namespace.as_ref()).await?;
-        let warnings = [warnings, pod_security.admit(&obj, None)?.warnings].concat();
+        warnings.extend(pod_security.admit(&obj, None)?.warnings);
         self.confirm_no_escalation(c.identity, &obj)?;
+        warnings.extend(self.validating_webhooks(&webhooks, Some(&obj)).await?);
+        crate::resource_quota::admit(
+            &self.registry,
+            &self.listers.resource_quotas,
+            &obj,
+            None,
+            dry_run(c.query)?,
+        )
+        .await?;
         let created = if dry_run(c.query)? {
             obj
         } else {
@@ -464,142 +487,6 @@ impl Handlers {
             Some(found) => Ok(Some(found)),
             None => Err(ApiError::not_found(&kind, ns)),
         }
-    }
-
-    /// `POST pods/{name}/binding`: assigns a pod to a node (the scheduler's write).
-    /// PUT or PATCH of an object or its `status` or `scale`.
-    pub async fn update(&self, c: &Call<'_>) -> ApiResult<Reply> {
-        let req = c.req;
-        let sub = req.subresource.as_deref();
-        match sub {
-            None => {}
-            Some("status") if req.kind.has_status() => {}
-            Some("scale") if req.kind.has_scale() => {}
-            _ => return Err(ApiError::no_route()),
-        }
-        let mode = field_validation(c.query)?;
-        let is_patch = c.req.verb == Verb::Patch;
-        let (body, duplicates) = if is_patch {
-            (None, Vec::new())
-        } else {
-            let parsed = parse_body(&c.content_type, &c.body, mode)?;
-            (Some(parsed.value), parsed.duplicates)
-        };
-        let dry = dry_run(c.query)?;
-        let name = req.name().to_string();
-        let kind = req.kind;
-        let mut warnings = Vec::new();
-        let pod_security = crate::pod_security::Context::read(&self.registry, req, None).await?;
-        let outcome = self
-            .registry
-            .update(&kind, req.namespace.as_deref(), &name, |current| {
-                check_access(&c.access, c.identity, req, &name, node_of(&current))?;
-                let current_rv = current.metadata().resource_version.clone();
-                // The new state the caller asks for, in the shape of the subresource.
-                let shown = match sub {
-                    Some("scale") => self.scale_of(&current)?,
-                    _ => current.to_value(),
-                };
-                let asked = match &body {
-                    Some(b) => b.clone(),
-                    None => {
-                        let mut patched = shown;
-                        crate::patch::apply_request(
-                            &c.content_type,
-                            &mut patched,
-                            &c.body,
-                            c.query,
-                            sub,
-                        )?;
-                        patched
-                    }
-                };
-                let mut new = match sub {
-                    Some("scale") => self.with_replicas(&current, &asked)?,
-                    _ => {
-                        let (new, w) = decode_value(&kind, asked, &duplicates, mode)?;
-                        warnings = w;
-                        new
-                    }
-                };
-                let asked_rv = match sub {
-                    Some("scale") => scale_rv(&c.body, &body),
-                    _ => new.metadata().resource_version.clone(),
-                };
-                if let Some(rv) = asked_rv.filter(|rv| !rv.is_empty())
-                    && Some(&rv) != current_rv.as_ref()
-                {
-                    parse_resource_version(&rv)?;
-                    return Err(ApiError::modified(&kind, &name));
-                }
-                let (meta_name, meta_ns) = (new.metadata().name.clone(), new.metadata().namespace.clone());
-                if meta_name.as_deref().is_some_and(|n| !n.is_empty() && n != name) {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({}) does not match the name on the URL ({name})",
-                        meta_name.unwrap_or_default()
-                    )));
-                }
-                if kind.is_namespaced()
-                    && meta_ns.as_deref().is_some_and(|n| !n.is_empty() && Some(n) != req.namespace.as_deref())
-                {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                new.metadata_mut().resource_version = current_rv;
-                let part = match sub {
-                    Some("status") => admission::Part::Status,
-                    _ => admission::Part::Main,
-                };
-                admission::mutate_update(&mut new, &current, part, &self.custom)?;
-                if sub.is_none() {
-                    crate::limit_ranger::admit(&self.listers.limit_ranges, &mut new, true)?;
-                }
-                admission::validate(c.identity, &new, Some(&current), None, &self.custom)?;
-                warnings.extend(pod_security.admit(&new, Some(&current))?.warnings);
-                self.confirm_no_escalation(c.identity, &new)?;
-                crate::apply::record_write(c, Some(&current), &mut new, sub)?;
-                if new == current {
-                    return Ok(Change::Unchanged);
-                }
-                // The last finalizer gone: the object goes, but a pod only once its
-                // node has confirmed (or it never needed to: grace period 0).
-                let meta = new.metadata();
-                if meta.deletion_timestamp.is_some()
-                    && meta.finalizers.as_ref().is_none_or(Vec::is_empty)
-                    && (!matches!(new, AnyObject::Pod(_))
-                        || meta.deletion_grace_period_seconds == Some(0))
-                {
-                    return Ok(Change::Delete(current));
-                }
-                if dry {
-                    return Ok(Change::DryRun(new));
-                }
-                Ok(Change::Replace(new))
-            })
-            .await;
-        // An apply of an object that does not exist creates it.
-        let outcome = match outcome {
-            Err(e)
-                if e.code == http::StatusCode::NOT_FOUND
-                    && sub.is_none()
-                    && crate::apply::is_apply(&c.content_type) =>
-            {
-                return self.create(&crate::apply::create_call(c)?).await;
-            }
-            other => other,
-        };
-        let obj = match outcome? {
-            Updated::Replaced(o) | Updated::Unchanged(o) | Updated::Deleted(o, _) => o,
-        };
-        Ok(match sub {
-            Some("scale") => Reply {
-                code: http::StatusCode::OK,
-                body: Body::Value(self.scale_of(&obj)?),
-                warnings,
-            },
-            _ => Reply::object(http::StatusCode::OK, obj, warnings),
-        })
     }
 
     /// DELETE of one object. Pods bound to a node are deleted gracefully: they get a
@@ -632,9 +519,20 @@ impl Handlers {
         let kind = c.req.kind;
         let outcome = self
             .registry
-            .update(&kind, namespace, name, |current| {
+            .update_waiting(&kind, namespace, name, |current| async move {
                 check_access(&c.access, c.identity, c.req, name, node_of(&current))?;
                 check_preconditions(&kind, name, options, &current)?;
+                let attempt = crate::webhooks::Attempt {
+                    operation: crate::webhooks::matching::Operation::Delete,
+                    kind,
+                    subresource: None,
+                    namespace,
+                    name,
+                    identity: c.identity,
+                    dry_run: dry_run(c.query)?,
+                    old: Some(&current),
+                };
+                self.validating_webhooks(&attempt, None).await?;
                 deletion(current, options)
             })
             .await?;
@@ -649,7 +547,7 @@ impl Handlers {
     }
 
     /// Where `kind` keeps what its `scale` subresource shows.
-    fn scale_paths(&self, kind: &ObjectKind) -> ApiResult<ScalePaths> {
+    pub(crate) fn scale_paths(&self, kind: &ObjectKind) -> ApiResult<ScalePaths> {
         let paths = if kind.custom {
             self.custom
                 .with_version(kind, |v| v.scale.clone())
@@ -661,12 +559,12 @@ impl Handlers {
     }
 
     /// The `Scale` of `obj`.
-    fn scale_of(&self, obj: &AnyObject) -> ApiResult<Value> {
+    pub(crate) fn scale_of(&self, obj: &AnyObject) -> ApiResult<Value> {
         crate::scale::scale_of(&obj.to_value(), &self.scale_paths(&obj.kind())?)
     }
 
     /// `current` with the replicas a `Scale` body asks for.
-    fn with_replicas(&self, current: &AnyObject, scale: &Value) -> ApiResult<AnyObject> {
+    pub(crate) fn with_replicas(&self, current: &AnyObject, scale: &Value) -> ApiResult<AnyObject> {
         crate::scale::with_replicas(current, scale, &self.scale_paths(&current.kind())?)
     }
 
@@ -894,16 +792,6 @@ pub(crate) fn deletion(mut obj: AnyObject, options: &DeleteOptions) -> ApiResult
     ));
     meta.deletion_grace_period_seconds = Some(grace);
     Ok(Change::Replace(obj))
-}
-
-fn scale_rv(raw: &[u8], body: &Option<Value>) -> Option<String> {
-    let v = match body {
-        Some(b) => b.clone(),
-        None => serde_json::from_slice::<Value>(raw).ok()?,
-    };
-    v.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .map(str::to_string)
 }
 
 #[cfg(test)]

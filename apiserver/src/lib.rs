@@ -20,6 +20,8 @@
 //!   [`lister`]: in-memory copies of the kinds admission and RBAC read;
 //! - [`discovery`], [`openapi`], [`table`]: what kubectl reads to find and print kinds;
 //! - [`system_objects`]: the namespaces and StorageClass every cluster has;
+//! - [`encryption`]: encryption at rest (`EncryptionConfiguration`), applied by the store
+//!   handle;
 //! - [`bootstrap`]: the CAs and certificates, shared secrets, member and node joins;
 //! - [`server`]: the HTTP entry (authentication, dispatch); [`routes`]: the endpoints,
 //!   one file per group; [`cluster`]: starting it all on a member; [`compaction`]: the
@@ -39,7 +41,9 @@ pub mod compaction;
 pub mod content;
 pub mod custom;
 pub mod decode;
+pub mod default_storage_class;
 pub mod discovery;
+pub mod encryption;
 pub mod handlers;
 pub mod limit_ranger;
 pub mod list_options;
@@ -52,12 +56,14 @@ pub mod openapi;
 pub mod patch;
 pub mod pod_security;
 pub mod pod_writes;
+pub mod priority;
 pub mod proxy;
 pub mod rbac;
 pub mod rbac_index;
 pub mod registry;
 pub mod request;
 pub mod resource_metrics;
+pub mod resource_quota;
 pub mod routes;
 pub mod scale;
 pub mod scan;
@@ -70,7 +76,9 @@ pub mod strategy;
 pub mod system_objects;
 pub mod table;
 pub mod token_request;
+pub mod update;
 pub mod users;
 pub mod watch;
+pub mod webhooks;
 
 pub use server::{ApiServer, serve};

@@ -154,9 +154,9 @@ impl Listers {
             MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
         };
         use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, ServiceAccount};
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
         use k8s_openapi::api::scheduling::v1::PriorityClass;
         use k8s_openapi::api::storage::v1::StorageClass;
-        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
         let start = |kind: ObjectKind| Lister::start(registry.clone(), caches.clone(), kind);
         Listers {
             accounts: start(ObjectKind::of::<ServiceAccount>()),

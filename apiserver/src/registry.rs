@@ -287,8 +287,8 @@ impl Registry {
     }
 
     /// Read-modify-write with retries: `change` gets the current object and returns
-    /// the new one (`None`: nothing to write). When `change` pins a resourceVersion
-    /// (the caller's precondition) a conflict is returned rather than retried.
+    /// what to write. When `change` pins a resourceVersion (the caller's
+    /// precondition) a conflict is returned rather than retried.
     pub async fn update<F>(
         &self,
         kind: &ObjectKind,
@@ -299,11 +299,30 @@ impl Registry {
     where
         F: FnMut(AnyObject) -> ApiResult<Change>,
     {
+        self.update_waiting(kind, namespace, name, |current| {
+            std::future::ready(change(current))
+        })
+        .await
+    }
+
+    /// [`Registry::update`] with a `change` that may wait (admission webhooks are
+    /// called in it).
+    pub async fn update_waiting<F, Fut>(
+        &self,
+        kind: &ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+        mut change: F,
+    ) -> ApiResult<Updated>
+    where
+        F: FnMut(AnyObject) -> Fut,
+        Fut: Future<Output = ApiResult<Change>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let current = self.get(kind, namespace, name).await?;
-            let result = match change(current.clone())? {
+            let result = match change(current.clone()).await? {
                 Change::Unchanged => return Ok(Updated::Unchanged(current)),
                 Change::DryRun(new) => return Ok(Updated::Replaced(new)),
                 Change::Replace(new) => match (&new, &current) {

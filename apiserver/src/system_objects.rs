@@ -1,5 +1,6 @@
-//! What every cluster has from its first start: the system namespaces and the
-//! `local-path` StorageClass, made again at each start when missing.
+//! What every cluster has from its first start: the system namespaces, the
+//! `local-path` StorageClass and kube's two system PriorityClasses, made again at
+//! each start when missing.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rk8s_api::AnyObject;
@@ -31,8 +32,38 @@ fn local_path_class() -> AnyObject {
     .into()
 }
 
-/// Creates the namespaces every cluster has and the `local-path` StorageClass, if
-/// they are missing (a class deleted comes back at the next start, as k3s' does).
+/// The PriorityClasses kube-apiserver makes at start (`scheduling/v1` bootstrap):
+/// `system-node-critical` and `system-cluster-critical`.
+fn system_priority_classes() -> [AnyObject; 2] {
+    let class = |name: &str, value: i32, description: &str| {
+        k8s_openapi::api::scheduling::v1::PriorityClass {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            value,
+            description: Some(description.into()),
+            ..Default::default()
+        }
+        .into()
+    };
+    [
+        class(
+            "system-node-critical",
+            2_000_001_000,
+            "Used for system critical pods that must not be moved from their current node.",
+        ),
+        class(
+            "system-cluster-critical",
+            2_000_000_000,
+            "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+        ),
+    ]
+}
+
+/// Creates the namespaces every cluster has, the `local-path` StorageClass and the
+/// system PriorityClasses, if they are missing (a class deleted comes back at the
+/// next start, as k3s' does).
 pub async fn ensure_system_objects(registry: &Registry) -> ApiResult<()> {
     let namespaces = SYSTEM_NAMESPACES.iter().map(|name| {
         k8s_openapi::api::core::v1::Namespace {
@@ -44,7 +75,10 @@ pub async fn ensure_system_objects(registry: &Registry) -> ApiResult<()> {
         }
         .into()
     });
-    for obj in namespaces.chain([local_path_class()]) {
+    for obj in namespaces
+        .chain([local_path_class()])
+        .chain(system_priority_classes())
+    {
         registry.create_if_missing(obj).await?;
     }
     Ok(())

@@ -41,6 +41,8 @@
 //! - [`clusterrole_aggregation`] and [`clusterrole_aggregation_actor`]: the rules of
 //!   each ClusterRole with an `aggregationRule` (`admin`, `edit`, `view`), the union
 //!   of the roles it selects.
+//! - [`resource_quota`] and [`resource_quota_actor`]: each ResourceQuota's `status`
+//!   (`hard` from its spec, `used` the namespace's real usage).
 //! - [`gc`]: the garbage collector (background, foreground and orphan cascades).
 //! - [`common`]: owner references, pod readiness, expectations; [`events`]: events;
 //!   [`metrics`]: Prometheus metrics.
@@ -82,6 +84,8 @@ pub mod promql;
 pub mod replicaset;
 pub mod replicaset_actor;
 pub mod replicationcontroller;
+pub mod resource_quota;
+pub mod resource_quota_actor;
 pub mod service_accounts;
 pub mod service_accounts_actor;
 pub mod statefulset;

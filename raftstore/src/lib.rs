@@ -6,6 +6,7 @@
 //! - [`lease`]: leases and the leader's lease clock;
 //! - [`state`]: the replicated state machine and its snapshots;
 //! - [`proto`]: the prost messages replicated and stored;
+//! - [`transform`]: values transformed on the way in and out (encryption at rest);
 //! - [`transport`]: connections between members (mutual TLS) and from clients;
 //! - [`metrics`]: Prometheus metrics (leadership, indexes, proposals, fsync, apply).
 //!
@@ -36,6 +37,7 @@ pub mod proto;
 pub mod server;
 pub mod start;
 pub mod state;
+pub mod transform;
 pub mod transport;
 pub mod watch;
 pub mod wire;

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ use crate::proto::{
     StatusResponse, TxnRequest, TxnResponse, client_request, client_response, frame,
 };
 use crate::state::{Applied, StateMachine};
+use crate::transform::{self, ValueTransformer};
 use crate::transport::{self, PeerTls};
 use crate::watch::{WatchRequest, WatchStream};
 use crate::wire;
@@ -55,6 +57,10 @@ pub struct MemberConfig {
     /// Mutual TLS with peers and clients (`None`: plain TCP, for tests and
     /// benchmarks inside one process).
     pub tls: Option<PeerTls>,
+    /// What values are turned into before they are stored, and back when read
+    /// (encryption at rest, see [`crate::transform`]); `None`: stored as written.
+    /// Every member of a cluster needs the same one: each reads what the others wrote.
+    pub transformer: Option<Arc<dyn ValueTransformer>>,
 }
 
 impl MemberConfig {
@@ -69,6 +75,7 @@ impl MemberConfig {
             sync: true,
             snapshot_entries: crate::node::DEFAULT_SNAPSHOT_ENTRIES,
             tls: None,
+            transformer: None,
         }
     }
 }
@@ -86,11 +93,16 @@ enum Request {
 }
 
 /// The handle to a running member. Cheap to clone.
+///
+/// With a [`ValueTransformer`] (see [`MemberConfig::transformer`]), the handle is
+/// where values are transformed: callers write and read plain values, the log and
+/// the state machine hold the stored form (see [`crate::transform`]).
 #[derive(Clone)]
 pub struct Store {
     tx: std_mpsc::Sender<Request>,
     leadership: watch::Receiver<Leadership>,
     id: u64,
+    transformer: Option<Arc<dyn ValueTransformer>>,
 }
 
 fn stopped() -> Error {
@@ -136,15 +148,53 @@ impl Store {
         }
     }
 
-    async fn propose(&self, cmd: crate::proto::Command) -> Result<Applied> {
+    /// Proposes `cmd` with its values in their stored form; the result's values
+    /// are turned back (here, not on the raft thread).
+    async fn propose(&self, mut cmd: crate::proto::Command) -> Result<Applied> {
+        if let Some(t) = &self.transformer {
+            transform::command_to_storage(t.as_ref(), &mut cmd)?;
+        }
         let (tx, rx) = oneshot::channel();
         self.propose_then(cmd, move |r| {
             let _ = tx.send(r);
         });
-        rx.await.unwrap_or_else(|_| {
+        let applied = rx.await.unwrap_or_else(|_| {
             crate::metrics::PROPOSALS_FAILED.inc();
             Err(stopped())
-        })
+        });
+        self.readable(applied)
+    }
+
+    /// `applied` with the values in it turned back into what was written.
+    fn readable(&self, applied: Result<Applied>) -> Result<Applied> {
+        match (applied, &self.transformer) {
+            (Ok(Applied::Txn(mut r)), Some(t)) => {
+                transform::txn_from_storage(t.as_ref(), &mut r)?;
+                Ok(Applied::Txn(r))
+            }
+            (other, _) => other,
+        }
+    }
+
+    /// Runs a transaction and hands its result to `then` on the raft thread (the
+    /// store port's writes: no task in between). Values are transformed as
+    /// [`Store::txn`] does.
+    fn txn_then(&self, mut t: TxnRequest, then: impl FnOnce(Result<TxnResponse>) + Send + 'static) {
+        let transformer = self.transformer.clone();
+        if let Some(tr) = &transformer
+            && let Err(e) = transform::txn_to_storage(tr.as_ref(), &mut t)
+        {
+            return then(Err(e));
+        }
+        self.propose_then(ops::txn(t), move |result| {
+            let mut result = txn_result(result);
+            if let (Ok(r), Some(tr)) = (&mut result, &transformer)
+                && let Err(e) = transform::txn_from_storage(tr.as_ref(), r)
+            {
+                result = Err(e);
+            }
+            then(result);
+        });
     }
 
     /// Runs a transaction; returns once a quorum has committed it and this member has
@@ -174,6 +224,37 @@ impl Store {
 
     /// Reads keys, linearizable (confirmed with a quorum) or serializable (local).
     pub async fn range(&self, req: RangeRequest, linearizable: bool) -> Result<RangeResponse> {
+        let mut r = self.range_stored(req, linearizable).await?;
+        if let Some(t) = &self.transformer {
+            transform::range_from_storage(t.as_ref(), &mut r)?;
+        }
+        Ok(r)
+    }
+
+    /// Whether the value `key` holds at `mod_revision` was stored in another form
+    /// than a write makes now — with another key or provider than the first of the
+    /// encryption configuration (kube-apiserver's "stale" transformation). An update
+    /// that changes nothing must still write such a value, so that rewriting every
+    /// object moves them all to the current key. False without a transformer, and for
+    /// a key that has no value at that revision.
+    pub async fn is_stale(&self, key: &[u8], mod_revision: i64) -> Result<bool> {
+        let Some(t) = self.transformer.clone() else {
+            return Ok(false);
+        };
+        let req = RangeRequest {
+            key: key.to_vec(),
+            revision: mod_revision,
+            ..Default::default()
+        };
+        let r = self.range_stored(req, false).await?;
+        match r.kvs.into_iter().next() {
+            Some(mut kv) => transform::kv_from_storage(t.as_ref(), &mut kv),
+            None => Ok(false),
+        }
+    }
+
+    /// Reads keys as they are stored.
+    async fn range_stored(&self, req: RangeRequest, linearizable: bool) -> Result<RangeResponse> {
         let (tx, rx) = oneshot::channel();
         let reply: crate::node::ReadReply = Box::new(move |r| {
             let _ = tx.send(r);
@@ -187,7 +268,8 @@ impl Store {
     /// A copy of the whole state, consistent (linearizable: confirmed with a quorum,
     /// from any member) and complete (every key's retained history, the leases). The
     /// copy shares the values' buffers with the live state; only keys and revisions
-    /// are copied, on the raft thread.
+    /// are copied, on the raft thread. Values are in their stored form (backups of an
+    /// encrypted store stay encrypted).
     pub async fn state_snapshot(&self) -> Result<StateMachine> {
         let (tx, rx) = oneshot::channel();
         let read: crate::node::StateRead = Box::new(move |sm| {
@@ -205,7 +287,11 @@ impl Store {
         self.tx
             .send(Request::Watch(req, tx))
             .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        let stream = rx.await.map_err(|_| stopped())??;
+        Ok(match &self.transformer {
+            Some(t) => stream.with_transformer(t.clone()),
+            None => stream,
+        })
     }
 
     /// Compacts history before `revision`.
@@ -367,6 +453,7 @@ pub async fn start(cfg: MemberConfig) -> std::result::Result<Store, StartError> 
         tx,
         leadership: lead_rx,
         id,
+        transformer: cfg.transformer.clone(),
     };
     let acceptor = cfg
         .tls
@@ -675,9 +762,8 @@ async fn connection(stream: transport::Stream, store: Store) {
                 request: Some(client_request::Request::Txn(t)),
             })) => {
                 let outgoing = outgoing.clone();
-                store.propose_then(ops::txn(t), move |result| {
-                    let result =
-                        txn_result(result).map(|r| Some(client_response::Response::Txn(r)));
+                store.txn_then(t, move |result| {
+                    let result = result.map(|r| Some(client_response::Response::Txn(r)));
                     respond(&outgoing, response(id, result));
                 });
             }

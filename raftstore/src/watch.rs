@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::mvcc::{Event, Mvcc};
+use crate::transform::{ValueTransformer, events_from_storage};
 
 /// Messages buffered per watcher before it counts as too slow.
 pub const DEFAULT_WATCH_BUFFER: usize = 1024;
@@ -65,6 +66,9 @@ pub struct WatchStream {
     rx: mpsc::Receiver<WatchMessage>,
     end: Arc<Mutex<Option<WatchEnd>>>,
     ended: bool,
+    /// Turns the events' stored values back into what was written (see
+    /// [`crate::transform`]); the reader's task does it, not the raft thread.
+    transformer: Option<Arc<dyn ValueTransformer>>,
 }
 
 impl WatchStream {
@@ -73,21 +77,53 @@ impl WatchStream {
         self.id
     }
 
+    /// The stream with its events' values turned back by `transformer`; a value it
+    /// cannot turn back ends the stream (kube-apiserver's watch ends with the error).
+    pub(crate) fn with_transformer(mut self, transformer: Arc<dyn ValueTransformer>) -> Self {
+        self.transformer = Some(transformer);
+        self
+    }
+
     /// The next message; `Some(Err(_))` once with the reason when the stream ends, then
     /// `None`.
     pub async fn next(&mut self) -> Option<Result<WatchMessage, WatchEnd>> {
+        if self.ended {
+            return None;
+        }
         match self.rx.recv().await {
-            Some(m) => Some(Ok(m)),
+            Some(m) => Some(self.readable(m)),
             None => self.finish(),
         }
     }
 
     /// Like [`WatchStream::next`] without waiting: `None` if nothing is buffered.
     pub fn try_next(&mut self) -> Option<Result<WatchMessage, WatchEnd>> {
+        if self.ended {
+            return None;
+        }
         match self.rx.try_recv() {
-            Ok(m) => Some(Ok(m)),
+            Ok(m) => Some(self.readable(m)),
             Err(mpsc::error::TryRecvError::Empty) => None,
             Err(mpsc::error::TryRecvError::Disconnected) => self.finish(),
+        }
+    }
+
+    /// `m` with its values turned back; the stream's end when that fails.
+    fn readable(&mut self, m: WatchMessage) -> Result<WatchMessage, WatchEnd> {
+        let Some(t) = self.transformer.clone() else {
+            return Ok(m);
+        };
+        let mut events = match m {
+            WatchMessage::Events(events) => events,
+            other => return Ok(other),
+        };
+        match events_from_storage(t.as_ref(), &mut events) {
+            Ok(()) => Ok(WatchMessage::Events(events)),
+            Err(e) => {
+                self.ended = true;
+                self.rx.close();
+                Err(WatchEnd::Stopped(e.to_string()))
+            }
         }
     }
 
@@ -200,6 +236,7 @@ impl WatchHub {
             rx,
             end,
             ended: false,
+            transformer: None,
         })
     }
 

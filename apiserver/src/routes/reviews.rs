@@ -110,7 +110,7 @@ fn node_request(a: &Attributes<'_>) -> Option<ResourceRequest> {
     })
 }
 
-fn user_info(identity: &Identity) -> UserInfo {
+pub(crate) fn user_info(identity: &Identity) -> UserInfo {
     let mut extra = BTreeMap::new();
     if let Identity::ServiceAccount(a) = identity
         && let Some(pod) = &a.pod

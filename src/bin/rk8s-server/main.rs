@@ -38,6 +38,10 @@ enum Command {
     /// cluster, check one.
     #[command(subcommand)]
     Snapshot(commands::snapshot::Command),
+    /// Encryption at rest: rewrite the stored objects with the current first key
+    /// of the encryption configuration (after a key rotation).
+    #[command(subcommand)]
+    Encryption(commands::encryption::Command),
     /// Write the man pages of this command and its subcommands into DIR (`make
     /// install`).
     #[command(hide = true)]
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
             Some(Command::Member(c)) => commands::member::run(c).await,
             Some(Command::Token(c)) => commands::token::run(c).await,
             Some(Command::Snapshot(c)) => commands::snapshot::run(c).await,
+            Some(Command::Encryption(c)) => commands::encryption::run(c).await,
             Some(Command::Kubeconfig(c)) => commands::kubeconfig::run(c).await,
             Some(Command::Certs(c)) => commands::certs::run(c).await,
             Some(Command::GenerateManPages { dir }) => {

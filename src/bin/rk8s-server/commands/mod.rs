@@ -1,6 +1,7 @@
 //! One module per `rk8s-server` verb.
 
 pub mod certs;
+pub mod encryption;
 pub mod kubeconfig;
 pub mod member;
 pub mod run;

@@ -169,6 +169,13 @@ pub struct Args {
     /// (/rk8s/v1/cluster-info) stays public: nodes pin it by its hash.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     anonymous_auth: bool,
+    /// Encrypt objects at rest as this file says (kube-apiserver's
+    /// `apiserver.config.k8s.io/v1` EncryptionConfiguration: resources, and
+    /// aesgcm/aescbc/secretbox/identity providers; the first key writes, every key
+    /// reads). Every member needs the same file; after adding a key first, `rk8s-server
+    /// encryption rewrite` moves the stored objects to it.
+    #[arg(long, value_name = "FILE")]
+    encryption_provider_config: Option<PathBuf>,
 }
 
 pub use rk8s_api::duration::parse_duration;
@@ -212,6 +219,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let profiles = scheduler_profiles(args.scheduler_config.as_deref())?;
     // So does a bad audit policy.
     let audit = audit_config(&args)?;
+    // And a bad encryption configuration (its keys are checked before any is used).
+    let transformer = encryption_transformer(args.encryption_provider_config.as_deref())?;
     let advertise = args
         .advertise
         .clone()
@@ -222,6 +231,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.join = pki.join.clone();
     cfg.snapshot_entries = args.snapshot_entries;
     cfg.tls = Some(pki.certs.tls().context("the member's certificates")?);
+    cfg.transformer = transformer;
     let store = server::start(cfg)
         .await
         .context("failed to start the store member")?;
@@ -453,6 +463,23 @@ fn audit_config(args: &Args) -> anyhow::Result<Option<rk8s_apiserver::audit::Aud
         .context("the audit policy is not valid")?;
     config.log.check()?;
     Ok(Some(config))
+}
+
+/// The store's encryption at rest from `--encryption-provider-config`, if given.
+fn encryption_transformer(
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<std::sync::Arc<dyn rk8s_raftstore::transform::ValueTransformer>>> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let t = rk8s_apiserver::encryption::EncryptionTransformer::load(file)
+        .context("the encryption provider configuration is not valid")?;
+    tracing::info!(
+        "encryption at rest of {} (from {})",
+        t.prefixes().join(", "),
+        file.display()
+    );
+    Ok(Some(std::sync::Arc::new(t)))
 }
 
 fn scheduler_profiles(

@@ -1,0 +1,242 @@
+//! ResourceQuota against a real `rk8s-server` (controllers on, no scheduler or node:
+//! pods stay Pending), driven by the Debian `kubectl`: the quota controller fills in a
+//! new quota's status; admission charges each create, refuses the pod over the quota
+//! in kube-apiserver's words, and refuses a pod without the limits a quota needs; a
+//! deletion is given back by the controller; `count/configmaps` limits ConfigMaps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::apiserver::Server;
+
+/// Controllers, no scheduler: nothing runs the pods.
+const NO_SCHEDULER: &[&str] = &["--disable-scheduler"];
+
+fn manifest(dir: &Path, name: &str, manifest: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+fn kubectl_ok(server: &Server, args: &[&str]) -> String {
+    let (ok, out) = server.kubectl(args);
+    assert!(ok, "kubectl {args:?} failed:\n{out}");
+    out
+}
+
+fn pod(ns: &str, name: &str, resources: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"containers": [{"name": "app", "image": "busybox", "resources": resources}]},
+    })
+}
+
+fn quota(ns: &str, name: &str, hard: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"hard": hard},
+    })
+}
+
+/// The quota's `status.used` as `kubectl get -o json` shows it.
+fn used(server: &Server, ns: &str, name: &str) -> Value {
+    let out = kubectl_ok(
+        server,
+        &["get", "resourcequota", name, "-n", ns, "-o", "json"],
+    );
+    let q: Value = serde_json::from_str(&out).unwrap();
+    q["status"]["used"].clone()
+}
+
+/// Waits until the quota's `status.used` is `want`.
+fn wait_used(server: &Server, ns: &str, name: &str, want: &Value) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = used(server, ns, name);
+        if &now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "quota {ns}/{name}: used stayed {now}, expected {want}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Makes `ns` and waits for its `default` ServiceAccount (pods need it).
+fn namespace(server: &Server, ns: &str) {
+    kubectl_ok(server, &["create", "namespace", ns]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server
+        .kubectl(&["get", "serviceaccount", "default", "-n", ns])
+        .0
+        || !server
+            .kubectl(&["get", "configmap", "kube-root-ca.crt", "-n", ns])
+            .0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "namespace {ns} got no default account"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_pod_over_quota_is_refused_in_kubes_words_and_used_follows_creates_and_deletes() {
+    let server = Server::start(NO_SCHEDULER);
+    let dir = tempfile::tempdir().unwrap();
+    namespace(&server, "team");
+    let file = manifest(
+        dir.path(),
+        "quota.json",
+        &quota("team", "compute", json!({"pods": "2", "requests.cpu": "1"})),
+    );
+    kubectl_ok(&server, &["create", "-f", &file]);
+    // The controller's first count, within a second or two.
+    wait_used(
+        &server,
+        "team",
+        "compute",
+        &json!({"pods": "0", "requests.cpu": "0"}),
+    );
+
+    let small = json!({"requests": {"cpu": "250m"}});
+    for name in ["a", "b"] {
+        let file = manifest(
+            dir.path(),
+            &format!("{name}.json"),
+            &pod("team", name, small.clone()),
+        );
+        kubectl_ok(&server, &["create", "-f", &file]);
+    }
+    // Charged by admission, before any count.
+    assert_eq!(
+        used(&server, "team", "compute"),
+        json!({"pods": "2", "requests.cpu": "500m"})
+    );
+    let yaml = kubectl_ok(
+        &server,
+        &[
+            "get",
+            "resourcequota",
+            "compute",
+            "-n",
+            "team",
+            "-o",
+            "yaml",
+        ],
+    );
+    assert!(
+        yaml.contains("used:\n    pods: \"2\"\n    requests.cpu: 500m"),
+        "{yaml}"
+    );
+
+    let file = manifest(dir.path(), "c.json", &pod("team", "c", small.clone()));
+    let (ok, out) = server.kubectl(&["create", "-f", &file]);
+    assert!(!ok, "the third pod was admitted:\n{out}");
+    let expected = format!(
+        "Error from server (Forbidden): error when creating {file:?}: pods \"c\" is forbidden: \
+         exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"
+    );
+    assert!(out.contains(&expected), "expected\n{expected}\ngot\n{out}");
+    assert!(
+        !server.kubectl(&["get", "pod", "c", "-n", "team"]).0,
+        "the refused pod was stored"
+    );
+
+    // A deletion is given back by the controller.
+    kubectl_ok(
+        &server,
+        &["delete", "pod", "a", "-n", "team", "--wait=false"],
+    );
+    wait_used(
+        &server,
+        "team",
+        "compute",
+        &json!({"pods": "1", "requests.cpu": "250m"}),
+    );
+    let big = manifest(
+        dir.path(),
+        "big.json",
+        &pod("team", "big", json!({"requests": {"cpu": "1"}})),
+    );
+    let (ok, out) = server.kubectl(&["create", "-f", &big]);
+    assert!(!ok, "the pod over the cpu quota was admitted:\n{out}");
+    assert!(
+        out.contains(
+            "pods \"big\" is forbidden: exceeded quota: compute, requested: requests.cpu=1, \
+             used: requests.cpu=250m, limited: requests.cpu=1"
+        ),
+        "{out}"
+    );
+    // A dry run is checked but not charged.
+    kubectl_ok(&server, &["create", "-f", &file, "--dry-run=server"]);
+    assert_eq!(
+        used(&server, "team", "compute"),
+        json!({"pods": "1", "requests.cpu": "250m"})
+    );
+    kubectl_ok(&server, &["delete", "namespace", "team", "--wait=false"]);
+}
+
+#[test]
+fn a_limits_quota_needs_limits_and_object_counts_limit_configmaps() {
+    let server = Server::start(NO_SCHEDULER);
+    let dir = tempfile::tempdir().unwrap();
+    namespace(&server, "objs");
+    let file = manifest(
+        dir.path(),
+        "mem.json",
+        &quota("objs", "mem", json!({"limits.memory": "1Gi"})),
+    );
+    kubectl_ok(&server, &["create", "-f", &file]);
+    wait_used(&server, "objs", "mem", &json!({"limits.memory": "0"}));
+    let file = manifest(dir.path(), "bare.json", &pod("objs", "bare", json!({})));
+    let (ok, out) = server.kubectl(&["create", "-f", &file]);
+    assert!(!ok, "a pod without limits was admitted:\n{out}");
+    assert!(
+        out.contains(
+            "pods \"bare\" is forbidden: failed quota: mem: must specify limits.memory for: app"
+        ),
+        "{out}"
+    );
+
+    // kube-root-ca.crt is one ConfigMap already.
+    let file = manifest(
+        dir.path(),
+        "objects.json",
+        &quota("objs", "objects", json!({"count/configmaps": "2"})),
+    );
+    kubectl_ok(&server, &["create", "-f", &file]);
+    wait_used(
+        &server,
+        "objs",
+        "objects",
+        &json!({"count/configmaps": "1"}),
+    );
+    kubectl_ok(&server, &["create", "configmap", "one", "-n", "objs"]);
+    assert_eq!(
+        used(&server, "objs", "objects"),
+        json!({"count/configmaps": "2"})
+    );
+    let (ok, out) = server.kubectl(&["create", "configmap", "two", "-n", "objs"]);
+    assert!(!ok, "the ConfigMap over quota was admitted:\n{out}");
+    assert!(
+        out.contains(
+            "configmaps \"two\" is forbidden: exceeded quota: objects, \
+             requested: count/configmaps=1, used: count/configmaps=2, limited: count/configmaps=2"
+        ),
+        "{out}"
+    );
+    kubectl_ok(&server, &["delete", "namespace", "objs", "--wait=false"]);
+}
