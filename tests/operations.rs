@@ -319,6 +319,11 @@ async fn certificates_are_checked_and_the_members_rotated_for_its_next_start() {
     assert!((3645..=3650).contains(&residual("member CA")), "{table}");
     assert!((360..=365).contains(&residual("API server")), "{table}");
     assert!((360..=365).contains(&residual("store member")), "{table}");
+    assert!((3645..=3650).contains(&residual("client CA")), "{table}");
+    assert!(
+        (360..=365).contains(&residual("admin kubeconfig")),
+        "{table}"
+    );
 
     let member_cert = || std::fs::read_to_string(data.join("pki/member.crt")).unwrap();
     let before = member_cert();

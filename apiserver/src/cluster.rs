@@ -24,11 +24,6 @@ pub use crate::bootstrap::StartError;
 /// The file in a member's data directory that holds the URL its API server
 /// advertises (what `rk8s-server token create` prints in join commands).
 pub const ADVERTISE_URL_FILE: &str = "advertise-url";
-/// The user of the admin kubeconfig's certificate (in `system:masters`).
-pub const ADMIN_USER: &str = "admin";
-/// How long the admin kubeconfig's certificate is valid (kubeadm's year); a start of
-/// the server writes a new one.
-const ADMIN_CERTIFICATE_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 pub use crate::bootstrap::ADMIN_TOKEN_FILE;
 
@@ -308,13 +303,11 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
             local_addr.ip().to_string()
         };
         let server = format!("https://{host}:{}", local_addr.port());
-        // A client certificate in `system:masters`, as kubeadm's admin.conf (a fresh one
-        // at each start: renewed by a restart); the static token stays in
+        // A client certificate in `system:masters`, as kubeadm's admin.conf (kept in
+        // `pki/admin.crt`, renewed near its end); the static token stays in
         // `pki/admin.token` for clients that want one.
-        let groups = [crate::users::MASTERS.to_string()];
-        let (cert, key) = client_ca.issue_client(ADMIN_USER, &groups, ADMIN_CERTIFICATE_TTL)?;
-        let text =
-            kubeconfig_with_certificate(&server, &secrets.ca.cert_pem, ADMIN_USER, &cert, &key);
+        let (cert, key) = crate::bootstrap::certs::admin_certificate(&cfg.data_dir, client_ca)?;
+        let text = kubeconfig_with_certificate(&server, &secrets.ca.cert_pem, "admin", &cert, &key);
         write_file(path, &text, true)?;
         tracing::info!("admin kubeconfig written to {}", path.display());
     }

@@ -8,6 +8,9 @@
 //! certificate is issued when the member is made, so it is renewed — from the member
 //! CA, for the same names — by `certs rotate`, or at start once it has less than
 //! [`RENEW_BEFORE`] left. A member uses a renewed certificate from its next start.
+//! The admin kubeconfig's client certificate (`pki/admin.crt`, of the client CA,
+//! user `admin` in `system:masters`) is kept across starts and issued again at a
+//! start once it has less than [`RENEW_BEFORE`] left.
 
 use std::path::{Path, PathBuf};
 
@@ -33,9 +36,11 @@ pub struct CertStatus {
 }
 
 /// The certificates of `data_dir/pki` that exist, with what they are.
-const FILES: [(&str, &str, &str); 4] = [
+const FILES: [(&str, &str, &str); 6] = [
     ("ca.crt", "cluster CA", "(self-signed)"),
     ("apiserver.crt", "API server", "cluster CA"),
+    ("client-ca.crt", "client CA", "(self-signed)"),
+    ("admin.crt", "admin kubeconfig", "client CA"),
     ("member-ca.crt", "member CA", "(self-signed)"),
     ("member.crt", "store member", "member CA"),
 ];
@@ -144,6 +149,37 @@ pub fn renew_member_if_expiring(
     Ok(Some(expiry(&renewed.cert)?))
 }
 
+/// The user of the admin kubeconfig's certificate (in `system:masters`).
+pub const ADMIN_USER: &str = "admin";
+/// How long the admin certificate is valid (kubeadm's year).
+const ADMIN_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// The admin kubeconfig's certificate and key (PEM) kept in `data_dir/pki`, or new
+/// ones of `client_ca` (saved there) when there are none, they do not parse, or less
+/// than [`RENEW_BEFORE`] is left.
+pub fn admin_certificate(
+    data_dir: &Path,
+    client_ca: &ClusterCa,
+) -> Result<(String, String), StartError> {
+    let (cert_path, key_path) = (
+        data_dir.join("pki/admin.crt"),
+        data_dir.join("pki/admin.key"),
+    );
+    let kept = std::fs::read_to_string(&cert_path)
+        .ok()
+        .zip(std::fs::read_to_string(&key_path).ok());
+    if let Some((cert, key)) = kept
+        && expiry(&cert).is_ok_and(|t| t.duration_since(jiff::Timestamp::now()) > RENEW_BEFORE)
+    {
+        return Ok((cert, key));
+    }
+    let groups = [crate::users::MASTERS.to_string()];
+    let (cert, key) = client_ca.issue_client(ADMIN_USER, &groups, ADMIN_TTL)?;
+    super::write_file(&key_path, &key, true)?;
+    super::write_file(&cert_path, &cert, false)?;
+    Ok((cert, key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +223,26 @@ mod tests {
         certs.save(dir.path()).unwrap();
         assert_eq!(renew_member_if_expiring(dir.path(), &ca).unwrap(), None);
         assert_eq!(MemberCerts::load(dir.path()).unwrap().unwrap(), certs);
+    }
+
+    #[test]
+    fn the_admin_certificate_is_kept_until_it_nears_its_end() {
+        let ca = ClusterCa::generate_client_ca().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let first = admin_certificate(dir.path(), &ca).unwrap();
+        assert_eq!(admin_certificate(dir.path(), &ca).unwrap(), first);
+        // One that ends within RENEW_BEFORE is issued again.
+        let groups = [crate::users::MASTERS.to_string()];
+        let (short, key) = ca
+            .issue_client(ADMIN_USER, &groups, std::time::Duration::from_secs(3600))
+            .unwrap();
+        std::fs::write(dir.path().join("pki/admin.crt"), &short).unwrap();
+        std::fs::write(dir.path().join("pki/admin.key"), &key).unwrap();
+        let renewed = admin_certificate(dir.path(), &ca).unwrap();
+        assert_ne!(renewed.0, short);
+        let der = rk8s_http::tls::pem_to_der(&renewed.0).unwrap();
+        let user = crate::users::from_certificate(&der).unwrap();
+        assert_eq!(user.name, "admin");
+        assert!(user.groups.contains(&"system:masters".to_string()));
     }
 }
