@@ -298,6 +298,57 @@ async fn users_get_what_their_roles_grant_and_no_more() {
     );
 }
 
+#[test]
+fn the_scheduler_runs_as_kube_scheduler_with_its_rights_only() {
+    // With the scheduler running: its bindings go through RBAC as its own user.
+    let server = Server::start(&["--disable-controllers"]);
+    let admin = server.kubeconfig();
+    let as_scheduler = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--as", "system:kube-scheduler"]);
+        can_i(&admin, &all)
+    };
+    assert!(as_scheduler(&[
+        "create",
+        "pods",
+        "--subresource",
+        "binding"
+    ]));
+    assert!(as_scheduler(&["patch", "pods", "--subresource", "status"]));
+    assert!(as_scheduler(&["patch", "persistentvolumeclaims"]));
+    assert!(as_scheduler(&["create", "events.events.k8s.io"]));
+    assert!(!as_scheduler(&["create", "pods"]));
+    assert!(!as_scheduler(&["get", "secrets"]));
+    assert!(!as_scheduler(&["update", "nodes"]));
+    assert!(!as_scheduler(&["delete", "deployments.apps"]));
+    ok(
+        &admin,
+        &["run", "placed", "--image", "busybox", "--restart", "Never"],
+    );
+    // No node: the scheduler says why in the pod's status, a write of its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = ok(
+            &admin,
+            &[
+                "get",
+                "pod",
+                "placed",
+                "-o",
+                "jsonpath={.status.conditions[0].reason}",
+            ],
+        );
+        if out == "Unschedulable" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never unschedulable: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[tokio::test]
 async fn a_masters_certificate_may_do_everything_and_a_foreign_one_nothing() {
     let server = Server::start(API_ONLY);

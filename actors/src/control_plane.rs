@@ -40,6 +40,9 @@ use tokio::sync::watch;
 pub struct ControlPlaneConfig {
     /// Makes a client of this member's API (with its internal credential).
     pub client: Box<dyn Fn() -> Result<kube::Client, String> + Send>,
+    /// Makes the scheduler's client (user `system:kube-scheduler`, its rights from
+    /// RBAC as kube-scheduler's).
+    pub scheduler_client: Box<dyn Fn() -> Result<kube::Client, String> + Send>,
     /// The scheduler's profiles.
     pub profiles: Vec<Profile>,
     /// Run the scheduler.
@@ -64,9 +67,9 @@ const CONTROLLER: &str = "Controller";
 /// Starts the scheduler and the controllers in `config.actors`, each listed as
 /// `Controller/NAME` (their per-object actors under their kinds).
 fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
-    // The scheduler's own client, as kube-scheduler is a client of its own: its
-    // bindings do not wait behind the controllers' bursts of requests.
-    let (client, scheduler_client) = match ((config.client)(), (config.client)()) {
+    // The scheduler's own client and identity, as kube-scheduler is a client of its
+    // own: its bindings do not wait behind the controllers' bursts of requests.
+    let (client, scheduler_client) = match ((config.client)(), (config.scheduler_client)()) {
         (Ok(c), Ok(s)) => (c, s),
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!("the control plane cannot reach its own API: {e}");

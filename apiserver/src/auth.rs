@@ -221,6 +221,9 @@ pub struct Authenticator {
     /// scheduler and controllers); never stored, gone with the process.
     internal: std::sync::OnceLock<String>,
     internal_secret: std::sync::OnceLock<String>,
+    /// Credentials (hashed) of this process' components that run as users of their
+    /// own (the scheduler), with those users; gone with the process.
+    components: std::sync::Mutex<HashMap<String, User>>,
 }
 
 impl Authenticator {
@@ -234,7 +237,19 @@ impl Authenticator {
             accounts: std::sync::Mutex::new(HashMap::new()),
             internal: std::sync::OnceLock::new(),
             internal_secret: std::sync::OnceLock::new(),
+            components: std::sync::Mutex::default(),
         }
+    }
+
+    /// Makes a new credential for a component of this process that runs as `user`
+    /// (authorized by RBAC like any user, [`crate::rbac::components`]); returns it.
+    pub fn component_token(&self, user: &str) -> ApiResult<String> {
+        let token = new_secret()?;
+        self.components
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(token_key(&token), User::new(user.to_string(), Vec::new()));
+        Ok(token)
     }
 
     /// Makes a new credential for this process' own clients (the admin's rights);
@@ -275,6 +290,15 @@ impl Authenticator {
         let key = token_key(token);
         if self.internal.get() == Some(&key) {
             return Ok(Identity::Admin);
+        }
+        let component = self
+            .components
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(user) = component {
+            return Ok(Identity::User(user));
         }
         let cached = {
             let cache = self

@@ -152,8 +152,10 @@ pub struct Running {
 pub struct InternalAccess {
     /// Opens connections (see [`rk8s_http::loopback`]).
     pub connector: rk8s_http::loopback::Connector,
-    /// The credential.
+    /// The credential (the admin's rights: the controllers).
     pub token: String,
+    /// The scheduler's credential (user `system:kube-scheduler`).
+    pub scheduler_token: String,
 }
 
 impl std::fmt::Debug for InternalAccess {
@@ -340,6 +342,9 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         connector: crate::server::in_process(api.clone()),
         token: api
             .internal_token()
+            .map_err(|e| StartError::Store(e.message))?,
+        scheduler_token: api
+            .component_token(crate::rbac::components::SCHEDULER)
             .map_err(|e| StartError::Store(e.message))?,
     };
     Ok(Running {

@@ -189,6 +189,11 @@ impl ApiServer {
         self.authenticator.internal_token()
     }
 
+    /// A credential for a component of this process that runs as `user`.
+    pub fn component_token(&self, user: &str) -> ApiResult<String> {
+        self.authenticator.component_token(user)
+    }
+
     /// The objects this server serves.
     pub fn registry(&self) -> &Registry {
         &self.handlers.registry

@@ -51,7 +51,7 @@ fn words(list: &str) -> Vec<String> {
 }
 
 /// A rule granting `verbs` on `resources` of the API group `group`.
-fn rule(verbs: &str, group: &str, resources: &str) -> PolicyRule {
+pub(super) fn rule(verbs: &str, group: &str, resources: &str) -> PolicyRule {
     PolicyRule {
         api_groups: Some(vec![group.to_string()]),
         resources: Some(words(resources)),
@@ -71,7 +71,7 @@ fn urls(verbs: &str, urls: &str) -> PolicyRule {
 
 /// The metadata of a default object: its name, the bootstrapping label and `labels`,
 /// and `autoupdate: "true"` (Kubernetes' `addDefaultMetadata`).
-fn default_meta(name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
+pub(super) fn default_meta(name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
     let labels = std::iter::once(BOOTSTRAPPING_LABEL)
         .chain(labels.iter().copied())
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -87,7 +87,7 @@ fn default_meta(name: &str, labels: &[(&str, &str)]) -> ObjectMeta {
     }
 }
 
-fn role(name: &str, labels: &[(&str, &str)], rules: Vec<PolicyRule>) -> ClusterRole {
+pub(super) fn role(name: &str, labels: &[(&str, &str)], rules: Vec<PolicyRule>) -> ClusterRole {
     ClusterRole {
         metadata: default_meta(name, labels),
         rules: Some(rules),
@@ -467,18 +467,26 @@ pub fn reconcile_binding(
     }
 }
 
-/// Creates the default ClusterRoles and ClusterRoleBindings that are missing and
+/// Creates the default ClusterRoles and ClusterRoleBindings (and the control plane
+/// components', [`super::components`]) that are missing and
 /// reconciles the ones that exist ([`reconcile_role`], [`reconcile_binding`]), as
 /// kube-apiserver's `rbac/bootstrap-roles` hook does at every start. Safe to run any
 /// number of times, on any number of members at once: writes are conditional on the
 /// revision read, and retried when another writer wins.
 pub async fn ensure_defaults(registry: &Registry) -> ApiResult<()> {
     let roles = ObjectKind::of::<ClusterRole>();
-    for desired in cluster_roles() {
+    for desired in cluster_roles()
+        .into_iter()
+        .chain(super::components::cluster_roles())
+    {
         ensure_role(registry, &roles, desired).await?;
     }
     let bindings = ObjectKind::of::<ClusterRoleBinding>();
-    for desired in cluster_role_bindings() {
+    let component_bindings = super::components::cluster_role_bindings();
+    for desired in cluster_role_bindings()
+        .into_iter()
+        .chain(component_bindings)
+    {
         ensure_binding(registry, &bindings, desired).await?;
     }
     Ok(())

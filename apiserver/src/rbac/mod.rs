@@ -2,10 +2,11 @@
 //! RBAC's evaluation ([`authorizer`]), the comparison of rule sets that escalation
 //! prevention ([`escalation`]) and the default roles' reconciliation use
 //! ([`covers`]), and the roles and bindings every cluster starts with
-//! ([`bootstrap`]).
+//! ([`bootstrap`]; the control plane components' own, [`components`]).
 
 pub mod authorizer;
 pub mod bootstrap;
+pub mod components;
 pub mod covers;
 pub mod escalation;
 

@@ -296,7 +296,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         rk8s_actors::control_plane::spawn(
             store.leadership(),
             rk8s_actors::control_plane::ControlPlaneConfig {
-                client: Box::new(move || internal_client(&internal)),
+                client: Box::new({
+                    let internal = internal.clone();
+                    move || internal_client(&internal, &internal.token)
+                }),
+                scheduler_client: Box::new(move || {
+                    internal_client(&internal, &internal.scheduler_token)
+                }),
                 profiles,
                 scheduler: !args.disable_scheduler,
                 controllers: !args.disable_controllers,
@@ -508,14 +514,15 @@ fn scheduler_profiles(
 /// at once had over 2,000 of them open. A watch counts only until its response begins.
 const CONCURRENT_REQUESTS: usize = 128;
 
-/// A client of this member's own API with its internal credential, over in-process
-/// connections (no TLS, no sockets: see `rk8s_http::loopback`).
+/// A client of this member's own API with one of its internal credentials (`token`),
+/// over in-process connections (no TLS, no sockets: see `rk8s_http::loopback`).
 fn internal_client(
     access: &rk8s_apiserver::cluster::InternalAccess,
+    token: &str,
 ) -> Result<kube::Client, String> {
     use kube::client::ConfigExt;
     let mut config = kube::Config::new(http::Uri::from_static("http://in-process"));
-    config.auth_info.token = Some(access.token.clone().into());
+    config.auth_info.token = Some(token.to_string().into());
     let auth = config
         .auth_layer()
         .map_err(|e| e.to_string())?
