@@ -49,7 +49,12 @@ type Seen = Arc<Mutex<Vec<Value>>>;
 fn answer(path: &str, review: &Value) -> Value {
     let request = &review["request"];
     let uid = request["uid"].clone();
-    let labels = &request["object"]["metadata"]["labels"];
+    // A delete's object is the old one.
+    let object = match &request["object"] {
+        Value::Null => &request["oldObject"],
+        o => o,
+    };
+    let labels = &object["metadata"]["labels"];
     let response = match path {
         "/validate" if labels["deny"] == "yes" => json!({"uid": uid, "allowed": false,
             "status": {"code": 403, "reason": "Forbidden",
@@ -142,8 +147,13 @@ async fn webhooks_refuse_and_mutate_in_kube_apiservers_words() {
     kubectl_ok(&server, &["label", "namespace", "hooked", "webhooks=on"]);
     kubectl_ok(&server, &["create", "namespace", "plain"]);
     let validating = json!({"apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "deny"},
-        "webhooks": [webhook("deny.rk8s.test", &format!("{base}/validate"), &ca, json!({}))]});
+    "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "deny"},
+    "webhooks": [
+        webhook("deny.rk8s.test", &format!("{base}/validate"), &ca, json!({})),
+        webhook("keep.rk8s.test", &format!("{base}/validate"), &ca, json!({"rules": [
+            {"operations": ["DELETE"], "apiGroups": [""], "apiVersions": ["v1"],
+             "resources": ["namespaces"]}]})),
+    ]});
     let mutating = json!({"apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration", "metadata": {"name": "label"},
         "webhooks": [webhook("label.rk8s.test", &format!("{base}/mutate"), &ca,
@@ -221,6 +231,16 @@ async fn webhooks_refuse_and_mutate_in_kube_apiservers_words() {
     assert!(!ok, "{out}");
     assert!(
         out.contains("denied the request: pods labelled deny=yes"),
+        "{out}"
+    );
+
+    // A namespace's delete reaches the validating webhooks.
+    kubectl_ok(&server, &["create", "namespace", "kept"]);
+    kubectl_ok(&server, &["label", "namespace", "kept", "deny=yes"]);
+    let (ok, out) = server.kubectl(&["delete", "namespace", "kept"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("admission webhook \"keep.rk8s.test\" denied the request"),
         "{out}"
     );
 

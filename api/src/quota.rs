@@ -342,10 +342,12 @@ pub fn check(
         let before = usage(old, now);
         for (k, v) in delta.iter_mut() {
             if let Some(b) = before.get(k) {
-                *v = v
-                    .checked_sub(b)
-                    .filter(|d| d.signum() > 0)
-                    .unwrap_or(Quantity::from_i64(0));
+                // A difference too large to compute charges the whole new amount.
+                *v = match v.checked_sub(b) {
+                    Some(d) if d.signum() > 0 => d,
+                    Some(_) => Quantity::from_i64(0),
+                    None => *v,
+                };
             }
         }
     }
@@ -364,12 +366,25 @@ pub fn check(
             continue;
         }
         let mut new_used = used.clone();
-        usage::add_into(&mut new_used, &requested);
+        // A sum too large to compute exceeds any limit (kube's arbitrary precision
+        // would find it over).
+        let mut overflowed = Vec::new();
+        for (k, v) in &requested {
+            match new_used.get(k).map_or(Some(*v), |have| have.checked_add(v)) {
+                Some(sum) => {
+                    new_used.insert(k.clone(), sum);
+                }
+                None => overflowed.push(k.clone()),
+            }
+        }
         let exceeded: Vec<&String> = requested
             .keys()
-            .filter(|k| match (new_used.get(*k), hard.get(*k)) {
-                (Some(n), Some(h)) => n > h,
-                _ => false,
+            .filter(|k| {
+                overflowed.contains(*k)
+                    || match (new_used.get(*k), hard.get(*k)) {
+                        (Some(n), Some(h)) => n > h,
+                        _ => false,
+                    }
             })
             .collect();
         if !exceeded.is_empty() {

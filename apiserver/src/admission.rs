@@ -55,6 +55,55 @@ pub fn mutate_update(
     crate::custom::admission::mutate(new, custom)
 }
 
+/// The object's namespace still the request's: a mutating webhook may not move it
+/// (kube's `EnsureObjectNamespaceMatchesRequestNamespace`).
+fn same_namespace(obj: &AnyObject, namespace: Option<&str>) -> ApiResult<()> {
+    if obj.kind().is_namespaced() && obj.namespace() != namespace {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    Ok(())
+}
+
+/// After mutating webhooks patched a new object: kube-apiserver prepares an object for
+/// the store (`BeforeCreate`) after mutating admission, so what the server owns is set
+/// again (status, generation; identity and creation time kept) and the object must
+/// still be in the request's namespace.
+pub fn after_webhooks_create(obj: &mut AnyObject, namespace: Option<&str>) -> ApiResult<()> {
+    same_namespace(obj, namespace)?;
+    let meta = obj.metadata();
+    let (uid, created) = (meta.uid.clone(), meta.creation_timestamp.clone());
+    strategy::prepare_create(obj);
+    let meta = obj.metadata_mut();
+    meta.uid = uid;
+    meta.creation_timestamp = created;
+    Ok(())
+}
+
+/// After mutating webhooks patched an update of `part` of `current`: the update
+/// prepared again (`BeforeUpdate`: generation, what a `status` write may not touch),
+/// the object still at the request's namespace and name.
+pub fn after_webhooks_update(
+    new: &mut AnyObject,
+    current: &AnyObject,
+    part: Part,
+) -> ApiResult<()> {
+    same_namespace(new, current.namespace())?;
+    if new.name() != current.name() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({})",
+            new.name(),
+            current.name()
+        )));
+    }
+    match part {
+        Part::Status => strategy::prepare_status_update(new, current),
+        Part::Main => strategy::prepare_update(new, current),
+    }
+    Ok(())
+}
+
 /// Validating admission of `new` (replacing `old`, for an update) written by
 /// `identity`: NodeRestriction for a node's own Node (`assigned_cidr`: the podCIDR
 /// its join gave it), then validation.

@@ -305,7 +305,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
             local_addr.ip().to_string()
         };
         let server = format!("https://{host}:{}", local_addr.port());
-        // A client certificate in `system:masters`, as kubeadm's admin.conf (kept in
+        // A client certificate in `system:masters` (kubeadm's super-admin.conf; kept in
         // `pki/admin.crt`, renewed near its end); the static token stays in
         // `pki/admin.token` for clients that want one.
         let (cert, key) = crate::bootstrap::certs::admin_certificate(&cfg.data_dir, client_ca)?;

@@ -455,7 +455,11 @@ impl Handlers {
             dry_run: dry_run(c.query)?,
             old: None,
         };
-        warnings.extend(self.mutating_webhooks(&webhooks, &mut obj).await?);
+        let mutated = self.mutating_webhooks(&webhooks, &mut obj).await?;
+        warnings.extend(mutated.warnings);
+        if mutated.patched {
+            admission::after_webhooks_create(&mut obj, req.namespace.as_deref())?;
+        }
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
         let pod_security =
             crate::pod_security::Context::read(&self.registry, req, namespace.as_ref()).await?;
@@ -501,7 +505,7 @@ impl Handlers {
         let kind = req.kind;
         let name = req.name().to_string();
         if kind.kind == "Namespace" {
-            return self.delete_namespace(&name, &options).await;
+            return self.delete_namespace(c, &name, &options).await;
         }
         let obj = self
             .delete_one(c, req.namespace.as_deref(), &name, &options)
@@ -569,7 +573,12 @@ impl Handlers {
     }
 
     /// Deleting a namespace deletes everything in it, in one transaction.
-    async fn delete_namespace(&self, name: &str, options: &DeleteOptions) -> ApiResult<Reply> {
+    async fn delete_namespace(
+        &self,
+        c: &Call<'_>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> ApiResult<Reply> {
         let Some(kind) = kind_named("Namespace") else {
             return Err(ApiError::no_route());
         };
@@ -580,6 +589,19 @@ impl Handlers {
         }
         let current = self.registry.get(&kind, None, name).await?;
         check_preconditions(&kind, name, options, &current)?;
+        // The namespace's delete reaches validating webhooks (the objects in it go
+        // with it in one transaction, unseen by them).
+        let attempt = crate::webhooks::Attempt {
+            operation: crate::webhooks::matching::Operation::Delete,
+            kind,
+            subresource: None,
+            namespace: None,
+            name,
+            identity: c.identity,
+            dry_run: dry_run(c.query)?,
+            old: Some(&current),
+        };
+        self.validating_webhooks(&attempt, None).await?;
         let rv = registry::resource_version(&current)?;
         let key = kind.storage_key(None, name);
         let custom = self

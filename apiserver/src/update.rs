@@ -178,19 +178,17 @@ impl Handlers {
             old: Some(&current),
         };
         if sub != Some("scale") {
-            warnings.extend(self.mutating_webhooks(&webhooks, &mut new).await?);
+            let mutated = self.mutating_webhooks(&webhooks, &mut new).await?;
+            warnings.extend(mutated.warnings);
+            if mutated.patched {
+                admission::after_webhooks_update(&mut new, &current, part)?;
+            }
         }
         admission::validate(c.identity, &new, Some(&current), None, &self.custom)?;
         warnings.extend(asked.pod_security.admit(&new, Some(&current))?.warnings);
         self.confirm_no_escalation(c.identity, &new)?;
         if sub != Some("scale") {
             warnings.extend(self.validating_webhooks(&webhooks, Some(&new)).await?);
-        }
-        if sub.is_none() && new != current {
-            // Last, as kube-apiserver runs it: only what grows is charged.
-            let quotas = &self.listers.resource_quotas;
-            crate::resource_quota::admit(&self.registry, quotas, &new, Some(&current), asked.dry)
-                .await?;
         }
         *asked
             .warnings
@@ -210,6 +208,13 @@ impl Handlers {
             && (!matches!(new, AnyObject::Pod(_)) || meta.deletion_grace_period_seconds == Some(0))
         {
             return Ok(Change::Delete(current));
+        }
+        if sub.is_none() {
+            // Last, as kube-apiserver runs it, once nothing else can refuse the write:
+            // only what grows is charged.
+            let quotas = &self.listers.resource_quotas;
+            crate::resource_quota::admit(&self.registry, quotas, &new, Some(&current), asked.dry)
+                .await?;
         }
         if asked.dry {
             return Ok(Change::DryRun(new));

@@ -238,18 +238,22 @@ impl Store {
     /// object moves them all to the current key. False without a transformer, and for
     /// a key that has no value at that revision.
     pub async fn is_stale(&self, key: &[u8], mod_revision: i64) -> Result<bool> {
-        let Some(t) = self.transformer.clone() else {
+        let Some(t) = self.transformer.clone().filter(|t| t.transforms(key)) else {
             return Ok(false);
         };
+        // The current value, not the one at `mod_revision` (compaction may have
+        // dropped that revision's history): if it moved on, the caller's
+        // compare-and-swap write conflicts and is retried anyway.
         let req = RangeRequest {
             key: key.to_vec(),
-            revision: mod_revision,
             ..Default::default()
         };
         let r = self.range_stored(req, false).await?;
         match r.kvs.into_iter().next() {
-            Some(mut kv) => transform::kv_from_storage(t.as_ref(), &mut kv),
-            None => Ok(false),
+            Some(mut kv) if kv.mod_revision == mod_revision => {
+                transform::kv_from_storage(t.as_ref(), &mut kv)
+            }
+            _ => Ok(false),
         }
     }
 

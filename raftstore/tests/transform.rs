@@ -187,6 +187,15 @@ async fn the_log_holds_the_stored_form_and_readers_get_what_was_written() {
         .revision;
     t.key.store(1, Ordering::SeqCst);
     assert!(store.is_stale(b"/secret/c", old_rev).await.unwrap());
+    // Also once the history up to now is compacted away (a no-op update of an old
+    // object must not fail with "compacted").
+    let later = store
+        .put(b"/plain/z", b"z", 0, None)
+        .await
+        .unwrap()
+        .revision;
+    store.compact(later).await.unwrap();
+    assert!(store.is_stale(b"/secret/c", old_rev).await.unwrap());
     assert_eq!(read(&store, b"/secret/c").await, b"x");
     let new_rev = store
         .put(b"/secret/c", b"x", 0, None)
@@ -194,6 +203,9 @@ async fn the_log_holds_the_stored_form_and_readers_get_what_was_written() {
         .unwrap()
         .revision;
     assert!(!store.is_stale(b"/secret/c", new_rev).await.unwrap());
+    // Asked about a revision the key has moved on from: not stale (the caller's
+    // compare-and-swap write will conflict and read again).
+    assert!(!store.is_stale(b"/secret/c", old_rev).await.unwrap());
     assert!(
         !store
             .is_stale(b"/plain/a", first.revision + 1)

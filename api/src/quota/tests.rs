@@ -356,6 +356,23 @@ fn admission_refuses_in_kubes_words() {
 }
 
 #[test]
+fn a_quantity_too_large_to_add_exceeds_the_quota() {
+    let mem = quota(
+        "mem",
+        json!({}),
+        &[("limits.memory", "4Gi")],
+        Some(&[("limits.memory", "2Gi")]),
+    );
+    let huge = pod(json!({"containers": [app(json!({}), json!({"memory": "1e40"}))]}));
+    let err = check(&[&mem], &huge, None, now()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("exceeded quota: mem, requested: limits.memory="),
+        "{err}"
+    );
+}
+
+#[test]
 fn admission_charges_each_matching_quota_and_only_increases_on_update() {
     let a = quota(
         "a",

@@ -154,9 +154,30 @@ pub const ADMIN_USER: &str = "admin";
 /// How long the admin certificate is valid (kubeadm's year).
 const ADMIN_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
+/// Whether the PEM certificate `cert` verifies against the CA `ca` (now).
+fn issued_by(cert: &str, ca: &ClusterCa) -> bool {
+    use rustls::pki_types::{CertificateDer, UnixTime};
+    let (Ok(der), Ok(roots)) = (
+        rk8s_http::tls::pem_to_der(cert),
+        rk8s_http::tls::roots(&ca.cert_pem),
+    ) else {
+        return false;
+    };
+    let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots,
+        rk8s_http::tls::provider(),
+    );
+    builder.build().is_ok_and(|verifier| {
+        verifier
+            .verify_client_cert(&CertificateDer::from(der), &[], UnixTime::now())
+            .is_ok()
+    })
+}
+
 /// The admin kubeconfig's certificate and key (PEM) kept in `data_dir/pki`, or new
-/// ones of `client_ca` (saved there) when there are none, they do not parse, or less
-/// than [`RENEW_BEFORE`] is left.
+/// ones of `client_ca` (saved there) when there are none, they do not parse, another
+/// CA issued them (a restored or re-keyed cluster), or less than [`RENEW_BEFORE`] is
+/// left.
 pub fn admin_certificate(
     data_dir: &Path,
     client_ca: &ClusterCa,
@@ -170,6 +191,7 @@ pub fn admin_certificate(
         .zip(std::fs::read_to_string(&key_path).ok());
     if let Some((cert, key)) = kept
         && expiry(&cert).is_ok_and(|t| t.duration_since(jiff::Timestamp::now()) > RENEW_BEFORE)
+        && issued_by(&cert, client_ca)
     {
         return Ok((cert, key));
     }
@@ -240,6 +262,12 @@ mod tests {
         std::fs::write(dir.path().join("pki/admin.key"), &key).unwrap();
         let renewed = admin_certificate(dir.path(), &ca).unwrap();
         assert_ne!(renewed.0, short);
+        // Another client CA: the kept certificate is replaced by one of it.
+        let other = ClusterCa::generate_client_ca().unwrap();
+        let reissued = admin_certificate(dir.path(), &other).unwrap();
+        assert_ne!(reissued.0, renewed.0);
+        assert!(issued_by(&reissued.0, &other) && !issued_by(&reissued.0, &ca));
+        let renewed = reissued;
         let der = rk8s_http::tls::pem_to_der(&renewed.0).unwrap();
         let user = crate::users::from_certificate(&der).unwrap();
         assert_eq!(user.name, "admin");

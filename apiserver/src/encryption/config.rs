@@ -182,6 +182,14 @@ fn provider_keys(
                 reason: Reason::Message("name is a mandatory field for a key".into()),
             });
         }
+        // The stored prefix `k8s:enc:<provider>:v1:<name>:` ends at the first `:`
+        // after the name: a name with one would read as another key's.
+        if key.name.contains(':') {
+            errors.push(FieldError {
+                path: at.key("name"),
+                reason: invalid(&key.name, "should not contain ':'"),
+            });
+        }
         if key.secret.is_empty() {
             errors.push(FieldError {
                 path: at.key("secret"),

@@ -225,6 +225,14 @@ fn configuration_errors_say_what_kube_apiserver_says() {
         no_name.contains("aescbc.keys[0].name: name is a mandatory field for a key"),
         "{no_name}"
     );
+    let colon = errors(&config(&format!(
+        "  - aesgcm:\n      keys: [{{name: \"a:b\", secret: {}}}]\n",
+        secret(1, 32)
+    )));
+    assert!(
+        colon.contains("aesgcm.keys[0].name: invalid value \"a:b\": should not contain ':'"),
+        "{colon}"
+    );
     let header = errors("apiVersion: v1\nkind: EncryptionConfig\nresources: []\n");
     assert!(
         header.contains("apiVersion: unsupported value \"v1\""),

@@ -61,6 +61,8 @@ struct Target {
     ip_or_host: String,
     port: u16,
     server_name: String,
+    /// The `Host` header: the name, and the port when it is not 443.
+    host: String,
     path_and_query: String,
 }
 
@@ -104,11 +106,16 @@ pub async fn call(
             code.as_u16()
         )));
     }
-    answer(&bytes, uid).map_err(fail)
+    let sent = review
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    answer(&bytes, sent, uid).map_err(fail)
 }
 
-/// kube's checks of an answer: `response` present, the same `uid`.
-fn answer(bytes: &[u8], uid: &str) -> Result<Answer, String> {
+/// kube's checks of an answer: an AdmissionReview of the version sent (`version`),
+/// `response` present, the same `uid`.
+fn answer(bytes: &[u8], version_sent: &str, uid: &str) -> Result<Answer, String> {
     let review: Value = serde_json::from_slice(bytes)
         .map_err(|e| format!("received invalid webhook response: {e}"))?;
     let kind = review
@@ -119,9 +126,9 @@ fn answer(bytes: &[u8], uid: &str) -> Result<Answer, String> {
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if kind != "AdmissionReview" || !version.starts_with("admission.k8s.io/") {
+    if kind != "AdmissionReview" || version != version_sent {
         return Err(format!(
-            "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {version}, Kind={kind}"
+            "expected webhook response of {version_sent}, Kind=AdmissionReview, got {version}, Kind={kind}"
         ));
     }
     let Some(response) = review.get("response").filter(|r| r.is_object()) else {
@@ -194,6 +201,7 @@ async fn target(
             ip_or_host: host.to_string(),
             port,
             server_name: host.to_string(),
+            host: authority(&uri),
             path_and_query: format!("{path}?{query}"),
         });
     }
@@ -204,11 +212,17 @@ async fn target(
     let (ip, target_port) = endpoint(registry, &svc.namespace, &svc.name, port).await?;
     let path = svc.path.as_deref().unwrap_or("/");
     let server_name = format!("{}.{}.svc", svc.name, svc.namespace);
+    let host = if port == 443 {
+        server_name.clone()
+    } else {
+        format!("{server_name}:{port}")
+    };
     Ok(Target {
         url: format!("https://{server_name}:{port}{path}?{timeout}"),
         ip_or_host: ip.to_string(),
         port: target_port,
         server_name,
+        host,
         path_and_query: format!("{path}?{timeout}"),
     })
 }
@@ -269,14 +283,24 @@ async fn endpoint(
     Err(format!("no endpoints available for service \"{name}\""))
 }
 
+/// The system's trust roots (read once).
+fn system_roots() -> Result<String, String> {
+    static ROOTS: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            std::fs::read_to_string(SYSTEM_ROOTS)
+                .map_err(|e| format!("no caBundle, and the system roots {SYSTEM_ROOTS}: {e}"))
+        })
+        .clone()
+}
+
 /// The TLS client for `client`: its `caBundle`, or the system's roots.
 fn tls(client: &WebhookClientConfig) -> Result<tokio_rustls::TlsConnector, String> {
     let pem = match &client.ca_bundle {
         Some(bundle) if !bundle.0.is_empty() => {
             String::from_utf8(bundle.0.clone()).map_err(|_| "caBundle is not PEM".to_string())?
         }
-        _ => std::fs::read_to_string(SYSTEM_ROOTS)
-            .map_err(|e| format!("no caBundle, and the system roots {SYSTEM_ROOTS}: {e}"))?,
+        _ => system_roots()?,
     };
     let mut config = (*rk8s_http::tls::client_config(&pem).map_err(|e| e.to_string())?).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -312,7 +336,7 @@ async fn post(
         }
     });
     let request = Request::post(target.path_and_query.as_str())
-        .header(header::HOST, target.server_name.as_str())
+        .header(header::HOST, target.host.as_str())
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::ACCEPT, "application/json")
         .body(Full::new(Bytes::from(body)))
@@ -368,7 +392,11 @@ mod tests {
     use super::*;
 
     fn reply(v: Value) -> Result<Answer, String> {
-        answer(&serde_json::to_vec(&v).unwrap(), "u1")
+        answer(
+            &serde_json::to_vec(&v).unwrap(),
+            "admission.k8s.io/v1",
+            "u1",
+        )
     }
 
     #[test]

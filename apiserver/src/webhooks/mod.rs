@@ -50,6 +50,34 @@ pub struct Attempt<'a> {
     pub old: Option<&'a AnyObject>,
 }
 
+/// What the mutating webhooks did.
+#[derive(Debug, Default)]
+pub struct Mutated {
+    /// Their warnings.
+    pub warnings: Vec<String>,
+    /// Whether one of them patched the object.
+    pub patched: bool,
+}
+
+/// The most a warning from a webhook keeps, and the most all of a request's
+/// warnings from webhooks take (kube's limits for `Warning` headers: a longer one is
+/// cut, more are dropped).
+const MAX_WARNING_CHARS: usize = 256;
+const MAX_WARNINGS_BYTES: usize = 4096;
+
+/// `new` warnings added to `warnings`, within the limits.
+fn add_warnings(warnings: &mut Vec<String>, new: Vec<String>) {
+    let mut total: usize = warnings.iter().map(String::len).sum();
+    for w in new {
+        let w: String = w.chars().take(MAX_WARNING_CHARS).collect();
+        if total + w.len() > MAX_WARNINGS_BYTES {
+            break;
+        }
+        total += w.len();
+        warnings.push(w);
+    }
+}
+
 /// Kinds whose writes never reach webhooks, so a webhook cannot lock itself in (as
 /// kube-apiserver exempts them).
 fn exempt(kind: &ObjectKind) -> bool {
@@ -59,18 +87,18 @@ fn exempt(kind: &ObjectKind) -> bool {
 
 impl Handlers {
     /// Calls the mutating webhooks that match, applying each one's patch to `obj`;
-    /// returns their warnings, or the first refusal.
+    /// returns their warnings and whether one patched, or the first refusal.
     pub async fn mutating_webhooks(
         &self,
         a: &Attempt<'_>,
         obj: &mut AnyObject,
-    ) -> ApiResult<Vec<String>> {
+    ) -> ApiResult<Mutated> {
+        let mut mutated = Mutated::default();
         if exempt(&a.kind) {
-            return Ok(Vec::new());
+            return Ok(mutated);
         }
         let mut configs = self.listers.mutating_webhooks.list(None);
         configs.sort_by(|x, y| x.name().cmp(y.name()));
-        let mut warnings = Vec::new();
         let mut namespace_labels = None;
         for config in &configs {
             let AnyObject::MutatingWebhookConfiguration(config) = config.as_ref() else {
@@ -87,16 +115,17 @@ impl Handlers {
                 let Some(answer) = self.ask(&hook, a, Some(obj)).await? else {
                     continue;
                 };
-                warnings.extend(answer.warnings);
+                add_warnings(&mut mutated.warnings, answer.warnings);
                 if !answer.allowed {
                     return Err(denied(hook.name, answer.status.as_ref()));
                 }
                 if let Some(patch) = answer.patch {
                     *obj = patched(&hook, obj, &patch)?;
+                    mutated.patched = true;
                 }
             }
         }
-        Ok(warnings)
+        Ok(mutated)
     }
 
     /// Calls the validating webhooks that match, together; returns their warnings, or
@@ -128,7 +157,7 @@ impl Handlers {
         let mut warnings = Vec::new();
         for (hook, answer) in hooks.iter().zip(answers) {
             let Some(answer) = answer? else { continue };
-            warnings.extend(answer.warnings);
+            add_warnings(&mut warnings, answer.warnings);
             if !answer.allowed {
                 return Err(denied(hook.name, answer.status.as_ref()));
             }
