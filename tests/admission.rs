@@ -10,29 +10,16 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
-use support::apiserver::Server;
+use support::apiserver::{Server, write_manifest};
 
 /// The API alone: no scheduler or controller writes to these objects.
 const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
-
-fn manifest(dir: &Path, name: &str, manifest: &Value) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
-    path.display().to_string()
-}
-
-fn kubectl_ok(server: &Server, args: &[&str]) -> String {
-    let (ok, out) = server.kubectl(args);
-    assert!(ok, "kubectl {args:?} failed:\n{out}");
-    out
-}
 
 fn pod(ns: &str, name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
@@ -143,9 +130,9 @@ async fn webhooks_refuse_and_mutate_in_kube_apiservers_words() {
     let dir = tempfile::tempdir().unwrap();
     let (port, ca, seen) = webhook_server().await;
     let base = format!("https://127.0.0.1:{port}");
-    kubectl_ok(&server, &["create", "namespace", "hooked"]);
-    kubectl_ok(&server, &["label", "namespace", "hooked", "webhooks=on"]);
-    kubectl_ok(&server, &["create", "namespace", "plain"]);
+    server.kubectl_ok(&["create", "namespace", "hooked"]);
+    server.kubectl_ok(&["label", "namespace", "hooked", "webhooks=on"]);
+    server.kubectl_ok(&["create", "namespace", "plain"]);
     let validating = json!({"apiVersion": "admissionregistration.k8s.io/v1",
     "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "deny"},
     "webhooks": [
@@ -159,11 +146,11 @@ async fn webhooks_refuse_and_mutate_in_kube_apiservers_words() {
         "webhooks": [webhook("label.rk8s.test", &format!("{base}/mutate"), &ca,
             json!({"namespaceSelector": {"matchLabels": {"webhooks": "on"}}}))]});
     for (name, obj) in [("v.json", &validating), ("m.json", &mutating)] {
-        kubectl_ok(&server, &["apply", "-f", &manifest(dir.path(), name, obj)]);
+        server.kubectl_ok(&["apply", "-f", &write_manifest(dir.path(), name, obj)]);
     }
 
     // The configurations are read from the server's in-memory copy: wait for both.
-    let denied = manifest(
+    let denied = write_manifest(
         dir.path(),
         "denied.json",
         &pod("hooked", "bad", json!({"deny": "yes"})),
@@ -171,10 +158,7 @@ async fn webhooks_refuse_and_mutate_in_kube_apiservers_words() {
     let refusal = support::node::eventually("the validating webhook in effect", async || {
         let (ok, out) = server.kubectl(&["create", "-f", &denied]);
         if ok {
-            kubectl_ok(
-                &server,
-                &["delete", "pod", "bad", "-n", "hooked", "--wait=false"],
-            );
+            server.kubectl_ok(&["delete", "pod", "bad", "-n", "hooked", "--wait=false"]);
             return None;
         }
         Some(out)
@@ -188,7 +172,7 @@ async fn webhooks_refuse_and_mutate_in_kube_apiservers_words() {
     );
     assert!(refusal.contains("(Forbidden)"), "{refusal}");
 
-    let good = manifest(
+    let good = write_manifest(
         dir.path(),
         "good.json",
         &pod("hooked", "good", json!({"app": "web"})),
@@ -207,22 +191,19 @@ async fn webhooks_refuse_and_mutate_in_kube_apiservers_words() {
             );
             return Some(created);
         }
-        kubectl_ok(
-            &server,
-            &["delete", "pod", "good", "-n", "hooked", "--wait=false"],
-        );
+        server.kubectl_ok(&["delete", "pod", "good", "-n", "hooked", "--wait=false"]);
         None
     })
     .await;
     assert_eq!(created["metadata"]["labels"]["app"], "web");
 
     // The namespace selector: a namespace without the label is not mutated.
-    let other = manifest(
+    let other = write_manifest(
         dir.path(),
         "other.json",
         &pod("plain", "other", json!({"app": "web"})),
     );
-    let out = kubectl_ok(&server, &["create", "-f", &other, "-o", "json"]);
+    let out = server.kubectl_ok(&["create", "-f", &other, "-o", "json"]);
     let other: Value = serde_json::from_str(&out).unwrap();
     assert!(other["metadata"]["labels"]["mutated"].is_null(), "{other}");
 
@@ -235,8 +216,8 @@ async fn webhooks_refuse_and_mutate_in_kube_apiservers_words() {
     );
 
     // A namespace's delete reaches the validating webhooks.
-    kubectl_ok(&server, &["create", "namespace", "kept"]);
-    kubectl_ok(&server, &["label", "namespace", "kept", "deny=yes"]);
+    server.kubectl_ok(&["create", "namespace", "kept"]);
+    server.kubectl_ok(&["label", "namespace", "kept", "deny=yes"]);
     let (ok, out) = server.kubectl(&["delete", "namespace", "kept"]);
     assert!(!ok, "{out}");
     assert!(
@@ -245,12 +226,12 @@ async fn webhooks_refuse_and_mutate_in_kube_apiservers_words() {
     );
 
     // A dry run reaches webhooks without side effects, and says it is one.
-    let dry = manifest(
+    let dry = write_manifest(
         dir.path(),
         "dry.json",
         &pod("hooked", "dry", json!({"app": "dry"})),
     );
-    kubectl_ok(&server, &["create", "-f", &dry, "--dry-run=server"]);
+    server.kubectl_ok(&["create", "-f", &dry, "--dry-run=server"]);
     let reviews = seen.lock().unwrap().clone();
     let dry_seen = reviews
         .iter()
@@ -296,18 +277,15 @@ async fn a_webhook_that_does_not_answer_fails_or_is_ignored_by_policy() {
             "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "down"},
             "webhooks": [hook]})
     };
-    kubectl_ok(
-        &server,
-        &[
-            "apply",
-            "-f",
-            &manifest(dir.path(), "fail.json", &config("Fail")),
-        ],
-    );
+    server.kubectl_ok(&[
+        "apply",
+        "-f",
+        &write_manifest(dir.path(), "fail.json", &config("Fail")),
+    ]);
     let out = support::node::eventually("the failing webhook in effect", async || {
         let (ok, out) = server.kubectl(&["create", "configmap", "c1", "--from-literal=a=b"]);
         if ok {
-            kubectl_ok(&server, &["delete", "configmap", "c1"]);
+            server.kubectl_ok(&["delete", "configmap", "c1"]);
             return None;
         }
         Some(out)
@@ -318,14 +296,11 @@ async fn a_webhook_that_does_not_answer_fails_or_is_ignored_by_policy() {
     );
     assert!(out.contains(&expected), "{out}");
 
-    kubectl_ok(
-        &server,
-        &[
-            "apply",
-            "-f",
-            &manifest(dir.path(), "ignore.json", &config("Ignore")),
-        ],
-    );
+    server.kubectl_ok(&[
+        "apply",
+        "-f",
+        &write_manifest(dir.path(), "ignore.json", &config("Ignore")),
+    ]);
     support::node::eventually("the ignored webhook", async || {
         let (ok, _) = server.kubectl(&["create", "configmap", "c2", "--from-literal=a=b"]);
         ok.then_some(())
@@ -337,7 +312,7 @@ async fn a_webhook_that_does_not_answer_fails_or_is_ignored_by_policy() {
 async fn priority_classes_and_the_default_storage_class_fill_in_new_objects() {
     let server = Server::start(API_ONLY);
     let dir = tempfile::tempdir().unwrap();
-    let out = kubectl_ok(&server, &["get", "priorityclass", "-o", "name"]);
+    let out = server.kubectl_ok(&["get", "priorityclass", "-o", "name"]);
     assert!(
         out.contains("priorityclass.scheduling.k8s.io/system-node-critical"),
         "{out}"
@@ -351,18 +326,15 @@ async fn priority_classes_and_the_default_storage_class_fill_in_new_objects() {
             "metadata": {"name": name}, "value": value, "globalDefault": default,
             "preemptionPolicy": "Never"})
     };
-    kubectl_ok(
-        &server,
-        &[
-            "apply",
-            "-f",
-            &manifest(dir.path(), "high.json", &class("high", 1000, true)),
-        ],
-    );
+    server.kubectl_ok(&[
+        "apply",
+        "-f",
+        &write_manifest(dir.path(), "high.json", &class("high", 1000, true)),
+    ]);
 
     let mut ranked = pod("default", "ranked", json!({}));
     ranked["spec"]["priorityClassName"] = json!("high");
-    let ranked = manifest(dir.path(), "ranked.json", &ranked);
+    let ranked = write_manifest(dir.path(), "ranked.json", &ranked);
     let created: Value = support::node::eventually("the PriorityClass in effect", async || {
         let (ok, out) = server.kubectl(&["create", "-f", &ranked, "-o", "json"]);
         ok.then(|| serde_json::from_str(&out).unwrap())
@@ -371,26 +343,26 @@ async fn priority_classes_and_the_default_storage_class_fill_in_new_objects() {
     assert_eq!(created["spec"]["priority"], 1000);
     assert_eq!(created["spec"]["preemptionPolicy"], "Never");
     // The global default for a pod that names no class.
-    let plain = manifest(
+    let plain = write_manifest(
         dir.path(),
         "plain.json",
         &pod("default", "plain", json!({})),
     );
-    let out = kubectl_ok(&server, &["create", "-f", &plain, "-o", "json"]);
+    let out = server.kubectl_ok(&["create", "-f", &plain, "-o", "json"]);
     let plain: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plain["spec"]["priorityClassName"], "high");
     assert_eq!(plain["spec"]["priority"], 1000);
 
     let mut missing = pod("default", "missing", json!({}));
     missing["spec"]["priorityClassName"] = json!("gold");
-    let missing = manifest(dir.path(), "missing.json", &missing);
+    let missing = write_manifest(dir.path(), "missing.json", &missing);
     let (ok, out) = server.kubectl(&["create", "-f", &missing]);
     assert!(!ok, "{out}");
     assert!(
         out.contains("pods \"missing\" is forbidden: no PriorityClass with name gold was found"),
         "{out}"
     );
-    let second = manifest(dir.path(), "second.json", &class("second", 5, true));
+    let second = write_manifest(dir.path(), "second.json", &class("second", 5, true));
     let (ok, out) = server.kubectl(&["create", "-f", &second]);
     assert!(!ok, "{out}");
     assert!(
@@ -401,8 +373,8 @@ async fn priority_classes_and_the_default_storage_class_fill_in_new_objects() {
     let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": "data", "namespace": "default"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
-    let claim = manifest(dir.path(), "claim.json", &claim);
-    let out = kubectl_ok(&server, &["create", "-f", &claim, "-o", "json"]);
+    let claim = write_manifest(dir.path(), "claim.json", &claim);
+    let out = server.kubectl_ok(&["create", "-f", &claim, "-o", "json"]);
     let claim: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(claim["spec"]["storageClassName"], "local-path");
 }

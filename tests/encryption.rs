@@ -125,12 +125,6 @@ fn password(server: &Server, name: &str) -> Result<String, String> {
     Ok(String::from_utf8(bytes).unwrap())
 }
 
-fn kubectl_ok(server: &Server, args: &[&str]) -> String {
-    let (ok, out) = server.kubectl(args);
-    assert!(ok, "kubectl {args:?}: {out}");
-    out
-}
-
 /// `rk8s-server encryption rewrite` with the file `file` against `server`'s store.
 fn rewrite(server: &Server, file: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_rk8s-server"))
@@ -163,38 +157,29 @@ fn secrets_are_encrypted_at_rest_and_survive_a_key_rotation() {
     ]);
     let secret = marker("sec");
     let plain = marker("cfg");
-    kubectl_ok(
-        &server,
-        &[
-            "create",
-            "secret",
-            "generic",
-            "s",
-            &format!("--from-literal=password={secret}"),
-        ],
-    );
-    kubectl_ok(
-        &server,
-        &[
-            "create",
-            "configmap",
-            "c",
-            &format!("--from-literal=note={plain}"),
-        ],
-    );
-    kubectl_ok(
-        &server,
-        &[
-            "create",
-            "secret",
-            "generic",
-            "t",
-            "--from-literal=password=t",
-        ],
-    );
+    server.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s",
+        &format!("--from-literal=password={secret}"),
+    ]);
+    server.kubectl_ok(&[
+        "create",
+        "configmap",
+        "c",
+        &format!("--from-literal=note={plain}"),
+    ]);
+    server.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "t",
+        "--from-literal=password=t",
+    ]);
     assert_eq!(password(&server, "s").unwrap(), secret);
     // A list and a watch's first events read through the same store handle.
-    let listed = kubectl_ok(&server, &["get", "secrets", "-o", "json"]);
+    let listed = server.kubectl_ok(&["get", "secrets", "-o", "json"]);
     assert!(listed.contains(&b64(&secret)), "{listed}");
 
     let snapshot = dir.path().join("backup.db");
@@ -238,10 +223,10 @@ fn secrets_are_encrypted_at_rest_and_survive_a_key_rotation() {
     assert_eq!(password(&server, "s").unwrap(), secret);
     // kube's way: a replace that changes nothing still writes a value stored under an
     // older key. Without the old key, `t` reads and `s` (not replaced) does not.
-    let t = kubectl_ok(&server, &["get", "secret", "t", "-o", "json"]);
+    let t = server.kubectl_ok(&["get", "secret", "t", "-o", "json"]);
     let t_file = dir.path().join("t.json");
     std::fs::write(&t_file, t).unwrap();
-    kubectl_ok(&server, &["replace", "-f", t_file.to_str().unwrap()]);
+    server.kubectl_ok(&["replace", "-f", t_file.to_str().unwrap()]);
     std::fs::write(&file, config(&[aesgcm("key2", 2)])).unwrap();
     server.restart();
     ready(&server);
@@ -284,16 +269,13 @@ fn a_secret_stored_before_encryption_is_read_through_identity_and_rewritten() {
         settings.to_str().unwrap(),
     ]);
     let secret = marker("old");
-    kubectl_ok(
-        &server,
-        &[
-            "create",
-            "secret",
-            "generic",
-            "before",
-            &format!("--from-literal=password={secret}"),
-        ],
-    );
+    server.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "before",
+        &format!("--from-literal=password={secret}"),
+    ]);
     // Unencrypted, the Secret's value is there to be found (base64 in JSON).
     let found = [secret.clone(), b64(&secret)]
         .iter()

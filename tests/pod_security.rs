@@ -11,27 +11,11 @@
 
 mod support;
 
-use std::path::Path;
-
 use serde_json::{Value, json};
-use support::apiserver::Server;
+use support::apiserver::{Server, write_manifest};
 
 /// The API alone: no scheduler or controller writes to these objects.
 const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
-
-/// Writes `manifest` as `name` in `dir`: its path.
-fn manifest(dir: &Path, name: &str, manifest: &Value) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
-    path.display().to_string()
-}
-
-/// `kubectl ARGS`, which must succeed: what it printed.
-fn kubectl_ok(server: &Server, args: &[&str]) -> String {
-    let (ok, out) = server.kubectl(args);
-    assert!(ok, "kubectl {args:?} failed:\n{out}");
-    out
-}
 
 fn namespace(name: &str, labels: Value) -> Value {
     json!({
@@ -57,11 +41,11 @@ fn a_restricted_namespace_refuses_a_privileged_pod_in_kubes_words() {
     let server = Server::start(API_ONLY);
     let dir = tempfile::tempdir().unwrap();
     let labels = json!({"pod-security.kubernetes.io/enforce": "restricted"});
-    let ns = manifest(dir.path(), "ns.json", &namespace("locked", labels));
-    kubectl_ok(&server, &["apply", "-f", &ns]);
+    let ns = write_manifest(dir.path(), "ns.json", &namespace("locked", labels));
+    server.kubectl_ok(&["apply", "-f", &ns]);
 
     let privileged = pod("locked", "web", json!({"privileged": true}));
-    let file = manifest(dir.path(), "privileged.json", &privileged);
+    let file = write_manifest(dir.path(), "privileged.json", &privileged);
     let (ok, out) = server.kubectl(&["apply", "-f", &file]);
     assert!(!ok, "a privileged pod was admitted:\n{out}");
     let expected = format!(
@@ -88,8 +72,8 @@ fn a_restricted_namespace_refuses_a_privileged_pod_in_kubes_words() {
             "seccompProfile": {"type": "RuntimeDefault"},
         }),
     );
-    let file = manifest(dir.path(), "compliant.json", &compliant);
-    let out = kubectl_ok(&server, &["apply", "-f", &file]);
+    let file = write_manifest(dir.path(), "compliant.json", &compliant);
+    let out = server.kubectl_ok(&["apply", "-f", &file]);
     assert!(out.contains("pod/web created"), "{out}");
     assert!(!out.contains("Warning"), "{out}");
 
@@ -111,8 +95,8 @@ fn a_baseline_warn_namespace_warns_about_a_host_network_deployment() {
     let server = Server::start(API_ONLY);
     let dir = tempfile::tempdir().unwrap();
     let labels = json!({"pod-security.kubernetes.io/warn": "baseline"});
-    let ns = manifest(dir.path(), "ns.json", &namespace("open", labels));
-    kubectl_ok(&server, &["apply", "-f", &ns]);
+    let ns = write_manifest(dir.path(), "ns.json", &namespace("open", labels));
+    server.kubectl_ok(&["apply", "-f", &ns]);
 
     let deployment = json!({
         "apiVersion": "apps/v1",
@@ -126,8 +110,8 @@ fn a_baseline_warn_namespace_warns_about_a_host_network_deployment() {
             },
         },
     });
-    let file = manifest(dir.path(), "deployment.json", &deployment);
-    let out = kubectl_ok(&server, &["apply", "-f", &file]);
+    let file = write_manifest(dir.path(), "deployment.json", &deployment);
+    let out = server.kubectl_ok(&["apply", "-f", &file]);
     assert!(out.contains("deployment.apps/net created"), "{out}");
     assert!(
         out.contains(
@@ -138,8 +122,8 @@ fn a_baseline_warn_namespace_warns_about_a_host_network_deployment() {
 
     // A pod is warned about too, and stored.
     let privileged = pod("open", "web", json!({"privileged": true}));
-    let file = manifest(dir.path(), "privileged.json", &privileged);
-    let out = kubectl_ok(&server, &["apply", "-f", &file]);
+    let file = write_manifest(dir.path(), "privileged.json", &privileged);
+    let out = server.kubectl_ok(&["apply", "-f", &file]);
     assert!(out.contains("pod/web created"), "{out}");
     assert!(
         out.contains(
@@ -151,7 +135,7 @@ fn a_baseline_warn_namespace_warns_about_a_host_network_deployment() {
 
     // Enforcing baseline now names the pod that would not be admitted.
     let label = "pod-security.kubernetes.io/enforce=baseline";
-    let out = kubectl_ok(&server, &["label", "namespace", "open", label]);
+    let out = server.kubectl_ok(&["label", "namespace", "open", label]);
     for expected in [
         "Warning: existing pods in namespace \"open\" violate the new PodSecurity enforce level \"baseline:latest\"",
         "Warning: web: privileged",
@@ -165,28 +149,25 @@ fn a_baseline_warn_namespace_warns_about_a_host_network_deployment() {
 async fn a_limit_range_defaults_and_limits_pods() {
     let server = Server::start(API_ONLY);
     let dir = tempfile::tempdir().unwrap();
-    kubectl_ok(&server, &["create", "namespace", "capped"]);
+    server.kubectl_ok(&["create", "namespace", "capped"]);
     let range = json!({"apiVersion": "v1", "kind": "LimitRange",
         "metadata": {"name": "caps", "namespace": "capped"},
         "spec": {"limits": [{"type": "Container",
             "default": {"cpu": "200m", "memory": "64Mi"},
             "defaultRequest": {"cpu": "100m"},
             "max": {"cpu": "500m"}}]}});
-    let range = manifest(dir.path(), "range.json", &range);
-    kubectl_ok(&server, &["apply", "-f", &range]);
+    let range = write_manifest(dir.path(), "range.json", &range);
+    server.kubectl_ok(&["apply", "-f", &range]);
     // The admission reads LimitRanges from the server's in-memory copy, a watch
     // behind the store: the first pods may be created before it has the range.
-    let plain = manifest(dir.path(), "plain.json", &pod("capped", "plain", json!({})));
+    let plain = write_manifest(dir.path(), "plain.json", &pod("capped", "plain", json!({})));
     let created: Value = support::node::eventually("the LimitRange in effect", async || {
         let (ok, out) = server.kubectl(&["create", "-f", &plain, "-o", "json"]);
         let created: Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
         if created["metadata"]["annotations"]["kubernetes.io/limit-ranger"].is_string() {
             return Some(created);
         }
-        kubectl_ok(
-            &server,
-            &["delete", "pod", "plain", "-n", "capped", "--wait=false"],
-        );
+        server.kubectl_ok(&["delete", "pod", "plain", "-n", "capped", "--wait=false"]);
         None
     })
     .await;
@@ -202,7 +183,7 @@ async fn a_limit_range_defaults_and_limits_pods() {
     );
     let mut big = pod("capped", "big", json!({}));
     big["spec"]["containers"][0]["resources"] = json!({"limits": {"cpu": "2"}});
-    let big = manifest(dir.path(), "big.json", &big);
+    let big = write_manifest(dir.path(), "big.json", &big);
     let (ok, out) = server.kubectl(&["create", "-f", &big]);
     assert!(!ok, "{out}");
     assert!(

@@ -8,26 +8,13 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::apiserver::Server;
+use support::apiserver::{Server, write_manifest};
 
 /// Controllers, no scheduler: nothing runs the pods.
 const NO_SCHEDULER: &[&str] = &["--disable-scheduler"];
-
-fn manifest(dir: &Path, name: &str, manifest: &Value) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
-    path.display().to_string()
-}
-
-fn kubectl_ok(server: &Server, args: &[&str]) -> String {
-    let (ok, out) = server.kubectl(args);
-    assert!(ok, "kubectl {args:?} failed:\n{out}");
-    out
-}
 
 fn pod(ns: &str, name: &str, resources: Value) -> Value {
     json!({
@@ -49,10 +36,7 @@ fn quota(ns: &str, name: &str, hard: Value) -> Value {
 
 /// The quota's `status.used` as `kubectl get -o json` shows it.
 fn used(server: &Server, ns: &str, name: &str) -> Value {
-    let out = kubectl_ok(
-        server,
-        &["get", "resourcequota", name, "-n", ns, "-o", "json"],
-    );
+    let out = server.kubectl_ok(&["get", "resourcequota", name, "-n", ns, "-o", "json"]);
     let q: Value = serde_json::from_str(&out).unwrap();
     q["status"]["used"].clone()
 }
@@ -75,7 +59,7 @@ fn wait_used(server: &Server, ns: &str, name: &str, want: &Value) {
 
 /// Makes `ns` and waits for its `default` ServiceAccount (pods need it).
 fn namespace(server: &Server, ns: &str) {
-    kubectl_ok(server, &["create", "namespace", ns]);
+    server.kubectl_ok(&["create", "namespace", ns]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !server
         .kubectl(&["get", "serviceaccount", "default", "-n", ns])
@@ -97,12 +81,12 @@ fn the_pod_over_quota_is_refused_in_kubes_words_and_used_follows_creates_and_del
     let server = Server::start(NO_SCHEDULER);
     let dir = tempfile::tempdir().unwrap();
     namespace(&server, "team");
-    let file = manifest(
+    let file = write_manifest(
         dir.path(),
         "quota.json",
         &quota("team", "compute", json!({"pods": "2", "requests.cpu": "1"})),
     );
-    kubectl_ok(&server, &["create", "-f", &file]);
+    server.kubectl_ok(&["create", "-f", &file]);
     // The controller's first count, within a second or two.
     wait_used(
         &server,
@@ -113,36 +97,33 @@ fn the_pod_over_quota_is_refused_in_kubes_words_and_used_follows_creates_and_del
 
     let small = json!({"requests": {"cpu": "250m"}});
     for name in ["a", "b"] {
-        let file = manifest(
+        let file = write_manifest(
             dir.path(),
             &format!("{name}.json"),
             &pod("team", name, small.clone()),
         );
-        kubectl_ok(&server, &["create", "-f", &file]);
+        server.kubectl_ok(&["create", "-f", &file]);
     }
     // Charged by admission, before any count.
     assert_eq!(
         used(&server, "team", "compute"),
         json!({"pods": "2", "requests.cpu": "500m"})
     );
-    let yaml = kubectl_ok(
-        &server,
-        &[
-            "get",
-            "resourcequota",
-            "compute",
-            "-n",
-            "team",
-            "-o",
-            "yaml",
-        ],
-    );
+    let yaml = server.kubectl_ok(&[
+        "get",
+        "resourcequota",
+        "compute",
+        "-n",
+        "team",
+        "-o",
+        "yaml",
+    ]);
     assert!(
         yaml.contains("used:\n    pods: \"2\"\n    requests.cpu: 500m"),
         "{yaml}"
     );
 
-    let file = manifest(dir.path(), "c.json", &pod("team", "c", small.clone()));
+    let file = write_manifest(dir.path(), "c.json", &pod("team", "c", small.clone()));
     let (ok, out) = server.kubectl(&["create", "-f", &file]);
     assert!(!ok, "the third pod was admitted:\n{out}");
     let expected = format!(
@@ -156,17 +137,14 @@ fn the_pod_over_quota_is_refused_in_kubes_words_and_used_follows_creates_and_del
     );
 
     // A deletion is given back by the controller.
-    kubectl_ok(
-        &server,
-        &["delete", "pod", "a", "-n", "team", "--wait=false"],
-    );
+    server.kubectl_ok(&["delete", "pod", "a", "-n", "team", "--wait=false"]);
     wait_used(
         &server,
         "team",
         "compute",
         &json!({"pods": "1", "requests.cpu": "250m"}),
     );
-    let big = manifest(
+    let big = write_manifest(
         dir.path(),
         "big.json",
         &pod("team", "big", json!({"requests": {"cpu": "1"}})),
@@ -181,12 +159,12 @@ fn the_pod_over_quota_is_refused_in_kubes_words_and_used_follows_creates_and_del
         "{out}"
     );
     // A dry run is checked but not charged.
-    kubectl_ok(&server, &["create", "-f", &file, "--dry-run=server"]);
+    server.kubectl_ok(&["create", "-f", &file, "--dry-run=server"]);
     assert_eq!(
         used(&server, "team", "compute"),
         json!({"pods": "1", "requests.cpu": "250m"})
     );
-    kubectl_ok(&server, &["delete", "namespace", "team", "--wait=false"]);
+    server.kubectl_ok(&["delete", "namespace", "team", "--wait=false"]);
 }
 
 #[test]
@@ -194,14 +172,14 @@ fn a_limits_quota_needs_limits_and_object_counts_limit_configmaps() {
     let server = Server::start(NO_SCHEDULER);
     let dir = tempfile::tempdir().unwrap();
     namespace(&server, "objs");
-    let file = manifest(
+    let file = write_manifest(
         dir.path(),
         "mem.json",
         &quota("objs", "mem", json!({"limits.memory": "1Gi"})),
     );
-    kubectl_ok(&server, &["create", "-f", &file]);
+    server.kubectl_ok(&["create", "-f", &file]);
     wait_used(&server, "objs", "mem", &json!({"limits.memory": "0"}));
-    let file = manifest(dir.path(), "bare.json", &pod("objs", "bare", json!({})));
+    let file = write_manifest(dir.path(), "bare.json", &pod("objs", "bare", json!({})));
     let (ok, out) = server.kubectl(&["create", "-f", &file]);
     assert!(!ok, "a pod without limits was admitted:\n{out}");
     assert!(
@@ -212,19 +190,19 @@ fn a_limits_quota_needs_limits_and_object_counts_limit_configmaps() {
     );
 
     // kube-root-ca.crt is one ConfigMap already.
-    let file = manifest(
+    let file = write_manifest(
         dir.path(),
         "objects.json",
         &quota("objs", "objects", json!({"count/configmaps": "2"})),
     );
-    kubectl_ok(&server, &["create", "-f", &file]);
+    server.kubectl_ok(&["create", "-f", &file]);
     wait_used(
         &server,
         "objs",
         "objects",
         &json!({"count/configmaps": "1"}),
     );
-    kubectl_ok(&server, &["create", "configmap", "one", "-n", "objs"]);
+    server.kubectl_ok(&["create", "configmap", "one", "-n", "objs"]);
     assert_eq!(
         used(&server, "objs", "objects"),
         json!({"count/configmaps": "2"})
@@ -238,5 +216,5 @@ fn a_limits_quota_needs_limits_and_object_counts_limit_configmaps() {
         ),
         "{out}"
     );
-    kubectl_ok(&server, &["delete", "namespace", "objs", "--wait=false"]);
+    server.kubectl_ok(&["delete", "namespace", "objs", "--wait=false"]);
 }

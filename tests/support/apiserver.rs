@@ -324,6 +324,13 @@ impl Server {
         (out.status.success(), text)
     }
 
+    /// `kubectl ARGS`, which must succeed: what it printed.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, out) = self.kubectl(args);
+        assert!(ok, "kubectl {args:?} failed:\n{out}");
+        out
+    }
+
     /// `rk8s-server kubeconfig create --user USER --group G...` against this server's
     /// store, written into a file of `dir`: its path.
     pub fn user_kubeconfig(&self, dir: &Path, user: &str, groups: &[&str]) -> PathBuf {
@@ -389,4 +396,11 @@ impl Drop for Server {
             eprintln!("rk8s-server log:\n{}", self.log());
         }
     }
+}
+
+/// Writes `manifest` as JSON to `dir/name`: its path.
+pub fn write_manifest(dir: &Path, name: &str, manifest: &serde_json::Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
+    path.display().to_string()
 }

@@ -66,37 +66,29 @@ pub struct Hook<'a> {
     pub review_versions: &'a [String],
 }
 
-impl<'a> From<&'a MutatingWebhook> for Hook<'a> {
-    fn from(w: &'a MutatingWebhook) -> Self {
-        Hook {
-            name: &w.name,
-            client: &w.client_config,
-            rules: w.rules.as_deref().unwrap_or_default(),
-            failure_policy: w.failure_policy.as_deref(),
-            namespace_selector: w.namespace_selector.as_ref(),
-            object_selector: w.object_selector.as_ref(),
-            side_effects: &w.side_effects,
-            timeout_seconds: w.timeout_seconds,
-            review_versions: &w.admission_review_versions,
+/// `Hook` from a webhook of either kind: their common fields have the same names.
+macro_rules! hook_from {
+    ($webhook:ty) => {
+        impl<'a> From<&'a $webhook> for Hook<'a> {
+            fn from(w: &'a $webhook) -> Self {
+                Hook {
+                    name: &w.name,
+                    client: &w.client_config,
+                    rules: w.rules.as_deref().unwrap_or_default(),
+                    failure_policy: w.failure_policy.as_deref(),
+                    namespace_selector: w.namespace_selector.as_ref(),
+                    object_selector: w.object_selector.as_ref(),
+                    side_effects: &w.side_effects,
+                    timeout_seconds: w.timeout_seconds,
+                    review_versions: &w.admission_review_versions,
+                }
+            }
         }
-    }
+    };
 }
 
-impl<'a> From<&'a ValidatingWebhook> for Hook<'a> {
-    fn from(w: &'a ValidatingWebhook) -> Self {
-        Hook {
-            name: &w.name,
-            client: &w.client_config,
-            rules: w.rules.as_deref().unwrap_or_default(),
-            failure_policy: w.failure_policy.as_deref(),
-            namespace_selector: w.namespace_selector.as_ref(),
-            object_selector: w.object_selector.as_ref(),
-            side_effects: &w.side_effects,
-            timeout_seconds: w.timeout_seconds,
-            review_versions: &w.admission_review_versions,
-        }
-    }
-}
+hook_from!(MutatingWebhook);
+hook_from!(ValidatingWebhook);
 
 impl Hook<'_> {
     /// Whether a failure to call it fails the request (`failurePolicy: Fail`, the
