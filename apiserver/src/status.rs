@@ -24,6 +24,7 @@ pub fn store_error(kind: &ObjectKind, name: &str, e: StoreError) -> ApiError {
         }
         StoreError::Timeout(_) => ApiError::timeout(e.to_string()),
         StoreError::Unavailable(_) => ApiError::unavailable(e.to_string()),
+        StoreError::Transform { .. } => ApiError::internal(format!("Internal error occurred: {e}")),
         other => ApiError::internal(other.to_string()),
     }
 }

@@ -58,6 +58,15 @@ pub enum Error {
     /// A log entry or message that does not decode.
     #[error("corrupt data: {0}")]
     Decode(String),
+    /// A value the store's transformer (encryption at rest) could not turn into its
+    /// stored form or back (kube-apiserver's words).
+    #[error("unable to transform key \"{key}\": {reason}")]
+    Transform {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -79,10 +79,10 @@ pub trait ValueTransformer: Send + Sync + fmt::Debug {
 /// The error a failed transformation of the value at `key` is reported as
 /// (kube-apiserver: `unable to transform key "…": …`, an internal error).
 pub fn transform_error(key: &[u8], reason: &str) -> Error {
-    Error::Decode(format!(
-        "unable to transform key \"{}\": {reason}",
-        key_text(key)
-    ))
+    Error::Transform {
+        key: key_text(key),
+        reason: reason.to_string(),
+    }
 }
 
 /// `value` turned into its stored form for `key`, as `Bytes` (no copy when unchanged).
@@ -328,7 +328,7 @@ mod tests {
         let err = events_from_storage(&Reverse, &mut events).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "corrupt data: unable to transform key \"/secret/a\": cannot read it"
+            "unable to transform key \"/secret/a\": cannot read it"
         );
     }
 }
