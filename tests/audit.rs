@@ -2,7 +2,8 @@
 //! read as a kube-apiserver's is read: one JSON event a line. kubectl's create of a
 //! ConfigMap at `RequestResponse`, a list of pods at `Metadata` without bodies, an
 //! impersonated request refused, `/healthz` not at all, a refused token, a watch from
-//! start to end; and a bad policy or log path stops the start, naming the place.
+//! start to end; PodSecurity's `audit` level as an annotation of the event; and a bad
+//! policy or log path stops the start, naming the place.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -214,6 +215,39 @@ async fn kubectls_requests_are_logged_at_their_policy_levels() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&log).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn pod_security_audit_violations_are_annotated_on_the_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = audited_server(dir.path());
+    server.kubectl_ok(&["create", "namespace", "watched"]);
+    server.kubectl_ok(&[
+        "label",
+        "namespace",
+        "watched",
+        "pod-security.kubernetes.io/audit=restricted",
+    ]);
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "loose", "namespace": "watched"},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+            "securityContext": {"privileged": true}}]}});
+    let file = support::apiserver::write_manifest(dir.path(), "pod.json", &pod);
+    // Audited, not enforced: the pod is made, the event says what it violates.
+    server.kubectl_ok(&["create", "-f", &file]);
+    let found = logged(&log, "the pod's create", |e| {
+        e["verb"] == "create"
+            && e["objectRef"]["name"] == "loose"
+            && e["stage"] == "ResponseComplete"
+    })
+    .await;
+    let violations = found[0]["annotations"]["pod-security.kubernetes.io/audit-violations"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no audit-violations annotation: {}", found[0]));
+    assert!(
+        violations.starts_with("would violate PodSecurity \"restricted:latest\": privileged"),
+        "{violations}"
+    );
 }
 
 #[test]

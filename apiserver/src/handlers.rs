@@ -463,7 +463,9 @@ impl Handlers {
         admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
         let pod_security =
             crate::pod_security::Context::read(&self.registry, req, namespace.as_ref()).await?;
-        warnings.extend(pod_security.admit(&obj, None)?.warnings);
+        let decision = pod_security.admit(&obj, None)?;
+        crate::audit::annotate(&decision.audit_annotations);
+        warnings.extend(decision.warnings);
         self.confirm_no_escalation(c.identity, &obj)?;
         warnings.extend(self.validating_webhooks(&webhooks, Some(&obj)).await?);
         crate::resource_quota::admit(

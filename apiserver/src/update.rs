@@ -185,7 +185,9 @@ impl Handlers {
             }
         }
         admission::validate(c.identity, &new, Some(&current), None, &self.custom)?;
-        warnings.extend(asked.pod_security.admit(&new, Some(&current))?.warnings);
+        let decision = asked.pod_security.admit(&new, Some(&current))?;
+        crate::audit::annotate(&decision.audit_annotations);
+        warnings.extend(decision.warnings);
         self.confirm_no_escalation(c.identity, &new)?;
         if sub != Some("scale") {
             warnings.extend(self.validating_webhooks(&webhooks, Some(&new)).await?);

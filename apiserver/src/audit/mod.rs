@@ -43,7 +43,7 @@ use rk8s_api::manifest::Diagnostic;
 
 pub use attributes::RequestInfo;
 pub use policy::{Level, Policy, Stage, User};
-pub use record::{Record, keep_request_body};
+pub use record::{Record, annotate, keep_request_body};
 pub use rotate::Rotation;
 
 use event::{Event, ResponseStatus};

@@ -31,6 +31,40 @@ pub const DECISION: &str = "authorization.k8s.io/decision";
 tokio::task_local! {
     /// Where the request body read while serving an audited request goes.
     static REQUEST_BODY: Arc<OnceLock<Bytes>>;
+    /// The annotations admission adds to an audited request's event.
+    static ANNOTATIONS: Arc<std::sync::Mutex<BTreeMap<String, String>>>;
+}
+
+/// The most annotations admission adds to one event, and the longest value kept.
+const MAX_ANNOTATIONS: usize = 32;
+const MAX_ANNOTATION_BYTES: usize = 10 * 1024;
+
+/// Adds `annotations` to the audit event of the request being served (kube's
+/// `AddAuditAnnotation`; PodSecurity's `audit` level reports through it). A no-op for
+/// a request that is not audited.
+pub fn annotate(annotations: &BTreeMap<String, String>) {
+    if annotations.is_empty() {
+        return;
+    }
+    let _ = ANNOTATIONS.try_with(|slot| {
+        let mut kept = slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (k, v) in annotations {
+            if kept.len() >= MAX_ANNOTATIONS && !kept.contains_key(k) {
+                break;
+            }
+            let mut v = v.clone();
+            if v.len() > MAX_ANNOTATION_BYTES {
+                let mut end = MAX_ANNOTATION_BYTES;
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                v.truncate(end);
+            }
+            kept.insert(k.clone(), v);
+        }
+    });
 }
 
 /// Keeps `body` for the audit log when the request being served is audited at a
@@ -48,6 +82,7 @@ pub struct Record {
     impersonated: OnceLock<Arc<User>>,
     decision: Decision,
     body: Option<Arc<OnceLock<Bytes>>>,
+    annotations: Arc<std::sync::Mutex<BTreeMap<String, String>>>,
     authorized: bool,
 }
 
@@ -81,6 +116,7 @@ impl Record {
             impersonated: OnceLock::new(),
             decision,
             body: wants_body.then(|| Arc::new(OnceLock::new())),
+            annotations: Arc::default(),
             authorized,
         }
     }
@@ -95,11 +131,13 @@ impl Record {
         let _ = self.impersonated.set(Arc::new(user));
     }
 
-    /// Serves `serving`, keeping the request body it reads.
+    /// Serves `serving`, keeping the request body it reads and the annotations
+    /// admission adds.
     pub async fn capturing<F: Future>(&self, serving: F) -> F::Output {
+        let annotated = ANNOTATIONS.scope(self.annotations.clone(), serving);
         match &self.body {
-            Some(slot) => REQUEST_BODY.scope(slot.clone(), serving).await,
-            None => serving.await,
+            Some(slot) => REQUEST_BODY.scope(slot.clone(), annotated).await,
+            None => annotated.await,
         }
     }
 
@@ -146,6 +184,13 @@ impl Record {
             ),
         };
         let mut done = self.event(Stage::ResponseComplete, Timestamp::now(), Some(status));
+        done.annotations.extend(
+            self.annotations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         if self.authorized {
             let refused = result.as_ref().is_err_and(refused_by_authorizer);
             let decision = if refused { "forbid" } else { "allow" };
