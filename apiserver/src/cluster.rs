@@ -234,7 +234,8 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
             detail: "no client CA".into(),
         })?;
     write_file(&pki.join("client-ca.crt"), &client_ca.cert_pem, false)?;
-    let tls = api_server_config(&cert, &key, &client_ca.cert_pem).map_err(PkiError::from)?;
+    let (tls, clients) =
+        api_server_config(&cert, &key, &client_ca.cert_pem).map_err(PkiError::from)?;
     let unlimited = |n: usize| {
         if n == 0 {
             tokio::sync::Semaphore::MAX_PERMITS
@@ -314,7 +315,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         tracing::info!("admin kubeconfig written to {}", path.display());
     }
     tracing::info!("API server listening on https://{local_addr}, advertised as {advertised}");
-    let serving = tokio::spawn(serve(api.clone(), listener, tls));
+    let serving = tokio::spawn(serve(api.clone(), listener, tls, clients));
     let compacting = tokio::spawn(crate::compaction::compact_periodically(
         store.clone(),
         cfg.compaction_interval,

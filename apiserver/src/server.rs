@@ -479,9 +479,15 @@ fn audit_user(identity: &Identity) -> User {
     }
 }
 
-/// Serves the API on `listener` with TLS until the task is dropped.
-pub async fn serve(api: Arc<ApiServer>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
-    rk8s_http::serve::serve_tls(listener, tls, handler(api)).await;
+/// Serves the API on `listener` with TLS until the task is dropped, client
+/// certificates verified with `clients` (see [`rk8s_http::client_certs`]).
+pub async fn serve(
+    api: Arc<ApiServer>,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    clients: rk8s_http::tls::ClientCertificates,
+) {
+    rk8s_http::serve::serve_tls_checking(listener, tls, clients, handler(api)).await;
 }
 
 /// Connections to the API from this process (its control plane's clients), served on

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod body;
+pub mod client_certs;
 pub mod debug;
 pub mod loopback;
 pub mod metrics;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+pub use crate::client_certs::ClientCertificates;
+
 /// A TLS configuration could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -94,32 +96,26 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::Server
 
 /// The API server's TLS server configuration: its certificate, HTTP/2 and HTTP/1.1,
 /// and a client certificate asked for but not required (kube-apiserver's
-/// `RequestClientCert`): one that verifies against `client_ca_pem` authenticates its
-/// user, a client without one authenticates otherwise (a bearer token).
+/// `RequestClientCert`), verified against `client_ca_pem` after the handshake with the
+/// [`ClientCertificates`] returned beside it: one that verifies authenticates its user,
+/// a client without one (or with one that does not verify) authenticates otherwise (a
+/// bearer token).
 pub fn api_server_config(
     cert_pem: &str,
     key_pem: &str,
     client_ca_pem: &str,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    verifying_server_config(
-        cert_pem,
-        key_pem,
-        client_ca_pem,
-        false,
-        &[b"h2", b"http/1.1"],
-    )
+) -> Result<(Arc<rustls::ServerConfig>, ClientCertificates), TlsError> {
+    let clients = ClientCertificates::new(client_verifier(client_ca_pem, false)?);
+    let config = server_config_with(cert_pem, key_pem, clients.deferred(), &[b"h2", b"http/1.1"])?;
+    Ok((config, clients))
 }
 
-/// A server configuration presenting `cert_pem` that verifies clients' certificates
-/// against `ca_pem` (`required`: only clients with one get in), speaking `alpn`.
-fn verifying_server_config(
-    cert_pem: &str,
-    key_pem: &str,
+/// A verifier of client certificates against `ca_pem` (`required`: only clients
+/// with one get in).
+fn client_verifier(
     ca_pem: &str,
     required: bool,
-    alpn: &[&[u8]],
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
     let builder =
         rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider());
     let builder = if required {
@@ -127,10 +123,21 @@ fn verifying_server_config(
     } else {
         builder.allow_unauthenticated()
     };
-    let verifier = builder.build().map_err(|e| TlsError::Invalid {
+    builder.build().map_err(|e| TlsError::Invalid {
         what: "CA certificate",
         detail: e.to_string(),
-    })?;
+    })
+}
+
+/// A server configuration presenting `cert_pem` that checks clients with `verifier`,
+/// speaking `alpn`.
+fn server_config_with(
+    cert_pem: &str,
+    key_pem: &str,
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
@@ -162,7 +169,12 @@ pub fn node_server_config(
     key_pem: &str,
     ca_pem: &str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    verifying_server_config(cert_pem, key_pem, ca_pem, true, &[b"http/1.1"])
+    server_config_with(
+        cert_pem,
+        key_pem,
+        client_verifier(ca_pem, true)?,
+        &[b"http/1.1"],
+    )
 }
 
 /// A TLS client configuration trusting only `ca_pem` (for tests and tools).
