@@ -129,10 +129,11 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // nodes, leases, ReplicaSets, ReplicationControllers, Deployments, DaemonSets,
     // StatefulSets, ControllerRevisions, Jobs, CronJobs, PodDisruptionBudgets,
     // Services, Endpoints, HPAs, PersistentVolumeClaims, PersistentVolumes,
-    // StorageClasses, Namespaces, ServiceAccounts, ConfigMaps, ClusterRoles.
+    // StorageClasses, Namespaces, ServiceAccounts, ConfigMaps, ClusterRoles, Secrets
+    // and ResourceQuotas (the quota controller's).
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Informer"}"#),
-        Some(22.0),
+        Some(24.0),
         "{text}"
     );
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
