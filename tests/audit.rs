@@ -73,9 +73,11 @@ async fn kubectls_requests_are_logged_at_their_policy_levels() {
 
     let (ok, out) = server.kubectl(&["create", "configmap", "settings", "--from-literal=a=1"]);
     assert!(ok, "{out}");
+    // (The root CA publisher creates `kube-root-ca.crt` in the namespace too.)
     let creates = logged(&log, "the create's ResponseComplete event", |e| {
         e["verb"] == "create"
             && e["objectRef"]["resource"] == "configmaps"
+            && e["objectRef"]["name"] == "settings"
             && e["stage"] == "ResponseComplete"
     })
     .await;

@@ -149,11 +149,11 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     );
     // The scheduler, and the ReplicaSet, ReplicationController, Deployment, Job,
     // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, PersistentVolume,
-    // disruption, garbage collector, node lifecycle, ServiceAccount and ClusterRole
-    // aggregation controllers.
+    // disruption, garbage collector, node lifecycle, ServiceAccount, ClusterRole
+    // aggregation and ResourceQuota controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(16.0)
+        Some(17.0)
     );
     assert!(
         sample(
