@@ -29,7 +29,7 @@ use crate::registry::Registry;
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::service_accounts::{Account, SigningKey, looks_like_jwt, user_name};
 use crate::status::{ApiError, ApiResult};
-use crate::users::{AUTHENTICATED, MASTERS, User};
+use crate::users::{AUTHENTICATED, CONTROL_PLANE, MASTERS, User};
 
 /// Where token records live in the store.
 pub const TOKENS_PREFIX: &str = "/rk8s/tokens/";
@@ -147,6 +147,15 @@ impl Identity {
         }
     }
 
+    /// Whether the caller is exempt from the in-flight limits: a superuser, or one of
+    /// this process' own components ([`CONTROL_PLANE`]).
+    pub fn is_exempt_from_limits(&self) -> bool {
+        match self {
+            Identity::User(u) => u.is_master() || u.groups.iter().any(|g| g == CONTROL_PLANE),
+            other => other.is_superuser(),
+        }
+    }
+
     /// The uid of the caller, when it has one (a ServiceAccount's, an impersonated
     /// one).
     pub fn uid(&self) -> Option<String> {
@@ -248,7 +257,10 @@ impl Authenticator {
         self.components
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(token_key(&token), User::new(user.to_string(), Vec::new()));
+            .insert(
+                token_key(&token),
+                User::new(user.to_string(), vec![CONTROL_PLANE.to_string()]),
+            );
         Ok(token)
     }
 
@@ -637,6 +649,22 @@ mod tests {
 
     fn req(method: Method, path: &str) -> ResourceRequest {
         crate::request::resource_request(&method, path)
+    }
+
+    #[test]
+    fn superusers_and_the_control_plane_are_exempt_from_in_flight_limits() {
+        let user = |groups: &[&str]| {
+            Identity::User(User::new(
+                "u".into(),
+                groups.iter().map(|g| g.to_string()).collect(),
+            ))
+        };
+        assert!(Identity::Admin.is_exempt_from_limits());
+        assert!(user(&[MASTERS]).is_exempt_from_limits());
+        assert!(user(&[CONTROL_PLANE]).is_exempt_from_limits());
+        assert!(!user(&[CONTROL_PLANE]).is_superuser());
+        assert!(!user(&["devs"]).is_exempt_from_limits());
+        assert!(!Identity::Node("n".into()).is_exempt_from_limits());
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub const MASTERS: &str = "system:masters";
 pub const AUTHENTICATED: &str = "system:authenticated";
 /// The group of callers without credentials (only for the public endpoints).
 pub const UNAUTHENTICATED: &str = "system:unauthenticated";
+/// The group of this process' own components that run as users (the scheduler):
+/// authorized by RBAC like anyone, but not held to the in-flight limits, as
+/// kube-apiserver's priority levels keep its control plane's requests apart from
+/// users' (the scheduler's `workload-high`).
+pub const CONTROL_PLANE: &str = "system:rk8s:control-plane";
 
 /// The most groups a certificate or a request's headers may name.
 const MAX_GROUPS: usize = 64;

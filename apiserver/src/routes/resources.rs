@@ -68,11 +68,12 @@ impl ApiServer {
             &self.reads_inflight
         };
         // kube-apiserver's max-in-flight filter answers a system:masters caller (the
-        // admin, and the control plane's own clients) even when the limit is reached:
-        // only other callers get a 429.
+        // admin, and the controllers' client) even when the limit is reached, and its
+        // priority levels keep the scheduler's requests apart: only other callers get
+        // a 429.
         let _permit = match limit.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
-            Err(_) if identity.is_superuser() => None,
+            Err(_) if identity.is_exempt_from_limits() => None,
             Err(_) => {
                 return Err(ApiError::too_many_requests(
                     "too many requests, please try again later",
