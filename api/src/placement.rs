@@ -3,7 +3,8 @@
 //! affinity of the PersistentVolumes it mounts. Shared by the scheduler (its
 //! NodeAffinity, TaintToleration and VolumeBinding plugins), the DaemonSet
 //! controller, which decides with the same rules which nodes get a daemon pod, and the
-//! volume binder.
+//! volume binder; and which StorageClass a claim without one gets (the volume binder
+//! and the API server's DefaultStorageClass admission).
 
 use std::collections::BTreeMap;
 
@@ -234,6 +235,36 @@ pub fn volume_satisfies(pv: &PersistentVolume, claim: &PersistentVolumeClaim) ->
         && mode(spec.volume_mode.as_ref()) == mode(cspec.volume_mode.as_ref())
         && volume_capacity(pv) >= requested(claim)
         && selector_ok
+}
+
+/// The annotations marking the default StorageClass (GA and beta).
+pub const DEFAULT_CLASS_ANNOTATIONS: [&str; 2] = [
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+];
+
+/// Whether a StorageClass is marked the default (`storageutil.IsDefaultAnnotation`).
+pub fn is_default_class(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    let annotations = meta.annotations.as_ref();
+    DEFAULT_CLASS_ANNOTATIONS.iter().any(|k| {
+        annotations
+            .and_then(|a| a.get(*k))
+            .is_some_and(|v| v == "true")
+    })
+}
+
+/// The default StorageClass of `classes`: of those annotated `"true"`, the newest,
+/// then the first by name (Kubernetes' `GetDefaultClass`).
+pub fn default_storage_class<'a>(
+    classes: impl IntoIterator<Item = &'a k8s_openapi::api::storage::v1::StorageClass>,
+) -> Option<&'a k8s_openapi::api::storage::v1::StorageClass> {
+    classes
+        .into_iter()
+        .filter(|c| is_default_class(&c.metadata))
+        .max_by_key(|c| {
+            let created = c.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            (created, std::cmp::Reverse(c.metadata.name.clone()))
+        })
 }
 
 #[cfg(test)]

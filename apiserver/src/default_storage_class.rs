@@ -11,11 +11,6 @@ use rk8s_api::AnyObject;
 
 use crate::lister::Lister;
 
-/// The annotation marking the default class (and its beta spelling).
-const DEFAULT: [&str; 2] = [
-    "storageclass.kubernetes.io/is-default-class",
-    "storageclass.beta.kubernetes.io/is-default-class",
-];
 /// The beta annotation a claim may name its class with.
 const BETA_CLASS: &str = "volume.beta.kubernetes.io/storage-class";
 
@@ -40,22 +35,13 @@ pub fn admit_with(classes: &[Arc<AnyObject>], obj: &mut AnyObject) {
     if spec.storage_class_name.is_some() || annotated {
         return;
     }
-    let default = classes
-        .iter()
-        .filter_map(|o| match o.as_ref() {
-            AnyObject::StorageClass(c) => Some(c),
-            _ => None,
-        })
-        .filter(|c| {
-            let annotations = c.metadata.annotations.as_ref();
-            DEFAULT
-                .iter()
-                .any(|k| annotations.and_then(|a| a.get(*k)).map(String::as_str) == Some("true"))
-        })
-        .max_by_key(|c| {
-            let created = c.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            (created, std::cmp::Reverse(c.metadata.name.clone()))
-        });
+    let default =
+        rk8s_api::placement::default_storage_class(classes.iter().filter_map(
+            |o| match o.as_ref() {
+                AnyObject::StorageClass(c) => Some(c.as_ref()),
+                _ => None,
+            },
+        ));
     if let Some(class) = default {
         spec.storage_class_name.clone_from(&class.metadata.name);
     }
@@ -79,7 +65,7 @@ mod tests {
             "StorageClass",
             json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                 "metadata": {"name": name, "creationTimestamp": created,
-                    "annotations": {DEFAULT[0]: default.to_string()}},
+                    "annotations": {rk8s_api::placement::DEFAULT_CLASS_ANNOTATIONS[0]: default.to_string()}},
                 "provisioner": "p"}),
         ))
     }

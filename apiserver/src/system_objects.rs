@@ -17,7 +17,7 @@ fn local_path_class() -> AnyObject {
             name: Some("local-path".into()),
             annotations: Some(
                 [(
-                    "storageclass.kubernetes.io/is-default-class".to_string(),
+                    rk8s_api::placement::DEFAULT_CLASS_ANNOTATIONS[0].to_string(),
                     "true".to_string(),
                 )]
                 .into(),

@@ -40,7 +40,7 @@ pub const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
 /// The annotation the scheduler sets on a waiting claim: the node of its first pod.
 pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 /// The annotation marking the default StorageClass.
-pub const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
+pub const DEFAULT_CLASS: &str = rk8s_api::placement::DEFAULT_CLASS_ANNOTATIONS[0];
 /// The node annotation naming the directory local-path volumes are made under.
 pub const STORAGE_DIR: &str = "rk8s.io/local-path-dir";
 /// Keeps a claim that pods use.
@@ -149,15 +149,6 @@ fn satisfies(pv: &PersistentVolume, claim: &PersistentVolumeClaim, node: Option<
         volume_fits(pv, &labels, n.metadata.name.as_deref().unwrap_or_default())
     });
     volume_satisfies(pv, claim) && node_ok
-}
-
-/// The default class: the newest of those annotated so (as Kubernetes picks).
-fn default_class(classes: &[Arc<StorageClass>]) -> Option<&StorageClass> {
-    classes
-        .iter()
-        .filter(|c| annotation(&c.metadata, DEFAULT_CLASS) == Some("true"))
-        .max_by_key(|c| c.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .map(|c| c.as_ref())
 }
 
 /// Whether a pod that still runs (or may) uses the claim.
@@ -334,7 +325,8 @@ fn decide_claim<'a>(
     }
     // A claim without a class gets the default one, if there is one.
     if spec.and_then(|s| s.storage_class_name.as_ref()).is_none()
-        && let Some(default) = default_class(w.classes)
+        && let Some(default) =
+            rk8s_api::placement::default_storage_class(w.classes.iter().map(|c| c.as_ref()))
     {
         let class = default.metadata.name.clone().unwrap_or_default();
         out.push(Action::SetClass { claim: k, class });

@@ -172,26 +172,11 @@ pub(super) fn persistent_volume_claim(pvc: &PersistentVolumeClaim, now: Timestam
     ]
 }
 
-/// Whether a storage class is marked the default (`storageutil.IsDefaultAnnotation`).
-fn is_default_class(meta: &ObjectMeta) -> bool {
-    let annotations = meta.annotations.as_ref();
-    [
-        "storageclass.kubernetes.io/is-default-class",
-        "storageclass.beta.kubernetes.io/is-default-class",
-    ]
-    .iter()
-    .any(|k| {
-        annotations
-            .and_then(|a| a.get(*k))
-            .is_some_and(|v| v == "true")
-    })
-}
-
 /// A storage class's row: ` (default)` after the default class's name, and kube's
 /// defaults (`Delete`, `Immediate`) for unset policies.
 pub(super) fn storage_class(sc: &StorageClass, now: Timestamp) -> Vec<Value> {
     let mut name = sc.metadata.name.clone().unwrap_or_default();
-    if is_default_class(&sc.metadata) {
+    if rk8s_api::placement::is_default_class(&sc.metadata) {
         name.push_str(" (default)");
     }
     vec![
