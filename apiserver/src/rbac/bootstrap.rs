@@ -37,7 +37,7 @@ pub const BOOTSTRAPPING_LABEL: (&str, &str) = ("kubernetes.io/bootstrapping", "r
 const AGGREGATE_TO: &str = "rbac.authorization.k8s.io/aggregate-to-";
 
 /// Kubernetes' `Read`.
-const READ: &str = "get list watch";
+pub(super) const READ: &str = "get list watch";
 
 /// Kubernetes' `Write`.
 const WRITE: &str = "create delete deletecollection patch update";
@@ -288,24 +288,26 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
 
 /// A default binding of the ClusterRole of the same name to `groups`.
 fn binding(name: &str, groups: &[&str]) -> ClusterRoleBinding {
+    binding_to(name, name, "Group", groups)
+}
+
+/// A default binding `name` of the ClusterRole `role` to the subjects of `kind`
+/// (`User`, `Group`) named `names`.
+pub(super) fn binding_to(name: &str, role: &str, kind: &str, names: &[&str]) -> ClusterRoleBinding {
+    let subject = |n: &&str| Subject {
+        api_group: Some(RBAC_GROUP.to_string()),
+        kind: kind.to_string(),
+        name: (*n).to_string(),
+        namespace: None,
+    };
     ClusterRoleBinding {
         metadata: default_meta(name, &[]),
         role_ref: RoleRef {
             api_group: RBAC_GROUP.to_string(),
             kind: "ClusterRole".to_string(),
-            name: name.to_string(),
+            name: role.to_string(),
         },
-        subjects: Some(
-            groups
-                .iter()
-                .map(|g| Subject {
-                    api_group: Some(RBAC_GROUP.to_string()),
-                    kind: "Group".to_string(),
-                    name: (*g).to_string(),
-                    namespace: None,
-                })
-                .collect(),
-        ),
+        subjects: Some(names.iter().map(subject).collect()),
     }
 }
 

@@ -5,16 +5,13 @@
 //! `system:volume-scheduler` (claims and volumes it binds to a node). Reconciled at
 //! every start with the other defaults ([`super::bootstrap::ensure_defaults`]).
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
 
-use super::GROUP as RBAC_GROUP;
-use super::bootstrap::{default_meta, role, rule};
+use super::bootstrap::{READ, binding_to, role, rule};
 
 /// The scheduler's user name.
 pub const SCHEDULER: &str = "system:kube-scheduler";
 
-/// Kubernetes' `Read`.
-const READ: &str = "get list watch";
 /// Kubernetes' `ReadUpdate`.
 const READ_UPDATE: &str = "get list watch update patch";
 
@@ -75,32 +72,15 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
     ]
 }
 
-/// A binding `name` of the ClusterRole `role` to the user `user`.
-fn user_binding(name: &str, role: &str, user: &str) -> ClusterRoleBinding {
-    ClusterRoleBinding {
-        metadata: default_meta(name, &[]),
-        role_ref: RoleRef {
-            api_group: RBAC_GROUP.to_string(),
-            kind: "ClusterRole".to_string(),
-            name: role.to_string(),
-        },
-        subjects: Some(vec![Subject {
-            api_group: Some(RBAC_GROUP.to_string()),
-            kind: "User".to_string(),
-            name: user.to_string(),
-            namespace: None,
-        }]),
-    }
-}
-
 /// The components' ClusterRoleBindings (kube's names).
 pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
     vec![
-        user_binding(SCHEDULER, SCHEDULER, SCHEDULER),
-        user_binding(
+        binding_to(SCHEDULER, SCHEDULER, "User", &[SCHEDULER]),
+        binding_to(
             "system:volume-scheduler",
             "system:volume-scheduler",
-            SCHEDULER,
+            "User",
+            &[SCHEDULER],
         ),
     ]
 }
