@@ -445,6 +445,7 @@ impl Handlers {
         crate::default_storage_class::admit(&self.listers.storage_classes, &mut obj);
         let mut warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         let name = obj.name().to_string();
+        let dry = dry_run(c.query)?;
         let webhooks = crate::webhooks::Attempt {
             operation: crate::webhooks::matching::Operation::Create,
             kind: req.kind,
@@ -452,7 +453,7 @@ impl Handlers {
             namespace: req.namespace.as_deref(),
             name: &name,
             identity: c.identity,
-            dry_run: dry_run(c.query)?,
+            dry_run: dry,
             old: None,
         };
         let mutated = self.mutating_webhooks(&webhooks, &mut obj).await?;
@@ -473,10 +474,10 @@ impl Handlers {
             &self.listers.resource_quotas,
             &obj,
             None,
-            dry_run(c.query)?,
+            dry,
         )
         .await?;
-        let created = if dry_run(c.query)? {
+        let created = if dry {
             obj
         } else {
             self.registry.create(&obj).await?

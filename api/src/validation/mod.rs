@@ -67,6 +67,24 @@ pub struct FieldError {
     pub reason: Reason,
 }
 
+/// The problems of a configuration file's `apiVersion` and `kind` (`api_version`,
+/// `kind`) when they are not `want` (`(apiVersion, kind)`): kube's `NotSupported`
+/// errors at the file's root.
+pub fn type_meta_errors(api_version: &str, kind: &str, want: (&str, &str)) -> Vec<FieldError> {
+    let root = FieldPath::root();
+    [("apiVersion", api_version, want.0), ("kind", kind, want.1)]
+        .into_iter()
+        .filter(|(_, got, wanted)| got != wanted)
+        .map(|(field, got, wanted)| FieldError {
+            path: root.key(field),
+            reason: Reason::NotSupported {
+                value: got.to_string(),
+                supported: vec![wanted.to_string()],
+            },
+        })
+        .collect()
+}
+
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.path.is_root() {

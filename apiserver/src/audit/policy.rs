@@ -303,27 +303,13 @@ impl Policy {
 /// What is wrong with a policy as written (kube-apiserver's `ValidatePolicy`, the
 /// version check of its `LoadPolicyFromBytes`, and the refusal of an empty policy).
 fn check(raw: &PolicyFile) -> Vec<FieldError> {
-    let mut errors = Vec::new();
+    let mut errors = rk8s_api::validation::type_meta_errors(
+        &raw.api_version,
+        &raw.kind,
+        (API_VERSION, "Policy"),
+    );
     let mut push = |path: FieldPath, reason: Reason| errors.push(FieldError { path, reason });
     let root = FieldPath::root();
-    if raw.api_version != API_VERSION {
-        push(
-            root.key("apiVersion"),
-            Reason::NotSupported {
-                value: raw.api_version.clone(),
-                supported: vec![API_VERSION.into()],
-            },
-        );
-    }
-    if raw.kind != "Policy" {
-        push(
-            root.key("kind"),
-            Reason::NotSupported {
-                value: raw.kind.clone(),
-                supported: vec!["Policy".into()],
-            },
-        );
-    }
     if raw.rules.is_empty() {
         push(
             root.key("rules"),

@@ -278,26 +278,9 @@ fn entry_keys(
 
 /// Every problem of `file`, or the checked configuration.
 fn check(file: File) -> Result<EncryptionConfig, Vec<FieldError>> {
-    let mut errors = Vec::new();
+    let mut errors =
+        rk8s_api::validation::type_meta_errors(&file.api_version, &file.kind, (API_VERSION, KIND));
     let root = FieldPath::root();
-    if file.api_version != API_VERSION {
-        errors.push(FieldError {
-            path: root.key("apiVersion"),
-            reason: Reason::NotSupported {
-                value: file.api_version.clone(),
-                supported: vec![API_VERSION.into()],
-            },
-        });
-    }
-    if file.kind != KIND {
-        errors.push(FieldError {
-            path: root.key("kind"),
-            reason: Reason::NotSupported {
-                value: file.kind.clone(),
-                supported: vec![KIND.into()],
-            },
-        });
-    }
     if file.resources.is_empty() {
         errors.push(FieldError {
             path: root.key("resources"),
