@@ -12,6 +12,7 @@
 //! one set of shared informers ([`rk8s_informers`]: one watch and one cache per kind),
 //! made anew at each election.
 
+use rk8s_api::identities::{self, controller};
 use rk8s_controllers::clusterrole_aggregation_actor::ClusterRoleAggregationController;
 use rk8s_controllers::cronjob_actor::CronJobSupervisor;
 use rk8s_controllers::daemonset_actor::DaemonSetSupervisor;
@@ -38,11 +39,9 @@ use tokio::sync::watch;
 
 /// What the control plane's actors need.
 pub struct ControlPlaneConfig {
-    /// Makes a client of this member's API (with its internal credential).
-    pub client: Box<dyn Fn() -> Result<kube::Client, String> + Send>,
-    /// Makes the scheduler's client (user `system:kube-scheduler`, its rights from
-    /// RBAC as kube-scheduler's).
-    pub scheduler_client: Box<dyn Fn() -> Result<kube::Client, String> + Send>,
+    /// Makes a client of this member's API that authenticates as the component
+    /// named (one of [`rk8s_api::identities`]; its rights are RBAC's, as kube's).
+    pub client: Box<dyn Fn(&str) -> Result<kube::Client, String> + Send>,
     /// The scheduler's profiles.
     pub profiles: Vec<Profile>,
     /// Run the scheduler.
@@ -66,20 +65,19 @@ const CONTROLLER: &str = "Controller";
 
 /// Starts the scheduler and the controllers in `config.actors`, each listed as
 /// `Controller/NAME` (their per-object actors under their kinds).
-fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
-    // The scheduler's own client and identity, as kube-scheduler is a client of its
-    // own: its bindings do not wait behind the controllers' bursts of requests.
-    let (client, scheduler_client) = match ((config.client)(), (config.scheduler_client)()) {
-        (Ok(c), Ok(s)) => (c, s),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!("the control plane cannot reach its own API: {e}");
-            return;
-        }
-    };
+///
+/// Each component is a client of its own with an identity of its own, as
+/// kube-scheduler and kube-controller-manager's controllers (run with
+/// `--use-service-account-credentials`) are: each may do what its kube role grants
+/// and no more, and the shared informers read as `system:kube-controller-manager`.
+fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Result<(), String> {
+    let client = |user: &str| (config.client)(user);
+    let controller = |name: &str| client(&identities::controller_user(name));
     let actors = &config.actors;
-    let informers = Informers::new(client.clone(), actors.clone());
+    let informers = Informers::new(client(identities::CONTROLLER_MANAGER)?, actors.clone());
     if config.scheduler {
-        let (c, profiles, metrics) = (scheduler_client, config.profiles.clone(), metrics.cloned());
+        let c = client(identities::SCHEDULER)?;
+        let (profiles, metrics) = (config.profiles.clone(), metrics.cloned());
         let i = informers.clone();
         actors.start(CONTROLLER, "scheduler", move |me| {
             let actor = SchedulerActor::new(c.clone(), &i, profiles.clone(), me);
@@ -89,47 +87,82 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
             }
         });
     }
-    let (c, i, ca) = (client.clone(), informers.clone(), config.root_ca.clone());
+    let (c, i, ca) = (
+        controller(controller::SERVICE_ACCOUNT)?,
+        informers.clone(),
+        config.root_ca.clone(),
+    );
     actors.start(CONTROLLER, "serviceaccount", move |me| {
         ServiceAccountsController::new(c.clone(), ca.clone(), &i, me)
     });
-    let (c, i) = (client.clone(), informers.clone());
+    let (c, i) = (
+        controller(controller::CLUSTERROLE_AGGREGATION)?,
+        informers.clone(),
+    );
     actors.start(CONTROLLER, "clusterrole-aggregation", move |me| {
         ClusterRoleAggregationController::new(c.clone(), &i, me)
     });
     if !config.controllers {
-        return;
+        return Ok(());
     }
-    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    let (c, i, a) = (
+        controller(controller::REPLICASET)?,
+        informers.clone(),
+        actors.clone(),
+    );
     actors.start(CONTROLLER, "replicaset", move |me| {
         ReplicaSetSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    let (c, i, a) = (
+        controller(controller::REPLICATION)?,
+        informers.clone(),
+        actors.clone(),
+    );
     actors.start(CONTROLLER, "replicationcontroller", move |me| {
         ReplicationControllerSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    let (c, i, a) = (
+        controller(controller::DEPLOYMENT)?,
+        informers.clone(),
+        actors.clone(),
+    );
     actors.start(CONTROLLER, "deployment", move |me| {
         DeploymentSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    let (c, i, a) = (
+        controller(controller::JOB)?,
+        informers.clone(),
+        actors.clone(),
+    );
     actors.start(CONTROLLER, "job", move |me| {
         JobSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    let (c, i, a) = (
+        controller(controller::CRONJOB)?,
+        informers.clone(),
+        actors.clone(),
+    );
     actors.start(CONTROLLER, "cronjob", move |me| {
         CronJobSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    let (c, i, a) = (
+        controller(controller::DAEMONSET)?,
+        informers.clone(),
+        actors.clone(),
+    );
     actors.start(CONTROLLER, "daemonset", move |me| {
         DaemonSetSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (client.clone(), informers.clone(), actors.clone());
+    let (c, i, a) = (
+        controller(controller::STATEFULSET)?,
+        informers.clone(),
+        actors.clone(),
+    );
     actors.start(CONTROLLER, "statefulset", move |me| {
         StatefulSetSupervisor::new(c.clone(), &i, a.clone(), me)
     });
     let (c, i, a, hpa) = (
-        client.clone(),
+        controller(controller::HPA)?,
         informers.clone(),
         actors.clone(),
         config.hpa.clone(),
@@ -137,30 +170,39 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) {
     actors.start(CONTROLLER, "horizontal-pod-autoscaler", move |me| {
         HpaSupervisor::new(c.clone(), &i, hpa.clone(), a.clone(), me)
     });
-    let (c, i) = (client.clone(), informers.clone());
+    let (c, i) = (controller(controller::ENDPOINTS)?, informers.clone());
     actors.start(CONTROLLER, "endpoints", move |me| {
         EndpointsController::new(c.clone(), &i, me)
     });
-    let (c, i) = (client.clone(), informers.clone());
+    let (c, i) = (controller(controller::VOLUMES)?, informers.clone());
     actors.start(CONTROLLER, "persistentvolume", move |me| {
         VolumeController::new(c.clone(), &i, me)
     });
-    let (c, i) = (client.clone(), informers.clone());
+    let (c, i) = (controller(controller::DISRUPTION)?, informers.clone());
     actors.start(CONTROLLER, "disruption", move |me| {
         DisruptionController::new(c.clone(), &i, me)
     });
-    let (c, i) = (client.clone(), informers.clone());
+    let (c, i) = (controller(controller::RESOURCE_QUOTA)?, informers.clone());
     actors.start(CONTROLLER, "resourcequota", move |me| {
         ResourceQuotaController::new(c.clone(), &i, me)
     });
-    let (c, i) = (client.clone(), informers.clone());
+    let (c, i) = (
+        controller(controller::GARBAGE_COLLECTOR)?,
+        informers.clone(),
+    );
     actors.start(CONTROLLER, "garbage-collector", move |me| {
         GarbageCollector::new(c.clone(), &i, me)
     });
-    let (c, i, a, lifecycle) = (client, informers, actors.clone(), config.lifecycle);
+    let (c, i, a, lifecycle) = (
+        controller(controller::NODE_LIFECYCLE)?,
+        informers,
+        actors.clone(),
+        config.lifecycle,
+    );
     actors.start(CONTROLLER, "node-lifecycle", move |_| {
         NodeLifecycleSupervisor::new(c.clone(), &i, lifecycle, a.clone())
     });
+    Ok(())
 }
 
 /// Runs the control plane's actors on a thread of their own, following `leadership`,
@@ -184,7 +226,9 @@ pub fn spawn(
                     match (is_leader, leading) {
                         (true, false) => {
                             tracing::info!("leading: starting the scheduler and the controllers");
-                            lead(&config, metrics.as_ref());
+                            if let Err(e) = lead(&config, metrics.as_ref()) {
+                                tracing::error!("the control plane cannot reach its own API: {e}");
+                            }
                         }
                         (false, true) => {
                             tracing::info!(

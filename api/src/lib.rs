@@ -15,6 +15,7 @@
 //!   bounds them; [`net`]: CIDR ranges and host addresses.
 //! - [`placement`]: node selectors, required node affinity, taints and tolerations;
 //! - [`references`]: the Secrets and ConfigMaps a pod uses (what its node may read);
+//! - [`identities`]: the user names the control plane's own components run as;
 //! - [`stored`]: a stored object's JSON with its revision written in, read only as
 //!   far as its `metadata`.
 //!
@@ -35,6 +36,7 @@ pub mod defaults;
 pub mod duration;
 pub mod emit;
 pub mod formats;
+pub mod identities;
 pub mod manifest;
 pub mod metrics;
 pub mod names;

@@ -226,13 +226,19 @@ pub struct Authenticator {
     cache: std::sync::Mutex<HashMap<String, (TokenRecord, std::time::Instant)>>,
     /// Service-account tokens checked lately, with the expiry they carry.
     accounts: std::sync::Mutex<HashMap<String, (Account, i64, std::time::Instant)>>,
-    /// This member's own credential (hashed) for its in-process clients (the
-    /// scheduler and controllers); never stored, gone with the process.
-    internal: std::sync::OnceLock<String>,
-    internal_secret: std::sync::OnceLock<String>,
-    /// Credentials (hashed) of this process' components that run as users of their
-    /// own (the scheduler), with those users; gone with the process.
-    components: std::sync::Mutex<HashMap<String, User>>,
+    /// Credentials of this process' components, each a user of its own (the
+    /// scheduler, the shared informers, each controller); never stored, gone with
+    /// the process.
+    components: std::sync::Mutex<Components>,
+}
+
+/// The credentials of this process' components.
+#[derive(Default)]
+struct Components {
+    /// By credential (hashed): the user it is.
+    users: HashMap<String, User>,
+    /// By user name: its credential, made once.
+    tokens: HashMap<String, String>,
 }
 
 impl Authenticator {
@@ -244,36 +250,36 @@ impl Authenticator {
             service_account_key,
             cache: std::sync::Mutex::new(HashMap::new()),
             accounts: std::sync::Mutex::new(HashMap::new()),
-            internal: std::sync::OnceLock::new(),
-            internal_secret: std::sync::OnceLock::new(),
             components: std::sync::Mutex::default(),
         }
     }
 
-    /// Makes a new credential for a component of this process that runs as `user`
-    /// (authorized by RBAC like any user, [`crate::rbac::components`]); returns it.
+    /// The credential of the component of this process that runs as `user` (the
+    /// same one each time it is asked for): a user authorized by RBAC like any
+    /// ([`crate::rbac::components`]), in the group [`CONTROL_PLANE`] and, for a
+    /// controller's ServiceAccount name, in the ServiceAccount groups.
     pub fn component_token(&self, user: &str) -> ApiResult<String> {
-        let token = new_secret()?;
-        self.components
+        let mut components = self
+            .components
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                token_key(&token),
-                User::new(user.to_string(), vec![CONTROL_PLANE.to_string()]),
-            );
-        Ok(token)
-    }
-
-    /// Makes a new credential for this process' own clients (the admin's rights);
-    /// returns it. Only the first call makes one.
-    pub fn internal_token(&self) -> ApiResult<String> {
-        if let Some(existing) = self.internal_secret.get() {
-            return Ok(existing.clone());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(token) = components.tokens.get(user) {
+            return Ok(token.clone());
+        }
+        let mut groups = vec![CONTROL_PLANE.to_string()];
+        if rk8s_api::identities::controller_of(user).is_some() {
+            let ns = rk8s_api::identities::CONTROLLER_NAMESPACE;
+            groups.extend([
+                "system:serviceaccounts".to_string(),
+                format!("system:serviceaccounts:{ns}"),
+            ]);
         }
         let token = new_secret()?;
-        let _ = self.internal.set(token_key(&token));
-        let _ = self.internal_secret.set(token.clone());
-        Ok(self.internal_secret.get().cloned().unwrap_or(token))
+        components
+            .users
+            .insert(token_key(&token), User::new(user.to_string(), groups));
+        components.tokens.insert(user.to_string(), token.clone());
+        Ok(token)
     }
 
     /// The caller behind a request's client certificate (verified by the TLS
@@ -300,13 +306,11 @@ impl Authenticator {
                 .map(Identity::ServiceAccount);
         }
         let key = token_key(token);
-        if self.internal.get() == Some(&key) {
-            return Ok(Identity::Admin);
-        }
         let component = self
             .components
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .users
             .get(&key)
             .cloned();
         if let Some(user) = component {

@@ -17,6 +17,7 @@ use crate::bootstrap::pki::{ClusterCa, PkiError};
 use crate::bootstrap::secrets::{self, CLUSTER_KEY};
 use crate::bootstrap::write_file;
 use crate::server::{ApiServer, serve};
+use crate::status::{ApiError, ApiResult};
 use crate::system_objects::ensure_system_objects;
 
 pub use crate::bootstrap::StartError;
@@ -146,16 +147,27 @@ pub struct Running {
 }
 
 /// What an in-process client (the scheduler, the controllers) needs: connections to
-/// this member's API that stay in the process, and a credential valid for this
-/// process' lifetime.
+/// this member's API that stay in the process, and credentials valid for this
+/// process' lifetime, one per component.
 #[derive(Clone)]
 pub struct InternalAccess {
     /// Opens connections (see [`rk8s_http::loopback`]).
     pub connector: rk8s_http::loopback::Connector,
-    /// The credential (the admin's rights: the controllers).
-    pub token: String,
-    /// The scheduler's credential (user `system:kube-scheduler`).
-    pub scheduler_token: String,
+    api: Arc<ApiServer>,
+}
+
+impl InternalAccess {
+    /// The credential of the component that runs as `user` (one of
+    /// [`rk8s_api::identities`]): refused for a user the control plane's default
+    /// bindings do not name, whose every request would be forbidden.
+    pub fn token(&self, user: &str) -> ApiResult<String> {
+        if !crate::rbac::components::is_component(user) {
+            return Err(ApiError::internal(format!(
+                "{user:?} is not one of the control plane's components"
+            )));
+        }
+        self.api.component_token(user)
+    }
 }
 
 impl std::fmt::Debug for InternalAccess {
@@ -341,12 +353,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     });
     let internal = InternalAccess {
         connector: crate::server::in_process(api.clone()),
-        token: api
-            .internal_token()
-            .map_err(|e| StartError::Store(e.message))?,
-        scheduler_token: api
-            .component_token(crate::rbac::components::SCHEDULER)
-            .map_err(|e| StartError::Store(e.message))?,
+        api: api.clone(),
     };
     Ok(Running {
         api,

@@ -184,12 +184,8 @@ impl ApiServer {
         let _ = self.node_dialer.set(dialer);
     }
 
-    /// A credential for this process' own clients (scheduler, controllers).
-    pub fn internal_token(&self) -> ApiResult<String> {
-        self.authenticator.internal_token()
-    }
-
-    /// A credential for a component of this process that runs as `user`.
+    /// The credential of the component of this process that runs as `user` (see
+    /// [`crate::auth::Authenticator::component_token`]).
     pub fn component_token(&self, user: &str) -> ApiResult<String> {
         self.authenticator.component_token(user)
     }

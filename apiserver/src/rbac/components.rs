@@ -2,25 +2,60 @@
 //! kube-apiserver bootstraps them (`bootstrappolicy/policy.go`): the scheduler runs
 //! as user `system:kube-scheduler`, bound to the ClusterRoles `system:kube-scheduler`
 //! (read what it places pods by, bind pods, write their status and events) and
-//! `system:volume-scheduler` (claims and volumes it binds to a node). Reconciled at
-//! every start with the other defaults ([`super::bootstrap::ensure_defaults`]).
+//! `system:volume-scheduler` (claims and volumes it binds to a node); the shared
+//! informers read as `system:kube-controller-manager` (list and watch everything);
+//! each controller is its ServiceAccount in `kube-system` with kube's role for it
+//! ([`super::controller_roles`]). Reconciled at every start with the other defaults
+//! ([`super::bootstrap::ensure_defaults`]).
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
+use rk8s_api::identities::{CONTROLLER_MANAGER, SCHEDULER, controller_of};
 
 use super::bootstrap::{READ, binding_to, role, rule};
-
-/// The scheduler's user name.
-pub const SCHEDULER: &str = "system:kube-scheduler";
+use super::controller_roles;
 
 /// Kubernetes' `ReadUpdate`.
 const READ_UPDATE: &str = "get list watch update patch";
 
-/// Kubernetes' `eventsRule()`: events written through either API.
+/// Kubernetes' `eventsRule()`.
 fn events() -> Vec<PolicyRule> {
-    vec![
-        rule("create update patch", "", "events"),
-        rule("create update patch", "events.k8s.io", "events"),
+    vec![controller_roles::events()]
+}
+
+/// Whether `user` is one of the control plane's components (the default bindings
+/// name it).
+pub fn is_component(user: &str) -> bool {
+    user == SCHEDULER
+        || user == CONTROLLER_MANAGER
+        || controller_of(user).is_some_and(|c| controller_roles::controllers().any(|n| n == c))
+}
+
+/// What kube-controller-manager needs of its own: its shared informers list and
+/// watch every kind (each controller writes as itself).
+fn controller_manager() -> ClusterRole {
+    let rules = [
+        events(),
+        vec![
+            rule("create", "coordination.k8s.io", "leases"),
+            PolicyRule {
+                resource_names: Some(vec!["kube-controller-manager".to_string()]),
+                ..rule("get update", "coordination.k8s.io", "leases")
+            },
+            rule("create", "", "secrets serviceaccounts"),
+            rule("delete", "", "secrets"),
+            rule("get", "", "configmaps namespaces secrets serviceaccounts"),
+            rule("update", "", "secrets serviceaccounts"),
+            rule("create", "authentication.k8s.io", "tokenreviews"),
+            rule("create", "authorization.k8s.io", "subjectaccessreviews"),
+            PolicyRule {
+                api_groups: Some(vec!["*".to_string()]),
+                ..rule("list watch", "", "*")
+            },
+            rule("create", "", "serviceaccounts/token"),
+        ],
     ]
+    .concat();
+    role(CONTROLLER_MANAGER, &[], rules)
 }
 
 /// The components' ClusterRoles.
@@ -58,7 +93,7 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
         ],
     ]
     .concat();
-    vec![
+    let mut roles = vec![
         role(SCHEDULER, &[], scheduler),
         role(
             "system:volume-scheduler",
@@ -69,12 +104,15 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
                 rule(READ_UPDATE, "", "persistentvolumeclaims"),
             ],
         ),
-    ]
+        controller_manager(),
+    ];
+    roles.extend(controller_roles::cluster_roles());
+    roles
 }
 
 /// The components' ClusterRoleBindings (kube's names).
 pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
-    vec![
+    let mut bindings = vec![
         binding_to(SCHEDULER, SCHEDULER, "User", &[SCHEDULER]),
         binding_to(
             "system:volume-scheduler",
@@ -82,7 +120,15 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
             "User",
             &[SCHEDULER],
         ),
-    ]
+        binding_to(
+            CONTROLLER_MANAGER,
+            CONTROLLER_MANAGER,
+            "User",
+            &[CONTROLLER_MANAGER],
+        ),
+    ];
+    bindings.extend(controller_roles::cluster_role_bindings());
+    bindings
 }
 
 #[cfg(test)]
@@ -90,36 +136,200 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::rbac::{Attributes, Target, allows};
+    use rk8s_api::identities::{controller, controller_user};
 
-    fn may(verb: &str, group: &str, resource: &str, sub: Option<&str>) -> bool {
-        let rules: Vec<PolicyRule> = cluster_roles()
+    /// The rules the default bindings give `user`.
+    fn rules_of(user: &str) -> Vec<PolicyRule> {
+        let bound: Vec<String> = cluster_role_bindings()
             .into_iter()
-            .flat_map(|r| r.rules.unwrap_or_default())
+            .filter(|b| {
+                b.subjects.iter().flatten().any(|s| match s.kind.as_str() {
+                    "User" => s.name == user,
+                    "ServiceAccount" => {
+                        let ns = s.namespace.as_deref().unwrap_or_default();
+                        format!("system:serviceaccount:{ns}:{}", s.name) == user
+                    }
+                    _ => false,
+                })
+            })
+            .map(|b| b.role_ref.name)
             .collect();
+        cluster_roles()
+            .into_iter()
+            .filter(|r| bound.iter().any(|b| Some(b) == r.metadata.name.as_ref()))
+            .flat_map(|r| r.rules.unwrap_or_default())
+            .collect()
+    }
+
+    /// Whether `user` may `verb` the `group/resource[/sub]` (group `""` is core).
+    fn may(user: &str, verb: &str, what: &str) -> bool {
+        let mut parts = what.splitn(3, '/');
+        let (group, resource) = (parts.next().unwrap(), parts.next().unwrap());
         let target = Target::Resource {
             group,
             resource,
-            subresource: sub,
+            subresource: parts.next(),
             name: None,
         };
         let attrs = Attributes {
             verb,
-            namespace: None,
+            namespace: Some("default"),
             target,
         };
-        rules.iter().any(|r| allows(r, &attrs))
+        rules_of(user).iter().any(|r| allows(r, &attrs))
     }
 
     #[test]
     fn the_scheduler_may_bind_and_read_but_not_write_workloads() {
-        assert!(may("create", "", "pods", Some("binding")));
-        assert!(may("patch", "", "pods", Some("status")));
-        assert!(may("patch", "", "persistentvolumeclaims", None));
-        assert!(may("create", "", "events", None));
-        assert!(may("watch", "", "nodes", None));
-        assert!(!may("create", "", "pods", None));
-        assert!(!may("update", "", "nodes", None));
-        assert!(!may("get", "", "secrets", None));
-        assert!(!may("delete", "apps", "deployments", None));
+        let may = |verb, what| may(SCHEDULER, verb, what);
+        assert!(may("create", "/pods/binding"));
+        assert!(may("patch", "/pods/status"));
+        assert!(may("patch", "/persistentvolumeclaims"));
+        assert!(may("create", "/events"));
+        assert!(may("watch", "/nodes"));
+        assert!(!may("create", "/pods"));
+        assert!(!may("update", "/nodes"));
+        assert!(!may("get", "/secrets"));
+        assert!(!may("delete", "apps/deployments"));
+    }
+
+    #[test]
+    fn the_shared_informers_list_and_watch_everything_and_write_nothing() {
+        let may = |verb, what| may(CONTROLLER_MANAGER, verb, what);
+        assert!(may("list", "/secrets"));
+        assert!(may("watch", "apps/controllerrevisions"));
+        assert!(may("list", "rbac.authorization.k8s.io/clusterroles"));
+        assert!(!may("get", "/pods"));
+        assert!(!may("create", "/pods"));
+        assert!(!may("delete", "apps/deployments"));
+    }
+
+    #[test]
+    fn each_controller_may_do_its_work_and_no_other() {
+        let may = |name: &str, verb, what| may(&controller_user(name), verb, what);
+        // What each actor writes (the calls of controllers/src), and a write of another's.
+        for (name, allowed, refused) in [
+            (
+                controller::REPLICASET,
+                &[
+                    "create /pods",
+                    "delete /pods",
+                    "patch /pods",
+                    "update apps/replicasets/status",
+                ][..],
+                &[
+                    "delete apps/deployments",
+                    "get /secrets",
+                    "create apps/replicasets",
+                ][..],
+            ),
+            (
+                controller::DEPLOYMENT,
+                &[
+                    "create apps/replicasets",
+                    "patch apps/deployments",
+                    "update apps/deployments/status",
+                ],
+                &["create /pods", "delete apps/deployments"],
+            ),
+            (
+                controller::JOB,
+                &[
+                    "create /pods",
+                    "update batch/jobs/status",
+                    "delete batch/jobs",
+                ],
+                &["create batch/jobs", "delete apps/replicasets"],
+            ),
+            (
+                controller::SERVICE_ACCOUNT,
+                &[
+                    "create /serviceaccounts",
+                    "create /configmaps",
+                    "patch /configmaps",
+                ],
+                &[
+                    "delete /configmaps",
+                    "get /secrets",
+                    "delete /serviceaccounts",
+                ],
+            ),
+            (
+                controller::HPA,
+                &["get apps/deployments/scale", "patch apps/deployments/scale"],
+                &["update apps/deployments", "delete /pods"],
+            ),
+            (
+                controller::STATEFULSET,
+                &[
+                    "create /persistentvolumeclaims",
+                    "patch /persistentvolumeclaims",
+                    "create apps/controllerrevisions",
+                ],
+                &["delete /persistentvolumes", "create apps/deployments"],
+            ),
+            (
+                controller::VOLUMES,
+                &[
+                    "create /persistentvolumes",
+                    "patch /persistentvolumes/status",
+                    "patch /persistentvolumeclaims",
+                ],
+                &["delete /persistentvolumeclaims", "create /pods/binding"],
+            ),
+            (
+                controller::GARBAGE_COLLECTOR,
+                &[
+                    "delete apps/deployments",
+                    "patch /pods",
+                    "delete example.com/widgets",
+                ],
+                &["create /pods"],
+            ),
+            (
+                controller::NODE_LIFECYCLE,
+                &["patch /nodes", "delete /pods", "patch /pods/status"],
+                &["create /pods", "delete /secrets"],
+            ),
+            (
+                controller::CLUSTERROLE_AGGREGATION,
+                &[
+                    "update rbac.authorization.k8s.io/clusterroles",
+                    "escalate rbac.authorization.k8s.io/clusterroles",
+                ],
+                &["update rbac.authorization.k8s.io/clusterrolebindings"],
+            ),
+        ] {
+            for call in allowed {
+                let (verb, what) = call.split_once(' ').unwrap();
+                assert!(may(name, verb, what), "{name} must be allowed to {call}");
+            }
+            for call in refused {
+                let (verb, what) = call.split_once(' ').unwrap();
+                assert!(
+                    !may(name, verb, what),
+                    "{name} must not be allowed to {call}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_component_has_a_binding_and_no_one_else_is_one() {
+        let controllers: Vec<_> = controller_roles::controllers().collect();
+        assert!(controllers.len() >= 18, "{controllers:?}");
+        for user in [SCHEDULER, CONTROLLER_MANAGER]
+            .into_iter()
+            .map(str::to_string)
+            .chain(controllers.iter().map(|c| controller_user(c)))
+        {
+            assert!(is_component(&user), "{user}");
+            assert!(!rules_of(&user).is_empty(), "{user} has no rules");
+        }
+        assert!(!is_component("admin"));
+        assert!(!is_component(&controller_user("made-up-controller")));
+        assert!(!is_component(
+            "system:serviceaccount:default:replicaset-controller"
+        ));
     }
 }

@@ -296,12 +296,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         rk8s_actors::control_plane::spawn(
             store.leadership(),
             rk8s_actors::control_plane::ControlPlaneConfig {
-                client: Box::new({
-                    let internal = internal.clone();
-                    move || internal_client(&internal, &internal.token)
-                }),
-                scheduler_client: Box::new(move || {
-                    internal_client(&internal, &internal.scheduler_token)
+                client: Box::new(move |user| {
+                    let token = internal.token(user).map_err(|e| e.message)?;
+                    internal_client(&internal, &token)
                 }),
                 profiles,
                 scheduler: !args.disable_scheduler,
