@@ -3,7 +3,8 @@
 //! ConfigMap at `RequestResponse`, a list of pods at `Metadata` without bodies, an
 //! impersonated request refused, `/healthz` not at all, a refused token, a watch from
 //! start to end; PodSecurity's `audit` level as an annotation of the event; and a bad
-//! policy or log path stops the start, naming the place.
+//! policy or log path stops the start, naming the place; and each controller's
+//! writes under its own ServiceAccount.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,18 +53,22 @@ async fn logged(path: &Path, what: &str, want: impl Fn(&Value) -> bool) -> Vec<V
 
 /// A server keeping its audit log in its test directory: the server and the log.
 fn audited_server(dir: &Path) -> (Server, PathBuf) {
+    audited_server_with(dir, &["--disable-scheduler", "--disable-controllers"])
+}
+
+/// [`audited_server`] with `args`.
+fn audited_server_with(dir: &Path, args: &[&str]) -> (Server, PathBuf) {
     let policy = dir.join("policy.yaml");
     std::fs::write(&policy, POLICY).unwrap();
     let log = dir.join("audit/audit.log");
-    let server = Server::start(&[
-        "--disable-scheduler",
-        "--disable-controllers",
+    let mut all = args.to_vec();
+    all.extend([
         "--audit-policy-file",
         policy.to_str().unwrap(),
         "--audit-log-path",
         log.to_str().unwrap(),
     ]);
-    (server, log)
+    (Server::start(&all), log)
 }
 
 #[tokio::test]
@@ -250,6 +255,56 @@ async fn pod_security_audit_violations_are_annotated_on_the_event() {
         violations.starts_with("would violate PodSecurity \"restricted:latest\": privileged"),
         "{violations}"
     );
+}
+
+#[tokio::test]
+async fn each_controller_writes_as_its_own_service_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = audited_server_with(dir.path(), &["--disable-scheduler"]);
+    server.kubectl_ok(&["create", "deployment", "web", "--image", "busybox"]);
+    // The Deployment controller makes the ReplicaSet, the ReplicaSet controller its
+    // pod, each under its own ServiceAccount; the informers read as the manager.
+    let by = |resource: &'static str, verb: &'static str| {
+        let log = log.clone();
+        async move {
+            let found = logged(&log, resource, |e| {
+                e["verb"] == verb
+                    && e["objectRef"]["resource"] == resource
+                    && e["stage"] == "ResponseComplete"
+                    && e["user"]["username"] != "admin"
+            })
+            .await;
+            found[0]["user"].clone()
+        }
+    };
+    let deployments = by("replicasets", "create").await;
+    assert_eq!(
+        deployments["username"],
+        "system:serviceaccount:kube-system:deployment-controller"
+    );
+    let groups = deployments["groups"].as_array().unwrap();
+    for group in ["system:serviceaccounts", "system:serviceaccounts:kube-system"] {
+        assert!(groups.iter().any(|g| g == group), "{deployments}");
+    }
+    assert!(!groups.iter().any(|g| g == "system:masters"), "{deployments}");
+    assert_eq!(
+        by("pods", "create").await["username"],
+        "system:serviceaccount:kube-system:replicaset-controller"
+    );
+    assert_eq!(
+        by("pods", "list").await["username"],
+        "system:kube-controller-manager"
+    );
+    // And what its role does not grant, it may not do.
+    let (can, out) = server.kubectl(&[
+        "auth",
+        "can-i",
+        "delete",
+        "deployments",
+        "--as",
+        "system:serviceaccount:kube-system:replicaset-controller",
+    ]);
+    assert!(!can && out.trim() == "no", "{out}");
 }
 
 #[test]
