@@ -3,8 +3,8 @@
 //! response bodies ([`body`]), the TLS accept loop ([`serve`]), in-process connections
 //! ([`loopback`]), TLS configurations and
 //! certificate hashes ([`tls`]), the bodies of joins and serving certificates
-//! ([`wire`]), metric registration ([`metrics`]) and the chaos endpoints' backend
-//! ([`debug`]).
+//! ([`wire`]), metric registration ([`metrics`]), the chaos endpoints' backend
+//! ([`debug`]) and the SPDY/3.1 streams of kubectl's port-forward ([`spdy`]).
 //!
 //! ```
 //! use rk8s_http::query::Query;
@@ -20,6 +20,7 @@ pub mod loopback;
 pub mod metrics;
 pub mod query;
 pub mod serve;
+pub mod spdy;
 pub mod status;
 pub mod tls;
 pub mod wire;

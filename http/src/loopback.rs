@@ -3,7 +3,8 @@
 //! API. Each connection is an in-memory pipe served by the same handler and the same
 //! HTTP/1.1 code as a TLS connection, on the server's runtime; what it saves is the
 //! TLS record layer and the loopback TCP stack on every request and watch event.
-//! Authentication is unchanged: the requests carry the member's internal credential.
+//! Authentication is unchanged: the requests carry the calling component's own
+//! in-process credential.
 
 use std::future::Future;
 use std::pin::Pin;
