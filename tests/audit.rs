@@ -283,10 +283,16 @@ async fn each_controller_writes_as_its_own_service_account() {
         "system:serviceaccount:kube-system:deployment-controller"
     );
     let groups = deployments["groups"].as_array().unwrap();
-    for group in ["system:serviceaccounts", "system:serviceaccounts:kube-system"] {
+    for group in [
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+    ] {
         assert!(groups.iter().any(|g| g == group), "{deployments}");
     }
-    assert!(!groups.iter().any(|g| g == "system:masters"), "{deployments}");
+    assert!(
+        !groups.iter().any(|g| g == "system:masters"),
+        "{deployments}"
+    );
     assert_eq!(
         by("pods", "create").await["username"],
         "system:serviceaccount:kube-system:replicaset-controller"

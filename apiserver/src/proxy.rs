@@ -1,7 +1,8 @@
-//! `pods/log`, `pods/exec` and `nodes/proxy`: the API server finds the node and
-//! forwards the request to the node agent's HTTPS port (10250 by default), streaming
-//! the answer back or splicing the upgraded (WebSocket) connection through, as
-//! kube-apiserver does with the kubelet. Only the admin may.
+//! `pods/log`, `pods/exec`, `pods/portforward` and `nodes/proxy`: the API server finds
+//! the node and forwards the request to the node agent's HTTPS port (10250 by
+//! default), streaming the answer back or splicing the upgraded (WebSocket or SPDY)
+//! connection through, as kube-apiserver does with the kubelet. Who may is RBAC's
+//! (`pods/exec`, `pods/portforward`, … of the `edit` role).
 //!
 //! A node reports its own address and port, so the API server does not take them on
 //! trust (the CVE-2022-3294 class): it dials only addresses its [`DialPolicy`] allows
@@ -81,9 +82,11 @@ pub struct Target {
 }
 
 /// Headers that carry an upgrade and must reach the node unchanged.
-const UPGRADE_HEADERS: [&str; 6] = [
+const UPGRADE_HEADERS: [&str; 7] = [
     "connection",
     "upgrade",
+    // SPDY's protocol negotiation (port forwarding).
+    "x-stream-protocol-version",
     "sec-websocket-key",
     "sec-websocket-version",
     "sec-websocket-protocol",
@@ -165,7 +168,12 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
         AnyObject::Pod(p) => p,
         _ => return Err(ApiError::no_route()),
     };
-    let container = container(&pod, query.get("container"))?;
+    let sub = r.subresource.as_deref().unwrap_or_default();
+    // Port forwarding is to the pod, not one of its containers.
+    let container = match sub {
+        "portforward" => String::new(),
+        _ => container(&pod, query.get("container"))?,
+    };
     let node_name = pod
         .spec
         .as_ref()
@@ -174,7 +182,6 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
             ApiError::bad_request(format!("pod {name} does not have a host assigned"))
         })?;
     let (ip, port) = address(&node_named(registry, &node_name).await?)?;
-    let sub = r.subresource.as_deref().unwrap_or_default();
     let mut params = form_urlencoded::Serializer::new(String::new());
     let path = match sub {
         "log" => {
@@ -193,6 +200,17 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
                 }
             }
             format!("/containerLogs/{ns}/{name}/{container}")
+        }
+        "portforward" => {
+            // kubelet's path; the ports travel in the query (WebSocket channels) or
+            // in the streams' headers (SPDY).
+            for (k, v) in query.pairs() {
+                if k == "ports" {
+                    params.append_pair(k, v);
+                }
+            }
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            format!("/portForward/{ns}/{name}/{uid}")
         }
         _ => {
             for (k, v) in query.pairs() {

@@ -128,6 +128,11 @@ impl StreamWriter {
         .await
     }
 
+    /// Resolves once the connection has ended (nothing written gets anywhere).
+    pub async fn closed(&self) {
+        self.out.closed().await
+    }
+
     async fn frame(&self, frame: Frame) -> Result<(), Closed> {
         self.out.send(frame).await.map_err(|_| Closed)
     }

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntGauge, Opts};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
 use rk8s_http::metrics::registered;
 
 /// `kubelet_pod_start_duration_seconds`: from the agent first seeing a pod to its
@@ -50,6 +50,18 @@ pub static RUNNING_CONTAINERS: LazyLock<IntGauge> = LazyLock::new(|| {
             "Number of containers currently running.",
         )
         .const_label("container_state", "running"),
+    ))
+});
+
+/// `rk8s_node_port_forward_connections_total{protocol}`: port-forward connections
+/// served, by how they spoke (`spdy`, `spdy-websocket`, `v4.channel.k8s.io`).
+pub static PORT_FORWARDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(IntCounterVec::new(
+        Opts::new(
+            "rk8s_node_port_forward_connections_total",
+            "Port-forward connections served, by protocol.",
+        ),
+        &["protocol"],
     ))
 });
 

@@ -9,6 +9,7 @@ pub mod network;
 pub mod node_actor;
 pub mod pod_actor;
 pub mod pod_events;
+pub mod port_forward;
 pub mod registration;
 pub mod server;
 pub mod services;

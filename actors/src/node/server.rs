@@ -1,5 +1,6 @@
-//! The node agent's HTTPS endpoint (kubelet's port 10250): container logs and exec
-//! for the API server, which proxies `pods/log` and `pods/exec` here. Only clients
+//! The node agent's HTTPS endpoint (kubelet's port 10250): container logs, exec and
+//! port forwarding for the API server, which proxies `pods/log`, `pods/exec` and
+//! `pods/portforward` here. Only clients
 //! with the API server's certificate from the cluster CA get through the TLS
 //! handshake (see `rk8s_http::tls::node_server_config`).
 //!
@@ -8,6 +9,8 @@
 //!   a WebSocket with Kubernetes' stream protocol `v5.channel.k8s.io` (or `v4`):
 //!   binary messages whose first byte is the channel (0 stdin, 1 stdout, 2 stderr,
 //!   3 the final `Status`, 4 terminal resize; v5 adds 255, "close channel N").
+//! - `GET|POST /portForward/{namespace}/{pod}[/{uid}]`: port forwarding, SPDY/3.1
+//!   as kubectl speaks it (see [`super::port_forward`]).
 //! - `GET /stats/summary`: usage of the node and its pods (kubelet's Summary API).
 //! - `GET /metrics`: the agent's own metrics; `GET /metrics/cadvisor`: the containers'.
 
@@ -100,6 +103,13 @@ async fn handle(runtime: Arc<PodRuntime>, stats: &Stats, req: Request<Incoming>)
         (&Method::GET | &Method::POST, ["exec", ns, pod, uid, container]) => {
             exec(runtime.clone(), req, ns, pod, Some(uid), container, &query).await
         }
+        (&Method::GET | &Method::POST, ["portForward", ns, pod]) => {
+            super::port_forward::port_forward(runtime.clone(), req, ns, pod, None, &query).await
+        }
+        (&Method::GET | &Method::POST, ["portForward", ns, pod, uid]) => {
+            super::port_forward::port_forward(runtime.clone(), req, ns, pod, Some(uid), &query)
+                .await
+        }
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -118,7 +128,7 @@ fn text(body: Vec<u8>, content_type: &str) -> ApiResult<Response<Body>> {
 }
 
 /// The pod `namespace/name` (with `uid`, exactly that one) among the runtime's.
-fn find_pod(
+pub(super) fn find_pod(
     runtime: &PodRuntime,
     namespace: &str,
     name: &str,

@@ -98,11 +98,12 @@ impl Inflater {
                 out.reserve(out.len().clamp(256, MAX_HEADER_BLOCK - out.len()));
             }
             let (before, produced) = (self.0.total_in(), out.len());
-            let result = self.0.decompress_vec(input, &mut out, FlushDecompress::Sync);
+            let result = self
+                .0
+                .decompress_vec(input, &mut out, FlushDecompress::Sync);
             let used = usize::try_from(self.0.total_in() - before).unwrap_or(input.len());
             input = &input[used.min(input.len())..];
-            if used == 0 && out.len() == produced && out.len() < out.capacity() && result.is_ok()
-            {
+            if used == 0 && out.len() == produced && out.len() < out.capacity() && result.is_ok() {
                 // Nothing more will come of this block.
                 return Ok(out);
             }
@@ -177,7 +178,10 @@ fn decode_headers(block: &[u8]) -> Result<Vec<(String, String)>, HeaderError> {
     let count = u32_at(take(4)?);
     // Each pair needs at least 8 bytes: a count beyond that is a lie.
     if count as usize > block.len() / 8 {
-        return Err(HeaderError(format!("{count} headers in {} bytes", block.len())));
+        return Err(HeaderError(format!(
+            "{count} headers in {} bytes",
+            block.len()
+        )));
     }
     let mut headers = Vec::with_capacity(count as usize);
     for _ in 0..count {
@@ -305,7 +309,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     let version = u16::from_be_bytes([head[0], head[1]]) & 0x7fff;
     if version != VERSION {
-        return Err(ReadError::Protocol(format!("SPDY version {version}, not 3")));
+        return Err(ReadError::Protocol(format!(
+            "SPDY version {version}, not 3"
+        )));
     }
     if length > MAX_CONTROL_FRAME {
         return Err(ReadError::Protocol(format!(

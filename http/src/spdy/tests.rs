@@ -25,7 +25,10 @@ fn header_blocks_share_one_context_per_direction() {
     let first = headers(&[("streamtype", "error"), ("port", "80"), ("requestid", "0")]);
     let second = headers(&[("streamtype", "data"), ("port", "80"), ("requestid", "0")]);
     assert_eq!(roundtrip_headers(&first, &mut deflate, &mut inflate), first);
-    assert_eq!(roundtrip_headers(&second, &mut deflate, &mut inflate), second);
+    assert_eq!(
+        roundtrip_headers(&second, &mut deflate, &mut inflate),
+        second
+    );
     // A big block, across many buffers.
     let big = headers(&[("x", &"y".repeat(40_000))]);
     assert_eq!(roundtrip_headers(&big, &mut deflate, &mut inflate), big);
@@ -193,7 +196,10 @@ async fn broken_input_ends_the_connection_with_goaway() {
     head.push(0);
     head.extend_from_slice(&((MAX_DATA_FRAME as u32 + 1).to_be_bytes()[1..]));
     client.raw(&head).await;
-    assert!(matches!(client.next().await, Some(Frame::GoAway { status: 1, .. })));
+    assert!(matches!(
+        client.next().await,
+        Some(Frame::GoAway { status: 1, .. })
+    ));
     let end = session.await.unwrap();
     assert!(
         matches!(&end, SessionEnd::Protocol(m) if m.contains("data frame")),
