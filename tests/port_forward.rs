@@ -47,23 +47,30 @@ impl Drop for Forward {
 impl Forward {
     /// Starts `kubectl port-forward TARGET LOCAL:REMOTE` (with `env`), once it listens.
     fn start(server: &Server, target: &str, remote: u16, env: &[(&str, &str)]) -> Forward {
-        let port = free_port();
         let mut command = server.kubectl_command();
         command
-            .args(["port-forward", target, &format!("{port}:{remote}")])
+            .args(["port-forward", target, &format!("{}:{remote}", free_port())])
             .args(["--address", "127.0.0.1"])
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Forward::spawn(command)
+    }
+
+    /// Runs a `port-forward` command; returns once it says where it listens.
+    fn spawn(mut command: std::process::Command) -> Forward {
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        assert!(
-            line.starts_with(&format!("Forwarding from 127.0.0.1:{port} -> ")),
-            "{line:?}"
-        );
-        // The rest of its output is not read: kubectl writes a line per connection.
+        let port = line
+            .strip_prefix("Forwarding from 127.0.0.1:")
+            .and_then(|rest| rest.split_once(" -> "))
+            .and_then(|(port, _)| port.parse().ok())
+            .unwrap_or_else(|| panic!("{line:?}"));
+        // The rest of its output is not read: a line per connection.
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         Forward { child, port }
     }
@@ -193,6 +200,35 @@ async fn kubectl_port_forward_reaches_pods_services_and_deployments() {
     let forward = Forward::start(&server, "deployment/api", 8080, &[]);
     assert_eq!(forward.get("/"), b"hello-from-api\n");
     drop(forward);
+
+    // rk8sctl, with the WebSocket channel protocol: a Service's port picked locally.
+    let mut command = server.rk8sctl_command();
+    command.args(["port-forward", "svc/web", ":80", "--address", "127.0.0.1"]);
+    let forward = Forward::spawn(command);
+    assert_eq!(forward.get("/"), b"hello-from-the-pod\n");
+    assert_eq!(forward.get("/big").len(), 1 << 20);
+    let metrics = server.kubectl_ok(&["get", "--raw", "/api/v1/nodes/pf/proxy/metrics"]);
+    let line = "rk8s_node_port_forward_connections_total{protocol=\"v4.channel.k8s.io\"} 2";
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line:?} in\n{metrics}"
+    );
+    drop(forward);
+    let mut command = server.rk8sctl_command();
+    command.args(["port-forward", "web", ":9999", "--address", "127.0.0.1"]);
+    let forward = Forward::spawn(command);
+    let mut conn = TcpStream::connect(("127.0.0.1", forward.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut nothing = Vec::new();
+    let _ = conn.read_to_end(&mut nothing);
+    std::thread::sleep(Duration::from_secs(1));
+    let err = forward.stop();
+    assert!(
+        err.contains("error: an error occurred forwarding ")
+            && err.contains(" -> 9999: error forwarding port 9999 to pod default/web"),
+        "{err}"
+    );
 
     // Nobody listens on 9999: kubelet's words, on kubectl's error output.
     let forward = Forward::start(&server, "pod/web", 9999, &[]);

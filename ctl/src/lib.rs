@@ -15,7 +15,8 @@
 //! - [`debug`]: `debug actors|kill-actor` (the control plane's actors, `--enable-chaos`);
 //! - [`prometheus`]: `prometheus-config`, a scrape configuration for the cluster;
 //! - [`rollout`]: `rollout status|history|undo|restart|pause|resume`;
-//! - [`logs`], [`stream`]: `logs` and `exec`, streamed from the pod's node;
+//! - [`logs`], [`stream`], [`port_forward`]: `logs`, `exec` and `port-forward`,
+//!   streamed from the pod's node;
 //! - [`top`]: `top nodes|pods`, from the resource metrics API;
 //! - [`validate`]: `validate`, manifests and local-mode files checked without a cluster;
 //! - [`local`]: containers, pods and Compose apps on this host, without a cluster, and
@@ -32,6 +33,7 @@ pub mod input;
 pub mod jsonpath;
 pub mod local;
 pub mod logs;
+pub mod port_forward;
 pub mod print;
 pub mod prometheus;
 pub mod rollout;

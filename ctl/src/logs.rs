@@ -149,7 +149,7 @@ pub async fn logs(g: &Global, args: &LogsArgs) -> Result<()> {
 
 /// The pod `target` means: a pod by name, else one pod of the workload or Service
 /// named (kubectl's pick, announced on stderr when there are several).
-async fn target_pod(cluster: &Cluster, pods: &Api<Pod>, target: &str) -> Result<Pod> {
+pub(crate) async fn target_pod(cluster: &Cluster, pods: &Api<Pod>, target: &str) -> Result<Pod> {
     if let Ok(name) = pod_name(target) {
         return pods.get(name).await.map_err(explain);
     }

@@ -118,6 +118,8 @@ enum Command {
     Logs(rk8s_ctl::logs::LogsArgs),
     /// Run a command in a container (`exec -it POD -- sh` for a shell).
     Exec(rk8s_ctl::stream::ExecArgs),
+    /// Forward local ports to a pod (`port-forward svc/web 8080:80`), until interrupted.
+    PortForward(rk8s_ctl::port_forward::PortForwardArgs),
     /// Where the control plane is, and whether it is ready.
     ClusterInfo,
     /// The versions of rk8sctl and of the server.
@@ -189,6 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = rk8s_ctl::stream::exec(g, &a).await?;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
+        Command::PortForward(a) => rk8s_ctl::port_forward::port_forward(g, &a).await?,
         Command::ClusterInfo => ctl::cluster_info(g).await?,
         Command::Version => ctl::version(g).await?,
         Command::Config(c) => ctl::config(g, &c)?,
