@@ -37,11 +37,14 @@ use rk8s_scheduler::profile::Profile;
 use rk8s_supervision::Actors;
 use tokio::sync::watch;
 
+/// Makes a client of this member's API that authenticates as the component named.
+pub type ClientFor = Box<dyn Fn(&str) -> Result<kube::Client, String> + Send>;
+
 /// What the control plane's actors need.
 pub struct ControlPlaneConfig {
     /// Makes a client of this member's API that authenticates as the component
     /// named (one of [`rk8s_api::identities`]; its rights are RBAC's, as kube's).
-    pub client: Box<dyn Fn(&str) -> Result<kube::Client, String> + Send>,
+    pub client: ClientFor,
     /// The scheduler's profiles.
     pub profiles: Vec<Profile>,
     /// Run the scheduler.

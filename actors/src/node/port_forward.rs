@@ -361,11 +361,7 @@ where
         let inbound = async {
             while let Some(Ok(message)) = source.next().await {
                 match message {
-                    Message::Binary(data) => {
-                        if to_spdy.write_all(&data).await.is_err() {
-                            break;
-                        }
-                    }
+                    Message::Binary(data) if to_spdy.write_all(&data).await.is_err() => break,
                     Message::Close(_) => break,
                     _ => {}
                 }
