@@ -2,7 +2,8 @@
 //! SPDY tunnelled in a WebSocket (its default) and plain SPDY (its fallback), to a
 //! pod, a Service and a Deployment, many connections and a megabyte through one
 //! forward; a port nobody listens on reported as kubelet reports it; and the
-//! WebSocket channel protocol of the other clients (`rk8sctl port-forward`, kube-rs).
+//! WebSocket channel protocol of the other clients (`rk8sctl port-forward` through
+//! kube-rs, and the Python client: `tests/python/client_port_forward.py`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -229,6 +230,9 @@ async fn kubectl_port_forward_reaches_pods_services_and_deployments() {
             && err.contains(" -> 9999: error forwarding port 9999 to pod default/web"),
         "{err}"
     );
+
+    // The Python client (the same channel protocol, written by others).
+    support::cli::run_python("client_port_forward.py", &[&server.kubeconfig()]);
 
     // Nobody listens on 9999: kubelet's words, on kubectl's error output.
     let forward = Forward::start(&server, "pod/web", 9999, &[]);

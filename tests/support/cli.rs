@@ -57,3 +57,23 @@ pub fn success(what: impl Debug, out: Output) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Runs `tests/python/SCRIPT` with the PyPI client and `args`; fails the test when it
+/// fails, with what it printed.
+pub fn run_python(script: &str, args: &[&std::path::Path]) {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/python/bin/python");
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} is missing: run scripts/setup.sh"
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let out = output(Command::new(python).arg(path).args(args), None);
+    assert!(
+        out.status.success(),
+        "the Python client failed ({script}):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
