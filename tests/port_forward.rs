@@ -1,7 +1,8 @@
 //! `kubectl port-forward` through a real `rk8s-server` to a real node: kubectl's
 //! SPDY tunnelled in a WebSocket (its default) and plain SPDY (its fallback), to a
 //! pod, a Service and a Deployment, many connections and a megabyte through one
-//! forward; a port nobody listens on reported as kubelet reports it; and the
+//! forward; `kubectl cp` (tar over exec) both ways; a port nobody listens on
+//! reported as kubelet reports it; and the
 //! WebSocket channel protocol of the other clients (`rk8sctl port-forward` through
 //! kube-rs, and the Python client: `tests/python/client_port_forward.py`).
 
@@ -113,6 +114,11 @@ fn get(port: u16, path: &str) -> Vec<u8> {
         String::from_utf8_lossy(&answer[..at])
     );
     answer.split_off(at + 4)
+}
+
+/// `GET path` from the pod `web` through a `kubectl port-forward` of its own.
+fn forward_get(server: &Server, path: &str) -> Vec<u8> {
+    Forward::start(server, "pod/web", 8080, &[]).get(path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,6 +236,18 @@ async fn kubectl_port_forward_reaches_pods_services_and_deployments() {
             && err.contains(" -> 9999: error forwarding port 9999 to pod default/web"),
         "{err}"
     );
+
+    // `kubectl cp` both ways: tar through exec.
+    let copy = dir.path().join("copy.txt");
+    let copy = copy.to_str().unwrap();
+    server.kubectl_ok(&["cp", "web:/www/index.html", copy]);
+    assert_eq!(
+        std::fs::read_to_string(copy).unwrap(),
+        "hello-from-the-pod\n"
+    );
+    std::fs::write(copy, "sent-by-kubectl-cp\n").unwrap();
+    server.kubectl_ok(&["cp", copy, "web:/www/sent.txt"]);
+    assert_eq!(forward_get(&server, "/sent.txt"), b"sent-by-kubectl-cp\n");
 
     // The Python client (the same channel protocol, written by others).
     support::cli::run_python("client_port_forward.py", &[&server.kubeconfig()]);
