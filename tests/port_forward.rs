@@ -249,6 +249,48 @@ async fn kubectl_port_forward_reaches_pods_services_and_deployments() {
     server.kubectl_ok(&["cp", copy, "web:/www/sent.txt"]);
     assert_eq!(forward_get(&server, "/sent.txt"), b"sent-by-kubectl-cp\n");
 
+    // RBAC: `get` on pods/portforward is not enough (a WebSocket asks with a GET),
+    // `create` is, as kube-apiserver has it.
+    let user = server.user_kubeconfig(dir.path(), "pat", &[]);
+    server.kubectl_ok(&[
+        "create",
+        "role",
+        "pf",
+        "--verb=get",
+        "--resource=pods,pods/portforward",
+    ]);
+    server.kubectl_ok(&["create", "rolebinding", "pf", "--role=pf", "--user=pat"]);
+    let as_pat = |port: u16| {
+        let mut command = support::cli::kubectl_command(&user);
+        command.args(["port-forward", "pod/web", &format!("{port}:8080")]);
+        command.args(["--address", "127.0.0.1"]);
+        command
+    };
+    let out = as_pat(free_port()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"default\""),
+        "{err}"
+    );
+    server.kubectl_ok(&[
+        "create",
+        "role",
+        "pf-create",
+        "--verb=create",
+        "--resource=pods/portforward",
+    ]);
+    server.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "pf-create",
+        "--role=pf-create",
+        "--user=pat",
+    ]);
+    let forward = Forward::spawn(as_pat(free_port()));
+    assert_eq!(forward.get("/"), b"hello-from-the-pod\n");
+    drop(forward);
+
     // The Python client (the same channel protocol, written by others).
     support::cli::run_python("client_port_forward.py", &[&server.kubeconfig()]);
 

@@ -66,6 +66,56 @@ pub struct ControlPlaneConfig {
 /// The kind the top-level actors are listed under.
 const CONTROLLER: &str = "Controller";
 
+/// The components' clients, each with its own identity, all made before any actor
+/// starts (a failure starts none).
+struct Clients {
+    informers: kube::Client,
+    scheduler: kube::Client,
+    service_account: kube::Client,
+    aggregation: kube::Client,
+    replicaset: kube::Client,
+    replication: kube::Client,
+    deployment: kube::Client,
+    job: kube::Client,
+    cronjob: kube::Client,
+    daemonset: kube::Client,
+    statefulset: kube::Client,
+    hpa: kube::Client,
+    endpoints: kube::Client,
+    volumes: kube::Client,
+    disruption: kube::Client,
+    resource_quota: kube::Client,
+    garbage_collector: kube::Client,
+    node_lifecycle: kube::Client,
+}
+
+impl Clients {
+    fn new(config: &ControlPlaneConfig) -> Result<Self, String> {
+        let client = |user: &str| (config.client)(user);
+        let controller = |name: &str| client(&identities::controller_user(name));
+        Ok(Clients {
+            informers: client(identities::CONTROLLER_MANAGER)?,
+            scheduler: client(identities::SCHEDULER)?,
+            service_account: controller(controller::SERVICE_ACCOUNT)?,
+            aggregation: controller(controller::CLUSTERROLE_AGGREGATION)?,
+            replicaset: controller(controller::REPLICASET)?,
+            replication: controller(controller::REPLICATION)?,
+            deployment: controller(controller::DEPLOYMENT)?,
+            job: controller(controller::JOB)?,
+            cronjob: controller(controller::CRONJOB)?,
+            daemonset: controller(controller::DAEMONSET)?,
+            statefulset: controller(controller::STATEFULSET)?,
+            hpa: controller(controller::HPA)?,
+            endpoints: controller(controller::ENDPOINTS)?,
+            volumes: controller(controller::VOLUMES)?,
+            disruption: controller(controller::DISRUPTION)?,
+            resource_quota: controller(controller::RESOURCE_QUOTA)?,
+            garbage_collector: controller(controller::GARBAGE_COLLECTOR)?,
+            node_lifecycle: controller(controller::NODE_LIFECYCLE)?,
+        })
+    }
+}
+
 /// Starts the scheduler and the controllers in `config.actors`, each listed as
 /// `Controller/NAME` (their per-object actors under their kinds).
 ///
@@ -74,12 +124,11 @@ const CONTROLLER: &str = "Controller";
 /// `--use-service-account-credentials`) are: each may do what its kube role grants
 /// and no more, and the shared informers read as `system:kube-controller-manager`.
 fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Result<(), String> {
-    let client = |user: &str| (config.client)(user);
-    let controller = |name: &str| client(&identities::controller_user(name));
+    let clients = Clients::new(config)?;
     let actors = &config.actors;
-    let informers = Informers::new(client(identities::CONTROLLER_MANAGER)?, actors.clone());
+    let informers = Informers::new(clients.informers, actors.clone());
     if config.scheduler {
-        let c = client(identities::SCHEDULER)?;
+        let c = clients.scheduler;
         let (profiles, metrics) = (config.profiles.clone(), metrics.cloned());
         let i = informers.clone();
         actors.start(CONTROLLER, "scheduler", move |me| {
@@ -91,81 +140,50 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Resu
         });
     }
     let (c, i, ca) = (
-        controller(controller::SERVICE_ACCOUNT)?,
+        clients.service_account,
         informers.clone(),
         config.root_ca.clone(),
     );
     actors.start(CONTROLLER, "serviceaccount", move |me| {
         ServiceAccountsController::new(c.clone(), ca.clone(), &i, me)
     });
-    let (c, i) = (
-        controller(controller::CLUSTERROLE_AGGREGATION)?,
-        informers.clone(),
-    );
+    let (c, i) = (clients.aggregation, informers.clone());
     actors.start(CONTROLLER, "clusterrole-aggregation", move |me| {
         ClusterRoleAggregationController::new(c.clone(), &i, me)
     });
     if !config.controllers {
         return Ok(());
     }
-    let (c, i, a) = (
-        controller(controller::REPLICASET)?,
-        informers.clone(),
-        actors.clone(),
-    );
+    let (c, i, a) = (clients.replicaset, informers.clone(), actors.clone());
     actors.start(CONTROLLER, "replicaset", move |me| {
         ReplicaSetSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (
-        controller(controller::REPLICATION)?,
-        informers.clone(),
-        actors.clone(),
-    );
+    let (c, i, a) = (clients.replication, informers.clone(), actors.clone());
     actors.start(CONTROLLER, "replicationcontroller", move |me| {
         ReplicationControllerSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (
-        controller(controller::DEPLOYMENT)?,
-        informers.clone(),
-        actors.clone(),
-    );
+    let (c, i, a) = (clients.deployment, informers.clone(), actors.clone());
     actors.start(CONTROLLER, "deployment", move |me| {
         DeploymentSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (
-        controller(controller::JOB)?,
-        informers.clone(),
-        actors.clone(),
-    );
+    let (c, i, a) = (clients.job, informers.clone(), actors.clone());
     actors.start(CONTROLLER, "job", move |me| {
         JobSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (
-        controller(controller::CRONJOB)?,
-        informers.clone(),
-        actors.clone(),
-    );
+    let (c, i, a) = (clients.cronjob, informers.clone(), actors.clone());
     actors.start(CONTROLLER, "cronjob", move |me| {
         CronJobSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (
-        controller(controller::DAEMONSET)?,
-        informers.clone(),
-        actors.clone(),
-    );
+    let (c, i, a) = (clients.daemonset, informers.clone(), actors.clone());
     actors.start(CONTROLLER, "daemonset", move |me| {
         DaemonSetSupervisor::new(c.clone(), &i, a.clone(), me)
     });
-    let (c, i, a) = (
-        controller(controller::STATEFULSET)?,
-        informers.clone(),
-        actors.clone(),
-    );
+    let (c, i, a) = (clients.statefulset, informers.clone(), actors.clone());
     actors.start(CONTROLLER, "statefulset", move |me| {
         StatefulSetSupervisor::new(c.clone(), &i, a.clone(), me)
     });
     let (c, i, a, hpa) = (
-        controller(controller::HPA)?,
+        clients.hpa,
         informers.clone(),
         actors.clone(),
         config.hpa.clone(),
@@ -173,31 +191,28 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Resu
     actors.start(CONTROLLER, "horizontal-pod-autoscaler", move |me| {
         HpaSupervisor::new(c.clone(), &i, hpa.clone(), a.clone(), me)
     });
-    let (c, i) = (controller(controller::ENDPOINTS)?, informers.clone());
+    let (c, i) = (clients.endpoints, informers.clone());
     actors.start(CONTROLLER, "endpoints", move |me| {
         EndpointsController::new(c.clone(), &i, me)
     });
-    let (c, i) = (controller(controller::VOLUMES)?, informers.clone());
+    let (c, i) = (clients.volumes, informers.clone());
     actors.start(CONTROLLER, "persistentvolume", move |me| {
         VolumeController::new(c.clone(), &i, me)
     });
-    let (c, i) = (controller(controller::DISRUPTION)?, informers.clone());
+    let (c, i) = (clients.disruption, informers.clone());
     actors.start(CONTROLLER, "disruption", move |me| {
         DisruptionController::new(c.clone(), &i, me)
     });
-    let (c, i) = (controller(controller::RESOURCE_QUOTA)?, informers.clone());
+    let (c, i) = (clients.resource_quota, informers.clone());
     actors.start(CONTROLLER, "resourcequota", move |me| {
         ResourceQuotaController::new(c.clone(), &i, me)
     });
-    let (c, i) = (
-        controller(controller::GARBAGE_COLLECTOR)?,
-        informers.clone(),
-    );
+    let (c, i) = (clients.garbage_collector, informers.clone());
     actors.start(CONTROLLER, "garbage-collector", move |me| {
         GarbageCollector::new(c.clone(), &i, me)
     });
     let (c, i, a, lifecycle) = (
-        controller(controller::NODE_LIFECYCLE)?,
+        clients.node_lifecycle,
         informers,
         actors.clone(),
         config.lifecycle,

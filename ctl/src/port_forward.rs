@@ -36,6 +36,8 @@ pub struct PortForwardArgs {
 struct Asked {
     local: u16,
     remote: String,
+    /// Written as one port: the local port is the remote one.
+    same: bool,
 }
 
 fn parse_port(spec: &str) -> Result<Asked> {
@@ -52,7 +54,7 @@ fn parse_port(spec: &str) -> Result<Asked> {
     if remote.is_empty() {
         bail!("{spec}: no remote port");
     }
-    // `PORT` alone is the same port on both sides.
+    // `PORT` alone is the same port on both sides (a name: the port it resolves to).
     let local = match (local, spec.contains(':'), remote.parse::<u16>()) {
         (0, false, Ok(same)) => same,
         (local, _, _) => local,
@@ -60,6 +62,7 @@ fn parse_port(spec: &str) -> Result<Asked> {
     Ok(Asked {
         local,
         remote: remote.to_string(),
+        same: !spec.contains(':'),
     })
 }
 
@@ -153,7 +156,13 @@ pub async fn port_forward(g: &Global, args: &PortForwardArgs) -> Result<()> {
             Some(s) => service_port(s, &pod, &a.remote)?,
             None => pod_port(&pod, &a.remote)?,
         };
-        let mut local = a.local;
+        // A name alone: kubectl listens on the port it resolves to (a number alone
+        // is the local port as written, a Service's too).
+        let mut local = if a.same && a.local == 0 {
+            remote
+        } else {
+            a.local
+        };
         for ip in addresses(&args.address)? {
             let bound = match tokio::net::TcpListener::bind(SocketAddr::new(ip, local)).await {
                 Ok(l) => l,
@@ -216,8 +225,9 @@ async fn forward(
     let (mut from_pod, mut to_pod) = tokio::io::split(stream);
     let upstream = async {
         let _ = tokio::io::copy(&mut from_local, &mut to_pod).await;
-        // The local side is done sending; the pod's answer still comes back.
-        let _ = to_pod.shutdown().await;
+        // The local side is done sending. The channel protocol has no half-close
+        // (kube-rs would end the whole connection), so the pod is not told: its
+        // answer still comes back.
         std::future::pending::<()>().await;
     };
     let downstream = async {
@@ -249,15 +259,16 @@ mod tests {
 
     #[test]
     fn ports_are_read_as_kubectl_reads_them() {
-        let asked = |local, remote: &str| Asked {
+        let asked = |local, remote: &str, same| Asked {
             local,
             remote: remote.into(),
+            same,
         };
-        assert_eq!(parse_port("8080:80").unwrap(), asked(8080, "80"));
-        assert_eq!(parse_port(":80").unwrap(), asked(0, "80"));
-        assert_eq!(parse_port("5000").unwrap(), asked(5000, "5000"));
-        assert_eq!(parse_port("8080:http").unwrap(), asked(8080, "http"));
-        assert_eq!(parse_port("http").unwrap(), asked(0, "http"));
+        assert_eq!(parse_port("8080:80").unwrap(), asked(8080, "80", false));
+        assert_eq!(parse_port(":80").unwrap(), asked(0, "80", false));
+        assert_eq!(parse_port("5000").unwrap(), asked(5000, "5000", true));
+        assert_eq!(parse_port("8080:http").unwrap(), asked(8080, "http", false));
+        assert_eq!(parse_port("http").unwrap(), asked(0, "http", true));
         assert!(parse_port("x:80").is_err());
         assert!(parse_port("8080:").is_err());
     }

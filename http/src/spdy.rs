@@ -20,10 +20,13 @@ mod codec;
 mod dictionary;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, watch};
 
 use codec::Frame;
 
@@ -31,13 +34,23 @@ use codec::Frame;
 pub const UPGRADE: &str = "SPDY/3.1";
 
 /// The largest control frame read (kubectl's are a few hundred bytes).
-pub const MAX_CONTROL_FRAME: usize = 64 * 1024;
+pub const MAX_CONTROL_FRAME: usize = 16 * 1024;
 /// The largest header block accepted once inflated.
-pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
+pub const MAX_HEADER_BLOCK: usize = 16 * 1024;
 /// The largest data frame read (spdystream writes at most 32 KiB at a time).
-pub const MAX_DATA_FRAME: usize = 1024 * 1024;
-/// The most streams open at once on a connection.
+pub const MAX_DATA_FRAME: usize = 64 * 1024;
+/// The most streams alive at once on a connection (until their handler drops them,
+/// whatever the client closed): with [`MAX_DATA_FRAME`] and two frames queued a
+/// stream, at most 32 MiB of a connection's input is held.
 pub const MAX_STREAMS: usize = 256;
+/// Frames of a stream read and not yet taken by its handler, at most.
+const QUEUED_FRAMES: usize = 2;
+/// A connection with no frame either way for this long ends (kubelet's streaming
+/// idle timeout).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+/// How long frames already queued may take to be written once the client's side
+/// has ended with an error.
+const DRAIN: Duration = Duration::from_secs(2);
 /// The largest data frame written.
 const WRITE_CHUNK: usize = 32 * 1024;
 
@@ -45,22 +58,23 @@ const WRITE_CHUNK: usize = 32 * 1024;
 pub const PROTOCOL_ERROR: u32 = 1;
 /// `RST_STREAM` status: the stream was refused (too many open).
 pub const REFUSED_STREAM: u32 = 3;
-/// `RST_STREAM` status: the stream was cancelled.
+/// `RST_STREAM` status: the stream was cancelled (what spdystream's `Reset` sends).
 pub const CANCEL: u32 = 5;
 /// `GOAWAY` status: protocol error.
 const GOAWAY_PROTOCOL_ERROR: u32 = 1;
 
-/// A stream the client opened.
+/// A stream the client opened. It counts towards [`MAX_STREAMS`] until dropped.
 #[derive(Debug)]
 pub struct Stream {
     /// Its id (odd: the client's).
     pub id: u32,
     /// Its headers, names lower-case as SPDY writes them.
     pub headers: Vec<(String, String)>,
-    /// What the client sends on it; ends at its `FIN` or a reset.
+    /// What the client sends on it; ends at its `FIN`, a reset or the connection's end.
     pub incoming: mpsc::Receiver<Bytes>,
     /// Writes to the client on it.
     pub writer: StreamWriter,
+    _alive: Arc<()>,
 }
 
 impl Stream {
@@ -73,9 +87,10 @@ impl Stream {
     }
 }
 
-/// The connection has ended: nothing more can be written.
+/// The connection has ended, or the client reset the stream: nothing more can be
+/// written on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the SPDY connection has ended")]
+#[error("the SPDY stream or connection has ended")]
 pub struct Closed;
 
 /// Writes frames of one stream.
@@ -83,6 +98,8 @@ pub struct Closed;
 pub struct StreamWriter {
     id: u32,
     out: mpsc::Sender<Frame>,
+    /// Becomes true when the client resets the stream.
+    reset: watch::Receiver<bool>,
 }
 
 impl StreamWriter {
@@ -128,12 +145,21 @@ impl StreamWriter {
         .await
     }
 
-    /// Resolves once the connection has ended (nothing written gets anywhere).
+    /// Resolves once nothing written gets anywhere: the connection has ended or the
+    /// client reset the stream.
     pub async fn closed(&self) {
-        self.out.closed().await
+        let mut reset = self.reset.clone();
+        tokio::select! {
+            () = self.out.closed() => {}
+            // An error: the connection's reader is gone, so is the connection.
+            _ = reset.wait_for(|r| *r) => {}
+        }
     }
 
     async fn frame(&self, frame: Frame) -> Result<(), Closed> {
+        if *self.reset.borrow() {
+            return Err(Closed);
+        }
         self.out.send(frame).await.map_err(|_| Closed)
     }
 }
@@ -144,6 +170,9 @@ pub enum SessionEnd {
     /// The client closed it, or said `GOAWAY`.
     #[error("closed by the client")]
     Closed,
+    /// No frame either way for [`IDLE_TIMEOUT`].
+    #[error("idle for {}s", IDLE_TIMEOUT.as_secs())]
+    Idle,
     /// Reading or writing failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -152,38 +181,92 @@ pub enum SessionEnd {
     Protocol(String),
 }
 
+/// When a frame last went either way, in milliseconds since the session began.
+struct Activity {
+    began: Instant,
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let now = u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        self.began.elapsed().saturating_sub(last)
+    }
+}
+
 /// Serves the SPDY connection `io`: each stream the client opens goes to `streams`
-/// (a stream is refused once [`MAX_STREAMS`] are open, or when `streams` is full
-/// and its receiver gone). Returns when the connection ends.
+/// (a stream is refused once [`MAX_STREAMS`] are alive, or when the receiver of
+/// `streams` is gone). Returns when the connection ends; by then every stream's
+/// `incoming` has ended and every [`StreamWriter::closed`] resolves.
 pub async fn serve<IO>(io: IO, streams: mpsc::Sender<Stream>) -> SessionEnd
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(io);
     let (out, frames) = mpsc::channel::<Frame>(64);
-    let writing = tokio::spawn(write_frames(writer, frames));
-    let end = read_frames(reader, &out, &streams).await;
+    let activity = Arc::new(Activity {
+        began: Instant::now(),
+        last: AtomicU64::new(0),
+    });
+    let mut writing = tokio::spawn(write_frames(writer, frames, activity.clone()));
+    let idle = Arc::new(Notify::new());
+    let watchdog = tokio::spawn({
+        let (activity, idle) = (activity.clone(), idle.clone());
+        async move {
+            loop {
+                let left = IDLE_TIMEOUT.saturating_sub(activity.idle());
+                if left.is_zero() {
+                    idle.notify_one();
+                    return;
+                }
+                tokio::time::sleep(left).await;
+            }
+        }
+    });
+    let mut reading = Reading {
+        out: &out,
+        streams,
+        activity: &activity,
+        open: HashMap::new(),
+        resets: HashMap::new(),
+        alive: Arc::new(()),
+        last_stream: 0,
+    };
+    let end = tokio::select! {
+        end = reading.run(reader) => end,
+        () = idle.notified() => SessionEnd::Idle,
+    };
+    watchdog.abort();
+    let last_stream = reading.last_stream;
+    // No stream more; every stream's input ends; resets end their writers.
+    drop(reading);
     if let SessionEnd::Protocol(_) = &end {
-        let _ = out
-            .send(Frame::GoAway {
-                last_stream: 0,
-                status: GOAWAY_PROTOCOL_ERROR,
-            })
-            .await;
+        let _ = out.try_send(Frame::GoAway {
+            last_stream,
+            status: GOAWAY_PROTOCOL_ERROR,
+        });
     }
     drop(out);
-    // The writer ends once every stream's writer is dropped, or at once when the
-    // client is gone.
-    if matches!(end, SessionEnd::Closed | SessionEnd::Io(_)) {
+    // What is queued goes out for a moment (the GOAWAY above); then the writer
+    // stops, and every stream's writer sees the connection closed.
+    let drained = matches!(end, SessionEnd::Protocol(_))
+        && tokio::time::timeout(DRAIN, &mut writing).await.is_ok();
+    if !drained {
         writing.abort();
+        let _ = writing.await;
     }
-    let _ = writing.await;
     end
 }
 
 async fn write_frames<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut frames: mpsc::Receiver<Frame>,
+    activity: Arc<Activity>,
 ) -> std::io::Result<()> {
     let mut deflate = codec::Deflater::new();
     let mut buf = Vec::with_capacity(WRITE_CHUNK + 8);
@@ -198,95 +281,127 @@ async fn write_frames<W: AsyncWrite + Unpin>(
             writer.write_all(&buf).await?;
         }
         writer.flush().await?;
+        activity.touch();
     }
     writer.shutdown().await
 }
 
-async fn read_frames<R: AsyncRead + Unpin>(
-    mut reader: R,
-    out: &mpsc::Sender<Frame>,
-    streams: &mpsc::Sender<Stream>,
-) -> SessionEnd {
-    let mut inflate = codec::Inflater::new();
-    let mut open: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
-    let mut last_stream = 0u32;
-    loop {
-        let frame = match codec::read_frame(&mut reader, &mut inflate).await {
-            Ok(Some(f)) => f,
-            Ok(None) => return SessionEnd::Closed,
-            Err(codec::ReadError::Io(e)) => return SessionEnd::Io(e),
-            Err(codec::ReadError::Protocol(e)) => return SessionEnd::Protocol(e),
-        };
-        match frame {
-            Frame::SynStream {
-                stream,
-                headers,
-                fin,
-            } => {
-                if stream <= last_stream || stream % 2 == 0 {
-                    return SessionEnd::Protocol(format!(
-                        "stream id {stream} after {last_stream} (client streams are odd and rising)"
-                    ));
-                }
-                last_stream = stream;
-                let writer = StreamWriter {
-                    id: stream,
-                    out: out.clone(),
-                };
-                open.retain(|_, tx| !tx.is_closed());
-                if open.len() >= MAX_STREAMS {
-                    let _ = writer.reset(REFUSED_STREAM).await;
-                    continue;
-                }
-                let (tx, incoming) = mpsc::channel(16);
-                if !fin {
-                    open.insert(stream, tx);
-                }
-                let accepted = Stream {
-                    id: stream,
+/// The reading side of a connection.
+struct Reading<'a> {
+    out: &'a mpsc::Sender<Frame>,
+    streams: mpsc::Sender<Stream>,
+    activity: &'a Activity,
+    /// The streams the client may still send on: where their data goes.
+    open: HashMap<u32, mpsc::Sender<Bytes>>,
+    /// Every stream whose writer is still held: its reset flag.
+    resets: HashMap<u32, watch::Sender<bool>>,
+    /// One count more for each stream alive.
+    alive: Arc<()>,
+    last_stream: u32,
+}
+
+impl Reading<'_> {
+    async fn run<R: AsyncRead + Unpin>(&mut self, mut reader: R) -> SessionEnd {
+        let mut inflate = codec::Inflater::new();
+        loop {
+            let frame = match codec::read_frame(&mut reader, &mut inflate).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return SessionEnd::Closed,
+                Err(codec::ReadError::Io(e)) => return SessionEnd::Io(e),
+                Err(codec::ReadError::Protocol(e)) => return SessionEnd::Protocol(e),
+            };
+            self.activity.touch();
+            match frame {
+                Frame::SynStream {
+                    stream,
                     headers,
-                    incoming,
-                    writer,
-                };
-                if let Err(refused) = streams.send(accepted).await {
-                    open.remove(&stream);
-                    let _ = refused.0.writer.reset(REFUSED_STREAM).await;
+                    fin,
+                } => {
+                    if stream <= self.last_stream || stream % 2 == 0 {
+                        return SessionEnd::Protocol(format!(
+                            "stream id {stream} after {} (client streams are odd and rising)",
+                            self.last_stream
+                        ));
+                    }
+                    self.last_stream = stream;
+                    self.open_stream(stream, headers, fin).await;
                 }
-            }
-            Frame::Data { stream, fin, data } => {
-                let delivered = match open.get(&stream) {
-                    Some(_) if data.is_empty() => true,
-                    Some(tx) => tx.send(data).await.is_ok(),
-                    // Data for a stream that ended or never was: reset it, once.
-                    None => false,
-                };
-                if fin || !delivered {
-                    open.remove(&stream);
+                Frame::Data { stream, fin, data } => self.data(stream, fin, data).await,
+                Frame::RstStream { stream, .. } => {
+                    self.open.remove(&stream);
+                    if let Some(reset) = self.resets.remove(&stream) {
+                        let _ = reset.send(true);
+                    }
                 }
-                if !delivered && stream <= last_stream && !fin {
-                    let _ = out
-                        .send(Frame::RstStream {
-                            stream,
-                            status: CANCEL,
-                        })
-                        .await;
+                // Echoed when the client's (odd); an even id answers a ping of ours.
+                Frame::Ping { id } if id % 2 == 1 => {
+                    if self.out.send(Frame::Ping { id }).await.is_err() {
+                        return SessionEnd::Closed;
+                    }
                 }
-            }
-            Frame::RstStream { stream, .. } => {
-                open.remove(&stream);
-            }
-            Frame::Ping { id } => {
-                if out.send(Frame::Ping { id }).await.is_err() {
-                    return SessionEnd::Closed;
+                Frame::GoAway { .. } => return SessionEnd::Closed,
+                Frame::Headers { stream, fin, .. } | Frame::SynReply { stream, fin, .. } => {
+                    if fin {
+                        self.open.remove(&stream);
+                    }
                 }
+                Frame::Ping { .. } | Frame::Ignored => {}
             }
-            Frame::GoAway { .. } => return SessionEnd::Closed,
-            Frame::Headers { stream, fin, .. } | Frame::SynReply { stream, fin, .. } => {
-                if fin {
-                    open.remove(&stream);
-                }
-            }
-            Frame::Ignored => {}
+        }
+    }
+
+    async fn open_stream(&mut self, stream: u32, headers: Vec<(String, String)>, fin: bool) {
+        self.resets.retain(|_, r| !r.is_closed());
+        let (reset_tx, reset) = watch::channel(false);
+        let writer = StreamWriter {
+            id: stream,
+            out: self.out.clone(),
+            reset,
+        };
+        // Streams count until their handler drops them, whatever the client closed.
+        if Arc::strong_count(&self.alive) > MAX_STREAMS {
+            let _ = writer.reset(REFUSED_STREAM).await;
+            return;
+        }
+        let (tx, incoming) = mpsc::channel(QUEUED_FRAMES);
+        if !fin {
+            self.open.insert(stream, tx);
+        }
+        self.resets.insert(stream, reset_tx);
+        let accepted = Stream {
+            id: stream,
+            headers,
+            incoming,
+            writer,
+            _alive: self.alive.clone(),
+        };
+        if let Err(refused) = self.streams.send(accepted).await {
+            self.open.remove(&stream);
+            self.resets.remove(&stream);
+            let _ = refused.0.writer.reset(REFUSED_STREAM).await;
+        }
+    }
+
+    async fn data(&mut self, stream: u32, fin: bool, data: Bytes) {
+        let delivered = match self.open.get(&stream) {
+            Some(_) if data.is_empty() => true,
+            Some(tx) => tx.send(data).await.is_ok(),
+            None => false,
+        };
+        if fin || !delivered {
+            self.open.remove(&stream);
+        }
+        // Data for a stream whose handler no longer reads: reset it (the client's
+        // later frames for it are dropped without a word).
+        if !delivered && let Some(reset) = self.resets.remove(&stream) {
+            let _ = reset.send(true);
+            let _ = self
+                .out
+                .send(Frame::RstStream {
+                    stream,
+                    status: CANCEL,
+                })
+                .await;
         }
     }
 }

@@ -29,7 +29,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rk8s_http::body::Body;
 use rk8s_http::query::Query;
-use rk8s_http::spdy::{self, PROTOCOL_ERROR, Stream};
+use rk8s_http::spdy::{self, Stream};
 use rk8s_http::status::{ApiError, ApiResult};
 use rk8s_runtime::pod::PodRuntime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 /// The port-forward protocol (`X-Stream-Protocol-Version`).
 pub const PROTOCOL: &str = "portforward.k8s.io";
@@ -50,6 +50,26 @@ pub const CHANNEL_PROTOCOL: &str = "v4.channel.k8s.io";
 const PAIR_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection into the pod may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections into pods being made at once, by the whole agent (each on a thread
+/// of its own for as long as it takes).
+const CONNECTING_AT_ONCE: usize = 64;
+/// The largest WebSocket message or frame read (clients write 32 KiB at a time).
+const MAX_MESSAGE: usize = 256 * 1024;
+/// The most ports one channel-protocol connection forwards.
+const MAX_PORTS: usize = 64;
+/// Messages of a port read and not yet written to the pod, at most: with
+/// [`MAX_MESSAGE`] and [`MAX_PORTS`], at most 32 MiB of a connection's input is held.
+const QUEUED_MESSAGES: usize = 2;
+
+static CONNECTING: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(CONNECTING_AT_ONCE)));
+
+/// What a port-forward WebSocket reads at most.
+fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+}
 
 /// Where the pod's ports are reached.
 #[derive(Clone, Debug)]
@@ -71,9 +91,22 @@ pub async fn port_forward(
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let record = super::server::find_pod(&runtime, namespace, pod, uid)?;
-    let target = match &record.attachment {
-        Some(a) => Target::Namespace(a.netns_path.clone()),
-        None => Target::Host,
+    // The host's network only for a pod that asked for it: a pod whose network is
+    // not (or no longer) set up is never forwarded to the node's own ports.
+    let host_network = record
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let target = match (&record.attachment, host_network) {
+        (_, true) => Target::Host,
+        (Some(a), false) => Target::Namespace(a.netns_path.clone()),
+        (None, false) => {
+            return Err(ApiError::unavailable(format!(
+                "pod {namespace}/{pod} has no network set up (yet): nothing to forward to"
+            )));
+        }
     };
     let described = Arc::new(format!("{namespace}/{pod}, uid {}", record.uid));
     let values = |name: &str| -> Vec<String> {
@@ -169,12 +202,22 @@ pub async fn port_forward(
             .inc();
         let end = match mode {
             Mode::Channels(ports) => {
-                let ws = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
+                let ws = WebSocketStream::from_raw_socket(
+                    upgraded,
+                    Role::Server,
+                    Some(websocket_config()),
+                )
+                .await;
                 channels(ws, ports, target, described).await;
                 return;
             }
             Mode::Tunnel => {
-                let ws = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
+                let ws = WebSocketStream::from_raw_socket(
+                    upgraded,
+                    Role::Server,
+                    Some(websocket_config()),
+                )
+                .await;
                 serve_spdy(tunnel(ws), target, described).await
             }
             Mode::Spdy => serve_spdy(upgraded, target, described).await,
@@ -219,10 +262,9 @@ fn ports(query: &Query) -> ApiResult<Vec<u16>> {
             "query parameter \"ports\" is required",
         ));
     }
-    // Two channels a port, numbered by one byte.
-    if ports.len() > 128 {
+    if ports.len() > MAX_PORTS {
         return Err(ApiError::bad_request(format!(
-            "{} ports asked for: at most 128 a connection",
+            "{} ports asked for: at most {MAX_PORTS} a connection",
             ports.len()
         )));
     }
@@ -285,7 +327,7 @@ where
     let mut inputs = Vec::with_capacity(ports.len());
     let mut forwards = tokio::task::JoinSet::new();
     for (i, port) in ports.into_iter().enumerate() {
-        // At most 128 ports: the channel numbers fit a byte.
+        // At most MAX_PORTS ports: the channel numbers fit a byte.
         let number = u8::try_from(2 * i).unwrap_or(u8::MAX - 1);
         let (data, error) = (
             Channel {
@@ -297,7 +339,7 @@ where
                 out: out.clone(),
             },
         );
-        let (tx, mut incoming) = mpsc::channel::<Bytes>(16);
+        let (tx, mut incoming) = mpsc::channel::<Bytes>(QUEUED_MESSAGES);
         inputs.push(tx);
         let (target, pod) = (target.clone(), pod.clone());
         forwards.spawn(async move {
@@ -381,7 +423,12 @@ where
             }
             let _ = sink.close().await;
         };
-        tokio::join!(inbound, outbound);
+        // Either side's end is the tunnel's: a client that neither sends nor closes
+        // is not waited for once the SPDY side has ended.
+        tokio::select! {
+            () = inbound => {}
+            () = outbound => {}
+        }
     });
     theirs
 }
@@ -396,30 +443,28 @@ struct Pair {
 /// Pairs the streams of `streams` by request and forwards each complete pair.
 async fn forward_streams(mut streams: mpsc::Receiver<Stream>, target: Target, pod: Arc<String>) {
     let mut pairs: HashMap<String, Pair> = HashMap::new();
-    while let Some(stream) = streams.recv().await {
-        // Pairs whose second stream never came: said on the error stream, as kubelet.
-        let stale: Vec<String> = pairs
-            .iter()
-            .filter(|(_, p)| p.since.elapsed() > PAIR_TIMEOUT)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
-            if let Some(Pair {
-                error: Some(error), ..
-            }) = pairs.remove(&id)
-            {
-                let message = format!("(request={id}) timed out waiting for streams");
-                tokio::spawn(async move {
-                    let _ = error.writer.send(message.as_bytes()).await;
-                    let _ = error.writer.finish().await;
-                });
+    loop {
+        let due = pairs.values().map(|p| p.since + PAIR_TIMEOUT).min();
+        let stream = tokio::select! {
+            stream = streams.recv() => match stream {
+                Some(s) => s,
+                None => return,
+            },
+            () = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                expire(&mut pairs);
+                continue;
             }
-        }
+        };
         let (port, kind) = match check(&stream) {
             Ok(found) => found,
             Err(e) => {
                 tracing::debug!("port-forward stream {} refused: {e}", stream.id);
-                let _ = stream.writer.reset(PROTOCOL_ERROR).await;
+                let _ = stream.writer.reset(spdy::CANCEL).await;
                 continue;
             }
         };
@@ -443,10 +488,14 @@ async fn forward_streams(mut streams: mpsc::Receiver<Stream>, target: Target, po
             &mut pair.data
         };
         if slot.is_some() {
+            // kubelet says so on the pair's error stream.
             let message =
                 format!("error processing stream for request {id}: {kind} stream already assigned");
             tracing::debug!("port-forward: {message}");
-            let _ = stream.writer.reset(PROTOCOL_ERROR).await;
+            if let Some(error) = &pair.error {
+                let _ = error.writer.send(message.as_bytes()).await;
+            }
+            let _ = stream.writer.reset(spdy::CANCEL).await;
             continue;
         }
         *slot = Some(stream);
@@ -457,8 +506,35 @@ async fn forward_streams(mut streams: mpsc::Receiver<Stream>, target: Target, po
             ..
         }) = complete.then(|| pairs.remove(&id)).flatten()
         {
+            // The data stream's port, as kubelet takes it.
+            let port = check(&data).map_or(port, |(p, _)| p);
             tokio::spawn(forward(data, error, port, target.clone(), pod.clone()));
         }
+    }
+}
+
+/// Ends the pairs whose second stream did not come in time, saying so on the error
+/// stream as kubelet does.
+fn expire(pairs: &mut HashMap<String, Pair>) {
+    let stale: Vec<String> = pairs
+        .iter()
+        .filter(|(_, p)| p.since.elapsed() >= PAIR_TIMEOUT)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in stale {
+        let Some(pair) = pairs.remove(&id) else {
+            continue;
+        };
+        let message = format!("(request={id}) timed out waiting for streams");
+        tokio::spawn(async move {
+            if let Some(error) = pair.error {
+                let _ = error.writer.send(message.as_bytes()).await;
+                let _ = error.writer.finish().await;
+            }
+            if let Some(data) = pair.data {
+                let _ = data.writer.finish().await;
+            }
+        });
     }
 }
 
@@ -559,6 +635,11 @@ async fn forward(mut data: Stream, error: Stream, port: u16, target: Target, pod
 
 /// A connection to `localhost:port` where the pod's ports are.
 async fn connect(target: &Target, port: u16) -> Result<tokio::net::TcpStream, String> {
+    let permit = CONNECTING
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| "the agent is stopping".to_string())?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let target = target.clone();
     // A thread of its own, ending after: entering the pod's network namespace is
@@ -567,6 +648,7 @@ async fn connect(target: &Target, port: u16) -> Result<tokio::net::TcpStream, St
         .name("port-forward".into())
         .spawn(move || {
             let _ = tx.send(connect_blocking(&target, port));
+            drop(permit);
         })
         .map_err(|e| format!("cannot start a thread: {e}"))?;
     let stream = rx

@@ -30,31 +30,15 @@ pub fn is_component(user: &str) -> bool {
         || controller_of(user).is_some_and(|c| controller_roles::controllers().any(|n| n == c))
 }
 
-/// What kube-controller-manager needs of its own: its shared informers list and
-/// watch every kind (each controller writes as itself).
+/// What the shared informers need: list and watch every kind, nothing else. (kube's
+/// `system:kube-controller-manager` role also lets it make ServiceAccounts, their
+/// Secrets and tokens, for the controllers' credentials; rk8s' controllers get theirs
+/// in-process, so the informers' identity cannot mint a token for anyone.)
 fn controller_manager() -> ClusterRole {
-    let rules = [
-        events(),
-        vec![
-            rule("create", "coordination.k8s.io", "leases"),
-            PolicyRule {
-                resource_names: Some(vec!["kube-controller-manager".to_string()]),
-                ..rule("get update", "coordination.k8s.io", "leases")
-            },
-            rule("create", "", "secrets serviceaccounts"),
-            rule("delete", "", "secrets"),
-            rule("get", "", "configmaps namespaces secrets serviceaccounts"),
-            rule("update", "", "secrets serviceaccounts"),
-            rule("create", "authentication.k8s.io", "tokenreviews"),
-            rule("create", "authorization.k8s.io", "subjectaccessreviews"),
-            PolicyRule {
-                api_groups: Some(vec!["*".to_string()]),
-                ..rule("list watch", "", "*")
-            },
-            rule("create", "", "serviceaccounts/token"),
-        ],
-    ]
-    .concat();
+    let rules = vec![PolicyRule {
+        api_groups: Some(vec!["*".to_string()]),
+        ..rule("list watch", "", "*")
+    }];
     role(CONTROLLER_MANAGER, &[], rules)
 }
 
@@ -202,6 +186,8 @@ mod tests {
         assert!(!may("get", "/pods"));
         assert!(!may("create", "/pods"));
         assert!(!may("delete", "apps/deployments"));
+        assert!(!may("create", "/serviceaccounts/token"));
+        assert!(!may("create", "/secrets"));
     }
 
     #[test]

@@ -94,6 +94,22 @@ impl ApiServer {
         query: &Query,
     ) -> ApiResult<Response<Body>> {
         self.handlers.authorize(identity, &r, query)?;
+        // A WebSocket reaches into the pod with a GET: kube-apiserver asks for
+        // `create` too (AuthorizePodWebsocketUpgradeCreatePermission), as a POST would.
+        let upgrading = req.headers().contains_key(header::UPGRADE);
+        if upgrading
+            && r.verb == Verb::Get
+            && matches!(
+                r.subresource.as_deref(),
+                Some("exec" | "attach" | "portforward")
+            )
+        {
+            let as_create = ResourceRequest {
+                verb: Verb::Create,
+                ..r.clone()
+            };
+            self.handlers.authorize(identity, &as_create, query)?;
+        }
         let dialer = self.dialer()?;
         let target = crate::proxy::target(&self.handlers.registry, &r, query).await?;
         let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;

@@ -87,15 +87,18 @@ impl Inflater {
 
     /// Inflates one header block (the stream goes on across blocks).
     fn inflate(&mut self, mut input: &[u8]) -> Result<Vec<u8>, HeaderError> {
-        let mut out = Vec::with_capacity(input.len() * 4);
+        let mut out = Vec::with_capacity(input.len().saturating_mul(4).min(MAX_HEADER_BLOCK));
         loop {
             if out.len() == out.capacity() {
-                if out.len() >= MAX_HEADER_BLOCK {
+                if out.len() > MAX_HEADER_BLOCK {
                     return Err(HeaderError(format!(
                         "more than {MAX_HEADER_BLOCK} bytes inflated"
                     )));
                 }
-                out.reserve(out.len().clamp(256, MAX_HEADER_BLOCK - out.len()));
+                // Double, from 256 bytes, up to one byte past the bound (a block of
+                // exactly the bound leaves room to spare, so it is known to be whole).
+                let room = MAX_HEADER_BLOCK + 1 - out.len();
+                out.reserve_exact(out.len().max(256).min(room));
             }
             let (before, produced) = (self.0.total_in(), out.len());
             let result = self

@@ -30,7 +30,7 @@ fn header_blocks_share_one_context_per_direction() {
         second
     );
     // A big block, across many buffers.
-    let big = headers(&[("x", &"y".repeat(40_000))]);
+    let big = headers(&[("x", &"y".repeat(12_000))]);
     assert_eq!(roundtrip_headers(&big, &mut deflate, &mut inflate), big);
 }
 
@@ -128,14 +128,15 @@ async fn streams_are_replied_to_carry_data_both_ways_and_finish() {
         "{seen:?}"
     );
     // 100 KiB comes back in frames of at most 32 KiB.
-    let big = vec![b'a'; 100 * 1024];
-    client
-        .send(Frame::Data {
-            stream: 1,
-            fin: true,
-            data: Bytes::from(big),
-        })
-        .await;
+    for (fin, kib) in [(false, 60), (true, 40)] {
+        client
+            .send(Frame::Data {
+                stream: 1,
+                fin,
+                data: Bytes::from(vec![b'a'; kib * 1024]),
+            })
+            .await;
+    }
     let mut total = 0;
     loop {
         match client.next().await.unwrap() {
@@ -281,4 +282,91 @@ async fn streams_beyond_the_bound_are_refused() {
     );
     drop(client);
     assert!(matches!(session.await.unwrap(), SessionEnd::Closed));
+}
+
+#[test]
+fn header_blocks_near_the_bound_are_read_or_refused_never_more() {
+    // Every inflated size around the bound: each block read whole or refused.
+    for size in (MAX_HEADER_BLOCK - 600)..(MAX_HEADER_BLOCK + 40) {
+        let (mut deflate, mut inflate) = (Deflater::new(), Inflater::new());
+        // Count, name length, "x", value length: 13 bytes before the value.
+        let value = "v".repeat(size.saturating_sub(13));
+        let block = headers(&[("x", &value)]);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            roundtrip_headers(&block, &mut deflate, &mut inflate)
+        })) {
+            Ok(read) => assert!(size <= MAX_HEADER_BLOCK && read == block, "{size}"),
+            Err(_) => assert!(size > MAX_HEADER_BLOCK, "{size} refused"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reset_ends_the_streams_writer_and_input() {
+    let (client_io, server) = tokio::io::duplex(64 * 1024);
+    let (tx, mut rx) = mpsc::channel::<Stream>(8);
+    let session = tokio::spawn(serve(server, tx));
+    let mut client = Client {
+        io: client_io,
+        deflate: Deflater::new(),
+        inflate: Inflater::new(),
+    };
+    client
+        .send(Frame::SynStream {
+            stream: 1,
+            headers: vec![],
+            fin: false,
+        })
+        .await;
+    let mut stream = rx.recv().await.unwrap();
+    client
+        .send(Frame::RstStream {
+            stream: 1,
+            status: CANCEL,
+        })
+        .await;
+    tokio::time::timeout(std::time::Duration::from_secs(5), stream.writer.closed())
+        .await
+        .expect("closed by the reset");
+    assert_eq!(stream.writer.send(b"late").await, Err(Closed));
+    assert_eq!(stream.incoming.recv().await, None);
+    drop(client);
+    assert!(matches!(session.await.unwrap(), SessionEnd::Closed));
+}
+
+#[tokio::test]
+async fn a_protocol_error_ends_the_session_though_handlers_hold_streams() {
+    let (client_io, server) = tokio::io::duplex(64 * 1024);
+    let (tx, mut rx) = mpsc::channel::<Stream>(8);
+    let session = tokio::spawn(serve(server, tx));
+    let mut client = Client {
+        io: client_io,
+        deflate: Deflater::new(),
+        inflate: Inflater::new(),
+    };
+    client
+        .send(Frame::SynStream {
+            stream: 1,
+            headers: vec![],
+            fin: true,
+        })
+        .await;
+    // The handler keeps its stream (and writer) and never ends it.
+    let held = rx.recv().await.unwrap();
+    client.raw(&[0x80, 2, 0, 6, 0, 0, 0, 4, 0, 0, 0, 1]).await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), session)
+        .await
+        .expect("the session ends")
+        .unwrap();
+    assert!(matches!(end, SessionEnd::Protocol(_)), "{end}");
+    assert!(matches!(
+        client.next().await,
+        Some(Frame::GoAway {
+            last_stream: 1,
+            status: 1
+        })
+    ));
+    tokio::time::timeout(std::time::Duration::from_secs(5), held.writer.closed())
+        .await
+        .expect("its writer sees the end");
 }

@@ -296,9 +296,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         rk8s_actors::control_plane::spawn(
             store.leadership(),
             rk8s_actors::control_plane::ControlPlaneConfig {
-                client: Box::new(move |user| {
-                    let token = internal.token(user).map_err(|e| e.message)?;
-                    internal_client(&internal, &token)
+                client: Box::new({
+                    let pool = InternalPool::new(&internal);
+                    move |user| {
+                        let token = internal.token(user).map_err(|e| e.message)?;
+                        pool.client(user, &token)
+                    }
                 }),
                 profiles,
                 scheduler: !args.disable_scheduler,
@@ -504,34 +507,56 @@ fn scheduler_profiles(
     })
 }
 
-/// How many requests one internal client has under way at once; the others wait their
-/// turn in order (kube-controller-manager's clients are bounded too, by rate:
-/// `--kube-api-qps`, `--kube-api-burst`). Each request under way holds an in-process
-/// connection with its buffers, kept in the pool afterwards: 1,000 ReplicaSets created
-/// at once had over 2,000 of them open. A watch counts only until its response begins.
+/// How many requests the controllers (with the shared informers) have under way at
+/// once, all together; the others wait their turn in order (kube-controller-manager's
+/// clients are bounded too, by rate: `--kube-api-qps`, `--kube-api-burst`). Each
+/// request under way holds an in-process connection with its buffers, kept in the pool
+/// afterwards: 1,000 ReplicaSets created at once had over 2,000 of them open. A watch
+/// counts only until its response begins. The scheduler has as many of its own, so
+/// that its bindings never wait behind the controllers' bursts.
 const CONCURRENT_REQUESTS: usize = 128;
 
-/// A client of this member's own API with one of its internal credentials (`token`),
-/// over in-process connections (no TLS, no sockets: see `rk8s_http::loopback`).
-fn internal_client(
-    access: &rk8s_apiserver::cluster::InternalAccess,
-    token: &str,
-) -> Result<kube::Client, String> {
-    use kube::client::ConfigExt;
-    let mut config = kube::Config::new(http::Uri::from_static("http://in-process"));
-    config.auth_info.token = Some(token.to_string().into());
-    let auth = config
-        .auth_layer()
-        .map_err(|e| e.to_string())?
-        .ok_or("the internal credential makes no authentication layer")?;
-    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(access.connector.clone());
-    let http = tower::limit::ConcurrencyLimit::new(http, CONCURRENT_REQUESTS);
-    let http = tower::ServiceExt::map_err(http, tower::BoxError::from);
-    Ok(kube::client::ClientBuilder::new(http, "default")
-        .with_layer(&config.base_uri_layer())
-        .with_layer(&auth)
-        .build())
+/// The in-process connections of the control plane's clients: one pool, two bounds
+/// (the scheduler's, everyone else's).
+struct InternalPool {
+    http: hyper_util::client::legacy::Client<rk8s_http::loopback::Connector, kube::client::Body>,
+    scheduler: std::sync::Arc<tokio::sync::Semaphore>,
+    controllers: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl InternalPool {
+    fn new(access: &rk8s_apiserver::cluster::InternalAccess) -> Self {
+        let bound = || std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_REQUESTS));
+        InternalPool {
+            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(access.connector.clone()),
+            scheduler: bound(),
+            controllers: bound(),
+        }
+    }
+
+    /// A client of this member's own API as the component `user` with its credential
+    /// `token`, over in-process connections (no TLS, no sockets: see
+    /// `rk8s_http::loopback`).
+    fn client(&self, user: &str, token: &str) -> Result<kube::Client, String> {
+        use kube::client::ConfigExt;
+        let mut config = kube::Config::new(http::Uri::from_static("http://in-process"));
+        config.auth_info.token = Some(token.to_string().into());
+        let auth = config
+            .auth_layer()
+            .map_err(|e| e.to_string())?
+            .ok_or("the internal credential makes no authentication layer")?;
+        let bound = match user {
+            rk8s_api::identities::SCHEDULER => &self.scheduler,
+            _ => &self.controllers,
+        };
+        let http = tower::limit::ConcurrencyLimit::with_semaphore(self.http.clone(), bound.clone());
+        let http = tower::ServiceExt::map_err(http, tower::BoxError::from);
+        Ok(kube::client::ClientBuilder::new(http, "default")
+            .with_layer(&config.base_uri_layer())
+            .with_layer(&auth)
+            .build())
+    }
 }
 
 #[cfg(test)]
