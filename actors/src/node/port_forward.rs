@@ -64,8 +64,8 @@ const QUEUED_MESSAGES: usize = 2;
 static CONNECTING: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
     std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(CONNECTING_AT_ONCE)));
 
-/// What a port-forward WebSocket reads at most.
-fn websocket_config() -> WebSocketConfig {
+/// What a WebSocket of this endpoint (port forwarding, exec) reads at most.
+pub(super) fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE))

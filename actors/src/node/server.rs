@@ -332,9 +332,12 @@ async fn exec(
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(super::port_forward::websocket_config()),
+                )
+                .await;
                 session(runtime, ws, exec).await;
             }
             Err(e) => tracing::debug!("exec upgrade failed: {e}"),
