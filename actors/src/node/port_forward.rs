@@ -93,12 +93,7 @@ pub async fn port_forward(
     let record = super::server::find_pod(&runtime, namespace, pod, uid)?;
     // The host's network only for a pod that asked for it: a pod whose network is
     // not (or no longer) set up is never forwarded to the node's own ports.
-    let host_network = record
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.host_network)
-        .unwrap_or(false);
+    let host_network = record.host_network();
     let target = match (&record.attachment, host_network) {
         (_, true) => Target::Host,
         (Some(a), false) => Target::Namespace(a.netns_path.clone()),

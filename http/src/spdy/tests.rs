@@ -63,6 +63,26 @@ impl Client {
     }
 }
 
+/// A session with nobody handling its streams but the test: the client end, the
+/// streams as they come, the session.
+fn bare_session(
+    queued: usize,
+) -> (
+    Client,
+    mpsc::Receiver<Stream>,
+    tokio::task::JoinHandle<SessionEnd>,
+) {
+    let (client_io, server) = tokio::io::duplex(1024 * 1024);
+    let (tx, rx) = mpsc::channel::<Stream>(queued);
+    let session = tokio::spawn(serve(server, tx));
+    let client = Client {
+        io: client_io,
+        deflate: Deflater::new(),
+        inflate: Inflater::new(),
+    };
+    (client, rx, session)
+}
+
 /// A server that echoes each stream's data back upper-cased, then finishes it.
 fn echo_server() -> (Client, tokio::task::JoinHandle<SessionEnd>) {
     let (client, server) = tokio::io::duplex(256 * 1024);
@@ -255,15 +275,8 @@ async fn broken_input_ends_the_connection_with_goaway() {
 
 #[tokio::test]
 async fn streams_beyond_the_bound_are_refused() {
-    let (client_io, server) = tokio::io::duplex(1024 * 1024);
     // Nobody takes the streams: they stay open.
-    let (tx, _rx) = mpsc::channel::<Stream>(MAX_STREAMS + 8);
-    let session = tokio::spawn(serve(server, tx));
-    let mut client = Client {
-        io: client_io,
-        deflate: Deflater::new(),
-        inflate: Inflater::new(),
-    };
+    let (mut client, _rx, session) = bare_session(MAX_STREAMS + 8);
     for i in 0..=MAX_STREAMS as u32 {
         client
             .send(Frame::SynStream {
@@ -303,14 +316,7 @@ fn header_blocks_near_the_bound_are_read_or_refused_never_more() {
 
 #[tokio::test]
 async fn a_reset_ends_the_streams_writer_and_input() {
-    let (client_io, server) = tokio::io::duplex(64 * 1024);
-    let (tx, mut rx) = mpsc::channel::<Stream>(8);
-    let session = tokio::spawn(serve(server, tx));
-    let mut client = Client {
-        io: client_io,
-        deflate: Deflater::new(),
-        inflate: Inflater::new(),
-    };
+    let (mut client, mut rx, session) = bare_session(8);
     client
         .send(Frame::SynStream {
             stream: 1,
@@ -336,14 +342,7 @@ async fn a_reset_ends_the_streams_writer_and_input() {
 
 #[tokio::test]
 async fn a_protocol_error_ends_the_session_though_handlers_hold_streams() {
-    let (client_io, server) = tokio::io::duplex(64 * 1024);
-    let (tx, mut rx) = mpsc::channel::<Stream>(8);
-    let session = tokio::spawn(serve(server, tx));
-    let mut client = Client {
-        io: client_io,
-        deflate: Deflater::new(),
-        inflate: Inflater::new(),
-    };
+    let (mut client, mut rx, session) = bare_session(8);
     client
         .send(Frame::SynStream {
             stream: 1,

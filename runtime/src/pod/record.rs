@@ -50,6 +50,15 @@ pub struct PodRecord {
 }
 
 impl PodRecord {
+    /// Whether the pod runs in the host's network (`spec.hostNetwork`).
+    pub fn host_network(&self) -> bool {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+    }
+
     /// `namespace/name`.
     pub fn key(&self) -> String {
         format!(

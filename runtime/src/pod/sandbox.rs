@@ -201,12 +201,7 @@ impl PodRuntime {
         }
         // Detached by name even without a recorded attachment: an agent killed while
         // wiring the sandbox leaves a namespace and a veth the record does not name yet.
-        let host_network = record
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.host_network)
-            .unwrap_or(false);
+        let host_network = record.host_network();
         if let (false, Some(network)) = (host_network, &self.network) {
             let (network, owner) = (network.clone(), uid.to_string());
             let detached = blocking(move || network.detach(&owner)).await;
