@@ -1,8 +1,8 @@
 //! The controllers end to end on a real `rk8s-server` (scheduler and controllers on
 //! the leader) with simulated nodes: a Deployment's ReplicaSet and pods, a rolling
 //! update within maxSurge/maxUnavailable and `kubectl rollout undo`, scaling, a
-//! deleted pod replaced, the Endpoints of a Service following the pods, and the
-//! three deletion cascades (background, orphan, foreground); a ReplicationController
+//! deleted pod replaced, the Endpoints and EndpointSlices of a Service following the
+//! pods, and the three deletion cascades (background, orphan, foreground); a ReplicationController
 //! scaled with kubectl; a PodDisruptionBudget's status, and `kubectl drain` held by it
 //! until it allows the evictions.
 
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
@@ -108,6 +109,70 @@ async fn endpoints_follow(endpoints: &Api<Endpoints>, pods: &Api<Pod>) {
     .await;
 }
 
+/// The slices the EndpointSlice controller keeps for Service `web`.
+async fn slices_of_web(slices: &Api<EndpointSlice>) -> Option<Vec<EndpointSlice>> {
+    let params = ListParams::default().labels(
+        "kubernetes.io/service-name=web,endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io",
+    );
+    Some(slices.list(&params).await.ok()?.items)
+}
+
+/// Waits until the EndpointSlices of Service `web` hold exactly the running pods as
+/// ready endpoints on port 8080 (any other endpoint a terminating pod's), each slice
+/// labelled, named and owned as kube's controller makes them.
+async fn endpoint_slices_follow(slices: &Api<EndpointSlice>, pods: &Api<Pod>, service: &Service) {
+    eventually("the EndpointSlices following the pods", async || {
+        let running = running_pods(pods).await;
+        let mut want: Vec<(String, String)> = running
+            .iter()
+            .filter_map(|p| Some((p.status.clone()?.pod_ip?, p.metadata.name.clone()?)))
+            .collect();
+        want.sort();
+        let mut ready = Vec::new();
+        for slice in slices_of_web(slices).await? {
+            let labels = slice.metadata.labels.clone().unwrap_or_default();
+            assert_eq!(labels["kubernetes.io/service-name"], "web");
+            assert!(slice.metadata.name.as_deref()?.starts_with("web-"));
+            assert_eq!(slice.address_type, "IPv4");
+            let owner = slice
+                .metadata
+                .owner_references
+                .clone()?
+                .into_iter()
+                .next()?;
+            assert_eq!(
+                (owner.kind.as_str(), owner.name.as_str(), Some(&owner.uid)),
+                ("Service", "web", service.metadata.uid.as_ref())
+            );
+            assert_eq!(
+                (owner.controller, owner.block_owner_deletion),
+                (Some(true), Some(true))
+            );
+            if slice.endpoints.is_empty() {
+                continue;
+            }
+            let port = slice.ports.clone()?.into_iter().next()?;
+            let port = (port.name?, port.port?, port.protocol?);
+            assert_eq!(port, ("http".to_string(), 8080, "TCP".to_string()));
+            for e in slice.endpoints {
+                let c = e.conditions.clone()?;
+                let target = e.target_ref.clone()?;
+                assert_eq!(target.kind.as_deref(), Some("Pod"));
+                assert!(e.node_name.is_some());
+                if c.ready == Some(true) {
+                    assert_eq!((c.serving, c.terminating), (Some(true), Some(false)));
+                    ready.push((e.addresses.first()?.clone(), target.name?));
+                } else if c.terminating != Some(true) {
+                    return None;
+                }
+            }
+        }
+        ready.sort();
+        (ready == want).then_some(())
+    })
+    .await;
+}
+
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -128,12 +193,12 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // One informer (one watch) per kind the scheduler and controllers read: pods,
     // nodes, leases, ReplicaSets, ReplicationControllers, Deployments, DaemonSets,
     // StatefulSets, ControllerRevisions, Jobs, CronJobs, PodDisruptionBudgets,
-    // Services, Endpoints, HPAs, PersistentVolumeClaims, PersistentVolumes,
-    // StorageClasses, Namespaces, ServiceAccounts, ConfigMaps, ClusterRoles, Secrets
-    // and ResourceQuotas (the quota controller's).
+    // Services, Endpoints, EndpointSlices, HPAs, PersistentVolumeClaims,
+    // PersistentVolumes, StorageClasses, Namespaces, ServiceAccounts, ConfigMaps,
+    // ClusterRoles, Secrets and ResourceQuotas (the quota controller's).
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Informer"}"#),
-        Some(24.0),
+        Some(25.0),
         "{text}"
     );
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
@@ -148,12 +213,12 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
         Some(1.0)
     );
     // The scheduler, and the ReplicaSet, ReplicationController, Deployment, Job,
-    // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, PersistentVolume,
-    // disruption, garbage collector, node lifecycle, ServiceAccount, ClusterRole
-    // aggregation and ResourceQuota controllers.
+    // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, EndpointSlice,
+    // PersistentVolume, disruption, garbage collector, node lifecycle, ServiceAccount,
+    // ClusterRole aggregation and ResourceQuota controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(17.0)
+        Some(18.0)
     );
     assert!(
         sample(
@@ -205,12 +270,21 @@ async fn deployments_roll_scale_heal_and_cascade() {
         "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
     }))
     .unwrap();
-    services
+    let service = services
         .create(&PostParams::default(), &service)
         .await
         .unwrap();
     let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), "default");
     endpoints_follow(&endpoints, &pods).await;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    endpoint_slices_follow(&slices, &pods, &service).await;
+    let out = server.kubectl_ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+    ]);
+    assert!(out.contains("IPv4") && out.contains("8080"), "{out}");
 
     // A rolling update to a new image, then back with kubectl.
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "busybox:1.37"}]}}}});
@@ -260,6 +334,7 @@ async fn deployments_roll_scale_heal_and_cascade() {
     })
     .await;
     endpoints_follow(&endpoints, &pods).await;
+    endpoint_slices_follow(&slices, &pods, &service).await;
 
     // Background cascade: the Deployment goes, then its ReplicaSets and pods.
     deploys
@@ -277,12 +352,22 @@ async fn deployments_roll_scale_heal_and_cascade() {
         e.subsets.is_none().then_some(())
     })
     .await;
+    // kube's placeholder: one slice without endpoints.
+    eventually("the Service's one slice empty", async || {
+        let left = slices_of_web(&slices).await?;
+        (left.len() == 1 && left[0].endpoints.is_empty()).then_some(())
+    })
+    .await;
     services
         .delete("web", &DeleteParams::default())
         .await
         .unwrap();
     eventually("its Endpoints deleted with the Service", async || {
         endpoints.get_opt("web").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    eventually("its EndpointSlices deleted with the Service", async || {
+        slices_of_web(&slices).await?.is_empty().then_some(())
     })
     .await;
 

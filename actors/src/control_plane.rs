@@ -1,10 +1,10 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
-//! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, PersistentVolume,
-//! PodDisruptionBudget, ResourceQuota, garbage collector, node lifecycle) and, always, the
-//! ServiceAccount and root CA controller (pods cannot be created without them) and the
-//! ClusterRole aggregation controller (the default roles `admin`, `edit` and `view`
-//! have no rules without it).
+//! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, EndpointSlice,
+//! PersistentVolume, PodDisruptionBudget, ResourceQuota, garbage collector, node
+//! lifecycle) and, always, the ServiceAccount and root CA controller (pods cannot be
+//! created without them) and the ClusterRole aggregation controller (the default
+//! roles `admin`, `edit` and `view` have no rules without it).
 //! They live on an actix system of their own thread, in one `rk8s_supervision`
 //! registry; when this member becomes leader they start, when it loses leadership
 //! they all stop. Each is supervised: killed — wherever it is, mid-reconcile too — it
@@ -18,6 +18,7 @@ use rk8s_controllers::cronjob_actor::CronJobSupervisor;
 use rk8s_controllers::daemonset_actor::DaemonSetSupervisor;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
 use rk8s_controllers::disruption_actor::DisruptionController;
+use rk8s_controllers::endpoint_slices_actor::EndpointSliceController;
 use rk8s_controllers::endpoints_actor::EndpointsController;
 use rk8s_controllers::gc::GarbageCollector;
 use rk8s_controllers::hpa_actor::{HpaConfig, HpaSupervisor};
@@ -82,6 +83,7 @@ struct Clients {
     statefulset: kube::Client,
     hpa: kube::Client,
     endpoints: kube::Client,
+    endpoint_slice: kube::Client,
     volumes: kube::Client,
     disruption: kube::Client,
     resource_quota: kube::Client,
@@ -107,6 +109,7 @@ impl Clients {
             statefulset: controller(controller::STATEFULSET)?,
             hpa: controller(controller::HPA)?,
             endpoints: controller(controller::ENDPOINTS)?,
+            endpoint_slice: controller(controller::ENDPOINT_SLICE)?,
             volumes: controller(controller::VOLUMES)?,
             disruption: controller(controller::DISRUPTION)?,
             resource_quota: controller(controller::RESOURCE_QUOTA)?,
@@ -194,6 +197,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Resu
     let (c, i) = (clients.endpoints, informers.clone());
     actors.start(CONTROLLER, "endpoints", move |me| {
         EndpointsController::new(c.clone(), &i, me)
+    });
+    let (c, i) = (clients.endpoint_slice, informers.clone());
+    actors.start(CONTROLLER, "endpointslice", move |me| {
+        EndpointSliceController::new(c.clone(), &i, me)
     });
     let (c, i) = (clients.volumes, informers.clone());
     actors.start(CONTROLLER, "persistentvolume", move |me| {

@@ -51,6 +51,8 @@ pub mod controller {
     pub const HPA: &str = "horizontal-pod-autoscaler";
     /// Keeps Services' Endpoints.
     pub const ENDPOINTS: &str = "endpoint-controller";
+    /// Keeps Services' EndpointSlices.
+    pub const ENDPOINT_SLICE: &str = "endpointslice-controller";
     /// Binds claims to volumes and provisions local ones.
     pub const VOLUMES: &str = "persistent-volume-binder";
     /// Keeps PodDisruptionBudgets' status.

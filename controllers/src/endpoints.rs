@@ -39,7 +39,13 @@ pub fn managed(service: &Service) -> bool {
         .is_some_and(|s| !s.is_empty())
 }
 
-fn target_port(port: &k8s_openapi::api::core::v1::ServicePort, pod: &Pod) -> Option<i32> {
+/// The port `pod` serves Service port `port` on: its `targetPort` (the port itself when
+/// unset), a named one looked up among the pod's container ports (`None` when the pod
+/// has no port of that name).
+pub(crate) fn target_port(
+    port: &k8s_openapi::api::core::v1::ServicePort,
+    pod: &Pod,
+) -> Option<i32> {
     match &port.target_port {
         None => Some(port.port),
         Some(IntOrString::Int(n)) => Some(*n),

@@ -35,7 +35,9 @@
 //!   read; [`hpa_actor`]: its supervisor and one actor per HPA; [`promql`]: queries.
 //! - [`disruption`] and [`disruption_actor`]: PodDisruptionBudgets' status (the
 //!   disruptions the eviction subresource may spend).
-//! - [`endpoints`] and [`endpoints_actor`]: the Endpoints of selector Services.
+//! - [`endpoints`] and [`endpoints_actor`]: the Endpoints of selector Services;
+//!   [`endpoint_slices`] and [`endpoint_slices_actor`]: their EndpointSlices
+//!   (discovery.k8s.io/v1), at most 100 endpoints to a slice, with few writes.
 //! - [`service_accounts`] and [`service_accounts_actor`]: each namespace's `default`
 //!   ServiceAccount and `kube-root-ca.crt` ConfigMap.
 //! - [`clusterrole_aggregation`] and [`clusterrole_aggregation_actor`]: the rules of
@@ -62,6 +64,8 @@ pub mod deployment;
 pub mod deployment_actor;
 pub mod disruption;
 pub mod disruption_actor;
+pub mod endpoint_slices;
+pub mod endpoint_slices_actor;
 pub mod endpoints;
 pub mod endpoints_actor;
 pub mod events;

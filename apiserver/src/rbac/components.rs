@@ -273,6 +273,21 @@ mod tests {
                 &["create /pods"],
             ),
             (
+                controller::ENDPOINT_SLICE,
+                &[
+                    "create discovery.k8s.io/endpointslices",
+                    "update discovery.k8s.io/endpointslices",
+                    "delete discovery.k8s.io/endpointslices",
+                    "list /nodes",
+                    "update /services/finalizers",
+                ],
+                &[
+                    "patch discovery.k8s.io/endpointslices",
+                    "update /endpoints",
+                    "update /services",
+                ],
+            ),
+            (
                 controller::NODE_LIFECYCLE,
                 &["patch /nodes", "delete /pods", "patch /pods/status"],
                 &["create /pods", "delete /secrets"],
@@ -303,7 +318,7 @@ mod tests {
     #[test]
     fn every_component_has_a_binding_and_no_one_else_is_one() {
         let controllers: Vec<_> = controller_roles::controllers().collect();
-        assert!(controllers.len() >= 18, "{controllers:?}");
+        assert!(controllers.len() >= 19, "{controllers:?}");
         for user in [SCHEDULER, CONTROLLER_MANAGER]
             .into_iter()
             .map(str::to_string)

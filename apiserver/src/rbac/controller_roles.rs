@@ -28,6 +28,7 @@ const CORE: &[&str] = &[""];
 const APPS: &[&str] = &["apps"];
 const APPS_EXTENSIONS: &[&str] = &["apps", "extensions"];
 const BATCH: &[&str] = &["batch"];
+const DISCOVERY: &[&str] = &["discovery.k8s.io"];
 const ANY: &[&str] = &["*"];
 
 /// Kubernetes' `eventsRule()`: events written through either API.
@@ -113,6 +114,16 @@ fn rules() -> Vec<(&'static str, Vec<PolicyRule>)> {
                 rule(READ, CORE, "services pods"),
                 rule("get list watch create update delete", CORE, "endpoints"),
                 rule("create", CORE, "endpoints/restricted"),
+                events(),
+            ],
+        ),
+        (
+            controller::ENDPOINT_SLICE,
+            vec![
+                rule(READ, CORE, "services pods nodes"),
+                // To own its slices with blockOwnerDeletion (kube's comment).
+                rule("update", CORE, "services/finalizers"),
+                rule("get list create update delete", DISCOVERY, "endpointslices"),
                 events(),
             ],
         ),
