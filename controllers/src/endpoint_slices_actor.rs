@@ -5,8 +5,9 @@
 //! created (named by the API server from `NAME-`), replaced with their
 //! resourceVersion, deleted with a uid precondition. The slices of a Service that is
 //! gone or no longer has a selector are deleted, as the Endpoints controller deletes
-//! its Endpoints (the garbage collector would also delete them through their owner
-//! reference), also when the Service went while no controller ran. Only slices labelled
+//! its Endpoints, also when the Service went while no controller ran; a Service being
+//! deleted gets no writes. A Service whose writes fail is looked at again after
+//! [`RETRY`], doubled at each failure up to [`MAX_RETRY`]. Only slices labelled
 //! `endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io` are
 //! touched.
 
@@ -28,8 +29,14 @@ use crate::endpoints::selects;
 
 /// How often marked Services are written.
 pub const BATCH: Duration = Duration::from_millis(100);
-/// How long a Service whose writes failed waits before it is looked at again.
+/// How long a Service whose writes failed waits before it is looked at again (the
+/// first time; doubled at each failure in a row).
 pub const RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between attempts at a Service whose writes keep failing.
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+/// How many deletions seen by the watch are remembered (so that a write's answer
+/// arriving after the slice's deletion does not bring it back).
+const TOMBSTONES: usize = 1024;
 
 /// What became of one slice the controller wrote.
 enum Outcome {
@@ -58,6 +65,12 @@ pub struct EndpointSliceController {
     pods: BTreeMap<String, BTreeMap<String, Arc<Pod>>>,
     /// The managed slices by their Service's key, then slice name.
     slices: BTreeMap<String, BTreeMap<String, Arc<EndpointSlice>>>,
+    /// Which Service's slices each cached slice (`ns/name`) is filed under.
+    filed: BTreeMap<String, String>,
+    /// The uids of slices the watch saw deleted lately, oldest first.
+    tombstones: std::collections::VecDeque<String>,
+    /// Failures in a row, by Service key.
+    failures: BTreeMap<String, u32>,
     /// Each Node's zone label.
     zones: BTreeMap<String, String>,
     dirty: BTreeSet<String>,
@@ -87,6 +100,9 @@ impl EndpointSliceController {
             services: BTreeMap::new(),
             pods: BTreeMap::new(),
             slices: BTreeMap::new(),
+            filed: BTreeMap::new(),
+            tombstones: std::collections::VecDeque::new(),
+            failures: BTreeMap::new(),
             zones: BTreeMap::new(),
             dirty: BTreeSet::new(),
             synced: [false; 4],
@@ -99,11 +115,17 @@ impl EndpointSliceController {
         key.split_once('/').map_or("default", |(ns, _)| ns)
     }
 
-    /// Marks the Services of `pod`'s namespace that select it.
+    /// Marks the Services of `pod`'s namespace that select it (only that namespace's
+    /// are looked at).
     fn touch_pod(&mut self, pod: &Pod) {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        for (key, s) in &self.services {
-            if Self::namespace(key) == ns && selects(s, pod) {
+        let prefix = format!("{ns}/");
+        let in_namespace = self
+            .services
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix));
+        for (key, s) in in_namespace {
+            if selects(s, pod) {
                 self.dirty.insert(key.clone());
             }
         }
@@ -142,7 +164,8 @@ impl EndpointSliceController {
             Some(z) => self.zones.insert(name.clone(), z.clone()),
             None => self.zones.remove(&name),
         };
-        if before == zone {
+        // Before everything is listed, the first plan looks at every Service anyway.
+        if before == zone || !self.synced.iter().all(|s| *s) {
             return;
         }
         let on_node: Vec<Arc<Pod>> = self
@@ -158,32 +181,62 @@ impl EndpointSliceController {
     }
 
     fn slice_event(&mut self, slice: Arc<EndpointSlice>, deleted: bool) {
-        if !ours(&slice) {
-            return;
-        }
-        let (Some(ns), Some(service), Some(name)) = (
-            slice.metadata.namespace.as_deref(),
-            service_name(&slice),
+        let (Some(ns), Some(name)) = (
+            slice.metadata.namespace.clone(),
             slice.metadata.name.clone(),
         ) else {
             return;
         };
-        let key = format!("{ns}/{service}");
-        let slices = self.slices.entry(key.clone()).or_default();
-        if deleted {
-            slices.remove(&name);
-        } else {
+        let id = format!("{ns}/{name}");
+        // Where this controller filed it (its Service then), whatever it is now.
+        let before = self.filed.get(&id).cloned();
+        let now = service_name(&slice)
+            .filter(|_| ours(&slice) && !deleted)
+            .map(|service| format!("{ns}/{service}"));
+        if deleted && let Some(uid) = slice.metadata.uid.clone() {
+            self.tombstones.push_back(uid);
+            if self.tombstones.len() > TOMBSTONES {
+                self.tombstones.pop_front();
+            }
+        }
+        if let Some(now) = &now {
             // An event older than what this controller wrote itself brings nothing.
-            let cached = slices
-                .get(&name)
+            let cached = self
+                .slices
+                .get(now)
+                .and_then(|s| s.get(&name))
                 .and_then(|s| s.metadata.resource_version.as_ref());
-            if older(slice.metadata.resource_version.as_ref(), cached) {
+            if before.as_ref() == Some(now)
+                && older(slice.metadata.resource_version.as_ref(), cached)
+            {
                 return;
             }
-            slices.insert(name, slice);
         }
-        // Someone else's change, or the echo of ours (which then writes nothing).
-        self.dirty.insert(key);
+        if let Some(before) = &before {
+            self.unfile(before, &name);
+            self.dirty.insert(before.clone());
+        }
+        if let Some(now) = now {
+            self.slices
+                .entry(now.clone())
+                .or_default()
+                .insert(name, slice);
+            self.filed.insert(id, now.clone());
+            // Someone else's change, or the echo of ours (which then writes nothing).
+            self.dirty.insert(now);
+        }
+    }
+
+    /// Forgets the cached slice `name` of the Service `key`.
+    fn unfile(&mut self, key: &str, name: &str) {
+        if let Some(slices) = self.slices.get_mut(key) {
+            slices.remove(name);
+            if slices.is_empty() {
+                self.slices.remove(key);
+            }
+        }
+        self.filed
+            .remove(&format!("{}/{name}", Self::namespace(key)));
     }
 
     /// The writes each marked Service needs.
@@ -199,6 +252,8 @@ impl EndpointSliceController {
                 .map(|s| s.as_ref())
                 .collect();
             let changes = match self.services.get(&key) {
+                // Being deleted: no more writes (its slices go with it).
+                Some(service) if service.metadata.deletion_timestamp.is_some() => continue,
                 Some(service) => {
                     let pods = self.pods.get(&ns).into_iter().flat_map(|p| p.values());
                     let zones = &self.zones;
@@ -274,6 +329,11 @@ async fn write(api: &Api<EndpointSlice>, changes: Changes) -> (Vec<Outcome>, boo
         let name = slice.metadata.name.clone().unwrap_or_default();
         match api.replace(&name, &post, &slice).await {
             Ok(s) => outcomes.push(Outcome::Applied(Arc::new(s))),
+            // Gone meanwhile: forgotten, and the Service looked at again.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                outcomes.push(Outcome::Deleted(name));
+                failed = true;
+            }
             Err(e) => {
                 tracing::debug!(slice = %name, "replacing an endpoint slice: {e}");
                 failed = true;
@@ -324,32 +384,42 @@ impl Handler<Written> for EndpointSliceController {
         for (key, outcomes, failed) in msg.0 {
             // What was written is known now, before the watch brings it: the next
             // batch must not create the same slices again.
-            let slices = self.slices.entry(key.clone()).or_default();
             for outcome in outcomes {
                 match outcome {
                     Outcome::Applied(s) => {
                         let Some(name) = s.metadata.name.clone() else {
                             continue;
                         };
+                        // Deleted since (the watch said so first): not brought back.
+                        let uid = s.metadata.uid.as_ref();
+                        if uid.is_some_and(|u| self.tombstones.contains(u)) {
+                            continue;
+                        }
+                        let slices = self.slices.entry(key.clone()).or_default();
                         let cached = slices
                             .get(&name)
                             .and_then(|c| c.metadata.resource_version.as_ref());
                         if !older(s.metadata.resource_version.as_ref(), cached) {
-                            slices.insert(name, s);
+                            slices.insert(name.clone(), s);
+                            let ns = Self::namespace(&key);
+                            self.filed.insert(format!("{ns}/{name}"), key.clone());
                         }
                     }
-                    Outcome::Deleted(name) => {
-                        slices.remove(&name);
-                    }
+                    Outcome::Deleted(name) => self.unfile(&key, &name),
                 }
             }
-            // A conflict or an outage: look again in a second, with what the watches
-            // have brought by then.
-            if failed {
-                ctx.run_later(RETRY, move |act, _| {
-                    act.dirty.insert(key);
-                });
+            if !failed {
+                self.failures.remove(&key);
+                continue;
             }
+            // A conflict or an outage: look again later, with what the watches have
+            // brought by then; longer at each failure in a row.
+            let n = self.failures.entry(key.clone()).or_default();
+            *n = n.saturating_add(1);
+            let wait = RETRY.saturating_mul(1u32 << (*n - 1).min(6)).min(MAX_RETRY);
+            ctx.run_later(wait, move |act, _| {
+                act.dirty.insert(key);
+            });
         }
     }
 }
