@@ -9,7 +9,7 @@
 //!
 //! and end to end, with one `rk8s-server` and two real nodes in network namespaces:
 //!
-//! - Service programming latency: an Endpoints write acknowledged by the API → the
+//! - Service programming latency: an EndpointSlice write acknowledged by the API → the
 //!   new address in the rules of both nodes (p50/p99 over 20 writes);
 //! - 1,000 Services × 10 endpoints on the nodes: from the last write to all rules on
 //!   both nodes, then one endpoint change among them, and the node agent's peak RSS;
@@ -31,7 +31,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{ms, peak_rss_mib, percentile, print_rows, write_json};
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
 use rk8s_netoverlay::Protocol;
 use rk8s_netoverlay::host::InNetns;
@@ -211,11 +212,14 @@ async fn until_in_rules(namespaces: &[String], service: &str, ip: &str) -> Durat
         .unwrap_or_default()
 }
 
-fn endpoints(name: &str, ips: &[String]) -> Endpoints {
-    let addresses: Vec<_> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+/// The slice of the Service `name` (without a selector: its user writes it).
+fn endpoints(name: &str, ips: &[String]) -> EndpointSlice {
+    let endpoints: Vec<_> = ips.iter().map(|ip| json!({"addresses": [ip]})).collect();
     serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "subsets": [{"addresses": addresses, "ports": [{"name": "http", "port": 8080}]}]
+        "metadata": {"name": name, "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
     }))
     .unwrap()
 }
@@ -279,9 +283,9 @@ async fn cluster() -> (Vec<(String, String)>, serde_json::Value) {
     let post = PostParams::default();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let services: Api<Service> = Api::namespaced(admin.clone(), "default");
-    let eps: Api<Endpoints> = Api::namespaced(admin.clone(), "default");
+    let eps: Api<EndpointSlice> = Api::namespaced(admin.clone(), "default");
 
-    // Programming latency: an Endpoints write → the address on both nodes.
+    // Programming latency: an EndpointSlice write → the address on both nodes.
     services.create(&post, &selectorless("prog")).await.unwrap();
     eps.create(&post, &endpoints("prog", &["10.244.200.1".into()]))
         .await
@@ -290,7 +294,7 @@ async fn cluster() -> (Vec<(String, String)>, serde_json::Value) {
     for i in 0..WRITES {
         let ip = format!("10.244.201.{}", i + 1);
         let mut e = eps.get("prog").await.unwrap();
-        e.subsets = endpoints("prog", std::slice::from_ref(&ip)).subsets;
+        e.endpoints = endpoints("prog", std::slice::from_ref(&ip)).endpoints;
         eps.replace("prog", &post, &e).await.unwrap();
         latencies.push(until_in_rules(&namespaces, "prog", &ip).await);
     }
@@ -339,7 +343,7 @@ async fn cluster() -> (Vec<(String, String)>, serde_json::Value) {
     for i in 0..10 {
         let ip = format!("10.244.202.{}", i + 1);
         let mut e = eps.get("s7").await.unwrap();
-        e.subsets = endpoints("s7", std::slice::from_ref(&ip)).subsets;
+        e.endpoints = endpoints("s7", std::slice::from_ref(&ip)).endpoints;
         eps.replace("s7", &post, &e).await.unwrap();
         big.push(until_in_rules(&namespaces, "s7", &ip).await);
     }

@@ -767,6 +767,20 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
     })
     .await;
     assert_eq!(ip_of(&kubernetes), "10.96.0.1");
+    // Its EndpointSlice, which the nodes' Service proxy reads, lists the API server.
+    let slices: Api<k8s_openapi::api::discovery::v1::EndpointSlice> =
+        Api::namespaced(client.clone(), "default");
+    let slice = support::node::eventually("the kubernetes EndpointSlice", async || {
+        slices.get_opt("kubernetes").await.ok()?
+    })
+    .await;
+    assert_eq!(
+        slice.metadata.labels.unwrap()["kubernetes.io/service-name"],
+        "kubernetes"
+    );
+    assert_eq!(slice.endpoints.len(), 1);
+    let port = &slice.ports.unwrap()[0];
+    assert_eq!(port.name.as_deref(), Some("https"));
     let a = services
         .create(&pp, &svc("a", json!({"ports": ports})))
         .await

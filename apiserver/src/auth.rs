@@ -10,7 +10,8 @@
 //! `AuthorizeNodeWithSelectors`, on by default since 1.32): a node reads what it
 //! needs — the pods bound to it (lists and watches only with the
 //! `spec.nodeName=NODE` field selector), the Secrets and ConfigMaps those pods use
-//! (one at a time), Nodes, Services and Endpoints for the cluster network,
+//! (one at a time), Nodes, Services, Endpoints and EndpointSlices for the cluster
+//! network,
 //! Namespaces, Events and node Leases — and writes only its own
 //! Node and Lease, the status of pods bound to it, and events. What it may change of
 //! its own Node is [`crate::node_restriction`]'s.
@@ -587,6 +588,8 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
                 Ok(Access::BoundTo(node.clone()))
             }
             ("nodes" | "services" | "endpoints" | "namespaces" | "events", _) => Ok(Access::All),
+            // Its cluster network's Services' endpoints, as kube-proxy reads them.
+            ("endpointslices", _) if req.kind.group == "discovery.k8s.io" => Ok(Access::All),
             ("leases", None) if in_node_leases => Ok(Access::All),
             _ => Err(denied(identity, req)),
         };
@@ -704,6 +707,13 @@ mod tests {
         assert!(ok(Method::PUT, "/api/v1/namespaces/d/pods/web").is_err());
         assert!(ok(Method::POST, "/api/v1/namespaces/d/pods").is_err());
         assert!(ok(Method::POST, "/api/v1/namespaces/d/events").is_ok());
+        assert!(
+            ok(
+                Method::POST,
+                "/apis/discovery.k8s.io/v1/namespaces/d/endpointslices"
+            )
+            .is_err()
+        );
         let e = ok(Method::DELETE, "/apis/apps/v1/namespaces/d/deployments/web").unwrap_err();
         assert_eq!(e.code, http::StatusCode::FORBIDDEN);
         assert_eq!(
@@ -773,6 +783,8 @@ mod tests {
             "/api/v1/nodes/n2",
             "/api/v1/services",
             "/api/v1/endpoints",
+            "/apis/discovery.k8s.io/v1/endpointslices",
+            "/apis/discovery.k8s.io/v1/namespaces/d/endpointslices/web-abc",
             "/api/v1/namespaces",
             "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
         ] {

@@ -1,19 +1,30 @@
 //! The node's part of the cluster network, kept in step with the API: the VXLAN
 //! routes to every other node's podCIDR (from Node objects), the Service proxy's
-//! nftables rules (from Services and Endpoints), and the names the node's DNS server
-//! answers. Three reflectors feed one loop that reprograms the host at most every
-//! [`SETTLE`] after a change, each part only where something changed.
+//! nftables rules (from Services and their EndpointSlices, as kube-proxy reads them),
+//! and the names the node's DNS server answers (from the same, as CoreDNS reads them).
+//! Three reflectors feed one loop that reprograms the host at most every [`SETTLE`]
+//! after a change, each part only where something changed.
+//!
+//! A Service's slices are those of its namespace labelled
+//! `kubernetes.io/service-name: NAME` (the EndpointSlice controller's, or a user's for
+//! a Service without a selector), merged. The proxy sends a Service port to the
+//! endpoints whose slice has a port of the same name and protocol, at that port's
+//! number: the ready ones, or, while none is ready, the serving ones that are
+//! terminating. DNS lists a headless Service's ready endpoints (all of them with
+//! `publishNotReadyAddresses`) under their hostnames.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use rk8s_controllers::endpoint_slices::{ADDRESS_TYPE, SERVICE_NAME};
 use rk8s_netoverlay::dns::{
     self, NamedPort, Records, ServiceAddresses, ServiceRecords, SrvProtocol,
 };
@@ -37,7 +48,7 @@ pub struct ClusterNetwork {
     pub records: Records,
 }
 
-/// Watches Nodes, Services and Endpoints and programs `network` until the task is
+/// Watches Nodes, Services and EndpointSlices and programs `network` until the task is
 /// dropped. The Services go into `services_w`, whose readers the runtime lists for
 /// the containers' service variables ([`super::services`]).
 pub async fn keep(
@@ -47,7 +58,7 @@ pub async fn keep(
 ) {
     let (nodes, nodes_w) = reflector::store();
     let services = services_w.as_reader();
-    let (endpoints, endpoints_w) = reflector::store();
+    let (slices, slices_w) = reflector::store();
     let config = watcher::Config::default;
     let node_events = reflector::reflector(
         nodes_w,
@@ -61,15 +72,15 @@ pub async fn keep(
     )
     .default_backoff()
     .map(|_| ());
-    let endpoint_events = reflector::reflector(
-        endpoints_w,
-        watcher::watcher(Api::<Endpoints>::all(client), config()),
+    let slice_events = reflector::reflector(
+        slices_w,
+        watcher::watcher(Api::<EndpointSlice>::all(client), config()),
     )
     .default_backoff()
     .map(|_| ());
     let mut events = std::pin::pin!(futures_util::stream::select(
         node_events,
-        futures_util::stream::select(service_events, endpoint_events),
+        futures_util::stream::select(service_events, slice_events),
     ));
     let me = network.node.clone();
     let network = Arc::new(Mutex::new(network));
@@ -86,11 +97,11 @@ pub async fn keep(
                 () = &mut deadline => break,
             }
         }
-        let by_name = endpoints_by_name(&endpoints);
+        let by_service = slices_by_service(&slices);
         let (peers, ports, names) = (
             peers(&nodes, &me),
-            service_ports(&services, &by_name),
-            names(&services, &by_name),
+            service_ports(&services, &by_service),
+            names(&services, &by_service),
         );
         let network = network.clone();
         let started = Instant::now();
@@ -160,20 +171,59 @@ fn protocol(p: Option<&str>) -> Option<Protocol> {
     }
 }
 
-/// Every Endpoints object by `(namespace, name)`.
-pub type EndpointsByName = BTreeMap<(String, String), Arc<Endpoints>>;
+/// Every Service's IPv4 EndpointSlices by `(namespace, Service name)`, the name from
+/// the slice's `kubernetes.io/service-name` label (slices without it belong to no
+/// Service and are left out, as kube-proxy leaves them). Whoever wrote a slice, the
+/// EndpointSlice controller or the user of a Service without a selector, it counts.
+pub type SlicesByService = BTreeMap<(String, String), Vec<Arc<EndpointSlice>>>;
 
-/// The reflector's Endpoints by `(namespace, name)`, read once per sync.
-pub fn endpoints_by_name(endpoints: &Store<Endpoints>) -> EndpointsByName {
-    endpoints
-        .state()
-        .into_iter()
-        .map(|e| (key(&e.metadata), e))
-        .collect()
+/// The reflector's EndpointSlices by Service, read once per sync; each Service's
+/// slices in name order.
+pub fn slices_by_service(slices: &Store<EndpointSlice>) -> SlicesByService {
+    let mut out = SlicesByService::new();
+    for slice in slices.state() {
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME))
+            .filter(|n| !n.is_empty())
+        else {
+            continue;
+        };
+        if slice.address_type != ADDRESS_TYPE {
+            continue;
+        }
+        let namespace = slice.metadata.namespace.clone().unwrap_or_default();
+        out.entry((namespace, service.clone()))
+            .or_default()
+            .push(slice);
+    }
+    for slices in out.values_mut() {
+        slices.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    }
+    out
 }
 
-/// The ports of every Service with a ClusterIP, with their ready endpoints.
-pub fn service_ports(services: &Store<Service>, by_name: &EndpointsByName) -> Vec<ServicePort> {
+/// An endpoint's conditions as the API defines their absence: `ready` and `serving`
+/// unset mean true, `terminating` unset means false.
+struct Conditions {
+    ready: bool,
+    serving: bool,
+    terminating: bool,
+}
+
+fn conditions(e: &Endpoint) -> Conditions {
+    let c = e.conditions.as_ref();
+    Conditions {
+        ready: c.and_then(|c| c.ready).unwrap_or(true),
+        serving: c.and_then(|c| c.serving).unwrap_or(true),
+        terminating: c.and_then(|c| c.terminating).unwrap_or(false),
+    }
+}
+
+/// The ports of every Service with a ClusterIP, with their endpoints.
+pub fn service_ports(services: &Store<Service>, by_service: &SlicesByService) -> Vec<ServicePort> {
     let mut out = Vec::new();
     for svc in services.state() {
         let Some(spec) = &svc.spec else { continue };
@@ -185,56 +235,72 @@ pub fn service_ports(services: &Store<Service>, by_name: &EndpointsByName) -> Ve
             continue;
         };
         let id = key(&svc.metadata);
+        let slices = by_service.get(&id).map(Vec::as_slice).unwrap_or_default();
         for port in spec.ports.iter().flatten() {
             let (Some(proto), Ok(number)) =
                 (protocol(port.protocol.as_deref()), u16::try_from(port.port))
             else {
                 continue;
             };
-            let mut ready: Vec<SocketAddrV4> = by_name
-                .get(&id)
-                .map(|e| endpoints_of(e, port.name.as_deref(), proto))
-                .unwrap_or_default();
-            ready.sort();
-            ready.dedup();
             out.push(ServicePort {
                 service: id.clone(),
                 protocol: proto,
                 port: number,
                 cluster_ip,
                 node_port: port.node_port.and_then(|n| u16::try_from(n).ok()),
-                endpoints: ready,
+                endpoints: endpoints_of(slices, port.name.as_deref(), proto),
             });
         }
     }
     out
 }
 
-/// The ready addresses of `e` for the Service port named `name`.
-fn endpoints_of(e: &Endpoints, name: Option<&str>, proto: Protocol) -> Vec<SocketAddrV4> {
-    let mut out = Vec::new();
-    for subset in e.subsets.iter().flatten() {
-        let Some(port) = subset.ports.iter().flatten().find(|p| {
-            p.name.as_deref().unwrap_or_default() == name.unwrap_or_default()
-                && protocol(p.protocol.as_deref()) == Some(proto)
-        }) else {
+/// The endpoints of `slices` for the Service port named `name` (`None`: unnamed) of
+/// protocol `proto`, at the port number of each slice's port of that name and
+/// protocol, sorted and without duplicates. As kube-proxy: the ready ones, or when
+/// none is ready, those still serving while terminating (so that connections drain
+/// during a rollout instead of being refused); an endpoint's first address.
+fn endpoints_of(
+    slices: &[Arc<EndpointSlice>],
+    name: Option<&str>,
+    proto: Protocol,
+) -> Vec<SocketAddrV4> {
+    let mut ready = BTreeSet::new();
+    let mut terminating = BTreeSet::new();
+    for slice in slices {
+        let Some(number) = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| {
+                p.name.as_deref().unwrap_or_default() == name.unwrap_or_default()
+                    && protocol(p.protocol.as_deref()) == Some(proto)
+            })
+            .and_then(|p| u16::try_from(p.port?).ok())
+        else {
             continue;
         };
-        let Ok(number) = u16::try_from(port.port) else {
-            continue;
-        };
-        for address in subset.addresses.iter().flatten() {
-            if let Ok(ip) = address.ip.parse::<Ipv4Addr>() {
-                out.push(SocketAddrV4::new(ip, number));
+        for e in &slice.endpoints {
+            let Some(ip) = e.addresses.first().and_then(|a| a.parse::<Ipv4Addr>().ok()) else {
+                continue;
+            };
+            let at = SocketAddrV4::new(ip, number);
+            let c = conditions(e);
+            if c.ready {
+                ready.insert(at);
+            } else if c.serving && c.terminating {
+                terminating.insert(at);
             }
         }
     }
-    out
+    if ready.is_empty() { terminating } else { ready }
+        .into_iter()
+        .collect()
 }
 
 /// Every Service's DNS records: its ClusterIP, or (headless) its endpoints with
 /// their hostnames; its named ports for SRV records. ExternalName Services have none.
-pub fn names(services: &Store<Service>, by_name: &EndpointsByName) -> Vec<ServiceRecords> {
+pub fn names(services: &Store<Service>, by_service: &SlicesByService) -> Vec<ServiceRecords> {
     let mut out = Vec::new();
     for svc in services.state() {
         let Some(spec) = &svc.spec else { continue };
@@ -244,9 +310,11 @@ pub fn names(services: &Store<Service>, by_name: &EndpointsByName) -> Vec<Servic
         let (namespace, name) = key(&svc.metadata);
         let addresses = match spec.cluster_ip.as_deref() {
             Some("None") => ServiceAddresses::Headless(
-                by_name
+                by_service
                     .get(&(namespace.clone(), name.clone()))
-                    .map(|e| dns_endpoints(e))
+                    .map(|slices| {
+                        dns_endpoints(slices, spec.publish_not_ready_addresses == Some(true))
+                    })
                     .unwrap_or_default(),
             ),
             Some(ip) => match ip.parse() {
@@ -288,34 +356,53 @@ fn named_port(name: Option<&str>, protocol: Option<&str>, port: i32) -> Option<N
     })
 }
 
-/// The addresses of `e` (ready, or all with publishNotReadyAddresses: the Endpoints
-/// controller decides) with their hostnames and their subset's named ports.
-fn dns_endpoints(e: &Endpoints) -> Vec<dns::Endpoint> {
-    let mut out = Vec::new();
-    for subset in e.subsets.iter().flatten() {
-        let ports: Vec<NamedPort> = subset
+/// The addresses of the ready endpoints of `slices` (all of them with
+/// `publish_not_ready`, though the EndpointSlice controller marks them ready then
+/// anyway), as CoreDNS serves them: each with its hostname and its slice's named
+/// ports. An address in several slices is one endpoint, with their ports together.
+fn dns_endpoints(slices: &[Arc<EndpointSlice>], publish_not_ready: bool) -> Vec<dns::Endpoint> {
+    let mut by_address: BTreeMap<Ipv4Addr, (Option<String>, Vec<NamedPort>)> = BTreeMap::new();
+    for slice in slices {
+        let ports: Vec<NamedPort> = slice
             .ports
             .iter()
             .flatten()
-            .filter_map(|p| named_port(p.name.as_deref(), p.protocol.as_deref(), p.port))
+            .filter_map(|p| named_port(p.name.as_deref(), p.protocol.as_deref(), p.port?))
             .collect();
-        for address in subset.addresses.iter().flatten() {
-            let Ok(ip) = address.ip.parse() else { continue };
-            out.push(dns::Endpoint {
-                ip,
-                hostname: address.hostname.clone().filter(|h| !h.is_empty()),
-                ports: ports.clone(),
-            });
+        for e in &slice.endpoints {
+            if !publish_not_ready && !conditions(e).ready {
+                continue;
+            }
+            let hostname = e.hostname.clone().filter(|h| !h.is_empty());
+            for address in &e.addresses {
+                let Ok(ip) = address.parse() else { continue };
+                let (known_hostname, known) = by_address.entry(ip).or_default();
+                if known_hostname.is_none() {
+                    known_hostname.clone_from(&hostname);
+                }
+                for port in &ports {
+                    if !known.contains(port) {
+                        known.push(port.clone());
+                    }
+                }
+            }
         }
     }
-    out
+    by_address
+        .into_iter()
+        .map(|(ip, (hostname, ports))| dns::Endpoint {
+            ip,
+            hostname,
+            ports,
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset};
     use rk8s_netoverlay::dns::{Answer, Srv};
+    use serde_json::json;
 
     fn store<K>(objects: Vec<K>) -> Store<K>
     where
@@ -330,63 +417,110 @@ mod tests {
     }
 
     fn service(name: &str, cluster_ip: &str, ports: serde_json::Value) -> Service {
-        serde_json::from_value(serde_json::json!({
+        serde_json::from_value(json!({
             "metadata": {"namespace": "default", "name": name},
             "spec": {"clusterIP": cluster_ip, "ports": ports},
         }))
         .unwrap()
     }
 
-    fn address(ip: &str, hostname: Option<&str>) -> EndpointAddress {
-        EndpointAddress {
-            ip: ip.into(),
-            hostname: hostname.map(Into::into),
-            ..Default::default()
-        }
+    /// A slice `name` of Service `service` in `default`, as the EndpointSlice
+    /// controller labels them.
+    fn slice(
+        name: &str,
+        service: &str,
+        ports: serde_json::Value,
+        endpoints: serde_json::Value,
+    ) -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "default", "name": name, "labels": {
+                SERVICE_NAME: service,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            }},
+            "addressType": "IPv4",
+            "ports": ports,
+            "endpoints": endpoints,
+        }))
+        .unwrap()
     }
 
-    /// A StatefulSet `web` behind the headless Service `web`, and the ClusterIP
-    /// Service `api`, as the Endpoints controller writes their Endpoints.
-    fn cluster() -> (Store<Service>, EndpointsByName) {
-        let ports = serde_json::json!([
+    /// An endpoint at `ip` with the controller's conditions and `hostname`.
+    fn endpoint(
+        ip: &str,
+        hostname: Option<&str>,
+        ready: bool,
+        terminating: bool,
+    ) -> serde_json::Value {
+        let mut e = json!({
+            "addresses": [ip],
+            "conditions": {"ready": ready, "serving": ready || terminating, "terminating": terminating},
+            "nodeName": "n1",
+            "targetRef": {"kind": "Pod", "namespace": "default", "name": hostname.unwrap_or(ip)},
+        });
+        if let Some(h) = hostname {
+            e["hostname"] = json!(h);
+        }
+        e
+    }
+
+    fn http(port: i32) -> serde_json::Value {
+        json!({"name": "http", "port": port, "protocol": "TCP"})
+    }
+
+    fn at(s: &str) -> SocketAddrV4 {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    /// A StatefulSet `web` behind the headless Service `web`, its pods in two slices
+    /// (`web-0` in both, as while the controller moves it), and the ClusterIP Services
+    /// `api` and `plain`, as the EndpointSlice controller writes their slices.
+    fn cluster() -> (Store<Service>, SlicesByService) {
+        let ports = json!([
             {"name": "http", "port": 80, "targetPort": 8080},
             {"name": "metrics", "port": 9090, "protocol": "UDP"},
         ]);
         let services = store(vec![
             service("web", "None", ports.clone()),
             service("api", "10.96.0.10", ports),
-            service("plain", "10.96.0.11", serde_json::json!([{"port": 80}])),
+            service("plain", "10.96.0.11", json!([{"port": 80}])),
         ]);
-        let web = Endpoints {
-            metadata: kube::api::ObjectMeta {
-                namespace: Some("default".into()),
-                name: Some("web".into()),
-                ..Default::default()
-            },
-            subsets: Some(vec![EndpointSubset {
-                addresses: Some(vec![
-                    address("10.244.1.5", Some("web-0")),
-                    address("10.244.2.7", Some("web-1")),
-                    address("10.244.1.9", None),
+        let slices = store(vec![
+            slice(
+                "web-abc",
+                "web",
+                json!([http(8080)]),
+                json!([
+                    endpoint("10.244.1.5", Some("web-0"), true, false),
+                    endpoint("10.244.1.9", None, true, false),
                 ]),
-                not_ready_addresses: Some(vec![address("10.244.2.8", Some("web-2"))]),
-                ports: Some(vec![EndpointPort {
-                    name: Some("http".into()),
-                    port: 8080,
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
-            }]),
-        };
-        let by_name = BTreeMap::from([(("default".to_string(), "web".to_string()), Arc::new(web))]);
-        (services, by_name)
+            ),
+            slice(
+                "web-def",
+                "web",
+                json!([http(8080)]),
+                json!([
+                    endpoint("10.244.1.5", Some("web-0"), true, false),
+                    endpoint("10.244.2.7", Some("web-1"), true, false),
+                    endpoint("10.244.2.8", Some("web-2"), false, false),
+                ]),
+            ),
+        ]);
+        (services, slices_by_service(&slices))
+    }
+
+    fn records_of(services: &Store<Service>, by_service: &SlicesByService) -> Records {
+        let records = Records::new("cluster.local");
+        records.set(&names(services, by_service));
+        records
     }
 
     fn records() -> Records {
-        let (services, by_name) = cluster();
-        let records = Records::new("cluster.local");
-        records.set(&names(&services, &by_name));
-        records
+        let (services, by_service) = cluster();
+        records_of(&services, &by_service)
     }
 
     fn found(records: &Records, name: &str) -> dns::Found {
@@ -410,21 +544,43 @@ mod tests {
         let r = records();
         assert_eq!(
             found(&r, "web-0.web.default.svc.cluster.local").addresses,
-            ["10.244.1.5".parse::<Ipv4Addr>().unwrap()]
+            [ip("10.244.1.5")]
         );
         assert_eq!(
             found(&r, "10-244-1-9.web.default.svc.cluster.local").addresses,
-            ["10.244.1.9".parse::<Ipv4Addr>().unwrap()]
+            [ip("10.244.1.9")]
         );
+        assert_eq!(
+            found(&r, "web-1.web.default.svc.cluster.local").addresses,
+            [ip("10.244.2.7")]
+        );
+        // Both slices merged, `web-0` once.
         assert_eq!(
             found(&r, "web.default.svc.cluster.local").addresses.len(),
             3
         );
-        // Not ready (the controller lists it in `addresses` only with
-        // publishNotReadyAddresses).
+        // Not ready (the controller marks it ready only with publishNotReadyAddresses).
         assert_eq!(
             r.lookup("web-2.web.default.svc.cluster.local"),
             Answer::NoSuchName
+        );
+    }
+
+    #[test]
+    fn not_ready_pods_have_names_with_publish_not_ready_addresses() {
+        let (_, by_service) = cluster();
+        let mut web = service("web", "None", json!([{"name": "http", "port": 80}]));
+        if let Some(spec) = web.spec.as_mut() {
+            spec.publish_not_ready_addresses = Some(true);
+        }
+        let r = records_of(&store(vec![web]), &by_service);
+        assert_eq!(
+            found(&r, "web-2.web.default.svc.cluster.local").addresses,
+            [ip("10.244.2.8")]
+        );
+        assert_eq!(
+            found(&r, "web.default.svc.cluster.local").addresses.len(),
+            4
         );
     }
 
@@ -456,7 +612,7 @@ mod tests {
         // An unnamed port has no SRV name.
         assert_eq!(
             found(&r, "plain.default.svc.cluster.local").addresses,
-            ["10.96.0.11".parse::<Ipv4Addr>().unwrap()]
+            [ip("10.96.0.11")]
         );
         assert_eq!(
             r.lookup("_tcp.plain.default.svc.cluster.local"),
@@ -466,11 +622,180 @@ mod tests {
 
     #[test]
     fn external_name_services_have_no_names() {
-        let external: Service = serde_json::from_value(serde_json::json!({
+        let external: Service = serde_json::from_value(json!({
             "metadata": {"namespace": "default", "name": "ext"},
             "spec": {"type": "ExternalName", "externalName": "example.org"},
         }))
         .unwrap();
         assert_eq!(names(&store(vec![external]), &BTreeMap::new()), []);
+    }
+
+    /// The endpoints of the port `port`/`proto` of Service `name` in `ports`.
+    fn endpoints<'a>(
+        ports: &'a [ServicePort],
+        name: &str,
+        port: u16,
+        proto: Protocol,
+    ) -> &'a [SocketAddrV4] {
+        &ports
+            .iter()
+            .find(|p| p.service.1 == name && p.port == port && p.protocol == proto)
+            .unwrap()
+            .endpoints
+    }
+
+    #[test]
+    fn service_ports_reach_ready_endpoints_of_every_slice_by_port_name() {
+        let services = store(vec![
+            service(
+                "api",
+                "10.96.0.10",
+                json!([
+                    {"name": "http", "port": 80, "targetPort": "http"},
+                    {"name": "metrics", "port": 9090, "protocol": "UDP"},
+                ]),
+            ),
+            service("web", "None", json!([{"name": "http", "port": 80}])),
+        ]);
+        let slices = store(vec![
+            // Pods whose `http` container port is 8080, and a not-ready one.
+            slice(
+                "api-1",
+                "api",
+                json!([http(8080), {"name": "metrics", "port": 9191, "protocol": "UDP"}]),
+                json!([
+                    endpoint("10.244.1.20", None, true, false),
+                    endpoint("10.244.1.21", None, false, false),
+                ]),
+            ),
+            // A pod whose `http` is 8081, in a slice of its own; its port `metrics`
+            // is TCP, not the Service's UDP one.
+            slice(
+                "api-2",
+                "api",
+                json!([http(8081), {"name": "metrics", "port": 9191, "protocol": "TCP"}]),
+                json!([
+                    endpoint("10.244.2.20", None, true, false),
+                    // The API's default: no conditions is ready.
+                    {"addresses": ["10.244.2.21"]},
+                ]),
+            ),
+            // The same pod in a second slice while it moves: once.
+            slice(
+                "api-3",
+                "api",
+                json!([http(8080)]),
+                json!([endpoint("10.244.1.20", None, true, false)]),
+            ),
+        ]);
+        let ports = service_ports(&services, &slices_by_service(&slices));
+        // Headless Services are not proxied.
+        assert_eq!(ports.len(), 2);
+        assert_eq!(
+            endpoints(&ports, "api", 80, Protocol::Tcp),
+            [
+                at("10.244.1.20:8080"),
+                at("10.244.2.20:8081"),
+                at("10.244.2.21:8081")
+            ]
+        );
+        assert_eq!(
+            endpoints(&ports, "api", 9090, Protocol::Udp),
+            [at("10.244.1.20:9191")]
+        );
+        let api = ports.iter().find(|p| p.port == 80).unwrap();
+        assert_eq!(api.cluster_ip, ip("10.96.0.10"));
+    }
+
+    #[test]
+    fn terminating_endpoints_serve_only_while_none_is_ready() {
+        let services = store(vec![service("roll", "10.96.0.12", json!([{"port": 80}]))]);
+        let unnamed = json!([{"name": "", "port": 8080, "protocol": "TCP"}]);
+        let rolling = |ready: bool| {
+            let mut endpoints = vec![
+                // Terminating, still serving: drains.
+                endpoint("10.244.3.1", None, false, true),
+                // Terminating and no longer serving.
+                json!({"addresses": ["10.244.3.2"],
+                    "conditions": {"ready": false, "serving": false, "terminating": true}}),
+                // Starting, not ready yet.
+                endpoint("10.244.3.3", None, false, false),
+            ];
+            if ready {
+                endpoints.push(endpoint("10.244.3.4", None, true, false));
+            }
+            store(vec![slice(
+                "roll-1",
+                "roll",
+                unnamed.clone(),
+                json!(endpoints),
+            )])
+        };
+        let ports = service_ports(&services, &slices_by_service(&rolling(false)));
+        assert_eq!(
+            endpoints(&ports, "roll", 80, Protocol::Tcp),
+            [at("10.244.3.1:8080")]
+        );
+        let ports = service_ports(&services, &slices_by_service(&rolling(true)));
+        assert_eq!(
+            endpoints(&ports, "roll", 80, Protocol::Tcp),
+            [at("10.244.3.4:8080")]
+        );
+    }
+
+    #[test]
+    fn only_labelled_ipv4_slices_of_the_service_count() {
+        let services = store(vec![service(
+            "db",
+            "10.96.0.13",
+            json!([{"name": "pg", "port": 5432}]),
+        )]);
+        let pg = json!([{"name": "pg", "port": 5432}]);
+        let ready = json!([endpoint("10.244.4.1", None, true, false)]);
+        let mut unlabelled = slice("db-x", "db", pg.clone(), ready.clone());
+        unlabelled.metadata.labels = None;
+        let mut elsewhere = slice(
+            "db-y",
+            "db",
+            pg.clone(),
+            json!([endpoint("10.244.4.2", None, true, false)]),
+        );
+        elsewhere.metadata.namespace = Some("other".into());
+        let mut v6 = slice(
+            "db-z",
+            "db",
+            pg.clone(),
+            json!([{"addresses": ["fd00::1"]}]),
+        );
+        v6.address_type = "IPv6".into();
+        // A user's slice of a Service without a selector (no managed-by label).
+        let mut users = slice(
+            "db-manual",
+            "db",
+            pg,
+            json!([endpoint("10.244.4.3", None, true, false)]),
+        );
+        if let Some(labels) = users.metadata.labels.as_mut() {
+            labels.remove("endpointslice.kubernetes.io/managed-by");
+        }
+        let by_service = slices_by_service(&store(vec![unlabelled, elsewhere, v6, users]));
+        assert_eq!(
+            by_service.keys().collect::<Vec<_>>(),
+            [
+                &("default".to_string(), "db".to_string()),
+                &("other".to_string(), "db".to_string())
+            ]
+        );
+        let ports = service_ports(&services, &by_service);
+        assert_eq!(
+            endpoints(&ports, "db", 5432, Protocol::Tcp),
+            [at("10.244.4.3:5432")]
+        );
+        // The placeholder slice of a Service without endpoints: no endpoints.
+        let placeholder = store(vec![slice("db-p", "db", json!([]), json!([]))]);
+        let ports = service_ports(&services, &slices_by_service(&placeholder));
+        assert!(endpoints(&ports, "db", 5432, Protocol::Tcp).is_empty());
+        let ports = service_ports(&services, &BTreeMap::new());
+        assert!(endpoints(&ports, "db", 5432, Protocol::Tcp).is_empty());
     }
 }

@@ -1,10 +1,12 @@
 //! The `kubernetes` Service of namespace `default`, through which pods reach the API
 //! (in-cluster clients read `KUBERNETES_SERVICE_HOST`/`PORT`): a ClusterIP Service on
 //! the first address of the service range, port 443 `https`, and Endpoints listing
-//! the API servers' advertised addresses. As kube-apiserver's bootstrap controller
-//! with the `lease` endpoint reconciler: each member keeps a key of its own under
-//! [`LEASES_PREFIX`] on a store lease it renews, and writes the Endpoints from the
-//! keys alive, so a member gone for [`LEASE_TTL_SECONDS`] leaves them.
+//! the API servers' advertised addresses, and the EndpointSlice `kubernetes` saying the
+//! same (labelled `kubernetes.io/service-name: kubernetes`, which the nodes' Service
+//! proxy reads). As kube-apiserver's bootstrap controller with the `lease` endpoint
+//! reconciler: each member keeps a key of its own under [`LEASES_PREFIX`] on a store
+//! lease it renews, and writes the Endpoints and the slice from the keys alive, so a
+//! member gone for [`LEASE_TTL_SECONDS`] leaves them.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -12,6 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Service, ServicePort, ServiceSpec,
 };
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rk8s_api::AnyObject;
@@ -90,6 +93,49 @@ pub fn subsets(addresses: &[IpAddr], port: u16) -> Vec<EndpointSubset> {
         }]),
         not_ready_addresses: None,
     }]
+}
+
+/// The label naming a slice's Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The EndpointSlice listing `addresses` (sorted) on `port`, ready (kube-apiserver's
+/// endpoints adapter writes the same slice beside the Endpoints); IPv6 when every
+/// address is, and without ports when there is no address.
+pub fn slice(addresses: &[IpAddr], port: u16) -> EndpointSlice {
+    let mut sorted = addresses.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let v6 = !sorted.is_empty() && sorted.iter().all(IpAddr::is_ipv6);
+    EndpointSlice {
+        metadata: ObjectMeta {
+            name: Some(NAME.into()),
+            namespace: Some("default".into()),
+            labels: Some([(SERVICE_NAME_LABEL.to_string(), NAME.to_string())].into()),
+            ..ObjectMeta::default()
+        },
+        address_type: if v6 { "IPv6" } else { "IPv4" }.into(),
+        endpoints: sorted
+            .iter()
+            .map(|ip| Endpoint {
+                addresses: vec![ip.to_string()],
+                conditions: Some(EndpointConditions {
+                    ready: Some(true),
+                    ..EndpointConditions::default()
+                }),
+                ..Endpoint::default()
+            })
+            .collect(),
+        ports: Some(if sorted.is_empty() {
+            Vec::new()
+        } else {
+            vec![k8s_openapi::api::discovery::v1::EndpointPort {
+                name: Some("https".into()),
+                port: Some(i32::from(port)),
+                protocol: Some("TCP".into()),
+                app_protocol: None,
+            }]
+        }),
+    }
 }
 
 /// Keeps the Service, this member's key (`address`, the API on `port`) and the
@@ -184,6 +230,35 @@ async fn reconcile(
             registry.create_if_missing(endpoints.into()).await?;
         }
     }
+    let wanted = slice(&addresses, port);
+    let kind = rk8s_api::object::kind_named("EndpointSlice")
+        .ok_or_else(|| ApiError::internal("no EndpointSlice kind"))?;
+    match registry.find(&kind, Some("default"), NAME).await? {
+        Some(AnyObject::EndpointSlice(mut current)) => {
+            let labelled = current
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                .is_some_and(|n| n == NAME);
+            if !labelled
+                || current.address_type != wanted.address_type
+                || current.endpoints != wanted.endpoints
+                || current.ports != wanted.ports
+            {
+                current
+                    .metadata
+                    .labels
+                    .get_or_insert_default()
+                    .insert(SERVICE_NAME_LABEL.into(), NAME.into());
+                current.address_type = wanted.address_type;
+                current.endpoints = wanted.endpoints;
+                current.ports = wanted.ports;
+                registry.replace(&AnyObject::EndpointSlice(current)).await?;
+            }
+        }
+        _ => registry.create_if_missing(wanted.into()).await?,
+    }
     Ok(())
 }
 
@@ -209,5 +284,36 @@ mod tests {
         let spec = svc.spec.unwrap();
         assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.1"));
         assert_eq!(spec.ports.unwrap()[0].port, 443);
+    }
+
+    #[test]
+    fn the_slice_lists_each_member_once_ready() {
+        let a: IpAddr = "10.0.0.2".parse().unwrap();
+        let b: IpAddr = "10.0.0.1".parse().unwrap();
+        let s = slice(&[a, b, a], 6443);
+        assert_eq!(s.metadata.labels.unwrap()[SERVICE_NAME_LABEL], NAME);
+        assert_eq!(s.address_type, "IPv4");
+        let ips: Vec<_> = s
+            .endpoints
+            .iter()
+            .map(|e| e.addresses[0].as_str())
+            .collect();
+        assert_eq!(ips, ["10.0.0.1", "10.0.0.2"]);
+        assert!(
+            s.endpoints
+                .iter()
+                .all(|e| e.conditions.as_ref().unwrap().ready == Some(true))
+        );
+        let port = &s.ports.unwrap()[0];
+        assert_eq!(
+            (port.name.as_deref(), port.port),
+            (Some("https"), Some(6443))
+        );
+        let empty = slice(&[], 6443);
+        assert!(empty.endpoints.is_empty() && empty.ports.unwrap().is_empty());
+        assert_eq!(
+            slice(&["fd00::1".parse().unwrap()], 6443).address_type,
+            "IPv6"
+        );
     }
 }
