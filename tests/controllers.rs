@@ -4,7 +4,8 @@
 //! deleted pod replaced, the Endpoints and EndpointSlices of a Service following the
 //! pods, and the three deletion cascades (background, orphan, foreground); a ReplicationController
 //! scaled with kubectl; a PodDisruptionBudget's status, and `kubectl drain` held by it
-//! until it allows the evictions.
+//! until it allows the evictions; the EndpointSlices mirrored from the Endpoints of a
+//! Service without a selector.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -195,7 +196,9 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // StatefulSets, ControllerRevisions, Jobs, CronJobs, PodDisruptionBudgets,
     // Services, Endpoints, EndpointSlices, HPAs, PersistentVolumeClaims,
     // PersistentVolumes, StorageClasses, Namespaces, ServiceAccounts, ConfigMaps,
-    // ClusterRoles, Secrets and ResourceQuotas (the quota controller's).
+    // ClusterRoles, Secrets and ResourceQuotas (the quota controller's); the
+    // EndpointSliceMirroring controller's Services, Endpoints and EndpointSlices are
+    // among them already.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Informer"}"#),
         Some(25.0),
@@ -214,11 +217,11 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     );
     // The scheduler, and the ReplicaSet, ReplicationController, Deployment, Job,
     // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, EndpointSlice,
-    // PersistentVolume, disruption, garbage collector, node lifecycle, ServiceAccount,
+    // EndpointSliceMirroring, PersistentVolume, disruption, garbage collector, node lifecycle, ServiceAccount,
     // ClusterRole aggregation and ResourceQuota controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(18.0)
+        Some(19.0)
     );
     assert!(
         sample(
@@ -747,4 +750,130 @@ async fn a_disruption_budget_holds_evictions_and_drain_until_it_allows_them() {
 /// (expected, current healthy, desired healthy) of a budget's status.
 fn s_of(s: &k8s_openapi::api::policy::v1::PodDisruptionBudgetStatus) -> (i32, i32, i32) {
     (s.expected_pods, s.current_healthy, s.desired_healthy)
+}
+
+/// The slices the EndpointSliceMirroring controller keeps for Endpoints `db`.
+async fn mirrored_db(slices: &Api<EndpointSlice>) -> Option<Vec<EndpointSlice>> {
+    let lp = ListParams::default().labels(
+        "kubernetes.io/service-name=db,endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io",
+    );
+    Some(slices.list(&lp).await.ok()?.items)
+}
+
+/// The (address, ready) pairs of `slice`, sorted.
+fn addresses(slice: &EndpointSlice) -> Vec<(String, bool)> {
+    let mut out: Vec<_> = slice
+        .endpoints
+        .iter()
+        .map(|e| {
+            let ready = e.conditions.as_ref().and_then(|c| c.ready);
+            (e.addresses[0].clone(), ready == Some(true))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoints_of_a_service_without_selector_are_mirrored_into_a_slice() {
+    let server = Server::start(&[]);
+    let client = server.client().await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), "default");
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {"ports": [{"name": "sql", "port": 5432}]},
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let written: Endpoints = serde_json::from_value(json!({
+        "metadata": {"name": "db", "labels": {"team": "data"}},
+        "subsets": [{
+            "addresses": [{"ip": "10.9.0.1"}],
+            "notReadyAddresses": [{"ip": "10.9.0.2"}],
+            "ports": [{"name": "sql", "port": 5432}],
+        }],
+    }))
+    .unwrap();
+    let written = endpoints
+        .create(&PostParams::default(), &written)
+        .await
+        .unwrap();
+    let slice = eventually("the Endpoints mirrored into a slice", async || {
+        let mut found = mirrored_db(&slices).await?;
+        (found.len() == 1).then(|| found.remove(0))
+    })
+    .await;
+    assert_eq!(
+        addresses(&slice),
+        [("10.9.0.1".into(), true), ("10.9.0.2".into(), false)]
+    );
+    let port = &slice.ports.as_ref().unwrap()[0];
+    assert_eq!((port.name.as_deref(), port.port), (Some("sql"), Some(5432)));
+    assert_eq!(slice.address_type, "IPv4");
+    assert_eq!(slice.metadata.labels.as_ref().unwrap()["team"], "data");
+    let owner = &slice.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.kind, "Endpoints");
+    assert_eq!(Some(&owner.uid), written.metadata.uid.as_ref());
+    // The EndpointSlice controller leaves a selector-less Service alone.
+    let all = slices
+        .list(&ListParams::default().labels("kubernetes.io/service-name=db"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(all.len(), 1);
+
+    // A change of the Endpoints is followed, in the same slice.
+    let patch = json!({"subsets": [{
+        "addresses": [{"ip": "10.9.0.1"}, {"ip": "10.9.0.3"}],
+        "ports": [{"name": "sql", "port": 5432}],
+    }]});
+    endpoints
+        .patch("db", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let name = slice.metadata.name.clone();
+    eventually("the mirrored slice following the Endpoints", async || {
+        let found = mirrored_db(&slices).await?;
+        (found.len() == 1
+            && found[0].metadata.name == name
+            && addresses(&found[0]) == [("10.9.0.1".into(), true), ("10.9.0.3".into(), true)])
+        .then_some(())
+    })
+    .await;
+
+    // The `kubernetes` Service has one slice: the API server's (its Endpoints is
+    // marked skip-mirror).
+    let kubernetes = slices
+        .list(&ListParams::default().labels("kubernetes.io/service-name=kubernetes"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(kubernetes.len(), 1, "{kubernetes:?}");
+    assert_eq!(kubernetes[0].metadata.name.as_deref(), Some("kubernetes"));
+    eventually("the kubernetes Endpoints marked skip-mirror", async || {
+        let labels = endpoints
+            .get_opt("kubernetes")
+            .await
+            .ok()??
+            .metadata
+            .labels?;
+        (labels.get("endpointslice.kubernetes.io/skip-mirror")? == "true").then_some(())
+    })
+    .await;
+
+    // The Endpoints deleted: so is its slice.
+    endpoints
+        .delete("db", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the mirrored slice deleted with the Endpoints",
+        async || mirrored_db(&slices).await?.is_empty().then_some(()),
+    )
+    .await;
 }

@@ -1,8 +1,8 @@
 //! The control plane's actors, run on the Raft leader only: the scheduler and the
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
 //! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, EndpointSlice,
-//! PersistentVolume, PodDisruptionBudget, ResourceQuota, garbage collector, node
-//! lifecycle) and, always, the ServiceAccount and root CA controller (pods cannot be
+//! EndpointSliceMirroring, PersistentVolume, PodDisruptionBudget, ResourceQuota,
+//! garbage collector, node lifecycle) and, always, the ServiceAccount and root CA controller (pods cannot be
 //! created without them) and the ClusterRole aggregation controller (the default
 //! roles `admin`, `edit` and `view` have no rules without it).
 //! They live on an actix system of their own thread, in one `rk8s_supervision`
@@ -18,6 +18,7 @@ use rk8s_controllers::cronjob_actor::CronJobSupervisor;
 use rk8s_controllers::daemonset_actor::DaemonSetSupervisor;
 use rk8s_controllers::deployment_actor::DeploymentSupervisor;
 use rk8s_controllers::disruption_actor::DisruptionController;
+use rk8s_controllers::endpoint_slice_mirroring_actor::EndpointSliceMirroringController;
 use rk8s_controllers::endpoint_slices_actor::EndpointSliceController;
 use rk8s_controllers::endpoints_actor::EndpointsController;
 use rk8s_controllers::gc::GarbageCollector;
@@ -84,6 +85,7 @@ struct Clients {
     hpa: kube::Client,
     endpoints: kube::Client,
     endpoint_slice: kube::Client,
+    endpoint_slice_mirroring: kube::Client,
     volumes: kube::Client,
     disruption: kube::Client,
     resource_quota: kube::Client,
@@ -110,6 +112,7 @@ impl Clients {
             hpa: controller(controller::HPA)?,
             endpoints: controller(controller::ENDPOINTS)?,
             endpoint_slice: controller(controller::ENDPOINT_SLICE)?,
+            endpoint_slice_mirroring: controller(controller::ENDPOINT_SLICE_MIRRORING)?,
             volumes: controller(controller::VOLUMES)?,
             disruption: controller(controller::DISRUPTION)?,
             resource_quota: controller(controller::RESOURCE_QUOTA)?,
@@ -201,6 +204,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Resu
     let (c, i) = (clients.endpoint_slice, informers.clone());
     actors.start(CONTROLLER, "endpointslice", move |me| {
         EndpointSliceController::new(c.clone(), &i, me)
+    });
+    let (c, i) = (clients.endpoint_slice_mirroring, informers.clone());
+    actors.start(CONTROLLER, "endpointslice-mirroring", move |me| {
+        EndpointSliceMirroringController::new(c.clone(), &i, me)
     });
     let (c, i) = (clients.volumes, informers.clone());
     actors.start(CONTROLLER, "persistentvolume", move |me| {

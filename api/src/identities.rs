@@ -53,6 +53,8 @@ pub mod controller {
     pub const ENDPOINTS: &str = "endpoint-controller";
     /// Keeps Services' EndpointSlices.
     pub const ENDPOINT_SLICE: &str = "endpointslice-controller";
+    /// Mirrors selector-less Services' Endpoints into EndpointSlices.
+    pub const ENDPOINT_SLICE_MIRRORING: &str = "endpointslicemirroring-controller";
     /// Binds claims to volumes and provisions local ones.
     pub const VOLUMES: &str = "persistent-volume-binder";
     /// Keeps PodDisruptionBudgets' status.

@@ -52,7 +52,7 @@ pub fn service_name(slice: &EndpointSlice) -> Option<&str> {
     label(slice, SERVICE_NAME)
 }
 
-fn label<'a>(slice: &'a EndpointSlice, key: &str) -> Option<&'a str> {
+pub(crate) fn label<'a>(slice: &'a EndpointSlice, key: &str) -> Option<&'a str> {
     slice.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
@@ -165,9 +165,9 @@ pub fn endpoint(service: &Service, pod: &Pod, zone: Option<String>) -> Option<En
 }
 
 /// A port set compared regardless of order: (name, port, protocol, appProtocol).
-type PortKey = Vec<(String, i32, String, Option<String>)>;
+pub(crate) type PortKey = Vec<(String, i32, String, Option<String>)>;
 
-fn port_key(ports: &[EndpointPort]) -> PortKey {
+pub(crate) fn port_key(ports: &[EndpointPort]) -> PortKey {
     let mut key: PortKey = ports
         .iter()
         .map(|p| {

@@ -36,10 +36,10 @@ pub const RETRY: Duration = Duration::from_secs(1);
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
 /// How many deletions seen by the watch are remembered (so that a write's answer
 /// arriving after the slice's deletion does not bring it back).
-const TOMBSTONES: usize = 1024;
+pub(crate) const TOMBSTONES: usize = 1024;
 
 /// What became of one slice the controller wrote.
-enum Outcome {
+pub(crate) enum Outcome {
     /// Created or replaced: the API server's copy.
     Applied(Arc<EndpointSlice>),
     /// Deleted (or already gone).
@@ -49,7 +49,7 @@ enum Outcome {
 /// The outcomes of one batch, by Service key; `failed` when one of its writes failed.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Written(Vec<(String, Vec<Outcome>, bool)>);
+pub(crate) struct Written(pub(crate) Vec<(String, Vec<Outcome>, bool)>);
 
 /// Keeps the EndpointSlices of every selector Service.
 pub struct EndpointSliceController {
@@ -80,7 +80,7 @@ pub struct EndpointSliceController {
 }
 
 /// Whether resourceVersion `a` is older than `b` (both numbers, as the store's are).
-fn older(a: Option<&String>, b: Option<&String>) -> bool {
+pub(crate) fn older(a: Option<&String>, b: Option<&String>) -> bool {
     let number = |v: Option<&String>| v.and_then(|v| v.parse::<u64>().ok());
     matches!((number(a), number(b)), (Some(a), Some(b)) if a < b)
 }
@@ -311,7 +311,7 @@ impl EndpointSliceController {
 
 /// Carries one Service's changes out; what became of each slice, and whether a write
 /// failed.
-async fn write(api: &Api<EndpointSlice>, changes: Changes) -> (Vec<Outcome>, bool) {
+pub(crate) async fn write(api: &Api<EndpointSlice>, changes: Changes) -> (Vec<Outcome>, bool) {
     let mut outcomes = Vec::new();
     let mut failed = false;
     let post = PostParams::default();

@@ -38,6 +38,9 @@
 //! - [`endpoints`] and [`endpoints_actor`]: the Endpoints of selector Services;
 //!   [`endpoint_slices`] and [`endpoint_slices_actor`]: their EndpointSlices
 //!   (discovery.k8s.io/v1), at most 100 endpoints to a slice, with few writes.
+//! - [`endpoint_slice_mirroring`] and [`endpoint_slice_mirroring_actor`]: the
+//!   EndpointSlices mirrored from the Endpoints a user writes for a Service without a
+//!   selector (the nodes read slices only), owned by the Endpoints.
 //! - [`service_accounts`] and [`service_accounts_actor`]: each namespace's `default`
 //!   ServiceAccount and `kube-root-ca.crt` ConfigMap.
 //! - [`clusterrole_aggregation`] and [`clusterrole_aggregation_actor`]: the rules of
@@ -64,6 +67,8 @@ pub mod deployment;
 pub mod deployment_actor;
 pub mod disruption;
 pub mod disruption_actor;
+pub mod endpoint_slice_mirroring;
+pub mod endpoint_slice_mirroring_actor;
 pub mod endpoint_slices;
 pub mod endpoint_slices_actor;
 pub mod endpoints;

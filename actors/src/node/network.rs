@@ -205,8 +205,8 @@ pub fn slices_by_service(slices: &Store<EndpointSlice>) -> SlicesByService {
     out
 }
 
-/// An endpoint's conditions as the API defines their absence: `ready` and `serving`
-/// unset mean true, `terminating` unset means false.
+/// An endpoint's conditions as the API defines their absence: `ready` unset means
+/// true, `serving` unset means as `ready`, `terminating` unset means false.
 struct Conditions {
     ready: bool,
     serving: bool,
@@ -215,9 +215,10 @@ struct Conditions {
 
 fn conditions(e: &Endpoint) -> Conditions {
     let c = e.conditions.as_ref();
+    let ready = c.and_then(|c| c.ready).unwrap_or(true);
     Conditions {
-        ready: c.and_then(|c| c.ready).unwrap_or(true),
-        serving: c.and_then(|c| c.serving).unwrap_or(true),
+        ready,
+        serving: c.and_then(|c| c.serving).unwrap_or(ready),
         terminating: c.and_then(|c| c.terminating).unwrap_or(false),
     }
 }

@@ -288,6 +288,24 @@ mod tests {
                 ],
             ),
             (
+                controller::ENDPOINT_SLICE_MIRRORING,
+                &[
+                    "watch /endpoints",
+                    "list /services",
+                    "create discovery.k8s.io/endpointslices",
+                    "update discovery.k8s.io/endpointslices",
+                    "delete discovery.k8s.io/endpointslices",
+                    "update /endpoints/finalizers",
+                    "update /services/finalizers",
+                ],
+                &[
+                    "patch discovery.k8s.io/endpointslices",
+                    "update /endpoints",
+                    "create /endpoints",
+                    "list /pods",
+                ],
+            ),
+            (
                 controller::NODE_LIFECYCLE,
                 &["patch /nodes", "delete /pods", "patch /pods/status"],
                 &["create /pods", "delete /secrets"],
@@ -318,7 +336,7 @@ mod tests {
     #[test]
     fn every_component_has_a_binding_and_no_one_else_is_one() {
         let controllers: Vec<_> = controller_roles::controllers().collect();
-        assert!(controllers.len() >= 19, "{controllers:?}");
+        assert!(controllers.len() >= 20, "{controllers:?}");
         for user in [SCHEDULER, CONTROLLER_MANAGER]
             .into_iter()
             .map(str::to_string)

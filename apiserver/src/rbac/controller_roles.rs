@@ -128,6 +128,20 @@ fn rules() -> Vec<(&'static str, Vec<PolicyRule>)> {
             ],
         ),
         (
+            controller::ENDPOINT_SLICE_MIRRORING,
+            vec![
+                rule(READ, CORE, "services endpoints"),
+                // To own its slices with blockOwnerDeletion (kube's comment).
+                rule("update", CORE, "services/finalizers endpoints/finalizers"),
+                rule(
+                    "get list watch create update delete",
+                    DISCOVERY,
+                    "endpointslices",
+                ),
+                events(),
+            ],
+        ),
+        (
             controller::GARBAGE_COLLECTOR,
             vec![
                 rule("get list watch patch update delete", ANY, "*"),

@@ -6,7 +6,9 @@
 //! proxy reads). As kube-apiserver's bootstrap controller with the `lease` endpoint
 //! reconciler: each member keeps a key of its own under [`LEASES_PREFIX`] on a store
 //! lease it renews, and writes the Endpoints and the slice from the keys alive, so a
-//! member gone for [`LEASE_TTL_SECONDS`] leaves them.
+//! member gone for [`LEASE_TTL_SECONDS`] leaves them. The Endpoints is labelled
+//! [`SKIP_MIRROR_LABEL`] `"true"`, as kube-apiserver's is, so that the
+//! EndpointSliceMirroring controller does not mirror it into a second slice.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -97,6 +99,11 @@ pub fn subsets(addresses: &[IpAddr], port: u16) -> Vec<EndpointSubset> {
 
 /// The label naming a slice's Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The label on the Endpoints that keeps the EndpointSliceMirroring controller from
+/// mirroring it (kube-apiserver's endpoints reconciler puts it there: the slice is
+/// written here already).
+pub const SKIP_MIRROR_LABEL: &str = "endpointslice.kubernetes.io/skip-mirror";
 
 /// The EndpointSlice listing `addresses` (sorted) on `port`, ready (kube-apiserver's
 /// endpoints adapter writes the same slice beside the Endpoints); IPv6 when every
@@ -213,7 +220,18 @@ async fn reconcile(
         .ok_or_else(|| ApiError::internal("no Endpoints kind"))?;
     match registry.find(&kind, Some("default"), NAME).await? {
         Some(AnyObject::Endpoints(mut current)) => {
-            if current.subsets.clone().unwrap_or_default() != wanted {
+            let skipped = current
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SKIP_MIRROR_LABEL))
+                .is_some_and(|v| v == "true");
+            if !skipped || current.subsets.clone().unwrap_or_default() != wanted {
+                current
+                    .metadata
+                    .labels
+                    .get_or_insert_default()
+                    .insert(SKIP_MIRROR_LABEL.into(), "true".into());
                 current.subsets = Some(wanted);
                 registry.replace(&AnyObject::Endpoints(current)).await?;
             }
@@ -223,6 +241,7 @@ async fn reconcile(
                 metadata: ObjectMeta {
                     name: Some(NAME.into()),
                     namespace: Some("default".into()),
+                    labels: Some([(SKIP_MIRROR_LABEL.to_string(), "true".to_string())].into()),
                     ..ObjectMeta::default()
                 },
                 subsets: Some(wanted),
