@@ -40,7 +40,8 @@
 //!   (discovery.k8s.io/v1), at most 100 endpoints to a slice, with few writes.
 //! - [`endpoint_slice_mirroring`] and [`endpoint_slice_mirroring_actor`]: the
 //!   EndpointSlices mirrored from the Endpoints a user writes for a Service without a
-//!   selector (the nodes read slices only), owned by the Endpoints.
+//!   selector (the nodes read slices only), owned by the Endpoints; [`slice_cache`]:
+//!   the two controllers' cache of their slices and their writes.
 //! - [`service_accounts`] and [`service_accounts_actor`]: each namespace's `default`
 //!   ServiceAccount and `kube-root-ca.crt` ConfigMap.
 //! - [`clusterrole_aggregation`] and [`clusterrole_aggregation_actor`]: the rules of
@@ -97,6 +98,7 @@ pub mod resource_quota;
 pub mod resource_quota_actor;
 pub mod service_accounts;
 pub mod service_accounts_actor;
+pub mod slice_cache;
 pub mod statefulset;
 pub mod statefulset_actor;
 pub mod volumes;
