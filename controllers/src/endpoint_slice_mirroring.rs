@@ -262,20 +262,12 @@ pub fn reconcile(
     let labels = labels(endpoints);
     let annotations = annotations(endpoints);
     let mut desired = desired(endpoints);
-    let mut sorted: Vec<&EndpointSlice> = existing.to_vec();
-    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let mut by_key: BTreeMap<PortKey, Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in sorted {
-        let key = port_key(slice.ports.as_deref().unwrap_or_default());
-        if owned_by(slice, endpoints)
-            && slice.address_type == ADDRESS_TYPE
-            && desired.contains_key(&key)
-        {
-            by_key.entry(key).or_default().push(slice);
-        } else {
-            changes.delete.push(slice.clone());
-        }
-    }
+    let mut by_key = crate::endpoint_slices::by_port_set(
+        existing,
+        |key| desired.contains_key(key),
+        |s| owned_by(s, endpoints),
+        &mut changes,
+    );
     for (key, group) in &mut desired {
         let remaining = &mut group.endpoints;
         let mut updated: Vec<EndpointSlice> = Vec::new();

@@ -281,6 +281,29 @@ fn fill(slice: &mut EndpointSlice, remaining: &mut BTreeMap<String, Endpoint>) {
 
 /// The writes that make `existing` (the Service's slices that are [`ours`]) the
 /// EndpointSlices of `service`, given the pods of its namespace and each node's zone.
+/// The `existing` slices worth keeping, by port set, in name order: owned (`owned`),
+/// IPv4 and of a port set still wanted (`wanted`); the others go into
+/// `changes.delete`. The first step of both slice controllers' reconciles.
+pub(crate) fn by_port_set<'e>(
+    existing: &[&'e EndpointSlice],
+    wanted: impl Fn(&PortKey) -> bool,
+    owned: impl Fn(&EndpointSlice) -> bool,
+    changes: &mut Changes,
+) -> BTreeMap<PortKey, Vec<&'e EndpointSlice>> {
+    let mut sorted: Vec<&EndpointSlice> = existing.to_vec();
+    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let mut by_key: BTreeMap<PortKey, Vec<&EndpointSlice>> = BTreeMap::new();
+    for slice in sorted {
+        let key = port_key(slice.ports.as_deref().unwrap_or_default());
+        if owned(slice) && slice.address_type == ADDRESS_TYPE && wanted(&key) {
+            by_key.entry(key).or_default().push(slice);
+        } else {
+            changes.delete.push(slice.clone());
+        }
+    }
+    by_key
+}
+
 /// The slices of a Service that is not [`managed`] are all deleted.
 pub fn reconcile<'a>(
     service: &Service,
@@ -294,21 +317,13 @@ pub fn reconcile<'a>(
         return changes;
     }
     let labels = labels(service);
-    let mut sorted: Vec<&EndpointSlice> = existing.to_vec();
-    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let mut desired = desired(service, pods, zone);
-    let mut by_key: BTreeMap<PortKey, Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in sorted {
-        let key = port_key(slice.ports.as_deref().unwrap_or_default());
-        if owned_by(slice, service)
-            && slice.address_type == ADDRESS_TYPE
-            && desired.contains_key(&key)
-        {
-            by_key.entry(key).or_default().push(slice);
-        } else {
-            changes.delete.push(slice.clone());
-        }
-    }
+    let mut by_key = by_port_set(
+        existing,
+        |key| desired.contains_key(key),
+        |s| owned_by(s, service),
+        &mut changes,
+    );
     for (key, group) in &mut desired {
         let remaining = &mut group.endpoints;
         let mut updated: Vec<EndpointSlice> = Vec::new();
