@@ -218,3 +218,60 @@ fn a_limits_quota_needs_limits_and_object_counts_limit_configmaps() {
     );
     server.kubectl_ok(&["delete", "namespace", "objs", "--wait=false"]);
 }
+
+/// The controller passes over namespaces without a quota; the first quota of a
+/// namespace starts following what its objects made before it cost, so that a later
+/// change of one is counted: a NodePort Service made before the quota that becomes a
+/// ClusterIP gives its node port back (admission only charges increases; decreases
+/// are the controller's).
+#[test]
+fn a_quota_made_after_its_objects_follows_their_changes() {
+    let server = Server::start(NO_SCHEDULER);
+    let dir = tempfile::tempdir().unwrap();
+    namespace(&server, "late");
+    server.kubectl_ok(&[
+        "create", "service", "nodeport", "web", "--tcp=80", "-n", "late",
+    ]);
+    let file = write_manifest(
+        dir.path(),
+        "ports.json",
+        &quota("late", "ports", json!({"services.nodeports": "2"})),
+    );
+    server.kubectl_ok(&["create", "-f", &file]);
+    wait_used(
+        &server,
+        "late",
+        "ports",
+        &json!({"services.nodeports": "1"}),
+    );
+    let cluster_ip = r#"{"spec":{"type":"ClusterIP","ports":[{"name":"80","port":80,"protocol":"TCP","targetPort":80}]}}"#;
+    server.kubectl_ok(&[
+        "patch",
+        "service",
+        "web",
+        "-n",
+        "late",
+        "--type=merge",
+        "-p",
+        cluster_ip,
+    ]);
+    wait_used(
+        &server,
+        "late",
+        "ports",
+        &json!({"services.nodeports": "0"}),
+    );
+    // Its last quota gone, the namespace is passed over again; a new one counts it.
+    server.kubectl_ok(&["delete", "resourcequota", "ports", "-n", "late"]);
+    server.kubectl_ok(&[
+        "create", "service", "nodeport", "api", "--tcp=81", "-n", "late",
+    ]);
+    server.kubectl_ok(&["create", "-f", &file]);
+    wait_used(
+        &server,
+        "late",
+        "ports",
+        &json!({"services.nodeports": "1"}),
+    );
+    server.kubectl_ok(&["delete", "namespace", "late", "--wait=false"]);
+}

@@ -7,7 +7,7 @@
 //! through the API, paged, when a quota changes and at the full resync every
 //! [`RESYNC`]. Killed, it starts from nothing and counts every namespace.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -51,8 +51,11 @@ pub struct ResourceQuotaController {
     config_maps: Informer<ConfigMap>,
     secrets: Informer<Secret>,
     controllers: Informer<ReplicationController>,
-    /// What each followed object cost when last seen, by `plural/namespace/name`.
+    /// What each followed object of a namespace with a quota cost when last seen, by
+    /// `plural/namespace/name`.
     costs: HashMap<String, ResourceList>,
+    /// The quotas, by namespace and name.
+    quota_names: BTreeSet<(String, String)>,
     /// Namespaces to count.
     dirty: Work,
     /// Count every namespace (and list other kinds) at the next run.
@@ -75,6 +78,7 @@ impl ResourceQuotaController {
             secrets: informers.get(),
             controllers: informers.get(),
             costs: HashMap::new(),
+            quota_names: BTreeSet::new(),
             dirty: Work::new(),
             all: true,
             busy: false,
@@ -161,19 +165,63 @@ impl ResourceQuotaController {
         );
     }
 
-    /// Notes what `obj` costs now (`deleted`: nothing) and marks its namespace when
-    /// that calls for a count.
-    fn seen(&mut self, obj: AnyObject, deleted: bool) {
-        let Some(namespace) = obj.namespace().map(str::to_string) else {
+    /// Whether `namespace` has a ResourceQuota.
+    fn has_quota(&self, namespace: &str) -> bool {
+        self.quota_names
+            .range((namespace.to_string(), String::new())..)
+            .next()
+            .is_some_and(|(ns, _)| ns == namespace)
+    }
+
+    /// Notes a quota; a namespace's first one starts the tracking of its objects'
+    /// costs (from the informers' caches), its last one ends it.
+    fn quota_seen(&mut self, q: &ResourceQuota, deleted: bool) {
+        let (Some(namespace), Some(name)) = (&q.metadata.namespace, &q.metadata.name) else {
             return;
         };
-        if let AnyObject::ResourceQuota(q) = &obj {
-            if !deleted && quota_needs_count(q) {
-                self.dirty.insert(namespace, true);
+        let had = self.has_quota(namespace);
+        let key = (namespace.clone(), name.clone());
+        if deleted {
+            self.quota_names.remove(&key);
+        } else {
+            self.quota_names.insert(key);
+        }
+        match (had, self.has_quota(namespace)) {
+            (false, true) => {
+                let now = jiff::Timestamp::now();
+                for obj in self.objects(namespace) {
+                    if !matches!(obj, AnyObject::ResourceQuota(_)) {
+                        let key = cost_key(&obj, namespace);
+                        self.costs.insert(key, rk8s_api::quota::usage(&obj, now));
+                    }
+                }
             }
+            (true, false) => self
+                .costs
+                .retain(|key, _| key.split('/').nth(1) != Some(namespace.as_str())),
+            _ => {}
+        }
+        if !deleted && quota_needs_count(q) {
+            self.dirty.insert(namespace.clone(), true);
+        }
+    }
+
+    /// Notes what `obj` costs now (`deleted`: nothing) and marks its namespace when
+    /// that calls for a count. Objects of namespaces without a quota are passed over
+    /// (as kube's replenishment does): no copy, no cost kept.
+    fn seen<K>(&mut self, obj: &K, deleted: bool)
+    where
+        K: kube::Resource + Clone + Into<AnyObject>,
+    {
+        let Some(namespace) = obj.meta().namespace.as_deref() else {
+            return;
+        };
+        if !self.has_quota(namespace) {
             return;
         }
-        let key = format!("{}/{namespace}/{}", obj.kind().plural, obj.name());
+        let namespace = namespace.to_string();
+        let obj: AnyObject = obj.clone().into();
+        let key = cost_key(&obj, &namespace);
         let after = (!deleted).then(|| rk8s_api::quota::usage(&obj, jiff::Timestamp::now()));
         let before = self.costs.get(&key);
         if needs_recount(before, after.as_ref()) {
@@ -184,6 +232,11 @@ impl ResourceQuotaController {
             None => self.costs.remove(&key),
         };
     }
+}
+
+/// Where an object's cost is kept: `plural/namespace/name`.
+fn cost_key(obj: &AnyObject, namespace: &str) -> String {
+    format!("{}/{namespace}/{}", obj.kind().plural, obj.name())
 }
 
 /// Counts `namespace`'s quotas and writes the statuses that changed; `false` when a
@@ -327,6 +380,15 @@ impl Handler<Done> for ResourceQuotaController {
     }
 }
 
+impl Handler<Notice<ResourceQuota>> for ResourceQuotaController {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice<ResourceQuota>, _: &mut Self::Context) {
+        self.me.received();
+        notice.for_each(|q, deleted| self.quota_seen(&q, deleted));
+    }
+}
+
 macro_rules! follows {
     ($($kind:ty),*) => {$(
         impl Handler<Notice<$kind>> for ResourceQuotaController {
@@ -334,18 +396,13 @@ macro_rules! follows {
 
             fn handle(&mut self, notice: Notice<$kind>, _: &mut Self::Context) {
                 self.me.received();
-                let mut seen = Vec::new();
-                notice.for_each(|o, deleted| seen.push((o, deleted)));
-                for (o, deleted) in seen {
-                    self.seen(o.as_ref().clone().into(), deleted);
-                }
+                notice.for_each(|o, deleted| self.seen(o.as_ref(), deleted));
             }
         }
     )*};
 }
 
 follows!(
-    ResourceQuota,
     Pod,
     Service,
     PersistentVolumeClaim,
