@@ -61,6 +61,7 @@ fn bundle(host: &PodHost, id: &str) -> std::path::PathBuf {
         mounts: vec![],
         cap_add: vec![],
         cap_drop: vec![],
+        terminal: false,
     };
     spec::write(&bundle, &config.to_spec().unwrap()).unwrap();
     bundle
@@ -100,6 +101,7 @@ fn lifecycle_rk8s(host: &PodHost, bundle: &std::path::Path, samples: usize) -> V
                 engine: Engine::Libcontainer,
                 log_path: host.data.path().join("bench/rk8s.log"),
                 log_max_bytes: 1 << 20,
+                io: Default::default(),
             })
             .unwrap();
         host.helper.start(&id).unwrap();

@@ -766,3 +766,106 @@ async fn exec_with_a_tty_gives_the_caller_the_terminal() {
         assert_eq!(host.leftovers(&uid), Vec::<String>::new());
     }
 }
+
+/// Reads `fd` (non-blocking, from an attach handle) until `done` holds for what came,
+/// or 30 s pass; what came.
+async fn read_until(fd: OwnedFd, done: impl Fn(&str) -> bool) -> String {
+    let fd = rk8s_runtime::nonblocking::NonBlocking::new(fd).unwrap();
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done(&seen) {
+        let mut buf = [0u8; 4096];
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let n = tokio::time::timeout(left, fd.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("never came; what came: {seen:?}"))
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_reaches_a_terminal_and_a_stdin_once_with_both_engines() {
+    use rk8s_runtime::container::{AttachEnd, AttachStreams};
+    let all = AttachStreams {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+    };
+    for handler in [None, Some("runc")] {
+        let host = PodHost::new();
+        let pod = host.pod(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "attached"},
+            "spec": {"runtimeClassName": handler, "restartPolicy": "Never", "containers": [
+                {"name": "shell", "image": busybox(), "command": ["sh"], "stdin": true, "tty": true},
+                {"name": "cat", "image": busybox(), "command": ["cat"], "stdin": true, "stdinOnce": true},
+            ]}
+        }));
+        let uid = pod.metadata.uid.clone().unwrap();
+        host.pods.run_pod(&pod).await.unwrap();
+        host.sync_until(&uid, "Running", |s| s.phase.as_deref() == Some("Running"))
+            .await;
+
+        // The terminal: input and output through it, one output stream (resizes
+        // through its master end are tested in tests/attach.rs).
+        let shell = host.pods.attach(&uid, "shell", all).await.unwrap();
+        assert!(shell.tty && shell.stderr.is_none() && shell.terminal.is_some());
+        let input = rk8s_runtime::nonblocking::NonBlocking::new(shell.stdin.unwrap()).unwrap();
+        input
+            .write_all(b"tty; [ -t 0 ] && echo inter''active; exit 0\n")
+            .await
+            .unwrap();
+        let seen = read_until(shell.stdout.unwrap(), |s| {
+            s.contains("/dev/pts/") && s.contains("interactive")
+        })
+        .await;
+        assert!(seen.contains("interactive"), "{handler:?}: {seen}");
+        let ended = read_until(shell.ended, |_| false).await;
+        assert_eq!(ended.as_bytes(), [AttachEnd::Exited.byte()], "{handler:?}");
+        // What went through the terminal is the container's stdout in its log.
+        assert!(
+            container_log(&host, &uid, "shell").contains("interactive"),
+            "{handler:?}"
+        );
+
+        // stdinOnce: the first session takes the only writer; its end is the EOF.
+        let cat = host.pods.attach(&uid, "cat", all).await.unwrap();
+        assert!(!cat.tty && cat.stdin_once, "{handler:?}");
+        let second = host.pods.attach(&uid, "cat", all).await.unwrap();
+        assert!(second.stdin.is_none(), "{handler:?}");
+        let input = rk8s_runtime::nonblocking::NonBlocking::new(cat.stdin.unwrap()).unwrap();
+        input.write_all(b"meow\n").await.unwrap();
+        drop(input);
+        let seen = read_until(second.stdout.unwrap(), |s| s.contains("meow")).await;
+        assert_eq!(seen, "meow\n", "{handler:?}");
+        let ended = read_until(second.ended, |_| false).await;
+        assert_eq!(ended.as_bytes(), [AttachEnd::Exited.byte()], "{handler:?}");
+        let status = host
+            .sync_until(&uid, "Succeeded", |s| {
+                s.phase.as_deref() == Some("Succeeded")
+            })
+            .await;
+        let codes: Vec<_> = status
+            .container_statuses
+            .unwrap()
+            .iter()
+            .map(|c| {
+                c.state
+                    .as_ref()
+                    .unwrap()
+                    .terminated
+                    .as_ref()
+                    .unwrap()
+                    .exit_code
+            })
+            .collect();
+        assert_eq!(codes, [0, 0], "{handler:?}");
+        drop(cat.ended);
+        host.pods.stop_pod(&uid, Duration::ZERO).await.unwrap();
+        assert_eq!(host.leftovers(&uid), Vec::<String>::new());
+    }
+}

@@ -559,7 +559,7 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
         }
         Identity::Node(n) => n,
     };
-    // Logs and exec reach into containers: the admin's alone.
+    // Logs, exec, attach and port forwarding reach into containers: the admin's alone.
     if req
         .subresource
         .as_deref()

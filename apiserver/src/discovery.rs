@@ -87,6 +87,7 @@ fn entries(
         out.push(eviction);
         out.push(sub("log", "Pod", &["get"]));
         out.push(sub("exec", "PodExecOptions", &["create", "get"]));
+        out.push(sub("attach", "PodAttachOptions", &["create", "get"]));
         out.push(sub(
             "portforward",
             "PodPortForwardOptions",

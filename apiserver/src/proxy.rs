@@ -1,8 +1,8 @@
-//! `pods/log`, `pods/exec`, `pods/portforward` and `nodes/proxy`: the API server finds
-//! the node and forwards the request to the node agent's HTTPS port (10250 by
-//! default), streaming the answer back or splicing the upgraded (WebSocket or SPDY)
-//! connection through, as kube-apiserver does with the kubelet. Who may is RBAC's
-//! (`pods/exec`, `pods/portforward`, … of the `edit` role).
+//! `pods/log`, `pods/exec`, `pods/attach`, `pods/portforward` and `nodes/proxy`: the
+//! API server finds the node and forwards the request to the node agent's HTTPS port
+//! (10250 by default), streaming the answer back or splicing the upgraded (WebSocket
+//! or SPDY) connection through, as kube-apiserver does with the kubelet. Who may is RBAC's
+//! (`pods/exec`, `pods/attach`, `pods/portforward`, … of the `edit` role).
 //!
 //! A node reports its own address and port, so the API server does not take them on
 //! trust (the CVE-2022-3294 class): it dials only addresses its [`DialPolicy`] allows
@@ -169,11 +169,8 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
         _ => return Err(ApiError::no_route()),
     };
     let sub = r.subresource.as_deref().unwrap_or_default();
-    // Port forwarding is to the pod, not one of its containers.
-    let container = match sub {
-        "portforward" => String::new(),
-        _ => container(&pod, query.get("container"))?,
-    };
+    // kube-apiserver's order: the container, then the node.
+    let path_and_query = node_path(&pod, sub, query)?;
     let node_name = pod
         .spec
         .as_ref()
@@ -182,9 +179,23 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
             ApiError::bad_request(format!("pod {name} does not have a host assigned"))
         })?;
     let (ip, port) = address(&node_named(registry, &node_name).await?)?;
+    Ok(Target {
+        node: node_name,
+        ip,
+        port,
+        path_and_query,
+    })
+}
+
+/// The node agent's path and query serving `pods/{sub}` of `pod` (kubelet's paths).
+fn node_path(pod: &Pod, sub: &str, query: &Query) -> ApiResult<String> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let mut params = form_urlencoded::Serializer::new(String::new());
     let path = match sub {
         "log" => {
+            let container = container(pod, query.get("container"))?;
             for (k, v) in query.pairs() {
                 if matches!(
                     k.as_str(),
@@ -201,37 +212,33 @@ pub async fn target(registry: &Registry, r: &ResourceRequest, query: &Query) -> 
             }
             format!("/containerLogs/{ns}/{name}/{container}")
         }
+        // Port forwarding is to the pod, not one of its containers; the ports travel
+        // in the query (WebSocket channels) or in the streams' headers (SPDY).
         "portforward" => {
-            // kubelet's path; the ports travel in the query (WebSocket channels) or
-            // in the streams' headers (SPDY).
             for (k, v) in query.pairs() {
                 if k == "ports" {
                     params.append_pair(k, v);
                 }
             }
-            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
             format!("/portForward/{ns}/{name}/{uid}")
         }
-        _ => {
+        // With the pod's uid, so a pod of the same name made since is not reached.
+        "exec" | "attach" => {
+            let container = container(pod, query.get("container"))?;
             for (k, v) in query.pairs() {
                 if k != "container" {
                     params.append_pair(k, v);
                 }
             }
-            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-            format!("/exec/{ns}/{name}/{uid}/{container}")
+            format!("/{sub}/{ns}/{name}/{uid}/{container}")
         }
+        _ => return Err(ApiError::no_route()),
     };
     let params = params.finish();
-    Ok(Target {
-        node: node_name,
-        ip,
-        port,
-        path_and_query: if params.is_empty() {
-            path
-        } else {
-            format!("{path}?{params}")
-        },
+    Ok(if params.is_empty() {
+        path
+    } else {
+        format!("{path}?{params}")
     })
 }
 
@@ -444,6 +451,32 @@ mod tests {
         );
         let e = container(&pod(&["a"]), Some("x")).unwrap_err();
         assert_eq!(e.message, "container x is not valid for pod web");
+    }
+
+    #[test]
+    fn each_subresource_goes_to_kubelets_path_with_its_own_options() {
+        let mut pod = pod(&["a", "b"]);
+        pod.metadata.uid = Some("u1".into());
+        let path = |sub: &str, q: &str| node_path(&pod, sub, &Query::parse(Some(q)));
+        assert_eq!(
+            path("attach", "container=b&stdin=true&stdout=true&tty=true").unwrap(),
+            "/attach/default/web/u1/b?stdin=true&stdout=true&tty=true"
+        );
+        assert_eq!(
+            path("exec", "container=a&command=ls&command=-l").unwrap(),
+            "/exec/default/web/u1/a?command=ls&command=-l"
+        );
+        assert_eq!(
+            path("log", "container=a&follow=true&bogus=1").unwrap(),
+            "/containerLogs/default/web/a?follow=true"
+        );
+        assert_eq!(
+            path("portforward", "ports=80&container=a").unwrap(),
+            "/portForward/default/web/u1?ports=80"
+        );
+        // Two containers and none named: kube-apiserver's question back.
+        assert!(path("attach", "stdout=true").is_err());
+        assert!(path("binding", "").is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use rk8s_http::query::is_true;
 pub use rk8s_http::query::Query;
 
 /// The subresources served by the node a pod runs on.
-pub const NODE_SUBRESOURCES: [&str; 3] = ["log", "exec", "portforward"];
+pub const NODE_SUBRESOURCES: [&str; 4] = ["log", "exec", "attach", "portforward"];
 
 /// The verbs of Kubernetes' authorization model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

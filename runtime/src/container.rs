@@ -53,6 +53,28 @@ pub struct CreateContainer {
     pub log_path: PathBuf,
     /// Size at which the log file is rotated.
     pub log_max_bytes: u64,
+    /// Its main process' stdin and terminal (none and none when absent: state files
+    /// written before they existed read so).
+    #[serde(default)]
+    pub io: ContainerIo,
+}
+
+/// The stdin and terminal of a container's main process, as its pod asks
+/// (`stdin`, `stdinOnce`, `tty` of a Kubernetes container).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerIo {
+    /// It gets a stdin that attach sessions write to; its reads wait while nobody is
+    /// attached (without: /dev/null).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Its stdin is closed (it reads end-of-file) once the first attach session that
+    /// wrote to it ends (CRI's `stdin_once`).
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// It runs on a terminal, whose output is its stdout (`tty`).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Lifecycle of a container, as in the OCI runtime spec.
@@ -160,6 +182,10 @@ pub struct ContainerState {
     pub started_at_ns: Option<i64>,
     /// How it ended, once stopped.
     pub exit: Option<Exit>,
+    /// Its stdin was closed for good: with `stdinOnce`, its first attach session with
+    /// stdin took the only writer.
+    #[serde(default)]
+    pub stdin_closed: bool,
 }
 
 impl ContainerState {
@@ -192,6 +218,77 @@ pub struct ExecHandle {
     pub pid: i32,
     /// The master end of its terminal, with `tty`.
     pub pty: Option<std::os::fd::OwnedFd>,
+}
+
+/// Which of a container's streams an attach session wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachStreams {
+    /// To write to its stdin (or terminal).
+    pub stdin: bool,
+    /// Its stdout (with a terminal: the terminal's output).
+    pub stdout: bool,
+    /// Its stderr (none with a terminal).
+    pub stderr: bool,
+}
+
+/// Why an attach session ended on the runtime's side: the byte its
+/// [`AttachHandle::ended`] reads before end-of-file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachEnd {
+    /// The container stopped (or was removed).
+    Exited,
+    /// The session did not read the container's output as fast as the container wrote
+    /// it: it was dropped rather than let the container wait or the runtime buffer
+    /// without bound.
+    FellBehind,
+    /// End-of-file without a byte: whoever served the session went away (a restarted
+    /// container helper).
+    Lost,
+}
+
+impl AttachEnd {
+    /// The byte that says it.
+    pub fn byte(self) -> u8 {
+        match self {
+            AttachEnd::Exited => b'x',
+            AttachEnd::FellBehind => b's',
+            AttachEnd::Lost => 0,
+        }
+    }
+
+    /// What the first byte read (None: end-of-file) says.
+    pub fn from_byte(byte: Option<u8>) -> Self {
+        match byte {
+            Some(b'x') => AttachEnd::Exited,
+            Some(b's') => AttachEnd::FellBehind,
+            _ => AttachEnd::Lost,
+        }
+    }
+}
+
+/// A live attach session to a container's main process: its output from now on, and
+/// where its input goes. Dropping the handle ends the session.
+#[derive(Debug)]
+pub struct AttachHandle {
+    /// The container runs on a terminal: its one output stream is `stdout`, and
+    /// `terminal` takes resizes.
+    pub tty: bool,
+    /// Where input goes (its stdin FIFO, or its terminal), when asked for and the
+    /// container has a stdin still open; non-blocking. With `stdin_once` this is the
+    /// only writer: dropping it closes the container's stdin.
+    pub stdin: Option<std::os::fd::OwnedFd>,
+    /// Its stdin closes when `stdin` is dropped (`stdinOnce` without a terminal).
+    pub stdin_once: bool,
+    /// The terminal's master end (tty containers), for window sizes.
+    pub terminal: Option<std::os::fd::OwnedFd>,
+    /// Its stdout from now on, when asked for.
+    pub stdout: Option<std::os::fd::OwnedFd>,
+    /// Its stderr from now on, when asked for (never with a terminal).
+    pub stderr: Option<std::os::fd::OwnedFd>,
+    /// Reads an [`AttachEnd`] byte, then end-of-file, when the runtime ends the
+    /// session.
+    pub ended: std::os::fd::OwnedFd,
 }
 
 /// Nanoseconds since the Unix epoch, now.

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::container::{
-    ContainerState, CreateContainer, ExecHandle, ExecProcess, Exit, ExitReason, Status, now_ns,
+    AttachEnd, AttachHandle, AttachStreams, ContainerState, CreateContainer, ExecHandle,
+    ExecProcess, Exit, ExitReason, Status, now_ns,
 };
 use crate::error::{Error, Result};
 use crate::runtime::ContainerRuntime;
@@ -19,6 +20,16 @@ pub struct FakeRuntime {
     latency: Duration,
     containers: Mutex<BTreeMap<String, ContainerState>>,
     next_pid: Mutex<i32>,
+    /// The runtime's ends of attach sessions, by container: closed (after an
+    /// [`AttachEnd::Exited`] byte) when it stops.
+    attached: Mutex<BTreeMap<String, Vec<Attached>>>,
+}
+
+/// The runtime's ends of one attach session: output nobody writes, and its end.
+#[derive(Debug)]
+struct Attached {
+    outputs: Vec<std::io::PipeWriter>,
+    ended: std::io::PipeWriter,
 }
 
 impl FakeRuntime {
@@ -35,6 +46,7 @@ impl FakeRuntime {
 
     /// Makes a running container exit with `code`, as if its process had.
     pub fn exit(&self, id: &str, code: i32) -> Result<()> {
+        self.detach_all(id);
         self.update(id, |state| {
             state.status = Status::Stopped;
             state.exit = Some(Exit {
@@ -48,6 +60,19 @@ impl FakeRuntime {
             });
             Ok(())
         })
+    }
+
+    /// Ends the attach sessions of `id`: it stopped.
+    fn detach_all(&self, id: &str) {
+        use std::io::Write;
+        let sessions = match self.attached.lock() {
+            Ok(mut attached) => attached.remove(id).unwrap_or_default(),
+            Err(_) => return,
+        };
+        for mut session in sessions {
+            let _ = session.ended.write_all(&[AttachEnd::Exited.byte()]);
+            drop(session.outputs);
+        }
     }
 
     fn pause(&self) {
@@ -101,6 +126,7 @@ impl ContainerRuntime for FakeRuntime {
             created_at_ns: now_ns(),
             started_at_ns: None,
             exit: None,
+            stdin_closed: false,
         };
         containers.insert(spec.id.clone(), state.clone());
         Ok(state)
@@ -118,6 +144,7 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     fn kill(&self, id: &str, signal: i32) -> Result<()> {
+        self.detach_all(id);
         self.update(id, |state| {
             if state.status.can_kill() {
                 state.status = Status::Stopped;
@@ -141,6 +168,8 @@ impl ContainerRuntime for FakeRuntime {
             return Err(incorrect(state, "delete"));
         }
         containers.remove(id);
+        drop(containers);
+        self.detach_all(id);
         Ok(())
     }
 
@@ -183,6 +212,47 @@ impl ContainerRuntime for FakeRuntime {
     fn wait_exec(&self, _pid: i32) -> Result<i32> {
         Ok(0)
     }
+
+    /// A session on which a fake process writes nothing and reads nothing; it ends when
+    /// the container stops.
+    fn attach(&self, id: &str, streams: AttachStreams) -> Result<AttachHandle> {
+        let state = self.state(id)?;
+        if !state.status.can_exec() {
+            return Err(incorrect(&state, "attach"));
+        }
+        let pipe = || std::io::pipe().map_err(crate::error::io("pipe"));
+        let tty = state.spec.io.tty;
+        let mut outputs = Vec::new();
+        let mut output = |wanted: bool| -> Result<Option<std::os::fd::OwnedFd>> {
+            if !wanted {
+                return Ok(None);
+            }
+            let (r, w) = pipe()?;
+            outputs.push(w);
+            Ok(Some(r.into()))
+        };
+        let stdout = output(streams.stdout)?;
+        let stderr = output(streams.stderr && !tty)?;
+        let (ended, ended_w) = pipe()?;
+        self.attached
+            .lock()
+            .map_err(|_| poisoned())?
+            .entry(id.to_string())
+            .or_default()
+            .push(Attached {
+                outputs,
+                ended: ended_w,
+            });
+        Ok(AttachHandle {
+            tty,
+            stdin: None,
+            stdin_once: false,
+            terminal: None,
+            stdout,
+            stderr,
+            ended: ended.into(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -196,7 +266,38 @@ mod tests {
             engine: Default::default(),
             log_path: "/nonexistent/log".into(),
             log_max_bytes: 1 << 20,
+            io: Default::default(),
         }
+    }
+
+    #[test]
+    fn fake_attach_sessions_end_when_the_container_stops() {
+        use std::io::Read;
+        let rt = FakeRuntime::new();
+        rt.create(&spec("a")).unwrap();
+        assert!(matches!(
+            rt.attach("a", AttachStreams::default()),
+            Err(Error::IncorrectStatus { .. })
+        ));
+        rt.start("a").unwrap();
+        let streams = AttachStreams {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+        };
+        let handle = rt.attach("a", streams).unwrap();
+        assert!(handle.stdin.is_none() && handle.stdout.is_some() && handle.stderr.is_some());
+        rt.exit("a", 0).unwrap();
+        let mut end = Vec::new();
+        std::fs::File::from(handle.ended)
+            .read_to_end(&mut end)
+            .unwrap();
+        assert_eq!(end, [AttachEnd::Exited.byte()]);
+        let mut out = Vec::new();
+        std::fs::File::from(handle.stdout.unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - [`pod`]: the Kubernetes pod model on top — a pause sandbox whose namespaces the
 //!   work containers join, volumes, /etc/hosts and resolv.conf, the pod network.
 //! - [`logs`], [`cgroups`]: CRI log files, and usage and OOM kills from cgroups.
+//! - [`nonblocking`]: the pipes and terminals handed out (exec, attach) read and
+//!   written from async code.
 //!
 //! Binaries that host the runtime call [`helper::run_if_requested`] first in `main`.
 
@@ -23,6 +25,7 @@ pub mod helper;
 pub mod image;
 pub mod logs;
 pub mod network;
+pub mod nonblocking;
 pub mod pod;
 pub mod probe;
 pub mod restart;

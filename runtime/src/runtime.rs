@@ -10,7 +10,9 @@
 
 use std::os::fd::BorrowedFd;
 
-use crate::container::{ContainerState, CreateContainer, ExecHandle, ExecProcess};
+use crate::container::{
+    AttachHandle, AttachStreams, ContainerState, CreateContainer, ExecHandle, ExecProcess,
+};
 use crate::error::Result;
 
 /// Runs containers from prepared bundles. Calls block; async code calls them through
@@ -43,4 +45,7 @@ pub trait ContainerRuntime: Send + Sync {
     ) -> Result<ExecHandle>;
     /// Waits for an exec'd process; returns its exit code.
     fn wait_exec(&self, pid: i32) -> Result<i32>;
+    /// Attaches to the main process of a running container: its output from now on
+    /// and its stdin or terminal, as `streams` asks and the container has them.
+    fn attach(&self, id: &str, streams: AttachStreams) -> Result<AttachHandle>;
 }

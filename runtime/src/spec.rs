@@ -72,6 +72,9 @@ pub struct ContainerConfig {
     pub cap_add: Vec<String>,
     /// Capabilities removed from it (`ALL` removes every one).
     pub cap_drop: Vec<String>,
+    /// Run its process on a terminal (a Kubernetes container's `tty`): the OCI runtime
+    /// sends the terminal's master end to a console socket.
+    pub terminal: bool,
 }
 
 /// PATH for images that set none.
@@ -163,6 +166,10 @@ impl ContainerConfig {
             // What containerd and Docker give a process whose image sets no PATH.
             env.insert(0, format!("PATH={DEFAULT_PATH}"));
         }
+        if self.terminal && !env.iter().any(|kv| kv.starts_with("TERM=")) {
+            // containerd's `oci.WithTTY`: a terminal comes with a TERM.
+            env.push("TERM=xterm".to_string());
+        }
         process.set_env(Some(env));
         process.set_cwd(PathBuf::from(if self.cwd.is_empty() {
             "/"
@@ -175,7 +182,7 @@ impl ContainerConfig {
         user.set_gid(self.gid.unwrap_or(gid));
         process.set_user(user);
         process.set_no_new_privileges(Some(true));
-        process.set_terminal(Some(false));
+        process.set_terminal(Some(self.terminal));
         let caps = self.capabilities()?;
         let set: std::collections::HashSet<Capability> = caps.into_iter().collect();
         let mut capabilities = LinuxCapabilities::default();
@@ -425,6 +432,7 @@ mod tests {
             }],
             cap_add: vec!["NET_ADMIN".into()],
             cap_drop: vec!["mknod".into()],
+            terminal: false,
         }
     }
 
@@ -440,6 +448,7 @@ mod tests {
         assert_eq!(json["linux"]["resources"]["pids"]["limit"], 100);
         assert_eq!(json["linux"]["resources"]["devices"][0]["allow"], false);
         assert_eq!(json["process"]["noNewPrivileges"], true);
+        assert_eq!(json["process"]["terminal"], false);
         let caps = json["process"]["capabilities"]["bounding"]
             .as_array()
             .unwrap();
@@ -516,6 +525,26 @@ mod tests {
             shared
                 .iter()
                 .any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_some())
+        );
+    }
+
+    #[test]
+    fn a_tty_container_runs_on_a_terminal_with_a_term() {
+        let tty = ContainerConfig {
+            terminal: true,
+            ..config()
+        };
+        let json = serde_json::to_value(tty.to_spec().unwrap()).unwrap();
+        assert_eq!(json["process"]["terminal"], true);
+        assert_eq!(json["process"]["env"], json!(["PATH=/bin", "TERM=xterm"]));
+        let own_term = ContainerConfig {
+            env: vec!["TERM=vt100".into()],
+            ..tty
+        };
+        let json = serde_json::to_value(own_term.to_spec().unwrap()).unwrap();
+        assert_eq!(
+            json["process"]["env"],
+            json!([format!("PATH={DEFAULT_PATH}"), "TERM=vt100"])
         );
     }
 }

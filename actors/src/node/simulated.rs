@@ -304,6 +304,7 @@ async fn start(
             engine: rk8s_runtime::container::Engine::Libcontainer,
             log_path: std::path::PathBuf::new(),
             log_max_bytes: 0,
+            io: Default::default(),
         };
         let created = runtime.create(&spec).and_then(|_| runtime.start(&id));
         if let Err(e) = created {

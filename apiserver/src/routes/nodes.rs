@@ -1,5 +1,6 @@
 //! What the API server forwards to node agents: `pods/log`, `pods/exec`,
-//! `nodes/{name}/proxy/...`, and the resource metrics API from the nodes' summaries.
+//! `pods/attach`, `pods/portforward`, `nodes/{name}/proxy/...`, and the resource
+//! metrics API from the nodes' summaries.
 
 use http::{Request, Response, header};
 use hyper::body::Incoming;
@@ -85,7 +86,8 @@ impl ApiServer {
             .and_then(ok)
     }
 
-    /// `pods/log` and `pods/exec`, forwarded to the node agent running the pod.
+    /// `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`, forwarded to the
+    /// node agent running the pod.
     pub(crate) async fn proxy(
         &self,
         mut req: Request<Incoming>,

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::protocol::{self, Request, Response};
+use super::protocol::{self, AttachFd, Request, Response};
 use super::{HELPER_ARG, server, socket_path};
-use crate::container::{ContainerState, CreateContainer, ExecHandle, ExecProcess};
+use crate::container::{
+    AttachHandle, AttachStreams, ContainerState, CreateContainer, ExecHandle, ExecProcess,
+};
 use crate::error::{Error, Result, io};
 use crate::runtime::ContainerRuntime;
 
@@ -184,7 +186,8 @@ fn request_id(request: &Request) -> String {
         | Request::Kill { id, .. }
         | Request::Delete { id, .. }
         | Request::State { id }
-        | Request::Exec { id, .. } => id.clone(),
+        | Request::Exec { id, .. }
+        | Request::Attach { id, .. } => id.clone(),
         Request::WaitExec { pid } => format!("exec process {pid}"),
         Request::Ping | Request::List | Request::Shutdown => String::new(),
     }
@@ -265,6 +268,25 @@ impl ContainerRuntime for HelperClient {
         }
     }
 
+    fn attach(&self, id: &str, streams: AttachStreams) -> Result<AttachHandle> {
+        let request = Request::Attach {
+            id: id.to_string(),
+            streams,
+        };
+        match self.call_with_fds(&request, &[])? {
+            (
+                Response::Attach {
+                    tty,
+                    stdin_once,
+                    fds: names,
+                },
+                fds,
+            ) => attach_handle(tty, stdin_once, &names, fds)
+                .ok_or_else(|| self.helper_error("an attach answer without its descriptors")),
+            (other, _) => Err(self.helper_error(format!("unexpected answer {other:?}"))),
+        }
+    }
+
     fn wait_exec(&self, pid: i32) -> Result<i32> {
         let mut stream = self.connect()?;
         // An exec'd process may run for as long as it likes.
@@ -279,5 +301,47 @@ impl ContainerRuntime for HelperClient {
             Ok(other) => Err(self.helper_error(format!("unexpected answer {other:?}"))),
             Err(e) => Err(self.helper_error(e.to_string())),
         }
+    }
+}
+
+/// The handle of an attach answer: its descriptors, in the order `names` gives
+/// (None when they do not match).
+fn attach_handle(
+    tty: bool,
+    stdin_once: bool,
+    names: &[AttachFd],
+    fds: Vec<OwnedFd>,
+) -> Option<AttachHandle> {
+    if names.len() != fds.len() {
+        return None;
+    }
+    let mut named: Vec<(AttachFd, OwnedFd)> = names.iter().copied().zip(fds).collect();
+    let mut take = |name: AttachFd| {
+        let at = named.iter().position(|(n, _)| *n == name)?;
+        Some(named.swap_remove(at).1)
+    };
+    Some(AttachHandle {
+        tty,
+        stdin_once,
+        ended: take(AttachFd::Ended)?,
+        stdin: take(AttachFd::Stdin),
+        terminal: take(AttachFd::Terminal),
+        stdout: take(AttachFd::Stdout),
+        stderr: take(AttachFd::Stderr),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attach_answer_becomes_a_handle_only_with_matching_descriptors() {
+        let fd = || -> OwnedFd { std::fs::File::open("/dev/null").unwrap().into() };
+        let names = [AttachFd::Ended, AttachFd::Stdout];
+        let handle = attach_handle(false, false, &names, vec![fd(), fd()]).unwrap();
+        assert!(handle.stdout.is_some() && handle.stdin.is_none() && handle.stderr.is_none());
+        assert!(attach_handle(false, false, &names, vec![fd()]).is_none());
+        assert!(attach_handle(false, false, &[AttachFd::Stdout], vec![fd()]).is_none());
     }
 }

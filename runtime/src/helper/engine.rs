@@ -23,9 +23,9 @@ pub struct Stdio3 {
     pub stderr: OwnedFd,
 }
 
-/// Where an exec'd process' stdio goes.
+/// Where the stdio of a container's process or an exec'd process goes.
 #[derive(Debug)]
-pub enum ExecIo {
+pub enum ProcessIo {
     /// These three descriptors.
     Pipes(Stdio3),
     /// A new terminal, whose master end the runtime sends to this console socket.
@@ -37,8 +37,9 @@ pub enum ExecIo {
 
 /// An OCI runtime as the helper uses it.
 pub trait OciRuntime {
-    /// Creates the container from `bundle`; returns its init pid.
-    fn create(&self, id: &str, bundle: &Path, stdio: Stdio3) -> Result<i32>;
+    /// Creates the container from `bundle` (whose process has `terminal` set exactly
+    /// when `io` is [`ProcessIo::Tty`]); returns its init pid.
+    fn create(&self, id: &str, bundle: &Path, io: ProcessIo) -> Result<i32>;
     /// Starts it.
     fn start(&self, id: &str) -> Result<()>;
     /// Signals its processes (all of them for SIGKILL).
@@ -46,7 +47,7 @@ pub trait OciRuntime {
     /// Deletes it (its cgroup and runtime state).
     fn delete(&self, id: &str, force: bool) -> Result<()>;
     /// Runs a process in it (the container's bundle is `bundle`); returns the pid.
-    fn exec(&self, id: &str, bundle: &Path, process: &ExecProcess, io: ExecIo) -> Result<i32>;
+    fn exec(&self, id: &str, bundle: &Path, process: &ExecProcess, io: ProcessIo) -> Result<i32>;
 }
 
 /// The runtime for `engine`, keeping its state under `root`.
@@ -87,14 +88,19 @@ impl Libcontainer {
 }
 
 impl OciRuntime for Libcontainer {
-    fn create(&self, id: &str, bundle: &Path, stdio: Stdio3) -> Result<i32> {
+    fn create(&self, id: &str, bundle: &Path, io: ProcessIo) -> Result<i32> {
         std::fs::create_dir_all(&self.root).map_err(crate::error::io(&self.root))?;
-        let container = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.root)
-            .map_err(lc_error)?
-            .with_stdin(stdio.stdin)
-            .with_stdout(stdio.stdout)
-            .with_stderr(stdio.stderr)
+            .map_err(lc_error)?;
+        let builder = match io {
+            ProcessIo::Pipes(stdio) => builder
+                .with_stdin(stdio.stdin)
+                .with_stdout(stdio.stdout)
+                .with_stderr(stdio.stderr),
+            ProcessIo::Tty { console_socket } => builder.with_console_socket(Some(console_socket)),
+        };
+        let container = builder
             .validate_id()
             .map_err(lc_error)?
             .as_init(bundle)
@@ -131,12 +137,12 @@ impl OciRuntime for Libcontainer {
         }
     }
 
-    fn exec(&self, id: &str, bundle: &Path, process: &ExecProcess, io: ExecIo) -> Result<i32> {
+    fn exec(&self, id: &str, bundle: &Path, process: &ExecProcess, io: ProcessIo) -> Result<i32> {
         let builder = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.root)
             .map_err(lc_error)?;
         let tenant = match io {
-            ExecIo::Pipes(stdio) => {
+            ProcessIo::Pipes(stdio) => {
                 let env = process
                     .env
                     .iter()
@@ -152,7 +158,7 @@ impl OciRuntime for Libcontainer {
                     .with_env(env)
                     .with_cwd(process.cwd.as_ref())
             }
-            ExecIo::Tty { console_socket } => {
+            ProcessIo::Tty { console_socket } => {
                 // A terminal needs the whole process description (terminal: true).
                 let file = self.root.join(format!("{id}.exec-process.json"));
                 write_tty_process(bundle, process, &file)?;
@@ -230,8 +236,34 @@ impl OciBinary {
     }
 }
 
+impl OciBinary {
+    /// The stdio the binary itself runs with: `io`'s pipes, or /dev/null with a
+    /// terminal (whose console socket goes on the command line).
+    fn console(&self, command: &mut Command, io: ProcessIo) -> Result<Stdio3> {
+        match io {
+            ProcessIo::Pipes(stdio) => Ok(stdio),
+            ProcessIo::Tty { console_socket } => {
+                command.arg("--console-socket").arg(console_socket);
+                let null = |write: bool| -> Result<OwnedFd> {
+                    std::fs::OpenOptions::new()
+                        .read(!write)
+                        .write(write)
+                        .open("/dev/null")
+                        .map(OwnedFd::from)
+                        .map_err(crate::error::io("/dev/null"))
+                };
+                Ok(Stdio3 {
+                    stdin: null(false)?,
+                    stdout: null(true)?,
+                    stderr: null(true)?,
+                })
+            }
+        }
+    }
+}
+
 impl OciRuntime for OciBinary {
-    fn create(&self, id: &str, bundle: &Path, stdio: Stdio3) -> Result<i32> {
+    fn create(&self, id: &str, bundle: &Path, io: ProcessIo) -> Result<i32> {
         std::fs::create_dir_all(&self.root).map_err(crate::error::io(&self.root))?;
         let pid_file = self.root.join(format!("{id}.pid"));
         let mut command = self.command();
@@ -240,8 +272,9 @@ impl OciRuntime for OciBinary {
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(id);
+            .arg(&pid_file);
+        let stdio = self.console(&mut command, io)?;
+        command.arg(id);
         self.run_with_stdio(command, stdio, &pid_file)
     }
 
@@ -274,7 +307,7 @@ impl OciRuntime for OciBinary {
         self.run(command)
     }
 
-    fn exec(&self, id: &str, _bundle: &Path, process: &ExecProcess, io: ExecIo) -> Result<i32> {
+    fn exec(&self, id: &str, _bundle: &Path, process: &ExecProcess, io: ProcessIo) -> Result<i32> {
         let pid_file = self.root.join(format!("{id}.exec.pid"));
         let mut command = self.command();
         command
@@ -288,28 +321,10 @@ impl OciRuntime for OciBinary {
         if let Some(cwd) = &process.cwd {
             command.arg("--cwd").arg(cwd);
         }
-        let stdio = match io {
-            ExecIo::Pipes(stdio) => stdio,
-            ExecIo::Tty { console_socket } => {
-                command
-                    .arg("--tty")
-                    .arg("--console-socket")
-                    .arg(console_socket);
-                let null = |write: bool| -> Result<OwnedFd> {
-                    std::fs::OpenOptions::new()
-                        .read(!write)
-                        .write(write)
-                        .open("/dev/null")
-                        .map(OwnedFd::from)
-                        .map_err(crate::error::io("/dev/null"))
-                };
-                Stdio3 {
-                    stdin: null(false)?,
-                    stdout: null(true)?,
-                    stderr: null(true)?,
-                }
-            }
-        };
+        if matches!(io, ProcessIo::Tty { .. }) {
+            command.arg("--tty");
+        }
+        let stdio = self.console(&mut command, io)?;
         command.arg(id).args(&process.args);
         self.run_with_stdio(command, stdio, &pid_file)
     }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod engine;
 pub mod protocol;
 pub mod server;
+mod stdio;
 
 pub use client::HelperClient;
 pub use server::{HelperConfig, socket_path};

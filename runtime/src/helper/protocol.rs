@@ -1,6 +1,7 @@
 //! Messages between the runtime's clients and the container helper: a 4-byte
 //! big-endian length and a JSON body over a Unix stream socket. File descriptors (an
-//! exec'd process' stdio) travel with a message as `SCM_RIGHTS`.
+//! exec'd process' stdio, a terminal's master end, an attach session's pipes) travel
+//! with a message as `SCM_RIGHTS`.
 
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -10,7 +11,7 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::container::{ContainerState, CreateContainer, ExecProcess};
+use crate::container::{AttachStreams, ContainerState, CreateContainer, ExecProcess};
 
 /// Messages larger than this are refused: no request or answer comes near it.
 pub const MAX_MESSAGE: usize = 64 << 20;
@@ -62,8 +63,33 @@ pub enum Request {
         /// Its pid, from [`Response::Exec`].
         pid: i32,
     },
+    /// Attach to the main process of a running container: answered with
+    /// [`Response::Attach`] and the descriptors it names.
+    Attach {
+        /// The container.
+        id: String,
+        /// What the session wants.
+        streams: AttachStreams,
+    },
     /// Stop the helper. Containers keep running; a new helper adopts them.
     Shutdown,
+}
+
+/// A descriptor that comes with [`Response::Attach`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AttachFd {
+    /// Reads why the session ended, then end-of-file (see
+    /// [`crate::container::AttachEnd`]).
+    Ended,
+    /// Writes to the container's stdin.
+    Stdin,
+    /// The master end of the container's terminal (input and window size).
+    Terminal,
+    /// Reads the container's stdout (or terminal output) from now on.
+    Stdout,
+    /// Reads the container's stderr from now on.
+    Stderr,
 }
 
 /// The helper's answer.
@@ -86,6 +112,17 @@ pub enum Response {
     Exec {
         /// Its pid on the host.
         pid: i32,
+    },
+    /// An attach session started; its descriptors come with the message, in the order
+    /// `fds` names them.
+    Attach {
+        /// The container runs on a terminal.
+        tty: bool,
+        /// Closing the `stdin` descriptor closes the container's stdin (`stdinOnce`).
+        #[serde(rename = "stdinOnce")]
+        stdin_once: bool,
+        /// What the descriptors are.
+        fds: Vec<AttachFd>,
     },
     /// An exec'd process exited.
     Exited {
@@ -139,10 +176,13 @@ pub fn recv_fd(stream: &mut UnixStream) -> std::io::Result<OwnedFd> {
         .ok_or_else(|| std::io::Error::other("no descriptor came with the message"))
 }
 
-/// One `recvmsg` into `buf`: the bytes read and the descriptors (at most four) that
-/// came with them, owned from here on.
+/// Most descriptors one message carries.
+pub const MAX_FDS: usize = 8;
+
+/// One `recvmsg` into `buf`: the bytes read and the descriptors (at most
+/// [`MAX_FDS`]) that came with them, owned from here on.
 fn recv_with_fds(stream: &UnixStream, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
-    let mut cmsg_space = nix::cmsg_space!([i32; 4]);
+    let mut cmsg_space = nix::cmsg_space!([i32; MAX_FDS]);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = recvmsg::<()>(
         stream.as_raw_fd(),
@@ -194,6 +234,34 @@ pub fn recv<T: DeserializeOwned>(
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn attach_answers_name_their_descriptors() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let pipes: Vec<_> = (0..2).map(|_| nix::unistd::pipe().unwrap()).collect();
+        let answer = Response::Attach {
+            tty: false,
+            stdin_once: true,
+            fds: vec![
+                AttachFd::Ended,
+                AttachFd::Stdin,
+                AttachFd::Stdout,
+                AttachFd::Stderr,
+            ],
+        };
+        let fds: Vec<_> = pipes
+            .iter()
+            .flat_map(|(r, w)| [r.as_fd(), w.as_fd()])
+            .collect();
+        send(&mut a, &answer, &fds).unwrap();
+        let (got, received) = recv::<Response>(&mut b).unwrap().unwrap();
+        assert_eq!(got, answer);
+        assert_eq!(received.len(), 4);
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(json["result"], "attach");
+        assert_eq!(json["fds"][1], "stdin");
+        assert_eq!(json["stdinOnce"], true);
+    }
 
     #[test]
     fn messages_and_descriptors_cross_the_socket() {

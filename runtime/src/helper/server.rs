@@ -1,31 +1,33 @@
 //! The container helper: one process, one thread, that makes every libcontainer call
 //! (libcontainer changes the process-wide working directory, so it must never run on an
 //! async runtime's threads), reaps container processes as their child subreaper,
-//! records how they exit, and copies their output into CRI logs.
+//! records how they exit, and copies their output into CRI logs and to attach
+//! sessions (`stdio`).
 //!
 //! It outlives its clients: a node agent that crashes and restarts finds its
 //! containers running and their logs intact. If the helper itself dies, containers
 //! keep running — their stdout and stderr are FIFOs they hold open for reading and
 //! writing, so nothing gets SIGPIPE — and a new helper adopts them and their logs;
-//! only the exit code of a container that exits while no helper watches is lost.
+//! the exit code of a container that exits while no helper watches is lost, and so
+//! are a terminal and a `stdinOnce` stdin's writer (see `stdio`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read};
+use std::fs::OpenOptions;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use super::engine::{self, ExecIo, Stdio3};
+use super::engine::{self, ProcessIo, Stdio3};
 use super::protocol::{self, Request, Response};
-use crate::container::{ContainerState, CreateContainer, Exit, ExitReason, Status, now_ns};
+use super::stdio::{self, Polled, Stdio};
+use crate::container::{
+    AttachEnd, ContainerState, CreateContainer, Exit, ExitReason, Status, now_ns,
+};
 use crate::error::{Error, Result, io, sys};
 use crate::logs::{LogWriter, Stream};
 
@@ -48,15 +50,11 @@ struct Client {
     waiting_for: Option<i32>,
 }
 
-struct Logs {
-    writer: LogWriter,
-    stdout: Option<File>,
-    stderr: Option<File>,
-}
-
 struct Managed {
     state: ContainerState,
-    logs: Option<Logs>,
+    /// Its output, logged and attached to, and its stdin (None once it stopped before
+    /// this helper, or when its log cannot be opened).
+    stdio: Option<Stdio>,
     /// Adopted from an earlier helper: not our child, so watched through /proc.
     adopted: bool,
 }
@@ -141,25 +139,26 @@ impl Helper {
         self.root.join("containers").join(id)
     }
 
-    /// One round: wait for sockets and logs, serve them, reap children.
+    /// Where a runtime sends a new terminal's master end: one path does, as the
+    /// helper creates or execs one container at a time (and a short one, as socket
+    /// paths are).
+    fn console_socket(&self) -> PathBuf {
+        self.root.join("console.sock")
+    }
+
+    /// One round: wait for sockets, outputs and attach sessions, serve them, reap
+    /// children.
     fn turn(&mut self) -> Result<()> {
-        let (listener_ready, client_ready, log_ready) = {
+        let (listener_ready, client_ready, stdio_ready) = {
             let mut fds = vec![PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
             for client in &self.clients {
                 fds.push(PollFd::new(client.stream.as_fd(), PollFlags::POLLIN));
             }
-            let mut log_fds = Vec::new();
+            let mut polled = Vec::new();
             for (id, managed) in &self.containers {
-                if let Some(logs) = &managed.logs {
-                    for (stream, file) in [
-                        (Stream::Stdout, &logs.stdout),
-                        (Stream::Stderr, &logs.stderr),
-                    ] {
-                        if let Some(file) = file {
-                            fds.push(PollFd::new(file.as_fd(), PollFlags::POLLIN));
-                            log_fds.push((id.clone(), stream));
-                        }
-                    }
+                for (fd, flags, what) in managed.stdio.iter().flat_map(Stdio::polled) {
+                    fds.push(PollFd::new(fd, flags));
+                    polled.push((id.clone(), what));
                 }
             }
             match poll(&mut fds, PollTimeout::from(100u16)) {
@@ -172,16 +171,23 @@ impl Helper {
                 .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
             let clients = ready[1..1 + self.clients.len()].to_vec();
-            let logs: Vec<(String, Stream)> = log_fds
+            let stdio: Vec<(String, Polled)> = polled
                 .into_iter()
                 .zip(&ready[1 + self.clients.len()..])
                 .filter(|(_, r)| **r)
                 .map(|(l, _)| l)
                 .collect();
-            (ready[0], clients, logs)
+            (ready[0], clients, stdio)
         };
-        for (id, stream) in log_ready {
-            self.pump(&id, stream);
+        for (id, what) in stdio_ready {
+            let Some(stdio) = self.containers.get_mut(&id).and_then(|m| m.stdio.as_mut()) else {
+                continue;
+            };
+            match what {
+                Polled::Output(stream) => stdio.pump(&id, stream),
+                // Its client has gone.
+                Polled::Session(key) => stdio.end_session(key, AttachEnd::Lost),
+            }
         }
         if listener_ready {
             while let Ok((stream, _)) = self.listener.accept() {
@@ -238,11 +244,12 @@ impl Helper {
                 Response::Ok
             }
             other => match self.handle(other, fds) {
-                Ok((response, Some(fd))) => {
+                Ok((response, fds)) if !fds.is_empty() => {
                     let stream = &mut self.clients[index].stream;
-                    return protocol::send(stream, &response, &[fd.as_fd()]).is_ok();
+                    let fds: Vec<_> = fds.iter().map(|fd| fd.as_fd()).collect();
+                    return protocol::send(stream, &response, &fds).is_ok();
                 }
-                Ok((response, None)) => response,
+                Ok((response, _)) => response,
                 Err(e) => error_response(&e),
             },
         };
@@ -258,35 +265,12 @@ impl Helper {
         bundle: &Path,
         process: &crate::container::ExecProcess,
     ) -> Result<(i32, OwnedFd)> {
-        let socket = self.container_dir(id).join("console.sock");
-        let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket).map_err(io(&socket))?;
-        let result = engine
-            .exec(
-                id,
-                bundle,
-                process,
-                ExecIo::Tty {
-                    console_socket: socket.clone(),
-                },
-            )
-            .and_then(|pid| {
-                let (mut stream, _) = listener.accept().map_err(io(&socket))?;
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .map_err(io(&socket))?;
-                let pty = protocol::recv_fd(&mut stream).map_err(io(&socket))?;
-                Ok((pid, pty))
-            });
-        let _ = std::fs::remove_file(&socket);
-        result
+        stdio::with_console(self.console_socket(), |console_socket| {
+            engine.exec(id, bundle, process, ProcessIo::Tty { console_socket })
+        })
     }
 
-    fn handle(
-        &mut self,
-        request: Request,
-        fds: Vec<OwnedFd>,
-    ) -> Result<(Response, Option<OwnedFd>)> {
+    fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> Result<(Response, Vec<OwnedFd>)> {
         let response = match request {
             Request::Ping => Ok(Response::Ok),
             Request::Create(spec) => self.create(spec).map(|state| Response::State {
@@ -331,7 +315,7 @@ impl Helper {
                 if process.tty {
                     let (pid, pty) = self.exec_tty(engine.as_ref(), &id, &bundle, &process)?;
                     self.exec_owner.insert(pid, id);
-                    return Ok((Response::Exec { pid }, Some(pty)));
+                    return Ok((Response::Exec { pid }, vec![pty]));
                 }
                 let mut fds = fds.into_iter();
                 let (Some(stdin), Some(stdout), Some(stderr)) =
@@ -346,13 +330,38 @@ impl Helper {
                     stdout,
                     stderr,
                 };
-                let pid = engine.exec(&id, &bundle, &process, ExecIo::Pipes(stdio))?;
+                let pid = engine.exec(&id, &bundle, &process, ProcessIo::Pipes(stdio))?;
                 self.exec_owner.insert(pid, id);
-                return Ok((Response::Exec { pid }, None));
+                return Ok((Response::Exec { pid }, Vec::new()));
             }
+            Request::Attach { id, streams } => return self.attach(&id, streams),
             Request::WaitExec { .. } | Request::Shutdown => Ok(Response::Ok),
         };
-        response.map(|r| (r, None))
+        response.map(|r| (r, Vec::new()))
+    }
+
+    /// Starts an attach session to a running container.
+    fn attach(
+        &mut self,
+        id: &str,
+        streams: crate::container::AttachStreams,
+    ) -> Result<(Response, Vec<OwnedFd>)> {
+        let managed = self.get_mut(id)?;
+        if !managed.state.status.can_exec() {
+            return Err(incorrect(&managed.state, "attach"));
+        }
+        let io = managed.state.spec.io;
+        let Some(stdio) = managed.stdio.as_mut() else {
+            return Err(Error::InvalidSpec(format!(
+                "the output of container {id} is not kept: it cannot be attached to"
+            )));
+        };
+        let was_closed = managed.state.stdin_closed;
+        let answer = stdio.attach(id, io, streams, &mut managed.state.stdin_closed)?;
+        if managed.state.stdin_closed != was_closed {
+            self.save(id);
+        }
+        Ok(answer)
     }
 
     fn get(&self, id: &str) -> Result<&Managed> {
@@ -394,40 +403,15 @@ impl Helper {
     }
 
     fn create_in(&self, dir: &Path, spec: &CreateContainer) -> Result<Managed> {
-        let mut readers = Vec::new();
-        let mut writers = Vec::new();
-        for name in ["stdout", "stderr"] {
-            let fifo = dir.join(name);
-            nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
-                .map_err(sys(format!("mkfifo {}", fifo.display())))?;
-            readers.push(open_reader(&fifo)?);
-            // Read-write: the container is a reader too, so its writes never raise
-            // SIGPIPE while no helper reads (they wait for the next helper instead).
-            writers.push(
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&fifo)
-                    .map_err(io(&fifo))?,
-            );
-        }
+        let (prepared, process_io) = stdio::prepare(dir, spec.io, self.console_socket())?;
         let writer = LogWriter::open(&spec.log_path, spec.log_max_bytes)?;
-        let stdin = File::open("/dev/null").map_err(io("/dev/null"))?;
         let cgroup_path = cgroup_path_of(&spec.bundle);
-        let mut writers = writers.into_iter();
-        let (Some(stdout), Some(stderr)) = (writers.next(), writers.next()) else {
-            return Err(Error::InvalidSpec("no log pipes".to_string()));
-        };
         let pid = engine::for_engine(&spec.engine, &self.root).create(
             &spec.id,
             &spec.bundle,
-            Stdio3 {
-                stdin: stdin.into(),
-                stdout: stdout.into(),
-                stderr: stderr.into(),
-            },
+            process_io,
         )?;
-        let mut readers = readers.into_iter();
+        let stdio = prepared.finish(writer)?;
         Ok(Managed {
             state: ContainerState {
                 spec: spec.clone(),
@@ -438,12 +422,9 @@ impl Helper {
                 created_at_ns: now_ns(),
                 started_at_ns: None,
                 exit: None,
+                stdin_closed: false,
             },
-            logs: Some(Logs {
-                writer,
-                stdout: readers.next(),
-                stderr: readers.next(),
-            }),
+            stdio: Some(stdio),
             adopted: false,
         })
     }
@@ -460,8 +441,11 @@ impl Helper {
             self.wait_gone(pid);
         }
         // Copy what is still in the pipes before they go.
-        self.pump(id, Stream::Stdout);
-        self.pump(id, Stream::Stderr);
+        if let Some(stdio) = self.containers.get_mut(id).and_then(|m| m.stdio.as_mut()) {
+            stdio.pump(id, Stream::Stdout);
+            stdio.pump(id, Stream::Stderr);
+            stdio.stopped();
+        }
         self.containers.remove(id);
         self.exec_owner.retain(|_, owner| owner != id);
         let dir = self.container_dir(id);
@@ -490,50 +474,6 @@ impl Helper {
         }
     }
 
-    /// Copies available output of a container's stream into its log.
-    fn pump(&mut self, id: &str, stream: Stream) {
-        let Some(logs) = self.containers.get_mut(id).and_then(|m| m.logs.as_mut()) else {
-            return;
-        };
-        let slot = match stream {
-            Stream::Stdout => &mut logs.stdout,
-            Stream::Stderr => &mut logs.stderr,
-        };
-        let Some(file) = slot.as_mut() else {
-            return;
-        };
-        let mut buffer = [0u8; 64 * 1024];
-        loop {
-            match file.read(&mut buffer) {
-                Ok(0) => {
-                    *slot = None;
-                    if let Err(e) = logs.writer.flush_stream(stream) {
-                        tracing::warn!(id, "log: {e}");
-                    }
-                    return;
-                }
-                Ok(n) => {
-                    if let Err(e) = logs.writer.write(stream, &buffer[..n]) {
-                        tracing::warn!(id, "log: {e}");
-                    }
-                    if n < buffer.len() {
-                        return;
-                    }
-                }
-                Err(e)
-                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted =>
-                {
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(id, "log pipe: {e}");
-                    *slot = None;
-                    return;
-                }
-            }
-        }
-    }
-
     fn reap(&mut self) {
         loop {
             let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -553,8 +493,11 @@ impl Helper {
             .find(|(_, m)| m.state.pid == Some(pid) && m.state.status != Status::Stopped)
             .map(|(id, _)| id.clone());
         if let Some(id) = id {
-            self.pump(&id, Stream::Stdout);
-            self.pump(&id, Stream::Stderr);
+            if let Some(stdio) = self.containers.get_mut(&id).and_then(|m| m.stdio.as_mut()) {
+                stdio.pump(&id, Stream::Stdout);
+                stdio.pump(&id, Stream::Stderr);
+                stdio.stopped();
+            }
             if let Some(managed) = self.containers.get_mut(&id) {
                 let reason = match code {
                     None => ExitReason::Unknown,
@@ -612,24 +555,20 @@ impl Helper {
                 continue;
             };
             let id = state.spec.id.clone();
-            let logs = if state.status == Status::Stopped {
+            let stdio = if state.status == Status::Stopped {
                 None
             } else {
-                let stdout = open_reader(&entry.path().join("stdout")).ok();
-                let stderr = open_reader(&entry.path().join("stderr")).ok();
                 LogWriter::open(&state.spec.log_path, state.spec.log_max_bytes)
                     .ok()
-                    .map(|writer| Logs {
-                        writer,
-                        stdout,
-                        stderr,
+                    .map(|writer| {
+                        Stdio::reopen(&entry.path(), state.spec.io, state.stdin_closed, writer)
                     })
             };
             self.containers.insert(
                 id,
                 Managed {
                     state,
-                    logs,
+                    stdio,
                     adopted: true,
                 },
             );
@@ -654,14 +593,6 @@ impl Helper {
             self.exited(pid, None);
         }
     }
-}
-
-fn open_reader(fifo: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(fifo)
-        .map_err(io(fifo))
 }
 
 fn incorrect(state: &ContainerState, operation: &'static str) -> Error {

@@ -109,6 +109,7 @@ impl PodRuntime {
             mounts,
             cap_add: caps.add.unwrap_or_default(),
             cap_drop: caps.drop.unwrap_or_default(),
+            terminal: c.tty.unwrap_or(false),
         };
         Ok(config)
     }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Container;
 
 use super::record::PodRecord;
 use super::{PodRuntime, blocking};
-use crate::container::{ContainerState, CreateContainer, Engine, Status};
+use crate::container::{ContainerIo, ContainerState, CreateContainer, Engine, Status};
 use crate::error::{Error, Result, io};
 use crate::image::{Fetched, Image, PullPolicy};
 use crate::restart;
@@ -42,6 +42,7 @@ impl PodRuntime {
         mut config: ContainerConfig,
         engine: Engine,
         log_path: &Path,
+        stdio: ContainerIo,
     ) -> Result<ContainerState> {
         let bundle = self.bundle(id);
         let rootfs = Rootfs::in_bundle(&bundle);
@@ -54,6 +55,7 @@ impl PodRuntime {
             engine,
             log_path: log_path.to_path_buf(),
             log_max_bytes: self.config.log_max_bytes,
+            io: stdio,
         };
         let result = blocking(move || {
             std::fs::create_dir_all(&bundle).map_err(io(&bundle))?;
@@ -240,8 +242,16 @@ impl PodRuntime {
             entry.image_id = image.id.clone();
         }
         self.save(record)?;
+        // Kubernetes: stdinOnce means nothing without stdin, and a terminal is the
+        // stdin's when there is one.
+        let stdin = container.stdin.unwrap_or(false);
+        let io = ContainerIo {
+            stdin,
+            stdin_once: stdin && container.stdin_once.unwrap_or(false),
+            tty: container.tty.unwrap_or(false),
+        };
         if let Err(e) = self
-            .create_and_start(&id, &image, config, record.engine.clone(), &log)
+            .create_and_start(&id, &image, config, record.engine.clone(), &log, io)
             .await
         {
             if let Some(entry) = record.containers.get_mut(&container.name) {

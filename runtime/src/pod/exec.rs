@@ -1,11 +1,11 @@
 //! Reaching into a pod's running containers: exec (with given stdio or on a new
-//! terminal) and their log files.
+//! terminal), attach to their main process, and their log files.
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use super::{PodRuntime, blocking};
-use crate::container::{ExecProcess, Status};
+use crate::container::{AttachHandle, AttachStreams, ExecProcess, Status};
 use crate::error::{Error, Result};
 use crate::logs;
 
@@ -55,6 +55,29 @@ impl PodRuntime {
             Ok((exec.pid, pty))
         })
         .await
+    }
+
+    /// Attaches to the main process of container `name` of pod `uid`: its output from
+    /// now on and its stdin or terminal, as `streams` asks and the container has them
+    /// (`kubectl attach`).
+    pub async fn attach(
+        &self,
+        uid: &str,
+        name: &str,
+        streams: AttachStreams,
+    ) -> Result<AttachHandle> {
+        let id = self.container_id(uid, name)?;
+        let runtime = self.runtime.clone();
+        blocking(move || runtime.attach(&id, streams)).await
+    }
+
+    /// Whether the current attempt of container `name` of pod `uid` still runs.
+    pub async fn is_running(&self, uid: &str, name: &str) -> Result<bool> {
+        let id = self.container_id(uid, name)?;
+        Ok(self
+            .state_of(&id)
+            .await?
+            .is_some_and(|s| s.status == Status::Running))
     }
 
     /// Waits for a process started by [`exec_tty`](Self::exec_tty); returns its exit

@@ -147,6 +147,7 @@ impl PodRuntime {
             mounts: Vec::new(),
             cap_add: Vec::new(),
             cap_drop: vec!["ALL".to_string()],
+            terminal: false,
         };
         let id = record.pause_id.clone();
         self.create_and_start(
@@ -155,6 +156,7 @@ impl PodRuntime {
             config,
             record.engine.clone(),
             &self.log_path(&record.uid, "pause", 0),
+            Default::default(),
         )
         .await?;
         Ok(())
