@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// What went wrong while changing the host's network.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A command (`ip`, `nft`, `sysctl`) failed; its stderr is kept.
+    /// A command (`nft`) failed; its stderr is kept.
     #[error("`{command}` failed: {stderr}")]
     Command {
         /// The command line.
@@ -19,6 +19,18 @@ pub enum Error {
         /// The program.
         program: String,
         /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A change through netlink, or to a named network namespace, failed: the `ip` (or
+    /// `bridge`) command that makes the same change and the kernel's answer, e.g.
+    /// "ip link add veth1 type veth peer name eth0 netns rk8s-p: File exists (os error
+    /// 17)".
+    #[error("{op}: {source}")]
+    Netlink {
+        /// The change, in `ip` words.
+        op: String,
+        /// The kernel's error.
         #[source]
         source: std::io::Error,
     },

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,8 @@ use crate::Ipv4Net;
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::ipam::Ipam;
+use crate::netlink::NetOp;
+use crate::netns;
 use crate::portmap::{self, PortMapping, TABLE};
 
 /// Where a network lives and how it is named.
@@ -112,12 +114,22 @@ impl Network {
     fn ensure(&self) -> Result<()> {
         let c = &self.config;
         let host = self.host.as_ref();
-        if host.run("ip", &["link", "show", &c.bridge], None).is_err() {
-            host.run("ip", &["link", "add", &c.bridge, "type", "bridge"], None)?;
+        let mut ops = Vec::new();
+        if !host.link_exists(&c.bridge)? {
+            ops.push(NetOp::AddBridge {
+                name: c.bridge.clone(),
+            });
         }
-        let gateway = format!("{}/{}", self.gateway()?, c.subnet.prefix());
-        host.run("ip", &["addr", "replace", &gateway, "dev", &c.bridge], None)?;
-        host.run("ip", &["link", "set", &c.bridge, "up"], None)?;
+        ops.push(NetOp::AddAddress {
+            link: c.bridge.clone(),
+            address: self.gateway()?,
+            prefix: c.subnet.prefix(),
+            replace: true,
+        });
+        ops.push(NetOp::Up {
+            link: c.bridge.clone(),
+        });
+        host.apply(None, &ops)?;
         host.sysctl("net.ipv4.ip_forward", "1")?;
         // Lets host ports answer on 127.0.0.1: loopback-sourced packets may be routed
         // to the bridge after DNAT (they are masqueraded below).
@@ -164,7 +176,7 @@ impl Network {
             address,
             prefix: self.config.subnet.prefix(),
             gateway: self.gateway()?,
-            netns_path: Path::new("/run/netns").join(&netns),
+            netns_path: netns::path(&netns),
             netns,
             host_veth,
             ports: ports.to_vec(),
@@ -190,47 +202,46 @@ impl Network {
 
     fn wire(&self, a: &Attachment) -> Result<()> {
         let host = self.host.as_ref();
-        if !host.netns_exists(&a.netns) {
-            host.run("ip", &["netns", "add", &a.netns], None)?;
-        }
         let ns = a.netns.as_str();
-        host.run(
-            "ip",
+        let mut ops = Vec::new();
+        if !host.netns_exists(ns) {
+            ops.push(NetOp::AddNetns {
+                name: ns.to_string(),
+            });
+        }
+        // The pod's end is made in its namespace (by the namespace's file descriptor).
+        ops.push(NetOp::AddVeth {
+            name: a.host_veth.clone(),
+            peer: "eth0".to_string(),
+            peer_netns: ns.to_string(),
+        });
+        ops.push(NetOp::SetMasterUp {
+            link: a.host_veth.clone(),
+            master: self.config.bridge.clone(),
+        });
+        host.apply(None, &ops)?;
+        let eth0 = || "eth0".to_string();
+        host.apply(
+            Some(ns),
             &[
-                "link",
-                "add",
-                &a.host_veth,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                ns,
+                NetOp::AddAddress {
+                    link: eth0(),
+                    address: a.address,
+                    prefix: a.prefix,
+                    replace: false,
+                },
+                NetOp::Up {
+                    link: "lo".to_string(),
+                },
+                NetOp::Up { link: eth0() },
+                NetOp::AddRoute {
+                    destination: None,
+                    gateway: a.gateway,
+                    link: None,
+                    onlink: false,
+                    replace: false,
+                },
             ],
-            None,
-        )?;
-        host.run(
-            "ip",
-            &[
-                "link",
-                "set",
-                &a.host_veth,
-                "master",
-                &self.config.bridge,
-                "up",
-            ],
-            None,
-        )?;
-        let cidr = format!("{}/{}", a.address, a.prefix);
-        host.run("ip", &["-n", ns, "addr", "add", &cidr, "dev", "eth0"], None)?;
-        host.run("ip", &["-n", ns, "link", "set", "lo", "up"], None)?;
-        host.run("ip", &["-n", ns, "link", "set", "eth0", "up"], None)?;
-        let gateway = a.gateway.to_string();
-        host.run(
-            "ip",
-            &["-n", ns, "route", "add", "default", "via", &gateway],
-            None,
         )?;
         portmap::add(host, &a.owner, a.address, &a.ports)
     }
@@ -240,7 +251,12 @@ impl Network {
         portmap::remove(host, &a.owner)?;
         // Deleting the namespace destroys eth0 and with it the host end of the pair.
         if host.netns_exists(&a.netns) {
-            host.run("ip", &["netns", "delete", &a.netns], None)?;
+            host.apply(
+                None,
+                &[NetOp::DeleteNetns {
+                    name: a.netns.clone(),
+                }],
+            )?;
         }
         // The kernel removes the peer of a destroyed eth0 in the background.
         crate::host::delete_link(host, &a.host_veth)
@@ -309,11 +325,11 @@ impl Network {
         portmap::delete_where(host, "postrouting", |c| {
             is_network_tag(c, &self.config.name)
         })?;
-        if host
-            .run("ip", &["link", "show", &self.config.bridge], None)
-            .is_ok()
-        {
-            host.run("ip", &["link", "delete", &self.config.bridge], None)?;
+        if host.link_exists(&self.config.bridge)? {
+            let bridge = NetOp::DeleteLink {
+                link: self.config.bridge.clone(),
+            };
+            host.apply(None, &[bridge])?;
         }
         let unused = portmap::rules(host, "postrouting")?.is_empty()
             && portmap::rules(host, "hostports")?.is_empty();
@@ -370,6 +386,7 @@ mod tests {
     use super::*;
     use crate::host::Recorder;
     use crate::portmap::Protocol;
+    use std::path::Path;
     use std::sync::Arc;
 
     fn config(dir: &Path) -> NetworkConfig {
@@ -426,6 +443,52 @@ mod tests {
         );
         assert_eq!(net.attachment("pod1").unwrap(), None);
         assert!(net.ipam.allocations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_wire_unwinds_everything_and_says_which_change_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Arc::new(Recorder::new());
+        let net = Network::new(config(dir.path()), recorder.clone()).unwrap();
+        // EEXIST: something took the route already.
+        recorder.fail("ip -n rk8s-pod1 route add default", 17);
+        let e = net.attach("pod1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ip -n rk8s-pod1 route add default via 10.99.0.1: File exists (os error 17)"
+        );
+        let veth = veth_name("pod1");
+        let commands = recorder.commands();
+        let failed = commands
+            .iter()
+            .position(|c| c.starts_with("ip -n rk8s-pod1 route add"))
+            .unwrap();
+        let after = &commands[failed + 1..];
+        assert!(after.contains(&"ip netns delete rk8s-pod1".to_string()));
+        assert!(after.contains(&format!("ip link delete {veth}")));
+        assert_eq!(net.attachment("pod1").unwrap(), None);
+        assert!(net.ipam.allocations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bridge_that_is_gone_is_made_again_and_one_that_is_there_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let there = Arc::new(Recorder::new());
+        Network::new(config(dir.path()), there.clone()).unwrap();
+        assert!(!there.commands().iter().any(|c| c.contains("type bridge")));
+        let gone = Arc::new(Recorder::new());
+        gone.fail("ip link show rk8st0", 19);
+        Network::new(config(dir.path()), gone.clone()).unwrap();
+        let commands = gone.commands();
+        assert_eq!(
+            &commands[..4],
+            [
+                "ip link show rk8st0",
+                "ip link add rk8st0 type bridge",
+                "ip addr replace 10.99.0.1/24 dev rk8st0",
+                "ip link set rk8st0 up",
+            ]
+        );
     }
 
     #[test]

@@ -18,13 +18,14 @@ use std::net::Ipv4Addr;
 use crate::Ipv4Net;
 use crate::error::Result;
 use crate::host::Host;
+use crate::netlink::NetOp;
 
 /// The VXLAN device.
 pub const DEVICE: &str = "rk8s.vxlan";
 /// Its VXLAN network identifier.
-pub const VNI: &str = "1";
+pub const VNI: u32 = 1;
 /// Its UDP port (Linux' and Flannel's).
-pub const PORT: &str = "8472";
+pub const PORT: u16 = 8472;
 
 /// Another node, as far as the overlay cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +37,13 @@ pub struct Peer {
 }
 
 /// The MAC address of a node's VXLAN device.
-pub fn mac_of(node_ip: Ipv4Addr) -> String {
+pub fn mac_of(node_ip: Ipv4Addr) -> [u8; 6] {
     let [a, b, c, d] = node_ip.octets();
-    format!("0a:58:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+    [0x0a, 0x58, a, b, c, d]
+}
+
+fn device() -> String {
+    DEVICE.to_string()
 }
 
 /// This node's end of the overlay.
@@ -77,34 +82,28 @@ impl Overlay {
         let host = self.host.as_ref();
         // Routes through the device go with it: a new device starts with no peers.
         let _ = self.delete_device();
-        let local = self.node_ip.to_string();
-        host.run(
-            "ip",
+        host.apply(
+            None,
             &[
-                "link",
-                "add",
-                DEVICE,
-                "type",
-                "vxlan",
-                "id",
-                VNI,
-                "local",
-                &local,
-                "dstport",
-                PORT,
-                "nolearning",
+                NetOp::AddVxlan {
+                    name: device(),
+                    vni: VNI,
+                    local: self.node_ip,
+                    port: PORT,
+                },
+                NetOp::SetMac {
+                    link: device(),
+                    mac: mac_of(self.node_ip),
+                },
+                NetOp::AddAddress {
+                    link: device(),
+                    address: self.pod_cidr.network(),
+                    prefix: 32,
+                    replace: false,
+                },
+                NetOp::Up { link: device() },
             ],
-            None,
-        )?;
-        host.run(
-            "ip",
-            &["link", "set", DEVICE, "address", &mac_of(self.node_ip)],
-            None,
-        )?;
-        let address = format!("{}/32", self.pod_cidr.network());
-        host.run("ip", &["addr", "add", &address, "dev", DEVICE], None)?;
-        host.run("ip", &["link", "set", DEVICE, "up"], None)?;
-        Ok(())
+        )
     }
 
     fn delete_device(&self) -> Result<()> {
@@ -138,62 +137,52 @@ impl Overlay {
     }
 
     fn learn(&self, peer: &Peer) -> Result<()> {
-        let host = self.host.as_ref();
-        let vtep = peer.pod_cidr.network().to_string();
+        let vtep = peer.pod_cidr.network();
         let mac = mac_of(peer.node_ip);
-        host.run(
-            "ip",
-            &[
-                "neigh",
-                "replace",
-                &vtep,
-                "lladdr",
-                &mac,
-                "dev",
-                DEVICE,
-                "nud",
-                "permanent",
-            ],
+        self.host.apply(
             None,
-        )?;
-        host.run(
-            "bridge",
             &[
-                "fdb",
-                "replace",
-                &mac,
-                "dev",
-                DEVICE,
-                "dst",
-                &peer.node_ip.to_string(),
+                NetOp::ReplaceNeighbour {
+                    address: vtep,
+                    mac,
+                    link: device(),
+                },
+                NetOp::ReplaceFdb {
+                    mac,
+                    link: device(),
+                    dst: peer.node_ip,
+                },
+                NetOp::AddRoute {
+                    destination: Some(peer.pod_cidr),
+                    gateway: vtep,
+                    link: Some(device()),
+                    onlink: true,
+                    replace: true,
+                },
             ],
-            None,
-        )?;
-        host.run(
-            "ip",
-            &[
-                "route",
-                "replace",
-                &peer.pod_cidr.to_string(),
-                "via",
-                &vtep,
-                "dev",
-                DEVICE,
-                "onlink",
-            ],
-            None,
-        )?;
-        Ok(())
+        )
     }
 
     fn forget(&self, peer: &Peer) -> Result<()> {
         let host = self.host.as_ref();
-        let vtep = peer.pod_cidr.network().to_string();
         let mac = mac_of(peer.node_ip);
-        // Each may be gone already (the device was recreated): that is the goal.
-        let _ = host.run("ip", &["route", "del", &peer.pod_cidr.to_string()], None);
-        let _ = host.run("ip", &["neigh", "del", &vtep, "dev", DEVICE], None);
-        let _ = host.run("bridge", &["fdb", "del", &mac, "dev", DEVICE], None);
+        // Each may be gone already (the device was recreated): that is the goal, and
+        // one missing does not keep the others.
+        for op in [
+            NetOp::DeleteRoute {
+                destination: peer.pod_cidr,
+            },
+            NetOp::DeleteNeighbour {
+                address: peer.pod_cidr.network(),
+                link: device(),
+            },
+            NetOp::DeleteFdb {
+                mac,
+                link: device(),
+            },
+        ] {
+            let _ = host.apply(None, &[op]);
+        }
         Ok(())
     }
 

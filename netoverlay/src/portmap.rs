@@ -78,6 +78,10 @@ pub(crate) fn add(
     address: Ipv4Addr,
     mappings: &[PortMapping],
 ) -> Result<()> {
+    // Most pods map no port: nothing to check, and no `nft` to start.
+    if mappings.is_empty() {
+        return Ok(());
+    }
     let existing = rules(host, HOSTPORTS)?;
     for m in mappings {
         let tag = port_tag(m);
