@@ -6,6 +6,9 @@
 //! - one endpoint change among those 1,000 Services (one Service's chain and element,
 //!   one transaction): p50/p99 over 100 changes;
 //! - the same change with 10 Services (the floor: starting `nft` itself);
+//! - 100 pods attached to a bridge network one after another (namespace, veth pair,
+//!   address, routes: netlink) and detached again, in a namespace of their own: ms
+//!   per attach and per detach (mean, p50/p99);
 //!
 //! and end to end, with one `rk8s-server` and two real nodes in network namespaces:
 //!
@@ -36,7 +39,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
 use rk8s_netoverlay::Protocol;
 use rk8s_netoverlay::host::InNetns;
+use rk8s_netoverlay::network::netns_name;
 use rk8s_netoverlay::services::{ServicePort, ServiceProxy};
+use rk8s_netoverlay::{Network, NetworkConfig};
 use serde_json::json;
 use support::apiserver::Server;
 use support::netns::{NodeNetwork, in_netns};
@@ -46,6 +51,7 @@ const CHANGES: usize = 100;
 const WRITES: usize = 20;
 const SERVICES: usize = 1000;
 const REQUESTS: usize = 200;
+const PODS: usize = 100;
 
 /// The namespace, removed (with its table) also when the benchmark fails.
 struct Netns(String);
@@ -61,17 +67,18 @@ impl Drop for Netns {
 fn services(count: u32, endpoints: u32, generation: u32) -> Vec<ServicePort> {
     (0..count)
         .map(|s| ServicePort {
-            service: ("bench".into(), format!("svc-{s}")),
-            protocol: Protocol::Tcp,
-            port: 80,
-            cluster_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + s + 1),
-            node_port: None,
             endpoints: (0..endpoints)
                 .map(|e| {
                     let ip = u32::from(Ipv4Addr::new(10, 244, 0, 0)) + s * 16 + e + generation;
                     SocketAddrV4::new(Ipv4Addr::from(ip), 8080)
                 })
                 .collect(),
+            ..ServicePort::new(
+                ("bench".into(), format!("svc-{s}")),
+                Protocol::Tcp,
+                80,
+                Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + s + 1),
+            )
         })
         .collect()
 }
@@ -154,8 +161,89 @@ fn micro() -> (Vec<(String, String)>, serde_json::Value) {
     (rows, json)
 }
 
+/// The pods' namespaces, removed also when the benchmark fails.
+struct PodNamespaces(Vec<String>);
+
+impl Drop for PodNamespaces {
+    fn drop(&mut self) {
+        for owner in &self.0 {
+            let _ = rk8s_netoverlay::netns::delete(&netns_name(owner));
+        }
+    }
+}
+
+/// `PODS` pods attached to a bridge network one after another and detached again; the
+/// bridge and the host ends of the pairs in a namespace of their own.
+fn pods() -> (Vec<(String, String)>, serde_json::Value) {
+    let name = format!("rk8s-bench-pods-{}", std::process::id());
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ns = Netns(name.clone());
+    let owners: Vec<String> = (0..PODS)
+        .map(|i| format!("bench-{}-{i}", std::process::id()))
+        .collect();
+    let _pods = PodNamespaces(owners.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let config = NetworkConfig {
+        name: "bench".into(),
+        bridge: "rk8sbench1".into(),
+        subnet: "10.178.0.0/24".parse().unwrap(),
+        state_dir: dir.path().to_path_buf(),
+        cluster_cidr: None,
+    };
+    let net = Network::new(config, InNetns(name.clone())).unwrap();
+    let timed = |f: &dyn Fn(&str)| -> Vec<Duration> {
+        let mut times: Vec<Duration> = owners
+            .iter()
+            .map(|owner| {
+                let started = Instant::now();
+                f(owner);
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        times
+    };
+    let attach = timed(&|owner| {
+        net.attach(owner).unwrap();
+    });
+    let detach = timed(&|owner| net.detach(owner).unwrap());
+    net.destroy().unwrap();
+    let mean = |t: &[Duration]| ms(t.iter().sum::<Duration>()) / t.len() as f64;
+    let row = |what: &str, t: &[Duration]| {
+        (
+            format!("{what} of {PODS} pods, one after another (mean, p50 / p99)"),
+            format!(
+                "{:.2} ms, {:.2} / {:.2} ms",
+                mean(t),
+                ms(percentile(t, 0.5)),
+                ms(percentile(t, 0.99))
+            ),
+        )
+    };
+    let rows = vec![
+        row("network attach", &attach),
+        row("network detach", &detach),
+    ];
+    let json = json!({
+        "pods": PODS,
+        "attach": {"mean_ms": mean(&attach), "p50_ms": ms(percentile(&attach, 0.5)),
+            "p99_ms": ms(percentile(&attach, 0.99))},
+        "detach": {"mean_ms": mean(&detach), "p50_ms": ms(percentile(&detach, 0.5)),
+            "p99_ms": ms(percentile(&detach, 0.99))},
+    });
+    (rows, json)
+}
+
 fn main() {
     let (mut rows, micro_json) = micro();
+    let (pod_rows, pods_json) = pods();
+    rows.extend(pod_rows);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -166,7 +254,7 @@ fn main() {
     print_rows(&rows);
     write_json(
         "network",
-        &json!({"proxy": micro_json, "cluster": cluster_json}),
+        &json!({"proxy": micro_json, "pods": pods_json, "cluster": cluster_json}),
     );
 }
 

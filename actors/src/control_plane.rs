@@ -2,7 +2,7 @@
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
 //! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, EndpointSlice,
 //! EndpointSliceMirroring, PersistentVolume, PodDisruptionBudget, ResourceQuota,
-//! garbage collector, node lifecycle) and, always, the ServiceAccount and root CA controller (pods cannot be
+//! garbage collector, node lifecycle, service load balancer) and, always, the ServiceAccount and root CA controller (pods cannot be
 //! created without them) and the ClusterRole aggregation controller (the default
 //! roles `admin`, `edit` and `view` have no rules without it).
 //! They live on an actix system of their own thread, in one `rk8s_supervision`
@@ -29,6 +29,7 @@ use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_controllers::replicationcontroller::ReplicationControllerSupervisor;
 use rk8s_controllers::resource_quota_actor::ResourceQuotaController;
 use rk8s_controllers::service_accounts_actor::ServiceAccountsController;
+use rk8s_controllers::service_lb_actor::ServiceLbController;
 use rk8s_controllers::statefulset_actor::StatefulSetSupervisor;
 use rk8s_controllers::volumes_actor::VolumeController;
 use rk8s_informers::Informers;
@@ -91,6 +92,7 @@ struct Clients {
     resource_quota: kube::Client,
     garbage_collector: kube::Client,
     node_lifecycle: kube::Client,
+    service_lb: kube::Client,
 }
 
 impl Clients {
@@ -118,6 +120,7 @@ impl Clients {
             resource_quota: controller(controller::RESOURCE_QUOTA)?,
             garbage_collector: controller(controller::GARBAGE_COLLECTOR)?,
             node_lifecycle: controller(controller::NODE_LIFECYCLE)?,
+            service_lb: controller(controller::SERVICE)?,
         })
     }
 }
@@ -224,6 +227,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Resu
     let (c, i) = (clients.garbage_collector, informers.clone());
     actors.start(CONTROLLER, "garbage-collector", move |me| {
         GarbageCollector::new(c.clone(), &i, me)
+    });
+    let (c, i) = (clients.service_lb, informers.clone());
+    actors.start(CONTROLLER, "service-lb", move |me| {
+        ServiceLbController::new(c.clone(), &i, me)
     });
     let (c, i, a, lifecycle) = (
         clients.node_lifecycle,

@@ -65,6 +65,9 @@ pub mod controller {
     pub const GARBAGE_COLLECTOR: &str = "generic-garbage-collector";
     /// Marks unreachable nodes and evicts their pods.
     pub const NODE_LIFECYCLE: &str = "node-controller";
+    /// Gives `type: LoadBalancer` Services their ingress (in rk8s, the built-in
+    /// service load balancer: the nodes' addresses).
+    pub const SERVICE: &str = "service-controller";
 }
 
 /// The user name of the controller `name` (its ServiceAccount's).

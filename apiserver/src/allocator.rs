@@ -68,7 +68,8 @@ impl Held {
     }
 }
 
-/// What `svc` holds as written: its IPv4 ClusterIP and its node ports.
+/// What `svc` holds as written: its IPv4 ClusterIP, its node ports and its
+/// `healthCheckNodePort` (a TCP port from the same range, as Kubernetes allocates it).
 pub fn held(svc: &Service) -> BTreeSet<Held> {
     let mut out = BTreeSet::new();
     let Some(spec) = &svc.spec else { return out };
@@ -86,7 +87,23 @@ pub fn held(svc: &Service) -> BTreeSet<Held> {
             out.insert(Held::Port(protocol(port.protocol.as_deref()), np));
         }
     }
+    if let Some(hc) = spec
+        .health_check_node_port
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| *n != 0)
+    {
+        out.insert(Held::Port(HEALTH_CHECK_PROTOCOL.into(), hc));
+    }
     out
+}
+
+/// The protocol a `healthCheckNodePort` is held under (an HTTP port).
+const HEALTH_CHECK_PROTOCOL: &str = "tcp";
+
+/// Whether a Service needs a `healthCheckNodePort`: a `LoadBalancer` with
+/// `externalTrafficPolicy: Local` (Kubernetes' `NeedsHealthCheck`).
+fn needs_health_check(kind: &str, external_traffic_policy: Option<&str>) -> bool {
+    kind == "LoadBalancer" && external_traffic_policy == Some("Local")
 }
 
 fn protocol(p: Option<&str>) -> String {
@@ -135,13 +152,15 @@ pub fn plan(
     let before = old.map(held).unwrap_or_default();
     let mut errors = Vec::new();
     let mut chosen = BTreeSet::new();
-    // Free for this Service: it holds it already, or nobody (alive) does.
+    // Free for this Service: not taken by another of its own fields in this write (a
+    // healthCheckNodePort that is one of its TCP node ports, kube's "provided port is
+    // already allocated"), and it holds it already or nobody (alive) does.
     let free = |item: &Held, chosen: &BTreeSet<Held>| {
-        if before.contains(item) {
-            return true;
-        }
         if chosen.contains(item) {
             return false;
+        }
+        if before.contains(item) {
+            return true;
         }
         match taken.get(&item.key()) {
             None => true,
@@ -210,39 +229,50 @@ pub fn plan(
     } else if given == "None" {
         spec.cluster_ips = Some(vec!["None".into()]);
     }
+    let (low, high) = ranges.node_ports;
+    // The lowest free port of the range above its static band, then within it.
+    let next_port = |proto: &str, chosen: &BTreeSet<Held>| {
+        let size = u64::from(high.saturating_sub(low)) + 1;
+        dynamic_order(size, port_static_band(size))
+            .filter_map(|n| low.checked_add(u16::try_from(n).ok()?))
+            .map(|p| Held::Port(proto.to_string(), p))
+            .find(|item| free(item, chosen))
+    };
+    // A port given in the range and free, or the reason it cannot be had.
+    let given_port = |proto: &str, np: i32, chosen: &BTreeSet<Held>| {
+        let item = u16::try_from(np)
+            .ok()
+            .filter(|p| (low..=high).contains(p))
+            .map(|p| Held::Port(proto.to_string(), p));
+        match item {
+            Some(item) if free(&item, chosen) => Ok(item),
+            Some(_) => Err("provided port is already allocated".to_string()),
+            None => Err(format!(
+                "provided port is not in the valid range. The range of valid ports is {low}-{high}"
+            )),
+        }
+    };
+    // `allocateLoadBalancerNodePorts: false`: a load balancer gets only the node
+    // ports it names (Kubernetes).
+    let allocate = kind == "NodePort"
+        || (kind == "LoadBalancer" && spec.allocate_load_balancer_node_ports != Some(false));
     if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
-        let (low, high) = ranges.node_ports;
         for (i, port) in spec.ports.iter_mut().flatten().enumerate() {
             let proto = protocol(port.protocol.as_deref());
             match port.node_port.filter(|n| *n != 0) {
-                Some(np) => {
-                    let item = u16::try_from(np)
-                        .ok()
-                        .filter(|p| (low..=high).contains(p))
-                        .map(|p| Held::Port(proto, p));
-                    let problem = match item {
-                        Some(item) if free(&item, &chosen) => {
-                            chosen.insert(item);
-                            continue;
-                        }
-                        Some(_) => "provided port is already allocated".to_string(),
-                        None => format!(
-                            "provided port is not in the valid range. The range of valid ports is {low}-{high}"
-                        ),
-                    };
-                    errors.push(invalid(
+                Some(np) => match given_port(&proto, np, &chosen) {
+                    Ok(item) => {
+                        chosen.insert(item);
+                    }
+                    Err(problem) => errors.push(invalid(
                         &format!("spec.ports[{i}].nodePort"),
                         np.to_string(),
                         problem,
-                    ));
-                }
+                    )),
+                },
+                None if !allocate => {}
                 None => {
-                    let size = u64::from(high.saturating_sub(low)) + 1;
-                    let found = dynamic_order(size, port_static_band(size))
-                        .filter_map(|n| low.checked_add(u16::try_from(n).ok()?))
-                        .map(|p| Held::Port(proto.clone(), p))
-                        .find(|item| free(item, &chosen));
-                    let Some(item) = found else {
+                    let Some(item) = next_port(&proto, &chosen) else {
                         return Err(full(format!("a nodePort: range {low}-{high}")));
                     };
                     if let Held::Port(_, p) = &item {
@@ -250,6 +280,27 @@ pub fn plan(
                     }
                     chosen.insert(item);
                 }
+            }
+        }
+    }
+    if needs_health_check(&kind, spec.external_traffic_policy.as_deref()) {
+        match spec.health_check_node_port.filter(|n| *n != 0) {
+            Some(hc) => match given_port(HEALTH_CHECK_PROTOCOL, hc, &chosen) {
+                Ok(item) => {
+                    chosen.insert(item);
+                }
+                Err(problem) => {
+                    errors.push(invalid("spec.healthCheckNodePort", hc.to_string(), problem))
+                }
+            },
+            None => {
+                let Some(item) = next_port(HEALTH_CHECK_PROTOCOL, &chosen) else {
+                    return Err(full(format!("a healthCheckNodePort: range {low}-{high}")));
+                };
+                if let Held::Port(_, p) = &item {
+                    spec.health_check_node_port = Some(i32::from(*p));
+                }
+                chosen.insert(item);
             }
         }
     }
@@ -456,7 +507,8 @@ pub fn drop_type_dependent_fields(new: &mut Service, old: &Service) {
 
 /// Keeps, on update, what the old Service had allocated and the new one leaves out
 /// (a PUT without `clusterIP`, a changed port list keeping its ports), as Kubernetes'
-/// registry does; node ports only while the type still has them.
+/// registry does; node ports only while the type still has them, the
+/// `healthCheckNodePort` while the Service still needs one.
 pub fn keep_allocated(new: &mut Service, old: &Service) {
     let (Some(spec), Some(old_spec)) = (new.spec.as_mut(), old.spec.as_ref()) else {
         return;
@@ -465,6 +517,15 @@ pub fn keep_allocated(new: &mut Service, old: &Service) {
     if kind != "ExternalName" && spec.cluster_ip.as_deref().is_none_or(str::is_empty) {
         spec.cluster_ip = old_spec.cluster_ip.clone();
         spec.cluster_ips = old_spec.cluster_ips.clone();
+    }
+    if needs_health_check(&kind, spec.external_traffic_policy.as_deref())
+        && needs_health_check(
+            old_spec.type_.as_deref().unwrap_or("ClusterIP"),
+            old_spec.external_traffic_policy.as_deref(),
+        )
+        && spec.health_check_node_port.is_none_or(|n| n == 0)
+    {
+        spec.health_check_node_port = old_spec.health_check_node_port;
     }
     if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
         for port in spec.ports.iter_mut().flatten() {

@@ -373,7 +373,10 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
         (AnyObject::Node(n), AnyObject::Node(o)) => {
             errs.extend(crate::node_restriction::node_update_errors(n, o));
         }
-        (AnyObject::Service(_), _) => {
+        (AnyObject::Service(n), _) => {
+            if let AnyObject::Service(o) = old {
+                errs.extend(rk8s_api::validation::service_update(n, o));
+            }
             // A Service turned `ExternalName`, or back, may drop or get an address
             // (`validateUpgradeDowngradeClusterIPs`).
             let external_name = |obj: &AnyObject| spec(obj, "/spec/type") == "ExternalName";
@@ -750,6 +753,22 @@ mod tests {
         );
         assert!(errs.is_empty(), "{errs:?}");
         assert!(svc["spec"].get("clusterIP").is_none(), "{svc}");
+
+        // A load balancer keeps its class (and so whose ingress it has): no class
+        // given, or another, is refused; leaving the type clears it (above).
+        let (errs, _) = admitted_update(lb, &lb.replace("example.com/lb", "example.com/other"));
+        assert_eq!(
+            errs,
+            [
+                "spec.loadBalancerClass: invalid value \"example.com/other\": may not change once set"
+            ]
+        );
+        let (errs, _) =
+            admitted_update(lb, &lb.replace("  loadBalancerClass: example.com/lb\n", ""));
+        assert_eq!(
+            errs,
+            ["spec.loadBalancerClass: invalid value \"null\": may not change once set"]
+        );
 
         // A node port the update itself sets is the user's: still refused for ClusterIP.
         let (errs, _) = admitted_update(

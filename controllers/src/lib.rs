@@ -42,6 +42,9 @@
 //!   EndpointSlices mirrored from the Endpoints a user writes for a Service without a
 //!   selector (the nodes read slices only), owned by the Endpoints; [`slice_cache`]:
 //!   the two controllers' cache of their slices and their writes.
+//! - [`service_lb`] and [`service_lb_actor`]: the built-in service load balancer
+//!   (k3s' ServiceLB): the nodes' addresses as the ingress of `type: LoadBalancer`
+//!   Services without a class.
 //! - [`service_accounts`] and [`service_accounts_actor`]: each namespace's `default`
 //!   ServiceAccount and `kube-root-ca.crt` ConfigMap.
 //! - [`clusterrole_aggregation`] and [`clusterrole_aggregation_actor`]: the rules of
@@ -98,6 +101,8 @@ pub mod resource_quota;
 pub mod resource_quota_actor;
 pub mod service_accounts;
 pub mod service_accounts_actor;
+pub mod service_lb;
+pub mod service_lb_actor;
 pub mod slice_cache;
 pub mod statefulset;
 pub mod statefulset_actor;

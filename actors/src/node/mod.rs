@@ -1,6 +1,7 @@
 //! The node agent's side of the cluster.
 
 pub mod agent;
+pub mod health_checks;
 pub mod identity;
 pub mod inputs;
 pub mod local_volumes;
@@ -10,11 +11,14 @@ pub mod node_actor;
 pub mod pod_actor;
 pub mod pod_events;
 pub mod port_forward;
+pub mod proxy;
 pub mod registration;
 pub mod server;
 pub mod services;
 pub mod simulated;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod test_objects;
 pub mod tokens;
 
 /// Errors of joining and registering.

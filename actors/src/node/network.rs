@@ -1,37 +1,39 @@
 //! The node's part of the cluster network, kept in step with the API: the VXLAN
 //! routes to every other node's podCIDR (from Node objects), the Service proxy's
-//! nftables rules (from Services and their EndpointSlices, as kube-proxy reads them),
-//! and the names the node's DNS server answers (from the same, as CoreDNS reads them).
-//! Three reflectors feed one loop that reprograms the host at most every [`SETTLE`]
-//! after a change, each part only where something changed.
+//! nftables rules (from Services and their EndpointSlices, as kube-proxy reads them:
+//! [`super::proxy`]) with the health checks of `externalTrafficPolicy: Local` load
+//! balancers ([`super::health_checks`]), and the names the node's DNS server answers
+//! (from the same, as CoreDNS reads them). Three reflectors feed one loop that
+//! reprograms the host at most every [`SETTLE`] after a change, each part only where
+//! something changed.
 //!
 //! A Service's slices are those of its namespace labelled
 //! `kubernetes.io/service-name: NAME` (the EndpointSlice controller's, or a user's for
-//! a Service without a selector), merged. The proxy sends a Service port to the
-//! endpoints whose slice has a port of the same name and protocol, at that port's
-//! number: the ready ones, or, while none is ready, the serving ones that are
-//! terminating. DNS lists a headless Service's ready endpoints (all of them with
-//! `publishNotReadyAddresses`) under their hostnames.
+//! a Service without a selector), merged. DNS lists a headless Service's ready
+//! endpoints (all of them with `publishNotReadyAddresses`) under their hostnames.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use rk8s_controllers::endpoint_slices::{ADDRESS_TYPE, SERVICE_NAME};
+use rk8s_netoverlay::Ipv4Net;
 use rk8s_netoverlay::dns::{
     self, NamedPort, Records, ServiceAddresses, ServiceRecords, SrvProtocol,
 };
 use rk8s_netoverlay::overlay::{Overlay, Peer};
-use rk8s_netoverlay::services::{ServicePort, ServiceProxy};
-use rk8s_netoverlay::{Ipv4Net, Protocol};
+use rk8s_netoverlay::services::ServiceProxy;
 use tokio::sync::Mutex;
+
+use super::health_checks::HealthChecks;
+pub use super::proxy::{SlicesByService, slices_by_service};
+use super::proxy::{conditions, health_checks, key, service_ports};
 
 /// How long changes are gathered before the host is reprogrammed.
 pub const SETTLE: Duration = Duration::from_millis(100);
@@ -84,6 +86,7 @@ pub async fn keep(
     ));
     let me = network.node.clone();
     let network = Arc::new(Mutex::new(network));
+    let mut checks = HealthChecks::new(Ipv4Addr::UNSPECIFIED.into());
     loop {
         if events.next().await.is_none() {
             return;
@@ -100,9 +103,12 @@ pub async fn keep(
         let by_service = slices_by_service(&slices);
         let (peers, ports, names) = (
             peers(&nodes, &me),
-            service_ports(&services, &by_service),
+            service_ports(&services, &by_service, &me),
             names(&services, &by_service),
         );
+        checks
+            .sync(&health_checks(&services, &by_service, &me))
+            .await;
         let network = network.clone();
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
@@ -153,149 +159,6 @@ pub fn peers(nodes: &Store<Node>, me: &str) -> BTreeMap<String, Peer> {
                 .ok()?;
             Some((name, Peer { node_ip, pod_cidr }))
         })
-        .collect()
-}
-
-fn key(meta: &kube::api::ObjectMeta) -> (String, String) {
-    (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
-    )
-}
-
-fn protocol(p: Option<&str>) -> Option<Protocol> {
-    match p.unwrap_or("TCP") {
-        "TCP" => Some(Protocol::Tcp),
-        "UDP" => Some(Protocol::Udp),
-        _ => None,
-    }
-}
-
-/// Every Service's IPv4 EndpointSlices by `(namespace, Service name)`, the name from
-/// the slice's `kubernetes.io/service-name` label (slices without it belong to no
-/// Service and are left out, as kube-proxy leaves them). Whoever wrote a slice, the
-/// EndpointSlice controller or the user of a Service without a selector, it counts.
-pub type SlicesByService = BTreeMap<(String, String), Vec<Arc<EndpointSlice>>>;
-
-/// The reflector's EndpointSlices by Service, read once per sync; each Service's
-/// slices in name order.
-pub fn slices_by_service(slices: &Store<EndpointSlice>) -> SlicesByService {
-    let mut out = SlicesByService::new();
-    for slice in slices.state() {
-        let Some(service) = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SERVICE_NAME))
-            .filter(|n| !n.is_empty())
-        else {
-            continue;
-        };
-        if slice.address_type != ADDRESS_TYPE {
-            continue;
-        }
-        let namespace = slice.metadata.namespace.clone().unwrap_or_default();
-        out.entry((namespace, service.clone()))
-            .or_default()
-            .push(slice);
-    }
-    for slices in out.values_mut() {
-        slices.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    }
-    out
-}
-
-/// An endpoint's conditions as the API defines their absence: `ready` unset means
-/// true, `serving` unset means as `ready`, `terminating` unset means false.
-struct Conditions {
-    ready: bool,
-    serving: bool,
-    terminating: bool,
-}
-
-fn conditions(e: &Endpoint) -> Conditions {
-    let c = e.conditions.as_ref();
-    let ready = c.and_then(|c| c.ready).unwrap_or(true);
-    Conditions {
-        ready,
-        serving: c.and_then(|c| c.serving).unwrap_or(ready),
-        terminating: c.and_then(|c| c.terminating).unwrap_or(false),
-    }
-}
-
-/// The ports of every Service with a ClusterIP, with their endpoints.
-pub fn service_ports(services: &Store<Service>, by_service: &SlicesByService) -> Vec<ServicePort> {
-    let mut out = Vec::new();
-    for svc in services.state() {
-        let Some(spec) = &svc.spec else { continue };
-        let Some(cluster_ip) = spec
-            .cluster_ip
-            .as_deref()
-            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
-        else {
-            continue;
-        };
-        let id = key(&svc.metadata);
-        let slices = by_service.get(&id).map(Vec::as_slice).unwrap_or_default();
-        for port in spec.ports.iter().flatten() {
-            let (Some(proto), Ok(number)) =
-                (protocol(port.protocol.as_deref()), u16::try_from(port.port))
-            else {
-                continue;
-            };
-            out.push(ServicePort {
-                service: id.clone(),
-                protocol: proto,
-                port: number,
-                cluster_ip,
-                node_port: port.node_port.and_then(|n| u16::try_from(n).ok()),
-                endpoints: endpoints_of(slices, port.name.as_deref(), proto),
-            });
-        }
-    }
-    out
-}
-
-/// The endpoints of `slices` for the Service port named `name` (`None`: unnamed) of
-/// protocol `proto`, at the port number of each slice's port of that name and
-/// protocol, sorted and without duplicates. As kube-proxy: the ready ones, or when
-/// none is ready, those still serving while terminating (so that connections drain
-/// during a rollout instead of being refused); an endpoint's first address.
-fn endpoints_of(
-    slices: &[Arc<EndpointSlice>],
-    name: Option<&str>,
-    proto: Protocol,
-) -> Vec<SocketAddrV4> {
-    let mut ready = BTreeSet::new();
-    let mut terminating = BTreeSet::new();
-    for slice in slices {
-        let Some(number) = slice
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| {
-                p.name.as_deref().unwrap_or_default() == name.unwrap_or_default()
-                    && protocol(p.protocol.as_deref()) == Some(proto)
-            })
-            .and_then(|p| u16::try_from(p.port?).ok())
-        else {
-            continue;
-        };
-        for e in &slice.endpoints {
-            let Some(ip) = e.addresses.first().and_then(|a| a.parse::<Ipv4Addr>().ok()) else {
-                continue;
-            };
-            let at = SocketAddrV4::new(ip, number);
-            let c = conditions(e);
-            if c.ready {
-                ready.insert(at);
-            } else if c.serving && c.terminating {
-                terminating.insert(at);
-            }
-        }
-    }
-    if ready.is_empty() { terminating } else { ready }
-        .into_iter()
         .collect()
 }
 
@@ -402,75 +265,9 @@ fn dns_endpoints(slices: &[Arc<EndpointSlice>], publish_not_ready: bool) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::test_objects::{endpoint, http, service, slice, store};
     use rk8s_netoverlay::dns::{Answer, Srv};
     use serde_json::json;
-
-    fn store<K>(objects: Vec<K>) -> Store<K>
-    where
-        K: kube::Resource + Clone + 'static,
-        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-    {
-        let (store, mut writer) = reflector::store();
-        for o in objects {
-            writer.apply_watcher_event(&watcher::Event::Apply(o));
-        }
-        store
-    }
-
-    fn service(name: &str, cluster_ip: &str, ports: serde_json::Value) -> Service {
-        serde_json::from_value(json!({
-            "metadata": {"namespace": "default", "name": name},
-            "spec": {"clusterIP": cluster_ip, "ports": ports},
-        }))
-        .unwrap()
-    }
-
-    /// A slice `name` of Service `service` in `default`, as the EndpointSlice
-    /// controller labels them.
-    fn slice(
-        name: &str,
-        service: &str,
-        ports: serde_json::Value,
-        endpoints: serde_json::Value,
-    ) -> EndpointSlice {
-        serde_json::from_value(json!({
-            "metadata": {"namespace": "default", "name": name, "labels": {
-                SERVICE_NAME: service,
-                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
-            }},
-            "addressType": "IPv4",
-            "ports": ports,
-            "endpoints": endpoints,
-        }))
-        .unwrap()
-    }
-
-    /// An endpoint at `ip` with the controller's conditions and `hostname`.
-    fn endpoint(
-        ip: &str,
-        hostname: Option<&str>,
-        ready: bool,
-        terminating: bool,
-    ) -> serde_json::Value {
-        let mut e = json!({
-            "addresses": [ip],
-            "conditions": {"ready": ready, "serving": ready || terminating, "terminating": terminating},
-            "nodeName": "n1",
-            "targetRef": {"kind": "Pod", "namespace": "default", "name": hostname.unwrap_or(ip)},
-        });
-        if let Some(h) = hostname {
-            e["hostname"] = json!(h);
-        }
-        e
-    }
-
-    fn http(port: i32) -> serde_json::Value {
-        json!({"name": "http", "port": port, "protocol": "TCP"})
-    }
-
-    fn at(s: &str) -> SocketAddrV4 {
-        s.parse().unwrap()
-    }
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
@@ -629,174 +426,5 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(names(&store(vec![external]), &BTreeMap::new()), []);
-    }
-
-    /// The endpoints of the port `port`/`proto` of Service `name` in `ports`.
-    fn endpoints<'a>(
-        ports: &'a [ServicePort],
-        name: &str,
-        port: u16,
-        proto: Protocol,
-    ) -> &'a [SocketAddrV4] {
-        &ports
-            .iter()
-            .find(|p| p.service.1 == name && p.port == port && p.protocol == proto)
-            .unwrap()
-            .endpoints
-    }
-
-    #[test]
-    fn service_ports_reach_ready_endpoints_of_every_slice_by_port_name() {
-        let services = store(vec![
-            service(
-                "api",
-                "10.96.0.10",
-                json!([
-                    {"name": "http", "port": 80, "targetPort": "http"},
-                    {"name": "metrics", "port": 9090, "protocol": "UDP"},
-                ]),
-            ),
-            service("web", "None", json!([{"name": "http", "port": 80}])),
-        ]);
-        let slices = store(vec![
-            // Pods whose `http` container port is 8080, and a not-ready one.
-            slice(
-                "api-1",
-                "api",
-                json!([http(8080), {"name": "metrics", "port": 9191, "protocol": "UDP"}]),
-                json!([
-                    endpoint("10.244.1.20", None, true, false),
-                    endpoint("10.244.1.21", None, false, false),
-                ]),
-            ),
-            // A pod whose `http` is 8081, in a slice of its own; its port `metrics`
-            // is TCP, not the Service's UDP one.
-            slice(
-                "api-2",
-                "api",
-                json!([http(8081), {"name": "metrics", "port": 9191, "protocol": "TCP"}]),
-                json!([
-                    endpoint("10.244.2.20", None, true, false),
-                    // The API's default: no conditions is ready.
-                    {"addresses": ["10.244.2.21"]},
-                ]),
-            ),
-            // The same pod in a second slice while it moves: once.
-            slice(
-                "api-3",
-                "api",
-                json!([http(8080)]),
-                json!([endpoint("10.244.1.20", None, true, false)]),
-            ),
-        ]);
-        let ports = service_ports(&services, &slices_by_service(&slices));
-        // Headless Services are not proxied.
-        assert_eq!(ports.len(), 2);
-        assert_eq!(
-            endpoints(&ports, "api", 80, Protocol::Tcp),
-            [
-                at("10.244.1.20:8080"),
-                at("10.244.2.20:8081"),
-                at("10.244.2.21:8081")
-            ]
-        );
-        assert_eq!(
-            endpoints(&ports, "api", 9090, Protocol::Udp),
-            [at("10.244.1.20:9191")]
-        );
-        let api = ports.iter().find(|p| p.port == 80).unwrap();
-        assert_eq!(api.cluster_ip, ip("10.96.0.10"));
-    }
-
-    #[test]
-    fn terminating_endpoints_serve_only_while_none_is_ready() {
-        let services = store(vec![service("roll", "10.96.0.12", json!([{"port": 80}]))]);
-        let unnamed = json!([{"name": "", "port": 8080, "protocol": "TCP"}]);
-        let rolling = |ready: bool| {
-            let mut endpoints = vec![
-                // Terminating, still serving: drains.
-                endpoint("10.244.3.1", None, false, true),
-                // Terminating and no longer serving.
-                json!({"addresses": ["10.244.3.2"],
-                    "conditions": {"ready": false, "serving": false, "terminating": true}}),
-                // Starting, not ready yet.
-                endpoint("10.244.3.3", None, false, false),
-            ];
-            if ready {
-                endpoints.push(endpoint("10.244.3.4", None, true, false));
-            }
-            store(vec![slice(
-                "roll-1",
-                "roll",
-                unnamed.clone(),
-                json!(endpoints),
-            )])
-        };
-        let ports = service_ports(&services, &slices_by_service(&rolling(false)));
-        assert_eq!(
-            endpoints(&ports, "roll", 80, Protocol::Tcp),
-            [at("10.244.3.1:8080")]
-        );
-        let ports = service_ports(&services, &slices_by_service(&rolling(true)));
-        assert_eq!(
-            endpoints(&ports, "roll", 80, Protocol::Tcp),
-            [at("10.244.3.4:8080")]
-        );
-    }
-
-    #[test]
-    fn only_labelled_ipv4_slices_of_the_service_count() {
-        let services = store(vec![service(
-            "db",
-            "10.96.0.13",
-            json!([{"name": "pg", "port": 5432}]),
-        )]);
-        let pg = json!([{"name": "pg", "port": 5432}]);
-        let ready = json!([endpoint("10.244.4.1", None, true, false)]);
-        let mut unlabelled = slice("db-x", "db", pg.clone(), ready.clone());
-        unlabelled.metadata.labels = None;
-        let mut elsewhere = slice(
-            "db-y",
-            "db",
-            pg.clone(),
-            json!([endpoint("10.244.4.2", None, true, false)]),
-        );
-        elsewhere.metadata.namespace = Some("other".into());
-        let mut v6 = slice(
-            "db-z",
-            "db",
-            pg.clone(),
-            json!([{"addresses": ["fd00::1"]}]),
-        );
-        v6.address_type = "IPv6".into();
-        // A user's slice of a Service without a selector (no managed-by label).
-        let mut users = slice(
-            "db-manual",
-            "db",
-            pg,
-            json!([endpoint("10.244.4.3", None, true, false)]),
-        );
-        if let Some(labels) = users.metadata.labels.as_mut() {
-            labels.remove("endpointslice.kubernetes.io/managed-by");
-        }
-        let by_service = slices_by_service(&store(vec![unlabelled, elsewhere, v6, users]));
-        assert_eq!(
-            by_service.keys().collect::<Vec<_>>(),
-            [
-                &("default".to_string(), "db".to_string()),
-                &("other".to_string(), "db".to_string())
-            ]
-        );
-        let ports = service_ports(&services, &by_service);
-        assert_eq!(
-            endpoints(&ports, "db", 5432, Protocol::Tcp),
-            [at("10.244.4.3:5432")]
-        );
-        // The placeholder slice of a Service without endpoints: no endpoints.
-        let placeholder = store(vec![slice("db-p", "db", json!([]), json!([]))]);
-        let ports = service_ports(&services, &slices_by_service(&placeholder));
-        assert!(endpoints(&ports, "db", 5432, Protocol::Tcp).is_empty());
-        let ports = service_ports(&services, &BTreeMap::new());
-        assert!(endpoints(&ports, "db", 5432, Protocol::Tcp).is_empty());
     }
 }

@@ -12,6 +12,15 @@ pub(super) fn service(s: &mut Service) {
     let Some(spec) = &mut s.spec else { return };
     set_str(&mut spec.type_, "ClusterIP");
     set_str(&mut spec.session_affinity, "None");
+    // A client stays with its endpoint three hours unless told otherwise.
+    if spec.session_affinity.as_deref() == Some("ClientIP") {
+        let client_ip = spec
+            .session_affinity_config
+            .get_or_insert_with(Default::default)
+            .client_ip
+            .get_or_insert_with(Default::default);
+        set(&mut client_ip.timeout_seconds, 10_800);
+    }
     let kind = spec.type_.clone().unwrap_or_default();
     if kind != "ExternalName" {
         set_str(&mut spec.internal_traffic_policy, "Cluster");

@@ -271,3 +271,29 @@ fn webhooks_fail_closed_match_everything_and_time_out_after_ten_seconds() {
     assert_eq!(v["webhooks"][0]["timeoutSeconds"], 10);
     assert_eq!(v["webhooks"][0]["reinvocationPolicy"], Value::Null);
 }
+
+#[test]
+fn client_ip_affinity_lasts_three_hours_unless_told() {
+    let svc = |extra: &str| {
+        defaulted(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec:\n  ports: [{{port: 80}}]\n{extra}"
+        ))
+    };
+    assert_eq!(
+        svc("  sessionAffinity: ClientIP\n")["spec"]["sessionAffinityConfig"],
+        json!({"clientIP": {"timeoutSeconds": 10800}})
+    );
+    assert_eq!(
+        svc(
+            "  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n"
+        )["spec"]["sessionAffinityConfig"],
+        json!({"clientIP": {"timeoutSeconds": 60}})
+    );
+    assert!(
+        svc("")
+            .get("spec")
+            .unwrap()
+            .get("sessionAffinityConfig")
+            .is_none()
+    );
+}

@@ -758,3 +758,112 @@ fn sub_paths_stay_inside_their_volume() {
         assert_eq!(errors(&format!("{header}{body}")), *expected, "{body}");
     }
 }
+
+#[test]
+fn services_check_their_affinity_timeout_and_health_check_port() {
+    table(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80}]\n",
+        &[
+            ("  sessionAffinity: ClientIP\n", &[]),
+            (
+                "  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 86401}}\n",
+                &[
+                    "spec.sessionAffinityConfig.clientIP.timeoutSeconds: invalid value \"86401\": must be greater than 0 and less than 86400",
+                ],
+            ),
+            (
+                "  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n",
+                &[
+                    "spec.sessionAffinityConfig: forbidden: must not be set when session affinity is None",
+                ],
+            ),
+            (
+                "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  healthCheckNodePort: 30100\n",
+                &[],
+            ),
+            (
+                "  type: LoadBalancer\n  healthCheckNodePort: 30100\n",
+                &[
+                    "spec.healthCheckNodePort: invalid value \"30100\": may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+                ],
+            ),
+            // Any config without ClientIP, even an empty one.
+            (
+                "  sessionAffinity: None\n  sessionAffinityConfig: {}\n",
+                &[
+                    "spec.sessionAffinityConfig: forbidden: must not be set when session affinity is None",
+                ],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn load_balancer_fields_need_type_load_balancer() {
+    table(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80}]\n",
+        &[
+            (
+                "  type: LoadBalancer\n  loadBalancerClass: example.com/lb\n  allocateLoadBalancerNodePorts: false\n",
+                &[],
+            ),
+            (
+                "  type: NodePort\n  loadBalancerClass: example.com/lb\n",
+                &[
+                    "spec.loadBalancerClass: forbidden: may only be used when `type` is 'LoadBalancer'",
+                ],
+            ),
+            (
+                "  allocateLoadBalancerNodePorts: true\n",
+                &[
+                    "spec.allocateLoadBalancerNodePorts: forbidden: may only be used when `type` is 'LoadBalancer'",
+                ],
+            ),
+            (
+                "  type: LoadBalancer\n  loadBalancerClass: -bad\n",
+                &[
+                    "spec.loadBalancerClass: invalid value \"-bad\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName' or 'my.name' or '123-abc')",
+                ],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_load_balancer_keeps_its_class_and_health_check_port() {
+    let svc = |spec: &str| -> k8s_openapi::api::core::v1::Service {
+        let text = format!("{{metadata: {{name: web}}, spec: {spec}}}");
+        serde_json::from_value(crate::yaml::parse_documents(&text).unwrap().remove(0).value)
+            .unwrap()
+    };
+    let errors = |new: &str, old: &str| -> Vec<String> {
+        super::service_update(&svc(new), &svc(old))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let lb = "{type: LoadBalancer, loadBalancerClass: example.com/a}";
+    assert!(errors(lb, lb).is_empty());
+    assert_eq!(
+        errors("{type: LoadBalancer, loadBalancerClass: example.com/b}", lb),
+        ["spec.loadBalancerClass: invalid value \"example.com/b\": may not change once set"]
+    );
+    assert_eq!(
+        errors("{type: LoadBalancer}", lb),
+        ["spec.loadBalancerClass: invalid value \"null\": may not change once set"]
+    );
+    // Nor set on an existing load balancer of the default class.
+    assert_eq!(errors(lb, "{type: LoadBalancer}").len(), 1);
+    // Leaving the type, or taking it, is the time to change it.
+    assert!(errors("{type: ClusterIP}", lb).is_empty());
+    assert!(errors(lb, "{type: NodePort}").is_empty());
+    let local = |port: u16| {
+        format!("{{type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: {port}}}")
+    };
+    assert!(errors(&local(30100), &local(30100)).is_empty());
+    assert_eq!(
+        errors(&local(30101), &local(30100)),
+        ["spec.healthCheckNodePort: forbidden: field is immutable"]
+    );
+    assert!(errors("{type: LoadBalancer}", &local(30100)).is_empty());
+}

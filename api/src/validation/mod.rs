@@ -20,6 +20,7 @@ mod wording;
 mod workloads;
 
 pub use config::MAX_DATA_BYTES;
+pub use service::service_update;
 pub use storage::PV_SOURCES;
 
 use std::fmt;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 
-use super::{Errors, meta, pod::PROTOCOLS};
+use super::{Errors, FieldError, meta, pod::PROTOCOLS};
 use crate::names;
 use crate::path::FieldPath;
 
@@ -88,6 +88,61 @@ pub(super) fn service(errs: &mut Errors, svc: &Service) {
         spec.session_affinity.as_ref(),
         &["None", "ClientIP"],
     );
+    if let Some(config) = &spec.session_affinity_config {
+        let config_path = path.key("sessionAffinityConfig");
+        match spec.session_affinity.as_deref().unwrap_or("None") {
+            "ClientIP" => {
+                // Kubernetes' MaxClientIPServiceAffinitySeconds: one day.
+                let timeout = config.client_ip.as_ref().and_then(|c| c.timeout_seconds);
+                if let Some(t) = timeout.filter(|t| !(1..=86_400).contains(t)) {
+                    errs.invalid(
+                        &config_path.key("clientIP").key("timeoutSeconds"),
+                        t,
+                        "must be greater than 0 and less than 86400",
+                    );
+                }
+            }
+            // Any config at all, even an empty one (kube's ValidateService).
+            "None" => errs.forbidden(
+                &config_path,
+                "must not be set when session affinity is None",
+            ),
+            // Unsupported: said above.
+            _ => {}
+        }
+    }
+    // Load-balancer-only fields (kube's ValidateService, validateLoadBalancerClassField).
+    let load_balancer_only = "may only be used when `type` is 'LoadBalancer'";
+    if spec.allocate_load_balancer_node_ports.is_some() && kind != "LoadBalancer" {
+        errs.forbidden(
+            &path.key("allocateLoadBalancerNodePorts"),
+            load_balancer_only,
+        );
+    }
+    if let Some(class) = &spec.load_balancer_class {
+        if kind == "LoadBalancer" {
+            errs.syntax(
+                &path.key("loadBalancerClass"),
+                class,
+                names::qualified_name(class),
+            );
+        } else {
+            errs.forbidden(&path.key("loadBalancerClass"), load_balancer_only);
+        }
+    }
+    if let Some(hc) = spec.health_check_node_port.filter(|p| *p != 0) {
+        let needs =
+            kind == "LoadBalancer" && spec.external_traffic_policy.as_deref() == Some("Local");
+        if !needs {
+            errs.invalid(
+                &path.key("healthCheckNodePort"),
+                hc,
+                "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+            );
+        } else {
+            errs.port(&path.key("healthCheckNodePort"), hc);
+        }
+    }
     if let Some(policy) = &spec.external_traffic_policy {
         if node_ports_allowed {
             errs.one_of(
@@ -107,6 +162,38 @@ pub(super) fn service(errs: &mut Errors, svc: &Service) {
         spec.internal_traffic_policy.as_ref(),
         &["Cluster", "Local"],
     );
+}
+
+/// What may not change when a Service is updated from `old` to `new`, beyond its
+/// ClusterIP (kube's `ValidateServiceUpdate`): the `loadBalancerClass` of a Service
+/// that stays a load balancer (the controller of the class it had would otherwise
+/// keep its ingress written; leaving `type: LoadBalancer` clears the class and the
+/// ingress), and the `healthCheckNodePort` of one that keeps needing it.
+pub fn service_update(new: &Service, old: &Service) -> Vec<FieldError> {
+    let mut errs = Errors::default();
+    let (Some(spec), Some(old_spec)) = (&new.spec, &old.spec) else {
+        return errs.0;
+    };
+    let path = FieldPath::root().key("spec");
+    let load_balancer = |t: Option<&String>| t.is_some_and(|t| t == "LoadBalancer");
+    let both = load_balancer(spec.type_.as_ref()) && load_balancer(old_spec.type_.as_ref());
+    if both && spec.load_balancer_class != old_spec.load_balancer_class {
+        errs.invalid(
+            &path.key("loadBalancerClass"),
+            spec.load_balancer_class.as_deref().unwrap_or("null"),
+            "may not change once set",
+        );
+    }
+    let needs_health_check = |s: &k8s_openapi::api::core::v1::ServiceSpec| {
+        load_balancer(s.type_.as_ref()) && s.external_traffic_policy.as_deref() == Some("Local")
+    };
+    if needs_health_check(spec)
+        && needs_health_check(old_spec)
+        && spec.health_check_node_port != old_spec.health_check_node_port
+    {
+        errs.forbidden(&path.key("healthCheckNodePort"), "field is immutable");
+    }
+    errs.0
 }
 
 pub(super) fn endpoints(errs: &mut Errors, ep: &Endpoints) {

@@ -219,3 +219,117 @@ fn a_given_node_port_must_be_in_the_servers_range() {
         e.message
     );
 }
+
+const LOCAL_LB: &str =
+    "spec: {type: LoadBalancer, externalTrafficPolicy: Local, ports: [{port: 80}]}";
+
+#[test]
+fn a_local_load_balancer_gets_node_ports_and_a_health_check_port() {
+    let mut s = service("lb", LOCAL_LB);
+    let p = plan(&small(), &mut s, None, &BTreeMap::new(), &|_, _| true).unwrap();
+    let spec = s.clone().spec.unwrap();
+    assert_eq!(spec.ports.unwrap()[0].node_port, Some(30000));
+    assert_eq!(spec.health_check_node_port, Some(30001));
+    // Held like a node port, in the same transaction.
+    assert!(held(&s).contains(&Held::Port("tcp".into(), 30001)));
+    assert_eq!(p.compares.len(), 3);
+    // A given one is checked as a node port is.
+    let t = taken(&[(&Held::Port("tcp".into(), 30002), "default/other")]);
+    let mut s = service(
+        "lb2",
+        "spec: {type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 30002, ports: [{port: 80}]}",
+    );
+    let e = plan(&small(), &mut s, None, &t, &|_, _| true).unwrap_err();
+    assert!(
+        e.message.contains("spec.healthCheckNodePort") && e.message.contains("already allocated"),
+        "{}",
+        e.message
+    );
+    // A Cluster-policy load balancer needs none.
+    let mut s = service("lb3", "spec: {type: LoadBalancer, ports: [{port: 80}]}");
+    plan(&small(), &mut s, None, &BTreeMap::new(), &|_, _| true).unwrap();
+    assert_eq!(s.spec.unwrap().health_check_node_port, None);
+}
+
+#[test]
+fn a_load_balancer_without_node_port_allocation_gets_only_the_ones_it_names() {
+    let mut s = service(
+        "lb",
+        "spec: {type: LoadBalancer, allocateLoadBalancerNodePorts: false, ports: [{name: a, port: 80}, {name: b, port: 81, nodePort: 30002}]}",
+    );
+    plan(&small(), &mut s, None, &BTreeMap::new(), &|_, _| true).unwrap();
+    let ports = s.spec.unwrap().ports.unwrap();
+    assert_eq!(ports[0].node_port, None);
+    assert_eq!(ports[1].node_port, Some(30002));
+}
+
+#[test]
+fn an_update_keeps_the_health_check_port_while_it_is_needed() {
+    let mut old = service("lb", LOCAL_LB);
+    plan(&small(), &mut old, None, &BTreeMap::new(), &|_, _| true).unwrap();
+    let mut new = service("lb", LOCAL_LB);
+    keep_allocated(&mut new, &old);
+    assert_eq!(
+        new.spec.as_ref().unwrap().health_check_node_port,
+        Some(30001)
+    );
+    // Turned to the Cluster policy: given back.
+    let t: BTreeMap<_, _> = held(&old)
+        .iter()
+        .map(|h| {
+            let owner = "default/lb".to_string();
+            (h.key(), Taken { owner, revision: 3 })
+        })
+        .collect();
+    let mut new = service("lb", "spec: {type: LoadBalancer, ports: [{port: 80}]}");
+    keep_allocated(&mut new, &old);
+    assert_eq!(new.spec.as_ref().unwrap().health_check_node_port, None);
+    let p = plan(&small(), &mut new, Some(&old), &t, &|_, _| true).unwrap();
+    assert!(p.ops.iter().any(|op| matches!(&op.request,
+        Some(request_op::Request::DeleteRange(d)) if d.key == b"/rk8s/nodeports/tcp/30001")));
+}
+
+#[test]
+fn an_update_may_not_give_one_port_to_two_of_its_fields() {
+    // Held: node port 30000 (tcp), health check 30001.
+    let mut old = service("lb", LOCAL_LB);
+    plan(&small(), &mut old, None, &BTreeMap::new(), &|_, _| true).unwrap();
+    let t: BTreeMap<_, _> = held(&old)
+        .iter()
+        .map(|h| {
+            let owner = "default/lb".to_string();
+            (h.key(), Taken { owner, revision: 3 })
+        })
+        .collect();
+    let update = |yaml: &str| {
+        let mut new = service("lb", yaml);
+        plan(&small(), &mut new, Some(&old), &t, &|_, _| true)
+    };
+    // The health check onto its own node port...
+    let e = update(
+        "spec: {type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 30000, ports: [{port: 80, nodePort: 30000}]}",
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains(
+            "spec.healthCheckNodePort: Invalid value: 30000: provided port is already allocated"
+        ),
+        "{}",
+        e.message
+    );
+    // ...or the node port onto its own health check.
+    let e = update(
+        "spec: {type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 30001, ports: [{port: 80, nodePort: 30001}]}",
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("provided port is already allocated"),
+        "{}",
+        e.message
+    );
+    // Keeping both as they are is fine.
+    update(
+        "spec: {type: LoadBalancer, externalTrafficPolicy: Local, healthCheckNodePort: 30001, ports: [{port: 80, nodePort: 30000}]}",
+    )
+    .unwrap();
+}

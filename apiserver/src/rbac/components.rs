@@ -311,6 +311,16 @@ mod tests {
                 &["create /pods", "delete /secrets"],
             ),
             (
+                controller::SERVICE,
+                &[
+                    "watch /services",
+                    "list /nodes",
+                    "update /services/status",
+                    "patch /services/status",
+                ],
+                &["update /services", "delete /services", "patch /nodes"],
+            ),
+            (
                 controller::CLUSTERROLE_AGGREGATION,
                 &[
                     "update rbac.authorization.k8s.io/clusterroles",

@@ -237,6 +237,15 @@ fn rules() -> Vec<(&'static str, Vec<PolicyRule>)> {
             ],
         ),
         (
+            controller::SERVICE,
+            vec![
+                rule(READ, CORE, "services"),
+                rule("patch update", CORE, "services/status"),
+                rule("list watch", CORE, "nodes"),
+                events(),
+            ],
+        ),
+        (
             controller::SERVICE_ACCOUNT,
             vec![rule("create", CORE, "serviceaccounts"), events()],
         ),
