@@ -34,6 +34,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A configured interface name the kernel would refuse: "bridge name
+    /// "rk8s-bridge-too-long" is longer than 15 bytes".
+    #[error(transparent)]
+    InvalidLinkName(#[from] crate::netlink::InvalidLinkName),
     /// Reading or writing the network's state files failed.
     #[error("{path}: {source}")]
     Io {

@@ -181,7 +181,8 @@ impl Host for InNetns {
 }
 
 /// A fake host that records the commands it is given (netlink operations as the
-/// `ip`/`bridge` command lines that make them) and answers from a script.
+/// `ip`/`bridge` command lines that make them) and answers from a script. It
+/// refuses interface names as [`System`] does.
 #[derive(Debug, Default)]
 pub struct Recorder {
     commands: Mutex<Vec<String>>,
@@ -271,6 +272,9 @@ impl Host for Recorder {
     }
 
     fn apply(&self, netns: Option<&str>, ops: &[NetOp]) -> Result<()> {
+        // As for real: a batch naming an interface the kernel refuses is refused
+        // whole, before anything is done (or recorded).
+        netlink::check_link_names(ops, netns)?;
         for op in ops {
             let line = op.command_line(netns);
             let failure = self.failure(&line);

@@ -263,9 +263,129 @@ impl fmt::Display for Mac<'_> {
     }
 }
 
+/// The longest network interface name, in bytes (Linux: `IFNAMSIZ` less the NUL).
+pub const MAX_LINK_NAME: usize = 15;
+
+/// A network interface name the kernel refuses, and which of the configuration's or
+/// the operation's names it is: "bridge name "rk8s-a-bridge-too-long" is longer than
+/// 15 bytes".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {name:?} {problem}")]
+pub struct InvalidLinkName {
+    /// Which name: "bridge name", "veth peer name", "link name" …
+    pub field: &'static str,
+    /// The name.
+    pub name: String,
+    /// What is wrong with it.
+    pub problem: LinkNameProblem,
+}
+
+/// Why the kernel refuses an interface name (Linux `dev_valid_name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LinkNameProblem {
+    /// No name at all.
+    #[error("is empty")]
+    Empty,
+    /// More than [`MAX_LINK_NAME`] bytes.
+    #[error("is longer than {MAX_LINK_NAME} bytes")]
+    TooLong,
+    /// `.` or `..`.
+    #[error("is no interface name")]
+    Dots,
+    /// A `/`, a `:`, white space or a NUL.
+    #[error("contains {0:?}")]
+    Contains(char),
+}
+
+/// Checks `name`, the configuration's or operation's `field` ("bridge name"), as the
+/// kernel does before it makes or renames an interface (`dev_valid_name`): 1 to 15
+/// bytes, not `.` or `..`, no `/`, `:` or white space. An over-long name otherwise
+/// comes back as "Numerical result out of range", naming nothing.
+pub fn check_link_name(field: &'static str, name: &str) -> Result<(), InvalidLinkName> {
+    let problem = if name.is_empty() {
+        Some(LinkNameProblem::Empty)
+    } else if name.len() > MAX_LINK_NAME {
+        Some(LinkNameProblem::TooLong)
+    } else if name == "." || name == ".." {
+        Some(LinkNameProblem::Dots)
+    } else {
+        name.chars()
+            .find(|c| {
+                // The kernel's isspace() reads the byte 0xa0 (Latin-1's no-break
+                // space) as white space too, also inside a UTF-8 character; a NUL
+                // would end the name early.
+                let mut utf8 = [0; 4];
+                matches!(
+                    c,
+                    '/' | ':' | '\0' | ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r'
+                ) || c.encode_utf8(&mut utf8).bytes().any(|b| b == 0xa0)
+            })
+            .map(LinkNameProblem::Contains)
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(InvalidLinkName {
+            field,
+            name: name.to_string(),
+            problem,
+        }),
+    }
+}
+
+impl NetOp {
+    /// The interface names this operation gives the kernel, each with what it is.
+    fn link_names(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            NetOp::AddNetns { .. } | NetOp::DeleteNetns { .. } | NetOp::DeleteRoute { .. } => {
+                Vec::new()
+            }
+            NetOp::AddBridge { name } => vec![("bridge name", name)],
+            NetOp::AddVeth { name, peer, .. } => {
+                vec![("veth name", name), ("veth peer name", peer)]
+            }
+            NetOp::AddVxlan { name, .. } => vec![("vxlan name", name)],
+            NetOp::SetMasterUp { link, master } => {
+                vec![("link name", link), ("master name", master)]
+            }
+            NetOp::AddRoute { link, .. } => {
+                link.iter().map(|l| ("link name", l.as_str())).collect()
+            }
+            NetOp::SetMac { link, .. }
+            | NetOp::Up { link }
+            | NetOp::DeleteLink { link }
+            | NetOp::AddAddress { link, .. }
+            | NetOp::ReplaceNeighbour { link, .. }
+            | NetOp::DeleteNeighbour { link, .. }
+            | NetOp::ReplaceFdb { link, .. }
+            | NetOp::DeleteFdb { link, .. } => vec![("link name", link)],
+        }
+    }
+
+    /// Checks the interface names of this operation ([`check_link_name`]).
+    pub fn check_link_names(&self) -> Result<(), InvalidLinkName> {
+        self.link_names()
+            .into_iter()
+            .try_for_each(|(field, name)| check_link_name(field, name))
+    }
+}
+
+/// Checks the interface names of every operation of `ops` before any is carried out,
+/// so a batch with a name the kernel refuses makes no change at all; the error names
+/// the operation (`ip -n LABEL …`) and the name.
+pub(crate) fn check_link_names(ops: &[NetOp], label: Option<&str>) -> Result<()> {
+    for op in ops {
+        op.check_link_names().map_err(|e| Error::Netlink {
+            op: op.command_line(label),
+            source: io::Error::new(io::ErrorKind::InvalidInput, e),
+        })?;
+    }
+    Ok(())
+}
+
 /// Carries out `ops` in order in the calling thread's network namespace, stopping at
 /// the first that fails. `label` is the namespace named in errors (`ip -n LABEL …`).
 pub(crate) fn apply_here(ops: &[NetOp], label: Option<&str>) -> Result<()> {
+    check_link_names(ops, label)?;
     let mut session: Option<Session> = None;
     for op in ops {
         let failed = |source| Error::Netlink {
@@ -564,12 +684,14 @@ impl Session {
             NetOp::ReplaceFdb { mac, link, dst } => {
                 let index = self.index(link)?;
                 // `bridge fdb` talks to the device itself (`self`), not to a bridge
-                // it is a port of.
+                // it is a port of, and sends the state it starts from, NUD_NOARP,
+                // with NUD_PERMANENT added (iproute2 bridge/fdb.c, fdb_modify).
                 let request = self
                     .handle
                     .neighbours()
                     .add_bridge(index, mac)
                     .flags(NeighbourFlags::Own)
+                    .state(FDB_STATE)
                     .destination(IpAddr::V4(*dst))
                     .replace();
                 Request::Neighbour(request)
@@ -589,6 +711,12 @@ impl Session {
         self.runtime.block_on(request.execute()).map_err(to_io)
     }
 }
+
+/// The state of a forwarding entry as `bridge fdb replace … dst …` makes it:
+/// `NUD_NOARP | NUD_PERMANENT`.
+const FDB_STATE: NeighbourState = NeighbourState::Other(NUD_NOARP | NUD_PERMANENT);
+const NUD_NOARP: u16 = 0x40;
+const NUD_PERMANENT: u16 = 0x80;
 
 /// A request made, not yet sent.
 enum Request {
@@ -679,13 +807,124 @@ mod tests {
 
     #[test]
     fn kernel_errors_keep_their_number() {
+        // What rtnetlink returns for an answer of -EEXIST.
+        let mut answer = rtnetlink::packet_core::ErrorMessage::default();
+        answer.code = std::num::NonZeroI32::new(-17);
+        let source = to_io(rtnetlink::Error::NetlinkError(answer));
+        assert_eq!(source.raw_os_error(), Some(17));
+        assert_eq!(source.kind(), io::ErrorKind::AlreadyExists);
         let e = Error::Netlink {
             op: "ip link add veth1 type bridge".into(),
-            source: io::Error::from_raw_os_error(17),
+            source,
         };
         assert_eq!(
             e.to_string(),
             "ip link add veth1 type bridge: File exists (os error 17)"
         );
+        // ENODEV is "not there" to the callers that look.
+        let mut gone = rtnetlink::packet_core::ErrorMessage::default();
+        gone.code = std::num::NonZeroI32::new(-19);
+        assert!(is_missing(&to_io(rtnetlink::Error::NetlinkError(gone))));
+        // Anything else is rtnetlink's own words, with no number.
+        let other = to_io(rtnetlink::Error::RequestFailed);
+        assert_eq!(other.raw_os_error(), None);
+        assert_eq!(other.to_string(), "A netlink request failed");
+    }
+
+    #[test]
+    fn link_names_the_kernel_refuses_are_refused_naming_the_field() {
+        for ok in [
+            "eth0",
+            "rk8s.vxlan",
+            "veth0123abcd",
+            "a-b_c@d",
+            "fifteen-bytes15",
+            "é",
+        ] {
+            assert_eq!(check_link_name("link name", ok), Ok(()), "{ok:?}");
+        }
+        let cases = [
+            ("", LinkNameProblem::Empty),
+            ("sixteen-bytes-16", LinkNameProblem::TooLong),
+            // Eight two-byte characters: sixteen bytes.
+            ("éééééééé", LinkNameProblem::TooLong),
+            (".", LinkNameProblem::Dots),
+            ("..", LinkNameProblem::Dots),
+            ("a/b", LinkNameProblem::Contains('/')),
+            ("eth0:1", LinkNameProblem::Contains(':')),
+            ("a b", LinkNameProblem::Contains(' ')),
+            ("a\tb", LinkNameProblem::Contains('\t')),
+            ("a\x0bb", LinkNameProblem::Contains('\x0b')),
+            ("a\0b", LinkNameProblem::Contains('\0')),
+            // U+00E0 is C3 A0 in UTF-8.
+            ("voilà", LinkNameProblem::Contains('à')),
+        ];
+        for (name, problem) in cases {
+            let e = check_link_name("bridge name", name).unwrap_err();
+            assert_eq!(e.problem, problem, "{name:?}");
+            assert_eq!(e.field, "bridge name");
+        }
+        assert_eq!(
+            check_link_name("bridge name", "rk8s-bridge-too-long")
+                .unwrap_err()
+                .to_string(),
+            r#"bridge name "rk8s-bridge-too-long" is longer than 15 bytes"#
+        );
+        assert_eq!(
+            check_link_name("link name", "a\tb")
+                .unwrap_err()
+                .to_string(),
+            r#"link name "a\tb" contains '\t'"#
+        );
+    }
+
+    #[test]
+    fn a_batch_with_a_name_the_kernel_refuses_makes_no_change_and_says_which_name() {
+        let long = "veth-0123456789abcdef".to_string();
+        let ops = [
+            NetOp::AddNetns {
+                name: "rk8s-never-made".into(),
+            },
+            NetOp::AddVeth {
+                name: "veth1".into(),
+                peer: long.clone(),
+                peer_netns: "rk8s-never-made".into(),
+            },
+        ];
+        // Refused before anything is done: no namespace made, no root needed.
+        let e = apply_here(&ops, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "ip link add veth1 type veth peer name {long} netns rk8s-never-made: \
+                 veth peer name \"{long}\" is longer than 15 bytes"
+            )
+        );
+        assert!(!netns::exists("rk8s-never-made"));
+        let op = |link: &str| NetOp::SetMasterUp {
+            link: "veth1".into(),
+            master: link.into(),
+        };
+        assert_eq!(
+            op("br 0").check_link_names().unwrap_err().field,
+            "master name"
+        );
+        assert_eq!(op("br0").check_link_names(), Ok(()));
+        let route = NetOp::AddRoute {
+            destination: None,
+            gateway: Ipv4Addr::new(10, 1, 0, 1),
+            link: Some(String::new()),
+            onlink: false,
+            replace: false,
+        };
+        assert_eq!(
+            route.check_link_names().unwrap_err().to_string(),
+            r#"link name "" is empty"#
+        );
+    }
+
+    #[test]
+    fn forwarding_entries_are_noarp_and_permanent_as_bridge_fdb_makes_them() {
+        assert_eq!(u16::from(FDB_STATE), 0xc0);
     }
 }

@@ -8,14 +8,17 @@
 //! its own. Work inside a namespace runs the same way, on a thread of its own that
 //! enters it ([`run_in`]).
 
-use std::fs::File;
+use std::fs::{DirBuilder, File};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
 
 /// Where named network namespaces live (iproute2's `NETNS_RUN_DIR`).
 pub const NETNS_DIR: &str = "/run/netns";
@@ -25,24 +28,73 @@ pub fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
-/// Whether the named namespace `name` exists.
+/// Whether the named namespace `name` exists: a namespace is mounted on its file. A
+/// file without one (left by a crash between making the file and mounting on it) or
+/// a symbolic link is no namespace.
 pub fn exists(name: &str) -> bool {
-    valid(name).is_ok() && path(name).exists()
+    exists_in(Path::new(NETNS_DIR), name)
 }
 
 /// Creates the named network namespace `name` (`ip netns add NAME`); fails with
-/// "File exists" when there is one.
+/// "File exists" when there is one. A file of that name that is no namespace is
+/// replaced. A name is made by one caller at a time.
 pub fn create(name: &str) -> io::Result<()> {
+    create_in(Path::new(NETNS_DIR), name)
+}
+
+/// Removes the named network namespace `name` (`ip netns delete NAME`): the kernel
+/// destroys it once nothing else holds it. Fails with "No such file or directory"
+/// when there is none.
+pub fn delete(name: &str) -> io::Result<()> {
+    delete_in(Path::new(NETNS_DIR), name)
+}
+
+/// [`exists`] with the namespaces in `dir` instead of [`NETNS_DIR`].
+fn exists_in(dir: &Path, name: &str) -> bool {
+    valid(name).is_ok() && is_namespace(&dir.join(name))
+}
+
+/// Whether a namespace is mounted on `file`: the file itself, not where a symbolic
+/// link points, is a regular file of the namespace filesystem (nsfs).
+fn is_namespace(file: &Path) -> bool {
+    // O_PATH | O_NOFOLLOW opens a symbolic link as itself, which is never on nsfs.
+    let Ok(opened) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH | nix::libc::O_NOFOLLOW)
+        .open(file)
+    else {
+        return false;
+    };
+    opened.metadata().is_ok_and(|m| m.is_file())
+        && fstatfs(&opened).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC)
+}
+
+/// [`create`] with the namespaces in `dir` instead of [`NETNS_DIR`].
+fn create_in(dir: &Path, name: &str) -> io::Result<()> {
     valid(name)?;
-    std::fs::create_dir_all(NETNS_DIR)?;
-    make_shared()?;
-    let file = path(name);
+    // iproute2's mode, 0755 (less what the umask takes away): never writable by
+    // others, who could plant files under namespace names, as a umask of 0 would
+    // make it with the default 0777.
+    DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    make_shared(dir)?;
+    let file = dir.join(name);
     // Like iproute2: an empty file, no permissions, never an existing one.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o000)
-        .open(&file)?;
+    let new_file = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o000)
+            .open(&file)
+    };
+    match new_file() {
+        Ok(_) => {}
+        // A file no namespace is mounted on is a crash's leftover, or a link.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !is_namespace(&file) => {
+            std::fs::remove_file(&file)?;
+            new_file()?;
+        }
+        Err(e) => return Err(e),
+    }
     let target = file.clone();
     let bound = on_own_thread(move || -> io::Result<()> {
         // Only this thread moves to the new namespace, and it ends right after: the
@@ -64,12 +116,10 @@ pub fn create(name: &str) -> io::Result<()> {
     bound
 }
 
-/// Removes the named network namespace `name` (`ip netns delete NAME`): the kernel
-/// destroys it once nothing else holds it. Fails with "No such file or directory"
-/// when there is none.
-pub fn delete(name: &str) -> io::Result<()> {
+/// [`delete`] with the namespaces in `dir` instead of [`NETNS_DIR`].
+fn delete_in(dir: &Path, name: &str) -> io::Result<()> {
     valid(name)?;
-    let file = path(name);
+    let file = dir.join(name);
     // Not mounted (a file left by a crash) is fine: the file goes all the same.
     let _ = umount2(&file, MntFlags::MNT_DETACH);
     std::fs::remove_file(&file)
@@ -98,32 +148,45 @@ pub(crate) fn on_own_thread<T: Send>(work: impl FnOnce() -> T + Send) -> io::Res
     })
 }
 
-/// `/run/netns` as a shared mount point (iproute2 does the same): bind-mounted on
+/// The namespace directory `dir` as a shared mount point (as iproute2 makes it), so a
+/// namespace unmounted in one mount namespace goes in all of them: bind-mounted on
 /// itself first when it is a plain directory.
-fn make_shared() -> io::Result<()> {
-    let shared = || {
-        mount(
+///
+/// Exactly once, also when namespaces are made in parallel: two callers that both
+/// find a plain directory would both bind it, and again on the next round, stacking
+/// mounts without limit (Launchpad bug 1903502); a namespace file then lands in the
+/// top one, and `delete`, unmounting one, cannot remove it ("Device or resource
+/// busy"). So, like iproute2, the steps run under an exclusive `flock` on the
+/// directory (other processes, `ip netns add` too) and a lock of this process'
+/// own, and the directory is bound at most once.
+fn make_shared(dir: &Path) -> io::Result<()> {
+    static IN_PROCESS: Mutex<()> = Mutex::new(());
+    let _in_process = IN_PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
+    let _locked = Flock::lock(File::open(dir)?, FlockArg::LockExclusive).map_err(|(_, e)| e)?;
+    let mut bound = false;
+    loop {
+        let shared = mount(
             Some("none"),
-            NETNS_DIR,
+            dir,
             Some("none"),
             MsFlags::MS_SHARED | MsFlags::MS_REC,
             None::<&str>,
-        )
-    };
-    match shared() {
-        Ok(()) => Ok(()),
-        // Not a mount point yet.
-        Err(Errno::EINVAL) => {
-            mount(
-                Some(NETNS_DIR),
-                NETNS_DIR,
-                Some("none"),
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )?;
-            Ok(shared()?)
+        );
+        match shared {
+            Ok(()) => return Ok(()),
+            // Not a mount point yet.
+            Err(Errno::EINVAL) if !bound => {
+                mount(
+                    Some(dir),
+                    dir,
+                    Some("none"),
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )?;
+                bound = true;
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -143,6 +206,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use std::os::unix::fs::MetadataExt;
     use std::process::Command;
 
     /// Removes the namespace also when the test fails.
@@ -171,6 +235,122 @@ mod tests {
             assert!(delete(name).is_err());
             assert!(!exists(name));
         }
+    }
+
+    /// Runs `work` with a fresh stand-in for `/run` (a tmpfs on a scratch directory)
+    /// in a mount namespace of its own: its mounts never reach the host, and they go
+    /// (and with them the network namespaces bound there) with the namespace, when
+    /// its last thread ends, also when `work` panics. The thread's umask is its own.
+    fn in_private_run(work: impl FnOnce(&Path) + Send) {
+        assert!(
+            crate::host::is_root(),
+            "this test needs root: mount and network namespaces"
+        );
+        let scratch = tempfile::tempdir().unwrap();
+        let run = scratch.path().canonicalize().unwrap();
+        on_own_thread(|| {
+            unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS).unwrap();
+            let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
+            mount(None::<&str>, "/", None::<&str>, private, None::<&str>).unwrap();
+            mount(
+                Some("tmpfs"),
+                &run,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                Some("mode=0755"),
+            )
+            .unwrap();
+            work(&run);
+        })
+        .unwrap();
+    }
+
+    /// How many mounts this thread's mount namespace has at `dir`.
+    fn mounts_at(dir: &Path) -> usize {
+        let dir = dir.to_str().unwrap();
+        std::fs::read_to_string("/proc/thread-self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some(dir))
+            .count()
+    }
+
+    #[test]
+    fn parallel_creates_make_the_directory_a_mount_point_once() {
+        in_private_run(|run| {
+            // Made by the first create, with iproute2's mode whatever the umask.
+            nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+            // Each round a fresh directory: the race is at the first creates.
+            for round in 0..4 {
+                let dir = run.join(format!("netns{round}"));
+                let names: Vec<String> = (0..8).map(|i| format!("rk8snsp{i}")).collect();
+                let start = std::sync::Barrier::new(names.len());
+                std::thread::scope(|s| {
+                    let creates: Vec<_> = names
+                        .iter()
+                        .map(|name| {
+                            s.spawn(|| {
+                                start.wait();
+                                create_in(&dir, name)
+                            })
+                        })
+                        .collect();
+                    for (create, name) in creates.into_iter().zip(&names) {
+                        create
+                            .join()
+                            .unwrap()
+                            .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    }
+                });
+                assert_eq!(mounts_at(&dir), 1, "one bind mount of the directory");
+                let mode = std::fs::metadata(&dir).unwrap().mode();
+                assert_eq!(mode & 0o7777, 0o755, "{mode:o}");
+                for name in &names {
+                    assert!(exists_in(&dir, name), "{name}");
+                    delete_in(&dir, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert!(!exists_in(&dir, name), "{name}");
+                }
+                assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+                // Another create finds the mount point made.
+                create_in(&dir, &names[0]).unwrap();
+                assert_eq!(mounts_at(&dir), 1);
+                delete_in(&dir, &names[0]).unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn a_file_under_the_name_that_is_no_namespace_is_replaced() {
+        in_private_run(|run| {
+            let dir = run.join("netns");
+            std::fs::create_dir(&dir).unwrap();
+            // A crash between making the file and mounting the namespace on it.
+            let stale = dir.join("stale");
+            std::fs::write(&stale, "").unwrap();
+            assert!(!exists_in(&dir, "stale"));
+            // A link to a namespace is not one under this name either.
+            let link = dir.join("link");
+            std::os::unix::fs::symlink("/proc/thread-self/ns/net", &link).unwrap();
+            assert!(!exists_in(&dir, "link"));
+            for name in ["stale", "link"] {
+                create_in(&dir, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(exists_in(&dir, name), "{name}");
+                let file = dir.join(name);
+                assert!(std::fs::symlink_metadata(&file).unwrap().is_file());
+                assert_ne!(
+                    std::fs::metadata(&file).unwrap().ino(),
+                    std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino(),
+                    "{name}: a namespace of its own"
+                );
+                assert_eq!(
+                    create_in(&dir, name).unwrap_err().kind(),
+                    io::ErrorKind::AlreadyExists,
+                    "{name}: a namespace is never replaced"
+                );
+                delete_in(&dir, name).unwrap();
+                assert!(!file.exists(), "{name}");
+            }
+        });
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::portmap::{self, PortMapping, TABLE};
 pub struct NetworkConfig {
     /// The network's name (Compose: `<project>_default`); tags its rules.
     pub name: String,
-    /// The bridge device (at most 15 characters).
+    /// The bridge device (1 to 15 bytes, no `/`, `:` or white space).
     pub bridge: String,
     /// The address range; its first host address is the bridge's (the gateway).
     pub subnet: Ipv4Net,
@@ -44,6 +44,13 @@ impl NetworkConfig {
             state_dir: state_dir.into(),
             cluster_cidr: None,
         }
+    }
+
+    /// Checks what the kernel would refuse later, naming the field: the bridge's
+    /// name ([`check_link_name`](crate::netlink::check_link_name)).
+    pub fn validate(&self) -> Result<()> {
+        crate::netlink::check_link_name("bridge name", &self.bridge)?;
+        Ok(())
     }
 }
 
@@ -86,7 +93,10 @@ impl std::fmt::Debug for Network {
 impl Network {
     /// Opens the network, creating the bridge, its address and the masquerade rule
     /// when they are missing (so a reboot, which loses them, needs nothing else).
+    /// Fails, changing nothing, on a configuration the kernel would refuse
+    /// ([`NetworkConfig::validate`]).
     pub fn new(config: NetworkConfig, host: impl Host + 'static) -> Result<Self> {
+        config.validate()?;
         let ipam = Ipam::new(
             config.state_dir.join(&config.name).join("ipam"),
             config.subnet,
@@ -181,10 +191,11 @@ impl Network {
             host_veth,
             ports: ports.to_vec(),
         };
-        let result = self.wire(&attachment);
-        if let Err(e) = result {
-            // Leave nothing half-made behind: the caller sees the first error.
-            let _ = self.unwire(&attachment);
+        let mut made = Made::default();
+        if let Err(e) = self.wire(&attachment, &mut made) {
+            // Leave nothing half-made behind, and nothing else touched: the caller
+            // sees the first error.
+            self.unwind(&attachment, &made);
             let _ = self.ipam.release(owner);
             return Err(e);
         }
@@ -200,26 +211,39 @@ impl Network {
         Ok(attachment)
     }
 
-    fn wire(&self, a: &Attachment) -> Result<()> {
+    /// Makes the pod's namespace (unless it is there), the veth pair, the pod's
+    /// addresses and route and its host ports, noting in `made` what it made.
+    fn wire(&self, a: &Attachment, made: &mut Made) -> Result<()> {
         let host = self.host.as_ref();
         let ns = a.netns.as_str();
-        let mut ops = Vec::new();
         if !host.netns_exists(ns) {
-            ops.push(NetOp::AddNetns {
-                name: ns.to_string(),
-            });
+            host.apply(
+                None,
+                &[NetOp::AddNetns {
+                    name: ns.to_string(),
+                }],
+            )?;
+            made.netns = true;
         }
         // The pod's end is made in its namespace (by the namespace's file descriptor).
-        ops.push(NetOp::AddVeth {
-            name: a.host_veth.clone(),
-            peer: "eth0".to_string(),
-            peer_netns: ns.to_string(),
-        });
-        ops.push(NetOp::SetMasterUp {
-            link: a.host_veth.clone(),
-            master: self.config.bridge.clone(),
-        });
-        host.apply(None, &ops)?;
+        // In a batch of its own: when it fails ("File exists"), the link of that name
+        // is someone else's (another pod's, when two owners hash alike) and stays.
+        host.apply(
+            None,
+            &[NetOp::AddVeth {
+                name: a.host_veth.clone(),
+                peer: "eth0".to_string(),
+                peer_netns: ns.to_string(),
+            }],
+        )?;
+        made.veth = true;
+        host.apply(
+            None,
+            &[NetOp::SetMasterUp {
+                link: a.host_veth.clone(),
+                master: self.config.bridge.clone(),
+            }],
+        )?;
         let eth0 = || "eth0".to_string();
         host.apply(
             Some(ns),
@@ -243,7 +267,27 @@ impl Network {
                 },
             ],
         )?;
+        // Last, and one nft transaction: when it fails, it added nothing.
         portmap::add(host, &a.owner, a.address, &a.ports)
+    }
+
+    /// Undoes what a failed [`wire`](Self::wire) made, and only that; errors are
+    /// left out (the caller reports the first).
+    fn unwind(&self, a: &Attachment, made: &Made) {
+        let host = self.host.as_ref();
+        // Deleting the namespace destroys eth0 and with it the host end of the pair.
+        if made.netns {
+            let _ = host.apply(
+                None,
+                &[NetOp::DeleteNetns {
+                    name: a.netns.clone(),
+                }],
+            );
+        }
+        // In a namespace that was there before, the pair goes with its host end.
+        if made.veth {
+            let _ = crate::host::delete_link(host, &a.host_veth);
+        }
     }
 
     fn unwire(&self, a: &Attachment) -> Result<()> {
@@ -352,6 +396,15 @@ impl Network {
             .join("pods")
             .join(format!("{owner}.json"))
     }
+}
+
+/// What an attach has made so far: what its unwinding may remove.
+#[derive(Debug, Default)]
+struct Made {
+    /// The pod's namespace (not there before).
+    netns: bool,
+    /// The veth pair.
+    veth: bool,
 }
 
 /// Whether a masquerade rule's comment is network `name`'s (`net:NAME` of older runs,
@@ -468,6 +521,86 @@ mod tests {
         assert!(after.contains(&format!("ip link delete {veth}")));
         assert_eq!(net.attachment("pod1").unwrap(), None);
         assert!(net.ipam.allocations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_attach_leaves_a_veth_it_did_not_make() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Arc::new(Recorder::new());
+        let net = Network::new(config(dir.path()), recorder.clone()).unwrap();
+        // Another pod's veth whose owner hashes alike, or any link of that name.
+        let veth = veth_name("pod1");
+        recorder.fail(&format!("ip link add {veth} type veth"), 17);
+        let e = net.attach("pod1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "ip link add {veth} type veth peer name eth0 netns rk8s-pod1: File exists (os error 17)"
+            )
+        );
+        let commands = recorder.commands();
+        let failed = commands
+            .iter()
+            .position(|c| c.starts_with(&format!("ip link add {veth}")))
+            .unwrap();
+        assert_eq!(
+            &commands[failed + 1..],
+            ["ip netns delete rk8s-pod1"],
+            "only the namespace this attach made goes"
+        );
+        assert_eq!(net.attachment("pod1").unwrap(), None);
+        assert!(net.ipam.allocations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_attach_leaves_a_namespace_that_was_there_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Arc::new(Recorder::new());
+        let net = Network::new(config(dir.path()), recorder.clone()).unwrap();
+        let made_before = NetOp::AddNetns {
+            name: "rk8s-pod1".into(),
+        };
+        recorder.apply(None, &[made_before]).unwrap();
+        recorder.fail("ip -n rk8s-pod1 route add default", 17);
+        net.attach("pod1").unwrap_err();
+        let veth = veth_name("pod1");
+        let commands = recorder.commands();
+        assert_eq!(
+            commands
+                .iter()
+                .filter(|c| c.starts_with("ip netns add"))
+                .count(),
+            1,
+            "{commands:?}"
+        );
+        let failed = commands
+            .iter()
+            .position(|c| c.starts_with("ip -n rk8s-pod1 route add"))
+            .unwrap();
+        // The pair goes with its host end; the namespace stays.
+        assert_eq!(&commands[failed + 1..], [format!("ip link delete {veth}")]);
+        assert!(net.ipam.allocations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bridge_name_the_kernel_refuses_is_refused_before_any_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Arc::new(Recorder::new());
+        let mut config = config(dir.path());
+        config.bridge = "rk8s-bridge-too-long".into();
+        let e = Network::new(config.clone(), recorder.clone()).unwrap_err();
+        assert!(matches!(e, Error::InvalidLinkName(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            r#"bridge name "rk8s-bridge-too-long" is longer than 15 bytes"#
+        );
+        config.bridge = "rk8s:0".into();
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            r#"bridge name "rk8s:0" contains ':'"#
+        );
+        assert!(recorder.commands().is_empty(), "{:?}", recorder.commands());
+        assert!(NetworkConfig::local(dir.path()).validate().is_ok());
     }
 
     #[test]

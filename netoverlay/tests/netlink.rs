@@ -174,6 +174,10 @@ fn pods_are_wired_as_ip_wired_them_and_reach_each_other() {
     );
     assert!(!netns_listed(&format!("rk8s-{c}")));
     assert_eq!(net.attachment(&c).unwrap(), None);
+    // The link that had the name is not this attach's to delete.
+    let kept = ip(&["-d", "link", "show", &taken]);
+    assert!(kept.contains("bridge "), "{kept}");
+    ip(&["link", "delete", &taken]);
 
     // A bridge lost (as in a reboot) is made again by the next start.
     ip(&["link", "delete", &bridge]);
@@ -234,6 +238,47 @@ fn overlay_state(ns: &str) -> Vec<String> {
     .collect()
 }
 
+/// The state (`NUD_*` bits) of each forwarding entry of the overlay device in `ns`:
+/// `bridge fdb show` prints more than one as "permanent".
+fn fdb_states(ns: &str) -> Vec<u16> {
+    use futures_util::TryStreamExt;
+    use rtnetlink::packet_route::AddressFamily;
+
+    netns::run_in(ns, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (connection, handle, _) = rtnetlink::new_connection().unwrap();
+            tokio::spawn(connection);
+            let device = handle
+                .link()
+                .get()
+                .match_name(DEVICE.to_string())
+                .execute()
+                .try_next()
+                .await
+                .unwrap()
+                .expect("the overlay device");
+            let entries: Vec<_> = handle
+                .neighbours()
+                .get()
+                .set_address_family(AddressFamily::Bridge)
+                .execute()
+                .try_collect()
+                .await
+                .unwrap();
+            entries
+                .iter()
+                .filter(|e| e.header.ifindex == device.header.index)
+                .map(|e| u16::from(e.header.state))
+                .collect()
+        })
+    })
+    .unwrap()
+}
+
 #[test]
 fn the_overlay_is_what_ip_and_bridge_made() {
     assert!(is_root(), "this test needs root: network namespaces");
@@ -269,6 +314,9 @@ fn the_overlay_is_what_ip_and_bridge_made() {
     }
     let state = overlay_state(&ours);
     assert_eq!(state, overlay_state(&theirs));
+    // Both "permanent" to `bridge`: NUD_NOARP | NUD_PERMANENT, as `bridge` sends.
+    assert_eq!(fdb_states(&ours), fdb_states(&theirs));
+    assert_eq!(fdb_states(&ours), [0xc0]);
 
     let link = &state[0];
     for part in [
