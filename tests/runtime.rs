@@ -100,6 +100,17 @@ async fn two_containers_of_a_pod_share_localhost_and_limits_reach_the_cgroups() 
     assert_eq!(code, 7);
     let (_, hostname) = exec_output(&host, &uid, "client", &["hostname"]).await;
     assert_eq!(hostname.trim(), "web");
+    // The helper raises its own descriptor limit; its containers and their exec'd
+    // processes keep the one their spec sets.
+    let (_, limit) = exec_output(&host, &uid, "client", &["sh", "-c", "ulimit -n"]).await;
+    assert_eq!(limit.trim(), "1024");
+    let (_, limits) = exec_output(&host, &uid, "client", &["cat", "/proc/1/limits"]).await;
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files"));
+    assert_eq!(
+        open_files.map(|l| l.split_whitespace().skip(3).take(2).collect::<Vec<_>>()),
+        Some(vec!["1024", "1024"]),
+        "{limits}"
+    );
 
     let cgroup = |controller: &str, file: &str| {
         let v1 = format!("/sys/fs/cgroup/{controller}/rk8s/pod{uid}/httpd/{file}");
@@ -790,7 +801,8 @@ async fn read_until(fd: OwnedFd, done: impl Fn(&str) -> bool) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_reaches_a_terminal_and_a_stdin_once_with_both_engines() {
-    use rk8s_runtime::container::{AttachEnd, AttachStreams};
+    use rk8s_runtime::container::{AttachEnd, AttachNote, AttachStreams};
+    use rk8s_runtime::nonblocking::NonBlocking;
     let all = AttachStreams {
         stdin: true,
         stdout: true,
@@ -837,13 +849,47 @@ async fn attach_reaches_a_terminal_and_a_stdin_once_with_both_engines() {
         assert!(!cat.tty && cat.stdin_once, "{handler:?}");
         let second = host.pods.attach(&uid, "cat", all).await.unwrap();
         assert!(second.stdin.is_none(), "{handler:?}");
-        let input = rk8s_runtime::nonblocking::NonBlocking::new(cat.stdin.unwrap()).unwrap();
+        let input = NonBlocking::new(cat.stdin.unwrap()).unwrap();
+        // Sessions that do not read while the container writes more than their pipes
+        // hold are not ended: output is skipped for them (they are told), and they
+        // get it again once they read; the container's stdin stays open.
+        let mut line = vec![b'a'; 1023];
+        line.push(b'\n');
+        for _ in 0..4096 {
+            input.write_all(&line).await.unwrap();
+        }
+        let second_ended = NonBlocking::new(second.ended).unwrap();
+        let mut note = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(30), second_ended.read(&mut note));
+        assert_eq!(read.await.unwrap().unwrap(), 1, "{handler:?}");
+        assert_eq!(
+            AttachNote::from_byte(Some(note[0])),
+            AttachNote::OutputSkipped,
+            "{handler:?}"
+        );
+        let out = NonBlocking::new(second.stdout.unwrap()).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        // It catches up: what fitted, until nothing more comes.
+        let quiet = Duration::from_millis(500);
+        while let Ok(Ok(1..)) = tokio::time::timeout(quiet, out.read(&mut buf)).await {}
         input.write_all(b"meow\n").await.unwrap();
         drop(input);
-        let seen = read_until(second.stdout.unwrap(), |s| s.contains("meow")).await;
-        assert_eq!(seen, "meow\n", "{handler:?}");
-        let ended = read_until(second.ended, |_| false).await;
-        assert_eq!(ended.as_bytes(), [AttachEnd::Exited.byte()], "{handler:?}");
+        let mut seen = Vec::new();
+        while !seen.ends_with(b"meow\n") {
+            let read = tokio::time::timeout(Duration::from_secs(30), out.read(&mut buf));
+            let n = read.await.unwrap().unwrap();
+            assert!(n > 0, "{handler:?}: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let mut ended = Vec::new();
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(30), second_ended.read(&mut note));
+            match read.await.unwrap().unwrap() {
+                0 => break,
+                _ => ended.push(note[0]),
+            }
+        }
+        assert_eq!(ended, [AttachEnd::Exited.byte()], "{handler:?}");
         let status = host
             .sync_until(&uid, "Succeeded", |s| {
                 s.phase.as_deref() == Some("Succeeded")

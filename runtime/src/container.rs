@@ -233,15 +233,11 @@ pub struct AttachStreams {
 }
 
 /// Why an attach session ended on the runtime's side: the byte its
-/// [`AttachHandle::ended`] reads before end-of-file.
+/// [`AttachHandle::ended`] reads last, before end-of-file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachEnd {
     /// The container stopped (or was removed).
     Exited,
-    /// The session did not read the container's output as fast as the container wrote
-    /// it: it was dropped rather than let the container wait or the runtime buffer
-    /// without bound.
-    FellBehind,
     /// End-of-file without a byte: whoever served the session went away (a restarted
     /// container helper).
     Lost,
@@ -252,17 +248,40 @@ impl AttachEnd {
     pub fn byte(self) -> u8 {
         match self {
             AttachEnd::Exited => b'x',
-            AttachEnd::FellBehind => b's',
             AttachEnd::Lost => 0,
         }
     }
 
-    /// What the first byte read (None: end-of-file) says.
+    /// What the last byte read (None: end-of-file) says.
     pub fn from_byte(byte: Option<u8>) -> Self {
         match byte {
             Some(b'x') => AttachEnd::Exited,
-            Some(b's') => AttachEnd::FellBehind,
             _ => AttachEnd::Lost,
+        }
+    }
+}
+
+/// What an attach session's [`AttachHandle::ended`] says, a byte each: notes while
+/// the session goes on, then why it ended ([`AttachEnd`]), then end-of-file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachNote {
+    /// The session read the container's output slower than the container wrote it:
+    /// output that did not fit its pipe was skipped (the log has it all). The session
+    /// goes on, and gets the output again once it has caught up. Said once a session.
+    OutputSkipped,
+    /// The session has ended.
+    Ended(AttachEnd),
+}
+
+impl AttachNote {
+    /// The byte of [`AttachNote::OutputSkipped`].
+    pub const OUTPUT_SKIPPED: u8 = b'k';
+
+    /// What a byte read (None: end-of-file) says.
+    pub fn from_byte(byte: Option<u8>) -> Self {
+        match byte {
+            Some(Self::OUTPUT_SKIPPED) => AttachNote::OutputSkipped,
+            other => AttachNote::Ended(AttachEnd::from_byte(other)),
         }
     }
 }
@@ -286,8 +305,9 @@ pub struct AttachHandle {
     pub stdout: Option<std::os::fd::OwnedFd>,
     /// Its stderr from now on, when asked for (never with a terminal).
     pub stderr: Option<std::os::fd::OwnedFd>,
-    /// Reads an [`AttachEnd`] byte, then end-of-file, when the runtime ends the
-    /// session.
+    /// Reads [`AttachNote`]s: [`AttachNote::OutputSkipped`] while the session goes
+    /// on, an [`AttachEnd`] byte and end-of-file when the runtime ends it. Closing it
+    /// ends the session for the runtime.
     pub ended: std::os::fd::OwnedFd,
 }
 

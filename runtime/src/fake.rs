@@ -21,7 +21,9 @@ pub struct FakeRuntime {
     containers: Mutex<BTreeMap<String, ContainerState>>,
     next_pid: Mutex<i32>,
     /// The runtime's ends of attach sessions, by container: closed (after an
-    /// [`AttachEnd::Exited`] byte) when it stops.
+    /// [`AttachEnd::Exited`] byte) when it stops, dropped once their client has
+    /// closed its end; as many as the helper takes (`MAX_SESSIONS` a container,
+    /// `MAX_HELPER_SESSIONS` in all).
     attached: Mutex<BTreeMap<String, Vec<Attached>>>,
 }
 
@@ -30,6 +32,22 @@ pub struct FakeRuntime {
 struct Attached {
     outputs: Vec<std::io::PipeWriter>,
     ended: std::io::PipeWriter,
+}
+
+impl Attached {
+    /// Whether its client has closed the session's end (a pipe's write end reports
+    /// POLLERR once its reader is gone).
+    fn client_gone(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = [PollFd::new(
+            std::os::fd::AsFd::as_fd(&self.ended),
+            PollFlags::empty(),
+        )];
+        poll(&mut fds, PollTimeout::ZERO).is_ok()
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLERR))
+    }
 }
 
 impl FakeRuntime {
@@ -231,18 +249,25 @@ impl ContainerRuntime for FakeRuntime {
             outputs.push(w);
             Ok(Some(r.into()))
         };
+        let mut attached = self.attached.lock().map_err(|_| poisoned())?;
+        for sessions in attached.values_mut() {
+            sessions.retain(|s| !s.client_gone());
+        }
+        attached.retain(|_, sessions| !sessions.is_empty());
+        let here = attached.get(id).map_or(0, Vec::len);
+        let open: usize = attached.values().map(Vec::len).sum();
+        if here >= crate::helper::MAX_SESSIONS || open >= crate::helper::MAX_HELPER_SESSIONS {
+            return Err(Error::InvalidSpec(format!(
+                "container {id} has {here} attach sessions, the runtime {open}: no more are taken"
+            )));
+        }
         let stdout = output(streams.stdout)?;
         let stderr = output(streams.stderr && !tty)?;
         let (ended, ended_w) = pipe()?;
-        self.attached
-            .lock()
-            .map_err(|_| poisoned())?
-            .entry(id.to_string())
-            .or_default()
-            .push(Attached {
-                outputs,
-                ended: ended_w,
-            });
+        attached.entry(id.to_string()).or_default().push(Attached {
+            outputs,
+            ended: ended_w,
+        });
         Ok(AttachHandle {
             tty,
             stdin: None,
@@ -298,6 +323,36 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn fake_attach_sessions_are_dropped_once_their_client_goes_and_bounded() {
+        let rt = FakeRuntime::new();
+        rt.create(&spec("a")).unwrap();
+        rt.start("a").unwrap();
+        let streams = AttachStreams {
+            stdout: true,
+            ..Default::default()
+        };
+        // Sessions that come and go leave nothing behind.
+        for _ in 0..3 * crate::helper::MAX_SESSIONS {
+            drop(rt.attach("a", streams).unwrap());
+        }
+        assert_eq!(rt.attached.lock().unwrap()["a"].len(), 1);
+        // Sessions that stay are bounded.
+        let mut kept = Vec::new();
+        let err = loop {
+            match rt.attach("a", streams) {
+                Ok(handle) => kept.push(handle),
+                Err(e) => break e,
+            }
+            assert!(kept.len() <= crate::helper::MAX_SESSIONS, "unbounded");
+        };
+        assert_eq!(kept.len(), crate::helper::MAX_SESSIONS);
+        assert!(err.to_string().contains("no more are taken"), "{err}");
+        // One going makes room for one.
+        kept.pop();
+        kept.push(rt.attach("a", streams).unwrap());
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! The client side of the helper: one connection per call, and the helper started on
 //! first use if none runs.
+//!
+//! A helper outlives the agents that start it, so an upgraded agent may find an older
+//! helper still running. What needs a newer helper (containers with stdin or a
+//! terminal, attach) first asks its [`PROTOCOL_VERSION`]: an older helper that runs
+//! no container is replaced (it is stopped; the next call starts the current binary,
+//! which adopts what the old one kept), one that runs containers is left alone and the
+//! call refused, naming the fix.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -8,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::protocol::{self, AttachFd, Request, Response};
+use super::protocol::{self, AttachFd, PROTOCOL_VERSION, Request, Response};
 use super::{HELPER_ARG, server, socket_path};
 use crate::container::{
-    AttachHandle, AttachStreams, ContainerState, CreateContainer, ExecHandle, ExecProcess,
+    AttachHandle, AttachStreams, ContainerState, CreateContainer, ExecHandle, ExecProcess, Status,
 };
 use crate::error::{Error, Result, io};
 use crate::runtime::ContainerRuntime;
@@ -171,12 +178,72 @@ impl HelperClient {
         Ok(())
     }
 
+    /// Makes sure the helper speaks [`PROTOCOL_VERSION`] before `what` (which needs
+    /// it): an older helper running no container is stopped, to be replaced by the next
+    /// call; one running containers refuses `what` with the fix in the message.
+    fn require_current(&self, what: &str) -> Result<()> {
+        let mut stream = self.connect()?;
+        let mut ask = |request: &Request| -> Result<Option<Response>> {
+            protocol::send(&mut stream, request, &[])
+                .map_err(|e| self.helper_error(e.to_string()))?;
+            match protocol::recv::<Response>(&mut stream) {
+                Ok(answer) => Ok(answer.map(|(response, _)| response)),
+                Err(e) => Err(self.helper_error(e.to_string())),
+            }
+        };
+        let version = match ask(&Request::Ping)? {
+            Some(Response::Hello { version }) => version,
+            Some(Response::Ok) => 1,
+            other => return Err(self.helper_error(format!("unexpected answer {other:?}"))),
+        };
+        if version >= PROTOCOL_VERSION {
+            return Ok(());
+        }
+        // Asked of the same helper (this connection's), so that a helper another
+        // client has started meanwhile is never the one stopped.
+        let running = match ask(&Request::List)? {
+            Some(Response::List { containers }) => containers
+                .iter()
+                .filter(|c| c.status != Status::Stopped)
+                .count(),
+            other => return Err(self.helper_error(format!("unexpected answer {other:?}"))),
+        };
+        if running > 0 {
+            let pid = std::fs::read_to_string(self.root.join("helper.pid")).unwrap_or_default();
+            let message = outdated_message(what, version, running, pid.trim(), &self.root);
+            return Err(self.helper_error(message));
+        }
+        tracing::info!(
+            version,
+            "replacing the container helper of an older version: it runs no container"
+        );
+        ask(&Request::Shutdown)?;
+        // It has gone once it closes the connection (its socket removed just before).
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = protocol::recv::<Response>(&mut stream);
+        Ok(())
+    }
+
     fn expect_ok(&self, response: Response) -> Result<()> {
         match response {
             Response::Ok => Ok(()),
             other => Err(self.helper_error(format!("unexpected answer {other:?}"))),
         }
     }
+}
+
+/// Why `what` is refused by a helper of protocol `version` (pid `pid`, when known)
+/// that runs `running` containers, and what to do.
+fn outdated_message(what: &str, version: u32, running: usize, pid: &str, root: &Path) -> String {
+    let which = if pid.is_empty() {
+        String::new()
+    } else {
+        format!(" (pid {pid})")
+    };
+    format!(
+        "{what} needs a container helper of protocol version {PROTOCOL_VERSION}, and the one running{which} is older (version {version}) and runs {running} container(s): restart it with `kill $(cat {})`; its containers keep running and the next helper adopts them (the exit codes of those running then are lost)",
+        root.join("helper.pid").display()
+    )
 }
 
 fn request_id(request: &Request) -> String {
@@ -195,6 +262,9 @@ fn request_id(request: &Request) -> String {
 
 impl ContainerRuntime for HelperClient {
     fn create(&self, spec: &CreateContainer) -> Result<ContainerState> {
+        if spec.io.stdin || spec.io.tty {
+            self.require_current("a container with stdin or tty")?;
+        }
         match self.call(&Request::Create(spec.clone()), &[])? {
             Response::State { state } => Ok(*state),
             other => Err(self.helper_error(format!("unexpected answer {other:?}"))),
@@ -269,6 +339,7 @@ impl ContainerRuntime for HelperClient {
     }
 
     fn attach(&self, id: &str, streams: AttachStreams) -> Result<AttachHandle> {
+        self.require_current("attach")?;
         let request = Request::Attach {
             id: id.to_string(),
             streams,
@@ -334,6 +405,105 @@ fn attach_handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// A helper of protocol version 1 on the socket of `root`, serving one connection:
+    /// `Ping` answered `Ok`, `List` with `containers`, `Shutdown` with `Ok` and its end.
+    /// Returns the requests it got.
+    fn old_helper(
+        root: &Path,
+        containers: Vec<ContainerState>,
+    ) -> std::thread::JoinHandle<Vec<Request>> {
+        let socket = socket_path(root);
+        let listener = UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            while let Ok(Some((request, _))) = protocol::recv::<Request>(&mut stream) {
+                let answer = match &request {
+                    Request::List => Response::List {
+                        containers: containers.clone(),
+                    },
+                    Request::Ping | Request::Shutdown => Response::Ok,
+                    _ => Response::Error {
+                        kind: "other".into(),
+                        message: "unknown request".into(),
+                    },
+                };
+                protocol::send(&mut stream, &answer, &[]).unwrap();
+                got.push(request.clone());
+                if request == Request::Shutdown {
+                    std::fs::remove_file(&socket).unwrap();
+                    break;
+                }
+            }
+            got
+        })
+    }
+
+    fn running(id: &str) -> ContainerState {
+        ContainerState {
+            spec: CreateContainer {
+                id: id.into(),
+                bundle: "/nonexistent".into(),
+                engine: Default::default(),
+                log_path: "/nonexistent/log".into(),
+                log_max_bytes: 1 << 20,
+                io: Default::default(),
+            },
+            status: Status::Running,
+            pid: Some(1),
+            pid_start_ticks: None,
+            cgroup_path: None,
+            created_at_ns: 0,
+            started_at_ns: None,
+            exit: None,
+            stdin_closed: false,
+        }
+    }
+
+    fn stdout_only() -> AttachStreams {
+        AttachStreams {
+            stdout: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_older_helper_running_containers_refuses_attach_and_names_the_fix() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("helper.pid"), "4242\n").unwrap();
+        let helper = old_helper(root.path(), vec![running("c")]);
+        let client = HelperClient::new(root.path(), "/nonexistent/rk8s-node");
+        let err = client.attach("c", stdout_only()).unwrap_err().to_string();
+        assert!(
+            err.contains("attach needs a container helper of protocol version 2")
+                && err.contains("(pid 4242) is older (version 1) and runs 1 container(s)")
+                && err.contains("restart it with `kill $(cat "),
+            "{err}"
+        );
+        assert_eq!(helper.join().unwrap(), vec![Request::Ping, Request::List]);
+    }
+
+    #[test]
+    fn an_older_helper_running_no_container_is_stopped_to_be_replaced() {
+        let root = tempfile::tempdir().unwrap();
+        let helper = old_helper(root.path(), Vec::new());
+        let client = HelperClient::new(root.path(), "/nonexistent/rk8s-node");
+        let mut spec = running("c").spec;
+        spec.io.stdin = true;
+        // Stopped, and then the next call starts the current binary (here: one that
+        // does not exist).
+        let err = client.create(&spec).unwrap_err().to_string();
+        assert!(
+            err.contains("failed to start /nonexistent/rk8s-node"),
+            "{err}"
+        );
+        assert_eq!(
+            helper.join().unwrap(),
+            vec![Request::Ping, Request::List, Request::Shutdown]
+        );
+    }
 
     #[test]
     fn an_attach_answer_becomes_a_handle_only_with_matching_descriptors() {

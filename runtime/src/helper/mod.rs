@@ -11,7 +11,9 @@ pub mod server;
 mod stdio;
 
 pub use client::HelperClient;
+pub use protocol::PROTOCOL_VERSION;
 pub use server::{HelperConfig, socket_path};
+pub use stdio::{MAX_HELPER_SESSIONS, MAX_SESSIONS};
 
 /// The hidden first argument that makes a binary the helper.
 pub const HELPER_ARG: &str = "__runtime-helper";

@@ -16,11 +16,23 @@ use crate::container::{AttachStreams, ContainerState, CreateContainer, ExecProce
 /// Messages larger than this are refused: no request or answer comes near it.
 pub const MAX_MESSAGE: usize = 64 << 20;
 
+/// The version of this protocol a helper speaks, in its answer to [`Request::Ping`]
+/// ([`Response::Hello`]). A helper outlives the agents that talk to it, so an agent
+/// may meet one older than itself. Raised when a helper's answers change in a way a
+/// client must know about:
+/// - 1: no version (a helper answering [`Response::Ok`]): containers' `io` is
+///   ignored (their stdin is /dev/null, and no terminal), [`Request::Attach`] is not
+///   understood or drops a slow session.
+/// - 2: stdin and terminals ([`CreateContainer::io`]), attach sessions that skip the
+///   output a slow reader cannot take, at most [`super::MAX_HELPER_SESSIONS`] of them.
+pub const PROTOCOL_VERSION: u32 = 2;
+
 /// What a client asks of the helper.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Request {
-    /// Is the helper there? Answered with [`Response::Ok`].
+    /// Is the helper there, and which protocol does it speak? Answered with
+    /// [`Response::Hello`] (with [`Response::Ok`] by helpers of version 1).
     Ping,
     /// Create a container from its bundle (stdout/stderr go to its log).
     Create(CreateContainer),
@@ -98,6 +110,11 @@ pub enum AttachFd {
 pub enum Response {
     /// Done.
     Ok,
+    /// The answer to [`Request::Ping`].
+    Hello {
+        /// The [`PROTOCOL_VERSION`] the helper speaks.
+        version: u32,
+    },
     /// A container's state.
     State {
         /// The state.

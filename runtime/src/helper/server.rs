@@ -10,6 +10,11 @@
 //! writing, so nothing gets SIGPIPE — and a new helper adopts them and their logs;
 //! the exit code of a container that exits while no helper watches is lost, and so
 //! are a terminal and a `stdinOnce` stdin's writer (see `stdio`).
+//!
+//! Every container operation of the node goes through it, so it must not run out of
+//! descriptors: its soft limit is raised to the hard one, attach sessions are
+//! bounded (`stdio::MAX_HELPER_SESSIONS`), and when accepting a connection fails all
+//! the same the listener is left alone for a moment instead of polled at once again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
@@ -23,7 +28,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::engine::{self, ProcessIo, Stdio3};
-use super::protocol::{self, Request, Response};
+use super::protocol::{self, PROTOCOL_VERSION, Request, Response};
 use super::stdio::{self, Polled, Stdio};
 use crate::container::{
     AttachEnd, ContainerState, CreateContainer, Exit, ExitReason, Status, now_ns,
@@ -62,6 +67,7 @@ struct Managed {
 struct Helper {
     root: PathBuf,
     listener: UnixListener,
+    accept: AcceptBackoff,
     clients: Vec<Client>,
     containers: BTreeMap<String, Managed>,
     exec_owner: HashMap<i32, String>,
@@ -70,9 +76,67 @@ struct Helper {
     shutdown: bool,
 }
 
+/// How long the listener is left alone after accepting a connection failed (out of
+/// descriptors, EMFILE): it stays readable, and polling it at once again would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How often a failing accept is logged at most.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether the listener is polled, after accepting failed.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    /// Not polled before this.
+    paused_until: Option<Instant>,
+    last_warning: Option<Instant>,
+}
+
+impl AcceptBackoff {
+    /// Whether to poll the listener at `now`.
+    fn listening(&self, now: Instant) -> bool {
+        self.paused_until.is_none_or(|until| now >= until)
+    }
+
+    /// Accepting failed at `now` with `error`: pause, and say so now and then.
+    fn failed(&mut self, now: Instant, error: &std::io::Error) {
+        self.paused_until = Some(now + ACCEPT_BACKOFF);
+        if self
+            .last_warning
+            .is_none_or(|at| now.duration_since(at) >= ACCEPT_WARNING_EVERY)
+        {
+            self.last_warning = Some(now);
+            tracing::warn!(
+                "accepting a client failed: {error}; trying again in {} ms",
+                ACCEPT_BACKOFF.as_millis()
+            );
+        }
+    }
+
+    /// Nothing more to accept now.
+    fn drained(&mut self) {
+        self.paused_until = None;
+    }
+}
+
+/// Raises this process' soft limit of open descriptors to its hard limit: the helper
+/// holds every container's pipes and every attach session's. Containers do not
+/// inherit it: their spec sets their own `RLIMIT_NOFILE`. Returns the limit now.
+pub(crate) fn raise_descriptor_limit() -> Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(sys("getrlimit NOFILE"))?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(sys("setrlimit NOFILE"))?;
+    }
+    Ok(hard)
+}
+
 /// Runs the helper until it is told to shut down (or is idle for `idle_exit`).
 pub fn run(config: HelperConfig) -> Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(sys("PR_SET_CHILD_SUBREAPER"))?;
+    match raise_descriptor_limit() {
+        Ok(limit) => tracing::debug!(limit, "open descriptors"),
+        Err(e) => tracing::warn!("the limit of open descriptors stays: {e}"),
+    }
     let containers_dir = config.root.join("containers");
     std::fs::create_dir_all(&containers_dir).map_err(io(&containers_dir))?;
     let socket = socket_path(&config.root);
@@ -97,6 +161,7 @@ pub fn run(config: HelperConfig) -> Result<()> {
     let mut helper = Helper {
         root: config.root.clone(),
         listener,
+        accept: AcceptBackoff::default(),
         clients: Vec::new(),
         containers: BTreeMap::new(),
         exec_owner: HashMap::new(),
@@ -149,8 +214,13 @@ impl Helper {
     /// One round: wait for sockets, outputs and attach sessions, serve them, reap
     /// children.
     fn turn(&mut self) -> Result<()> {
+        let listening = self.accept.listening(Instant::now());
         let (listener_ready, client_ready, stdio_ready) = {
-            let mut fds = vec![PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+            let mut fds = Vec::new();
+            if listening {
+                fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+            }
+            let first_client = fds.len();
             for client in &self.clients {
                 fds.push(PollFd::new(client.stream.as_fd(), PollFlags::POLLIN));
             }
@@ -170,14 +240,15 @@ impl Helper {
                 .iter()
                 .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
-            let clients = ready[1..1 + self.clients.len()].to_vec();
+            let first_stdio = first_client + self.clients.len();
+            let clients = ready[first_client..first_stdio].to_vec();
             let stdio: Vec<(String, Polled)> = polled
                 .into_iter()
-                .zip(&ready[1 + self.clients.len()..])
+                .zip(&ready[first_stdio..])
                 .filter(|(_, r)| **r)
                 .map(|(l, _)| l)
                 .collect();
-            (ready[0], clients, stdio)
+            (listening && ready[0], clients, stdio)
         };
         for (id, what) in stdio_ready {
             let Some(stdio) = self.containers.get_mut(&id).and_then(|m| m.stdio.as_mut()) else {
@@ -190,18 +261,7 @@ impl Helper {
             }
         }
         if listener_ready {
-            while let Ok((stream, _)) = self.listener.accept() {
-                if stream.set_nonblocking(false).is_ok()
-                    && stream
-                        .set_read_timeout(Some(Duration::from_secs(10)))
-                        .is_ok()
-                {
-                    self.clients.push(Client {
-                        stream,
-                        waiting_for: None,
-                    });
-                }
-            }
+            self.accept_clients();
         }
         let mut gone = Vec::new();
         for (index, ready) in client_ready.into_iter().enumerate() {
@@ -214,6 +274,36 @@ impl Helper {
         }
         self.reap();
         Ok(())
+    }
+
+    /// Accepts the clients waiting; when accepting fails (EMFILE), leaves the listener
+    /// alone for [`ACCEPT_BACKOFF`].
+    fn accept_clients(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(false).is_ok()
+                        && stream
+                            .set_read_timeout(Some(Duration::from_secs(10)))
+                            .is_ok()
+                    {
+                        self.clients.push(Client {
+                            stream,
+                            waiting_for: None,
+                        });
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.accept.drained();
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.accept.failed(Instant::now(), &e);
+                    return;
+                }
+            }
+        }
     }
 
     /// Reads and answers one request of a client; false when the client is gone.
@@ -272,7 +362,9 @@ impl Helper {
 
     fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> Result<(Response, Vec<OwnedFd>)> {
         let response = match request {
-            Request::Ping => Ok(Response::Ok),
+            Request::Ping => Ok(Response::Hello {
+                version: PROTOCOL_VERSION,
+            }),
             Request::Create(spec) => self.create(spec).map(|state| Response::State {
                 state: Box::new(state),
             }),
@@ -346,6 +438,13 @@ impl Helper {
         id: &str,
         streams: crate::container::AttachStreams,
     ) -> Result<(Response, Vec<OwnedFd>)> {
+        let open: usize = self
+            .containers
+            .values()
+            .filter_map(|m| m.stdio.as_ref())
+            .map(Stdio::sessions)
+            .sum();
+        session_room(open)?;
         let managed = self.get_mut(id)?;
         if !managed.state.status.can_exec() {
             return Err(incorrect(&managed.state, "attach"));
@@ -554,24 +653,31 @@ impl Helper {
                 tracing::warn!(path = %path.display(), "unreadable container state: skipped");
                 continue;
             };
+            let mut state = state;
             let id = state.spec.id.clone();
+            let was_closed = state.stdin_closed;
             let stdio = if state.status == Status::Stopped {
                 None
             } else {
                 LogWriter::open(&state.spec.log_path, state.spec.log_max_bytes)
                     .ok()
                     .map(|writer| {
-                        Stdio::reopen(&entry.path(), state.spec.io, state.stdin_closed, writer)
+                        let (dir, io) = (entry.path(), state.spec.io);
+                        Stdio::reopen(&dir, io, &mut state.stdin_closed, writer)
                     })
             };
+            let closed_now = state.stdin_closed != was_closed;
             self.containers.insert(
-                id,
+                id.clone(),
                 Managed {
                     state,
                     stdio,
                     adopted: true,
                 },
             );
+            if closed_now {
+                self.save(&id);
+            }
         }
         self.check_adopted();
         Ok(())
@@ -593,6 +699,17 @@ impl Helper {
             self.exited(pid, None);
         }
     }
+}
+
+/// Whether one more attach session may start while `open` are (at most
+/// [`stdio::MAX_HELPER_SESSIONS`] a helper).
+fn session_room(open: usize) -> Result<()> {
+    if open >= stdio::MAX_HELPER_SESSIONS {
+        return Err(Error::InvalidSpec(format!(
+            "the node's container helper serves {open} attach sessions already, its most: no more are taken until some end"
+        )));
+    }
+    Ok(())
 }
 
 fn incorrect(state: &ContainerState, operation: &'static str) -> Error {
@@ -649,5 +766,47 @@ pub(crate) fn alive(pid: i32, ticks: Option<u64>) -> bool {
     match (ticks, fields.get(19).and_then(|t| t.parse::<u64>().ok())) {
         (Some(expected), Some(actual)) => expected == actual,
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_accept_leaves_the_listener_alone_for_a_moment() {
+        let mut backoff = AcceptBackoff::default();
+        let now = Instant::now();
+        assert!(backoff.listening(now));
+        let emfile = std::io::Error::from_raw_os_error(nix::libc::EMFILE);
+        backoff.failed(now, &emfile);
+        assert!(!backoff.listening(now));
+        assert!(!backoff.listening(now + ACCEPT_BACKOFF / 2));
+        assert!(backoff.listening(now + ACCEPT_BACKOFF));
+        // Failing again within the warning interval pauses again, logging nothing new.
+        backoff.failed(now + ACCEPT_BACKOFF, &emfile);
+        assert_eq!(backoff.last_warning, Some(now));
+        assert!(!backoff.listening(now + ACCEPT_BACKOFF));
+        backoff.drained();
+        assert!(backoff.listening(now + ACCEPT_BACKOFF));
+    }
+
+    #[test]
+    fn the_descriptor_limit_is_raised_to_the_hard_limit() {
+        use nix::sys::resource::{Resource, getrlimit};
+        let limit = raise_descriptor_limit().unwrap();
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert_eq!((soft, hard), (limit, limit));
+    }
+
+    #[test]
+    fn a_helper_takes_a_bounded_number_of_attach_sessions() {
+        assert!(session_room(0).is_ok());
+        assert!(session_room(stdio::MAX_HELPER_SESSIONS - 1).is_ok());
+        let err = session_room(stdio::MAX_HELPER_SESSIONS).unwrap_err();
+        assert!(
+            err.to_string().contains("256 attach sessions already"),
+            "{err}"
+        );
     }
 }

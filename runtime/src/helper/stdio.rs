@@ -6,8 +6,11 @@
 //! session gets the output written from now on, its input goes to the container's
 //! stdin, and with `stdinOnce` the stdin is closed once the first session that wrote
 //! to it ends. The helper never blocks on a session: output goes to each session's
-//! pipe without waiting, and a session whose pipe is full is ended ([`AttachEnd::FellBehind`])
-//! rather than let the container wait or the helper buffer.
+//! pipe without waiting, and what does not fit a session's pipe is skipped for that
+//! session (it is told once, [`AttachNote::OutputSkipped`]) rather than let the
+//! container wait or the helper buffer. The session goes on, and gets the output
+//! again once its reader has caught up: a slow client is never ended for being slow,
+//! so a `stdinOnce` container never loses its stdin to a slow network.
 //!
 //! Who holds what, and so what survives a restarted helper:
 //! - stdout and stderr are FIFOs the container holds read-write: a new helper reopens
@@ -17,7 +20,8 @@
 //! - stdin with `stdinOnce`: the container holds the read end only and the helper
 //!   the one write end, so that closing it is the end-of-file. A helper that dies
 //!   before the first session took it closes it: the container reads end-of-file
-//!   then; a new helper reopens a writer for the next session.
+//!   then, and its stdin counts as closed (a new helper gives later sessions no
+//!   stdin: one the container may already have read the end of).
 //! - a terminal's master end exists only in the helper (and its sessions): a helper
 //!   that dies hangs the terminal up, and a new one cannot reopen it, so the
 //!   container's later output is lost and attaching to it is refused.
@@ -35,15 +39,20 @@ use nix::sys::stat::Mode;
 
 use super::engine::{ProcessIo, Stdio3};
 use super::protocol::{self, AttachFd, Response};
-use crate::container::{AttachEnd, AttachStreams, ContainerIo};
+use crate::container::{AttachEnd, AttachNote, AttachStreams, ContainerIo};
 use crate::error::{Error, Result, io, sys};
 use crate::logs::{LogWriter, Stream};
 
 /// Most attach sessions one container has at once.
 pub const MAX_SESSIONS: usize = 32;
 
+/// Most attach sessions one helper serves at once, all containers together: each
+/// holds three of the helper's descriptors, which must not run out (then no container
+/// operation of the node would be served).
+pub const MAX_HELPER_SESSIONS: usize = 256;
+
 /// The size asked for each session's output pipe: how far a session may fall behind
-/// before it is dropped (the kernel may give less).
+/// before output is skipped for it (the kernel may give less).
 const SESSION_PIPE_BYTES: i32 = 1 << 20;
 
 /// The live stdio of one container.
@@ -66,8 +75,11 @@ struct Session {
     key: u64,
     stdout: Option<File>,
     stderr: Option<File>,
-    /// Gets an [`AttachEnd`] byte, then is closed; polled for the reader going.
+    /// Gets [`AttachNote`] bytes (the last an [`AttachEnd`]), then is closed; polled
+    /// for the reader going.
     ended: File,
+    /// It was told that output was skipped for it.
+    told_skipped: bool,
 }
 
 /// Something of a container's stdio the helper polls.
@@ -242,20 +254,24 @@ impl Prepared {
 
 impl Stdio {
     /// The stdio of a container a helper before this one created, from its FIFOs in
-    /// `dir` (a terminal is lost with that helper; see the module's notes).
+    /// `dir` (a terminal is lost with that helper; see the module's notes). A
+    /// `stdinOnce` stdin not yet taken was closed by that helper's end: `stdin_closed`
+    /// is set then (the caller saves it), and no session gets that stdin.
     pub(super) fn reopen(
         dir: &Path,
         setup: ContainerIo,
-        stdin_closed: bool,
+        stdin_closed: &mut bool,
         writer: LogWriter,
     ) -> Self {
         let fifo = |name: &str| dir.join(name);
         let has_fifos = !setup.tty;
         let stdin_fifo = (setup.stdin && has_fifos).then(|| fifo("stdin"));
-        let stdin = match &stdin_fifo {
-            Some(path) if setup.stdin_once && !stdin_closed => open_writer(path).ok(),
-            _ => None,
-        };
+        if stdin_fifo.is_some() && setup.stdin_once {
+            // Its only writer went with the helper that held it: the container has
+            // read end-of-file, or will at its next read; a new writer would hand a
+            // later session a stdin whose reader may have gone.
+            *stdin_closed = true;
+        }
         Stdio {
             writer,
             stdout: has_fifos
@@ -265,11 +281,16 @@ impl Stdio {
                 .then(|| open_reader(&fifo("stderr")).ok())
                 .flatten(),
             terminal: None,
-            stdin,
+            stdin: None,
             stdin_fifo,
             sessions: Vec::new(),
             next_key: 0,
         }
+    }
+
+    /// The attach sessions open.
+    pub(super) fn sessions(&self) -> usize {
+        self.sessions.len()
     }
 
     /// What to poll: outputs for reading, sessions for their reader going.
@@ -341,10 +362,10 @@ impl Stdio {
         }
     }
 
-    /// Gives `data` to every session that reads `stream`, without waiting: a session
-    /// whose pipe cannot take all of it now has fallen behind and is ended.
+    /// Gives `data` to every session that reads `stream`, without waiting: what a
+    /// session's pipe cannot take now is skipped for it (it has fallen behind; it is
+    /// told once), and it gets what comes next once its pipe has room again.
     fn fan_out(&mut self, stream: Stream, data: &[u8]) {
-        let mut behind = Vec::new();
         let mut gone = Vec::new();
         for session in &mut self.sessions {
             let pipe = match stream {
@@ -354,12 +375,14 @@ impl Stdio {
             let Some(pipe) = pipe else { continue };
             match write_now(pipe, data) {
                 Delivery::All => {}
-                Delivery::Full => behind.push(session.key),
+                Delivery::Full if session.told_skipped => {}
+                Delivery::Full => {
+                    // One byte into an empty pipe: it fits.
+                    let _ = session.ended.write(&[AttachNote::OUTPUT_SKIPPED]);
+                    session.told_skipped = true;
+                }
                 Delivery::Gone => gone.push(session.key),
             }
-        }
-        for key in behind {
-            self.end_session(key, AttachEnd::FellBehind);
         }
         for key in gone {
             self.end_session(key, AttachEnd::Lost);
@@ -419,7 +442,7 @@ impl Stdio {
             }
             let (r, w) = pipe()?;
             set_nonblocking(&w)?;
-            // A bigger pipe lets a session lag a little without being dropped.
+            // A bigger pipe lets a session lag a little before output is skipped.
             let _ = fcntl(w.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(SESSION_PIPE_BYTES));
             names.push(name);
             fds.push(r.into());
@@ -462,6 +485,7 @@ impl Stdio {
             stdout,
             stderr,
             ended: ended_w,
+            told_skipped: false,
         });
         let response = Response::Attach {
             tty: setup.tty,
@@ -622,12 +646,14 @@ mod tests {
     }
 
     #[test]
-    fn a_session_that_does_not_read_is_dropped_and_the_container_never_waits() {
+    fn a_session_that_does_not_read_stays_attached_and_gets_output_again_once_it_reads() {
         let dir = tempfile::tempdir().unwrap();
         let io = ContainerIo::default();
         let (prepared, process) = prepare(dir.path(), io, dir.path().join("c.sock")).unwrap();
         let (_stdin, mut stdout, _stderr) = container_side(process);
-        let mut stdio = prepared.finish(log(dir.path())).unwrap();
+        // A log that is not rotated during the test.
+        let writer = LogWriter::open(dir.path().join("c.log"), 64 << 20).unwrap();
+        let mut stdio = prepared.finish(writer).unwrap();
         let mut closed = false;
         let streams = AttachStreams {
             stdout: true,
@@ -635,22 +661,65 @@ mod tests {
         };
         let (response, fds) = stdio.attach("c", io, streams, &mut closed).unwrap();
         let mut fds = session_fds(&response, fds);
-        let _slow = take(&mut fds, AttachFd::Stdout).unwrap();
-        let mut ended = take(&mut fds, AttachFd::Ended).unwrap();
+        let mut slow = take(&mut fds, AttachFd::Stdout).unwrap();
+        let ended = take(&mut fds, AttachFd::Ended).unwrap();
+        set_nonblocking(&ended).unwrap();
+        let note = |ended: &File| {
+            let mut byte = [0u8; 1];
+            match (&*ended).read(&mut byte) {
+                Ok(1) => Some(AttachNote::from_byte(Some(byte[0]))),
+                Ok(_) => Some(AttachNote::from_byte(None)),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        // The container writes more than the session's pipe holds: it never waits
+        // (the pipes between it and the helper never fill), the log gets all of it.
         let chunk = vec![b'a'; 60 * 1024];
         let mut written = 0;
-        while !stdio.sessions.is_empty() {
+        let mut told = None;
+        while told.is_none() {
             stdout.write_all(&chunk).unwrap();
             written += chunk.len();
             stdio.pump("c", Stream::Stdout);
-            assert!(written < 64 << 20, "the session was never dropped");
+            told = note(&ended);
+            assert!(written < 64 << 20, "no output was ever skipped");
         }
-        let mut why = Vec::new();
-        ended.read_to_end(&mut why).unwrap();
-        assert_eq!(
-            AttachEnd::from_byte(why.first().copied()),
-            AttachEnd::FellBehind
+        assert_eq!(told, Some(AttachNote::OutputSkipped));
+        for _ in 0..4 {
+            stdout.write_all(&chunk).unwrap();
+            stdio.pump("c", Stream::Stdout);
+        }
+        assert_eq!(stdio.sessions(), 1, "the session was ended");
+        // Told once only.
+        assert_eq!(note(&ended), None);
+        // It catches up: what it reads is what fitted, and then what comes next.
+        set_nonblocking(&slow).unwrap();
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut caught_up = 0;
+        loop {
+            match slow.read(&mut buffer) {
+                Ok(n) => caught_up += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(
+            caught_up > 0 && caught_up < written,
+            "{caught_up} of {written}"
         );
+        stdout.write_all(b"then this\n").unwrap();
+        stdio.pump("c", Stream::Stdout);
+        let n = slow.read(&mut buffer).unwrap();
+        assert_eq!(&buffer[..n], b"then this\n");
+        let logged = std::fs::metadata(dir.path().join("c.log")).unwrap().len();
+        assert!(
+            logged >= u64::try_from(written).unwrap(),
+            "{logged} < {written}"
+        );
+        // It ends when the container stops, as any session.
+        stdio.stopped();
+        assert_eq!(note(&ended), Some(AttachNote::Ended(AttachEnd::Exited)));
     }
 
     #[test]
@@ -714,6 +783,32 @@ mod tests {
     }
 
     #[test]
+    fn a_stdin_once_not_yet_taken_is_closed_for_good_when_its_helper_dies() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = ContainerIo {
+            stdin: true,
+            stdin_once: true,
+            tty: false,
+        };
+        let (prepared, process) = prepare(dir.path(), io, dir.path().join("c.sock")).unwrap();
+        let (mut stdin, _stdout, _stderr) = container_side(process);
+        let stdio = prepared.finish(log(dir.path())).unwrap();
+        // The helper dies before any session took the writer: the container reads
+        // end-of-file.
+        drop(stdio);
+        let mut got = Vec::new();
+        assert_eq!(stdin.read_to_end(&mut got).unwrap(), 0);
+        // The next helper records the stdin as closed and gives no session a stdin.
+        let mut closed = false;
+        let mut again = Stdio::reopen(dir.path(), io, &mut closed, log(dir.path()));
+        assert!(closed);
+        let (response, fds) = again.attach("c", io, all_streams(), &mut closed).unwrap();
+        let mut fds = session_fds(&response, fds);
+        assert!(take(&mut fds, AttachFd::Stdin).is_none());
+        assert!(take(&mut fds, AttachFd::Stdout).is_some());
+    }
+
+    #[test]
     fn stdin_without_once_stays_open_between_sessions() {
         let dir = tempfile::tempdir().unwrap();
         let io = ContainerIo {
@@ -739,7 +834,8 @@ mod tests {
         let err = (&stdin).read(&mut got).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::WouldBlock);
         // A helper started later reopens the same FIFO.
-        let mut again = Stdio::reopen(dir.path(), io, false, log(dir.path()));
+        let mut again = Stdio::reopen(dir.path(), io, &mut closed, log(dir.path()));
+        assert!(!closed);
         let (response, fds) = again.attach("c", io, all_streams(), &mut closed).unwrap();
         let mut writer = take(&mut session_fds(&response, fds), AttachFd::Stdin).unwrap();
         writer.write_all(b"three\n").unwrap();

@@ -12,10 +12,15 @@
 //!   one" itself).
 //! - The session ends when the container stops; when the client's input ends, unless
 //!   the container has `stdinOnce` without a terminal (then its stdin is closed, and
-//!   the output goes on until it stops); or when the client goes. The `Status` is
-//!   `Success`, but when the node could not attach (the runtime's reason, on the
-//!   error channel as containerd's errors come) or dropped the session (a client
-//!   slower than the container's output, a restarted container helper).
+//!   the output goes on until it stops); or when the client goes (or is taken for
+//!   gone: see [`super::remote_command`]). The `Status` is `Success`, but when the
+//!   node could not attach or lost the session (a restarted container helper):
+//!   kubelet's `Internal error occurred: error attaching to container: …`.
+//! - A client slower than the container's output is not ended: what it cannot take
+//!   is skipped for it (the log has it all), and it is told once on its stderr.
+//! - A `stdinOnce` container's stdin is closed by the client's input ending or the
+//!   client leaving only: a container helper that restarts under the session leaves
+//!   it open (the session then gets no more output, its input still goes through).
 //! - What kubelet checks before the upgrade is answered with an HTTP error in its
 //!   words: no stream asked for, a container not running ("container C not found in
 //!   pod P_NS"), stderr asked of a terminal.
@@ -27,15 +32,27 @@ use hyper::body::Incoming;
 use rk8s_http::body::Body;
 use rk8s_http::query::Query;
 use rk8s_http::status::{ApiError, ApiResult};
-use rk8s_runtime::container::{AttachEnd, AttachHandle, AttachStreams};
+use rk8s_runtime::container::{AttachEnd, AttachHandle, AttachNote, AttachStreams};
 use rk8s_runtime::nonblocking::NonBlocking;
 use rk8s_runtime::pod::PodRuntime;
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::find_pod;
 use super::remote_command::{self, Client, Input, STDERR, STDOUT, Step, Upgrade};
+
+/// How often a session whose container helper went away checks that the container
+/// still runs (nothing tells it any more when it stops).
+const HELPER_GONE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a client slower than the container's output is told, once, on stderr.
+const SKIPPED: &str = "rk8s: this client read the container's output slower than the container wrote it: some of it was skipped here (the container's log has all of it)\n";
+
+/// What a `stdinOnce` session is told on stderr when the helper serving it restarted.
+const HELPER_GONE: &str = "rk8s: the node's container helper restarted: this session gets no more output; its input still goes to the container\n";
 
 /// Answers an attach request for container `container` of the pod `namespace/pod`
 /// (with `uid`, exactly that one).
@@ -116,8 +133,8 @@ enum Outcome<'a> {
     InputEnded,
     /// The client went: nobody to tell.
     ClientGone,
-    /// The runtime ended the session while the container runs.
-    Dropped(AttachEnd),
+    /// The runtime lost the session while the container runs (a restarted helper).
+    HelperLost,
     /// The runtime did not start it (containerd's attach errors come on the error
     /// channel too).
     Refused(&'a str),
@@ -130,10 +147,13 @@ fn input_end_ends_session(handle: &AttachHandle) -> bool {
     handle.stdin.is_some() && !handle.stdin_once
 }
 
-/// The final `Status` of a session that ended so (None: nobody to tell).
+/// The final `Status` of a session that ended so (None: nobody to tell). Failures
+/// are worded as kubelet's `ServeAttach` words them (an `InternalError` of "error
+/// attaching to container: …").
 fn end_status(outcome: Outcome<'_>) -> Option<serde_json::Value> {
     let success = json!({"metadata": {}, "status": "Success"});
-    let failure = |message: &str| {
+    let failure = |cause: &str| {
+        let message = format!("error attaching to container: {cause}");
         json!({
             "metadata": {},
             "status": "Failure",
@@ -146,27 +166,37 @@ fn end_status(outcome: Outcome<'_>) -> Option<serde_json::Value> {
     match outcome {
         Outcome::Exited | Outcome::InputEnded => Some(success),
         Outcome::ClientGone => None,
-        Outcome::Dropped(AttachEnd::FellBehind) => Some(failure(
-            "the attach client read the container's output slower than the container wrote it: the node ended the session",
-        )),
-        Outcome::Dropped(_) => Some(failure(
-            "the node's container helper restarted: the attach session was lost",
+        Outcome::HelperLost => Some(failure(
+            "the node's container helper restarted: the session's output was lost",
         )),
         Outcome::Refused(message) => Some(failure(message)),
     }
 }
 
-/// Why the runtime ended the session, once it has. Dropping the future closes the
-/// descriptor, which tells the runtime the session is over.
-async fn read_end(ended: std::os::fd::OwnedFd) -> AttachEnd {
-    let Ok(ended) = NonBlocking::new(ended) else {
-        return AttachEnd::Lost;
+/// The next thing the runtime says on a session's `ended` pipe: end-of-file (or a
+/// pipe that cannot be read) is [`AttachEnd::Lost`]. Cancel-safe.
+async fn next_note(ended: Option<&NonBlocking>) -> AttachNote {
+    let Some(ended) = ended else {
+        return AttachNote::Ended(AttachEnd::Lost);
     };
     let mut byte = [0u8; 1];
     match ended.read(&mut byte).await {
-        Ok(1) => AttachEnd::from_byte(Some(byte[0])),
-        _ => AttachEnd::Lost,
+        Ok(1) => AttachNote::from_byte(Some(byte[0])),
+        _ => AttachNote::Ended(AttachEnd::Lost),
     }
+}
+
+/// Tells the client `text` on its stderr channel, when the session has one; a task,
+/// as the client may be slow to take it.
+fn tell(out: &mpsc::Sender<Message>, stderr: bool, text: &'static str) -> Option<JoinHandle<()>> {
+    stderr.then(|| {
+        let out = out.clone();
+        tokio::spawn(async move {
+            let mut message = vec![STDERR];
+            message.extend_from_slice(text.as_bytes());
+            let _ = out.send(Message::Binary(message.into())).await;
+        })
+    })
 }
 
 async fn session<S>(
@@ -189,47 +219,70 @@ async fn session<S>(
         }
     };
     let (client, from_client) = Client::split(ws);
-    let mut pumps = Vec::new();
+    // Output copies, and messages to the client: drained or stopped at the end.
+    let mut copies = Vec::new();
     if let Some(stdout) = handle.stdout.take() {
-        pumps.push(remote_command::pump_out(stdout, STDOUT, client.out.clone()));
+        copies.push(remote_command::pump_out(stdout, STDOUT, client.out.clone()));
     }
+    let has_stderr = handle.stderr.is_some();
     if let Some(stderr) = handle.stderr.take() {
-        pumps.push(remote_command::pump_out(stderr, STDERR, client.out.clone()));
+        copies.push(remote_command::pump_out(stderr, STDERR, client.out.clone()));
     }
     let ends_on_input_end = input_end_ends_session(&handle);
+    // The session holds the container's only stdin writer: only the client's input
+    // ending or the client leaving may close it (then the container reads
+    // end-of-file), never something of the node's.
+    let holds_stdin_once = handle.stdin_once && handle.stdin.is_some();
     let terminal = handle.terminal.take().map(std::fs::File::from);
     let input = Input::new(handle.stdin.take(), terminal);
     let (steps_tx, mut steps) = mpsc::channel(4);
-    let input = remote_command::forward_input(from_client, input, v5, steps_tx);
-    let ended = read_end(handle.ended);
-    tokio::pin!(ended);
+    let input = remote_command::forward_input(from_client, input, v5, client.liveness(), steps_tx);
+    // Closing it ends the session for the runtime.
+    let ended = NonBlocking::new(handle.ended).ok();
+    let mut input_open = true;
+    let mut helper_gone = false;
+    let mut checks = tokio::time::interval(HELPER_GONE_CHECK);
     let outcome = loop {
         tokio::select! {
-            end = &mut ended => break match end {
-                AttachEnd::Exited => Outcome::Exited,
-                other => Outcome::Dropped(other),
+            note = next_note(ended.as_ref()), if !helper_gone => match note {
+                AttachNote::OutputSkipped => {
+                    copies.extend(tell(&client.out, has_stderr, SKIPPED));
+                }
+                AttachNote::Ended(AttachEnd::Exited) => break Outcome::Exited,
+                AttachNote::Ended(AttachEnd::Lost) => {
+                    // A helper that went away may have left the container running,
+                    // or it stopped.
+                    if !runtime.is_running(&uid, &container).await.unwrap_or(false) {
+                        break Outcome::Exited;
+                    }
+                    if !(holds_stdin_once && input_open) {
+                        break Outcome::HelperLost;
+                    }
+                    helper_gone = true;
+                    copies.extend(tell(&client.out, has_stderr, HELPER_GONE));
+                }
             },
+            _ = checks.tick(), if helper_gone => {
+                if !runtime.is_running(&uid, &container).await.unwrap_or(false) {
+                    break Outcome::Exited;
+                }
+            }
             step = steps.recv() => match step {
+                Some(Step::StdinClosed) if helper_gone => break Outcome::HelperLost,
                 Some(Step::StdinClosed) if ends_on_input_end => break Outcome::InputEnded,
-                Some(Step::StdinClosed | Step::Continue) => {}
+                Some(Step::StdinClosed) => input_open = false,
+                Some(Step::Continue) => {}
                 Some(Step::ClientGone) | None => break Outcome::ClientGone,
             },
         }
     };
-    // A helper that went away may have left the container running, or it stopped.
-    let outcome = match outcome {
-        Outcome::Dropped(AttachEnd::Lost)
-            if !runtime.is_running(&uid, &container).await.unwrap_or(false) =>
-        {
-            Outcome::Exited
-        }
-        other => other,
-    };
+    // Nothing of the runtime's is held while the client is waited for.
+    drop(ended);
     if outcome == Outcome::Exited {
-        remote_command::drain(pumps).await;
+        remote_command::drain(copies).await;
     } else {
-        for pump in pumps {
-            pump.abort();
+        for copy in copies {
+            copy.abort();
         }
     }
     input.abort();
@@ -290,30 +343,51 @@ mod tests {
             "Success"
         );
         assert!(end_status(Outcome::ClientGone).is_none());
+        // kubelet's ServeAttach: apierrors.NewInternalError of "error attaching to
+        // container: …".
         let refused = end_status(Outcome::Refused("no such container")).unwrap();
         assert_eq!(
             refused["message"],
-            "Internal error occurred: no such container"
+            "Internal error occurred: error attaching to container: no such container"
         );
-        let behind = end_status(Outcome::Dropped(AttachEnd::FellBehind)).unwrap();
-        assert_eq!(behind["status"], "Failure");
+        assert_eq!(
+            refused["details"]["causes"][0]["message"],
+            "error attaching to container: no such container"
+        );
+        assert_eq!(
+            (&refused["reason"], &refused["code"]),
+            (&json!("InternalError"), &json!(500))
+        );
+        let lost = end_status(Outcome::HelperLost).unwrap();
+        assert_eq!(lost["status"], "Failure");
         assert!(
-            behind["message"]
+            lost["message"]
                 .as_str()
                 .unwrap()
-                .starts_with("Internal error occurred: ")
+                .starts_with("Internal error occurred: error attaching to container: ")
         );
     }
 
     #[tokio::test]
-    async fn the_end_byte_says_why() {
+    async fn the_ended_pipe_tells_skipped_output_then_why_it_ended() {
         use std::io::Write;
         let (r, mut w) = std::io::pipe().unwrap();
-        w.write_all(&[AttachEnd::FellBehind.byte()]).unwrap();
+        w.write_all(&[AttachNote::OUTPUT_SKIPPED, AttachEnd::Exited.byte()])
+            .unwrap();
         drop(w);
-        assert_eq!(read_end(r.into()).await, AttachEnd::FellBehind);
+        let ended = NonBlocking::new(r).unwrap();
+        assert_eq!(next_note(Some(&ended)).await, AttachNote::OutputSkipped);
+        assert_eq!(
+            next_note(Some(&ended)).await,
+            AttachNote::Ended(AttachEnd::Exited)
+        );
         let (r, w) = std::io::pipe().unwrap();
         drop(w);
-        assert_eq!(read_end(r.into()).await, AttachEnd::Lost);
+        let ended = NonBlocking::new(r).unwrap();
+        assert_eq!(
+            next_note(Some(&ended)).await,
+            AttachNote::Ended(AttachEnd::Lost)
+        );
+        assert_eq!(next_note(None).await, AttachNote::Ended(AttachEnd::Lost));
     }
 }

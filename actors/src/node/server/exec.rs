@@ -1,6 +1,8 @@
 //! `GET|POST /exec/{namespace}/{pod}[/{uid}]/{container}?command=…&stdin&stdout&stderr&tty`:
 //! a new process in a running container, its stdio on the remote-command WebSocket
-//! ([`super::remote_command`]), its exit code in the final `Status`.
+//! ([`super::remote_command`]), its exit code in the final `Status`. A client that
+//! goes (or is taken for gone: idle, unresponsive) ends the session without waiting
+//! for the process: its stdin closes, and so do its output pipes.
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 
 use super::find_pod;
-use super::remote_command::{self, Client, Input, STDERR, STDOUT, Upgrade};
+use super::remote_command::{self, Client, Input, STDERR, STDOUT, Step, Upgrade};
 
 /// What an exec asks for.
 struct ExecRequest {
@@ -110,8 +112,10 @@ where
         args: req.command.clone(),
         ..Default::default()
     };
-    // Exec ends with its process, not with its input: the steps are not needed.
-    let (steps, _) = mpsc::channel(1);
+    // Exec ends with its process, not with its input; or when the client goes.
+    let (steps, mut steps_rx) = mpsc::channel(4);
+    let steps_rx = &mut steps_rx;
+    let liveness = client.liveness();
     let (result, pumps, input) = if req.tty {
         match runtime.exec_tty(&req.uid, &req.container, process).await {
             Ok((pid, pty)) => {
@@ -121,21 +125,27 @@ where
                         let pump = remote_command::pump_out(reader, STDOUT, client.out.clone());
                         let stdin = req.stdin.then(|| writer.into());
                         let input = Input::new(stdin, Some(master));
-                        let input =
-                            remote_command::forward_input(from_client, input, req.v5, steps);
-                        (runtime.wait_exec(pid).await, vec![pump], Some(input))
+                        let input = remote_command::forward_input(
+                            from_client,
+                            input,
+                            req.v5,
+                            liveness,
+                            steps,
+                        );
+                        let result = unless_client_goes(runtime.wait_exec(pid), steps_rx).await;
+                        (result, vec![pump], Some(input))
                     }
                     (Err(e), _) | (_, Err(e)) => (
-                        Err(rk8s_runtime::Error::Io {
+                        Some(Err(rk8s_runtime::Error::Io {
                             path: "terminal".into(),
                             source: e,
-                        }),
+                        })),
                         Vec::new(),
                         None,
                     ),
                 }
             }
-            Err(e) => (Err(e), Vec::new(), None),
+            Err(e) => (Some(Err(e)), Vec::new(), None),
         }
     } else {
         match pipes(&req) {
@@ -148,27 +158,50 @@ where
                     pumps.push(remote_command::pump_out(r, STDERR, client.out.clone()));
                 }
                 let input = Input::new(stdin.map(Into::into), None);
-                let input = remote_command::forward_input(from_client, input, req.v5, steps);
-                let result = runtime.exec(&req.uid, &req.container, process, stdio).await;
-                (result, pumps, Some(input))
+                let input =
+                    remote_command::forward_input(from_client, input, req.v5, liveness, steps);
+                let run = runtime.exec(&req.uid, &req.container, process, stdio);
+                (unless_client_goes(run, steps_rx).await, pumps, Some(input))
             }
             Err(e) => (
-                Err(rk8s_runtime::Error::Io {
+                Some(Err(rk8s_runtime::Error::Io {
                     path: "pipe".into(),
                     source: e,
-                }),
+                })),
                 Vec::new(),
                 None,
             ),
         }
     };
-    remote_command::drain(pumps).await;
+    if result.is_some() {
+        remote_command::drain(pumps).await;
+    } else {
+        for pump in pumps {
+            pump.abort();
+        }
+    }
     if let Some(input) = input {
         input.abort();
     }
-    client
-        .finish(Some(exit_status(&req.command, &result)))
-        .await;
+    let status = result.map(|result| exit_status(&req.command, &result));
+    client.finish(status).await;
+}
+
+/// What `work` gives, or None once the client has gone.
+async fn unless_client_goes<T>(
+    work: impl Future<Output = T>,
+    steps: &mut mpsc::Receiver<Step>,
+) -> Option<T> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Some(done),
+            step = steps.recv() => match step {
+                Some(Step::ClientGone) | None => return None,
+                Some(Step::Continue | Step::StdinClosed) => {}
+            },
+        }
+    }
 }
 
 type Stdio = (
