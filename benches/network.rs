@@ -56,6 +56,15 @@ const PODS: usize = 100;
 /// The namespace, removed (with its table) also when the benchmark fails.
 struct Netns(String);
 
+impl Netns {
+    /// Makes the network namespace `name`.
+    fn add(name: &str) -> Netns {
+        let made = Command::new("ip").args(["netns", "add", name]).status();
+        assert!(made.is_ok_and(|s| s.success()), "ip netns add {name}");
+        Netns(name.to_string())
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")
@@ -112,14 +121,7 @@ fn changes(proxy: &mut ServiceProxy, count: u32) -> (Duration, Duration) {
 /// The proxy alone in a namespace of its own.
 fn micro() -> (Vec<(String, String)>, serde_json::Value) {
     let name = format!("rk8s-bench-net-{}", std::process::id());
-    assert!(
-        Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let _ns = Netns(name.clone());
+    let _ns = Netns::add(&name);
     let cidr = "10.244.0.0/24".parse().unwrap();
 
     let slab_before = slab_kib();
@@ -176,14 +178,7 @@ impl Drop for PodNamespaces {
 /// bridge and the host ends of the pairs in a namespace of their own.
 fn pods() -> (Vec<(String, String)>, serde_json::Value) {
     let name = format!("rk8s-bench-pods-{}", std::process::id());
-    assert!(
-        Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let _ns = Netns(name.clone());
+    let _ns = Netns::add(&name);
     let owners: Vec<String> = (0..PODS)
         .map(|i| format!("bench-{}-{i}", std::process::id()))
         .collect();

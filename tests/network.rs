@@ -26,14 +26,7 @@ use support::node::{eventually, two_nodes_in_namespaces};
 /// `sh -c SCRIPT` in the client pod; what it printed. (Debian's busybox 1.35 `wget`
 /// crashes with `-T`: scripts use `timeout` instead.)
 fn in_client(server: &Server, script: &str) -> String {
-    let out = server.rk8sctl(&["exec", "client", "--", "sh", "-c", script]);
-    assert!(
-        out.status.success(),
-        "{script}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    server.rk8sctl_ok(&["exec", "client", "--", "sh", "-c", script])
 }
 
 /// One HTTP GET from the host to `address`; the body.

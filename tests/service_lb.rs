@@ -100,14 +100,7 @@ async fn answer(address: &str, path: &str) -> String {
 
 /// `sh -c SCRIPT` in the client pod; what it printed.
 fn in_client(server: &Server, script: &str) -> String {
-    let out = server.rk8sctl(&["exec", "client", "--", "sh", "-c", script]);
-    assert!(
-        out.status.success(),
-        "{script}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    server.rk8sctl_ok(&["exec", "client", "--", "sh", "-c", script])
 }
 
 /// Waits until the table of the node in `ns` shows `text`.
