@@ -37,7 +37,7 @@ pub enum Error {
     /// A configured interface name the kernel would refuse: "bridge name
     /// "rk8s-bridge-too-long" is longer than 15 bytes".
     #[error(transparent)]
-    InvalidLinkName(#[from] crate::netlink::InvalidLinkName),
+    InvalidLinkName(#[from] InvalidLinkName),
     /// Reading or writing the network's state files failed.
     #[error("{path}: {source}")]
     Io {
@@ -73,3 +73,37 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The longest network interface name, in bytes (Linux: `IFNAMSIZ` less the NUL).
+pub const MAX_LINK_NAME: usize = 15;
+
+/// A network interface name the kernel refuses, and which of the configuration's or
+/// the operation's names it is: "bridge name "rk8s-a-bridge-too-long" is longer than
+/// 15 bytes".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {name:?} {problem}")]
+pub struct InvalidLinkName {
+    /// Which name: "bridge name", "veth peer name", "link name" …
+    pub field: &'static str,
+    /// The name.
+    pub name: String,
+    /// What is wrong with it.
+    pub problem: LinkNameProblem,
+}
+
+/// Why the kernel refuses an interface name (Linux `dev_valid_name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LinkNameProblem {
+    /// No name at all.
+    #[error("is empty")]
+    Empty,
+    /// More than [`MAX_LINK_NAME`] bytes.
+    #[error("is longer than {MAX_LINK_NAME} bytes")]
+    TooLong,
+    /// `.` or `..`.
+    #[error("is no interface name")]
+    Dots,
+    /// A `/`, a `:`, white space or a NUL.
+    #[error("contains {0:?}")]
+    Contains(char),
+}

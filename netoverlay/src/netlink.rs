@@ -263,39 +263,7 @@ impl fmt::Display for Mac<'_> {
     }
 }
 
-/// The longest network interface name, in bytes (Linux: `IFNAMSIZ` less the NUL).
-pub const MAX_LINK_NAME: usize = 15;
-
-/// A network interface name the kernel refuses, and which of the configuration's or
-/// the operation's names it is: "bridge name "rk8s-a-bridge-too-long" is longer than
-/// 15 bytes".
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field} {name:?} {problem}")]
-pub struct InvalidLinkName {
-    /// Which name: "bridge name", "veth peer name", "link name" …
-    pub field: &'static str,
-    /// The name.
-    pub name: String,
-    /// What is wrong with it.
-    pub problem: LinkNameProblem,
-}
-
-/// Why the kernel refuses an interface name (Linux `dev_valid_name`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum LinkNameProblem {
-    /// No name at all.
-    #[error("is empty")]
-    Empty,
-    /// More than [`MAX_LINK_NAME`] bytes.
-    #[error("is longer than {MAX_LINK_NAME} bytes")]
-    TooLong,
-    /// `.` or `..`.
-    #[error("is no interface name")]
-    Dots,
-    /// A `/`, a `:`, white space or a NUL.
-    #[error("contains {0:?}")]
-    Contains(char),
-}
+pub use crate::error::{InvalidLinkName, LinkNameProblem, MAX_LINK_NAME};
 
 /// Checks `name`, the configuration's or operation's `field` ("bridge name"), as the
 /// kernel does before it makes or renames an interface (`dev_valid_name`): 1 to 15
