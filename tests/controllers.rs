@@ -196,12 +196,13 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // StatefulSets, ControllerRevisions, Jobs, CronJobs, PodDisruptionBudgets,
     // Services, Endpoints, EndpointSlices, HPAs, PersistentVolumeClaims,
     // PersistentVolumes, StorageClasses, Namespaces, ServiceAccounts, ConfigMaps,
-    // ClusterRoles, Secrets and ResourceQuotas (the quota controller's); the
+    // ClusterRoles, Secrets and ResourceQuotas (the quota controller's), Ingresses
+    // and IngressClasses (the Ingress status controller's); the
     // EndpointSliceMirroring controller's Services, Endpoints and EndpointSlices are
     // among them already.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Informer"}"#),
-        Some(25.0),
+        Some(27.0),
         "{text}"
     );
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
@@ -218,11 +219,11 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // The scheduler, and the ReplicaSet, ReplicationController, Deployment, Job,
     // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, EndpointSlice,
     // EndpointSliceMirroring, PersistentVolume, disruption, garbage collector, node lifecycle, ServiceAccount,
-    // ClusterRole aggregation, ResourceQuota and service load balancer controllers
-    // (the last reads Services and nodes: no informer of its own).
+    // ClusterRole aggregation, ResourceQuota, service load balancer and Ingress
+    // status controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(20.0)
+        Some(21.0)
     );
     assert!(
         sample(

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CRATES: [&str; 12] = [
+const CRATES: [&str; 13] = [
     "api",
     "http",
     "raftstore",
@@ -21,6 +21,7 @@ const CRATES: [&str; 12] = [
     "ctl",
     "supervision",
     "informers",
+    "ingress",
 ];
 
 fn root() -> PathBuf {
@@ -78,6 +79,9 @@ fn crates_link_only_the_floors_below_them() {
         ("rk8s-informers", "rk8s-apiserver"),
         // The runtime knows containers, not networks or the cluster.
         ("rk8s-runtime", "rk8s-netoverlay"),
+        // The Ingress proxy is a library of pure tables and a server: the node
+        // agent feeds it, not the other way round.
+        ("rk8s-ingress", "rk8s-actors"),
     ] {
         let linked = links(package);
         assert!(

@@ -23,6 +23,7 @@ use rk8s_controllers::endpoint_slices_actor::EndpointSliceController;
 use rk8s_controllers::endpoints_actor::EndpointsController;
 use rk8s_controllers::gc::GarbageCollector;
 use rk8s_controllers::hpa_actor::{HpaConfig, HpaSupervisor};
+use rk8s_controllers::ingress_status_actor::IngressStatusController;
 use rk8s_controllers::job_actor::JobSupervisor;
 use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSupervisor};
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
@@ -93,6 +94,7 @@ struct Clients {
     garbage_collector: kube::Client,
     node_lifecycle: kube::Client,
     service_lb: kube::Client,
+    ingress_status: kube::Client,
 }
 
 impl Clients {
@@ -121,6 +123,7 @@ impl Clients {
             garbage_collector: controller(controller::GARBAGE_COLLECTOR)?,
             node_lifecycle: controller(controller::NODE_LIFECYCLE)?,
             service_lb: controller(controller::SERVICE)?,
+            ingress_status: controller(controller::INGRESS_STATUS)?,
         })
     }
 }
@@ -231,6 +234,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Resu
     let (c, i) = (clients.service_lb, informers.clone());
     actors.start(CONTROLLER, "service-lb", move |me| {
         ServiceLbController::new(c.clone(), &i, me)
+    });
+    let (c, i) = (clients.ingress_status, informers.clone());
+    actors.start(CONTROLLER, "ingress-status", move |me| {
+        IngressStatusController::new(c.clone(), &i, me)
     });
     let (c, i, a, lifecycle) = (
         clients.node_lifecycle,

@@ -68,6 +68,9 @@ pub mod controller {
     /// Gives `type: LoadBalancer` Services their ingress (in rk8s, the built-in
     /// service load balancer: the nodes' addresses).
     pub const SERVICE: &str = "service-controller";
+    /// Gives the Ingresses the nodes' built-in proxy serves their status (rk8s' own:
+    /// in kube an ingress controller does this with its own account).
+    pub const INGRESS_STATUS: &str = "ingress-status-controller";
 }
 
 /// The user name of the controller `name` (its ServiceAccount's).

@@ -37,6 +37,7 @@ pub mod duration;
 pub mod emit;
 pub mod formats;
 pub mod identities;
+pub mod ingress;
 pub mod manifest;
 pub mod metrics;
 pub mod names;

@@ -489,7 +489,8 @@ pub enum Access {
     BoundTo(String),
     /// Only a Secret, ConfigMap or PersistentVolumeClaim that a pod bound to this
     /// node uses
-    /// ([`rk8s_api::references`]); the handler looks at the pods before it reads.
+    /// ([`rk8s_api::references`]), or a Secret a served Ingress names for TLS; the
+    /// handler looks at the pods and Ingresses before it reads.
     UsedOnNode(String),
 }
 
@@ -590,6 +591,11 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
             ("nodes" | "services" | "endpoints" | "namespaces" | "events", _) => Ok(Access::All),
             // Its cluster network's Services' endpoints, as kube-proxy reads them.
             ("endpointslices", _) if req.kind.group == "discovery.k8s.io" => Ok(Access::All),
+            // Every node runs the built-in Ingress proxy: it reads what an ingress
+            // controller reads (docs/security.md).
+            ("ingresses" | "ingressclasses", None) if req.kind.group == "networking.k8s.io" => {
+                Ok(Access::All)
+            }
             ("leases", None) if in_node_leases => Ok(Access::All),
             _ => Err(denied(identity, req)),
         };

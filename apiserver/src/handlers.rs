@@ -443,6 +443,7 @@ impl Handlers {
         crate::limit_ranger::admit(&self.listers.limit_ranges, &mut obj, false)?;
         crate::priority::admit(&self.listers.priority_classes, &mut obj, None)?;
         crate::default_storage_class::admit(&self.listers.storage_classes, &mut obj);
+        crate::default_ingress_class::admit(&self.listers.ingress_classes, &mut obj);
         let mut warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
         let name = obj.name().to_string();
         let dry = dry_run(c.query)?;

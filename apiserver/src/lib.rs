@@ -41,6 +41,7 @@ pub mod compaction;
 pub mod content;
 pub mod custom;
 pub mod decode;
+pub mod default_ingress_class;
 pub mod default_storage_class;
 pub mod discovery;
 pub mod encryption;

@@ -139,6 +139,8 @@ pub struct Listers {
     pub priority_classes: Arc<Lister>,
     /// StorageClasses (DefaultStorageClass admission).
     pub storage_classes: Arc<Lister>,
+    /// IngressClasses (DefaultIngressClass admission).
+    pub ingress_classes: Arc<Lister>,
     /// MutatingWebhookConfigurations (mutating admission webhooks).
     pub mutating_webhooks: Arc<Lister>,
     /// ValidatingWebhookConfigurations (validating admission webhooks).
@@ -168,6 +170,9 @@ impl Listers {
             resource_quotas: start(ObjectKind::of::<ResourceQuota>()),
             priority_classes: start(ObjectKind::of::<PriorityClass>()),
             storage_classes: start(ObjectKind::of::<StorageClass>()),
+            ingress_classes: start(ObjectKind::of::<
+                k8s_openapi::api::networking::v1::IngressClass,
+            >()),
             mutating_webhooks: start(ObjectKind::of::<MutatingWebhookConfiguration>()),
             validating_webhooks: start(ObjectKind::of::<ValidatingWebhookConfiguration>()),
             rbac: crate::rbac_index::Cache::default(),

@@ -3,6 +3,11 @@
 //! is the PersistentVolume such a claim is bound to, as kube-apiserver's Node authorizer decides
 //! from its graph. rk8s reads the graph's edges off the node's pods in the namespace
 //! at each read (nodes read them one by one, when a pod starts).
+//!
+//! rk8s adds one edge kube's Node authorizer has not: every node runs the built-in
+//! Ingress proxy, so a node may read a Secret that an Ingress of the Secret's
+//! namespace served by the `rk8s.io/ingress` controller names in `spec.tls`
+//! (`rk8s_api::ingress::served`) — what an ingress controller's role grants it.
 
 use rk8s_api::AnyObject;
 
@@ -58,6 +63,46 @@ impl Handlers {
         used.then_some(()).ok_or(())
     }
 
+    /// Whether the request reads a Secret that an Ingress of its namespace, served by
+    /// rk8s' proxy, names for TLS.
+    async fn secret_of_served_ingress(&self, c: &Call<'_>) -> bool {
+        let req = c.req;
+        if req.kind.plural != "secrets" {
+            return false;
+        }
+        let none = Query::default();
+        let Ok(ingresses) = self
+            .list_kind("Ingress", req.namespace.as_deref(), &none)
+            .await
+        else {
+            return false;
+        };
+        let naming: Vec<_> = ingresses
+            .iter()
+            .filter_map(|o| match o {
+                AnyObject::Ingress(i) => Some(&**i),
+                _ => None,
+            })
+            .filter(|i| rk8s_api::ingress::tls_secrets(i).contains(req.name()))
+            .collect();
+        if naming.is_empty() {
+            return false;
+        }
+        let Ok(classes) = self.list_kind("IngressClass", None, &none).await else {
+            return false;
+        };
+        let classes: Vec<_> = classes
+            .iter()
+            .filter_map(|o| match o {
+                AnyObject::IngressClass(c) => Some(&**c),
+                _ => None,
+            })
+            .collect();
+        naming
+            .iter()
+            .any(|i| rk8s_api::ingress::served(i, classes.iter().copied()))
+    }
+
     /// Whether a pod bound to `node` in the request's namespace uses the Secret,
     /// ConfigMap or claim the request names (the Node authorizer's graph, read off the pods).
     async fn check_used_on(&self, node: &str, c: &Call<'_>) -> ApiResult<()> {
@@ -84,7 +129,7 @@ impl Handlers {
             };
             names.contains(req.name())
         });
-        if used {
+        if used || self.secret_of_served_ingress(c).await {
             Ok(())
         } else {
             Err(crate::auth::no_relationship(c.identity, req, node))

@@ -1,6 +1,6 @@
 //! What every cluster has from its first start: the system namespaces, the
-//! `local-path` StorageClass and kube's two system PriorityClasses, made again at
-//! each start when missing.
+//! `local-path` StorageClass, the `rk8s` IngressClass and kube's two system
+//! PriorityClasses, made again at each start when missing.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rk8s_api::AnyObject;
@@ -28,6 +28,28 @@ fn local_path_class() -> AnyObject {
         reclaim_policy: Some("Delete".into()),
         volume_binding_mode: Some("WaitForFirstConsumer".into()),
         ..Default::default()
+    }
+    .into()
+}
+
+/// The IngressClass of the nodes' built-in Ingress proxy, the default one.
+fn rk8s_ingress_class() -> AnyObject {
+    k8s_openapi::api::networking::v1::IngressClass {
+        metadata: ObjectMeta {
+            name: Some(rk8s_api::ingress::CLASS.into()),
+            annotations: Some(
+                [(
+                    rk8s_api::ingress::DEFAULT_CLASS_ANNOTATION.to_string(),
+                    "true".to_string(),
+                )]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        },
+        spec: Some(k8s_openapi::api::networking::v1::IngressClassSpec {
+            controller: Some(rk8s_api::ingress::CONTROLLER.into()),
+            ..Default::default()
+        }),
     }
     .into()
 }
@@ -76,7 +98,7 @@ pub async fn ensure_system_objects(registry: &Registry) -> ApiResult<()> {
         .into()
     });
     for obj in namespaces
-        .chain([local_path_class()])
+        .chain([local_path_class(), rk8s_ingress_class()])
         .chain(system_priority_classes())
     {
         registry.create_if_missing(obj).await?;

@@ -45,6 +45,8 @@
 //! - [`service_lb`] and [`service_lb_actor`]: the built-in service load balancer
 //!   (k3s' ServiceLB): the nodes' addresses as the ingress of `type: LoadBalancer`
 //!   Services without a class.
+//! - [`ingress_status`] and [`ingress_status_actor`]: the nodes' addresses as the
+//!   `status.loadBalancer` of the Ingresses the nodes' built-in proxy serves.
 //! - [`service_accounts`] and [`service_accounts_actor`]: each namespace's `default`
 //!   ServiceAccount and `kube-root-ca.crt` ConfigMap.
 //! - [`clusterrole_aggregation`] and [`clusterrole_aggregation_actor`]: the rules of
@@ -84,6 +86,8 @@ pub mod hpa;
 pub mod hpa_actor;
 pub mod hpa_batch;
 pub mod hpa_metrics;
+pub mod ingress_status;
+pub mod ingress_status_actor;
 pub mod job;
 pub mod job_actor;
 pub mod job_index;

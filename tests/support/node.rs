@@ -66,6 +66,11 @@ impl NodeProcess {
             // Test machines may have little disk free; pressure is not what is tested.
             "--disk-pressure-free-percent".into(),
             "0".into(),
+            // Nodes sharing the host's network would fight for 80 and 443.
+            "--ingress-http-port".into(),
+            if self.netns.is_some() { "80" } else { "0" }.into(),
+            "--ingress-https-port".into(),
+            if self.netns.is_some() { "443" } else { "0" }.into(),
         ]
     }
 

@@ -81,6 +81,10 @@ pub struct AgentConfig {
     pub cluster_cidr: Ipv4Net,
     /// The cluster domain of Service names (`cluster.local`).
     pub cluster_domain: String,
+    /// The Ingress proxy's plain HTTP port on every address (0: off).
+    pub ingress_http_port: u16,
+    /// The Ingress proxy's HTTPS port on every address (0: off).
+    pub ingress_https_port: u16,
 }
 
 /// What a join adds to the Node (kept as given; `run` after a restart keeps what the
@@ -438,11 +442,24 @@ async fn start_cluster_network(
         proxy: ServiceProxy::new(System, &config.bridge, subnet),
         records,
     };
+    // The Ingress proxy reads the Services and EndpointSlices the network watches.
+    let (slices, slices_w) = kube::runtime::reflector::store();
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let ports = rk8s_ingress::proxy::Ports {
+        http: config.ingress_http_port,
+        https: config.ingress_https_port,
+    };
+    tokio::spawn(super::ingress::keep(
+        client.clone(),
+        ports,
+        (services_w.as_reader(), slices),
+        changed.clone(),
+    ));
     let client = client.clone();
     tokio::spawn(async move {
         // The DNS server lives as long as the task that feeds it.
         let _dns = dns;
-        network::keep(client, network, services_w).await;
+        network::keep(client, network, (services_w, slices_w), changed).await;
     });
 }
 

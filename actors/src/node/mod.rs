@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod health_checks;
 pub mod identity;
+pub mod ingress;
 pub mod inputs;
 pub mod local_volumes;
 pub mod metrics;

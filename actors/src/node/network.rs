@@ -52,15 +52,21 @@ pub struct ClusterNetwork {
 
 /// Watches Nodes, Services and EndpointSlices and programs `network` until the task is
 /// dropped. The Services go into `services_w`, whose readers the runtime lists for
-/// the containers' service variables ([`super::services`]).
+/// the containers' service variables ([`super::services`]); the Services and
+/// EndpointSlices (`slices_w`) are read by the Ingress proxy too
+/// ([`super::ingress`]), told through `changed` after each batch.
 pub async fn keep(
     client: kube::Client,
     network: ClusterNetwork,
-    services_w: reflector::store::Writer<Service>,
+    (services_w, slices_w): (
+        reflector::store::Writer<Service>,
+        reflector::store::Writer<EndpointSlice>,
+    ),
+    changed: Arc<tokio::sync::Notify>,
 ) {
     let (nodes, nodes_w) = reflector::store();
     let services = services_w.as_reader();
-    let (slices, slices_w) = reflector::store();
+    let slices = slices_w.as_reader();
     let config = watcher::Config::default;
     let node_events = reflector::reflector(
         nodes_w,
@@ -100,6 +106,7 @@ pub async fn keep(
                 () = &mut deadline => break,
             }
         }
+        changed.notify_one();
         let by_service = slices_by_service(&slices);
         let (peers, ports, names) = (
             peers(&nodes, &me),

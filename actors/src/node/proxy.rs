@@ -258,6 +258,13 @@ fn endpoints_of(
     (usable(all), usable(local))
 }
 
+/// The TCP endpoints of `slices` for the Service port named `name` (`None`:
+/// unnamed) that take new connections — the ready ones, else the serving
+/// terminating ones — as the Ingress proxy reaches them ([`super::ingress`]).
+pub fn tcp_endpoints(slices: &[Arc<EndpointSlice>], name: Option<&str>) -> Vec<SocketAddrV4> {
+    endpoints_of(slices, name, Protocol::Tcp, "").0
+}
+
 /// The health checks this node answers: one per `type: LoadBalancer` Service with
 /// `externalTrafficPolicy: Local` and a `healthCheckNodePort`, with the number of its
 /// ready endpoints on the node `node` (kube-proxy's `LocalReadyEndpoints`, an

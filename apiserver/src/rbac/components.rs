@@ -321,6 +321,16 @@ mod tests {
                 &["update /services", "delete /services", "patch /nodes"],
             ),
             (
+                controller::INGRESS_STATUS,
+                &[
+                    "watch networking.k8s.io/ingresses",
+                    "list networking.k8s.io/ingressclasses",
+                    "list /nodes",
+                    "update networking.k8s.io/ingresses/status",
+                ],
+                &["update networking.k8s.io/ingresses", "get /secrets"],
+            ),
+            (
                 controller::CLUSTERROLE_AGGREGATION,
                 &[
                     "update rbac.authorization.k8s.io/clusterroles",

@@ -246,6 +246,16 @@ fn rules() -> Vec<(&'static str, Vec<PolicyRule>)> {
             ],
         ),
         (
+            controller::INGRESS_STATUS,
+            vec![
+                rule("list watch", &["networking.k8s.io"], "ingresses"),
+                rule("update patch", &["networking.k8s.io"], "ingresses/status"),
+                rule("list watch", &["networking.k8s.io"], "ingressclasses"),
+                rule("list watch", CORE, "nodes"),
+                events(),
+            ],
+        ),
+        (
             controller::SERVICE_ACCOUNT,
             vec![rule("create", CORE, "serviceaccounts"), events()],
         ),

@@ -247,6 +247,13 @@ struct RunArgs {
     /// The domain of Service names (`NAME.NAMESPACE.svc.DOMAIN`).
     #[arg(long, default_value = rk8s_netoverlay::dns::DEFAULT_DOMAIN)]
     cluster_domain: String,
+    /// The Ingress proxy's plain HTTP port on every address (0: off). A port that
+    /// cannot be bound is tried again with backoff.
+    #[arg(long, default_value_t = 80)]
+    ingress_http_port: u16,
+    /// The Ingress proxy's HTTPS port on every address (0: off).
+    #[arg(long, default_value_t = 443)]
+    ingress_https_port: u16,
 }
 
 impl RunArgs {
@@ -293,6 +300,8 @@ impl RunArgs {
             },
             cluster_cidr: self.cluster_cidr,
             cluster_domain: self.cluster_domain,
+            ingress_http_port: self.ingress_http_port,
+            ingress_https_port: self.ingress_https_port,
         }
     }
 }

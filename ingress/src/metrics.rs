@@ -1,0 +1,98 @@
+//! The proxy's metrics, in the default Prometheus registry (served on the node's
+//! `/metrics`): requests by Ingress, Service and status code, and their durations
+//! by Ingress. Labels come from the served Ingresses only (a request no Ingress took
+//! counts with empty ones).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    metric: prometheus::Result<M>,
+) -> Option<M> {
+    let metric = metric.ok()?;
+    // Registered once (the statics below); a clash would only lose the metric.
+    let _ = prometheus::default_registry().register(Box::new(metric.clone()));
+    Some(metric)
+}
+
+/// `rk8s_ingress_requests_total{namespace,ingress,service,code}`.
+pub static REQUESTS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
+    registered(IntCounterVec::new(
+        Opts::new(
+            "rk8s_ingress_requests_total",
+            "Requests the Ingress proxy answered, by Ingress, Service and status code.",
+        ),
+        &["namespace", "ingress", "service", "code"],
+    ))
+});
+
+/// `rk8s_ingress_request_duration_seconds{namespace,ingress}`: to the response head.
+pub static DURATION: LazyLock<Option<HistogramVec>> = LazyLock::new(|| {
+    registered(HistogramVec::new(
+        HistogramOpts::new(
+            "rk8s_ingress_request_duration_seconds",
+            "Time from a request's arrival to its response head, by Ingress.",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0,
+        ]),
+        &["namespace", "ingress"],
+    ))
+});
+
+/// Counts one answered request.
+pub fn observe(namespace: &str, ingress: &str, service: &str, code: u16, took: Duration) {
+    if let Some(r) = REQUESTS.as_ref() {
+        r.with_label_values(&[namespace, ingress, service, &code.to_string()])
+            .inc();
+    }
+    if let Some(d) = DURATION.as_ref() {
+        d.with_label_values(&[namespace, ingress])
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// Forgets the series of Ingresses no longer served (`keep`: those served).
+pub fn forget(keep: &std::collections::BTreeSet<(String, String)>) {
+    let gone = |labels: &[prometheus::proto::LabelPair]| {
+        let get = |n: &str| {
+            labels
+                .iter()
+                .find(|l| l.get_name() == n)
+                .map(|l| l.get_value().to_string())
+                .unwrap_or_default()
+        };
+        let (ns, name) = (get("namespace"), get("ingress"));
+        (!name.is_empty() && !keep.contains(&(ns, name))).then(|| labels.to_vec())
+    };
+    use prometheus::core::Collector;
+    if let Some(r) = REQUESTS.as_ref() {
+        for family in r.collect() {
+            for m in family.get_metric() {
+                if let Some(labels) = gone(m.get_label()) {
+                    let values: std::collections::HashMap<&str, &str> = labels
+                        .iter()
+                        .map(|l| (l.get_name(), l.get_value()))
+                        .collect();
+                    let _ = r.remove(&values);
+                }
+            }
+        }
+    }
+    if let Some(d) = DURATION.as_ref() {
+        for family in d.collect() {
+            for m in family.get_metric() {
+                if let Some(labels) = gone(m.get_label()) {
+                    let values: std::collections::HashMap<&str, &str> = labels
+                        .iter()
+                        .map(|l| (l.get_name(), l.get_value()))
+                        .collect();
+                    let _ = d.remove(&values);
+                }
+            }
+        }
+    }
+}
