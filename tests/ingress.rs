@@ -5,9 +5,12 @@
 //! two hosts and two paths reach pods on both nodes through each node's port 80;
 //! TLS on 443 serves each host's certificate by SNI from its Secret (checked with
 //! the test's own rustls client) and the fake default one otherwise; an upgrade is
-//! joined both ways; an Ingress change is picked up while a long request is under
-//! way, which completes; `status.loadBalancer` lists both nodes (kubectl's ADDRESS);
-//! a node reads the Secrets served Ingresses name and no other. Traffic stays in
+//! joined both ways; a Service's endpoints change (its selector moved to another
+//! Deployment) while a long request is under way: the new backend answers while the
+//! long request still runs, which then completes; `status.loadBalancer` lists both
+//! nodes (kubectl's ADDRESS); a node reads the TLS Secrets served Ingresses of the
+//! Secret's namespace name, and no other (an Opaque one, one only another class's
+//! Ingress names, one only an Ingress of another namespace names). Traffic stays in
 //! these namespaces and the test's bridge; everything is removed afterwards, also
 //! when the test fails.
 
@@ -21,8 +24,8 @@ use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::images::busybox;
@@ -31,10 +34,10 @@ use support::node::{eventually, two_nodes_in_namespaces};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A web server on 8080: `/` and `/api/` are the pod's name, `/cgi-bin/slow` the
-/// same after 4 s.
+/// same after 8 s.
 const HTTPD: &str = "mkdir -p /www/cgi-bin /www/api && hostname > /www/index.html \
     && hostname > /www/api/index.html \
-    && printf '#!/bin/sh\\nsleep 4\\necho Content-Type: text/plain\\necho\\nhostname\\n' > /www/cgi-bin/slow \
+    && printf '#!/bin/sh\\nsleep 8\\necho Content-Type: text/plain\\necho\\nhostname\\n' > /www/cgi-bin/slow \
     && chmod +x /www/cgi-bin/slow && exec httpd -f -p 8080 -h /www";
 
 /// On 8081, an upgrade answered 101, then everything echoed.
@@ -354,32 +357,82 @@ async fn ingress_routes_hosts_paths_tls_upgrades_and_changes() {
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(table.contains(&format!("{ip_a},{ip_b}")), "{table}");
 
-    // A change while a long request is under way: it completes; new requests go to
-    // the new backend.
+    // The Service's endpoints change while a long request is under way: new requests
+    // go to the new backend while it still runs; then it completes.
     let long_at = node_a.clone();
     let long = std::thread::spawn(move || get(&long_at, "a.test", "/cgi-bin/slow"));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let moved = json!({"spec": {"rules": rules("api")}});
-    ingresses
-        .patch("site", &PatchParams::default(), &Patch::Merge(&moved))
+    let moved = json!({"spec": {"selector": {"app": "api"}}});
+    services
+        .patch("web", &PatchParams::default(), &Patch::Merge(&moved))
         .await
         .unwrap();
     answer(&node_a, "a.test", "/", "api-").await;
+    assert!(
+        !long.is_finished(),
+        "the long request ended before the new endpoints answered"
+    );
     let (status, body) = long.join().unwrap().expect("the long request is answered");
     assert!(
         status.contains(" 200 ") && body.starts_with("web-"),
         "{status} {body}"
     );
 
-    // A node reads the Secrets served Ingresses name, and no other.
+    // A node reads the TLS Secrets served Ingresses of their namespace name, and no
+    // other: not one no Ingress names, an Opaque one, one only an Ingress of another
+    // class names, one only an Ingress of another namespace names.
+    let mut opaque = tls_secret("opaque", "o.test").0;
+    opaque.type_ = Some("Opaque".into());
+    let (foreign, _) = tls_secret("tls-foreign", "f.test");
+    let (elsewhere, _) = tls_secret("tls-elsewhere", "e.test");
+    for s in [&opaque, &foreign, &elsewhere] {
+        secrets.create(&post, s).await.unwrap();
+    }
+    let classes: Api<IngressClass> = Api::all(admin.clone());
+    let other_class: IngressClass = serde_json::from_value(
+        json!({"metadata": {"name": "other"}, "spec": {"controller": "example.com/other"}}),
+    )
+    .unwrap();
+    classes.create(&post, &other_class).await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let team: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    namespaces.create(&post, &team).await.unwrap();
+    let naming = |name: &str, class: Option<&str>, secret: &str, host: &str| -> Ingress {
+        let mut spec = json!({
+            "tls": [{"hosts": [host], "secretName": secret}],
+            "rules": [{"host": host, "http": {"paths": [path("/", "web")]}}]
+        });
+        if let Some(c) = class {
+            spec["ingressClassName"] = c.into();
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    ingresses
+        .create(&post, &naming("opaque", None, "opaque", "o.test"))
+        .await
+        .unwrap();
+    ingresses
+        .create(
+            &post,
+            &naming("foreign", Some("other"), "tls-foreign", "f.test"),
+        )
+        .await
+        .unwrap();
+    Api::<Ingress>::namespaced(admin.clone(), "team")
+        .create(&post, &naming("elsewhere", None, "tls-elsewhere", "e.test"))
+        .await
+        .unwrap();
     let as_node = server
         .client_with_token(Some(&server.node_token("a")))
         .await;
     let node_secrets: Api<Secret> = Api::namespaced(as_node, "default");
     node_secrets.get("tls-a").await.unwrap();
-    let refused = node_secrets.get("unnamed").await.unwrap_err();
-    assert!(
-        matches!(refused, kube::Error::Api(ref s) if s.code == 403),
-        "{refused:?}"
-    );
+    for name in ["unnamed", "opaque", "tls-foreign", "tls-elsewhere"] {
+        let refused = node_secrets.get(name).await.unwrap_err();
+        assert!(
+            matches!(refused, kube::Error::Api(ref s) if s.code == 403
+                && s.message.contains("no relationship found between node")),
+            "{name}: {refused:?}"
+        );
+    }
 }

@@ -492,6 +492,10 @@ pub enum Access {
     /// ([`rk8s_api::references`]), or a Secret a served Ingress names for TLS; the
     /// handler looks at the pods and Ingresses before it reads.
     UsedOnNode(String),
+    /// Only a `kubernetes.io/tls` Secret: the node reads it because a served Ingress
+    /// names it (no pod of the node uses it); the handler checks the type after it
+    /// reads.
+    IngressTls(String),
 }
 
 /// Why a node may not read a Secret or ConfigMap, as kube-apiserver's Node
@@ -644,7 +648,7 @@ pub fn check_access(
         Access::OwnName(n) => n == name,
         Access::BoundTo(n) => node_name == Some(n.as_str()),
         // Decided before the read ([`crate::handlers::Handlers::get`]), not here.
-        Access::UsedOnNode(_) => false,
+        Access::UsedOnNode(_) | Access::IngressTls(_) => false,
     };
     if ok {
         Ok(())

@@ -340,9 +340,12 @@ impl Handlers {
             Ok(obj) => obj,
             // A node may not learn which pods exist beyond its own (a local volume
             // gone is for its node to learn: it removes the directory).
+            // A Secret a served Ingress names may be missing: the node learns
+            // nothing the Ingress does not tell.
             Err(e)
                 if e.code == http::StatusCode::NOT_FOUND
                     && access != Access::All
+                    && !matches!(access, Access::IngressTls(_))
                     && req.kind.plural != "persistentvolumes" =>
             {
                 check_access(&access, c.identity, req, req.name(), None)?;
@@ -350,6 +353,7 @@ impl Handlers {
             }
             Err(e) => return Err(e),
         };
+        let access = Self::tls_secret_access(c, access, &obj)?;
         if let Err(e) = check_access(&access, c.identity, req, req.name(), node_of(&obj)) {
             self.volume_used_on(&access, &obj).await.map_err(|_| e)?;
         }

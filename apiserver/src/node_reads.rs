@@ -7,7 +7,9 @@
 //! rk8s adds one edge kube's Node authorizer has not: every node runs the built-in
 //! Ingress proxy, so a node may read a Secret that an Ingress of the Secret's
 //! namespace served by the `rk8s.io/ingress` controller names in `spec.tls`
-//! (`rk8s_api::ingress::served`) — what an ingress controller's role grants it.
+//! (`rk8s_api::ingress::served`) — what an ingress controller's role grants it —
+//! and only if the Secret is of type `kubernetes.io/tls` (checked once read; another
+//! type is refused as the Node authorizer refuses an object without an edge).
 
 use rk8s_api::AnyObject;
 
@@ -19,14 +21,28 @@ use crate::status::ApiResult;
 
 impl Handlers {
     /// The access `c` has to the object it reads, what a node's is decided (the
-    /// Secret or ConfigMap used on it: all of it; else refused).
+    /// Secret or ConfigMap a pod of it uses: all of it; a Secret only a served
+    /// Ingress names: [`Access::IngressTls`], its type checked once read
+    /// ([`Handlers::tls_secret_access`]); else refused).
     pub(crate) async fn read_access(&self, c: &Call<'_>) -> ApiResult<Access> {
         match &c.access {
-            Access::UsedOnNode(node) => {
-                self.check_used_on(node, c).await?;
-                Ok(Access::All)
-            }
+            Access::UsedOnNode(node) => self.check_used_on(node, c).await,
             other => Ok(other.clone()),
+        }
+    }
+
+    /// [`Access::IngressTls`] once the object is read: all of a `kubernetes.io/tls`
+    /// Secret; another object is refused with the Node authorizer's words. Other
+    /// accesses are kept.
+    pub(crate) fn tls_secret_access(
+        c: &Call<'_>,
+        access: Access,
+        obj: &AnyObject,
+    ) -> ApiResult<Access> {
+        match access {
+            Access::IngressTls(_) if is_tls_secret(obj) => Ok(Access::All),
+            Access::IngressTls(node) => Err(crate::auth::no_relationship(c.identity, c.req, &node)),
+            other => Ok(other),
         }
     }
 
@@ -104,8 +120,10 @@ impl Handlers {
     }
 
     /// Whether a pod bound to `node` in the request's namespace uses the Secret,
-    /// ConfigMap or claim the request names (the Node authorizer's graph, read off the pods).
-    async fn check_used_on(&self, node: &str, c: &Call<'_>) -> ApiResult<()> {
+    /// ConfigMap or claim the request names (the Node authorizer's graph, read off
+    /// the pods: all of it), or a served Ingress names the Secret (only if it is a
+    /// TLS one, [`Access::IngressTls`]).
+    async fn check_used_on(&self, node: &str, c: &Call<'_>) -> ApiResult<Access> {
         let req = c.req;
         let selector = form_urlencoded::Serializer::new(String::new())
             .append_pair("fieldSelector", &format!("spec.nodeName={node}"))
@@ -129,10 +147,43 @@ impl Handlers {
             };
             names.contains(req.name())
         });
-        if used || self.secret_of_served_ingress(c).await {
-            Ok(())
+        if used {
+            Ok(Access::All)
+        } else if self.secret_of_served_ingress(c).await {
+            Ok(Access::IngressTls(node.to_string()))
         } else {
             Err(crate::auth::no_relationship(c.identity, req, node))
         }
+    }
+}
+
+/// The Secret type an Ingress's certificate has (`tls.crt`, `tls.key`).
+const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+
+/// Whether `obj` is a `kubernetes.io/tls` Secret.
+fn is_tls_secret(obj: &AnyObject) -> bool {
+    matches!(obj, AnyObject::Secret(s) if s.type_.as_deref() == Some(TLS_SECRET_TYPE))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn secret(type_: Option<&str>) -> AnyObject {
+        AnyObject::Secret(Box::new(k8s_openapi::api::core::v1::Secret {
+            type_: type_.map(str::to_string),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn only_tls_secrets_are_read_through_an_ingress() {
+        assert!(is_tls_secret(&secret(Some("kubernetes.io/tls"))));
+        assert!(!is_tls_secret(&secret(Some("Opaque"))));
+        assert!(!is_tls_secret(&secret(Some(
+            "kubernetes.io/service-account-token"
+        ))));
+        assert!(!is_tls_secret(&secret(None)));
     }
 }

@@ -45,10 +45,14 @@ pub struct Options {
     pub protocol: Protocol,
     /// `proxy-connect-timeout` (5 s).
     pub connect_timeout: Duration,
-    /// `proxy-read-timeout` (60 s): the longest wait for the pod's response head.
+    /// `proxy-read-timeout` (60 s): from the request's end to the pod's response
+    /// head, between two reads of the response body, and the longest an upgraded
+    /// connection stays with nothing sent either way (nginx: "between two successive
+    /// read operations").
     pub read_timeout: Duration,
-    /// `proxy-send-timeout` (60 s): the longest the pod takes to accept each piece of
-    /// the request body.
+    /// `proxy-send-timeout` (60 s): the longest between two pieces of the request
+    /// body passed on to the pod, whether the client or the pod is slow (nginx:
+    /// "between two successive write operations"); the whole upload may take longer.
     pub send_timeout: Duration,
     /// `ssl-redirect` (true): plain HTTP to a host with TLS gets a 308 to https.
     pub ssl_redirect: bool,
@@ -105,9 +109,9 @@ pub fn parse(annotations: Option<&BTreeMap<String, String>>) -> (Options, Vec<St
         }
     }
     if let Some(v) = get("use-regex") {
-        match v.parse::<bool>() {
-            Ok(b) => options.use_regex |= b,
-            Err(_) => refuse("use-regex", v, "true or false"),
+        match parse_bool(v) {
+            Some(b) => options.use_regex |= b,
+            None => refuse("use-regex", v, "true or false"),
         }
     }
     if let Some(v) = get("backend-protocol") {
@@ -137,9 +141,9 @@ pub fn parse(annotations: Option<&BTreeMap<String, String>>) -> (Options, Vec<St
         }
     }
     if let Some(v) = get("ssl-redirect") {
-        match v.parse::<bool>() {
-            Ok(b) => options.ssl_redirect = b,
-            Err(_) => warnings.push(format!(
+        match parse_bool(v) {
+            Some(b) => options.ssl_redirect = b,
+            None => warnings.push(format!(
                 "annotation {PREFIX}ssl-redirect: {v:?} is not true or false; the default is used"
             )),
         }
@@ -154,6 +158,15 @@ pub fn parse(annotations: Option<&BTreeMap<String, String>>) -> (Options, Vec<St
         }
     }
     (options, warnings)
+}
+
+/// A boolean as ingress-nginx reads one (Go's `strconv.ParseBool`).
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 /// A timeout in whole seconds, as ingress-nginx takes them (an `s` suffix allowed).
@@ -236,6 +249,25 @@ mod tests {
             annotated(&[("proxy-body-size", "100")]).0.body_limit,
             Some(100)
         );
+    }
+
+    #[test]
+    fn booleans_are_read_as_go_reads_them() {
+        for v in ["1", "t", "T", "TRUE", "true", "True"] {
+            let (o, w) = annotated(&[("ssl-redirect", "false"), ("use-regex", v)]);
+            assert!(o.use_regex && w.is_empty(), "{v}: {w:?}");
+            assert!(annotated(&[("ssl-redirect", v)]).0.ssl_redirect, "{v}");
+        }
+        for v in ["0", "f", "F", "FALSE", "false", "False"] {
+            let (o, w) = annotated(&[("ssl-redirect", v), ("use-regex", v)]);
+            assert!(
+                !o.ssl_redirect && !o.use_regex && w.is_empty(),
+                "{v}: {w:?}"
+            );
+        }
+        for v in ["yes", "tRuE", "2", ""] {
+            assert_eq!(annotated(&[("ssl-redirect", v)]).1.len(), 1, "{v}");
+        }
     }
 
     #[test]

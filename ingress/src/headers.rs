@@ -1,9 +1,12 @@
 //! What the proxy changes in the headers it passes on: hop-by-hop fields removed
 //! (RFC 9110 §7.6.1: `Connection` and the fields it names, `Proxy-Connection`,
-//! `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`), and to the pod the
-//! `X-Forwarded-For` (appended), `X-Forwarded-Proto`, `X-Forwarded-Host`,
-//! `X-Forwarded-Port` and `X-Real-IP` fields ingress-nginx sets. The Host field is
-//! kept.
+//! `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`); an HTTP/2 client's several
+//! `cookie` fields joined into one (RFC 9113 §8.2.3); and to the pod the
+//! `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Forwarded-Port`
+//! and `X-Real-IP` fields ingress-nginx sets, from the connection, not from what the
+//! client sent (ingress-nginx without `use-forwarded-headers`: `X-Forwarded-For` is
+//! the peer's address), and `Proxy` removed (httpoxy, as ingress-nginx's template).
+//! The Host field is kept.
 
 use std::net::IpAddr;
 
@@ -62,6 +65,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_trailers: bool) {
     }
 }
 
+/// Joins several `cookie` fields into one with `"; "` (RFC 9113 §8.2.3: an HTTP/2
+/// client may split them; an HTTP/1.1 server expects one).
+pub fn merge_cookies(headers: &mut HeaderMap) {
+    let all = headers.get_all(header::COOKIE);
+    if all.iter().nth(1).is_none() {
+        return;
+    }
+    let joined = all
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect::<Vec<_>>()
+        .join(&b"; "[..]);
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
 /// What the pod is told of the client's request.
 pub struct Forwarded<'a> {
     /// The client's address.
@@ -74,23 +94,17 @@ pub struct Forwarded<'a> {
     pub port: u16,
 }
 
-/// Sets the `X-Forwarded-*` and `X-Real-IP` fields.
+/// Sets the `X-Forwarded-*` and `X-Real-IP` fields, replacing what the client sent,
+/// and removes `Proxy`.
 pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded<'_>) {
     let client = f.client.to_canonical().to_string();
-    let chain = match headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.trim().is_empty())
-    {
-        Some(earlier) => format!("{earlier}, {client}"),
-        None => client.clone(),
-    };
+    headers.remove("proxy");
     let mut set = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(name, v);
         }
     };
-    set("x-forwarded-for", &chain);
+    set("x-forwarded-for", &client);
     set("x-real-ip", &client);
     set("x-forwarded-proto", f.proto);
     set("x-forwarded-host", f.host);
@@ -145,8 +159,13 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_fields_are_set_and_the_chain_appended() {
-        let mut h = map(&[("x-forwarded-for", "203.0.113.9"), ("x-real-ip", "6.6.6.6")]);
+    fn forwarded_fields_are_the_connections_not_the_clients() {
+        let mut h = map(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-proto", "gopher"),
+            ("proxy", "http://evil.test:8080"),
+        ]);
         let f = Forwarded {
             client: "::ffff:10.1.2.3".parse().unwrap(),
             proto: "https",
@@ -154,10 +173,23 @@ mod tests {
             port: 8443,
         };
         set_forwarded(&mut h, &f);
-        assert_eq!(h.get("x-forwarded-for").unwrap(), "203.0.113.9, 10.1.2.3");
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "10.1.2.3");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h.get("proxy"), None);
         assert_eq!(h.get("x-real-ip").unwrap(), "10.1.2.3");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
         assert_eq!(h.get("x-forwarded-host").unwrap(), "a.test:8443");
         assert_eq!(h.get("x-forwarded-port").unwrap(), "8443");
+    }
+
+    #[test]
+    fn an_http2_clients_cookies_are_joined_into_one_field() {
+        let mut h = map(&[("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2; c=3")]);
+        merge_cookies(&mut h);
+        let all: Vec<_> = h.get_all("cookie").iter().collect();
+        assert_eq!(all, ["a=1; b=2; c=3"]);
+        let mut one = map(&[("cookie", "a=1")]);
+        merge_cookies(&mut one);
+        assert_eq!(one.get("cookie").unwrap(), "a=1");
     }
 }

@@ -8,7 +8,8 @@
 //! - [`tls`]: the certificates by SNI, from `kubernetes.io/tls` Secrets;
 //! - [`proxy`]: the hyper server, which reads the table of the moment per request,
 //!   and [`clients`]: the keep-alive pools to the pods;
-//! - [`headers`]: hop-by-hop and `X-Forwarded-*` fields; [`metrics`].
+//! - [`headers`]: hop-by-hop and `X-Forwarded-*` fields; [`idle`]: the timeouts of
+//!   quiet peers; [`metrics`].
 //!
 //! The node agent watches the objects, builds a table on change and swaps it in:
 //!
@@ -28,6 +29,7 @@
 pub mod annotations;
 pub mod clients;
 pub mod headers;
+pub mod idle;
 pub mod metrics;
 pub mod proxy;
 pub mod routes;

@@ -96,3 +96,43 @@ pub fn forget(keep: &std::collections::BTreeSet<(String, String)>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// The value of `rk8s_ingress_requests_total` with these labels in the default
+    /// registry's exposition (`None`: no such series).
+    fn scraped(labels: &str) -> Option<f64> {
+        let families = prometheus::default_registry().gather();
+        let mut text = Vec::new();
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let line = format!("rk8s_ingress_requests_total{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .map(|v| v.parse().unwrap())
+    }
+
+    #[test]
+    fn requests_are_counted_by_ingress_service_and_code_and_forgotten_with_the_ingress() {
+        // Names of this test's own; another test's table swap may forget them
+        // between the count and the scrape, so a fresh name is tried again.
+        let mut counted = None;
+        for attempt in 0..20 {
+            let ingress = format!("metrics-test-{attempt}");
+            observe("metrics-ns", &ingress, "svc", 503, Duration::from_millis(3));
+            observe("metrics-ns", &ingress, "svc", 503, Duration::from_millis(4));
+            let labels =
+                format!(r#"code="503",ingress="{ingress}",namespace="metrics-ns",service="svc""#);
+            if scraped(&labels) == Some(2.0) {
+                counted = Some(labels);
+                break;
+            }
+        }
+        let labels = counted.expect("rk8s_ingress_requests_total counts each request");
+        forget(&[("metrics-ns".to_string(), "other".to_string())].into());
+        assert_eq!(scraped(&labels), None);
+    }
+}

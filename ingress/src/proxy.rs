@@ -2,40 +2,82 @@
 //! `http/1.1` on TLS) on the node's ports, each request routed by the table of the
 //! moment ([`Proxy::set`] swaps it in; connections and requests under way keep the
 //! one they read) and passed to a pod. Answers of its own, with a short plain-text
-//! body: 404 no route, 308 to https, 413 body too large, 502 the pod could not be
-//! reached or broke off, 503 no endpoints, 504 no answer in time. An `Upgrade`
-//! (WebSocket) answered 101 by the pod joins both connections, copied both ways.
-//! Bounds: [`MAX_CONNECTIONS`] per listener (then accepting waits), a header read
-//! timeout, a TLS handshake timeout, the body size limit.
+//! body: 400 a path that climbs above `/`, 404 no route, 308 to https, 413 body too
+//! large, 502 the pod could not be reached or broke off, 503 no endpoints, 504 no
+//! answer in time. An `Upgrade` (WebSocket) answered 101 by the pod joins both
+//! connections, copied both ways until neither side sends for `proxy-read-timeout`
+//! (as ingress-nginx). Bounds ([`Limits`]): connections per listener, tunnels
+//! included (then accepting waits); a TLS handshake timeout; the first request head
+//! within the header timeout of connecting (hyper-util's auto builder reads the
+//! protocol's first bytes with no timeout of its own), later HTTP/1 heads too; a
+//! connection with no request in flight closed after the keep-alive timeout; HTTP/2
+//! clients pinged; the body size limit.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::clients::{Body, BoxError, Clients};
 use crate::headers::{self, Forwarded};
+use crate::idle::{self, Activity, Guarded, Idle, Progress, Stalled};
 use crate::metrics;
 use crate::table::{Backend, Route, Table};
 use crate::tls::{self, Certificates, Resolver};
 
-/// The most connections a listener serves at once.
-pub const MAX_CONNECTIONS: usize = 16_384;
-/// The longest a client takes to send a request's head (HTTP/1).
+/// The most connections a listener serves at once, upgraded ones included (each
+/// also holds a socket to a pod: two listeners at most hold 4 × this many
+/// descriptors).
+pub const MAX_CONNECTIONS: usize = 8_192;
+/// The longest a client takes from connecting (after TLS) to its first request
+/// head, and over HTTP/1 to each later one.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a TLS handshake takes.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client connection with no request in flight is kept (ingress-nginx's
+/// `keep-alive`, 75 s).
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How often an HTTP/2 client is pinged, and how long its answer may take.
+pub const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// The proxy's bounds on its clients.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The most connections a listener serves at once, upgraded ones included.
+    pub max_connections: usize,
+    /// The longest from connecting (after TLS) to the first request head, and over
+    /// HTTP/1 to each later one.
+    pub header_read_timeout: Duration,
+    /// The longest a TLS handshake takes.
+    pub handshake_timeout: Duration,
+    /// How long a connection with no request in flight is kept.
+    pub keep_alive_timeout: Duration,
+    /// How often an HTTP/2 client is pinged, and how long its answer may take.
+    pub http2_keep_alive: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            keep_alive_timeout: KEEP_ALIVE_TIMEOUT,
+            http2_keep_alive: HTTP2_KEEP_ALIVE,
+        }
+    }
+}
 
 /// The ports the proxy answers on (0: that listener is off).
 #[derive(Clone, Copy, Debug)]
@@ -52,17 +94,28 @@ pub struct Proxy {
     certificates: Arc<Resolver>,
     clients: Clients,
     ports: Ports,
+    limits: Limits,
 }
 
 impl Proxy {
     /// A proxy with an empty table, answering TLS with `default_cert` until told
     /// otherwise; `ports` are the ones it is reached on (for redirects).
     pub fn new(ports: Ports, default_cert: Arc<rustls::sign::CertifiedKey>) -> Arc<Self> {
+        Self::with_limits(ports, default_cert, Limits::default())
+    }
+
+    /// [`Proxy::new`] with other bounds on its clients.
+    pub fn with_limits(
+        ports: Ports,
+        default_cert: Arc<rustls::sign::CertifiedKey>,
+        limits: Limits,
+    ) -> Arc<Self> {
         Arc::new(Proxy {
             table: RwLock::new(Arc::new(Table::default())),
             certificates: Arc::new(Resolver::new(Certificates::new(default_cert))),
             clients: Clients::default(),
             ports,
+            limits,
         })
     }
 
@@ -72,6 +125,12 @@ impl Proxy {
         *self.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
         self.certificates.set(certificates);
         metrics::forget(&keep);
+    }
+
+    /// Serves `certificates` from the next handshake on (a Secret fetched since the
+    /// table was set).
+    pub fn set_certificates(&self, certificates: Certificates) {
+        self.certificates.set(certificates);
     }
 
     /// The table served now.
@@ -108,7 +167,7 @@ impl Proxy {
         let acceptor = tls.then(|| {
             tokio_rustls::TlsAcceptor::from(tls::server_config(self.certificates.clone()))
         });
-        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         loop {
             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -126,50 +185,92 @@ impl Proxy {
             let _ = stream.set_nodelay(true);
             let (me, acceptor) = (self.clone(), acceptor.clone());
             tokio::spawn(async move {
-                let _permit = permit;
-                let at = (peer, port);
+                // Shared with the tunnels of upgraded requests, which outlive the
+                // connection's task: the connection counts until they end.
+                let permit = Arc::new(permit);
+                let handshake = me.limits.handshake_timeout;
                 match acceptor {
                     Some(a) => {
-                        if let Ok(Ok(s)) =
-                            tokio::time::timeout(HANDSHAKE_TIMEOUT, a.accept(stream)).await
-                        {
-                            me.connection(TokioIo::new(s), at, true).await;
+                        let at = Conn {
+                            peer,
+                            port,
+                            https: true,
+                            permit,
+                        };
+                        if let Ok(Ok(s)) = tokio::time::timeout(handshake, a.accept(stream)).await {
+                            me.connection(TokioIo::new(s), at).await;
                         }
                     }
-                    None => me.connection(TokioIo::new(stream), at, false).await,
+                    None => {
+                        let at = Conn {
+                            peer,
+                            port,
+                            https: false,
+                            permit,
+                        };
+                        me.connection(TokioIo::new(stream), at).await;
+                    }
                 }
             });
         }
     }
 
-    async fn connection<I>(self: Arc<Self>, io: I, (peer, port): (SocketAddr, u16), https: bool)
+    /// Serves one client connection until it ends, its first request head does not
+    /// come within the header timeout, or no request is in flight for the
+    /// keep-alive timeout.
+    async fn connection<I>(self: Arc<Self>, io: I, at: Conn)
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
+        let limits = self.limits;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(limits.header_read_timeout);
         builder
             .http2()
             .timer(TokioTimer::new())
+            .keep_alive_interval(Some(limits.http2_keep_alive))
+            .keep_alive_timeout(limits.http2_keep_alive)
             .max_concurrent_streams(256);
+        let activity = Arc::new(Activity::default());
+        let seen = activity.clone();
+        let at = Arc::new(at);
         let service = hyper::service::service_fn(move |req| {
-            let me = self.clone();
-            async move { Ok::<_, Infallible>(me.handle(req, peer, port, https).await) }
+            let (me, at, in_flight) = (self.clone(), at.clone(), seen.begin());
+            async move {
+                let response = me.handle(req, &at).await;
+                // In flight until its body is sent.
+                Ok::<_, Infallible>(response.map(|b| Guarded::new(b, in_flight).boxed_unsync()))
+            }
         });
-        let _ = builder.serve_connection_with_upgrades(io, service).await;
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        let mut conn = std::pin::pin!(conn);
+        let mut deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+            if !activity.started() {
+                // Nothing, or no request head, in time: closed.
+                return;
+            }
+            let now = tokio::time::Instant::now();
+            match activity.idle_since() {
+                Some(since) if since + limits.keep_alive_timeout <= now => break,
+                Some(since) => deadline = since + limits.keep_alive_timeout,
+                None => deadline = now + limits.keep_alive_timeout,
+            }
+        }
+        conn.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(limits.header_read_timeout, conn).await;
     }
 
     /// Answers one request.
-    async fn handle(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-        port: u16,
-        https: bool,
-    ) -> Response<Body> {
+    async fn handle(&self, req: Request<Incoming>, at: &Conn) -> Response<Body> {
+        let (peer, port, https) = (at.peer, at.port, at.https);
         let started = Instant::now();
         let host = req
             .uri()
@@ -187,17 +288,19 @@ impl Proxy {
             .to_string();
         let table = self.table();
         let (backend, response) = match table.route(&host, &path, https) {
+            Route::BadPath => (None, text(StatusCode::BAD_REQUEST, "bad request path")),
             Route::NotFound => (None, text(StatusCode::NOT_FOUND, "default backend - 404")),
             Route::Redirect => (None, self.redirect(&host, &path)),
             Route::Backend { backend, path } => {
                 let backend = backend.clone();
-                let at = Client {
+                let client = Client {
                     peer,
                     port,
                     https,
                     host: &host,
+                    permit: &at.permit,
                 };
-                let r = self.forward(req, &backend, path, &at).await;
+                let r = self.forward(req, &backend, path, &client).await;
                 (Some(backend), r)
             }
         };
@@ -243,6 +346,11 @@ impl Proxy {
         client: &Client<'_>,
     ) -> Response<Body> {
         let options = &backend.options;
+        // RFC 9112 §6.3: with Transfer-Encoding, Content-Length is not the body's
+        // length, and an intermediary removes it before passing the message on.
+        if req.headers().contains_key(header::TRANSFER_ENCODING) {
+            req.headers_mut().remove(header::CONTENT_LENGTH);
+        }
         let length = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -270,6 +378,7 @@ impl Proxy {
             return text(StatusCode::BAD_REQUEST, "bad request path");
         };
         headers::strip_hop_by_hop(&mut parts.headers, options.protocol.http2());
+        headers::merge_cookies(&mut parts.headers);
         if let Some(u) = &upgrade {
             parts
                 .headers
@@ -296,34 +405,43 @@ impl Proxy {
         } else {
             Version::HTTP_11
         };
+        // proxy-send-timeout between two pieces of the body passed on, then
+        // proxy-read-timeout from its end to the response head and between two
+        // reads of the response body (nginx's rules).
+        let progress = Progress::new(options.connect_timeout);
+        let send = options.send_timeout;
+        let what = "the request body";
         let body: Body = match options.body_limit {
             Some(limit) => Idle::new(
                 Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)),
-                options.send_timeout,
+                send,
+                what,
             )
+            .with_progress(progress.clone())
             .boxed_unsync(),
-            None => Idle::new(body.map_err(BoxError::from), options.send_timeout).boxed_unsync(),
+            None => Idle::new(body.map_err(BoxError::from), send, what)
+                .with_progress(progress.clone())
+                .boxed_unsync(),
         };
         let sent = self.clients.request(
             options.protocol,
             options.connect_timeout,
             Request::from_parts(parts, body),
         );
-        let answered =
-            tokio::time::timeout(options.connect_timeout + options.read_timeout, sent).await;
+        let answered = progress.wait(sent, send, options.read_timeout).await;
         let mut response = match answered {
-            Err(_) => return text(StatusCode::GATEWAY_TIMEOUT, "gateway timeout"),
-            Ok(Err(e)) => {
+            None => return text(StatusCode::GATEWAY_TIMEOUT, "gateway timeout"),
+            Some(Err(e)) => {
                 if caused_by::<http_body_util::LengthLimitError>(&e) {
                     return text(StatusCode::PAYLOAD_TOO_LARGE, "request entity too large");
                 }
-                if caused_by::<SendTimeout>(&e) {
+                if caused_by::<Stalled>(&e) {
                     return text(StatusCode::GATEWAY_TIMEOUT, "gateway timeout");
                 }
                 tracing::debug!(%endpoint, "ingress backend: {e}");
                 return text(StatusCode::BAD_GATEWAY, "bad gateway");
             }
-            Ok(Ok(r)) => r,
+            Some(Ok(r)) => r,
         };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_side) = client_side else {
@@ -333,19 +451,29 @@ impl Proxy {
                 );
             };
             let pod_side = hyper::upgrade::on(&mut response);
+            let (permit, quiet) = (client.permit.clone(), options.read_timeout);
             tokio::spawn(async move {
+                let _permit = permit;
                 let (Ok(c), Ok(p)) = tokio::join!(client_side, pod_side) else {
                     return;
                 };
-                let (mut c, mut p) = (TokioIo::new(c), TokioIo::new(p));
-                let _ = tokio::io::copy_bidirectional(&mut c, &mut p).await;
+                idle::tunnel(TokioIo::new(c), TokioIo::new(p), quiet).await;
             });
             let (parts, _) = response.into_parts();
             return Response::from_parts(parts, empty());
         }
         headers::strip_hop_by_hop(response.headers_mut(), false);
-        response.map(|b| b.map_err(BoxError::from).boxed_unsync())
+        let read = options.read_timeout;
+        response.map(|b| Idle::new(b, read, "the pod's response").boxed_unsync())
     }
+}
+
+/// A client connection: who, on which port, and its place among the listener's.
+struct Conn {
+    peer: SocketAddr,
+    port: u16,
+    https: bool,
+    permit: Arc<OwnedSemaphorePermit>,
 }
 
 /// Who asked, and where.
@@ -354,6 +482,7 @@ struct Client<'a> {
     port: u16,
     https: bool,
     host: &'a str,
+    permit: &'a Arc<OwnedSemaphorePermit>,
 }
 
 /// Whether `e` or one of its causes is an `E`.
@@ -386,63 +515,6 @@ pub fn text(status: StatusCode, message: &str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
-}
-
-/// `proxy-send-timeout` ran out.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body stalled for longer than proxy-send-timeout")]
-struct SendTimeout;
-
-/// A request body that fails when its next piece takes longer than a limit.
-struct Idle<B> {
-    inner: B,
-    limit: Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl<B> Idle<B> {
-    fn new(inner: B, limit: Duration) -> Self {
-        Idle {
-            inner,
-            limit,
-            sleep: Box::pin(tokio::time::sleep(limit)),
-        }
-    }
-}
-
-impl<B> hyper::body::Body for Idle<B>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + this.limit;
-                this.sleep.as_mut().reset(next);
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
-            }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(SendTimeout)))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]

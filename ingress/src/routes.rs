@@ -2,7 +2,8 @@
 //! or `*.` and one label), paths by type (the kubernetes.io "Ingress" page: Prefix
 //! matches by `/`-separated elements, a trailing slash ignored; Exact matches the
 //! whole path), ingress-nginx's regular expressions for `use-regex`, and
-//! `rewrite-target`'s `$1`..`$9`.
+//! `rewrite-target`'s `$1`..`$9`. A request's path is matched normalised, as nginx
+//! matches locations ([`normalize_path`]).
 
 use regex::Regex;
 
@@ -29,6 +30,64 @@ pub fn normalize_host(host: &str) -> Option<String> {
         return None;
     }
     Some(host.to_ascii_lowercase())
+}
+
+/// A request's path as it is matched and passed on: `%XX` of unreserved characters
+/// decoded (RFC 3986 §2.3: `%2e` is `.`; others, `%2F` included, stay encoded),
+/// adjacent slashes merged, `.` and `..` segments resolved (RFC 3986 §5.2.4), as
+/// nginx normalises a URI before it matches locations. `None`: the path climbs
+/// above `/` (nginx answers 400). A path not starting with `/` (`*`) is kept.
+pub fn normalize_path(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return Some(path.to_string());
+    }
+    let decoded = decode_unreserved(path);
+    let mut kept: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for segment in decoded.split('/').skip(1) {
+        trailing = matches!(segment, "" | "." | "..");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                kept.pop()?;
+            }
+            s => kept.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for s in &kept {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing || out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
+}
+
+/// `path` with each `%XX` that encodes an unreserved character decoded.
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
+        {
+            let c = char::from(u8::try_from(hi * 16 + lo).unwrap_or(0));
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~') {
+                out.push(c);
+                i += 3;
+                continue;
+            }
+        }
+        // Splitting at a char boundary: `%` is ASCII, so `i` always is one.
+        let len = path[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&path[i..i + len]);
+        i += len;
+    }
+    out
 }
 
 /// The suffix a wildcard host `*.example.com` stands for (`example.com`); `None` for
@@ -164,6 +223,30 @@ mod tests {
         assert_eq!(parent("foo.example.com"), Some("example.com"));
         assert_eq!(parent("localhost"), None);
         assert_eq!(wildcard_suffix("*.example.com"), Some("example.com"));
+    }
+
+    #[test]
+    fn paths_are_normalised_before_they_are_matched() {
+        let n = |p: &str| normalize_path(p);
+        assert_eq!(n("/api/../admin").unwrap(), "/admin");
+        assert_eq!(n("/api/%2e%2e/admin").unwrap(), "/admin");
+        assert_eq!(n("/api/%2E%2e/admin").unwrap(), "/admin");
+        assert_eq!(n("/api/./v1//users").unwrap(), "/api/v1/users");
+        assert_eq!(n("//api///").unwrap(), "/api/");
+        assert_eq!(n("/a/b/..").unwrap(), "/a/");
+        assert_eq!(n("/a/b/.").unwrap(), "/a/b/");
+        assert_eq!(n("/").unwrap(), "/");
+        assert_eq!(n("/%61pi/%7euser").unwrap(), "/api/~user");
+        // Reserved characters stay encoded: `%2F` is not a separator.
+        assert_eq!(n("/api%2F..%2Fadmin").unwrap(), "/api%2F..%2Fadmin");
+        assert_eq!(n("/caf%C3%A9/%zz/%").unwrap(), "/caf%C3%A9/%zz/%");
+        assert_eq!(n("/é/../x").unwrap(), "/x");
+        assert_eq!(n("/.."), None);
+        assert_eq!(n("/a/../../b"), None);
+        assert_eq!(n("/%2e%2e/etc"), None);
+        assert_eq!(n("*").unwrap(), "*");
+        assert!(!Matcher::prefix("/api").matches(&n("/api/../admin").unwrap()));
+        assert!(!Matcher::prefix("/api").matches(&n("/api/%2e%2e/admin").unwrap()));
     }
 
     #[test]

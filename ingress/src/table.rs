@@ -5,9 +5,15 @@
 //! - **Servers.** Rules are grouped by host as ingress-nginx groups them into
 //!   servers: a request goes to the server of its exact host, else of the wildcard
 //!   `*.` + its parent domain, else to the server of the rules without a host.
-//! - **Paths.** Within a server the longest path wins; at equal length Exact beats
-//!   Prefix, which beats a regular expression; the same path in two Ingresses goes
-//!   to the oldest (creationTimestamp, then namespace/name), as in ingress-nginx.
+//! - **Paths.** A request's path is matched normalised ([`routes::normalize_path`];
+//!   one that climbs above `/` is refused). Within a server the longest path wins
+//!   (its length without a trailing slash); at equal length Exact beats Prefix,
+//!   which beats a regular expression; the same path in two Ingresses goes to the
+//!   oldest (creationTimestamp, then namespace/name), as in ingress-nginx.
+//! - **TLS.** Only servers that rules made get TLS (the redirect to https, a
+//!   certificate), after all rules are in, and only from the `spec.tls` of an
+//!   Ingress that has a rule for the host (ingress-nginx's `createServers`): a host
+//!   listed under `spec.tls` alone makes no server and takes no other Ingress's.
 //! - **Default backends.** A server with no path matched answers with the
 //!   `spec.defaultBackend` of its oldest Ingress that has one; else with the
 //!   cluster's default backend — the `defaultBackend` of the oldest served Ingress
@@ -15,14 +21,18 @@
 //! - **Backends.** `service.port.number|name` names a port of the Service; that
 //!   port's name selects the EndpointSlices' port ([`Cluster::endpoints`]).
 //!   `backend.resource` is not served (503).
+//!
+//! What depends on an Ingress alone (its annotations, its paths compiled, regular
+//! expressions included) is kept between builds by its resourceVersion
+//! ([`Compiled`]): a build after endpoints changed compiles nothing again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass, IngressTLS};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::annotations::{self, Options};
@@ -121,6 +131,8 @@ pub enum Route<'a> {
     },
     /// Plain HTTP to a host with TLS: 308 to https.
     Redirect,
+    /// The path climbs above `/`: 400.
+    BadPath,
     /// No rule and no default backend: 404.
     NotFound,
 }
@@ -204,6 +216,106 @@ fn service_target(
     }
 }
 
+/// A path of a rule, compiled.
+struct CompiledPath {
+    matcher: Matcher,
+    rank: (std::cmp::Reverse<usize>, u8),
+    backend: IngressBackend,
+}
+
+/// What the table takes of one Ingress that does not depend on the cluster.
+pub struct Parts {
+    version: Option<String>,
+    options: Arc<Options>,
+    warnings: Vec<String>,
+    default: Option<IngressBackend>,
+    /// Each rule's host (lower case; `None`: any) and paths.
+    rules: Vec<(Option<String>, Vec<CompiledPath>)>,
+    tls: Vec<IngressTLS>,
+}
+
+impl Parts {
+    fn of(ingress: &Ingress) -> Parts {
+        let (options, mut warnings) = annotations::parse(ingress.metadata.annotations.as_ref());
+        let spec = ingress.spec.as_ref();
+        let mut rules = Vec::new();
+        for rule in spec.and_then(|s| s.rules.as_deref()).unwrap_or_default() {
+            let host = rule
+                .host
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(str::to_ascii_lowercase);
+            let mut paths = Vec::new();
+            for path in rule.http.iter().flat_map(|h| &h.paths) {
+                let p = path.path.as_deref().unwrap_or("/");
+                // Ranked by the length without a trailing slash: `Exact /foo` is as
+                // long as `Prefix /foo/`, and beats it for `/foo`.
+                let trimmed = p.trim_end_matches('/').len();
+                let (matcher, rank) = match path.path_type.as_str() {
+                    "Exact" => (Ok(Matcher::exact(p)), (trimmed, 0)),
+                    "ImplementationSpecific" if options.use_regex => {
+                        (Matcher::regex(p), (p.len(), 2))
+                    }
+                    _ => (Ok(Matcher::prefix(p)), (trimmed, 1)),
+                };
+                match matcher {
+                    Ok(matcher) => paths.push(CompiledPath {
+                        matcher,
+                        rank: (std::cmp::Reverse(rank.0), rank.1),
+                        backend: path.backend.clone(),
+                    }),
+                    Err(e) => warnings.push(e.to_string()),
+                }
+            }
+            rules.push((host, paths));
+        }
+        Parts {
+            version: ingress.metadata.resource_version.clone(),
+            options: Arc::new(options),
+            warnings,
+            default: spec.and_then(|s| s.default_backend.clone()),
+            rules,
+            tls: spec.and_then(|s| s.tls.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// The [`Parts`] of the Ingresses of the last build, by namespace and name, reused
+/// while an Ingress's resourceVersion stays the same.
+#[derive(Default)]
+pub struct Compiled {
+    by: HashMap<(String, String), Arc<Parts>>,
+    compilations: usize,
+}
+
+impl Compiled {
+    /// How many Ingresses have been compiled (not reused) so far.
+    pub fn compilations(&self) -> usize {
+        self.compilations
+    }
+
+    fn parts(&mut self, key: &(String, String), ingress: &Ingress) -> Arc<Parts> {
+        let version = ingress.metadata.resource_version.as_ref();
+        match self.by.get(key) {
+            Some(p) if version.is_some() && p.version.as_ref() == version => p.clone(),
+            _ => {
+                self.compilations += 1;
+                Arc::new(Parts::of(ingress))
+            }
+        }
+    }
+}
+
+/// Whether the `spec.tls` host `tls` covers the rule host `rule`: the same, or a
+/// wildcard over its parent domain (a certificate for `*.example.com` is one for
+/// `a.example.com`, as ingress-nginx finds by the certificate's names).
+fn covers(tls: &str, rule: &str) -> bool {
+    tls == rule
+        || routes::wildcard_suffix(tls).is_some_and(|suffix| {
+            routes::wildcard_suffix(rule).is_none() && routes::parent(rule) == Some(suffix)
+        })
+}
+
 /// Keeps the older of two defaults.
 fn keep_oldest(slot: &mut Option<(Age, Arc<Backend>)>, age: &Age, backend: Arc<Backend>) {
     if slot.as_ref().is_none_or(|(a, _)| age < a) {
@@ -219,14 +331,37 @@ impl Table {
         classes: &[Arc<IngressClass>],
         cluster: &dyn Cluster,
     ) -> Table {
+        Self::build_with(&mut Compiled::default(), ingresses, classes, cluster)
+    }
+
+    /// [`Table::build`], reusing (and keeping for the next build) what `compiled`
+    /// holds of the Ingresses.
+    pub fn build_with(
+        compiled: &mut Compiled,
+        ingresses: &[Arc<Ingress>],
+        classes: &[Arc<IngressClass>],
+        cluster: &dyn Cluster,
+    ) -> Table {
         let mut table = Table::default();
-        let mut served: Vec<&Arc<Ingress>> = ingresses
+        let mut served: Vec<(Age, &Arc<Ingress>)> = ingresses
             .iter()
             .filter(|i| rk8s_api::ingress::served(i, classes.iter().map(|c| c.as_ref())))
+            .map(|i| (age(i), i))
             .collect();
-        served.sort_by_key(|i| age(i));
-        for ingress in served {
-            table.add(ingress, cluster);
+        served.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept = HashMap::new();
+        let mut all = Vec::with_capacity(served.len());
+        for (age, ingress) in served {
+            let key = (age.1.clone(), age.2.clone());
+            let parts = compiled.parts(&key, ingress);
+            table.add(&age, &parts, cluster);
+            kept.insert(key, parts.clone());
+            all.push((age, parts));
+        }
+        compiled.by = kept;
+        // After every rule is in: TLS only for the servers they made.
+        for (age, parts) in &all {
+            table.add_tls(age, parts);
         }
         for server in table
             .exact
@@ -251,73 +386,74 @@ impl Table {
         }
     }
 
-    fn add(&mut self, ingress: &Ingress, cluster: &dyn Cluster) {
-        let age = age(ingress);
+    fn add(&mut self, age: &Age, parts: &Parts, cluster: &dyn Cluster) {
         let (namespace, name) = (age.1.clone(), age.2.clone());
-        let (options, warnings) = annotations::parse(ingress.metadata.annotations.as_ref());
-        let options = Arc::new(options);
+        let options = &parts.options;
         let at = |w: &str| format!("ingress {namespace}/{name}: {w}");
-        self.warnings.extend(warnings.iter().map(|w| at(w)));
+        self.warnings.extend(parts.warnings.iter().map(|w| at(w)));
         self.served.push((namespace.clone(), name.clone()));
-        let Some(spec) = &ingress.spec else { return };
-        let default = spec
-            .default_backend
+        let default = parts
+            .default
             .as_ref()
-            .map(|b| backend((&namespace, &name), b, &options, cluster));
-        let rules = spec.rules.as_deref().unwrap_or_default();
-        if let (Some(d), true) = (&default, rules.is_empty()) {
-            keep_oldest(&mut self.default, &age, d.clone());
+            .map(|b| backend((&namespace, &name), b, options, cluster));
+        if let (Some(d), true) = (&default, parts.rules.is_empty()) {
+            keep_oldest(&mut self.default, age, d.clone());
         }
-        for tls in spec.tls.iter().flatten() {
-            let hosts: Vec<String> = tls
+        for (host, paths) in &parts.rules {
+            let added: Vec<Rule> = paths
+                .iter()
+                .map(|p| Rule {
+                    matcher: p.matcher.clone(),
+                    rank: p.rank,
+                    age: age.clone(),
+                    backend: backend((&namespace, &name), &p.backend, options, cluster),
+                })
+                .collect();
+            let server = self.server(host.as_deref());
+            server.rules.extend(added);
+            if let Some(d) = &default {
+                keep_oldest(&mut server.default, age, d.clone());
+            }
+        }
+    }
+
+    /// The `spec.tls` of one Ingress: for the hosts it has rules for, whose servers
+    /// exist by now (oldest Ingress first, as [`Table::tls`] is read).
+    fn add_tls(&mut self, age: &Age, parts: &Parts) {
+        let ruled: BTreeSet<&str> = parts
+            .rules
+            .iter()
+            .filter_map(|(h, _)| h.as_deref())
+            .collect();
+        for tls in &parts.tls {
+            let listed: Vec<String> = tls
                 .hosts
                 .iter()
                 .flatten()
                 .map(|h| h.to_ascii_lowercase())
                 .collect();
+            let hosts: Vec<String> = ruled
+                .iter()
+                .filter(|rule| listed.iter().any(|t| covers(t, rule)))
+                .map(|rule| rule.to_string())
+                .collect();
             for h in &hosts {
-                self.server(Some(h)).tls = true;
+                let server = match routes::wildcard_suffix(h) {
+                    Some(suffix) => self.wildcard.get_mut(suffix),
+                    None => self.exact.get_mut(h),
+                };
+                if let Some(server) = server {
+                    server.tls = true;
+                }
             }
-            if let Some(secret) = tls.secret_name.as_ref().filter(|s| !s.is_empty()) {
+            if let Some(secret) = tls.secret_name.as_ref().filter(|s| !s.is_empty())
+                && !hosts.is_empty()
+            {
                 self.tls.push(TlsSecret {
-                    namespace: namespace.clone(),
+                    namespace: age.1.clone(),
                     secret: secret.clone(),
                     hosts,
                 });
-            }
-        }
-        for rule in rules {
-            let host = rule
-                .host
-                .as_deref()
-                .filter(|h| !h.is_empty())
-                .map(str::to_ascii_lowercase);
-            let mut added = Vec::new();
-            for path in rule.http.iter().flat_map(|h| &h.paths) {
-                let p = path.path.as_deref().unwrap_or("/");
-                let (matcher, kind) = match path.path_type.as_str() {
-                    "Exact" => (Ok(Matcher::exact(p)), 0),
-                    "ImplementationSpecific" if options.use_regex => (Matcher::regex(p), 2),
-                    _ => (Ok(Matcher::prefix(p)), 1),
-                };
-                let matcher = match matcher {
-                    Ok(m) => m,
-                    Err(e) => {
-                        self.warnings.push(at(&e.to_string()));
-                        continue;
-                    }
-                };
-                added.push(Rule {
-                    matcher,
-                    rank: (std::cmp::Reverse(p.len()), kind),
-                    age: age.clone(),
-                    backend: backend((&namespace, &name), &path.backend, &options, cluster),
-                });
-            }
-            let server = self.server(host.as_deref());
-            server.rules.extend(added);
-            if let Some(d) = &default {
-                keep_oldest(&mut server.default, &age, d.clone());
             }
         }
     }
@@ -336,6 +472,10 @@ impl Table {
             None => (path_and_query, None),
         };
         let path = if path.is_empty() { "/" } else { path };
+        let Some(path) = routes::normalize_path(path) else {
+            return Route::BadPath;
+        };
+        let path = path.as_str();
         let found = server.rules.iter().find(|r| r.matcher.matches(path));
         let (backend, sent) = match found {
             Some(rule) => {

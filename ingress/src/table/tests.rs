@@ -72,6 +72,7 @@ fn reached(table: &Table, host: &str, path: &str) -> Option<String> {
         Route::Backend { backend, .. } => Some(backend.service.clone()),
         Route::NotFound => None,
         Route::Redirect => Some("redirect".into()),
+        Route::BadPath => Some("400".into()),
     }
 }
 
@@ -114,6 +115,9 @@ fn the_kubernetes_io_path_matching_examples_hold() {
         (&[(p, "/"), (p, "/aaa"), (p, "/aaa/bbb")], "/ccc", Some("/")),
         (&[(p, "/aaa")], "/ccc", None),
         (&[(p, "/foo"), (e, "/foo")], "/foo", Some("Exact /foo")),
+        // Ranked by the length without the trailing slash: Exact wins at equal length.
+        (&[(p, "/foo/"), (e, "/foo")], "/foo", Some("/foo")),
+        (&[(e, "/foo"), (p, "/foo/")], "/foo/bar", Some("/foo/")),
     ];
     for (rules, request, expected) in cases {
         // Each rule its own Service, named after the rule.
@@ -330,4 +334,150 @@ fn rewrite_target_with_regex_paths() {
     );
     let t = table(&[Arc::new(bad)]);
     assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+}
+
+#[test]
+fn paths_are_matched_normalised() {
+    let t = table(&[paths(
+        None,
+        &[
+            ("Prefix", "/api", "svc-a"),
+            ("Prefix", "/", "svc-b"),
+            ("Exact", "/admin", "svc-c"),
+        ],
+    )]);
+    for path in [
+        "/api/../admin",
+        "/api/%2e%2e/admin",
+        "/api/%2E%2E/admin",
+        "//admin",
+        "/api/./../admin",
+    ] {
+        assert_eq!(
+            reached(&t, "x.test", path).as_deref(),
+            Some("svc-c"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        reached(&t, "x.test", "/api//v1/./x").as_deref(),
+        Some("svc-a")
+    );
+    let sent = match t.route("x.test", "/api/%2e%2e/admin?q=/../x", false) {
+        Route::Backend { path, .. } => path,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(sent, "/admin?q=/../x", "the query is kept as it was");
+    assert!(matches!(
+        t.route("x.test", "/api/../../etc", false),
+        Route::BadPath
+    ));
+}
+
+#[test]
+fn tls_applies_only_to_hosts_the_same_ingress_has_rules_for() {
+    let catch = ingress(
+        "catch",
+        "2025-01-01T00:00:00Z",
+        json!({"rules": [
+            {"http": {"paths": [{"pathType": "Prefix", "path": "/", "backend": backend_of("svc-a")}]}},
+            {"host": "*.example.com", "http": {"paths": [{"pathType": "Prefix", "path": "/", "backend": backend_of("svc-b")}]}}
+        ]}),
+    );
+    let team = ingress(
+        "team",
+        "2025-01-02T00:00:00Z",
+        json!({"rules": [{"host": "team.test", "http": {"paths": [
+            {"pathType": "Prefix", "path": "/", "backend": backend_of("svc-d")}]}}]}),
+    );
+    // Lists hosts it has no rule for, and one it has.
+    let other = ingress(
+        "other",
+        "2025-01-03T00:00:00Z",
+        json!({
+            "tls": [{"hosts": ["x.test", "www.example.com", "team.test"], "secretName": "stolen"},
+                    {"hosts": ["mine.test"], "secretName": "mine"}],
+            "rules": [{"host": "mine.test", "http": {"paths": [
+                {"pathType": "Prefix", "path": "/", "backend": backend_of("svc-c")}]}}]
+        }),
+    );
+    let t = table(&[catch, team, other]);
+    // No empty server hides the host-less and wildcard rules.
+    assert_eq!(reached(&t, "x.test", "/").as_deref(), Some("svc-a"));
+    assert_eq!(
+        reached(&t, "www.example.com", "/").as_deref(),
+        Some("svc-b")
+    );
+    // No redirect nor certificate for another team's host.
+    assert!(matches!(
+        t.route("team.test", "/", false),
+        Route::Backend { .. }
+    ));
+    assert!(matches!(t.route("mine.test", "/", false), Route::Redirect));
+    assert_eq!(
+        t.tls,
+        [TlsSecret {
+            namespace: "default".into(),
+            secret: "mine".into(),
+            hosts: vec!["mine.test".into()]
+        }]
+    );
+    // A wildcard under spec.tls covers the rule hosts of its domain, and only those.
+    let wild = ingress(
+        "wild",
+        "2025-01-04T00:00:00Z",
+        json!({
+            "tls": [{"hosts": ["*.w.test"], "secretName": "w"}],
+            "rules": [{"host": "a.w.test", "http": {"paths": [
+                {"pathType": "Prefix", "path": "/", "backend": backend_of("svc-a")}]}}]
+        }),
+    );
+    let t = table(&[wild]);
+    assert_eq!(t.tls[0].hosts, ["a.w.test"]);
+    assert!(matches!(t.route("a.w.test", "/", false), Route::Redirect));
+}
+
+#[test]
+fn compiled_ingresses_are_reused_while_their_resource_version_stays() {
+    let mut i = (*paths(
+        Some("r.test"),
+        &[("ImplementationSpecific", "/v(\\d+)/", "svc-a")],
+    ))
+    .clone();
+    i.metadata.resource_version = Some("1".into());
+    i.metadata.annotations = Some(
+        [(
+            format!("{}use-regex", annotations::PREFIX),
+            "true".to_string(),
+        )]
+        .into(),
+    );
+    let ingresses = [Arc::new(i.clone())];
+    let mut compiled = Compiled::default();
+    let c = cluster(&SERVICES);
+    let t = Table::build_with(&mut compiled, &ingresses, &[class()], &c);
+    assert_eq!(compiled.compilations(), 1);
+    let pick = |t: &Table| match t.route("r.test", "/v2/x", false) {
+        Route::Backend { backend, .. } => backend.pick(),
+        _ => None,
+    };
+    assert_eq!(pick(&t), Some(SocketAddr::from(([10, 0, 0, 1], 1))));
+    // Only the endpoints change: nothing is compiled again, the new ones are used.
+    let mut moved = cluster(&SERVICES);
+    let elsewhere = SocketAddr::from(([10, 9, 9, 9], 80));
+    moved.endpoints.insert(
+        ("default".into(), "svc-a".into(), "http".into()),
+        vec![elsewhere],
+    );
+    let t = Table::build_with(&mut compiled, &ingresses, &[class()], &moved);
+    assert_eq!(compiled.compilations(), 1);
+    assert_eq!(pick(&t), Some(elsewhere));
+    // A new version is compiled again.
+    i.metadata.resource_version = Some("2".into());
+    let t = Table::build_with(&mut compiled, &[Arc::new(i)], &[class()], &moved);
+    assert_eq!(compiled.compilations(), 2);
+    assert_eq!(pick(&t), Some(elsewhere));
+    // One gone is forgotten.
+    Table::build_with(&mut compiled, &[], &[class()], &moved);
+    assert!(compiled.by.is_empty());
 }
