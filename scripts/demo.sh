@@ -50,7 +50,7 @@ node_args() { # node
   echo --name "$1" --data-dir "$STATE/node-$1/data" --run-dir "$STATE/node-$1/run" \
     --manifests "$STATE/node-$1/manifests" --bridge "rk8sdemo$1" --disk-pressure-free-percent 0
 }
-# The local mode's state (the Compose app of step 8), apart from the nodes'.
+# The local mode's state (the Compose app of step 9), apart from the nodes'.
 local_env() {
   env RK8S_RUN_DIR="$STATE/local/run" RK8S_DATA_DIR="$STATE/local/data" \
     RK8S_LOCAL_BRIDGE=rk8sdemol0 RK8S_LOCAL_SUBNET=10.205.0.0/24 "$@"
@@ -205,7 +205,22 @@ for i in 1 2; do
   curl -s --max-time 5 "http://$NET.1$i:30080/" | indent
 done
 
-step "5. Prometheus scrapes the cluster (rk8sctl prometheus-config)"
+step "5. Through the Ingress: two hosts on every node's port 80 (IngressClass rk8s)"
+ctl apply -f examples/ingress.yaml | indent
+wait_until 90 "the greeter pod" k rollout status deploy/greeter --timeout=5s
+addressed() { [ -n "$(k get ingress demo -o jsonpath='{.status.loadBalancer.ingress[*].ip}')" ]; }
+wait_until 30 "the Ingress' addresses" addressed
+k get ingress demo | indent
+answers() { curl -sf --max-time 2 --resolve "$1:80:$2" "http://$1/" >/dev/null; }
+wait_until 30 "the Ingress routing greeter.rk8s.test" answers greeter.rk8s.test "$NET.12"
+for host in web.rk8s.test greeter.rk8s.test; do
+  for i in 1 2; do
+    say "curl http://$host/ through node ${NODES[$((i - 1))]} ($NET.1$i:80):"
+    curl -s --max-time 5 --resolve "$host:80:$NET.1$i" "http://$host/" | indent
+  done
+done
+
+step "6. Prometheus scrapes the cluster (rk8sctl prometheus-config)"
 mkdir -p "$STATE/prometheus"
 ctl prometheus-config --dir "$STATE/prometheus" --scrape-interval 5s >"$STATE/prometheus/prometheus.yml"
 start prometheus prometheus --config.file "$STATE/prometheus/prometheus.yml" \
@@ -248,7 +263,7 @@ watch_until() { # seconds what test...
   hpa_line
 }
 
-step "6. Load on: the HPA scales web up (CPU from the nodes' cgroups, every 2 s)"
+step "7. Load on: the HPA scales web up (CPU from the nodes' cgroups, every 2 s)"
 ctl apply -f - <<'YAML' | indent
 apiVersion: apps/v1
 kind: Deployment
@@ -270,7 +285,7 @@ want=4
 scaled_up() { [ "$(replicas)" -ge $want ] 2>/dev/null; }
 watch_until 240 "the HPA to scale web to $want" scaled_up
 
-step "7. Load off: the HPA scales back down (after its 60 s stabilization window)"
+step "8. Load off: the HPA scales back down (after its 60 s stabilization window)"
 ctl delete deploy load | indent
 if [ $short = 1 ]; then
   calmed() { [ "$(k get hpa web -o jsonpath='{.status.currentMetrics[0].resource.current.averageUtilization}')" -lt 50 ] 2>/dev/null; }
@@ -282,7 +297,7 @@ else
 fi
 k describe hpa web | sed -n '/^Events:/,$p' | indent
 
-step "8. Without a cluster: the same runtime runs a Compose app on this host (rk8sctl compose)"
+step "9. Without a cluster: the same runtime runs a Compose app on this host (rk8sctl compose)"
 local_env "$BIN/rk8sctl" image import target/images/busybox --name docker.io/library/busybox:1.36 >/dev/null
 local_env "$BIN/rk8sctl" compose -f examples/compose.yaml up -d | indent
 local_env "$BIN/rk8sctl" compose -f examples/compose.yaml ps | indent

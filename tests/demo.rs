@@ -93,6 +93,7 @@ fn the_demo_runs_and_demo_down_leaves_nothing_behind() {
     for expected in [
         "Ready",
         "hello from web-",
+        "hello from greeter-",
         "up:",
         "New size: ",
         "hello from compose",
