@@ -98,6 +98,34 @@ where
     replaced.map(|_| ())
 }
 
+/// Writes the statuses `work` carries one after another ([`replace_status`]), each
+/// logged; whether any write failed (an object gone meanwhile is not a failure:
+/// nothing is left to write). Counted as one reconcile of `kind`.
+pub async fn replace_statuses<K>(client: &kube::Client, kind: &'static str, work: &[K]) -> bool
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let started = Instant::now();
+    let mut failed = false;
+    for obj in work {
+        let name = object_name(obj.meta());
+        match replace_status(client, obj).await {
+            Ok(()) => tracing::info!(kind, object = %name, "status written"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                failed = true;
+                tracing::debug!(kind, object = %name, "writing the status: {e}");
+            }
+        }
+    }
+    crate::metrics::reconciled(kind, started.elapsed(), failed);
+    failed
+}
+
 /// Makes `owner` the controller of the object `meta` describes: a merge patch of its
 /// ownerReferences carrying its resourceVersion, so an object changed since it was
 /// seen is refused and looked at again.

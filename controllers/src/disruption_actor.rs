@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use rk8s_informers::{Informer, Informers, Kind, Notice};
 use rk8s_supervision::Handle;
 
-use crate::common::{controller_of, object_name, replace_status};
+use crate::common::{controller_of, object_name, replace_statuses};
 use crate::disruption::{selected, status};
 
 /// How often marked budgets are written.
@@ -181,18 +181,14 @@ impl DisruptionController {
         }
         self.busy = true;
         let client = self.client.clone();
-        let started = std::time::Instant::now();
         let write = self.me.reconcile(async move {
-            let mut failed = 0;
-            for budget in &work {
-                if let Err(e) = replace_status(&client, budget).await {
-                    failed += 1;
-                    tracing::debug!(pdb = %object_name(&budget.metadata), "writing status: {e}");
-                }
-            }
-            crate::metrics::reconciled("PodDisruptionBudget", started.elapsed(), failed > 0);
+            replace_statuses(&client, "PodDisruptionBudget", &work).await
         });
-        ctx.spawn(write.into_actor(self).map(|(), act, _| act.busy = false));
+        ctx.spawn(
+            write
+                .into_actor(self)
+                .map(|_failed, act, _| act.busy = false),
+        );
     }
 }
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::Handle;
 
-use crate::common::{object_name, replace_status};
+use crate::common::replace_statuses;
 use crate::ingress_status::decide;
 
 /// How long after a change the statuses are decided.
@@ -67,26 +67,9 @@ impl IngressStatusController {
         }
         self.busy = true;
         let client = self.client.clone();
-        let started = std::time::Instant::now();
-        let write = self.me.reconcile(async move {
-            let mut failed = false;
-            for ingress in &work {
-                match replace_status(&client, ingress).await {
-                    Ok(()) => tracing::info!(
-                        ingress = %object_name(&ingress.metadata),
-                        "ingress load balancer status written"
-                    ),
-                    // Gone meanwhile: nothing to keep.
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => {
-                        failed = true;
-                        tracing::debug!(ingress = %object_name(&ingress.metadata), "writing the ingress status: {e}");
-                    }
-                }
-            }
-            crate::metrics::reconciled("Ingress", started.elapsed(), failed);
-            failed
-        });
+        let write = self
+            .me
+            .reconcile(async move { replace_statuses(&client, "Ingress", &work).await });
         ctx.spawn(write.into_actor(self).map(|failed, act, ctx| {
             act.busy = false;
             if failed {

@@ -15,7 +15,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::Handle;
 
-use crate::common::{object_name, replace_status};
+use crate::common::replace_statuses;
 use crate::service_lb::{balanced, decide, local, service_of};
 
 /// How long after a change the statuses are decided.
@@ -70,29 +70,9 @@ impl ServiceLbController {
         }
         self.busy = true;
         let client = self.client.clone();
-        let started = std::time::Instant::now();
-        let write = self.me.reconcile(async move {
-            let mut failed = false;
-            for svc in &work {
-                match replace_status(&client, svc).await {
-                    Ok(()) => tracing::info!(
-                        service = %object_name(&svc.metadata),
-                        ingress = ?svc.status.as_ref().and_then(|s| s.load_balancer.as_ref())
-                            .and_then(|l| l.ingress.as_ref()).map(|i| i.iter()
-                            .filter_map(|i| i.ip.clone()).collect::<Vec<_>>()),
-                        "load balancer status written"
-                    ),
-                    // Gone meanwhile: nothing to keep.
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => {
-                        failed = true;
-                        tracing::debug!(service = %object_name(&svc.metadata), "writing the load balancer status: {e}");
-                    }
-                }
-            }
-            crate::metrics::reconciled("Service", started.elapsed(), failed);
-            failed
-        });
+        let write = self
+            .me
+            .reconcile(async move { replace_statuses(&client, "Service", &work).await });
         ctx.spawn(write.into_actor(self).map(|failed, act, ctx| {
             act.busy = false;
             if failed {
