@@ -15,6 +15,10 @@
 //!   API server's node proxy) holds all 100 pods again; the containers restarted by it
 //!   are counted (0: every one re-adopted).
 //!
+//! The burst's row also gives the CPU seconds the server, the agent and its container
+//! helper spent during it (2 cores: 2 × the burst's time is the machine's whole).
+//! `RK8S_BENCH_NODE=burst` runs the burst alone (to compare a change quickly).
+//!
 //! Prints a table and writes `target/bench/node.json`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -26,7 +30,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{ms, percentile, print_rows, write_json};
+use common::{cpu_seconds, ms, percentile, print_rows, write_json};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -195,6 +199,90 @@ async fn compare_inputs(
     (bare, read)
 }
 
+/// The container helper of the agent whose files are under `dir`: the process started
+/// as `rk8s-node __runtime-helper --root DIR/…` (read from `/proc`, never signalled).
+fn helper_pid(dir: &std::path::Path) -> Option<u32> {
+    let dir = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let helper = args
+                .get(1)
+                .is_some_and(|a| *a == rk8s_runtime::helper::HELPER_ARG.as_bytes());
+            let ours = args
+                .iter()
+                .any(|a| std::str::from_utf8(a).is_ok_and(|a| a.starts_with(&dir)));
+            (helper && ours).then_some(pid)
+        })
+}
+
+/// How many pods the agent under `dir` still keeps files of (its runtime's `pods`
+/// directory, emptied as each pod's teardown ends).
+fn pods_kept(dir: &std::path::Path) -> usize {
+    fn find(dir: &std::path::Path, depth: usize) -> Option<std::path::PathBuf> {
+        let candidate = dir.join("pods");
+        if candidate.is_dir() {
+            return Some(candidate);
+        }
+        if depth == 0 {
+            return None;
+        }
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .find_map(|e| find(&e.path(), depth - 1))
+    }
+    find(&dir.join("data"), 3)
+        .and_then(|pods| std::fs::read_dir(pods).ok())
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
+/// Waits until the agent under `dir` has torn down every pod (the API forgets a pod
+/// before its node has removed its containers, network and files); how long it took.
+async fn drained(dir: &std::path::Path) -> Duration {
+    let begin = Instant::now();
+    while pods_kept(dir) > 0 {
+        assert!(
+            begin.elapsed() < Duration::from_secs(120),
+            "the node still keeps pods after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    begin.elapsed()
+}
+
+/// CPU seconds (all threads) of the server, the agent and its helper.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    server: f64,
+    agent: f64,
+    helper: f64,
+}
+
+impl Cpu {
+    fn read(server: u32, agent: u32, helper: Option<u32>) -> Cpu {
+        Cpu {
+            server: cpu_seconds(server, "").0,
+            agent: cpu_seconds(agent, "").0,
+            helper: helper.map(|h| cpu_seconds(h, "").0).unwrap_or(0.0),
+        }
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            server: self.server - before.server,
+            agent: self.agent - before.agent,
+            helper: self.helper - before.helper,
+        }
+    }
+}
+
 /// What an agent restart with pods running took.
 struct Restart {
     lease: Duration,
@@ -274,37 +362,81 @@ fn main() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     agent.child = Some(join.spawn().unwrap());
-    let (single, (bare, read), burst_total, restart) = runtime.block_on(async {
-        let admin = server.client().await;
-        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
-        eventually("the node registered", async || {
-            nodes.get_opt("bench").await.ok()?
-        })
-        .await;
-        let pods: Api<Pod> = Api::namespaced(admin, "default");
-        // Warm-up: the image's layers unpacked once.
-        let warm = vec!["warm".to_string()];
-        start(&pods, &warm, &image).await;
-        delete_all(&pods, &warm).await;
-        let mut single = Vec::new();
-        let mut names = Vec::new();
-        for i in 0..SINGLE {
-            let name = vec![format!("one-{i}")];
-            let (l, _) = start(&pods, &name, &image).await;
-            single.extend(l);
-            names.extend(name);
-        }
-        delete_all(&pods, &names).await;
-        let compared = compare_inputs(&server, &pods, &image).await;
-        let burst: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
-        let (_, total) = start(&pods, &burst, &image).await;
-        let restart = restart_with_pods(&server, &mut agent, &pods).await;
-        delete_all(&pods, &burst).await;
-        single.sort();
-        (single, compared, total, restart)
-    });
+    let burst_only = std::env::var("RK8S_BENCH_NODE").is_ok_and(|v| v == "burst");
+    let (server_pid, agent_pid) = (server.pid(), agent.child.as_ref().unwrap().id());
+    let agent_dir = agent.dir.path().to_path_buf();
+    let (single, (bare, read), (burst_total, burst_cpu, drain), restart) =
+        runtime.block_on(async {
+            let admin = server.client().await;
+            let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
+            eventually("the node registered", async || {
+                nodes.get_opt("bench").await.ok()?
+            })
+            .await;
+            let pods: Api<Pod> = Api::namespaced(admin, "default");
+            // Warm-up: the image's layers unpacked once.
+            let warm = vec!["warm".to_string()];
+            start(&pods, &warm, &image).await;
+            delete_all(&pods, &warm).await;
+            let mut single = Vec::new();
+            let mut compared = (Vec::new(), Vec::new());
+            if !burst_only {
+                let mut names = Vec::new();
+                for i in 0..SINGLE {
+                    let name = vec![format!("one-{i}")];
+                    let (l, _) = start(&pods, &name, &image).await;
+                    single.extend(l);
+                    names.extend(name);
+                }
+                delete_all(&pods, &names).await;
+                compared = compare_inputs(&server, &pods, &image).await;
+            }
+            // The burst is to an idle node: the earlier pods' teardown over first.
+            let drain = drained(&agent_dir).await;
+            let burst: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
+            let helper = helper_pid(&agent_dir);
+            let before = Cpu::read(server_pid, agent_pid, helper);
+            let (_, total) = start(&pods, &burst, &image).await;
+            let cpu = Cpu::read(server_pid, agent_pid, helper).since(before);
+            let restart = if burst_only {
+                None
+            } else {
+                Some(restart_with_pods(&server, &mut agent, &pods).await)
+            };
+            delete_all(&pods, &burst).await;
+            single.sort();
+            (single, compared, (total, cpu, drain), restart)
+        });
     drop(agent);
     drop(server);
+    println!(
+        "(the node's teardown of the earlier pods ended {:.2} s after the API had forgotten them)",
+        drain.as_secs_f64()
+    );
+    let burst_row = (
+        format!("burst of {BURST} pods to one node"),
+        format!(
+            "{:.2} s until all Running   (goal ≤ 5 s; CPU: server {:.2} s, agent {:.2} s, helper {:.2} s)",
+            burst_total.as_secs_f64(),
+            burst_cpu.server,
+            burst_cpu.agent,
+            burst_cpu.helper
+        ),
+    );
+    let burst_json = json!({"case": "pod_start_burst", "pods": BURST, "total_s": burst_total.as_secs_f64(),
+        "earlier_teardown_s": drain.as_secs_f64(),
+        "cpu_s": {"server": burst_cpu.server, "agent": burst_cpu.agent, "helper": burst_cpu.helper}});
+    println!(
+        "\nrk8s node agent: API create → Running seen through a watch (image present, one node, 2 cores)\n"
+    );
+    let Some(restart) = restart else {
+        print_rows(&[burst_row]);
+        write_json(
+            "node-burst",
+            &json!({"benchmark": "node", "rows": [burst_json]}),
+        );
+        return;
+    };
     let rows = [
         (
             format!("pod start, one at a time ({SINGLE} pods)"),
@@ -330,13 +462,7 @@ fn main() {
                 ms(percentile(&read, 0.99))
             ),
         ),
-        (
-            format!("burst of {BURST} pods to one node"),
-            format!(
-                "{:.2} s until all Running   (goal ≤ 5 s)",
-                burst_total.as_secs_f64()
-            ),
-        ),
+        burst_row,
         (
             format!("agent SIGKILLed and restarted with {BURST} pods"),
             format!(
@@ -347,9 +473,6 @@ fn main() {
             ),
         ),
     ];
-    println!(
-        "\nrk8s node agent: API create → Running seen through a watch (image present, one node, 2 cores)\n"
-    );
     print_rows(&rows);
     write_json(
         "node",
@@ -357,7 +480,7 @@ fn main() {
             {"case": "pod_start_single", "pods": SINGLE, "p50_ms": ms(percentile(&single, 0.5)), "p99_ms": ms(percentile(&single, 0.99))},
             {"case": "pod_start_bare", "pods": PAIRED, "p50_ms": ms(percentile(&bare, 0.5)), "p99_ms": ms(percentile(&bare, 0.99))},
             {"case": "pod_start_with_inputs", "pods": PAIRED, "p50_ms": ms(percentile(&read, 0.5)), "p99_ms": ms(percentile(&read, 0.99))},
-            {"case": "pod_start_burst", "pods": BURST, "total_s": burst_total.as_secs_f64()},
+            burst_json,
             {"case": "agent_restart", "pods": BURST, "lease_s": restart.lease.as_secs_f64(),
              "adopted_s": restart.adopted.as_secs_f64(), "restarted": restart.restarted},
         ]}),
