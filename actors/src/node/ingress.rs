@@ -16,7 +16,9 @@
 //!
 //! The listeners (`--ingress-http-port`, `--ingress-https-port`, 0: off) bind every
 //! address; a port that cannot be bound is reported and tried again with backoff,
-//! and the agent runs on meanwhile.
+//! and the agent runs on meanwhile. They and their connections run on threads of
+//! their own ([`DataPlane`]), not on the agent's actor thread: the traffic uses
+//! every core, and never delays what the agent does for its pods.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -108,14 +110,17 @@ pub async fn keep(
         }
     };
     let proxy = Proxy::new(ports, default.clone());
+    let data_plane = DataPlane::start();
+    let mut listeners = Vec::new();
     for (port, tls) in [(ports.http, false), (ports.https, true)] {
         if port != 0 {
-            tokio::spawn(proxy.clone().listen(port, tls, move |e| {
+            let listen = proxy.clone().listen(port, tls, move |e| {
                 tracing::warn!(
                     port,
                     "the Ingress proxy cannot listen yet (trying again): {e}"
                 );
-            }));
+            });
+            listeners.push(AbortOnDrop(data_plane.handle().spawn(listen)));
         }
     }
     let (ingresses, ingresses_w) = reflector::store::<Ingress>();
@@ -195,6 +200,43 @@ pub async fn keep(
 
 /// Aborts the task when dropped (the fetcher ends with the proxy's loop).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+/// The threads the proxy's listeners and connections run on: a multi-thread runtime
+/// with a worker per core (at most 4), named `ingress`; shut down, without waiting
+/// for its connections, when the proxy's task ends. Where it cannot be made, the
+/// agent's own runtime serves.
+struct DataPlane(Option<tokio::runtime::Runtime>);
+
+impl DataPlane {
+    fn start() -> DataPlane {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("ingress")
+            .enable_all()
+            .build()
+            .inspect_err(|e| {
+                tracing::warn!("the Ingress proxy runs on the agent's thread: {e}");
+            })
+            .ok();
+        DataPlane(runtime)
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
