@@ -201,15 +201,16 @@ pub async fn keep(
 /// Aborts the task when dropped (the fetcher ends with the proxy's loop).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
-/// The threads the proxy's listeners and connections run on: a multi-thread runtime
-/// with a worker per core (at most 4), named `ingress`; shut down, without waiting
-/// for its connections, when the proxy's task ends. Where it cannot be made, the
-/// agent's own runtime serves.
+/// The threads the proxy's listeners and connections run on: a runtime with a worker
+/// per two cores (1 to 4; the node's pods keep the other cores — on 2 cores a second
+/// worker made the proxy slower, docs/benchmarks.md "Ingress"), named `ingress`;
+/// shut down, without waiting for its connections, when the proxy's task ends. Where
+/// it cannot be made, the agent's own runtime serves.
 struct DataPlane(Option<tokio::runtime::Runtime>);
 
 impl DataPlane {
     fn start() -> DataPlane {
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name("ingress")
