@@ -68,30 +68,28 @@ pub fn forget(keep: &std::collections::BTreeSet<(String, String)>) {
         let (ns, name) = (get("namespace"), get("ingress"));
         (!name.is_empty() && !keep.contains(&(ns, name))).then(|| labels.to_vec())
     };
-    use prometheus::core::Collector;
     if let Some(r) = REQUESTS.as_ref() {
-        for family in r.collect() {
-            for m in family.get_metric() {
-                if let Some(labels) = gone(m.get_label()) {
-                    let values: std::collections::HashMap<&str, &str> = labels
-                        .iter()
-                        .map(|l| (l.get_name(), l.get_value()))
-                        .collect();
-                    let _ = r.remove(&values);
-                }
-            }
-        }
+        remove_where(r, &gone);
     }
     if let Some(d) = DURATION.as_ref() {
-        for family in d.collect() {
-            for m in family.get_metric() {
-                if let Some(labels) = gone(m.get_label()) {
-                    let values: std::collections::HashMap<&str, &str> = labels
-                        .iter()
-                        .map(|l| (l.get_name(), l.get_value()))
-                        .collect();
-                    let _ = d.remove(&values);
-                }
+        remove_where(d, &gone);
+    }
+}
+
+/// Removes the series of `vec` whose labels `gone` picks.
+fn remove_where<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    gone: &dyn Fn(&[prometheus::proto::LabelPair]) -> Option<Vec<prometheus::proto::LabelPair>>,
+) {
+    use prometheus::core::Collector;
+    for family in vec.collect() {
+        for m in family.get_metric() {
+            if let Some(labels) = gone(m.get_label()) {
+                let values: std::collections::HashMap<&str, &str> = labels
+                    .iter()
+                    .map(|l| (l.get_name(), l.get_value()))
+                    .collect();
+                let _ = vec.remove(&values);
             }
         }
     }

@@ -33,7 +33,6 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use rk8s_ingress::proxy::{Ports, Proxy};
 use rk8s_ingress::table::{Cluster, Compiled, Table};
 use rk8s_ingress::tls::{self, Certificates};
@@ -125,19 +124,8 @@ pub async fn keep(
     }
     let (ingresses, ingresses_w) = reflector::store::<Ingress>();
     let (classes, classes_w) = reflector::store::<IngressClass>();
-    let config = watcher::Config::default;
-    let ingress_events = reflector::reflector(
-        ingresses_w,
-        watcher::watcher(Api::<Ingress>::all(client.clone()), config()),
-    )
-    .default_backoff()
-    .map(|_| ());
-    let class_events = reflector::reflector(
-        classes_w,
-        watcher::watcher(Api::<IngressClass>::all(client.clone()), config()),
-    )
-    .default_backoff()
-    .map(|_| ());
+    let ingress_events = super::network::watched(&client, ingresses_w);
+    let class_events = super::network::watched(&client, classes_w);
     let mut events = std::pin::pin!(futures_util::stream::select(ingress_events, class_events));
     let fetches: Fetches = Arc::default();
     let (wanted, wanted_rx) = tokio::sync::watch::channel(BTreeSet::new());

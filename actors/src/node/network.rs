@@ -67,25 +67,9 @@ pub async fn keep(
     let (nodes, nodes_w) = reflector::store();
     let services = services_w.as_reader();
     let slices = slices_w.as_reader();
-    let config = watcher::Config::default;
-    let node_events = reflector::reflector(
-        nodes_w,
-        watcher::watcher(Api::<Node>::all(client.clone()), config()),
-    )
-    .default_backoff()
-    .map(|_| ());
-    let service_events = reflector::reflector(
-        services_w,
-        watcher::watcher(Api::<Service>::all(client.clone()), config()),
-    )
-    .default_backoff()
-    .map(|_| ());
-    let slice_events = reflector::reflector(
-        slices_w,
-        watcher::watcher(Api::<EndpointSlice>::all(client), config()),
-    )
-    .default_backoff()
-    .map(|_| ());
+    let node_events = watched(&client, nodes_w);
+    let service_events = watched(&client, services_w);
+    let slice_events = watched(&client, slices_w);
     let mut events = std::pin::pin!(futures_util::stream::select(
         node_events,
         futures_util::stream::select(service_events, slice_events),
@@ -141,6 +125,29 @@ pub async fn keep(
             Err(e) => tracing::warn!("cluster network: {e}"),
         }
     }
+}
+
+/// Every object of kind `K` in the cluster, watched into `writer` (retrying with
+/// backoff); the stream yields once per event.
+pub(super) fn watched<K>(
+    client: &kube::Client,
+    writer: reflector::store::Writer<K>,
+) -> impl futures_util::Stream<Item = ()> + use<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    reflector::reflector(
+        writer,
+        watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .map(|_| ())
 }
 
 /// The other nodes with a podCIDR and an InternalIP.
