@@ -219,11 +219,11 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // The scheduler, and the ReplicaSet, ReplicationController, Deployment, Job,
     // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, EndpointSlice,
     // EndpointSliceMirroring, PersistentVolume, disruption, garbage collector, node lifecycle, ServiceAccount,
-    // ClusterRole aggregation, ResourceQuota, service load balancer and Ingress
-    // status controllers.
+    // ClusterRole aggregation, ResourceQuota, service load balancer, Ingress
+    // status and activation (scale from zero on request) controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(21.0)
+        Some(22.0)
     );
     assert!(
         sample(

@@ -2,7 +2,8 @@
 //! controllers (ReplicaSet, ReplicationController, Deployment, Job, CronJob,
 //! DaemonSet, StatefulSet, HorizontalPodAutoscaler, Endpoints, EndpointSlice,
 //! EndpointSliceMirroring, PersistentVolume, PodDisruptionBudget, ResourceQuota,
-//! garbage collector, node lifecycle, service load balancer) and, always, the ServiceAccount and root CA controller (pods cannot be
+//! garbage collector, node lifecycle, service load balancer, Ingress status,
+//! activation: scale from zero on request) and, always, the ServiceAccount and root CA controller (pods cannot be
 //! created without them) and the ClusterRole aggregation controller (the default
 //! roles `admin`, `edit` and `view` have no rules without it).
 //! They live on an actix system of their own thread, in one `rk8s_supervision`
@@ -13,6 +14,7 @@
 //! made anew at each election.
 
 use rk8s_api::identities::{self, controller};
+use rk8s_controllers::activation_actor::ActivationController;
 use rk8s_controllers::clusterrole_aggregation_actor::ClusterRoleAggregationController;
 use rk8s_controllers::cronjob_actor::CronJobSupervisor;
 use rk8s_controllers::daemonset_actor::DaemonSetSupervisor;
@@ -95,6 +97,7 @@ struct Clients {
     node_lifecycle: kube::Client,
     service_lb: kube::Client,
     ingress_status: kube::Client,
+    activation: kube::Client,
 }
 
 impl Clients {
@@ -124,6 +127,7 @@ impl Clients {
             node_lifecycle: controller(controller::NODE_LIFECYCLE)?,
             service_lb: controller(controller::SERVICE)?,
             ingress_status: controller(controller::INGRESS_STATUS)?,
+            activation: controller(controller::ACTIVATION)?,
         })
     }
 }
@@ -238,6 +242,10 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Resu
     let (c, i) = (clients.ingress_status, informers.clone());
     actors.start(CONTROLLER, "ingress-status", move |me| {
         IngressStatusController::new(c.clone(), &i, me)
+    });
+    let (c, i, a) = (clients.activation, informers.clone(), actors.clone());
+    actors.start(CONTROLLER, "activation", move |me| {
+        ActivationController::new(c.clone(), &i, a.clone(), me)
     });
     let (c, i, a, lifecycle) = (
         clients.node_lifecycle,

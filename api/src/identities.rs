@@ -71,6 +71,10 @@ pub mod controller {
     /// Gives the Ingresses the nodes' built-in proxy serves their status (rk8s' own:
     /// in kube an ingress controller does this with its own account).
     pub const INGRESS_STATUS: &str = "ingress-status-controller";
+    /// Wakes Deployments scaled to zero on a request through the built-in Ingress
+    /// and scales idle ones back to zero (rk8s' own: KEDA's http-add-on or
+    /// Knative's activator do this with their own accounts).
+    pub const ACTIVATION: &str = "activation-controller";
 }
 
 /// The user name of the controller `name` (its ServiceAccount's).

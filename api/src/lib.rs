@@ -15,6 +15,7 @@
 //!   bounds them; [`net`]: CIDR ranges and host addresses.
 //! - [`placement`]: node selectors, required node affinity, taints and tolerations;
 //! - [`references`]: the Secrets and ConfigMaps a pod uses (what its node may read);
+//! - [`activation`]: scale from zero on request (annotations, node activity lines);
 //! - [`identities`]: the user names the control plane's own components run as;
 //! - [`stored`]: a stored object's JSON with its revision written in, read only as
 //!   far as its `metadata`.
@@ -30,6 +31,7 @@
 //! # Ok::<(), String>(())
 //! ```
 
+pub mod activation;
 pub mod apply;
 pub mod crd;
 pub mod defaults;

@@ -439,6 +439,25 @@ pub fn combine(
     }
 }
 
+/// Scale from zero's activity floor (the activation controller's): while Ingress traffic
+/// reaches the target of an HPA with `minReplicas: 0`, the activation controller
+/// asks for at least `replicas` until a time, and the metrics' recommendation is
+/// raised to it, so a wake is not undone by a metric still at zero; recorded as the
+/// recommendation, it is then held through the scale-down stabilization window like
+/// any other. Only a target already up is held: waking from 0 is the activation
+/// controller's.
+pub fn with_activity_floor(
+    current: i32,
+    desired: i32,
+    floor: Option<(i32, Timestamp)>,
+    now: Timestamp,
+) -> i32 {
+    match floor {
+        Some((replicas, until)) if current > 0 && until > now => desired.max(replicas),
+        _ => desired,
+    }
+}
+
 /// What the controller remembers of one HPA between syncs (in memory, as
 /// kube-controller-manager does): recent recommendations and scale events.
 #[derive(Clone, Debug, Default, PartialEq)]

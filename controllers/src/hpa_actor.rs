@@ -60,7 +60,8 @@ impl Default for HpaConfig {
 }
 
 const API_VERSION: &str = "autoscaling/v2";
-const KIND: &str = "HorizontalPodAutoscaler";
+/// The kind HPA actors are registered under (`NAMESPACE/NAME`).
+pub const KIND: &str = "HorizontalPodAutoscaler";
 
 /// A newer version of the HPA, from the watch (or resent after a restart).
 #[derive(Message)]
@@ -77,6 +78,19 @@ struct Resync;
 #[rtype(result = "()")]
 struct Restarted(String);
 
+/// Scale from zero's activity floor ([`hpa::with_activity_floor`]): at least
+/// `replicas` until `until`, sent by the activation controller while the target
+/// has Ingress traffic (kept in memory: lost with leadership, sent again within
+/// seconds).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ActivityFloor {
+    /// At least this many replicas.
+    pub replicas: i32,
+    /// Until then.
+    pub until: Timestamp,
+}
+
 /// One HPA's actor.
 pub struct HpaActor {
     client: kube::Client,
@@ -85,6 +99,7 @@ pub struct HpaActor {
     pods: Informer<Pod>,
     hpa: HorizontalPodAutoscaler,
     history: History,
+    floor: Option<(i32, Timestamp)>,
     busy: bool,
     me: Handle<Self>,
 }
@@ -111,6 +126,14 @@ impl Handler<Update> for HpaActor {
     }
 }
 
+impl Handler<ActivityFloor> for HpaActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ActivityFloor, _: &mut Self::Context) {
+        self.floor = Some((msg.replicas, msg.until));
+    }
+}
+
 impl Handler<Resync> for HpaActor {
     type Result = ();
 
@@ -126,7 +149,7 @@ impl Handler<Resync> for HpaActor {
             self.batches.clone(),
             self.pods.clone(),
             self.hpa.clone(),
-            self.history.clone(),
+            (self.history.clone(), self.floor),
         ));
         ctx.spawn(
             work.into_actor(self)
@@ -207,7 +230,7 @@ async fn sync(
     batches: Arc<Batches>,
     pods: Informer<Pod>,
     mut hpa: HorizontalPodAutoscaler,
-    mut history: History,
+    (mut history, floor): (History, Option<(i32, Timestamp)>),
 ) -> (History, bool) {
     let Some(spec) = hpa.spec.clone() else {
         return (history, false);
@@ -327,6 +350,7 @@ async fn sync(
                 return (history, true);
             }
             Ok((replicas, metric)) => {
+                let replicas = hpa::with_activity_floor(current, replicas, floor, now);
                 if proposals.iter().any(|(_, p)| p.is_err()) {
                     failed = true;
                 }
@@ -474,6 +498,7 @@ impl HpaSupervisor {
                 pods: pods.clone(),
                 hpa: hpa.clone(),
                 history: History::default(),
+                floor: None,
                 busy: false,
                 me,
             }

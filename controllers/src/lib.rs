@@ -47,6 +47,9 @@
 //!   Services without a class.
 //! - [`ingress_status`] and [`ingress_status_actor`]: the nodes' addresses as the
 //!   `status.loadBalancer` of the Ingresses the nodes' built-in proxy serves.
+//! - [`activation`] and [`activation_actor`]: scale from zero on request through
+//!   the Ingress — the nodes' activity streams read through the API server's node
+//!   proxy, Deployments woken and put to sleep through their `scale` subresource.
 //! - [`service_accounts`] and [`service_accounts_actor`]: each namespace's `default`
 //!   ServiceAccount and `kube-root-ca.crt` ConfigMap.
 //! - [`clusterrole_aggregation`] and [`clusterrole_aggregation_actor`]: the rules of
@@ -62,6 +65,8 @@
 //! there again by kind and name, killed (chaos) as a crash kills, restarted from
 //! scratch to rebuild from the API.
 
+pub mod activation;
+pub mod activation_actor;
 pub mod clusterrole_aggregation;
 pub mod clusterrole_aggregation_actor;
 pub mod common;

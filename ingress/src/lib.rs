@@ -8,6 +8,8 @@
 //! - [`tls`]: the certificates by SNI, from `kubernetes.io/tls` Secrets;
 //! - [`proxy`]: the hyper server, which reads the table of the moment per request,
 //!   and [`clients`]: the keep-alive pools to the pods;
+//! - [`activation`]: requests held while a Service scaled to zero wakes, and the
+//!   traffic the node reports for it;
 //! - [`headers`]: hop-by-hop and `X-Forwarded-*` fields; [`idle`]: the timeouts of
 //!   quiet peers; [`metrics`].
 //!
@@ -26,6 +28,7 @@
 //! assert!(matches!(proxy.table().route("a.test", "/", false), Route::NotFound));
 //! ```
 
+pub mod activation;
 pub mod annotations;
 pub mod clients;
 pub mod headers;

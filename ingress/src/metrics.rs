@@ -1,12 +1,13 @@
 //! The proxy's metrics, in the default Prometheus registry (served on the node's
 //! `/metrics`): requests by Ingress, Service and status code, and their durations
 //! by Ingress. Labels come from the served Ingresses only (a request no Ingress took
-//! counts with empty ones).
+//! counts with empty ones). The held requests of scale from zero
+//! (module `activation`): how many wait now and how long they waited, by Service.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
 
 fn registered<M: prometheus::core::Collector + Clone + 'static>(
     metric: prometheus::Result<M>,
@@ -42,6 +43,48 @@ pub static DURATION: LazyLock<Option<HistogramVec>> = LazyLock::new(|| {
         &["namespace", "ingress"],
     ))
 });
+
+/// `rk8s_ingress_activation_waiting{namespace,service}`: requests held now.
+pub static WAITING: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
+    registered(IntGaugeVec::new(
+        Opts::new(
+            "rk8s_ingress_activation_waiting",
+            "Requests the Ingress proxy holds for an endpoint of a Service scaled to zero.",
+        ),
+        &["namespace", "service"],
+    ))
+});
+
+/// `rk8s_ingress_activation_wait_seconds{namespace,service}`: how long held
+/// requests waited (until forwarded, refused, or gone).
+pub static WAIT: LazyLock<Option<HistogramVec>> = LazyLock::new(|| {
+    registered(HistogramVec::new(
+        HistogramOpts::new(
+            "rk8s_ingress_activation_wait_seconds",
+            "Time a request was held for an endpoint of a Service scaled to zero.",
+        )
+        .buckets(vec![
+            0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0,
+        ]),
+        &["namespace", "service"],
+    ))
+});
+
+/// Sets how many requests to the Service `key` are held.
+pub fn waiting((namespace, service): &(String, String), n: u64) {
+    if let Some(w) = WAITING.as_ref() {
+        w.with_label_values(&[namespace, service])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+/// Records that a request to the Service `key` was held for `took`.
+pub fn waited((namespace, service): &(String, String), took: Duration) {
+    if let Some(w) = WAIT.as_ref() {
+        w.with_label_values(&[namespace, service])
+            .observe(took.as_secs_f64());
+    }
+}
 
 /// Counts one answered request.
 pub fn observe(namespace: &str, ingress: &str, service: &str, code: u16, took: Duration) {

@@ -4,10 +4,13 @@
 //! one they read) and passed to a pod. Answers of its own, with a short plain-text
 //! body: 400 a path that climbs above `/`, 404 no route, 308 to https, 413 body too
 //! large, 502 the pod could not be reached or broke off, 503 no endpoints, 504 no
-//! answer in time. An `Upgrade` (WebSocket) answered 101 by the pod joins both
-//! connections, copied both ways until neither side sends for `proxy-read-timeout`
-//! (as ingress-nginx). Bounds ([`Limits`]): connections per listener, tunnels
-//! included (then accepting waits); a TLS handshake timeout; the first request head
+//! answer in time. A request to a Service that wakes on request and has no
+//! endpoints is held ([`crate::activation`]) and routed again at each table swap;
+//! 503 with `Retry-After` when its queue is full or its time is up. An `Upgrade`
+//! (WebSocket) answered 101 by the pod joins both connections, copied both ways
+//! until neither side sends for `proxy-read-timeout` (as ingress-nginx). Bounds
+//! ([`Limits`]): connections per listener, tunnels included (then accepting
+//! waits); a TLS handshake timeout; the first request head
 //! within the header timeout of connecting (hyper-util's auto builder reads the
 //! protocol's first bytes with no timeout of its own), later HTTP/1 heads too; a
 //! connection with no request in flight closed after the keep-alive timeout; HTTP/2
@@ -29,12 +32,17 @@ use tokio::net::TcpListener;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::activation::{self, Activation, Hold};
 use crate::clients::{Body, BoxError, Clients};
 use crate::headers::{self, Forwarded};
 use crate::idle::{self, Activity, Guarded, Idle, Progress, Stalled};
 use crate::metrics;
 use crate::table::{Backend, Route, Table};
 use crate::tls::{self, Certificates, Resolver};
+
+/// The header on answers to requests that were held while their Service woke
+/// (KEDA's `X-KEDA-HTTP-Cold-Start`).
+pub const COLD_START: &str = "x-rk8s-cold-start";
 
 /// The most connections a listener serves at once, upgraded ones included (each
 /// also holds a socket to a pod: two listeners at most hold 4 × this many
@@ -95,6 +103,7 @@ pub struct Proxy {
     clients: Clients,
     ports: Ports,
     limits: Limits,
+    activation: Arc<Activation>,
 }
 
 impl Proxy {
@@ -110,20 +119,49 @@ impl Proxy {
         default_cert: Arc<rustls::sign::CertifiedKey>,
         limits: Limits,
     ) -> Arc<Self> {
+        Self::with_activation(
+            ports,
+            default_cert,
+            limits,
+            Activation::new(activation::DEFAULT_QUEUE),
+        )
+    }
+
+    /// [`Proxy::with_limits`] holding requests to Services scaled to zero in
+    /// `activation` (shared with the node's activity stream).
+    pub fn with_activation(
+        ports: Ports,
+        default_cert: Arc<rustls::sign::CertifiedKey>,
+        limits: Limits,
+        activation: Arc<Activation>,
+    ) -> Arc<Self> {
         Arc::new(Proxy {
             table: RwLock::new(Arc::new(Table::default())),
             certificates: Arc::new(Resolver::new(Certificates::new(default_cert))),
             clients: Clients::default(),
             ports,
             limits,
+            activation,
         })
     }
 
-    /// Serves `table` and `certificates` from the next request and handshake on.
+    /// The held requests and the counted traffic of Services that wake on request.
+    pub fn activation(&self) -> &Arc<Activation> {
+        &self.activation
+    }
+
+    /// Serves `table` and `certificates` from the next request and handshake on;
+    /// held requests route again on it.
     pub fn set(&self, table: Table, certificates: Certificates) {
         let keep = table.served.iter().cloned().collect();
+        let holding = table
+            .backends()
+            .filter(|b| b.hold.is_some())
+            .map(|b| b.key())
+            .collect();
         *self.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
         self.certificates.set(certificates);
+        self.activation.swapped(&holding);
         metrics::forget(&keep);
     }
 
@@ -286,24 +324,88 @@ impl Proxy {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
-        let table = self.table();
-        let (backend, response) = match table.route(&host, &path, https) {
-            Route::BadPath => (None, text(StatusCode::BAD_REQUEST, "bad request path")),
-            Route::NotFound => (None, text(StatusCode::NOT_FOUND, "default backend - 404")),
-            Route::Redirect => (None, self.redirect(&host, &path)),
-            Route::Backend { backend, path } => {
-                let backend = backend.clone();
-                let client = Client {
-                    peer,
-                    port,
-                    https,
-                    host: &host,
-                    permit: &at.permit,
+        let mut table = self.table();
+        // Held for an endpoint (scale from zero): the place in the queue, until when.
+        let mut held: Option<(Hold, tokio::time::Instant)> = None;
+        let mut waited = false;
+        let (backend, mut response) = loop {
+            let (backend, sent) = match table.route(&host, &path, https) {
+                Route::BadPath => break (None, text(StatusCode::BAD_REQUEST, "bad request path")),
+                Route::NotFound => {
+                    break (None, text(StatusCode::NOT_FOUND, "default backend - 404"));
+                }
+                Route::Redirect => break (None, self.redirect(&host, &path)),
+                Route::Backend { backend, path } => (backend.clone(), path),
+            };
+            if let Some(timeout) = backend.hold
+                && !backend.has_endpoints()
+            {
+                let key = backend.key();
+                let deadline = held.as_ref().map(|(_, until)| *until);
+                if held.as_ref().is_some_and(|(h, _)| h.key() != &key) {
+                    // Routed elsewhere since: the new backend's queue, the same deadline.
+                    held = None;
+                }
+                if held.is_none() {
+                    match self.activation.hold(&key) {
+                        Ok(h) => {
+                            waited = true;
+                            let until =
+                                deadline.unwrap_or_else(|| tokio::time::Instant::now() + timeout);
+                            held = Some((h, until));
+                        }
+                        Err(activation::Full) => {
+                            let r = unavailable(1, "service unavailable: too many requests wait");
+                            break (Some(backend), r);
+                        }
+                    }
+                }
+                let Some((hold, until)) = held.as_mut() else {
+                    continue;
                 };
-                let r = self.forward(req, &backend, path, &client).await;
-                (Some(backend), r)
+                let swapped = tokio::select! {
+                    s = hold.swapped() => s,
+                    () = tokio::time::sleep_until(*until) => false,
+                };
+                if !swapped {
+                    let r = unavailable(5, "service unavailable: no endpoint in time");
+                    break (Some(backend), r);
+                }
+                table = self.table();
+                continue;
             }
+            let client = Client {
+                peer,
+                port,
+                https,
+                host: &host,
+                permit: &at.permit,
+            };
+            let under_way = backend
+                .hold
+                .map(|_| self.activation.in_flight(&backend.key(), !waited));
+            // Forwarded: out of the queue.
+            held = None;
+            let r = self.forward(req, &backend, sent, &client).await;
+            // Under way until the answer's body is sent.
+            let r = match under_way {
+                Some(guard) => r.map(|b| {
+                    b.map_frame(move |f| {
+                        let _ = &guard;
+                        f
+                    })
+                    .boxed_unsync()
+                }),
+                None => r,
+            };
+            break (Some(backend), r);
         };
+        drop(held);
+        if waited {
+            response
+                .headers_mut()
+                .insert(COLD_START, HeaderValue::from_static("true"));
+        }
         let (ns, ingress, service) = match &backend {
             Some(b) => (b.namespace.as_str(), b.ingress.as_str(), b.service.as_str()),
             None => ("", "", ""),
@@ -501,6 +603,14 @@ fn empty() -> Body {
     Full::new(Bytes::new())
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+/// 503 with `message` and `Retry-After: retry_after` (seconds).
+fn unavailable(retry_after: u32, message: &str) -> Response<Body> {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    r
 }
 
 /// An answer of the proxy's own: `status` with `message` and a newline, plain text.

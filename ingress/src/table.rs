@@ -71,10 +71,24 @@ pub struct Backend {
     pub target: Target,
     /// The Ingress's annotations.
     pub options: Arc<Options>,
+    /// How long a request waits while there are no endpoints (the Service's
+    /// `scale.rk8s.io/activation-timeout`: its Deployment wakes on request); `None`:
+    /// 503 at once.
+    pub hold: Option<std::time::Duration>,
     next: AtomicUsize,
 }
 
 impl Backend {
+    /// Whether it has an endpoint to send a request to.
+    pub fn has_endpoints(&self) -> bool {
+        matches!(&self.target, Target::Endpoints(all) if !all.is_empty())
+    }
+
+    /// Its Service, by namespace and name.
+    pub fn key(&self) -> (String, String) {
+        (self.namespace.clone(), self.service.clone())
+    }
+
     /// The next endpoint, round robin; `None` when there is none.
     pub fn pick(&self) -> Option<SocketAddr> {
         let Target::Endpoints(all) = &self.target else {
@@ -168,9 +182,14 @@ fn backend(
     options: &Arc<Options>,
     cluster: &dyn Cluster,
 ) -> Arc<Backend> {
-    let (service, target) = match &spec.service {
-        None => (String::new(), Target::Resource),
-        Some(s) => (s.name.clone(), service_target(namespace, s, cluster)),
+    let (service, target, hold) = match &spec.service {
+        None => (String::new(), Target::Resource, None),
+        Some(s) => {
+            let hold = cluster.service(namespace, &s.name).and_then(|svc| {
+                rk8s_api::activation::service_hold(svc.metadata.annotations.as_ref())
+            });
+            (s.name.clone(), service_target(namespace, s, cluster), hold)
+        }
     };
     Arc::new(Backend {
         namespace: namespace.to_string(),
@@ -178,6 +197,7 @@ fn backend(
         service,
         target,
         options: options.clone(),
+        hold,
         next: AtomicUsize::new(0),
     })
 }

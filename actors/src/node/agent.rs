@@ -85,6 +85,8 @@ pub struct AgentConfig {
     pub ingress_http_port: u16,
     /// The Ingress proxy's HTTPS port on every address (0: off).
     pub ingress_https_port: u16,
+    /// The most requests the Ingress proxy holds per Service waking from zero.
+    pub ingress_activation_queue: usize,
 }
 
 /// What a join adds to the Node (kept as given; `run` after a restart keeps what the
@@ -364,6 +366,8 @@ async fn start_cluster_side(
         super::local_volumes::dir(&config.data_dir),
     ));
     let stats = Arc::new(Stats::new(&id.node_name));
+    // Held requests and Ingress traffic: the proxy's, reported on the endpoint.
+    let activation = super::activity::Activation::new(config.ingress_activation_queue.max(1));
     tokio::spawn(stats.clone().keep(
         runtime.clone(),
         config.stats_interval.max(Duration::from_millis(100)),
@@ -380,9 +384,16 @@ async fn start_cluster_side(
             .cloned()
             .collect(),
         listener,
-        (runtime.clone(), stats),
+        (runtime.clone(), stats, activation.clone()),
     ));
-    start_cluster_network(config, id, &client, node_ip.as_deref(), subnet, services_w).await;
+    start_cluster_network(
+        config,
+        id,
+        &client,
+        node_ip.as_deref(),
+        (subnet, services_w, activation),
+    )
+    .await;
     tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
     let actors = Actors::default();
     let (a, name) = (actors.clone(), info.name.clone());
@@ -406,8 +417,7 @@ async fn start_cluster_network(
     id: &Identity,
     client: &kube::Client,
     node_ip: Option<&str>,
-    subnet: Ipv4Net,
-    services_w: Writer<Service>,
+    (subnet, services_w, activation): (Ipv4Net, Writer<Service>, Arc<super::activity::Activation>),
 ) {
     let overlay = match node_ip.map(str::parse::<std::net::Ipv4Addr>) {
         // A node that reaches the API over loopback shares its host with it: there is
@@ -451,7 +461,7 @@ async fn start_cluster_network(
     };
     tokio::spawn(super::ingress::keep(
         client.clone(),
-        ports,
+        (ports, activation),
         (services_w.as_reader(), slices),
         changed.clone(),
     ));
@@ -471,7 +481,11 @@ async fn serve_when_certified(
     data_dir: PathBuf,
     addresses: Vec<String>,
     listener: tokio::net::TcpListener,
-    (runtime, stats): (Arc<PodRuntime>, Arc<Stats>),
+    (runtime, stats, activation): (
+        Arc<PodRuntime>,
+        Arc<Stats>,
+        Arc<super::activity::Activation>,
+    ),
 ) {
     let tls = loop {
         let cert = id.serving_cert(&client, &data_dir, &addresses).await;
@@ -487,7 +501,7 @@ async fn serve_when_certified(
             }
         }
     };
-    server::serve(listener, tls, runtime, stats).await;
+    server::serve(listener, tls, runtime, (stats, activation)).await;
 }
 
 /// How often unused images are looked for (kubelet's image GC period).

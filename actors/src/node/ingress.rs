@@ -33,7 +33,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use rk8s_ingress::proxy::{Ports, Proxy};
+use rk8s_ingress::proxy::{Limits, Ports, Proxy};
 use rk8s_ingress::table::{Cluster, Compiled, Table};
 use rk8s_ingress::tls::{self, Certificates};
 use rustls::sign::CertifiedKey;
@@ -90,11 +90,12 @@ type SecretKey = (String, String);
 /// The Secrets fetched, shared by the fetcher and the loop that swaps them in.
 type Fetches = Arc<Mutex<BTreeMap<SecretKey, Fetched>>>;
 
-/// Runs the proxy on `ports` until the task is dropped, reading the Services and
+/// Runs the proxy on `ports` until the task is dropped (holding requests to Services
+/// that wake on request in `activation`), reading the Services and
 /// EndpointSlices of `services`/`slices` (told of their changes through `changed`).
 pub async fn keep(
     client: kube::Client,
-    ports: Ports,
+    (ports, activation): (Ports, Arc<rk8s_ingress::activation::Activation>),
     (services, slices): (Store<Service>, Store<EndpointSlice>),
     changed: Arc<tokio::sync::Notify>,
 ) {
@@ -108,7 +109,7 @@ pub async fn keep(
             return;
         }
     };
-    let proxy = Proxy::new(ports, default.clone());
+    let proxy = Proxy::with_activation(ports, default.clone(), Limits::default(), activation);
     let data_plane = DataPlane::start();
     let mut listeners = Vec::new();
     for (port, tls) in [(ports.http, false), (ports.https, true)] {

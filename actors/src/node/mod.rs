@@ -1,5 +1,6 @@
 //! The node agent's side of the cluster.
 
+pub mod activity;
 pub mod agent;
 pub mod health_checks;
 pub mod identity;

@@ -15,6 +15,8 @@
 //!   as kubectl speaks it (see [`super::port_forward`]).
 //! - `GET /stats/summary`: usage of the node and its pods (kubelet's Summary API).
 //! - `GET /metrics`: the agent's own metrics; `GET /metrics/cadvisor`: the containers'.
+//! - `GET /ingress/activity`: the Ingress traffic of Services that wake on request
+//!   (see [`super::activity`]).
 
 mod attach;
 mod exec;
@@ -30,6 +32,7 @@ use hyper::body::Incoming;
 use rk8s_runtime::logs::ReadOptions;
 use rk8s_runtime::pod::{PodRecord, PodRuntime};
 
+use super::activity::Activation;
 use super::stats::Stats;
 use tokio::sync::mpsc;
 
@@ -45,16 +48,20 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     runtime: Arc<PodRuntime>,
-    stats: Arc<Stats>,
+    (stats, activation): (Arc<Stats>, Arc<Activation>),
 ) {
     rk8s_http::serve::serve_tls(listener, tls, move |req| {
-        let (runtime, stats) = (runtime.clone(), stats.clone());
-        async move { handle(runtime, &stats, req).await }
+        let (runtime, stats, activation) = (runtime.clone(), stats.clone(), activation.clone());
+        async move { handle(runtime, (&stats, activation), req).await }
     })
     .await;
 }
 
-async fn handle(runtime: Arc<PodRuntime>, stats: &Stats, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    runtime: Arc<PodRuntime>,
+    (stats, activation): (&Stats, Arc<Activation>),
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path: Vec<String> = req
         .uri()
         .path()
@@ -78,6 +85,7 @@ async fn handle(runtime: Arc<PodRuntime>, stats: &Stats, req: Request<Incoming>)
             let (format, body) = super::metrics::exposition();
             text(body, &format)
         }
+        (&Method::GET, ["ingress", "activity"]) => Ok(super::activity::stream(activation)),
         (&Method::GET, ["metrics", "cadvisor"]) => {
             text(stats.cadvisor().into_bytes(), prometheus::TEXT_FORMAT)
         }

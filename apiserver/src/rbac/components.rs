@@ -331,6 +331,23 @@ mod tests {
                 &["update networking.k8s.io/ingresses", "get /secrets"],
             ),
             (
+                controller::ACTIVATION,
+                &[
+                    "get apps/deployments/scale",
+                    "patch apps/deployments/scale",
+                    "patch /services",
+                    "get /nodes/proxy",
+                    "list autoscaling/horizontalpodautoscalers",
+                ],
+                &[
+                    "update apps/deployments",
+                    "patch apps/replicasets/scale",
+                    "delete /services",
+                    "get /secrets",
+                    "patch /nodes",
+                ],
+            ),
+            (
                 controller::CLUSTERROLE_AGGREGATION,
                 &[
                     "update rbac.authorization.k8s.io/clusterroles",

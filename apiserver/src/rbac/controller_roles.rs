@@ -256,6 +256,18 @@ fn rules() -> Vec<(&'static str, Vec<PolicyRule>)> {
             ],
         ),
         (
+            controller::ACTIVATION,
+            vec![
+                rule("list watch", APPS, "deployments"),
+                rule("get patch", APPS, "deployments/scale"),
+                rule("list watch patch", CORE, "services"),
+                rule("list watch", &["autoscaling"], "horizontalpodautoscalers"),
+                rule("list watch", CORE, "nodes"),
+                rule("get", CORE, "nodes/proxy"),
+                events(),
+            ],
+        ),
+        (
             controller::SERVICE_ACCOUNT,
             vec![rule("create", CORE, "serviceaccounts"), events()],
         ),

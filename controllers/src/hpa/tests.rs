@@ -456,3 +456,30 @@ fn a_recommendation_kept_for_scaling_down_never_scales_up() {
     // After the window, down to 2 (one step: the default scale-down rule is 100%).
     assert_eq!(h.normalize(None, (2, 8), 6, 2, at(301)).replicas, 2);
 }
+
+#[test]
+fn an_activity_floor_holds_a_woken_target_then_the_scale_down_window_does() {
+    let until = at(60);
+    // Raised while it lasts, for a target that is up; never from zero.
+    assert_eq!(with_activity_floor(1, 0, Some((1, until)), at(10)), 1);
+    assert_eq!(with_activity_floor(3, 4, Some((1, until)), at(10)), 4);
+    assert_eq!(with_activity_floor(0, 0, Some((1, until)), at(10)), 0);
+    assert_eq!(with_activity_floor(1, 0, Some((1, until)), at(60)), 0);
+    assert_eq!(with_activity_floor(1, 0, None, at(10)), 0);
+    // Recorded as a recommendation: a 10 s scale-down window holds it after.
+    let behavior: HorizontalPodAutoscalerBehavior = serde_json::from_value(json!({
+        "scaleDown": {"stabilizationWindowSeconds": 10}
+    }))
+    .unwrap();
+    let mut h = History::default();
+    let floor = Some((1, until));
+    for t in [0, 15, 30, 45, 58] {
+        let desired = with_activity_floor(1, 0, floor, at(t));
+        let n = h.normalize(Some(&behavior), (0, 5), 1, desired, at(t));
+        assert_eq!(n.replicas, 1, "at {t} s");
+    }
+    let n = h.normalize(Some(&behavior), (0, 5), 1, 0, at(65));
+    assert_eq!(n.replicas, 1, "within the window after the floor");
+    let n = h.normalize(Some(&behavior), (0, 5), 1, 0, at(69));
+    assert_eq!(n.replicas, 0, "after the window");
+}

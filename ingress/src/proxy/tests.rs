@@ -498,3 +498,181 @@ async fn a_new_table_applies_to_the_next_request() {
     );
     assert!(raw(at, get).await.starts_with("HTTP/1.1 404"));
 }
+
+/// The table of `cold.test` → the Service `cold`, which wakes on request (held 1 s),
+/// with the endpoint `pod` or none.
+fn cold_table(pod: Option<SocketAddr>) -> Table {
+    let mut cluster = StaticCluster::default();
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "cold", "namespace": "default",
+            "annotations": {rk8s_api::activation::ACTIVATION_TIMEOUT: "1s"}},
+        "spec": {"ports": [{"name": "http", "port": 80}]}
+    }))
+    .unwrap();
+    cluster
+        .services
+        .insert(("default".into(), "cold".into()), Arc::new(svc));
+    cluster.endpoints.insert(
+        ("default".into(), "cold".into(), "http".into()),
+        pod.into_iter().collect(),
+    );
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "cold", "namespace": "default"},
+        "spec": {"rules": [{"host": "cold.test", "http": {"paths": [{"pathType": "Prefix",
+            "path": "/", "backend": {"service": {"name": "cold", "port": {"number": 80}}}}]}}]}
+    }))
+    .unwrap();
+    Table::build(&[Arc::new(ingress)], &[class()], &cluster)
+}
+
+/// A proxy holding at most `queue` requests a backend, serving [`cold_table`]
+/// without endpoints.
+async fn cold_proxy(queue: usize) -> (SocketAddr, Arc<Proxy>) {
+    let default = tls::fake_certificate().unwrap();
+    let ports = Ports {
+        http: 80,
+        https: 443,
+    };
+    let proxy = Proxy::with_activation(
+        ports,
+        default.clone(),
+        Limits::default(),
+        Activation::new(queue),
+    );
+    proxy.set(cold_table(None), Certificates::new(default));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = listener.local_addr().unwrap();
+    tokio::spawn(proxy.clone().serve(listener, false));
+    (at, proxy)
+}
+
+const COLD_GET: &str = "GET /x HTTP/1.1\r\nHost: cold.test\r\nConnection: close\r\n\r\n";
+
+/// Polls `f` every 10 ms for up to 5 s.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} did not happen");
+}
+
+#[tokio::test]
+async fn a_held_request_is_forwarded_when_an_endpoint_comes_and_says_it_waited() {
+    let (at, proxy) = cold_proxy(4).await;
+    let request = tokio::spawn(raw(at, COLD_GET));
+    let activation = proxy.activation().clone();
+    until("the request is held", || {
+        activation
+            .snapshot()
+            .first()
+            .is_some_and(|b| b.waiting == 1)
+    })
+    .await;
+    proxy.set(
+        cold_table(Some(backend().await)),
+        Certificates::new(tls::fake_certificate().unwrap()),
+    );
+    let reply = request.await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("x-rk8s-cold-start: true\r\n"), "{reply}");
+    assert!(reply.contains("GET /x\n"), "{reply}");
+    let counts = &activation.snapshot()[0];
+    assert_eq!((counts.requests, counts.waiting), (1, 0), "{counts:?}");
+    until("the answer's end", || {
+        activation.snapshot()[0].in_flight == 0
+    })
+    .await;
+    // Warm: no header, counted as a request.
+    let reply = raw(at, COLD_GET).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(!reply.contains("x-rk8s-cold-start"), "{reply}");
+    assert_eq!(activation.snapshot()[0].requests, 2);
+}
+
+#[tokio::test]
+async fn a_full_queue_is_refused_at_once_and_held_requests_time_out_with_retry_after() {
+    let (at, proxy) = cold_proxy(2).await;
+    let started = std::time::Instant::now();
+    let held: Vec<_> = (0..2).map(|_| tokio::spawn(raw(at, COLD_GET))).collect();
+    let activation = proxy.activation().clone();
+    until("two requests are held", || {
+        activation
+            .snapshot()
+            .first()
+            .is_some_and(|b| b.waiting == 2)
+    })
+    .await;
+    let refused = raw(at, COLD_GET).await;
+    assert!(started.elapsed() < Duration::from_millis(900));
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("retry-after: 1\r\n"), "{refused}");
+    for h in held {
+        let reply = h.await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+        assert!(reply.contains("retry-after: 5\r\n"), "{reply}");
+        assert!(reply.contains("x-rk8s-cold-start: true\r\n"), "{reply}");
+    }
+    // Held for the Service's 1 s.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(activation.snapshot()[0].waiting, 0);
+}
+
+#[tokio::test]
+async fn a_table_swap_without_endpoints_keeps_requests_held_and_another_route_is_followed() {
+    let (at, proxy) = cold_proxy(4).await;
+    let request = tokio::spawn(raw(at, COLD_GET));
+    let activation = proxy.activation().clone();
+    until("the request is held", || {
+        activation
+            .snapshot()
+            .first()
+            .is_some_and(|b| b.waiting == 1)
+    })
+    .await;
+    let certificates = || Certificates::new(tls::fake_certificate().unwrap());
+    proxy.set(cold_table(None), certificates());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !request.is_finished(),
+        "still held after a swap without endpoints"
+    );
+    // The Ingress is gone: routed again, 404 at once.
+    proxy.set(Table::default(), certificates());
+    let reply = request.await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_gives_up_its_place_in_the_queue() {
+    let (at, proxy) = cold_proxy(1).await;
+    let mut s = tokio::net::TcpStream::connect(at).await.unwrap();
+    s.write_all(COLD_GET.as_bytes()).await.unwrap();
+    let activation = proxy.activation().clone();
+    until("the request is held", || {
+        activation
+            .snapshot()
+            .first()
+            .is_some_and(|b| b.waiting == 1)
+    })
+    .await;
+    drop(s);
+    until("its place is given up", || {
+        activation.snapshot()[0].waiting == 0
+    })
+    .await;
+    // The place is free again: the next one is held, not refused.
+    let next = tokio::spawn(raw(at, COLD_GET));
+    until("the next request is held", || {
+        activation.snapshot()[0].waiting == 1
+    })
+    .await;
+    let reply = next.await.unwrap();
+    assert!(reply.contains("retry-after: 5\r\n"), "{reply}");
+}

@@ -254,6 +254,10 @@ struct RunArgs {
     /// The Ingress proxy's HTTPS port on every address (0: off).
     #[arg(long, default_value_t = 443)]
     ingress_https_port: u16,
+    /// The most requests the Ingress proxy holds per Service while it wakes from
+    /// zero (`scale.rk8s.io/wake-on-request`); one more is answered 503 at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    ingress_activation_queue: u32,
 }
 
 impl RunArgs {
@@ -302,6 +306,8 @@ impl RunArgs {
             cluster_domain: self.cluster_domain,
             ingress_http_port: self.ingress_http_port,
             ingress_https_port: self.ingress_https_port,
+            ingress_activation_queue: usize::try_from(self.ingress_activation_queue)
+                .unwrap_or(rk8s_actors::node::activity::DEFAULT_QUEUE),
         }
     }
 }
