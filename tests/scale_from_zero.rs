@@ -107,9 +107,20 @@ async fn has_event(events: &Api<Event>, reason: &str, name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The value of `series` (name and labels, as exposed) in node `node`'s
+/// `/metrics`, read through the API server.
+async fn node_metric(client: &kube::Client, node: &str, series: &str) -> Option<f64> {
+    let uri = format!("/api/v1/nodes/{node}/proxy/metrics");
+    let req = http::Request::get(uri).body(Vec::new()).ok()?;
+    let text = client.request_text(req).await.ok()?;
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+}
+
 /// Waits until the activation controller has marked the Service `name` (the nodes'
-/// proxies then hold its requests), and the nodes have had time to read it.
-async fn marked(services: &Api<Service>, name: &str, value: &str) {
+/// proxies then hold its requests), and both nodes' proxies hold for it.
+async fn marked(client: &kube::Client, services: &Api<Service>, name: &str, value: &str) {
     eventually(
         &format!("service {name} marked for activation"),
         async || {
@@ -119,8 +130,35 @@ async fn marked(services: &Api<Service>, name: &str, value: &str) {
         },
     )
     .await;
-    // The nodes' watches, then their 100 ms settle.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Both nodes' proxies hold for it (their tables list it in their activity).
+    for node in ["a", "b"] {
+        eventually(&format!("node {node} holds for {name}"), async || {
+            holds(client, node, name).await?.then_some(())
+        })
+        .await;
+    }
+}
+
+/// Whether node `node`'s Ingress proxy holds requests for the Service `name`: the
+/// first line of its activity stream (every holding backend), read as admin.
+async fn holds(client: &kube::Client, node: &str, name: &str) -> Option<bool> {
+    use http_body_util::BodyExt;
+    let uri = format!("/api/v1/nodes/{node}/proxy/ingress/activity");
+    let req = http::Request::get(uri)
+        .body(kube::client::Body::empty())
+        .ok()?;
+    let mut body = client.send(req).await.ok()?.into_body();
+    let mut text = Vec::new();
+    while !text.contains(&b'\n') {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .ok()??
+            .ok()?;
+        text.extend_from_slice(frame.data_ref()?);
+    }
+    let end = text.iter().position(|b| *b == b'\n')?;
+    let line: rk8s_api::activation::ActivityLine = serde_json::from_slice(&text[..end]).ok()?;
+    Some(line.backends.iter().any(|b| b.service == name))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +201,7 @@ async fn a_request_wakes_a_deployment_at_zero_and_idleness_puts_it_back() {
         .unwrap();
     services.create(&post, &service("fn")).await.unwrap();
     ingresses.create(&post, &ingress("fn")).await.unwrap();
-    marked(&services, "fn", "60s").await;
+    marked(&admin, &services, "fn", "60s").await;
     assert_eq!(replicas(&deployments, "fn").await, Some(0));
 
     // Through node b, which has no pod of it: held, woken, answered.
@@ -219,7 +257,7 @@ async fn a_request_wakes_a_deployment_at_zero_and_idleness_puts_it_back() {
         .unwrap();
     services.create(&post, &service("never")).await.unwrap();
     ingresses.create(&post, &ingress("never")).await.unwrap();
-    marked(&services, "never", "2s").await;
+    marked(&admin, &services, "never", "2s").await;
     let send = |at: String| {
         std::thread::spawn(move || {
             let started = Instant::now();
@@ -228,7 +266,12 @@ async fn a_request_wakes_a_deployment_at_zero_and_idleness_puts_it_back() {
         })
     };
     let held: Vec<_> = (0..2).map(|_| send(node_b.clone())).collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Both held before the others are sent (not a guess at how long that takes).
+    let never_waiting = r#"rk8s_ingress_activation_waiting{namespace="default",service="never"}"#;
+    eventually("node b holds two requests", async || {
+        (node_metric(&admin, "b", never_waiting).await? == 2.0).then_some(())
+    })
+    .await;
     let refused: Vec<_> = (0..3).map(|_| send(node_b.clone())).collect();
     for r in refused {
         let (reply, took) = r.join().unwrap();
@@ -279,7 +322,7 @@ async fn a_request_wakes_a_deployment_at_zero_and_idleness_puts_it_back() {
     .unwrap();
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(admin.clone(), "default");
     hpas.create(&post, &hpa).await.unwrap();
-    marked(&services, "hpafn", "60s").await;
+    marked(&admin, &services, "hpafn", "60s").await;
     let at = node_b.clone();
     let (status, head, _) = tokio::task::spawn_blocking(move || get(&at, "hpafn.test"))
         .await

@@ -510,7 +510,12 @@ pub(crate) fn denied(identity: &Identity, req: &ResourceRequest) -> ApiError {
     denied_because(identity, req, None)
 }
 
-fn denied_because(identity: &Identity, req: &ResourceRequest, why: Option<&str>) -> ApiError {
+/// [`denied`], saying `why`.
+pub(crate) fn denied_because(
+    identity: &Identity,
+    req: &ResourceRequest,
+    why: Option<&str>,
+) -> ApiError {
     let group = req.kind.group;
     let mut message = format!(
         "{} is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{group}\"",

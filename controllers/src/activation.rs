@@ -16,9 +16,10 @@
 //! - **Idle** (annotated Deployments only; an HPA with `minReplicas: 0` scales its
 //!   target down itself): no request counted, in flight or waiting on any node for
 //!   `idle-after`, and the last wake older than that (KEDA's `LastActiveTime +
-//!   cooldownPeriod`). A Ready node whose stream is down counts as active, and a
-//!   new leader starts with every Service active now (in memory, as Knative's
-//!   autoscaler).
+//!   cooldownPeriod`); never while a node reports a request in flight. A Ready
+//!   node whose stream is down counts as active; a new leader, and a node whose
+//!   stream comes back, make every Service active now (in memory, as Knative's
+//!   autoscaler). A manual scale-up from zero starts the idle clock as a wake does.
 //! - **HPA floor**: for an HPA's target, an activity floor ([`floors`]) is sent to
 //!   the HPA's actor while traffic lasts (plus `idle-after`), so its next sync does
 //!   not undo the wake with a metric still at zero (kube's HPA with `minReplicas:
@@ -188,20 +189,29 @@ struct Reported {
 /// What is known of one Service's Ingress traffic.
 #[derive(Clone, Debug, Default)]
 struct ServiceActivity {
-    /// Each node's last report.
+    /// Each node's last report (kept while its stream is down, to tell growth
+    /// when it comes back; only a node with a live stream counts as holding).
     nodes: BTreeMap<String, Reported>,
     /// When traffic was last seen (`None`: not since this leader started).
     last_active: Option<Instant>,
 }
 
 /// The Ingress traffic the nodes' activity streams report, kept by the leader.
+///
+/// Bounded by what the leader follows: only the Services [`Activity::track`]ed
+/// are kept (all of them until the first call), only the nodes
+/// [`Activity::retain_nodes`] keeps.
 #[derive(Debug)]
 pub struct Activity {
     services: BTreeMap<Key, ServiceActivity>,
-    /// When each node's last line came.
+    /// When each node's last line came, for the nodes whose stream is up.
     heard: BTreeMap<String, Instant>,
-    /// When this leader started: every Service counts as active then.
+    /// Every Service counts as active then: this leader's start, or the last time
+    /// a node's traffic became known again (a stream back after an outage or a
+    /// node restart: what it served meanwhile is not known).
     since: Instant,
+    /// The Services followed (`None`: every one, until [`Activity::track`]).
+    tracked: Option<BTreeSet<Key>>,
 }
 
 impl Activity {
@@ -211,22 +221,35 @@ impl Activity {
             services: BTreeMap::new(),
             heard: BTreeMap::new(),
             since,
+            tracked: None,
         }
     }
 
     /// Takes `line` from `node` at `now`: a Service is active when requests grew
-    /// (changed: a restarted node counts from 0), or some are in flight or waiting.
+    /// (changed: a restarted node counts from 0), some are in flight or waiting, or
+    /// some were in flight at the node's last report (they ended since). A node
+    /// whose traffic was unknown (no live stream, or silent for [`STALE`]) makes
+    /// every Service active now.
     pub fn observe(&mut self, node: &str, line: &ActivityLine, now: Instant) {
+        let known = self
+            .heard
+            .get(node)
+            .is_some_and(|t| now.saturating_duration_since(*t) <= STALE);
+        if !known {
+            self.since = self.since.max(now);
+        }
         self.heard.insert(node.to_string(), now);
         let mut reported = BTreeSet::new();
         for b in &line.backends {
             let key = (b.namespace.clone(), b.service.clone());
+            if self.tracked.as_ref().is_some_and(|t| !t.contains(&key)) {
+                continue;
+            }
             let s = self.services.entry(key.clone()).or_default();
-            let grew = s
-                .nodes
-                .get(node)
-                .is_some_and(|r| r.counts.requests != b.requests);
-            if grew || b.in_flight > 0 || b.waiting > 0 {
+            let before = s.nodes.get(node).map(|r| &r.counts);
+            let grew = before.is_some_and(|r| r.requests != b.requests);
+            let ended = before.is_some_and(|r| r.in_flight > 0);
+            if grew || ended || b.in_flight > 0 || b.waiting > 0 {
                 s.last_active = Some(now);
             }
             s.nodes
@@ -241,32 +264,57 @@ impl Activity {
         }
     }
 
-    /// `node`'s stream ended: nothing it said holds.
+    /// `node`'s stream ended: its traffic is unknown until it reports again (its
+    /// last report is kept but no longer counts as holding requests).
     pub fn down(&mut self, node: &str) {
         self.heard.remove(node);
+    }
+
+    /// Forgets every node not in `ready` (a node that is not Ready holds nothing
+    /// the leader can count on).
+    pub fn retain_nodes(&mut self, ready: &BTreeSet<String>) {
+        self.heard.retain(|n, _| ready.contains(n));
         for s in self.services.values_mut() {
-            s.nodes.remove(node);
+            s.nodes.retain(|n, _| ready.contains(n));
         }
     }
 
-    /// Whether a request for `service` waits on some node.
-    pub fn waiting(&self, service: &Key) -> bool {
-        self.services
-            .get(service)
-            .is_some_and(|s| s.nodes.values().any(|r| r.counts.waiting > 0))
+    /// Keeps only `services` (the targets' Services) and ignores the others from
+    /// now on: what a node sends of anything else is not kept.
+    pub fn track(&mut self, services: BTreeSet<Key>) {
+        self.services.retain(|k, _| services.contains(k));
+        self.tracked = Some(services);
     }
 
-    /// When `service` last had traffic (this leader's start at the earliest).
+    /// The current reports of `service`: those of nodes whose stream is up.
+    fn current<'a>(&'a self, service: &Key) -> impl Iterator<Item = &'a BackendActivity> + 'a {
+        self.services
+            .get(service)
+            .into_iter()
+            .flat_map(|s| s.nodes.iter())
+            .filter(|(n, _)| self.heard.contains_key(*n))
+            .map(|(_, r)| &r.counts)
+    }
+
+    /// Whether a request for `service` waits on some node (by a current report).
+    pub fn waiting(&self, service: &Key) -> bool {
+        self.current(service).any(|c| c.waiting > 0)
+    }
+
+    /// Whether a request for `service` is under way at a pod or waits on some node
+    /// (by a current report).
+    pub fn busy(&self, service: &Key) -> bool {
+        self.current(service)
+            .any(|c| c.in_flight > 0 || c.waiting > 0)
+    }
+
+    /// When `service` last had traffic (this leader's start, or a node's return,
+    /// at the earliest).
     pub fn last_active(&self, service: &Key) -> Instant {
         self.services
             .get(service)
             .and_then(|s| s.last_active)
             .map_or(self.since, |t| t.max(self.since))
-    }
-
-    /// When traffic for `service` was last seen since this leader started.
-    pub fn seen(&self, service: &Key) -> Option<Instant> {
-        self.services.get(service).and_then(|s| s.last_active)
     }
 
     /// Whether some of `ready` nodes has said nothing for [`STALE`] (or never).
@@ -277,6 +325,24 @@ impl Activity {
                 .is_none_or(|t| now.saturating_duration_since(*t) > STALE)
         })
     }
+}
+
+/// The Deployments among `targets` that went from 0 replicas to more (or appeared
+/// with more) since the last call, by `replicas` as last seen (updated, and pruned
+/// of Deployments no longer targets): a user's manual scale-up or a new
+/// Deployment starts its idle clock as a wake does.
+pub fn scaled_up(targets: &[Target], replicas: &mut BTreeMap<Key, i32>) -> Vec<Key> {
+    let mut out = Vec::new();
+    let mut now: BTreeMap<Key, i32> = BTreeMap::new();
+    for t in targets {
+        let before = replicas.get(&t.deployment).copied().unwrap_or(0);
+        if before == 0 && t.replicas > 0 {
+            out.push(t.deployment.clone());
+        }
+        now.insert(t.deployment.clone(), t.replicas);
+    }
+    *replicas = now;
+    out
 }
 
 /// What the controller does.
@@ -320,6 +386,9 @@ pub fn decide(
             .map(|s| (t.deployment.0.clone(), s.clone()))
             .collect();
         let waiting = keys.iter().any(|k| activity.waiting(k));
+        // A request under way (a long one, a WebSocket) keeps it up, however long
+        // ago it started.
+        let busy = keys.iter().any(|k| activity.busy(k));
         if t.replicas == 0 {
             if waiting {
                 out.push(Action::Wake {
@@ -333,7 +402,7 @@ pub fn decide(
         let Some(idle_after) = t.settings.idle_after else {
             continue;
         };
-        if !t.settings.wake_on_request || t.hpa.is_some() || unknown || waiting {
+        if !t.settings.wake_on_request || t.hpa.is_some() || unknown || busy {
             continue;
         }
         let last = keys
@@ -363,8 +432,9 @@ pub struct Floor {
     pub until: Instant,
 }
 
-/// The floors of the HPA-scaled targets that have had traffic (or a wake) within
-/// their `idle-after`.
+/// The floors of the HPA-scaled targets that have had traffic (or a wake, or the
+/// leader's start: it knows nothing of the traffic before) within their
+/// `idle-after`.
 pub fn floors(
     targets: &[Target],
     activity: &Activity,
@@ -386,7 +456,7 @@ pub fn floors(
             .map(|s| (t.deployment.0.clone(), s.clone()));
         let waiting = keys.clone().any(|k| activity.waiting(&k));
         let last = keys
-            .filter_map(|k| activity.seen(&k))
+            .map(|k| activity.last_active(&k))
             .chain(woken.get(&t.deployment).copied())
             .max();
         let until = if waiting {

@@ -28,7 +28,8 @@ use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::Handle;
 
 use crate::activation::{
-    Action, Activity, Floor, Key, ServiceChange, Target, decide, floors, service_changes, targets,
+    Action, Activity, Floor, Key, ServiceChange, Target, decide, floors, scaled_up,
+    service_changes, targets,
 };
 use crate::events::{Involved, record};
 use crate::hpa_actor::{self, ActivityFloor, HpaActor};
@@ -42,11 +43,14 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first and the longest wait before a stream is opened again.
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
-/// A line from a node's stream.
+/// A line from a node's stream (sent and awaited: a stream has at most one line
+/// in the mailbox, so a fast node cannot grow the leader's memory).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Line {
     node: String,
+    /// The stream's generation: a line of a stream closed since is dropped.
+    generation: u64,
     line: ActivityLine,
 }
 
@@ -55,6 +59,8 @@ struct Line {
 #[rtype(result = "()")]
 struct Ended {
     node: String,
+    /// The stream's generation.
+    generation: u64,
 }
 
 /// Wakes Deployments scaled to zero when the nodes hold requests for them, and
@@ -66,8 +72,14 @@ pub struct ActivationController {
     hpas: Informer<HorizontalPodAutoscaler>,
     nodes: Informer<Node>,
     activity: Activity,
-    streams: BTreeMap<String, SpawnHandle>,
+    /// The followed nodes' streams, with their generation.
+    streams: BTreeMap<String, (SpawnHandle, u64)>,
+    /// The generation of the next stream opened.
+    generation: u64,
+    /// When each target was last woken, or scaled up from zero by someone else.
     woken: BTreeMap<Key, Instant>,
+    /// Each target's replicas as last seen (to notice scale-ups from zero).
+    replicas: BTreeMap<Key, i32>,
     warned: BTreeSet<(Key, String)>,
     busy: bool,
     /// A waiting line came while a batch was under way: decide again after it.
@@ -94,7 +106,9 @@ impl ActivationController {
             nodes: informers.get(),
             activity: Activity::new(Instant::now()),
             streams: BTreeMap::new(),
+            generation: 0,
             woken: BTreeMap::new(),
+            replicas: BTreeMap::new(),
             warned: BTreeSet::new(),
             busy: false,
             again: false,
@@ -131,16 +145,20 @@ impl ActivationController {
             .cloned()
             .collect();
         for node in gone {
-            if let Some(h) = self.streams.remove(&node) {
+            if let Some((h, _)) = self.streams.remove(&node) {
                 ctx.cancel_future(h);
             }
-            self.activity.down(&node);
         }
+        // What the nodes no longer Ready said holds nothing (their lines still in
+        // the mailbox are dropped by their generation).
+        self.activity.retain_nodes(&ready);
         for node in ready {
             if !self.streams.contains_key(&node) {
-                let follow = follow(self.client.clone(), node.clone(), ctx.address());
+                self.generation += 1;
+                let generation = self.generation;
+                let follow = follow(self.client.clone(), node.clone(), generation, ctx.address());
                 let h = ctx.spawn(follow.into_actor(self));
-                self.streams.insert(node, h);
+                self.streams.insert(node, (h, generation));
             }
         }
     }
@@ -160,6 +178,22 @@ impl ActivationController {
         let changes = service_changes(&targets, &services);
         let now = Instant::now();
         let ready = self.ready_nodes();
+        self.activity
+            .retain_nodes(&ready.iter().cloned().collect::<BTreeSet<_>>());
+        self.activity.track(
+            targets
+                .iter()
+                .flat_map(|t| {
+                    t.services
+                        .iter()
+                        .map(|s| (t.deployment.0.clone(), s.clone()))
+                })
+                .collect(),
+        );
+        for k in scaled_up(&targets, &mut self.replicas) {
+            self.woken.insert(k, now);
+        }
+        self.woken.retain(|k, _| self.replicas.contains_key(k));
         let unknown = self.activity.unknown(ready.iter().map(String::as_str), now);
         let actions = decide(&targets, &self.activity, unknown, &self.woken, now);
         let warnings = self.warnings(&targets);
@@ -325,12 +359,20 @@ async fn carry_out(
 
 /// Follows `node`'s activity stream, telling `to` each line and each end, opened
 /// again with backoff until the future is dropped.
-async fn follow(client: kube::Client, node: String, to: Addr<ActivationController>) {
+async fn follow(
+    client: kube::Client,
+    node: String,
+    generation: u64,
+    to: Addr<ActivationController>,
+) {
     let mut wait = BACKOFF.0;
     loop {
         let opened = Instant::now();
-        let why = read_stream(&client, &node, &to).await;
-        to.do_send(Ended { node: node.clone() });
+        let why = read_stream(&client, &node, generation, &to).await;
+        to.do_send(Ended {
+            node: node.clone(),
+            generation,
+        });
         tracing::debug!(node, "activity stream ended: {why}");
         if opened.elapsed() > BACKOFF.1 {
             wait = BACKOFF.0;
@@ -342,7 +384,12 @@ async fn follow(client: kube::Client, node: String, to: Addr<ActivationControlle
 
 /// Reads one stream of `node` to its end (or a silence of [`crate::activation::STALE`]);
 /// why it ended.
-async fn read_stream(client: &kube::Client, node: &str, to: &Addr<ActivationController>) -> String {
+async fn read_stream(
+    client: &kube::Client,
+    node: &str,
+    generation: u64,
+    to: &Addr<ActivationController>,
+) -> String {
     let uri = format!("/api/v1/nodes/{node}/proxy/ingress/activity");
     let Ok(request) = http::Request::get(uri).body(kube::client::Body::empty()) else {
         return "bad request".into();
@@ -370,12 +417,17 @@ async fn read_stream(client: &kube::Client, node: &str, to: &Addr<ActivationCont
         buffer.extend_from_slice(&data);
         while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
             let text = buffer.split_to(end + 1);
-            match serde_json::from_slice::<ActivityLine>(&text[..end]) {
-                Ok(line) => to.do_send(Line {
-                    node: node.to_string(),
-                    line,
-                }),
+            let line = match serde_json::from_slice::<ActivityLine>(&text[..end]) {
+                Ok(line) => line,
                 Err(e) => return format!("a line that is not activity: {e}"),
+            };
+            let line = Line {
+                node: node.to_string(),
+                generation,
+                line,
+            };
+            if to.send(line).await.is_err() {
+                return "the controller stopped".into();
             }
         }
         if buffer.len() > MAX_LINE {
@@ -405,6 +457,9 @@ impl Handler<Line> for ActivationController {
 
     fn handle(&mut self, msg: Line, ctx: &mut Self::Context) {
         self.me.received();
+        if self.streams.get(&msg.node).map(|s| s.1) != Some(msg.generation) {
+            return;
+        }
         let demand = msg.line.kind == LineKind::Waiting;
         self.activity.observe(&msg.node, &msg.line, Instant::now());
         if demand {
@@ -418,7 +473,9 @@ impl Handler<Ended> for ActivationController {
     type Result = ();
 
     fn handle(&mut self, msg: Ended, _: &mut Self::Context) {
-        self.activity.down(&msg.node);
+        if self.streams.get(&msg.node).map(|s| s.1) == Some(msg.generation) {
+            self.activity.down(&msg.node);
+        }
     }
 }
 
@@ -452,5 +509,85 @@ impl Handler<Notice<Node>> for ActivationController {
     fn handle(&mut self, _: Notice<Node>, ctx: &mut Self::Context) {
         self.me.received();
         self.follow_nodes(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use http_body_util::Full;
+    use hyper_util::rt::TokioIo;
+
+    /// An API server answering 409 to every scale write and `{}` to the rest, and
+    /// the requests it got.
+    async fn conflicting_api() -> (kube::Client, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = log.clone();
+                let service = hyper::service::service_fn(move |req: http::Request<_>| {
+                    let what = format!("{} {}", req.method(), req.uri().path());
+                    log.lock().unwrap().push(what.clone());
+                    async move {
+                        let (code, body) = if what.ends_with("/scale") {
+                            let status = serde_json::json!({"kind": "Status",
+                                "apiVersion": "v1", "status": "Failure", "code": 409,
+                                "reason": "Conflict", "message": "the object has been modified"});
+                            (409, status)
+                        } else {
+                            (201, serde_json::json!({}))
+                        };
+                        let mut r =
+                            http::Response::new(Full::new(bytes::Bytes::from(body.to_string())));
+                        *r.status_mut() = http::StatusCode::from_u16(code).unwrap();
+                        r.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("application/json"),
+                        );
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        let config = kube::Config::new(format!("http://{at}").parse().unwrap());
+        (kube::Client::try_from(config).unwrap(), seen)
+    }
+
+    #[tokio::test]
+    async fn a_scale_write_refused_409_is_no_wake_and_no_event() {
+        let (client, seen) = conflicting_api().await;
+        let deployment: Key = ("default".into(), "fn".into());
+        let actions = [Action::Wake {
+            deployment: deployment.clone(),
+            replicas: 1,
+            resource_version: Some("7".into()),
+        }];
+        let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some("fn".into()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        };
+        let involved = [(deployment, Involved::of("apps/v1", "Deployment", &meta))].into();
+        let woken = carry_out(&client, &[], &actions, &[], &involved).await;
+        assert!(
+            woken.is_empty(),
+            "decided again on the newer copy, not woken"
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["PATCH /apis/apps/v1/namespaces/default/deployments/fn/scale"],
+            "no ScaledFromZero Event"
+        );
     }
 }

@@ -174,19 +174,15 @@ fn an_idle_deployment_sleeps_after_idle_after_and_not_while_traffic_grows() {
     // Requests grew at 8 s: active then.
     activity.observe("a", &line(LineKind::Snapshot, "fn", 6, 0, 0), at(8));
     assert_eq!(decide(&target(1), &activity, false, &none, at(17)), []);
-    // In flight keeps it active.
-    activity.observe("a", &line(LineKind::Snapshot, "fn", 6, 1, 0), at(18));
-    assert_eq!(decide(&target(1), &activity, false, &none, at(27)), []);
-    activity.observe("a", &line(LineKind::Snapshot, "fn", 6, 0, 0), at(28));
     let sleep = [Action::Sleep {
         deployment: key("fn"),
         resource_version: Some("7".into()),
     }];
-    assert_eq!(decide(&target(1), &activity, false, &none, at(28)), sleep);
+    assert_eq!(decide(&target(1), &activity, false, &none, at(18)), sleep);
     // A recent wake holds it up.
-    let woken: BTreeMap<Key, Instant> = [(key("fn"), at(25))].into();
-    assert_eq!(decide(&target(1), &activity, false, &woken, at(28)), []);
-    assert_eq!(decide(&target(1), &activity, false, &woken, at(35)), sleep);
+    let woken: BTreeMap<Key, Instant> = [(key("fn"), at(15))].into();
+    assert_eq!(decide(&target(1), &activity, false, &woken, at(18)), []);
+    assert_eq!(decide(&target(1), &activity, false, &woken, at(25)), sleep);
 }
 
 #[test]
@@ -250,7 +246,7 @@ fn a_deployment_without_a_service_is_left_alone_and_bad_annotations_are_reported
 }
 
 #[test]
-fn an_hpa_target_gets_a_floor_while_traffic_lasts_and_not_before() {
+fn an_hpa_target_gets_a_floor_from_the_leaders_start_and_while_traffic_lasts() {
     let start = Instant::now();
     let at = |s: u64| start + Duration::from_secs(s);
     let by_hpa = targets(
@@ -260,9 +256,6 @@ fn an_hpa_target_gets_a_floor_while_traffic_lasts_and_not_before() {
     );
     let mut activity = Activity::new(start);
     let none = BTreeMap::new();
-    // No traffic seen by this leader: no floor (the HPA decides alone).
-    assert_eq!(floors(&by_hpa, &activity, &none, at(5)), []);
-    activity.observe("a", &line(LineKind::Waiting, "fn", 1, 0, 1), at(10));
     let floor = |until| {
         vec![Floor {
             hpa: key("h"),
@@ -270,10 +263,95 @@ fn an_hpa_target_gets_a_floor_while_traffic_lasts_and_not_before() {
             until,
         }]
     };
+    // A new leader knows nothing of the traffic before it: a floor from its start.
+    assert_eq!(floors(&by_hpa, &activity, &none, at(5)), floor(at(30)));
+    activity.observe("a", &line(LineKind::Waiting, "fn", 1, 0, 1), at(10));
     assert_eq!(floors(&by_hpa, &activity, &none, at(12)), floor(at(42)));
     activity.observe("a", &line(LineKind::Snapshot, "fn", 1, 0, 0), at(20));
     assert_eq!(floors(&by_hpa, &activity, &none, at(25)), floor(at(40)));
     assert_eq!(floors(&by_hpa, &activity, &none, at(41)), []);
     // Annotated targets without an HPA have none.
     assert_eq!(floors(&target(1), &activity, &none, at(12)), []);
+}
+
+#[test]
+fn a_request_in_flight_keeps_a_deployment_up_however_long_it_lasts() {
+    let start = Instant::now();
+    let at = |s: u64| start + Duration::from_secs(s);
+    let mut activity = Activity::new(start);
+    let none = BTreeMap::new();
+    activity.observe("a", &line(LineKind::Snapshot, "fn", 1, 1, 0), at(1));
+    // Reported in flight at 1 s, nothing since: still under way at 100 s.
+    assert_eq!(decide(&target(1), &activity, false, &none, at(100)), []);
+    // It ended after that report: active until the report that says so.
+    activity.observe("a", &line(LineKind::Snapshot, "fn", 1, 0, 0), at(101));
+    assert_eq!(decide(&target(1), &activity, false, &none, at(110)), []);
+    assert!(matches!(
+        decide(&target(1), &activity, false, &none, at(111))[..],
+        [Action::Sleep { .. }]
+    ));
+    // A node whose stream ended is not current: its in-flight count holds nothing.
+    activity.observe("a", &line(LineKind::Snapshot, "fn", 2, 1, 0), at(120));
+    activity.down("a");
+    assert!(!activity.busy(&key("fn")));
+}
+
+#[test]
+fn a_node_no_longer_ready_holds_no_waiting_request() {
+    let start = Instant::now();
+    let mut activity = Activity::new(start);
+    let none = BTreeMap::new();
+    activity.observe("a", &line(LineKind::Waiting, "fn", 1, 0, 1), start);
+    activity.observe("b", &line(LineKind::Snapshot, "fn", 0, 0, 0), start);
+    assert!(activity.waiting(&key("fn")));
+    activity.retain_nodes(&["b".to_string()].into());
+    assert!(!activity.waiting(&key("fn")));
+    assert_eq!(decide(&target(0), &activity, false, &none, start), []);
+}
+
+#[test]
+fn a_node_back_after_an_outage_makes_every_service_active_then() {
+    let start = Instant::now();
+    let at = |s: u64| start + Duration::from_secs(s);
+    let mut activity = Activity::new(start);
+    let none = BTreeMap::new();
+    activity.observe("a", &line(LineKind::Snapshot, "fn", 5, 0, 0), at(1));
+    activity.down("a");
+    // Back at 50 s with the same count: what it served meanwhile is unknown.
+    activity.observe("a", &line(LineKind::Snapshot, "fn", 5, 0, 0), at(50));
+    assert_eq!(decide(&target(1), &activity, false, &none, at(55)), []);
+    assert!(matches!(
+        decide(&target(1), &activity, false, &none, at(60))[..],
+        [Action::Sleep { .. }]
+    ));
+    // So does a node silent for longer than STALE.
+    activity.observe("a", &line(LineKind::Snapshot, "fn", 5, 0, 0), at(100));
+    assert_eq!(activity.last_active(&key("fn")), at(100));
+}
+
+#[test]
+fn only_the_targets_services_are_kept() {
+    let start = Instant::now();
+    let mut activity = Activity::new(start);
+    activity.observe("a", &line(LineKind::Waiting, "other", 1, 0, 1), start);
+    activity.track([key("fn")].into());
+    assert!(!activity.waiting(&key("other")), "pruned");
+    activity.observe("a", &line(LineKind::Waiting, "junk", 1, 0, 1), start);
+    assert!(!activity.waiting(&key("junk")), "ignored");
+    activity.observe("a", &line(LineKind::Waiting, "fn", 1, 0, 1), start);
+    assert!(activity.waiting(&key("fn")));
+}
+
+#[test]
+fn a_scale_up_from_zero_by_anyone_starts_the_idle_clock() {
+    let mut seen = BTreeMap::new();
+    // Created (or first seen) with replicas: counted as a start.
+    assert_eq!(scaled_up(&target(1), &mut seen), [key("fn")]);
+    assert_eq!(scaled_up(&target(1), &mut seen), Vec::<Key>::new());
+    assert_eq!(scaled_up(&target(0), &mut seen), Vec::<Key>::new());
+    // A user's 0 → 3.
+    assert_eq!(scaled_up(&target(3), &mut seen), [key("fn")]);
+    // Gone: forgotten.
+    assert_eq!(scaled_up(&[], &mut seen), Vec::<Key>::new());
+    assert!(seen.is_empty());
 }

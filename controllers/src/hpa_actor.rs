@@ -91,6 +91,10 @@ pub struct ActivityFloor {
     pub until: Timestamp,
 }
 
+/// An activity floor (at least so many replicas until then) shared by the actor
+/// and its sync under way.
+type SharedFloor = Arc<std::sync::Mutex<Option<(i32, Timestamp)>>>;
+
 /// One HPA's actor.
 pub struct HpaActor {
     client: kube::Client,
@@ -99,7 +103,9 @@ pub struct HpaActor {
     pods: Informer<Pod>,
     hpa: HorizontalPodAutoscaler,
     history: History,
-    floor: Option<(i32, Timestamp)>,
+    /// The activity floor, shared with the sync under way: read after the scale
+    /// (a floor sent meanwhile applies to this sync).
+    floor: SharedFloor,
     busy: bool,
     me: Handle<Self>,
 }
@@ -130,7 +136,10 @@ impl Handler<ActivityFloor> for HpaActor {
     type Result = ();
 
     fn handle(&mut self, msg: ActivityFloor, _: &mut Self::Context) {
-        self.floor = Some((msg.replicas, msg.until));
+        *self
+            .floor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((msg.replicas, msg.until));
     }
 }
 
@@ -149,7 +158,7 @@ impl Handler<Resync> for HpaActor {
             self.batches.clone(),
             self.pods.clone(),
             self.hpa.clone(),
-            (self.history.clone(), self.floor),
+            (self.history.clone(), self.floor.clone()),
         ));
         ctx.spawn(
             work.into_actor(self)
@@ -230,7 +239,7 @@ async fn sync(
     batches: Arc<Batches>,
     pods: Informer<Pod>,
     mut hpa: HorizontalPodAutoscaler,
-    (mut history, floor): (History, Option<(i32, Timestamp)>),
+    (mut history, floor): (History, SharedFloor),
 ) -> (History, bool) {
     let Some(spec) = hpa.spec.clone() else {
         return (history, false);
@@ -350,6 +359,10 @@ async fn sync(
                 return (history, true);
             }
             Ok((replicas, metric)) => {
+                // Read now, after the scale: a floor sent since the sync began counts.
+                let floor = *floor
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let replicas = hpa::with_activity_floor(current, replicas, floor, now);
                 if proposals.iter().any(|(_, p)| p.is_err()) {
                     failed = true;
@@ -498,7 +511,7 @@ impl HpaSupervisor {
                 pods: pods.clone(),
                 hpa: hpa.clone(),
                 history: History::default(),
-                floor: None,
+                floor: Arc::default(),
                 busy: false,
                 me,
             }

@@ -17,7 +17,9 @@
 //! - **Timeout.** The Service's annotation (60 s by default) → 503 with
 //!   `Retry-After: 5`: the request never reached a pod, so a retry is safe (rk8s'
 //!   504 means "the pod did not answer").
-//! - A client that leaves drops its request and its place in the queue. Answers
+//! - A client that leaves drops its request and its place in the queue; one that
+//!   leaves with its body partly unsent is not noticed while held (its body is
+//!   unread), so a request with a body is held at most [`BODY_HOLD`]. Answers
 //!   that waited carry `x-rk8s-cold-start: true` (KEDA's `X-KEDA-HTTP-Cold-Start`).
 //!   HTTP/2 streams and upgrades wait as requests do.
 //!
@@ -35,7 +37,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rk8s_api::activation::BackendActivity;
 use tokio::sync::watch;
@@ -44,6 +46,22 @@ use crate::metrics;
 
 /// How many requests wait per backend by default.
 pub const DEFAULT_QUEUE: usize = 256;
+
+/// The longest a request with a body is held, whatever the Service's timeout:
+/// while it waits its body is unread, so hyper reads no more of the connection
+/// and a client that leaves with the rest of its body unsent is not noticed; its
+/// place in the queue is freed by then at the latest.
+pub const BODY_HOLD: Duration = Duration::from_secs(30);
+
+/// How long a request is held for a Service whose timeout is `timeout`
+/// (`body`: the request has one).
+pub fn hold_limit(timeout: Duration, body: bool) -> Duration {
+    if body {
+        timeout.min(BODY_HOLD)
+    } else {
+        timeout
+    }
+}
 
 /// A backend by its Service: namespace and name.
 pub type Key = (String, String);
@@ -68,6 +86,7 @@ pub struct Activation {
     counts: Mutex<BTreeMap<Key, Counts>>,
     swaps: watch::Sender<u64>,
     demand: watch::Sender<u64>,
+    busy: watch::Sender<u64>,
 }
 
 impl Activation {
@@ -78,6 +97,7 @@ impl Activation {
             counts: Mutex::default(),
             swaps: watch::Sender::new(0),
             demand: watch::Sender::new(0),
+            busy: watch::Sender::new(0),
         })
     }
 
@@ -116,25 +136,37 @@ impl Activation {
     }
 
     /// Counts one request to `key` passed to a pod (`new`: not held before, so
-    /// counted as a request now) until the guard is dropped.
+    /// counted as a request now) until the guard is dropped. The first in flight
+    /// of a backend tells [`Activation::busy`].
     pub fn in_flight(self: &Arc<Self>, key: &Key, new: bool) -> InFlight {
-        self.with(|all| {
+        let first = self.with(|all| {
             let c = all.entry(key.clone()).or_default();
             c.requests += u64::from(new);
             c.in_flight += 1;
+            c.in_flight == 1
         });
+        if first {
+            self.busy.send_modify(|n| *n = n.wrapping_add(1));
+        }
         InFlight {
             activation: self.clone(),
             key: key.clone(),
         }
     }
 
-    /// A table was swapped in: every waiter routes again. Backends no longer
-    /// holding (not in `holding`) with nothing under way are forgotten.
+    /// A table was swapped in: every waiter routes again. Every backend in
+    /// `holding` is counted (listed from then on, with no traffic yet: a reader
+    /// sees the node holds for it); those no longer holding with nothing under way
+    /// are forgotten.
     pub fn swapped(&self, holding: &BTreeSet<Key>) {
-        self.with(|all| {
+        let kept: BTreeSet<Key> = self.with(|all| {
             all.retain(|k, c| holding.contains(k) || c.waiting > 0 || c.in_flight > 0);
+            for k in holding {
+                all.entry(k.clone()).or_default();
+            }
+            all.keys().cloned().collect()
         });
+        metrics::forget_activation(&kept);
         self.swaps.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -156,6 +188,12 @@ impl Activation {
     /// Changes each time a backend's waiting count goes from 0 to 1, or back to 0.
     pub fn demand(&self) -> watch::Receiver<u64> {
         self.demand.subscribe()
+    }
+
+    /// Changes each time a backend's in-flight count goes from 0 to 1 (the leader
+    /// must not find idle a backend whose request started between two snapshots).
+    pub fn busy(&self) -> watch::Receiver<u64> {
+        self.busy.subscribe()
     }
 }
 
@@ -218,7 +256,15 @@ impl Drop for InFlight {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use std::time::Duration;
+
+    #[test]
+    fn a_request_with_a_body_is_held_at_most_body_hold() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(hold_limit(minute, false), minute);
+        assert_eq!(hold_limit(minute, true), BODY_HOLD);
+        let second = Duration::from_secs(1);
+        assert_eq!(hold_limit(second, true), second);
+    }
 
     fn key(s: &str) -> Key {
         ("ns".to_string(), s.to_string())
@@ -252,6 +298,14 @@ mod tests {
         );
         drop(first);
         assert!(!demand.has_changed().unwrap());
+        let mut busy = a.busy();
+        busy.mark_unchanged();
+        let one = a.in_flight(&key("a"), false);
+        assert!(busy.has_changed().unwrap(), "0 → 1 in flight is told");
+        busy.mark_unchanged();
+        drop(a.in_flight(&key("a"), false));
+        assert!(!busy.has_changed().unwrap(), "1 → 2 is not");
+        drop(one);
         drop(second);
         assert!(demand.has_changed().unwrap(), "none waits any more");
         demand.mark_unchanged();
@@ -277,5 +331,9 @@ mod tests {
         a.swapped(&[key("b")].into());
         assert_eq!(a.snapshot()[0].requests, 1);
         assert_eq!(a.snapshot()[0].in_flight, 0);
+        // A backend newly holding is listed before any traffic.
+        a.swapped(&[key("b"), key("c")].into());
+        assert_eq!(a.snapshot()[1].service, "c");
+        assert_eq!(a.snapshot()[1].requests, 0);
     }
 }

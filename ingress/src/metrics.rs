@@ -119,6 +119,27 @@ pub fn forget(keep: &std::collections::BTreeSet<(String, String)>) {
     }
 }
 
+/// Forgets the held-request series of Services no longer counted (`keep`: those
+/// counted, by namespace and name).
+pub fn forget_activation(keep: &std::collections::BTreeSet<(String, String)>) {
+    let gone = |labels: &[prometheus::proto::LabelPair]| {
+        let get = |n: &str| {
+            labels
+                .iter()
+                .find(|l| l.get_name() == n)
+                .map(|l| l.get_value().to_string())
+                .unwrap_or_default()
+        };
+        (!keep.contains(&(get("namespace"), get("service")))).then(|| labels.to_vec())
+    };
+    if let Some(w) = WAITING.as_ref() {
+        remove_where(w, &gone);
+    }
+    if let Some(w) = WAIT.as_ref() {
+        remove_where(w, &gone);
+    }
+}
+
 /// Removes the series of `vec` whose labels `gone` picks.
 fn remove_where<T: prometheus::core::MetricVecBuilder>(
     vec: &prometheus::core::MetricVec<T>,
@@ -146,11 +167,16 @@ mod tests {
     /// The value of `rk8s_ingress_requests_total` with these labels in the default
     /// registry's exposition (`None`: no such series).
     fn scraped(labels: &str) -> Option<f64> {
+        scraped_as("rk8s_ingress_requests_total", labels)
+    }
+
+    /// The value of the series `name{labels}` (`None`: no such series).
+    fn scraped_as(name: &str, labels: &str) -> Option<f64> {
         let families = prometheus::default_registry().gather();
         let mut text = Vec::new();
         prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut text).unwrap();
         let text = String::from_utf8(text).unwrap();
-        let line = format!("rk8s_ingress_requests_total{{{labels}}} ");
+        let line = format!("{name}{{{labels}}} ");
         text.lines()
             .find_map(|l| l.strip_prefix(&line))
             .map(|v| v.parse().unwrap())
@@ -175,5 +201,20 @@ mod tests {
         let labels = counted.expect("rk8s_ingress_requests_total counts each request");
         forget(&[("metrics-ns".to_string(), "other".to_string())].into());
         assert_eq!(scraped(&labels), None);
+    }
+
+    #[test]
+    fn the_held_request_series_of_a_service_no_longer_counted_are_forgotten() {
+        let kept = ("metrics-act".to_string(), "kept".to_string());
+        let gone = ("metrics-act".to_string(), "gone".to_string());
+        waiting(&kept, 1);
+        waiting(&gone, 2);
+        forget_activation(&[kept].into());
+        let series = |s: &str| format!(r#"namespace="metrics-act",service="{s}""#);
+        assert_eq!(
+            scraped_as("rk8s_ingress_activation_waiting", &series("gone")),
+            None
+        );
+        // Another test's swap may forget "kept" too; "gone" must be gone.
     }
 }

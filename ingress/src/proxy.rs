@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::activation::{self, Activation, Hold};
+use crate::activation::{self, Activation, Hold, InFlight};
 use crate::clients::{Body, BoxError, Clients};
 use crate::headers::{self, Forwarded};
 use crate::idle::{self, Activity, Guarded, Idle, Progress, Stalled};
@@ -324,6 +324,7 @@ impl Proxy {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
+        let body = !hyper::body::Body::is_end_stream(req.body());
         let mut table = self.table();
         // Held for an endpoint (scale from zero): the place in the queue, until when.
         let mut held: Option<(Hold, tokio::time::Instant)> = None;
@@ -337,8 +338,10 @@ impl Proxy {
                 Route::Redirect => break (None, self.redirect(&host, &path)),
                 Route::Backend { backend, path } => (backend.clone(), path),
             };
+            // Only a Service with no endpoint yet waits: a wrong port or a missing
+            // Service is answered 503 at once and wakes nothing.
             if let Some(timeout) = backend.hold
-                && !backend.has_endpoints()
+                && backend.cold()
             {
                 let key = backend.key();
                 let deadline = held.as_ref().map(|(_, until)| *until);
@@ -350,9 +353,15 @@ impl Proxy {
                     match self.activation.hold(&key) {
                         Ok(h) => {
                             waited = true;
-                            let until =
-                                deadline.unwrap_or_else(|| tokio::time::Instant::now() + timeout);
+                            let until = deadline.unwrap_or_else(|| {
+                                let limit = activation::hold_limit(timeout, body);
+                                tokio::time::Instant::now() + limit
+                            });
                             held = Some((h, until));
+                            // A table swapped in between the read above and the hold's
+                            // subscription would never wake it: route once more.
+                            table = self.table();
+                            continue;
                         }
                         Err(activation::Full) => {
                             let r = unavailable(1, "service unavailable: too many requests wait");
@@ -381,23 +390,15 @@ impl Proxy {
                 host: &host,
                 permit: &at.permit,
             };
+            // Counted when it can reach a pod: a request to a missing port is no
+            // traffic of the Deployment's.
             let under_way = backend
                 .hold
+                .filter(|_| !backend.missing())
                 .map(|_| self.activation.in_flight(&backend.key(), !waited));
             // Forwarded: out of the queue.
             held = None;
-            let r = self.forward(req, &backend, sent, &client).await;
-            // Under way until the answer's body is sent.
-            let r = match under_way {
-                Some(guard) => r.map(|b| {
-                    b.map_frame(move |f| {
-                        let _ = &guard;
-                        f
-                    })
-                    .boxed_unsync()
-                }),
-                None => r,
-            };
+            let r = self.forward(req, &backend, sent, &client, under_way).await;
             break (Some(backend), r);
         };
         drop(held);
@@ -439,13 +440,16 @@ impl Proxy {
         r
     }
 
-    /// Passes `req` to an endpoint of `backend` as `path`.
+    /// Passes `req` to an endpoint of `backend` as `path`; `under_way` (a counted
+    /// backend's) lasts until the answer's body is sent, or the upgraded tunnel
+    /// closes.
     async fn forward(
         &self,
         mut req: Request<Incoming>,
         backend: &Backend,
         path: String,
         client: &Client<'_>,
+        under_way: Option<InFlight>,
     ) -> Response<Body> {
         let options = &backend.options;
         // RFC 9112 §6.3: with Transfer-Encoding, Content-Length is not the body's
@@ -556,6 +560,8 @@ impl Proxy {
             let (permit, quiet) = (client.permit.clone(), options.read_timeout);
             tokio::spawn(async move {
                 let _permit = permit;
+                // In flight while the tunnel lasts: a WebSocket is traffic.
+                let _under_way = under_way;
                 let (Ok(c), Ok(p)) = tokio::join!(client_side, pod_side) else {
                     return;
                 };
@@ -566,7 +572,18 @@ impl Proxy {
         }
         headers::strip_hop_by_hop(response.headers_mut(), false);
         let read = options.read_timeout;
-        response.map(|b| Idle::new(b, read, "the pod's response").boxed_unsync())
+        response.map(|b| {
+            let b = Idle::new(b, read, "the pod's response");
+            match under_way {
+                Some(guard) => b
+                    .map_frame(move |f| {
+                        let _ = &guard;
+                        f
+                    })
+                    .boxed_unsync(),
+                None => b.boxed_unsync(),
+            }
+        })
     }
 }
 

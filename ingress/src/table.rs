@@ -79,9 +79,15 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Whether it has an endpoint to send a request to.
-    pub fn has_endpoints(&self) -> bool {
-        matches!(&self.target, Target::Endpoints(all) if !all.is_empty())
+    /// Whether its Service exists with the port asked for but has no endpoint yet
+    /// (what a held request waits out; a missing Service or port does not wake).
+    pub fn cold(&self) -> bool {
+        matches!(&self.target, Target::Endpoints(all) if all.is_empty())
+    }
+
+    /// Whether its Service or the port asked for is missing (no pod can answer).
+    pub fn missing(&self) -> bool {
+        matches!(&self.target, Target::Missing(_))
     }
 
     /// Its Service, by namespace and name.

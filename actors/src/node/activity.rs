@@ -5,8 +5,10 @@
 //! line at once whenever a Service's held requests go from none to some (Knative's
 //! concurrency reporter: "report the first request for a key immediately"), a
 //! snapshot at once when the last held request of a Service leaves (so the reader
-//! does not go on believing requests wait), and a snapshot every
-//! [`SNAPSHOT_EVERY`]. The node writes nothing for this: the
+//! does not go on believing requests wait), a snapshot when a Service's requests
+//! in flight go from none to some (at most one such a [`BUSY_EVERY`]: the leader
+//! must not find idle a Service whose long request or WebSocket started after the
+//! last snapshot), and a snapshot every [`SNAPSHOT_EVERY`]. The node writes nothing for this: the
 //! controller, with its own credential, decides and scales.
 
 use std::sync::Arc;
@@ -22,6 +24,8 @@ pub use rk8s_ingress::activation::{Activation, DEFAULT_QUEUE};
 
 /// How often a snapshot line is sent.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
+/// At most one snapshot a second for requests newly in flight (coalesced).
+pub const BUSY_EVERY: Duration = Duration::from_secs(1);
 
 /// The stream of `activation`'s counts, until the client goes.
 pub fn stream(activation: Arc<Activation>) -> Response<Body> {
@@ -30,13 +34,28 @@ pub fn stream(activation: Arc<Activation>) -> Response<Body> {
     tokio::spawn(async move {
         let mut demand = activation.demand();
         demand.mark_unchanged();
+        let mut busy = activation.busy();
+        busy.mark_unchanged();
+        // No busy line before then (coalesced: what comes meanwhile waits for it).
+        let mut quiet_until = tokio::time::Instant::now();
         let mut ticks = tokio::time::interval(SNAPSHOT_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let became_busy = async {
+                tokio::time::sleep_until(quiet_until).await;
+                busy.changed().await
+            };
             let pushed = tokio::select! {
                 _ = ticks.tick() => false,
                 changed = demand.changed() => match changed {
                     Ok(()) => true,
+                    Err(_) => return,
+                },
+                changed = became_busy => match changed {
+                    Ok(()) => {
+                        quiet_until = tokio::time::Instant::now() + BUSY_EVERY;
+                        false
+                    }
                     Err(_) => return,
                 },
                 () = tx.closed() => return,
@@ -106,5 +125,30 @@ mod tests {
         let snapshot = next_line(&mut body).await;
         assert_eq!(snapshot.kind, LineKind::Snapshot);
         assert!(started.elapsed() >= SNAPSHOT_EVERY - Duration::from_millis(10));
+    }
+
+    #[tokio::test]
+    async fn requests_newly_in_flight_are_reported_at_once_at_most_once_a_second() {
+        tokio::time::pause();
+        let activation = Activation::new(8);
+        let mut body = stream(activation.clone()).into_body();
+        next_line(&mut body).await;
+        let key = ("default".to_string(), "web".to_string());
+        let first = activation.in_flight(&key, true);
+        let busy = tokio::time::timeout(Duration::from_millis(10), next_line(&mut body))
+            .await
+            .expect("a request newly in flight is told at once");
+        assert_eq!(busy.kind, LineKind::Snapshot);
+        assert_eq!(busy.backends[0].in_flight, 1);
+        drop(first);
+        let started = tokio::time::Instant::now();
+        let _second = activation.in_flight(&key, true);
+        let coalesced = next_line(&mut body).await;
+        assert_eq!(coalesced.backends[0].in_flight, 1);
+        let took = started.elapsed();
+        assert!(
+            took >= BUSY_EVERY - Duration::from_millis(10) && took < SNAPSHOT_EVERY,
+            "{took:?}"
+        );
     }
 }

@@ -12,6 +12,20 @@ use crate::request::{MetricsRequest, Query, ResourceRequest, Verb};
 use crate::server::{ApiServer, ok};
 use crate::status::{ApiError, ApiResult};
 
+/// The one path of a node's agent the activation controller may read through
+/// `nodes/proxy` (its activity stream): an RBAC rule cannot name a subresource's
+/// path, so its `get nodes/proxy` grant is narrowed here, keyed on its identity
+/// (docs/configuration.md). Without it, the grant would reach every path of
+/// 10250 (`containerLogs`, `exec`…).
+const ACTIVATION_PATH: &str = "ingress/activity";
+
+/// Whether `identity` may read `path` of a node's agent (RBAC allowing).
+fn path_allowed(identity: &Identity, path: &str) -> bool {
+    let activation =
+        rk8s_api::identities::controller_user(rk8s_api::identities::controller::ACTIVATION);
+    identity.user() != activation || path == ACTIVATION_PATH
+}
+
 impl ApiServer {
     /// `GET /api/v1/nodes/{node}/proxy/{path}`: the node agent's `/{path}` (for whom
     /// may `get` `nodes/proxy`).
@@ -34,10 +48,16 @@ impl ApiServer {
             Identity::Node(_) => return Err(crate::auth::denied(identity, &r)),
             _ => self.handlers.authorize(identity, &r, &Query::default())?,
         };
+        if !path_allowed(identity, &path) {
+            let why = format!("only the path {ACTIVATION_PATH} is allowed to this controller");
+            return Err(crate::auth::denied_because(identity, &r, Some(&why)));
+        }
         let target =
             crate::proxy::node_target(&self.handlers.registry, &node, &path, req.uri().query())
                 .await?;
-        let node_req = crate::proxy::node_request(req.method(), req.headers(), &target)?;
+        // No upgrade is passed on: the answer is relayed without the client's side
+        // of a connection to splice (exec and port forwarding have their routes).
+        let node_req = crate::proxy::node_request(req.method(), &http::HeaderMap::new(), &target)?;
         let resp = self
             .dialer()?
             .send(&target.node, target.ip, target.port, node_req)
@@ -130,5 +150,27 @@ impl ApiServer {
         self.node_dialer.get().ok_or_else(|| {
             ApiError::unavailable("this API server has no credentials for node agents")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_activation_controller_reads_only_the_activity_stream_of_a_node() {
+        let user =
+            rk8s_api::identities::controller_user(rk8s_api::identities::controller::ACTIVATION);
+        let activation = Identity::User(crate::users::User::new(user, Vec::new()));
+        assert!(path_allowed(&activation, "ingress/activity"));
+        for other in [
+            "containerLogs/ns/pod/c",
+            "exec/ns/pod/c",
+            "ingress/activity/x",
+            "ingress",
+        ] {
+            assert!(!path_allowed(&activation, other), "{other}");
+        }
+        assert!(path_allowed(&Identity::Admin, "containerLogs/ns/pod/c"));
     }
 }

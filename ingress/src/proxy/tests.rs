@@ -502,6 +502,11 @@ async fn a_new_table_applies_to_the_next_request() {
 /// The table of `cold.test` → the Service `cold`, which wakes on request (held 1 s),
 /// with the endpoint `pod` or none.
 fn cold_table(pod: Option<SocketAddr>) -> Table {
+    cold_table_on(pod, 80)
+}
+
+/// [`cold_table`] with the Ingress asking for the Service's `port`.
+fn cold_table_on(pod: Option<SocketAddr>, port: u16) -> Table {
     let mut cluster = StaticCluster::default();
     let svc: Service = serde_json::from_value(json!({
         "metadata": {"name": "cold", "namespace": "default",
@@ -519,7 +524,7 @@ fn cold_table(pod: Option<SocketAddr>) -> Table {
     let ingress: Ingress = serde_json::from_value(json!({
         "metadata": {"name": "cold", "namespace": "default"},
         "spec": {"rules": [{"host": "cold.test", "http": {"paths": [{"pathType": "Prefix",
-            "path": "/", "backend": {"service": {"name": "cold", "port": {"number": 80}}}}]}}]}
+            "path": "/", "backend": {"service": {"name": "cold", "port": {"number": port}}}}]}}]}
     }))
     .unwrap();
     Table::build(&[Arc::new(ingress)], &[class()], &cluster)
@@ -605,8 +610,10 @@ async fn a_full_queue_is_refused_at_once_and_held_requests_time_out_with_retry_a
             .is_some_and(|b| b.waiting == 2)
     })
     .await;
+    // Timed from here: the setup and the poll are not the refusal's.
+    let asked = std::time::Instant::now();
     let refused = raw(at, COLD_GET).await;
-    assert!(started.elapsed() < Duration::from_millis(900));
+    assert!(asked.elapsed() < Duration::from_millis(900));
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.contains("retry-after: 1\r\n"), "{refused}");
     for h in held {
@@ -675,4 +682,74 @@ async fn a_client_that_leaves_gives_up_its_place_in_the_queue() {
     .await;
     let reply = next.await.unwrap();
     assert!(reply.contains("retry-after: 5\r\n"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_websocket_to_a_counted_backend_is_in_flight_until_it_closes() {
+    let (at, proxy) = cold_proxy(4).await;
+    proxy.set(
+        cold_table(Some(backend().await)),
+        Certificates::new(tls::fake_certificate().unwrap()),
+    );
+    let activation = proxy.activation().clone();
+    let mut s = upgraded(at, "cold.test").await;
+    s.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    s.read_exact(&mut echo).await.unwrap();
+    // The 101's empty body is long sent; the tunnel is still traffic.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(activation.snapshot()[0].in_flight, 1, "the open tunnel");
+    drop(s);
+    until("the closed tunnel is no longer in flight", || {
+        activation.snapshot()[0].in_flight == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_port_the_service_lacks_is_refused_at_once_and_waits_for_nothing() {
+    let (at, proxy) = cold_proxy(4).await;
+    proxy.set(
+        cold_table_on(None, 81),
+        Certificates::new(tls::fake_certificate().unwrap()),
+    );
+    let asked = std::time::Instant::now();
+    let reply = raw(at, COLD_GET).await;
+    assert!(asked.elapsed() < Duration::from_millis(500));
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(!reply.contains("x-rk8s-cold-start"), "{reply}");
+    let activation = proxy.activation();
+    assert!(
+        activation
+            .snapshot()
+            .iter()
+            .all(|b| b.waiting == 0 && b.requests == 0),
+        "nothing held, nothing woken: {:?}",
+        activation.snapshot()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_with_a_small_body_gives_up_its_place_at_once() {
+    // Read along with the head. (One that leaves with most of a large body unsent
+    // is not noticed while held: activation::BODY_HOLD bounds it.)
+    let (at, proxy) = cold_proxy(1).await;
+    let mut s = tokio::net::TcpStream::connect(at).await.unwrap();
+    let post = "POST /x HTTP/1.1\r\nHost: cold.test\r\nContent-Length: 5\r\n\r\nhello";
+    s.write_all(post.as_bytes()).await.unwrap();
+    let activation = proxy.activation().clone();
+    until("the request is held", || {
+        activation
+            .snapshot()
+            .first()
+            .is_some_and(|b| b.waiting == 1)
+    })
+    .await;
+    drop(s);
+    // Well within the Service's 1 s hold.
+    let left = std::time::Instant::now();
+    while activation.snapshot()[0].waiting != 0 {
+        assert!(left.elapsed() < Duration::from_millis(500), "still held");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
