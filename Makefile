@@ -99,6 +99,7 @@ bench: setup
 	ulimit -n 16384 && $(CARGO) bench --bench autoscaling
 	$(CARGO) bench --bench network
 	$(CARGO) bench --bench ingress
+	$(CARGO) bench --bench netpol
 	$(CARGO) bench --bench snapshot
 
 ## make bench-quick: the control plane's hot paths in small cases (a few minutes),

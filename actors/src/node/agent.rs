@@ -259,6 +259,9 @@ pub async fn reset(config: &AgentConfig) -> Result<Vec<String>> {
     network
         .destroy()
         .map_err(|e| Error::Other(format!("failed to remove the pod network: {e}")))?;
+    rk8s_netoverlay::netpol::PolicyProxy::new(System)
+        .remove()
+        .map_err(|e| Error::Other(format!("failed to remove the NetworkPolicy table: {e}")))?;
     ServiceProxy::new(System, &config.bridge, subnet)
         .remove()
         .and_then(|()| Overlay::remove_device(&System))
@@ -383,11 +386,17 @@ async fn start_cluster_side(
         (runtime.clone(), stats),
     ));
     start_cluster_network(config, id, &client, node_ip.as_deref(), subnet, services_w).await;
+    let gate = dns_address(subnet)
+        .map(|gw| super::netpol::start(client.clone(), id.node_name.clone(), gw));
     tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
     let actors = Actors::default();
     let (a, name) = (actors.clone(), info.name.clone());
     actors.start("Node", &name, move |me| {
-        NodeActor::new(client.clone(), info.clone(), runtime.clone(), a.clone(), me)
+        let node = NodeActor::new(client.clone(), info.clone(), runtime.clone(), a.clone(), me);
+        match &gate {
+            Some(g) => node.with_netpol(g.clone()),
+            None => node,
+        }
     });
     Ok(actors)
 }

@@ -53,6 +53,9 @@ pub struct PodActor {
     inputs_refresh: Duration,
     /// The events written about the pod (a repeat counts on them).
     events: pod_events::Written,
+    /// Where the pod waits for its NetworkPolicy isolation before its first
+    /// container starts.
+    netpol: Option<super::netpol::Gate>,
 }
 
 impl PodActor {
@@ -78,8 +81,16 @@ impl PodActor {
             inputs_read: None,
             inputs_refresh: inputs::REFRESH,
             events: pod_events::Written::default(),
+            netpol: None,
         }
         .pending_start()
+    }
+
+    /// Waits at `gate` for the pod's NetworkPolicy isolation before its first
+    /// container starts (`None`: no NetworkPolicy on this node).
+    pub fn with_netpol(mut self, gate: Option<super::netpol::Gate>) -> Self {
+        self.netpol = gate;
+        self
     }
 
     /// Reads the pod's ConfigMaps and Secrets again at least every `refresh`.
@@ -146,6 +157,7 @@ impl PodActor {
         }
         let client = self.client.clone();
         let events = self.events.clone();
+        let gate = self.netpol.clone();
         let node = pod
             .spec
             .as_ref()
@@ -198,8 +210,13 @@ impl PodActor {
             }
             if !started {
                 let began = std::time::Instant::now();
-                runtime.run_pod(&pod).await.map_err(|e| e.to_string())?;
+                let record = runtime.run_pod(&pod).await.map_err(|e| e.to_string())?;
                 metrics::time_operation("run_podsandbox", began.elapsed());
+                // Isolated before any container runs (kubernetes.io, "Network
+                // Policies": "from the very first instant").
+                if let (Some(gate), Some(a)) = (&gate, &record.attachment) {
+                    gate.admit(&pod, a.address).await?;
+                }
             }
             let began = std::time::Instant::now();
             let mut status = runtime
