@@ -229,7 +229,15 @@ for pod in api other; do
 done
 k -n policy-demo get networkpolicies | indent
 probe() { ctl exec -n policy-demo "$1" -- timeout 3 wget -qO- http://db 2>&1; }
-refused() { ! probe other; }
+# Blocked means the connect was refused or timed out (wget's own words, or timeout's
+# exit status), not any failure (a pod not running yet, an exec error).
+refused() {
+  local out rc
+  out=$(probe other) && return 1
+  rc=$?
+  case "$rc" in 124 | 143) return 0 ;; esac
+  printf '%s' "$out" | grep -qiE 'connection refused|timed out|host is unreachable'
+}
 wait_until 30 "the other pod refused" refused
 say "from pod other (role: other): wget http://db"
 say "$(probe other | head -1) (blocked by NetworkPolicy db-deny-all)"

@@ -8,9 +8,13 @@
 //! with DNS failing and then allowed to kube-dns; a namespaceSelector by
 //! `kubernetes.io/metadata.name`; a pod AND namespace selector; an ipBlock with an
 //! except; ports, endPort and a named port; egress denied while the server allows;
-//! a relabelled pod. A pod of a namespace that denies all egress fails its connect
-//! from its container's first instant. Traffic stays in these namespaces and the
-//! test's bridge; everything is removed afterwards, also when the test fails.
+//! a relabelled pod. Each server also has a ClusterIP Service, and a same-node and a
+//! cross-node pair are probed through it too (DNAT, masquerade and br_netfilter on
+//! the way). A node may list PodPeers, a user without RBAC may not. A pod of a
+//! namespace that denies all egress fails its connect — refused or timed out, not
+//! any failure — from its container's first instant. Traffic stays in these
+//! namespaces and the test's bridge; everything is removed afterwards, also when
+//! the test fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,6 +27,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use rk8s_api::netpol::peer::PodPeer;
 use rk8s_api::netpol::{self, Endpoint, PodInfo, Protocol, World};
 use serde_json::json;
 use support::images::busybox;
@@ -47,6 +52,79 @@ fn server_pod(name: &str, node: &str) -> Pod {
                 "ports": [{"name": "serve-80", "containerPort": 80}, {"name": "serve-81", "containerPort": 81}]}]}
     }))
     .unwrap()
+}
+
+/// A ClusterIP Service `s-NAME` in front of the server pod `name` (port 80).
+fn service(name: &str) -> k8s_openapi::api::core::v1::Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("s-{name}")},
+        "spec": {"selector": {"pod": name}, "ports": [{"port": 80, "targetPort": 80}]}
+    }))
+    .unwrap()
+}
+
+/// A server pod by (namespace, name).
+type Server<'a> = (&'a str, &'a str);
+
+/// Waits (bounded) until connects from each `(from, to)` server pod pair through
+/// `to`'s Service are what the model says of the pods themselves on port 80.
+async fn services_match(
+    cluster: &Cluster,
+    admin: &kube::Client,
+    case: &str,
+    pairs: &[(Server<'_>, Server<'_>)],
+) {
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let (world, servers) = cluster.world().await;
+        let find = |(ns, name): (&str, &str)| {
+            servers
+                .iter()
+                .find(|(p, _)| p.namespace == ns && p.name == name)
+                .cloned()
+                .unwrap()
+        };
+        let mut wrong = Vec::new();
+        for (from, to) in pairs {
+            let (from_pod, uid) = find(*from);
+            let (to_pod, _) = find(*to);
+            let want = netpol::reachable(
+                &world,
+                Endpoint::Pod(&from_pod),
+                Endpoint::Pod(&to_pod),
+                Protocol::Tcp,
+                80,
+            );
+            let svc = Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), to.0)
+                .get(&format!("s-{}", to.1))
+                .await
+                .unwrap();
+            let ip: Ipv4Addr = svc.spec.unwrap().cluster_ip.unwrap().parse().unwrap();
+            let got =
+                tokio::task::spawn_blocking(move || connects(&uid, SocketAddr::from((ip, 80))))
+                    .await
+                    .unwrap();
+            if got != want {
+                wrong.push(format!(
+                    "{}/{} -> service s-{} of {}/{}: expected {want}",
+                    from.0, from.1, to.1, to.0, to.1
+                ));
+            }
+        }
+        if wrong.is_empty() {
+            eprintln!(
+                "{case}: {} pairs through Services, as the model says",
+                pairs.len()
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{case}: through Services:\n{}",
+            wrong.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// A TCP connect to `to` from inside the network namespace of the pod `uid`.
@@ -237,6 +315,10 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
     for (ns, name, node) in SERVERS {
         let pods: Api<Pod> = Api::namespaced(admin.clone(), ns);
         pods.create(&post, &server_pod(name, node)).await.unwrap();
+        Api::<k8s_openapi::api::core::v1::Service>::namespaced(admin.clone(), ns)
+            .create(&post, &service(name))
+            .await
+            .unwrap();
     }
     eventually_within(
         "five server pods with addresses",
@@ -259,6 +341,24 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
     };
 
     matrix_matches(&cluster, "baseline").await;
+
+    // PodPeers: a node may list them (all pods, projected); a user without RBAC
+    // may not.
+    let node_client = server
+        .client_with_token(Some(&server.node_token("a")))
+        .await;
+    let seen = Api::<PodPeer>::all(node_client)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(seen.items.len() >= 5, "{} PodPeers", seen.items.len());
+    let dir = tempfile::tempdir().unwrap();
+    let user =
+        support::apiserver::client_from(&server.user_kubeconfig(dir.path(), "pat", &[])).await;
+    match Api::<PodPeer>::all(user).list(&ListParams::default()).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => panic!("a user without RBAC listed PodPeers: {other:?}"),
+    }
 
     policies("x")
         .create(&post, &policy("x", "deny-in", json!({"podSelector": {}})))
@@ -333,6 +433,20 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
         .await
         .unwrap();
     matrix_matches(&cluster, "namespaceSelector by name").await;
+    // Through x/a's Service: from its node (y/a allowed, z/a denied) and from the
+    // other node (y/b allowed, x/b denied).
+    services_match(
+        &cluster,
+        &admin,
+        "namespaceSelector by name",
+        &[
+            (("y", "a"), ("x", "a")),
+            (("z", "a"), ("x", "a")),
+            (("y", "b"), ("x", "a")),
+            (("x", "b"), ("x", "a")),
+        ],
+    )
+    .await;
     clear().await;
 
     policies("x")
@@ -458,12 +572,16 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
         .unwrap()
         .0
         .ips[0];
+    // Exit 42: the connect was refused or timed out (not any other failure).
     let first_connect = |name: &str| -> Pod {
         serde_json::from_value(json!({
             "metadata": {"name": name},
             "spec": {"nodeName": "a", "restartPolicy": "Never", "containers": [{"name": "c",
                 "image": busybox(), "command": ["sh", "-c",
-                format!("exec timeout 3 wget -q -O /dev/null http://{za_ip}:80/")]}]}
+                format!("e=$(timeout 3 wget -q -O /dev/null http://{za_ip}:80/ 2>&1); r=$?; \
+                         [ $r = 0 ] && exit 0; [ $r -ge 124 ] && exit 42; \
+                         case \"$e\" in *refused*|*timed*|*unreachable*) exit 42;; esac; \
+                         echo \"$e\"; exit $r")]}]}
         }))
         .unwrap()
     };
@@ -494,6 +612,22 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
         phase("w").await,
         "Failed",
         "w/first connected through deny-all"
+    );
+    let w_first = Api::<Pod>::namespaced(admin.clone(), "w")
+        .get("first")
+        .await
+        .unwrap();
+    let exit = w_first
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|c| c.into_iter().next())
+        .and_then(|c| c.state)
+        .and_then(|s| s.terminated)
+        .map(|t| t.exit_code);
+    assert_eq!(
+        exit,
+        Some(42),
+        "w/first failed, but not by a refused or timed-out connect"
     );
     assert_eq!(phase("z").await, "Succeeded", "z/first did not connect");
     clear().await;

@@ -235,14 +235,22 @@ pub fn pod_ips(pod: &Pod) -> Vec<Ipv4Addr> {
     ips
 }
 
-/// The named ports of the pod's containers (init containers' ports are not served).
+/// The named ports of the pod's containers and of its sidecars (init containers with
+/// `restartPolicy: Always`, which keep running and serve: kube's `podutil.FindPort`
+/// searches them too); other init containers' ports are not served.
 pub fn named_ports(pod: &Pod) -> Vec<NamedPort> {
     let Some(spec) = &pod.spec else {
         return Vec::new();
     };
+    let sidecars = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
     let mut ports: Vec<NamedPort> = spec
         .containers
         .iter()
+        .chain(sidecars)
         .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| {
             let name = p.name.clone().filter(|n| !n.is_empty())?;
@@ -315,6 +323,10 @@ pub enum CompileError {
     /// A port number out of range.
     #[error("invalid port {0}")]
     Port(i32),
+    /// A port name that is no IANA service name (it would be spliced into nft's
+    /// script: only validated names get there).
+    #[error("invalid port name {0:?}: {1}")]
+    PortName(String, String),
 }
 
 /// A selector of peer pods: the pods matching `pods` in the policy's own namespace
@@ -552,7 +564,13 @@ fn port_match(p: &NetworkPolicyPort) -> Result<PortMatch, CompileError> {
         }
         Some(IntOrString::String(s)) => match s.parse::<i32>() {
             Ok(n) => Ports::Range(number(n)?, number(n)?),
-            Err(_) => Ports::Named(s.clone()),
+            Err(_) => {
+                let errs = crate::names::iana_svc_name(s);
+                if !errs.is_empty() {
+                    return Err(CompileError::PortName(s.clone(), errs.join(", ")));
+                }
+                Ports::Named(s.clone())
+            }
         },
     };
     Ok(PortMatch { protocol, ports })

@@ -360,6 +360,7 @@ async fn start_cluster_side(
         address: node_ip.clone(),
         port,
         sync_frequency: config.sync_frequency,
+        extra_conditions: Default::default(),
     };
     tokio::spawn(collect_images(runtime.clone(), config.image_gc));
     tokio::spawn(super::local_volumes::collect(
@@ -386,8 +387,9 @@ async fn start_cluster_side(
         (runtime.clone(), stats),
     ));
     start_cluster_network(config, id, &client, node_ip.as_deref(), subnet, services_w).await;
+    let conditions = info.extra_conditions.clone();
     let gate = dns_address(subnet)
-        .map(|gw| super::netpol::start(client.clone(), id.node_name.clone(), gw));
+        .map(|gw| super::netpol::start(client.clone(), id.node_name.clone(), gw, conditions));
     tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
     let actors = Actors::default();
     let (a, name) = (actors.clone(), info.name.clone());

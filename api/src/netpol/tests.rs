@@ -318,6 +318,60 @@ fn a_named_port_resolves_on_the_destination_pod() {
 }
 
 #[test]
+fn a_port_name_that_is_no_iana_service_name_does_not_compile() {
+    for bad in [
+        "x; flush ruleset",
+        "Http",
+        "a--b",
+        "sixteen-chars-xx",
+        "-http",
+        "80-",
+    ] {
+        let np: NetworkPolicy = serde_json::from_value(json!({
+            "metadata": {"name": "in", "namespace": "x"},
+            "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": bad}]}]},
+        }))
+        .unwrap();
+        assert!(
+            matches!(compile(&np), Err(CompileError::PortName(..))),
+            "{bad:?} compiled"
+        );
+    }
+    let np: NetworkPolicy = serde_json::from_value(json!({
+        "metadata": {"name": "in", "namespace": "x"},
+        "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": "dns-tcp"}]}]},
+    }))
+    .unwrap();
+    assert!(compile(&np).is_ok());
+}
+
+#[test]
+fn named_ports_include_sidecars_but_not_other_init_containers() {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "a", "namespace": "x"},
+        "spec": {
+            "initContainers": [
+                {"name": "proxy", "image": "i", "restartPolicy": "Always",
+                 "ports": [{"name": "metrics", "containerPort": 9090}]},
+                {"name": "setup", "image": "i",
+                 "ports": [{"name": "setup", "containerPort": 9091}]},
+            ],
+            "containers": [{"name": "app", "image": "i",
+                            "ports": [{"name": "http", "containerPort": 80}]}],
+        },
+    }))
+    .unwrap();
+    let names: Vec<(String, u16)> = named_ports(&pod)
+        .into_iter()
+        .map(|p| (p.name, p.port))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("http".to_string(), 80), ("metrics".to_string(), 9090)]
+    );
+}
+
+#[test]
 fn default_deny_egress_blocks_dns_until_egress_to_kube_dns_is_allowed() {
     let deny = policy(
         "x",

@@ -5,7 +5,7 @@
 //!   address to the chain of its direction; an unisolated direction has no element
 //!   and costs one map lookup;
 //! - `in/<H>` / `out/<H>`: one chain per distinct set of policies selecting local
-//!   pods (`H` hashes their names), holding the deduplicated union of their rules as
+//!   pods (`H` hashes their sorted names), holding the deduplicated union of their rules as
 //!   `(peer, port)` clauses, ending in `reject`;
 //! - `grp/<G>`: the addresses of the pods one peer selector selects (`G` hashes the
 //!   selector; shared by every policy that names it), `ipb/<B>`: an `ipBlock` minus
@@ -13,12 +13,22 @@
 //!   with a container port of that name — for ingress the selected pod's, for egress
 //!   the peer's, so one set serves both (`ip daddr . th dport`);
 //! - `self`: `(P . P)` for each local pod, which may always reach itself.
+//!
+//! Names hash user-written text (selectors, CIDRs, policy names) with SHA-256 cut to
+//! 128 bits: two different texts never share a chain or set (with a short hash, a
+//! namespace could forge a selector whose set is another tenant's and be allowed
+//! what that tenant is). A [`Compiler`] kept across syncs remembers each peer
+//! group's members per namespace, so one pod event recomputes only the groups whose
+//! namespaces include that pod's, and only there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use rk8s_api::netpol::{Direction, Peer, PodInfo, PortMatch, Ports, Protocol, World};
+use rk8s_api::netpol::{
+    Direction, Group, Labels, Peer, PodInfo, PortMatch, Ports, Protocol, World,
+};
+use sha2::{Digest, Sha256};
 
 /// The kind of a named set, which fixes its type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,14 +88,15 @@ impl Program {
     }
 }
 
-/// FNV-1a, 64 bits, as 12 hex digits: short stable names for chains and sets.
+/// SHA-256 cut to 128 bits, as 32 hex digits: stable names for chains and sets
+/// that no one can make two texts share (nft allows 255 bytes per name).
 pub fn short_hash(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    let digest = Sha256::digest(text.as_bytes());
+    let mut out = String::with_capacity(32);
+    for b in digest.iter().take(16) {
+        let _ = write!(out, "{b:02x}");
     }
-    format!("{:012x}", h >> 16)
+    out
 }
 
 /// The peer half of a clause.
@@ -134,40 +145,105 @@ fn range_text((a, b): (u32, u32)) -> String {
     }
 }
 
+/// A peer group's members, by namespace (only namespaces with members).
+type Members = BTreeMap<String, BTreeSet<String>>;
+
+/// Compiles programs, remembering between two compiles what a pod event cannot
+/// have changed: each peer group's members per namespace. Keep one per node and
+/// call [`Compiler::compile`] for every sync; [`compile`] is one without memory.
+#[derive(Debug, Default)]
+pub struct Compiler {
+    /// The namespaces' labels at the last compile (any change forgets every group).
+    namespaces: BTreeMap<String, Labels>,
+    /// The pods of each namespace at the last compile, sorted.
+    pods: BTreeMap<String, Vec<PodInfo>>,
+    /// Each group's members at the last compile.
+    groups: BTreeMap<Group, Members>,
+}
+
+/// The namespaces a group looks at.
+fn scope<'w>(group: &'w Group, namespaces: &'w BTreeMap<String, Labels>) -> Vec<&'w str> {
+    match (&group.namespace, &group.namespaces) {
+        (_, Some(sel)) => namespaces
+            .iter()
+            .filter(|(_, labels)| sel.matches(labels))
+            .map(|(name, _)| name.as_str())
+            .collect(),
+        (Some(ns), None) => vec![ns.as_str()],
+        (None, None) => Vec::new(),
+    }
+}
+
+/// The members of `group` among `pods` (all of one namespace).
+fn members_in(
+    group: &Group,
+    pods: &[&PodInfo],
+    namespaces: &BTreeMap<String, Labels>,
+) -> BTreeSet<String> {
+    pods.iter()
+        .filter(|p| group.matches(p, namespaces))
+        .flat_map(|p| p.ips.iter().map(ToString::to_string))
+        .collect()
+}
+
 /// Builds the program: sets are made as clauses name them.
 struct Builder<'a> {
     world: &'a World,
     pods: Vec<&'a PodInfo>,
-    /// The pods by namespace: a group looks only at the namespaces it selects.
+    /// The pods by namespace (sorted): a group looks only at the namespaces it selects.
     by_namespace: BTreeMap<&'a str, Vec<&'a PodInfo>>,
+    /// The namespaces whose pods changed since the cached groups were computed.
+    changed: BTreeSet<String>,
+    /// Groups' members from the last compile, taken as they are used.
+    cached: BTreeMap<Group, Members>,
+    /// Groups' members of this compile.
+    groups: BTreeMap<Group, Members>,
     program: Program,
 }
 
 impl Builder<'_> {
+    /// `group`'s members: the cached ones, redone in the namespaces that changed.
+    fn members(&mut self, group: &Group) -> Members {
+        let world = self.world;
+        let in_scope = scope(group, &world.namespaces);
+        let found = |ns: &str, by_namespace: &BTreeMap<&str, Vec<&PodInfo>>| {
+            by_namespace
+                .get(ns)
+                .map(|pods| members_in(group, pods, &world.namespaces))
+                .unwrap_or_default()
+        };
+        let mut members = match self.cached.remove(group) {
+            Some(mut m) => {
+                for ns in &self.changed {
+                    m.remove(ns);
+                    if in_scope.contains(&ns.as_str()) {
+                        let now = found(ns, &self.by_namespace);
+                        if !now.is_empty() {
+                            m.insert(ns.clone(), now);
+                        }
+                    }
+                }
+                m
+            }
+            None => in_scope
+                .iter()
+                .map(|ns| (ns.to_string(), found(ns, &self.by_namespace)))
+                .filter(|(_, m)| !m.is_empty())
+                .collect(),
+        };
+        members.retain(|_, m| !m.is_empty());
+        members
+    }
+
     fn peer(&mut self, peer: &Peer) -> PeerPart {
         match peer {
             Peer::Pods(group) => {
                 let text = group.to_string();
                 let name = format!("grp/{}", short_hash(&text));
                 if !self.program.sets.contains_key(&name) {
-                    let namespaces: Vec<&str> = match (&group.namespace, &group.namespaces) {
-                        (_, Some(sel)) => self
-                            .world
-                            .namespaces
-                            .iter()
-                            .filter(|(_, labels)| sel.matches(labels))
-                            .map(|(name, _)| name.as_str())
-                            .collect(),
-                        (Some(ns), None) => vec![ns.as_str()],
-                        (None, None) => Vec::new(),
-                    };
-                    let elements = namespaces
-                        .iter()
-                        .filter_map(|ns| self.by_namespace.get(ns))
-                        .flatten()
-                        .filter(|p| group.matches(p, &self.world.namespaces))
-                        .flat_map(|p| p.ips.iter().map(ToString::to_string))
-                        .collect();
+                    let members = self.members(group);
+                    let elements = members.values().flatten().cloned().collect();
+                    self.groups.insert(group.clone(), members);
                     self.program.sets.insert(
                         name.clone(),
                         Set {
@@ -229,7 +305,9 @@ impl Builder<'_> {
     /// policies), made if new; returns its name.
     fn chain(&mut self, direction: Direction, gateway: Ipv4Addr, keys: &[usize]) -> String {
         let world = self.world;
-        let names: Vec<String> = keys
+        // Sorted: the name must not depend on the order the policies came in (a
+        // store's iteration order changes at a relist).
+        let mut names: Vec<String> = keys
             .iter()
             .map(|i| {
                 format!(
@@ -238,6 +316,8 @@ impl Builder<'_> {
                 )
             })
             .collect();
+        names.sort();
+        names.dedup();
         let (prefix, addr) = match direction {
             Direction::Ingress => ("in", "saddr"),
             Direction::Egress => ("out", "daddr"),
@@ -296,31 +376,79 @@ impl Builder<'_> {
 /// The program enforcing `world`'s policies on the `local` pods of a node whose pod
 /// gateway (where its DNS answers) is `gateway`. `world.pods` are every pod that may
 /// be a peer (with the virtual kube-dns pod of this node); local pods missing there
+/// (by name and addresses: a pod made again under its old name is another pod)
 /// count as peers too.
 pub fn compile(world: &World, local: &[PodInfo], gateway: Ipv4Addr) -> Program {
-    let mut pods: Vec<&PodInfo> = world.pods.iter().collect();
-    for p in local {
-        if !world
-            .pods
-            .iter()
-            .any(|q| q.namespace == p.namespace && q.name == p.name)
-        {
-            pods.push(p);
+    Compiler::default().compile(world, local, gateway)
+}
+
+impl Compiler {
+    /// As [`compile`], reusing what the last compile found of every peer group in
+    /// the namespaces whose pods did not change since.
+    pub fn compile(&mut self, world: &World, local: &[PodInfo], gateway: Ipv4Addr) -> Program {
+        let mut pods: Vec<&PodInfo> = world.pods.iter().collect();
+        for p in local {
+            if !world
+                .pods
+                .iter()
+                .any(|q| q.namespace == p.namespace && q.name == p.name && q.ips == p.ips)
+            {
+                pods.push(p);
+            }
         }
+        let mut by_namespace: BTreeMap<&str, Vec<&PodInfo>> = BTreeMap::new();
+        for p in &pods {
+            by_namespace
+                .entry(p.namespace.as_str())
+                .or_default()
+                .push(p);
+        }
+        for list in by_namespace.values_mut() {
+            list.sort_by(|a, b| (&a.name, &a.ips).cmp(&(&b.name, &b.ips)));
+        }
+        let cached = if self.namespaces == world.namespaces {
+            std::mem::take(&mut self.groups)
+        } else {
+            self.namespaces = world.namespaces.clone();
+            self.groups.clear();
+            BTreeMap::new()
+        };
+        let mut changed: BTreeSet<String> = self
+            .pods
+            .keys()
+            .filter(|ns| !by_namespace.contains_key(ns.as_str()))
+            .cloned()
+            .collect();
+        for (ns, list) in &by_namespace {
+            let same = self.pods.get(*ns).is_some_and(|old| {
+                old.len() == list.len() && old.iter().zip(list).all(|(a, b)| a == *b)
+            });
+            if !same {
+                changed.insert(ns.to_string());
+                self.pods
+                    .insert(ns.to_string(), list.iter().map(|p| (*p).clone()).collect());
+            }
+        }
+        self.pods
+            .retain(|ns, _| by_namespace.contains_key(ns.as_str()));
+        let mut b = Builder {
+            world,
+            pods,
+            by_namespace,
+            changed,
+            cached,
+            groups: BTreeMap::new(),
+            program: Program::default(),
+        };
+        let program = build(&mut b, local, gateway);
+        self.groups = std::mem::take(&mut b.groups);
+        program
     }
-    let mut by_namespace: BTreeMap<&str, Vec<&PodInfo>> = BTreeMap::new();
-    for p in &pods {
-        by_namespace
-            .entry(p.namespace.as_str())
-            .or_default()
-            .push(p);
-    }
-    let mut b = Builder {
-        world,
-        pods,
-        by_namespace,
-        program: Program::default(),
-    };
+}
+
+/// The chains and map elements of the `local` pods.
+fn build(b: &mut Builder<'_>, local: &[PodInfo], gateway: Ipv4Addr) -> Program {
+    let world = b.world;
     for pod in local {
         b.program.local.extend(pod.ips.iter().copied());
         for direction in [Direction::Ingress, Direction::Egress] {
@@ -344,5 +472,5 @@ pub fn compile(world: &World, local: &[PodInfo], gateway: Ipv4Addr) -> Program {
             }
         }
     }
-    b.program
+    std::mem::take(&mut b.program)
 }

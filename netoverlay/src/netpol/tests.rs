@@ -362,3 +362,121 @@ fn the_scripts_are_what_nft_accepts() {
     again.remove().unwrap();
     again.remove().unwrap();
 }
+
+#[test]
+fn names_are_128_bit_hashes_and_differ_for_different_texts() {
+    let a = rules::short_hash("namespace x pods {pod=a}");
+    let b = rules::short_hash("namespace x pods {pod=b}");
+    assert_eq!(a.len(), 32);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
+    // Two groups never share a set: every distinct selector has its own.
+    let (w, local) = world(vec![
+        policy(
+            "x",
+            "p1",
+            serde_json::json!({"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "a"}}}]}]}),
+        ),
+        policy(
+            "x",
+            "p2",
+            serde_json::json!({"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]}),
+        ),
+    ]);
+    let program = compile(&w, &local, GATEWAY);
+    let groups: Vec<&rules::Set> = program
+        .sets
+        .iter()
+        .filter(|(n, _)| n.starts_with("grp/"))
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(groups.len(), 2);
+    assert_ne!(groups[0].elements, groups[1].elements);
+}
+
+#[test]
+fn chain_names_do_not_depend_on_the_order_policies_come_in() {
+    let (w, local) = world(vec![deny_all(), allow_from_y()]);
+    let (swapped, _) = world(vec![allow_from_y(), deny_all()]);
+    let one = compile(&w, &local, GATEWAY);
+    assert!(one.chains.keys().any(|c| c.starts_with("in/")));
+    assert_eq!(one, compile(&swapped, &local, GATEWAY));
+}
+
+#[test]
+fn a_local_pod_made_again_under_its_name_is_a_peer_at_its_new_address() {
+    let (mut w, mut local) = world(vec![policy(
+        "x",
+        "from-b",
+        serde_json::json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]}),
+    )]);
+    // x/b made again at .9 on this node while its old PodPeer (.3) is still known.
+    let again = PodInfo::new("x", "b", "10.244.1.9".parse().unwrap())
+        .with_labels(&[("pod", "b")])
+        .on("n1");
+    local.push(again);
+    w.pods.retain(|p| p.name != "kube-dns@n1");
+    let program = compile(&w, &local, GATEWAY);
+    let group = program
+        .sets
+        .iter()
+        .find(|(n, _)| n.starts_with("grp/"))
+        .map(|(_, s)| s.elements.clone())
+        .unwrap();
+    assert!(group.contains("10.244.1.9"), "{group:?}");
+    assert!(program.local.contains(&"10.244.1.9".parse().unwrap()));
+}
+
+#[test]
+fn a_kept_compiler_gives_what_a_fresh_compile_gives_after_any_change() {
+    let policies = vec![
+        deny_all(),
+        allow_from_y(),
+        policy(
+            "x",
+            "all-ns",
+            serde_json::json!({"podSelector": {}, "ingress": [{"from": [
+                {"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}]}]}),
+        ),
+    ];
+    let (mut w, mut local) = world(policies);
+    let mut kept = rules::Compiler::default();
+    let check = |kept: &mut rules::Compiler, w: &World, local: &[PodInfo]| {
+        assert_eq!(kept.compile(w, local, GATEWAY), compile(w, local, GATEWAY));
+    };
+    check(&mut kept, &w, &local);
+    // A pod joins another namespace.
+    w.pods.push(
+        PodInfo::new("y", "b", "10.244.2.3".parse().unwrap())
+            .with_labels(&[("pod", "a")])
+            .on("n2"),
+    );
+    check(&mut kept, &w, &local);
+    // A pod is relabelled.
+    if let Some(p) = w
+        .pods
+        .iter_mut()
+        .find(|p| p.namespace == "y" && p.name == "a")
+    {
+        p.labels.insert("pod".into(), "c".into());
+    }
+    check(&mut kept, &w, &local);
+    // A new namespace with a pod, then a namespace relabelled.
+    w.namespaces.insert(
+        "z".into(),
+        BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), "z".to_string())]),
+    );
+    w.pods
+        .push(PodInfo::new("z", "a", "10.244.3.2".parse().unwrap()).with_labels(&[("pod", "a")]));
+    check(&mut kept, &w, &local);
+    if let Some(l) = w.namespaces.get_mut("y") {
+        l.insert(NAMESPACE_NAME_LABEL.into(), "not-y".into());
+    }
+    check(&mut kept, &w, &local);
+    // The pods of a namespace go; the order pods come in changes.
+    w.pods.retain(|p| p.namespace != "z");
+    w.pods.reverse();
+    check(&mut kept, &w, &local);
+    local.pop();
+    check(&mut kept, &w, &local);
+}
