@@ -100,6 +100,7 @@ bench: setup
 	$(CARGO) bench --bench network
 	$(CARGO) bench --bench ingress
 	$(CARGO) bench --bench cold_start
+	$(CARGO) bench --bench netpol
 	$(CARGO) bench --bench snapshot
 
 ## make bench-quick: the control plane's hot paths in small cases (a few minutes),

@@ -50,7 +50,7 @@ node_args() { # node
   echo --name "$1" --data-dir "$STATE/node-$1/data" --run-dir "$STATE/node-$1/run" \
     --manifests "$STATE/node-$1/manifests" --bridge "rk8sdemo$1" --disk-pressure-free-percent 0
 }
-# The local mode's state (the Compose app of step 9), apart from the nodes'.
+# The local mode's state (the Compose app of step 10), apart from the nodes'.
 local_env() {
   env RK8S_RUN_DIR="$STATE/local/run" RK8S_DATA_DIR="$STATE/local/data" \
     RK8S_LOCAL_BRIDGE=rk8sdemol0 RK8S_LOCAL_SUBNET=10.205.0.0/24 "$@"
@@ -220,7 +220,33 @@ for host in web.rk8s.test greeter.rk8s.test; do
   done
 done
 
-step "6. Prometheus scrapes the cluster (rk8sctl prometheus-config)"
+step "6. NetworkPolicy: a db that only the api pods reach (examples/network-policy.yaml)"
+ctl apply -f examples/network-policy.yaml | indent
+wait_until 90 "the policy-demo pods" k -n policy-demo rollout status deploy/db --timeout=5s
+pod_running() { [ "$(k -n policy-demo get pod "$1" -o jsonpath='{.status.phase}')" = Running ]; }
+for pod in api other; do
+  wait_until 60 "pod $pod" pod_running "$pod"
+done
+k -n policy-demo get networkpolicies | indent
+probe() { ctl exec -n policy-demo "$1" -- timeout 3 wget -qO- http://db 2>&1; }
+# Blocked means the connect was refused or timed out (wget's own words, or timeout's
+# exit status), not any failure (a pod not running yet, an exec error).
+refused() {
+  local out rc
+  out=$(probe other) && return 1
+  rc=$?
+  case "$rc" in 124 | 143) return 0 ;; esac
+  printf '%s' "$out" | grep -qiE 'connection refused|timed out|host is unreachable'
+}
+wait_until 30 "the other pod refused" refused
+say "from pod other (role: other): wget http://db"
+say "$(probe other | head -1) (blocked by NetworkPolicy db-deny-all)"
+allowed() { probe api; }
+wait_until 30 "the api pod allowed" allowed
+say "from pod api (role: api): wget http://db"
+probe api | indent
+
+step "7. Prometheus scrapes the cluster (rk8sctl prometheus-config)"
 mkdir -p "$STATE/prometheus"
 ctl prometheus-config --dir "$STATE/prometheus" --scrape-interval 5s >"$STATE/prometheus/prometheus.yml"
 start prometheus prometheus --config.file "$STATE/prometheus/prometheus.yml" \
@@ -263,7 +289,7 @@ watch_until() { # seconds what test...
   hpa_line
 }
 
-step "7. Load on: the HPA scales web up (CPU from the nodes' cgroups, every 2 s)"
+step "8. Load on: the HPA scales web up (CPU from the nodes' cgroups, every 2 s)"
 ctl apply -f - <<'YAML' | indent
 apiVersion: apps/v1
 kind: Deployment
@@ -285,7 +311,7 @@ want=4
 scaled_up() { [ "$(replicas)" -ge $want ] 2>/dev/null; }
 watch_until 240 "the HPA to scale web to $want" scaled_up
 
-step "8. Load off: the HPA scales back down (after its 60 s stabilization window)"
+step "9. Load off: the HPA scales back down (after its 60 s stabilization window)"
 ctl delete deploy load | indent
 if [ $short = 1 ]; then
   calmed() { [ "$(k get hpa web -o jsonpath='{.status.currentMetrics[0].resource.current.averageUtilization}')" -lt 50 ] 2>/dev/null; }
@@ -297,7 +323,7 @@ else
 fi
 k describe hpa web | sed -n '/^Events:/,$p' | indent
 
-step "9. Without a cluster: the same runtime runs a Compose app on this host (rk8sctl compose)"
+step "10. Without a cluster: the same runtime runs a Compose app on this host (rk8sctl compose)"
 local_env "$BIN/rk8sctl" image import target/images/busybox --name docker.io/library/busybox:1.36 >/dev/null
 local_env "$BIN/rk8sctl" compose -f examples/compose.yaml up -d | indent
 local_env "$BIN/rk8sctl" compose -f examples/compose.yaml ps | indent

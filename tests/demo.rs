@@ -94,6 +94,8 @@ fn the_demo_runs_and_demo_down_leaves_nothing_behind() {
         "Ready",
         "hello from web-",
         "hello from greeter-",
+        "(blocked by NetworkPolicy db-deny-all)",
+        "hello from db-",
         "up:",
         "New size: ",
         "hello from compose",

@@ -12,7 +12,8 @@
 //! - [`manifest`]: YAML/JSON decoding whose every error names file, line, column and
 //!   field; [`formats`]: the single-container and Compose files of the local modes;
 //! - [`patch`]: merge, JSON and strategic merge patches, bounded as kube-apiserver
-//!   bounds them; [`net`]: CIDR ranges and host addresses.
+//!   bounds them; [`net`]: CIDR ranges and host addresses; [`netpol`]: NetworkPolicy
+//!   semantics and the reference model nodes are tested against.
 //! - [`placement`]: node selectors, required node affinity, taints and tolerations;
 //! - [`references`]: the Secrets and ConfigMaps a pod uses (what its node may read);
 //! - [`activation`]: scale from zero on request (annotations, node activity lines);
@@ -44,6 +45,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod names;
 pub mod net;
+pub mod netpol;
 pub mod object;
 pub mod patch;
 pub mod path;

@@ -606,6 +606,9 @@ pub fn authorize(identity: &Identity, req: &ResourceRequest, q: &Query) -> ApiRe
                 Ok(Access::All)
             }
             ("leases", None) if in_node_leases => Ok(Access::All),
+            // Every node enforces NetworkPolicy (docs/network.md); the pods they
+            // select and allow it reads as PodPeers (`routes::pod_peers`).
+            ("networkpolicies", None) if req.kind.group == "networking.k8s.io" => Ok(Access::All),
             _ => Err(denied(identity, req)),
         };
     }
@@ -802,6 +805,8 @@ mod tests {
             "/apis/discovery.k8s.io/v1/namespaces/d/endpointslices/web-abc",
             "/api/v1/namespaces",
             "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
+            "/apis/networking.k8s.io/v1/networkpolicies",
+            "/apis/networking.k8s.io/v1/namespaces/d/networkpolicies/deny",
         ] {
             assert_eq!(read(path, "").unwrap(), Access::All, "{path}");
         }

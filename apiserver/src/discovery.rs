@@ -4,6 +4,7 @@
 
 use rk8s_api::ObjectKind;
 use rk8s_api::metrics::METRICS_API_VERSION;
+use rk8s_api::netpol::peer;
 use rk8s_api::object::kinds;
 use serde_json::{Value, json};
 
@@ -116,6 +117,9 @@ pub fn resource_list(group: &str, version: &str, extra: &[ExtraResource]) -> Opt
     if (group, version) == (METRICS_GROUP, METRICS_VERSION) {
         return Some(metrics_resource_list());
     }
+    if (group, version) == (peer::GROUP, peer::VERSION) {
+        return Some(peers_resource_list());
+    }
     if version == "v1" && REVIEW_GROUPS.contains(&group) {
         let resources: Vec<Value> = ReviewKind::ALL
             .into_iter()
@@ -223,10 +227,10 @@ fn group_entry(group: &str, extra: &[ExtraResource]) -> Value {
         .into_iter()
         .find(|k| k.group == group)
         .map(|k| k.version)
-        .unwrap_or(if group == METRICS_GROUP {
-            METRICS_VERSION
-        } else {
-            "v1"
+        .unwrap_or(match group {
+            METRICS_GROUP => METRICS_VERSION,
+            peer::GROUP => peer::VERSION,
+            _ => "v1",
         });
     let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
     json!({
@@ -244,6 +248,7 @@ fn groups(extra: &[ExtraResource]) -> Vec<String> {
         }
     }
     groups.push(METRICS_GROUP.to_string());
+    groups.push(peer::GROUP.to_string());
     groups.extend(REVIEW_GROUPS.map(String::from));
     for e in extra {
         if !groups.iter().any(|g| g == e.kind.group) {
@@ -302,9 +307,35 @@ fn metrics_resource_list() -> Value {
     })
 }
 
+/// `/apis/networking.rk8s.io/v1alpha1`: the read-only PodPeer projection.
+fn peers_resource_list() -> Value {
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": peer::API_VERSION,
+        "resources": [{"name": peer::PLURAL, "singularName": "podpeer", "namespaced": true,
+                       "kind": peer::KIND, "verbs": ["get", "list", "watch"]}],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pod_peers_are_discoverable_read_only() {
+        let none: Vec<ExtraResource> = Vec::new();
+        assert!(groups(&none).iter().any(|g| g == peer::GROUP));
+        let g = group(peer::GROUP, &none).unwrap();
+        assert_eq!(g["preferredVersion"]["groupVersion"], peer::API_VERSION);
+        let list = resource_list(peer::GROUP, peer::VERSION, &none).unwrap();
+        assert_eq!(list["resources"][0]["name"], peer::PLURAL);
+        assert_eq!(list["resources"][0]["namespaced"], true);
+        assert_eq!(
+            list["resources"][0]["verbs"],
+            json!(["get", "list", "watch"])
+        );
+    }
 
     #[test]
     fn every_kind_is_discoverable() {

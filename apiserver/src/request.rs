@@ -157,6 +157,9 @@ pub enum Route {
     },
     /// `GET /apis/metrics.k8s.io/v1beta1/...`: the resource metrics API.
     ResourceMetrics(MetricsRequest),
+    /// `GET /apis/networking.rk8s.io/v1alpha1/[namespaces/{ns}/]podpeers[/{name}]`:
+    /// the pods projected for NetworkPolicy ([`crate::routes::pod_peers`]).
+    PodPeers(PeerRequest),
     /// `POST` of one of the review kinds of `authentication.k8s.io/v1` and
     /// `authorization.k8s.io/v1`, which are computed, never stored (see
     /// [`crate::routes::reviews`]).
@@ -268,6 +271,43 @@ pub enum MetricsRequest {
         /// One pod, or all.
         name: Option<String>,
     },
+}
+
+/// What a PodPeer path asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRequest {
+    /// One namespace, or all.
+    pub namespace: Option<String>,
+    /// One peer, or all.
+    pub name: Option<String>,
+    /// `?watch=true` on the collection.
+    pub watch: bool,
+}
+
+impl PeerRequest {
+    fn parse(rest: &[&str], watch: bool) -> Option<Self> {
+        let s = |n: &&str| Some(n.to_string());
+        let (namespace, name) = match rest {
+            ["podpeers"] => (None, None),
+            ["namespaces", ns, "podpeers"] => (s(ns), None),
+            ["namespaces", ns, "podpeers", n] => (s(ns), s(n)),
+            _ => return None,
+        };
+        Some(PeerRequest {
+            namespace,
+            name,
+            watch,
+        })
+    }
+
+    /// The verb, as authorization sees it.
+    pub fn verb(&self) -> &'static str {
+        match (self.watch, &self.name) {
+            (true, _) => "watch",
+            (false, Some(_)) => "get",
+            (false, None) => "list",
+        }
+    }
 }
 
 impl MetricsRequest {
@@ -405,6 +445,28 @@ pub fn route(
                 node: node.to_string(),
                 path: raw[raw.len() - rest.len()..].join("/"),
             });
+        }
+        [
+            "apis",
+            rk8s_api::netpol::peer::GROUP,
+            rk8s_api::netpol::peer::VERSION,
+            rest @ ..,
+        ] if !rest.is_empty() => {
+            let watching = watch.is_some_and(is_true);
+            let asked = PeerRequest::parse(rest, watching).ok_or_else(ApiError::no_route)?;
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed(
+                    method.as_str(),
+                    rk8s_api::netpol::peer::PLURAL,
+                ));
+            }
+            if watching && asked.name.is_some() {
+                return Err(ApiError::method_not_allowed(
+                    "watch",
+                    rk8s_api::netpol::peer::PLURAL,
+                ));
+            }
+            return Ok(Route::PodPeers(asked));
         }
         ["apis", "metrics.k8s.io", "v1beta1", rest @ ..] if !rest.is_empty() => {
             let asked = MetricsRequest::parse(rest).ok_or_else(ApiError::no_route)?;
@@ -644,6 +706,49 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, http::StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn pod_peers_are_read_only_and_watched_as_collections() {
+        let peers = |method: &Method, path: &str, watch: Option<&str>| {
+            route(method, path, watch, &no_custom)
+        };
+        assert_eq!(
+            peers(
+                &Method::GET,
+                "/apis/networking.rk8s.io/v1alpha1/podpeers",
+                Some("1")
+            )
+            .unwrap(),
+            Route::PodPeers(PeerRequest {
+                namespace: None,
+                name: None,
+                watch: true,
+            })
+        );
+        let one = peers(
+            &Method::GET,
+            "/apis/networking.rk8s.io/v1alpha1/namespaces/x/podpeers/a",
+            None,
+        )
+        .unwrap();
+        let Route::PodPeers(one) = one else {
+            panic!("{one:?}")
+        };
+        assert_eq!(
+            (one.namespace.as_deref(), one.name.as_deref(), one.verb()),
+            (Some("x"), Some("a"), "get")
+        );
+        for (method, watch) in [(Method::DELETE, None), (Method::GET, Some("true"))] {
+            let e = peers(
+                &method,
+                "/apis/networking.rk8s.io/v1alpha1/namespaces/x/podpeers/a",
+                watch,
+            )
+            .unwrap_err();
+            assert_eq!(e.code, http::StatusCode::METHOD_NOT_ALLOWED);
+        }
+        assert!(peers(&Method::GET, "/apis/networking.rk8s.io/v1alpha1/pods", None).is_err());
     }
 
     #[test]

@@ -425,6 +425,7 @@ impl ApiServer {
             Route::Resource(r) => self.resource(req, r, &identity, &query).await,
             Route::NodeProxy { node, path } => self.node_proxy(req, &identity, node, path).await,
             Route::ResourceMetrics(asked) => self.resource_metrics(&identity, asked, &query).await,
+            Route::PodPeers(asked) => self.pod_peers(&identity, asked, &query).await,
             Route::Review { kind, namespace } => self.review(req, &identity, kind, namespace).await,
             Route::Join | Route::MemberJoin => {
                 self.join(req, route, &identity, authorization.as_deref())

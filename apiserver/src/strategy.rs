@@ -8,6 +8,8 @@ use rk8s_api::validation::{FieldError, Reason};
 use rk8s_api::{AnyObject, FieldPath};
 use serde_json::Value;
 
+pub mod namespace;
+
 /// Now, as Kubernetes timestamps are kept: whole seconds.
 pub fn now() -> Time {
     let s = jiff::Timestamp::now().as_second();
@@ -48,6 +50,7 @@ pub fn prepare_create(obj: &mut AnyObject) {
         obj.metadata_mut().generation = Some(1);
     }
     merge_string_data(obj);
+    namespace::label(obj);
     match obj {
         AnyObject::Pod(p) => {
             p.status = Some(PodStatus {
@@ -163,6 +166,7 @@ fn keep_server_metadata(new: &mut ObjectMeta, old: &ObjectMeta) {
 pub fn prepare_update(new: &mut AnyObject, old: &AnyObject) {
     keep_server_metadata(new.metadata_mut(), old.metadata());
     merge_string_data(new);
+    namespace::label(new);
     if old.kind().has_status() && !matches!(old, AnyObject::Node(_)) && !new.set_status_of(old) {
         *new = with_field(new, "status", value_of(old, "status"));
     }

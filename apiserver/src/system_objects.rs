@@ -1,12 +1,14 @@
 //! What every cluster has from its first start: the system namespaces, the
 //! `local-path` StorageClass, the `rk8s` IngressClass and kube's two system
-//! PriorityClasses, made again at each start when missing.
+//! PriorityClasses, made again at each start when missing; and the name label on
+//! namespaces stored before the server set it.
 
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use rk8s_api::AnyObject;
+use rk8s_api::{AnyObject, ObjectKind};
 
 use crate::handlers::SYSTEM_NAMESPACES;
-use crate::registry::Registry;
+use crate::registry::{Change, Registry};
 use crate::status::ApiResult;
 
 /// The StorageClass every cluster has, as k3s ships one: `local-path`, the default,
@@ -102,6 +104,37 @@ pub async fn ensure_system_objects(registry: &Registry) -> ApiResult<()> {
         .chain(system_priority_classes())
     {
         registry.create_if_missing(obj).await?;
+    }
+    label_namespaces(registry).await
+}
+
+/// Gives namespaces stored before the server set `kubernetes.io/metadata.name` the
+/// label (one update each, logged); later writes keep it (`strategy::namespace`).
+async fn label_namespaces(registry: &Registry) -> ApiResult<()> {
+    let kind = ObjectKind::of::<Namespace>();
+    let page = registry
+        .page(&kind, &kind.storage_prefix(None), &[], 0, 0)
+        .await?;
+    for kv in &page.kvs {
+        let ns = crate::registry::decode(&kind, kv)?;
+        let mut labelled = ns.clone();
+        crate::strategy::namespace::label(&mut labelled);
+        if labelled.metadata().labels == ns.metadata().labels {
+            continue;
+        }
+        let name = ns.name().to_string();
+        registry
+            .update(&kind, None, &name, |mut current| {
+                let before = current.metadata().labels.clone();
+                crate::strategy::namespace::label(&mut current);
+                Ok(if current.metadata().labels == before {
+                    Change::Unchanged
+                } else {
+                    Change::Replace(current)
+                })
+            })
+            .await?;
+        tracing::info!(namespace = %name, "labelled namespace with kubernetes.io/metadata.name");
     }
     Ok(())
 }

@@ -28,6 +28,7 @@ pub mod host;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
+pub mod netpol;
 pub mod network;
 pub mod overlay;
 mod pod_network;

@@ -261,6 +261,9 @@ pub async fn reset(config: &AgentConfig) -> Result<Vec<String>> {
     network
         .destroy()
         .map_err(|e| Error::Other(format!("failed to remove the pod network: {e}")))?;
+    rk8s_netoverlay::netpol::PolicyProxy::new(System)
+        .remove()
+        .map_err(|e| Error::Other(format!("failed to remove the NetworkPolicy table: {e}")))?;
     ServiceProxy::new(System, &config.bridge, subnet)
         .remove()
         .and_then(|()| Overlay::remove_device(&System))
@@ -359,6 +362,7 @@ async fn start_cluster_side(
         address: node_ip.clone(),
         port,
         sync_frequency: config.sync_frequency,
+        extra_conditions: Default::default(),
     };
     tokio::spawn(collect_images(runtime.clone(), config.image_gc));
     tokio::spawn(super::local_volumes::collect(
@@ -394,11 +398,18 @@ async fn start_cluster_side(
         (subnet, services_w, activation),
     )
     .await;
+    let conditions = info.extra_conditions.clone();
+    let gate = dns_address(subnet)
+        .map(|gw| super::netpol::start(client.clone(), id.node_name.clone(), gw, conditions));
     tracing::info!(node = %info.name, server = %id.server, port, "running as a cluster node");
     let actors = Actors::default();
     let (a, name) = (actors.clone(), info.name.clone());
     actors.start("Node", &name, move |me| {
-        NodeActor::new(client.clone(), info.clone(), runtime.clone(), a.clone(), me)
+        let node = NodeActor::new(client.clone(), info.clone(), runtime.clone(), a.clone(), me);
+        match &gate {
+            Some(g) => node.with_netpol(g.clone()),
+            None => node,
+        }
     });
     Ok(actors)
 }

@@ -4,7 +4,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+};
 use rk8s_http::metrics::registered;
 
 /// `kubelet_pod_start_duration_seconds`: from the agent first seeing a pod to its
@@ -32,6 +34,15 @@ pub static RUNTIME_OPERATIONS: LazyLock<HistogramVec> = LazyLock::new(|| {
         .buckets(prometheus::exponential_buckets(0.005, 2.5, 14).unwrap_or_default()),
         &["operation_type"],
     ))
+});
+
+/// `rk8s_netpol_sync_failures_total`: NetworkPolicy transactions nft refused (each
+/// is retried with backoff, as a full sync).
+pub static NETPOL_SYNC_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    registered(IntCounter::with_opts(Opts::new(
+        "rk8s_netpol_sync_failures_total",
+        "NetworkPolicy syncs whose nft transaction failed.",
+    )))
 });
 
 /// `kubelet_running_pods`: pods with a running container, at the last reading.

@@ -8,6 +8,7 @@ pub mod ingress;
 pub mod inputs;
 pub mod local_volumes;
 pub mod metrics;
+pub mod netpol;
 pub mod network;
 pub mod node_actor;
 pub mod pod_actor;

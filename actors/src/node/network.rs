@@ -142,12 +142,31 @@ where
         + Sync
         + 'static,
 {
+    watched_reporting(client, writer).map(|_| ())
+}
+
+/// As [`watched`], yielding each event's outcome: an error (then retried with
+/// backoff) says why the store is not filled, e.g. a 403 or 404 from a server that
+/// does not serve the kind to this node.
+pub(super) fn watched_reporting<K>(
+    client: &kube::Client,
+    writer: reflector::store::Writer<K>,
+) -> impl futures_util::Stream<Item = Result<(), watcher::Error>> + use<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
     reflector::reflector(
         writer,
         watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
     )
     .default_backoff()
-    .map(|_| ())
+    .map(|r| r.map(|_| ()))
 }
 
 /// The other nodes with a podCIDR and an InternalIP.

@@ -64,6 +64,8 @@ pub struct NodeActor {
     /// Where this node's actors run (the chaos socket lists and kills them).
     actors: Actors,
     me: Handle<Self>,
+    /// The NetworkPolicy gate its pods pass before their first container starts.
+    netpol: Option<super::netpol::Gate>,
 }
 
 impl NodeActor {
@@ -85,7 +87,15 @@ impl NodeActor {
             pods: HashMap::new(),
             listing: None,
             registered: false,
+            netpol: None,
         }
+    }
+
+    /// Its pods wait for their NetworkPolicy isolation before their first container
+    /// starts ([`super::netpol::Gate`]).
+    pub fn with_netpol(mut self, gate: super::netpol::Gate) -> Self {
+        self.netpol = Some(gate);
+        self
     }
 
     fn pod_seen(&mut self, pod: Pod) {
@@ -102,11 +112,12 @@ impl NodeActor {
             actor.do_send(pod_actor::Update(pod));
             return;
         }
-        let (runtime, client, ip, refresh) = (
+        let (runtime, client, ip, refresh, gate) = (
             self.runtime.clone(),
             self.client.clone(),
             self.info.address.clone(),
             self.info.sync_frequency,
+            self.netpol.clone(),
         );
         let (node, name) = (self.me.clone(), key.clone());
         self.actors.start(POD, &key, move |me| {
@@ -115,6 +126,7 @@ impl NodeActor {
             }
             PodActor::new(pod.clone(), runtime.clone(), client.clone(), ip.clone(), me)
                 .reading_inputs_every(refresh)
+                .with_netpol(gate.clone())
         });
     }
 

@@ -53,6 +53,9 @@ pub struct PodActor {
     inputs_refresh: Duration,
     /// The events written about the pod (a repeat counts on them).
     events: pod_events::Written,
+    /// Where the pod waits for its NetworkPolicy isolation before its first
+    /// container starts.
+    netpol: Option<super::netpol::Gate>,
 }
 
 impl PodActor {
@@ -78,8 +81,16 @@ impl PodActor {
             inputs_read: None,
             inputs_refresh: inputs::REFRESH,
             events: pod_events::Written::default(),
+            netpol: None,
         }
         .pending_start()
+    }
+
+    /// Waits at `gate` for the pod's NetworkPolicy isolation before its first
+    /// container starts (`None`: no NetworkPolicy on this node).
+    pub fn with_netpol(mut self, gate: Option<super::netpol::Gate>) -> Self {
+        self.netpol = gate;
+        self
     }
 
     /// Reads the pod's ConfigMaps and Secrets again at least every `refresh`.
@@ -146,6 +157,7 @@ impl PodActor {
         }
         let client = self.client.clone();
         let events = self.events.clone();
+        let gate = self.netpol.clone();
         let node = pod
             .spec
             .as_ref()
@@ -191,6 +203,9 @@ impl PodActor {
                     Err(e) => return Err(format!("confirming the deletion of {key}: {e}")),
                 }
                 tracing::info!(pod = %key, "pod stopped and deleted");
+                if let Some(gate) = &gate {
+                    gate.forget(&uid).await;
+                }
                 return Ok((true, None));
             }
             if read_inputs {
@@ -198,8 +213,19 @@ impl PodActor {
             }
             if !started {
                 let began = std::time::Instant::now();
-                runtime.run_pod(&pod).await.map_err(|e| e.to_string())?;
+                let record = runtime.run_pod(&pod).await.map_err(|e| e.to_string())?;
                 metrics::time_operation("run_podsandbox", began.elapsed());
+                // Isolated before any container runs (kubernetes.io, "Network
+                // Policies": "from the very first instant"); a pod whose containers
+                // already ran (a restarted agent re-adopting it) is not held back.
+                if let (Some(gate), Some(a)) = (&gate, &record.attachment)
+                    && !containers_ran(&record)
+                    && let Err(e) = gate.admit(&pod, a.address).await
+                {
+                    let warning = vec![("Warning", "NetworkPolicyNotProgrammed", e.clone())];
+                    events.record(&client, &node, &pod, warning).await;
+                    return Err(e);
+                }
             }
             let began = std::time::Instant::now();
             let mut status = runtime
@@ -258,6 +284,11 @@ impl PodActor {
     }
 }
 
+/// Whether a container of the pod was started already (its sandbox is not new).
+fn containers_ran(record: &rk8s_runtime::pod::PodRecord) -> bool {
+    record.containers.values().any(|c| c.id.is_some())
+}
+
 /// Now, if `pod` has not run yet (its start is timed from here).
 fn start_pending(pod: &Pod) -> Option<std::time::Instant> {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
@@ -298,6 +329,10 @@ impl Handler<Update> for PodActor {
         if msg.0.metadata.uid != self.pod.metadata.uid {
             // Another pod of the same name (the last one went while the node actor
             // was away; its containers go with the node's orphans): run it afresh.
+            if let Some(gate) = self.netpol.clone() {
+                let old = self.uid();
+                ctx.spawn(async move { gate.forget(&old).await }.into_actor(self));
+            }
             self.pod = msg.0;
             self.started = false;
             self.last_status = None;
@@ -324,10 +359,14 @@ impl Handler<Gone> for PodActor {
         let runtime = self.runtime.clone();
         let uid = self.uid();
         let key = self.key();
+        let gate = self.netpol.clone();
         ctx.wait(
             async move {
                 if let Err(e) = runtime.stop_pod(&uid, Duration::from_secs(0)).await {
                     tracing::warn!(pod = %key, "stopping a pod deleted from the API: {e}");
+                }
+                if let Some(gate) = gate {
+                    gate.forget(&uid).await;
                 }
             }
             .into_actor(self)

@@ -50,6 +50,55 @@ pub struct NodeInfo {
     /// The longest a running pod goes without its ConfigMaps and Secrets read again
     /// (kubelet's `--sync-frequency`).
     pub sync_frequency: std::time::Duration,
+    /// Conditions other parts of the agent report (`NetworkPolicyReady`).
+    pub extra_conditions: ExtraConditions,
+}
+
+/// A node condition besides kubelet's four: its status, reason and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    /// `True` or `False`.
+    pub status: bool,
+    /// A CamelCase reason.
+    pub reason: &'static str,
+    /// What a person reads.
+    pub message: String,
+}
+
+/// Conditions other parts of the agent set, by type, posted with every status (the
+/// status is a merge patch, which replaces the whole list: they must be in it).
+#[derive(Clone, Debug, Default)]
+pub struct ExtraConditions(std::sync::Arc<std::sync::Mutex<BTreeMap<&'static str, Condition>>>);
+
+impl PartialEq for ExtraConditions {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl ExtraConditions {
+    /// Sets condition `type_` (posted with the next status).
+    pub fn set(&self, type_: &'static str, condition: Condition) {
+        self.lock().insert(type_, condition);
+    }
+
+    /// Condition `type_`, if set.
+    pub fn get(&self, type_: &str) -> Option<Condition> {
+        self.lock().get(type_).cloned()
+    }
+
+    fn all(&self) -> Vec<(&'static str, bool, &'static str, String)> {
+        self.lock()
+            .iter()
+            .map(|(t, c)| (*t, c.status, c.reason, c.message.clone()))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, Condition>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Parses `--labels` as kubelet's `--node-labels`: `key=value` each.
@@ -289,6 +338,7 @@ pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node>
     let now = jiff::Timestamp::now().to_string();
     let conditions: Vec<_> = conditions(&info.data_dir, info.disk_free_percent)
         .into_iter()
+        .chain(info.extra_conditions.all())
         .map(|(type_, status, reason, message)| {
             json!({
                 "type": type_,

@@ -182,6 +182,18 @@ fn attributes(method: &Method, route: Option<&Route>) -> (String, Option<Resourc
             let verb = if name.is_some() { "get" } else { "list" };
             (verb.into(), Some(target), false)
         }
+        Some(Route::PodPeers(asked)) => {
+            let target = Resource {
+                namespace: asked.namespace.clone().unwrap_or_default(),
+                name: asked.name.clone().unwrap_or_default(),
+                ..resource(
+                    rk8s_api::netpol::peer::GROUP,
+                    rk8s_api::netpol::peer::VERSION,
+                    rk8s_api::netpol::peer::PLURAL,
+                )
+            };
+            (asked.verb().into(), Some(target), asked.watch)
+        }
         Some(Route::NodeProxy { node, .. }) => {
             let target = Resource {
                 subresource: "proxy".into(),

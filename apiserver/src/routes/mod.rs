@@ -2,7 +2,7 @@
 //! watch streams ([`watch`]), what is forwarded to nodes ([`nodes`]), joining
 //! ([`bootstrap`]), what Prometheus reads ([`metrics`]), the OpenAPI v2 document in
 //! JSON or protobuf ([`openapi`]), the review kinds ([`reviews`]), health ([`health`]) and the chaos endpoints
-//! ([`debug`]). Each adds methods to [`crate::server::ApiServer`],
+//! ([`debug`]); the PodPeer projection ([`pod_peers`]). Each adds methods to [`crate::server::ApiServer`],
 //! whose `dispatch` picks one by route.
 
 pub mod bootstrap;
@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod nodes;
 pub mod openapi;
+pub mod pod_peers;
 pub mod resources;
 pub mod reviews;
 pub mod watch;

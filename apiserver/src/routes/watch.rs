@@ -20,7 +20,7 @@ use crate::table;
 use crate::watch::Message;
 
 /// The query's selectors alone (a watch's initial list reads everything they select).
-fn without_paging(q: &Query) -> Query {
+pub(crate) fn without_paging(q: &Query) -> Query {
     let mut kept = form_urlencoded::Serializer::new(String::new());
     for key in ["labelSelector", "fieldSelector"] {
         if let Some(v) = q.get(key) {
