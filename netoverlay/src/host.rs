@@ -25,6 +25,15 @@ pub fn delete_link(host: &dyn Host, name: &str) -> Result<()> {
     }
 }
 
+/// Deletes the nftables table `ip NAME`; one that does not exist is what was wanted.
+pub fn delete_nft_table(host: &dyn Host, name: &str) -> Result<()> {
+    match host.run("nft", &["delete", "table", "ip", name], None) {
+        Ok(_) => Ok(()),
+        Err(Error::Command { stderr, .. }) if stderr.contains("No such file") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Changes the host's network.
 pub trait Host: Send + Sync {
     /// Runs `program args…`, feeding `stdin` if given; returns its stdout.

@@ -118,14 +118,7 @@ impl PolicyProxy {
     /// Removes the table (the agent's `reset`).
     pub fn remove(&mut self) -> Result<()> {
         self.programmed = None;
-        match self
-            .host
-            .run("nft", &["delete", "table", "ip", TABLE], None)
-        {
-            Ok(_) => Ok(()),
-            Err(crate::Error::Command { stderr, .. }) if stderr.contains("No such file") => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::host::delete_nft_table(self.host.as_ref(), TABLE)
     }
 }
 

@@ -303,14 +303,7 @@ impl ServiceProxy {
     /// Removes the proxy's table (the agent's `reset`).
     pub fn remove(&mut self) -> Result<()> {
         self.programmed = None;
-        match self
-            .host
-            .run("nft", &["delete", "table", "ip", TABLE], None)
-        {
-            Ok(_) => Ok(()),
-            Err(crate::Error::Command { stderr, .. }) if stderr.contains("No such file") => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::host::delete_nft_table(self.host.as_ref(), TABLE)
     }
 }
 
