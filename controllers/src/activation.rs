@@ -432,8 +432,8 @@ pub struct Floor {
     pub until: Instant,
 }
 
-/// The floors of the HPA-scaled targets that have had traffic (or a wake, or the
-/// leader's start: it knows nothing of the traffic before) within their
+/// The floors of the HPA-scaled targets behind a Service that have had traffic (or a
+/// wake, or the leader's start: it knows nothing of the traffic before) within their
 /// `idle-after`.
 pub fn floors(
     targets: &[Target],
@@ -446,6 +446,11 @@ pub fn floors(
         let Some(hpa) = &t.hpa else {
             continue;
         };
+        // No Service: no request is ever held for it, so there is nothing to hold
+        // up; the HPA alone scales it (to zero as well).
+        if t.services.is_empty() {
+            continue;
+        }
         let idle = t
             .settings
             .idle_after

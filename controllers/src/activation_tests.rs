@@ -275,6 +275,23 @@ fn an_hpa_target_gets_a_floor_from_the_leaders_start_and_while_traffic_lasts() {
 }
 
 #[test]
+fn an_hpa_target_behind_no_service_gets_no_floor_even_when_seen_scaled_up() {
+    let start = Instant::now();
+    let at = |s: u64| start + Duration::from_secs(s);
+    let alone = targets(
+        &[deployment("worker", 1, json!({}))],
+        &[],
+        &[hpa("h", "worker", 0)],
+    );
+    assert_eq!(alone.len(), 1);
+    let activity = Activity::new(start);
+    // Seen with replicas (as a scale-up by anyone is recorded): still no floor, the
+    // HPA alone takes it to zero.
+    let seen = BTreeMap::from([(alone[0].deployment.clone(), start)]);
+    assert_eq!(floors(&alone, &activity, &seen, at(5)), []);
+}
+
+#[test]
 fn a_request_in_flight_keeps_a_deployment_up_however_long_it_lasts() {
     let start = Instant::now();
     let at = |s: u64| start + Duration::from_secs(s);
