@@ -100,17 +100,7 @@ pub fn observe(namespace: &str, ingress: &str, service: &str, code: u16, took: D
 
 /// Forgets the series of Ingresses no longer served (`keep`: those served).
 pub fn forget(keep: &std::collections::BTreeSet<(String, String)>) {
-    let gone = |labels: &[prometheus::proto::LabelPair]| {
-        let get = |n: &str| {
-            labels
-                .iter()
-                .find(|l| l.get_name() == n)
-                .map(|l| l.get_value().to_string())
-                .unwrap_or_default()
-        };
-        let (ns, name) = (get("namespace"), get("ingress"));
-        (!name.is_empty() && !keep.contains(&(ns, name))).then(|| labels.to_vec())
-    };
+    let gone = not_kept(keep, "ingress");
     if let Some(r) = REQUESTS.as_ref() {
         remove_where(r, &gone);
     }
@@ -122,7 +112,22 @@ pub fn forget(keep: &std::collections::BTreeSet<(String, String)>) {
 /// Forgets the held-request series of Services no longer counted (`keep`: those
 /// counted, by namespace and name).
 pub fn forget_activation(keep: &std::collections::BTreeSet<(String, String)>) {
-    let gone = |labels: &[prometheus::proto::LabelPair]| {
+    let gone = not_kept(keep, "service");
+    if let Some(w) = WAITING.as_ref() {
+        remove_where(w, &gone);
+    }
+    if let Some(w) = WAIT.as_ref() {
+        remove_where(w, &gone);
+    }
+}
+
+/// Picks the series whose `namespace` and `name_label` are not in `keep` (a series
+/// without `name_label` is kept).
+fn not_kept<'a>(
+    keep: &'a std::collections::BTreeSet<(String, String)>,
+    name_label: &'a str,
+) -> impl Fn(&[prometheus::proto::LabelPair]) -> Option<Vec<prometheus::proto::LabelPair>> + 'a {
+    move |labels| {
         let get = |n: &str| {
             labels
                 .iter()
@@ -130,13 +135,8 @@ pub fn forget_activation(keep: &std::collections::BTreeSet<(String, String)>) {
                 .map(|l| l.get_value().to_string())
                 .unwrap_or_default()
         };
-        (!keep.contains(&(get("namespace"), get("service")))).then(|| labels.to_vec())
-    };
-    if let Some(w) = WAITING.as_ref() {
-        remove_where(w, &gone);
-    }
-    if let Some(w) = WAIT.as_ref() {
-        remove_where(w, &gone);
+        let (ns, name) = (get("namespace"), get(name_label));
+        (!name.is_empty() && !keep.contains(&(ns, name))).then(|| labels.to_vec())
     }
 }
 
