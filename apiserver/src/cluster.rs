@@ -10,6 +10,7 @@ use std::time::Duration;
 use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::server::Store;
 
+use rk8s_http::renewal::{LiveCert, keep_renewed};
 use rk8s_http::tls::api_server_config;
 use rk8s_http::wire::kubeconfig_with_certificate;
 
@@ -65,6 +66,9 @@ pub struct ApiConfig {
     /// How often the leader compacts the store's history (as Kubernetes compacts
     /// etcd): each time, everything older than the previous round goes.
     pub compaction_interval: Duration,
+    /// How long the API server's serving and client certificates and the node agents'
+    /// serving certificates are valid; each is renewed while in use.
+    pub cluster_signing_duration: Duration,
     /// Bytes of history (values no longer current) beyond which the leader compacts
     /// sooner, keeping [`crate::compaction::MIN_HISTORY`] (0: no limit).
     pub compaction_history_limit: u64,
@@ -235,9 +239,27 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     );
     names.sort();
     names.dedup();
-    let (cert, key) = secrets.ca.issue_server(&names)?;
-    write_file(&pki.join("apiserver.crt"), &cert, false)?;
-    write_file(&pki.join("apiserver.key"), &key, true)?;
+    let cluster_ca = secrets
+        .ca
+        .clone()
+        .with_leaf_validity(cfg.cluster_signing_duration);
+    let issue_serving = {
+        let (ca, pki) = (cluster_ca.clone(), pki.clone());
+        move || -> Result<(String, String), StartError> {
+            let (cert, key) = ca.issue_server(&names)?;
+            write_file(&pki.join("apiserver.crt"), &cert, false)?;
+            write_file(&pki.join("apiserver.key"), &key, true)?;
+            Ok((cert, key))
+        }
+    };
+    let (cert, key) = issue_serving()?;
+    let serving_cert = LiveCert::new(&cert, &key).map_err(PkiError::from)?;
+    let renewing_serving = keep_renewed(
+        "API server's serving",
+        serving_cert.clone(),
+        cert,
+        move || std::future::ready(issue_serving().map_err(|e| e.to_string())),
+    );
     let client_ca = secrets
         .client_ca
         .as_ref()
@@ -247,7 +269,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         })?;
     write_file(&pki.join("client-ca.crt"), &client_ca.cert_pem, false)?;
     let (tls, clients) =
-        api_server_config(&cert, &key, &client_ca.cert_pem).map_err(PkiError::from)?;
+        api_server_config(serving_cert, &client_ca.cert_pem).map_err(PkiError::from)?;
     let unlimited = |n: usize| {
         if n == 0 {
             tokio::sync::Semaphore::MAX_PERMITS
@@ -293,11 +315,26 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
             || (local_addr.ip().is_unspecified() && cfg.advertise.is_loopback()),
         own: std::iter::once(local_addr).chain(cfg.peer_listen).collect(),
     };
+    let (cert, key) = cluster_ca.issue_apiserver_client()?;
+    let client_cert = LiveCert::new(&cert, &key).map_err(PkiError::from)?;
     api.set_node_dialer(crate::proxy::NodeDialer::new(
-        &secrets.ca,
+        client_cert.clone(),
         &node_ca.cert_pem,
         policy,
     )?);
+    let renewing_client = keep_renewed(
+        "API server's client (towards node agents)",
+        client_cert,
+        cert,
+        move || {
+            std::future::ready(
+                cluster_ca
+                    .issue_apiserver_client()
+                    .map_err(|e| e.to_string()),
+            )
+        },
+    );
+    api.set_cluster_signing_duration(cfg.cluster_signing_duration);
     ensure_system_objects(api.registry())
         .await
         .map_err(|e| StartError::Store(e.message))?;
@@ -349,7 +386,11 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         }
     });
     let task = tokio::spawn(async move {
-        let _ = tokio::join!(serving, compacting, snapshotting, master_service);
+        // The certificates are renewed for as long as the server serves.
+        tokio::select! {
+            _ = async { tokio::join!(serving, compacting, snapshotting, master_service) } => {}
+            _ = async { tokio::join!(renewing_serving, renewing_client) } => {}
+        }
     });
     let internal = InternalAccess {
         connector: crate::server::in_process(api.clone()),

@@ -12,6 +12,7 @@
 //! port scanner.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,9 +22,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use rk8s_api::AnyObject;
+use rk8s_http::tls::LiveCert;
 use rustls::pki_types::ServerName;
 
-use crate::bootstrap::pki::{ClusterCa, PkiError};
+use crate::bootstrap::pki::PkiError;
 use crate::registry::Registry;
 use crate::request::{Query, ResourceRequest};
 use crate::status::{ApiError, ApiResult};
@@ -94,11 +96,15 @@ const UPGRADE_HEADERS: [&str; 7] = [
 ];
 
 impl NodeDialer {
-    /// A dialer presenting a client certificate from the cluster CA `ca`, trusting
-    /// only the node CA (`node_ca_pem`), dialing what `policy` allows.
-    pub fn new(ca: &ClusterCa, node_ca_pem: &str, policy: DialPolicy) -> Result<Self, PkiError> {
-        let (cert, key) = ca.issue_apiserver_client()?;
-        let config = rk8s_http::tls::node_client_config(node_ca_pem, &cert, &key)?;
+    /// A dialer presenting `client_cert` (of the cluster CA: see
+    /// [`crate::bootstrap::pki::ClusterCa::issue_apiserver_client`]), trusting only the node CA
+    /// (`node_ca_pem`), dialing what `policy` allows.
+    pub fn new(
+        client_cert: Arc<LiveCert>,
+        node_ca_pem: &str,
+        policy: DialPolicy,
+    ) -> Result<Self, PkiError> {
+        let config = rk8s_http::tls::node_client_config(node_ca_pem, client_cert)?;
         Ok(NodeDialer {
             tls: tokio_rustls::TlsConnector::from(config),
             policy,

@@ -43,6 +43,8 @@ pub struct ApiServer {
     pub(crate) max_writes: usize,
     pub(crate) pod_cidrs: std::sync::OnceLock<crate::bootstrap::join::PodCidrs>,
     pub(crate) node_dialer: std::sync::OnceLock<crate::proxy::NodeDialer>,
+    /// How long node agents' serving certificates are valid (a year unless set).
+    pub(crate) signing_duration: std::sync::OnceLock<std::time::Duration>,
     pub(crate) chaos: std::sync::OnceLock<Arc<dyn ActorControl>>,
     /// The audit log, when one is kept (`--audit-policy-file`, `--audit-log-path`).
     pub(crate) audit: std::sync::OnceLock<Arc<Auditor>>,
@@ -145,6 +147,7 @@ impl ApiServer {
             max_writes: writes,
             pod_cidrs: std::sync::OnceLock::new(),
             node_dialer: std::sync::OnceLock::new(),
+            signing_duration: std::sync::OnceLock::new(),
             chaos: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
             anonymous: std::sync::atomic::AtomicBool::new(true),
@@ -182,6 +185,12 @@ impl ApiServer {
     /// those subresources answer 503).
     pub fn set_node_dialer(&self, dialer: crate::proxy::NodeDialer) {
         let _ = self.node_dialer.set(dialer);
+    }
+
+    /// Sets how long the node agents' serving certificates are valid (once; a year
+    /// unless set).
+    pub fn set_cluster_signing_duration(&self, validity: std::time::Duration) {
+        let _ = self.signing_duration.set(validity);
     }
 
     /// The credential of the component of this process that runs as `user` (see

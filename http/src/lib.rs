@@ -2,7 +2,7 @@
 //! the other: Kubernetes `Status` errors ([`status`]), query strings ([`query`]),
 //! response bodies ([`body`]), the TLS accept loop ([`serve`]), in-process connections
 //! ([`loopback`]), TLS configurations and
-//! certificate hashes ([`tls`]), the bodies of joins and serving certificates
+//! certificate hashes ([`tls`]), certificates renewed while in use ([`renewal`]), the bodies of joins and serving certificates
 //! ([`wire`]), metric registration ([`metrics`]), the chaos endpoints' backend
 //! ([`debug`]) and the SPDY/3.1 streams of kubectl's port-forward ([`spdy`]).
 //!
@@ -19,6 +19,7 @@ pub mod debug;
 pub mod loopback;
 pub mod metrics;
 pub mod query;
+pub mod renewal;
 pub mod serve;
 pub mod spdy;
 pub mod status;

@@ -7,6 +7,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use crate::client_certs::ClientCertificates;
+pub use crate::renewal::LiveCert;
 
 /// A TLS configuration could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -94,19 +95,18 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::Server
     Ok(Arc::new(config))
 }
 
-/// The API server's TLS server configuration: its certificate, HTTP/2 and HTTP/1.1,
-/// and a client certificate asked for but not required (kube-apiserver's
-/// `RequestClientCert`), verified against `client_ca_pem` after the handshake with the
-/// [`ClientCertificates`] returned beside it: one that verifies authenticates its user,
-/// a client without one (or with one that does not verify) authenticates otherwise (a
-/// bearer token).
+/// The API server's TLS server configuration: its certificate (`cert`, renewed while
+/// in use), HTTP/2 and HTTP/1.1, and a client certificate asked for but not required
+/// (kube-apiserver's `RequestClientCert`), verified against `client_ca_pem` after the
+/// handshake with the [`ClientCertificates`] returned beside it: one that verifies
+/// authenticates its user, a client without one (or with one that does not verify)
+/// authenticates otherwise (a bearer token).
 pub fn api_server_config(
-    cert_pem: &str,
-    key_pem: &str,
+    cert: Arc<LiveCert>,
     client_ca_pem: &str,
 ) -> Result<(Arc<rustls::ServerConfig>, ClientCertificates), TlsError> {
     let clients = ClientCertificates::new(client_verifier(client_ca_pem, false)?);
-    let config = server_config_with(cert_pem, key_pem, clients.deferred(), &[b"h2", b"http/1.1"])?;
+    let config = server_config_with(cert, clients.deferred(), &[b"h2", b"http/1.1"])?;
     Ok((config, clients))
 }
 
@@ -129,19 +129,17 @@ fn client_verifier(
     })
 }
 
-/// A server configuration presenting `cert_pem` that checks clients with `verifier`,
+/// A server configuration presenting `cert` that checks clients with `verifier`,
 /// speaking `alpn`.
 fn server_config_with(
-    cert_pem: &str,
-    key_pem: &str,
+    cert: Arc<LiveCert>,
     verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
     alpn: &[&[u8]],
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(cert);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
@@ -161,20 +159,14 @@ pub fn client_cert_config(
     Ok(Arc::new(config))
 }
 
-/// A node agent's TLS server configuration: its certificate, and only clients with a
-/// client certificate from the cluster CA (API servers) get in. HTTP/1.1, which
-/// WebSocket upgrades need.
+/// A node agent's TLS server configuration: its certificate (`cert`, renewed while in
+/// use), and only clients with a client certificate from the cluster CA (API servers)
+/// get in. HTTP/1.1, which WebSocket upgrades need.
 pub fn node_server_config(
-    cert_pem: &str,
-    key_pem: &str,
+    cert: Arc<LiveCert>,
     ca_pem: &str,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    server_config_with(
-        cert_pem,
-        key_pem,
-        client_verifier(ca_pem, true)?,
-        &[b"http/1.1"],
-    )
+    server_config_with(cert, client_verifier(ca_pem, true)?, &[b"http/1.1"])
 }
 
 /// A TLS client configuration trusting only `ca_pem` (for tests and tools).
@@ -188,17 +180,15 @@ pub fn client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>, TlsError
 
 /// The API server's TLS client configuration towards node agents: trusts only the
 /// node CA (`ca_pem`; the server name it checks is the node's name) and presents the
-/// API server's client certificate. HTTP/1.1.
+/// API server's client certificate (`cert`, renewed while in use). HTTP/1.1.
 pub fn node_client_config(
     ca_pem: &str,
-    cert_pem: &str,
-    key_pem: &str,
+    cert: Arc<LiveCert>,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots(ca_pem)?)
-        .with_client_auth_cert(certs, key)?;
+        .with_client_cert_resolver(cert);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

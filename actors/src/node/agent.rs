@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Service, Taint};
 use kube::runtime::reflector::store::Writer;
+use rk8s_http::renewal::{LiveCert, keep_renewed};
 use rk8s_netoverlay::dns::{DnsServer, Records};
 use rk8s_netoverlay::host::System;
 use rk8s_netoverlay::overlay::Overlay;
@@ -485,7 +486,8 @@ async fn start_cluster_network(
 }
 
 /// Gets a serving certificate (retrying while the control plane is away, using the
-/// saved one meanwhile) and serves logs and exec.
+/// saved one meanwhile) and serves logs and exec, renewing the certificate while it
+/// serves (at 70-90 % of its life, as kubelet's `--rotate-server-certificates`).
 async fn serve_when_certified(
     id: Identity,
     client: kube::Client,
@@ -498,11 +500,13 @@ async fn serve_when_certified(
         Arc<super::activity::Activation>,
     ),
 ) {
-    let tls = loop {
+    let (cert_pem, live, tls) = loop {
         let cert = id.serving_cert(&client, &data_dir, &addresses).await;
         let tls = cert.and_then(|c| {
-            rk8s_http::tls::node_server_config(&c.cert, &c.key, &id.ca_cert)
-                .map_err(|e| Error::Other(e.to_string()))
+            let live = LiveCert::new(&c.cert, &c.key).map_err(|e| Error::Other(e.to_string()))?;
+            let tls = rk8s_http::tls::node_server_config(live.clone(), &id.ca_cert)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            Ok((c.cert, live, tls))
         });
         match tls {
             Ok(tls) => break tls,
@@ -512,7 +516,24 @@ async fn serve_when_certified(
             }
         }
     };
-    server::serve(listener, tls, runtime, (stats, activation)).await;
+    let renewing = keep_renewed("node's serving", live, cert_pem, move || {
+        let (id, client, data_dir, addresses) = (
+            id.clone(),
+            client.clone(),
+            data_dir.clone(),
+            addresses.clone(),
+        );
+        async move {
+            id.serving_cert(&client, &data_dir, &addresses)
+                .await
+                .map(|c| (c.cert, c.key))
+                .map_err(|e| e.to_string())
+        }
+    });
+    tokio::select! {
+        () = server::serve(listener, tls, runtime, (stats, activation)) => {}
+        () = renewing => {}
+    }
 }
 
 /// How often unused images are looked for (kubelet's image GC period).

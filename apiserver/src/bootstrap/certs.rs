@@ -1,15 +1,16 @@
-//! The certificates in a member's data directory, their expiry, and the renewal of
-//! the one that is issued once (`rk8s-server certs check|rotate`, as `kubeadm certs
-//! check-expiration|renew`).
+//! The certificates in a member's data directory, their expiry, and their renewal
+//! (`rk8s-server certs check|rotate`, as `kubeadm certs check-expiration|renew`).
 //!
-//! The CAs are valid for ten years and kept. Leaf certificates are valid for one year:
-//! the API server's serving certificate is issued again at every start of the API
-//! server, and so is a node agent's (at every start of the agent); a store member's
-//! certificate is issued when the member is made, so it is renewed — from the member
-//! CA, for the same names — by `certs rotate`, or at start once it has less than
-//! [`RENEW_BEFORE`] left. A member uses a renewed certificate from its next start.
-//! The admin kubeconfig's client certificate (`pki/admin.crt`, of the client CA,
-//! user `admin` in `system:masters`) is kept across starts and issued again at a
+//! The CAs are valid for ten years and kept. Leaf certificates are valid for one year
+//! (`--cluster-signing-duration` for the API server's and node agents') and renewed
+//! while in use at 70-90 % of their life, as kubelet renews its own (see
+//! [`rk8s_http::renewal`]): the API server's serving certificate and its client
+//! certificate towards node agents (issued anew at every start too), each node
+//! agent's serving certificate (from the API server), and a store member's
+//! certificate ([`keep_member_renewed`], from the member CA, for the same names; or
+//! at any time by `certs rotate`, which a running member presents from its next
+//! start). The admin kubeconfig's client certificate (`pki/admin.crt`, of the client
+//! CA, user `admin` in `system:masters`) is kept across starts and issued again at a
 //! start once it has less than [`RENEW_BEFORE`] left.
 
 use std::path::{Path, PathBuf};
@@ -18,8 +19,8 @@ use super::StartError;
 use super::members::MemberCerts;
 use super::pki::{ClusterCa, PkiError};
 
-/// How long before it expires a member's certificate is renewed at start (k3s renews
-/// its certificates 90 days before they expire).
+/// How long before it expires the admin kubeconfig's certificate is issued again at
+/// a start (k3s renews its certificates 90 days before they expire).
 pub const RENEW_BEFORE: jiff::SignedDuration = jiff::SignedDuration::from_hours(90 * 24);
 
 /// One certificate of a member's data directory.
@@ -65,10 +66,8 @@ fn parsed<T>(
 
 /// When the PEM certificate `pem` expires.
 pub fn expiry(pem: &str) -> Result<jiff::Timestamp, PkiError> {
-    parsed(pem, |cert| {
-        jiff::Timestamp::from_second(cert.validity().not_after.timestamp())
-            .map_err(|e| invalid(e.to_string()))
-    })
+    let (_, not_after) = rk8s_http::renewal::validity(pem)?;
+    jiff::Timestamp::from_second(not_after).map_err(|e| invalid(e.to_string()))
 }
 
 /// The names (DNS names and IP addresses) the PEM certificate `pem` is for.
@@ -131,22 +130,33 @@ pub fn renew_member(certs: &MemberCerts, ca: &ClusterCa) -> Result<MemberCerts, 
     })
 }
 
-/// Renews the member certificate saved in `data_dir` with the member CA `ca` when it
-/// has less than [`RENEW_BEFORE`] left. Returns when the new one expires, if renewed.
-pub fn renew_member_if_expiring(
-    data_dir: &Path,
-    ca: &ClusterCa,
-) -> Result<Option<jiff::Timestamp>, StartError> {
-    let Some(certs) = MemberCerts::load(data_dir)? else {
-        return Ok(None);
-    };
-    let left = expiry(&certs.cert)?.duration_since(jiff::Timestamp::now());
-    if left > RENEW_BEFORE {
-        return Ok(None);
-    }
-    let renewed = renew_member(&certs, ca)?;
-    renewed.save(data_dir)?;
-    Ok(Some(expiry(&renewed.cert)?))
+/// Renews this member's certificate `live` (saved in `data_dir`) while the member
+/// runs, at 70-90 % of its life, from the member CA the cluster's secrets in `store`
+/// hold: saved, and presented to peers from the next connection on.
+pub async fn keep_member_renewed(
+    store: rk8s_raftstore::server::Store,
+    data_dir: PathBuf,
+    live: std::sync::Arc<rk8s_http::tls::LiveCert>,
+    cert_pem: String,
+) {
+    rk8s_http::renewal::keep_renewed("store member's", live, cert_pem, move || {
+        let (store, data_dir) = (store.clone(), data_dir.clone());
+        async move {
+            let secrets = crate::bootstrap::secrets::read(&store)
+                .await
+                .map_err(|e| e.message)?;
+            let ca = secrets
+                .member_ca
+                .ok_or("the cluster's secrets hold no member CA")?;
+            let certs = MemberCerts::load(&data_dir)
+                .map_err(|e| e.to_string())?
+                .ok_or("this member has no saved certificate")?;
+            let renewed = renew_member(&certs, &ca).map_err(|e| e.to_string())?;
+            renewed.save(&data_dir).map_err(|e| e.to_string())?;
+            Ok((renewed.cert, renewed.key))
+        }
+    })
+    .await;
 }
 
 /// The user of the admin kubeconfig's certificate (in `system:masters`).
@@ -240,11 +250,44 @@ mod tests {
             .as_hours()
             / 24;
         assert!((3648..=3650).contains(&ca_days), "{ca_days} days");
-        // Renewed only when expiring.
-        let dir = tempfile::tempdir().unwrap();
-        certs.save(dir.path()).unwrap();
-        assert_eq!(renew_member_if_expiring(dir.path(), &ca).unwrap(), None);
-        assert_eq!(MemberCerts::load(dir.path()).unwrap().unwrap(), certs);
+        // Renewed while in use at 70-90 % of its life (a year, from a day before).
+        let due = rk8s_http::renewal::renewal_delay(&renewed.cert, std::time::SystemTime::now())
+            .unwrap()
+            .as_secs()
+            / 86_400;
+        assert!((254..=328).contains(&due), "due in {due} days");
+    }
+
+    #[test]
+    fn leaf_validity_sets_the_server_certificates_life() {
+        let ca = ClusterCa::generate()
+            .unwrap()
+            .with_leaf_validity(std::time::Duration::from_secs(100));
+        let (cert, _) = ca.issue_server(&["localhost".into()]).unwrap();
+        let (not_before, not_after) = rk8s_http::renewal::validity(&cert).unwrap();
+        let now = jiff::Timestamp::now().as_second();
+        // From a tenth of its life before now, for its life from now.
+        assert!(
+            (now - 11..=now - 9).contains(&not_before),
+            "{not_before} {now}"
+        );
+        assert!(
+            (now + 99..=now + 100).contains(&not_after),
+            "{not_after} {now}"
+        );
+        let due = rk8s_http::renewal::renewal_delay(&cert, std::time::SystemTime::now())
+            .unwrap()
+            .as_secs();
+        // 70-90 % of 110 s, less the 10 s already gone.
+        assert!((66..=90).contains(&due), "due in {due} s");
+        // The member and client certificates keep their year.
+        let (member, _) = ca.issue_member(&["localhost".into()]).unwrap();
+        let days = expiry(&member)
+            .unwrap()
+            .duration_since(jiff::Timestamp::now())
+            .as_hours()
+            / 24;
+        assert!(days >= 363, "{days} days");
     }
 
     #[test]

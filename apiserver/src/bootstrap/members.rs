@@ -16,7 +16,9 @@
 //! `member.key`, and on the first member `member-ca.key`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rk8s_http::tls::LiveCert;
 use rk8s_raftstore::server::Store;
 use rk8s_raftstore::transport::PeerTls;
 use serde::{Deserialize, Serialize};
@@ -93,7 +95,15 @@ impl MemberCerts {
 
     /// The member's mutual TLS.
     pub fn tls(&self) -> Result<PeerTls, PkiError> {
-        crate::bootstrap::pki::member_tls(&self.member_ca, &self.cert, &self.key)
+        self.renewable_tls().map(|(tls, _)| tls)
+    }
+
+    /// The member's mutual TLS, and its certificate (to be renewed in place by
+    /// [`crate::bootstrap::certs::keep_member_renewed`]).
+    pub fn renewable_tls(&self) -> Result<(PeerTls, Arc<LiveCert>), PkiError> {
+        let live = LiveCert::new(&self.cert, &self.key)?;
+        let tls = crate::bootstrap::pki::member_tls_live(&self.member_ca, live.clone())?;
+        Ok((tls, live))
     }
 }
 
@@ -165,7 +175,7 @@ pub fn local_member_ca(data_dir: &Path) -> Result<Option<ClusterCa>, StartError>
     let dir = pki(data_dir);
     Ok(
         match (read(&dir.join(CA_CERT))?, read(&dir.join(CA_KEY))?) {
-            (Some(cert_pem), Some(key_pem)) => Some(ClusterCa { cert_pem, key_pem }),
+            (Some(cert_pem), Some(key_pem)) => Some(ClusterCa::from_pem(cert_pem, key_pem)),
             _ => None,
         },
     )

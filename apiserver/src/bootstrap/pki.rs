@@ -19,7 +19,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rk8s_http::tls::{self, TlsError, cert_and_key, provider, roots};
+use rk8s_http::tls::{self, TlsError, provider, roots};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +41,10 @@ pub struct ClusterCa {
     pub cert_pem: String,
     /// The CA private key.
     pub key_pem: String,
+    /// How long the server and node certificates it issues are valid (`None`: a
+    /// year); kube-controller-manager's `--cluster-signing-duration`.
+    #[serde(skip)]
+    leaf_validity: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for ClusterCa {
@@ -86,6 +90,35 @@ fn ca_params(name: &str) -> CertificateParams {
     params
 }
 
+/// How long a leaf certificate is valid unless told otherwise: a year.
+pub const LEAF_VALIDITY: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// Valid from `not_before` until `not_after`.
+fn valid_between(
+    params: &mut CertificateParams,
+    not_before: jiff::Timestamp,
+    not_after: jiff::Timestamp,
+) {
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    let since_epoch =
+        |t: jiff::Timestamp| std::time::Duration::from_secs(t.as_second().max(0).unsigned_abs());
+    params.not_before = epoch + since_epoch(not_before);
+    params.not_after = epoch + since_epoch(not_after);
+}
+
+/// Valid for `validity` from now, and from before now by a tenth of that, at most a
+/// day (clock skew between hosts).
+fn valid_from_now(params: &mut CertificateParams, validity: std::time::Duration) {
+    let now = jiff::Timestamp::now();
+    let skew = (validity / 10).min(std::time::Duration::from_secs(24 * 3600));
+    let back = jiff::SignedDuration::try_from(skew).unwrap_or(jiff::SignedDuration::ZERO);
+    let ends = jiff::SignedDuration::try_from(validity)
+        .ok()
+        .and_then(|d| now.checked_add(d).ok())
+        .unwrap_or(jiff::Timestamp::MAX);
+    valid_between(params, now.checked_sub(back).unwrap_or(now), ends);
+}
+
 /// Valid from yesterday (clock skew between members) for `days`.
 fn valid_for(params: &mut CertificateParams, days: i64) {
     let day = |offset: i64| {
@@ -129,10 +162,27 @@ impl ClusterCa {
     fn generate_named(name: &str) -> Result<Self, PkiError> {
         let key = KeyPair::generate()?;
         let cert = ca_params(name).self_signed(&key)?;
-        Ok(ClusterCa {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(ClusterCa::from_pem(cert.pem(), key.serialize_pem()))
+    }
+
+    /// A CA of a certificate and key (PEM) kept elsewhere.
+    pub fn from_pem(cert_pem: String, key_pem: String) -> Self {
+        ClusterCa {
+            cert_pem,
+            key_pem,
+            leaf_validity: None,
+        }
+    }
+
+    /// How long the server and node certificates it issues are valid.
+    fn leaf_validity(&self) -> std::time::Duration {
+        self.leaf_validity.unwrap_or(LEAF_VALIDITY)
+    }
+
+    /// The same CA, issuing server and node certificates valid for `validity`.
+    pub fn with_leaf_validity(mut self, validity: std::time::Duration) -> Self {
+        self.leaf_validity = Some(validity);
+        self
     }
 
     /// Issues a store member's certificate (a member CA's job): server and client at
@@ -145,16 +195,18 @@ impl ClusterCa {
                 ExtendedKeyUsagePurpose::ServerAuth,
                 ExtendedKeyUsagePurpose::ClientAuth,
             ],
+            LEAF_VALIDITY,
         )
     }
 
     /// Issues the API server's serving certificate for `names` (DNS names or IP
-    /// addresses), valid for a year; returns (certificate PEM, key PEM).
+    /// addresses), valid for a year (or as set); returns (certificate PEM, key PEM).
     pub fn issue_server(&self, names: &[String]) -> Result<(String, String), PkiError> {
         self.issue(
             "rk8s-apiserver",
             names,
             &[ExtendedKeyUsagePurpose::ServerAuth],
+            self.leaf_validity(),
         )
     }
 
@@ -173,6 +225,7 @@ impl ClusterCa {
             &format!("system:node:{node}"),
             sans,
             &[ExtendedKeyUsagePurpose::ServerAuth],
+            self.leaf_validity(),
         )
     }
 
@@ -184,6 +237,7 @@ impl ClusterCa {
             APISERVER_CLIENT_NAME,
             &[],
             &[ExtendedKeyUsagePurpose::ClientAuth],
+            self.leaf_validity(),
         )
     }
 
@@ -197,10 +251,6 @@ impl ClusterCa {
         ttl: std::time::Duration,
     ) -> Result<(String, String), PkiError> {
         let now = jiff::Timestamp::now();
-        let unix = |t: jiff::Timestamp| {
-            rcgen::date_time_ymd(1970, 1, 1)
-                + std::time::Duration::from_secs(t.as_second().max(0).unsigned_abs())
-        };
         let ends = jiff::SignedDuration::try_from(ttl)
             .ok()
             .and_then(|d| now.checked_add(d).ok())
@@ -211,8 +261,7 @@ impl ClusterCa {
         params.distinguished_name = dn;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.not_before = unix(now - jiff::SignedDuration::from_secs(60));
-        params.not_after = unix(ends);
+        valid_between(&mut params, now - jiff::SignedDuration::from_secs(60), ends);
         // rcgen writes one organization at most: the subject with all the groups
         // replaces the one it wrote.
         let (cert, key) = self.sign(params)?;
@@ -227,6 +276,7 @@ impl ClusterCa {
         common_name: &str,
         names: &[String],
         usages: &[ExtendedKeyUsagePurpose],
+        validity: std::time::Duration,
     ) -> Result<(String, String), PkiError> {
         let sans = names
             .iter()
@@ -235,7 +285,7 @@ impl ClusterCa {
                 Err(_) => n.clone().try_into().map(SanType::DnsName),
             })
             .collect::<Result<_, _>>()?;
-        self.issue_with(common_name, sans, usages)
+        self.issue_with(common_name, sans, usages, validity)
     }
 
     fn issue_with(
@@ -243,6 +293,7 @@ impl ClusterCa {
         common_name: &str,
         sans: Vec<SanType>,
         usages: &[ExtendedKeyUsagePurpose],
+        validity: std::time::Duration,
     ) -> Result<(String, String), PkiError> {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -254,7 +305,7 @@ impl ClusterCa {
             KeyUsagePurpose::KeyEncipherment,
         ];
         params.extended_key_usages = usages.to_vec();
-        valid_for(&mut params, 365);
+        valid_from_now(&mut params, validity);
         self.sign(params)
     }
 
@@ -294,7 +345,14 @@ pub fn member_tls(
     cert_pem: &str,
     key_pem: &str,
 ) -> Result<rk8s_raftstore::transport::PeerTls, PkiError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    member_tls_live(ca_pem, tls::LiveCert::new(cert_pem, key_pem)?)
+}
+
+/// [`member_tls`] presenting `cert`, which may be renewed while in use.
+pub fn member_tls_live(
+    ca_pem: &str,
+    cert: Arc<tls::LiveCert>,
+) -> Result<rk8s_raftstore::transport::PeerTls, PkiError> {
     let roots = roots(ca_pem)?;
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
@@ -306,11 +364,11 @@ pub fn member_tls(
     let server = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs.clone(), key.clone_key())?;
+        .with_cert_resolver(cert.clone());
     let client = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)?;
+        .with_client_cert_resolver(cert);
     Ok(rk8s_raftstore::transport::PeerTls {
         server: Arc::new(server),
         client: Arc::new(client),
@@ -320,7 +378,9 @@ pub fn member_tls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rk8s_http::tls::{client_config, node_client_config, node_server_config, server_config};
+    use rk8s_http::tls::{
+        LiveCert, client_config, node_client_config, node_server_config, server_config,
+    };
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 
@@ -438,8 +498,8 @@ mod tests {
                 .verify_client_cert(&der(&foreign), &[], UnixTime::now())
                 .is_err()
         );
-        node_server_config(&node, &node_key, &ca.cert_pem).unwrap();
-        node_client_config(&ca.cert_pem, &client, &client_key).unwrap();
+        node_server_config(LiveCert::new(&node, &node_key).unwrap(), &ca.cert_pem).unwrap();
+        node_client_config(&ca.cert_pem, LiveCert::new(&client, &client_key).unwrap()).unwrap();
     }
 
     #[test]

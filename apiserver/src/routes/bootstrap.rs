@@ -61,6 +61,10 @@ impl ApiServer {
                 "the cluster has no node CA yet (no API server has started since it got one)",
             )
         })?;
+        let ca = match self.signing_duration.get() {
+            Some(validity) => ca.with_leaf_validity(*validity),
+            None => ca,
+        };
         let cert = crate::bootstrap::join::serving_cert(&ca, identity, &body)?;
         let value = serde_json::to_value(&cert).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(json_response(StatusCode::CREATED, &value, &[]))

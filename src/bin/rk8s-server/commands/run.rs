@@ -62,6 +62,12 @@ pub struct Args {
     /// resume from revisions up to one interval old).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     compaction_interval: std::time::Duration,
+    /// How long the certificates this cluster issues to its API servers (serving, and
+    /// client towards node agents) and node agents (serving) are valid. Each is renewed
+    /// while in use at 70-90 % of its life, as kubelet renews its own
+    /// (kube-controller-manager's flag of this name); at least 10s.
+    #[arg(long, default_value = "8760h", value_parser = parse_signing_duration)]
+    cluster_signing_duration: std::time::Duration,
     /// MiB of history (values no longer current, kept in memory until compacted)
     /// beyond which the history is compacted sooner, keeping its last 30 seconds (0: no
     /// limit).
@@ -180,6 +186,16 @@ pub struct Args {
 
 pub use rk8s_api::duration::parse_duration;
 
+/// `--cluster-signing-duration`: a duration of at least 10 seconds (a certificate
+/// renewed at 70-90 % of a shorter life would be renewed all the time).
+fn parse_signing_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d < std::time::Duration::from_secs(10) {
+        return Err(format!("{s:?} is shorter than 10s"));
+    }
+    Ok(d)
+}
+
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (low, high) = s
         .split_once('-')
@@ -230,7 +246,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.advertise = Some(advertise);
     cfg.join = pki.join.clone();
     cfg.snapshot_entries = args.snapshot_entries;
-    cfg.tls = Some(pki.certs.tls().context("the member's certificates")?);
+    let (tls, member_cert) = pki
+        .certs
+        .renewable_tls()
+        .context("the member's certificates")?;
+    cfg.tls = Some(tls);
     cfg.transformer = transformer;
     let store = server::start(cfg)
         .await
@@ -256,6 +276,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tls_sans: args.tls_sans,
             admin_kubeconfig: args.admin_kubeconfig.or_else(default_kubeconfig),
             compaction_interval: args.compaction_interval,
+            cluster_signing_duration: args.cluster_signing_duration,
             compaction_history_limit: args.compaction_history_mib.saturating_mul(1 << 20),
             max_requests_inflight: args.max_requests_inflight,
             max_mutating_requests_inflight: args.max_mutating_requests_inflight,
@@ -280,7 +301,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("failed to start the API server")?;
-    renew_member_certificate(&store, &data_dir).await;
+    tokio::spawn(certs::keep_member_renewed(
+        store.clone(),
+        data_dir.clone(),
+        member_cert,
+        pki.certs.cert.clone(),
+    ));
     let actors = rk8s_actors::supervision::Actors::default();
     if let Err(e) = rk8s_actors::supervision::metrics::ActorMetrics::register(actors.clone()) {
         tracing::warn!("the actors' metrics are not exported: {e}");
@@ -338,26 +364,6 @@ struct MemberPki {
     /// The store address to join through, when the certificates came from a join
     /// just now (they are saved once the store has this member).
     join: Option<String>,
-}
-
-/// Renews this member's certificate from the cluster's member CA when it is close to
-/// expiring; the renewed one is used from the next start (the API server's serving
-/// certificate is issued anew at every start).
-async fn renew_member_certificate(store: &server::Store, data_dir: &std::path::Path) {
-    let renewed = match rk8s_apiserver::bootstrap::secrets::read(store).await {
-        Ok(secrets) => match &secrets.member_ca {
-            Some(ca) => certs::renew_member_if_expiring(data_dir, ca).map_err(|e| e.to_string()),
-            None => Ok(None),
-        },
-        Err(e) => Err(e.message),
-    };
-    match renewed {
-        Ok(Some(until)) => tracing::warn!(
-            "this member's certificate was about to expire: renewed until {until}; restart the member to use it"
-        ),
-        Ok(None) => {}
-        Err(e) => tracing::warn!("could not check this member's certificate for renewal: {e}"),
-    }
 }
 
 /// The member's certificates as `members::member_pki` decides, joining through a
