@@ -24,8 +24,8 @@ demo-down:
 ## make install: build in release mode and install the binaries, systemd units,
 ## default config files (/etc/rk8s, kept when they exist), man pages, rk8sctl's
 ## completions, under DESTDIR and PREFIX (/usr/local).
-## make uninstall removes them again (the config files stay; PURGE=1: those too, the
-## node's pods and both binaries' data).
+## make uninstall removes them again (the config files stay, and it names what stays;
+## PURGE=1: those too, the node's pods and both binaries' data).
 PREFIX ?= /usr/local
 install:
 	$(CARGO) build --release --locked

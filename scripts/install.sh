@@ -5,9 +5,10 @@
 #   scripts/install.sh install     the three binaries, the systemd units, the default
 #                                  config files (kept when they exist), man pages,
 #                                  rk8sctl's shell completions
-#   scripts/install.sh uninstall   every file install wrote but the config files;
-#                                  PURGE=1 also the config files, the node's pods
-#                                  (`rk8s-node reset`) and the data of both binaries
+#   scripts/install.sh uninstall   every file install wrote but the config files,
+#                                  naming what it keeps (config, data, a node's
+#                                  pods); PURGE=1 also the config files, the node's
+#                                  pods (`rk8s-node reset`) and both binaries' data
 #
 # Variables: DESTDIR (empty), PREFIX (/usr/local), SYSCONFDIR (/etc), UNITDIR
 # (PREFIX/lib/systemd/system), BUILD (target/release: where the binaries are).
@@ -98,7 +99,19 @@ uninstall_all() {
     rmdir "$DESTDIR$SYSCONFDIR/rk8s" 2>/dev/null || true
     rm -rf "$DESTDIR/var/lib/rk8s" "$DESTDIR/run/rk8s"
   fi
-  if [ "${PURGE:-0}" = 1 ]; then echo "uninstall: done (purged)"; else echo "uninstall: done (config files kept)"; fi
+  if [ "${PURGE:-0}" = 1 ]; then echo "uninstall: done (purged)"; return; fi
+  # What stays, named, so that nothing is left behind unknowingly.
+  local kept=() f
+  for f in "$SYSCONFDIR/rk8s/server.yaml" "$SYSCONFDIR/rk8s/node.yaml" /var/lib/rk8s/server /var/lib/rk8s/node /run/rk8s; do
+    if [ -e "$DESTDIR$f" ]; then kept+=("$DESTDIR$f"); fi
+  done
+  if [ ${#kept[@]} -gt 0 ]; then
+    echo "uninstall: kept (PURGE=1 removes them): ${kept[*]}"
+  fi
+  if [ -e "$DESTDIR/var/lib/rk8s/node" ]; then
+    echo "uninstall: the node's pods, pod network and container helper are not stopped: PURGE=1 runs 'rk8s-node reset' before removing the binaries"
+  fi
+  echo "uninstall: done"
 }
 
 case "$action" in

@@ -4,7 +4,9 @@
 //! flag can be set there; a flag given on the command line wins over the file. The
 //! settings become arguments placed before the command line's, so clap checks them
 //! as it checks flags; a key that is no flag, or a value of the wrong shape, is an
-//! error naming the file, line and key.
+//! error naming the file, line and key. One file may serve several subcommands
+//! (`rk8s-node join` and `run` read node.yaml): a caller names the keys of the other
+//! subcommands, which are then passed over.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -40,16 +42,17 @@ fn named_config(args: &[OsString]) -> Option<PathBuf> {
 
 /// `args` with the settings of `file` inserted at `at` (after the program name, or
 /// after the subcommand they apply to), for the flags of `command` that `args` does
-/// not give.
+/// not give; the keys in `other` (settings of another subcommand) are passed over.
 pub fn with_settings(
     command: &clap::Command,
     args: Vec<OsString>,
     at: usize,
     file: &Path,
+    other: &[String],
 ) -> Result<Vec<OsString>> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the config file {}", file.display()))?;
-    let settings = settings_args(command, &text, &file.display().to_string(), &args)?;
+    let settings = settings_args(command, &text, &file.display().to_string(), &args, other)?;
     let at = at.min(args.len());
     let mut out: Vec<OsString> = args[..at].to_vec();
     // The file read is named to the command (which logs it) when it was the default.
@@ -63,12 +66,13 @@ pub fn with_settings(
 
 /// The arguments the settings in `text` (the file `name`) stand for: `--flag=value`
 /// for each value, `--flag` for a `true` switch; flags `given` on the command line
-/// are left to it.
+/// are left to it, and so are the keys in `other`.
 fn settings_args(
     command: &clap::Command,
     text: &str,
     name: &str,
     given: &[OsString],
+    other: &[String],
 ) -> Result<Vec<String>> {
     let docs = rk8s_api::yaml::parse_documents(text).map_err(|e| anyhow::anyhow!("{name}:{e}"))?;
     let Some(doc) = docs.into_iter().find(|d| !d.value.is_null()) else {
@@ -86,6 +90,9 @@ fn settings_args(
         .collect();
     let mut out = Vec::new();
     for (key, value) in map {
+        if other.contains(key) {
+            continue;
+        }
         let at = doc
             .positions
             .locate(&FieldPath::root().key(key.as_str()))
@@ -170,7 +177,14 @@ mod tests {
             .chain(cli.iter().copied())
             .map(OsString::from)
             .collect();
-        let merged = with_settings(&<Demo as clap::CommandFactory>::command(), args, 1, &file)?;
+        let other = ["token".to_string()];
+        let merged = with_settings(
+            &<Demo as clap::CommandFactory>::command(),
+            args,
+            1,
+            &file,
+            &other,
+        )?;
         Ok(Demo::try_parse_from(merged)?)
     }
 
@@ -196,6 +210,9 @@ mod tests {
         );
         let d = parse("enable-chaos: false\n", &[]).unwrap();
         assert!(!d.enable_chaos);
+        // Another subcommand's setting is passed over.
+        let d = parse("token: abc.def\nport: 7000\n", &[]).unwrap();
+        assert_eq!(d.port, 7000);
         assert!(parse("", &[]).is_ok());
     }
 

@@ -79,7 +79,12 @@ fn bad_settings_stop_the_binaries_with_the_place_named() {
     );
 
     let node_file = dir.path().join("node.yaml");
-    std::fs::write(&node_file, "max-pods: 50\nmax-podz: 1\n").unwrap();
+    // join's own settings are no error for run and reset (they pass them over).
+    std::fs::write(
+        &node_file,
+        "server: https://192.0.2.1:6443\nmax-pods: 50\nmax-podz: 1\n",
+    )
+    .unwrap();
     for sub in ["run", "reset"] {
         let out = Command::new(env!("CARGO_BIN_EXE_rk8s-node"))
             .args([sub, "--config", node_file.to_str().unwrap()])
@@ -89,12 +94,29 @@ fn bad_settings_stop_the_binaries_with_the_place_named() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains(&format!(
-                "{}:2:1: max-podz: no such setting",
+                "{}:3:1: max-podz: no such setting",
                 node_file.display()
             )),
             "{sub}: {err}"
         );
     }
+    // join needs a server: its argument, --server or `server:`.
+    std::fs::write(
+        &node_file,
+        "token: abcdef.0123456789abcdef\nca-cert-hash: sha256:00\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rk8s-node"))
+        .args(["join", "--config", node_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with(
+            "error: no API server: give it as `rk8s-node join https://HOST:6443`, with --server, or as `server:` in the config file"
+        ),
+        "{out:?}"
+    );
     // A value of the wrong type is refused as the flag would be.
     std::fs::write(&node_file, "max-pods: many\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rk8s-node"))

@@ -2,9 +2,11 @@
 //! installed, removed and purged by dpkg in a root of its own) into directories of the
 //! test's own: every file in its place, the systemd units checked by
 //! `systemd-analyze verify` (their man pages found), the installed server run from a
-//! config file alone and used by the installed rk8sctl, the installed node joined with
-//! its settings in a config file running a pod on a host with no image files (the
-//! pause built in), config files kept on a second install, and uninstall (and purge) leaving nothing of what was installed.
+//! config file alone and used by the installed rk8sctl, the installed node joined from
+//! its config file alone (server, token and all), run again by `rk8s-node run` from the
+//! same file, running a pod on a host with no image files (the pause built in), config
+//! files kept on a second install, and uninstall (and purge) leaving nothing of what
+//! was installed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -175,15 +177,15 @@ fn install_verify_run_and_uninstall() {
     let words: Vec<&str> = token.split_whitespace().collect();
     let after = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1];
     node_settings.push_str(&format!(
-        "token: {}\nca-cert-hash: {}\n",
+        "server: https://127.0.0.1:{port}\ntoken: {}\nca-cert-hash: {}\n",
         after("--token"),
         after("--ca-cert-hash")
     ));
     let node_yaml = etc.join("rk8s/node.yaml");
     std::fs::write(&node_yaml, &node_settings).unwrap();
+    // Nothing but the file: the server, the token and the CA's hash are settings.
     let mut join = Command::new(prefix.join("bin/rk8s-node"));
     join.arg("join")
-        .arg(format!("https://127.0.0.1:{port}"))
         .arg("--config")
         .arg(&node_yaml)
         .env_remove("RK8S_PAUSE_IMAGE");
@@ -208,6 +210,50 @@ fn install_verify_run_and_uninstall() {
     ]);
     let on = rk8sctl(&["get", "pod", "sandbox", "-o", "jsonpath={.spec.nodeName}"]);
     assert_eq!(on, "installed");
+    // Stopped and run again as the unit runs it (`rk8s-node run`), from the same file:
+    // join's settings in it are passed over, the pod is kept.
+    assert!(agent.terminate().success());
+    let mut run = Command::new(prefix.join("bin/rk8s-node"));
+    run.arg("run")
+        .arg("--config")
+        .arg(&node_yaml)
+        .env_remove("RK8S_PAUSE_IMAGE");
+    agent.log_to_file(&mut run);
+    agent.child = Some(run.spawn().unwrap());
+    let renew_time = || {
+        rk8sctl(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            "installed",
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ])
+    };
+    let renewed = renew_time();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while renew_time() == renewed {
+        assert!(
+            Instant::now() < deadline,
+            "the node did not run again from node.yaml"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        agent.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "rk8s-node run exited"
+    );
+    assert_eq!(
+        rk8sctl(&[
+            "get",
+            "pod",
+            "sandbox",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount}"
+        ]),
+        "0"
+    );
     drop(agent);
 
     // Installed again: the administrator's config stays.
@@ -215,8 +261,18 @@ fn install_verify_run_and_uninstall() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("keeping"));
     assert_eq!(std::fs::read_to_string(&server_yaml).unwrap(), settings);
 
-    // Uninstalled: nothing of what was installed is left but the config files.
-    install_sh("uninstall", &env);
+    // Uninstalled: nothing of what was installed is left but the config files, which
+    // it names.
+    let out = install_sh("uninstall", &env);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "uninstall: kept (PURGE=1 removes them): {} {}",
+            server_yaml.display(),
+            etc.join("rk8s/node.yaml").display()
+        )),
+        "{said}"
+    );
     let left: Vec<PathBuf> = files(root.path())
         .into_iter()
         .filter(|p| !p.starts_with(&data) && *p != kubeconfig && !p.ends_with("server.log"))

@@ -2,8 +2,9 @@
 //! tokens, podCIDRs never given twice, the Node and its Lease, and the node credential
 //! limited to the node's own objects. Then two nodes, each in its own network
 //! namespace, running real containers for the pods bound to them: logs and exec
-//! through the API server, actors and agents killed, the control plane away. An
-//! image behind a registry login pulled with the pod's pull secret.
+//! through the API server, actors killed, agents SIGKILLed and SIGTERMed (their pods
+//! kept and re-adopted), the control plane away. An image behind a registry login
+//! pulled with the pod's pull secret.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -520,6 +521,52 @@ async fn two_nodes_in_their_own_namespaces_run_serve_and_survive_kills_and_outag
     let after = pods.get("on-b").await.unwrap().status.unwrap();
     assert_eq!(container(&after), (b_id.clone(), 0));
     assert_eq!(runtime_state(&agents[1], &b_id).pid, b_pid);
+
+    // SIGTERM node a's agent, as systemd stops or restarts rk8s-node.service
+    // (KillMode=process: the agent alone is signalled). Like kubelet it exits cleanly
+    // and leaves its pods running; started again, it re-adopts them and reports them
+    // Ready (the test marks the pod not Ready meanwhile: only the new agent sets it
+    // back).
+    let status = agents[0].terminate();
+    assert!(status.success(), "the agent's exit after SIGTERM: {status}");
+    let log = std::fs::read_to_string(agents[0].dir.path().join("node.log")).unwrap();
+    assert!(log.contains("stopping; pods keep running"), "{log}");
+    let state = runtime_state(&agents[0], &a_id);
+    assert_eq!(
+        (state.status, state.pid),
+        (rk8s_runtime::Status::Running, a_pid)
+    );
+    let not_ready = serde_json::json!({"status": {"conditions": [
+        {"type": "Ready", "status": "False", "reason": "SetByTheTest"}]}});
+    pods.patch_status(
+        "on-a",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&not_ready),
+    )
+    .await
+    .unwrap();
+    let renewed = renew_time(&leases, "a").await.unwrap();
+    agents[0].run_again(&["--chaos"]);
+    eventually("node a renews its lease after its restart", async || {
+        (renew_time(&leases, "a").await? > renewed).then_some(())
+    })
+    .await;
+    let after = eventually("pod on-a Ready again after the restart", async || {
+        let status = pods.get("on-a").await.ok()?.status?;
+        let ready = status.conditions.as_ref()?.iter().any(|c| {
+            c.type_ == "Ready" && c.status == "True" && c.reason.as_deref() != Some("SetByTheTest")
+        });
+        ready.then_some(status)
+    })
+    .await;
+    assert_eq!(container(&after), (a_id.clone(), 0));
+    assert_eq!(runtime_state(&agents[0], &a_id).pid, a_pid);
+    let out = server.rk8sctl(&["exec", "on-a", "--", "echo", "re-adopted"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "re-adopted\n",
+        "{out:?}"
+    );
 
     // The control plane goes away for a while: pods keep running, agents keep going;
     // when it is back, the agents resynchronise (leases, a pod created meanwhile…).

@@ -1,10 +1,12 @@
-//! Operating a control plane, on real servers. `rk8s-server member add|list|promote`
-//! (every test cluster's members are added with `member add`). `rk8s-server snapshot
+//! Operating a control plane, on real servers. `rk8s-server member
+//! add|list|promote|remove` (every test cluster's members are added with `member
+//! add`; a voter removed leaves two that take writes). `rk8s-server snapshot
 //! save|restore|status`: a snapshot saved from a
 //! follower of a three-member cluster while writes go on holds exactly the writes
 //! acknowledged at or below its revision; restored into a new data directory it
 //! starts a one-member cluster with every object, the old admin credentials working
-//! and a new admin kubeconfig; damaged files and occupied directories are refused;
+//! and a new admin kubeconfig, and a member added to it gets every object; damaged
+//! files and occupied directories are refused;
 //! scheduled snapshots keep their retention; a data directory in a newer format is
 //! refused at start. `rk8s-server certs check|rotate`: the certificates' expiry, and a
 //! member's certificate renewed for the same names and used at its next start. A
@@ -223,6 +225,39 @@ async fn snapshots_saved_during_writes_restore_every_acknowledged_write_up_to_th
         text(&status)
     );
 
+    // Members are added to it as to any cluster (`member add`): the new one gets
+    // the restored objects and what is written after it joined.
+    let added = Server::join(&restored);
+    let through_added = Api::<ConfigMap>::namespaced(restored.client_for(&added).await, "default");
+    let restored_maps = Api::<ConfigMap>::namespaced(restored.client().await, "default");
+    restored_maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "joined"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let seen = support::node::eventually("the added member replicates", async || {
+        through_added.get_opt("joined").await.ok()??;
+        Some(through_added.list(&ListParams::default()).await.ok()?.items)
+    })
+    .await;
+    for (name, rv) in &acked {
+        assert_eq!(
+            seen.iter().any(|c| c.metadata.name.as_ref() == Some(name)),
+            *rv <= revision,
+            "{name} on the added member"
+        );
+    }
+    let restored_store: Vec<String> = restored.store_access();
+    let restored_store: Vec<&str> = restored_store.iter().map(String::as_str).collect();
+    let listed = listed_members(&restored_store);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed.iter().any(|(_, _, peer)| *peer == added.peer),
+        "{listed:?}"
+    );
+
     // Refused: a damaged file, and a directory that holds a member.
     let damaged = dir.path().join("damaged.db");
     let bytes = std::fs::read(&file).unwrap();
@@ -392,4 +427,86 @@ fn server_and_node_data_directories_are_kept_apart() {
         text(&out)
     );
     assert!(!inside.exists(), "the refused server wrote its directory");
+}
+
+/// The members `member list` (through `store`) shows: id, role and peer address.
+fn listed_members(store: &[&str]) -> Vec<(String, String, String)> {
+    let out = rk8s_server(&[&["member", "list"][..], store].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[1].to_string(), f[3].to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_voter_leaves_two_members_that_take_writes() {
+    let first = Server::start(&[]);
+    let members = [Server::join(&first), Server::join(&first)];
+    member_list_and_promote(&first, &members);
+    let store: Vec<String> = first.store_access();
+    let store: Vec<&str> = store.iter().map(String::as_str).collect();
+    let maps: Api<ConfigMap> = Api::namespaced(first.client().await, "default");
+    let cm = |name: &str| -> ConfigMap {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap()
+    };
+    // The member to remove serves before (a read through its own API server).
+    let gone = &members[1];
+    let through_gone: Api<ConfigMap> = Api::namespaced(first.client_for(gone).await, "default");
+    maps.create(&PostParams::default(), &cm("before"))
+        .await
+        .unwrap();
+    support::node::eventually("the member to remove serves", async || {
+        through_gone.get("before").await.ok()
+    })
+    .await;
+    let id = listed_members(&store)
+        .into_iter()
+        .find(|(_, _, peer)| *peer == gone.peer)
+        .unwrap()
+        .0;
+
+    let out = rk8s_server(&[&["member", "remove", &id][..], &store].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(text(&out), format!("member {id} removed\n"));
+    // Two voters left, the removed one listed nowhere; writes still succeed.
+    let left = listed_members(&store);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left.iter().all(|(i, role, _)| *i != id && role == "voter"),
+        "{left:?}"
+    );
+    for name in ["after-1", "after-2"] {
+        maps.create(&PostParams::default(), &cm(name))
+            .await
+            .unwrap();
+    }
+    let other: Api<ConfigMap> = Api::namespaced(first.client_for(&members[0]).await, "default");
+    support::node::eventually("the other member has the writes", async || {
+        other.get_opt("after-2").await.ok()?
+    })
+    .await;
+    // The removed member's process applied its own removal: it no longer counts
+    // itself a voter (`leaving`), and the cluster's writes no longer reach it.
+    let removed_store: Vec<String> = gone.store_access();
+    let removed_store: Vec<&str> = removed_store.iter().map(String::as_str).collect();
+    let out = rk8s_server(&[&["member", "status"][..], &removed_store].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let status = text(&out);
+    assert!(status.starts_with(&format!("member    {id}\n")), "{status}");
+    let own = status
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id.as_str()))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(own.split_whitespace().nth(1), Some("leaving"), "{status}");
+    assert_eq!(status.matches(" voter ").count(), 2, "{status}");
+    let read = tokio::time::timeout(Duration::from_secs(5), through_gone.get_opt("after-2")).await;
+    assert!(
+        !matches!(read, Ok(Ok(Some(_)))),
+        "the removed member served a write made after its removal"
+    );
 }

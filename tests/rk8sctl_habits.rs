@@ -463,6 +463,96 @@ fn kubeconfig_lists_home_files_and_config_setters() {
     assert_eq!(printed[0][12].1, "namespace/kube-system\n");
 }
 
+#[test]
+fn two_populated_kubeconfig_files_merge_as_kubectls_do() {
+    let server = Server::start(&[]);
+    let home = tempfile::tempdir().unwrap();
+    let pki = server.data_dir().join("pki");
+    let token = std::fs::read_to_string(pki.join("admin.token")).unwrap();
+    let url = format!("https://127.0.0.1:{}", server.port);
+    let ca = pki.join("ca.crt").display().to_string();
+    let refused = format!("https://127.0.0.1:{}", support::apiserver::free_port());
+    // The first file: the cluster, the user and a context of the same name as the
+    // second's. The second: that context and another, the current context, and the
+    // same cluster and user under the same names but wrong (the first file wins).
+    let a = home.path().join("a");
+    std::fs::write(
+        &a,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: one\n  cluster:\n    server: {url}\n    certificate-authority: {ca}\nusers:\n- name: me\n  user:\n    token: {}\ncontexts:\n- name: ctx\n  context:\n    cluster: one\n    user: me\n    namespace: kube-system\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    let b = home.path().join("b");
+    std::fs::write(
+        &b,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: ctx\nclusters:\n- name: one\n  cluster:\n    server: {refused}\n    insecure-skip-tls-verify: true\n- name: two\n  cluster:\n    server: {refused}\nusers:\n- name: me\n  user:\n    token: wrong.token\ncontexts:\n- name: ctx\n  context:\n    cluster: two\n    user: me\n    namespace: default\n- name: spare\n  context:\n    cluster: two\n    user: me\n"
+        ),
+    )
+    .unwrap();
+    let files = std::env::join_paths([&a, &b]).unwrap();
+    let run = |tool: &str, args: &[&str]| {
+        let mut command = match tool {
+            "rk8sctl" => cli::rk8sctl_command(),
+            _ => Command::new("kubectl"),
+        };
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("KUBECONFIG", &files)
+            .args(args);
+        text(&cli::output(&mut command, None))
+    };
+    for args in [
+        &["config", "view"][..],
+        &["config", "view", "--raw"],
+        &["config", "current-context"],
+        &["config", "get-contexts"],
+        &["config", "get-clusters"],
+        // The first file's cluster, user and namespace: the real server, as admin.
+        &["get", "sa", "default", "-o", "name"],
+    ] {
+        let mut ours = run("rk8sctl", args);
+        let mut theirs = run("kubectl", args);
+        assert_eq!(theirs.0, 0, "kubectl {args:?}: {}", theirs.2);
+        if args[1] == "view" {
+            // The same document (the YAML printers indent and quote differently;
+            // kubectl adds its empty preferences).
+            let value = |t: &str| {
+                let mut v = rk8s_api::yaml::parse_documents(t).unwrap().remove(0).value;
+                v.as_object_mut().unwrap().remove("preferences");
+                v.to_string()
+            };
+            ours.1 = value(&ours.1);
+            theirs.1 = value(&theirs.1);
+        }
+        assert_eq!(ours, theirs, "rk8sctl and kubectl differ on {args:?}");
+    }
+    let (_, view, _) = run("kubectl", &["config", "view", "--raw"]);
+    assert!(
+        view.contains(&format!("server: {url}")) && !view.contains("wrong.token"),
+        "{view}"
+    );
+    assert!(
+        view.contains("namespace: kube-system") && view.contains("name: spare"),
+        "{view}"
+    );
+    let (_, listed, _) = run(
+        "rk8sctl",
+        &[
+            "get",
+            "sa",
+            "default",
+            "-o",
+            "jsonpath={.metadata.namespace}",
+        ],
+    );
+    assert_eq!(listed, "kube-system");
+}
+
 /// The object a tool prints as JSON, without what differs by nature
 /// (names, times, uids, addresses the server picks).
 fn json_of(server: &Server, tool: &str, args: &[&str]) -> serde_json::Value {

@@ -71,7 +71,8 @@ async fn a_deployment_rolls_between_real_images_and_back() {
     }))
     .unwrap();
     deploys.create(&PostParams::default(), &web).await.unwrap();
-    let status = server.rk8sctl_ok(&["rollout", "status", "deploy/web", "--timeout", "60s"]);
+    // Durations as kubectl spells them (Go's time.ParseDuration).
+    let status = server.rk8sctl_ok(&["rollout", "status", "deploy/web", "--timeout", "1m30s"]);
     assert!(
         status.ends_with("deployment \"web\" successfully rolled out\n"),
         "{status}"

@@ -97,6 +97,12 @@ pub async fn logs(g: &Global, args: &LogsArgs) -> Result<()> {
                 sources.push((name.clone(), c.name.clone()));
             }
         } else {
+            if let Some(asked) = &args.container
+                && !has_container(pod, asked)
+            {
+                // kubectl checks before asking the server (logsForObject).
+                bail!("container {asked} is not valid for pod {name}");
+            }
             sources.push((name, container_of(pod, args.container.as_deref())?));
         }
     }
@@ -145,6 +151,21 @@ pub async fn logs(g: &Global, args: &LogsArgs) -> Result<()> {
         copy_log(&pods, pod, params(c), prefix(pod, c)).await?;
     }
     Ok(())
+}
+
+/// Whether `pod` has a container (init, app or ephemeral) named `name`.
+fn has_container(pod: &Pod, name: &str) -> bool {
+    pod.spec.as_ref().is_some_and(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(&s.containers)
+            .any(|c| c.name == name)
+            || s.ephemeral_containers
+                .iter()
+                .flatten()
+                .any(|c| c.name == name)
+    })
 }
 
 /// The pod `target` means: a pod by name, else one pod of the workload or Service

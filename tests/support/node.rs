@@ -115,6 +115,26 @@ impl NodeProcess {
         }
     }
 
+    /// SIGTERMs the agent, as systemd stops a unit with `KillMode=process`, and waits
+    /// for it to exit (its pods keep running, as kubelet's do); its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("a running agent");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the agent did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The node's container helper, to look at its containers directly.
     pub fn helper(&self) -> rk8s_runtime::helper::HelperClient {
         rk8s_runtime::helper::HelperClient::new(

@@ -73,12 +73,24 @@ pub async fn read_or_create(
     member_ca: Option<&ClusterCa>,
 ) -> Result<(ClusterSecrets, Option<String>), StartError> {
     let failed = |e: StoreError| StartError::Store(e.to_string());
+    // A member that has just joined can see a linearizable read time out while the
+    // cluster is still changing its membership (another member joining, a learner
+    // promoted): tried again for as long as the start waits for the store.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let read = RangeRequest {
             key: CLUSTER_KEY.as_bytes().to_vec(),
             ..RangeRequest::default()
         };
-        let found = store.range(read, true).await.map_err(failed)?;
+        let found = match store.range(read, true).await {
+            Ok(found) => found,
+            Err(StoreError::Timeout(what)) if tokio::time::Instant::now() < deadline => {
+                tracing::info!("{what} timed out while starting; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(failed(e)),
+        };
         if let Some(kv) = found.kvs.first() {
             let mut secrets: ClusterSecrets = serde_json::from_slice(&kv.value)
                 .map_err(|e| StartError::Store(format!("{CLUSTER_KEY} does not decode: {e}")))?;

@@ -137,9 +137,11 @@ impl PodRuntime {
                 id: format!("{}/{name}", record.key()),
             })?;
         if previous {
+            // kubelet's words (validateContainerLogStatus).
             let last = entry.last.as_ref().ok_or_else(|| {
                 Error::InvalidSpec(format!(
-                    "container {name:?} has not been restarted: no previous log"
+                    "previous terminated container {name:?} in pod {:?} not found",
+                    record.pod.metadata.name.as_deref().unwrap_or_default()
                 ))
             })?;
             return Ok((last.spec.log_path.clone(), None));

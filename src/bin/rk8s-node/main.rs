@@ -140,8 +140,12 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 struct JoinArgs {
-    /// The API server, `https://HOST:6443`.
-    server: String,
+    /// The API server, `https://HOST:6443` (else --server).
+    #[arg(value_name = "SERVER")]
+    url: Option<String>,
+    /// The API server when no SERVER is given, as `server:` in the config file.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
     /// The bootstrap token, `ID.SECRET` (not used again when this host joined
     /// already: `join` then runs the node from its saved identity).
     #[arg(long)]
@@ -162,7 +166,8 @@ struct JoinArgs {
 #[derive(clap::Args)]
 struct RunArgs {
     /// A YAML file of settings: these flags without their dashes as keys
-    /// (`data-dir: /srv/node`, `max-pods: 50`); flags given here win [default:
+    /// (`data-dir: /srv/node`, `max-pods: 50`; `join`'s `server`, `token`… too, which
+    /// `run` and `reset` pass over); flags given here win [default:
     /// /etc/rk8s/node.yaml when it exists].
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -313,6 +318,11 @@ impl RunArgs {
 }
 
 async fn join(args: JoinArgs) -> anyhow::Result<()> {
+    let Some(server) = args.url.or(args.server) else {
+        anyhow::bail!(
+            "no API server: give it as `rk8s-node join https://HOST:6443`, with --server, or as `server:` in the config file ({DEFAULT_CONFIG})"
+        );
+    };
     let mut registration = Registration {
         labels: registration::parse_labels(&args.labels)?,
         ..Default::default()
@@ -323,7 +333,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
         .map(|t| registration::parse_taint(t))
         .collect::<Result<Vec<_>, _>>()?;
     agent::join(
-        &args.server,
+        &server,
         &args.token,
         &args.ca_cert_hash,
         args.run.config(),
@@ -367,7 +377,18 @@ fn main() -> ExitCode {
             let Some(sub) = command.find_subcommand(name) else {
                 return ExitCode::FAILURE;
             };
-            match config_file::with_settings(sub, args, 2, &file) {
+            // node.yaml may hold join's settings too (server, token…): `run` and
+            // `reset` pass them over.
+            let join_only: Vec<String> = match command.find_subcommand("join") {
+                Some(join) if name != "join" => join
+                    .get_arguments()
+                    .filter_map(|a| a.get_long())
+                    .filter(|l| sub.get_arguments().all(|b| b.get_long() != Some(*l)))
+                    .map(String::from)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            match config_file::with_settings(sub, args, 2, &file, &join_only) {
                 Ok(args) => args,
                 Err(e) => {
                     eprintln!("error: {e:#}");

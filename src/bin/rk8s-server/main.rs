@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let args = match config_file::config_path(&args, std::path::Path::new(DEFAULT_CONFIG)) {
         None => args,
-        Some(file) => match config_file::with_settings(&Cli::command(), args, 1, &file) {
+        Some(file) => match config_file::with_settings(&Cli::command(), args, 1, &file, &[]) {
             Ok(args) => args,
             Err(e) => {
                 eprintln!("error: {e:#}");

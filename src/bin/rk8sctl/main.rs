@@ -234,7 +234,14 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // As kubectl (cmdutil.CheckErr): the server's errors as they are
+            // (`Error from server (NotFound): …`), its own after `error: `.
+            let text = format!("{e:#}");
+            if text.starts_with("Error from server") {
+                eprintln!("{text}");
+            } else {
+                eprintln!("error: {text}");
+            }
             ExitCode::FAILURE
         }
     }
