@@ -1,18 +1,23 @@
 //! Chaos, bounded: a 3-member control plane (`--enable-chaos`), 20 simulated nodes
 //! and one real node, 10 Deployments of 5 replicas, a DaemonSet and a CronJob (every
 //! 5 s — one Job a minute, as Kubernetes names them — each replacing the last) and a
-//! StatefulSet of three. For
+//! StatefulSet of three on the real node (a local-path volume each), a
+//! ReplicationController of three and a PodDisruptionBudget over one Deployment. For
 //! 60 s a random control-plane actor is killed every 100 ms, and so is every actor the
 //! leader lists as in the middle of a reconcile, while one Deployment at a time is
 //! scaled up and back down (reconciles of several writes each), and half-way the
 //! DaemonSet is rolled to a new template on every node and the StatefulSet to a new
-//! template pod by pod; the real node's agent is
+//! template pod by pod; at a quarter the StatefulSet is scaled to five and the
+//! ReplicationController to six (through their `scale` subresources), at three
+//! quarters both back to three; the real node's agent is
 //! SIGKILLed every 10 s and the Raft leader every 20 s (each restarted), while objects
 //! are written through every member. A kill crashes an actor wherever it is: the
 //! members' own count (`rk8s_actor_kills_total`) must show kills that landed
 //! mid-reconcile. Then: every Deployment has exactly its replicas Running, the
 //! DaemonSet one pod of its new template Running on each node, the StatefulSet
-//! `db-0..2` of its new template Running, the CronJob still runs
+//! `db-0..2` of its new template Running with every claim it made Bound, the
+//! ReplicationController three pods Running, the budget's status true of its
+//! Deployment (5 healthy, 3 desired, 2 disruptions allowed), the CronJob still runs
 //! on time with one Job at most, the real node runs no container of a pod it does not
 //! have, and every write that was acknowledged is in the store. Prints how long the
 //! cluster took to converge.
@@ -27,8 +32,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, ReplicationController};
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -179,27 +185,110 @@ fn daemon_set(busybox: &str, command: &str) -> serde_json::Value {
     })
 }
 
-/// The StatefulSet: `db-0`, `db-1`, `db-2` of `command`, made in order.
-fn stateful_set(busybox: &str, command: &str) -> serde_json::Value {
-    json!({
+/// The StatefulSet: `db-0`, `db-1`, `db-2` of `command`, made in order on the real
+/// node, each with a claim of the default (local-path) class mounted at `/data`.
+/// Without `replicas` (the roll): the number is left to whoever scaled it.
+fn stateful_set(busybox: &str, command: &str, replicas: Option<usize>) -> serde_json::Value {
+    let mut set = json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": "db"},
         "spec": {
-            "replicas": 3,
             "serviceName": "db",
             "selector": {"matchLabels": {"app": "db"}},
             "template": {"metadata": {"labels": {"app": "db"}},
                 "spec": {"terminationGracePeriodSeconds": 1,
+                         "nodeSelector": {"kubernetes.io/hostname": "real"},
                          "containers": [{"name": "main", "image": busybox,
                                          "command": ["sleep", command],
+                                         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                                         "resources": {"requests": {"cpu": "10m"}}}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "8Mi"}}}}],
+        },
+    });
+    if let Some(n) = replicas {
+        set["spec"]["replicas"] = json!(n);
+    }
+    set
+}
+
+/// The ReplicationController: three pods of `sleep 3600`.
+fn replication_controller(busybox: &str) -> ReplicationController {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ReplicationController",
+        "metadata": {"name": "rc"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"app": "rc"},
+            "template": {"metadata": {"labels": {"app": "rc"}},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                         "containers": [{"name": "main", "image": busybox,
+                                         "command": ["sleep", "3600"],
                                          "resources": {"requests": {"cpu": "10m"}}}]}},
         },
-    })
+    }))
+    .unwrap()
+}
+
+/// Sets the StatefulSet `db` and the ReplicationController `rc` to `db` and `rc`
+/// replicas through their `scale` subresources (best effort: a member may be down).
+async fn scale_set_and_rc(client: &kube::Client, db: usize, rc: usize) -> bool {
+    let params = PatchParams::default();
+    let (db, rc) = (
+        json!({"spec": {"replicas": db}}),
+        json!({"spec": {"replicas": rc}}),
+    );
+    let (db, rc) = (Patch::Merge(&db), Patch::Merge(&rc));
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let rcs: Api<ReplicationController> = Api::namespaced(client.clone(), "default");
+    let within = Duration::from_secs(2);
+    matches!(
+        tokio::time::timeout(within, sets.patch_scale("db", &params, &db)).await,
+        Ok(Ok(_))
+    ) && matches!(
+        tokio::time::timeout(within, rcs.patch_scale("rc", &params, &rc)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The budget over `app-0`: at least three of its five pods available.
+fn budget() -> PodDisruptionBudget {
+    serde_json::from_value(json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "app-0"},
+        "spec": {"minAvailable": 3, "selector": {"matchLabels": {"app": "app-0"}}},
+    }))
+    .unwrap()
+}
+
+/// Whether the budget's status is true of `app-0` at its replicas, for its latest
+/// generation, and every claim of the StatefulSet is Bound (`db-0..2`'s at least).
+async fn budget_and_claims_converged(
+    budgets: &Api<PodDisruptionBudget>,
+    claims: &Api<PersistentVolumeClaim>,
+) -> Option<()> {
+    let budget = budgets.get("app-0").await.ok()?;
+    let status = budget.status?;
+    let budget_true = status.observed_generation == budget.metadata.generation
+        && status.current_healthy == REPLICAS as i32
+        && status.desired_healthy == 3
+        && status.expected_pods == REPLICAS as i32
+        && status.disruptions_allowed == REPLICAS as i32 - 3;
+    let listed = claims.list(&ListParams::default()).await.ok()?.items;
+    let bound: BTreeSet<String> = listed
+        .iter()
+        .filter(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"))
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    let all_bound =
+        bound.len() == listed.len() && (0..3).all(|i| bound.contains(&format!("data-db-{i}")));
+    (budget_true && all_bound).then_some(())
 }
 
 /// Whether every Deployment has exactly its replicas Running (and no more pods), the
-/// DaemonSet one pod sleeping `daemon` on each node, and the StatefulSet its three
-/// pods, of the same template.
+/// DaemonSet one pod sleeping `daemon` on each node, the StatefulSet its three
+/// pods, of the same template, and the ReplicationController its three.
 async fn converged(pods: &Api<Pod>, nodes: &Api<Node>, daemon: &str) -> Option<()> {
     let listed = pods.list(&ListParams::default()).await.ok()?.items;
     let mut running: HashMap<String, usize> = HashMap::new();
@@ -239,7 +328,8 @@ async fn converged(pods: &Api<Pod>, nodes: &Api<Node>, daemon: &str) -> Option<(
     (all && daemons.len() == every_node
         && running.get("daemon") == Some(&every_node)
         && stateful == db
-        && running.get("db") == Some(&3))
+        && running.get("db") == Some(&3)
+        && running.get("rc") == Some(&3))
     .then_some(())
 }
 
@@ -285,12 +375,21 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
         .await
         .unwrap();
     let sets: Api<StatefulSet> = Api::namespaced(admin.clone(), "default");
-    let db: StatefulSet = serde_json::from_value(stateful_set(&busybox, "3600")).unwrap();
+    let db: StatefulSet = serde_json::from_value(stateful_set(&busybox, "3600", Some(3))).unwrap();
     sets.create(&PostParams::default(), &db).await.unwrap();
+    let rcs: Api<ReplicationController> = Api::namespaced(admin.clone(), "default");
+    rcs.create(&PostParams::default(), &replication_controller(&busybox))
+        .await
+        .unwrap();
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(admin.clone(), "default");
+    budgets
+        .create(&PostParams::default(), &budget())
+        .await
+        .unwrap();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let nodes: Api<Node> = Api::all(admin.clone());
     eventually_within(
-        "every Deployment, the DaemonSet and the StatefulSet rolled out before the chaos",
+        "every Deployment, the DaemonSet, the StatefulSet and the ReplicationController rolled out before the chaos",
         Duration::from_secs(120),
         async || converged(&pods, &nodes, "3600").await,
     )
@@ -331,7 +430,15 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
     let mut next_leader = Duration::from_secs(20);
     let mut down: Option<(usize, Instant)> = None;
     let mut rolled = false;
+    let (mut scaled_up, mut scaled_down) = (false, false);
     while start.elapsed() < CHAOS {
+        let anyone = &clients[leader_kills % clients.len()];
+        if !scaled_up && start.elapsed() >= CHAOS / 4 {
+            scaled_up = scale_set_and_rc(anyone, 5, 6).await;
+        }
+        if scaled_up && !scaled_down && start.elapsed() >= CHAOS * 3 / 4 {
+            scaled_down = scale_set_and_rc(anyone, 3, 3).await;
+        }
         if !rolled && start.elapsed() >= CHAOS / 2 {
             let daemons: Api<DaemonSet> =
                 Api::namespaced(clients[leader_kills % clients.len()].clone(), "default");
@@ -340,7 +447,7 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
             let roll = daemons.patch("daemon", &params, &patch);
             let sets: Api<StatefulSet> =
                 Api::namespaced(clients[leader_kills % clients.len()].clone(), "default");
-            let set_patch = Patch::Apply(stateful_set(&busybox, "7200"));
+            let set_patch = Patch::Apply(stateful_set(&busybox, "7200", None));
             let roll_set = sets.patch("db", &params, &set_patch);
             rolled = matches!(
                 tokio::time::timeout(Duration::from_secs(2), roll).await,
@@ -412,7 +519,7 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
                     return None;
                 }
             }
-            Some(())
+            scale_set_and_rc(&admin, 3, 3).await.then_some(())
         },
     )
     .await;
@@ -422,6 +529,10 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
     );
     assert!(kills > 100, "only {kills} actors were killed");
     assert!(agent_kills >= 5 && leader_kills >= 2);
+    assert!(
+        scaled_up && scaled_down,
+        "the StatefulSet and the ReplicationController were not scaled up and down during the chaos"
+    );
     // Kills crash: some landed in the middle of a reconcile (each member counts its
     // own since it last started; the last leader's count covers its whole term).
     let mut landed: HashMap<String, u64> = HashMap::new();
@@ -455,6 +566,14 @@ async fn the_cluster_heals_from_killed_actors_agents_and_leaders() {
         "every Deployment back at its replicas, the DaemonSet and the StatefulSet rolled after the chaos",
         Duration::from_secs(180),
         async || converged(&pods, &nodes, "7200").await,
+    )
+    .await;
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(admin.clone(), "default");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), "default");
+    eventually_within(
+        "the budget's status true of app-0, every claim of the StatefulSet Bound",
+        Duration::from_secs(60),
+        async || budget_and_claims_converged(&budgets, &claims).await,
     )
     .await;
     println!("converged {:?} after the chaos stopped", stopped.elapsed());
