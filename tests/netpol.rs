@@ -8,7 +8,9 @@
 //! with DNS failing and then allowed to kube-dns; a namespaceSelector by
 //! `kubernetes.io/metadata.name`; a pod AND namespace selector; an ipBlock with an
 //! except; ports, endPort and a named port; egress denied while the server allows;
-//! a relabelled pod. Each server also has a ClusterIP Service, and a same-node and a
+//! a relabelled pod; a namespace labelled into a namespaceSelector; node a's agent
+//! killed (its rules stay) and restarted after the policies changed (it catches
+//! up). Each server also has a ClusterIP Service, and a same-node and a
 //! cross-node pair are probed through it too (DNAT, masquerade and br_netfilter on
 //! the way). A node may list PodPeers, a user without RBAC may not. A pod of a
 //! namespace that denies all egress fails its connect — refused or timed out, not
@@ -296,7 +298,7 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
     let host = net.host_ip();
     let server = support::apiserver::Server::start(&["--address", &host]);
     let admin = server.client().await;
-    let (_agents, _netns) = two_nodes_in_namespaces(&server, &mut net, 80).await;
+    let (mut agents, _netns) = two_nodes_in_namespaces(&server, &mut net, 80).await;
     let post = PostParams::default();
     let cluster = Cluster {
         pods: Api::all(admin.clone()),
@@ -632,4 +634,52 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
     assert_eq!(phase("z").await, "Succeeded", "z/first did not connect");
     clear().await;
     matrix_matches(&cluster, "all policies deleted").await;
+
+    // A namespace labelled into a policy's namespaceSelector after the policy.
+    policies("x")
+        .create(
+            &post,
+            &policy(
+                "x",
+                "from-blue",
+                json!({"podSelector": {}, "ingress": [{"from": [
+                {"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}]}),
+            ),
+        )
+        .await
+        .unwrap();
+    matrix_matches(&cluster, "namespaceSelector of a label no namespace has").await;
+    cluster
+        .namespaces
+        .patch(
+            "y",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "blue"}}})),
+        )
+        .await
+        .unwrap();
+    matrix_matches(&cluster, "namespaceSelector once y is labelled").await;
+    clear().await;
+
+    // A killed agent leaves its node's rules in place; restarted after the policies
+    // changed while it was down, it catches up.
+    policies("x")
+        .create(&post, &policy("x", "deny-in", json!({"podSelector": {}})))
+        .await
+        .unwrap();
+    matrix_matches(&cluster, "default-deny-ingress in x").await;
+    agents[0].kill();
+    matrix_matches(&cluster, "default-deny-ingress in x, node a's agent killed").await;
+    clear().await;
+    policies("y")
+        .create(&post, &policy("y", "deny-in", json!({"podSelector": {}})))
+        .await
+        .unwrap();
+    agents[0].run_again(&[]);
+    matrix_matches(
+        &cluster,
+        "default-deny-ingress moved from x to y while node a's agent was down",
+    )
+    .await;
+    clear().await;
 }
