@@ -3,8 +3,9 @@
 //! limited to the node's own objects. Then two nodes, each in its own network
 //! namespace, running real containers for the pods bound to them: logs and exec
 //! through the API server, actors killed, agents SIGKILLed and SIGTERMed (their pods
-//! kept and re-adopted), the control plane away. An image behind a registry login
-//! pulled with the pod's pull secret.
+//! kept and re-adopted), the control plane away. An image behind a registry login:
+//! refused, pulled again after kubelet's back-off (ImagePullBackOff, BackOff event),
+//! pulled with the pod's pull secret once it exists.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -714,8 +715,53 @@ async fn images_behind_a_login_are_pulled_with_the_pods_pull_secret() {
         ),
         "{failed:?}"
     );
+    // Between two pulls the container waits out kubelet's back-off (10 s after the
+    // first failure), saying why the last pull failed; BackOff is a Normal event.
+    let backing_off = eventually("the pull backing off", async || {
+        let status = pods.get("private").await.ok()?.status?;
+        let state = status.container_statuses?.first()?.state.clone()?;
+        let waiting = state.waiting?;
+        (waiting.reason.as_deref() == Some("ImagePullBackOff")).then_some(waiting)
+    })
+    .await;
+    let message = backing_off.message.unwrap_or_default();
+    assert!(
+        message.starts_with(&format!(
+            "Back-off pulling image \"{image}\": ErrImagePull: "
+        )) && message.contains("Not authorized"),
+        "{message}"
+    );
+    let back_off = eventually("a BackOff event", async || said("BackOff").await).await;
+    assert_eq!(back_off, [format!("Back-off pulling image \"{image}\"")]);
+    let listed = events
+        .list(&kube::api::ListParams::default().fields("involvedObject.name=private"))
+        .await
+        .unwrap();
+    let types: Vec<_> = listed
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("BackOff"))
+        .map(|e| {
+            (
+                e.type_.clone(),
+                e.source.clone().unwrap_or_default().component,
+            )
+        })
+        .collect();
+    assert_eq!(types, [(Some("Normal".into()), Some("kubelet".into()))]);
+    let failed = eventually("the back-off's Failed event", async || {
+        let failed = said("Failed").await?;
+        failed
+            .contains(&"Error: ImagePullBackOff".to_string())
+            .then_some(failed)
+    })
+    .await;
+    assert!(
+        failed.contains(&"Error: ErrImagePull".to_string()),
+        "{failed:?}"
+    );
     // The Secret arrives (as `kubectl create secret docker-registry` writes it): the
-    // node reads it again and the pull succeeds.
+    // node reads it again and the pull after the back-off succeeds.
     let config = serde_json::json!({"auths": {host.clone(): {
         "username": "puller", "password": "s3cret"}}});
     let secret = k8s_openapi::api::core::v1::Secret {
@@ -758,7 +804,10 @@ async fn images_behind_a_login_are_pulled_with_the_pods_pull_secret() {
     eventually("the anonymous pull refused", async || {
         let status = pods.get("anonymous").await.ok()?.status?;
         let state = status.container_statuses?.first()?.state.clone()?;
-        (state.waiting?.reason.as_deref() == Some("ErrImagePull")).then_some(())
+        let reason = state.waiting?.reason?;
+        ["ErrImagePull", "ImagePullBackOff"]
+            .contains(&reason.as_str())
+            .then_some(())
     })
     .await;
     for name in ["private", "anonymous"] {

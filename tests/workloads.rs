@@ -9,10 +9,13 @@
 //! three on those nodes with local-path volumes: stable names, DNS names and data
 //! across deletion and scaling, a rolling update, its volumes reclaimed. CronJobs: one every
 //! minute, one every 15 s kept to its history limit, suspended, and deleted with its
-//! Jobs. kubectl in a pod, as its ServiceAccount with a RoleBinding.
+//! Jobs. kubectl in a pod, as its ServiceAccount with a RoleBinding. Memory emptyDirs,
+//! an eviction for an emptyDir's sizeLimit and a crash loop's counted BackOff event.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "workloads/kubelet.rs"]
+mod kubelet;
 #[path = "workloads/service_accounts.rs"]
 mod service_accounts;
 #[path = "workloads/stateful_sets.rs"]
@@ -485,6 +488,13 @@ async fn containers_take_their_environment_from_config_maps_and_secrets() {
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_dirs_evictions_and_event_series_on_a_real_node() {
+    let server = Server::start(&[]);
+    let _node = real_node(&server, "worker", 35).await;
+    kubelet::empty_dirs_evictions_and_event_series(&server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

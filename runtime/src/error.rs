@@ -51,6 +51,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An image is not pulled now: its last pull for the pod failed, and kubelet's
+    /// back-off has not passed yet.
+    #[error("Back-off pulling image {image:?}: {last_error}")]
+    PullBackOff {
+        /// The image as the container names it.
+        image: String,
+        /// The last pull's error (`ErrImagePull: ...`).
+        last_error: String,
+    },
     /// A pod or container description that cannot be run.
     #[error("{0}")]
     InvalidSpec(String),

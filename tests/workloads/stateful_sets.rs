@@ -29,9 +29,23 @@ async fn web_pods(pods: &Api<Pod>) -> Vec<(String, String)> {
     on
 }
 
+/// The addresses busybox's `nslookup` answered for the name asked (the lines after
+/// `Name:`; the server's own address comes before).
+fn addresses(out: &str) -> Vec<String> {
+    let answer = out.lines().skip_while(|l| !l.starts_with("Name:"));
+    let mut found: Vec<String> = answer
+        .filter(|l| l.starts_with("Address"))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    found.sort();
+    found
+}
+
 /// A StatefulSet of three with a local-path volume each, behind a headless Service:
 /// pods made in order with stable names and DNS names, each on the node its volume
-/// is on; its data kept across the pod's deletion and a scale down and up; rolled
+/// is on; its data kept across the pod's deletion, its DNS name following it to its
+/// new address; SRV records of the Service's named port; kept across a scale down
+/// and up; rolled
 /// with kubectl; deleted, its claims kept until deleted, then its volumes and their
 /// directories go.
 pub async fn stateful_sets_keep_names_data_and_dns(server: &Server) {
@@ -129,6 +143,37 @@ pub async fn stateful_sets_keep_names_data_and_dns(server: &Server) {
     .await;
     assert_eq!(web_pods(&pods).await, placed);
     assert_eq!(exec("web-1", &["cat", "/data/log"]), "web-1\nweb-1\n");
+    // Its DNS name answers with the new pod's address (the old pod's is gone from it).
+    let new_web1 = ip_of("web-1").await;
+    let name = "web-1.web.default.svc.cluster.local";
+    let answers = eventually_within(
+        "web-1's new address in DNS",
+        Duration::from_secs(30),
+        async || {
+            let (ok, out) = server.kubectl(&["exec", "web-0", "--", "nslookup", name]);
+            let answers = ok.then(|| addresses(&out))?;
+            (answers == [new_web1.clone()]).then_some(answers)
+        },
+    )
+    .await;
+    assert_eq!(answers, [new_web1], "the old address was {web1}");
+    // The headless Service's SRV records: one per pod, at its named port.
+    let srv = exec(
+        "web-0",
+        &[
+            "nslookup",
+            "-type=SRV",
+            "_http._tcp.web.default.svc.cluster.local",
+        ],
+    );
+    for pod in ["web-0", "web-1", "web-2"] {
+        let target = format!(" 80 {pod}.web.default.svc.cluster.local");
+        assert!(
+            srv.lines()
+                .any(|l| l.contains("service = ") && l.trim_end_matches('.').ends_with(&target)),
+            "{srv}"
+        );
+    }
 
     // Scaled down and up: the highest ordinals go first; the claims stay and are
     // mounted again.

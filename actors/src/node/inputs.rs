@@ -4,7 +4,8 @@
 //! projected volumes ([`super::tokens`]) — read for the runtime as kubelet reads
 //! them: when the pod starts, again every [`REREAD_AFTER`] while a container cannot
 //! start for want of them (`CreateContainerConfigError`, a volume's FailedMount) or
-//! of its image (`ErrImagePull`: a pull secret created or fixed after the pod), every
+//! of its image (`ErrImagePull`, `ImagePullBackOff`: a pull secret created or fixed
+//! after the pod), every
 //! [`REFRESH`] (`--sync-frequency`) otherwise, so that a container restarted later
 //! starts with the values of the last minute, and when a token is due for renewal.
 //! The node may read exactly these (the API server's node authorizer).
@@ -31,10 +32,11 @@ pub const CLAIM_REREAD_AFTER: Duration = Duration::from_secs(2);
 pub const REFRESH: Duration = Duration::from_secs(60);
 
 /// Waiting reasons that more recent ConfigMaps or Secrets may end.
-const WAITING_FOR_INPUTS: [&str; 3] = [
+const WAITING_FOR_INPUTS: [&str; 4] = [
     "CreateContainerConfigError",
     "ContainerCreating",
     "ErrImagePull",
+    "ImagePullBackOff",
 ];
 
 /// The names of the pod's ConfigMaps, Secrets and claims.

@@ -2,7 +2,10 @@
 //! machine (`run_pod`, then `sync_pod` every second), writes the pod's status through
 //! the status subresource when it changed, and carries out graceful deletion: a
 //! deletionTimestamp stops the containers within the grace period, then the node
-//! confirms the deletion (grace 0).
+//! confirms the deletion (grace 0). As kubelet's eviction manager, every
+//! [`EVICTION_PERIOD`] it evicts a pod whose disk emptyDir holds more than its
+//! `sizeLimit`: containers killed, phase Failed, reason `Evicted`, and nothing of it
+//! runs again.
 //!
 //! It holds no state the runtime does not also have on disk: killed — in the middle
 //! of a runtime call or between two writes too — and restarted from nothing (it is
@@ -16,13 +19,17 @@ use actix::prelude::*;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use rk8s_runtime::pod::PodRuntime;
+use rk8s_runtime::pod::{PodRuntime, has_sized_empty_dir};
 use rk8s_supervision::Handle;
 
 use super::{inputs, metrics, pod_events};
 
 /// How often a pod is synced.
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
+
+/// How often a pod's emptyDir usage is held to its `sizeLimit` (kubelet's
+/// `evictionMonitoringPeriod`).
+pub const EVICTION_PERIOD: Duration = Duration::from_secs(10);
 
 /// A newer version of the pod, from the watch.
 #[derive(Message)]
@@ -56,6 +63,12 @@ pub struct PodActor {
     /// Where the pod waits for its NetworkPolicy isolation before its first
     /// container starts.
     netpol: Option<super::netpol::Gate>,
+    /// Whether the pod was evicted (its status says so): it does not run again.
+    evicted: bool,
+    /// Whether what was left of the evicted pod was removed.
+    evicted_removed: bool,
+    /// When its emptyDirs' usage was last read.
+    usage_read: Option<std::time::Instant>,
 }
 
 impl PodActor {
@@ -82,6 +95,9 @@ impl PodActor {
             inputs_refresh: inputs::REFRESH,
             events: pod_events::Written::default(),
             netpol: None,
+            evicted: false,
+            evicted_removed: false,
+            usage_read: None,
         }
         .pending_start()
     }
@@ -103,6 +119,7 @@ impl PodActor {
     /// re-adopts).
     fn pending_start(mut self) -> Self {
         self.start_pending = start_pending(&self.pod);
+        self.evicted = is_evicted(&self.pod);
         self
     }
 
@@ -125,9 +142,37 @@ impl PodActor {
         )
     }
 
+    /// An evicted pod's step: what is left of it goes, once (an agent stopped between
+    /// writing its status and removing it finds it here), and nothing runs again.
+    fn remove_evicted(&mut self, ctx: &mut Context<Self>) {
+        if self.evicted_removed {
+            return;
+        }
+        self.busy = true;
+        let (runtime, uid) = (self.runtime.clone(), self.uid());
+        let fut = async move { runtime.stop_pod(&uid, Duration::ZERO).await };
+        ctx.spawn(
+            self.me
+                .reconcile(fut)
+                .into_actor(self)
+                .map(|result, act, _| {
+                    act.busy = false;
+                    match result {
+                        Ok(()) => act.evicted_removed = true,
+                        Err(e) => tracing::warn!(pod = %act.key(), "removing an evicted pod: {e}"),
+                    }
+                }),
+        );
+    }
+
     /// One step: start, sync and report, or stop when deleted.
     fn step(&mut self, ctx: &mut Context<Self>) {
         if self.busy || self.finished {
+            return;
+        }
+        let deleting = self.pod.metadata.deletion_timestamp.is_some();
+        if self.evicted && !deleting {
+            self.remove_evicted(ctx);
             return;
         }
         self.busy = true;
@@ -139,7 +184,14 @@ impl PodActor {
         let started = self.started;
         let last = self.last_status.clone();
         let node_ip = self.node_ip.clone();
-        let deleting = pod.metadata.deletion_timestamp.is_some();
+        let read_usage = !deleting
+            && pod.spec.as_ref().is_some_and(has_sized_empty_dir)
+            && self
+                .usage_read
+                .is_none_or(|t| t.elapsed() >= EVICTION_PERIOD);
+        if read_usage {
+            self.usage_read = Some(std::time::Instant::now());
+        }
         // What the pod had: its tokens are reused while fresh, and one due for
         // renewal makes a read due (a lock and a look at a few timestamps).
         let held = self.runtime.inputs(&uid);
@@ -233,19 +285,38 @@ impl PodActor {
                 .await
                 .map_err(|e| e.to_string())?;
             metrics::time_operation("sync_pod", began.elapsed());
-            status.host_ip = node_ip.clone();
-            status.host_ips = node_ip.map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]);
-            if let Some(conditions) = status.conditions.as_mut() {
-                conditions.push(k8s_openapi::api::core::v1::PodCondition {
-                    type_: "PodScheduled".into(),
-                    status: "True".into(),
-                    ..Default::default()
-                });
+            on_node(&mut status, node_ip.clone());
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let over = match read_usage {
+                true => runtime.empty_dir_over_limit(&uid).await,
+                false => Ok(None),
+            };
+            if let Some(message) = over.map_err(|e| e.to_string())? {
+                // kubelet's evictPod: the event, the containers killed at once, the
+                // status; then what is left of the pod goes.
+                tracing::info!(pod = %key, "evicting: {message}");
+                let evicted = vec![("Warning", "Evicted", message.clone())];
+                events.record(&client, &node, &pod, evicted).await;
+                let mut status = runtime
+                    .evict(&uid, &message)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                on_node(&mut status, node_ip);
+                let patch = serde_json::json!({ "status": status });
+                let patched = api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+                rk8s_supervision::wrote();
+                patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
+                runtime
+                    .stop_pod(&uid, Duration::ZERO)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok((false, Some(status)));
             }
             if same_status(last.as_ref(), &status) {
                 return Ok((false, Some(status)));
             }
-            let name = pod.metadata.name.clone().unwrap_or_default();
             let patch = serde_json::json!({ "status": status });
             let patched = api
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -273,6 +344,11 @@ impl PodActor {
                         if running && let Some(seen) = act.start_pending.take() {
                             metrics::POD_START.observe(seen.elapsed().as_secs_f64());
                         }
+                        act.evicted |= status.as_ref().is_some_and(|s| {
+                            s.phase.as_deref() == Some("Failed")
+                                && s.reason.as_deref() == Some("Evicted")
+                        });
+                        act.evicted_removed |= act.evicted;
                         if status.is_some() {
                             act.last_status = status;
                         }
@@ -281,6 +357,28 @@ impl PodActor {
                 }
             },
         ));
+    }
+}
+
+/// Whether kubelet evicted `pod` (its status says phase Failed, reason `Evicted`).
+fn is_evicted(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.is_some_and(|s| {
+        s.phase.as_deref() == Some("Failed") && s.reason.as_deref() == Some("Evicted")
+    })
+}
+
+/// Completes a status from the runtime with what the node knows: its address and
+/// that the pod was scheduled.
+fn on_node(status: &mut PodStatus, node_ip: Option<String>) {
+    status.host_ip = node_ip.clone();
+    status.host_ips = node_ip.map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]);
+    if let Some(conditions) = status.conditions.as_mut() {
+        conditions.push(k8s_openapi::api::core::v1::PodCondition {
+            type_: "PodScheduled".into(),
+            status: "True".into(),
+            ..Default::default()
+        });
     }
 }
 
@@ -338,6 +436,9 @@ impl Handler<Update> for PodActor {
             self.last_status = None;
             self.finished = false;
             self.start_pending = start_pending(&self.pod);
+            self.evicted = is_evicted(&self.pod);
+            self.evicted_removed = false;
+            self.usage_read = None;
             self.step(ctx);
             return;
         }

@@ -1,12 +1,14 @@
 //! The events kubelet writes about a pod, read off its status as each sync changes it:
 //! `Created` and `Started` for a new container, `Failed` for an image that cannot be
 //! pulled (with the registry's error) or a container that cannot be made, `BackOff`
-//! for a crash loop, `FailedMount` for a volume whose source is missing, `Killing` as
-//! a deleted pod's containers stop; and what the runtime tells ([`tell`]): `Pulling`
-//! and `Pulled` (or already present), `Unhealthy` for each failed probe, `Killing`
-//! for a container that failed its liveness probe. A repeated event is counted on the one already
-//! written (`count`, `lastTimestamp`), as Kubernetes' event correlator does, so a
-//! crash loop writes one event, not one per restart.
+//! for a crash loop and between the pulls of an image that failed
+//! (`ImagePullBackOff`), `FailedMount` for a volume whose source is missing, `Killing`
+//! as a deleted pod's containers stop; and what the runtime tells ([`tell`]):
+//! `Pulling` and `Pulled` (or already present), `Unhealthy` for each failed probe,
+//! `Killing` for a container that failed its liveness probe. A repeated event is
+//! counted on the one already written (`count`, `lastTimestamp`), as Kubernetes'
+//! event correlator does, so a crash loop or a pull back-off writes one event, not one
+//! per try.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -65,6 +67,12 @@ pub fn transitions(pod: &Pod, before: Option<&PodStatus>, now: &PodStatus) -> Ve
                 let why = format!("Failed to pull image {:?}: {message}", c.image);
                 out.push(("Warning", "Failed", why));
                 out.push(("Warning", "Failed", "Error: ErrImagePull".to_string()));
+            }
+            // kubelet's image manager, then its container start, between two pulls.
+            "ImagePullBackOff" if !same => {
+                let why = format!("Back-off pulling image {:?}", c.image);
+                out.push(("Normal", "BackOff", why));
+                out.push(("Warning", "Failed", "Error: ImagePullBackOff".to_string()));
             }
             "CreateContainerConfigError" | "CreateContainerError" if !same => {
                 out.push(("Warning", "Failed", format!("Error: {message}")));
@@ -232,6 +240,31 @@ mod tests {
         );
         assert!(happened.iter().all(|(t, _, _)| *t == "Warning"));
         assert!(transitions(&pod(), Some(&pull), &pull).is_empty());
+        // Between two pulls: a BackOff, once per wait (the next pull's failure comes
+        // between two waits).
+        let backing_off = status(serde_json::json!([container(
+            None,
+            0,
+            serde_json::json!({"waiting": {"reason": "ImagePullBackOff",
+                "message": "Back-off pulling image \"busybox\": ErrImagePull: Not authorized"}})
+        )]));
+        let happened = transitions(&pod(), Some(&pull), &backing_off);
+        assert_eq!(
+            happened,
+            [
+                (
+                    "Normal",
+                    "BackOff",
+                    "Back-off pulling image \"busybox\"".to_string()
+                ),
+                ("Warning", "Failed", "Error: ImagePullBackOff".to_string())
+            ]
+        );
+        assert!(transitions(&pod(), Some(&backing_off), &backing_off).is_empty());
+        assert_eq!(
+            reasons(&transitions(&pod(), Some(&backing_off), &pull))[0].0,
+            "Failed"
+        );
         let mount = status(serde_json::json!([container(
             None,
             0,

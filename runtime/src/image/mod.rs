@@ -430,18 +430,18 @@ impl ImageStore {
         policy: PullPolicy,
         options: &PullOptions,
     ) -> Result<Image> {
-        let fetched = self.ensure_fetched(image, policy, options, || {}).await;
+        let fetched = self.ensure_fetched(image, policy, options, || Ok(())).await;
         fetched.map(|(image, _)| image)
     }
 
     /// [`ImageStore::ensure`], saying how the image was come by; `pulling` is called
-    /// just before a pull starts.
+    /// just before a pull starts, and its error (a pull back-off) is returned instead.
     pub async fn ensure_fetched(
         &self,
         image: &str,
         policy: PullPolicy,
         options: &PullOptions,
-        pulling: impl FnOnce(),
+        pulling: impl FnOnce() -> Result<()>,
     ) -> Result<(Image, Fetched)> {
         if is_local(image) {
             let store = self.clone();
@@ -468,7 +468,7 @@ impl ImageStore {
                 });
             }
         }
-        pulling();
+        pulling()?;
         let began = std::time::Instant::now();
         let digest = pull::pull(self, &reference, options).await?;
         let store = self.clone();

@@ -184,9 +184,17 @@ impl PodRuntime {
         let image_name = container.image.clone().unwrap_or_default();
         let policy = PullPolicy::from_k8s(container.image_pull_policy.as_deref(), &image_name);
         let options = self.pull_options(&record.pod);
+        let now_ns = crate::container::now_ns();
         let pulling = || {
+            // kubelet: no pull while the last failed one's back-off lasts.
+            let waiting = self.pull_backoff.waiting(&record.uid, &image_name, now_ns);
+            if let Some(last_error) = waiting {
+                let image = image_name.clone();
+                return Err(Error::PullBackOff { image, last_error });
+            }
             let m = format!("Pulling image {image_name:?}");
             self.report(record, "Normal", "Pulling", m);
+            Ok(())
         };
         let fetched = self
             .images
@@ -199,6 +207,7 @@ impl PodRuntime {
                         format!("Container image {image_name:?} already present on machine")
                     }
                     Fetched::Pulled(took) => {
+                        self.pull_backoff.succeeded(&record.uid, &image_name);
                         let secs = took.as_secs_f64();
                         format!(
                             "Successfully pulled image {image_name:?} in {secs:.3}s ({secs:.3}s including waiting). Image size: {} bytes.",
@@ -210,10 +219,15 @@ impl PodRuntime {
                 image
             }
             Err(e) => {
-                let reason = if matches!(e, Error::Image { .. }) {
-                    "ErrImagePull"
-                } else {
-                    "CreateContainerError"
+                let reason = match e {
+                    Error::PullBackOff { .. } => "ImagePullBackOff",
+                    Error::Image { .. } => {
+                        let why = format!("ErrImagePull: {e}");
+                        self.pull_backoff
+                            .failed(&record.uid, &image_name, now_ns, why);
+                        "ErrImagePull"
+                    }
+                    _ => "CreateContainerError",
                 };
                 waiting.insert(container.name.clone(), (reason.to_string(), e.to_string()));
                 return Ok(());

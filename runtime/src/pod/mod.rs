@@ -15,7 +15,8 @@
 //! (an attempt's create, start, restart and stop) with `container_config` (its OCI
 //! settings from the pod), `env` and `service_env` (its environment), `inputs` and
 //! `tokens` (what the agent reads from the API for it), `projected` (ConfigMap,
-//! Secret, downwardAPI and projected volumes), `sync` (the level-triggered step),
+//! Secret, downwardAPI and projected volumes), `pull_backoff` (kubelet's wait between
+//! failed pulls), `sync` (the level-triggered step),
 //! `probes`, `status`, `exec` (exec and logs) and `orphans`.
 
 mod config;
@@ -28,6 +29,7 @@ pub mod inputs;
 mod orphans;
 mod probes;
 mod projected;
+mod pull_backoff;
 mod record;
 mod sandbox;
 pub mod service_env;
@@ -43,6 +45,7 @@ pub use config::{Allocatable, ClusterDns, PodRuntimeConfig, host_nameservers};
 pub use inputs::PodInputs;
 pub use record::{ContainerRecord, PodRecord};
 pub use service_env::ServiceLister;
+pub use volumes::has_sized_empty_dir;
 
 use crate::error::{Error, Result, io};
 use crate::image::{ImageStore, PullOptions};
@@ -63,6 +66,8 @@ pub struct PodRuntime {
     /// What each pod takes from the API, as the agent last read it (in memory only:
     /// no Secret is written to disk).
     inputs: inputs::Inputs,
+    /// kubelet's image pull back-off, per pod and image.
+    pull_backoff: pull_backoff::PullBackOff,
     /// Where what happens to pods is told (their agent writes the events).
     events: Option<tokio::sync::mpsc::Sender<Happening>>,
     /// The cluster's Services, for the containers' service variables (none on a
@@ -120,6 +125,7 @@ impl PodRuntime {
             network,
             probes: Default::default(),
             inputs: Default::default(),
+            pull_backoff: Default::default(),
             events: None,
             services: None,
         })

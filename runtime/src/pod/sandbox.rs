@@ -110,7 +110,8 @@ impl PodRuntime {
             hostname
         };
         etc_files::write(&dir, &hostname, record, &self.config)?;
-        volumes::create(&dir, spec.volumes.iter().flatten())?;
+        let memory = volumes::memory_ceiling(&record.pod, self.config.allocatable.memory);
+        volumes::create(&dir, spec.volumes.iter().flatten(), memory)?;
         // The sandbox image is the node's: pulled without the pod's pull secrets.
         let pause = self
             .image(
@@ -189,6 +190,7 @@ impl PodRuntime {
     /// that is gone does nothing.
     pub async fn stop_pod(&self, uid: &str, grace: Duration) -> Result<()> {
         self.inputs.forget(uid);
+        self.pull_backoff.forget(uid);
         let Some(record) = self.record(uid)? else {
             return Ok(());
         };

@@ -1,5 +1,6 @@
 //! A pod's Kubernetes status from its containers' states: phase, conditions, pod IP
-//! and each container's status with waiting reasons, restarts and last state.
+//! and each container's status with waiting reasons, restarts and last state; and an
+//! evicted pod's.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use super::containers::Waiting;
 use super::probes::Health;
 use super::record::{ContainerRecord, PodRecord};
 use crate::container::{ContainerState, Status};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::restart::RestartPolicy;
 
 impl PodRuntime {
@@ -113,6 +114,24 @@ impl PodRuntime {
             container_statuses: Some(statuses),
             ..Default::default()
         })
+    }
+}
+
+impl PodRuntime {
+    /// Evicts pod `uid` as kubelet's eviction manager does: its containers are killed
+    /// at once (grace 0) and its status says phase Failed, reason `Evicted` and
+    /// `message`. The sandbox and the files stay for [`PodRuntime::stop_pod`].
+    pub async fn evict(&self, uid: &str, message: &str) -> Result<PodStatus> {
+        self.stop_containers(uid, std::time::Duration::ZERO).await?;
+        let record = self.record(uid)?.ok_or_else(|| Error::ContainerNotFound {
+            id: format!("pod {uid}"),
+        })?;
+        let (waiting, health) = (BTreeMap::new(), BTreeMap::new());
+        let mut status = self.status(&record, false, true, &waiting, &health).await?;
+        status.phase = Some("Failed".to_string());
+        status.reason = Some("Evicted".to_string());
+        status.message = Some(message.to_string());
+        Ok(status)
     }
 }
 

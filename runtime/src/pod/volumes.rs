@@ -1,26 +1,60 @@
-//! A pod's volumes: emptyDir under the pod's directory, hostPath on the host, a
-//! claim's at its volume's directory (read by the agent: [`super::inputs`]),
-//! ConfigMap, Secret, downwardAPI and projected ones under the pod's directory too
-//! ([`super::projected`]); made with the sandbox, bind-mounted where the containers'
-//! volumeMounts say.
+//! A pod's volumes: emptyDir under the pod's directory (a tmpfs for `medium: Memory`),
+//! hostPath on the host, a claim's at its volume's directory (read by the agent:
+//! [`super::inputs`]), ConfigMap, Secret, downwardAPI and projected ones under the
+//! pod's directory too ([`super::projected`]); made with the sandbox, bind-mounted
+//! where the containers' volumeMounts say. A disk emptyDir's `sizeLimit` is held by
+//! eviction ([`over_size_limit`]), as kubelet's eviction manager holds it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, Volume};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Volume};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use rk8s_api::quantity::Quantity;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use super::inputs::{ClaimVolume, Read};
+use super::{PodRuntime, blocking};
 use crate::error::{Error, Result, io};
 use crate::spec::BindMount;
 
-/// Makes the directories of `volumes` for the pod with directory `dir`.
-pub(super) fn create<'a>(dir: &Path, volumes: impl IntoIterator<Item = &'a Volume>) -> Result<()> {
+/// Makes the directories of `volumes` for the pod with directory `dir`; a memory
+/// emptyDir is a tmpfs of at most `memory` bytes ([`memory_ceiling`]) or its
+/// `sizeLimit` if smaller.
+pub(super) fn create<'a>(
+    dir: &Path,
+    volumes: impl IntoIterator<Item = &'a Volume>,
+    memory: i64,
+) -> Result<()> {
     for volume in volumes {
-        if volume.empty_dir.is_some() {
+        if let Some(empty_dir) = &volume.empty_dir {
             let path = dir.join("volumes").join(&volume.name);
             std::fs::create_dir_all(&path).map_err(io(&path))?;
+            match empty_dir.medium.as_deref() {
+                None | Some("") => {}
+                Some("Memory") if !is_mount_point(&path)? => {
+                    let size = tmpfs_size(memory, empty_dir.size_limit.as_ref());
+                    let options = (size > 0).then(|| format!("size={size}"));
+                    mount(
+                        Some("tmpfs"),
+                        &path,
+                        Some("tmpfs"),
+                        MsFlags::empty(),
+                        options.as_deref(),
+                    )
+                    .map_err(|e| {
+                        Error::InvalidSpec(format!("tmpfs for volume {:?}: {e}", volume.name))
+                    })?;
+                }
+                Some("Memory") => {}
+                Some(other) => {
+                    return Err(Error::InvalidSpec(format!(
+                        "volume {:?}: emptyDir medium {other:?} is not supported (only the default and Memory)",
+                        volume.name
+                    )));
+                }
+            }
         } else if super::projected::is_projected(volume) {
             // Filled as the containers start and kept up to date by each sync; Secrets
             // on a tmpfs, as kubelet keeps them: never on the node's disk.
@@ -56,6 +90,130 @@ pub(super) fn create<'a>(dir: &Path, volumes: impl IntoIterator<Item = &'a Volum
     Ok(())
 }
 
+/// The most a memory emptyDir of `pod` may hold (kubelet's
+/// `calculateEmptyDirMemorySize`): the node's allocatable memory `allocatable`, or the
+/// pod's memory limit when every container sets one and it is smaller.
+pub(super) fn memory_ceiling(pod: &Pod, allocatable: i64) -> i64 {
+    let Some(spec) = pod.spec.as_ref() else {
+        return allocatable;
+    };
+    let mut containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    let limited = containers.all(|c| {
+        let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+        let limit = limits.and_then(|l| l.get("memory"));
+        limit
+            .and_then(|q| Quantity::try_from(q).ok())
+            .is_some_and(|q| q.signum() > 0)
+    });
+    if !limited {
+        return allocatable;
+    }
+    let (_, limits) = rk8s_api::quota::usage::pod_requests_and_limits(pod);
+    match limits.get("memory").map(Quantity::value) {
+        Some(limit) if limit > 0 && limit <= allocatable => limit,
+        _ => allocatable,
+    }
+}
+
+/// The size of a memory emptyDir: its `sizeLimit` when positive and below `ceiling`.
+fn tmpfs_size(ceiling: i64, size_limit: Option<&K8sQuantity>) -> i64 {
+    let limit = size_limit.and_then(|q| Quantity::try_from(q).ok());
+    match limit.map(|q| q.value()) {
+        Some(limit) if limit > 0 && limit <= ceiling => limit,
+        _ => ceiling,
+    }
+}
+
+/// kubelet's eviction message for the first disk emptyDir of `spec` whose usage
+/// under the pod directory `dir` exceeds its `sizeLimit` (`Usage of EmptyDir volume
+/// "NAME" exceeds the limit "LIMIT". `, `pkg/kubelet/eviction/helpers.go`).
+pub(super) fn over_size_limit(dir: &Path, spec: &PodSpec) -> Option<String> {
+    spec.volumes.iter().flatten().find_map(|volume| {
+        let empty_dir = volume.empty_dir.as_ref()?;
+        if empty_dir.medium.as_deref().is_some_and(|m| !m.is_empty()) {
+            return None;
+        }
+        let wire = empty_dir.size_limit.as_ref()?;
+        let limit = Quantity::try_from(wire).ok()?;
+        if limit.signum() <= 0 {
+            return None;
+        }
+        let used = disk_usage(&dir.join("volumes").join(&volume.name));
+        (u128::from(used) > u128::try_from(limit.value()).unwrap_or(0)).then(|| {
+            format!(
+                "Usage of EmptyDir volume {:?} exceeds the limit {:?}. ",
+                volume.name,
+                limit.canonical()
+            )
+        })
+    })
+}
+
+impl PodRuntime {
+    /// kubelet's eviction message when a disk emptyDir of pod `uid` holds more than
+    /// its `sizeLimit` (None when none does, or the pod is not here).
+    pub async fn empty_dir_over_limit(&self, uid: &str) -> Result<Option<String>> {
+        let Some(record) = self.record(uid)? else {
+            return Ok(None);
+        };
+        let dir = self.pod_dir(uid);
+        let spec = record.pod.spec.unwrap_or_default();
+        blocking(move || Ok(over_size_limit(&dir, &spec))).await
+    }
+}
+
+/// Whether `spec` has a disk emptyDir with a `sizeLimit` (one eviction watches).
+pub fn has_sized_empty_dir(spec: &PodSpec) -> bool {
+    spec.volumes.iter().flatten().any(|v| {
+        v.empty_dir.as_ref().is_some_and(|e| {
+            e.size_limit.is_some() && e.medium.as_deref().is_none_or(str::is_empty)
+        })
+    })
+}
+
+/// Most files and directories a usage walk reads (it counts what it read so far).
+const WALKED: usize = 1_000_000;
+
+/// The disk space the files under `root` take (`du -x`: blocks, each hard-linked
+/// file once, not crossing into other filesystems, symbolic links not followed).
+fn disk_usage(root: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(top) = std::fs::symlink_metadata(root) else {
+        return 0;
+    };
+    let mut used = top.blocks().saturating_mul(512);
+    let mut linked = std::collections::HashSet::new();
+    let mut dirs = vec![root.to_path_buf()];
+    let mut walked = 0;
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            walked += 1;
+            if walked > WALKED {
+                return used;
+            }
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if meta.dev() != top.dev()
+                || (meta.nlink() > 1 && !meta.is_dir() && !linked.insert(meta.ino()))
+            {
+                continue;
+            }
+            used = used.saturating_add(meta.blocks().saturating_mul(512));
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    used
+}
+
 /// Whether `volume` holds Secrets or tokens (a secret volume, or a projected one with
 /// a secret or serviceAccountToken source).
 fn holds_secrets(volume: &Volume) -> bool {
@@ -75,7 +233,8 @@ fn is_mount_point(path: &Path) -> Result<bool> {
     Ok(dev(path)? != dev(parent)?)
 }
 
-/// Unmounts the tmpfs of the pod's volumes under `dir`, before its files go.
+/// Unmounts the tmpfs of the pod's volumes under `dir` (Secrets' and memory
+/// emptyDirs'), before its files go.
 pub(super) fn unmount(dir: &Path) -> Result<()> {
     let volumes = dir.join("volumes");
     let Ok(entries) = std::fs::read_dir(&volumes) else {
@@ -199,4 +358,73 @@ pub(super) fn mounts(
         });
     }
     Ok(mounts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_memory_volume_takes_its_size_limit_else_the_pods_limit_else_the_nodes() {
+        const NODE: i64 = 8 << 30;
+        let limited = |memory: Option<&str>| {
+            let resources = memory.map_or(
+                serde_json::json!({}),
+                |m| serde_json::json!({"limits": {"memory": m}}),
+            );
+            pod(serde_json::json!({"spec": {"containers": [
+                {"name": "a", "resources": {"limits": {"memory": "32Mi"}}},
+                {"name": "b", "resources": resources}
+            ]}}))
+        };
+        // Every container limited: their sum.
+        assert_eq!(memory_ceiling(&limited(Some("16Mi")), NODE), 48 << 20);
+        // One without a limit: the node's.
+        assert_eq!(memory_ceiling(&limited(None), NODE), NODE);
+        // A limit above what the node has: the node's.
+        assert_eq!(memory_ceiling(&limited(Some("100Gi")), NODE), NODE);
+        let q = |s: &str| K8sQuantity(s.to_string());
+        assert_eq!(tmpfs_size(48 << 20, Some(&q("16Mi"))), 16 << 20);
+        assert_eq!(tmpfs_size(48 << 20, Some(&q("1Gi"))), 48 << 20);
+        assert_eq!(tmpfs_size(48 << 20, Some(&q("0"))), 48 << 20);
+        assert_eq!(tmpfs_size(48 << 20, None), 48 << 20);
+    }
+
+    #[test]
+    fn a_disk_volume_over_its_size_limit_says_so_in_kubelets_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [],
+            "volumes": [
+                {"name": "memory", "emptyDir": {"medium": "Memory", "sizeLimit": "1Ki"}},
+                {"name": "free", "emptyDir": {}},
+                {"name": "data", "emptyDir": {"sizeLimit": "64Ki"}}
+            ]
+        }))
+        .unwrap();
+        assert!(has_sized_empty_dir(&spec));
+        for name in ["memory", "free", "data"] {
+            std::fs::create_dir_all(dir.path().join("volumes").join(name)).unwrap();
+        }
+        let big = vec![7u8; 256 << 10];
+        std::fs::write(dir.path().join("volumes/free/big"), &big).unwrap();
+        std::fs::write(dir.path().join("volumes/memory/big"), &big).unwrap();
+        assert_eq!(over_size_limit(dir.path(), &spec), None);
+        let nested = dir.path().join("volumes/data/a/b");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(nested.join("big"), &big).unwrap();
+        assert_eq!(
+            over_size_limit(dir.path(), &spec).as_deref(),
+            Some("Usage of EmptyDir volume \"data\" exceeds the limit \"64Ki\". ")
+        );
+        let unsized_: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [], "volumes": [{"name": "free", "emptyDir": {}}]
+        }))
+        .unwrap();
+        assert!(!has_sized_empty_dir(&unsized_));
+    }
 }
