@@ -14,13 +14,15 @@
 //! `etc_files` and `volumes` (what the sandbox gives its containers), `containers`
 //! (an attempt's create, start, restart and stop) with `container_config` (its OCI
 //! settings from the pod), `env` and `service_env` (its environment), `inputs` and
-//! `tokens` (what the agent reads from the API for it), `projected` (ConfigMap,
+//! `tokens` (what the agent reads from the API for it), `devices` (what a device
+//! plugin gives a container), `projected` (ConfigMap,
 //! Secret, downwardAPI and projected volumes), `sync` (the level-triggered step),
 //! `probes`, `status`, `exec` (exec and logs) and `orphans`.
 
 mod config;
 mod container_config;
 mod containers;
+pub mod devices;
 pub mod env;
 mod etc_files;
 mod exec;
@@ -40,6 +42,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use config::{Allocatable, ClusterDns, PodRuntimeConfig, host_nameservers};
+pub use devices::{ContainerDevices, DeviceProvider};
 pub use inputs::PodInputs;
 pub use record::{ContainerRecord, PodRecord};
 pub use service_env::ServiceLister;
@@ -68,6 +71,9 @@ pub struct PodRuntime {
     /// The cluster's Services, for the containers' service variables (none on a
     /// node without a cluster, as kubelet without a master).
     services: Option<Arc<dyn ServiceLister>>,
+    /// The devices of containers that ask for device-plugin resources (none: no
+    /// container gets any).
+    devices: Option<Arc<dyn DeviceProvider>>,
 }
 
 /// Something that happened to a pod's container that kubelet reports as an event:
@@ -122,6 +128,7 @@ impl PodRuntime {
             inputs: Default::default(),
             events: None,
             services: None,
+            devices: None,
         })
     }
 
@@ -134,6 +141,11 @@ impl PodRuntime {
     /// ([`service_env`]).
     pub fn read_services_from(&mut self, services: Arc<dyn ServiceLister>) {
         self.services = Some(services);
+    }
+
+    /// Gives containers the devices `devices` says they have ([`devices`]).
+    pub fn use_devices_from(&mut self, devices: Arc<dyn DeviceProvider>) {
+        self.devices = Some(devices);
     }
 
     /// Tells `what` happened to the pod of `record`.
