@@ -62,6 +62,8 @@ fn bundle(host: &PodHost, id: &str) -> std::path::PathBuf {
         cap_add: vec![],
         cap_drop: vec![],
         terminal: false,
+        devices: Vec::new(),
+        annotations: Default::default(),
     };
     spec::write(&bundle, &config.to_spec().unwrap()).unwrap();
     bundle

@@ -48,7 +48,8 @@ wait_until() { # seconds what command...
 }
 node_args() { # node
   echo --name "$1" --data-dir "$STATE/node-$1/data" --run-dir "$STATE/node-$1/run" \
-    --manifests "$STATE/node-$1/manifests" --bridge "rk8sdemo$1" --disk-pressure-free-percent 0
+    --manifests "$STATE/node-$1/manifests" --device-plugin-dir "$STATE/node-$1/device-plugins" \
+    --bridge "rk8sdemo$1" --disk-pressure-free-percent 0
 }
 # The local mode's state (the Compose app of step 10), apart from the nodes'.
 local_env() {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CRATES: [&str; 13] = [
+const CRATES: [&str; 14] = [
     "api",
     "http",
     "raftstore",
@@ -22,6 +22,7 @@ const CRATES: [&str; 13] = [
     "supervision",
     "informers",
     "ingress",
+    "deviceplugin",
 ];
 
 fn root() -> PathBuf {
@@ -82,6 +83,9 @@ fn crates_link_only_the_floors_below_them() {
         // The Ingress proxy is a library of pure tables and a server: the node
         // agent feeds it, not the other way round.
         ("rk8s-ingress", "rk8s-actors"),
+        // The device-plugin API is a wire floor: messages and sockets, no cluster.
+        ("rk8s-deviceplugin", "rk8s-api"),
+        ("rk8s-deviceplugin", "rk8s-runtime"),
     ] {
         let linked = links(package);
         assert!(

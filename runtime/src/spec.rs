@@ -2,7 +2,7 @@
 //! it creates or joins, its cgroup and limits, mounts, and the security defaults every
 //! container gets (Docker's default capability set, a deny-all device rule with the
 //! standard devices allowed, no-new-privileges, masked and read-only /proc paths, and
-//! a seccomp filter).
+//! a seccomp filter), and the device nodes and annotations a device plugin gives it.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,18 @@ pub struct BindMount {
     pub destination: String,
     /// Mounted read-only.
     pub readonly: bool,
+}
+
+/// A host device node made in the container (a device plugin's `DeviceSpec`): an
+/// entry of `linux.devices` and a cgroup rule allowing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Its path in the container.
+    pub path: String,
+    /// The device on the host (its type and numbers are read from it).
+    pub host_path: PathBuf,
+    /// Its cgroup access: some of `r`, `w`, `m` (empty: `rwm`).
+    pub permissions: String,
 }
 
 /// Everything that goes into a container's spec.
@@ -75,6 +87,10 @@ pub struct ContainerConfig {
     /// Run its process on a terminal (a Kubernetes container's `tty`): the OCI runtime
     /// sends the terminal's master end to a console socket.
     pub terminal: bool,
+    /// Host devices made in the container (and allowed by its device cgroup).
+    pub devices: Vec<DeviceNode>,
+    /// The spec's `annotations`.
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// PATH for images that set none.
@@ -234,6 +250,15 @@ impl ContainerConfig {
         for (typ, major, minor) in ALLOWED_DEVICES {
             devices.push(json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": "rwm"}));
         }
+        let mut nodes = Vec::new();
+        for node in &self.devices {
+            let (entry, rule) = device_entry(node)?;
+            nodes.push(serde_json::from_value(entry).map_err(|e| invalid("device", &e))?);
+            devices.push(rule);
+        }
+        if !nodes.is_empty() {
+            linux.set_devices(Some(nodes));
+        }
         let r = &self.resources;
         let resources = serde_json::from_value(json!({
             "devices": devices,
@@ -249,6 +274,9 @@ impl ContainerConfig {
         linux.set_resources(Some(resources));
         linux.set_seccomp(Some(default_seccomp()?));
         spec.set_linux(Some(linux));
+        if !self.annotations.is_empty() {
+            spec.set_annotations(Some(self.annotations.clone().into_iter().collect()));
+        }
         Ok(spec)
     }
 
@@ -284,6 +312,43 @@ impl ContainerConfig {
             })
             .collect()
     }
+}
+
+/// A device node's `linux.devices` entry and its cgroup rule, from the host device
+/// (containerd's `WithDevices`: type, numbers, mode and owner as on the host).
+fn device_entry(node: &DeviceNode) -> Result<(serde_json::Value, serde_json::Value)> {
+    use nix::sys::stat::{SFlag, major, minor, stat};
+    let st = stat(&node.host_path)
+        .map_err(|e| Error::InvalidSpec(format!("device {}: {e}", node.host_path.display())))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let typ = if kind == SFlag::S_IFCHR {
+        "c"
+    } else if kind == SFlag::S_IFBLK {
+        "b"
+    } else {
+        return Err(Error::InvalidSpec(format!(
+            "{} is not a device",
+            node.host_path.display()
+        )));
+    };
+    let (major, minor) = (major(st.st_rdev), minor(st.st_rdev));
+    let access = if node.permissions.is_empty() {
+        "rwm"
+    } else {
+        node.permissions.as_str()
+    };
+    let entry = json!({
+        "path": node.path,
+        "type": typ,
+        "major": major,
+        "minor": minor,
+        "fileMode": st.st_mode & 0o777,
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+    });
+    let rule =
+        json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access});
+    Ok((entry, rule))
 }
 
 /// The namespaces of a pod sandbox (pause): new pid, ipc, uts and mount namespaces, and
@@ -433,6 +498,8 @@ mod tests {
             cap_add: vec!["NET_ADMIN".into()],
             cap_drop: vec!["mknod".into()],
             terminal: false,
+            devices: Vec::new(),
+            annotations: Default::default(),
         }
     }
 
@@ -546,5 +613,41 @@ mod tests {
             json["process"]["env"],
             json!([format!("PATH={DEFAULT_PATH}"), "TERM=vt100"])
         );
+    }
+
+    #[test]
+    fn device_nodes_are_made_and_allowed_as_the_host_has_them() {
+        let with = ContainerConfig {
+            devices: vec![DeviceNode {
+                path: "/dev/foo0".into(),
+                host_path: "/dev/null".into(),
+                permissions: "rw".into(),
+            }],
+            annotations: [("example.com/foo".to_string(), "dev-0".to_string())].into(),
+            ..config()
+        };
+        let json = serde_json::to_value(with.to_spec().unwrap()).unwrap();
+        let node = &json["linux"]["devices"][0];
+        assert_eq!(
+            (&node["path"], &node["type"], &node["major"], &node["minor"]),
+            (&json!("/dev/foo0"), &json!("c"), &json!(1), &json!(3))
+        );
+        let rules = json["linux"]["resources"]["devices"].as_array().unwrap();
+        assert_eq!(
+            rules.last().unwrap(),
+            &json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"})
+        );
+        assert_eq!(json["annotations"]["example.com/foo"], "dev-0");
+        // A path that is no device is refused, with its name.
+        let file = ContainerConfig {
+            devices: vec![DeviceNode {
+                path: "/dev/x".into(),
+                host_path: "/proc/version".into(),
+                permissions: String::new(),
+            }],
+            ..config()
+        };
+        let err = file.to_spec().unwrap_err().to_string();
+        assert!(err.contains("/proc/version is not a device"), "{err}");
     }
 }

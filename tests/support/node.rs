@@ -61,6 +61,9 @@ impl NodeProcess {
             d.join("run").display().to_string(),
             "--manifests".into(),
             d.join("manifests").display().to_string(),
+            // Each node its own: nodes on one host would take each other's socket.
+            "--device-plugin-dir".into(),
+            d.join("device-plugins").display().to_string(),
             "--bridge".into(),
             self.bridge.clone(),
             // Test machines may have little disk free; pressure is not what is tested.

@@ -24,6 +24,7 @@ use rk8s_runtime::static_pods::StaticPods;
 use rk8s_supervision::Actors;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+use super::devices::DeviceManager;
 use super::identity::{self, Identity};
 use super::network::{self, ClusterNetwork};
 use super::node_actor::NodeActor;
@@ -88,6 +89,9 @@ pub struct AgentConfig {
     pub ingress_https_port: u16,
     /// The most requests the Ingress proxy holds per Service waking from zero.
     pub ingress_activation_queue: usize,
+    /// Where device plugins register (`kubelet.sock`) and put their sockets, and the
+    /// device checkpoint lives (kubelet's `/var/lib/kubelet/device-plugins/`).
+    pub device_plugin_dir: PathBuf,
 }
 
 /// What a join adds to the Node (kept as given; `run` after a restart keeps what the
@@ -188,6 +192,14 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
         runtime.tell_to(tx);
         rx
     });
+    // A cluster node serves the device-plugin API; its containers get their devices.
+    let devices = match &identity {
+        Some(_) => start_devices(&config, &runtime).await,
+        None => None,
+    };
+    if let Some(devices) = &devices {
+        runtime.use_devices_from(devices.clone());
+    }
     let runtime = Arc::new(runtime);
     let pods = StaticPods::new(&config.manifests, node.clone(), runtime.clone());
     tracing::info!(node, manifests = %config.manifests.display(), "running static pods");
@@ -207,7 +219,7 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
                 &config,
                 id,
                 registration,
-                runtime.clone(),
+                (runtime.clone(), devices),
                 (subnet, services_w),
             );
             let actors = side.await?;
@@ -269,11 +281,34 @@ pub async fn reset(config: &AgentConfig) -> Result<Vec<String>> {
         .remove()
         .and_then(|()| Overlay::remove_device(&System))
         .map_err(|e| Error::Other(format!("failed to remove the cluster network: {e}")))?;
+    // The device manager's socket and checkpoint (the pods holding devices are gone).
+    for name in [
+        rk8s_deviceplugin::v1beta1::KUBELET_SOCKET,
+        super::devices::checkpoint::FILE,
+    ] {
+        let _ = std::fs::remove_file(config.device_plugin_dir.join(name));
+    }
     // The pods' parent cgroup, unless another agent's pods are still in it.
     for dir in rk8s_runtime::cgroups::directories("/rk8s") {
         let _ = std::fs::remove_dir(dir);
     }
     Ok(removed)
+}
+
+/// The device manager on `config.device_plugin_dir`, keeping the allocations of the
+/// pods `runtime` holds; none (with a warning) when it cannot serve there.
+async fn start_devices(config: &AgentConfig, runtime: &PodRuntime) -> Option<Arc<DeviceManager>> {
+    let running = match runtime.pods() {
+        Ok(pods) => pods.into_iter().map(|r| r.uid).collect(),
+        Err(e) => {
+            tracing::warn!("no device plugins: the node's pods cannot be read: {e}");
+            return None;
+        }
+    };
+    DeviceManager::start(&config.device_plugin_dir, &running)
+        .await
+        .inspect_err(|e| tracing::warn!("no device plugins: {e}"))
+        .ok()
 }
 
 type Parts = (PodRuntime, Arc<Network>, Arc<HelperClient>);
@@ -328,7 +363,7 @@ async fn start_cluster_side(
     config: &AgentConfig,
     id: &Identity,
     registration: Option<Registration>,
-    runtime: Arc<PodRuntime>,
+    (runtime, devices): (Arc<PodRuntime>, Option<Arc<DeviceManager>>),
     (subnet, services_w): (Ipv4Net, Writer<Service>),
 ) -> Result<Actors> {
     let client = id.client()?;
@@ -364,6 +399,7 @@ async fn start_cluster_side(
         port,
         sync_frequency: config.sync_frequency,
         extra_conditions: Default::default(),
+        devices,
     };
     tokio::spawn(collect_images(runtime.clone(), config.image_gc));
     tokio::spawn(super::local_volumes::collect(

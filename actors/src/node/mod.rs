@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod agent;
+pub mod devices;
 pub mod health_checks;
 pub mod identity;
 pub mod ingress;

@@ -1,7 +1,7 @@
 //! NodeActor: watches the pods bound to this node (`spec.nodeName`, re-listing on 410
 //! as kube-runtime's watcher does), keeps one supervised PodActor per pod in the
 //! node's registry (by `NAMESPACE/NAME`), renews the node's Lease and posts its
-//! status. Killed, it starts from nothing, re-lists and re-adopts: the PodActors keep
+//! status (also as soon as the device plugins' devices change). Killed, it starts from nothing, re-lists and re-adopts: the PodActors keep
 //! running and are found again in the registry, the runtime keeps the pods; nothing
 //! about them lives only in the actor. A restarted PodActor asks it for its pod again.
 
@@ -37,6 +37,9 @@ fn watch_backoff() -> kube::runtime::utils::ResetTimerBackoff<watcher::Exponenti
 
 /// The kind pod actors are listed under.
 const POD: &str = "Pod";
+
+/// The device plugins' devices changed: the status is posted now.
+struct DevicesChanged;
 
 /// A pod's actor restarted and lost its pod: send it again.
 #[derive(Message)]
@@ -119,6 +122,7 @@ impl NodeActor {
             self.info.sync_frequency,
             self.netpol.clone(),
         );
+        let devices = self.info.devices.clone();
         let (node, name) = (self.me.clone(), key.clone());
         self.actors.start(POD, &key, move |me| {
             if me.restarts() > 0 {
@@ -127,6 +131,7 @@ impl NodeActor {
             PodActor::new(pod.clone(), runtime.clone(), client.clone(), ip.clone(), me)
                 .reading_inputs_every(refresh)
                 .with_netpol(gate.clone())
+                .with_devices(devices.clone())
         });
     }
 
@@ -219,6 +224,13 @@ impl Actor for NodeActor {
         );
         self.heartbeat(ctx);
         ctx.run_interval(registration::LEASE_RENEW, |act, ctx| act.heartbeat(ctx));
+        if let Some(devices) = self.info.devices.clone() {
+            let changes = futures_util::stream::unfold(devices, |d| async move {
+                d.changed().await;
+                Some((DevicesChanged, d))
+            });
+            ctx.add_stream(changes);
+        }
         tracing::info!(node = %self.info.name, "node actor started");
     }
 }
@@ -242,6 +254,25 @@ impl StreamHandler<Result<Event<Pod>, watcher::Error>> for NodeActor {
 
     fn finished(&mut self, _ctx: &mut Self::Context) {
         // The watcher retries forever with backoff; it ends only with the actor.
+    }
+}
+
+impl StreamHandler<DevicesChanged> for NodeActor {
+    fn handle(&mut self, _: DevicesChanged, ctx: &mut Self::Context) {
+        if !self.registered {
+            return;
+        }
+        let (client, info) = (self.client.clone(), self.info.clone());
+        let work = self.me.reconcile(async move {
+            if let Err(e) = registration::post_status(&client, &info).await {
+                tracing::warn!("node status: {e}");
+            }
+        });
+        ctx.spawn(work.into_actor(self));
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {
+        // The changes never end while the manager lives.
     }
 }
 

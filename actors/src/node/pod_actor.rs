@@ -6,6 +6,9 @@
 //! [`EVICTION_PERIOD`] it evicts a pod whose disk emptyDir holds more than its
 //! `sizeLimit`: containers killed, phase Failed, reason `Evicted`, and nothing of it
 //! runs again.
+//! A new pod asking for device-plugin resources is
+//! admitted first: without the devices it fails as kubelet fails it
+//! (`UnexpectedAdmissionError`) and never runs; the devices are freed when it ends.
 //!
 //! It holds no state the runtime does not also have on disk: killed — in the middle
 //! of a runtime call or between two writes too — and restarted from nothing (it is
@@ -22,6 +25,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use rk8s_runtime::pod::{PodRuntime, has_sized_empty_dir};
 use rk8s_supervision::Handle;
 
+use super::devices::{DeviceManager, UNEXPECTED_ADMISSION_ERROR};
 use super::{inputs, metrics, pod_events};
 
 /// How often a pod is synced.
@@ -69,6 +73,8 @@ pub struct PodActor {
     evicted_removed: bool,
     /// When its emptyDirs' usage was last read.
     usage_read: Option<std::time::Instant>,
+    /// Where its device-plugin resources are allocated and freed.
+    devices: Option<Arc<DeviceManager>>,
 }
 
 impl PodActor {
@@ -98,6 +104,7 @@ impl PodActor {
             evicted: false,
             evicted_removed: false,
             usage_read: None,
+            devices: None,
         }
         .pending_start()
     }
@@ -106,6 +113,13 @@ impl PodActor {
     /// container starts (`None`: no NetworkPolicy on this node).
     pub fn with_netpol(mut self, gate: Option<super::netpol::Gate>) -> Self {
         self.netpol = gate;
+        self
+    }
+
+    /// Admits the pod's device-plugin resources at `devices` before it first runs
+    /// (`None`: the node serves no device plugins).
+    pub fn with_devices(mut self, devices: Option<Arc<DeviceManager>>) -> Self {
+        self.devices = devices;
         self
     }
 
@@ -210,6 +224,7 @@ impl PodActor {
         let client = self.client.clone();
         let events = self.events.clone();
         let gate = self.netpol.clone();
+        let devices = self.devices.clone();
         let node = pod
             .spec
             .as_ref()
@@ -258,7 +273,42 @@ impl PodActor {
                 if let Some(gate) = &gate {
                     gate.forget(&uid).await;
                 }
+                if let Some(devices) = &devices {
+                    devices.free(&uid);
+                }
                 return Ok((true, None));
+            }
+            // A pod that ended with nothing of it on this node (rejected at admission,
+            // or gone before an agent restart) is not run again, as kubelet runs no
+            // terminated pod.
+            let record = if !started || terminal(before.as_ref()) {
+                runtime.record(&uid).map_err(|e| e.to_string())?
+            } else {
+                None
+            };
+            if record.is_none() && terminal(before.as_ref()) {
+                return Ok((false, None));
+            }
+            // Kubelet's admission: a new pod gets its devices before anything of it
+            // is made; a pod whose containers ran has them already.
+            if let Some(devices) = &devices
+                && !started
+                && record.as_ref().is_none_or(|r| !containers_ran(r))
+                && let Err(message) = devices.admit(&pod).await
+            {
+                let status = rejected(&message);
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let patch = serde_json::json!({ "status": status });
+                let patched = api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+                rk8s_supervision::wrote();
+                patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
+                tracing::warn!(pod = %key, "pod rejected: {message}");
+                let warning = vec![("Warning", UNEXPECTED_ADMISSION_ERROR, message)];
+                events.record(&client, &node, &pod, warning).await;
+                devices.free(&uid);
+                return Ok((false, Some(status)));
             }
             if read_inputs {
                 runtime.set_inputs(&uid, inputs::read_all(&client, &pod, &held).await);
@@ -313,6 +363,12 @@ impl PodActor {
                     .await
                     .map_err(|e| e.to_string())?;
                 return Ok((false, Some(status)));
+            }
+            // Kubelet frees the devices of pods that ended.
+            if let Some(devices) = &devices
+                && terminal(Some(&status))
+            {
+                devices.free(&uid);
             }
             if same_status(last.as_ref(), &status) {
                 return Ok((false, Some(status)));
@@ -379,6 +435,24 @@ fn on_node(status: &mut PodStatus, node_ip: Option<String>) {
             status: "True".into(),
             ..Default::default()
         });
+    }
+}
+
+/// Whether a pod with `status` ended (`Succeeded` or `Failed`).
+fn terminal(status: Option<&PodStatus>) -> bool {
+    matches!(
+        status.and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// The status of a pod kubelet's admission rejected (`rejectPod`).
+fn rejected(message: &str) -> PodStatus {
+    PodStatus {
+        phase: Some("Failed".into()),
+        reason: Some(UNEXPECTED_ADMISSION_ERROR.into()),
+        message: Some(format!("Pod was rejected: {message}")),
+        ..Default::default()
     }
 }
 
@@ -461,10 +535,14 @@ impl Handler<Gone> for PodActor {
         let uid = self.uid();
         let key = self.key();
         let gate = self.netpol.clone();
+        let devices = self.devices.clone();
         ctx.wait(
             async move {
                 if let Err(e) = runtime.stop_pod(&uid, Duration::from_secs(0)).await {
                     tracing::warn!(pod = %key, "stopping a pod deleted from the API: {e}");
+                }
+                if let Some(devices) = devices {
+                    devices.free(&uid);
                 }
                 if let Some(gate) = gate {
                     gate.forget(&uid).await;

@@ -52,6 +52,9 @@ pub struct NodeInfo {
     pub sync_frequency: std::time::Duration,
     /// Conditions other parts of the agent report (`NetworkPolicyReady`).
     pub extra_conditions: ExtraConditions,
+    /// The device plugins' extended resources (none: the node serves no device
+    /// plugins).
+    pub devices: Option<std::sync::Arc<super::devices::DeviceManager>>,
 }
 
 /// A node condition besides kubelet's four: its status, reason and message.
@@ -325,16 +328,19 @@ pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node>
     let nodes: Api<Node> = Api::all(client.clone());
     let (cpus, memory) = rk8s_runtime::stats::host_capacity();
     let quantity = |s: String| Quantity(s);
-    let capacity = json!({
+    let mut capacity = json!({
         "cpu": quantity(cpus.to_string()),
         "memory": quantity(format!("{}Ki", memory / 1024)),
         "pods": quantity(info.max_pods.to_string()),
     });
-    let allocatable = json!({
+    let mut allocatable = json!({
         "cpu": quantity(format!("{}m", (cpus * 1000).saturating_sub(info.reserved_cpu_milli))),
         "memory": quantity(format!("{}Ki", memory.saturating_sub(info.reserved_memory) / 1024)),
         "pods": quantity(info.max_pods.to_string()),
     });
+    if let Some(devices) = &info.devices {
+        extended_resources(&devices.capacity(), &mut capacity, &mut allocatable);
+    }
     let now = jiff::Timestamp::now().to_string();
     let conditions: Vec<_> = conditions(&info.data_dir, info.disk_free_percent)
         .into_iter()
@@ -383,6 +389,27 @@ pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node>
             "failed to post the status of node {}",
             info.name
         )))
+}
+
+/// Adds the device plugins' resources to `capacity` and `allocatable` (kubelet's
+/// `MachineInfo` setter): every device in capacity, the healthy ones allocatable, and
+/// 0 of both for a resource whose plugin went longer ago than the grace period (so it
+/// still reads as a device plugin's, not a cluster-level resource).
+fn extended_resources(
+    devices: &super::devices::state::Capacity,
+    capacity: &mut serde_json::Value,
+    allocatable: &mut serde_json::Value,
+) {
+    for (name, count) in &devices.capacity {
+        capacity[name] = json!(count.to_string());
+    }
+    for (name, count) in &devices.allocatable {
+        allocatable[name] = json!(count.to_string());
+    }
+    for name in &devices.removed {
+        capacity[name] = json!("0");
+        allocatable[name] = json!("0");
+    }
 }
 
 /// Creates or renews the node's Lease in `kube-node-lease`.
@@ -456,6 +483,25 @@ mod tests {
         assert!(parse_taint("x=y").is_err());
         assert!(parse_taint("x=y:Sometimes").is_err());
         assert!(parse_taint("=y:NoSchedule").is_err());
+    }
+
+    #[test]
+    fn device_plugin_resources_join_capacity_and_allocatable() {
+        let devices = crate::node::devices::state::Capacity {
+            capacity: [("example.com/foo".to_string(), 2)].into(),
+            allocatable: [("example.com/foo".to_string(), 1)].into(),
+            removed: vec!["example.com/gone".to_string()],
+        };
+        let (mut capacity, mut allocatable) = (json!({"cpu": "2"}), json!({"cpu": "1900m"}));
+        extended_resources(&devices, &mut capacity, &mut allocatable);
+        assert_eq!(
+            capacity,
+            json!({"cpu": "2", "example.com/foo": "2", "example.com/gone": "0"})
+        );
+        assert_eq!(
+            allocatable,
+            json!({"cpu": "1900m", "example.com/foo": "1", "example.com/gone": "0"})
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A work container's OCI settings from its pod: command and args over the image's,
 //! env (service variables, fieldRefs, ConfigMaps, Secrets: [`super::env`]),
-//! resources, the sandbox's namespaces, mounts and security context.
+//! resources, the sandbox's namespaces, mounts and security context, and the devices
+//! a device plugin gives it.
 
 use std::path::PathBuf;
 
@@ -15,13 +16,14 @@ use crate::image::Image;
 use crate::spec::{self, ContainerConfig};
 
 impl PodRuntime {
-    /// The settings of container `c` of the pod in `record`, running `image`. Its
-    /// namespaces are the pause container's, which must be running.
+    /// The settings of container `c` of the pod in `record`, running `image` with
+    /// `devices`. Its namespaces are the pause container's, which must be running.
     pub(super) fn container_config(
         &self,
         record: &PodRecord,
         c: &Container,
         image: &Image,
+        devices: super::ContainerDevices,
     ) -> Result<ContainerConfig> {
         let pod_spec = record.pod.spec.clone().unwrap_or_default();
         let pause_pid = self.runtime.live_pid(&record.pause_id)?.ok_or_else(|| {
@@ -49,6 +51,13 @@ impl PodRuntime {
         let services = self.service_env(&record.pod).map_err(Error::InvalidSpec)?;
         let own = env::container_env(c, &inputs, namespace, &fields, &services)
             .map_err(Error::InvalidSpec)?;
+        // A device plugin's variables come first in kubelet's list; the container's
+        // own win over them (the runtime keeps the last of a name).
+        let from_devices: Vec<(String, String)> = devices
+            .env
+            .into_iter()
+            .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
+            .collect();
         let mut pairs: Vec<(String, String)> = image
             .process
             .env
@@ -62,6 +71,8 @@ impl PodRuntime {
         // Kubernetes: command replaces the entrypoint, args the cmd; `$(VAR)` in them
         // is one of the pod's variables.
         let vars: std::collections::BTreeMap<String, String> = own.iter().cloned().collect();
+        pairs.retain(|(k, _)| !from_devices.iter().any(|(d, _)| d == k));
+        pairs.extend(from_devices);
         pairs.extend(own);
         let expand = |words: &[String]| -> Vec<String> {
             words.iter().map(|w| env::expand(w, &vars)).collect()
@@ -82,6 +93,8 @@ impl PodRuntime {
         .map_err(|e| Error::InvalidSpec(format!("container {}: resources: {e}", c.name)))?;
         let dir = self.pod_dir(&record.uid);
         let mut mounts = etc_files::mounts(&dir);
+        // Kubelet: the devices' mounts, then the volumes'.
+        mounts.extend(devices.mounts);
         mounts.extend(volumes::mounts(&dir, &pod_spec, c, &inputs.claims)?);
         let security = c.security_context.clone().unwrap_or_default();
         let pod_security = pod_spec.security_context.clone().unwrap_or_default();
@@ -110,6 +123,8 @@ impl PodRuntime {
             cap_add: caps.add.unwrap_or_default(),
             cap_drop: caps.drop.unwrap_or_default(),
             terminal: c.tty.unwrap_or(false),
+            devices: devices.devices,
+            annotations: devices.annotations,
         };
         Ok(config)
     }

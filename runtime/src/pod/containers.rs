@@ -240,7 +240,17 @@ impl PodRuntime {
             );
             return Ok(());
         }
-        let config = match self.container_config(record, container, &image) {
+        // Kubelet's GetDeviceRunContainerOptions, at every start of the container.
+        let devices = match &self.devices {
+            Some(provider) => provider
+                .container_devices(&record.pod, &container.name)
+                .await
+                .map_err(Error::InvalidSpec),
+            None => Ok(Default::default()),
+        };
+        let config = match devices
+            .and_then(|devices| self.container_config(record, container, &image, devices))
+        {
             Ok(config) => config,
             Err(e) => {
                 waiting.insert(

@@ -16,12 +16,13 @@
 //! settings from the pod), `env` and `service_env` (its environment), `inputs` and
 //! `tokens` (what the agent reads from the API for it), `projected` (ConfigMap,
 //! Secret, downwardAPI and projected volumes), `pull_backoff` (kubelet's wait between
-//! failed pulls), `sync` (the level-triggered step),
+//! failed pulls), `devices` (what a device plugin gives a container), `sync` (the level-triggered step),
 //! `probes`, `status`, `exec` (exec and logs) and `orphans`.
 
 mod config;
 mod container_config;
 mod containers;
+pub mod devices;
 pub mod env;
 mod etc_files;
 mod exec;
@@ -42,6 +43,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use config::{Allocatable, ClusterDns, PodRuntimeConfig, host_nameservers};
+pub use devices::{ContainerDevices, DeviceProvider};
 pub use inputs::PodInputs;
 pub use record::{ContainerRecord, PodRecord};
 pub use service_env::ServiceLister;
@@ -73,6 +75,9 @@ pub struct PodRuntime {
     /// The cluster's Services, for the containers' service variables (none on a
     /// node without a cluster, as kubelet without a master).
     services: Option<Arc<dyn ServiceLister>>,
+    /// The devices of containers that ask for device-plugin resources (none: no
+    /// container gets any).
+    devices: Option<Arc<dyn DeviceProvider>>,
 }
 
 /// Something that happened to a pod's container that kubelet reports as an event:
@@ -128,6 +133,7 @@ impl PodRuntime {
             pull_backoff: Default::default(),
             events: None,
             services: None,
+            devices: None,
         })
     }
 
@@ -140,6 +146,11 @@ impl PodRuntime {
     /// ([`service_env`]).
     pub fn read_services_from(&mut self, services: Arc<dyn ServiceLister>) {
         self.services = Some(services);
+    }
+
+    /// Gives containers the devices `devices` says they have ([`devices`]).
+    pub fn use_devices_from(&mut self, devices: Arc<dyn DeviceProvider>) {
+        self.devices = Some(devices);
     }
 
     /// Tells `what` happened to the pod of `record`.

@@ -149,6 +149,8 @@ impl PodRuntime {
             cap_add: Vec::new(),
             cap_drop: vec!["ALL".to_string()],
             terminal: false,
+            devices: Vec::new(),
+            annotations: Default::default(),
         };
         let id = record.pause_id.clone();
         self.create_and_start(

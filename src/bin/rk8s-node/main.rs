@@ -263,6 +263,11 @@ struct RunArgs {
     /// zero (`scale.rk8s.io/wake-on-request`); one more is answered 503 at once.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     ingress_activation_queue: u32,
+    /// Where device plugins register (the agent serves kubelet's `Registration` on
+    /// `DIR/kubelet.sock`, removing stale sockets at start), put their own sockets,
+    /// and where the device allocations are checkpointed (cluster nodes only).
+    #[arg(long, value_name = "DIR", default_value = rk8s_deviceplugin::v1beta1::DEVICE_PLUGIN_PATH)]
+    device_plugin_dir: PathBuf,
 }
 
 impl RunArgs {
@@ -313,6 +318,7 @@ impl RunArgs {
             ingress_https_port: self.ingress_https_port,
             ingress_activation_queue: usize::try_from(self.ingress_activation_queue)
                 .unwrap_or(rk8s_actors::node::activity::DEFAULT_QUEUE),
+            device_plugin_dir: self.device_plugin_dir,
         }
     }
 }
