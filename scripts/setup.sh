@@ -20,6 +20,7 @@ PACKAGES=(
   umoci           # builds those OCI image layouts offline
   skopeo          # pushes them to a registry in the pull tests
   docker-registry # the local OCI registry of the pull tests
+  zstd            # compresses the zstd layer of the pull tests' layered image
   apache2-utils   # htpasswd: the login of the registry in the pull secret test
   runc            # the external OCI runtime backend (RuntimeClass handler "runc")
   iproute2        # ip: bridges, veth pairs, network namespaces
