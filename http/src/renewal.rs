@@ -1,85 +1,16 @@
 //! Certificates renewed while in use, as kubelet's certificate manager renews its own:
-//! a [`LiveCert`] that TLS configurations read the current certificate from at each
-//! handshake, when a certificate is due for renewal ([`renewal_delay`]: at a point
-//! between 70 % and 90 % of its life), and a task that renews it then
-//! ([`keep_renewed`]). Established connections keep the certificate they shook hands
-//! with; new ones get the new one.
+//! a [`LiveCert`] (kept in [`crate::tls`]) that TLS configurations read the current
+//! certificate from at each handshake, when a certificate is due for renewal
+//! ([`renewal_delay`]: at a point between 70 % and 90 % of its life), and a task that
+//! renews it then ([`keep_renewed`]). Established connections keep the certificate
+//! they shook hands with; new ones get the new one.
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustls::SignatureScheme;
-use rustls::client::ResolvesClientCert;
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
-
-use crate::tls::{TlsError, cert_and_key, pem_to_der, provider};
-
-/// A certificate and key that can be replaced while TLS configurations use them:
-/// a server's certificate resolver and a client's certificate resolver at once.
-pub struct LiveCert {
-    current: RwLock<Arc<CertifiedKey>>,
-}
-
-impl std::fmt::Debug for LiveCert {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveCert").finish_non_exhaustive()
-    }
-}
-
-impl LiveCert {
-    /// The certificate chain `cert_pem` with its key `key_pem`.
-    pub fn new(cert_pem: &str, key_pem: &str) -> Result<Arc<Self>, TlsError> {
-        Ok(Arc::new(LiveCert {
-            current: RwLock::new(certified(cert_pem, key_pem)?),
-        }))
-    }
-
-    /// Presents `cert_pem` (key `key_pem`) from the next handshake on.
-    pub fn replace(&self, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
-        let next = certified(cert_pem, key_pem)?;
-        match self.current.write() {
-            Ok(mut current) => *current = next,
-            Err(poisoned) => *poisoned.into_inner() = next,
-        }
-        Ok(())
-    }
-
-    /// The certificate presented now.
-    pub fn current(&self) -> Arc<CertifiedKey> {
-        match self.current.read() {
-            Ok(current) => current.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-}
-
-fn certified(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, TlsError> {
-    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
-    let key = provider().key_provider.load_private_key(key)?;
-    Ok(Arc::new(CertifiedKey::new(certs, key)))
-}
-
-impl ResolvesServerCert for LiveCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current())
-    }
-}
-
-impl ResolvesClientCert for LiveCert {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[SignatureScheme],
-    ) -> Option<Arc<CertifiedKey>> {
-        Some(self.current())
-    }
-
-    fn has_certs(&self) -> bool {
-        true
-    }
-}
+pub use crate::tls::LiveCert;
+use crate::tls::{TlsError, pem_to_der};
 
 /// When the PEM certificate `pem` starts and stops being valid (seconds since the
 /// Unix epoch).

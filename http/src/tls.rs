@@ -1,13 +1,17 @@
 //! TLS as rk8s speaks it (rustls with ring): server and client configurations from PEM,
 //! the node agents' mutual TLS towards API servers, and certificate hashes.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+use rustls::SignatureScheme;
+use rustls::client::ResolvesClientCert;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use crate::client_certs::ClientCertificates;
-pub use crate::renewal::LiveCert;
 
 /// A TLS configuration could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -191,4 +195,69 @@ pub fn node_client_config(
         .with_client_cert_resolver(cert);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A certificate and key that can be replaced while TLS configurations use them:
+/// a server's certificate resolver and a client's certificate resolver at once.
+pub struct LiveCert {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl std::fmt::Debug for LiveCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCert").finish_non_exhaustive()
+    }
+}
+
+impl LiveCert {
+    /// The certificate chain `cert_pem` with its key `key_pem`.
+    pub fn new(cert_pem: &str, key_pem: &str) -> Result<Arc<Self>, TlsError> {
+        Ok(Arc::new(LiveCert {
+            current: RwLock::new(certified(cert_pem, key_pem)?),
+        }))
+    }
+
+    /// Presents `cert_pem` (key `key_pem`) from the next handshake on.
+    pub fn replace(&self, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+        let next = certified(cert_pem, key_pem)?;
+        match self.current.write() {
+            Ok(mut current) => *current = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        Ok(())
+    }
+
+    /// The certificate presented now.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+fn certified(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, TlsError> {
+    let (certs, key) = cert_and_key(cert_pem, key_pem)?;
+    let key = provider().key_provider.load_private_key(key)?;
+    Ok(Arc::new(CertifiedKey::new(certs, key)))
+}
+
+impl ResolvesServerCert for LiveCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+impl ResolvesClientCert for LiveCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
