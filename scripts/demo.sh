@@ -51,6 +51,26 @@ node_args() { # node
     --manifests "$STATE/node-$1/manifests" --device-plugin-dir "$STATE/node-$1/device-plugins" \
     --bridge "rk8sdemo$1" --disk-pressure-free-percent 0
 }
+# A node's settings file (as an installed node reads /etc/rk8s/node.yaml): the same
+# settings as node_args, and where it joins.
+node_config() { # node token hash
+  local f="$STATE/node-$1/node.yaml"
+  install -m 600 /dev/null "$f"
+  cat >"$f" <<EOF
+server: $API
+token: $2
+ca-cert-hash: $3
+name: $1
+data-dir: $STATE/node-$1/data
+run-dir: $STATE/node-$1/run
+manifests: $STATE/node-$1/manifests
+device-plugin-dir: $STATE/node-$1/device-plugins
+bridge: rk8sdemo$1
+disk-pressure-free-percent: 0
+stats-interval: 2s
+EOF
+  echo "$f"
+}
 # The local mode's state (the Compose app of step 10), apart from the nodes'.
 local_env() {
   env RK8S_RUN_DIR="$STATE/local/run" RK8S_DATA_DIR="$STATE/local/data" \
@@ -149,9 +169,15 @@ if [ -f "$KUBECONFIG_FILE" ] && ! grep -qF "$API" "$KUBECONFIG_FILE"; then
   mv "$KUBECONFIG_FILE" "$KUBECONFIG_FILE.before-demo"
   say "(your $KUBECONFIG_FILE is kept as $KUBECONFIG_FILE.before-demo until make demo-down)"
 fi
-start server env RUST_LOG=warn "$BIN/rk8s-server" --data-dir "$STATE/server" --address "$NET.1" \
-  --peer-listen 127.0.0.1:12380 --admin-kubeconfig "$KUBECONFIG_FILE" \
-  --horizontal-pod-autoscaler-sync-period 5s
+# Settings in a file, as an installed server reads /etc/rk8s/server.yaml.
+cat >"$STATE/server.yaml" <<EOF
+data-dir: $STATE/server
+address: $NET.1
+peer-listen: 127.0.0.1:12380
+admin-kubeconfig: $KUBECONFIG_FILE
+horizontal-pod-autoscaler-sync-period: 5s
+EOF
+start server env RUST_LOG=warn "$BIN/rk8s-server" --config "$STATE/server.yaml"
 wait_until 30 "the API server" ctl cluster-info
 ctl cluster-info | indent
 say "admin kubeconfig: $KUBECONFIG_FILE"
@@ -176,10 +202,8 @@ for i in 1 2; do
   say "node $n: rk8s-node join $API --token ${token%%.*}.… --ca-cert-hash ${hash:0:20}…"
   # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroup
   # filesystems the node's containers need.
-  # shellcheck disable=SC2046
   start "node-$n" env RUST_LOG=warn \
-    nsenter --net="/run/netns/$ns" "$BIN/rk8s-node" join "$API" --token "$token" --ca-cert-hash "$hash" \
-    $(node_args "$n") --stats-interval 2s
+    nsenter --net="/run/netns/$ns" "$BIN/rk8s-node" join --config "$(node_config "$n" "$token" "$hash")"
 done
 ready_nodes() { [ "$(k get nodes --no-headers 2>/dev/null | grep -c ' Ready ')" = 2 ]; }
 wait_until 60 "both nodes Ready" ready_nodes
