@@ -1,9 +1,11 @@
 //! Certificates renewed while in use (issue 27's "renewed before expiry"): a real
-//! `rk8s-server` issuing certificates valid for 20 s (`--cluster-signing-duration`)
-//! and a real node. Past the first certificates' end, kubectl still reaches the API
-//! server (its serving certificate renewed), and `kubectl logs` still reaches the
-//! node (the API server's client certificate and the node's serving certificate
-//! renewed), each presenting a certificate other than the first, valid now.
+//! `rk8s-server` issuing certificates valid for 20 s (`--cluster-signing-duration`),
+//! a second store member that joined it, and a real node. Past the first
+//! certificates' end, kubectl still reaches the API server (its serving certificate
+//! renewed), `kubectl logs` still reaches the node (the API server's client
+//! certificate and the node's serving certificate renewed), the second member's peer
+//! port presents a renewed certificate and a write through it is read through the
+//! first; each presents a certificate other than the first, valid now.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -140,6 +142,7 @@ fn valid_now(addr: &str, life: i64) -> (String, i64) {
 async fn certificates_are_renewed_while_the_server_and_node_run() {
     const LIFE: i64 = 20;
     let server = Server::start(&["--cluster-signing-duration", "20s"]);
+    let second = Server::join_with(&server, &["--cluster-signing-duration", "20s"]);
     let _node = real_node(&server, "renewed", 71).await;
     let api_addr = format!("{}:{}", server.host, server.port);
     let pods: Api<Pod> = Api::default_namespaced(server.client().await);
@@ -174,6 +177,7 @@ async fn certificates_are_renewed_while_the_server_and_node_run() {
     };
     let (first_api, api_end) = valid_now(&api_addr, LIFE);
     let (first_node, node_end) = valid_now(&node_addr, LIFE);
+    let (first_member, member_end) = valid_now(&second.peer, LIFE);
     assert!(
         server
             .kubectl_ok(&["logs", "talker"])
@@ -181,7 +185,7 @@ async fn certificates_are_renewed_while_the_server_and_node_run() {
     );
 
     // Past the end of both first certificates.
-    let wait = api_end.max(node_end) - now() + 3;
+    let wait = api_end.max(node_end).max(member_end) - now() + 3;
     tokio::time::sleep(Duration::from_secs(wait.max(0) as u64)).await;
     let (api, _) = valid_now(&api_addr, LIFE);
     let (node, _) = valid_now(&node_addr, LIFE);
@@ -193,6 +197,34 @@ async fn certificates_are_renewed_while_the_server_and_node_run() {
         node, first_node,
         "the node presents its first certificate still"
     );
+    let (member, _) = valid_now(&second.peer, LIFE);
+    assert_ne!(
+        member, first_member,
+        "the second member presents its first certificate still"
+    );
+    // The store still replicates: written through the second member, read through the
+    // first.
+    let through_second: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::default_namespaced(server.client_for(&second).await);
+    let written: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "after-renewal"}})).unwrap();
+    through_second
+        .create(&Default::default(), &written)
+        .await
+        .unwrap();
+    let through_first: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::default_namespaced(server.client().await);
+    eventually(
+        "the write through the second member read through the first",
+        async || {
+            through_first
+                .get_opt("after-renewal")
+                .await
+                .ok()?
+                .map(|_| ())
+        },
+    )
+    .await;
     // kubectl checks the API server's; the API server checks the node's and presents
     // its own client certificate to the node, which checks it.
     let listed = server.kubectl_ok(&["get", "pods", "-o", "name"]);
@@ -207,6 +239,11 @@ async fn certificates_are_renewed_while_the_server_and_node_run() {
     );
     assert!(
         log.contains("the API server's client (towards node agents) certificate was renewed"),
+        "{log}"
+    );
+    let log = second.log();
+    assert!(
+        log.contains("the store member's certificate was renewed"),
         "{log}"
     );
     pods.delete("talker", &Default::default()).await.unwrap();

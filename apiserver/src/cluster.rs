@@ -243,22 +243,26 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         .ca
         .clone()
         .with_leaf_validity(cfg.cluster_signing_duration);
-    let issue_serving = {
-        let (ca, pki) = (cluster_ca.clone(), pki.clone());
-        move || -> Result<(String, String), StartError> {
-            let (cert, key) = ca.issue_server(&names)?;
-            write_file(&pki.join("apiserver.crt"), &cert, false)?;
-            write_file(&pki.join("apiserver.key"), &key, true)?;
-            Ok((cert, key))
+    // Written where `certs check` reads it, at the start and at each renewal.
+    let write_serving = {
+        let pki = pki.clone();
+        move |cert: &str, key: &str| -> Result<(), StartError> {
+            write_file(&pki.join("apiserver.crt"), cert, false)?;
+            write_file(&pki.join("apiserver.key"), key, true)
         }
     };
-    let (cert, key) = issue_serving()?;
+    let (cert, key) = cluster_ca.issue_server(&names)?;
+    write_serving(&cert, &key)?;
     let serving_cert = LiveCert::new(&cert, &key).map_err(PkiError::from)?;
     let renewing_serving = keep_renewed(
         "API server's serving",
         serving_cert.clone(),
         cert,
-        move || std::future::ready(issue_serving().map_err(|e| e.to_string())),
+        {
+            let ca = cluster_ca.clone();
+            move || std::future::ready(ca.issue_server(&names).map_err(|e| e.to_string()))
+        },
+        move |cert: &str, key: &str| write_serving(cert, key).map_err(|e| e.to_string()),
     );
     let client_ca = secrets
         .client_ca
@@ -333,6 +337,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
                     .map_err(|e| e.to_string()),
             )
         },
+        |_: &str, _: &str| Ok(()),
     );
     api.set_cluster_signing_duration(cfg.cluster_signing_duration);
     ensure_system_objects(api.registry())

@@ -49,6 +49,34 @@ pub fn renewal_delay(pem: &str, now: SystemTime) -> Result<Duration, TlsError> {
     Ok(Duration::from_secs_f64((due - now).max(0.0)))
 }
 
+/// A renewed certificate (`cert_pem`, key `key_pem`) checked before it is kept or
+/// presented: it parses, the key is its own, and it is not due for renewal at `now`
+/// already.
+pub fn checked(
+    cert_pem: &str,
+    key_pem: &str,
+    now: SystemTime,
+) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+    let certified = crate::tls::certified(cert_pem, key_pem).map_err(|e| e.to_string())?;
+    if renewal_delay(cert_pem, now)
+        .map_err(|e| e.to_string())?
+        .is_zero()
+    {
+        return Err("the new certificate is already due for renewal".to_string());
+    }
+    Ok(certified)
+}
+
+/// The wait after a failed renewal that waited `last` (zero: the first failure):
+/// 2 s doubling to 5 minutes.
+pub fn retry_after(last: Duration) -> Duration {
+    if last.is_zero() {
+        RETRY_FIRST
+    } else {
+        (last * 2).clamp(RETRY_FIRST, RETRY_MAX)
+    }
+}
+
 /// The longest single wait: the wall clock is read again after it, so a host that
 /// slept (or a clock set forward) renews on time.
 const WAKE_AT_LEAST_EVERY: Duration = Duration::from_secs(600);
@@ -58,19 +86,23 @@ const RETRY_FIRST: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// Renews `live` (which presents `cert_pem`) whenever it is due, for as long as the
-/// task runs: `renew` returns a new certificate and key (PEM). A renewal that fails,
-/// or returns a certificate due no later than now, is retried after a back-off (2 s
-/// doubling to 5 minutes); `what` names the certificate in the log.
-pub async fn keep_renewed<F, Fut>(
+/// task runs: `renew` returns a new certificate and key (PEM), which must pass
+/// [`checked`]; `keep` saves them (where a restart reads them) before they are
+/// presented. A renewal that fails anywhere is retried after a back-off
+/// ([`retry_after`]), and the certificate presented stays; `what` names the
+/// certificate in the log.
+pub async fn keep_renewed<F, Fut, K>(
     what: &'static str,
     live: Arc<LiveCert>,
     mut cert_pem: String,
     mut renew: F,
+    mut keep: K,
 ) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(String, String), String>>,
+    K: FnMut(&str, &str) -> Result<(), String>,
 {
-    let mut retry = RETRY_FIRST;
+    let mut retry = Duration::ZERO;
     loop {
         let delay = match renewal_delay(&cert_pem, SystemTime::now()) {
             Ok(delay) => delay,
@@ -84,11 +116,9 @@ pub async fn keep_renewed<F, Fut>(
             continue;
         }
         let renewed = renew().await.and_then(|(cert, key)| {
-            let due = renewal_delay(&cert, SystemTime::now()).map_err(|e| e.to_string())?;
-            if due.is_zero() {
-                return Err("the new certificate is already due for renewal".to_string());
-            }
-            live.replace(&cert, &key).map_err(|e| e.to_string())?;
+            let certified = checked(&cert, &key, SystemTime::now())?;
+            keep(&cert, &key)?;
+            live.set(certified);
             Ok(cert)
         });
         match renewed {
@@ -100,15 +130,77 @@ pub async fn keep_renewed<F, Fut>(
                     Err(_) => tracing::info!("the {what} certificate was renewed"),
                 }
                 cert_pem = cert;
-                retry = RETRY_FIRST;
+                retry = Duration::ZERO;
             }
             Err(e) => {
+                retry = retry_after(retry);
                 tracing::warn!(
                     "renewing the {what} certificate failed: {e}; trying again in {retry:?}"
                 );
                 tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(RETRY_MAX);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A self-signed certificate valid from `from` to `until` seconds from now.
+    fn cert(from: i64, until: i64) -> (String, String) {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let at = |s: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs((now + s) as u64);
+        params.not_before = at(from);
+        params.not_after = at(until);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn a_certificate_is_due_at_70_to_90_percent_of_its_life() {
+        let (pem, _) = cert(-100, 900);
+        let due = renewal_delay(&pem, SystemTime::now()).unwrap().as_secs();
+        // 700-900 s after its start, 100 s of which are gone.
+        assert!((598..=800).contains(&due), "due in {due} s");
+        let (expired, _) = cert(-100, -10);
+        assert_eq!(
+            renewal_delay(&expired, SystemTime::now()).unwrap(),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_renewal_is_checked_before_it_is_kept() {
+        let (fresh, fresh_key) = cert(-1, 1000);
+        assert!(checked(&fresh, &fresh_key, SystemTime::now()).is_ok());
+        // Due already (90 % of its life gone): refused, so it is not kept.
+        let (due, due_key) = cert(-1000, 10);
+        let refused = checked(&due, &due_key, SystemTime::now()).unwrap_err();
+        assert!(refused.contains("already due"), "{refused}");
+        // Another pair's key: refused, and a LiveCert is not made of it either.
+        let refused = checked(&fresh, &due_key, SystemTime::now()).unwrap_err();
+        assert!(refused.contains("not the certificate's"), "{refused}");
+        assert!(LiveCert::new(&fresh, &due_key).is_err());
+        let live = LiveCert::new(&fresh, &fresh_key).unwrap();
+        assert!(live.replace(&due, &fresh_key).is_err());
+    }
+
+    #[test]
+    fn failed_renewals_back_off_from_2_seconds_to_5_minutes() {
+        let mut wait = Duration::ZERO;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            wait = retry_after(wait);
+            waits.push(wait.as_secs());
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
     }
 }

@@ -219,12 +219,16 @@ impl LiveCert {
 
     /// Presents `cert_pem` (key `key_pem`) from the next handshake on.
     pub fn replace(&self, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
-        let next = certified(cert_pem, key_pem)?;
+        self.set(certified(cert_pem, key_pem)?);
+        Ok(())
+    }
+
+    /// Presents `next` (see [`certified`]) from the next handshake on.
+    pub fn set(&self, next: Arc<CertifiedKey>) {
         match self.current.write() {
             Ok(mut current) => *current = next,
             Err(poisoned) => *poisoned.into_inner() = next,
         }
-        Ok(())
     }
 
     /// The certificate presented now.
@@ -236,10 +240,17 @@ impl LiveCert {
     }
 }
 
-fn certified(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, TlsError> {
+/// The certificate chain `cert_pem` with its key `key_pem`, which must belong to it
+/// (a key from another pair would fail every handshake, with an opaque error).
+pub fn certified(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, TlsError> {
     let (certs, key) = cert_and_key(cert_pem, key_pem)?;
     let key = provider().key_provider.load_private_key(key)?;
-    Ok(Arc::new(CertifiedKey::new(certs, key)))
+    let certified = CertifiedKey::new(certs, key);
+    certified.keys_match().map_err(|e| TlsError::Invalid {
+        what: "certificate and key",
+        detail: format!("the key is not the certificate's ({e})"),
+    })?;
+    Ok(Arc::new(certified))
 }
 
 impl ResolvesServerCert for LiveCert {

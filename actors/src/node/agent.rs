@@ -552,7 +552,9 @@ async fn serve_when_certified(
             }
         }
     };
-    let renewing = keep_renewed("node's serving", live, cert_pem, move || {
+    // `serving_cert` saves what the API server gives (used at a start while the
+    // control plane is away).
+    let renew = move || {
         let (id, client, data_dir, addresses) = (
             id.clone(),
             client.clone(),
@@ -565,7 +567,9 @@ async fn serve_when_certified(
                 .map(|c| (c.cert, c.key))
                 .map_err(|e| e.to_string())
         }
-    });
+    };
+    let kept = |_: &str, _: &str| Ok(());
+    let renewing = keep_renewed("node's serving", live, cert_pem, renew, kept);
     tokio::select! {
         () = server::serve(listener, tls, runtime, (stats, activation)) => {}
         () = renewing => {}

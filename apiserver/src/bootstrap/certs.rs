@@ -120,7 +120,7 @@ pub fn check(data_dir: &Path) -> Result<Vec<CertStatus>, StartError> {
 }
 
 /// `certs` renewed by the member CA `ca`: a new key and certificate for the same
-/// names, valid for a year from now.
+/// names, valid for a year from now (or as `ca` says).
 pub fn renew_member(certs: &MemberCerts, ca: &ClusterCa) -> Result<MemberCerts, PkiError> {
     let (cert, key) = ca.issue_member(&names(&certs.cert)?)?;
     Ok(MemberCerts {
@@ -132,31 +132,47 @@ pub fn renew_member(certs: &MemberCerts, ca: &ClusterCa) -> Result<MemberCerts, 
 
 /// Renews this member's certificate `live` (saved in `data_dir`) while the member
 /// runs, at 70-90 % of its life, from the member CA the cluster's secrets in `store`
-/// hold: saved, and presented to peers from the next connection on.
+/// hold, for `validity` (`--cluster-signing-duration`): saved, then presented to
+/// peers from the next connection on.
 pub async fn keep_member_renewed(
     store: rk8s_raftstore::server::Store,
     data_dir: PathBuf,
     live: std::sync::Arc<rk8s_http::tls::LiveCert>,
-    cert_pem: String,
+    (cert_pem, validity): (String, std::time::Duration),
 ) {
-    rk8s_http::renewal::keep_renewed("store member's", live, cert_pem, move || {
-        let (store, data_dir) = (store.clone(), data_dir.clone());
-        async move {
-            let secrets = crate::bootstrap::secrets::read(&store)
-                .await
-                .map_err(|e| e.message)?;
-            let ca = secrets
-                .member_ca
-                .ok_or("the cluster's secrets hold no member CA")?;
-            let certs = MemberCerts::load(&data_dir)
-                .map_err(|e| e.to_string())?
-                .ok_or("this member has no saved certificate")?;
-            let renewed = renew_member(&certs, &ca).map_err(|e| e.to_string())?;
-            renewed.save(&data_dir).map_err(|e| e.to_string())?;
-            Ok((renewed.cert, renewed.key))
+    let renew = {
+        let data_dir = data_dir.clone();
+        move || {
+            let (store, data_dir) = (store.clone(), data_dir.clone());
+            async move {
+                let secrets = crate::bootstrap::secrets::read(&store)
+                    .await
+                    .map_err(|e| e.message)?;
+                let ca = secrets
+                    .member_ca
+                    .ok_or("the cluster's secrets hold no member CA")?
+                    .with_leaf_validity(validity);
+                let certs = MemberCerts::load(&data_dir)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("this member has no saved certificate")?;
+                let renewed = renew_member(&certs, &ca).map_err(|e| e.to_string())?;
+                Ok((renewed.cert, renewed.key))
+            }
         }
-    })
-    .await;
+    };
+    let keep = move |cert: &str, key: &str| {
+        let certs = MemberCerts::load(&data_dir)
+            .map_err(|e| e.to_string())?
+            .ok_or("this member has no saved certificate")?;
+        MemberCerts {
+            cert: cert.to_string(),
+            key: key.to_string(),
+            ..certs
+        }
+        .save(&data_dir)
+        .map_err(|e| e.to_string())
+    };
+    rk8s_http::renewal::keep_renewed("store member's", live, cert_pem, renew, keep).await;
 }
 
 /// The user of the admin kubeconfig's certificate (in `system:masters`).
@@ -280,14 +296,22 @@ mod tests {
             .as_secs();
         // 70-90 % of 110 s, less the 10 s already gone.
         assert!((66..=90).contains(&due), "due in {due} s");
-        // The member and client certificates keep their year.
+        // A member's certificate too; a user's client certificate keeps the life
+        // it is given.
         let (member, _) = ca.issue_member(&["localhost".into()]).unwrap();
-        let days = expiry(&member)
-            .unwrap()
-            .duration_since(jiff::Timestamp::now())
-            .as_hours()
-            / 24;
-        assert!(days >= 363, "{days} days");
+        let (_, member_ends) = rk8s_http::renewal::validity(&member).unwrap();
+        assert!(
+            (now + 99..=now + 100).contains(&member_ends),
+            "{member_ends} {now}"
+        );
+        let (user, _) = ca
+            .issue_client("pat", &[], std::time::Duration::from_secs(3600))
+            .unwrap();
+        let (_, user_ends) = rk8s_http::renewal::validity(&user).unwrap();
+        assert!(
+            (now + 3599..=now + 3600).contains(&user_ends),
+            "{user_ends} {now}"
+        );
     }
 
     #[test]

@@ -33,8 +33,36 @@ const CA_KEY: &str = "member-ca.key";
 const CERT: &str = "member.crt";
 const KEY: &str = "member.key";
 
+/// Where a new certificate and key are written before they replace the old ones.
+const NEXT: &str = "member.next";
+
 fn pki(data_dir: &Path) -> PathBuf {
     data_dir.join("pki")
+}
+
+/// Moves a complete new pair in `dir/member.next` into place (the key, then the
+/// certificate), or drops an incomplete one (no certificate yet: the old pair
+/// stands).
+fn finish_save(dir: &Path) -> Result<(), StartError> {
+    let next = dir.join(NEXT);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StartError::Io { path, source }
+    };
+    let missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    if !next.join(CERT).exists() {
+        return match std::fs::remove_dir_all(&next) {
+            Err(e) if !missing(&e) => Err(io(&next)(e)),
+            _ => Ok(()),
+        };
+    }
+    // The key may have moved already (a crash between the two renames).
+    match std::fs::rename(next.join(KEY), dir.join(KEY)) {
+        Err(e) if !missing(&e) => return Err(io(&next.join(KEY))(e)),
+        _ => {}
+    }
+    std::fs::rename(next.join(CERT), dir.join(CERT)).map_err(io(&next.join(CERT)))?;
+    std::fs::remove_dir(&next).map_err(io(&next))
 }
 
 /// A member's certificate, key and the member CA it trusts (PEM).
@@ -70,6 +98,7 @@ impl MemberCerts {
     /// The certificates saved in `data_dir`, if the member has them.
     pub fn load(data_dir: &Path) -> Result<Option<Self>, StartError> {
         let dir = pki(data_dir);
+        finish_save(&dir)?;
         let (Some(member_ca), Some(cert), Some(key)) = (
             read(&dir.join(CA_CERT))?,
             read(&dir.join(CERT))?,
@@ -84,13 +113,18 @@ impl MemberCerts {
         }))
     }
 
-    /// Saves them in `data_dir` (the key readable by root only).
+    /// Saves them in `data_dir` (the key readable by root only). The certificate and
+    /// key are written complete into `pki/member.next/` first and then take the old
+    /// pair's place, so that a crash between the two leaves no key with another
+    /// certificate: the next [`MemberCerts::load`] finishes the move.
     pub fn save(&self, data_dir: &Path) -> Result<(), StartError> {
         let dir = pki(data_dir);
         write_file(&dir.join(CA_CERT), &self.member_ca, false)?;
-        write_file(&dir.join(KEY), &self.key, true)?;
-        // The certificate last: its presence says the set is complete.
-        write_file(&dir.join(CERT), &self.cert, false)
+        let next = dir.join(NEXT);
+        write_file(&next.join(KEY), &self.key, true)?;
+        // The certificate last: its presence says the new pair is complete.
+        write_file(&next.join(CERT), &self.cert, false)?;
+        finish_save(&dir)
     }
 
     /// The member's mutual TLS.
@@ -305,6 +339,28 @@ pub async fn join(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_save_cut_short_leaves_a_pair_that_belongs_together() {
+        let ca = ClusterCa::generate_member_ca().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let old = first_member_certs(&ca, "10.0.0.2:2380").unwrap();
+        old.save(dir.path()).unwrap();
+        let new = first_member_certs(&ca, "10.0.0.2:2380").unwrap();
+        let next = pki(dir.path()).join(NEXT);
+        // Cut short while writing the new pair: the old one stands.
+        write_file(&next.join(KEY), &new.key, true).unwrap();
+        assert_eq!(MemberCerts::load(dir.path()).unwrap().unwrap(), old);
+        assert!(!next.exists());
+        // Cut short between moving the key and the certificate: finished at load.
+        write_file(&next.join(KEY), &new.key, true).unwrap();
+        write_file(&next.join(CERT), &new.cert, false).unwrap();
+        std::fs::rename(next.join(KEY), pki(dir.path()).join(KEY)).unwrap();
+        let loaded = MemberCerts::load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded, new);
+        loaded.tls().unwrap();
+        assert!(!next.exists());
+    }
 
     #[test]
     fn certificates_name_the_peer_host_and_loopback() {

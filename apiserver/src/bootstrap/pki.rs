@@ -41,8 +41,8 @@ pub struct ClusterCa {
     pub cert_pem: String,
     /// The CA private key.
     pub key_pem: String,
-    /// How long the server and node certificates it issues are valid (`None`: a
-    /// year); kube-controller-manager's `--cluster-signing-duration`.
+    /// How long the leaf certificates it issues are valid (`None`: a year);
+    /// kube-controller-manager's `--cluster-signing-duration`.
     #[serde(skip)]
     leaf_validity: Option<std::time::Duration>,
 }
@@ -174,12 +174,13 @@ impl ClusterCa {
         }
     }
 
-    /// How long the server and node certificates it issues are valid.
+    /// How long the leaf certificates it issues are valid.
     fn leaf_validity(&self) -> std::time::Duration {
         self.leaf_validity.unwrap_or(LEAF_VALIDITY)
     }
 
-    /// The same CA, issuing server and node certificates valid for `validity`.
+    /// The same CA, issuing leaf certificates valid for `validity` (not the admin's
+    /// client certificate, whose life is given).
     pub fn with_leaf_validity(mut self, validity: std::time::Duration) -> Self {
         self.leaf_validity = Some(validity);
         self
@@ -195,7 +196,7 @@ impl ClusterCa {
                 ExtendedKeyUsagePurpose::ServerAuth,
                 ExtendedKeyUsagePurpose::ClientAuth,
             ],
-            LEAF_VALIDITY,
+            self.leaf_validity(),
         )
     }
 

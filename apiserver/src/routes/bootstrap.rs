@@ -40,6 +40,7 @@ impl ApiServer {
             let member_ca = self.secrets().await?.member_ca.ok_or_else(|| {
                 ApiError::unavailable("the cluster has no member CA yet (its first member has not started since it got one)")
             })?;
+            let member_ca = self.signing(member_ca);
             let joined =
                 crate::bootstrap::members::join(&self.store, &member_ca, identity, &bearer, &body)
                     .await?;
@@ -61,13 +62,18 @@ impl ApiServer {
                 "the cluster has no node CA yet (no API server has started since it got one)",
             )
         })?;
-        let ca = match self.signing_duration.get() {
-            Some(validity) => ca.with_leaf_validity(*validity),
-            None => ca,
-        };
+        let ca = self.signing(ca);
         let cert = crate::bootstrap::join::serving_cert(&ca, identity, &body)?;
         let value = serde_json::to_value(&cert).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(json_response(StatusCode::CREATED, &value, &[]))
+    }
+
+    /// `ca` issuing certificates for `--cluster-signing-duration`, when it is set.
+    fn signing(&self, ca: crate::bootstrap::pki::ClusterCa) -> crate::bootstrap::pki::ClusterCa {
+        match self.signing_duration.get() {
+            Some(validity) => ca.with_leaf_validity(*validity),
+            None => ca,
+        }
     }
 
     /// The secrets every member shares (the cluster CA).

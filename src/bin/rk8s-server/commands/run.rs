@@ -62,10 +62,11 @@ pub struct Args {
     /// resume from revisions up to one interval old).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     compaction_interval: std::time::Duration,
-    /// How long the certificates this cluster issues to its API servers (serving, and
-    /// client towards node agents) and node agents (serving) are valid. Each is renewed
-    /// while in use at 70-90 % of its life, as kubelet renews its own
-    /// (kube-controller-manager's flag of this name); at least 10s.
+    /// How long the certificates this cluster issues are valid: its API servers'
+    /// (serving, and client towards node agents), node agents' (serving), joining
+    /// store members' and every renewal. Each is renewed while in use at 70-90 % of
+    /// its life, as kubelet renews its own (kube-controller-manager's flag of this
+    /// name); at least 10s.
     #[arg(long, default_value = "8760h", value_parser = parse_signing_duration)]
     cluster_signing_duration: std::time::Duration,
     /// MiB of history (values no longer current, kept in memory until compacted)
@@ -305,7 +306,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         store.clone(),
         data_dir.clone(),
         member_cert,
-        pki.certs.cert.clone(),
+        (pki.certs.cert.clone(), args.cluster_signing_duration),
     ));
     let actors = rk8s_actors::supervision::Actors::default();
     if let Err(e) = rk8s_actors::supervision::metrics::ActorMetrics::register(actors.clone()) {
