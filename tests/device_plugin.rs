@@ -340,15 +340,20 @@ async fn a_device_plugin_registers_and_its_devices_go_to_pods() {
         "{message}"
     );
     // Bound to the node past the scheduler, the node's admission rejects it.
-    pods.create(&pp, &pod("bound", 2, Some("gpu")))
+    let created = pods
+        .create(&pp, &pod("bound", 2, Some("gpu")))
         .await
         .unwrap();
+    let qos = created.status.and_then(|s| s.qos_class);
+    assert!(qos.is_some());
     let status = eventually("pod bound rejected", async || {
         let status = pods.get("bound").await.ok()?.status?;
         (status.phase.as_deref() == Some("Failed")).then_some(status)
     })
     .await;
     assert_eq!(status.reason.as_deref(), Some("UnexpectedAdmissionError"));
+    // Its QoS class kept, as kubelet's rejectPod keeps it.
+    assert_eq!(status.qos_class, qos);
     assert_eq!(
         status.message.as_deref(),
         Some(
@@ -378,6 +383,39 @@ async fn a_device_plugin_registers_and_its_devices_go_to_pods() {
     })
     .await;
 
+    // A pod evicted for its emptyDir frees its device (kubelet frees the devices of
+    // pods no longer active): the next pod asking for the only healthy one runs
+    // (both bound here past the scheduler, which counts pod three's device).
+    let filler: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "filler"},
+        "spec": {
+            "nodeName": "gpu",
+            "containers": [{
+                "name": "main", "image": busybox(),
+                "command": ["sh", "-c", "dd if=/dev/zero of=/data/big bs=1024 count=4096; sleep 3600"],
+                "resources": {"limits": {FOO: "1"}},
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+            }],
+            "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Mi"}}],
+        },
+    }))
+    .unwrap();
+    pods.create(&pp, &filler).await.unwrap();
+    eventually("pod filler evicted", async || {
+        let status = pods.get("filler").await.ok()?.status?;
+        (status.reason.as_deref() == Some("Evicted")).then_some(())
+    })
+    .await;
+    pods.create(&pp, &pod("after", 1, Some("gpu")))
+        .await
+        .unwrap();
+    let log = eventually("pod after's container prints its devices", async || {
+        let log = pods.logs("after", &Default::default()).await.ok()?;
+        log.contains("/dev/foo0").then_some(log)
+    })
+    .await;
+    assert!(log.starts_with("FOO_DEVICES=dev-1\n"), "{log}");
+
     // The plugin stopping (its server gone, its socket removed): nothing allocatable,
     // the capacity kept for the grace period.
     serving.abort();
@@ -385,4 +423,12 @@ async fn a_device_plugin_registers_and_its_devices_go_to_pods() {
     std::fs::remove_file(&socket).unwrap();
     foo_becomes(&nodes, ("2", "0")).await;
     drop(devices);
+
+    // The checkpoint gone (a node recreated or reset) and no plugin: the agent
+    // started again zeroes the extended resource the Node still lists (kubelet's
+    // ShouldResetExtendedResourceCapacity), so nothing is scheduled for it.
+    agent.kill();
+    std::fs::remove_file(dir.join("kubelet_internal_checkpoint")).unwrap();
+    agent.run_again(&[]);
+    foo_becomes(&nodes, ("0", "0")).await;
 }

@@ -733,6 +733,20 @@ async fn images_behind_a_login_are_pulled_with_the_pods_pull_secret() {
     );
     let back_off = eventually("a BackOff event", async || said("BackOff").await).await;
     assert_eq!(back_off, [format!("Back-off pulling image \"{image}\"")]);
+    // Within the back-off (10 s from the failure) no pull is tried again: one
+    // Pulling event so far, its series not counted up (a pull on every 1 s sync
+    // would have made it 4 or more by now).
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let pulling: i32 = events
+        .list(&kube::api::ListParams::default().fields("involvedObject.name=private"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Pulling"))
+        .map(|e| e.count.unwrap_or(1))
+        .sum();
+    assert_eq!(pulling, 1, "pulls tried during the back-off");
     let listed = events
         .list(&kube::api::ListParams::default().fields("involvedObject.name=private"))
         .await

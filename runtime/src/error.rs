@@ -51,6 +51,13 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An image is missing and its pull policy is `Never` (kubelet's
+    /// `ErrImageNeverPull`: no pull, no back-off).
+    #[error("Container image {image:?} is not present with pull policy of Never")]
+    ImageNeverPull {
+        /// The image as the container names it.
+        image: String,
+    },
     /// An image is not pulled now: its last pull for the pod failed, and kubelet's
     /// back-off has not passed yet.
     #[error("Back-off pulling image {image:?}: {last_error}")]

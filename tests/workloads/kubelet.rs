@@ -44,7 +44,8 @@ async fn events_of(events: &Api<Event>, name: &str, reason: &str) -> Vec<Event> 
 /// Three pods at once on a real node: one with two memory emptyDirs (a tmpfs of its
 /// `sizeLimit`, one of the pod's memory limit), unmounted when the pod goes; one that
 /// writes 4 MiB into a disk emptyDir limited to 1Mi and is evicted for it (phase
-/// Failed, reason Evicted, kubelet's message and event) and not run again; one that
+/// Failed, reason Evicted, kubelet's message and event) and not run again, and one
+/// that writes as much and ends (Succeeded, never evicted); one that
 /// crashes in a loop, whose BackOff is one event counted past 2 (kubectl describe's
 /// "x3 over").
 pub async fn empty_dirs_evictions_and_event_series(server: &Server) {
@@ -74,13 +75,25 @@ pub async fn empty_dirs_evictions_and_event_series(server: &Server) {
             "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Mi"}}]}
     }))
     .unwrap();
+    // The same writes from a pod that ends: after its first measurement (when it
+    // starts), before the next one (an eviction period later), when it has ended.
+    let finisher: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "finisher"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "main", "image": busybox(),
+            "command": ["sh", "-c", "sleep 2; dd if=/dev/zero of=/data/fill bs=1024 count=4096; exit 0"],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+            "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Mi"}}]}
+    }))
+    .unwrap();
     let crasher: Pod = serde_json::from_value(json!({
         "metadata": {"name": "crasher"},
         "spec": {"containers": [{"name": "main", "image": busybox(),
             "command": ["sh", "-c", "exit 1"]}]}
     }))
     .unwrap();
-    for pod in [&memory, &filler, &crasher] {
+    let created = std::time::Instant::now();
+    for pod in [&memory, &filler, &finisher, &crasher] {
         pods.create(&pp, pod).await.unwrap();
     }
 
@@ -129,6 +142,21 @@ pub async fn empty_dirs_evictions_and_event_series(server: &Server) {
     let again = pods.get("filler").await.unwrap().status.unwrap();
     assert_eq!(again.phase.as_deref(), Some("Failed"));
     assert_eq!(mounts_with(&filler_uid), []);
+    // A pod that ended is not evicted (kubelet measures active pods only): measured
+    // when it started and an eviction period (10 s) later, it stays Succeeded.
+    eventually("the finisher succeeded", async || {
+        let status = pods.get("finisher").await.ok()?.status?;
+        (status.phase.as_deref() == Some("Succeeded")).then_some(())
+    })
+    .await;
+    let measured_again = created + Duration::from_secs(14);
+    tokio::time::sleep(measured_again.saturating_duration_since(std::time::Instant::now())).await;
+    let finished = pods.get("finisher").await.unwrap().status.unwrap();
+    assert_eq!(
+        (finished.phase.as_deref(), finished.reason.as_deref()),
+        (Some("Succeeded"), None)
+    );
+    assert!(events_of(&events, "finisher", "Evicted").await.is_empty());
 
     // The crash loop's BackOff: one event, counted (x3 and more), as describe shows it.
     let back_off = eventually_within(
@@ -155,7 +183,7 @@ pub async fn empty_dirs_evictions_and_event_series(server: &Server) {
         .unwrap_or_else(|| panic!("{line}"));
     assert!(times >= 3 && line.contains(" over "), "{line}");
 
-    for name in ["memory", "filler", "crasher"] {
+    for name in ["memory", "filler", "finisher", "crasher"] {
         pods.delete(name, &DeleteParams::default()).await.unwrap();
     }
     eventually("the pods gone", async || {

@@ -201,6 +201,9 @@ pub async fn run(config: AgentConfig, registration: Option<Registration>) -> Res
         runtime.use_devices_from(devices.clone());
     }
     let runtime = Arc::new(runtime);
+    if let Some(devices) = &devices {
+        devices.use_runtime(Arc::downgrade(&runtime));
+    }
     let pods = StaticPods::new(&config.manifests, node.clone(), runtime.clone());
     tracing::info!(node, manifests = %config.manifests.display(), "running static pods");
     // Everything that can fail comes before the actors start.
@@ -281,13 +284,13 @@ pub async fn reset(config: &AgentConfig) -> Result<Vec<String>> {
         .remove()
         .and_then(|()| Overlay::remove_device(&System))
         .map_err(|e| Error::Other(format!("failed to remove the cluster network: {e}")))?;
-    // The device manager's socket and checkpoint (the pods holding devices are gone).
-    for name in [
-        rk8s_deviceplugin::v1beta1::KUBELET_SOCKET,
-        super::devices::checkpoint::FILE,
-    ] {
-        let _ = std::fs::remove_file(config.device_plugin_dir.join(name));
+    // The device manager's sockets (its own and the plugins', which register again
+    // when the agent serves again) and checkpoint (the pods holding devices are gone).
+    let dir = &config.device_plugin_dir;
+    for socket in super::devices::stale_sockets(dir).unwrap_or_default() {
+        let _ = std::fs::remove_file(socket);
     }
+    let _ = std::fs::remove_file(dir.join(super::devices::checkpoint::FILE));
     // The pods' parent cgroup, unless another agent's pods are still in it.
     for dir in rk8s_runtime::cgroups::directories("/rk8s") {
         let _ = std::fs::remove_dir(dir);

@@ -23,6 +23,7 @@ pub mod simulated;
 pub mod stats;
 #[cfg(test)]
 pub(crate) mod test_objects;
+pub mod throttle;
 pub mod tokens;
 
 /// Errors of joining and registering.

@@ -17,8 +17,10 @@ use kube::runtime::watcher::{self, Event};
 use rk8s_runtime::pod::PodRuntime;
 use rk8s_supervision::{Actors, Handle};
 
+use super::devices::state::KnownPods;
 use super::pod_actor::{self, PodActor};
 use super::registration::{self, NodeInfo};
+use super::throttle::{Go, Throttle};
 
 /// How the pod watch retries while the control plane is away: from 0.5 s, doubling
 /// up to 4 s (kube-runtime's default grows to 30 s, which would leave a node up to half
@@ -69,6 +71,10 @@ pub struct NodeActor {
     me: Handle<Self>,
     /// The NetworkPolicy gate its pods pass before their first container starts.
     netpol: Option<super::netpol::Gate>,
+    /// Whether the pods were listed since it started (its view of them is whole).
+    listed_once: bool,
+    /// The status posts for device changes.
+    throttle: Throttle,
 }
 
 impl NodeActor {
@@ -91,6 +97,8 @@ impl NodeActor {
             listing: None,
             registered: false,
             netpol: None,
+            listed_once: false,
+            throttle: Throttle::default(),
         }
     }
 
@@ -99,6 +107,29 @@ impl NodeActor {
     pub fn with_netpol(mut self, gate: super::netpol::Gate) -> Self {
         self.netpol = Some(gate);
         self
+    }
+
+    /// Tells the device manager which pods the API binds here, once they were listed
+    /// (it frees the devices of the others: kubelet's active pods).
+    fn tell_devices(&self) {
+        let Some(devices) = &self.info.devices else {
+            return;
+        };
+        if !self.listed_once || self.listing.is_some() {
+            return;
+        }
+        let mut known = KnownPods::default();
+        for pod in self.pods.values() {
+            let Some(uid) = pod.metadata.uid.clone() else {
+                continue;
+            };
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            match phase {
+                Some("Succeeded" | "Failed") => known.ended.insert(uid),
+                _ => known.running.insert(uid),
+            };
+        }
+        devices.pods_known(Some(known));
     }
 
     fn pod_seen(&mut self, pod: Pod) {
@@ -111,6 +142,7 @@ impl NodeActor {
             listing.keys.insert(key.clone());
         }
         self.pods.insert(key.clone(), pod.clone());
+        self.tell_devices();
         if let Some(actor) = self.actors.get::<PodActor>(POD, &key) {
             actor.do_send(pod_actor::Update(pod));
             return;
@@ -146,6 +178,7 @@ impl NodeActor {
             return;
         }
         self.pods.remove(key);
+        self.tell_devices();
         if let Some(actor) = self.actors.get::<PodActor>(POD, key) {
             actor.do_send(pod_actor::Gone);
             self.actors.forget(POD, key);
@@ -166,6 +199,8 @@ impl NodeActor {
             self.pod_gone(&key, None);
         }
         self.pods.retain(|k, _| listing.keys.contains(k));
+        self.listed_once = true;
+        self.tell_devices();
         let seen = listing.uids;
         let runtime = self.runtime.clone();
         let fut = async move {
@@ -222,6 +257,10 @@ impl Actor for NodeActor {
                 .backoff(watch_backoff())
                 .boxed(),
         );
+        // Its view of the pods is not whole until they are listed.
+        if let Some(devices) = &self.info.devices {
+            devices.pods_known(None);
+        }
         self.heartbeat(ctx);
         ctx.run_interval(registration::LEASE_RENEW, |act, ctx| act.heartbeat(ctx));
         if let Some(devices) = self.info.devices.clone() {
@@ -257,18 +296,40 @@ impl StreamHandler<Result<Event<Pod>, watcher::Error>> for NodeActor {
     }
 }
 
+impl NodeActor {
+    /// Posts the status for the devices' changes as the throttle says.
+    fn post_devices(&mut self, go: Go, ctx: &mut Context<Self>) {
+        match go {
+            Go::Wait => {}
+            Go::After(wait) => {
+                ctx.run_later(wait, |act, ctx| {
+                    let go = act.throttle.fired(std::time::Instant::now());
+                    act.post_devices(go, ctx);
+                });
+            }
+            Go::Now => {
+                let (client, info) = (self.client.clone(), self.info.clone());
+                let work = self.me.reconcile(async move {
+                    if let Err(e) = registration::post_status(&client, &info).await {
+                        tracing::warn!("node status: {e}");
+                    }
+                });
+                ctx.spawn(work.into_actor(self).map(|(), act, ctx| {
+                    let go = act.throttle.done(std::time::Instant::now());
+                    act.post_devices(go, ctx);
+                }));
+            }
+        }
+    }
+}
+
 impl StreamHandler<DevicesChanged> for NodeActor {
     fn handle(&mut self, _: DevicesChanged, ctx: &mut Self::Context) {
         if !self.registered {
             return;
         }
-        let (client, info) = (self.client.clone(), self.info.clone());
-        let work = self.me.reconcile(async move {
-            if let Err(e) = registration::post_status(&client, &info).await {
-                tracing::warn!("node status: {e}");
-            }
-        });
-        ctx.spawn(work.into_actor(self));
+        let go = self.throttle.changed(std::time::Instant::now());
+        self.post_devices(go, ctx);
     }
 
     fn finished(&mut self, _ctx: &mut Self::Context) {

@@ -3,12 +3,15 @@
 //! the status subresource when it changed, and carries out graceful deletion: a
 //! deletionTimestamp stops the containers within the grace period, then the node
 //! confirms the deletion (grace 0). As kubelet's eviction manager, every
-//! [`EVICTION_PERIOD`] it evicts a pod whose disk emptyDir holds more than its
-//! `sizeLimit`: containers killed, phase Failed, reason `Evicted`, and nothing of it
-//! runs again.
+//! [`EVICTION_PERIOD`] it evicts an active (not ended, not critical) pod whose disk
+//! emptyDir holds more than its `sizeLimit`: the eviction remembered first, then
+//! containers killed, phase Failed, reason `Evicted`, and nothing of it runs again
+//! (a write that fails is tried again; an actor restarted before the status is
+//! written measures the pod again).
 //! A new pod asking for device-plugin resources is
 //! admitted first: without the devices it fails as kubelet fails it
-//! (`UnexpectedAdmissionError`) and never runs; the devices are freed when it ends.
+//! (`UnexpectedAdmissionError`) and never runs; the devices are freed when it ends,
+//! and the device manager frees those of any pod no longer active.
 //!
 //! It holds no state the runtime does not also have on disk: killed — in the middle
 //! of a runtime call or between two writes too — and restarted from nothing (it is
@@ -69,6 +72,10 @@ pub struct PodActor {
     netpol: Option<super::netpol::Gate>,
     /// Whether the pod was evicted (its status says so): it does not run again.
     evicted: bool,
+    /// Why the pod is being evicted, from the moment it was decided until its status
+    /// says so: nothing of it starts again meanwhile (kubelet's pod worker marks it
+    /// terminating before it kills anything).
+    evicting: Option<String>,
     /// Whether what was left of the evicted pod was removed.
     evicted_removed: bool,
     /// When its emptyDirs' usage was last read.
@@ -102,6 +109,7 @@ impl PodActor {
             events: pod_events::Written::default(),
             netpol: None,
             evicted: false,
+            evicting: None,
             evicted_removed: false,
             usage_read: None,
             devices: None,
@@ -164,7 +172,12 @@ impl PodActor {
         }
         self.busy = true;
         let (runtime, uid) = (self.runtime.clone(), self.uid());
-        let fut = async move { runtime.stop_pod(&uid, Duration::ZERO).await };
+        let (gate, devices) = (self.netpol.clone(), self.devices.clone());
+        let fut = async move {
+            runtime.stop_pod(&uid, Duration::ZERO).await?;
+            let_go(&uid, gate.as_ref(), devices.as_deref()).await;
+            Ok::<(), rk8s_runtime::Error>(())
+        };
         ctx.spawn(
             self.me
                 .reconcile(fut)
@@ -179,15 +192,66 @@ impl PodActor {
         );
     }
 
+    /// An eviction's step (kubelet's `evictPod`): the containers killed at once, the
+    /// status written, what is left of the pod removed and its devices freed; tried
+    /// again at the next step until all is done, the pod never synced meanwhile.
+    fn evict(&mut self, ctx: &mut Context<Self>, message: String) {
+        self.busy = true;
+        let (runtime, uid, api, key) = (self.runtime.clone(), self.uid(), self.api(), self.key());
+        let (gate, devices) = (self.netpol.clone(), self.devices.clone());
+        let node_ip = self.node_ip.clone();
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        let fut = async move {
+            let mut status = runtime
+                .evict(&uid, &message)
+                .await
+                .map_err(|e| e.to_string())?;
+            on_node(&mut status, node_ip);
+            let patch = serde_json::json!({ "status": status });
+            let patched = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            rk8s_supervision::wrote();
+            patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
+            runtime
+                .stop_pod(&uid, Duration::ZERO)
+                .await
+                .map_err(|e| e.to_string())?;
+            let_go(&uid, gate.as_ref(), devices.as_deref()).await;
+            Ok::<_, String>(status)
+        };
+        ctx.spawn(
+            self.me
+                .reconcile(fut)
+                .into_actor(self)
+                .map(|result, act, _| {
+                    act.busy = false;
+                    match result {
+                        Ok(status) => {
+                            act.evicting = None;
+                            act.evicted = true;
+                            act.evicted_removed = true;
+                            act.last_status = Some(status);
+                        }
+                        Err(e) => tracing::warn!(pod = %act.key(), "evicting: {e}"),
+                    }
+                }),
+        );
+    }
+
     /// One step: start, sync and report, or stop when deleted.
     fn step(&mut self, ctx: &mut Context<Self>) {
         if self.busy || self.finished {
             return;
         }
         let deleting = self.pod.metadata.deletion_timestamp.is_some();
-        if self.evicted && !deleting {
-            self.remove_evicted(ctx);
-            return;
+        match next_step(deleting, self.evicting.is_some(), self.evicted) {
+            Next::RemoveEvicted => return self.remove_evicted(ctx),
+            Next::Evict => {
+                let message = self.evicting.clone().unwrap_or_default();
+                return self.evict(ctx, message);
+            }
+            Next::Sync => {}
         }
         self.busy = true;
         let runtime = self.runtime.clone();
@@ -198,11 +262,13 @@ impl PodActor {
         let started = self.started;
         let last = self.last_status.clone();
         let node_ip = self.node_ip.clone();
-        let read_usage = !deleting
-            && pod.spec.as_ref().is_some_and(has_sized_empty_dir)
-            && self
-                .usage_read
-                .is_none_or(|t| t.elapsed() >= EVICTION_PERIOD);
+        let read_usage = should_measure(
+            deleting,
+            self.last_status.as_ref().or(pod.status.as_ref()),
+            &pod,
+        ) && self
+            .usage_read
+            .is_none_or(|t| t.elapsed() >= EVICTION_PERIOD);
         if read_usage {
             self.usage_read = Some(std::time::Instant::now());
         }
@@ -276,7 +342,7 @@ impl PodActor {
                 if let Some(devices) = &devices {
                     devices.free(&uid);
                 }
-                return Ok((true, None));
+                return Ok(Stepped::Deleted);
             }
             // A pod that ended with nothing of it on this node (rejected at admission,
             // or gone before an agent restart) is not run again, as kubelet runs no
@@ -287,7 +353,7 @@ impl PodActor {
                 None
             };
             if record.is_none() && terminal(before.as_ref()) {
-                return Ok((false, None));
+                return Ok(Stepped::Synced(None));
             }
             // Kubelet's admission: a new pod gets its devices before anything of it
             // is made; a pod whose containers ran has them already.
@@ -296,6 +362,7 @@ impl PodActor {
                 && record.as_ref().is_none_or(|r| !containers_ran(r))
                 && let Err(message) = devices.admit(&pod).await
             {
+                devices.free(&uid);
                 let status = rejected(&message);
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let patch = serde_json::json!({ "status": status });
@@ -307,8 +374,7 @@ impl PodActor {
                 tracing::warn!(pod = %key, "pod rejected: {message}");
                 let warning = vec![("Warning", UNEXPECTED_ADMISSION_ERROR, message)];
                 events.record(&client, &node, &pod, warning).await;
-                devices.free(&uid);
-                return Ok((false, Some(status)));
+                return Ok(Stepped::Synced(Some(Box::new(status))));
             }
             if read_inputs {
                 runtime.set_inputs(&uid, inputs::read_all(&client, &pod, &held).await);
@@ -337,32 +403,22 @@ impl PodActor {
             metrics::time_operation("sync_pod", began.elapsed());
             on_node(&mut status, node_ip.clone());
             let name = pod.metadata.name.clone().unwrap_or_default();
-            let over = match read_usage {
+            // A pod that ended is not evicted (kubelet measures active pods only).
+            let over = match read_usage && !terminal(Some(&status)) {
                 true => runtime.empty_dir_over_limit(&uid).await,
                 false => Ok(None),
             };
             if let Some(message) = over.map_err(|e| e.to_string())? {
-                // kubelet's evictPod: the event, the containers killed at once, the
-                // status; then what is left of the pod goes.
-                tracing::info!(pod = %key, "evicting: {message}");
-                let evicted = vec![("Warning", "Evicted", message.clone())];
-                events.record(&client, &node, &pod, evicted).await;
-                let mut status = runtime
-                    .evict(&uid, &message)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                on_node(&mut status, node_ip);
-                let patch = serde_json::json!({ "status": status });
-                let patched = api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await;
-                rk8s_supervision::wrote();
-                patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
-                runtime
-                    .stop_pod(&uid, Duration::ZERO)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return Ok((false, Some(status)));
+                if is_critical(&pod) {
+                    tracing::warn!(pod = %key, "cannot evict a critical pod: {message}");
+                } else {
+                    // kubelet's evictPod: the event, then the eviction, remembered
+                    // before anything is killed.
+                    tracing::info!(pod = %key, "evicting: {message}");
+                    let evicted = vec![("Warning", "Evicted", message.clone())];
+                    events.record(&client, &node, &pod, evicted).await;
+                    return Ok(Stepped::Evict(message));
+                }
             }
             // Kubelet frees the devices of pods that ended.
             if let Some(devices) = &devices
@@ -371,7 +427,7 @@ impl PodActor {
                 devices.free(&uid);
             }
             if same_status(last.as_ref(), &status) {
-                return Ok((false, Some(status)));
+                return Ok(Stepped::Synced(Some(Box::new(status))));
             }
             let patch = serde_json::json!({ "status": status });
             let patched = api
@@ -381,17 +437,22 @@ impl PodActor {
             patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
             let happened = pod_events::transitions(&pod, before.as_ref(), &status);
             events.record(&client, &node, &pod, happened).await;
-            Ok((false, Some(status)))
+            Ok(Stepped::Synced(Some(Box::new(status))))
         };
         ctx.spawn(self.me.reconcile(fut).into_actor(self).map(
-            |result: Result<(bool, Option<PodStatus>), String>, act, ctx| {
+            |result: Result<Stepped, String>, act, ctx| {
                 act.busy = false;
                 match result {
-                    Ok((true, _)) => {
+                    Ok(Stepped::Deleted) => {
                         act.finished = true;
                         ctx.stop();
                     }
-                    Ok((false, status)) => {
+                    Ok(Stepped::Evict(message)) => {
+                        act.started = true;
+                        act.evicting = Some(message);
+                        act.step(ctx);
+                    }
+                    Ok(Stepped::Synced(status)) => {
                         act.started = true;
                         let running = status
                             .as_ref()
@@ -406,13 +467,76 @@ impl PodActor {
                         });
                         act.evicted_removed |= act.evicted;
                         if status.is_some() {
-                            act.last_status = status;
+                            act.last_status = status.map(|s| *s);
                         }
                     }
                     Err(e) => tracing::warn!(pod = %act.key(), "{e}"),
                 }
             },
         ));
+    }
+}
+
+/// What a step did.
+enum Stepped {
+    /// The pod was stopped and its deletion confirmed.
+    Deleted,
+    /// The pod was synced (its status, if any).
+    Synced(Option<Box<PodStatus>>),
+    /// The pod is to be evicted, for this reason.
+    Evict(String),
+}
+
+/// What the next step does.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Start, sync and report the pod, or stop it when it is being deleted.
+    Sync,
+    /// Go on evicting it: nothing of it runs again.
+    Evict,
+    /// Remove what is left of an evicted pod.
+    RemoveEvicted,
+}
+
+/// The next step of a pod being deleted (`deleting`), being evicted (`evicting`) or
+/// evicted: a deletion stops everything anyway; a pod being or having been evicted
+/// is never synced, so nothing of it starts again.
+fn next_step(deleting: bool, evicting: bool, evicted: bool) -> Next {
+    match (deleting, evicting, evicted) {
+        (true, _, _) => Next::Sync,
+        (false, _, true) => Next::RemoveEvicted,
+        (false, true, false) => Next::Evict,
+        (false, false, false) => Next::Sync,
+    }
+}
+
+/// Whether a pod's emptyDir usage is held to its `sizeLimit` now: only while it is
+/// active (kubelet's `localStorageEviction(activePods, ..)`): not being deleted, not
+/// ended (`before` is its last status), and with a sized emptyDir.
+fn should_measure(deleting: bool, before: Option<&PodStatus>, pod: &Pod) -> bool {
+    !deleting && !terminal(before) && pod.spec.as_ref().is_some_and(has_sized_empty_dir)
+}
+
+/// Whether kubelet refuses to evict `pod` (`IsCriticalPod`): a mirror pod, or a
+/// priority of at least `system-cluster-critical`'s (2 000 000 000).
+fn is_critical(pod: &Pod) -> bool {
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+    let priority = pod.spec.as_ref().and_then(|s| s.priority);
+    mirror || priority.is_some_and(|p| p >= 2_000_000_000)
+}
+
+/// Lets go of what pod `uid` held on the node once its containers are gone: its
+/// NetworkPolicy gate and its devices.
+async fn let_go(uid: &str, gate: Option<&super::netpol::Gate>, devices: Option<&DeviceManager>) {
+    if let Some(gate) = gate {
+        gate.forget(uid).await;
+    }
+    if let Some(devices) = devices {
+        devices.free(uid);
     }
 }
 
@@ -511,6 +635,7 @@ impl Handler<Update> for PodActor {
             self.finished = false;
             self.start_pending = start_pending(&self.pod);
             self.evicted = is_evicted(&self.pod);
+            self.evicting = None;
             self.evicted_removed = false;
             self.usage_read = None;
             self.step(ctx);
@@ -518,6 +643,7 @@ impl Handler<Update> for PodActor {
         }
         let deleting = msg.0.metadata.deletion_timestamp.is_some()
             && self.pod.metadata.deletion_timestamp.is_none();
+        self.evicted |= is_evicted(&msg.0);
         self.pod = msg.0;
         if deleting {
             self.step(ctx);
@@ -538,11 +664,18 @@ impl Handler<Gone> for PodActor {
         let devices = self.devices.clone();
         ctx.wait(
             async move {
-                if let Err(e) = runtime.stop_pod(&uid, Duration::from_secs(0)).await {
-                    tracing::warn!(pod = %key, "stopping a pod deleted from the API: {e}");
-                }
-                if let Some(devices) = devices {
-                    devices.free(&uid);
+                // Its devices stay allocated while its containers may run (kubelet
+                // keeps a pod active until it is known terminated); the device
+                // manager frees them once the runtime holds the pod no more.
+                match runtime.stop_pod(&uid, Duration::from_secs(0)).await {
+                    Ok(()) => {
+                        if let Some(devices) = devices {
+                            devices.free(&uid);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(pod = %key, "stopping a pod deleted from the API: {e}")
+                    }
                 }
                 if let Some(gate) = gate {
                     gate.forget(&uid).await;
@@ -551,5 +684,87 @@ impl Handler<Gone> for PodActor {
             .into_actor(self)
             .map(|(), _act, ctx| ctx.stop()),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(spec: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "spec": spec}))
+            .unwrap()
+    }
+
+    fn phase(phase: &str) -> PodStatus {
+        PodStatus {
+            phase: Some(phase.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_active_pods_with_a_sized_empty_dir_are_measured() {
+        let sized = pod(serde_json::json!({
+            "containers": [{"name": "c", "image": "i"}],
+            "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1Mi"}}]
+        }));
+        let unsized_ = pod(serde_json::json!({
+            "containers": [{"name": "c", "image": "i"}],
+            "volumes": [{"name": "v", "emptyDir": {}}]
+        }));
+        let cases = [
+            (false, None, &sized, true),
+            (false, Some(phase("Pending")), &sized, true),
+            (false, Some(phase("Running")), &sized, true),
+            // A pod that ended is never evicted: Succeeded stays Succeeded.
+            (false, Some(phase("Succeeded")), &sized, false),
+            (false, Some(phase("Failed")), &sized, false),
+            (true, Some(phase("Running")), &sized, false),
+            (false, Some(phase("Running")), &unsized_, false),
+        ];
+        for (deleting, before, pod, want) in cases {
+            assert_eq!(
+                should_measure(deleting, before.as_ref(), pod),
+                want,
+                "{deleting} {before:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pod_being_evicted_is_never_synced_again() {
+        // (deleting, evicting, evicted) -> next step.
+        let cases = [
+            ((false, false, false), Next::Sync),
+            // Decided, not yet written (a status patch or a stop that failed): the
+            // eviction is tried again; the killed containers do not start again.
+            ((false, true, false), Next::Evict),
+            ((false, false, true), Next::RemoveEvicted),
+            ((false, true, true), Next::RemoveEvicted),
+            // A deletion stops everything anyway.
+            ((true, true, false), Next::Sync),
+            ((true, false, true), Next::Sync),
+        ];
+        for ((deleting, evicting, evicted), want) in cases {
+            assert_eq!(
+                next_step(deleting, evicting, evicted),
+                want,
+                "{deleting} {evicting} {evicted}"
+            );
+        }
+    }
+
+    #[test]
+    fn critical_pods_are_not_evicted() {
+        let mut p = pod(serde_json::json!({"containers": [], "priority": 2_000_001_000}));
+        assert!(is_critical(&p));
+        if let Some(spec) = p.spec.as_mut() {
+            spec.priority = Some(1000);
+        }
+        assert!(!is_critical(&p));
+        p.metadata.annotations =
+            Some([("kubernetes.io/config.mirror".to_string(), "h".to_string())].into());
+        assert!(is_critical(&p));
     }
 }

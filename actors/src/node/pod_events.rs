@@ -68,6 +68,11 @@ pub fn transitions(pod: &Pod, before: Option<&PodStatus>, now: &PodStatus) -> Ve
                 out.push(("Warning", "Failed", why));
                 out.push(("Warning", "Failed", "Error: ErrImagePull".to_string()));
             }
+            // kubelet's image manager (no pull, no back-off), then its container start.
+            "ErrImageNeverPull" if !same => {
+                out.push(("Warning", "ErrImageNeverPull", message.to_string()));
+                out.push(("Warning", "Failed", "Error: ErrImageNeverPull".to_string()));
+            }
             // kubelet's image manager, then its container start, between two pulls.
             "ImagePullBackOff" if !same => {
                 let why = format!("Back-off pulling image {:?}", c.image);
@@ -290,5 +295,24 @@ mod tests {
             )]
         );
         assert!(transitions(&pod(), Some(&back_off(2)), &back_off(2)).is_empty());
+        let never = status(serde_json::json!([container(
+            None,
+            0,
+            serde_json::json!({"waiting": {"reason": "ErrImageNeverPull",
+                "message": "Container image \"busybox\" is not present with pull policy of Never"}})
+        )]));
+        let happened = transitions(&pod(), None, &never);
+        assert_eq!(
+            reasons(&happened),
+            [
+                (
+                    "ErrImageNeverPull",
+                    "Container image \"busybox\" is not present with pull policy of Never"
+                ),
+                ("Failed", "Error: ErrImageNeverPull")
+            ]
+        );
+        assert!(happened.iter().all(|(t, _, _)| *t == "Warning"));
+        assert!(transitions(&pod(), Some(&never), &never).is_empty());
     }
 }

@@ -320,11 +320,49 @@ pub async fn register(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
             .await
             .map_err(api(format!("failed to update node {}", info.name)))?;
     }
-    post_status(client, info).await
+    // Kubelet's reconcileExtendedResource: with no device checkpoint (the node was
+    // recreated or reset) or no device manager, the extended resources the Node
+    // still lists are zeroed, so that no pod is scheduled for devices nothing here
+    // would give it.
+    let reset = info
+        .devices
+        .as_ref()
+        .is_none_or(|d| d.should_reset_extended_resources());
+    let zero = match &existing {
+        Some(node) if reset => stale_extended_resources(node),
+        _ => Vec::new(),
+    };
+    post_status_zeroing(client, info, &zero).await
+}
+
+/// The extended resources in `node`'s capacity or allocatable.
+fn stale_extended_resources(node: &Node) -> Vec<String> {
+    let status = node.status.as_ref();
+    let mut names: Vec<String> = status
+        .and_then(|s| s.capacity.as_ref())
+        .into_iter()
+        .chain(status.and_then(|s| s.allocatable.as_ref()))
+        .flat_map(|m| m.keys())
+        .filter(|k| super::devices::is_extended_resource_name(k))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Posts the node's status: capacity, allocatable, conditions, addresses, node info.
 pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node> {
+    post_status_zeroing(client, info, &[]).await
+}
+
+/// [`post_status`], the extended resources `zero` set to 0 unless a device plugin
+/// reports them.
+async fn post_status_zeroing(
+    client: &kube::Client,
+    info: &NodeInfo,
+    zero: &[String],
+) -> Result<Node> {
     let nodes: Api<Node> = Api::all(client.clone());
     let (cpus, memory) = rk8s_runtime::stats::host_capacity();
     let quantity = |s: String| Quantity(s);
@@ -338,9 +376,17 @@ pub async fn post_status(client: &kube::Client, info: &NodeInfo) -> Result<Node>
         "memory": quantity(format!("{}Ki", memory.saturating_sub(info.reserved_memory) / 1024)),
         "pods": quantity(info.max_pods.to_string()),
     });
-    if let Some(devices) = &info.devices {
-        extended_resources(&devices.capacity(), &mut capacity, &mut allocatable);
+    let mut reported = info
+        .devices
+        .as_ref()
+        .map(|d| d.capacity())
+        .unwrap_or_default();
+    for name in zero {
+        if !reported.capacity.contains_key(name) && !reported.removed.contains(name) {
+            reported.removed.push(name.clone());
+        }
     }
+    extended_resources(&reported, &mut capacity, &mut allocatable);
     let now = jiff::Timestamp::now().to_string();
     let conditions: Vec<_> = conditions(&info.data_dir, info.disk_free_percent)
         .into_iter()
@@ -502,6 +548,24 @@ mod tests {
             allocatable,
             json!({"cpu": "1900m", "example.com/foo": "1", "example.com/gone": "0"})
         );
+    }
+
+    #[test]
+    fn stale_extended_resources_are_the_nodes_domain_qualified_ones() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "status": {
+                "capacity": {"cpu": "2", "example.com/foo": "2", "hugepages-2Mi": "0"},
+                "allocatable": {"cpu": "2", "example.com/bar": "1",
+                    "kubernetes.io/x": "1"}
+            }
+        }))
+        .unwrap();
+        assert_eq!(
+            stale_extended_resources(&node),
+            ["example.com/bar", "example.com/foo"]
+        );
+        assert!(stale_extended_resources(&Node::default()).is_empty());
     }
 
     #[test]

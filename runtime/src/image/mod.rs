@@ -462,9 +462,8 @@ impl ImageStore {
                 return Ok((found, Fetched::Present));
             }
             if policy == PullPolicy::Never {
-                return Err(Error::Image {
-                    reference,
-                    message: "not present on this node and imagePullPolicy is Never".to_string(),
+                return Err(Error::ImageNeverPull {
+                    image: image.to_string(),
                 });
             }
         }
@@ -713,9 +712,10 @@ mod tests {
             .block_on(store.ensure("busybox:1.36", PullPolicy::Never, &PullOptions::default()))
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("docker.io/library/busybox:1.36") && err.contains("Never"),
-            "{err}"
+        // kubelet's ErrImageNeverPull message, with the image as the pod names it.
+        assert_eq!(
+            err,
+            "Container image \"busybox:1.36\" is not present with pull policy of Never"
         );
     }
 

@@ -185,6 +185,9 @@ impl PodRuntime {
         let policy = PullPolicy::from_k8s(container.image_pull_policy.as_deref(), &image_name);
         let options = self.pull_options(&record.pod);
         let now_ns = crate::container::now_ns();
+        // Whether a pull was tried: every failure after it backs off (kubelet's
+        // `backOff.Next` on any error of `pullImage`).
+        let tried = std::cell::Cell::new(false);
         let pulling = || {
             // kubelet: no pull while the last failed one's back-off lasts.
             let waiting = self.pull_backoff.waiting(&record.uid, &image_name, now_ns);
@@ -194,6 +197,7 @@ impl PodRuntime {
             }
             let m = format!("Pulling image {image_name:?}");
             self.report(record, "Normal", "Pulling", m);
+            tried.set(true);
             Ok(())
         };
         let fetched = self
@@ -219,20 +223,36 @@ impl PodRuntime {
                 image
             }
             Err(e) => {
-                let reason = match e {
-                    Error::PullBackOff { .. } => "ImagePullBackOff",
-                    Error::Image { .. } => {
-                        let why = format!("ErrImagePull: {e}");
-                        self.pull_backoff
-                            .failed(&record.uid, &image_name, now_ns, why);
-                        "ErrImagePull"
-                    }
-                    _ => "CreateContainerError",
-                };
+                let reason = pull_failure_reason(&e, tried.get());
+                if reason == "ErrImagePull" {
+                    // Timed from the failure, not the start of the pull (kubelet's
+                    // `backOff.Next(key, Clock.Now())` after the pull returned).
+                    let why = format!("ErrImagePull: {e}");
+                    let failed_ns = crate::container::now_ns();
+                    self.pull_backoff
+                        .failed(&record.uid, &image_name, failed_ns, why);
+                }
                 waiting.insert(container.name.clone(), (reason.to_string(), e.to_string()));
                 return Ok(());
             }
         };
+        // Set up again at every start, as kubelet's volume manager does: a memory
+        // emptyDir whose tmpfs went (a reboot, an unmount) is a tmpfs again, not a
+        // directory on the disk without a limit.
+        let memory = super::volumes::memory_ceiling(&record.pod, self.config.allocatable.memory);
+        let volumes = record.pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
+        let made = super::volumes::create(
+            &self.pod_dir(&record.uid),
+            volumes.into_iter().flatten(),
+            memory,
+        );
+        if let Err(e) = made {
+            waiting.insert(
+                container.name.clone(),
+                ("ContainerCreating".to_string(), e.to_string()),
+            );
+            return Ok(());
+        }
         if let Err(why) = self.project_volumes(record) {
             waiting.insert(
                 container.name.clone(),
@@ -368,5 +388,49 @@ impl PodRuntime {
         })
         .await?;
         Ok(ids)
+    }
+}
+
+/// The waiting reason of a container whose image could not be had: `tried` says
+/// whether a pull was attempted (any failure after it is kubelet's `ErrImagePull`
+/// and backs off, a full disk as much as a registry's refusal).
+fn pull_failure_reason(e: &Error, tried: bool) -> &'static str {
+    match e {
+        Error::PullBackOff { .. } => "ImagePullBackOff",
+        Error::ImageNeverPull { .. } => "ErrImageNeverPull",
+        Error::Image { .. } => "ErrImagePull",
+        _ if tried => "ErrImagePull",
+        _ => "CreateContainerError",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_after_a_pull_was_tried_backs_off_and_never_pull_does_not() {
+        let full = Error::Io {
+            path: "/var/lib/rk8s/images/blobs".into(),
+            source: std::io::Error::other("No space left on device"),
+        };
+        let refused = Error::Image {
+            reference: "r/x".into(),
+            message: "not found".into(),
+        };
+        let never = Error::ImageNeverPull { image: "x".into() };
+        let backoff = Error::PullBackOff {
+            image: "x".into(),
+            last_error: "ErrImagePull: not found".into(),
+        };
+        assert_eq!(pull_failure_reason(&full, true), "ErrImagePull");
+        assert_eq!(pull_failure_reason(&full, false), "CreateContainerError");
+        assert_eq!(pull_failure_reason(&refused, true), "ErrImagePull");
+        assert_eq!(pull_failure_reason(&never, false), "ErrImageNeverPull");
+        assert_eq!(pull_failure_reason(&backoff, false), "ImagePullBackOff");
+        assert_eq!(
+            never.to_string(),
+            "Container image \"x\" is not present with pull policy of Never"
+        );
     }
 }

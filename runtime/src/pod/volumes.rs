@@ -174,29 +174,47 @@ pub fn has_sized_empty_dir(spec: &PodSpec) -> bool {
     })
 }
 
-/// Most files and directories a usage walk reads (it counts what it read so far).
+/// Most files and directories a usage walk reads: a volume with more is taken as
+/// over any limit (a walk that stopped there could be dodged by many empty files).
 const WALKED: usize = 1_000_000;
 
 /// The disk space the files under `root` take (`du -x`: blocks, each hard-linked
 /// file once, not crossing into other filesystems, symbolic links not followed).
 fn disk_usage(root: &Path) -> u64 {
+    disk_usage_within(root, WALKED)
+}
+
+/// [`disk_usage`], `u64::MAX` past `most` entries. Each directory is opened without
+/// following a symbolic link and read only if it is still the one listed (device
+/// and inode), through its descriptor: a container that swaps a directory for a
+/// link to the host's files while the walk runs does not send it there.
+fn disk_usage_within(root: &Path, most: usize) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let Ok(top) = std::fs::symlink_metadata(root) else {
         return 0;
     };
+    if !top.is_dir() {
+        return top.blocks().saturating_mul(512);
+    }
     let mut used = top.blocks().saturating_mul(512);
     let mut linked = std::collections::HashSet::new();
-    let mut dirs = vec![root.to_path_buf()];
+    let mut dirs = vec![(root.to_path_buf(), top.ino())];
     let mut walked = 0;
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+    while let Some((dir, ino)) = dirs.pop() {
+        let Some(opened) = open_dir(&dir, top.dev(), ino) else {
+            continue;
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&opened);
+        let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{fd}")) else {
             continue;
         };
         for entry in entries.flatten() {
             walked += 1;
-            if walked > WALKED {
-                return used;
+            if walked > most {
+                return u64::MAX;
             }
+            // Of the entry itself (fstatat on the directory's descriptor, no link
+            // followed).
             let Ok(meta) = entry.metadata() else {
                 continue;
             };
@@ -207,11 +225,25 @@ fn disk_usage(root: &Path) -> u64 {
             }
             used = used.saturating_add(meta.blocks().saturating_mul(512));
             if meta.is_dir() {
-                dirs.push(entry.path());
+                dirs.push((dir.join(entry.file_name()), meta.ino()));
             }
         }
     }
     used
+}
+
+/// Directory `path` opened without following a link, if it is the one of device
+/// `dev` and inode `ino`.
+fn open_dir(path: &Path, dev: u64, ino: u64) -> Option<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_DIRECTORY;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.dev() == dev && meta.ino() == ino).then_some(file)
 }
 
 /// Whether `volume` holds Secrets or tokens (a secret volume, or a projected one with
@@ -426,5 +458,28 @@ mod tests {
         }))
         .unwrap();
         assert!(!has_sized_empty_dir(&unsized_));
+    }
+
+    #[test]
+    fn usage_follows_no_link_and_too_many_entries_are_over_any_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (volume, outside) = (dir.path().join("volume"), dir.path().join("outside"));
+        std::fs::create_dir_all(volume.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("big"), vec![7u8; 1 << 20]).unwrap();
+        std::os::unix::fs::symlink(&outside, volume.join("link")).unwrap();
+        let small = disk_usage(&volume);
+        assert!(small < 1 << 20, "{small}");
+        // A directory swapped for a link after it was listed is not read.
+        assert!(open_dir(&volume.join("link"), 0, 0).is_none());
+        let sub = std::fs::symlink_metadata(volume.join("sub")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert!(open_dir(&volume.join("sub"), sub.dev(), sub.ino()).is_some());
+        assert!(open_dir(&outside, sub.dev(), sub.ino()).is_none());
+        for i in 0..20 {
+            std::fs::write(volume.join(format!("f{i}")), b"").unwrap();
+        }
+        assert_eq!(disk_usage_within(&volume, 10), u64::MAX);
+        assert!(disk_usage_within(&volume, 100) < 1 << 20);
     }
 }

@@ -5,7 +5,7 @@
 //! had. A restarted agent reads it, so running pods keep their devices and no other
 //! pod gets them. The checksum is an FNV-1a of the data as written here (kubelet's
 //! hashes Go's printout of its structs, which no other program reproduces), so a
-//! kubelet's file is read as corrupt and left alone.
+//! kubelet's file is read as corrupt and replaced.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -192,12 +192,32 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>, String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Writes `checkpoint` in `dir`, whole or not at all (a temporary file renamed).
+/// Writes `checkpoint` in `dir`, whole or not at all, and durably (kubelet's
+/// `filestore.writeFile`): a temporary file of its own name written, synced and
+/// renamed, then the directory synced. Callers serialize their writes.
 pub fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<(), String> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let fail = |e: std::io::Error| format!("failed to write checkpoint file {FILE:?}: {e}");
     let path = dir.join(FILE);
-    let tmp = dir.join(format!(".{FILE}.tmp"));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{FILE}.{}.{n}.tmp", std::process::id()));
     let bytes = serde_json::to_vec(checkpoint).map_err(|e| e.to_string())?;
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| format!("failed to write checkpoint file {FILE:?}: {e}"))
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(fail)
 }

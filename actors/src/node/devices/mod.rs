@@ -28,7 +28,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -39,11 +39,11 @@ use rk8s_deviceplugin::v1beta1::{
     device_plugin_client::DevicePluginClient,
     registration_server::{Registration, RegistrationServer},
 };
-use rk8s_runtime::pod::{ContainerDevices, DeviceProvider, devices::Answer};
+use rk8s_runtime::pod::{ContainerDevices, DeviceProvider, PodRuntime, devices::Answer};
 use rk8s_runtime::spec::{BindMount, DeviceNode};
 use tonic::transport::Channel;
 
-use self::state::{Capacity, Devices, Need};
+use self::state::{Capacity, Devices, KnownPods, Need};
 
 /// The admission failure's reason (kubelet's `admission.ErrorReasonUnexpected`).
 pub const UNEXPECTED_ADMISSION_ERROR: &str = "UnexpectedAdmissionError";
@@ -66,6 +66,17 @@ pub struct DeviceManager {
     admission: tokio::sync::Mutex<()>,
     /// Told when the capacity may have changed.
     changed: tokio::sync::Notify,
+    /// Held across a checkpoint's snapshot and its write, so the newest state lands
+    /// last (kubelet's checkpoint manager holds a mutex); the last one written (the
+    /// same one is not written again).
+    checkpoint_lock: Mutex<Option<checkpoint::Checkpoint>>,
+    /// The pods of the node's API view (`None`: not listed yet, nothing is freed
+    /// for being inactive).
+    known: Mutex<Option<KnownPods>>,
+    /// The runtime whose pods may still run.
+    runtime: Mutex<Option<Weak<PodRuntime>>>,
+    /// Whether a checkpoint was found at the start.
+    checkpoint_found: bool,
 }
 
 impl std::fmt::Debug for DeviceManager {
@@ -144,9 +155,16 @@ impl DeviceManager {
     pub async fn start(dir: &Path, running: &BTreeSet<String>) -> Result<Arc<Self>, String> {
         use std::os::unix::fs::PermissionsExt;
         let io = |e: std::io::Error| format!("{}: {e}", dir.display());
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750));
-        let mut devices = match checkpoint::read(dir).and_then(|c| {
+        // Only a directory made here is given the mode; one that is there already
+        // is swept only when it is a device-plugin directory.
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750));
+        }
+        let stale = stale_sockets(dir)?;
+        let read = checkpoint::read(dir);
+        let checkpoint_found = !matches!(read, Ok(None));
+        let mut devices = match read.and_then(|c| {
             c.map(|c| checkpoint::restore(&c, Instant::now()))
                 .transpose()
         }) {
@@ -159,7 +177,12 @@ impl DeviceManager {
             }
         };
         devices.pods.retain(|uid, _| running.contains(uid));
-        remove_sockets(dir);
+        for socket in stale {
+            match std::fs::remove_file(&socket) {
+                Ok(()) => tracing::info!(socket = %socket.display(), "removed a stale socket"),
+                Err(e) => tracing::warn!("failed to remove {}: {e}", socket.display()),
+            }
+        }
         let socket = dir.join(v1beta1::KUBELET_SOCKET);
         let listener = tokio::net::UnixListener::bind(&socket)
             .map_err(|e| format!("failed to listen to socket {}: {e}", socket.display()))?;
@@ -170,6 +193,10 @@ impl DeviceManager {
             removed: Mutex::default(),
             admission: tokio::sync::Mutex::new(()),
             changed: tokio::sync::Notify::new(),
+            checkpoint_lock: Mutex::new(None),
+            known: Mutex::new(None),
+            runtime: Mutex::new(None),
+            checkpoint_found,
         });
         manager.write_checkpoint();
         let service = RegistrationServer::new(Registrar(Arc::downgrade(&manager)));
@@ -186,6 +213,13 @@ impl DeviceManager {
         });
         tracing::info!(socket = %socket.display(), "serving device plugin registration");
         Ok(manager)
+    }
+
+    /// Whether the Node's extended resources are zeroed at registration (kubelet's
+    /// `ShouldResetExtendedResourceCapacity`: "absence of the checkpoint file
+    /// strongly indicates the node has been recreated").
+    pub fn should_reset_extended_resources(&self) -> bool {
+        !self.checkpoint_found
     }
 
     /// The directory of the sockets and the checkpoint.
@@ -213,10 +247,70 @@ impl DeviceManager {
     }
 
     fn write_checkpoint(&self) {
+        let mut last = lock(&self.checkpoint_lock);
         let checkpoint = checkpoint::of(&lock(&self.state));
-        if let Err(e) = checkpoint::write(&self.dir, &checkpoint) {
-            tracing::warn!("{e}");
+        if last.as_ref() == Some(&checkpoint) {
+            return;
         }
+        match checkpoint::write(&self.dir, &checkpoint) {
+            Ok(()) => *last = Some(checkpoint),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// The runtime whose pods' devices stay allocated while it holds them (their
+    /// containers may still run).
+    pub fn use_runtime(&self, runtime: Weak<PodRuntime>) {
+        *lock(&self.runtime) = Some(runtime);
+    }
+
+    /// The pods of the node's API view now (`None`: not known, as before the first
+    /// list).
+    pub fn pods_known(&self, known: Option<KnownPods>) {
+        *lock(&self.known) = known;
+    }
+
+    /// The pods whose devices stay allocated, `also` among them (`None`: not known).
+    fn active(&self, also: &str) -> Option<BTreeSet<String>> {
+        let known = lock(&self.known).clone()?;
+        let runtime = lock(&self.runtime).as_ref().and_then(Weak::upgrade);
+        let on_node: BTreeSet<String> = match runtime.map(|r| r.pods()) {
+            Some(Ok(records)) => records.into_iter().map(|r| r.uid).collect(),
+            Some(Err(e)) => {
+                tracing::warn!(
+                    "not freeing devices of inactive pods: reading the node's pods: {e}"
+                );
+                return None;
+            }
+            None => BTreeSet::new(),
+        };
+        let mut active = state::active_pods(&known, &on_node);
+        active.insert(also.to_string());
+        Some(active)
+    }
+
+    /// Frees the devices of every pod no longer active, before an allocation
+    /// (kubelet's `UpdateAllocatedDevices`); `uid` is kept, it is being allocated.
+    fn update_allocated(&self, uid: &str) {
+        let Some(active) = self.active(uid) else {
+            return;
+        };
+        let freed = lock(&self.state).retain_active(&active);
+        if !freed.is_empty() {
+            tracing::info!(pods = ?freed, "devices of inactive pods freed");
+            self.write_checkpoint();
+        }
+    }
+
+    /// Whether a container of `spec` asks for a device-plugin resource.
+    fn asks_devices(&self, spec: &k8s_openapi::api::core::v1::PodSpec) -> bool {
+        let state = lock(&self.state);
+        spec.init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+            .flat_map(asked)
+            .any(|(resource, _)| state.is_device_resource(&resource))
     }
 
     /// Admits `pod`: its containers (init containers first) get the devices they ask
@@ -225,9 +319,14 @@ impl DeviceManager {
         let Some(spec) = &pod.spec else {
             return Ok(());
         };
+        // A pod asking for no device never waits for another's plugin calls.
+        if !self.asks_devices(spec) {
+            return Ok(());
+        }
         let _one = self.admission.lock().await;
         let mut reusable: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        self.update_allocated(uid);
         let mut changed = false;
         for init in spec.init_containers.iter().flatten() {
             changed |= self
@@ -259,18 +358,7 @@ impl DeviceManager {
         reusable: &mut BTreeMap<String, BTreeSet<String>>,
         add: bool,
     ) {
-        let state = lock(&self.state);
-        let Some(held) = state.pods.get(uid).and_then(|c| c.get(name)) else {
-            return;
-        };
-        for (resource, allocation) in held {
-            let set = reusable.entry(resource.clone()).or_default();
-            if add {
-                set.extend(allocation.ids.iter().cloned());
-            } else {
-                set.retain(|id| !allocation.ids.contains(id));
-            }
-        }
+        lock(&self.state).account_reuse((uid, name), reusable, add);
     }
 
     /// Gives `container` of pod `uid` the devices it asks for and has not got
@@ -312,7 +400,9 @@ impl DeviceManager {
                 return Err(format!("endpoint {resource} has been stopped"));
             };
             let options = endpoint.options.unwrap_or_default();
-            let preferred = if options.get_preferred_allocation_available && reusable.len() < needed
+            // Asked only when there is a choice (kubelet: `needed < aligned.Len()`).
+            let preferred = if options.get_preferred_allocation_available
+                && available.len() > needed - reusable.len()
             {
                 let request = PreferredAllocationRequest {
                     container_requests: vec![ContainerPreferredAllocationRequest {
@@ -400,12 +490,19 @@ impl DeviceManager {
             }
         }
         if reallocate {
-            tracing::info!(pod = %uid, container = %name, "allocating devices again");
             let _one = self.admission.lock().await;
-            if self
-                .allocate_container(uid, container, &BTreeMap::new())
-                .await?
-            {
+            // Kubelet's "pod deleted from activePods, skip to reAllocate".
+            if self.active("").is_some_and(|a| !a.contains(uid)) {
+                tracing::info!(pod = %uid, container = %name, "not allocating devices again: the pod is not active");
+                return Ok(ContainerDevices::default());
+            }
+            tracing::info!(pod = %uid, container = %name, "allocating devices again");
+            self.update_allocated(uid);
+            let reusable = match spec {
+                Some(spec) => lock(&self.state).reusable_before(uid, spec, name),
+                None => BTreeMap::new(),
+            };
+            if self.allocate_container(uid, container, &reusable).await? {
                 self.write_checkpoint();
             }
         }
@@ -517,12 +614,26 @@ impl DeviceManager {
                 message = stream.message() => match message {
                     Ok(Some(list)) => {
                         let count = list.devices.len();
-                        if !lock(&self.state).listed(resource, generation, list.devices) {
-                            return Ok(());
-                        }
+                        let counts = |state: &Devices| {
+                            let len = |m: &BTreeMap<String, BTreeSet<String>>| {
+                                m.get(resource).map_or(0, BTreeSet::len)
+                            };
+                            (len(&state.healthy), len(&state.unhealthy))
+                        };
+                        let (before, after) = {
+                            let mut state = lock(&self.state);
+                            let before = counts(&state);
+                            if !state.listed(resource, generation, list.devices) {
+                                return Ok(());
+                            }
+                            (before, counts(&state))
+                        };
                         tracing::info!(%resource, devices = count, "state pushed for device plugin");
+                        // Written and told only when it changed what they hold.
                         self.write_checkpoint();
-                        self.changed.notify_one();
+                        if before != after {
+                            self.changed.notify_one();
+                        }
                     }
                     Ok(None) => return Err("the stream ended".to_string()),
                     Err(status) => return Err(rpc_error(&status)),
@@ -579,19 +690,35 @@ fn to_runtime(r: ContainerAllocateResponse) -> ContainerDevices {
     }
 }
 
-/// Removes the sockets in `dir` (kubelet's `CleanupPluginDirectory`: other files and
-/// directories stay, the checkpoint among them).
-fn remove_sockets(dir: &Path) {
+/// The sockets in `dir` to remove at the start (kubelet's `CleanupPluginDirectory`:
+/// other files and directories stay, the checkpoint among them). A directory with
+/// sockets but neither `kubelet.sock` nor the checkpoint is not a device-plugin
+/// directory (`--device-plugin-dir /run` by mistake): it is refused, and none of its
+/// sockets removed.
+pub fn stale_sockets(dir: &Path) -> Result<Vec<PathBuf>, String> {
     use std::os::unix::fs::FileTypeExt;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let is_socket = entry.file_type().is_ok_and(|t| t.is_socket());
-        if is_socket && let Err(e) = std::fs::remove_file(entry.path()) {
-            tracing::warn!("failed to remove {}: {e}", entry.path().display());
-        }
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let sockets: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+        .map(|e| e.path())
+        .collect();
+    let ours = dir.join(v1beta1::KUBELET_SOCKET).exists() || dir.join(checkpoint::FILE).exists();
+    if !ours && !sockets.is_empty() {
+        let names: Vec<String> = sockets
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        return Err(format!(
+            "{} is not a device plugin directory: it holds sockets ({}) but neither {} nor {}",
+            dir.display(),
+            names.join(", "),
+            v1beta1::KUBELET_SOCKET,
+            checkpoint::FILE
+        ));
     }
+    Ok(sockets)
 }
 
 /// The `Registration` service (kubelet's device plugin registration server).

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::PodSpec;
 use rk8s_deviceplugin::v1beta1::{ContainerAllocateResponse, Device, DevicePluginOptions, HEALTHY};
 
 /// How long a stopped plugin's resource stays in the node's capacity (kubelet's
@@ -73,6 +74,25 @@ pub enum Need {
         /// Devices an init container of the pod held, given first.
         reusable: BTreeSet<String>,
     },
+}
+
+/// The pods the node's API view holds (kubelet's pod manager), by uid.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnownPods {
+    /// Pods bound here that have not ended.
+    pub running: BTreeSet<String>,
+    /// Pods bound here whose phase is `Succeeded` or `Failed`.
+    pub ended: BTreeSet<String>,
+}
+
+/// The pods whose devices stay allocated (kubelet's `activePods` with
+/// `filterOutInactivePods`): those of the API that have not ended, and those the
+/// runtime still holds (`on_node`: their containers may still run, as after a stop
+/// that failed) unless the API says they ended.
+pub fn active_pods(known: &KnownPods, on_node: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut active = known.running.clone();
+    active.extend(on_node.difference(&known.ended).cloned());
+    active
 }
 
 /// The device manager's state.
@@ -290,6 +310,69 @@ impl Devices {
             .entry(container.to_string())
             .or_default()
             .insert(resource.to_string(), Allocation { ids, response });
+    }
+
+    /// After container `name` of pod `uid` got its devices: an init container's may
+    /// be used again by the next containers (`add`), a sidecar's or an app
+    /// container's not (kubelet's `addContainerAllocatedResources` and
+    /// `removeContainerAllocatedResources` on its `devicesToReuse`).
+    pub fn account_reuse(
+        &self,
+        (uid, name): (&str, &str),
+        reusable: &mut BTreeMap<String, BTreeSet<String>>,
+        add: bool,
+    ) {
+        let Some(held) = self.pods.get(uid).and_then(|c| c.get(name)) else {
+            return;
+        };
+        for (resource, allocation) in held {
+            let set = reusable.entry(resource.clone()).or_default();
+            if add {
+                set.extend(allocation.ids.iter().cloned());
+            } else {
+                set.retain(|id| !allocation.ids.contains(id));
+            }
+        }
+    }
+
+    /// The devices container `name` of pod `uid` (of `spec`) may reuse: what the
+    /// containers before it left, replayed in admission order (init containers first).
+    pub fn reusable_before(
+        &self,
+        uid: &str,
+        spec: &PodSpec,
+        name: &str,
+    ) -> BTreeMap<String, BTreeSet<String>> {
+        let mut reusable = BTreeMap::new();
+        for init in spec.init_containers.iter().flatten() {
+            if init.name == name {
+                return reusable;
+            }
+            let restartable = init.restart_policy.as_deref() == Some("Always");
+            self.account_reuse((uid, &init.name), &mut reusable, !restartable);
+        }
+        for container in &spec.containers {
+            if container.name == name {
+                break;
+            }
+            self.account_reuse((uid, &container.name), &mut reusable, false);
+        }
+        reusable
+    }
+
+    /// Frees the devices of every pod not in `active` (kubelet's
+    /// `UpdateAllocatedDevices`); the uids freed.
+    pub fn retain_active(&mut self, active: &BTreeSet<String>) -> Vec<String> {
+        let gone: Vec<String> = self
+            .pods
+            .keys()
+            .filter(|uid| !active.contains(*uid))
+            .cloned()
+            .collect();
+        for uid in &gone {
+            self.pods.remove(uid);
+        }
+        gone
     }
 
     /// Frees every device of pod `uid`; whether it held any.

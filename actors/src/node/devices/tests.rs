@@ -9,7 +9,7 @@ use rk8s_deviceplugin::v1beta1::{
 };
 
 use super::checkpoint;
-use super::state::{Devices, Need, STOP_GRACE_PERIOD, choose};
+use super::state::{Devices, KnownPods, Need, STOP_GRACE_PERIOD, active_pods, choose};
 use super::{admission_message, is_extended_resource_name, refusal};
 
 const FOO: &str = "example.com/foo";
@@ -302,4 +302,130 @@ fn registrations_are_refused_as_kubelet_refuses_them() {
     }
     assert!(is_extended_resource_name("nvidia.com/gpu"));
     assert!(!is_extended_resource_name("cpu"));
+}
+
+#[test]
+fn devices_of_pods_no_longer_active_are_freed() {
+    // (API pods running, API pods ended, pods the runtime holds) -> active.
+    type Ids<'a> = &'a [&'a str];
+    let cases: &[(Ids, Ids, Ids, Ids)] = &[
+        // Running in the API: active, with or without containers yet.
+        (&["a"], &[], &[], &["a"]),
+        (&["a"], &[], &["a"], &["a"]),
+        // Ended (Succeeded, Failed, Evicted): not active, even with its record left.
+        (&[], &["a"], &["a"], &[]),
+        // Gone from the API but its containers may still run (a failed stop, an old
+        // uid not yet removed as an orphan, a static pod): active.
+        (&[], &[], &["a"], &["a"]),
+        // Gone from the API and from the node (deleted, removed as an orphan).
+        (&[], &[], &[], &[]),
+        (&["a"], &["b"], &["b", "c"], &["a", "c"]),
+    ];
+    for (running, ended, on_node, want) in cases {
+        let known = KnownPods {
+            running: ids(running),
+            ended: ids(ended),
+        };
+        assert_eq!(
+            active_pods(&known, &ids(on_node)),
+            ids(want),
+            "{running:?} {ended:?} {on_node:?}"
+        );
+    }
+    let (mut state, _) = registered(&[device("x", HEALTHY), device("y", HEALTHY)]);
+    state.insert(("evicted", "c"), FOO, ids(&["x"]), answer("x"));
+    state.insert(("running", "c"), FOO, ids(&["y"]), answer("y"));
+    assert_eq!(state.retain_active(&ids(&["running"])), vec!["evicted"]);
+    assert_eq!(state.allocated()[FOO], ids(&["y"]));
+    assert!(state.retain_active(&ids(&["running"])).is_empty());
+}
+
+#[test]
+fn a_container_allocated_again_reuses_its_init_containers_devices_not_a_sidecars() {
+    let spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(serde_json::json!({
+        "initContainers": [
+            {"name": "init", "image": "i"},
+            {"name": "sidecar", "image": "i", "restartPolicy": "Always"}
+        ],
+        "containers": [{"name": "app", "image": "i"}, {"name": "second", "image": "i"}]
+    }))
+    .unwrap();
+    let (mut state, _) = registered(&[device("x", HEALTHY), device("y", HEALTHY)]);
+    state.insert(("p", "init"), FOO, ids(&["x"]), answer("x"));
+    state.insert(("p", "sidecar"), FOO, ids(&["y"]), answer("y"));
+    let reusable = |state: &Devices, name: &str| {
+        state
+            .reusable_before("p", &spec, name)
+            .get(FOO)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(reusable(&state, "init"), ids(&[]));
+    assert_eq!(reusable(&state, "sidecar"), ids(&["x"]));
+    assert_eq!(reusable(&state, "app"), ids(&["x"]));
+    // The app container took it: the next one cannot.
+    state.insert(("p", "app"), FOO, ids(&["x"]), answer("x"));
+    assert_eq!(reusable(&state, "second"), ids(&[]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checkpoint_writes_leave_the_newest_state_whole() {
+    let dir = std::env::temp_dir().join(format!("rk8s-dpw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let manager = super::DeviceManager::start(&dir, &BTreeSet::new())
+        .await
+        .unwrap();
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let (manager, dir) = (&manager, &dir);
+            scope.spawn(move || {
+                for j in 0..100 {
+                    let uid = format!("p{i}");
+                    let id = format!("d{i}-{j}");
+                    super::lock(&manager.state).insert((&uid, "c"), FOO, ids(&[&id]), answer(&id));
+                    manager.write_checkpoint();
+                    // Whatever was written since holds this allocation too: the
+                    // file is whole and never goes back to an older state.
+                    let read = checkpoint::read(dir).unwrap().unwrap();
+                    let restored = checkpoint::restore(&read, Instant::now()).unwrap();
+                    let held = restored.container_devices(&uid, "c", FOO).map(|a| &a.ids);
+                    assert_eq!(held, Some(&ids(&[&id])));
+                }
+            });
+        }
+    });
+    let read = checkpoint::read(&dir).unwrap().unwrap();
+    let restored = checkpoint::restore(&read, Instant::now()).unwrap();
+    assert_eq!(restored.pods, super::lock(&manager.state).pods);
+    assert_eq!(restored.pods.len(), 8);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn only_a_device_plugin_directorys_sockets_are_swept() {
+    let dir = std::env::temp_dir().join(format!("rk8s-dps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(super::stale_sockets(&dir).unwrap().is_empty());
+    // Another daemon's directory: refused, its socket left alone.
+    let _daemon = std::os::unix::net::UnixListener::bind(dir.join("docker.sock")).unwrap();
+    std::fs::write(dir.join("notes"), b"x").unwrap();
+    let refused = super::stale_sockets(&dir).unwrap_err();
+    assert!(
+        refused.contains("is not a device plugin directory"),
+        "{refused}"
+    );
+    assert!(refused.contains("docker.sock"), "{refused}");
+    assert!(dir.join("docker.sock").exists());
+    // Once it holds the checkpoint, its sockets (not other files) are stale ones.
+    std::fs::write(dir.join(checkpoint::FILE), b"{}").unwrap();
+    let stale = super::stale_sockets(&dir).unwrap();
+    assert_eq!(stale, vec![dir.join("docker.sock")]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
