@@ -207,12 +207,7 @@ impl PodActor {
                 .await
                 .map_err(|e| e.to_string())?;
             on_node(&mut status, node_ip);
-            let patch = serde_json::json!({ "status": status });
-            let patched = api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
-            rk8s_supervision::wrote();
-            patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
+            write_status(&api, &name, &key, &status).await?;
             runtime
                 .stop_pod(&uid, Duration::ZERO)
                 .await
@@ -365,12 +360,7 @@ impl PodActor {
                 devices.free(&uid);
                 let status = rejected(&message);
                 let name = pod.metadata.name.clone().unwrap_or_default();
-                let patch = serde_json::json!({ "status": status });
-                let patched = api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await;
-                rk8s_supervision::wrote();
-                patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
+                write_status(&api, &name, &key, &status).await?;
                 tracing::warn!(pod = %key, "pod rejected: {message}");
                 let warning = vec![("Warning", UNEXPECTED_ADMISSION_ERROR, message)];
                 events.record(&client, &node, &pod, warning).await;
@@ -429,12 +419,7 @@ impl PodActor {
             if same_status(last.as_ref(), &status) {
                 return Ok(Stepped::Synced(Some(Box::new(status))));
             }
-            let patch = serde_json::json!({ "status": status });
-            let patched = api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
-            rk8s_supervision::wrote();
-            patched.map_err(|e| format!("writing the status of {key}: {e}"))?;
+            write_status(&api, &name, &key, &status).await?;
             let happened = pod_events::transitions(&pod, before.as_ref(), &status);
             events.record(&client, &node, &pod, happened).await;
             Ok(Stepped::Synced(Some(Box::new(status))))
@@ -589,6 +574,24 @@ fn containers_ran(record: &rk8s_runtime::pod::PodRecord) -> bool {
 fn start_pending(pod: &Pod) -> Option<std::time::Instant> {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     matches!(phase, None | Some("Pending")).then(std::time::Instant::now)
+}
+
+/// Writes `status` as the pod's (a merge patch of its status subresource); `key`
+/// names the pod in the error.
+async fn write_status(
+    api: &Api<Pod>,
+    name: &str,
+    key: &str,
+    status: &PodStatus,
+) -> Result<(), String> {
+    let patch = serde_json::json!({ "status": status });
+    let patched = api
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await;
+    rk8s_supervision::wrote();
+    patched
+        .map(|_| ())
+        .map_err(|e| format!("writing the status of {key}: {e}"))
 }
 
 /// Whether two statuses say the same, ignoring the times conditions were computed.
