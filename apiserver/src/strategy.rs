@@ -9,6 +9,9 @@ use rk8s_api::{AnyObject, FieldPath};
 use serde_json::Value;
 
 pub mod namespace;
+mod qos;
+
+pub use qos::qos_class;
 
 /// Now, as Kubernetes timestamps are kept: whole seconds.
 pub fn now() -> Time {
@@ -118,37 +121,6 @@ fn generate_job_selector(job: &mut k8s_openapi::api::batch::v1::Job) {
             match_expressions: None,
         },
     );
-}
-
-/// Kubernetes' QoS class: Guaranteed (every container's requests equal its limits for
-/// cpu and memory), BestEffort (no requests or limits at all), else Burstable.
-pub fn qos_class(spec: &k8s_openapi::api::core::v1::PodSpec) -> &'static str {
-    let containers = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten());
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in containers {
-        let res = c.resources.clone().unwrap_or_default();
-        let limits = res.limits.unwrap_or_default();
-        let requests = res.requests.unwrap_or_default();
-        if !limits.is_empty() || !requests.is_empty() {
-            any = true;
-        }
-        for r in ["cpu", "memory"] {
-            match (limits.get(r), requests.get(r)) {
-                (Some(l), Some(q)) if l == q => {}
-                (Some(_), None) => {}
-                _ => guaranteed = false,
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
 }
 
 fn keep_server_metadata(new: &mut ObjectMeta, old: &ObjectMeta) {
