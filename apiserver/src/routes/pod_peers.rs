@@ -10,8 +10,6 @@
 //! the admin, and users and ServiceAccounts that RBAC lets `get`/`list`/`watch`
 //! `podpeers` in the group.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use k8s_openapi::api::core::v1::Pod;
@@ -25,6 +23,7 @@ use crate::auth::Identity;
 use crate::list_options::{Filter, validate_list_options};
 use crate::rbac::{Attributes, Target};
 use crate::request::{PeerRequest, Query, ResourceRequest, Verb};
+use crate::routes::watch::{WatchStart, next_messages};
 use crate::server::{ApiServer, ok};
 use crate::status::{ApiError, ApiResult};
 use crate::watch::Message;
@@ -164,34 +163,15 @@ impl ApiServer {
         validate_list_options(query, true)?;
         let filter = Filter::from_query(&kind, query)?;
         let bookmarks = query.flag("allowWatchBookmarks");
-        let timeout = query
-            .number("timeoutSeconds")?
-            .map(|s| Duration::from_secs(s.unsigned_abs()));
-        let rv = query.get("resourceVersion").unwrap_or("");
-        let (initial, from) = if rv.is_empty() || rv == "0" {
-            let listed = self
-                .handlers
-                .list_objects(r, &crate::routes::watch::without_paging(query))
-                .await?;
-            (listed.items, listed.revision)
-        } else {
-            let asked = crate::list_options::requested_revision(rv)?;
-            self.handlers.wait_until_fresh(&kind, asked).await?;
-            let from = i64::try_from(asked)
-                .map_err(|_| crate::watch::too_large_resource_version(asked, i64::MAX))?;
-            (Vec::new(), from)
-        };
-        let prefix = kind.storage_prefix(r.namespace.as_deref());
-        let cache = self
-            .handlers
-            .caches
-            .get(&kind)
-            .ok_or_else(ApiError::no_route)?;
-        let mut sub = cache.subscribe(&prefix, from, None).await?;
+        let WatchStart {
+            initial,
+            from,
+            mut sub,
+            deadline,
+        } = self.watch_start(r, query, None).await?;
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(peer::PLURAL);
-            let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
             for obj in initial.iter().filter(|o| filter.matches(o)) {
                 if let Some(p) = projected(obj, None)
                     && tx.send(line("ADDED", &p.to_value())).await.is_err()
@@ -199,17 +179,7 @@ impl ApiServer {
                     return;
                 }
             }
-            loop {
-                let next = match deadline {
-                    Some(d) => match tokio::time::timeout_at(d, sub.next(&kind)).await {
-                        Ok(n) => n,
-                        Err(_) => return,
-                    },
-                    None => tokio::select! {
-                        n = sub.next(&kind) => n,
-                        _ = tx.closed() => return,
-                    },
-                };
+            while let Some(next) = next_messages(&mut sub, &kind, deadline, &tx).await {
                 let messages = match next {
                     Ok(m) => m,
                     Err(Some(e)) => {

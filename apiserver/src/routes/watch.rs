@@ -30,30 +30,50 @@ pub(crate) fn without_paging(q: &Query) -> Query {
     Query::parse(Some(&kept.finish()))
 }
 
+/// Where a watch begins: the objects of its initial list (none when it resumes from
+/// a `resourceVersion`), the revision after which changes are sent, the watch
+/// cache's subscription, and when the watch ends (`timeoutSeconds`).
+pub(crate) struct WatchStart {
+    pub(crate) initial: Vec<rk8s_api::AnyObject>,
+    pub(crate) from: i64,
+    pub(crate) sub: crate::watch::Subscription,
+    pub(crate) deadline: Option<tokio::time::Instant>,
+}
+
+/// A watch's next messages from `sub`: `None` once its deadline passed or its client
+/// (`tx`'s receiver) left.
+pub(crate) async fn next_messages(
+    sub: &mut crate::watch::Subscription,
+    kind: &rk8s_api::ObjectKind,
+    deadline: Option<tokio::time::Instant>,
+    tx: &mpsc::Sender<Bytes>,
+) -> Option<Result<Vec<Message>, Option<ApiError>>> {
+    Some(match deadline {
+        Some(d) => tokio::time::timeout_at(d, sub.next(kind)).await.ok()?,
+        None => tokio::select! {
+            n = sub.next(kind) => n,
+            _ = tx.closed() => return None,
+        },
+    })
+}
+
 impl ApiServer {
-    /// `?watch=true`: a stream of `{"type": ..., "object": ...}` lines. A watch from a
-    /// `resourceVersion` the server has not reached waits for it up to 3 s, then is a
-    /// 504 `Too large resource version` before any stream starts.
-    pub(crate) async fn watch(
+    /// Where the watch `r` with `query` begins ([`WatchStart`]): with no
+    /// resourceVersion (or "0") the current state, listed, then changes after it; else
+    /// changes after the one asked for, once the server has reached it (up to 3 s,
+    /// then a 504 `Too large resource version`). `node`: see
+    /// [`crate::watch::WatchCache::subscribe`].
+    pub(crate) async fn watch_start(
         &self,
         r: &ResourceRequest,
         query: &Query,
-        accept: Option<&str>,
-    ) -> ApiResult<Response<Body>> {
+        node: Option<String>,
+    ) -> ApiResult<WatchStart> {
         let kind = r.kind;
-        crate::list_options::validate_list_options(query, true)?;
-        let filter = Filter::from_query(&kind, query)?;
-        let bookmarks = query.flag("allowWatchBookmarks");
-        let as_table = table::wants_table(accept);
-        // Tables and kinds without a protobuf encoding are streamed as JSON.
-        let protobuf = content::negotiate(accept) == Encoding::Protobuf
-            && !as_table
-            && rk8s_api::protobuf::has_schema(kind.api_version, kind.kind);
         let timeout = query
             .number("timeoutSeconds")?
             .map(|s| Duration::from_secs(s.unsigned_abs()));
         let rv = query.get("resourceVersion").unwrap_or("");
-        // No resourceVersion (or "0"): the current state as ADDED events, then changes.
         let (initial, from) = if rv.is_empty() || rv == "0" {
             let listed = self
                 .handlers
@@ -73,8 +93,41 @@ impl ApiServer {
             .caches
             .get(&kind)
             .ok_or_else(ApiError::no_route)?;
-        let mut sub = cache
-            .subscribe(&prefix, from, filter.node_trigger(&kind))
+        let sub = cache.subscribe(&prefix, from, node).await?;
+        Ok(WatchStart {
+            initial,
+            from,
+            sub,
+            // A `timeoutSeconds` past what the clock can count means no deadline.
+            deadline: timeout.and_then(|t| tokio::time::Instant::now().checked_add(t)),
+        })
+    }
+
+    /// `?watch=true`: a stream of `{"type": ..., "object": ...}` lines. A watch from a
+    /// `resourceVersion` the server has not reached waits for it up to 3 s, then is a
+    /// 504 `Too large resource version` before any stream starts.
+    pub(crate) async fn watch(
+        &self,
+        r: &ResourceRequest,
+        query: &Query,
+        accept: Option<&str>,
+    ) -> ApiResult<Response<Body>> {
+        let kind = r.kind;
+        crate::list_options::validate_list_options(query, true)?;
+        let filter = Filter::from_query(&kind, query)?;
+        let bookmarks = query.flag("allowWatchBookmarks");
+        let as_table = table::wants_table(accept);
+        // Tables and kinds without a protobuf encoding are streamed as JSON.
+        let protobuf = content::negotiate(accept) == Encoding::Protobuf
+            && !as_table
+            && rk8s_api::protobuf::has_schema(kind.api_version, kind.kind);
+        let WatchStart {
+            initial,
+            from,
+            mut sub,
+            deadline,
+        } = self
+            .watch_start(r, query, filter.node_trigger(&kind))
             .await?;
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let custom = self.handlers.custom.clone();
@@ -127,8 +180,6 @@ impl ApiServer {
         };
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(kind.plural);
-            // A `timeoutSeconds` past what the clock can count means no deadline.
-            let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
             for obj in &initial {
                 if !filter.matches(obj) {
                     continue;
@@ -139,17 +190,7 @@ impl ApiServer {
                     return;
                 }
             }
-            loop {
-                let next = match deadline {
-                    Some(d) => match tokio::time::timeout_at(d, sub.next(&kind)).await {
-                        Ok(n) => n,
-                        Err(_) => return,
-                    },
-                    None => tokio::select! {
-                        n = sub.next(&kind) => n,
-                        _ = tx.closed() => return,
-                    },
-                };
+            while let Some(next) = next_messages(&mut sub, &kind, deadline, &tx).await {
                 let messages = match next {
                     Ok(m) => m,
                     Err(Some(e)) => {
