@@ -332,6 +332,12 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
     )
     .await;
     let policies = |ns: &str| Api::<NetworkPolicy>::namespaced(admin.clone(), ns);
+    let add = async |ns: &str, name: &str, spec: serde_json::Value| {
+        policies(ns)
+            .create(&post, &policy(ns, name, spec))
+            .await
+            .unwrap();
+    };
     let clear = async || {
         for p in cluster.policies.list(&ListParams::default()).await.unwrap() {
             let ns = p.metadata.namespace.clone().unwrap();
@@ -362,24 +368,16 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
         other => panic!("a user without RBAC listed PodPeers: {other:?}"),
     }
 
-    policies("x")
-        .create(&post, &policy("x", "deny-in", json!({"podSelector": {}})))
-        .await
-        .unwrap();
+    add("x", "deny-in", json!({"podSelector": {}})).await;
     matrix_matches(&cluster, "default-deny-ingress in x").await;
 
     // Default-deny all: DNS fails; allowing egress to kube-dns brings it back.
-    policies("x")
-        .create(
-            &post,
-            &policy(
-                "x",
-                "deny-all",
-                json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
-            ),
-        )
-        .await
-        .unwrap();
+    add(
+        "x",
+        "deny-all",
+        json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+    )
+    .await;
     matrix_matches(&cluster, "default-deny-all in x").await;
     let (_, servers) = cluster.world().await;
     let xa = servers
@@ -404,16 +402,10 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
         gateway,
         "kubernetes.default.svc.cluster.local"
     ));
-    policies("x")
-        .create(
-            &post,
-            &policy("x", "dns", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+    add("x", "dns", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
                 "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})),
-        )
-        .await
-        .unwrap();
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})).await;
     eventually(
         "DNS from x/a once egress to kube-dns is allowed",
         async || resolves(&xa.1, gateway, "kubernetes.default.svc.cluster.local").then_some(()),
@@ -422,18 +414,13 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
     matrix_matches(&cluster, "default-deny-all in x, DNS allowed").await;
     clear().await;
 
-    policies("x")
-        .create(
-            &post,
-            &policy(
-                "x",
-                "from-y",
-                json!({"podSelector": {}, "ingress": [{"from": [
+    add(
+        "x",
+        "from-y",
+        json!({"podSelector": {}, "ingress": [{"from": [
                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}}]}]}),
-            ),
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     matrix_matches(&cluster, "namespaceSelector by name").await;
     // Through x/a's Service: from its node (y/a allowed, z/a denied) and from the
     // other node (y/b allowed, x/b denied).
@@ -451,19 +438,14 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
     .await;
     clear().await;
 
-    policies("x")
-        .create(
-            &post,
-            &policy(
-                "x",
-                "from-y-b",
-                json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [
+    add(
+        "x",
+        "from-y-b",
+        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [
                 {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}},
                  "podSelector": {"matchLabels": {"pod": "b"}}}]}]}),
-            ),
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     matrix_matches(&cluster, "pod AND namespace selector").await;
 
     // A relabelled pod: y/b stops being `pod: b`.
@@ -493,81 +475,50 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
         .unwrap()
         .0
         .ips[0];
-    policies("x")
-        .create(
-            &post,
-            &policy(
-                "x",
-                "block",
-                json!({"podSelector": {}, "ingress": [{"from": [
+    add(
+        "x",
+        "block",
+        json!({"podSelector": {}, "ingress": [{"from": [
                 {"ipBlock": {"cidr": "10.0.0.0/8", "except": [format!("{ya_ip}/32")]}}]}]}),
-            ),
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     matrix_matches(&cluster, "ipBlock with an except").await;
     clear().await;
 
-    policies("x")
-        .create(
-            &post,
-            &policy(
-                "x",
-                "ports",
-                json!({"podSelector": {"matchLabels": {"pod": "a"}},
+    add(
+        "x",
+        "ports",
+        json!({"podSelector": {"matchLabels": {"pod": "a"}},
                 "ingress": [{"ports": [{"port": 70, "endPort": 80}]}]}),
-            ),
-        )
-        .await
-        .unwrap();
-    policies("x")
-        .create(
-            &post,
-            &policy(
-                "x",
-                "named",
-                json!({"podSelector": {"matchLabels": {"pod": "b"}},
+    )
+    .await;
+    add(
+        "x",
+        "named",
+        json!({"podSelector": {"matchLabels": {"pod": "b"}},
                 "ingress": [{"ports": [{"port": "serve-81"}]}]}),
-            ),
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     matrix_matches(&cluster, "ports, endPort and a named port").await;
     clear().await;
 
-    policies("y")
-        .create(
-            &post,
-            &policy("y", "open", json!({"podSelector": {}, "ingress": [{}]})),
-        )
-        .await
-        .unwrap();
-    policies("x")
-        .create(
-            &post,
-            &policy(
-                "x",
-                "no-out",
-                json!({"podSelector": {}, "policyTypes": ["Egress"]}),
-            ),
-        )
-        .await
-        .unwrap();
+    add("y", "open", json!({"podSelector": {}, "ingress": [{}]})).await;
+    add(
+        "x",
+        "no-out",
+        json!({"podSelector": {}, "policyTypes": ["Egress"]}),
+    )
+    .await;
     matrix_matches(&cluster, "egress denied while the server allows").await;
 
     // A pod of a namespace denying all egress: its first connect, at container start,
     // fails; the same pod in a namespace without policies connects.
-    policies("w")
-        .create(
-            &post,
-            &policy(
-                "w",
-                "deny-all",
-                json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
-            ),
-        )
-        .await
-        .unwrap();
+    add(
+        "w",
+        "deny-all",
+        json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+    )
+    .await;
     let za_ip = servers
         .iter()
         .find(|(p, _)| p.namespace == "z" && p.name == "a")
@@ -636,18 +587,13 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
     matrix_matches(&cluster, "all policies deleted").await;
 
     // A namespace labelled into a policy's namespaceSelector after the policy.
-    policies("x")
-        .create(
-            &post,
-            &policy(
-                "x",
-                "from-blue",
-                json!({"podSelector": {}, "ingress": [{"from": [
+    add(
+        "x",
+        "from-blue",
+        json!({"podSelector": {}, "ingress": [{"from": [
                 {"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}]}),
-            ),
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     matrix_matches(&cluster, "namespaceSelector of a label no namespace has").await;
     cluster
         .namespaces
@@ -663,18 +609,12 @@ async fn network_policies_enforce_the_model_across_namespaces_and_nodes() {
 
     // A killed agent leaves its node's rules in place; restarted after the policies
     // changed while it was down, it catches up.
-    policies("x")
-        .create(&post, &policy("x", "deny-in", json!({"podSelector": {}})))
-        .await
-        .unwrap();
+    add("x", "deny-in", json!({"podSelector": {}})).await;
     matrix_matches(&cluster, "default-deny-ingress in x").await;
     agents[0].kill();
     matrix_matches(&cluster, "default-deny-ingress in x, node a's agent killed").await;
     clear().await;
-    policies("y")
-        .create(&post, &policy("y", "deny-in", json!({"podSelector": {}})))
-        .await
-        .unwrap();
+    add("y", "deny-in", json!({"podSelector": {}})).await;
     agents[0].run_again(&[]);
     matrix_matches(
         &cluster,
