@@ -5,7 +5,7 @@
 //! pods, and the three deletion cascades (background, orphan, foreground); a ReplicationController
 //! scaled with kubectl; a PodDisruptionBudget's status, and `kubectl drain` held by it
 //! until it allows the evictions; the EndpointSlices mirrored from the Endpoints of a
-//! Service without a selector.
+//! Service without a selector; simulated nodes never dialed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -878,4 +878,45 @@ async fn the_endpoints_of_a_service_without_selector_are_mirrored_into_a_slice()
         async || mirrored_db(&slices).await?.is_empty().then_some(()),
     )
     .await;
+}
+
+/// A simulated node has made-up addresses: nothing dials them, not the activation
+/// controller while a Deployment waits to be woken, not a proxy request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_nodes_are_never_dialed() {
+    let server = Server::start(&[]);
+    let client = server.client().await;
+    let _nodes = simulate(&server, &["--count", "3", "--prefix", "sim"]);
+    let nodes: Api<Node> = Api::all(client.clone());
+    eventually("3 simulated nodes Ready", async || {
+        let ready = nodes.list(&ListParams::default()).await.ok()?.items;
+        (ready.len() == 3).then_some(())
+    })
+    .await;
+    // Something to wake from zero: the activation controller follows the nodes
+    // that have an agent.
+    let mut web = deployment("registry.local/web:1");
+    web.metadata.annotations = Some(
+        [(
+            "scale.rk8s.io/wake-on-request".to_string(),
+            "true".to_string(),
+        )]
+        .into(),
+    );
+    web.spec.as_mut().unwrap().replicas = Some(0);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deploys.create(&PostParams::default(), &web).await.unwrap();
+    // A dial would have timed out (5 s) by then.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (ok, out) = server.kubectl(&["get", "--raw", "/api/v1/nodes/sim-0/proxy/metrics"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("node sim-0 is simulated (rk8s.io/simulated=true): it has no agent to reach"),
+        "{out}"
+    );
+    let log = server.log();
+    assert!(
+        !log.contains("dialing the node agent failed"),
+        "a simulated node was dialed:\n{log}"
+    );
 }

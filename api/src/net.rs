@@ -120,6 +120,18 @@ pub fn is_host_address(ip: std::net::IpAddr) -> bool {
     !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || link_local)
 }
 
+/// The label of a node `rk8s-node simulate` registers: it has no agent and its
+/// addresses are made up, so nothing dials it (the API server refuses to, and the
+/// activation controller does not follow it).
+pub const SIMULATED_NODE_LABEL: &str = "rk8s.io/simulated";
+
+/// Whether a node's labels mark it simulated ([`SIMULATED_NODE_LABEL`] `=true`).
+pub fn is_simulated_node(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(SIMULATED_NODE_LABEL))
+        .is_some_and(|v| v == "true")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,9 +195,11 @@ pub fn pod_target(stored: &[u8]) -> Option<serde_json::Value> {
 /// HTTP service discovery of a node agent, from its stored JSON, scraped through the
 /// API server at `apiserver` (`HOST:PORT`, as the scraper reaches it) on the node
 /// proxy path `/api/v1/nodes/{name}/proxy/{path}` (`metrics` or `metrics/cadvisor`).
+/// A simulated node has no agent to scrape: none.
 pub fn node_target(stored: &[u8], apiserver: &str, path: &str) -> Option<serde_json::Value> {
-    let name = Target::read(stored).ok()?.metadata.name;
-    if name.is_empty() {
+    let meta = Target::read(stored).ok()?.metadata;
+    let name = meta.name;
+    if name.is_empty() || rk8s_api::net::is_simulated_node(Some(&meta.labels)) {
         return None;
     }
     Some(serde_json::json!({
@@ -279,6 +281,8 @@ mod tests {
                 "__scheme__": "https", "node": "n1"}})
             )
         );
+        let simulated = br#"{"metadata": {"name": "s1", "labels": {"rk8s.io/simulated": "true"}}}"#;
+        assert_eq!(node_target(simulated, "127.0.0.1:6443", "metrics"), None);
         let targets: Vec<serde_json::Value> = pods.iter().filter_map(|p| pod_target(p)).collect();
         assert_eq!(
             serde_json::Value::Array(targets),

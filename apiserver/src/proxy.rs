@@ -349,9 +349,16 @@ fn container(pod: &Pod, asked: Option<&str>) -> ApiResult<String> {
     }
 }
 
-/// A node's InternalIP and agent port, from its status.
+/// A node's InternalIP and agent port, from its status. A simulated node has no
+/// agent and made-up addresses: it is never dialed.
 fn address(node: &Node) -> ApiResult<(IpAddr, u16)> {
     let name = node.metadata.name.as_deref().unwrap_or_default();
+    if rk8s_api::net::is_simulated_node(node.metadata.labels.as_ref()) {
+        return Err(ApiError::unavailable(format!(
+            "node {name} is simulated ({}=true): it has no agent to reach",
+            rk8s_api::net::SIMULATED_NODE_LABEL
+        )));
+    }
     let status = node.status.as_ref();
     let ip = status
         .and_then(|s| s.addresses.as_ref())
@@ -505,6 +512,13 @@ mod tests {
             address(&bare).unwrap_err().code,
             StatusCode::SERVICE_UNAVAILABLE
         );
+        // A simulated node's made-up address is never dialed.
+        let mut simulated = node.clone();
+        simulated.metadata.labels =
+            Some([("rk8s.io/simulated".to_string(), "true".to_string())].into());
+        let refused = address(&simulated).unwrap_err();
+        assert_eq!(refused.code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(refused.message.contains("simulated"), "{}", refused.message);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The activation controller (`activation-controller`, rk8s' own) as an actor: it
-//! keeps one activity stream per Ready node (`GET
+//! The activation controller (`activation-controller`, rk8s' own) as an actor:
+//! while some Deployment can be woken, it keeps one activity stream per Ready node
+//! that has an agent (`GET
 //! /api/v1/nodes/{name}/proxy/ingress/activity` through the API server, which dials
 //! only a node whose certificate names it; reconnected with backoff), follows
 //! Deployments, Services, HPAs and Nodes through the shared informers and, every
@@ -34,7 +35,8 @@ use crate::activation::{
 use crate::events::{Involved, record};
 use crate::hpa_actor::{self, ActivityFloor, HpaActor};
 
-/// How often everything is decided (and the streams matched to the Ready nodes).
+/// How often everything is decided (and the streams matched to the Ready nodes
+/// while something can be woken).
 pub const TICK: Duration = Duration::from_secs(1);
 /// The longest line a node may send.
 pub const MAX_LINE: usize = 1 << 20;
@@ -117,11 +119,13 @@ impl ActivationController {
         }
     }
 
-    /// The names of the Ready nodes.
+    /// The names of the Ready nodes that have an agent (not simulated ones: their
+    /// addresses are made up).
     fn ready_nodes(&self) -> Vec<String> {
         self.nodes
             .list()
             .iter()
+            .filter(|n| !rk8s_api::net::is_simulated_node(n.metadata.labels.as_ref()))
             .filter(|n| {
                 n.status
                     .as_ref()
@@ -132,12 +136,18 @@ impl ActivationController {
             .collect()
     }
 
-    /// One stream per Ready node: new ones opened, others closed.
-    fn follow_nodes(&mut self, ctx: &mut Context<Self>) {
+    /// One stream per Ready node while some Deployment can be woken (`wanted`):
+    /// new ones opened, others closed. With nothing to wake, no node is followed,
+    /// so a cluster that does not scale from zero keeps no stream to every node.
+    fn follow_nodes(&mut self, wanted: bool, ctx: &mut Context<Self>) {
         if !self.nodes.listed() {
             return;
         }
-        let ready: BTreeSet<String> = self.ready_nodes().into_iter().collect();
+        let ready: BTreeSet<String> = if wanted {
+            self.ready_nodes().into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
         let gone: Vec<String> = self
             .streams
             .keys()
@@ -175,6 +185,7 @@ impl ActivationController {
         }
         let services = self.services.list();
         let targets = targets(&self.deployments.list(), &services, &self.hpas.list());
+        self.follow_nodes(!targets.is_empty(), ctx);
         let changes = service_changes(&targets, &services);
         let now = Instant::now();
         let ready = self.ready_nodes();
@@ -444,10 +455,7 @@ impl Actor for ActivationController {
         self.services.subscribe(ctx.address().recipient());
         self.hpas.subscribe(ctx.address().recipient());
         self.nodes.subscribe(ctx.address().recipient());
-        ctx.run_interval(TICK, |act, ctx| {
-            act.follow_nodes(ctx);
-            act.flush(ctx);
-        });
+        ctx.run_interval(TICK, |act, ctx| act.flush(ctx));
         tracing::info!("activation controller started");
     }
 }
@@ -506,9 +514,10 @@ impl Handler<Notice<HorizontalPodAutoscaler>> for ActivationController {
 impl Handler<Notice<Node>> for ActivationController {
     type Result = ();
 
-    fn handle(&mut self, _: Notice<Node>, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: Notice<Node>, _: &mut Self::Context) {
+        // The streams follow the nodes at the next tick: every node's change
+        // walking every node would cost 5,000 × 5,000 as a large cluster registers.
         self.me.received();
-        self.follow_nodes(ctx);
     }
 }
 

@@ -146,13 +146,10 @@ impl DisruptionController {
         // The pods of the namespaces concerned, read from the shared cache (no copy
         // of every pod is kept here: most clusters have few budgets).
         let namespaces: BTreeSet<&str> = dirty.iter().map(|k| namespace_of(k)).collect();
-        let mut pods: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
-        for pod in self.pods_informer.list() {
-            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-            if namespaces.contains(ns) {
-                pods.entry(ns.to_string()).or_default().push(pod);
-            }
-        }
+        let pods: BTreeMap<String, Vec<Arc<Pod>>> = namespaces
+            .iter()
+            .map(|ns| (ns.to_string(), self.pods_informer.list_in(ns)))
+            .collect();
         let mut work = Vec::new();
         for key in dirty {
             let Some(budget) = self.budgets.get(&key) else {

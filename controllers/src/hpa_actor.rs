@@ -307,9 +307,8 @@ async fn sync(
         let ready = pods.wait_until_listed(Duration::from_secs(30)).await;
         let pods: Vec<Pod> = match (ready, parse_label_selector(&selector)) {
             (true, Ok(selects)) => pods
-                .list()
+                .list_in(&namespace)
                 .iter()
-                .filter(|p| p.metadata.namespace.as_deref() == Some(namespace.as_str()))
                 .filter(|p| selects.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
                 .map(|p| Pod::clone(p))
                 .collect(),

@@ -102,10 +102,8 @@ impl ResourceQuotaController {
         where
             K: rk8s_informers::Kind + kube::Resource + Into<AnyObject>,
         {
-            for o in informer.list() {
-                if o.meta().namespace.as_deref() == Some(namespace) {
-                    out.push(o.as_ref().clone().into());
-                }
+            for o in informer.list_in(namespace) {
+                out.push(o.as_ref().clone().into());
             }
         }
         let mut out = Vec::new();

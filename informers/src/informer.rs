@@ -1,7 +1,7 @@
 //! [`Informer`]: one kind's objects as the API last showed them, and who is told of
 //! their changes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -99,7 +99,8 @@ where
 }
 
 struct Shared<K: Kind> {
-    objects: HashMap<String, Arc<K>>,
+    /// By [`key_of`], in order (namespaces are ranges: [`Informer::list_in`]).
+    objects: BTreeMap<String, Arc<K>>,
     listed: bool,
     subscribers: Vec<Box<dyn Subscriber<K>>>,
 }
@@ -136,7 +137,7 @@ impl<K: Kind> Default for Informer<K> {
     fn default() -> Self {
         Informer {
             shared: Arc::new(Mutex::new(Shared {
-                objects: HashMap::new(),
+                objects: BTreeMap::new(),
                 listed: false,
                 subscribers: Vec::new(),
             })),
@@ -179,6 +180,19 @@ impl<K: Kind> Informer<K> {
         self.lock().objects.values().cloned().collect()
     }
 
+    /// Every object in `namespace`, as last seen (kube's namespace index: the keys
+    /// are `namespace/name` in order, so this reads the namespace's range, not every
+    /// object of the kind).
+    pub fn list_in(&self, namespace: &str) -> Vec<Arc<K>> {
+        // `namespace/` up to `namespace0`: '0' is the byte after '/'.
+        let (from, to) = (format!("{namespace}/"), format!("{namespace}0"));
+        self.lock()
+            .objects
+            .range(from..to)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
     /// Whether the first list is done.
     pub fn listed(&self) -> bool {
         self.lock().listed
@@ -198,7 +212,7 @@ impl<K: Kind> Informer<K> {
 
     /// A list completed with `fresh`: the first one is told whole; a later one (after
     /// a 410 or a restart of the watch) as the changes it shows against what was known.
-    pub(crate) fn relisted(&self, mut fresh: HashMap<String, Arc<K>>) {
+    pub(crate) fn relisted(&self, mut fresh: BTreeMap<String, Arc<K>>) {
         let mut shared = self.lock();
         if !shared.listed {
             shared.objects = fresh;

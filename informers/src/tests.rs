@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
@@ -19,7 +19,7 @@ fn map(name: &str, version: &str) -> Arc<ConfigMap> {
     })
 }
 
-fn listing(objects: &[Arc<ConfigMap>]) -> HashMap<String, Arc<ConfigMap>> {
+fn listing(objects: &[Arc<ConfigMap>]) -> BTreeMap<String, Arc<ConfigMap>> {
     objects
         .iter()
         .map(|o| (key_of(o.as_ref()), o.clone()))
@@ -158,4 +158,34 @@ fn objects_are_kept_without_their_managed_fields() {
     let kept = crate::watch::trimmed(m);
     assert_eq!(kept.metadata.managed_fields, None);
     assert_eq!(kept.metadata.name.as_deref(), Some("a"));
+}
+
+#[test]
+fn a_namespace_lists_its_own_objects_only() {
+    let informer = Informer::<ConfigMap>::default();
+    let in_ns = |ns: &str, name: &str| {
+        let mut m = ConfigMap::clone(&map(name, "1"));
+        m.metadata.namespace = Some(ns.into());
+        Arc::new(m)
+    };
+    // "ns-a" and "ns0" sort right after "ns/…" and "ns" is a prefix of both.
+    informer.relisted(listing(&[
+        in_ns("ns", "a"),
+        in_ns("ns", "b"),
+        in_ns("ns-a", "c"),
+        in_ns("ns0", "d"),
+        in_ns("n", "e"),
+    ]));
+    let names = |ns: &str| -> Vec<String> {
+        informer
+            .list_in(ns)
+            .iter()
+            .map(|o| o.metadata.name.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(names("ns"), ["a", "b"]);
+    assert_eq!(names("ns-a"), ["c"]);
+    assert_eq!(names("ns0"), ["d"]);
+    assert_eq!(names("n"), ["e"]);
+    assert!(names("absent").is_empty());
 }

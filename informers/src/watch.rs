@@ -7,7 +7,7 @@
 //! and they are a large part of each object (an update sent without them keeps the
 //! stored ones).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -30,7 +30,7 @@ pub(crate) struct Watch<K: Kind> {
     client: kube::Client,
     informer: Informer<K>,
     /// The objects of a list in progress (from its `Init` to its `InitDone`).
-    listing: Option<HashMap<String, Arc<K>>>,
+    listing: Option<BTreeMap<String, Arc<K>>>,
 }
 
 impl<K: Kind> Watch<K> {
@@ -62,7 +62,7 @@ impl<K: Kind> StreamHandler<Change<K>> for Watch<K> {
                     // server ended it): every object is read again.
                     tracing::info!("listing every {} again", K::plural(&()));
                 }
-                self.listing = Some(HashMap::new());
+                self.listing = Some(BTreeMap::new());
             }
             Ok(Event::InitApply(obj)) => {
                 let listing = self.listing.get_or_insert_default();

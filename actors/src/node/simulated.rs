@@ -62,7 +62,7 @@ fn node_object(config: &SimulationConfig, i: usize) -> Node {
     labels.insert("kubernetes.io/hostname".into(), name.clone());
     labels.insert("kubernetes.io/os".into(), "linux".into());
     labels.insert("kubernetes.io/arch".into(), "amd64".into());
-    labels.insert("rk8s.io/simulated".into(), "true".into());
+    labels.insert(rk8s_api::net::SIMULATED_NODE_LABEL.into(), "true".into());
     if config.zones > 0 {
         labels.insert(
             "topology.kubernetes.io/zone".into(),
@@ -158,6 +158,9 @@ async fn renew(client: &kube::Client, name: &str) -> Result<()> {
     }
 }
 
+/// The slots a Lease period is cut into (see [`simulate`]).
+const LEASE_SLOTS: usize = 100;
+
 /// A pod a simulated node runs.
 struct Running {
     containers: Vec<String>,
@@ -187,15 +190,18 @@ pub async fn simulate(client: kube::Client, config: SimulationConfig) -> Result<
             .map(|i| (config.node_name(i), i))
             .collect(),
     );
-    // Leases: every node renewed once per period, spread over it.
+    // Leases: every node renewed once per period, spread over it as real nodes'
+    // renewals are (each at its own phase): the period in LEASE_SLOTS slots, node i
+    // renewed in slot i % LEASE_SLOTS, so 5,000 nodes make 50 renewals every 100 ms
+    // instead of 5,000 at once every 10 s.
     let leases = {
         let (client, config) = (client.clone(), config.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(LEASE_RENEW);
+            let mut tick = tokio::time::interval(LEASE_RENEW / LEASE_SLOTS as u32);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            for slot in (0..LEASE_SLOTS).cycle() {
                 tick.tick().await;
-                futures_util::stream::iter(0..config.count)
+                futures_util::stream::iter((slot..config.count).step_by(LEASE_SLOTS))
                     .map(|i| {
                         let (client, name) = (client.clone(), config.node_name(i));
                         async move {
