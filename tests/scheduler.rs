@@ -2,7 +2,8 @@
 //! leader) and 50 simulated nodes (`rk8s-node simulate`, real Node objects, Leases and
 //! pod status through the API). 500 pods with node selectors, tolerations, topology
 //! spread and anti-affinity land where their constraints allow; an unschedulable pod
-//! gets its FailedScheduling event and is placed as soon as a fitting node joins;
+//! gets its FailedScheduling event (one Event, counted again at each attempt) and is
+//! placed as soon as a fitting node joins;
 //! profiles from a configuration file pick by `schedulerName`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::apiserver::Server;
 use support::node::{eventually, simulate};
@@ -205,6 +206,40 @@ async fn constraints_hold_across_fifty_nodes_and_five_hundred_pods() {
     assert!(condition.iter().any(|c| c.type_ == "PodScheduled"
         && c.status == "False"
         && c.reason.as_deref() == Some("Unschedulable")));
+    // Each attempt reports it again (a changed node retries the pod): the event
+    // correlator counts the repeats on the one Event, nothing new is created.
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let mut poke = 0;
+    let failed = eventually("picky's FailedScheduling counted 3 times", async || {
+        poke += 1;
+        let patch = json!({"metadata": {"annotations": {"test.rk8s.io/poke": poke.to_string()}}});
+        let merge = Patch::Merge(&patch);
+        nodes
+            .patch("zoned-0", &PatchParams::default(), &merge)
+            .await
+            .ok()?;
+        let list = events
+            .list(&ListParams::default().fields("involvedObject.name=picky"))
+            .await
+            .ok()?;
+        let failed: Vec<Event> = list
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+            .collect();
+        failed
+            .iter()
+            .any(|e| e.count.unwrap_or(0) >= 3)
+            .then_some(failed)
+    })
+    .await;
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0].message.as_ref(), Some(&message));
+    assert!(
+        failed[0].last_timestamp.as_ref().map(|t| t.0)
+            > failed[0].first_timestamp.as_ref().map(|t| t.0),
+        "{failed:#?}"
+    );
     // A fitting node joins: the pod is placed on it.
     let _late = simulate(
         &server,
@@ -215,6 +250,24 @@ async fn constraints_hold_across_fifty_nodes_and_five_hundred_pods() {
         (node == "h100-0").then_some(())
     })
     .await;
+    // Placed: one Scheduled Event, as kube-scheduler writes it.
+    let scheduled = eventually("picky's Scheduled event", async || {
+        let list = events
+            .list(&ListParams::default().fields("involvedObject.name=picky"))
+            .await
+            .ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Scheduled"))
+    })
+    .await;
+    assert_eq!(
+        (scheduled.message.as_deref(), scheduled.count),
+        (
+            Some("Successfully assigned default/picky to h100-0"),
+            Some(1)
+        )
+    );
 
     // Profiles: bin-packing schedules its pods; a name no profile has is left alone.
     let mut packed = pod(

@@ -176,9 +176,9 @@ impl Handler<Resync> for HpaActor {
 struct Conditions(Vec<HorizontalPodAutoscalerCondition>);
 
 impl Conditions {
-    /// Sets a condition; whether its status or reason changed (warnings are recorded
-    /// as events only then: rk8s has no event aggregation to fold a warning repeated
-    /// every sync).
+    /// Sets a condition; whether its status or reason changed. (Its warning events are
+    /// recorded at every sync, as Kubernetes records them: the event correlator,
+    /// `crate::events`, counts a repeat on the Event already written.)
     fn set(&mut self, type_: &str, status: &str, reason: &str, message: impl Into<String>) -> bool {
         let now = Some(Time(Timestamp::now()));
         let message = Some(message.into());
@@ -267,9 +267,9 @@ async fn sync(
         Err(e) => {
             let message =
                 format!("the HPA controller was unable to get the target's current scale: {e}");
-            if conditions.set("AbleToScale", "False", "FailedGetScale", &message) {
-                record(&client, about, "Warning", "FailedGetScale", &e).await;
-            }
+            // Every sync, as Kubernetes' HPA: the event correlator counts the repeats.
+            conditions.set("AbleToScale", "False", "FailedGetScale", &message);
+            record(&client, about, "Warning", "FailedGetScale", &e).await;
             status.conditions = Some(conditions.0);
             write_status(&client, &mut hpa, status, &key).await;
             return (history, true);
@@ -347,11 +347,10 @@ async fn sync(
                     .find(|m| m.proposal.is_err())
                     .map_or("FailedGetResourceMetric", |m| m.failure);
                 let message = format!("the HPA was unable to compute the replica count: {e}");
-                if conditions.set("ScalingActive", "False", reason, &message) {
-                    record(&client, about.clone(), "Warning", reason, &e).await;
-                    let computing = "FailedComputeMetricsReplicas";
-                    record(&client, about, "Warning", computing, &e).await;
-                }
+                conditions.set("ScalingActive", "False", reason, &message);
+                record(&client, about.clone(), "Warning", reason, &e).await;
+                let computing = "FailedComputeMetricsReplicas";
+                record(&client, about, "Warning", computing, &e).await;
                 status.current_replicas = scale.status.as_ref().map(|s| s.replicas);
                 status.conditions = Some(conditions.0);
                 write_status(&client, &mut hpa, status, &key).await;

@@ -58,7 +58,8 @@
 //! - [`resource_quota`] and [`resource_quota_actor`]: each ResourceQuota's `status`
 //!   (`hard` from its spec, `used` the namespace's real usage).
 //! - [`gc`]: the garbage collector (background, foreground and orphan cascades).
-//! - [`common`]: owner references, pod readiness, expectations; [`events`]: events;
+//! - [`common`]: owner references, pod readiness, expectations; [`events`]: events,
+//!   counted and combined by one event correlator per process (client-go's);
 //!   [`metrics`]: Prometheus metrics.
 //!
 //! Every actor runs under `rk8s_supervision`: started through its registry, found

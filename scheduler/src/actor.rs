@@ -4,8 +4,9 @@
 //! between watch events. A pod is assumed on its node at once and bound through
 //! `pods/binding` in the background (several bindings in flight), so the next pod
 //! never waits for a round trip. A failed binding forgets the assumption and backs
-//! the pod off; a pod no node fits gets a `FailedScheduling` event and a
-//! `PodScheduled=False` condition, and waits for a cluster change.
+//! the pod off; a pod no node fits gets a `FailedScheduling` event at each attempt
+//! (counted on one Event by the process's event correlator, `rk8s_controllers::events`)
+//! and a `PodScheduled=False` condition, and waits for a cluster change.
 //!
 //! It runs under `rk8s_supervision`: killed, with bindings in flight or not, it is
 //! started again from nothing and rebuilds its cache and queue from a fresh list
@@ -20,6 +21,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, 
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
+use rk8s_controllers::events;
 use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::Handle;
 
@@ -280,16 +282,28 @@ impl SchedulerActor {
         ctx: &mut Context<Self>,
     ) {
         let message = fit.message();
-        if self.reported.get(&info.key) == Some(&message) {
-            return;
+        // Every attempt reports its event, as kube-scheduler does: the event correlator
+        // counts a repeat on the Event already written. The pod's condition is written
+        // only when its message changes.
+        let changed = self.reported.get(&info.key) != Some(&message);
+        if changed {
+            self.reported.insert(info.key.clone(), message.clone());
+            tracing::info!(pod = %info.key, "{message}");
         }
-        self.reported.insert(info.key.clone(), message.clone());
-        tracing::info!(pod = %info.key, "{message}");
         let client = self.client.clone();
         let pod = info.pod.clone();
         let profile = profile.to_string();
         let work = self.me.reconcile(async move {
-            if let Err(e) = unschedulable(&client, &pod, &message, &profile).await {
+            event(
+                &client,
+                &pod,
+                "Warning",
+                "FailedScheduling",
+                &message,
+                &profile,
+            )
+            .await;
+            if changed && let Err(e) = unschedulable(&client, &pod, &message).await {
                 tracing::debug!("reporting an unschedulable pod: {e}");
             }
         });
@@ -329,6 +343,8 @@ async fn bind(client: &kube::Client, info: &PodInfo, node: &str) -> Result<(), k
     bound.map(|_| ())
 }
 
+/// Records an event about `pod` from the scheduler `component` (its profile's name),
+/// through the process's event correlator.
 async fn event(
     client: &kube::Client,
     pod: &Pod,
@@ -336,33 +352,17 @@ async fn event(
     reason: &str,
     message: &str,
     component: &str,
-) -> Result<(), kube::Error> {
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
-    let now = jiff::Timestamp::now().to_string();
-    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
-        "metadata": {"generateName": format!("{name}."), "namespace": ns},
-        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns,
-                           "uid": pod.metadata.uid},
-        "type": type_, "reason": reason, "message": message,
-        "source": {"component": component},
-        "reportingComponent": component,
-        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-    }))
-    .map_err(kube::Error::SerdeError)?;
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
-    let created = events.create(&PostParams::default(), &event).await;
-    rk8s_supervision::wrote();
-    created.map(|_| ())
+) {
+    let about = events::Involved::of("v1", "Pod", &pod.metadata);
+    let from = events::Source {
+        component,
+        host: None,
+    };
+    events::record_from(client, &from, &about, type_, reason, message).await;
 }
 
-async fn unschedulable(
-    client: &kube::Client,
-    pod: &Pod,
-    message: &str,
-    profile: &str,
-) -> Result<(), kube::Error> {
-    event(client, pod, "Warning", "FailedScheduling", message, profile).await?;
+/// Sets the pod's `PodScheduled` condition to `False`, `Unschedulable`, `message`.
+async fn unschedulable(client: &kube::Client, pod: &Pod, message: &str) -> Result<(), kube::Error> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -482,7 +482,7 @@ impl Handler<Bound> for SchedulerActor {
                 let message = format!("Successfully assigned {key} to {}", msg.node);
                 let profile = msg.profile;
                 let work = self.me.reconcile(async move {
-                    let _ = event(&client, &pod, "Normal", "Scheduled", &message, &profile).await;
+                    event(&client, &pod, "Normal", "Scheduled", &message, &profile).await;
                 });
                 ctx.spawn(work.into_actor(self));
             }

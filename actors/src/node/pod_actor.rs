@@ -65,8 +65,6 @@ pub struct PodActor {
     inputs_read: Option<std::time::Instant>,
     /// How often they are read again at most.
     inputs_refresh: Duration,
-    /// The events written about the pod (a repeat counts on them).
-    events: pod_events::Written,
     /// Where the pod waits for its NetworkPolicy isolation before its first
     /// container starts.
     netpol: Option<super::netpol::Gate>,
@@ -106,7 +104,6 @@ impl PodActor {
             start_pending: None,
             inputs_read: None,
             inputs_refresh: inputs::REFRESH,
-            events: pod_events::Written::default(),
             netpol: None,
             evicted: false,
             evicting: None,
@@ -283,7 +280,6 @@ impl PodActor {
             self.inputs_read = Some(std::time::Instant::now());
         }
         let client = self.client.clone();
-        let events = self.events.clone();
         let gate = self.netpol.clone();
         let devices = self.devices.clone();
         let node = pod
@@ -297,7 +293,7 @@ impl PodActor {
             let before = last.clone().or_else(|| pod.status.clone());
             if deleting {
                 let stopping = pod_events::killing(before.as_ref());
-                events.record(&client, &node, &pod, stopping).await;
+                pod_events::record(&client, &node, &pod, stopping).await;
                 let grace = pod
                     .metadata
                     .deletion_grace_period_seconds
@@ -363,7 +359,7 @@ impl PodActor {
                 write_status(&api, &name, &key, &status).await?;
                 tracing::warn!(pod = %key, "pod rejected: {message}");
                 let warning = vec![("Warning", UNEXPECTED_ADMISSION_ERROR, message)];
-                events.record(&client, &node, &pod, warning).await;
+                pod_events::record(&client, &node, &pod, warning).await;
                 return Ok(Stepped::Synced(Some(Box::new(status))));
             }
             if read_inputs {
@@ -381,7 +377,7 @@ impl PodActor {
                     && let Err(e) = gate.admit(&pod, a.address).await
                 {
                     let warning = vec![("Warning", "NetworkPolicyNotProgrammed", e.clone())];
-                    events.record(&client, &node, &pod, warning).await;
+                    pod_events::record(&client, &node, &pod, warning).await;
                     return Err(e);
                 }
             }
@@ -406,7 +402,7 @@ impl PodActor {
                     // before anything is killed.
                     tracing::info!(pod = %key, "evicting: {message}");
                     let evicted = vec![("Warning", "Evicted", message.clone())];
-                    events.record(&client, &node, &pod, evicted).await;
+                    pod_events::record(&client, &node, &pod, evicted).await;
                     return Ok(Stepped::Evict(message));
                 }
             }
@@ -421,7 +417,7 @@ impl PodActor {
             }
             write_status(&api, &name, &key, &status).await?;
             let happened = pod_events::transitions(&pod, before.as_ref(), &status);
-            events.record(&client, &node, &pod, happened).await;
+            pod_events::record(&client, &node, &pod, happened).await;
             Ok(Stepped::Synced(Some(Box::new(status))))
         };
         ctx.spawn(self.me.reconcile(fut).into_actor(self).map(

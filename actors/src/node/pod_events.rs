@@ -5,23 +5,17 @@
 //! (`ImagePullBackOff`), `FailedMount` for a volume whose source is missing, `Killing`
 //! as a deleted pod's containers stop; and what the runtime tells ([`tell`]):
 //! `Pulling` and `Pulled` (or already present), `Unhealthy` for each failed probe,
-//! `Killing` for a container that failed its liveness probe. A repeated event is
-//! counted on the one already written (`count`, `lastTimestamp`), as Kubernetes'
-//! event correlator does, so a crash loop or a pull back-off writes one event, not one
-//! per try.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+//! `Killing` for a container that failed its liveness probe. They go through the
+//! process's event correlator (`rk8s_controllers::events`, client-go's, which kubelet
+//! uses too): a repeated event is counted on the one already written (`count`,
+//! `lastTimestamp`), so a crash loop or a pull back-off writes one event, not one per
+//! try.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
-use rk8s_controllers::events::{Involved, Source, record_from, repeat};
+use rk8s_controllers::events::{Involved, Source, record_from};
 
 /// Something that happened to the pod: (type, reason, message).
 pub type Happened = (&'static str, &'static str, String);
-
-/// Events one pod keeps count of at most (the oldest are forgotten: a later repeat
-/// writes a new event).
-const REMEMBERED: usize = 64;
 
 fn statuses(status: Option<&PodStatus>) -> impl Iterator<Item = &ContainerStatus> {
     let status = status.into_iter();
@@ -113,72 +107,31 @@ pub fn killing(last: Option<&PodStatus>) -> Vec<Happened> {
         .collect()
 }
 
-/// The events written about one pod: (reason, message) → (event name, count).
-type Counts = HashMap<(String, String), (String, i32)>;
-
-/// The events written about one pod, by reason and message: their names and counts.
-#[derive(Clone, Default)]
-pub struct Written(Arc<Mutex<Counts>>);
-
-impl Written {
-    /// Writes `happened` about `pod` as the kubelet of `node`: a new event, or one
-    /// more on the event already written for the same reason and message.
-    pub async fn record(
-        &self,
-        client: &kube::Client,
-        node: &str,
-        pod: &Pod,
-        happened: Vec<Happened>,
-    ) {
-        let about = Involved::of("v1", "Pod", &pod.metadata);
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let from = Source {
-            component: "kubelet",
-            host: Some(node),
-        };
-        for (type_, reason, message) in happened {
-            let key = (reason.to_string(), message.clone());
-            let known = self.lock().get(&key).cloned();
-            if let Some((name, count)) = known
-                && repeat(client, namespace, &name, count + 1).await
-            {
-                self.lock().insert(key, (name, count + 1));
-                continue;
-            }
-            if let Some(name) = record_from(client, &from, &about, type_, reason, &message).await {
-                let mut written = self.lock();
-                if written.len() >= REMEMBERED {
-                    written.clear();
-                }
-                written.insert(key, (name, 1));
-            }
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+/// Writes `happened` about `pod` as the kubelet of `node`: a new event, or one more
+/// on the event already written for the same reason and message.
+pub async fn record(client: &kube::Client, node: &str, pod: &Pod, happened: Vec<Happened>) {
+    let about = Involved::of("v1", "Pod", &pod.metadata);
+    let from = Source {
+        component: "kubelet",
+        host: Some(node),
+    };
+    for (type_, reason, message) in happened {
+        record_from(client, &from, &about, type_, reason, &message).await;
     }
 }
 
 /// Writes what the runtime tells of pods (an image pulling or pulled, a probe
-/// failing, a container killed for it) as the kubelet of `node` writes it, each pod's
-/// repeats counted on one event (a readiness probe failing every 10 s is one event
+/// failing, a container killed for it) as the kubelet of `node` writes it, each
+/// repeat counted on one event (a readiness probe failing every 10 s is one event
 /// whose count grows).
 pub async fn tell(
     client: kube::Client,
     node: String,
     mut from: tokio::sync::mpsc::Receiver<rk8s_runtime::pod::Happening>,
 ) {
-    let mut written: HashMap<String, Written> = HashMap::new();
     while let Some(h) = from.recv().await {
-        let uid = h.pod.metadata.uid.clone().unwrap_or_default();
-        // Bounded: pods come and go; their counts are forgotten now and then.
-        if written.len() >= 4096 && !written.contains_key(&uid) {
-            written.clear();
-        }
-        let counts = written.entry(uid).or_default().clone();
         let happened = vec![(h.type_, h.reason, h.message)];
-        counts.record(&client, &node, &h.pod, happened).await;
+        record(&client, &node, &h.pod, happened).await;
     }
 }
 
