@@ -41,6 +41,18 @@ fn pod(name: &str, labels: serde_json::Value, spec: serde_json::Value) -> Pod {
     .unwrap()
 }
 
+/// The Events about the pod `name` with `reason`.
+async fn events_of(events: &Api<Event>, name: &str, reason: &str) -> Option<Vec<Event>> {
+    let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+    let list = events.list(&params).await.ok()?;
+    Some(
+        list.items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .collect(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn constraints_hold_across_fifty_nodes_and_five_hundred_pods() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,14 +191,11 @@ async fn constraints_hold_across_fifty_nodes_and_five_hundred_pods() {
     api.create(&PostParams::default(), &picky).await.unwrap();
     let events: Api<Event> = Api::namespaced(admin.clone(), "default");
     let message = eventually("a FailedScheduling event for picky", async || {
-        let list = events
-            .list(&ListParams::default().fields("involvedObject.name=picky"))
-            .await
-            .ok()?;
-        list.items
+        events_of(&events, "picky", "FailedScheduling")
+            .await?
             .into_iter()
-            .find(|e| e.reason.as_deref() == Some("FailedScheduling"))
-            .and_then(|e| e.message)
+            .next()?
+            .message
     })
     .await;
     assert!(
@@ -218,15 +227,7 @@ async fn constraints_hold_across_fifty_nodes_and_five_hundred_pods() {
             .patch("zoned-0", &PatchParams::default(), &merge)
             .await
             .ok()?;
-        let list = events
-            .list(&ListParams::default().fields("involvedObject.name=picky"))
-            .await
-            .ok()?;
-        let failed: Vec<Event> = list
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
-            .collect();
+        let failed = events_of(&events, "picky", "FailedScheduling").await?;
         failed
             .iter()
             .any(|e| e.count.unwrap_or(0) >= 3)
@@ -252,13 +253,10 @@ async fn constraints_hold_across_fifty_nodes_and_five_hundred_pods() {
     .await;
     // Placed: one Scheduled Event, as kube-scheduler writes it.
     let scheduled = eventually("picky's Scheduled event", async || {
-        let list = events
-            .list(&ListParams::default().fields("involvedObject.name=picky"))
-            .await
-            .ok()?;
-        list.items
+        events_of(&events, "picky", "Scheduled")
+            .await?
             .into_iter()
-            .find(|e| e.reason.as_deref() == Some("Scheduled"))
+            .next()
     })
     .await;
     assert_eq!(

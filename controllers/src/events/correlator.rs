@@ -84,20 +84,10 @@ impl Report<'_> {
         .join("\0")
     }
 
-    /// Everything but the message (client-go `EventAggregatorByReasonFunc`).
+    /// Everything but the message (client-go `EventAggregatorByReasonFunc`): the
+    /// source and the object, the type and the reason.
     fn similar_key(&self) -> String {
-        [
-            self.component,
-            self.host,
-            self.kind,
-            self.namespace,
-            self.name,
-            self.uid,
-            self.api_version,
-            self.type_,
-            self.reason,
-        ]
-        .join("\0")
+        [self.spam_key().as_str(), self.type_, self.reason].join("\0")
     }
 }
 
