@@ -121,7 +121,7 @@ impl ActivationController {
 
     /// The names of the Ready nodes that have an agent (not simulated ones: their
     /// addresses are made up).
-    fn ready_nodes(&self) -> Vec<String> {
+    fn ready_nodes(&self) -> BTreeSet<String> {
         self.nodes
             .list()
             .iter()
@@ -136,22 +136,14 @@ impl ActivationController {
             .collect()
     }
 
-    /// One stream per Ready node while some Deployment can be woken (`wanted`):
-    /// new ones opened, others closed. With nothing to wake, no node is followed,
-    /// so a cluster that does not scale from zero keeps no stream to every node.
-    fn follow_nodes(&mut self, wanted: bool, ctx: &mut Context<Self>) {
-        if !self.nodes.listed() {
-            return;
-        }
-        let ready: BTreeSet<String> = if wanted {
-            self.ready_nodes().into_iter().collect()
-        } else {
-            BTreeSet::new()
-        };
+    /// One stream per node of `followed` (the Ready nodes with an agent while some
+    /// Deployment can be woken, else none: a cluster that does not scale from zero
+    /// keeps no stream to every node): new ones opened, others closed.
+    fn follow_nodes(&mut self, followed: &BTreeSet<String>, ctx: &mut Context<Self>) {
         let gone: Vec<String> = self
             .streams
             .keys()
-            .filter(|n| !ready.contains(*n))
+            .filter(|n| !followed.contains(*n))
             .cloned()
             .collect();
         for node in gone {
@@ -159,16 +151,16 @@ impl ActivationController {
                 ctx.cancel_future(h);
             }
         }
-        // What the nodes no longer Ready said holds nothing (their lines still in
+        // What the nodes no longer followed said holds nothing (their lines still in
         // the mailbox are dropped by their generation).
-        self.activity.retain_nodes(&ready);
-        for node in ready {
-            if !self.streams.contains_key(&node) {
+        self.activity.retain_nodes(followed);
+        for node in followed {
+            if !self.streams.contains_key(node) {
                 self.generation += 1;
                 let generation = self.generation;
                 let follow = follow(self.client.clone(), node.clone(), generation, ctx.address());
                 let h = ctx.spawn(follow.into_actor(self));
-                self.streams.insert(node, (h, generation));
+                self.streams.insert(node.clone(), (h, generation));
             }
         }
     }
@@ -185,12 +177,14 @@ impl ActivationController {
         }
         let services = self.services.list();
         let targets = targets(&self.deployments.list(), &services, &self.hpas.list());
-        self.follow_nodes(!targets.is_empty(), ctx);
+        let followed: BTreeSet<String> = if targets.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.ready_nodes()
+        };
+        self.follow_nodes(&followed, ctx);
         let changes = service_changes(&targets, &services);
         let now = Instant::now();
-        let ready = self.ready_nodes();
-        self.activity
-            .retain_nodes(&ready.iter().cloned().collect::<BTreeSet<_>>());
         self.activity.track(
             targets
                 .iter()
@@ -205,7 +199,9 @@ impl ActivationController {
             self.woken.insert(k, now);
         }
         self.woken.retain(|k, _| self.replicas.contains_key(k));
-        let unknown = self.activity.unknown(ready.iter().map(String::as_str), now);
+        let unknown = self
+            .activity
+            .unknown(followed.iter().map(String::as_str), now);
         let actions = decide(&targets, &self.activity, unknown, &self.woken, now);
         let warnings = self.warnings(&targets);
         self.send_floors(&floors(&targets, &self.activity, &self.woken, now), now);

@@ -170,11 +170,7 @@ impl PodActor {
         self.busy = true;
         let (runtime, uid) = (self.runtime.clone(), self.uid());
         let (gate, devices) = (self.netpol.clone(), self.devices.clone());
-        let fut = async move {
-            runtime.stop_pod(&uid, Duration::ZERO).await?;
-            let_go(&uid, gate.as_ref(), devices.as_deref()).await;
-            Ok::<(), rk8s_runtime::Error>(())
-        };
+        let fut = async move { remove(&runtime, &uid, gate.as_ref(), devices.as_deref()).await };
         ctx.spawn(
             self.me
                 .reconcile(fut)
@@ -205,11 +201,9 @@ impl PodActor {
                 .map_err(|e| e.to_string())?;
             on_node(&mut status, node_ip);
             write_status(&api, &name, &key, &status).await?;
-            runtime
-                .stop_pod(&uid, Duration::ZERO)
+            remove(&runtime, &uid, gate.as_ref(), devices.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
-            let_go(&uid, gate.as_ref(), devices.as_deref()).await;
             Ok::<_, String>(status)
         };
         ctx.spawn(
@@ -510,15 +504,22 @@ fn is_critical(pod: &Pod) -> bool {
     mirror || priority.is_some_and(|p| p >= 2_000_000_000)
 }
 
-/// Lets go of what pod `uid` held on the node once its containers are gone: its
-/// NetworkPolicy gate and its devices.
-async fn let_go(uid: &str, gate: Option<&super::netpol::Gate>, devices: Option<&DeviceManager>) {
+/// What is left of an evicted pod `uid` removed at once (no grace), then what it
+/// held on the node let go: its NetworkPolicy gate and its devices.
+async fn remove(
+    runtime: &PodRuntime,
+    uid: &str,
+    gate: Option<&super::netpol::Gate>,
+    devices: Option<&DeviceManager>,
+) -> Result<(), rk8s_runtime::Error> {
+    runtime.stop_pod(uid, Duration::ZERO).await?;
     if let Some(gate) = gate {
         gate.forget(uid).await;
     }
     if let Some(devices) = devices {
         devices.free(uid);
     }
+    Ok(())
 }
 
 /// Whether kubelet evicted `pod` (its status says phase Failed, reason `Evicted`).
