@@ -14,13 +14,17 @@
 //! connection is kept alive with one request in flight. For 1 and 64 connections, it
 //! sends GETs for [`WARMUP`], then counts for [`MEASURE`] (`RK8S_BENCH_INGRESS_SECONDS`
 //! sets another) requests/s and p50/p99 latency, (a) straight to the pod's address and
-//! (b) through the node's ingress; the ratio ingress/direct of requests/s (issue 25's
-//! goal: ≥ 0.8×). The CPU seconds of the agent (which carries the proxy; apart, its
-//! main thread, whose runtime the proxy runs on), the backend and this process (the
-//! client) are read over each measured window.
+//! (b) through the node's ingress and (c) through nginx, the peer proxy users know
+//! (ingress-nginx is nginx), run by this benchmark in the node's namespace with as many
+//! workers as the node's proxy has threads, keeping connections to the pod alive as
+//! ingress-nginx does; the ratios ingress/direct (issue 25's goal: ≥ 0.8×) and
+//! nginx/direct of requests/s. The CPU seconds of the agent (which carries the proxy;
+//! apart, its `ingress` threads, the proxy's runtime), nginx, the backend and this
+//! process (the client) are read over each measured window.
 //!
 //! Prints a table and writes `target/bench/ingress.json`. The namespaces, the bridge,
-//! the processes and the pod are removed afterwards, also when the benchmark fails.
+//! the processes (nginx included) and the pod are removed afterwards, also when the
+//! benchmark fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -93,27 +97,156 @@ fn main() {
             .await;
         }
         let backend_pid = backend_pid().expect("the backend's process");
+        let workers = threads_named(agent_pid, "ingress").max(1);
+        let nginx = Nginx::start(&ns, &node_ip, &pod_ip, workers);
+        let peer: SocketAddr = format!("{node_ip}:{NGINX_PORT}").parse().unwrap();
+        let handle = client.handle().clone();
+        eventually("nginx answering", async || {
+            handle.spawn(get_once(peer)).await.ok().flatten()
+        })
+        .await;
         let pids = Pids {
             agent: agent_pid,
+            nginx: nginx.pid(),
             backend: backend_pid,
             client: std::process::id(),
         };
         let mut runs = Vec::new();
         for connections in CONNECTIONS {
-            for (path, target) in [("direct", direct), ("ingress", ingress)] {
+            for (path, target) in [("direct", direct), ("ingress", ingress), ("nginx", peer)] {
                 eprintln!("measuring {path}, {connections} connection(s)");
                 let run = measure_run(client.handle(), target, connections, measure, pids).await;
                 runs.push((path, connections, run));
             }
         }
+        drop(nginx);
         drop(agent);
-        runs
+        (runs, workers)
     });
+    let (runs, workers) = runs;
     drop(client);
     drop(runtime);
     drop(server);
     drop(net);
-    report(&runs, measure);
+    report(&runs, measure, workers);
+}
+
+/// The port nginx listens on in the node's namespace.
+const NGINX_PORT: u16 = 8081;
+
+/// nginx in the node's namespace as a reverse proxy to the pod, configured as
+/// ingress-nginx configures its upstreams (HTTP/1.1 with keep-alive connections to
+/// the pod, 320 kept per worker, `Connection` cleared), with `workers` worker
+/// processes and its access log off. Killed, and its directory removed, when
+/// dropped.
+struct Nginx {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    fn start(ns: &str, node_ip: &str, pod_ip: &str, workers: usize) -> Nginx {
+        let dir = std::env::temp_dir().join(format!("rk8s-bench-nginx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            "worker_processes {workers};\n\
+             pid {dir}/nginx.pid;\n\
+             error_log {dir}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n\
+               access_log off;\n\
+               client_body_temp_path {dir}/body;\n\
+               proxy_temp_path {dir}/proxy;\n\
+               fastcgi_temp_path {dir}/fastcgi;\n\
+               uwsgi_temp_path {dir}/uwsgi;\n\
+               scgi_temp_path {dir}/scgi;\n\
+               keepalive_requests 1000000;\n\
+               upstream backend {{ server {pod_ip}:8080; keepalive 320; keepalive_requests 1000000; }}\n\
+               server {{\n\
+                 listen {node_ip}:{NGINX_PORT};\n\
+                 server_name {HOST};\n\
+                 location / {{\n\
+                   proxy_pass http://backend;\n\
+                   proxy_http_version 1.1;\n\
+                   proxy_set_header Connection \"\";\n\
+                   proxy_set_header Host $host;\n\
+                   proxy_set_header X-Forwarded-For $remote_addr;\n\
+                 }}\n\
+               }}\n\
+             }}\n",
+            dir = dir.display()
+        );
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, config).unwrap();
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "nginx", "-e"])
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .spawn()
+            .expect("nginx (scripts/setup-bench.sh installs it)");
+        Nginx { child, dir }
+    }
+
+    /// The master's pid (`ip netns exec` execs nginx in place).
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers, then exits.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How many threads of `pid` are named `name`.
+fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The children of `pid` (from `/proc/*/stat`).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let parent: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (parent == pid).then_some(child)
+        })
+        .collect()
 }
 
 /// The backend: a hyper HTTP/1.1 server on `address` answering [`BODY`] to every
@@ -316,26 +449,34 @@ async fn connection(target: SocketAddr, from: Instant, end: Instant) -> Vec<Dura
 #[derive(Clone, Copy)]
 struct Pids {
     agent: u32,
+    /// nginx's master (its workers are its children).
+    nginx: u32,
     backend: u32,
     client: u32,
 }
 
-/// CPU seconds (all threads) of the agent, the backend and the client, and of the
-/// agent's main thread (its actor system's runtime, where the proxy runs).
+/// CPU seconds (all threads) of the agent, nginx (master and workers), the backend and
+/// the client, and of the agent's `ingress` threads (the proxy's runtime).
 #[derive(Clone, Copy, Default)]
 struct Cpu {
     agent: f64,
-    agent_main: f64,
+    agent_proxy: f64,
+    nginx: f64,
     backend: f64,
     client: f64,
 }
 
 impl Cpu {
     fn read(pids: Pids) -> Cpu {
-        let (agent, agent_main) = cpu_seconds(pids.agent, "rk8s-node");
+        let (agent, agent_proxy) = cpu_seconds(pids.agent, "ingress");
+        let nginx = std::iter::once(pids.nginx)
+            .chain(children(pids.nginx))
+            .map(|pid| cpu_seconds(pid, "").0)
+            .sum();
         Cpu {
             agent,
-            agent_main,
+            agent_proxy,
+            nginx,
             backend: cpu_seconds(pids.backend, "").0,
             client: cpu_seconds(pids.client, "").0,
         }
@@ -344,7 +485,8 @@ impl Cpu {
     fn since(self, before: Cpu) -> Cpu {
         Cpu {
             agent: self.agent - before.agent,
-            agent_main: self.agent_main - before.agent_main,
+            agent_proxy: self.agent_proxy - before.agent_proxy,
+            nginx: self.nginx - before.nginx,
             backend: self.backend - before.backend,
             client: self.client - before.client,
         }
@@ -388,9 +530,9 @@ async fn measure_run(
     }
 }
 
-fn report(runs: &[(&str, usize, Run)], measure: Duration) {
+fn report(runs: &[(&str, usize, Run)], measure: Duration, workers: usize) {
     println!(
-        "\nrk8s Ingress: GET / answered by a hyper backend pod, {}-byte body, keep-alive, one request in flight per connection ({} s after {} s warm-up; CPU s over the {} s)\n",
+        "\nrk8s Ingress: GET / answered by a hyper backend pod, {}-byte body, keep-alive, one request in flight per connection ({} s after {} s warm-up; CPU s over the {} s; the proxy's threads and nginx's workers: {workers})\n",
         BODY.len(),
         measure.as_secs(),
         WARMUP.as_secs(),
@@ -402,7 +544,8 @@ fn report(runs: &[(&str, usize, Run)], measure: Duration) {
         "req/s",
         "p50 ms",
         "p99 ms",
-        "agent CPU s (main thread)",
+        "agent CPU s (ingress threads)",
+        "nginx CPU s",
         "backend CPU s",
         "client CPU s",
     ];
@@ -415,7 +558,8 @@ fn report(runs: &[(&str, usize, Run)], measure: Duration) {
                 format!("{:.0}", run.per_second),
                 format!("{:.3}", ms(percentile(&run.latencies, 0.5))),
                 format!("{:.3}", ms(percentile(&run.latencies, 0.99))),
-                format!("{:.2} ({:.2})", run.cpu.agent, run.cpu.agent_main),
+                format!("{:.2} ({:.2})", run.cpu.agent, run.cpu.agent_proxy),
+                format!("{:.2}", run.cpu.nginx),
                 format!("{:.2}", run.cpu.backend),
                 format!("{:.2}", run.cpu.client),
             ]
@@ -428,14 +572,18 @@ fn report(runs: &[(&str, usize, Run)], measure: Duration) {
             .map_or(0.0, |r| r.2.per_second)
     };
     let mut ratios = serde_json::Map::new();
+    let mut peer = serde_json::Map::new();
     println!();
     for connections in CONNECTIONS {
-        let ratio = per_second("ingress", connections) / per_second("direct", connections);
+        let direct = per_second("direct", connections);
+        let ratio = per_second("ingress", connections) / direct;
+        let nginx = per_second("nginx", connections) / direct;
         println!(
-            "ingress / direct req/s, {connections} connection(s): {ratio:.2}× (goal ≥ 0.8×: {})",
+            "ingress / direct req/s, {connections} connection(s): {ratio:.2}× (goal ≥ 0.8×: {}); nginx / direct: {nginx:.2}×",
             if ratio >= 0.8 { "met" } else { "not met" }
         );
         ratios.insert(format!("connections_{connections}"), json!(ratio));
+        peer.insert(format!("connections_{connections}"), json!(nginx));
     }
     let rows: Vec<serde_json::Value> = runs
         .iter()
@@ -444,8 +592,8 @@ fn report(runs: &[(&str, usize, Run)], measure: Duration) {
                 "requests_per_s": run.per_second, "requests": run.latencies.len(),
                 "p50_ms": ms(percentile(&run.latencies, 0.5)),
                 "p99_ms": ms(percentile(&run.latencies, 0.99)),
-                "cpu_s": {"agent": run.cpu.agent, "agent_main_thread": run.cpu.agent_main,
-                    "backend": run.cpu.backend,
+                "cpu_s": {"agent": run.cpu.agent, "agent_ingress_threads": run.cpu.agent_proxy,
+                    "nginx": run.cpu.nginx, "backend": run.cpu.backend,
                     "client": run.cpu.client}})
         })
         .collect();
@@ -453,6 +601,7 @@ fn report(runs: &[(&str, usize, Run)], measure: Duration) {
         "ingress",
         &json!({"benchmark": "ingress", "warmup_s": WARMUP.as_secs(),
             "measure_s": measure.as_secs(), "body_bytes": BODY.len(), "rows": rows,
-            "ingress_over_direct": ratios, "goal": 0.8}),
+            "proxy_threads": workers, "ingress_over_direct": ratios,
+            "nginx_over_direct": peer, "goal": 0.8}),
     );
 }

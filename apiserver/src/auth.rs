@@ -227,6 +227,8 @@ pub struct Authenticator {
     cache: std::sync::Mutex<HashMap<String, (TokenRecord, std::time::Instant)>>,
     /// Service-account tokens checked lately, with the expiry they carry.
     accounts: std::sync::Mutex<HashMap<String, (Account, i64, std::time::Instant)>>,
+    /// The users of the client certificates seen lately.
+    certificates: crate::users::CertificateUsers,
     /// Credentials of this process' components, each a user of its own (the
     /// scheduler, the shared informers, each controller); never stored, gone with
     /// the process.
@@ -251,6 +253,7 @@ impl Authenticator {
             service_account_key,
             cache: std::sync::Mutex::new(HashMap::new()),
             accounts: std::sync::Mutex::new(HashMap::new()),
+            certificates: crate::users::CertificateUsers::default(),
             components: std::sync::Mutex::default(),
         }
     }
@@ -292,7 +295,7 @@ impl Authenticator {
         certificate: Option<&[u8]>,
     ) -> ApiResult<Identity> {
         if let Some(der) = certificate {
-            return crate::users::from_certificate(der).map(Identity::User);
+            return self.certificates.user(der).map(Identity::User);
         }
         self.authenticate_token(header).await
     }

@@ -5,6 +5,9 @@
 //! `Impersonate-Group`, `Impersonate-Uid`; `kubectl --as`, `--as-group`), once the
 //! caller may `impersonate` them ([`crate::rbac`]).
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +92,33 @@ pub fn from_certificate(der: &[u8]) -> ApiResult<User> {
         .map(text)
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(User::new(name, groups))
+}
+
+/// The most client certificates whose users [`CertificateUsers`] remembers (all are
+/// forgotten when one more comes).
+pub const MAX_CERTIFICATE_USERS: usize = 1_024;
+
+/// The users of the client certificates seen lately, by certificate (DER): each is
+/// parsed once, not at every request of the connections that present it (their
+/// handshakes verified it).
+#[derive(Default)]
+pub struct CertificateUsers(std::sync::Mutex<HashMap<Arc<[u8]>, User>>);
+
+impl CertificateUsers {
+    /// [`from_certificate`] of `der`, remembered.
+    pub fn user(&self, der: &[u8]) -> ApiResult<User> {
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(user) = lock().get(der) {
+            return Ok(user.clone());
+        }
+        let user = from_certificate(der)?;
+        let mut known = lock();
+        if known.len() >= MAX_CERTIFICATE_USERS {
+            known.clear();
+        }
+        known.insert(Arc::from(der), user.clone());
+        Ok(user)
+    }
 }
 
 /// What a request's impersonation headers ask to act as.
@@ -189,6 +219,36 @@ mod tests {
         assert_eq!(user.groups, ["devs", "ops", AUTHENTICATED]);
         assert!(!user.is_master());
         assert!(from_certificate(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn certificate_users_are_remembered_by_certificate_and_bounded() {
+        let ca = crate::bootstrap::pki::ClusterCa::generate_client_ca().unwrap();
+        let der = |name: &str| {
+            let (pem, _) = ca
+                .issue_client(name, &[], std::time::Duration::from_secs(3600))
+                .unwrap();
+            rk8s_http::tls::pem_to_der(&pem).unwrap()
+        };
+        let (jane, joe) = (der("jane"), der("joe"));
+        let users = CertificateUsers::default();
+        for _ in 0..2 {
+            assert_eq!(users.user(&jane).unwrap().name, "jane");
+            assert_eq!(users.user(&joe).unwrap().name, "joe");
+        }
+        assert!(users.user(b"not a certificate").is_err());
+        assert_eq!(users.0.lock().unwrap().len(), 2, "refusals are not kept");
+        {
+            let mut known = users.0.lock().unwrap();
+            known.remove(jane.as_slice());
+            for i in known.len()..MAX_CERTIFICATE_USERS {
+                let filler = Arc::from(i.to_le_bytes().as_slice());
+                known.insert(filler, User::new(format!("u{i}"), vec![]));
+            }
+        }
+        // Full: one more certificate and the others are forgotten.
+        assert_eq!(users.user(&jane).unwrap().name, "jane");
+        assert_eq!(users.0.lock().unwrap().len(), 1);
     }
 
     #[test]
