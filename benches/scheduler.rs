@@ -12,7 +12,12 @@
 //! 1,000 nodes on) are not in it (they are in the server's figure). Then what the
 //! store retains at the end (`rk8s_store_bytes`: keys and values, history until
 //! compaction included, and its revisions), the creates' latency p99 (request to
-//! answer), and the time of a list of every pod in pages of 500 once all are bound.
+//! answer), when the last pod was seen Running (the simulated nodes report it), the
+//! p99 of every kind of write the server answered while the case ran (its
+//! `apiserver_request_duration_seconds` histogram, kube-apiserver's latency SLI, for
+//! create, update, patch and delete by resource: the clients' creates, the
+//! scheduler's bindings, the nodes' status and Lease writes, the Events), and the time
+//! of a list of every pod in pages of 500 once all are bound.
 //! Prints a table and writes `target/bench/scheduler.json`.
 //!
 //! `RK8S_BENCH_SCHEDULER=100x1000` runs only the cases given (NODESxPODS, comma
@@ -34,7 +39,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
-use support::apiserver::{Server, served_metric};
+use support::apiserver::Server;
 use support::node::simulate;
 
 const CASES: [(usize, usize); 4] = [
@@ -65,6 +70,13 @@ struct Row {
     p99: Duration,
     /// Creates: the 99th percentile of their latency (request to answer).
     create_p99: Duration,
+    /// From the first create until the last pod was seen Running.
+    running_seconds: f64,
+    /// The writes' latency p99 by `verb resource[/subresource]` (the server's
+    /// histogram over the whole case), worst first.
+    writes_p99: Vec<(String, Duration, f64)>,
+    /// The share of all writes answered within 1 s.
+    writes_within_1s: f64,
     /// A list of every pod in pages of 500, once all are bound.
     list_seconds: f64,
     /// The `control-plane` thread: scheduler, controllers, informers.
@@ -126,8 +138,9 @@ async fn case(nodes: usize, count: usize) -> Row {
         .resource_version
         .unwrap();
     let bound: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let watcher = {
-        let (pods, bound) = (pods.clone(), bound.clone());
+        let (pods, bound, running) = (pods.clone(), bound.clone(), running.clone());
         tokio::spawn(async move {
             let mut rv = rv;
             loop {
@@ -140,9 +153,17 @@ async fn case(nodes: usize, count: usize) -> Row {
                 while let Some(Ok(event)) = stream.next().await {
                     if let WatchEvent::Added(p) | WatchEvent::Modified(p) = event {
                         rv = p.metadata.resource_version.clone().unwrap_or(rv);
+                        let name = p.metadata.name.clone().unwrap();
                         if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
-                            let name = p.metadata.name.unwrap();
                             bound
+                                .lock()
+                                .unwrap()
+                                .entry(name.clone())
+                                .or_insert_with(Instant::now);
+                        }
+                        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                        if phase == Some("Running") {
+                            running
                                 .lock()
                                 .unwrap()
                                 .entry(name)
@@ -197,7 +218,22 @@ async fn case(nodes: usize, count: usize) -> Row {
     let created: HashMap<String, Instant> = creates.into_iter().map(|(n, at, _)| (n, at)).collect();
     let creating = begin.elapsed();
     let rates = sampler.await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let now = running.lock().unwrap().len();
+        if now >= count {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {now}/{count} pods Running");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     watcher.abort();
+    let running_seconds = running
+        .lock()
+        .unwrap()
+        .values()
+        .max()
+        .map_or(0.0, |at| at.duration_since(begin).as_secs_f64());
     let bound = bound.lock().unwrap().clone();
     let finished = bound.values().max().copied().unwrap_or(begin);
     let mut latencies: Vec<Duration> = created
@@ -223,6 +259,10 @@ async fn case(nodes: usize, count: usize) -> Row {
     }
     assert_eq!(listed, count, "the paginated list of every pod");
     let list_seconds = listing.elapsed().as_secs_f64();
+    let rss_mib = peak_rss_mib(server.pid());
+    let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let metrics = client.request_text(req).await.unwrap();
+    let (writes_p99, writes_within_1s) = writes(&metrics);
     let throughput = if rates.is_empty() {
         0.0
     } else {
@@ -237,13 +277,103 @@ async fn case(nodes: usize, count: usize) -> Row {
         p50: percentile(&latencies, 0.50),
         p99: percentile(&latencies, 0.99),
         create_p99: percentile(&create_latencies, 0.99),
+        running_seconds,
+        writes_p99,
+        writes_within_1s,
         list_seconds,
         control_plane_cpu: sched1 - sched0,
         server_cpu: cpu1 - cpu0,
-        rss_mib: peak_rss_mib(server.pid()),
-        store_mib: served_metric(&client, "rk8s_store_bytes").await / (1 << 20) as f64,
-        store_revisions: served_metric(&client, "rk8s_store_revisions").await,
+        rss_mib,
+        store_mib: sample(&metrics, "rk8s_store_bytes") / (1 << 20) as f64,
+        store_revisions: sample(&metrics, "rk8s_store_revisions"),
     }
+}
+
+/// The value of the unlabelled series `name` in a `/metrics` text (0 if absent).
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The writes' latency from the server's `apiserver_request_duration_seconds`
+/// buckets: per `verb resource[/subresource]` (create, update, patch, delete), the
+/// 99th percentile as Prometheus' `histogram_quantile` interpolates it and the number
+/// of requests, worst first; and the share of all of them answered within 1 s.
+fn writes(text: &str) -> (Vec<(String, Duration, f64)>, f64) {
+    const VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+    let label = |labels: &str, key: &str| -> String {
+        labels
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix("=\""))
+            .map(|v| v.trim_end_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    // (verb, resource/subresource) → [(le, cumulative count)].
+    let mut series: HashMap<String, Vec<(f64, f64)>> = HashMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_duration_seconds_bucket{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let verb = label(labels, "verb");
+        if !VERBS.contains(&verb.as_str()) {
+            continue;
+        }
+        let le = label(labels, "le");
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::INFINITY)
+        };
+        let (resource, sub) = (label(labels, "resource"), label(labels, "subresource"));
+        let key = if sub.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource}/{sub}")
+        };
+        let count: f64 = value.trim().parse().unwrap_or(0.0);
+        series.entry(key).or_default().push((le, count));
+    }
+    let (mut all, mut within) = (0.0, 0.0);
+    let mut out: Vec<(String, Duration, f64)> = series
+        .into_iter()
+        .filter_map(|(key, mut buckets)| {
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let total = buckets.last()?.1;
+            if total == 0.0 {
+                return None;
+            }
+            all += total;
+            within += buckets
+                .iter()
+                .filter(|(le, _)| *le <= 1.0)
+                .map(|(_, c)| *c)
+                .next_back()
+                .unwrap_or(0.0);
+            let rank = 0.99 * total;
+            let (mut lower, mut below) = (0.0, 0.0);
+            for (le, count) in &buckets {
+                if *count >= rank {
+                    // The highest finite bound when it falls in +Inf, as Prometheus.
+                    let p99 = if le.is_infinite() {
+                        lower
+                    } else {
+                        lower + (le - lower) * (rank - below) / (count - below).max(1.0)
+                    };
+                    return Some((key, Duration::from_secs_f64(p99), total));
+                }
+                (lower, below) = (*le, *count);
+            }
+            None
+        })
+        .collect();
+    out.sort_by_key(|w| std::cmp::Reverse(w.1));
+    let share = if all > 0.0 { within / all } else { 1.0 };
+    (out, share)
 }
 
 /// The scheduling cycle alone, in this process (no API, no binding): pods/s through
@@ -301,9 +431,19 @@ async fn main() {
         rows.push((
             format!("{} nodes × {} pods", r.nodes, r.pods),
             format!(
-                "{:>6.0} pods/s   (created {:>6.0}/s)   mean {:>6.0}/s   p50 {:>8.1} ms   p99 {:>8.1} ms   control-plane thread {:>6.1} s CPU   server {:>6.1} s CPU   RSS {:>6.0} MiB   store {:>5.0} MiB in {:>7.0} revisions   create p99 {:>7.1} ms   list {:>5.1} s",
-                r.pods_per_s, r.create_per_s, r.throughput, ms(r.p50), ms(r.p99), r.control_plane_cpu, r.server_cpu, r.rss_mib, r.store_mib, r.store_revisions, ms(r.create_p99), r.list_seconds
+                "{:>6.0} pods/s   (created {:>6.0}/s)   mean {:>6.0}/s   p50 {:>8.1} ms   p99 {:>8.1} ms   control-plane thread {:>6.1} s CPU   server {:>6.1} s CPU   RSS {:>6.0} MiB   store {:>5.0} MiB in {:>7.0} revisions   create p99 {:>7.1} ms   all Running {:>6.1} s   writes ≤ 1 s {:>6.2} %   list {:>5.1} s",
+                r.pods_per_s, r.create_per_s, r.throughput, ms(r.p50), ms(r.p99), r.control_plane_cpu, r.server_cpu, r.rss_mib, r.store_mib, r.store_revisions, ms(r.create_p99), r.running_seconds, r.writes_within_1s * 100.0, r.list_seconds
             ),
+        ));
+        let worst: Vec<String> = r
+            .writes_p99
+            .iter()
+            .take(6)
+            .map(|(key, p99, n)| format!("{key} {:.1} ms ({n:.0})", ms(*p99)))
+            .collect();
+        rows.push((
+            "  writes' p99 (server), worst first".to_string(),
+            worst.join(", "),
         ));
         json_rows.push(json!({
             "nodes": r.nodes, "pods": r.pods, "podsPerSecond": r.pods_per_s,
@@ -312,9 +452,16 @@ async fn main() {
             "controlPlaneThreadCpuSeconds": r.control_plane_cpu, "serverCpuSeconds": r.server_cpu,
             "serverPeakRssMiB": r.rss_mib, "storeMiB": r.store_mib,
             "storeRevisions": r.store_revisions, "createP99Ms": ms(r.create_p99),
+            "allRunningSeconds": r.running_seconds,
+            "writesWithin1s": r.writes_within_1s,
+            "writesP99Ms": r.writes_p99.iter()
+                .map(|(key, p99, n)| json!({"write": key, "p99Ms": ms(*p99), "requests": n}))
+                .collect::<Vec<_>>(),
             "paginatedListSeconds": r.list_seconds,
         }));
-        println!("{}   {}", rows.last().unwrap().0, rows.last().unwrap().1);
+        for (what, figures) in &rows[rows.len() - 2..] {
+            println!("{what}   {figures}");
+        }
     }
     let mut algorithm = Vec::new();
     for (nodes, pods) in [(100, 10_000), (1_000, 10_000), (5_000, 10_000)] {
