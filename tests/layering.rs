@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CRATES: [&str; 14] = [
+const CRATES: [&str; 15] = [
     "api",
     "http",
     "raftstore",
@@ -23,6 +23,7 @@ const CRATES: [&str; 14] = [
     "informers",
     "ingress",
     "deviceplugin",
+    "events",
 ];
 
 fn root() -> PathBuf {
@@ -75,6 +76,12 @@ fn crates_link_only_the_floors_below_them() {
         ("rk8s-raftstore", "rk8s-api"),
         // The actor kit knows actors, not the cluster.
         ("rk8s-supervision", "rk8s-api"),
+        // The scheduler and the controllers are siblings on the leader: the
+        // scheduler links no controller (both write Events through rk8s-events).
+        ("rk8s-scheduler", "rk8s-controllers"),
+        // The event recorder is a client's floor: the API's types and a kube client
+        // (its writes counted in the reconcile that makes them).
+        ("rk8s-events", "rk8s-api"),
         // The informers read the cluster through the API, as the controllers do.
         ("rk8s-informers", "rk8s-raftstore"),
         ("rk8s-informers", "rk8s-apiserver"),

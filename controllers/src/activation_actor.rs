@@ -32,8 +32,8 @@ use crate::activation::{
     Action, Activity, Floor, Key, ServiceChange, Target, decide, floors, scaled_up,
     service_changes, targets,
 };
-use crate::events::{Involved, record};
 use crate::hpa_actor::{self, ActivityFloor, HpaActor};
+use rk8s_events::{Involved, record};
 
 /// How often everything is decided (and the streams matched to the Ready nodes
 /// while something can be woken).

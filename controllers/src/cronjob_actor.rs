@@ -84,8 +84,8 @@ impl Owner for CronJob {
     }
 }
 
-fn cj_ref(cj: &CronJob) -> crate::events::Involved {
-    crate::events::Involved::of("batch/v1", "CronJob", &cj.metadata)
+fn cj_ref(cj: &CronJob) -> rk8s_events::Involved {
+    rk8s_events::Involved::of("batch/v1", "CronJob", &cj.metadata)
 }
 
 /// Carries out a decision; returns the message of a failed creation, if any.
@@ -98,7 +98,7 @@ async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<St
         mut status_changed,
     } = plan;
     for (type_, reason, message) in &decision.events {
-        crate::events::record(client, cj_ref(cj), type_, reason, message).await;
+        rk8s_events::record(client, cj_ref(cj), type_, reason, message).await;
     }
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
@@ -110,7 +110,7 @@ async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<St
         match deleted {
             Ok(_) => {
                 let message = format!("Deleted job {name}");
-                crate::events::record(client, cj_ref(cj), "Normal", "SuccessfulDelete", &message)
+                rk8s_events::record(client, cj_ref(cj), "Normal", "SuccessfulDelete", &message)
                     .await;
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -133,15 +133,14 @@ async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<St
                     }
                 }
                 let message = format!("Created job {name}");
-                crate::events::record(client, cj_ref(cj), "Normal", "SuccessfulCreate", &message)
+                rk8s_events::record(client, cj_ref(cj), "Normal", "SuccessfulCreate", &message)
                     .await;
             }
             // Made already: the next decision sees it.
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => {
                 let message = format!("Error creating job: {e}");
-                crate::events::record(client, cj_ref(cj), "Warning", "FailedCreate", &message)
-                    .await;
+                rk8s_events::record(client, cj_ref(cj), "Warning", "FailedCreate", &message).await;
                 // Not run: the time is not noted as scheduled, and is tried again.
                 status.last_schedule_time = cj
                     .status

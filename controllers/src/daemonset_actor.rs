@@ -86,8 +86,8 @@ impl Owner for DaemonSet {
     }
 }
 
-fn ds_ref(ds: &DaemonSet) -> crate::events::Involved {
-    crate::events::Involved::of("apps/v1", "DaemonSet", &ds.metadata)
+fn ds_ref(ds: &DaemonSet) -> rk8s_events::Involved {
+    rk8s_events::Involved::of("apps/v1", "DaemonSet", &ds.metadata)
 }
 
 /// Makes the history hold the DaemonSet's current template (see [`history`]).

@@ -20,7 +20,7 @@ use rk8s_supervision::{Actors, Handle};
 
 use crate::common::{adopt, controller_of, controller_ref, object_name};
 use crate::deployment::{DESIRED_REPLICAS, Decision, REVISION, adoptable, reconcile};
-use crate::events::{Involved, record};
+use rk8s_events::{Involved, record};
 
 /// A Deployment and its ReplicaSets, as the supervisor last saw them: sent whenever
 /// they change, and again when the actor restarted.

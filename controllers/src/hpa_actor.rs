@@ -32,11 +32,11 @@ use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::{Actors, Handle};
 
 use crate::common::object_name;
-use crate::events::{Involved, record};
 use crate::hpa::{self, History, Proposal, Tunables};
 use crate::hpa_batch::Batches;
 use crate::hpa_metrics::Measuring;
 use crate::promql::Prometheus;
+use rk8s_events::{Involved, record};
 
 /// How the HPAs run (kube-controller-manager's `--horizontal-pod-autoscaler-*`).
 #[derive(Clone, Debug)]
@@ -178,7 +178,7 @@ struct Conditions(Vec<HorizontalPodAutoscalerCondition>);
 impl Conditions {
     /// Sets a condition; whether its status or reason changed. (Its warning events are
     /// recorded at every sync, as Kubernetes records them: the event correlator,
-    /// `crate::events`, counts a repeat on the Event already written.)
+    /// `rk8s_events`, counts a repeat on the Event already written.)
     fn set(&mut self, type_: &str, status: &str, reason: &str, message: impl Into<String>) -> bool {
         let now = Some(Time(Timestamp::now()));
         let message = Some(message.into());

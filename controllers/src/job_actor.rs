@@ -157,8 +157,8 @@ async fn expire(client: &kube::Client, job: &Job) {
     }
 }
 
-fn job_ref(job: &Job) -> crate::events::Involved {
-    crate::events::Involved::of("batch/v1", "Job", &job.metadata)
+fn job_ref(job: &Job) -> rk8s_events::Involved {
+    rk8s_events::Involved::of("batch/v1", "Job", &job.metadata)
 }
 
 /// Carries out a decision; returns the message of a failed creation, if any.
@@ -185,7 +185,7 @@ async fn carry_out(
         }
     }
     for (type_, reason, message) in &decision.events {
-        crate::events::record(client, job_ref(job), type_, reason, message).await;
+        rk8s_events::record(client, job_ref(job), type_, reason, message).await;
     }
     delete_pods(client, ns, pods, &decision.delete, job_ref(job)).await;
     if decision.create == 0 {

@@ -58,9 +58,9 @@
 //! - [`resource_quota`] and [`resource_quota_actor`]: each ResourceQuota's `status`
 //!   (`hard` from its spec, `used` the namespace's real usage).
 //! - [`gc`]: the garbage collector (background, foreground and orphan cascades).
-//! - [`common`]: owner references, pod readiness, expectations; [`events`]: events,
-//!   counted and combined by one event correlator per process (client-go's);
-//!   [`metrics`]: Prometheus metrics.
+//! - [`common`]: owner references, pod readiness, expectations; [`metrics`]:
+//!   Prometheus metrics. Events are written through `rk8s_events` (one event
+//!   correlator per process, client-go's).
 //!
 //! Every actor runs under `rk8s_supervision`: started through its registry, found
 //! there again by kind and name, killed (chaos) as a crash kills, restarted from
@@ -85,7 +85,6 @@ pub mod endpoint_slices;
 pub mod endpoint_slices_actor;
 pub mod endpoints;
 pub mod endpoints_actor;
-pub mod events;
 pub mod gc;
 pub mod history;
 pub mod hpa;

@@ -19,8 +19,8 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::{Actors, Handle};
 
-use crate::events::{Involved, record};
 use crate::node_lifecycle::{NodeAction, NodeView, UNREACHABLE, eviction_due, node_action};
+use rk8s_events::{Involved, record};
 
 /// How often nodes are checked (kube-controller-manager's `--node-monitor-period`).
 pub const MONITOR_PERIOD: Duration = Duration::from_secs(5);

@@ -170,7 +170,7 @@ pub async fn create_pods(
     client: &kube::Client,
     pod: &Pod,
     n: usize,
-    about: crate::events::Involved,
+    about: rk8s_events::Involved,
 ) -> Option<String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -192,7 +192,7 @@ pub async fn create_pods(
             Ok(p) => {
                 let name = p.metadata.name.unwrap_or_default();
                 let message = format!("Created pod: {name}");
-                crate::events::record(
+                rk8s_events::record(
                     client,
                     about.clone(),
                     "Normal",
@@ -203,7 +203,7 @@ pub async fn create_pods(
             }
             Err(e) => {
                 let message = format!("Error creating: {e}");
-                crate::events::record(client, about.clone(), "Warning", "FailedCreate", &message)
+                rk8s_events::record(client, about.clone(), "Warning", "FailedCreate", &message)
                     .await;
                 failure = Some(message);
             }
@@ -219,7 +219,7 @@ pub async fn delete_pods(
     ns: &str,
     pods: &HashMap<String, Arc<Pod>>,
     names: &[String],
-    about: crate::events::Involved,
+    about: rk8s_events::Involved,
 ) {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     for name in names {
@@ -236,7 +236,7 @@ pub async fn delete_pods(
         match deleted {
             Ok(_) => {
                 let message = format!("Deleted pod: {name}");
-                crate::events::record(
+                rk8s_events::record(
                     client,
                     about.clone(),
                     "Normal",

@@ -111,7 +111,7 @@ pub(crate) async fn carry_out_pods(
     client: &kube::Client,
     meta: &ObjectMeta,
     owner: OwnerReference,
-    about: crate::events::Involved,
+    about: rk8s_events::Involved,
     template: Option<PodTemplateSpec>,
     pods: &HashMap<String, Arc<Pod>>,
     decision: &Decision,
@@ -128,6 +128,6 @@ pub(crate) async fn carry_out_pods(
     failure
 }
 
-fn rs_ref(rs: &ReplicaSet) -> crate::events::Involved {
-    crate::events::Involved::of("apps/v1", "ReplicaSet", &rs.metadata)
+fn rs_ref(rs: &ReplicaSet) -> rk8s_events::Involved {
+    rk8s_events::Involved::of("apps/v1", "ReplicaSet", &rs.metadata)
 }

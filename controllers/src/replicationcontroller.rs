@@ -73,7 +73,7 @@ impl Owner for ReplicationController {
     ) -> BoxFuture<'static, Option<String>> {
         Box::pin(async move {
             let owner = controller_ref("v1", "ReplicationController", &rc.metadata);
-            let about = crate::events::Involved::of("v1", "ReplicationController", &rc.metadata);
+            let about = rk8s_events::Involved::of("v1", "ReplicationController", &rc.metadata);
             let template = rc.spec.as_ref().and_then(|s| s.template.clone());
             let failure = carry_out_pods(
                 &client,

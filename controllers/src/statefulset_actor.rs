@@ -90,12 +90,12 @@ impl Owner for StatefulSet {
     }
 }
 
-fn set_ref(set: &StatefulSet) -> crate::events::Involved {
-    crate::events::Involved::of("apps/v1", "StatefulSet", &set.metadata)
+fn set_ref(set: &StatefulSet) -> rk8s_events::Involved {
+    rk8s_events::Involved::of("apps/v1", "StatefulSet", &set.metadata)
 }
 
 async fn event(client: &kube::Client, set: &StatefulSet, type_: &str, reason: &str, m: &str) {
-    crate::events::record(client, set_ref(set), type_, reason, m).await;
+    rk8s_events::record(client, set_ref(set), type_, reason, m).await;
 }
 
 /// Makes the history hold the set's current template (see [`history`]). The set's

@@ -296,8 +296,8 @@ impl Writer {
     }
 
     async fn event(&self, claim: &PersistentVolumeClaim, type_: &str, reason: &str, m: &str) {
-        let about = crate::events::Involved::of("v1", "PersistentVolumeClaim", &claim.metadata);
-        crate::events::record(&self.client, about, type_, reason, m).await;
+        let about = rk8s_events::Involved::of("v1", "PersistentVolumeClaim", &claim.metadata);
+        rk8s_events::record(&self.client, about, type_, reason, m).await;
     }
 
     /// Binds in Kubernetes' order: the volume names the claim, is Bound, the claim

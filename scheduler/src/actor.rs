@@ -5,7 +5,7 @@
 //! `pods/binding` in the background (several bindings in flight), so the next pod
 //! never waits for a round trip. A failed binding forgets the assumption and backs
 //! the pod off; a pod no node fits gets a `FailedScheduling` event at each attempt
-//! (counted on one Event by the process's event correlator, `rk8s_controllers::events`)
+//! (counted on one Event by the process's event correlator, `rk8s_events`)
 //! and a `PodScheduled=False` condition, and waits for a cluster change.
 //!
 //! It runs under `rk8s_supervision`: killed, with bindings in flight or not, it is
@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, 
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use rk8s_controllers::events;
+use rk8s_events as events;
 use rk8s_informers::{Informer, Informers, Notice};
 use rk8s_supervision::Handle;
 

@@ -6,13 +6,13 @@
 //! as a deleted pod's containers stop; and what the runtime tells ([`tell`]):
 //! `Pulling` and `Pulled` (or already present), `Unhealthy` for each failed probe,
 //! `Killing` for a container that failed its liveness probe. They go through the
-//! process's event correlator (`rk8s_controllers::events`, client-go's, which kubelet
+//! process's event correlator (`rk8s_events`, client-go's, which kubelet
 //! uses too): a repeated event is counted on the one already written (`count`,
 //! `lastTimestamp`), so a crash loop or a pull back-off writes one event, not one per
 //! try.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
-use rk8s_controllers::events::{Involved, Source, record_from};
+use rk8s_events::{Involved, Source, record_from};
 
 /// Something that happened to the pod: (type, reason, message).
 pub type Happened = (&'static str, &'static str, String);
