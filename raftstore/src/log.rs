@@ -1,7 +1,9 @@
 //! The Raft log of one member: entries, hard state, membership and the latest snapshot.
 //!
-//! Entries and hard state are kept in `raft-engine` (built for Raft logs) and cached in
-//! memory, where raft-rs reads them through [`raft::Storage`]. The snapshot is two
+//! Entries and hard state are kept in `raft-engine` (built for Raft logs); the newest
+//! entries, up to [`LogFiles::memory_bytes`], and the terms of all are also held in
+//! memory ([`tail`]). raft-rs reads them through [`raft::Storage`], older entries
+//! from the engine's files. The snapshot is two
 //! files beside it: the state machine's bytes in `snapshot-INDEX.data`, written
 //! first, and the metadata in `snapshot.bin`, replaced atomically, which names the
 //! data file by its index. The data stays on disk (it is as large as the key space):
@@ -20,6 +22,11 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use raft_engine::{Config as EngineConfig, Engine, LogBatch, MessageExt};
+
+use crate::metrics;
+use tail::Tail;
+
+mod tail;
 
 /// The one Raft group rk8s keeps in the engine.
 const GROUP: u64 = 1;
@@ -128,7 +135,8 @@ pub enum LogError {
     Corrupt(String),
 }
 
-/// How the log's files are sized and when old ones go.
+/// How the log's files are sized, when old ones go, and how much of the log is also
+/// held in memory.
 #[derive(Clone, Copy, Debug)]
 pub struct LogFiles {
     /// Size at which a log file is closed and the next one started.
@@ -137,6 +145,10 @@ pub struct LogFiles {
     /// latest snapshot are removed (at the next snapshot). Above the log a snapshot
     /// leaves behind (see `node::DEFAULT_SNAPSHOT_BYTES`).
     pub purge_bytes: u64,
+    /// Bytes of the newest entries held in memory besides the files (their data and
+    /// context). What a member applies and sends to followers in step is among them;
+    /// older entries are read from the files.
+    pub memory_bytes: u64,
 }
 
 impl Default for LogFiles {
@@ -144,9 +156,13 @@ impl Default for LogFiles {
         LogFiles {
             file_bytes: 16 << 20,
             purge_bytes: 128 << 20,
+            memory_bytes: 16 << 20,
         }
     }
 }
+
+/// Entries read from the files at a time when the log is opened.
+const OPEN_CHUNK: u64 = 4096;
 
 struct Disk {
     engine: Arc<Engine>,
@@ -162,21 +178,11 @@ pub struct RaftLog {
     /// The latest snapshot: its metadata; its data too when the log has no directory
     /// (with one, the data is in its file).
     snapshot: Snapshot,
-    /// Entries after the snapshot, in index order.
-    entries: Vec<Entry>,
+    /// The entries after the snapshot: all their terms, the newest in memory.
+    tail: Tail,
     disk: Option<Disk>,
     /// The commit index moved since the hard state was last written.
     commit_unwritten: bool,
-    /// Bytes of the entries' data and context in `entries`.
-    entry_bytes: u64,
-}
-
-fn entry_size(e: &Entry) -> u64 {
-    (e.data.len() + e.context.len()) as u64
-}
-
-fn total_size(entries: &[Entry]) -> u64 {
-    entries.iter().map(entry_size).sum()
 }
 
 impl RaftLog {
@@ -192,10 +198,10 @@ impl RaftLog {
             hard_state: HardState::default(),
             conf_state: snapshot.get_metadata().get_conf_state().clone(),
             snapshot,
-            entries: Vec::new(),
+            // Without files, every entry stays in memory.
+            tail: Tail::new(0, u64::MAX),
             disk: None,
             commit_unwritten: false,
-            entry_bytes: 0,
         }
     }
 
@@ -274,13 +280,19 @@ impl RaftLog {
             log.conf_state = cs;
         }
         let snap_index = log.snapshot.get_metadata().index;
+        log.tail = Tail::new(snap_index, files.memory_bytes);
         if let (Some(first), Some(last)) = (engine.first_index(GROUP), engine.last_index(GROUP)) {
-            let first = first.max(snap_index + 1);
-            if first <= last {
+            // Read in chunks: the tail keeps every term but only the newest entries.
+            let mut next = first.max(snap_index + 1);
+            let mut chunk = Vec::new();
+            while next <= last {
+                let end = (next + OPEN_CHUNK).min(last + 1);
+                chunk.clear();
                 engine
-                    .fetch_entries_to::<EntryExt>(GROUP, first, last + 1, None, &mut log.entries)
+                    .fetch_entries_to::<EntryExt>(GROUP, next, end, None, &mut chunk)
                     .map_err(engine_err)?;
-                log.entry_bytes = total_size(&log.entries);
+                log.tail.append(&chunk);
+                next = end;
             }
         }
         log.disk = Some(Disk {
@@ -307,9 +319,7 @@ impl RaftLog {
     }
 
     fn last(&self) -> u64 {
-        self.entries
-            .last()
-            .map_or(self.snapshot_index(), |e| e.index)
+        self.tail.last()
     }
 
     /// The membership as of the newest applied configuration.
@@ -351,15 +361,7 @@ impl RaftLog {
         entries: &[Entry],
         hard_state: Option<&HardState>,
     ) -> Result<(), LogError> {
-        if let Some(first) = entries.first() {
-            let keep = self.entries.partition_point(|e| e.index < first.index);
-            self.entry_bytes = self
-                .entry_bytes
-                .saturating_sub(total_size(&self.entries[keep..]));
-            self.entries.truncate(keep);
-            self.entries.extend_from_slice(entries);
-            self.entry_bytes += total_size(entries);
-        }
+        self.tail.append(entries);
         // A new term or vote must be on disk before any message says so; a commit
         // index alone need not, so it waits for the next entries (`set_commit`).
         let vote_or_term = match hard_state {
@@ -446,20 +448,7 @@ impl RaftLog {
         if index <= self.snapshot_index() {
             return Ok(());
         }
-        let keep = self.entries.partition_point(|e| e.index <= index);
-        let consistent = self
-            .entries
-            .get(keep.wrapping_sub(1))
-            .is_some_and(|e| e.index == index && e.term == meta.term);
-        if consistent {
-            self.entry_bytes = self
-                .entry_bytes
-                .saturating_sub(total_size(&self.entries[..keep]));
-            self.entries.drain(..keep);
-        } else {
-            self.entries.clear();
-            self.entry_bytes = 0;
-        }
+        let consistent = self.tail.compact(index, meta.term);
         if self.hard_state.commit < index {
             self.hard_state.commit = index;
         }
@@ -508,12 +497,38 @@ impl RaftLog {
 
     /// Number of entries kept after the snapshot.
     pub fn entries_since_snapshot(&self) -> u64 {
-        self.last() - self.snapshot_index()
+        self.tail.len()
     }
 
     /// Bytes of the entries kept after the snapshot (their data and context).
     pub fn bytes_since_snapshot(&self) -> u64 {
-        self.entry_bytes
+        self.tail.bytes()
+    }
+
+    /// Appends to `out` the entries of [`low`, `high`) no longer in memory, up to
+    /// `max` bytes (at least one entry), from the files. Returns whether all were
+    /// read (the size limit was not reached).
+    fn read_from_files(
+        &self,
+        low: u64,
+        high: u64,
+        max: u64,
+        out: &mut Vec<Entry>,
+    ) -> raft::Result<bool> {
+        let Some(disk) = &self.disk else {
+            // Without files, every entry is in memory.
+            return Err(unavailable());
+        };
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let read = disk
+            .engine
+            .fetch_entries_to::<EntryExt>(GROUP, low, high, Some(max), out)
+            .map_err(|e| {
+                tracing::warn!("reading raft log entries {low}..{high}: {e}");
+                unavailable()
+            })?;
+        metrics::LOG_ENTRIES_READ.inc_by(read as u64);
+        Ok(read as u64 == high - low)
     }
 }
 
@@ -542,12 +557,14 @@ impl raft::Storage for RaftLog {
         if high > self.last() + 1 {
             return Err(unavailable());
         }
-        let offset = self.first();
-        let slice = &self.entries[(low - offset) as usize..(high - offset) as usize];
         let max = max_size.into().unwrap_or(u64::MAX);
-        let mut size = 0u64;
         let mut out = Vec::new();
-        for e in slice {
+        let cached = self.tail.first_cached();
+        if low < cached && !self.read_from_files(low, high.min(cached), max, &mut out)? {
+            return Ok(out);
+        }
+        let mut size: u64 = out.iter().map(|e| u64::from(e.compute_size())).sum();
+        for e in self.tail.cached(low.max(cached), high) {
             size += u64::from(e.compute_size());
             // Always return at least one entry (raft-rs' rule).
             if !out.is_empty() && size > max {
@@ -565,10 +582,7 @@ impl raft::Storage for RaftLog {
         if idx < self.first() {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        if idx > self.last() {
-            return Err(unavailable());
-        }
-        Ok(self.entries[(idx - self.first()) as usize].term)
+        self.tail.term(idx).ok_or_else(unavailable)
     }
 
     fn first_index(&self) -> raft::Result<u64> {
@@ -615,6 +629,7 @@ mod tests {
         let files = LogFiles {
             file_bytes: 64 << 10,
             purge_bytes: 256 << 10,
+            memory_bytes: 16 << 10,
         };
         let mut log = RaftLog::open_with(dir.path(), &[1], false, files).unwrap();
         let mut hs = HardState {
@@ -660,6 +675,68 @@ mod tests {
         assert_eq!(data_files, [format!("snapshot-{index:020}.data")]);
         assert!(log.snapshot.get_data().is_empty(), "the data stays on disk");
         assert_eq!(log.read_snapshot().unwrap().get_data(), [1, 2, 3]);
+    }
+
+    /// The entries of [low, high) through raft-rs' interface, at most `max` bytes.
+    fn read(log: &RaftLog, low: u64, high: u64, max: Option<u64>) -> Vec<(u64, u64, usize)> {
+        raft::Storage::entries(log, low, high, max, GetEntriesContext::empty(false))
+            .unwrap()
+            .iter()
+            .map(|e| (e.index, e.term, e.data.len()))
+            .collect()
+    }
+
+    #[test]
+    fn entries_beyond_the_memory_bound_are_read_from_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LogFiles {
+            memory_bytes: 8 << 10,
+            ..LogFiles::default()
+        };
+        let mut log = RaftLog::open_with(dir.path(), &[1], false, files).unwrap();
+        // 100 entries of 1 KiB (plus their index), the term changing every 30.
+        let want: Vec<(u64, u64, usize)> = (1..=100)
+            .map(|i| (i, 1 + i / 30, 1024 + i as usize))
+            .collect();
+        for chunk in want.chunks(7) {
+            let entries: Vec<Entry> = chunk
+                .iter()
+                .map(|&(index, term, len)| Entry {
+                    index,
+                    term,
+                    data: vec![index as u8; len].into(),
+                    ..Default::default()
+                })
+                .collect();
+            log.persist(&entries, None).unwrap();
+        }
+        let mut log = Some(log);
+        for _reopened in [false, true] {
+            let log = match log.take() {
+                Some(log) => log,
+                None => RaftLog::open_with(dir.path(), &[], false, files).unwrap(),
+            };
+            assert!(
+                log.tail.first_cached() > 90,
+                "only about 8 KiB stay in memory"
+            );
+            assert_eq!(log.entries_since_snapshot(), 100);
+            assert!(log.bytes_since_snapshot() > 100 << 10);
+            let before = metrics::LOG_ENTRIES_READ.get();
+            assert_eq!(read(&log, 1, 101, None), want);
+            assert!(metrics::LOG_ENTRIES_READ.get() >= before + 90);
+            // Across the boundary between the files and memory, and within each.
+            assert_eq!(read(&log, 85, 97, None), want[84..96]);
+            assert_eq!(read(&log, 98, 100, None), want[97..99]);
+            // A byte limit stops the read in the files, and returns one entry at least.
+            let limited = read(&log, 1, 101, Some(5000));
+            assert!((3..=5).contains(&limited.len()), "{}", limited.len());
+            assert_eq!(limited, want[..limited.len()]);
+            assert_eq!(read(&log, 1, 101, Some(1)), want[..1]);
+            for &(index, term, _) in &want {
+                assert_eq!(raft::Storage::term(&log, index).unwrap(), term);
+            }
+        }
     }
 
     #[test]

@@ -131,6 +131,13 @@ pub static SNAPSHOTS_TAKEN: LazyLock<IntCounter> = LazyLock::new(|| {
         "Snapshots this member took of its state.",
     )
 });
+/// Raft log entries read back from the log's files (no longer held in memory).
+pub static LOG_ENTRIES_READ: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "rk8s_raft_log_entries_read_from_disk_total",
+        "Raft log entries read back from the log's files because they were no longer held in memory.",
+    )
+});
 /// Snapshots received from the leader and installed.
 pub static SNAPSHOTS_INSTALLED: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(
@@ -156,6 +163,7 @@ mod tests {
         APPLY.observe(0.0001);
         SNAPSHOTS_TAKEN.inc();
         SNAPSHOTS_INSTALLED.inc();
+        LOG_ENTRIES_READ.inc();
         let names: Vec<String> = prometheus::gather()
             .iter()
             .map(|f| f.get_name().to_string())
@@ -165,6 +173,7 @@ mod tests {
             "etcd_server_leader_changes_seen_total",
             "etcd_disk_wal_fsync_duration_seconds",
             "rk8s_raft_snapshots_installed_total",
+            "rk8s_raft_log_entries_read_from_disk_total",
         ] {
             assert!(
                 names.iter().any(|n| n == want),

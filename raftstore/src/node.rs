@@ -43,7 +43,8 @@ pub type StateRead = Box<dyn FnOnce(Result<&StateMachine>) + Send>;
 /// is the whole state, written on the raft thread, so it must stay rare under load.
 pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 100_000;
 
-/// Bytes of log entries between snapshots by default.
+/// Bytes of log entries between snapshots by default, at least (see
+/// [`NodeConfig::snapshot_bytes`]).
 pub const DEFAULT_SNAPSHOT_BYTES: u64 = 64 << 20;
 
 /// Timing and sizes of a member.
@@ -58,7 +59,9 @@ pub struct NodeConfig {
     /// Entries after the last snapshot that trigger a new one.
     pub snapshot_entries: u64,
     /// Bytes of entries after the last snapshot that trigger a new one (whichever
-    /// limit comes first): the log kept in memory stays bounded with large values.
+    /// limit comes first), or the state's size if that is larger: the log's files
+    /// stay bounded with large values, and writing snapshots costs at most about as
+    /// many bytes as the log itself (a snapshot is the whole state).
     pub snapshot_bytes: u64,
     /// Ticks a request may wait for its answer.
     pub request_timeout_ticks: u64,
@@ -653,8 +656,9 @@ impl RaftNode {
     /// log stays short and lagging members can catch up from it.
     fn maybe_snapshot(&mut self) -> Result<()> {
         let log = self.raw.store();
+        let bytes = self.cfg.snapshot_bytes.max(self.sm.mvcc.footprint().bytes);
         if log.entries_since_snapshot() < self.cfg.snapshot_entries
-            && log.bytes_since_snapshot() < self.cfg.snapshot_bytes
+            && log.bytes_since_snapshot() < bytes
         {
             return Ok(());
         }

@@ -21,7 +21,11 @@ struct One {
 
 impl One {
     fn new() -> Self {
-        let mut node = RaftNode::new(NodeConfig::new(1), RaftLog::in_memory(&[1])).unwrap();
+        Self::with(NodeConfig::new(1))
+    }
+
+    fn with(cfg: NodeConfig) -> Self {
+        let mut node = RaftNode::new(cfg, RaftLog::in_memory(&[1])).unwrap();
         node.campaign();
         let mut one = One {
             node,
@@ -117,4 +121,43 @@ fn linearizable_reads_wait_for_the_leaders_commit() {
     assert_eq!(t.revision, 1);
     assert_eq!(one.get(b"/k"), 1);
     assert_eq!(one.node.state_machine().mvcc.revision(), 1);
+}
+
+#[test]
+fn snapshots_wait_for_as_many_bytes_of_log_as_the_state_holds() {
+    let mut cfg = NodeConfig::new(1);
+    cfg.snapshot_bytes = 4 << 10;
+    let mut one = One::with(cfg);
+    // 32 KiB of state in 32 keys, 8 times the bytes the configuration asks for at
+    // least.
+    let value = vec![b'x'; 1 << 10];
+    let mut revision = 0;
+    for k in 0..32 {
+        revision = revision_of(one.apply(ops::put(format!("/k/{k}").as_bytes(), &value, 0, None)));
+    }
+    one.apply(ops::compact(revision));
+    let state = one.node.state_machine().mvcc.footprint().bytes;
+    assert!((32 << 10..40 << 10).contains(&state), "{state}");
+    // From a snapshot on, overwrites of one key, the history compacted away: the
+    // state stays as large, the log grows.
+    one.node.snapshot_now().unwrap();
+    let before = one.node.snapshots_taken();
+    let mut writes = 0;
+    while one.node.snapshots_taken() == before {
+        let revision = revision_of(one.apply(ops::put(b"/k/0", &value, 0, None)));
+        one.apply(ops::compact(revision));
+        writes += 1;
+        assert!(writes < 100, "no snapshot after {writes} writes of 1 KiB");
+    }
+    assert!(
+        (24..=40).contains(&writes),
+        "a snapshot after {writes} writes of 1 KiB, the state {state} bytes"
+    );
+}
+
+fn revision_of(applied: Applied) -> i64 {
+    match applied {
+        Applied::Txn(t) => t.revision,
+        other => panic!("not a transaction: {other:?}"),
+    }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use rk8s_raftstore::log::RaftLog;
+use rk8s_raftstore::log::{LogFiles, RaftLog};
 use rk8s_raftstore::node::{NodeConfig, RaftNode};
 use rk8s_raftstore::proto::RangeRequest;
 use rk8s_raftstore::watch::{WatchMessage, WatchRequest, WatchStream};
@@ -141,8 +141,15 @@ impl Sim {
     }
 
     fn open(&self, id: u64, voters: &[u64]) -> RaftNode {
-        // Process crashes, not power loss, are modelled: no fsync needed.
-        let log = RaftLog::open(&self.root.join(id.to_string()), voters, false).unwrap();
+        // Process crashes, not power loss, are modelled: no fsync needed. Only the
+        // newest kilobyte of entries stays in memory: lagging members are sent, and
+        // members apply after a restart, entries read back from the files.
+        let files = LogFiles {
+            memory_bytes: 1 << 10,
+            ..LogFiles::default()
+        };
+        let log =
+            RaftLog::open_with(&self.root.join(id.to_string()), voters, false, files).unwrap();
         let mut cfg = NodeConfig::new(id);
         cfg.snapshot_entries = 100;
         cfg.request_timeout_ticks = 30;
@@ -602,6 +609,10 @@ fn three_members_survive_partitions_crashes_and_elections() {
         );
         assert!(snapshots > 0, "seed {seed}: no snapshot was taken");
     }
+    assert!(
+        rk8s_raftstore::metrics::LOG_ENTRIES_READ.get() > 0,
+        "no entry was read back from the log's files"
+    );
 }
 
 #[test]

@@ -147,7 +147,8 @@ pub struct Args {
     #[arg(long)]
     enable_chaos: bool,
     /// Log entries between store snapshots (etcd's --snapshot-count); a snapshot is
-    /// also taken once the entries since the last one hold 64 MiB.
+    /// also taken once the entries since the last one hold 64 MiB and as many bytes
+    /// as the store's state.
     #[arg(long, default_value_t = rk8s_raftstore::node::DEFAULT_SNAPSHOT_ENTRIES)]
     snapshot_entries: u64,
     /// The audit policy (kube-apiserver's `audit.k8s.io/v1` Policy, YAML or JSON):
