@@ -2,13 +2,13 @@
 //!
 //! Entries and hard state are kept in `raft-engine` (built for Raft logs); the newest
 //! entries, up to [`LogFiles::memory_bytes`], and the terms of all are also held in
-//! memory ([`tail`]). raft-rs reads them through [`raft::Storage`], older entries
-//! from the engine's files. The snapshot is two
-//! files beside it: the state machine's bytes in `snapshot-INDEX.data`, written
-//! first, and the metadata in `snapshot.bin`, replaced atomically, which names the
-//! data file by its index. The data stays on disk (it is as large as the key space):
-//! it is read back only to restart or to send it to a lagging member. Without a
-//! directory the log lives in memory only (unit tests).
+//! memory (the `tail` module). raft-rs reads them through [`raft::Storage`], older
+//! entries from the engine's files. The snapshot is two files beside it: the state
+//! machine's bytes in `snapshot-INDEX.data`, written first, and the metadata in
+//! `snapshot.bin`, replaced atomically, which names the data file by its index. The
+//! data stays on disk (it is as large as the key space): it is read back only to
+//! restart or to send it to a lagging member. Without a directory the log lives in
+//! memory only (unit tests).
 //!
 //! MUST: call [`RaftLog::persist`] for what a `Ready` asks to persist before sending the
 //! Ready's persisted messages (raft-rs' rule), and before `advance`.
@@ -505,7 +505,7 @@ impl RaftLog {
         self.tail.bytes()
     }
 
-    /// Appends to `out` the entries of [`low`, `high`) no longer in memory, up to
+    /// Appends to `out` the entries of [low, high) no longer in memory, up to
     /// `max` bytes (at least one entry), from the files. Returns whether all were
     /// read (the size limit was not reached).
     fn read_from_files(
