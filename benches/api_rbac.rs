@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::pods::{create_pods, pod};
 use common::server::Server;
-use common::{ms, percentile, print_table, write_json};
+use common::{histogram_quantile, ms, percentile, print_table, write_json};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, PostParams};
@@ -55,24 +55,7 @@ fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
             (*le, n - was)
         })
         .collect();
-    let total = counts.last().map_or(0.0, |(_, n)| *n);
-    let rank = q * total;
-    let mut lower = (0.0, 0.0);
-    for (le, n) in counts {
-        if n >= rank {
-            if le.is_infinite() {
-                return lower.0;
-            }
-            let within = if n > lower.1 {
-                (rank - lower.1) / (n - lower.1)
-            } else {
-                0.0
-            };
-            return lower.0 + (le - lower.0) * within;
-        }
-        lower = (le, n);
-    }
-    lower.0
+    histogram_quantile(&counts, q)
 }
 
 #[tokio::main(flavor = "multi_thread")]

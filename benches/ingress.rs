@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{cpu_seconds, ms, percentile, print_table, write_json};
+use common::{children, cpu_seconds, ms, percentile, print_table, threads_named, write_json};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -97,7 +97,7 @@ fn main() {
             .await;
         }
         let backend_pid = backend_pid().expect("the backend's process");
-        let workers = threads_named(agent_pid, "ingress").max(1);
+        let workers = threads_named(agent_pid, "ingress").len().max(1);
         let nginx = Nginx::start(&ns, &node_ip, &pod_ip, workers);
         let peer: SocketAddr = format!("{node_ip}:{NGINX_PORT}").parse().unwrap();
         let handle = client.handle().clone();
@@ -211,42 +211,6 @@ impl Drop for Nginx {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// How many threads of `pid` are named `name`.
-fn threads_named(pid: u32, name: &str) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .flatten()
-                .filter(|t| {
-                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-/// The children of `pid` (from `/proc/*/stat`).
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let parent: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            (parent == pid).then_some(child)
-        })
-        .collect()
 }
 
 /// The backend: a hyper HTTP/1.1 server on `address` answering [`BODY`] to every

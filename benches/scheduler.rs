@@ -33,13 +33,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{cpu_seconds, ms, peak_rss_mib, percentile, print_rows, write_json};
+use common::{
+    cpu_seconds, histogram_quantile, ms, peak_rss_mib, percentile, print_rows, write_json,
+};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
-use support::apiserver::Server;
+use support::apiserver::{Server, metric_sample};
 use support::node::simulate;
 
 const CASES: [(usize, usize); 4] = [
@@ -284,17 +286,9 @@ async fn case(nodes: usize, count: usize) -> Row {
         control_plane_cpu: sched1 - sched0,
         server_cpu: cpu1 - cpu0,
         rss_mib,
-        store_mib: sample(&metrics, "rk8s_store_bytes") / (1 << 20) as f64,
-        store_revisions: sample(&metrics, "rk8s_store_revisions"),
+        store_mib: metric_sample(&metrics, "rk8s_store_bytes") / (1 << 20) as f64,
+        store_revisions: metric_sample(&metrics, "rk8s_store_revisions"),
     }
-}
-
-/// The value of the unlabelled series `name` in a `/metrics` text (0 if absent).
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// The writes' latency from the server's `apiserver_request_duration_seconds`
@@ -354,21 +348,8 @@ fn writes(text: &str) -> (Vec<(String, Duration, f64)>, f64) {
                 .map(|(_, c)| *c)
                 .next_back()
                 .unwrap_or(0.0);
-            let rank = 0.99 * total;
-            let (mut lower, mut below) = (0.0, 0.0);
-            for (le, count) in &buckets {
-                if *count >= rank {
-                    // The highest finite bound when it falls in +Inf, as Prometheus.
-                    let p99 = if le.is_infinite() {
-                        lower
-                    } else {
-                        lower + (le - lower) * (rank - below) / (count - below).max(1.0)
-                    };
-                    return Some((key, Duration::from_secs_f64(p99), total));
-                }
-                (lower, below) = (*le, *count);
-            }
-            None
+            let p99 = histogram_quantile(&buckets, 0.99);
+            Some((key, Duration::from_secs_f64(p99), total))
         })
         .collect();
     out.sort_by_key(|w| std::cmp::Reverse(w.1));

@@ -6,7 +6,7 @@
 pub mod pods;
 pub mod server;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The `p`-quantile (0..=1) of sorted samples (nearest rank).
@@ -16,6 +16,30 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
+}
+
+/// Prometheus' `histogram_quantile`: the `q`-quantile (0..=1) of a histogram's
+/// cumulative buckets, (upper bound, count) in order, interpolated linearly within
+/// its bucket; the highest finite bound when it falls in the `+Inf` bucket.
+pub fn histogram_quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |(_, n)| *n);
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for &(le, n) in buckets {
+        if n >= rank {
+            if le.is_infinite() {
+                return lower;
+            }
+            let within = if n > below {
+                (rank - below) / (n - below)
+            } else {
+                0.0
+            };
+            return lower + (le - lower) * within;
+        }
+        (lower, below) = (le, n);
+    }
+    lower
 }
 
 /// A duration in milliseconds.
@@ -64,31 +88,56 @@ pub fn write_json(name: &str, value: &serde_json::Value) {
     println!("\nwrote {}", path.display());
 }
 
-/// CPU seconds of a process (all threads) and of its thread named `thread`.
+/// The fields of a `/proc/.../stat` text after the command (which is in
+/// parentheses): the state is the first, the parent's pid the second, utime the 12th,
+/// stime the 13th.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    rest.split_whitespace().collect()
+}
+
+/// CPU seconds of a process (all threads) and of its threads named `thread`.
 pub fn cpu_seconds(pid: u32, thread: &str) -> (f64, f64) {
-    let ticks = |stat: &str| -> f64 {
-        // Fields after the command (which is in parentheses): utime is the 12th, stime
-        // the 13th.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |stat: &Path| -> f64 {
+        let stat = std::fs::read_to_string(stat).unwrap_or_default();
+        let f = stat_fields(&stat);
         let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
         (t(11) + t(12)) / 100.0
     };
-    let total = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| ticks(&s))
-        .unwrap_or(0.0);
-    let mut named = 0.0;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-            if comm.trim() == thread {
-                named += std::fs::read_to_string(t.path().join("stat"))
-                    .map(|s| ticks(&s))
-                    .unwrap_or(0.0);
-            }
-        }
-    }
+    let total = ticks(Path::new(&format!("/proc/{pid}/stat")));
+    let named = threads_named(pid, thread)
+        .iter()
+        .map(|t| ticks(&t.join("stat")))
+        .sum();
     (total, named)
+}
+
+/// The threads of `pid` named `name`: their `/proc/PID/task/TID` directories.
+pub fn threads_named(pid: u32, name: &str) -> Vec<PathBuf> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .map(|t| t.path())
+        .filter(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == name))
+        .collect()
+}
+
+/// The children of `pid` (from `/proc/*/stat`).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let parent: u32 = stat_fields(&stat).get(1)?.parse().ok()?;
+            (parent == pid).then_some(child)
+        })
+        .collect()
 }
 
 pub fn peak_rss_mib(pid: u32) -> f64 {

@@ -374,6 +374,11 @@ pub fn token_create(endpoint: &str, data_dir: &Path, url: &str, args: &[&str]) -
 pub async fn served_metric(client: &kube::Client, series: &str) -> f64 {
     let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
     let text = client.request_text(req).await.unwrap_or_default();
+    metric_sample(&text, series)
+}
+
+/// A sample of a `/metrics` text, by its name and labels as exposed; 0 when absent.
+pub fn metric_sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
