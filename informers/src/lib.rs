@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+mod compact;
 pub mod factory;
 pub mod informer;
 mod watch;

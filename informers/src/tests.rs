@@ -189,3 +189,115 @@ fn a_namespace_lists_its_own_objects_only() {
     assert_eq!(names("n"), ["e"]);
     assert!(names("absent").is_empty());
 }
+
+#[test]
+fn pods_and_nodes_are_kept_with_their_lists_fitted_and_nothing_else_changed() {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    let conditions: Vec<serde_json::Value> = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ]
+    .map(|t| serde_json::json!({"type": t, "status": "True"}))
+    .into();
+    let pod = serde_json::json!({
+        "metadata": {"name": "p", "namespace": "ns", "finalizers": ["f"],
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u"}]},
+        "spec": {
+            "containers": [{"name": "c", "ports": [{"containerPort": 80}],
+                "env": [{"name": "A", "value": "1"}],
+                "volumeMounts": [{"name": "token", "mountPath": "/var/run/secrets"}]}],
+            "volumes": [{"name": "token", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}}],
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}],
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "zone", "namespaces": ["ns"]}]}}
+        },
+        "status": {
+            "conditions": conditions,
+            "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": true, "restartCount": 0}],
+            "hostIPs": [{"ip": "10.0.0.1"}], "podIPs": [{"ip": "10.244.0.5"}]
+        }
+    });
+    // Decoded from bytes, as the watch decodes it (from a `Value`, lists fit).
+    let decoded: Pod = serde_json::from_slice(&serde_json::to_vec(&pod).unwrap()).unwrap();
+    // As decoded from JSON, a list of one has room for more.
+    let statuses = decoded
+        .status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap();
+    assert!(statuses.capacity() > statuses.len());
+    // (A clone would fit them: the decoded object itself is kept.)
+    let expected = decoded.clone();
+    let kept = crate::watch::trimmed(decoded);
+    assert_eq!(*kept, expected);
+    fn fitted<T>(list: &Option<Vec<T>>) -> bool {
+        list.as_ref().is_some_and(|l| l.capacity() == l.len())
+    }
+    let (spec, status) = (kept.spec.as_ref().unwrap(), kept.status.as_ref().unwrap());
+    let c = &spec.containers[0];
+    let volume = &spec.volumes.as_ref().unwrap()[0];
+    let projected = volume.projected.as_ref().unwrap();
+    let anti = spec
+        .affinity
+        .as_ref()
+        .unwrap()
+        .pod_anti_affinity
+        .as_ref()
+        .unwrap();
+    let term = &anti
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap()[0];
+    for (what, ok) in [
+        ("ownerReferences", fitted(&kept.metadata.owner_references)),
+        ("finalizers", fitted(&kept.metadata.finalizers)),
+        ("ports", fitted(&c.ports)),
+        ("env", fitted(&c.env)),
+        ("volumeMounts", fitted(&c.volume_mounts)),
+        ("volumes", fitted(&spec.volumes)),
+        ("projected sources", fitted(&projected.sources)),
+        (
+            "configMap items",
+            fitted(
+                &projected.sources.as_ref().unwrap()[1]
+                    .config_map
+                    .as_ref()
+                    .unwrap()
+                    .items,
+            ),
+        ),
+        ("tolerations", fitted(&spec.tolerations)),
+        (
+            "anti-affinity terms",
+            fitted(&anti.required_during_scheduling_ignored_during_execution),
+        ),
+        ("term namespaces", fitted(&term.namespaces)),
+        ("conditions", fitted(&status.conditions)),
+        ("containerStatuses", fitted(&status.container_statuses)),
+        ("hostIPs", fitted(&status.host_ips)),
+        ("podIPs", fitted(&status.pod_ips)),
+    ] {
+        assert!(ok, "{what} not fitted");
+    }
+
+    let decoded: Node = serde_json::from_slice(
+        br#"{"metadata": {"name": "n"}, "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]},
+            "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "images": [{"names": ["busybox:latest"]}]}}"#,
+    )
+    .unwrap();
+    let expected = decoded.clone();
+    let kept = crate::watch::trimmed(decoded);
+    assert_eq!(*kept, expected);
+    let (spec, status) = (kept.spec.as_ref().unwrap(), kept.status.as_ref().unwrap());
+    assert!(fitted(&spec.taints) && fitted(&status.addresses) && fitted(&status.conditions));
+    assert!(fitted(&status.images) && fitted(&status.images.as_ref().unwrap()[0].names));
+}

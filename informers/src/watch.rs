@@ -5,7 +5,7 @@
 //! Objects are kept without their `managedFields`, as kube-controller-manager's
 //! shared informers keep them (its `WithTransform(trim)`): no controller reads them,
 //! and they are a large part of each object (an update sent without them keeps the
-//! stored ones).
+//! stored ones). Their lists are fitted to their lengths ([`crate::compact`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,9 +19,11 @@ use crate::informer::{Informer, Kind, key_of};
 
 type Change<K> = Result<Event<K>, watcher::Error>;
 
-/// `obj` as the informer keeps it: without its managedFields.
+/// `obj` as the informer keeps it: without its managedFields, its lists no longer
+/// than they are.
 pub(crate) fn trimmed<K: Kind>(mut obj: K) -> Arc<K> {
     obj.meta_mut().managed_fields = None;
+    crate::compact::compact(&mut obj);
     Arc::new(obj)
 }
 
