@@ -11,11 +11,11 @@
 //! `podpeers` in the group.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, header};
+use http::Response;
 use k8s_openapi::api::core::v1::Pod;
 use rk8s_api::netpol::peer::{self, PodPeer};
 use rk8s_api::{AnyObject, ObjectKind};
-use rk8s_http::body::{Body, channel_body};
+use rk8s_http::body::Body;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -23,7 +23,7 @@ use crate::auth::Identity;
 use crate::list_options::{Filter, validate_list_options};
 use crate::rbac::{Attributes, Target};
 use crate::request::{PeerRequest, Query, ResourceRequest, Verb};
-use crate::routes::watch::{WatchStart, next_messages};
+use crate::routes::watch::{WatchStart, error_event, next_messages, stream_response, unstarted};
 use crate::server::{ApiServer, ok};
 use crate::status::{ApiError, ApiResult};
 use crate::watch::Message;
@@ -168,7 +168,10 @@ impl ApiServer {
             from,
             mut sub,
             deadline,
-        } = self.watch_start(r, query, None).await?;
+        } = match self.watch_start(r, query, None).await {
+            Ok(start) => start,
+            Err(e) => return unstarted(e, false, peer::API_VERSION),
+        };
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(peer::PLURAL);
@@ -183,8 +186,7 @@ impl ApiServer {
                 let messages = match next {
                     Ok(m) => m,
                     Err(Some(e)) => {
-                        let status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
-                        let _ = tx.send(line("ERROR", &status)).await;
+                        let _ = tx.send(error_event(&e, false, peer::API_VERSION)).await;
                         return;
                     }
                     Err(None) => return,
@@ -208,11 +210,6 @@ impl ApiServer {
                 }
             }
         });
-        let mut resp = Response::new(channel_body(rx));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Ok(resp)
+        Ok(stream_response(rx, false))
     }
 }

@@ -105,7 +105,8 @@ impl ApiServer {
 
     /// `?watch=true`: a stream of `{"type": ..., "object": ...}` lines. A watch from a
     /// `resourceVersion` the server has not reached waits for it up to 3 s, then is a
-    /// 504 `Too large resource version` before any stream starts.
+    /// 504 `Too large resource version` before any stream starts; one from a version
+    /// compacted away is a stream of one `ERROR` event, 410 `too old resource version`.
     pub(crate) async fn watch(
         &self,
         r: &ResourceRequest,
@@ -126,9 +127,10 @@ impl ApiServer {
             from,
             mut sub,
             deadline,
-        } = self
-            .watch_start(r, query, filter.node_trigger(&kind))
-            .await?;
+        } = match self.watch_start(r, query, filter.node_trigger(&kind)).await {
+            Ok(start) => start,
+            Err(e) => return unstarted(e, protobuf, kind.api_version),
+        };
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let custom = self.handlers.custom.clone();
         let encode = move |ty: &str, shown: Shown<'_>| -> Option<Bytes> {
@@ -194,19 +196,7 @@ impl ApiServer {
                 let messages = match next {
                     Ok(m) => m,
                     Err(Some(e)) => {
-                        let mut status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
-                        let line = if protobuf {
-                            status["apiVersion"] = json!("v1");
-                            status["kind"] = json!("Status");
-                            protobuf_frame(
-                                kind.api_version,
-                                "ERROR",
-                                rk8s_api::protobuf::encode(&status),
-                            )
-                        } else {
-                            Bytes::from(format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n"))
-                        };
-                        let _ = tx.send(line).await;
+                        let _ = tx.send(error_event(&e, protobuf, kind.api_version)).await;
                         return;
                     }
                     Err(None) => return,
@@ -253,15 +243,50 @@ impl ApiServer {
                 }
             }
         });
-        let mut resp = Response::new(channel_body(rx));
-        let content_type = if protobuf {
-            rk8s_api::protobuf::WATCH_MEDIA_TYPE
-        } else {
-            "application/json"
-        };
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        Ok(resp)
+        Ok(stream_response(rx, protobuf))
+    }
+}
+
+/// The answer to a watch that could not start with `e`. A resourceVersion compacted
+/// away (410) is, as from kube-apiserver's watch cache (its `newErrWatcher`), a
+/// stream of one `ERROR` event rather than the request's status: client-go's reflector
+/// and kube-rs' watcher list again on that event, where kube-rs' watcher retries a
+/// 410 answer from the same version forever. Any other error is the answer's status.
+pub(crate) fn unstarted(
+    e: ApiError,
+    protobuf: bool,
+    api_version: &str,
+) -> ApiResult<Response<Body>> {
+    if e.code != http::StatusCode::GONE {
+        return Err(e);
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let _ = tx.try_send(error_event(&e, protobuf, api_version));
+    Ok(stream_response(rx, protobuf))
+}
+
+/// The answer to a watch: the lines (or protobuf frames) `rx` receives.
+pub(crate) fn stream_response(rx: mpsc::Receiver<Bytes>, protobuf: bool) -> Response<Body> {
+    let mut resp = Response::new(channel_body(rx));
+    let content_type = if protobuf {
+        rk8s_api::protobuf::WATCH_MEDIA_TYPE
+    } else {
+        "application/json"
+    };
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// The `ERROR` event that ends a watch with `e`'s `Status`.
+pub(crate) fn error_event(e: &ApiError, protobuf: bool, api_version: &str) -> Bytes {
+    let mut status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
+    if protobuf {
+        status["apiVersion"] = json!("v1");
+        status["kind"] = json!("Status");
+        protobuf_frame(api_version, "ERROR", rk8s_api::protobuf::encode(&status))
+    } else {
+        Bytes::from(format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n"))
     }
 }
 
