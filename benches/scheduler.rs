@@ -62,6 +62,47 @@ fn pod(i: usize) -> Pod {
     .unwrap()
 }
 
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// Notes when `p` was first seen bound and Running.
+fn seen(p: &Pod, bound: &Seen, running: &Seen) {
+    let name = p.metadata.name.clone().unwrap();
+    if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+        bound
+            .lock()
+            .unwrap()
+            .entry(name.clone())
+            .or_insert_with(Instant::now);
+    }
+    if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
+        running
+            .lock()
+            .unwrap()
+            .entry(name)
+            .or_insert_with(Instant::now);
+    }
+}
+
+/// Every pod of the case listed (pages of 5,000) and [`seen`]; the list's
+/// resourceVersion.
+async fn relist(pods: &Api<Pod>, bound: &Seen, running: &Seen) -> String {
+    let first = ListParams::default().labels("bench=scheduler").limit(5_000);
+    let mut params = first.clone();
+    loop {
+        let Ok(page) = pods.list(&params).await else {
+            // From the start (a continue token can expire too).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            params = first.clone();
+            continue;
+        };
+        page.items.iter().for_each(|p| seen(p, bound, running));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(next) => params = params.continue_token(&next),
+            None => return page.metadata.resource_version.unwrap_or_default(),
+        }
+    }
+}
+
 struct Row {
     nodes: usize,
     pods: usize,
@@ -139,8 +180,8 @@ async fn case(nodes: usize, count: usize) -> Row {
         .metadata
         .resource_version
         .unwrap();
-    let bound: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let bound: Seen = Arc::default();
+    let running: Seen = Arc::default();
     let watcher = {
         let (pods, bound, running) = (pods.clone(), bound.clone(), running.clone());
         tokio::spawn(async move {
@@ -153,24 +194,17 @@ async fn case(nodes: usize, count: usize) -> Row {
                 };
                 let mut stream = stream.boxed();
                 while let Some(Ok(event)) = stream.next().await {
-                    if let WatchEvent::Added(p) | WatchEvent::Modified(p) = event {
-                        rv = p.metadata.resource_version.clone().unwrap_or(rv);
-                        let name = p.metadata.name.clone().unwrap();
-                        if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
-                            bound
-                                .lock()
-                                .unwrap()
-                                .entry(name.clone())
-                                .or_insert_with(Instant::now);
+                    match event {
+                        WatchEvent::Added(p) | WatchEvent::Modified(p) => {
+                            rv = p.metadata.resource_version.clone().unwrap_or(rv);
+                            seen(&p, &bound, &running);
                         }
-                        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-                        if phase == Some("Running") {
-                            running
-                                .lock()
-                                .unwrap()
-                                .entry(name)
-                                .or_insert_with(Instant::now);
+                        // Compacted past `rv` while this watcher lagged: the pods as
+                        // they are now, and changes after that.
+                        WatchEvent::Error(e) if e.code == 410 => {
+                            rv = relist(&pods, &bound, &running).await;
                         }
+                        _ => {}
                     }
                 }
             }
