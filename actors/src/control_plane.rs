@@ -67,10 +67,6 @@ pub struct ControlPlaneConfig {
     /// Where the actors run while this member leads (`--enable-chaos` shows and kills
     /// them through the API).
     pub actors: Actors,
-    /// Where the shared informers read their watches and decode the objects: the API
-    /// server's runtime, so that the control plane's thread keeps to the scheduler
-    /// and the controllers.
-    pub runtime: tokio::runtime::Handle,
 }
 
 /// The kind the top-level actors are listed under.
@@ -146,7 +142,7 @@ impl Clients {
 fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Result<(), String> {
     let clients = Clients::new(config)?;
     let actors = &config.actors;
-    let informers = Informers::new(clients.informers, config.runtime.clone(), actors.clone());
+    let informers = Informers::new(clients.informers, actors.clone());
     if config.scheduler {
         let c = clients.scheduler;
         let (profiles, metrics) = (config.profiles.clone(), metrics.cloned());

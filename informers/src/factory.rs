@@ -17,19 +17,15 @@ pub const INFORMER: &str = "Informer";
 #[derive(Clone)]
 pub struct Informers {
     client: kube::Client,
-    /// Where the watches are read and their objects decoded.
-    runtime: tokio::runtime::Handle,
     actors: Actors,
     kinds: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send>>>>,
 }
 
 impl Informers {
-    /// Informers reading the API through `client`, their watches run in `actors`,
-    /// read and decoded on `runtime` (not the actors' thread).
-    pub fn new(client: kube::Client, runtime: tokio::runtime::Handle, actors: Actors) -> Self {
+    /// Informers reading the API through `client`, their watches run in `actors`.
+    pub fn new(client: kube::Client, actors: Actors) -> Self {
         Informers {
             client,
-            runtime,
             actors,
             kinds: Arc::default(),
         }
@@ -48,10 +44,9 @@ impl Informers {
         let informer = Informer::<K>::default();
         kinds.insert(TypeId::of::<K>(), Box::new(informer.clone()));
         drop(kinds);
-        let (client, runtime, shared) =
-            (self.client.clone(), self.runtime.clone(), informer.clone());
+        let (client, shared) = (self.client.clone(), informer.clone());
         self.actors.start(INFORMER, &K::plural(&()), move |_| {
-            Watch::new(client.clone(), runtime.clone(), shared.clone())
+            Watch::new(client.clone(), shared.clone())
         });
         informer
     }

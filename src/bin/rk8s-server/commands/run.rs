@@ -341,7 +341,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 },
                 hpa,
                 actors,
-                runtime: tokio::runtime::Handle::current(),
             },
         )
         .context("failed to start the control plane's actors")?;
