@@ -247,6 +247,19 @@ impl<K: Kind> Informer<K> {
         }
     }
 
+    /// What a list keeps of `obj` until it completes: the object already known, if
+    /// `obj` is that same version (a re-list then holds one copy of what did not
+    /// change, not two: 1.3 GiB at 150,000 pods), else `obj` trimmed.
+    pub(crate) fn listed_object(&self, obj: K) -> Arc<K> {
+        let known = self
+            .lock()
+            .objects
+            .get(&key_of(&obj))
+            .filter(|known| version(known.as_ref()).is_some_and(|v| Some(v) == version(&obj)))
+            .cloned();
+        known.unwrap_or_else(|| crate::watch::trimmed(obj))
+    }
+
     /// An object was added or changed.
     pub(crate) fn applied(&self, obj: Arc<K>) {
         let mut shared = self.lock();

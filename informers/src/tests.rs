@@ -301,3 +301,25 @@ fn pods_and_nodes_are_kept_with_their_lists_fitted_and_nothing_else_changed() {
     assert!(fitted(&spec.taints) && fitted(&status.addresses) && fitted(&status.conditions));
     assert!(fitted(&status.images) && fitted(&status.images.as_ref().unwrap()[0].names));
 }
+
+#[test]
+fn a_relist_keeps_the_known_copy_of_what_did_not_change() {
+    let informer = Informer::<ConfigMap>::default();
+    let (a, b) = (map("a", "1"), map("b", "1"));
+    informer.relisted(listing(&[a.clone(), b.clone()]));
+    // Listed again: "a" unchanged, "b" changed, "c" new.
+    let again_a = informer.listed_object(ConfigMap::clone(&a));
+    assert!(
+        Arc::ptr_eq(&again_a, &a),
+        "the known copy, not a second one"
+    );
+    let again_b = informer.listed_object(ConfigMap::clone(&map("b", "2")));
+    assert!(!Arc::ptr_eq(&again_b, &b));
+    assert_eq!(again_b.metadata.resource_version.as_deref(), Some("2"));
+    let c = informer.listed_object(ConfigMap::clone(&map("c", "1")));
+    assert_eq!(c.metadata.name.as_deref(), Some("c"));
+    // An object without a version is never taken for the known one.
+    let mut unversioned = ConfigMap::clone(&a);
+    unversioned.metadata.resource_version = None;
+    assert!(!Arc::ptr_eq(&informer.listed_object(unversioned), &a));
+}

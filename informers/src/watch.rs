@@ -68,7 +68,7 @@ impl<K: Kind> StreamHandler<Change<K>> for Watch<K> {
             }
             Ok(Event::InitApply(obj)) => {
                 let listing = self.listing.get_or_insert_default();
-                listing.insert(key_of(&obj), trimmed(obj));
+                listing.insert(key_of(&obj), self.informer.listed_object(obj));
             }
             Ok(Event::InitDone) => {
                 self.informer
