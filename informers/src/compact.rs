@@ -11,16 +11,23 @@
 //! owner references and finalizers.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
     Affinity, Container, ContainerStatus, Node, Pod, PodAffinityTerm, Volume,
 };
 
-use crate::informer::Kind;
+/// `obj` as an informer keeps it: without its managedFields, its lists no longer
+/// than they are.
+pub(crate) fn trimmed<K: kube::Resource + 'static>(mut obj: K) -> Arc<K> {
+    obj.meta_mut().managed_fields = None;
+    compact(&mut obj);
+    Arc::new(obj)
+}
 
 /// Fits `obj`'s lists to their lengths: every kind's metadata, and the lists of
 /// pods and nodes.
-pub(crate) fn compact<K: Kind>(obj: &mut K) {
+pub(crate) fn compact<K: kube::Resource + 'static>(obj: &mut K) {
     let meta = obj.meta_mut();
     fit(&mut meta.owner_references);
     fit(&mut meta.finalizers);

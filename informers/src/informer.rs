@@ -257,7 +257,7 @@ impl<K: Kind> Informer<K> {
             .get(&key_of(&obj))
             .filter(|known| version(known.as_ref()).is_some_and(|v| Some(v) == version(&obj)))
             .cloned();
-        known.unwrap_or_else(|| crate::watch::trimmed(obj))
+        known.unwrap_or_else(|| crate::compact::trimmed(obj))
     }
 
     /// An object was added or changed.

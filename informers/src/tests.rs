@@ -155,7 +155,7 @@ fn objects_are_kept_without_their_managed_fields() {
         manager: Some("kubectl".into()),
         ..Default::default()
     }]);
-    let kept = crate::watch::trimmed(m);
+    let kept = crate::compact::trimmed(m);
     assert_eq!(kept.metadata.managed_fields, None);
     assert_eq!(kept.metadata.name.as_deref(), Some("a"));
 }
@@ -235,7 +235,7 @@ fn pods_and_nodes_are_kept_with_their_lists_fitted_and_nothing_else_changed() {
     assert!(statuses.capacity() > statuses.len());
     // (A clone would fit them: the decoded object itself is kept.)
     let expected = decoded.clone();
-    let kept = crate::watch::trimmed(decoded);
+    let kept = crate::compact::trimmed(decoded);
     assert_eq!(*kept, expected);
     fn fitted<T>(list: &Option<Vec<T>>) -> bool {
         list.as_ref().is_some_and(|l| l.capacity() == l.len())
@@ -295,7 +295,7 @@ fn pods_and_nodes_are_kept_with_their_lists_fitted_and_nothing_else_changed() {
     )
     .unwrap();
     let expected = decoded.clone();
-    let kept = crate::watch::trimmed(decoded);
+    let kept = crate::compact::trimmed(decoded);
     assert_eq!(*kept, expected);
     let (spec, status) = (kept.spec.as_ref().unwrap(), kept.status.as_ref().unwrap());
     assert!(fitted(&spec.taints) && fitted(&status.addresses) && fitted(&status.conditions));

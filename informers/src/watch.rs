@@ -15,17 +15,10 @@ use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
+use crate::compact::trimmed;
 use crate::informer::{Informer, Kind, key_of};
 
 type Change<K> = Result<Event<K>, watcher::Error>;
-
-/// `obj` as the informer keeps it: without its managedFields, its lists no longer
-/// than they are.
-pub(crate) fn trimmed<K: Kind>(mut obj: K) -> Arc<K> {
-    obj.meta_mut().managed_fields = None;
-    crate::compact::compact(&mut obj);
-    Arc::new(obj)
-}
 
 /// The actor watching one kind for its informer.
 pub(crate) struct Watch<K: Kind> {
