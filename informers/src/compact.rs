@@ -1,4 +1,5 @@
-//! Objects as compact as their fields allow before the informers keep them.
+//! Objects as the informers keep them ([`trimmed`]): without their managedFields,
+//! and as compact as their fields allow.
 //!
 //! serde_json tells a `Vec` nothing of how many elements are coming, so a decoded
 //! list grows as it is pushed to: a list of one element of up to 1 KiB (a
