@@ -7,9 +7,10 @@
 //! conditions room for eight. A decoded pod as a node reports it carries about
 //! 4.8 KB of such room (15.3 KB of heap, 10.5 KB once fitted); the informers keep
 //! every pod for as long as the member leads, 150,000 of them at Kubernetes' limit.
-//! Each list of the pods' and nodes' fields that a pod or node has at all is fitted
-//! to its length here (a reallocation only where there is room), and every kind's
-//! owner references and finalizers.
+//! The lists of pods and nodes that hold that room (containers, their ports, env and
+//! mounts, volumes, tolerations, affinity terms, conditions, statuses, addresses,
+//! images) are fitted to their length here (a reallocation only where there is
+//! room), and every kind's owner references and finalizers.
 
 use std::any::Any;
 use std::sync::Arc;

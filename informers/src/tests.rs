@@ -308,18 +308,19 @@ fn a_relist_keeps_the_known_copy_of_what_did_not_change() {
     let (a, b) = (map("a", "1"), map("b", "1"));
     informer.relisted(listing(&[a.clone(), b.clone()]));
     // Listed again: "a" unchanged, "b" changed, "c" new.
-    let again_a = informer.listed_object(ConfigMap::clone(&a));
+    let again_a = informer.listed_object(ConfigMap::clone(&a)).1;
     assert!(
         Arc::ptr_eq(&again_a, &a),
         "the known copy, not a second one"
     );
-    let again_b = informer.listed_object(ConfigMap::clone(&map("b", "2")));
+    let again_b = informer.listed_object(ConfigMap::clone(&map("b", "2"))).1;
     assert!(!Arc::ptr_eq(&again_b, &b));
     assert_eq!(again_b.metadata.resource_version.as_deref(), Some("2"));
-    let c = informer.listed_object(ConfigMap::clone(&map("c", "1")));
+    let (key, c) = informer.listed_object(ConfigMap::clone(&map("c", "1")));
+    assert_eq!(key, "ns/c");
     assert_eq!(c.metadata.name.as_deref(), Some("c"));
     // An object without a version is never taken for the known one.
     let mut unversioned = ConfigMap::clone(&a);
     unversioned.metadata.resource_version = None;
-    assert!(!Arc::ptr_eq(&informer.listed_object(unversioned), &a));
+    assert!(!Arc::ptr_eq(&informer.listed_object(unversioned).1, &a));
 }

@@ -16,7 +16,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
 use crate::compact::trimmed;
-use crate::informer::{Informer, Kind, key_of};
+use crate::informer::{Informer, Kind};
 
 type Change<K> = Result<Event<K>, watcher::Error>;
 
@@ -60,8 +60,8 @@ impl<K: Kind> StreamHandler<Change<K>> for Watch<K> {
                 self.listing = Some(BTreeMap::new());
             }
             Ok(Event::InitApply(obj)) => {
-                let listing = self.listing.get_or_insert_default();
-                listing.insert(key_of(&obj), self.informer.listed_object(obj));
+                let (key, kept) = self.informer.listed_object(obj);
+                self.listing.get_or_insert_default().insert(key, kept);
             }
             Ok(Event::InitDone) => {
                 self.informer
