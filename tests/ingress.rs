@@ -310,8 +310,14 @@ async fn ingress_routes_hosts_paths_tls_upgrades_and_changes() {
         answer(at, "b.test", "/", "web-").await;
         web_pods.insert(answer(at, "a.test", "/", "web-").await);
     }
-    for _ in 0..6 {
+    // The second web pod may become ready after the first answered: ask
+    // again (bounded) until both have.
+    for _ in 0..60 {
+        if web_pods.len() == 2 {
+            break;
+        }
         web_pods.insert(answer(&node_a, "a.test", "/", "web-").await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(web_pods.len(), 2, "{web_pods:?}");
     let (status, body) = get(&node_a, "nowhere.test", "/").unwrap();
