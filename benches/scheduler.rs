@@ -8,8 +8,8 @@
 //! SchedulingThroughput), per-pod create → bound latency p50/p99, the CPU seconds of
 //! the server's `control-plane` thread and of the whole server, and the server's peak
 //! RSS. The `control-plane` thread runs the scheduler *and* every controller and the
-//! shared informers; the short-lived threads that filter nodes in parallel (from
-//! 1,000 nodes on) are not in it (they are in the server's figure). Then what the
+//! shared informers; the threads that filter nodes in parallel (`sched-filter-N`,
+//! from 512 nodes on) are not in it (they are in the server's figure). Then what the
 //! store retains at the end (`rk8s_store_bytes`: keys and values, history until
 //! compaction included, and its revisions), the creates' latency p99 (request to
 //! answer), when the last pod was seen Running (the simulated nodes report it), the

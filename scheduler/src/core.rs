@@ -5,7 +5,9 @@
 //! around it owns the cache, queue and API, and binds.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use rayon::prelude::*;
 
 use crate::cache::{Cache, NodeInfo};
 use crate::framework::{Code, CycleState, PodInfo, Status};
@@ -57,6 +59,28 @@ impl FitError {
             )
         }
     }
+}
+
+/// The threads that filter nodes in parallel (one per CPU, at most 8), made once
+/// for the process: `None` on one CPU. Spawning and joining them in every cycle,
+/// and reading the CPU quota from the cgroup files for it, were a fifth of the
+/// control plane's thread at 150,000 pods (docs/benchmarks.md).
+fn filter_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(8);
+        if threads < 2 {
+            return None;
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("sched-filter-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
 }
 
 /// How many feasible nodes to find before scoring, out of `nodes`.
@@ -175,11 +199,9 @@ impl Scheduler {
         let mut failures: BTreeMap<String, usize> = BTreeMap::new();
         let mut resolvable = false;
         let mut evaluated = 0;
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |t| t.get())
-            .min(8);
+        let pool = filter_pool();
         while evaluated < n && feasible.len() < want {
-            let round = if n >= PARALLEL_FROM && threads > 1 {
+            let round = if n >= PARALLEL_FROM && pool.is_some() {
                 ((want - feasible.len()) * 2).max(256).min(n - evaluated)
             } else {
                 n - evaluated
@@ -187,30 +209,13 @@ impl Scheduler {
             let indices: Vec<usize> = (evaluated..evaluated + round)
                 .map(|i| (start + i) % n)
                 .collect();
-            let verdicts: Vec<Status> = if round >= PARALLEL_FROM / 2 && threads > 1 {
-                let chunk = round.div_ceil(threads);
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = indices
-                        .chunks(chunk)
-                        .map(|part| {
-                            let (state, skip) = (&state, &skip);
-                            scope.spawn(move || {
-                                part.iter()
-                                    .map(|i| run_filters(profile, skip, state, pod, &nodes[*i]))
-                                    .collect::<Vec<_>>()
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .flat_map(|h| h.join().unwrap_or_default())
-                        .collect()
-                })
-            } else {
-                indices
-                    .iter()
-                    .map(|i| run_filters(profile, &skip, &state, pod, &nodes[*i]))
-                    .collect()
+            let filter = |i: &usize| run_filters(profile, &skip, &state, pod, &nodes[*i]);
+            let verdicts: Vec<Status> = match pool {
+                Some(pool) if round >= PARALLEL_FROM / 2 => {
+                    let chunk = round.div_ceil(pool.current_num_threads());
+                    pool.install(|| indices.par_iter().with_min_len(chunk).map(filter).collect())
+                }
+                _ => indices.iter().map(filter).collect(),
             };
             for (i, status) in indices.iter().zip(verdicts) {
                 evaluated += 1;
@@ -439,6 +444,55 @@ mod tests {
         assert_eq!(
             err.message(),
             "0/1 nodes are available: 1 node(s) are reserved for latency-sensitive pods."
+        );
+    }
+
+    #[test]
+    fn filtering_thousands_of_nodes_in_parallel_keeps_each_verdict_with_its_node() {
+        let mut registry = crate::plugins::Registry::default();
+        registry.register("TierGuard", |_args| Ok(Arc::new(TierGuard)));
+        let config = crate::profile::load(
+            "s.yaml",
+            "percentageOfNodesToScore: 100\nprofiles:\n- schedulerName: tiers\n  plugins:\n    multiPoint: {enabled: [{name: TierGuard}]}\n",
+        )
+        .unwrap();
+        let profile = crate::profile::build(&config, &registry).unwrap().remove(0);
+        let mut cache = Cache::default();
+        // 2,000 nodes: filtered on the pool's threads; one in 97 takes batch pods.
+        let n = 2000;
+        let bulk = |i: usize| i % 97 == 13;
+        for i in 0..n {
+            let tier = if bulk(i) { "batch" } else { "latency" };
+            cache.upsert_node(node(&format!("n{i:04}"), tier));
+        }
+        let mut scheduler = Scheduler::with_seed(3);
+        let mut placed = std::collections::BTreeSet::new();
+        for i in 0..40 {
+            let p = Arc::new(pod(&format!("b{i}"), "batch"));
+            let d = scheduler.schedule(&profile, &p, cache.nodes()).unwrap();
+            assert_eq!(
+                (d.evaluated, d.feasible),
+                (n, (0..n).filter(|i| bulk(*i)).count())
+            );
+            let index: usize = d.node[1..].parse().unwrap();
+            assert!(bulk(index), "{} does not take batch pods", d.node);
+            placed.insert(d.node.clone());
+            cache.assume(p, &d.node);
+        }
+        // The fewest pods scores highest: every bulk node got some.
+        assert_eq!(placed.len(), (0..n).filter(|i| bulk(*i)).count());
+        for i in (0..n).filter(|i| bulk(*i)) {
+            cache.remove_node(&format!("n{i:04}"));
+        }
+        let err = scheduler
+            .schedule(&profile, &pod("b-none", "batch"), cache.nodes())
+            .unwrap_err();
+        let latency = n - (0..n).filter(|i| bulk(*i)).count();
+        assert_eq!(
+            err.message(),
+            format!(
+                "0/{latency} nodes are available: {latency} node(s) are reserved for latency-sensitive pods."
+            )
         );
     }
 }
