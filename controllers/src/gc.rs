@@ -3,7 +3,7 @@
 //! **foreground** (an owner with the `foregroundDeletion` finalizer waits until its
 //! blocking dependents are gone; the collector deletes them) and **orphan** (an owner
 //! with the `orphan` finalizer has its references removed from its dependents, then
-//! goes). [`decide`] is the pure part; [`GarbageCollector`] follows the namespaced
+//! goes). [`Graph`] is the pure part; [`GarbageCollector`] follows the namespaced
 //! kinds that own or are owned through the shared informers, keeps the graph, and carries the actions out (it
 //! checks with a live read that an owner is really gone before deleting a dependent).
 
@@ -69,17 +69,109 @@ pub enum Action {
     },
 }
 
-/// The actions the graph calls for. Background deletions are only proposed; the
-/// actor confirms the owners are gone with a live read first.
+/// The actions the graph `items` calls for, every object's (see [`Graph::decide`]).
 pub fn decide(items: &HashMap<String, Item>) -> BTreeSet<Action> {
-    let mut dependents: HashMap<&str, Vec<&Item>> = HashMap::new();
-    for item in items.values() {
-        for owner in &item.owners {
-            dependents.entry(owner.uid.as_str()).or_default().push(item);
+    let mut graph = Graph::default();
+    items.values().cloned().for_each(|i| graph.upsert(i));
+    graph.decide()
+}
+
+/// The graph the collector keeps: every followed object by uid, the objects that name
+/// each owner, and which objects' actions may have changed since the last decision.
+/// kube-controller-manager's collector works the same way from its graph's changes:
+/// deciding from every object at every change took the control plane's thread 4 % at
+/// 150,000 pods, ten times a second.
+#[derive(Debug, Default)]
+pub struct Graph {
+    items: HashMap<String, Item>,
+    /// An owner's uid → the uids of the objects whose owner references name it.
+    dependents: HashMap<String, BTreeSet<String>>,
+    /// The uids to decide again.
+    touched: BTreeSet<String>,
+    /// Every object is to be decided again.
+    all: bool,
+}
+
+impl Graph {
+    /// The object with `uid`.
+    pub fn get(&self, uid: &str) -> Option<&Item> {
+        self.items.get(uid)
+    }
+
+    /// An object was added or changed: it and its owners, old and new, are decided
+    /// again (an owner waits on its dependents).
+    pub fn upsert(&mut self, item: Item) {
+        let uid = item.uid.clone();
+        for o in &item.owners {
+            self.touched.insert(o.uid.clone());
+            self.dependents
+                .entry(o.uid.clone())
+                .or_default()
+                .insert(uid.clone());
+        }
+        let owners: BTreeSet<String> = item.owners.iter().map(|o| o.uid.clone()).collect();
+        if let Some(old) = self.items.insert(uid.clone(), item) {
+            for o in old.owners.iter().filter(|o| !owners.contains(&o.uid)) {
+                self.touched.insert(o.uid.clone());
+                self.unlink(&o.uid, &uid);
+            }
+        }
+        self.touched.insert(uid);
+    }
+
+    /// An object is gone: its owners and its dependents are decided again.
+    pub fn remove(&mut self, uid: &str) {
+        if let Some(old) = self.items.remove(uid) {
+            for o in &old.owners {
+                self.touched.insert(o.uid.clone());
+                self.unlink(&o.uid, uid);
+            }
+        }
+        if let Some(dependents) = self.dependents.get(uid) {
+            self.touched.extend(dependents.iter().cloned());
         }
     }
-    let mut actions = BTreeSet::new();
-    for item in items.values() {
+
+    /// `uid` is decided again (an action on it ended, and may have failed).
+    pub fn touch(&mut self, uid: &str) {
+        self.touched.insert(uid.to_string());
+    }
+
+    /// Every object is decided again (a list, the periodic resync).
+    pub fn touch_all(&mut self) {
+        self.all = true;
+    }
+
+    fn unlink(&mut self, owner: &str, dependent: &str) {
+        if let Some(set) = self.dependents.get_mut(owner) {
+            set.remove(dependent);
+            if set.is_empty() {
+                self.dependents.remove(owner);
+            }
+        }
+    }
+
+    /// The actions the objects touched since the last call call for (every object's
+    /// after [`Graph::touch_all`]). Background deletions are only proposed; the actor
+    /// confirms the owners are gone with a live read first.
+    pub fn decide(&mut self) -> BTreeSet<Action> {
+        let touched = std::mem::take(&mut self.touched);
+        let mut actions = BTreeSet::new();
+        if std::mem::take(&mut self.all) {
+            self.items
+                .values()
+                .for_each(|i| self.decide_one(i, &mut actions));
+        } else {
+            touched
+                .iter()
+                .filter_map(|uid| self.items.get(uid))
+                .for_each(|i| self.decide_one(i, &mut actions));
+        }
+        actions
+    }
+
+    fn decide_one(&self, item: &Item, actions: &mut BTreeSet<Action>) {
+        let items = &self.items;
         // Background: every owner gone.
         if !item.owners.is_empty()
             && !item.deleting
@@ -91,12 +183,15 @@ pub fn decide(items: &HashMap<String, Item>) -> BTreeSet<Action> {
             });
         }
         if !item.deleting {
-            continue;
+            return;
         }
-        let deps = dependents
-            .get(item.uid.as_str())
-            .cloned()
-            .unwrap_or_default();
+        let deps: Vec<&Item> = self
+            .dependents
+            .get(&item.uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|uid| items.get(uid))
+            .collect();
         if item.finalizers.iter().any(|f| f == ORPHAN) {
             for d in &deps {
                 actions.insert(Action::Orphan {
@@ -130,7 +225,6 @@ pub fn decide(items: &HashMap<String, Item>) -> BTreeSet<Action> {
             }
         }
     }
-    actions
 }
 
 /// The kinds the collector follows: every namespaced kind that owns or is owned.
@@ -174,10 +268,9 @@ pub struct GarbageCollector {
     client: kube::Client,
     informers: Informers,
     resources: Vec<ApiResource>,
-    items: HashMap<String, Item>,
+    graph: Graph,
     synced: BTreeSet<usize>,
     in_flight: BTreeSet<Action>,
-    dirty: bool,
     me: rk8s_supervision::Handle<Self>,
 }
 
@@ -194,10 +287,9 @@ impl GarbageCollector {
             informers: informers.clone(),
             me,
             resources: resources(),
-            items: HashMap::new(),
+            graph: Graph::default(),
             synced: BTreeSet::new(),
             in_flight: BTreeSet::new(),
-            dirty: false,
         }
     }
 
@@ -210,10 +302,10 @@ impl GarbageCollector {
     }
 
     fn run(&mut self, ctx: &mut Context<Self>) {
-        if !std::mem::take(&mut self.dirty) || self.synced.len() < self.resources.len() {
+        if self.synced.len() < self.resources.len() {
             return;
         }
-        for action in decide(&self.items) {
+        for action in self.graph.decide() {
             if !self.in_flight.insert(action.clone()) {
                 continue;
             }
@@ -226,8 +318,7 @@ impl GarbageCollector {
     }
 
     fn carry_out(&self, action: Action) -> impl Future<Output = ()> + use<> {
-        let items = &self.items;
-        let find = |uid: &str| items.get(uid).cloned();
+        let find = |uid: &str| self.graph.get(uid).cloned();
         // The object acted on: the dependent, or the owner being finalized.
         let target = match &action {
             Action::Delete { uid, .. } | Action::Finalize { owner: uid, .. } => uid,
@@ -392,7 +483,7 @@ impl Actor for GarbageCollector {
             .subscribe(me.recipient());
         ctx.run_interval(Duration::from_millis(100), |act, ctx| act.run(ctx));
         // Anything a failed action left: look again now and then.
-        ctx.run_interval(Duration::from_secs(30), |act, _ctx| act.dirty = true);
+        ctx.run_interval(Duration::from_secs(30), |act, _ctx| act.graph.touch_all());
         tracing::info!("garbage collector started");
     }
 }
@@ -411,17 +502,16 @@ impl<K: Kind> Handler<Notice<K>> for GarbageCollector {
         };
         let listed = notice.for_each(|o, deleted| {
             if deleted {
-                self.items
+                self.graph
                     .remove(o.meta().uid.as_deref().unwrap_or_default());
             } else {
-                let i = item(kind, o.meta());
-                self.items.insert(i.uid.clone(), i);
+                self.graph.upsert(item(kind, o.meta()));
             }
         });
         if listed {
             self.synced.insert(kind);
+            self.graph.touch_all();
         }
-        self.dirty = true;
     }
 }
 
@@ -429,8 +519,16 @@ impl Handler<Finished> for GarbageCollector {
     type Result = ();
 
     fn handle(&mut self, Finished(action): Finished, _ctx: &mut Self::Context) {
+        // Decided again: an action that failed is proposed again.
+        match &action {
+            Action::Delete { uid, .. } => self.graph.touch(uid),
+            Action::Orphan { dependent, owner } => {
+                self.graph.touch(dependent);
+                self.graph.touch(owner);
+            }
+            Action::Finalize { owner, .. } => self.graph.touch(owner),
+        }
         self.in_flight.remove(&action);
-        self.dirty = true;
     }
 }
 
@@ -541,5 +639,58 @@ mod tests {
             obj("pod", &[("a", true), ("gone", true)], false, &[]),
         ]);
         assert!(decide(&g).is_empty());
+    }
+
+    #[test]
+    fn deciding_from_the_changes_finds_every_action_a_decision_from_every_object_finds() {
+        // Random changes to a graph of eight objects; after each, what the whole graph
+        // calls for that it did not before must come from the touched objects alone,
+        // and they call for nothing the whole graph does not.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let uids = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        let mut g = Graph::default();
+        let mut before = BTreeSet::new();
+        for step in 0..5000 {
+            let uid = uids[next(8) as usize];
+            if next(4) == 0 {
+                g.remove(uid);
+            } else {
+                let owners: Vec<(&str, bool)> = (0..next(3))
+                    .map(|_| (uids[next(8) as usize], next(2) == 0))
+                    .filter(|(o, _)| *o != uid)
+                    .collect();
+                let finalizers: &[&str] = match next(4) {
+                    0 => &[ORPHAN],
+                    1 => &[FOREGROUND],
+                    _ => &[],
+                };
+                let mut owners = owners;
+                owners.dedup_by_key(|o| o.0);
+                g.upsert(obj(uid, &owners, next(3) == 0, finalizers));
+            }
+            let changed = g.decide();
+            let after = decide(&g.items);
+            assert!(
+                changed.is_subset(&after),
+                "step {step}: {changed:?} not in {after:?}"
+            );
+            let missed: Vec<_> = after
+                .difference(&before)
+                .filter(|a| !changed.contains(a))
+                .collect();
+            assert!(
+                missed.is_empty(),
+                "step {step}: {missed:?} not decided from the changes"
+            );
+            before = after;
+        }
+        g.touch_all();
+        assert_eq!(g.decide(), before);
     }
 }
