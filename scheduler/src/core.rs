@@ -411,16 +411,21 @@ mod tests {
         ))
     }
 
-    #[test]
-    fn a_registered_plugin_takes_part_in_the_cycle() {
+    /// The profile `tiers` of a configuration that starts with `head`, TierGuard
+    /// registered and enabled with `weight`.
+    fn tiers(head: &str, weight: &str) -> Profile {
         let mut registry = crate::plugins::Registry::default();
         registry.register("TierGuard", |_args| Ok(Arc::new(TierGuard)));
-        let config = crate::profile::load(
-            "s.yaml",
-            "profiles:\n- schedulerName: tiers\n  plugins:\n    multiPoint: {enabled: [{name: TierGuard, weight: 10}]}\n",
-        )
-        .unwrap();
-        let profile = crate::profile::build(&config, &registry).unwrap().remove(0);
+        let yaml = format!(
+            "{head}profiles:\n- schedulerName: tiers\n  plugins:\n    multiPoint: {{enabled: [{{name: TierGuard{weight}}}]}}\n"
+        );
+        let config = crate::profile::load("s.yaml", &yaml).unwrap();
+        crate::profile::build(&config, &registry).unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_registered_plugin_takes_part_in_the_cycle() {
+        let profile = tiers("", ", weight: 10");
         let mut cache = Cache::default();
         cache.upsert_node(node("fast", "latency"));
         cache.upsert_node(node("bulk-1", "batch"));
@@ -449,14 +454,7 @@ mod tests {
 
     #[test]
     fn filtering_thousands_of_nodes_in_parallel_keeps_each_verdict_with_its_node() {
-        let mut registry = crate::plugins::Registry::default();
-        registry.register("TierGuard", |_args| Ok(Arc::new(TierGuard)));
-        let config = crate::profile::load(
-            "s.yaml",
-            "percentageOfNodesToScore: 100\nprofiles:\n- schedulerName: tiers\n  plugins:\n    multiPoint: {enabled: [{name: TierGuard}]}\n",
-        )
-        .unwrap();
-        let profile = crate::profile::build(&config, &registry).unwrap().remove(0);
+        let profile = tiers("percentageOfNodesToScore: 100\n", "");
         let mut cache = Cache::default();
         // 2,000 nodes: filtered on the pool's threads; one in 97 takes batch pods.
         let n = 2000;
