@@ -69,13 +69,6 @@ pub enum Action {
     },
 }
 
-/// The actions the graph `items` calls for, every object's (see [`Graph::decide`]).
-pub fn decide(items: &HashMap<String, Item>) -> BTreeSet<Action> {
-    let mut graph = Graph::default();
-    items.values().cloned().for_each(|i| graph.upsert(i));
-    graph.decide()
-}
-
 /// The graph the collector keeps: every followed object by uid, the objects that name
 /// each owner, and which objects' actions may have changed since the last decision.
 /// kube-controller-manager's collector, too, works from its graph's changes: deciding
@@ -109,13 +102,20 @@ impl Graph {
                 .or_default()
                 .insert(uid.clone());
         }
-        let owners: BTreeSet<String> = item.owners.iter().map(|o| o.uid.clone()).collect();
-        if let Some(old) = self.items.insert(uid.clone(), item) {
-            for o in old.owners.iter().filter(|o| !owners.contains(&o.uid)) {
-                self.touched.insert(o.uid.clone());
-                self.unlink(&o.uid, &uid);
-            }
+        // The owners its last version named and this one does not.
+        let gone: Vec<String> = self
+            .items
+            .get(&uid)
+            .into_iter()
+            .flat_map(|old| &old.owners)
+            .filter(|o| !item.owners.iter().any(|n| n.uid == o.uid))
+            .map(|o| o.uid.clone())
+            .collect();
+        for owner in gone {
+            self.unlink(&owner, &uid);
+            self.touched.insert(owner);
         }
+        self.items.insert(uid.clone(), item);
         self.touched.insert(uid);
     }
 
@@ -561,6 +561,13 @@ mod tests {
 
     fn graph(items: Vec<Item>) -> HashMap<String, Item> {
         items.into_iter().map(|i| (i.uid.clone(), i)).collect()
+    }
+
+    /// What the graph `items` calls for, every object's.
+    fn decide(items: &HashMap<String, Item>) -> BTreeSet<Action> {
+        let mut graph = Graph::default();
+        items.values().cloned().for_each(|i| graph.upsert(i));
+        graph.decide()
     }
 
     #[test]
