@@ -26,6 +26,15 @@ fn listing(objects: &[Arc<ConfigMap>]) -> BTreeMap<String, Arc<ConfigMap>> {
         .collect()
 }
 
+/// A later list of `objects`, as the watch takes it in: object by object, then done.
+fn relist(informer: &Informer<ConfigMap>, objects: &[Arc<ConfigMap>]) {
+    let seen = objects
+        .iter()
+        .map(|o| informer.relisted_object(ConfigMap::clone(o)))
+        .collect();
+    informer.relist_done(&seen);
+}
+
 /// Writes down each notice as `listed a,b` / `applied a@2` / `deleted a@1`.
 struct Recorder(Arc<Mutex<Vec<String>>>);
 
@@ -82,7 +91,7 @@ fn subscribers_get_the_whole_state_once_then_each_change_in_order() {
         let informer = Informer::<ConfigMap>::default();
         let early = Arc::new(Mutex::new(Vec::new()));
         informer.subscribe(Recorder(early.clone()).start().recipient());
-        informer.relisted(listing(&[map("a", "1"), map("b", "1")]));
+        informer.first_listed(listing(&[map("a", "1"), map("b", "1")]));
         informer.applied(map("c", "2"));
         let late = Arc::new(Mutex::new(Vec::new()));
         informer.subscribe(Recorder(late.clone()).start().recipient());
@@ -103,12 +112,12 @@ fn a_relist_is_told_as_the_changes_it_shows() {
     System::new().block_on(async {
         let informer = Informer::<ConfigMap>::default();
         let b = map("b", "1");
-        informer.relisted(listing(&[map("a", "1"), b.clone()]));
+        informer.first_listed(listing(&[map("a", "1"), b.clone()]));
         let seen = Arc::new(Mutex::new(Vec::new()));
         informer.subscribe(Recorder(seen.clone()).start().recipient());
         // a deleted and c added while the watch was down, b unchanged, d changed.
         informer.applied(map("d", "2"));
-        informer.relisted(listing(&[map("b", "1"), map("c", "5"), map("d", "4")]));
+        relist(&informer, &[map("b", "1"), map("c", "5"), map("d", "4")]);
         settle().await;
         let mut lines = seen.lock().unwrap().clone();
         lines[2..].sort();
@@ -131,7 +140,7 @@ fn a_relist_is_told_as_the_changes_it_shows() {
 fn a_killed_subscriber_is_dropped_and_its_next_incarnation_starts_from_the_whole_state() {
     System::new().block_on(async {
         let informer = Informer::<ConfigMap>::default();
-        informer.relisted(listing(&[map("a", "1")]));
+        informer.first_listed(listing(&[map("a", "1")]));
         let first = Arc::new(Mutex::new(Vec::new()));
         let addr = Recorder(first.clone()).start();
         informer.subscribe(addr.clone().recipient());
@@ -169,7 +178,7 @@ fn a_namespace_lists_its_own_objects_only() {
         Arc::new(m)
     };
     // "ns-a" and "ns0" sort right after "ns/…" and "ns" is a prefix of both.
-    informer.relisted(listing(&[
+    informer.first_listed(listing(&[
         in_ns("ns", "a"),
         in_ns("ns", "b"),
         in_ns("ns-a", "c"),
@@ -303,24 +312,34 @@ fn pods_and_nodes_are_kept_with_their_lists_fitted_and_nothing_else_changed() {
 }
 
 #[test]
-fn a_relist_keeps_the_known_copy_of_what_did_not_change() {
+fn a_relist_keeps_the_known_copy_of_what_did_not_change_and_takes_in_the_rest_at_once() {
     let informer = Informer::<ConfigMap>::default();
     let (a, b) = (map("a", "1"), map("b", "1"));
-    informer.relisted(listing(&[a.clone(), b.clone()]));
+    informer.first_listed(listing(&[a.clone(), b.clone()]));
     // Listed again: "a" unchanged, "b" changed, "c" new.
-    let again_a = informer.listed_object(ConfigMap::clone(&a)).1;
+    assert_eq!(informer.relisted_object(ConfigMap::clone(&a)), "ns/a");
     assert!(
-        Arc::ptr_eq(&again_a, &a),
+        Arc::ptr_eq(&informer.get("ns/a").unwrap(), &a),
         "the known copy, not a second one"
     );
-    let again_b = informer.listed_object(ConfigMap::clone(&map("b", "2"))).1;
-    assert!(!Arc::ptr_eq(&again_b, &b));
-    assert_eq!(again_b.metadata.resource_version.as_deref(), Some("2"));
-    let (key, c) = informer.listed_object(ConfigMap::clone(&map("c", "1")));
-    assert_eq!(key, "ns/c");
-    assert_eq!(c.metadata.name.as_deref(), Some("c"));
+    // A changed object replaces the known one before the list completes: the list
+    // holds no second copy of it.
+    informer.relisted_object(ConfigMap::clone(&map("b", "2")));
+    let now_b = informer.get("ns/b").unwrap();
+    assert_eq!(now_b.metadata.resource_version.as_deref(), Some("2"));
+    assert_eq!(Arc::strong_count(&b), 1, "the old copy is let go");
+    assert_eq!(
+        informer.relisted_object(ConfigMap::clone(&map("c", "1"))),
+        "ns/c"
+    );
+    assert_eq!(informer.list().len(), 3);
     // An object without a version is never taken for the known one.
     let mut unversioned = ConfigMap::clone(&a);
     unversioned.metadata.resource_version = None;
-    assert!(!Arc::ptr_eq(&informer.listed_object(unversioned).1, &a));
+    informer.relisted_object(unversioned);
+    assert!(!Arc::ptr_eq(&informer.get("ns/a").unwrap(), &a));
+    // Completed having shown every key: nothing goes.
+    let seen = ["ns/a", "ns/b", "ns/c"].map(String::from).into();
+    informer.relist_done(&seen);
+    assert_eq!(informer.list().len(), 3);
 }

@@ -1,13 +1,15 @@
 //! The watch that fills an [`Informer`]: kube-runtime's watcher (list, then watch;
 //! re-list on 410, with backoff) as a supervised actor. Killed, it starts again and
-//! re-lists; the informer turns that list into the changes it shows.
+//! re-lists. The first list is told whole when it completes; a later one is taken in
+//! object by object as the changes it shows (the informer then never holds two
+//! copies of every changed object), and what it did not show is deleted at its end.
 //!
 //! Objects are kept without their `managedFields`, as kube-controller-manager's
 //! shared informers keep them (its `WithTransform(trim)`): no controller reads them,
 //! and they are a large part of each object (an update sent without them keeps the
 //! stored ones). Their lists are fitted to their lengths ([`crate::compact`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -16,7 +18,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
 use crate::compact::trimmed;
-use crate::informer::{Informer, Kind};
+use crate::informer::{Informer, Kind, key_of};
 
 type Change<K> = Result<Event<K>, watcher::Error>;
 
@@ -24,8 +26,26 @@ type Change<K> = Result<Event<K>, watcher::Error>;
 pub(crate) struct Watch<K: Kind> {
     client: kube::Client,
     informer: Informer<K>,
-    /// The objects of a list in progress (from its `Init` to its `InitDone`).
-    listing: Option<BTreeMap<String, Arc<K>>>,
+    /// A list in progress (from its `Init` to its `InitDone`).
+    listing: Option<Listing<K>>,
+}
+
+/// A list in progress.
+enum Listing<K> {
+    /// The first: its objects, told whole when it completes.
+    First(BTreeMap<String, Arc<K>>),
+    /// A later one: the keys it showed, each object taken in as it came.
+    Again(HashSet<String>),
+}
+
+impl<K: Kind> Listing<K> {
+    fn new(informer: &Informer<K>) -> Self {
+        if informer.listed() {
+            Listing::Again(HashSet::new())
+        } else {
+            Listing::First(BTreeMap::new())
+        }
+    }
 }
 
 impl<K: Kind> Watch<K> {
@@ -57,16 +77,25 @@ impl<K: Kind> StreamHandler<Change<K>> for Watch<K> {
                     // server ended it): every object is read again.
                     tracing::info!("listing every {} again", K::plural(&()));
                 }
-                self.listing = Some(BTreeMap::new());
+                self.listing = Some(Listing::new(&self.informer));
             }
-            Ok(Event::InitApply(obj)) => {
-                let (key, kept) = self.informer.listed_object(obj);
-                self.listing.get_or_insert_default().insert(key, kept);
-            }
-            Ok(Event::InitDone) => {
-                self.informer
-                    .relisted(self.listing.take().unwrap_or_default());
-            }
+            Ok(Event::InitApply(obj)) => match self
+                .listing
+                .get_or_insert_with(|| Listing::new(&self.informer))
+            {
+                Listing::First(objects) => {
+                    objects.insert(key_of(&obj), trimmed(obj));
+                }
+                Listing::Again(seen) => {
+                    seen.insert(self.informer.relisted_object(obj));
+                }
+            },
+            Ok(Event::InitDone) => match self.listing.take() {
+                Some(Listing::Again(seen)) => self.informer.relist_done(&seen),
+                Some(Listing::First(objects)) => self.informer.first_listed(objects),
+                None if !self.informer.listed() => self.informer.first_listed(BTreeMap::new()),
+                None => {}
+            },
             Ok(Event::Apply(obj)) => self.informer.applied(trimmed(obj)),
             Ok(Event::Delete(obj)) => self.informer.deleted(trimmed(obj)),
             Err(e) => tracing::warn!("watching {}: {e}", K::plural(&())),
