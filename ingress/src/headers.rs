@@ -14,14 +14,21 @@ use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
 /// The fields that are always hop-by-hop.
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "te",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const PROXY: HeaderName = HeaderName::from_static("proxy");
 
 /// The protocol a request asks to switch to (`Connection: upgrade` with `Upgrade`),
 /// kept to be passed on.
@@ -40,13 +47,17 @@ pub fn upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
 /// Removes the hop-by-hop fields of `headers`; `keep_trailers`: a `TE: trailers`
 /// is kept (HTTP/2 to a gRPC pod needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_trailers: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
+    // Most requests carry no `Connection` field (HTTP/1.1 keeps alive by default).
+    let named: Vec<HeaderName> = match headers.get(header::CONNECTION) {
+        None => Vec::new(),
+        Some(_) => headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect(),
+    };
     let te_trailers = headers
         .get(header::TE)
         .and_then(|v| v.to_str().ok())
@@ -57,7 +68,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_trailers: bool) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if keep_trailers && te_trailers {
@@ -97,18 +108,17 @@ pub struct Forwarded<'a> {
 /// Sets the `X-Forwarded-*` and `X-Real-IP` fields, replacing what the client sent,
 /// and removes `Proxy`.
 pub fn set_forwarded(headers: &mut HeaderMap, f: &Forwarded<'_>) {
-    let client = f.client.to_canonical().to_string();
-    headers.remove("proxy");
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(name, v);
-        }
+    headers.remove(PROXY);
+    if let Ok(client) = HeaderValue::from_str(&f.client.to_canonical().to_string()) {
+        headers.insert(X_FORWARDED_FOR, client.clone());
+        headers.insert(X_REAL_IP, client);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(f.proto));
+    match HeaderValue::from_str(f.host) {
+        Ok(host) => headers.insert(X_FORWARDED_HOST, host),
+        Err(_) => headers.remove(X_FORWARDED_HOST),
     };
-    set("x-forwarded-for", &client);
-    set("x-real-ip", &client);
-    set("x-forwarded-proto", f.proto);
-    set("x-forwarded-host", f.host);
-    set("x-forwarded-port", &f.port.to_string());
+    headers.insert(X_FORWARDED_PORT, HeaderValue::from(f.port));
 }
 
 #[cfg(test)]

@@ -184,12 +184,18 @@ impl Progress {
 }
 
 /// A body that fails with [`Stalled`] when its next piece takes longer than a
-/// limit, telling a [`Progress`] (if any) of each piece.
+/// limit (counted from when it is first found waiting for that piece, which the
+/// proxy asks for as soon as it has passed the last one on), telling a
+/// [`Progress`] (if any) of each piece.
 pub struct Idle<B> {
     inner: B,
     limit: Duration,
     what: &'static str,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Set when the body is found waiting for its next piece (`armed`): most bodies
+    /// of a proxied request come whole, and never start a timer.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether `sleep` runs from the wait under way (not from one before a piece).
+    armed: bool,
     progress: Option<Arc<Progress>>,
 }
 
@@ -201,7 +207,8 @@ impl<B: hyper::body::Body> Idle<B> {
             inner,
             limit,
             what,
-            sleep: Box::pin(tokio::time::sleep(limit)),
+            sleep: None,
+            armed: false,
             progress: None,
         }
     }
@@ -229,17 +236,26 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let next = Instant::now() + this.limit;
-                this.sleep.as_mut().reset(next);
+                this.armed = false;
                 if let Some(p) = &this.progress {
                     p.touch(frame.is_none() || this.inner.is_end_stream());
                 }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Stalled(this.what))))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                if !this.armed {
+                    let due = Instant::now() + this.limit;
+                    match this.sleep.as_mut() {
+                        Some(sleep) => sleep.as_mut().reset(due),
+                        None => this.sleep = Some(Box::pin(tokio::time::sleep_until(due))),
+                    }
+                    this.armed = true;
+                }
+                match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+                    Some(Poll::Ready(())) => Poll::Ready(Some(Err(Box::new(Stalled(this.what))))),
+                    _ => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -413,10 +429,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_fails() {
-        let (_tx, rx) = tokio::sync::mpsc::channel(1);
-        let mut body = Idle::new(Chan(rx), Duration::from_secs(3), "the pod's response");
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let limit = Duration::from_secs(3);
+        let mut body = Idle::new(Chan(rx), limit, "the pod's response");
         let e = body.frame().await.unwrap().unwrap_err();
         assert!(e.is::<Stalled>(), "{e}");
+        // After a piece, the limit counts again from the wait for the next one.
+        tx.send(Bytes::from_static(b"x")).await.unwrap();
+        body.frame().await.unwrap().unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        tx.send(Bytes::from_static(b"y")).await.unwrap();
+        body.frame().await.unwrap().unwrap();
+        let waiting = Instant::now();
+        let e = body.frame().await.unwrap().unwrap_err();
+        assert!(e.is::<Stalled>(), "{e}");
+        assert_eq!(waiting.elapsed(), limit);
     }
 
     #[tokio::test(start_paused = true)]

@@ -87,9 +87,15 @@ pub fn waited((namespace, service): &(String, String), took: Duration) {
 }
 
 /// Counts one answered request.
-pub fn observe(namespace: &str, ingress: &str, service: &str, code: u16, took: Duration) {
+pub fn observe(
+    namespace: &str,
+    ingress: &str,
+    service: &str,
+    code: http::StatusCode,
+    took: Duration,
+) {
     if let Some(r) = REQUESTS.as_ref() {
-        r.with_label_values(&[namespace, ingress, service, &code.to_string()])
+        r.with_label_values(&[namespace, ingress, service, code.as_str()])
             .inc();
     }
     if let Some(d) = DURATION.as_ref() {
@@ -189,8 +195,11 @@ mod tests {
         let mut counted = None;
         for attempt in 0..20 {
             let ingress = format!("metrics-test-{attempt}");
-            observe("metrics-ns", &ingress, "svc", 503, Duration::from_millis(3));
-            observe("metrics-ns", &ingress, "svc", 503, Duration::from_millis(4));
+            let code = http::StatusCode::SERVICE_UNAVAILABLE;
+            for ms in [3, 4] {
+                let took = Duration::from_millis(ms);
+                observe("metrics-ns", &ingress, "svc", code, took);
+            }
             let labels =
                 format!(r#"code="503",ingress="{ingress}",namespace="metrics-ns",service="svc""#);
             if scraped(&labels) == Some(2.0) {

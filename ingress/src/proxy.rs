@@ -411,13 +411,7 @@ impl Proxy {
             Some(b) => (b.namespace.as_str(), b.ingress.as_str(), b.service.as_str()),
             None => ("", "", ""),
         };
-        metrics::observe(
-            ns,
-            ingress,
-            service,
-            response.status().as_u16(),
-            started.elapsed(),
-        );
+        metrics::observe(ns, ingress, service, response.status(), started.elapsed());
         response
     }
 
