@@ -47,17 +47,13 @@ pub fn upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
 /// Removes the hop-by-hop fields of `headers`; `keep_trailers`: a `TE: trailers`
 /// is kept (HTTP/2 to a gRPC pod needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_trailers: bool) {
-    // Most requests carry no `Connection` field (HTTP/1.1 keeps alive by default).
-    let named: Vec<HeaderName> = match headers.get(header::CONNECTION) {
-        None => Vec::new(),
-        Some(_) => headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect(),
-    };
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
     let te_trailers = headers
         .get(header::TE)
         .and_then(|v| v.to_str().ok())
