@@ -10,8 +10,9 @@
 //! RSS. The `control-plane` thread runs the scheduler *and* every controller and the
 //! shared informers; the threads that filter nodes in parallel (`sched-filter-N`,
 //! from 512 nodes on) are not in it (they are in the server's figure). Then what the
-//! store retains at the end (`rk8s_store_bytes`: keys and values, history until
-//! compaction included, and its revisions), the creates' latency p99 (request to
+//! store retains at the end (`rk8s_store_bytes`: keys and values as written, history
+//! until compaction included; what they take in memory, `rk8s_store_held_bytes`; and
+//! its revisions), the creates' latency p99 (request to
 //! answer), when the last pod was seen Running (the simulated nodes report it), the
 //! p99 of every kind of write the server answered while the case ran (its
 //! `apiserver_request_duration_seconds` histogram, kube-apiserver's latency SLI, for
@@ -129,6 +130,8 @@ struct Row {
     /// The store's retained keys and values at the end (`rk8s_store_bytes`, measured
     /// every 5 s), and their revisions, history included.
     store_mib: f64,
+    /// What they take in memory (`rk8s_store_held_bytes`: values compressed).
+    store_held_mib: f64,
     store_revisions: f64,
 }
 
@@ -321,6 +324,7 @@ async fn case(nodes: usize, count: usize) -> Row {
         server_cpu: cpu1 - cpu0,
         rss_mib,
         store_mib: metric_sample(&metrics, "rk8s_store_bytes") / (1 << 20) as f64,
+        store_held_mib: metric_sample(&metrics, "rk8s_store_held_bytes") / (1 << 20) as f64,
         store_revisions: metric_sample(&metrics, "rk8s_store_revisions"),
     }
 }
@@ -446,8 +450,8 @@ async fn main() {
         rows.push((
             format!("{} nodes × {} pods", r.nodes, r.pods),
             format!(
-                "{:>6.0} pods/s   (created {:>6.0}/s)   mean {:>6.0}/s   p50 {:>8.1} ms   p99 {:>8.1} ms   control-plane thread {:>6.1} s CPU   server {:>6.1} s CPU   RSS {:>6.0} MiB   store {:>5.0} MiB in {:>7.0} revisions   create p99 {:>7.1} ms   all Running {:>6.1} s   writes ≤ 1 s {:>6.2} %   list {:>5.1} s",
-                r.pods_per_s, r.create_per_s, r.throughput, ms(r.p50), ms(r.p99), r.control_plane_cpu, r.server_cpu, r.rss_mib, r.store_mib, r.store_revisions, ms(r.create_p99), r.running_seconds, r.writes_within_1s * 100.0, r.list_seconds
+                "{:>6.0} pods/s   (created {:>6.0}/s)   mean {:>6.0}/s   p50 {:>8.1} ms   p99 {:>8.1} ms   control-plane thread {:>6.1} s CPU   server {:>6.1} s CPU   RSS {:>6.0} MiB   store {:>5.0} MiB (held in {:>4.0} MiB) in {:>7.0} revisions   create p99 {:>7.1} ms   all Running {:>6.1} s   writes ≤ 1 s {:>6.2} %   list {:>5.1} s",
+                r.pods_per_s, r.create_per_s, r.throughput, ms(r.p50), ms(r.p99), r.control_plane_cpu, r.server_cpu, r.rss_mib, r.store_mib, r.store_held_mib, r.store_revisions, ms(r.create_p99), r.running_seconds, r.writes_within_1s * 100.0, r.list_seconds
             ),
         ));
         let worst: Vec<String> = r
@@ -465,7 +469,7 @@ async fn main() {
             "createdPerSecond": r.create_per_s,
             "meanBindingsPerSecond": r.throughput, "p50Ms": ms(r.p50), "p99Ms": ms(r.p99),
             "controlPlaneThreadCpuSeconds": r.control_plane_cpu, "serverCpuSeconds": r.server_cpu,
-            "serverPeakRssMiB": r.rss_mib, "storeMiB": r.store_mib,
+            "serverPeakRssMiB": r.rss_mib, "storeMiB": r.store_mib, "storeHeldMiB": r.store_held_mib,
             "storeRevisions": r.store_revisions, "createP99Ms": ms(r.create_p99),
             "allRunningSeconds": r.running_seconds,
             "writesWithin1s": r.writes_within_1s,

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod ops;
+mod packed;
 pub mod peers;
 pub mod proto;
 pub mod server;

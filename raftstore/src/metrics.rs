@@ -79,6 +79,13 @@ pub static HISTORY_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
         "Bytes of the values the store retains in memory that are no longer current (what compaction frees).",
     )
 });
+/// The bytes the retained keys and values take in memory.
+pub static HELD_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "rk8s_store_held_bytes",
+        "Bytes the keys and values the store retains take in memory: each key once, the values compressed.",
+    )
+});
 /// Leader changes seen.
 pub static LEADER_CHANGES: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(

@@ -4,12 +4,16 @@
 //!
 //! Pure and deterministic: every replica that applies the same commands in the same
 //! order holds the same state. It knows nothing of Raft, time or I/O.
+//!
+//! Values are held compressed ([`crate::packed`]); each revision holds only what the
+//! key's map entry and its place in the history do not already say.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
 use crate::error::{Error, Result, key_text};
 use crate::lease::Lessor;
+use crate::packed::{Packed, Packer};
 use crate::proto::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, KeyValue,
     PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, SnapshotKey,
@@ -48,7 +52,45 @@ impl Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Rev {
     revision: i64,
-    kv: Option<KeyValue>,
+    kv: Option<Held>,
+}
+
+/// A key's value at one revision, as held: its key is the map entry's, its
+/// `mod_revision` the [`Rev`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Held {
+    create_revision: i64,
+    version: i64,
+    lease: i64,
+    value: Packed,
+}
+
+impl Held {
+    /// The key-value as written at `mod_revision` (its value left empty if `!value`).
+    fn kv(&self, key: &[u8], mod_revision: i64, value: bool) -> Result<KeyValue> {
+        Ok(KeyValue {
+            key: key.to_vec(),
+            value: if value {
+                self.value.value()?
+            } else {
+                bytes::Bytes::new()
+            },
+            create_revision: self.create_revision,
+            mod_revision,
+            version: self.version,
+            lease: self.lease,
+        })
+    }
+}
+
+impl Rev {
+    /// The key-value this revision wrote, if it was not a deletion.
+    fn kv(&self, key: &[u8]) -> Result<Option<KeyValue>> {
+        self.kv
+            .as_ref()
+            .map(|h| h.kv(key, self.revision, true))
+            .transpose()
+    }
 }
 
 /// The size of the key space ([`Mvcc::footprint`]), kept up to date by every write
@@ -59,10 +101,14 @@ pub struct Footprint {
     pub keys: u64,
     /// Revisions retained, of every key (until compaction).
     pub revisions: u64,
-    /// Bytes of the retained keys and values.
+    /// Bytes of the retained keys and values as written (each revision's with its
+    /// key).
     pub bytes: u64,
     /// Of `bytes`, those of values that are no longer current: what compaction frees.
     pub history_bytes: u64,
+    /// Bytes the retained keys and values take as held: each key once, the values
+    /// compressed (the dictionaries not counted).
+    pub held_bytes: u64,
 }
 
 impl Footprint {
@@ -76,30 +122,44 @@ impl Footprint {
             }
             f.revisions += history.len() as u64;
             f.bytes += key.len() as u64;
-            let all: u64 = history
-                .iter()
-                .filter_map(|r| r.kv.as_ref())
-                .map(kv_bytes)
-                .sum();
+            f.held_bytes += key.len() as u64;
+            let values = history.iter().filter_map(|r| r.kv.as_ref());
+            let all: u64 = values.clone().map(|h| kv_bytes(key, h)).sum();
             f.bytes += all;
-            f.history_bytes += all - current.map_or(0, kv_bytes);
+            f.history_bytes += all - current.map_or(0, |h| kv_bytes(key, h));
+            f.held_bytes += values.map(|h| h.value.held() as u64).sum::<u64>();
         }
         f
     }
 }
 
-fn kv_bytes(kv: &KeyValue) -> u64 {
-    (kv.key.len() + kv.value.len()) as u64
+/// The bytes of `key` and `held`'s value as written.
+fn kv_bytes(key: &[u8], held: &Held) -> u64 {
+    (key.len() + held.value.len()) as u64
 }
 
 /// The key-value history.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Mvcc {
     revision: i64,
     compact_revision: i64,
     keys: BTreeMap<Vec<u8>, Vec<Rev>>,
     footprint: Footprint,
+    packer: Packer,
 }
+
+/// Equal when they hold the same history: how it is compressed does not count.
+impl PartialEq for Mvcc {
+    fn eq(&self, other: &Self) -> bool {
+        let written = |f: &Footprint| (f.keys, f.revisions, f.bytes, f.history_bytes);
+        self.revision == other.revision
+            && self.compact_revision == other.compact_revision
+            && self.keys == other.keys
+            && written(&self.footprint) == written(&other.footprint)
+    }
+}
+
+impl Eq for Mvcc {}
 
 /// The smallest key after every key that starts with `prefix` (etcd's
 /// `GetPrefixRangeEnd`); `[0]` ("to the end") when there is none.
@@ -143,14 +203,26 @@ impl Mvcc {
         self.compact_revision
     }
 
-    /// The key's current value.
-    pub fn get(&self, key: &[u8]) -> Option<&KeyValue> {
-        self.keys.get(key)?.last()?.kv.as_ref()
+    /// The key's current value (an error only if the value held in memory does not
+    /// decompress).
+    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
+        match self.keys.get(key).and_then(|h| h.last()) {
+            Some(r) => r.kv(key),
+            None => Ok(None),
+        }
     }
 
-    fn at(history: &[Rev], revision: i64) -> Option<&KeyValue> {
+    /// The key's current value as held.
+    fn current(&self, key: &[u8]) -> Option<(&Held, i64)> {
+        let r = self.keys.get(key)?.last()?;
+        Some((r.kv.as_ref()?, r.revision))
+    }
+
+    /// The revision of `history` that is current at `revision`, if the key existed.
+    fn at(history: &[Rev], revision: i64) -> Option<(&Held, i64)> {
         let i = history.partition_point(|r| r.revision <= revision);
-        history.get(i.checked_sub(1)?)?.kv.as_ref()
+        let r = history.get(i.checked_sub(1)?)?;
+        Some((r.kv.as_ref()?, r.revision))
     }
 
     fn check_read_revision(&self, revision: i64) -> Result<i64> {
@@ -175,18 +247,18 @@ impl Mvcc {
     /// Reads a key or a range, now or at a past revision.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
         let revision = self.check_read_revision(req.revision)?;
-        Ok(self.range_at(req, revision))
+        self.range_at(req, revision)
     }
 
-    fn range_at(&self, req: &RangeRequest, revision: i64) -> RangeResponse {
+    fn range_at(&self, req: &RangeRequest, revision: i64) -> Result<RangeResponse> {
         let mut resp = RangeResponse {
             revision,
             compact_revision: self.compact_revision,
             ..RangeResponse::default()
         };
         let limit = usize::try_from(req.limit).ok().filter(|l| *l > 0);
-        for (_, history) in self.keys.range::<[u8], _>(bounds(&req.key, &req.range_end)) {
-            let Some(kv) = Self::at(history, revision) else {
+        for (key, history) in self.keys.range::<[u8], _>(bounds(&req.key, &req.range_end)) {
+            let Some((held, mod_revision)) = Self::at(history, revision) else {
                 continue;
             };
             resp.count += 1;
@@ -197,29 +269,27 @@ impl Mvcc {
                 resp.more = true;
                 continue;
             }
-            let mut kv = kv.clone();
-            if req.keys_only {
-                kv.value.clear();
-            }
-            resp.kvs.push(kv);
+            resp.kvs.push(held.kv(key, mod_revision, !req.keys_only)?);
         }
-        resp
+        Ok(resp)
     }
 
     fn compare_holds(&self, c: &Compare) -> bool {
-        let kv = self.get(&c.key);
+        let kv = self.current(&c.key);
         let ordering = match CompareTarget::try_from(c.target) {
-            Ok(CompareTarget::Value) => match kv {
+            Ok(CompareTarget::Value) => match kv.map(|(held, _)| held.value.value()) {
                 // etcd: a value compare against a missing key is false.
                 None => return false,
-                Some(kv) => kv.value[..].cmp(c.value.as_slice()),
+                Some(Ok(value)) => value[..].cmp(c.value.as_slice()),
+                // Held values decompress unless memory is damaged: nothing compares.
+                Some(Err(_)) => return false,
             },
             Ok(target) => {
-                let n = kv.map_or(0, |kv| match target {
-                    CompareTarget::Version => kv.version,
-                    CompareTarget::Create => kv.create_revision,
-                    CompareTarget::Mod => kv.mod_revision,
-                    CompareTarget::Lease => kv.lease,
+                let n = kv.map_or(0, |(held, mod_revision)| match target {
+                    CompareTarget::Version => held.version,
+                    CompareTarget::Create => held.create_revision,
+                    CompareTarget::Mod => mod_revision,
+                    CompareTarget::Lease => held.lease,
                     CompareTarget::Value => 0,
                 });
                 n.cmp(&c.number)
@@ -275,15 +345,15 @@ impl Mvcc {
                 // Reads inside a transaction see its earlier writes (made at
                 // `revision`), whatever revision they name.
                 Some(request_op::Request::Range(r)) => {
-                    Some(response_op::Response::Range(self.range_at(r, revision)))
+                    Some(response_op::Response::Range(self.range_at(r, revision)?))
                 }
                 Some(request_op::Request::Put(p)) => {
-                    let (resp, event) = self.put(p, revision, lessor);
+                    let (resp, event) = self.put(p, revision, lessor)?;
                     events.push(event);
                     Some(response_op::Response::Put(resp))
                 }
                 Some(request_op::Request::DeleteRange(d)) => {
-                    let (resp, mut evs) = self.delete_range(d, revision, lessor);
+                    let (resp, mut evs) = self.delete_range(d, revision, lessor)?;
                     events.append(&mut evs);
                     Some(response_op::Response::DeleteRange(resp))
                 }
@@ -303,31 +373,53 @@ impl Mvcc {
         ))
     }
 
-    fn put(&mut self, p: &PutRequest, revision: i64, lessor: &mut Lessor) -> (PutResponse, Event) {
-        if !self.keys.contains_key(p.key.as_slice()) {
-            self.footprint.bytes += p.key.len() as u64;
-        }
-        let history = self.keys.entry(p.key.clone()).or_default();
-        let prev = history.last().and_then(|r| r.kv.clone());
-        let kv = KeyValue {
-            key: p.key.clone(),
-            value: p.value.clone(),
+    fn put(
+        &mut self,
+        p: &PutRequest,
+        revision: i64,
+        lessor: &mut Lessor,
+    ) -> Result<(PutResponse, Event)> {
+        let prev = match self.keys.get(p.key.as_slice()) {
+            Some(history) => match history.last() {
+                Some(r) => r.kv(&p.key)?,
+                None => None,
+            },
+            None => {
+                let f = &mut self.footprint;
+                f.bytes += p.key.len() as u64;
+                f.held_bytes += p.key.len() as u64;
+                None
+            }
+        };
+        let held = Held {
             create_revision: prev.as_ref().map_or(revision, |k| k.create_revision),
-            mod_revision: revision,
             version: prev.as_ref().map_or(1, |k| k.version + 1),
             lease: p.lease,
+            value: self.packer.pack(&p.key, &p.value),
         };
         let f = &mut self.footprint;
         match &prev {
-            Some(prev) => f.history_bytes += kv_bytes(prev),
+            Some(prev) => f.history_bytes += (prev.key.len() + prev.value.len()) as u64,
             None => f.keys += 1,
         }
         f.revisions += 1;
-        f.bytes += kv_bytes(&kv);
-        history.push(Rev {
-            revision,
-            kv: Some(kv.clone()),
-        });
+        f.bytes += kv_bytes(&p.key, &held);
+        f.held_bytes += held.value.held() as u64;
+        let kv = KeyValue {
+            key: p.key.clone(),
+            value: p.value.clone(),
+            create_revision: held.create_revision,
+            mod_revision: revision,
+            version: held.version,
+            lease: p.lease,
+        };
+        push(
+            self.keys.entry(p.key.clone()).or_default(),
+            Rev {
+                revision,
+                kv: Some(held),
+            },
+        );
         if let Some(prev) = &prev
             && prev.lease != 0
             && prev.lease != p.lease
@@ -342,13 +434,13 @@ impl Mvcc {
             kv: kv.clone(),
             prev_kv: prev.clone(),
         };
-        (
+        Ok((
             PutResponse {
                 prev_kv: prev,
                 kv: Some(kv),
             },
             event,
-        )
+        ))
     }
 
     fn delete_range(
@@ -356,18 +448,18 @@ impl Mvcc {
         d: &DeleteRangeRequest,
         revision: i64,
         lessor: &mut Lessor,
-    ) -> (DeleteRangeResponse, Vec<Event>) {
+    ) -> Result<(DeleteRangeResponse, Vec<Event>)> {
         let mut resp = DeleteRangeResponse::default();
         let mut events = Vec::new();
         for (key, history) in self.keys.range_mut::<[u8], _>(bounds(&d.key, &d.range_end)) {
-            let Some(prev) = history.last().and_then(|r| r.kv.clone()) else {
+            let Some(prev) = history.last().map(|r| r.kv(key)).transpose()?.flatten() else {
                 continue;
             };
-            history.push(Rev { revision, kv: None });
+            push(history, Rev { revision, kv: None });
             let f = &mut self.footprint;
             f.keys -= 1;
             f.revisions += 1;
-            f.history_bytes += kv_bytes(&prev);
+            f.history_bytes += (key.len() + prev.value.len()) as u64;
             if prev.lease != 0 {
                 lessor.detach(prev.lease, key);
             }
@@ -383,11 +475,11 @@ impl Mvcc {
                 prev_kv: Some(prev),
             });
         }
-        (resp, events)
+        Ok((resp, events))
     }
 
     /// Deletes the given keys at one new revision (a revoked or expired lease's keys).
-    pub fn delete_keys(&mut self, keys: &[Vec<u8>], lessor: &mut Lessor) -> Vec<Event> {
+    pub fn delete_keys(&mut self, keys: &[Vec<u8>], lessor: &mut Lessor) -> Result<Vec<Event>> {
         let revision = self.revision + 1;
         let mut events = Vec::new();
         for key in keys {
@@ -395,12 +487,12 @@ impl Mvcc {
                 key: key.clone(),
                 range_end: Vec::new(),
             };
-            events.append(&mut self.delete_range(&req, revision, lessor).1);
+            events.append(&mut self.delete_range(&req, revision, lessor)?.1);
         }
         if !events.is_empty() {
             self.revision = revision;
         }
-        events
+        Ok(events)
     }
 
     /// Drops history before `revision`; each key keeps its latest value as of then.
@@ -428,8 +520,11 @@ impl Mvcc {
             {
                 history.remove(0);
             }
+            history.shrink_to_fit();
             !history.is_empty()
         });
+        self.packer
+            .retain_directories(self.keys.keys().map(Vec::as_slice));
         self.compact_revision = revision;
         self.footprint = Footprint::of(&self.keys);
         Ok(())
@@ -452,16 +547,15 @@ impl Mvcc {
         let mut events = Vec::new();
         for (k, history) in self.keys.range::<[u8], _>(bounds(key, range_end)) {
             let start = history.partition_point(|r| r.revision < from_revision);
-            for i in start..history.len() {
-                let prev_kv = i
-                    .checked_sub(1)
-                    .and_then(|p| history.get(p))
-                    .and_then(|r| r.kv.clone());
-                let r = &history[i];
-                events.push(match &r.kv {
+            for (i, r) in history.iter().enumerate().skip(start) {
+                let prev_kv = match i.checked_sub(1).and_then(|p| history.get(p)) {
+                    Some(prev) => prev.kv(k)?,
+                    None => None,
+                };
+                events.push(match r.kv(k)? {
                     Some(kv) => Event {
                         kind: EventKind::Put,
-                        kv: kv.clone(),
+                        kv,
                         prev_kv,
                     },
                     None => Event {
@@ -492,22 +586,28 @@ impl Mvcc {
     }
 
     /// The retained history, key by key, for a snapshot (each built when reached, so
-    /// a snapshot is written without a second copy of the key space).
-    pub fn snapshot_keys(&self) -> impl Iterator<Item = SnapshotKey> + '_ {
-        self.keys.iter().map(|(k, h)| SnapshotKey {
-            key: k.clone(),
-            revisions: h
-                .iter()
-                .map(|r| SnapshotRevision {
-                    revision: r.revision,
-                    kv: r.kv.clone(),
-                })
-                .collect(),
+    /// a snapshot is written without a second copy of the key space), the values as
+    /// written.
+    pub fn snapshot_keys(&self) -> impl Iterator<Item = Result<SnapshotKey>> + '_ {
+        self.keys.iter().map(|(k, h)| {
+            Ok(SnapshotKey {
+                key: k.clone(),
+                revisions: h
+                    .iter()
+                    .map(|r| {
+                        Ok(SnapshotRevision {
+                            revision: r.revision,
+                            kv: r.kv(k)?,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            })
         })
     }
 
     /// Rebuilds from a snapshot's parts.
     pub fn restore(revision: i64, compact_revision: i64, keys: Vec<SnapshotKey>) -> Self {
+        let mut packer = Packer::default();
         let keys = keys
             .into_iter()
             .map(|k| {
@@ -516,7 +616,12 @@ impl Mvcc {
                     .into_iter()
                     .map(|r| Rev {
                         revision: r.revision,
-                        kv: r.kv,
+                        kv: r.kv.map(|kv| Held {
+                            create_revision: kv.create_revision,
+                            version: kv.version,
+                            lease: kv.lease,
+                            value: packer.pack(&k.key, &kv.value),
+                        }),
                     })
                     .collect();
                 (k.key, revs)
@@ -527,6 +632,14 @@ impl Mvcc {
             compact_revision,
             footprint: Footprint::of(&keys),
             keys,
+            packer,
         }
     }
+}
+
+/// Appends `rev` to a key's history with room for it alone: most keys keep one to
+/// three revisions, and a `Vec` left to grow makes room for four.
+fn push(history: &mut Vec<Rev>, rev: Rev) {
+    history.reserve_exact(1);
+    history.push(rev);
 }

@@ -299,6 +299,7 @@ impl RaftNode {
         gauge(&metrics::REVISIONS, f.revisions);
         gauge(&metrics::BYTES, f.bytes);
         gauge(&metrics::HISTORY_BYTES, f.history_bytes);
+        gauge(&metrics::HELD_BYTES, f.held_bytes);
         let expired: Vec<u64> = self
             .proposals
             .iter()

@@ -270,10 +270,10 @@ impl Store {
     }
 
     /// A copy of the whole state, consistent (linearizable: confirmed with a quorum,
-    /// from any member) and complete (every key's retained history, the leases). The
-    /// copy shares the values' buffers with the live state; only keys and revisions
-    /// are copied, on the raft thread. Values are in their stored form (backups of an
-    /// encrypted store stay encrypted).
+    /// from any member) and complete (every key's retained history, the leases),
+    /// copied on the raft thread: keys, revisions and the values as held in memory
+    /// (compressed; the dictionaries shared). Values are in their stored form (backups
+    /// of an encrypted store stay encrypted).
     pub async fn state_snapshot(&self) -> Result<StateMachine> {
         let (tx, rx) = oneshot::channel();
         let read: crate::node::StateRead = Box::new(move |sm| {
@@ -678,6 +678,8 @@ fn leader_duties(
         .state_machine()
         .mvcc
         .get(key.as_bytes())
+        .ok()
+        .flatten()
         .is_some_and(|kv| kv.value == self_addr.as_bytes());
     if !registered && !*registering {
         *registering = true;

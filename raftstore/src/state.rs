@@ -70,11 +70,13 @@ impl StateMachine {
                 Vec::new(),
             ),
             Some(command::Request::LeaseRevoke(r)) => match self.lessor.revoke(r.id) {
-                Ok(keys) => {
-                    let events = self.mvcc.delete_keys(&keys, &mut self.lessor);
-                    let revision = self.mvcc.revision();
-                    (Ok(Applied::LeaseRevoked { revision }), events)
-                }
+                Ok(keys) => match self.mvcc.delete_keys(&keys, &mut self.lessor) {
+                    Ok(events) => {
+                        let revision = self.mvcc.revision();
+                        (Ok(Applied::LeaseRevoked { revision }), events)
+                    }
+                    Err(e) => (Err(e), Vec::new()),
+                },
                 Err(e) => (Err(e), Vec::new()),
             },
         }
@@ -114,6 +116,7 @@ impl StateMachine {
         out.write_all(&rest.encode_to_vec())?;
         let mut one = Vec::new();
         for key in self.mvcc.snapshot_keys() {
+            let key = key.map_err(std::io::Error::other)?;
             one.clear();
             prost::encoding::message::encode(KEYS, &key, &mut one);
             out.write_all(&one)?;

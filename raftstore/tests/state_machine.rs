@@ -59,12 +59,12 @@ fn every_write_advances_the_global_revision_and_keeps_key_metadata() {
     assert_eq!(put(&mut sm, "/a", "1"), 1);
     assert_eq!(put(&mut sm, "/b", "1"), 2);
     assert_eq!(put(&mut sm, "/a", "2"), 3);
-    let a = sm.mvcc.get(b"/a").unwrap();
+    let a = sm.mvcc.get(b"/a").unwrap().unwrap();
     assert_eq!((a.create_revision, a.mod_revision, a.version), (1, 3, 2));
     apply_ok(&mut sm, &ops::delete(b"/a", None));
     assert_eq!(sm.mvcc.revision(), 4);
     put(&mut sm, "/a", "3");
-    let a = sm.mvcc.get(b"/a").unwrap();
+    let a = sm.mvcc.get(b"/a").unwrap().unwrap();
     assert_eq!((a.create_revision, a.mod_revision, a.version), (5, 5, 1));
     // Deleting a key that is not there changes nothing, not even the revision.
     apply_ok(&mut sm, &ops::delete(b"/missing", None));
@@ -96,7 +96,7 @@ fn compare_and_swap_reports_the_current_revision_on_conflict() {
     ));
     let (r, _) = sm.apply(&ops::delete(b"/k", Some(2)));
     assert!(ops::expect_cas(b"/k", 2, r).is_ok());
-    assert!(sm.mvcc.get(b"/k").is_none());
+    assert!(sm.mvcc.get(b"/k").unwrap().is_none());
 }
 
 #[test]
@@ -281,7 +281,7 @@ fn revoking_a_lease_deletes_its_keys_at_one_new_revision() {
             .iter()
             .all(|e| e.kind == EventKind::Delete && e.revision() == 5)
     );
-    assert!(sm.mvcc.get(b"/l/3").is_some());
+    assert!(sm.mvcc.get(b"/l/3").unwrap().is_some());
     assert_eq!(
         sm.apply(&ops::lease_revoke(id)).0,
         Err(Error::LeaseNotFound(id))
@@ -426,12 +426,50 @@ fn the_footprint_counts_live_keys_retained_revisions_and_their_bytes() {
     assert_eq!(f.bytes, 1 + 5 + 9 + 1 + 3);
     // No longer current: a's first value and b's (deleted) one.
     assert_eq!(f.history_bytes, 5 + 3);
+    // Held: each key once, values this short as written.
+    assert_eq!(f.held_bytes, 1 + 4 + 8 + 1 + 2);
     // Compacted to now: a's latest revision is left, b is gone.
     let now = sm.mvcc.revision();
     apply_ok(&mut sm, &ops::compact(now));
     let f = sm.mvcc.footprint();
     assert_eq!(
-        (f.keys, f.revisions, f.bytes, f.history_bytes),
-        (1, 1, 10, 0)
+        (f.keys, f.revisions, f.bytes, f.history_bytes, f.held_bytes),
+        (1, 1, 10, 0, 9)
     );
+}
+
+#[test]
+fn values_alike_are_held_compressed_and_read_back_as_written() {
+    let mut sm = StateMachine::default();
+    let pod = |i: usize| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"p-{i}","namespace":"default","labels":{{"app":"web"}}}},"spec":{{"containers":[{{"name":"c","image":"busybox","imagePullPolicy":"Always","terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File"}}],"dnsPolicy":"ClusterFirst","restartPolicy":"Always","schedulerName":"default-scheduler"}},"status":{{"phase":"Pending"}}}}"#
+        )
+    };
+    for i in 0..100 {
+        put(&mut sm, &format!("/registry/pods/default/p-{i}"), &pod(i));
+    }
+    let f = sm.mvcc.footprint();
+    assert!(f.held_bytes * 5 < f.bytes, "{f:?}");
+    let r = sm
+        .mvcc
+        .range(&RangeRequest {
+            key: b"/registry/pods/".to_vec(),
+            range_end: prefix_end(b"/registry/pods/"),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut values: Vec<String> = r
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8(kv.value.to_vec()).unwrap())
+        .collect();
+    let mut want: Vec<String> = (0..100).map(pod).collect();
+    values.sort();
+    want.sort();
+    assert_eq!(values, want);
+    // A snapshot holds them as written, and a restored state compresses them again.
+    let restored = StateMachine::restore(&sm.snapshot()).unwrap();
+    assert_eq!(restored, sm);
+    assert!(restored.mvcc.footprint().held_bytes * 5 < f.bytes);
 }

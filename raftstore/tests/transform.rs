@@ -90,7 +90,7 @@ async fn leading_store(dir: &std::path::Path, t: Arc<Xor>) -> (Store, String) {
 /// What the state machine holds for `key` (the stored form).
 async fn stored(store: &Store, key: &[u8]) -> Vec<u8> {
     let state = store.state_snapshot().await.unwrap();
-    state.mvcc.get(key).unwrap().value.to_vec()
+    state.mvcc.get(key).unwrap().unwrap().value.to_vec()
 }
 
 async fn read(store: &Store, key: &[u8]) -> Vec<u8> {
