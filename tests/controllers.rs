@@ -581,10 +581,6 @@ async fn a_replication_controller_keeps_its_replicas_and_scales_with_kubectl() {
                               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
     }))
     .unwrap();
-    controllers
-        .create(&PostParams::default(), &rc)
-        .await
-        .unwrap();
     let running = async |n: usize| {
         let listed = pods
             .list(&ListParams::default().labels("app=legacy"))
@@ -598,14 +594,49 @@ async fn a_replication_controller_keeps_its_replicas_and_scales_with_kubectl() {
             .collect();
         (live.len() == n).then_some(live)
     };
+    // A pod that was there first, with the template's labels, before any owner of
+    // the kind in its namespace: adopted, not doubled.
+    let first: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "was-here-first", "labels": {"app": "legacy"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &first).await.unwrap();
+    eventually("the pod that was there first", async || running(1).await).await;
+    controllers
+        .create(&PostParams::default(), &rc)
+        .await
+        .unwrap();
     let three = eventually("3 pods of the ReplicationController", async || {
-        running(3).await
+        let three = running(3).await?;
+        three
+            .iter()
+            .all(|p| {
+                p.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| !o.is_empty())
+            })
+            .then_some(three)
     })
     .await;
-    let owner = &three[0].metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!(
-        (owner.api_version.as_str(), owner.kind.as_str()),
-        ("v1", "ReplicationController")
+    for pod in &three {
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (
+                owner.api_version.as_str(),
+                owner.kind.as_str(),
+                owner.name.as_str()
+            ),
+            ("v1", "ReplicationController", "legacy")
+        );
+    }
+    assert!(
+        three
+            .iter()
+            .any(|p| p.metadata.name.as_deref() == Some("was-here-first")),
+        "the pod that was there first is adopted"
     );
     eventually("its status", async || {
         let s = controllers.get("legacy").await.ok()?.status?;

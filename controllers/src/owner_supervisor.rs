@@ -1,8 +1,9 @@
 //! The supervisor shared by the controllers whose objects own pods (ReplicaSet, Job,
 //! DaemonSet).
 //! An [`OwnerSupervisor`] follows the owners and every pod through the shared
-//! informers, keeps an index of the pods owners of its kind control (and of the
-//! orphans) by controlling owner,
+//! informers, keeps an index of the pods owners of its kind control by controlling
+//! owner (and of the orphans, in the namespaces where the kind has an owner: a pod no
+//! one controls concerns no one elsewhere, and clusters run many),
 //! runs one [`OwnerActor`] per owner in the registry (stopped when the owner goes),
 //! and routes each pod event to the actor that owns the pod (orphans: to the actors
 //! whose selector matches) rather than waking all; a kind that places its pods on
@@ -52,7 +53,10 @@ pub struct OwnerSupervisor<K: Owner> {
     owners: HashMap<String, Arc<K>>,
     pods: HashMap<PodKey, Arc<K::Owned>>,
     by_owner: HashMap<String, BTreeSet<PodKey>>,
+    /// The orphans by namespace, of the namespaces in `owners_in`.
     orphans: HashMap<String, BTreeSet<String>>,
+    /// How many owners each namespace has.
+    owners_in: HashMap<String, usize>,
     pending_created: HashMap<String, usize>,
     pending_deleted: HashMap<String, Vec<String>>,
     dirty: BTreeSet<String>,
@@ -94,6 +98,7 @@ impl<K: Owner> OwnerSupervisor<K> {
             pods: HashMap::new(),
             by_owner: HashMap::new(),
             orphans: HashMap::new(),
+            owners_in: HashMap::new(),
             pending_created: HashMap::new(),
             pending_deleted: HashMap::new(),
             dirty: BTreeSet::new(),
@@ -184,16 +189,44 @@ impl<K: Owner> OwnerSupervisor<K> {
                         .or_default()
                         .insert(key.clone());
                 }
-                None => {
-                    self.orphans
-                        .entry(key.0.clone())
-                        .or_default()
-                        .insert(key.1.clone());
-                }
+                None => match self.orphans.get_mut(&key.0) {
+                    Some(orphans) => {
+                        orphans.insert(key.1.clone());
+                    }
+                    // Kept only to be released.
+                    None if K::is_stray(pod.as_ref()) => {}
+                    // No owner of the kind in the namespace: not indexed.
+                    None => {
+                        self.dirty.extend(concerned);
+                        return;
+                    }
+                },
             }
             self.pods.insert(key, pod);
         }
         self.dirty.extend(concerned);
+    }
+
+    /// The first owner of the kind in `ns` came: the namespace's orphans are indexed,
+    /// from the informer's objects (the notices that follow find them indexed).
+    fn index_orphans(&mut self, ns: &str) {
+        self.orphans.insert(ns.to_string(), BTreeSet::new());
+        for pod in self.informers.1.list_in(ns) {
+            if controller_of(pod.meta()).is_none() {
+                self.pod_changed(pod, false);
+            }
+        }
+    }
+
+    /// The last owner of the kind in `ns` went: its orphans are no longer indexed
+    /// (but for those still to be released).
+    fn forget_orphans(&mut self, ns: &str) {
+        for name in self.orphans.remove(ns).unwrap_or_default() {
+            let key = (ns.to_string(), name);
+            if self.pods.get(&key).is_some_and(|p| !K::is_stray(p)) {
+                self.pods.remove(&key);
+            }
+        }
     }
 
     fn sync(&mut self, uid: &str) {
@@ -246,6 +279,14 @@ impl<K: Owner> OwnerSupervisor<K> {
         self.dirty.remove(uid);
         if let Some(o) = self.owners.remove(uid) {
             self.registry.stop(K::KIND, &object_name(o.meta()));
+            let ns = namespace_of(o.meta());
+            if let Some(n) = self.owners_in.get_mut(&ns) {
+                *n -= 1;
+                if *n == 0 {
+                    self.owners_in.remove(&ns);
+                    self.forget_orphans(&ns);
+                }
+            }
         }
         let keys = self.by_owner.get(uid).cloned().unwrap_or_default();
         self.strays.extend(
@@ -333,7 +374,14 @@ impl<K: Owner> Actor for OwnerSupervisor<K> {
 impl<K: Owner> OwnerSupervisor<K> {
     fn owner_applied(&mut self, o: Arc<K>) {
         let uid = o.meta().uid.clone().unwrap_or_default();
-        self.owners.insert(uid.clone(), o);
+        let ns = namespace_of(o.meta());
+        if self.owners.insert(uid.clone(), o).is_none() {
+            let n = self.owners_in.entry(ns.clone()).or_default();
+            *n += 1;
+            if *n == 1 {
+                self.index_orphans(&ns);
+            }
+        }
         self.dirty.insert(uid);
     }
 }
