@@ -186,6 +186,18 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     let text = client.request_text(get()).await.unwrap();
     let created = r#"apiserver_request_total{code="201",resource="deployments",subresource="",verb="create"}"#;
     assert_eq!(sample(&text, created), Some(1.0), "{text}");
+    // The objects' series follow the server's own (sent in pieces, read as one text).
+    assert_eq!(
+        text.matches("# TYPE kube_pod_status_phase gauge\n").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("kube_pod_status_phase{"))
+            .any(|l| l.contains(r#"phase="Running""#) && l.ends_with("} 1")),
+        "{text}"
+    );
     let watches = r#"apiserver_longrunning_requests{resource="pods",verb="WATCH"}"#;
     assert!(
         sample(&text, watches).unwrap() >= 1.0,

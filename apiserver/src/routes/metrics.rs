@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
 use rk8s_http::body::Body;
 
 use crate::auth::Identity;
@@ -36,14 +36,18 @@ impl ApiServer {
                 })
                 .await?;
         }
-        // One buffer: the server's own series, then the objects' appended to it.
+        // The server's own series, then the objects', sent piece by piece (each let
+        // go once written).
         let (format, own) = crate::metrics::exposition();
-        let mut text = String::from_utf8(own).map_err(|e| ApiError::internal(e.to_string()))?;
-        series.write(&mut text);
+        let mut pieces = vec![Bytes::from(own)];
+        pieces.extend(series.pieces());
+        let frames = pieces
+            .into_iter()
+            .map(|p| Ok::<_, std::convert::Infallible>(Frame::data(p)));
         Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, format)
-            .body(Full::new(Bytes::from(text)).boxed())
+            .body(StreamBody::new(futures_util::stream::iter(frames)).boxed())
             .map_err(|e| ApiError::internal(e.to_string()))
     }
 
