@@ -138,6 +138,11 @@ fn kv_bytes(key: &[u8], held: &Held) -> u64 {
     (key.len() + held.value.len()) as u64
 }
 
+/// The bytes of a key-value as written.
+fn written_bytes(kv: &KeyValue) -> u64 {
+    (kv.key.len() + kv.value.len()) as u64
+}
+
 /// The key-value history.
 #[derive(Clone, Debug, Default)]
 pub struct Mvcc {
@@ -399,7 +404,7 @@ impl Mvcc {
         };
         let f = &mut self.footprint;
         match &prev {
-            Some(prev) => f.history_bytes += (prev.key.len() + prev.value.len()) as u64,
+            Some(prev) => f.history_bytes += written_bytes(prev),
             None => f.keys += 1,
         }
         f.revisions += 1;
@@ -459,7 +464,7 @@ impl Mvcc {
             let f = &mut self.footprint;
             f.keys -= 1;
             f.revisions += 1;
-            f.history_bytes += (key.len() + prev.value.len()) as u64;
+            f.history_bytes += written_bytes(&prev);
             if prev.lease != 0 {
                 lessor.detach(prev.lease, key);
             }

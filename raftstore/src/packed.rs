@@ -161,25 +161,17 @@ impl Packer {
             return Packed::Plain(value.clone());
         }
         let dir = directory(key);
-        if !self.dirs.contains_key(dir) {
-            return match self.new_dictionary(dir, value) {
-                Some(d) => compress(value, Some(d)),
-                None => compress(value, None),
-            };
-        }
-        let (packed, renew) = match self.dirs.get_mut(dir) {
-            Some(d) => {
-                d.writes = d.writes.saturating_add(1);
-                let packed = compress(value, Some(d));
-                let poor = packed.held() * RENEW_RATIO > value.len();
-                (packed, poor && d.writes >= RENEW_EVERY)
-            }
-            None => (compress(value, None), false),
+        let Some(d) = self.dirs.get_mut(dir) else {
+            // The directory's first value long enough becomes its dictionary.
+            return compress(value, self.new_dictionary(dir, value));
         };
-        if renew && let Some(d) = self.new_dictionary(dir, value) {
-            return compress(value, Some(d));
+        d.writes = d.writes.saturating_add(1);
+        let packed = compress(value, Some(d));
+        let renew = packed.held() * RENEW_RATIO > value.len() && d.writes >= RENEW_EVERY;
+        match renew.then(|| self.new_dictionary(dir, value)).flatten() {
+            Some(d) => compress(value, Some(d)),
+            None => packed,
         }
-        packed
     }
 
     /// Makes `value` the dictionary of `dir`, if it can be one.
