@@ -6,7 +6,7 @@
 //! simulated node, and a node costs a name and a counter, so thousands fit in one
 //! process.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,6 +161,53 @@ async fn renew(client: &kube::Client, name: &str) -> Result<()> {
 /// The slots a Lease period is cut into (see [`simulate`]).
 const LEASE_SLOTS: usize = 100;
 
+/// Renews every node's Lease once per period until aborted, spread over it as real
+/// nodes' renewals are (each at its own phase): the period in [`LEASE_SLOTS`] slots,
+/// node i due in slot i % LEASE_SLOTS, so 5,000 nodes make 50 renewals every 100 ms
+/// instead of 5,000 at once every 10 s.
+///
+/// Each node renews on its own, as a kubelet does: a slow renewal delays only its
+/// node's, never the next slot's (a slot waiting for its slowest renewal once
+/// stretched the 10 s period past the 40 s grace under load, and every node was
+/// tainted unreachable). A node still renewing when it is due again is skipped; at
+/// most `concurrency` renewals are in flight, the rest wait in order.
+async fn renew_leases<F, R>(count: usize, concurrency: usize, renew: R)
+where
+    R: Fn(usize) -> F,
+    F: Future<Output = ()>,
+{
+    let concurrency = concurrency.max(1);
+    let mut tick = tokio::time::interval(LEASE_RENEW / LEASE_SLOTS as u32);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut slots = (0..LEASE_SLOTS).cycle();
+    // Nodes queued or renewing, so none is in the queue or in flight twice.
+    let mut pending = vec![false; count];
+    let mut queue: VecDeque<usize> = VecDeque::new();
+    let mut renewing = futures_util::stream::FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let slot = slots.next().unwrap_or_default();
+                for i in (slot..count).step_by(LEASE_SLOTS) {
+                    if !std::mem::replace(&mut pending[i], true) {
+                        queue.push_back(i);
+                    }
+                }
+            }
+            Some(i) = renewing.next() => pending[i] = false,
+        }
+        while renewing.len() < concurrency
+            && let Some(i) = queue.pop_front()
+        {
+            let renewed = renew(i);
+            renewing.push(async move {
+                renewed.await;
+                i
+            });
+        }
+    }
+}
+
 /// A pod a simulated node runs.
 struct Running {
     containers: Vec<String>,
@@ -190,31 +237,17 @@ pub async fn simulate(client: kube::Client, config: SimulationConfig) -> Result<
             .map(|i| (config.node_name(i), i))
             .collect(),
     );
-    // Leases: every node renewed once per period, spread over it as real nodes'
-    // renewals are (each at its own phase): the period in LEASE_SLOTS slots, node i
-    // renewed in slot i % LEASE_SLOTS, so 5,000 nodes make 50 renewals every 100 ms
-    // instead of 5,000 at once every 10 s.
     let leases = {
         let (client, config) = (client.clone(), config.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(LEASE_RENEW / LEASE_SLOTS as u32);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            for slot in (0..LEASE_SLOTS).cycle() {
-                tick.tick().await;
-                futures_util::stream::iter((slot..config.count).step_by(LEASE_SLOTS))
-                    .map(|i| {
-                        let (client, name) = (client.clone(), config.node_name(i));
-                        async move {
-                            if let Err(e) = renew(&client, &name).await {
-                                tracing::warn!("{e}");
-                            }
-                        }
-                    })
-                    .buffer_unordered(concurrency)
-                    .collect::<Vec<()>>()
-                    .await;
+        let (count, concurrency) = (config.count, config.concurrency);
+        tokio::spawn(renew_leases(count, concurrency, move |i| {
+            let (client, name) = (client.clone(), config.node_name(i));
+            async move {
+                if let Err(e) = renew(&client, &name).await {
+                    tracing::warn!("{e}");
+                }
             }
-        })
+        }))
     };
     let runtime = Arc::new(FakeRuntime::new());
     let mut running: HashMap<String, Running> = HashMap::new();
@@ -362,5 +395,65 @@ async fn confirm_deletion(client: &kube::Client, pod: &Pod) {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
         Err(e) => tracing::warn!("confirming the deletion of {ns}/{name}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Renewals over `periods` periods of 1,000 nodes, node 0's renewal never
+    /// answering: each node's renewal times.
+    async fn renewals(periods: u32, concurrency: usize) -> Vec<Vec<tokio::time::Instant>> {
+        let seen = Arc::new(Mutex::new(vec![Vec::new(); 1000]));
+        let record = seen.clone();
+        let renewing = renew_leases(1000, concurrency, move |i| {
+            record.lock().unwrap()[i].push(tokio::time::Instant::now());
+            async move {
+                if i == 0 {
+                    std::future::pending::<()>().await;
+                }
+                // The others answer after 300 ms, three slots' time.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        let _ = tokio::time::timeout(LEASE_RENEW * periods, renewing).await;
+        Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_node_renews_each_period_although_renewals_are_slow_and_one_hangs() {
+        let seen = renewals(10, 64).await;
+        // The hung node is not renewed again while its renewal is in flight.
+        assert_eq!(seen[0].len(), 1);
+        for (i, times) in seen.iter().enumerate().skip(1) {
+            assert!(times.len() >= 9, "node {i} renewed {} times", times.len());
+            for pair in times.windows(2) {
+                let gap = pair[1] - pair[0];
+                assert!(
+                    gap <= LEASE_RENEW + Duration::from_millis(150),
+                    "node {i} waited {gap:?} between renewals"
+                );
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_the_concurrency_is_in_flight_and_the_rest_wait_in_order() {
+        // 10 renewals due each 100 ms, each taking 300 ms, 2 at once: only 2 in 300 ms
+        // finish, so the queue grows and nodes renew late but in turn.
+        let seen = renewals(2, 2).await;
+        let renewed: usize = seen.iter().map(Vec::len).sum();
+        // 2 in flight (one of them hung from the start) over 20 s: about 20 s / 300 ms.
+        assert!((60..=80).contains(&renewed), "{renewed} renewals");
+        // Due in slot order (node i in slot i % 100), then by index within a slot.
+        let mut due: Vec<usize> = (0..seen.len()).collect();
+        due.sort_by_key(|i| (i % LEASE_SLOTS, i / LEASE_SLOTS));
+        let first: Vec<_> = due.iter().filter_map(|&i| seen[i].first()).collect();
+        assert!(first.windows(2).all(|w| w[0] <= w[1]), "out of order");
+        // Those renewed are the first due.
+        let count = due.iter().take_while(|&&i| !seen[i].is_empty()).count();
+        assert_eq!(count, first.len());
     }
 }
