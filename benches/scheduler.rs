@@ -18,7 +18,9 @@
 //! `apiserver_request_duration_seconds` histogram, kube-apiserver's latency SLI, for
 //! create, update, patch and delete by resource: the clients' creates, the
 //! scheduler's bindings, the nodes' status and Lease writes, the Events), and the time
-//! of a list of every pod in pages of 500 once all are bound.
+//! of a list of every pod in pages of 500 once all are bound, and how many times the
+//! shared pod informer listed every pod (more than once: its watch fell behind past
+//! the compacted history).
 //! Prints a table and writes `target/bench/scheduler.json`.
 //!
 //! `RK8S_BENCH_SCHEDULER=100x1000` runs only the cases given (NODESxPODS, comma
@@ -133,6 +135,9 @@ struct Row {
     /// What they take in memory (`rk8s_store_held_bytes`: values compressed).
     store_held_mib: f64,
     store_revisions: f64,
+    /// Lists of every pod the shared pod informer began (1: its watch never fell
+    /// behind past the compacted history).
+    pod_lists: f64,
 }
 
 async fn case(nodes: usize, count: usize) -> Row {
@@ -326,6 +331,7 @@ async fn case(nodes: usize, count: usize) -> Row {
         store_mib: metric_sample(&metrics, "rk8s_store_bytes") / (1 << 20) as f64,
         store_held_mib: metric_sample(&metrics, "rk8s_store_held_bytes") / (1 << 20) as f64,
         store_revisions: metric_sample(&metrics, "rk8s_store_revisions"),
+        pod_lists: metric_sample(&metrics, "rk8s_informer_lists_total{resource=\"pods\"}"),
     }
 }
 
@@ -450,8 +456,8 @@ async fn main() {
         rows.push((
             format!("{} nodes × {} pods", r.nodes, r.pods),
             format!(
-                "{:>6.0} pods/s   (created {:>6.0}/s)   mean {:>6.0}/s   p50 {:>8.1} ms   p99 {:>8.1} ms   control-plane thread {:>6.1} s CPU   server {:>6.1} s CPU   RSS {:>6.0} MiB   store {:>5.0} MiB (held in {:>4.0} MiB) in {:>7.0} revisions   create p99 {:>7.1} ms   all Running {:>6.1} s   writes ≤ 1 s {:>6.2} %   list {:>5.1} s",
-                r.pods_per_s, r.create_per_s, r.throughput, ms(r.p50), ms(r.p99), r.control_plane_cpu, r.server_cpu, r.rss_mib, r.store_mib, r.store_held_mib, r.store_revisions, ms(r.create_p99), r.running_seconds, r.writes_within_1s * 100.0, r.list_seconds
+                "{:>6.0} pods/s   (created {:>6.0}/s)   mean {:>6.0}/s   p50 {:>8.1} ms   p99 {:>8.1} ms   control-plane thread {:>6.1} s CPU   server {:>6.1} s CPU   RSS {:>6.0} MiB   store {:>5.0} MiB (held in {:>4.0} MiB) in {:>7.0} revisions   create p99 {:>7.1} ms   all Running {:>6.1} s   writes ≤ 1 s {:>6.2} %   list {:>5.1} s   pod informer lists {:>2.0}",
+                r.pods_per_s, r.create_per_s, r.throughput, ms(r.p50), ms(r.p99), r.control_plane_cpu, r.server_cpu, r.rss_mib, r.store_mib, r.store_held_mib, r.store_revisions, ms(r.create_p99), r.running_seconds, r.writes_within_1s * 100.0, r.list_seconds, r.pod_lists
             ),
         ));
         let worst: Vec<String> = r
@@ -477,6 +483,7 @@ async fn main() {
                 .map(|(key, p99, n)| json!({"write": key, "p99Ms": ms(*p99), "requests": n}))
                 .collect::<Vec<_>>(),
             "paginatedListSeconds": r.list_seconds,
+            "podInformerLists": r.pod_lists,
         }));
         for (what, figures) in &rows[rows.len() - 2..] {
             println!("{what}   {figures}");

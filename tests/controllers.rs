@@ -217,6 +217,16 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
         Some(27.0),
         "{text}"
     );
+    // The pod informer listed once (its watch kept up) and has taken in changes
+    // up to at most the store's last revision.
+    assert_eq!(
+        sample(&text, r#"rk8s_informer_lists_total{resource="pods"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    let informer = sample(&text, r#"rk8s_informer_resource_version{resource="pods"}"#).unwrap();
+    let store = sample(&text, "etcd_debugging_mvcc_current_revision").unwrap();
+    assert!(informer > 0.0 && informer <= store, "{informer} / {store}");
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
     assert!(sample(&text, "etcd_server_proposals_applied_total").unwrap() > 10.0);
     assert!(sample(&text, "etcd_disk_wal_fsync_duration_seconds_count").unwrap() > 0.0);

@@ -79,6 +79,55 @@ pub static WATCHES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     ))
 });
 
+/// `apiserver_watch_cache_resource_version{resource}`: the newest revision a
+/// resource's watch cache has seen.
+pub static WATCH_CACHE_REVISION: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    registered(IntGaugeVec::new(
+        Opts::new(
+            "apiserver_watch_cache_resource_version",
+            "The newest resourceVersion a resource's watch cache has seen.",
+        ),
+        &["resource"],
+    ))
+});
+
+/// `apiserver_watch_cache_initializations_total{resource}`: a watch cache (re)started
+/// following the store (after it fell behind the store's watch, or a compaction).
+pub static WATCH_CACHE_INITIALIZATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(IntCounterVec::new(
+        Opts::new(
+            "apiserver_watch_cache_initializations_total",
+            "Times a resource's watch cache started following the store; after the first, its watchers were dropped and resumed.",
+        ),
+        &["resource"],
+    ))
+});
+
+/// `apiserver_terminated_watchers_total{resource}`: watchers disconnected because
+/// their queue was full (they resume from the last revision they saw).
+pub static TERMINATED_WATCHERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(IntCounterVec::new(
+        Opts::new(
+            "apiserver_terminated_watchers_total",
+            "Watchers disconnected for not reading their changes fast enough, by resource.",
+        ),
+        &["resource"],
+    ))
+});
+
+/// `rk8s_watch_store_catchups_total{resource}`: watches that began from a revision
+/// the watch cache no longer held, and read the store's history until they could
+/// join it.
+pub static WATCH_CATCHUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    registered(IntCounterVec::new(
+        Opts::new(
+            "rk8s_watch_store_catchups_total",
+            "Watches that began from a revision older than the watch cache holds, read from the store's history, by resource.",
+        ),
+        &["resource"],
+    ))
+});
+
 /// Counts one served request.
 pub fn observe(verb: &str, resource: &str, subresource: &str, code: u16, took: Duration) {
     REQUESTS

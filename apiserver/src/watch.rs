@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
+use prometheus::{IntCounter, IntGauge};
 use rk8s_api::selector::Selectable;
 use rk8s_api::{AnyObject, ObjectKind};
 use rk8s_raftstore::proto::{KeyValue, RangeRequest};
@@ -24,6 +25,7 @@ use rk8s_raftstore::{Error as StoreError, EventKind, prefix_end};
 use tokio::sync::mpsc;
 
 use crate::list_options::Filter;
+use crate::metrics;
 use crate::registry;
 use crate::status::{ApiError, ApiResult};
 
@@ -268,11 +270,20 @@ struct Subscriber {
 
 impl Subscriber {
     /// Queues `change` if the watcher's prefix holds it; false when the watcher is
-    /// gone or too slow (a full queue: dropping its sender ends its stream after what
-    /// is queued).
-    fn offer(&self, change: &Arc<Change>) -> bool {
-        !change.key.starts_with(&self.prefix)
-            || self.tx.try_send(Message::Change(change.clone())).is_ok()
+    /// gone or too slow (a full queue, counted in `terminated`: dropping its sender
+    /// ends its stream after what is queued).
+    fn offer(&self, change: &Arc<Change>, terminated: &IntCounter) -> bool {
+        if !change.key.starts_with(&self.prefix) {
+            return true;
+        }
+        match self.tx.try_send(Message::Change(change.clone())) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                terminated.inc();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 }
 
@@ -300,6 +311,10 @@ pub struct WatchCache {
     state: Mutex<State>,
     /// `State::revision`, for requests waiting for the cache to reach a revision.
     seen: tokio::sync::watch::Sender<i64>,
+    /// `apiserver_watch_cache_resource_version` of this resource.
+    revision_gauge: IntGauge,
+    /// `apiserver_terminated_watchers_total` of this resource.
+    terminated: IntCounter,
 }
 
 /// Where a watcher's messages come from.
@@ -337,7 +352,7 @@ pub struct Catchup {
     node: Option<String>,
 }
 
-/// How many changes read from the store a watcher is handed at a time.
+/// How many changes a watcher is handed at a time (read from the store, or queued).
 const STORE_CHUNK: usize = 256;
 
 impl Subscription {
@@ -350,11 +365,25 @@ impl Subscription {
                     if !backlog.is_empty() {
                         return Ok(backlog.drain(..).map(Message::Change).collect());
                     }
-                    match rx.recv().await {
-                        Some(Message::Change(c)) if c.revision <= *after => {}
-                        Some(Message::Progress(r)) if r <= *after => {}
-                        Some(m) => return Ok(vec![m]),
-                        None => return Err(None),
+                    // What is queued, up to STORE_CHUNK, is handed out at once: one
+                    // wake-up of the watch per batch of changes, not per change.
+                    let Some(first) = rx.recv().await else {
+                        return Err(None);
+                    };
+                    let fresh = |m: &Message| match m {
+                        Message::Change(c) => c.revision > *after,
+                        Message::Progress(r) => r > after,
+                    };
+                    let mut out: Vec<Message> = Some(first).into_iter().filter(fresh).collect();
+                    while out.len() < STORE_CHUNK
+                        && let Ok(m) = rx.try_recv()
+                    {
+                        if fresh(&m) {
+                            out.push(m);
+                        }
+                    }
+                    if !out.is_empty() {
+                        return Ok(out);
                     }
                 }
                 Subscription::Store(c) => {
@@ -397,7 +426,10 @@ impl Subscription {
 impl WatchCache {
     /// A cache for `kind`; [`WatchCache::run`] fills it.
     pub fn new(kind: ObjectKind, store: Store) -> Arc<Self> {
+        let resource = [kind.plural];
         Arc::new(WatchCache {
+            revision_gauge: metrics::WATCH_CACHE_REVISION.with_label_values(&resource),
+            terminated: metrics::TERMINATED_WATCHERS.with_label_values(&resource),
             kind,
             store,
             state: Mutex::new(State::default()),
@@ -407,6 +439,7 @@ impl WatchCache {
 
     /// Tells waiting requests the newest revision the cache has seen.
     fn announce(&self, revision: i64) {
+        self.revision_gauge.set(revision);
         self.seen.send_if_modified(|seen| {
             let changed = *seen != revision;
             *seen = revision;
@@ -471,10 +504,13 @@ impl WatchCache {
     pub async fn run(self: Arc<Self>) {
         let mut backoff = std::time::Duration::from_millis(100);
         loop {
+            metrics::WATCH_CACHE_INITIALIZATIONS
+                .with_label_values(&[self.kind.plural])
+                .inc();
             match self.follow().await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::debug!(kind = self.kind.plural, "watch cache restarts: {e}");
+                    tracing::info!(kind = self.kind.plural, "watch cache restarts: {e}");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
                 }
@@ -568,16 +604,17 @@ impl WatchCache {
     }
 
     fn publish(&self, changes: Vec<Arc<Change>>) {
+        let terminated = &self.terminated;
         let mut st = self.lock();
         for change in changes {
             st.revision = st.revision.max(change.revision);
-            st.subscribers.retain(|s| s.offer(&change));
+            st.subscribers.retain(|s| s.offer(&change, terminated));
             if !st.by_node.is_empty() {
                 let (now, before) = change.node_names();
                 if now.is_none() && before.is_none() {
                     // Not read as a pod: every node's watcher gets it to look at.
                     st.by_node.retain(|_, list| {
-                        list.retain(|s| s.offer(&change));
+                        list.retain(|s| s.offer(&change, terminated));
                         !list.is_empty()
                     });
                 } else {
@@ -588,7 +625,7 @@ impl WatchCache {
                         .flatten()
                     {
                         if let Some(list) = st.by_node.get_mut(node) {
-                            list.retain(|s| s.offer(&change));
+                            list.retain(|s| s.offer(&change, terminated));
                             if list.is_empty() {
                                 st.by_node.remove(node);
                             }
@@ -665,6 +702,9 @@ impl WatchCache {
             range_end: prefix_end(prefix.as_bytes()),
             start_revision: first,
         };
+        metrics::WATCH_CATCHUPS
+            .with_label_values(&[self.kind.plural])
+            .inc();
         self.store
             .watch(request)
             .await

@@ -124,7 +124,8 @@ async fn act(client: kube::Client, config: LifecycleConfig, check: Check) {
                 });
                 match patch_taints(with).await {
                     Ok(_) => {
-                        tracing::warn!(node = %name, "node unreachable: tainted");
+                        let silent = check.view.heartbeat.map(|h| now.duration_since(h));
+                        tracing::warn!(node = %name, silent_for = ?silent, "node unreachable: tainted");
                         let message = format!("Node {name} status is now: NodeNotReady");
                         record(&client, about, "Normal", "NodeNotReady", &message).await;
                     }

@@ -11,6 +11,7 @@
 //!   informer saw the changes: the whole state once ([`Notice::Listed`]), then each
 //!   change. A re-list (after a 410, or after the informer's watch was killed and
 //!   restarted) reaches subscribers as the changes it reveals, deletions included.
+//! - [`metrics`]: how far each informer has come, and how often it listed everything.
 //!
 //! ```no_run
 //! use actix::prelude::*;
@@ -42,6 +43,7 @@
 mod compact;
 pub mod factory;
 pub mod informer;
+pub mod metrics;
 mod watch;
 
 pub use factory::Informers;

@@ -19,6 +19,7 @@ use kube::runtime::watcher::{self, Event};
 
 use crate::compact::trimmed;
 use crate::informer::{Informer, Kind, key_of};
+use crate::metrics;
 
 type Change<K> = Result<Event<K>, watcher::Error>;
 
@@ -70,8 +71,12 @@ impl<K: Kind> Actor for Watch<K> {
 
 impl<K: Kind> StreamHandler<Change<K>> for Watch<K> {
     fn handle(&mut self, change: Change<K>, _ctx: &mut Self::Context) {
+        if let Ok(Event::InitApply(obj) | Event::Apply(obj) | Event::Delete(obj)) = &change {
+            metrics::took_in(&K::plural(&()), obj.meta().resource_version.as_deref());
+        }
         match change {
             Ok(Event::Init) => {
+                metrics::LISTS.with_label_values(&[&K::plural(&())]).inc();
                 if self.informer.listed() {
                     // The watch could not resume (its revision was compacted, or the
                     // server ended it): every object is read again.

@@ -58,6 +58,13 @@ pub static KEYS: LazyLock<IntGauge> = LazyLock::new(|| {
         "Keys that exist in the store now.",
     )
 });
+/// The revision of the last write (etcd's gauge of the same name).
+pub static CURRENT_REVISION: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "etcd_debugging_mvcc_current_revision",
+        "The revision of the last write the store applied.",
+    )
+});
 /// Revisions retained, history included.
 pub static REVISIONS: LazyLock<IntGauge> = LazyLock::new(|| {
     gauge(

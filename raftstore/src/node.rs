@@ -300,6 +300,7 @@ impl RaftNode {
         gauge(&metrics::BYTES, f.bytes);
         gauge(&metrics::HISTORY_BYTES, f.history_bytes);
         gauge(&metrics::HELD_BYTES, f.held_bytes);
+        metrics::CURRENT_REVISION.set(self.sm.mvcc.revision());
         let expired: Vec<u64> = self
             .proposals
             .iter()

@@ -182,15 +182,21 @@ impl ApiServer {
         };
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(kind.plural);
+            // Lines are sent in frames of up to FRAME_BYTES: a batch of changes is
+            // one write to the connection, not one per change.
+            let mut batch = Batch::default();
             for obj in &initial {
                 if !filter.matches(obj) {
                     continue;
                 }
                 if let Some(line) = encode("ADDED", Shown::Listed(obj))
-                    && tx.send(line).await.is_err()
+                    && !batch.add(&line, &tx).await
                 {
                     return;
                 }
+            }
+            if !batch.flush(&tx).await {
+                return;
             }
             while let Some(next) = next_messages(&mut sub, &kind, deadline, &tx).await {
                 let messages = match next {
@@ -236,14 +242,44 @@ impl ApiServer {
                         }
                     };
                     if let Some(line) = line
-                        && tx.send(line).await.is_err()
+                        && !batch.add(&line, &tx).await
                     {
                         return;
                     }
                 }
+                if !batch.flush(&tx).await {
+                    return;
+                }
             }
         });
         Ok(stream_response(rx, protobuf))
+    }
+}
+
+/// Most bytes of watch events sent to the connection as one piece.
+const FRAME_BYTES: usize = 64 * 1024;
+
+/// A watch's events not sent yet: one batch's lines gathered into pieces of up to
+/// [`FRAME_BYTES`], so that a busy watch costs a write per batch rather than per
+/// event (and the server's tasks a wake-up per batch).
+#[derive(Default)]
+struct Batch(Vec<u8>);
+
+impl Batch {
+    /// Adds `line`, sending what is gathered once it reaches [`FRAME_BYTES`]; false if
+    /// the client is gone.
+    async fn add(&mut self, line: &[u8], tx: &mpsc::Sender<Bytes>) -> bool {
+        self.0.extend_from_slice(line);
+        self.0.len() < FRAME_BYTES || self.flush(tx).await
+    }
+
+    /// Sends what is gathered; false if the client is gone.
+    async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let piece = Bytes::from(std::mem::take(&mut self.0));
+        tx.send(piece).await.is_ok()
     }
 }
 
