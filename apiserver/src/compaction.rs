@@ -7,9 +7,10 @@
 //! bytes: when the values that are no longer current outgrow the limit, the leader
 //! compacts sooner, up to the revision seen [`MIN_HISTORY`] earlier (or one interval,
 //! if that is shorter). Under a burst of writes (150,000 pods created in minutes) that
-//! keeps the last half minute of history instead of five minutes of it; a watcher or a
+//! keeps the last minute of history instead of five minutes of it; a watcher or a
 //! paginated list further behind gets 410 Gone and lists again, as it would after any
-//! compaction.
+//! compaction. (The values are held compressed, about a tenth of their size, so a
+//! minute of a burst's history takes tens of MiB.)
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 /// How often the leader looks at the history's size (at most the interval).
 const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// History a compaction forced by size still keeps (at most the interval).
-pub const MIN_HISTORY: Duration = Duration::from_secs(30);
+pub const MIN_HISTORY: Duration = Duration::from_secs(60);
 
 /// The compaction policy: when to compact, and to which revision.
 #[derive(Debug)]
@@ -168,11 +169,11 @@ mod tests {
         let mut policy = Compaction::new(300 * S, 1_000, start);
         // Under the limit: nothing before the interval.
         assert_eq!(run(&mut policy, start, 10, 999), vec![]);
-        // Over it at 55 s: up to the revision seen 30 s earlier (25 s: check 5).
-        let now = start + 55 * S;
+        // Over it at 85 s: up to the revision seen 60 s earlier (25 s: check 5).
+        let now = start + 85 * S;
         assert_eq!(policy.observe(now, 1_100, 5_000), Some(500));
         policy.compacted(500);
-        // Again over it 5 s later: the newer revision seen 30 s before (check 6).
+        // Again over it 5 s later: the newer revision seen 60 s before (check 6).
         assert_eq!(policy.observe(now + 5 * S, 1_200, 5_000), Some(600));
     }
 

@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, default_value = "8760h", value_parser = parse_signing_duration)]
     cluster_signing_duration: std::time::Duration,
     /// MiB of history (values no longer current, kept in memory until compacted)
-    /// beyond which the history is compacted sooner, keeping its last 30 seconds (0: no
+    /// beyond which the history is compacted sooner, keeping its last 60 seconds (0: no
     /// limit).
     #[arg(long, default_value_t = 256)]
     compaction_history_mib: u64,
