@@ -254,6 +254,17 @@ impl Change {
     }
 }
 
+/// The `resource` label of a watch cache's series, as kube-apiserver writes it: the
+/// plural, then `.group` for a kind outside the core group (`deployments.apps`), so
+/// the caches of `events` and `events.events.k8s.io` keep series of their own.
+fn group_resource(kind: &ObjectKind) -> String {
+    if kind.group.is_empty() {
+        kind.plural.to_string()
+    } else {
+        format!("{}.{}", kind.plural, kind.group)
+    }
+}
+
 /// What a watcher receives.
 #[derive(Clone, Debug)]
 pub enum Message {
@@ -426,7 +437,8 @@ impl Subscription {
 impl WatchCache {
     /// A cache for `kind`; [`WatchCache::run`] fills it.
     pub fn new(kind: ObjectKind, store: Store) -> Arc<Self> {
-        let resource = [kind.plural];
+        let resource = [group_resource(&kind)];
+        let resource: [&str; 1] = [&resource[0]];
         Arc::new(WatchCache {
             revision_gauge: metrics::WATCH_CACHE_REVISION.with_label_values(&resource),
             terminated: metrics::TERMINATED_WATCHERS.with_label_values(&resource),
@@ -505,7 +517,7 @@ impl WatchCache {
         let mut backoff = std::time::Duration::from_millis(100);
         loop {
             metrics::WATCH_CACHE_INITIALIZATIONS
-                .with_label_values(&[self.kind.plural])
+                .with_label_values(&[&group_resource(&self.kind)])
                 .inc();
             match self.follow().await {
                 Ok(()) => return,
@@ -703,7 +715,7 @@ impl WatchCache {
             start_revision: first,
         };
         metrics::WATCH_CATCHUPS
-            .with_label_values(&[self.kind.plural])
+            .with_label_values(&[&group_resource(&self.kind)])
             .inc();
         self.store
             .watch(request)

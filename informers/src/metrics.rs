@@ -31,6 +31,17 @@ pub static LISTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     ))
 });
 
+/// The `resource` label of kind `K`: its plural, then `.group` outside the core
+/// group (`deployments.apps`), as kube-apiserver labels its watch caches.
+pub(crate) fn resource<K: kube::Resource<DynamicType = ()>>() -> String {
+    let group = K::group(&());
+    if group.is_empty() {
+        K::plural(&()).into_owned()
+    } else {
+        format!("{}.{group}", K::plural(&()))
+    }
+}
+
 /// An object of `resource` at `resource_version` was taken in.
 pub(crate) fn took_in(resource: &str, resource_version: Option<&str>) {
     if let Some(v) = resource_version.and_then(|v| v.parse::<i64>().ok()) {

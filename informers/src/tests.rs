@@ -361,3 +361,10 @@ fn an_informer_s_resource_version_is_the_newest_it_took_in() {
     crate::metrics::took_in("test-versions", Some("40"));
     assert_eq!(gauge(), 40);
 }
+
+#[test]
+fn a_kind_outside_the_core_group_is_labelled_with_its_group() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    assert_eq!(crate::metrics::resource::<ConfigMap>(), "configmaps");
+    assert_eq!(crate::metrics::resource::<Deployment>(), "deployments.apps");
+}

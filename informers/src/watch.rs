@@ -29,6 +29,8 @@ pub(crate) struct Watch<K: Kind> {
     informer: Informer<K>,
     /// A list in progress (from its `Init` to its `InitDone`).
     listing: Option<Listing<K>>,
+    /// The kind's `resource` label in [`metrics`].
+    resource: String,
 }
 
 /// A list in progress.
@@ -55,6 +57,7 @@ impl<K: Kind> Watch<K> {
             client,
             informer,
             listing: None,
+            resource: metrics::resource::<K>(),
         }
     }
 }
@@ -72,11 +75,11 @@ impl<K: Kind> Actor for Watch<K> {
 impl<K: Kind> StreamHandler<Change<K>> for Watch<K> {
     fn handle(&mut self, change: Change<K>, _ctx: &mut Self::Context) {
         if let Ok(Event::InitApply(obj) | Event::Apply(obj) | Event::Delete(obj)) = &change {
-            metrics::took_in(&K::plural(&()), obj.meta().resource_version.as_deref());
+            metrics::took_in(&self.resource, obj.meta().resource_version.as_deref());
         }
         match change {
             Ok(Event::Init) => {
-                metrics::LISTS.with_label_values(&[&K::plural(&())]).inc();
+                metrics::LISTS.with_label_values(&[&self.resource]).inc();
                 if self.informer.listed() {
                     // The watch could not resume (its revision was compacted, or the
                     // server ended it): every object is read again.
