@@ -227,6 +227,12 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     let informer = sample(&text, r#"rk8s_informer_resource_version{resource="pods"}"#).unwrap();
     let store = sample(&text, "etcd_debugging_mvcc_current_revision").unwrap();
     assert!(informer > 0.0 && informer <= store, "{informer} / {store}");
+    // The watch caches' series, labelled as kube-apiserver's (group outside core).
+    for resource in ["pods", "deployments.apps"] {
+        let series = format!(r#"apiserver_watch_cache_resource_version{{resource="{resource}"}}"#);
+        let cache = sample(&text, &series).unwrap_or(0.0);
+        assert!(cache > 0.0 && cache <= store, "{series}: {cache} / {store}");
+    }
     assert_eq!(sample(&text, "etcd_server_is_leader"), Some(1.0));
     assert!(sample(&text, "etcd_server_proposals_applied_total").unwrap() > 10.0);
     assert!(sample(&text, "etcd_disk_wal_fsync_duration_seconds_count").unwrap() > 0.0);

@@ -1,12 +1,13 @@
 //! The informers' Prometheus metrics: how far each kind's cache has come, and how
-//! often it had to list everything. With the store's `rk8s_store_revision`, the
-//! first says how far behind the store an informer is (in revisions); a watch that
-//! falls behind past the compacted history ends in a 410 and a list of every
-//! object, counted by the second.
+//! often it had to list everything. With the store's
+//! `etcd_debugging_mvcc_current_revision`, the first says how far behind the store an
+//! informer is (in revisions); a watch that falls behind past the compacted history
+//! ends in a 410 and a list of every object, counted by the second. Both are the
+//! leader's (informers run where the control plane leads).
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts};
 use rk8s_http::metrics::registered;
 
 /// `rk8s_informer_resource_version{resource}`: the newest change an informer took in.
@@ -42,12 +43,12 @@ pub(crate) fn resource<K: kube::Resource<DynamicType = ()>>() -> String {
     }
 }
 
-/// An object of `resource` at `resource_version` was taken in.
-pub(crate) fn took_in(resource: &str, resource_version: Option<&str>) {
-    if let Some(v) = resource_version.and_then(|v| v.parse::<i64>().ok()) {
-        let gauge = RESOURCE_VERSION.with_label_values(&[resource]);
-        if v > gauge.get() {
-            gauge.set(v);
-        }
+/// An object at `resource_version` was taken in: `gauge` (its kind's
+/// [`RESOURCE_VERSION`]) keeps the newest (a list's objects come in any order).
+pub(crate) fn took_in(gauge: &IntGauge, resource_version: Option<&str>) {
+    if let Some(v) = resource_version.and_then(|v| v.parse::<i64>().ok())
+        && v > gauge.get()
+    {
+        gauge.set(v);
     }
 }

@@ -346,20 +346,16 @@ fn a_relist_keeps_the_known_copy_of_what_did_not_change_and_takes_in_the_rest_at
 
 #[test]
 fn an_informer_s_resource_version_is_the_newest_it_took_in() {
-    let gauge = || {
-        crate::metrics::RESOURCE_VERSION
-            .with_label_values(&["test-versions"])
-            .get()
-    };
-    crate::metrics::took_in("test-versions", Some("12"));
+    let gauge = crate::metrics::RESOURCE_VERSION.with_label_values(&["test-versions"]);
+    crate::metrics::took_in(&gauge, Some("12"));
     // A re-list's objects come in any order: an older one does not move it back.
-    crate::metrics::took_in("test-versions", Some("7"));
-    assert_eq!(gauge(), 12);
-    crate::metrics::took_in("test-versions", Some("not a number"));
-    crate::metrics::took_in("test-versions", None);
-    assert_eq!(gauge(), 12);
-    crate::metrics::took_in("test-versions", Some("40"));
-    assert_eq!(gauge(), 40);
+    crate::metrics::took_in(&gauge, Some("7"));
+    assert_eq!(gauge.get(), 12);
+    crate::metrics::took_in(&gauge, Some("not a number"));
+    crate::metrics::took_in(&gauge, None);
+    assert_eq!(gauge.get(), 12);
+    crate::metrics::took_in(&gauge, Some("40"));
+    assert_eq!(gauge.get(), 40);
 }
 
 #[test]

@@ -29,8 +29,9 @@ pub(crate) struct Watch<K: Kind> {
     informer: Informer<K>,
     /// A list in progress (from its `Init` to its `InitDone`).
     listing: Option<Listing<K>>,
-    /// The kind's `resource` label in [`metrics`].
-    resource: String,
+    /// The kind's [`metrics::RESOURCE_VERSION`] and [`metrics::LISTS`].
+    taken_in: prometheus::IntGauge,
+    lists: prometheus::IntCounter,
 }
 
 /// A list in progress.
@@ -57,7 +58,8 @@ impl<K: Kind> Watch<K> {
             client,
             informer,
             listing: None,
-            resource: metrics::resource::<K>(),
+            taken_in: metrics::RESOURCE_VERSION.with_label_values(&[&metrics::resource::<K>()]),
+            lists: metrics::LISTS.with_label_values(&[&metrics::resource::<K>()]),
         }
     }
 }
@@ -75,11 +77,11 @@ impl<K: Kind> Actor for Watch<K> {
 impl<K: Kind> StreamHandler<Change<K>> for Watch<K> {
     fn handle(&mut self, change: Change<K>, _ctx: &mut Self::Context) {
         if let Ok(Event::InitApply(obj) | Event::Apply(obj) | Event::Delete(obj)) = &change {
-            metrics::took_in(&self.resource, obj.meta().resource_version.as_deref());
+            metrics::took_in(&self.taken_in, obj.meta().resource_version.as_deref());
         }
         match change {
             Ok(Event::Init) => {
-                metrics::LISTS.with_label_values(&[&self.resource]).inc();
+                self.lists.inc();
                 if self.informer.listed() {
                     // The watch could not resume (its revision was compacted, or the
                     // server ended it): every object is read again.

@@ -167,6 +167,7 @@ impl RaftNode {
         };
         let applied = snapshot.get_metadata().index;
         drop(snapshot);
+        metrics::CURRENT_REVISION.set(sm.mvcc.revision());
         let raft_cfg = raft::Config {
             id: cfg.id,
             election_tick: cfg.election_tick,
@@ -300,7 +301,6 @@ impl RaftNode {
         gauge(&metrics::BYTES, f.bytes);
         gauge(&metrics::HISTORY_BYTES, f.history_bytes);
         gauge(&metrics::HELD_BYTES, f.held_bytes);
-        metrics::CURRENT_REVISION.set(self.sm.mvcc.revision());
         let expired: Vec<u64> = self
             .proposals
             .iter()
@@ -562,6 +562,7 @@ impl RaftNode {
     fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
         self.sm = StateMachine::restore(snapshot.get_data())?;
         metrics::SNAPSHOTS_INSTALLED.inc();
+        metrics::CURRENT_REVISION.set(self.sm.mvcc.revision());
         // Watchers cannot be given a gap-free history across a snapshot.
         self.hub
             .close_all("this member was restored from a snapshot; watch again");
@@ -595,6 +596,9 @@ impl RaftNode {
                     {
                         self.clock.keep_alive(&self.sm.lessor, *id, now);
                     }
+                    // Set before any watcher hears of the write: nothing downstream is
+                    // ever seen ahead of it.
+                    metrics::CURRENT_REVISION.set(self.sm.mvcc.revision());
                     self.hub.notify(&events);
                     if let Some((_, reply)) = reply {
                         reply(result);
