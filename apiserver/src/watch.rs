@@ -254,17 +254,6 @@ impl Change {
     }
 }
 
-/// The `resource` label of a watch cache's series, as kube-apiserver writes it: the
-/// plural, then `.group` for a kind outside the core group (`deployments.apps`), so
-/// the caches of `events` and `events.events.k8s.io` keep series of their own.
-fn group_resource(kind: &ObjectKind) -> String {
-    if kind.group.is_empty() {
-        kind.plural.to_string()
-    } else {
-        format!("{}.{}", kind.plural, kind.group)
-    }
-}
-
 /// What a watcher receives.
 #[derive(Clone, Debug)]
 pub enum Message {
@@ -437,7 +426,7 @@ impl Subscription {
 impl WatchCache {
     /// A cache for `kind`; [`WatchCache::run`] fills it.
     pub fn new(kind: ObjectKind, store: Store) -> Arc<Self> {
-        let resource = [group_resource(&kind)];
+        let resource = [kind.qualified_plural()];
         let resource: [&str; 1] = [&resource[0]];
         Arc::new(WatchCache {
             revision_gauge: metrics::WATCH_CACHE_REVISION.with_label_values(&resource),
@@ -517,7 +506,7 @@ impl WatchCache {
         let mut backoff = std::time::Duration::from_millis(100);
         loop {
             metrics::WATCH_CACHE_INITIALIZATIONS
-                .with_label_values(&[&group_resource(&self.kind)])
+                .with_label_values(&[&self.kind.qualified_plural()])
                 .inc();
             match self.follow().await {
                 Ok(()) => return,
@@ -715,7 +704,7 @@ impl WatchCache {
             start_revision: first,
         };
         metrics::WATCH_CATCHUPS
-            .with_label_values(&[&group_resource(&self.kind)])
+            .with_label_values(&[&self.kind.qualified_plural()])
             .inc();
         self.store
             .watch(request)

@@ -23,7 +23,9 @@ use crate::auth::Identity;
 use crate::list_options::{Filter, validate_list_options};
 use crate::rbac::{Attributes, Target};
 use crate::request::{PeerRequest, Query, ResourceRequest, Verb};
-use crate::routes::watch::{WatchStart, error_event, next_messages, stream_response, unstarted};
+use crate::routes::watch::{
+    Batch, WatchStart, error_event, next_messages, stream_response, unstarted,
+};
 use crate::server::{ApiServer, ok};
 use crate::status::{ApiError, ApiResult};
 use crate::watch::Message;
@@ -175,12 +177,16 @@ impl ApiServer {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(peer::PLURAL);
+            let mut batch = Batch::default();
             for obj in initial.iter().filter(|o| filter.matches(o)) {
                 if let Some(p) = projected(obj, None)
-                    && tx.send(line("ADDED", &p.to_value())).await.is_err()
+                    && !batch.add(&line("ADDED", &p.to_value()), &tx).await
                 {
                     return;
                 }
+            }
+            if !batch.flush(&tx).await {
+                return;
             }
             while let Some(next) = next_messages(&mut sub, &kind, deadline, &tx).await {
                 let messages = match next {
@@ -203,10 +209,13 @@ impl ApiServer {
                         Message::Change(c) => peer_event(&c, &filter).map(|(ty, v)| line(ty, &v)),
                     };
                     if let Some(out) = out
-                        && tx.send(out).await.is_err()
+                        && !batch.add(&out, &tx).await
                     {
                         return;
                     }
+                }
+                if !batch.flush(&tx).await {
+                    return;
                 }
             }
         });

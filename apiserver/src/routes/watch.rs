@@ -263,18 +263,18 @@ const PIECE_BYTES: usize = 64 * 1024;
 /// [`PIECE_BYTES`], so that a busy watch costs a write per batch rather than per
 /// event (and the server's tasks a wake-up per batch).
 #[derive(Default)]
-struct Batch(Vec<u8>);
+pub(crate) struct Batch(Vec<u8>);
 
 impl Batch {
     /// Adds `line`, sending what is gathered once it reaches [`PIECE_BYTES`]; false if
     /// the client is gone.
-    async fn add(&mut self, line: &[u8], tx: &mpsc::Sender<Bytes>) -> bool {
+    pub(crate) async fn add(&mut self, line: &[u8], tx: &mpsc::Sender<Bytes>) -> bool {
         self.0.extend_from_slice(line);
         self.0.len() < PIECE_BYTES || self.flush(tx).await
     }
 
     /// Sends what is gathered; false if the client is gone.
-    async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
+    pub(crate) async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
         if self.0.is_empty() {
             return true;
         }
