@@ -180,7 +180,9 @@ pub async fn create_pods(
             async move {
                 let created = api.create(&kube::api::PostParams::default(), pod).await;
                 rk8s_supervision::wrote();
-                created
+                // Only the name is kept: a thousand owners creating at once would
+                // otherwise hold every created pod until their last one is made.
+                created.map(|p| p.metadata.name.unwrap_or_default())
             }
         })
         .buffer_unordered(16)
@@ -189,8 +191,7 @@ pub async fn create_pods(
     let mut failure = None;
     for r in results {
         match r {
-            Ok(p) => {
-                let name = p.metadata.name.unwrap_or_default();
+            Ok(name) => {
                 let message = format!("Created pod: {name}");
                 rk8s_events::record(
                     client,
