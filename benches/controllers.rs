@@ -32,7 +32,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{cpu_seconds, peak_rss_mib, print_rows, write_json};
+use common::{cpu_seconds, list_paged, peak_rss_mib, print_rows, write_json};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -80,7 +80,7 @@ async fn nodes_registered(client: &kube::Client, count: usize, limit: Duration) 
 async fn all_ready(sets: &Api<ReplicaSet>, count: usize, since: Instant) -> Duration {
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
-        let listed = sets.list(&ListParams::default()).await.unwrap().items;
+        let listed = list_paged(sets, &ListParams::default()).await;
         let ready = listed
             .iter()
             .filter(|rs| {
@@ -108,7 +108,7 @@ async fn all_running(pods: &Api<Pod>, count: usize, since: Instant) -> Duration 
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
         let mut running = std::collections::HashMap::<String, i32>::new();
-        for p in pods.list(&ListParams::default()).await.unwrap().items {
+        for p in list_paged(pods, &ListParams::default()).await {
             let live = p.metadata.deletion_timestamp.is_none()
                 && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
             if let (true, Some(rs)) = (live, p.metadata.labels.and_then(|mut l| l.remove("rs"))) {

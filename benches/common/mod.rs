@@ -150,3 +150,23 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+/// Every object `api` lists with `params`, in pages of 500 (kubectl's chunk size and
+/// client-go's reflector's page), as clients list a large collection: a single list
+/// of every object would add the whole collection's encoding to the server's peak,
+/// which is the list's cost, not the one a benchmark measures.
+pub async fn list_paged<K>(api: &kube::Api<K>, params: &kube::api::ListParams) -> Vec<K>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut items = Vec::new();
+    let mut page_params = params.clone().limit(500);
+    loop {
+        let page = api.list(&page_params).await.unwrap();
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(t) => page_params = page_params.continue_token(&t),
+            None => return items,
+        }
+    }
+}

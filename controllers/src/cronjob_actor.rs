@@ -76,7 +76,7 @@ impl Owner for CronJob {
 
     fn carry_out(
         client: kube::Client,
-        cj: CronJob,
+        cj: Arc<CronJob>,
         _jobs: HashMap<String, Arc<Job>>,
         plan: Plan,
     ) -> BoxFuture<'static, Option<String>> {

@@ -78,7 +78,7 @@ impl Owner for DaemonSet {
 
     fn carry_out(
         client: kube::Client,
-        ds: DaemonSet,
+        ds: Arc<DaemonSet>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
     ) -> BoxFuture<'static, Option<String>> {

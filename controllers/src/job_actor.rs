@@ -72,7 +72,7 @@ impl Owner for Job {
 
     fn carry_out(
         client: kube::Client,
-        job: Job,
+        job: Arc<Job>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
     ) -> BoxFuture<'static, Option<String>> {

@@ -58,7 +58,7 @@ pub trait Owner:
     /// creation, if any.
     fn carry_out(
         client: kube::Client,
-        owner: Self,
+        owner: Arc<Self>,
         owned: HashMap<String, Arc<Self::Owned>>,
         plan: Self::Plan,
     ) -> BoxFuture<'static, Option<String>>;
@@ -106,8 +106,8 @@ pub struct Decided<P> {
 /// them: sent whenever they change, and again when the actor restarted (it lost
 /// them).
 pub struct Resync<K: Owner> {
-    /// The owner as last seen.
-    pub owner: K,
+    /// The owner as last seen (the informer's, shared).
+    pub owner: Arc<K>,
     /// What it controls and the orphans its selector matches: the informer's,
     /// shared (a copy per owner's actor was a second copy of every pod).
     pub owned: Vec<Arc<K::Owned>>,

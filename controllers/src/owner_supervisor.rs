@@ -253,7 +253,7 @@ impl<K: Owner> OwnerSupervisor<K> {
         let created = self.pending_created.remove(uid).unwrap_or(0);
         let deleted = self.pending_deleted.remove(uid).unwrap_or_default();
         self.actor(&object_name(owner.meta())).do_send(Resync {
-            owner: K::clone(&owner),
+            owner,
             owned: pods,
             nodes: self.nodes.as_ref().map(Informer::list).unwrap_or_default(),
             created,

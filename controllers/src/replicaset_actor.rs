@@ -65,7 +65,7 @@ impl Owner for ReplicaSet {
 
     fn carry_out(
         client: kube::Client,
-        rs: ReplicaSet,
+        rs: Arc<ReplicaSet>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
     ) -> BoxFuture<'static, Option<String>> {

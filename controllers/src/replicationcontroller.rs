@@ -67,7 +67,7 @@ impl Owner for ReplicationController {
 
     fn carry_out(
         client: kube::Client,
-        rc: ReplicationController,
+        rc: Arc<ReplicationController>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
     ) -> BoxFuture<'static, Option<String>> {
@@ -90,7 +90,7 @@ impl Owner for ReplicationController {
                 .as_ref()
                 .and_then(convert::<ReplicaSetStatus, _>);
             if let Some(status) = status {
-                let mut rc = rc;
+                let mut rc = Arc::unwrap_or_clone(rc);
                 rc.status = Some(status);
                 if let Err(e) = replace_status(&client, &rc).await {
                     tracing::debug!(rc = %object_name(&rc.metadata), "writing status: {e}");

@@ -82,7 +82,7 @@ impl Owner for StatefulSet {
 
     fn carry_out(
         client: kube::Client,
-        set: StatefulSet,
+        set: Arc<StatefulSet>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
     ) -> BoxFuture<'static, Option<String>> {
