@@ -5,7 +5,8 @@
 //!   in flight); time until every one reports 10 ready replicas. Then every
 //!   ReplicaSet actor (and the ReplicaSet supervisor) is killed at once through the
 //!   chaos endpoint while one pod of each of 100 ReplicaSets is deleted; time until
-//!   all are back at 10. CPU seconds of the control-plane thread and of the server,
+//!   all are back at 10, counted from the pods. Both waits poll lists in pages of
+//!   500, as clients list. CPU seconds of the control-plane thread and of the server,
 //!   and the server's peak RSS.
 //! - **DaemonSet:** one DaemonSet on M simulated nodes (a pod each); time until every
 //!   pod is available, then until a new template is rolled out on every node
