@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::pods::create_pods;
-use common::{ms, percentile, write_json};
+use common::{for_each_page, ms, percentile, write_json};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
@@ -145,15 +145,7 @@ async fn main() {
     for _ in 0..5 {
         let t = Instant::now();
         let mut count = 0;
-        let mut lp = ListParams::default().limit(500);
-        loop {
-            let page = pods.list(&lp).await.unwrap();
-            count += page.items.len();
-            match page.metadata.continue_ {
-                Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
-                _ => break,
-            }
-        }
+        for_each_page(&pods, &ListParams::default(), |page| count += page.len()).await;
         paged.push(t.elapsed());
         assert_eq!(count, 10_000);
     }

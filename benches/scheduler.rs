@@ -37,7 +37,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    cpu_seconds, histogram_quantile, ms, peak_rss_mib, percentile, print_rows, write_json,
+    cpu_seconds, for_each_page, histogram_quantile, ms, peak_rss_mib, percentile, print_rows,
+    write_json,
 };
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -288,19 +289,8 @@ async fn case(nodes: usize, count: usize) -> Row {
     let (cpu1, sched1) = cpu_seconds(server.pid(), "control-plane");
     // Every pod, in pages of 500 (kubectl's chunk size), as a client lists them.
     let listing = Instant::now();
-    let (mut listed, mut token) = (0, None::<String>);
-    loop {
-        let mut params = ListParams::default().limit(500);
-        if let Some(t) = token.take() {
-            params = params.continue_token(&t);
-        }
-        let page = pods.list(&params).await.unwrap();
-        listed += page.items.len();
-        match page.metadata.continue_.filter(|t| !t.is_empty()) {
-            Some(t) => token = Some(t),
-            None => break,
-        }
-    }
+    let mut listed = 0;
+    for_each_page(&pods, &ListParams::default(), |page| listed += page.len()).await;
     assert_eq!(listed, count, "the paginated list of every pod");
     let list_seconds = listing.elapsed().as_secs_f64();
     let rss_mib = peak_rss_mib(server.pid());

@@ -151,8 +151,31 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Every object `api` lists with `params`, in pages of 500 (kubectl's chunk size and
-/// client-go's reflector's page), as clients list a large collection: a single list
+/// The page size of [`for_each_page`]: kubectl's chunk size and client-go's
+/// reflector's page.
+pub const PAGE: u32 = 500;
+
+/// Lists what `api` lists with `params` in pages of [`PAGE`], as clients list a large
+/// collection, handing each page's items to `page` as it comes.
+pub async fn for_each_page<K>(
+    api: &kube::Api<K>,
+    params: &kube::api::ListParams,
+    mut page: impl FnMut(Vec<K>),
+) where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut params = params.clone().limit(PAGE);
+    loop {
+        let listed = api.list(&params).await.unwrap();
+        page(listed.items);
+        match listed.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(t) => params = params.continue_token(&t),
+            None => return,
+        }
+    }
+}
+
+/// Every object `api` lists with `params`, in pages ([`for_each_page`]): a single list
 /// of every object would add the whole collection's encoding to the server's peak,
 /// which is the list's cost, not the one a benchmark measures.
 pub async fn list_paged<K>(api: &kube::Api<K>, params: &kube::api::ListParams) -> Vec<K>
@@ -160,13 +183,6 @@ where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let mut items = Vec::new();
-    let mut page_params = params.clone().limit(500);
-    loop {
-        let page = api.list(&page_params).await.unwrap();
-        items.extend(page.items);
-        match page.metadata.continue_.filter(|t| !t.is_empty()) {
-            Some(t) => page_params = page_params.continue_token(&t),
-            None => return items,
-        }
-    }
+    for_each_page(api, params, |page| items.extend(page)).await;
+    items
 }
