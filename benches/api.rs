@@ -2,7 +2,9 @@
 //! driven by the `kube` client from this process.
 //!
 //! - create-pod latency (p50, p99) and rate with 1 and 64 concurrent clients;
-//! - listing 10,000 pods (one request, and in pages of 500);
+//! - listing 10,000 pods (`RK8S_BENCH_API_LIST=N`: N) in one request and in pages of
+//!   500: the median time, and how far the server's RSS rose above what it was
+//!   before (its peak, `VmHWM`, started again from its RSS by `clear_refs`);
 //! - 1,000 concurrent watchers receiving one write: delivery latency p50/p99/max.
 //!
 //! Prints a table and writes `target/bench/api.json`. Client and server share this
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::pods::create_pods;
-use common::{for_each_page, ms, percentile, write_json};
+use common::{for_each_page, ms, peak_rss_mib, percentile, reset_peak_rss, rss_mib, write_json};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
@@ -130,37 +132,63 @@ async fn main() {
         return;
     }
 
-    // Fill up to 10,000 pods, then list them.
+    // Fill up to that many pods, then list them.
+    let listed: usize = std::env::var("RK8S_BENCH_API_LIST")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
     let have = pods.list(&ListParams::default()).await.unwrap().items.len();
-    create_pods(&pods, "fill", 10_000usize.saturating_sub(have), 64).await;
+    create_pods(&pods, "fill", listed.saturating_sub(have), 64).await;
+    // What the server holds above its resident set while it answers: its peak over
+    // the lists, started again from its RSS before them.
+    let pid = server.child.id();
+    // The creates' aftermath settled first (the scheduler and the controllers see the
+    // pods), and the server's growth without a list measured over as long.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = rss_mib(pid);
+    reset_peak_rss(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_peak = (peak_rss_mib(pid) - before).max(0.0);
+    let before = rss_mib(pid);
+    reset_peak_rss(pid);
     let mut whole = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
         let list = pods.list(&ListParams::default()).await.unwrap();
         whole.push(t.elapsed());
-        assert_eq!(list.items.len(), 10_000);
+        assert_eq!(list.items.len(), listed);
     }
     whole.sort();
+    let whole_peak = (peak_rss_mib(pid) - before).max(0.0);
+    eprintln!("server peak without a list, 2 s: +{idle_peak:.0} MiB");
+    let before = rss_mib(pid);
+    reset_peak_rss(pid);
     let mut paged = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
         let mut count = 0;
         for_each_page(&pods, &ListParams::default(), |page| count += page.len()).await;
         paged.push(t.elapsed());
-        assert_eq!(count, 10_000);
+        assert_eq!(count, listed);
     }
     paged.sort();
+    let paged_peak = (peak_rss_mib(pid) - before).max(0.0);
     rows.push((
-        "list 10,000 pods".into(),
-        format!("median {:.0} ms (one request)", ms(percentile(&whole, 0.5))),
+        format!("list {listed} pods"),
         format!(
-            "median {:.0} ms (pages of 500)",
+            "median {:.0} ms, server peak +{whole_peak:.0} MiB (one request)",
+            ms(percentile(&whole, 0.5))
+        ),
+        format!(
+            "median {:.0} ms, +{paged_peak:.0} MiB (pages of 500)",
             ms(percentile(&paged, 0.5))
         ),
     ));
     json_rows.push(
-        json!({"case": "list_10000_pods", "median_ms": ms(percentile(&whole, 0.5)),
-        "paged_500_median_ms": ms(percentile(&paged, 0.5))}),
+        json!({"case": "list_pods", "pods": listed, "median_ms": ms(percentile(&whole, 0.5)),
+        "server_peak_added_mib": whole_peak,
+        "paged_500_median_ms": ms(percentile(&paged, 0.5)),
+        "paged_500_server_peak_added_mib": paged_peak}),
     );
 
     // 1,000 watchers, one write at a time.

@@ -17,12 +17,14 @@ use crate::admission;
 use crate::auth::{Access, Identity, check_access};
 use crate::caches::Caches;
 pub use crate::call::Call;
+pub use crate::cursor::StoredItem;
+use crate::cursor::{Cursor, Page};
 use crate::custom::CustomKinds;
 use crate::decode::{decode_value, field_validation, parse_body};
 use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
-use crate::listing::StoredList;
+use crate::listing::{STREAM_PAGE, StoredList, StreamedList};
 use crate::registry::{self, Change, Registry, Updated};
 use crate::request::{Query, ResourceRequest};
 use crate::scale::ScalePaths;
@@ -52,6 +54,8 @@ pub enum Body {
     Object(Box<AnyObject>),
     /// A list of stored objects, encoded from their stored bytes.
     List(StoredList),
+    /// A list too long for one page, encoded and sent a page at a time.
+    Stream(Box<StreamedList>),
 }
 
 impl Reply {
@@ -131,14 +135,6 @@ pub struct Listed<T = AnyObject> {
     pub remaining: Option<i64>,
 }
 
-/// An object of a list as stored, and decoded if a selector had to look at it.
-pub struct StoredItem {
-    /// The stored key and value.
-    pub kv: rk8s_raftstore::proto::KeyValue,
-    /// The object, if it was decoded.
-    pub object: Option<AnyObject>,
-}
-
 impl Listed<StoredItem> {
     /// The list with every item decoded.
     fn decoded(self, kind: &ObjectKind) -> ApiResult<Listed> {
@@ -156,6 +152,17 @@ impl Listed<StoredItem> {
             continue_token: self.continue_token,
             remaining: self.remaining,
         })
+    }
+}
+
+/// The list result of `page`, read by `cursor`: a continue token where it stopped.
+fn listed(cursor: &Cursor, page: Page) -> Listed<StoredItem> {
+    let revision = cursor.revision();
+    Listed {
+        items: page.items,
+        revision,
+        continue_token: page.next.map(|k| encode_continue(revision, &k)),
+        remaining: page.remaining,
     }
 }
 
@@ -203,11 +210,20 @@ impl Handlers {
         req: &ResourceRequest,
         q: &Query,
     ) -> ApiResult<Listed<StoredItem>> {
+        let limit = q.number("limit")?.unwrap_or(0);
+        let mut cursor = self.cursor(req, q).await?;
+        let page = cursor.next_page(limit).await?;
+        Ok(listed(&cursor, page))
+    }
+
+    /// Where a list of `req`'s kind as `q` asks starts: its continue token's key and
+    /// revision, or the first key at the revision asked for (waited for if the
+    /// server has not reached it yet) or now.
+    async fn cursor(&self, req: &ResourceRequest, q: &Query) -> ApiResult<Cursor> {
         let kind = &req.kind;
         let filter = Filter::from_query(kind, q)?;
         let prefix = kind.storage_prefix(req.namespace.as_deref());
-        let limit = q.number("limit")?.unwrap_or(0);
-        let (mut revision, mut start) = match q.get("continue").filter(|c| !c.is_empty()) {
+        let (revision, start) = match q.get("continue").filter(|c| !c.is_empty()) {
             Some(token) => decode_continue(token, &prefix)?,
             None => {
                 let asked = requested_revision(q.get("resourceVersion").unwrap_or(""))?;
@@ -219,85 +235,40 @@ impl Handlers {
                 (if exact { at } else { 0 }, Vec::new())
             }
         };
-        let mut items = Vec::new();
-        loop {
-            // With a filter, read in chunks until the page is full.
-            let want = if limit == 0 {
-                0
-            } else {
-                limit - items.len() as i64
-            };
-            let chunk = if filter.is_everything() || want == 0 {
-                want
-            } else {
-                want.max(256)
-            };
-            let page = self
-                .registry
-                .page(kind, &prefix, &start, chunk, revision)
-                .await
-                .map_err(|e| match (e.code, start.is_empty()) {
-                    (http::StatusCode::GONE, false) => ApiError::gone(
-                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
-                    ),
-                    _ => e,
-                })?;
-            revision = page.revision;
-            // The first key not looked at, if the page was cut short.
-            let mut cut_at = None;
-            let after_page = page.more.then(|| page.kvs.last()).flatten().map(|kv| {
-                let mut k = kv.key.clone();
-                k.push(0);
-                k
-            });
-            for kv in page.kvs {
-                if limit > 0 && items.len() as i64 >= limit {
-                    cut_at = Some(kv.key);
-                    break;
-                }
-                if filter.is_everything() {
-                    items.push(StoredItem { kv, object: None });
-                    continue;
-                }
-                let obj = registry::decode(kind, &kv)?;
-                if filter.matches(&obj) {
-                    items.push(StoredItem {
-                        kv,
-                        object: Some(obj),
-                    });
-                }
-            }
-            let next = cut_at.clone().or(after_page);
-            let full = limit > 0 && items.len() as i64 >= limit;
-            match next {
-                Some(k) if full => {
-                    return Ok(Listed {
-                        items,
-                        revision,
-                        continue_token: Some(encode_continue(revision, &k)),
-                        remaining: (filter.is_everything() && cut_at.is_none())
-                            .then_some(page.remaining),
-                    });
-                }
-                Some(k) => start = k,
-                None => {
-                    return Ok(Listed {
-                        items,
-                        revision,
-                        continue_token: None,
-                        remaining: None,
-                    });
-                }
-            }
-        }
+        Ok(Cursor::new(
+            self.registry.clone(),
+            *kind,
+            prefix,
+            filter,
+            start,
+            revision,
+        ))
     }
 
     /// GET of a collection.
     pub async fn list(&self, c: &Call<'_>, accept: Option<&str>) -> ApiResult<Reply> {
         validate_list_options(c.query, false)?;
         let kind = &c.req.kind;
-        let listed = self.list_stored(c.req, c.query).await?;
-        if crate::table::wants_table(accept) {
+        let limit = c.query.number("limit")?.unwrap_or(0);
+        let table = crate::table::wants_table(accept);
+        // A JSON list without a limit larger than a page goes out page by page.
+        let streams = limit == 0
+            && !table
+            && crate::content::negotiate(accept) != crate::content::Encoding::Protobuf;
+        let mut cursor = self.cursor(c.req, c.query).await?;
+        let page = cursor
+            .next_page(if streams { STREAM_PAGE } else { limit })
+            .await?;
+        if streams && page.next.is_some() {
+            let first = page.items.into_iter().map(|item| item.kv).collect();
+            return Ok(Reply {
+                code: http::StatusCode::OK,
+                body: Body::Stream(Box::new(StreamedList::new(kind, first, cursor))),
+                warnings: Vec::new(),
+            });
+        }
+        let listed = listed(&cursor, page);
+        if table {
             let listed = listed.decoded(kind)?;
             return Ok(Reply::ok(crate::custom::table::any_table(
                 &self.custom,

@@ -39,6 +39,7 @@ pub mod call;
 pub mod cluster;
 pub mod compaction;
 pub mod content;
+pub mod cursor;
 pub mod custom;
 pub mod decode;
 pub mod default_ingress_class;

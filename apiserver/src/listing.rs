@@ -13,11 +13,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use rk8s_api::ObjectKind;
 use rk8s_api::protobuf;
 use rk8s_api::stored::with_resource_version;
+use rk8s_http::body::Body;
 use rk8s_raftstore::proto::KeyValue;
 use serde_json::Value;
 
+use crate::cursor::Cursor;
 use crate::status::{ApiError, ApiResult};
 
 /// A list of stored objects of one kind, with its `ListMeta`.
@@ -44,23 +49,13 @@ impl StoredList {
     pub fn to_json(&self) -> ApiResult<Vec<u8>> {
         let size: usize = self.items.iter().map(|kv| kv.value.len() + 40).sum();
         let mut out = Vec::with_capacity(size + 256);
-        let head = serde_json::json!({
-            "kind": self.list_kind(),
-            "apiVersion": self.api_version,
-        });
-        // `{"apiVersion":...,"kind":...` and then the rest, in kube-apiserver's order.
-        let head = serde_json::to_vec(&head).unwrap_or_default();
-        out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
-        out.extend_from_slice(b",\"metadata\":");
-        serde_json::to_writer(&mut out, &self.metadata).map_err(internal)?;
-        out.extend_from_slice(b",\"items\":[");
-        for (i, kv) in self.items.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            with_resource_version(&kv.value, self.api_version, kv.mod_revision, &mut out)
-                .map_err(|e| stored_error(kv, &e))?;
-        }
+        json_head(
+            self.api_version,
+            &self.list_kind(),
+            &self.metadata,
+            &mut out,
+        )?;
+        json_items(self.api_version, &self.items, true, &mut out)?;
         out.extend_from_slice(b"]}");
         Ok(out)
     }
@@ -111,6 +106,170 @@ impl StoredList {
         }
         Ok(protobuf::envelope_body(self.api_version, list_kind, &raw))
     }
+}
+
+/// How many keys a streamed list reads, encodes and sends at a time (kubectl's and
+/// client-go's page).
+pub const STREAM_PAGE: i64 = 500;
+
+/// The most bytes of a streamed list handed to the connection at once. The
+/// connection queues a few frames before it waits for the socket (hyper: 16), so
+/// small frames keep it from reading pages ahead of what the client takes.
+const FRAME: usize = 64 * 1024;
+
+/// A JSON list without a `limit` that does not fit one page, sent as it is read, as
+/// kube-apiserver (1.33, `StreamingCollectionEncodingToJSON`) encodes large lists:
+/// the first page with the list's head, then each further page read at the first
+/// one's revision once the one before has been handed to the connection. The server
+/// holds a page at a time, not the whole list twice over (its values and their
+/// JSON). A page that cannot be read (its revision compacted away mid-list, which
+/// keeps a minute of history at least) ends the body short, and the client's decode
+/// fails, as when kube-apiserver's encoding fails mid-stream.
+pub struct StreamedList {
+    api_version: &'static str,
+    item_kind: &'static str,
+    first: Vec<KeyValue>,
+    cursor: Cursor,
+}
+
+impl std::fmt::Debug for StreamedList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamedList")
+            .field("api_version", &self.api_version)
+            .field("item_kind", &self.item_kind)
+            .field("first", &self.first.len())
+            .field("revision", &self.cursor.revision())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamedList {
+    /// The list of `kind` whose first page is `first`, read on by `cursor`.
+    pub fn new(kind: &ObjectKind, first: Vec<KeyValue>, cursor: Cursor) -> Self {
+        StreamedList {
+            api_version: kind.api_version,
+            item_kind: kind.kind,
+            first,
+            cursor,
+        }
+    }
+
+    /// The list's JSON body; `hold` (the request's place among those in flight) is
+    /// kept until it ends.
+    pub fn into_body<T: Send + Sync + 'static>(self, hold: T) -> Body {
+        let StreamedList {
+            api_version,
+            item_kind,
+            first,
+            cursor,
+        } = self;
+        let state = Streaming {
+            first: Some(first),
+            cursor: Some(cursor),
+            unsent: Bytes::new(),
+            _hold: hold,
+        };
+        let list_kind = format!("{item_kind}List");
+        let frames = futures_util::stream::unfold(state, move |mut state| {
+            let list_kind = list_kind.clone();
+            async move {
+                if state.unsent.is_empty() {
+                    state.unsent = match state.next_chunk(api_version, &list_kind).await {
+                        Ok(chunk) => Bytes::from(chunk?),
+                        Err(e) => {
+                            tracing::warn!("a streamed {list_kind} ends short: {}", e.message);
+                            return None;
+                        }
+                    };
+                }
+                let frame = state.unsent.split_to(state.unsent.len().min(FRAME));
+                Some((Ok(Frame::data(frame)), state))
+            }
+        });
+        StreamBody::new(frames).boxed()
+    }
+}
+
+/// A streamed list's state: the first page until it is sent, then the cursor until
+/// the last page is.
+struct Streaming<T> {
+    first: Option<Vec<KeyValue>>,
+    cursor: Option<Cursor>,
+    /// What is left of the last page's JSON, handed on [`FRAME`] bytes at a time.
+    unsent: Bytes,
+    _hold: T,
+}
+
+impl<T> Streaming<T> {
+    /// The next piece of the body (`None`: it has all been sent).
+    async fn next_chunk(
+        &mut self,
+        api_version: &'static str,
+        list_kind: &str,
+    ) -> ApiResult<Option<Vec<u8>>> {
+        if let Some(first) = self.first.take() {
+            let Some(cursor) = &self.cursor else {
+                return Ok(None);
+            };
+            let size: usize = first.iter().map(|kv| kv.value.len() + 40).sum();
+            let mut out = Vec::with_capacity(size + 256);
+            let metadata = serde_json::json!({"resourceVersion": cursor.revision().to_string()});
+            json_head(api_version, list_kind, &metadata, &mut out)?;
+            json_items(api_version, &first, true, &mut out)?;
+            return Ok(Some(out));
+        }
+        let Some(cursor) = &mut self.cursor else {
+            return Ok(None);
+        };
+        let page = cursor.next_page(STREAM_PAGE).await?;
+        let items: Vec<KeyValue> = page.items.into_iter().map(|item| item.kv).collect();
+        let size: usize = items.iter().map(|kv| kv.value.len() + 40).sum();
+        let mut out = Vec::with_capacity(size + 2);
+        json_items(api_version, &items, false, &mut out)?;
+        if page.next.is_none() {
+            out.extend_from_slice(b"]}");
+            self.cursor = None;
+        }
+        Ok(Some(out))
+    }
+}
+
+/// A JSON list's head: `{"apiVersion":...,"kind":...,"metadata":...,"items":[`, in
+/// kube-apiserver's order.
+fn json_head(
+    api_version: &str,
+    list_kind: &str,
+    metadata: &Value,
+    out: &mut Vec<u8>,
+) -> ApiResult<()> {
+    let head = serde_json::json!({
+        "kind": list_kind,
+        "apiVersion": api_version,
+    });
+    let head = serde_json::to_vec(&head).map_err(internal)?;
+    out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+    out.extend_from_slice(b",\"metadata\":");
+    serde_json::to_writer(&mut *out, metadata).map_err(internal)?;
+    out.extend_from_slice(b",\"items\":[");
+    Ok(())
+}
+
+/// `items` as the JSON of a list's items, each with its revision, comma-separated
+/// (`first`: none before the first of them).
+fn json_items(
+    api_version: &'static str,
+    items: &[KeyValue],
+    first: bool,
+    out: &mut Vec<u8>,
+) -> ApiResult<()> {
+    for (i, kv) in items.iter().enumerate() {
+        if i > 0 || !first {
+            out.push(b',');
+        }
+        with_resource_version(&kv.value, api_version, kv.mod_revision, out)
+            .map_err(|e| stored_error(kv, &e))?;
+    }
+    Ok(())
 }
 
 /// The protobuf messages of listed objects, by `apiVersion` and key, each with the

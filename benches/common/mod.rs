@@ -141,14 +141,29 @@ pub fn children(pid: u32) -> Vec<u32> {
 }
 
 pub fn peak_rss_mib(pid: u32) -> f64 {
+    status_kib(pid, "VmHWM:") / 1024.0
+}
+
+/// Resident MiB of `pid` now (`VmRSS`).
+pub fn rss_mib(pid: u32) -> f64 {
+    status_kib(pid, "VmRSS:") / 1024.0
+}
+
+/// Starts `pid`'s peak RSS (`VmHWM`) again from its RSS now (`clear_refs` 5), so
+/// that [`peak_rss_mib`] tells the peak of what follows.
+pub fn reset_peak_rss(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+fn status_kib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
-        .map_or(0.0, |kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }
 
 /// The page size of [`for_each_page`]: kubectl's chunk size and client-go's

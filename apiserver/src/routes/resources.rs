@@ -71,7 +71,7 @@ impl ApiServer {
         // admin, and the controllers' client) even when the limit is reached, and its
         // priority levels keep the scheduler's requests apart: only other callers get
         // a 429.
-        let _permit = match limit.clone().try_acquire_owned() {
+        let permit = match limit.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) if identity.is_exempt_from_limits() => None,
             Err(_) => {
@@ -120,24 +120,29 @@ impl ApiServer {
             Verb::DeleteCollection => h.delete_collection(&call).await?,
             Verb::Watch => return Err(ApiError::no_route()),
         };
-        respond(accept, &reply)
+        respond(accept, reply, permit)
     }
 }
 
 /// The reply, encoded as `accept` prefers: protobuf for a kind that has an encoding
-/// (a `Table` never, custom resources not), JSON otherwise.
-fn respond(accept: Option<&str>, reply: &Reply) -> ApiResult<Response<Body>> {
+/// (a `Table` never, custom resources not), JSON otherwise. A streamed list holds
+/// `permit` (its place among the requests in flight) until its last page is sent.
+fn respond(
+    accept: Option<&str>,
+    reply: Reply,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> ApiResult<Response<Body>> {
     let protobuf = content::negotiate(accept) == Encoding::Protobuf;
-    match &reply.body {
+    match reply.body {
         ReplyBody::Value(body) => {
             let table = body.get("kind").and_then(|k| k.as_str()) == Some("Table");
             if protobuf
                 && !table
-                && let Some(resp) = protobuf_response(reply.code, body, &reply.warnings)
+                && let Some(resp) = protobuf_response(reply.code, &body, &reply.warnings)
             {
                 return Ok(resp);
             }
-            Ok(json_response(reply.code, body, &reply.warnings))
+            Ok(json_response(reply.code, &body, &reply.warnings))
         }
         ReplyBody::Object(obj) => {
             if protobuf
@@ -151,6 +156,14 @@ fn respond(accept: Option<&str>, reply: &Reply) -> ApiResult<Response<Body>> {
                 "application/json",
                 &reply.warnings,
             ))
+        }
+        ReplyBody::Stream(list) => {
+            let mut resp = Response::new(list.into_body(permit));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            Ok(resp)
         }
         ReplyBody::List(list) => {
             let encoded = if protobuf {

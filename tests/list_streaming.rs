@@ -1,0 +1,192 @@
+//! A JSON list without a `limit` longer than a page (500), which a real `rk8s-server`
+//! sends page by page (kube-apiserver's streaming list encoding): 1,234 ConfigMaps
+//! read whole by raw request (chunked, no `Content-Length`), by the `kube` client, by
+//! the Debian `kubectl` with `--chunk-size=0` and by the PyPI client, each the same
+//! items in the same order as a paginated list, at one revision; a label selector
+//! streams the items it selects; a write made while a list is under way is not in
+//! it; protobuf and `limit`ed lists are still answered whole.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{Value, json};
+use support::apiserver::Server;
+
+const NS: &str = "streamed";
+const COUNT: usize = 1234;
+
+/// GET `path` with `accept`: the status, the `Content-Length` if any, the body.
+async fn get(client: &kube::Client, path: &str, accept: &str) -> (u16, Option<String>, Vec<u8>) {
+    let req = http::Request::builder()
+        .uri(path)
+        .header("Accept", accept)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    let length = resp
+        .headers()
+        .get("content-length")
+        .map(|v| v.to_str().unwrap().to_string());
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect_bytes().await.unwrap();
+    (status, length, bytes.to_vec())
+}
+
+fn names(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_long_list_is_streamed_and_reads_like_the_paginated_one() {
+    let server = Server::start(&["--disable-scheduler", "--disable-controllers"]);
+    let client = server.client().await;
+    let (ok, out) = server.kubectl(&["create", "namespace", NS]);
+    assert!(ok, "{out}");
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    futures_util::stream::iter(0..COUNT)
+        .for_each_concurrent(16, |i| {
+            let maps = maps.clone();
+            async move {
+                let cm: ConfigMap = serde_json::from_value(json!({
+                    "metadata": {"name": format!("cm-{i:05}"),
+                        "labels": {"half": if i % 2 == 0 { "even" } else { "odd" }}},
+                    "data": {"i": i.to_string()},
+                }))
+                .unwrap();
+                maps.create(&PostParams::default(), &cm).await.unwrap();
+            }
+        })
+        .await;
+
+    // The paginated list, pages of 500: what every other reading must equal.
+    let mut paged = Vec::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = maps.list(&params).await.unwrap();
+        paged.extend(page.items.iter().map(|c| c.metadata.name.clone().unwrap()));
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(t) => params = params.continue_token(&t),
+            None => break,
+        }
+    }
+    // The namespace's own `kube-root-ca.crt`, if the server makes one, and ours.
+    assert!(paged.len() >= COUNT, "{} listed", paged.len());
+
+    let path = format!("/api/v1/namespaces/{NS}/configmaps");
+    let (status, length, body) = get(&client, &path, "application/json").await;
+    assert_eq!(status, 200);
+    assert_eq!(length, None, "a streamed list has no Content-Length");
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list["kind"], "ConfigMapList");
+    assert_eq!(list["apiVersion"], "v1");
+    assert!(list["metadata"].get("continue").is_none());
+    let revision: u64 = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert!(
+        names(items) == paged,
+        "the streamed list differs from the paginated one"
+    );
+    for item in items {
+        assert_eq!(item["kind"], "ConfigMap");
+        let rv: u64 = item["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(rv <= revision, "{rv} after the list's {revision}");
+    }
+
+    // A selector: the items it selects, streamed across the pages that hold them.
+    let (_, length, body) = get(
+        &client,
+        &format!("{path}?labelSelector=half%3Deven"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(length, None);
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    let even = names(list["items"].as_array().unwrap());
+    assert_eq!(even.len(), COUNT.div_ceil(2));
+    assert!(
+        even.iter()
+            .all(|n| n[3..].parse::<usize>().unwrap() % 2 == 0)
+    );
+
+    // Whole as before: a page asked for, and protobuf.
+    let (_, length, body) = get(&client, &format!("{path}?limit=600"), "application/json").await;
+    assert!(length.is_some());
+    let page: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 600);
+    assert!(page["metadata"]["continue"].is_string());
+    let (status, length, body) = get(&client, &path, "application/vnd.kubernetes.protobuf").await;
+    assert_eq!(status, 200);
+    assert!(length.is_some());
+    assert!(body.starts_with(b"k8s\0"));
+
+    // A write while a list is under way: the list is of its first page's revision.
+    let req = http::Request::builder()
+        .uri(&path)
+        .header("Accept", "application/json")
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let late: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "cm-zzzzz"}})).unwrap();
+    maps.create(&PostParams::default(), &late).await.unwrap();
+    let rest = body.collect().await.unwrap().to_bytes();
+    let list: Value = serde_json::from_slice(&[first.as_ref(), rest.as_ref()].concat()).unwrap();
+    let during = names(list["items"].as_array().unwrap());
+    assert!(during == paged, "a write made during the list is in it");
+
+    // kube's typed list, kubectl without chunks, the PyPI client: the same items.
+    let typed = maps.list(&ListParams::default()).await.unwrap();
+    let typed: Vec<String> = typed
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    // In key order, as every list.
+    let mut now = paged.clone();
+    now.push("cm-zzzzz".into());
+    now.sort();
+    assert!(
+        typed == now,
+        "the typed list differs from the paginated one"
+    );
+    let (ok, out) = server.kubectl(&[
+        "get",
+        "configmaps",
+        "-n",
+        NS,
+        "--chunk-size=0",
+        "-o",
+        "name",
+    ]);
+    assert!(ok, "{out}");
+    let listed: Vec<&str> = out
+        .lines()
+        .map(|l| l.trim_start_matches("configmap/"))
+        .collect();
+    assert!(
+        listed == now,
+        "kubectl's list differs from the paginated one:\n{out}"
+    );
+    support::cli::run_python(
+        "client_list.py",
+        &[&server.kubeconfig(), std::path::Path::new(NS)],
+    );
+}
