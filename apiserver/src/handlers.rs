@@ -245,7 +245,8 @@ impl Handlers {
         ))
     }
 
-    /// GET of a collection.
+    /// GET of a collection: whole, or, for a JSON list without a `limit` longer than a
+    /// page, streamed a page at a time ([`StreamedList`]).
     pub async fn list(&self, c: &Call<'_>, accept: Option<&str>) -> ApiResult<Reply> {
         validate_list_options(c.query, false)?;
         let kind = &c.req.kind;
