@@ -155,45 +155,35 @@ impl StreamedList {
     }
 
     /// The list's JSON body; `hold` (the request's place among those in flight) is
-    /// kept until it ends.
-    pub fn into_body<T: Send + Sync + 'static>(self, hold: T) -> Body {
-        let StreamedList {
-            api_version,
-            item_kind,
-            first,
-            cursor,
-        } = self;
+    /// kept until it ends. The first page is written here, so that an item that
+    /// cannot be written there is still answered with an error.
+    pub fn into_body<T: Send + Sync + 'static>(self, hold: T) -> ApiResult<Body> {
+        let list_kind = format!("{}List", self.item_kind);
+        let size: usize = self.first.iter().map(|kv| kv.value.len() + 40).sum();
+        let mut head = Vec::with_capacity(size + 256);
+        let metadata = serde_json::json!({"resourceVersion": self.cursor.revision().to_string()});
+        json_head(self.api_version, &list_kind, &metadata, &mut head)?;
+        json_items(self.api_version, &self.first, true, &mut head)?;
         let state = Streaming {
-            first: Some(first),
-            cursor: Some(cursor),
-            unsent: Bytes::new(),
+            api_version: self.api_version,
+            list_kind,
+            cursor: Some(self.cursor),
+            unsent: Bytes::from(head),
             _hold: hold,
         };
-        let list_kind = format!("{item_kind}List");
-        let frames = futures_util::stream::unfold(state, move |mut state| {
-            let list_kind = list_kind.clone();
-            async move {
-                if state.unsent.is_empty() {
-                    state.unsent = match state.next_chunk(api_version, &list_kind).await {
-                        Ok(chunk) => Bytes::from(chunk?),
-                        Err(e) => {
-                            tracing::warn!("a streamed {list_kind} ends short: {}", e.message);
-                            return None;
-                        }
-                    };
-                }
-                let frame = state.unsent.split_to(state.unsent.len().min(FRAME));
-                Some((Ok(Frame::data(frame)), state))
-            }
+        let frames = futures_util::stream::unfold(state, |mut state| async move {
+            let frame = state.next_frame().await?;
+            Some((Ok(Frame::data(frame)), state))
         });
-        StreamBody::new(frames).boxed()
+        Ok(StreamBody::new(frames).boxed())
     }
 }
 
-/// A streamed list's state: the first page until it is sent, then the cursor until
-/// the last page is.
+/// A streamed list's state: what is left of the page being sent, and the cursor until
+/// the last page has been read.
 struct Streaming<T> {
-    first: Option<Vec<KeyValue>>,
+    api_version: &'static str,
+    list_kind: String,
     cursor: Option<Cursor>,
     /// What is left of the last page's JSON, handed on [`FRAME`] bytes at a time.
     unsent: Bytes,
@@ -201,23 +191,25 @@ struct Streaming<T> {
 }
 
 impl<T> Streaming<T> {
-    /// The next piece of the body (`None`: it has all been sent).
-    async fn next_chunk(
-        &mut self,
-        api_version: &'static str,
-        list_kind: &str,
-    ) -> ApiResult<Option<Vec<u8>>> {
-        if let Some(first) = self.first.take() {
-            let Some(cursor) = &self.cursor else {
-                return Ok(None);
-            };
-            let size: usize = first.iter().map(|kv| kv.value.len() + 40).sum();
-            let mut out = Vec::with_capacity(size + 256);
-            let metadata = serde_json::json!({"resourceVersion": cursor.revision().to_string()});
-            json_head(api_version, list_kind, &metadata, &mut out)?;
-            json_items(api_version, &first, true, &mut out)?;
-            return Ok(Some(out));
+    /// The next frame of the body; `None` once it has all been sent, or when a page
+    /// cannot be read or written (the body then ends short).
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        if self.unsent.is_empty() {
+            match self.next_page().await {
+                Ok(page) => self.unsent = page?,
+                Err(e) => {
+                    let kind = &self.list_kind;
+                    tracing::warn!("a streamed {kind} ends short: {}", e.message);
+                    return None;
+                }
+            }
         }
+        Some(self.unsent.split_to(self.unsent.len().min(FRAME)))
+    }
+
+    /// The JSON of the next page's items (with the list's end after the last page);
+    /// `None` once the last page has been read.
+    async fn next_page(&mut self) -> ApiResult<Option<Bytes>> {
         let Some(cursor) = &mut self.cursor else {
             return Ok(None);
         };
@@ -225,12 +217,12 @@ impl<T> Streaming<T> {
         let items: Vec<KeyValue> = page.items.into_iter().map(|item| item.kv).collect();
         let size: usize = items.iter().map(|kv| kv.value.len() + 40).sum();
         let mut out = Vec::with_capacity(size + 2);
-        json_items(api_version, &items, false, &mut out)?;
+        json_items(self.api_version, &items, false, &mut out)?;
         if page.next.is_none() {
             out.extend_from_slice(b"]}");
             self.cursor = None;
         }
-        Ok(Some(out))
+        Ok(Some(Bytes::from(out)))
     }
 }
 

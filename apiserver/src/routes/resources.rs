@@ -158,7 +158,7 @@ fn respond(
             ))
         }
         ReplyBody::Stream(list) => {
-            let mut resp = Response::new(list.into_body(permit));
+            let mut resp = Response::new(list.into_body(permit)?);
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 http::HeaderValue::from_static("application/json"),
