@@ -4,7 +4,8 @@
 //! the Debian `kubectl` with `--chunk-size=0` and by the PyPI client, each the same
 //! items in the same order as a paginated list, at one revision; a label selector
 //! streams the items it selects; a write made while a list is under way is not in
-//! it; protobuf and `limit`ed lists are still answered whole.
+//! it; protobuf and `limit`ed lists are still answered whole, each page saying how
+//! many items follow it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -66,12 +67,21 @@ async fn a_long_list_is_streamed_and_reads_like_the_paginated_one() {
         })
         .await;
 
-    // The paginated list, pages of 500: what every other reading must equal.
+    // The paginated list, pages of 500: what every other reading must equal. Each
+    // page says how many items follow it, at the first page's revision: a ConfigMap
+    // created after the first page is neither listed nor counted.
     let mut paged = Vec::new();
+    let mut remaining = Vec::new();
     let mut params = ListParams::default().limit(500);
     loop {
         let page = maps.list(&params).await.unwrap();
         paged.extend(page.items.iter().map(|c| c.metadata.name.clone().unwrap()));
+        remaining.push(page.metadata.remaining_item_count);
+        if remaining.len() == 1 {
+            let late: ConfigMap =
+                serde_json::from_value(json!({"metadata": {"name": "cm-00000-late"}})).unwrap();
+            maps.create(&PostParams::default(), &late).await.unwrap();
+        }
         match page.metadata.continue_.filter(|t| !t.is_empty()) {
             Some(t) => params = params.continue_token(&t),
             None => break,
@@ -79,6 +89,16 @@ async fn a_long_list_is_streamed_and_reads_like_the_paginated_one() {
     }
     // The namespace's own `kube-root-ca.crt`, if the server makes one, and ours.
     assert!(paged.len() >= COUNT, "{} listed", paged.len());
+    assert!(!paged.contains(&"cm-00000-late".to_string()));
+    let total = paged.len() as i64;
+    assert_eq!(
+        remaining,
+        [Some(total - 500), Some(total - 1000), None],
+        "remainingItemCount of each page"
+    );
+    maps.delete("cm-00000-late", &Default::default())
+        .await
+        .unwrap();
 
     let path = format!("/api/v1/namespaces/{NS}/configmaps");
     let (status, length, body) = get(&client, &path, "application/json").await;
@@ -130,6 +150,17 @@ async fn a_long_list_is_streamed_and_reads_like_the_paginated_one() {
     let page: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 600);
     assert!(page["metadata"]["continue"].is_string());
+    assert_eq!(page["metadata"]["remainingItemCount"], json!(total - 600));
+    // A selector's page does not count what follows it (kube-apiserver neither).
+    let (_, _, body) = get(
+        &client,
+        &format!("{path}?limit=100&labelSelector=half%3Deven"),
+        "application/json",
+    )
+    .await;
+    let page: Value = serde_json::from_slice(&body).unwrap();
+    assert!(page["metadata"]["continue"].is_string());
+    assert!(page["metadata"].get("remainingItemCount").is_none());
     let (status, length, body) = get(&client, &path, "application/vnd.kubernetes.protobuf").await;
     assert_eq!(status, 200);
     assert!(length.is_some());

@@ -25,8 +25,8 @@ pub struct Page {
     pub items: Vec<StoredItem>,
     /// The first key not looked at, when the page is full and keys remain.
     pub next: Option<Vec<u8>>,
-    /// The keys after the page, when known (no selector, and the page ended with a
-    /// read of the store).
+    /// The keys after the page, when the cursor is [`Cursor::counted`] and has no
+    /// selector.
     pub remaining: Option<i64>,
 }
 
@@ -40,26 +40,51 @@ pub struct Cursor {
     start: Vec<u8>,
     /// The revision read at (0 before the first read: the store's latest).
     revision: i64,
+    /// Whether a page says how many keys follow it (`remainingItemCount`).
+    counted: bool,
+    /// The keys from `start` on at `revision`, when known: from the page before, or
+    /// the continue token that page handed out.
+    remaining: Option<i64>,
 }
 
 impl Cursor {
-    /// A list of `kind` under `prefix` from `start`, at `revision` (0: now).
-    pub fn new(
-        registry: Registry,
-        kind: ObjectKind,
-        prefix: String,
-        filter: Filter,
-        start: Vec<u8>,
-        revision: i64,
-    ) -> Self {
+    /// A list of the objects of `kind` under `prefix` that `filter` selects, from the
+    /// first key, now, not counted.
+    pub fn new(registry: Registry, kind: ObjectKind, prefix: String, filter: Filter) -> Self {
         Cursor {
             registry,
             kind,
             prefix,
             filter,
-            start,
-            revision,
+            start: Vec::new(),
+            revision: 0,
+            counted: false,
+            remaining: None,
         }
+    }
+
+    /// The list read at `revision` (0: now).
+    pub fn at(mut self, revision: i64) -> Self {
+        self.revision = revision;
+        self
+    }
+
+    /// The list resumed where a page left off: from `start`, at `revision`, with
+    /// `remaining` keys from `start` on when the page knew.
+    pub fn resume(mut self, start: Vec<u8>, revision: i64, remaining: Option<i64>) -> Self {
+        self.start = start;
+        self.revision = revision;
+        self.remaining = remaining;
+        self
+    }
+
+    /// Whether each page says how many keys follow it (a `limit`ed list without a
+    /// selector: `remainingItemCount`). A list's first page counts them by reading the
+    /// rest of the range, as etcd's range does; a later one takes its own length from
+    /// the count the page before left. Uncounted, a page reads only its own keys.
+    pub fn counted(mut self, counted: bool) -> Self {
+        self.counted = counted;
+        self
     }
 
     /// The revision the list is read at (once a page is read).
@@ -84,9 +109,17 @@ impl Cursor {
                 want.max(256)
             };
             let started = !self.start.is_empty();
+            let counts = self.counted && self.filter.is_everything();
             let page = self
                 .registry
-                .page(&self.kind, &self.prefix, &self.start, chunk, self.revision)
+                .page(
+                    &self.kind,
+                    &self.prefix,
+                    &self.start,
+                    chunk,
+                    self.revision,
+                    counts && self.remaining.is_none(),
+                )
                 .await
                 .map_err(|e| match (e.code, started) {
                     (http::StatusCode::GONE, true) => ApiError::gone(
@@ -95,6 +128,13 @@ impl Cursor {
                     _ => e,
                 })?;
             self.revision = page.revision;
+            // The keys after this read, counted or known from the count before it.
+            let read = i64::try_from(page.kvs.len()).unwrap_or(i64::MAX);
+            let after = match (counts, page.remaining, self.remaining) {
+                (false, _, _) => None,
+                (true, Some(counted), _) => Some(counted),
+                (true, None, known) => known.map(|r| r - read).filter(|r| *r >= 0),
+            };
             // The first key not looked at, if the page was cut short.
             let mut cut_at = None;
             let after_page = page.more.then(|| page.kvs.last()).flatten().map(|kv| {
@@ -124,8 +164,9 @@ impl Cursor {
             match next {
                 Some(k) if full => {
                     self.start.clone_from(&k);
-                    let remaining =
-                        (self.filter.is_everything() && cut_at.is_none()).then_some(page.remaining);
+                    // Without a selector a read is the page: none was cut off it.
+                    let remaining = after.filter(|_| cut_at.is_none());
+                    self.remaining = remaining;
                     return Ok(Page {
                         items,
                         next: Some(k),

@@ -161,7 +161,9 @@ fn listed(cursor: &Cursor, page: Page) -> Listed<StoredItem> {
     Listed {
         items: page.items,
         revision,
-        continue_token: page.next.map(|k| encode_continue(revision, &k)),
+        continue_token: page
+            .next
+            .map(|k| encode_continue(revision, &k, page.remaining)),
         remaining: page.remaining,
     }
 }
@@ -211,7 +213,7 @@ impl Handlers {
         q: &Query,
     ) -> ApiResult<Listed<StoredItem>> {
         let limit = q.number("limit")?.unwrap_or(0);
-        let mut cursor = self.cursor(req, q).await?;
+        let mut cursor = self.cursor(req, q).await?.counted(limit > 0);
         let page = cursor.next_page(limit).await?;
         Ok(listed(&cursor, page))
     }
@@ -223,7 +225,7 @@ impl Handlers {
         let kind = &req.kind;
         let filter = Filter::from_query(kind, q)?;
         let prefix = kind.storage_prefix(req.namespace.as_deref());
-        let (revision, start) = match q.get("continue").filter(|c| !c.is_empty()) {
+        let (revision, start, remaining) = match q.get("continue").filter(|c| !c.is_empty()) {
             Some(token) => decode_continue(token, &prefix)?,
             None => {
                 let asked = requested_revision(q.get("resourceVersion").unwrap_or(""))?;
@@ -232,17 +234,11 @@ impl Handlers {
                 // Reached, so within the store's revisions.
                 let at = i64::try_from(asked)
                     .map_err(|_| crate::watch::too_large_resource_version(asked, i64::MAX))?;
-                (if exact { at } else { 0 }, Vec::new())
+                (if exact { at } else { 0 }, Vec::new(), None)
             }
         };
-        Ok(Cursor::new(
-            self.registry.clone(),
-            *kind,
-            prefix,
-            filter,
-            start,
-            revision,
-        ))
+        Ok(Cursor::new(self.registry.clone(), *kind, prefix, filter)
+            .resume(start, revision, remaining))
     }
 
     /// GET of a collection: whole, or, for a JSON list without a `limit` longer than a
@@ -256,7 +252,10 @@ impl Handlers {
         let streams = limit == 0
             && !table
             && crate::content::negotiate(accept) != crate::content::Encoding::Protobuf;
-        let mut cursor = self.cursor(c.req, c.query).await?;
+        let mut cursor = self
+            .cursor(c.req, c.query)
+            .await?
+            .counted(!streams && limit > 0);
         let page = cursor
             .next_page(if streams { STREAM_PAGE } else { limit })
             .await?;

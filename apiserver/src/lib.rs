@@ -77,6 +77,8 @@ pub mod status;
 pub mod strategy;
 pub mod system_objects;
 pub mod table;
+#[cfg(test)]
+mod testing;
 pub mod token_request;
 pub mod update;
 pub mod users;

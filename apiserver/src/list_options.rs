@@ -12,13 +12,16 @@ use crate::request::Query;
 use crate::status::{ApiError, ApiResult};
 
 /// A continue token: where the next page starts and the revision the list is read at.
-pub(crate) fn encode_continue(revision: i64, next_key: &[u8]) -> String {
+pub(crate) fn encode_continue(revision: i64, next_key: &[u8], remaining: Option<i64>) -> String {
     use base64::Engine;
-    let token = json!({"rv": revision, "start": String::from_utf8_lossy(next_key)});
+    let mut token = json!({"rv": revision, "start": String::from_utf8_lossy(next_key)});
+    if let Some(n) = remaining {
+        token["remaining"] = json!(n);
+    }
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
 }
 
-pub(crate) fn decode_continue(token: &str, prefix: &str) -> ApiResult<(i64, Vec<u8>)> {
+pub(crate) fn decode_continue(token: &str, prefix: &str) -> ApiResult<(i64, Vec<u8>, Option<i64>)> {
     use base64::Engine;
     let bad =
         || ApiError::bad_request("continue: invalid token: it was not returned by this server");
@@ -31,7 +34,11 @@ pub(crate) fn decode_continue(token: &str, prefix: &str) -> ApiResult<(i64, Vec<
     if !start.starts_with(prefix) {
         return Err(bad());
     }
-    Ok((rv, start.as_bytes().to_vec()))
+    let remaining = match v.get("remaining") {
+        None => None,
+        Some(n) => Some(n.as_i64().filter(|n| *n >= 0).ok_or_else(bad)?),
+    };
+    Ok((rv, start.as_bytes().to_vec(), remaining))
 }
 
 /// One invalid list option, worded as kube's `field.Error`.
@@ -203,6 +210,14 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The filter that selects every object.
+    pub const fn everything() -> Self {
+        Filter {
+            labels: None,
+            fields: None,
+        }
+    }
+
     /// Reads `labelSelector` and `fieldSelector`; 400 if either does not parse.
     pub fn from_query(kind: &ObjectKind, q: &Query) -> ApiResult<Self> {
         let labels = q
@@ -286,13 +301,21 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip_and_reject_foreign_prefixes() {
-        let t = encode_continue(42, b"/registry/pods/default/web\0");
+        let t = encode_continue(42, b"/registry/pods/default/web\0", None);
         assert_eq!(
             decode_continue(&t, "/registry/pods/default/").unwrap(),
-            (42, b"/registry/pods/default/web\0".to_vec())
+            (42, b"/registry/pods/default/web\0".to_vec(), None)
         );
         assert!(decode_continue(&t, "/registry/pods/other/").is_err());
         assert!(decode_continue("garbage!", "/registry/pods/").is_err());
+        // The keys after the page, when it counted them.
+        let t = encode_continue(42, b"/registry/pods/default/web\0", Some(7));
+        let (_, _, remaining) = decode_continue(&t, "/registry/pods/default/").unwrap();
+        assert_eq!(remaining, Some(7));
+        use base64::Engine;
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"rv": 42, "start": "/registry/pods/a", "remaining": -1}"#);
+        assert!(decode_continue(&forged, "/registry/pods/").is_err());
     }
 
     fn query(pairs: &[(&str, &str)]) -> Query {

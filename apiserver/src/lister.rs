@@ -88,7 +88,7 @@ impl Lister {
     async fn follow(&self, registry: &Registry, caches: &Caches) -> ApiResult<()> {
         let kind = self.kind;
         let prefix = kind.storage_prefix(None);
-        let page = registry.page(&kind, &prefix, &[], 0, 0).await?;
+        let page = registry.page(&kind, &prefix, &[], 0, 0, false).await?;
         let mut listed = HashMap::new();
         for kv in &page.kvs {
             let key = String::from_utf8_lossy(&kv.key).into_owned();

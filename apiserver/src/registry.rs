@@ -56,8 +56,8 @@ pub struct Page {
     pub revision: i64,
     /// Whether keys after the last one remain.
     pub more: bool,
-    /// Keys left after this page (for `remainingItemCount`).
-    pub remaining: i64,
+    /// Keys left after this page (for `remainingItemCount`), if counted.
+    pub remaining: Option<i64>,
 }
 
 /// The objects of the API in the store.
@@ -158,6 +158,9 @@ impl Registry {
 
     /// Reads up to `limit` keys (0: all) under `prefix`, from `start` (a key under the
     /// prefix, or empty for its beginning), at `revision` (0: now, linearizably).
+    /// `counted`: the keys after the page are counted too (a walk of the rest of the
+    /// range on the store's thread, as etcd's range does); otherwise the read stops
+    /// at the first key past the page.
     pub async fn page(
         &self,
         kind: &ObjectKind,
@@ -165,6 +168,7 @@ impl Registry {
         start: &[u8],
         limit: i64,
         revision: i64,
+        counted: bool,
     ) -> ApiResult<Page> {
         let key = if start.is_empty() {
             prefix.as_bytes().to_vec()
@@ -176,6 +180,7 @@ impl Registry {
             range_end: prefix_end(prefix.as_bytes()),
             limit,
             revision,
+            uncounted: !counted,
             ..RangeRequest::default()
         };
         let resp = self
@@ -183,7 +188,8 @@ impl Registry {
             .range(range, revision == 0)
             .await
             .map_err(|e| crate::status::store_error(kind, "", e))?;
-        let remaining = resp.count - i64::try_from(resp.kvs.len()).unwrap_or(i64::MAX);
+        let remaining =
+            counted.then(|| resp.count - i64::try_from(resp.kvs.len()).unwrap_or(i64::MAX));
         Ok(Page {
             kvs: resp.kvs,
             revision: resp.revision,

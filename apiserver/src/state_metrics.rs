@@ -3,31 +3,29 @@
 //! readiness, Deployments' and ReplicaSets' replicas, nodes' conditions, Jobs'
 //! counts and HorizontalPodAutoscalers' bounds and replicas. No extra deployment.
 //!
-//! Written as text exposition straight from the stored objects, a page at a time
-//! ([`StateSeries::add`]): each object is read into a small view of the fields its
-//! series need (the JSON reader skips the rest), so a scrape holds its text and one
-//! page. Decoding every object and building the series as `prometheus` metrics first
-//! took 40 s and about 5 GB at 150,000 pods. The text is kept in pieces of
-//! [`PIECE`] bytes and sent as they are ([`StateSeries::pieces`]): never joined into
-//! one buffer, nor grown by doubling one (some 120 MB at 150,000 pods).
+//! Written as text exposition straight from the stored objects and sent as it is
+//! written ([`ObjectSeries`]): the text format wants each family's samples together,
+//! so the objects of a family's kind are read once per family, a page at a time, at
+//! one revision, and each page's lines go out in pieces of about [`PIECE`] bytes
+//! before the next page is read. A scrape holds one page and one piece, whatever the
+//! cluster's size. Each object is read into a small view of the fields its family
+//! needs (the JSON reader skips the rest). Decoding every object and building the
+//! series as `prometheus` metrics first took 40 s and about 5 GB at 150,000 pods; the
+//! text of them all, made before any was sent, some 120 MB.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use rk8s_api::stored::StoredView;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 
-/// The kinds [`StateSeries::add`] reads, by kind name.
-pub const KINDS: [&str; 6] = [
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "Node",
-    "Job",
-    "HorizontalPodAutoscaler",
-];
+use crate::cursor::Cursor;
+use crate::list_options::Filter;
+use crate::registry::Registry;
+use crate::status::{ApiError, ApiResult};
 
 const PHASES: [&str; 5] = ["Pending", "Running", "Succeeded", "Failed", "Unknown"];
 
@@ -41,33 +39,180 @@ fn statuses(status: &str) -> [(&'static str, i64); 3] {
     ]
 }
 
-/// A family's text is kept in pieces of about this many bytes.
+/// The text is sent in pieces of about this many bytes.
 pub const PIECE: usize = 64 << 10;
 
-/// One gauge family: its samples as exposition lines.
-struct Family {
+/// How many objects a scrape reads from the store at a time.
+pub const SCRAPE_PAGE: i64 = 1000;
+
+/// One family of series: the kind it is read from, and how one object of that kind
+/// writes its samples.
+pub struct Spec {
+    /// The kind's name.
+    pub kind: &'static str,
     name: &'static str,
     help: &'static str,
-    /// The full pieces.
-    pieces: Vec<Bytes>,
+    samples: fn(&[u8], &mut Family) -> serde_json::Result<()>,
+}
+
+/// Every family, in the order a scrape writes them.
+pub const FAMILIES: [Spec; 18] = [
+    Spec {
+        kind: "Pod",
+        name: "kube_pod_status_phase",
+        help: "The pods current phase.",
+        samples: pod_phase,
+    },
+    Spec {
+        kind: "Pod",
+        name: "kube_pod_status_ready",
+        help: "Describes whether the pod is ready to serve requests.",
+        samples: pod_ready,
+    },
+    Spec {
+        kind: "Deployment",
+        name: "kube_deployment_spec_replicas",
+        help: "Number of desired pods for a deployment.",
+        samples: |j, f| workload(j, f, "deployment", |spec, _| spec.replicas.unwrap_or(1)),
+    },
+    Spec {
+        kind: "Deployment",
+        name: "kube_deployment_status_replicas",
+        help: "The number of replicas per deployment.",
+        samples: |j, f| workload(j, f, "deployment", |_, s| s.replicas.unwrap_or(0)),
+    },
+    Spec {
+        kind: "Deployment",
+        name: "kube_deployment_status_replicas_available",
+        help: "The number of available replicas per deployment.",
+        samples: |j, f| workload(j, f, "deployment", |_, s| s.available_replicas.unwrap_or(0)),
+    },
+    Spec {
+        kind: "Deployment",
+        name: "kube_deployment_status_replicas_unavailable",
+        help: "The number of unavailable replicas per deployment.",
+        samples: |j, f| {
+            workload(j, f, "deployment", |_, s| {
+                s.unavailable_replicas.unwrap_or(0)
+            })
+        },
+    },
+    Spec {
+        kind: "Deployment",
+        name: "kube_deployment_status_replicas_updated",
+        help: "The number of updated replicas per deployment.",
+        samples: |j, f| workload(j, f, "deployment", |_, s| s.updated_replicas.unwrap_or(0)),
+    },
+    Spec {
+        kind: "ReplicaSet",
+        name: "kube_replicaset_spec_replicas",
+        help: "Number of desired pods for a ReplicaSet.",
+        samples: |j, f| workload(j, f, "replicaset", |spec, _| spec.replicas.unwrap_or(1)),
+    },
+    Spec {
+        kind: "ReplicaSet",
+        name: "kube_replicaset_status_ready_replicas",
+        help: "The number of ready replicas per ReplicaSet.",
+        samples: |j, f| workload(j, f, "replicaset", |_, s| s.ready_replicas.unwrap_or(0)),
+    },
+    Spec {
+        kind: "Node",
+        name: "kube_node_status_condition",
+        help: "The condition of a cluster node.",
+        samples: node_condition,
+    },
+    Spec {
+        kind: "Node",
+        name: "kube_node_spec_unschedulable",
+        help: "Whether a node can schedule new pods.",
+        samples: node_unschedulable,
+    },
+    Spec {
+        kind: "Job",
+        name: "kube_job_status_active",
+        help: "The number of actively running pods.",
+        samples: |j, f| job(j, f, |s| s.active),
+    },
+    Spec {
+        kind: "Job",
+        name: "kube_job_status_succeeded",
+        help: "The number of pods which reached Phase Succeeded.",
+        samples: |j, f| job(j, f, |s| s.succeeded),
+    },
+    Spec {
+        kind: "Job",
+        name: "kube_job_status_failed",
+        help: "The number of pods which reached Phase Failed.",
+        samples: |j, f| job(j, f, |s| s.failed),
+    },
+    Spec {
+        kind: "HorizontalPodAutoscaler",
+        name: "kube_horizontalpodautoscaler_spec_min_replicas",
+        help: "Lower limit for the number of pods that can be set by the autoscaler.",
+        samples: |j, f| hpa(j, f, |spec, _| spec.min_replicas.unwrap_or(1)),
+    },
+    Spec {
+        kind: "HorizontalPodAutoscaler",
+        name: "kube_horizontalpodautoscaler_spec_max_replicas",
+        help: "Upper limit for the number of pods that can be set by the autoscaler.",
+        samples: |j, f| hpa(j, f, |spec, _| spec.max_replicas),
+    },
+    Spec {
+        kind: "HorizontalPodAutoscaler",
+        name: "kube_horizontalpodautoscaler_status_current_replicas",
+        help: "Current number of replicas of pods managed by this autoscaler.",
+        samples: |j, f| hpa(j, f, |_, s| s.current_replicas.unwrap_or(0)),
+    },
+    Spec {
+        kind: "HorizontalPodAutoscaler",
+        name: "kube_horizontalpodautoscaler_status_desired_replicas",
+        help: "Desired number of replicas of pods managed by this autoscaler.",
+        samples: |j, f| hpa(j, f, |_, s| s.desired_replicas),
+    },
+];
+
+/// One family's text as it is written: its help and type before its first sample,
+/// its lines cut into pieces of about [`PIECE`] bytes.
+pub struct Family {
+    spec: &'static Spec,
+    /// Whether a sample (and so the header) has been written.
+    started: bool,
+    /// The full pieces not yet taken.
+    full: Vec<Bytes>,
     /// The piece being written.
     lines: String,
 }
 
 impl Family {
-    fn new(name: &'static str, help: &'static str) -> Self {
+    /// The family `spec`, with nothing written yet.
+    pub fn new(spec: &'static Spec) -> Self {
         Family {
-            name,
-            help,
-            pieces: Vec::new(),
+            spec,
+            started: false,
+            full: Vec::new(),
             lines: String::new(),
         }
+    }
+
+    /// Adds the samples of one stored object of the family's kind, from its JSON.
+    pub fn add(&mut self, json: &[u8]) -> serde_json::Result<()> {
+        (self.spec.samples)(json, self)
     }
 
     /// A sample; `labels` in the order they are written (by name, as the
     /// `prometheus` crate writes them).
     fn sample(&mut self, labels: &[(&str, &str)], value: i64) {
-        self.lines.push_str(self.name);
+        let name = self.spec.name;
+        if !self.started {
+            self.started = true;
+            // Writing into a String cannot fail.
+            let _ = write!(
+                self.lines,
+                "# HELP {name} {}\n# TYPE {name} gauge\n",
+                self.spec.help
+            );
+        }
+        self.lines.push_str(name);
         self.lines.push('{');
         for (i, (name, v)) in labels.iter().enumerate() {
             if i > 0 {
@@ -86,28 +231,208 @@ impl Family {
             }
             self.lines.push('"');
         }
-        // Writing into a String cannot fail.
         let _ = writeln!(self.lines, "}} {value}");
         if self.lines.len() >= PIECE {
             let full = std::mem::replace(&mut self.lines, String::with_capacity(PIECE + 256));
-            self.pieces.push(Bytes::from(full));
+            self.full.push(Bytes::from(full));
         }
     }
 
-    /// Appends the family's text to `out`: its help and type, then its samples.
-    fn write(self, out: &mut Vec<Bytes>) {
-        if self.pieces.is_empty() && self.lines.is_empty() {
-            return;
-        }
-        out.push(Bytes::from(format!(
-            "# HELP {} {}\n# TYPE {} gauge\n",
-            self.name, self.help, self.name
-        )));
-        out.extend(self.pieces);
+    /// The pieces filled since the last call, to be sent.
+    pub fn take_full(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.full)
+    }
+
+    /// What is left once every object has been added (nothing for a family without
+    /// samples: it is left out, header and all).
+    pub fn finish(mut self) -> Vec<Bytes> {
+        let mut out = self.take_full();
         if !self.lines.is_empty() {
             out.push(Bytes::from(self.lines));
         }
+        out
     }
+}
+
+/// The objects' series of one scrape, read and written as the connection takes them.
+pub struct ObjectSeries {
+    registry: Registry,
+    page: i64,
+    /// The next family to read, once the one being read (if any) is done.
+    next: usize,
+    /// The family being read and where its objects stand.
+    reading: Option<(Family, Cursor)>,
+    /// The revision every family is read at (0 until the first page is read).
+    revision: i64,
+    /// Written, not yet sent.
+    unsent: VecDeque<Bytes>,
+}
+
+impl ObjectSeries {
+    /// Every family of [`FAMILIES`], read from `registry` `page` objects at a time.
+    pub fn new(registry: Registry, page: i64) -> Self {
+        ObjectSeries {
+            registry,
+            page,
+            next: 0,
+            reading: None,
+            revision: 0,
+            unsent: VecDeque::new(),
+        }
+    }
+
+    /// The next piece of text; `None` once every family has been written. A page
+    /// that cannot be read (its revision compacted away mid-scrape) is an error.
+    pub async fn next_piece(&mut self) -> ApiResult<Option<Bytes>> {
+        loop {
+            if let Some(piece) = self.unsent.pop_front() {
+                return Ok(Some(piece));
+            }
+            let (mut family, mut cursor) = match self.reading.take() {
+                Some(reading) => reading,
+                None => {
+                    let Some(spec) = FAMILIES.get(self.next) else {
+                        return Ok(None);
+                    };
+                    self.next += 1;
+                    let kind = rk8s_api::object::kind_named(spec.kind)
+                        .ok_or_else(|| ApiError::internal(format!("no kind {}", spec.kind)))?;
+                    let cursor = Cursor::new(
+                        self.registry.clone(),
+                        kind,
+                        kind.storage_prefix(None),
+                        Filter::everything(),
+                    )
+                    .at(self.revision);
+                    (Family::new(spec), cursor)
+                }
+            };
+            let page = cursor.next_page(self.page).await?;
+            self.revision = cursor.revision();
+            for item in &page.items {
+                if let Err(e) = family.add(&item.kv.value) {
+                    let kind = family.spec.kind;
+                    tracing::debug!(kind, "object-state series of a stored object: {e}");
+                }
+            }
+            if page.next.is_some() {
+                self.unsent.extend(family.take_full());
+                self.reading = Some((family, cursor));
+            } else {
+                self.unsent.extend(family.finish());
+            }
+        }
+    }
+}
+
+fn pod_view(json: &[u8]) -> serde_json::Result<(rk8s_api::stored::StoredMeta, PodStatus)> {
+    let p = StoredView::<IgnoredAny, PodStatus>::read(json)?;
+    Ok((p.metadata, p.status.unwrap_or_default()))
+}
+
+fn pod_phase(json: &[u8], f: &mut Family) -> serde_json::Result<()> {
+    let (m, status) = pod_view(json)?;
+    let phase = status.phase.as_deref().unwrap_or("Pending");
+    for each in PHASES {
+        let labels = [
+            ("namespace", m.namespace.as_str()),
+            ("phase", each),
+            ("pod", &m.name),
+            ("uid", &m.uid),
+        ];
+        f.sample(&labels, i64::from(each == phase));
+    }
+    Ok(())
+}
+
+fn pod_ready(json: &[u8], f: &mut Family) -> serde_json::Result<()> {
+    let (m, status) = pod_view(json)?;
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .map_or("Unknown", |c| c.status.as_str());
+    for (condition, v) in statuses(ready) {
+        let labels = [
+            ("condition", condition),
+            ("namespace", &m.namespace),
+            ("pod", &m.name),
+            ("uid", &m.uid),
+        ];
+        f.sample(&labels, v);
+    }
+    Ok(())
+}
+
+/// A namespaced object's one sample, labelled with its name (as `label`) and its
+/// namespace in name order, valued from its spec and status as `value` reads them.
+fn namespaced<S, T>(
+    json: &[u8],
+    f: &mut Family,
+    label: &str,
+    value: impl FnOnce(S, T) -> i64,
+) -> serde_json::Result<()>
+where
+    S: Default + DeserializeOwned,
+    T: Default + DeserializeOwned,
+{
+    let v = StoredView::<S, T>::read(json)?;
+    let (name, namespace) = (v.metadata.name.as_str(), v.metadata.namespace.as_str());
+    let n = value(v.spec.unwrap_or_default(), v.status.unwrap_or_default());
+    if label < "namespace" {
+        f.sample(&[(label, name), ("namespace", namespace)], n);
+    } else {
+        f.sample(&[("namespace", namespace), (label, name)], n);
+    }
+    Ok(())
+}
+
+/// A Deployment's or ReplicaSet's sample.
+fn workload(
+    json: &[u8],
+    f: &mut Family,
+    label: &str,
+    value: fn(Replicas, WorkloadStatus) -> i64,
+) -> serde_json::Result<()> {
+    namespaced(json, f, label, value)
+}
+
+fn job(json: &[u8], f: &mut Family, value: fn(JobStatus) -> Option<i64>) -> serde_json::Result<()> {
+    namespaced(json, f, "job_name", |_: IgnoredAny, s: JobStatus| {
+        value(s).unwrap_or(0)
+    })
+}
+
+fn hpa(
+    json: &[u8],
+    f: &mut Family,
+    value: fn(HpaSpec, HpaStatus) -> i64,
+) -> serde_json::Result<()> {
+    namespaced(json, f, "horizontalpodautoscaler", value)
+}
+
+fn node_condition(json: &[u8], f: &mut Family) -> serde_json::Result<()> {
+    let n = StoredView::<IgnoredAny, NodeStatus>::read(json)?;
+    let name = n.metadata.name.as_str();
+    for c in n.status.and_then(|s| s.conditions).iter().flatten() {
+        for (status, v) in statuses(&c.status) {
+            let labels = [
+                ("condition", c.type_.as_str()),
+                ("node", name),
+                ("status", status),
+            ];
+            f.sample(&labels, v);
+        }
+    }
+    Ok(())
+}
+
+fn node_unschedulable(json: &[u8], f: &mut Family) -> serde_json::Result<()> {
+    let n = StoredView::<NodeSpec, IgnoredAny>::read(json)?;
+    let off = n.spec.and_then(|s| s.unschedulable).unwrap_or(false);
+    f.sample(&[("node", n.metadata.name.as_str())], i64::from(off));
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -174,335 +499,6 @@ struct HpaStatus {
     desired_replicas: i64,
 }
 
-/// The object-state series of one scrape, built object by object.
-pub struct StateSeries {
-    pod_phase: Family,
-    pod_ready: Family,
-    d_spec: Family,
-    d_replicas: Family,
-    d_available: Family,
-    d_unavailable: Family,
-    d_updated: Family,
-    rs_spec: Family,
-    rs_ready: Family,
-    node_condition: Family,
-    node_unschedulable: Family,
-    job_active: Family,
-    job_succeeded: Family,
-    job_failed: Family,
-    hpa_min: Family,
-    hpa_max: Family,
-    hpa_current: Family,
-    hpa_desired: Family,
-}
-
-impl Default for StateSeries {
-    fn default() -> Self {
-        StateSeries {
-            pod_phase: Family::new("kube_pod_status_phase", "The pods current phase."),
-            pod_ready: Family::new(
-                "kube_pod_status_ready",
-                "Describes whether the pod is ready to serve requests.",
-            ),
-            d_spec: Family::new(
-                "kube_deployment_spec_replicas",
-                "Number of desired pods for a deployment.",
-            ),
-            d_replicas: Family::new(
-                "kube_deployment_status_replicas",
-                "The number of replicas per deployment.",
-            ),
-            d_available: Family::new(
-                "kube_deployment_status_replicas_available",
-                "The number of available replicas per deployment.",
-            ),
-            d_unavailable: Family::new(
-                "kube_deployment_status_replicas_unavailable",
-                "The number of unavailable replicas per deployment.",
-            ),
-            d_updated: Family::new(
-                "kube_deployment_status_replicas_updated",
-                "The number of updated replicas per deployment.",
-            ),
-            rs_spec: Family::new(
-                "kube_replicaset_spec_replicas",
-                "Number of desired pods for a ReplicaSet.",
-            ),
-            rs_ready: Family::new(
-                "kube_replicaset_status_ready_replicas",
-                "The number of ready replicas per ReplicaSet.",
-            ),
-            node_condition: Family::new(
-                "kube_node_status_condition",
-                "The condition of a cluster node.",
-            ),
-            node_unschedulable: Family::new(
-                "kube_node_spec_unschedulable",
-                "Whether a node can schedule new pods.",
-            ),
-            job_active: Family::new(
-                "kube_job_status_active",
-                "The number of actively running pods.",
-            ),
-            job_succeeded: Family::new(
-                "kube_job_status_succeeded",
-                "The number of pods which reached Phase Succeeded.",
-            ),
-            job_failed: Family::new(
-                "kube_job_status_failed",
-                "The number of pods which reached Phase Failed.",
-            ),
-            hpa_min: Family::new(
-                "kube_horizontalpodautoscaler_spec_min_replicas",
-                "Lower limit for the number of pods that can be set by the autoscaler.",
-            ),
-            hpa_max: Family::new(
-                "kube_horizontalpodautoscaler_spec_max_replicas",
-                "Upper limit for the number of pods that can be set by the autoscaler.",
-            ),
-            hpa_current: Family::new(
-                "kube_horizontalpodautoscaler_status_current_replicas",
-                "Current number of replicas of pods managed by this autoscaler.",
-            ),
-            hpa_desired: Family::new(
-                "kube_horizontalpodautoscaler_status_desired_replicas",
-                "Desired number of replicas of pods managed by this autoscaler.",
-            ),
-        }
-    }
-}
-
-impl StateSeries {
-    /// Adds the series of one stored object of `kind` (one of [`KINDS`]), from its
-    /// JSON; other kinds add nothing.
-    pub fn add(&mut self, kind: &str, json: &[u8]) -> serde_json::Result<()> {
-        match kind {
-            "Pod" => {
-                let p = StoredView::<IgnoredAny, PodStatus>::read(json)?;
-                let m = &p.metadata;
-                let status = p.status.unwrap_or_default();
-                let phase = status.phase.as_deref().unwrap_or("Pending");
-                for each in PHASES {
-                    let labels = [
-                        ("namespace", m.namespace.as_str()),
-                        ("phase", each),
-                        ("pod", &m.name),
-                        ("uid", &m.uid),
-                    ];
-                    self.pod_phase.sample(&labels, i64::from(each == phase));
-                }
-                let ready = status
-                    .conditions
-                    .iter()
-                    .flatten()
-                    .find(|c| c.type_ == "Ready")
-                    .map_or("Unknown", |c| c.status.as_str());
-                for (condition, v) in statuses(ready) {
-                    let labels = [
-                        ("condition", condition),
-                        ("namespace", &m.namespace),
-                        ("pod", &m.name),
-                        ("uid", &m.uid),
-                    ];
-                    self.pod_ready.sample(&labels, v);
-                }
-            }
-            "Deployment" => {
-                let d = StoredView::<Replicas, WorkloadStatus>::read(json)?;
-                let labels = [
-                    ("deployment", d.metadata.name.as_str()),
-                    ("namespace", &d.metadata.namespace),
-                ];
-                let s = d.status.unwrap_or_default();
-                let spec = d.spec.and_then(|s| s.replicas).unwrap_or(1);
-                self.d_spec.sample(&labels, spec);
-                self.d_replicas.sample(&labels, s.replicas.unwrap_or(0));
-                self.d_available
-                    .sample(&labels, s.available_replicas.unwrap_or(0));
-                self.d_unavailable
-                    .sample(&labels, s.unavailable_replicas.unwrap_or(0));
-                self.d_updated
-                    .sample(&labels, s.updated_replicas.unwrap_or(0));
-            }
-            "ReplicaSet" => {
-                let r = StoredView::<Replicas, WorkloadStatus>::read(json)?;
-                let labels = [
-                    ("namespace", r.metadata.namespace.as_str()),
-                    ("replicaset", &r.metadata.name),
-                ];
-                let spec = r.spec.and_then(|s| s.replicas).unwrap_or(1);
-                self.rs_spec.sample(&labels, spec);
-                let ready = r.status.and_then(|s| s.ready_replicas).unwrap_or(0);
-                self.rs_ready.sample(&labels, ready);
-            }
-            "Node" => {
-                let n = StoredView::<NodeSpec, NodeStatus>::read(json)?;
-                let name = n.metadata.name.as_str();
-                for c in n.status.and_then(|s| s.conditions).iter().flatten() {
-                    for (status, v) in statuses(&c.status) {
-                        let labels = [
-                            ("condition", c.type_.as_str()),
-                            ("node", name),
-                            ("status", status),
-                        ];
-                        self.node_condition.sample(&labels, v);
-                    }
-                }
-                let off = n.spec.and_then(|s| s.unschedulable).unwrap_or(false);
-                self.node_unschedulable
-                    .sample(&[("node", name)], i64::from(off));
-            }
-            "Job" => {
-                let j = StoredView::<IgnoredAny, JobStatus>::read(json)?;
-                let labels = [
-                    ("job_name", j.metadata.name.as_str()),
-                    ("namespace", &j.metadata.namespace),
-                ];
-                let s = j.status.unwrap_or_default();
-                self.job_active.sample(&labels, s.active.unwrap_or(0));
-                self.job_succeeded.sample(&labels, s.succeeded.unwrap_or(0));
-                self.job_failed.sample(&labels, s.failed.unwrap_or(0));
-            }
-            "HorizontalPodAutoscaler" => {
-                let h = StoredView::<HpaSpec, HpaStatus>::read(json)?;
-                let labels = [
-                    ("horizontalpodautoscaler", h.metadata.name.as_str()),
-                    ("namespace", &h.metadata.namespace),
-                ];
-                let spec = h.spec.unwrap_or_default();
-                self.hpa_min.sample(&labels, spec.min_replicas.unwrap_or(1));
-                self.hpa_max.sample(&labels, spec.max_replicas);
-                let s = h.status.unwrap_or_default();
-                self.hpa_current
-                    .sample(&labels, s.current_replicas.unwrap_or(0));
-                self.hpa_desired.sample(&labels, s.desired_replicas);
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// The series as text exposition, in pieces to send one after another: each
-    /// family that has samples, with its help and type.
-    pub fn pieces(self) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        for f in [
-            self.pod_phase,
-            self.pod_ready,
-            self.d_spec,
-            self.d_replicas,
-            self.d_available,
-            self.d_unavailable,
-            self.d_updated,
-            self.rs_spec,
-            self.rs_ready,
-            self.node_condition,
-            self.node_unschedulable,
-            self.job_active,
-            self.job_succeeded,
-            self.job_failed,
-            self.hpa_min,
-            self.hpa_max,
-            self.hpa_current,
-            self.hpa_desired,
-        ] {
-            f.write(&mut out);
-        }
-        out
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn objects_become_kube_state_metrics_series() {
-        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default, uid: u1}\nspec: {containers: [{name: a, image: x}]}\nstatus: {phase: Running, conditions: [{type: Ready, status: 'True'}]}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template: {metadata: {labels: {app: web}}, spec: {containers: [{name: a, image: x}]}}\nstatus: {replicas: 3, availableReplicas: 2}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {conditions: [{type: Ready, status: 'True'}]}\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web, namespace: default}\nspec: {scaleTargetRef: {kind: Deployment, name: web}, minReplicas: 2, maxReplicas: 5}\nstatus: {currentReplicas: 3, desiredReplicas: 4}\n";
-        let mut series = StateSeries::default();
-        for m in rk8s_api::manifest::load("t.yaml", text).unwrap() {
-            let kind = m.object.kind().kind;
-            series.add(kind, &m.object.to_json()).unwrap();
-        }
-        // Label values escaped as the text format wants (a name no API would take).
-        let weird = br#"{"metadata": {"name": "we\"ird", "namespace": "default", "uid": "u2"}}"#;
-        series.add("Pod", weird).unwrap();
-        let text = joined(series);
-        for line in [
-            r#"kube_pod_status_phase{namespace="default",phase="Running",pod="web",uid="u1"} 1"#,
-            r#"kube_pod_status_phase{namespace="default",phase="Pending",pod="web",uid="u1"} 0"#,
-            r#"kube_pod_status_ready{condition="true",namespace="default",pod="web",uid="u1"} 1"#,
-            r#"kube_pod_status_phase{namespace="default",phase="Pending",pod="we\"ird",uid="u2"} 1"#,
-            r#"kube_pod_status_ready{condition="unknown",namespace="default",pod="we\"ird",uid="u2"} 1"#,
-            r#"kube_deployment_status_replicas_available{deployment="web",namespace="default"} 2"#,
-            r#"kube_deployment_spec_replicas{deployment="web",namespace="default"} 3"#,
-            r#"kube_node_status_condition{condition="Ready",node="n1",status="true"} 1"#,
-            r#"kube_node_spec_unschedulable{node="n1"} 0"#,
-            r#"kube_horizontalpodautoscaler_status_desired_replicas{horizontalpodautoscaler="web",namespace="default"} 4"#,
-            r#"kube_horizontalpodautoscaler_spec_min_replicas{horizontalpodautoscaler="web",namespace="default"} 2"#,
-        ] {
-            assert!(text.contains(line), "{line} missing from\n{text}");
-        }
-        // One header per family; families without samples (Jobs) are left out.
-        assert_eq!(
-            text.matches("# TYPE kube_pod_status_phase gauge\n").count(),
-            1
-        );
-        assert!(!text.contains("kube_job_status_active"));
-        // What Prometheus reads: every line a header or `name{labels} value`.
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let (_, value) = line.rsplit_once("} ").unwrap();
-            value.parse::<i64>().unwrap();
-        }
-    }
-
-    #[test]
-    fn an_object_that_does_not_read_adds_nothing() {
-        let mut series = StateSeries::default();
-        assert!(series.add("Pod", b"{\"metadata\": 7}").is_err());
-        assert!(series.pieces().is_empty());
-    }
-
-    fn joined(series: StateSeries) -> String {
-        let pieces = series.pieces();
-        String::from_utf8(pieces.concat()).unwrap()
-    }
-
-    #[test]
-    fn many_objects_are_kept_in_pieces_and_read_as_one_text() {
-        let mut series = StateSeries::default();
-        for i in 0..2_000 {
-            let pod = format!(
-                r#"{{"metadata": {{"name": "p-{i}", "namespace": "default", "uid": "u{i}"}}, "status": {{"phase": "Running"}}}}"#
-            );
-            series.add("Pod", pod.as_bytes()).unwrap();
-        }
-        let pieces = series.pieces();
-        assert!(pieces.len() > 4, "{} pieces", pieces.len());
-        assert!(pieces.iter().all(|p| p.len() < PIECE + 512));
-        let text = String::from_utf8(pieces.concat()).unwrap();
-        assert_eq!(
-            text.matches("# TYPE kube_pod_status_phase gauge\n").count(),
-            1
-        );
-        assert_eq!(
-            text.matches("# TYPE kube_pod_status_ready gauge\n").count(),
-            1
-        );
-        // Every pod's five phases, then every pod's three readiness values: a family
-        // is never split by another's lines.
-        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(lines.len(), 2_000 * 8);
-        assert!(
-            lines[..10_000]
-                .iter()
-                .all(|l| l.starts_with("kube_pod_status_phase{"))
-        );
-        assert!(
-            lines[10_000..]
-                .iter()
-                .all(|l| l.starts_with("kube_pod_status_ready{"))
-        );
-        assert!(text.contains(r#"kube_pod_status_phase{namespace="default",phase="Running",pod="p-1999",uid="u1999"} 1"#));
-    }
-}
+#[path = "state_metrics_tests.rs"]
+mod tests;

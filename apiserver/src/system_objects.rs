@@ -113,7 +113,7 @@ pub async fn ensure_system_objects(registry: &Registry) -> ApiResult<()> {
 async fn label_namespaces(registry: &Registry) -> ApiResult<()> {
     let kind = ObjectKind::of::<Namespace>();
     let page = registry
-        .page(&kind, &kind.storage_prefix(None), &[], 0, 0)
+        .page(&kind, &kind.storage_prefix(None), &[], 0, 0, false)
         .await?;
     for kv in &page.kvs {
         let ns = crate::registry::decode(&kind, kv)?;

@@ -266,11 +266,16 @@ impl Mvcc {
             let Some((held, mod_revision)) = Self::at(history, revision) else {
                 continue;
             };
+            let full = limit.is_some_and(|l| resp.kvs.len() >= l);
+            if full && req.uncounted && !req.count_only {
+                resp.more = true;
+                break;
+            }
             resp.count += 1;
             if req.count_only {
                 continue;
             }
-            if limit.is_some_and(|l| resp.kvs.len() >= l) {
+            if full {
                 resp.more = true;
                 continue;
             }

@@ -101,6 +101,11 @@ pub struct RangeRequest {
     /// Leave values out.
     #[prost(bool, tag = "6")]
     pub keys_only: bool,
+    /// Stop at the first key past `limit` instead of counting the range: `count` is
+    /// then the keys returned. A page of a long range costs its own length, not the
+    /// range's.
+    #[prost(bool, tag = "7")]
+    pub uncounted: bool,
 }
 
 /// The keys read.
@@ -109,7 +114,7 @@ pub struct RangeResponse {
     /// The keys, in key order.
     #[prost(message, repeated, tag = "1")]
     pub kvs: Vec<KeyValue>,
-    /// How many keys are in the range (regardless of `limit`).
+    /// How many keys are in the range (regardless of `limit`, unless `uncounted`).
     #[prost(int64, tag = "2")]
     pub count: i64,
     /// Whether `limit` left keys out.

@@ -99,6 +99,23 @@ fn compare_and_swap_reports_the_current_revision_on_conflict() {
     assert!(sm.mvcc.get(b"/k").unwrap().is_none());
 }
 
+/// A page of `limit` keys under `prefix` at `revision`, uncounted: how many keys,
+/// the count, and whether more remain.
+fn uncounted(sm: &StateMachine, prefix: &[u8], limit: i64, revision: i64) -> (usize, i64, bool) {
+    let r = sm
+        .mvcc
+        .range(&RangeRequest {
+            key: prefix.to_vec(),
+            range_end: prefix_end(prefix),
+            limit,
+            revision,
+            uncounted: true,
+            ..Default::default()
+        })
+        .unwrap();
+    (r.kvs.len(), r.count, r.more)
+}
+
 #[test]
 fn ranges_read_prefixes_with_limits_and_past_revisions() {
     let mut sm = StateMachine::default();
@@ -149,6 +166,14 @@ fn ranges_read_prefixes_with_limits_and_past_revisions() {
             current: 5
         })
     );
+    // Uncounted, a page stops at the first live key past it: `more` without the count.
+    assert_eq!(uncounted(&sm, prefix, 2, 0), (2, 2, true));
+    assert_eq!(uncounted(&sm, prefix, 3, 0), (3, 3, false));
+    // A key deleted since is past the page now, not at a revision before.
+    put(&mut sm, "/registry/pods/c", "5");
+    apply_ok(&mut sm, &ops::delete(b"/registry/pods/c", None));
+    assert_eq!(uncounted(&sm, prefix, 3, 0), (3, 3, false));
+    assert_eq!(uncounted(&sm, prefix, 3, 6), (3, 3, true));
 }
 
 #[test]

@@ -42,7 +42,7 @@ fn serve(caches: &Caches, kinds: &CustomKinds, obj: &AnyObject) {
 async fn follow(registry: &Registry, caches: &Caches, kinds: &CustomKinds) -> ApiResult<()> {
     let kind = kind_named("CustomResourceDefinition").ok_or_else(ApiError::no_route)?;
     let prefix = kind.storage_prefix(None);
-    let page = registry.page(&kind, &prefix, &[], 0, 0).await?;
+    let page = registry.page(&kind, &prefix, &[], 0, 0, false).await?;
     let crds: Vec<AnyObject> = page
         .kvs
         .iter()

@@ -601,7 +601,7 @@ pub fn significant_update(pod: &Pod, old: &Pod) -> bool {
 async fn namespace_pods(registry: &Registry, ns: &str) -> ApiResult<Vec<Pod>> {
     let pods = ObjectKind::of::<Pod>();
     let page = registry
-        .page(&pods, &pods.storage_prefix(Some(ns)), &[], 0, 0)
+        .page(&pods, &pods.storage_prefix(Some(ns)), &[], 0, 0, false)
         .await?;
     Ok(page
         .kvs

@@ -928,18 +928,7 @@ mod tests {
 
     /// A registry over a one-member store in `dir` that leads.
     async fn registry(dir: &std::path::Path) -> Registry {
-        let mut cfg =
-            rk8s_raftstore::server::MemberConfig::new(dir, "127.0.0.1:0".parse().unwrap());
-        cfg.sync = false;
-        cfg.tick = std::time::Duration::from_millis(20);
-        let store = rk8s_raftstore::server::start(cfg).await.unwrap();
-        let mut leadership = store.leadership();
-        let led = leadership.wait_for(|l| l.is_self);
-        tokio::time::timeout(std::time::Duration::from_secs(10), led)
-            .await
-            .unwrap()
-            .unwrap();
-        Registry::new(store)
+        Registry::new(crate::testing::leading_store(dir).await)
     }
 
     #[tokio::test]
@@ -991,7 +980,7 @@ mod tests {
         assert_eq!(rebound.role_ref.name, "system:monitoring");
         // Once repaired, a run writes nothing.
         let prefix = role_kind.storage_prefix(None);
-        let revision = || registry.page(&role_kind, &prefix, b"", 1, 0);
+        let revision = || registry.page(&role_kind, &prefix, b"", 1, 0, false);
         let before = revision().await.unwrap().revision;
         ensure_defaults(&registry).await.unwrap();
         assert_eq!(revision().await.unwrap().revision, before);

@@ -2,6 +2,7 @@
 //! `GET /rk8s/v1/prometheus/targets` (HTTP service discovery of pods and nodes).
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -10,6 +11,7 @@ use rk8s_http::body::Body;
 use crate::auth::Identity;
 use crate::request::Query;
 use crate::server::{ApiServer, ok};
+use crate::state_metrics::{ObjectSeries, SCRAPE_PAGE};
 use crate::status::{ApiError, ApiResult};
 
 impl ApiServer {
@@ -26,28 +28,27 @@ impl ApiServer {
         crate::metrics::INFLIGHT
             .with_label_values(&["mutating"])
             .set(inflight(&self.writes_inflight, self.max_writes));
-        let mut series = crate::state_metrics::StateSeries::default();
-        for kind in crate::state_metrics::KINDS {
-            self.handlers
-                .scan_kind(kind, |kv| {
-                    if let Err(e) = series.add(kind, &kv.value) {
-                        tracing::debug!(kind, "object-state series of a stored object: {e}");
-                    }
-                })
-                .await?;
-        }
-        // The server's own series, then the objects', sent piece by piece (each let
-        // go once written).
+        // The server's own series, then the objects', written and sent a piece at a
+        // time as the connection takes them.
         let (format, own) = crate::metrics::exposition();
-        let mut pieces = vec![Bytes::from(own)];
-        pieces.extend(series.pieces());
-        let frames = pieces
-            .into_iter()
-            .map(|p| Ok::<_, std::convert::Infallible>(Frame::data(p)));
+        let own = futures_util::stream::once(async { Bytes::from(own) });
+        let series = ObjectSeries::new(self.handlers.registry.clone(), SCRAPE_PAGE);
+        let objects = futures_util::stream::unfold(series, |mut series| async move {
+            match series.next_piece().await {
+                Ok(piece) => Some((piece?, series)),
+                Err(e) => {
+                    tracing::warn!("/metrics ends short: {}", e.message);
+                    None
+                }
+            }
+        });
+        let frames = own
+            .chain(objects)
+            .map(|piece| Ok::<_, std::convert::Infallible>(Frame::data(piece)));
         Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, format)
-            .body(StreamBody::new(futures_util::stream::iter(frames)).boxed())
+            .body(BodyExt::boxed(StreamBody::new(frames)))
             .map_err(|e| ApiError::internal(e.to_string()))
     }
 

@@ -1,6 +1,6 @@
 use super::*;
+use crate::testing::leading_store;
 use rk8s_api::object::kind_named;
-use rk8s_raftstore::server::MemberConfig;
 
 /// A one-member store in `dir` that leads, and the pods' watch cache over it.
 async fn pods_cache(dir: &std::path::Path) -> (Store, Arc<WatchCache>) {
@@ -21,20 +21,6 @@ async fn started_cache(store: Store) -> Arc<WatchCache> {
         .await
         .unwrap();
     cache
-}
-
-/// A one-member store in `dir` that leads.
-async fn leading_store(dir: &std::path::Path) -> Store {
-    let mut cfg = MemberConfig::new(dir, "127.0.0.1:0".parse().unwrap());
-    cfg.sync = false;
-    cfg.tick = Duration::from_millis(20);
-    let store = rk8s_raftstore::server::start(cfg).await.unwrap();
-    let mut leadership = store.leadership();
-    tokio::time::timeout(Duration::from_secs(10), leadership.wait_for(|l| l.is_self))
-        .await
-        .unwrap()
-        .unwrap();
-    store
 }
 
 async fn put(store: &Store, key: &str) -> i64 {
