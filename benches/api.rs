@@ -5,6 +5,8 @@
 //! - listing 10,000 pods (`RK8S_BENCH_API_LIST=N`: N) in one request and in pages of
 //!   500: the median time, and how far the server's RSS rose above what it was
 //!   before (its peak, `VmHWM`, started again from its RSS by `clear_refs`);
+//! - a scrape of `/metrics` with those pods (their kube-state-metrics series): the
+//!   median time of three, and the server's RSS rise over them;
 //! - 1,000 concurrent watchers receiving one write: delivery latency p50/p99/max.
 //!
 //! Prints a table and writes `target/bench/api.json`. Client and server share this
@@ -189,6 +191,39 @@ async fn main() {
         "paged_500_median_ms": ms(percentile(&paged, 0.5)),
         "paged_500_server_peak_added_mib": paged_peak,
         "idle_2s_server_peak_added_mib": idle_peak}),
+    );
+
+    // A Prometheus scrape of /metrics: the server's own series and the objects'
+    // (kube-state-metrics' pod series, eight lines a pod).
+    let before = rss_mib(pid);
+    reset_peak_rss(pid);
+    let mut scrapes = Vec::new();
+    let mut size = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let req = http::Request::get("/metrics").body(Vec::new()).unwrap();
+        let text = kube.request_text(req).await.unwrap();
+        scrapes.push(t.elapsed());
+        size = text.len();
+        let phases = text
+            .lines()
+            .filter(|l| l.starts_with("kube_pod_status_phase{"))
+            .count();
+        assert_eq!(phases, listed * 5, "every pod's five phases");
+    }
+    scrapes.sort();
+    let scrape_peak = (peak_rss_mib(pid) - before).max(0.0);
+    rows.push((
+        format!("scrape /metrics ({listed} pods)"),
+        format!(
+            "median {:.0} ms, server peak +{scrape_peak:.0} MiB",
+            ms(percentile(&scrapes, 0.5))
+        ),
+        format!("{:.1} MiB of text", size as f64 / (1 << 20) as f64),
+    ));
+    json_rows.push(
+        json!({"case": "scrape_metrics", "pods": listed, "median_ms": ms(percentile(&scrapes, 0.5)),
+        "server_peak_added_mib": scrape_peak, "bytes": size}),
     );
 
     // 1,000 watchers, one write at a time.
