@@ -12,6 +12,11 @@
 //! - start: a member started on the restored directory until it answers a
 //!   linearizable read of the whole pod range (count).
 //!
+//! - pages: the pod range read 500 keys at a time from the first key to the last,
+//!   as the API server reads a paginated list, with each page counting the keys after
+//!   it (as etcd's range does; `remainingItemCount`) and uncounted (a page reads its
+//!   own keys): every page is a read on the raft thread.
+//!
 //! The API server's part of `rk8s-server snapshot save` (TLS, the HTTP stream) is not
 //! in these figures. Prints a table and writes `target/bench/snapshot.json`.
 
@@ -109,6 +114,37 @@ async fn load(store: &Store, n: usize) {
     }
 }
 
+/// Reads the pod range `page` keys at a time, each page `uncounted` or not: how long,
+/// and how many keys were read.
+async fn read_in_pages(store: &Store, page: i64, uncounted: bool) -> (Duration, i64) {
+    let t = Instant::now();
+    let mut key = PODS.as_bytes().to_vec();
+    let mut read = 0;
+    loop {
+        let r = store
+            .range(
+                RangeRequest {
+                    key: key.clone(),
+                    range_end: b"/registry/pods0".to_vec(),
+                    limit: page,
+                    uncounted,
+                    ..RangeRequest::default()
+                },
+                true,
+            )
+            .await
+            .unwrap();
+        read += r.kvs.len() as i64;
+        match r.kvs.last().filter(|_| r.more) {
+            Some(last) => {
+                key = last.key.clone();
+                key.push(0);
+            }
+            None => return (t.elapsed(), read),
+        }
+    }
+}
+
 async fn started(dir: &std::path::Path) -> Store {
     let store = server::start(MemberConfig::new(dir, free_addr()))
         .await
@@ -138,6 +174,12 @@ fn main() {
         let load_time = loading.elapsed();
         let counted = source.range(pod_range(), true).await.unwrap().count;
         assert_eq!(counted, n as i64);
+        let mut pages = Vec::new();
+        for uncounted in [false, true] {
+            let (took, read) = read_in_pages(&source, 500, uncounted).await;
+            assert_eq!(read, n as i64, "every key read");
+            pages.push(took);
+        }
 
         let copying = Instant::now();
         let state = source.state_snapshot().await.unwrap();
@@ -169,9 +211,12 @@ fn main() {
         let restored_count = member.range(pod_range(), true).await.unwrap().count;
         assert_eq!(restored_count, n as i64, "every object restored");
         member.shutdown();
-        (load_time, copy, save, info.bytes, decode, write_dir, start)
+        (
+            load_time, pages, copy, save, info.bytes, decode, write_dir, start,
+        )
     });
-    let (load_time, copy, save, bytes, decode, write_dir, start) = figures;
+    let (load_time, pages, copy, save, bytes, decode, write_dir, start) = figures;
+    let page_count = n.div_ceil(500);
     let mib = bytes as f64 / (1 << 20) as f64;
     println!(
         "snapshot of a store with {n} pods (about 2 KB each), loaded in {:.1} s\n",
@@ -180,6 +225,19 @@ fn main() {
     common::print_table(
         &["step", "time", "note"],
         &[
+            vec![
+                "pages of 500, each counting the rest".into(),
+                format!("{:.2} s", pages[0].as_secs_f64()),
+                format!(
+                    "{page_count} pages, {:.1} ms each (raft thread)",
+                    common::ms(pages[0]) / page_count as f64
+                ),
+            ],
+            vec![
+                "pages of 500, uncounted".into(),
+                format!("{:.2} s", pages[1].as_secs_f64()),
+                format!("{:.2} ms each", common::ms(pages[1]) / page_count as f64),
+            ],
             vec![
                 "copy (raft thread)".into(),
                 format!("{:.0} ms", common::ms(copy)),
@@ -211,6 +269,8 @@ fn main() {
         "snapshot",
         &serde_json::json!({
             "objects": n,
+            "pages_500_counted_s": pages[0].as_secs_f64(),
+            "pages_500_uncounted_s": pages[1].as_secs_f64(),
             "copy_ms": common::ms(copy),
             "save_s": save.as_secs_f64(),
             "file_bytes": bytes,

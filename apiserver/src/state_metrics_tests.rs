@@ -100,7 +100,11 @@ fn a_family_is_cut_into_pieces_as_it_is_written() {
 }
 
 fn pod(i: usize) -> AnyObject {
-    let phase = if i.is_multiple_of(3) { "Pending" } else { "Running" };
+    let phase = if i.is_multiple_of(3) {
+        "Pending"
+    } else {
+        "Running"
+    };
     AnyObject::Pod(
         serde_json::from_value(json!({
             "metadata": {"name": format!("p-{i:03}"), "namespace": "default", "uid": format!("u{i}")},
