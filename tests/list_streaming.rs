@@ -5,7 +5,8 @@
 //! items in the same order as a paginated list, at one revision; a label selector
 //! streams the items it selects; a write made while a list is under way is not in
 //! it; protobuf and `limit`ed lists are still answered whole, each page saying how
-//! many items follow it.
+//! many items follow it; a watch from resourceVersion "0" begins with every item,
+//! sent a page at a time, then goes on with the changes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +15,7 @@ mod support;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 use support::apiserver::Server;
 
@@ -36,6 +37,16 @@ async fn get(client: &kube::Client, path: &str, accept: &str) -> (u16, Option<St
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect_bytes().await.unwrap();
     (status, length, bytes.to_vec())
+}
+
+/// The next event of a watch, which must be an ADDED one: its object's name.
+async fn next_added(
+    stream: &mut (impl futures_util::Stream<Item = kube::Result<WatchEvent<ConfigMap>>> + Unpin),
+) -> String {
+    match tokio::time::timeout(std::time::Duration::from_secs(30), stream.next()).await {
+        Ok(Some(Ok(WatchEvent::Added(cm)))) => cm.metadata.name.unwrap(),
+        other => panic!("not an ADDED event: {other:?}"),
+    }
 }
 
 fn names(items: &[Value]) -> Vec<String> {
@@ -220,4 +231,21 @@ async fn a_long_list_is_streamed_and_reads_like_the_paginated_one() {
         "client_list.py",
         &[&server.kubeconfig(), std::path::Path::new(NS)],
     );
+
+    // A watch from resourceVersion "0" begins with every object as ADDED, read and
+    // sent a page at a time at one revision, then the changes after it.
+    let stream = maps.watch(&WatchParams::default(), "0").await.unwrap();
+    let mut stream = stream.boxed();
+    let mut added = Vec::new();
+    while added.len() < now.len() {
+        added.push(next_added(&mut stream).await);
+    }
+    assert!(
+        added == now,
+        "the watch's initial events differ from the list"
+    );
+    let after: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "cm-zzzzz-after"}})).unwrap();
+    maps.create(&PostParams::default(), &after).await.unwrap();
+    assert_eq!(next_added(&mut stream).await, "cm-zzzzz-after");
 }

@@ -19,6 +19,16 @@ pub struct StoredItem {
     pub object: Option<AnyObject>,
 }
 
+impl StoredItem {
+    /// The object, decoded if it was not yet.
+    pub fn decoded(self, kind: &ObjectKind) -> ApiResult<AnyObject> {
+        match self.object {
+            Some(o) => Ok(o),
+            None => registry::decode(kind, &self.kv),
+        }
+    }
+}
+
 /// What [`Cursor::next_page`] read.
 pub struct Page {
     /// The items selected, in key order.

@@ -141,10 +141,7 @@ impl Listed<StoredItem> {
         let items = self
             .items
             .into_iter()
-            .map(|item| match item.object {
-                Some(o) => Ok(o),
-                None => registry::decode(kind, &item.kv),
-            })
+            .map(|item| item.decoded(kind))
             .collect::<ApiResult<_>>()?;
         Ok(Listed {
             items,
@@ -221,7 +218,7 @@ impl Handlers {
     /// Where a list of `req`'s kind as `q` asks starts: its continue token's key and
     /// revision, or the first key at the revision asked for (waited for if the
     /// server has not reached it yet) or now.
-    async fn cursor(&self, req: &ResourceRequest, q: &Query) -> ApiResult<Cursor> {
+    pub(crate) async fn cursor(&self, req: &ResourceRequest, q: &Query) -> ApiResult<Cursor> {
         let kind = &req.kind;
         let filter = Filter::from_query(kind, q)?;
         let prefix = kind.storage_prefix(req.namespace.as_deref());

@@ -178,15 +178,18 @@ impl ApiServer {
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(peer::PLURAL);
             let mut batch = Batch::default();
-            for obj in initial.iter().filter(|o| filter.matches(o)) {
-                if let Some(p) = projected(obj, None)
-                    && !batch.add(&line("ADDED", &p.to_value()), &tx).await
-                {
+            let sent = initial
+                .send(&mut batch, &tx, |obj| {
+                    projected(obj, None).map(|p| line("ADDED", &p.to_value()))
+                })
+                .await;
+            match sent {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let _ = tx.send(error_event(&e, false, peer::API_VERSION)).await;
                     return;
                 }
-            }
-            if !batch.flush(&tx).await {
-                return;
             }
             while let Some(next) = next_messages(&mut sub, &kind, deadline, &tx).await {
                 let messages = match next {

@@ -11,7 +11,10 @@ use rk8s_http::body::{Body, channel_body};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use rk8s_api::{AnyObject, ObjectKind};
+
 use crate::content::{self, Encoding};
+use crate::cursor::Cursor;
 use crate::list_options::Filter;
 use crate::request::{Query, ResourceRequest};
 use crate::server::ApiServer;
@@ -30,11 +33,68 @@ pub(crate) fn without_paging(q: &Query) -> Query {
     Query::parse(Some(&kept.finish()))
 }
 
-/// Where a watch begins: the objects of its initial list (none when it resumes from
-/// a `resourceVersion`), the revision after which changes are sent, the watch
-/// cache's subscription, and when the watch ends (`timeoutSeconds`).
+/// How many objects of a watch's initial list are read, decoded and sent at a time.
+const INITIAL_PAGE: i64 = 500;
+
+/// A watch's initial list (its `ADDED` events when it starts without a
+/// `resourceVersion`), read a page at a time at one revision as it is sent: the
+/// server holds a page of it, not every object decoded at once.
+pub(crate) struct Initial {
+    kind: ObjectKind,
+    /// The page read and not yet sent.
+    page: Vec<AnyObject>,
+    /// Where the rest stands, until the last page has been read.
+    rest: Option<Cursor>,
+}
+
+impl Initial {
+    /// Nothing: a watch that resumes from a `resourceVersion`.
+    fn none(kind: ObjectKind) -> Self {
+        Initial {
+            kind,
+            page: Vec::new(),
+            rest: None,
+        }
+    }
+
+    /// Sends an event of each object as `event` writes it (`None`: no event) through
+    /// `batch`, a page at a time: false if the client left, an error if a page could
+    /// not be read (its revision compacted away meanwhile).
+    pub(crate) async fn send(
+        mut self,
+        batch: &mut Batch,
+        tx: &mpsc::Sender<Bytes>,
+        mut event: impl FnMut(&AnyObject) -> Option<Bytes>,
+    ) -> ApiResult<bool> {
+        loop {
+            for obj in std::mem::take(&mut self.page) {
+                if let Some(line) = event(&obj)
+                    && !batch.add(&line, tx).await
+                {
+                    return Ok(false);
+                }
+            }
+            let Some(cursor) = &mut self.rest else {
+                return Ok(batch.flush(tx).await);
+            };
+            let page = cursor.next_page(INITIAL_PAGE).await?;
+            if page.next.is_none() {
+                self.rest = None;
+            }
+            self.page = page
+                .items
+                .into_iter()
+                .map(|item| item.decoded(&self.kind))
+                .collect::<ApiResult<_>>()?;
+        }
+    }
+}
+
+/// Where a watch begins: its initial list (none when it resumes from a
+/// `resourceVersion`), the revision after which changes are sent, the watch cache's
+/// subscription, and when the watch ends (`timeoutSeconds`).
 pub(crate) struct WatchStart {
-    pub(crate) initial: Vec<rk8s_api::AnyObject>,
+    pub(crate) initial: Initial,
     pub(crate) from: i64,
     pub(crate) sub: crate::watch::Subscription,
     pub(crate) deadline: Option<tokio::time::Instant>,
@@ -75,17 +135,27 @@ impl ApiServer {
             .map(|s| Duration::from_secs(s.unsigned_abs()));
         let rv = query.get("resourceVersion").unwrap_or("");
         let (initial, from) = if rv.is_empty() || rv == "0" {
-            let listed = self
-                .handlers
-                .list_objects(r, &without_paging(query))
-                .await?;
-            (listed.items, listed.revision)
+            // The first page is read here: its revision is where changes begin.
+            let mut cursor = self.handlers.cursor(r, &without_paging(query)).await?;
+            let page = cursor.next_page(INITIAL_PAGE).await?;
+            let first = page
+                .items
+                .into_iter()
+                .map(|item| item.decoded(&kind))
+                .collect::<ApiResult<_>>()?;
+            let revision = cursor.revision();
+            let initial = Initial {
+                kind,
+                page: first,
+                rest: page.next.map(|_| cursor),
+            };
+            (initial, revision)
         } else {
             let asked = crate::list_options::requested_revision(rv)?;
             self.handlers.wait_until_fresh(&kind, asked).await?;
             let from = i64::try_from(asked)
                 .map_err(|_| crate::watch::too_large_resource_version(asked, i64::MAX))?;
-            (Vec::new(), from)
+            (Initial::none(kind), from)
         };
         let prefix = kind.storage_prefix(r.namespace.as_deref());
         let cache = self
@@ -185,18 +255,16 @@ impl ApiServer {
             // Lines are sent in pieces of up to PIECE_BYTES: a batch of changes is
             // one write to the connection, not one per change.
             let mut batch = Batch::default();
-            for obj in &initial {
-                if !filter.matches(obj) {
-                    continue;
-                }
-                if let Some(line) = encode("ADDED", Shown::Listed(obj))
-                    && !batch.add(&line, &tx).await
-                {
+            let sent = initial
+                .send(&mut batch, &tx, |obj| encode("ADDED", Shown::Listed(obj)))
+                .await;
+            match sent {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let _ = tx.send(error_event(&e, protobuf, kind.api_version)).await;
                     return;
                 }
-            }
-            if !batch.flush(&tx).await {
-                return;
             }
             while let Some(next) = next_messages(&mut sub, &kind, deadline, &tx).await {
                 let messages = match next {
@@ -329,12 +397,12 @@ pub(crate) fn error_event(e: &ApiError, protobuf: bool, api_version: &str) -> By
 /// What a watch event shows: a listed object (a watch that starts with a list), or a
 /// change, whose JSON is ready and whose object is decoded only if needed.
 enum Shown<'a> {
-    Listed(&'a rk8s_api::AnyObject),
+    Listed(&'a AnyObject),
     Changed(&'a crate::watch::Change),
 }
 
 impl Shown<'_> {
-    fn object(&self) -> Option<&rk8s_api::AnyObject> {
+    fn object(&self) -> Option<&AnyObject> {
         match self {
             Shown::Listed(o) => Some(o),
             Shown::Changed(c) => c.shown(),
