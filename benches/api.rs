@@ -7,6 +7,8 @@
 //!   before (its peak, `VmHWM`, started again from its RSS by `clear_refs`);
 //! - a scrape of `/metrics` with those pods (their kube-state-metrics series): the
 //!   median time of three, and the server's RSS rise over them;
+//! - a watch from resourceVersion "0" over those pods: the time until the last
+//!   initial `ADDED` event, and the server's RSS rise;
 //! - 1,000 concurrent watchers receiving one write: delivery latency p50/p99/max.
 //!
 //! Prints a table and writes `target/bench/api.json`. Client and server share this
@@ -224,6 +226,39 @@ async fn main() {
     json_rows.push(
         json!({"case": "scrape_metrics", "pods": listed, "median_ms": ms(percentile(&scrapes, 0.5)),
         "server_peak_added_mib": scrape_peak, "bytes": size}),
+    );
+
+    // A watch from resourceVersion "0": every pod as ADDED, then the changes (the
+    // PyPI client's `watch.stream` and kubectl's `get -w --watch-only` start so).
+    let before = rss_mib(pid);
+    reset_peak_rss(pid);
+    let t = Instant::now();
+    let mut stream = pods
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let mut added = 0;
+    while added < listed {
+        match stream.next().await {
+            Some(Ok(WatchEvent::Added(_))) => added += 1,
+            other => panic!("not an ADDED event: {other:?}"),
+        }
+    }
+    let initial = t.elapsed();
+    drop(stream);
+    let watch_peak = (peak_rss_mib(pid) - before).max(0.0);
+    rows.push((
+        format!("watch from \"0\" ({listed} pods)"),
+        format!(
+            "{:.0} ms to the last ADDED, server peak +{watch_peak:.0} MiB",
+            ms(initial)
+        ),
+        String::new(),
+    ));
+    json_rows.push(
+        json!({"case": "watch_initial", "pods": listed, "ms": ms(initial),
+        "server_peak_added_mib": watch_peak}),
     );
 
     // 1,000 watchers, one write at a time.

@@ -2,7 +2,8 @@
 //! pods stay Pending), driven by the Debian `kubectl`: the quota controller fills in a
 //! new quota's status; admission charges each create, refuses the pod over the quota
 //! in kube-apiserver's words, and refuses a pod without the limits a quota needs; a
-//! deletion is given back by the controller; `count/configmaps` limits ConfigMaps.
+//! deletion is given back by the controller; `count/configmaps` limits ConfigMaps; a
+//! ReplicaSet over its quota creates in slow-start batches and stops at a refusal.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -274,4 +275,80 @@ fn a_quota_made_after_its_objects_follows_their_changes() {
         &json!({"services.nodeports": "1"}),
     );
     server.kubectl_ok(&["delete", "namespace", "late", "--wait=false"]);
+}
+
+/// How many pod creates the server has refused with 403 (its request counter).
+fn refused_pod_creates(server: &Server) -> f64 {
+    let text = server.kubectl_ok(&["get", "--raw", "/metrics"]);
+    let series =
+        r#"apiserver_request_total{code="403",resource="pods",subresource="",verb="create"}"#;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A ReplicaSet of 20 in a namespace whose quota holds 3 pods creates as
+/// kube-controller-manager does (batches of 1, 2, 4, …, stopping at the first batch
+/// with a refusal): its first pass makes 3 pods and has 4 refused, not 17, and the
+/// passes the pods' and its own changes bring try one more each; it does not try
+/// again at once because the refusal named another pod (it did, thousands of times
+/// in the 2 s this test waits).
+#[test]
+fn a_replicaset_over_its_quota_stops_at_the_first_refused_batch() {
+    let server = Server::start(NO_SCHEDULER);
+    let dir = tempfile::tempdir().unwrap();
+    namespace(&server, "batch");
+    let file = write_manifest(
+        dir.path(),
+        "quota.json",
+        &quota("batch", "three", json!({"pods": "3"})),
+    );
+    server.kubectl_ok(&["create", "-f", &file]);
+    wait_used(&server, "batch", "three", &json!({"pods": "0"}));
+    let before = refused_pod_creates(&server);
+    let rs = json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "wide", "namespace": "batch"},
+        "spec": {
+            "replicas": 20,
+            "selector": {"matchLabels": {"app": "wide"}},
+            "template": {
+                "metadata": {"labels": {"app": "wide"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+            }
+        }
+    });
+    let file = write_manifest(dir.path(), "rs.json", &rs);
+    server.kubectl_ok(&["create", "-f", &file]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = server.kubectl_ok(&["get", "replicaset", "wide", "-n", "batch", "-o", "json"]);
+        let status: Value = serde_json::from_str(&status).unwrap();
+        let failed = status["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "ReplicaFailure" && c["reason"] == "FailedCreate");
+        if failed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ReplicaFailure: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pods = server.kubectl_ok(&["get", "pods", "-n", "batch", "-o", "name"]);
+    assert_eq!(pods.lines().count(), 3, "{pods}");
+    let refused = refused_pod_creates(&server) - before;
+    // The events word the refusal as kube-controller-manager's do.
+    let events = server.kubectl_ok(&["get", "events", "-n", "batch"]);
+    assert!(
+        events.contains("Error creating: pods \"wide-")
+            && events.contains("is forbidden: exceeded quota: three"),
+        "{events}"
+    );
+    assert!(
+        (4.0..=8.0).contains(&refused),
+        "{refused} creates refused: a pass stops at its first refused batch"
+    );
+    server.kubectl_ok(&["delete", "namespace", "batch", "--wait=false"]);
 }

@@ -16,6 +16,16 @@ pub fn object_name(meta: &ObjectMeta) -> String {
     }
 }
 
+/// What a failed request says, as kube-controller-manager's events word it: the
+/// server's `Status` message for a refusal (`pods "web-x" is forbidden: ...`), the
+/// client's error otherwise.
+pub fn error_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The controlling owner reference of an object, if any.
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
     meta.owner_references

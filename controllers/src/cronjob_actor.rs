@@ -139,7 +139,7 @@ async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<St
             // Made already: the next decision sees it.
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => {
-                let message = format!("Error creating job: {e}");
+                let message = format!("Error creating job: {}", crate::common::error_message(&e));
                 rk8s_events::record(client, cj_ref(cj), "Warning", "FailedCreate", &message).await;
                 // Not run: the time is not noted as scheduled, and is tried again.
                 status.last_schedule_time = cj

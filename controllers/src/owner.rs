@@ -20,7 +20,7 @@ use kube::{Api, Resource};
 use rk8s_api::selector::Selector;
 use serde::de::DeserializeOwned;
 
-use crate::common::Expectations;
+use crate::common::{Expectations, error_message};
 
 /// A kind whose objects own objects of another kind (pods, or Jobs).
 pub trait Owner:
@@ -164,8 +164,13 @@ pub fn pod_from_template(
     }
 }
 
-/// Creates `n` copies of `pod` (16 at a time), with a `SuccessfulCreate` or
-/// `FailedCreate` event each about `about`; returns the message of a failure, if any.
+/// Creates `n` copies of `pod` as kube-controller-manager's controllers do
+/// (`slowStartBatch`): in batches of 1, 2, 4, … (each sent 16 at a time), stopping
+/// after the first batch in which a create failed. An owner whose pods are all
+/// refused (a quota, an admission webhook, a bad template) makes one attempt per
+/// pass, not `n`; the pods skipped are left to the next pass. A `SuccessfulCreate`
+/// or `FailedCreate` event each about `about`; returns the message of a failure, if
+/// any.
 pub async fn create_pods(
     client: &kube::Client,
     pod: &Pod,
@@ -174,43 +179,62 @@ pub async fn create_pods(
 ) -> Option<String> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let results = futures_util::stream::iter(0..n)
-        .map(|_| {
-            let api = api.clone();
-            async move {
-                let created = api.create(&kube::api::PostParams::default(), pod).await;
-                rk8s_supervision::wrote();
-                // Only the name is kept: a thousand owners creating at once would
-                // otherwise hold every created pod until their last one is made.
-                created.map(|p| p.metadata.name.unwrap_or_default())
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
     let mut failure = None;
-    for r in results {
-        match r {
-            Ok(name) => {
-                let message = format!("Created pod: {name}");
-                rk8s_events::record(
-                    client,
-                    about.clone(),
-                    "Normal",
-                    "SuccessfulCreate",
-                    &message,
-                )
-                .await;
-            }
-            Err(e) => {
-                let message = format!("Error creating: {e}");
-                rk8s_events::record(client, about.clone(), "Warning", "FailedCreate", &message)
+    for batch in slow_start(n) {
+        let results = futures_util::stream::iter(0..batch)
+            .map(|_| {
+                let api = api.clone();
+                async move {
+                    let created = api.create(&kube::api::PostParams::default(), pod).await;
+                    rk8s_supervision::wrote();
+                    // Only the name is kept: a thousand owners creating at once would
+                    // otherwise hold every created pod until their last one is made.
+                    created.map(|p| p.metadata.name.unwrap_or_default())
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        for r in results {
+            match r {
+                Ok(name) => {
+                    let message = format!("Created pod: {name}");
+                    rk8s_events::record(
+                        client,
+                        about.clone(),
+                        "Normal",
+                        "SuccessfulCreate",
+                        &message,
+                    )
                     .await;
-                failure = Some(message);
+                }
+                Err(e) => {
+                    let message = format!("Error creating: {}", error_message(&e));
+                    rk8s_events::record(client, about.clone(), "Warning", "FailedCreate", &message)
+                        .await;
+                    failure = Some(message);
+                }
             }
+        }
+        if failure.is_some() {
+            break;
         }
     }
     failure
+}
+
+/// The batches `n` creations are made in (kube-controller-manager's
+/// `slowStartBatch` with its initial batch of 1): each twice the one before, the
+/// last what remains.
+pub fn slow_start(n: usize) -> impl Iterator<Item = usize> {
+    let mut remaining = n;
+    let mut next = 1;
+    std::iter::from_fn(move || {
+        let batch = next.min(remaining);
+        remaining -= batch;
+        next = batch.saturating_mul(2);
+        (batch > 0).then_some(batch)
+    })
 }
 
 /// Deletes the pods `names` of `pods` (with a uid precondition, so a pod of the same
@@ -284,5 +308,20 @@ pub async fn claim(
         if let Err(e) = released {
             tracing::debug!(owner = %owner.name, pod = %name, "releasing: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slow_start;
+
+    #[test]
+    fn creations_start_slow_and_double() {
+        let batches = |n| slow_start(n).collect::<Vec<_>>();
+        assert_eq!(batches(0), Vec::<usize>::new());
+        assert_eq!(batches(1), [1]);
+        assert_eq!(batches(10), [1, 2, 4, 3]);
+        assert_eq!(batches(500), [1, 2, 4, 8, 16, 32, 64, 128, 245]);
+        assert_eq!(batches(500).iter().sum::<usize>(), 500);
     }
 }

@@ -101,8 +101,11 @@ impl<K: Owner> OwnerActor<K> {
             // Creations that failed will never be seen.
             self.expected.clear();
         }
-        // A new failure, or one gone, shows in the status: decide again.
-        let changed = failure != self.failure;
+        // A failure begun or ended shows in the status: decide again. Another failure
+        // after one (each names the pod it could not make) waits for the next change
+        // or the periodic resync, as kube-controller-manager requeues a failed sync
+        // with a backoff rather than at once.
+        let changed = failure.is_some() != self.failure.is_some();
         self.failure = failure;
         if self.fresh || changed {
             self.step(ctx);

@@ -155,27 +155,26 @@ pub fn reconcile<P: Borrow<Pod>>(
 }
 
 /// The ReplicaFailure condition after creating pods failed with `message` (or its
-/// removal, with `None`).
+/// removal, with `None`). As kube-controller-manager's, the condition is set once and
+/// left as it is while creations keep failing: rewritten with each pass's time, it
+/// would be a status write, and so another pass, after every failed one.
 pub fn with_failure(
     mut status: ReplicaSetStatus,
     message: Option<&str>,
     now: jiff::Timestamp,
 ) -> ReplicaSetStatus {
-    let mut conditions: Vec<ReplicaSetCondition> = status
-        .conditions
-        .take()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c.type_ != "ReplicaFailure")
-        .collect();
-    if let Some(message) = message {
-        conditions.push(ReplicaSetCondition {
+    let mut conditions = status.conditions.take().unwrap_or_default();
+    let failing = conditions.iter().any(|c| c.type_ == "ReplicaFailure");
+    match message {
+        Some(_) if failing => {}
+        Some(message) => conditions.push(ReplicaSetCondition {
             type_: "ReplicaFailure".into(),
             status: "True".into(),
             reason: Some("FailedCreate".into()),
             message: Some(message.to_string()),
             last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
-        });
+        }),
+        None => conditions.retain(|c| c.type_ != "ReplicaFailure"),
     }
     status.conditions = (!conditions.is_empty()).then_some(conditions);
     status
@@ -321,6 +320,11 @@ mod tests {
     fn a_failed_creation_is_a_condition() {
         let s = with_failure(ReplicaSetStatus::default(), Some("quota"), now());
         assert_eq!(s.conditions.as_ref().unwrap()[0].type_, "ReplicaFailure");
+        // Failing on, later and in other words: the condition stays as it was.
+        let later = now()
+            .checked_add(jiff::SignedDuration::from_secs(60))
+            .unwrap();
+        assert_eq!(with_failure(s.clone(), Some("quota, again"), later), s);
         assert!(with_failure(s, None, now()).conditions.is_none());
     }
 }

@@ -212,7 +212,10 @@ async fn make_pod(
         // Still there (being deleted, behind the view): made again once it is gone.
         Err(kube::Error::Api(s)) if s.code == 409 => Some(format!("pod {name} exists still")),
         Err(e) => {
-            let m = format!("create Pod {name} in StatefulSet {set_name} failed error: {e}");
+            let m = format!(
+                "create Pod {name} in StatefulSet {set_name} failed error: {}",
+                crate::common::error_message(&e)
+            );
             event(client, set, "Warning", "FailedCreate", &m).await;
             Some(m)
         }
@@ -271,7 +274,10 @@ async fn delete(
             }
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
             Err(e) => {
-                let m = format!("delete Pod {name} in StatefulSet {set_name} failed error: {e}");
+                let m = format!(
+                    "delete Pod {name} in StatefulSet {set_name} failed error: {}",
+                    crate::common::error_message(&e)
+                );
                 event(client, set, "Warning", "FailedDelete", &m).await;
             }
         }
