@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use rk8s_api::{AnyObject, ObjectKind};
 
 use crate::content::{self, Encoding};
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, Page};
 use crate::list_options::Filter;
 use crate::request::{Query, ResourceRequest};
 use crate::server::ApiServer;
@@ -74,19 +74,23 @@ impl Initial {
                     return Ok(false);
                 }
             }
-            let Some(cursor) = &mut self.rest else {
+            let Some(mut cursor) = self.rest.take() else {
                 return Ok(batch.flush(tx).await);
             };
             let page = cursor.next_page(INITIAL_PAGE).await?;
-            if page.next.is_none() {
-                self.rest = None;
-            }
-            self.page = page
-                .items
-                .into_iter()
-                .map(|item| item.decoded(&self.kind))
-                .collect::<ApiResult<_>>()?;
+            self = Initial::read(self.kind, page, cursor)?;
         }
+    }
+
+    /// The list from `page` on, `cursor` having read it.
+    fn read(kind: ObjectKind, page: Page, cursor: Cursor) -> ApiResult<Self> {
+        let rest = page.next.is_some().then_some(cursor);
+        let page = page
+            .items
+            .into_iter()
+            .map(|item| item.decoded(&kind))
+            .collect::<ApiResult<_>>()?;
+        Ok(Initial { kind, page, rest })
     }
 }
 
@@ -138,18 +142,8 @@ impl ApiServer {
             // The first page is read here: its revision is where changes begin.
             let mut cursor = self.handlers.cursor(r, &without_paging(query)).await?;
             let page = cursor.next_page(INITIAL_PAGE).await?;
-            let first = page
-                .items
-                .into_iter()
-                .map(|item| item.decoded(&kind))
-                .collect::<ApiResult<_>>()?;
             let revision = cursor.revision();
-            let initial = Initial {
-                kind,
-                page: first,
-                rest: page.next.map(|_| cursor),
-            };
-            (initial, revision)
+            (Initial::read(kind, page, cursor)?, revision)
         } else {
             let asked = crate::list_options::requested_revision(rv)?;
             self.handlers.wait_until_fresh(&kind, asked).await?;
