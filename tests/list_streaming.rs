@@ -80,7 +80,8 @@ async fn a_long_list_is_streamed_and_reads_like_the_paginated_one() {
 
     // The paginated list, pages of 500: what every other reading must equal. Each
     // page says how many items follow it, at the first page's revision: a ConfigMap
-    // created after the first page is neither listed nor counted.
+    // created after the first page, in the last page's range, is neither listed nor
+    // counted.
     let mut paged = Vec::new();
     let mut remaining = Vec::new();
     let mut params = ListParams::default().limit(500);
@@ -90,7 +91,7 @@ async fn a_long_list_is_streamed_and_reads_like_the_paginated_one() {
         remaining.push(page.metadata.remaining_item_count);
         if remaining.len() == 1 {
             let late: ConfigMap =
-                serde_json::from_value(json!({"metadata": {"name": "cm-00000-late"}})).unwrap();
+                serde_json::from_value(json!({"metadata": {"name": "cm-99999-late"}})).unwrap();
             maps.create(&PostParams::default(), &late).await.unwrap();
         }
         match page.metadata.continue_.filter(|t| !t.is_empty()) {
@@ -100,14 +101,14 @@ async fn a_long_list_is_streamed_and_reads_like_the_paginated_one() {
     }
     // The namespace's own `kube-root-ca.crt`, if the server makes one, and ours.
     assert!(paged.len() >= COUNT, "{} listed", paged.len());
-    assert!(!paged.contains(&"cm-00000-late".to_string()));
+    assert!(!paged.contains(&"cm-99999-late".to_string()));
     let total = paged.len() as i64;
     assert_eq!(
         remaining,
         [Some(total - 500), Some(total - 1000), None],
         "remainingItemCount of each page"
     );
-    maps.delete("cm-00000-late", &Default::default())
+    maps.delete("cm-99999-late", &Default::default())
         .await
         .unwrap();
 

@@ -55,6 +55,9 @@ pub struct Cursor {
     /// The keys from `start` on at `revision`, when known: from the page before, or
     /// the continue token that page handed out.
     remaining: Option<i64>,
+    /// Whether the list was resumed from a continue token (a page read at a revision
+    /// compacted away is then the token's fault, in kube-apiserver's words).
+    resumed: bool,
 }
 
 impl Cursor {
@@ -70,6 +73,7 @@ impl Cursor {
             revision: 0,
             counted: false,
             remaining: None,
+            resumed: false,
         }
     }
 
@@ -82,6 +86,7 @@ impl Cursor {
     /// The list resumed where a page left off: from `start`, at `revision`, with
     /// `remaining` keys from `start` on when the page knew.
     pub fn resume(mut self, start: Vec<u8>, revision: i64, remaining: Option<i64>) -> Self {
+        self.resumed = !start.is_empty();
         self.start = start;
         self.revision = revision;
         self.remaining = remaining;
@@ -95,6 +100,11 @@ impl Cursor {
     pub fn counted(mut self, counted: bool) -> Self {
         self.counted = counted;
         self
+    }
+
+    /// The prefix of the keys listed.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The revision the list is read at (once a page is read).
@@ -118,7 +128,6 @@ impl Cursor {
             } else {
                 want.max(256)
             };
-            let started = !self.start.is_empty();
             let counts = self.counted && self.filter.is_everything();
             let page = self
                 .registry
@@ -131,7 +140,7 @@ impl Cursor {
                     counts && self.remaining.is_none(),
                 )
                 .await
-                .map_err(|e| match (e.code, started) {
+                .map_err(|e| match (e.code, self.resumed) {
                     (http::StatusCode::GONE, true) => ApiError::gone(
                         "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
                     ),

@@ -160,7 +160,7 @@ fn listed(cursor: &Cursor, page: Page) -> Listed<StoredItem> {
         revision,
         continue_token: page
             .next
-            .map(|k| encode_continue(revision, &k, page.remaining)),
+            .map(|k| encode_continue(revision, cursor.prefix(), &k, page.remaining)),
         remaining: page.remaining,
     }
 }
@@ -252,7 +252,7 @@ impl Handlers {
         let mut cursor = self
             .cursor(c.req, c.query)
             .await?
-            .counted(!streams && limit > 0);
+            .counted(!streams && !table && limit > 0);
         let page = cursor
             .next_page(if streams { STREAM_PAGE } else { limit })
             .await?;

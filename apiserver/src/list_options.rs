@@ -12,11 +12,21 @@ use crate::request::Query;
 use crate::status::{ApiError, ApiResult};
 
 /// A continue token: where the next page starts and the revision the list is read at.
-pub(crate) fn encode_continue(revision: i64, next_key: &[u8], remaining: Option<i64>) -> String {
+/// The continue token of a list of the keys under `prefix` read at `revision`, that
+/// goes on at `next_key`; `remaining`: the keys from there on, if counted (kept with
+/// the prefix they were counted under: a token is taken by any list whose prefix its
+/// key is under).
+pub(crate) fn encode_continue(
+    revision: i64,
+    prefix: &str,
+    next_key: &[u8],
+    remaining: Option<i64>,
+) -> String {
     use base64::Engine;
     let mut token = json!({"rv": revision, "start": String::from_utf8_lossy(next_key)});
     if let Some(n) = remaining {
         token["remaining"] = json!(n);
+        token["prefix"] = json!(prefix);
     }
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
 }
@@ -37,7 +47,8 @@ pub(crate) fn decode_continue(token: &str, prefix: &str) -> ApiResult<(i64, Vec<
     let remaining = match v.get("remaining") {
         None => None,
         Some(n) => Some(n.as_i64().filter(|n| *n >= 0).ok_or_else(bad)?),
-    };
+    }
+    .filter(|_| v.get("prefix").and_then(Value::as_str) == Some(prefix));
     Ok((rv, start.as_bytes().to_vec(), remaining))
 }
 
@@ -301,7 +312,12 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip_and_reject_foreign_prefixes() {
-        let t = encode_continue(42, b"/registry/pods/default/web\0", None);
+        let t = encode_continue(
+            42,
+            "/registry/pods/default/",
+            b"/registry/pods/default/web\0",
+            None,
+        );
         assert_eq!(
             decode_continue(&t, "/registry/pods/default/").unwrap(),
             (42, b"/registry/pods/default/web\0".to_vec(), None)
@@ -309,9 +325,17 @@ mod tests {
         assert!(decode_continue(&t, "/registry/pods/other/").is_err());
         assert!(decode_continue("garbage!", "/registry/pods/").is_err());
         // The keys after the page, when it counted them.
-        let t = encode_continue(42, b"/registry/pods/default/web\0", Some(7));
+        let t = encode_continue(
+            42,
+            "/registry/pods/default/",
+            b"/registry/pods/default/web\0",
+            Some(7),
+        );
         let (_, _, remaining) = decode_continue(&t, "/registry/pods/default/").unwrap();
         assert_eq!(remaining, Some(7));
+        // Taken by a list of another prefix (all namespaces), the count is not its.
+        let (_, start, remaining) = decode_continue(&t, "/registry/pods/").unwrap();
+        assert_eq!((start.len(), remaining), (27, None));
         use base64::Engine;
         let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(r#"{"rv": 42, "start": "/registry/pods/a", "remaining": -1}"#);

@@ -325,6 +325,32 @@ impl ObjectSeries {
     }
 }
 
+/// What a scrape sends when a page could not be read: a comment saying why, then a
+/// line no exposition parser accepts, so that Prometheus counts the scrape failed
+/// rather than take the families before it for all there is (the pieces end at line
+/// ends, so a body merely cut short would read as whole).
+pub fn cut_short(message: &str) -> Bytes {
+    let why = message.replace(['\n', '\r'], " ");
+    Bytes::from(format!(
+        "# rk8s: the object series end here: {why}\nrk8s_object_series_cut_short\n"
+    ))
+}
+
+/// The pieces of `series` as they are written; a scrape that cannot be finished ends
+/// with [`cut_short`].
+pub fn pieces(series: ObjectSeries) -> impl futures_util::Stream<Item = Bytes> {
+    futures_util::stream::unfold(Some(series), |series| async move {
+        let mut series = series?;
+        match series.next_piece().await {
+            Ok(piece) => Some((piece?, Some(series))),
+            Err(e) => {
+                tracing::warn!("/metrics: the object series end short: {}", e.message);
+                Some((cut_short(&e.message), None))
+            }
+        }
+    })
+}
+
 fn pod_view(json: &[u8]) -> serde_json::Result<(rk8s_api::stored::StoredMeta, PodStatus)> {
     let p = StoredView::<IgnoredAny, PodStatus>::read(json)?;
     Ok((p.metadata, p.status.unwrap_or_default()))

@@ -155,3 +155,37 @@ async fn a_scrape_reads_each_family_a_page_at_a_time_at_one_revision() {
     assert!(text.contains(r#"kube_node_spec_unschedulable{node="n2"} 1"#));
     assert!(!text.contains("p-099"));
 }
+
+/// A page that cannot be read (its revision compacted away mid-scrape) ends the
+/// scrape with a line no parser takes, not a text that looks whole.
+#[tokio::test]
+async fn a_scrape_that_cannot_be_finished_does_not_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::testing::leading_store(dir.path()).await;
+    let registry = Registry::new(store.clone());
+    for i in 0..9 {
+        registry.create(&pod(i)).await.unwrap();
+    }
+    let mut pieces = Box::pin(super::pieces(ObjectSeries::new(registry.clone(), 4)));
+    use futures_util::StreamExt;
+    let phases = pieces.next().await.unwrap();
+    assert!(phases.starts_with(b"# HELP kube_pod_status_phase"));
+    // Written and compacted past the scrape's revision: its next family cannot be read.
+    let last = registry.create(&pod(99)).await.unwrap();
+    let revision: i64 = last
+        .metadata()
+        .resource_version
+        .clone()
+        .unwrap()
+        .parse()
+        .unwrap();
+    store.compact(revision).await.unwrap();
+    let end = pieces.next().await.unwrap();
+    let end = String::from_utf8(end.to_vec()).unwrap();
+    assert!(
+        end.starts_with("# rk8s: the object series end here: "),
+        "{end}"
+    );
+    assert!(end.ends_with("\nrk8s_object_series_cut_short\n"), "{end}");
+    assert!(pieces.next().await.is_none());
+}

@@ -169,8 +169,9 @@ pub fn pod_from_template(
 /// after the first batch in which a create failed. An owner whose pods are all
 /// refused (a quota, an admission webhook, a bad template) makes one attempt per
 /// pass, not `n`; the pods skipped are left to the next pass. A `SuccessfulCreate`
-/// or `FailedCreate` event each about `about`; returns the message of a failure, if
-/// any.
+/// or `FailedCreate` event each about `about`; returns the error of a failure, if
+/// any (the server's message, as kube-controller-manager's `ReplicaFailure`
+/// condition words it).
 pub async fn create_pods(
     client: &kube::Client,
     pod: &Pod,
@@ -209,10 +210,11 @@ pub async fn create_pods(
                     .await;
                 }
                 Err(e) => {
-                    let message = format!("Error creating: {}", error_message(&e));
+                    let error = error_message(&e);
+                    let message = format!("Error creating: {error}");
                     rk8s_events::record(client, about.clone(), "Warning", "FailedCreate", &message)
                         .await;
-                    failure = Some(message);
+                    failure = Some(error);
                 }
             }
         }

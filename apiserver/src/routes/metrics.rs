@@ -33,17 +33,8 @@ impl ApiServer {
         let (format, own) = crate::metrics::exposition();
         let own = futures_util::stream::once(async { Bytes::from(own) });
         let series = ObjectSeries::new(self.handlers.registry.clone(), SCRAPE_PAGE);
-        let objects = futures_util::stream::unfold(series, |mut series| async move {
-            match series.next_piece().await {
-                Ok(piece) => Some((piece?, series)),
-                Err(e) => {
-                    tracing::warn!("/metrics ends short: {}", e.message);
-                    None
-                }
-            }
-        });
         let frames = own
-            .chain(objects)
+            .chain(crate::state_metrics::pieces(series))
             .map(|piece| Ok::<_, std::convert::Infallible>(Frame::data(piece)));
         Response::builder()
             .status(StatusCode::OK)
