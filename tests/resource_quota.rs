@@ -282,9 +282,7 @@ fn refused_pod_creates(server: &Server) -> f64 {
     let text = server.kubectl_ok(&["get", "--raw", "/metrics"]);
     let series =
         r#"apiserver_request_total{code="403",resource="pods",subresource="",verb="create"}"#;
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    support::apiserver::metric_sample(&text, series)
 }
 
 /// A ReplicaSet of 20 in a namespace whose quota holds 3 pods creates as

@@ -18,7 +18,7 @@ use hyper::body::Frame;
 use rk8s_api::ObjectKind;
 use rk8s_api::protobuf;
 use rk8s_api::stored::with_resource_version;
-use rk8s_http::body::Body;
+use rk8s_http::body::{Body, PIECE};
 use rk8s_raftstore::proto::KeyValue;
 use serde_json::Value;
 
@@ -112,11 +112,6 @@ impl StoredList {
 /// client-go's page).
 pub const STREAM_PAGE: i64 = 500;
 
-/// The most bytes of a streamed list handed to the connection at once. The
-/// connection queues a few frames before it waits for the socket (hyper: 16), so
-/// small frames keep it from reading pages ahead of what the client takes.
-const FRAME: usize = 64 * 1024;
-
 /// A JSON list without a `limit` that does not fit one page, sent as it is read, as
 /// kube-apiserver (1.33, `StreamingCollectionEncodingToJSON`) encodes large lists:
 /// the first page with the list's head, then each further page read at the first
@@ -185,7 +180,7 @@ struct Streaming<T> {
     api_version: &'static str,
     list_kind: String,
     cursor: Option<Cursor>,
-    /// What is left of the last page's JSON, handed on [`FRAME`] bytes at a time.
+    /// What is left of the last page's JSON, handed on [`PIECE`] bytes at a time.
     unsent: Bytes,
     _hold: T,
 }
@@ -204,7 +199,7 @@ impl<T> Streaming<T> {
                 }
             }
         }
-        Some(self.unsent.split_to(self.unsent.len().min(FRAME)))
+        Some(self.unsent.split_to(self.unsent.len().min(PIECE)))
     }
 
     /// The JSON of the next page's items (with the list's end after the last page);

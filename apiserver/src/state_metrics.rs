@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use bytes::Bytes;
+use rk8s_http::body::PIECE;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -38,9 +39,6 @@ fn statuses(status: &str) -> [(&'static str, i64); 3] {
         ("unknown", is("Unknown")),
     ]
 }
-
-/// The text is sent in pieces of about this many bytes.
-pub const PIECE: usize = 64 << 10;
 
 /// How many objects a scrape reads from the store at a time.
 pub const SCRAPE_PAGE: i64 = 1000;

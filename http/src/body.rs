@@ -17,6 +17,12 @@ use crate::status::ApiError;
 /// A response body: a whole JSON document or a watch stream.
 pub type Body = BoxBody<Bytes, Infallible>;
 
+/// The most bytes a streamed body (a watch's events, a list sent a page at a time,
+/// a scrape) hands its connection at once: a write per piece rather than per event
+/// or line, and small enough that the few frames a connection queues (hyper: 16)
+/// do not let it read far ahead of what the client takes.
+pub const PIECE: usize = 64 * 1024;
+
 /// A body fed from a channel (watch streams, streamed logs).
 struct ChannelBody(mpsc::Receiver<Bytes>);
 

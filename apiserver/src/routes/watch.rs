@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
-use rk8s_http::body::{Body, channel_body};
+use rk8s_http::body::{Body, PIECE, channel_body};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -246,7 +246,7 @@ impl ApiServer {
         };
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(kind.plural);
-            // Lines are sent in pieces of up to PIECE_BYTES: a batch of changes is
+            // Lines are sent in pieces of up to PIECE: a batch of changes is
             // one write to the connection, not one per change.
             let mut batch = Batch::default();
             let sent = initial
@@ -318,21 +318,18 @@ impl ApiServer {
     }
 }
 
-/// Most bytes of watch events sent to the connection as one piece.
-const PIECE_BYTES: usize = 64 * 1024;
-
 /// A watch's events not sent yet: one batch's lines gathered into pieces of up to
-/// [`PIECE_BYTES`], so that a busy watch costs a write per batch rather than per
+/// [`PIECE`], so that a busy watch costs a write per batch rather than per
 /// event (and the server's tasks a wake-up per batch).
 #[derive(Default)]
 pub(crate) struct Batch(Vec<u8>);
 
 impl Batch {
-    /// Adds `line`, sending what is gathered once it reaches [`PIECE_BYTES`]; false if
+    /// Adds `line`, sending what is gathered once it reaches [`PIECE`]; false if
     /// the client is gone.
     pub(crate) async fn add(&mut self, line: &[u8], tx: &mpsc::Sender<Bytes>) -> bool {
         self.0.extend_from_slice(line);
-        self.0.len() < PIECE_BYTES || self.flush(tx).await
+        self.0.len() < PIECE || self.flush(tx).await
     }
 
     /// Sends what is gathered; false if the client is gone.
