@@ -267,7 +267,24 @@ impl Expectations {
         (self.adds == 0 && self.deletes.is_empty()) || self.at.elapsed() > EXPECTATIONS_TIMEOUT
     }
 
-    /// Forgets everything expected (a restart, or creations that failed).
+    /// A plan that asked for `create` creations and the deletions `delete` was
+    /// carried out, and made `created` of them and the deletions `deleted`: the rest
+    /// (failed, or never tried) will never be seen.
+    pub fn carried_out(
+        &mut self,
+        create: usize,
+        delete: &[String],
+        created: usize,
+        deleted: &[String],
+    ) {
+        self.created(create.saturating_sub(created));
+        let deleted: HashSet<&String> = deleted.iter().collect();
+        for name in delete.iter().filter(|n| !deleted.contains(n)) {
+            self.deleted(name);
+        }
+    }
+
+    /// Forgets everything expected (another object of the same name).
     pub fn clear(&mut self) {
         self.adds = 0;
         self.deletes.clear();
@@ -305,6 +322,26 @@ mod tests {
         assert!(e.satisfied());
         e.expect(1, []);
         e.clear();
+        assert!(e.satisfied());
+    }
+
+    #[test]
+    fn what_a_plan_did_not_do_is_not_waited_for() {
+        let mut e = Expectations::default();
+        let gone = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        // Eight creations and two deletions asked; three pods seen while it ran.
+        e.expect(8, gone(&["p1", "p2"]));
+        e.created(3);
+        // Five made (one refused, two never tried), p1 deleted, p2 already gone.
+        e.carried_out(8, &gone(&["p1", "p2"]), 5, &gone(&["p1"]));
+        assert!(!e.satisfied());
+        e.created(1);
+        assert!(
+            !e.satisfied(),
+            "two made are not seen yet, nor p1's deletion"
+        );
+        e.created(1);
+        e.deleted("p1");
         assert!(e.satisfied());
     }
 }

@@ -19,7 +19,7 @@ use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 
 use crate::common::{object_name, replace_status};
 use crate::cronjob::{Decision, reconcile};
-use crate::owner::{Decided, Owner, View};
+use crate::owner::{Decided, Done, Owner, View};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
 
@@ -79,7 +79,7 @@ impl Owner for CronJob {
         cj: Arc<CronJob>,
         _jobs: HashMap<String, Arc<Job>>,
         plan: Plan,
-    ) -> BoxFuture<'static, Option<String>> {
+    ) -> BoxFuture<'static, Done> {
         Box::pin(async move { carry_out(&client, &cj, plan).await })
     }
 }
@@ -88,8 +88,8 @@ fn cj_ref(cj: &CronJob) -> rk8s_events::Involved {
     rk8s_events::Involved::of("batch/v1", "CronJob", &cj.metadata)
 }
 
-/// Carries out a decision; returns the message of a failed creation, if any.
-async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<String> {
+/// Carries out a decision; returns what it did.
+async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Done {
     let ns = cj.metadata.namespace.as_deref().unwrap_or("default");
     let key = object_name(&cj.metadata);
     let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
@@ -104,6 +104,7 @@ async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<St
         propagation_policy: Some(PropagationPolicy::Background),
         ..Default::default()
     };
+    let mut done = Done::default();
     for name in &decision.delete {
         let deleted = jobs.delete(name, &params).await;
         rk8s_supervision::wrote();
@@ -112,13 +113,13 @@ async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<St
                 let message = format!("Deleted job {name}");
                 rk8s_events::record(client, cj_ref(cj), "Normal", "SuccessfulDelete", &message)
                     .await;
+                done.deleted.push(name.clone());
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => tracing::warn!(cronjob = %key, job = %name, "deleting: {e}"),
         }
     }
     let mut status = decision.status;
-    let mut failure = None;
     if let Some(job) = &decision.create {
         let name = job.metadata.name.clone().unwrap_or_default();
         let created = jobs.create(&PostParams::default(), job).await;
@@ -135,6 +136,7 @@ async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<St
                 let message = format!("Created job {name}");
                 rk8s_events::record(client, cj_ref(cj), "Normal", "SuccessfulCreate", &message)
                     .await;
+                done.created += 1;
             }
             // Made already: the next decision sees it.
             Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -154,7 +156,7 @@ async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<St
                     status.active = None;
                 }
                 status_changed = cj.status.as_ref() != Some(&status);
-                failure = Some(message);
+                done.failure = Some(message);
             }
         }
     }
@@ -165,5 +167,5 @@ async fn carry_out(client: &kube::Client, cj: &CronJob, plan: Plan) -> Option<St
             tracing::debug!(cronjob = %key, "writing status: {e}");
         }
     }
-    failure
+    done
 }

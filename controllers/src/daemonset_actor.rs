@@ -13,7 +13,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -21,7 +20,10 @@ use k8s_openapi::api::core::v1::Pod;
 use crate::common::{controller_ref, object_name, replace_status};
 use crate::daemonset::{Decision, HASH_LABEL, pod_for_node, reconcile, template_hash};
 use crate::history::{self, History, Owned};
-use crate::owner::{Decided, Owner, View, claim, create_pods, delete_pods, pod_from_template};
+use crate::owner::{
+    Decided, Done, Owner, View, claim, create_pod, delete_pods, pod_from_template,
+    slow_start_batches,
+};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
 
@@ -81,7 +83,7 @@ impl Owner for DaemonSet {
         ds: Arc<DaemonSet>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
-    ) -> BoxFuture<'static, Option<String>> {
+    ) -> BoxFuture<'static, Done> {
         Box::pin(async move { carry_out(&client, &ds, &pods, plan).await })
     }
 }
@@ -119,13 +121,13 @@ async fn sync_history(
     .await
 }
 
-/// Carries out a decision; returns the message of a failed creation, if any.
+/// Carries out a decision; returns what it did.
 async fn carry_out(
     client: &kube::Client,
     ds: &DaemonSet,
     pods: &HashMap<String, Arc<Pod>>,
     plan: Plan,
-) -> Option<String> {
+) -> Done {
     let ns = ds.metadata.namespace.as_deref().unwrap_or("default");
     let key = object_name(&ds.metadata);
     let Plan {
@@ -148,7 +150,7 @@ async fn carry_out(
                     tracing::debug!(ds = %key, "writing the collision count: {e}");
                 }
                 // Nothing was made: what the decision expected will not be seen.
-                return Some(format!(
+                return Done::failed(format!(
                     "the revision name of the template is taken: collision count {count}"
                 ));
             }
@@ -162,7 +164,8 @@ async fn carry_out(
     }
     let owner = controller_ref("apps/v1", "DaemonSet", &ds.metadata);
     claim(client, ns, pods, &decision.adopt, &decision.release, &owner).await;
-    delete_pods(client, ns, pods, &decision.delete, ds_ref(ds)).await;
+    let about = ds_ref(ds);
+    let deleted = delete_pods(client, ns, pods, &decision.delete, &about).await;
     let hash = template_hash(ds);
     let name = ds.metadata.name.as_deref().unwrap_or("ds");
     let new_pods: Vec<Pod> = decision
@@ -170,11 +173,10 @@ async fn carry_out(
         .iter()
         .map(|node| pod_from_template(pod_for_node(ds, node, &hash), ns, name, owner.clone()))
         .collect();
-    let failures: Vec<Option<String>> = futures_util::stream::iter(new_pods)
-        .map(|pod| async move { create_pods(client, &pod, 1, ds_ref(ds)).await })
-        .buffer_unordered(16)
-        .collect()
-        .await;
+    // In slow-start batches, as kube-controller-manager's DaemonSet controller:
+    // a template every node refuses costs one creation per pass, not one per node.
+    let created =
+        slow_start_batches(new_pods.len(), |i| create_pod(client, &new_pods[i], &about)).await;
     if status_changed {
         let mut ds = ds.clone();
         ds.status = Some(status);
@@ -182,5 +184,5 @@ async fn carry_out(
             tracing::debug!(ds = %key, "writing status: {e}");
         }
     }
-    failures.into_iter().flatten().next()
+    created.with_deleted(deleted)
 }

@@ -19,7 +19,10 @@ use kube::api::{Patch, PatchParams};
 
 use crate::common::{controller_ref, replace_status};
 use crate::job::{Decision, TRACKING_FINALIZER, reconcile};
-use crate::owner::{Decided, Owner, View, create_pods, delete_pods, pod_from_template};
+use crate::owner::{
+    Decided, Done, Owner, View, create_pod, create_pods, delete_pods, pod_from_template,
+    slow_start_batches,
+};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
 
@@ -75,11 +78,11 @@ impl Owner for Job {
         job: Arc<Job>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
-    ) -> BoxFuture<'static, Option<String>> {
+    ) -> BoxFuture<'static, Done> {
         Box::pin(async move {
             if plan.expired {
                 expire(&client, &job).await;
-                return None;
+                return Done::default();
             }
             carry_out(&client, &job, &pods, plan.decision, plan.status_changed).await
         })
@@ -161,14 +164,14 @@ fn job_ref(job: &Job) -> rk8s_events::Involved {
     rk8s_events::Involved::of("batch/v1", "Job", &job.metadata)
 }
 
-/// Carries out a decision; returns the message of a failed creation, if any.
+/// Carries out a decision; returns what it did.
 async fn carry_out(
     client: &kube::Client,
     job: &Job,
     pods: &HashMap<String, Arc<Pod>>,
     decision: Decision,
     status_changed: bool,
-) -> Option<String> {
+) -> Done {
     let ns = job.metadata.namespace.as_deref().unwrap_or("default");
     // Finished pods are recorded as uncounted before their finalizers go.
     if status_changed {
@@ -176,7 +179,8 @@ async fn carry_out(
         job.status = Some(decision.status.clone());
         if let Err(e) = replace_status(client, &job).await {
             tracing::debug!(job = %format!("{ns}/{}", job.metadata.name.as_deref().unwrap_or_default()), "writing status: {e}");
-            return None;
+            // Nothing else done: the next decision (the Job as it is now) does it.
+            return Done::default();
         }
     }
     for name in &decision.untrack {
@@ -184,12 +188,13 @@ async fn carry_out(
             untrack(client, pod).await;
         }
     }
+    let about = job_ref(job);
     for (type_, reason, message) in &decision.events {
-        rk8s_events::record(client, job_ref(job), type_, reason, message).await;
+        rk8s_events::record(client, about.clone(), type_, reason, message).await;
     }
-    delete_pods(client, ns, pods, &decision.delete, job_ref(job)).await;
+    let deleted = delete_pods(client, ns, pods, &decision.delete, &about).await;
     if decision.create == 0 {
-        return None;
+        return Done::default().with_deleted(deleted);
     }
     let template = job
         .spec
@@ -198,20 +203,29 @@ async fn carry_out(
         .unwrap_or_default();
     let name = job.metadata.name.as_deref().unwrap_or("job");
     let owner = controller_ref("batch/v1", "Job", &job.metadata);
-    if !decision.indexes.is_empty() {
+    let tracked = |mut pod: Pod| {
+        pod.metadata.finalizers = Some(vec![TRACKING_FINALIZER.to_string()]);
+        pod
+    };
+    let done = if decision.indexes.is_empty() {
+        let pod = tracked(pod_from_template(template, ns, name, owner));
+        create_pods(client, &pod, decision.create, &about).await
+    } else {
         // An Indexed Job's pods, one per index, named `JOB-INDEX-xxxxx`.
-        let mut failure = None;
-        for &index in &decision.indexes {
-            let t = crate::job_index::template_for(template.clone(), name, index);
-            let mut pod = pod_from_template(t, ns, &format!("{name}-{index}"), owner.clone());
-            pod.metadata.finalizers = Some(vec![TRACKING_FINALIZER.to_string()]);
-            if let Some(e) = create_pods(client, &pod, 1, job_ref(job)).await {
-                failure.get_or_insert(e);
-            }
-        }
-        return failure;
-    }
-    let mut pod = pod_from_template(template, ns, name, owner);
-    pod.metadata.finalizers = Some(vec![TRACKING_FINALIZER.to_string()]);
-    create_pods(client, &pod, decision.create, job_ref(job)).await
+        let pods: Vec<Pod> = decision
+            .indexes
+            .iter()
+            .map(|&index| {
+                let t = crate::job_index::template_for(template.clone(), name, index);
+                tracked(pod_from_template(
+                    t,
+                    ns,
+                    &format!("{name}-{index}"),
+                    owner.clone(),
+                ))
+            })
+            .collect();
+        slow_start_batches(pods.len(), |i| create_pod(client, &pods[i], &about)).await
+    };
+    done.with_deleted(deleted)
 }

@@ -54,14 +54,13 @@ pub trait Owner:
     /// `view` shows.
     fn decide(&self, view: &View<'_, Self::Owned>) -> Decided<Self::Plan>;
 
-    /// Carries `plan` out through the API; returns the message of a failed
-    /// creation, if any.
+    /// Carries `plan` out through the API; returns what it did.
     fn carry_out(
         client: kube::Client,
         owner: Arc<Self>,
         owned: HashMap<String, Arc<Self::Owned>>,
         plan: Self::Plan,
-    ) -> BoxFuture<'static, Option<String>>;
+    ) -> BoxFuture<'static, Done>;
 
     /// Whether an object that no owner of this kind controls still carries
     /// something of the kind's (a tracking finalizer) that must be taken off.
@@ -164,65 +163,115 @@ pub fn pod_from_template(
     }
 }
 
-/// Creates `n` copies of `pod` as kube-controller-manager's controllers do
-/// (`slowStartBatch`): in batches of 1, 2, 4, … (each sent 16 at a time), stopping
-/// after the first batch in which a create failed. An owner whose pods are all
-/// refused (a quota, an admission webhook, a bad template) makes one attempt per
-/// pass, not `n`; the pods skipped are left to the next pass. A `SuccessfulCreate`
-/// or `FailedCreate` event each about `about`; returns the error of a failure, if
-/// any (the server's message, as kube-controller-manager's `ReplicaFailure`
-/// condition words it).
-pub async fn create_pods(
-    client: &kube::Client,
-    pod: &Pod,
-    n: usize,
-    about: rk8s_events::Involved,
-) -> Option<String> {
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut failure = None;
+/// What carrying a plan out did. Its actor then waits to see those creations and
+/// deletions and no others of the plan: one that failed, or was never tried, will
+/// never be seen (kube-controller-manager lowers its expectations for each, as
+/// `CreationObserved` and `DeletionObserved` on an error).
+#[derive(Debug, Default)]
+pub struct Done {
+    /// Objects created.
+    pub created: usize,
+    /// Objects deleted, by name.
+    pub deleted: Vec<String>,
+    /// The message of a failed creation, if any.
+    pub failure: Option<String>,
+}
+
+impl Done {
+    /// Nothing done, for the reason `failure`.
+    pub fn failed(failure: String) -> Done {
+        Done {
+            failure: Some(failure),
+            ..Done::default()
+        }
+    }
+
+    /// Deleted `deleted` as well (a failure is this one's, if it has one).
+    pub fn with_deleted(mut self, deleted: Vec<String>) -> Done {
+        self.deleted.extend(deleted);
+        self
+    }
+}
+
+/// Makes `n` objects, the `i`th with `create(i)`, as kube-controller-manager's
+/// controllers do (`slowStartBatch`): in batches of 1, 2, 4, … (each sent 16 at a
+/// time), stopping after the first batch in which a creation failed. An owner whose
+/// creations are all refused (a quota, an admission webhook, a bad template) makes
+/// one attempt per pass, not `n`; the objects skipped are left to the next pass.
+/// `create` returns the failure's message.
+pub async fn slow_start_batches<F, Fut>(n: usize, create: F) -> Done
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut done = Done::default();
+    let mut next = 0;
     for batch in slow_start(n) {
-        let results = futures_util::stream::iter(0..batch)
-            .map(|_| {
-                let api = api.clone();
-                async move {
-                    let created = api.create(&kube::api::PostParams::default(), pod).await;
-                    rk8s_supervision::wrote();
-                    // Only the name is kept: a thousand owners creating at once would
-                    // otherwise hold every created pod until their last one is made.
-                    created.map(|p| p.metadata.name.unwrap_or_default())
-                }
-            })
+        let results = futures_util::stream::iter((next..next + batch).map(&create))
             .buffer_unordered(16)
             .collect::<Vec<_>>()
             .await;
         for r in results {
             match r {
-                Ok(name) => {
-                    let message = format!("Created pod: {name}");
-                    rk8s_events::record(
-                        client,
-                        about.clone(),
-                        "Normal",
-                        "SuccessfulCreate",
-                        &message,
-                    )
-                    .await;
-                }
-                Err(e) => {
-                    let error = error_message(&e);
-                    let message = format!("Error creating: {error}");
-                    rk8s_events::record(client, about.clone(), "Warning", "FailedCreate", &message)
-                        .await;
-                    failure = Some(error);
-                }
+                Ok(()) => done.created += 1,
+                Err(e) => done.failure = Some(e),
             }
         }
-        if failure.is_some() {
+        if done.failure.is_some() {
             break;
         }
+        next += batch;
     }
-    failure
+    done
+}
+
+/// Creates `n` copies of `pod` in slow-start batches ([`slow_start_batches`]), with
+/// a `SuccessfulCreate` or `FailedCreate` event each about `about`. A failure's
+/// message is the server's, as kube-controller-manager's `ReplicaFailure` condition
+/// words it.
+pub async fn create_pods(
+    client: &kube::Client,
+    pod: &Pod,
+    n: usize,
+    about: &rk8s_events::Involved,
+) -> Done {
+    slow_start_batches(n, |_| create_pod(client, pod, about)).await
+}
+
+/// Creates `pod` (`generateName`d), with a `SuccessfulCreate` or `FailedCreate`
+/// event about `about`; returns the server's message of a failure.
+pub async fn create_pod(
+    client: &kube::Client,
+    pod: &Pod,
+    about: &rk8s_events::Involved,
+) -> Result<(), String> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let created = api.create(&kube::api::PostParams::default(), pod).await;
+    rk8s_supervision::wrote();
+    match created {
+        Ok(made) => {
+            // Only the name is kept: a thousand owners creating at once would
+            // otherwise hold every created pod until their last one is made.
+            let name = made.metadata.name.unwrap_or_default();
+            let message = format!("Created pod: {name}");
+            rk8s_events::record(
+                client,
+                about.clone(),
+                "Normal",
+                "SuccessfulCreate",
+                &message,
+            )
+            .await;
+            Ok(())
+        }
+        Err(e) => {
+            let error = error_message(&e);
+            let message = format!("Error creating: {error}");
+            rk8s_events::record(client, about.clone(), "Warning", "FailedCreate", &message).await;
+            Err(error)
+        }
+    }
 }
 
 /// The batches `n` creations are made in (kube-controller-manager's
@@ -240,15 +289,17 @@ pub fn slow_start(n: usize) -> impl Iterator<Item = usize> {
 }
 
 /// Deletes the pods `names` of `pods` (with a uid precondition, so a pod of the same
-/// name made since is kept), with a `SuccessfulDelete` event each about `about`.
+/// name made since is kept), with a `SuccessfulDelete` event each about `about`;
+/// returns the names deleted (one already gone, or replaced, was not).
 pub async fn delete_pods(
     client: &kube::Client,
     ns: &str,
     pods: &HashMap<String, Arc<Pod>>,
     names: &[String],
-    about: rk8s_events::Involved,
-) {
+    about: &rk8s_events::Involved,
+) -> Vec<String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut done = Vec::with_capacity(names.len());
     for name in names {
         let uid = pods.get(name).and_then(|p| p.metadata.uid.clone());
         let params = kube::api::DeleteParams {
@@ -271,11 +322,13 @@ pub async fn delete_pods(
                     &message,
                 )
                 .await;
+                done.push(name.clone());
             }
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
             Err(e) => tracing::warn!(pod = %name, "deleting: {e}"),
         }
     }
+    done
 }
 
 /// Adopts the orphans `adopt` of `pods` and releases the pods `release` (patches of
@@ -315,7 +368,47 @@ pub async fn claim(
 
 #[cfg(test)]
 mod tests {
-    use super::slow_start;
+    use std::sync::Mutex;
+
+    use super::{slow_start, slow_start_batches};
+
+    /// Makes `n` objects with slow start where the objects `refused` fail; returns
+    /// what it reported and the objects tried.
+    async fn made(n: usize, refused: &[usize]) -> (super::Done, Vec<usize>) {
+        let tried = Mutex::new(Vec::new());
+        let done = slow_start_batches(n, |i| {
+            tried.lock().unwrap().push(i);
+            let refused = refused.contains(&i);
+            async move {
+                if refused {
+                    Err(format!("object {i} refused"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        let mut tried = tried.into_inner().unwrap();
+        tried.sort_unstable();
+        (done, tried)
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_ends_the_creations_and_what_was_made_is_counted() {
+        // Every object made, each once.
+        let (done, tried) = made(10, &[]).await;
+        assert_eq!((done.created, done.failure), (10, None));
+        assert_eq!(tried, (0..10).collect::<Vec<_>>());
+        // Object 4 is in the third batch (3..7): that batch is finished, no later one.
+        let (done, tried) = made(10, &[4]).await;
+        assert_eq!(tried, (0..7).collect::<Vec<_>>());
+        assert_eq!(done.created, 6);
+        assert_eq!(done.failure.as_deref(), Some("object 4 refused"));
+        // Everything refused: one attempt.
+        let all: Vec<usize> = (0..500).collect();
+        let (done, tried) = made(500, &all).await;
+        assert_eq!((done.created, tried.len()), (0, 1));
+    }
 
     #[test]
     fn creations_start_slow_and_double() {

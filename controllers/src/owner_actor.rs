@@ -15,7 +15,7 @@ use actix::prelude::*;
 use rk8s_supervision::Handle;
 
 use crate::common::Expectations;
-use crate::owner::{Owner, Resync, View};
+use crate::owner::{Done, Owner, Resync, View};
 
 /// Slack added to a requested requeue, so the deadline has passed when it fires.
 const REQUEUE_SLACK: Duration = Duration::from_millis(100);
@@ -74,8 +74,9 @@ impl<K: Owner> OwnerActor<K> {
         let Some(plan) = decided.plan else {
             return;
         };
-        if decided.create > 0 || !decided.delete.is_empty() {
-            self.expected.expect(decided.create, decided.delete);
+        let asked = (decided.create, decided.delete);
+        if asked.0 > 0 || !asked.1.is_empty() {
+            self.expected.expect(asked.0, asked.1.iter().cloned());
         }
         self.busy = true;
         let (client, owner, pods) = (
@@ -85,22 +86,25 @@ impl<K: Owner> OwnerActor<K> {
         );
         let work = self.me.reconcile(async move {
             let started = std::time::Instant::now();
-            let failure = K::carry_out(client, owner, pods, plan).await;
-            crate::metrics::reconciled(K::KIND, started.elapsed(), failure.is_some());
-            failure
+            let done = K::carry_out(client, owner, pods, plan).await;
+            crate::metrics::reconciled(K::KIND, started.elapsed(), done.failure.is_some());
+            done
         });
         ctx.spawn(
             work.into_actor(self)
-                .map(|failure, act, ctx| act.done(failure, ctx)),
+                .map(move |done, act, ctx| act.done(asked, done, ctx)),
         );
     }
 
-    fn done(&mut self, failure: Option<String>, ctx: &mut Context<Self>) {
+    /// The plan that asked for `asked` (creations, deletions) did `done`.
+    fn done(&mut self, asked: (usize, Vec<String>), done: Done, ctx: &mut Context<Self>) {
         self.busy = false;
-        if failure.is_some() {
-            // Creations that failed will never be seen.
-            self.expected.clear();
-        }
+        // What was not done will never be seen; what was is waited for still (a
+        // decision on a view without it would make or delete pods again).
+        let (create, delete) = asked;
+        self.expected
+            .carried_out(create, &delete, done.created, &done.deleted);
+        let failure = done.failure;
         // A failure begun or ended shows in the status: decide again. Another failure
         // after one (each names the pod it could not make) waits for the next change
         // or the periodic resync, as kube-controller-manager requeues a failed sync

@@ -16,7 +16,9 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::common::{controller_ref, object_name, replace_status};
-use crate::owner::{Decided, Owner, View, claim, create_pods, delete_pods, pod_from_template};
+use crate::owner::{
+    Decided, Done, Owner, View, claim, create_pods, delete_pods, pod_from_template,
+};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
 use crate::replicaset::{Decision, reconcile, with_failure};
@@ -68,22 +70,22 @@ impl Owner for ReplicaSet {
         rs: Arc<ReplicaSet>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
-    ) -> BoxFuture<'static, Option<String>> {
+    ) -> BoxFuture<'static, Done> {
         Box::pin(async move { carry_out(&client, &rs, &pods, &plan.decision, plan.status).await })
     }
 }
 
-/// Carries out a decision; returns the message of a failed creation, if any.
+/// Carries out a decision; returns what it did.
 async fn carry_out(
     client: &kube::Client,
     rs: &ReplicaSet,
     pods: &HashMap<String, Arc<Pod>>,
     decision: &Decision,
     status: Option<ReplicaSetStatus>,
-) -> Option<String> {
+) -> Done {
     let template = rs.spec.as_ref().and_then(|s| s.template.clone());
     let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
-    let failure = carry_out_pods(
+    let done = carry_out_pods(
         client,
         &rs.metadata,
         owner,
@@ -100,13 +102,13 @@ async fn carry_out(
             tracing::debug!(rs = %object_name(&rs.metadata), "writing status: {e}");
         }
     }
-    failure
+    done
 }
 
 /// Carries out the pods' part of a replicas decision for the owner `meta` (a
 /// ReplicaSet, or a ReplicationController): adoption and release, pods made from
 /// `template` controlled by `owner`, deletions, each with its event about `about`.
-/// Returns the message of a failed creation, if any.
+/// Returns what it did.
 pub(crate) async fn carry_out_pods(
     client: &kube::Client,
     meta: &ObjectMeta,
@@ -115,17 +117,16 @@ pub(crate) async fn carry_out_pods(
     template: Option<PodTemplateSpec>,
     pods: &HashMap<String, Arc<Pod>>,
     decision: &Decision,
-) -> Option<String> {
+) -> Done {
     let ns = meta.namespace.as_deref().unwrap_or("default");
     claim(client, ns, pods, &decision.adopt, &decision.release, &owner).await;
-    let mut failure = None;
+    let mut done = Done::default();
     if decision.create > 0 {
         let name = meta.name.as_deref().unwrap_or("rs");
         let pod = pod_from_template(template.unwrap_or_default(), ns, name, owner.clone());
-        failure = create_pods(client, &pod, decision.create, about.clone()).await;
+        done = create_pods(client, &pod, decision.create, &about).await;
     }
-    delete_pods(client, ns, pods, &decision.delete, about).await;
-    failure
+    done.with_deleted(delete_pods(client, ns, pods, &decision.delete, &about).await)
 }
 
 fn rs_ref(rs: &ReplicaSet) -> rk8s_events::Involved {

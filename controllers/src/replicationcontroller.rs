@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Pod, ReplicationController, ReplicationControll
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::common::{controller_ref, object_name, replace_status};
-use crate::owner::{Decided, Owner, View};
+use crate::owner::{Decided, Done, Owner, View};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
 use crate::replicaset_actor::{Plan, carry_out_pods};
@@ -70,12 +70,12 @@ impl Owner for ReplicationController {
         rc: Arc<ReplicationController>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
-    ) -> BoxFuture<'static, Option<String>> {
+    ) -> BoxFuture<'static, Done> {
         Box::pin(async move {
             let owner = controller_ref("v1", "ReplicationController", &rc.metadata);
             let about = rk8s_events::Involved::of("v1", "ReplicationController", &rc.metadata);
             let template = rc.spec.as_ref().and_then(|s| s.template.clone());
-            let failure = carry_out_pods(
+            let done = carry_out_pods(
                 &client,
                 &rc.metadata,
                 owner,
@@ -96,7 +96,7 @@ impl Owner for ReplicationController {
                     tracing::debug!(rc = %object_name(&rc.metadata), "writing status: {e}");
                 }
             }
-            failure
+            done
         })
     }
 }

@@ -23,7 +23,7 @@ use kube::api::{DeleteParams, PostParams, Preconditions};
 
 use crate::common::{controller_ref, object_name, replace_status};
 use crate::history::{self, History, Owned};
-use crate::owner::{Decided, Owner, View, claim};
+use crate::owner::{Decided, Done, Owner, View, claim};
 use crate::owner_actor::OwnerActor;
 use crate::owner_supervisor::OwnerSupervisor;
 use crate::statefulset::{
@@ -85,7 +85,7 @@ impl Owner for StatefulSet {
         set: Arc<StatefulSet>,
         pods: HashMap<String, Arc<Pod>>,
         plan: Plan,
-    ) -> BoxFuture<'static, Option<String>> {
+    ) -> BoxFuture<'static, Done> {
         Box::pin(async move { carry_out(&client, &set, &pods, plan).await })
     }
 }
@@ -188,17 +188,12 @@ async fn make_pod(
     set: &StatefulSet,
     new: &NewPod,
     owner: &OwnerReference,
-) -> Option<String> {
+) -> Result<(), String> {
     let ns = set.metadata.namespace.as_deref().unwrap_or("default");
     let set_name = set.metadata.name.as_deref().unwrap_or_default();
     let name = pod_name(set, new.ordinal);
-    if let Err(e) = make_claims(client, set, &name).await {
-        return Some(e);
-    }
-    let template = match template_of(client, set, &new.revision).await {
-        Ok(t) => t,
-        Err(e) => return Some(e),
-    };
+    make_claims(client, set, &name).await?;
+    let template = template_of(client, set, &new.revision).await?;
     let pod = pod_for(set, template, new.ordinal, &new.revision, owner.clone());
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let created = api.create(&PostParams::default(), &pod).await;
@@ -207,17 +202,17 @@ async fn make_pod(
         Ok(_) => {
             let m = format!("create Pod {name} in StatefulSet {set_name} successful");
             event(client, set, "Normal", "SuccessfulCreate", &m).await;
-            None
+            Ok(())
         }
         // Still there (being deleted, behind the view): made again once it is gone.
-        Err(kube::Error::Api(s)) if s.code == 409 => Some(format!("pod {name} exists still")),
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(format!("pod {name} exists still")),
         Err(e) => {
             let m = format!(
                 "create Pod {name} in StatefulSet {set_name} failed error: {}",
                 crate::common::error_message(&e)
             );
             event(client, set, "Warning", "FailedCreate", &m).await;
-            Some(m)
+            Err(m)
         }
     }
 }
@@ -247,16 +242,17 @@ async fn give_claims(client: &kube::Client, set: &StatefulSet, pod: &Pod) {
     }
 }
 
-/// Deletes the pods `names` (each with a uid precondition).
+/// Deletes the pods `names` (each with a uid precondition); returns those deleted.
 async fn delete(
     client: &kube::Client,
     set: &StatefulSet,
     pods: &HashMap<String, Arc<Pod>>,
     names: &[String],
-) {
+) -> Vec<String> {
     let ns = set.metadata.namespace.as_deref().unwrap_or("default");
     let set_name = set.metadata.name.as_deref().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut done = Vec::with_capacity(names.len());
     for name in names {
         let params = DeleteParams {
             preconditions: Some(Preconditions {
@@ -271,6 +267,7 @@ async fn delete(
             Ok(_) => {
                 let m = format!("delete Pod {name} in StatefulSet {set_name} successful");
                 event(client, set, "Normal", "SuccessfulDelete", &m).await;
+                done.push(name.clone());
             }
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
             Err(e) => {
@@ -282,15 +279,16 @@ async fn delete(
             }
         }
     }
+    done
 }
 
-/// Carries out a decision; returns the message of a failed creation, if any.
+/// Carries out a decision; returns what it did.
 async fn carry_out(
     client: &kube::Client,
     set: &StatefulSet,
     pods: &HashMap<String, Arc<Pod>>,
     plan: Plan,
-) -> Option<String> {
+) -> Done {
     let ns = set.metadata.namespace.as_deref().unwrap_or("default");
     let key = object_name(&set.metadata);
     let Plan {
@@ -312,7 +310,7 @@ async fn carry_out(
                     tracing::debug!(sts = %key, "writing the collision count: {e}");
                 }
                 // Nothing was made: what the decision expected will not be seen.
-                return Some(format!(
+                return Done::failed(format!(
                     "the revision name of the template is taken: collision count {count}"
                 ));
             }
@@ -327,7 +325,7 @@ async fn carry_out(
                     set.status = Some(status);
                     let _ = replace_status(client, &set).await;
                 }
-                return Some(format!("making the history: {e}"));
+                return Done::failed(format!("making the history: {e}"));
             }
         }
     }
@@ -338,11 +336,16 @@ async fn carry_out(
             give_claims(client, set, pod).await;
         }
     }
-    delete(client, set, pods, &decision.delete).await;
-    let mut failure = None;
+    let mut done = Done {
+        deleted: delete(client, set, pods, &decision.delete).await,
+        ..Done::default()
+    };
     for new in &decision.create {
-        if let Some(e) = make_pod(client, set, new, &owner).await {
-            failure.get_or_insert(e);
+        match make_pod(client, set, new, &owner).await {
+            Ok(()) => done.created += 1,
+            Err(e) => {
+                done.failure.get_or_insert(e);
+            }
         }
     }
     if status_changed {
@@ -352,5 +355,5 @@ async fn carry_out(
             tracing::debug!(sts = %key, "writing status: {e}");
         }
     }
-    failure
+    done
 }
