@@ -659,9 +659,62 @@ fn kubectl_apply_prune_wait_diff_and_events_work() {
         text.contains("-  mode: slow") && text.contains("+  mode: fast"),
         "{text}"
     );
-    // prune: the object the file no longer has goes.
+    // Dry runs on the server's side write nothing: a delete (kubectl sends `dryRun`
+    // in the DeleteOptions of its body), the query's form, a namespace's delete and a
+    // prune. They once deleted for real.
+    check(
+        &server,
+        &["delete", "configmap", "extra", "--dry-run=server"],
+        None,
+        &["configmap \"extra\" deleted (server dry run)"],
+    );
+    let raw = "/api/v1/namespaces/default/configmaps/extra?dryRun=All";
+    check(
+        &server,
+        &["delete", "--raw", raw],
+        None,
+        &["\"name\":\"extra\""],
+    );
+    check(
+        &server,
+        &["create", "namespace", "kept"],
+        None,
+        &["created"],
+    );
+    check(
+        &server,
+        &["delete", "namespace", "kept", "--dry-run=server"],
+        None,
+        &["namespace \"kept\" deleted (server dry run)"],
+    );
+    check(&server, &["get", "configmap", "extra"], None, &["extra"]);
+    check(&server, &["get", "namespace", "kept"], None, &["kept"]);
+    let bad = "/api/v1/namespaces/default/configmaps/extra?dryRun=Some";
+    let out = support::cli::output(
+        server.kubectl_command().args(["delete", "--raw", bad]),
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("BadRequest"), "{err}");
+    check(&server, &["get", "configmap", "extra"], None, &["extra"]);
+    // prune: the object the file no longer has goes (after a dry run of it).
     let only_settings = APP.split("---").next().unwrap().to_string();
     std::fs::write(&file, only_settings).unwrap();
+    check(
+        &server,
+        &[
+            "apply",
+            "--prune",
+            "-l",
+            "app=shop",
+            "-f",
+            &f,
+            "--dry-run=server",
+        ],
+        None,
+        &["configmap/extra pruned (server dry run)"],
+    );
+    check(&server, &["get", "configmap", "extra"], None, &["extra"]);
     check(
         &server,
         &["apply", "--prune", "-l", "app=shop", "-f", &f],
@@ -720,6 +773,30 @@ fn kubectl_apply_prune_wait_diff_and_events_work() {
         ["event/early", "event/late"],
         "{text}"
     );
+    // `kubectl events --watch` watches in protobuf, decoding frames as client-go does:
+    // it keeps watching and shows an event made after it started (it stopped at once
+    // when each frame had the envelope of a body).
+    let mut watching = server
+        .kubectl_command()
+        .args(["events", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let event = "apiVersion: v1\nkind: Event\nmetadata: {name: later}\ninvolvedObject: {kind: Pod, name: later, namespace: default}\nreason: Pulled\nmessage: made while watched\ntype: Normal\n";
+    check(&server, &["apply", "-f", "-"], Some(event), &["created"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let still = watching.try_wait().unwrap();
+    let _ = watching.kill();
+    let out = watching.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(still.is_none(), "kubectl events --watch ended: {text}");
+    assert!(text.contains("made while watched"), "{text}");
 }
 
 /// A `List` kubectl validates on its side: its kind has no operation in the v3

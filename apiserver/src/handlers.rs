@@ -509,11 +509,14 @@ impl Handlers {
                     namespace,
                     name,
                     identity: c.identity,
-                    dry_run: dry_run(c.query)?,
+                    dry_run: is_dry(options),
                     old: Some(&current),
                 };
                 self.validating_webhooks(&attempt, None).await?;
-                deletion(current, options)
+                Ok(match deletion(current, options)? {
+                    Change::Replace(o) | Change::Delete(o) if is_dry(options) => Change::DryRun(o),
+                    change => change,
+                })
             })
             .await?;
         Ok(match outcome {
@@ -574,10 +577,13 @@ impl Handlers {
             namespace: None,
             name,
             identity: c.identity,
-            dry_run: dry_run(c.query)?,
+            dry_run: is_dry(options),
             old: Some(&current),
         };
         self.validating_webhooks(&attempt, None).await?;
+        if is_dry(options) {
+            return Ok(Reply::object(http::StatusCode::OK, current, Vec::new()));
+        }
         let rv = registry::resource_version(&current)?;
         let key = kind.storage_key(None, name);
         let custom = self
@@ -686,10 +692,24 @@ pub(crate) fn delete_options(c: &Call<'_>) -> ApiResult<DeleteOptions> {
             )));
         }
     }
-    if dry_run(c.query)? {
-        return Err(ApiError::bad_request("dry-run deletes are not supported"));
+    // `dryRun` in the query or in the options (kubectl sends it in the body).
+    for value in options.dry_run.iter().flatten() {
+        if value != "All" {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: unsupported value {value:?}: supported values: \"All\""
+            )));
+        }
+    }
+    if dry_run(c.query)? && !is_dry(&options) {
+        options.dry_run = Some(vec!["All".to_string()]);
     }
     Ok(options)
+}
+
+/// Whether a delete with `options` is a dry run (`dryRun: ["All"]`): every check
+/// made, nothing written, the answer what the delete would have answered.
+pub(crate) fn is_dry(options: &DeleteOptions) -> bool {
+    options.dry_run.iter().flatten().any(|d| d == "All")
 }
 
 pub(crate) fn check_preconditions(

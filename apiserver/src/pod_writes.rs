@@ -106,8 +106,7 @@ fn spend(mut pdb: PodDisruptionBudget, pod: &str) -> ApiResult<Change> {
 }
 
 fn dry_run(c: &Call<'_>, options: &DeleteOptions) -> ApiResult<bool> {
-    let in_options = options.dry_run.iter().flatten().any(|d| d == "All");
-    Ok(in_options || crate::handlers::dry_run(c.query)?)
+    Ok(crate::handlers::is_dry(options) || crate::handlers::dry_run(c.query)?)
 }
 
 impl Handlers {

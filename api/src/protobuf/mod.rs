@@ -10,8 +10,8 @@
 //! A body is the magic `k8s\0` and a `runtime.Unknown` envelope: `{1 typeMeta
 //! {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding, 4 contentType}` whose `raw` is the
 //! object's own message (`k8s.io/apimachinery/pkg/runtime/serializer/protobuf`). A
-//! watch stream is a sequence of frames, each a 4-byte big-endian length and an
-//! envelope of a `meta.v1.WatchEvent` whose object is itself an envelope.
+//! watch stream is a sequence of frames, each a 4-byte big-endian length and a bare
+//! `meta.v1.WatchEvent` message (no magic, no envelope) whose object is an envelope.
 //!
 //! A stored object need not be parsed to be served: [`transcode_message`] and
 //! [`transcode`] write the protobuf of JSON bytes as they read them, a few times
@@ -262,20 +262,17 @@ fn decode_envelope_at(body: &[u8], depth: usize) -> Result<(String, String, Valu
     Ok((api_version, kind, object))
 }
 
-/// One frame of a protobuf watch stream: the 4-byte big-endian length, then the
-/// envelope of a `WatchEvent` (`apiVersion` that of the watched resource) of type
-/// `event_type` whose object is `object`, an encoded body (see [`encode`]).
-pub fn watch_frame(api_version: &str, event_type: &str, object: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(object.len() + 64);
+/// One frame of a protobuf watch stream: the 4-byte big-endian length, then a bare
+/// `WatchEvent` message (no magic, no envelope: kube-apiserver's stream serializer is
+/// apimachinery's raw one) of type `event_type` whose object is `object`, an encoded
+/// body with its own magic and envelope (see [`encode`]).
+pub fn watch_frame(event_type: &str, object: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(object.len() + 32);
     buf.extend_from_slice(&[0; 4]);
-    // Writing cannot fail: the closure returns Ok.
-    let _ = envelope(api_version, "WatchEvent", &mut buf, |buf| {
-        wire::put_bytes(buf, 1, event_type.as_bytes());
-        let mark = wire::begin_nested(buf, 2);
-        wire::put_bytes(buf, 1, object);
-        wire::end_nested(buf, mark);
-        Ok(())
-    });
+    wire::put_bytes(&mut buf, 1, event_type.as_bytes());
+    let mark = wire::begin_nested(&mut buf, 2);
+    wire::put_bytes(&mut buf, 1, object);
+    wire::end_nested(&mut buf, mark);
     let len = u32::try_from(buf.len() - 4).unwrap_or(u32::MAX);
     buf[..4].copy_from_slice(&len.to_be_bytes());
     buf
@@ -291,20 +288,14 @@ pub fn read_watch_frame(stream: &[u8]) -> Result<Option<(String, Value, usize)>>
     let Some(frame) = stream.get(4..4 + len) else {
         return Ok(None);
     };
-    let event = decode(frame)?;
-    if event.kind != "WatchEvent" {
-        return Err(Error::invalid(format!(
-            "a watch frame holds a {:?}, not a WatchEvent",
-            event.kind
-        )));
-    }
+    // `WatchEvent` is meta.k8s.io/v1's, served in every group version.
+    let event = decode_message("v1", "WatchEvent", frame)?;
     let ty = event
-        .object
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let object = event.object.get("object").cloned().unwrap_or(Value::Null);
+    let object = event.get("object").cloned().unwrap_or(Value::Null);
     Ok(Some((ty, object, 4 + len)))
 }
 

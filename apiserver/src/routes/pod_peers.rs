@@ -172,7 +172,7 @@ impl ApiServer {
             deadline,
         } = match self.watch_start(r, query, None).await {
             Ok(start) => start,
-            Err(e) => return unstarted(e, false, peer::API_VERSION),
+            Err(e) => return unstarted(e, false),
         };
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(async move {
@@ -187,7 +187,7 @@ impl ApiServer {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => {
-                    let _ = tx.send(error_event(&e, false, peer::API_VERSION)).await;
+                    let _ = tx.send(error_event(&e, false)).await;
                     return;
                 }
             }
@@ -195,7 +195,7 @@ impl ApiServer {
                 let messages = match next {
                     Ok(m) => m,
                     Err(Some(e)) => {
-                        let _ = tx.send(error_event(&e, false, peer::API_VERSION)).await;
+                        let _ = tx.send(error_event(&e, false)).await;
                         return;
                     }
                     Err(None) => return,

@@ -193,7 +193,7 @@ impl ApiServer {
             deadline,
         } = match self.watch_start(r, query, filter.node_trigger(&kind)).await {
             Ok(start) => start,
-            Err(e) => return unstarted(e, protobuf, kind.api_version),
+            Err(e) => return unstarted(e, protobuf),
         };
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let custom = self.handlers.custom.clone();
@@ -206,7 +206,7 @@ impl ApiServer {
                     Some(j) => rk8s_api::protobuf::transcode(j),
                     None => rk8s_api::protobuf::encode(&shown.object()?.to_value()),
                 };
-                return Some(protobuf_frame(kind.api_version, ty, body));
+                return Some(protobuf_frame(ty, body));
             }
             let object = if as_table {
                 let obj = shown.object()?;
@@ -256,7 +256,7 @@ impl ApiServer {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => {
-                    let _ = tx.send(error_event(&e, protobuf, kind.api_version)).await;
+                    let _ = tx.send(error_event(&e, protobuf)).await;
                     return;
                 }
             }
@@ -264,7 +264,7 @@ impl ApiServer {
                 let messages = match next {
                     Ok(m) => m,
                     Err(Some(e)) => {
-                        let _ = tx.send(error_event(&e, protobuf, kind.api_version)).await;
+                        let _ = tx.send(error_event(&e, protobuf)).await;
                         return;
                     }
                     Err(None) => return,
@@ -275,11 +275,7 @@ impl ApiServer {
                             let obj = json!({"kind": kind.kind, "apiVersion": kind.api_version,
                                              "metadata": {"resourceVersion": rev.to_string()}});
                             Some(if protobuf {
-                                protobuf_frame(
-                                    kind.api_version,
-                                    "BOOKMARK",
-                                    rk8s_api::protobuf::encode(&obj),
-                                )
+                                protobuf_frame("BOOKMARK", rk8s_api::protobuf::encode(&obj))
                             } else {
                                 Bytes::from(format!("{{\"type\":\"BOOKMARK\",\"object\":{obj}}}\n"))
                             })
@@ -347,16 +343,12 @@ impl Batch {
 /// stream of one `ERROR` event rather than the request's status: client-go's reflector
 /// and kube-rs' watcher list again on that event, where kube-rs' watcher retries a
 /// 410 answer from the same version forever. Any other error is the answer's status.
-pub(crate) fn unstarted(
-    e: ApiError,
-    protobuf: bool,
-    api_version: &str,
-) -> ApiResult<Response<Body>> {
+pub(crate) fn unstarted(e: ApiError, protobuf: bool) -> ApiResult<Response<Body>> {
     if e.code != http::StatusCode::GONE {
         return Err(e);
     }
     let (tx, rx) = mpsc::channel::<Bytes>(1);
-    let _ = tx.try_send(error_event(&e, protobuf, api_version));
+    let _ = tx.try_send(error_event(&e, protobuf));
     Ok(stream_response(rx, protobuf))
 }
 
@@ -374,12 +366,12 @@ pub(crate) fn stream_response(rx: mpsc::Receiver<Bytes>, protobuf: bool) -> Resp
 }
 
 /// The `ERROR` event that ends a watch with `e`'s `Status`.
-pub(crate) fn error_event(e: &ApiError, protobuf: bool, api_version: &str) -> Bytes {
+pub(crate) fn error_event(e: &ApiError, protobuf: bool) -> Bytes {
     let mut status = serde_json::to_value(e.to_status()).unwrap_or(Value::Null);
     if protobuf {
         status["apiVersion"] = json!("v1");
         status["kind"] = json!("Status");
-        protobuf_frame(api_version, "ERROR", rk8s_api::protobuf::encode(&status))
+        protobuf_frame("ERROR", rk8s_api::protobuf::encode(&status))
     } else {
         Bytes::from(format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n"))
     }
@@ -419,16 +411,16 @@ impl Shown<'_> {
 /// protobuf body (the object has a schema: the watch checked its kind). An object that
 /// could not be encoded is sent as an `ERROR` event, as kube-apiserver reports an
 /// encoding failure in the stream.
-fn protobuf_frame(api_version: &str, ty: &str, body: rk8s_api::protobuf::Result<Vec<u8>>) -> Bytes {
+fn protobuf_frame(ty: &str, body: rk8s_api::protobuf::Result<Vec<u8>>) -> Bytes {
     let frame = match body {
-        Ok(body) => rk8s_api::protobuf::watch_frame(api_version, ty, &body),
+        Ok(body) => rk8s_api::protobuf::watch_frame(ty, &body),
         Err(e) => {
             let status = ApiError::internal(format!("cannot encode the object: {e}")).to_status();
             let mut status = serde_json::to_value(status).unwrap_or(Value::Null);
             status["apiVersion"] = json!("v1");
             status["kind"] = json!("Status");
             let body = rk8s_api::protobuf::encode(&status).unwrap_or_default();
-            rk8s_api::protobuf::watch_frame(api_version, "ERROR", &body)
+            rk8s_api::protobuf::watch_frame("ERROR", &body)
         }
     };
     Bytes::from(frame)
