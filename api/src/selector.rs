@@ -396,21 +396,35 @@ pub fn supported_fields(kind: &ObjectKind) -> &'static [&'static str] {
             "spec.nodeName",
             "spec.restartPolicy",
             "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
             "status.phase",
             "status.podIP",
+            "status.nominatedNodeName",
         ],
         "Node" => &["metadata.name", "spec.unschedulable"],
         "Namespace" => &["metadata.name", "status.phase"],
-        "Event" => &[
+        "Event" if kind.api_version == "v1" => &[
             "metadata.name",
             "metadata.namespace",
             "involvedObject.kind",
-            "involvedObject.name",
             "involvedObject.namespace",
+            "involvedObject.name",
             "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
             "reason",
+            "reportingComponent",
+            "source",
             "type",
         ],
+        "Secret" => &["metadata.name", "metadata.namespace", "type"],
+        "ReplicaSet" | "ReplicationController" => {
+            &["metadata.name", "metadata.namespace", "status.replicas"]
+        }
+        "Job" => &["metadata.name", "metadata.namespace", "status.successful"],
+        "CertificateSigningRequest" => &["metadata.name", "spec.signerName"],
         _ if kind.is_namespaced() => &["metadata.name", "metadata.namespace"],
         _ => &["metadata.name"],
     }
@@ -434,8 +448,16 @@ pub fn field_value(obj: &AnyObject, field: &str) -> Option<String> {
                 "spec.nodeName" => s(spec.and_then(|s| s.node_name.as_ref())),
                 "spec.restartPolicy" => s(spec.and_then(|s| s.restart_policy.as_ref())),
                 "spec.schedulerName" => s(spec.and_then(|s| s.scheduler_name.as_ref())),
+                "spec.serviceAccountName" => s(spec.and_then(|s| s.service_account_name.as_ref())),
+                "spec.hostNetwork" => spec
+                    .and_then(|s| s.host_network)
+                    .unwrap_or(false)
+                    .to_string(),
                 "status.phase" => s(status.and_then(|s| s.phase.as_ref())),
                 "status.podIP" => s(status.and_then(|s| s.pod_ip.as_ref())),
+                "status.nominatedNodeName" => {
+                    s(status.and_then(|s| s.nominated_node_name.as_ref()))
+                }
                 _ => return None,
             }
         }
@@ -455,10 +477,31 @@ pub fn field_value(obj: &AnyObject, field: &str) -> Option<String> {
                 "involvedObject.name" => s(o.name.as_ref()),
                 "involvedObject.namespace" => s(o.namespace.as_ref()),
                 "involvedObject.uid" => s(o.uid.as_ref()),
+                "involvedObject.apiVersion" => s(o.api_version.as_ref()),
+                "involvedObject.resourceVersion" => s(o.resource_version.as_ref()),
+                "involvedObject.fieldPath" => s(o.field_path.as_ref()),
                 "reason" => s(e.reason.as_ref()),
+                "reportingComponent" => s(e.reporting_component.as_ref()),
+                "source" => s(e.source.as_ref().and_then(|s| s.component.as_ref())),
                 "type" => s(e.type_.as_ref()),
                 _ => return None,
             }
+        }
+        (AnyObject::Secret(secret), "type") => s(secret.type_.as_ref()),
+        (AnyObject::ReplicaSet(rs), "status.replicas") => {
+            rs.status.as_ref().map_or(0, |s| s.replicas).to_string()
+        }
+        (AnyObject::ReplicationController(rc), "status.replicas") => {
+            rc.status.as_ref().map_or(0, |s| s.replicas).to_string()
+        }
+        (AnyObject::Job(job), "status.successful") => job
+            .status
+            .as_ref()
+            .and_then(|s| s.succeeded)
+            .unwrap_or(0)
+            .to_string(),
+        (AnyObject::CertificateSigningRequest(csr), "spec.signerName") => {
+            csr.spec.signer_name.clone()
         }
         _ => return None,
     })
@@ -472,15 +515,18 @@ pub struct PodSpecFields {
     node_name: Option<String>,
     restart_policy: Option<String>,
     scheduler_name: Option<String>,
+    service_account_name: Option<String>,
+    host_network: Option<bool>,
 }
 
 /// See [`PodSpecFields`].
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 pub struct PodStatusFields {
     phase: Option<String>,
     #[serde(rename = "podIP")]
     pod_ip: Option<String>,
+    nominated_node_name: Option<String>,
 }
 
 /// An object as selectors see it, read from its stored JSON without decoding it: its
@@ -539,8 +585,18 @@ impl Selectable {
                 "spec.nodeName" => spec.map(|p| s(&p.node_name)).unwrap_or_default(),
                 "spec.restartPolicy" => spec.map(|p| s(&p.restart_policy)).unwrap_or_default(),
                 "spec.schedulerName" => spec.map(|p| s(&p.scheduler_name)).unwrap_or_default(),
+                "spec.serviceAccountName" => {
+                    spec.map(|p| s(&p.service_account_name)).unwrap_or_default()
+                }
+                "spec.hostNetwork" => spec
+                    .and_then(|p| p.host_network)
+                    .unwrap_or(false)
+                    .to_string(),
                 "status.phase" => status.map(|p| s(&p.phase)).unwrap_or_default(),
                 "status.podIP" => status.map(|p| s(&p.pod_ip)).unwrap_or_default(),
+                "status.nominatedNodeName" => status
+                    .map(|p| s(&p.nominated_node_name))
+                    .unwrap_or_default(),
                 _ => return None,
             })
         }))
@@ -687,7 +743,8 @@ mod tests {
             sel.check(&pod.kind()).unwrap_err().to_string(),
             "field label not supported: spec.host (supported for Pod: metadata.name, \
              metadata.namespace, spec.nodeName, spec.restartPolicy, spec.schedulerName, \
-             status.phase, status.podIP)"
+             spec.serviceAccountName, spec.hostNetwork, status.phase, status.podIP, \
+             status.nominatedNodeName)"
         );
         let escaped: FieldSelector = r"metadata.name=a\,b".parse().unwrap();
         assert_eq!(escaped.0[0].value, "a,b");
@@ -708,11 +765,14 @@ mod tests {
             restart in maybe(&["Always", "Never"]),
             scheduler in maybe(&["default-scheduler", "other"]),
             ip in maybe(&["10.0.0.1"]),
+            account in maybe(&["default", "other"]),
+            host_network in prop::option::of(any::<bool>()),
+            nominated in maybe(&["n2"]),
             reqs in prop::collection::vec(
                 (
                     prop::sample::select(supported_fields(&crate::object::kind_named("Pod").unwrap())),
                     any::<bool>(),
-                    prop::sample::select(&["n1", "", "Running", "Never", "other", "web", "default", "10.0.0.1"][..]),
+                    prop::sample::select(&["n1", "n2", "", "Running", "Never", "other", "web", "default", "10.0.0.1", "true", "false"][..]),
                 ),
                 1..4,
             ),
@@ -727,9 +787,16 @@ mod tests {
                     node_name: node,
                     restart_policy: restart,
                     scheduler_name: scheduler,
+                    service_account_name: account,
+                    host_network,
                     ..Default::default()
                 }),
-                status: Some(PodStatus { phase, pod_ip: ip, ..Default::default() }),
+                status: Some(PodStatus {
+                    phase,
+                    pod_ip: ip,
+                    nominated_node_name: nominated,
+                    ..Default::default()
+                }),
             };
             let json = serde_json::to_vec(&pod).unwrap();
             let pod: AnyObject = pod.into();
@@ -741,6 +808,50 @@ mod tests {
             let sel: FieldSelector = text.join(",").parse().unwrap();
             prop_assert_eq!(view.matches_fields(&sel), Some(sel.matches(&pod)));
         }
+    }
+
+    #[test]
+    fn events_secrets_jobs_and_sets_are_selected_by_kubes_fields() {
+        let event: AnyObject = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(
+            serde_json::json!({"metadata": {"name": "e", "namespace": "default"},
+                "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                    "namespace": "default", "fieldPath": "spec"},
+                "source": {"component": "kubelet"}, "reportingComponent": "kubelet",
+                "reason": "Started", "type": "Normal"}),
+        )
+        .unwrap()
+        .into();
+        // What `kubectl events --for deployment/web` asks for.
+        let sel: FieldSelector = "involvedObject.kind=Deployment,involvedObject.name=web,\
+            involvedObject.apiVersion=apps/v1,involvedObject.fieldPath=spec,source=kubelet,\
+            reportingComponent=kubelet,involvedObject.resourceVersion="
+            .parse()
+            .unwrap();
+        assert!(sel.check(&event.kind()).is_ok());
+        assert!(sel.matches(&event));
+        let other: FieldSelector = "involvedObject.apiVersion=v1".parse().unwrap();
+        assert!(!other.matches(&event));
+        let secret: AnyObject = serde_json::from_value::<k8s_openapi::api::core::v1::Secret>(
+            serde_json::json!({"metadata": {"name": "s"}, "type": "kubernetes.io/tls"}),
+        )
+        .unwrap()
+        .into();
+        let sel: FieldSelector = "type=kubernetes.io/tls".parse().unwrap();
+        assert!(sel.matches(&secret));
+        let job: AnyObject = serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(
+            serde_json::json!({"metadata": {"name": "j"}, "status": {"succeeded": 2}}),
+        )
+        .unwrap()
+        .into();
+        let sel: FieldSelector = "status.successful=2".parse().unwrap();
+        assert!(sel.matches(&job));
+        let rs: AnyObject = serde_json::from_value::<k8s_openapi::api::apps::v1::ReplicaSet>(
+            serde_json::json!({"metadata": {"name": "r"}}),
+        )
+        .unwrap()
+        .into();
+        let sel: FieldSelector = "status.replicas=0".parse().unwrap();
+        assert!(sel.matches(&rs));
     }
 
     #[test]
