@@ -342,6 +342,25 @@ fn kubectl_create_generators_and_set_work() {
             &["serviceName"],
         ),
         (&["explain", "ingress.spec.rules"], &["host"]),
+        // A pod's empty security context, as kube-apiserver defaults it (clients such
+        // as `kubectl debug` read it without checking).
+        (
+            &[
+                "get",
+                "pod",
+                "one",
+                "-n",
+                "shop",
+                "-o",
+                "jsonpath={.spec.securityContext}",
+            ],
+            &["{}"],
+        ),
+        // `kubectl events --for` selects by involvedObject.apiVersion too.
+        (
+            &["events", "--for", "pod/one", "-n", "shop"],
+            &["No events found in shop namespace."],
+        ),
         (
             &["delete", "namespace", "shop", "--wait=false"],
             &["namespace \"shop\" deleted"],

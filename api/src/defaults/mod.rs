@@ -79,6 +79,11 @@ pub fn apply_defaults(obj: &mut AnyObject) {
         AnyObject::Pod(p) => {
             if let Some(spec) = &mut p.spec {
                 pod_spec(spec);
+                // An empty security context, as core/v1's SetDefaults_PodSpec leaves
+                // (clients read it unchecked: `kubectl debug` did, and crashed).
+                // Pods only: a workload's template written before would otherwise
+                // change on its next write, and its pods roll to a new template hash.
+                spec.security_context.get_or_insert_with(Default::default);
             }
         }
         AnyObject::ReplicaSet(rs) => workloads::replica_set(rs),
