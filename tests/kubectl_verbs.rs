@@ -678,6 +678,34 @@ fn kubectl_apply_prune_wait_diff_and_events_work() {
         text.contains("-  mode: slow") && text.contains("+  mode: fast"),
         "{text}"
     );
+    // A list's order as the file has it: kubectl's patch inserts B between A and C with
+    // `$setElementOrder/env` (C's `$(B)` sees only the variables before it), and puts a
+    // sidecar before the main container.
+    let deploy = |env: &str, containers: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: ordered}}\nspec:\n  selector: {{matchLabels: {{app: ordered}}}}\n  template:\n    metadata: {{labels: {{app: ordered}}}}\n    spec:\n      containers:\n{containers}      - name: main\n        image: busybox\n        env: [{env}]\n"
+        )
+    };
+    let first = deploy("{name: A, value: a}, {name: C, value: $(B)-c}", "");
+    check(&server, &["apply", "-f", "-"], Some(&first), &["created"]);
+    let sidecar = "      - {name: side, image: busybox}\n";
+    let second = deploy(
+        "{name: A, value: a}, {name: B, value: b}, {name: C, value: $(B)-c}",
+        sidecar,
+    );
+    check(
+        &server,
+        &["apply", "-f", "-"],
+        Some(&second),
+        &["configured"],
+    );
+    let names = "jsonpath={.spec.template.spec.containers[*].name} {.spec.template.spec.containers[1].env[*].name}";
+    check(
+        &server,
+        &["get", "deployment", "ordered", "-o", names],
+        None,
+        &["side main A B C"],
+    );
     // Dry runs on the server's side write nothing: a delete (kubectl sends `dryRun`
     // in the DeleteOptions of its body), the query's form, a namespace's delete and a
     // prune. They once deleted for real.

@@ -20,11 +20,14 @@
 //! # Ok::<(), rk8s_api::patch::PatchError>(())
 //! ```
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use json_patch::PatchOperation;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+mod strategic;
+
+use strategic::strategic_merge;
 
 /// The patch media types, as `Content-Type` names them.
 pub const PATCH_TYPES: &[&str] = &[
@@ -356,287 +359,6 @@ impl std::fmt::Write for Counter {
     }
 }
 
-/// How a list field merges: by which key of its elements (`None`: a set of scalars).
-fn merge_key(path: &str) -> Option<Option<&'static str>> {
-    // Paths are the field names from the object root, list elements left out:
-    // `spec.template.spec.containers`. Every pod spec can sit at `spec` (Pod),
-    // `spec.template.spec` (workloads) or `spec.jobTemplate.spec.template.spec`.
-    let last = path.rsplit('.').next().unwrap_or(path);
-    let parent = path.rsplit('.').nth(1).unwrap_or("");
-    let key = match (parent, last) {
-        (_, "containers" | "initContainers" | "ephemeralContainers") => "name",
-        (_, "volumes" | "imagePullSecrets" | "env" | "resourceClaims") => "name",
-        ("containers" | "initContainers" | "ephemeralContainers", "ports") => "containerPort",
-        ("containers" | "initContainers" | "ephemeralContainers", "volumeMounts") => "mountPath",
-        ("containers" | "initContainers" | "ephemeralContainers", "volumeDevices") => "devicePath",
-        ("spec", "ports") => "port",
-        (_, "hostAliases") => "ip",
-        (_, "ownerReferences") => "uid",
-        (_, "conditions") => "type",
-        (_, "topologySpreadConstraints") => "topologyKey",
-        // Mutating and validating webhook configurations.
-        ("", "webhooks") => "name",
-        (_, "finalizers") => return Some(None),
-        _ => return None,
-    };
-    Some(Some(key))
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// A value's identity for set and merge-key lookups: its JSON text, which is the same
-/// for equal values (object keys are sorted).
-fn identity(v: &Value) -> String {
-    v.to_string()
-}
-
-/// What a `$patch` directive in a map asks for.
-enum MapDirective {
-    /// No directive: merge.
-    Merge,
-    /// `replace`: the map becomes the patch.
-    Replace,
-    /// `delete`: the map goes.
-    Delete,
-}
-
-/// Reads a map's `$patch`; kube-apiserver knows only `replace` and `delete` here
-/// (`handleDirectiveInMergeMap` in `k8s.io/apimachinery/pkg/util/strategicpatch/patch.go`).
-fn map_directive(patch: &Map<String, Value>) -> Result<MapDirective> {
-    match patch.get("$patch") {
-        None => Ok(MapDirective::Merge),
-        Some(Value::String(s)) if s == "replace" => Ok(MapDirective::Replace),
-        Some(Value::String(s)) if s == "delete" => Ok(MapDirective::Delete),
-        Some(other) => Err(bad_patch_type(other, patch)),
-    }
-}
-
-/// kube-apiserver's `mergepatch.ErrBadPatchType`: `unknown patch type: %s in map: %v`.
-fn bad_patch_type(directive: &Value, map: &Map<String, Value>) -> PatchError {
-    let mut text = String::from("unknown patch type: ");
-    match directive {
-        Value::String(s) => text.push_str(s),
-        other => go_format(other, &mut text),
-    }
-    text.push_str(" in map: ");
-    go_format(&Value::Object(map.clone()), &mut text);
-    PatchError::BadDirective(text)
-}
-
-/// At most this much of a map is quoted in an error.
-const QUOTE_LIMIT: usize = 1024;
-
-/// Writes `v` as Go's `%v` prints decoded JSON (`map[a:1 b:[x y]]`), cut at
-/// [`QUOTE_LIMIT`] bytes.
-fn go_format(v: &Value, out: &mut String) {
-    if out.len() > QUOTE_LIMIT {
-        if !out.ends_with("...") {
-            out.push_str("...");
-        }
-        return;
-    }
-    match v {
-        Value::Null => out.push_str("<nil>"),
-        Value::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::String(s) => out.push_str(s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                go_format(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(fields) => {
-            let mut keys: Vec<&String> = fields.keys().collect();
-            keys.sort();
-            out.push_str("map[");
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(' ');
-                }
-                out.push_str(key);
-                out.push(':');
-                go_format(&fields[key.as_str()], out);
-            }
-            out.push(']');
-        }
-    }
-}
-
-fn strategic_merge(target: &mut Value, patch: &Map<String, Value>, path: &str) -> Result<()> {
-    match map_directive(patch)? {
-        MapDirective::Merge => {}
-        MapDirective::Replace => {
-            let mut replacement = patch.clone();
-            replacement.remove("$patch");
-            *target = Value::Object(replacement);
-            return Ok(());
-        }
-        MapDirective::Delete => {
-            *target = Value::Object(Map::new());
-            return Ok(());
-        }
-    }
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let Value::Object(obj) = target else {
-        return Ok(());
-    };
-    if let Some(retain) = patch.get("$retainKeys").and_then(Value::as_array) {
-        let keep: HashSet<&str> = retain.iter().filter_map(Value::as_str).collect();
-        obj.retain(|k, _| keep.contains(k.as_str()));
-    }
-    for (key, value) in patch {
-        if key == "$patch" || key == "$retainKeys" || key.starts_with("$setElementOrder/") {
-            continue;
-        }
-        if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(list)), Value::Array(remove)) = (obj.get_mut(field), value) {
-                let remove: HashSet<String> = remove.iter().map(identity).collect();
-                list.retain(|v| !remove.contains(&identity(v)));
-            }
-            continue;
-        }
-        let field_path = join(path, key);
-        match value {
-            Value::Null => {
-                obj.remove(key);
-            }
-            Value::Object(p) => {
-                if let MapDirective::Delete = map_directive(p)? {
-                    obj.remove(key);
-                    continue;
-                }
-                let slot = obj.entry(key.clone()).or_insert(Value::Null);
-                strategic_merge(slot, p, &field_path)?;
-            }
-            Value::Array(items) => match merge_key(&field_path) {
-                Some(k) => {
-                    let slot = obj.entry(key.clone()).or_insert(Value::Array(Vec::new()));
-                    merge_list(slot, items, k, &field_path)?;
-                }
-                None => {
-                    obj.insert(key.clone(), value.clone());
-                }
-            },
-            scalar => {
-                obj.insert(key.clone(), scalar.clone());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Merges the patch list `items` into the list `target`, by the elements' `key` or, for
-/// a set of scalars, by value. Elements are found through a hash index, so the merge
-/// takes time linear in both lists.
-fn merge_list(target: &mut Value, items: &[Value], key: Option<&str>, path: &str) -> Result<()> {
-    if !target.is_array() {
-        *target = Value::Array(Vec::new());
-    }
-    let Value::Array(list) = target else {
-        return Ok(());
-    };
-    // Directives in list elements, as `mergeSliceWithSpecialElements` reads them:
-    // `replace` replaces the whole list with the other elements, `delete` removes the
-    // elements with the same key, anything else is refused.
-    let mut replace = false;
-    for item in items {
-        let Some(directive) = item.get("$patch") else {
-            continue;
-        };
-        match directive.as_str() {
-            Some("replace") => replace = true,
-            Some("delete") => {}
-            Some("merge") => {
-                return Err(PatchError::BadDirective(
-                    "merging lists cannot yet be specified in the patch".into(),
-                ));
-            }
-            _ => {
-                let fields = item.as_object().cloned().unwrap_or_default();
-                return Err(bad_patch_type(directive, &fields));
-            }
-        }
-    }
-    if replace {
-        *list = items
-            .iter()
-            .filter(|i| i.get("$patch").is_none())
-            .cloned()
-            .collect();
-        return Ok(());
-    }
-    let Some(key) = key else {
-        // A set of scalars (finalizers): add what is missing.
-        let mut present: HashSet<String> = list.iter().map(identity).collect();
-        for item in items.iter().filter(|i| i.get("$patch").is_none()) {
-            if present.insert(identity(item)) {
-                list.push(item.clone());
-            }
-        }
-        return Ok(());
-    };
-    // Elements by the identity of their key, first occurrence first; `None` marks one
-    // deleted, so that indexes stay valid until the list is rebuilt at the end.
-    let mut slots: Vec<Option<Value>> = std::mem::take(list).into_iter().map(Some).collect();
-    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, element) in slots.iter().enumerate() {
-        if let Some(id) = element.as_ref().and_then(|e| e.get(key)) {
-            index.entry(identity(id)).or_default().push(i);
-        }
-    }
-    for item in items {
-        let Value::Object(fields) = item else {
-            return Err(PatchError::BadRequest(format!(
-                "{path}: list elements must be objects with a {key:?} field"
-            )));
-        };
-        let Some(id) = fields.get(key) else {
-            return Err(PatchError::BadRequest(format!(
-                "{path}: an element has no merge key {key:?}"
-            )));
-        };
-        let id = identity(id);
-        if fields.get("$patch").and_then(Value::as_str) == Some("delete") {
-            // Every element with this key goes, as in `deleteMatchingEntries`.
-            for p in index.remove(&id).unwrap_or_default() {
-                slots[p] = None;
-            }
-            continue;
-        }
-        match index.get(&id).and_then(|positions| positions.first()) {
-            Some(&p) => {
-                let slot = slots[p].get_or_insert(Value::Null);
-                strategic_merge(slot, fields, path)?;
-            }
-            None => {
-                let mut new = Value::Object(Map::new());
-                strategic_merge(&mut new, fields, path)?;
-                index.insert(id, vec![slots.len()]);
-                slots.push(Some(new));
-            }
-        }
-    }
-    *list = slots.into_iter().flatten().collect();
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,19 +398,95 @@ mod tests {
             {"name": "b", "image": "b:1"}
         ]}}}});
         let patch = json!({"spec": {"template": {"spec": {
-        "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+        "$setElementOrder/containers": [{"name": "a"}, {"name": "c"}],
         "containers": [
             {"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]},
             {"name": "b", "$patch": "delete"},
             {"name": "c", "image": "c:1"}
         ]}}}});
         let out = smp(target, patch);
+        // Y, new and not ordered by a directive, goes first (kube's mergeSlice).
         assert_eq!(
             out,
             json!({"spec": {"template": {"spec": {"containers": [
-                {"name": "a", "image": "a:2", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]},
+                {"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]},
                 {"name": "c", "image": "c:1"}
             ]}}}})
+        );
+    }
+
+    /// The patches `kubectl apply` sends when a list's order matters, and what
+    /// kube-apiserver makes of them (`k8s.io/apimachinery`'s strategicpatch).
+    #[test]
+    fn lists_take_the_order_set_element_order_gives() {
+        let env = |names: &[&str]| {
+            json!({"spec": {"containers": [{"name": "c", "env": names.iter()
+                .map(|n| json!({"name": n, "value": n.to_lowercase()})).collect::<Vec<_>>()}]}})
+        };
+        let names = |v: &Value| -> Vec<String> {
+            v["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        // B inserted between A and C (C's `$(B)` sees only the variables before it).
+        let patch = json!({"spec": {"containers": [{"name": "c",
+            "$setElementOrder/env": [{"name": "A"}, {"name": "B"}, {"name": "C"}],
+            "env": [{"name": "B", "value": "b"}]}],
+            "$setElementOrder/containers": [{"name": "c"}]}});
+        assert_eq!(names(&smp(env(&["A", "C"]), patch)), ["A", "B", "C"]);
+        // The order alone changed.
+        let patch = json!({"spec": {"containers": [{"name": "c",
+            "$setElementOrder/env": [{"name": "B"}, {"name": "A"}]}],
+            "$setElementOrder/containers": [{"name": "c"}]}});
+        assert_eq!(names(&smp(env(&["A", "B"]), patch)), ["B", "A"]);
+        // A sidecar put before the main container.
+        let live = json!({"spec": {"containers": [{"name": "nginx", "image": "nginx"}]}});
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "side"}, {"name": "nginx"}],
+            "containers": [{"name": "side", "image": "busybox"}]}});
+        assert_eq!(
+            smp(live, patch)["spec"]["containers"],
+            json!([{"name": "side", "image": "busybox"}, {"name": "nginx", "image": "nginx"}])
+        );
+        // What only the object has stays where it was among the others.
+        let live = json!({"spec": {"containers": [{"name": "a"}, {"name": "x"}, {"name": "b"}]}});
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+            "containers": [{"name": "c"}]}});
+        assert_eq!(
+            smp(live, patch)["spec"]["containers"],
+            json!([{"name": "a"}, {"name": "x"}, {"name": "b"}, {"name": "c"}])
+        );
+        // A set of scalars.
+        let live = json!({"metadata": {"finalizers": ["x", "y"]}});
+        let patch = json!({"metadata": {"$setElementOrder/finalizers": ["y", "x"]}});
+        assert_eq!(
+            smp(live, patch)["metadata"]["finalizers"],
+            json!(["y", "x"])
+        );
+        // Without the directive, the patch's elements take the patch's order.
+        let live = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}});
+        let patch = json!({"spec": {"containers": [{"name": "c"}, {"name": "a"}]}});
+        assert_eq!(
+            smp(live, patch)["spec"]["containers"],
+            json!([{"name": "b"}, {"name": "c"}, {"name": "a"}])
+        );
+        // A patch list the directive does not order is refused, in kube's words.
+        let mut live = json!({"spec": {"containers": [{"name": "a"}]}});
+        let patch = json!({"spec": {"$setElementOrder/containers": [{"name": "a"}],
+            "containers": [{"name": "c"}]}});
+        let err = run(
+            PatchType::StrategicMerge,
+            &mut live,
+            patch.to_string().as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "The order in patch list:\n[map[name:c]]\n doesn't match $setElementOrder list:\n[map[name:a]]\n"
         );
     }
 
@@ -903,9 +701,10 @@ mod tests {
             json!({"spec": {"containers": [{"name": "a", "n": 1}, {"name": "b"}, {"name": "a", "n": 2}]}}),
             json!({"spec": {"containers": [{"name": "a", "$patch": "delete"}, {"name": "c"}]}}),
         );
+        // A new element goes before those only the object has, as kube orders it.
         assert_eq!(
             out,
-            json!({"spec": {"containers": [{"name": "b"}, {"name": "c"}]}})
+            json!({"spec": {"containers": [{"name": "c"}, {"name": "b"}]}})
         );
     }
 
@@ -940,11 +739,12 @@ mod tests {
         let spec = &out["spec"]["template"]["spec"];
         let list = spec["containers"].as_array().unwrap();
         assert_eq!(list.len(), N + 1);
-        assert_eq!(list[0], json!({"name": "c0", "image": "new"}));
+        // In the patch's order, as kube's mergeSlice orders them.
         assert_eq!(
-            list[N - 1],
+            list[0],
             json!({"name": format!("c{}", N - 1), "image": "new"})
         );
+        assert_eq!(list[N - 1], json!({"name": "c0", "image": "new"}));
         assert_eq!(list[N], json!({"name": "extra", "image": "new"}));
         assert!(list.iter().all(|c| c["image"] == "new"));
         assert_eq!(spec["finalizers"], strings("f", 0..N + N / 2));
