@@ -24,6 +24,8 @@ pub enum Part {
     Main,
     /// The `status` subresource.
     Status,
+    /// A CertificateSigningRequest's `approval` subresource: its conditions alone.
+    Approval,
 }
 
 /// Mutating admission of a new object: identity, generation, cleared status, defaults
@@ -44,10 +46,7 @@ pub fn mutate_update(
     part: Part,
     custom: &CustomKinds,
 ) -> ApiResult<Vec<String>> {
-    match part {
-        Part::Status => strategy::prepare_status_update(new, current),
-        Part::Main => strategy::prepare_update(new, current),
-    }
+    prepare_update(new, current, part);
     apply_defaults(new);
     if part == Part::Main {
         crate::custom::admission::mutate_definition(new, Some(current), custom);
@@ -97,11 +96,18 @@ pub fn after_webhooks_update(
             current.name()
         )));
     }
+    prepare_update(new, current, part);
+    Ok(())
+}
+
+/// What an update of `part` may change: kube's `PrepareForUpdate` of the kind's
+/// strategy for that subresource.
+fn prepare_update(new: &mut AnyObject, current: &AnyObject, part: Part) {
     match part {
-        Part::Status => strategy::prepare_status_update(new, current),
+        Part::Status | Part::Approval => strategy::prepare_status_update(new, current),
         Part::Main => strategy::prepare_update(new, current),
     }
-    Ok(())
+    crate::certificates::prepare_update(new, current, part);
 }
 
 /// Validating admission of `new` (replacing `old`, for an update) written by
@@ -111,6 +117,7 @@ pub fn validate(
     identity: &Identity,
     new: &AnyObject,
     old: Option<&AnyObject>,
+    part: Part,
     assigned_cidr: Option<&str>,
     custom: &CustomKinds,
 ) -> ApiResult<()> {
@@ -124,6 +131,7 @@ pub fn validate(
     let mut errors = validate_object(new);
     errors.extend(crate::custom::admission::validate(new, custom));
     errors.extend(crate::custom::admission::validate_definition(new, old));
+    errors.extend(crate::certificates::validate(new, old, part));
     if let Some(old) = old {
         errors.extend(strategy::validate_update(new, old));
     }

@@ -385,6 +385,10 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
             }
         }
     });
+    let signing = tokio::spawn(crate::certificates::signer::run(
+        api.clone(),
+        client_ca.clone(),
+    ));
     let snapshotting = tokio::spawn(async move {
         if let Some(schedule) = cfg.snapshots {
             crate::snapshots::save_periodically(store, schedule).await;
@@ -393,7 +397,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
     let task = tokio::spawn(async move {
         // The certificates are renewed for as long as the server serves.
         tokio::select! {
-            _ = async { tokio::join!(serving, compacting, snapshotting, master_service) } => {}
+            _ = async { tokio::join!(serving, compacting, snapshotting, master_service, signing) } => {}
             _ = async { tokio::join!(renewing_serving, renewing_client) } => {}
         }
     });

@@ -74,6 +74,9 @@ fn entries(
     if kind.plural == "nodes" {
         out.push(sub("proxy", "NodeProxyOptions", &["get"]));
     }
+    if kind.plural == "certificatesigningrequests" {
+        out.push(sub("approval", kind.kind, &["get", "patch", "update"]));
+    }
     if kind.plural == "serviceaccounts" {
         let mut token = sub("token", "TokenRequest", &["create"]);
         token["group"] = json!("authentication.k8s.io");

@@ -326,7 +326,11 @@ impl Handlers {
             self.volume_used_on(&access, &obj).await.map_err(|_| e)?;
         }
         match req.subresource.as_deref() {
-            None | Some("status") if req.subresource.is_none() || req.kind.has_status() => {
+            None | Some("status") | Some("approval")
+                if req.subresource.is_none()
+                    || (req.kind.has_status() && req.subresource.as_deref() == Some("status"))
+                    || (req.kind.plural == "certificatesigningrequests") =>
+            {
                 if crate::table::wants_table(accept) {
                     let rv = obj.metadata().resource_version.clone().unwrap_or_default();
                     return Ok(Reply::ok(crate::custom::table::any_table(
@@ -394,6 +398,7 @@ impl Handlers {
             _ => None,
         };
         let pruned = admission::mutate_create(&mut obj, &self.custom)?;
+        crate::certificates::stamp_requester(&mut obj, c.identity);
         // The writer's fields, before mutating admission adds its own (kube-apiserver
         // updates managedFields before admission: the token volume is nobody's).
         crate::apply::record_write(c, None, &mut obj, None)?;
@@ -434,7 +439,14 @@ impl Handlers {
         if mutated.patched {
             admission::after_webhooks_create(&mut obj, req.namespace.as_deref())?;
         }
-        admission::validate(c.identity, &obj, None, assigned.as_deref(), &self.custom)?;
+        admission::validate(
+            c.identity,
+            &obj,
+            None,
+            admission::Part::Main,
+            assigned.as_deref(),
+            &self.custom,
+        )?;
         let pod_security =
             crate::pod_security::Context::read(&self.registry, req, namespace.as_ref()).await?;
         let decision = pod_security.admit(&obj, None)?;

@@ -42,6 +42,7 @@ impl Handlers {
             None => {}
             Some("status") if req.kind.has_status() => {}
             Some("scale") if req.kind.has_scale() => {}
+            Some("approval") if req.kind.plural == "certificatesigningrequests" => {}
             _ => return Err(ApiError::no_route()),
         }
         let mode = field_validation(c.query)?;
@@ -159,6 +160,7 @@ impl Handlers {
         new.metadata_mut().resource_version = current_rv;
         let part = match sub {
             Some("status") => admission::Part::Status,
+            Some("approval") => admission::Part::Approval,
             _ => admission::Part::Main,
         };
         admission::mutate_update(&mut new, &current, part, &self.custom)?;
@@ -184,7 +186,10 @@ impl Handlers {
                 admission::after_webhooks_update(&mut new, &current, part)?;
             }
         }
-        admission::validate(c.identity, &new, Some(&current), None, &self.custom)?;
+        admission::validate(c.identity, &new, Some(&current), part, None, &self.custom)?;
+        if part == admission::Part::Approval {
+            self.admit_approval(c.identity, &new)?;
+        }
         let decision = asked.pod_security.admit(&new, Some(&current))?;
         crate::audit::annotate(&decision.audit_annotations);
         warnings.extend(decision.warnings);

@@ -272,6 +272,48 @@ impl ClusterCa {
         Ok((super::subject::pem(&der), key))
     }
 
+    /// A client certificate for the key of the signing request `csr_pem`, as
+    /// kube-controller-manager's `kubernetes.io/kube-apiserver-client` signer issues
+    /// one: the subject `user` in `groups` (the request's), for client
+    /// authentication with the key usages `key_usages`, valid from five minutes ago
+    /// (clocks that lag) until `not_after`.
+    pub fn issue_for_request(
+        &self,
+        csr_pem: &str,
+        user: &str,
+        groups: &[String],
+        key_usages: Vec<KeyUsagePurpose>,
+        not_after: jiff::Timestamp,
+    ) -> Result<String, PkiError> {
+        let invalid = |e: rcgen::Error| PkiError::Invalid {
+            what: "certificate signing request",
+            detail: e.to_string(),
+        };
+        let mut request =
+            rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(invalid)?;
+        let mut params = CertificateParams::default();
+        params.key_usages = key_usages;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let now = jiff::Timestamp::now();
+        valid_between(
+            &mut params,
+            now - jiff::SignedDuration::from_secs(300),
+            not_after,
+        );
+        request.params = params;
+        let ca_key = self.key()?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.cert_pem, ca_key).map_err(|e| PkiError::Invalid {
+                what: "CA certificate",
+                detail: e.to_string(),
+            })?;
+        let cert = request.signed_by(&issuer).map_err(invalid)?;
+        // rcgen writes one organization at most: the subject with every group.
+        let subject = super::subject::name(user, groups);
+        let der = super::subject::with_subject(cert.der(), &subject, &self.key()?)?;
+        Ok(super::subject::pem(&der))
+    }
+
     fn issue(
         &self,
         common_name: &str,
