@@ -364,3 +364,54 @@ async fn a_json_patch_copy_bomb_is_refused_and_the_server_stays_small() {
     let rss = rss_bytes(server.pid());
     assert!(rss < 500 * 1024 * 1024, "the server holds {rss} bytes");
 }
+
+/// `/readyz`, `/livez` and `/healthz` answer as kube-apiserver's do: `ok`, the list of
+/// checks with `?verbose`, one check alone, 404 for a check there is not, a check
+/// excluded; and the namespaces' discovery entry offers no collection delete (the
+/// server answers it 405).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_are_listed_and_named_as_kube_apiservers() {
+    let server = Server::start(&["--disable-scheduler", "--disable-controllers"]);
+    assert_alive(&server).await;
+    let verbose = get(&server, "/readyz?verbose").await;
+    assert_eq!(
+        (verbose.status, verbose.body.as_str()),
+        (
+            200,
+            "[+]ping ok\n[+]log ok\n[+]etcd ok\nreadyz check passed\n"
+        )
+    );
+    let live = get(&server, "/livez?verbose").await;
+    assert_eq!(live.body, "[+]ping ok\n[+]log ok\nlivez check passed\n");
+    let one = get(&server, "/readyz/etcd").await;
+    assert_eq!((one.status, one.body.as_str()), (200, "ok"));
+    let none = get(&server, "/healthz/nope").await;
+    assert_eq!(none.status, 404, "{}", none.body);
+    let excluded = get(&server, "/readyz?verbose&exclude=etcd").await;
+    assert!(
+        excluded.body.contains("[+]etcd excluded: ok") && !excluded.body.contains("[+]etcd ok"),
+        "{}",
+        excluded.body
+    );
+    let core = get(&server, "/api/v1").await.json();
+    let namespaces = core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "namespaces")
+        .unwrap()
+        .clone();
+    assert!(
+        !namespaces["verbs"].to_string().contains("deletecollection"),
+        "{namespaces}"
+    );
+    let refused = send(
+        &server,
+        Method::DELETE,
+        "/api/v1/namespaces",
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(refused.status, 405, "{}", refused.body);
+}

@@ -44,12 +44,19 @@ fn entries(
     short: &[String],
     categories: &[String],
 ) -> Vec<Value> {
+    // Namespaces are deleted one at a time (kube-apiserver serves no collection
+    // delete of them, and answers 405).
+    let verbs: Vec<&str> = VERBS
+        .iter()
+        .copied()
+        .filter(|v| *v != "deletecollection" || kind.plural != "namespaces" || kind.custom)
+        .collect();
     let mut out = vec![json!({
         "name": kind.plural,
         "singularName": singular,
         "namespaced": kind.is_namespaced(),
         "kind": kind.kind,
-        "verbs": VERBS,
+        "verbs": verbs,
         "shortNames": short,
         "categories": categories,
     })];

@@ -265,7 +265,7 @@ impl ApiServer {
         route: Route,
         query: Query,
     ) -> ApiResult<Response<Body>> {
-        if let Some(answer) = self.public(&route).await {
+        if let Some(answer) = self.public(&route, req.uri().path(), &query).await {
             return answer;
         }
         let identity = self.authenticate(&req).await?;
@@ -274,10 +274,15 @@ impl ApiServer {
 
     /// The answer to a public endpoint: health and version, as in Kubernetes, and the
     /// cluster CA for joining nodes; `None` for the others.
-    async fn public(&self, route: &Route) -> Option<ApiResult<Response<Body>>> {
+    async fn public(
+        &self,
+        route: &Route,
+        path: &str,
+        query: &Query,
+    ) -> Option<ApiResult<Response<Body>>> {
         let anonymous = self.anonymous.load(std::sync::atomic::Ordering::Relaxed);
         Some(match route {
-            Route::Health(check) if anonymous => Ok(self.health(check).await),
+            Route::Health(check) if anonymous => Ok(self.health(check, path, query).await),
             Route::Version if anonymous => ok(discovery::version()),
             Route::ClusterInfo => self.cluster_info().await.and_then(ok),
             _ => return None,
@@ -312,7 +317,7 @@ impl ApiServer {
         let info = RequestInfo::of(&req, routed.as_ref().ok());
         let audit_id = HeaderValue::from_str(&info.audit_id).ok();
         let public = match &routed {
-            Ok(route) => self.public(route).await,
+            Ok(route) => self.public(route, req.uri().path(), &query).await,
             Err(e) => Some(Err(e.clone())),
         };
         let answer = match (public, routed) {
@@ -451,7 +456,7 @@ impl ApiServer {
             Route::Health(check) => {
                 self.handlers
                     .authorize_path(&identity, "get", req.uri().path(), true)?;
-                Ok(self.health(check).await)
+                Ok(self.health(check, req.uri().path(), &query).await)
             }
             Route::Version => {
                 self.handlers
