@@ -588,6 +588,14 @@ spec: {size: 1}
         let size = format!("{{\"spec\":{{\"size\":{next}}}}}");
         let patch = ["patch", &resource, "one", "--type=merge", "-p", &size];
         check(&server, &patch, None, &["patched"]);
+        // A custom resource has no patch strategy: a strategic merge patch is 415.
+        let strategic = ["patch", &resource, "one", "--type=strategic", "-p", &size];
+        let out = support::cli::output(server.kubectl_command().args(strategic), None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("application/merge-patch+json"),
+            "{err}"
+        );
         let path = format!("{collection}?watch=true&resourceVersion={rv}&timeoutSeconds=1");
         let out =
             support::cli::output(server.kubectl_command().args(["get", "--raw", &path]), None);

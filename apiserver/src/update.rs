@@ -45,6 +45,24 @@ impl Handlers {
             Some("approval") if req.kind.plural == "certificatesigningrequests" => {}
             _ => return Err(ApiError::no_route()),
         }
+        // Custom resources have no patch strategy: kube-apiserver takes no strategic
+        // merge patch of them.
+        if c.req.verb == Verb::Patch
+            && req.kind.custom
+            && c.content_type
+                .split(';')
+                .next()
+                .is_some_and(|t| t.trim() == "application/strategic-merge-patch+json")
+        {
+            return Err(ApiError::unsupported_media_type(
+                &c.content_type,
+                &[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/apply-patch+yaml",
+                ],
+            ));
+        }
         let mode = field_validation(c.query)?;
         let (body, duplicates) = if c.req.verb == Verb::Patch {
             (None, Vec::new())

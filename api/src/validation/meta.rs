@@ -45,7 +45,7 @@ pub(super) fn object_meta(errs: &mut Errors, obj: &AnyObject) {
         (_, Some(prefix)) if !prefix.is_empty() => {}
         _ => errs.message(
             &path.key("name"),
-            "required value: name or generateName is required",
+            "Required value: name or generateName is required",
         ),
     }
     match (&meta.namespace, kind.is_namespaced()) {
