@@ -252,11 +252,13 @@ fn check_conditions(
     let old = old.map(conditions).unwrap_or_default();
     let old_has = |ty: &str| old.iter().any(|x| x.type_ == ty);
     let both_before = old_has("Approved") && old_has("Denied");
+    let empty_before = old_has("");
+    let duplicates_before = old.len() != old.iter().map(|x| &x.type_).collect::<HashSet<_>>().len();
     let mut types = HashSet::new();
     let (mut approved, mut denied) = (false, false);
     for (i, cond) in conditions(c).iter().enumerate() {
         let at = |field: &str| FieldPath::parse(&format!("status.conditions[{i}].{field}"));
-        if cond.type_.is_empty() && !old_has("") {
+        if cond.type_.is_empty() && !empty_before {
             errs.push(FieldError {
                 path: at("type"),
                 reason: Reason::Required,
@@ -295,8 +297,6 @@ fn check_conditions(
                 },
             });
         }
-        let duplicates_before =
-            old.len() != old.iter().map(|x| &x.type_).collect::<HashSet<_>>().len();
         if !types.insert(cond.type_.as_str()) && !duplicates_before {
             errs.push(FieldError {
                 path: at("type"),

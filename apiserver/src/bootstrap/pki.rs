@@ -301,13 +301,7 @@ impl ClusterCa {
             not_after,
         );
         request.params = params;
-        let ca_key = self.key()?;
-        let issuer =
-            Issuer::from_ca_cert_pem(&self.cert_pem, ca_key).map_err(|e| PkiError::Invalid {
-                what: "CA certificate",
-                detail: e.to_string(),
-            })?;
-        let cert = request.signed_by(&issuer).map_err(invalid)?;
+        let cert = request.signed_by(&self.issuer()?).map_err(invalid)?;
         // rcgen writes one organization at most: the subject with every group.
         let subject = super::subject::name(user, groups);
         let der = super::subject::with_subject(cert.der(), &subject, &self.key()?)?;
@@ -354,16 +348,17 @@ impl ClusterCa {
 
     /// A certificate of `params` with a new key, signed by this CA.
     fn sign(&self, params: CertificateParams) -> Result<(String, String), PkiError> {
-        let ca_key = self.key()?;
-        // The issuer as the CA certificate names itself.
-        let issuer =
-            Issuer::from_ca_cert_pem(&self.cert_pem, ca_key).map_err(|e| PkiError::Invalid {
-                what: "CA certificate",
-                detail: e.to_string(),
-            })?;
         let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &issuer)?;
+        let cert = params.signed_by(&key, &self.issuer()?)?;
         Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// This CA as an issuer, named as its certificate names itself.
+    fn issuer(&self) -> Result<Issuer<'_, KeyPair>, PkiError> {
+        Issuer::from_ca_cert_pem(&self.cert_pem, self.key()?).map_err(|e| PkiError::Invalid {
+            what: "CA certificate",
+            detail: e.to_string(),
+        })
     }
 
     fn key(&self) -> Result<KeyPair, PkiError> {
