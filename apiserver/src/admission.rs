@@ -17,16 +17,7 @@ use crate::custom::CustomKinds;
 use crate::status::{ApiError, ApiResult};
 use crate::strategy;
 
-/// Which part of an object an update writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Part {
-    /// The object (spec and metadata; `scale` too).
-    Main,
-    /// The `status` subresource.
-    Status,
-    /// A CertificateSigningRequest's `approval` subresource: its conditions alone.
-    Approval,
-}
+pub use crate::strategy::Part;
 
 /// Mutating admission of a new object: identity, generation, cleared status, defaults
 /// (for a custom object: unknown fields pruned, then its schema's defaults; for a CRD:

@@ -15,14 +15,13 @@ use rk8s_api::AnyObject;
 use rk8s_api::path::FieldPath;
 use rk8s_api::validation::{FieldError, Reason};
 
-use crate::admission::Part;
 use crate::auth::Identity;
-use crate::rbac::authorizer::{Attributes, Target};
-use crate::status::{ApiError, ApiResult};
+use crate::status::ApiError;
+use crate::strategy::Part;
 
 /// The API group of CertificateSigningRequests (and of the `signers` an approver
 /// needs the `approve` verb on).
-const GROUP: &str = "certificates.k8s.io";
+pub const GROUP: &str = "certificates.k8s.io";
 
 /// Condition types only `approval` may add or change.
 const APPROVALS: [&str; 2] = ["Approved", "Denied"];
@@ -382,40 +381,23 @@ fn check_certificate(pem: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-impl crate::handlers::Handlers {
-    /// The `CertificateApproval` admission plugin: a write through `approval` needs
-    /// the `approve` verb on the request's signer (`signers`, by its name or its
-    /// domain's `DOMAIN/*`).
-    pub(crate) fn admit_approval(&self, identity: &Identity, obj: &AnyObject) -> ApiResult<()> {
-        let Some(c) = csr(obj) else {
-            return Ok(());
-        };
-        let signer = c.spec.signer_name.as_str();
-        let wildcard = signer.split_once('/').map(|(d, _)| format!("{d}/*"));
-        let names = std::iter::once(signer).chain(wildcard.as_deref());
-        for name in names {
-            let asked = Attributes {
-                verb: "approve",
-                namespace: None,
-                target: Target::Resource {
-                    group: GROUP,
-                    resource: "signers",
-                    subresource: None,
-                    name: Some(name),
-                },
-            };
-            if self.may(identity, &asked)? {
-                return Ok(());
-            }
-        }
-        Err(ApiError::forbidden(format!(
-            "certificatesigningrequests.{GROUP} \"{}\" is forbidden: user not permitted to approve requests with signerName {signer:?}",
-            c.metadata.name.as_deref().unwrap_or_default()
-        )))
+/// The `CertificateApproval` admission plugin's question about a write through
+/// `approval`: the `signers` names whose `approve` verb lets a caller approve `obj`
+/// (the signer's own, and its domain's `DOMAIN/*`), and the refusal for a caller who
+/// has none; `None` for what is not a request.
+pub fn approval_signers(obj: &AnyObject) -> Option<(Vec<String>, ApiError)> {
+    let c = csr(obj)?;
+    let signer = c.spec.signer_name.clone();
+    let mut names = vec![signer.clone()];
+    if let Some((domain, _)) = signer.split_once('/') {
+        names.push(format!("{domain}/*"));
     }
+    let refusal = ApiError::forbidden(format!(
+        "certificatesigningrequests.{GROUP} \"{}\" is forbidden: user not permitted to approve requests with signerName {signer:?}",
+        c.metadata.name.as_deref().unwrap_or_default()
+    ));
+    Some((names, refusal))
 }
-
-pub mod signer;
 
 #[cfg(test)]
 pub(crate) mod tests;

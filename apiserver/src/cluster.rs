@@ -385,7 +385,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
             }
         }
     });
-    let signing = tokio::spawn(crate::certificates::signer::run(
+    let signing = tokio::spawn(crate::certificate_signer::run(
         api.clone(),
         client_ca.clone(),
     ));

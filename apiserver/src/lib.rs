@@ -36,6 +36,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod caches;
 pub mod call;
+pub mod certificate_signer;
 pub mod certificates;
 pub mod cluster;
 pub mod compaction;

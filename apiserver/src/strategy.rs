@@ -13,6 +13,17 @@ mod qos;
 
 pub use qos::qos_class;
 
+/// Which part of an object an update writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The object (spec and metadata; `scale` too).
+    Main,
+    /// The `status` subresource.
+    Status,
+    /// A CertificateSigningRequest's `approval` subresource: its conditions alone.
+    Approval,
+}
+
 /// Now, as Kubernetes timestamps are kept: whole seconds.
 pub fn now() -> Time {
     let s = jiff::Timestamp::now().as_second();

@@ -205,8 +205,27 @@ impl Handlers {
             }
         }
         admission::validate(c.identity, &new, Some(&current), part, None, &self.custom)?;
-        if part == admission::Part::Approval {
-            self.admit_approval(c.identity, &new)?;
+        // CertificateApproval: approving needs `approve` on the request's signer.
+        if part == admission::Part::Approval
+            && let Some((signers, refusal)) = crate::certificates::approval_signers(&new)
+        {
+            let mut allowed = false;
+            for name in &signers {
+                let approve = crate::rbac::authorizer::Attributes {
+                    verb: "approve",
+                    namespace: None,
+                    target: crate::rbac::authorizer::Target::Resource {
+                        group: crate::certificates::GROUP,
+                        resource: "signers",
+                        subresource: None,
+                        name: Some(name),
+                    },
+                };
+                allowed = allowed || self.may(c.identity, &approve)?;
+            }
+            if !allowed {
+                return Err(refusal);
+            }
         }
         let decision = asked.pod_security.admit(&new, Some(&current))?;
         crate::audit::annotate(&decision.audit_annotations);
