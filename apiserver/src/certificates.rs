@@ -100,7 +100,15 @@ pub fn prepare_update(new: &mut AnyObject, old: &AnyObject, part: Part) {
         }
     }
     let now = crate::strategy::now();
-    let before = conditions(old);
+    // The first transition time of each type and status before.
+    let mut before = std::collections::HashMap::new();
+    for o in conditions(old) {
+        if let Some(at) = &o.last_transition_time {
+            before
+                .entry((o.type_.as_str(), o.status.as_str()))
+                .or_insert(at);
+        }
+    }
     for cond in c
         .status
         .iter_mut()
@@ -110,11 +118,8 @@ pub fn prepare_update(new: &mut AnyObject, old: &AnyObject, part: Part) {
             cond.last_update_time = Some(now.clone());
         }
         if cond.last_transition_time.is_none() {
-            let kept = before
-                .iter()
-                .find(|o| o.type_ == cond.type_ && o.status == cond.status)
-                .and_then(|o| o.last_transition_time.clone());
-            cond.last_transition_time = Some(kept.unwrap_or_else(|| now.clone()));
+            let kept = before.get(&(cond.type_.as_str(), cond.status.as_str()));
+            cond.last_transition_time = Some(kept.map_or_else(|| now.clone(), |t| (*t).clone()));
         }
     }
 }
