@@ -35,6 +35,14 @@ pub fn exists(name: &str) -> bool {
     exists_in(Path::new(NETNS_DIR), name)
 }
 
+/// Whether a file of namespace `name` is left with no namespace mounted on it (a
+/// process killed between making the file and mounting on it).
+pub fn leftover(name: &str) -> bool {
+    valid(name).is_ok()
+        && std::fs::symlink_metadata(path(name)).is_ok_and(|m| m.is_file())
+        && !exists(name)
+}
+
 /// Creates the named network namespace `name` (`ip netns add NAME`); fails with
 /// "File exists" when there is one. A file of that name that is no namespace is
 /// replaced. A name is made by one caller at a time.

@@ -293,8 +293,9 @@ impl Network {
     fn unwire(&self, a: &Attachment) -> Result<()> {
         let host = self.host.as_ref();
         portmap::remove(host, &a.owner)?;
-        // Deleting the namespace destroys eth0 and with it the host end of the pair.
-        if host.netns_exists(&a.netns) {
+        // Deleting the namespace destroys eth0 and with it the host end of the pair. A
+        // file no namespace was mounted on yet (a kill between the two) goes too.
+        if host.netns_exists(&a.netns) || netns::leftover(&a.netns) {
             host.apply(
                 None,
                 &[NetOp::DeleteNetns {
@@ -359,11 +360,23 @@ impl Network {
         Ok(out)
     }
 
+    /// Every owner with something on this host: an attachment, or only an address
+    /// (an attachment half made when the agent was killed: the address is taken
+    /// before the namespace and veth are made, the record written after, so what
+    /// was made is found through the address).
+    pub fn owners(&self) -> Result<Vec<String>> {
+        let mut owners: Vec<String> = self.attachments()?.into_iter().map(|a| a.owner).collect();
+        owners.extend(self.ipam.allocations()?.into_iter().map(|(_, owner)| owner));
+        owners.sort();
+        owners.dedup();
+        Ok(owners)
+    }
+
     /// Removes the network from the host: every attachment, the masquerade rules, the
     /// bridge and the state directory. The `rk8s` table goes when nothing else uses it.
     pub fn destroy(&self) -> Result<()> {
-        for a in self.attachments()? {
-            self.detach(&a.owner)?;
+        for owner in self.owners()? {
+            self.detach(&owner)?;
         }
         let host = self.host.as_ref();
         portmap::delete_where(host, "postrouting", |c| {
@@ -495,6 +508,29 @@ mod tests {
                 .contains(&"ip netns delete rk8s-pod1".to_string())
         );
         assert_eq!(net.attachment("pod1").unwrap(), None);
+        assert!(net.ipam.allocations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_address_without_a_record_is_an_owner_and_goes_with_the_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Arc::new(Recorder::new());
+        let net = Network::new(config(dir.path()), recorder.clone()).unwrap();
+        net.attach("pod1").unwrap();
+        // An agent killed half-way through attaching `half`: its address is taken,
+        // its namespace and veth may be made, its record is not written.
+        net.ipam.allocate("half").unwrap();
+        assert_eq!(net.owners().unwrap(), ["half", "pod1"]);
+        net.destroy().unwrap();
+        let veth = veth_name("half");
+        assert!(
+            recorder
+                .commands()
+                .iter()
+                .any(|c| c.contains(&format!("ip link delete {veth}"))),
+            "{:?}",
+            recorder.commands()
+        );
         assert!(net.ipam.allocations().unwrap().is_empty());
     }
 

@@ -33,8 +33,7 @@ impl PodNetwork for Network {
     }
 
     fn attached(&self) -> rk8s_runtime::Result<Vec<String>> {
-        let attachments = self.attachments().map_err(to_runtime)?;
-        Ok(attachments.into_iter().map(|a| a.owner).collect())
+        self.owners().map_err(to_runtime)
     }
 }
 

@@ -397,3 +397,26 @@ fn in_netns_makes_its_changes_and_runs_its_commands_inside_its_namespace() {
         format!("ip -n {ns} link add {bridge} type bridge: File exists (os error 17)")
     );
 }
+
+/// A namespace file with no namespace mounted on it (an agent killed between making
+/// the file and mounting on it) is no namespace, is seen as a leftover, and goes
+/// with a delete, as a pod's detach deletes it.
+#[test]
+fn a_namespace_file_left_unmounted_is_removed() {
+    let name = format!("rk8s-leftover-{}", std::process::id());
+    let file = netns::path(&name);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, b"").unwrap();
+    struct Gone(std::path::PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _gone = Gone(file.clone());
+    assert!(!netns::exists(&name));
+    assert!(netns::leftover(&name));
+    netns::delete(&name).unwrap();
+    assert!(!file.exists());
+    assert!(!netns::leftover(&name));
+}
