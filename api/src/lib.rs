@@ -15,6 +15,7 @@
 //!   bounds them; [`net`]: CIDR ranges and host addresses; [`netpol`]: NetworkPolicy
 //!   semantics and the reference model nodes are tested against.
 //! - [`placement`]: node selectors, required node affinity, taints and tolerations;
+//! - [`containers`]: a pod's containers of every type (init, app, ephemeral);
 //! - [`references`]: the Secrets and ConfigMaps a pod uses (what its node may read);
 //! - [`activation`]: scale from zero on request (annotations, node activity lines);
 //! - [`identities`]: the user names the control plane's own components run as;
@@ -34,6 +35,7 @@
 
 pub mod activation;
 pub mod apply;
+pub mod containers;
 pub mod crd;
 pub mod defaults;
 pub mod duration;

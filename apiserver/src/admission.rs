@@ -97,6 +97,7 @@ fn prepare_update(new: &mut AnyObject, current: &AnyObject, part: Part) {
     match part {
         Part::Status | Part::Approval => strategy::prepare_status_update(new, current),
         Part::Main => strategy::prepare_update(new, current),
+        Part::EphemeralContainers => strategy::ephemeral::prepare_update(new, current),
     }
     crate::certificates::prepare_update(new, current, part);
 }
@@ -123,8 +124,12 @@ pub fn validate(
     errors.extend(crate::custom::admission::validate(new, custom));
     errors.extend(crate::custom::admission::validate_definition(new, old));
     errors.extend(crate::certificates::validate(new, old, part));
-    if let Some(old) = old {
-        errors.extend(strategy::validate_update(new, old));
+    match (old, part) {
+        (None, _) => errors.extend(strategy::ephemeral::validate_create(new)),
+        (Some(old), Part::EphemeralContainers) => {
+            errors.extend(strategy::ephemeral::validate_update(new, old));
+        }
+        (Some(old), _) => errors.extend(strategy::validate_update(new, old)),
     }
     if errors.is_empty() {
         Ok(())

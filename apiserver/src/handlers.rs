@@ -326,10 +326,13 @@ impl Handlers {
             self.volume_used_on(&access, &obj).await.map_err(|_| e)?;
         }
         match req.subresource.as_deref() {
-            None | Some("status") | Some("approval")
+            None | Some("status") | Some("approval") | Some("ephemeralcontainers")
                 if req.subresource.is_none()
                     || (req.kind.has_status() && req.subresource.as_deref() == Some("status"))
-                    || (req.kind.plural == "certificatesigningrequests") =>
+                    || (req.kind.plural == "certificatesigningrequests"
+                        && req.subresource.as_deref() == Some("approval"))
+                    || (req.kind.plural == "pods"
+                        && req.subresource.as_deref() == Some("ephemeralcontainers")) =>
             {
                 if crate::table::wants_table(accept) {
                     let rv = obj.metadata().resource_version.clone().unwrap_or_default();

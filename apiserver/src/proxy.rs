@@ -320,12 +320,7 @@ fn container(pod: &Pod, asked: Option<&str>) -> ApiResult<String> {
     let names: Vec<&str> = pod
         .spec
         .iter()
-        .flat_map(|s| {
-            s.containers
-                .iter()
-                .chain(s.init_containers.iter().flatten())
-        })
-        .map(|c| c.name.as_str())
+        .flat_map(rk8s_api::containers::names)
         .collect();
     match asked.filter(|c| !c.is_empty()) {
         Some(c) if names.contains(&c) => Ok(c.to_string()),

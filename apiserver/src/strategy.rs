@@ -8,6 +8,7 @@ use rk8s_api::validation::{FieldError, Reason};
 use rk8s_api::{AnyObject, FieldPath};
 use serde_json::Value;
 
+pub mod ephemeral;
 pub mod namespace;
 mod qos;
 
@@ -22,6 +23,8 @@ pub enum Part {
     Status,
     /// A CertificateSigningRequest's `approval` subresource: its conditions alone.
     Approval,
+    /// A pod's `ephemeralcontainers` subresource: `spec.ephemeralContainers` alone.
+    EphemeralContainers,
 }
 
 /// Now, as Kubernetes timestamps are kept: whole seconds.

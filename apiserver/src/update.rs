@@ -43,6 +43,7 @@ impl Handlers {
             Some("status") if req.kind.has_status() => {}
             Some("scale") if req.kind.has_scale() => {}
             Some("approval") if req.kind.plural == "certificatesigningrequests" => {}
+            Some("ephemeralcontainers") if req.kind.plural == "pods" => {}
             _ => return Err(ApiError::no_route()),
         }
         // Custom resources have no patch strategy: kube-apiserver takes no strategic
@@ -179,6 +180,7 @@ impl Handlers {
         let part = match sub {
             Some("status") => admission::Part::Status,
             Some("approval") => admission::Part::Approval,
+            Some("ephemeralcontainers") => admission::Part::EphemeralContainers,
             _ => admission::Part::Main,
         };
         admission::mutate_update(&mut new, &current, part, &self.custom)?;

@@ -406,6 +406,17 @@ pub fn container_namespaces(pause_pid: i32, share_pid: bool) -> Vec<Namespace> {
     ]
 }
 
+/// `namespaces` with the pid namespace of process `pid` joined instead (an ephemeral
+/// container sees its target container's processes).
+pub fn with_pid_namespace_of(mut namespaces: Vec<Namespace>, pid: i32) -> Vec<Namespace> {
+    namespaces.retain(|n| n.kind != LinuxNamespaceType::Pid);
+    namespaces.push(Namespace {
+        kind: LinuxNamespaceType::Pid,
+        path: Some(PathBuf::from(format!("/proc/{pid}/ns/pid"))),
+    });
+    namespaces
+}
+
 fn default_seccomp() -> Result<LinuxSeccomp> {
     let architectures = match std::env::consts::ARCH {
         "x86_64" => vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],

@@ -603,6 +603,8 @@ async fn collect_images(runtime: Arc<PodRuntime>, policy: rk8s_runtime::image::g
                     .flatten()
                     .chain(spec.containers);
                 in_use.extend(containers.filter_map(|c| c.image));
+                let ephemeral = spec.ephemeral_containers.into_iter().flatten();
+                in_use.extend(ephemeral.filter_map(|c| c.image));
             }
             let store = runtime.images();
             store.collect_garbage(&policy, &in_use, &running, || {

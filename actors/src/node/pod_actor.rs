@@ -375,6 +375,12 @@ impl PodActor {
                     return Err(e);
                 }
             }
+            // `kubectl debug` adds ephemeral containers to the running pod.
+            if ephemeral_containers(&pod).is_some_and(|e| !e.is_empty()) {
+                runtime
+                    .set_ephemeral_containers(&uid, &pod)
+                    .map_err(|e| e.to_string())?;
+            }
             let began = std::time::Instant::now();
             let mut status = runtime
                 .sync_pod(&uid, rk8s_runtime::container::now_ns())
@@ -545,6 +551,11 @@ fn on_node(status: &mut PodStatus, node_ip: Option<String>) {
 }
 
 /// Whether a pod with `status` ended (`Succeeded` or `Failed`).
+/// The pod's ephemeral containers (added while it runs, by `kubectl debug`).
+fn ephemeral_containers(pod: &Pod) -> Option<&Vec<k8s_openapi::api::core::v1::EphemeralContainer>> {
+    pod.spec.as_ref().and_then(|s| s.ephemeral_containers.as_ref())
+}
+
 fn terminal(status: Option<&PodStatus>) -> bool {
     matches!(
         status.and_then(|s| s.phase.as_deref()),
@@ -643,9 +654,10 @@ impl Handler<Update> for PodActor {
         }
         let deleting = msg.0.metadata.deletion_timestamp.is_some()
             && self.pod.metadata.deletion_timestamp.is_none();
+        let debugged = ephemeral_containers(&msg.0) != ephemeral_containers(&self.pod);
         self.evicted |= is_evicted(&msg.0);
         self.pod = msg.0;
-        if deleting {
+        if deleting || debugged {
             self.step(ctx);
         }
     }

@@ -1,5 +1,6 @@
-//! Pod spec defaults (core/v1 `SetDefaults_PodSpec`, `_Container`, `_Probe`,
-//! `_Volume`), also applied to the pod templates of every workload.
+//! Pod spec defaults (core/v1 `SetDefaults_PodSpec`, `_Container`,
+//! `_EphemeralContainer`, `_Probe`, `_Volume`), also applied to the pod templates of
+//! every workload.
 
 use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, PodSpec, Probe, Volume};
 
@@ -18,6 +19,12 @@ pub fn pod_spec(spec: &mut PodSpec) {
     let init = spec.init_containers.iter_mut().flatten();
     for c in spec.containers.iter_mut().chain(init) {
         container(c);
+    }
+    // `SetDefaults_EphemeralContainer`: the fields it shares with a container.
+    for c in spec.ephemeral_containers.iter_mut().flatten() {
+        pull_policy(&mut c.image_pull_policy, c.image.as_deref());
+        set_str(&mut c.termination_message_path, "/dev/termination-log");
+        set_str(&mut c.termination_message_policy, "File");
     }
     for v in spec.volumes.iter_mut().flatten() {
         volume(v);
@@ -50,11 +57,15 @@ pub fn image_pull_policy(image: &str) -> &'static str {
     }
 }
 
-fn container(c: &mut Container) {
-    if c.image_pull_policy.as_deref().is_none_or(str::is_empty) {
-        let policy = image_pull_policy(c.image.as_deref().unwrap_or_default());
-        c.image_pull_policy = Some(policy.to_string());
+/// An unset pull policy the one [`image_pull_policy`] gives `image`.
+fn pull_policy(policy: &mut Option<String>, image: Option<&str>) {
+    if policy.as_deref().is_none_or(str::is_empty) {
+        *policy = Some(image_pull_policy(image.unwrap_or_default()).to_string());
     }
+}
+
+fn container(c: &mut Container) {
+    pull_policy(&mut c.image_pull_policy, c.image.as_deref());
     set_str(&mut c.termination_message_path, "/dev/termination-log");
     set_str(&mut c.termination_message_policy, "File");
     for port in c.ports.iter_mut().flatten() {

@@ -56,6 +56,7 @@ pub(super) fn pod_spec(errs: &mut Errors, path: &FieldPath, spec: &PodSpec) {
             }
         }
     }
+    ephemeral_containers(errs, path, spec, &volumes, names);
     errs.opt_one_of(
         &path.key("restartPolicy"),
         spec.restart_policy.as_ref(),
@@ -91,6 +92,87 @@ pub(super) fn pod_spec(errs: &mut Errors, path: &FieldPath, spec: &PodSpec) {
     }
     for (i, t) in spec.tolerations.iter().flatten().enumerate() {
         toleration(errs, &path.key("tolerations").index(i), t);
+    }
+}
+
+/// A pod template's spec: a pod's, without ephemeral containers (kube's
+/// `ValidatePodTemplateSpec`: they are added to running pods only).
+pub(super) fn template_spec(errs: &mut Errors, path: &FieldPath, spec: &PodSpec) {
+    pod_spec(errs, path, spec);
+    if spec.ephemeral_containers.as_ref().is_some_and(|e| !e.is_empty()) {
+        errs.forbidden(
+            &path.key("ephemeralContainers"),
+            "ephemeral containers not allowed in pod template",
+        );
+    }
+}
+
+/// The fields an ephemeral container may set (kube's
+/// `allowedEphemeralContainerFields`): none that would make it part of the workload
+/// (ports, probes, lifecycle, resources).
+const EPHEMERAL_FIELDS: &[&str] = &[
+    "name",
+    "image",
+    "command",
+    "args",
+    "workingDir",
+    "envFrom",
+    "env",
+    "volumeMounts",
+    "volumeDevices",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "imagePullPolicy",
+    "securityContext",
+    "stdin",
+    "stdinOnce",
+    "tty",
+    "targetContainerName",
+];
+
+/// kube's `validateEphemeralContainers`: each is a container (name, image, env,
+/// mounts), named uniquely among all the pod's containers (`names` holds the init
+/// and app ones), targeting an init or app container if any, and setting only
+/// [`EPHEMERAL_FIELDS`], without subpaths.
+fn ephemeral_containers(
+    errs: &mut Errors,
+    path: &FieldPath,
+    spec: &PodSpec,
+    volumes: &HashSet<String>,
+    mut names: HashSet<String>,
+) {
+    let others = names.clone();
+    for (i, ec) in spec.ephemeral_containers.iter().flatten().enumerate() {
+        let p = path.key("ephemeralContainers").index(i);
+        container(errs, &p, &crate::containers::ephemeral_as_container(ec), volumes, false);
+        if !ec.name.is_empty() && !names.insert(ec.name.clone()) {
+            errs.duplicate(&p.key("name"), &ec.name);
+        }
+        if let Some(target) = ec.target_container_name.as_deref().filter(|t| !t.is_empty())
+            && !others.contains(target)
+        {
+            errs.message(
+                &p.key("targetContainerName"),
+                format!("Not found: {target:?}"),
+            );
+        }
+        if let Ok(serde_json::Value::Object(set)) = serde_json::to_value(ec) {
+            for field in set.keys().filter(|f| !EPHEMERAL_FIELDS.contains(&f.as_str())) {
+                errs.forbidden(&p.key(field), "cannot be set for an Ephemeral Container");
+            }
+        }
+        for (j, m) in ec.volume_mounts.iter().flatten().enumerate() {
+            let mp = p.key("volumeMounts").index(j);
+            if m.sub_path.as_deref().is_some_and(|s| !s.is_empty()) {
+                errs.forbidden(&mp.key("subPath"), "cannot be set for an Ephemeral Container");
+            }
+            if m.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty()) {
+                errs.forbidden(
+                    &mp.key("subPathExpr"),
+                    "cannot be set for an Ephemeral Container",
+                );
+            }
+        }
     }
 }
 

@@ -209,3 +209,35 @@ fn runtime_classes_need_a_handler() {
     let text = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: fast}\nhandler: Fast_Runtime\n";
     assert!(errors(text)[0].starts_with("handler: invalid value \"Fast_Runtime\""));
 }
+
+#[test]
+fn ephemeral_containers_are_containers_named_uniquely_with_no_workload_fields() {
+    let with = |ephemeral: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  initContainers: [{{name: init, image: x}}]\n  containers: [{{name: app, image: x}}]\n  ephemeralContainers: {ephemeral}\n"
+        )
+    };
+    assert_eq!(
+        errors(&with("[{name: dbg, image: busybox, targetContainerName: init, stdin: true, tty: true}]")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        errors(&with(
+            "[{name: app, image: x}, {name: d, targetContainerName: d}, {name: e, image: x, ports: [{containerPort: 80}], readinessProbe: {exec: {command: [x]}}, volumeMounts: [{name: v, mountPath: /v, subPath: s}]}]"
+        )),
+        [
+            "spec.ephemeralContainers[0].name: duplicate value \"app\"",
+            "spec.ephemeralContainers[1].image: required value",
+            "spec.ephemeralContainers[1].targetContainerName: Not found: \"d\"",
+            "spec.ephemeralContainers[2].ports: forbidden: cannot be set for an Ephemeral Container",
+            "spec.ephemeralContainers[2].readinessProbe: forbidden: cannot be set for an Ephemeral Container",
+            "spec.ephemeralContainers[2].volumeMounts[0].name: not found \"v\"",
+            "spec.ephemeralContainers[2].volumeMounts[0].subPath: forbidden: cannot be set for an Ephemeral Container",
+        ]
+    );
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers: [{name: app, image: x}]\n      ephemeralContainers: [{name: dbg, image: x}]\n";
+    assert_eq!(
+        errors(deployment),
+        ["spec.template.spec.ephemeralContainers: forbidden: ephemeral containers not allowed in pod template"]
+    );
+}

@@ -64,7 +64,7 @@ fn selector_and_template(
             match &t.spec {
                 None => errs.required(&tpath.key("spec")),
                 Some(ps) => {
-                    pod::pod_spec(errs, &tpath.key("spec"), ps);
+                    pod::template_spec(errs, &tpath.key("spec"), ps);
                     let policy = ps.restart_policy.as_deref().unwrap_or("Always");
                     errs.one_of(
                         &tpath.key("spec").key("restartPolicy"),
@@ -253,7 +253,7 @@ fn job_spec(errs: &mut Errors, path: &FieldPath, spec: &JobSpec) {
             match &spec.template.spec {
                 None => errs.required(&tpath.key("spec")),
                 Some(ps) => {
-                    pod::pod_spec(errs, &tpath.key("spec"), ps);
+                    pod::template_spec(errs, &tpath.key("spec"), ps);
                     let policy = ps.restart_policy.as_deref().unwrap_or("");
                     errs.one_of(
                         &tpath.key("spec").key("restartPolicy"),
@@ -577,7 +577,7 @@ fn pod_template(errs: &mut Errors, path: &FieldPath, t: &PodTemplateSpec) {
     );
     match &t.spec {
         None => errs.required(&path.key("spec")),
-        Some(ps) => pod::pod_spec(errs, &path.key("spec"), ps),
+        Some(ps) => pod::template_spec(errs, &path.key("spec"), ps),
     }
 }
 

@@ -1,7 +1,7 @@
 //! A work container's OCI settings from its pod: command and args over the image's,
 //! env (service variables, fieldRefs, ConfigMaps, Secrets: [`super::env`]),
-//! resources, the sandbox's namespaces, mounts and security context, and the devices
-//! a device plugin gives it.
+//! resources, the sandbox's namespaces (an ephemeral container's target's pid
+//! namespace), mounts and security context, and the devices a device plugin gives it.
 
 use std::path::PathBuf;
 
@@ -100,6 +100,10 @@ impl PodRuntime {
         let pod_security = pod_spec.security_context.clone().unwrap_or_default();
         let caps = security.capabilities.clone().unwrap_or_default();
         let share_pid = pod_spec.share_process_namespace.unwrap_or(false);
+        let mut namespaces = spec::container_namespaces(pause_pid, share_pid);
+        if let Some(pid) = self.target_pid(record, &pod_spec, &c.name, share_pid)? {
+            namespaces = spec::with_pid_namespace_of(namespaces, pid);
+        }
         let uid = security.run_as_user.or(pod_security.run_as_user);
         let gid = security.run_as_group.or(pod_security.run_as_group);
         let config = ContainerConfig {
@@ -115,7 +119,7 @@ impl PodRuntime {
             hostname: None,
             rootfs: PathBuf::new(),
             readonly_rootfs: security.read_only_root_filesystem.unwrap_or(false),
-            namespaces: spec::container_namespaces(pause_pid, share_pid),
+            namespaces,
             cgroups_path: cgroups::container_path(&record.uid, &c.name),
             resources,
             pids_limit: self.config.pids_limit,
@@ -127,5 +131,33 @@ impl PodRuntime {
             annotations: devices.annotations,
         };
         Ok(config)
+    }
+
+    /// For an ephemeral container `name` that targets a container (and a pod whose
+    /// containers do not share one pid namespace): the pid whose pid namespace it
+    /// joins, the target's (kubelet's `NamespaceMode_TARGET`), which must be running.
+    fn target_pid(
+        &self,
+        record: &PodRecord,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+        name: &str,
+        share_pid: bool,
+    ) -> Result<Option<i32>> {
+        let ephemeral = spec.ephemeral_containers.iter().flatten();
+        let Some(target) = ephemeral
+            .filter(|e| e.name == name)
+            .find_map(|e| e.target_container_name.as_deref())
+            .filter(|t| !t.is_empty() && !share_pid)
+        else {
+            return Ok(None);
+        };
+        let id = record.containers.get(target).and_then(|c| c.id.as_deref());
+        let pid = match id {
+            Some(id) => self.runtime.live_pid(id)?,
+            None => None,
+        };
+        pid.map(Some).ok_or_else(|| {
+            Error::InvalidSpec(format!("the target container {target:?} is not running"))
+        })
     }
 }

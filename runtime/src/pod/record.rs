@@ -12,7 +12,7 @@ use crate::error::{Error, Result, io};
 use crate::network::Attachment;
 
 /// One container of a pod as recorded: the current attempt and what came before.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRecord {
     /// Runtime id of the current attempt (None before the first start).
@@ -43,7 +43,7 @@ pub struct PodRecord {
     pub attachment: Option<Attachment>,
     /// The pause container's id.
     pub pause_id: String,
-    /// Init and app containers by name.
+    /// Init, app and ephemeral containers by name.
     pub containers: BTreeMap<String, ContainerRecord>,
     /// When the sandbox was made.
     pub created_at_ns: i64,

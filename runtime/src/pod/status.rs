@@ -1,6 +1,6 @@
 //! A pod's Kubernetes status from its containers' states: phase, conditions, pod IP
-//! and each container's status with waiting reasons, restarts and last state; and an
-//! evicted pod's.
+//! and each container's status (ephemeral ones too, which count for nothing else)
+//! with waiting reasons, restarts and last state; and an evicted pod's.
 
 use std::collections::BTreeMap;
 
@@ -69,6 +69,30 @@ impl PodRuntime {
             all_ready &= status.ready;
             statuses.push(status);
         }
+        // kubelet: never ready, sorted by name; waiting to be made as the pod's
+        // other containers wait.
+        let mut ephemeral_statuses = Vec::new();
+        for ec in spec.ephemeral_containers.iter().flatten() {
+            let c = rk8s_api::containers::ephemeral_as_container(ec);
+            let entry = record.containers.get(&c.name);
+            let state = self.current(record, &c.name).await?;
+            let not_made = if inits.is_empty() {
+                "ContainerCreating"
+            } else {
+                "PodInitializing"
+            };
+            let waiting = waiting
+                .get(&c.name)
+                .cloned()
+                .or_else(|| state.is_none().then(|| (not_made.to_string(), String::new())));
+            let mut status = container_status(&c, entry, state.as_ref(), waiting.as_ref());
+            status.ready = false;
+            if let Some(w) = status.state.as_mut().and_then(|s| s.waiting.as_mut()) {
+                w.message = w.message.take().filter(|m| !m.is_empty());
+            }
+            ephemeral_statuses.push(status);
+        }
+        ephemeral_statuses.sort_by(|a, b| a.name.cmp(&b.name));
         let total = spec.containers.len();
         let init_failed = policy == RestartPolicy::Never
             && init_statuses.iter().any(|s| {
@@ -112,6 +136,8 @@ impl PodRuntime {
             ]),
             init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
             container_statuses: Some(statuses),
+            ephemeral_container_statuses: (!ephemeral_statuses.is_empty())
+                .then_some(ephemeral_statuses),
             ..Default::default()
         })
     }

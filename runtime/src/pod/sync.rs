@@ -1,9 +1,10 @@
 //! The level-triggered step of a pod: init containers in order, then the app
-//! containers, restarted as the restart policy says, probed, and the pod's status.
+//! containers, restarted as the restart policy says, probed, and the pod's status;
+//! ephemeral containers once each.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::PodStatus;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use super::PodRuntime;
 use super::containers::Waiting;
@@ -12,6 +13,22 @@ use crate::error::{Error, Result};
 use crate::restart::RestartPolicy;
 
 impl PodRuntime {
+    /// Takes the ephemeral containers of pod `uid` as its spec in the API now lists
+    /// them (they are added to a running pod; nothing else of a pod's spec changes
+    /// on a node). The next [`sync_pod`](Self::sync_pod) starts the new ones.
+    pub fn set_ephemeral_containers(&self, uid: &str, pod: &Pod) -> Result<()> {
+        let wanted = pod.spec.as_ref().and_then(|s| s.ephemeral_containers.clone());
+        let Some(mut record) = self.record(uid)? else {
+            return Ok(());
+        };
+        let spec = record.pod.spec.get_or_insert_with(Default::default);
+        if spec.ephemeral_containers == wanted || wanted.is_none() {
+            return Ok(());
+        }
+        spec.ephemeral_containers = wanted;
+        self.save(&record)
+    }
+
     /// One level-triggered step for pod `uid` at time `now_ns`: start what should run,
     /// restart what stopped and may run again once its backoff has passed; returns the
     /// pod's status.
@@ -53,6 +70,15 @@ impl PodRuntime {
                         }
                         Some(_) => {}
                     }
+                }
+            }
+            // Ephemeral containers start once each, whatever the pod's state (kubelet's
+            // computePodActions), until one is made: they are never restarted.
+            for ec in spec.ephemeral_containers.iter().flatten() {
+                if record.containers.get(&ec.name).is_none_or(|e| e.id.is_none()) {
+                    let c = rk8s_api::containers::ephemeral_as_container(ec);
+                    record.containers.entry(ec.name.clone()).or_default();
+                    self.start(&mut record, &c, &mut waiting).await?;
                 }
             }
         }

@@ -79,13 +79,8 @@ pub(super) async fn attach(
     let tty = record
         .pod
         .spec
-        .iter()
-        .flat_map(|s| {
-            s.containers
-                .iter()
-                .chain(s.init_containers.iter().flatten())
-        })
-        .find(|c| c.name == container)
+        .as_ref()
+        .and_then(|s| rk8s_api::containers::named(s, container))
         .ok_or_else(not_found)?
         .tty
         .unwrap_or(false);
