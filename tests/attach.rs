@@ -5,7 +5,8 @@
 //! `tty: true` container's terminal (resized), through kubectl (on a terminal made by
 //! `script`), kube-rs and the Python client; RBAC's `create` on `pods/attach`; and
 //! the node's helper and agent restarted under an attachable container, holding no
-//! descriptor once sessions end.
+//! descriptor once sessions end. And `kubectl debug`: an ephemeral container added to a
+//! running pod, in its target container's processes, attached to, never restarted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -478,4 +479,206 @@ async fn kubectl_attach_and_run_interactive_reach_the_containers_main_process() 
         "{out}"
     );
     drop(node);
+}
+
+/// The status of ephemeral container `name` of pod `pod`, once `wanted` holds.
+async fn ephemeral_status(
+    pods: &Api<Pod>,
+    pod: &str,
+    name: &str,
+    wanted: impl Fn(&k8s_openapi::api::core::v1::ContainerStatus) -> bool,
+) -> k8s_openapi::api::core::v1::ContainerStatus {
+    eventually(
+        &format!("ephemeral container {name} as wanted"),
+        async || {
+            let pod = pods.get(pod).await.ok()?;
+            let statuses = pod.status?.ephemeral_container_statuses?;
+            statuses.into_iter().find(|s| s.name == name && wanted(s))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_debug_adds_ephemeral_containers_that_see_their_target_and_never_restart() {
+    // kubectl takes only image names: busybox from a registry (plain HTTP, as
+    // registries.yaml says).
+    let registry = support::registry::Registry::start();
+    let image = registry.push(&support::images::images().join("busybox"), "busybox:v1");
+    let host = format!("127.0.0.1:{}", registry.port);
+    let dir = tempfile::tempdir().unwrap();
+    let registries = dir.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!("mirrors:\n  \"{host}\":\n    endpoint: [\"http://{host}\"]\n"),
+    )
+    .unwrap();
+    let server = Server::start(&[]);
+    let _node = support::node::real_node_with(
+        &server,
+        "dbg",
+        48,
+        &["--registries", registries.to_str().unwrap()],
+    )
+    .await;
+    let pods: Api<Pod> = Api::default_namespaced(server.client().await);
+    let v1 = server.kubectl_ok(&["get", "--raw", "/api/v1"]);
+    assert!(v1.contains("\"name\":\"pods/ephemeralcontainers\""), "{v1}");
+    // The target: its main process is `sleep`, pid 1 of its own pid namespace.
+    run_pod(
+        &pods,
+        pod(
+            "app",
+            &["sh", "-c", "exec sleep 3600"],
+            serde_json::json!({}),
+        ),
+    )
+    .await;
+
+    // `kubectl debug --target`: the ephemeral container runs in the target's
+    // processes (kubelet's TARGET pid namespace) and is reported.
+    let image_arg = format!("--image={image}");
+    let out = server.kubectl_ok(&[
+        "debug",
+        "app",
+        &image_arg,
+        "-c",
+        "dbg",
+        "--target=app",
+        "--profile=general",
+        "--",
+        "sh",
+        "-c",
+        "ps -o pid,args; exec sleep 3600",
+    ]);
+    assert!(out.contains("Targeting container \"app\""), "{out}");
+    let running = ephemeral_status(&pods, "app", "dbg", |s| {
+        s.state.as_ref().is_some_and(|st| st.running.is_some())
+    })
+    .await;
+    assert_eq!(running.image, image);
+    assert!(!running.ready);
+    let seen = eventually("the debug container's ps", async || {
+        let log = server.kubectl_ok(&["logs", "app", "-c", "dbg"]);
+        log.contains("sleep 3600").then_some(log)
+    })
+    .await;
+    let target_line = seen
+        .lines()
+        .find(|l| l.trim().starts_with("1 "))
+        .unwrap_or_default();
+    assert!(
+        target_line.contains("sleep 3600"),
+        "pid 1 is the target's sleep:\n{seen}"
+    );
+    let pod_now = pods.get("app").await.unwrap();
+    assert_eq!(pod_now.status.unwrap().phase.as_deref(), Some("Running"));
+    let ephemeral = pod_now.spec.unwrap().ephemeral_containers.unwrap();
+    assert_eq!(
+        ephemeral[0].termination_message_policy.as_deref(),
+        Some("File"),
+        "defaulted"
+    );
+
+    // `kubectl debug -i`: attached to the new container's stdin; once it ends it is
+    // never started again.
+    let mut session = kubectl(
+        &server,
+        &[
+            "debug",
+            "-i",
+            "app",
+            &image_arg,
+            "-c",
+            "shell",
+            "--profile=general",
+            "--",
+            "sh",
+        ],
+    );
+    session.type_in("echo hello-$((40+2))\n");
+    session.line("the shell's answer", |l| l == "hello-42");
+    // Not stdinOnce (kubectl's choice): the session's end would leave the shell
+    // running, attachable again; `exit` ends it.
+    session.type_in("exit 3\n");
+    let (status, output) = session.finish();
+    // kubectl debug ends well when the session does (attach carries no exit code).
+    assert!(status.success(), "{output}");
+    let ended = ephemeral_status(&pods, "app", "shell", |s| {
+        s.state.as_ref().is_some_and(|st| st.terminated.is_some())
+    })
+    .await;
+    assert_eq!(ended.state.unwrap().terminated.unwrap().exit_code, 3);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pod_now = pods.get("app").await.unwrap();
+    let statuses = pod_now
+        .status
+        .unwrap()
+        .ephemeral_container_statuses
+        .unwrap();
+    let names: Vec<&str> = statuses.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["dbg", "shell"], "sorted by name");
+    assert!(
+        statuses[1].state.as_ref().unwrap().terminated.is_some(),
+        "not restarted"
+    );
+    assert_eq!(statuses[1].restart_count, 0);
+
+    // What kube-apiserver refuses: removing one, adding one by a plain update, a
+    // pod created with one, a name taken.
+    let (ok, out) = server.kubectl(&[
+        "patch",
+        "pod",
+        "app",
+        "--subresource=ephemeralcontainers",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/ephemeralContainers/0"}]"#,
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("existing ephemeral containers \\\"dbg\\\" may not be removed")
+            || out.contains("existing ephemeral containers \"dbg\" may not be removed"),
+        "{out}"
+    );
+    let added =
+        serde_json::json!({"spec": {"ephemeralContainers": [{"name": "more", "image": image}]}});
+    let (ok, out) = server.kubectl(&["patch", "pod", "app", "-p", &added.to_string()]);
+    assert!(
+        !ok && out.contains("pod updates may not change fields"),
+        "{out}"
+    );
+    let (ok, out) = server.kubectl(&[
+        "patch",
+        "pod",
+        "app",
+        "--subresource=ephemeralcontainers",
+        "-p",
+        &serde_json::json!({"spec": {"ephemeralContainers": [{"name": "app", "image": image}]}})
+            .to_string(),
+    ]);
+    assert!(
+        !ok && out.contains("spec.ephemeralContainers[0].name: Duplicate value: \"app\""),
+        "{out}"
+    );
+    let mut born_with = pod("born", &["sleep", "1"], serde_json::json!({}));
+    born_with["spec"]["ephemeralContainers"] = serde_json::json!([{"name": "e", "image": image}]);
+    let file = dir.path().join("born.json");
+    std::fs::write(&file, born_with.to_string()).unwrap();
+    let (ok, out) = server.kubectl(&["create", "-f", file.to_str().unwrap()]);
+    assert!(
+        !ok && out.contains("spec.ephemeralContainers: Forbidden: cannot be set on create"),
+        "{out}"
+    );
+    // Its containers, the ephemeral one still running among them, stop with it (the
+    // target's `sleep`, pid 1 of its namespace, ignores SIGTERM: a short grace).
+    let quick = kube::api::DeleteParams {
+        grace_period_seconds: Some(1),
+        ..Default::default()
+    };
+    pods.delete("app", &quick).await.unwrap();
+    eventually("pod app gone", async || {
+        pods.get_opt("app").await.ok()?.is_none().then_some(())
+    })
+    .await;
 }

@@ -34,14 +34,17 @@ pub fn ephemeral_as_container(ec: &EphemeralContainer) -> Container {
         resources: ec.resources,
         resize_policy: ec.resize_policy,
         restart_policy: ec.restart_policy,
-        ..Container::default()
     }
 }
 
 /// Container `name` of `spec`, of any type (an ephemeral one as
 /// [`ephemeral_as_container`] makes it).
 pub fn named(spec: &PodSpec, name: &str) -> Option<Container> {
-    let regular = spec.init_containers.iter().flatten().chain(&spec.containers);
+    let regular = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
     let found = regular.into_iter().find(|c| c.name == name).cloned();
     found.or_else(|| {
         spec.ephemeral_containers
@@ -54,7 +57,11 @@ pub fn named(spec: &PodSpec, name: &str) -> Option<Container> {
 
 /// The names of every container of `spec`: init, app, then ephemeral ones.
 pub fn names(spec: &PodSpec) -> impl Iterator<Item = &str> {
-    let init = spec.init_containers.iter().flatten().map(|c| c.name.as_str());
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str());
     let app = spec.containers.iter().map(|c| c.name.as_str());
     let ephemeral = spec.ephemeral_containers.iter().flatten();
     init.chain(app).chain(ephemeral.map(|c| c.name.as_str()))

@@ -96,7 +96,11 @@ fn entries(
         eviction["group"] = json!("policy");
         eviction["version"] = json!("v1");
         out.push(eviction);
-        out.push(sub("ephemeralcontainers", "Pod", &["get", "patch", "update"]));
+        out.push(sub(
+            "ephemeralcontainers",
+            "Pod",
+            &["get", "patch", "update"],
+        ));
         out.push(sub("log", "Pod", &["get"]));
         out.push(sub("exec", "PodExecOptions", &["create", "get"]));
         out.push(sub("attach", "PodAttachOptions", &["create", "get"]));

@@ -553,7 +553,9 @@ fn on_node(status: &mut PodStatus, node_ip: Option<String>) {
 /// Whether a pod with `status` ended (`Succeeded` or `Failed`).
 /// The pod's ephemeral containers (added while it runs, by `kubectl debug`).
 fn ephemeral_containers(pod: &Pod) -> Option<&Vec<k8s_openapi::api::core::v1::EphemeralContainer>> {
-    pod.spec.as_ref().and_then(|s| s.ephemeral_containers.as_ref())
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.ephemeral_containers.as_ref())
 }
 
 fn terminal(status: Option<&PodStatus>) -> bool {

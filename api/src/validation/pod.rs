@@ -99,7 +99,11 @@ pub(super) fn pod_spec(errs: &mut Errors, path: &FieldPath, spec: &PodSpec) {
 /// `ValidatePodTemplateSpec`: they are added to running pods only).
 pub(super) fn template_spec(errs: &mut Errors, path: &FieldPath, spec: &PodSpec) {
     pod_spec(errs, path, spec);
-    if spec.ephemeral_containers.as_ref().is_some_and(|e| !e.is_empty()) {
+    if spec
+        .ephemeral_containers
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
         errs.forbidden(
             &path.key("ephemeralContainers"),
             "ephemeral containers not allowed in pod template",
@@ -144,11 +148,20 @@ fn ephemeral_containers(
     let others = names.clone();
     for (i, ec) in spec.ephemeral_containers.iter().flatten().enumerate() {
         let p = path.key("ephemeralContainers").index(i);
-        container(errs, &p, &crate::containers::ephemeral_as_container(ec), volumes, false);
+        container(
+            errs,
+            &p,
+            &crate::containers::ephemeral_as_container(ec),
+            volumes,
+            false,
+        );
         if !ec.name.is_empty() && !names.insert(ec.name.clone()) {
             errs.duplicate(&p.key("name"), &ec.name);
         }
-        if let Some(target) = ec.target_container_name.as_deref().filter(|t| !t.is_empty())
+        if let Some(target) = ec
+            .target_container_name
+            .as_deref()
+            .filter(|t| !t.is_empty())
             && !others.contains(target)
         {
             errs.message(
@@ -157,14 +170,18 @@ fn ephemeral_containers(
             );
         }
         if let Ok(serde_json::Value::Object(set)) = serde_json::to_value(ec) {
-            for field in set.keys().filter(|f| !EPHEMERAL_FIELDS.contains(&f.as_str())) {
+            let set = set.iter().filter(|(_, v)| !is_zero(v)).map(|(f, _)| f);
+            for field in set.filter(|f| !EPHEMERAL_FIELDS.contains(&f.as_str())) {
                 errs.forbidden(&p.key(field), "cannot be set for an Ephemeral Container");
             }
         }
         for (j, m) in ec.volume_mounts.iter().flatten().enumerate() {
             let mp = p.key("volumeMounts").index(j);
             if m.sub_path.as_deref().is_some_and(|s| !s.is_empty()) {
-                errs.forbidden(&mp.key("subPath"), "cannot be set for an Ephemeral Container");
+                errs.forbidden(
+                    &mp.key("subPath"),
+                    "cannot be set for an Ephemeral Container",
+                );
             }
             if m.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty()) {
                 errs.forbidden(
@@ -173,6 +190,19 @@ fn ephemeral_containers(
                 );
             }
         }
+    }
+}
+
+/// Whether a field holds its Go zero value (a struct's when all its fields do:
+/// kubectl sends `resources: {}`), which counts as not set.
+fn is_zero(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null | Value::Bool(false) => true,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Object(m) => m.values().all(is_zero),
+        Value::Array(_) | Value::Bool(true) => false,
     }
 }
 

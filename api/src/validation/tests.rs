@@ -218,7 +218,9 @@ fn ephemeral_containers_are_containers_named_uniquely_with_no_workload_fields() 
         )
     };
     assert_eq!(
-        errors(&with("[{name: dbg, image: busybox, targetContainerName: init, stdin: true, tty: true}]")),
+        errors(&with(
+            "[{name: dbg, image: busybox, targetContainerName: init, stdin: true, tty: true, resources: {}}]"
+        )),
         Vec::<String>::new()
     );
     assert_eq!(
@@ -238,6 +240,8 @@ fn ephemeral_containers_are_containers_named_uniquely_with_no_workload_fields() 
     let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers: [{name: app, image: x}]\n      ephemeralContainers: [{name: dbg, image: x}]\n";
     assert_eq!(
         errors(deployment),
-        ["spec.template.spec.ephemeralContainers: forbidden: ephemeral containers not allowed in pod template"]
+        [
+            "spec.template.spec.ephemeralContainers: forbidden: ephemeral containers not allowed in pod template"
+        ]
     );
 }

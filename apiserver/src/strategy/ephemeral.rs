@@ -105,15 +105,22 @@ mod tests {
     fn a_write_keeps_all_but_the_ephemeral_containers() {
         let old = pod(serde_json::json!([]));
         let mut new = pod(serde_json::json!([{"name": "dbg", "image": "busybox"}]));
-        let AnyObject::Pod(p) = &mut new else { unreachable!() };
+        let AnyObject::Pod(p) = &mut new else {
+            unreachable!()
+        };
         p.metadata.labels = None;
         p.spec.as_mut().unwrap().containers[0].image = Some("changed".into());
         p.status = None;
         p.metadata.resource_version = Some("4".into());
         prepare_update(&mut new, &old);
-        let AnyObject::Pod(p) = &new else { unreachable!() };
+        let AnyObject::Pod(p) = &new else {
+            unreachable!()
+        };
         assert!(p.metadata.labels.is_some());
-        assert_eq!(p.spec.as_ref().unwrap().containers[0].image.as_deref(), Some("x"));
+        assert_eq!(
+            p.spec.as_ref().unwrap().containers[0].image.as_deref(),
+            Some("x")
+        );
         assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
         assert_eq!(p.metadata.resource_version.as_deref(), Some("4"));
         assert_eq!(of(p).next().unwrap().name, "dbg");
@@ -122,16 +129,21 @@ mod tests {
     #[test]
     fn existing_ones_may_be_neither_removed_nor_changed_and_none_come_on_create() {
         let one = pod(serde_json::json!([{"name": "a", "image": "x"}]));
-        let two = pod(serde_json::json!([{"name": "b", "image": "y"}, {"name": "a", "image": "x"}]));
+        let two =
+            pod(serde_json::json!([{"name": "b", "image": "y"}, {"name": "a", "image": "x"}]));
         assert!(validate_update(&two, &one).is_empty());
         assert_eq!(
             messages(&validate_update(&pod(serde_json::json!([])), &one)),
-            ["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"a\" may not be removed\n"]
+            [
+                "spec.ephemeralContainers: Forbidden: existing ephemeral containers \"a\" may not be removed\n"
+            ]
         );
         let changed = pod(serde_json::json!([{"name": "a", "image": "z"}]));
         assert_eq!(
             messages(&validate_update(&changed, &one)),
-            ["spec.ephemeralContainers: Forbidden: existing ephemeral containers \"a\" may not be changed\n"]
+            [
+                "spec.ephemeralContainers: Forbidden: existing ephemeral containers \"a\" may not be changed\n"
+            ]
         );
         assert_eq!(
             messages(&validate_create(&one)),

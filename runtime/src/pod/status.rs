@@ -81,10 +81,11 @@ impl PodRuntime {
             } else {
                 "PodInitializing"
             };
-            let waiting = waiting
-                .get(&c.name)
-                .cloned()
-                .or_else(|| state.is_none().then(|| (not_made.to_string(), String::new())));
+            let waiting = waiting.get(&c.name).cloned().or_else(|| {
+                state
+                    .is_none()
+                    .then(|| (not_made.to_string(), String::new()))
+            });
             let mut status = container_status(&c, entry, state.as_ref(), waiting.as_ref());
             status.ready = false;
             if let Some(w) = status.state.as_mut().and_then(|s| s.waiting.as_mut()) {

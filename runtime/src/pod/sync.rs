@@ -17,7 +17,10 @@ impl PodRuntime {
     /// them (they are added to a running pod; nothing else of a pod's spec changes
     /// on a node). The next [`sync_pod`](Self::sync_pod) starts the new ones.
     pub fn set_ephemeral_containers(&self, uid: &str, pod: &Pod) -> Result<()> {
-        let wanted = pod.spec.as_ref().and_then(|s| s.ephemeral_containers.clone());
+        let wanted = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.clone());
         let Some(mut record) = self.record(uid)? else {
             return Ok(());
         };
@@ -75,7 +78,11 @@ impl PodRuntime {
             // Ephemeral containers start once each, whatever the pod's state (kubelet's
             // computePodActions), until one is made: they are never restarted.
             for ec in spec.ephemeral_containers.iter().flatten() {
-                if record.containers.get(&ec.name).is_none_or(|e| e.id.is_none()) {
+                if record
+                    .containers
+                    .get(&ec.name)
+                    .is_none_or(|e| e.id.is_none())
+                {
                     let c = rk8s_api::containers::ephemeral_as_container(ec);
                     record.containers.entry(ec.name.clone()).or_default();
                     self.start(&mut record, &c, &mut waiting).await?;
