@@ -1,6 +1,7 @@
 //! PodSecurity admission against a real `rk8s-server`, driven by the Debian `kubectl`:
 //! a namespace labelled `enforce=restricted` refuses a privileged pod in
-//! kube-apiserver's words and takes a compliant one; a namespace labelled
+//! kube-apiserver's words and takes a compliant one, but not a non-compliant
+//! ephemeral container added to it; a namespace labelled
 //! `warn=baseline` takes a host-network Deployment and kubectl prints kube's warning;
 //! an invalid label is refused, and tightening enforce warns about the pods already
 //! there. LimitRanger beside it: a LimitRange's defaults given to a pod without
@@ -76,6 +77,30 @@ fn a_restricted_namespace_refuses_a_privileged_pod_in_kubes_words() {
     let out = server.kubectl_ok(&["apply", "-f", &file]);
     assert!(out.contains("pod/web created"), "{out}");
     assert!(!out.contains("Warning"), "{out}");
+
+    // An ephemeral container added (`kubectl debug`) is held to the level too.
+    let debug = json!({"spec": {"ephemeralContainers": [{"name": "dbg", "image": "busybox"}]}});
+    let (ok, out) = server.kubectl(&[
+        "patch",
+        "pod",
+        "web",
+        "-n",
+        "locked",
+        "--subresource=ephemeralcontainers",
+        "-p",
+        &debug.to_string(),
+    ]);
+    assert!(
+        !ok,
+        "a non-compliant ephemeral container was admitted:\n{out}"
+    );
+    assert!(
+        out.contains("violates PodSecurity \"restricted:latest\"")
+            && out.contains(
+                "container \"dbg\" must set securityContext.allowPrivilegeEscalation=false"
+            ),
+        "{out}"
+    );
 
     // An unknown level is refused on the namespace, as kube-apiserver refuses it.
     let label = "pod-security.kubernetes.io/enforce=strict";
