@@ -513,7 +513,8 @@ async fn kubectl_debug_adds_ephemeral_containers_that_see_their_target_and_never
         format!("mirrors:\n  \"{host}\":\n    endpoint: [\"http://{host}\"]\n"),
     )
     .unwrap();
-    let server = Server::start(&[]);
+    // A pod range apart from the other test's node on this host.
+    let server = Server::start(&["--cluster-cidr", "10.246.0.0/16"]);
     let _node = support::node::real_node_with(
         &server,
         "dbg",

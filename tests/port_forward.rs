@@ -4,7 +4,9 @@
 //! forward; `kubectl cp` (tar over exec) both ways; a port nobody listens on
 //! reported as kubelet reports it; and the
 //! WebSocket channel protocol of the other clients (`rk8sctl port-forward` through
-//! kube-rs, and the Python client: `tests/python/client_port_forward.py`).
+//! kube-rs, and the Python client: `tests/python/client_port_forward.py`). And the
+//! proxy subresources: `pods/proxy` and `services/proxy` through kubectl, `kubectl
+//! proxy` and kube-rs (methods, bodies, queries, redirects, errors, RBAC).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -309,6 +311,195 @@ async fn kubectl_port_forward_reaches_pods_services_and_deployments() {
     assert!(
         err.contains("error forwarding port 9999 to pod default/web")
             && err.contains("failed to connect to localhost:9999 inside namespace"),
+        "{err}"
+    );
+}
+
+/// `kubectl proxy` on a port of its own, stopped when dropped.
+struct KubectlProxy {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for KubectlProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_and_services_proxy_http_to_their_pods_through_the_node() {
+    // The node dials its pod's address from the host: a pod range of its own, apart
+    // from the other test's node on this host.
+    let server = Server::start(&["--cluster-cidr", "10.245.0.0/16"]);
+    let _node = real_node(&server, "px", 43).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The page, a directory, and a CGI script that says what it was asked.
+    let script = "#!/bin/sh\necho Content-Type: text/plain\necho\n\
+                  echo \"method=$REQUEST_METHOD query=$QUERY_STRING len=$CONTENT_LENGTH\"\n\
+                  head -c \"${CONTENT_LENGTH:-0}\"\n";
+    let mut pod = web_pod(&busybox());
+    pod["spec"]["containers"][0]["command"] = serde_json::json!([
+        "sh",
+        "-c",
+        format!(
+            "mkdir -p /www/cgi-bin /www/dir && echo hello-from-the-pod > /www/index.html \
+         && echo in-dir > /www/dir/index.html && printf '{script}' > /www/cgi-bin/echo \
+         && chmod +x /www/cgi-bin/echo && exec httpd -f -p 8080 -h /www"
+        )
+    ]);
+    let file = support::apiserver::write_manifest(dir.path(), "pod.json", &pod);
+    server.kubectl_ok(&["create", "-f", &file]);
+    let service = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}});
+    let file = support::apiserver::write_manifest(dir.path(), "svc.json", &service);
+    server.kubectl_ok(&["create", "-f", &file]);
+    server.kubectl_ok(&["create", "service", "clusterip", "empty", "--tcp=80:80"]);
+    let v1 = server.kubectl_ok(&["get", "--raw", "/api/v1"]);
+    for sub in ["pods/proxy", "services/proxy"] {
+        assert!(v1.contains(&format!("\"name\":\"{sub}\"")), "{sub}: {v1}");
+    }
+
+    // A pod by name (its first container port), by name and port; a Service by its
+    // port's name, its number, with a scheme: once its endpoint is there.
+    let ns = "/api/v1/namespaces/default";
+    eventually("the service's endpoint answering", async || {
+        let (ok, out) =
+            server.kubectl(&["get", "--raw", &format!("{ns}/services/web:http/proxy/")]);
+        (ok && out == "hello-from-the-pod\n").then_some(())
+    })
+    .await;
+    for path in [
+        "pods/web/proxy/index.html",
+        "pods/web:8080/proxy/",
+        "pods/http:web:8080/proxy/",
+        "services/web:80/proxy/index.html",
+        "services/http:web:http/proxy/",
+        // No slash after `proxy`: redirected to it (kubectl follows).
+        "pods/web/proxy",
+    ] {
+        let out = server.kubectl_ok(&["get", "--raw", &format!("{ns}/{path}")]);
+        assert_eq!(out, "hello-from-the-pod\n", "{path}");
+    }
+
+    // Other methods, a body and a query reach the pod (a body of known length:
+    // busybox's httpd takes no chunked one, and kubectl's `create --raw` streams).
+    let client = server.client().await;
+    let asked = http::Request::post(format!(
+        "{ns}/services/web:http/proxy/cgi-bin/echo?a=1&b=two"
+    ))
+    .header("content-type", "text/plain")
+    .body(b"sent-through-the-proxy".to_vec())
+    .unwrap();
+    let answer = client
+        .send(asked.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let text = answer.into_body().collect_bytes().await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&text),
+        "method=POST query=a=1&b=two len=22\nsent-through-the-proxy"
+    );
+
+    // The pod's redirect to its own path stays under the proxy (kube-rs does not
+    // follow it).
+    let asked = http::Request::get(format!("{ns}/pods/web:8080/proxy/dir"))
+        .body(Vec::new())
+        .unwrap();
+    let answer = client
+        .send(asked.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    let location = answer
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert!(answer.status().is_redirection(), "{answer:?}");
+    assert_eq!(
+        location.as_deref(),
+        Some("/api/v1/namespaces/default/pods/web:8080/proxy/dir/")
+    );
+
+    // kube-apiserver's errors: nobody on the port, no endpoints, a port the Service
+    // does not have, a bad id.
+    let (ok, out) = server.kubectl(&["get", "--raw", &format!("{ns}/pods/web:9999/proxy/")]);
+    assert!(
+        !ok && out.contains("error trying to reach service"),
+        "{out}"
+    );
+    let (ok, out) = server.kubectl(&["get", "--raw", &format!("{ns}/services/empty/proxy/")]);
+    assert!(
+        !ok && out.contains("no endpoints available for service \"empty\""),
+        "{out}"
+    );
+    let (ok, out) = server.kubectl(&["get", "--raw", &format!("{ns}/services/web:81/proxy/")]);
+    assert!(
+        !ok && out.contains("no service port 81 found for service"),
+        "{out}"
+    );
+    let (ok, out) = server.kubectl(&["get", "--raw", &format!("{ns}/pods/ftp:web:21/proxy/")]);
+    assert!(!ok && out.contains("invalid pod request"), "{out}");
+
+    // `kubectl proxy`, as users reach a Service's web page.
+    let mut command = server.kubectl_command();
+    let mut child = command
+        .args(["proxy", "--port=0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let proxy = KubectlProxy { child, port };
+    // (It serves the hosts it names, `127.0.0.1` among them.)
+    let mut conn = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let path = format!("{ns}/services/web:http/proxy/index.html");
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut page = String::new();
+    conn.read_to_string(&mut page).unwrap();
+    assert!(
+        page.starts_with("HTTP/1.0 200") && page.ends_with("\r\n\r\nhello-from-the-pod\n"),
+        "{page}"
+    );
+    drop(proxy);
+
+    // RBAC: reading pods is not proxying to them.
+    let user = server.user_kubeconfig(dir.path(), "viewer", &[]);
+    server.kubectl_ok(&[
+        "create",
+        "role",
+        "read",
+        "--verb=get",
+        "--resource=pods,services",
+    ]);
+    server.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "read",
+        "--role=read",
+        "--user=viewer",
+    ]);
+    let out = support::cli::kubectl_command(&user)
+        .args(["get", "--raw", &format!("{ns}/pods/web/proxy/")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot get resource \"pods/proxy\""),
         "{err}"
     );
 }

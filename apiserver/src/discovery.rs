@@ -81,6 +81,10 @@ fn entries(
     if kind.plural == "nodes" {
         out.push(sub("proxy", "NodeProxyOptions", &["get"]));
     }
+    let proxy_verbs = &["create", "delete", "get", "patch", "update"];
+    if kind.plural == "services" {
+        out.push(sub("proxy", "ServiceProxyOptions", proxy_verbs));
+    }
     if kind.plural == "certificatesigningrequests" {
         out.push(sub("approval", kind.kind, &["get", "patch", "update"]));
     }
@@ -102,6 +106,7 @@ fn entries(
             &["get", "patch", "update"],
         ));
         out.push(sub("log", "Pod", &["get"]));
+        out.push(sub("proxy", "PodProxyOptions", proxy_verbs));
         out.push(sub("exec", "PodExecOptions", &["create", "get"]));
         out.push(sub("attach", "PodAttachOptions", &["create", "get"]));
         out.push(sub(

@@ -13,7 +13,9 @@
 //! - [`decode`]: bodies into objects (`fieldValidation`); [`list_options`]: what a list
 //!   or watch asks (resource versions, selectors, continue tokens);
 //! - [`handlers`]: the verbs and subresources ([`pod_writes`]: a pod's binding and
-//!   eviction); [`listing`]: lists from stored bytes;
+//!   eviction; [`proxy`]: what goes on to a node agent, [`locations`]: the pod a
+//!   `pods/proxy` or `services/proxy` request reaches); [`listing`]: lists from stored
+//!   bytes;
 //!   [`strategy`]: what the server fills in;
 //! - [`patch`]: merge, JSON and strategic merge patches;
 //! - [`watch`]: the watch cache that fans one store watch out to many watchers;
@@ -53,6 +55,7 @@ pub mod limit_ranger;
 pub mod list_options;
 pub mod lister;
 pub mod listing;
+pub mod locations;
 pub mod metrics;
 pub mod node_reads;
 pub mod node_restriction;

@@ -113,13 +113,18 @@ impl NodeDialer {
 
     /// Sends `req` to the agent of `node` at `ip:port`; the connection serves
     /// upgrades. The agent must present a certificate of the node CA naming `node`.
-    pub async fn send(
+    pub async fn send<B>(
         &self,
         node: &str,
         ip: IpAddr,
         port: u16,
-        req: Request<Empty<Bytes>>,
-    ) -> ApiResult<Response<Incoming>> {
+        req: Request<B>,
+    ) -> ApiResult<Response<Incoming>>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         if let Some(why) = self.policy.refuses(ip, port) {
             return Err(ApiError::internal(format!(
                 "error dialing backend: node {node:?} reports {}, {why}: not dialed",
@@ -286,7 +291,7 @@ impl NodeDialer {
         let (ip, port) = address(node)?;
         let req = Request::get(path)
             .header(header::HOST, format!("{ip}:{port}"))
-            .body(Empty::new())
+            .body(Empty::<Bytes>::new())
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let read = async {
             let resp = self.send(name, ip, port, req).await?;
@@ -389,6 +394,66 @@ pub fn node_request(
     builder
         .body(Empty::new())
         .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Headers of the client's request not passed on to a pod: its credentials (kube's
+/// authentication filter removes them once read) and what concerns one connection.
+const NOT_FORWARDED: [&str; 9] = [
+    "authorization",
+    "proxy-authorization",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "host",
+    "content-length",
+    "proxy-connection",
+];
+
+/// The request `parts` with `body` as it goes to `target` (a node agent's
+/// `podProxy` path): its method and headers but the credentials (`Authorization`,
+/// `Impersonate-*`) and the connection's own; an upgrade's headers kept.
+pub fn forwarded_request<B>(
+    parts: &http::request::Parts,
+    target: &Target,
+    body: B,
+) -> ApiResult<Request<B>> {
+    let mut builder = Request::builder()
+        .method(parts.method.clone())
+        .uri(&target.path_and_query)
+        .header(header::HOST, format!("{}:{}", target.ip, target.port));
+    let upgrading = parts.headers.contains_key(header::UPGRADE);
+    for (name, value) in &parts.headers {
+        let n = name.as_str();
+        let connection = n == "connection" || n == "upgrade";
+        if NOT_FORWARDED.contains(&n) || n.starts_with("impersonate-") || (connection && !upgrading)
+        {
+            continue;
+        }
+        builder = builder.header(name, value.clone());
+    }
+    if let Some(length) = parts.headers.get(header::CONTENT_LENGTH)
+        && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        builder = builder.header(header::CONTENT_LENGTH, length.clone());
+    }
+    builder
+        .body(body)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// A pod's redirect to one of its own paths (`Location: /login`) made a path under
+/// the proxy's `prefix`, as kube's proxy transport rewrites it.
+pub fn relocate(headers: &mut HeaderMap, prefix: &str) {
+    let Some(location) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    if !location.starts_with('/') || location.starts_with("//") {
+        return;
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{prefix}{location}")) {
+        headers.insert(header::LOCATION, v);
+    }
 }
 
 /// The answer to the client: the node's status and headers; an upgrade is spliced

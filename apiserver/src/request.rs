@@ -155,6 +155,9 @@ pub enum Route {
         /// The path on its agent, without the leading `/`.
         path: String,
     },
+    /// `/api/v1/namespaces/{ns}/pods|services/{id}/proxy[/{path}]`, any method: HTTP
+    /// to the pod or to one of the service's endpoints (see [`crate::locations`]).
+    ResourceProxy(ProxyRequest),
     /// `GET /apis/metrics.k8s.io/v1beta1/...`: the resource metrics API.
     ResourceMetrics(MetricsRequest),
     /// `GET /apis/networking.rk8s.io/v1alpha1/[namespaces/{ns}/]podpeers[/{name}]`:
@@ -182,6 +185,20 @@ pub enum Route {
         /// The version.
         version: String,
     },
+}
+
+/// A request through `pods/proxy` or `services/proxy`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyRequest {
+    /// The namespace.
+    pub namespace: String,
+    /// `pods` or `services`.
+    pub resource: &'static str,
+    /// The pod or service, as the path names it: `name`, `name:port` or
+    /// `scheme:name:port`.
+    pub id: String,
+    /// The path after `proxy`, as sent (still escaped; empty, or from a `/`).
+    pub path: String,
 }
 
 /// The review kinds: asked with a `POST`, answered with their status, never stored.
@@ -445,6 +462,27 @@ pub fn route(
                 node: node.to_string(),
                 path: raw[raw.len() - rest.len()..].join("/"),
             });
+        }
+        [
+            "api",
+            "v1",
+            "namespaces",
+            ns,
+            resource @ ("pods" | "services"),
+            id,
+            "proxy",
+            ..,
+        ] => {
+            return Ok(Route::ResourceProxy(ProxyRequest {
+                namespace: ns.to_string(),
+                resource: if *resource == "pods" {
+                    "pods"
+                } else {
+                    "services"
+                },
+                id: id.to_string(),
+                path: rk8s_http::query::after_segments(path, 7).to_string(),
+            }));
         }
         [
             "apis",
@@ -766,5 +804,26 @@ mod tests {
                 path: "logs/a%3Fb%20c".into(),
             }
         );
+    }
+
+    #[test]
+    fn pod_and_service_proxies_keep_the_path_after_proxy_as_sent() {
+        let no_custom = |_: &str, _: &str, _: &str| None;
+        let proxied = |path: &str| match route(&Method::POST, path, None, &no_custom).unwrap() {
+            Route::ResourceProxy(p) => p,
+            other => panic!("{other:?}"),
+        };
+        let p = proxied("/api/v1/namespaces/d/services/https:web:443/proxy/a%3Fb/c/");
+        assert_eq!(
+            (
+                p.namespace.as_str(),
+                p.resource,
+                p.id.as_str(),
+                p.path.as_str()
+            ),
+            ("d", "services", "https:web:443", "/a%3Fb/c/")
+        );
+        assert_eq!(proxied("/api/v1/namespaces/d/pods/p/proxy").path, "");
+        assert_eq!(proxied("/api/v1/namespaces/d/pods/p:80/proxy/").path, "/");
     }
 }

@@ -438,6 +438,7 @@ impl ApiServer {
             }
             Route::Resource(r) => self.resource(req, r, &identity, &query).await,
             Route::NodeProxy { node, path } => self.node_proxy(req, &identity, node, path).await,
+            Route::ResourceProxy(asked) => self.resource_proxy(req, &identity, asked).await,
             Route::ResourceMetrics(asked) => self.resource_metrics(&identity, asked, &query).await,
             Route::PodPeers(asked) => self.pod_peers(&identity, asked, &query).await,
             Route::Review { kind, namespace } => self.review(req, &identity, kind, namespace).await,

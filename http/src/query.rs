@@ -1,4 +1,5 @@
-//! A request's query string, decoded, with the typed reads the API's parameters need.
+//! A request's query string, decoded, with the typed reads the API's parameters need;
+//! and what a path holds after its first segments (what a proxy passes on).
 
 use crate::status::{ApiError, ApiResult};
 
@@ -52,6 +53,26 @@ impl Query {
             })
             .transpose()
     }
+}
+
+/// What `path` holds after its first `n` segments (empty segments not counted): its
+/// own slashes kept, leading and trailing.
+pub fn after_segments(path: &str, n: usize) -> &str {
+    let bytes = path.as_bytes();
+    let (mut i, mut seen) = (0, 0);
+    while seen < n {
+        while bytes.get(i) == Some(&b'/') {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            break;
+        }
+        while i < bytes.len() && bytes[i] != b'/' {
+            i += 1;
+        }
+        seen += 1;
+    }
+    &path[i..]
 }
 
 #[cfg(test)]

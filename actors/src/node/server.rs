@@ -13,6 +13,8 @@
 //!   N"): see module `remote_command`.
 //! - `GET|POST /portForward/{namespace}/{pod}[/{uid}]`: port forwarding, SPDY/3.1
 //!   as kubectl speaks it (see [`super::port_forward`]).
+//! - `* /podProxy/{namespace}/{pod}/{uid}/{scheme}/{port}/{path}`: HTTP to the pod,
+//!   for `pods/proxy` and `services/proxy` (module `pod_proxy`).
 //! - `GET /stats/summary`: usage of the node and its pods (kubelet's Summary API).
 //! - `GET /metrics`: the agent's own metrics; `GET /metrics/cadvisor`: the containers'.
 //! - `GET /ingress/activity`: the Ingress traffic of Services that wake on request
@@ -20,6 +22,7 @@
 
 mod attach;
 mod exec;
+mod pod_proxy;
 mod remote_command;
 
 use std::io::Write;
@@ -50,9 +53,12 @@ pub async fn serve(
     runtime: Arc<PodRuntime>,
     (stats, activation): (Arc<Stats>, Arc<Activation>),
 ) {
+    // The connections to pods of `pods/proxy`, pooled.
+    let clients = Arc::new(rk8s_ingress::clients::Clients::default());
     rk8s_http::serve::serve_tls(listener, tls, move |req| {
         let (runtime, stats, activation) = (runtime.clone(), stats.clone(), activation.clone());
-        async move { handle(runtime, (&stats, activation), req).await }
+        let clients = clients.clone();
+        async move { handle(runtime, (&stats, activation), &clients, req).await }
     })
     .await;
 }
@@ -60,6 +66,7 @@ pub async fn serve(
 async fn handle(
     runtime: Arc<PodRuntime>,
     (stats, activation): (&Stats, Arc<Activation>),
+    clients: &rk8s_ingress::clients::Clients,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let path: Vec<String> = req
@@ -103,6 +110,18 @@ async fn handle(
         }
         (&Method::GET | &Method::POST, ["attach", ns, pod, uid, container]) => {
             attach::attach(runtime.clone(), req, ns, pod, Some(uid), container, &query).await
+        }
+        (_, ["podProxy", ns, pod, uid, scheme, port, ..]) => {
+            let path = rk8s_http::query::after_segments(req.uri().path(), 6).to_string();
+            let asked = pod_proxy::Asked {
+                namespace: ns,
+                pod,
+                uid,
+                scheme,
+                port,
+                path: &path,
+            };
+            pod_proxy::proxy(&runtime, clients, req, asked).await
         }
         (&Method::GET | &Method::POST, ["portForward", ns, pod]) => {
             super::port_forward::port_forward(runtime.clone(), req, ns, pod, None, &query).await

@@ -202,6 +202,15 @@ fn attributes(method: &Method, route: Option<&Route>) -> (String, Option<Resourc
             };
             (proxy_verb(method).into(), Some(target), true)
         }
+        Some(Route::ResourceProxy(asked)) => {
+            let target = Resource {
+                subresource: "proxy".into(),
+                namespace: asked.namespace.clone(),
+                name: asked.id.clone(),
+                ..resource("", "v1", asked.resource)
+            };
+            (proxy_verb(method).into(), Some(target), true)
+        }
         _ => (method_verb(), None, false),
     }
 }

@@ -1,14 +1,14 @@
 //! What the API server forwards to node agents: `pods/log`, `pods/exec`,
-//! `pods/attach`, `pods/portforward`, `nodes/{name}/proxy/...`, and the resource
-//! metrics API from the nodes' summaries.
+//! `pods/attach`, `pods/portforward`, `nodes/{name}/proxy/...`, `pods/proxy` and
+//! `services/proxy`, and the resource metrics API from the nodes' summaries.
 
-use http::{Request, Response, header};
+use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use rk8s_http::body::Body;
 
 use crate::auth::Identity;
 use crate::rbac::{Attributes, Target};
-use crate::request::{MetricsRequest, Query, ResourceRequest, Verb};
+use crate::request::{MetricsRequest, ProxyRequest, Query, ResourceRequest, Verb};
 use crate::server::{ApiServer, ok};
 use crate::status::{ApiError, ApiResult};
 
@@ -145,11 +145,91 @@ impl ApiServer {
         Ok(crate::proxy::relay(upgrade, resp))
     }
 
+    /// `pods/{id}/proxy/{path}` and `services/{id}/proxy/{path}`, any method: the
+    /// request passed to the pod (the service's endpoint) through its node's agent,
+    /// which dials it, and its answer (or upgraded connection) back, as
+    /// kube-apiserver's proxy subresources. For whom RBAC lets the method's verb on
+    /// `pods/proxy` or `services/proxy`; never a node.
+    pub(crate) async fn resource_proxy(
+        &self,
+        mut req: Request<Incoming>,
+        identity: &Identity,
+        asked: ProxyRequest,
+    ) -> ApiResult<Response<Body>> {
+        let r = ResourceRequest {
+            verb: proxy_verb(req.method()),
+            kind: rk8s_api::object::kind_by_plural("", asked.resource)
+                .ok_or_else(ApiError::no_route)?,
+            namespace: Some(asked.namespace.clone()),
+            name: Some(asked.id.clone()),
+            subresource: Some("proxy".to_string()),
+        };
+        match identity {
+            Identity::Node(_) => return Err(crate::auth::denied(identity, &r)),
+            _ => self.handlers.authorize(identity, &r, &Query::default())?,
+        };
+        // kube's proxyRedirectsforRootPath: the root is reached with a slash, so
+        // that the pod's relative links resolve under the proxy path.
+        let method = req.method().clone();
+        if asked.path.is_empty() && (method == Method::GET || method == Method::HEAD) {
+            let query = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            return Response::builder()
+                .status(StatusCode::MOVED_PERMANENTLY)
+                .header(header::LOCATION, format!("{}/{query}", req.uri().path()))
+                .body(Body::default())
+                .map_err(|e| ApiError::internal(e.to_string()));
+        }
+        let registry = &self.handlers.registry;
+        let at = match asked.resource {
+            "pods" => crate::locations::pod(registry, &asked.namespace, &asked.id).await?,
+            _ => crate::locations::service(registry, &asked.namespace, &asked.id).await?,
+        };
+        let path = format!(
+            "podProxy/{}/{}/{}/{}/{}{}",
+            at.namespace, at.pod, at.uid, at.scheme, at.port, asked.path
+        );
+        let target =
+            crate::proxy::node_target(registry, &at.node, &path, req.uri().query()).await?;
+        let upgrade = req
+            .headers()
+            .contains_key(header::UPGRADE)
+            .then(|| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        let node_req = crate::proxy::forwarded_request(&parts, &target, body)?;
+        let resp = self
+            .dialer()?
+            .send(&target.node, target.ip, target.port, node_req)
+            .await?;
+        let prefix = format!(
+            "/api/v1/namespaces/{}/{}/{}/proxy",
+            asked.namespace, asked.resource, asked.id
+        );
+        let mut out = crate::proxy::relay(upgrade, resp);
+        crate::proxy::relocate(out.headers_mut(), &prefix);
+        Ok(out)
+    }
+
     /// How this server reaches node agents.
     pub(crate) fn dialer(&self) -> ApiResult<&crate::proxy::NodeDialer> {
         self.node_dialer.get().ok_or_else(|| {
             ApiError::unavailable("this API server has no credentials for node agents")
         })
+    }
+}
+
+/// The verb a proxied request is authorized for, by its method (kube-apiserver's
+/// `RequestInfoFactory`).
+fn proxy_verb(method: &Method) -> Verb {
+    match *method {
+        Method::POST => Verb::Create,
+        Method::PUT => Verb::Update,
+        Method::PATCH => Verb::Patch,
+        Method::DELETE => Verb::Delete,
+        _ => Verb::Get,
     }
 }
 
