@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 use crate::request::ReviewKind;
 
+pub mod aggregated;
+
 const VERBS: &[&str] = &[
     "create",
     "delete",
@@ -233,15 +235,11 @@ pub fn core_versions() -> Value {
     })
 }
 
-fn group_entry(group: &str, extra: &[ExtraResource]) -> Value {
+/// The versions the server has of `group` (`""`: the core group), preferred first.
+fn group_versions(group: &str, extra: &[ExtraResource]) -> Vec<String> {
     let versions = extra_versions(group, extra);
-    if let Some(preferred) = versions.first() {
-        let gv = |v: &String| json!({"groupVersion": format!("{group}/{v}"), "version": v});
-        return json!({
-            "name": group,
-            "versions": versions.iter().map(gv).collect::<Vec<_>>(),
-            "preferredVersion": gv(preferred),
-        });
+    if !versions.is_empty() {
+        return versions;
     }
     let version = kinds()
         .into_iter()
@@ -252,11 +250,16 @@ fn group_entry(group: &str, extra: &[ExtraResource]) -> Value {
             peer::GROUP => peer::VERSION,
             _ => "v1",
         });
-    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+    vec![version.to_string()]
+}
+
+fn group_entry(group: &str, extra: &[ExtraResource]) -> Value {
+    let versions = group_versions(group, extra);
+    let gv = |v: &String| json!({"groupVersion": format!("{group}/{v}"), "version": v});
     json!({
         "name": group,
-        "versions": [gv.clone()],
-        "preferredVersion": gv,
+        "versions": versions.iter().map(gv).collect::<Vec<_>>(),
+        "preferredVersion": versions.first().map(gv),
     })
 }
 

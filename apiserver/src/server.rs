@@ -58,6 +58,33 @@ pub(crate) fn ok(v: Value) -> ApiResult<Response<Body>> {
     Ok(json_response(StatusCode::OK, &v, &[]))
 }
 
+/// An aggregated discovery document, with its `ETag` (a hash of its bytes) and
+/// `Vary: Accept`; 304 without a body when the client has it already
+/// (`If-None-Match`), as kube-apiserver answers.
+fn aggregated_response(
+    doc: &Value,
+    version: discovery::aggregated::Version,
+    if_none_match: Option<&http::HeaderValue>,
+) -> Response<Body> {
+    let bytes = serde_json::to_vec(doc).unwrap_or_default();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let etag = format!("\"{}\"", rk8s_http::tls::hex(&digest.as_ref()[..16]));
+    let fresh = if_none_match.is_some_and(|v| v.as_bytes() == etag.as_bytes());
+    let mut response = if fresh {
+        let mut r = Response::new(Body::default());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        rk8s_http::body::bytes_response(StatusCode::OK, bytes, version.content_type(), &[])
+    };
+    let headers = response.headers_mut();
+    if let Ok(v) = http::HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    headers.insert(header::VARY, http::HeaderValue::from_static("Accept"));
+    response
+}
+
 /// Refuses anyone but the admin to `what` (the endpoints outside the REST API).
 pub(crate) fn admin_only(identity: &Identity, what: &str) -> ApiResult<()> {
     if identity.is_superuser() {
@@ -408,7 +435,18 @@ impl ApiServer {
         }
         let not_found = ApiError::no_route;
         let custom = &self.handlers.custom;
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let aggregated = discovery::aggregated::asked(accept);
         match route {
+            Route::CoreVersions | Route::Groups if let Some(version) = aggregated => {
+                let core = matches!(route, Route::CoreVersions);
+                let doc = discovery::aggregated::document(core, &custom.discovery(), version);
+                let if_none_match = req.headers().get(header::IF_NONE_MATCH);
+                Ok(aggregated_response(&doc, version, if_none_match))
+            }
             Route::CoreVersions => ok(discovery::core_versions()),
             Route::Groups => ok(discovery::group_list(&custom.discovery())),
             Route::Group(g) => discovery::group(&g, &custom.discovery())
