@@ -60,6 +60,7 @@ pub mod resources;
 pub mod selector;
 pub mod stored;
 pub mod validation;
+pub mod versions;
 pub mod yaml;
 
 pub use manifest::{Diagnostic, Manifest};

@@ -21,6 +21,7 @@ use crate::defaults::apply_defaults;
 use crate::object::{AnyObject, ObjectKind, kind_for, kind_named, kinds};
 use crate::path::FieldPath;
 use crate::validation::{self, FieldError, Reason};
+use crate::versions::Alias;
 use crate::yaml::{self, Location, Positions};
 
 /// A problem in a manifest, with where it is.
@@ -314,6 +315,9 @@ impl Context<'_> {
             });
             return Ok(Vec::new());
         }
+        if let Some(alias) = served_alias(api_version, &kind) {
+            return self.decode_served(alias, value, positions).map(|m| vec![m]);
+        }
         let Some(object_kind) = kind_for(api_version, &kind).or_else(|| kind_named(&kind)) else {
             // kubectl's words for a kind no API serves; a custom kind is served once
             // its CustomResourceDefinition is.
@@ -379,6 +383,35 @@ impl Context<'_> {
         }
     }
 
+    /// An object of a version served by conversion (`autoscaling/v1`), as it is
+    /// stored: its fields that the conversion does not carry are unknown fields.
+    fn decode_served(
+        &self,
+        alias: &Alias,
+        value: Value,
+        positions: Positions,
+    ) -> Result<Manifest, Vec<Diagnostic>> {
+        let message =
+            |e: String| vec![self.diag(&positions, FieldPath::root(), Reason::Message(e))];
+        let stored = alias.from_served(value.clone()).map_err(message)?;
+        let again = alias.to_served(stored.clone()).map_err(message)?;
+        let mut unknown = Vec::new();
+        unknown_fields(&value, &again, &FieldPath::root(), &mut unknown);
+        if !unknown.is_empty() {
+            return Err(unknown
+                .into_iter()
+                .map(|(path, name)| {
+                    self.diag(
+                        &positions,
+                        path,
+                        Reason::Message(format!("unknown field \"{name}\"")),
+                    )
+                })
+                .collect());
+        }
+        self.decode_object(&alias.stored, stored, positions)
+    }
+
     fn decode_object(
         &self,
         kind: &ObjectKind,
@@ -423,11 +456,21 @@ impl Context<'_> {
 /// mistake in one it does: an unknown kind, or a known kind name in a group that is
 /// not rk8s's (custom kinds may reuse built-in names).
 fn is_foreign(api_version: &str, kind: &str) -> bool {
-    if api_version.is_empty() || kind_for(api_version, kind).is_some() {
+    if api_version.is_empty()
+        || kind_for(api_version, kind).is_some()
+        || served_alias(api_version, kind).is_some()
+    {
         return false;
     }
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     kind_named(kind).is_none() || !kinds().iter().any(|k| k.group == group)
+}
+
+/// The version `api_version` of `kind` served by conversion, if it is one.
+fn served_alias(api_version: &str, kind: &str) -> Option<&'static Alias> {
+    crate::versions::aliases()
+        .iter()
+        .find(|a| a.served.api_version == api_version && a.served.kind == kind)
 }
 
 /// Finds the fields of `input` that did not survive decoding into a typed object (and

@@ -25,7 +25,6 @@ use k8s_openapi::api::core::v1::{
     ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::events::v1::Event as EventsEvent;
 use k8s_openapi::api::flowcontrol::v1::{FlowSchema, PriorityLevelConfiguration};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -286,11 +285,11 @@ impl ObjectKind {
     /// The store key prefix for a list: `/registry/pods/` for all namespaces,
     /// `/registry/pods/default/` for one (as Kubernetes lays out etcd).
     ///
-    /// Custom kinds, and kinds whose plural another group also uses (`events.k8s.io`
-    /// Events), keep their objects under `/registry/<group>/<plural>/`, as
-    /// kube-apiserver keeps custom resources.
+    /// Custom kinds keep their objects under `/registry/<group>/<plural>/`, as
+    /// kube-apiserver keeps custom resources. (`events.k8s.io` Events are core Events,
+    /// served in that version too: see [`crate::versions`].)
     pub fn storage_prefix(&self, namespace: Option<&str>) -> String {
-        let resource = if self.custom || self.group == "events.k8s.io" {
+        let resource = if self.custom {
             format!("{}/{}", self.group, self.plural)
         } else {
             self.plural.to_string()
@@ -533,7 +532,6 @@ kinds! {
     CSIStorageCapacity => CSIStorageCapacity,
     VolumeAttachment => VolumeAttachment,
     PriorityClass => PriorityClass,
-    EventsEvent => EventsEvent,
     CustomResourceDefinition => CustomResourceDefinition,
     MutatingWebhookConfiguration => MutatingWebhookConfiguration,
     ValidatingWebhookConfiguration => ValidatingWebhookConfiguration,
@@ -700,7 +698,7 @@ mod tests {
                 .scope,
             Scope::Cluster
         );
-        assert_eq!(kinds().len(), 49);
+        assert_eq!(kinds().len(), 48);
         for (name, plural) in [
             ("po", "pods"),
             ("Deployment", "deployments"),
@@ -714,21 +712,11 @@ mod tests {
         assert_eq!(resolve("secrets").unwrap().kind, "Secret");
         assert_eq!(resolve("netpol").unwrap().group, "networking.k8s.io");
         assert_eq!(resolve("ev").unwrap().group, "");
-        assert_eq!(
-            resolve("events.events.k8s.io").unwrap().group,
-            "events.k8s.io"
-        );
         assert!(resolve("widgets").is_none());
-        let events = kind_for("events.k8s.io/v1", "Event").unwrap();
-        assert_eq!(
-            events.storage_prefix(None),
-            "/registry/events.k8s.io/events/"
-        );
-        let v = serde_json::json!({"metadata": {"name": "e"}, "note": "n"});
-        assert!(matches!(
-            AnyObject::from_value(&events, v),
-            Some(Ok(AnyObject::EventsEvent(_)))
-        ));
+        // events.k8s.io Events are core ones, served in another version.
+        assert!(kind_for("events.k8s.io/v1", "Event").is_none());
+        let events = crate::versions::alias_for("events.k8s.io", "v1", "events").unwrap();
+        assert_eq!(events.served.storage_prefix(None), "/registry/events/");
         assert_eq!(
             kind_named("Deployment").unwrap().qualified_singular(),
             "deployment.apps"

@@ -6,6 +6,7 @@ use rk8s_api::ObjectKind;
 use rk8s_api::metrics::METRICS_API_VERSION;
 use rk8s_api::netpol::peer;
 use rk8s_api::object::kinds;
+use rk8s_api::versions::aliases;
 use serde_json::{Value, json};
 
 use crate::request::ReviewKind;
@@ -163,8 +164,10 @@ pub fn resource_list(group: &str, version: &str, extra: &[ExtraResource]) -> Opt
             "resources": resources,
         }));
     }
+    let served = aliases().iter().map(|a| a.served);
     let mut resources: Vec<Value> = kinds()
         .into_iter()
+        .chain(served)
         .filter(|k| k.group == group && k.version == version)
         .flat_map(|k| resource_entries(&k))
         .collect();
@@ -241,16 +244,25 @@ fn group_versions(group: &str, extra: &[ExtraResource]) -> Vec<String> {
     if !versions.is_empty() {
         return versions;
     }
-    let version = kinds()
-        .into_iter()
-        .find(|k| k.group == group)
-        .map(|k| k.version)
-        .unwrap_or(match group {
-            METRICS_GROUP => METRICS_VERSION,
-            peer::GROUP => peer::VERSION,
-            _ => "v1",
-        });
-    vec![version.to_string()]
+    let stored = kinds().into_iter().find(|k| k.group == group);
+    let mut versions: Vec<String> = stored.iter().map(|k| k.version.to_string()).collect();
+    // The versions served by conversion, after the stored one (which kube prefers).
+    for a in aliases().iter().filter(|a| a.served.group == group) {
+        if !versions.iter().any(|v| v == a.served.version) {
+            versions.push(a.served.version.to_string());
+        }
+    }
+    if versions.is_empty() {
+        versions.push(
+            match group {
+                METRICS_GROUP => METRICS_VERSION,
+                peer::GROUP => peer::VERSION,
+                _ => "v1",
+            }
+            .to_string(),
+        );
+    }
+    versions
 }
 
 fn group_entry(group: &str, extra: &[ExtraResource]) -> Value {
@@ -265,7 +277,8 @@ fn group_entry(group: &str, extra: &[ExtraResource]) -> Value {
 
 fn groups(extra: &[ExtraResource]) -> Vec<String> {
     let mut groups: Vec<String> = Vec::new();
-    for k in kinds() {
+    let served = aliases().iter().map(|a| a.served);
+    for k in kinds().into_iter().chain(served) {
         if !k.group.is_empty() && !groups.iter().any(|g| g == k.group) {
             groups.push(k.group.to_string());
         }

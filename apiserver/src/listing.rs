@@ -18,6 +18,7 @@ use hyper::body::Frame;
 use rk8s_api::ObjectKind;
 use rk8s_api::protobuf;
 use rk8s_api::stored::with_resource_version;
+use rk8s_api::versions::Alias;
 use rk8s_http::body::{Body, PIECE};
 use rk8s_raftstore::proto::KeyValue;
 use serde_json::Value;
@@ -55,7 +56,7 @@ impl StoredList {
             &self.metadata,
             &mut out,
         )?;
-        json_items(self.api_version, &self.items, true, &mut out)?;
+        json_items(self.api_version, &self.items, true, None, &mut out)?;
         out.extend_from_slice(b"]}");
         Ok(out)
     }
@@ -125,6 +126,8 @@ pub struct StreamedList {
     item_kind: &'static str,
     first: Vec<KeyValue>,
     cursor: Cursor,
+    /// The version the items are served in, if not the stored one.
+    served: Option<&'static Alias>,
 }
 
 impl std::fmt::Debug for StreamedList {
@@ -146,7 +149,16 @@ impl StreamedList {
             item_kind: kind.kind,
             first,
             cursor,
+            served: None,
         }
+    }
+
+    /// The same list, its items served in `alias`'s version.
+    pub fn served_by(mut self, alias: &'static Alias) -> Self {
+        self.api_version = alias.served.api_version;
+        self.item_kind = alias.served.kind;
+        self.served = Some(alias);
+        self
     }
 
     /// The list's JSON body; `hold` (the request's place among those in flight) is
@@ -158,9 +170,10 @@ impl StreamedList {
         let mut head = Vec::with_capacity(size + 256);
         let metadata = serde_json::json!({"resourceVersion": self.cursor.revision().to_string()});
         json_head(self.api_version, &list_kind, &metadata, &mut head)?;
-        json_items(self.api_version, &self.first, true, &mut head)?;
+        json_items(self.api_version, &self.first, true, self.served, &mut head)?;
         let state = Streaming {
             api_version: self.api_version,
+            served: self.served,
             list_kind,
             cursor: Some(self.cursor),
             unsent: Bytes::from(head),
@@ -178,6 +191,7 @@ impl StreamedList {
 /// the last page has been read.
 struct Streaming<T> {
     api_version: &'static str,
+    served: Option<&'static Alias>,
     list_kind: String,
     cursor: Option<Cursor>,
     /// What is left of the last page's JSON, handed on [`PIECE`] bytes at a time.
@@ -212,7 +226,7 @@ impl<T> Streaming<T> {
         let items: Vec<KeyValue> = page.items.into_iter().map(|item| item.kv).collect();
         let size: usize = items.iter().map(|kv| kv.value.len() + 40).sum();
         let mut out = Vec::with_capacity(size + 2);
-        json_items(self.api_version, &items, false, &mut out)?;
+        json_items(self.api_version, &items, false, self.served, &mut out)?;
         if page.next.is_none() {
             out.extend_from_slice(b"]}");
             self.cursor = None;
@@ -242,18 +256,25 @@ fn json_head(
 }
 
 /// `items` as the JSON of a list's items, each with its revision, comma-separated
-/// (`first`: none before the first of them).
+/// (`first`: none before the first of them); converted to `served`'s version if
+/// they are served in another.
 fn json_items(
     api_version: &'static str,
     items: &[KeyValue],
     first: bool,
+    served: Option<&Alias>,
     out: &mut Vec<u8>,
 ) -> ApiResult<()> {
     for (i, kv) in items.iter().enumerate() {
         if i > 0 || !first {
             out.push(b',');
         }
-        with_resource_version(&kv.value, api_version, kv.mod_revision, out)
+        let converted = served
+            .map(|a| a.stored_bytes_to_served(&kv.value))
+            .transpose()
+            .map_err(|e| stored_error(kv, &e))?;
+        let value = converted.as_deref().unwrap_or(&kv.value);
+        with_resource_version(value, api_version, kv.mod_revision, out)
             .map_err(|e| stored_error(kv, &e))?;
     }
     Ok(())

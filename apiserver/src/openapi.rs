@@ -139,7 +139,8 @@ fn document(v3: bool, only: Option<(&str, &str)>) -> Value {
         s
     };
     let mut generator = settings.into_generator();
-    let refs = schemas(&mut generator);
+    let mut refs = schemas(&mut generator);
+    refs.extend(rk8s_api::versions::schemas(&mut generator));
     let mut definitions = generator.take_definitions(true);
     if !v3 {
         definitions.values_mut().for_each(v2_schema::to_v2);
@@ -185,7 +186,8 @@ fn document(v3: bool, only: Option<(&str, &str)>) -> Value {
 
 fn build() -> Docs {
     let mut v3 = BTreeMap::new();
-    for k in kinds() {
+    let served = rk8s_api::versions::aliases().iter().map(|a| a.served);
+    for k in kinds().into_iter().chain(served) {
         let key = gv_path(k.group, k.version);
         v3.entry(key)
             .or_insert_with(|| document(true, Some((k.group, k.version))));
@@ -253,6 +255,10 @@ mod tests {
         );
         assert!(schema["properties"]["spec"].is_object());
         assert!(v3_index()["paths"]["apis/autoscaling/v2"]["serverRelativeURL"].is_string());
+        // A version served by conversion has its document too.
+        let v1 = v3("autoscaling", "v1").unwrap();
+        let hpa = &v1["components"]["schemas"]["io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler"];
+        assert!(hpa["properties"]["spec"].is_object());
         assert!(v3("apps", "v9").is_none());
         let v2 = v2();
         assert!(v2["definitions"]["io.k8s.api.core.v1.Pod"].is_object());

@@ -573,6 +573,7 @@ pub fn route(
     };
     let kind = kind_by_plural(group, plural)
         .filter(|k| k.version == version)
+        .or_else(|| rk8s_api::versions::alias_for(group, version, plural).map(|a| a.served))
         .or_else(|| custom(group, version, plural))
         .ok_or_else(ApiError::no_route)?;
     if namespace.is_some() && !kind.is_namespaced() {

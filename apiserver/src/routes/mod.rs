@@ -14,4 +14,5 @@ pub mod openapi;
 pub mod pod_peers;
 pub mod resources;
 pub mod reviews;
+pub mod versions;
 pub mod watch;

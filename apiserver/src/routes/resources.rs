@@ -48,6 +48,15 @@ impl ApiServer {
         accept: Option<&str>,
     ) -> ApiResult<Response<Body>> {
         let access = self.handlers.authorize(identity, &r, query)?;
+        // A version served by conversion: the verbs run on the stored one.
+        let alias = rk8s_api::versions::alias_of(&r.kind);
+        let (r, query) = match alias {
+            Some(a) => (
+                super::versions::stored_request(a, &r),
+                &super::versions::stored_query(a, query),
+            ),
+            None => (r, query),
+        };
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)
@@ -60,7 +69,7 @@ impl ApiServer {
             .unwrap_or("")
             .to_string();
         if r.verb == Verb::Watch {
-            return self.watch(&r, query, accept).await;
+            return self.watch(&r, query, accept, alias).await;
         }
         let limit = if r.verb.is_write() {
             &self.writes_inflight
@@ -101,6 +110,12 @@ impl ApiServer {
             body = Bytes::from(serde_json::to_vec(&options.object).unwrap_or_default());
             content_type = "application/json".to_string();
         }
+        if let Some(a) = alias
+            && matches!(r.verb, Verb::Create | Verb::Update)
+        {
+            body = super::versions::stored_body(a, &content_type, &body)?;
+            content_type = "application/json".to_string();
+        }
         let call = Call {
             identity,
             access,
@@ -111,14 +126,19 @@ impl ApiServer {
             user_agent,
         };
         let h = &self.handlers;
-        let reply: Reply = match r.verb {
-            Verb::Get => h.get(&call, accept).await?,
-            Verb::List => h.list(&call, accept).await?,
-            Verb::Create => h.create(&call).await?,
-            Verb::Update | Verb::Patch => h.update(&call).await?,
-            Verb::Delete => h.delete(&call).await?,
-            Verb::DeleteCollection => h.delete_collection(&call).await?,
-            Verb::Watch => return Err(ApiError::no_route()),
+        let reply: Reply = match (r.verb, alias) {
+            (Verb::Get, _) => h.get(&call, accept).await?,
+            (Verb::List, _) => h.list(&call, accept).await?,
+            (Verb::Create, _) => h.create(&call).await?,
+            (Verb::Patch, Some(a)) => super::versions::patch(h, a, &call).await?,
+            (Verb::Update | Verb::Patch, _) => h.update(&call).await?,
+            (Verb::Delete, _) => h.delete(&call).await?,
+            (Verb::DeleteCollection, _) => h.delete_collection(&call).await?,
+            (Verb::Watch, _) => return Err(ApiError::no_route()),
+        };
+        let reply = match alias {
+            Some(a) => super::versions::served_reply(a, reply)?,
+            None => reply,
         };
         respond(accept, reply, permit)
     }

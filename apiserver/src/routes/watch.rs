@@ -176,8 +176,11 @@ impl ApiServer {
         r: &ResourceRequest,
         query: &Query,
         accept: Option<&str>,
+        served: Option<&'static rk8s_api::versions::Alias>,
     ) -> ApiResult<Response<Body>> {
         let kind = r.kind;
+        // What the client sees: the kind in the version it asked for.
+        let shown_kind = served.map_or(kind, |a| a.served);
         crate::list_options::validate_list_options(query, true)?;
         let filter = Filter::from_query(&kind, query)?;
         let bookmarks = query.flag("allowWatchBookmarks");
@@ -185,7 +188,7 @@ impl ApiServer {
         // Tables and kinds without a protobuf encoding are streamed as JSON.
         let protobuf = content::negotiate(accept) == Encoding::Protobuf
             && !as_table
-            && rk8s_api::protobuf::has_schema(kind.api_version, kind.kind);
+            && rk8s_api::protobuf::has_schema(shown_kind.api_version, shown_kind.kind);
         let WatchStart {
             initial,
             from,
@@ -198,6 +201,16 @@ impl ApiServer {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let custom = self.handlers.custom.clone();
         let encode = move |ty: &str, shown: Shown<'_>| -> Option<Bytes> {
+            if let Some(alias) = served
+                && !as_table
+            {
+                let value = super::versions::served_value(alias, shown.object()?.to_value())?;
+                let body = match protobuf {
+                    true => return Some(protobuf_frame(ty, rk8s_api::protobuf::encode(&value))),
+                    false => serde_json::to_vec(&value).unwrap_or_default(),
+                };
+                return Some(event_line(ty, &body));
+            }
             let json = shown.json();
             if protobuf {
                 // The JSON of a change is what JSON watchers get (a deletion's
@@ -236,13 +249,7 @@ impl ApiServer {
                     ),
                 }
             };
-            let mut line = Vec::with_capacity(object.len() + 32);
-            line.extend_from_slice(b"{\"type\":\"");
-            line.extend_from_slice(ty.as_bytes());
-            line.extend_from_slice(b"\",\"object\":");
-            line.extend_from_slice(&object);
-            line.extend_from_slice(b"}\n");
-            Some(Bytes::from(line))
+            Some(event_line(ty, &object))
         };
         tokio::spawn(async move {
             let _watching = crate::metrics::Watching::start(kind.plural);
@@ -272,7 +279,7 @@ impl ApiServer {
                 for m in messages {
                     let line = match m {
                         Message::Progress(rev) if bookmarks => {
-                            let obj = json!({"kind": kind.kind, "apiVersion": kind.api_version,
+                            let obj = json!({"kind": shown_kind.kind, "apiVersion": shown_kind.api_version,
                                              "metadata": {"resourceVersion": rev.to_string()}});
                             Some(if protobuf {
                                 protobuf_frame("BOOKMARK", rk8s_api::protobuf::encode(&obj))
@@ -312,6 +319,17 @@ impl ApiServer {
         });
         Ok(stream_response(rx, protobuf))
     }
+}
+
+/// A JSON watch's line: `{"type":TYPE,"object":OBJECT}`.
+fn event_line(ty: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(ty.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
 }
 
 /// A watch's events not sent yet: one batch's lines gathered into pieces of up to

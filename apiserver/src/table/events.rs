@@ -1,10 +1,8 @@
 //! Events of both APIs, core `v1` and `events.k8s.io/v1`: kube-apiserver serves them
-//! from one store and prints them alike, the newer fields standing in for the older
-//! (`regarding` for `involvedObject`, `note` for `message`).
+//! from one store (here, core Events; `rk8s_api::versions`) and prints them alike.
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::api::events::v1::Event as EventsEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use serde_json::Value;
 
@@ -116,30 +114,6 @@ pub(super) fn event(e: &Event, now: Timestamp) -> Vec<Value> {
             reporting_controller: e.reporting_component.as_deref(),
             reporting_instance: e.reporting_instance.as_deref(),
             message: e.message.as_deref(),
-        },
-        now,
-    )
-}
-
-pub(super) fn events_event(e: &EventsEvent, now: Timestamp) -> Vec<Value> {
-    row(
-        Fields {
-            meta: &e.metadata,
-            first: e.deprecated_first_timestamp.as_ref(),
-            last: e.deprecated_last_timestamp.as_ref(),
-            event_time: e.event_time.as_ref(),
-            series: e
-                .series
-                .as_ref()
-                .map(|s| (s.count, Some(&s.last_observed_time))),
-            count: e.deprecated_count.unwrap_or(0),
-            type_: e.type_.as_deref(),
-            reason: e.reason.as_deref(),
-            object: e.regarding.as_ref(),
-            source: e.deprecated_source.as_ref(),
-            reporting_controller: e.reporting_controller.as_deref(),
-            reporting_instance: e.reporting_instance.as_deref(),
-            message: e.note.as_deref(),
         },
         now,
     )

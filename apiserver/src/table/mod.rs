@@ -155,7 +155,6 @@ fn cells(obj: &AnyObject, now: Timestamp) -> Vec<Value> {
         AnyObject::ResourceQuota(q) => core::resource_quota(q, now),
         AnyObject::PodTemplate(t) => core::pod_template(t),
         AnyObject::Event(e) => events::event(e, now),
-        AnyObject::EventsEvent(e) => events::events_event(e, now),
         AnyObject::PersistentVolume(pv) => storage::persistent_volume(pv, now),
         AnyObject::PersistentVolumeClaim(pvc) => storage::persistent_volume_claim(pvc, now),
         AnyObject::ReplicationController(rc) => workloads::replication_controller(rc, now),
