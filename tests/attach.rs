@@ -505,14 +505,8 @@ async fn kubectl_debug_adds_ephemeral_containers_that_see_their_target_and_never
     // registries.yaml says).
     let registry = support::registry::Registry::start();
     let image = registry.push(&support::images::images().join("busybox"), "busybox:v1");
-    let host = format!("127.0.0.1:{}", registry.port);
     let dir = tempfile::tempdir().unwrap();
-    let registries = dir.path().join("registries.yaml");
-    std::fs::write(
-        &registries,
-        format!("mirrors:\n  \"{host}\":\n    endpoint: [\"http://{host}\"]\n"),
-    )
-    .unwrap();
+    let registries = registry.plain_http_config(dir.path());
     // A pod range apart from the other test's node on this host.
     let server = Server::start(&["--cluster-cidr", "10.246.0.0/16"]);
     let _node = support::node::real_node_with(

@@ -646,12 +646,7 @@ async fn images_behind_a_login_are_pulled_with_the_pods_pull_secret() {
     let host = format!("127.0.0.1:{}", registry.port);
     // The registry speaks plain HTTP: registries.yaml says so (k3s' way).
     let dir = tempfile::tempdir().unwrap();
-    let registries = dir.path().join("registries.yaml");
-    std::fs::write(
-        &registries,
-        format!("mirrors:\n  \"{host}\":\n    endpoint: [\"http://{host}\"]\n"),
-    )
-    .unwrap();
+    let registries = registry.plain_http_config(dir.path());
     let server = Server::start(&["--disable-scheduler"]);
     let admin = server.client().await;
     let _agent = support::node::real_node_with(

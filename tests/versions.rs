@@ -14,6 +14,10 @@ use support::apiserver::{Server, write_manifest};
 /// The API alone: no scheduler or controller writes to these objects.
 const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controllers"];
 
+/// The resource in v1, as kubectl names it (`hpa.v1.autoscaling` is expanded by
+/// kubectl to the preferred version).
+const V1: &str = "horizontalpodautoscalers.v1.autoscaling";
+
 fn json_of(server: &Server, args: &[&str]) -> Value {
     serde_json::from_str(&server.kubectl_ok(args)).unwrap()
 }
@@ -40,16 +44,7 @@ fn an_autoscaling_v1_hpa_is_a_v2_one_seen_in_v1() {
         json!([{"type": "Resource", "resource": {"name": "cpu",
             "target": {"type": "Utilization", "averageUtilization": 50}}}])
     );
-    let read = json_of(
-        &server,
-        &[
-            "get",
-            "horizontalpodautoscalers.v1.autoscaling",
-            "web",
-            "-o",
-            "json",
-        ],
-    );
+    let read = json_of(&server, &["get", V1, "web", "-o", "json"]);
     assert_eq!(read["apiVersion"], "autoscaling/v1");
     assert_eq!(read["spec"]["targetCPUUtilizationPercentage"], 50);
 
@@ -63,23 +58,14 @@ fn an_autoscaling_v1_hpa_is_a_v2_one_seen_in_v1() {
         .push(pods_metric.clone());
     let file = write_manifest(dir.path(), "hpa-v2.json", &v2);
     server.kubectl_ok(&["replace", "-f", &file]);
-    let read = json_of(
-        &server,
-        &[
-            "get",
-            "horizontalpodautoscalers.v1.autoscaling",
-            "web",
-            "-o",
-            "json",
-        ],
-    );
+    let read = json_of(&server, &["get", V1, "web", "-o", "json"]);
     let note = read["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"]
         .as_str()
         .unwrap();
     assert!(note.contains("rps"), "{note}");
     let out = server.kubectl_ok(&[
         "patch",
-        "horizontalpodautoscalers.v1.autoscaling",
+        V1,
         "web",
         "--type=merge",
         "-p",
@@ -136,7 +122,7 @@ fn an_autoscaling_v1_hpa_is_a_v2_one_seen_in_v1() {
         70
     );
     // kubectl's table and discovery know the version.
-    let out = server.kubectl_ok(&["get", "horizontalpodautoscalers.v1.autoscaling"]);
+    let out = server.kubectl_ok(&["get", V1]);
     assert!(
         out.contains("web") && out.contains("Deployment/web"),
         "{out}"
@@ -157,7 +143,7 @@ fn an_autoscaling_v1_hpa_is_a_v2_one_seen_in_v1() {
         !ok && out.contains("HorizontalPodAutoscaler in version \"v1\" cannot be handled as a HorizontalPodAutoscaler"),
         "{out}"
     );
-    server.kubectl_ok(&["delete", "horizontalpodautoscalers.v1.autoscaling", "web"]);
+    server.kubectl_ok(&["delete", V1, "web"]);
     let (found, _) = server.kubectl(&["get", "hpa", "web"]);
     assert!(!found);
 }

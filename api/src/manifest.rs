@@ -395,21 +395,32 @@ impl Context<'_> {
             |e: String| vec![self.diag(&positions, FieldPath::root(), Reason::Message(e))];
         let stored = alias.from_served(value.clone()).map_err(message)?;
         let again = alias.to_served(stored.clone()).map_err(message)?;
-        let mut unknown = Vec::new();
-        unknown_fields(&value, &again, &FieldPath::root(), &mut unknown);
-        if !unknown.is_empty() {
-            return Err(unknown
-                .into_iter()
-                .map(|(path, name)| {
-                    self.diag(
-                        &positions,
-                        path,
-                        Reason::Message(format!("unknown field \"{name}\"")),
-                    )
-                })
-                .collect());
-        }
+        self.unknown_fields(&value, &again, &positions)?;
         self.decode_object(&alias.stored, stored, positions)
+    }
+
+    /// An error for each field of `input` that `decoded` (what was made of it) lost.
+    fn unknown_fields(
+        &self,
+        input: &Value,
+        decoded: &Value,
+        positions: &Positions,
+    ) -> Result<(), Vec<Diagnostic>> {
+        let mut unknown = Vec::new();
+        unknown_fields(input, decoded, &FieldPath::root(), &mut unknown);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(unknown
+            .into_iter()
+            .map(|(path, name)| {
+                self.diag(
+                    positions,
+                    path,
+                    Reason::Message(format!("unknown field \"{name}\"")),
+                )
+            })
+            .collect())
     }
 
     fn decode_object(
@@ -429,20 +440,7 @@ impl Context<'_> {
             let path = FieldPath::from(e.path());
             vec![self.diag(&positions, path, Reason::Message(e.inner().to_string()))]
         })?;
-        let mut unknown = Vec::new();
-        unknown_fields(&value, &object.to_value(), &FieldPath::root(), &mut unknown);
-        if !unknown.is_empty() {
-            return Err(unknown
-                .into_iter()
-                .map(|(path, name)| {
-                    self.diag(
-                        &positions,
-                        path,
-                        Reason::Message(format!("unknown field \"{name}\"")),
-                    )
-                })
-                .collect());
-        }
+        self.unknown_fields(&value, &object.to_value(), &positions)?;
         Ok(Manifest {
             file: self.file.to_string(),
             document: self.document,

@@ -74,6 +74,19 @@ impl Registry {
         registry
     }
 
+    /// A `registries.yaml` in `dir` saying that this registry speaks plain HTTP (k3s'
+    /// way), for `rk8s-node --registries`; its path.
+    pub fn plain_http_config(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let host = format!("127.0.0.1:{}", self.port);
+        let file = dir.join("registries.yaml");
+        std::fs::write(
+            &file,
+            format!("mirrors:\n  \"{host}\":\n    endpoint: [\"http://{host}\"]\n"),
+        )
+        .unwrap();
+        file
+    }
+
     /// Pushes the OCI layout `layout` (its `latest`) as `name`; returns the reference.
     pub fn push(&self, layout: &std::path::Path, name: &str) -> String {
         let target = format!("127.0.0.1:{}/{name}", self.port);
