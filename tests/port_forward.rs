@@ -444,6 +444,38 @@ async fn pods_and_services_proxy_http_to_their_pods_through_the_node() {
     let (ok, out) = server.kubectl(&["get", "--raw", &format!("{ns}/pods/ftp:web:21/proxy/")]);
     assert!(!ok && out.contains("invalid pod request"), "{out}");
 
+    // Endpoints written by hand in another namespace, naming this pod, reach nothing
+    // (kube's isValidAddress): a Service proxies only to its own namespace's pods.
+    let pods: Api<Pod> = Api::default_namespaced(server.client().await);
+    let ip = pods
+        .get("web")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap();
+    server.kubectl_ok(&["create", "namespace", "other"]);
+    // No selector: the Endpoints are the writer's, no controller's.
+    let stolen = serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "stolen", "namespace": "other"},
+        "spec": {"ports": [{"name": "80-8080", "port": 80, "targetPort": 8080}]}});
+    let file = support::apiserver::write_manifest(dir.path(), "stolen-svc.json", &stolen);
+    server.kubectl_ok(&["apply", "-f", &file]);
+    let endpoints = serde_json::json!({"apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "stolen", "namespace": "other"},
+        "subsets": [{"addresses": [{"ip": ip,
+            "targetRef": {"kind": "Pod", "namespace": "default", "name": "web"}}],
+            "ports": [{"name": "80-8080", "port": 8080}]}]});
+    let file = support::apiserver::write_manifest(dir.path(), "stolen.json", &endpoints);
+    server.kubectl_ok(&["apply", "-f", &file]);
+    let (ok, out) = server.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/other/services/stolen:80/proxy/",
+    ]);
+    assert!(!ok && out.contains("no endpoints available"), "{out}");
+
     // `kubectl proxy`, as users reach a Service's web page.
     let mut command = server.kubectl_command();
     let mut child = command

@@ -340,9 +340,27 @@ fn hpa_from_v1(
     let conditions = conditions
         .map(|v| annotation(CONDITIONS_ANNOTATION, v))
         .transpose()?;
-    let current: Option<Vec<autoscaling_v2::MetricStatus>> = current
+    let mut current: Option<Vec<autoscaling_v2::MetricStatus>> = current
         .map(|v| annotation(CURRENT_METRICS_ANNOTATION, v))
         .transpose()?;
+    // kube: v1's current CPU utilization is a current metric of v2's.
+    let cpu_now = h
+        .status
+        .as_ref()
+        .and_then(|s| s.current_cpu_utilization_percentage);
+    if let (None, Some(utilization)) = (&current, cpu_now) {
+        current = Some(vec![autoscaling_v2::MetricStatus {
+            type_: "Resource".to_string(),
+            resource: Some(autoscaling_v2::ResourceMetricStatus {
+                name: "cpu".to_string(),
+                current: autoscaling_v2::MetricValueStatus {
+                    average_utilization: Some(utilization),
+                    ..Default::default()
+                },
+            }),
+            ..Default::default()
+        }]);
+    }
     let target_ref = spec.scale_target_ref;
     Ok(autoscaling_v2::HorizontalPodAutoscaler {
         metadata,

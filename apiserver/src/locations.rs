@@ -26,6 +26,8 @@ pub struct Location {
     /// `http` or `https` (the pod's certificate is not verified, as kube-apiserver's
     /// proxy does not verify it).
     pub scheme: &'static str,
+    /// The pod's address (its node checks that it is the pod's own).
+    pub ip: String,
     /// The pod's port.
     pub port: u16,
 }
@@ -109,7 +111,9 @@ pub async fn service(registry: &Registry, namespace: &str, id: &str) -> ApiResul
         let (Some(port), false) = (port, addresses.is_empty()) else {
             continue;
         };
-        let port = u16::try_from(port.port).unwrap_or(0);
+        let Some(port) = u16::try_from(port.port).ok().filter(|p| *p != 0) else {
+            continue;
+        };
         let first = random_below(addresses.len());
         for j in 0..addresses.len() {
             let address = &addresses[(first + j) % addresses.len()];
@@ -136,12 +140,13 @@ fn located(pod: &Pod, scheme: &'static str, port: u16) -> ApiResult<Location> {
     let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
     let global = ip
         .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
-        .is_some_and(|ip| rk8s_api::net::is_host_address(ip) && !ip.is_loopback());
+        .filter(|ip| rk8s_api::net::is_host_address(*ip) && !ip.is_loopback());
     let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    let (true, Some(node)) = (global, node) else {
+    let (Some(ip), Some(node)) = (global, node) else {
         return Err(ApiError::bad_request("address not allowed"));
     };
     Ok(Location {
+        ip: ip.to_string(),
         node,
         namespace: pod.metadata.namespace.clone().unwrap_or_default(),
         pod: pod.metadata.name.clone().unwrap_or_default(),
@@ -151,14 +156,22 @@ fn located(pod: &Pod, scheme: &'static str, port: u16) -> ApiResult<Location> {
     })
 }
 
-/// The pod an endpoint address names, if it is there with that address.
+/// The pod an endpoint address names, if it is there with that address, in the
+/// Service's own namespace (kube's `isValidAddress`: Endpoints naming another
+/// namespace's pod reach nothing).
 async fn endpoint_pod(registry: &Registry, namespace: &str, a: &EndpointAddress) -> Option<Pod> {
     let target = a.target_ref.as_ref()?;
-    if target.kind.as_deref() != Some("Pod") {
+    if target.kind.as_deref() != Some("Pod")
+        || target
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| ns != namespace)
+    {
         return None;
     }
-    let ns = target.namespace.as_deref().unwrap_or(namespace);
-    let pod = get_pod(registry, ns, target.name.as_deref()?).await.ok()?;
+    let pod = get_pod(registry, namespace, target.name.as_deref()?)
+        .await
+        .ok()?;
     let ip = pod.status.as_ref()?.pod_ip.as_deref()?;
     (ip == a.ip).then_some(pod)
 }

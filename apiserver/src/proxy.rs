@@ -448,7 +448,9 @@ pub fn relocate(headers: &mut HeaderMap, prefix: &str) {
     let Some(location) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
         return;
     };
-    if !location.starts_with('/') || location.starts_with("//") {
+    // Not another host's (`//host/…`), nor already under the proxy (an application
+    // that knows where it is served).
+    if !location.starts_with('/') || location.starts_with("//") || location.starts_with(prefix) {
         return;
     }
     if let Ok(v) = http::HeaderValue::from_str(&format!("{prefix}{location}")) {

@@ -539,6 +539,8 @@ async fn serve_when_certified(
         Arc<super::activity::Activation>,
     ),
 ) {
+    // A `hostNetwork` pod's address is one of these (what `pods/proxy` may dial).
+    let host_ips = addresses.clone();
     let (cert_pem, live, tls) = loop {
         let cert = id.serving_cert(&client, &data_dir, &addresses).await;
         let tls = cert.and_then(|c| {
@@ -574,7 +576,7 @@ async fn serve_when_certified(
     let kept = |_: &str, _: &str| Ok(());
     let renewing = keep_renewed("node's serving", live, cert_pem, renew, kept);
     tokio::select! {
-        () = server::serve(listener, tls, runtime, (stats, activation)) => {}
+        () = server::serve(listener, tls, runtime, (stats, activation), host_ips) => {}
         () = renewing => {}
     }
 }

@@ -375,8 +375,11 @@ impl PodActor {
                     return Err(e);
                 }
             }
-            // `kubectl debug` adds ephemeral containers to the running pod.
-            if ephemeral_containers(&pod).is_some_and(|e| !e.is_empty()) {
+            // `kubectl debug` adds ephemeral containers to the running pod (kubelet
+            // starts none in a pod that ended).
+            if ephemeral_containers(&pod).is_some_and(|e| !e.is_empty())
+                && !terminal(before.as_ref())
+            {
                 runtime
                     .set_ephemeral_containers(&uid, &pod)
                     .map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@
 //!   N"): see module `remote_command`.
 //! - `GET|POST /portForward/{namespace}/{pod}[/{uid}]`: port forwarding, SPDY/3.1
 //!   as kubectl speaks it (see [`super::port_forward`]).
-//! - `* /podProxy/{namespace}/{pod}/{uid}/{scheme}/{port}/{path}`: HTTP to the pod,
+//! - `* /podProxy/{namespace}/{pod}/{uid}/{scheme}/{ip}/{port}/{path}`: HTTP to the pod,
 //!   for `pods/proxy` and `services/proxy` (module `pod_proxy`).
 //! - `GET /stats/summary`: usage of the node and its pods (kubelet's Summary API).
 //! - `GET /metrics`: the agent's own metrics; `GET /metrics/cadvisor`: the containers'.
@@ -52,13 +52,15 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     runtime: Arc<PodRuntime>,
     (stats, activation): (Arc<Stats>, Arc<Activation>),
+    host_ips: Vec<String>,
 ) {
-    // The connections to pods of `pods/proxy`, pooled.
-    let clients = Arc::new(rk8s_ingress::clients::Clients::default());
+    // The connections to pods of `pods/proxy`, pooled; the node's addresses (a
+    // `hostNetwork` pod's).
+    let proxy = Arc::new(pod_proxy::PodProxy::new(host_ips));
     rk8s_http::serve::serve_tls(listener, tls, move |req| {
         let (runtime, stats, activation) = (runtime.clone(), stats.clone(), activation.clone());
-        let clients = clients.clone();
-        async move { handle(runtime, (&stats, activation), &clients, req).await }
+        let proxy = proxy.clone();
+        async move { handle(runtime, (&stats, activation), &proxy, req).await }
     })
     .await;
 }
@@ -66,7 +68,7 @@ pub async fn serve(
 async fn handle(
     runtime: Arc<PodRuntime>,
     (stats, activation): (&Stats, Arc<Activation>),
-    clients: &rk8s_ingress::clients::Clients,
+    proxy: &pod_proxy::PodProxy,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let path: Vec<String> = req
@@ -111,17 +113,18 @@ async fn handle(
         (&Method::GET | &Method::POST, ["attach", ns, pod, uid, container]) => {
             attach::attach(runtime.clone(), req, ns, pod, Some(uid), container, &query).await
         }
-        (_, ["podProxy", ns, pod, uid, scheme, port, ..]) => {
-            let path = rk8s_http::query::after_segments(req.uri().path(), 6).to_string();
+        (_, ["podProxy", ns, pod, uid, scheme, ip, port, ..]) => {
+            let path = rk8s_http::query::after_segments(req.uri().path(), 7).to_string();
             let asked = pod_proxy::Asked {
                 namespace: ns,
                 pod,
                 uid,
                 scheme,
+                ip,
                 port,
                 path: &path,
             };
-            pod_proxy::proxy(&runtime, clients, req, asked).await
+            proxy.forward(&runtime, req, asked).await
         }
         (&Method::GET | &Method::POST, ["portForward", ns, pod]) => {
             super::port_forward::port_forward(runtime.clone(), req, ns, pod, None, &query).await

@@ -66,6 +66,15 @@ fn a_v1_hpa_becomes_a_v2_cpu_target_and_bad_annotations_are_named() {
         json!([{"type": "Resource", "resource": {"name": "cpu",
             "target": {"type": "Utilization", "averageUtilization": 50}}}])
     );
+    // v1's current CPU utilization is v2's current metric.
+    let mut with_status = v1.clone();
+    with_status["status"] = json!({"currentReplicas": 2, "desiredReplicas": 2,
+        "currentCPUUtilizationPercentage": 33});
+    let v2 = hpa.from_served(with_status).unwrap();
+    assert_eq!(
+        v2["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"],
+        33
+    );
     let mut bad = v1;
     bad["metadata"]["annotations"] = json!({METRICS_ANNOTATION: "[{\"type\": 5}]"});
     let e = hpa.from_served(bad).unwrap_err();

@@ -189,8 +189,8 @@ impl ApiServer {
             _ => crate::locations::service(registry, &asked.namespace, &asked.id).await?,
         };
         let path = format!(
-            "podProxy/{}/{}/{}/{}/{}{}",
-            at.namespace, at.pod, at.uid, at.scheme, at.port, asked.path
+            "podProxy/{}/{}/{}/{}/{}/{}{}",
+            at.namespace, at.pod, at.uid, at.scheme, at.ip, at.port, asked.path
         );
         let target =
             crate::proxy::node_target(registry, &at.node, &path, req.uri().query()).await?;

@@ -108,8 +108,14 @@ pub async fn patch(handlers: &Handlers, alias: &Alias, c: &Call<'_>) -> ApiResul
         )?;
         let asked_rv = shown["metadata"]["resourceVersion"]
             .as_str()
+            .filter(|rv| !rv.is_empty())
             .map(str::to_string);
         let precondition = asked_rv.is_some() && asked_rv != current_rv;
+        // Written only over the state it was made from: a patch that removed the
+        // resourceVersion does not overwrite a write made meanwhile (it is tried again).
+        if asked_rv.is_none() {
+            shown["metadata"]["resourceVersion"] = Value::from(current_rv.clone());
+        }
         let stored = alias
             .from_served(shown)
             .map_err(|e| not_handled(alias, &e))?;
@@ -157,10 +163,11 @@ pub fn served_reply(alias: &'static Alias, reply: Reply) -> ApiResult<Reply> {
     Ok(Reply { body, ..reply })
 }
 
-/// The served version's JSON of a stored object's JSON.
-pub fn served_value(alias: &Alias, stored: Value) -> Option<Value> {
+/// The served version's JSON of a stored object's JSON text.
+pub fn served_bytes(alias: &Alias, stored: &[u8]) -> Option<Bytes> {
     alias
-        .to_served(stored)
+        .stored_bytes_to_served(stored)
         .inspect_err(|e| tracing::warn!("a stored object does not convert: {e}"))
         .ok()
+        .map(Bytes::from)
 }

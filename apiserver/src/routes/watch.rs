@@ -204,11 +204,16 @@ impl ApiServer {
             if let Some(alias) = served
                 && !as_table
             {
-                let value = super::versions::served_value(alias, shown.object()?.to_value())?;
-                let body = match protobuf {
-                    true => return Some(protobuf_frame(ty, rk8s_api::protobuf::encode(&value))),
-                    false => serde_json::to_vec(&value).unwrap_or_default(),
+                // From the change's JSON where there is one (a deletion's carries the
+                // deletion's resourceVersion).
+                let stored = match shown.json() {
+                    Some(j) => j.clone(),
+                    None => Bytes::from(shown.object()?.to_json()),
                 };
+                let body = super::versions::served_bytes(alias, &stored)?;
+                if protobuf {
+                    return Some(protobuf_frame(ty, rk8s_api::protobuf::transcode(&body)));
+                }
                 return Some(event_line(ty, &body));
             }
             let json = shown.json();

@@ -42,9 +42,11 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
         }];
     }
     let path = FieldPath::root().key("spec").key("ephemeralContainers");
+    let new: std::collections::HashMap<&str, &EphemeralContainer> =
+        of(n).map(|c| (c.name.as_str(), c)).collect();
     let mut errors = Vec::new();
     for old in of(o) {
-        match of(n).find(|c| c.name == old.name) {
+        match new.get(old.name.as_str()).copied() {
             None => errors.push(FieldError {
                 path: path.clone(),
                 reason: Reason::Forbidden(format!(

@@ -1,9 +1,10 @@
-//! `GET|POST|… /podProxy/{namespace}/{pod}/{uid}/{scheme}/{port}/{path}`: what the
-//! API server's `pods/proxy` and `services/proxy` pass to this node — the request
-//! sent on to the pod's address (`localhost` for a `hostNetwork` pod) on that port,
-//! over HTTP or over TLS without verifying the pod's certificate (as kube-apiserver's
-//! proxy), and the pod's answer back; an upgrade (a WebSocket) joins both sides. The
-//! pod must be this node's, with that uid: the path names no other address.
+//! `GET|POST|… /podProxy/{namespace}/{pod}/{uid}/{scheme}/{ip}/{port}/{path}`: what
+//! the API server's `pods/proxy` and `services/proxy` pass to this node — the request
+//! sent on to the pod's address on that port, over HTTP or over TLS without verifying
+//! the pod's certificate (as kube-apiserver's proxy), and the pod's answer back; an
+//! upgrade (a WebSocket) joins both sides. The pod must be this node's, with that uid,
+//! and the address its own (its network's, or for a `hostNetwork` pod one of the
+//! node's): never loopback, never another pod's.
 
 use std::time::Duration;
 
@@ -26,6 +27,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// streaming idle timeout).
 const TUNNEL_IDLE: Duration = Duration::from_secs(4 * 60 * 60);
 
+/// The connections to pods (pooled) and what a `hostNetwork` pod's address may be.
+pub struct PodProxy {
+    clients: Clients,
+    host_ips: Vec<String>,
+}
+
 /// Where the request goes: the pod `namespace/pod` with `uid` on this node.
 pub struct Asked<'a> {
     /// The pod's namespace.
@@ -36,30 +43,49 @@ pub struct Asked<'a> {
     pub uid: &'a str,
     /// `http` or `https`.
     pub scheme: &'a str,
+    /// The pod's address, as the API server found it.
+    pub ip: &'a str,
     /// The pod's port.
     pub port: &'a str,
     /// The path on the pod, from its `/` (empty: `/`).
     pub path: &'a str,
 }
 
-/// Passes `req` to the pod `asked` names.
-pub async fn proxy(
-    runtime: &PodRuntime,
+impl PodProxy {
+    /// A proxy for a node whose addresses are `host_ips`.
+    pub fn new(host_ips: Vec<String>) -> Self {
+        PodProxy {
+            clients: Clients::default(),
+            host_ips,
+        }
+    }
+
+    /// Passes `req` to the pod `asked` names.
+    pub async fn forward(
+        &self,
+        runtime: &PodRuntime,
+        req: Request<Incoming>,
+        asked: Asked<'_>,
+    ) -> ApiResult<Response<Body>> {
+        let record = find_pod(runtime, asked.namespace, asked.pod, Some(asked.uid))?;
+        let own = match &record.attachment {
+            Some(a) => a.address.to_string() == asked.ip,
+            None => record.host_network() && self.host_ips.iter().any(|h| h == asked.ip),
+        };
+        if !own {
+            return Err(ApiError::bad_request("address not allowed"));
+        }
+        proxy(&self.clients, req, &asked).await
+    }
+}
+
+/// Passes `req` to `asked.ip` (the pod's own address).
+async fn proxy(
     clients: &Clients,
     mut req: Request<Incoming>,
-    asked: Asked<'_>,
+    asked: &Asked<'_>,
 ) -> ApiResult<Response<Body>> {
-    let record = find_pod(runtime, asked.namespace, asked.pod, Some(asked.uid))?;
-    let ip = match &record.attachment {
-        Some(a) => a.address.to_string(),
-        None if record.host_network() => "127.0.0.1".to_string(),
-        None => {
-            return Err(ApiError::unavailable(format!(
-                "pod {}/{} has no network address on this node",
-                asked.namespace, asked.pod
-            )));
-        }
-    };
+    let ip = asked.ip;
     let protocol = match asked.scheme {
         "http" => Protocol::Http,
         "https" => Protocol::Https,
@@ -79,7 +105,12 @@ pub async fn proxy(
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let uri: Uri = format!("{}://{ip}:{port}{path}{query}", asked.scheme)
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    let uri: Uri = format!("{}://{host}:{port}{path}{query}", asked.scheme)
         .parse()
         .map_err(|_| ApiError::bad_request(format!("invalid path {path:?}")))?;
     let upgrade = headers::upgrade(req.headers());
