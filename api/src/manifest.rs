@@ -315,7 +315,7 @@ impl Context<'_> {
             });
             return Ok(Vec::new());
         }
-        if let Some(alias) = served_alias(api_version, &kind) {
+        if let Some(alias) = crate::versions::alias_named(api_version, &kind) {
             return self.decode_served(alias, value, positions).map(|m| vec![m]);
         }
         let Some(object_kind) = kind_for(api_version, &kind).or_else(|| kind_named(&kind)) else {
@@ -456,19 +456,12 @@ impl Context<'_> {
 fn is_foreign(api_version: &str, kind: &str) -> bool {
     if api_version.is_empty()
         || kind_for(api_version, kind).is_some()
-        || served_alias(api_version, kind).is_some()
+        || crate::versions::alias_named(api_version, kind).is_some()
     {
         return false;
     }
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     kind_named(kind).is_none() || !kinds().iter().any(|k| k.group == group)
-}
-
-/// The version `api_version` of `kind` served by conversion, if it is one.
-fn served_alias(api_version: &str, kind: &str) -> Option<&'static Alias> {
-    crate::versions::aliases()
-        .iter()
-        .find(|a| a.served.api_version == api_version && a.served.kind == kind)
 }
 
 /// Finds the fields of `input` that did not survive decoding into a typed object (and

@@ -118,6 +118,13 @@ pub fn alias_for(group: &str, version: &str, plural: &str) -> Option<&'static Al
     })
 }
 
+/// The alias serving `kind` in `api_version` (as a manifest names them), if one does.
+pub fn alias_named(api_version: &str, kind: &str) -> Option<&'static Alias> {
+    aliases()
+        .iter()
+        .find(|a| a.served.api_version == api_version && a.served.kind == kind)
+}
+
 /// The alias serving `kind`, if it is served by one.
 pub fn alias_of(kind: &ObjectKind) -> Option<&'static Alias> {
     alias_for(kind.group, kind.version, kind.plural)
@@ -301,18 +308,12 @@ fn hpa_from_v1(
 ) -> Result<autoscaling_v2::HorizontalPodAutoscaler, String> {
     let mut metadata = h.metadata;
     let mut notes = metadata.annotations.take().unwrap_or_default();
-    let mut take = |key: &str| notes.remove(key);
-    let read = |key: &str, text: Option<String>| -> Result<Option<Value>, String> {
-        text.map(|t| {
-            serde_json::from_str(&t)
-                .map_err(|e| format!("metadata.annotations[{key}]: not what v2 holds there: {e}"))
-        })
-        .transpose()
-    };
-    let others = read(METRICS_ANNOTATION, take(METRICS_ANNOTATION))?;
-    let behavior = read(BEHAVIOR_ANNOTATION, take(BEHAVIOR_ANNOTATION))?;
-    let conditions = read(CONDITIONS_ANNOTATION, take(CONDITIONS_ANNOTATION))?;
-    let current = read(CURRENT_METRICS_ANNOTATION, take(CURRENT_METRICS_ANNOTATION))?;
+    let others: Option<Vec<autoscaling_v2::MetricSpec>> =
+        annotation(&mut notes, METRICS_ANNOTATION)?;
+    let behavior = annotation(&mut notes, BEHAVIOR_ANNOTATION)?;
+    let conditions = annotation(&mut notes, CONDITIONS_ANNOTATION)?;
+    let mut current: Option<Vec<autoscaling_v2::MetricStatus>> =
+        annotation(&mut notes, CURRENT_METRICS_ANNOTATION)?;
     metadata.annotations = (!notes.is_empty()).then_some(notes);
     let spec = h.spec.unwrap_or_default();
     let mut metrics: Vec<autoscaling_v2::MetricSpec> = Vec::new();
@@ -330,19 +331,7 @@ fn hpa_from_v1(
             ..Default::default()
         });
     }
-    if let Some(v) = others {
-        let more: Vec<autoscaling_v2::MetricSpec> = annotation(METRICS_ANNOTATION, v)?;
-        metrics.extend(more);
-    }
-    let behavior = behavior
-        .map(|v| annotation(BEHAVIOR_ANNOTATION, v))
-        .transpose()?;
-    let conditions = conditions
-        .map(|v| annotation(CONDITIONS_ANNOTATION, v))
-        .transpose()?;
-    let mut current: Option<Vec<autoscaling_v2::MetricStatus>> = current
-        .map(|v| annotation(CURRENT_METRICS_ANNOTATION, v))
-        .transpose()?;
+    metrics.extend(others.into_iter().flatten());
     // kube: v1's current CPU utilization is a current metric of v2's.
     let cpu_now = h
         .status
@@ -388,10 +377,18 @@ fn hpa_from_v1(
     })
 }
 
-/// The v2 value annotation `key` holds.
-fn annotation<T: DeserializeOwned>(key: &str, v: Value) -> Result<T, String> {
-    serde_json::from_value(v)
-        .map_err(|e| format!("metadata.annotations[{key}]: not what v2 holds there: {e}"))
+/// The v2 value annotation `key` of `notes` holds, if it is there (taken out of them).
+fn annotation<T: DeserializeOwned>(
+    notes: &mut BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<T>, String> {
+    notes
+        .remove(key)
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| format!("metadata.annotations[{key}]: not what v2 holds there: {e}"))
+        })
+        .transpose()
 }
 
 /// `v` as JSON text (an annotation's value).

@@ -6,7 +6,7 @@
 //! the pod's node agent to (see the agent's `podProxy` path), so it needs no route
 //! into the pods' network.
 
-use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{EndpointAddress, Pod};
 use rk8s_api::{AnyObject, ObjectKind};
 
 use crate::registry::Registry;
@@ -82,7 +82,11 @@ pub async fn service(registry: &Registry, namespace: &str, id: &str) -> ApiResul
     // endpoints' ports carry.
     let mut port_name = asked.to_string();
     if let Ok(number) = asked.parse::<i64>() {
-        let service: Service = typed(registry, namespace, name).await?;
+        let service = typed(registry, namespace, name, |o| match o {
+            AnyObject::Service(s) => Some(*s),
+            _ => None,
+        })
+        .await?;
         let ports = service.spec.iter().flat_map(|s| s.ports.iter().flatten());
         port_name = ports
             .into_iter()
@@ -94,7 +98,11 @@ pub async fn service(registry: &Registry, namespace: &str, id: &str) -> ApiResul
                 ))
             })?;
     }
-    let endpoints: Endpoints = typed(registry, namespace, name).await?;
+    let endpoints = typed(registry, namespace, name, |o| match o {
+        AnyObject::Endpoints(e) => Some(*e),
+        _ => None,
+    })
+    .await?;
     let subsets = endpoints.subsets.unwrap_or_default();
     if subsets.is_empty() {
         return Err(no_endpoints(name));
@@ -177,17 +185,24 @@ async fn endpoint_pod(registry: &Registry, namespace: &str, a: &EndpointAddress)
 }
 
 async fn get_pod(registry: &Registry, namespace: &str, name: &str) -> ApiResult<Pod> {
-    typed(registry, namespace, name).await
+    typed(registry, namespace, name, |o| match o {
+        AnyObject::Pod(p) => Some(*p),
+        _ => None,
+    })
+    .await
 }
 
-/// The object `namespace/name` of `K`'s kind (404 if there is none).
-async fn typed<K>(registry: &Registry, namespace: &str, name: &str) -> ApiResult<K>
-where
-    K: k8s_openapi::Resource + serde::de::DeserializeOwned + 'static,
-{
+/// The object `namespace/name` of `K`'s kind (404 if there is none), as `take` finds
+/// it in the stored object.
+async fn typed<K: k8s_openapi::Resource + 'static>(
+    registry: &Registry,
+    namespace: &str,
+    name: &str,
+    take: fn(AnyObject) -> Option<K>,
+) -> ApiResult<K> {
     let kind = ObjectKind::of::<K>();
-    let obj: AnyObject = registry.get(&kind, Some(namespace), name).await?;
-    serde_json::from_value(obj.to_value()).map_err(|e| ApiError::internal(e.to_string()))
+    let obj = registry.get(&kind, Some(namespace), name).await?;
+    take(obj).ok_or_else(|| ApiError::internal(format!("{name} is not a {}", kind.kind)))
 }
 
 /// A number in `0..n` (`n` > 0), from the system's random source (0 if it fails:

@@ -484,18 +484,7 @@ pub fn relay(
         }
         Empty::new().boxed()
     } else {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-        let mut incoming = resp.into_body();
-        tokio::spawn(async move {
-            while let Some(Ok(frame)) = incoming.frame().await {
-                if let Ok(data) = frame.into_data()
-                    && tx.send(data).await.is_err()
-                {
-                    break;
-                }
-            }
-        });
-        rk8s_http::body::channel_body(rx)
+        rk8s_http::body::relayed(resp.into_body())
     };
     let mut out = Response::new(body);
     *out.status_mut() = status;

@@ -31,6 +31,50 @@ pub fn channel_body(rx: mpsc::Receiver<Bytes>) -> Body {
     ChannelBody(rx).boxed()
 }
 
+/// A body passed on as it comes from the other side of a relay (a node's answer, a
+/// pod's), a read error ending it there: the client sees a body cut short, as from a
+/// proxy whose upstream failed mid-body.
+pub fn relayed<B>(body: B) -> Body
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    Relayed(Some(body)).boxed()
+}
+
+struct Relayed<B>(Option<B>);
+
+impl<B> hyper::body::Body for Relayed<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let Some(inner) = self.0.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(e))) => {
+                tracing::debug!("a relayed body ends short: {e}");
+                self.0 = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => {
+                self.0 = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;

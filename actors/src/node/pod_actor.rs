@@ -377,16 +377,12 @@ impl PodActor {
             }
             // `kubectl debug` adds ephemeral containers to the running pod (kubelet
             // starts none in a pod that ended).
-            if ephemeral_containers(&pod).is_some_and(|e| !e.is_empty())
-                && !terminal(before.as_ref())
-            {
-                runtime
-                    .set_ephemeral_containers(&uid, &pod)
-                    .map_err(|e| e.to_string())?;
-            }
+            let ephemeral = ephemeral_containers(&pod)
+                .filter(|e| !e.is_empty() && !terminal(before.as_ref()))
+                .map(Vec::as_slice);
             let began = std::time::Instant::now();
             let mut status = runtime
-                .sync_pod(&uid, rk8s_runtime::container::now_ns())
+                .sync_pod_with(&uid, rk8s_runtime::container::now_ns(), ephemeral)
                 .await
                 .map_err(|e| e.to_string())?;
             metrics::time_operation("sync_pod", began.elapsed());

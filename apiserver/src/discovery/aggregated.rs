@@ -107,9 +107,11 @@ fn resources(list: &Value) -> Vec<Value> {
             "kind": e["kind"],
         });
         if let Some((parent, sub)) = name.split_once('/') {
-            let found = out.iter_mut().find(|r| r["resource"] == parent);
-            if let Some(Value::Array(subs)) = found.and_then(|r| r.get_mut("subresources")) {
-                subs.push(json!({"subresource": sub, "responseKind": kind, "verbs": e["verbs"]}));
+            let sub = json!({"subresource": sub, "responseKind": kind, "verbs": e["verbs"]});
+            if let Some(Value::Object(r)) = out.iter_mut().find(|r| r["resource"] == parent)
+                && let Value::Array(subs) = r.entry("subresources").or_insert(json!([]))
+            {
+                subs.push(sub);
             }
             continue;
         }
@@ -128,15 +130,7 @@ fn resources(list: &Value) -> Vec<Value> {
                 r.insert(field.into(), e[field].clone());
             }
         }
-        r.insert("subresources".into(), json!([]));
         out.push(Value::Object(r));
-    }
-    for r in &mut out {
-        if r["subresources"].as_array().is_some_and(Vec::is_empty)
-            && let Value::Object(m) = r
-        {
-            m.remove("subresources");
-        }
     }
     out
 }

@@ -18,10 +18,7 @@ fn meta(name: &str) -> Value {
 fn object(value: Value) -> AnyObject {
     let api_version = value["apiVersion"].as_str().unwrap_or_default().to_string();
     let kind = value["kind"].as_str().unwrap_or_default().to_string();
-    let alias = rk8s_api::versions::aliases()
-        .iter()
-        .find(|a| a.served.api_version == api_version && a.served.kind == kind);
-    if let Some(alias) = alias {
+    if let Some(alias) = rk8s_api::versions::alias_named(&api_version, &kind) {
         let stored = alias.from_served(value).unwrap();
         return AnyObject::from_value(&alias.stored, stored)
             .unwrap()

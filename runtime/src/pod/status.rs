@@ -88,9 +88,6 @@ impl PodRuntime {
             });
             let mut status = container_status(&c, entry, state.as_ref(), waiting.as_ref());
             status.ready = false;
-            if let Some(w) = status.state.as_mut().and_then(|s| s.waiting.as_mut()) {
-                w.message = w.message.take().filter(|m| !m.is_empty());
-            }
             ephemeral_statuses.push(status);
         }
         ephemeral_statuses.sort_by(|a, b| a.name.cmp(&b.name));
@@ -205,7 +202,7 @@ fn container_status(
         (Some((reason, message)), _) => K8sState {
             waiting: Some(ContainerStateWaiting {
                 reason: Some(reason.clone()),
-                message: Some(message.clone()),
+                message: Some(message.clone()).filter(|m| !m.is_empty()),
             }),
             ..Default::default()
         },

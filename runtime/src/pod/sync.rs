@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{EphemeralContainer, PodStatus};
 
 use super::PodRuntime;
 use super::containers::Waiting;
@@ -13,32 +13,29 @@ use crate::error::{Error, Result};
 use crate::restart::RestartPolicy;
 
 impl PodRuntime {
-    /// Takes the ephemeral containers of pod `uid` as its spec in the API now lists
-    /// them (they are added to a running pod; nothing else of a pod's spec changes
-    /// on a node). The next [`sync_pod`](Self::sync_pod) starts the new ones.
-    pub fn set_ephemeral_containers(&self, uid: &str, pod: &Pod) -> Result<()> {
-        let wanted = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.ephemeral_containers.clone());
-        let Some(mut record) = self.record(uid)? else {
-            return Ok(());
-        };
-        let spec = record.pod.spec.get_or_insert_with(Default::default);
-        if spec.ephemeral_containers == wanted || wanted.is_none() {
-            return Ok(());
-        }
-        spec.ephemeral_containers = wanted;
-        self.save(&record)
-    }
-
     /// One level-triggered step for pod `uid` at time `now_ns`: start what should run,
     /// restart what stopped and may run again once its backoff has passed; returns the
     /// pod's status.
     pub async fn sync_pod(&self, uid: &str, now_ns: i64) -> Result<PodStatus> {
+        self.sync_pod_with(uid, now_ns, None).await
+    }
+
+    /// [`sync_pod`](Self::sync_pod), with the pod's ephemeral containers as its spec in
+    /// the API lists them now (`Some`: they are added to a running pod by `kubectl
+    /// debug`; nothing else of a pod's spec changes on a node): the new ones start.
+    pub async fn sync_pod_with(
+        &self,
+        uid: &str,
+        now_ns: i64,
+        ephemeral: Option<&[EphemeralContainer]>,
+    ) -> Result<PodStatus> {
         let mut record = self.record(uid)?.ok_or_else(|| Error::ContainerNotFound {
             id: format!("pod {uid}"),
         })?;
+        if let Some(wanted) = ephemeral {
+            let spec = record.pod.spec.get_or_insert_with(Default::default);
+            spec.ephemeral_containers = Some(wanted.to_vec());
+        }
         let spec = record.pod.spec.clone().unwrap_or_default();
         let policy = RestartPolicy::from_k8s(spec.restart_policy.as_deref());
         let mut waiting: Waiting = BTreeMap::new();

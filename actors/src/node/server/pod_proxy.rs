@@ -150,21 +150,6 @@ async fn proxy(
         return Ok(Response::from_parts(parts, Body::default()));
     }
     headers::strip_hop_by_hop(response.headers_mut(), false);
-    let (parts, body) = response.into_parts();
-    // The agent's bodies never fail: a read error of the pod's ends the body there.
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(async move {
-        let mut body = body;
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Ok(data) = frame.into_data()
-                && tx.send(data).await.is_err()
-            {
-                break;
-            }
-        }
-    });
-    Ok(Response::from_parts(
-        parts,
-        rk8s_http::body::channel_body(rx),
-    ))
+    // A read error of the pod's ends the body there.
+    Ok(response.map(rk8s_http::body::relayed))
 }
