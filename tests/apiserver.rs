@@ -157,11 +157,15 @@ async fn crud_for_every_kind() {
         );
     }
     for obj in objects.iter().rev() {
-        // Unscheduled pods (like these) go at once, without a grace period.
+        // Unscheduled pods (like these) go at once; a namespace once emptied and finalized.
         let api = dynamic(&client, obj);
         api.delete(obj.name(), &DeleteParams::default())
             .await
             .unwrap();
+        if matches!(obj, AnyObject::Namespace(_)) {
+            support::apiserver::wait_gone(&api, obj.name()).await;
+            continue;
+        }
         assert_eq!(
             code(api.get(obj.name()).await.unwrap_err()),
             404,
@@ -871,7 +875,7 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         .await
         .unwrap();
     assert_eq!(ip_of(&again), "10.96.0.2");
-    // A namespace deleted in one sweep leaves its Services' keys; they are taken over.
+    // A namespace's Services go with it (the namespace controller): their addresses too.
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "gone"}})).unwrap();
     namespaces.create(&pp, &ns).await.unwrap();
@@ -889,6 +893,7 @@ async fn services_get_addresses_and_node_ports_nobody_else_has() {
         .delete("gone", &DeleteParams::default())
         .await
         .unwrap();
+    support::apiserver::wait_gone(&namespaces, "gone").await;
     let h = services
         .create(&pp, &svc("h", json!({"ports": ports})))
         .await

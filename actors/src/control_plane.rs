@@ -27,6 +27,7 @@ use rk8s_controllers::gc::GarbageCollector;
 use rk8s_controllers::hpa_actor::{HpaConfig, HpaSupervisor};
 use rk8s_controllers::ingress_status_actor::IngressStatusController;
 use rk8s_controllers::job_actor::JobSupervisor;
+use rk8s_controllers::namespace_actor::NamespaceController;
 use rk8s_controllers::node_lifecycle_actor::{LifecycleConfig, NodeLifecycleSupervisor};
 use rk8s_controllers::replicaset_actor::ReplicaSetSupervisor;
 use rk8s_controllers::replicationcontroller::ReplicationControllerSupervisor;
@@ -78,6 +79,7 @@ struct Clients {
     informers: kube::Client,
     scheduler: kube::Client,
     service_account: kube::Client,
+    namespace: kube::Client,
     aggregation: kube::Client,
     replicaset: kube::Client,
     replication: kube::Client,
@@ -108,6 +110,7 @@ impl Clients {
             informers: client(identities::CONTROLLER_MANAGER)?,
             scheduler: client(identities::SCHEDULER)?,
             service_account: controller(controller::SERVICE_ACCOUNT)?,
+            namespace: controller(controller::NAMESPACE)?,
             aggregation: controller(controller::CLUSTERROLE_AGGREGATION)?,
             replicaset: controller(controller::REPLICASET)?,
             replication: controller(controller::REPLICATION)?,
@@ -162,6 +165,12 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Resu
     );
     actors.start(CONTROLLER, "serviceaccount", move |me| {
         ServiceAccountsController::new(c.clone(), ca.clone(), &i, me)
+    });
+    // Namespaces are deleted as kube-apiserver's are even without the other
+    // controllers: their content first.
+    let (c, i) = (clients.namespace, informers.clone());
+    actors.start(CONTROLLER, "namespace", move |me| {
+        NamespaceController::new(c.clone(), &i, me)
     });
     let (c, i) = (clients.aggregation, informers.clone());
     actors.start(CONTROLLER, "clusterrole-aggregation", move |me| {

@@ -63,6 +63,8 @@ pub mod controller {
     pub const RESOURCE_QUOTA: &str = "resourcequota-controller";
     /// Deletes objects whose owners are gone.
     pub const GARBAGE_COLLECTOR: &str = "generic-garbage-collector";
+    /// Deletes a deleted namespace's content, then finalizes it.
+    pub const NAMESPACE: &str = "namespace-controller";
     /// Marks unreachable nodes and evicts their pods.
     pub const NODE_LIFECYCLE: &str = "node-controller";
     /// Gives `type: LoadBalancer` Services their ingress (in rk8s, the built-in

@@ -40,6 +40,7 @@ pub mod crd;
 pub mod defaults;
 pub mod duration;
 pub mod emit;
+pub mod finalizers;
 pub mod formats;
 pub mod identities;
 pub mod ingress;

@@ -8,6 +8,7 @@
 //! ([`crate::auth`]) → [`mutate_create`] / [`mutate_update`] → [`validate`] → store
 //! ([`crate::registry`]).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
 use rk8s_api::AnyObject;
 use rk8s_api::defaults::apply_defaults;
 use rk8s_api::validation::validate as validate_object;
@@ -96,7 +97,11 @@ pub fn after_webhooks_update(
 fn prepare_update(new: &mut AnyObject, current: &AnyObject, part: Part) {
     match part {
         Part::Status | Part::Approval => strategy::prepare_status_update(new, current),
-        Part::Main => strategy::prepare_update(new, current),
+        Part::Main => {
+            strategy::prepare_update(new, current);
+            strategy::namespace::keep_finalizers(new, current);
+        }
+        Part::Finalize => strategy::prepare_update(new, current),
         Part::EphemeralContainers => strategy::ephemeral::prepare_update(new, current),
     }
     crate::certificates::prepare_update(new, current, part);
@@ -136,4 +141,30 @@ pub fn validate(
     } else {
         Err(ApiError::invalid(&new.kind(), new.name(), &errors))
     }
+}
+
+/// NamespaceLifecycle on a create in `namespace` (the stored one): refused while it
+/// terminates, in kube's words.
+pub fn namespace_lifecycle(namespace: &AnyObject, created: &AnyObject) -> ApiResult<()> {
+    if !strategy::namespace::is_terminating(namespace) {
+        return Ok(());
+    }
+    let ns = namespace.name();
+    let kind = created.kind();
+    let mut e = ApiError::forbidden(format!(
+        "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+        crate::status::qualified(&kind, created.name())
+    ));
+    e.details = Some(Box::new(StatusDetails {
+        group: Some(kind.group.to_string()),
+        kind: Some(kind.plural.to_string()),
+        name: Some(created.name().to_string()),
+        causes: Some(vec![StatusCause {
+            reason: Some("NamespaceTerminating".into()),
+            message: Some(format!("namespace {ns} is being terminated")),
+            field: Some("metadata.namespace".into()),
+        }]),
+        ..StatusDetails::default()
+    }));
+    Err(e)
 }

@@ -90,7 +90,7 @@ pub fn prepare_update(new: &mut AnyObject, old: &AnyObject, part: Part) {
     };
     match part {
         Part::Main => c.spec = old.spec.clone(),
-        Part::Status | Part::EphemeralContainers => {}
+        Part::Status | Part::EphemeralContainers | Part::Finalize => {}
         Part::Approval => {
             let conditions = c.status.as_mut().and_then(|s| s.conditions.take());
             let rv = c.metadata.resource_version.take();

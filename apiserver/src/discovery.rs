@@ -91,6 +91,9 @@ fn entries(
     if kind.plural == "certificatesigningrequests" {
         out.push(sub("approval", kind.kind, &["get", "patch", "update"]));
     }
+    if kind.plural == "namespaces" && kind.group.is_empty() {
+        out.push(sub("finalize", kind.kind, &["update"]));
+    }
     if kind.plural == "serviceaccounts" {
         let mut token = sub("token", "TokenRequest", &["create"]);
         token["group"] = json!("authentication.k8s.io");

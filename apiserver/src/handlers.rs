@@ -5,12 +5,8 @@
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Time};
-use rk8s_api::object::{kind_named, kinds};
+use rk8s_api::object::kind_named;
 use rk8s_api::{AnyObject, ObjectKind};
-use rk8s_raftstore::prefix_end;
-use rk8s_raftstore::proto::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, RequestOp, TxnRequest, request_op,
-};
 use serde_json::{Value, json};
 
 use crate::admission;
@@ -25,7 +21,7 @@ use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
 use crate::listing::{STREAM_PAGE, StoredList, StreamedList};
-use crate::registry::{self, Change, Registry, Updated};
+use crate::registry::{Change, Registry, Updated};
 use crate::request::{Query, ResourceRequest};
 use crate::scale::ScalePaths;
 use crate::status::{ApiError, ApiResult};
@@ -325,15 +321,12 @@ impl Handlers {
         if let Err(e) = check_access(&access, c.identity, req, req.name(), node_of(&obj)) {
             self.volume_used_on(&access, &obj).await.map_err(|_| e)?;
         }
-        match req.subresource.as_deref() {
-            None | Some("status") | Some("approval") | Some("ephemeralcontainers")
-                if req.subresource.is_none()
-                    || (req.kind.has_status() && req.subresource.as_deref() == Some("status"))
-                    || (req.kind.plural == "certificatesigningrequests"
-                        && req.subresource.as_deref() == Some("approval"))
-                    || (req.kind.plural == "pods"
-                        && req.subresource.as_deref() == Some("ephemeralcontainers")) =>
-            {
+        let sub = req.subresource.as_deref();
+        match admission::Part::of(&req.kind, sub) {
+            Some(_) if sub == Some("scale") => Ok(Reply::ok(self.scale_of(&obj)?)),
+            // `finalize` is written, never read (kube's `FinalizeREST`).
+            Some(admission::Part::Finalize) | None => Err(ApiError::no_route()),
+            Some(_) => {
                 if crate::table::wants_table(accept) {
                     let rv = obj.metadata().resource_version.clone().unwrap_or_default();
                     return Ok(Reply::ok(crate::custom::table::any_table(
@@ -347,8 +340,6 @@ impl Handlers {
                 }
                 Ok(Reply::object(http::StatusCode::OK, obj, Vec::new()))
             }
-            Some("scale") if req.kind.has_scale() => Ok(Reply::ok(self.scale_of(&obj)?)),
-            _ => Err(ApiError::no_route()),
         }
     }
 
@@ -410,6 +401,9 @@ impl Handlers {
             Some(ns) => self.require_namespace(ns).await?,
             None => None,
         };
+        if let Some(ns) = &namespace {
+            admission::namespace_lifecycle(ns, &obj)?;
+        }
         if let AnyObject::Pod(pod) = &mut obj {
             let accounts = &self.listers.accounts;
             crate::service_accounts::admission::admit_pod(
@@ -564,91 +558,6 @@ impl Handlers {
     /// `current` with the replicas a `Scale` body asks for.
     pub(crate) fn with_replicas(&self, current: &AnyObject, scale: &Value) -> ApiResult<AnyObject> {
         crate::scale::with_replicas(current, scale, &self.scale_paths(&current.kind())?)
-    }
-
-    /// Deleting a namespace deletes everything in it, in one transaction.
-    async fn delete_namespace(
-        &self,
-        c: &Call<'_>,
-        name: &str,
-        options: &DeleteOptions,
-    ) -> ApiResult<Reply> {
-        let Some(kind) = kind_named("Namespace") else {
-            return Err(ApiError::no_route());
-        };
-        if SYSTEM_NAMESPACES.contains(&name) {
-            return Err(ApiError::forbidden(format!(
-                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
-            )));
-        }
-        let current = self.registry.get(&kind, None, name).await?;
-        check_preconditions(&kind, name, options, &current)?;
-        // The namespace's delete reaches validating webhooks (the objects in it go
-        // with it in one transaction, unseen by them).
-        let attempt = crate::webhooks::Attempt {
-            operation: crate::webhooks::matching::Operation::Delete,
-            kind,
-            subresource: None,
-            namespace: None,
-            name,
-            identity: c.identity,
-            dry_run: is_dry(options),
-            old: Some(&current),
-        };
-        self.validating_webhooks(&attempt, None).await?;
-        if is_dry(options) {
-            return Ok(Reply::object(http::StatusCode::OK, current, Vec::new()));
-        }
-        let rv = registry::resource_version(&current)?;
-        let key = kind.storage_key(None, name);
-        let custom = self
-            .custom
-            .all()
-            .into_iter()
-            .filter_map(|s| s.storage_version().map(|v| v.kind));
-        let mut ops: Vec<RequestOp> = kinds()
-            .into_iter()
-            .chain(custom)
-            .filter(|k| k.is_namespaced())
-            .map(|k| {
-                let prefix = k.storage_prefix(Some(name));
-                RequestOp {
-                    request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
-                        range_end: prefix_end(prefix.as_bytes()),
-                        key: prefix.into_bytes(),
-                    })),
-                }
-            })
-            .collect();
-        ops.push(RequestOp {
-            request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
-                key: key.clone().into_bytes(),
-                range_end: Vec::new(),
-            })),
-        });
-        let txn = TxnRequest {
-            compare: vec![Compare {
-                key: key.into_bytes(),
-                target: CompareTarget::Mod as i32,
-                result: CompareResult::Equal as i32,
-                number: rv,
-                value: Vec::new(),
-            }],
-            success: ops,
-            failure: Vec::new(),
-        };
-        let resp = self
-            .registry
-            .store()
-            .txn(txn)
-            .await
-            .map_err(|e| crate::status::store_error(&kind, name, e))?;
-        if !resp.succeeded {
-            return Err(ApiError::modified(&kind, name));
-        }
-        let mut gone = current;
-        gone.metadata_mut().resource_version = Some(resp.revision.to_string());
-        Ok(Reply::object(http::StatusCode::OK, gone, Vec::new()))
     }
 
     /// DELETE of a collection: every selected object, one by one.

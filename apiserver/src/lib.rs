@@ -57,6 +57,7 @@ pub mod lister;
 pub mod listing;
 pub mod locations;
 pub mod metrics;
+pub mod namespaces;
 pub mod node_reads;
 pub mod node_restriction;
 pub mod openapi;

@@ -10,22 +10,11 @@ use serde_json::Value;
 
 pub mod ephemeral;
 pub mod namespace;
+mod part;
 mod qos;
 
+pub use part::Part;
 pub use qos::qos_class;
-
-/// Which part of an object an update writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Part {
-    /// The object (spec and metadata; `scale` too).
-    Main,
-    /// The `status` subresource.
-    Status,
-    /// A CertificateSigningRequest's `approval` subresource: its conditions alone.
-    Approval,
-    /// A pod's `ephemeralcontainers` subresource: `spec.ephemeralContainers` alone.
-    EphemeralContainers,
-}
 
 /// Now, as Kubernetes timestamps are kept: whole seconds.
 pub fn now() -> Time {
@@ -68,6 +57,7 @@ pub fn prepare_create(obj: &mut AnyObject) {
     }
     merge_string_data(obj);
     namespace::label(obj);
+    namespace::add_finalizer(obj);
     match obj {
         AnyObject::Pod(p) => {
             p.status = Some(PodStatus {

@@ -29,6 +29,8 @@ struct Asked<'a> {
     dry: bool,
     name: String,
     pod_security: crate::pod_security::Context,
+    /// Which part of the object the write changes.
+    part: admission::Part,
     /// The last attempt's warnings.
     warnings: Mutex<Vec<String>>,
 }
@@ -38,13 +40,13 @@ impl Handlers {
     pub async fn update(&self, c: &Call<'_>) -> ApiResult<Reply> {
         let req = c.req;
         let sub = req.subresource.as_deref();
-        match sub {
-            None => {}
-            Some("status") if req.kind.has_status() => {}
-            Some("scale") if req.kind.has_scale() => {}
-            Some("approval") if req.kind.plural == "certificatesigningrequests" => {}
-            Some("ephemeralcontainers") if req.kind.plural == "pods" => {}
-            _ => return Err(ApiError::no_route()),
+        let Some(part) = admission::Part::of(&req.kind, sub) else {
+            return Err(ApiError::no_route());
+        };
+        // A namespace's finalizers are replaced, never patched (kube's `FinalizeREST`
+        // is an `Updater` alone).
+        if part == admission::Part::Finalize && c.req.verb == Verb::Patch {
+            return Err(ApiError::method_not_allowed("patch", "namespaces/finalize"));
         }
         // Custom resources have no patch strategy: kube-apiserver takes no strategic
         // merge patch of them.
@@ -79,6 +81,7 @@ impl Handlers {
             dry: dry_run(c.query)?,
             name: req.name().to_string(),
             pod_security: crate::pod_security::Context::read(&self.registry, req, None).await?,
+            part,
             warnings: Mutex::default(),
         };
         let outcome = self
@@ -102,7 +105,14 @@ impl Handlers {
             other => other,
         };
         let obj = match outcome? {
-            Updated::Replaced(o) | Updated::Unchanged(o) | Updated::Deleted(o, _) => o,
+            Updated::Replaced(o) | Updated::Unchanged(o) => o,
+            Updated::Deleted(o, _) => {
+                // A namespace finalized: nothing may stay stored under it.
+                if matches!(o, AnyObject::Namespace(_)) {
+                    self.sweep_namespace(&req.kind, o.name()).await?;
+                }
+                o
+            }
         };
         let warnings = std::mem::take(
             &mut *asked
@@ -122,7 +132,7 @@ impl Handlers {
 
     /// One attempt: `current` made into what the caller asks, admitted.
     async fn attempt(&self, asked: &Asked<'_>, current: AnyObject) -> ApiResult<Change> {
-        let (c, name) = (asked.c, asked.name.as_str());
+        let (c, name, part) = (asked.c, asked.name.as_str(), asked.part);
         let req = c.req;
         let kind = req.kind;
         let sub = req.subresource.as_deref();
@@ -177,12 +187,6 @@ impl Handlers {
             ));
         }
         new.metadata_mut().resource_version = current_rv;
-        let part = match sub {
-            Some("status") => admission::Part::Status,
-            Some("approval") => admission::Part::Approval,
-            Some("ephemeralcontainers") => admission::Part::EphemeralContainers,
-            _ => admission::Part::Main,
-        };
         admission::mutate_update(&mut new, &current, part, &self.custom)?;
         if sub.is_none() {
             crate::limit_ranger::admit(&self.listers.limit_ranges, &mut new, true)?;
@@ -252,6 +256,7 @@ impl Handlers {
         if meta.deletion_timestamp.is_some()
             && meta.finalizers.as_ref().is_none_or(Vec::is_empty)
             && (!matches!(new, AnyObject::Pod(_)) || meta.deletion_grace_period_seconds == Some(0))
+            && crate::strategy::namespace::may_go_on_update(&new)
         {
             return Ok(Change::Delete(current));
         }

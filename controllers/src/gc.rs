@@ -17,10 +17,7 @@ use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use rk8s_informers::{Informers, Kind, Notice};
 
-/// The finalizer of a foreground deletion.
-pub const FOREGROUND: &str = "foregroundDeletion";
-/// The finalizer of an orphaning deletion.
-pub const ORPHAN: &str = "orphan";
+pub use rk8s_api::finalizers::{FOREGROUND, ORPHAN};
 
 /// One object of the graph.
 #[derive(Clone, Debug, PartialEq)]

@@ -50,6 +50,9 @@
 //! - [`activation`] and [`activation_actor`]: scale from zero on request through
 //!   the Ingress — the nodes' activity streams read through the API server's node
 //!   proxy, Deployments woken and put to sleep through their `scale` subresource.
+//! - [`namespace`] and [`namespace_actor`]: a deleted namespace's content deleted
+//!   (gracefully, finalizers honoured), its conditions kept, then its finalizer
+//!   `kubernetes` removed.
 //! - [`service_accounts`] and [`service_accounts_actor`]: each namespace's `default`
 //!   ServiceAccount and `kube-root-ca.crt` ConfigMap.
 //! - [`clusterrole_aggregation`] and [`clusterrole_aggregation_actor`]: the rules of
@@ -97,6 +100,8 @@ pub mod job;
 pub mod job_actor;
 pub mod job_index;
 pub mod metrics;
+pub mod namespace;
+pub mod namespace_actor;
 pub mod node_lifecycle;
 pub mod node_lifecycle_actor;
 pub mod owner;

@@ -1,6 +1,7 @@
 """CRUD through the official Python client (PyPI `kubernetes`) against rk8s:
 ConfigMaps and Secrets through the typed core API, a CustomResourceDefinition through
-the apiextensions API, and its objects through the custom objects API. Run by
+the apiextensions API, and its objects through the custom objects API, and a
+namespace's deletion (Terminating, its conditions, `finalize`). Run by
 tests/python_client.rs with the admin kubeconfig as its only argument; exits non-zero
 (with the failing assertion) when rk8s answers otherwise than kube-apiserver would."""
 
@@ -107,4 +108,48 @@ assert status["status"] == {"ready": True}, status
 custom.delete_namespaced_custom_object(*args, "g1")
 expect_status(404, custom.get_namespaced_custom_object, *args, "g1")
 ext.delete_custom_resource_definition("gadgets.example.org")
+
+
+def wait_for(what, check, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"never: {what}")
+
+
+def condition(namespace, kind):
+    for c in namespace.status.conditions or []:
+        if c.type == kind:
+            return c
+    return None
+
+
+# Namespace: deleted, it terminates while a finalizer holds its content, then goes once
+# its own finalizer is removed through `finalize`.
+core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="py-ns")))
+assert core.read_namespace("py-ns").spec.finalizers == ["kubernetes"]
+held = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="held", finalizers=["example.org/hold"]))
+core.create_namespaced_config_map("py-ns", held)
+core.delete_namespace("py-ns")
+assert core.read_namespace("py-ns").status.phase == "Terminating"
+e = expect_status(403, core.create_namespaced_config_map, "py-ns", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="late")))
+assert json.loads(e.body)["details"]["causes"][0]["reason"] == "NamespaceTerminating", e.body
+
+
+def held_back():
+    namespace = core.read_namespace("py-ns")
+    c = condition(namespace, "NamespaceFinalizersRemaining")
+    return namespace if c is not None and c.status == "True" else None
+
+
+stuck = wait_for("the held ConfigMap reported", held_back)
+assert condition(stuck, "NamespaceFinalizersRemaining").message == (
+    "Some content in the namespace has finalizers remaining: example.org/hold in 1 resource instances"
+), stuck.status
+stuck.spec.finalizers = []
+core.replace_namespace_finalize("py-ns", stuck)
+wait_for("the namespace gone", lambda: expect_status(404, core.read_namespace, "py-ns"))
 print("python client: ok")

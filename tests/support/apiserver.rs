@@ -385,6 +385,19 @@ pub fn metric_sample(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits (30 s at most) until `name` is gone from `api`: a deleted namespace once
+/// the namespace controller has emptied and finalized it.
+pub async fn wait_gone<K>(api: &kube::Api<K>, name: &str)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "{name} is never gone");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn client_from(path: &Path) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())

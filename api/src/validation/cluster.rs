@@ -1,10 +1,10 @@
-//! Cluster objects: Nodes, Events, Leases and RuntimeClasses.
+//! Cluster objects: Namespaces, Nodes, Events, Leases and RuntimeClasses.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Node};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node};
 use k8s_openapi::api::node::v1::RuntimeClass;
 
 use super::{Errors, meta, pod};
@@ -20,6 +20,24 @@ pub fn is_cidr(s: &str) -> bool {
         (Ok(IpAddr::V4(_)), Ok(p)) => p <= 32,
         (Ok(IpAddr::V6(_)), Ok(p)) => p <= 128,
         _ => false,
+    }
+}
+
+/// A Namespace's `spec.finalizers`: qualified names, and one without a domain only if
+/// it is a standard one (kube's `validateFinalizerName`, `ValidateNamespace`).
+pub(super) fn namespace(errs: &mut Errors, ns: &Namespace) {
+    let path = FieldPath::root().key("spec").key("finalizers");
+    let finalizers = ns.spec.as_ref().and_then(|s| s.finalizers.as_ref());
+    for (i, f) in finalizers.into_iter().flatten().enumerate() {
+        let p = path.index(i);
+        errs.syntax(&p, f, names::qualified_name(f));
+        if !f.contains('/') && !crate::finalizers::STANDARD.contains(&f.as_str()) {
+            errs.invalid(
+                &p,
+                f,
+                "name is neither a standard finalizer name nor is it fully qualified",
+            );
+        }
     }
 }
 

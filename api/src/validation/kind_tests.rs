@@ -57,6 +57,7 @@ fn every_kind_has_rules_or_is_listed_as_having_none() {
         "Service",
         "Endpoints",
         "HorizontalPodAutoscaler",
+        "Namespace",
         "Node",
         "Event",
         "Lease",
@@ -94,6 +95,25 @@ fn every_kind_has_rules_or_is_listed_as_having_none() {
             kind.kind
         );
     }
+}
+
+#[test]
+fn namespace_finalizers_are_qualified_or_standard_names() {
+    table(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
+        &[
+            (
+                "spec: {finalizers: [kubernetes, example.com/cleanup]}\n",
+                &[],
+            ),
+            (
+                "spec: {finalizers: [cleanup]}\n",
+                &[
+                    "spec.finalizers[0]: invalid value \"cleanup\": name is neither a standard finalizer name nor is it fully qualified",
+                ],
+            ),
+        ],
+    );
 }
 
 #[test]

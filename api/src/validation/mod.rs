@@ -255,6 +255,7 @@ pub fn validate(obj: &AnyObject) -> Vec<FieldError> {
         AnyObject::Service(s) => service::service(&mut errs, s),
         AnyObject::Endpoints(e) => service::endpoints(&mut errs, e),
         AnyObject::HorizontalPodAutoscaler(h) => autoscaling::hpa(&mut errs, h),
+        AnyObject::Namespace(ns) => cluster::namespace(&mut errs, ns),
         AnyObject::Node(n) => cluster::node(&mut errs, n),
         AnyObject::Event(e) => cluster::event(&mut errs, e),
         AnyObject::Lease(l) => cluster::lease(&mut errs, l),
@@ -305,11 +306,10 @@ pub fn validate(obj: &AnyObject) -> Vec<FieldError> {
 }
 
 /// The kinds rk8s checks nothing of beyond `metadata`: Kubernetes checks little more
-/// of the first ones (ServiceAccount, Namespace), and the rules of the others
+/// of the first one (ServiceAccount), and the rules of the others
 /// (status-heavy or CEL-based kinds, written mostly by controllers) are not
 /// implemented yet.
 pub const WITHOUT_RULES: &[&str] = &[
-    "Namespace",
     "ServiceAccount",
     "ControllerRevision",
     "CSINode",

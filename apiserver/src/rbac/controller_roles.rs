@@ -176,6 +176,15 @@ fn rules() -> Vec<(&'static str, Vec<PolicyRule>)> {
             ],
         ),
         (
+            controller::NAMESPACE,
+            vec![
+                rule("get list watch delete", CORE, "namespaces"),
+                rule("update", CORE, "namespaces/finalize"),
+                rule("update", CORE, "namespaces/status"),
+                rule("get list delete deletecollection", ANY, "*"),
+            ],
+        ),
+        (
             controller::NODE_LIFECYCLE,
             vec![
                 rule("get list watch update delete patch", CORE, "nodes"),

@@ -1,9 +1,62 @@
-//! Namespaces' own label: `kubernetes.io/metadata.name` with the namespace's name,
-//! set on every create and update, so no user can change or remove it (kube's
-//! namespace strategy, `pkg/registry/core/namespace/strategy.go`; NetworkPolicies
-//! select namespaces by it).
+//! kube's namespace strategies (`pkg/registry/core/namespace/strategy.go`):
+//! - the label `kubernetes.io/metadata.name` with the namespace's name, set on every
+//!   create and update, so no user can change or remove it (NetworkPolicies select
+//!   namespaces by it);
+//! - the finalizer `kubernetes` in `spec.finalizers` of every new namespace: the
+//!   namespace controller removes it once the namespace's content is gone, and only
+//!   then is a deleted namespace removed;
+//! - `spec.finalizers` changed only through the `finalize` subresource, which changes
+//!   nothing else of the spec and status.
 
 use rk8s_api::AnyObject;
+use rk8s_api::finalizers::KUBERNETES;
+
+/// Gives a new Namespace the finalizer `kubernetes` if it does not have it.
+pub fn add_finalizer(obj: &mut AnyObject) {
+    if let AnyObject::Namespace(ns) = obj {
+        let finalizers = ns
+            .spec
+            .get_or_insert_with(Default::default)
+            .finalizers
+            .get_or_insert_with(Vec::new);
+        if !finalizers.iter().any(|f| f == KUBERNETES) {
+            finalizers.push(KUBERNETES.to_string());
+        }
+    }
+}
+
+/// An update of a Namespace (not through `finalize`) keeps its finalizers.
+pub fn keep_finalizers(new: &mut AnyObject, old: &AnyObject) {
+    if let (AnyObject::Namespace(new), AnyObject::Namespace(old)) = (new, old) {
+        new.spec = old.spec.clone();
+    }
+}
+
+/// Whether an update that leaves a deleted object without metadata finalizers may
+/// remove it: a Namespace only once its `spec.finalizers` are empty too (kube's
+/// `ShouldDeleteNamespaceDuringUpdate`: a status write of a terminating namespace
+/// keeps it, the namespace controller's `finalize` removes it). Any other kind may.
+pub fn may_go_on_update(new: &AnyObject) -> bool {
+    match new {
+        AnyObject::Namespace(ns) => ns
+            .spec
+            .as_ref()
+            .and_then(|s| s.finalizers.as_ref())
+            .is_none_or(Vec::is_empty),
+        _ => true,
+    }
+}
+
+/// Whether a namespace is being deleted (`Terminating`).
+pub fn is_terminating(obj: &AnyObject) -> bool {
+    match obj {
+        AnyObject::Namespace(ns) => {
+            ns.metadata.deletion_timestamp.is_some()
+                || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
+        }
+        _ => false,
+    }
+}
 
 /// Gives a Namespace the label `kubernetes.io/metadata.name` with its name.
 pub fn label(obj: &mut AnyObject) {
