@@ -48,6 +48,8 @@ pub struct NamespaceController {
     namespaces: Informer<Namespace>,
     due: BTreeMap<String, Due>,
     busy: BTreeSet<String>,
+    /// A namespace changed since the terminating ones were last looked for.
+    dirty: bool,
     me: Handle<Self>,
 }
 
@@ -60,12 +62,13 @@ impl NamespaceController {
             namespaces: informers.get(),
             due: BTreeMap::new(),
             busy: BTreeSet::new(),
+            dirty: true,
             me,
         }
     }
 
     /// Namespaces that are being deleted and still wait for this controller.
-    fn terminating(&self) -> Vec<String> {
+    fn terminating(&self) -> BTreeSet<String> {
         self.namespaces
             .list()
             .iter()
@@ -78,26 +81,30 @@ impl NamespaceController {
         if !self.namespaces.listed() {
             return;
         }
-        let terminating = self.terminating();
+        // The terminating namespaces looked for again only after a change of one.
+        if std::mem::take(&mut self.dirty) {
+            let terminating = self.terminating();
+            self.due.retain(|name, _| terminating.contains(name));
+            for name in terminating {
+                self.due.entry(name).or_insert(Due {
+                    at: Instant::now(),
+                    attempt: 0,
+                });
+            }
+        }
         let now = Instant::now();
-        self.due.retain(|name, _| terminating.contains(name));
-        for name in terminating {
+        let ready: Vec<(String, u32)> = self
+            .due
+            .iter()
+            .filter(|(name, due)| due.at <= now && !self.busy.contains(*name))
+            .map(|(name, due)| (name.clone(), due.attempt))
+            .collect();
+        for (name, attempt) in ready {
             if self.busy.len() >= CONCURRENT {
                 return;
             }
-            if self.busy.contains(&name) {
-                continue;
-            }
-            let due = self.due.entry(name.clone()).or_insert(Due {
-                at: now,
-                attempt: 0,
-            });
-            if due.at > now {
-                continue;
-            }
             self.busy.insert(name.clone());
             let client = self.client.clone();
-            let attempt = due.attempt;
             let work = self.me.reconcile(async move {
                 let next = match pass(&client, &name, attempt).await {
                     Ok(next) => next,
@@ -294,17 +301,14 @@ impl Handler<Passed> for NamespaceController {
 
     fn handle(&mut self, passed: Passed, ctx: &mut Self::Context) {
         self.busy.remove(&passed.name);
-        match passed.next {
-            None | Some(Next::Finalize) => {
-                self.due.remove(&passed.name);
-            }
-            Some(Next::LookAgain(wait)) => {
-                let due = self.due.entry(passed.name).or_insert(Due {
-                    at: Instant::now(),
-                    attempt: 0,
-                });
+        match (passed.next, self.due.get_mut(&passed.name)) {
+            (Some(Next::LookAgain(wait)), Some(due)) => {
                 due.at = Instant::now() + wait;
                 due.attempt = due.attempt.saturating_add(1);
+            }
+            // Done, or no longer terminating (the next change says if it is again).
+            _ => {
+                self.due.remove(&passed.name);
             }
         }
         self.run(ctx);
@@ -316,6 +320,7 @@ impl Handler<Notice<Namespace>> for NamespaceController {
 
     fn handle(&mut self, _: Notice<Namespace>, ctx: &mut Self::Context) {
         self.me.received();
+        self.dirty = true;
         self.run(ctx);
     }
 }
