@@ -146,6 +146,54 @@ fn an_autoscaling_v1_hpa_is_a_v2_one_seen_in_v1() {
     server.kubectl_ok(&["delete", V1, "web"]);
     let (found, _) = server.kubectl(&["get", "hpa", "web"]);
     assert!(!found);
+    server_side_apply_of_a_v1_manifest_owns_its_fields(&server, dir.path());
+}
+
+/// `kubectl apply --server-side` of an `autoscaling/v1` manifest (what Flux and Argo
+/// CD send): created, changed by a second apply, a field of another manager's a
+/// conflict unless forced; no `behavior` made up where the manifest gives none.
+fn server_side_apply_of_a_v1_manifest_owns_its_fields(server: &Server, dir: &std::path::Path) {
+    let mut v1 = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "ssa"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}});
+    let file = write_manifest(dir, "ssa.json", &v1);
+    let out = server.kubectl_ok(&["apply", "--server-side", "-f", &file]);
+    assert!(out.contains("serverside-applied"), "{out}");
+    v1["spec"]["maxReplicas"] = json!(7);
+    let file = write_manifest(dir, "ssa.json", &v1);
+    server.kubectl_ok(&["apply", "--server-side", "-f", &file]);
+    let read = json_of(server, &["get", V1, "ssa", "-o", "json"]);
+    assert_eq!(read["spec"]["maxReplicas"], 7);
+    assert_eq!(read["spec"]["targetCPUUtilizationPercentage"], 50);
+    let annotations = read["metadata"]["annotations"].as_object();
+    assert!(
+        annotations.is_none_or(|a| !a.contains_key("autoscaling.alpha.kubernetes.io/behavior")),
+        "{read}"
+    );
+    let (ok, out) = server.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "-f",
+        &write_manifest(dir, "other.json", &{
+            let mut other = v1.clone();
+            other["spec"]["maxReplicas"] = json!(9);
+            other
+        }),
+    ]);
+    assert!(!ok && out.contains("conflict with \"kubectl\""), "{out}");
+    server.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=other",
+        "-f",
+        &dir.join("other.json").to_string_lossy(),
+    ]);
+    let v2 = json_of(server, &["get", "hpa", "ssa", "-o", "json"]);
+    assert_eq!(v2["spec"]["maxReplicas"], 9);
+    assert!(v2["spec"].get("behavior").is_none(), "{v2}");
 }
 
 #[test]

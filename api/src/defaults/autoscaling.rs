@@ -2,8 +2,8 @@
 //! and the scaling rules of `behavior`).
 
 use k8s_openapi::api::autoscaling::v2::{
-    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
-    MetricSpec, MetricTarget, ResourceMetricSource,
+    HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler, MetricSpec, MetricTarget,
+    ResourceMetricSource,
 };
 
 use super::{DEFAULT_HPA_CPU_UTILIZATION, set, set_str};
@@ -79,9 +79,11 @@ pub(super) fn hpa(h: &mut HorizontalPodAutoscaler) {
             ..Default::default()
         }]);
     }
-    let behavior = spec
-        .behavior
-        .get_or_insert_with(HorizontalPodAutoscalerBehavior::default);
-    merge_rules(&mut behavior.scale_up, default_scale_up());
-    merge_rules(&mut behavior.scale_down, default_scale_down());
+    // A behavior given is completed with the default rules; none stays none, and the
+    // controller uses the default rules (kube's
+    // `SetDefaults_HorizontalPodAutoscalerBehavior`).
+    if let Some(behavior) = &mut spec.behavior {
+        merge_rules(&mut behavior.scale_up, default_scale_up());
+        merge_rules(&mut behavior.scale_down, default_scale_down());
+    }
 }

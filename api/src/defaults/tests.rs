@@ -297,3 +297,22 @@ fn client_ip_affinity_lasts_three_hours_unless_told() {
             .is_none()
     );
 }
+
+#[test]
+fn an_hpa_gets_default_scaling_rules_only_where_it_gives_a_behavior() {
+    let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 5\n";
+    let v = defaulted(hpa);
+    assert_eq!(v["spec"]["minReplicas"], 1);
+    assert_eq!(v["spec"]["behavior"], Value::Null, "{v}");
+    let v = defaulted(&format!(
+        "{hpa}  behavior: {{scaleDown: {{stabilizationWindowSeconds: 60}}}}\n"
+    ));
+    let behavior = &v["spec"]["behavior"];
+    assert_eq!(behavior["scaleDown"]["stabilizationWindowSeconds"], 60);
+    assert_eq!(behavior["scaleDown"]["selectPolicy"], "Max");
+    assert_eq!(behavior["scaleUp"]["stabilizationWindowSeconds"], 0);
+    assert_eq!(
+        behavior["scaleUp"]["policies"],
+        json!([{"type": "Pods", "value": 4, "periodSeconds": 15}, {"type": "Percent", "value": 100, "periodSeconds": 15}])
+    );
+}

@@ -3,7 +3,9 @@
 //! the verbs run on the stored version, and this converts at their edges. A body
 //! written in the served version is converted before the verb reads it; a patch is
 //! applied to the object as the served version shows it, and the result written back
-//! (again on a conflict, unless the patch itself named a `resourceVersion`); field
+//! (again on a conflict, unless the patch itself named a `resourceVersion`); a
+//! server-side apply's configuration is converted and applied to the stored version;
+//! field
 //! selectors are mapped onto the stored fields; and what the verbs answer (an object,
 //! a list, its pages, a watch's events) is converted on the way out.
 
@@ -74,15 +76,19 @@ pub fn stored_body(alias: &Alias, content_type: &str, body: &[u8]) -> ApiResult<
 /// version): the object read, shown in the served version, patched, and written
 /// back in the stored one as an update.
 pub async fn patch(handlers: &Handlers, alias: &Alias, c: &Call<'_>) -> ApiResult<Reply> {
+    // A server-side apply: the applied configuration converted, and applied to the
+    // stored version (the manager's fields are tracked in the stored version's terms).
     if crate::apply::is_apply(&c.content_type) {
-        return Err(ApiError::unsupported_media_type(
-            &c.content_type,
-            &[
-                "application/json-patch+json",
-                "application/merge-patch+json",
-                "application/strategic-merge-patch+json",
-            ],
-        ));
+        let apply = Call {
+            identity: c.identity,
+            access: c.access.clone(),
+            req: c.req,
+            query: c.query,
+            body: stored_body(alias, "application/yaml", &c.body)?,
+            content_type: c.content_type.clone(),
+            user_agent: c.user_agent.clone(),
+        };
+        return handlers.update(&apply).await;
     }
     let r = c.req;
     let update = ResourceRequest {
