@@ -356,6 +356,14 @@ fn kubectl_create_generators_and_set_work() {
             ],
             &["{}"],
         ),
+        // DefaultTolerationSeconds: a new pod tolerates a node gone missing for 300 s.
+        (
+            &["describe", "pod", "one", "-n", "shop"],
+            &[
+                "node.kubernetes.io/not-ready:NoExecute op=Exists for 300s",
+                "node.kubernetes.io/unreachable:NoExecute op=Exists for 300s",
+            ],
+        ),
         // `kubectl events --for` selects by involvedObject.apiVersion too.
         (
             &["events", "--for", "pod/one", "-n", "shop"],

@@ -91,6 +91,8 @@ pub struct ApiConfig {
     pub audit: Option<crate::audit::AuditConfig>,
     /// Whether callers without credentials reach health and version.
     pub anonymous_auth: bool,
+    /// How long new pods tolerate a node gone missing (DefaultTolerationSeconds).
+    pub default_tolerations: crate::default_tolerations::DefaultTolerationSeconds,
 }
 
 /// An audit log that cannot start, as a start error.
@@ -308,6 +310,7 @@ pub async fn start(store: Store, cfg: ApiConfig) -> Result<Running, StartError> 
         })?;
     api.set_service_account_key(account_key);
     api.registry().set_service_ranges(cfg.service_ranges);
+    api.set_default_tolerations(cfg.default_tolerations);
     let node_ca = secrets.node_ca.as_ref().ok_or_else(|| PkiError::Invalid {
         what: "cluster secrets",
         detail: "no node CA".into(),

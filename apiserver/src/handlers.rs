@@ -17,6 +17,7 @@ pub use crate::cursor::StoredItem;
 use crate::cursor::{Cursor, Page};
 use crate::custom::CustomKinds;
 use crate::decode::{decode_value, field_validation, parse_body};
+use crate::default_tolerations::DefaultTolerationSeconds;
 use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
@@ -87,6 +88,8 @@ pub struct Handlers {
     pub service_account_key: Arc<std::sync::OnceLock<crate::service_accounts::SigningKey>>,
     /// What ServiceAccount admission and RBAC read, kept in memory.
     pub listers: Arc<crate::lister::Listers>,
+    /// How long new pods tolerate a node gone missing (set at start; 300 s each).
+    pub default_tolerations: Arc<std::sync::OnceLock<DefaultTolerationSeconds>>,
 }
 
 pub(crate) fn node_of(obj: &AnyObject) -> Option<&str> {
@@ -416,6 +419,8 @@ impl Handlers {
         }
         crate::limit_ranger::admit(&self.listers.limit_ranges, &mut obj, false)?;
         crate::priority::admit(&self.listers.priority_classes, &mut obj, None)?;
+        let seconds = self.default_tolerations.get().copied().unwrap_or_default();
+        crate::default_tolerations::admit(&mut obj, seconds);
         crate::default_storage_class::admit(&self.listers.storage_classes, &mut obj);
         crate::default_ingress_class::admit(&self.listers.ingress_classes, &mut obj);
         let mut warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;

@@ -48,6 +48,7 @@ pub mod custom;
 pub mod decode;
 pub mod default_ingress_class;
 pub mod default_storage_class;
+pub mod default_tolerations;
 pub mod discovery;
 pub mod encryption;
 pub mod handlers;

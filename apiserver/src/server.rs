@@ -166,6 +166,7 @@ impl ApiServer {
                 encoded: Arc::new(crate::listing::EncodedItems::new(ENCODED_ITEMS_BYTES)),
                 service_account_key,
                 listers,
+                default_tolerations: Arc::default(),
             },
             store,
             reads_inflight: Arc::new(tokio::sync::Semaphore::new(reads)),
@@ -184,6 +185,14 @@ impl ApiServer {
     /// Sets the ranges joining nodes get (once; the default is 10.244.0.0/16 in /24s).
     pub fn set_pod_cidrs(&self, cidrs: crate::bootstrap::join::PodCidrs) {
         let _ = self.pod_cidrs.set(cidrs);
+    }
+
+    /// Sets how long new pods tolerate a node gone missing (once; 300 s each).
+    pub fn set_default_tolerations(
+        &self,
+        seconds: crate::default_tolerations::DefaultTolerationSeconds,
+    ) {
+        let _ = self.handlers.default_tolerations.set(seconds);
     }
 
     /// Sets the key service-account tokens are signed and checked with (once).

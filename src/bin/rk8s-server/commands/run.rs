@@ -120,8 +120,13 @@ pub struct Args {
     /// its pods evicted after their tolerations.
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     node_monitor_grace_period: std::time::Duration,
-    /// How long pods with no toleration of their own for the unreachable taint stay
-    /// on an unreachable node, in seconds.
+    /// How long a new pod tolerates its node's `node.kubernetes.io/not-ready:NoExecute`
+    /// taint unless it says otherwise (a toleration added to it), in seconds.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// How long a new pod tolerates its node's `node.kubernetes.io/unreachable:NoExecute`
+    /// taint unless it says otherwise (a toleration added to it; pods made before have
+    /// it applied), in seconds.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
     /// The Prometheus server HorizontalPodAutoscalers read Pods, Object and External
@@ -298,6 +303,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 retention: args.snapshot_retention as usize,
             }),
             audit,
+            default_tolerations: rk8s_apiserver::default_tolerations::DefaultTolerationSeconds {
+                not_ready: args.default_not_ready_toleration_seconds,
+                unreachable: args.default_unreachable_toleration_seconds,
+            },
             anonymous_auth: args.anonymous_auth,
         },
     )
