@@ -57,11 +57,24 @@ async fn send(
     content_type: &str,
     body: &[u8],
 ) -> Answer {
+    let headers = [(http::header::CONTENT_TYPE, content_type)];
+    send_with(server, method, path, &headers, body).await
+}
+
+/// [`send`] with these `headers`.
+async fn send_with(
+    server: &Server,
+    method: Method,
+    path: &str,
+    headers: &[(http::header::HeaderName, &str)],
+    body: &[u8],
+) -> Answer {
     let client = server.client_without_retries().await;
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::CONTENT_TYPE, content_type)
+    let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(name, *value);
+    }
+    let request = request
         .body(kube::client::Body::from(body.to_vec()))
         .unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(20), client.send(request))
@@ -414,4 +427,77 @@ async fn health_checks_are_listed_and_named_as_kube_apiservers() {
     )
     .await;
     assert_eq!(refused.status, 405, "{}", refused.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_json_yaml_or_protobuf_as_accepted_and_anything_else_is_406() {
+    let server = Server::start(API_ONLY);
+    let accepting = async |path: &str, accept: &str| {
+        let headers = [(http::header::ACCEPT, accept)];
+        send_with(&server, Method::GET, path, &headers, b"").await
+    };
+    let path = "/api/v1/namespaces/default";
+    let yaml = accepting(path, "application/yaml").await;
+    assert_eq!(yaml.status, 200);
+    assert_eq!(yaml.headers[http::header::CONTENT_TYPE], "application/yaml");
+    assert!(
+        yaml.body.starts_with("apiVersion: v1\nkind: Namespace\n"),
+        "{}",
+        yaml.body
+    );
+    let list = accepting("/api/v1/namespaces", "application/yaml").await;
+    assert!(list.body.contains("kind: NamespaceList"), "{}", list.body);
+    assert!(list.body.contains("name: kube-system"), "{}", list.body);
+    // An error is a Status in the same encoding.
+    let missing = accepting("/api/v1/namespaces/nope", "application/yaml").await;
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing.body.contains("reason: NotFound"),
+        "{}",
+        missing.body
+    );
+    // Nothing served: kube's 406, before anything is done.
+    let xml = accepting(path, "application/xml").await;
+    assert_eq!(xml.status, 406, "{}", xml.body);
+    assert_eq!(xml.json()["reason"], "NotAcceptable");
+    assert_eq!(
+        xml.message(),
+        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+    );
+    let post = send_with(
+        &server,
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        &[
+            (http::header::ACCEPT, "text/html"),
+            (http::header::CONTENT_TYPE, "application/json"),
+        ],
+        br#"{"metadata":{"name":"never"}}"#,
+    )
+    .await;
+    assert_eq!(post.status, 406);
+    assert_eq!(
+        get(&server, "/api/v1/namespaces/default/configmaps/never")
+            .await
+            .status,
+        404
+    );
+    // A watch has no YAML form.
+    let watch = accepting(
+        "/api/v1/namespaces?watch=1&timeoutSeconds=1",
+        "application/yaml",
+    )
+    .await;
+    assert_eq!(
+        (watch.status, watch.message().as_str()),
+        (
+            406,
+            "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf"
+        )
+    );
+    // A range among others still picks what is served.
+    assert_eq!(
+        accepting(path, "application/xml, */*;q=0.5").await.status,
+        200
+    );
 }

@@ -110,6 +110,18 @@ pub fn protobuf_response(
     ))
 }
 
+/// A YAML response (`application/yaml`) for `body`.
+pub fn yaml_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response<Body> {
+    let mut text = String::new();
+    rk8s_api::emit::write_yaml(&mut text, body);
+    bytes_response(code, text.into_bytes(), "application/yaml", warnings)
+}
+
+/// As [`error_response`], the `Status` written as YAML, for clients that asked for it.
+pub fn yaml_error_response(e: &ApiError) -> Response<Body> {
+    with_retry_after(e, yaml_response(e.code, &status_body(e), &[]))
+}
+
 /// A response of `bytes` already encoded as `content_type`.
 pub fn bytes_response(
     code: StatusCode,

@@ -8,6 +8,7 @@ use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
 use rk8s_http::body::{
     Body, bytes_response, json_response, protobuf_error_response, protobuf_response,
+    yaml_error_response, yaml_response,
 };
 
 use crate::auth::Identity;
@@ -35,6 +36,12 @@ impl ApiServer {
             Err(e) if content::negotiate(accept.as_deref()) == Encoding::Protobuf => {
                 Ok(protobuf_error_response(&e))
             }
+            Err(e)
+                if content::negotiate(accept.as_deref()) == Encoding::Yaml
+                    && e.code != http::StatusCode::NOT_ACCEPTABLE =>
+            {
+                Ok(yaml_error_response(&e))
+            }
             other => other,
         }
     }
@@ -48,6 +55,7 @@ impl ApiServer {
         accept: Option<&str>,
     ) -> ApiResult<Response<Body>> {
         let access = self.handlers.authorize(identity, &r, query)?;
+        let encoding = content::accepted(accept, r.verb == Verb::Watch)?;
         // A version served by conversion: the verbs run on the stored one.
         let alias = rk8s_api::versions::alias_of(&r.kind);
         let (r, query) = match alias {
@@ -140,8 +148,38 @@ impl ApiServer {
             Some(a) => super::versions::served_reply(a, reply)?,
             None => reply,
         };
+        if encoding == Encoding::Yaml {
+            return yaml_reply(reply, permit).await;
+        }
         respond(accept, reply, permit)
     }
+}
+
+/// The reply written as YAML (`Accept: application/yaml`): a list built whole, as
+/// kube-apiserver's YAML serializer does (it has no streaming form).
+async fn yaml_reply(
+    reply: Reply,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> ApiResult<Response<Body>> {
+    use http_body_util::BodyExt;
+    let json = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    };
+    let value = match reply.body {
+        ReplyBody::Value(v) => v,
+        ReplyBody::Object(obj) => obj.to_value(),
+        ReplyBody::List(list) => json(&list.to_json()?)?,
+        ReplyBody::Stream(list) => {
+            let collected = list.into_body(permit)?.collect().await;
+            let bytes = match collected {
+                Ok(c) => c.to_bytes(),
+                Err(never) => match never {},
+            };
+            json(&bytes)?
+        }
+    };
+    Ok(yaml_response(reply.code, &value, &reply.warnings))
 }
 
 /// The reply, encoded as `accept` prefers: protobuf for a kind that has an encoding
