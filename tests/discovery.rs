@@ -124,3 +124,25 @@ async fn a_cold_kubectl_reads_every_kind_in_two_requests() {
     let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(doc["kind"], "APIGroupList");
 }
+
+#[test]
+fn kubectl_version_names_the_commit_and_date_the_server_was_built_from() {
+    let server = Server::start(API_ONLY);
+    let out = server.kubectl_ok(&["version", "-o", "json"]);
+    let version: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let server_version = &version["serverVersion"];
+    assert_eq!(server_version["major"], "1");
+    assert_eq!(server_version["compiler"], "rustc");
+    // Built from this checkout: a commit, and its time in RFC 3339.
+    let commit = server_version["gitCommit"].as_str().unwrap();
+    assert!(
+        commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{server_version}"
+    );
+    let date = server_version["buildDate"].as_str().unwrap();
+    assert!(date.parse::<jiff::Timestamp>().is_ok(), "{server_version}");
+    assert!(
+        ["clean", "dirty"].contains(&server_version["gitTreeState"].as_str().unwrap()),
+        "{server_version}"
+    );
+}

@@ -356,6 +356,13 @@ fn kubectl_create_generators_and_set_work() {
             ],
             &["{}"],
         ),
+        // v1 Endpoints are deprecated since 1.33: every request says so.
+        (
+            &["get", "endpoints", "-n", "default"],
+            &[
+                "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
+            ],
+        ),
         // DefaultTolerationSeconds: a new pod tolerates a node gone missing for 300 s.
         (
             &["describe", "pod", "one", "-n", "shop"],

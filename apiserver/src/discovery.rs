@@ -322,9 +322,9 @@ pub fn version() -> Value {
         "major": "1",
         "minor": KUBERNETES_MINOR,
         "gitVersion": format!("v1.{KUBERNETES_MINOR}.0-rk8s.{}", env!("CARGO_PKG_VERSION")),
-        "gitCommit": "",
-        "gitTreeState": "clean",
-        "buildDate": "",
+        "gitCommit": env!("RK8S_GIT_COMMIT"),
+        "gitTreeState": env!("RK8S_GIT_TREE_STATE"),
+        "buildDate": env!("RK8S_BUILD_DATE"),
         "goVersion": "",
         "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH {

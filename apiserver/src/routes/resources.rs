@@ -31,7 +31,8 @@ impl ApiServer {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        match self.serve(req, r, identity, query, accept.as_deref()).await {
+        let deprecated = deprecation(&r.kind);
+        let answer = match self.serve(req, r, identity, query, accept.as_deref()).await {
             // A watch's errors before its stream starts are negotiated there too.
             Err(e) if content::negotiate(accept.as_deref()) == Encoding::Protobuf => {
                 Ok(protobuf_error_response(&e))
@@ -43,7 +44,15 @@ impl ApiServer {
                 Ok(yaml_error_response(&e))
             }
             other => other,
-        }
+        };
+        answer.map(|mut resp| {
+            if let Some(w) = deprecated
+                && let Ok(v) = http::HeaderValue::from_str(&format!("299 - {w:?}"))
+            {
+                resp.headers_mut().append(header::WARNING, v);
+            }
+            resp
+        })
     }
 
     async fn serve(
@@ -153,6 +162,13 @@ impl ApiServer {
         }
         respond(accept, reply, permit)
     }
+}
+
+/// The warning every request to a deprecated resource gets (kube-apiserver's
+/// deprecation warnings): v1 Endpoints since Kubernetes 1.33 (KEP-4974).
+fn deprecation(kind: &rk8s_api::ObjectKind) -> Option<&'static str> {
+    (kind.group.is_empty() && kind.plural == "endpoints")
+        .then_some("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice")
 }
 
 /// The reply written as YAML (`Accept: application/yaml`): a list built whole, as
