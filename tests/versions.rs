@@ -143,6 +143,24 @@ fn an_autoscaling_v1_hpa_is_a_v2_one_seen_in_v1() {
         !ok && out.contains("HorizontalPodAutoscaler in version \"v1\" cannot be handled as a HorizontalPodAutoscaler"),
         "{out}"
     );
+    // A field v1 does not have: refused by kubectl's strict validation, a warning
+    // under `--validate=warn`, as for any kind (it was dropped unseen).
+    let mut typo = bad.clone();
+    typo["metadata"] = json!({"name": "typo"});
+    typo["spec"]["targetCPUUtilizationPercentag"] = json!(50);
+    let file = write_manifest(dir.path(), "typo.json", &typo);
+    let (ok, out) = server.kubectl(&["create", "-f", &file]);
+    assert!(
+        !ok && out.contains(
+            "strict decoding error: unknown field \"spec.targetCPUUtilizationPercentag\""
+        ),
+        "{out}"
+    );
+    let out = server.kubectl_ok(&["create", "--validate=warn", "-f", &file]);
+    assert!(
+        out.contains("Warning: unknown field \"spec.targetCPUUtilizationPercentag\""),
+        "{out}"
+    );
     server.kubectl_ok(&["delete", V1, "web"]);
     let (found, _) = server.kubectl(&["get", "hpa", "web"]);
     assert!(!found);

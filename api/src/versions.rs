@@ -33,6 +33,8 @@ pub struct Alias {
     pub stored: ObjectKind,
     to_served: fn(Value) -> Result<Value, String>,
     from_served: fn(Value) -> Result<Value, String>,
+    /// A body as the served version's typed form writes it again (what it keeps).
+    reserialized: fn(&Value) -> Result<Value, String>,
     /// Field selector labels of the served version, and the stored ones they mean.
     field_labels: &'static [(&'static str, &'static str)],
 }
@@ -57,6 +59,20 @@ impl Alias {
         (self.from_served)(served)
     }
 
+    /// The fields of `body` (in the served version) that the served version does not
+    /// have, by path (`spec.foo`): what `fieldValidation` warns of or refuses.
+    pub fn unknown_fields(&self, body: &Value) -> Result<Vec<String>, String> {
+        let known = (self.reserialized)(body)?;
+        let mut unknown = Vec::new();
+        crate::manifest::unknown_fields(
+            body,
+            &known,
+            &crate::path::FieldPath::root(),
+            &mut unknown,
+        );
+        Ok(unknown.iter().map(|(path, _)| path.to_string()).collect())
+    }
+
     /// A stored object's bytes as the served version's JSON.
     pub fn stored_bytes_to_served(&self, stored: &[u8]) -> Result<Vec<u8>, String> {
         let value: Value = serde_json::from_slice(stored).map_err(|e| e.to_string())?;
@@ -73,6 +89,12 @@ impl Alias {
     }
 }
 
+/// `body` decoded as `T` and written again.
+fn reserialized<T: Serialize + DeserializeOwned>(body: &Value) -> Result<Value, String> {
+    let typed = T::deserialize(body).map_err(|e| e.to_string())?;
+    serde_json::to_value(typed).map_err(|e| e.to_string())
+}
+
 /// Every kind served in a version other than its stored one.
 pub fn aliases() -> &'static [Alias] {
     static ALIASES: std::sync::OnceLock<Vec<Alias>> = std::sync::OnceLock::new();
@@ -83,6 +105,7 @@ pub fn aliases() -> &'static [Alias] {
                 stored: ObjectKind::of::<autoscaling_v2::HorizontalPodAutoscaler>(),
                 to_served: |v| typed(v, hpa_to_v1),
                 from_served: |v| typed(v, hpa_from_v1),
+                reserialized: reserialized::<autoscaling_v1::HorizontalPodAutoscaler>,
                 field_labels: &[],
             },
             Alias {
@@ -90,6 +113,7 @@ pub fn aliases() -> &'static [Alias] {
                 stored: ObjectKind::of::<CoreEvent>(),
                 to_served: |v| typed(v, event_to_events),
                 from_served: |v| typed(v, event_from_events),
+                reserialized: reserialized::<EventsEvent>,
                 field_labels: EVENT_FIELD_LABELS,
             },
         ]

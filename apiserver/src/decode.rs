@@ -279,6 +279,16 @@ pub(crate) fn decode_value(
         );
     }
     let unknown: Vec<String> = unknown.iter().map(|(path, _)| path.to_string()).collect();
+    Ok((obj, field_problems(&unknown, duplicates, mode)?))
+}
+
+/// What `fieldValidation` makes of a body's `unknown` fields and `duplicates` keys:
+/// the warnings (`Warn`), a 400 (`Strict`), nothing (`Ignore`).
+pub(crate) fn field_problems(
+    unknown: &[String],
+    duplicates: &[Duplicate],
+    mode: FieldValidation,
+) -> ApiResult<Vec<String>> {
     let within_unknown = |d: &Duplicate| {
         unknown.iter().any(|u| {
             d.path
@@ -302,7 +312,7 @@ pub(crate) fn decode_value(
             problems.join(", ")
         )));
     }
-    Ok((obj, problems))
+    Ok(problems)
 }
 
 #[cfg(test)]

@@ -127,10 +127,13 @@ impl ApiServer {
             body = Bytes::from(serde_json::to_vec(&options.object).unwrap_or_default());
             content_type = "application/json".to_string();
         }
+        let mut conversion_warnings = Vec::new();
         if let Some(a) = alias
             && matches!(r.verb, Verb::Create | Verb::Update)
         {
-            body = super::versions::stored_body(a, &content_type, &body)?;
+            let mode = crate::decode::field_validation(query)?;
+            (body, conversion_warnings) =
+                super::versions::stored_body(a, &content_type, &body, mode)?;
             content_type = "application/json".to_string();
         }
         let call = Call {
@@ -153,10 +156,11 @@ impl ApiServer {
             (Verb::DeleteCollection, _) => h.delete_collection(&call).await?,
             (Verb::Watch, _) => return Err(ApiError::no_route()),
         };
-        let reply = match alias {
+        let mut reply = match alias {
             Some(a) => super::versions::served_reply(a, reply)?,
             None => reply,
         };
+        reply.warnings.extend(conversion_warnings);
         if encoding == Encoding::Yaml {
             return yaml_reply(reply, permit).await;
         }

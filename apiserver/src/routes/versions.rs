@@ -13,7 +13,7 @@ use bytes::Bytes;
 use rk8s_api::versions::Alias;
 use serde_json::Value;
 
-use crate::decode::{FieldValidation, parse_body};
+use crate::decode::{FieldValidation, field_problems, field_validation, parse_body};
 use crate::handlers::{Body, Call, Handlers, Reply};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::status::{ApiError, ApiResult};
@@ -63,13 +63,30 @@ pub fn stored_query(alias: &Alias, query: &Query) -> Query {
 }
 
 /// A create's or update's body (JSON, YAML or protobuf, in the served version) as
-/// the stored version's JSON.
-pub fn stored_body(alias: &Alias, content_type: &str, body: &[u8]) -> ApiResult<Bytes> {
-    let parsed = parse_body(content_type, body, FieldValidation::Ignore)?;
+/// the stored version's JSON, and what `fieldValidation` (`mode`) says of its fields
+/// the served version does not have (or its repeated keys): the warnings, or the 400
+/// of `Strict`.
+pub(crate) fn stored_body(
+    alias: &Alias,
+    content_type: &str,
+    body: &[u8],
+    mode: FieldValidation,
+) -> ApiResult<(Bytes, Vec<String>)> {
+    let parsed = parse_body(content_type, body, mode)?;
+    let unknown = match mode {
+        FieldValidation::Ignore => Vec::new(),
+        _ => alias
+            .unknown_fields(&parsed.value)
+            .map_err(|e| not_handled(alias, &e))?,
+    };
+    let warnings = field_problems(&unknown, &parsed.duplicates, mode)?;
     let stored = alias
         .from_served(parsed.value)
         .map_err(|e| not_handled(alias, &e))?;
-    Ok(Bytes::from(serde_json::to_vec(&stored).unwrap_or_default()))
+    Ok((
+        Bytes::from(serde_json::to_vec(&stored).unwrap_or_default()),
+        warnings,
+    ))
 }
 
 /// A PATCH of `c` (its request on the stored kind, its body a patch of the served
@@ -79,16 +96,20 @@ pub async fn patch(handlers: &Handlers, alias: &Alias, c: &Call<'_>) -> ApiResul
     // A server-side apply: the applied configuration converted, and applied to the
     // stored version (the manager's fields are tracked in the stored version's terms).
     if crate::apply::is_apply(&c.content_type) {
+        let mode = field_validation(c.query)?;
+        let (body, warnings) = stored_body(alias, "application/yaml", &c.body, mode)?;
         let apply = Call {
             identity: c.identity,
             access: c.access.clone(),
             req: c.req,
             query: c.query,
-            body: stored_body(alias, "application/yaml", &c.body)?,
+            body,
             content_type: c.content_type.clone(),
             user_agent: c.user_agent.clone(),
         };
-        return handlers.update(&apply).await;
+        let mut reply = handlers.update(&apply).await?;
+        reply.warnings.extend(warnings);
+        return Ok(reply);
     }
     let r = c.req;
     let update = ResourceRequest {
