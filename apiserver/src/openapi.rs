@@ -142,6 +142,7 @@ fn document(v3: bool, only: Option<(&str, &str)>) -> Value {
     let mut refs = schemas(&mut generator);
     refs.extend(rk8s_api::versions::schemas(&mut generator));
     let mut definitions = generator.take_definitions(true);
+    definitions.values_mut().for_each(metadata_optional);
     if !v3 {
         definitions.values_mut().for_each(v2_schema::to_v2);
     }
@@ -181,6 +182,21 @@ fn document(v3: bool, only: Option<(&str, &str)>) -> Value {
             }},
             "security": [{"BearerToken": []}],
         })
+    }
+}
+
+/// An object's `metadata` is never required in kube's schemas (k8s-openapi's types
+/// hold it unconditionally, so the generated schema lists it; `kubectl explain`
+/// showed `metadata <ObjectMeta> -required-`).
+fn metadata_optional(def: &mut Value) {
+    let Some(Value::Array(required)) = def.get_mut("required") else {
+        return;
+    };
+    required.retain(|r| r != "metadata");
+    if required.is_empty()
+        && let Value::Object(map) = def
+    {
+        map.remove("required");
     }
 }
 
@@ -263,5 +279,10 @@ mod tests {
         let v2 = v2();
         assert!(v2["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
         assert!(v2["paths"]["/api/v1/nodes/{name}"]["get"].is_object());
+        // No object's metadata is required; the fields that are stay so.
+        let pod = &v2["definitions"]["io.k8s.api.core.v1.Pod"];
+        assert!(pod.get("required").is_none(), "{pod}");
+        let container = &v2["definitions"]["io.k8s.api.core.v1.Container"]["required"];
+        assert_eq!(container, &json!(["name"]));
     }
 }
