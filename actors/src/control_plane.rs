@@ -13,6 +13,7 @@
 //! one set of shared informers ([`rk8s_informers`]: one watch and one cache per kind),
 //! made anew at each election.
 
+use crate::leader_lease::LeaderLease;
 use rk8s_api::identities::{self, controller};
 use rk8s_controllers::activation_actor::ActivationController;
 use rk8s_controllers::clusterrole_aggregation_actor::ClusterRoleAggregationController;
@@ -72,6 +73,8 @@ pub struct ControlPlaneConfig {
 
 /// The kind the top-level actors are listed under.
 const CONTROLLER: &str = "Controller";
+/// The kind the leader Leases' holders are listed under.
+const LEASE: &str = "LeaderLease";
 
 /// The components' clients, each with its own identity, all made before any actor
 /// starts (a failure starts none).
@@ -145,6 +148,26 @@ impl Clients {
 fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Result<(), String> {
     let clients = Clients::new(config)?;
     let actors = &config.actors;
+    // This member leads: it holds the components' leader Leases, as their leader.
+    let holder = format!(
+        "{}_{}",
+        crate::node::agent::hostname().unwrap_or_else(|_| "rk8s-server".into()),
+        uuid::Uuid::new_v4()
+    );
+    let leases = [
+        (
+            config.scheduler,
+            "kube-scheduler",
+            clients.scheduler.clone(),
+        ),
+        (true, "kube-controller-manager", clients.informers.clone()),
+    ];
+    for (_, name, client) in leases.into_iter().filter(|(runs, ..)| *runs) {
+        let holder = holder.clone();
+        actors.start(LEASE, name, move |me| {
+            LeaderLease::new(client.clone(), name, holder.clone(), me)
+        });
+    }
     let informers = Informers::new(clients.informers, actors.clone());
     if config.scheduler {
         let c = clients.scheduler;

@@ -8,6 +8,7 @@
 //!   and the controllers).
 
 pub mod control_plane;
+pub mod leader_lease;
 pub mod node;
 
 pub use rk8s_supervision as supervision;

@@ -35,10 +35,18 @@ pub fn is_component(user: &str) -> bool {
 /// Secrets and tokens, for the controllers' credentials; rk8s' controllers get theirs
 /// in-process, so the informers' identity cannot mint a token for anyone.)
 fn controller_manager() -> ClusterRole {
-    let rules = vec![PolicyRule {
-        api_groups: Some(vec!["*".to_string()]),
-        ..rule("list watch", "", "*")
-    }];
+    let rules = vec![
+        PolicyRule {
+            api_groups: Some(vec!["*".to_string()]),
+            ..rule("list watch", "", "*")
+        },
+        // Leader election (the Lease rk8s' leader holds for the controllers).
+        rule("create", "coordination.k8s.io", "leases"),
+        PolicyRule {
+            resource_names: Some(vec!["kube-controller-manager".to_string()]),
+            ..rule("get update", "coordination.k8s.io", "leases")
+        },
+    ];
     role(CONTROLLER_MANAGER, &[], rules)
 }
 
