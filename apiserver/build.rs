@@ -22,14 +22,17 @@ fn main() {
     // Built again when the checked-out commit changes.
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
         let dir = Path::new(&dir);
-        println!("cargo::rerun-if-changed={}", dir.join("HEAD").display());
-        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo::rerun-if-changed={}", dir.join(head).display());
+        let head = git(&["symbolic-ref", "-q", "HEAD"]);
+        // Only files that exist: cargo runs a script again at every build while a file
+        // it watches is missing.
+        let watched = ["HEAD", "packed-refs"]
+            .into_iter()
+            .map(|f| dir.join(f))
+            .chain(head.map(|h| dir.join(h)))
+            .filter(|p| p.exists());
+        for file in watched {
+            println!("cargo::rerun-if-changed={}", file.display());
         }
-        println!(
-            "cargo::rerun-if-changed={}",
-            dir.join("packed-refs").display()
-        );
     }
     println!("cargo::rerun-if-env-changed=SOURCE_DATE_EPOCH");
     let commit = git(&["rev-parse", "HEAD"]);

@@ -12,7 +12,7 @@ mod support;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 use support::apiserver::{Server, wait_gone};
 use support::node::{eventually, simulate};
@@ -123,21 +123,34 @@ async fn a_deleted_namespace_terminates_empties_and_goes_once_finalized() {
         out.contains("configmaps \"late\" is forbidden: unable to create new content in namespace shop because it is being terminated"),
         "{out}"
     );
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "shop");
     let late: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "late"}})).unwrap();
-    match config_maps.create(&PostParams::default(), &late).await {
-        Err(kube::Error::Api(s)) => {
-            assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
-        }
-        other => panic!("created in a terminating namespace: {other:?}"),
-    }
-    // A second DELETE while content remains: kube's 409.
-    let (ok, out) = server.kubectl(&["delete", "namespace", "shop", "--wait=false"]);
-    assert!(!ok);
+    let path = "/api/v1/namespaces/shop/configmaps";
+    let refused = client
+        .request_text(
+            http::Request::post(path)
+                .body(serde_json::to_vec(&late).unwrap())
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    let cause = &status.details.unwrap().causes[0];
+    assert_eq!(
+        (cause.reason.as_str(), cause.field.as_str()),
+        ("NamespaceTerminating", "metadata.namespace")
+    );
+    // A subresource's create too: no token for an account of it.
+    let (ok, out) = server.kubectl(&["-n", "shop", "create", "token", "default"]);
     assert!(
-        out.contains("The system is ensuring all content is removed from this namespace."),
+        !ok && out.contains("because it is being terminated"),
         "{out}"
     );
+    // A second DELETE while content remains answers with the namespace (kube 1.17+).
+    let out = server.kubectl_ok(&["delete", "namespace", "shop", "--wait=false"]);
+    assert!(out.contains("namespace \"shop\" deleted"), "{out}");
 
     // The controller deletes the content: the pods through their nodes, the rest at
     // once; the held Widget stays, and the conditions say why.
@@ -236,16 +249,15 @@ async fn finalize_by_hand_removes_a_stuck_namespace_and_what_it_held() {
     // `finalize` is written with PUT alone, as kube's FinalizeREST.
     let (ok, out) = server.kubectl(&["get", "--raw", "/api/v1/namespaces/stuck/finalize"]);
     assert!(!ok, "{out}");
-    let patch = server.kubectl(&[
-        "patch",
-        "namespace",
-        "stuck",
-        "--subresource=finalize",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"finalizers":[]}}"#,
-    ]);
-    assert!(!patch.0, "{}", patch.1);
+    let patch = Patch::Merge(json!({"spec": {"finalizers": []}}));
+    let refused = namespaces
+        .patch_subresource("finalize", "stuck", &PatchParams::default(), &patch)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, kube::Error::Api(ref s) if s.code == 405),
+        "{refused:?}"
+    );
     // A finalizer that is neither standard nor qualified is refused.
     stuck.spec.as_mut().unwrap().finalizers = Some(vec!["cleanup".into()]);
     std::fs::write(dir.join("bad.json"), serde_json::to_vec(&stuck).unwrap()).unwrap();

@@ -130,7 +130,13 @@ pub fn validate(
     errors.extend(crate::custom::admission::validate_definition(new, old));
     errors.extend(crate::certificates::validate(new, old, part));
     match (old, part) {
-        (None, _) => errors.extend(strategy::ephemeral::validate_create(new)),
+        (None, _) => {
+            errors.extend(strategy::ephemeral::validate_create(new));
+            errors.extend(rk8s_api::validation::namespace_finalizers(new));
+        }
+        (Some(_), Part::Finalize) => {
+            errors.extend(rk8s_api::validation::namespace_finalizers(new));
+        }
         (Some(old), Part::EphemeralContainers) => {
             errors.extend(strategy::ephemeral::validate_update(new, old));
         }
@@ -143,22 +149,26 @@ pub fn validate(
     }
 }
 
-/// NamespaceLifecycle on a create in `namespace` (the stored one): refused while it
+/// NamespaceLifecycle on a create of `kind` `name` in `namespace` (the stored one; a
+/// subresource's create too: a binding, an eviction, a token): refused while it
 /// terminates, in kube's words.
-pub fn namespace_lifecycle(namespace: &AnyObject, created: &AnyObject) -> ApiResult<()> {
+pub fn namespace_lifecycle(
+    namespace: &AnyObject,
+    kind: &rk8s_api::ObjectKind,
+    name: &str,
+) -> ApiResult<()> {
     if !strategy::namespace::is_terminating(namespace) {
         return Ok(());
     }
     let ns = namespace.name();
-    let kind = created.kind();
     let mut e = ApiError::forbidden(format!(
         "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-        crate::status::qualified(&kind, created.name())
+        crate::status::qualified(kind, name)
     ));
     e.details = Some(Box::new(StatusDetails {
         group: Some(kind.group.to_string()),
         kind: Some(kind.plural.to_string()),
-        name: Some(created.name().to_string()),
+        name: Some(name.to_string()),
         causes: Some(vec![StatusCause {
             reason: Some("NamespaceTerminating".into()),
             message: Some(format!("namespace {ns} is being terminated")),

@@ -92,6 +92,11 @@ pub struct Handlers {
     pub default_tolerations: Arc<std::sync::OnceLock<DefaultTolerationSeconds>>,
 }
 
+/// Whether `kind` is the built-in Namespace (a custom kind may be named so too).
+pub(crate) fn is_namespace(kind: &ObjectKind) -> bool {
+    kind.kind == "Namespace" && kind.group.is_empty() && !kind.custom
+}
+
 pub(crate) fn node_of(obj: &AnyObject) -> Option<&str> {
     match obj {
         AnyObject::Pod(p) => p.spec.as_ref().and_then(|s| s.node_name.as_deref()),
@@ -328,7 +333,10 @@ impl Handlers {
         match admission::Part::of(&req.kind, sub) {
             Some(_) if sub == Some("scale") => Ok(Reply::ok(self.scale_of(&obj)?)),
             // `finalize` is written, never read (kube's `FinalizeREST`).
-            Some(admission::Part::Finalize) | None => Err(ApiError::no_route()),
+            Some(admission::Part::Finalize) => {
+                Err(ApiError::method_not_allowed("get", "namespaces/finalize"))
+            }
+            None => Err(ApiError::no_route()),
             Some(_) => {
                 if crate::table::wants_table(accept) {
                     let rv = obj.metadata().resource_version.clone().unwrap_or_default();
@@ -349,6 +357,13 @@ impl Handlers {
     /// POST: create an object, or a pod's binding.
     pub async fn create(&self, c: &Call<'_>) -> ApiResult<Reply> {
         let req = c.req;
+        // NamespaceLifecycle holds a subresource's create too.
+        if req.subresource.is_some()
+            && let Some(ns) = req.namespace.as_deref()
+            && let Some(namespace) = self.require_namespace(ns).await?
+        {
+            admission::namespace_lifecycle(&namespace, &req.kind, req.name())?;
+        }
         match req.subresource.as_deref() {
             None => {}
             Some("binding") if req.kind.plural == "pods" => return self.bind(c).await,
@@ -405,7 +420,7 @@ impl Handlers {
             None => None,
         };
         if let Some(ns) = &namespace {
-            admission::namespace_lifecycle(ns, &obj)?;
+            admission::namespace_lifecycle(ns, &obj.kind(), obj.name())?;
         }
         if let AnyObject::Pod(pod) = &mut obj {
             let accounts = &self.listers.accounts;
@@ -494,7 +509,7 @@ impl Handlers {
         let options = delete_options(c)?;
         let kind = req.kind;
         let name = req.name().to_string();
-        if kind.kind == "Namespace" {
+        if is_namespace(&kind) {
             return self.delete_namespace(c, &name, &options).await;
         }
         let obj = self
@@ -567,7 +582,7 @@ impl Handlers {
 
     /// DELETE of a collection: every selected object, one by one.
     pub async fn delete_collection(&self, c: &Call<'_>) -> ApiResult<Reply> {
-        if c.req.kind.kind == "Namespace" {
+        if is_namespace(&c.req.kind) {
             return Err(ApiError::method_not_allowed(
                 "deletecollection",
                 "namespaces",

@@ -4,14 +4,15 @@
 //!   `Terminating` (the namespace controller then deletes its content, gracefully,
 //!   finalizers and all, and removes the finalizer `kubernetes`);
 //! - a DELETE of a terminating namespace removes it once its `spec.finalizers` and
-//!   `metadata.finalizers` are empty (409 while `spec.finalizers` are not; a
+//!   `metadata.finalizers` are empty, and answers with it as it is before (a
 //!   `finalize` that empties them removes it too);
 //! - nothing new may be created in a terminating namespace (403, cause
 //!   `NamespaceTerminating`: [`crate::admission::namespace_lifecycle`]).
 //!
-//! When the namespace record goes, whatever is still stored under it goes with it in
+//! Right before the namespace record goes, whatever is still stored under it goes, in
 //! one transaction: only a `finalize` forced by hand leaves content behind, and
-//! Kubernetes would keep it in etcd, out of reach of every API.
+//! Kubernetes would keep it in etcd, out of reach of every API. (A failure between
+//! the two leaves an empty, finalized namespace that the next DELETE removes.)
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use rk8s_api::AnyObject;
@@ -40,13 +41,10 @@ pub fn namespace_deletion(mut obj: AnyObject, options: &DeleteOptions) -> ApiRes
         .as_ref()
         .and_then(|s| s.finalizers.as_ref())
         .is_none_or(Vec::is_empty);
+    // Still emptied by the namespace controller: answered with the namespace as it
+    // is (kube since 1.17; it was a 409 before).
     if !finalized {
-        let kind = obj.kind();
-        return Err(ApiError::conflict(
-            &kind,
-            obj.name(),
-            "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
-        ));
+        return Ok(Change::Unchanged);
     }
     deletion(obj, options)
 }
@@ -83,6 +81,14 @@ impl Handlers {
                 self.validating_webhooks(&attempt, None).await?;
                 Ok(match namespace_deletion(current, options)? {
                     Change::Replace(o) | Change::Delete(o) if is_dry(options) => Change::DryRun(o),
+                    // Its content first: a failure between the two leaves an empty
+                    // finalized namespace, which the next DELETE removes.
+                    Change::Delete(o) => {
+                        if matches!(o, AnyObject::Namespace(_)) {
+                            self.sweep_namespace(kind, name).await?;
+                        }
+                        Change::Delete(o)
+                    }
                     change => change,
                 })
             })
@@ -91,7 +97,6 @@ impl Handlers {
             Updated::Replaced(o) | Updated::Unchanged(o) => o,
             Updated::Deleted(mut o, revision) => {
                 o.metadata_mut().resource_version = Some(revision.to_string());
-                self.sweep_namespace(kind, name).await?;
                 o
             }
         };

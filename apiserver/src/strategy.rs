@@ -193,6 +193,7 @@ pub fn validate_update(new: &AnyObject, old: &AnyObject) -> Vec<FieldError> {
     };
     let spec = |o: &AnyObject, ptr: &str| o.to_value().pointer(ptr).cloned().unwrap_or(Value::Null);
     match (new, old) {
+        (AnyObject::Namespace(_), _) => errs.extend(namespace::validate_phase(new)),
         (AnyObject::Pod(n), AnyObject::Pod(o)) => {
             // Only images, activeDeadlineSeconds and added tolerations may change.
             let strip = |p: &k8s_openapi::api::core::v1::Pod| {

@@ -108,8 +108,20 @@ pub async fn ensure_system_objects(registry: &Registry) -> ApiResult<()> {
     label_namespaces(registry).await
 }
 
-/// Gives namespaces stored before the server set `kubernetes.io/metadata.name` the
-/// label (one update each, logged); later writes keep it (`strategy::namespace`).
+/// What a namespace stored by an older server lacks: the label
+/// `kubernetes.io/metadata.name`, and (unless it is being deleted) the finalizer
+/// `kubernetes`, without which the namespace controller would not empty it.
+fn upgraded(ns: &AnyObject) -> AnyObject {
+    let mut ns = ns.clone();
+    crate::strategy::namespace::label(&mut ns);
+    if ns.metadata().deletion_timestamp.is_none() {
+        crate::strategy::namespace::add_finalizer(&mut ns);
+    }
+    ns
+}
+
+/// Gives namespaces stored by an older server what [`upgraded`] adds (one update
+/// each, logged); later writes keep it (`strategy::namespace`).
 async fn label_namespaces(registry: &Registry) -> ApiResult<()> {
     let kind = ObjectKind::of::<Namespace>();
     let page = registry
@@ -117,24 +129,21 @@ async fn label_namespaces(registry: &Registry) -> ApiResult<()> {
         .await?;
     for kv in &page.kvs {
         let ns = crate::registry::decode(&kind, kv)?;
-        let mut labelled = ns.clone();
-        crate::strategy::namespace::label(&mut labelled);
-        if labelled.metadata().labels == ns.metadata().labels {
+        if upgraded(&ns) == ns {
             continue;
         }
         let name = ns.name().to_string();
         registry
-            .update(&kind, None, &name, |mut current| {
-                let before = current.metadata().labels.clone();
-                crate::strategy::namespace::label(&mut current);
-                Ok(if current.metadata().labels == before {
+            .update(&kind, None, &name, |current| {
+                let new = upgraded(&current);
+                Ok(if new == current {
                     Change::Unchanged
                 } else {
-                    Change::Replace(current)
+                    Change::Replace(new)
                 })
             })
             .await?;
-        tracing::info!(namespace = %name, "labelled namespace with kubernetes.io/metadata.name");
+        tracing::info!(namespace = %name, "gave namespace its label kubernetes.io/metadata.name and finalizer kubernetes");
     }
     Ok(())
 }

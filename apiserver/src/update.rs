@@ -105,14 +105,7 @@ impl Handlers {
             other => other,
         };
         let obj = match outcome? {
-            Updated::Replaced(o) | Updated::Unchanged(o) => o,
-            Updated::Deleted(o, _) => {
-                // A namespace finalized: nothing may stay stored under it.
-                if matches!(o, AnyObject::Namespace(_)) {
-                    self.sweep_namespace(&req.kind, o.name()).await?;
-                }
-                o
-            }
+            Updated::Replaced(o) | Updated::Unchanged(o) | Updated::Deleted(o, _) => o,
         };
         let warnings = std::mem::take(
             &mut *asked
@@ -191,6 +184,9 @@ impl Handlers {
         if sub.is_none() {
             crate::limit_ranger::admit(&self.listers.limit_ranges, &mut new, true)?;
             crate::priority::admit(&self.listers.priority_classes, &mut new, Some(&current))?;
+            // kube's plugin runs on updates too: a removed default toleration comes back.
+            let seconds = self.default_tolerations.get().copied().unwrap_or_default();
+            crate::default_tolerations::admit(&mut new, seconds);
         }
         // Webhooks see what the plugins made of the object (not `scale` writes).
         let webhooks = Attempt {
@@ -258,6 +254,14 @@ impl Handlers {
             && (!matches!(new, AnyObject::Pod(_)) || meta.deletion_grace_period_seconds == Some(0))
             && crate::strategy::namespace::may_go_on_update(&new)
         {
+            if asked.dry {
+                return Ok(Change::DryRun(new));
+            }
+            // A namespace's content goes first: a failure between the two leaves an
+            // empty finalized namespace, which the next DELETE removes.
+            if matches!(new, AnyObject::Namespace(_)) {
+                self.sweep_namespace(&kind, name).await?;
+            }
             return Ok(Change::Delete(current));
         }
         if sub.is_none() {

@@ -9,15 +9,15 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{NamespaceCondition, NamespaceStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-/// The longest wait between two passes over a namespace whose content remains: rk8s
-/// looks again sooner than kube's estimates, so that `kubectl delete namespace`
-/// returns soon after the last pod is gone.
-pub const MAX_WAIT: Duration = Duration::from_secs(5);
+/// The longest wait between two passes over a namespace whose content remains and
+/// did not shrink (a pass that finds less starts the waits again from the shortest,
+/// so that `kubectl delete namespace` returns soon after the last pod is gone).
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// What one pass over a terminating namespace found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Census {
-    /// Why discovery failed, if it did (the pass used what it found).
+    /// Why discovery failed, if it did (the pass then deleted nothing).
     pub discovery_failed: Option<String>,
     /// One message per resource whose deletion or listing failed.
     pub deletion_failures: Vec<String>,
@@ -32,12 +32,12 @@ pub struct Census {
 
 /// A resource's objects left after its collection was deleted: the
 /// `resource.group` it is counted under, how many, their finalizers, and the failure
-/// to report when none has a finalizer and none is expected to take time to go
-/// (`estimate`, seconds: pods stopping) (kube's
+/// to report (naming `gvr`, `/v1, Resource=configmaps`) when none has a finalizer and
+/// none is expected to take time to go (`estimate`, seconds: pods stopping) (kube's
 /// `deleteAllContentForGroupVersionResource`).
 pub fn count_remaining<'a>(
     census: &mut Census,
-    resource: &str,
+    (resource, gvr): (&str, &str),
     estimate: i64,
     finalizers_of_each: impl IntoIterator<Item = &'a [String]>,
     namespace: &str,
@@ -60,8 +60,15 @@ pub fn count_remaining<'a>(
         return;
     }
     census.deletion_failures.push(format!(
-        "unexpected items still remain in namespace: {namespace} for gvr: {resource}"
+        "unexpected items still remain in namespace: {namespace} for gvr: {gvr}"
     ));
+}
+
+impl Census {
+    /// How many objects are left, of every resource.
+    pub fn left(&self) -> usize {
+        self.remaining.values().sum()
+    }
 }
 
 /// The condition types the controller owns, in kube's order.
@@ -194,10 +201,10 @@ pub enum Next {
     LookAgain(Duration),
 }
 
-/// What follows a pass that found `census`, the `attempt`th in a row that did not
-/// finish (from 0): finalized only when nothing remains and nothing failed; otherwise
-/// again after a wait doubling from 250 ms up to [`MAX_WAIT`] (kube waits half the
-/// estimate plus one second, or backs off on failures).
+/// What follows a pass that found `census`, the `attempt`th in a row that found no
+/// less than the one before (from 0): finalized only when nothing remains and nothing
+/// failed; otherwise again after a wait doubling from 250 ms up to [`MAX_WAIT`] (kube
+/// waits half the estimate plus one second, or backs off on failures).
 pub fn next(census: &Census, attempt: u32) -> Next {
     let done = census.remaining.is_empty()
         && census.deletion_failures.is_empty()
@@ -212,6 +219,9 @@ pub fn next(census: &Census, attempt: u32) -> Next {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CONFIG_MAPS: (&str, &str) = ("configmaps.", "/v1, Resource=configmaps");
+    const PODS: (&str, &str) = ("pods.", "/v1, Resource=pods");
 
     fn now() -> Time {
         Time(jiff::Timestamp::from_second(1_700_000_000).unwrap())
@@ -250,12 +260,12 @@ mod tests {
         let held = vec!["example.com/hold".to_string()];
         count_remaining(
             &mut census,
-            "widgets.example.com",
+            ("widgets.example.com", "example.com/v1, Resource=widgets"),
             0,
             [held.as_slice(), held.as_slice()],
             "team",
         );
-        count_remaining(&mut census, "configmaps.", 0, [], "team");
+        count_remaining(&mut census, CONFIG_MAPS, 0, [], "team");
         assert!(census.deletion_failures.is_empty());
         let mut status = NamespaceStatus::default();
         update_conditions(&mut status, &census, &now());
@@ -278,15 +288,16 @@ mod tests {
             Next::LookAgain(Duration::from_millis(250))
         );
         assert_eq!(next(&census, 30), Next::LookAgain(MAX_WAIT));
+        assert_eq!(census.left(), 2);
     }
 
     #[test]
     fn objects_left_without_finalizers_or_pods_to_wait_for_are_a_failure() {
         let mut census = Census::default();
-        count_remaining(&mut census, "configmaps.", 0, [&[][..]], "team");
+        count_remaining(&mut census, CONFIG_MAPS, 0, [&[][..]], "team");
         assert_eq!(
             census.deletion_failures,
-            ["unexpected items still remain in namespace: team for gvr: configmaps."]
+            ["unexpected items still remain in namespace: team for gvr: /v1, Resource=configmaps"]
         );
         let mut status = NamespaceStatus::default();
         update_conditions(&mut status, &census, &now());
@@ -295,12 +306,12 @@ mod tests {
         assert_eq!(
             failed.message.as_deref(),
             Some(
-                "Failed to delete all resource types, 1 remaining: unexpected items still remain in namespace: team for gvr: configmaps."
+                "Failed to delete all resource types, 1 remaining: unexpected items still remain in namespace: team for gvr: /v1, Resource=configmaps"
             )
         );
         // Pods still stopping are waited for, not a failure.
         let mut stopping = Census::default();
-        count_remaining(&mut stopping, "pods.", 30, [&[][..]], "team");
+        count_remaining(&mut stopping, PODS, 30, [&[][..]], "team");
         assert_eq!(stopping.estimate, 30);
         assert!(stopping.deletion_failures.is_empty());
         assert!(matches!(next(&stopping, 1), Next::LookAgain(_)));
@@ -309,7 +320,7 @@ mod tests {
     #[test]
     fn a_condition_keeps_its_transition_time_until_its_status_changes() {
         let mut census = Census::default();
-        count_remaining(&mut census, "pods.", 30, [&[][..]], "team");
+        count_remaining(&mut census, PODS, 30, [&[][..]], "team");
         let mut status = NamespaceStatus::default();
         update_conditions(&mut status, &census, &now());
         // Another count, same status: the message changes, the time stays.

@@ -32,14 +32,18 @@ const CONCURRENT: usize = 4;
 #[rtype(result = "()")]
 struct Passed {
     name: String,
-    next: Option<Next>,
+    /// What follows, how many objects the pass found left, and the attempt it counted
+    /// itself as.
+    next: Option<(Next, usize, u32)>,
 }
 
 /// When a terminating namespace is looked at next.
 struct Due {
     at: Instant,
-    /// Passes in a row that did not finish.
+    /// Passes in a row that found no less than the one before.
     attempt: u32,
+    /// Objects the last pass found left.
+    left: usize,
 }
 
 /// Deletes terminating namespaces' content, then finalizes them.
@@ -89,28 +93,30 @@ impl NamespaceController {
                 self.due.entry(name).or_insert(Due {
                     at: Instant::now(),
                     attempt: 0,
+                    left: usize::MAX,
                 });
             }
         }
         let now = Instant::now();
-        let ready: Vec<(String, u32)> = self
+        let ready: Vec<(String, u32, usize)> = self
             .due
             .iter()
             .filter(|(name, due)| due.at <= now && !self.busy.contains(*name))
-            .map(|(name, due)| (name.clone(), due.attempt))
+            .map(|(name, due)| (name.clone(), due.attempt, due.left))
             .collect();
-        for (name, attempt) in ready {
+        for (name, attempt, before) in ready {
             if self.busy.len() >= CONCURRENT {
                 return;
             }
             self.busy.insert(name.clone());
             let client = self.client.clone();
             let work = self.me.reconcile(async move {
-                let next = match pass(&client, &name, attempt).await {
+                let next = match pass(&client, &name, (attempt, before)).await {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::warn!("namespace {name}: {e}");
-                        Some(Next::LookAgain(crate::namespace::MAX_WAIT))
+                        let wait = crate::namespace::MAX_WAIT;
+                        Some((Next::LookAgain(wait), usize::MAX, attempt))
                     }
                 };
                 Passed { name, next }
@@ -128,13 +134,15 @@ fn has_finalizer(ns: &Namespace) -> bool {
     finalizers.is_some_and(|f| f.iter().any(|f| f == KUBERNETES))
 }
 
-/// One pass over the namespace `name`: `None` when there is nothing more to do for
-/// it (gone, not being deleted, finalized).
+/// One pass over the namespace `name`, the `attempt`th in a row to find no less than
+/// `before` objects: `None` when there is nothing more to do for it (gone, not being
+/// deleted, finalized), else what follows, how many objects are left, and the
+/// attempt this pass counted as (0 when it found less).
 async fn pass(
     client: &kube::Client,
     name: &str,
-    attempt: u32,
-) -> Result<Option<Next>, kube::Error> {
+    (attempt, before): (u32, usize),
+) -> Result<Option<(Next, usize, u32)>, kube::Error> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let Some(mut ns) = namespaces.get_opt(name).await? else {
         return Ok(None);
@@ -143,48 +151,59 @@ async fn pass(
         return Ok(None);
     }
     let census = delete_content(client, name).await;
+    let left = census.left();
+    let attempt = if left < before { 0 } else { attempt };
     let status = ns.status.get_or_insert_with(Default::default);
     let mut changed = status.phase.as_deref() != Some("Terminating");
     status.phase = Some("Terminating".into());
     changed |= update_conditions(status, &census, &now());
     if changed {
         rk8s_supervision::wrote();
-        ns = match namespaces
+        // Another write meanwhile: the conditions wait for the next pass (kube's
+        // controller does not retry them either), the namespace is read again.
+        match namespaces
             .replace_status(name, &PostParams::default(), &ns)
             .await
         {
-            Ok(ns) => ns,
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                return Ok(Some(Next::LookAgain(Duration::ZERO)));
-            }
+            Ok(written) => ns = written,
+            Err(kube::Error::Api(s)) if s.code == 409 => match namespaces.get_opt(name).await? {
+                Some(fresh) => ns = fresh,
+                None => return Ok(None),
+            },
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
             Err(e) => return Err(e),
-        };
+        }
     }
     let decided = next(&census, attempt);
     if decided != Next::Finalize {
-        return Ok(Some(decided));
+        return Ok(Some((decided, left, attempt)));
     }
-    // kube's `finalizeNamespace`: the other finalizers kept, sorted.
-    let spec = ns.spec.get_or_insert_with(Default::default);
-    let kept: BTreeSet<String> = spec
-        .finalizers
-        .take()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|f| f != KUBERNETES)
-        .collect();
-    spec.finalizers = Some(kept.into_iter().collect());
-    rk8s_supervision::wrote();
-    match namespaces
-        .replace_subresource("finalize", name, &PostParams::default(), &ns)
-        .await
-    {
-        Ok(_) => Ok(None),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Some(Next::LookAgain(Duration::ZERO))),
-        Err(e) => Err(e),
+    // kube's `finalizeNamespace` (again on a conflict, from the namespace read again).
+    for _ in 0..3 {
+        let spec = ns.spec.get_or_insert_with(Default::default);
+        let kept: BTreeSet<String> = spec
+            .finalizers
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f != KUBERNETES)
+            .collect();
+        spec.finalizers = Some(kept.into_iter().collect());
+        rk8s_supervision::wrote();
+        match namespaces
+            .replace_subresource("finalize", name, &PostParams::default(), &ns)
+            .await
+        {
+            Ok(_) => return Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 409 => match namespaces.get_opt(name).await? {
+                Some(fresh) if has_finalizer(&fresh) => ns = fresh,
+                _ => return Ok(None),
+            },
+            Err(e) => return Err(e),
+        }
     }
+    Ok(Some((Next::LookAgain(Duration::ZERO), left, attempt)))
 }
 
 fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
@@ -211,6 +230,13 @@ async fn delete_content(client: &kube::Client, namespace: &str) -> Census {
                 continue;
             }
             let counted = format!("{}.{}", resource.plural, resource.group);
+            // kube's `GroupVersionResource` as its messages print it.
+            let gvr = format!("{}, Resource={}", resource.api_version, resource.plural);
+            let gvr = if resource.group.is_empty() {
+                format!("/{gvr}")
+            } else {
+                gvr
+            };
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), namespace, &resource);
             let estimate = if resource.group.is_empty() && resource.plural == "pods" {
@@ -236,7 +262,13 @@ async fn delete_content(client: &kube::Client, namespace: &str) -> Census {
                         .items
                         .iter()
                         .map(|o| o.metadata.finalizers.as_deref().unwrap_or_default());
-                    count_remaining(&mut census, &counted, estimate, finalizers, namespace);
+                    count_remaining(
+                        &mut census,
+                        (&counted, &gvr),
+                        estimate,
+                        finalizers,
+                        namespace,
+                    );
                 }
                 Err(e) => census.deletion_failures.push(format!("{counted}: {e}")),
             }
@@ -252,11 +284,12 @@ async fn delete_all(api: &Api<DynamicObject>, collection: bool) -> Result<(), ku
     let params = DeleteParams::background();
     rk8s_supervision::wrote();
     if collection {
-        return match api.delete_collection(&params, &ListParams::default()).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if matches!(s.code, 404 | 405) => Ok(()),
-            Err(e) => Err(e),
-        };
+        match api.delete_collection(&params, &ListParams::default()).await {
+            Ok(_) => return Ok(()),
+            // Not served after all: one DELETE each, as kube's `deleteEachItem`.
+            Err(kube::Error::Api(s)) if matches!(s.code, 404 | 405) => {}
+            Err(e) => return Err(e),
+        }
     }
     for obj in api.list_metadata(&ListParams::default()).await?.items {
         let name = obj.metadata.name.unwrap_or_default();
@@ -302,9 +335,10 @@ impl Handler<Passed> for NamespaceController {
     fn handle(&mut self, passed: Passed, ctx: &mut Self::Context) {
         self.busy.remove(&passed.name);
         match (passed.next, self.due.get_mut(&passed.name)) {
-            (Some(Next::LookAgain(wait)), Some(due)) => {
+            (Some((Next::LookAgain(wait), left, attempt)), Some(due)) => {
                 due.at = Instant::now() + wait;
-                due.attempt = due.attempt.saturating_add(1);
+                due.attempt = attempt.saturating_add(1);
+                due.left = left;
             }
             // Done, or no longer terminating (the next change says if it is again).
             _ => {

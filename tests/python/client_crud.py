@@ -151,5 +151,15 @@ assert condition(stuck, "NamespaceFinalizersRemaining").message == (
 ), stuck.status
 stuck.spec.finalizers = []
 core.replace_namespace_finalize("py-ns", stuck)
-wait_for("the namespace gone", lambda: expect_status(404, core.read_namespace, "py-ns"))
+
+
+def namespace_gone():
+    try:
+        core.read_namespace("py-ns")
+    except ApiException as e:
+        return e.status == 404
+    return False
+
+
+wait_for("the namespace gone", namespace_gone)
 print("python client: ok")

@@ -57,7 +57,6 @@ fn every_kind_has_rules_or_is_listed_as_having_none() {
         "Service",
         "Endpoints",
         "HorizontalPodAutoscaler",
-        "Namespace",
         "Node",
         "Event",
         "Lease",
@@ -99,20 +98,24 @@ fn every_kind_has_rules_or_is_listed_as_having_none() {
 
 #[test]
 fn namespace_finalizers_are_qualified_or_standard_names() {
-    table(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
-        &[
-            (
-                "spec: {finalizers: [kubernetes, example.com/cleanup]}\n",
-                &[],
-            ),
-            (
-                "spec: {finalizers: [cleanup]}\n",
-                &[
-                    "spec.finalizers[0]: invalid value \"cleanup\": name is neither a standard finalizer name nor is it fully qualified",
-                ],
-            ),
-        ],
+    let errors = |finalizers: &[&str]| -> Vec<String> {
+        let ns = k8s_openapi::api::core::v1::Namespace {
+            spec: Some(k8s_openapi::api::core::v1::NamespaceSpec {
+                finalizers: Some(finalizers.iter().map(|f| f.to_string()).collect()),
+            }),
+            ..Default::default()
+        };
+        super::namespace_finalizers(&AnyObject::Namespace(Box::new(ns)))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert!(errors(&["kubernetes", "example.com/cleanup"]).is_empty());
+    assert_eq!(
+        errors(&["cleanup"]),
+        [
+            "spec.finalizers[0]: invalid value \"cleanup\": name is neither a standard finalizer name nor is it fully qualified"
+        ]
     );
 }
 

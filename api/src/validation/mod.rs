@@ -239,6 +239,17 @@ impl Errors {
     }
 }
 
+/// A Namespace's `spec.finalizers`, checked when it is made and when they are written
+/// through `finalize` (kube's `ValidateNamespace`, `ValidateNamespaceFinalizeUpdate`;
+/// its other updates keep them).
+pub fn namespace_finalizers(obj: &AnyObject) -> Vec<FieldError> {
+    let mut errs = Errors::default();
+    if let AnyObject::Namespace(ns) = obj {
+        cluster::namespace(&mut errs, ns);
+    }
+    errs.0
+}
+
 /// Validates an object of any kind, returning every problem found (none: valid).
 pub fn validate(obj: &AnyObject) -> Vec<FieldError> {
     let mut errs = Errors::default();
@@ -255,7 +266,6 @@ pub fn validate(obj: &AnyObject) -> Vec<FieldError> {
         AnyObject::Service(s) => service::service(&mut errs, s),
         AnyObject::Endpoints(e) => service::endpoints(&mut errs, e),
         AnyObject::HorizontalPodAutoscaler(h) => autoscaling::hpa(&mut errs, h),
-        AnyObject::Namespace(ns) => cluster::namespace(&mut errs, ns),
         AnyObject::Node(n) => cluster::node(&mut errs, n),
         AnyObject::Event(e) => cluster::event(&mut errs, e),
         AnyObject::Lease(l) => cluster::lease(&mut errs, l),
@@ -306,10 +316,12 @@ pub fn validate(obj: &AnyObject) -> Vec<FieldError> {
 }
 
 /// The kinds rk8s checks nothing of beyond `metadata`: Kubernetes checks little more
-/// of the first one (ServiceAccount), and the rules of the others
+/// of the first ones (ServiceAccount; Namespace, whose finalizers are checked on
+/// create and `finalize` alone, [`namespace_finalizers`]), and the rules of the others
 /// (status-heavy or CEL-based kinds, written mostly by controllers) are not
 /// implemented yet.
 pub const WITHOUT_RULES: &[&str] = &[
+    "Namespace",
     "ServiceAccount",
     "ControllerRevision",
     "CSINode",

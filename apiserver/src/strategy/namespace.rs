@@ -10,6 +10,7 @@
 
 use rk8s_api::AnyObject;
 use rk8s_api::finalizers::KUBERNETES;
+use rk8s_api::validation::{FieldError, Reason};
 
 /// Gives a new Namespace the finalizer `kubernetes` if it does not have it.
 pub fn add_finalizer(obj: &mut AnyObject) {
@@ -45,6 +46,41 @@ pub fn may_go_on_update(new: &AnyObject) -> bool {
             .is_none_or(Vec::is_empty),
         _ => true,
     }
+}
+
+/// A namespace's phase says whether it is being deleted: `Active` without a
+/// `deletionTimestamp`, `Terminating` with one (kube's
+/// `ValidateNamespaceStatusUpdate`; a status write could otherwise close a live
+/// namespace to new content).
+pub fn validate_phase(obj: &AnyObject) -> Vec<FieldError> {
+    let AnyObject::Namespace(ns) = obj else {
+        return Vec::new();
+    };
+    let phase = ns
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    let (wanted, detail) = match ns.metadata.deletion_timestamp {
+        None => (
+            "Active",
+            "may only be 'Active' if `deletionTimestamp` is empty",
+        ),
+        Some(_) => (
+            "Terminating",
+            "may only be 'Terminating' if `deletionTimestamp` is not empty",
+        ),
+    };
+    if phase == wanted {
+        return Vec::new();
+    }
+    vec![FieldError {
+        path: rk8s_api::FieldPath::parse("status.Phase"),
+        reason: Reason::Invalid {
+            value: phase,
+            detail: detail.into(),
+        },
+    }]
 }
 
 /// Whether a namespace is being deleted (`Terminating`).
