@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::defaults::apply_defaults;
 use crate::object::{AnyObject, ObjectKind, kind_for, kind_named, kinds};
-use crate::path::FieldPath;
+use crate::path::{FieldPath, unknown_fields};
 use crate::validation::{self, FieldError, Reason};
 use crate::versions::Alias;
 use crate::yaml::{self, Location, Positions};
@@ -462,35 +462,6 @@ fn is_foreign(api_version: &str, kind: &str) -> bool {
     }
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     kind_named(kind).is_none() || !kinds().iter().any(|k| k.group == group)
-}
-
-/// Finds the fields of `input` that did not survive decoding into a typed object (and
-/// so are not fields of that kind). Nulls are skipped: they mean "unset".
-pub fn unknown_fields(
-    input: &Value,
-    decoded: &Value,
-    path: &FieldPath,
-    out: &mut Vec<(FieldPath, String)>,
-) {
-    match (input, decoded) {
-        (Value::Object(i), Value::Object(d)) => {
-            for (k, v) in i {
-                if v.is_null() {
-                    continue;
-                }
-                match d.get(k) {
-                    Some(dv) => unknown_fields(v, dv, &path.key(k.clone()), out),
-                    None => out.push((path.key(k.clone()), k.clone())),
-                }
-            }
-        }
-        (Value::Array(i), Value::Array(d)) => {
-            for (n, (iv, dv)) in i.iter().zip(d).enumerate() {
-                unknown_fields(iv, dv, &path.index(n), out);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// Encodes objects as a YAML stream (one document per object).

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde_json::Value;
+
 /// One step of a [`FieldPath`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Segment {
@@ -129,6 +131,35 @@ impl From<&serde_path_to_error::Path> for FieldPath {
             }
         }
         path
+    }
+}
+
+/// Finds the fields of `input` that did not survive decoding into a typed object (and
+/// so are not fields of that kind). Nulls are skipped: they mean "unset".
+pub fn unknown_fields(
+    input: &Value,
+    decoded: &Value,
+    path: &FieldPath,
+    out: &mut Vec<(FieldPath, String)>,
+) {
+    match (input, decoded) {
+        (Value::Object(i), Value::Object(d)) => {
+            for (k, v) in i {
+                if v.is_null() {
+                    continue;
+                }
+                match d.get(k) {
+                    Some(dv) => unknown_fields(v, dv, &path.key(k.clone()), out),
+                    None => out.push((path.key(k.clone()), k.clone())),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(d)) => {
+            for (n, (iv, dv)) in i.iter().zip(d).enumerate() {
+                unknown_fields(iv, dv, &path.index(n), out);
+            }
+        }
+        _ => {}
     }
 }
 

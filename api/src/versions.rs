@@ -64,12 +64,7 @@ impl Alias {
     pub fn unknown_fields(&self, body: &Value) -> Result<Vec<String>, String> {
         let known = (self.reserialized)(body)?;
         let mut unknown = Vec::new();
-        crate::manifest::unknown_fields(
-            body,
-            &known,
-            &crate::path::FieldPath::root(),
-            &mut unknown,
-        );
+        crate::path::unknown_fields(body, &known, &crate::path::FieldPath::root(), &mut unknown);
         Ok(unknown.iter().map(|(path, _)| path.to_string()).collect())
     }
 

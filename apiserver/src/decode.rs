@@ -271,12 +271,7 @@ pub(crate) fn decode_value(
         })?;
     let mut unknown = Vec::new();
     if mode != FieldValidation::Ignore {
-        rk8s_api::manifest::unknown_fields(
-            &value,
-            &obj.to_value(),
-            &FieldPath::root(),
-            &mut unknown,
-        );
+        rk8s_api::path::unknown_fields(&value, &obj.to_value(), &FieldPath::root(), &mut unknown);
     }
     let unknown: Vec<String> = unknown.iter().map(|(path, _)| path.to_string()).collect();
     Ok((obj, field_problems(&unknown, duplicates, mode)?))
