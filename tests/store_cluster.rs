@@ -1,8 +1,9 @@
 //! Real `rk8s-server` processes on loopback: three store members (the second and third
 //! join at runtime, with member bootstrap tokens), continuous writes, SIGKILL of the
 //! leader, a new election, no acknowledged write lost, and the killed member catching
-//! up — from a snapshot, since the log it missed has been compacted by then. And the
-//! store port open only to certificates of the member CA.
+//! up — from a snapshot, since the log it missed has been compacted by then; the
+//! components' leader Leases follow the leader (`kubectl get componentstatuses`). And
+//! the store port open only to certificates of the member CA.
 
 // Test helpers may panic: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -137,6 +138,38 @@ fn member_join_args(first: &Member) -> Vec<String> {
         .collect()
 }
 
+/// Debian's `kubectl ARGS` against member `i`'s API: whether it succeeded, its
+/// output and its errors.
+fn kubectl(cluster: &Cluster, i: usize, args: &[&str]) -> (bool, String, String) {
+    let kubeconfig = cluster.root.join(format!("member{i}.kubeconfig"));
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--request-timeout", "5s"])
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// The holder and transitions of the leader Lease `kube-system/NAME`, read through
+/// member `i` (empty and 0 while it cannot be read).
+fn lease(cluster: &Cluster, i: usize, name: &str) -> (String, i64) {
+    let path = "-o=jsonpath={.spec.holderIdentity} {.spec.leaseTransitions}";
+    let (_, out, _) = kubectl(
+        cluster,
+        i,
+        &["get", "lease", "-n", "kube-system", name, path],
+    );
+    let mut words = out.split_whitespace();
+    let holder = words.next().unwrap_or_default().to_string();
+    (
+        holder,
+        words.next().and_then(|n| n.parse().ok()).unwrap_or(0),
+    )
+}
+
 async fn status(tls: &ClientTls, addr: &str) -> Option<StatusResponse> {
     let client = StoreClient::connect_with(addr, Some(&tls.client))
         .await
@@ -203,6 +236,29 @@ async fn the_store_survives_the_leader_being_killed() {
     })
     .await;
 
+    // The leading member holds the components' leader Leases, which `kubectl get
+    // componentstatuses` reads on any member.
+    let statuses = wait_for("healthy components", Duration::from_secs(30), async || {
+        let (ok, out, err) = kubectl(&cluster, 1, &["get", "componentstatuses"]);
+        (ok && out.matches(" Healthy ").count() == 3).then_some(format!("{out}{err}"))
+    })
+    .await;
+    for expected in [
+        "Warning: v1 ComponentStatus is deprecated in v1.19+",
+        "NAME                 STATUS    MESSAGE   ERROR",
+        "scheduler",
+        "controller-manager",
+        "etcd-0",
+    ] {
+        assert!(
+            statuses.contains(expected),
+            "no {expected:?} in\n{statuses}"
+        );
+    }
+    let (holder, transitions) = lease(&cluster, 0, "kube-controller-manager");
+    assert!(!holder.is_empty(), "the controller manager's Lease is held");
+    assert_eq!(lease(&cluster, 2, "kube-scheduler").0, holder);
+
     // Continuous writes; remember which were acknowledged.
     let mut acked = Vec::new();
     for i in 0..300 {
@@ -240,6 +296,23 @@ async fn the_store_survives_the_leader_being_killed() {
     })
     .await;
     assert_ne!(new_leader, leader_id);
+    // The new leader takes the Leases over (one more transition) and the components
+    // are healthy again, on the new leader's watch.
+    let survivor = (0..addrs.len()).find(|i| *i != leader).unwrap();
+    for name in ["kube-controller-manager", "kube-scheduler"] {
+        let taken = wait_for(
+            "the Leases taken over",
+            Duration::from_secs(30),
+            async || {
+                let (now, n) = lease(&cluster, survivor, name);
+                (now != holder && !now.is_empty()).then_some(n)
+            },
+        )
+        .await;
+        assert_eq!(taken, transitions + 1, "{name}");
+    }
+    let (ok, out, err) = kubectl(&cluster, survivor, &["get", "cs", "scheduler"]);
+    assert!(ok && out.contains("scheduler   Healthy   ok"), "{out}{err}");
 
     // Enough writes while it is down that the log it missed is compacted away.
     for i in 0..600 {

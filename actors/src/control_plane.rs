@@ -157,10 +157,14 @@ fn lead(config: &ControlPlaneConfig, metrics: Option<&SchedulerMetrics>) -> Resu
     let leases = [
         (
             config.scheduler,
-            "kube-scheduler",
+            identities::leases::SCHEDULER,
             clients.scheduler.clone(),
         ),
-        (true, "kube-controller-manager", clients.informers.clone()),
+        (
+            true,
+            identities::leases::CONTROLLER_MANAGER,
+            clients.informers.clone(),
+        ),
     ];
     for (_, name, client) in leases.into_iter().filter(|(runs, ..)| *runs) {
         let holder = holder.clone();

@@ -18,10 +18,7 @@ use rk8s_supervision::Handle;
 
 /// How often the holder renews (kube's `--leader-elect-retry-period`).
 pub const RENEW: Duration = Duration::from_secs(2);
-/// How long a Lease holds without renewal (kube's `--leader-elect-lease-duration`).
-pub const LEASE_SECONDS: i32 = 15;
-/// Where the Leases live.
-pub const NAMESPACE: &str = "kube-system";
+use rk8s_api::identities::leases::{DURATION_SECONDS as LEASE_SECONDS, NAMESPACE};
 
 /// `current` (if there is one) renewed by `holder` at `now`: taken over (a new
 /// `acquireTime`, one more transition) when another held it.

@@ -20,6 +20,19 @@ pub const CONTROLLER_NAMESPACE: &str = "kube-system";
 /// The prefix of the controllers' ClusterRoles and ClusterRoleBindings.
 pub const CONTROLLER_ROLE_PREFIX: &str = "system:controller:";
 
+/// The leader election Leases the components hold in `kube-system` while the member
+/// running them leads (kube's names; `kubectl get componentstatuses` reads them).
+pub mod leases {
+    /// Where they live.
+    pub const NAMESPACE: &str = "kube-system";
+    /// The scheduler's.
+    pub const SCHEDULER: &str = "kube-scheduler";
+    /// The controller manager's.
+    pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
+    /// How long one holds without renewal (kube's `--leader-elect-lease-duration`).
+    pub const DURATION_SECONDS: i32 = 15;
+}
+
 /// Kubernetes' names of the controllers rk8s runs (each its ServiceAccount's name).
 pub mod controller {
     /// Makes the `default` ServiceAccount of every namespace.

@@ -636,7 +636,7 @@ impl FieldSelector {
 
     /// Whether every requirement holds of the fields `value` gives (`None`: not
     /// selectable, never matches).
-    fn matches_with(&self, value: impl Fn(&str) -> Option<String>) -> bool {
+    pub fn matches_with(&self, value: impl Fn(&str) -> Option<String>) -> bool {
         self.0.iter().all(|r| match value(&r.field) {
             None => false,
             Some(v) => (v == r.value) == (r.op == FieldOp::Equal),

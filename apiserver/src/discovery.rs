@@ -174,6 +174,17 @@ pub fn resource_list(group: &str, version: &str, extra: &[ExtraResource]) -> Opt
         .filter(|k| k.group == group && k.version == version)
         .flat_map(|k| resource_entries(&k))
         .collect();
+    if (group, version) == ("", "v1") {
+        // Computed at each read (crate::routes::component_statuses), never stored.
+        resources.push(json!({
+            "name": "componentstatuses",
+            "singularName": "componentstatus",
+            "namespaced": false,
+            "kind": "ComponentStatus",
+            "verbs": ["get", "list"],
+            "shortNames": ["cs"],
+        }));
+    }
     for e in extra
         .iter()
         .filter(|e| e.kind.group == group && e.kind.version == version)

@@ -158,6 +158,12 @@ pub enum Route {
     /// `/api/v1/namespaces/{ns}/pods|services/{id}/proxy[/{path}]`, any method: HTTP
     /// to the pod or to one of the service's endpoints (see [`crate::locations`]).
     ResourceProxy(ProxyRequest),
+    /// `GET /api/v1/componentstatuses[/{name}]`: the control plane's health
+    /// ([`crate::routes::component_statuses`]).
+    ComponentStatuses {
+        /// The component (`None`: a list of all).
+        name: Option<String>,
+    },
     /// `GET /apis/metrics.k8s.io/v1beta1/...`: the resource metrics API.
     ResourceMetrics(MetricsRequest),
     /// `GET /apis/networking.rk8s.io/v1alpha1/[namespaces/{ns}/]podpeers[/{name}]`:
@@ -505,6 +511,20 @@ pub fn route(
                 ));
             }
             return Ok(Route::PodPeers(asked));
+        }
+        ["api", "v1", "componentstatuses", rest @ ..] if rest.len() <= 1 => {
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed(
+                    method.as_str(),
+                    "componentstatuses",
+                ));
+            }
+            if watch.is_some_and(is_true) {
+                return Err(ApiError::method_not_allowed("watch", "componentstatuses"));
+            }
+            return Ok(Route::ComponentStatuses {
+                name: rest.first().map(|n| n.to_string()),
+            });
         }
         ["apis", "metrics.k8s.io", "v1beta1", rest @ ..] if !rest.is_empty() => {
             let asked = MetricsRequest::parse(rest).ok_or_else(ApiError::no_route)?;

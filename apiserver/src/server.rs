@@ -487,6 +487,12 @@ impl ApiServer {
             Route::NodeProxy { node, path } => self.node_proxy(req, &identity, node, path).await,
             Route::ResourceProxy(asked) => self.resource_proxy(req, &identity, asked).await,
             Route::ResourceMetrics(asked) => self.resource_metrics(&identity, asked, &query).await,
+            Route::ComponentStatuses { name } => {
+                let accept = req.headers().get(header::ACCEPT);
+                let accept = accept.and_then(|v| v.to_str().ok());
+                self.component_statuses(&identity, name, &query, accept)
+                    .await
+            }
             Route::PodPeers(asked) => self.pod_peers(&identity, asked, &query).await,
             Route::Review { kind, namespace } => self.review(req, &identity, kind, namespace).await,
             Route::Join | Route::MemberJoin => {

@@ -239,7 +239,8 @@ impl ApiError {
             code: Some(i32::from(self.code.as_u16())),
             details: self.details.as_deref().cloned(),
             message: Some(self.message.clone()),
-            reason: Some(self.reason.to_string()),
+            // kube's `StatusReasonUnknown` is empty, and left out.
+            reason: (!self.reason.is_empty()).then(|| self.reason.to_string()),
             status: Some("Failure".to_string()),
             metadata: Default::default(),
         }

@@ -162,4 +162,17 @@ def namespace_gone():
 
 
 wait_for("the namespace gone", namespace_gone)
+
+# ComponentStatus (deprecated, computed at each read): the store answers; this server
+# runs no scheduler, so no member holds its leader Lease.
+statuses = {cs.metadata.name: cs.conditions[0] for cs in core.list_component_status().items}
+assert list(statuses) == ["scheduler", "controller-manager", "etcd-0"], statuses
+assert (statuses["etcd-0"].type, statuses["etcd-0"].status, statuses["etcd-0"].message) == ("Healthy", "True", "ok")
+assert statuses["scheduler"].status == "False", statuses["scheduler"]
+assert statuses["scheduler"].error == "no member holds the leader Lease kube-system/kube-scheduler", statuses
+assert core.read_component_status("etcd-0").conditions[0].status == "True"
+only = core.list_component_status(field_selector="metadata.name=etcd-0").items
+assert [cs.metadata.name for cs in only] == ["etcd-0"], only
+e = expect_status(500, core.read_component_status, "nope")
+assert json.loads(e.body)["message"] == "Component not found: nope", e.body
 print("python client: ok")

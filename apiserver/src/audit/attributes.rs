@@ -182,6 +182,14 @@ fn attributes(method: &Method, route: Option<&Route>) -> (String, Option<Resourc
             let verb = if name.is_some() { "get" } else { "list" };
             (verb.into(), Some(target), false)
         }
+        Some(Route::ComponentStatuses { name }) => {
+            let target = Resource {
+                name: name.clone().unwrap_or_default(),
+                ..resource("", "v1", "componentstatuses")
+            };
+            let verb = if name.is_some() { "get" } else { "list" };
+            (verb.into(), Some(target), false)
+        }
         Some(Route::PodPeers(asked)) => {
             let target = Resource {
                 namespace: asked.namespace.clone().unwrap_or_default(),

@@ -86,6 +86,47 @@ impl<'a> Attributes<'a> {
             target: Target::NonResource { path },
         }
     }
+
+    /// The 403 kube-apiserver answers `user` when these attributes are not allowed
+    /// (`forbiddenMessage` wrapped by `NewForbidden`): `nodes.metrics.k8s.io "n1" is
+    /// forbidden: User "u" cannot get resource "nodes" in API group "metrics.k8s.io"
+    /// at the cluster scope`.
+    pub fn forbidden(&self, user: &str) -> ApiError {
+        let verb = self.verb;
+        let (group, resource, subresource, name) = match self.target {
+            Target::Resource {
+                group,
+                resource,
+                subresource,
+                name,
+            } => (group, resource, subresource, name),
+            Target::NonResource { path } => {
+                return ApiError::forbidden(format!(
+                    "forbidden: User \"{user}\" cannot {verb} path \"{path}\""
+                ));
+            }
+        };
+        let qualified = if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        };
+        let what = match name {
+            Some(n) => format!("{qualified} \"{n}\""),
+            None => qualified,
+        };
+        let full = match subresource {
+            Some(s) => format!("{resource}/{s}"),
+            None => resource.to_string(),
+        };
+        let scope = match self.namespace {
+            Some(ns) => format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".to_string(),
+        };
+        ApiError::forbidden(format!(
+            "{what} is forbidden: User \"{user}\" cannot {verb} resource \"{full}\" in API group \"{group}\" {scope}"
+        ))
+    }
 }
 
 fn has(list: &[String], wanted: &str) -> bool {

@@ -9,7 +9,7 @@
 //! ([`super::bootstrap::ensure_defaults`]).
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
-use rk8s_api::identities::{CONTROLLER_MANAGER, SCHEDULER, controller_of};
+use rk8s_api::identities::{CONTROLLER_MANAGER, SCHEDULER, controller_of, leases};
 
 use super::bootstrap::{READ, binding_to, role, rule};
 use super::controller_roles;
@@ -43,7 +43,7 @@ fn controller_manager() -> ClusterRole {
         // Leader election (the Lease rk8s' leader holds for the controllers).
         rule("create", "coordination.k8s.io", "leases"),
         PolicyRule {
-            resource_names: Some(vec!["kube-controller-manager".to_string()]),
+            resource_names: Some(vec![leases::CONTROLLER_MANAGER.to_string()]),
             ..rule("get update", "coordination.k8s.io", "leases")
         },
     ];
@@ -60,7 +60,7 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
             // Leader election.
             rule("create", "coordination.k8s.io", "leases"),
             PolicyRule {
-                resource_names: Some(vec!["kube-scheduler".to_string()]),
+                resource_names: Some(vec![leases::SCHEDULER.to_string()]),
                 ..rule("get update", "coordination.k8s.io", "leases")
             },
             rule(READ, "", "nodes"),

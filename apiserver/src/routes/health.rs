@@ -78,7 +78,7 @@ impl ApiServer {
     }
 
     /// Runs the check `name`.
-    async fn check(&self, name: &str) -> Result<(), String> {
+    pub(crate) async fn check(&self, name: &str) -> Result<(), String> {
         if name != "etcd" {
             return Ok(());
         }

@@ -2,10 +2,12 @@
 //! watch streams ([`watch`]), what is forwarded to nodes ([`nodes`]), joining
 //! ([`bootstrap`]), what Prometheus reads ([`metrics`]), the OpenAPI v2 document in
 //! JSON or protobuf ([`openapi`]), the review kinds ([`reviews`]), health ([`health`]) and the chaos endpoints
-//! ([`debug`]); the PodPeer projection ([`pod_peers`]). Each adds methods to [`crate::server::ApiServer`],
+//! ([`debug`]); the PodPeer projection ([`pod_peers`]); the
+//! control plane's health as `componentstatuses` ([`component_statuses`]). Each adds methods to [`crate::server::ApiServer`],
 //! whose `dispatch` picks one by route.
 
 pub mod bootstrap;
+pub mod component_statuses;
 pub mod debug;
 pub mod health;
 pub mod metrics;

@@ -90,15 +90,7 @@ impl ApiServer {
             },
         };
         if !self.handlers.may(identity, &a)? {
-            let scope = match namespace {
-                Some(ns) => format!("in the namespace \"{ns}\""),
-                None => "at the cluster scope".to_string(),
-            };
-            return Err(ApiError::forbidden(format!(
-                "{resource}.metrics.k8s.io is forbidden: User \"{}\" cannot {} resource \"{resource}\" in API group \"metrics.k8s.io\" {scope}",
-                identity.user(),
-                a.verb
-            )));
+            return Err(a.forbidden(&identity.user()));
         }
         let dialer = self.dialer()?;
         crate::resource_metrics::serve(&self.handlers, dialer, &asked, query)

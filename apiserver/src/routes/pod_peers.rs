@@ -144,19 +144,7 @@ impl ApiServer {
         if matches!(identity, Identity::Node(_)) || self.handlers.may(identity, &a)? {
             return Ok(());
         }
-        let scope = match &asked.namespace {
-            Some(ns) => format!("in the namespace \"{ns}\""),
-            None => "at the cluster scope".to_string(),
-        };
-        Err(ApiError::forbidden(format!(
-            "{}.{} is forbidden: User \"{}\" cannot {} resource \"{}\" in API group \"{}\" {scope}",
-            peer::PLURAL,
-            peer::GROUP,
-            identity.user(),
-            a.verb,
-            peer::PLURAL,
-            peer::GROUP,
-        )))
+        Err(a.forbidden(&identity.user()))
     }
 
     /// `?watch=true` on PodPeers: the pods' watch, projected.

@@ -183,16 +183,7 @@ impl ApiServer {
                 },
             };
             if !self.handlers.may(identity, &r)? {
-                let scope = match &namespace {
-                    Some(ns) => format!("in the namespace \"{ns}\""),
-                    None => "at the cluster scope".to_string(),
-                };
-                return Err(ApiError::forbidden(format!(
-                    "{plural}.{group} is forbidden: User \"{}\" cannot create resource \"{plural}\" in API group \"{group}\" {scope}",
-                    identity.user(),
-                    plural = kind.plural(),
-                    group = kind.group(),
-                )));
+                return Err(r.forbidden(&identity.user()));
             }
         }
         let header = |name| {

@@ -23,6 +23,8 @@ mod storage;
 mod workloads;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ComponentStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rk8s_api::{AnyObject, ObjectKind};
 use serde_json::{Value, json};
 
@@ -248,30 +250,46 @@ fn table_at(
     include_object: Option<&str>,
     now: Timestamp,
 ) -> Value {
-    let cols: Vec<Value> = columns(kind)
-        .iter()
-        .map(|c| {
-            json!({"name": c.name, "type": c.ty, "format": c.format,
-                   "description": "", "priority": c.priority})
-        })
-        .collect();
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let object = match include_object {
-                Some("None") => Value::Null,
-                Some("Object") => o.to_value(),
-                _ => json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": serde_json::to_value(o.metadata()).unwrap_or(Value::Null),
-                }),
-            };
+            let object = shown(include_object, o.metadata(), || o.to_value());
             let mut row = json!({"cells": cells(o, now), "object": object});
             if let Some(c) = conditions(o) {
                 row["conditions"] = c;
             }
             row
+        })
+        .collect();
+    render(columns(kind), rows, resource_version, continue_token)
+}
+
+/// The object a row carries as `includeObject` asks (`None`, `Object`, or the
+/// default `Metadata`): `whole` is the object itself.
+fn shown(include_object: Option<&str>, meta: &ObjectMeta, whole: impl FnOnce() -> Value) -> Value {
+    match include_object {
+        Some("None") => Value::Null,
+        Some("Object") => whole(),
+        _ => json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": serde_json::to_value(meta).unwrap_or(Value::Null),
+        }),
+    }
+}
+
+/// The `Table` of `rows` under `columns`.
+fn render(
+    columns: &[Column],
+    rows: Vec<Value>,
+    resource_version: &str,
+    continue_token: Option<&str>,
+) -> Value {
+    let cols: Vec<Value> = columns
+        .iter()
+        .map(|c| {
+            json!({"name": c.name, "type": c.ty, "format": c.format,
+                   "description": "", "priority": c.priority})
         })
         .collect();
     let mut metadata = json!({"resourceVersion": resource_version});
@@ -285,6 +303,48 @@ fn table_at(
         "columnDefinitions": cols,
         "rows": rows,
     })
+}
+
+/// `kubectl get componentstatuses` (kube's `printComponentStatus`).
+const COMPONENT_STATUS: &[Column] = &[
+    NAME,
+    col("Status", "string"),
+    col("Message", "string"),
+    col("Error", "string"),
+];
+
+/// A `Table` of component statuses (computed at each read, never stored): `Healthy`
+/// when the `Healthy` condition is `True`, `Unhealthy` when it is not, `Unknown`
+/// without one, as kube prints them.
+pub fn component_statuses(items: &[ComponentStatus], include_object: Option<&str>) -> Value {
+    let rows = items
+        .iter()
+        .map(|cs| {
+            let healthy = cs
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == "Healthy");
+            let (status, message, error) = match healthy {
+                Some(c) => (
+                    if c.status == "True" {
+                        "Healthy"
+                    } else {
+                        "Unhealthy"
+                    },
+                    c.message.clone().unwrap_or_default(),
+                    c.error.clone().unwrap_or_default(),
+                ),
+                None => ("Unknown", String::new(), String::new()),
+            };
+            let name = cs.metadata.name.clone().unwrap_or_default();
+            let object = shown(include_object, &cs.metadata, || {
+                serde_json::to_value(cs).unwrap_or(Value::Null)
+            });
+            json!({"cells": [name, status, message, error], "object": object})
+        })
+        .collect();
+    render(COMPONENT_STATUS, rows, "", None)
 }
 
 #[cfg(test)]
