@@ -110,6 +110,14 @@ async fn a_deleted_namespace_terminates_empties_and_goes_once_finalized() {
     // The first DELETE marks it: Terminating, with a deletion timestamp.
     let out = server.kubectl_ok(&["delete", "namespace", "shop", "--wait=false"]);
     assert!(out.contains("namespace \"shop\" deleted"), "{out}");
+    // Made again while it terminates: kube's words for a name still being deleted.
+    let (ok, out) = server.kubectl(&["create", "namespace", "shop"]);
+    assert!(
+        !ok && out.contains(
+            "(AlreadyExists): object is being deleted: namespaces \"shop\" already exists"
+        ),
+        "{out}"
+    );
     let shop = namespaces.get("shop").await.unwrap();
     assert!(shop.metadata.deletion_timestamp.is_some());
     assert_eq!(
@@ -274,7 +282,9 @@ async fn finalize_by_hand_removes_a_stuck_namespace_and_what_it_held() {
         "{out}"
     );
 
-    // The well-known way out of a stuck namespace: its finalizers emptied by hand.
+    // The well-known way out of a stuck namespace: its finalizers emptied by hand (on
+    // the namespace as it is now: the controller may have written its status).
+    let mut stuck = namespaces.get("stuck").await.unwrap();
     stuck.spec.as_mut().unwrap().finalizers = Some(Vec::new());
     std::fs::write(dir.join("ns.json"), serde_json::to_vec(&stuck).unwrap()).unwrap();
     server.kubectl_ok(&[

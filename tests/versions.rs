@@ -212,6 +212,36 @@ fn server_side_apply_of_a_v1_manifest_owns_its_fields(server: &Server, dir: &std
     let v2 = json_of(server, &["get", "hpa", "ssa", "-o", "json"]);
     assert_eq!(v2["spec"]["maxReplicas"], 9);
     assert!(v2["spec"].get("behavior").is_none(), "{v2}");
+    // A third manager applies one field: it owns that field alone (the fields a v1
+    // object requires are not made up for it), so nobody's conflicts with it.
+    let partial = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "ssa"}, "spec": {"minReplicas": 2}});
+    let file = write_manifest(dir, "partial.json", &partial);
+    server.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=third",
+        "-f",
+        &file,
+    ]);
+    let v2 = json_of(
+        server,
+        &["get", "hpa", "ssa", "-o", "json", "--show-managed-fields"],
+    );
+    assert_eq!(v2["spec"]["minReplicas"], 2);
+    assert_eq!(v2["spec"]["maxReplicas"], 9);
+    assert_eq!(v2["spec"]["scaleTargetRef"]["name"], "web");
+    let third = v2["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["manager"] == "third")
+        .unwrap();
+    assert_eq!(
+        third["fieldsV1"],
+        json!({"f:spec": {"f:minReplicas": {}}}),
+        "{third}"
+    );
 }
 
 #[test]

@@ -59,6 +59,28 @@ impl Alias {
         (self.from_served)(served)
     }
 
+    /// An applied configuration (server-side apply) written in the served version as
+    /// the stored version's, holding only what it sets: the fields a conversion fills
+    /// in by itself (a typed form's required fields at their zero value, such as a v1
+    /// HPA's `maxReplicas: 0`) are left out where the configuration has nothing at
+    /// their path, so that a partial configuration owns no field it does not name.
+    pub fn applied(&self, served: Value) -> Result<Value, String> {
+        let mut skeleton = serde_json::Map::new();
+        for key in ["apiVersion", "kind", "metadata"] {
+            if let Some(v) = served.get(key) {
+                skeleton.insert(key.to_string(), v.clone());
+            }
+        }
+        let stored = self.from_served(served.clone())?;
+        // What the conversion makes of nothing but the object's names.
+        let Ok(filled) = self.from_served(Value::Object(skeleton)) else {
+            return Ok(stored);
+        };
+        let mut stored = stored;
+        leave_out_filled(&mut stored, &filled, Some(&served));
+        Ok(stored)
+    }
+
     /// The fields of `body` (in the served version) that the served version does not
     /// have, by path (`spec.foo`): what `fieldValidation` warns of or refuses.
     pub fn unknown_fields(&self, body: &Value) -> Result<Vec<String>, String> {
@@ -82,6 +104,27 @@ impl Alias {
             .find(|(served, _)| *served == label)
             .map_or(label, |(_, stored)| stored)
     }
+}
+
+/// Removes from `converted` what equals `filled` (the conversion of nothing) where
+/// `input` has nothing at the same path: fields the conversion filled in, not ones the
+/// input set.
+fn leave_out_filled(converted: &mut Value, filled: &Value, input: Option<&Value>) {
+    let (Value::Object(c), Value::Object(f)) = (converted, filled) else {
+        return;
+    };
+    c.retain(|key, value| {
+        let given = input.and_then(|i| i.get(key));
+        let Some(default) = f.get(key) else {
+            return true;
+        };
+        if given.is_none() && value == default {
+            return false;
+        }
+        leave_out_filled(value, default, given);
+        // An object left empty held only filled-in fields.
+        given.is_some() || !value.as_object().is_some_and(serde_json::Map::is_empty)
+    });
 }
 
 /// `body` decoded as `T` and written again.

@@ -229,8 +229,21 @@ impl Filter {
         }
     }
 
-    /// Reads `labelSelector` and `fieldSelector`; 400 if either does not parse.
+    /// Reads `labelSelector` and `fieldSelector`; 400 if either does not parse or
+    /// selects a field `kind` does not have.
     pub fn from_query(kind: &ObjectKind, q: &Query) -> ApiResult<Self> {
+        let filter = Self::parse(q)?;
+        if let Some(f) = &filter.fields {
+            f.check(kind)
+                .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
+        }
+        Ok(filter)
+    }
+
+    /// Reads `labelSelector` and `fieldSelector` for what is not a stored kind (the
+    /// computed ones, whose fields [`Self::matches_with`] gives); 400 if either does
+    /// not parse.
+    pub fn parse(q: &Query) -> ApiResult<Self> {
         let labels = q
             .get("labelSelector")
             .filter(|s| !s.is_empty())
@@ -243,15 +256,20 @@ impl Filter {
             .get("fieldSelector")
             .filter(|s| !s.is_empty())
             .map(|s| {
-                let f: FieldSelector = s
-                    .parse()
-                    .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
-                f.check(kind)
-                    .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
-                Ok::<_, ApiError>(f)
+                s.parse::<FieldSelector>()
+                    .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))
             })
             .transpose()?;
         Ok(Filter { labels, fields })
+    }
+
+    /// Whether an object with `labels` and the fields `value` gives is selected.
+    pub fn matches_with(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+        value: impl Fn(&str) -> Option<String>,
+    ) -> bool {
+        self.matches_labels(labels) && self.fields.as_ref().is_none_or(|f| f.matches_with(value))
     }
 
     /// Whether the filter reads labels only (no field selector): then an object's

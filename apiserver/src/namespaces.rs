@@ -9,16 +9,17 @@
 //! - nothing new may be created in a terminating namespace (403, cause
 //!   `NamespaceTerminating`: [`crate::admission::namespace_lifecycle`]).
 //!
-//! Right before the namespace record goes, whatever is still stored under it goes, in
-//! one transaction: only a `finalize` forced by hand leaves content behind, and
-//! Kubernetes would keep it in etcd, out of reach of every API. (A failure between
-//! the two leaves an empty, finalized namespace that the next DELETE removes.)
+//! Whatever is still stored under the namespace goes with its record, in the same
+//! transaction (and only if the record is still the one read): only a `finalize`
+//! forced by hand leaves content behind, and Kubernetes would keep it in etcd, out of
+//! reach of every API. A DELETE is pinned to the UID it first read, as kube's: a
+//! namespace removed and made anew meanwhile is a 409, never a second deletion.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use rk8s_api::AnyObject;
 use rk8s_api::object::kinds;
 use rk8s_raftstore::prefix_end;
-use rk8s_raftstore::proto::{DeleteRangeRequest, RequestOp, TxnRequest, request_op};
+use rk8s_raftstore::proto::{DeleteRangeRequest, RequestOp, request_op};
 
 use crate::auth::check_access;
 use crate::call::Call;
@@ -63,11 +64,20 @@ impl Handlers {
             )));
         }
         let kind = &c.req.kind;
+        let first_uid = &std::sync::OnceLock::new();
         let outcome = self
             .registry
             .update_waiting(kind, None, name, |current| async move {
                 check_access(&c.access, c.identity, c.req, name, None)?;
-                check_preconditions(kind, name, options, &current)?;
+                // kube's "Ensure we have a UID precondition": the one first read.
+                let first: &Option<String> =
+                    first_uid.get_or_init(|| current.metadata().uid.clone());
+                let mut pinned = options.clone();
+                let pre = pinned.preconditions.get_or_insert_with(Default::default);
+                if pre.uid.is_none() {
+                    pre.uid.clone_from(first);
+                }
+                check_preconditions(kind, name, &pinned, &current)?;
                 let attempt = crate::webhooks::Attempt {
                     operation: crate::webhooks::matching::Operation::Delete,
                     kind: *kind,
@@ -81,13 +91,8 @@ impl Handlers {
                 self.validating_webhooks(&attempt, None).await?;
                 Ok(match namespace_deletion(current, options)? {
                     Change::Replace(o) | Change::Delete(o) if is_dry(options) => Change::DryRun(o),
-                    // Its content first: a failure between the two leaves an empty
-                    // finalized namespace, which the next DELETE removes.
-                    Change::Delete(o) => {
-                        if matches!(o, AnyObject::Namespace(_)) {
-                            self.sweep_namespace(kind, name).await?;
-                        }
-                        Change::Delete(o)
+                    Change::Delete(o) if matches!(o, AnyObject::Namespace(_)) => {
+                        Change::DeleteWith(o, self.sweep_ops(name))
                     }
                     change => change,
                 })
@@ -103,19 +108,15 @@ impl Handlers {
         Ok(Reply::object(http::StatusCode::OK, obj, Vec::new()))
     }
 
-    /// Deletes whatever is still stored in the removed namespace `name`, every kind's
-    /// keys under it in one transaction.
-    pub(crate) async fn sweep_namespace(
-        &self,
-        kind: &rk8s_api::ObjectKind,
-        name: &str,
-    ) -> ApiResult<()> {
+    /// The operations that delete whatever is still stored in the namespace `name`:
+    /// every namespaced kind's keys under it, custom kinds' too.
+    pub(crate) fn sweep_ops(&self, name: &str) -> Vec<RequestOp> {
         let custom = self
             .custom
             .all()
             .into_iter()
             .filter_map(|s| s.storage_version().map(|v| v.kind));
-        let success: Vec<RequestOp> = kinds()
+        kinds()
             .into_iter()
             .chain(custom)
             .filter(|k| k.is_namespaced())
@@ -128,17 +129,6 @@ impl Handlers {
                     })),
                 }
             })
-            .collect();
-        let txn = TxnRequest {
-            compare: Vec::new(),
-            success,
-            failure: Vec::new(),
-        };
-        self.registry
-            .store()
-            .txn(txn)
-            .await
-            .map_err(|e| crate::status::store_error(kind, name, e))?;
-        Ok(())
+            .collect()
     }
 }

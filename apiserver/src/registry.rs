@@ -215,7 +215,10 @@ impl Registry {
                 created.metadata_mut().resource_version = Some(resp.revision.to_string());
                 Ok(created)
             }
-            Err(StoreError::Conflict { .. }) => Err(ApiError::already_exists(&kind, obj.name())),
+            Err(StoreError::Conflict { .. }) => {
+                let current = self.find(&kind, obj.namespace(), obj.name()).await?;
+                Err(exists(&kind, obj.name(), current.as_ref()))
+            }
             Err(e) => Err(crate::status::store_error(&kind, obj.name(), e)),
         }
     }
@@ -266,18 +269,9 @@ impl Registry {
         let expected = resource_version(obj)?;
         if let AnyObject::Service(svc) = obj {
             let taken = self.allocation_keys(&kind).await?;
-            let mut success = vec![RequestOp {
-                request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
-                    key: obj.storage_key().into_bytes(),
-                    range_end: Vec::new(),
-                })),
-            }];
-            success.extend(allocator::release_all(svc, &taken));
-            return match self.object_txn(obj, expected, Vec::new(), success).await? {
-                Some(revision) => Ok(revision),
-                // Only the object's own condition was asked: it held.
-                None => Err(ApiError::modified(&kind, obj.name())),
-            };
+            return self
+                .remove_with(obj, allocator::release_all(svc, &taken))
+                .await;
         }
         match self
             .store
@@ -289,6 +283,24 @@ impl Registry {
                 Err(ApiError::not_found(&kind, obj.name()))
             }
             Err(e) => Err(crate::status::store_error(&kind, obj.name(), e)),
+        }
+    }
+
+    /// Deletes an object at the `resourceVersion` it carries and runs `ops` in the same
+    /// transaction; returns the revision of the deletion.
+    pub async fn remove_with(&self, obj: &AnyObject, ops: Vec<RequestOp>) -> ApiResult<i64> {
+        let expected = resource_version(obj)?;
+        let mut success = vec![RequestOp {
+            request: Some(request_op::Request::DeleteRange(DeleteRangeRequest {
+                key: obj.storage_key().into_bytes(),
+                range_end: Vec::new(),
+            })),
+        }];
+        success.extend(ops);
+        match self.object_txn(obj, expected, Vec::new(), success).await? {
+            Some(revision) => Ok(revision),
+            // Only the object's own condition was asked: it held.
+            None => Err(ApiError::modified(&obj.kind(), obj.name())),
         }
     }
 
@@ -340,6 +352,10 @@ impl Registry {
                     _ => self.replace(&new).await.map(Updated::Replaced),
                 },
                 Change::Delete(old) => self.remove(&old).await.map(|r| Updated::Deleted(old, r)),
+                Change::DeleteWith(old, ops) => self
+                    .remove_with(&old, ops)
+                    .await
+                    .map(|r| Updated::Deleted(old, r)),
             };
             match result {
                 Err(e) if e.reason == "Conflict" && attempt < UPDATE_ATTEMPTS => continue,
@@ -455,7 +471,7 @@ impl Registry {
         };
         match (expected, now) {
             (e, n) if e == n => Ok(None),
-            (0, _) => Err(ApiError::already_exists(&kind, obj.name())),
+            (0, _) => Err(exists(&kind, obj.name(), current.as_ref())),
             (_, 0) => Err(ApiError::not_found(&kind, obj.name())),
             _ => Err(ApiError::modified(&kind, obj.name())),
         }
@@ -508,6 +524,17 @@ impl Registry {
     }
 }
 
+/// kube's 409 `AlreadyExists` for a create that found `current` under its name, which
+/// says `object is being deleted: ` when that one is (kube's generic store does: a
+/// namespace still terminating, a pod in its grace period).
+fn exists(kind: &ObjectKind, name: &str, current: Option<&AnyObject>) -> ApiError {
+    let mut e = ApiError::already_exists(kind, name);
+    if current.is_some_and(|o| o.metadata().deletion_timestamp.is_some()) {
+        e.message = format!("object is being deleted: {}", e.message);
+    }
+    e
+}
+
 /// What a read-modify-write does with the current object.
 #[derive(Debug)]
 pub enum Change {
@@ -517,6 +544,10 @@ pub enum Change {
     Replace(AnyObject),
     /// Delete this object (at its resourceVersion): its last finalizer is gone.
     Delete(AnyObject),
+    /// [`Change::Delete`], with these operations in the same transaction (a removed
+    /// namespace's content swept), which run only if the object is still at its
+    /// resourceVersion.
+    DeleteWith(AnyObject, Vec<RequestOp>),
     /// Write nothing, answer with this object (`dryRun=All`).
     DryRun(AnyObject),
 }

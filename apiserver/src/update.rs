@@ -257,10 +257,9 @@ impl Handlers {
             if asked.dry {
                 return Ok(Change::DryRun(new));
             }
-            // A namespace's content goes first: a failure between the two leaves an
-            // empty finalized namespace, which the next DELETE removes.
+            // A namespace's content goes with it, in the same transaction.
             if matches!(new, AnyObject::Namespace(_)) {
-                self.sweep_namespace(&kind, name).await?;
+                return Ok(Change::DeleteWith(current, self.sweep_ops(name)));
             }
             return Ok(Change::Delete(current));
         }

@@ -101,6 +101,21 @@ const OK: [(&str, &str); 5] = [
     ),
 ];
 
+/// Errors as client-go's `utilerrors.NewAggregate` prints them: in their order,
+/// repeats left out, in brackets when there are several.
+fn aggregate(errors: &[String]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for e in errors {
+        if !seen.contains(&e.as_str()) {
+            seen.push(e);
+        }
+    }
+    match seen.as_slice() {
+        [one] => one.to_string(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
+
 /// (reason, message) of each of the five conditions for `census`: `Some` where it
 /// reports a problem (status `True`), in kube's words.
 fn problems(census: &Census) -> [Option<(&'static str, String)>; 5] {
@@ -121,7 +136,7 @@ fn problems(census: &Census) -> [Option<(&'static str, String)>; 5] {
                 format!(
                     "Failed to delete all resource types, {} remaining: {}",
                     census.deletion_failures.len(),
-                    listed(census.deletion_failures.clone())
+                    aggregate(&census.deletion_failures)
                 ),
             )
         }),
@@ -192,6 +207,9 @@ pub fn update_conditions(status: &mut NamespaceStatus, census: &Census, now: &Ti
     changed
 }
 
+/// The shortest wait between passes while pods are stopping.
+pub const STOPPING_WAIT: Duration = Duration::from_secs(1);
+
 /// What to do after a pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -203,8 +221,10 @@ pub enum Next {
 
 /// What follows a pass that found `census`, the `attempt`th in a row that found no
 /// less than the one before (from 0): finalized only when nothing remains and nothing
-/// failed; otherwise again after a wait doubling from 250 ms up to [`MAX_WAIT`] (kube
-/// waits half the estimate plus one second, or backs off on failures).
+/// failed; otherwise again after a wait doubling from 250 ms up to [`MAX_WAIT`], at
+/// least [`STOPPING_WAIT`] while pods are stopping (each pass deletes every one of
+/// them again; kube waits half the estimate plus one second, or backs off on
+/// failures).
 pub fn next(census: &Census, attempt: u32) -> Next {
     let done = census.remaining.is_empty()
         && census.deletion_failures.is_empty()
@@ -212,8 +232,11 @@ pub fn next(census: &Census, attempt: u32) -> Next {
     if done {
         return Next::Finalize;
     }
-    let backoff = Duration::from_millis(250).saturating_mul(1 << attempt.min(8));
-    Next::LookAgain(backoff.min(MAX_WAIT))
+    let mut wait = Duration::from_millis(250).saturating_mul(1 << attempt.min(8));
+    if census.estimate > 0 {
+        wait = wait.max(STOPPING_WAIT);
+    }
+    Next::LookAgain(wait.min(MAX_WAIT))
 }
 
 #[cfg(test)]
@@ -309,12 +332,15 @@ mod tests {
                 "Failed to delete all resource types, 1 remaining: unexpected items still remain in namespace: team for gvr: /v1, Resource=configmaps"
             )
         );
+        assert_eq!(aggregate(&["b".into(), "a".into(), "b".into()]), "[b, a]");
+        assert_eq!(aggregate(&["a".into(), "a".into()]), "a");
         // Pods still stopping are waited for, not a failure.
         let mut stopping = Census::default();
         count_remaining(&mut stopping, PODS, 30, [&[][..]], "team");
         assert_eq!(stopping.estimate, 30);
         assert!(stopping.deletion_failures.is_empty());
-        assert!(matches!(next(&stopping, 1), Next::LookAgain(_)));
+        assert_eq!(next(&stopping, 1), Next::LookAgain(STOPPING_WAIT));
+        assert_eq!(next(&stopping, 3), Next::LookAgain(Duration::from_secs(2)));
     }
 
     #[test]

@@ -149,6 +149,7 @@ stuck = wait_for("the held ConfigMap reported", held_back)
 assert condition(stuck, "NamespaceFinalizersRemaining").message == (
     "Some content in the namespace has finalizers remaining: example.org/hold in 1 resource instances"
 ), stuck.status
+stuck = core.read_namespace("py-ns")  # as it is now: the controller may have written its status
 stuck.spec.finalizers = []
 core.replace_namespace_finalize("py-ns", stuck)
 

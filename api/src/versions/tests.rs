@@ -117,3 +117,40 @@ fn events_are_one_store_seen_through_both_apis() {
     );
     assert!(alias_for("apps", "v1", "deployments").is_none());
 }
+
+#[test]
+fn an_applied_v1_configuration_owns_only_what_it_sets() {
+    let hpa = alias("autoscaling/v1");
+    let partial = json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "d"},
+        "spec": {"minReplicas": 3, "scaleTargetRef": {"name": "web"}}
+    });
+    // Converted as a whole, the typed v1 form fills in what it requires.
+    let whole = hpa.from_served(partial.clone()).unwrap();
+    assert_eq!(whole["spec"]["maxReplicas"], 0);
+    assert_eq!(whole["spec"]["scaleTargetRef"]["kind"], "");
+    // Applied, only what the configuration names.
+    let applied = hpa.applied(partial).unwrap();
+    assert_eq!(
+        applied,
+        json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "d"},
+            "spec": {"minReplicas": 3, "scaleTargetRef": {"name": "web"}}
+        })
+    );
+    // A value set to the zero a conversion would fill in is kept: it was asked.
+    let zero = json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"maxReplicas": 0, "targetCPUUtilizationPercentage": 50}
+    });
+    let applied = hpa.applied(zero).unwrap();
+    assert_eq!(applied["spec"]["maxReplicas"], 0);
+    assert_eq!(
+        applied["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        50
+    );
+    assert!(applied["spec"].get("scaleTargetRef").is_none(), "{applied}");
+}

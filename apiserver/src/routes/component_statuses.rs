@@ -13,15 +13,14 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ComponentCondition, ComponentStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube_core::SelectorExt;
 use rk8s_api::identities::leases;
-use rk8s_api::selector::{FieldSelector, parse_label_selector};
 use rk8s_api::{AnyObject, ObjectKind};
 use rk8s_http::body::{Body, json_response, yaml_response};
 use serde_json::json;
 
 use crate::auth::Identity;
 use crate::content::Encoding;
+use crate::list_options::Filter;
 use crate::rbac::{Attributes, Target};
 use crate::request::Query;
 use crate::server::ApiServer;
@@ -160,38 +159,18 @@ impl ApiServer {
         })
     }
 
-    /// Every component the selectors of `query` choose, probed.
+    /// Every component the selectors of `query` choose, probed at once (as kube
+    /// probes them, one goroutine each).
     async fn selected(&self, query: &Query) -> ApiResult<Vec<ComponentStatus>> {
-        let labels = query
-            .get("labelSelector")
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                parse_label_selector(s)
-                    .map_err(|e| ApiError::bad_request(format!("labelSelector: {e}")))
-            })
-            .transpose()?;
-        let fields = query
-            .get("fieldSelector")
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<FieldSelector>()
-                    .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))
-            })
-            .transpose()?;
-        let mut items = Vec::new();
-        for (component, lease) in COMPONENTS {
-            let cs = self.probe(component, lease).await;
-            // A component status has no labels.
-            let no_labels = std::collections::BTreeMap::new();
-            let labelled = labels.as_ref().is_none_or(|l| l.matches(&no_labels));
-            let fielded = fields
-                .as_ref()
-                .is_none_or(|f| f.matches_with(|field| Some(field_value(&cs, field))));
-            if labelled && fielded {
-                items.push(cs);
-            }
-        }
-        Ok(items)
+        let filter = Filter::parse(query)?;
+        let probes = COMPONENTS.map(|(component, lease)| self.probe(component, lease));
+        let statuses = futures_util::future::join_all(probes).await;
+        // A component status has no labels.
+        let no_labels = std::collections::BTreeMap::new();
+        Ok(statuses
+            .into_iter()
+            .filter(|cs| filter.matches_with(&no_labels, |field| Some(field_value(cs, field))))
+            .collect())
     }
 
     /// The status of `component`: its Lease's (`lease`), or the store's.

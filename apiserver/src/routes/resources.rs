@@ -133,7 +133,7 @@ impl ApiServer {
         {
             let mode = crate::decode::field_validation(query)?;
             (body, conversion_warnings) =
-                super::versions::stored_body(a, &content_type, &body, mode)?;
+                super::versions::stored_body(a, &content_type, &body, mode, false)?;
             content_type = "application/json".to_string();
         }
         let call = Call {

@@ -65,12 +65,13 @@ pub fn stored_query(alias: &Alias, query: &Query) -> Query {
 /// A create's or update's body (JSON, YAML or protobuf, in the served version) as
 /// the stored version's JSON, and what `fieldValidation` (`mode`) says of its fields
 /// the served version does not have (or its repeated keys): the warnings, or the 400
-/// of `Strict`.
+/// of `Strict`. An applied configuration (`apply`) keeps only the fields it sets.
 pub(crate) fn stored_body(
     alias: &Alias,
     content_type: &str,
     body: &[u8],
     mode: FieldValidation,
+    apply: bool,
 ) -> ApiResult<(Bytes, Vec<String>)> {
     let parsed = parse_body(content_type, body, mode)?;
     let unknown = match mode {
@@ -80,9 +81,12 @@ pub(crate) fn stored_body(
             .map_err(|e| not_handled(alias, &e))?,
     };
     let warnings = field_problems(&unknown, &parsed.duplicates, mode)?;
-    let stored = alias
-        .from_served(parsed.value)
-        .map_err(|e| not_handled(alias, &e))?;
+    let stored = if apply {
+        alias.applied(parsed.value)
+    } else {
+        alias.from_served(parsed.value)
+    }
+    .map_err(|e| not_handled(alias, &e))?;
     Ok((
         Bytes::from(serde_json::to_vec(&stored).unwrap_or_default()),
         warnings,
@@ -97,7 +101,7 @@ pub async fn patch(handlers: &Handlers, alias: &Alias, c: &Call<'_>) -> ApiResul
     // stored version (the manager's fields are tracked in the stored version's terms).
     if crate::apply::is_apply(&c.content_type) {
         let mode = field_validation(c.query)?;
-        let (body, warnings) = stored_body(alias, "application/yaml", &c.body, mode)?;
+        let (body, warnings) = stored_body(alias, "application/yaml", &c.body, mode, true)?;
         let apply = Call {
             identity: c.identity,
             access: c.access.clone(),
