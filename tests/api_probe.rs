@@ -159,7 +159,7 @@ async fn a_repeated_json_key_fails_strict_validation_and_is_a_warning_by_default
     assert_eq!(strict.json()["reason"], "BadRequest");
     assert_eq!(
         strict.message(),
-        r#"strict decoding error: duplicate field "metadata.name""#
+        r#"Node in version "v1" cannot be handled as a Node: strict decoding error: duplicate field "metadata.name""#
     );
     // `Warn`, the default: created (the last value wins), with a warning.
     let warned = send(
@@ -188,8 +188,28 @@ async fn a_repeated_json_key_fails_strict_validation_and_is_a_warning_by_default
     assert_eq!(strict.status, 400, "{}", strict.body);
     assert_eq!(
         strict.message(),
-        "strict decoding error: yaml: unmarshal errors:\n  line 5: key \"name\" already set in map"
+        "Node in version \"v1\" cannot be handled as a Node: strict decoding error: yaml: unmarshal errors:\n  line 5: key \"name\" already set in map"
     );
+    // A patch that brings an unknown field: kube's 422 on `patch`, naming the
+    // patched object.
+    let patched = send(
+        &server,
+        Method::PATCH,
+        "/api/v1/nodes/d2?fieldValidation=Strict",
+        "application/merge-patch+json",
+        br#"{"spec": {"bogus": 1}}"#,
+    )
+    .await;
+    assert_eq!(patched.status, 422, "{}", patched.body);
+    let status = patched.json();
+    assert_eq!(status["reason"], "Invalid");
+    let message = patched.message();
+    assert!(
+        message.starts_with(r#" "" is invalid: patch: Invalid value: "{\"apiVersion\":\"v1\""#)
+            && message.ends_with(r#"": strict decoding error: unknown field "spec.bogus""#),
+        "{message}"
+    );
+    assert_eq!(status["details"]["causes"][0]["field"], "patch");
     assert_alive(&server).await;
 }
 

@@ -444,7 +444,9 @@ spec: {cronSpec: "0 3 * * *", image: busybox:1.36, port: http, extra: {anything:
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("strict decoding error: unknown field \"spec.unknown\""),
+        err.contains(
+            "CronTab in version \"v1\" cannot be handled as a CronTab: strict decoding error: unknown field \"spec.unknown\""
+        ),
         "{err}"
     );
     check(

@@ -152,7 +152,7 @@ fn an_autoscaling_v1_hpa_is_a_v2_one_seen_in_v1() {
     let (ok, out) = server.kubectl(&["create", "-f", &file]);
     assert!(
         !ok && out.contains(
-            "strict decoding error: unknown field \"spec.targetCPUUtilizationPercentag\""
+            "HorizontalPodAutoscaler in version \"v1\" cannot be handled as a HorizontalPodAutoscaler: strict decoding error: unknown field \"spec.targetCPUUtilizationPercentag\""
         ),
         "{out}"
     );

@@ -242,7 +242,7 @@ impl<'de> serde::de::Visitor<'de> for &JsonWalk {
 /// as unknown only.
 pub(crate) fn decode_value(
     kind: &ObjectKind,
-    value: Value,
+    value: &Value,
     duplicates: &[Duplicate],
     mode: FieldValidation,
 ) -> ApiResult<(AnyObject, Vec<String>)> {
@@ -257,7 +257,7 @@ pub(crate) fn decode_value(
             }
         }
     }
-    let obj = AnyObject::from_value_ref(kind, &value)
+    let obj = AnyObject::from_value_ref(kind, value)
         .ok_or_else(|| ApiError::internal(format!("kind {} is not served", kind.kind)))?
         .map_err(|e| {
             ApiError::bad_request(format!(
@@ -271,10 +271,64 @@ pub(crate) fn decode_value(
         })?;
     let mut unknown = Vec::new();
     if mode != FieldValidation::Ignore {
-        rk8s_api::path::unknown_fields(&value, &obj.to_value(), &FieldPath::root(), &mut unknown);
+        rk8s_api::path::unknown_fields(value, &obj.to_value(), &FieldPath::root(), &mut unknown);
     }
     let unknown: Vec<String> = unknown.iter().map(|(path, _)| path.to_string()).collect();
     Ok((obj, field_problems(&unknown, duplicates, mode)?))
+}
+
+/// How a request words its body's strict decoding errors, as kube-apiserver's
+/// handlers do.
+#[derive(Clone, Copy)]
+pub(crate) enum Brought<'a> {
+    /// A create or an update (`transformDecodeError`): `Pod in version "v1" cannot
+    /// be handled as a Pod: strict decoding error: unknown field "restartPolicy"`.
+    Body(&'a ObjectKind),
+    /// A JSON, merge or strategic merge patch: a 422 on the field `patch`, whose
+    /// value is the patched object (`patch: Invalid value: "{…}": strict decoding
+    /// error: …`).
+    Patch(&'a Value),
+}
+
+/// `e` worded as the request that `brought` the body words it, if it is a strict
+/// decoding error (other errors are returned as they are).
+pub(crate) fn reworded(e: ApiError, brought: Brought<'_>) -> ApiError {
+    if e.code != http::StatusCode::BAD_REQUEST || !e.message.starts_with("strict decoding error: ")
+    {
+        return e;
+    }
+    match brought {
+        Brought::Body(kind) => ApiError {
+            message: format!(
+                "{} in version {:?} cannot be handled as a {}: {}",
+                kind.kind, kind.version, kind.kind, e.message
+            ),
+            ..e
+        },
+        Brought::Patch(patched) => {
+            // Go's %q of the patched object's JSON.
+            let quoted = serde_json::to_string(&patched.to_string()).unwrap_or_default();
+            let detail = format!("Invalid value: {quoted}: {}", e.message);
+            let cause = k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusCause {
+                field: Some("patch".into()),
+                message: Some(detail.clone()),
+                reason: Some("FieldValueInvalid".into()),
+            };
+            ApiError {
+                details: Some(Box::new(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusDetails {
+                        causes: Some(vec![cause]),
+                        ..Default::default()
+                    },
+                )),
+                ..ApiError::new(
+                    http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    format!(" \"\" is invalid: patch: {detail}"),
+                )
+            }
+        }
+    }
 }
 
 /// What `fieldValidation` makes of a body's `unknown` fields and `duplicates` keys:
@@ -321,24 +375,24 @@ mod tests {
         let pods = kind_named("Pod").unwrap();
         let v = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                        "spec": {"containers": [{"name": "a", "image": "x", "imagee": "y"}]}});
-        let (_, warnings) = decode_value(&pods, v.clone(), &[], FieldValidation::Warn).unwrap();
+        let (_, warnings) = decode_value(&pods, &v.clone(), &[], FieldValidation::Warn).unwrap();
         assert_eq!(
             warnings,
             vec!["unknown field \"spec.containers[0].imagee\"".to_string()]
         );
-        let e = decode_value(&pods, v, &[], FieldValidation::Strict).unwrap_err();
+        let e = decode_value(&pods, &v, &[], FieldValidation::Strict).unwrap_err();
         assert_eq!(e.code.as_u16(), 400);
         assert!(e.message.contains("strict decoding error"), "{}", e.message);
         let wrong = json!({"apiVersion": "apps/v1", "kind": "Pod"});
         assert_eq!(
-            decode_value(&pods, wrong, &[], FieldValidation::Ignore)
+            decode_value(&pods, &wrong, &[], FieldValidation::Ignore)
                 .unwrap_err()
                 .code
                 .as_u16(),
             400
         );
         let bad_type = json!({"metadata": {"name": 5}});
-        let e = decode_value(&pods, bad_type, &[], FieldValidation::Ignore).unwrap_err();
+        let e = decode_value(&pods, &bad_type, &[], FieldValidation::Ignore).unwrap_err();
         assert!(e.message.contains("metadata.name"), "{}", e.message);
     }
 
@@ -374,7 +428,7 @@ mod tests {
         let parsed = parse_body("application/json", body, FieldValidation::Strict).unwrap();
         let e = decode_value(
             &pods,
-            parsed.value.clone(),
+            &parsed.value.clone(),
             &parsed.duplicates,
             FieldValidation::Strict,
         )
@@ -387,7 +441,7 @@ mod tests {
         );
         let (_, warnings) = decode_value(
             &pods,
-            parsed.value.clone(),
+            &parsed.value.clone(),
             &parsed.duplicates,
             FieldValidation::Warn,
         )
@@ -401,7 +455,7 @@ mod tests {
         );
         let (_, warnings) = decode_value(
             &pods,
-            parsed.value,
+            &parsed.value,
             &parsed.duplicates,
             FieldValidation::Ignore,
         )
@@ -423,7 +477,7 @@ mod tests {
         assert_eq!(parsed.value, cm);
         let kind = kind_named("ConfigMap").unwrap();
         let (obj, warnings) =
-            decode_value(&kind, parsed.value, &[], FieldValidation::Strict).unwrap();
+            decode_value(&kind, &parsed.value, &[], FieldValidation::Strict).unwrap();
         assert_eq!(obj.name(), "c");
         assert!(warnings.is_empty());
         let e = parse_body(

@@ -16,14 +16,14 @@ pub use crate::call::Call;
 pub use crate::cursor::StoredItem;
 use crate::cursor::{Cursor, Page};
 use crate::custom::CustomKinds;
-use crate::decode::{decode_value, field_validation, parse_body};
+use crate::decode::{Brought, decode_value, field_validation, parse_body, reworded};
 use crate::default_tolerations::DefaultTolerationSeconds;
 use crate::list_options::{
     Filter, decode_continue, encode_continue, requested_revision, validate_list_options,
 };
 use crate::listing::{STREAM_PAGE, StoredList, StreamedList};
 use crate::registry::{Change, Registry, Updated};
-use crate::request::{Query, ResourceRequest};
+use crate::request::{Query, ResourceRequest, Verb};
 use crate::scale::ScalePaths;
 use crate::status::{ApiError, ApiResult};
 
@@ -380,8 +380,14 @@ impl Handlers {
             ));
         }
         let mode = field_validation(c.query)?;
-        let body = parse_body(&c.content_type, &c.body, mode)?;
-        let (mut obj, warnings) = decode_value(&req.kind, body.value, &body.duplicates, mode)?;
+        // An apply that creates keeps the apply's words.
+        let word = |e| match req.verb {
+            Verb::Patch => e,
+            _ => reworded(e, Brought::Body(&req.kind)),
+        };
+        let body = parse_body(&c.content_type, &c.body, mode).map_err(word)?;
+        let (mut obj, warnings) =
+            decode_value(&req.kind, &body.value, &body.duplicates, mode).map_err(word)?;
         if req.kind.is_namespaced() {
             let url_ns = req.namespace.clone().unwrap_or_default();
             let meta = obj.metadata_mut();
@@ -438,7 +444,8 @@ impl Handlers {
         crate::default_tolerations::admit(&mut obj, seconds);
         crate::default_storage_class::admit(&self.listers.storage_classes, &mut obj);
         crate::default_ingress_class::admit(&self.listers.ingress_classes, &mut obj);
-        let mut warnings = crate::custom::admission::with_pruned(pruned, warnings, mode)?;
+        let mut warnings =
+            crate::custom::admission::with_pruned(pruned, warnings, mode).map_err(word)?;
         let name = obj.name().to_string();
         let dry = dry_run(c.query)?;
         let webhooks = crate::webhooks::Attempt {

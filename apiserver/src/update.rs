@@ -11,7 +11,9 @@ use serde_json::Value;
 use crate::admission;
 use crate::auth::check_access;
 use crate::call::Call;
-use crate::decode::{Duplicate, FieldValidation, decode_value, field_validation, parse_body};
+use crate::decode::{
+    Brought, Duplicate, FieldValidation, decode_value, field_validation, parse_body, reworded,
+};
 use crate::handlers::{Body, Handlers, Reply, dry_run, node_of};
 use crate::registry::{Change, Updated, parse_resource_version};
 use crate::request::Verb;
@@ -70,7 +72,8 @@ impl Handlers {
         let (body, duplicates) = if c.req.verb == Verb::Patch {
             (None, Vec::new())
         } else {
-            let parsed = parse_body(&c.content_type, &c.body, mode)?;
+            let parsed = parse_body(&c.content_type, &c.body, mode)
+                .map_err(|e| reworded(e, Brought::Body(&c.req.kind)))?;
             (Some(parsed.value), parsed.duplicates)
         };
         let asked = Asked {
@@ -148,7 +151,12 @@ impl Handlers {
         let mut new = match sub {
             Some("scale") => self.with_replicas(&current, &wanted)?,
             _ => {
-                let (new, w) = decode_value(&kind, wanted, &asked.duplicates, asked.mode)?;
+                let decoded = decode_value(&kind, &wanted, &asked.duplicates, asked.mode);
+                let (new, w) = decoded.map_err(|e| match &asked.body {
+                    Some(_) => reworded(e, Brought::Body(&kind)),
+                    None if crate::apply::is_apply(&c.content_type) => e,
+                    None => reworded(e, Brought::Patch(&wanted)),
+                })?;
                 warnings = w;
                 new
             }

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use rk8s_api::versions::Alias;
 use serde_json::Value;
 
-use crate::decode::{FieldValidation, field_problems, field_validation, parse_body};
+use crate::decode::{
+    Brought, FieldValidation, field_problems, field_validation, parse_body, reworded,
+};
 use crate::handlers::{Body, Call, Handlers, Reply};
 use crate::request::{Query, ResourceRequest, Verb};
 use crate::status::{ApiError, ApiResult};
@@ -73,14 +75,18 @@ pub(crate) fn stored_body(
     mode: FieldValidation,
     apply: bool,
 ) -> ApiResult<(Bytes, Vec<String>)> {
-    let parsed = parse_body(content_type, body, mode)?;
+    let word = |e| match apply {
+        true => e,
+        false => reworded(e, Brought::Body(&alias.served)),
+    };
+    let parsed = parse_body(content_type, body, mode).map_err(word)?;
     let unknown = match mode {
         FieldValidation::Ignore => Vec::new(),
         _ => alias
             .unknown_fields(&parsed.value)
             .map_err(|e| not_handled(alias, &e))?,
     };
-    let warnings = field_problems(&unknown, &parsed.duplicates, mode)?;
+    let warnings = field_problems(&unknown, &parsed.duplicates, mode).map_err(word)?;
     let stored = if apply {
         alias.applied(parsed.value)
     } else {
