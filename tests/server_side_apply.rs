@@ -1,8 +1,8 @@
 //! Server-side apply against a real `rk8s-server`, driven by the Debian `kubectl`:
 //! `apply --server-side` creates and updates, managedFields are kept and shown only on
 //! request, a second manager conflicts until it forces, `kubectl apply` (client-side)
-//! hands over to `--server-side` without conflicts, and a field dropped from the
-//! applied configuration is removed.
+//! hands over to `--server-side` without conflicts, a field dropped from the applied
+//! configuration is removed, and one the kind does not declare is refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -71,6 +71,25 @@ fn a_second_manager_conflicts_on_replicas_until_it_forces() {
         out.contains("deployment.apps/web serverside-applied"),
         "{out}"
     );
+    // A field its kind does not declare is refused whatever the validation asked,
+    // in structured-merge-diff's words, its list item named by its key.
+    let typo = deployment(2).replace(
+        "        image: nginx\n",
+        "        image: nginx\n        imagePullPolice: Always\n",
+    );
+    for validate in ["--validate=strict", "--validate=false"] {
+        let (ok, out) = kubectl(
+            &server,
+            &["apply", "--server-side", validate, "-f", "-"],
+            Some(&typo),
+        );
+        assert!(
+            !ok && out.contains(
+                "Error from server: failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"web\"].imagePullPolice: field not declared in schema"
+            ),
+            "{validate}: {out}"
+        );
+    }
     let shown = kubectl_ok(
         &server,
         &[

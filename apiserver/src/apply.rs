@@ -145,6 +145,7 @@ pub fn apply_patch(
     };
     // YAML holds JSON: one parser reads both.
     let applied = parse_body("application/yaml", body, FieldValidation::Ignore)?.value;
+    undeclared(&applied)?;
     let managed: Vec<ManagedFieldsEntry> = live
         .get("metadata")
         .and_then(|m| m.get("managedFields"))
@@ -180,6 +181,53 @@ pub fn apply_patch(
         ));
     }
     Ok(out.object)
+}
+
+/// kube-apiserver's refusal of an applied configuration of a built-in kind that has
+/// fields its kind does not declare, whatever `fieldValidation` says (smd's typed
+/// conversion fails; kube answers 500 without a reason, kubernetes/kubernetes#122480):
+/// `failed to create typed patch object (default/web; /v1, Kind=ConfigMap): .foo:
+/// field not declared in schema`. Custom kinds are pruned by their schema instead.
+fn undeclared(applied: &Value) -> ApiResult<()> {
+    let field = |name: &str| {
+        applied
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let (api_version, kind_name) = (field("apiVersion"), field("kind"));
+    let Some(kind) = rk8s_api::object::kind_for(api_version, kind_name) else {
+        return Ok(());
+    };
+    let Some(Ok(typed)) = AnyObject::from_value_ref(&kind, applied) else {
+        return Ok(());
+    };
+    let mut unknown = Vec::new();
+    let root = rk8s_api::FieldPath::root();
+    rk8s_api::path::unknown_fields(applied, &typed.to_value(), &root, &mut unknown);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let paths: Vec<rk8s_api::FieldPath> = unknown.into_iter().map(|(p, _)| p).collect();
+    let meta = |name: &str| {
+        applied
+            .get("metadata")
+            .and_then(|m| m.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    Err(ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "",
+        format!(
+            "failed to create typed patch object ({}/{}; {}/{}, Kind={kind_name}): {}",
+            meta("namespace"),
+            meta("name"),
+            kind.group,
+            kind.version,
+            ssa::typed::not_declared(&paths, applied, list_types(applied))
+        ),
+    ))
 }
 
 /// The list types of the object `v`'s kind: built in, or those of a custom resource.

@@ -38,6 +38,7 @@ pub mod conflict;
 pub mod fieldset;
 pub mod managed;
 pub mod schema;
+pub mod typed;
 mod walk;
 
 pub use conflict::{Cause, Conflict, Conflicts, Owner};
