@@ -248,10 +248,15 @@ async fn scraped_metrics_show_the_work(server: &Server, client: &kube::Client) {
     // CronJob, DaemonSet, StatefulSet, HPA, Endpoints, EndpointSlice,
     // EndpointSliceMirroring, PersistentVolume, disruption, garbage collector, node lifecycle, ServiceAccount,
     // ClusterRole aggregation, ResourceQuota, service load balancer, Ingress
-    // status and activation (scale from zero on request) controllers.
+    // status, activation (scale from zero on request) and namespace controllers.
     assert_eq!(
         sample(&text, r#"rk8s_actors{kind="Controller"}"#),
-        Some(22.0)
+        Some(23.0)
+    );
+    // The holders of the scheduler's and the controller manager's leader Leases.
+    assert_eq!(
+        sample(&text, r#"rk8s_actors{kind="LeaderLease"}"#),
+        Some(2.0)
     );
     assert!(
         sample(
