@@ -517,7 +517,7 @@ impl Handlers {
         let kind = req.kind;
         let name = req.name().to_string();
         if is_namespace(&kind) {
-            return self.delete_namespace(c, &name, &options).await;
+            Self::check_deletable(&name)?;
         }
         let obj = self
             .delete_one(c, req.namespace.as_deref(), &name, &options)
@@ -533,11 +533,24 @@ impl Handlers {
         options: &DeleteOptions,
     ) -> ApiResult<AnyObject> {
         let kind = c.req.kind;
+        let first_uid = &std::sync::OnceLock::new();
         let outcome = self
             .registry
             .update_waiting(&kind, namespace, name, |current| async move {
                 check_access(&c.access, c.identity, c.req, name, node_of(&current))?;
-                check_preconditions(&kind, name, options, &current)?;
+                // A namespace's DELETE is pinned to the UID it first read (kube's
+                // "Ensure we have a UID precondition"): one made anew meanwhile is a
+                // 409, never deleted in its place.
+                let mut pinned = options.clone();
+                if is_namespace(&kind) {
+                    let first: &Option<String> =
+                        first_uid.get_or_init(|| current.metadata().uid.clone());
+                    let pre = pinned.preconditions.get_or_insert_with(Default::default);
+                    if pre.uid.is_none() {
+                        pre.uid.clone_from(first);
+                    }
+                }
+                check_preconditions(&kind, name, &pinned, &current)?;
                 let attempt = crate::webhooks::Attempt {
                     operation: crate::webhooks::matching::Operation::Delete,
                     kind,
@@ -549,10 +562,7 @@ impl Handlers {
                     old: Some(&current),
                 };
                 self.validating_webhooks(&attempt, None).await?;
-                Ok(match deletion(current, options)? {
-                    Change::Replace(o) | Change::Delete(o) if is_dry(options) => Change::DryRun(o),
-                    change => change,
-                })
+                self.delete_change(current, options)
             })
             .await?;
         Ok(match outcome {

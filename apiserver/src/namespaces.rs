@@ -21,10 +21,8 @@ use rk8s_api::object::kinds;
 use rk8s_raftstore::prefix_end;
 use rk8s_raftstore::proto::{DeleteRangeRequest, RequestOp, request_op};
 
-use crate::auth::check_access;
-use crate::call::Call;
-use crate::handlers::{Handlers, Reply, SYSTEM_NAMESPACES, check_preconditions, deletion, is_dry};
-use crate::registry::{Change, Updated};
+use crate::handlers::{Handlers, SYSTEM_NAMESPACES, deletion, is_dry};
+use crate::registry::Change;
 use crate::status::{ApiError, ApiResult};
 
 /// What the DELETE of a namespace changes (kube's namespace `REST.Delete`).
@@ -51,61 +49,31 @@ pub fn namespace_deletion(mut obj: AnyObject, options: &DeleteOptions) -> ApiRes
 }
 
 impl Handlers {
-    /// DELETE of a namespace: marked `Terminating` first, removed once finalized.
-    pub(crate) async fn delete_namespace(
-        &self,
-        c: &Call<'_>,
-        name: &str,
-        options: &DeleteOptions,
-    ) -> ApiResult<Reply> {
+    /// Refuses the DELETE of a namespace every cluster keeps.
+    pub(crate) fn check_deletable(name: &str) -> ApiResult<()> {
         if SYSTEM_NAMESPACES.contains(&name) {
             return Err(ApiError::forbidden(format!(
                 "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
             )));
         }
-        let kind = &c.req.kind;
-        let first_uid = &std::sync::OnceLock::new();
-        let outcome = self
-            .registry
-            .update_waiting(kind, None, name, |current| async move {
-                check_access(&c.access, c.identity, c.req, name, None)?;
-                // kube's "Ensure we have a UID precondition": the one first read.
-                let first: &Option<String> =
-                    first_uid.get_or_init(|| current.metadata().uid.clone());
-                let mut pinned = options.clone();
-                let pre = pinned.preconditions.get_or_insert_with(Default::default);
-                if pre.uid.is_none() {
-                    pre.uid.clone_from(first);
-                }
-                check_preconditions(kind, name, &pinned, &current)?;
-                let attempt = crate::webhooks::Attempt {
-                    operation: crate::webhooks::matching::Operation::Delete,
-                    kind: *kind,
-                    subresource: None,
-                    namespace: None,
-                    name,
-                    identity: c.identity,
-                    dry_run: is_dry(options),
-                    old: Some(&current),
-                };
-                self.validating_webhooks(&attempt, None).await?;
-                Ok(match namespace_deletion(current, options)? {
-                    Change::Replace(o) | Change::Delete(o) if is_dry(options) => Change::DryRun(o),
-                    Change::Delete(o) if matches!(o, AnyObject::Namespace(_)) => {
-                        Change::DeleteWith(o, self.sweep_ops(name))
-                    }
-                    change => change,
-                })
-            })
-            .await?;
-        let obj = match outcome {
-            Updated::Replaced(o) | Updated::Unchanged(o) => o,
-            Updated::Deleted(mut o, revision) => {
-                o.metadata_mut().resource_version = Some(revision.to_string());
-                o
+        Ok(())
+    }
+
+    /// What a DELETE decides for `current`, a namespace's sweep made part of its
+    /// removal (one transaction).
+    pub(crate) fn delete_change(
+        &self,
+        current: AnyObject,
+        options: &DeleteOptions,
+    ) -> ApiResult<Change> {
+        let name = current.name().to_string();
+        Ok(match namespace_deletion(current, options)? {
+            Change::Replace(o) | Change::Delete(o) if is_dry(options) => Change::DryRun(o),
+            Change::Delete(o) if matches!(o, AnyObject::Namespace(_)) => {
+                Change::DeleteWith(o, self.sweep_ops(&name))
             }
-        };
-        Ok(Reply::object(http::StatusCode::OK, obj, Vec::new()))
+            change => change,
+        })
     }
 
     /// The operations that delete whatever is still stored in the namespace `name`:
