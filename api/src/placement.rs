@@ -93,6 +93,12 @@ pub fn required_affinity_matches(
         })
 }
 
+/// The `NoExecute` taint of a node whose Ready condition is False.
+pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
+/// The `NoExecute` taint of a node whose Ready condition is Unknown: it stopped
+/// renewing its Lease.
+pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+
 /// Whether one toleration tolerates `taint` (Kubernetes' `ToleratesTaint`).
 #[inline]
 pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {

@@ -9,10 +9,7 @@
 use k8s_openapi::api::core::v1::Toleration;
 use rk8s_api::AnyObject;
 
-/// The taint of a node whose Ready condition is False.
-pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
-/// The taint of a node whose Ready condition is Unknown (it stopped reporting).
-pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+use rk8s_api::placement::{NOT_READY, UNREACHABLE};
 
 /// How long new pods tolerate each taint by default, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -72,8 +72,8 @@ fn template(ds: &DaemonSet) -> PodTemplateSpec {
 /// whose pod network is not up.
 fn daemon_tolerations(spec: &mut PodSpec) {
     let mut wanted = vec![
-        ("node.kubernetes.io/not-ready", "NoExecute"),
-        ("node.kubernetes.io/unreachable", "NoExecute"),
+        (rk8s_api::placement::NOT_READY, "NoExecute"),
+        (rk8s_api::placement::UNREACHABLE, "NoExecute"),
         ("node.kubernetes.io/disk-pressure", "NoSchedule"),
         ("node.kubernetes.io/memory-pressure", "NoSchedule"),
         ("node.kubernetes.io/pid-pressure", "NoSchedule"),

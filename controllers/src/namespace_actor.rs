@@ -207,10 +207,7 @@ async fn pass(
 }
 
 fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-    let s = jiff::Timestamp::now().as_second();
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        jiff::Timestamp::from_second(s).unwrap_or_else(|_| jiff::Timestamp::now()),
-    )
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
 }
 
 /// Deletes every namespaced kind's objects in `namespace` (kube's

@@ -9,8 +9,7 @@
 
 use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
 
-/// The taint of a node that stopped renewing its Lease.
-pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+pub use rk8s_api::placement::UNREACHABLE;
 
 /// What the controller knows of a node.
 #[derive(Clone, Debug, PartialEq)]
